@@ -1,0 +1,152 @@
+// Package cli is runbook's command line: argument parsing, output and exit
+// codes. cmd/runbook only calls Main.
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"golang.org/x/term"
+
+	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/steps"
+)
+
+// Exit codes.
+const (
+	ExitOK          = 0
+	ExitFailed      = 1
+	ExitUsage       = 2
+	ExitInternal    = 3
+	ExitInterrupted = 130
+)
+
+// Env is what a command runs with; tests replace its parts.
+type Env struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+	LookupEnv      func(string) (string, bool)
+}
+
+type command struct {
+	name, args, summary string
+	run                 func(e *Env, args []string) int
+}
+
+func commands() []command {
+	return []command{
+		{"run", "PLAYBOOK [-i INVENTORY] [-p NAME=VALUE]...", "check the guards, then run the steps", runCmd},
+		{"plan", "PLAYBOOK [-i INVENTORY] [-p NAME=VALUE]...", "probe for real and show what run would change (run --dry-run)", planCmd},
+		{"validate", "PATH...", "check playbooks without running anything (file:line:col diagnostics)", validateCmd},
+		{"list", "", "list the bundled playbooks", listCmd},
+		{"show", "NAME", "print a bundled playbook", showCmd},
+		{"schema", "[playbook|inventory]", "print the JSON Schema of the playbook or inventory format", schemaCmd},
+		{"version", "", "print the version", versionCmd},
+	}
+}
+
+// Version is runbook's version, set at build time.
+var Version = "dev"
+
+// Main runs the command line and returns the exit code.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return (&Env{Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: os.Getenv, LookupEnv: os.LookupEnv}).Main(args)
+}
+
+// Main runs the command line with e.
+func (e *Env) Main(args []string) int {
+	if len(args) < 2 || args[1] == "-h" || args[1] == "--help" || args[1] == "help" {
+		e.usage(e.Stdout)
+		if len(args) < 2 {
+			return ExitUsage
+		}
+		return ExitOK
+	}
+	for _, c := range commands() {
+		if c.name == args[1] {
+			return c.run(e, args[2:])
+		}
+	}
+	fmt.Fprintf(e.Stderr, "runbook: unknown command %q\n\n", args[1])
+	e.usage(e.Stderr)
+	return ExitUsage
+}
+
+func (e *Env) usage(w io.Writer) {
+	fmt.Fprintln(w, "runbook runs YAML playbooks of typed steps against real hosts, guards first.")
+	fmt.Fprintln(w, "\nUsage:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  runbook %-8s %s\n      %s\n", c.name, c.args, c.summary)
+	}
+	fmt.Fprintln(w, "\nExit status: 0 ok, 1 failed or refused, 2 usage, 3 internal error, 130 interrupted.")
+}
+
+// parseInterleaved parses flags that may come before or after the
+// positional arguments, as in `runbook run x.yaml -i inv.yaml`.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func newFlags(e *Env, name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.Stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(e.Stderr, "Usage: runbook %s %s\n", name, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// usageError prints a usage problem and returns ExitUsage.
+func (e *Env) usageError(format string, args ...any) int {
+	fmt.Fprintf(e.Stderr, "runbook: "+format+"\n", args...)
+	return ExitUsage
+}
+
+func (e *Env) isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// kvList collects repeated -p NAME=VALUE flags.
+type kvList map[string]string
+
+func (k kvList) String() string { return "" }
+
+func (k kvList) Set(s string) error {
+	name, val, ok := strings.Cut(s, "=")
+	if !ok || name == "" {
+		return errors.New("want NAME=VALUE")
+	}
+	if _, dup := k[name]; dup {
+		return fmt.Errorf("%s given twice", name)
+	}
+	k[name] = val
+	return nil
+}
+
+func newLoader() *engine.Loader { return &engine.Loader{Registry: steps.Builtin()} }
+
+func versionCmd(e *Env, args []string) int {
+	fmt.Fprintln(e.Stdout, "runbook", Version)
+	return ExitOK
+}

@@ -1,0 +1,66 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/runbook-dev/runbook/playbooks"
+	"github.com/runbook-dev/runbook/schema"
+	"github.com/runbook-dev/runbook/steps"
+)
+
+func listCmd(e *Env, args []string) int {
+	if len(args) > 0 {
+		return e.usageError("list takes no arguments")
+	}
+	l := newLoader()
+	for _, name := range playbooks.Names() {
+		src, _ := playbooks.Lookup(name)
+		pb, _ := l.Load(playbooks.Path(name), src)
+		desc := "(invalid: runbook validate " + name + ")"
+		if pb != nil {
+			desc = pb.Description
+		}
+		fmt.Fprintf(e.Stdout, "%-34s %s\n", name, firstLine(desc))
+	}
+	return ExitOK
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}
+
+func showCmd(e *Env, args []string) int {
+	if len(args) != 1 {
+		return e.usageError("show needs one bundled playbook name (runbook list shows them)")
+	}
+	src, ok := playbooks.Lookup(args[0])
+	if !ok {
+		fmt.Fprintf(e.Stderr, "runbook: no bundled playbook %q; runbook list shows them\n", args[0])
+		return ExitFailed
+	}
+	_, _ = e.Stdout.Write(src)
+	return ExitOK
+}
+
+func schemaCmd(e *Env, args []string) int {
+	which := "playbook"
+	if len(args) > 1 {
+		return e.usageError("schema takes at most one argument: playbook or inventory")
+	}
+	if len(args) == 1 {
+		which = args[0]
+	}
+	var b []byte
+	switch which {
+	case "playbook":
+		b = schema.Playbook(steps.Builtin())
+	case "inventory":
+		b = schema.Inventory()
+	default:
+		return e.usageError("schema: unknown format %q (playbook or inventory)", which)
+	}
+	_, _ = e.Stdout.Write(b)
+	return ExitOK
+}

@@ -1,0 +1,130 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/runbook-dev/runbook/engine"
+)
+
+func (e *Env) newSink(format string) engine.Sink {
+	if format == "json" {
+		enc := json.NewEncoder(e.Stdout)
+		return engine.SinkFunc(func(ev *engine.Event) { _ = enc.Encode(ev) })
+	}
+	return &textSink{w: e.Stdout, live: e.isTerminal(e.Stdout), color: e.isTerminal(e.Stdout) && e.Getenv("NO_COLOR") == ""}
+}
+
+// textSink prints one line per guard and per step on each host. On a
+// terminal the line of the running step is shown while it runs and then
+// replaced by its outcome.
+type textSink struct {
+	w        io.Writer
+	live     bool
+	color    bool
+	liveLine bool
+	dryRun   bool
+	counts   map[engine.Status]int
+}
+
+func (s *textSink) paint(st engine.Status) string {
+	label := fmt.Sprintf("%-12s", st)
+	if !s.color {
+		return label
+	}
+	code := "0"
+	switch st {
+	case engine.StatusOK:
+		code = "32"
+	case engine.StatusChanged, engine.StatusWould:
+		code = "33"
+	case engine.StatusFailed, engine.StatusInterrupted:
+		code = "31"
+	case engine.StatusSkipped, engine.StatusUnknown:
+		code = "36"
+	}
+	return "\033[" + code + "m" + label + "\033[0m"
+}
+
+func (s *textSink) clearLive() {
+	if s.liveLine {
+		fmt.Fprint(s.w, "\r\033[K")
+		s.liveLine = false
+	}
+}
+
+func dur(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%dµs", d.Microseconds())
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	default:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	}
+}
+
+func (s *textSink) Emit(ev *engine.Event) {
+	if s.counts == nil {
+		s.counts = map[engine.Status]int{}
+	}
+	switch ev.Type {
+	case engine.EventRunStart:
+		s.dryRun = ev.DryRun
+		mode := ""
+		if ev.DryRun {
+			mode = " (plan: probes run for real, nothing is changed)"
+		}
+		fmt.Fprintf(s.w, "runbook: %s%s\n", ev.Playbook, mode)
+	case engine.EventGuard:
+		s.clearLive()
+		fmt.Fprintf(s.w, "guard  %s %s [%s] %s\n", s.paint(ev.Status), ev.Name, ev.Host, dur(ev.Duration))
+		if ev.Status != engine.StatusOK && ev.Message != "" {
+			fmt.Fprintf(s.w, "       %s\n", ev.Message)
+		}
+	case engine.EventStepStart:
+		if s.live {
+			s.clearLive()
+			fmt.Fprintf(s.w, "[%d] %-12s %s [%s]", ev.Index, "running", ev.Name, ev.Host)
+			s.liveLine = true
+		}
+	case engine.EventStepProgress:
+		if s.live {
+			s.clearLive()
+			msg := ev.Message
+			if len(msg) > 100 {
+				msg = msg[:100] + "…"
+			}
+			fmt.Fprintf(s.w, "[%d] %-12s %s [%s] %s", ev.Index, "running", ev.Name, ev.Host, msg)
+			s.liveLine = true
+		}
+	case engine.EventStepEnd:
+		s.clearLive()
+		s.counts[ev.Status]++
+		fmt.Fprintf(s.w, "[%d] %s %s [%s] %s\n", ev.Index, s.paint(ev.Status), ev.Name, ev.Host, dur(ev.Duration))
+		show := ev.Status == engine.StatusFailed || ev.Status == engine.StatusUnknown || ev.Status == engine.StatusInterrupted || s.dryRun
+		if ev.Message != "" && show {
+			fmt.Fprintf(s.w, "    %s\n", ev.Message)
+		}
+		if ev.Diff != "" && (s.dryRun || ev.Status == engine.StatusChanged) {
+			for _, l := range strings.Split(strings.TrimRight(ev.Diff, "\n"), "\n") {
+				fmt.Fprintf(s.w, "    %s\n", l)
+			}
+		}
+	case engine.EventRunEnd:
+		s.clearLive()
+		var parts []string
+		for _, st := range []engine.Status{engine.StatusOK, engine.StatusChanged, engine.StatusWould, engine.StatusSkipped, engine.StatusUnknown, engine.StatusFailed, engine.StatusInterrupted} {
+			if n := s.counts[st]; n > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", n, st))
+			}
+		}
+		if len(parts) == 0 {
+			parts = append(parts, "no steps run")
+		}
+		fmt.Fprintf(s.w, "%s in %s: %s\n", map[bool]string{true: "planned", false: "finished"}[s.dryRun], dur(ev.Duration), strings.Join(parts, ", "))
+	}
+}

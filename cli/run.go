@@ -1,0 +1,147 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"golang.org/x/term"
+
+	"github.com/runbook-dev/runbook/diag"
+	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/playbooks"
+)
+
+func runCmd(e *Env, args []string) int  { return e.runOrPlan("run", args, false) }
+func planCmd(e *Env, args []string) int { return e.runOrPlan("plan", args, true) }
+
+func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
+	fs := newFlags(e, name, "PLAYBOOK [-i INVENTORY] [-p NAME=VALUE]...")
+	invFile := fs.String("i", "", "inventory file")
+	params := kvList{}
+	fs.Var(params, "p", "parameter NAME=VALUE (repeatable)")
+	output := fs.String("output", "", "output format: text or json (an event per line); default text")
+	if !dryRun {
+		fs.BoolVar(&dryRun, "dry-run", false, "probe and plan only; change nothing (same as runbook plan)")
+	}
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return ExitUsage
+	}
+	if len(pos) != 1 {
+		return e.usageError("%s needs exactly one playbook (a file or a bundled name; see runbook list)", name)
+	}
+	if *output != "" && *output != "text" && *output != "json" {
+		return e.usageError("--output must be text or json, not %q", *output)
+	}
+	pb, code := e.loadPlaybook(pos[0])
+	if pb == nil {
+		return code
+	}
+	var inv *engine.Inventory
+	if *invFile != "" {
+		var ds []*diag.Diagnostic
+		inv, ds, err = engine.LoadInventory(*invFile)
+		if err != nil {
+			fmt.Fprintf(e.Stderr, "runbook: inventory: %v\n", err)
+			return ExitFailed
+		}
+		for _, d := range ds {
+			fmt.Fprintln(e.Stderr, d)
+		}
+		if inv == nil {
+			fmt.Fprintln(e.Stderr, "runbook: the inventory is invalid; nothing was run")
+			return ExitFailed
+		}
+	}
+	values, err := engine.ResolveParams(pb, params)
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run\n", err)
+		return ExitFailed
+	}
+	secrets, err := engine.ResolveSecrets(pb, engine.SecretSource{LookupEnv: e.LookupEnv, Prompt: e.prompter()})
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run\n", err)
+		return ExitFailed
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		<-ctx.Done()
+		cancel(engine.ErrInterrupted)
+	}()
+	sink := e.newSink(*output)
+	r := &engine.Runner{Inventory: inv, Sink: sink, DryRun: dryRun, Connect: e.connector()}
+	err = r.Run(ctx, pb, engine.Inputs{Params: values, Secrets: secrets})
+	if f, ok := sink.(interface{ Flush() }); ok {
+		f.Flush()
+	}
+	var ge *engine.GuardError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, engine.ErrInterrupted) || errors.Is(err, context.Canceled):
+		fmt.Fprintln(e.Stderr, "runbook: interrupted; the running step was cancelled")
+		return ExitInterrupted
+	case errors.As(err, &ge):
+		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
+		return ExitFailed
+	default:
+		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
+		return ExitFailed
+	}
+}
+
+// loadPlaybook loads a playbook file, or a bundled playbook by name, and
+// prints its diagnostics. It returns nil and an exit code when the playbook
+// cannot run.
+func (e *Env) loadPlaybook(ref string) (*engine.Playbook, int) {
+	file, src, err := readPlaybook(ref)
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
+		return nil, ExitFailed
+	}
+	pb, ds := newLoader().Load(file, src)
+	for _, d := range ds {
+		fmt.Fprintln(e.Stderr, d)
+	}
+	if pb == nil {
+		fmt.Fprintf(e.Stderr, "runbook: %s is invalid (%d problem(s)); nothing was run\n", file, len(ds))
+		return nil, ExitFailed
+	}
+	return pb, ExitOK
+}
+
+func readPlaybook(ref string) (string, []byte, error) {
+	src, err := os.ReadFile(ref)
+	if err == nil {
+		return ref, src, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", nil, err
+	}
+	if src, ok := playbooks.Lookup(ref); ok {
+		return playbooks.Path(ref), src, nil
+	}
+	return "", nil, fmt.Errorf("%s: no such file, and no bundled playbook has that name (runbook list shows them)", ref)
+}
+
+// prompter asks for secrets on the terminal, or returns nil when stdin is
+// not one.
+func (e *Env) prompter() func(name, desc string) (string, error) {
+	f, ok := e.Stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	return func(name, desc string) (string, error) {
+		fmt.Fprintf(e.Stderr, "%s (%s): ", name, desc)
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(e.Stderr)
+		return string(b), err
+	}
+}

@@ -1,0 +1,39 @@
+package diag
+
+// Rule ids are stable: CI configurations and suppressions refer to them.
+const (
+	RuleYAMLSyntax      = "yaml-syntax"
+	RuleUnknownKey      = "unknown-key"
+	RuleUnknownStepType = "unknown-step-type"
+	RuleStepType        = "step-type-count"
+	RuleMissingField    = "missing-field"
+	RuleType            = "type-mismatch"
+	RuleDuplicateID     = "duplicate-id"
+	RuleExprSyntax      = "expr-syntax"
+	RuleExprType        = "expr-type"
+	RuleUndefined       = "undefined-reference"
+	RuleForwardRef      = "forward-reference"
+	RuleVersion         = "version"
+	RuleSecretInCommand = "secret-in-command"
+	RuleInvalidValue    = "invalid-value"
+	RuleNotAPlaybook    = "not-a-playbook"
+)
+
+// Rules describes every rule id, for --list-rules and documentation.
+var Rules = []struct{ ID, Description string }{
+	{RuleYAMLSyntax, "the file is not valid YAML"},
+	{RuleNotAPlaybook, "the document is not a playbook mapping"},
+	{RuleVersion, "the format version is missing or unsupported"},
+	{RuleUnknownKey, "a key that the format does not define (often a typo)"},
+	{RuleUnknownStepType, "a step whose type key is not a known step type"},
+	{RuleStepType, "a step with no step-type key or more than one"},
+	{RuleMissingField, "a required field is missing"},
+	{RuleType, "a value of the wrong type (for example timeout: banana)"},
+	{RuleInvalidValue, "a value of the right type that is not allowed here"},
+	{RuleDuplicateID, "two steps or guards share an id"},
+	{RuleExprSyntax, "an expression that does not parse"},
+	{RuleExprType, "an expression that does not type-check against its environment"},
+	{RuleUndefined, "a reference to a param, secret or step that is not defined"},
+	{RuleForwardRef, "a reference to the result of a step that runs later"},
+	{RuleSecretInCommand, "a secret interpolated into a command line, where ps would show it"},
+}

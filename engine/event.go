@@ -1,0 +1,119 @@
+package engine
+
+import (
+	"strings"
+	"sync"
+	"time"
+)
+
+// Status is the outcome of a guard or a step on one host.
+type Status string
+
+// The outcomes.
+const (
+	StatusOK      Status = "ok"
+	StatusChanged Status = "changed"
+	StatusSkipped Status = "skipped"
+	StatusFailed  Status = "failed"
+	// StatusWould is a dry run's outcome of a step that would change things.
+	StatusWould Status = "would-change"
+	// StatusUnknown is a dry run's outcome of a step whose inputs depend on
+	// a step the dry run did not apply.
+	StatusUnknown Status = "unknown"
+	// StatusInterrupted is a step cancelled by Ctrl-C or a signal.
+	StatusInterrupted Status = "interrupted"
+)
+
+// EventType says what an event reports.
+type EventType string
+
+// The event types, in the order a run emits them.
+const (
+	EventRunStart     EventType = "run-start"
+	EventGuard        EventType = "guard"
+	EventStepStart    EventType = "step-start"
+	EventStepProgress EventType = "step-progress"
+	EventStepEnd      EventType = "step-end"
+	EventRunEnd       EventType = "run-end"
+)
+
+// Event is one thing that happened in a run. Secrets never reach an event:
+// the runner redacts every text field before a sink sees it.
+type Event struct {
+	Time     time.Time     `json:"time"`
+	Type     EventType     `json:"type"`
+	Playbook string        `json:"playbook,omitempty"`
+	Index    int           `json:"index,omitempty"`
+	ID       string        `json:"id,omitempty"`
+	Name     string        `json:"name,omitempty"`
+	Host     string        `json:"host,omitempty"`
+	Status   Status        `json:"status,omitempty"`
+	Duration time.Duration `json:"duration_ns,omitempty"`
+	Message  string        `json:"message,omitempty"`
+	Diff     string        `json:"diff,omitempty"`
+	DryRun   bool          `json:"dry_run,omitempty"`
+}
+
+// Sink receives events. Emit is called from several goroutines when a step
+// fans out over hosts.
+type Sink interface {
+	Emit(e *Event)
+}
+
+// SinkFunc adapts a function to Sink.
+type SinkFunc func(*Event)
+
+// Emit implements Sink.
+func (f SinkFunc) Emit(e *Event) { f(e) }
+
+// Redactor replaces secret values in text.
+type Redactor struct {
+	r *strings.Replacer
+}
+
+// Redacted replaces a secret value.
+const Redacted = "********"
+
+// NewRedactor returns a redactor for the given secret values. Values of
+// fewer than 4 bytes are redacted too: a short password is still a password.
+func NewRedactor(secrets []string) *Redactor {
+	var pairs []string
+	for _, s := range secrets {
+		if s != "" {
+			pairs = append(pairs, s, Redacted)
+		}
+	}
+	if len(pairs) == 0 {
+		return &Redactor{}
+	}
+	return &Redactor{r: strings.NewReplacer(pairs...)}
+}
+
+// String redacts s.
+func (r *Redactor) String(s string) string {
+	if r == nil || r.r == nil || s == "" {
+		return s
+	}
+	return r.r.Replace(s)
+}
+
+// redactingSink passes events on with secrets removed, one at a time.
+type redactingSink struct {
+	mu   sync.Mutex
+	next Sink
+	red  *Redactor
+}
+
+func (s *redactingSink) Emit(e *Event) {
+	e.Message = s.red.String(e.Message)
+	e.Diff = s.red.String(e.Diff)
+	e.Name = s.red.String(e.Name)
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.next != nil {
+		s.next.Emit(e)
+	}
+}

@@ -1,0 +1,222 @@
+package engine
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/runbook-dev/runbook/diag"
+	"github.com/runbook-dev/runbook/step"
+)
+
+// Inventory is the set of hosts a playbook can run on.
+type Inventory struct {
+	File   string
+	Hosts  map[string]*HostSpec
+	Groups map[string][]string
+}
+
+// HostSpec says how to reach a host.
+type HostSpec struct {
+	Name      string
+	Address   string
+	Port      int
+	User      string
+	Transport string
+	// IdentityFile and KnownHosts are paths on this machine.
+	IdentityFile string
+	KnownHosts   string
+	Vars         map[string]any
+	Pos          diag.Pos
+}
+
+// The transports a host can use.
+const (
+	TransportSSH   = "ssh"
+	TransportLocal = "local"
+)
+
+// Localhost is the built-in host that runs on this machine without SSH.
+const Localhost = "localhost"
+
+var hostFields = []step.Field{
+	{Name: "address", Kind: step.Literal, Doc: "IP address or DNS name (default: the host's name, resolved through ~/.ssh/config)"},
+	{Name: "port", Kind: step.Int, Doc: "SSH port", Default: 22},
+	{Name: "user", Kind: step.Literal, Doc: "SSH user", Default: "root"},
+	{Name: "transport", Kind: step.Literal, Doc: "ssh, or local to run on this machine", Enum: []string{TransportSSH, TransportLocal}, Default: TransportSSH},
+	{Name: "identity_file", Kind: step.Literal, Doc: "private key file"},
+	{Name: "known_hosts", Kind: step.Literal, Doc: "known_hosts file used to verify host keys", Default: "~/.ssh/known_hosts"},
+	{Name: "vars", Kind: step.Object, Doc: "values available as host.vars.NAME"},
+}
+
+var inventoryFields = []step.Field{
+	{Name: "defaults", Kind: step.Object, Doc: "settings every host inherits"},
+	{Name: "hosts", Kind: step.Object, Required: true, Doc: "hosts by name"},
+	{Name: "groups", Kind: step.Object, Doc: "named lists of hosts, usable in hosts:"},
+}
+
+// HostFields returns the keys of an inventory host, for the schema.
+func HostFields() []step.Field { return hostFields }
+
+// InventoryFields returns the top-level keys of an inventory, for the schema.
+func InventoryFields() []step.Field { return inventoryFields }
+
+// LoadInventory reads an inventory file.
+func LoadInventory(file string) (*Inventory, []*diag.Diagnostic, error) {
+	src, err := os.ReadFile(file)
+	if err != nil {
+		return nil, nil, err
+	}
+	inv, ds := ParseInventory(file, src)
+	return inv, ds, nil
+}
+
+// ParseInventory parses an inventory, reporting every problem.
+func ParseInventory(file string, src []byte) (*Inventory, []*diag.Diagnostic) {
+	ds := &diag.List{File: file}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(src, &doc); err != nil {
+		ds.Errorf(diag.Pos{}, diag.RuleYAMLSyntax, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
+		return nil, ds.Items
+	}
+	inv := &Inventory{File: file, Hosts: map[string]*HostSpec{}, Groups: map[string][]string{}}
+	if len(doc.Content) == 0 {
+		ds.Errorf(diag.Pos{Line: 1, Col: 1}, diag.RuleMissingField, "the inventory is empty: it needs hosts")
+		return nil, ds.Items
+	}
+	d := &step.Decoder{Diags: ds}
+	top := d.Check(doc.Content[0], inventoryFields, "the inventory")
+	defaults := &HostSpec{Port: 22, User: "root", Transport: TransportSSH, KnownHosts: "~/.ssh/known_hosts"}
+	if n := top["defaults"]; n != nil {
+		decodeHost(d, n, defaults, "defaults")
+	}
+	if n := top["hosts"]; n != nil {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			h := *defaults
+			h.Name, h.Pos, h.Address = k.Value, step.Pos(k), ""
+			h.Vars = copyVars(defaults.Vars)
+			if v.Tag != "!!null" {
+				decodeHost(d, v, &h, "host "+k.Value)
+			}
+			if h.Address == "" {
+				h.Address = defaults.Address
+			}
+			if h.Address == "" {
+				h.Address = h.Name
+			}
+			inv.Hosts[h.Name] = &h
+		}
+	}
+	if n := top["groups"]; n != nil {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if v.Kind != yaml.SequenceNode {
+				d.Errorf(v, diag.RuleType, "group %s must be a list of host names", k.Value)
+				continue
+			}
+			if _, clash := inv.Hosts[k.Value]; clash {
+				d.Errorf(k, diag.RuleDuplicateID, "group %s has the name of a host", k.Value)
+			}
+			for _, m := range v.Content {
+				if _, ok := inv.Hosts[m.Value]; !ok {
+					d.Errorf(m, diag.RuleUndefined, "group %s lists %q, which is not a host%s", k.Value, m.Value, diag.DidYouMean(m.Value, inv.HostNames()))
+					continue
+				}
+				inv.Groups[k.Value] = append(inv.Groups[k.Value], m.Value)
+			}
+		}
+	}
+	diag.Sort(ds.Items)
+	if diag.HasErrors(ds.Items) {
+		return nil, ds.Items
+	}
+	return inv, ds.Items
+}
+
+func copyVars(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func decodeHost(d *step.Decoder, n *yaml.Node, h *HostSpec, where string) {
+	f := d.Check(n, hostFields, where)
+	if v := f["address"]; v != nil {
+		h.Address = v.Value
+	}
+	if v := f["port"]; v != nil {
+		h.Port = d.Int(v, 22)
+	}
+	if v := f["user"]; v != nil {
+		h.User = v.Value
+	}
+	if v := f["transport"]; v != nil {
+		h.Transport = v.Value
+	}
+	if v := f["identity_file"]; v != nil {
+		h.IdentityFile = v.Value
+	}
+	if v := f["known_hosts"]; v != nil {
+		h.KnownHosts = v.Value
+	}
+	if v := f["vars"]; v != nil {
+		var vars map[string]any
+		if err := v.Decode(&vars); err != nil {
+			d.Errorf(v, diag.RuleType, "vars: %v", err)
+		}
+		if h.Vars == nil {
+			h.Vars = map[string]any{}
+		}
+		for k, x := range vars {
+			h.Vars[k] = x
+		}
+	}
+}
+
+// HostNames returns the names of all hosts, sorted.
+func (inv *Inventory) HostNames() []string {
+	if inv == nil {
+		return nil
+	}
+	out := make([]string, 0, len(inv.Hosts))
+	for n := range inv.Hosts {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Host returns the host with the given name; localhost is built in.
+func (inv *Inventory) Host(name string) (*HostSpec, error) {
+	if inv != nil {
+		if h, ok := inv.Hosts[name]; ok {
+			return h, nil
+		}
+	}
+	if name == Localhost {
+		return &HostSpec{Name: Localhost, Address: "127.0.0.1", Transport: TransportLocal, Vars: map[string]any{}}, nil
+	}
+	if inv == nil {
+		return nil, fmt.Errorf("unknown host %q: pass an inventory with -i", name)
+	}
+	return nil, fmt.Errorf("unknown host %q: not in inventory %s%s", name, inv.File, diag.DidYouMean(name, inv.HostNames()))
+}
+
+// Expand turns a host or group name into host names.
+func (inv *Inventory) Expand(name string) ([]string, error) {
+	if inv != nil {
+		if g, ok := inv.Groups[name]; ok {
+			return g, nil
+		}
+	}
+	if _, err := inv.Host(name); err != nil {
+		return nil, err
+	}
+	return []string{name}, nil
+}

@@ -1,0 +1,512 @@
+package engine
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr/types"
+	"gopkg.in/yaml.v3"
+
+	"github.com/runbook-dev/runbook/diag"
+	"github.com/runbook-dev/runbook/step"
+	"github.com/runbook-dev/runbook/tmpl"
+)
+
+// Loader reads playbooks. It is safe for concurrent use.
+type Loader struct {
+	Registry *step.Registry
+}
+
+var topFields = []step.Field{
+	{Name: "version", Kind: step.Int, Required: true, Doc: "the format version; must be 1", Example: 1},
+	{Name: "name", Kind: step.Literal, Required: true, Doc: "the playbook's name, such as pg-ha/promote-standby", Example: "pg-ha/promote-standby"},
+	{Name: "description", Kind: step.Literal, Doc: "what the playbook does, in a sentence"},
+	{Name: "params", Kind: step.Object, Doc: "typed parameters, given with -p name=value"},
+	{Name: "secrets", Kind: step.Object, Doc: "secret values (passwords), read from the environment, a file or a prompt; never printed"},
+	{Name: "vars", Kind: step.StringMap, Doc: "values computed from params when the run starts, available as vars.NAME"},
+	{Name: "lock", Kind: step.String, Doc: "a lock name; two runs holding the same lock never overlap", Example: "pg-cluster"},
+	{Name: "require", Kind: step.ObjectList, Doc: "guards: read-only probes with an assert, all checked before the first step; any failure aborts the run"},
+	{Name: "steps", Kind: step.ObjectList, Required: true, Doc: "the steps, run in order"},
+}
+
+var paramFields = []step.Field{
+	{Name: "type", Kind: step.Literal, Doc: "the value's type", Enum: paramTypes, Default: "string"},
+	{Name: "description", Kind: step.Literal, Doc: "what the parameter is for"},
+	{Name: "default", Kind: step.Any, Doc: "the value when none is given"},
+	{Name: "required", Kind: step.Bool, Doc: "whether a value must be given; true when there is no default"},
+	{Name: "enum", Kind: step.StringList, Doc: "the allowed values"},
+}
+
+var secretFields = []step.Field{
+	{Name: "env", Kind: step.Literal, Doc: "environment variable holding the value", Example: "RUNBOOK_REPLICATION_PASSWORD"},
+	{Name: "file", Kind: step.Literal, Doc: "file holding the value (trailing newline removed)"},
+	{Name: "description", Kind: step.Literal, Doc: "what the secret is; shown when prompting"},
+}
+
+// commonFields are the keys every step has besides its step-type key.
+var commonFields = []step.Field{
+	{Name: "id", Kind: step.Literal, Doc: "identifies the step; its result is steps.ID.result"},
+	{Name: "name", Kind: step.Literal, Doc: "what the step does, shown while it runs"},
+	{Name: "host", Kind: step.String, Doc: "the inventory host the step runs on (default localhost)"},
+	{Name: "hosts", Kind: step.StringList, Doc: "run the step on each of these hosts or groups, in parallel"},
+	{Name: "parallel", Kind: step.Int, Doc: "how many hosts of hosts: run at once (default all)"},
+	{Name: "max_failures", Kind: step.Int, Doc: "how many hosts of hosts: may fail before the others stop (default 0)"},
+	{Name: "when", Kind: step.Expr, Doc: "run the step only when this expression holds"},
+	{Name: "timeout", Kind: step.Duration, Doc: "cancel the step after this long", Example: "60s"},
+	{Name: "retries", Kind: step.Int, Doc: "how many times to retry a failed step"},
+	{Name: "retry_delay", Kind: step.Duration, Doc: "pause between retries (default 1s)"},
+	{Name: "become", Kind: step.Literal, Doc: "run as this user on the host (sudo -n -u, or runuser as root)", Example: "postgres"},
+	{Name: "assert", Kind: step.Expr, Doc: "verify the step's result; the step fails when this is false"},
+}
+
+var guardFields = []step.Field{
+	{Name: "name", Kind: step.Literal, Required: true, Doc: "what must hold, shown when the guard fails"},
+	{Name: "host", Kind: step.String, Doc: "the host the probe runs on (default localhost)"},
+	{Name: "become", Kind: step.Literal, Doc: "run the probe as this user"},
+	{Name: "assert", Kind: step.Expr, Required: true, Doc: "the condition on the probe's result; result.reachable is false when the host cannot be reached"},
+	{Name: "hint", Kind: step.Literal, Doc: "what the operator should do when the guard fails"},
+}
+
+// probeFields are the keys of a probe besides its step-type key.
+var probeFields = []step.Field{
+	{Name: "host", Kind: step.String, Doc: "the host the probe runs on (default: the step's host)"},
+	{Name: "become", Kind: step.Literal, Doc: "run the probe as this user"},
+}
+
+// CommonFields returns the keys every step has, for the schema.
+func CommonFields() []step.Field { return commonFields }
+
+// GuardFields returns the keys of a guard besides its probe, for the schema.
+func GuardFields() []step.Field { return guardFields }
+
+// ProbeFields returns the keys of a probe besides its step-type key.
+func ProbeFields() []step.Field { return probeFields }
+
+// TopFields returns the top-level keys of a playbook, for the schema.
+func TopFields() []step.Field { return topFields }
+
+// ParamFields returns the keys of a parameter declaration, for the schema.
+func ParamFields() []step.Field { return paramFields }
+
+// SecretFields returns the keys of a secret declaration, for the schema.
+func SecretFields() []step.Field { return secretFields }
+
+var yamlLine = regexp.MustCompile(`line (\d+)`)
+
+// Load parses and validates a playbook. It reports every problem it finds;
+// the playbook is usable only when no diagnostic is an error.
+func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
+	ds := &diag.List{File: file}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(src, &doc); err != nil {
+		line := 0
+		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+			line, _ = strconv.Atoi(m[1])
+		}
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		msg = yamlLine.ReplaceAllString(msg, "")
+		msg = strings.TrimLeft(msg, ": ")
+		ds.Errorf(diag.Pos{Line: line}, diag.RuleYAMLSyntax, "%s", msg)
+		return nil, ds.Items
+	}
+	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		ds.Errorf(diag.Pos{Line: 1, Col: 1}, diag.RuleNotAPlaybook, "a playbook is a mapping with version, name and steps")
+		return nil, ds.Items
+	}
+	sum := sha256.Sum256(src)
+	pb := &Playbook{File: file, Hash: hex.EncodeToString(sum[:])}
+	d := &step.Decoder{
+		Diags: ds,
+		Scope: &tmpl.Scope{Params: types.Map{}, Secrets: types.Map{}, Vars: types.Map{}, Steps: types.Map{}, Later: map[string]bool{}},
+		Lines: strings.Split(string(bytes.ReplaceAll(src, []byte("\r\n"), []byte("\n"))), "\n"),
+	}
+	d.DecodeProbe = l.decodeProbe
+	top := d.Check(doc.Content[0], topFields, "the playbook")
+	if v := top["version"]; v != nil && v.Value != strconv.Itoa(Version) {
+		d.Errorf(v, diag.RuleVersion, "unsupported version %s: this runbook reads version %d", v.Value, Version)
+	}
+	pb.Name = d.Literal(top["name"])
+	pb.Description = d.Literal(top["description"])
+	if n := top["params"]; n != nil {
+		pb.Params = decodeParams(d, n)
+	}
+	if n := top["secrets"]; n != nil {
+		pb.Secrets = decodeSecrets(d, n)
+	}
+	if n := top["vars"]; n != nil {
+		pb.Vars = decodeVars(d, n)
+	}
+	if n := top["lock"]; n != nil {
+		pb.Lock = d.Template(n)
+	}
+	// Every step id is known up front so that a reference to a later step
+	// can be told apart from a typo.
+	var stepNodes []*yaml.Node
+	if n := top["steps"]; n != nil {
+		stepNodes = n.Content
+		ids := map[string]*yaml.Node{}
+		for _, sn := range stepNodes {
+			idn := valueOf(sn, "id")
+			if idn == nil || idn.Kind != yaml.ScalarNode {
+				continue
+			}
+			if prev, dup := ids[idn.Value]; dup {
+				d.Errorf(idn, diag.RuleDuplicateID, "step id %q is already used at line %d", idn.Value, prev.Line)
+				continue
+			}
+			ids[idn.Value] = idn
+			d.Scope.Later[idn.Value] = true
+		}
+		if len(stepNodes) == 0 {
+			d.Errorf(n, diag.RuleMissingField, "the playbook has no steps")
+		}
+	}
+	if n := top["require"]; n != nil {
+		for _, gn := range n.Content {
+			if g := l.decodeGuard(d, gn); g != nil {
+				pb.Require = append(pb.Require, g)
+			}
+		}
+	}
+	for _, sn := range stepNodes {
+		if s := l.decodeStep(d, sn); s != nil {
+			pb.Steps = append(pb.Steps, s)
+		}
+	}
+	diag.Sort(ds.Items)
+	if diag.HasErrors(ds.Items) {
+		return nil, ds.Items
+	}
+	return pb, ds.Items
+}
+
+func valueOf(n *yaml.Node, key string) *yaml.Node {
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func checkIdent(d *step.Decoder, n *yaml.Node, what string) bool {
+	if !identRe.MatchString(n.Value) {
+		d.Errorf(n, diag.RuleInvalidValue, "%s name %q must be letters, digits and _ (it is used as %s.%s in expressions)", what, n.Value, what+"s", strings.ReplaceAll(n.Value, "-", "_"))
+		return false
+	}
+	return true
+}
+
+func decodeParams(d *step.Decoder, n *yaml.Node) []*Param {
+	var out []*Param
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if !checkIdent(d, k, "param") {
+			continue
+		}
+		f := d.Check(v, paramFields, "param "+k.Value)
+		p := &Param{Name: k.Value, Type: TypeString, Pos: step.Pos(k)}
+		if t := f["type"]; t != nil {
+			p.Type = ParamType(t.Value)
+		}
+		p.Description = d.Literal(f["description"])
+		if e := f["enum"]; e != nil {
+			for _, x := range e.Content {
+				p.Enum = append(p.Enum, x.Value)
+			}
+		}
+		if def := f["default"]; def != nil {
+			val, err := p.parseNode(def)
+			if err != nil {
+				d.Errorf(def, diag.RuleType, "default of param %s: %v", p.Name, err)
+			} else {
+				p.Default, p.HasDefault = val, true
+			}
+		}
+		p.Required = !p.HasDefault
+		if r := f["required"]; r != nil {
+			p.Required = d.Bool(r)
+			if p.Required && p.HasDefault {
+				d.Diags.Warnf(step.Pos(r), diag.RuleInvalidValue, "param %s is required and has a default; the default is never used", p.Name)
+			}
+		}
+		d.Scope.Params[p.Name] = p.exprType()
+		out = append(out, p)
+	}
+	return out
+}
+
+func (p *Param) exprType() types.Type {
+	switch p.Type {
+	case TypeInt:
+		return types.Int
+	case TypeBool:
+		return types.Bool
+	case TypeDuration:
+		return types.TypeOf(time.Duration(0))
+	case TypeList:
+		return types.Array(types.Any)
+	}
+	return types.String
+}
+
+// parseNode reads a param value written in YAML.
+func (p *Param) parseNode(n *yaml.Node) (any, error) {
+	if p.Type == TypeList {
+		if n.Kind != yaml.SequenceNode {
+			return nil, errors.New("a list param needs a YAML list")
+		}
+		var out []any
+		for _, e := range n.Content {
+			out = append(out, e.Value)
+		}
+		return out, nil
+	}
+	if n.Kind != yaml.ScalarNode {
+		return nil, fmt.Errorf("want a %s value, not a %s", p.Type, map[yaml.Kind]string{yaml.MappingNode: "mapping", yaml.SequenceNode: "list"}[n.Kind])
+	}
+	return p.Parse(n.Value)
+}
+
+// Parse reads a param value given as text (-p name=value).
+func (p *Param) Parse(s string) (any, error) {
+	var v any
+	switch p.Type {
+	case TypeInt:
+		i, err := strconv.Atoi(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an integer", s)
+		}
+		v = i
+	case TypeBool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not true or false", s)
+		}
+		v = b
+	case TypeDuration:
+		dur, err := time.ParseDuration(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a duration such as 30s", s)
+		}
+		v = dur
+	case TypeList:
+		var out []any
+		for _, e := range strings.Split(s, ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				out = append(out, e)
+			}
+		}
+		v = out
+	default:
+		v = s
+	}
+	if len(p.Enum) > 0 {
+		for _, e := range p.Enum {
+			if e == s {
+				return v, nil
+			}
+		}
+		return nil, fmt.Errorf("%q is not one of %s", s, strings.Join(p.Enum, ", "))
+	}
+	return v, nil
+}
+
+func decodeSecrets(d *step.Decoder, n *yaml.Node) []*Secret {
+	var out []*Secret
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if !checkIdent(d, k, "secret") {
+			continue
+		}
+		f := d.Check(v, secretFields, "secret "+k.Value)
+		s := &Secret{Name: k.Value, Env: d.Literal(f["env"]), File: d.Literal(f["file"]), Description: d.Literal(f["description"]), Pos: step.Pos(k)}
+		d.Scope.Secrets[s.Name] = types.String
+		out = append(out, s)
+	}
+	return out
+}
+
+func decodeVars(d *step.Decoder, n *yaml.Node) []*Var {
+	var out []*Var
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if !checkIdent(d, k, "var") {
+			continue
+		}
+		t := d.Template(v)
+		if t != nil && t.UsesSecret() {
+			d.Errorf(v, diag.RuleInvalidValue, "vars must not read secrets: use secrets.NAME where the secret is needed")
+		}
+		d.Scope.Vars[k.Value] = types.Any
+		out = append(out, &Var{Name: k.Value, Value: t, Pos: step.Pos(k)})
+	}
+	return out
+}
+
+// splitType finds the step-type key of a step mapping among its other keys.
+// It reports a step with no type key or more than one.
+func (l *Loader) splitType(d *step.Decoder, n *yaml.Node, common []step.Field, where string) (step.Type, *yaml.Node, *yaml.Node) {
+	rest := &yaml.Node{Kind: yaml.MappingNode, Line: n.Line, Column: n.Column}
+	var typ step.Type
+	var body, typeKey *yaml.Node
+	commonNames := map[string]bool{}
+	var known []string
+	for _, f := range common {
+		commonNames[f.Name] = true
+		known = append(known, f.Name)
+	}
+	var unknown []*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if t, ok := l.Registry.Lookup(k.Value); ok {
+			if typ != nil {
+				d.Errorf(k, diag.RuleStepType, "%s has two step types, %s (line %d) and %s: split it into two steps", where, typ.Name(), typeKey.Line, k.Value)
+				continue
+			}
+			typ, body, typeKey = t, v, k
+			continue
+		}
+		if commonNames[k.Value] {
+			rest.Content = append(rest.Content, k, v)
+			continue
+		}
+		unknown = append(unknown, k)
+	}
+	for _, k := range unknown {
+		if typ == nil && diag.Closest(k.Value, l.Registry.Names()) != "" || typ == nil && len(unknown) == 1 {
+			d.Errorf(k, diag.RuleUnknownStepType, "unknown step type %q%s; the step types are: %s", k.Value, diag.DidYouMean(k.Value, l.Registry.Names()), strings.Join(l.Registry.Names(), ", "))
+			typ = nil
+			continue
+		}
+		d.Errorf(k, diag.RuleUnknownKey, "unknown key %q in %s%s; expected a step type (%s) or one of: %s", k.Value, where, diag.DidYouMean(k.Value, append(known, l.Registry.Names()...)), strings.Join(l.Registry.Names(), ", "), strings.Join(known, ", "))
+	}
+	if typ == nil && len(unknown) == 0 {
+		d.Errorf(n, diag.RuleStepType, "%s has no step type: add one of %s", where, strings.Join(l.Registry.Names(), ", "))
+	}
+	return typ, body, rest
+}
+
+func (l *Loader) decodeBody(d *step.Decoder, typ step.Type, body *yaml.Node) step.Step {
+	b := d.Check(body, typ.Fields(), typ.Name())
+	return typ.Decode(d, b)
+}
+
+func (l *Loader) decodeGuard(d *step.Decoder, n *yaml.Node) *Guard {
+	if n.Kind != yaml.MappingNode {
+		d.Errorf(n, diag.RuleType, "a guard must be a mapping with name, a probe and assert")
+		return nil
+	}
+	where := "guard"
+	if nm := valueOf(n, "name"); nm != nil {
+		where = fmt.Sprintf("guard %q", nm.Value)
+	}
+	typ, body, rest := l.splitType(d, n, guardFields, where)
+	f := d.Check(rest, guardFields, where)
+	g := &Guard{Name: d.Literal(f["name"]), Pos: step.Pos(n), Hint: d.Literal(f["hint"]), Become: d.Literal(f["become"])}
+	if h := f["host"]; h != nil {
+		d.Scope.Host = false
+		g.Host = d.Template(h)
+	}
+	if typ == nil {
+		return nil
+	}
+	if typ.Name() == "wait-until" {
+		d.Errorf(body, diag.RuleInvalidValue, "a guard checks the state once; use a probe step type, not wait-until")
+		return nil
+	}
+	d.Scope.Host = true
+	g.Type = typ
+	g.Probe = l.decodeBody(d, typ, body)
+	g.Assert = d.Expr(f["assert"], step.ProbeResult(typ))
+	d.Scope.Host = false
+	return g
+}
+
+func (l *Loader) decodeProbe(d *step.Decoder, n *yaml.Node) *step.ProbeSpec {
+	typ, body, rest := l.splitType(d, n, probeFields, "probe")
+	f := d.Check(rest, probeFields, "probe")
+	p := &step.ProbeSpec{Pos: step.Pos(n)}
+	if h := f["host"]; h != nil {
+		p.Host = d.Template(h)
+	}
+	if typ == nil {
+		return nil
+	}
+	if typ.Name() == "wait-until" {
+		d.Errorf(body, diag.RuleInvalidValue, "a probe cannot be a wait-until")
+		return nil
+	}
+	p.Type = typ
+	p.Step = l.decodeBody(d, typ, body)
+	return p
+}
+
+func (l *Loader) decodeStep(d *step.Decoder, n *yaml.Node) *Step {
+	if n.Kind != yaml.MappingNode {
+		d.Errorf(n, diag.RuleType, "a step must be a mapping with one step type, not %s", n.ShortTag())
+		return nil
+	}
+	where := "step"
+	if id := valueOf(n, "id"); id != nil {
+		where = fmt.Sprintf("step %q", id.Value)
+	} else if nm := valueOf(n, "name"); nm != nil {
+		where = fmt.Sprintf("step %q", nm.Value)
+	}
+	typ, body, rest := l.splitType(d, n, commonFields, where)
+	f := d.Check(rest, commonFields, where)
+	s := &Step{Pos: step.Pos(n), ID: d.Literal(f["id"]), Name: d.Literal(f["name"]), Become: d.Literal(f["become"])}
+	if s.ID != "" {
+		checkIdent(d, f["id"], "step")
+		delete(d.Scope.Later, s.ID)
+	}
+	d.Scope.Host = false
+	if h := f["host"]; h != nil {
+		s.Host = d.Template(h)
+	}
+	if h := f["hosts"]; h != nil {
+		if f["host"] != nil {
+			d.Errorf(h, diag.RuleInvalidValue, "%s has both host and hosts: use one", where)
+		}
+		s.Hosts = d.TemplateList(h, "hosts")
+	}
+	s.Parallel = d.Int(f["parallel"], 0)
+	s.MaxFailures = d.Int(f["max_failures"], 0)
+	if f["parallel"] != nil && f["hosts"] == nil {
+		d.Errorf(f["parallel"], diag.RuleInvalidValue, "parallel only applies to a step with hosts:")
+	}
+	s.Timeout = d.Duration(f["timeout"], 0)
+	s.Retries = d.Int(f["retries"], 0)
+	s.RetryDelay = d.Duration(f["retry_delay"], time.Second)
+	d.Scope.Host = true
+	if w := f["when"]; w != nil {
+		s.When = d.Expr(w, nil)
+	}
+	if typ != nil {
+		s.Type = typ
+		s.Body = l.decodeBody(d, typ, body)
+		if a := f["assert"]; a != nil {
+			s.Assert = d.Expr(a, typ.Result())
+		}
+	}
+	d.Scope.Host = false
+	if s.ID != "" && typ != nil {
+		d.Scope.Steps[s.ID] = tmpl.StepEntry(typ.Result())
+	}
+	if typ == nil {
+		return nil
+	}
+	return s
+}

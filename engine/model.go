@@ -1,0 +1,122 @@
+// Package engine loads, validates and runs playbooks: the model, the loader
+// that keeps every value's position, the checks, and the runner.
+package engine
+
+import (
+	"time"
+
+	"github.com/runbook-dev/runbook/diag"
+	"github.com/runbook-dev/runbook/step"
+	"github.com/runbook-dev/runbook/tmpl"
+)
+
+// Version is the playbook format version this engine reads.
+const Version = 1
+
+// Playbook is a loaded and validated playbook.
+type Playbook struct {
+	File        string
+	Name        string
+	Description string
+	Params      []*Param
+	Secrets     []*Secret
+	Vars        []*Var
+	Lock        *tmpl.Template
+	Require     []*Guard
+	Steps       []*Step
+	// Hash is the SHA-256 of the source, to tell whether a playbook changed.
+	Hash string
+}
+
+// ParamType is the type of a parameter.
+type ParamType string
+
+// The parameter types.
+const (
+	TypeString   ParamType = "string"
+	TypeInt      ParamType = "int"
+	TypeBool     ParamType = "bool"
+	TypeDuration ParamType = "duration"
+	TypeHost     ParamType = "host"
+	TypeList     ParamType = "list"
+)
+
+var paramTypes = []string{"string", "int", "bool", "duration", "host", "list"}
+
+// Param is a declared parameter.
+type Param struct {
+	Name        string
+	Type        ParamType
+	Description string
+	Default     any
+	HasDefault  bool
+	Required    bool
+	Enum        []string
+	Pos         diag.Pos
+}
+
+// Secret is a declared secret and where its value comes from.
+type Secret struct {
+	Name        string
+	Env         string
+	File        string
+	Description string
+	Pos         diag.Pos
+}
+
+// Var is a value computed from params when the run starts.
+type Var struct {
+	Name  string
+	Value *tmpl.Template
+	Pos   diag.Pos
+}
+
+// Guard is a read-only probe with an assertion, checked before any step.
+type Guard struct {
+	Name string
+	Pos  diag.Pos
+	// Host names the host; nil runs on localhost.
+	Host   *tmpl.Template
+	Type   step.Type
+	Probe  step.Step
+	Assert *tmpl.Expr
+	// Hint tells the operator what to do when the guard fails.
+	Hint   string
+	Become string
+}
+
+// Step is one step of a playbook.
+type Step struct {
+	ID   string
+	Name string
+	Pos  diag.Pos
+	// Host names the host; nil with no Hosts runs on localhost.
+	Host *tmpl.Template
+	// Hosts fans the step out: each entry names a host or a group.
+	Hosts []*tmpl.Template
+	// Parallel bounds how many hosts of Hosts run at once.
+	Parallel int
+	// MaxFailures is how many hosts of Hosts may fail before the others
+	// are stopped; 0 stops at the first failure.
+	MaxFailures int
+	When        *tmpl.Expr
+	Timeout     time.Duration
+	Retries     int
+	RetryDelay  time.Duration
+	Become      string
+	Type        step.Type
+	Body        step.Step
+	// Assert verifies the step's result after it ran.
+	Assert *tmpl.Expr
+}
+
+// Label returns the name shown for a step.
+func (s *Step) Label() string {
+	if s.Name != "" {
+		return s.Name
+	}
+	if s.ID != "" {
+		return s.ID
+	}
+	return s.Type.Name()
+}

@@ -1,0 +1,76 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/runbook-dev/runbook/transport"
+)
+
+// pool holds one connection per host, opened on first use and shared by
+// every step of the run.
+type pool struct {
+	inv     *Inventory
+	connect Connector
+	mu      sync.Mutex
+	conns   map[string]*poolEntry
+}
+
+type poolEntry struct {
+	mu   sync.Mutex
+	conn transport.Conn
+}
+
+func (p *pool) get(ctx context.Context, h *HostSpec) (transport.Conn, error) {
+	if h.Transport == TransportLocal {
+		return transport.Local{}, nil
+	}
+	p.mu.Lock()
+	e := p.conns[h.Name]
+	if e == nil {
+		e = &poolEntry{}
+		p.conns[h.Name] = e
+	}
+	p.mu.Unlock()
+	// One dial per host at a time; a failed dial is not remembered, so a
+	// host that comes back (a wait-until on a rebooting machine) is reached.
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.conn != nil {
+		return e.conn, nil
+	}
+	if p.connect == nil {
+		return nil, fmt.Errorf("host %s: the ssh transport is not available", h.Name)
+	}
+	c, err := p.connect(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	e.conn = c
+	return c, nil
+}
+
+// closeAll closes every connection; it runs even after the run's context
+// was cancelled.
+func (p *pool) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, e := range p.conns {
+			e.mu.Lock()
+			if e.conn != nil {
+				_ = e.conn.Close()
+				e.conn = nil
+			}
+			e.mu.Unlock()
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
+}

@@ -1,0 +1,616 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/runbook-dev/runbook/step"
+	"github.com/runbook-dev/runbook/tmpl"
+	"github.com/runbook-dev/runbook/transport"
+)
+
+// Connector opens a connection to a host.
+type Connector func(ctx context.Context, h *HostSpec) (transport.Conn, error)
+
+// Runner runs a playbook.
+type Runner struct {
+	Inventory *Inventory
+	// Connect opens SSH connections; hosts with the local transport never
+	// reach it. Nil refuses every SSH host.
+	Connect Connector
+	Sink    Sink
+	// DryRun probes and plans every step without applying any.
+	DryRun bool
+}
+
+// Inputs are the values a run starts from.
+type Inputs struct {
+	Params  map[string]any
+	Secrets map[string]string
+}
+
+// GuardError is a run refused by its guards before any step ran.
+type GuardError struct {
+	Failed []string
+}
+
+func (e *GuardError) Error() string {
+	return fmt.Sprintf("refused: %d guard(s) failed, nothing was changed: %s", len(e.Failed), strings.Join(e.Failed, "; "))
+}
+
+// StepError is a step that failed.
+type StepError struct {
+	Step string
+	Host string
+	Err  error
+}
+
+func (e *StepError) Error() string {
+	if e.Host != "" {
+		return fmt.Sprintf("step %q on %s: %v", e.Step, e.Host, e.Err)
+	}
+	return fmt.Sprintf("step %q: %v", e.Step, e.Err)
+}
+
+func (e *StepError) Unwrap() error { return e.Err }
+
+// StepTimeoutError is the cause of a step cancelled by its timeout.
+type StepTimeoutError struct {
+	Step  string
+	Limit time.Duration
+}
+
+func (e *StepTimeoutError) Error() string {
+	return fmt.Sprintf("step %q timed out after %s", e.Step, e.Limit)
+}
+
+// ErrInterrupted is the cause of a run cancelled by the operator.
+var ErrInterrupted = errors.New("interrupted")
+
+type run struct {
+	*Runner
+	pb    *Playbook
+	sink  Sink
+	red   *Redactor
+	pool  *pool
+	base  map[string]any
+	steps map[string]any
+	vals  []string
+	// unapplied holds the ids of steps a dry run did not apply.
+	unapplied map[string]bool
+}
+
+// Run checks the guards, then runs the steps in order. It returns a
+// *GuardError when a guard refused the run and a *StepError when a step
+// failed.
+func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
+	vals := make([]string, 0, len(in.Secrets))
+	for _, v := range in.Secrets {
+		vals = append(vals, v)
+	}
+	red := NewRedactor(vals)
+	x := &run{
+		Runner:    r,
+		pb:        pb,
+		red:       red,
+		sink:      &redactingSink{next: r.Sink, red: red},
+		pool:      &pool{inv: r.Inventory, connect: r.Connect, conns: map[string]*poolEntry{}},
+		steps:     map[string]any{},
+		vals:      vals,
+		unapplied: map[string]bool{},
+	}
+	// Connections are closed even when ctx was cancelled.
+	defer x.pool.closeAll()
+	start := time.Now()
+	x.sink.Emit(&Event{Type: EventRunStart, Playbook: pb.Name, DryRun: r.DryRun})
+	defer func() {
+		st, msg := StatusOK, "done"
+		if err != nil {
+			st, msg = StatusFailed, red.String(err.Error())
+			err = &redactedError{err: err, msg: msg}
+		}
+		x.sink.Emit(&Event{Type: EventRunEnd, Playbook: pb.Name, Status: st, Duration: time.Since(start), Message: msg, DryRun: r.DryRun})
+	}()
+	if err := x.prepare(in); err != nil {
+		return err
+	}
+	if err := x.checkHosts(); err != nil {
+		return err
+	}
+	if err := x.guards(ctx); err != nil {
+		return err
+	}
+	var planErrs *multierror.Error
+	for i, s := range pb.Steps {
+		if err := x.step(ctx, i+1, s); err != nil {
+			if !r.DryRun || ctx.Err() != nil {
+				return err
+			}
+			planErrs = multierror.Append(planErrs, err)
+		}
+	}
+	return planErrs.ErrorOrNil()
+}
+
+// redactedError keeps the error chain for errors.As while its message has
+// the secrets removed.
+type redactedError struct {
+	err error
+	msg string
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+func (x *run) prepare(in Inputs) error {
+	params := make(map[string]any, len(x.pb.Params))
+	for k, v := range in.Params {
+		params[k] = v
+	}
+	secrets := make(map[string]any, len(in.Secrets))
+	for k, v := range in.Secrets {
+		secrets[k] = v
+	}
+	x.base = map[string]any{"params": params, "secrets": secrets, "steps": x.steps}
+	vars := map[string]any{}
+	x.base["vars"] = vars
+	for _, v := range x.pb.Vars {
+		val, err := v.Value.Value(x.base)
+		if err != nil {
+			return fmt.Errorf("%s:%s: var %s: %w", x.pb.File, v.Pos, v.Name, err)
+		}
+		vars[v.Name] = val
+	}
+	return nil
+}
+
+// checkHosts resolves every host that does not depend on a step's result,
+// so that a typo in a host name stops the run before anything happens.
+func (x *run) checkHosts() error {
+	var errs *multierror.Error
+	check := func(t *tmpl.Template, group bool) {
+		if t == nil || len(t.Steps()) > 0 {
+			return
+		}
+		name, err := t.Render(x.base, nil)
+		if err != nil {
+			errs = multierror.Append(errs, err)
+			return
+		}
+		if group {
+			_, err = x.Inventory.Expand(name)
+		} else {
+			_, err = x.Inventory.Host(name)
+		}
+		if err != nil {
+			errs = multierror.Append(errs, err)
+		}
+	}
+	for _, g := range x.pb.Require {
+		check(g.Host, false)
+	}
+	for _, s := range x.pb.Steps {
+		check(s.Host, false)
+		for _, h := range s.Hosts {
+			check(h, true)
+		}
+	}
+	if errs != nil {
+		errs.ErrorFormat = oneLine
+	}
+	return errs.ErrorOrNil()
+}
+
+func oneLine(es []error) string {
+	parts := make([]string, len(es))
+	for i, e := range es {
+		parts[i] = e.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+// guards runs every guard, all of them even after one fails, so that the
+// operator sees everything that is wrong at once.
+func (x *run) guards(ctx context.Context) error {
+	type outcome struct {
+		ok  bool
+		msg string
+	}
+	out := make([]outcome, len(x.pb.Require))
+	var wg sync.WaitGroup
+	for i, g := range x.pb.Require {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			ok, msg := x.guard(ctx, g)
+			out[i] = outcome{ok, msg}
+			st := StatusOK
+			if !ok {
+				st = StatusFailed
+			}
+			x.sink.Emit(&Event{Type: EventGuard, Index: i + 1, Name: g.Name, Host: x.hostLabel(g.Host), Status: st, Duration: time.Since(start), Message: msg})
+		}()
+	}
+	wg.Wait()
+	var failed []string
+	for i, o := range out {
+		if !o.ok {
+			failed = append(failed, fmt.Sprintf("%q: %s", x.pb.Require[i].Name, o.msg))
+		}
+	}
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	if len(failed) > 0 {
+		return &GuardError{Failed: failed}
+	}
+	return nil
+}
+
+func (x *run) hostLabel(t *tmpl.Template) string {
+	if t == nil {
+		return Localhost
+	}
+	s, err := t.Render(x.base, nil)
+	if err != nil {
+		return t.Source
+	}
+	return s
+}
+
+func (x *run) guard(ctx context.Context, g *Guard) (bool, string) {
+	host := Localhost
+	if g.Host != nil {
+		h, err := g.Host.Render(x.base, nil)
+		if err != nil {
+			return false, err.Error()
+		}
+		host = h
+	}
+	ex, err := x.exec(host, g.Become)
+	if err != nil {
+		return false, err.Error()
+	}
+	r, err := step.Observe(ctx, ex, g.Probe)
+	if err != nil {
+		return false, "probe failed: " + err.Error()
+	}
+	env := withResult(ex.Env, r)
+	ok, err := g.Assert.EvalBool(env)
+	if err != nil {
+		return false, "assert: " + err.Error()
+	}
+	if ok {
+		return true, ""
+	}
+	msg := fmt.Sprintf("assert %s is false; observed %s", g.Assert.Source, showResult(r))
+	if g.Hint != "" {
+		msg += "; " + g.Hint
+	}
+	return false, msg
+}
+
+func withResult(env map[string]any, r step.Result) map[string]any {
+	out := make(map[string]any, len(env)+1)
+	for k, v := range env {
+		out[k] = v
+	}
+	out["result"] = map[string]any(r)
+	return out
+}
+
+// exec builds the Exec a step runs with on a host.
+func (x *run) exec(host, become string) (*step.Exec, error) {
+	h, err := x.Inventory.Host(host)
+	if err != nil {
+		return nil, err
+	}
+	env := make(map[string]any, len(x.base)+1)
+	for k, v := range x.base {
+		env[k] = v
+	}
+	vars := h.Vars
+	if vars == nil {
+		vars = map[string]any{}
+	}
+	env["host"] = map[string]any{"name": h.Name, "address": h.Address, "vars": vars}
+	ex := &step.Exec{
+		Host:    step.Host{Name: h.Name, Address: h.Address, Vars: vars},
+		Env:     env,
+		Become:  become,
+		Secrets: x.vals,
+		Connect: func(ctx context.Context) (transport.Conn, error) { return x.pool.get(ctx, h) },
+	}
+	ex.ForHost = func(ctx context.Context, name string) (*step.Exec, error) {
+		return x.exec(name, become)
+	}
+	return ex, nil
+}
+
+// hostsOf resolves the hosts a step runs on.
+func (x *run) hostsOf(s *Step) ([]string, error) {
+	if s.Host != nil {
+		h, err := s.Host.Render(x.base, nil)
+		if err != nil {
+			return nil, err
+		}
+		return []string{h}, nil
+	}
+	if len(s.Hosts) == 0 {
+		return []string{Localhost}, nil
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, t := range s.Hosts {
+		name, err := t.Render(x.base, nil)
+		if err != nil {
+			return nil, err
+		}
+		names, err := x.Inventory.Expand(name)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			if !seen[n] {
+				seen[n] = true
+				out = append(out, n)
+			}
+		}
+	}
+	return out, nil
+}
+
+type hostOutcome struct {
+	host   string
+	status Status
+	result step.Result
+	err    error
+}
+
+func (x *run) step(ctx context.Context, index int, s *Step) error {
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	hosts, err := x.hostsOf(s)
+	if err != nil {
+		return x.finish(index, s, []hostOutcome{{host: "", status: x.failStatus(err), err: err}}, 0)
+	}
+	start := time.Now()
+	outcomes := make([]hostOutcome, len(hosts))
+	if len(hosts) == 1 {
+		outcomes[0] = x.onHost(ctx, index, s, hosts[0])
+	} else {
+		x.fanOut(ctx, index, s, hosts, outcomes)
+	}
+	return x.finish(index, s, outcomes, time.Since(start))
+}
+
+// fanOut runs a step on several hosts at once, at most s.Parallel at a time.
+// After more than s.MaxFailures hosts failed, hosts not yet started are not
+// started and the running ones are cancelled.
+func (x *run) fanOut(ctx context.Context, index int, s *Step, hosts []string, outcomes []hostOutcome) {
+	limit := s.Parallel
+	if limit <= 0 || limit > len(hosts) {
+		limit = len(hosts)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	sem := make(chan struct{}, limit)
+	var mu sync.Mutex
+	failures := 0
+	var wg sync.WaitGroup
+	for i, h := range hosts {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			outcomes[i] = hostOutcome{host: h, status: StatusSkipped, err: fmt.Errorf("not started: %w", context.Cause(ctx))}
+			continue
+		}
+		if ctx.Err() != nil {
+			<-sem
+			outcomes[i] = hostOutcome{host: h, status: StatusSkipped, err: fmt.Errorf("not started: %w", context.Cause(ctx))}
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			o := x.onHost(ctx, index, s, h)
+			outcomes[i] = o
+			if o.status == StatusFailed {
+				mu.Lock()
+				failures++
+				if failures > s.MaxFailures {
+					cancel(fmt.Errorf("stopped after %d failed host(s)", failures))
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func (x *run) failStatus(err error) Status {
+	if errors.Is(err, ErrInterrupted) || errors.Is(err, context.Canceled) {
+		return StatusInterrupted
+	}
+	if x.DryRun && errors.Is(err, tmpl.ErrUnavailable) {
+		return StatusUnknown
+	}
+	return StatusFailed
+}
+
+// onHost runs a step on one host with its when, timeout and retries.
+func (x *run) onHost(ctx context.Context, index int, s *Step, host string) hostOutcome {
+	start := time.Now()
+	ex, err := x.exec(host, s.Become)
+	if err != nil {
+		return x.report(index, s, host, start, hostOutcome{host: host, status: StatusFailed, err: err}, nil)
+	}
+	if s.When != nil {
+		ok, err := s.When.EvalBool(ex.Env)
+		if err != nil {
+			return x.report(index, s, host, start, hostOutcome{host: host, status: x.failStatus(err), err: fmt.Errorf("when: %w", err)}, nil)
+		}
+		if !ok {
+			return x.report(index, s, host, start, hostOutcome{host: host, status: StatusSkipped, result: step.Result{}}, &step.Plan{Summary: "when is false: " + s.When.Source})
+		}
+	}
+	x.sink.Emit(&Event{Type: EventStepStart, Index: index, ID: s.ID, Name: s.Label(), Host: host, DryRun: x.DryRun})
+	ex.Progress = func(msg string) {
+		x.sink.Emit(&Event{Type: EventStepProgress, Index: index, ID: s.ID, Name: s.Label(), Host: host, Message: msg})
+	}
+	var o hostOutcome
+	var plan *step.Plan
+	for attempt := 0; ; attempt++ {
+		o, plan = x.attempt(ctx, s, ex)
+		if o.status != StatusFailed || attempt >= s.Retries || ctx.Err() != nil || x.DryRun {
+			break
+		}
+		ex.Progress(fmt.Sprintf("attempt %d failed: %v; retrying in %s", attempt+1, o.err, s.RetryDelay))
+		select {
+		case <-ctx.Done():
+		case <-time.After(s.RetryDelay):
+		}
+	}
+	return x.report(index, s, host, start, o, plan)
+}
+
+func (x *run) attempt(ctx context.Context, s *Step, ex *step.Exec) (hostOutcome, *step.Plan) {
+	o := hostOutcome{host: ex.Host.Name}
+	if s.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, s.Timeout, &StepTimeoutError{Step: s.Label(), Limit: s.Timeout})
+		defer cancel()
+	}
+	fail := func(err error) (hostOutcome, *step.Plan) {
+		if c := context.Cause(ctx); c != nil && ctx.Err() != nil {
+			err = c
+		}
+		o.status, o.err = x.failStatus(err), err
+		return o, nil
+	}
+	plan, err := s.Body.Plan(ctx, ex)
+	if err != nil {
+		return fail(err)
+	}
+	switch {
+	case plan.Skipped:
+		o.status, o.result = StatusSkipped, plan.Result
+		return o, plan
+	case !plan.Changes:
+		o.status, o.result = StatusOK, plan.Result
+	case x.DryRun:
+		o.status = StatusWould
+		return o, plan
+	default:
+		r, err := s.Body.Apply(ctx, ex, plan)
+		if err != nil {
+			o.result = r
+			return fail(err)
+		}
+		o.status, o.result = StatusChanged, r
+	}
+	if s.Assert != nil {
+		ok, err := s.Assert.EvalBool(withResult(ex.Env, o.result))
+		if err != nil {
+			return fail(fmt.Errorf("assert: %w", err))
+		}
+		if !ok {
+			return fail(fmt.Errorf("assert %s is false; observed %s", s.Assert.Source, showResult(o.result)))
+		}
+	}
+	return o, plan
+}
+
+func (x *run) report(index int, s *Step, host string, start time.Time, o hostOutcome, plan *step.Plan) hostOutcome {
+	e := &Event{Type: EventStepEnd, Index: index, ID: s.ID, Name: s.Label(), Host: host, Status: o.status, Duration: time.Since(start), DryRun: x.DryRun}
+	if plan != nil {
+		e.Message, e.Diff = plan.Summary, plan.Diff
+	}
+	if o.err != nil {
+		e.Message = o.err.Error()
+		if o.status == StatusUnknown {
+			e.Message = "depends on a result the dry run did not produce: " + e.Message
+		}
+	}
+	x.sink.Emit(e)
+	return o
+}
+
+// finish records a step's outcomes for later expressions and turns
+// failures into one error naming every failed host.
+func (x *run) finish(index int, s *Step, outs []hostOutcome, d time.Duration) error {
+	var errs *multierror.Error
+	results := make([]any, 0, len(outs))
+	changed := false
+	status := StatusOK
+	for _, o := range outs {
+		results = append(results, map[string]any{"host": o.host, "status": string(o.status), "result": map[string]any(o.result)})
+		if o.status == StatusChanged || o.status == StatusWould {
+			changed = true
+		}
+		if o.status == StatusWould || o.status == StatusUnknown {
+			x.unapplied[s.ID] = true
+		}
+		if o.err != nil && o.status != StatusSkipped || o.status == StatusFailed {
+			errs = multierror.Append(errs, &StepError{Step: s.Label(), Host: o.host, Err: o.err})
+		}
+	}
+	if len(outs) == 1 {
+		status = outs[0].status
+	} else if changed {
+		status = StatusChanged
+	}
+	if s.ID != "" && !x.unapplied[s.ID] {
+		entry := map[string]any{"status": string(status), "changed": changed, "results": results}
+		if len(outs) == 1 {
+			entry["result"] = map[string]any(outs[0].result)
+		}
+		x.steps[s.ID] = entry
+	}
+	if errs == nil {
+		return nil
+	}
+	if len(errs.Errors) == 1 {
+		return errs.Errors[0]
+	}
+	errs.ErrorFormat = oneLine
+	return errs
+}
+
+func showResult(r step.Result) string {
+	keys := make([]string, 0, len(r))
+	for k := range r {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("{")
+	for i, k := range keys {
+		if k == "error" && r[k] == "" {
+			continue
+		}
+		if i > 0 && b.Len() > 1 {
+			b.WriteString(", ")
+		}
+		v := fmt.Sprintf("%v", r[k])
+		if s, ok := r[k].(string); ok {
+			v = fmt.Sprintf("%q", strings.TrimSpace(s))
+		}
+		if len(v) > 160 {
+			v = v[:160] + "…"
+		}
+		b.WriteString(k + ": " + v)
+	}
+	b.WriteString("}")
+	return b.String()
+}

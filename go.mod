@@ -1,0 +1,15 @@
+module github.com/runbook-dev/runbook
+
+go 1.26.8
+
+require (
+	github.com/expr-lang/expr v1.17.8
+	github.com/hashicorp/go-multierror v1.1.1
+	golang.org/x/term v0.48.0
+	gopkg.in/yaml.v3 v3.0.1
+)
+
+require (
+	github.com/hashicorp/errwrap v1.0.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+)

@@ -1,0 +1,35 @@
+// Package playbooks holds the playbooks bundled in the binary.
+package playbooks
+
+import (
+	"embed"
+	"io/fs"
+	"sort"
+	"strings"
+)
+
+//go:embed */*.yaml
+var files embed.FS
+
+// Names returns the names of the bundled playbooks, such as
+// pg-ha/promote-standby, sorted.
+func Names() []string {
+	var out []string
+	_ = fs.WalkDir(files, ".", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".yaml") {
+			out = append(out, strings.TrimSuffix(p, ".yaml"))
+		}
+		return nil
+	})
+	sort.Strings(out)
+	return out
+}
+
+// Lookup returns the source of a bundled playbook.
+func Lookup(name string) ([]byte, bool) {
+	b, err := files.ReadFile(strings.TrimSuffix(name, ".yaml") + ".yaml")
+	return b, err == nil
+}
+
+// Path is the file name diagnostics use for a bundled playbook.
+func Path(name string) string { return "bundled:" + strings.TrimSuffix(name, ".yaml") + ".yaml" }

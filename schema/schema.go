@@ -1,0 +1,163 @@
+// Package schema builds the JSON Schema of the playbook and inventory
+// formats from the same field descriptions the loader checks against, so
+// that the schema editors use cannot drift from what runbook accepts.
+package schema
+
+import (
+	"encoding/json"
+	_ "embed"
+
+	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/step"
+)
+
+// IDBase is the base of the schemas' $id.
+const IDBase = "https://runbook.dev/schema/"
+
+var (
+	//go:embed playbook.schema.json
+	playbookFile []byte
+	//go:embed inventory.schema.json
+	inventoryFile []byte
+)
+
+// Committed returns the schema files as committed, for the sync test.
+func Committed() (playbook, inventory []byte) { return playbookFile, inventoryFile }
+
+// Playbook returns the JSON Schema of the playbook format for the step types
+// of reg.
+func Playbook(reg *step.Registry) []byte {
+	defs := map[string]any{}
+	var typeNames []string
+	for _, t := range reg.All() {
+		typeNames = append(typeNames, t.Name())
+		body := object(t.Fields(), t.Doc())
+		defs[t.Name()] = body
+	}
+	withTypes := func(fields []step.Field, doc string, exclude string, required ...string) map[string]any {
+		o := object(fields, doc)
+		props := o["properties"].(map[string]any)
+		var oneOf []any
+		for _, n := range typeNames {
+			if n == exclude {
+				continue
+			}
+			props[n] = map[string]any{"$ref": "#/definitions/" + n}
+			oneOf = append(oneOf, map[string]any{"required": []string{n}})
+		}
+		o["oneOf"] = oneOf
+		if len(required) > 0 {
+			o["required"] = required
+		}
+		return o
+	}
+	defs["step"] = withTypes(engine.CommonFields(), "A step: one step-type key plus common fields.", "")
+	defs["guard"] = withTypes(engine.GuardFields(), "A guard: a read-only probe and an assert, checked before any step; a failed guard aborts the run.", "wait-until", "name", "assert")
+	defs["probe"] = withTypes(engine.ProbeFields(), "A read-only step body observed by a guard or a wait-until.", "wait-until")
+	defs["param"] = object(engine.ParamFields(), "A typed parameter.")
+	defs["secret"] = object(engine.SecretFields(), "A secret: never printed, never on a command line.")
+
+	root := object(engine.TopFields(), "A runbook playbook (format version 1).")
+	root["$schema"] = "http://json-schema.org/draft-07/schema#"
+	root["$id"] = IDBase + "playbook.schema.json"
+	root["title"] = "runbook playbook"
+	props := root["properties"].(map[string]any)
+	props["version"] = map[string]any{"const": engine.Version, "description": "the format version; must be 1", "examples": []any{1}}
+	props["params"] = map[string]any{"type": "object", "description": "typed parameters, given with -p name=value", "additionalProperties": map[string]any{"$ref": "#/definitions/param"}, "propertyNames": map[string]any{"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}}
+	props["secrets"] = map[string]any{"type": "object", "description": "secret values (passwords), read from the environment, a file or a prompt; never printed", "additionalProperties": map[string]any{"$ref": "#/definitions/secret"}}
+	props["require"] = map[string]any{"type": "array", "description": "guards: read-only probes with an assert, all checked before the first step; any failure aborts the run", "items": map[string]any{"$ref": "#/definitions/guard"}}
+	props["steps"] = map[string]any{"type": "array", "minItems": 1, "description": "the steps, run in order", "items": map[string]any{"$ref": "#/definitions/step"}}
+	root["definitions"] = defs
+	return marshal(root)
+}
+
+// Inventory returns the JSON Schema of the inventory format.
+func Inventory() []byte {
+	host := object(engine.HostFields(), "How to reach a host.")
+	root := object(engine.InventoryFields(), "A runbook inventory: the hosts playbooks run on.")
+	root["$schema"] = "http://json-schema.org/draft-07/schema#"
+	root["$id"] = IDBase + "inventory.schema.json"
+	root["title"] = "runbook inventory"
+	props := root["properties"].(map[string]any)
+	props["defaults"] = map[string]any{"$ref": "#/definitions/host", "description": "settings every host inherits"}
+	props["hosts"] = map[string]any{"type": "object", "description": "hosts by name", "additionalProperties": map[string]any{"anyOf": []any{map[string]any{"$ref": "#/definitions/host"}, map[string]any{"type": "null"}}}}
+	props["groups"] = map[string]any{"type": "object", "description": "named lists of hosts, usable in hosts:", "additionalProperties": map[string]any{"type": "array", "items": map[string]any{"type": "string"}}}
+	root["definitions"] = map[string]any{"host": host}
+	return marshal(root)
+}
+
+func marshal(v any) []byte {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		panic(err) // only maps, strings and numbers: cannot fail
+	}
+	return append(b, '\n')
+}
+
+func object(fields []step.Field, doc string) map[string]any {
+	props := map[string]any{}
+	var required []string
+	for _, f := range fields {
+		props[f.Name] = fieldSchema(f)
+		if f.Required {
+			required = append(required, f.Name)
+		}
+	}
+	o := map[string]any{"type": "object", "description": doc, "properties": props, "additionalProperties": false}
+	if len(required) > 0 {
+		o["required"] = required
+	}
+	return o
+}
+
+// FieldSchema returns the schema of one field.
+func fieldSchema(f step.Field) map[string]any {
+	var s map[string]any
+	switch f.Kind {
+	case step.String:
+		s = map[string]any{"type": []string{"string", "number", "boolean"}}
+	case step.Literal, step.Expr:
+		s = map[string]any{"type": "string"}
+	case step.Bool:
+		s = map[string]any{"type": "boolean"}
+	case step.Int:
+		s = map[string]any{"type": "integer"}
+	case step.Duration:
+		s = map[string]any{"type": "string", "pattern": `^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`}
+	case step.StringMap:
+		s = map[string]any{"type": "object", "additionalProperties": map[string]any{"type": []string{"string", "number", "boolean"}}}
+	case step.StringList:
+		s = map[string]any{"type": "array", "items": map[string]any{"type": []string{"string", "number"}}}
+	case step.IntList:
+		s = map[string]any{"oneOf": []any{map[string]any{"type": "integer"}, map[string]any{"type": "array", "items": map[string]any{"type": "integer"}}}}
+	case step.Object:
+		if len(f.Fields) > 0 {
+			s = object(f.Fields, f.Doc)
+		} else {
+			s = map[string]any{"type": "object"}
+		}
+	case step.ObjectList:
+		if len(f.Fields) > 0 {
+			s = map[string]any{"type": "array", "items": object(f.Fields, f.Doc)}
+		} else {
+			s = map[string]any{"type": "array", "items": map[string]any{"type": "object"}}
+		}
+	case step.Probe:
+		s = map[string]any{"$ref": "#/definitions/probe"}
+	default:
+		s = map[string]any{}
+	}
+	if f.Doc != "" {
+		s["description"] = f.Doc
+	}
+	if len(f.Enum) > 0 {
+		s["enum"] = f.Enum
+	}
+	if f.Default != nil {
+		s["default"] = f.Default
+	}
+	if f.Example != nil {
+		s["examples"] = []any{f.Example}
+	}
+	return s
+}

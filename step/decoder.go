@@ -1,0 +1,462 @@
+package step
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/expr-lang/expr/types"
+	"gopkg.in/yaml.v3"
+
+	"github.com/runbook-dev/runbook/diag"
+	"github.com/runbook-dev/runbook/tmpl"
+)
+
+// Body is a step body's values by key, already checked against the type's
+// fields: no unknown keys, every required key present, every value of the
+// right shape.
+type Body map[string]*yaml.Node
+
+// Decoder turns YAML nodes into typed values, reporting every problem with
+// its position. It never stops at the first problem.
+type Decoder struct {
+	Diags *diag.List
+	Scope *tmpl.Scope
+	// Lines are the source lines, to place expressions inside block scalars.
+	Lines []string
+	// DecodeProbe decodes a read-only step body with its own host; the
+	// engine provides it, since only the engine knows the step-type keys.
+	DecodeProbe func(d *Decoder, n *yaml.Node) *ProbeSpec
+}
+
+// ProbeSpec is a decoded probe: a read-only step body and the host it runs on.
+type ProbeSpec struct {
+	// Host names the host; nil means the host of the enclosing step.
+	Host *tmpl.Template
+	Type Type
+	Step Step
+	Pos  diag.Pos
+}
+
+// ProbeResult is the type of `result` for a probe of type t: its result plus
+// `reachable`, false when the probe's host could not be connected to.
+func ProbeResult(t Type) types.Map {
+	m := types.Map{"reachable": types.Bool, "error": types.String}
+	if t != nil {
+		for k, v := range t.Result() {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// Pos returns the position of a node.
+func Pos(n *yaml.Node) diag.Pos { return diag.Pos{Line: n.Line, Col: n.Column} }
+
+// Errorf reports an error at n.
+func (d *Decoder) Errorf(n *yaml.Node, rule, format string, args ...any) {
+	d.Diags.Errorf(Pos(n), rule, format, args...)
+}
+
+// Check checks that n is a mapping whose keys are all in fields, that every
+// required field is there and that every value has the right shape, and
+// returns the values by key. where names the mapping in messages.
+func (d *Decoder) Check(n *yaml.Node, fields []Field, where string) Body {
+	body := Body{}
+	if n.Kind != yaml.MappingNode {
+		d.Errorf(n, diag.RuleType, "%s must be a mapping, not %s", where, describe(n))
+		return body
+	}
+	known := make([]string, len(fields))
+	byName := map[string]*Field{}
+	for i := range fields {
+		known[i] = fields[i].Name
+		byName[fields[i].Name] = &fields[i]
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		f, ok := byName[k.Value]
+		if !ok {
+			d.Errorf(k, diag.RuleUnknownKey, "unknown key %q in %s%s; expected one of: %s", k.Value, where, diag.DidYouMean(k.Value, known), strings.Join(known, ", "))
+			continue
+		}
+		if _, dup := body[k.Value]; dup {
+			d.Errorf(k, diag.RuleDuplicateID, "key %q appears twice in %s", k.Value, where)
+			continue
+		}
+		if d.checkShape(v, f, where) {
+			body[k.Value] = v
+		}
+	}
+	for _, f := range fields {
+		if f.Required {
+			if _, ok := body[f.Name]; !ok && !hasKey(n, f.Name) {
+				d.Errorf(n, diag.RuleMissingField, "%s needs %q: %s", where, f.Name, f.Doc)
+			}
+		}
+	}
+	return body
+}
+
+func hasKey(n *yaml.Node, key string) bool {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return true
+		}
+	}
+	return false
+}
+
+// checkShape reports a value whose YAML shape cannot be a value of f.
+func (d *Decoder) checkShape(v *yaml.Node, f *Field, where string) bool {
+	bad := func(want string) bool {
+		d.Errorf(v, diag.RuleType, "%s.%s must be %s, not %s", where, f.Name, want, describe(v))
+		return false
+	}
+	switch f.Kind {
+	case String, Literal:
+		if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
+			return bad("a string")
+		}
+	case Expr:
+		if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
+			return bad("an expression")
+		}
+	case Bool:
+		if v.Kind != yaml.ScalarNode || v.Tag != "!!bool" {
+			return bad("true or false")
+		}
+	case Int:
+		if v.Kind != yaml.ScalarNode || v.Tag != "!!int" {
+			return bad("an integer")
+		}
+	case Duration:
+		if v.Kind != yaml.ScalarNode {
+			return bad("a duration such as 30s or 5m")
+		}
+		if _, err := time.ParseDuration(v.Value); err != nil || v.Tag == "!!int" {
+			return bad("a duration such as 30s or 5m")
+		}
+	case StringMap:
+		if v.Kind != yaml.MappingNode {
+			return bad("a mapping of names to strings")
+		}
+	case StringList:
+		if v.Kind != yaml.SequenceNode {
+			return bad("a list of strings")
+		}
+	case IntList:
+		if v.Kind == yaml.ScalarNode && v.Tag == "!!int" {
+			return true
+		}
+		if v.Kind != yaml.SequenceNode {
+			return bad("an integer or a list of integers")
+		}
+		for _, e := range v.Content {
+			if e.Kind != yaml.ScalarNode || e.Tag != "!!int" {
+				d.Errorf(e, diag.RuleType, "%s.%s must list integers, not %s", where, f.Name, describe(e))
+				return false
+			}
+		}
+	case Object, Probe:
+		if v.Kind != yaml.MappingNode {
+			return bad("a mapping")
+		}
+	case ObjectList:
+		if v.Kind != yaml.SequenceNode {
+			return bad("a list of mappings")
+		}
+	}
+	if len(f.Enum) > 0 && v.Kind == yaml.ScalarNode && !strings.Contains(v.Value, "${{") {
+		for _, e := range f.Enum {
+			if v.Value == e {
+				return true
+			}
+		}
+		d.Errorf(v, diag.RuleInvalidValue, "%s.%s must be one of %s, not %q%s", where, f.Name, strings.Join(f.Enum, ", "), v.Value, diag.DidYouMean(v.Value, f.Enum))
+		return false
+	}
+	return true
+}
+
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.AliasNode:
+		return "an alias"
+	}
+	switch n.Tag {
+	case "!!null":
+		return "empty"
+	case "!!bool":
+		return "the boolean " + n.Value
+	case "!!int", "!!float":
+		return "the number " + n.Value
+	}
+	return strconv.Quote(n.Value)
+}
+
+// Template compiles a string value with ${{ }} expressions.
+func (d *Decoder) Template(n *yaml.Node) *tmpl.Template {
+	if n == nil {
+		return nil
+	}
+	t, errs := tmpl.ParseTemplate(n.Value, d.Scope)
+	for _, e := range errs {
+		d.Diags.Errorf(d.PosIn(n, e.Offset), e.Rule, "%s", e.Msg)
+	}
+	return t
+}
+
+// Expr compiles a bare bool expression. result is the type of `result` in
+// it, or nil where there is none.
+func (d *Decoder) Expr(n *yaml.Node, result types.Type) *tmpl.Expr {
+	if n == nil {
+		return nil
+	}
+	scope := *d.Scope
+	scope.Result = result
+	src := n.Value
+	if strings.HasPrefix(strings.TrimSpace(src), "${{") {
+		d.Errorf(n, diag.RuleExprSyntax, "this is a bare expression: write it without ${{ }}")
+		return nil
+	}
+	e, err := tmpl.CompileBool(src, &scope)
+	if err != nil {
+		te := err.(*tmpl.Error)
+		off := 0
+		for l := 0; l < te.Line; l++ {
+			off += strings.IndexByte(src[off:], '\n') + 1
+		}
+		for c := 0; c < te.Col && off < len(src); c++ {
+			_, w := utf8.DecodeRuneInString(src[off:])
+			off += w
+		}
+		d.Diags.Errorf(d.PosIn(n, off), te.Rule, "%s", te.Msg)
+		return nil
+	}
+	return e
+}
+
+// PosIn returns the position of the byte at offset in a scalar's value,
+// following quotes and block scalars as best the node allows.
+func (d *Decoder) PosIn(n *yaml.Node, offset int) diag.Pos {
+	v := n.Value
+	if offset > len(v) {
+		offset = len(v)
+	}
+	line := strings.Count(v[:offset], "\n")
+	lineStart := strings.LastIndexByte(v[:offset], '\n') + 1
+	col := utf8.RuneCountInString(v[lineStart:offset])
+	switch n.Style {
+	case yaml.LiteralStyle, yaml.FoldedStyle:
+		srcLine := n.Line + 1 + line
+		valueLine := v[lineStart:]
+		if i := strings.IndexByte(valueLine, '\n'); i >= 0 {
+			valueLine = valueLine[:i]
+		}
+		indent := n.Column + 1
+		if srcLine-1 < len(d.Lines) {
+			if i := strings.Index(d.Lines[srcLine-1], valueLine); i >= 0 && valueLine != "" {
+				indent = utf8.RuneCountInString(d.Lines[srcLine-1][:i]) + 1
+			}
+		}
+		return diag.Pos{Line: srcLine, Col: indent + col}
+	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
+		if line == 0 {
+			return diag.Pos{Line: n.Line, Col: n.Column + 1 + col}
+		}
+	default:
+		if line == 0 {
+			return diag.Pos{Line: n.Line, Col: n.Column + col}
+		}
+	}
+	return diag.Pos{Line: n.Line + line, Col: col + 1}
+}
+
+// Literal returns a string value that must not contain expressions.
+func (d *Decoder) Literal(n *yaml.Node) string {
+	if n == nil {
+		return ""
+	}
+	if strings.Contains(n.Value, "${{") {
+		d.Errorf(n, diag.RuleInvalidValue, "expressions are not allowed here; write a fixed value")
+	}
+	return n.Value
+}
+
+// Bool returns a bool value, false when n is nil.
+func (d *Decoder) Bool(n *yaml.Node) bool {
+	return n != nil && n.Value == "true"
+}
+
+// Int returns an integer value, def when n is nil.
+func (d *Decoder) Int(n *yaml.Node, def int) int {
+	if n == nil {
+		return def
+	}
+	i, err := strconv.Atoi(n.Value)
+	if err != nil {
+		d.Errorf(n, diag.RuleType, "%q is not an integer", n.Value)
+	}
+	return i
+}
+
+// Duration returns a duration value, def when n is nil.
+func (d *Decoder) Duration(n *yaml.Node, def time.Duration) time.Duration {
+	if n == nil {
+		return def
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return def
+	}
+	if v <= 0 {
+		d.Errorf(n, diag.RuleInvalidValue, "the duration must be positive")
+	}
+	return v
+}
+
+// IntList returns an integer or list of integers.
+func (d *Decoder) IntList(n *yaml.Node) []int {
+	if n == nil {
+		return nil
+	}
+	if n.Kind == yaml.ScalarNode {
+		return []int{d.Int(n, 0)}
+	}
+	out := make([]int, 0, len(n.Content))
+	for _, e := range n.Content {
+		out = append(out, d.Int(e, 0))
+	}
+	return out
+}
+
+// TemplateMap returns a mapping of names to templates.
+func (d *Decoder) TemplateMap(n *yaml.Node, where string) map[string]*tmpl.Template {
+	if n == nil {
+		return nil
+	}
+	out := make(map[string]*tmpl.Template, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
+			d.Errorf(v, diag.RuleType, "%s.%s must be a string, not %s", where, k.Value, describe(v))
+			continue
+		}
+		out[k.Value] = d.Template(v)
+	}
+	return out
+}
+
+// TemplateList returns a list of templates.
+func (d *Decoder) TemplateList(n *yaml.Node, where string) []*tmpl.Template {
+	if n == nil {
+		return nil
+	}
+	out := make([]*tmpl.Template, 0, len(n.Content))
+	for _, v := range n.Content {
+		if v.Kind != yaml.ScalarNode {
+			d.Errorf(v, diag.RuleType, "%s must list strings, not %s", where, describe(v))
+			continue
+		}
+		out = append(out, d.Template(v))
+	}
+	return out
+}
+
+// Value is a YAML value whose strings may hold expressions: a JSON body or
+// a list of SQL arguments.
+type Value struct {
+	tmpl *tmpl.Template
+	lit  any
+	list []*Value
+	keys []string
+	vals []*Value
+	kind yaml.Kind
+}
+
+// AnyValue decodes any YAML value, compiling the expressions in its strings.
+func (d *Decoder) AnyValue(n *yaml.Node) *Value {
+	if n == nil {
+		return nil
+	}
+	switch n.Kind {
+	case yaml.SequenceNode:
+		v := &Value{kind: n.Kind}
+		for _, e := range n.Content {
+			v.list = append(v.list, d.AnyValue(e))
+		}
+		return v
+	case yaml.MappingNode:
+		v := &Value{kind: n.Kind}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			v.keys = append(v.keys, n.Content[i].Value)
+			v.vals = append(v.vals, d.AnyValue(n.Content[i+1]))
+		}
+		return v
+	case yaml.ScalarNode:
+		if n.Tag == "!!str" {
+			return &Value{kind: n.Kind, tmpl: d.Template(n)}
+		}
+		var lit any
+		if err := n.Decode(&lit); err != nil {
+			d.Errorf(n, diag.RuleType, "%v", err)
+		}
+		return &Value{kind: n.Kind, lit: lit}
+	}
+	d.Errorf(n, diag.RuleType, "unsupported value: %s", describe(n))
+	return nil
+}
+
+// Eval evaluates a Value against env, keeping the types of single
+// expressions (a ${{ params.port }} of type int stays an int).
+func (v *Value) Eval(env map[string]any) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	switch v.kind {
+	case yaml.SequenceNode:
+		out := make([]any, 0, len(v.list))
+		for _, e := range v.list {
+			x, err := e.Eval(env)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, x)
+		}
+		return out, nil
+	case yaml.MappingNode:
+		out := make(map[string]any, len(v.keys))
+		for i, k := range v.keys {
+			x, err := v.vals[i].Eval(env)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = x
+		}
+		return out, nil
+	}
+	if v.tmpl != nil {
+		return v.tmpl.Value(env)
+	}
+	return v.lit, nil
+}
+
+// Render evaluates every template of a map.
+func Render(m map[string]*tmpl.Template, env map[string]any) (map[string]string, error) {
+	out := make(map[string]string, len(m))
+	for k, t := range m {
+		s, err := t.Render(env, nil)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", k, err)
+		}
+		out[k] = s
+	}
+	return out, nil
+}

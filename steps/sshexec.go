@@ -1,0 +1,247 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"strings"
+
+	"github.com/expr-lang/expr/types"
+
+	"github.com/runbook-dev/runbook/diag"
+	"github.com/runbook-dev/runbook/step"
+	"github.com/runbook-dev/runbook/tmpl"
+	"github.com/runbook-dev/runbook/transport"
+)
+
+// SSHExec runs a command on a host.
+type SSHExec struct{}
+
+var _ step.Type = SSHExec{}
+
+// Name implements step.Type.
+func (SSHExec) Name() string { return "ssh-exec" }
+
+// Doc implements step.Type.
+func (SSHExec) Doc() string {
+	return "run a shell command on the host; values interpolated into the command are shell-quoted"
+}
+
+// Fields implements step.Type.
+func (SSHExec) Fields() []step.Field {
+	return []step.Field{
+		{Name: "command", Kind: step.String, Required: true, Doc: "the command line, run with /bin/sh; ${{ }} values are quoted as one word each (raw(x) inserts x as it is)", Example: "pg_ctl promote -w -D ${{ vars.data_dir }}"},
+		{Name: "become", Kind: step.Literal, Doc: "run as this user (overrides the step's become)", Example: "postgres"},
+		{Name: "env", Kind: step.StringMap, Doc: "environment variables for the command; the place for secrets, never the command line"},
+		{Name: "stdin", Kind: step.String, Doc: "text fed to the command's standard input"},
+		{Name: "creates", Kind: step.String, Doc: "skip the command when this path exists on the host"},
+		{Name: "unless", Kind: step.String, Doc: "skip the command when this read-only command exits 0"},
+		{Name: "expect_exit", Kind: step.IntList, Doc: "exit codes that mean success", Default: []int{0}},
+		{Name: "read_only", Kind: step.Bool, Doc: "the command changes nothing: plan runs it for real and the step reports ok, not changed"},
+	}
+}
+
+// Result implements step.Type.
+func (SSHExec) Result() types.Map {
+	return types.Map{"stdout": types.String, "stderr": types.String, "exit_code": types.Int, "skipped": types.Bool}
+}
+
+type sshExec struct {
+	command, stdin, creates, unless *tmpl.Template
+	env                             map[string]*tmpl.Template
+	become                          string
+	expectExit                      []int
+	readOnly                        bool
+}
+
+// Decode implements step.Type.
+func (SSHExec) Decode(d *step.Decoder, b step.Body) step.Step {
+	s := &sshExec{expectExit: []int{0}, become: d.Literal(b["become"]), readOnly: d.Bool(b["read_only"])}
+	for _, k := range []string{"command", "creates", "unless"} {
+		n := b[k]
+		if n == nil {
+			continue
+		}
+		t := d.Template(n)
+		if t != nil && t.UsesSecret() {
+			d.Errorf(n, diag.RuleSecretInCommand, "a secret in %s would be visible in the host's process list: pass it with env: or stdin:", k)
+		}
+		switch k {
+		case "command":
+			s.command = t
+		case "creates":
+			s.creates = t
+		case "unless":
+			s.unless = t
+		}
+	}
+	s.stdin = d.Template(b["stdin"])
+	s.env = d.TemplateMap(b["env"], "env")
+	if e := b["expect_exit"]; e != nil {
+		s.expectExit = d.IntList(e)
+	}
+	return s
+}
+
+func (s *sshExec) cmd(x *step.Exec) (*transport.Command, error) {
+	line, err := s.command.Render(x.Env, tmpl.ShellQuote)
+	if err != nil {
+		return nil, err
+	}
+	c := &transport.Command{Line: line, Become: x.Become}
+	if s.become != "" {
+		c.Become = s.become
+	}
+	if s.env != nil {
+		if c.Env, err = step.Render(s.env, x.Env); err != nil {
+			return nil, err
+		}
+	}
+	if s.stdin != nil {
+		in, err := s.stdin.Render(x.Env, nil)
+		if err != nil {
+			return nil, err
+		}
+		c.Stdin = []byte(in)
+	}
+	return c, nil
+}
+
+func (s *sshExec) run(ctx context.Context, x *step.Exec, c *transport.Command) (step.Result, *transport.Output, error) {
+	conn, err := x.Connect(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	out, err := conn.Run(ctx, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	return step.Result{
+		"stdout":    string(out.Stdout),
+		"stderr":    string(out.Stderr),
+		"exit_code": out.ExitCode,
+		"skipped":   false,
+	}, out, nil
+}
+
+// Probe runs the command: in a guard or a wait-until probe the command is a
+// read-only observation. A non-zero exit is a result, not an error.
+func (s *sshExec) Probe(ctx context.Context, x *step.Exec) (step.Result, error) {
+	c, err := s.cmd(x)
+	if err != nil {
+		return nil, err
+	}
+	r, _, err := s.run(ctx, x, c)
+	return r, err
+}
+
+// skip reports whether creates or unless say the command has already done
+// its work.
+func (s *sshExec) skip(ctx context.Context, x *step.Exec) (string, error) {
+	if s.creates != nil {
+		path, err := s.creates.Render(x.Env, nil)
+		if err != nil {
+			return "", err
+		}
+		conn, err := x.Connect(ctx)
+		if err != nil {
+			return "", err
+		}
+		_, err = conn.Stat(ctx, path)
+		switch {
+		case err == nil:
+			return path + " exists", nil
+		case !errors.Is(err, fs.ErrNotExist):
+			return "", fmt.Errorf("creates: %w", err)
+		}
+	}
+	if s.unless != nil {
+		line, err := s.unless.Render(x.Env, tmpl.ShellQuote)
+		if err != nil {
+			return "", err
+		}
+		become := x.Become
+		if s.become != "" {
+			become = s.become
+		}
+		_, out, err := s.run(ctx, x, &transport.Command{Line: line, Become: become})
+		if err != nil {
+			return "", fmt.Errorf("unless: %w", err)
+		}
+		if out.ExitCode == 0 {
+			return "unless command succeeded", nil
+		}
+	}
+	return "", nil
+}
+
+// Plan checks creates and unless; a read-only command runs for real.
+func (s *sshExec) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) {
+	c, err := s.cmd(x)
+	if err != nil {
+		return nil, err
+	}
+	why, err := s.skip(ctx, x)
+	if err != nil {
+		return nil, err
+	}
+	if why != "" {
+		return &step.Plan{Skipped: true, Summary: "skip: " + why, Result: step.Result{"stdout": "", "stderr": "", "exit_code": 0, "skipped": true}}, nil
+	}
+	if s.readOnly {
+		r, err := s.apply(ctx, x, c)
+		if err != nil {
+			return nil, err
+		}
+		return &step.Plan{Summary: "ran read-only: " + c.Line, Result: r}, nil
+	}
+	return &step.Plan{Changes: true, Summary: "run: " + c.Line, State: c}, nil
+}
+
+// Apply runs the command.
+func (s *sshExec) Apply(ctx context.Context, x *step.Exec, p *step.Plan) (step.Result, error) {
+	return s.apply(ctx, x, p.State.(*transport.Command))
+}
+
+func (s *sshExec) apply(ctx context.Context, x *step.Exec, c *transport.Command) (step.Result, error) {
+	r, out, err := s.run(ctx, x, c)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(s.expectExit, out.ExitCode) {
+		return r, &ExitError{Code: out.ExitCode, Expected: s.expectExit, Stderr: lastLine(out.Stderr, out.Stdout)}
+	}
+	return r, nil
+}
+
+// ExitError is a command that exited with an unexpected code.
+type ExitError struct {
+	Code     int
+	Expected []int
+	Stderr   string
+}
+
+func (e *ExitError) Error() string {
+	msg := fmt.Sprintf("exit status %d", e.Code)
+	if len(e.Expected) != 1 || e.Expected[0] != 0 {
+		msg += fmt.Sprintf(" (expected %v)", e.Expected)
+	}
+	if e.Stderr != "" {
+		msg += ": " + e.Stderr
+	}
+	return msg
+}
+
+// lastLine returns the last non-empty line of the first output that has
+// one: what a failed command last said is usually why it failed.
+func lastLine(outs ...[]byte) string {
+	for _, o := range outs {
+		lines := strings.Split(strings.TrimSpace(string(o)), "\n")
+		if l := strings.TrimSpace(lines[len(lines)-1]); l != "" {
+			return l
+		}
+	}
+	return ""
+}

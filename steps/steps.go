@@ -1,0 +1,9 @@
+// Package steps holds runbook's built-in step types, one file each.
+package steps
+
+import "github.com/runbook-dev/runbook/step"
+
+// Builtin returns the registry of built-in step types.
+func Builtin() *step.Registry {
+	return step.NewRegistry(SSHExec{}, WaitUntil{})
+}

@@ -1,0 +1,139 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/expr-lang/expr/types"
+
+	"github.com/runbook-dev/runbook/step"
+	"github.com/runbook-dev/runbook/tmpl"
+)
+
+// WaitUntil polls a read-only probe until an expression holds.
+type WaitUntil struct{}
+
+var _ step.Type = WaitUntil{}
+
+// Name implements step.Type.
+func (WaitUntil) Name() string { return "wait-until" }
+
+// Doc implements step.Type.
+func (WaitUntil) Doc() string {
+	return "poll a read-only probe until an expression on its result holds, or fail at the timeout"
+}
+
+// Fields implements step.Type.
+func (WaitUntil) Fields() []step.Field {
+	return []step.Field{
+		{Name: "probe", Kind: step.Probe, Required: true, Doc: "a read-only step body (one step type, optional host) observed at each poll"},
+		{Name: "until", Kind: step.Expr, Required: true, Doc: "expression on the probe's result; the wait ends when it holds", Example: "result.rows[0].in_recovery == false"},
+		{Name: "timeout", Kind: step.Duration, Required: true, Doc: "give up after this long", Example: "60s"},
+		{Name: "interval", Kind: step.Duration, Doc: "pause between polls", Default: "1s"},
+	}
+}
+
+// Result implements step.Type: the last observed result of the probe, plus
+// how many polls it took.
+func (WaitUntil) Result() types.Map {
+	return types.Map{types.Extra: types.Any, "attempts": types.Int, "reachable": types.Bool}
+}
+
+type waitUntil struct {
+	probe    *step.ProbeSpec
+	until    *tmpl.Expr
+	timeout  time.Duration
+	interval time.Duration
+}
+
+// Decode implements step.Type.
+func (WaitUntil) Decode(d *step.Decoder, b step.Body) step.Step {
+	w := &waitUntil{timeout: d.Duration(b["timeout"], 0), interval: d.Duration(b["interval"], time.Second)}
+	if p := b["probe"]; p != nil {
+		w.probe = d.DecodeProbe(d, p)
+	}
+	if w.probe != nil {
+		w.until = d.Expr(b["until"], step.ProbeResult(w.probe.Type))
+	}
+	return w
+}
+
+func (w *waitUntil) observe(ctx context.Context, x *step.Exec) (step.Result, bool, error) {
+	r, err := step.RunProbe(ctx, x, w.probe)
+	if err != nil {
+		return nil, false, err
+	}
+	env := make(map[string]any, len(x.Env)+1)
+	for k, v := range x.Env {
+		env[k] = v
+	}
+	env["result"] = map[string]any(r)
+	ok, err := w.until.EvalBool(env)
+	return r, ok, err
+}
+
+// Probe observes once.
+func (w *waitUntil) Probe(ctx context.Context, x *step.Exec) (step.Result, error) {
+	r, _, err := w.observe(ctx, x)
+	return r, err
+}
+
+// Plan observes once: when the condition already holds there is nothing to
+// wait for.
+func (w *waitUntil) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) {
+	r, ok, err := w.observe(ctx, x)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		r["attempts"] = 1
+		return &step.Plan{Summary: "already true: " + w.until.Source, Result: r}, nil
+	}
+	return &step.Plan{Changes: true, Summary: fmt.Sprintf("would wait up to %s until %s (now: %s)", w.timeout, w.until.Source, Show(r))}, nil
+}
+
+// TimeoutError is a wait that ended before its condition held.
+type TimeoutError struct {
+	Until    string
+	Timeout  time.Duration
+	LastSeen string
+}
+
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("timed out after %s waiting until %s; last seen: %s", e.Timeout, e.Until, e.LastSeen)
+}
+
+// Apply polls until the condition holds or the timeout passes. A probe
+// error does not end the wait (a restarting database refuses connections
+// for a while); it is what the timeout reports if it persists.
+func (w *waitUntil) Apply(ctx context.Context, x *step.Exec, _ *step.Plan) (step.Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
+	last := "nothing yet"
+	for attempt := 1; ; attempt++ {
+		r, ok, err := w.observe(ctx, x)
+		switch {
+		case err == nil && ok:
+			r["attempts"] = attempt
+			return r, nil
+		case err != nil && ctx.Err() == nil:
+			last = "error: " + err.Error()
+		case err == nil:
+			last = Show(r)
+		}
+		if x.Progress != nil {
+			x.Progress(fmt.Sprintf("attempt %d: %s", attempt, last))
+		}
+		t := time.NewTimer(w.interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			if ctx.Err() == context.DeadlineExceeded && context.Cause(ctx) == context.DeadlineExceeded {
+				return nil, &TimeoutError{Until: w.until.Source, Timeout: w.timeout, LastSeen: last}
+			}
+			return nil, context.Cause(ctx)
+		case <-t.C:
+		}
+	}
+}

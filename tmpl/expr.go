@@ -1,0 +1,328 @@
+package tmpl
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/parser"
+	"github.com/expr-lang/expr/types"
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/runbook-dev/runbook/diag"
+)
+
+// Error is a problem in an expression, at a 0-based line and column of the
+// expression's own source.
+type Error struct {
+	Line, Col int
+	Rule      string
+	Msg       string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+const (
+	ruleSyntax    = diag.RuleExprSyntax
+	ruleType      = diag.RuleExprType
+	ruleUndefined = diag.RuleUndefined
+	ruleForward   = diag.RuleForwardRef
+)
+
+// Raw marks a value that a template inserts without shell quoting.
+type Raw struct{ Value any }
+
+// rawFunc is the raw() function of expressions: it marks its argument for
+// insertion into a command line as it is.
+var rawFunc = expr.Function("raw", func(args ...any) (any, error) {
+	return Raw{args[0]}, nil
+}, new(func(any) Raw))
+
+// Expr is a compiled expression.
+type Expr struct {
+	Source string
+	// path is set for a plain member chain (params.x, steps.a.result.stdout):
+	// those are evaluated by lookup, without the expression VM, which keeps
+	// loading large playbooks fast.
+	path    []string
+	program *vm.Program
+	// UsesSecret is true when the expression reads secrets.*.
+	UsesSecret bool
+	// Steps lists the step ids the expression reads.
+	Steps []string
+}
+
+// CompileBool compiles an expression that must yield a bool (when, until,
+// assert).
+func CompileBool(src string, s *Scope) (*Expr, error) { return compile(src, s, true) }
+
+// Compile compiles an expression of any type (inside ${{ }}).
+func Compile(src string, s *Scope) (*Expr, error) { return compile(src, s, false) }
+
+func compile(src string, s *Scope, asBool bool) (*Expr, error) {
+	if strings.TrimSpace(src) == "" {
+		return nil, &Error{Rule: ruleSyntax, Msg: "empty expression"}
+	}
+	tree, err := parser.Parse(src)
+	if err != nil {
+		return nil, fromExprError(src, err, ruleSyntax)
+	}
+	e := &Expr{Source: src}
+	refs := map[string]bool{}
+	env := types.Map{}
+	if err := s.checkRefs(src, tree.Node, e, env, refs); err != nil {
+		return nil, err
+	}
+	if p := memberPath(tree.Node); p != nil && !asBool && pathTyped(env, p) {
+		e.path = p
+		return e, nil
+	}
+	opts := []expr.Option{expr.Env(env), rawFunc}
+	if asBool {
+		opts = append(opts, expr.AsBool())
+	}
+	prog, err := expr.Compile(src, opts...)
+	if err != nil {
+		return nil, fromExprError(src, err, ruleType)
+	}
+	e.program = prog
+	return e, nil
+}
+
+// checkRefs walks the tree for references to the roots of the scope, reports
+// the first undefined one with a did-you-mean, and fills env with the types of
+// just the roots the expression uses: building the checker's environment from
+// the whole scope would make compiling cost grow with the playbook.
+func (s *Scope) checkRefs(src string, node ast.Node, e *Expr, env types.Map, refs map[string]bool) error {
+	var firstErr error
+	locals := map[string]bool{}
+	ast.Walk(&node, visitor(func(n ast.Node) {
+		if v, ok := n.(*ast.VariableDeclaratorNode); ok {
+			locals[v.Name] = true
+		}
+	}))
+	fail := func(n ast.Node, rule, format string, args ...any) {
+		if firstErr == nil {
+			line, col := offsetToLineCol(src, n.Location().From)
+			firstErr = &Error{Line: line, Col: col, Rule: rule, Msg: fmt.Sprintf(format, args...)}
+		}
+	}
+	visit := visitor(func(n ast.Node) {
+		switch n := n.(type) {
+		case *ast.IdentifierNode:
+			if n.Value == "raw" || isBuiltin(n.Value) || locals[n.Value] {
+				return
+			}
+			t, ok := s.root(n.Value)
+			if !ok {
+				fail(n, ruleUndefined, "unknown name %s; available here: %s%s", n.Value, strings.Join(s.Roots(), ", "), didYouMean(n.Value, s.Roots()))
+				return
+			}
+			if _, done := env[n.Value]; !done {
+				switch n.Value {
+				case "steps":
+					env["steps"] = types.Map{}
+				default:
+					env[n.Value] = t
+				}
+			}
+		case *ast.MemberNode:
+			id, ok := n.Node.(*ast.IdentifierNode)
+			if !ok {
+				return
+			}
+			prop, ok := n.Property.(*ast.StringNode)
+			if !ok {
+				return
+			}
+			switch id.Value {
+			case "params", "secrets", "vars":
+				m := s.Params
+				if id.Value == "vars" {
+					m = s.Vars
+				}
+				if id.Value == "secrets" {
+					m = s.Secrets
+					e.UsesSecret = true
+				}
+				if _, ok := m[prop.Value]; !ok {
+					fail(n.Property, ruleUndefined, "%s.%s is not defined%s", id.Value, prop.Value, didYouMean(prop.Value, keys(m)))
+				}
+			case "steps":
+				t, ok := s.Steps[prop.Value]
+				switch {
+				case ok:
+					if sm, _ := env["steps"].(types.Map); sm != nil {
+						sm[prop.Value] = t
+					}
+					if !refs[prop.Value] {
+						refs[prop.Value] = true
+						e.Steps = append(e.Steps, prop.Value)
+					}
+				case s.Later[prop.Value]:
+					fail(n.Property, ruleForward, "step %q runs later; only the results of earlier steps can be used here", prop.Value)
+				default:
+					fail(n.Property, ruleUndefined, "no step has id %q%s", prop.Value, didYouMean(prop.Value, keys(s.Steps)))
+				}
+			}
+		}
+	})
+	ast.Walk(&node, visit)
+	return firstErr
+}
+
+// memberPath returns the names of a plain member chain like params.x or
+// steps.a.result.stdout whose every element is a known field, or nil.
+func memberPath(n ast.Node) []string {
+	var rev []string
+	for {
+		switch m := n.(type) {
+		case *ast.IdentifierNode:
+			rev = append(rev, m.Value)
+			out := make([]string, len(rev))
+			for i := range rev {
+				out[i] = rev[len(rev)-1-i]
+			}
+			return out
+		case *ast.MemberNode:
+			s, ok := m.Property.(*ast.StringNode)
+			if !ok || m.Optional {
+				return nil
+			}
+			rev = append(rev, s.Value)
+			n = m.Node
+		default:
+			return nil
+		}
+	}
+}
+
+// Path returns the member chain of a plain reference like params.standby, or
+// nil for any other expression.
+func (e *Expr) Path() []string { return e.path }
+
+// Eval evaluates the expression against env.
+func (e *Expr) Eval(env map[string]any) (any, error) {
+	if e.path != nil {
+		return lookup(env, e.path)
+	}
+	return expr.Run(e.program, env)
+}
+
+// EvalBool evaluates an expression compiled with CompileBool.
+func (e *Expr) EvalBool(env map[string]any) (bool, error) {
+	v, err := e.Eval(env)
+	if err != nil {
+		return false, err
+	}
+	b, ok := v.(bool)
+	if !ok {
+		return false, fmt.Errorf("expression %q gave %T, want bool", e.Source, v)
+	}
+	return b, nil
+}
+
+// ErrUnavailable is returned when an expression reads a value that does not
+// exist yet, such as the result of a step that a dry run did not apply.
+var ErrUnavailable = errors.New("value not available")
+
+func lookup(env map[string]any, path []string) (any, error) {
+	var cur any = env
+	for i, p := range path {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("%s: %w", strings.Join(path[:i+1], "."), ErrUnavailable)
+		}
+		v, ok := m[p]
+		if !ok {
+			if i == 0 || path[0] != "steps" {
+				// An unknown key of a map known only at run time (host.vars)
+				// reads as nil, as it does in expr.
+				if i > 0 {
+					return nil, nil
+				}
+			}
+			return nil, fmt.Errorf("%s: %w", strings.Join(path[:i+1], "."), ErrUnavailable)
+		}
+		cur = v
+	}
+	return cur, nil
+}
+
+func fromExprError(src string, err error, rule string) error {
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		return &Error{Line: fe.Line - 1, Col: fe.Column, Rule: rule, Msg: fe.Message}
+	}
+	return &Error{Rule: rule, Msg: err.Error()}
+}
+
+func offsetToLineCol(src string, from int) (line, col int) {
+	for i, r := range []rune(src) {
+		if i == from {
+			break
+		}
+		if r == '\n' {
+			line++
+			col = 0
+		} else {
+			col++
+		}
+	}
+	return line, col
+}
+
+type visitor func(ast.Node)
+
+func (v visitor) Visit(n *ast.Node) { v(*n) }
+
+func isBuiltin(name string) bool {
+	switch name {
+	case "len", "all", "any", "none", "one", "filter", "map", "count", "sum", "find", "findIndex",
+		"findLast", "findLastIndex", "groupBy", "sortBy", "reduce", "abs", "ceil", "floor", "round",
+		"int", "float", "string", "trim", "trimPrefix", "trimSuffix", "upper", "lower", "split",
+		"splitAfter", "replace", "repeat", "join", "indexOf", "lastIndexOf", "hasPrefix", "hasSuffix",
+		"max", "min", "mean", "median", "toJSON", "fromJSON", "toBase64", "fromBase64", "now",
+		"duration", "date", "timezone", "first", "last", "get", "keys", "values", "toPairs", "fromPairs",
+		"type", "bitand", "bitor", "bitxor", "bitnand", "bitnot", "bitshl", "bitshr", "bitushr",
+		"flatten", "uniq", "concat", "sort", "reverse", "take", "has", "$env", "#", "#index", "#acc":
+		return true
+	}
+	return false
+}
+
+func keys(m types.Map) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		if k != types.Extra {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// pathTyped reports whether every element of a member chain resolves in the
+// types of env, or reaches a map whose keys are known only at run time.
+func pathTyped(env types.Map, path []string) bool {
+	var t types.Type = env
+	for _, p := range path {
+		m, ok := t.(types.Map)
+		if !ok {
+			return false
+		}
+		next, ok := m[p]
+		if !ok {
+			_, open := m[types.Extra]
+			return open
+		}
+		t = next
+	}
+	return true
+}
+
+func didYouMean(s string, candidates []string) string { return diag.DidYouMean(s, candidates) }

@@ -1,0 +1,81 @@
+// Package tmpl compiles the expressions and ${{ }} templates of a playbook
+// once, at load time, against a typed scope, and evaluates them at run time.
+package tmpl
+
+import (
+	"github.com/expr-lang/expr/types"
+)
+
+// Scope is the typed environment an expression is checked against. The
+// names are the roots a playbook author can use: params, secrets, steps,
+// host and, inside probes and asserts, result.
+type Scope struct {
+	Params  types.Map
+	Secrets types.Map
+	// Vars are the playbook's computed values.
+	Vars types.Map
+	// Steps holds the result types of the steps that run before the
+	// expression, keyed by step id.
+	Steps types.Map
+	// Later holds the ids of steps that run after the expression, so that a
+	// reference to one can be told apart from a typo.
+	Later map[string]bool
+	// Host is true where the expression runs for a host (a step's fields).
+	Host bool
+	// Result is the type of `result`, or nil where there is none.
+	Result types.Type
+}
+
+// HostType is the type of `host` in expressions.
+var HostType = types.Map{
+	"name":    types.String,
+	"address": types.String,
+	"vars":    types.Map{types.Extra: types.Any},
+}
+
+// AnyMap is a map whose keys are not known before run time.
+var AnyMap = types.Map{types.Extra: types.Any}
+
+// StepEntry is the type of steps.<id> for a step whose result has type r.
+func StepEntry(r types.Map) types.Map {
+	return types.Map{
+		"result":  r,
+		"status":  types.String,
+		"changed": types.Bool,
+		"results": types.Array(types.Map{"host": types.String, "status": types.String, "result": r}),
+	}
+}
+
+// Roots lists the root names available in this scope.
+func (s *Scope) Roots() []string {
+	roots := []string{"params", "secrets", "vars", "steps"}
+	if s.Host {
+		roots = append(roots, "host")
+	}
+	if s.Result != nil {
+		roots = append(roots, "result")
+	}
+	return roots
+}
+
+func (s *Scope) root(name string) (types.Type, bool) {
+	switch name {
+	case "params":
+		return s.Params, true
+	case "secrets":
+		return s.Secrets, true
+	case "vars":
+		return s.Vars, true
+	case "steps":
+		return s.Steps, true
+	case "host":
+		if s.Host {
+			return HostType, true
+		}
+	case "result":
+		if s.Result != nil {
+			return s.Result, true
+		}
+	}
+	return nil, false
+}

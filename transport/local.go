@@ -1,0 +1,158 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// Local runs on this machine, without SSH.
+type Local struct{}
+
+var _ Conn = Local{}
+
+// Run runs c with /bin/sh in its own process group, so that cancelling ctx
+// kills the command and everything it started.
+func (Local) Run(ctx context.Context, c *Command) (*Output, error) {
+	line := BecomeLine(c.Line, c.Become, os.Geteuid() == 0)
+	cmd := exec.Command("/bin/sh", "-c", line)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if len(c.Env) > 0 {
+		cmd.Env = os.Environ()
+		for k, v := range c.Env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
+	if c.Stdin != nil {
+		cmd.Stdin = bytes.NewReader(c.Stdin)
+	}
+	max := c.MaxOutput
+	if max <= 0 {
+		max = DefaultMaxOutput
+	}
+	stdout, stderr := &boundedBuffer{max: max}, &boundedBuffer{max: max}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		return nil, context.Cause(ctx)
+	}
+	out := &Output{Stdout: stdout.buf, Stderr: stderr.buf, Truncated: stdout.dropped || stderr.dropped}
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exitErr):
+		out.ExitCode = exitErr.ExitCode()
+		if out.ExitCode < 0 {
+			out.ExitCode = 128 + int(exitErr.Sys().(syscall.WaitStatus).Signal())
+		}
+	default:
+		return nil, err
+	}
+	return out, nil
+}
+
+// ReadFile reads a file of this machine.
+func (Local) ReadFile(_ context.Context, path string) ([]byte, error) {
+	return os.ReadFile(path)
+}
+
+// Stat describes a file of this machine.
+func (Local) Stat(_ context.Context, path string) (*FileInfo, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	info := &FileInfo{Mode: fi.Mode().Perm(), Size: fi.Size(), IsDir: fi.IsDir(), UID: -1, GID: -1}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		info.UID, info.GID = int(st.Uid), int(st.Gid)
+	}
+	return info, nil
+}
+
+// WriteFile replaces path atomically, keeping an existing file's mode and
+// owner.
+func (l Local) WriteFile(ctx context.Context, path string, data []byte, opt WriteOptions) error {
+	mode, uid, gid := opt.Mode, opt.UID, opt.GID
+	if mode == 0 {
+		mode = 0o644
+	}
+	if old, err := l.Stat(ctx, path); err == nil {
+		mode, uid, gid = old.Mode, old.UID, old.GID
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".runbook-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // a no-op after the rename
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if uid >= 0 && gid >= 0 && os.Geteuid() == 0 {
+		if err := f.Chown(uid, gid); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	// Sync the directory so the rename survives a crash.
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// Remove deletes a file of this machine.
+func (Local) Remove(_ context.Context, path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Dial connects from this machine.
+func (Local) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
+}
+
+// Close does nothing: a local connection holds no resources.
+func (Local) Close() error { return nil }

@@ -1,0 +1,131 @@
+// Package transport runs commands, moves files and dials TCP on a host,
+// over SSH or on this machine, behind one interface.
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"strings"
+)
+
+// Conn is a connection to one host, shared by every step that runs there.
+// All methods are safe for concurrent use.
+type Conn interface {
+	// Run runs a command line with /bin/sh and waits for it. Cancelling ctx
+	// kills the command.
+	Run(ctx context.Context, c *Command) (*Output, error)
+	// ReadFile returns a file's content; a missing file gives an error
+	// matching fs.ErrNotExist.
+	ReadFile(ctx context.Context, path string) ([]byte, error)
+	// Stat describes a file; a missing file gives fs.ErrNotExist.
+	Stat(ctx context.Context, path string) (*FileInfo, error)
+	// WriteFile replaces a file atomically: a temporary file in the same
+	// directory, synced, then renamed over the old one.
+	WriteFile(ctx context.Context, path string, data []byte, opt WriteOptions) error
+	// Remove deletes a file; a missing file is not an error.
+	Remove(ctx context.Context, path string) error
+	// Dial opens a TCP connection from the host, so that a service that
+	// listens only on the host's own interfaces can be reached.
+	Dial(ctx context.Context, network, addr string) (net.Conn, error)
+	// Close releases the connection.
+	Close() error
+}
+
+// Command is a command to run on a host.
+type Command struct {
+	// Line is a shell command line. It must not contain secrets: the
+	// process table shows it. Pass them in Env or Stdin.
+	Line string
+	// Become runs the command as another user.
+	Become string
+	// Env is added to the command's environment.
+	Env map[string]string
+	// Stdin is fed to the command's standard input.
+	Stdin []byte
+	// MaxOutput bounds each of stdout and stderr; 0 means DefaultMaxOutput.
+	MaxOutput int
+}
+
+// DefaultMaxOutput bounds what is kept of a command's output.
+const DefaultMaxOutput = 1 << 20
+
+// Output is what a command printed and how it exited.
+type Output struct {
+	Stdout, Stderr []byte
+	ExitCode       int
+	// Truncated is set when output beyond MaxOutput was dropped.
+	Truncated bool
+}
+
+// FileInfo is what Stat reports.
+type FileInfo struct {
+	Mode     fs.FileMode
+	UID, GID int
+	Size     int64
+	IsDir    bool
+}
+
+// WriteOptions says how WriteFile creates the file.
+type WriteOptions struct {
+	// Mode of a new file; an existing file keeps its mode, owner and group.
+	Mode fs.FileMode
+	// UID and GID of a new file when >= 0 (only root can set them).
+	UID, GID int
+}
+
+// UnreachableError says a host could not be connected to. Guards see it as
+// result.reachable == false.
+type UnreachableError struct {
+	Host string
+	Err  error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("host %s is unreachable: %v", e.Host, e.Err)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// IsUnreachable reports whether err says a host could not be reached.
+func IsUnreachable(err error) bool {
+	var u *UnreachableError
+	return errors.As(err, &u)
+}
+
+// BecomeLine wraps a command line so that it runs as user. As root it uses
+// runuser, which never prompts; otherwise sudo -n, which fails instead of
+// prompting for a password.
+func BecomeLine(line, user string, asRoot bool) string {
+	if user == "" {
+		return line
+	}
+	if asRoot {
+		return "runuser -u " + quote(user) + " -- /bin/sh -c " + quote(line)
+	}
+	return "sudo -n -u " + quote(user) + " -- /bin/sh -c " + quote(line)
+}
+
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// boundedBuffer keeps the first max bytes written to it and counts the rest.
+type boundedBuffer struct {
+	buf     []byte
+	max     int
+	dropped bool
+}
+
+func (b *boundedBuffer) Write(p []byte) (int, error) {
+	room := b.max - len(b.buf)
+	if room >= len(p) {
+		b.buf = append(b.buf, p...)
+	} else {
+		if room > 0 {
+			b.buf = append(b.buf, p[:room]...)
+		}
+		b.dropped = true
+	}
+	return len(p), nil
+}
