@@ -17,6 +17,7 @@ const (
 	RuleSecretInCommand = "secret-in-command"
 	RuleInvalidValue    = "invalid-value"
 	RuleNotAPlaybook    = "not-a-playbook"
+	RulePlaintextSecret = "plaintext-secret"
 )
 
 // Rules describes every rule id, for --list-rules and documentation.
@@ -36,4 +37,5 @@ var Rules = []struct{ ID, Description string }{
 	{RuleUndefined, "a reference to a param, secret or step that is not defined"},
 	{RuleForwardRef, "a reference to the result of a step that runs later"},
 	{RuleSecretInCommand, "a secret interpolated into a command line, where ps would show it"},
+	{RulePlaintextSecret, "a password written in plain text instead of a secret (warning)"},
 }

@@ -90,10 +90,10 @@ func ParseInventory(file string, src []byte) (*Inventory, []*diag.Diagnostic) {
 	d := &step.Decoder{Diags: ds}
 	top := d.Check(doc.Content[0], inventoryFields, "the inventory")
 	defaults := &HostSpec{Port: 22, User: "root", Transport: TransportSSH, KnownHosts: "~/.ssh/known_hosts"}
-	if n := top["defaults"]; n != nil {
+	if n := top.Get("defaults"); n != nil {
 		decodeHost(d, n, defaults, "defaults")
 	}
-	if n := top["hosts"]; n != nil {
+	if n := top.Get("hosts"); n != nil {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			h := *defaults
@@ -111,7 +111,7 @@ func ParseInventory(file string, src []byte) (*Inventory, []*diag.Diagnostic) {
 			inv.Hosts[h.Name] = &h
 		}
 	}
-	if n := top["groups"]; n != nil {
+	if n := top.Get("groups"); n != nil {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			if v.Kind != yaml.SequenceNode {
@@ -147,25 +147,25 @@ func copyVars(m map[string]any) map[string]any {
 
 func decodeHost(d *step.Decoder, n *yaml.Node, h *HostSpec, where string) {
 	f := d.Check(n, hostFields, where)
-	if v := f["address"]; v != nil {
+	if v := f.Get("address"); v != nil {
 		h.Address = v.Value
 	}
-	if v := f["port"]; v != nil {
+	if v := f.Get("port"); v != nil {
 		h.Port = d.Int(v, 22)
 	}
-	if v := f["user"]; v != nil {
+	if v := f.Get("user"); v != nil {
 		h.User = v.Value
 	}
-	if v := f["transport"]; v != nil {
+	if v := f.Get("transport"); v != nil {
 		h.Transport = v.Value
 	}
-	if v := f["identity_file"]; v != nil {
+	if v := f.Get("identity_file"); v != nil {
 		h.IdentityFile = v.Value
 	}
-	if v := f["known_hosts"]; v != nil {
+	if v := f.Get("known_hosts"); v != nil {
 		h.KnownHosts = v.Value
 	}
-	if v := f["vars"]; v != nil {
+	if v := f.Get("vars"); v != nil {
 		var vars map[string]any
 		if err := v.Decode(&vars); err != nil {
 			d.Errorf(v, diag.RuleType, "vars: %v", err)

@@ -129,27 +129,27 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 	}
 	d.DecodeProbe = l.decodeProbe
 	top := d.Check(doc.Content[0], topFields, "the playbook")
-	if v := top["version"]; v != nil && v.Value != strconv.Itoa(Version) {
+	if v := top.Get("version"); v != nil && v.Value != strconv.Itoa(Version) {
 		d.Errorf(v, diag.RuleVersion, "unsupported version %s: this runbook reads version %d", v.Value, Version)
 	}
-	pb.Name = d.Literal(top["name"])
-	pb.Description = d.Literal(top["description"])
-	if n := top["params"]; n != nil {
+	pb.Name = d.Literal(top.Get("name"))
+	pb.Description = d.Literal(top.Get("description"))
+	if n := top.Get("params"); n != nil {
 		pb.Params = decodeParams(d, n)
 	}
-	if n := top["secrets"]; n != nil {
+	if n := top.Get("secrets"); n != nil {
 		pb.Secrets = decodeSecrets(d, n)
 	}
-	if n := top["vars"]; n != nil {
+	if n := top.Get("vars"); n != nil {
 		pb.Vars = decodeVars(d, n)
 	}
-	if n := top["lock"]; n != nil {
+	if n := top.Get("lock"); n != nil {
 		pb.Lock = d.Template(n)
 	}
 	// Every step id is known up front so that a reference to a later step
 	// can be told apart from a typo.
 	var stepNodes []*yaml.Node
-	if n := top["steps"]; n != nil {
+	if n := top.Get("steps"); n != nil {
 		stepNodes = n.Content
 		ids := map[string]*yaml.Node{}
 		for _, sn := range stepNodes {
@@ -168,7 +168,7 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 			d.Errorf(n, diag.RuleMissingField, "the playbook has no steps")
 		}
 	}
-	if n := top["require"]; n != nil {
+	if n := top.Get("require"); n != nil {
 		for _, gn := range n.Content {
 			if g := l.decodeGuard(d, gn); g != nil {
 				pb.Require = append(pb.Require, g)
@@ -218,16 +218,16 @@ func decodeParams(d *step.Decoder, n *yaml.Node) []*Param {
 		}
 		f := d.Check(v, paramFields, "param "+k.Value)
 		p := &Param{Name: k.Value, Type: TypeString, Pos: step.Pos(k)}
-		if t := f["type"]; t != nil {
+		if t := f.Get("type"); t != nil {
 			p.Type = ParamType(t.Value)
 		}
-		p.Description = d.Literal(f["description"])
-		if e := f["enum"]; e != nil {
+		p.Description = d.Literal(f.Get("description"))
+		if e := f.Get("enum"); e != nil {
 			for _, x := range e.Content {
 				p.Enum = append(p.Enum, x.Value)
 			}
 		}
-		if def := f["default"]; def != nil {
+		if def := f.Get("default"); def != nil {
 			val, err := p.parseNode(def)
 			if err != nil {
 				d.Errorf(def, diag.RuleType, "default of param %s: %v", p.Name, err)
@@ -236,7 +236,7 @@ func decodeParams(d *step.Decoder, n *yaml.Node) []*Param {
 			}
 		}
 		p.Required = !p.HasDefault
-		if r := f["required"]; r != nil {
+		if r := f.Get("required"); r != nil {
 			p.Required = d.Bool(r)
 			if p.Required && p.HasDefault {
 				d.Diags.Warnf(step.Pos(r), diag.RuleInvalidValue, "param %s is required and has a default; the default is never used", p.Name)
@@ -332,7 +332,7 @@ func decodeSecrets(d *step.Decoder, n *yaml.Node) []*Secret {
 			continue
 		}
 		f := d.Check(v, secretFields, "secret "+k.Value)
-		s := &Secret{Name: k.Value, Env: d.Literal(f["env"]), File: d.Literal(f["file"]), Description: d.Literal(f["description"]), Pos: step.Pos(k)}
+		s := &Secret{Name: k.Value, Env: d.Literal(f.Get("env")), File: d.Literal(f.Get("file")), Description: d.Literal(f.Get("description")), Pos: step.Pos(k)}
 		d.Scope.Secrets[s.Name] = types.String
 		out = append(out, s)
 	}
@@ -415,8 +415,8 @@ func (l *Loader) decodeGuard(d *step.Decoder, n *yaml.Node) *Guard {
 	}
 	typ, body, rest := l.splitType(d, n, guardFields, where)
 	f := d.Check(rest, guardFields, where)
-	g := &Guard{Name: d.Literal(f["name"]), Pos: step.Pos(n), Hint: d.Literal(f["hint"]), Become: d.Literal(f["become"])}
-	if h := f["host"]; h != nil {
+	g := &Guard{Name: d.Literal(f.Get("name")), Pos: step.Pos(n), Hint: d.Literal(f.Get("hint")), Become: d.Literal(f.Get("become"))}
+	if h := f.Get("host"); h != nil {
 		d.Scope.Host = false
 		g.Host = d.Template(h)
 	}
@@ -430,7 +430,7 @@ func (l *Loader) decodeGuard(d *step.Decoder, n *yaml.Node) *Guard {
 	d.Scope.Host = true
 	g.Type = typ
 	g.Probe = l.decodeBody(d, typ, body)
-	g.Assert = d.Expr(f["assert"], step.ProbeResult(typ))
+	g.Assert = d.Expr(f.Get("assert"), step.ProbeResult(typ))
 	d.Scope.Host = false
 	return g
 }
@@ -439,7 +439,7 @@ func (l *Loader) decodeProbe(d *step.Decoder, n *yaml.Node) *step.ProbeSpec {
 	typ, body, rest := l.splitType(d, n, probeFields, "probe")
 	f := d.Check(rest, probeFields, "probe")
 	p := &step.ProbeSpec{Pos: step.Pos(n)}
-	if h := f["host"]; h != nil {
+	if h := f.Get("host"); h != nil {
 		p.Host = d.Template(h)
 	}
 	if typ == nil {
@@ -467,37 +467,37 @@ func (l *Loader) decodeStep(d *step.Decoder, n *yaml.Node) *Step {
 	}
 	typ, body, rest := l.splitType(d, n, commonFields, where)
 	f := d.Check(rest, commonFields, where)
-	s := &Step{Pos: step.Pos(n), ID: d.Literal(f["id"]), Name: d.Literal(f["name"]), Become: d.Literal(f["become"])}
+	s := &Step{Pos: step.Pos(n), ID: d.Literal(f.Get("id")), Name: d.Literal(f.Get("name")), Become: d.Literal(f.Get("become"))}
 	if s.ID != "" {
-		checkIdent(d, f["id"], "step")
+		checkIdent(d, f.Get("id"), "step")
 		delete(d.Scope.Later, s.ID)
 	}
 	d.Scope.Host = false
-	if h := f["host"]; h != nil {
+	if h := f.Get("host"); h != nil {
 		s.Host = d.Template(h)
 	}
-	if h := f["hosts"]; h != nil {
-		if f["host"] != nil {
+	if h := f.Get("hosts"); h != nil {
+		if f.Get("host") != nil {
 			d.Errorf(h, diag.RuleInvalidValue, "%s has both host and hosts: use one", where)
 		}
 		s.Hosts = d.TemplateList(h, "hosts")
 	}
-	s.Parallel = d.Int(f["parallel"], 0)
-	s.MaxFailures = d.Int(f["max_failures"], 0)
-	if f["parallel"] != nil && f["hosts"] == nil {
-		d.Errorf(f["parallel"], diag.RuleInvalidValue, "parallel only applies to a step with hosts:")
+	s.Parallel = d.Int(f.Get("parallel"), 0)
+	s.MaxFailures = d.Int(f.Get("max_failures"), 0)
+	if f.Get("parallel") != nil && f.Get("hosts") == nil {
+		d.Errorf(f.Get("parallel"), diag.RuleInvalidValue, "parallel only applies to a step with hosts:")
 	}
-	s.Timeout = d.Duration(f["timeout"], 0)
-	s.Retries = d.Int(f["retries"], 0)
-	s.RetryDelay = d.Duration(f["retry_delay"], time.Second)
+	s.Timeout = d.Duration(f.Get("timeout"), 0)
+	s.Retries = d.Int(f.Get("retries"), 0)
+	s.RetryDelay = d.Duration(f.Get("retry_delay"), time.Second)
 	d.Scope.Host = true
-	if w := f["when"]; w != nil {
+	if w := f.Get("when"); w != nil {
 		s.When = d.Expr(w, nil)
 	}
 	if typ != nil {
 		s.Type = typ
 		s.Body = l.decodeBody(d, typ, body)
-		if a := f["assert"]; a != nil {
+		if a := f.Get("assert"); a != nil {
 			s.Assert = d.Expr(a, typ.Result())
 		}
 	}

@@ -4,8 +4,8 @@
 package schema
 
 import (
-	"encoding/json"
 	_ "embed"
+	"encoding/json"
 
 	"github.com/runbook-dev/runbook/engine"
 	"github.com/runbook-dev/runbook/step"

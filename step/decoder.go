@@ -14,10 +14,16 @@ import (
 	"github.com/runbook-dev/runbook/tmpl"
 )
 
-// Body is a step body's values by key, already checked against the type's
-// fields: no unknown keys, every required key present, every value of the
-// right shape.
-type Body map[string]*yaml.Node
+// Body is a mapping's values by key, already checked against its fields: no
+// unknown keys, every required key present, every value of the right shape.
+type Body struct {
+	// Node is the mapping itself, for problems that concern it as a whole.
+	Node   *yaml.Node
+	values map[string]*yaml.Node
+}
+
+// Get returns the value of key, or nil when the key is absent.
+func (b Body) Get(key string) *yaml.Node { return b.values[key] }
 
 // Decoder turns YAML nodes into typed values, reporting every problem with
 // its position. It never stops at the first problem.
@@ -64,7 +70,7 @@ func (d *Decoder) Errorf(n *yaml.Node, rule, format string, args ...any) {
 // required field is there and that every value has the right shape, and
 // returns the values by key. where names the mapping in messages.
 func (d *Decoder) Check(n *yaml.Node, fields []Field, where string) Body {
-	body := Body{}
+	body := Body{Node: n, values: map[string]*yaml.Node{}}
 	if n.Kind != yaml.MappingNode {
 		d.Errorf(n, diag.RuleType, "%s must be a mapping, not %s", where, describe(n))
 		return body
@@ -82,17 +88,17 @@ func (d *Decoder) Check(n *yaml.Node, fields []Field, where string) Body {
 			d.Errorf(k, diag.RuleUnknownKey, "unknown key %q in %s%s; expected one of: %s", k.Value, where, diag.DidYouMean(k.Value, known), strings.Join(known, ", "))
 			continue
 		}
-		if _, dup := body[k.Value]; dup {
+		if _, dup := body.values[k.Value]; dup {
 			d.Errorf(k, diag.RuleDuplicateID, "key %q appears twice in %s", k.Value, where)
 			continue
 		}
 		if d.checkShape(v, f, where) {
-			body[k.Value] = v
+			body.values[k.Value] = v
 		}
 	}
 	for _, f := range fields {
 		if f.Required {
-			if _, ok := body[f.Name]; !ok && !hasKey(n, f.Name) {
+			if _, ok := body.values[f.Name]; !ok && !hasKey(n, f.Name) {
 				d.Errorf(n, diag.RuleMissingField, "%s needs %q: %s", where, f.Name, f.Doc)
 			}
 		}

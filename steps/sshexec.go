@@ -58,9 +58,9 @@ type sshExec struct {
 
 // Decode implements step.Type.
 func (SSHExec) Decode(d *step.Decoder, b step.Body) step.Step {
-	s := &sshExec{expectExit: []int{0}, become: d.Literal(b["become"]), readOnly: d.Bool(b["read_only"])}
+	s := &sshExec{expectExit: []int{0}, become: d.Literal(b.Get("become")), readOnly: d.Bool(b.Get("read_only"))}
 	for _, k := range []string{"command", "creates", "unless"} {
-		n := b[k]
+		n := b.Get(k)
 		if n == nil {
 			continue
 		}
@@ -77,9 +77,9 @@ func (SSHExec) Decode(d *step.Decoder, b step.Body) step.Step {
 			s.unless = t
 		}
 	}
-	s.stdin = d.Template(b["stdin"])
-	s.env = d.TemplateMap(b["env"], "env")
-	if e := b["expect_exit"]; e != nil {
+	s.stdin = d.Template(b.Get("stdin"))
+	s.env = d.TemplateMap(b.Get("env"), "env")
+	if e := b.Get("expect_exit"); e != nil {
 		s.expectExit = d.IntList(e)
 	}
 	return s

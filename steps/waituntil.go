@@ -49,12 +49,12 @@ type waitUntil struct {
 
 // Decode implements step.Type.
 func (WaitUntil) Decode(d *step.Decoder, b step.Body) step.Step {
-	w := &waitUntil{timeout: d.Duration(b["timeout"], 0), interval: d.Duration(b["interval"], time.Second)}
-	if p := b["probe"]; p != nil {
+	w := &waitUntil{timeout: d.Duration(b.Get("timeout"), 0), interval: d.Duration(b.Get("interval"), time.Second)}
+	if p := b.Get("probe"); p != nil {
 		w.probe = d.DecodeProbe(d, p)
 	}
 	if w.probe != nil {
-		w.until = d.Expr(b["until"], step.ProbeResult(w.probe.Type))
+		w.until = d.Expr(b.Get("until"), step.ProbeResult(w.probe.Type))
 	}
 	return w
 }

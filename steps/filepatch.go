@@ -1,0 +1,327 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr/types"
+
+	"github.com/runbook-dev/runbook/confedit"
+	"github.com/runbook-dev/runbook/diag"
+	"github.com/runbook-dev/runbook/step"
+	"github.com/runbook-dev/runbook/textdiff"
+	"github.com/runbook-dev/runbook/tmpl"
+	"github.com/runbook-dev/runbook/transport"
+)
+
+// FilePatch edits a configuration file in place, idempotently.
+type FilePatch struct{}
+
+var _ step.Type = FilePatch{}
+
+// Name implements step.Type.
+func (FilePatch) Name() string { return "file-patch" }
+
+// Doc implements step.Type.
+func (FilePatch) Doc() string {
+	return "edit a configuration file in place: postgresql.conf keys, ini keys, whole lines, or delete it; atomic, with a diff in plan"
+}
+
+var ensureLineFields = []step.Field{
+	{Name: "line", Kind: step.String, Required: true, Doc: "the line; compared by its whitespace-separated fields", Example: "host replication replication 10.0.0.12/32 scram-sha-256"},
+	{Name: "state", Kind: step.Literal, Doc: "present or absent", Enum: []string{"present", "absent"}, Default: "present"},
+	{Name: "regexp", Kind: step.String, Doc: "present: replace the first line matching this instead of appending; absent: remove every line matching it"},
+}
+
+var iniFields = []step.Field{
+	{Name: "section", Kind: step.String, Required: true, Doc: "the [section] name", Example: "database"},
+	{Name: "values", Kind: step.StringMap, Required: true, Doc: "key=value pairs to set in the section", Example: map[string]any{"host": "10.0.0.12"}},
+}
+
+// Fields implements step.Type.
+func (FilePatch) Fields() []step.Field {
+	return []step.Field{
+		{Name: "path", Kind: step.String, Required: true, Doc: "the file on the host", Example: "/etc/postgresql/15/main/postgresql.conf"},
+		{Name: "set", Kind: step.StringMap, Doc: "postgresql.conf-style key = value: replaces the active line, uncomments a commented default in place, appends only when the key is absent; values are quoted as PostgreSQL expects", Example: map[string]any{"wal_level": "replica"}},
+		{Name: "comment", Kind: step.StringList, Doc: "comment out the active assignments of these keys"},
+		{Name: "unset", Kind: step.StringList, Doc: "remove the active assignments of these keys"},
+		{Name: "ini", Kind: step.ObjectList, Doc: "set keys in [sections] of an ini file", Fields: iniFields},
+		{Name: "ensure-line", Kind: step.ObjectList, Doc: "make lines present or absent (pg_hba.conf rules)", Fields: ensureLineFields},
+		{Name: "absent", Kind: step.Bool, Doc: "delete the file (no other operation allowed)"},
+		{Name: "create", Kind: step.Bool, Doc: "create the file when it does not exist (otherwise a missing file is an error)"},
+		{Name: "mode", Kind: step.Literal, Doc: "octal mode of a created file", Example: "0600"},
+		{Name: "backup", Kind: step.Bool, Doc: "keep a copy of the old file next to it before changing it", Default: true},
+	}
+}
+
+// Result implements step.Type.
+func (FilePatch) Result() types.Map {
+	return types.Map{"changed": types.Bool, "changes": types.Array(types.String), "diff": types.String, "exists": types.Bool, "backup": types.String}
+}
+
+type op struct {
+	kind       string // set, comment, unset, ini, line-present, line-absent
+	key        string
+	section    *tmpl.Template
+	value      *tmpl.Template
+	re         *tmpl.Template
+	iniEntries map[string]*tmpl.Template
+}
+
+type filePatch struct {
+	path   *tmpl.Template
+	ops    []op
+	absent bool
+	create bool
+	mode   fs.FileMode
+	backup bool
+}
+
+// Decode implements step.Type.
+func (FilePatch) Decode(d *step.Decoder, b step.Body) step.Step {
+	p := &filePatch{path: d.Template(b.Get("path")), absent: d.Bool(b.Get("absent")), create: d.Bool(b.Get("create")), backup: true}
+	if n := b.Get("backup"); n != nil {
+		p.backup = d.Bool(n)
+	}
+	if n := b.Get("mode"); n != nil {
+		m, err := strconv.ParseUint(n.Value, 8, 32)
+		if err != nil || m > 0o7777 {
+			d.Errorf(n, diag.RuleInvalidValue, "mode must be octal, such as 0600")
+		}
+		p.mode = fs.FileMode(m)
+	}
+	if n := b.Get("set"); n != nil {
+		// Keys in file order keep plans and diffs stable.
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p.ops = append(p.ops, op{kind: "set", key: k.Value, value: d.Template(v)})
+		}
+	}
+	for _, kind := range []string{"comment", "unset"} {
+		if n := b.Get(kind); n != nil {
+			for _, k := range n.Content {
+				p.ops = append(p.ops, op{kind: kind, key: d.Literal(k)})
+			}
+		}
+	}
+	if n := b.Get("ini"); n != nil {
+		for _, e := range n.Content {
+			f := d.Check(e, iniFields, "ini")
+			o := op{kind: "ini", section: d.Template(f.Get("section")), iniEntries: map[string]*tmpl.Template{}}
+			if v := f.Get("values"); v != nil {
+				o.iniEntries = d.TemplateMap(v, "ini.values")
+			}
+			p.ops = append(p.ops, o)
+		}
+	}
+	if n := b.Get("ensure-line"); n != nil {
+		for _, e := range n.Content {
+			f := d.Check(e, ensureLineFields, "ensure-line")
+			o := op{kind: "line-present", value: d.Template(f.Get("line"))}
+			if s := f.Get("state"); s != nil && s.Value == "absent" {
+				o.kind = "line-absent"
+			}
+			if r := f.Get("regexp"); r != nil {
+				o.re = d.Template(r)
+				if o.re != nil && o.re.IsLiteral() {
+					if _, err := regexp.Compile(r.Value); err != nil {
+						d.Errorf(r, diag.RuleInvalidValue, "invalid regexp: %v", err)
+					}
+				}
+			}
+			p.ops = append(p.ops, o)
+		}
+	}
+	if p.absent && len(p.ops) > 0 {
+		d.Errorf(b.Get("absent"), diag.RuleInvalidValue, "absent: true deletes the file; it cannot be combined with edits")
+	}
+	if !p.absent && len(p.ops) == 0 && !p.create {
+		if n := b.Get("path"); n != nil {
+			d.Errorf(n, diag.RuleMissingField, "file-patch needs an operation: set, comment, unset, ini, ensure-line, absent or create")
+		}
+	}
+	return p
+}
+
+type patchState struct {
+	path    string
+	old     string
+	new     string
+	exists  bool
+	changes []string
+}
+
+// compute reads the file and applies the edits in memory.
+func (p *filePatch) compute(ctx context.Context, x *step.Exec) (*patchState, error) {
+	path, err := p.path.Render(x.Env, nil)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := x.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st := &patchState{path: path}
+	data, err := conn.ReadFile(ctx, path)
+	switch {
+	case err == nil:
+		st.exists = true
+	case errors.Is(err, fs.ErrNotExist):
+		if !p.absent && !p.create {
+			return nil, fmt.Errorf("%s does not exist on %s (set create: true to create it)", path, x.Host.Name)
+		}
+	default:
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	st.old = string(data)
+	if p.absent {
+		if st.exists {
+			st.changes = []string{"delete " + path}
+		}
+		return st, nil
+	}
+	text := st.old
+	for _, o := range p.ops {
+		var ch []confedit.Change
+		switch o.kind {
+		case "set":
+			v, err := o.value.Render(x.Env, nil)
+			if err != nil {
+				return nil, fmt.Errorf("set %s: %w", o.key, err)
+			}
+			text, ch = confedit.Set(text, o.key, v)
+		case "comment":
+			text, ch = confedit.Comment(text, o.key)
+		case "unset":
+			text, ch = confedit.Unset(text, o.key)
+		case "ini":
+			section, err := o.section.Render(x.Env, nil)
+			if err != nil {
+				return nil, err
+			}
+			vals, err := step.Render(o.iniEntries, x.Env)
+			if err != nil {
+				return nil, err
+			}
+			keys := make([]string, 0, len(vals))
+			for k := range vals {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				var c []confedit.Change
+				text, c = confedit.IniSet(text, section, k, vals[k])
+				ch = append(ch, c...)
+			}
+		case "line-present", "line-absent":
+			line, err := o.value.Render(x.Env, nil)
+			if err != nil {
+				return nil, err
+			}
+			var re *regexp.Regexp
+			if o.re != nil {
+				src, err := o.re.Render(x.Env, nil)
+				if err != nil {
+					return nil, err
+				}
+				if re, err = regexp.Compile(src); err != nil {
+					return nil, fmt.Errorf("regexp %q: %w", src, err)
+				}
+			}
+			if o.kind == "line-present" {
+				text, ch = confedit.EnsureLine(text, line, re)
+			} else {
+				text, ch = confedit.RemoveLine(text, line, re)
+			}
+		}
+		for _, c := range ch {
+			st.changes = append(st.changes, string(c))
+		}
+	}
+	st.new = text
+	if !st.exists && p.create {
+		st.changes = append([]string{"create " + path}, st.changes...)
+	}
+	return st, nil
+}
+
+func (st *patchState) diff() string {
+	if len(st.changes) == 0 {
+		return ""
+	}
+	return textdiff.Unified(st.path, st.path, st.old, st.new)
+}
+
+func (st *patchState) result(changed bool, backup string) step.Result {
+	changes := make([]any, len(st.changes))
+	for i, c := range st.changes {
+		changes[i] = c
+	}
+	return step.Result{"changed": changed, "changes": changes, "diff": st.diff(), "exists": st.exists, "backup": backup}
+}
+
+// Probe reports whether the file would change, without changing it.
+func (p *filePatch) Probe(ctx context.Context, x *step.Exec) (step.Result, error) {
+	st, err := p.compute(ctx, x)
+	if err != nil {
+		return nil, err
+	}
+	return st.result(len(st.changes) > 0, ""), nil
+}
+
+// Plan computes the new content and its diff.
+func (p *filePatch) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) {
+	st, err := p.compute(ctx, x)
+	if err != nil {
+		return nil, err
+	}
+	if len(st.changes) == 0 {
+		return &step.Plan{Summary: st.path + " already as wanted", Result: st.result(false, "")}, nil
+	}
+	return &step.Plan{Changes: true, Summary: strings.Join(st.changes, "; "), Diff: st.diff(), State: st}, nil
+}
+
+// Apply writes the planned content atomically, after checking that the
+// file did not change since it was read.
+func (p *filePatch) Apply(ctx context.Context, x *step.Exec, plan *step.Plan) (step.Result, error) {
+	st := plan.State.(*patchState)
+	conn, err := x.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := conn.ReadFile(ctx, st.path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if string(cur) != st.old || (err == nil) != st.exists {
+		return nil, fmt.Errorf("%s changed on %s while the step ran; run again to plan from its new content", st.path, x.Host.Name)
+	}
+	backup := ""
+	if p.backup && st.exists {
+		backup = fmt.Sprintf("%s.runbook-%s.bak", st.path, time.Now().UTC().Format("20060102T150405Z"))
+		if err := conn.WriteFile(ctx, backup, []byte(st.old), transport.WriteOptions{Mode: 0o600, UID: -1, GID: -1}); err != nil {
+			return nil, fmt.Errorf("backup of %s: %w", st.path, err)
+		}
+	}
+	if p.absent {
+		if err := conn.Remove(ctx, st.path); err != nil {
+			return nil, err
+		}
+		return st.result(true, backup), nil
+	}
+	mode := p.mode
+	if mode == 0 {
+		mode = 0o644
+	}
+	if err := conn.WriteFile(ctx, st.path, []byte(st.new), transport.WriteOptions{Mode: mode, UID: -1, GID: -1}); err != nil {
+		return nil, fmt.Errorf("write %s: %w", st.path, err)
+	}
+	return st.result(true, backup), nil
+}

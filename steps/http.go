@@ -1,0 +1,203 @@
+package steps
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/expr-lang/expr/types"
+
+	"github.com/runbook-dev/runbook/diag"
+	"github.com/runbook-dev/runbook/step"
+	"github.com/runbook-dev/runbook/tmpl"
+)
+
+// HTTP calls an HTTP API.
+type HTTP struct{}
+
+var _ step.Type = HTTP{}
+
+// Name implements step.Type.
+func (HTTP) Name() string { return "http" }
+
+// Doc implements step.Type.
+func (HTTP) Doc() string {
+	return "call an HTTP API (health checks, orchestrator endpoints); status and JSON body as the result"
+}
+
+// Fields implements step.Type.
+func (HTTP) Fields() []step.Field {
+	return []step.Field{
+		{Name: "url", Kind: step.String, Required: true, Doc: "the URL", Example: "http://${{ host.address }}:8888/api/v2/health"},
+		{Name: "method", Kind: step.Literal, Doc: "HTTP method; GET and HEAD are read-only", Enum: []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}, Default: "GET"},
+		{Name: "headers", Kind: step.StringMap, Doc: "request headers"},
+		{Name: "body", Kind: step.String, Doc: "request body as text"},
+		{Name: "json", Kind: step.Any, Doc: "request body as JSON (sets Content-Type)"},
+		{Name: "expect_status", Kind: step.IntList, Doc: "statuses that mean success (default any 2xx)"},
+		{Name: "via_ssh", Kind: step.Bool, Doc: "connect through the host's SSH connection"},
+		{Name: "read_only", Kind: step.Bool, Doc: "the call changes nothing even though its method is not GET: run it in plan and probes"},
+	}
+}
+
+// Result implements step.Type.
+func (HTTP) Result() types.Map {
+	return types.Map{"status": types.Int, "body": types.String, "json": types.Any, "headers": tmpl.AnyMap}
+}
+
+type httpStep struct {
+	url, body      *tmpl.Template
+	jsonBody       *step.Value
+	method         string
+	headers        map[string]*tmpl.Template
+	expect         []int
+	viaSSH, rdOnly bool
+}
+
+// Decode implements step.Type.
+func (HTTP) Decode(d *step.Decoder, b step.Body) step.Step {
+	h := &httpStep{url: d.Template(b.Get("url")), method: d.Literal(b.Get("method")), headers: d.TemplateMap(b.Get("headers"), "headers"),
+		expect: d.IntList(b.Get("expect_status")), viaSSH: d.Bool(b.Get("via_ssh")), rdOnly: d.Bool(b.Get("read_only"))}
+	if h.method == "" {
+		h.method = http.MethodGet
+	}
+	if n := b.Get("body"); n != nil {
+		h.body = d.Template(n)
+	}
+	if n := b.Get("json"); n != nil {
+		if h.body != nil {
+			d.Errorf(n, diag.RuleInvalidValue, "http has both body and json: use one")
+		}
+		h.jsonBody = d.AnyValue(n)
+	}
+	return h
+}
+
+func (h *httpStep) readOnly() bool {
+	return h.rdOnly || h.method == http.MethodGet || h.method == http.MethodHead
+}
+
+const maxBody = 1 << 20
+
+func (h *httpStep) do(ctx context.Context, x *step.Exec) (step.Result, error) {
+	u, err := h.url.Render(x.Env, nil)
+	if err != nil {
+		return nil, err
+	}
+	var body io.Reader
+	ctype := ""
+	switch {
+	case h.body != nil:
+		s, err := h.body.Render(x.Env, nil)
+		if err != nil {
+			return nil, err
+		}
+		body = strings.NewReader(s)
+	case h.jsonBody != nil:
+		v, err := h.jsonBody.Eval(x.Env)
+		if err != nil {
+			return nil, err
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		body, ctype = bytes.NewReader(b), "application/json"
+	}
+	req, err := http.NewRequestWithContext(ctx, h.method, u, body)
+	if err != nil {
+		return nil, err
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	hdrs, err := step.Render(h.headers, x.Env)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range hdrs {
+		req.Header.Set(k, v)
+	}
+	tr := &http.Transport{DisableKeepAlives: true}
+	if h.viaSSH {
+		conn, err := x.Connect(ctx)
+		if err != nil {
+			return nil, err
+		}
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) { return conn.Dial(ctx, network, addr) }
+	}
+	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		return nil, err
+	}
+	headers := map[string]any{}
+	for k := range resp.Header {
+		headers[strings.ToLower(k)] = resp.Header.Get(k)
+	}
+	r := step.Result{"status": resp.StatusCode, "body": string(data), "json": nil, "headers": headers}
+	var js any
+	if len(data) > 0 && json.Unmarshal(data, &js) == nil {
+		r["json"] = js
+	}
+	return r, nil
+}
+
+func (h *httpStep) check(r step.Result) error {
+	st := r["status"].(int)
+	if len(h.expect) == 0 && st >= 200 && st < 300 || slices.Contains(h.expect, st) {
+		return nil
+	}
+	body := strings.TrimSpace(r["body"].(string))
+	if len(body) > 200 {
+		body = body[:200] + "…"
+	}
+	return fmt.Errorf("HTTP status %d: %s", st, body)
+}
+
+// Probe makes a read-only call; a call that could change something is
+// refused rather than made.
+func (h *httpStep) Probe(ctx context.Context, x *step.Exec) (step.Result, error) {
+	if !h.readOnly() {
+		return nil, fmt.Errorf("a probe must not change anything: %s is not read-only (use GET, or set read_only: true if this call changes nothing)", h.method)
+	}
+	return h.do(ctx, x)
+}
+
+// Plan makes read-only calls for real.
+func (h *httpStep) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) {
+	u, err := h.url.Render(x.Env, nil)
+	if err != nil {
+		return nil, err
+	}
+	if !h.readOnly() {
+		return &step.Plan{Changes: true, Summary: h.method + " " + u}, nil
+	}
+	r, err := h.do(ctx, x)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.check(r); err != nil {
+		return nil, err
+	}
+	return &step.Plan{Summary: fmt.Sprintf("%s %s: %d", h.method, u, r["status"]), Result: r}, nil
+}
+
+// Apply makes the call.
+func (h *httpStep) Apply(ctx context.Context, x *step.Exec, _ *step.Plan) (step.Result, error) {
+	r, err := h.do(ctx, x)
+	if err != nil {
+		return nil, err
+	}
+	return r, h.check(r)
+}

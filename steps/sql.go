@@ -1,0 +1,429 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr/types"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/runbook-dev/runbook/diag"
+	"github.com/runbook-dev/runbook/step"
+	"github.com/runbook-dev/runbook/tmpl"
+	"github.com/runbook-dev/runbook/transport"
+)
+
+// SQL runs a statement on PostgreSQL.
+type SQL struct{}
+
+var _ step.Type = SQL{}
+
+// Name implements step.Type.
+func (SQL) Name() string { return "sql" }
+
+// Doc implements step.Type.
+func (SQL) Doc() string {
+	return "run SQL on PostgreSQL with bound parameters; values interpolated into the SQL text are quoted as identifiers"
+}
+
+// Fields implements step.Type.
+func (SQL) Fields() []step.Field {
+	return []step.Field{
+		{Name: "query", Kind: step.String, Doc: "SQL returning rows; ${{ }} values are quoted as identifiers, pass values as $1.. in args", Example: "SELECT pg_is_in_recovery() AS in_recovery"},
+		{Name: "exec", Kind: step.String, Doc: "SQL run for its effect (use query or exec)"},
+		{Name: "args", Kind: step.Any, Doc: "values bound to $1, $2, ... (never interpolated into the SQL)"},
+		{Name: "unless", Kind: step.String, Doc: "read-only SQL with the same args: skip when it returns a row whose first column is not false or null"},
+		{Name: "read_only", Kind: step.Bool, Doc: "the statement changes nothing: run it in a read-only transaction, also in plan"},
+		{Name: "database", Kind: step.String, Doc: "database name", Default: "postgres"},
+		{Name: "user", Kind: step.String, Doc: "database user", Default: "postgres"},
+		{Name: "password", Kind: step.String, Doc: "password, from a secret: ${{ secrets.NAME }}"},
+		{Name: "address", Kind: step.String, Doc: "server address, or a socket directory starting with /; default: the host's address, or 127.0.0.1 with via_ssh"},
+		{Name: "port", Kind: step.Int, Doc: "server port", Default: 5432},
+		{Name: "via_ssh", Kind: step.Bool, Doc: "connect through the host's SSH connection, so the port need not be open to this machine"},
+		{Name: "sslmode", Kind: step.Literal, Doc: "TLS use", Enum: []string{"disable", "prefer", "require"}, Default: "prefer"},
+		{Name: "statement_timeout", Kind: step.Duration, Doc: "server-side limit for the statement", Default: "30s"},
+		{Name: "connect_timeout", Kind: step.Duration, Doc: "limit for connecting", Default: "10s"},
+	}
+}
+
+// Result implements step.Type.
+func (SQL) Result() types.Map {
+	return types.Map{
+		"rows":          types.Array(tmpl.AnyMap),
+		"rows_affected": types.Int,
+		"ok":            types.Bool,
+		"sqlstate":      types.String,
+		"error":         types.String,
+		"skipped":       types.Bool,
+	}
+}
+
+type sqlStep struct {
+	text, unless              *tmpl.Template
+	isQuery, readOnly, viaSSH bool
+	args                      *step.Value
+	database, user, password  *tmpl.Template
+	address                   *tmpl.Template
+	port                      int
+	sslmode                   string
+	stmtTimeout, connTimeout  time.Duration
+}
+
+// Decode implements step.Type.
+func (SQL) Decode(d *step.Decoder, b step.Body) step.Step {
+	s := &sqlStep{
+		readOnly: d.Bool(b.Get("read_only")), viaSSH: d.Bool(b.Get("via_ssh")),
+		port: d.Int(b.Get("port"), 5432), sslmode: d.Literal(b.Get("sslmode")),
+		stmtTimeout: d.Duration(b.Get("statement_timeout"), 30*time.Second),
+		connTimeout: d.Duration(b.Get("connect_timeout"), 10*time.Second),
+		database:    tmpl.Literal("postgres"), user: tmpl.Literal("postgres"),
+	}
+	q, e := b.Get("query"), b.Get("exec")
+	switch {
+	case q != nil && e != nil:
+		d.Errorf(e, diag.RuleInvalidValue, "sql has both query and exec: use one")
+	case q != nil:
+		s.text, s.isQuery = d.Template(q), true
+	case e != nil:
+		s.text = d.Template(e)
+	default:
+		d.Errorf(b.Node, diag.RuleMissingField, "sql needs query (SQL returning rows) or exec (SQL run for its effect)")
+	}
+	s.unless = d.Template(b.Get("unless"))
+	if a := b.Get("args"); a != nil {
+		s.args = d.AnyValue(a)
+	}
+	if n := b.Get("database"); n != nil {
+		s.database = d.Template(n)
+	}
+	if n := b.Get("user"); n != nil {
+		s.user = d.Template(n)
+	}
+	if n := b.Get("password"); n != nil {
+		s.password = d.Template(n)
+		if s.password != nil && s.password.IsLiteral() {
+			d.Diags.Warnf(step.Pos(n), diag.RulePlaintextSecret, "a password written in the playbook: declare a secret and use ${{ secrets.NAME }}")
+		}
+	}
+	s.address = d.Template(b.Get("address"))
+	if s.sslmode == "" {
+		s.sslmode = "prefer"
+	}
+	return s
+}
+
+// identQuote quotes an interpolated value as a PostgreSQL identifier.
+func identQuote(v string) string { return pgx.Identifier{v}.Sanitize() }
+
+// StandbyError is a connection refused because the server is a standby that
+// accepts no connections (hot_standby = off), SQLSTATE 57P03.
+type StandbyError struct {
+	Addr string
+	Err  *pgconn.PgError
+}
+
+func (e *StandbyError) Error() string {
+	return fmt.Sprintf("PostgreSQL at %s refuses connections, as a warm standby with hot_standby = off does (SQLSTATE 57P03: %s)", e.Addr, e.Err.Message)
+}
+
+func (e *StandbyError) Unwrap() error { return e.Err }
+
+func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, string, error) {
+	render := func(t *tmpl.Template) (string, error) {
+		if t == nil {
+			return "", nil
+		}
+		return t.Render(x.Env, nil)
+	}
+	db, err := render(s.database)
+	if err != nil {
+		return nil, "", err
+	}
+	user, err := render(s.user)
+	if err != nil {
+		return nil, "", err
+	}
+	pw, err := render(s.password)
+	if err != nil {
+		return nil, "", err
+	}
+	addr, err := render(s.address)
+	if err != nil {
+		return nil, "", err
+	}
+	if addr == "" {
+		addr = x.Host.Address
+		if s.viaSSH {
+			addr = "127.0.0.1"
+		}
+	}
+	// Only non-secret settings go through the connection string; the
+	// password is set on the parsed config.
+	cs := fmt.Sprintf("host=%s port=%d dbname=%s user=%s sslmode=%s connect_timeout=%d application_name=runbook",
+		connQuote(addr), s.port, connQuote(db), connQuote(user), s.sslmode, int(s.connTimeout.Seconds()+0.5))
+	cfg, err := pgx.ParseConfig(cs)
+	if err != nil {
+		return nil, "", err
+	}
+	cfg.Password = pw
+	cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(s.stmtTimeout.Milliseconds(), 10)
+	if s.viaSSH {
+		conn, err := x.Connect(ctx)
+		if err != nil {
+			return nil, "", err
+		}
+		cfg.DialFunc = func(ctx context.Context, network, a string) (net.Conn, error) { return conn.Dial(ctx, network, a) }
+		cfg.LookupFunc = func(ctx context.Context, host string) ([]string, error) { return []string{host}, nil }
+	}
+	where := fmt.Sprintf("%s:%d", addr, s.port)
+	if s.viaSSH {
+		where += " (via " + x.Host.Name + ")"
+	}
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "57P03" {
+			return nil, where, &StandbyError{Addr: where, Err: pe}
+		}
+		return nil, where, fmt.Errorf("connect to PostgreSQL at %s as %s: %w", where, user, unwrapConnect(err))
+	}
+	return c, where, nil
+}
+
+// unwrapConnect drops pgx's connection-string echo from connect errors,
+// keeping the cause.
+func unwrapConnect(err error) error {
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) && ce.Unwrap() != nil {
+		return ce.Unwrap()
+	}
+	return err
+}
+
+func connQuote(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+type sqlOutcome struct {
+	rows     []any
+	affected int64
+}
+
+func (s *sqlStep) run(ctx context.Context, c *pgx.Conn, text *tmpl.Template, x *step.Exec, readOnly, query bool) (*sqlOutcome, error) {
+	sqlText, err := text.Render(x.Env, identQuote)
+	if err != nil {
+		return nil, err
+	}
+	var args []any
+	if s.args != nil {
+		v, err := s.args.Eval(x.Env)
+		if err != nil {
+			return nil, err
+		}
+		list, ok := v.([]any)
+		if !ok {
+			list = []any{v}
+		}
+		args = list
+	}
+	if readOnly {
+		tx, err := c.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+		if err != nil {
+			return nil, err
+		}
+		defer tx.Rollback(context.WithoutCancel(ctx))
+		return collect(ctx, tx, sqlText, args, query)
+	}
+	return collect(ctx, c, sqlText, args, query)
+}
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+func collect(ctx context.Context, q querier, sqlText string, args []any, query bool) (*sqlOutcome, error) {
+	if !query {
+		tag, err := q.Exec(ctx, sqlText, args...)
+		if err != nil {
+			return nil, err
+		}
+		return &sqlOutcome{rows: []any{}, affected: tag.RowsAffected()}, nil
+	}
+	rows, err := q.Query(ctx, sqlText, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	fields := rows.FieldDescriptions()
+	out := &sqlOutcome{rows: []any{}}
+	for rows.Next() {
+		vals, err := rows.Values()
+		if err != nil {
+			return nil, err
+		}
+		row := make(map[string]any, len(vals))
+		for i, v := range vals {
+			row[fields[i].Name] = plainValue(v)
+		}
+		out.rows = append(out.rows, row)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out.affected = rows.CommandTag().RowsAffected()
+	return out, nil
+}
+
+// plainValue turns a pgx value into one that expressions and JSON handle.
+func plainValue(v any) any {
+	switch v := v.(type) {
+	case int16:
+		return int(v)
+	case int32:
+		return int(v)
+	case int64:
+		return int(v)
+	case float32:
+		return float64(v)
+	case []byte:
+		return string(v)
+	case pgtype.Numeric:
+		if f, err := v.Float64Value(); err == nil && f.Valid {
+			return f.Float64
+		}
+		if v.Int != nil {
+			return new(big.Int).Set(v.Int).String()
+		}
+		return nil
+	case netip.Prefix:
+		if v.IsSingleIP() {
+			return v.Addr().String()
+		}
+		return v.String()
+	case netip.Addr:
+		return v.String()
+	case [16]byte:
+		return fmt.Sprintf("%x-%x-%x-%x-%x", v[0:4], v[4:6], v[6:8], v[8:10], v[10:16])
+	case time.Time, string, bool, float64, int, nil:
+		return v
+	default:
+		return fmt.Sprint(v)
+	}
+}
+
+func (o *sqlOutcome) result() step.Result {
+	return step.Result{"rows": o.rows, "rows_affected": int(o.affected), "ok": true, "sqlstate": "", "error": "", "skipped": false}
+}
+
+// Probe runs the statement in a read-only transaction. A database error is
+// part of the result (ok == false, sqlstate), so that a guard can assert on
+// it: a warm standby's 57P03 is an observation, not a failure.
+func (s *sqlStep) Probe(ctx context.Context, x *step.Exec) (step.Result, error) {
+	c, _, err := s.connect(ctx, x)
+	if err == nil {
+		defer c.Close(context.WithoutCancel(ctx))
+		var o *sqlOutcome
+		if o, err = s.run(ctx, c, s.text, x, true, true); err == nil {
+			return o.result(), nil
+		}
+	}
+	if isTemplateErr(err) || ctx.Err() != nil {
+		return nil, err
+	}
+	state := ""
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		state = pe.Code
+	}
+	if transport.IsUnreachable(err) {
+		return nil, err
+	}
+	return step.Result{"rows": []any{}, "rows_affected": 0, "ok": false, "sqlstate": state, "error": err.Error(), "skipped": false}, nil
+}
+
+func isTemplateErr(err error) bool { return errors.Is(err, tmpl.ErrUnavailable) }
+
+// Plan runs read-only statements for real and checks unless.
+func (s *sqlStep) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) {
+	if !s.readOnly && s.unless == nil {
+		text, err := s.text.Render(x.Env, identQuote)
+		if err != nil {
+			return nil, err
+		}
+		return &step.Plan{Changes: true, Summary: "run SQL: " + oneLineSQL(text)}, nil
+	}
+	c, _, err := s.connect(ctx, x)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	if s.readOnly {
+		o, err := s.run(ctx, c, s.text, x, true, s.isQuery)
+		if err != nil {
+			return nil, err
+		}
+		return &step.Plan{Summary: "ran read-only SQL", Result: o.result()}, nil
+	}
+	o, err := s.run(ctx, c, s.unless, x, true, true)
+	if err != nil {
+		return nil, fmt.Errorf("unless: %w", err)
+	}
+	if len(o.rows) > 0 && truthy(o.rows[0]) {
+		r := (&sqlOutcome{rows: []any{}}).result()
+		r["skipped"] = true
+		return &step.Plan{Skipped: true, Summary: "skip: unless query returned a row", Result: r}, nil
+	}
+	text, err := s.text.Render(x.Env, identQuote)
+	if err != nil {
+		return nil, err
+	}
+	return &step.Plan{Changes: true, Summary: "run SQL: " + oneLineSQL(text)}, nil
+}
+
+// truthy reports whether the first column of a row is set and not false.
+func truthy(row any) bool {
+	m, _ := row.(map[string]any)
+	for _, v := range m {
+		if b, ok := v.(bool); ok {
+			return b
+		}
+		return v != nil
+	}
+	return false
+}
+
+func oneLineSQL(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+// Apply runs the statement.
+func (s *sqlStep) Apply(ctx context.Context, x *step.Exec, _ *step.Plan) (step.Result, error) {
+	c, _, err := s.connect(ctx, x)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	o, err := s.run(ctx, c, s.text, x, false, s.isQuery)
+	if err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("%s (SQLSTATE %s)", pe.Message, pe.Code)
+		}
+		return nil, err
+	}
+	return o.result(), nil
+}

@@ -1,0 +1,228 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/expr-lang/expr/types"
+
+	"github.com/runbook-dev/runbook/diag"
+	"github.com/runbook-dev/runbook/step"
+	"github.com/runbook-dev/runbook/tmpl"
+	"github.com/runbook-dev/runbook/transport"
+)
+
+// Systemd starts, stops, enables, disables and masks units.
+type Systemd struct{}
+
+var _ step.Type = Systemd{}
+
+// Name implements step.Type.
+func (Systemd) Name() string { return "systemd" }
+
+// Doc implements step.Type.
+func (Systemd) Doc() string {
+	return "bring a systemd unit to a state (started, stopped, enabled, masked) with systemctl; acts only on differences"
+}
+
+// Fields implements step.Type.
+func (Systemd) Fields() []step.Field {
+	return []step.Field{
+		{Name: "unit", Kind: step.String, Required: true, Doc: "the unit name", Example: "postgresql@15-main"},
+		{Name: "state", Kind: step.Literal, Doc: "started and stopped act only when needed; restarted and reloaded always act", Enum: []string{"started", "stopped", "restarted", "reloaded"}},
+		{Name: "enabled", Kind: step.Bool, Doc: "whether the unit starts at boot"},
+		{Name: "masked", Kind: step.Bool, Doc: "whether the unit is masked (cannot be started at all)"},
+	}
+}
+
+// Result implements step.Type: the unit's states as systemctl show reports
+// them.
+func (Systemd) Result() types.Map {
+	return types.Map{"active": types.String, "sub": types.String, "enabled": types.String, "load": types.String, "actions": types.Array(types.String)}
+}
+
+type systemd struct {
+	unit            *tmpl.Template
+	state           string
+	enabled, masked *bool
+}
+
+// Decode implements step.Type.
+func (Systemd) Decode(d *step.Decoder, b step.Body) step.Step {
+	s := &systemd{unit: d.Template(b.Get("unit")), state: d.Literal(b.Get("state"))}
+	if n := b.Get("enabled"); n != nil {
+		v := d.Bool(n)
+		s.enabled = &v
+	}
+	if n := b.Get("masked"); n != nil {
+		v := d.Bool(n)
+		s.masked = &v
+		if v && (s.state == "started" || s.state == "restarted" || s.state == "reloaded") {
+			d.Errorf(n, diag.RuleInvalidValue, "a masked unit cannot be %s", s.state)
+		}
+		if v && s.enabled != nil && *s.enabled {
+			d.Errorf(n, diag.RuleInvalidValue, "a masked unit cannot be enabled")
+		}
+	}
+	return s
+}
+
+// UnitState is what systemctl show says of a unit.
+type UnitState struct {
+	Active, Sub, Enabled, Load string
+}
+
+// ShowCommand is the read-only command that observes a unit.
+func ShowCommand(unit string) string {
+	return "systemctl show --no-pager --property=ActiveState,SubState,UnitFileState,LoadState -- " + tmpl.ShellQuote(unit)
+}
+
+// ParseShow reads the output of ShowCommand.
+func ParseShow(out string) (UnitState, error) {
+	var u UnitState
+	seen := 0
+	for _, l := range strings.Split(out, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(l), "=")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "ActiveState":
+			u.Active = v
+		case "SubState":
+			u.Sub = v
+		case "UnitFileState":
+			u.Enabled = v
+		case "LoadState":
+			u.Load = v
+		default:
+			continue
+		}
+		seen++
+	}
+	if seen < 3 {
+		return u, fmt.Errorf("unexpected systemctl show output: %q", strings.TrimSpace(out))
+	}
+	return u, nil
+}
+
+// Actions returns the systemctl commands that bring a unit from u to the
+// wanted state, in the order they must run.
+func (s *systemd) actions(unit string, u UnitState) []string {
+	var acts []string
+	q := tmpl.ShellQuote(unit)
+	if s.masked != nil && !*s.masked && u.Enabled == "masked" {
+		acts = append(acts, "systemctl unmask -- "+q)
+		u.Enabled = "disabled"
+	}
+	if s.enabled != nil {
+		isEnabled := u.Enabled == "enabled" || u.Enabled == "enabled-runtime"
+		if *s.enabled && !isEnabled && u.Enabled != "static" && u.Enabled != "alias" {
+			acts = append(acts, "systemctl enable -- "+q)
+		}
+		if !*s.enabled && isEnabled {
+			acts = append(acts, "systemctl disable -- "+q)
+		}
+	}
+	running := u.Active == "active" || u.Active == "activating" || u.Active == "reloading"
+	switch s.state {
+	case "started":
+		if !running {
+			acts = append(acts, "systemctl start -- "+q)
+		}
+	case "stopped":
+		if running {
+			acts = append(acts, "systemctl stop -- "+q)
+		}
+	case "restarted":
+		acts = append(acts, "systemctl restart -- "+q)
+	case "reloaded":
+		if running {
+			acts = append(acts, "systemctl reload -- "+q)
+		} else {
+			acts = append(acts, "systemctl start -- "+q)
+		}
+	}
+	// Masking comes last: a unit is stopped before it is masked.
+	if s.masked != nil && *s.masked && u.Enabled != "masked" {
+		acts = append(acts, "systemctl mask -- "+q)
+	}
+	return acts
+}
+
+func (s *systemd) observe(ctx context.Context, x *step.Exec) (string, UnitState, transport.Conn, error) {
+	unit, err := s.unit.Render(x.Env, nil)
+	if err != nil {
+		return "", UnitState{}, nil, err
+	}
+	conn, err := x.Connect(ctx)
+	if err != nil {
+		return "", UnitState{}, nil, err
+	}
+	out, err := conn.Run(ctx, &transport.Command{Line: ShowCommand(unit)})
+	if err != nil {
+		return "", UnitState{}, nil, err
+	}
+	if out.ExitCode != 0 {
+		return "", UnitState{}, nil, fmt.Errorf("systemctl show %s: exit status %d: %s", unit, out.ExitCode, lastLine(out.Stderr))
+	}
+	u, err := ParseShow(string(out.Stdout))
+	return unit, u, conn, err
+}
+
+func (u UnitState) result(actions []string) step.Result {
+	acts := make([]any, len(actions))
+	for i, a := range actions {
+		acts[i] = a
+	}
+	return step.Result{"active": u.Active, "sub": u.Sub, "enabled": u.Enabled, "load": u.Load, "actions": acts}
+}
+
+// Probe observes the unit.
+func (s *systemd) Probe(ctx context.Context, x *step.Exec) (step.Result, error) {
+	_, u, _, err := s.observe(ctx, x)
+	if err != nil {
+		return nil, err
+	}
+	return u.result(nil), nil
+}
+
+// Plan says which systemctl commands would run.
+func (s *systemd) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) {
+	unit, u, _, err := s.observe(ctx, x)
+	if err != nil {
+		return nil, err
+	}
+	if u.Load == "not-found" && (s.state != "" && s.state != "stopped" || s.enabled != nil && *s.enabled) {
+		return nil, fmt.Errorf("unit %s is not installed on %s", unit, x.Host.Name)
+	}
+	acts := s.actions(unit, u)
+	if len(acts) == 0 {
+		return &step.Plan{Summary: fmt.Sprintf("%s already %s/%s", unit, u.Active, u.Enabled), Result: u.result(nil)}, nil
+	}
+	return &step.Plan{Changes: true, Summary: strings.Join(acts, "; "), State: acts}, nil
+}
+
+// Apply runs the planned systemctl commands and observes the unit again.
+func (s *systemd) Apply(ctx context.Context, x *step.Exec, p *step.Plan) (step.Result, error) {
+	acts := p.State.([]string)
+	conn, err := x.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range acts {
+		out, err := conn.Run(ctx, &transport.Command{Line: a})
+		if err != nil {
+			return nil, err
+		}
+		if out.ExitCode != 0 {
+			return nil, fmt.Errorf("%s: exit status %d: %s", a, out.ExitCode, lastLine(out.Stderr, out.Stdout))
+		}
+	}
+	_, u, _, err := s.observe(ctx, x)
+	if err != nil {
+		return nil, err
+	}
+	return u.result(acts), nil
+}
