@@ -129,7 +129,9 @@ func (h *httpStep) do(ctx context.Context, x *step.Exec) (step.Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) { return conn.Dial(ctx, network, addr) }
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return conn.Dial(ctx, network, addr)
+		}
 	}
 	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := client.Do(req)
