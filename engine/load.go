@@ -113,6 +113,12 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 		msg := strings.TrimPrefix(err.Error(), "yaml: ")
 		msg = yamlLine.ReplaceAllString(msg, "")
 		msg = strings.TrimLeft(msg, ": ")
+		// yaml.v3 gives parser errors the 0-based line of the construct
+		// they are in (scanner errors are 1-based).
+		if strings.HasPrefix(msg, "did not find expected") && line > 0 {
+			line++
+			msg += " (in the block or flow collection that starts on this line)"
+		}
 		ds.Errorf(diag.Pos{Line: line}, diag.RuleYAMLSyntax, "%s", msg)
 		return nil, ds.Items
 	}
@@ -480,7 +486,11 @@ func (l *Loader) decodeStep(d *step.Decoder, n *yaml.Node) *Step {
 		if f.Get("host") != nil {
 			d.Errorf(h, diag.RuleInvalidValue, "%s has both host and hosts: use one", where)
 		}
-		s.Hosts = d.TemplateList(h, "hosts")
+		if h.Kind == yaml.ScalarNode {
+			s.HostsExpr = d.Template(h)
+		} else {
+			s.Hosts = d.TemplateList(h, "hosts")
+		}
 	}
 	s.Parallel = d.Int(f.Get("parallel"), 0)
 	s.MaxFailures = d.Int(f.Get("max_failures"), 0)

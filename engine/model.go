@@ -3,8 +3,6 @@
 package engine
 
 import (
-	"time"
-
 	"github.com/runbook-dev/runbook/diag"
 	"github.com/runbook-dev/runbook/step"
 	"github.com/runbook-dev/runbook/tmpl"
@@ -94,15 +92,17 @@ type Step struct {
 	Host *tmpl.Template
 	// Hosts fans the step out: each entry names a host or a group.
 	Hosts []*tmpl.Template
+	// HostsExpr is a hosts: written as one expression giving a list.
+	HostsExpr *tmpl.Template
 	// Parallel bounds how many hosts of Hosts run at once.
 	Parallel int
 	// MaxFailures is how many hosts of Hosts may fail before the others
 	// are stopped; 0 stops at the first failure.
 	MaxFailures int
 	When        *tmpl.Expr
-	Timeout     time.Duration
+	Timeout     step.DurationValue
 	Retries     int
-	RetryDelay  time.Duration
+	RetryDelay  step.DurationValue
 	Become      string
 	Type        step.Type
 	Body        step.Step

@@ -198,6 +198,11 @@ func (x *run) checkHosts() error {
 	}
 	for _, s := range x.pb.Steps {
 		check(s.Host, false)
+		if s.HostsExpr != nil && len(s.HostsExpr.Steps()) == 0 {
+			if _, err := x.hostsOf(s); err != nil {
+				errs = multierror.Append(errs, err)
+			}
+		}
 		for _, h := range s.Hosts {
 			check(h, true)
 		}
@@ -344,17 +349,37 @@ func (x *run) hostsOf(s *Step) ([]string, error) {
 		}
 		return []string{h}, nil
 	}
-	if len(s.Hosts) == 0 {
+	if len(s.Hosts) == 0 && s.HostsExpr == nil {
 		return []string{Localhost}, nil
 	}
-	var out []string
-	seen := map[string]bool{}
+	var refs []string
 	for _, t := range s.Hosts {
 		name, err := t.Render(x.base, nil)
 		if err != nil {
 			return nil, err
 		}
-		names, err := x.Inventory.Expand(name)
+		refs = append(refs, name)
+	}
+	if s.HostsExpr != nil {
+		v, err := s.HostsExpr.Value(x.base)
+		if err != nil {
+			return nil, err
+		}
+		switch v := v.(type) {
+		case []any:
+			for _, e := range v {
+				refs = append(refs, tmpl.Format(e))
+			}
+		case []string:
+			refs = append(refs, v...)
+		default:
+			refs = append(refs, strings.Split(tmpl.Format(v), ",")...)
+		}
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, name := range refs {
+		names, err := x.Inventory.Expand(strings.TrimSpace(name))
 		if err != nil {
 			return nil, err
 		}
@@ -475,10 +500,15 @@ func (x *run) onHost(ctx context.Context, index int, s *Step, host string) hostO
 		if o.status != StatusFailed || attempt >= s.Retries || ctx.Err() != nil || x.DryRun {
 			break
 		}
-		ex.Progress(fmt.Sprintf("attempt %d failed: %v; retrying in %s", attempt+1, o.err, s.RetryDelay))
+		delay, err := s.RetryDelay.Get(ex.Env)
+		if err != nil {
+			o.err = fmt.Errorf("retry_delay: %w", err)
+			break
+		}
+		ex.Progress(fmt.Sprintf("attempt %d failed: %v; retrying in %s", attempt+1, o.err, delay))
 		select {
 		case <-ctx.Done():
-		case <-time.After(s.RetryDelay):
+		case <-time.After(delay):
 		}
 	}
 	return x.report(index, s, host, start, o, plan)
@@ -486,9 +516,14 @@ func (x *run) onHost(ctx context.Context, index int, s *Step, host string) hostO
 
 func (x *run) attempt(ctx context.Context, s *Step, ex *step.Exec) (hostOutcome, *step.Plan) {
 	o := hostOutcome{host: ex.Host.Name}
-	if s.Timeout > 0 {
+	if !s.Timeout.IsZero() {
+		limit, err := s.Timeout.Get(ex.Env)
+		if err != nil {
+			o.status, o.err = StatusFailed, fmt.Errorf("timeout: %w", err)
+			return o, nil
+		}
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, s.Timeout, &StepTimeoutError{Step: s.Label(), Limit: s.Timeout})
+		ctx, cancel = context.WithTimeoutCause(ctx, limit, &StepTimeoutError{Step: s.Label(), Limit: limit})
 		defer cancel()
 	}
 	fail := func(err error) (hostOutcome, *step.Plan) {

@@ -2,6 +2,7 @@ package step
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -98,12 +99,24 @@ func (d *Decoder) Check(n *yaml.Node, fields []Field, where string) Body {
 	}
 	for _, f := range fields {
 		if f.Required {
-			if _, ok := body.values[f.Name]; !ok && !hasKey(n, f.Name) {
+			// A misspelt key has already been reported with a did-you-mean
+			// naming this field; saying it is missing too would be noise.
+			if _, ok := body.values[f.Name]; !ok && !hasKey(n, f.Name) && !typoOf(n, f.Name, known) {
 				d.Errorf(n, diag.RuleMissingField, "%s needs %q: %s", where, f.Name, f.Doc)
 			}
 		}
 	}
 	return body
+}
+
+func typoOf(n *yaml.Node, field string, known []string) bool {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i].Value
+		if !slices.Contains(known, k) && diag.Closest(k, known) == field {
+			return true
+		}
+	}
+	return false
 }
 
 func hasKey(n *yaml.Node, key string) bool {
@@ -118,7 +131,7 @@ func hasKey(n *yaml.Node, key string) bool {
 // checkShape reports a value whose YAML shape cannot be a value of f.
 func (d *Decoder) checkShape(v *yaml.Node, f *Field, where string) bool {
 	bad := func(want string) bool {
-		d.Errorf(v, diag.RuleType, "%s.%s must be %s, not %s", where, f.Name, want, describe(v))
+		d.Errorf(v, diag.RuleType, "%s: %s must be %s, not %s", where, f.Name, want, describe(v))
 		return false
 	}
 	switch f.Kind {
@@ -142,6 +155,9 @@ func (d *Decoder) checkShape(v *yaml.Node, f *Field, where string) bool {
 		if v.Kind != yaml.ScalarNode {
 			return bad("a duration such as 30s or 5m")
 		}
+		if strings.Contains(v.Value, "${{") {
+			return true
+		}
 		if _, err := time.ParseDuration(v.Value); err != nil || v.Tag == "!!int" {
 			return bad("a duration such as 30s or 5m")
 		}
@@ -150,6 +166,9 @@ func (d *Decoder) checkShape(v *yaml.Node, f *Field, where string) bool {
 			return bad("a mapping of names to strings")
 		}
 	case StringList:
+		if v.Kind == yaml.ScalarNode && strings.Contains(v.Value, "${{") {
+			return true
+		}
 		if v.Kind != yaml.SequenceNode {
 			return bad("a list of strings")
 		}
@@ -162,7 +181,7 @@ func (d *Decoder) checkShape(v *yaml.Node, f *Field, where string) bool {
 		}
 		for _, e := range v.Content {
 			if e.Kind != yaml.ScalarNode || e.Tag != "!!int" {
-				d.Errorf(e, diag.RuleType, "%s.%s must list integers, not %s", where, f.Name, describe(e))
+				d.Errorf(e, diag.RuleType, "%s: %s must list integers, not %s", where, f.Name, describe(e))
 				return false
 			}
 		}
@@ -181,7 +200,7 @@ func (d *Decoder) checkShape(v *yaml.Node, f *Field, where string) bool {
 				return true
 			}
 		}
-		d.Errorf(v, diag.RuleInvalidValue, "%s.%s must be one of %s, not %q%s", where, f.Name, strings.Join(f.Enum, ", "), v.Value, diag.DidYouMean(v.Value, f.Enum))
+		d.Errorf(v, diag.RuleInvalidValue, "%s: %s must be one of %s, not %q%s", where, f.Name, strings.Join(f.Enum, ", "), v.Value, diag.DidYouMean(v.Value, f.Enum))
 		return false
 	}
 	return true
@@ -313,19 +332,66 @@ func (d *Decoder) Int(n *yaml.Node, def int) int {
 	return i
 }
 
+// DurationValue is a duration written literally or as an expression
+// (timeout: ${{ params.wait }}), known for sure only at run time.
+type DurationValue struct {
+	Fixed time.Duration
+	expr  *tmpl.Template
+}
+
+// Get returns the duration, evaluating its expression against env.
+func (v DurationValue) Get(env map[string]any) (time.Duration, error) {
+	if v.expr == nil {
+		return v.Fixed, nil
+	}
+	x, err := v.expr.Value(env)
+	if err != nil {
+		return 0, err
+	}
+	var dur time.Duration
+	switch x := x.(type) {
+	case time.Duration:
+		dur = x
+	case int:
+		dur = time.Duration(x) * time.Second
+	default:
+		if dur, err = time.ParseDuration(tmpl.Format(x)); err != nil {
+			return 0, fmt.Errorf("%s: %q is not a duration such as 30s", v.expr.Source, tmpl.Format(x))
+		}
+	}
+	if dur <= 0 {
+		return 0, fmt.Errorf("%s: the duration must be positive, not %s", v.expr.Source, dur)
+	}
+	return dur, nil
+}
+
+// IsZero reports whether no duration was given.
+func (v DurationValue) IsZero() bool { return v.expr == nil && v.Fixed == 0 }
+
+// String shows the duration or its expression.
+func (v DurationValue) String() string {
+	if v.expr != nil {
+		return v.expr.Source
+	}
+	return v.Fixed.String()
+}
+
 // Duration returns a duration value, def when n is nil.
-func (d *Decoder) Duration(n *yaml.Node, def time.Duration) time.Duration {
+func (d *Decoder) Duration(n *yaml.Node, def time.Duration) DurationValue {
 	if n == nil {
-		return def
+		return DurationValue{Fixed: def}
+	}
+	if strings.Contains(n.Value, "${{") {
+		return DurationValue{expr: d.Template(n)}
 	}
 	v, err := time.ParseDuration(n.Value)
 	if err != nil {
-		return def
+		return DurationValue{Fixed: def}
 	}
 	if v <= 0 {
 		d.Errorf(n, diag.RuleInvalidValue, "the duration must be positive")
 	}
-	return v
+	return DurationValue{Fixed: v}
 }
 
 // IntList returns an integer or list of integers.

@@ -75,7 +75,7 @@ type sqlStep struct {
 	address                   *tmpl.Template
 	port                      int
 	sslmode                   string
-	stmtTimeout, connTimeout  time.Duration
+	stmtTimeout, connTimeout  step.DurationValue
 }
 
 // Decode implements step.Type.
@@ -168,14 +168,22 @@ func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, string,
 	}
 	// Only non-secret settings go through the connection string; the
 	// password is set on the parsed config.
+	connTimeout, err := s.connTimeout.Get(x.Env)
+	if err != nil {
+		return nil, "", err
+	}
+	stmtTimeout, err := s.stmtTimeout.Get(x.Env)
+	if err != nil {
+		return nil, "", err
+	}
 	cs := fmt.Sprintf("host=%s port=%d dbname=%s user=%s sslmode=%s connect_timeout=%d application_name=runbook",
-		connQuote(addr), s.port, connQuote(db), connQuote(user), s.sslmode, int(s.connTimeout.Seconds()+0.5))
+		connQuote(addr), s.port, connQuote(db), connQuote(user), s.sslmode, max(1, int(connTimeout.Seconds()+0.5)))
 	cfg, err := pgx.ParseConfig(cs)
 	if err != nil {
 		return nil, "", err
 	}
 	cfg.Password = pw
-	cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(s.stmtTimeout.Milliseconds(), 10)
+	cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(stmtTimeout.Milliseconds(), 10)
 	if s.viaSSH {
 		conn, err := x.Connect(ctx)
 		if err != nil {

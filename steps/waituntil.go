@@ -43,8 +43,8 @@ func (WaitUntil) Result() types.Map {
 type waitUntil struct {
 	probe    *step.ProbeSpec
 	until    *tmpl.Expr
-	timeout  time.Duration
-	interval time.Duration
+	timeout  step.DurationValue
+	interval step.DurationValue
 }
 
 // Decode implements step.Type.
@@ -90,7 +90,11 @@ func (w *waitUntil) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) 
 		r["attempts"] = 1
 		return &step.Plan{Summary: "already true: " + w.until.Source, Result: r}, nil
 	}
-	return &step.Plan{Changes: true, Summary: fmt.Sprintf("would wait up to %s until %s (now: %s)", w.timeout, w.until.Source, Show(r))}, nil
+	timeout, err := w.timeout.Get(x.Env)
+	if err != nil {
+		return nil, err
+	}
+	return &step.Plan{Changes: true, Summary: fmt.Sprintf("would wait up to %s until %s (now: %s)", timeout, w.until.Source, Show(r))}, nil
 }
 
 // TimeoutError is a wait that ended before its condition held.
@@ -108,7 +112,15 @@ func (e *TimeoutError) Error() string {
 // error does not end the wait (a restarting database refuses connections
 // for a while); it is what the timeout reports if it persists.
 func (w *waitUntil) Apply(ctx context.Context, x *step.Exec, _ *step.Plan) (step.Result, error) {
-	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+	timeout, err := w.timeout.Get(x.Env)
+	if err != nil {
+		return nil, err
+	}
+	interval, err := w.interval.Get(x.Env)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	last := "nothing yet"
 	for attempt := 1; ; attempt++ {
@@ -125,12 +137,12 @@ func (w *waitUntil) Apply(ctx context.Context, x *step.Exec, _ *step.Plan) (step
 		if x.Progress != nil {
 			x.Progress(fmt.Sprintf("attempt %d: %s", attempt, last))
 		}
-		t := time.NewTimer(w.interval)
+		t := time.NewTimer(interval)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			if ctx.Err() == context.DeadlineExceeded && context.Cause(ctx) == context.DeadlineExceeded {
-				return nil, &TimeoutError{Until: w.until.Source, Timeout: w.timeout, LastSeen: last}
+				return nil, &TimeoutError{Until: w.until.Source, Timeout: timeout, LastSeen: last}
 			}
 			return nil, context.Cause(ctx)
 		case <-t.C:

@@ -1,0 +1,121 @@
+package engine_test
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/runbook-dev/runbook/diag"
+	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/playbooks"
+	"github.com/runbook-dev/runbook/steps"
+)
+
+var update = flag.Bool("update", false, "rewrite the .out files of testdata/validate/err")
+
+func loader() *engine.Loader { return &engine.Loader{Registry: steps.Builtin()} }
+
+// TestValidateOK: every playbook in testdata/validate/ok has no diagnostic
+// at all, not even a warning.
+func TestValidateOK(t *testing.T) {
+	files, _ := filepath.Glob("../testdata/validate/ok/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no files in testdata/validate/ok")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			src, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pb, ds := loader().Load(filepath.Base(f), src)
+			for _, d := range ds {
+				t.Error(d)
+			}
+			if pb == nil {
+				t.Fatal("no playbook")
+			}
+		})
+	}
+}
+
+// TestValidateErr compares the diagnostics of each testdata/validate/err
+// file with its .out file: one diagnostic per line, a line between slashes
+// is a regular expression.
+func TestValidateErr(t *testing.T) {
+	files, _ := filepath.Glob("../testdata/validate/err/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no files in testdata/validate/err")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			src, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pb, ds := loader().Load(filepath.Base(f), src)
+			if pb != nil {
+				t.Error("an invalid playbook was returned as loadable")
+			}
+			if !diag.HasErrors(ds) {
+				t.Fatal("no error reported")
+			}
+			var got []string
+			for _, d := range ds {
+				got = append(got, d.String())
+			}
+			outFile := strings.TrimSuffix(f, ".yaml") + ".out"
+			if *update {
+				if err := os.WriteFile(outFile, []byte(strings.Join(got, "\n")+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			b, err := os.ReadFile(outFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+			if len(got) != len(want) {
+				t.Fatalf("got %d diagnostics, want %d:\n%s", len(got), len(want), strings.Join(got, "\n"))
+			}
+			for i := range want {
+				w := want[i]
+				if len(w) > 2 && strings.HasPrefix(w, "/") && strings.HasSuffix(w, "/") {
+					if !regexp.MustCompile(w[1 : len(w)-1]).MatchString(got[i]) {
+						t.Errorf("diagnostic %d:\n got %s\nwant match %s", i+1, got[i], w)
+					}
+					continue
+				}
+				if got[i] != w {
+					t.Errorf("diagnostic %d:\n got %s\nwant %s", i+1, got[i], w)
+				}
+			}
+		})
+	}
+}
+
+// TestBundledPlaybooksValidate: a bundled playbook with any diagnostic is a
+// bug shipped to every user.
+func TestBundledPlaybooksValidate(t *testing.T) {
+	names := playbooks.Names()
+	if len(names) == 0 {
+		t.Fatal("no bundled playbooks")
+	}
+	for _, n := range names {
+		src, _ := playbooks.Lookup(n)
+		pb, ds := loader().Load(playbooks.Path(n), src)
+		for _, d := range ds {
+			t.Errorf("%s: %v", n, d)
+		}
+		if pb != nil && pb.Name != n {
+			t.Errorf("%s: name is %q, want the bundled name", n, pb.Name)
+		}
+		if pb != nil && pb.Description == "" {
+			t.Errorf("%s: no description for runbook list", n)
+		}
+	}
+}
