@@ -57,9 +57,14 @@ func Unquote(v string) string {
 
 var plainValue = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?[a-zA-Z]*$`)
 
-// Quote writes v as a postgresql.conf value: numbers (with a unit) as they
-// are, everything else in single quotes with quotes doubled.
+// Quote writes v as a postgresql.conf value: numbers (with a unit) and
+// booleans as they are, everything else in single quotes with quotes
+// doubled.
 func Quote(v string) string {
+	switch strings.ToLower(v) {
+	case "on", "off", "true", "false":
+		return v
+	}
 	if plainValue.MatchString(v) {
 		return v
 	}

@@ -22,11 +22,11 @@ func TestSet(t *testing.T) {
 	}{
 		{"uncomment default in place", "listen_addresses", "*",
 			"listen_addresses = '*'\t\t# what IP address(es) to listen on;", true},
-		{"replace active", "synchronous_commit", "on", "synchronous_commit = 'on'", true},
+		{"replace active", "synchronous_commit", "on", "synchronous_commit = on", true},
 		{"same number unchanged", "port", "5432", "", false},
 		{"prose comment is not an assignment", "synchronous_standby_names", "inmanta",
 			"synchronous_standby_names = 'inmanta'\t# standby servers that provide sync rep", true},
-		{"append when absent", "hot_standby", "off", "hot_standby = 'off'", true},
+		{"append when absent", "hot_standby", "off", "hot_standby = off", true},
 		{"quote in value doubled", "application_name", "it's", "application_name = 'it''s'", true},
 	}
 	for _, tt := range tests {
