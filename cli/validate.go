@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 
@@ -34,6 +35,10 @@ func validateCmd(e *Env, args []string) int {
 	if err != nil {
 		return e.usageError("%v", err)
 	}
+	// Validation is a short burst of allocation-heavy parsing whose garbage
+	// dies young; collecting less often nearly halves its time on large
+	// trees (BenchmarkValidate1000).
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	ds := ValidateFiles(files)
 	if *format == "json" {
 		writeJSON(e.Stdout, ds)

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -129,9 +128,9 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 	sum := sha256.Sum256(src)
 	pb := &Playbook{File: file, Hash: hex.EncodeToString(sum[:])}
 	d := &step.Decoder{
-		Diags: ds,
-		Scope: &tmpl.Scope{Params: types.Map{}, Secrets: types.Map{}, Vars: types.Map{}, Steps: types.Map{}, Later: map[string]bool{}},
-		Lines: strings.Split(string(bytes.ReplaceAll(src, []byte("\r\n"), []byte("\n"))), "\n"),
+		Diags:  ds,
+		Scope:  &tmpl.Scope{Params: types.Map{}, Secrets: types.Map{}, Vars: types.Map{}, Steps: types.Map{}, Later: map[string]bool{}},
+		Source: src,
 	}
 	d.DecodeProbe = l.decodeProbe
 	top := d.Check(doc.Content[0], topFields, "the playbook")
@@ -365,15 +364,9 @@ func decodeVars(d *step.Decoder, n *yaml.Node) []*Var {
 // splitType finds the step-type key of a step mapping among its other keys.
 // It reports a step with no type key or more than one.
 func (l *Loader) splitType(d *step.Decoder, n *yaml.Node, common []step.Field, where string) (step.Type, *yaml.Node, *yaml.Node) {
-	rest := &yaml.Node{Kind: yaml.MappingNode, Line: n.Line, Column: n.Column}
+	rest := &yaml.Node{Kind: yaml.MappingNode, Line: n.Line, Column: n.Column, Content: make([]*yaml.Node, 0, len(n.Content))}
 	var typ step.Type
 	var body, typeKey *yaml.Node
-	commonNames := map[string]bool{}
-	var known []string
-	for _, f := range common {
-		commonNames[f.Name] = true
-		known = append(known, f.Name)
-	}
 	var unknown []*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
@@ -385,11 +378,17 @@ func (l *Loader) splitType(d *step.Decoder, n *yaml.Node, common []step.Field, w
 			typ, body, typeKey = t, v, k
 			continue
 		}
-		if commonNames[k.Value] {
+		if isField(common, k.Value) {
 			rest.Content = append(rest.Content, k, v)
 			continue
 		}
 		unknown = append(unknown, k)
+	}
+	var known []string
+	if len(unknown) > 0 {
+		for _, f := range common {
+			known = append(known, f.Name)
+		}
 	}
 	for _, k := range unknown {
 		if typ == nil && diag.Closest(k.Value, l.Registry.Names()) != "" || typ == nil && len(unknown) == 1 {
@@ -403,6 +402,15 @@ func (l *Loader) splitType(d *step.Decoder, n *yaml.Node, common []step.Field, w
 		d.Errorf(n, diag.RuleStepType, "%s has no step type: add one of %s", where, strings.Join(l.Registry.Names(), ", "))
 	}
 	return typ, body, rest
+}
+
+func isField(fields []step.Field, name string) bool {
+	for i := range fields {
+		if fields[i].Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *Loader) decodeBody(d *step.Decoder, typ step.Type, body *yaml.Node) step.Step {
@@ -508,12 +516,12 @@ func (l *Loader) decodeStep(d *step.Decoder, n *yaml.Node) *Step {
 		s.Type = typ
 		s.Body = l.decodeBody(d, typ, body)
 		if a := f.Get("assert"); a != nil {
-			s.Assert = d.Expr(a, typ.Result())
+			s.Assert = d.Expr(a, step.ResultType(typ))
 		}
 	}
 	d.Scope.Host = false
 	if s.ID != "" && typ != nil {
-		d.Scope.Steps[s.ID] = tmpl.StepEntry(typ.Result())
+		d.Scope.Steps[s.ID] = step.StepEntryType(typ)
 	}
 	if typ == nil {
 		return nil

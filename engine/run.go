@@ -136,6 +136,9 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 			planErrs = multierror.Append(planErrs, err)
 		}
 	}
+	if planErrs != nil {
+		planErrs.ErrorFormat = oneLine
+	}
 	return planErrs.ErrorOrNil()
 }
 

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -31,8 +32,9 @@ func (b Body) Get(key string) *yaml.Node { return b.values[key] }
 type Decoder struct {
 	Diags *diag.List
 	Scope *tmpl.Scope
-	// Lines are the source lines, to place expressions inside block scalars.
-	Lines []string
+	// Source is the file's text, to place expressions inside block scalars.
+	Source []byte
+	lines  []string
 	// DecodeProbe decodes a read-only step body with its own host; the
 	// engine provides it, since only the engine knows the step-type keys.
 	DecodeProbe func(d *Decoder, n *yaml.Node) *ProbeSpec
@@ -49,15 +51,39 @@ type ProbeSpec struct {
 
 // ProbeResult is the type of `result` for a probe of type t: its result plus
 // `reachable`, false when the probe's host could not be connected to.
-func ProbeResult(t Type) types.Map {
-	m := types.Map{"reachable": types.Bool, "error": types.String}
-	if t != nil {
-		for k, v := range t.Result() {
-			m[k] = v
-		}
+func ProbeResult(t Type) types.Type {
+	if v, ok := probeTypes.Load(t.Name()); ok {
+		return v.(types.Type)
 	}
-	return m
+	m := types.Map{"reachable": types.Bool, "error": types.String}
+	for k, v := range t.Result() {
+		m[k] = v
+	}
+	v, _ := probeTypes.LoadOrStore(t.Name(), tmpl.Memo(m))
+	return v.(types.Type)
 }
+
+// ResultType is the type of `result` in a step's assert.
+func ResultType(t Type) types.Type {
+	if v, ok := resultTypes.Load(t.Name()); ok {
+		return v.(types.Type)
+	}
+	v, _ := resultTypes.LoadOrStore(t.Name(), tmpl.Memo(t.Result()))
+	return v.(types.Type)
+}
+
+// StepEntryType is the type of steps.<id> for a step of type t.
+func StepEntryType(t Type) types.Type {
+	if v, ok := entryTypes.Load(t.Name()); ok {
+		return v.(types.Type)
+	}
+	v, _ := entryTypes.LoadOrStore(t.Name(), tmpl.StepEntry(t.Result()))
+	return v.(types.Type)
+}
+
+// The types derived from step types' results, by step-type name: they are
+// the same for every step, so their checker natures are built only once.
+var probeTypes, resultTypes, entryTypes sync.Map
 
 // Pos returns the position of a node.
 func Pos(n *yaml.Node) diag.Pos { return diag.Pos{Line: n.Line, Col: n.Column} }
@@ -76,16 +102,11 @@ func (d *Decoder) Check(n *yaml.Node, fields []Field, where string) Body {
 		d.Errorf(n, diag.RuleType, "%s must be a mapping, not %s", where, describe(n))
 		return body
 	}
-	known := make([]string, len(fields))
-	byName := map[string]*Field{}
-	for i := range fields {
-		known[i] = fields[i].Name
-		byName[fields[i].Name] = &fields[i]
-	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		f, ok := byName[k.Value]
-		if !ok {
+		f := fieldNamed(fields, k.Value)
+		if f == nil {
+			known := fieldNames(fields)
 			d.Errorf(k, diag.RuleUnknownKey, "unknown key %q in %s%s; expected one of: %s", k.Value, where, diag.DidYouMean(k.Value, known), strings.Join(known, ", "))
 			continue
 		}
@@ -101,12 +122,31 @@ func (d *Decoder) Check(n *yaml.Node, fields []Field, where string) Body {
 		if f.Required {
 			// A misspelt key has already been reported with a did-you-mean
 			// naming this field; saying it is missing too would be noise.
-			if _, ok := body.values[f.Name]; !ok && !hasKey(n, f.Name) && !typoOf(n, f.Name, known) {
+			if _, ok := body.values[f.Name]; !ok && !hasKey(n, f.Name) && !typoOf(n, f.Name, fieldNames(fields)) {
 				d.Errorf(n, diag.RuleMissingField, "%s needs %q: %s", where, f.Name, f.Doc)
 			}
 		}
 	}
 	return body
+}
+
+// fieldNamed finds a field by name; a linear scan beats a map for the
+// dozen fields a mapping has, and allocates nothing.
+func fieldNamed(fields []Field, name string) *Field {
+	for i := range fields {
+		if fields[i].Name == name {
+			return &fields[i]
+		}
+	}
+	return nil
+}
+
+func fieldNames(fields []Field) []string {
+	out := make([]string, len(fields))
+	for i := range fields {
+		out[i] = fields[i].Name
+	}
+	return out
 }
 
 func typoOf(n *yaml.Node, field string, known []string) bool {
@@ -244,14 +284,13 @@ func (d *Decoder) Expr(n *yaml.Node, result types.Type) *tmpl.Expr {
 	if n == nil {
 		return nil
 	}
-	scope := *d.Scope
-	scope.Result = result
+	scope := d.Scope.WithResult(result)
 	src := n.Value
 	if strings.HasPrefix(strings.TrimSpace(src), "${{") {
 		d.Errorf(n, diag.RuleExprSyntax, "this is a bare expression: write it without ${{ }}")
 		return nil
 	}
-	e, err := tmpl.CompileBool(src, &scope)
+	e, err := tmpl.CompileBool(src, scope)
 	if err != nil {
 		te := err.(*tmpl.Error)
 		off := 0
@@ -286,9 +325,12 @@ func (d *Decoder) PosIn(n *yaml.Node, offset int) diag.Pos {
 			valueLine = valueLine[:i]
 		}
 		indent := n.Column + 1
-		if srcLine-1 < len(d.Lines) {
-			if i := strings.Index(d.Lines[srcLine-1], valueLine); i >= 0 && valueLine != "" {
-				indent = utf8.RuneCountInString(d.Lines[srcLine-1][:i]) + 1
+		if d.lines == nil {
+			d.lines = strings.Split(strings.ReplaceAll(string(d.Source), "\r\n", "\n"), "\n")
+		}
+		if srcLine-1 < len(d.lines) {
+			if i := strings.Index(d.lines[srcLine-1], valueLine); i >= 0 && valueLine != "" {
+				indent = utf8.RuneCountInString(d.lines[srcLine-1][:i]) + 1
 			}
 		}
 		return diag.Pos{Line: srcLine, Col: indent + col}

@@ -46,19 +46,19 @@ var iniFields = []step.Field{
 }
 
 // Fields implements step.Type.
-func (FilePatch) Fields() []step.Field {
-	return []step.Field{
-		{Name: "path", Kind: step.String, Required: true, Doc: "the file on the host", Example: "/etc/postgresql/15/main/postgresql.conf"},
-		{Name: "set", Kind: step.StringMap, Doc: "postgresql.conf-style key = value: replaces the active line, uncomments a commented default in place, appends only when the key is absent; values are quoted as PostgreSQL expects", Example: map[string]any{"wal_level": "replica"}},
-		{Name: "comment", Kind: step.StringList, Doc: "comment out the active assignments of these keys"},
-		{Name: "unset", Kind: step.StringList, Doc: "remove the active assignments of these keys"},
-		{Name: "ini", Kind: step.ObjectList, Doc: "set keys in [sections] of an ini file", Fields: iniFields},
-		{Name: "ensure-line", Kind: step.ObjectList, Doc: "make lines present or absent (pg_hba.conf rules)", Fields: ensureLineFields},
-		{Name: "absent", Kind: step.Bool, Doc: "delete the file (no other operation allowed)"},
-		{Name: "create", Kind: step.Bool, Doc: "create the file when it does not exist (otherwise a missing file is an error)"},
-		{Name: "mode", Kind: step.Literal, Doc: "octal mode of a created file", Example: "0600"},
-		{Name: "backup", Kind: step.Bool, Doc: "keep a copy of the old file next to it before changing it", Default: true},
-	}
+func (FilePatch) Fields() []step.Field { return filePatchFields }
+
+var filePatchFields = []step.Field{
+	{Name: "path", Kind: step.String, Required: true, Doc: "the file on the host", Example: "/etc/postgresql/15/main/postgresql.conf"},
+	{Name: "set", Kind: step.StringMap, Doc: "postgresql.conf-style key = value: replaces the active line, uncomments a commented default in place, appends only when the key is absent; values are quoted as PostgreSQL expects", Example: map[string]any{"wal_level": "replica"}},
+	{Name: "comment", Kind: step.StringList, Doc: "comment out the active assignments of these keys"},
+	{Name: "unset", Kind: step.StringList, Doc: "remove the active assignments of these keys"},
+	{Name: "ini", Kind: step.ObjectList, Doc: "set keys in [sections] of an ini file", Fields: iniFields},
+	{Name: "ensure-line", Kind: step.ObjectList, Doc: "make lines present or absent (pg_hba.conf rules)", Fields: ensureLineFields},
+	{Name: "absent", Kind: step.Bool, Doc: "delete the file (no other operation allowed)"},
+	{Name: "create", Kind: step.Bool, Doc: "create the file when it does not exist (otherwise a missing file is an error)"},
+	{Name: "mode", Kind: step.Literal, Doc: "octal mode of a created file", Example: "0600"},
+	{Name: "backup", Kind: step.Bool, Doc: "keep a copy of the old file next to it before changing it", Default: true},
 }
 
 // Result implements step.Type.

@@ -36,23 +36,23 @@ func (SQL) Doc() string {
 }
 
 // Fields implements step.Type.
-func (SQL) Fields() []step.Field {
-	return []step.Field{
-		{Name: "query", Kind: step.String, Doc: "SQL returning rows; ${{ }} values are quoted as identifiers, pass values as $1.. in args", Example: "SELECT pg_is_in_recovery() AS in_recovery"},
-		{Name: "exec", Kind: step.String, Doc: "SQL run for its effect (use query or exec)"},
-		{Name: "args", Kind: step.Any, Doc: "values bound to $1, $2, ... (never interpolated into the SQL)"},
-		{Name: "unless", Kind: step.String, Doc: "read-only SQL with the same args: skip when it returns a row whose first column is not false or null"},
-		{Name: "read_only", Kind: step.Bool, Doc: "the statement changes nothing: run it in a read-only transaction, also in plan"},
-		{Name: "database", Kind: step.String, Doc: "database name", Default: "postgres"},
-		{Name: "user", Kind: step.String, Doc: "database user", Default: "postgres"},
-		{Name: "password", Kind: step.String, Doc: "password, from a secret: ${{ secrets.NAME }}"},
-		{Name: "address", Kind: step.String, Doc: "server address, or a socket directory starting with /; default: the host's address, or 127.0.0.1 with via_ssh"},
-		{Name: "port", Kind: step.Int, Doc: "server port", Default: 5432},
-		{Name: "via_ssh", Kind: step.Bool, Doc: "connect through the host's SSH connection, so the port need not be open to this machine"},
-		{Name: "sslmode", Kind: step.Literal, Doc: "TLS use", Enum: []string{"disable", "prefer", "require"}, Default: "prefer"},
-		{Name: "statement_timeout", Kind: step.Duration, Doc: "server-side limit for the statement", Default: "30s"},
-		{Name: "connect_timeout", Kind: step.Duration, Doc: "limit for connecting", Default: "10s"},
-	}
+func (SQL) Fields() []step.Field { return sqlFields }
+
+var sqlFields = []step.Field{
+	{Name: "query", Kind: step.String, Doc: "SQL returning rows; ${{ }} values are quoted as identifiers, pass values as $1.. in args", Example: "SELECT pg_is_in_recovery() AS in_recovery"},
+	{Name: "exec", Kind: step.String, Doc: "SQL run for its effect (use query or exec)"},
+	{Name: "args", Kind: step.Any, Doc: "values bound to $1, $2, ... (never interpolated into the SQL)"},
+	{Name: "unless", Kind: step.String, Doc: "read-only SQL with the same args: skip when it returns a row whose first column is not false or null"},
+	{Name: "read_only", Kind: step.Bool, Doc: "the statement changes nothing: run it in a read-only transaction, also in plan"},
+	{Name: "database", Kind: step.String, Doc: "database name", Default: "postgres"},
+	{Name: "user", Kind: step.String, Doc: "database user", Default: "postgres"},
+	{Name: "password", Kind: step.String, Doc: "password, from a secret: ${{ secrets.NAME }}"},
+	{Name: "address", Kind: step.String, Doc: "server address, or a socket directory starting with /; default: the host's address, or 127.0.0.1 with via_ssh"},
+	{Name: "port", Kind: step.Int, Doc: "server port", Default: 5432},
+	{Name: "via_ssh", Kind: step.Bool, Doc: "connect through the host's SSH connection, so the port need not be open to this machine"},
+	{Name: "sslmode", Kind: step.Literal, Doc: "TLS use", Enum: []string{"disable", "prefer", "require"}, Default: "prefer"},
+	{Name: "statement_timeout", Kind: step.Duration, Doc: "server-side limit for the statement", Default: "30s"},
+	{Name: "connect_timeout", Kind: step.Duration, Doc: "limit for connecting", Default: "10s"},
 }
 
 // Result implements step.Type.

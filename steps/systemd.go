@@ -27,13 +27,13 @@ func (Systemd) Doc() string {
 }
 
 // Fields implements step.Type.
-func (Systemd) Fields() []step.Field {
-	return []step.Field{
-		{Name: "unit", Kind: step.String, Required: true, Doc: "the unit name", Example: "postgresql@15-main"},
-		{Name: "state", Kind: step.Literal, Doc: "started and stopped act only when needed; restarted and reloaded always act", Enum: []string{"started", "stopped", "restarted", "reloaded"}},
-		{Name: "enabled", Kind: step.Bool, Doc: "whether the unit starts at boot"},
-		{Name: "masked", Kind: step.Bool, Doc: "whether the unit is masked (cannot be started at all)"},
-	}
+func (Systemd) Fields() []step.Field { return systemdFields }
+
+var systemdFields = []step.Field{
+	{Name: "unit", Kind: step.String, Required: true, Doc: "the unit name", Example: "postgresql@15-main"},
+	{Name: "state", Kind: step.Literal, Doc: "started and stopped act only when needed; restarted and reloaded always act", Enum: []string{"started", "stopped", "restarted", "reloaded"}},
+	{Name: "enabled", Kind: step.Bool, Doc: "whether the unit starts at boot"},
+	{Name: "masked", Kind: step.Bool, Doc: "whether the unit is masked (cannot be started at all)"},
 }
 
 // Result implements step.Type: the unit's states as systemctl show reports

@@ -25,13 +25,13 @@ func (WaitUntil) Doc() string {
 }
 
 // Fields implements step.Type.
-func (WaitUntil) Fields() []step.Field {
-	return []step.Field{
-		{Name: "probe", Kind: step.Probe, Required: true, Doc: "a read-only step body (one step type, optional host) observed at each poll"},
-		{Name: "until", Kind: step.Expr, Required: true, Doc: "expression on the probe's result; the wait ends when it holds", Example: "result.rows[0].in_recovery == false"},
-		{Name: "timeout", Kind: step.Duration, Required: true, Doc: "give up after this long", Example: "60s"},
-		{Name: "interval", Kind: step.Duration, Doc: "pause between polls", Default: "1s"},
-	}
+func (WaitUntil) Fields() []step.Field { return waitUntilFields }
+
+var waitUntilFields = []step.Field{
+	{Name: "probe", Kind: step.Probe, Required: true, Doc: "a read-only step body (one step type, optional host) observed at each poll"},
+	{Name: "until", Kind: step.Expr, Required: true, Doc: "expression on the probe's result; the wait ends when it holds", Example: "result.rows[0].in_recovery == false"},
+	{Name: "timeout", Kind: step.Duration, Required: true, Doc: "give up after this long", Example: "60s"},
+	{Name: "interval", Kind: step.Duration, Doc: "pause between polls", Default: "1s"},
 }
 
 // Result implements step.Type: the last observed result of the probe, plus

@@ -3,11 +3,18 @@ package tmpl
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/checker"
+	"github.com/expr-lang/expr/checker/nature"
+	"github.com/expr-lang/expr/compiler"
+	"github.com/expr-lang/expr/conf"
+	"github.com/expr-lang/expr/optimizer"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/types"
@@ -48,8 +55,14 @@ type Expr struct {
 	// path is set for a plain member chain (params.x, steps.a.result.stdout):
 	// those are evaluated by lookup, without the expression VM, which keeps
 	// loading large playbooks fast.
-	path    []string
-	program *vm.Program
+	path []string
+	// tree and cfg are the checked expression, compiled into program on
+	// first use.
+	tree       *parser.Tree
+	cfg        *conf.Config
+	once       sync.Once
+	program    *vm.Program
+	compileErr error
 	// UsesSecret is true when the expression reads secrets.*.
 	UsesSecret bool
 	// Steps lists the step ids the expression reads.
@@ -67,44 +80,106 @@ func compile(src string, s *Scope, asBool bool) (*Expr, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, &Error{Rule: ruleSyntax, Msg: "empty expression"}
 	}
-	tree, err := parser.Parse(src)
-	if err != nil {
-		return nil, fromExprError(src, err, ruleSyntax)
+	key, cacheable := cacheKey{src: src, host: s.Host, asBool: asBool, result: s.Result}, true
+	if s.Result != nil {
+		_, cacheable = s.Result.(*memo)
+	}
+	if cacheable && s.cache != nil {
+		if e, ok := s.cache[key]; ok {
+			return e, nil
+		}
+	}
+	e, err := compileNew(src, s, asBool)
+	// An expression that reads no step's result means the same wherever it
+	// stands in the playbook: compile it once (a playbook repeats
+	// ${{ params.primary }} in every step).
+	if err == nil && cacheable && len(e.Steps) == 0 {
+		if s.cache == nil {
+			s.cache = map[cacheKey]*Expr{}
+		}
+		s.cache[key] = e
+	}
+	return e, err
+}
+
+type cacheKey struct {
+	src    string
+	host   bool
+	asBool bool
+	result types.Type
+}
+
+func compileNew(src string, s *Scope, asBool bool) (*Expr, error) {
+	tree := parsePath(src)
+	if tree == nil {
+		var err error
+		if tree, err = parser.Parse(src); err != nil {
+			return nil, fromExprError(src, err, ruleSyntax)
+		}
 	}
 	e := &Expr{Source: src}
-	refs := map[string]bool{}
 	env := types.Map{}
-	if err := s.checkRefs(src, tree.Node, e, env, refs); err != nil {
+	if err := s.checkRefs(src, tree.Node, e, env); err != nil {
 		return nil, err
 	}
 	if p := memberPath(tree.Node); p != nil && !asBool && pathTyped(env, p) {
 		e.path = p
 		return e, nil
 	}
-	opts := []expr.Option{expr.Env(env), rawFunc}
+	// Type-check the tree parsed above against a copy of the shared base
+	// configuration; compiling to a program waits for the first Eval, since
+	// validation never needs it.
+	cfg := *baseConfig
+	cfg.NtCache = nature.Cache{}
+	cfg.WithEnv(env)
 	if asBool {
-		opts = append(opts, expr.AsBool())
+		expr.AsBool()(&cfg)
 	}
-	prog, err := expr.Compile(src, opts...)
-	if err != nil {
+	if _, err := new(checker.Checker).PatchAndCheck(tree, &cfg); err != nil {
 		return nil, fromExprError(src, err, ruleType)
 	}
-	e.program = prog
+	e.tree, e.cfg = tree, &cfg
 	return e, nil
+}
+
+// baseConfig is the expression configuration every compile starts from.
+// It is only read after init: each compile copies it.
+var baseConfig = func() *conf.Config {
+	c := conf.CreateNew()
+	rawFunc(c)
+	return c
+}()
+
+func (e *Expr) compileProgram() error {
+	e.once.Do(func() {
+		if e.cfg.Optimize {
+			if err := optimizer.Optimize(&e.tree.Node, e.cfg); err != nil {
+				e.compileErr = err
+				return
+			}
+		}
+		e.program, e.compileErr = compiler.Compile(e.tree, e.cfg)
+	})
+	return e.compileErr
 }
 
 // checkRefs walks the tree for references to the roots of the scope, reports
 // the first undefined one with a did-you-mean, and fills env with the types of
 // just the roots the expression uses: building the checker's environment from
 // the whole scope would make compiling cost grow with the playbook.
-func (s *Scope) checkRefs(src string, node ast.Node, e *Expr, env types.Map, refs map[string]bool) error {
+func (s *Scope) checkRefs(src string, node ast.Node, e *Expr, env types.Map) error {
 	var firstErr error
-	locals := map[string]bool{}
-	ast.Walk(&node, visitor(func(n ast.Node) {
-		if v, ok := n.(*ast.VariableDeclaratorNode); ok {
-			locals[v.Name] = true
-		}
-	}))
+	var locals map[string]bool
+	if _, simple := node.(*ast.MemberNode); !simple {
+		ast.Walk(&node, visitor(func(n ast.Node) {
+			if v, ok := n.(*ast.VariableDeclaratorNode); ok {
+				if locals == nil {
+					locals = map[string]bool{}
+				}
+				locals[v.Name] = true
+			}
+		}))
+	}
 	fail := func(n ast.Node, rule, format string, args ...any) {
 		if firstErr == nil {
 			line, col := offsetToLineCol(src, n.Location().From)
@@ -159,8 +234,7 @@ func (s *Scope) checkRefs(src string, node ast.Node, e *Expr, env types.Map, ref
 					if sm, _ := env["steps"].(types.Map); sm != nil {
 						sm[prop.Value] = t
 					}
-					if !refs[prop.Value] {
-						refs[prop.Value] = true
+					if !slices.Contains(e.Steps, prop.Value) {
 						e.Steps = append(e.Steps, prop.Value)
 					}
 				case s.Later[prop.Value]:
@@ -209,6 +283,9 @@ func (e *Expr) Path() []string { return e.path }
 func (e *Expr) Eval(env map[string]any) (any, error) {
 	if e.path != nil {
 		return lookup(env, e.path)
+	}
+	if err := e.compileProgram(); err != nil {
+		return nil, err
 	}
 	return expr.Run(e.program, env)
 }
@@ -311,7 +388,7 @@ func keys(m types.Map) []string {
 func pathTyped(env types.Map, path []string) bool {
 	var t types.Type = env
 	for _, p := range path {
-		m, ok := t.(types.Map)
+		m, ok := unmemo(t).(types.Map)
 		if !ok {
 			return false
 		}
@@ -326,3 +403,59 @@ func pathTyped(env types.Map, path []string) bool {
 }
 
 func didYouMean(s string, candidates []string) string { return diag.DidYouMean(s, candidates) }
+
+// parsePath builds the tree of a plain member chain such as
+// params.standby or steps.a.result.stdout without the expression parser:
+// most templates are just that, and parsing them dominates load time.
+// It returns nil for anything else.
+func parsePath(src string) *parser.Tree {
+	var node ast.Node
+	i := 0
+	for i < len(src) && src[i] == ' ' {
+		i++
+	}
+	for {
+		start := i
+		for i < len(src) && (src[i] == '_' || src[i] >= 'a' && src[i] <= 'z' || src[i] >= 'A' && src[i] <= 'Z' || i > start && src[i] >= '0' && src[i] <= '9') {
+			i++
+		}
+		if i == start {
+			return nil
+		}
+		name := src[start:i]
+		if node == nil {
+			if isKeyword(name) {
+				return nil
+			}
+			id := &ast.IdentifierNode{Value: name}
+			id.SetLocation(file.Location{From: start, To: i})
+			node = id
+		} else {
+			prop := &ast.StringNode{Value: name}
+			prop.SetLocation(file.Location{From: start, To: i})
+			m := &ast.MemberNode{Node: node, Property: prop}
+			m.SetLocation(file.Location{From: start - 1, To: i})
+			node = m
+		}
+		if i < len(src) && src[i] == '.' {
+			i++
+			continue
+		}
+		break
+	}
+	for i < len(src) && src[i] == ' ' {
+		i++
+	}
+	if i != len(src) {
+		return nil
+	}
+	return &parser.Tree{Node: node, Source: file.NewSource(src)}
+}
+
+func isKeyword(s string) bool {
+	switch s {
+	case "true", "false", "nil", "not", "and", "or", "in", "matches", "contains", "startsWith", "endsWith", "let", "if", "else":
+		return true
+	}
+	return false
+}

@@ -3,6 +3,9 @@
 package tmpl
 
 import (
+	"sync"
+
+	"github.com/expr-lang/expr/checker/nature"
 	"github.com/expr-lang/expr/types"
 )
 
@@ -22,8 +25,11 @@ type Scope struct {
 	Later map[string]bool
 	// Host is true where the expression runs for a host (a step's fields).
 	Host bool
-	// Result is the type of `result`, or nil where there is none.
+	// Result is the type of `result`, or nil where there is none. Wrap it
+	// with Memo when it is shared.
 	Result types.Type
+
+	cache map[cacheKey]*Expr
 }
 
 // HostType is the type of `host` in expressions.
@@ -37,13 +43,44 @@ var HostType = types.Map{
 var AnyMap = types.Map{types.Extra: types.Any}
 
 // StepEntry is the type of steps.<id> for a step whose result has type r.
-func StepEntry(r types.Map) types.Map {
-	return types.Map{
+func StepEntry(r types.Map) types.Type {
+	return Memo(types.Map{
 		"result":  r,
 		"status":  types.String,
 		"changed": types.Bool,
 		"results": types.Array(types.Map{"host": types.String, "status": types.String, "result": r}),
+	})
+}
+
+// memo is a type whose checker nature is built once and then shared: the
+// result types of step types are the same for every step of every
+// playbook, and building their natures for each expression dominated
+// validation. The checker only reads natures it gets from the environment.
+type memo struct {
+	types.Type
+	once sync.Once
+	nt   nature.Nature
+}
+
+// Memo wraps t so that its nature is computed once. Use it for types that
+// never change after they are built.
+func Memo(t types.Type) types.Type {
+	if _, ok := t.(*memo); ok {
+		return t
 	}
+	return &memo{Type: t}
+}
+
+func (m *memo) Nature() nature.Nature {
+	m.once.Do(func() { m.nt = m.Type.Nature() })
+	return m.nt
+}
+
+func unmemo(t types.Type) types.Type {
+	if m, ok := t.(*memo); ok {
+		return m.Type
+	}
+	return t
 }
 
 // Roots lists the root names available in this scope.
@@ -78,4 +115,15 @@ func (s *Scope) root(name string) (types.Type, bool) {
 		}
 	}
 	return nil, false
+}
+
+// WithResult returns a copy of s in which `result` has type r. The copy
+// shares s's cache of compiled expressions.
+func (s *Scope) WithResult(r types.Type) *Scope {
+	if s.cache == nil {
+		s.cache = map[cacheKey]*Expr{}
+	}
+	c := *s
+	c.Result = r
+	return &c
 }
