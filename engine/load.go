@@ -121,6 +121,7 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 		ds.Errorf(diag.Pos{Line: line}, diag.RuleYAMLSyntax, "%s", msg)
 		return nil, ds.Items
 	}
+	resolveAliases(&doc, map[*yaml.Node]bool{})
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
 		ds.Errorf(diag.Pos{Line: 1, Col: 1}, diag.RuleNotAPlaybook, "a playbook is a mapping with version, name and steps")
 		return nil, ds.Items
@@ -133,7 +134,7 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 		Source: src,
 	}
 	d.DecodeProbe = l.decodeProbe
-	top := d.Check(doc.Content[0], topFields, "the playbook")
+	top := d.Check(withoutExtensions(doc.Content[0]), topFields, "the playbook")
 	if v := top.Get("version"); v != nil && v.Value != strconv.Itoa(Version) {
 		d.Errorf(v, diag.RuleVersion, "unsupported version %s: this runbook reads version %d", v.Value, Version)
 	}
@@ -190,6 +191,85 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 		return nil, ds.Items
 	}
 	return pb, ds.Items
+}
+
+// withoutExtensions drops top-level keys starting with "x-": a place for
+// anchors that steps merge (x-postgres: &pg {host: ..., become: postgres}).
+func withoutExtensions(n *yaml.Node) *yaml.Node {
+	out := *n
+	out.Content = make([]*yaml.Node, 0, len(n.Content))
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if !strings.HasPrefix(n.Content[i].Value, "x-") {
+			out.Content = append(out.Content, n.Content[i], n.Content[i+1])
+		}
+	}
+	return &out
+}
+
+// resolveAliases replaces every alias (*name) by the node it names, so the
+// decoder sees plain values. Shared nodes are visited once, so a "billion
+// laughs" document costs no more than its size.
+func resolveAliases(n *yaml.Node, seen map[*yaml.Node]bool) {
+	if seen[n] {
+		return
+	}
+	seen[n] = true
+	for i, c := range n.Content {
+		for c.Kind == yaml.AliasNode && c.Alias != nil && c.Alias != c {
+			c = c.Alias
+		}
+		n.Content[i] = c
+		resolveAliases(c, seen)
+	}
+	if n.Kind == yaml.MappingNode {
+		mergeKeys(n)
+	}
+}
+
+// mergeKeys expands YAML merge keys (<<: *defaults): the merged mapping's
+// pairs are added where the mapping does not set the key itself.
+func mergeKeys(n *yaml.Node) {
+	var merged []*yaml.Node
+	has := false
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Tag == "!!merge" {
+			has = true
+			break
+		}
+	}
+	if !has {
+		return
+	}
+	own := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Tag != "!!merge" {
+			own[n.Content[i].Value] = true
+		}
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Tag != "!!merge" {
+			merged = append(merged, k, v)
+			continue
+		}
+		sources := []*yaml.Node{v}
+		if v.Kind == yaml.SequenceNode {
+			sources = v.Content
+		}
+		for _, src := range sources {
+			if src.Kind != yaml.MappingNode {
+				merged = append(merged, k, v) // reported as an unknown key
+				continue
+			}
+			for j := 0; j+1 < len(src.Content); j += 2 {
+				if !own[src.Content[j].Value] {
+					own[src.Content[j].Value] = true
+					merged = append(merged, src.Content[j], src.Content[j+1])
+				}
+			}
+		}
+	}
+	n.Content = merged
 }
 
 func valueOf(n *yaml.Node, key string) *yaml.Node {
