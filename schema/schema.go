@@ -61,6 +61,7 @@ func Playbook(reg *step.Registry) []byte {
 	root["$schema"] = "http://json-schema.org/draft-07/schema#"
 	root["$id"] = IDBase + "playbook.schema.json"
 	root["title"] = "runbook playbook"
+	root["patternProperties"] = map[string]any{"^x-": map[string]any{"description": "extension keys, ignored: a place for YAML anchors"}}
 	props := root["properties"].(map[string]any)
 	props["version"] = map[string]any{"const": engine.Version, "description": "the format version; must be 1", "examples": []any{1}}
 	props["params"] = map[string]any{"type": "object", "description": "typed parameters, given with -p name=value", "additionalProperties": map[string]any{"$ref": "#/definitions/param"}, "propertyNames": map[string]any{"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}}
@@ -123,11 +124,14 @@ func fieldSchema(f step.Field) map[string]any {
 	case step.Int:
 		s = map[string]any{"type": "integer"}
 	case step.Duration:
-		s = map[string]any{"type": "string", "pattern": `^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`}
+		s = map[string]any{"type": "string", "pattern": `^(([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+|.*\$\{\{.*\}\}.*)$`}
 	case step.StringMap:
 		s = map[string]any{"type": "object", "additionalProperties": map[string]any{"type": []string{"string", "number", "boolean"}}}
 	case step.StringList:
-		s = map[string]any{"type": "array", "items": map[string]any{"type": []string{"string", "number"}}}
+		s = map[string]any{"oneOf": []any{
+			map[string]any{"type": "array", "items": map[string]any{"type": []string{"string", "number"}}},
+			map[string]any{"type": "string", "pattern": `\$\{\{.*\}\}`},
+		}}
 	case step.IntList:
 		s = map[string]any{"oneOf": []any{map[string]any{"type": "integer"}, map[string]any{"type": "array", "items": map[string]any{"type": "integer"}}}}
 	case step.Object:
