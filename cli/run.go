@@ -27,6 +27,8 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 	if !dryRun {
 		fs.BoolVar(&dryRun, "dry-run", false, "probe and plan only; change nothing (same as runbook plan)")
 	}
+	var sshOpt sshOptions
+	fs.BoolVar(&sshOpt.acceptNewHostKeys, "accept-new-host-keys", false, "trust the key of a host not yet in known_hosts and record it (a changed key is still refused)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return ExitUsage
@@ -76,7 +78,7 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 		cancel(engine.ErrInterrupted)
 	}()
 	sink := e.newSink(*output)
-	r := &engine.Runner{Inventory: inv, Sink: sink, DryRun: dryRun, Connect: e.connector()}
+	r := &engine.Runner{Inventory: inv, Sink: sink, DryRun: dryRun, Connect: e.connector(sshOpt)}
 	err = r.Run(ctx, pb, engine.Inputs{Params: values, Secrets: secrets})
 	if f, ok := sink.(interface{ Flush() }); ok {
 		f.Flush()

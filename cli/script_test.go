@@ -1,12 +1,16 @@
 package cli_test
 
 import (
+	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/runbook-dev/runbook/cli"
+	"github.com/runbook-dev/runbook/internal/testsshd"
 )
 
 func TestMain(m *testing.M) {
@@ -18,4 +22,48 @@ func TestMain(m *testing.M) {
 // TestScripts runs the CLI end-to-end scripts in testdata/script.
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{Dir: "../testdata/script"})
+}
+
+// TestSSHScripts runs the scripts of testdata/script-ssh against a real
+// sshd on loopback. $WORK/inventory.yaml names it pg1 and pg2;
+// $WORK/unknown-key.yaml has an empty known_hosts; $WORK/down.yaml points
+// at a closed port.
+func TestSSHScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir: "../testdata/script-ssh",
+		Setup: func(env *testscript.Env) error {
+			if ok, why := testsshd.Available(); !ok {
+				if os.Getenv("RUNBOOK_REQUIRE_REAL") != "" {
+					return fmt.Errorf("cannot run: %s", why)
+				}
+				env.T().Skip(why)
+			}
+			sshDir := filepath.Join(env.WorkDir, ".sshd")
+			if err := os.Mkdir(sshDir, 0o700); err != nil {
+				return err
+			}
+			s, err := testsshd.StartIn(sshDir, env.Defer)
+			if err != nil {
+				return err
+			}
+			inv := s.Inventory("pg1", "pg2")
+			if err := os.WriteFile(filepath.Join(env.WorkDir, "inventory.yaml"), []byte(inv), 0o600); err != nil {
+				return err
+			}
+			empty := filepath.Join(env.WorkDir, "empty_known_hosts")
+			if err := os.WriteFile(empty, nil, 0o600); err != nil {
+				return err
+			}
+			unknown := strings.Replace(inv, s.KnownHosts, empty, 1)
+			if err := os.WriteFile(filepath.Join(env.WorkDir, "unknown-key.yaml"), []byte(unknown), 0o600); err != nil {
+				return err
+			}
+			down := strings.Replace(inv, fmt.Sprintf("port: %d", s.Port), "port: 1", 1)
+			if err := os.WriteFile(filepath.Join(env.WorkDir, "down.yaml"), []byte(down), 0o600); err != nil {
+				return err
+			}
+			env.Setenv("SSHD_DIR", s.Dir)
+			return nil
+		},
+	})
 }

@@ -89,7 +89,9 @@ func ParseInventory(file string, src []byte) (*Inventory, []*diag.Diagnostic) {
 	}
 	d := &step.Decoder{Diags: ds}
 	top := d.Check(doc.Content[0], inventoryFields, "the inventory")
-	defaults := &HostSpec{Port: 22, User: "root", Transport: TransportSSH, KnownHosts: "~/.ssh/known_hosts"}
+	// Port, user and known_hosts stay empty unless given, so that
+	// ~/.ssh/config can supply them before the built-in defaults.
+	defaults := &HostSpec{Transport: TransportSSH}
 	if n := top.Get("defaults"); n != nil {
 		decodeHost(d, n, defaults, "defaults")
 	}

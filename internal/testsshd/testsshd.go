@@ -1,0 +1,186 @@
+// Package testsshd starts a real OpenSSH server on a loopback port for
+// tests: its own host key, an authorized client key and a known_hosts file
+// that holds the host key. Nothing about it is simulated.
+package testsshd
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Server is a running sshd.
+type Server struct {
+	Dir  string
+	Host string
+	Port int
+	// IdentityFile is the client's private key, authorized for root.
+	IdentityFile string
+	// KnownHosts holds the server's host key.
+	KnownHosts string
+	// HostKeyLine is the known_hosts line of the server's key.
+	HostKeyLine string
+}
+
+// Require skips the test when a real part cannot run here, or fails it
+// when RUNBOOK_REQUIRE_REAL is set (as .ci/run does), so that CI never
+// passes by skipping.
+func Require(t testing.TB, ok bool, why string) {
+	t.Helper()
+	if ok {
+		return
+	}
+	if os.Getenv("RUNBOOK_REQUIRE_REAL") != "" {
+		t.Fatalf("cannot run: %s", why)
+	}
+	t.Skip(why)
+}
+
+// Available says whether sshd can run here, and why not.
+func Available() (bool, string) {
+	if _, err := os.Stat("/usr/sbin/sshd"); err != nil {
+		return false, "openssh-server is not installed (apt-get install openssh-server)"
+	}
+	if os.Geteuid() != 0 {
+		return false, "sshd needs root to authenticate users"
+	}
+	return true, ""
+}
+
+// Start starts sshd and stops it when the test ends.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	ok, why := Available()
+	Require(t, ok, why)
+	s, err := StartIn(t.TempDir(), t.Cleanup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// StartIn starts sshd with its files in dir; cleanup registers its stop.
+func StartIn(dir string, cleanup func(func())) (*Server, error) {
+	s := &Server{Dir: dir, Host: "127.0.0.1"}
+	keygen := func(file string) error {
+		out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "runbook-test", "-f", file).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("ssh-keygen: %v: %s", err, out)
+		}
+		return nil
+	}
+	hostKey := filepath.Join(dir, "host_ed25519")
+	if err := keygen(hostKey); err != nil {
+		return nil, err
+	}
+	s.IdentityFile = filepath.Join(dir, "id_ed25519")
+	if err := keygen(s.IdentityFile); err != nil {
+		return nil, err
+	}
+	pub, err := os.ReadFile(s.IdentityFile + ".pub")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), pub, 0o600); err != nil {
+		return nil, err
+	}
+	if s.Port, err = freePort(); err != nil {
+		return nil, err
+	}
+	hostPub, err := os.ReadFile(hostKey + ".pub")
+	if err != nil {
+		return nil, err
+	}
+	fields := strings.Fields(string(hostPub))
+	s.HostKeyLine = fmt.Sprintf("[%s]:%d %s %s", s.Host, s.Port, fields[0], fields[1])
+	s.KnownHosts = filepath.Join(dir, "known_hosts")
+	if err := os.WriteFile(s.KnownHosts, []byte(s.HostKeyLine+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	// SetEnv SHLVL=1 keeps root's ~/.bashrc (which may run slow shell
+	// initialisation) out of every command, as on the benchmark target.
+	conf := fmt.Sprintf(`Port %d
+ListenAddress %s
+HostKey %s
+PidFile %s
+AuthorizedKeysFile %s
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+StrictModes no
+UsePAM no
+UseDNS no
+MaxSessions 100
+MaxStartups 100:30:200
+Subsystem sftp /usr/lib/openssh/sftp-server
+SetEnv SHLVL=1
+LogLevel ERROR
+`, s.Port, s.Host, hostKey, filepath.Join(dir, "sshd.pid"), filepath.Join(dir, "authorized_keys"))
+	confFile := filepath.Join(dir, "sshd_config")
+	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command("/usr/sbin/sshd", "-D", "-e", "-f", confFile)
+	logFile, err := os.Create(filepath.Join(dir, "sshd.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	cleanup(func() {
+		// Only the sshd this test started, and its session children.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		_ = cmd.Wait()
+		logFile.Close()
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.Dial("tcp", net.JoinHostPort(s.Host, strconv.Itoa(s.Port)))
+		if err == nil {
+			c.Close()
+			return s, nil
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(dir, "sshd.log"))
+			return nil, fmt.Errorf("sshd did not start: %v\n%s", err, log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Addr returns host:port.
+func (s *Server) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
+
+// Inventory returns an inventory with the given host names all pointing at
+// this server.
+func (s *Server) Inventory(names ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "defaults: {user: root, port: %d, identity_file: %s, known_hosts: %s}\nhosts:\n", s.Port, s.IdentityFile, s.KnownHosts)
+	for _, n := range names {
+		fmt.Fprintf(&b, "  %s: {address: %s}\n", n, s.Host)
+	}
+	return b.String()
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

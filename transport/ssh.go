@@ -1,0 +1,619 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// SSHConfig says how to reach a host over SSH. Empty fields take OpenSSH's
+// configuration (~/.ssh/config) and then the defaults.
+type SSHConfig struct {
+	// Name is the host's inventory name, used in messages.
+	Name    string
+	Address string
+	Port    int
+	User    string
+	// IdentityFiles are tried after the agent's keys.
+	IdentityFiles []string
+	// KnownHosts are the files host keys are checked against; the first one
+	// receives keys accepted with AcceptNewHostKeys.
+	KnownHosts []string
+	// AcceptNewHostKeys trusts the key of a host not yet in known_hosts on
+	// first use and records it. A changed key is never accepted.
+	AcceptNewHostKeys bool
+	// ProxyJump is a jump host (user@host:port), as OpenSSH's ProxyJump.
+	ProxyJump *SSHConfig
+	// Passphrase asks for the passphrase of an encrypted key; nil when no
+	// terminal is attached.
+	Passphrase func(file string) ([]byte, error)
+	// ConnectTimeout bounds the TCP connection and handshake.
+	ConnectTimeout time.Duration
+	// Keepalive is the interval of keepalive requests (default 15s).
+	Keepalive time.Duration
+}
+
+func (c *SSHConfig) addr() string {
+	port := c.Port
+	if port == 0 {
+		port = 22
+	}
+	return net.JoinHostPort(c.Address, strconv.Itoa(port))
+}
+
+// SSH is a connection to a host over SSH: one TCP connection, on which
+// every command, file transfer and tunnel is a channel.
+type SSH struct {
+	cfg    SSHConfig
+	client *ssh.Client
+	jump   *ssh.Client
+	asRoot bool
+
+	sftpOnce sync.Once
+	sftp     *sftp.Client
+	sftpErr  error
+
+	stop chan struct{}
+	once sync.Once
+}
+
+var _ Conn = (*SSH)(nil)
+
+// HostKeyError is a host key that is not known or does not match.
+type HostKeyError struct {
+	Host        string
+	Addr        string
+	Fingerprint string
+	KeyType     string
+	// Changed is true when a different key is known for the host.
+	Changed   bool
+	KnownFile string
+	KnownLine int
+}
+
+func (e *HostKeyError) Error() string {
+	if e.Changed {
+		return fmt.Sprintf("host key of %s (%s) does NOT match known_hosts (%s:%d): it presents %s %s. Someone may be intercepting the connection, or the host was reinstalled; verify the new key out of band and replace the line",
+			e.Host, e.Addr, e.KnownFile, e.KnownLine, e.KeyType, e.Fingerprint)
+	}
+	return fmt.Sprintf("host key of %s (%s) is not known: it presents %s %s. Verify it and add it to %s (ssh-keyscan), or run with --accept-new-host-keys to trust it on first use",
+		e.Host, e.Addr, e.KeyType, e.Fingerprint, e.KnownFile)
+}
+
+// AuthError is a host that refused every key offered.
+type AuthError struct {
+	Host, User string
+	Tried      []string
+	Err        error
+}
+
+func (e *AuthError) Error() string {
+	return fmt.Sprintf("authentication to %s as %s failed (tried %s): %v", e.Host, e.User, strings.Join(e.Tried, ", "), e.Err)
+}
+
+func (e *AuthError) Unwrap() error { return e.Err }
+
+// DialSSH opens an SSH connection, verifying the host key strictly.
+func DialSSH(ctx context.Context, cfg SSHConfig) (*SSH, error) {
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = 10 * time.Second
+	}
+	if cfg.Keepalive == 0 {
+		cfg.Keepalive = 15 * time.Second
+	}
+	if cfg.User == "" {
+		cfg.User = "root"
+	}
+	s := &SSH{cfg: cfg, stop: make(chan struct{}), asRoot: cfg.User == "root"}
+	var jumpClient *ssh.Client
+	dial := func(ctx context.Context, addr string) (net.Conn, error) {
+		d := net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	if cfg.ProxyJump != nil {
+		j, err := DialSSH(ctx, *cfg.ProxyJump)
+		if err != nil {
+			return nil, fmt.Errorf("jump host for %s: %w", cfg.Name, err)
+		}
+		jumpClient = j.client
+		s.jump = j.client
+		dial = func(ctx context.Context, addr string) (net.Conn, error) { return jumpClient.DialContext(ctx, "tcp", addr) }
+	}
+	client, err := s.handshake(ctx, dial)
+	if err != nil {
+		if jumpClient != nil {
+			jumpClient.Close()
+		}
+		return nil, err
+	}
+	s.client = client
+	go s.keepalive()
+	return s, nil
+}
+
+func (s *SSH) handshake(ctx context.Context, dial func(context.Context, string) (net.Conn, error)) (*ssh.Client, error) {
+	cfg := &s.cfg
+	addr := cfg.addr()
+	hostKey, algos, err := s.hostKeyCallback()
+	if err != nil {
+		return nil, err
+	}
+	auth, tried, closeAgent := s.authMethods()
+	defer closeAgent()
+	clientCfg := &ssh.ClientConfig{
+		User:              cfg.User,
+		Auth:              auth,
+		HostKeyCallback:   hostKey,
+		HostKeyAlgorithms: algos,
+		Timeout:           cfg.ConnectTimeout,
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
+	defer cancel()
+	nc, err := dial(ctx, addr)
+	if err != nil {
+		return nil, &UnreachableError{Host: cfg.Name, Err: err}
+	}
+	// The handshake has no context: a deadline on the socket bounds it.
+	_ = nc.SetDeadline(time.Now().Add(cfg.ConnectTimeout))
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			_ = nc.Close()
+		case <-done:
+		}
+	}()
+	c, chans, reqs, err := ssh.NewClientConn(nc, addr, clientCfg)
+	close(done)
+	if err != nil {
+		nc.Close()
+		var hk *HostKeyError
+		switch {
+		case errors.As(err, &hk):
+			return nil, hk
+		case strings.Contains(err.Error(), "unable to authenticate"):
+			return nil, &AuthError{Host: cfg.Name, User: cfg.User, Tried: tried, Err: errors.New("no key was accepted")}
+		case ctx.Err() != nil:
+			return nil, &UnreachableError{Host: cfg.Name, Err: fmt.Errorf("handshake: %w", ctx.Err())}
+		}
+		return nil, &UnreachableError{Host: cfg.Name, Err: err}
+	}
+	_ = nc.SetDeadline(time.Time{})
+	return ssh.NewClient(c, chans, reqs), nil
+}
+
+// hostKeyCallback verifies host keys against the known_hosts files and
+// returns the key algorithms known for the host, so that the server is
+// asked for a key that can be checked rather than whichever it prefers.
+func (s *SSH) hostKeyCallback() (ssh.HostKeyCallback, []string, error) {
+	cfg := &s.cfg
+	var files []string
+	for _, f := range cfg.KnownHosts {
+		f = ExpandHome(f)
+		if _, err := os.Stat(f); err == nil {
+			files = append(files, f)
+		}
+	}
+	primary := "~/.ssh/known_hosts"
+	if len(cfg.KnownHosts) > 0 {
+		primary = ExpandHome(cfg.KnownHosts[0])
+	}
+	var check ssh.HostKeyCallback
+	if len(files) > 0 {
+		cb, err := knownhosts.New(files...)
+		if err != nil {
+			return nil, nil, fmt.Errorf("known_hosts: %w", err)
+		}
+		check = cb
+	} else {
+		check = func(string, net.Addr, ssh.PublicKey) error { return &knownhosts.KeyError{} }
+	}
+	addr := cfg.addr()
+	algos := knownAlgorithms(check, addr)
+	var mu sync.Mutex
+	cb := func(hostname string, remote net.Addr, key ssh.PublicKey) error {
+		err := check(hostname, remote, key)
+		var ke *knownhosts.KeyError
+		if err == nil || !errors.As(err, &ke) {
+			return err
+		}
+		hk := &HostKeyError{Host: cfg.Name, Addr: addr, Fingerprint: ssh.FingerprintSHA256(key), KeyType: key.Type(), KnownFile: primary}
+		if len(ke.Want) > 0 {
+			hk.Changed = true
+			hk.KnownFile, hk.KnownLine = ke.Want[0].Filename, ke.Want[0].Line
+			return hk
+		}
+		if !cfg.AcceptNewHostKeys {
+			return hk
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return appendKnownHost(primary, addr, key)
+	}
+	return cb, algos, nil
+}
+
+// knownAlgorithms asks the known_hosts callback, with a key that cannot be
+// known, which keys it knows for addr, and returns their algorithms.
+func knownAlgorithms(check ssh.HostKeyCallback, addr string) []string {
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil
+	}
+	probe, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		return nil
+	}
+	tcp, _ := net.ResolveTCPAddr("tcp", addr)
+	var ke *knownhosts.KeyError
+	if !errors.As(check(addr, tcp, probe), &ke) || len(ke.Want) == 0 {
+		return nil
+	}
+	var out []string
+	seen := map[string]bool{}
+	add := func(a string) {
+		if !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	for _, k := range ke.Want {
+		switch t := k.Key.Type(); t {
+		case ssh.KeyAlgoRSA:
+			add(ssh.KeyAlgoRSASHA512)
+			add(ssh.KeyAlgoRSASHA256)
+			add(t)
+		default:
+			add(t)
+		}
+	}
+	return out
+}
+
+func appendKnownHost(file, addr string, key ssh.PublicKey) error {
+	if err := os.MkdirAll(path.Dir(file), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(file, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = fmt.Fprintln(f, knownhosts.Line([]string{knownhosts.Normalize(addr)}, key))
+	return err
+}
+
+// authMethods offers the agent's keys first, then the identity files.
+func (s *SSH) authMethods() ([]ssh.AuthMethod, []string, func()) {
+	var methods []ssh.AuthMethod
+	var tried []string
+	closer := func() {}
+	if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" {
+		if c, err := net.Dial("unix", sock); err == nil {
+			ag := agent.NewClient(c)
+			methods = append(methods, ssh.PublicKeysCallback(ag.Signers))
+			tried = append(tried, "ssh-agent")
+			closer = func() { c.Close() }
+		}
+	}
+	var signers []ssh.Signer
+	for _, f := range s.cfg.IdentityFiles {
+		f = ExpandHome(f)
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		signer, err := ssh.ParsePrivateKey(b)
+		var missing *ssh.PassphraseMissingError
+		if errors.As(err, &missing) && s.cfg.Passphrase != nil {
+			pass, perr := s.cfg.Passphrase(f)
+			if perr == nil {
+				signer, err = ssh.ParsePrivateKeyWithPassphrase(b, pass)
+			}
+		}
+		if err != nil {
+			tried = append(tried, f+" (unusable: "+err.Error()+")")
+			continue
+		}
+		signers = append(signers, signer)
+		tried = append(tried, f)
+	}
+	if len(signers) > 0 {
+		methods = append(methods, ssh.PublicKeys(signers...))
+	}
+	if len(tried) == 0 {
+		tried = append(tried, "no agent and no identity file")
+	}
+	return methods, tried, closer
+}
+
+func (s *SSH) keepalive() {
+	t := time.NewTicker(s.cfg.Keepalive)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			if _, _, err := s.client.SendRequest("keepalive@openssh.com", true, nil); err != nil {
+				s.Close()
+				return
+			}
+		}
+	}
+}
+
+// Run runs a command in a new session of the connection. Cancelling ctx
+// sends TERM to the command's process group, then closes the session.
+func (s *SSH) Run(ctx context.Context, c *Command) (*Output, error) {
+	line, stdin := c.Line, c.Stdin
+	if len(c.Env) > 0 {
+		for k := range c.Env {
+			if !validEnvName(k) {
+				return nil, fmt.Errorf("env: %q is not a valid variable name", k)
+			}
+		}
+		var pre []byte
+		line, pre = envWrapper(line, c.Env)
+		stdin = append(pre, stdin...)
+	}
+	token := newToken()
+	line = killWrapper(BecomeLine(line, c.Become, s.asRoot), token)
+	sess, err := s.client.NewSession()
+	if err != nil {
+		return nil, s.lost(err)
+	}
+	defer sess.Close()
+	max := c.MaxOutput
+	if max <= 0 {
+		max = DefaultMaxOutput
+	}
+	stdout, stderr := &boundedBuffer{max: max}, &boundedBuffer{max: max}
+	sess.Stdout, sess.Stderr = stdout, stderr
+	if stdin != nil {
+		sess.Stdin = bytes.NewReader(stdin)
+	}
+	if err := sess.Start(line); err != nil {
+		return nil, s.lost(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- sess.Wait() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		_ = sess.Signal(ssh.SIGTERM)
+		s.kill(token)
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+		}
+		return nil, context.Cause(ctx)
+	}
+	out := &Output{Stdout: stdout.buf, Stderr: stderr.buf, Truncated: stdout.dropped || stderr.dropped}
+	var exitErr *ssh.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exitErr):
+		out.ExitCode = exitErr.ExitStatus()
+		if exitErr.Signal() != "" {
+			out.ExitCode = 128 + signalNumber(exitErr.Signal())
+		}
+	default:
+		return nil, s.lost(err)
+	}
+	return out, nil
+}
+
+// kill sends TERM to the wrapper marked with token, from a new session; the
+// wrapper then kills its whole process group.
+func (s *SSH) kill(token string) {
+	sess, err := s.client.NewSession()
+	if err != nil {
+		return
+	}
+	defer sess.Close()
+	_ = sess.Run("pkill -TERM -f " + token)
+}
+
+// lost describes a connection that broke under a command.
+func (s *SSH) lost(err error) error {
+	if errors.Is(err, io.EOF) || strings.Contains(err.Error(), "connection") {
+		return &UnreachableError{Host: s.cfg.Name, Err: fmt.Errorf("connection lost: %w", err)}
+	}
+	return err
+}
+
+func signalNumber(sig string) int {
+	switch sig {
+	case "HUP":
+		return 1
+	case "INT":
+		return 2
+	case "KILL":
+		return 9
+	case "PIPE":
+		return 13
+	case "TERM":
+		return 15
+	}
+	return 0
+}
+
+func (s *SSH) sftpClient() (*sftp.Client, error) {
+	s.sftpOnce.Do(func() {
+		s.sftp, s.sftpErr = sftp.NewClient(s.client, sftp.UseFstat(true))
+		if s.sftpErr != nil {
+			s.sftpErr = fmt.Errorf("sftp on %s: %w (is the sftp subsystem enabled in sshd_config?)", s.cfg.Name, s.sftpErr)
+		}
+	})
+	return s.sftp, s.sftpErr
+}
+
+// ReadFile reads a file of the host over SFTP.
+func (s *SSH) ReadFile(_ context.Context, p string) ([]byte, error) {
+	sc, err := s.sftpClient()
+	if err != nil {
+		return nil, err
+	}
+	f, err := sc.Open(p)
+	if err != nil {
+		return nil, notExist(err)
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+func notExist(err error) error {
+	var se *sftp.StatusError
+	if errors.As(err, &se) && se.FxCode() == sftp.ErrSSHFxNoSuchFile || errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w: %v", fs.ErrNotExist, err)
+	}
+	return err
+}
+
+// Stat describes a file of the host.
+func (s *SSH) Stat(_ context.Context, p string) (*FileInfo, error) {
+	sc, err := s.sftpClient()
+	if err != nil {
+		return nil, err
+	}
+	fi, err := sc.Stat(p)
+	if err != nil {
+		return nil, notExist(err)
+	}
+	info := &FileInfo{Mode: fi.Mode().Perm(), Size: fi.Size(), IsDir: fi.IsDir(), UID: -1, GID: -1}
+	if st, ok := fi.Sys().(*sftp.FileStat); ok {
+		info.UID, info.GID = int(st.UID), int(st.GID)
+	}
+	return info, nil
+}
+
+// WriteFile replaces a file of the host atomically: a temporary file in
+// the same directory, synced, then renamed over the old one with
+// posix-rename, keeping an existing file's mode and owner.
+func (s *SSH) WriteFile(ctx context.Context, p string, data []byte, opt WriteOptions) error {
+	sc, err := s.sftpClient()
+	if err != nil {
+		return err
+	}
+	mode, uid, gid := opt.Mode, opt.UID, opt.GID
+	if mode == 0 {
+		mode = 0o644
+	}
+	if old, err := s.Stat(ctx, p); err == nil {
+		mode, uid, gid = old.Mode, old.UID, old.GID
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := path.Join(path.Dir(p), "."+path.Base(p)+".runbook-"+hex.EncodeToString(rnd[:]))
+	f, err := sc.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", tmp, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = sc.Remove(tmp)
+		}
+	}()
+	// Mode first: the content must never sit in a file more open than the
+	// target (a config file with passwords).
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if uid >= 0 && gid >= 0 && s.asRoot {
+		if err := f.Chown(uid, gid); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil && !isUnsupported(err) {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := sc.PosixRename(tmp, p); err != nil {
+		return fmt.Errorf("rename %s: %w", p, err)
+	}
+	ok = true
+	return nil
+}
+
+func isUnsupported(err error) bool {
+	var se *sftp.StatusError
+	return errors.As(err, &se) && se.FxCode() == sftp.ErrSSHFxOpUnsupported
+}
+
+// Remove deletes a file of the host.
+func (s *SSH) Remove(_ context.Context, p string) error {
+	sc, err := s.sftpClient()
+	if err != nil {
+		return err
+	}
+	if err := sc.Remove(p); err != nil && !errors.Is(notExist(err), fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Dial opens a TCP connection (or a Unix socket for network "unix") from
+// the host.
+func (s *SSH) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if network == "unix" {
+		return s.client.Dial("unix", addr)
+	}
+	return s.client.DialContext(ctx, "tcp", addr)
+}
+
+// Close closes the connection.
+func (s *SSH) Close() error {
+	var err error
+	s.once.Do(func() {
+		close(s.stop)
+		if s.sftp != nil {
+			s.sftp.Close()
+		}
+		err = s.client.Close()
+		if s.jump != nil {
+			s.jump.Close()
+		}
+	})
+	return err
+}
+
+// ExpandHome replaces a leading ~/ with the home directory.
+func ExpandHome(p string) string {
+	if strings.HasPrefix(p, "~/") {
+		if h, err := os.UserHomeDir(); err == nil {
+			return h + p[1:]
+		}
+	}
+	return p
+}

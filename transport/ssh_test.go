@@ -1,0 +1,225 @@
+package transport_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runbook-dev/runbook/internal/testsshd"
+	"github.com/runbook-dev/runbook/transport"
+)
+
+func dial(t *testing.T, s *testsshd.Server, mod ...func(*transport.SSHConfig)) (*transport.SSH, error) {
+	t.Helper()
+	cfg := transport.SSHConfig{Name: "test", Address: s.Host, Port: s.Port, User: "root", IdentityFiles: []string{s.IdentityFile}, KnownHosts: []string{s.KnownHosts}}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	c, err := transport.DialSSH(context.Background(), cfg)
+	if err == nil {
+		t.Cleanup(func() { c.Close() })
+	}
+	return c, err
+}
+
+func mustDial(t *testing.T, s *testsshd.Server) *transport.SSH {
+	t.Helper()
+	c, err := dial(t, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestSSHRun(t *testing.T) {
+	s := testsshd.Start(t)
+	c := mustDial(t, s)
+	ctx := context.Background()
+	out, err := c.Run(ctx, &transport.Command{Line: `echo out; echo err >&2; read x; echo "got $x"; exit 3`, Stdin: []byte("line\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.ExitCode != 3 || string(out.Stdout) != "out\ngot line\n" || string(out.Stderr) != "err\n" {
+		t.Errorf("got exit %d stdout %q stderr %q", out.ExitCode, out.Stdout, out.Stderr)
+	}
+	out, err = c.Run(ctx, &transport.Command{Line: "id -un", Become: "nobody"})
+	if err != nil || strings.TrimSpace(string(out.Stdout)) != "nobody" {
+		t.Errorf("become: %v %q %q", err, out.Stdout, out.Stderr)
+	}
+	out, err = c.Run(ctx, &transport.Command{Line: "head -c 100000 /dev/zero", MaxOutput: 1000})
+	if err != nil || len(out.Stdout) != 1000 || !out.Truncated {
+		t.Errorf("bounded output: %v len %d truncated %v", err, len(out.Stdout), out.Truncated)
+	}
+}
+
+// TestSSHEnvNotOnCommandLine: environment values reach the command but no
+// process's command line shows them.
+func TestSSHEnvNotOnCommandLine(t *testing.T) {
+	s := testsshd.Start(t)
+	c := mustDial(t, s)
+	const secret = "pw-4f9c2a\nsecond line 'quoted' $HOME"
+	out, err := c.Run(context.Background(), &transport.Command{
+		Line:   `printf '%s' "$PGPASSWORD" > ` + filepath.Join(s.Dir, "seen") + `; ps -eo args; cat`,
+		Env:    map[string]string{"PGPASSWORD": secret},
+		Stdin:  []byte("stdin still works"),
+		Become: "root",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen, _ := os.ReadFile(filepath.Join(s.Dir, "seen"))
+	if string(seen) != secret {
+		t.Errorf("the command saw %q, want %q", seen, secret)
+	}
+	if strings.Contains(string(out.Stdout), "pw-4f9c2a") {
+		t.Errorf("the secret is visible in the process list:\n%s", out.Stdout)
+	}
+	if !strings.HasSuffix(string(out.Stdout), "stdin still works") {
+		t.Errorf("stdin after the environment was lost: %q", out.Stdout)
+	}
+}
+
+// TestSSHCancelKillsProcessGroup: a cancelled command and its children
+// are gone from the host.
+func TestSSHCancelKillsProcessGroup(t *testing.T) {
+	s := testsshd.Start(t)
+	c := mustDial(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := c.Run(ctx, &transport.Command{Line: "sleep 317 & sleep 318; echo done"})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the deadline", err)
+	}
+	if time.Since(start) > 3*time.Second {
+		t.Error("cancellation took too long")
+	}
+	time.Sleep(200 * time.Millisecond)
+	out, err := c.Run(context.Background(), &transport.Command{Line: "ps -eo pid,pgid,args | grep [s]leep.31 || true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pids := strings.TrimSpace(string(out.Stdout)); pids != "" {
+		t.Errorf("processes survived cancellation: %s", pids)
+	}
+}
+
+func TestSSHFiles(t *testing.T) {
+	s := testsshd.Start(t)
+	c := mustDial(t, s)
+	ctx := context.Background()
+	p := filepath.Join(s.Dir, "conf", "postgresql.conf")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ReadFile(ctx, p); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("missing file: %v, want fs.ErrNotExist", err)
+	}
+	if err := os.WriteFile(p, []byte("old\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(p, 101, 104); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WriteFile(ctx, p, []byte("new\n"), transport.WriteOptions{Mode: 0o600, UID: -1, GID: -1}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.ReadFile(ctx, p)
+	if err != nil || string(got) != "new\n" {
+		t.Fatalf("read back %q %v", got, err)
+	}
+	st, err := c.Stat(ctx, p)
+	if err != nil || st.Mode != 0o640 || st.UID != 101 || st.GID != 104 {
+		t.Errorf("stat after write: %+v %v (want mode 0640 owner 101:104 kept)", st, err)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(p))
+	if len(entries) != 1 {
+		t.Errorf("temporary files left: %v", entries)
+	}
+	if err := c.Remove(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Remove(ctx, p); err != nil {
+		t.Errorf("removing a missing file: %v", err)
+	}
+}
+
+func TestSSHDial(t *testing.T) {
+	s := testsshd.Start(t)
+	c := mustDial(t, s)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		conn, err := l.Accept()
+		if err == nil {
+			_, _ = conn.Write([]byte("hello through the tunnel"))
+			conn.Close()
+		}
+	}()
+	nc, err := c.Dial(context.Background(), "tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(nc)
+	if string(b) != "hello through the tunnel" {
+		t.Errorf("got %q", b)
+	}
+}
+
+func TestSSHHostKeys(t *testing.T) {
+	s := testsshd.Start(t)
+	// Unknown host key: refused, naming the host and the fingerprint.
+	empty := filepath.Join(t.TempDir(), "known_hosts")
+	_, err := dial(t, s, func(c *transport.SSHConfig) { c.KnownHosts = []string{empty}; c.Name = "pg1" })
+	var hk *transport.HostKeyError
+	if !errors.As(err, &hk) || hk.Changed || !strings.Contains(err.Error(), "pg1") || !strings.Contains(err.Error(), "SHA256:") {
+		t.Fatalf("unknown key: %v", err)
+	}
+	// Trust on first use records the key; the next connection is strict.
+	if _, err := dial(t, s, func(c *transport.SSHConfig) { c.KnownHosts = []string{empty}; c.AcceptNewHostKeys = true }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dial(t, s, func(c *transport.SSHConfig) { c.KnownHosts = []string{empty} }); err != nil {
+		t.Fatalf("the accepted key was not recorded: %v", err)
+	}
+	// A changed key is refused, even with AcceptNewHostKeys.
+	other := filepath.Join(t.TempDir(), "known_hosts")
+	line := strings.Replace(s.HostKeyLine, s.HostKeyLine[strings.LastIndex(s.HostKeyLine, " ")+1:], "AAAAC3NzaC1lZDI1NTE5AAAAIBZ8wLC6fvNnWzmHvUZ5l2QbQ9d2j3iMkH0nzlJ1Tq2u", 1)
+	if err := os.WriteFile(other, []byte(line+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = dial(t, s, func(c *transport.SSHConfig) { c.KnownHosts = []string{other}; c.AcceptNewHostKeys = true })
+	if !errors.As(err, &hk) || !hk.Changed || !strings.Contains(err.Error(), "does NOT match") {
+		t.Fatalf("changed key: %v", err)
+	}
+}
+
+func TestSSHAuthAndUnreachable(t *testing.T) {
+	s := testsshd.Start(t)
+	wrongKey := filepath.Join(t.TempDir(), "id")
+	if err := os.WriteFile(wrongKey, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := dial(t, s, func(c *transport.SSHConfig) { c.IdentityFiles = []string{wrongKey} })
+	var ae *transport.AuthError
+	if !errors.As(err, &ae) || !strings.Contains(err.Error(), "authentication to test as root failed") {
+		t.Fatalf("auth: %v", err)
+	}
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	_, err = dial(t, s, func(c *transport.SSHConfig) { c.Port = port })
+	if !transport.IsUnreachable(err) {
+		t.Fatalf("closed port: %v, want unreachable", err)
+	}
+}
