@@ -135,7 +135,9 @@ func DialSSH(ctx context.Context, cfg SSHConfig) (*SSH, error) {
 		}
 		jumpClient = j.client
 		s.jump = j.client
-		dial = func(ctx context.Context, addr string) (net.Conn, error) { return jumpClient.DialContext(ctx, "tcp", addr) }
+		dial = func(ctx context.Context, addr string) (net.Conn, error) {
+			return jumpClient.DialContext(ctx, "tcp", addr)
+		}
 	}
 	client, err := s.handshake(ctx, dial)
 	if err != nil {
