@@ -1,0 +1,171 @@
+// Package testpg starts a real PostgreSQL 15 server for tests: a cluster
+// made by initdb in a temporary directory, listening on a loopback port.
+package testpg
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/runbook-dev/runbook/internal/testsshd"
+)
+
+// Bin is where Debian installs the PostgreSQL 15 server programs.
+const Bin = "/usr/lib/postgresql/15/bin"
+
+// Password is the password of the postgres superuser over TCP.
+const Password = "test-superuser-pw"
+
+// Server is a running PostgreSQL.
+type Server struct {
+	Dir    string
+	Data   string
+	Port   int
+	Socket string
+	cmd    *exec.Cmd
+}
+
+// Start initialises a cluster and starts it; it stops when the test ends.
+// Local (socket) connections are trusted; TCP needs the password.
+func Start(t testing.TB, settings ...string) *Server {
+	t.Helper()
+	_, err := os.Stat(filepath.Join(Bin, "initdb"))
+	testsshd.Require(t, err == nil, "PostgreSQL 15 is not installed (apt-get install postgresql-15)")
+	dir := t.TempDir()
+	s := &Server{Dir: dir, Data: filepath.Join(dir, "data"), Socket: dir}
+	if err := s.chownToPostgres(dir); err != nil {
+		t.Fatal(err)
+	}
+	pw := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pw, []byte(Password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.chownToPostgres(pw); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := s.command("initdb", "-D", s.Data, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "--pwfile="+pw, "--no-sync").CombinedOutput(); err != nil {
+		t.Fatalf("initdb: %v\n%s", err, out)
+	}
+	s.start(t, settings...)
+	return s
+}
+
+// StartStandby makes a warm standby of primary with pg_basebackup -R and
+// starts it with the given settings (hot_standby = off refuses every
+// connection, SQLSTATE 57P03).
+func StartStandby(t testing.TB, primary *Server, settings ...string) *Server {
+	t.Helper()
+	dir := t.TempDir()
+	s := &Server{Dir: dir, Data: filepath.Join(dir, "data"), Socket: dir}
+	if err := s.chownToPostgres(dir); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := s.command("pg_basebackup", "-h", primary.Socket, "-p", strconv.Itoa(primary.Port), "-U", "postgres", "-D", s.Data, "-R", "-X", "stream", "--no-sync").CombinedOutput(); err != nil {
+		t.Fatalf("pg_basebackup: %v\n%s", err, out)
+	}
+	s.start(t, settings...)
+	return s
+}
+
+func (s *Server) start(t testing.TB, settings ...string) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Port = l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	args := []string{"-D", s.Data, "-p", strconv.Itoa(s.Port), "-k", s.Socket, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "shared_buffers=16MB"}
+	for _, kv := range settings {
+		args = append(args, "-c", kv)
+	}
+	s.cmd = s.command("postgres", args...)
+	logf, err := os.Create(filepath.Join(s.Dir, "postgres.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Fast shutdown of the server this test started.
+		_ = s.cmd.Process.Signal(syscall.SIGINT)
+		done := make(chan struct{})
+		go func() { _ = s.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = s.cmd.Process.Kill()
+		}
+		logf.Close()
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(s.Socket, ".s.PGSQL."+strconv.Itoa(s.Port))); err == nil {
+			if c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))); err == nil {
+				c.Close()
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(s.Dir, "postgres.log"))
+			t.Fatalf("PostgreSQL did not start:\n%s", log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Psql runs SQL through psql on the socket as postgres and returns its
+// output, for test setup and checks that must not go through runbook.
+func (s *Server) Psql(t testing.TB, sql string) string {
+	t.Helper()
+	out, err := s.command("psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", s.Socket, "-p", strconv.Itoa(s.Port), "-U", "postgres", "-d", "postgres", "-c", sql).CombinedOutput()
+	if err != nil {
+		t.Fatalf("psql %q: %v\n%s", sql, err, out)
+	}
+	return string(out)
+}
+
+// command runs a PostgreSQL program as postgres when this process is root
+// (initdb and postgres refuse to run as root). The process is the program
+// itself, not a wrapper, so that signals stop the server.
+func (s *Server) command(prog string, args ...string) *exec.Cmd {
+	path := filepath.Join(Bin, prog)
+	if prog == "psql" {
+		path = "/usr/bin/psql"
+	}
+	cmd := exec.Command(path, args...)
+	if os.Geteuid() == 0 {
+		if u, err := user.Lookup("postgres"); err == nil {
+			uid, _ := strconv.Atoi(u.Uid)
+			gid, _ := strconv.Atoi(u.Gid)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+			cmd.Dir = s.Dir
+			cmd.Env = append(os.Environ(), "HOME="+s.Dir)
+		}
+	}
+	return cmd
+}
+
+func (s *Server) chownToPostgres(path string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return fmt.Errorf("user postgres: %w", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	// The temporary directory's parents must be traversable by postgres.
+	_ = os.Chmod(filepath.Dir(path), 0o755)
+	return os.Chown(path, uid, gid)
+}

@@ -1,0 +1,101 @@
+package steps_test
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/runbook-dev/runbook/engine"
+)
+
+// A real HTTP server on loopback standing in for the orchestrator's API.
+func apiServer(t *testing.T) (*httptest.Server, *atomic.Int32) {
+	var posts atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodGet && r.URL.Path == "/api/v2/environment":
+			_ = json.NewEncoder(w).Encode(map[string]any{"data": []any{map[string]any{"id": "e1"}, map[string]any{"id": "e2"}}})
+		case r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api/v1/notify/"):
+			b, _ := io.ReadAll(r.Body)
+			if r.Header.Get("Content-Type") != "application/json" || !strings.Contains(string(b), `"update":true`) {
+				http.Error(w, "bad body "+string(b), http.StatusBadRequest)
+				return
+			}
+			posts.Add(1)
+			w.WriteHeader(http.StatusOK)
+		default:
+			http.Error(w, "no such endpoint", http.StatusNotFound)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &posts
+}
+
+func TestHTTP(t *testing.T) {
+	srv, posts := apiServer(t)
+	src := `version: 1
+name: http
+params:
+  api: {type: string}
+steps:
+  - id: envs
+    http:
+      url: ${{ params.api }}/api/v2/environment
+    assert: result.status == 200 && len(result.json.data) == 2
+  - id: notify
+    http:
+      method: POST
+      url: ${{ params.api }}/api/v1/notify/${{ steps.envs.result.json.data[0].id }}
+      json: {update: true}
+`
+	params := map[string]string{"api": srv.URL}
+	ev, err := runPlaybook(t, src, runOpts{params: params, dryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if posts.Load() != 0 || ev.end("notify").Status != engine.StatusWould || ev.end("envs").Status != engine.StatusOK {
+		t.Fatalf("plan made %d POSTs; statuses %s %s", posts.Load(), ev.end("envs").Status, ev.end("notify").Status)
+	}
+	if _, err := runPlaybook(t, src, runOpts{params: params}); err != nil {
+		t.Fatal(err)
+	}
+	if posts.Load() != 1 {
+		t.Errorf("%d POSTs, want 1", posts.Load())
+	}
+	bad := strings.Replace(src, "/api/v2/environment", "/api/v2/missing", 1)
+	_, err = runPlaybook(t, bad, runOpts{params: params})
+	var se *engine.StepError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "HTTP status 404: no such endpoint") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestHTTPProbeRefusesWrites(t *testing.T) {
+	srv, posts := apiServer(t)
+	src := `version: 1
+name: http
+params:
+  api: {type: string}
+require:
+  - name: a probe must not write
+    http:
+      method: POST
+      url: ${{ params.api }}/api/v1/notify/e1
+      json: {update: true}
+    assert: result.status == 200
+steps:
+  - http: {url: "${{ params.api }}/api/v2/environment"}
+`
+	_, err := runPlaybook(t, src, runOpts{params: map[string]string{"api": srv.URL}})
+	if err == nil || !strings.Contains(err.Error(), "a probe must not change anything") {
+		t.Fatalf("err = %v", err)
+	}
+	if posts.Load() != 0 {
+		t.Error("the probe POSTed")
+	}
+}

@@ -1,0 +1,189 @@
+package steps_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/internal/testpg"
+	"github.com/runbook-dev/runbook/internal/testsshd"
+	"github.com/runbook-dev/runbook/steps"
+)
+
+func sqlPlaybook(port int, body string) string {
+	return fmt.Sprintf(`version: 1
+name: sql
+params:
+  value: {type: string, default: x}
+  table: {type: string, default: t}
+secrets:
+  pw: {env: PW}
+x-db: &db
+  address: 127.0.0.1
+  port: %d
+  password: ${{ secrets.pw }}
+  sslmode: disable
+%s`, port, body)
+}
+
+var pgSecret = map[string]string{"pw": testpg.Password}
+
+func TestSQLBoundArgsAndIdentifiers(t *testing.T) {
+	pg := testpg.Start(t)
+	src := sqlPlaybook(pg.Port, `steps:
+  - id: create
+    sql:
+      <<: *db
+      exec: CREATE TABLE ${{ params.table }} (v text)
+  - id: insert
+    sql:
+      <<: *db
+      exec: INSERT INTO ${{ params.table }} (v) VALUES ($1), ($2)
+      args: ["${{ params.value }}", "second"]
+    assert: result.rows_affected == 2
+  - id: read
+    sql:
+      <<: *db
+      query: SELECT v, length(v) AS n, now() > '2000-01-01' AS recent FROM ${{ params.table }} ORDER BY v
+      read_only: true
+    assert: result.rows[0].v == params.value && result.rows[0].n == len(params.value) && result.rows[0].recent
+`)
+	evil := `it's'); DROP TABLE "odd""name"; --`
+	ev, err := runPlaybook(t, src, runOpts{params: map[string]string{"value": evil, "table": `odd"name`}, secrets: pgSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := ev.end("read").Status; st != engine.StatusOK {
+		t.Errorf("read: %s", st)
+	}
+	if got := pg.Psql(t, `SELECT count(*) FROM "odd""name"`); strings.TrimSpace(got) != "2" {
+		t.Errorf("table after run: %q", got)
+	}
+}
+
+func TestSQLUnlessMakesItIdempotent(t *testing.T) {
+	pg := testpg.Start(t, "wal_level=replica", "max_replication_slots=4")
+	src := sqlPlaybook(pg.Port, `steps:
+  - id: slot
+    sql:
+      <<: *db
+      exec: SELECT pg_create_physical_replication_slot($1)
+      args: [replication]
+      unless: SELECT true FROM pg_replication_slots WHERE slot_name = $1
+`)
+	ev, err := runPlaybook(t, src, runOpts{secrets: pgSecret})
+	if err != nil || ev.end("slot").Status != engine.StatusChanged {
+		t.Fatalf("first run: %v %s", err, ev.end("slot").Status)
+	}
+	ev, err = runPlaybook(t, src, runOpts{secrets: pgSecret})
+	if err != nil || ev.end("slot").Status != engine.StatusSkipped {
+		t.Fatalf("second run: %v %s", err, ev.end("slot").Status)
+	}
+	if got := pg.Psql(t, "SELECT count(*) FROM pg_replication_slots"); strings.TrimSpace(got) != "1" {
+		t.Errorf("slots: %q", got)
+	}
+}
+
+// TestSQLProbeIsReadOnly: a guard's SQL runs in a read-only transaction, so
+// a probe that would write is refused by PostgreSQL itself.
+func TestSQLProbeIsReadOnly(t *testing.T) {
+	pg := testpg.Start(t)
+	pg.Psql(t, "CREATE TABLE t (v int)")
+	src := sqlPlaybook(pg.Port, `require:
+  - name: probing must not write
+    sql:
+      <<: *db
+      query: INSERT INTO t VALUES (1) RETURNING v
+    assert: result.ok
+steps:
+  - sql:
+      <<: *db
+      query: SELECT 1 AS one
+      read_only: true
+`)
+	_, err := runPlaybook(t, src, runOpts{secrets: pgSecret})
+	var ge *engine.GuardError
+	if !errors.As(err, &ge) || !strings.Contains(err.Error(), "sqlstate: \"25006\"") {
+		t.Fatalf("err = %v, want the guard refused with SQLSTATE 25006 (read-only transaction)", err)
+	}
+	if got := pg.Psql(t, "SELECT count(*) FROM t"); strings.TrimSpace(got) != "0" {
+		t.Errorf("the probe wrote: %q rows", got)
+	}
+}
+
+// TestSQLWarmStandbyRefuses: a warm standby (hot_standby = off) refuses
+// every connection with SQLSTATE 57P03, and runbook says so.
+func TestSQLWarmStandbyRefuses(t *testing.T) {
+	primary := testpg.Start(t, "wal_level=replica")
+	standby := testpg.StartStandby(t, primary, "hot_standby=off")
+	probe := sqlPlaybook(standby.Port, `require:
+  - name: the standby refuses connections
+    sql:
+      <<: *db
+      query: SELECT 1 AS one
+    assert: "!result.ok && result.sqlstate == '57P03'"
+steps:
+  - id: direct
+    sql:
+      <<: *db
+      query: SELECT pg_is_in_recovery() AS r
+      read_only: true
+`)
+	_, err := runPlaybook(t, probe, runOpts{secrets: pgSecret})
+	var se *steps.StandbyError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "warm standby with hot_standby = off") {
+		t.Fatalf("err = %v, want the StandbyError of the step after the guard passed", err)
+	}
+}
+
+func TestSQLPasswordNeverInErrors(t *testing.T) {
+	pg := testpg.Start(t)
+	src := sqlPlaybook(pg.Port, `steps:
+  - id: q
+    sql:
+      <<: *db
+      query: SELECT 1 AS one
+      read_only: true
+`)
+	const wrong = "wrong-password-7c1e"
+	ev, err := runPlaybook(t, src, runOpts{secrets: map[string]string{"pw": wrong}})
+	if err == nil {
+		t.Fatal("a wrong password connected")
+	}
+	if !strings.Contains(err.Error(), "password authentication failed") {
+		t.Errorf("err = %v", err)
+	}
+	for _, e := range ev.all {
+		if strings.Contains(e.Message, wrong) {
+			t.Errorf("the password is in an event: %s", e.Message)
+		}
+	}
+	if strings.Contains(err.Error(), wrong) {
+		t.Errorf("the password is in the error: %v", err)
+	}
+}
+
+// TestSQLThroughSSH reaches PostgreSQL through the host's SSH connection.
+func TestSQLThroughSSH(t *testing.T) {
+	sshd := testsshd.Start(t)
+	pg := testpg.Start(t)
+	src := sqlPlaybook(pg.Port, `steps:
+  - id: q
+    host: db
+    sql:
+      <<: *db
+      via_ssh: true
+      query: SELECT inet_client_addr()::text AS client, current_user AS who
+      read_only: true
+    assert: result.rows[0].who == "postgres"
+`)
+	ev, err := runPlaybook(t, src, runOpts{secrets: pgSecret, inv: sshd.Inventory("db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.end("q").Status != engine.StatusOK {
+		t.Errorf("status %s", ev.end("q").Status)
+	}
+}
