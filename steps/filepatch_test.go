@@ -1,0 +1,130 @@
+package steps_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/runbook-dev/runbook/engine"
+)
+
+func TestFilePatchOperations(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "database.cfg")
+	hba := filepath.Join(dir, "pg_hba.conf")
+	if err := os.WriteFile(cfg, []byte("[server]\nbind-port=8888\n\n[database]\nhost=10.0.0.11\nname=inmanta\npassword=secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(hba, []byte("local all postgres peer\nhost replication replication 10.0.0.9/32 md5\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	src := `version: 1
+name: patch
+params:
+  dir: {type: string}
+  new_primary: {type: string}
+steps:
+  - id: cfg
+    file-patch:
+      path: ${{ params.dir }}/database.cfg
+      ini:
+        - section: database
+          values: {host: "${{ params.new_primary }}", port: "5432"}
+  - id: hba
+    file-patch:
+      path: ${{ params.dir }}/pg_hba.conf
+      backup: false
+      ensure-line:
+        - line: host replication replication ${{ params.new_primary }}/32 scram-sha-256
+        - line: host replication replication 10.0.0.9/32 md5
+          state: absent
+  - id: auto
+    file-patch:
+      path: ${{ params.dir }}/postgresql.auto.conf
+      create: true
+      mode: "0600"
+      set: {primary_slot_name: replication}
+  - id: gone
+    file-patch:
+      path: ${{ params.dir }}/standby.signal
+      absent: true
+`
+	p := map[string]string{"dir": dir, "new_primary": "10.0.0.12"}
+	ev, err := runPlaybook(t, src, runOpts{params: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]engine.Status{"cfg": engine.StatusChanged, "hba": engine.StatusChanged, "auto": engine.StatusChanged, "gone": engine.StatusOK} {
+		if got := ev.end(id).Status; got != want {
+			t.Errorf("%s: %s, want %s (%s)", id, got, want, ev.end(id).Message)
+		}
+	}
+	got, _ := os.ReadFile(cfg)
+	if string(got) != "[server]\nbind-port=8888\n\n[database]\nhost=10.0.0.12\nname=inmanta\npassword=secret\nport=5432\n" {
+		t.Errorf("database.cfg:\n%s", got)
+	}
+	if st, _ := os.Stat(cfg); st.Mode().Perm() != 0o600 {
+		t.Errorf("database.cfg mode %v", st.Mode().Perm())
+	}
+	backups, _ := filepath.Glob(cfg + ".runbook-*.bak")
+	if len(backups) != 1 {
+		t.Errorf("backups of database.cfg: %v", backups)
+	} else if b, _ := os.ReadFile(backups[0]); !strings.Contains(string(b), "host=10.0.0.11") {
+		t.Errorf("backup content: %s", b)
+	}
+	got, _ = os.ReadFile(hba)
+	if string(got) != "local all postgres peer\nhost replication replication 10.0.0.12/32 scram-sha-256\n" {
+		t.Errorf("pg_hba.conf:\n%s", got)
+	}
+	if hbaBackups, _ := filepath.Glob(hba + ".runbook-*"); len(hbaBackups) != 0 {
+		t.Errorf("backup: false left %v", hbaBackups)
+	}
+	got, _ = os.ReadFile(filepath.Join(dir, "postgresql.auto.conf"))
+	if string(got) != "primary_slot_name = 'replication'\n" {
+		t.Errorf("postgresql.auto.conf: %q", got)
+	}
+	// Second run: nothing changes, no new backup.
+	if err := os.WriteFile(filepath.Join(dir, "standby.signal"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ev, err = runPlaybook(t, src, runOpts{params: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"cfg", "hba", "auto"} {
+		if got := ev.end(id).Status; got != engine.StatusOK {
+			t.Errorf("second run %s: %s", id, got)
+		}
+	}
+	if ev.end("gone").Status != engine.StatusChanged {
+		t.Errorf("absent: %s", ev.end("gone").Status)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "standby.signal")); err == nil {
+		t.Error("standby.signal not removed")
+	}
+	if backups, _ := filepath.Glob(cfg + ".runbook-*.bak"); len(backups) != 1 {
+		t.Errorf("an unchanged file was backed up again: %v", backups)
+	}
+}
+
+func TestFilePatchMissingFileIsAnError(t *testing.T) {
+	dir := t.TempDir()
+	src := `version: 1
+name: patch
+params:
+  dir: {type: string}
+steps:
+  - id: p
+    file-patch:
+      path: ${{ params.dir }}/nope.conf
+      set: {a: b}
+`
+	_, err := runPlaybook(t, src, runOpts{params: map[string]string{"dir": dir}})
+	if err == nil || !strings.Contains(err.Error(), "nope.conf does not exist on localhost (set create: true to create it)") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "nope.conf")); err == nil {
+		t.Error("a file was created")
+	}
+}
