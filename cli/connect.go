@@ -17,6 +17,22 @@ import (
 // sshOptions are the command-line settings of SSH connections.
 type sshOptions struct {
 	acceptNewHostKeys bool
+	// configFile replaces ~/.ssh/config, as ssh -F does.
+	configFile string
+	settings   *ssh_config.UserSettings
+}
+
+func (o *sshOptions) userSettings() *ssh_config.UserSettings {
+	if o.settings == nil {
+		if o.configFile == "" {
+			o.settings = ssh_config.DefaultUserSettings
+		} else {
+			f := o.configFile
+			o.settings = &ssh_config.UserSettings{IgnoreErrors: false}
+			o.settings.ConfigFinder(func() string { return f })
+		}
+	}
+	return o.settings
 }
 
 // connector returns how runs reach SSH hosts: the inventory's settings,
@@ -24,7 +40,7 @@ type sshOptions struct {
 // UserKnownHostsFile, ProxyJump), then OpenSSH's defaults with user root.
 func (e *Env) connector(opt sshOptions) engine.Connector {
 	return func(ctx context.Context, h *engine.HostSpec) (transport.Conn, error) {
-		cfg, err := e.sshConfigFor(h.Name, h.Address, h.Port, h.User, h.IdentityFile, h.KnownHosts, opt, 0)
+		cfg, err := e.sshConfigFor(h.Name, h.Address, h.Port, h.User, h.IdentityFile, h.KnownHosts, &opt, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -32,17 +48,17 @@ func (e *Env) connector(opt sshOptions) engine.Connector {
 	}
 }
 
-// configured returns an ssh_config value only when the user's
-// configuration sets it, not the library's built-in default.
-func configured(alias, key string) string {
-	v := ssh_config.Get(alias, key)
-	if v == ssh_config.Default(key) {
-		return ""
+func (e *Env) sshConfigFor(name, address string, port int, user, identity, knownHosts string, opt *sshOptions, depth int) (transport.SSHConfig, error) {
+	settings := opt.userSettings()
+	// configured returns a value only when the configuration sets it, not
+	// the library's built-in default.
+	configured := func(alias, key string) string {
+		v := settings.Get(alias, key)
+		if v == ssh_config.Default(key) {
+			return ""
+		}
+		return v
 	}
-	return v
-}
-
-func (e *Env) sshConfigFor(name, address string, port int, user, identity, knownHosts string, opt sshOptions, depth int) (transport.SSHConfig, error) {
 	if depth > 5 {
 		return transport.SSHConfig{}, fmt.Errorf("host %s: ProxyJump nests too deep", name)
 	}
@@ -65,7 +81,7 @@ func (e *Env) sshConfigFor(name, address string, port int, user, identity, known
 	if identity != "" {
 		cfg.IdentityFiles = []string{identity}
 	} else {
-		for _, f := range ssh_config.GetAll(alias, "IdentityFile") {
+		for _, f := range settings.GetAll(alias, "IdentityFile") {
 			if f != ssh_config.Default("IdentityFile") {
 				cfg.IdentityFiles = append(cfg.IdentityFiles, f)
 			}

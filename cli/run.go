@@ -28,6 +28,7 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 		fs.BoolVar(&dryRun, "dry-run", false, "probe and plan only; change nothing (same as runbook plan)")
 	}
 	var sshOpt sshOptions
+	fs.StringVar(&sshOpt.configFile, "ssh-config", "", "OpenSSH client configuration to use instead of ~/.ssh/config (as ssh -F)")
 	fs.BoolVar(&sshOpt.acceptNewHostKeys, "accept-new-host-keys", false, "trust the key of a host not yet in known_hosts and record it (a changed key is still refused)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {

@@ -62,6 +62,22 @@ func TestSSHScripts(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(env.WorkDir, "down.yaml"), []byte(down), 0o600); err != nil {
 				return err
 			}
+			sshConfig := fmt.Sprintf(`Host jumpy
+  HostName %[1]s
+  Port %[2]d
+  User root
+  IdentityFile %[3]s
+  UserKnownHostsFile %[4]s
+Host viajump
+  HostName %[1]s
+  Port %[2]d
+  IdentityFile %[3]s
+  UserKnownHostsFile %[4]s
+  ProxyJump jumpy
+`, s.Host, s.Port, s.IdentityFile, s.KnownHosts)
+			if err := os.WriteFile(filepath.Join(env.WorkDir, "ssh_config"), []byte(sshConfig), 0o600); err != nil {
+				return err
+			}
 			env.Setenv("SSHD_DIR", s.Dir)
 			return nil
 		},
