@@ -46,6 +46,7 @@ func commands() []command {
 		{"list", "", "list the bundled playbooks", listCmd},
 		{"show", "NAME", "print a bundled playbook", showCmd},
 		{"schema", "[playbook|inventory]", "print the JSON Schema of the playbook or inventory format", schemaCmd},
+		{"lab", "up|down|status|exec|fault ...", "boot throwaway hosts (systemd, sshd, PostgreSQL 15) on this machine for rehearsals", labCmd},
 		{"version", "", "print the version", versionCmd},
 	}
 }
@@ -94,15 +95,16 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 		if err := fs.Parse(args); err != nil {
 			return nil, err
 		}
-		args = fs.Args()
-		if len(args) == 0 {
+		rest := fs.Args()
+		// After "--" everything is positional (lab exec HOST -- CMD -x).
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
 			return pos, nil
 		}
-		if args[0] == "--" {
-			return append(pos, args[1:]...), nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
+		pos = append(pos, rest[0])
+		args = rest[1:]
 	}
 }
 

@@ -532,7 +532,7 @@ func (l *Loader) decodeGuard(d *step.Decoder, n *yaml.Node) *Guard {
 func (l *Loader) decodeProbe(d *step.Decoder, n *yaml.Node) *step.ProbeSpec {
 	typ, body, rest := l.splitType(d, n, probeFields, "probe")
 	f := d.Check(rest, probeFields, "probe")
-	p := &step.ProbeSpec{Pos: step.Pos(n)}
+	p := &step.ProbeSpec{Pos: step.Pos(n), Become: d.Literal(f.Get("become"))}
 	if h := f.Get("host"); h != nil {
 		p.Host = d.Template(h)
 	}

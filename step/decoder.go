@@ -44,9 +44,11 @@ type Decoder struct {
 type ProbeSpec struct {
 	// Host names the host; nil means the host of the enclosing step.
 	Host *tmpl.Template
-	Type Type
-	Step Step
-	Pos  diag.Pos
+	// Become is the user the probe runs as; "" keeps the step's.
+	Become string
+	Type   Type
+	Step   Step
+	Pos    diag.Pos
 }
 
 // ProbeResult is the type of `result` for a probe of type t: its result plus

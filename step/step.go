@@ -151,6 +151,11 @@ func RunProbe(ctx context.Context, x *Exec, p *ProbeSpec) (Result, error) {
 			return nil, err
 		}
 	}
+	if p.Become != "" {
+		t := *target
+		t.Become = p.Become
+		target = &t
+	}
 	return Observe(ctx, target, p.Step)
 }
 

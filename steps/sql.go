@@ -32,7 +32,7 @@ func (SQL) Name() string { return "sql" }
 
 // Doc implements step.Type.
 func (SQL) Doc() string {
-	return "run SQL on PostgreSQL with bound parameters; values interpolated into the SQL text are quoted as identifiers"
+	return "run SQL on PostgreSQL with bound parameters; values interpolated into the SQL text are quoted as identifiers; with become: USER it connects as that OS user through the server's Unix socket on the host (peer authentication)"
 }
 
 // Fields implements step.Type.
@@ -85,7 +85,7 @@ func (SQL) Decode(d *step.Decoder, b step.Body) step.Step {
 		port: d.Int(b.Get("port"), 5432), sslmode: d.Literal(b.Get("sslmode")),
 		stmtTimeout: d.Duration(b.Get("statement_timeout"), 30*time.Second),
 		connTimeout: d.Duration(b.Get("connect_timeout"), 10*time.Second),
-		database:    tmpl.Literal("postgres"), user: tmpl.Literal("postgres"),
+		database: tmpl.Literal("postgres"),
 	}
 	q, e := b.Get("query"), b.Get("exec")
 	switch {
@@ -148,9 +148,12 @@ func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, string,
 	if err != nil {
 		return nil, "", err
 	}
-	user, err := render(s.user)
-	if err != nil {
-		return nil, "", err
+	user := "postgres"
+	if s.user != nil {
+		var err error
+		if user, err = render(s.user); err != nil {
+			return nil, "", err
+		}
 	}
 	pw, err := render(s.password)
 	if err != nil {
@@ -160,11 +163,18 @@ func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, string,
 	if err != nil {
 		return nil, "", err
 	}
+	becomeUser := x.Become
 	if addr == "" {
 		addr = x.Host.Address
-		if s.viaSSH {
+		switch {
+		case becomeUser != "":
+			addr = "/var/run/postgresql"
+		case s.viaSSH:
 			addr = "127.0.0.1"
 		}
+	}
+	if becomeUser != "" && s.user == nil {
+		user = becomeUser
 	}
 	// Only non-secret settings go through the connection string; the
 	// password is set on the parsed config.
@@ -184,7 +194,22 @@ func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, string,
 	}
 	cfg.Password = pw
 	cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(stmtTimeout.Milliseconds(), 10)
-	if s.viaSSH {
+	if becomeUser != "" {
+		// Through a relay to the server's Unix socket run as the OS user, on
+		// the host: peer authentication, as sudo -u postgres psql.
+		conn, err := x.Connect(ctx)
+		if err != nil {
+			return nil, "", err
+		}
+		socket := fmt.Sprintf("%s/.s.PGSQL.%d", addr, s.port)
+		cfg.DialFunc = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return conn.Stream(ctx, &transport.Command{Line: transport.UnixRelay(socket), Become: becomeUser})
+		}
+		cfg.LookupFunc = func(ctx context.Context, host string) ([]string, error) { return []string{host}, nil }
+		cfg.Host, cfg.Port = "127.0.0.1", uint16(s.port)
+		cfg.Fallbacks = nil
+		cfg.TLSConfig = nil
+	} else if s.viaSSH {
 		conn, err := x.Connect(ctx)
 		if err != nil {
 			return nil, "", err
@@ -193,7 +218,10 @@ func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, string,
 		cfg.LookupFunc = func(ctx context.Context, host string) ([]string, error) { return []string{host}, nil }
 	}
 	where := fmt.Sprintf("%s:%d", addr, s.port)
-	if s.viaSSH {
+	if becomeUser != "" {
+		where = fmt.Sprintf("%s/.s.PGSQL.%d as OS user %s", addr, s.port, becomeUser)
+	}
+	if s.viaSSH && becomeUser == "" {
 		where += " (via " + x.Host.Name + ")"
 	}
 	c, err := pgx.ConnectConfig(ctx, cfg)

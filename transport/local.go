@@ -156,3 +156,28 @@ func (Local) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
 
 // Close does nothing: a local connection holds no resources.
 func (Local) Close() error { return nil }
+
+// Stream runs c with its standard input and output as a connection.
+func (Local) Stream(ctx context.Context, c *Command) (net.Conn, error) {
+	cmd := exec.Command("/bin/sh", "-c", BecomeLine(c.Line, c.Become, os.Geteuid() == 0))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	w, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	r, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	var stderr boundedBuffer
+	stderr.max = 4096
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return &streamConn{w: w, r: r, closer: func() error {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		_ = cmd.Wait()
+		return nil
+	}}, nil
+}

@@ -594,6 +594,30 @@ func (s *SSH) Dial(ctx context.Context, network, addr string) (net.Conn, error) 
 	return s.client.DialContext(ctx, "tcp", addr)
 }
 
+// Stream runs c in a new session with its standard input and output as a
+// connection; closing it closes the session.
+func (s *SSH) Stream(ctx context.Context, c *Command) (net.Conn, error) {
+	sess, err := s.client.NewSession()
+	if err != nil {
+		return nil, s.lost(err)
+	}
+	w, err := sess.StdinPipe()
+	if err != nil {
+		sess.Close()
+		return nil, err
+	}
+	r, err := sess.StdoutPipe()
+	if err != nil {
+		sess.Close()
+		return nil, err
+	}
+	if err := sess.Start(BecomeLine(c.Line, c.Become, s.asRoot)); err != nil {
+		sess.Close()
+		return nil, s.lost(err)
+	}
+	return &streamConn{w: w, r: r, closer: sess.Close}, nil
+}
+
 // Close closes the connection.
 func (s *SSH) Close() error {
 	var err error

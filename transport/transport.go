@@ -30,6 +30,9 @@ type Conn interface {
 	// Dial opens a TCP connection from the host, so that a service that
 	// listens only on the host's own interfaces can be reached.
 	Dial(ctx context.Context, network, addr string) (net.Conn, error)
+	// Stream starts a command and returns its standard input and output
+	// as a connection; closing it ends the command.
+	Stream(ctx context.Context, c *Command) (net.Conn, error)
 	// Close releases the connection.
 	Close() error
 }

@@ -1,0 +1,125 @@
+package lab
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Down stops every host and removes every process, mount, link and file
+// the lab made, including those of a lab whose state was lost.
+func (l *Lab) Down() error {
+	var errs []error
+	st, err := l.Load()
+	if err != nil {
+		errs = append(errs, err)
+		st = &State{}
+	}
+	pids := map[int]bool{}
+	for _, h := range st.Hosts {
+		if alive(h.PID) {
+			pids[h.PID] = true
+		}
+	}
+	// nspawn processes of this lab that the state does not know (a killed
+	// up): found by their -D argument under the lab directory.
+	for _, pid := range l.strayNspawns() {
+		pids[pid] = true
+	}
+	for pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for pid := range pids {
+		for alive(pid) && !isZombie(pid) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	for _, m := range l.labMounts() {
+		if err := syscall.Unmount(m, 0); err != nil {
+			// Busy: detach now, the kernel frees it when the last user goes.
+			if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
+				errs = append(errs, fmt.Errorf("unmount %s: %w", m, err))
+			}
+		}
+	}
+	for _, link := range labLinks() {
+		if err := run("ip", "link", "del", link); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(l.labMounts()) == 0 {
+		if err := os.RemoveAll(l.Dir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func isZombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
+}
+
+func (l *Lab) strayNspawns() []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	prefix := filepath.Join(l.Dir, "hosts") + "/"
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if len(args) == 0 || filepath.Base(args[0]) != "systemd-nspawn" {
+			continue
+		}
+		for i, a := range args {
+			if a == "-D" && i+1 < len(args) && strings.HasPrefix(args[i+1], prefix) {
+				out = append(out, pid)
+			}
+		}
+	}
+	return out
+}
+
+// labLinks returns the lab's bridge and the bridge sides of its hosts.
+func labLinks() []string {
+	ifs, _ := net.Interfaces()
+	var out []string
+	for _, i := range ifs {
+		if i.Name == Bridge {
+			out = append(out, i.Name)
+		}
+	}
+	// veths attached to the bridge go with it; vb-* left unattached are
+	// removed by name only when their master is the lab bridge or gone.
+	b, _ := exec.Command("ip", "-o", "link", "show", "master", Bridge).Output()
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 1 {
+			name := strings.TrimSuffix(f[1], ":")
+			if i := strings.IndexByte(name, '@'); i > 0 {
+				name = name[:i]
+			}
+			out = append([]string{name}, out...)
+		}
+	}
+	return out
+}

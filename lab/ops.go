@@ -1,0 +1,125 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// HostStatus is what status reports of a host.
+type HostStatus struct {
+	Host
+	Running    bool
+	SSH        bool
+	Systemd    string
+	PostgreSQL string
+	Standin    string
+}
+
+// Status observes every host.
+func (l *Lab) Status(ctx context.Context) ([]HostStatus, error) {
+	st, err := l.Load()
+	if err != nil {
+		return nil, err
+	}
+	var out []HostStatus
+	for _, h := range st.Hosts {
+		s := HostStatus{Host: *h, Running: alive(h.PID) && !isZombie(h.PID), Systemd: "-", PostgreSQL: "-", Standin: "-"}
+		if s.Running {
+			if c, err := net.DialTimeout("tcp", h.Address+":22", time.Second); err == nil {
+				s.SSH = true
+				c.Close()
+			}
+			if b, err := l.Exec(ctx, h.Name, "systemctl", "is-system-running"); err == nil || len(b) > 0 {
+				s.Systemd = strings.TrimSpace(string(b))
+			}
+			if b, err := l.Exec(ctx, h.Name, "systemctl", "is-active", "postgresql@15-main.service"); err == nil || len(b) > 0 {
+				s.PostgreSQL = strings.TrimSpace(string(b))
+			}
+			if b, err := l.Exec(ctx, h.Name, "systemctl", "is-active", "inmanta-server.service"); err == nil || len(b) > 0 {
+				s.Standin = strings.TrimSpace(string(b))
+			}
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// Faults a host can suffer.
+const (
+	FaultKill      = "kill"
+	FaultStop      = "stop"
+	FaultPartition = "partition"
+	FaultHeal      = "heal"
+	FaultStart     = "start"
+)
+
+// Fault powers a host off abruptly (kill), shuts it down (stop), cuts it off
+// the network (partition), reconnects it (heal), or boots a stopped host
+// again from its disk (start).
+func (l *Lab) Fault(ctx context.Context, name, fault string) error {
+	st, err := l.Load()
+	if err != nil {
+		return err
+	}
+	h, err := st.Host(name)
+	if err != nil {
+		return err
+	}
+	running := alive(h.PID) && !isZombie(h.PID)
+	switch fault {
+	case FaultKill:
+		if !running {
+			return fmt.Errorf("%s is not running", name)
+		}
+		if err := syscall.Kill(h.PID, syscall.SIGKILL); err != nil {
+			return err
+		}
+		return l.waitGone(h)
+	case FaultStop:
+		if !running {
+			return fmt.Errorf("%s is not running", name)
+		}
+		ld, err := leader(h.PID)
+		if err != nil {
+			return err
+		}
+		// SIGRTMIN+4 asks systemd for an orderly poweroff.
+		if err := syscall.Kill(ld, syscall.Signal(34+4)); err != nil {
+			return err
+		}
+		return l.waitGone(h)
+	case FaultPartition:
+		return run("ip", "link", "set", vethName(name), "down")
+	case FaultHeal:
+		return run("ip", "link", "set", vethName(name), "up")
+	case FaultStart:
+		if running {
+			return fmt.Errorf("%s is already running", name)
+		}
+		if err := l.boot(h); err != nil {
+			return err
+		}
+		if err := l.save(st); err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(ctx, 120*time.Second)
+		defer cancel()
+		return waitTCP(ctx, h.Address+":22")
+	}
+	return fmt.Errorf("unknown fault %q: kill, stop, partition, heal or start", fault)
+}
+
+func (l *Lab) waitGone(h *Host) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for alive(h.PID) && !isZombie(h.PID) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not stop", h.Name)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil
+}

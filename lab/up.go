@@ -1,0 +1,416 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Options of Up.
+type Options struct {
+	Hosts []string
+	// Inventory is where the inventory is written (default: in Dir).
+	Inventory string
+	// Standin is the runbook executable copied into the hosts to serve as
+	// the orchestrator stand-in (default: this executable).
+	Standin string
+}
+
+// Address returns the address of the i-th host (0-based).
+func Address(i int) string { return fmt.Sprintf("%s.%d", Subnet, 11+i) }
+
+// Up clears whatever an earlier lab left behind, then boots the hosts and
+// waits until sshd, systemd and PostgreSQL are ready on each.
+func (l *Lab) Up(ctx context.Context, opt Options) (*State, error) {
+	if err := MissingRequirements(); err != nil {
+		return nil, err
+	}
+	if len(opt.Hosts) == 0 {
+		opt.Hosts = []string{"pg1", "pg2"}
+	}
+	if len(opt.Hosts) > 20 {
+		return nil, errors.New("the lab has room for 20 hosts")
+	}
+	for _, n := range opt.Hosts {
+		if !validName(n) {
+			return nil, fmt.Errorf("host name %q: use lower-case letters, digits and -, at most 11 characters", n)
+		}
+	}
+	if opt.Standin == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		opt.Standin = exe
+	}
+	if err := l.Down(); err != nil {
+		return nil, fmt.Errorf("clearing an earlier lab: %w", err)
+	}
+	if err := os.MkdirAll(l.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			// A lab that did not come up completely is torn down: nothing
+			// half-made stays behind.
+			_ = l.Down()
+		}
+	}()
+	if err := run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "runbook-lab", "-f", l.KeyFile()); err != nil {
+		return nil, err
+	}
+	if err := l.network(); err != nil {
+		return nil, err
+	}
+	st := &State{}
+	for i, n := range opt.Hosts {
+		st.Hosts = append(st.Hosts, &Host{Name: n, Address: Address(i)})
+	}
+	if err := l.save(st); err != nil {
+		return nil, err
+	}
+	for _, h := range st.Hosts {
+		if err := l.prepare(h, st, opt.Standin, h == st.Hosts[0]); err != nil {
+			return nil, fmt.Errorf("preparing %s: %w", h.Name, err)
+		}
+	}
+	for _, h := range st.Hosts {
+		if err := l.boot(h); err != nil {
+			return nil, fmt.Errorf("booting %s: %w", h.Name, err)
+		}
+		if err := l.save(st); err != nil {
+			return nil, err
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 120*time.Second)
+	defer cancel()
+	for _, h := range st.Hosts {
+		if err := l.waitReady(ctx, h); err != nil {
+			return nil, fmt.Errorf("%s did not come up: %w", h.Name, err)
+		}
+	}
+	if err := l.orchestratorDatabase(ctx, st.Hosts[0]); err != nil {
+		return nil, err
+	}
+	if err := l.writeKnownHosts(st); err != nil {
+		return nil, err
+	}
+	inv := opt.Inventory
+	if inv == "" {
+		inv = l.InventoryPath()
+	}
+	if err := l.writeInventory(st, inv); err != nil {
+		return nil, err
+	}
+	ok = true
+	return st, nil
+}
+
+func validName(n string) bool {
+	if n == "" || len(n) > 11 {
+		return false
+	}
+	for _, r := range n {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func (l *Lab) network() error {
+	if err := run("ip", "link", "add", Bridge, "type", "bridge"); err != nil {
+		return err
+	}
+	if err := run("ip", "addr", "add", Gateway+"/24", "dev", Bridge); err != nil {
+		return err
+	}
+	return run("ip", "link", "set", Bridge, "up")
+}
+
+// units that the machine enables but a lab host does without: timers,
+// gettys and clock sync only add noise and memory.
+var masked = []string{
+	"apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer", "e2scrub_all.timer",
+	"fstrim.timer", "man-db.timer", "e2scrub_reap.service", "systemd-timesyncd.service",
+	"getty@tty1.service", "console-getty.service", "systemd-pstore.service",
+}
+
+// prepare mounts the host's overlay and writes what makes it a host of its
+// own: name, machine id, host keys, the lab key, a plain root profile, the
+// PostgreSQL access of an installed orchestrator, and the stand-in.
+func (l *Lab) prepare(h *Host, st *State, standin string, orchestrator bool) error {
+	dir := l.hostDir(h.Name)
+	for _, d := range []string{"upper", "work", "root"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	root := l.root(h.Name)
+	if err := syscall.Mount("overlay", root, "overlay", 0, fmt.Sprintf("lowerdir=/,upperdir=%s/upper,workdir=%s/work", dir, dir)); err != nil {
+		return fmt.Errorf("overlay mount: %w", err)
+	}
+	write := func(rel, content string, mode os.FileMode) error {
+		p := filepath.Join(root, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		_ = os.Remove(p)
+		return os.WriteFile(p, []byte(content), mode)
+	}
+	var hosts strings.Builder
+	hosts.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+	for _, o := range st.Hosts {
+		fmt.Fprintf(&hosts, "%s\t%s\n", o.Address, o.Name)
+	}
+	pub, err := os.ReadFile(l.KeyFile() + ".pub")
+	if err != nil {
+		return err
+	}
+	files := []struct {
+		rel, content string
+		mode         os.FileMode
+	}{
+		{"etc/hostname", h.Name + "\n", 0o644},
+		{"etc/hosts", hosts.String(), 0o644},
+		{"etc/machine-id", randomHex(16) + "\n", 0o444},
+		{"root/.bashrc", "# lab host: a plain root profile\n", 0o644},
+		{"root/.ssh/authorized_keys", string(pub), 0o600},
+		{"etc/ssh/sshd_config.d/runbook-lab.conf", "UseDNS no\nPermitRootLogin prohibit-password\n", 0o644},
+		{"etc/systemd/system/inmanta-server.service", standinUnit, 0o644},
+	}
+	for _, f := range files {
+		if err := write(f.rel, f.content, f.mode); err != nil {
+			return err
+		}
+	}
+	if err := os.Chmod(filepath.Join(root, "root/.ssh"), 0o700); err != nil {
+		return err
+	}
+	// Each host its own host keys: the copied ones are the machine's.
+	keys, _ := filepath.Glob(filepath.Join(root, "etc/ssh/ssh_host_*"))
+	for _, k := range keys {
+		if err := os.Remove(k); err != nil {
+			return err
+		}
+	}
+	if err := run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "root@"+h.Name, "-f", filepath.Join(root, "etc/ssh/ssh_host_ed25519_key")); err != nil {
+		return err
+	}
+	if err := write("etc/ssh/sshd_config.d/runbook-lab-hostkey.conf", "HostKey /etc/ssh/ssh_host_ed25519_key\n", 0o644); err != nil {
+		return err
+	}
+	for _, u := range masked {
+		p := filepath.Join(root, "etc/systemd/system", u)
+		_ = os.Remove(p)
+		if err := os.Symlink("/dev/null", p); err != nil {
+			return err
+		}
+	}
+	// The orchestrator's database access from the lab network, as an
+	// installed orchestrator has it; replication is the playbooks' job.
+	hba := filepath.Join(root, "etc/postgresql/15/main/pg_hba.conf")
+	b, err := os.ReadFile(hba)
+	if err != nil {
+		return err
+	}
+	line := fmt.Sprintf("host    inmanta         inmanta         %s.0/24           scram-sha-256\n", Subnet)
+	if !strings.Contains(string(b), line) {
+		if err := os.WriteFile(hba, append(b, []byte(line)...), 0o640); err != nil {
+			return err
+		}
+	}
+	if err := copyFile(standin, filepath.Join(root, "usr/local/bin/runbook"), 0o755); err != nil {
+		return err
+	}
+	if orchestrator {
+		link := filepath.Join(root, "etc/systemd/system/multi-user.target.wants/inmanta-server.service")
+		_ = os.Remove(link)
+		if err := os.Symlink("/etc/systemd/system/inmanta-server.service", link); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const standinUnit = `# runbook lab: an orchestrator STAND-IN under the unit name of the Inmanta
+# server, which cannot be installed here. It reads the same database.cfg,
+# writes a heartbeat to the database it names and answers the API calls
+# the bundled playbooks make (health, environment list, recompile).
+[Unit]
+Description=Orchestrator stand-in (runbook lab) for inmanta-server
+After=network.target postgresql.service
+
+[Service]
+ExecStart=/usr/local/bin/runbook lab standin --config /etc/inmanta/inmanta.d/database.cfg --listen :8888
+Restart=on-failure
+RestartSec=1
+
+[Install]
+WantedBy=multi-user.target
+`
+
+func copyFile(src, dst string, mode os.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	tmp := dst + ".tmp"
+	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dst)
+}
+
+// boot starts the host's systemd-nspawn and gives the host its address.
+func (l *Lab) boot(h *Host) error {
+	logf, err := os.OpenFile(filepath.Join(l.hostDir(h.Name), "console.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command("systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--console=passive",
+		"-D", l.root(h.Name), "-M", h.Name, "--network-bridge="+Bridge, "-b", "--", "systemd.firstboot=off")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	h.PID = cmd.Process.Pid
+	// The lab outlives this process: nothing waits for nspawn but the
+	// kernel, which reaps it when this process exits.
+	go func() { _ = cmd.Wait() }()
+	var ld int
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if ld, err = leader(h.PID); err == nil {
+			break
+		}
+		if !alive(h.PID) || time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(l.hostDir(h.Name), "console.log"))
+			return fmt.Errorf("systemd-nspawn did not start: %s", strings.TrimSpace(string(log)))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ns := []string{"-t", strconv.Itoa(ld), "-n", "--"}
+	for _, c := range [][]string{
+		{"ip", "link", "set", "lo", "up"},
+		{"ip", "addr", "add", h.Address + "/24", "dev", "host0"},
+		{"ip", "link", "set", "host0", "up"},
+	} {
+		if err := run("nsenter", append(ns, c...)...); err != nil {
+			return err
+		}
+	}
+	return run("ip", "link", "set", vethName(h.Name), "up")
+}
+
+// vethName is the bridge side of a host's network link, as systemd-nspawn
+// names it.
+func vethName(host string) string {
+	n := "vb-" + host
+	if len(n) > 15 {
+		n = n[:15]
+	}
+	return n
+}
+
+func (l *Lab) waitReady(ctx context.Context, h *Host) error {
+	if err := waitTCP(ctx, h.Address+":22"); err != nil {
+		return fmt.Errorf("sshd: %w", err)
+	}
+	for {
+		out, err := l.Exec(ctx, h.Name, "systemctl", "is-active", "postgresql@15-main.service")
+		if err == nil && strings.TrimSpace(string(out)) == "active" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("postgresql@15-main is %s", strings.TrimSpace(string(out)))
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// orchestratorDatabase gives the first host the orchestrator's database and
+// user, the configuration that names them, and starts the stand-in.
+func (l *Lab) orchestratorDatabase(ctx context.Context, h *Host) error {
+	pw := randomHex(12)
+	sql := fmt.Sprintf("CREATE ROLE inmanta LOGIN PASSWORD '%s';\nCREATE DATABASE inmanta OWNER inmanta;\n", pw)
+	st, err := l.Load()
+	if err != nil {
+		return err
+	}
+	_ = st
+	// The password goes through standard input, never a command line.
+	var out strings.Builder
+	code, err := l.ExecInteractive(ctx, h.Name, strings.NewReader(sql), &out, &out,
+		"runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1")
+	if err != nil || code != 0 {
+		return fmt.Errorf("creating the orchestrator database: %v %s", err, out.String())
+	}
+	cfg := fmt.Sprintf("[database]\nhost=127.0.0.1\nport=5432\nname=inmanta\nusername=inmanta\npassword=%s\n", pw)
+	p := filepath.Join(l.root(h.Name), "etc/inmanta/inmanta.d/database.cfg")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+		return err
+	}
+	if b, err := l.Exec(ctx, h.Name, "systemctl", "restart", "inmanta-server.service"); err != nil {
+		return fmt.Errorf("starting the stand-in: %v %s", err, b)
+	}
+	return waitTCP(ctx, h.Address+":8888")
+}
+
+func (l *Lab) writeKnownHosts(st *State) error {
+	var b strings.Builder
+	for _, h := range st.Hosts {
+		pub, err := os.ReadFile(filepath.Join(l.root(h.Name), "etc/ssh/ssh_host_ed25519_key.pub"))
+		if err != nil {
+			return err
+		}
+		f := strings.Fields(string(pub))
+		fmt.Fprintf(&b, "%s %s %s\n", h.Address, f[0], f[1])
+	}
+	return os.WriteFile(l.KnownHosts(), []byte(b.String()), 0o600)
+}
+
+func (l *Lab) writeInventory(st *State, path string) error {
+	var b strings.Builder
+	b.WriteString("# Written by runbook lab up: the lab's hosts, their keys and layout.\n")
+	fmt.Fprintf(&b, "defaults:\n  user: root\n  port: 22\n  identity_file: %s\n  known_hosts: %s\n  vars: {layout: debian}\nhosts:\n", l.KeyFile(), l.KnownHosts())
+	for _, h := range st.Hosts {
+		fmt.Fprintf(&b, "  %s: {address: %s}\n", h.Name, h.Address)
+	}
+	b.WriteString("groups:\n  postgres: [")
+	for i, h := range st.Hosts {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(h.Name)
+	}
+	b.WriteString("]\n")
+	return os.WriteFile(path, []byte(b.String()), 0o600)
+}
