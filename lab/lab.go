@@ -26,9 +26,9 @@ import (
 // The lab's network: a bridge of its own and addresses in a range it
 // creates itself.
 const (
-	Bridge    = "rblab0"
-	Subnet    = "10.231.0"
-	Gateway   = Subnet + ".1"
+	Bridge     = "rblab0"
+	Subnet     = "10.231.0"
+	Gateway    = Subnet + ".1"
 	DefaultDir = "/var/lib/runbook-lab"
 )
 
@@ -58,7 +58,7 @@ func (l *Lab) logf(format string, args ...any) {
 	}
 }
 
-func (l *Lab) statePath() string       { return filepath.Join(l.Dir, "state.json") }
+func (l *Lab) statePath() string          { return filepath.Join(l.Dir, "state.json") }
 func (l *Lab) hostDir(name string) string { return filepath.Join(l.Dir, "hosts", name) }
 func (l *Lab) root(name string) string    { return filepath.Join(l.hostDir(name), "root") }
 

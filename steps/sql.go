@@ -85,7 +85,7 @@ func (SQL) Decode(d *step.Decoder, b step.Body) step.Step {
 		port: d.Int(b.Get("port"), 5432), sslmode: d.Literal(b.Get("sslmode")),
 		stmtTimeout: d.Duration(b.Get("statement_timeout"), 30*time.Second),
 		connTimeout: d.Duration(b.Get("connect_timeout"), 10*time.Second),
-		database: tmpl.Literal("postgres"),
+		database:    tmpl.Literal("postgres"),
 	}
 	q, e := b.Get("query"), b.Get("exec")
 	switch {
