@@ -29,8 +29,15 @@ func (l *Lab) Down() error {
 		}
 	}
 	// nspawn processes of this lab that the state does not know (a killed
-	// up): found by their -D argument under the lab directory.
+	// up): found by their -D argument under the lab directory; and every
+	// process whose root is inside the lab, the hosts' inits first: killing
+	// a PID namespace's init kills everything in it, which killing nspawn
+	// alone does not.
 	for _, pid := range l.strayNspawns() {
+		pids[pid] = true
+	}
+	for _, pid := range l.rootedInLab() {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 		pids[pid] = true
 	}
 	for pid := range pids {
@@ -71,6 +78,36 @@ func isZombie(pid int) bool {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
+}
+
+// rootedInLab returns the processes that run on the lab's hosts, seen from
+// this machine: those whose root mount is a lab overlay. (Their
+// /proc/PID/root reads "/" from here, since it is the root of their own
+// mount namespace.)
+func (l *Lab) rootedInLab() []int {
+	entries, _ := os.ReadDir("/proc")
+	marker := "upperdir=" + filepath.Join(l.Dir, "hosts") + "/"
+	self, _ := os.Readlink("/proc/self/ns/mnt")
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		ns, err := os.Readlink(filepath.Join("/proc", e.Name(), "ns/mnt"))
+		if err != nil || ns == self {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "mountinfo"))
+		if err != nil {
+			continue
+		}
+		first, _, _ := strings.Cut(string(b), "\n")
+		if f := strings.Fields(first); len(f) > 4 && f[4] == "/" && strings.Contains(first, marker) {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
 
 func (l *Lab) strayNspawns() []int {

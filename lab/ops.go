@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -75,7 +77,13 @@ func (l *Lab) Fault(ctx context.Context, name, fault string) error {
 		if !running {
 			return fmt.Errorf("%s is not running", name)
 		}
-		if err := syscall.Kill(h.PID, syscall.SIGKILL); err != nil {
+		// Killing the host's init ends its PID namespace at once: every
+		// process dies as at a power cut. nspawn then exits.
+		ld, err := leader(h.PID)
+		if err != nil {
+			return err
+		}
+		if err := syscall.Kill(ld, syscall.SIGKILL); err != nil {
 			return err
 		}
 		return l.waitGone(h)
@@ -122,4 +130,25 @@ func (l *Lab) waitGone(h *Host) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return nil
+}
+
+// Memory returns the proportional set size of every process running on
+// the lab's hosts, in bytes: what the hosts together cost this machine.
+func (l *Lab) Memory() (int64, error) {
+	var total int64
+	for _, pid := range l.rootedInLab() {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+		if err != nil {
+			continue // the process ended
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "Pss:" {
+				kb, err := strconv.ParseInt(f[1], 10, 64)
+				if err == nil {
+					total += kb * 1024
+				}
+			}
+		}
+	}
+	return total, nil
 }

@@ -1,0 +1,197 @@
+// Package e2e holds the end-to-end tests that run on the lab: real hosts
+// booted with systemd-nspawn, each with systemd, OpenSSH and PostgreSQL 15.
+// They need root and systemd-container; .ci/run installs it.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runbook-dev/runbook/internal/testsshd"
+	"github.com/runbook-dev/runbook/lab"
+)
+
+// runbookBin is the runbook binary built for the tests: the lab copies it
+// into the hosts as the orchestrator stand-in, and the tests run it as an
+// operator would.
+var runbookBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "runbook-e2e-bin")
+	if err != nil {
+		panic(err)
+	}
+	runbookBin = filepath.Join(dir, "runbook")
+	build := exec.Command("go", "build", "-o", runbookBin, "../cmd/runbook")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building runbook:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// startLab boots a lab in a directory of the test and tears it down at the
+// end, checking that nothing is left.
+func startLab(t *testing.T, hosts ...string) *lab.Lab {
+	t.Helper()
+	var missing []string
+	for _, r := range lab.Check() {
+		if !r.OK {
+			missing = append(missing, r.What+" ("+r.Fix+")")
+		}
+	}
+	testsshd.Require(t, len(missing) == 0, "the lab cannot run here: needs "+strings.Join(missing, ", "))
+	l := &lab.Lab{Dir: filepath.Join("/var/tmp", fmt.Sprintf("runbook-e2e-%d", os.Getpid()))}
+	start := time.Now()
+	if _, err := l.Up(context.Background(), lab.Options{Hosts: hosts, Standin: runbookBin}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("lab up with %d hosts in %.1fs", len(hosts), time.Since(start).Seconds())
+	t.Cleanup(func() {
+		if err := l.Down(); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+		assertNothingLeft(t, l)
+	})
+	return l
+}
+
+func assertNothingLeft(t *testing.T, l *lab.Lab) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var left []string
+		if out, _ := exec.Command("pgrep", "-f", "systemd-nspawn.*"+l.Dir).Output(); len(bytes.TrimSpace(out)) > 0 {
+			left = append(left, "nspawn processes "+strings.Join(strings.Fields(string(out)), ","))
+		}
+		if mounts, _ := os.ReadFile("/proc/self/mounts"); bytes.Contains(mounts, []byte(l.Dir)) {
+			left = append(left, "overlay mounts")
+		}
+		if out, _ := exec.Command("ip", "-o", "link", "show").Output(); bytes.Contains(out, []byte(lab.Bridge)) || bytes.Contains(out, []byte(" vb-")) {
+			left = append(left, "network links")
+		}
+		if _, err := os.Stat(l.Dir); err == nil {
+			left = append(left, "the lab directory")
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lab down left: %s", strings.Join(left, "; "))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// runbook runs the runbook binary and returns its stdout and stderr.
+func runbook(t *testing.T, env []string, args ...string) (string, string, error) {
+	t.Helper()
+	cmd := exec.Command(runbookBin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const probePlaybook = `version: 1
+name: e2e/probe
+steps:
+  - id: postgresql
+    name: PostgreSQL unit
+    hosts: [postgres]
+    systemd: {unit: postgresql@15-main}
+    assert: result.active == "active" && result.sub == "running"
+  - id: peer
+    name: SQL as postgres through the host (peer authentication)
+    hosts: [postgres]
+    become: postgres
+    sql:
+      query: SELECT current_user AS who, pg_is_in_recovery() AS recovery
+    assert: result.rows[0].who == "postgres" && result.rows[0].recovery == false
+  - id: tunnel
+    name: SQL over the SSH tunnel with the orchestrator's password
+    host: pg1
+    sql:
+      via_ssh: true
+      user: inmanta
+      database: inmanta
+      password: ${{ secrets.inmanta_password }}
+      query: SELECT count(*) AS beats FROM standin_heartbeat
+    assert: result.rows[0].beats > 0
+  - id: health
+    name: orchestrator stand-in health
+    host: pg1
+    http: {url: "http://${{ host.address }}:8888/api/v2/health"}
+    assert: result.json.status == "up" && result.json.standin == true
+secrets:
+  inmanta_password: {env: INMANTA_PASSWORD}
+`
+
+func inmantaPassword(t *testing.T, l *lab.Lab) string {
+	t.Helper()
+	out, err := l.Exec(context.Background(), "pg1", "sed", "-n", "s/^password=//p", "/etc/inmanta/inmanta.d/database.cfg")
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestLab boots two hosts, probes each over SSH (systemd, SQL through the
+// host and over the tunnel, the stand-in's API), powers one off, sees the
+// clear unreachable error, and tears down leaving nothing.
+func TestLab(t *testing.T) {
+	l := startLab(t, "pg1", "pg2")
+	mem, err := l.Memory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("memory of the two hosts (PSS): %d MiB", mem>>20)
+	if mem > 1536<<20 {
+		t.Errorf("the two hosts use %d MiB, over 1.5 GiB", mem>>20)
+	}
+	pb := writeFile(t, "probe.yaml", probePlaybook)
+	env := []string{"INMANTA_PASSWORD=" + inmantaPassword(t, l)}
+	out, errOut, err := runbook(t, env, "run", "-i", l.InventoryPath(), pb)
+	if err != nil {
+		t.Fatalf("probe run: %v\n%s\n%s", err, out, errOut)
+	}
+	for _, want := range []string{"ok           PostgreSQL unit [pg1]", "ok           PostgreSQL unit [pg2]", "ok           orchestrator stand-in health [pg1]"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	status, _, _ := runbook(t, nil, "lab", "status", "--dir", l.Dir)
+	if !strings.Contains(status, "pg1   10.231.0.11  true     true  running") {
+		t.Errorf("lab status:\n%s", status)
+	}
+	if err := l.Fault(context.Background(), "pg2", lab.FaultKill); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, err = runbook(t, env, "run", "-i", l.InventoryPath(), pb)
+	if err == nil {
+		t.Fatalf("the probe passed with pg2 powered off:\n%s", out)
+	}
+	if !strings.Contains(errOut, `step "PostgreSQL unit" on pg2: host pg2 is unreachable`) || strings.Count(strings.TrimSpace(errOut), "\n") > 0 {
+		t.Errorf("want one clear line naming the step and host, got:\n%s", errOut)
+	}
+}
