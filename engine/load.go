@@ -63,6 +63,8 @@ var commonFields = []step.Field{
 	{Name: "retry_delay", Kind: step.Duration, Doc: "pause between retries (default 1s)"},
 	{Name: "become", Kind: step.Literal, Doc: "run as this user on the host (sudo -n -u, or runuser as root)", Example: "postgres"},
 	{Name: "assert", Kind: step.Expr, Doc: "verify the step's result; the step fails when this is false"},
+	{Name: "message", Kind: step.String, Doc: "what to say when assert fails (one line, for monitoring)"},
+	{Name: "for_each", Kind: step.String, Doc: "run the step once per element of this list (an expression), in order, with the element as item", Example: "${{ steps.envs.result.json.data }}"},
 }
 
 var guardFields = []step.Field{
@@ -589,6 +591,16 @@ func (l *Loader) decodeStep(d *step.Decoder, n *yaml.Node) *Step {
 	s.Retries = d.Int(f.Get("retries"), 0)
 	s.RetryDelay = d.Duration(f.Get("retry_delay"), time.Second)
 	d.Scope.Host = true
+	if fe := f.Get("for_each"); fe != nil {
+		s.ForEach = d.Template(fe)
+		if s.ForEach != nil && (len(s.ForEach.Exprs()) != 1 || strings.TrimSpace(fe.Value) != fe.Value) {
+			d.Errorf(fe, diag.RuleInvalidValue, "for_each is one expression giving a list: ${{ ... }}")
+		}
+		if len(s.Hosts) > 0 || s.HostsExpr != nil {
+			d.Errorf(fe, diag.RuleInvalidValue, "for_each cannot be combined with hosts:")
+		}
+		d.Scope.Item = types.Any
+	}
 	if w := f.Get("when"); w != nil {
 		s.When = d.Expr(w, nil)
 	}
@@ -598,8 +610,18 @@ func (l *Loader) decodeStep(d *step.Decoder, n *yaml.Node) *Step {
 		if a := f.Get("assert"); a != nil {
 			s.Assert = d.Expr(a, step.ResultType(typ))
 		}
+		if m := f.Get("message"); m != nil {
+			if f.Get("assert") == nil {
+				d.Errorf(m, diag.RuleInvalidValue, "message is what a failed assert says: add assert")
+			}
+			saved := d.Scope.Result
+			d.Scope.Result = step.ResultType(typ)
+			s.Message = d.Template(m)
+			d.Scope.Result = saved
+		}
 	}
 	d.Scope.Host = false
+	d.Scope.Item = nil
 	if s.ID != "" && typ != nil {
 		d.Scope.Steps[s.ID] = step.StepEntryType(typ)
 	}

@@ -83,6 +83,9 @@ type Guard struct {
 	Become string
 }
 
+// itemKey is where for_each puts the current element in the environment.
+const itemKey = "item"
+
 // Step is one step of a playbook.
 type Step struct {
 	ID   string
@@ -108,6 +111,10 @@ type Step struct {
 	Body        step.Step
 	// Assert verifies the step's result after it ran.
 	Assert *tmpl.Expr
+	// Message replaces the generic text when Assert fails.
+	Message *tmpl.Template
+	// ForEach runs the step once per element of a list, as item.
+	ForEach *tmpl.Template
 }
 
 // Label returns the name shown for a step.

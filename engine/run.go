@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -161,7 +162,7 @@ func (x *run) prepare(in Inputs) error {
 	for k, v := range in.Secrets {
 		secrets[k] = v
 	}
-	x.base = map[string]any{"params": params, "secrets": secrets, "steps": x.steps}
+	x.base = map[string]any{"params": params, "secrets": secrets, "steps": x.steps, "inventory": inventoryEnv(x.Inventory)}
 	vars := map[string]any{}
 	x.base["vars"] = vars
 	for _, v := range x.pb.Vars {
@@ -172,6 +173,27 @@ func (x *run) prepare(in Inputs) error {
 		vars[v.Name] = val
 	}
 	return nil
+}
+
+// inventoryEnv is `inventory` in expressions: every host by name.
+func inventoryEnv(inv *Inventory) map[string]any {
+	out := map[string]any{}
+	add := func(h *HostSpec) {
+		vars := h.Vars
+		if vars == nil {
+			vars = map[string]any{}
+		}
+		out[h.Name] = map[string]any{"name": h.Name, "address": h.Address, "vars": vars}
+	}
+	if lh, err := inv.Host(Localhost); err == nil {
+		add(lh)
+	}
+	if inv != nil {
+		for _, h := range inv.Hosts {
+			add(h)
+		}
+	}
+	return out
 }
 
 // checkHosts resolves every host that does not depend on a step's result,
@@ -412,11 +434,46 @@ func (x *run) step(ctx context.Context, index int, s *Step) error {
 		return x.finish(index, s, []hostOutcome{{host: "", status: x.failStatus(err), err: err}}, 0)
 	}
 	start := time.Now()
+	if s.ForEach != nil {
+		return x.forEach(ctx, index, s, hosts[0], start)
+	}
 	outcomes := make([]hostOutcome, len(hosts))
 	if len(hosts) == 1 {
-		outcomes[0] = x.onHost(ctx, index, s, hosts[0])
+		outcomes[0] = x.onHost(ctx, index, s, hosts[0], nil)
 	} else {
 		x.fanOut(ctx, index, s, hosts, outcomes)
+	}
+	return x.finish(index, s, outcomes, time.Since(start))
+}
+
+// forEach runs a step once per element of its list, in order, stopping at
+// the first failure.
+func (x *run) forEach(ctx context.Context, index int, s *Step, host string, start time.Time) error {
+	v, err := s.ForEach.Value(x.base)
+	if err != nil {
+		return x.finish(index, s, []hostOutcome{{host: host, status: x.failStatus(err), err: fmt.Errorf("for_each: %w", err)}}, 0)
+	}
+	var items []any
+	if v != nil {
+		rv := reflect.ValueOf(v)
+		if rv.Kind() != reflect.Slice && rv.Kind() != reflect.Array {
+			err := fmt.Errorf("for_each: %s gave %T, want a list", s.ForEach.Source, v)
+			return x.finish(index, s, []hostOutcome{{host: host, status: StatusFailed, err: err}}, 0)
+		}
+		for i := 0; i < rv.Len(); i++ {
+			items = append(items, rv.Index(i).Interface())
+		}
+	}
+	var outcomes []hostOutcome
+	for _, it := range items {
+		o := x.onHost(ctx, index, s, host, &it)
+		outcomes = append(outcomes, o)
+		if o.status == StatusFailed || o.status == StatusInterrupted {
+			break
+		}
+	}
+	if len(outcomes) == 0 {
+		outcomes = append(outcomes, x.report(index, s, host, start, hostOutcome{host: host, status: StatusSkipped, result: step.Result{}}, &step.Plan{Summary: "for_each gave no elements"}, nil))
 	}
 	return x.finish(index, s, outcomes, time.Since(start))
 }
@@ -451,7 +508,7 @@ func (x *run) fanOut(ctx context.Context, index int, s *Step, hosts []string, ou
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			o := x.onHost(ctx, index, s, h)
+			o := x.onHost(ctx, index, s, h, nil)
 			outcomes[i] = o
 			if o.status == StatusFailed {
 				mu.Lock()
@@ -476,25 +533,30 @@ func (x *run) failStatus(err error) Status {
 	return StatusFailed
 }
 
-// onHost runs a step on one host with its when, timeout and retries.
-func (x *run) onHost(ctx context.Context, index int, s *Step, host string) hostOutcome {
+// onHost runs a step on one host with its when, timeout and retries; item
+// is the element of for_each, or nil.
+func (x *run) onHost(ctx context.Context, index int, s *Step, host string, item *any) hostOutcome {
 	start := time.Now()
 	ex, err := x.exec(host, s.Become)
 	if err != nil {
-		return x.report(index, s, host, start, hostOutcome{host: host, status: StatusFailed, err: err}, nil)
+		return x.report(index, s, host, start, hostOutcome{host: host, status: StatusFailed, err: err}, nil, item)
+	}
+	if item != nil {
+		ex.Env[itemKey] = *item
 	}
 	if s.When != nil {
 		ok, err := s.When.EvalBool(ex.Env)
 		if err != nil {
-			return x.report(index, s, host, start, hostOutcome{host: host, status: x.failStatus(err), err: fmt.Errorf("when: %w", err)}, nil)
+			return x.report(index, s, host, start, hostOutcome{host: host, status: x.failStatus(err), err: fmt.Errorf("when: %w", err)}, nil, item)
 		}
 		if !ok {
-			return x.report(index, s, host, start, hostOutcome{host: host, status: StatusSkipped, result: step.Result{}}, &step.Plan{Summary: "when is false: " + s.When.Source})
+			return x.report(index, s, host, start, hostOutcome{host: host, status: StatusSkipped, result: step.Result{}}, &step.Plan{Summary: "when is false: " + s.When.Source}, item)
 		}
 	}
-	x.sink.Emit(&Event{Type: EventStepStart, Index: index, ID: s.ID, Name: s.Label(), Host: host, DryRun: x.DryRun})
+	name := label(s, item)
+	x.sink.Emit(&Event{Type: EventStepStart, Index: index, ID: s.ID, Name: name, Host: host, DryRun: x.DryRun})
 	ex.Progress = func(msg string) {
-		x.sink.Emit(&Event{Type: EventStepProgress, Index: index, ID: s.ID, Name: s.Label(), Host: host, Message: msg})
+		x.sink.Emit(&Event{Type: EventStepProgress, Index: index, ID: s.ID, Name: name, Host: host, Message: msg})
 	}
 	var o hostOutcome
 	var plan *step.Plan
@@ -514,7 +576,27 @@ func (x *run) onHost(ctx context.Context, index int, s *Step, host string) hostO
 		case <-time.After(delay):
 		}
 	}
-	return x.report(index, s, host, start, o, plan)
+	return x.report(index, s, host, start, o, plan, item)
+}
+
+// label names a step in events, with the for_each element it runs for.
+func label(s *Step, item *any) string {
+	if item == nil {
+		return s.Label()
+	}
+	it := tmpl.Format(*item)
+	if m, ok := (*item).(map[string]any); ok {
+		for _, k := range []string{"name", "id"} {
+			if v, ok := m[k]; ok {
+				it = tmpl.Format(v)
+				break
+			}
+		}
+	}
+	if len(it) > 60 {
+		it = it[:60] + "…"
+	}
+	return s.Label() + " (" + it + ")"
 }
 
 func (x *run) attempt(ctx context.Context, s *Step, ex *step.Exec) (hostOutcome, *step.Plan) {
@@ -563,14 +645,20 @@ func (x *run) attempt(ctx context.Context, s *Step, ex *step.Exec) (hostOutcome,
 			return fail(fmt.Errorf("assert: %w", err))
 		}
 		if !ok {
+			if s.Message != nil {
+				msg, err := s.Message.Render(withResult(ex.Env, o.result), nil)
+				if err == nil {
+					return fail(errors.New(msg))
+				}
+			}
 			return fail(fmt.Errorf("assert %s is false; observed %s", s.Assert.Source, showResult(o.result)))
 		}
 	}
 	return o, plan
 }
 
-func (x *run) report(index int, s *Step, host string, start time.Time, o hostOutcome, plan *step.Plan) hostOutcome {
-	e := &Event{Type: EventStepEnd, Index: index, ID: s.ID, Name: s.Label(), Host: host, Status: o.status, Duration: time.Since(start), DryRun: x.DryRun}
+func (x *run) report(index int, s *Step, host string, start time.Time, o hostOutcome, plan *step.Plan, item *any) hostOutcome {
+	e := &Event{Type: EventStepEnd, Index: index, ID: s.ID, Name: label(s, item), Host: host, Status: o.status, Duration: time.Since(start), DryRun: x.DryRun}
 	if plan != nil {
 		e.Message, e.Diff = plan.Summary, plan.Diff
 	}

@@ -425,3 +425,46 @@ steps:
 		t.Fatal("a step ran although a later host is unknown")
 	}
 }
+
+func TestForEachMessageAndInventory(t *testing.T) {
+	dir := t.TempDir()
+	inv, ds := engine.ParseInventory("inv.yaml", []byte("hosts:\n  pg2: {address: 10.9.9.2, transport: local, vars: {role: standby}}\n"))
+	if inv == nil {
+		t.Fatal(ds)
+	}
+	pb := mustLoad(t, `
+version: 1
+name: loops
+params:
+  dir: {type: string}
+  peer: {type: host, default: pg2}
+steps:
+  - id: list
+    ssh-exec: {command: "printf 'a\nb\nc'", read_only: true}
+  - id: each
+    for_each: ${{ split(steps.list.result.stdout, "\n") }}
+    ssh-exec:
+      command: echo ${{ item }} ${{ inventory[params.peer].address }} >> ${{ params.dir }}/out
+  - id: check
+    ssh-exec: {command: "cat ${{ params.dir }}/out", read_only: true}
+    assert: result.stdout == "x"
+    message: the file says ${{ trim(result.stdout) }}, not x
+`)
+	rec, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) { r.Inventory = inv })
+	if err == nil || !strings.Contains(err.Error(), `step "check": the file says a 10.9.9.2`) {
+		t.Fatalf("err = %v, want the assert's message", err)
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, "out"))
+	if string(got) != "a 10.9.9.2\nb 10.9.9.2\nc 10.9.9.2\n" {
+		t.Errorf("for_each ran: %q", got)
+	}
+	var names []string
+	for _, e := range rec.events {
+		if e.Type == engine.EventStepEnd && e.ID == "each" {
+			names = append(names, e.Name)
+		}
+	}
+	if strings.Join(names, ",") != "each (a),each (b),each (c)" {
+		t.Errorf("events: %v", names)
+	}
+}

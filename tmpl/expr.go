@@ -43,12 +43,6 @@ const (
 // Raw marks a value that a template inserts without shell quoting.
 type Raw struct{ Value any }
 
-// rawFunc is the raw() function of expressions: it marks its argument for
-// insertion into a command line as it is.
-var rawFunc = expr.Function("raw", func(args ...any) (any, error) {
-	return Raw{args[0]}, nil
-}, new(func(any) Raw))
-
 // Expr is a compiled expression.
 type Expr struct {
 	Source string
@@ -80,7 +74,7 @@ func compile(src string, s *Scope, asBool bool) (*Expr, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, &Error{Rule: ruleSyntax, Msg: "empty expression"}
 	}
-	key, cacheable := cacheKey{src: src, host: s.Host, asBool: asBool, result: s.Result}, true
+	key, cacheable := cacheKey{src: src, host: s.Host, asBool: asBool, result: s.Result}, s.Item == nil
 	if s.Result != nil {
 		_, cacheable = s.Result.(*memo)
 	}
@@ -146,7 +140,9 @@ func compileNew(src string, s *Scope, asBool bool) (*Expr, error) {
 // It is only read after init: each compile copies it.
 var baseConfig = func() *conf.Config {
 	c := conf.CreateNew()
-	rawFunc(c)
+	for _, f := range funcs {
+		f(c)
+	}
 	return c
 }()
 
@@ -189,7 +185,7 @@ func (s *Scope) checkRefs(src string, node ast.Node, e *Expr, env types.Map) err
 	visit := visitor(func(n ast.Node) {
 		switch n := n.(type) {
 		case *ast.IdentifierNode:
-			if n.Value == "raw" || isBuiltin(n.Value) || locals[n.Value] {
+			if isFunc(n.Value) || isBuiltin(n.Value) || locals[n.Value] {
 				return
 			}
 			t, ok := s.root(n.Value)
@@ -455,6 +451,14 @@ func parsePath(src string) *parser.Tree {
 func isKeyword(s string) bool {
 	switch s {
 	case "true", "false", "nil", "not", "and", "or", "in", "matches", "contains", "startsWith", "endsWith", "let", "if", "else":
+		return true
+	}
+	return false
+}
+
+func isFunc(name string) bool {
+	switch name {
+	case "raw", "literal", "scram_sha256", "scram_verify":
 		return true
 	}
 	return false

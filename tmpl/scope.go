@@ -25,6 +25,8 @@ type Scope struct {
 	Later map[string]bool
 	// Host is true where the expression runs for a host (a step's fields).
 	Host bool
+	// Item is the type of `item` in a step with for_each, or nil.
+	Item types.Type
 	// Result is the type of `result`, or nil where there is none. Wrap it
 	// with Memo when it is shared.
 	Result types.Type
@@ -38,6 +40,10 @@ var HostType = types.Map{
 	"address": types.String,
 	"vars":    types.Map{types.Extra: types.Any},
 }
+
+// InventoryType is the type of `inventory`: the hosts by name, each with
+// name, address and vars, known only at run time.
+var InventoryType = types.Map{types.Extra: HostType}
 
 // AnyMap is a map whose keys are not known before run time.
 var AnyMap = types.Map{types.Extra: types.Any}
@@ -85,9 +91,12 @@ func unmemo(t types.Type) types.Type {
 
 // Roots lists the root names available in this scope.
 func (s *Scope) Roots() []string {
-	roots := []string{"params", "secrets", "vars", "steps"}
+	roots := []string{"params", "secrets", "vars", "steps", "inventory"}
 	if s.Host {
 		roots = append(roots, "host")
+	}
+	if s.Item != nil {
+		roots = append(roots, "item")
 	}
 	if s.Result != nil {
 		roots = append(roots, "result")
@@ -108,6 +117,12 @@ func (s *Scope) root(name string) (types.Type, bool) {
 	case "host":
 		if s.Host {
 			return HostType, true
+		}
+	case "inventory":
+		return InventoryType, true
+	case "item":
+		if s.Item != nil {
+			return s.Item, true
 		}
 	case "result":
 		if s.Result != nil {
