@@ -451,7 +451,7 @@ steps:
     message: the file says ${{ trim(result.stdout) }}, not x
 `)
 	rec, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) { r.Inventory = inv })
-	if err == nil || !strings.Contains(err.Error(), `step "check": the file says a 10.9.9.2`) {
+	if err == nil || !strings.Contains(err.Error(), `step "check" on localhost: the file says a 10.9.9.2`) {
 		t.Fatalf("err = %v, want the assert's message", err)
 	}
 	got, _ := os.ReadFile(filepath.Join(dir, "out"))
