@@ -120,6 +120,9 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 			line++
 			msg += " (in the block or flow collection that starts on this line)"
 		}
+		if strings.Contains(msg, "mapping values are not allowed") {
+			msg += ": a value that contains \": \" must be quoted"
+		}
 		ds.Errorf(diag.Pos{Line: line}, diag.RuleYAMLSyntax, "%s", msg)
 		return nil, ds.Items
 	}

@@ -392,11 +392,7 @@ func isTemplateErr(err error) bool { return errors.Is(err, tmpl.ErrUnavailable) 
 // Plan runs read-only statements for real and checks unless.
 func (s *sqlStep) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) {
 	if !s.readOnly && s.unless == nil {
-		text, err := s.text.Render(x.Env, identQuote)
-		if err != nil {
-			return nil, err
-		}
-		return &step.Plan{Changes: true, Summary: "run SQL: " + oneLineSQL(text)}, nil
+		return s.changePlan(x)
 	}
 	c, _, err := s.connect(ctx, x)
 	if err != nil {
@@ -419,9 +415,18 @@ func (s *sqlStep) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) {
 		r["skipped"] = true
 		return &step.Plan{Skipped: true, Summary: "skip: unless query returned a row", Result: r}, nil
 	}
+	return s.changePlan(x)
+}
+
+// changePlan describes the statement that Apply would run. A statement
+// built from a secret (a password verifier) is not shown.
+func (s *sqlStep) changePlan(x *step.Exec) (*step.Plan, error) {
 	text, err := s.text.Render(x.Env, identQuote)
 	if err != nil {
 		return nil, err
+	}
+	if s.text.UsesSecret() {
+		return &step.Plan{Changes: true, Summary: "run SQL built from a secret (not shown): " + oneLineSQL(s.text.Source)}, nil
 	}
 	return &step.Plan{Changes: true, Summary: "run SQL: " + oneLineSQL(text)}, nil
 }
