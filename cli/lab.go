@@ -24,12 +24,13 @@ func labCmd(e *Env, args []string) int {
 	case "up":
 		hosts := fs.String("hosts", "pg1,pg2", "host names, comma-separated")
 		inv := fs.String("inventory", "", "where to write the inventory (default: DIR/inventory.yaml)")
+		orch := fs.String("orchestrator", "", "the host that runs the orchestrator stand-in (default: the first; its database is on the first)")
 		if _, err := parseInterleaved(fs, rest); err != nil {
 			return ExitUsage
 		}
 		l := &lab.Lab{Dir: *dir, Log: e.Stderr}
 		start := time.Now()
-		st, err := l.Up(context.Background(), lab.Options{Hosts: strings.Split(*hosts, ","), Inventory: *inv})
+		st, err := l.Up(context.Background(), lab.Options{Hosts: strings.Split(*hosts, ","), Inventory: *inv, Orchestrator: *orch})
 		if err != nil {
 			fmt.Fprintf(e.Stderr, "runbook: lab up: %v\n", err)
 			return ExitFailed

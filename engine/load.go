@@ -72,7 +72,7 @@ var guardFields = []step.Field{
 	{Name: "host", Kind: step.String, Doc: "the host the probe runs on (default localhost)"},
 	{Name: "become", Kind: step.Literal, Doc: "run the probe as this user"},
 	{Name: "assert", Kind: step.Expr, Required: true, Doc: "the condition on the probe's result; result.reachable is false when the host cannot be reached"},
-	{Name: "hint", Kind: step.Literal, Doc: "what the operator should do when the guard fails"},
+	{Name: "hint", Kind: step.String, Doc: "what the operator should do when the guard fails; may use result"},
 }
 
 // probeFields are the keys of a probe besides its step-type key.
@@ -514,7 +514,7 @@ func (l *Loader) decodeGuard(d *step.Decoder, n *yaml.Node) *Guard {
 	}
 	typ, body, rest := l.splitType(d, n, guardFields, where)
 	f := d.Check(rest, guardFields, where)
-	g := &Guard{Name: d.Literal(f.Get("name")), Pos: step.Pos(n), Hint: d.Literal(f.Get("hint")), Become: d.Literal(f.Get("become"))}
+	g := &Guard{Name: d.Literal(f.Get("name")), Pos: step.Pos(n), Become: d.Literal(f.Get("become"))}
 	if h := f.Get("host"); h != nil {
 		d.Scope.Host = false
 		g.Host = d.Template(h)
@@ -529,6 +529,12 @@ func (l *Loader) decodeGuard(d *step.Decoder, n *yaml.Node) *Guard {
 	d.Scope.Host = true
 	g.Type = typ
 	g.Probe = l.decodeBody(d, typ, body)
+	if h := f.Get("hint"); h != nil {
+		saved := d.Scope.Result
+		d.Scope.Result = step.ProbeResult(typ)
+		g.Hint = d.Template(h)
+		d.Scope.Result = saved
+	}
 	g.Assert = d.Expr(f.Get("assert"), step.ProbeResult(typ))
 	d.Scope.Host = false
 	return g

@@ -79,7 +79,7 @@ type Guard struct {
 	Probe  step.Step
 	Assert *tmpl.Expr
 	// Hint tells the operator what to do when the guard fails.
-	Hint   string
+	Hint   *tmpl.Template
 	Become string
 }
 

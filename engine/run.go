@@ -322,8 +322,10 @@ func (x *run) guard(ctx context.Context, g *Guard) (bool, string) {
 		return true, ""
 	}
 	msg := fmt.Sprintf("assert %s is false; observed %s", g.Assert.Source, showResult(r))
-	if g.Hint != "" {
-		msg += "; " + g.Hint
+	if g.Hint != nil {
+		if hint, err := g.Hint.Render(env, nil); err == nil {
+			msg += "; " + hint
+		}
 	}
 	return false, msg
 }

@@ -22,6 +22,9 @@ type Options struct {
 	// Standin is the runbook executable copied into the hosts to serve as
 	// the orchestrator stand-in (default: this executable).
 	Standin string
+	// Orchestrator is the host that runs the stand-in (default: the first);
+	// its database is always on the first host.
+	Orchestrator string
 }
 
 // Address returns the address of the i-th host (0-based).
@@ -71,15 +74,26 @@ func (l *Lab) Up(ctx context.Context, opt Options) (*State, error) {
 	if err := l.network(); err != nil {
 		return nil, err
 	}
+	if opt.Orchestrator == "" {
+		opt.Orchestrator = opt.Hosts[0]
+	}
 	st := &State{}
+	var orch *Host
 	for i, n := range opt.Hosts {
-		st.Hosts = append(st.Hosts, &Host{Name: n, Address: Address(i)})
+		h := &Host{Name: n, Address: Address(i)}
+		st.Hosts = append(st.Hosts, h)
+		if n == opt.Orchestrator {
+			orch = h
+		}
+	}
+	if orch == nil {
+		return nil, fmt.Errorf("the orchestrator host %q is not one of the hosts", opt.Orchestrator)
 	}
 	if err := l.save(st); err != nil {
 		return nil, err
 	}
 	for _, h := range st.Hosts {
-		if err := l.prepare(h, st, opt.Standin, h == st.Hosts[0]); err != nil {
+		if err := l.prepare(h, st, opt.Standin, h == orch); err != nil {
 			return nil, fmt.Errorf("preparing %s: %w", h.Name, err)
 		}
 	}
@@ -98,7 +112,7 @@ func (l *Lab) Up(ctx context.Context, opt Options) (*State, error) {
 			return nil, fmt.Errorf("%s did not come up: %w", h.Name, err)
 		}
 	}
-	if err := l.orchestratorDatabase(ctx, st.Hosts[0]); err != nil {
+	if err := l.orchestratorDatabase(ctx, st.Hosts[0], orch); err != nil {
 		return nil, err
 	}
 	if err := l.writeKnownHosts(st); err != nil {
@@ -354,15 +368,11 @@ func (l *Lab) waitReady(ctx context.Context, h *Host) error {
 }
 
 // orchestratorDatabase gives the first host the orchestrator's database and
-// user, the configuration that names them, and starts the stand-in.
-func (l *Lab) orchestratorDatabase(ctx context.Context, h *Host) error {
+// user, writes the configuration that names them on the orchestrator's
+// host, and starts the stand-in there.
+func (l *Lab) orchestratorDatabase(ctx context.Context, h, orch *Host) error {
 	pw := randomHex(12)
 	sql := fmt.Sprintf("CREATE ROLE inmanta LOGIN PASSWORD '%s';\nCREATE DATABASE inmanta OWNER inmanta;\n", pw)
-	st, err := l.Load()
-	if err != nil {
-		return err
-	}
-	_ = st
 	// The password goes through standard input, never a command line.
 	var out strings.Builder
 	code, err := l.ExecInteractive(ctx, h.Name, strings.NewReader(sql), &out, &out,
@@ -370,18 +380,27 @@ func (l *Lab) orchestratorDatabase(ctx context.Context, h *Host) error {
 	if err != nil || code != 0 {
 		return fmt.Errorf("creating the orchestrator database: %v %s", err, out.String())
 	}
-	cfg := fmt.Sprintf("[database]\nhost=127.0.0.1\nport=5432\nname=inmanta\nusername=inmanta\npassword=%s\n", pw)
-	p := filepath.Join(l.root(h.Name), "etc/inmanta/inmanta.d/database.cfg")
+	dbHost := "127.0.0.1"
+	if orch != h {
+		dbHost = h.Address
+		// The database must listen on the lab network for a stand-in on
+		// another host; that is the installation, not the HA procedure.
+		if b, err := l.Exec(ctx, h.Name, "sh", "-c", "sed -i \"s/^#listen_addresses = 'localhost'/listen_addresses = '*'/\" /etc/postgresql/15/main/postgresql.conf && systemctl restart postgresql@15-main"); err != nil {
+			return fmt.Errorf("listen on the lab network: %v %s", err, b)
+		}
+	}
+	cfg := fmt.Sprintf("[database]\nhost=%s\nport=5432\nname=inmanta\nusername=inmanta\npassword=%s\n", dbHost, pw)
+	p := filepath.Join(l.root(orch.Name), "etc/inmanta/inmanta.d/database.cfg")
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
 		return err
 	}
-	if b, err := l.Exec(ctx, h.Name, "systemctl", "restart", "inmanta-server.service"); err != nil {
+	if b, err := l.Exec(ctx, orch.Name, "systemctl", "restart", "inmanta-server.service"); err != nil {
 		return fmt.Errorf("starting the stand-in: %v %s", err, b)
 	}
-	return waitTCP(ctx, h.Address+":8888")
+	return waitTCP(ctx, orch.Address+":8888")
 }
 
 func (l *Lab) writeKnownHosts(st *State) error {
