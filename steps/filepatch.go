@@ -256,13 +256,13 @@ func (st *patchState) diff() string {
 	if len(st.changes) == 0 {
 		return ""
 	}
-	return textdiff.Unified(st.path, st.path, st.old, st.new)
+	return maskPasswords(textdiff.Unified(st.path, st.path, st.old, st.new))
 }
 
 func (st *patchState) result(changed bool, backup string) step.Result {
 	changes := make([]any, len(st.changes))
 	for i, c := range st.changes {
-		changes[i] = c
+		changes[i] = maskPasswords(c)
 	}
 	return step.Result{"changed": changed, "changes": changes, "diff": st.diff(), "exists": st.exists, "backup": backup}
 }
@@ -285,7 +285,7 @@ func (p *filePatch) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) 
 	if len(st.changes) == 0 {
 		return &step.Plan{Summary: st.path + " already as wanted", Result: st.result(false, "")}, nil
 	}
-	return &step.Plan{Changes: true, Summary: strings.Join(st.changes, "; "), Diff: st.diff(), State: st}, nil
+	return &step.Plan{Changes: true, Summary: maskPasswords(strings.Join(st.changes, "; ")), Diff: st.diff(), State: st}, nil
 }
 
 // Apply writes the planned content atomically, after checking that the
@@ -324,4 +324,14 @@ func (p *filePatch) Apply(ctx context.Context, x *step.Exec, plan *step.Plan) (s
 		return nil, fmt.Errorf("write %s: %w", st.path, err)
 	}
 	return st.result(true, backup), nil
+}
+
+// passwordValue finds password values in configuration text: ini
+// (password=x), conninfo inside postgresql.conf values (password=”x”),
+// key = 'x'. A file can hold credentials the playbook never knew as
+// secrets (postgresql.auto.conf, database.cfg), so diffs mask them all.
+var passwordValue = regexp.MustCompile(`(?i)(pass(?:word)?\s*[=:]\s*)(''(?:[^']|'''')*''|'(?:[^']|'')*'|[^\s']+)`)
+
+func maskPasswords(s string) string {
+	return passwordValue.ReplaceAllString(s, "${1}********")
 }

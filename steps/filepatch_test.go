@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/steps"
 )
 
 func TestFilePatchOperations(t *testing.T) {
@@ -126,5 +127,19 @@ steps:
 	}
 	if _, err := os.Stat(filepath.Join(dir, "nope.conf")); err == nil {
 		t.Error("a file was created")
+	}
+}
+
+func TestFilePatchMasksPasswordsInDiffs(t *testing.T) {
+	for in, want := range map[string]string{
+		"-primary_conninfo = 'user=replication password=''Pw x!'' host=10.0.0.1'": "-primary_conninfo = 'user=replication password=******** host=10.0.0.1'",
+		"+password=hunter2":                 "+password=********",
+		"+db_password = 'it''s secret' # c": "+db_password = ******** # c",
+		"+PGPASSWORD: abc def":              "+PGPASSWORD: ******** def",
+		" host=10.0.0.1":                    " host=10.0.0.1",
+	} {
+		if got := steps.MaskPasswords(in); got != want {
+			t.Errorf("%q:\n got %q\nwant %q", in, got, want)
+		}
 	}
 }

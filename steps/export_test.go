@@ -1,0 +1,4 @@
+package steps
+
+// MaskPasswords is exported for the tests of package steps_test.
+var MaskPasswords = maskPasswords
