@@ -305,8 +305,14 @@ func (p *filePatch) Apply(ctx context.Context, x *step.Exec, plan *step.Plan) (s
 	}
 	backup := ""
 	if p.backup && st.exists {
+		// The backup belongs to the file's owner: a root-owned file in a
+		// PostgreSQL data directory would break pg_basebackup.
+		opt := transport.WriteOptions{Mode: 0o600, UID: -1, GID: -1}
+		if fi, err := conn.Stat(ctx, st.path); err == nil {
+			opt.UID, opt.GID = fi.UID, fi.GID
+		}
 		backup = fmt.Sprintf("%s.runbook-%s.bak", st.path, time.Now().UTC().Format("20060102T150405Z"))
-		if err := conn.WriteFile(ctx, backup, []byte(st.old), transport.WriteOptions{Mode: 0o600, UID: -1, GID: -1}); err != nil {
+		if err := conn.WriteFile(ctx, backup, []byte(st.old), opt); err != nil {
 			return nil, fmt.Errorf("backup of %s: %w", st.path, err)
 		}
 	}

@@ -234,13 +234,22 @@ func (e *ExitError) Error() string {
 	return msg
 }
 
-// lastLine returns the last non-empty line of the first output that has
-// one: what a failed command last said is usually why it failed.
+// lastLine returns the last non-empty lines (up to three, joined) of the
+// first output that has any: what a failed command last said is usually
+// why it failed, and tools often add a line of cleanup after the error.
 func lastLine(outs ...[]byte) string {
 	for _, o := range outs {
-		lines := strings.Split(strings.TrimSpace(string(o)), "\n")
-		if l := strings.TrimSpace(lines[len(lines)-1]); l != "" {
-			return l
+		var keep []string
+		for _, l := range strings.Split(strings.TrimSpace(string(o)), "\n") {
+			if l = strings.TrimSpace(l); l != "" {
+				keep = append(keep, l)
+			}
+		}
+		if len(keep) > 3 {
+			keep = keep[len(keep)-3:]
+		}
+		if len(keep) > 0 {
+			return strings.Join(keep, " / ")
 		}
 	}
 	return ""

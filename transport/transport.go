@@ -105,6 +105,9 @@ func BecomeLine(line, user string, asRoot bool) string {
 	if user == "" {
 		return line
 	}
+	// cd /: the login user's directory is usually not readable by the
+	// other user, and tools complain about it.
+	line = "cd / && " + line
 	if asRoot {
 		return "runuser -u " + quote(user) + " -- /bin/sh -c " + quote(line)
 	}
