@@ -68,7 +68,9 @@ func Quote(v string) string {
 	if plainValue.MatchString(v) {
 		return v
 	}
-	return "'" + strings.ReplaceAll(v, "'", "''") + "'"
+	// Backslash is an escape character in postgresql.conf strings: it is
+	// doubled too, or a value with \' in it would end the string early.
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `''`).Replace(v) + "'"
 }
 
 // Change describes one edit, for the step's result.

@@ -122,3 +122,18 @@ func containsLine(text, line string) bool {
 	}
 	return false
 }
+
+func TestQuoteEscapesBackslash(t *testing.T) {
+	in := `password='it\'s'`
+	want := `'password=''it\\''s'''`
+	if got := Quote(in); got != want {
+		t.Fatalf("Quote(%q) = %s, want %s", in, got, want)
+	}
+	if got := Unquote(want); got != in {
+		t.Fatalf("Unquote = %q, want %q", got, in)
+	}
+	out, _ := Set("", "primary_conninfo", in)
+	if again, ch := Set(out, "primary_conninfo", in); len(ch) != 0 || again != out {
+		t.Fatalf("not idempotent: %v", ch)
+	}
+}

@@ -43,6 +43,11 @@ func TestMain(m *testing.M) {
 // startLab boots a lab in a directory of the test and tears it down at the
 // end, checking that nothing is left.
 func startLab(t *testing.T, hosts ...string) *lab.Lab {
+	return startLabWith(t, lab.Options{Hosts: hosts})
+}
+
+func startLabWith(t *testing.T, opt lab.Options) *lab.Lab {
+	hosts := opt.Hosts
 	t.Helper()
 	var missing []string
 	for _, r := range lab.Check() {
@@ -53,7 +58,8 @@ func startLab(t *testing.T, hosts ...string) *lab.Lab {
 	testsshd.Require(t, len(missing) == 0, "the lab cannot run here: needs "+strings.Join(missing, ", "))
 	l := &lab.Lab{Dir: filepath.Join("/var/tmp", fmt.Sprintf("runbook-e2e-%d", os.Getpid()))}
 	start := time.Now()
-	if _, err := l.Up(context.Background(), lab.Options{Hosts: hosts, Standin: runbookBin}); err != nil {
+	opt.Standin = runbookBin
+	if _, err := l.Up(context.Background(), opt); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("lab up with %d hosts in %.1fs", len(hosts), time.Since(start).Seconds())

@@ -646,6 +646,12 @@ func (x *run) attempt(ctx context.Context, s *Step, ex *step.Exec) (hostOutcome,
 		if err != nil {
 			return fail(fmt.Errorf("assert: %w", err))
 		}
+		if !ok && x.DryRun && len(x.unapplied) > 0 {
+			// The state is checked before the changes above were made: what
+			// the assert will see after them is not known yet.
+			o.status, o.err = StatusUnknown, fmt.Errorf("checked after the changes above are applied: %s", s.Assert.Source)
+			return o, plan
+		}
 		if !ok {
 			if s.Message != nil {
 				msg, err := s.Message.Render(withResult(ex.Env, o.result), nil)
@@ -689,7 +695,7 @@ func (x *run) finish(index int, s *Step, outs []hostOutcome, d time.Duration) er
 		if o.status == StatusWould || o.status == StatusUnknown {
 			x.unapplied[s.ID] = true
 		}
-		if o.err != nil && o.status != StatusSkipped || o.status == StatusFailed {
+		if o.err != nil && o.status != StatusSkipped && o.status != StatusUnknown || o.status == StatusFailed {
 			errs = multierror.Append(errs, &StepError{Step: s.Label(), Host: o.host, Err: o.err})
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/expr-lang/expr/types"
 
@@ -67,6 +68,9 @@ func (Systemd) Decode(d *step.Decoder, b step.Body) step.Step {
 	}
 	return s
 }
+
+// actionTimeout bounds one systemctl action.
+const actionTimeout = 3 * time.Minute
 
 // UnitState is what systemctl show says of a unit.
 type UnitState struct {
@@ -212,8 +216,16 @@ func (s *systemd) Apply(ctx context.Context, x *step.Exec, p *step.Plan) (step.R
 		return nil, err
 	}
 	for _, a := range acts {
-		out, err := conn.Run(ctx, &transport.Command{Line: a})
+		// A unit whose own start timeout is infinite (PostgreSQL's is) would
+		// hang the run on a broken configuration: each action gets a limit.
+		actx, cancel := context.WithTimeout(ctx, actionTimeout)
+		out, err := conn.Run(actx, &transport.Command{Line: a})
+		cancel()
 		if err != nil {
+			if actx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+				unit, _ := s.unit.Render(x.Env, nil)
+				return nil, fmt.Errorf("%s did not finish in %s; see journalctl -u %s on %s", a, actionTimeout, unit, x.Host.Name)
+			}
 			return nil, err
 		}
 		if out.ExitCode != 0 {

@@ -283,7 +283,19 @@ func (e *Expr) Eval(env map[string]any) (any, error) {
 	if err := e.compileProgram(); err != nil {
 		return nil, err
 	}
-	return expr.Run(e.program, env)
+	v, err := expr.Run(e.program, env)
+	if err != nil {
+		// A step whose result is missing (a dry run did not apply it) is
+		// the reason, not the expression.
+		if steps, ok := env["steps"].(map[string]any); ok {
+			for _, id := range e.Steps {
+				if _, done := steps[id]; !done {
+					return nil, fmt.Errorf("the result of step %q: %w", id, ErrUnavailable)
+				}
+			}
+		}
+	}
+	return v, err
 }
 
 // EvalBool evaluates an expression compiled with CompileBool.
