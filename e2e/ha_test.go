@@ -76,7 +76,12 @@ func (h *ha) sh(host, cmd string) string {
 
 func (h *ha) psql(host, sql string) string {
 	h.t.Helper()
-	return h.sh(host, "cd / && runuser -u postgres -- psql -X -A -t -v ON_ERROR_STOP=1 -c "+strconv.Quote(sql))
+	return h.psqlDB(host, "postgres", sql)
+}
+
+func (h *ha) psqlDB(host, db, sql string) string {
+	h.t.Helper()
+	return h.sh(host, "cd / && runuser -u postgres -- psql -X -A -t -v ON_ERROR_STOP=1 -d "+db+" -c "+strconv.Quote(sql))
 }
 
 // snapshot is what must not change when a playbook is refused: the
@@ -139,7 +144,7 @@ func TestHAScenario(t *testing.T) {
 	}
 	writeDone := make(chan string, 1)
 	go func() {
-		out, _ := l.Exec(context.Background(), "pg1", "sh", "-c", "cd / && runuser -u postgres -- psql -X -A -t -c 'INSERT INTO ha_rows (id) VALUES (1001) RETURNING id'")
+		out, _ := l.Exec(context.Background(), "pg1", "sh", "-c", "cd / && runuser -u postgres -- psql -X -A -t -q -c 'INSERT INTO ha_rows (id) VALUES (1001) RETURNING id'")
 		writeDone <- strings.TrimSpace(string(out))
 	}()
 	select {
@@ -185,7 +190,7 @@ func TestHAScenario(t *testing.T) {
 	if got := h.sh("orch", "grep ^host= /etc/inmanta/inmanta.d/database.cfg"); got != "host="+lab.Address(1) {
 		t.Errorf("the stand-in's configuration says %s, want pg2's address", got)
 	}
-	if got := h.psql("pg2", "SELECT count(*) > 0 FROM standin_heartbeat WHERE at > now() - interval '10 seconds'"); got != "t" {
+	if got := h.psqlDB("pg2", "inmanta", "SELECT count(*) > 0 FROM standin_heartbeat WHERE at > now() - interval '10 seconds'"); got != "t" {
 		t.Errorf("no recent heartbeat of the orchestrator in pg2: %s", got)
 	}
 	h.unchanged(promote...)
@@ -196,6 +201,8 @@ func TestHAScenario(t *testing.T) {
 	if err := l.Fault(context.Background(), "pg1", lab.FaultStart); err != nil {
 		t.Fatal(err)
 	}
+	// The old primary boots and starts PostgreSQL as a primary again.
+	h.sh("pg1", "for i in $(seq 100); do systemctl is-active -q postgresql@15-main && exit 0; sleep 0.2; done; exit 1")
 	h.refused("the node runs PostgreSQL as a primary", "run", "pg-ha/add-standby", "-p", "primary=pg2", "-p", "standby=pg1", "-p", "layout=debian", "-p", "discard_standby_data=true")
 	h.sh("pg1", "systemctl stop postgresql@15-main")
 	add := []string{"run", "pg-ha/add-standby", "-p", "primary=pg2", "-p", "standby=pg1", "-p", "layout=debian", "-p", "discard_standby_data=true"}
