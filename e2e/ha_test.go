@@ -90,6 +90,10 @@ func (h *ha) snapshot() string {
 	h.t.Helper()
 	var b strings.Builder
 	for _, host := range []string{"pg1", "pg2", "orch"} {
+		if _, err := h.l.Exec(context.Background(), host, "true"); err != nil {
+			b.WriteString(host + " is down\n")
+			continue
+		}
 		b.WriteString(h.sh(host, "md5sum /etc/postgresql/15/main/*.conf /var/lib/postgresql/15/main/postgresql.auto.conf /etc/inmanta/inmanta.d/database.cfg 2>/dev/null; "+
 			"systemctl is-active postgresql@15-main inmanta-server; systemctl is-enabled inmanta-server; true"))
 	}
@@ -181,7 +185,9 @@ func TestHAScenario(t *testing.T) {
 	}
 	promote := []string{"run", "pg-ha/promote-standby", "-p", "standby=pg2", "-p", "old_primary=pg1", "-p", "layout=debian"}
 	failover := []string{"run", "orchestrator/failover-database", "-p", "orchestrator=orch", "-p", "new_primary=pg2", "-p", "layout=debian"}
+	h.plans(promote, "would-change Promote the standby")
 	h.ok(promote...)
+	h.plans(failover, "+host="+lab.Address(1))
 	h.ok(failover...)
 	if got := h.psql("pg2", "SELECT count(*) FROM ha_rows"); got != "1001" {
 		t.Errorf("pg2 holds %s rows, want every committed row (1001)", got)
@@ -206,6 +212,7 @@ func TestHAScenario(t *testing.T) {
 	h.refused("the node runs PostgreSQL as a primary", "run", "pg-ha/add-standby", "-p", "primary=pg2", "-p", "standby=pg1", "-p", "layout=debian", "-p", "discard_standby_data=true")
 	h.sh("pg1", "systemctl stop postgresql@15-main")
 	add := []string{"run", "pg-ha/add-standby", "-p", "primary=pg2", "-p", "standby=pg1", "-p", "layout=debian", "-p", "discard_standby_data=true"}
+	h.plans(add, "would-change Base backup of the primary")
 	h.ok(add...)
 	h.unchanged(add...)
 	h.ok("run", "pg-ha/check", "-p", "primary=pg2")
@@ -218,5 +225,47 @@ func TestHAScenario(t *testing.T) {
 	h.ok("run", "orchestrator/failover-database", "-p", "orchestrator=orch", "-p", "new_primary=pg1", "-p", "layout=debian")
 	if got := h.psql("pg1", "SELECT count(*) FROM ha_rows"); got != "1002" {
 		t.Errorf("pg1 holds %s rows after failing back, want 1002", got)
+	}
+
+	// A new orchestrator on pg2 once the old one is stopped and disabled:
+	// configured, started, healthy, every environment recompiled.
+	password := h.sh("orch", "sed -n 's/^password=//p' /etc/inmanta/inmanta.d/database.cfg")
+	h.sh("orch", "systemctl stop inmanta-server && systemctl disable inmanta-server")
+	h.env = append(h.env, "RUNBOOK_DATABASE_PASSWORD="+password)
+	// pg2, powered off above, comes back; its PostgreSQL (an old primary)
+	// is stopped by the operator before it serves as the orchestrator.
+	if err := l.Fault(context.Background(), "pg2", lab.FaultStart); err != nil {
+		t.Fatal(err)
+	}
+	h.sh("pg2", "systemctl stop postgresql@15-main && systemctl disable postgresql@15-main 2>/dev/null; true")
+	newOrch := []string{"run", "orchestrator/new-orchestrator", "-p", "old_orchestrator=orch", "-p", "new_orchestrator=pg2", "-p", "database_host=pg1"}
+	h.plans(newOrch, "would-change Start and enable the new orchestrator")
+	out = h.ok(newOrch...)
+	if strings.Count(out, "changed      Recompile (") != 2 {
+		t.Errorf("new-orchestrator did not recompile both environments:\n%s", out)
+	}
+	if got := h.psqlDB("pg1", "inmanta", "SELECT count(*) FROM standin_recompile"); got != "2" {
+		t.Errorf("recompile requests recorded: %s, want 2", got)
+	}
+	if strings.Contains(out, password) {
+		t.Error("the database password is in the output")
+	}
+	h.unchanged(newOrch...)
+}
+
+// plans runs `runbook plan` of a run and checks it shows want and changes
+// nothing on any host.
+func (h *ha) plans(run []string, want string) {
+	h.t.Helper()
+	before := h.snapshot()
+	out, err := h.run(append([]string{"plan"}, run[1:]...)...)
+	if err != nil {
+		h.t.Errorf("plan %s: %v\n%s", run[1], err, out)
+	}
+	if !strings.Contains(out, want) {
+		h.t.Errorf("plan %s does not show %q:\n%s", run[1], want, out)
+	}
+	if after := h.snapshot(); after != before {
+		h.t.Fatalf("plan %s changed the hosts:\n%s\n---\n%s", run[1], before, after)
 	}
 }

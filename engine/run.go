@@ -622,6 +622,12 @@ func (x *run) attempt(ctx context.Context, s *Step, ex *step.Exec) (hostOutcome,
 	}
 	plan, err := s.Body.Plan(ctx, ex)
 	if err != nil {
+		if x.DryRun && len(x.unapplied) > 0 && ctx.Err() == nil {
+			// A probe that fails before the changes above are made (a
+			// service not started yet) says nothing about the real run.
+			o.status, o.err = StatusUnknown, fmt.Errorf("may depend on the changes above: %w", err)
+			return o, nil
+		}
 		return fail(err)
 	}
 	switch {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 	"regexp"
 	"sort"
 	"strconv"
@@ -325,6 +326,11 @@ func (p *filePatch) Apply(ctx context.Context, x *step.Exec, plan *step.Plan) (s
 	mode := p.mode
 	if mode == 0 {
 		mode = 0o644
+	}
+	if !st.exists {
+		if err := conn.MkdirAll(ctx, path.Dir(st.path)); err != nil {
+			return nil, fmt.Errorf("create the directory of %s: %w", st.path, err)
+		}
 	}
 	if err := conn.WriteFile(ctx, st.path, []byte(st.new), transport.WriteOptions{Mode: mode, UID: -1, GID: -1}); err != nil {
 		return nil, fmt.Errorf("write %s: %w", st.path, err)

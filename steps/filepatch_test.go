@@ -42,7 +42,7 @@ steps:
           state: absent
   - id: auto
     file-patch:
-      path: ${{ params.dir }}/postgresql.auto.conf
+      path: ${{ params.dir }}/new/dir/postgresql.auto.conf
       create: true
       mode: "0600"
       set: {primary_slot_name: replication}
@@ -81,7 +81,7 @@ steps:
 	if hbaBackups, _ := filepath.Glob(hba + ".runbook-*"); len(hbaBackups) != 0 {
 		t.Errorf("backup: false left %v", hbaBackups)
 	}
-	got, _ = os.ReadFile(filepath.Join(dir, "postgresql.auto.conf"))
+	got, _ = os.ReadFile(filepath.Join(dir, "new/dir/postgresql.auto.conf"))
 	if string(got) != "primary_slot_name = 'replication'\n" {
 		t.Errorf("postgresql.auto.conf: %q", got)
 	}

@@ -148,6 +148,9 @@ func (Local) Remove(_ context.Context, path string) error {
 	return nil
 }
 
+// MkdirAll creates a directory of this machine and its parents.
+func (Local) MkdirAll(_ context.Context, path string) error { return os.MkdirAll(path, 0o755) }
+
 // Dial connects from this machine.
 func (Local) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	var d net.Dialer

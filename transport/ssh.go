@@ -585,6 +585,15 @@ func (s *SSH) Remove(_ context.Context, p string) error {
 	return nil
 }
 
+// MkdirAll creates a directory of the host and its parents.
+func (s *SSH) MkdirAll(_ context.Context, p string) error {
+	sc, err := s.sftpClient()
+	if err != nil {
+		return err
+	}
+	return sc.MkdirAll(p)
+}
+
 // Dial opens a TCP connection (or a Unix socket for network "unix") from
 // the host.
 func (s *SSH) Dial(ctx context.Context, network, addr string) (net.Conn, error) {

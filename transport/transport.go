@@ -27,6 +27,8 @@ type Conn interface {
 	WriteFile(ctx context.Context, path string, data []byte, opt WriteOptions) error
 	// Remove deletes a file; a missing file is not an error.
 	Remove(ctx context.Context, path string) error
+	// MkdirAll creates a directory and its parents (mode 0755).
+	MkdirAll(ctx context.Context, path string) error
 	// Dial opens a TCP connection from the host, so that a service that
 	// listens only on the host's own interfaces can be reached.
 	Dial(ctx context.Context, network, addr string) (net.Conn, error)
