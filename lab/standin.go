@@ -118,13 +118,7 @@ func (s *Standin) connect(ctx context.Context) (*pgx.Conn, error) {
 	if s.conn != nil && !s.conn.IsClosed() {
 		return s.conn, nil
 	}
-	pc, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d dbname=%s user=%s sslmode=prefer connect_timeout=3 application_name=orchestrator-standin",
-		s.cfg.Host, s.cfg.Port, s.cfg.Name, s.cfg.Username))
-	if err != nil {
-		return nil, err
-	}
-	pc.Password = s.cfg.Password
-	c, err := pgx.ConnectConfig(ctx, pc)
+	c, err := s.freshConn(ctx)
 	if err != nil {
 		return nil, err
 	}
