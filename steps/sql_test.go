@@ -3,6 +3,7 @@ package steps_test
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -185,5 +186,57 @@ func TestSQLThroughSSH(t *testing.T) {
 	}
 	if ev.end("q").Status != engine.StatusOK {
 		t.Errorf("status %s", ev.end("q").Status)
+	}
+}
+
+// TestSQLScramPassword sets a role's password as a SCRAM-SHA-256 verifier
+// computed by runbook (scram_sha256, inserted with literal()), then logs in
+// with the password: PostgreSQL accepts the verifier's format, and the
+// plain text never reached the server. scram_verify recognises it.
+func TestSQLScramPassword(t *testing.T) {
+	pg := testpg.Start(t)
+	src := sqlPlaybook(pg.Port, `secrets:
+  role_pw: {env: ROLE_PW}
+steps:
+  - id: create
+    sql:
+      <<: *db
+      exec: CREATE ROLE ${{ params.table }} LOGIN PASSWORD ${{ literal(scram_sha256(secrets.role_pw)) }}
+  - id: stored
+    sql:
+      <<: *db
+      query: SELECT rolpassword FROM pg_authid WHERE rolname = $1
+      args: ["${{ params.table }}"]
+      read_only: true
+    assert: scram_verify(result.rows[0].rolpassword, secrets.role_pw) && !scram_verify(result.rows[0].rolpassword, "other")
+  - id: login
+    sql:
+      address: 127.0.0.1
+      port: PORT
+      sslmode: disable
+      user: ${{ params.table }}
+      password: ${{ secrets.role_pw }}
+      query: SELECT current_user AS who
+      read_only: true
+    assert: result.rows[0].who == params.table
+`)
+	src = strings.Replace(src, "secrets:\n  pw: {env: PW}\n", "", 1)
+	src = strings.Replace(src, "secrets:\n  role_pw: {env: ROLE_PW}\n", "secrets:\n  pw: {env: PW}\n  role_pw: {env: ROLE_PW}\n", 1)
+	src = strings.Replace(src, "port: PORT", "port: "+strconv.Itoa(pg.Port), 1)
+	const rolePw = "role pw with 'quotes' and \\ backslash"
+	ev, err := runPlaybook(t, src, runOpts{params: map[string]string{"table": "app_user"}, secrets: map[string]string{"pw": testpg.Password, "role_pw": rolePw}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.end("login").Status != engine.StatusOK {
+		t.Fatalf("login: %s %s", ev.end("login").Status, ev.end("login").Message)
+	}
+	if got := pg.Psql(t, "SELECT rolpassword LIKE 'SCRAM-SHA-256$4096:%' FROM pg_authid WHERE rolname = 'app_user'"); strings.TrimSpace(got) != "t" {
+		t.Errorf("stored password is not a SCRAM verifier: %q", got)
+	}
+	for _, e := range ev.all {
+		if strings.Contains(e.Message, "role pw") || strings.Contains(e.Message, "SCRAM-SHA-256$") {
+			t.Errorf("the password or its verifier is in an event: %s", e.Message)
+		}
 	}
 }
