@@ -21,9 +21,16 @@ import (
 func validateCmd(e *Env, args []string) int {
 	fs := newFlags(e, "validate", "[--format text|json] PATH...")
 	format := fs.String("format", "text", "output format: text or json")
+	listRules := fs.Bool("list-rules", false, "list the rule ids diagnostics carry, and exit")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return ExitUsage
+	}
+	if *listRules {
+		for _, r := range diag.Rules {
+			fmt.Fprintf(e.Stdout, "%-22s %s\n", r.ID, r.Description)
+		}
+		return ExitOK
 	}
 	if *format != "text" && *format != "json" {
 		return e.usageError("--format must be text or json, not %q", *format)
