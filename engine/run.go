@@ -377,6 +377,13 @@ func (x *run) hostsOf(s *Step) ([]string, error) {
 		return []string{h}, nil
 	}
 	if len(s.Hosts) == 0 && s.HostsExpr == nil {
+		// A step that names no host but whose body does (a wait-until
+		// probe) runs there as far as the operator is concerned.
+		if l, ok := s.Body.(step.Located); ok {
+			if h, ok := l.Where(x.base); ok {
+				return []string{h}, nil
+			}
+		}
 		return []string{Localhost}, nil
 	}
 	var refs []string

@@ -42,6 +42,13 @@ type Step interface {
 	Apply(ctx context.Context, x *Exec, p *Plan) (Result, error)
 }
 
+// Located is implemented by a step that acts on a host of its own choosing
+// (a wait-until whose probe names its host), so that output shows that
+// host rather than the step's.
+type Located interface {
+	Where(env map[string]any) (string, bool)
+}
+
 // Result is what a step observed or did; expressions see it as
 // steps.<id>.result and, in probes, as result.
 type Result map[string]any

@@ -73,6 +73,15 @@ func (w *waitUntil) observe(ctx context.Context, x *step.Exec) (step.Result, boo
 	return r, ok, err
 }
 
+// Where names the probe's host, when it has one.
+func (w *waitUntil) Where(env map[string]any) (string, bool) {
+	if w.probe == nil || w.probe.Host == nil {
+		return "", false
+	}
+	h, err := w.probe.Host.Render(env, nil)
+	return h, err == nil
+}
+
 // Probe observes once.
 func (w *waitUntil) Probe(ctx context.Context, x *step.Exec) (step.Result, error) {
 	r, _, err := w.observe(ctx, x)
