@@ -18,6 +18,9 @@ const (
 	RuleInvalidValue    = "invalid-value"
 	RuleNotAPlaybook    = "not-a-playbook"
 	RulePlaintextSecret = "plaintext-secret"
+	RuleUnusedParam     = "unused-param"
+	RuleUnboundedFanout = "unbounded-fanout"
+	RuleUnguardedChange = "unguarded-change"
 )
 
 // Rules describes every rule id, for --list-rules and documentation.
@@ -38,4 +41,7 @@ var Rules = []struct{ ID, Description string }{
 	{RuleForwardRef, "a reference to the result of a step that runs later"},
 	{RuleSecretInCommand, "a secret interpolated into a command line, where ps would show it"},
 	{RulePlaintextSecret, "a password written in plain text instead of a secret (warning)"},
+	{RuleUnusedParam, "a param or secret that nothing uses (warning)"},
+	{RuleUnboundedFanout, "a hosts: step without a parallel bound (warning)"},
+	{RuleUnguardedChange, "a step that changes a host with no guard before it and no verification after it (warning)"},
 }

@@ -135,7 +135,7 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 	pb := &Playbook{File: file, Hash: hex.EncodeToString(sum[:])}
 	d := &step.Decoder{
 		Diags:  ds,
-		Scope:  &tmpl.Scope{Params: types.Map{}, Secrets: types.Map{}, Vars: types.Map{}, Steps: types.Map{}, Later: map[string]bool{}},
+		Scope:  &tmpl.Scope{Params: types.Map{}, Secrets: types.Map{}, Vars: types.Map{}, Steps: types.Map{}, Later: map[string]bool{}, Used: map[string]bool{}},
 		Source: src,
 	}
 	d.DecodeProbe = l.decodeProbe
@@ -191,6 +191,10 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 			pb.Steps = append(pb.Steps, s)
 		}
 	}
+	if !diag.HasErrors(ds.Items) {
+		lint(pb, d.Scope.Used, ds)
+	}
+	suppress(ds, src)
 	diag.Sort(ds.Items)
 	if diag.HasErrors(ds.Items) {
 		return nil, ds.Items

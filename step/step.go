@@ -42,6 +42,13 @@ type Step interface {
 	Apply(ctx context.Context, x *Exec, p *Plan) (Result, error)
 }
 
+// Changer is implemented by a step that can tell, without I/O, whether it
+// may change its host (an ssh-exec that is not read_only, a file-patch),
+// for the lint that asks for a guard or a verification.
+type Changer interface {
+	MayChange() bool
+}
+
 // Located is implemented by a step that acts on a host of its own choosing
 // (a wait-until whose probe names its host), so that output shows that
 // host rather than the step's.

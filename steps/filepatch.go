@@ -347,3 +347,6 @@ var passwordValue = regexp.MustCompile(`(?i)(pass(?:word)?\s*[=:]\s*)(''(?:[^']|
 func maskPasswords(s string) string {
 	return passwordValue.ReplaceAllString(s, "${1}********")
 }
+
+// MayChange implements step.Changer.
+func (p *filePatch) MayChange() bool { return true }

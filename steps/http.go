@@ -203,3 +203,6 @@ func (h *httpStep) Apply(ctx context.Context, x *step.Exec, _ *step.Plan) (step.
 	}
 	return r, h.check(r)
 }
+
+// MayChange implements step.Changer.
+func (h *httpStep) MayChange() bool { return !h.readOnly() }

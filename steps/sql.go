@@ -468,3 +468,6 @@ func (s *sqlStep) Apply(ctx context.Context, x *step.Exec, _ *step.Plan) (step.R
 	}
 	return o.result(), nil
 }
+
+// MayChange implements step.Changer.
+func (s *sqlStep) MayChange() bool { return !s.readOnly }

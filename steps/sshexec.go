@@ -254,3 +254,6 @@ func lastLine(outs ...[]byte) string {
 	}
 	return ""
 }
+
+// MayChange implements step.Changer.
+func (s *sshExec) MayChange() bool { return !s.readOnly }

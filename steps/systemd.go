@@ -238,3 +238,6 @@ func (s *systemd) Apply(ctx context.Context, x *step.Exec, p *step.Plan) (step.R
 	}
 	return u.result(acts), nil
 }
+
+// MayChange implements step.Changer.
+func (s *systemd) MayChange() bool { return s.state != "" || s.enabled != nil || s.masked != nil }

@@ -222,6 +222,8 @@ func (s *Scope) checkRefs(src string, node ast.Node, e *Expr, env types.Map) err
 				}
 				if _, ok := m[prop.Value]; !ok {
 					fail(n.Property, ruleUndefined, "%s.%s is not defined%s", id.Value, prop.Value, didYouMean(prop.Value, keys(m)))
+				} else if s.Used != nil {
+					s.Used[id.Value+"."+prop.Value] = true
 				}
 			case "steps":
 				t, ok := s.Steps[prop.Value]

@@ -31,6 +31,10 @@ type Scope struct {
 	// with Memo when it is shared.
 	Result types.Type
 
+	// Used records the params, secrets and vars expressions read
+	// ("params.standby"), for the unused-param lint; nil records nothing.
+	Used map[string]bool
+
 	cache map[cacheKey]*Expr
 }
 

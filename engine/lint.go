@@ -1,0 +1,52 @@
+package engine
+
+import (
+	"fmt"
+
+	"github.com/runbook-dev/runbook/diag"
+	"github.com/runbook-dev/runbook/step"
+)
+
+// lint adds the warnings of a playbook that loaded without errors: things
+// that are allowed but that a reviewer of a dangerous procedure would
+// question.
+func lint(pb *Playbook, used map[string]bool, ds *diag.List) {
+	for _, p := range pb.Params {
+		if !used["params."+p.Name] {
+			ds.Warnf(p.Pos, diag.RuleUnusedParam, "param %s is never used: remove it, or use it as ${{ params.%s }}", p.Name, p.Name)
+		}
+	}
+	for _, s := range pb.Secrets {
+		if !used["secrets."+s.Name] {
+			ds.Warnf(s.Pos, diag.RuleUnusedParam, "secret %s is never used: remove it, or use it as ${{ secrets.%s }}", s.Name, s.Name)
+		}
+	}
+	for i, s := range pb.Steps {
+		if (len(s.Hosts) > 0 || s.HostsExpr != nil) && s.Parallel == 0 {
+			ds.Warnf(s.Pos, diag.RuleUnboundedFanout, "step %q runs on every host at once: bound it with parallel: N", s.Label())
+		}
+		c, ok := s.Body.(step.Changer)
+		if !ok || !c.MayChange() || len(pb.Require) > 0 || verifiedAfter(pb.Steps[i:]) {
+			continue
+		}
+		ds.Warnf(s.Pos, diag.RuleUnguardedChange, "step %q changes %s with no guard (require:) before it and no verification (assert or wait-until) from it on", s.Label(), hostWord(s))
+	}
+}
+
+func hostWord(s *Step) string {
+	if s.Host != nil {
+		return fmt.Sprintf("host %s", s.Host.Source)
+	}
+	return "its host"
+}
+
+// verifiedAfter reports whether a step of steps (the changing one first)
+// checks an outcome: an assert, or a wait-until.
+func verifiedAfter(steps []*Step) bool {
+	for _, s := range steps {
+		if s.Assert != nil || s.Type.Name() == "wait-until" {
+			return true
+		}
+	}
+	return false
+}
