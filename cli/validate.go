@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -10,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 
@@ -19,8 +19,12 @@ import (
 )
 
 func validateCmd(e *Env, args []string) int {
-	fs := newFlags(e, "validate", "[--format text|json] PATH...")
-	format := fs.String("format", "text", "output format: text or json")
+	fs := newFlags(e, "validate", "[--format text|json|github|sarif|junit] [--output FILE] [--strict] PATH...")
+	format := fs.String("format", "", "output format: text, json, github, sarif or junit (default text; github when GITHUB_ACTIONS=true)")
+	output := fs.String("output", "", "write the --format report to FILE, and text to the terminal")
+	strict := fs.Bool("strict", false, "warnings fail too")
+	stdinName := fs.String("stdin-filename", "stdin.yaml", "the name of the file read from - in diagnostics")
+	invFile := fs.String("inventory", "", "also check host names against this inventory")
 	listRules := fs.Bool("list-rules", false, "list the rule ids diagnostics carry, and exit")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -32,51 +36,68 @@ func validateCmd(e *Env, args []string) int {
 		}
 		return ExitOK
 	}
-	if *format != "text" && *format != "json" {
-		return e.usageError("--format must be text or json, not %q", *format)
+	if *format == "" {
+		*format = "text"
+		if e.Getenv("GITHUB_ACTIONS") == "true" {
+			*format = "github"
+		}
+	}
+	if !slices.Contains(reportFormats, *format) {
+		return e.usageError("--format must be one of %s, not %q", strings.Join(reportFormats, ", "), *format)
 	}
 	if len(pos) == 0 {
-		return e.usageError("validate needs at least one file or directory")
+		return e.usageError("validate needs at least one file or directory (- reads standard input)")
 	}
-	files, err := collectFiles(pos)
+	files, err := collectFiles(pos, e.Stdin, *stdinName)
 	if err != nil {
 		return e.usageError("%v", err)
+	}
+	var inv *engine.Inventory
+	if *invFile != "" {
+		var ds []*diag.Diagnostic
+		inv, ds, err = engine.LoadInventory(*invFile)
+		if err != nil {
+			return e.usageError("inventory: %v", err)
+		}
+		if inv == nil {
+			for _, d := range ds {
+				fmt.Fprintln(e.Stderr, d)
+			}
+			return ExitFailed
+		}
 	}
 	// Validation is a short burst of allocation-heavy parsing whose garbage
 	// dies young; collecting less often nearly halves its time on large
 	// trees (BenchmarkValidate1000).
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
-	ds := ValidateFiles(files)
-	if *format == "json" {
-		writeJSON(e.Stdout, ds)
+	rep := validateAll(files, inv)
+	rep.ds = applyConfig(rep.ds, e.Stderr)
+	if *output != "" {
+		f, err := os.Create(*output)
+		if err != nil {
+			fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
+			return ExitInternal
+		}
+		rep.write(f, *format, false, *strict)
+		if err := f.Close(); err != nil {
+			fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
+			return ExitInternal
+		}
+		rep.writeText(e.Stdout, e.isTerminal(e.Stdout) && e.Getenv("NO_COLOR") == "")
 	} else {
-		for _, d := range ds {
-			fmt.Fprintln(e.Stdout, d)
+		rep.write(e.Stdout, *format, *format == "text" && e.isTerminal(e.Stdout) && e.Getenv("NO_COLOR") == "", *strict)
+	}
+	failing := 0
+	for _, d := range rep.ds {
+		if d.Severity == diag.Error || *strict {
+			failing++
 		}
 	}
-	if diag.HasErrors(ds) {
-		fmt.Fprintf(e.Stderr, "runbook: %d problem(s) in %d file(s) checked\n", len(ds), len(files))
+	if failing > 0 {
+		fmt.Fprintf(e.Stderr, "runbook: %d problem(s) in %d file(s) checked\n", len(rep.ds), len(files))
 		return ExitFailed
 	}
 	return ExitOK
-}
-
-type jsonDiag struct {
-	File     string `json:"file"`
-	Line     int    `json:"line"`
-	Column   int    `json:"column"`
-	Rule     string `json:"rule"`
-	Severity string `json:"severity"`
-	Message  string `json:"message"`
-}
-
-func writeJSON(w io.Writer, ds []*diag.Diagnostic) {
-	out := make([]jsonDiag, 0, len(ds))
-	for _, d := range ds {
-		out = append(out, jsonDiag{d.File, d.Pos.Line, d.Pos.Col, d.Rule, string(d.Severity), d.Message})
-	}
-	b, _ := json.MarshalIndent(out, "", "  ")
-	fmt.Fprintf(w, "%s\n", b)
 }
 
 // input is a file to validate: a path, or a bundled playbook.
@@ -87,9 +108,17 @@ type input struct {
 
 // collectFiles expands directories into their *.yaml and *.yml files and
 // bundled names into their sources.
-func collectFiles(paths []string) ([]input, error) {
+func collectFiles(paths []string, stdin io.Reader, stdinName string) ([]input, error) {
 	var out []input
 	for _, p := range paths {
+		if p == "-" {
+			b, err := io.ReadAll(stdin)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, input{name: stdinName, src: b})
+			continue
+		}
 		st, err := os.Stat(p)
 		if err != nil {
 			if src, ok := playbooks.Lookup(p); ok {
@@ -121,11 +150,12 @@ func collectFiles(paths []string) ([]input, error) {
 	return out, nil
 }
 
-// ValidateFiles checks files in parallel and returns every diagnostic,
-// sorted.
-func ValidateFiles(files []input) []*diag.Diagnostic {
+// validateAll checks files in parallel and returns every diagnostic,
+// sorted, with the sources for the report.
+func validateAll(files []input, inv *engine.Inventory) *report {
 	loader := newLoader()
 	results := make([][]*diag.Diagnostic, len(files))
+	sources := make([][]byte, len(files))
 	var wg sync.WaitGroup
 	work := make(chan int)
 	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
@@ -133,7 +163,7 @@ func ValidateFiles(files []input) []*diag.Diagnostic {
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				results[i] = validateOne(loader, files[i])
+				results[i], sources[i] = validateOne(loader, files[i], inv)
 			}
 		}()
 	}
@@ -142,28 +172,36 @@ func ValidateFiles(files []input) []*diag.Diagnostic {
 	}
 	close(work)
 	wg.Wait()
-	var all []*diag.Diagnostic
-	for _, r := range results {
-		all = append(all, r...)
+	rep := &report{sources: map[string][]string{}}
+	for i, r := range results {
+		rep.ds = append(rep.ds, r...)
+		rep.files = append(rep.files, files[i].name)
+		if len(r) > 0 {
+			rep.sources[files[i].name] = strings.Split(string(sources[i]), "\n")
+		}
 	}
-	diag.Sort(all)
-	return all
+	diag.Sort(rep.ds)
+	return rep
 }
 
-func validateOne(l *engine.Loader, in input) []*diag.Diagnostic {
+func validateOne(l *engine.Loader, in input, inv *engine.Inventory) ([]*diag.Diagnostic, []byte) {
 	src := in.src
 	if src == nil {
 		var err error
 		if src, err = os.ReadFile(in.name); err != nil {
-			return []*diag.Diagnostic{{File: in.name, Rule: diag.RuleNotAPlaybook, Severity: diag.Error, Message: err.Error()}}
+			return []*diag.Diagnostic{{File: in.name, Rule: diag.RuleNotAPlaybook, Severity: diag.Error, Message: err.Error()}}, nil
 		}
 	}
 	if looksLikeInventory(src) {
 		_, ds := engine.ParseInventory(in.name, src)
-		return ds
+		return ds, src
 	}
-	_, ds := l.Load(in.name, src)
-	return ds
+	pb, ds := l.Load(in.name, src)
+	if pb != nil && inv != nil {
+		ds = append(ds, engine.CheckHosts(pb, inv)...)
+		diag.Sort(ds)
+	}
+	return ds, src
 }
 
 // looksLikeInventory tells an inventory from a playbook by its top-level

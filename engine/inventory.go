@@ -222,3 +222,39 @@ func (inv *Inventory) Expand(name string) ([]string, error) {
 	}
 	return []string{name}, nil
 }
+
+// CheckHosts reports the host names a playbook writes literally (host:,
+// hosts:) that the inventory does not have.
+func CheckHosts(pb *Playbook, inv *Inventory) []*diag.Diagnostic {
+	ds := &diag.List{File: pb.File}
+	check := func(t interface {
+		IsLiteral() bool
+	}, name string, pos diag.Pos, group bool) {
+		if !t.IsLiteral() {
+			return
+		}
+		var err error
+		if group {
+			_, err = inv.Expand(name)
+		} else {
+			_, err = inv.Host(name)
+		}
+		if err != nil {
+			ds.Errorf(pos, diag.RuleUndefined, "%v", err)
+		}
+	}
+	for _, g := range pb.Require {
+		if g.Host != nil {
+			check(g.Host, g.Host.Source, g.Pos, false)
+		}
+	}
+	for _, s := range pb.Steps {
+		if s.Host != nil {
+			check(s.Host, s.Host.Source, s.Pos, false)
+		}
+		for _, h := range s.Hosts {
+			check(h, h.Source, s.Pos, true)
+		}
+	}
+	return ds.Items
+}
