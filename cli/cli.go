@@ -43,6 +43,8 @@ func commands() []command {
 		{"run", "PLAYBOOK [-i INVENTORY] [-p NAME=VALUE]...", "check the guards, then run the steps", runCmd},
 		{"plan", "PLAYBOOK [-i INVENTORY] [-p NAME=VALUE]...", "probe for real and show what run would change (run --dry-run)", planCmd},
 		{"validate", "PATH...", "check playbooks without running anything (file:line:col diagnostics)", validateCmd},
+		{"graph", "[--format mermaid|dot] PLAYBOOK", "draw the guards, steps and waits of a playbook as a flowchart", graphCmd},
+		{"new", "NAME", "write a commented starter playbook NAME.yaml", newCmd},
 		{"list", "", "list the bundled playbooks", listCmd},
 		{"show", "NAME", "print a bundled playbook", showCmd},
 		{"schema", "[playbook|inventory]", "print the JSON Schema of the playbook or inventory format", schemaCmd},

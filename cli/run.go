@@ -121,12 +121,9 @@ func (e *Env) loadPlaybook(ref string) (*engine.Playbook, int) {
 }
 
 func readPlaybook(ref string) (string, []byte, error) {
-	src, err := os.ReadFile(ref)
-	if err == nil {
-		return ref, src, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return "", nil, err
+	if st, err := os.Stat(ref); err == nil && !st.IsDir() {
+		src, err := os.ReadFile(ref)
+		return ref, src, err
 	}
 	if src, ok := playbooks.Lookup(ref); ok {
 		return playbooks.Path(ref), src, nil

@@ -1,0 +1,82 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// starter is the playbook runbook new writes: every part commented, and
+// valid as it is.
+const starter = `# yaml-language-server: $schema=https://runbook.dev/schema/playbook.schema.json
+# A runbook playbook. Validate it with: runbook validate %[1]s
+# See what it would change with:       runbook plan %[1]s -i inventory.yaml -p target=HOST
+version: 1
+name: %[2]s
+description: Say in one sentence what this procedure does.
+
+# Parameters, given with -p name=value. A parameter without a default is required.
+params:
+  target: {type: host, description: the host to act on}
+  path: {type: string, default: /etc/example.conf, description: the file to edit}
+
+# Secrets come from the environment, a file, or a prompt; they never appear in output
+# and are refused on command lines (pass them with env: or stdin:).
+# secrets:
+#   password: {env: EXAMPLE_PASSWORD, description: the service password}
+
+# Guards: read-only probes checked before the first step. If any fails, nothing runs.
+require:
+  - name: the host is reachable and the file exists
+    host: ${{ params.target }}
+    ssh-exec:
+      command: test -f ${{ params.path }}
+    assert: result.reachable && result.exit_code == 0
+    hint: create ${{ params.path }} first, or pass -p path=...
+
+steps:
+  - id: setting
+    name: Set the example setting
+    host: ${{ params.target }}
+    file-patch:
+      path: ${{ params.path }}
+      set:
+        example_setting: "on"
+  - id: check
+    name: Check the setting took
+    host: ${{ params.target }}
+    ssh-exec:
+      command: grep -c '^example_setting' ${{ params.path }}
+      read_only: true
+    assert: trim(result.stdout) == "1"
+    message: example_setting is not set exactly once in ${{ params.path }}
+`
+
+func newCmd(e *Env, args []string) int {
+	if len(args) != 1 {
+		return e.usageError("new needs one name: runbook new team/procedure (writes team/procedure.yaml)")
+	}
+	name := strings.TrimSuffix(args[0], ".yaml")
+	file := name + ".yaml"
+	if _, err := os.Stat(file); err == nil {
+		fmt.Fprintf(e.Stderr, "runbook: %s exists; nothing written\n", file)
+		return ExitFailed
+	} else if !errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
+		return ExitFailed
+	}
+	if dir := filepath.Dir(file); dir != "." {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
+			return ExitFailed
+		}
+	}
+	if err := os.WriteFile(file, []byte(fmt.Sprintf(starter, file, name)), 0o644); err != nil {
+		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
+		return ExitFailed
+	}
+	fmt.Fprintf(e.Stdout, "wrote %s\n", file)
+	return ExitOK
+}
