@@ -43,11 +43,11 @@ const (
 const Localhost = "localhost"
 
 var hostFields = []step.Field{
-	{Name: "address", Kind: step.Literal, Doc: "IP address or DNS name (default: the host's name, resolved through ~/.ssh/config)"},
+	{Name: "address", Kind: step.Literal, Doc: "IP address or DNS name (default: the host's name, resolved through ~/.ssh/config)", Example: "10.0.0.11"},
 	{Name: "port", Kind: step.Int, Doc: "SSH port", Default: 22},
 	{Name: "user", Kind: step.Literal, Doc: "SSH user", Default: "root"},
 	{Name: "transport", Kind: step.Literal, Doc: "ssh, or local to run on this machine", Enum: []string{TransportSSH, TransportLocal}, Default: TransportSSH},
-	{Name: "identity_file", Kind: step.Literal, Doc: "private key file"},
+	{Name: "identity_file", Kind: step.Literal, Doc: "private key file", Example: "~/.ssh/id_ed25519"},
 	{Name: "known_hosts", Kind: step.Literal, Doc: "known_hosts file used to verify host keys", Default: "~/.ssh/known_hosts"},
 	{Name: "vars", Kind: step.Object, Doc: "values available as host.vars.NAME"},
 }

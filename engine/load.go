@@ -26,7 +26,7 @@ type Loader struct {
 var topFields = []step.Field{
 	{Name: "version", Kind: step.Int, Required: true, Doc: "the format version; must be 1", Example: 1},
 	{Name: "name", Kind: step.Literal, Required: true, Doc: "the playbook's name, such as pg-ha/promote-standby", Example: "pg-ha/promote-standby"},
-	{Name: "description", Kind: step.Literal, Doc: "what the playbook does, in a sentence"},
+	{Name: "description", Kind: step.Literal, Doc: "what the playbook does, in a sentence", Example: "Promote the warm standby to be the new primary."},
 	{Name: "params", Kind: step.Object, Doc: "typed parameters, given with -p name=value"},
 	{Name: "secrets", Kind: step.Object, Doc: "secret values (passwords), read from the environment, a file or a prompt; never printed"},
 	{Name: "vars", Kind: step.StringMap, Doc: "values computed from params when the run starts, available as vars.NAME"},
@@ -37,48 +37,48 @@ var topFields = []step.Field{
 
 var paramFields = []step.Field{
 	{Name: "type", Kind: step.Literal, Doc: "the value's type", Enum: paramTypes, Default: "string"},
-	{Name: "description", Kind: step.Literal, Doc: "what the parameter is for"},
-	{Name: "default", Kind: step.Any, Doc: "the value when none is given"},
+	{Name: "description", Kind: step.Literal, Doc: "what the parameter is for", Example: "the standby node to promote"},
+	{Name: "default", Kind: step.Any, Doc: "the value when none is given", Example: "/var/lib/pgsql/data"},
 	{Name: "required", Kind: step.Bool, Doc: "whether a value must be given; true when there is no default"},
-	{Name: "enum", Kind: step.StringList, Doc: "the allowed values"},
+	{Name: "enum", Kind: step.StringList, Doc: "the allowed values", Example: []string{"rhel", "debian"}},
 }
 
 var secretFields = []step.Field{
 	{Name: "env", Kind: step.Literal, Doc: "environment variable holding the value", Example: "RUNBOOK_REPLICATION_PASSWORD"},
-	{Name: "file", Kind: step.Literal, Doc: "file holding the value (trailing newline removed)"},
-	{Name: "description", Kind: step.Literal, Doc: "what the secret is; shown when prompting"},
+	{Name: "file", Kind: step.Literal, Doc: "file holding the value (trailing newline removed)", Example: "/etc/runbook/replication.password"},
+	{Name: "description", Kind: step.Literal, Doc: "what the secret is; shown when prompting", Example: "password of the replication user"},
 }
 
 // commonFields are the keys every step has besides its step-type key.
 var commonFields = []step.Field{
-	{Name: "id", Kind: step.Literal, Doc: "identifies the step; its result is steps.ID.result"},
-	{Name: "name", Kind: step.Literal, Doc: "what the step does, shown while it runs"},
-	{Name: "host", Kind: step.String, Doc: "the inventory host the step runs on (default localhost)"},
-	{Name: "hosts", Kind: step.StringList, Doc: "run the step on each of these hosts or groups, in parallel"},
-	{Name: "parallel", Kind: step.Int, Doc: "how many hosts of hosts: run at once (default all)"},
-	{Name: "max_failures", Kind: step.Int, Doc: "how many hosts of hosts: may fail before the others stop (default 0)"},
-	{Name: "when", Kind: step.Expr, Doc: "run the step only when this expression holds"},
+	{Name: "id", Kind: step.Literal, Doc: "identifies the step; its result is steps.ID.result", Example: "promote"},
+	{Name: "name", Kind: step.Literal, Doc: "what the step does, shown while it runs", Example: "Promote the standby"},
+	{Name: "host", Kind: step.String, Doc: "the inventory host the step runs on (default localhost)", Example: "${{ params.standby }}"},
+	{Name: "hosts", Kind: step.StringList, Doc: "run the step on each of these hosts or groups, in parallel", Example: []string{"postgres"}},
+	{Name: "parallel", Kind: step.Int, Doc: "how many hosts of hosts: run at once (default all)", Example: 5},
+	{Name: "max_failures", Kind: step.Int, Doc: "how many hosts of hosts: may fail before the others stop (default 0)", Example: 1},
+	{Name: "when", Kind: step.Expr, Doc: "run the step only when this expression holds", Example: "steps.conf.result.changed"},
 	{Name: "timeout", Kind: step.Duration, Doc: "cancel the step after this long", Example: "60s"},
-	{Name: "retries", Kind: step.Int, Doc: "how many times to retry a failed step"},
-	{Name: "retry_delay", Kind: step.Duration, Doc: "pause between retries (default 1s)"},
+	{Name: "retries", Kind: step.Int, Doc: "how many times to retry a failed step", Example: 3},
+	{Name: "retry_delay", Kind: step.Duration, Doc: "pause between retries (default 1s)", Example: "2s"},
 	{Name: "become", Kind: step.Literal, Doc: "run as this user on the host (sudo -n -u, or runuser as root)", Example: "postgres"},
-	{Name: "assert", Kind: step.Expr, Doc: "verify the step's result; the step fails when this is false"},
-	{Name: "message", Kind: step.String, Doc: "what to say when assert fails (one line, for monitoring)"},
+	{Name: "assert", Kind: step.Expr, Doc: "verify the step's result; the step fails when this is false", Example: "result.exit_code == 0"},
+	{Name: "message", Kind: step.String, Doc: "what to say when assert fails (one line, for monitoring)", Example: "standby ${{ params.application_name }} is not streaming"},
 	{Name: "for_each", Kind: step.String, Doc: "run the step once per element of this list (an expression), in order, with the element as item", Example: "${{ steps.envs.result.json.data }}"},
 }
 
 var guardFields = []step.Field{
-	{Name: "name", Kind: step.Literal, Required: true, Doc: "what must hold, shown when the guard fails"},
-	{Name: "host", Kind: step.String, Doc: "the host the probe runs on (default localhost)"},
-	{Name: "become", Kind: step.Literal, Doc: "run the probe as this user"},
-	{Name: "assert", Kind: step.Expr, Required: true, Doc: "the condition on the probe's result; result.reachable is false when the host cannot be reached"},
-	{Name: "hint", Kind: step.String, Doc: "what the operator should do when the guard fails; may use result"},
+	{Name: "name", Kind: step.Literal, Required: true, Doc: "what must hold, shown when the guard fails", Example: "the standby is still in recovery"},
+	{Name: "host", Kind: step.String, Doc: "the host the probe runs on (default localhost)", Example: "${{ params.primary }}"},
+	{Name: "become", Kind: step.Literal, Doc: "run the probe as this user", Example: "postgres"},
+	{Name: "assert", Kind: step.Expr, Required: true, Doc: "the condition on the probe's result; result.reachable is false when the host cannot be reached", Example: "result.reachable && result.exit_code == 0"},
+	{Name: "hint", Kind: step.String, Doc: "what the operator should do when the guard fails; may use result", Example: "stop PostgreSQL on the old primary first"},
 }
 
 // probeFields are the keys of a probe besides its step-type key.
 var probeFields = []step.Field{
-	{Name: "host", Kind: step.String, Doc: "the host the probe runs on (default: the step's host)"},
-	{Name: "become", Kind: step.Literal, Doc: "run the probe as this user"},
+	{Name: "host", Kind: step.String, Doc: "the host the probe runs on (default: the step's host)", Example: "${{ params.standby }}"},
+	{Name: "become", Kind: step.Literal, Doc: "run the probe as this user", Example: "postgres"},
 }
 
 // CommonFields returns the keys every step has, for the schema.

@@ -29,8 +29,10 @@ func Committed() (playbook, inventory []byte) { return playbookFile, inventoryFi
 func Playbook(reg *step.Registry) []byte {
 	defs := map[string]any{}
 	var typeNames []string
+	docs := map[string]string{}
 	for _, t := range reg.All() {
 		typeNames = append(typeNames, t.Name())
+		docs[t.Name()] = t.Doc()
 		body := object(t.Fields(), t.Doc())
 		defs[t.Name()] = body
 	}
@@ -42,7 +44,9 @@ func Playbook(reg *step.Registry) []byte {
 			if n == exclude {
 				continue
 			}
-			props[n] = map[string]any{"$ref": "#/definitions/" + n}
+			// allOf keeps the description next to the reference: draft-07
+			// ignores the siblings of a bare $ref, and editors show it.
+			props[n] = map[string]any{"description": docs[n], "allOf": []any{map[string]any{"$ref": "#/definitions/" + n}}}
 			oneOf = append(oneOf, map[string]any{"required": []string{n}})
 		}
 		o["oneOf"] = oneOf
@@ -160,8 +164,13 @@ func fieldSchema(f step.Field) map[string]any {
 	if f.Default != nil {
 		s["default"] = f.Default
 	}
-	if f.Example != nil {
+	switch {
+	case f.Example != nil:
 		s["examples"] = []any{f.Example}
+	case f.Default != nil:
+		s["examples"] = []any{f.Default}
+	case len(f.Enum) > 0:
+		s["examples"] = []any{f.Enum[0]}
 	}
 	return s
 }

@@ -155,3 +155,47 @@ func convert(v any) any {
 	}
 	return v
 }
+
+// TestEveryFieldDocumented: editors show the description and an example on
+// hover, for every field.
+func TestEveryFieldDocumented(t *testing.T) {
+	pb, inv := schema.Committed()
+	for name, doc := range map[string][]byte{"playbook": pb, "inventory": inv} {
+		var root any
+		if err := json.Unmarshal(doc, &root); err != nil {
+			t.Fatal(err)
+		}
+		var walk func(path string, v any)
+		walk = func(path string, v any) {
+			m, ok := v.(map[string]any)
+			if !ok {
+				return
+			}
+			if props, ok := m["properties"].(map[string]any); ok {
+				for k, p := range props {
+					pm, _ := p.(map[string]any)
+					if pm["description"] == nil {
+						t.Errorf("%s: %s.%s has no description", name, path, k)
+					}
+					_, ref := pm["$ref"]
+					if _, all := pm["allOf"]; all {
+						ref = true
+					}
+					if pm["examples"] == nil && pm["const"] == nil && !ref && pm["type"] != "object" && pm["type"] != "array" && pm["type"] != "boolean" {
+						t.Errorf("%s: %s.%s has no example", name, path, k)
+					}
+					walk(path+"."+k, p)
+				}
+			}
+			if defs, ok := m["definitions"].(map[string]any); ok {
+				for k, d := range defs {
+					walk(k, d)
+				}
+			}
+			if items, ok := m["items"]; ok {
+				walk(path+"[]", items)
+			}
+		}
+		walk("", root)
+	}
+}

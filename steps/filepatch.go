@@ -38,7 +38,7 @@ func (FilePatch) Doc() string {
 var ensureLineFields = []step.Field{
 	{Name: "line", Kind: step.String, Required: true, Doc: "the line; compared by its whitespace-separated fields", Example: "host replication replication 10.0.0.12/32 scram-sha-256"},
 	{Name: "state", Kind: step.Literal, Doc: "present or absent", Enum: []string{"present", "absent"}, Default: "present"},
-	{Name: "regexp", Kind: step.String, Doc: "present: replace the first line matching this instead of appending; absent: remove every line matching it"},
+	{Name: "regexp", Kind: step.String, Doc: "present: replace the first line matching this instead of appending; absent: remove every line matching it", Example: `^host\s+replication\s+replication\s+10\.0\.0\.12/32`},
 }
 
 var iniFields = []step.Field{
@@ -52,8 +52,8 @@ func (FilePatch) Fields() []step.Field { return filePatchFields }
 var filePatchFields = []step.Field{
 	{Name: "path", Kind: step.String, Required: true, Doc: "the file on the host", Example: "/etc/postgresql/15/main/postgresql.conf"},
 	{Name: "set", Kind: step.StringMap, Doc: "postgresql.conf-style key = value: replaces the active line, uncomments a commented default in place, appends only when the key is absent; values are quoted as PostgreSQL expects", Example: map[string]any{"wal_level": "replica"}},
-	{Name: "comment", Kind: step.StringList, Doc: "comment out the active assignments of these keys"},
-	{Name: "unset", Kind: step.StringList, Doc: "remove the active assignments of these keys"},
+	{Name: "comment", Kind: step.StringList, Doc: "comment out the active assignments of these keys", Example: []string{"synchronous_standby_names"}},
+	{Name: "unset", Kind: step.StringList, Doc: "remove the active assignments of these keys", Example: []string{"primary_conninfo", "primary_slot_name"}},
 	{Name: "ini", Kind: step.ObjectList, Doc: "set keys in [sections] of an ini file", Fields: iniFields},
 	{Name: "ensure-line", Kind: step.ObjectList, Doc: "make lines present or absent (pg_hba.conf rules)", Fields: ensureLineFields},
 	{Name: "absent", Kind: step.Bool, Doc: "delete the file (no other operation allowed)"},

@@ -38,9 +38,9 @@ var httpFields = []step.Field{
 	{Name: "url", Kind: step.String, Required: true, Doc: "the URL", Example: "http://${{ host.address }}:8888/api/v2/health"},
 	{Name: "method", Kind: step.Literal, Doc: "HTTP method; GET and HEAD are read-only", Enum: []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}, Default: "GET"},
 	{Name: "headers", Kind: step.StringMap, Doc: "request headers"},
-	{Name: "body", Kind: step.String, Doc: "request body as text"},
-	{Name: "json", Kind: step.Any, Doc: "request body as JSON (sets Content-Type)"},
-	{Name: "expect_status", Kind: step.IntList, Doc: "statuses that mean success (default any 2xx)"},
+	{Name: "body", Kind: step.String, Doc: "request body as text", Example: `{"update": true}`},
+	{Name: "json", Kind: step.Any, Doc: "request body as JSON (sets Content-Type)", Example: map[string]any{"update": true}},
+	{Name: "expect_status", Kind: step.IntList, Doc: "statuses that mean success (default any 2xx)", Example: []int{200}},
 	{Name: "via_ssh", Kind: step.Bool, Doc: "connect through the host's SSH connection"},
 	{Name: "read_only", Kind: step.Bool, Doc: "the call changes nothing even though its method is not GET: run it in plan and probes"},
 }

@@ -36,9 +36,9 @@ var sshExecFields = []step.Field{
 	{Name: "command", Kind: step.String, Required: true, Doc: "the command line, run with /bin/sh; ${{ }} values are quoted as one word each (raw(x) inserts x as it is)", Example: "pg_ctl promote -w -D ${{ vars.data_dir }}"},
 	{Name: "become", Kind: step.Literal, Doc: "run as this user (overrides the step's become)", Example: "postgres"},
 	{Name: "env", Kind: step.StringMap, Doc: "environment variables for the command; the place for secrets, never the command line"},
-	{Name: "stdin", Kind: step.String, Doc: "text fed to the command's standard input"},
-	{Name: "creates", Kind: step.String, Doc: "skip the command when this path exists on the host"},
-	{Name: "unless", Kind: step.String, Doc: "skip the command when this read-only command exits 0"},
+	{Name: "stdin", Kind: step.String, Doc: "text fed to the command's standard input", Example: "${{ secrets.token }}"},
+	{Name: "creates", Kind: step.String, Doc: "skip the command when this path exists on the host", Example: "/var/lib/postgresql/15/main/standby.signal"},
+	{Name: "unless", Kind: step.String, Doc: "skip the command when this read-only command exits 0", Example: "test -f /etc/example.conf"},
 	{Name: "expect_exit", Kind: step.IntList, Doc: "exit codes that mean success", Default: []int{0}},
 	{Name: "read_only", Kind: step.Bool, Doc: "the command changes nothing: plan runs it for real and the step reports ok, not changed"},
 }
