@@ -164,9 +164,11 @@ func (r *report) writeSARIF(w io.Writer) {
 		"version": "2.1.0",
 		"runs": []any{map[string]any{
 			"tool": map[string]any{"driver": map[string]any{
-				"name": "runbook", "version": Version, "informationUri": "https://runbook.dev", "rules": rules,
+				"name": "runbook", "version": Version, "informationUri": "https://runbook.dev", "rules": rules, "language": "en-US",
 			}},
-			"results": results,
+			"language":         "en-US",
+			"newlineSequences": []string{"\n"},
+			"results":          results,
 		}},
 	}
 	b, _ := json.MarshalIndent(log, "", "  ")

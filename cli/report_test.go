@@ -6,6 +6,8 @@ import (
 	"encoding/xml"
 	"testing"
 
+	"github.com/owenrumney/go-sarif/v3/pkg/report/v210/sarif"
+
 	"github.com/runbook-dev/runbook/diag"
 )
 
@@ -138,5 +140,22 @@ func TestGitHubEscaping(t *testing.T) {
 		"::warning file=a.yaml,line=4,col=1,title=unused-param::param p is never used\n"
 	if buf.String() != want {
 		t.Errorf("got\n%s", buf.String())
+	}
+}
+
+// TestSARIFAgainstSchema validates the SARIF log against the OASIS SARIF
+// 2.1.0 JSON Schema (embedded in github.com/owenrumney/go-sarif).
+func TestSARIFAgainstSchema(t *testing.T) {
+	var buf bytes.Buffer
+	sampleReport().writeSARIF(&buf)
+	rep, err := sarif.FromBytes(buf.Bytes())
+	if err != nil {
+		t.Fatalf("the SARIF log does not parse: %v", err)
+	}
+	if err := rep.Validate(); err != nil {
+		t.Fatalf("the SARIF log fails the SARIF 2.1.0 schema: %v", err)
+	}
+	if len(rep.Runs) != 1 || len(rep.Runs[0].Results) != 2 {
+		t.Fatalf("runs/results lost: %+v", rep.Runs)
 	}
 }

@@ -168,6 +168,12 @@ func decodeHost(d *step.Decoder, n *yaml.Node, h *HostSpec, where string) {
 		h.KnownHosts = v.Value
 	}
 	if v := f.Get("vars"); v != nil {
+		for i := 0; i+1 < len(v.Content); i += 2 {
+			k, val := v.Content[i], v.Content[i+1]
+			if strings.Contains(strings.ToLower(k.Value), "pass") && val.Kind == yaml.ScalarNode && val.Value != "" {
+				d.Diags.Warnf(step.Pos(val), diag.RulePlaintextSecret, "a password written in the inventory (%s): declare a secret in the playbook instead", k.Value)
+			}
+		}
 		var vars map[string]any
 		if err := v.Decode(&vars); err != nil {
 			d.Errorf(v, diag.RuleType, "vars: %v", err)

@@ -46,21 +46,25 @@ func TestValidateOK(t *testing.T) {
 // file with its .out file: one diagnostic per line, a line between slashes
 // is a regular expression.
 func TestValidateErr(t *testing.T) {
-	files, _ := filepath.Glob("../testdata/validate/err/*.yaml")
-	if len(files) == 0 {
-		t.Fatal("no files in testdata/validate/err")
+	errFiles, _ := filepath.Glob("../testdata/validate/err/*.yaml")
+	warnFiles, _ := filepath.Glob("../testdata/validate/warn/*.yaml")
+	if len(errFiles) == 0 || len(warnFiles) == 0 {
+		t.Fatal("no files in testdata/validate/err or warn")
 	}
-	for _, f := range files {
+	for _, f := range append(errFiles, warnFiles...) {
+		warn := strings.Contains(f, "/warn/")
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			src, err := os.ReadFile(f)
 			if err != nil {
 				t.Fatal(err)
 			}
 			pb, ds := loader().Load(filepath.Base(f), src)
-			if pb != nil {
+			switch {
+			case warn && (pb == nil || diag.HasErrors(ds) || len(ds) == 0):
+				t.Fatalf("want warnings only, got %v", ds)
+			case !warn && pb != nil:
 				t.Error("an invalid playbook was returned as loadable")
-			}
-			if !diag.HasErrors(ds) {
+			case !warn && !diag.HasErrors(ds):
 				t.Fatal("no error reported")
 			}
 			var got []string
@@ -116,6 +120,24 @@ func TestBundledPlaybooksValidate(t *testing.T) {
 		}
 		if pb != nil && pb.Description == "" {
 			t.Errorf("%s: no description for runbook list", n)
+		}
+	}
+}
+
+// TestEveryRuleHasAGoldenCase: each rule id is expected by at least one
+// golden file or CLI script, so no rule goes untested.
+func TestEveryRuleHasAGoldenCase(t *testing.T) {
+	var all strings.Builder
+	for _, pattern := range []string{"../testdata/validate/*/*.out", "../testdata/script/*.txtar"} {
+		files, _ := filepath.Glob(pattern)
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			all.Write(b)
+		}
+	}
+	for _, r := range diag.Rules {
+		if !strings.Contains(all.String(), "["+r.ID+"]") && !strings.Contains(all.String(), "title="+r.ID) {
+			t.Errorf("rule %s has no golden case", r.ID)
 		}
 	}
 }
