@@ -138,7 +138,7 @@ func collectFiles(paths []string, stdin io.Reader, stdinName string) ([]input, e
 			if d.IsDir() && path != p && strings.HasPrefix(d.Name(), ".") {
 				return filepath.SkipDir
 			}
-			if !d.IsDir() && (strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) {
+			if !d.IsDir() && (strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) && looksLikeOurs(path) {
 				out = append(out, input{name: path})
 			}
 			return nil
@@ -202,6 +202,25 @@ func validateOne(l *engine.Loader, in input, inv *engine.Inventory) ([]*diag.Dia
 		diag.Sort(ds)
 	}
 	return ds, src
+}
+
+// looksLikeOurs reports whether a YAML file found in a directory is a
+// playbook or an inventory, by its top-level keys: a directory may hold
+// other YAML (CI configuration, compose files) that is not ours to judge.
+// A file named on the command line is always checked.
+func looksLikeOurs(path string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return true // reported when read for real
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		for _, key := range []string{"version:", "steps:", "hosts:"} {
+			if bytes.HasPrefix(line, []byte(key)) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // looksLikeInventory tells an inventory from a playbook by its top-level
