@@ -110,8 +110,12 @@ func (e *Env) loadPlaybook(ref string) (*engine.Playbook, int) {
 		return nil, ExitFailed
 	}
 	pb, ds := newLoader().Load(file, src)
+	// Warnings are for review (runbook validate); a run shows only what
+	// stops it.
 	for _, d := range ds {
-		fmt.Fprintln(e.Stderr, d)
+		if d.Severity == diag.Error {
+			fmt.Fprintln(e.Stderr, d)
+		}
 	}
 	if pb == nil {
 		fmt.Fprintf(e.Stderr, "runbook: %s is invalid (%d problem(s)); nothing was run\n", file, len(ds))

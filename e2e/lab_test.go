@@ -125,11 +125,13 @@ steps:
   - id: postgresql
     name: PostgreSQL unit
     hosts: [postgres]
+    parallel: 2
     systemd: {unit: postgresql@15-main}
     assert: result.active == "active" && result.sub == "running"
   - id: peer
     name: SQL as postgres through the host (peer authentication)
     hosts: [postgres]
+    parallel: 2
     become: postgres
     sql:
       query: SELECT current_user AS who, pg_is_in_recovery() AS recovery
