@@ -126,7 +126,9 @@ func run() error {
 	row("20 idempotent config edits (file-patch set vs lineinfile)", rbEd, anEd, 0)
 	// (5) validating 1,000 playbooks vs --syntax-check of one.
 	rbVal := b.median(func() error { return b.cmd(b.runbook, "validate", b.file("many")) })
-	anVal := b.median(func() error { return b.cmd("ansible-playbook", "--syntax-check", "-i", b.ansInv, b.file("fifty.ans.yaml")) })
+	anVal := b.median(func() error {
+		return b.cmd("ansible-playbook", "--syntax-check", "-i", b.ansInv, b.file("fifty.ans.yaml"))
+	})
 	fmt.Printf("| validate 1,000 playbooks of 50 steps (Ansible: `--syntax-check` of **one**) | %s | %s (one) | %.4f per playbook | — |\n", ms(rbVal), ms(anVal), float64(rbVal)/1000/float64(anVal))
 	// Memory of a 100-host run.
 	rss, err := b.maxRSS(b.runbook, "run", "-i", b.inv100, b.file("hundred.yaml"))
@@ -364,10 +366,10 @@ func (b *bench) writeFiles() error {
 		"ans1.ini":    ansInv(1),
 		"ans10.ini":   ansInv(10),
 		// Ansible's defaults, with pipelining on.
-		"ansible.cfg": "[defaults]\nforks = 10\n[ssh_connection]\npipelining = True\n",
-		"true1.yaml":  "version: 1\nname: true1\nsteps:\n" + steps(1, func(int) string { return "  - host: h1\n    ssh-exec: {command: \"true\"}\n" }),
-		"true50.yaml": "version: 1\nname: true50\nsteps:\n" + steps(50, func(int) string { return "  - host: h1\n    ssh-exec: {command: \"true\"}\n" }),
-		"true1.ans.yaml": "- hosts: all\n  gather_facts: false\n  tasks:\n" + steps(1, func(int) string { return "    - command: /bin/true\n" }),
+		"ansible.cfg":     "[defaults]\nforks = 10\n[ssh_connection]\npipelining = True\n",
+		"true1.yaml":      "version: 1\nname: true1\nsteps:\n" + steps(1, func(int) string { return "  - host: h1\n    ssh-exec: {command: \"true\"}\n" }),
+		"true50.yaml":     "version: 1\nname: true50\nsteps:\n" + steps(50, func(int) string { return "  - host: h1\n    ssh-exec: {command: \"true\"}\n" }),
+		"true1.ans.yaml":  "- hosts: all\n  gather_facts: false\n  tasks:\n" + steps(1, func(int) string { return "    - command: /bin/true\n" }),
 		"true50.ans.yaml": "- hosts: all\n  gather_facts: false\n  tasks:\n" + steps(50, func(int) string { return "    - command: /bin/true\n" }),
 		"fan.yaml": "version: 1\nname: fan\nsteps:\n" + steps(20, func(int) string {
 			return "  - hosts: [all]\n    parallel: 10\n    ssh-exec: {command: \"true\"}\n"
