@@ -377,8 +377,7 @@ func (s *SSH) Run(ctx context.Context, c *Command) (*Output, error) {
 		line, pre = envWrapper(line, c.Env)
 		stdin = append(pre, stdin...)
 	}
-	token := newToken()
-	line = killWrapper(BecomeLine(line, c.Become, s.asRoot), token)
+	line = killable(BecomeLine(line, c.Become, s.asRoot))
 	sess, err := s.client.NewSession()
 	if err != nil {
 		return nil, s.lost(err)
@@ -389,7 +388,8 @@ func (s *SSH) Run(ctx context.Context, c *Command) (*Output, error) {
 		max = DefaultMaxOutput
 	}
 	stdout, stderr := &boundedBuffer{max: max}, &boundedBuffer{max: max}
-	sess.Stdout, sess.Stderr = stdout, stderr
+	pw := newPIDWriter(stderr)
+	sess.Stdout, sess.Stderr = stdout, pw
 	if stdin != nil {
 		sess.Stdin = bytes.NewReader(stdin)
 	}
@@ -401,8 +401,13 @@ func (s *SSH) Run(ctx context.Context, c *Command) (*Output, error) {
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		_ = sess.Signal(ssh.SIGTERM)
-		s.kill(token)
+		select {
+		case pid := <-pw.pid:
+			s.killGroup(pid)
+		default:
+			// The shell has not even reported its PID: it has started
+			// nothing yet, and closing the session ends it.
+		}
 		select {
 		case <-done:
 		case <-time.After(2 * time.Second):
@@ -424,15 +429,16 @@ func (s *SSH) Run(ctx context.Context, c *Command) (*Output, error) {
 	return out, nil
 }
 
-// kill sends TERM to the wrapper marked with token, from a new session; the
-// wrapper then kills its whole process group.
-func (s *SSH) kill(token string) {
+// killGroup sends TERM, then KILL, to a session's process group, from a new
+// session.
+func (s *SSH) killGroup(pid int) {
 	sess, err := s.client.NewSession()
 	if err != nil {
 		return
 	}
 	defer sess.Close()
-	_ = sess.Run("pkill -TERM -f " + token)
+	g := strconv.Itoa(pid)
+	_ = sess.Run("kill -TERM -- -" + g + " 2>/dev/null; sleep 1; kill -KILL -- -" + g + " 2>/dev/null; true")
 }
 
 // lost describes a connection that broke under a command.

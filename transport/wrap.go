@@ -1,32 +1,65 @@
 package transport
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"sort"
+	"strconv"
 	"strings"
 )
 
-// killWrapper makes a remote command killable as a whole: the command runs
-// in the background of a small shell that, on TERM (sent by the session's
-// signal request when a step is cancelled), kills its whole process group.
-// Without it only the login shell would get the signal and the command's
-// children would run on. Standard input is kept for the command (an
-// asynchronous list would otherwise read /dev/null).
-//
-// The token, a random word on the wrapper's command line, lets a second
-// session find the wrapper with pkill -f: OpenSSH does not act on the
-// session's signal request in every version and configuration.
-func killWrapper(line, token string) string {
-	return "trap 'trap - TERM INT HUP; kill -TERM 0 2>/dev/null' TERM INT HUP; : " + token + "; exec 3<&0; " +
-		"/bin/sh -c " + quote(line) + " 0<&3 3<&- & wait $!"
+// pidMarker starts the line a remote command prints first on standard
+// error: the PID of its session, whose process group a cancel kills.
+const pidMarker = "runbook-pid:"
+
+// killable makes a remote command killable as a whole. sshd starts each
+// session in a process group of its own, led by the login shell; the shell
+// reports its PID on standard error and exec's the command line, so that
+// on cancel a second session can kill that whole group (the command and
+// every child) without a process staying around just to relay signals.
+func killable(line string) string {
+	return "printf '" + pidMarker + "%s\\n' \"$$\" >&2; exec /bin/sh -c " + quote(line)
 }
 
-// newToken returns a random word that marks one command's wrapper.
-func newToken() string {
-	var b [9]byte
-	_, _ = rand.Read(b[:])
-	return "runbook-" + hex.EncodeToString(b[:])
+// pidWriter passes standard error on to w after taking the PID line off
+// its front.
+type pidWriter struct {
+	w     io.Writer
+	buf   []byte
+	done  bool
+	pid   chan int
+	found bool
+}
+
+func newPIDWriter(w io.Writer) *pidWriter { return &pidWriter{w: w, pid: make(chan int, 1)} }
+
+func (p *pidWriter) Write(b []byte) (int, error) {
+	if p.done {
+		return p.w.Write(b)
+	}
+	p.buf = append(p.buf, b...)
+	i := bytes.IndexByte(p.buf, '\n')
+	if i < 0 && len(p.buf) < 64 {
+		return len(b), nil
+	}
+	p.done = true
+	rest := p.buf
+	if i >= 0 && bytes.HasPrefix(p.buf, []byte(pidMarker)) {
+		if pid, err := strconv.Atoi(string(p.buf[len(pidMarker):i])); err == nil && pid > 1 {
+			p.pid <- pid
+			p.found = true
+		}
+		rest = p.buf[i+1:]
+	}
+	p.buf = nil
+	if len(rest) > 0 {
+		if _, err := p.w.Write(rest); err != nil {
+			return 0, err
+		}
+	}
+	return len(b), nil
 }
 
 // envWrapper passes environment variables through standard input rather
