@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"golang.org/x/term"
@@ -61,8 +62,19 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return (&Env{Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: os.Getenv, LookupEnv: os.LookupEnv}).Main(args)
 }
 
-// Main runs the command line with e.
-func (e *Env) Main(args []string) int {
+// Main runs the command line with e. A panic is a bug, not the user's
+// doing: it is reported as an internal error (exit 3) with what to send.
+func (e *Env) Main(args []string) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(e.Stderr, "runbook: internal error: %v\n%s\nplease report this with the command line and the playbook\n", r, debug.Stack())
+			code = ExitInternal
+		}
+	}()
+	return e.main(args)
+}
+
+func (e *Env) main(args []string) int {
 	if len(args) < 2 || args[1] == "-h" || args[1] == "--help" || args[1] == "help" {
 		e.usage(e.Stdout)
 		if len(args) < 2 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"os"
@@ -21,17 +22,32 @@ var _ Conn = Local{}
 // Run runs c with /bin/sh in its own process group, so that cancelling ctx
 // kills the command and everything it started.
 func (Local) Run(ctx context.Context, c *Command) (*Output, error) {
-	line := BecomeLine(c.Line, c.Become, os.Geteuid() == 0)
-	cmd := exec.Command("/bin/sh", "-c", line)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	line, stdin := c.Line, c.Stdin
+	var env []string
 	if len(c.Env) > 0 {
-		cmd.Env = os.Environ()
-		for k, v := range c.Env {
-			cmd.Env = append(cmd.Env, k+"="+v)
+		for k := range c.Env {
+			if !validEnvName(k) {
+				return nil, fmt.Errorf("env: %q is not a valid variable name", k)
+			}
+		}
+		if c.Become != "" {
+			// sudo resets the environment: the variables go through
+			// standard input, as over SSH.
+			var pre []byte
+			line, pre = envWrapper(line, c.Env)
+			stdin = append(pre, stdin...)
+		} else {
+			env = os.Environ()
+			for k, v := range c.Env {
+				env = append(env, k+"="+v)
+			}
 		}
 	}
-	if c.Stdin != nil {
-		cmd.Stdin = bytes.NewReader(c.Stdin)
+	cmd := exec.Command("/bin/sh", "-c", BecomeLine(line, c.Become, os.Geteuid() == 0))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Env = env
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
 	}
 	max := c.MaxOutput
 	if max <= 0 {
