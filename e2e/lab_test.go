@@ -192,6 +192,20 @@ func TestLab(t *testing.T) {
 	if !strings.Contains(status, "pg1   10.231.0.11  true     true  running") {
 		t.Errorf("lab status:\n%s", status)
 	}
+	// A partition cuts pg1 off the network; heal reconnects it.
+	ping := writeFile(t, "ping.yaml", "version: 1\nname: ping\nsteps:\n  - host: pg1\n    ssh-exec: {command: hostname, read_only: true}\n    assert: trim(result.stdout) == \"pg1\"\n")
+	if err := l.Fault(context.Background(), "pg1", lab.FaultPartition); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, err := runbook(t, nil, "run", "-i", l.InventoryPath(), ping); err == nil || !strings.Contains(errOut, "host pg1 is unreachable") {
+		t.Errorf("pg1 partitioned: %v %s", err, errOut)
+	}
+	if err := l.Fault(context.Background(), "pg1", lab.FaultHeal); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, err := runbook(t, nil, "run", "-i", l.InventoryPath(), ping); err != nil {
+		t.Errorf("pg1 healed: %v\n%s%s", err, out, errOut)
+	}
 	if err := l.Fault(context.Background(), "pg2", lab.FaultKill); err != nil {
 		t.Fatal(err)
 	}
