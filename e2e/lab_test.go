@@ -217,3 +217,35 @@ func TestLab(t *testing.T) {
 		t.Errorf("want one clear line naming the step and host, got:\n%s", errOut)
 	}
 }
+
+// TestLabStopAndStart shuts a host down in order and boots it again from
+// its disk.
+func TestLabStopAndStart(t *testing.T) {
+	l := startLab(t, "pg1")
+	if err := l.Fault(context.Background(), "pg1", lab.FaultStop); err != nil {
+		t.Fatal(err)
+	}
+	sts, err := l.Status(context.Background())
+	if err != nil || sts[0].Running {
+		t.Fatalf("pg1 still running after stop: %+v %v", sts, err)
+	}
+	if _, err := l.Exec(context.Background(), "pg1", "true"); err == nil {
+		t.Error("exec on a stopped host succeeded")
+	}
+	if err := l.Fault(context.Background(), "pg1", lab.FaultStart); err != nil {
+		t.Fatal(err)
+	}
+	// The host keeps its disk: the orchestrator database created by up is
+	// still there.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out, err := l.Exec(context.Background(), "pg1", "sh", "-c", "cd / && runuser -u postgres -- psql -X -A -t -c \"SELECT count(*) FROM pg_database WHERE datname = 'inmanta'\"")
+		if err == nil && strings.TrimSpace(string(out)) == "1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after start: %v %s", err, out)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
