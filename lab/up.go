@@ -98,6 +98,7 @@ func (l *Lab) Up(ctx context.Context, opt Options) (*State, error) {
 		}
 	}
 	for _, h := range st.Hosts {
+		l.logf("lab: booting %s (%s)", h.Name, h.Address)
 		if err := l.boot(h); err != nil {
 			return nil, fmt.Errorf("booting %s: %w", h.Name, err)
 		}
@@ -108,10 +109,12 @@ func (l *Lab) Up(ctx context.Context, opt Options) (*State, error) {
 	ctx, cancel := context.WithTimeout(ctx, 120*time.Second)
 	defer cancel()
 	for _, h := range st.Hosts {
+		l.logf("lab: waiting for sshd and PostgreSQL on %s", h.Name)
 		if err := l.waitReady(ctx, h); err != nil {
 			return nil, fmt.Errorf("%s did not come up: %w", h.Name, err)
 		}
 	}
+	l.logf("lab: orchestrator database on %s, stand-in on %s", st.Hosts[0].Name, orch.Name)
 	if err := l.orchestratorDatabase(ctx, st.Hosts[0], orch); err != nil {
 		return nil, err
 	}
