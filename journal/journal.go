@@ -1,0 +1,188 @@
+// Package journal is an append-only, checksummed record log: each record is
+// one line, "<crc32c> <json>", written and fsynced before the writer goes
+// on. A reader detects a torn last record (a crash mid-write) and a
+// damaged one (a flipped byte), reports them, and never returns a record
+// it cannot vouch for. It is the storage of durable runs.
+package journal
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Record is one entry of a journal.
+type Record struct {
+	Seq  int64           `json:"seq"`
+	Time time.Time       `json:"time"`
+	Kind string          `json:"kind"`
+	Data json.RawMessage `json:"data,omitempty"`
+}
+
+// Problem is what a reader found wrong at the end of a journal.
+type Problem struct {
+	// Line is the 1-based line of the first record not returned.
+	Line int
+	// Torn is true for an incomplete last line: a write that a crash
+	// interrupted, never acknowledged, safe to ignore.
+	Torn   bool
+	Reason string
+}
+
+func (p *Problem) Error() string {
+	if p.Torn {
+		return fmt.Sprintf("line %d: torn record (an interrupted write), ignored", p.Line)
+	}
+	return fmt.Sprintf("line %d: damaged record (%s); the records after it are not read", p.Line, p.Reason)
+}
+
+// Writer appends records to a journal file.
+type Writer struct {
+	mu  sync.Mutex
+	f   *os.File
+	seq int64
+}
+
+// Create starts a new journal; it refuses to overwrite one.
+func Create(path string) (*Writer, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	syncDir(filepath.Dir(path))
+	return &Writer{f: f}, nil
+}
+
+// Append opens an existing journal to continue it. A torn last record is
+// cut off first (it was never acknowledged); a damaged record refuses the
+// append, since what follows could not be trusted.
+func Append(path string) (*Writer, error) {
+	recs, valid, prob, err := read(path)
+	if err != nil {
+		return nil, err
+	}
+	if prob != nil && !prob.Torn {
+		return nil, prob
+	}
+	if prob != nil {
+		if err := os.Truncate(path, valid); err != nil {
+			return nil, err
+		}
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	w := &Writer{f: f}
+	if len(recs) > 0 {
+		w.seq = recs[len(recs)-1].Seq
+	}
+	return w, nil
+}
+
+// Append writes a record and syncs it to disk before returning.
+func (w *Writer) Append(kind string, data any) (Record, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return Record{}, err
+	}
+	rec := Record{Seq: w.seq + 1, Time: time.Now().UTC(), Kind: kind, Data: raw}
+	body, err := json.Marshal(rec)
+	if err != nil {
+		return Record{}, err
+	}
+	line := fmt.Sprintf("%08x %s\n", crc32.Checksum(body, castagnoli), body)
+	if _, err := w.f.WriteString(line); err != nil {
+		return Record{}, err
+	}
+	if err := w.f.Sync(); err != nil {
+		return Record{}, err
+	}
+	w.seq = rec.Seq
+	return rec, nil
+}
+
+// Close closes the journal file.
+func (w *Writer) Close() error { return w.f.Close() }
+
+// Read returns the records of a journal that can be trusted, and the
+// problem that ended the reading, if any.
+func Read(path string) ([]Record, *Problem, error) {
+	recs, _, prob, err := read(path)
+	return recs, prob, err
+}
+
+// read also returns the byte length of the trusted part.
+func read(path string) ([]Record, int64, *Problem, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	defer f.Close()
+	br := bufio.NewReader(f)
+	var recs []Record
+	var valid int64
+	for n := 1; ; n++ {
+		line, err := br.ReadBytes('\n')
+		if errors.Is(err, io.EOF) {
+			if len(line) > 0 {
+				return recs, valid, &Problem{Line: n, Torn: true, Reason: "no end of line"}, nil
+			}
+			return recs, valid, nil, nil
+		}
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		rec, reason := parse(line[:len(line)-1], int64(len(recs))+1)
+		if reason != "" {
+			return recs, valid, &Problem{Line: n, Reason: reason}, nil
+		}
+		recs = append(recs, rec)
+		valid += int64(len(line))
+	}
+}
+
+func parse(line []byte, wantSeq int64) (Record, string) {
+	sum, body, ok := bytes.Cut(line, []byte(" "))
+	if !ok || len(sum) != 8 {
+		return Record{}, "no checksum"
+	}
+	want, err := strconv.ParseUint(string(sum), 16, 32)
+	if err != nil {
+		return Record{}, "no checksum"
+	}
+	if crc32.Checksum(body, castagnoli) != uint32(want) {
+		return Record{}, "checksum mismatch"
+	}
+	var rec Record
+	if err := json.Unmarshal(body, &rec); err != nil {
+		return Record{}, "not a record: " + err.Error()
+	}
+	if rec.Seq != wantSeq {
+		return Record{}, fmt.Sprintf("sequence %d where %d was due", rec.Seq, wantSeq)
+	}
+	return rec, ""
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}
