@@ -2,16 +2,22 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"os/signal"
+	"os/user"
+	"path/filepath"
 	"syscall"
+	"time"
 
 	"golang.org/x/term"
 
 	"github.com/runbook-dev/runbook/diag"
 	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/lock"
 	"github.com/runbook-dev/runbook/playbooks"
 )
 
@@ -27,6 +33,8 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 	if !dryRun {
 		fs.BoolVar(&dryRun, "dry-run", false, "probe and plan only; change nothing (same as runbook plan)")
 	}
+	stateDir := fs.String("state-dir", defaultStateDir(e), "where runs keep their locks (default $XDG_STATE_HOME/runbook)")
+	waitLock := fs.Duration("wait-lock", 0, "wait this long for a lock another run holds, instead of refusing at once")
 	var sshOpt sshOptions
 	fs.StringVar(&sshOpt.configFile, "ssh-config", "", "OpenSSH client configuration to use instead of ~/.ssh/config (as ssh -F)")
 	fs.BoolVar(&sshOpt.acceptNewHostKeys, "accept-new-host-keys", false, "trust the key of a host not yet in known_hosts and record it (a changed key is still refused)")
@@ -79,13 +87,17 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 		cancel(engine.ErrInterrupted)
 	}()
 	sink := e.newSink(*output)
-	r := &engine.Runner{Inventory: inv, Sink: sink, DryRun: dryRun, Connect: e.connector(sshOpt)}
+	r := &engine.Runner{Inventory: inv, Sink: sink, DryRun: dryRun, Connect: e.connector(sshOpt), Lock: e.locker(*stateDir, pb.Name, *waitLock)}
 	err = r.Run(ctx, pb, engine.Inputs{Params: values, Secrets: secrets})
 	if f, ok := sink.(interface{ Flush() }); ok {
 		f.Flush()
 	}
 	var ge *engine.GuardError
+	var he *lock.HeldError
 	switch {
+	case errors.As(err, &he):
+		fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run (wait for it with --wait-lock DURATION)\n", he)
+		return ExitFailed
 	case err == nil:
 		return ExitOK
 	case errors.Is(err, engine.ErrInterrupted) || errors.Is(err, context.Canceled):
@@ -148,4 +160,41 @@ func (e *Env) prompter() func(name, desc string) (string, error) {
 		fmt.Fprintln(e.Stderr)
 		return string(b), err
 	}
+}
+
+// defaultStateDir is $XDG_STATE_HOME/runbook, or ~/.local/state/runbook.
+func defaultStateDir(e *Env) string {
+	if d := e.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "runbook")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "state", "runbook")
+	}
+	return filepath.Join(os.TempDir(), "runbook-state")
+}
+
+// locker takes playbook locks in the state directory for this run.
+func (e *Env) locker(dir, playbook string, wait time.Duration) func(ctx context.Context, name string) (func(), error) {
+	return func(ctx context.Context, name string) (func(), error) {
+		host, _ := os.Hostname()
+		operator := e.Getenv("SUDO_USER")
+		if operator == "" {
+			if u, err := user.Current(); err == nil {
+				operator = u.Username
+			}
+		}
+		h := lock.Holder{RunID: newRunID(), Playbook: playbook, Operator: operator, Host: host, PID: os.Getpid(), Started: time.Now()}
+		l, err := lock.Acquire(dir, name, h, wait)
+		if err != nil {
+			return nil, err
+		}
+		return func() { _ = l.Release() }, nil
+	}
+}
+
+// newRunID names a run: its start time and a random suffix.
+func newRunID() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
 }

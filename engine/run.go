@@ -29,6 +29,9 @@ type Runner struct {
 	Sink    Sink
 	// DryRun probes and plans every step without applying any.
 	DryRun bool
+	// Lock takes a playbook's lock: for the whole run, released by the
+	// returned function. Nil ignores locks. A dry run takes none.
+	Lock func(ctx context.Context, name string) (release func(), err error)
 }
 
 // Inputs are the values a run starts from.
@@ -121,6 +124,18 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 	}()
 	if err := x.prepare(in); err != nil {
 		return err
+	}
+	if pb.Lock != nil && r.Lock != nil && !r.DryRun {
+		name, err := pb.Lock.Render(x.base, nil)
+		if err != nil {
+			return fmt.Errorf("lock: %w", err)
+		}
+		release, err := r.Lock(ctx, name)
+		if err != nil {
+			return err
+		}
+		// Released even after a cancel or a failure.
+		defer release()
 	}
 	if err := x.checkHosts(); err != nil {
 		return err

@@ -1,0 +1,138 @@
+// Package lock keeps two runs from holding the same lock at once, on this
+// machine: a lock is a file locked with flock(2) for the whole run, holding
+// a description of its holder. The kernel releases it when the holder
+// dies, however it dies; the next run that takes it records the takeover.
+package lock
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"syscall"
+	"time"
+)
+
+// Holder describes the run holding a lock.
+type Holder struct {
+	Name     string    `json:"name"`
+	RunID    string    `json:"run_id"`
+	Playbook string    `json:"playbook"`
+	Operator string    `json:"operator"`
+	Host     string    `json:"host"`
+	PID      int       `json:"pid"`
+	Started  time.Time `json:"started"`
+}
+
+// HeldError is a lock that another run holds.
+type HeldError struct {
+	Holder Holder
+}
+
+func (e *HeldError) Error() string {
+	h := e.Holder
+	return fmt.Sprintf("lock %q is held by run %s (%s) of %s on %s, pid %d, since %s",
+		h.Name, h.RunID, h.Playbook, h.Operator, h.Host, h.PID, h.Started.Local().Format(time.RFC3339))
+}
+
+// Lock is a held lock.
+type Lock struct {
+	f    *os.File
+	path string
+}
+
+var unsafe = regexp.MustCompile(`[^A-Za-z0-9._-]`)
+
+// Path returns the file of lock name in dir.
+func Path(dir, name string) string {
+	return filepath.Join(dir, "locks", unsafe.ReplaceAllString(name, "_")+".lock")
+}
+
+// Acquire takes lock name for h. When another run holds it, it waits up to
+// wait, polling, and then returns a *HeldError naming the holder. Taking
+// over from a holder that died is recorded in DIR/locks/audit.log.
+func Acquire(dir, name string, h Holder, wait time.Duration) (*Lock, error) {
+	path := Path(dir, name)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			prev, _ := readHolder(f)
+			if prev.RunID != "" && prev.RunID != h.RunID {
+				// The file still names a run the kernel no longer holds the
+				// lock for: its process died without releasing it.
+				audit(dir, fmt.Sprintf("%s lock %q taken over by run %s from run %s (pid %d, gone)", time.Now().UTC().Format(time.RFC3339), name, h.RunID, prev.RunID, prev.PID))
+			}
+			h.Name = name
+			if err := writeHolder(f, h); err != nil {
+				f.Close()
+				return nil, err
+			}
+			return &Lock{f: f, path: path}, nil
+		}
+		holder, _ := readHolder(f)
+		f.Close()
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, err
+		}
+		if time.Now().After(deadline) {
+			holder.Name = name
+			return nil, &HeldError{Holder: holder}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Release clears the holder and unlocks.
+func (l *Lock) Release() error {
+	if l == nil || l.f == nil {
+		return nil
+	}
+	_ = l.f.Truncate(0)
+	err := l.f.Close() // closing the descriptor releases the flock
+	l.f = nil
+	return err
+}
+
+func readHolder(f *os.File) (Holder, error) {
+	var h Holder
+	b := make([]byte, 4096)
+	n, _ := f.ReadAt(b, 0)
+	if n == 0 {
+		return h, nil
+	}
+	err := json.Unmarshal(b[:n], &h)
+	return h, err
+}
+
+func writeHolder(f *os.File, h Holder) error {
+	b, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	if err := f.Truncate(0); err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(b, 0); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+func audit(dir, line string) {
+	f, err := os.OpenFile(filepath.Join(dir, "locks", "audit.log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	fmt.Fprintln(f, line)
+}
