@@ -35,6 +35,7 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 	}
 	stateDir := fs.String("state-dir", defaultStateDir(e), "where runs keep their locks (default $XDG_STATE_HOME/runbook)")
 	waitLock := fs.Duration("wait-lock", 0, "wait this long for a lock another run holds, instead of refusing at once")
+	stateURL := fs.String("state", "", "keep locks in a shared PostgreSQL (postgres://user@host/db; the password from PGPASSWORD or ~/.pgpass, never the command line)")
 	var sshOpt sshOptions
 	fs.StringVar(&sshOpt.configFile, "ssh-config", "", "OpenSSH client configuration to use instead of ~/.ssh/config (as ssh -F)")
 	fs.BoolVar(&sshOpt.acceptNewHostKeys, "accept-new-host-keys", false, "trust the key of a host not yet in known_hosts and record it (a changed key is still refused)")
@@ -87,7 +88,7 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 		cancel(engine.ErrInterrupted)
 	}()
 	sink := e.newSink(*output)
-	r := &engine.Runner{Inventory: inv, Sink: sink, DryRun: dryRun, Connect: e.connector(sshOpt), Lock: e.locker(*stateDir, pb.Name, *waitLock)}
+	r := &engine.Runner{Inventory: inv, Sink: sink, DryRun: dryRun, Connect: e.connector(sshOpt), Lock: e.locker(*stateDir, *stateURL, pb.Name, *waitLock)}
 	err = r.Run(ctx, pb, engine.Inputs{Params: values, Secrets: secrets})
 	if f, ok := sink.(interface{ Flush() }); ok {
 		f.Flush()
@@ -173,8 +174,9 @@ func defaultStateDir(e *Env) string {
 	return filepath.Join(os.TempDir(), "runbook-state")
 }
 
-// locker takes playbook locks in the state directory for this run.
-func (e *Env) locker(dir, playbook string, wait time.Duration) func(ctx context.Context, name string) (func(), error) {
+// locker takes playbook locks in the state directory for this run, or in
+// the shared PostgreSQL at url.
+func (e *Env) locker(dir, url, playbook string, wait time.Duration) func(ctx context.Context, name string) (func(), error) {
 	return func(ctx context.Context, name string) (func(), error) {
 		host, _ := os.Hostname()
 		operator := e.Getenv("SUDO_USER")
@@ -184,6 +186,13 @@ func (e *Env) locker(dir, playbook string, wait time.Duration) func(ctx context.
 			}
 		}
 		h := lock.Holder{RunID: newRunID(), Playbook: playbook, Operator: operator, Host: host, PID: os.Getpid(), Started: time.Now()}
+		if url != "" {
+			l, err := lock.AcquirePG(ctx, url, name, h, wait)
+			if err != nil {
+				return nil, err
+			}
+			return func() { _ = l.Release() }, nil
+		}
 		l, err := lock.Acquire(dir, name, h, wait)
 		if err != nil {
 			return nil, err
