@@ -46,6 +46,8 @@ func commands() []command {
 		{"validate", "PATH...", "check playbooks without running anything (file:line:col diagnostics)", validateCmd},
 		{"graph", "[--format mermaid|dot] PLAYBOOK", "draw the guards, steps and waits of a playbook as a flowchart", graphCmd},
 		{"new", "NAME", "write a commented starter playbook NAME.yaml", newCmd},
+		{"runs", "[--state-dir DIR]", "list the journaled runs: id, playbook, start, status, operator", runsCmd},
+		{"show-run", "ID", "print a run's journal: its steps and outcomes", showRunCmd},
 		{"list", "", "list the bundled playbooks", listCmd},
 		{"show", "NAME", "print a bundled playbook", showCmd},
 		{"schema", "[playbook|inventory]", "print the JSON Schema of the playbook or inventory format", schemaCmd},

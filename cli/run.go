@@ -87,8 +87,25 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 		<-ctx.Done()
 		cancel(engine.ErrInterrupted)
 	}()
-	sink := e.newSink(*output)
-	r := &engine.Runner{Inventory: inv, Sink: sink, DryRun: dryRun, Connect: e.connector(sshOpt), Lock: e.locker(*stateDir, *stateURL, pb.Name, *waitLock)}
+	runID := newRunID()
+	var sink engine.Sink = e.newSink(*output)
+	if !dryRun {
+		// Every run is journaled: intent and outcome of each step, fsynced.
+		h := runHeader{RunID: runID, Playbook: pb.Name, File: pb.File, Hash: pb.Hash, Params: values, Inventory: *invFile,
+			Operator: e.operator(), PID: os.Getpid(), Started: time.Now()}
+		h.Host, _ = os.Hostname()
+		for _, s := range pb.Secrets {
+			h.Secrets = append(h.Secrets, s.Name)
+		}
+		js, err := startJournal(*stateDir, h, sink)
+		if err != nil {
+			fmt.Fprintf(e.Stderr, "runbook: journal: %v; nothing was run (--state-dir to choose where)\n", err)
+			return ExitFailed
+		}
+		defer js.w.Close()
+		sink = js
+	}
+	r := &engine.Runner{Inventory: inv, Sink: sink, DryRun: dryRun, Connect: e.connector(sshOpt), Lock: e.locker(*stateDir, *stateURL, pb.Name, runID, *waitLock)}
 	err = r.Run(ctx, pb, engine.Inputs{Params: values, Secrets: secrets})
 	if f, ok := sink.(interface{ Flush() }); ok {
 		f.Flush()
@@ -176,16 +193,10 @@ func defaultStateDir(e *Env) string {
 
 // locker takes playbook locks in the state directory for this run, or in
 // the shared PostgreSQL at url.
-func (e *Env) locker(dir, url, playbook string, wait time.Duration) func(ctx context.Context, name string) (func(), error) {
+func (e *Env) locker(dir, url, playbook, runID string, wait time.Duration) func(ctx context.Context, name string) (func(), error) {
 	return func(ctx context.Context, name string) (func(), error) {
 		host, _ := os.Hostname()
-		operator := e.Getenv("SUDO_USER")
-		if operator == "" {
-			if u, err := user.Current(); err == nil {
-				operator = u.Username
-			}
-		}
-		h := lock.Holder{RunID: newRunID(), Playbook: playbook, Operator: operator, Host: host, PID: os.Getpid(), Started: time.Now()}
+		h := lock.Holder{RunID: runID, Playbook: playbook, Operator: e.operator(), Host: host, PID: os.Getpid(), Started: time.Now()}
 		if url != "" {
 			l, err := lock.AcquirePG(ctx, url, name, h, wait)
 			if err != nil {
@@ -206,4 +217,15 @@ func newRunID() string {
 	var b [3]byte
 	_, _ = rand.Read(b[:])
 	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+// operator is who runs runbook: the user behind sudo, or this user.
+func (e *Env) operator() string {
+	if u := e.Getenv("SUDO_USER"); u != "" {
+		return u
+	}
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return "unknown"
 }

@@ -21,7 +21,10 @@ func TestMain(m *testing.M) {
 
 // TestScripts runs the CLI end-to-end scripts in testdata/script.
 func TestScripts(t *testing.T) {
-	testscript.Run(t, testscript.Params{Dir: "../testdata/script"})
+	testscript.Run(t, testscript.Params{Dir: "../testdata/script", Setup: func(env *testscript.Env) error {
+		env.Setenv("XDG_STATE_HOME", filepath.Join(env.WorkDir, ".state"))
+		return nil
+	}})
 }
 
 // TestSSHScripts runs the scripts of testdata/script-ssh against a real
@@ -79,6 +82,7 @@ Host viajump
 				return err
 			}
 			env.Setenv("SSHD_DIR", s.Dir)
+			env.Setenv("XDG_STATE_HOME", filepath.Join(env.WorkDir, ".state"))
 			return nil
 		},
 	})

@@ -23,12 +23,16 @@ import (
 // operator would.
 var runbookBin string
 
+// stateDir keeps the journals and locks of the tests' runs.
+var stateDir string
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "runbook-e2e-bin")
 	if err != nil {
 		panic(err)
 	}
 	runbookBin = filepath.Join(dir, "runbook")
+	stateDir = filepath.Join(dir, "state")
 	build := exec.Command("go", "build", "-o", runbookBin, "../cmd/runbook")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
@@ -103,7 +107,7 @@ func assertNothingLeft(t *testing.T, l *lab.Lab) {
 func runbook(t *testing.T, env []string, args ...string) (string, string, error) {
 	t.Helper()
 	cmd := exec.Command(runbookBin, args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(append(os.Environ(), "XDG_STATE_HOME="+stateDir), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
