@@ -42,7 +42,6 @@ type journalSink struct {
 	mu     sync.Mutex
 	w      *journal.Writer
 	next   engine.Sink
-	stderr *os.File
 	failed bool
 }
 
@@ -59,12 +58,15 @@ func (j *journalSink) Emit(ev *engine.Event) {
 		kind = "end"
 	}
 	if kind != "" {
-		j.mu.Lock()
-		if _, err := j.w.Append(kind, ev); err != nil && !j.failed {
-			j.failed = true
-			fmt.Fprintf(os.Stderr, "runbook: journal: %v; the run goes on without it\n", err)
+		// Appends of parallel hosts run concurrently and share fsyncs.
+		if _, err := j.w.Append(kind, ev); err != nil {
+			j.mu.Lock()
+			if !j.failed {
+				j.failed = true
+				fmt.Fprintf(os.Stderr, "runbook: journal: %v; the run goes on without it\n", err)
+			}
+			j.mu.Unlock()
 		}
-		j.mu.Unlock()
 	}
 	j.next.Emit(ev)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/runbook-dev/runbook/engine"
@@ -13,7 +14,12 @@ import (
 func (e *Env) newSink(format string) engine.Sink {
 	if format == "json" {
 		enc := json.NewEncoder(e.Stdout)
-		return engine.SinkFunc(func(ev *engine.Event) { _ = enc.Encode(ev) })
+		var mu sync.Mutex
+		return engine.SinkFunc(func(ev *engine.Event) {
+			mu.Lock()
+			defer mu.Unlock()
+			_ = enc.Encode(ev)
+		})
 	}
 	return &textSink{w: e.Stdout, live: e.isTerminal(e.Stdout), color: e.isTerminal(e.Stdout) && e.Getenv("NO_COLOR") == ""}
 }
@@ -22,6 +28,7 @@ func (e *Env) newSink(format string) engine.Sink {
 // terminal the line of the running step is shown while it runs and then
 // replaced by its outcome.
 type textSink struct {
+	mu       sync.Mutex
 	w        io.Writer
 	live     bool
 	color    bool
@@ -68,6 +75,8 @@ func dur(d time.Duration) string {
 }
 
 func (s *textSink) Emit(ev *engine.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.counts == nil {
 		s.counts = map[engine.Status]int{}
 	}

@@ -119,3 +119,30 @@ func BenchmarkAppend(b *testing.B) {
 		}
 	}
 }
+
+// TestConcurrentAppends: appends from many goroutines (a fan-out) all land,
+// in sequence, each synced before its Append returns.
+func TestConcurrentAppends(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fan.journal")
+	w, err := Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 40)
+	for i := 0; i < 40; i++ {
+		go func() {
+			_, err := w.Append("outcome", step{i, "ok"})
+			done <- err
+		}()
+	}
+	for i := 0; i < 40; i++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	recs, prob, err := Read(path)
+	if err != nil || prob != nil || len(recs) != 40 {
+		t.Fatalf("%d records, %v %v", len(recs), prob, err)
+	}
+}
