@@ -58,8 +58,16 @@ func (j *journalSink) Emit(ev *engine.Event) {
 		kind = "end"
 	}
 	if kind != "" {
+		// An outcome rides on the next record's fsync: it must be on disk
+		// before the next step changes anything, and the next intent (or the
+		// end) is written before that. Lost in a crash, it leaves the step in
+		// doubt, and a step in doubt is probed again, never assumed done.
 		// Appends of parallel hosts run concurrently and share fsyncs.
-		if _, err := j.w.Append(kind, ev); err != nil {
+		write := j.w.Append
+		if kind == "outcome" {
+			write = j.w.Write
+		}
+		if _, err := write(kind, ev); err != nil {
 			j.mu.Lock()
 			if !j.failed {
 				j.failed = true

@@ -99,8 +99,20 @@ func Append(path string) (*Writer, error) {
 	return w, nil
 }
 
-// Append writes a record and syncs it to disk before returning.
+// Append writes a record and syncs it to disk before returning: with it,
+// every record written before it is on disk too.
 func (w *Writer) Append(kind string, data any) (Record, error) {
+	return w.append(kind, data, true)
+}
+
+// Write writes a record without waiting for the disk: the next Append
+// makes it durable. For a record whose loss a reader tolerates (a step's
+// outcome, re-probed on resume), it saves an fsync.
+func (w *Writer) Write(kind string, data any) (Record, error) {
+	return w.append(kind, data, false)
+}
+
+func (w *Writer) append(kind string, data any, sync bool) (Record, error) {
 	raw, err := json.Marshal(data)
 	if err != nil {
 		return Record{}, err
@@ -119,6 +131,9 @@ func (w *Writer) Append(kind string, data any) (Record, error) {
 	}
 	w.seq = rec.Seq
 	w.mu.Unlock()
+	if !sync {
+		return rec, nil
+	}
 
 	w.syncMu.Lock()
 	defer w.syncMu.Unlock()
@@ -135,8 +150,14 @@ func (w *Writer) Append(kind string, data any) (Record, error) {
 	return rec, nil
 }
 
-// Close closes the journal file.
-func (w *Writer) Close() error { return w.f.Close() }
+// Close syncs what Write left and closes the journal file.
+func (w *Writer) Close() error {
+	serr := w.f.Sync()
+	if err := w.f.Close(); err != nil {
+		return err
+	}
+	return serr
+}
 
 // Read returns the records of a journal that can be trusted, and the
 // problem that ended the reading, if any.

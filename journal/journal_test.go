@@ -146,3 +146,29 @@ func TestConcurrentAppends(t *testing.T) {
 		t.Fatalf("%d records, %v %v", len(recs), prob, err)
 	}
 }
+
+// TestWriteThenAppend: a record written without sync is read back once a
+// later Append (or Close) synced the file.
+func TestWriteThenAppend(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.journal")
+	w, err := Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write("outcome", step{1, "changed"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Append("intent", step{2, ""}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write("outcome", step{2, "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	recs, prob, err := Read(path)
+	if err != nil || prob != nil || len(recs) != 3 || recs[0].Kind != "outcome" || recs[2].Seq != 3 {
+		t.Fatalf("%+v %v %v", recs, prob, err)
+	}
+}
