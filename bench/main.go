@@ -9,7 +9,6 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -267,7 +266,6 @@ func (b *bench) floorFan(hosts, steps int) (time.Duration, error) {
 		return 0, err
 	}
 	d := b.median(func() error {
-		ctx := context.Background()
 		errs := make(chan error, hosts)
 		for h := 0; h < hosts; h++ {
 			go func() {
@@ -293,7 +291,6 @@ func (b *bench) floorFan(hosts, steps int) (time.Duration, error) {
 				errs <- nil
 			}()
 		}
-		_ = ctx
 		for h := 0; h < hosts; h++ {
 			if err := <-errs; err != nil {
 				return err

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/runbook-dev/runbook/diag"
+	"github.com/runbook-dev/runbook/engine"
 	"github.com/runbook-dev/runbook/playbooks"
 )
 
@@ -71,7 +72,7 @@ func TestDocsExamplesValidate(t *testing.T) {
 			case bytes.Contains(src, []byte("version: 1")):
 				_, ds = l.Load(name, src)
 			case looksLikeInventory(src):
-				_, ds = parseInventory(name, src)
+				_, ds = engine.ParseInventory(name, src)
 			default:
 				continue // a fragment (CI configuration, a step alone)
 			}

@@ -237,8 +237,3 @@ func looksLikeInventory(src []byte) bool {
 	}
 	return hasHosts && !hasSteps
 }
-
-func parseInventory(name string, src []byte) (any, []*diag.Diagnostic) {
-	inv, ds := engine.ParseInventory(name, src)
-	return inv, ds
-}

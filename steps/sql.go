@@ -137,7 +137,7 @@ func (e *StandbyError) Error() string {
 
 func (e *StandbyError) Unwrap() error { return e.Err }
 
-func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, string, error) {
+func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, error) {
 	render := func(t *tmpl.Template) (string, error) {
 		if t == nil {
 			return "", nil
@@ -146,22 +146,22 @@ func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, string,
 	}
 	db, err := render(s.database)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	user := "postgres"
 	if s.user != nil {
 		var err error
 		if user, err = render(s.user); err != nil {
-			return nil, "", err
+			return nil, err
 		}
 	}
 	pw, err := render(s.password)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	addr, err := render(s.address)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	becomeUser := x.Become
 	if addr == "" {
@@ -180,17 +180,17 @@ func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, string,
 	// password is set on the parsed config.
 	connTimeout, err := s.connTimeout.Get(x.Env)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	stmtTimeout, err := s.stmtTimeout.Get(x.Env)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	cs := fmt.Sprintf("host=%s port=%d dbname=%s user=%s sslmode=%s connect_timeout=%d application_name=runbook",
 		connQuote(addr), s.port, connQuote(db), connQuote(user), s.sslmode, max(1, int(connTimeout.Seconds()+0.5)))
 	cfg, err := pgx.ParseConfig(cs)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	cfg.Password = pw
 	cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(stmtTimeout.Milliseconds(), 10)
@@ -199,7 +199,7 @@ func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, string,
 		// the host: peer authentication, as sudo -u postgres psql.
 		conn, err := x.Connect(ctx)
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		socket := fmt.Sprintf("%s/.s.PGSQL.%d", addr, s.port)
 		cfg.DialFunc = func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -212,7 +212,7 @@ func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, string,
 	} else if s.viaSSH {
 		conn, err := x.Connect(ctx)
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		cfg.DialFunc = func(ctx context.Context, network, a string) (net.Conn, error) { return conn.Dial(ctx, network, a) }
 		cfg.LookupFunc = func(ctx context.Context, host string) ([]string, error) { return []string{host}, nil }
@@ -228,11 +228,11 @@ func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, string,
 	if err != nil {
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) && pe.Code == "57P03" {
-			return nil, where, &StandbyError{Addr: where, Err: pe}
+			return nil, &StandbyError{Addr: where, Err: pe}
 		}
-		return nil, where, fmt.Errorf("connect to PostgreSQL at %s as %s: %w", where, user, unwrapConnect(err))
+		return nil, fmt.Errorf("connect to PostgreSQL at %s as %s: %w", where, user, unwrapConnect(err))
 	}
-	return c, where, nil
+	return c, nil
 }
 
 // unwrapConnect drops pgx's connection-string echo from connect errors,
@@ -365,7 +365,7 @@ func (o *sqlOutcome) result() step.Result {
 // part of the result (ok == false, sqlstate), so that a guard can assert on
 // it: a warm standby's 57P03 is an observation, not a failure.
 func (s *sqlStep) Probe(ctx context.Context, x *step.Exec) (step.Result, error) {
-	c, _, err := s.connect(ctx, x)
+	c, err := s.connect(ctx, x)
 	if err == nil {
 		defer c.Close(context.WithoutCancel(ctx))
 		var o *sqlOutcome
@@ -394,7 +394,7 @@ func (s *sqlStep) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) {
 	if !s.readOnly && s.unless == nil {
 		return s.changePlan(x)
 	}
-	c, _, err := s.connect(ctx, x)
+	c, err := s.connect(ctx, x)
 	if err != nil {
 		return nil, err
 	}
@@ -453,7 +453,7 @@ func oneLineSQL(s string) string {
 
 // Apply runs the statement.
 func (s *sqlStep) Apply(ctx context.Context, x *step.Exec, _ *step.Plan) (step.Result, error) {
-	c, _, err := s.connect(ctx, x)
+	c, err := s.connect(ctx, x)
 	if err != nil {
 		return nil, err
 	}
