@@ -1,46 +1,80 @@
 package cli
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
+	"net/url"
 	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
 
-	"encoding/json"
-
 	"github.com/runbook-dev/runbook/engine"
 	"github.com/runbook-dev/runbook/journal"
+	"github.com/runbook-dev/runbook/runs"
 )
 
-// runHeader is the first record of a run's journal. Secrets appear by name
-// only.
-type runHeader struct {
-	RunID     string         `json:"run_id"`
-	Playbook  string         `json:"playbook"`
-	File      string         `json:"file"`
-	Hash      string         `json:"hash"`
-	Params    map[string]any `json:"params"`
-	Secrets   []string       `json:"secrets"`
-	Inventory string         `json:"inventory,omitempty"`
-	Operator  string         `json:"operator"`
-	Host      string         `json:"host"`
-	PID       int            `json:"pid"`
-	Started   time.Time      `json:"started"`
+// stateFlags are the options that say where runs keep their journals and
+// locks.
+type stateFlags struct {
+	dir, url string
+	defDir   string
 }
 
-func journalPath(stateDir, runID string) string {
-	return filepath.Join(stateDir, "runs", runID+".journal")
+func (e *Env) addStateFlags(fs *flag.FlagSet) *stateFlags {
+	s := &stateFlags{defDir: defaultStateDir(e)}
+	fs.StringVar(&s.dir, "state-dir", s.defDir, "where runs keep their journals and locks (default $XDG_STATE_HOME/runbook)")
+	fs.StringVar(&s.url, "state", "", "keep journals and locks in a shared PostgreSQL (postgres://user@host/db; the password from PGPASSWORD or ~/.pgpass, never the command line)")
+	return s
+}
+
+// open returns the run store the flags name.
+func (s *stateFlags) open(ctx context.Context) (runs.Store, error) {
+	if s.url != "" {
+		return runs.OpenPG(ctx, s.url)
+	}
+	return &runs.Local{Dir: s.dir}, nil
+}
+
+// args repeats the flags for a command line shown to the operator, with
+// any password in the URL left out.
+func (s *stateFlags) args() string {
+	out := ""
+	if s.dir != s.defDir {
+		out += " --state-dir " + shellWord(s.dir)
+	}
+	if s.url != "" {
+		u := s.url
+		if p, err := url.Parse(u); err == nil && p.User != nil {
+			if _, has := p.User.Password(); has {
+				p.User = url.User(p.User.Username())
+				u = p.String()
+			}
+		}
+		out += " --state " + shellWord(u)
+	}
+	return out
+}
+
+// shellWord quotes s for a command line the operator may paste.
+func shellWord(s string) string {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '/' || r == '.' || r == '-' || r == '_' || r == ':' || r == '@' || r == '=') {
+			return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+		}
+	}
+	return s
 }
 
 // journalSink writes the run's events to its journal, then passes them on.
 // Events reach it redacted: secrets never land in the journal.
 type journalSink struct {
 	mu     sync.Mutex
-	w      *journal.Writer
+	j      runs.Journal
 	next   engine.Sink
 	failed bool
 }
@@ -49,13 +83,13 @@ func (j *journalSink) Emit(ev *engine.Event) {
 	kind := ""
 	switch ev.Type {
 	case engine.EventStepStart:
-		kind = "intent"
+		kind = runs.KindIntent
 	case engine.EventStepEnd:
-		kind = "outcome"
+		kind = runs.KindOutcome
 	case engine.EventGuard:
-		kind = "guard"
+		kind = runs.KindGuard
 	case engine.EventRunEnd:
-		kind = "end"
+		kind = runs.KindEnd
 	}
 	if kind != "" {
 		// An outcome rides on the next record's fsync: it must be on disk
@@ -63,11 +97,11 @@ func (j *journalSink) Emit(ev *engine.Event) {
 		// end) is written before that. Lost in a crash, it leaves the step in
 		// doubt, and a step in doubt is probed again, never assumed done.
 		// Appends of parallel hosts run concurrently and share fsyncs.
-		write := j.w.Append
-		if kind == "outcome" {
-			write = j.w.Write
+		write := j.j.Append
+		if kind == runs.KindOutcome {
+			write = j.j.Write
 		}
-		if _, err := write(kind, ev); err != nil {
+		if err := write(kind, ev); err != nil {
 			j.mu.Lock()
 			if !j.failed {
 				j.failed = true
@@ -85,76 +119,59 @@ func (j *journalSink) Flush() {
 	}
 }
 
-// startJournal creates the run's journal and writes its header.
-func startJournal(stateDir string, h runHeader, next engine.Sink) (*journalSink, error) {
-	w, err := journal.Create(journalPath(stateDir, h.RunID))
-	if err != nil {
-		return nil, err
-	}
-	if _, err := w.Append("run", h); err != nil {
-		w.Close()
-		return nil, err
-	}
-	return &journalSink{w: w, next: next}, nil
-}
-
-type runSummary struct {
-	header  runHeader
-	status  string
-	problem string
-}
-
-func readRun(path string) (runSummary, error) {
-	recs, prob, err := journal.Read(path)
-	if err != nil {
-		return runSummary{}, err
-	}
-	var s runSummary
-	if len(recs) == 0 || recs[0].Kind != "run" {
-		return s, fmt.Errorf("%s: no run header", path)
-	}
-	if err := json.Unmarshal(recs[0].Data, &s.header); err != nil {
-		return s, err
-	}
-	s.status = "interrupted"
-	for _, r := range recs[1:] {
-		if r.Kind == "end" {
-			var ev engine.Event
-			_ = json.Unmarshal(r.Data, &ev)
-			s.status = string(ev.Status)
-		}
-	}
-	if prob != nil {
-		s.problem = prob.Error()
-	}
-	return s, nil
-}
-
 func runsCmd(e *Env, args []string) int {
-	fs := newFlags(e, "runs", "[--state-dir DIR]")
-	stateDir := fs.String("state-dir", defaultStateDir(e), "the state directory")
+	fs := newFlags(e, "runs", "[--state-dir DIR | --state URL]")
+	sf := e.addStateFlags(fs)
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return ExitUsage
 	}
-	files, _ := filepath.Glob(filepath.Join(*stateDir, "runs", "*.journal"))
-	sort.Strings(files)
+	store, err := sf.open(context.Background())
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
+		return ExitFailed
+	}
+	defer store.Close()
+	ids, err := store.List()
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
+		return ExitFailed
+	}
 	tw := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "RUN\tPLAYBOOK\tSTARTED\tSTATUS\tOPERATOR")
-	for _, f := range files {
-		s, err := readRun(f)
+	for _, id := range ids {
+		st, prob, err := readState(store, id)
 		if err != nil {
-			fmt.Fprintf(tw, "%s\t?\t?\tunreadable: %v\t?\n", strings.TrimSuffix(filepath.Base(f), ".journal"), err)
+			fmt.Fprintf(tw, "%s\t?\t?\tunreadable: %v\t?\n", id, err)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s@%s\n", s.header.RunID, s.header.Playbook, s.header.Started.Local().Format(time.RFC3339), s.status, s.header.Operator, s.header.Host)
+		status := st.Status
+		if status == runs.StatusCrashed && store.Running(id) {
+			status = "running"
+		}
+		if st.Attempts > 1 {
+			status += fmt.Sprintf(" (%d attempts)", st.Attempts)
+		}
+		if prob != nil {
+			status += " (journal damaged)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s@%s\n", id, st.Header.Playbook, st.Header.Started.Local().Format(time.RFC3339), status, st.Header.Operator, st.Header.Host)
 	}
 	tw.Flush()
 	return ExitOK
 }
 
+func readState(store runs.Store, id string) (*runs.State, *journal.Problem, error) {
+	recs, prob, err := store.Read(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := runs.Fold(recs)
+	return st, prob, err
+}
+
 func showRunCmd(e *Env, args []string) int {
-	fs := newFlags(e, "show-run", "ID [--state-dir DIR]")
-	stateDir := fs.String("state-dir", defaultStateDir(e), "the state directory")
+	fs := newFlags(e, "show-run", "ID [--state-dir DIR | --state URL]")
+	sf := e.addStateFlags(fs)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return ExitUsage
@@ -162,35 +179,58 @@ func showRunCmd(e *Env, args []string) int {
 	if len(pos) != 1 {
 		return e.usageError("show-run needs a run id (runbook runs lists them)")
 	}
-	path := journalPath(*stateDir, pos[0])
-	recs, prob, err := journal.Read(path)
+	store, err := sf.open(context.Background())
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
 		return ExitFailed
 	}
+	defer store.Close()
+	recs, prob, err := store.Read(pos[0])
+	if errors.Is(err, runs.ErrNoRun) {
+		fmt.Fprintf(e.Stderr, "runbook: no run %s in %s (runbook runs lists them)\n", pos[0], sf.where())
+		return ExitFailed
+	}
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
+		return ExitFailed
+	}
+	ts := func(t time.Time) string { return t.Local().Format("15:04:05.000") }
 	for _, r := range recs {
-		if r.Kind == "run" {
-			var h runHeader
+		switch r.Kind {
+		case runs.KindRun:
+			var h runs.Header
 			_ = json.Unmarshal(r.Data, &h)
-			fmt.Fprintf(e.Stdout, "run %s: %s (%s, sha256 %s) by %s@%s, pid %d, started %s\n", h.RunID, h.Playbook, h.File, h.Hash[:12], h.Operator, h.Host, h.PID, h.Started.Local().Format(time.RFC3339))
+			fmt.Fprintf(e.Stdout, "run %s: %s (%s, sha256 %.12s) by %s@%s, pid %d, started %s\n", h.RunID, h.Playbook, h.File, h.Hash, h.Operator, h.Host, h.PID, h.Started.Local().Format(time.RFC3339))
 			fmt.Fprintf(e.Stdout, "  params: %v; secrets (names only): %v\n", h.Params, h.Secrets)
+			continue
+		case runs.KindResume:
+			var a runs.Attempt
+			_ = json.Unmarshal(r.Data, &a)
+			fmt.Fprintf(e.Stdout, "%s  resumed by %s@%s, pid %d %v\n", ts(r.Time), a.Operator, a.Host, a.PID, a.Flags)
 			continue
 		}
 		var ev engine.Event
 		_ = json.Unmarshal(r.Data, &ev)
 		switch r.Kind {
-		case "intent":
-			fmt.Fprintf(e.Stdout, "%s  [%d] start   %s [%s]\n", r.Time.Local().Format("15:04:05.000"), ev.Index, ev.Name, ev.Host)
-		case "outcome":
-			fmt.Fprintf(e.Stdout, "%s  [%d] %-7s %s [%s] %s\n", r.Time.Local().Format("15:04:05.000"), ev.Index, ev.Status, ev.Name, ev.Host, ev.Message)
-		case "guard":
-			fmt.Fprintf(e.Stdout, "%s  guard %-7s %s [%s] %s\n", r.Time.Local().Format("15:04:05.000"), ev.Status, ev.Name, ev.Host, ev.Message)
-		case "end":
-			fmt.Fprintf(e.Stdout, "%s  end: %s %s\n", r.Time.Local().Format("15:04:05.000"), ev.Status, ev.Message)
+		case runs.KindIntent:
+			fmt.Fprintf(e.Stdout, "%s  [%d] start   %s [%s]\n", ts(r.Time), ev.Index, ev.Name, ev.Host)
+		case runs.KindOutcome:
+			fmt.Fprintf(e.Stdout, "%s  [%d] %-7s %s [%s] %s\n", ts(r.Time), ev.Index, ev.Status, ev.Name, ev.Host, ev.Message)
+		case runs.KindGuard:
+			fmt.Fprintf(e.Stdout, "%s  guard %-7s %s [%s] %s\n", ts(r.Time), ev.Status, ev.Name, ev.Host, ev.Message)
+		case runs.KindEnd:
+			fmt.Fprintf(e.Stdout, "%s  end: %s %s\n", ts(r.Time), ev.Status, ev.Message)
 		}
 	}
 	if prob != nil {
 		fmt.Fprintf(e.Stdout, "journal: %v\n", prob)
 	}
 	return ExitOK
+}
+
+func (s *stateFlags) where() string {
+	if s.url != "" {
+		return "the shared store"
+	}
+	return s.dir
 }

@@ -112,6 +112,11 @@ func (s *textSink) Emit(ev *engine.Event) {
 		}
 	case engine.EventStepEnd:
 		s.clearLive()
+		if ev.Resumed {
+			s.counts["earlier"]++
+			fmt.Fprintf(s.w, "[%d] %s %s [%s] %s\n", ev.Index, s.paint(ev.Status), ev.Name, ev.Host, ev.Message)
+			return
+		}
 		s.counts[ev.Status]++
 		fmt.Fprintf(s.w, "[%d] %s %s [%s] %s\n", ev.Index, s.paint(ev.Status), ev.Name, ev.Host, dur(ev.Duration))
 		show := ev.Status == engine.StatusFailed || ev.Status == engine.StatusUnknown || ev.Status == engine.StatusInterrupted || s.dryRun
@@ -130,6 +135,9 @@ func (s *textSink) Emit(ev *engine.Event) {
 			if n := s.counts[st]; n > 0 {
 				parts = append(parts, fmt.Sprintf("%d %s", n, st))
 			}
+		}
+		if n := s.counts["earlier"]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d done earlier", n))
 		}
 		if len(parts) == 0 {
 			parts = append(parts, "no steps run")

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/runbook-dev/runbook/engine"
 	"github.com/runbook-dev/runbook/lock"
 	"github.com/runbook-dev/runbook/playbooks"
+	"github.com/runbook-dev/runbook/runs"
 )
 
 func runCmd(e *Env, args []string) int  { return e.runOrPlan("run", args, false) }
@@ -33,9 +35,8 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 	if !dryRun {
 		fs.BoolVar(&dryRun, "dry-run", false, "probe and plan only; change nothing (same as runbook plan)")
 	}
-	stateDir := fs.String("state-dir", defaultStateDir(e), "where runs keep their locks (default $XDG_STATE_HOME/runbook)")
+	sf := e.addStateFlags(fs)
 	waitLock := fs.Duration("wait-lock", 0, "wait this long for a lock another run holds, instead of refusing at once")
-	stateURL := fs.String("state", "", "keep locks in a shared PostgreSQL (postgres://user@host/db; the password from PGPASSWORD or ~/.pgpass, never the command line)")
 	var sshOpt sshOptions
 	fs.StringVar(&sshOpt.configFile, "ssh-config", "", "OpenSSH client configuration to use instead of ~/.ssh/config (as ssh -F)")
 	fs.BoolVar(&sshOpt.acceptNewHostKeys, "accept-new-host-keys", false, "trust the key of a host not yet in known_hosts and record it (a changed key is still refused)")
@@ -79,39 +80,67 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 		fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run\n", err)
 		return ExitFailed
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptible()
 	defer stop()
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	go func() {
-		<-ctx.Done()
-		cancel(engine.ErrInterrupted)
-	}()
 	runID := newRunID()
 	var sink engine.Sink = e.newSink(*output)
 	if !dryRun {
-		// Every run is journaled: intent and outcome of each step, fsynced.
-		h := runHeader{RunID: runID, Playbook: pb.Name, File: pb.File, Hash: pb.Hash, Params: values, Inventory: *invFile,
+		// Every run is journaled: intent and outcome of each step, durable
+		// before the next step changes anything.
+		store, err := sf.open(ctx)
+		if err != nil {
+			fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run\n", err)
+			return ExitFailed
+		}
+		defer store.Close()
+		h := runs.Header{RunID: runID, Playbook: pb.Name, File: pb.File, Hash: pb.Hash, Params: values, Given: params, Inventory: *invFile,
 			Operator: e.operator(), PID: os.Getpid(), Started: time.Now()}
 		h.Host, _ = os.Hostname()
+		if !strings.HasPrefix(pb.File, "bundled:") {
+			h.Path, _ = filepath.Abs(pb.File)
+		}
 		for _, s := range pb.Secrets {
 			h.Secrets = append(h.Secrets, s.Name)
 		}
-		js, err := startJournal(*stateDir, h, sink)
+		j, err := store.Create(h)
 		if err != nil {
 			fmt.Fprintf(e.Stderr, "runbook: journal: %v; nothing was run (--state-dir to choose where)\n", err)
 			return ExitFailed
 		}
-		defer js.w.Close()
-		sink = js
+		defer j.Close()
+		sink = &journalSink{j: j, next: sink}
 	}
-	r := &engine.Runner{Inventory: inv, Sink: sink, DryRun: dryRun, Connect: e.connector(sshOpt), Lock: e.locker(*stateDir, *stateURL, pb.Name, runID, *waitLock)}
+	r := &engine.Runner{Inventory: inv, Sink: sink, DryRun: dryRun, Connect: e.connector(sshOpt), Lock: e.locker(sf, pb.Name, runID, *waitLock)}
 	err = r.Run(ctx, pb, engine.Inputs{Params: values, Secrets: secrets})
+	return e.runExit(err, sink, runID, sf, !dryRun)
+}
+
+// interruptible returns a context that Ctrl-C or SIGTERM cancels with
+// engine.ErrInterrupted as the cause: the running step's context is
+// cancelled (its remote process killed), the run ends and is journaled.
+func interruptible() (context.Context, func()) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx2, cancel := context.WithCancelCause(context.Background())
+	go func() {
+		<-ctx.Done()
+		cancel(engine.ErrInterrupted)
+	}()
+	return ctx2, func() {
+		stop()
+		cancel(nil)
+	}
+}
+
+// runExit reports how a run (or a resume) ended and returns the exit code.
+// A journaled run that did not finish says how to resume it.
+func (e *Env) runExit(err error, sink engine.Sink, runID string, sf *stateFlags, journaled bool) int {
 	if f, ok := sink.(interface{ Flush() }); ok {
 		f.Flush()
 	}
+	resume := "runbook resume " + runID + sf.args()
 	var ge *engine.GuardError
 	var he *lock.HeldError
+	var de *engine.InDoubtError
 	switch {
 	case errors.As(err, &he):
 		fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run (wait for it with --wait-lock DURATION)\n", he)
@@ -120,12 +149,21 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 		return ExitOK
 	case errors.Is(err, engine.ErrInterrupted) || errors.Is(err, context.Canceled):
 		fmt.Fprintln(e.Stderr, "runbook: interrupted; the running step was cancelled")
+		if journaled {
+			fmt.Fprintf(e.Stderr, "runbook: to continue where it stopped: %s\n", resume)
+		}
 		return ExitInterrupted
 	case errors.As(err, &ge):
 		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
 		return ExitFailed
+	case errors.As(err, &de):
+		fmt.Fprintf(e.Stderr, "runbook: nothing was run: %v\n", err)
+		return ExitFailed
 	default:
 		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
+		if journaled {
+			fmt.Fprintf(e.Stderr, "runbook: once the cause is fixed, continue with: %s\n", resume)
+		}
 		return ExitFailed
 	}
 }
@@ -193,7 +231,8 @@ func defaultStateDir(e *Env) string {
 
 // locker takes playbook locks in the state directory for this run, or in
 // the shared PostgreSQL at url.
-func (e *Env) locker(dir, url, playbook, runID string, wait time.Duration) func(ctx context.Context, name string) (func(), error) {
+func (e *Env) locker(sf *stateFlags, playbook, runID string, wait time.Duration) func(ctx context.Context, name string) (func(), error) {
+	dir, url := sf.dir, sf.url
 	return func(ctx context.Context, name string) (func(), error) {
 		host, _ := os.Hostname()
 		h := lock.Holder{RunID: runID, Playbook: playbook, Operator: e.operator(), Host: host, PID: os.Getpid(), Started: time.Now()}

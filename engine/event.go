@@ -3,6 +3,8 @@ package engine
 import (
 	"strings"
 	"time"
+
+	"github.com/runbook-dev/runbook/step"
 )
 
 // Status is the outcome of a guard or a step on one host.
@@ -39,18 +41,26 @@ const (
 // Event is one thing that happened in a run. Secrets never reach an event:
 // the runner redacts every text field before a sink sees it.
 type Event struct {
-	Time     time.Time     `json:"time"`
-	Type     EventType     `json:"type"`
-	Playbook string        `json:"playbook,omitempty"`
-	Index    int           `json:"index,omitempty"`
-	ID       string        `json:"id,omitempty"`
-	Name     string        `json:"name,omitempty"`
-	Host     string        `json:"host,omitempty"`
+	Time     time.Time `json:"time"`
+	Type     EventType `json:"type"`
+	Playbook string    `json:"playbook,omitempty"`
+	Index    int       `json:"index,omitempty"`
+	ID       string    `json:"id,omitempty"`
+	Name     string    `json:"name,omitempty"`
+	Host     string    `json:"host,omitempty"`
+	// Item is the 1-based element of a for_each step.
+	Item     int           `json:"item,omitempty"`
 	Status   Status        `json:"status,omitempty"`
 	Duration time.Duration `json:"duration_ns,omitempty"`
 	Message  string        `json:"message,omitempty"`
 	Diff     string        `json:"diff,omitempty"`
 	DryRun   bool          `json:"dry_run,omitempty"`
+	// Result is a step's result (step-end), with secrets redacted: a
+	// resumed run takes it from the journal for the steps it does not run
+	// again.
+	Result step.Result `json:"result,omitempty"`
+	// Resumed marks the outcome of a step an earlier attempt finished.
+	Resumed bool `json:"resumed,omitempty"`
 }
 
 // Sink receives events. Emit is called from several goroutines at once
@@ -97,6 +107,45 @@ func (r *Redactor) String(s string) string {
 	return r.r.Replace(s)
 }
 
+// value returns v with secrets redacted from every string in it; maps and
+// lists are copied, never changed in place (the run still uses them).
+func (r *Redactor) value(v any) any {
+	switch v := v.(type) {
+	case string:
+		return r.String(v)
+	case []byte:
+		return r.String(string(v))
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[k] = r.value(e)
+		}
+		return out
+	case step.Result:
+		return r.value(map[string]any(v))
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = r.value(e)
+		}
+		return out
+	case []map[string]any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = r.value(e)
+		}
+		return out
+	case []string:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = r.String(e)
+		}
+		return out
+	default:
+		return v
+	}
+}
+
 // redactingSink passes events on with secrets removed. It does not
 // serialise them: sinks are safe for concurrent use, which lets a journal
 // share fsyncs between the hosts of a fan-out.
@@ -109,6 +158,9 @@ func (s *redactingSink) Emit(e *Event) {
 	e.Message = s.red.String(e.Message)
 	e.Diff = s.red.String(e.Diff)
 	e.Name = s.red.String(e.Name)
+	if e.Result != nil && s.red.r != nil {
+		e.Result = step.Result(s.red.value(map[string]any(e.Result)).(map[string]any))
+	}
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}

@@ -32,6 +32,9 @@ type Runner struct {
 	// Lock takes a playbook's lock: for the whole run, released by the
 	// returned function. Nil ignores locks. A dry run takes none.
 	Lock func(ctx context.Context, name string) (release func(), err error)
+	// Resume continues earlier attempts of the run: what they finished is
+	// not run again. Nil runs everything.
+	Resume *Resume
 }
 
 // Inputs are the values a run starts from.
@@ -117,12 +120,18 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 	defer func() {
 		st, msg := StatusOK, "done"
 		if err != nil {
-			st, msg = StatusFailed, red.String(err.Error())
+			st, msg = x.failStatus(err), red.String(err.Error())
+			if st == StatusUnknown {
+				st = StatusFailed
+			}
 			err = &redactedError{err: err, msg: msg}
 		}
 		x.sink.Emit(&Event{Type: EventRunEnd, Playbook: pb.Name, Status: st, Duration: time.Since(start), Message: msg, DryRun: r.DryRun})
 	}()
 	if err := x.prepare(in); err != nil {
+		return err
+	}
+	if err := x.checkResume(); err != nil {
 		return err
 	}
 	if pb.Lock != nil && r.Lock != nil && !r.DryRun {
@@ -463,7 +472,7 @@ func (x *run) step(ctx context.Context, index int, s *Step) error {
 	}
 	outcomes := make([]hostOutcome, len(hosts))
 	if len(hosts) == 1 {
-		outcomes[0] = x.onHost(ctx, index, s, hosts[0], nil)
+		outcomes[0] = x.onHost(ctx, index, s, hosts[0], nil, 0)
 	} else {
 		x.fanOut(ctx, index, s, hosts, outcomes)
 	}
@@ -489,15 +498,15 @@ func (x *run) forEach(ctx context.Context, index int, s *Step, host string, star
 		}
 	}
 	var outcomes []hostOutcome
-	for _, it := range items {
-		o := x.onHost(ctx, index, s, host, &it)
+	for i, it := range items {
+		o := x.onHost(ctx, index, s, host, &it, i+1)
 		outcomes = append(outcomes, o)
 		if o.status == StatusFailed || o.status == StatusInterrupted {
 			break
 		}
 	}
 	if len(outcomes) == 0 {
-		outcomes = append(outcomes, x.report(index, s, host, start, hostOutcome{host: host, status: StatusSkipped, result: step.Result{}}, &step.Plan{Summary: "for_each gave no elements"}, nil))
+		outcomes = append(outcomes, x.report(index, s, host, start, hostOutcome{host: host, status: StatusSkipped, result: step.Result{}}, &step.Plan{Summary: "for_each gave no elements"}, nil, 0))
 	}
 	return x.finish(index, s, outcomes, time.Since(start))
 }
@@ -532,7 +541,7 @@ func (x *run) fanOut(ctx context.Context, index int, s *Step, hosts []string, ou
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			o := x.onHost(ctx, index, s, h, nil)
+			o := x.onHost(ctx, index, s, h, nil, 0)
 			outcomes[i] = o
 			if o.status == StatusFailed {
 				mu.Lock()
@@ -558,12 +567,19 @@ func (x *run) failStatus(err error) Status {
 }
 
 // onHost runs a step on one host with its when, timeout and retries; item
-// is the element of for_each, or nil.
-func (x *run) onHost(ctx context.Context, index int, s *Step, host string, item *any) hostOutcome {
+// is the element of for_each, or nil, and itemNo its 1-based position.
+func (x *run) onHost(ctx context.Context, index int, s *Step, host string, item *any, itemNo int) hostOutcome {
 	start := time.Now()
+	key := StepKey{Index: index, Host: host, Item: itemNo}
+	if o, why, ok := x.resumed(key); ok {
+		e := &Event{Type: EventStepEnd, Index: index, ID: s.ID, Name: label(s, item), Host: host, Item: itemNo,
+			Status: o.Status, Result: o.Result, Message: why, Resumed: true}
+		x.sink.Emit(e)
+		return hostOutcome{host: host, status: o.Status, result: o.Result}
+	}
 	ex, err := x.exec(host, s.Become)
 	if err != nil {
-		return x.report(index, s, host, start, hostOutcome{host: host, status: StatusFailed, err: err}, nil, item)
+		return x.report(index, s, host, start, hostOutcome{host: host, status: StatusFailed, err: err}, nil, item, itemNo)
 	}
 	if item != nil {
 		ex.Env[itemKey] = *item
@@ -571,21 +587,28 @@ func (x *run) onHost(ctx context.Context, index int, s *Step, host string, item 
 	if s.When != nil {
 		ok, err := s.When.EvalBool(ex.Env)
 		if err != nil {
-			return x.report(index, s, host, start, hostOutcome{host: host, status: x.failStatus(err), err: fmt.Errorf("when: %w", err)}, nil, item)
+			return x.report(index, s, host, start, hostOutcome{host: host, status: x.failStatus(err), err: fmt.Errorf("when: %w", err)}, nil, item, itemNo)
 		}
 		if !ok {
-			return x.report(index, s, host, start, hostOutcome{host: host, status: StatusSkipped, result: step.Result{}}, &step.Plan{Summary: "when is false: " + s.When.Source}, item)
+			return x.report(index, s, host, start, hostOutcome{host: host, status: StatusSkipped, result: step.Result{}}, &step.Plan{Summary: "when is false: " + s.When.Source}, item, itemNo)
 		}
 	}
 	name := label(s, item)
-	x.sink.Emit(&Event{Type: EventStepStart, Index: index, ID: s.ID, Name: name, Host: host, DryRun: x.DryRun})
+	x.sink.Emit(&Event{Type: EventStepStart, Index: index, ID: s.ID, Name: name, Host: host, Item: itemNo, DryRun: x.DryRun})
+	crashpoint("intent", index)
+	if x.inDoubt(key) {
+		// The earlier attempt's outcome was lost: the step's Plan rechecks
+		// the host, and applies only what is not there yet.
+		x.sink.Emit(&Event{Type: EventStepProgress, Index: index, ID: s.ID, Name: name, Host: host, Item: itemNo,
+			Message: "in doubt after an interrupted attempt: checking the host again"})
+	}
 	ex.Progress = func(msg string) {
 		x.sink.Emit(&Event{Type: EventStepProgress, Index: index, ID: s.ID, Name: name, Host: host, Message: msg})
 	}
 	var o hostOutcome
 	var plan *step.Plan
 	for attempt := 0; ; attempt++ {
-		o, plan = x.attempt(ctx, s, ex)
+		o, plan = x.attempt(ctx, index, s, ex)
 		if o.status != StatusFailed || attempt >= s.Retries || ctx.Err() != nil || x.DryRun {
 			break
 		}
@@ -600,7 +623,7 @@ func (x *run) onHost(ctx context.Context, index int, s *Step, host string, item 
 		case <-time.After(delay):
 		}
 	}
-	return x.report(index, s, host, start, o, plan, item)
+	return x.report(index, s, host, start, o, plan, item, itemNo)
 }
 
 // label names a step in events, with the for_each element it runs for.
@@ -623,7 +646,7 @@ func label(s *Step, item *any) string {
 	return s.Label() + " (" + it + ")"
 }
 
-func (x *run) attempt(ctx context.Context, s *Step, ex *step.Exec) (hostOutcome, *step.Plan) {
+func (x *run) attempt(ctx context.Context, index int, s *Step, ex *step.Exec) (hostOutcome, *step.Plan) {
 	o := hostOutcome{host: ex.Host.Name}
 	if !s.Timeout.IsZero() {
 		limit, err := s.Timeout.Get(ex.Env)
@@ -663,6 +686,7 @@ func (x *run) attempt(ctx context.Context, s *Step, ex *step.Exec) (hostOutcome,
 		return o, plan
 	default:
 		r, err := s.Body.Apply(ctx, ex, plan)
+		crashpoint("applied", index)
 		if err != nil {
 			o.result = r
 			return fail(err)
@@ -693,8 +717,9 @@ func (x *run) attempt(ctx context.Context, s *Step, ex *step.Exec) (hostOutcome,
 	return o, plan
 }
 
-func (x *run) report(index int, s *Step, host string, start time.Time, o hostOutcome, plan *step.Plan, item *any) hostOutcome {
-	e := &Event{Type: EventStepEnd, Index: index, ID: s.ID, Name: label(s, item), Host: host, Status: o.status, Duration: time.Since(start), DryRun: x.DryRun}
+func (x *run) report(index int, s *Step, host string, start time.Time, o hostOutcome, plan *step.Plan, item *any, itemNo int) hostOutcome {
+	e := &Event{Type: EventStepEnd, Index: index, ID: s.ID, Name: label(s, item), Host: host, Item: itemNo, Status: o.status,
+		Result: o.result, Duration: time.Since(start), DryRun: x.DryRun}
 	if plan != nil {
 		e.Message, e.Diff = plan.Summary, plan.Diff
 	}
@@ -705,6 +730,7 @@ func (x *run) report(index int, s *Step, host string, start time.Time, o hostOut
 		}
 	}
 	x.sink.Emit(e)
+	crashpoint("outcome", index)
 	return o
 }
 

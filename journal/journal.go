@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -59,44 +60,78 @@ type Writer struct {
 	synced int64
 }
 
-// Create starts a new journal; it refuses to overwrite one.
+// ErrBusy is returned by Open for a journal that another writer, a run
+// still going, holds.
+var ErrBusy = errors.New("the journal is in use by a running writer")
+
+// Create starts a new journal; it refuses to overwrite one. The writer
+// holds an exclusive lock on the file until Close (or until the process
+// dies), so that nobody continues a journal that is still being written.
 func Create(path string) (*Writer, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR|os.O_APPEND, 0o600)
 	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
 		return nil, err
 	}
 	syncDir(filepath.Dir(path))
 	return &Writer{f: f}, nil
 }
 
-// Append opens an existing journal to continue it. A torn last record is
-// cut off first (it was never acknowledged); a damaged record refuses the
-// append, since what follows could not be trusted.
-func Append(path string) (*Writer, error) {
-	recs, valid, prob, err := read(path)
+// Open continues an existing journal and returns the records it holds. It
+// returns ErrBusy while another writer holds the journal. A torn last
+// record is cut off first (it was never acknowledged); a damaged record
+// refuses the open, since what follows it could not be trusted.
+func Open(path string) (*Writer, []Record, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if prob != nil && !prob.Torn {
-		return nil, prob
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, nil, ErrBusy
+		}
+		return nil, nil, err
 	}
-	if prob != nil {
-		if err := os.Truncate(path, valid); err != nil {
-			return nil, err
+	recs, valid, prob, err := read(path)
+	if err == nil && prob != nil && !prob.Torn {
+		err = prob
+	}
+	if err == nil && prob != nil {
+		if err = f.Truncate(valid); err == nil {
+			err = f.Sync()
 		}
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, err
+		f.Close()
+		return nil, nil, err
 	}
 	w := &Writer{f: f}
 	if len(recs) > 0 {
 		w.seq = recs[len(recs)-1].Seq
+		w.synced = w.seq
 	}
-	return w, nil
+	return w, recs, nil
+}
+
+// Busy reports whether a writer holds the journal at path.
+func Busy(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+		return errors.Is(err, syscall.EWOULDBLOCK)
+	}
+	_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return false
 }
 
 // Append writes a record and syncs it to disk before returning: with it,

@@ -2,6 +2,7 @@ package journal
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -60,14 +61,23 @@ func TestTornLastRecord(t *testing.T) {
 	if err != nil || prob == nil || !prob.Torn || prob.Line != 5 || len(recs) != 4 {
 		t.Fatalf("%d records, problem %v, err %v", len(recs), prob, err)
 	}
-	w, err := Append(path)
-	if err != nil {
-		t.Fatal(err)
+	w, got, err := Open(path)
+	if err != nil || len(got) != 4 {
+		t.Fatalf("open: %d records, %v", len(got), err)
+	}
+	if !Busy(path) {
+		t.Error("a journal held by a writer is not busy")
+	}
+	if _, _, err := Open(path); !errors.Is(err, ErrBusy) {
+		t.Errorf("a second writer: %v, want ErrBusy", err)
 	}
 	if rec, err := w.Append("outcome", step{5, "ok"}); err != nil || rec.Seq != 5 {
 		t.Fatalf("append after a torn record: %+v %v", rec, err)
 	}
 	w.Close()
+	if Busy(path) {
+		t.Error("a closed journal is busy")
+	}
 	recs, prob, _ = Read(path)
 	if prob != nil || len(recs) != 5 {
 		t.Fatalf("after append: %d records, %v", len(recs), prob)
@@ -101,7 +111,7 @@ func TestFlippedByte(t *testing.T) {
 		if err != nil || prob == nil || prob.Torn || prob.Line != 3 || len(recs) != 2 {
 			t.Fatalf("flip in %s: %d records, problem %v, err %v", at, len(recs), prob, err)
 		}
-		if _, err := Append(path); err == nil {
+		if _, _, err := Open(path); err == nil {
 			t.Fatalf("flip in %s: appended to a damaged journal", at)
 		}
 	}

@@ -49,6 +49,17 @@ type Changer interface {
 	MayChange() bool
 }
 
+// Rechecker is implemented by a step that knows whether running it again
+// is safe after an attempt whose outcome was lost (the engine was killed
+// between starting it and recording how it ended). Rechecks is true when
+// Plan finds a change that was already made (a file edit, a unit state),
+// when the step changes nothing, or when the author declared it
+// idempotent; resume then simply runs the step again. A step that does not
+// implement it is assumed unsafe to repeat: resume stops and asks.
+type Rechecker interface {
+	Rechecks() bool
+}
+
 // Located is implemented by a step that acts on a host of its own choosing
 // (a wait-until whose probe names its host), so that output shows that
 // host rather than the step's.

@@ -350,3 +350,6 @@ func maskPasswords(s string) string {
 
 // MayChange implements step.Changer.
 func (p *filePatch) MayChange() bool { return true }
+
+// Rechecks implements step.Rechecker: its plan compares the file with the wanted text: an edit already made is found, never made twice.
+func (*filePatch) Rechecks() bool { return true }

@@ -43,6 +43,7 @@ var httpFields = []step.Field{
 	{Name: "expect_status", Kind: step.IntList, Doc: "statuses that mean success (default any 2xx)", Example: []int{200}},
 	{Name: "via_ssh", Kind: step.Bool, Doc: "connect through the host's SSH connection"},
 	{Name: "read_only", Kind: step.Bool, Doc: "the call changes nothing even though its method is not GET: run it in plan and probes"},
+	{Name: "idempotent", Kind: step.Bool, Doc: "running it twice has the effect of running it once, so a resume may run it again when a crash left its outcome unknown (PUT and DELETE are by definition; without it a POST or PATCH makes a resume stop and ask)"},
 }
 
 // Result implements step.Type.
@@ -51,6 +52,7 @@ func (HTTP) Result() types.Map {
 }
 
 type httpStep struct {
+	idempotent     bool
 	url, body      *tmpl.Template
 	jsonBody       *step.Value
 	method         string
@@ -62,7 +64,7 @@ type httpStep struct {
 // Decode implements step.Type.
 func (HTTP) Decode(d *step.Decoder, b step.Body) step.Step {
 	h := &httpStep{url: d.Template(b.Get("url")), method: d.Literal(b.Get("method")), headers: d.TemplateMap(b.Get("headers"), "headers"),
-		expect: d.IntList(b.Get("expect_status")), viaSSH: d.Bool(b.Get("via_ssh")), rdOnly: d.Bool(b.Get("read_only"))}
+		expect: d.IntList(b.Get("expect_status")), viaSSH: d.Bool(b.Get("via_ssh")), rdOnly: d.Bool(b.Get("read_only")), idempotent: d.Bool(b.Get("idempotent"))}
 	if h.method == "" {
 		h.method = http.MethodGet
 	}
@@ -206,3 +208,9 @@ func (h *httpStep) Apply(ctx context.Context, x *step.Exec, _ *step.Plan) (step.
 
 // MayChange implements step.Changer.
 func (h *httpStep) MayChange() bool { return !h.readOnly() }
+
+// Rechecks implements step.Rechecker: PUT and DELETE are idempotent by
+// RFC 9110; POST and PATCH only when the author says so.
+func (h *httpStep) Rechecks() bool {
+	return h.readOnly() || h.idempotent || h.method == http.MethodPut || h.method == http.MethodDelete
+}

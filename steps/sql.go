@@ -44,6 +44,7 @@ var sqlFields = []step.Field{
 	{Name: "args", Kind: step.Any, Doc: "values bound to $1, $2, ... (never interpolated into the SQL)", Example: []string{"replication"}},
 	{Name: "unless", Kind: step.String, Doc: "read-only SQL with the same args: skip when it returns a row whose first column is not false or null", Example: "SELECT true FROM pg_replication_slots WHERE slot_name = $1"},
 	{Name: "read_only", Kind: step.Bool, Doc: "the statement changes nothing: run it in a read-only transaction, also in plan"},
+	{Name: "idempotent", Kind: step.Bool, Doc: "running it twice has the effect of running it once, so a resume may run it again when a crash left its outcome unknown (without it, unless or read_only, a resume stops and asks)"},
 	{Name: "database", Kind: step.String, Doc: "database name", Default: "postgres"},
 	{Name: "user", Kind: step.String, Doc: "database user", Default: "postgres"},
 	{Name: "password", Kind: step.String, Doc: "password, from a secret: ${{ secrets.NAME }}", Example: "${{ secrets.replication_password }}"},
@@ -70,6 +71,7 @@ func (SQL) Result() types.Map {
 type sqlStep struct {
 	text, unless              *tmpl.Template
 	isQuery, readOnly, viaSSH bool
+	idempotent                bool
 	args                      *step.Value
 	database, user, password  *tmpl.Template
 	address                   *tmpl.Template
@@ -81,7 +83,7 @@ type sqlStep struct {
 // Decode implements step.Type.
 func (SQL) Decode(d *step.Decoder, b step.Body) step.Step {
 	s := &sqlStep{
-		readOnly: d.Bool(b.Get("read_only")), viaSSH: d.Bool(b.Get("via_ssh")),
+		readOnly: d.Bool(b.Get("read_only")), viaSSH: d.Bool(b.Get("via_ssh")), idempotent: d.Bool(b.Get("idempotent")),
 		port: d.Int(b.Get("port"), 5432), sslmode: d.Literal(b.Get("sslmode")),
 		stmtTimeout: d.Duration(b.Get("statement_timeout"), 30*time.Second),
 		connTimeout: d.Duration(b.Get("connect_timeout"), 10*time.Second),
@@ -471,3 +473,6 @@ func (s *sqlStep) Apply(ctx context.Context, x *step.Exec, _ *step.Plan) (step.R
 
 // MayChange implements step.Changer.
 func (s *sqlStep) MayChange() bool { return !s.readOnly }
+
+// Rechecks implements step.Rechecker: unless finds a change already made.
+func (s *sqlStep) Rechecks() bool { return s.readOnly || s.idempotent || s.unless != nil }

@@ -41,6 +41,7 @@ var sshExecFields = []step.Field{
 	{Name: "unless", Kind: step.String, Doc: "skip the command when this read-only command exits 0", Example: "test -f /etc/example.conf"},
 	{Name: "expect_exit", Kind: step.IntList, Doc: "exit codes that mean success", Default: []int{0}},
 	{Name: "read_only", Kind: step.Bool, Doc: "the command changes nothing: plan runs it for real and the step reports ok, not changed"},
+	{Name: "idempotent", Kind: step.Bool, Doc: "running it twice has the effect of running it once, so a resume may run it again when a crash left its outcome unknown (without it, creates or unless, a resume stops and asks)"},
 }
 
 // Result implements step.Type.
@@ -53,12 +54,12 @@ type sshExec struct {
 	env                             map[string]*tmpl.Template
 	become                          string
 	expectExit                      []int
-	readOnly                        bool
+	readOnly, idempotent            bool
 }
 
 // Decode implements step.Type.
 func (SSHExec) Decode(d *step.Decoder, b step.Body) step.Step {
-	s := &sshExec{expectExit: []int{0}, become: d.Literal(b.Get("become")), readOnly: d.Bool(b.Get("read_only"))}
+	s := &sshExec{expectExit: []int{0}, become: d.Literal(b.Get("become")), readOnly: d.Bool(b.Get("read_only")), idempotent: d.Bool(b.Get("idempotent"))}
 	for _, k := range []string{"command", "creates", "unless"} {
 		n := b.Get(k)
 		if n == nil {
@@ -257,3 +258,10 @@ func lastLine(outs ...[]byte) string {
 
 // MayChange implements step.Changer.
 func (s *sshExec) MayChange() bool { return !s.readOnly }
+
+// Rechecks implements step.Rechecker: creates and unless find a change
+// already made; otherwise only the author can say the command is safe to
+// repeat.
+func (s *sshExec) Rechecks() bool {
+	return s.readOnly || s.idempotent || s.creates != nil || s.unless != nil
+}

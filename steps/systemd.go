@@ -241,3 +241,6 @@ func (s *systemd) Apply(ctx context.Context, x *step.Exec, p *step.Plan) (step.R
 
 // MayChange implements step.Changer.
 func (s *systemd) MayChange() bool { return s.state != "" || s.enabled != nil || s.masked != nil }
+
+// Rechecks implements step.Rechecker: started, stopped, enabled and masked act only when needed; a restart or reload done twice leaves the unit as once.
+func (*systemd) Rechecks() bool { return true }

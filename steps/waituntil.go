@@ -158,3 +158,6 @@ func (w *waitUntil) Apply(ctx context.Context, x *step.Exec, _ *step.Plan) (step
 		}
 	}
 }
+
+// Rechecks implements step.Rechecker: it only observes.
+func (*waitUntil) Rechecks() bool { return true }

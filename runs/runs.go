@@ -1,0 +1,216 @@
+// Package runs keeps the journals of durable runs, in the local state
+// directory or in a shared PostgreSQL, and reads a journal back into what
+// a resume needs: which steps finished, with their results, and which were
+// started and never reported.
+package runs
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/journal"
+)
+
+// Record kinds of a run's journal.
+const (
+	KindRun     = "run"     // the header, first record
+	KindResume  = "resume"  // a resume continues the run from here
+	KindGuard   = "guard"   // a guard's result
+	KindIntent  = "intent"  // a step is about to run on a host
+	KindOutcome = "outcome" // how it ended
+	KindEnd     = "end"     // the run (or one attempt of it) ended
+)
+
+// Header is the first record of a run's journal. Secrets appear by name
+// only.
+type Header struct {
+	RunID    string `json:"run_id"`
+	Playbook string `json:"playbook"`
+	File     string `json:"file"`
+	// Path is the playbook file's absolute path, for a resume started
+	// from another directory; empty for a bundled playbook.
+	Path   string         `json:"path,omitempty"`
+	Hash   string         `json:"hash"`
+	Params map[string]any `json:"params"`
+	// Given are the parameters as given on the command line, which a
+	// resume parses again.
+	Given     map[string]string `json:"given,omitempty"`
+	Secrets   []string          `json:"secrets"`
+	Inventory string            `json:"inventory,omitempty"`
+	Operator  string            `json:"operator"`
+	Host      string            `json:"host"`
+	PID       int               `json:"pid"`
+	Started   time.Time         `json:"started"`
+}
+
+// Attempt is the record a resume writes before it runs anything.
+type Attempt struct {
+	Operator string    `json:"operator"`
+	Host     string    `json:"host"`
+	PID      int       `json:"pid"`
+	Started  time.Time `json:"started"`
+	// Flags are the resume's options that change what runs.
+	Flags []string `json:"flags,omitempty"`
+	// Hash is the playbook's hash at the resume, when it changed.
+	Hash string `json:"hash,omitempty"`
+}
+
+// Journal is a run's journal open for writing.
+type Journal interface {
+	// Append writes a record and returns once it is durable, with every
+	// record written before it.
+	Append(kind string, data any) error
+	// Write writes a record that the next Append makes durable.
+	Write(kind string, data any) error
+	Close() error
+}
+
+// Store keeps the journals of runs.
+type Store interface {
+	// Create starts the journal of a new run with its header.
+	Create(h Header) (Journal, error)
+	// Continue opens a run's journal to resume the run and returns its
+	// records. It fails with a *BusyError while the run, or a resume of
+	// it, still writes the journal.
+	Continue(runID string) (Journal, []journal.Record, error)
+	// Read returns the records of a run that can be trusted and, if the
+	// journal is damaged or torn, the problem.
+	Read(runID string) ([]journal.Record, *journal.Problem, error)
+	// List returns the ids of the runs, oldest first.
+	List() ([]string, error)
+	// Running reports whether a run's journal is held by a live writer.
+	Running(runID string) bool
+	Close() error
+}
+
+// BusyError is a resume refused because the run is still going.
+type BusyError struct {
+	Header Header
+}
+
+func (e *BusyError) Error() string {
+	h := e.Header
+	return fmt.Sprintf("run %s is still running (pid %d on %s, operator %s): stop it first, or wait for it to end", h.RunID, h.PID, h.Host, h.Operator)
+}
+
+// ErrNoRun is a run id that no journal has.
+var ErrNoRun = errors.New("no such run")
+
+// State is what a run's journal says about it.
+type State struct {
+	Header Header
+	// Status is the status of the last attempt's end: ok, failed or
+	// interrupted; "crashed" when the last attempt has no end record.
+	Status string
+	// Message is the last end record's message.
+	Message string
+	// Attempts counts the run and its resumes.
+	Attempts int
+	// Done and InDoubt are what a resume needs (engine.Resume).
+	Done    map[engine.StepKey]engine.Outcome
+	InDoubt map[engine.StepKey]string
+}
+
+// StatusCrashed is a run whose last attempt ended without a word.
+const StatusCrashed = "crashed"
+
+// Fold reads a run's records into its state. A step's outcome ok, changed
+// or skipped makes it done; failed undoes that (it runs again); a step
+// started and never reported, or interrupted while it ran, is in doubt.
+func Fold(recs []journal.Record) (*State, error) {
+	if len(recs) == 0 || recs[0].Kind != KindRun {
+		return nil, errors.New("the journal has no run header")
+	}
+	st := &State{Done: map[engine.StepKey]engine.Outcome{}, InDoubt: map[engine.StepKey]string{}, Status: StatusCrashed, Attempts: 1}
+	if err := json.Unmarshal(recs[0].Data, &st.Header); err != nil {
+		return nil, fmt.Errorf("run header: %w", err)
+	}
+	for _, r := range recs[1:] {
+		switch r.Kind {
+		case KindResume:
+			st.Attempts++
+			st.Status, st.Message = StatusCrashed, ""
+		case KindEnd:
+			var ev engine.Event
+			if err := json.Unmarshal(r.Data, &ev); err != nil {
+				return nil, fmt.Errorf("record %d: %w", r.Seq, err)
+			}
+			st.Status, st.Message = string(ev.Status), ev.Message
+		case KindIntent, KindOutcome:
+			ev, err := decodeEvent(r.Data)
+			if err != nil {
+				return nil, fmt.Errorf("record %d: %w", r.Seq, err)
+			}
+			k := engine.StepKey{Index: ev.Index, Host: ev.Host, Item: ev.Item}
+			if r.Kind == KindIntent {
+				delete(st.Done, k)
+				st.InDoubt[k] = ev.Name
+				continue
+			}
+			switch ev.Status {
+			case engine.StatusOK, engine.StatusChanged, engine.StatusSkipped:
+				delete(st.InDoubt, k)
+				st.Done[k] = engine.Outcome{Status: ev.Status, Result: ev.Result, ID: ev.ID}
+			case engine.StatusFailed:
+				// It ended, badly: nothing is in doubt, and it runs again.
+				delete(st.InDoubt, k)
+				delete(st.Done, k)
+			case engine.StatusInterrupted:
+				// Cancelled while it ran: its change may be half made.
+				if _, started := st.InDoubt[k]; !started {
+					delete(st.Done, k)
+				}
+			}
+		}
+	}
+	return st, nil
+}
+
+// decodeEvent reads an event with its result's numbers as int where they
+// are whole, as the step types produce them, so that expressions of a
+// resumed run compare them as before.
+func decodeEvent(data []byte) (*engine.Event, error) {
+	var ev engine.Event
+	if err := json.Unmarshal(data, &ev); err != nil {
+		return nil, err
+	}
+	if ev.Result != nil {
+		var raw struct {
+			Result map[string]any `json:"result"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber()
+		if err := dec.Decode(&raw); err != nil {
+			return nil, err
+		}
+		ev.Result = numbers(raw.Result).(map[string]any)
+	}
+	return &ev, nil
+}
+
+func numbers(v any) any {
+	switch v := v.(type) {
+	case json.Number:
+		if i, err := v.Int64(); err == nil {
+			return int(i)
+		}
+		f, _ := v.Float64()
+		return f
+	case map[string]any:
+		for k, e := range v {
+			v[k] = numbers(e)
+		}
+		return v
+	case []any:
+		for i, e := range v {
+			v[i] = numbers(e)
+		}
+		return v
+	default:
+		return v
+	}
+}
