@@ -84,6 +84,8 @@ func (j *journalSink) Emit(ev *engine.Event) {
 	switch ev.Type {
 	case engine.EventStepStart:
 		kind = runs.KindIntent
+	case engine.EventStepApply:
+		kind = runs.KindApply
 	case engine.EventStepEnd:
 		kind = runs.KindOutcome
 	case engine.EventGuard:
@@ -97,8 +99,10 @@ func (j *journalSink) Emit(ev *engine.Event) {
 		// end) is written before that. Lost in a crash, it leaves the step in
 		// doubt, and a step in doubt is probed again, never assumed done.
 		// Appends of parallel hosts run concurrently and share fsyncs.
+		// An apply record needs no fsync of its own: lost, a recheck that
+		// finds the change made reports the step ok instead of changed.
 		write := j.j.Append
-		if kind == runs.KindOutcome {
+		if kind == runs.KindOutcome || kind == runs.KindApply {
 			write = j.j.Write
 		}
 		if err := write(kind, ev); err != nil {

@@ -122,7 +122,7 @@ func resumeCmd(e *Env, args []string) int {
 		runID, h.Playbook, st.Status, st.Attempts+1, len(st.Done), len(st.InDoubt), strings.Join(doubt, ", "))
 	sink := &journalSink{j: j, next: e.newSink(*output)}
 	r := &engine.Runner{Inventory: inv, Sink: sink, Connect: e.connector(sshOpt), Lock: e.locker(sf, pb.Name, runID, *waitLock),
-		Resume: &engine.Resume{Done: st.Done, InDoubt: st.InDoubt, RetryInDoubt: *retry, SkipInDoubt: *skip}}
+		Resume: &engine.Resume{Done: st.Done, InDoubt: st.InDoubt, Applying: st.Applying, RetryInDoubt: *retry, SkipInDoubt: *skip}}
 	err = r.Run(ctx, pb, engine.Inputs{Params: values, Secrets: secrets})
 	return e.runExit(err, sink, runID, sf, true)
 }

@@ -33,7 +33,8 @@ func TestMain(m *testing.M) {
 	}
 	runbookBin = filepath.Join(dir, "runbook")
 	stateDir = filepath.Join(dir, "state")
-	build := exec.Command("go", "build", "-o", runbookBin, "../cmd/runbook")
+	// With the crash points the crash tests kill it at; inert otherwise.
+	build := exec.Command("go", "build", "-tags", "crashpoints", "-o", runbookBin, "../cmd/runbook")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building runbook:", err)

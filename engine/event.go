@@ -34,8 +34,11 @@ const (
 	EventGuard        EventType = "guard"
 	EventStepStart    EventType = "step-start"
 	EventStepProgress EventType = "step-progress"
-	EventStepEnd      EventType = "step-end"
-	EventRunEnd       EventType = "run-end"
+	// EventStepApply says a step's plan found a change to make and the
+	// step is making it now.
+	EventStepApply EventType = "step-apply"
+	EventStepEnd   EventType = "step-end"
+	EventRunEnd    EventType = "run-end"
 )
 
 // Event is one thing that happened in a run. Secrets never reach an event:

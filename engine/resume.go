@@ -40,6 +40,10 @@ type Outcome struct {
 type Resume struct {
 	Done    map[StepKey]Outcome
 	InDoubt map[StepKey]string
+	// Applying are the in-doubt steps whose lost attempt had found a change
+	// to make and started making it: a recheck that finds the change made
+	// reports them changed, as the attempt would have.
+	Applying map[StepKey]bool
 	// RetryInDoubt runs in-doubt steps again even when their type cannot
 	// tell whether the lost attempt made its change.
 	RetryInDoubt bool

@@ -608,7 +608,7 @@ func (x *run) onHost(ctx context.Context, index int, s *Step, host string, item 
 	var o hostOutcome
 	var plan *step.Plan
 	for attempt := 0; ; attempt++ {
-		o, plan = x.attempt(ctx, index, s, ex)
+		o, plan = x.attempt(ctx, index, s, ex, name, itemNo)
 		if o.status != StatusFailed || attempt >= s.Retries || ctx.Err() != nil || x.DryRun {
 			break
 		}
@@ -621,6 +621,16 @@ func (x *run) onHost(ctx context.Context, index int, s *Step, host string, item 
 		select {
 		case <-ctx.Done():
 		case <-time.After(delay):
+		}
+	}
+	if x.inDoubt(key) && x.Resume.Applying[key] && (o.status == StatusSkipped || o.status == StatusOK) {
+		// The lost attempt was making the change and the recheck finds it
+		// made: the run changed the host, as an uninterrupted run reports.
+		o.status = StatusChanged
+		if plan != nil {
+			p := *plan
+			p.Summary = "made by the interrupted attempt (found on recheck): " + p.Summary
+			plan = &p
 		}
 	}
 	return x.report(index, s, host, start, o, plan, item, itemNo)
@@ -646,7 +656,7 @@ func label(s *Step, item *any) string {
 	return s.Label() + " (" + it + ")"
 }
 
-func (x *run) attempt(ctx context.Context, index int, s *Step, ex *step.Exec) (hostOutcome, *step.Plan) {
+func (x *run) attempt(ctx context.Context, index int, s *Step, ex *step.Exec, name string, itemNo int) (hostOutcome, *step.Plan) {
 	o := hostOutcome{host: ex.Host.Name}
 	if !s.Timeout.IsZero() {
 		limit, err := s.Timeout.Get(ex.Env)
@@ -685,6 +695,7 @@ func (x *run) attempt(ctx context.Context, index int, s *Step, ex *step.Exec) (h
 		o.status = StatusWould
 		return o, plan
 	default:
+		x.sink.Emit(&Event{Type: EventStepApply, Index: index, ID: s.ID, Name: name, Host: ex.Host.Name, Item: itemNo, Message: plan.Summary})
 		r, err := s.Body.Apply(ctx, ex, plan)
 		crashpoint("applied", index)
 		if err != nil {

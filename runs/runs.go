@@ -21,6 +21,7 @@ const (
 	KindResume  = "resume"  // a resume continues the run from here
 	KindGuard   = "guard"   // a guard's result
 	KindIntent  = "intent"  // a step is about to run on a host
+	KindApply   = "apply"   // its plan found a change and it is making it
 	KindOutcome = "outcome" // how it ended
 	KindEnd     = "end"     // the run (or one attempt of it) ended
 )
@@ -111,8 +112,9 @@ type State struct {
 	// Attempts counts the run and its resumes.
 	Attempts int
 	// Done and InDoubt are what a resume needs (engine.Resume).
-	Done    map[engine.StepKey]engine.Outcome
-	InDoubt map[engine.StepKey]string
+	Done     map[engine.StepKey]engine.Outcome
+	InDoubt  map[engine.StepKey]string
+	Applying map[engine.StepKey]bool
 }
 
 // StatusCrashed is a run whose last attempt ended without a word.
@@ -125,7 +127,8 @@ func Fold(recs []journal.Record) (*State, error) {
 	if len(recs) == 0 || recs[0].Kind != KindRun {
 		return nil, errors.New("the journal has no run header")
 	}
-	st := &State{Done: map[engine.StepKey]engine.Outcome{}, InDoubt: map[engine.StepKey]string{}, Status: StatusCrashed, Attempts: 1}
+	st := &State{Done: map[engine.StepKey]engine.Outcome{}, InDoubt: map[engine.StepKey]string{}, Applying: map[engine.StepKey]bool{},
+		Status: StatusCrashed, Attempts: 1}
 	if err := json.Unmarshal(recs[0].Data, &st.Header); err != nil {
 		return nil, fmt.Errorf("run header: %w", err)
 	}
@@ -140,16 +143,25 @@ func Fold(recs []journal.Record) (*State, error) {
 				return nil, fmt.Errorf("record %d: %w", r.Seq, err)
 			}
 			st.Status, st.Message = string(ev.Status), ev.Message
-		case KindIntent, KindOutcome:
+		case KindIntent, KindApply, KindOutcome:
 			ev, err := decodeEvent(r.Data)
 			if err != nil {
 				return nil, fmt.Errorf("record %d: %w", r.Seq, err)
 			}
 			k := engine.StepKey{Index: ev.Index, Host: ev.Host, Item: ev.Item}
-			if r.Kind == KindIntent {
+			switch r.Kind {
+			case KindIntent:
 				delete(st.Done, k)
+				// A lost attempt that was applying, followed by one that
+				// started again, keeps the mark: the change may be made.
 				st.InDoubt[k] = ev.Name
 				continue
+			case KindApply:
+				st.Applying[k] = true
+				continue
+			}
+			if ev.Status != engine.StatusInterrupted {
+				delete(st.Applying, k)
 			}
 			switch ev.Status {
 			case engine.StatusOK, engine.StatusChanged, engine.StatusSkipped:

@@ -1,0 +1,308 @@
+package e2e
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/runbook-dev/runbook/internal/testpg"
+)
+
+// crashPlaybook has a step of every type that runs on this machine, each
+// with a side effect the test counts: a file edit, a command that runs
+// once (creates), a command that cannot tell whether it ran (it appends),
+// SQL (create if not exists, insert unless there), a for_each, a fan-out
+// over three hosts, an HTTP PUT, a wait, and a step that uses the results
+// of earlier ones.
+const crashPlaybook = `version: 1
+name: crash/multi
+params:
+  dir: {type: string}
+  table: {type: string}
+  api: {type: string}
+lock: crash-${{ params.table }}
+steps:
+  - id: conf
+    name: settings
+    file-patch:
+      path: ${{ params.dir }}/app.conf
+      create: true
+      backup: false
+      set: {mode: replica, port: "5433"}
+  - id: init
+    name: initialise once
+    ssh-exec:
+      command: echo init >> ${{ params.dir }}/effects.init && touch ${{ params.dir }}/initialised
+      creates: ${{ params.dir }}/initialised
+  - id: append
+    name: append a line
+    ssh-exec:
+      command: echo appended >> ${{ params.dir }}/effects.append && echo appended-once
+  - id: table
+    name: create the table
+    sql:
+      exec: CREATE TABLE IF NOT EXISTS ${{ params.table }} (k text PRIMARY KEY, n int)
+      address: %[1]s
+      port: %[2]d
+      idempotent: true
+  - id: row
+    name: insert a row unless there
+    sql:
+      exec: INSERT INTO ${{ params.table }} VALUES ($1, 1)
+      args: [one]
+      unless: SELECT true FROM ${{ params.table }} WHERE k = $1
+      address: %[1]s
+      port: %[2]d
+  - id: items
+    name: one file per item
+    for_each: ${{ ["a", "b", "c"] }}
+    ssh-exec:
+      command: echo ${{ item }} >> ${{ params.dir }}/effects.items && touch ${{ params.dir }}/item-${{ item }}
+      creates: ${{ params.dir }}/item-${{ item }}
+  - id: fan
+    name: one marker per host
+    hosts: [h1, h2, h3]
+    parallel: 3
+    ssh-exec:
+      command: echo ${{ host.name }} >> ${{ params.dir }}/effects.fan && touch ${{ params.dir }}/fan-${{ host.name }}
+      creates: ${{ params.dir }}/fan-${{ host.name }}
+  - id: put
+    name: store a value over HTTP
+    http:
+      method: PUT
+      url: ${{ params.api }}/value
+      body: ${{ steps.init.status }}
+  - id: ready
+    name: wait for the marker
+    wait-until:
+      probe:
+        ssh-exec: {command: "test -f ${{ params.dir }}/initialised"}
+      until: result.exit_code == 0
+      timeout: 5s
+  - id: summary
+    name: record earlier results
+    ssh-exec:
+      command: echo ${{ steps.init.status }} ${{ steps.row.status }} ${{ steps.items.status }} ${{ len(steps.fan.results) }} > ${{ params.dir }}/summary
+      idempotent: true
+`
+
+const crashInventory = `hosts:
+  h1: {transport: local}
+  h2: {transport: local}
+  h3: {transport: local}
+`
+
+// putServer is the HTTP API the playbook stores a value in.
+type putServer struct {
+	mu     sync.Mutex
+	values map[string]string
+}
+
+func (p *putServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPut {
+		http.Error(w, "PUT only", http.StatusMethodNotAllowed)
+		return
+	}
+	b, _ := io.ReadAll(r.Body)
+	p.mu.Lock()
+	p.values[r.URL.Path] = string(b)
+	p.mu.Unlock()
+}
+
+func (p *putServer) value(path string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.values[path]
+}
+
+// TestCrashResumeLocal kills runbook with SIGKILL at every step boundary
+// and in the middle of every step (after its intent is on disk, and after
+// its change is made but before its outcome is recorded), resumes, and
+// checks that the end state is the one of a run never interrupted, with
+// every side effect made exactly once. A crash inside the one step that
+// cannot tell whether it ran makes the resume stop and ask; the test then
+// looks, as an operator would, and answers with --skip-in-doubt or
+// --retry-in-doubt.
+func TestCrashResumeLocal(t *testing.T) {
+	pg := testpg.Start(t)
+	api := &putServer{values: map[string]string{}}
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	root := t.TempDir()
+	pb := filepath.Join(root, "crash.yaml")
+	inv := filepath.Join(root, "inventory.yaml")
+	if err := os.WriteFile(pb, []byte(fmt.Sprintf(crashPlaybook, pg.Socket, pg.Port)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(inv, []byte(crashInventory), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const steps = 10
+
+	type world struct {
+		files map[string]string
+		rows  string
+		value string
+	}
+	snapshot := func(dir, table, key string) world {
+		w := world{files: map[string]string{}}
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.Name() == "state" {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.files[e.Name()] = string(b)
+		}
+		w.rows = pg.Psql(t, "SELECT k, n FROM "+table+" ORDER BY k")
+		w.value = api.value("/" + key + "/value")
+		return w
+	}
+	show := func(w world) string {
+		var names []string
+		for n := range w.files {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		var b strings.Builder
+		for _, n := range names {
+			fmt.Fprintf(&b, "%s: %q\n", n, w.files[n])
+		}
+		fmt.Fprintf(&b, "rows: %q\nvalue: %q\n", w.rows, w.value)
+		return b.String()
+	}
+
+	// run starts runbook for one scenario; crash names the crash point.
+	type result struct {
+		killed         bool
+		code           int
+		stdout, stderr string
+	}
+	runbook := func(dir, crash string, args ...string) result {
+		cmd := exec.Command(runbookBin, args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+filepath.Join(dir, "state"), "RUNBOOK_CRASHPOINT="+crash, "NO_COLOR=1")
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		r := result{stdout: out.String(), stderr: errb.String()}
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+				r.killed = true
+			}
+			r.code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	scenario := func(name string) (dir, table string, args []string) {
+		dir = filepath.Join(root, name)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		table = "t_" + strings.NewReplacer(":", "_", "-", "_").Replace(name)
+		args = []string{"run", pb, "-i", inv, "-p", "dir=" + dir, "-p", "table=" + table, "-p", "api=" + srv.URL + "/" + name}
+		return dir, table, args
+	}
+
+	refDir, refTable, refArgs := scenario("reference")
+	if r := runbook(refDir, "", refArgs...); r.code != 0 {
+		t.Fatalf("uninterrupted run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	ref := snapshot(refDir, refTable, "reference")
+	// The reference is itself checked: one line per side effect.
+	for file, want := range map[string]string{"effects.init": "init\n", "effects.append": "appended\n", "effects.items": "a\nb\nc\n", "summary": "changed changed changed 3\n"} {
+		if ref.files[file] != want {
+			t.Fatalf("uninterrupted run: %s = %q, want %q", file, ref.files[file], want)
+		}
+	}
+	if got := strings.Count(ref.files["effects.fan"], "\n"); got != 3 {
+		t.Fatalf("uninterrupted run: effects.fan = %q", ref.files["effects.fan"])
+	}
+	if ref.rows != "one|1\n" || ref.value != "changed" {
+		t.Fatalf("uninterrupted run: rows %q, value %q", ref.rows, ref.value)
+	}
+	// The fan-out's hosts finish in any order.
+	normal := func(w world) string {
+		lines := strings.Split(strings.TrimSpace(w.files["effects.fan"]), "\n")
+		sort.Strings(lines)
+		w.files["effects.fan"] = strings.Join(lines, "\n")
+		return show(w)
+	}
+	want := normal(ref)
+
+	killedAt := 0
+	asked := 0
+	for i := 1; i <= steps; i++ {
+		for _, point := range []string{"intent", "applied", "outcome"} {
+			crash := fmt.Sprintf("%s:%d", point, i)
+			t.Run(crash, func(t *testing.T) {
+				dir, table, args := scenario(strings.ReplaceAll(crash, ":", "-"))
+				r := runbook(dir, crash, args...)
+				if !r.killed {
+					// The step made no change (nothing applied) or the point
+					// was not reached: the run must have finished.
+					if r.code != 0 || point != "applied" {
+						t.Fatalf("not killed at %s: exit %d\n%s%s", crash, r.code, r.stdout, r.stderr)
+					}
+				} else {
+					killedAt++
+					ids, _ := filepath.Glob(filepath.Join(dir, "state", "runbook", "runs", "*.journal"))
+					if len(ids) != 1 {
+						t.Fatalf("journals: %v", ids)
+					}
+					id := strings.TrimSuffix(filepath.Base(ids[0]), ".journal")
+					res := runbook(dir, "", "resume", id)
+					if res.code != 0 && strings.Contains(res.stderr, "--retry-in-doubt") {
+						// Only the append step cannot tell whether it ran.
+						if i != 3 || point == "outcome" {
+							t.Fatalf("resume after %s asked the operator:\n%s", crash, res.stderr)
+						}
+						asked++
+						flag := "--retry-in-doubt"
+						if b, _ := os.ReadFile(filepath.Join(dir, "effects.append")); len(b) > 0 {
+							flag = "--skip-in-doubt"
+						}
+						res = runbook(dir, "", "resume", flag, id)
+					} else if i == 3 && point != "outcome" {
+						t.Fatalf("resume after %s did not stop to ask (exit %d):\n%s%s", crash, res.code, res.stdout, res.stderr)
+					}
+					if res.code != 0 {
+						t.Fatalf("resume after %s: exit %d\n%s%s", crash, res.code, res.stdout, res.stderr)
+					}
+					st := runbook(dir, "", "runs")
+					if !strings.Contains(st.stdout, " ok (") {
+						t.Errorf("runs after the resume:\n%s", st.stdout)
+					}
+				}
+				got := snapshot(dir, table, strings.ReplaceAll(crash, ":", "-"))
+				if g := normal(got); g != want {
+					t.Errorf("end state after a crash at %s differs from an uninterrupted run's:\n got:\n%s\nwant:\n%s", crash, g, want)
+				}
+			})
+		}
+	}
+	t.Logf("%d crash points killed the run; %d resumes stopped to ask about the step that cannot recheck", killedAt, asked)
+	if asked != 2 {
+		t.Errorf("resumes that asked: %d, want 2 (a crash before and after the append)", asked)
+	}
+}
