@@ -159,8 +159,12 @@ func (j *pgJournal) Close() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	ferr := j.flush()
-	// Closing the connection releases the run's advisory lock.
-	err := j.conn.Close(context.Background())
+	// Unlocked before the connection closes: a backend that exits releases
+	// its locks too, but not by the time Close returns.
+	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
+	defer cancel()
+	_, _ = j.conn.Exec(ctx, "SELECT pg_advisory_unlock(hashtextextended($1, 0))", runLockKey(j.runID))
+	err := j.conn.Close(ctx)
 	if ferr != nil {
 		return ferr
 	}

@@ -1,0 +1,176 @@
+package runs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/internal/testpg"
+	"github.com/runbook-dev/runbook/step"
+)
+
+func ev(index int, host string, st engine.Status, result step.Result) *engine.Event {
+	return &engine.Event{Index: index, ID: fmt.Sprintf("s%d", index), Name: fmt.Sprintf("step %d", index), Host: host, Status: st, Result: result}
+}
+
+// writeRun journals a run with a crash in the middle: step 1 done with a
+// result, step 2 failed, step 3 applying when the process died, step 4
+// started and never reported, step 5 interrupted after an earlier outcome.
+func writeRun(t *testing.T, s Store) string {
+	t.Helper()
+	id := "20261126T000000Z-abcdef"
+	j, err := s.Create(Header{RunID: id, Playbook: "p", Hash: "h", Started: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []struct {
+		kind string
+		ev   *engine.Event
+	}{
+		{KindIntent, ev(1, "a", "", nil)},
+		{KindApply, ev(1, "a", "", nil)},
+		{KindOutcome, ev(1, "a", engine.StatusChanged, step.Result{"exit_code": 0, "stdout": "x", "rows": []any{map[string]any{"n": 2, "f": 1.5}}})},
+		{KindIntent, ev(2, "a", "", nil)},
+		{KindOutcome, ev(2, "a", engine.StatusFailed, nil)},
+		{KindIntent, ev(3, "a", "", nil)},
+		{KindApply, ev(3, "a", "", nil)},
+		{KindIntent, ev(4, "b", "", nil)},
+		{KindIntent, ev(5, "a", "", nil)},
+		{KindOutcome, ev(5, "a", engine.StatusInterrupted, nil)},
+	} {
+		write := j.Append
+		if r.kind == KindOutcome {
+			write = j.Write
+		}
+		if err := write(r.kind, r.ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func checkFold(t *testing.T, s Store, id string) {
+	t.Helper()
+	recs, prob, err := s.Read(id)
+	if err != nil || prob != nil {
+		t.Fatalf("read: %v %v", prob, err)
+	}
+	st, err := Fold(recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Status != StatusCrashed || st.Header.RunID != id {
+		t.Errorf("status %q, header %+v", st.Status, st.Header)
+	}
+	o, ok := st.Done[engine.StepKey{Index: 1, Host: "a"}]
+	if !ok || o.Status != engine.StatusChanged || o.ID != "s1" || len(st.Done) != 1 {
+		t.Fatalf("done: %+v", st.Done)
+	}
+	// Whole numbers come back as int, as the step types made them.
+	if _, ok := o.Result["exit_code"].(int); !ok {
+		t.Errorf("exit_code is %T", o.Result["exit_code"])
+	}
+	row := o.Result["rows"].([]any)[0].(map[string]any)
+	if _, ok := row["n"].(int); !ok || row["f"] != 1.5 {
+		t.Errorf("row %#v", row)
+	}
+	want := map[engine.StepKey]bool{{Index: 3, Host: "a"}: true, {Index: 4, Host: "b"}: true, {Index: 5, Host: "a"}: true}
+	if len(st.InDoubt) != len(want) {
+		t.Errorf("in doubt: %v", st.InDoubt)
+	}
+	for k := range want {
+		if _, ok := st.InDoubt[k]; !ok {
+			t.Errorf("%v is not in doubt", k)
+		}
+	}
+	if !st.Applying[engine.StepKey{Index: 3, Host: "a"}] || len(st.Applying) != 1 {
+		t.Errorf("applying: %v", st.Applying)
+	}
+}
+
+func TestFoldLocal(t *testing.T) {
+	s := &Local{Dir: t.TempDir()}
+	id := writeRun(t, s)
+	checkFold(t, s, id)
+	ids, err := s.List()
+	if err != nil || len(ids) != 1 || ids[0] != id {
+		t.Fatalf("list: %v %v", ids, err)
+	}
+	j, recs, err := s.Continue(id)
+	if err != nil || len(recs) != 11 {
+		t.Fatalf("continue: %d records, %v", len(recs), err)
+	}
+	if !s.Running(id) {
+		t.Error("a continued run is not running")
+	}
+	var be *BusyError
+	if _, _, err := s.Continue(id); !errors.As(err, &be) || be.Header.Playbook != "p" {
+		t.Errorf("second continue: %v", err)
+	}
+	j.Close()
+	if _, _, err := s.Continue("../etc/passwd"); !errors.Is(err, ErrNoRun) {
+		t.Errorf("a path as run id: %v", err)
+	}
+	if _, _, err := s.Read("nope"); !errors.Is(err, ErrNoRun) {
+		t.Errorf("read of no run: %v", err)
+	}
+	if filepath.Base(s.path(id)) != id+".journal" {
+		t.Error(s.path(id))
+	}
+}
+
+// TestPGStore: the same journal kept in a real PostgreSQL, with the run
+// held by its writer's connection.
+func TestPGStore(t *testing.T) {
+	pg := testpg.Start(t)
+	url := fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/postgres?sslmode=disable", testpg.Password, pg.Port)
+	s, err := OpenPG(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	id := writeRun(t, s)
+	checkFold(t, s, id)
+	other, err := OpenPG(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	j, recs, err := s.Continue(id)
+	if err != nil || len(recs) != 11 {
+		t.Fatalf("continue: %d records, %v", len(recs), err)
+	}
+	// Another operator's machine sees the run held, and cannot resume it.
+	if !other.Running(id) {
+		t.Error("a continued run is not running for another client")
+	}
+	var be *BusyError
+	if _, _, err := other.Continue(id); !errors.As(err, &be) {
+		t.Errorf("second continue: %v", err)
+	}
+	if err := j.Append(KindResume, Attempt{Operator: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	if other.Running(id) {
+		t.Error("a closed run is still running")
+	}
+	recs, _, err = other.Read(id)
+	if err != nil || len(recs) != 12 || recs[11].Kind != KindResume || recs[11].Seq != 12 {
+		t.Fatalf("after the resume record: %d records, %v", len(recs), err)
+	}
+	ids, err := other.List()
+	if err != nil || len(ids) != 1 || ids[0] != id {
+		t.Fatalf("list: %v %v", ids, err)
+	}
+	if _, _, err := other.Read("nope"); !errors.Is(err, ErrNoRun) {
+		t.Errorf("read of no run: %v", err)
+	}
+}
