@@ -94,16 +94,14 @@ func (j *journalSink) Emit(ev *engine.Event) {
 		kind = runs.KindEnd
 	}
 	if kind != "" {
-		// An outcome rides on the next record's fsync: it must be on disk
-		// before the next step changes anything, and the next intent (or the
-		// end) is written before that. Lost in a crash, it leaves the step in
-		// doubt, and a step in doubt is probed again, never assumed done.
+		// Only what a resume needs to be safe waits for the disk: the
+		// record of a change about to be made, and the end (see
+		// engine.Event.Durable); the rest rides on the next sync. A process
+		// killed loses nothing either way (the kernel has the writes).
 		// Appends of parallel hosts run concurrently and share fsyncs.
-		// An apply record needs no fsync of its own: lost, a recheck that
-		// finds the change made reports the step ok instead of changed.
-		write := j.j.Append
-		if kind == runs.KindOutcome || kind == runs.KindApply {
-			write = j.j.Write
+		write := j.j.Write
+		if ev.Durable {
+			write = j.j.Append
 		}
 		if err := write(kind, ev); err != nil {
 			j.mu.Lock()

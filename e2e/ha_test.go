@@ -18,6 +18,13 @@ type ha struct {
 	t   *testing.T
 	l   *lab.Lab
 	env []string
+	// crash runs every procedure as a chain of attempts killed with
+	// SIGKILL at each step's crash points in turn, each resumed.
+	crash bool
+	// prints are the fingerprints of the hosts after each procedure; ref
+	// those of the uninterrupted scenario, which a crash scenario must
+	// match.
+	prints, ref []string
 }
 
 func (h *ha) run(args ...string) (string, error) {
@@ -105,9 +112,25 @@ func (h *ha) snapshot() string {
 // (its database on pg1). It sets up synchronous replication, proves it,
 // fails over to pg2 after a power cut of pg1, refuses the dangerous
 // mistakes, brings pg1 back as pg2's standby and fails back.
+//
+// It runs twice on fresh labs: uninterrupted, then with every procedure
+// killed (SIGKILL) at every step boundary and in the middle of every step
+// and resumed each time; after each procedure the hosts must be as the
+// uninterrupted run left them, every side effect made once.
 func TestHAScenario(t *testing.T) {
+	var ref []string
+	t.Run("uninterrupted", func(t *testing.T) { ref = haScenario(t, false, nil) })
+	t.Run("crash at every step", func(t *testing.T) {
+		if ref == nil {
+			t.Log("the uninterrupted scenario did not run: end states are checked by the scenario's own assertions only")
+		}
+		haScenario(t, true, ref)
+	})
+}
+
+func haScenario(t *testing.T, crash bool, ref []string) []string {
 	l := startLabWith(t, lab.Options{Hosts: []string{"pg1", "pg2", "orch"}, Orchestrator: "orch"})
-	h := &ha{t: t, l: l, env: []string{"RUNBOOK_REPLICATION_PASSWORD=" + replicationPassword}}
+	h := &ha{t: t, l: l, env: []string{"RUNBOOK_REPLICATION_PASSWORD=" + replicationPassword}, crash: crash, ref: ref}
 	primary := []string{"run", "pg-ha/configure-primary", "-p", "primary=pg1", "-p", "standby=pg2", "-p", "layout=debian"}
 	standby := []string{"run", "pg-ha/configure-standby", "-p", "primary=pg1", "-p", "standby=pg2", "-p", "layout=debian"}
 
@@ -122,12 +145,12 @@ func TestHAScenario(t *testing.T) {
 	}
 
 	// 1. configure-primary, configure-standby: inmanta streams, sync.
-	h.ok(primary...)
-	h.ok(standby...)
+	h.apply(primary...)
+	h.apply(standby...)
 	if got := h.psql("pg1", "SELECT application_name || ' ' || state || ' ' || sync_state FROM pg_stat_replication"); got != "inmanta streaming sync" {
 		t.Fatalf("pg_stat_replication on pg1: %q", got)
 	}
-	h.ok("run", "pg-ha/check", "-p", "primary=pg1")
+	h.apply("run", "pg-ha/check", "-p", "primary=pg1")
 	out = h.ok(append([]string{"plan"}, standby[1:]...)...)
 	if strings.Contains(out, "would-change") {
 		t.Errorf("plan after configure-standby still has changes:\n%s", out)
@@ -165,7 +188,7 @@ func TestHAScenario(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("the write did not complete after the standby came back")
 	}
-	h.ok("run", "pg-ha/check", "-p", "primary=pg1")
+	h.apply("run", "pg-ha/check", "-p", "primary=pg1")
 
 	// 4. Guards. new-orchestrator while the old orchestrator is enabled,
 	// and promote-standby while pg1 is a running primary: refused, and
@@ -186,9 +209,9 @@ func TestHAScenario(t *testing.T) {
 	promote := []string{"run", "pg-ha/promote-standby", "-p", "standby=pg2", "-p", "old_primary=pg1", "-p", "layout=debian"}
 	failover := []string{"run", "orchestrator/failover-database", "-p", "orchestrator=orch", "-p", "new_primary=pg2", "-p", "layout=debian"}
 	h.plans(promote, "would-change Promote the standby")
-	h.ok(promote...)
+	h.apply(promote...)
 	h.plans(failover, "+host="+lab.Address(1))
-	h.ok(failover...)
+	h.apply(failover...)
 	if got := h.psql("pg2", "SELECT count(*) FROM ha_rows"); got != "1001" {
 		t.Errorf("pg2 holds %s rows, want every committed row (1001)", got)
 	}
@@ -213,16 +236,16 @@ func TestHAScenario(t *testing.T) {
 	h.sh("pg1", "systemctl stop postgresql@15-main")
 	add := []string{"run", "pg-ha/add-standby", "-p", "primary=pg2", "-p", "standby=pg1", "-p", "layout=debian", "-p", "discard_standby_data=true"}
 	h.plans(add, "would-change Base backup of the primary")
-	h.ok(add...)
+	h.apply(add...)
 	h.unchanged(add...)
-	h.ok("run", "pg-ha/check", "-p", "primary=pg2")
+	h.apply("run", "pg-ha/check", "-p", "primary=pg2")
 
 	// And back: pg2 loses power, pg1 is promoted again.
 	if err := l.Fault(context.Background(), "pg2", lab.FaultKill); err != nil {
 		t.Fatal(err)
 	}
-	h.ok("run", "pg-ha/promote-standby", "-p", "standby=pg1", "-p", "old_primary=pg2", "-p", "layout=debian")
-	h.ok("run", "orchestrator/failover-database", "-p", "orchestrator=orch", "-p", "new_primary=pg1", "-p", "layout=debian")
+	h.apply("run", "pg-ha/promote-standby", "-p", "standby=pg1", "-p", "old_primary=pg2", "-p", "layout=debian")
+	h.apply("run", "orchestrator/failover-database", "-p", "orchestrator=orch", "-p", "new_primary=pg1", "-p", "layout=debian")
 	if got := h.psql("pg1", "SELECT count(*) FROM ha_rows"); got != "1002" {
 		t.Errorf("pg1 holds %s rows after failing back, want 1002", got)
 	}
@@ -240,17 +263,23 @@ func TestHAScenario(t *testing.T) {
 	h.sh("pg2", "systemctl stop postgresql@15-main && systemctl disable postgresql@15-main 2>/dev/null; true")
 	newOrch := []string{"run", "orchestrator/new-orchestrator", "-p", "old_orchestrator=orch", "-p", "new_orchestrator=pg2", "-p", "database_host=pg1"}
 	h.plans(newOrch, "would-change Start and enable the new orchestrator")
-	out = h.ok(newOrch...)
-	if strings.Count(out, "changed      Recompile (") != 2 {
+	out = h.apply(newOrch...)
+	if !crash && strings.Count(out, "changed      Recompile (") != 2 {
 		t.Errorf("new-orchestrator did not recompile both environments:\n%s", out)
 	}
-	if got := h.psqlDB("pg1", "inmanta", "SELECT count(*) FROM standin_recompile"); got != "2" {
+	got := h.psqlDB("pg1", "inmanta", "SELECT count(*) FROM standin_recompile")
+	if n, _ := strconv.Atoi(got); !crash && n != 2 || crash && n < 2 {
 		t.Errorf("recompile requests recorded: %s, want 2", got)
+	} else if crash {
+		// A recompile cut short is requested again (idempotent): more than
+		// one request per environment is expected here.
+		t.Logf("recompile requests recorded with the crashes: %s", got)
 	}
 	if strings.Contains(out, password) {
 		t.Error("the database password is in the output")
 	}
 	h.unchanged(newOrch...)
+	return h.prints
 }
 
 // plans runs `runbook plan` of a run and checks it shows want and changes

@@ -64,6 +64,15 @@ type Event struct {
 	Result step.Result `json:"result,omitempty"`
 	// Resumed marks the outcome of a step an earlier attempt finished.
 	Resumed bool `json:"resumed,omitempty"`
+	// Durable asks a journal to have the event, and every event before it,
+	// on disk before the run goes on. The runner sets it on a step's apply
+	// event, just before the step changes its host, and on the run's end.
+	// Lost in a power cut, the records of steps that changed nothing only
+	// make a resume check those steps again; the record of a change about
+	// to be made must not be lost, or a resume could repeat a step that
+	// cannot recheck, or take a change it made for one made before the run
+	// (and a later "when: steps.X.changed" would go the other way).
+	Durable bool `json:"-"`
 }
 
 // Sink receives events. Emit is called from several goroutines at once

@@ -126,7 +126,7 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 			}
 			err = &redactedError{err: err, msg: msg}
 		}
-		x.sink.Emit(&Event{Type: EventRunEnd, Playbook: pb.Name, Status: st, Duration: time.Since(start), Message: msg, DryRun: r.DryRun})
+		x.sink.Emit(&Event{Type: EventRunEnd, Playbook: pb.Name, Status: st, Duration: time.Since(start), Message: msg, DryRun: r.DryRun, Durable: true})
 	}()
 	if err := x.prepare(in); err != nil {
 		return err
@@ -695,7 +695,7 @@ func (x *run) attempt(ctx context.Context, index int, s *Step, ex *step.Exec, na
 		o.status = StatusWould
 		return o, plan
 	default:
-		x.sink.Emit(&Event{Type: EventStepApply, Index: index, ID: s.ID, Name: name, Host: ex.Host.Name, Item: itemNo, Message: plan.Summary})
+		x.sink.Emit(&Event{Type: EventStepApply, Index: index, ID: s.ID, Name: name, Host: ex.Host.Name, Item: itemNo, Message: plan.Summary, Durable: true})
 		r, err := s.Body.Apply(ctx, ex, plan)
 		crashpoint("applied", index)
 		if err != nil {
