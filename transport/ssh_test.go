@@ -111,6 +111,40 @@ func TestSSHCancelKillsProcessGroup(t *testing.T) {
 	}
 }
 
+// TestSSHSimpleCommand: a one-command line, exec'd by the login shell
+// without /bin/sh -c, keeps its arguments word for word, its exit status,
+// and stays killable.
+func TestSSHSimpleCommand(t *testing.T) {
+	s := testsshd.Start(t)
+	c := mustDial(t, s)
+	out, err := c.Run(context.Background(), &transport.Command{Line: `printf '%s|' 'a b' 'it'\''s' "$HOME" x=1`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not simple (a double quote): run by /bin/sh -c, which expands $HOME.
+	if got := string(out.Stdout); !strings.HasPrefix(got, "a b|it's|/") || !strings.HasSuffix(got, "|x=1|") {
+		t.Errorf("stdout %q", got)
+	}
+	out, err = c.Run(context.Background(), &transport.Command{Line: `printf '%s|' 'a b' '$HOME' x=1`})
+	if err != nil || string(out.Stdout) != "a b|$HOME|x=1|" {
+		t.Errorf("simple: %q %v", out.Stdout, err)
+	}
+	out, err = c.Run(context.Background(), &transport.Command{Line: "false"})
+	if err != nil || out.ExitCode != 1 {
+		t.Errorf("false: exit %d %v", out.ExitCode, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := c.Run(ctx, &transport.Command{Line: "sleep 319"}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the deadline", err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	out, _ = c.Run(context.Background(), &transport.Command{Line: "ps -eo pid,args | grep [s]leep.319 || true"})
+	if pids := strings.TrimSpace(string(out.Stdout)); pids != "" {
+		t.Errorf("a simple command survived cancellation: %s", pids)
+	}
+}
+
 func TestSSHFiles(t *testing.T) {
 	s := testsshd.Start(t)
 	c := mustDial(t, s)
