@@ -86,6 +86,8 @@ func (j *journalSink) Emit(ev *engine.Event) {
 		kind = runs.KindIntent
 	case engine.EventStepApply:
 		kind = runs.KindApply
+	case engine.EventStepProcess:
+		kind = runs.KindProcess
 	case engine.EventStepEnd:
 		kind = runs.KindOutcome
 	case engine.EventGuard:

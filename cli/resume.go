@@ -20,6 +20,7 @@ func resumeCmd(e *Env, args []string) int {
 	retry := fs.Bool("retry-in-doubt", false, "run again the steps that were started and never reported, even those whose type cannot check whether their change was made")
 	skip := fs.Bool("skip-in-doubt", false, "take the steps that were started and never reported as done (you checked on the hosts that their change was made)")
 	allowChanged := fs.Bool("allow-changed-playbook", false, "resume even though the playbook changed since the run started")
+	waitLeftovers := fs.Duration("wait-leftovers", 10*time.Minute, "how long to wait for a command the interrupted attempt started on a host, if it still runs, before giving up")
 	var sshOpt sshOptions
 	fs.StringVar(&sshOpt.configFile, "ssh-config", "", "OpenSSH client configuration to use instead of ~/.ssh/config (as ssh -F)")
 	fs.BoolVar(&sshOpt.acceptNewHostKeys, "accept-new-host-keys", false, "trust the key of a host not yet in known_hosts and record it (a changed key is still refused)")
@@ -122,7 +123,7 @@ func resumeCmd(e *Env, args []string) int {
 		runID, h.Playbook, st.Status, st.Attempts+1, len(st.Done), len(st.InDoubt), strings.Join(doubt, ", "))
 	sink := &journalSink{j: j, next: e.newSink(*output)}
 	r := &engine.Runner{Inventory: inv, Sink: sink, Connect: e.connector(sshOpt), Lock: e.locker(sf, pb.Name, runID, *waitLock),
-		Resume: &engine.Resume{Done: st.Done, InDoubt: st.InDoubt, Applying: st.Applying, RetryInDoubt: *retry, SkipInDoubt: *skip}}
+		Resume: &engine.Resume{Done: st.Done, InDoubt: st.InDoubt, Applying: st.Applying, Leftovers: st.Processes, LeftoverWait: *waitLeftovers, RetryInDoubt: *retry, SkipInDoubt: *skip}}
 	err = r.Run(ctx, pb, engine.Inputs{Params: values, Secrets: secrets})
 	return e.runExit(err, sink, runID, sf, true)
 }

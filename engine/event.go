@@ -37,8 +37,11 @@ const (
 	// EventStepApply says a step's plan found a change to make and the
 	// step is making it now.
 	EventStepApply EventType = "step-apply"
-	EventStepEnd   EventType = "step-end"
-	EventRunEnd    EventType = "run-end"
+	// EventStepProcess gives the process group of the command a step runs
+	// on its host to make its change.
+	EventStepProcess EventType = "step-process"
+	EventStepEnd     EventType = "step-end"
+	EventRunEnd      EventType = "run-end"
 )
 
 // Event is one thing that happened in a run. Secrets never reach an event:
@@ -51,6 +54,8 @@ type Event struct {
 	ID       string    `json:"id,omitempty"`
 	Name     string    `json:"name,omitempty"`
 	Host     string    `json:"host,omitempty"`
+	// PID is the process group of a step-process event.
+	PID int `json:"pid,omitempty"`
 	// Item is the 1-based element of a for_each step.
 	Item     int           `json:"item,omitempty"`
 	Status   Status        `json:"status,omitempty"`

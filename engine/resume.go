@@ -1,11 +1,15 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/runbook-dev/runbook/step"
+	"github.com/runbook-dev/runbook/transport"
 )
 
 // StepKey names one execution of a step: the step's 1-based index, the host
@@ -44,6 +48,12 @@ type Resume struct {
 	// to make and started making it: a recheck that finds the change made
 	// reports them changed, as the attempt would have.
 	Applying map[StepKey]bool
+	// Leftovers are the commands in-doubt steps had started on their hosts
+	// (their process groups): one may outlive the engine that started it and
+	// still be making its change, so the step waits for it to end before it
+	// is checked again, up to LeftoverWait (default 10 minutes).
+	Leftovers    map[StepKey]Leftover
+	LeftoverWait time.Duration
 	// RetryInDoubt runs in-doubt steps again even when their type cannot
 	// tell whether the lost attempt made its change.
 	RetryInDoubt bool
@@ -62,6 +72,83 @@ func (e *InDoubtError) Error() string {
 	return fmt.Sprintf("%d step(s) were started and never reported, and running them again could repeat their change: %s; "+
 		"check on the host whether the change was made, then resume with --retry-in-doubt to run them again or --skip-in-doubt to take them as done",
 		len(e.Steps), strings.Join(e.Steps, "; "))
+}
+
+// Leftover is a command an interrupted attempt started on its host.
+type Leftover struct {
+	PID   int
+	Since time.Time
+}
+
+// LeftoverError is a command of an interrupted attempt that still runs.
+type LeftoverError struct {
+	Key  StepKey
+	PID  int
+	Wait time.Duration
+}
+
+func (e *LeftoverError) Error() string {
+	return fmt.Sprintf("the command the interrupted attempt started on %s still runs after %s (process group %d) and may still make its change: "+
+		"wait for it to end, or stop it (kill -TERM -- -%d on %s), then resume again (--wait-leftovers to wait longer)",
+		e.Key.Host, e.Wait, e.PID, e.PID, e.Key.Host)
+}
+
+// awaitLeftover waits for the command an interrupted attempt of the step
+// started on its host to end: checked again while it still runs, the step
+// would find half a change, and might make it a second time.
+func (x *run) awaitLeftover(ctx context.Context, ex *step.Exec, k StepKey) error {
+	lo, ok := x.Resume.Leftovers[k]
+	if !ok {
+		return nil
+	}
+	conn, err := ex.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	wait := x.Resume.LeftoverWait
+	if wait <= 0 {
+		wait = 10 * time.Minute
+	}
+	start := time.Now()
+	for announced := false; ; announced = true {
+		out, err := conn.Run(ctx, &transport.Command{Line: transport.GroupCheck(lo.PID)})
+		if err != nil {
+			return fmt.Errorf("checking for the command of the interrupted attempt: %w", err)
+		}
+		if !leftoverRuns(strings.TrimSpace(string(out.Stdout)), time.Since(lo.Since)) {
+			return nil
+		}
+		if !announced && ex.Progress != nil {
+			ex.Progress(fmt.Sprintf("the command of the interrupted attempt still runs (process group %d): waiting for it to end", lo.PID))
+		}
+		if time.Since(start) >= wait {
+			return &LeftoverError{Key: k, PID: lo.PID, Wait: wait}
+		}
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// leftoverRuns reads transport.GroupCheck's answer about a process group
+// recorded age ago: a group younger than that reuses the id, and is not
+// the one the attempt started.
+func leftoverRuns(state string, age time.Duration) bool {
+	switch {
+	case state == "gone":
+		return false
+	case strings.HasPrefix(state, "running "):
+		n, err := strconv.Atoi(strings.TrimPrefix(state, "running "))
+		if err != nil {
+			return true // cannot tell its age: assume it is ours
+		}
+		// ps counts whole seconds; the record was written as it started.
+		return time.Duration(n+2)*time.Second >= age
+	default:
+		return true
+	}
 }
 
 // rechecks says whether a step may be run again after a lost attempt.

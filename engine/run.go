@@ -601,9 +601,16 @@ func (x *run) onHost(ctx context.Context, index int, s *Step, host string, item 
 		// the host, and applies only what is not there yet.
 		x.sink.Emit(&Event{Type: EventStepProgress, Index: index, ID: s.ID, Name: name, Host: host, Item: itemNo,
 			Message: "in doubt after an interrupted attempt: checking the host again"})
+		if err := x.awaitLeftover(ctx, ex, key); err != nil {
+			return x.report(index, s, host, start, hostOutcome{host: host, status: x.failStatus(err), err: err}, nil, item, itemNo)
+		}
 	}
 	ex.Progress = func(msg string) {
 		x.sink.Emit(&Event{Type: EventStepProgress, Index: index, ID: s.ID, Name: name, Host: host, Message: msg})
+	}
+	ex.Started = func(pgid int) {
+		x.sink.Emit(&Event{Type: EventStepProcess, Index: index, ID: s.ID, Name: name, Host: host, Item: itemNo, PID: pgid})
+		crashpoint("started", index)
 	}
 	var o hostOutcome
 	var plan *step.Plan

@@ -22,6 +22,7 @@ const (
 	KindGuard   = "guard"   // a guard's result
 	KindIntent  = "intent"  // a step is about to run on a host
 	KindApply   = "apply"   // its plan found a change and it is making it
+	KindProcess = "process" // the process group of the command making it
 	KindOutcome = "outcome" // how it ended
 	KindEnd     = "end"     // the run (or one attempt of it) ended
 )
@@ -115,6 +116,8 @@ type State struct {
 	Done     map[engine.StepKey]engine.Outcome
 	InDoubt  map[engine.StepKey]string
 	Applying map[engine.StepKey]bool
+	// Processes are the commands in-doubt steps started on their hosts.
+	Processes map[engine.StepKey]engine.Leftover
 }
 
 // StatusCrashed is a run whose last attempt ended without a word.
@@ -128,7 +131,8 @@ func Fold(recs []journal.Record) (*State, error) {
 		return nil, errors.New("the journal has no run header")
 	}
 	st := &State{Done: map[engine.StepKey]engine.Outcome{}, InDoubt: map[engine.StepKey]string{}, Applying: map[engine.StepKey]bool{},
-		Status: StatusCrashed, Attempts: 1}
+		Processes: map[engine.StepKey]engine.Leftover{},
+		Status:    StatusCrashed, Attempts: 1}
 	if err := json.Unmarshal(recs[0].Data, &st.Header); err != nil {
 		return nil, fmt.Errorf("run header: %w", err)
 	}
@@ -143,7 +147,7 @@ func Fold(recs []journal.Record) (*State, error) {
 				return nil, fmt.Errorf("record %d: %w", r.Seq, err)
 			}
 			st.Status, st.Message = string(ev.Status), ev.Message
-		case KindIntent, KindApply, KindOutcome:
+		case KindIntent, KindApply, KindProcess, KindOutcome:
 			ev, err := decodeEvent(r.Data)
 			if err != nil {
 				return nil, fmt.Errorf("record %d: %w", r.Seq, err)
@@ -159,8 +163,14 @@ func Fold(recs []journal.Record) (*State, error) {
 			case KindApply:
 				st.Applying[k] = true
 				continue
+			case KindProcess:
+				st.Processes[k] = engine.Leftover{PID: ev.PID, Since: r.Time}
+				continue
 			}
 			if ev.Status != engine.StatusInterrupted {
+				// Ended: its command ended with it. (An interrupted one was
+				// killed, unless the connection was lost first: kept.)
+				delete(st.Processes, k)
 				delete(st.Applying, k)
 			}
 			switch ev.Status {

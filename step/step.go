@@ -107,6 +107,11 @@ type Exec struct {
 	// Secrets lists the values of the run's secrets, so that a step can keep
 	// them out of what it reports.
 	Secrets []string
+	// Started, set in Apply, is to be called with the process group of a
+	// command that makes the step's change once it runs on the host (see
+	// transport.Command.Started); the journal keeps it, so that a resume
+	// after a crash waits for a command that outlived the engine.
+	Started func(pgid int)
 }
 
 // Host is an inventory host as steps see it.

@@ -203,7 +203,9 @@ func (s *sshExec) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) {
 
 // Apply runs the command.
 func (s *sshExec) Apply(ctx context.Context, x *step.Exec, p *step.Plan) (step.Result, error) {
-	return s.apply(ctx, x, p.State.(*transport.Command))
+	c := *p.State.(*transport.Command)
+	c.Started = x.Started
+	return s.apply(ctx, x, &c)
 }
 
 func (s *sshExec) apply(ctx context.Context, x *step.Exec, c *transport.Command) (step.Result, error) {

@@ -58,6 +58,9 @@ func (Local) Run(ctx context.Context, c *Command) (*Output, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
+	if c.Started != nil {
+		c.Started(cmd.Process.Pid)
+	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	var err error

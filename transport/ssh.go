@@ -389,6 +389,7 @@ func (s *SSH) Run(ctx context.Context, c *Command) (*Output, error) {
 	}
 	stdout, stderr := &boundedBuffer{max: max}, &boundedBuffer{max: max}
 	pw := newPIDWriter(stderr)
+	pw.onPID = c.Started
 	sess.Stdout, sess.Stderr = stdout, pw
 	if stdin != nil {
 		sess.Stdin = bytes.NewReader(stdin)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"strconv"
 	"strings"
 )
 
@@ -52,6 +53,24 @@ type Command struct {
 	Stdin []byte
 	// MaxOutput bounds each of stdout and stderr; 0 means DefaultMaxOutput.
 	MaxOutput int
+	// Started, if set, is called with the id of the command's process group
+	// on its host once it runs, so that a journal can find the command again
+	// if this process dies while the command still runs.
+	Started func(pgid int)
+}
+
+// GroupCheck is a read-only shell line that tells whether process group
+// pgid runs on a host, and since when: it prints "gone", or "running N"
+// with N the seconds since its oldest live process started ("running ?"
+// where pgrep is missing). Processes of any owner count; zombies do not
+// (they can change nothing, and an init that is slow to reap leaves them).
+func GroupCheck(pgid int) string {
+	g := strconv.Itoa(pgid)
+	return `if command -v pgrep >/dev/null 2>&1; then max=-1; ` +
+		`for p in $(pgrep -g ` + g + `); do set -- $(ps -o stat=,etimes= -p "$p" 2>/dev/null); ` +
+		`case "$1" in Z*|"") continue;; esac; [ "$2" -gt "$max" ] && max=$2; done; ` +
+		`if [ "$max" -lt 0 ]; then echo gone; else echo "running $max"; fi; ` +
+		`elif kill -0 -- -` + g + ` 2>/dev/null; then echo "running ?"; else echo gone; fi`
 }
 
 // DefaultMaxOutput bounds what is kept of a command's output.

@@ -89,6 +89,8 @@ type pidWriter struct {
 	done  bool
 	pid   chan int
 	found bool
+	// onPID, if set, is told the PID as soon as it is read.
+	onPID func(int)
 }
 
 func newPIDWriter(w io.Writer) *pidWriter { return &pidWriter{w: w, pid: make(chan int, 1)} }
@@ -108,6 +110,9 @@ func (p *pidWriter) Write(b []byte) (int, error) {
 		if pid, err := strconv.Atoi(string(p.buf[len(pidMarker):i])); err == nil && pid > 1 {
 			p.pid <- pid
 			p.found = true
+			if p.onPID != nil {
+				p.onPID(pid)
+			}
 		}
 		rest = p.buf[i+1:]
 	}
