@@ -218,8 +218,10 @@ func TestLab(t *testing.T) {
 	if err == nil {
 		t.Fatalf("the probe passed with pg2 powered off:\n%s", out)
 	}
-	if !strings.Contains(errOut, `step "PostgreSQL unit" on pg2: host pg2 is unreachable`) || strings.Count(strings.TrimSpace(errOut), "\n") > 0 {
-		t.Errorf("want one clear line naming the step and host, got:\n%s", errOut)
+	// One clear line naming the step and host, then how to resume.
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	if !strings.Contains(lines[0], `step "PostgreSQL unit" on pg2: host pg2 is unreachable`) || len(lines) != 2 || !strings.Contains(lines[1], "continue with: runbook resume ") {
+		t.Errorf("want one clear line naming the step and host, and the resume command, got:\n%s", errOut)
 	}
 }
 
