@@ -218,6 +218,10 @@ func showRunCmd(e *Env, args []string) int {
 		switch r.Kind {
 		case runs.KindIntent:
 			fmt.Fprintf(e.Stdout, "%s  [%d] start   %s [%s]\n", ts(r.Time), ev.Index, ev.Name, ev.Host)
+		case runs.KindApply:
+			fmt.Fprintf(e.Stdout, "%s  [%d] apply   %s [%s] %s\n", ts(r.Time), ev.Index, ev.Name, ev.Host, ev.Message)
+		case runs.KindProcess:
+			fmt.Fprintf(e.Stdout, "%s  [%d] process group %d on %s\n", ts(r.Time), ev.Index, ev.PID, ev.Host)
 		case runs.KindOutcome:
 			fmt.Fprintf(e.Stdout, "%s  [%d] %-7s %s [%s] %s\n", ts(r.Time), ev.Index, ev.Status, ev.Name, ev.Host, ev.Message)
 		case runs.KindGuard:

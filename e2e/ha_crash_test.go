@@ -32,11 +32,13 @@ func (h *ha) apply(args ...string) string {
 }
 
 // crashPoints lists the crash points of steps 1..n in the order a run
-// passes them.
+// passes them: its intent recorded, its command running on the host (a
+// base backup or a promotion goes on without the engine), its change made,
+// its outcome recorded.
 func crashPoints(n int) []string {
 	var ps []string
 	for i := 1; i <= n; i++ {
-		ps = append(ps, fmt.Sprintf("intent:%d", i), fmt.Sprintf("applied:%d", i), fmt.Sprintf("outcome:%d", i))
+		ps = append(ps, fmt.Sprintf("intent:%d", i), fmt.Sprintf("started:%d", i), fmt.Sprintf("applied:%d", i), fmt.Sprintf("outcome:%d", i))
 	}
 	return ps
 }
