@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -219,6 +220,44 @@ steps:
 		if strings.Contains(e.Message+e.Diff+e.Name, secret) {
 			t.Errorf("the secret is in an event: %+v", e)
 		}
+		if b, _ := json.Marshal(e.Result); strings.Contains(string(b), secret) {
+			t.Errorf("the secret is in a result: %s", b)
+		}
+	}
+}
+
+// TestVerifiersNeverInEvents: a SCRAM verifier a step reads (a role's
+// stored password) is masked in results and messages, as good as a hash of
+// the password; the step after it still sees the real value.
+func TestVerifiersNeverInEvents(t *testing.T) {
+	const verifier = "SCRAM-SHA-256$4096:c2FsdHNhbHQ=$c3RvcmVka2V5c3RvcmVka2V5:c2VydmVya2V5c2VydmVya2V5"
+	pb := mustLoad(t, `
+version: 1
+name: verifiers
+steps:
+  - id: read
+    ssh-exec:
+      command: printf '%s' 'SCRAM-SHA-256$4096:c2FsdHNhbHQ=$c3RvcmVka2V5c3RvcmVka2V5:c2VydmVya2V5c2VydmVya2V5'
+  - id: check
+    ssh-exec: {command: "true"}
+    assert: steps.read.result.stdout == "`+verifier+`"
+`)
+	rec, err := run(t, pb, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	masked := 0
+	for _, e := range rec.events {
+		b, _ := json.Marshal(e)
+		if strings.Contains(string(b), "c3RvcmVka2V5") {
+			t.Errorf("the verifier is in an event: %s", b)
+		}
+		if strings.Contains(string(b), `SCRAM-SHA-256$`+engine.Redacted) {
+			masked++
+		}
+	}
+	if masked == 0 {
+		t.Error("no event shows the masked verifier")
 	}
 }
 
