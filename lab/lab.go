@@ -167,11 +167,23 @@ func leader(nspawnPID int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return 0, errors.New("the container has not started yet")
+	// While it starts, nspawn has a short-lived "outer" child besides the
+	// container's init: the init is the child in a network namespace of its
+	// own (every lab host has a private network).
+	own, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", nspawnPID))
+	if err != nil {
+		return 0, err
 	}
-	return strconv.Atoi(f[0])
+	for _, f := range strings.Fields(string(b)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			continue
+		}
+		if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid)); err == nil && ns != own {
+			return pid, nil
+		}
+	}
+	return 0, errors.New("the container has not started yet")
 }
 
 func alive(pid int) bool {
