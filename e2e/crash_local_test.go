@@ -98,7 +98,7 @@ steps:
   - id: slow
     name: a command that outlives the engine
     ssh-exec:
-      command: sleep 1 && echo slow >> ${{ params.dir }}/effects.slow && touch ${{ params.dir }}/slow-done
+      command: sleep 0.5 && echo slow >> ${{ params.dir }}/effects.slow && touch ${{ params.dir }}/slow-done
       creates: ${{ params.dir }}/slow-done
 `
 

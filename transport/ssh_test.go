@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -132,6 +133,12 @@ func TestSSHSimpleCommand(t *testing.T) {
 	out, err = c.Run(context.Background(), &transport.Command{Line: "false"})
 	if err != nil || out.ExitCode != 1 {
 		t.Errorf("false: exit %d %v", out.ExitCode, err)
+	}
+	// Started reports the process group the command runs in.
+	var pgid int
+	out, err = c.Run(context.Background(), &transport.Command{Line: "ps -o pgid= -p $$", Started: func(p int) { pgid = p }})
+	if err != nil || pgid == 0 || strings.TrimSpace(string(out.Stdout)) != strconv.Itoa(pgid) {
+		t.Errorf("Started gave %d, the command's group is %q (%v)", pgid, out.Stdout, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
