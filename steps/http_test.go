@@ -1,9 +1,12 @@
 package steps_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,6 +14,9 @@ import (
 	"testing"
 
 	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/internal/testsshd"
+	"github.com/runbook-dev/runbook/steps"
+	"github.com/runbook-dev/runbook/transport"
 )
 
 // A real HTTP server on loopback standing in for the orchestrator's API.
@@ -97,5 +103,62 @@ steps:
 	}
 	if posts.Load() != 0 {
 		t.Error("the probe POSTed")
+	}
+}
+
+// dialCounter counts the connections a step opens through a host's SSH
+// connection.
+type dialCounter struct {
+	transport.Conn
+	dials *atomic.Int32
+}
+
+func (d dialCounter) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	d.dials.Add(1)
+	return d.Conn.Dial(ctx, network, addr)
+}
+
+// TestHTTPThroughSSH calls the API through the host's SSH connection (a
+// direct-tcpip channel of a real sshd), as when the API's port is open on
+// the host only.
+func TestHTTPThroughSSH(t *testing.T) {
+	srv, posts := apiServer(t)
+	sshd := testsshd.Start(t)
+	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	src := fmt.Sprintf(`version: 1
+name: http-via-ssh
+steps:
+  - id: envs
+    host: web
+    http:
+      url: http://127.0.0.1:%d/api/v2/environment
+      via_ssh: true
+    assert: result.status == 200 && len(result.json.data) == 2
+  - id: notify
+    host: web
+    http:
+      method: POST
+      url: http://127.0.0.1:%d/api/v1/notify/e1
+      json: {update: true}
+      via_ssh: true
+`, port, port)
+	pb, ds := (&engine.Loader{Registry: steps.Builtin()}).Load("test.yaml", []byte(src))
+	if pb == nil {
+		t.Fatal(ds)
+	}
+	inv, _ := engine.ParseInventory("inv.yaml", []byte(sshd.Inventory("web")))
+	var dials atomic.Int32
+	r := &engine.Runner{Inventory: inv, Connect: func(ctx context.Context, h *engine.HostSpec) (transport.Conn, error) {
+		c, err := transport.DialSSH(ctx, transport.SSHConfig{Name: h.Name, Address: h.Address, Port: h.Port, User: h.User, IdentityFiles: []string{h.IdentityFile}, KnownHosts: []string{h.KnownHosts}})
+		if err != nil {
+			return nil, err
+		}
+		return dialCounter{Conn: c, dials: &dials}, nil
+	}}
+	if err := r.Run(context.Background(), pb, engine.Inputs{}); err != nil {
+		t.Fatal(err)
+	}
+	if posts.Load() != 1 || dials.Load() < 2 {
+		t.Errorf("%d POSTs, %d connections through SSH; want 1 and at least 2", posts.Load(), dials.Load())
 	}
 }
