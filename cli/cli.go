@@ -87,12 +87,31 @@ func (e *Env) main(args []string) int {
 	}
 	for _, c := range commands() {
 		if c.name == args[1] {
-			return c.run(e, args[2:])
+			code := c.run(e, args[2:])
+			if code == ExitUsage && asksHelp(args[2:]) {
+				// The usage was asked for, and printed: not an error.
+				return ExitOK
+			}
+			return code
 		}
 	}
 	fmt.Fprintf(e.Stderr, "runbook: unknown command %q\n\n", args[1])
 	e.usage(e.Stderr)
 	return ExitUsage
+}
+
+// asksHelp reports whether a command's arguments ask for its usage (before
+// any "--").
+func asksHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
 }
 
 func (e *Env) usage(w io.Writer) {
