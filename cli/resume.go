@@ -14,16 +14,11 @@ import (
 
 func resumeCmd(e *Env, args []string) int {
 	fs := newFlags(e, "resume", "ID [--retry-in-doubt | --skip-in-doubt] [--allow-changed-playbook]")
-	sf := e.addStateFlags(fs)
-	waitLock := fs.Duration("wait-lock", 0, "wait this long for a lock another run holds, instead of refusing at once")
-	output := fs.String("output", "", "output format: text or json (an event per line); default text")
+	rf := e.addRunFlags(fs)
 	retry := fs.Bool("retry-in-doubt", false, "run again the steps that were started and never reported, even those whose type cannot check whether their change was made")
 	skip := fs.Bool("skip-in-doubt", false, "take the steps that were started and never reported as done (you checked on the hosts that their change was made)")
 	allowChanged := fs.Bool("allow-changed-playbook", false, "resume even though the playbook changed since the run started")
 	waitLeftovers := fs.Duration("wait-leftovers", 10*time.Minute, "how long to wait for a command the interrupted attempt started on a host, if it still runs, before giving up")
-	var sshOpt sshOptions
-	fs.StringVar(&sshOpt.configFile, "ssh-config", "", "OpenSSH client configuration to use instead of ~/.ssh/config (as ssh -F)")
-	fs.BoolVar(&sshOpt.acceptNewHostKeys, "accept-new-host-keys", false, "trust the key of a host not yet in known_hosts and record it (a changed key is still refused)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return ExitUsage
@@ -34,9 +29,10 @@ func resumeCmd(e *Env, args []string) int {
 	if *retry && *skip {
 		return e.usageError("--retry-in-doubt and --skip-in-doubt contradict each other: choose one")
 	}
-	if *output != "" && *output != "text" && *output != "json" {
-		return e.usageError("--output must be text or json, not %q", *output)
+	if code := rf.check(e); code != ExitOK {
+		return code
 	}
+	sf := rf.state
 	runID := pos[0]
 	ctx, stop := interruptible()
 	defer stop()
@@ -121,8 +117,8 @@ func resumeCmd(e *Env, args []string) int {
 	}
 	fmt.Fprintf(e.Stderr, "runbook: resuming run %s of %s (%s, attempt %d): %d step outcome(s) recorded, %d in doubt %s\n",
 		runID, h.Playbook, st.Status, st.Attempts+1, len(st.Done), len(st.InDoubt), strings.Join(doubt, ", "))
-	sink := &journalSink{j: j, next: e.newSink(*output)}
-	r := &engine.Runner{Inventory: inv, Sink: sink, Connect: e.connector(sshOpt), Lock: e.locker(sf, pb.Name, runID, *waitLock),
+	sink := &journalSink{j: j, next: e.newSink(rf.output)}
+	r := &engine.Runner{Inventory: inv, Sink: sink, Connect: e.connector(rf.ssh), Lock: e.locker(sf, pb.Name, runID, rf.waitLock),
 		Resume: &engine.Resume{Done: st.Done, InDoubt: st.InDoubt, Applying: st.Applying, Leftovers: st.Processes, LeftoverWait: *waitLeftovers, RetryInDoubt: *retry, SkipInDoubt: *skip}}
 	err = r.Run(ctx, pb, engine.Inputs{Params: values, Secrets: secrets})
 	return e.runExit(err, sink, runID, sf, true)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -31,15 +32,10 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 	invFile := fs.String("i", "", "inventory file")
 	params := kvList{}
 	fs.Var(params, "p", "parameter NAME=VALUE (repeatable)")
-	output := fs.String("output", "", "output format: text or json (an event per line); default text")
 	if !dryRun {
 		fs.BoolVar(&dryRun, "dry-run", false, "probe and plan only; change nothing (same as runbook plan)")
 	}
-	sf := e.addStateFlags(fs)
-	waitLock := fs.Duration("wait-lock", 0, "wait this long for a lock another run holds, instead of refusing at once")
-	var sshOpt sshOptions
-	fs.StringVar(&sshOpt.configFile, "ssh-config", "", "OpenSSH client configuration to use instead of ~/.ssh/config (as ssh -F)")
-	fs.BoolVar(&sshOpt.acceptNewHostKeys, "accept-new-host-keys", false, "trust the key of a host not yet in known_hosts and record it (a changed key is still refused)")
+	rf := e.addRunFlags(fs)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return ExitUsage
@@ -47,9 +43,10 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 	if len(pos) != 1 {
 		return e.usageError("%s needs exactly one playbook (a file or a bundled name; see runbook list)", name)
 	}
-	if *output != "" && *output != "text" && *output != "json" {
-		return e.usageError("--output must be text or json, not %q", *output)
+	if code := rf.check(e); code != ExitOK {
+		return code
 	}
+	sf := rf.state
 	pb, code := e.loadPlaybook(pos[0])
 	if pb == nil {
 		return code
@@ -83,7 +80,7 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 	ctx, stop := interruptible()
 	defer stop()
 	runID := newRunID()
-	var sink engine.Sink = e.newSink(*output)
+	var sink engine.Sink = e.newSink(rf.output)
 	if !dryRun {
 		// Every run is journaled: intent and outcome of each step, durable
 		// before the next step changes anything.
@@ -110,9 +107,35 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 		defer j.Close()
 		sink = &journalSink{j: j, next: sink}
 	}
-	r := &engine.Runner{Inventory: inv, Sink: sink, DryRun: dryRun, Connect: e.connector(sshOpt), Lock: e.locker(sf, pb.Name, runID, *waitLock)}
+	r := &engine.Runner{Inventory: inv, Sink: sink, DryRun: dryRun, Connect: e.connector(rf.ssh), Lock: e.locker(sf, pb.Name, runID, rf.waitLock)}
 	err = r.Run(ctx, pb, engine.Inputs{Params: values, Secrets: secrets})
 	return e.runExit(err, sink, runID, sf, !dryRun)
+}
+
+// runFlags are the options of every command that runs steps: run, plan
+// and resume.
+type runFlags struct {
+	output   string
+	waitLock time.Duration
+	ssh      sshOptions
+	state    *stateFlags
+}
+
+func (e *Env) addRunFlags(fs *flag.FlagSet) *runFlags {
+	rf := &runFlags{state: e.addStateFlags(fs)}
+	fs.StringVar(&rf.output, "output", "", "output format: text or json (an event per line); default text")
+	fs.DurationVar(&rf.waitLock, "wait-lock", 0, "wait this long for a lock another run holds, instead of refusing at once")
+	fs.StringVar(&rf.ssh.configFile, "ssh-config", "", "OpenSSH client configuration to use instead of ~/.ssh/config (as ssh -F)")
+	fs.BoolVar(&rf.ssh.acceptNewHostKeys, "accept-new-host-keys", false, "trust the key of a host not yet in known_hosts and record it (a changed key is still refused)")
+	return rf
+}
+
+// check reports a usage error in the flags, or ExitOK.
+func (rf *runFlags) check(e *Env) int {
+	if rf.output != "" && rf.output != "text" && rf.output != "json" {
+		return e.usageError("--output must be text or json, not %q", rf.output)
+	}
+	return ExitOK
 }
 
 // interruptible returns a context that Ctrl-C or SIGTERM cancels with
