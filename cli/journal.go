@@ -77,6 +77,92 @@ type journalSink struct {
 	j      runs.Journal
 	next   engine.Sink
 	failed bool
+
+	// Marks (engine.Marker): the highest durable one, a sync's failure,
+	// and the syncs still running.
+	marked   int
+	wanted   int
+	syncing  bool
+	markErr  error
+	markDone *sync.Cond
+	syncs    sync.WaitGroup
+}
+
+func newJournalSink(j runs.Journal, next engine.Sink) *journalSink {
+	s := &journalSink{j: j, next: next}
+	s.markDone = sync.NewCond(&s.mu)
+	return s
+}
+
+// Mark implements engine.Marker. One sync runs at a time in the
+// background; marks written while it runs are covered by the next one.
+func (j *journalSink) Mark(index int) {
+	err := j.j.Write(runs.KindMark, struct {
+		Index int `json:"index"`
+	}{index})
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err != nil {
+		if j.markErr == nil {
+			j.markErr = err
+		}
+		j.markDone.Broadcast()
+		return
+	}
+	if index > j.wanted {
+		j.wanted = index
+	}
+	if !j.syncing {
+		j.syncing = true
+		j.syncs.Add(1)
+		go j.syncMarks()
+	}
+}
+
+// syncMarks syncs the journal until every mark written is durable.
+func (j *journalSink) syncMarks() {
+	defer j.syncs.Done()
+	j.mu.Lock()
+	for j.wanted > j.marked && j.markErr == nil {
+		target := j.wanted
+		j.mu.Unlock()
+		err := j.j.Sync()
+		j.mu.Lock()
+		if err != nil {
+			j.markErr = err
+		} else {
+			j.marked = target
+		}
+		j.markDone.Broadcast()
+	}
+	j.syncing = false
+	j.mu.Unlock()
+}
+
+// AwaitMark implements engine.Marker.
+func (j *journalSink) AwaitMark(index int) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for j.marked < index && j.markErr == nil {
+		j.markDone.Wait()
+	}
+	if j.marked >= index {
+		return nil
+	}
+	return j.markErr
+}
+
+// wait returns once the syncs of marks have ended: before the journal
+// closes.
+func (j *journalSink) wait() { j.syncs.Wait() }
+
+func (j *journalSink) fail(err error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if !j.failed {
+		j.failed = true
+		fmt.Fprintf(os.Stderr, "runbook: journal: %v; the run goes on without it\n", err)
+	}
 }
 
 func (j *journalSink) Emit(ev *engine.Event) {
@@ -88,6 +174,8 @@ func (j *journalSink) Emit(ev *engine.Event) {
 		kind = runs.KindApply
 	case engine.EventStepProcess:
 		kind = runs.KindProcess
+	case engine.EventStepDone:
+		kind = runs.KindDone
 	case engine.EventStepEnd:
 		kind = runs.KindOutcome
 	case engine.EventGuard:
@@ -96,22 +184,16 @@ func (j *journalSink) Emit(ev *engine.Event) {
 		kind = runs.KindEnd
 	}
 	if kind != "" {
-		// Only what a resume needs to be safe waits for the disk: the
-		// record of a change about to be made, and the end (see
-		// engine.Event.Durable); the rest rides on the next sync. A process
-		// killed loses nothing either way (the kernel has the writes).
-		// Appends of parallel hosts run concurrently and share fsyncs.
+		// Records ride on the syncs of the marks (see engine.Marker) and
+		// on the end's: a process killed loses none of them (the kernel has
+		// the writes), a power cut only what came after the last sync,
+		// which the marks make a resume take as in doubt.
 		write := j.j.Write
 		if ev.Durable {
 			write = j.j.Append
 		}
 		if err := write(kind, ev); err != nil {
-			j.mu.Lock()
-			if !j.failed {
-				j.failed = true
-				fmt.Fprintf(os.Stderr, "runbook: journal: %v; the run goes on without it\n", err)
-			}
-			j.mu.Unlock()
+			j.fail(err)
 		}
 	}
 	j.next.Emit(ev)

@@ -55,7 +55,9 @@ func BenchmarkJournal100Local(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				run(b, &journalSink{j: j, next: discard})
+				js := newJournalSink(j, discard)
+				run(b, js)
+				js.wait()
 				j.Close()
 			}
 		})

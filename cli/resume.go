@@ -96,8 +96,19 @@ func resumeCmd(e *Env, args []string) int {
 		fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run\n", err)
 		return ExitFailed
 	}
-	a := runs.Attempt{Operator: e.operator(), PID: os.Getpid(), Started: time.Now()}
+	a := runs.Attempt{Operator: e.operator(), PID: os.Getpid(), Started: time.Now(), BootID: runs.BootID()}
 	a.Host, _ = os.Hostname()
+	resume := &engine.Resume{Done: st.Done, InDoubt: st.InDoubt, Applying: st.Applying, Leftovers: st.Processes, LeftoverWait: *waitLeftovers,
+		RetryInDoubt: *retry, SkipInDoubt: *skip}
+	// Records an earlier resume found lost stay lost for every later one.
+	resume.Watermark, resume.StepsDone = st.LostWatermark, st.StepsDone
+	if _, local := store.(*runs.Local); !st.Complete(local, a.Host, a.BootID) {
+		// Written before a reboot, or kept by a store that buffers in the
+		// process: the records after the last sync may be lost.
+		resume.Watermark = max(resume.Watermark, st.Watermark)
+		fmt.Fprintf(e.Stderr, "runbook: run %s was cut short on %s before a reboot (or its journal is shared): its last records may be lost, so steps up to %d without a recorded outcome are taken as in doubt\n",
+			runID, st.WriterHost, st.Watermark)
+	}
 	if *retry {
 		a.Flags = append(a.Flags, "--retry-in-doubt")
 	}
@@ -107,6 +118,7 @@ func resumeCmd(e *Env, args []string) int {
 	if pb.Hash != h.Hash {
 		a.Flags, a.Hash = append(a.Flags, "--allow-changed-playbook"), pb.Hash
 	}
+	a.Watermark = resume.Watermark
 	if err := j.Append(runs.KindResume, a); err != nil {
 		fmt.Fprintf(e.Stderr, "runbook: journal: %v; nothing was run\n", err)
 		return ExitFailed
@@ -117,9 +129,10 @@ func resumeCmd(e *Env, args []string) int {
 	}
 	fmt.Fprintf(e.Stderr, "runbook: resuming run %s of %s (%s, attempt %d): %d step outcome(s) recorded, %d in doubt %s\n",
 		runID, h.Playbook, st.Status, st.Attempts+1, len(st.Done), len(st.InDoubt), strings.Join(doubt, ", "))
-	sink := &journalSink{j: j, next: e.newSink(rf.output)}
+	sink := newJournalSink(j, e.newSink(rf.output))
+	defer sink.wait()
 	r := &engine.Runner{Inventory: inv, Sink: sink, Connect: e.connector(rf.ssh), Lock: e.locker(sf, pb.Name, runID, rf.waitLock),
-		Resume: &engine.Resume{Done: st.Done, InDoubt: st.InDoubt, Applying: st.Applying, Leftovers: st.Processes, LeftoverWait: *waitLeftovers, RetryInDoubt: *retry, SkipInDoubt: *skip}}
+		Resume: resume}
 	err = r.Run(ctx, pb, engine.Inputs{Params: values, Secrets: secrets})
 	return e.runExit(err, sink, runID, sf, true)
 }

@@ -93,6 +93,7 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 		h := runs.Header{RunID: runID, Playbook: pb.Name, File: pb.File, Hash: pb.Hash, Params: values, Given: params, Inventory: *invFile,
 			Operator: e.operator(), PID: os.Getpid(), Started: time.Now()}
 		h.Host, _ = os.Hostname()
+		h.BootID = runs.BootID()
 		if !strings.HasPrefix(pb.File, "bundled:") {
 			h.Path, _ = filepath.Abs(pb.File)
 		}
@@ -105,7 +106,9 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 			return ExitFailed
 		}
 		defer j.Close()
-		sink = &journalSink{j: j, next: sink}
+		js := newJournalSink(j, sink)
+		defer js.wait()
+		sink = js
 	}
 	r := &engine.Runner{Inventory: inv, Sink: sink, DryRun: dryRun, Connect: e.connector(rf.ssh), Lock: e.locker(sf, pb.Name, runID, rf.waitLock)}
 	err = r.Run(ctx, pb, engine.Inputs{Params: values, Secrets: secrets})

@@ -41,8 +41,10 @@ const (
 	// EventStepProcess gives the process group of the command a step runs
 	// on its host to make its change.
 	EventStepProcess EventType = "step-process"
-	EventStepEnd     EventType = "step-end"
-	EventRunEnd      EventType = "run-end"
+	// EventStepDone says a step ended well on all its hosts.
+	EventStepDone EventType = "step-done"
+	EventStepEnd  EventType = "step-end"
+	EventRunEnd   EventType = "run-end"
 )
 
 // Event is one thing that happened in a run. Secrets never reach an event:
@@ -71,13 +73,8 @@ type Event struct {
 	// Resumed marks the outcome of a step an earlier attempt finished.
 	Resumed bool `json:"resumed,omitempty"`
 	// Durable asks a journal to have the event, and every event before it,
-	// on disk before the run goes on. The runner sets it on a step's apply
-	// event, just before the step changes its host, and on the run's end.
-	// Lost in a power cut, the records of steps that changed nothing only
-	// make a resume check those steps again; the record of a change about
-	// to be made must not be lost, or a resume could repeat a step that
-	// cannot recheck, or take a change it made for one made before the run
-	// (and a later "when: steps.X.changed" would go the other way).
+	// on disk before the run goes on: the run's end. Before a step changes
+	// anything, the runner waits for its mark instead (see Marker).
 	Durable bool `json:"-"`
 }
 
@@ -86,6 +83,20 @@ type Event struct {
 // concurrent use.
 type Sink interface {
 	Emit(e *Event)
+}
+
+// Marker is implemented by a sink that journals the run. Before step N
+// makes any change, a durable record must say that steps up to N may be
+// making changes, so that a resume after a power cut, which loses what was
+// not synced, takes them as in doubt rather than not started. Mark(N+1)
+// is called as step N starts and syncs in the background while step N
+// runs; AwaitMark(N) before step N applies a change then rarely waits.
+type Marker interface {
+	// Mark records that steps up to index may make changes, and makes the
+	// record durable in the background.
+	Mark(index int)
+	// AwaitMark returns once a mark of index or more is durable.
+	AwaitMark(index int) error
 }
 
 // SinkFunc adapts a function to Sink.

@@ -54,6 +54,14 @@ type Resume struct {
 	// is checked again, up to LeftoverWait (default 10 minutes).
 	Leftovers    map[StepKey]Leftover
 	LeftoverWait time.Duration
+	// Watermark, when the journal may have lost its last records (a power
+	// cut), is the highest step the lost attempt may have been changing:
+	// every execution of a step up to it without a recorded outcome is in
+	// doubt, and taken as having been applying. StepsDone are the steps
+	// recorded as ended on all their hosts. Zero when the journal is
+	// complete.
+	Watermark int
+	StepsDone map[int]bool
 	// RetryInDoubt runs in-doubt steps again even when their type cannot
 	// tell whether the lost attempt made its change.
 	RetryInDoubt bool
@@ -177,6 +185,12 @@ func (x *run) checkResume() error {
 		return nil
 	}
 	var unsafe []string
+	for i := 1; i <= rs.Watermark && i <= len(x.pb.Steps); i++ {
+		// Which hosts it reached, the records that were lost would say.
+		if s := x.pb.Steps[i-1]; !rs.StepsDone[i] && !rechecks(s) {
+			unsafe = append(unsafe, fmt.Sprintf("[%d] %s [hosts not recorded: the journal lost its last records]", i, s.Label()))
+		}
+	}
 	for k, name := range rs.InDoubt {
 		if k.Index < 1 || k.Index > len(x.pb.Steps) {
 			return fmt.Errorf("the run recorded step %d, and the playbook has %d steps now", k.Index, len(x.pb.Steps))
@@ -193,15 +207,16 @@ func (x *run) checkResume() error {
 }
 
 // resumed returns the recorded outcome of a step that an earlier attempt
-// finished, or that the operator took as done.
-func (x *run) resumed(k StepKey) (Outcome, string, bool) {
+// finished, or that the operator took as done (a step that cannot recheck
+// its host: one that can is always checked again).
+func (x *run) resumed(k StepKey, s *Step) (Outcome, string, bool) {
 	if x.Resume == nil {
 		return Outcome{}, "", false
 	}
 	if o, ok := x.Resume.Done[k]; ok {
 		return o, "done by an earlier attempt; not run again", true
 	}
-	if _, ok := x.Resume.InDoubt[k]; ok && x.Resume.SkipInDoubt {
+	if x.Resume.SkipInDoubt && !rechecks(s) && x.inDoubt(k) {
 		return Outcome{Status: StatusChanged, Result: step.Result{}}, "in doubt, taken as done (--skip-in-doubt)", true
 	}
 	return Outcome{}, "", false
@@ -213,6 +228,9 @@ func (x *run) inDoubt(k StepKey) bool {
 	if x.Resume == nil {
 		return false
 	}
-	_, ok := x.Resume.InDoubt[k]
-	return ok
+	if _, ok := x.Resume.InDoubt[k]; ok {
+		return true
+	}
+	_, done := x.Resume.Done[k]
+	return k.Index <= x.Resume.Watermark && !done && !x.Resume.StepsDone[k.Index]
 }

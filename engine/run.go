@@ -78,18 +78,24 @@ func (e *StepTimeoutError) Error() string {
 	return fmt.Sprintf("step %q timed out after %s", e.Step, e.Limit)
 }
 
+// markAhead is how many steps past the running one a mark covers: after a
+// power cut, at most that many steps more are taken as in doubt; each sync
+// of the journal in the background covers about that many steps.
+const markAhead = 8
+
 // ErrInterrupted is the cause of a run cancelled by the operator.
 var ErrInterrupted = errors.New("interrupted")
 
 type run struct {
 	*Runner
-	pb    *Playbook
-	sink  Sink
-	red   *Redactor
-	pool  *pool
-	base  map[string]any
-	steps map[string]any
-	vals  []string
+	marker Marker
+	pb     *Playbook
+	sink   Sink
+	red    *Redactor
+	pool   *pool
+	base   map[string]any
+	steps  map[string]any
+	vals   []string
 	// unapplied holds the ids of steps a dry run did not apply.
 	unapplied map[string]bool
 }
@@ -134,6 +140,10 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 	if err := x.checkResume(); err != nil {
 		return err
 	}
+	if m, ok := r.Sink.(Marker); ok && !r.DryRun {
+		x.marker = m
+		m.Mark(1)
+	}
 	if pb.Lock != nil && r.Lock != nil && !r.DryRun {
 		name, err := pb.Lock.Render(x.base, nil)
 		if err != nil {
@@ -153,7 +163,14 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 		return err
 	}
 	var planErrs *multierror.Error
+	mark := 1
 	for i, s := range pb.Steps {
+		if x.marker != nil && mark < len(pb.Steps) && mark <= i+2 {
+			// Marks reach a few steps ahead, so that one sync in the
+			// background covers several steps.
+			mark = min(i+1+markAhead, len(pb.Steps))
+			x.marker.Mark(mark)
+		}
 		if err := x.step(ctx, i+1, s); err != nil {
 			if !r.DryRun || ctx.Err() != nil {
 				return err
@@ -571,7 +588,7 @@ func (x *run) failStatus(err error) Status {
 func (x *run) onHost(ctx context.Context, index int, s *Step, host string, item *any, itemNo int) hostOutcome {
 	start := time.Now()
 	key := StepKey{Index: index, Host: host, Item: itemNo}
-	if o, why, ok := x.resumed(key); ok {
+	if o, why, ok := x.resumed(key, s); ok {
 		e := &Event{Type: EventStepEnd, Index: index, ID: s.ID, Name: label(s, item), Host: host, Item: itemNo,
 			Status: o.Status, Result: o.Result, Message: why, Resumed: true}
 		x.sink.Emit(e)
@@ -630,7 +647,7 @@ func (x *run) onHost(ctx context.Context, index int, s *Step, host string, item 
 		case <-time.After(delay):
 		}
 	}
-	if x.inDoubt(key) && x.Resume.Applying[key] && (o.status == StatusSkipped || o.status == StatusOK) {
+	if x.inDoubt(key) && (x.Resume.Applying[key] || x.Resume.Watermark > 0) && (o.status == StatusSkipped || o.status == StatusOK) {
 		// The lost attempt was making the change and the recheck finds it
 		// made: the run changed the host, as an uninterrupted run reports.
 		o.status = StatusChanged
@@ -702,7 +719,12 @@ func (x *run) attempt(ctx context.Context, index int, s *Step, ex *step.Exec, na
 		o.status = StatusWould
 		return o, plan
 	default:
-		x.sink.Emit(&Event{Type: EventStepApply, Index: index, ID: s.ID, Name: name, Host: ex.Host.Name, Item: itemNo, Message: plan.Summary, Durable: true})
+		if x.marker != nil {
+			if err := x.marker.AwaitMark(index); err != nil {
+				return fail(fmt.Errorf("journal: %w; nothing was changed", err))
+			}
+		}
+		x.sink.Emit(&Event{Type: EventStepApply, Index: index, ID: s.ID, Name: name, Host: ex.Host.Name, Item: itemNo, Message: plan.Summary})
 		r, err := s.Body.Apply(ctx, ex, plan)
 		crashpoint("applied", index)
 		if err != nil {
@@ -784,6 +806,9 @@ func (x *run) finish(index int, s *Step, outs []hostOutcome, d time.Duration) er
 		x.steps[s.ID] = entry
 	}
 	if errs == nil {
+		if !x.DryRun {
+			x.sink.Emit(&Event{Type: EventStepDone, Index: index, ID: s.ID, Name: s.Label(), Status: status})
+		}
 		return nil
 	}
 	if len(errs.Errors) == 1 {

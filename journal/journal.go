@@ -52,9 +52,10 @@ func (p *Problem) Error() string {
 // their fsync (group commit): each Append still returns only once its own
 // record is on disk.
 type Writer struct {
-	mu  sync.Mutex
-	f   *os.File
-	seq int64
+	mu   sync.Mutex
+	f    *os.File
+	seq  int64
+	size int64 // bytes in the file
 
 	syncMu sync.Mutex
 	synced int64
@@ -112,7 +113,7 @@ func Open(path string) (*Writer, []Record, error) {
 		f.Close()
 		return nil, nil, err
 	}
-	w := &Writer{f: f}
+	w := &Writer{f: f, size: valid}
 	if len(recs) > 0 {
 		w.seq = recs[len(recs)-1].Seq
 		w.synced = w.seq
@@ -165,29 +166,44 @@ func (w *Writer) append(kind string, data any, sync bool) (Record, error) {
 		return Record{}, err
 	}
 	w.seq = rec.Seq
+	w.size += int64(len(line))
 	w.mu.Unlock()
 	if !sync {
 		return rec, nil
 	}
+	return rec, w.syncTo(rec.Seq)
+}
 
+// Sync makes every record written so far durable.
+func (w *Writer) Sync() error {
+	w.mu.Lock()
+	seq := w.seq
+	w.mu.Unlock()
+	return w.syncTo(seq)
+}
+
+// syncTo returns once record seq is on disk: an fsync that started after
+// it was written covers it, and concurrent callers share one.
+func (w *Writer) syncTo(seq int64) error {
 	w.syncMu.Lock()
 	defer w.syncMu.Unlock()
-	if w.synced >= rec.Seq {
-		return rec, nil // an fsync that started after this write covered it
+	if w.synced >= seq {
+		return nil
 	}
 	w.mu.Lock()
-	upTo := w.seq
+	upTo, size := w.seq, w.size
 	w.mu.Unlock()
 	if err := w.f.Sync(); err != nil {
-		return Record{}, err
+		return err
 	}
 	w.synced = upTo
-	return rec, nil
+	afterSync(w.f.Name(), size)
+	return nil
 }
 
 // Close syncs what Write left and closes the journal file.
 func (w *Writer) Close() error {
-	serr := w.f.Sync()
+	serr := w.Sync()
 	if err := w.f.Close(); err != nil {
 		return err
 	}

@@ -36,6 +36,8 @@ func (j localJournal) Write(kind string, data any) error {
 	return err
 }
 
+func (j localJournal) Sync() error { return j.w.Sync() }
+
 func (j localJournal) Close() error { return j.w.Close() }
 
 // Create implements Store.

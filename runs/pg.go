@@ -155,6 +155,12 @@ SELECT $1, s, a, k, d::jsonb FROM unnest($2::bigint[], $3::timestamptz[], $4::te
 	return nil
 }
 
+func (j *pgJournal) Sync() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.flush()
+}
+
 func (j *pgJournal) Close() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()

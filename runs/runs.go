@@ -17,14 +17,16 @@ import (
 
 // Record kinds of a run's journal.
 const (
-	KindRun     = "run"     // the header, first record
-	KindResume  = "resume"  // a resume continues the run from here
-	KindGuard   = "guard"   // a guard's result
-	KindIntent  = "intent"  // a step is about to run on a host
-	KindApply   = "apply"   // its plan found a change and it is making it
-	KindProcess = "process" // the process group of the command making it
-	KindOutcome = "outcome" // how it ended
-	KindEnd     = "end"     // the run (or one attempt of it) ended
+	KindRun     = "run"       // the header, first record
+	KindResume  = "resume"    // a resume continues the run from here
+	KindGuard   = "guard"     // a guard's result
+	KindIntent  = "intent"    // a step is about to run on a host
+	KindApply   = "apply"     // its plan found a change and it is making it
+	KindProcess = "process"   // the process group of the command making it
+	KindMark    = "mark"      // steps up to an index may make changes from now on
+	KindDone    = "step-done" // a step ended on all its hosts
+	KindOutcome = "outcome"   // how it ended
+	KindEnd     = "end"       // the run (or one attempt of it) ended
 )
 
 // Header is the first record of a run's journal. Secrets appear by name
@@ -47,6 +49,9 @@ type Header struct {
 	Host      string            `json:"host"`
 	PID       int               `json:"pid"`
 	Started   time.Time         `json:"started"`
+	// BootID is the boot of the machine that wrote the journal: a resume on
+	// the same boot knows the kernel kept every record written.
+	BootID string `json:"boot_id,omitempty"`
 }
 
 // Attempt is the record a resume writes before it runs anything.
@@ -58,7 +63,11 @@ type Attempt struct {
 	// Flags are the resume's options that change what runs.
 	Flags []string `json:"flags,omitempty"`
 	// Hash is the playbook's hash at the resume, when it changed.
-	Hash string `json:"hash,omitempty"`
+	Hash   string `json:"hash,omitempty"`
+	BootID string `json:"boot_id,omitempty"`
+	// Watermark is the step up to which the resume found the journal may
+	// have lost records (engine.Resume.Watermark), 0 if it is complete.
+	Watermark int `json:"watermark,omitempty"`
 }
 
 // Journal is a run's journal open for writing.
@@ -66,8 +75,10 @@ type Journal interface {
 	// Append writes a record and returns once it is durable, with every
 	// record written before it.
 	Append(kind string, data any) error
-	// Write writes a record that the next Append makes durable.
+	// Write writes a record that the next Append or Sync makes durable.
 	Write(kind string, data any) error
+	// Sync makes every record written so far durable.
+	Sync() error
 	Close() error
 }
 
@@ -118,6 +129,29 @@ type State struct {
 	Applying map[engine.StepKey]bool
 	// Processes are the commands in-doubt steps started on their hosts.
 	Processes map[engine.StepKey]engine.Leftover
+	// Watermark is the highest step index the journal says may have made
+	// changes (engine.Resume.Watermark), StepsDone the steps that ended
+	// on all their hosts.
+	Watermark int
+	StepsDone map[int]bool
+	// LostWatermark is the highest watermark an earlier resume took the
+	// journal to have lost records up to: it holds for every later resume.
+	LostWatermark int
+	// Writer is the machine (host name, boot id) of the last attempt.
+	WriterHost, WriterBoot string
+}
+
+// Complete reports whether the journal holds every record the run wrote:
+// its last attempt ended and said so, or it was written by this machine
+// since it last booted, whose kernel kept every write of a killed process.
+// Otherwise (a power cut, a reboot, a store that buffers in the process)
+// the records after the last sync may be lost, and a resume must take the
+// steps up to the watermark as in doubt.
+func (st *State) Complete(local bool, host, boot string) bool {
+	if st.Status != StatusCrashed {
+		return true
+	}
+	return local && boot != "" && st.WriterBoot == boot && st.WriterHost == host
 }
 
 // StatusCrashed is a run whose last attempt ended without a word.
@@ -131,16 +165,35 @@ func Fold(recs []journal.Record) (*State, error) {
 		return nil, errors.New("the journal has no run header")
 	}
 	st := &State{Done: map[engine.StepKey]engine.Outcome{}, InDoubt: map[engine.StepKey]string{}, Applying: map[engine.StepKey]bool{},
-		Processes: map[engine.StepKey]engine.Leftover{},
-		Status:    StatusCrashed, Attempts: 1}
+		Processes: map[engine.StepKey]engine.Leftover{}, StepsDone: map[int]bool{},
+		Status: StatusCrashed, Attempts: 1}
 	if err := json.Unmarshal(recs[0].Data, &st.Header); err != nil {
 		return nil, fmt.Errorf("run header: %w", err)
 	}
+	st.WriterHost, st.WriterBoot = st.Header.Host, st.Header.BootID
 	for _, r := range recs[1:] {
 		switch r.Kind {
 		case KindResume:
 			st.Attempts++
 			st.Status, st.Message = StatusCrashed, ""
+			var a Attempt
+			if err := json.Unmarshal(r.Data, &a); err == nil {
+				st.WriterHost, st.WriterBoot = a.Host, a.BootID
+				st.LostWatermark = max(st.LostWatermark, a.Watermark)
+			}
+		case KindMark, KindDone:
+			var m struct {
+				Index int `json:"index"`
+			}
+			if err := json.Unmarshal(r.Data, &m); err != nil {
+				return nil, fmt.Errorf("record %d: %w", r.Seq, err)
+			}
+			if r.Kind == KindMark && m.Index > st.Watermark {
+				st.Watermark = m.Index
+			}
+			if r.Kind == KindDone {
+				st.StepsDone[m.Index] = true
+			}
 		case KindEnd:
 			var ev engine.Event
 			if err := json.Unmarshal(r.Data, &ev); err != nil {
