@@ -117,6 +117,12 @@ type Step struct {
 	ForEach *tmpl.Template
 }
 
+// single reports whether the step runs once: on one host, without
+// for_each.
+func (s *Step) single() bool {
+	return len(s.Hosts) == 0 && s.HostsExpr == nil && s.ForEach == nil
+}
+
 // Label returns the name shown for a step.
 func (s *Step) Label() string {
 	if s.Name != "" {

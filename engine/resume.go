@@ -187,7 +187,7 @@ func (x *run) checkResume() error {
 	var unsafe []string
 	for i := 1; i <= rs.Watermark && i <= len(x.pb.Steps); i++ {
 		// Which hosts it reached, the records that were lost would say.
-		if s := x.pb.Steps[i-1]; !rs.StepsDone[i] && !rechecks(s) {
+		if s := x.pb.Steps[i-1]; !x.stepDone(i, s) && !rechecks(s) {
 			unsafe = append(unsafe, fmt.Sprintf("[%d] %s [hosts not recorded: the journal lost its last records]", i, s.Label()))
 		}
 	}
@@ -233,4 +233,21 @@ func (x *run) inDoubt(k StepKey) bool {
 	}
 	_, done := x.Resume.Done[k]
 	return k.Index <= x.Resume.Watermark && !done && !x.Resume.StepsDone[k.Index]
+}
+
+// stepDone says whether the journal shows step i ended on all its hosts:
+// a step-done record, or for a step that runs once its outcome.
+func (x *run) stepDone(i int, s *Step) bool {
+	if x.Resume.StepsDone[i] {
+		return true
+	}
+	if !s.single() {
+		return false
+	}
+	for k := range x.Resume.Done {
+		if k.Index == i {
+			return true
+		}
+	}
+	return false
 }

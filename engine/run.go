@@ -806,7 +806,8 @@ func (x *run) finish(index int, s *Step, outs []hostOutcome, d time.Duration) er
 		x.steps[s.ID] = entry
 	}
 	if errs == nil {
-		if !x.DryRun {
+		if !x.DryRun && !s.single() {
+			// For a step of one host and no for_each, its outcome says it.
 			x.sink.Emit(&Event{Type: EventStepDone, Index: index, ID: s.ID, Name: s.Label(), Status: status})
 		}
 		return nil
