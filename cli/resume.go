@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/runbook-dev/runbook/diag"
 	"github.com/runbook-dev/runbook/engine"
 	"github.com/runbook-dev/runbook/runs"
 )
@@ -77,14 +76,9 @@ func resumeCmd(e *Env, args []string) int {
 			pb.File, runID, h.Hash, pb.Hash)
 		return ExitFailed
 	}
-	var inv *engine.Inventory
-	if h.Inventory != "" {
-		var ds []*diag.Diagnostic
-		inv, ds, err = engine.LoadInventory(h.Inventory)
-		if err != nil || inv == nil {
-			fmt.Fprintf(e.Stderr, "runbook: the run's inventory %s: %v %v; nothing was run\n", h.Inventory, err, ds)
-			return ExitFailed
-		}
+	inv, ok := e.loadInventory(h.Inventory)
+	if !ok {
+		return ExitFailed
 	}
 	values, err := engine.ResolveParams(pb, h.Given)
 	if err != nil {

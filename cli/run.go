@@ -51,21 +51,9 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 	if pb == nil {
 		return code
 	}
-	var inv *engine.Inventory
-	if *invFile != "" {
-		var ds []*diag.Diagnostic
-		inv, ds, err = engine.LoadInventory(*invFile)
-		if err != nil {
-			fmt.Fprintf(e.Stderr, "runbook: inventory: %v\n", err)
-			return ExitFailed
-		}
-		for _, d := range ds {
-			fmt.Fprintln(e.Stderr, d)
-		}
-		if inv == nil {
-			fmt.Fprintln(e.Stderr, "runbook: the inventory is invalid; nothing was run")
-			return ExitFailed
-		}
+	inv, ok := e.loadInventory(*invFile)
+	if !ok {
+		return ExitFailed
 	}
 	values, err := engine.ResolveParams(pb, params)
 	if err != nil {
@@ -192,6 +180,27 @@ func (e *Env) runExit(err error, sink engine.Sink, runID string, sf *stateFlags,
 		}
 		return ExitFailed
 	}
+}
+
+// loadInventory loads the inventory file, if one is named, and prints its
+// diagnostics; false when it cannot be used.
+func (e *Env) loadInventory(file string) (*engine.Inventory, bool) {
+	if file == "" {
+		return nil, true
+	}
+	inv, ds, err := engine.LoadInventory(file)
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "runbook: inventory: %v; nothing was run\n", err)
+		return nil, false
+	}
+	for _, d := range ds {
+		fmt.Fprintln(e.Stderr, d)
+	}
+	if inv == nil {
+		fmt.Fprintf(e.Stderr, "runbook: the inventory %s is invalid; nothing was run\n", file)
+		return nil, false
+	}
+	return inv, true
 }
 
 // loadPlaybook loads a playbook file, or a bundled playbook by name, and

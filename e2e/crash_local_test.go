@@ -131,6 +131,16 @@ func (p *putServer) value(path string) string {
 	return p.values[path]
 }
 
+// operatorAnswer is what an operator asked about the append step answers
+// after looking at the host: its line is there, so it ran (take it as
+// done), or it is not (run it again).
+func operatorAnswer(dir string) string {
+	if b, _ := os.ReadFile(filepath.Join(dir, "effects.append")); len(b) > 0 {
+		return "--skip-in-doubt"
+	}
+	return "--retry-in-doubt"
+}
+
 // TestCrashResumeLocal kills runbook with SIGKILL at every step boundary
 // and in the middle of every step (after its intent is on disk, and after
 // its change is made but before its outcome is recorded), resumes, and
@@ -285,11 +295,7 @@ func TestCrashResumeLocal(t *testing.T) {
 							t.Fatalf("resume after %s asked the operator:\n%s", crash, res.stderr)
 						}
 						asked++
-						flag := "--retry-in-doubt"
-						if b, _ := os.ReadFile(filepath.Join(dir, "effects.append")); len(b) > 0 {
-							flag = "--skip-in-doubt"
-						}
-						res = runbook(dir, "", "resume", flag, id)
+						res = runbook(dir, "", "resume", operatorAnswer(dir), id)
 					} else if i == 3 && point != "outcome" {
 						t.Fatalf("resume after %s did not stop to ask (exit %d):\n%s%s", crash, res.code, res.stdout, res.stderr)
 					}
@@ -356,11 +362,7 @@ func TestCrashResumeLocal(t *testing.T) {
 							t.Fatalf("resume after %s asked about the wrong steps:\n%s", crash, res.stderr)
 						}
 						powerAsked++
-						flag := "--retry-in-doubt"
-						if b, _ := os.ReadFile(filepath.Join(dir, "effects.append")); len(b) > 0 {
-							flag = "--skip-in-doubt"
-						}
-						res = runbook(dir, "", "resume", flag, id)
+						res = runbook(dir, "", "resume", operatorAnswer(dir), id)
 					}
 					if res.code != 0 {
 						t.Fatalf("resume after %s: exit %d\n%s%s", crash, res.code, res.stdout, res.stderr)
