@@ -82,6 +82,10 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 			Operator: e.operator(), PID: os.Getpid(), Started: time.Now()}
 		h.Host, _ = os.Hostname()
 		h.BootID = runs.BootID()
+		if h.Inventory != "" {
+			// A resume may start from another directory.
+			h.Inventory, _ = filepath.Abs(h.Inventory)
+		}
 		if !strings.HasPrefix(pb.File, "bundled:") {
 			h.Path, _ = filepath.Abs(pb.File)
 		}
