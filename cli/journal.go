@@ -166,37 +166,73 @@ func (j *journalSink) fail(err error) {
 }
 
 func (j *journalSink) Emit(ev *engine.Event) {
-	kind := ""
-	switch ev.Type {
-	case engine.EventStepStart:
-		kind = runs.KindIntent
-	case engine.EventStepApply:
-		kind = runs.KindApply
-	case engine.EventStepProcess:
-		kind = runs.KindProcess
-	case engine.EventStepDone:
-		kind = runs.KindDone
-	case engine.EventStepEnd:
-		kind = runs.KindOutcome
-	case engine.EventGuard:
-		kind = runs.KindGuard
-	case engine.EventRunEnd:
-		kind = runs.KindEnd
-	}
-	if kind != "" {
-		// Records ride on the syncs of the marks (see engine.Marker) and
-		// on the end's: a process killed loses none of them (the kernel has
-		// the writes), a power cut only what came after the last sync,
-		// which the marks make a resume take as in doubt.
-		write := j.j.Write
-		if ev.Durable {
-			write = j.j.Append
+	if kind, how := journalRecord(ev); kind != "" {
+		// The record has its own time.
+		rec := *ev
+		rec.Time = time.Time{}
+		var err error
+		switch how {
+		case recordStage:
+			err = j.j.Stage(kind, &rec)
+		case recordWrite:
+			err = j.j.Write(kind, &rec)
+		case recordSync:
+			err = j.j.Append(kind, &rec)
 		}
-		if err := write(kind, ev); err != nil {
+		if err != nil {
 			j.fail(err)
 		}
 	}
 	j.next.Emit(ev)
+}
+
+// How a record reaches the journal.
+const (
+	// recordStage keeps it in the process until the next record written:
+	// a process killed loses it, with the records after it, and nothing
+	// was changed since (a change, and the command making it, are written
+	// before they start), so the resume finds the host as the record left it.
+	recordStage = iota + 1
+	// recordWrite hands it to the kernel at once: a process killed loses
+	// none of it; a power cut loses what came after the last sync, which
+	// the marks (engine.Marker) make a resume take as in doubt.
+	recordWrite
+	// recordSync has it, and everything before it, on disk before the run
+	// goes on: the run's end.
+	recordSync
+)
+
+// journalRecord says which record an event makes, if any, and how it is
+// written.
+func journalRecord(ev *engine.Event) (kind string, how int) {
+	switch ev.Type {
+	case engine.EventStepStart:
+		// A step that changes anything writes its apply record first.
+		return runs.KindIntent, recordStage
+	case engine.EventStepApply:
+		return runs.KindApply, recordWrite
+	case engine.EventStepProcess:
+		return runs.KindProcess, recordWrite
+	case engine.EventStepEnd:
+		if ev.Status == engine.StatusOK || ev.Status == engine.StatusSkipped {
+			// Found nothing to change: lost, the step runs again and finds
+			// the same.
+			return runs.KindOutcome, recordStage
+		}
+		// A change made: written, so that a resume knows it without
+		// asking.
+		return runs.KindOutcome, recordWrite
+	case engine.EventStepDone:
+		return runs.KindDone, recordStage
+	case engine.EventGuard:
+		return runs.KindGuard, recordStage
+	case engine.EventRunEnd:
+		if ev.Durable {
+			return runs.KindEnd, recordSync
+		}
+		return runs.KindEnd, recordWrite
+	}
+	return "", 0
 }
 
 func (j *journalSink) Flush() {

@@ -50,7 +50,7 @@ const (
 // Event is one thing that happened in a run. Secrets never reach an event:
 // the runner redacts every text field before a sink sees it.
 type Event struct {
-	Time     time.Time `json:"time"`
+	Time     time.Time `json:"time,omitzero"`
 	Type     EventType `json:"type"`
 	Playbook string    `json:"playbook,omitempty"`
 	Index    int       `json:"index,omitempty"`

@@ -52,13 +52,18 @@ func (p *Problem) Error() string {
 // their fsync (group commit): each Append still returns only once its own
 // record is on disk.
 type Writer struct {
-	mu   sync.Mutex
-	f    *os.File
-	seq  int64
-	size int64 // bytes in the file
+	mu      sync.Mutex
+	f       *os.File
+	seq     int64  // the last record numbered (staged or written)
+	written int64  // the last record written to the file
+	size    int64  // bytes in the file
+	staged  []byte // lines numbered and not yet written
+	line    []byte // scratch for encoding a line
 
 	syncMu sync.Mutex
 	synced int64
+	// newFile is a file whose directory entry is not synced yet.
+	newFile bool
 }
 
 // ErrBusy is returned by Open for a journal that another writer, a run
@@ -80,8 +85,9 @@ func Create(path string) (*Writer, error) {
 		f.Close()
 		return nil, err
 	}
-	syncDir(filepath.Dir(path))
-	return &Writer{f: f}, nil
+	// The directory is synced with the file's first sync, which a run's
+	// first change waits for: until then, losing the file loses nothing.
+	return &Writer{f: f, newFile: true}, nil
 }
 
 // Open continues an existing journal and returns the records it holds. It
@@ -116,7 +122,7 @@ func Open(path string) (*Writer, []Record, error) {
 	w := &Writer{f: f, size: valid}
 	if len(recs) > 0 {
 		w.seq = recs[len(recs)-1].Seq
-		w.synced = w.seq
+		w.written, w.synced = w.seq, w.seq
 	}
 	return w, recs, nil
 }
@@ -138,47 +144,117 @@ func Busy(path string) bool {
 // Append writes a record and syncs it to disk before returning: with it,
 // every record written before it is on disk too.
 func (w *Writer) Append(kind string, data any) (Record, error) {
-	return w.append(kind, data, true)
+	rec, err := w.add(kind, data, true)
+	if err != nil {
+		return rec, err
+	}
+	return rec, w.syncTo(rec.Seq)
 }
 
-// Write writes a record without waiting for the disk: the next Append
-// makes it durable. For a record whose loss a reader tolerates (a step's
-// outcome, re-probed on resume), it saves an fsync.
+// Write writes a record (and the staged ones before it) to the file
+// without waiting for the disk: a process killed after Write loses none
+// of them, a power cut may; the next Append or Sync makes them durable.
 func (w *Writer) Write(kind string, data any) (Record, error) {
-	return w.append(kind, data, false)
+	return w.add(kind, data, true)
 }
 
-func (w *Writer) append(kind string, data any, sync bool) (Record, error) {
+// Stage numbers a record and keeps it in memory until the next Write,
+// Append or Sync writes it, after the records before it and before the
+// ones after it. It is for a record whose loss, with everything after it,
+// a reader tolerates: one that nothing has acted on yet. It saves a write.
+func (w *Writer) Stage(kind string, data any) (Record, error) {
+	return w.add(kind, data, false)
+}
+
+// add numbers a record, adds its line to the staged ones and, if write is
+// set, writes them all to the file in one write.
+func (w *Writer) add(kind string, data any, write bool) (Record, error) {
+	if !plainKind(kind) {
+		return Record{}, fmt.Errorf("journal: record kind %q: only lower-case letters and '-'", kind)
+	}
 	raw, err := json.Marshal(data)
 	if err != nil {
 		return Record{}, err
 	}
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	rec := Record{Seq: w.seq + 1, Time: time.Now().UTC(), Kind: kind, Data: raw}
-	body, err := json.Marshal(rec)
-	if err != nil {
-		w.mu.Unlock()
-		return Record{}, err
-	}
-	line := fmt.Sprintf("%08x %s\n", crc32.Checksum(body, castagnoli), body)
-	if _, err := w.f.WriteString(line); err != nil {
-		w.mu.Unlock()
-		return Record{}, err
-	}
+	w.line = encode(w.line[:0], rec)
+	w.staged = append(w.staged, w.line...)
 	w.seq = rec.Seq
-	w.size += int64(len(line))
-	w.mu.Unlock()
-	if !sync {
+	if !write {
 		return rec, nil
 	}
-	return rec, w.syncTo(rec.Seq)
+	return rec, w.flushLocked()
 }
 
-// Sync makes every record written so far durable.
+// flushLocked writes the staged lines to the file. w.mu is held.
+func (w *Writer) flushLocked() error {
+	if len(w.staged) == 0 {
+		return nil
+	}
+	n, err := w.f.Write(w.staged)
+	w.size += int64(n)
+	if err != nil {
+		// Whatever part reached the file ends in a torn line, which a
+		// reader ignores; the records are not written again.
+		w.staged = w.staged[:0]
+		return err
+	}
+	w.written = w.seq
+	w.staged = w.staged[:0]
+	return nil
+}
+
+// encode appends the line of a record to b: "<crc32c> <json>\n", the JSON
+// built by hand around the record's data, which json.Marshal made
+// compact, so that the data is not encoded twice.
+func encode(b []byte, rec Record) []byte {
+	b = append(b, "00000000 "...)
+	body := len(b)
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendInt(b, rec.Seq, 10)
+	b = append(b, `,"time":"`...)
+	b = rec.Time.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","kind":"`...)
+	b = append(b, rec.Kind...)
+	b = append(b, '"')
+	if len(rec.Data) > 0 {
+		b = append(b, `,"data":`...)
+		b = append(b, rec.Data...)
+	}
+	b = append(b, '}')
+	sum := crc32.Checksum(b[body:], castagnoli)
+	const hex = "0123456789abcdef"
+	for i := 7; i >= 0; i-- {
+		b[body-9+i] = hex[sum&0xf]
+		sum >>= 4
+	}
+	return append(b, '\n')
+}
+
+// plainKind reports whether a record kind needs no quoting in JSON.
+func plainKind(kind string) bool {
+	if kind == "" {
+		return false
+	}
+	for _, r := range kind {
+		if !(r >= 'a' && r <= 'z' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// Sync makes every record written or staged so far durable.
 func (w *Writer) Sync() error {
 	w.mu.Lock()
+	err := w.flushLocked()
 	seq := w.seq
 	w.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	return w.syncTo(seq)
 }
 
@@ -191,17 +267,23 @@ func (w *Writer) syncTo(seq int64) error {
 		return nil
 	}
 	w.mu.Lock()
-	upTo, size := w.seq, w.size
+	upTo, size := w.written, w.size
 	w.mu.Unlock()
 	if err := w.f.Sync(); err != nil {
 		return err
+	}
+	if w.newFile {
+		if err := syncDir(filepath.Dir(w.f.Name())); err != nil {
+			return err
+		}
+		w.newFile = false
 	}
 	w.synced = upTo
 	afterSync(w.f.Name(), size)
 	return nil
 }
 
-// Close syncs what Write left and closes the journal file.
+// Close syncs what Write and Stage left and closes the journal file.
 func (w *Writer) Close() error {
 	serr := w.Sync()
 	if err := w.f.Close(); err != nil {
@@ -269,9 +351,11 @@ func parse(line []byte, wantSeq int64) (Record, string) {
 	return rec, ""
 }
 
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
 	}
+	defer d.Close()
+	return d.Sync()
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -180,5 +181,99 @@ func TestWriteThenAppend(t *testing.T) {
 	recs, prob, err := Read(path)
 	if err != nil || prob != nil || len(recs) != 3 || recs[0].Kind != "outcome" || recs[2].Seq != 3 {
 		t.Fatalf("%+v %v %v", recs, prob, err)
+	}
+}
+
+// TestStage: a staged record is not in the file until a later Write,
+// Append or Sync writes it, before that record and in its numbered place;
+// Close writes what is still staged.
+func TestStage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.journal")
+	w, err := Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func() int {
+		t.Helper()
+		recs, prob, err := Read(path)
+		if err != nil || prob != nil {
+			t.Fatalf("read: %v %v", prob, err)
+		}
+		return len(recs)
+	}
+	if _, err := w.Stage("intent", step{1, ""}); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("a staged record is in the file: %d records", n)
+	}
+	if _, err := w.Write("apply", step{1, ""}); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 2 {
+		t.Fatalf("after Write: %d records, want the staged one and the written one", n)
+	}
+	if _, err := w.Stage("outcome", step{1, "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 3 {
+		t.Fatalf("after Sync: %d records", n)
+	}
+	if _, err := w.Stage("intent", step{2, ""}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	recs, _, _ := Read(path)
+	var kinds []string
+	for i, r := range recs {
+		if r.Seq != int64(i+1) {
+			t.Fatalf("record %d has sequence %d", i+1, r.Seq)
+		}
+		kinds = append(kinds, r.Kind)
+	}
+	if got := strings.Join(kinds, " "); got != "intent apply outcome intent" {
+		t.Fatalf("kinds %q", got)
+	}
+}
+
+// TestEncodedRecord: the hand-built line reads back as the record it was,
+// whatever the data holds, and a kind that would need quoting is refused.
+func TestEncodedRecord(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "e.journal")
+	w, err := Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := map[string]any{"msg": "quote \" backslash \\ newline \n tab \t <html> & é 日本", "n": 1.5, "list": []any{nil, true}}
+	if _, err := w.Append("step-done", data); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Append("outcome", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"", "Outcome", `a"b`, "a b", "é"} {
+		if _, err := w.Write(bad, data); err == nil {
+			t.Errorf("kind %q accepted", bad)
+		}
+	}
+	w.Close()
+	recs, prob, err := Read(path)
+	if err != nil || prob != nil || len(recs) != 2 {
+		t.Fatalf("%d records, %v %v", len(recs), prob, err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(recs[0].Data, &got); err != nil {
+		t.Fatal(err)
+	}
+	if recs[0].Kind != "step-done" || got["msg"] != data["msg"] || got["n"] != 1.5 || recs[0].Time.IsZero() {
+		t.Fatalf("read back %+v: %v", recs[0], got)
+	}
+	if string(recs[1].Data) != "null" {
+		t.Fatalf("nil data read back as %q", recs[1].Data)
 	}
 }

@@ -36,6 +36,11 @@ func (j localJournal) Write(kind string, data any) error {
 	return err
 }
 
+func (j localJournal) Stage(kind string, data any) error {
+	_, err := j.w.Stage(kind, data)
+	return err
+}
+
 func (j localJournal) Sync() error { return j.w.Sync() }
 
 func (j localJournal) Close() error { return j.w.Close() }

@@ -123,6 +123,10 @@ func (j *pgJournal) Write(kind string, data any) error {
 	return nil
 }
 
+// Stage is Write: the records of this store wait in the process until
+// the next sync in any case.
+func (j *pgJournal) Stage(kind string, data any) error { return j.Write(kind, data) }
+
 func (j *pgJournal) Append(kind string, data any) error {
 	if err := j.Write(kind, data); err != nil {
 		return err

@@ -77,6 +77,10 @@ type Journal interface {
 	Append(kind string, data any) error
 	// Write writes a record that the next Append or Sync makes durable.
 	Write(kind string, data any) error
+	// Stage keeps a record for the next Write, Append or Sync to write,
+	// in order: a record that may be lost with everything after it if the
+	// process dies, because nothing has acted on it yet.
+	Stage(kind string, data any) error
 	// Sync makes every record written so far durable.
 	Sync() error
 	Close() error
