@@ -166,13 +166,26 @@ func (w *Writer) Stage(kind string, data any) (Record, error) {
 	return w.add(kind, data, false)
 }
 
+// Appender is data that encodes itself as JSON, appending to b, the
+// bytes json.Marshal would give, without reflection: the records a run
+// writes for each step.
+type Appender interface {
+	AppendJSON(b []byte) ([]byte, error)
+}
+
 // add numbers a record, adds its line to the staged ones and, if write is
 // set, writes them all to the file in one write.
 func (w *Writer) add(kind string, data any, write bool) (Record, error) {
 	if !plainKind(kind) {
 		return Record{}, fmt.Errorf("journal: record kind %q: only lower-case letters and '-'", kind)
 	}
-	raw, err := json.Marshal(data)
+	var raw []byte
+	var err error
+	if a, ok := data.(Appender); ok {
+		raw, err = a.AppendJSON(nil)
+	} else {
+		raw, err = json.Marshal(data)
+	}
 	if err != nil {
 		return Record{}, err
 	}

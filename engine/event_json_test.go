@@ -1,0 +1,63 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/runbook-dev/runbook/step"
+)
+
+// checkSameJSON fails unless AppendJSON gives json.Marshal's bytes, or both
+// fail.
+func checkSameJSON(t *testing.T, e *Event) {
+	t.Helper()
+	want, werr := json.Marshal(e)
+	got, gerr := e.AppendJSON([]byte("prefix"))
+	if (werr != nil) != (gerr != nil) {
+		t.Fatalf("json.Marshal error %v, AppendJSON error %v", werr, gerr)
+	}
+	if werr != nil {
+		return
+	}
+	if !bytes.HasPrefix(got, []byte("prefix")) || !bytes.Equal(got[len("prefix"):], want) {
+		t.Fatalf("AppendJSON:\n %s\njson.Marshal:\n %s", got, want)
+	}
+}
+
+func TestEventAppendJSON(t *testing.T) {
+	now := time.Date(2026, 11, 26, 3, 4, 5, 6070, time.UTC)
+	for _, e := range []*Event{
+		{},
+		{Type: EventStepStart, Index: 3, ID: "s3", Name: "Stop PostgreSQL", Host: "pg1", Item: 2},
+		{Time: now, Type: EventStepEnd, Playbook: "pg/promote-standby", Index: 12, ID: "promote", Name: "promote <pg2> & \"co\"",
+			Host: "pg2", PID: 4242, Status: StatusChanged, Duration: 1234567 * time.Nanosecond,
+			Message: "line\nnext\ttab\r\b\f\x01\x1f \\ \u2028\u2029 é 日本 \xff\xfe", Diff: "--- a\n+++ b\n",
+			DryRun: true, Resumed: true,
+			Result: step.Result{"exit_code": 0, "stdout": "ok\n", "skipped": false, "rows": []any{map[string]any{"n": int64(-7), "f": 1.5, "big": 1e21, "small": 1e-7, "tiny": -3e-9, "z": 0.0, "none": nil}},
+				"tags": []string{"a", "<b>"}, "nested": step.Result{"k": true}, "whole": 1000000.0, "d": 3 * time.Second, "nilmap": map[string]any(nil), "nillist": []any(nil)}},
+		{Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), Type: EventRunEnd},
+		{Type: EventStepEnd, Result: step.Result{"bad": math.NaN()}},
+		{Type: EventStepEnd, Result: step.Result{"inf": math.Inf(-1)}},
+		{Type: EventStepEnd, Result: step.Result{"ch": make(chan int)}},
+		{Type: EventStepEnd, Result: step.Result{}},
+		{Time: now.In(time.FixedZone("x", 3600)), Type: EventGuard, Status: StatusFailed, Duration: -1},
+	} {
+		checkSameJSON(t, e)
+	}
+}
+
+// FuzzEventAppendJSON: for any text in an event and its result,
+// AppendJSON gives json.Marshal's bytes.
+func FuzzEventAppendJSON(f *testing.F) {
+	f.Add("restart", "line\n<&>\u2028", int64(3), 2.5, true)
+	f.Add("\xff\x00", "", int64(-1), 1e-7, false)
+	f.Fuzz(func(t *testing.T, name, text string, n int64, x float64, flag bool) {
+		e := &Event{Time: time.Unix(0, n).UTC(), Type: EventStepEnd, Index: int(n), Name: name, Host: text, Message: text + name,
+			Duration: time.Duration(n), DryRun: flag,
+			Result: step.Result{name: text, "n": n, "x": x, "flag": flag, "list": []any{text, x, n, nil}, text: map[string]any{name: x}}}
+		checkSameJSON(t, e)
+	})
+}
