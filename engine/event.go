@@ -88,9 +88,10 @@ type Sink interface {
 // Marker is implemented by a sink that journals the run. Before step N
 // makes any change, a durable record must say that steps up to N may be
 // making changes, so that a resume after a power cut, which loses what was
-// not synced, takes them as in doubt rather than not started. Mark(N+1)
-// is called as step N starts and syncs in the background while step N
-// runs; AwaitMark(N) before step N applies a change then rarely waits.
+// not synced, takes them as in doubt rather than not started. While steps
+// make changes, marks are asked for a few steps ahead and sync in the
+// background while the steps before them run; AwaitMark(N) before step N
+// applies a change then rarely waits (see marks).
 type Marker interface {
 	// Mark records that steps up to index may make changes, and makes the
 	// record durable in the background.

@@ -78,24 +78,20 @@ func (e *StepTimeoutError) Error() string {
 	return fmt.Sprintf("step %q timed out after %s", e.Step, e.Limit)
 }
 
-// markAhead is how many steps past the running one a mark covers: after a
-// power cut, at most that many steps more are taken as in doubt; each sync
-// of the journal in the background covers about that many steps.
-const markAhead = 8
-
 // ErrInterrupted is the cause of a run cancelled by the operator.
 var ErrInterrupted = errors.New("interrupted")
 
 type run struct {
 	*Runner
-	marker Marker
-	pb     *Playbook
-	sink   Sink
-	red    *Redactor
-	pool   *pool
-	base   map[string]any
-	steps  map[string]any
-	vals   []string
+	// marks is nil without a Marker (no journal) and in a dry run.
+	marks *marks
+	pb    *Playbook
+	sink  Sink
+	red   *Redactor
+	pool  *pool
+	base  map[string]any
+	steps map[string]any
+	vals  []string
 	// unapplied holds the ids of steps a dry run did not apply.
 	unapplied map[string]bool
 }
@@ -141,8 +137,8 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 		return err
 	}
 	if m, ok := r.Sink.(Marker); ok && !r.DryRun {
-		x.marker = m
-		m.Mark(1)
+		x.marks = newMarks(m, len(pb.Steps))
+		x.marks.start()
 	}
 	if pb.Lock != nil && r.Lock != nil && !r.DryRun {
 		name, err := pb.Lock.Render(x.base, nil)
@@ -163,13 +159,9 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 		return err
 	}
 	var planErrs *multierror.Error
-	mark := 1
 	for i, s := range pb.Steps {
-		if x.marker != nil && mark < len(pb.Steps) && mark <= i+2 {
-			// Marks reach a few steps ahead, so that one sync in the
-			// background covers several steps.
-			mark = min(i+1+markAhead, len(pb.Steps))
-			x.marker.Mark(mark)
+		if x.marks != nil {
+			x.marks.stepStarts(i + 1)
 		}
 		if err := x.step(ctx, i+1, s); err != nil {
 			if !r.DryRun || ctx.Err() != nil {
@@ -719,8 +711,8 @@ func (x *run) attempt(ctx context.Context, index int, s *Step, ex *step.Exec, na
 		o.status = StatusWould
 		return o, plan
 	default:
-		if x.marker != nil {
-			if err := x.marker.AwaitMark(index); err != nil {
+		if x.marks != nil {
+			if err := x.marks.await(index); err != nil {
 				return fail(fmt.Errorf("journal: %w; nothing was changed", err))
 			}
 		}
