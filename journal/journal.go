@@ -58,7 +58,10 @@ type Writer struct {
 	written int64  // the last record written to the file
 	size    int64  // bytes in the file
 	staged  []byte // lines numbered and not yet written
-	line    []byte // scratch for encoding a line
+	// stale writes the staged lines once the first has waited staleAfter;
+	// lateErr is its failure, returned by the next call.
+	stale   *time.Timer
+	lateErr error
 
 	syncMu sync.Mutex
 	synced int64
@@ -160,8 +163,9 @@ func (w *Writer) Write(kind string, data any) (Record, error) {
 
 // Stage numbers a record and keeps it in memory until the next Write,
 // Append or Sync writes it, after the records before it and before the
-// ones after it. It is for a record whose loss, with everything after it,
-// a reader tolerates: one that nothing has acted on yet. It saves a write.
+// ones after it, or until it has waited staleAfter. It is for a record
+// whose loss, with everything after it, a reader tolerates: one that
+// nothing has acted on yet. It saves a write.
 func (w *Writer) Stage(kind string, data any) (Record, error) {
 	return w.add(kind, data, false)
 }
@@ -191,14 +195,37 @@ func (w *Writer) add(kind string, data any, write bool) (Record, error) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	rec := Record{Seq: w.seq + 1, Time: time.Now().UTC(), Kind: kind, Data: raw}
-	w.line = encode(w.line[:0], rec)
-	w.staged = append(w.staged, w.line...)
-	w.seq = rec.Seq
-	if !write {
-		return rec, nil
+	if w.lateErr != nil {
+		return Record{}, w.lateErr
 	}
-	return rec, w.flushLocked()
+	rec := Record{Seq: w.seq + 1, Time: time.Now().UTC(), Kind: kind, Data: raw}
+	first := len(w.staged) == 0
+	w.staged = encode(w.staged, rec)
+	w.seq = rec.Seq
+	if write {
+		return rec, w.flushLocked()
+	}
+	if first {
+		if w.stale == nil {
+			w.stale = time.AfterFunc(staleAfter, w.flushStale)
+		} else {
+			w.stale.Reset(staleAfter)
+		}
+	}
+	return rec, nil
+}
+
+// staleAfter bounds how long a staged record waits for the next one
+// written: whoever reads the journal of a run still going (runbook
+// show-run) sees a step start within it.
+const staleAfter = 200 * time.Millisecond
+
+func (w *Writer) flushStale() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.flushLocked(); err != nil && w.lateErr == nil {
+		w.lateErr = err
+	}
 }
 
 // flushLocked writes the staged lines to the file. w.mu is held.
@@ -262,7 +289,10 @@ func plainKind(kind string) bool {
 // Sync makes every record written or staged so far durable.
 func (w *Writer) Sync() error {
 	w.mu.Lock()
-	err := w.flushLocked()
+	err := w.lateErr
+	if err == nil {
+		err = w.flushLocked()
+	}
 	seq := w.seq
 	w.mu.Unlock()
 	if err != nil {
@@ -299,6 +329,11 @@ func (w *Writer) syncTo(seq int64) error {
 // Close syncs what Write and Stage left and closes the journal file.
 func (w *Writer) Close() error {
 	serr := w.Sync()
+	w.mu.Lock()
+	if w.stale != nil {
+		w.stale.Stop()
+	}
+	w.mu.Unlock()
 	if err := w.f.Close(); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 type step struct {
@@ -222,7 +223,19 @@ func TestStage(t *testing.T) {
 	if n := count(); n != 3 {
 		t.Fatalf("after Sync: %d records", n)
 	}
+	// A staged record that waits long is written anyway: a run still
+	// going shows its step started.
 	if _, err := w.Stage("intent", step{2, ""}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * staleAfter)
+	for count() != 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("a staged record still not written after %s", 10*staleAfter)
+		}
+		time.Sleep(staleAfter / 4)
+	}
+	if _, err := w.Stage("outcome", step{2, "ok"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Close(); err != nil {
@@ -236,7 +249,7 @@ func TestStage(t *testing.T) {
 		}
 		kinds = append(kinds, r.Kind)
 	}
-	if got := strings.Join(kinds, " "); got != "intent apply outcome intent" {
+	if got := strings.Join(kinds, " "); got != "intent apply outcome intent outcome" {
 		t.Fatalf("kinds %q", got)
 	}
 }
