@@ -167,18 +167,20 @@ func (j *journalSink) fail(err error) {
 
 func (j *journalSink) Emit(ev *engine.Event) {
 	if kind, how := journalRecord(ev); kind != "" {
-		// The record has its own time.
-		rec := *ev
-		rec.Time = time.Time{}
+		// The record has its own time: the event's is left out while it
+		// is written (each event is emitted once, by one goroutine).
+		at := ev.Time
+		ev.Time = time.Time{}
 		var err error
 		switch how {
 		case recordStage:
-			err = j.j.Stage(kind, &rec)
+			err = j.j.Stage(kind, ev)
 		case recordWrite:
-			err = j.j.Write(kind, &rec)
+			err = j.j.Write(kind, ev)
 		case recordSync:
-			err = j.j.Append(kind, &rec)
+			err = j.j.Append(kind, ev)
 		}
+		ev.Time = at
 		if err != nil {
 			j.fail(err)
 		}
@@ -262,6 +264,10 @@ func runsCmd(e *Env, args []string) int {
 	fmt.Fprintln(tw, "RUN\tPLAYBOOK\tSTARTED\tSTATUS\tOPERATOR")
 	for _, id := range ids {
 		st, prob, err := readState(store, id)
+		if errors.Is(err, runs.ErrEmpty) && !store.Running(id) {
+			fmt.Fprintf(tw, "%s\t?\t?\tempty: cut off before any change\t?\n", id)
+			continue
+		}
 		if err != nil {
 			fmt.Fprintf(tw, "%s\t?\t?\tunreadable: %v\t?\n", id, err)
 			continue

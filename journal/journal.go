@@ -145,19 +145,20 @@ func Busy(path string) bool {
 }
 
 // Append writes a record and syncs it to disk before returning: with it,
-// every record written before it is on disk too.
-func (w *Writer) Append(kind string, data any) (Record, error) {
-	rec, err := w.add(kind, data, true)
+// every record written before it is on disk too. It returns the record's
+// sequence number.
+func (w *Writer) Append(kind string, data any) (int64, error) {
+	seq, err := w.add(kind, data, true)
 	if err != nil {
-		return rec, err
+		return 0, err
 	}
-	return rec, w.syncTo(rec.Seq)
+	return seq, w.syncTo(seq)
 }
 
 // Write writes a record (and the staged ones before it) to the file
 // without waiting for the disk: a process killed after Write loses none
 // of them, a power cut may; the next Append or Sync makes them durable.
-func (w *Writer) Write(kind string, data any) (Record, error) {
+func (w *Writer) Write(kind string, data any) (int64, error) {
 	return w.add(kind, data, true)
 }
 
@@ -166,7 +167,7 @@ func (w *Writer) Write(kind string, data any) (Record, error) {
 // ones after it, or until it has waited staleAfter. It is for a record
 // whose loss, with everything after it, a reader tolerates: one that
 // nothing has acted on yet. It saves a write.
-func (w *Writer) Stage(kind string, data any) (Record, error) {
+func (w *Writer) Stage(kind string, data any) (int64, error) {
 	return w.add(kind, data, false)
 }
 
@@ -179,31 +180,24 @@ type Appender interface {
 
 // add numbers a record, adds its line to the staged ones and, if write is
 // set, writes them all to the file in one write.
-func (w *Writer) add(kind string, data any, write bool) (Record, error) {
+func (w *Writer) add(kind string, data any, write bool) (int64, error) {
 	if !plainKind(kind) {
-		return Record{}, fmt.Errorf("journal: record kind %q: only lower-case letters and '-'", kind)
-	}
-	var raw []byte
-	var err error
-	if a, ok := data.(Appender); ok {
-		raw, err = a.AppendJSON(nil)
-	} else {
-		raw, err = json.Marshal(data)
-	}
-	if err != nil {
-		return Record{}, err
+		return 0, fmt.Errorf("journal: record kind %q: only lower-case letters and '-'", kind)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.lateErr != nil {
-		return Record{}, w.lateErr
+		return 0, w.lateErr
 	}
-	rec := Record{Seq: w.seq + 1, Time: time.Now().UTC(), Kind: kind, Data: raw}
 	first := len(w.staged) == 0
-	w.staged = encode(w.staged, rec)
-	w.seq = rec.Seq
+	staged, err := appendLine(w.staged, w.seq+1, time.Now().UTC(), kind, data)
+	if err != nil {
+		return 0, err
+	}
+	w.staged = staged
+	w.seq++
 	if write {
-		return rec, w.flushLocked()
+		return w.seq, w.flushLocked()
 	}
 	if first {
 		if w.stale == nil {
@@ -212,7 +206,7 @@ func (w *Writer) add(kind string, data any, write bool) (Record, error) {
 			w.stale.Reset(staleAfter)
 		}
 	}
-	return rec, nil
+	return w.seq, nil
 }
 
 // staleAfter bounds how long a staged record waits for the next one
@@ -246,31 +240,39 @@ func (w *Writer) flushLocked() error {
 	return nil
 }
 
-// encode appends the line of a record to b: "<crc32c> <json>\n", the JSON
-// built by hand around the record's data, which json.Marshal made
-// compact, so that the data is not encoded twice.
-func encode(b []byte, rec Record) []byte {
+// appendLine appends the line of a record to b: "<crc32c> <json>\n", the
+// JSON of the record built by hand around its data's, so that the data is
+// encoded once, straight into b. On an error b is returned as it was.
+func appendLine(b []byte, seq int64, at time.Time, kind string, data any) ([]byte, error) {
+	start := len(b)
 	b = append(b, "00000000 "...)
 	body := len(b)
 	b = append(b, `{"seq":`...)
-	b = strconv.AppendInt(b, rec.Seq, 10)
+	b = strconv.AppendInt(b, seq, 10)
 	b = append(b, `,"time":"`...)
-	b = rec.Time.AppendFormat(b, time.RFC3339Nano)
+	b = at.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","kind":"`...)
-	b = append(b, rec.Kind...)
-	b = append(b, '"')
-	if len(rec.Data) > 0 {
-		b = append(b, `,"data":`...)
-		b = append(b, rec.Data...)
+	b = append(b, kind...)
+	b = append(b, `","data":`...)
+	var out, raw []byte
+	var err error
+	if a, ok := data.(Appender); ok {
+		out, err = a.AppendJSON(b)
+	} else if raw, err = json.Marshal(data); err == nil {
+		out = append(b, raw...)
 	}
+	if err != nil {
+		return b[:start], err
+	}
+	b = out
 	b = append(b, '}')
 	sum := crc32.Checksum(b[body:], castagnoli)
 	const hex = "0123456789abcdef"
 	for i := 7; i >= 0; i-- {
-		b[body-9+i] = hex[sum&0xf]
+		b[start+i] = hex[sum&0xf]
 		sum >>= 4
 	}
-	return append(b, '\n')
+	return append(b, '\n'), nil
 }
 
 // plainKind reports whether a record kind needs no quoting in JSON.

@@ -73,8 +73,8 @@ func TestTornLastRecord(t *testing.T) {
 	if _, _, err := Open(path); !errors.Is(err, ErrBusy) {
 		t.Errorf("a second writer: %v, want ErrBusy", err)
 	}
-	if rec, err := w.Append("outcome", step{5, "ok"}); err != nil || rec.Seq != 5 {
-		t.Fatalf("append after a torn record: %+v %v", rec, err)
+	if seq, err := w.Append("outcome", step{5, "ok"}); err != nil || seq != 5 {
+		t.Fatalf("append after a torn record: sequence %d, %v", seq, err)
 	}
 	w.Close()
 	if Busy(path) {
@@ -268,6 +268,9 @@ func TestEncodedRecord(t *testing.T) {
 	}
 	if _, err := w.Append("outcome", nil); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := w.Write("outcome", make(chan int)); err == nil {
+		t.Error("data json cannot encode accepted")
 	}
 	for _, bad := range []string{"", "Outcome", `a"b`, "a b", "é"} {
 		if _, err := w.Write(bad, data); err == nil {

@@ -51,7 +51,10 @@ func (l *Local) Create(h Header) (Journal, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := w.Append(KindRun, h); err != nil {
+	// Written, not synced: the header reaches the disk with the run's first
+	// mark, which every change waits for. A power cut before it loses a
+	// run that had changed nothing.
+	if _, err := w.Write(KindRun, h); err != nil {
 		w.Close()
 		return nil, err
 	}

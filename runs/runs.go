@@ -114,6 +114,10 @@ func (e *BusyError) Error() string {
 	return fmt.Sprintf("run %s is still running (pid %d on %s, operator %s): stop it first, or wait for it to end", h.RunID, h.PID, h.Host, h.Operator)
 }
 
+// ErrEmpty is a journal with no record: the machine stopped before the
+// run's first sync, which comes before any change.
+var ErrEmpty = errors.New("the journal is empty: the machine stopped before the run changed anything (nothing of the run reached the disk); run the playbook again")
+
 // ErrNoRun is a run id that no journal has.
 var ErrNoRun = errors.New("no such run")
 
@@ -165,7 +169,10 @@ const StatusCrashed = "crashed"
 // or skipped makes it done; failed undoes that (it runs again); a step
 // started and never reported, or interrupted while it ran, is in doubt.
 func Fold(recs []journal.Record) (*State, error) {
-	if len(recs) == 0 || recs[0].Kind != KindRun {
+	if len(recs) == 0 {
+		return nil, ErrEmpty
+	}
+	if recs[0].Kind != KindRun {
 		return nil, errors.New("the journal has no run header")
 	}
 	st := &State{Done: map[engine.StepKey]engine.Outcome{}, InDoubt: map[engine.StepKey]string{}, Applying: map[engine.StepKey]bool{},

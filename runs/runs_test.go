@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/journal"
 	"github.com/runbook-dev/runbook/internal/testpg"
 	"github.com/runbook-dev/runbook/step"
 )
@@ -172,5 +173,16 @@ func TestPGStore(t *testing.T) {
 	}
 	if _, _, err := other.Read("nope"); !errors.Is(err, ErrNoRun) {
 		t.Errorf("read of no run: %v", err)
+	}
+}
+
+// TestFoldEmpty: a journal a power cut left empty says so, and says what
+// to do; one whose first record is not a header is refused.
+func TestFoldEmpty(t *testing.T) {
+	if _, err := Fold(nil); !errors.Is(err, ErrEmpty) {
+		t.Errorf("empty journal: %v, want ErrEmpty", err)
+	}
+	if _, err := Fold([]journal.Record{{Seq: 1, Kind: KindIntent}}); err == nil || errors.Is(err, ErrEmpty) {
+		t.Errorf("journal without a header: %v", err)
 	}
 }
