@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/runbook-dev/runbook/engine"
-	"github.com/runbook-dev/runbook/journal"
 	"github.com/runbook-dev/runbook/internal/testpg"
+	"github.com/runbook-dev/runbook/journal"
 	"github.com/runbook-dev/runbook/step"
 )
 
