@@ -1,8 +1,10 @@
 // Package journal is an append-only, checksummed record log: each record is
-// one line, "<crc32c> <json>", written and fsynced before the writer goes
-// on. A reader detects a torn last record (a crash mid-write) and a
-// damaged one (a flipped byte), reports them, and never returns a record
-// it cannot vouch for. It is the storage of durable runs.
+// one line, "<crc32c> <json>". The writer decides per record how far it
+// goes before the caller goes on: kept in memory for the next write
+// (Stage), handed to the kernel (Write), or synced to disk (Append). A
+// reader detects a torn last record (a crash mid-write) and a damaged one
+// (a flipped byte), reports them, and never returns a record it cannot
+// vouch for. It is the storage of durable runs.
 package journal
 
 import (
