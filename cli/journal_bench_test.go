@@ -23,10 +23,11 @@ import (
 // pairs' differences (journal-%). ns/op is one pair.
 //
 // "changing" steps each make a change (a command with nothing to recheck):
-// per step an intent, an apply, a process and an outcome record, three
-// writes, a mark every few steps synced in the background. "unchanged"
+// per step an intent, an apply, a process and an outcome record in three
+// writes, and four marks in the run, synced in the background. "unchanged"
 // steps find their change made (an unless that holds), as on a second run
-// or a resume: their records are staged and written with the marks.
+// or a resume: their records are staged and written a few at a time, and
+// the run needs no mark after its first.
 func BenchmarkJournal100Local(b *testing.B) {
 	for _, kind := range []struct{ name, body string }{
 		{"changing", `ssh-exec: {command: "true"}`},
