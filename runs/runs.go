@@ -81,7 +81,7 @@ type Journal interface {
 	// in order: a record that may be lost with everything after it if the
 	// process dies, because nothing has acted on it yet.
 	Stage(kind string, data any) error
-	// Sync makes every record written so far durable.
+	// Sync makes every record written or staged so far durable.
 	Sync() error
 	Close() error
 }
