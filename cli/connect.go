@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/kevinburke/ssh_config"
 	"golang.org/x/term"
@@ -75,6 +76,10 @@ func (e *Env) sshConfigFor(name, address string, port int, user, identity, known
 			cfg.Port = p
 		}
 	}
+	if t, err := strconv.Atoi(configured(alias, "ConnectTimeout")); err == nil && t > 0 {
+		// OpenSSH's ConnectTimeout, in seconds.
+		cfg.ConnectTimeout = time.Duration(t) * time.Second
+	}
 	if cfg.User == "" {
 		cfg.User = configured(alias, "User")
 	}
@@ -90,6 +95,7 @@ func (e *Env) sshConfigFor(name, address string, port int, user, identity, known
 			cfg.IdentityFiles = []string{"~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa"}
 		}
 	}
+	cfg.IdentitiesOnly = strings.EqualFold(configured(alias, "IdentitiesOnly"), "yes")
 	switch {
 	case knownHosts != "":
 		cfg.KnownHosts = []string{knownHosts}

@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/runbook-dev/runbook/cli"
+	"github.com/runbook-dev/runbook/internal/testnet"
 	"github.com/runbook-dev/runbook/internal/testsshd"
 )
 
@@ -30,7 +32,9 @@ func TestScripts(t *testing.T) {
 // TestSSHScripts runs the scripts of testdata/script-ssh against a real
 // sshd on loopback. $WORK/inventory.yaml names it pg1 and pg2;
 // $WORK/unknown-key.yaml has an empty known_hosts; $WORK/down.yaml points
-// at a closed port.
+// pg1 at a closed port, $WORK/silent.yaml at a port where nothing answers,
+// $WORK/hung.yaml at one that accepts and never speaks; $SSHD_PORT is the
+// real sshd's port, $SILENT_PORT the silent one's.
 func TestSSHScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: "../testdata/script-ssh",
@@ -65,6 +69,26 @@ func TestSSHScripts(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(env.WorkDir, "down.yaml"), []byte(down), 0o600); err != nil {
 				return err
 			}
+			// silent.yaml: nothing answers at pg1's SSH port (a machine that
+			// is powered off); hung.yaml: it accepts and never speaks.
+			silent, err := testnet.Silent(env.Defer)
+			if err != nil {
+				return err
+			}
+			hung, err := testnet.Hung(env.Defer)
+			if err != nil {
+				return err
+			}
+			_, silentPort, _ := strings.Cut(silent, ":")
+			env.Setenv("SILENT_PORT", silentPort)
+			for file, addr := range map[string]string{"silent.yaml": silent, "hung.yaml": hung} {
+				_, port, _ := strings.Cut(addr, ":")
+				inv := strings.Replace(inv, fmt.Sprintf("port: %d", s.Port), "port: "+port, 1)
+				if err := os.WriteFile(filepath.Join(env.WorkDir, file), []byte(inv), 0o600); err != nil {
+					return err
+				}
+			}
+			env.Setenv("SSHD_PORT", strconv.Itoa(s.Port))
 			sshConfig := fmt.Sprintf(`Host jumpy
   HostName %[1]s
   Port %[2]d

@@ -71,7 +71,8 @@ var guardFields = []step.Field{
 	{Name: "name", Kind: step.Literal, Required: true, Doc: "what must hold, shown when the guard fails", Example: "the standby is still in recovery"},
 	{Name: "host", Kind: step.String, Doc: "the host the probe runs on (default localhost)", Example: "${{ params.primary }}"},
 	{Name: "become", Kind: step.Literal, Doc: "run the probe as this user", Example: "postgres"},
-	{Name: "assert", Kind: step.Expr, Required: true, Doc: "the condition on the probe's result; result.reachable is false when the host cannot be reached", Example: "result.reachable && result.exit_code == 0"},
+	{Name: "service_ports", Kind: step.StringList, Doc: servicePortsDoc, Example: []any{"5432"}},
+	{Name: "assert", Kind: step.Expr, Required: true, Doc: "the condition on the probe's result; result.reachable is false only when the host is down (nothing answers at its SSH port nor its service_ports); any other failure to reach it is an error", Example: "result.reachable && result.exit_code == 0"},
 	{Name: "hint", Kind: step.String, Doc: "what the operator should do when the guard fails; may use result", Example: "stop PostgreSQL on the old primary first"},
 }
 
@@ -79,7 +80,10 @@ var guardFields = []step.Field{
 var probeFields = []step.Field{
 	{Name: "host", Kind: step.String, Doc: "the host the probe runs on (default: the step's host)", Example: "${{ params.standby }}"},
 	{Name: "become", Kind: step.Literal, Doc: "run the probe as this user", Example: "postgres"},
+	{Name: "service_ports", Kind: step.StringList, Doc: servicePortsDoc, Example: []any{"5432"}},
 }
+
+const servicePortsDoc = "ports of the host's own services (PostgreSQL, an API): when its SSH port does not answer, the host counts as down (result.reachable == false) only when none of these answers either; one that answers makes the probe an error (the machine is up)"
 
 // CommonFields returns the keys every step has, for the schema.
 func CommonFields() []step.Field { return commonFields }
@@ -523,6 +527,7 @@ func (l *Loader) decodeGuard(d *step.Decoder, n *yaml.Node) *Guard {
 		d.Scope.Host = false
 		g.Host = d.Template(h)
 	}
+	g.ServicePorts = servicePorts(d, f.Get("service_ports"))
 	if typ == nil {
 		return nil
 	}
@@ -551,6 +556,7 @@ func (l *Loader) decodeProbe(d *step.Decoder, n *yaml.Node) *step.ProbeSpec {
 	if h := f.Get("host"); h != nil {
 		p.Host = d.Template(h)
 	}
+	p.ServicePorts = servicePorts(d, f.Get("service_ports"))
 	if typ == nil {
 		return nil
 	}
@@ -561,6 +567,24 @@ func (l *Loader) decodeProbe(d *step.Decoder, n *yaml.Node) *step.ProbeSpec {
 	p.Type = typ
 	p.Step = l.decodeBody(d, typ, body)
 	return p
+}
+
+// servicePorts decodes a list of port numbers, each literal or templated;
+// a literal that is not a port is an error here, a templated one when it
+// is rendered.
+func servicePorts(d *step.Decoder, n *yaml.Node) []*tmpl.Template {
+	if n == nil {
+		return nil
+	}
+	ts := d.TemplateList(n, "service_ports")
+	for i, t := range ts {
+		if t != nil && t.IsLiteral() && i < len(n.Content) {
+			if p, err := strconv.Atoi(t.Source); err != nil || p < 1 || p > 65535 {
+				d.Errorf(n.Content[i], diag.RuleInvalidValue, "service_ports: %q is not a port number (1-65535)", t.Source)
+			}
+		}
+	}
+	return ts
 }
 
 func (l *Loader) decodeStep(d *step.Decoder, n *yaml.Node) *Step {

@@ -81,6 +81,9 @@ type Guard struct {
 	// Hint tells the operator what to do when the guard fails.
 	Hint   *tmpl.Template
 	Become string
+	// ServicePorts are tried when the host's SSH port does not answer:
+	// the host is down only when none of them answers either.
+	ServicePorts []*tmpl.Template
 }
 
 // itemKey is where for_each puts the current element in the environment.

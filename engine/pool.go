@@ -21,6 +21,9 @@ type pool struct {
 type poolEntry struct {
 	mu   sync.Mutex
 	conn transport.Conn
+	// failed is when the last dial failed, and err its error.
+	failed time.Time
+	err    error
 }
 
 func (p *pool) get(ctx context.Context, h *HostSpec) (transport.Conn, error) {
@@ -34,18 +37,25 @@ func (p *pool) get(ctx context.Context, h *HostSpec) (transport.Conn, error) {
 		p.conns[h.Name] = e
 	}
 	p.mu.Unlock()
-	// One dial per host at a time; a failed dial is not remembered, so a
+	// One dial per host at a time. A failed dial is shared by the callers
+	// that were waiting for it (guards probing one host at once wait for
+	// one timeout, not one each), and not remembered beyond them, so a
 	// host that comes back (a wait-until on a rebooting machine) is reached.
+	asked := time.Now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.conn != nil {
 		return e.conn, nil
+	}
+	if e.err != nil && e.failed.After(asked) {
+		return nil, e.err
 	}
 	if p.connect == nil {
 		return nil, fmt.Errorf("host %s: the ssh transport is not available", h.Name)
 	}
 	c, err := p.connect(ctx, h)
 	if err != nil {
+		e.failed, e.err = time.Now(), err
 		return nil, err
 	}
 	e.conn = c

@@ -342,6 +342,9 @@ func (x *run) guard(ctx context.Context, g *Guard) (bool, string) {
 	if err != nil {
 		return false, err.Error()
 	}
+	if ex.ServicePorts, err = step.RenderPorts(g.ServicePorts, ex.Env); err != nil {
+		return false, err.Error()
+	}
 	r, err := step.Observe(ctx, ex, g.Probe)
 	if err != nil {
 		return false, "probe failed: " + err.Error()

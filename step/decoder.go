@@ -46,9 +46,12 @@ type ProbeSpec struct {
 	Host *tmpl.Template
 	// Become is the user the probe runs as; "" keeps the step's.
 	Become string
-	Type   Type
-	Step   Step
-	Pos    diag.Pos
+	// ServicePorts are tried when the host's SSH port does not answer
+	// (Exec.ServicePorts).
+	ServicePorts []*tmpl.Template
+	Type         Type
+	Step         Step
+	Pos          diag.Pos
 }
 
 // ProbeResult is the type of `result` for a probe of type t: its result plus

@@ -7,10 +7,18 @@ package step
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net"
 	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/expr-lang/expr/types"
 
+	"github.com/runbook-dev/runbook/tmpl"
 	"github.com/runbook-dev/runbook/transport"
 )
 
@@ -107,6 +115,11 @@ type Exec struct {
 	// Secrets lists the values of the run's secrets, so that a step can keep
 	// them out of what it reports.
 	Secrets []string
+	// ServicePorts are the ports of the host's own services (PostgreSQL's,
+	// an API's) that a probe tries when the host's SSH port does not
+	// answer: the host counts as down only when none of them answers
+	// either (see Observe).
+	ServicePorts []int
 	// Started, set in Apply, is to be called with the process group of a
 	// command that makes the step's change once it runs on the host (see
 	// transport.Command.Started); the journal keeps it, so that a resume
@@ -168,8 +181,8 @@ func (r *Registry) All() []Type {
 }
 
 // RunProbe runs a probe on its host (or x's host when it names none) and
-// returns its result with `reachable` set: a host that cannot be connected
-// to is an observation, not an error, so that a guard can assert on it.
+// returns its result with `reachable` set: a host that is down is an
+// observation, not an error, so that a guard can assert on it.
 func RunProbe(ctx context.Context, x *Exec, p *ProbeSpec) (Result, error) {
 	target := x
 	if p.Host != nil {
@@ -181,27 +194,109 @@ func RunProbe(ctx context.Context, x *Exec, p *ProbeSpec) (Result, error) {
 			return nil, err
 		}
 	}
-	if p.Become != "" {
+	if p.Become != "" || p.ServicePorts != nil {
+		ports, err := RenderPorts(p.ServicePorts, x.Env)
+		if err != nil {
+			return nil, err
+		}
 		t := *target
-		t.Become = p.Become
+		if p.Become != "" {
+			t.Become = p.Become
+		}
+		t.ServicePorts = ports
 		target = &t
 	}
 	return Observe(ctx, target, p.Step)
 }
 
-// Observe probes s on x's host, turning an unreachable host into a result
-// with reachable == false.
+// RenderPorts renders a list of templated port numbers.
+func RenderPorts(ts []*tmpl.Template, env map[string]any) ([]int, error) {
+	var out []int
+	for _, t := range ts {
+		s, err := t.Render(env, nil)
+		if err != nil {
+			return nil, err
+		}
+		p, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || p < 1 || p > 65535 {
+			return nil, fmt.Errorf("service_ports: %q is not a port number", s)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// ServicePortTimeout bounds the attempt to reach a service port of a host
+// whose SSH port did not answer.
+const ServicePortTimeout = 3 * time.Second
+
+// DownError is a host whose SSH port does not answer while one of its
+// service ports does: the machine is up, so a guard must not treat it as
+// down.
+type DownError struct {
+	Host string
+	// Answered is the host:port that answered.
+	Answered string
+	SSH      error
+}
+
+func (e *DownError) Error() string {
+	return fmt.Sprintf("host %s: its SSH port does not answer (%v), but %s does: the machine is up, not down; fix SSH to it (or power it off) and try again", e.Host, e.SSH, e.Answered)
+}
+
+// Observe probes s on x's host. A host is down, and the result has
+// reachable == false, only when nothing answers at its SSH port
+// (transport.UnreachableError) and nothing answers at any of
+// x.ServicePorts on the same address within ServicePortTimeout. Any other
+// failure to reach the host (refused, a handshake or authentication that
+// fails, a host key mismatch, a service port that answers) is an error:
+// the machine is up.
 func Observe(ctx context.Context, x *Exec, s Step) (Result, error) {
 	r, err := s.Probe(ctx, x)
 	if err != nil {
-		if transport.IsUnreachable(err) {
-			return Result{"reachable": false, "error": err.Error()}, nil
+		var u *transport.UnreachableError
+		if !errors.As(err, &u) {
+			return nil, err
 		}
-		return nil, err
+		if err := confirmDown(ctx, x, u); err != nil {
+			return nil, err
+		}
+		return Result{"reachable": false, "error": err.Error()}, nil
 	}
 	out := Result{"reachable": true, "error": ""}
 	for k, v := range r {
 		out[k] = v
 	}
 	return out, nil
+}
+
+// confirmDown tries every service port of a host whose SSH port is silent,
+// at once, on the address SSH was tried at.
+func confirmDown(ctx context.Context, x *Exec, u *transport.UnreachableError) error {
+	if len(x.ServicePorts) == 0 {
+		return nil
+	}
+	if u.Via != "" {
+		return fmt.Errorf("host %s: %v; its service ports %v cannot be tried from here through the jump host %s, so it cannot be judged down", x.Host.Name, u, x.ServicePorts, u.Via)
+	}
+	host := x.Host.Address
+	if h, _, err := net.SplitHostPort(u.Addr); err == nil {
+		host = h
+	}
+	answered := make([]bool, len(x.ServicePorts))
+	var wg sync.WaitGroup
+	for i, p := range x.ServicePorts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			answered[i] = transport.Answers(ctx, net.JoinHostPort(host, strconv.Itoa(p)), ServicePortTimeout)
+		}()
+	}
+	wg.Wait()
+	for i, a := range answered {
+		if a {
+			return &DownError{Host: x.Host.Name, Answered: net.JoinHostPort(host, strconv.Itoa(x.ServicePorts[i])), SSH: u.Err}
+		}
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package transport_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,35 +19,14 @@ import (
 // (started by the test, stopped by its PID) authenticate.
 func TestSSHAgent(t *testing.T) {
 	s := testsshd.Start(t)
-	sock := filepath.Join(t.TempDir(), "agent.sock")
-	agent := exec.Command("ssh-agent", "-D", "-a", sock)
-	if err := agent.Start(); err != nil {
-		testsshd.Require(t, false, "ssh-agent is not installed (apt-get install openssh-client)")
-	}
-	t.Cleanup(func() {
-		_ = agent.Process.Signal(syscall.SIGTERM)
-		_ = agent.Wait()
-	})
-	for i := 0; ; i++ {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		if i > 100 {
-			t.Fatal("ssh-agent did not create its socket")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	sock := startAgent(t, t.TempDir())
 	noKeys := func(c *transport.SSHConfig) { c.IdentityFiles = nil }
 	t.Setenv("SSH_AUTH_SOCK", sock)
 	// An empty agent is tried, and said so.
 	if _, err := dial(t, s, noKeys); err == nil || !strings.Contains(err.Error(), "ssh-agent") {
 		t.Fatalf("an empty agent: %v", err)
 	}
-	add := exec.Command("ssh-add", s.IdentityFile)
-	add.Env = append(os.Environ(), "SSH_AUTH_SOCK="+sock)
-	if out, err := add.CombinedOutput(); err != nil {
-		t.Fatalf("ssh-add: %v %s", err, out)
-	}
+	sshAdd(t, sock, s.IdentityFile)
 	c, err := dial(t, s, noKeys)
 	if err != nil {
 		t.Fatal(err)
@@ -100,5 +80,44 @@ func TestSSHEncryptedKey(t *testing.T) {
 	// Without a way to ask, the encrypted key is skipped, and said so.
 	if _, err := dial(t, s, func(c *transport.SSHConfig) { c.IdentityFiles = []string{enc} }); err == nil || !strings.Contains(err.Error(), "unusable") {
 		t.Fatalf("no passphrase callback: %v", err)
+	}
+}
+
+// startAgent starts a real ssh-agent with its socket in dir, stopped by its
+// PID when the test ends, and waits until it answers.
+func startAgent(t *testing.T, dir string) string {
+	t.Helper()
+	sock := filepath.Join(dir, "agent.sock")
+	agent := exec.Command("ssh-agent", "-D", "-a", sock)
+	if err := agent.Start(); err != nil {
+		testsshd.Require(t, false, "ssh-agent is not installed (apt-get install openssh-client)")
+	}
+	t.Cleanup(func() {
+		_ = agent.Process.Signal(syscall.SIGTERM)
+		_ = agent.Wait()
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		// ssh-add -l exits 1 for an empty agent, 2 when it cannot connect.
+		l := exec.Command("ssh-add", "-l")
+		l.Env = append(os.Environ(), "SSH_AUTH_SOCK="+sock)
+		err := l.Run()
+		var ee *exec.ExitError
+		if err == nil || errors.As(err, &ee) && ee.ExitCode() == 1 {
+			return sock
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ssh-agent does not answer on %s: %v", sock, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func sshAdd(t *testing.T, sock, key string) {
+	t.Helper()
+	add := exec.Command("ssh-add", "-q", key)
+	add.Env = append(os.Environ(), "SSH_AUTH_SOCK="+sock)
+	if out, err := add.CombinedOutput(); err != nil {
+		t.Fatalf("ssh-add %s: %v %s", key, err, out)
 	}
 }

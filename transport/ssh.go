@@ -32,8 +32,12 @@ type SSHConfig struct {
 	Address string
 	Port    int
 	User    string
-	// IdentityFiles are tried after the agent's keys.
+	// IdentityFiles are offered first, through the agent when it holds
+	// them; missing files are skipped.
 	IdentityFiles []string
+	// IdentitiesOnly offers only IdentityFiles, not the agent's other keys
+	// (OpenSSH's IdentitiesOnly).
+	IdentitiesOnly bool
 	// KnownHosts are the files host keys are checked against; the first one
 	// receives keys accepted with AcceptNewHostKeys.
 	KnownHosts []string
@@ -131,7 +135,9 @@ func DialSSH(ctx context.Context, cfg SSHConfig) (*SSH, error) {
 	if cfg.ProxyJump != nil {
 		j, err := DialSSH(ctx, *cfg.ProxyJump)
 		if err != nil {
-			return nil, fmt.Errorf("jump host for %s: %w", cfg.Name, err)
+			// %v, not %w: a jump host that does not answer says nothing
+			// about the host behind it, which must not count as down.
+			return nil, fmt.Errorf("jump host for %s: %v (the state of %s is unknown)", cfg.Name, err, cfg.Name)
 		}
 		jumpClient = j.client
 		s.jump = j.client
@@ -171,7 +177,14 @@ func (s *SSH) handshake(ctx context.Context, dial func(context.Context, string) 
 	defer cancel()
 	nc, err := dial(ctx, addr)
 	if err != nil {
-		return nil, &UnreachableError{Host: cfg.Name, Err: err}
+		if Silent(err) || jumpSilent(err) {
+			u := &UnreachableError{Host: cfg.Name, Addr: addr, Err: err}
+			if cfg.ProxyJump != nil {
+				u.Via = cfg.ProxyJump.Name
+			}
+			return nil, u
+		}
+		return nil, &SessionError{Host: cfg.Name, Addr: addr, Stage: "connect", Err: err}
 	}
 	// The handshake has no context: a deadline on the socket bounds it.
 	_ = nc.SetDeadline(time.Now().Add(cfg.ConnectTimeout))
@@ -193,10 +206,14 @@ func (s *SSH) handshake(ctx context.Context, dial func(context.Context, string) 
 			return nil, hk
 		case strings.Contains(err.Error(), "unable to authenticate"):
 			return nil, &AuthError{Host: cfg.Name, User: cfg.User, Tried: tried, Err: errors.New("no key was accepted")}
-		case ctx.Err() != nil:
-			return nil, &UnreachableError{Host: cfg.Name, Err: fmt.Errorf("handshake: %w", ctx.Err())}
+		case strings.Contains(err.Error(), "Too many authentication failures"):
+			return nil, &AuthError{Host: cfg.Name, User: cfg.User, Tried: tried, Err: errors.New("the server closed the connection after too many keys were offered (its MaxAuthTries): name the host's key with identity_file in the inventory or IdentityFile in ~/.ssh/config (offered first), or set IdentitiesOnly yes to offer no other agent key")}
+		case ctx.Err() != nil || Silent(err):
+			// The port accepted the connection: something listens there,
+			// so the machine is up even if its sshd never speaks.
+			return nil, &SessionError{Host: cfg.Name, Addr: addr, Stage: "handshake", Err: fmt.Errorf("the port accepted the connection but no SSH handshake finished within %s", cfg.ConnectTimeout)}
 		}
-		return nil, &UnreachableError{Host: cfg.Name, Err: err}
+		return nil, &SessionError{Host: cfg.Name, Addr: addr, Stage: "handshake", Err: err}
 	}
 	_ = nc.SetDeadline(time.Time{})
 	return ssh.NewClient(c, chans, reqs), nil
@@ -304,47 +321,106 @@ func appendKnownHost(file, addr string, key ssh.PublicKey) error {
 }
 
 // authMethods offers the agent's keys first, then the identity files.
+// authMethods returns the keys to offer, in OpenSSH's order: the identity
+// files' keys first (through the agent when it holds them, so their
+// passphrase is not asked), then the agent's other keys unless
+// IdentitiesOnly. sshd counts every key offered against its MaxAuthTries
+// (6 by default) and disconnects after that many (sshd_config(5)), so an
+// agent full of keys must not come before the one the host expects.
 func (s *SSH) authMethods() ([]ssh.AuthMethod, []string, func()) {
-	var methods []ssh.AuthMethod
 	var tried []string
 	closer := func() {}
+	var agentKeys []ssh.Signer
 	if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" {
 		if c, err := net.Dial("unix", sock); err == nil {
-			ag := agent.NewClient(c)
-			methods = append(methods, ssh.PublicKeysCallback(ag.Signers))
-			tried = append(tried, "ssh-agent")
 			closer = func() { c.Close() }
+			if keys, err := agent.NewClient(c).Signers(); err == nil {
+				agentKeys = keys
+			}
+			tried = append(tried, fmt.Sprintf("ssh-agent (%d keys)", len(agentKeys)))
 		}
 	}
-	var signers []ssh.Signer
-	for _, f := range s.cfg.IdentityFiles {
-		f = ExpandHome(f)
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		signer, err := ssh.ParsePrivateKey(b)
-		var missing *ssh.PassphraseMissingError
-		if errors.As(err, &missing) && s.cfg.Passphrase != nil {
-			pass, perr := s.cfg.Passphrase(f)
-			if perr == nil {
-				signer, err = ssh.ParsePrivateKeyWithPassphrase(b, pass)
+	inAgent := func(pub ssh.PublicKey) ssh.Signer {
+		for _, k := range agentKeys {
+			if bytes.Equal(k.PublicKey().Marshal(), pub.Marshal()) {
+				return k
 			}
 		}
+		return nil
+	}
+	var signers []ssh.Signer
+	used := map[string]bool{}
+	for _, f := range s.cfg.IdentityFiles {
+		f = ExpandHome(f)
+		if pub := readPublicKey(f + ".pub"); pub != nil {
+			if k := inAgent(pub); k != nil {
+				signers = append(signers, k)
+				used[string(pub.Marshal())] = true
+				tried = append(tried, f+" (from the agent)")
+				continue
+			}
+		}
+		signer, err := s.loadIdentity(f)
 		if err != nil {
-			tried = append(tried, f+" (unusable: "+err.Error()+")")
+			if !errors.Is(err, fs.ErrNotExist) {
+				tried = append(tried, f+" (unusable: "+err.Error()+")")
+			}
 			continue
 		}
+		if k := inAgent(signer.PublicKey()); k != nil {
+			signer = k
+		}
+		used[string(signer.PublicKey().Marshal())] = true
 		signers = append(signers, signer)
 		tried = append(tried, f)
 	}
-	if len(signers) > 0 {
-		methods = append(methods, ssh.PublicKeys(signers...))
+	if !s.cfg.IdentitiesOnly {
+		for _, k := range agentKeys {
+			if !used[string(k.PublicKey().Marshal())] {
+				signers = append(signers, k)
+			}
+		}
 	}
 	if len(tried) == 0 {
 		tried = append(tried, "no agent and no identity file")
 	}
+	var methods []ssh.AuthMethod
+	if len(signers) > 0 {
+		methods = append(methods, ssh.PublicKeys(signers...))
+	}
 	return methods, tried, closer
+}
+
+// readPublicKey reads an OpenSSH public key file; nil when there is none.
+func readPublicKey(path string) ssh.PublicKey {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	pub, _, _, _, err := ssh.ParseAuthorizedKey(b)
+	if err != nil {
+		return nil
+	}
+	return pub
+}
+
+// loadIdentity reads a private key, asking for its passphrase when it is
+// encrypted and a terminal can ask.
+func (s *SSH) loadIdentity(f string) (ssh.Signer, error) {
+	b, err := os.ReadFile(f)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := ssh.ParsePrivateKey(b)
+	var missing *ssh.PassphraseMissingError
+	if errors.As(err, &missing) && s.cfg.Passphrase != nil {
+		pass, perr := s.cfg.Passphrase(f)
+		if perr != nil {
+			return nil, perr
+		}
+		signer, err = ssh.ParsePrivateKeyWithPassphrase(b, pass)
+	}
+	return signer, err
 }
 
 func (s *SSH) keepalive() {
@@ -442,12 +518,25 @@ func (s *SSH) killGroup(pid int) {
 	_ = sess.Run("kill -TERM -- -" + g + " 2>/dev/null; sleep 1; kill -KILL -- -" + g + " 2>/dev/null; true")
 }
 
-// lost describes a connection that broke under a command.
+// lost describes a connection that broke under a command. The host had
+// answered, so this is a SessionError, never "unreachable".
 func (s *SSH) lost(err error) error {
 	if errors.Is(err, io.EOF) || strings.Contains(err.Error(), "connection") {
-		return &UnreachableError{Host: s.cfg.Name, Err: fmt.Errorf("connection lost: %w", err)}
+		return &SessionError{Host: s.cfg.Name, Addr: s.cfg.addr(), Stage: "session", Err: fmt.Errorf("connection lost: %w", err)}
 	}
 	return err
+}
+
+// jumpSilent reports whether a jump host said that nothing answered at the
+// target: OpenSSH's sshd rejects the forwarding with the connect error's
+// strerror text.
+func jumpSilent(err error) bool {
+	var oc *ssh.OpenChannelError
+	if !errors.As(err, &oc) || oc.Reason != ssh.ConnectionFailed {
+		return false
+	}
+	m := strings.ToLower(oc.Message)
+	return strings.Contains(m, "timed out") || strings.Contains(m, "no route to host") || strings.Contains(m, "network is unreachable")
 }
 
 func signalNumber(sig string) int {

@@ -7,12 +7,14 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/runbook-dev/runbook/internal/testnet"
 	"github.com/runbook-dev/runbook/internal/testsshd"
 	"github.com/runbook-dev/runbook/transport"
 )
@@ -245,7 +247,7 @@ func TestSSHHostKeys(t *testing.T) {
 	}
 }
 
-func TestSSHAuthAndUnreachable(t *testing.T) {
+func TestSSHAuthError(t *testing.T) {
 	s := testsshd.Start(t)
 	wrongKey := filepath.Join(t.TempDir(), "id")
 	if err := os.WriteFile(wrongKey, []byte("not a key"), 0o600); err != nil {
@@ -253,14 +255,75 @@ func TestSSHAuthAndUnreachable(t *testing.T) {
 	}
 	_, err := dial(t, s, func(c *transport.SSHConfig) { c.IdentityFiles = []string{wrongKey} })
 	var ae *transport.AuthError
-	if !errors.As(err, &ae) || !strings.Contains(err.Error(), "authentication to test as root failed") {
+	if !errors.As(err, &ae) || !strings.Contains(err.Error(), "authentication to test as root failed") || transport.IsUnreachable(err) {
 		t.Fatalf("auth: %v", err)
 	}
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	_, err = dial(t, s, func(c *transport.SSHConfig) { c.Port = port })
-	if !transport.IsUnreachable(err) {
-		t.Fatalf("closed port: %v, want unreachable", err)
+}
+
+// TestSSHDownMeansNothingAnswers: only an address where nothing answers is
+// unreachable; a refused connection and a port that accepts but never
+// speaks SSH (a hung sshd) are errors of a machine that is up.
+func TestSSHDownMeansNothingAnswers(t *testing.T) {
+	s := testsshd.Start(t)
+	at := func(addr string) func(*transport.SSHConfig) {
+		host, port, _ := net.SplitHostPort(addr)
+		p, _ := strconv.Atoi(port)
+		return func(c *transport.SSHConfig) { c.Address, c.Port, c.ConnectTimeout = host, p, 700*time.Millisecond }
+	}
+	cases := []struct {
+		name, addr  string
+		unreachable bool
+		stage       string
+	}{
+		{"silent", testnet.SilentAddr(t), true, ""},
+		{"refused", testnet.ClosedAddr(t), false, "connect"},
+		{"hung sshd", testnet.HungAddr(t), false, "handshake"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := dial(t, s, at(c.addr))
+			if err == nil {
+				t.Fatal("connected")
+			}
+			if transport.IsUnreachable(err) != c.unreachable {
+				t.Fatalf("IsUnreachable = %v, want %v: %v", !c.unreachable, c.unreachable, err)
+			}
+			var se *transport.SessionError
+			if !c.unreachable && (!errors.As(err, &se) || se.Stage != c.stage || !strings.Contains(err.Error(), "the machine is up")) {
+				t.Fatalf("want a SessionError at %s saying the machine is up, got %v", c.stage, err)
+			}
+		})
+	}
+}
+
+// TestSSHManyAgentKeys: an ssh-agent holding more keys than sshd's
+// MaxAuthTries (6) before the right one. The inventory's identity file is
+// offered first, through the agent, so the connection succeeds; without it
+// the failure is an authentication error that says what to do, never
+// "unreachable".
+func TestSSHManyAgentKeys(t *testing.T) {
+	s := testsshd.Start(t)
+	dir := t.TempDir()
+	sock := startAgent(t, dir)
+	for i := range 7 {
+		k := filepath.Join(dir, "other"+strconv.Itoa(i))
+		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", k).CombinedOutput(); err != nil {
+			t.Fatalf("ssh-keygen: %v %s", err, out)
+		}
+		sshAdd(t, sock, k)
+	}
+	t.Setenv("SSH_AUTH_SOCK", sock)
+	_, err := dial(t, s, func(c *transport.SSHConfig) { c.IdentityFiles = nil })
+	var ae *transport.AuthError
+	if !errors.As(err, &ae) || transport.IsUnreachable(err) || !strings.Contains(err.Error(), "MaxAuthTries") {
+		t.Fatalf("seven wrong agent keys: %v, want an authentication error naming MaxAuthTries", err)
+	}
+	sshAdd(t, sock, s.IdentityFile)
+	c, err := dial(t, s)
+	if err != nil {
+		t.Fatalf("the identity file's key, in the agent after seven others: %v", err)
+	}
+	if out, err := c.Run(context.Background(), &transport.Command{Line: "true"}); err != nil || out.ExitCode != 0 {
+		t.Fatalf("run: %v", err)
 	}
 }

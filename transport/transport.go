@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"os"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // Conn is a connection to one host, shared by every step that runs there.
@@ -100,23 +103,77 @@ type WriteOptions struct {
 	UID, GID int
 }
 
-// UnreachableError says a host could not be connected to. Guards see it as
-// result.reachable == false.
+// UnreachableError says that nothing answered at a host's address: the TCP
+// connection timed out, or the network reported that no machine is there
+// (EHOSTUNREACH, ENETUNREACH: the neighbour did not answer ARP). It is the
+// only connection failure that lets a guard treat a machine as down; guards
+// see it as result.reachable == false. A refused connection, a handshake
+// that fails or never finishes, an authentication failure and a host key
+// mismatch are other errors: the machine answered, so it is up.
 type UnreachableError struct {
 	Host string
-	Err  error
+	// Addr is the host:port that did not answer.
+	Addr string
+	// Via names the jump host the attempt went through, if any.
+	Via string
+	Err error
 }
 
 func (e *UnreachableError) Error() string {
-	return fmt.Sprintf("host %s is unreachable: %v", e.Host, e.Err)
+	return fmt.Sprintf("host %s is unreachable (nothing answers at its address): %v", e.Host, e.Err)
 }
 
 func (e *UnreachableError) Unwrap() error { return e.Err }
 
-// IsUnreachable reports whether err says a host could not be reached.
+// IsUnreachable reports whether err says that nothing answered at a host's
+// address (see UnreachableError).
 func IsUnreachable(err error) bool {
 	var u *UnreachableError
 	return errors.As(err, &u)
+}
+
+// SessionError is a host that answered but gave no working session: the
+// connection was refused, the SSH handshake failed or did not finish in
+// time after the TCP connection was accepted (a hung sshd), or the
+// connection broke under a command. The machine is up; it is not down.
+type SessionError struct {
+	Host, Addr string
+	// Stage is what failed: "connect", "handshake" or "session".
+	Stage string
+	Err   error
+}
+
+func (e *SessionError) Error() string {
+	return fmt.Sprintf("host %s (%s) answered, but no SSH session: %s: %v (the machine is up; this is not \"unreachable\")", e.Host, e.Addr, e.Stage, e.Err)
+}
+
+func (e *SessionError) Unwrap() error { return e.Err }
+
+// Silent reports whether a dial error means that nothing answered at the
+// address: a timeout, or no route to the host or its network. A refused
+// connection (an RST: something answered) is not silent.
+func Silent(err error) bool {
+	if errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.EHOSTDOWN) {
+		return true
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// Answers reports whether anything answers at addr (host:port) within
+// timeout: a connection accepted or refused. It is false only when the
+// attempt is Silent.
+func Answers(ctx context.Context, addr string, timeout time.Duration) bool {
+	d := net.Dialer{Timeout: timeout}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err == nil {
+		c.Close()
+		return true
+	}
+	return !Silent(err)
 }
 
 // BecomeLine wraps a command line so that it runs as user. As root it uses
