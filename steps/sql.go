@@ -65,6 +65,7 @@ func (SQL) Result() types.Map {
 		"sqlstate":      types.String,
 		"error":         types.String,
 		"skipped":       types.Bool,
+		"answered":      types.Bool,
 	}
 }
 
@@ -360,7 +361,7 @@ func plainValue(v any) any {
 }
 
 func (o *sqlOutcome) result() step.Result {
-	return step.Result{"rows": o.rows, "rows_affected": int(o.affected), "ok": true, "sqlstate": "", "error": "", "skipped": false}
+	return step.Result{"rows": o.rows, "rows_affected": int(o.affected), "ok": true, "sqlstate": "", "error": "", "skipped": false, "answered": true}
 }
 
 // Probe runs the statement in a read-only transaction. A database error is
@@ -380,13 +381,42 @@ func (s *sqlStep) Probe(ctx context.Context, x *step.Exec) (step.Result, error) 
 	}
 	state := ""
 	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
+	answered := errors.As(err, &pe)
+	if answered {
 		state = pe.Code
 	}
 	if transport.IsUnreachable(err) {
 		return nil, err
 	}
-	return step.Result{"rows": []any{}, "rows_affected": 0, "ok": false, "sqlstate": state, "error": err.Error(), "skipped": false}, nil
+	if !answered {
+		answered = s.accepts(ctx, x)
+	}
+	return step.Result{"rows": []any{}, "rows_affected": 0, "ok": false, "sqlstate": state, "error": err.Error(), "skipped": false, "answered": answered}, nil
+}
+
+// accepts reports whether the server's TCP address, reached directly from
+// this machine, accepts a connection: a server that accepts and then says
+// nothing (stopped with SIGSTOP, hung) is still alive. Connections through
+// SSH or to a socket are judged by the server's reply alone.
+func (s *sqlStep) accepts(ctx context.Context, x *step.Exec) bool {
+	if s.viaSSH || x.Become != "" {
+		return false
+	}
+	addr := x.Host.Address
+	if s.address != nil {
+		a, err := s.address.Render(x.Env, nil)
+		if err != nil || a == "" || strings.HasPrefix(a, "/") {
+			return false
+		}
+		addr = a
+	}
+	d := net.Dialer{Timeout: 3 * time.Second}
+	c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(addr, strconv.Itoa(s.port)))
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 func isTemplateErr(err error) bool { return errors.Is(err, tmpl.ErrUnavailable) }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/internal/testnet"
 	"github.com/runbook-dev/runbook/internal/testpg"
 	"github.com/runbook-dev/runbook/internal/testsshd"
 	"github.com/runbook-dev/runbook/steps"
@@ -238,5 +239,52 @@ steps:
 		if strings.Contains(e.Message, "role pw") || strings.Contains(e.Message, "SCRAM-SHA-256$") {
 			t.Errorf("the password or its verifier is in an event: %s", e.Message)
 		}
+	}
+}
+
+// TestSQLAnswered: result.answered says whether anything lives at the
+// server's address: a server that replies (a wrong password, a warm
+// standby's 57P03) or a port that accepts and says nothing (a hung server)
+// answered; a refused or silent port did not.
+func TestSQLAnswered(t *testing.T) {
+	primary := testpg.Start(t, "wal_level=replica")
+	standby := testpg.StartStandby(t, primary, "hot_standby=off")
+	port := func(addr string) int {
+		_, p, _ := strings.Cut(addr, ":")
+		n, _ := strconv.Atoi(p)
+		return n
+	}
+	cases := []struct {
+		name string
+		port int
+		want bool
+	}{
+		{"wrong password", primary.Port, true},
+		{"warm standby", standby.Port, true},
+		{"hung", port(testnet.HungAddr(t)), true},
+		{"refused", port(testnet.ClosedAddr(t)), false},
+		{"silent", port(testnet.SilentAddr(t)), false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			src := fmt.Sprintf(`version: 1
+name: answered
+require:
+  - name: answered is %[2]v
+    sql:
+      address: 127.0.0.1
+      port: %[1]d
+      password: not the password
+      sslmode: disable
+      connect_timeout: 1s
+      query: SELECT 1 AS one
+    assert: '!result.ok && result.answered == %[2]v'
+steps:
+  - ssh-exec: {command: "true"}
+`, c.port, c.want)
+			if _, err := runPlaybook(t, src, runOpts{}); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
