@@ -101,7 +101,7 @@ func (h *ha) chain(args ...string) string {
 			h.t.Fatalf("killed at %q, not an armed point", fired)
 		}
 		points = points[i+1:]
-		cmdline = []string{"resume", runID}
+		cmdline = []string{"resume", runID, "--yes"}
 	}
 }
 
