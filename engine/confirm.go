@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/runbook-dev/runbook/step"
 )
 
 // Gate is a confirmation a run asks the operator for (confirm:) before an
@@ -118,6 +120,10 @@ func (x *run) confirm(ctx context.Context, c *Confirm, env map[string]any, g *Ga
 	}
 	x.gateMu.Lock()
 	defer x.gateMu.Unlock()
+	if ctx.Err() != nil {
+		// Interrupted while another host of the step was asking.
+		return context.Cause(ctx)
+	}
 	if x.gatePassed(g.Index) {
 		return nil
 	}
@@ -198,6 +204,21 @@ func (x *run) showGate(c *Confirm, env map[string]any, g *Gate) {
 		ev.Message, ev.Word = g.Text, g.Word
 	}
 	x.sink.Emit(ev)
+}
+
+// confirmStep asks the gate of step s (g: the step on this host and
+// element) before it makes the change its plan found, and returns how
+// long the operator took. Without a gate it returns at once.
+func (x *run) confirmStep(ctx context.Context, s *Step, env map[string]any, g *Gate, plan *step.Plan) (time.Duration, error) {
+	if s.Confirm == nil {
+		return 0, nil
+	}
+	if plan != nil {
+		g.Plan, g.Diff = plan.Summary, plan.Diff
+	}
+	start := time.Now()
+	err := x.confirm(ctx, s.Confirm, env, g)
+	return time.Since(start), err
 }
 
 // confirmRun asks the playbook's gate: after the guards, before the first

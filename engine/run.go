@@ -704,9 +704,12 @@ func (x *run) attempt(ctx context.Context, index int, s *Step, ex *step.Exec, na
 			return o, nil
 		}
 		ctx, clock = startClock(outer, limit, &StepTimeoutError{Step: s.Label(), Limit: limit})
-		defer func() { clock.stop() }()
+		defer clock.stop()
 	}
-	gate := &Gate{Index: index, ID: s.ID, Step: name, Host: ex.Host.Name, Item: itemNo}
+	var gate *Gate
+	if s.Confirm != nil {
+		gate = &Gate{Index: index, ID: s.ID, Step: name, Host: ex.Host.Name, Item: itemNo}
+	}
 	fail := func(err error) (hostOutcome, *step.Plan) {
 		if c := context.Cause(ctx); c != nil && ctx.Err() != nil {
 			err = c
@@ -720,7 +723,7 @@ func (x *run) attempt(ctx context.Context, index int, s *Step, ex *step.Exec, na
 			// A probe that fails before the changes above are made (a
 			// service not started yet) says nothing about the real run.
 			o.status, o.err = StatusUnknown, fmt.Errorf("may depend on the changes above: %w", err)
-			_ = x.confirm(ctx, s.Confirm, ex.Env, gate) // shown, never asked
+			_, _ = x.confirmStep(ctx, s, ex.Env, gate, nil) // shown, never asked
 			return o, nil
 		}
 		return fail(err)
@@ -733,22 +736,18 @@ func (x *run) attempt(ctx context.Context, index int, s *Step, ex *step.Exec, na
 		o.status, o.result = StatusOK, plan.Result
 	case x.DryRun:
 		o.status = StatusWould
-		gate.Plan, gate.Diff = plan.Summary, plan.Diff
-		_ = x.confirm(ctx, s.Confirm, ex.Env, gate) // shown, never asked
+		_, _ = x.confirmStep(ctx, s, ex.Env, gate, plan) // shown, never asked
 		return o, plan
 	default:
-		if s.Confirm != nil {
-			gate.Plan, gate.Diff = plan.Summary, plan.Diff
-			asked := time.Now()
-			// The operator's time is not the step's: asked under the run's
-			// context, and given back to the step's timeout.
-			if err := x.confirm(outer, s.Confirm, ex.Env, gate); err != nil {
-				o.status, o.err, o.final = x.failStatus(err), err, true
-				return o, nil
-			}
-			if clock != nil {
-				ctx = clock.extend(time.Since(asked))
-			}
+		// The operator's time is not the step's: the gate is asked under
+		// the run's context, and the time given back to the step's clock.
+		waited, err := x.confirmStep(outer, s, ex.Env, gate, plan)
+		if err != nil {
+			o.status, o.err, o.final = x.failStatus(err), err, true
+			return o, nil
+		}
+		if clock != nil && waited > 0 {
+			ctx = clock.extend(waited)
 		}
 		if x.marks != nil {
 			if err := x.marks.await(index); err != nil {
