@@ -46,7 +46,7 @@ func commands() []command {
 		{"validate", "PATH...", "check playbooks without running anything (file:line:col diagnostics)", validateCmd},
 		{"graph", "[--format mermaid|dot] PLAYBOOK", "draw the guards, steps and waits of a playbook as a flowchart", graphCmd},
 		{"new", "NAME", "write a commented starter playbook NAME.yaml", newCmd},
-		{"resume", "ID [--retry-in-doubt | --skip-in-doubt]", "continue a run that crashed, failed or was interrupted: finished steps are not run again", resumeCmd},
+		{"resume", "ID [--retry-in-doubt | --skip-in-doubt] [--yes]", "continue a run that crashed, failed or was interrupted: finished steps are not run again", resumeCmd},
 		{"runs", "[--state-dir DIR | --state URL]", "list the journaled runs: id, playbook, start, status (attempts), operator", runsCmd},
 		{"show-run", "ID", "print a run's journal: its steps and outcomes", showRunCmd},
 		{"list", "", "list the bundled playbooks", listCmd},

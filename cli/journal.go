@@ -228,6 +228,9 @@ func journalRecord(ev *engine.Event) (kind string, how int) {
 		return runs.KindDone, recordStage
 	case engine.EventGuard:
 		return runs.KindGuard, recordStage
+	case engine.EventConfirm:
+		// The operator's word: kept even if the process dies next.
+		return runs.KindConfirm, recordWrite
 	case engine.EventRunEnd:
 		if ev.Durable {
 			return runs.KindEnd, recordSync
@@ -330,6 +333,9 @@ func showRunCmd(e *Env, args []string) int {
 			_ = json.Unmarshal(r.Data, &h)
 			fmt.Fprintf(e.Stdout, "run %s: %s (%s, sha256 %.12s) by %s@%s, pid %d, started %s\n", h.RunID, h.Playbook, h.File, h.Hash, h.Operator, h.Host, h.PID, h.Started.Local().Format(time.RFC3339))
 			fmt.Fprintf(e.Stdout, "  params: %v; secrets (names only): %v\n", h.Params, h.Secrets)
+			if h.Yes {
+				fmt.Fprintln(e.Stdout, "  --yes: confirmation gates answered without asking")
+			}
 			continue
 		case runs.KindResume:
 			var a runs.Attempt
@@ -350,6 +356,11 @@ func showRunCmd(e *Env, args []string) int {
 			fmt.Fprintf(e.Stdout, "%s  [%d] %-7s %s [%s] %s\n", ts(r.Time), ev.Index, ev.Status, ev.Name, ev.Host, ev.Message)
 		case runs.KindGuard:
 			fmt.Fprintf(e.Stdout, "%s  guard %-7s %s [%s] %s\n", ts(r.Time), ev.Status, ev.Name, ev.Host, ev.Message)
+		case runs.KindConfirm:
+			fmt.Fprintf(e.Stdout, "%s  %s\n", ts(r.Time), confirmLine(&ev))
+			for _, l := range strings.Split(ev.Message, "\n") {
+				fmt.Fprintf(e.Stdout, "                %s\n", l)
+			}
 		case runs.KindEnd:
 			fmt.Fprintf(e.Stdout, "%s  end: %s %s\n", ts(r.Time), ev.Status, ev.Message)
 		}
@@ -358,6 +369,27 @@ func showRunCmd(e *Env, args []string) int {
 		fmt.Fprintf(e.Stdout, "journal: %v\n", prob)
 	}
 	return ExitOK
+}
+
+// confirmLine says how a confirmation gate was answered, and by whom.
+func confirmLine(ev *engine.Event) string {
+	where := "before the first step"
+	if ev.Index > 0 {
+		where = fmt.Sprintf("[%d] %s [%s]", ev.Index, ev.Name, ev.Host)
+	}
+	how := fmt.Sprintf("typed %q", ev.Answer)
+	switch {
+	case ev.Yes:
+		how = "--yes"
+	case ev.Answer == "":
+		how = "no answer"
+	}
+	verdict := "confirmed"
+	if ev.Status != engine.StatusOK {
+		verdict = "refused"
+		how += fmt.Sprintf(" where %q was asked for", ev.Word)
+	}
+	return fmt.Sprintf("%s %s: %s, by %s", verdict, where, how, ev.Operator)
 }
 
 func (s *stateFlags) where() string {

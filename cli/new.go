@@ -36,6 +36,13 @@ require:
     assert: result.reachable && result.exit_code == 0
     hint: create ${{ params.path }} first, or pass -p path=...
 
+# A confirmation gate: once the guards pass, the operator reads the text and types the
+# word to go on (--yes answers it, for automation). A step can have one too, asked just
+# before it changes anything, whose text can show what earlier steps found.
+# confirm:
+#   text: Change ${{ params.path }} on ${{ params.target }}?
+#   word: ${{ params.target }}
+
 steps:
   - id: setting
     name: Set the example setting

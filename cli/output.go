@@ -94,6 +94,9 @@ func (s *textSink) Emit(ev *engine.Event) {
 		if ev.Status != engine.StatusOK && ev.Message != "" {
 			fmt.Fprintf(s.w, "       %s\n", ev.Message)
 		}
+	case engine.EventConfirm:
+		s.clearLive()
+		s.confirm(ev)
 	case engine.EventStepStart:
 		if s.live {
 			s.clearLive()
@@ -143,5 +146,25 @@ func (s *textSink) Emit(ev *engine.Event) {
 			parts = append(parts, "no steps run")
 		}
 		fmt.Fprintf(s.w, "%s in %s: %s\n", map[bool]string{true: "planned", false: "finished"}[s.dryRun], dur(ev.Duration), strings.Join(parts, ", "))
+	}
+}
+
+// confirm prints a confirmation gate: how it was answered, or in a plan
+// what it will ask. Its text was shown where the operator typed the
+// word; a plan and --yes print it here.
+func (s *textSink) confirm(ev *engine.Event) {
+	if ev.DryRun {
+		where := "before the first step"
+		if ev.Index > 0 {
+			where = fmt.Sprintf("[%d] %s [%s]", ev.Index, ev.Name, ev.Host)
+		}
+		fmt.Fprintf(s.w, "confirm %s: will ask to type %s\n", where, ev.Word)
+	} else {
+		fmt.Fprintf(s.w, "%s\n", confirmLine(ev))
+	}
+	if ev.DryRun || ev.Yes {
+		for _, l := range strings.Split(ev.Message, "\n") {
+			fmt.Fprintf(s.w, "    %s\n", l)
+		}
 	}
 }

@@ -12,8 +12,9 @@ import (
 )
 
 func resumeCmd(e *Env, args []string) int {
-	fs := newFlags(e, "resume", "ID [--retry-in-doubt | --skip-in-doubt] [--allow-changed-playbook]")
+	fs := newFlags(e, "resume", "ID [--retry-in-doubt | --skip-in-doubt] [--allow-changed-playbook] [--yes]")
 	rf := e.addRunFlags(fs)
+	rf.addYes(fs)
 	retry := fs.Bool("retry-in-doubt", false, "run again the steps that were started and never reported, even those whose type cannot check whether their change was made")
 	skip := fs.Bool("skip-in-doubt", false, "take the steps that were started and never reported as done (you checked on the hosts that their change was made)")
 	allowChanged := fs.Bool("allow-changed-playbook", false, "resume even though the playbook changed since the run started")
@@ -93,7 +94,7 @@ func resumeCmd(e *Env, args []string) int {
 	a := runs.Attempt{Operator: e.operator(), PID: os.Getpid(), Started: time.Now(), BootID: runs.BootID()}
 	a.Host, _ = os.Hostname()
 	resume := &engine.Resume{Done: st.Done, InDoubt: st.InDoubt, Applying: st.Applying, Leftovers: st.Processes, LeftoverWait: *waitLeftovers,
-		RetryInDoubt: *retry, SkipInDoubt: *skip}
+		RetryInDoubt: *retry, SkipInDoubt: *skip, Confirmed: st.Confirmed}
 	// Records an earlier resume found lost stay lost for every later one.
 	resume.Watermark, resume.StepsDone = st.LostWatermark, st.StepsDone
 	if _, local := store.(*runs.Local); !st.Complete(local, a.Host, a.BootID) {
@@ -108,6 +109,9 @@ func resumeCmd(e *Env, args []string) int {
 	}
 	if *skip {
 		a.Flags = append(a.Flags, "--skip-in-doubt")
+	}
+	if rf.yes {
+		a.Flags = append(a.Flags, "--yes")
 	}
 	if pb.Hash != h.Hash {
 		a.Flags, a.Hash = append(a.Flags, "--allow-changed-playbook"), pb.Hash
@@ -126,7 +130,7 @@ func resumeCmd(e *Env, args []string) int {
 	sink := newJournalSink(j, e.newSink(rf.output))
 	defer sink.wait()
 	r := &engine.Runner{Inventory: inv, Sink: sink, Connect: e.connector(rf.ssh), Lock: e.locker(sf, pb.Name, runID, rf.waitLock),
-		Resume: resume}
+		Resume: resume, Confirm: e.confirmer(rf.yes, a.Operator+"@"+a.Host)}
 	err = r.Run(ctx, pb, engine.Inputs{Params: values, Secrets: secrets})
 	return e.runExit(err, sink, runID, sf, true)
 }

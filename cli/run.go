@@ -32,10 +32,11 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 	invFile := fs.String("i", "", "inventory file")
 	params := kvList{}
 	fs.Var(params, "p", "parameter NAME=VALUE (repeatable)")
+	rf := e.addRunFlags(fs)
 	if !dryRun {
 		fs.BoolVar(&dryRun, "dry-run", false, "probe and plan only; change nothing (same as runbook plan)")
+		rf.addYes(fs)
 	}
-	rf := e.addRunFlags(fs)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return ExitUsage
@@ -69,6 +70,7 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 	defer stop()
 	runID := newRunID()
 	var sink engine.Sink = e.newSink(rf.output)
+	var confirm engine.Confirmer
 	if !dryRun {
 		// Every run is journaled: intent and outcome of each step, durable
 		// before the next step changes anything.
@@ -79,8 +81,9 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 		}
 		defer store.Close()
 		h := runs.Header{RunID: runID, Playbook: pb.Name, File: pb.File, Hash: pb.Hash, Params: values, Given: params, Inventory: *invFile,
-			Operator: e.operator(), PID: os.Getpid(), Started: time.Now()}
+			Operator: e.operator(), PID: os.Getpid(), Started: time.Now(), Yes: rf.yes}
 		h.Host, _ = os.Hostname()
+		confirm = e.confirmer(rf.yes, h.Operator+"@"+h.Host)
 		h.BootID = runs.BootID()
 		if h.Inventory != "" {
 			// A resume may start from another directory.
@@ -102,7 +105,8 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 		defer js.wait()
 		sink = js
 	}
-	r := &engine.Runner{Inventory: inv, Sink: sink, DryRun: dryRun, Connect: e.connector(rf.ssh), Lock: e.locker(sf, pb.Name, runID, rf.waitLock)}
+	r := &engine.Runner{Inventory: inv, Sink: sink, DryRun: dryRun, Connect: e.connector(rf.ssh), Lock: e.locker(sf, pb.Name, runID, rf.waitLock),
+		Confirm: confirm}
 	err = r.Run(ctx, pb, engine.Inputs{Params: values, Secrets: secrets})
 	return e.runExit(err, sink, runID, sf, !dryRun)
 }
@@ -114,6 +118,8 @@ type runFlags struct {
 	waitLock time.Duration
 	ssh      sshOptions
 	state    *stateFlags
+	// yes answers every confirmation gate (run and resume only).
+	yes bool
 }
 
 func (e *Env) addRunFlags(fs *flag.FlagSet) *runFlags {
@@ -123,6 +129,11 @@ func (e *Env) addRunFlags(fs *flag.FlagSet) *runFlags {
 	fs.StringVar(&rf.ssh.configFile, "ssh-config", "", "OpenSSH client configuration to use instead of ~/.ssh/config (as ssh -F)")
 	fs.BoolVar(&rf.ssh.acceptNewHostKeys, "accept-new-host-keys", false, "trust the key of a host not yet in known_hosts and record it (a changed key is still refused)")
 	return rf
+}
+
+// addYes adds --yes, for the commands that change things.
+func (rf *runFlags) addYes(fs *flag.FlagSet) {
+	fs.BoolVar(&rf.yes, "yes", false, "answer every confirmation gate (confirm:) without asking, for automation: review runbook plan first; each answer is journaled")
 }
 
 // check reports a usage error in the flags, or ExitOK.
@@ -159,6 +170,8 @@ func (e *Env) runExit(err error, sink engine.Sink, runID string, sf *stateFlags,
 	var ge *engine.GuardError
 	var he *lock.HeldError
 	var de *engine.InDoubtError
+	var ue *engine.UnconfirmedError
+	var ce *engine.ConfirmError
 	switch {
 	case errors.As(err, &he):
 		fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run (wait for it with --wait-lock DURATION)\n", he)
@@ -176,6 +189,16 @@ func (e *Env) runExit(err error, sink engine.Sink, runID string, sf *stateFlags,
 		return ExitFailed
 	case errors.As(err, &de):
 		fmt.Fprintf(e.Stderr, "runbook: nothing was run: %v\n", err)
+		return ExitFailed
+	case errors.As(err, &ue):
+		fmt.Fprintf(e.Stderr, "runbook: refused, nothing was changed: the run asks for a typed confirmation (%s) and stdin is not a terminal: review what it would change with runbook plan, then pass --yes to answer (for automation)\n",
+			strings.Join(ue.Gates, "; "))
+		return ExitFailed
+	case errors.As(err, &ce):
+		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
+		if journaled {
+			fmt.Fprintf(e.Stderr, "runbook: to go on from there (the gate is asked again): %s\n", resume)
+		}
 		return ExitFailed
 	default:
 		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)

@@ -21,6 +21,7 @@ const (
 	RuleUnusedParam     = "unused-param"
 	RuleUnboundedFanout = "unbounded-fanout"
 	RuleUnguardedChange = "unguarded-change"
+	RuleIdleConfirm     = "idle-confirm"
 )
 
 // Rules describes every rule id, for --list-rules and documentation.
@@ -44,4 +45,5 @@ var Rules = []struct{ ID, Description string }{
 	{RuleUnusedParam, "a param or secret that nothing uses (warning)"},
 	{RuleUnboundedFanout, "a hosts: step without a parallel bound (warning)"},
 	{RuleUnguardedChange, "a step that changes a host with no guard before it and no verification after it (warning)"},
+	{RuleIdleConfirm, "a confirm: on a step that never changes anything, so it is never asked (warning)"},
 }

@@ -31,8 +31,11 @@ type EventType string
 
 // The event types, in the order a run emits them.
 const (
-	EventRunStart     EventType = "run-start"
-	EventGuard        EventType = "guard"
+	EventRunStart EventType = "run-start"
+	EventGuard    EventType = "guard"
+	// EventConfirm is a confirmation gate: answered (status ok or failed,
+	// with the answer), or in a dry run shown without asking.
+	EventConfirm      EventType = "confirm"
 	EventStepStart    EventType = "step-start"
 	EventStepProgress EventType = "step-progress"
 	// EventStepApply says a step's plan found a change to make and the
@@ -72,6 +75,13 @@ type Event struct {
 	Result step.Result `json:"result,omitempty"`
 	// Resumed marks the outcome of a step an earlier attempt finished.
 	Resumed bool `json:"resumed,omitempty"`
+	// Word is what a confirm event's gate asked the operator to type, and
+	// Answer what was typed; Yes says --yes answered it. Operator is who
+	// answered (user@machine). The gate's text is the Message.
+	Word     string `json:"word,omitempty"`
+	Answer   string `json:"answer,omitempty"`
+	Yes      bool   `json:"yes,omitempty"`
+	Operator string `json:"operator,omitempty"`
 	// Durable asks a journal to have the event, and every event before it,
 	// on disk before the run goes on: the run's end. Before a step changes
 	// anything, the runner waits for its mark instead (see Marker).
@@ -198,6 +208,8 @@ func (s *redactingSink) Emit(e *Event) {
 	e.Message = s.red.String(e.Message)
 	e.Diff = s.red.String(e.Diff)
 	e.Name = s.red.String(e.Name)
+	e.Word = s.red.String(e.Word)
+	e.Answer = s.red.String(e.Answer)
 	if e.Result != nil {
 		e.Result = step.Result(s.red.value(map[string]any(e.Result)).(map[string]any))
 	}

@@ -60,6 +60,12 @@ func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 	if e.Resumed {
 		b = append(b, `,"resumed":true`...)
 	}
+	b = appendJSONField(b, "word", e.Word)
+	b = appendJSONField(b, "answer", e.Answer)
+	if e.Yes {
+		b = append(b, `,"yes":true`...)
+	}
+	b = appendJSONField(b, "operator", e.Operator)
 	return append(b, '}'), nil
 }
 

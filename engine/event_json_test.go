@@ -44,6 +44,9 @@ func TestEventAppendJSON(t *testing.T) {
 		{Type: EventStepEnd, Result: step.Result{"ch": make(chan int)}},
 		{Type: EventStepEnd, Result: step.Result{}},
 		{Time: now.In(time.FixedZone("x", 3600)), Type: EventGuard, Status: StatusFailed, Duration: -1},
+		{Type: EventConfirm, Index: 2, Name: "promote", Host: "pg2", Status: StatusOK, Message: "Promote pg2?\ntimeline 3 <&>",
+			Word: "pg2", Answer: "pg2 ", Yes: true, Operator: "alice@laptop"},
+		{Type: EventConfirm, Status: StatusFailed, Word: "\u2028<x>", Answer: "\xff", Resumed: true},
 	} {
 		checkSameJSON(t, e)
 	}
@@ -56,7 +59,7 @@ func FuzzEventAppendJSON(f *testing.F) {
 	f.Add("\xff\x00", "", int64(-1), 1e-7, false)
 	f.Fuzz(func(t *testing.T, name, text string, n int64, x float64, flag bool) {
 		e := &Event{Time: time.Unix(0, n).UTC(), Type: EventStepEnd, Index: int(n), Name: name, Host: text, Message: text + name,
-			Duration: time.Duration(n), DryRun: flag,
+			Duration: time.Duration(n), DryRun: flag, Word: name, Answer: text, Yes: !flag, Operator: text + "@" + name,
 			Result: step.Result{name: text, "n": n, "x": x, "flag": flag, "list": []any{text, x, n, nil}, text: map[string]any{name: x}}}
 		checkSameJSON(t, e)
 	})

@@ -26,6 +26,9 @@ func lint(pb *Playbook, used map[string]bool, ds *diag.List) {
 			ds.Warnf(s.Pos, diag.RuleUnboundedFanout, "step %q runs on every host at once: bound it with parallel: N", s.Label())
 		}
 		c, ok := s.Body.(step.Changer)
+		if ok && !c.MayChange() && s.Confirm != nil {
+			ds.Warnf(s.Confirm.Pos, diag.RuleIdleConfirm, "step %q never changes anything, so its confirm is never asked: put it on the step that makes the change", s.Label())
+		}
 		if !ok || !c.MayChange() || len(pb.Require) > 0 || verifiedAfter(pb.Steps[i:]) {
 			continue
 		}

@@ -32,6 +32,7 @@ var topFields = []step.Field{
 	{Name: "vars", Kind: step.StringMap, Doc: "values computed from params when the run starts, available as vars.NAME"},
 	{Name: "lock", Kind: step.String, Doc: "a lock name; two runs holding the same lock never overlap", Example: "pg-cluster"},
 	{Name: "require", Kind: step.ObjectList, Doc: "guards: read-only probes with an assert, all checked before the first step; any failure aborts the run"},
+	{Name: "confirm", Kind: step.Object, Fields: confirmFields, Doc: "ask the operator to type a word after the guards pass and before the first step (--yes answers it; without a terminal or --yes the run is refused before it starts)"},
 	{Name: "steps", Kind: step.ObjectList, Required: true, Doc: "the steps, run in order"},
 }
 
@@ -65,6 +66,14 @@ var commonFields = []step.Field{
 	{Name: "assert", Kind: step.Expr, Doc: "verify the step's result; the step fails when this is false", Example: "result.exit_code == 0"},
 	{Name: "message", Kind: step.String, Doc: "what to say when assert fails (one line, for monitoring)", Example: "standby ${{ params.application_name }} is not streaming"},
 	{Name: "for_each", Kind: step.String, Doc: "run the step once per element of this list (an expression), in order, with the element as item", Example: "${{ steps.envs.result.json.data }}"},
+	{Name: "confirm", Kind: step.Object, Fields: confirmFields, Doc: "ask the operator to type a word just before the step makes its change, never when its plan finds nothing to change (--yes answers it)"},
+}
+
+// confirmFields are the keys of a confirmation gate, at the top level and
+// on a step.
+var confirmFields = []step.Field{
+	{Name: "text", Kind: step.String, Required: true, Doc: "what the operator confirms, with the evidence it rests on (earlier steps' results on a step); secrets are redacted", Example: "Promote ${{ params.standby }}? Its control data: ${{ steps.evidence.result.stdout }}"},
+	{Name: "word", Kind: step.String, Required: true, Doc: "what the operator must type to go on (one line, no secrets)", Example: "${{ params.standby }}"},
 }
 
 var guardFields = []step.Field{
@@ -189,6 +198,10 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 				pb.Require = append(pb.Require, g)
 			}
 		}
+	}
+	if n := top.Get("confirm"); n != nil {
+		// Before the steps are decoded: it runs before any of them.
+		pb.Confirm = decodeConfirm(d, n, "confirm of the playbook")
 	}
 	for _, sn := range stepNodes {
 		if s := l.decodeStep(d, sn); s != nil {
@@ -454,6 +467,26 @@ func decodeVars(d *step.Decoder, n *yaml.Node) []*Var {
 	return out
 }
 
+// decodeConfirm decodes a confirmation gate in the scope of where it
+// stands. The word is shown in the prompt and journaled: it must not read
+// a secret, and it is one line.
+func decodeConfirm(d *step.Decoder, n *yaml.Node, where string) *Confirm {
+	f := d.Check(n, confirmFields, where)
+	c := &Confirm{Pos: step.Pos(n), Text: d.Template(f.Get("text")), Word: d.Template(f.Get("word"))}
+	if w := f.Get("word"); w != nil && c.Word != nil {
+		switch {
+		case c.Word.UsesSecret():
+			d.Errorf(w, diag.RuleInvalidValue, "%s: the word is shown and journaled: it must not read a secret", where)
+		case strings.TrimSpace(w.Value) == "" || strings.ContainsAny(strings.TrimSpace(w.Value), "\n\r"):
+			d.Errorf(w, diag.RuleInvalidValue, "%s: the word is one line the operator types, not %q", where, w.Value)
+		}
+	}
+	if c.Text == nil || c.Word == nil {
+		return nil
+	}
+	return c
+}
+
 // splitType finds the step-type key of a step mapping among its other keys.
 // It reports a step with no type key or more than one.
 func (l *Loader) splitType(d *step.Decoder, n *yaml.Node, common []step.Field, where string) (step.Type, *yaml.Node, *yaml.Node) {
@@ -640,6 +673,9 @@ func (l *Loader) decodeStep(d *step.Decoder, n *yaml.Node) *Step {
 	}
 	if w := f.Get("when"); w != nil {
 		s.When = d.Expr(w, nil)
+	}
+	if c := f.Get("confirm"); c != nil {
+		s.Confirm = decodeConfirm(d, c, "confirm of "+where)
 	}
 	if typ != nil {
 		s.Type = typ

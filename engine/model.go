@@ -21,7 +21,9 @@ type Playbook struct {
 	Vars        []*Var
 	Lock        *tmpl.Template
 	Require     []*Guard
-	Steps       []*Step
+	// Confirm is asked after the guards pass and before the first step.
+	Confirm *Confirm
+	Steps   []*Step
 	// Hash is the SHA-256 of the source, to tell whether a playbook changed.
 	Hash string
 }
@@ -86,6 +88,15 @@ type Guard struct {
 	ServicePorts []*tmpl.Template
 }
 
+// Confirm is a confirmation gate: before an irreversible change the
+// operator reads Text (the evidence the decision rests on) and types Word
+// to go on, or --yes answers it.
+type Confirm struct {
+	Text *tmpl.Template
+	Word *tmpl.Template
+	Pos  diag.Pos
+}
+
 // itemKey is where for_each puts the current element in the environment.
 const itemKey = "item"
 
@@ -118,6 +129,9 @@ type Step struct {
 	Message *tmpl.Template
 	// ForEach runs the step once per element of a list, as item.
 	ForEach *tmpl.Template
+	// Confirm is asked before the step makes its change, once for all its
+	// hosts and elements, and only when its plan finds a change to make.
+	Confirm *Confirm
 }
 
 // single reports whether the step runs once: on one host, without

@@ -68,6 +68,11 @@ type Resume struct {
 	// SkipInDoubt takes in-doubt steps as done: the operator checked by
 	// hand that their change was made.
 	SkipInDoubt bool
+	// Confirmed are the confirmation gates an earlier attempt passed and
+	// then acted on (the step began making its change; for the playbook's
+	// gate, any step did), by step index, 0 for the playbook's: they are
+	// not asked again. A gate passed and not acted on is asked again.
+	Confirmed map[int]bool
 }
 
 // InDoubtError refuses a resume that would repeat a step whose earlier

@@ -35,6 +35,10 @@ type Runner struct {
 	// Resume continues earlier attempts of the run: what they finished is
 	// not run again. Nil runs everything.
 	Resume *Resume
+	// Confirm answers the playbook's confirmation gates (confirm:). Nil
+	// means nobody can answer: a run that could reach a gate is refused
+	// before anything runs (*UnconfirmedError). A dry run never asks.
+	Confirm Confirmer
 }
 
 // Inputs are the values a run starts from.
@@ -94,11 +98,18 @@ type run struct {
 	vals  []string
 	// unapplied holds the ids of steps a dry run did not apply.
 	unapplied map[string]bool
+	// gateMu serialises confirmation gates; passed and refused are the
+	// gates this run asked, by step index (0: the playbook's).
+	gateMu  sync.Mutex
+	passed  map[int]bool
+	refused map[int]error
 }
 
-// Run checks the guards, then runs the steps in order. It returns a
-// *GuardError when a guard refused the run and a *StepError when a step
-// failed.
+// Run checks the guards, asks the playbook's confirmation gate, then runs
+// the steps in order. It returns a *GuardError when a guard refused the
+// run, an *UnconfirmedError when a gate could be reached and nobody can
+// answer it (before anything runs), a *ConfirmError when the operator did
+// not confirm a gate, and a *StepError when a step failed.
 func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 	vals := make([]string, 0, len(in.Secrets))
 	for _, v := range in.Secrets {
@@ -114,6 +125,8 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 		steps:     map[string]any{},
 		vals:      vals,
 		unapplied: map[string]bool{},
+		passed:    map[int]bool{},
+		refused:   map[int]error{},
 	}
 	// Connections are closed even when ctx was cancelled.
 	defer x.pool.closeAll()
@@ -136,6 +149,9 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 	if err := x.checkResume(); err != nil {
 		return err
 	}
+	if err := x.checkGates(); err != nil {
+		return err
+	}
 	if m, ok := r.Sink.(Marker); ok && !r.DryRun {
 		x.marks = newMarks(m, len(pb.Steps))
 		x.marks.start()
@@ -156,6 +172,9 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 		return err
 	}
 	if err := x.guards(ctx); err != nil {
+		return err
+	}
+	if err := x.confirmRun(ctx); err != nil {
 		return err
 	}
 	var planErrs *multierror.Error
@@ -468,6 +487,8 @@ type hostOutcome struct {
 	status Status
 	result step.Result
 	err    error
+	// final is a failure that retries must not repeat: a refused gate.
+	final bool
 }
 
 func (x *run) step(ctx context.Context, index int, s *Step) error {
@@ -628,7 +649,7 @@ func (x *run) onHost(ctx context.Context, index int, s *Step, host string, item 
 	var plan *step.Plan
 	for attempt := 0; ; attempt++ {
 		o, plan = x.attempt(ctx, index, s, ex, name, itemNo)
-		if o.status != StatusFailed || attempt >= s.Retries || ctx.Err() != nil || x.DryRun {
+		if o.status != StatusFailed || o.final || attempt >= s.Retries || ctx.Err() != nil || x.DryRun {
 			break
 		}
 		delay, err := s.RetryDelay.Get(ex.Env)
@@ -677,15 +698,20 @@ func label(s *Step, item *any) string {
 
 func (x *run) attempt(ctx context.Context, index int, s *Step, ex *step.Exec, name string, itemNo int) (hostOutcome, *step.Plan) {
 	o := hostOutcome{host: ex.Host.Name}
+	outer := ctx
+	var clock *stepClock
 	if !s.Timeout.IsZero() {
 		limit, err := s.Timeout.Get(ex.Env)
 		if err != nil {
 			o.status, o.err = StatusFailed, fmt.Errorf("timeout: %w", err)
 			return o, nil
 		}
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, limit, &StepTimeoutError{Step: s.Label(), Limit: limit})
-		defer cancel()
+		ctx, clock = startClock(outer, limit, &StepTimeoutError{Step: s.Label(), Limit: limit})
+		defer clock.stop()
+	}
+	var gate *Gate
+	if s.Confirm != nil {
+		gate = &Gate{Index: index, ID: s.ID, Step: name, Host: ex.Host.Name, Item: itemNo}
 	}
 	fail := func(err error) (hostOutcome, *step.Plan) {
 		if c := context.Cause(ctx); c != nil && ctx.Err() != nil {
@@ -700,6 +726,7 @@ func (x *run) attempt(ctx context.Context, index int, s *Step, ex *step.Exec, na
 			// A probe that fails before the changes above are made (a
 			// service not started yet) says nothing about the real run.
 			o.status, o.err = StatusUnknown, fmt.Errorf("may depend on the changes above: %w", err)
+			_, _ = x.confirmStep(ctx, s, ex.Env, gate, nil) // shown, never asked
 			return o, nil
 		}
 		return fail(err)
@@ -712,8 +739,19 @@ func (x *run) attempt(ctx context.Context, index int, s *Step, ex *step.Exec, na
 		o.status, o.result = StatusOK, plan.Result
 	case x.DryRun:
 		o.status = StatusWould
+		_, _ = x.confirmStep(ctx, s, ex.Env, gate, plan) // shown, never asked
 		return o, plan
 	default:
+		// The operator's time is not the step's: the gate is asked under
+		// the run's context, and the time given back to the step's clock.
+		waited, err := x.confirmStep(outer, s, ex.Env, gate, plan)
+		if err != nil {
+			o.status, o.err, o.final = x.failStatus(err), err, true
+			return o, nil
+		}
+		if clock != nil && waited > 0 {
+			ctx = clock.extend(waited)
+		}
 		if x.marks != nil {
 			if err := x.marks.await(index); err != nil {
 				return fail(fmt.Errorf("journal: %w; nothing was changed", err))

@@ -20,6 +20,7 @@ const (
 	KindRun     = "run"       // the header, first record
 	KindResume  = "resume"    // a resume continues the run from here
 	KindGuard   = "guard"     // a guard's result
+	KindConfirm = "confirm"   // the operator's answer at a confirmation gate
 	KindIntent  = "intent"    // a step is about to run on a host
 	KindApply   = "apply"     // its plan found a change and it is making it
 	KindProcess = "process"   // the process group of the command making it
@@ -52,6 +53,9 @@ type Header struct {
 	// BootID is the boot of the machine that wrote the journal: a resume on
 	// the same boot knows the kernel kept every record written.
 	BootID string `json:"boot_id,omitempty"`
+	// Yes says the run was started with --yes: its confirmation gates are
+	// answered without asking (each answer is a confirm record).
+	Yes bool `json:"yes,omitempty"`
 }
 
 // Attempt is the record a resume writes before it runs anything.
@@ -145,6 +149,10 @@ type State struct {
 	// LostWatermark is the highest watermark an earlier resume took the
 	// journal to have lost records up to: it holds for every later resume.
 	LostWatermark int
+	// Confirmed are the confirmation gates passed and acted on
+	// (engine.Resume.Confirmed): a confirm record, then an apply record
+	// of the gate's step (of any step, for the playbook's gate, index 0).
+	Confirmed map[int]bool
 	// Writer is the machine (host name, boot id) of the last attempt.
 	WriterHost, WriterBoot string
 }
@@ -176,8 +184,10 @@ func Fold(recs []journal.Record) (*State, error) {
 		return nil, errors.New("the journal has no run header")
 	}
 	st := &State{Done: map[engine.StepKey]engine.Outcome{}, InDoubt: map[engine.StepKey]string{}, Applying: map[engine.StepKey]bool{},
-		Processes: map[engine.StepKey]engine.Leftover{}, StepsDone: map[int]bool{},
+		Processes: map[engine.StepKey]engine.Leftover{}, StepsDone: map[int]bool{}, Confirmed: map[int]bool{},
 		Status: StatusCrashed, Attempts: 1}
+	// The gates confirmed whose change has not started yet.
+	pending := map[int]bool{}
 	if err := json.Unmarshal(recs[0].Data, &st.Header); err != nil {
 		return nil, fmt.Errorf("run header: %w", err)
 	}
@@ -187,6 +197,8 @@ func Fold(recs []journal.Record) (*State, error) {
 		case KindResume:
 			st.Attempts++
 			st.Status, st.Message = StatusCrashed, ""
+			// A gate counts only if its own attempt acted on it.
+			clear(pending)
 			var a Attempt
 			if err := json.Unmarshal(r.Data, &a); err == nil {
 				st.WriterHost, st.WriterBoot = a.Host, a.BootID
@@ -205,6 +217,12 @@ func Fold(recs []journal.Record) (*State, error) {
 			if r.Kind == KindDone {
 				st.StepsDone[m.Index] = true
 			}
+		case KindConfirm:
+			var ev engine.Event
+			if err := json.Unmarshal(r.Data, &ev); err != nil {
+				return nil, fmt.Errorf("record %d: %w", r.Seq, err)
+			}
+			pending[ev.Index] = ev.Status == engine.StatusOK
 		case KindEnd:
 			var ev engine.Event
 			if err := json.Unmarshal(r.Data, &ev); err != nil {
@@ -226,6 +244,11 @@ func Fold(recs []journal.Record) (*State, error) {
 				continue
 			case KindApply:
 				st.Applying[k] = true
+				for _, i := range []int{0, k.Index} {
+					if pending[i] {
+						st.Confirmed[i] = true
+					}
+				}
 				continue
 			case KindProcess:
 				st.Processes[k] = engine.Leftover{PID: ev.PID, Since: r.Time}

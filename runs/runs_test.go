@@ -2,6 +2,7 @@ package runs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -185,4 +186,43 @@ func TestFoldEmpty(t *testing.T) {
 	if _, err := Fold([]journal.Record{{Seq: 1, Kind: KindIntent}}); err == nil || errors.Is(err, ErrEmpty) {
 		t.Errorf("journal without a header: %v", err)
 	}
+}
+
+// TestFoldConfirmed: a confirmation gate counts as passed on resume only
+// when the attempt that confirmed it went on to make the change it guards;
+// a refused gate, or one confirmed and then left, is asked again.
+func TestFoldConfirmed(t *testing.T) {
+	recs := []journal.Record{rec(t, KindRun, Header{RunID: "r"})}
+	add := func(kind string, data any) { recs = append(recs, rec(t, kind, data)) }
+	confirm := func(index int, st engine.Status) *engine.Event {
+		return &engine.Event{Type: engine.EventConfirm, Index: index, Status: st, Word: "pg2", Operator: "alice@laptop"}
+	}
+	add(KindConfirm, confirm(0, engine.StatusOK)) // the playbook's gate
+	add(KindIntent, ev(1, "a", "", nil))
+	add(KindOutcome, ev(1, "a", engine.StatusOK, nil)) // read-only: no apply
+	add(KindConfirm, confirm(2, engine.StatusOK))
+	add(KindIntent, ev(2, "a", "", nil))
+	add(KindApply, ev(2, "a", "", nil))
+	add(KindConfirm, confirm(3, engine.StatusOK)) // confirmed, then the engine died
+	add(KindIntent, ev(3, "a", "", nil))
+	add(KindConfirm, confirm(4, engine.StatusFailed))
+	add(KindResume, Attempt{Operator: "bob"})
+	add(KindApply, ev(3, "a", "", nil)) // another attempt's apply
+	st, err := Fold(recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int]bool{0: true, 2: true}
+	if len(st.Confirmed) != len(want) || !st.Confirmed[0] || !st.Confirmed[2] {
+		t.Errorf("confirmed: %v, want %v", st.Confirmed, want)
+	}
+}
+
+func rec(t *testing.T, kind string, data any) journal.Record {
+	t.Helper()
+	b, err := json.Marshal(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return journal.Record{Kind: kind, Data: b, Time: time.Now()}
 }

@@ -1,0 +1,272 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/runbook-dev/runbook/step"
+)
+
+// Gate is a confirmation a run asks the operator for (confirm:) before an
+// irreversible change.
+type Gate struct {
+	// Index is the 1-based index of the step the gate stands on; 0 for the
+	// playbook's gate, asked after the guards and before the first step.
+	Index int
+	// ID and Step name the step (Step with its for_each element), or Step
+	// is the playbook's name.
+	ID, Step string
+	// Host is the host the step is about to change; Item its for_each
+	// element, 0 without.
+	Host string
+	Item int
+	// Text is the gate's text, rendered, with secrets redacted.
+	Text string
+	// Word is what the operator must type to go on.
+	Word string
+	// Plan is what the step is about to change (its plan's summary and
+	// diff), empty for the playbook's gate.
+	Plan, Diff string
+}
+
+// Answer is how the operator answered a gate.
+type Answer struct {
+	// Typed is what the operator typed, without the end of the line.
+	Typed string
+	// Yes says --yes answered the gate without asking anyone.
+	Yes bool
+	// Operator is who answered, as user@machine.
+	Operator string
+}
+
+// Confirmer asks the operator to confirm a gate and returns the answer,
+// which the runner compares with the gate's word. It is called by one
+// goroutine at a time. An error is no answer (the input ended, the read
+// failed); a cancelled ctx must make it return.
+type Confirmer func(ctx context.Context, g *Gate) (Answer, error)
+
+// ConfirmError is a gate the operator did not confirm: the answer was not
+// its word, or no answer came. The step it stands on changed nothing, and
+// the run stops.
+type ConfirmError struct {
+	Word, Typed string
+	// Err is why no answer came, or nil.
+	Err error
+}
+
+func (e *ConfirmError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("not confirmed: no answer (%v) where %q was asked for; nothing was changed by it", e.Err, e.Word)
+	}
+	return fmt.Sprintf("not confirmed: typed %q where %q was asked for; nothing was changed by it", e.Typed, e.Word)
+}
+
+// UnconfirmedError refuses, before anything runs, a run that could reach
+// confirmation gates with nobody to answer them (Runner.Confirm is nil).
+type UnconfirmedError struct {
+	// Gates name the gates the run could reach.
+	Gates []string
+}
+
+func (e *UnconfirmedError) Error() string {
+	return fmt.Sprintf("refused, nothing was changed: the run asks for a typed confirmation (%s) and nobody can answer",
+		strings.Join(e.Gates, "; "))
+}
+
+// playbookGate names the playbook's gate in messages.
+const playbookGate = "before the first step"
+
+// checkGates refuses a run that could reach a gate when nobody can answer.
+// A gate the run could reach is any, less on a resume those an earlier
+// attempt passed and those of steps it finished; a step's when is not
+// known yet, so it counts.
+func (x *run) checkGates() error {
+	if x.Confirm != nil || x.DryRun {
+		return nil
+	}
+	var gates []string
+	if x.pb.Confirm != nil && !x.gatePassed(0) {
+		gates = append(gates, playbookGate)
+	}
+	for i, s := range x.pb.Steps {
+		if s.Confirm == nil || x.gatePassed(i+1) || x.Resume != nil && x.stepDone(i+1, s) {
+			continue
+		}
+		gates = append(gates, fmt.Sprintf("[%d] %s", i+1, s.Label()))
+	}
+	if len(gates) == 0 {
+		return nil
+	}
+	return &UnconfirmedError{Gates: gates}
+}
+
+// gatePassed says whether the gate of step index (0: the playbook's) was
+// passed: in this run, or by an earlier attempt that went on to make the
+// change it guards. x.gateMu is held, or no gate is asked yet.
+func (x *run) gatePassed(index int) bool {
+	return x.passed[index] || x.Resume != nil && x.Resume.Confirmed[index]
+}
+
+// confirm asks a gate, once: a gate passed already (by another host or
+// element of the step, or by an earlier attempt) is not asked again, and
+// one refused refuses the step's other hosts too. Gates are asked one at
+// a time. A dry run shows the gate without asking.
+func (x *run) confirm(ctx context.Context, c *Confirm, env map[string]any, g *Gate) error {
+	if c == nil {
+		return nil
+	}
+	x.gateMu.Lock()
+	defer x.gateMu.Unlock()
+	if ctx.Err() != nil {
+		// Interrupted while another host of the step was asking.
+		return context.Cause(ctx)
+	}
+	if x.gatePassed(g.Index) {
+		return nil
+	}
+	if err := x.refused[g.Index]; err != nil {
+		return err
+	}
+	if x.DryRun {
+		x.showGate(c, env, g)
+		x.passed[g.Index] = true
+		return nil
+	}
+	err := x.ask(ctx, c, env, g)
+	switch {
+	case err == nil:
+		x.passed[g.Index] = true
+	case ctx.Err() == nil:
+		x.refused[g.Index] = err
+	}
+	return err
+}
+
+// ask renders a gate, asks the operator and journals the answer.
+func (x *run) ask(ctx context.Context, c *Confirm, env map[string]any, g *Gate) error {
+	if err := x.renderGate(c, env, g); err != nil {
+		return fmt.Errorf("confirm: %w", err)
+	}
+	if x.Confirm == nil {
+		return &UnconfirmedError{Gates: []string{g.Step}}
+	}
+	ans, err := x.Confirm(ctx, g)
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	ok := err == nil && (ans.Yes || strings.TrimSpace(ans.Typed) == g.Word)
+	ev := &Event{Type: EventConfirm, Index: g.Index, ID: g.ID, Name: g.Step, Host: g.Host, Item: g.Item, Status: StatusOK,
+		Message: g.Text, Word: g.Word, Answer: clip(ans.Typed, 200), Yes: ans.Yes, Operator: ans.Operator}
+	if !ok {
+		ev.Status = StatusFailed
+	}
+	x.sink.Emit(ev)
+	if ok {
+		return nil
+	}
+	return &ConfirmError{Word: g.Word, Typed: clip(x.red.String(ans.Typed), 200), Err: err}
+}
+
+// renderGate fills in the gate's text and word from c in env.
+func (x *run) renderGate(c *Confirm, env map[string]any, g *Gate) error {
+	text, err := c.Text.Render(env, nil)
+	if err != nil {
+		return fmt.Errorf("text: %w", err)
+	}
+	word, err := c.Word.Render(env, nil)
+	if err != nil {
+		return fmt.Errorf("word: %w", err)
+	}
+	word = strings.TrimSpace(word)
+	switch {
+	case word == "" || strings.ContainsAny(word, "\r\n"):
+		return fmt.Errorf("word %s gave %q: want one line to type", c.Word.Source, word)
+	case x.red.String(word) != word:
+		return fmt.Errorf("word %s gave a secret's value: it would be shown and journaled", c.Word.Source)
+	}
+	g.Word = word
+	g.Text = x.red.String(strings.TrimRight(text, "\n"))
+	g.Plan, g.Diff = x.red.String(g.Plan), x.red.String(g.Diff)
+	return nil
+}
+
+// showGate emits a dry run's view of a gate: rendered where the values it
+// reads exist, as written otherwise.
+func (x *run) showGate(c *Confirm, env map[string]any, g *Gate) {
+	ev := &Event{Type: EventConfirm, Index: g.Index, ID: g.ID, Name: g.Step, Host: g.Host, Item: g.Item, DryRun: true}
+	if err := x.renderGate(c, env, g); err != nil {
+		ev.Message = fmt.Sprintf("%s\n(rendered when the run gets here: %v)", strings.TrimRight(c.Text.Source, "\n"), err)
+		ev.Word = c.Word.Source
+	} else {
+		ev.Message, ev.Word = g.Text, g.Word
+	}
+	x.sink.Emit(ev)
+}
+
+// confirmStep asks the gate of step s (g: the step on this host and
+// element) before it makes the change its plan found, and returns how
+// long the operator took. Without a gate it returns at once.
+func (x *run) confirmStep(ctx context.Context, s *Step, env map[string]any, g *Gate, plan *step.Plan) (time.Duration, error) {
+	if s.Confirm == nil {
+		return 0, nil
+	}
+	if plan != nil {
+		g.Plan, g.Diff = plan.Summary, plan.Diff
+	}
+	start := time.Now()
+	err := x.confirm(ctx, s.Confirm, env, g)
+	return time.Since(start), err
+}
+
+// confirmRun asks the playbook's gate: after the guards, before the first
+// step.
+func (x *run) confirmRun(ctx context.Context) error {
+	err := x.confirm(ctx, x.pb.Confirm, x.base, &Gate{Step: x.pb.Name})
+	if _, ok := err.(*ConfirmError); ok {
+		return fmt.Errorf("%s: %w", playbookGate, err)
+	}
+	return err
+}
+
+// clip shortens s to at most n bytes, on a rune boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// stepClock is a step's timeout. The time the operator takes to answer
+// the step's gate is given back: the limit is for the step's own work.
+type stepClock struct {
+	outer    context.Context
+	deadline time.Time
+	cause    error
+	cancel   context.CancelFunc
+}
+
+// startClock returns the step's context, which ends at the limit.
+func startClock(outer context.Context, limit time.Duration, cause error) (context.Context, *stepClock) {
+	k := &stepClock{outer: outer, deadline: time.Now().Add(limit), cause: cause}
+	ctx, cancel := context.WithDeadlineCause(outer, k.deadline, cause)
+	k.cancel = cancel
+	return ctx, k
+}
+
+// extend returns a new context for the step, whose deadline is later by
+// d; the old one is cancelled.
+func (k *stepClock) extend(d time.Duration) context.Context {
+	k.cancel()
+	k.deadline = k.deadline.Add(d)
+	ctx, cancel := context.WithDeadlineCause(k.outer, k.deadline, k.cause)
+	k.cancel = cancel
+	return ctx
+}
+
+func (k *stepClock) stop() { k.cancel() }
