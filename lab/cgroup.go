@@ -147,38 +147,19 @@ func cgroupProcs(dir string) []int {
 
 // removeCgroup removes a group and every group below it, deepest first. A
 // group whose last processes are still exiting cannot be removed yet
-// (EBUSY); it is tried again until the limit.
+// (EBUSY), nor one that something else is changing; it is tried again until
+// the limit. It returns nil only when the group is gone.
 func removeCgroup(dir string, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for {
-		var dirs []string
-		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.IsDir() {
-				dirs = append(dirs, p)
-			}
+		err := rmdirTree(dir)
+		if _, serr := os.Lstat(dir); errors.Is(serr, fs.ErrNotExist) {
 			return nil
-		})
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		for i := len(dirs) - 1; i >= 0; i-- {
-			// The files of a group go with it; only directories are removed.
-			if err = syscall.Rmdir(dirs[i]); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				err = fmt.Errorf("remove control group %s: %w", dirs[i], err)
-				break
-			}
-			err = nil
 		}
 		if err == nil {
-			return nil
+			err = fmt.Errorf("remove control group %s: it is still there", dir)
 		}
-		if !errors.Is(err, syscall.EBUSY) || time.Now().After(deadline) {
+		if time.Now().After(deadline) {
 			if procs := cgroupProcs(dir); len(procs) > 0 {
 				err = fmt.Errorf("%w (processes in it: %v)", err, procs)
 			}
@@ -186,4 +167,28 @@ func removeCgroup(dir string, limit time.Duration) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// rmdirTree removes the directories under dir and dir itself, deepest
+// first; a group's files go with its directory.
+func rmdirTree(dir string) error {
+	var dirs []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := syscall.Rmdir(dirs[i]); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove control group %s: %w", dirs[i], err)
+		}
+	}
+	return nil
 }
