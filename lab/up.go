@@ -320,6 +320,11 @@ func (l *Lab) boot(h *Host) error {
 	args = append(args, "--", "systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--console=passive",
 		"-D", l.root(h.Name), "-M", h.Name, "--network-bridge="+Bridge, "-b", "--", "systemd.firstboot=off")
 	cmd := exec.Command("/bin/sh", args...)
+	// The host's systemd on the unified cgroup hierarchy alone, as Debian 12
+	// boots it, whatever layout this machine has: nspawn would otherwise
+	// give it this machine's (here hybrid: systemd's v1 hierarchy, read-only
+	// v1 controllers, "tainted: cgroupsv1").
+	cmd.Env = append(os.Environ(), "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
