@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -36,8 +37,18 @@ func cgroupHierarchies() ([]string, error) {
 		return nil, err
 	}
 	defer f.Close()
+	out, err := parseCgroupHierarchies(f)
+	if err == nil && len(out) == 0 {
+		err = errors.New("no cgroup hierarchy of systemd is mounted (cgroup2, or cgroup with name=systemd)")
+	}
+	return out, err
+}
+
+// parseCgroupHierarchies reads a mountinfo file: the mount point of the
+// named v1 hierarchy "systemd", then that of cgroup2, each if mounted.
+func parseCgroupHierarchies(r io.Reader) ([]string, error) {
 	var v1, v2 string
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS
 		pre, post, ok := strings.Cut(sc.Text(), " - ")
@@ -54,19 +65,13 @@ func cgroupHierarchies() ([]string, error) {
 			v1 = a[4]
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
 	var out []string
 	for _, m := range []string{v1, v2} {
 		if m != "" {
 			out = append(out, m)
 		}
 	}
-	if len(out) == 0 {
-		return nil, errors.New("no cgroup hierarchy of systemd is mounted (cgroup2, or cgroup with name=systemd)")
-	}
-	return out, nil
+	return out, sc.Err()
 }
 
 func hasOption(opts, opt string) bool {
