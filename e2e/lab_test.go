@@ -91,6 +91,9 @@ func assertNothingLeft(t *testing.T, l *lab.Lab) {
 		if out, _ := exec.Command("ip", "-o", "link", "show").Output(); bytes.Contains(out, []byte(lab.Bridge)) || bytes.Contains(out, []byte(" vb-")) {
 			left = append(left, "network links")
 		}
+		if g := l.Cgroups(); len(g) > 0 {
+			left = append(left, "control groups "+strings.Join(g, ", "))
+		}
 		if _, err := os.Stat(l.Dir); err == nil {
 			left = append(left, "the lab directory")
 		}
@@ -254,5 +257,75 @@ func TestLabStopAndStart(t *testing.T) {
 			t.Fatalf("after start: %v %s", err, out)
 		}
 		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// TestLabStopWhileStarting stops PostgreSQL while its unit is still
+// starting: as on a real machine, systemd must stop every process of the
+// unit, so none is left running outside it. A second host runs PostgreSQL
+// under the same unit name all along: each host's systemd must manage its
+// own control groups and leave the other host's PostgreSQL alone.
+func TestLabStopWhileStarting(t *testing.T) {
+	l := startLab(t, "pg1", "pg2")
+	ctx := context.Background()
+	sh := func(host, cmd string) string {
+		t.Helper()
+		out, err := l.Exec(ctx, host, "sh", "-c", cmd)
+		if err != nil {
+			t.Fatalf("%s: %s: %v\n%s", host, cmd, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	const unit = "postgresql@15-main.service"
+	// A start that stays in start-post until stopped: PostgreSQL is already
+	// running, the unit is still activating. ("-": the waiter killed by
+	// the stop is no failure of the unit.)
+	sh("pg1", "systemctl stop "+unit+" && mkdir -p /run/systemd/system/"+unit+".d && "+
+		"printf '[Service]\\nExecStartPost=-/bin/sleep infinity\\n' >/run/systemd/system/"+unit+".d/starting.conf && "+
+		"systemctl daemon-reload && systemctl start --no-block "+unit)
+	state := ""
+	for deadline := time.Now().Add(60 * time.Second); state != "activating start-post"; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not reach start-post, is %q", unit, state)
+		}
+		time.Sleep(100 * time.Millisecond)
+		state = sh("pg1", "systemctl show -P ActiveState "+unit+"; systemctl show -P SubState "+unit)
+		state = strings.Join(strings.Fields(state), " ")
+	}
+	if ps := sh("pg1", "pgrep -x postgres || true"); ps == "" {
+		t.Fatalf("no postgres process while %s is in start-post", unit)
+	}
+	// A stop that cannot kill the unit's processes waits for them up to
+	// the unit's stop timeout (an hour): the test waits for the state,
+	// within a limit of its own.
+	sh("pg1", "systemctl stop --no-block "+unit)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		state = sh("pg1", "systemctl is-active "+unit+" || true")
+		if state != "activating" && state != "deactivating" {
+			break
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if state != "inactive" {
+		t.Errorf("after stop while starting, %s is %s, want inactive", unit, state)
+	}
+	if ps := sh("pg1", "pgrep -a -x postgres || true"); ps != "" {
+		t.Errorf("postgres processes left running after the unit stopped:\n%s", ps)
+	}
+	// journalctl --sync: every message logged before it is in the journal.
+	if j := sh("pg1", "journalctl --sync && journalctl -b -q --no-pager -o cat"); strings.Contains(j, "Failed to kill control group") {
+		var lines []string
+		for _, line := range strings.Split(j, "\n") {
+			if strings.Contains(line, "Failed to kill control group") {
+				lines = append(lines, line)
+			}
+		}
+		t.Errorf("pg1's systemd could not kill a control group:\n%s", strings.Join(lines, "\n"))
+	}
+	if got := sh("pg2", "systemctl is-active "+unit+" || true"); got != "active" {
+		t.Errorf("on pg2, %s is %s after pg1 stopped its own, want active", unit, got)
 	}
 }

@@ -13,8 +13,9 @@ import (
 	"time"
 )
 
-// Down stops every host and removes every process, mount, link and file
-// the lab made, including those of a lab whose state was lost.
+// Down stops every host and removes every process, mount, link, control
+// group and file the lab made, including those of a lab whose state was
+// lost.
 func (l *Lab) Down() error {
 	var errs []error
 	st, err := l.Load()
@@ -40,6 +41,14 @@ func (l *Lab) Down() error {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 		pids[pid] = true
 	}
+	// Whatever else runs in the lab's control groups: they hold every
+	// process the hosts' nspawns started.
+	cgroups := l.Cgroups()
+	for _, g := range cgroups {
+		for _, pid := range cgroupProcs(g) {
+			pids[pid] = true
+		}
+	}
 	for pid := range pids {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
@@ -55,6 +64,11 @@ func (l *Lab) Down() error {
 			if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
 				errs = append(errs, fmt.Errorf("unmount %s: %w", m, err))
 			}
+		}
+	}
+	for _, g := range cgroups {
+		if err := removeCgroup(g, 10*time.Second); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	for _, link := range labLinks() {

@@ -307,8 +307,24 @@ func (l *Lab) boot(h *Host) error {
 		return err
 	}
 	defer logf.Close()
-	cmd := exec.Command("systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--console=passive",
+	cgroups, err := l.hostCgroups(h.Name)
+	if err != nil {
+		return err
+	}
+	// nspawn must start in the host's own group: a shell joins the groups
+	// and then becomes nspawn, keeping its PID.
+	args := []string{"-c", intoCgroups, "sh"}
+	for _, g := range cgroups {
+		args = append(args, filepath.Join(g, "cgroup.procs"))
+	}
+	args = append(args, "--", "systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--console=passive",
 		"-D", l.root(h.Name), "-M", h.Name, "--network-bridge="+Bridge, "-b", "--", "systemd.firstboot=off")
+	cmd := exec.Command("/bin/sh", args...)
+	// The host's systemd on the unified cgroup hierarchy alone, as Debian 12
+	// boots it, whatever layout this machine has: nspawn would otherwise
+	// give it this machine's (here hybrid: systemd's v1 hierarchy, read-only
+	// v1 controllers, "tainted: cgroupsv1").
+	cmd.Env = append(os.Environ(), "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -342,6 +358,10 @@ func (l *Lab) boot(h *Host) error {
 	}
 	return run("ip", "link", "set", vethName(h.Name), "up")
 }
+
+// intoCgroups moves the shell into the groups whose cgroup.procs files it
+// is given before "--", then runs the rest of its arguments in its place.
+const intoCgroups = `while [ "$1" != -- ]; do echo $$ >"$1" || exit 1; shift; done; shift; exec "$@"`
 
 // vethName is the bridge side of a host's network link, as systemd-nspawn
 // names it.
