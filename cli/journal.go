@@ -354,6 +354,11 @@ func showRunCmd(e *Env, args []string) int {
 			fmt.Fprintf(e.Stdout, "%s  [%d] process group %d on %s\n", ts(r.Time), ev.Index, ev.PID, ev.Host)
 		case runs.KindOutcome:
 			fmt.Fprintf(e.Stdout, "%s  [%d] %-7s %s [%s] %s\n", ts(r.Time), ev.Index, ev.Status, ev.Name, ev.Host, ev.Message)
+			if ev.Print != "" {
+				for _, l := range strings.Split(strings.TrimRight(ev.Print, "\n"), "\n") {
+					fmt.Fprintf(e.Stdout, "                %s\n", l)
+				}
+			}
 		case runs.KindGuard:
 			fmt.Fprintf(e.Stdout, "%s  guard %-7s %s [%s] %s\n", ts(r.Time), ev.Status, ev.Name, ev.Host, ev.Message)
 		case runs.KindConfirm:

@@ -126,6 +126,11 @@ func (s *textSink) Emit(ev *engine.Event) {
 		if ev.Message != "" && show {
 			fmt.Fprintf(s.w, "    %s\n", ev.Message)
 		}
+		if ev.Print != "" {
+			for _, l := range strings.Split(strings.TrimRight(ev.Print, "\n"), "\n") {
+				fmt.Fprintf(s.w, "    %s\n", l)
+			}
+		}
 		if ev.Diff != "" && (s.dryRun || ev.Status == engine.StatusChanged) {
 			for _, l := range strings.Split(strings.TrimRight(ev.Diff, "\n"), "\n") {
 				fmt.Fprintf(s.w, "    %s\n", l)

@@ -126,7 +126,7 @@ func TestNeverTwoPrimaries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"timeline 1", "last WAL record received: 0/", "--yes"} {
+	for _, want := range []string{"timeline 1", "last WAL record received: 0/", "--yes", "timeline 2; switched from timeline 1 at 0/", "old primary pg1: Database cluster state:"} {
 		if !strings.Contains(journal, want) {
 			t.Errorf("the journal lacks %q:\n%s", want, journal)
 		}
@@ -146,7 +146,11 @@ func TestNeverTwoPrimaries(t *testing.T) {
 	if got := h.sh("pg1", "systemctl is-active "+pgUnit+"; pgrep -x postgres || echo 'no postgres'; "+pgBin+"/pg_isready -h "+lab.Address(0)+" -t 3; true"); !strings.Contains(got, "inactive") || !strings.Contains(got, "no postgres") || !strings.Contains(got, "no response") {
 		t.Fatalf("pg1 after a reboot of a fenced old primary:\n%s", got)
 	}
-	h.ok("run", "pg-ha/check", "-p", "primary=pg2", "-p", "standby=pg1")
+	// The check finds no second primary (its later steps fail: pg2 has no
+	// standby yet).
+	if out, _ := h.run("run", "pg-ha/check", "-p", "primary=pg2", "-p", "standby=pg1"); !strings.Contains(out, "] ok           The standby does not accept writes (no second primary) [pg1]") || strings.Contains(out, "TWO PRIMARIES") {
+		t.Errorf("check after the fenced pg1 rebooted:\n%s", out)
+	}
 
 	// 8. add-standby judges the node the same way: a PostgreSQL started by
 	// hand as a primary is refused; then the node becomes a standby and its

@@ -67,8 +67,10 @@ type Event struct {
 	Status   Status        `json:"status,omitempty"`
 	Duration time.Duration `json:"duration_ns,omitempty"`
 	Message  string        `json:"message,omitempty"`
-	Diff     string        `json:"diff,omitempty"`
-	DryRun   bool          `json:"dry_run,omitempty"`
+	// Print is a step's print text, rendered with its result (step-end).
+	Print  string `json:"print,omitempty"`
+	Diff   string `json:"diff,omitempty"`
+	DryRun bool   `json:"dry_run,omitempty"`
 	// Result is a step's result (step-end), with secrets redacted: a
 	// resumed run takes it from the journal for the steps it does not run
 	// again.
@@ -206,6 +208,7 @@ type redactingSink struct {
 
 func (s *redactingSink) Emit(e *Event) {
 	e.Message = s.red.String(e.Message)
+	e.Print = s.red.String(e.Print)
 	e.Diff = s.red.String(e.Diff)
 	e.Name = s.red.String(e.Name)
 	e.Word = s.red.String(e.Word)

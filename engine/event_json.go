@@ -46,6 +46,7 @@ func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 	b = appendJSONField(b, "status", string(e.Status))
 	b = appendJSONInt(b, "duration_ns", int64(e.Duration))
 	b = appendJSONField(b, "message", e.Message)
+	b = appendJSONField(b, "print", e.Print)
 	b = appendJSONField(b, "diff", e.Diff)
 	if e.DryRun {
 		b = append(b, `,"dry_run":true`...)

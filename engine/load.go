@@ -65,6 +65,7 @@ var commonFields = []step.Field{
 	{Name: "become", Kind: step.Literal, Doc: "run as this user on the host (sudo -n -u, or runuser as root)", Example: "postgres"},
 	{Name: "assert", Kind: step.Expr, Doc: "verify the step's result; the step fails when this is false", Example: "result.exit_code == 0"},
 	{Name: "message", Kind: step.String, Doc: "what to say when assert fails (one line, for monitoring)", Example: "standby ${{ params.application_name }} is not streaming"},
+	{Name: "print", Kind: step.String, Doc: "text shown under the step's line when it succeeds, and journaled with its outcome; may use result (evidence a decision rests on)", Example: "${{ result.stdout }}"},
 	{Name: "for_each", Kind: step.String, Doc: "run the step once per element of this list (an expression), in order, with the element as item", Example: "${{ steps.envs.result.json.data }}"},
 	{Name: "confirm", Kind: step.Object, Fields: confirmFields, Doc: "ask the operator to type a word just before the step makes its change, never when its plan finds nothing to change (--yes answers it)"},
 }
@@ -690,6 +691,12 @@ func (l *Loader) decodeStep(d *step.Decoder, n *yaml.Node) *Step {
 			saved := d.Scope.Result
 			d.Scope.Result = step.ResultType(typ)
 			s.Message = d.Template(m)
+			d.Scope.Result = saved
+		}
+		if p := f.Get("print"); p != nil {
+			saved := d.Scope.Result
+			d.Scope.Result = step.ResultType(typ)
+			s.Print = d.Template(p)
 			d.Scope.Result = saved
 		}
 	}

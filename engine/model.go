@@ -127,6 +127,8 @@ type Step struct {
 	Assert *tmpl.Expr
 	// Message replaces the generic text when Assert fails.
 	Message *tmpl.Template
+	// Print is shown under the step's line when it succeeds, and journaled.
+	Print *tmpl.Template
 	// ForEach runs the step once per element of a list, as item.
 	ForEach *tmpl.Template
 	// Confirm is asked before the step makes its change, once for all its

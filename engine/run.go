@@ -487,6 +487,8 @@ type hostOutcome struct {
 	status Status
 	result step.Result
 	err    error
+	// printed is the step's print text, rendered with its result.
+	printed string
 	// final is a failure that retries must not repeat: a refused gate.
 	final bool
 }
@@ -787,6 +789,13 @@ func (x *run) attempt(ctx context.Context, index int, s *Step, ex *step.Exec, na
 			return fail(fmt.Errorf("assert %s is false; observed %s", s.Assert.Source, showResult(o.result)))
 		}
 	}
+	if s.Print != nil && o.status != StatusSkipped {
+		if text, err := s.Print.Render(withResult(ex.Env, o.result), nil); err == nil {
+			o.printed = text
+		} else {
+			o.printed = "(print: " + err.Error() + ")"
+		}
+	}
 	return o, plan
 }
 
@@ -796,6 +805,7 @@ func (x *run) report(index int, s *Step, host string, start time.Time, o hostOut
 	if plan != nil {
 		e.Message, e.Diff = plan.Summary, plan.Diff
 	}
+	e.Print = o.printed
 	if o.err != nil {
 		e.Message = o.err.Error()
 		if o.status == StatusUnknown {

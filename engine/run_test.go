@@ -507,3 +507,34 @@ steps:
 		t.Errorf("events: %v", names)
 	}
 }
+
+// TestPrintShowsResultAndRedacts: print is rendered with the step's result
+// on success, secrets redacted, and not rendered for a skipped step.
+func TestPrintShowsResultAndRedacts(t *testing.T) {
+	pb := mustLoad(t, `version: 1
+name: print
+secrets:
+  pw: {env: PW}
+steps:
+  - id: one
+    ssh-exec: {command: "echo timeline 2", read_only: true}
+    print: "${{ trim(result.stdout) }}; password ${{ secrets.pw }}"
+  - id: two
+    when: "false"
+    ssh-exec: {command: "echo never", read_only: true}
+    print: "never ${{ result.stdout }}"
+`)
+	rec, err := run(t, pb, nil, map[string]string{"pw": "s3cret-word"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var printed []string
+	for _, e := range rec.events {
+		if e.Type == engine.EventStepEnd {
+			printed = append(printed, e.Print)
+		}
+	}
+	if len(printed) != 2 || !strings.HasPrefix(printed[0], "timeline 2; password ") || strings.Contains(printed[0], "s3cret") || printed[1] != "" {
+		t.Fatalf("printed = %q, want the first step's text with the secret redacted and nothing for the skipped step", printed)
+	}
+}
