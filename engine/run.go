@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-multierror"
 
+	"github.com/runbook-dev/runbook/redact"
 	"github.com/runbook-dev/runbook/step"
 	"github.com/runbook-dev/runbook/tmpl"
 	"github.com/runbook-dev/runbook/transport"
@@ -91,11 +92,10 @@ type run struct {
 	marks *marks
 	pb    *Playbook
 	sink  Sink
-	red   *Redactor
+	red   *redact.Redactor
 	pool  *pool
 	base  map[string]any
 	steps map[string]any
-	vals  []string
 	// unapplied holds the ids of steps a dry run did not apply.
 	unapplied map[string]bool
 	// gateMu serialises confirmation gates; passed and refused are the
@@ -115,7 +115,7 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 	for _, v := range in.Secrets {
 		vals = append(vals, v)
 	}
-	red := NewRedactor(vals)
+	red := redact.New(vals)
 	x := &run{
 		Runner:    r,
 		pb:        pb,
@@ -123,7 +123,6 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 		sink:      &redactingSink{next: r.Sink, red: red},
 		pool:      &pool{inv: r.Inventory, connect: r.Connect, conns: map[string]*poolEntry{}},
 		steps:     map[string]any{},
-		vals:      vals,
 		unapplied: map[string]bool{},
 		passed:    map[int]bool{},
 		refused:   map[int]error{},
@@ -139,7 +138,7 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 			if st == StatusUnknown {
 				st = StatusFailed
 			}
-			err = &redactedError{err: err, msg: msg}
+			err = red.Error(err)
 		}
 		x.sink.Emit(&Event{Type: EventRunEnd, Playbook: pb.Name, Status: st, Duration: time.Since(start), Message: msg, DryRun: r.DryRun, Durable: true})
 	}()
@@ -194,16 +193,6 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 	}
 	return planErrs.ErrorOrNil()
 }
-
-// redactedError keeps the error chain for errors.As while its message has
-// the secrets removed.
-type redactedError struct {
-	err error
-	msg string
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
 
 func (x *run) prepare(in Inputs) error {
 	params := make(map[string]any, len(x.pb.Params))
@@ -366,7 +355,7 @@ func (x *run) guard(ctx context.Context, g *Guard) (bool, string) {
 	}
 	r, err := step.Observe(ctx, ex, g.Probe)
 	if err != nil {
-		return false, "probe failed: " + err.Error()
+		return false, "probe failed: " + x.red.String(err.Error())
 	}
 	env := withResult(ex.Env, r)
 	ok, err := g.Assert.EvalBool(env)
@@ -376,7 +365,7 @@ func (x *run) guard(ctx context.Context, g *Guard) (bool, string) {
 	if ok {
 		return true, ""
 	}
-	msg := fmt.Sprintf("assert %s is false; observed %s", g.Assert.Source, showResult(r))
+	msg := fmt.Sprintf("assert %s is false; observed %s", g.Assert.Source, showResult(step.RedactResult(x.red, r)))
 	if g.Hint != nil {
 		if hint, err := g.Hint.Render(env, nil); err == nil {
 			msg += "; " + hint
@@ -413,7 +402,7 @@ func (x *run) exec(host, become string) (*step.Exec, error) {
 		Host:    step.Host{Name: h.Name, Address: h.Address, Vars: vars},
 		Env:     env,
 		Become:  become,
-		Secrets: x.vals,
+		Redact:  x.red,
 		Connect: func(ctx context.Context) (transport.Conn, error) { return x.pool.get(ctx, h) },
 	}
 	ex.ForHost = func(ctx context.Context, name string) (*step.Exec, error) {
@@ -605,7 +594,7 @@ func (x *run) onHost(ctx context.Context, index int, s *Step, host string, item 
 	start := time.Now()
 	key := StepKey{Index: index, Host: host, Item: itemNo}
 	if o, why, ok := x.resumed(key, s); ok {
-		e := &Event{Type: EventStepEnd, Index: index, ID: s.ID, Name: label(s, item), Host: host, Item: itemNo,
+		e := &Event{Type: EventStepEnd, Index: index, ID: s.ID, Name: x.label(s, item), Host: host, Item: itemNo,
 			Status: o.Status, Result: o.Result, Message: why, Resumed: true}
 		x.sink.Emit(e)
 		return hostOutcome{host: host, status: o.Status, result: o.Result}
@@ -626,7 +615,7 @@ func (x *run) onHost(ctx context.Context, index int, s *Step, host string, item 
 			return x.report(index, s, host, start, hostOutcome{host: host, status: StatusSkipped, result: step.Result{}}, &step.Plan{Summary: "when is false: " + s.When.Source}, item, itemNo)
 		}
 	}
-	name := label(s, item)
+	name := x.label(s, item)
 	x.sink.Emit(&Event{Type: EventStepStart, Index: index, ID: s.ID, Name: name, Host: host, Item: itemNo, DryRun: x.DryRun})
 	crashpoint("intent", index)
 	if x.inDoubt(key) {
@@ -676,8 +665,9 @@ func (x *run) onHost(ctx context.Context, index int, s *Step, host string, item 
 	return x.report(index, s, host, start, o, plan, item, itemNo)
 }
 
-// label names a step in events, with the for_each element it runs for.
-func label(s *Step, item *any) string {
+// label names a step in events, with the for_each element it runs for,
+// redacted before it is cut.
+func (x *run) label(s *Step, item *any) string {
 	if item == nil {
 		return s.Label()
 	}
@@ -690,10 +680,7 @@ func label(s *Step, item *any) string {
 			}
 		}
 	}
-	if len(it) > 60 {
-		it = it[:60] + "…"
-	}
-	return s.Label() + " (" + it + ")"
+	return s.Label() + " (" + clip(x.red.String(it), 60) + ")"
 }
 
 func (x *run) attempt(ctx context.Context, index int, s *Step, ex *step.Exec, name string, itemNo int) (hostOutcome, *step.Plan) {
@@ -784,14 +771,14 @@ func (x *run) attempt(ctx context.Context, index int, s *Step, ex *step.Exec, na
 					return fail(errors.New(msg))
 				}
 			}
-			return fail(fmt.Errorf("assert %s is false; observed %s", s.Assert.Source, showResult(o.result)))
+			return fail(fmt.Errorf("assert %s is false; observed %s", s.Assert.Source, showResult(step.RedactResult(x.red, o.result))))
 		}
 	}
 	return o, plan
 }
 
 func (x *run) report(index int, s *Step, host string, start time.Time, o hostOutcome, plan *step.Plan, item *any, itemNo int) hostOutcome {
-	e := &Event{Type: EventStepEnd, Index: index, ID: s.ID, Name: label(s, item), Host: host, Item: itemNo, Status: o.status,
+	e := &Event{Type: EventStepEnd, Index: index, ID: s.ID, Name: x.label(s, item), Host: host, Item: itemNo, Status: o.status,
 		Result: o.result, Duration: time.Since(start), DryRun: x.DryRun}
 	if plan != nil {
 		e.Message, e.Diff = plan.Summary, plan.Diff
@@ -852,6 +839,8 @@ func (x *run) finish(index int, s *Step, outs []hostOutcome, d time.Duration) er
 	return errs
 }
 
+// showResult formats a result for a message, each value cut short. The
+// result must be redacted already: a cut could leave a piece of a secret.
 func showResult(r step.Result) string {
 	keys := make([]string, 0, len(r))
 	for k := range r {
@@ -871,9 +860,7 @@ func showResult(r step.Result) string {
 		if s, ok := r[k].(string); ok {
 			v = fmt.Sprintf("%q", strings.TrimSpace(s))
 		}
-		if len(v) > 160 {
-			v = v[:160] + "…"
-		}
+		v = clip(v, 160)
 		b.WriteString(k + ": " + v)
 	}
 	b.WriteString("}")

@@ -460,7 +460,7 @@ func (s *sqlStep) changePlan(x *step.Exec) (*step.Plan, error) {
 	if s.text.UsesSecret() {
 		return &step.Plan{Changes: true, Summary: "run SQL built from a secret (not shown): " + oneLineSQL(s.text.Source)}, nil
 	}
-	return &step.Plan{Changes: true, Summary: "run SQL: " + oneLineSQL(text)}, nil
+	return &step.Plan{Changes: true, Summary: "run SQL: " + oneLineSQL(x.Redact.String(text))}, nil
 }
 
 // truthy reports whether the first column of a row is set and not false.
@@ -475,12 +475,10 @@ func truthy(row any) bool {
 	return false
 }
 
+// oneLineSQL puts SQL on one line, cut short. It must be redacted
+// already: its blanks are joined and its end cut.
 func oneLineSQL(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
+	return cut(strings.Join(strings.Fields(s), " "), 200)
 }
 
 // Apply runs the statement.
