@@ -89,6 +89,7 @@ type filePatch struct {
 // Decode implements step.Type.
 func (FilePatch) Decode(d *step.Decoder, b step.Body) step.Step {
 	p := &filePatch{path: d.Template(b.Get("path")), absent: d.Bool(b.Get("absent")), create: d.Bool(b.Get("create")), backup: true}
+	d.RefuseSecret(b.Get("path"), p.path, diag.RuleSecretExposed, "path", "a path is shown in plans, diffs and the journal, names the backup file, and shows in any listing of its directory")
 	if n := b.Get("backup"); n != nil {
 		p.backup = d.Bool(n)
 	}

@@ -112,12 +112,13 @@ func (SQL) Decode(d *step.Decoder, b step.Body) step.Step {
 		s.user = d.Template(n)
 	}
 	if n := b.Get("password"); n != nil {
-		s.password = d.Template(n)
+		s.password = d.Credential(n)
 		if s.password != nil && s.password.IsLiteral() {
 			d.Diags.Warnf(step.Pos(n), diag.RulePlaintextSecret, "a password written in the playbook: declare a secret and use ${{ secrets.NAME }}")
 		}
 	}
 	s.address = d.Template(b.Get("address"))
+	d.RefuseSecret(b.Get("address"), s.address, diag.RuleSecretInCommand, "address", "a socket directory goes on the command line of the relay to the socket, and an address into messages")
 	if s.sslmode == "" {
 		s.sslmode = "prefer"
 	}

@@ -67,8 +67,10 @@ func (SSHExec) Decode(d *step.Decoder, b step.Body) step.Step {
 			continue
 		}
 		t := d.Template(n)
-		if t != nil && t.UsesSecret() {
-			d.Errorf(n, diag.RuleSecretInCommand, "a secret in %s would be visible in the host's process list: pass it with env: or stdin:", k)
+		if k == "creates" {
+			d.RefuseSecret(n, t, diag.RuleSecretExposed, k, "a path is shown in messages and the journal, and in any listing of its directory; name the file otherwise")
+		} else {
+			d.RefuseSecret(n, t, diag.RuleSecretInCommand, k, "on a command line the host's process list shows it; pass it with env: or stdin:")
 		}
 		switch k {
 		case "command":

@@ -52,6 +52,7 @@ type systemd struct {
 // Decode implements step.Type.
 func (Systemd) Decode(d *step.Decoder, b step.Body) step.Step {
 	s := &systemd{unit: d.Template(b.Get("unit")), state: d.Literal(b.Get("state"))}
+	d.RefuseSecret(b.Get("unit"), s.unit, diag.RuleSecretInCommand, "unit", "the unit name goes on systemctl's command line, which the host's process list shows")
 	if n := b.Get("enabled"); n != nil {
 		v := d.Bool(n)
 		s.enabled = &v
