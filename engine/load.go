@@ -145,7 +145,7 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 		return nil, ds.Items
 	}
 	sum := sha256.Sum256(src)
-	pb := &Playbook{File: file, Hash: hex.EncodeToString(sum[:])}
+	pb := &Playbook{File: file, Hash: hex.EncodeToString(sum[:]), Source: src}
 	d := &step.Decoder{
 		Diags:  ds,
 		Scope:  &tmpl.Scope{Params: types.Map{}, Secrets: types.Map{}, Vars: types.Map{}, Steps: types.Map{}, Later: map[string]bool{}, Used: map[string]bool{}, Tainted: map[string]*tmpl.Taint{}},

@@ -26,6 +26,9 @@ type Playbook struct {
 	Steps   []*Step
 	// Hash is the SHA-256 of the source, to tell whether a playbook changed.
 	Hash string
+	// Source is the playbook's text: a secret that occurs in it cannot be
+	// redacted safely (see CheckSecrets).
+	Source []byte
 }
 
 // ParamType is the type of a parameter.
