@@ -123,17 +123,20 @@ const Redacted = redact.Mask
 // share fsyncs between the hosts of a fan-out.
 type redactingSink struct {
 	next Sink
-	red  *redact.Redactor
+	// red returns the run's redactor at the time of the event: it grows
+	// with the values the run computes from secrets.
+	red func() *redact.Redactor
 }
 
 func (s *redactingSink) Emit(e *Event) {
-	e.Message = s.red.String(e.Message)
-	e.Diff = s.red.String(e.Diff)
-	e.Name = s.red.String(e.Name)
-	e.Host = s.red.String(e.Host)
-	e.Word = s.red.String(e.Word)
-	e.Answer = s.red.String(e.Answer)
-	e.Result = step.RedactResult(s.red, e.Result)
+	red := s.red()
+	e.Message = red.String(e.Message)
+	e.Diff = red.String(e.Diff)
+	e.Name = red.String(e.Name)
+	e.Host = red.String(e.Host)
+	e.Word = red.String(e.Word)
+	e.Answer = red.String(e.Answer)
+	e.Result = step.RedactResult(red, e.Result)
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}

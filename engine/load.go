@@ -569,7 +569,9 @@ func (l *Loader) decodeGuard(d *step.Decoder, n *yaml.Node) *Guard {
 	}
 	d.Scope.Host = true
 	g.Type = typ
+	d.Tainted = nil
 	g.Probe = l.decodeBody(d, typ, body)
+	g.Tainted = d.Tainted
 	if h := f.Get("hint"); h != nil {
 		saved := d.Scope.Result
 		d.Scope.Result = step.ProbeResult(typ)
@@ -697,8 +699,9 @@ func (l *Loader) decodeStep(d *step.Decoder, n *yaml.Node) *Step {
 		// A step whose inputs read a secret may give it back in its
 		// result (a command echoing its stdin, a server its request):
 		// expressions that read the result are tainted in turn.
-		d.Taint = nil
+		d.Taint, d.Tainted = nil, nil
 		s.Body = l.decodeBody(d, typ, body)
+		s.Tainted = d.Tainted
 		if d.Taint != nil && s.ID != "" {
 			d.Scope.Tainted[s.ID] = d.Taint.Through("steps." + s.ID + ".result")
 		}

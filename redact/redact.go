@@ -35,6 +35,8 @@ type Redactor struct {
 
 // entry is one text to mask, with its forms.
 type entry struct {
+	// base is the text whose forms these are.
+	base string
 	// anchor is a piece of text that every form contains (the longest run
 	// of characters no encoding changes), so that text without it is
 	// skipped cheaply; "" when there is none worth checking.
@@ -45,34 +47,56 @@ type entry struct {
 // New returns a redactor of the given secret values; empty values are
 // ignored.
 func New(secrets []string) *Redactor {
-	r := &Redactor{}
+	return (*Redactor)(nil).With(secrets...)
+}
+
+// With returns a redactor that masks what r masks and the given values
+// too, each in all its forms; r is not changed, and comes back as it is
+// when it knows every value already. A run adds the values it computes
+// from secrets (see tmpl.Taint) as it goes.
+func (r *Redactor) With(secrets ...string) *Redactor {
 	seen := map[string]bool{}
-	add := func(base string, forms []string) {
+	var entries []entry
+	if r != nil {
+		entries = r.entries
+		for _, e := range r.entries {
+			seen[e.base] = true
+		}
+	}
+	n := len(entries)
+	add := func(base string) {
 		if base == "" || seen[base] {
 			return
 		}
 		seen[base] = true
-		r.entries = append(r.entries, entry{anchor: anchor(base), forms: forms})
+		if len(entries) == n {
+			// Copied before the first append: r's slice is shared.
+			entries = append([]entry(nil), entries...)
+		}
+		entries = append(entries, entry{base: base, anchor: anchor(base), forms: Forms(base)})
 	}
 	for _, s := range secrets {
-		add(s, Forms(s))
+		add(s)
 	}
 	for _, s := range secrets {
 		// Pieces of a secret that output may show on their own: the value
 		// without the blanks around it (trimmed by a tool), and each line of
 		// a secret of several lines (a diff or a log prints lines apart).
 		if t := strings.TrimSpace(s); t != s && len(t) >= MinLength {
-			add(t, Forms(t))
+			add(t)
 		}
 		if strings.ContainsAny(s, "\r\n") {
 			for _, l := range strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' }) {
 				if l = strings.TrimSpace(l); len(l) >= MinLength {
-					add(l, Forms(l))
+					add(l)
 				}
 			}
 		}
 	}
-	return r
+	if len(entries) == n && r != nil {
+		return r
+	}
+	return &Redactor{entries: entries}
 }
 
 // Empty reports whether the redactor knows no secret.

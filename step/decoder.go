@@ -42,6 +42,10 @@ type Decoder struct {
 	// reset: the engine resets it before a step's body, and a body that
 	// read a secret makes the step's result tainted.
 	Taint *tmpl.Taint
+	// Tainted lists the templates compiled since the engine last reset it
+	// whose values may hold a secret: a run masks what they give, along
+	// with the secrets themselves.
+	Tainted []*tmpl.Template
 }
 
 // ProbeSpec is a decoded probe: a read-only step body and the host it runs on.
@@ -284,8 +288,11 @@ func (d *Decoder) Template(n *yaml.Node) *tmpl.Template {
 	for _, e := range errs {
 		d.Diags.Errorf(d.PosIn(n, e.Offset), e.Rule, "%s", e.Msg)
 	}
-	if taint, _ := t.Taint(); taint != nil && d.Taint == nil {
-		d.Taint = taint
+	if taint, _ := t.Taint(); taint != nil {
+		if d.Taint == nil {
+			d.Taint = taint
+		}
+		d.Tainted = append(d.Tainted, t)
 	}
 	return t
 }

@@ -194,3 +194,38 @@ func (t *Template) Taint() (*Taint, int) {
 	}
 	return nil, 0
 }
+
+// TaintedValues evaluates the expressions of the template that may hold a
+// secret and returns their values as text, so that a run can mask values
+// computed from secrets as well as the secrets themselves. An expression
+// that cannot be evaluated yet (a result a dry run did not produce) is
+// left out.
+func (t *Template) TaintedValues(env map[string]any) []string {
+	if t == nil {
+		return nil
+	}
+	var out []string
+	for _, p := range t.parts {
+		if p.expr == nil || p.expr.Taint == nil {
+			continue
+		}
+		v, err := p.expr.Eval(env)
+		if err != nil {
+			continue
+		}
+		if r, ok := v.(Raw); ok {
+			v = r.Value
+		}
+		switch v := v.(type) {
+		case []any:
+			for _, e := range v {
+				out = append(out, Format(e))
+			}
+		case []string:
+			out = append(out, v...)
+		default:
+			out = append(out, Format(v))
+		}
+	}
+	return out
+}
