@@ -24,6 +24,11 @@ var encoders = []encoder{
 	strings.NewReplacer(`'`, `'"'"'`).Replace,
 	// Shell double quotes.
 	strings.NewReplacer(`\`, `\\`, `"`, `\"`, `$`, `\$`, "`", "\\`").Replace,
+	// Shell words escaped character by character (bash's printf %q), and
+	// ANSI-C quoting ($'...', printf %q of a value with a control
+	// character).
+	shellBackslash,
+	ansiC,
 	// An SQL string literal, and PostgreSQL quoting it back in an error.
 	strings.NewReplacer(`'`, `''`).Replace,
 	// An SQL identifier.
@@ -88,6 +93,59 @@ func Forms(s string) []string {
 		return out[i] < out[j]
 	})
 	return out
+}
+
+// shellBackslash escapes s as bash's printf %q does a word without
+// control characters: a backslash before each character the shell takes
+// as syntax, # only at the start and ~ only where a tilde expands.
+func shellBackslash(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case strings.IndexByte(" \t\n'\"\\|&;()<>!{}*[?]^$`,", c) >= 0,
+			c == '#' && i == 0,
+			c == '~' && (i == 0 || s[i-1] == '=' || s[i-1] == ':'):
+			b.WriteByte('\\')
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// ansiC escapes s as the inside of a bash $'...' string.
+func ansiC(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\\', '\'':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\t':
+			b.WriteString(`\t`)
+		case '\r':
+			b.WriteString(`\r`)
+		case '\a':
+			b.WriteString(`\a`)
+		case '\b':
+			b.WriteString(`\b`)
+		case '\f':
+			b.WriteString(`\f`)
+		case '\v':
+			b.WriteString(`\v`)
+		case 0x1b:
+			b.WriteString(`\E`)
+		default:
+			if c < 0x20 || c == 0x7f {
+				fmt.Fprintf(&b, `\%03o`, c)
+			} else {
+				b.WriteByte(c)
+			}
+		}
+	}
+	return b.String()
 }
 
 func jsonHTML(s string) string {
