@@ -46,8 +46,13 @@ func (s *Scope) taintOf(node ast.Node, locals map[string]bool) (t *Taint, dynami
 	// Nodes that read steps.ID in a way that cannot carry its result:
 	// steps.ID.status and steps.ID.changed; and the steps identifiers that
 	// are the root of steps.ID (the others reach every step at once).
-	engineSet := map[ast.Node]bool{}
-	rooted := map[ast.Node]bool{}
+	var engineSet, rooted map[ast.Node]bool
+	mark := func(set *map[ast.Node]bool, n ast.Node) {
+		if *set == nil {
+			*set = map[ast.Node]bool{}
+		}
+		(*set)[n] = true
+	}
 	ast.Walk(&node, visitor(func(n ast.Node) {
 		m, ok := n.(*ast.MemberNode)
 		if !ok {
@@ -55,7 +60,7 @@ func (s *Scope) taintOf(node ast.Node, locals map[string]bool) (t *Taint, dynami
 		}
 		if id, ok := m.Node.(*ast.IdentifierNode); ok && id.Value == "steps" {
 			if _, ok := m.Property.(*ast.StringNode); ok {
-				rooted[id] = true
+				mark(&rooted, id)
 			}
 		}
 		inner, ok := m.Node.(*ast.MemberNode)
@@ -63,7 +68,7 @@ func (s *Scope) taintOf(node ast.Node, locals map[string]bool) (t *Taint, dynami
 			return
 		}
 		if p, ok := m.Property.(*ast.StringNode); ok && (p.Value == "status" || p.Value == "changed") {
-			engineSet[inner] = true
+			mark(&engineSet, inner)
 		}
 	}))
 	keep := func(c *Taint) {
