@@ -141,6 +141,12 @@ func TestConfirmOnTerminal(t *testing.T) {
 				if code != cli.ExitFailed || err == nil {
 					t.Fatalf("exit %d, promoted: %v; want exit 1 and no change; terminal:\n%s", code, err, screen)
 				}
+				// The run has ended, but the terminal's reader may not have
+				// read its last words yet.
+				for deadline := time.Now().Add(5 * time.Second); !strings.Contains(screen, `where "pg2" was asked for`) && time.Now().Before(deadline); {
+					time.Sleep(10 * time.Millisecond)
+					screen = term.text()
+				}
 				if !strings.Contains(screen, `not confirmed:`) || !strings.Contains(screen, `where "pg2" was asked for`) {
 					t.Errorf("the refusal does not say what was expected:\n%s", screen)
 				}

@@ -91,6 +91,9 @@ func resumeCmd(e *Env, args []string) int {
 		fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run\n", err)
 		return ExitFailed
 	}
+	if !e.checkSecrets(pb, inv, values, secrets, rf.allowWeakSecrets) {
+		return ExitFailed
+	}
 	a := runs.Attempt{Operator: e.operator(), PID: os.Getpid(), Started: time.Now(), BootID: runs.BootID()}
 	a.Host, _ = os.Hostname()
 	resume := &engine.Resume{Done: st.Done, InDoubt: st.InDoubt, Applying: st.Applying, Leftovers: st.Processes, LeftoverWait: *waitLeftovers,

@@ -21,6 +21,7 @@ import (
 	"github.com/runbook-dev/runbook/engine"
 	"github.com/runbook-dev/runbook/lock"
 	"github.com/runbook-dev/runbook/playbooks"
+	"github.com/runbook-dev/runbook/redact"
 	"github.com/runbook-dev/runbook/runs"
 )
 
@@ -64,6 +65,9 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 	secrets, err := engine.ResolveSecrets(pb, engine.SecretSource{LookupEnv: e.LookupEnv, Prompt: e.prompter()})
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run\n", err)
+		return ExitFailed
+	}
+	if !e.checkSecrets(pb, inv, values, secrets, rf.allowWeakSecrets) {
 		return ExitFailed
 	}
 	ctx, stop := interruptible()
@@ -120,6 +124,8 @@ type runFlags struct {
 	state    *stateFlags
 	// yes answers every confirmation gate (run and resume only).
 	yes bool
+	// allowWeakSecrets runs with secrets that cannot be redacted safely.
+	allowWeakSecrets bool
 }
 
 func (e *Env) addRunFlags(fs *flag.FlagSet) *runFlags {
@@ -128,7 +134,23 @@ func (e *Env) addRunFlags(fs *flag.FlagSet) *runFlags {
 	fs.DurationVar(&rf.waitLock, "wait-lock", 0, "wait this long for a lock another run holds, instead of refusing at once")
 	fs.StringVar(&rf.ssh.configFile, "ssh-config", "", "OpenSSH client configuration to use instead of ~/.ssh/config (as ssh -F)")
 	fs.BoolVar(&rf.ssh.acceptNewHostKeys, "accept-new-host-keys", false, "trust the key of a host not yet in known_hosts and record it (a changed key is still refused)")
+	fs.BoolVar(&rf.allowWeakSecrets, "allow-weak-secrets", false, "run even with a secret too short or too common to redact safely: it is masked wherever it appears, which mangles the output and shows a reader where it stands")
 	return rf
+}
+
+// checkSecrets refuses secrets that cannot be redacted safely, or with
+// allow only warns about them; false when the run must not go on.
+func (e *Env) checkSecrets(pb *engine.Playbook, inv *engine.Inventory, params map[string]any, secrets map[string]string, allow bool) bool {
+	err := engine.CheckSecrets(pb, inv, params, secrets)
+	if err == nil {
+		return true
+	}
+	if allow {
+		fmt.Fprintf(e.Stderr, "runbook: warning: %v; going on (--allow-weak-secrets): each is masked wherever its value appears, which mangles the output and shows a reader where it stands\n", err)
+		return true
+	}
+	fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run: choose values that are at least %d bytes and not words of the playbook, the inventory or the parameters (or pass --allow-weak-secrets to run anyway)\n", err, redact.MinLength)
+	return false
 }
 
 // addYes adds --yes, for the commands that change things.
@@ -174,7 +196,8 @@ func (e *Env) runExit(err error, sink engine.Sink, runID string, sf *stateFlags,
 	var ce *engine.ConfirmError
 	switch {
 	case errors.As(err, &he):
-		fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run (wait for it with --wait-lock DURATION)\n", he)
+		// err, not he: its message is the redacted one.
+		fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run (wait for it with --wait-lock DURATION)\n", err)
 		return ExitFailed
 	case err == nil:
 		return ExitOK

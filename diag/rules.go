@@ -15,6 +15,7 @@ const (
 	RuleForwardRef      = "forward-reference"
 	RuleVersion         = "version"
 	RuleSecretInCommand = "secret-in-command"
+	RuleSecretExposed   = "secret-exposed"
 	RuleInvalidValue    = "invalid-value"
 	RuleNotAPlaybook    = "not-a-playbook"
 	RulePlaintextSecret = "plaintext-secret"
@@ -40,7 +41,8 @@ var Rules = []struct{ ID, Description string }{
 	{RuleExprType, "an expression that does not type-check against its environment"},
 	{RuleUndefined, "a reference to a param, secret or step that is not defined"},
 	{RuleForwardRef, "a reference to the result of a step that runs later"},
-	{RuleSecretInCommand, "a secret interpolated into a command line, where ps would show it"},
+	{RuleSecretInCommand, "a value that may hold a secret (read from secrets, or computed from a value that holds one) on a command line, where ps would show it"},
+	{RuleSecretExposed, "a value that may hold a secret where it would be shown or kept in the clear: a lock name, a host, a file path, a confirmation word, vars"},
 	{RulePlaintextSecret, "a password written in plain text instead of a secret (warning)"},
 	{RuleUnusedParam, "a param or secret that nothing uses (warning)"},
 	{RuleUnboundedFanout, "a hosts: step without a parallel bound (warning)"},

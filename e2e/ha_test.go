@@ -194,7 +194,7 @@ func haScenario(t *testing.T, crash bool, ref []string) []string {
 	// and promote-standby while pg1 is a running primary: refused, and
 	// nothing changed anywhere.
 	before = h.snapshot()
-	h.env = append(h.env, "RUNBOOK_DATABASE_PASSWORD=unused")
+	h.env = append(h.env, "RUNBOOK_DATABASE_PASSWORD=not-used-by-a-refused-run")
 	h.refused("the old orchestrator runs or would start (unit inmanta-server is active; unit inmanta-server is enabled", "run", "orchestrator/new-orchestrator", "-p", "old_orchestrator=orch", "-p", "new_orchestrator=pg2", "-p", "database_host=pg1")
 	h.refused("the old primary runs PostgreSQL (unit postgresql@15-main is active", "run", "pg-ha/promote-standby", "-p", "standby=pg2", "-p", "old_primary=pg1", "-p", "layout=debian", "--yes")
 	if after := h.snapshot(); after != before {

@@ -166,7 +166,7 @@ func TestNeverTwoPrimaries(t *testing.T) {
 
 	// new-orchestrator: the old stand-in stopped and disabled, but a copy
 	// started by hand with the unit's command line serves the API.
-	h.env = append(h.env, "RUNBOOK_DATABASE_PASSWORD=unused")
+	h.env = append(h.env, "RUNBOOK_DATABASE_PASSWORD=not-used-by-a-refused-run")
 	h.sh("orch", "systemctl stop inmanta-server && systemctl disable inmanta-server")
 	h.sh("orch", "setsid /usr/local/bin/runbook lab standin --config /etc/inmanta/inmanta.d/database.cfg --listen :8888 >/dev/null 2>&1 < /dev/null & "+
 		"for i in $(seq 100); do ss -Hltn 'sport = :8888' | grep -q . && exit 0; sleep 0.1; done; exit 1")

@@ -159,7 +159,7 @@ func (x *run) ask(ctx context.Context, c *Confirm, env map[string]any, g *Gate) 
 	}
 	ok := err == nil && (ans.Yes || strings.TrimSpace(ans.Typed) == g.Word)
 	ev := &Event{Type: EventConfirm, Index: g.Index, ID: g.ID, Name: g.Step, Host: g.Host, Item: g.Item, Status: StatusOK,
-		Message: g.Text, Word: g.Word, Answer: clip(ans.Typed, 200), Yes: ans.Yes, Operator: ans.Operator}
+		Message: g.Text, Word: g.Word, Answer: clip(x.redactor().String(ans.Typed), 200), Yes: ans.Yes, Operator: ans.Operator}
 	if !ok {
 		ev.Status = StatusFailed
 	}
@@ -167,7 +167,7 @@ func (x *run) ask(ctx context.Context, c *Confirm, env map[string]any, g *Gate) 
 	if ok {
 		return nil
 	}
-	return &ConfirmError{Word: g.Word, Typed: clip(x.red.String(ans.Typed), 200), Err: err}
+	return &ConfirmError{Word: g.Word, Typed: clip(x.redactor().String(ans.Typed), 200), Err: err}
 }
 
 // renderGate fills in the gate's text and word from c in env.
@@ -184,12 +184,12 @@ func (x *run) renderGate(c *Confirm, env map[string]any, g *Gate) error {
 	switch {
 	case word == "" || strings.ContainsAny(word, "\r\n"):
 		return fmt.Errorf("word %s gave %q: want one line to type", c.Word.Source, word)
-	case x.red.String(word) != word:
+	case x.redactor().Contains(word):
 		return fmt.Errorf("word %s gave a secret's value: it would be shown and journaled", c.Word.Source)
 	}
 	g.Word = word
-	g.Text = x.red.String(strings.TrimRight(text, "\n"))
-	g.Plan, g.Diff = x.red.String(g.Plan), x.red.String(g.Diff)
+	g.Text = x.redactor().String(strings.TrimRight(text, "\n"))
+	g.Plan, g.Diff = x.redactor().String(g.Plan), x.redactor().String(g.Diff)
 	return nil
 }
 

@@ -1,10 +1,9 @@
 package engine
 
 import (
-	"regexp"
-	"strings"
 	"time"
 
+	"github.com/runbook-dev/runbook/redact"
 	"github.com/runbook-dev/runbook/step"
 )
 
@@ -118,104 +117,29 @@ type SinkFunc func(*Event)
 // Emit implements Sink.
 func (f SinkFunc) Emit(e *Event) { f(e) }
 
-// Redactor replaces secret values in text.
-type Redactor struct {
-	r *strings.Replacer
-}
-
 // Redacted replaces a secret value.
-const Redacted = "********"
-
-// NewRedactor returns a redactor for the given secret values. Values of
-// fewer than 4 bytes are redacted too: a short password is still a password.
-func NewRedactor(secrets []string) *Redactor {
-	var pairs []string
-	for _, s := range secrets {
-		if s != "" {
-			pairs = append(pairs, s, Redacted)
-		}
-	}
-	if len(pairs) == 0 {
-		return &Redactor{}
-	}
-	return &Redactor{r: strings.NewReplacer(pairs...)}
-}
-
-// String redacts s.
-func (r *Redactor) String(s string) string {
-	if s == "" {
-		return s
-	}
-	if r != nil && r.r != nil {
-		s = r.r.Replace(s)
-	}
-	// A password verifier read back from pg_authid is as good as a hash of
-	// the password: kept out of outputs and journals too.
-	if strings.Contains(s, "SCRAM-SHA-256$") {
-		s = scramVerifier.ReplaceAllString(s, "SCRAM-SHA-256$"+Redacted)
-	}
-	return s
-}
-
-var scramVerifier = regexp.MustCompile(`SCRAM-SHA-256\$[0-9]+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+`)
-
-// value returns v with secrets redacted from every string in it; maps and
-// lists are copied, never changed in place (the run still uses them).
-func (r *Redactor) value(v any) any {
-	switch v := v.(type) {
-	case string:
-		return r.String(v)
-	case []byte:
-		return r.String(string(v))
-	case map[string]any:
-		out := make(map[string]any, len(v))
-		for k, e := range v {
-			out[k] = r.value(e)
-		}
-		return out
-	case step.Result:
-		return r.value(map[string]any(v))
-	case []any:
-		out := make([]any, len(v))
-		for i, e := range v {
-			out[i] = r.value(e)
-		}
-		return out
-	case []map[string]any:
-		out := make([]any, len(v))
-		for i, e := range v {
-			out[i] = r.value(e)
-		}
-		return out
-	case []string:
-		out := make([]any, len(v))
-		for i, e := range v {
-			out[i] = r.String(e)
-		}
-		return out
-	default:
-		return v
-	}
-}
+const Redacted = redact.Mask
 
 // redactingSink passes events on with secrets removed. It does not
 // serialise them: sinks are safe for concurrent use, which lets a journal
 // share fsyncs between the hosts of a fan-out.
 type redactingSink struct {
 	next Sink
-	red  *Redactor
+	// red returns the run's redactor at the time of the event: it grows
+	// with the values the run computes from secrets.
+	red func() *redact.Redactor
 }
 
 func (s *redactingSink) Emit(e *Event) {
-	e.Message = s.red.String(e.Message)
-	e.Print = s.red.String(e.Print)
-	e.Diff = s.red.String(e.Diff)
-	e.Name = s.red.String(e.Name)
-	e.Word = s.red.String(e.Word)
-	e.Answer = s.red.String(e.Answer)
-	if e.Result != nil {
-		e.Result = step.Result(s.red.value(map[string]any(e.Result)).(map[string]any))
-	}
+	red := s.red()
+	e.Message = red.String(e.Message)
+	e.Print = red.String(e.Print)
+	e.Diff = red.String(e.Diff)
+	e.Name = red.String(e.Name)
+	e.Host = red.String(e.Host)
+	e.Word = red.String(e.Word)
+	e.Answer = red.String(e.Answer)
+	e.Result = step.RedactResult(red, e.Result)
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}

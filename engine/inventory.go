@@ -17,6 +17,9 @@ type Inventory struct {
 	File   string
 	Hosts  map[string]*HostSpec
 	Groups map[string][]string
+	// Source is the file's text: a secret that occurs in it cannot be
+	// redacted safely (see CheckSecrets).
+	Source []byte
 }
 
 // HostSpec says how to reach a host.
@@ -82,7 +85,7 @@ func ParseInventory(file string, src []byte) (*Inventory, []*diag.Diagnostic) {
 		ds.Errorf(diag.Pos{}, diag.RuleYAMLSyntax, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
 		return nil, ds.Items
 	}
-	inv := &Inventory{File: file, Hosts: map[string]*HostSpec{}, Groups: map[string][]string{}}
+	inv := &Inventory{File: file, Hosts: map[string]*HostSpec{}, Groups: map[string][]string{}, Source: src}
 	if len(doc.Content) == 0 {
 		ds.Errorf(diag.Pos{Line: 1, Col: 1}, diag.RuleMissingField, "the inventory is empty: it needs hosts")
 		return nil, ds.Items

@@ -146,10 +146,10 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 		return nil, ds.Items
 	}
 	sum := sha256.Sum256(src)
-	pb := &Playbook{File: file, Hash: hex.EncodeToString(sum[:])}
+	pb := &Playbook{File: file, Hash: hex.EncodeToString(sum[:]), Source: src}
 	d := &step.Decoder{
 		Diags:  ds,
-		Scope:  &tmpl.Scope{Params: types.Map{}, Secrets: types.Map{}, Vars: types.Map{}, Steps: types.Map{}, Later: map[string]bool{}, Used: map[string]bool{}},
+		Scope:  &tmpl.Scope{Params: types.Map{}, Secrets: types.Map{}, Vars: types.Map{}, Steps: types.Map{}, Later: map[string]bool{}, Used: map[string]bool{}, Tainted: map[string]*tmpl.Taint{}},
 		Source: src,
 	}
 	d.DecodeProbe = l.decodeProbe
@@ -170,6 +170,7 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 	}
 	if n := top.Get("lock"); n != nil {
 		pb.Lock = d.Template(n)
+		d.RefuseSecret(n, pb.Lock, diag.RuleSecretExposed, "the lock name", "it is written in the lock file, the lock audit log or the shared store's lock table, and shown to every run that waits for it")
 	}
 	// Every step id is known up front so that a reference to a later step
 	// can be told apart from a typo.
@@ -459,9 +460,7 @@ func decodeVars(d *step.Decoder, n *yaml.Node) []*Var {
 			continue
 		}
 		t := d.Template(v)
-		if t != nil && t.UsesSecret() {
-			d.Errorf(v, diag.RuleInvalidValue, "vars must not read secrets: use secrets.NAME where the secret is needed")
-		}
+		d.RefuseSecret(v, t, diag.RuleSecretExposed, "var "+k.Value, "vars must not read secrets; use secrets.NAME where the secret is needed")
 		d.Scope.Vars[k.Value] = types.Any
 		out = append(out, &Var{Name: k.Value, Value: t, Pos: step.Pos(k)})
 	}
@@ -476,8 +475,7 @@ func decodeConfirm(d *step.Decoder, n *yaml.Node, where string) *Confirm {
 	c := &Confirm{Pos: step.Pos(n), Text: d.Template(f.Get("text")), Word: d.Template(f.Get("word"))}
 	if w := f.Get("word"); w != nil && c.Word != nil {
 		switch {
-		case c.Word.UsesSecret():
-			d.Errorf(w, diag.RuleInvalidValue, "%s: the word is shown and journaled: it must not read a secret", where)
+		case d.RefuseSecret(w, c.Word, diag.RuleSecretExposed, where+": the word", "it is shown to the operator and journaled"):
 		case strings.TrimSpace(w.Value) == "" || strings.ContainsAny(strings.TrimSpace(w.Value), "\n\r"):
 			d.Errorf(w, diag.RuleInvalidValue, "%s: the word is one line the operator types, not %q", where, w.Value)
 		}
@@ -560,6 +558,7 @@ func (l *Loader) decodeGuard(d *step.Decoder, n *yaml.Node) *Guard {
 	if h := f.Get("host"); h != nil {
 		d.Scope.Host = false
 		g.Host = d.Template(h)
+		refuseSecretHost(d, h, g.Host)
 	}
 	g.ServicePorts = servicePorts(d, f.Get("service_ports"))
 	if typ == nil {
@@ -571,7 +570,9 @@ func (l *Loader) decodeGuard(d *step.Decoder, n *yaml.Node) *Guard {
 	}
 	d.Scope.Host = true
 	g.Type = typ
+	d.Tainted = nil
 	g.Probe = l.decodeBody(d, typ, body)
+	g.Tainted = d.Tainted
 	if h := f.Get("hint"); h != nil {
 		saved := d.Scope.Result
 		d.Scope.Result = step.ProbeResult(typ)
@@ -589,6 +590,7 @@ func (l *Loader) decodeProbe(d *step.Decoder, n *yaml.Node) *step.ProbeSpec {
 	p := &step.ProbeSpec{Pos: step.Pos(n), Become: d.Literal(f.Get("become"))}
 	if h := f.Get("host"); h != nil {
 		p.Host = d.Template(h)
+		refuseSecretHost(d, h, p.Host)
 	}
 	p.ServicePorts = servicePorts(d, f.Get("service_ports"))
 	if typ == nil {
@@ -601,6 +603,11 @@ func (l *Loader) decodeProbe(d *step.Decoder, n *yaml.Node) *step.ProbeSpec {
 	p.Type = typ
 	p.Step = l.decodeBody(d, typ, body)
 	return p
+}
+
+// refuseSecretHost reports a host name that may hold a secret.
+func refuseSecretHost(d *step.Decoder, n *yaml.Node, t *tmpl.Template) {
+	d.RefuseSecret(n, t, diag.RuleSecretExposed, "the host", "a host's name is shown with every step and journaled, and SSH connects to it")
 }
 
 // servicePorts decodes a list of port numbers, each literal or templated;
@@ -642,6 +649,7 @@ func (l *Loader) decodeStep(d *step.Decoder, n *yaml.Node) *Step {
 	d.Scope.Host = false
 	if h := f.Get("host"); h != nil {
 		s.Host = d.Template(h)
+		refuseSecretHost(d, h, s.Host)
 	}
 	if h := f.Get("hosts"); h != nil {
 		if f.Get("host") != nil {
@@ -649,8 +657,14 @@ func (l *Loader) decodeStep(d *step.Decoder, n *yaml.Node) *Step {
 		}
 		if h.Kind == yaml.ScalarNode {
 			s.HostsExpr = d.Template(h)
+			refuseSecretHost(d, h, s.HostsExpr)
 		} else {
 			s.Hosts = d.TemplateList(h, "hosts")
+			for i, t := range s.Hosts {
+				if i < len(h.Content) {
+					refuseSecretHost(d, h.Content[i], t)
+				}
+			}
 		}
 	}
 	s.Parallel = d.Int(f.Get("parallel"), 0)
@@ -671,6 +685,9 @@ func (l *Loader) decodeStep(d *step.Decoder, n *yaml.Node) *Step {
 			d.Errorf(fe, diag.RuleInvalidValue, "for_each cannot be combined with hosts:")
 		}
 		d.Scope.Item = types.Any
+		if taint, _ := s.ForEach.Taint(); taint != nil {
+			d.Scope.ItemTaint = taint.Through("item")
+		}
 	}
 	if w := f.Get("when"); w != nil {
 		s.When = d.Expr(w, nil)
@@ -680,7 +697,15 @@ func (l *Loader) decodeStep(d *step.Decoder, n *yaml.Node) *Step {
 	}
 	if typ != nil {
 		s.Type = typ
+		// A step whose inputs read a secret may give it back in its
+		// result (a command echoing its stdin, a server its request):
+		// expressions that read the result are tainted in turn.
+		d.Taint, d.Tainted = nil, nil
 		s.Body = l.decodeBody(d, typ, body)
+		s.Tainted = d.Tainted
+		if d.Taint != nil && s.ID != "" {
+			d.Scope.Tainted[s.ID] = d.Taint.Through("steps." + s.ID + ".result")
+		}
 		if a := f.Get("assert"); a != nil {
 			s.Assert = d.Expr(a, step.ResultType(typ))
 		}
@@ -701,7 +726,7 @@ func (l *Loader) decodeStep(d *step.Decoder, n *yaml.Node) *Step {
 		}
 	}
 	d.Scope.Host = false
-	d.Scope.Item = nil
+	d.Scope.Item, d.Scope.ItemTaint = nil, nil
 	if s.ID != "" && typ != nil {
 		d.Scope.Steps[s.ID] = step.StepEntryType(typ)
 	}

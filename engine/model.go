@@ -26,6 +26,9 @@ type Playbook struct {
 	Steps   []*Step
 	// Hash is the SHA-256 of the source, to tell whether a playbook changed.
 	Hash string
+	// Source is the playbook's text: a secret that occurs in it cannot be
+	// redacted safely (see CheckSecrets).
+	Source []byte
 }
 
 // ParamType is the type of a parameter.
@@ -86,6 +89,9 @@ type Guard struct {
 	// ServicePorts are tried when the host's SSH port does not answer:
 	// the host is down only when none of them answers either.
 	ServicePorts []*tmpl.Template
+	// Tainted are the probe's templates whose values may hold a secret:
+	// the run masks what they give.
+	Tainted []*tmpl.Template
 }
 
 // Confirm is a confirmation gate: before an irreversible change the
@@ -134,6 +140,10 @@ type Step struct {
 	// Confirm is asked before the step makes its change, once for all its
 	// hosts and elements, and only when its plan finds a change to make.
 	Confirm *Confirm
+	// Tainted are the templates of the step's body whose values may hold
+	// a secret (tmpl.Taint): the run masks what they give, not only the
+	// secrets themselves.
+	Tainted []*tmpl.Template
 }
 
 // single reports whether the step runs once: on one host, without

@@ -8,10 +8,12 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-multierror"
 
+	"github.com/runbook-dev/runbook/redact"
 	"github.com/runbook-dev/runbook/step"
 	"github.com/runbook-dev/runbook/tmpl"
 	"github.com/runbook-dev/runbook/transport"
@@ -91,11 +93,13 @@ type run struct {
 	marks *marks
 	pb    *Playbook
 	sink  Sink
-	red   *Redactor
+	// red masks the secrets, and the values computed from them that the
+	// run has met so far (see maskInputs); it only grows.
+	red   atomic.Pointer[redact.Redactor]
+	redMu sync.Mutex
 	pool  *pool
 	base  map[string]any
 	steps map[string]any
-	vals  []string
 	// unapplied holds the ids of steps a dry run did not apply.
 	unapplied map[string]bool
 	// gateMu serialises confirmation gates; passed and refused are the
@@ -115,19 +119,17 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 	for _, v := range in.Secrets {
 		vals = append(vals, v)
 	}
-	red := NewRedactor(vals)
 	x := &run{
 		Runner:    r,
 		pb:        pb,
-		red:       red,
-		sink:      &redactingSink{next: r.Sink, red: red},
 		pool:      &pool{inv: r.Inventory, connect: r.Connect, conns: map[string]*poolEntry{}},
 		steps:     map[string]any{},
-		vals:      vals,
 		unapplied: map[string]bool{},
 		passed:    map[int]bool{},
 		refused:   map[int]error{},
 	}
+	x.red.Store(redact.New(vals))
+	x.sink = &redactingSink{next: r.Sink, red: x.redactor}
 	// Connections are closed even when ctx was cancelled.
 	defer x.pool.closeAll()
 	start := time.Now()
@@ -135,11 +137,11 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 	defer func() {
 		st, msg := StatusOK, "done"
 		if err != nil {
-			st, msg = x.failStatus(err), red.String(err.Error())
+			st, msg = x.failStatus(err), x.redactor().String(err.Error())
 			if st == StatusUnknown {
 				st = StatusFailed
 			}
-			err = &redactedError{err: err, msg: msg}
+			err = x.redactor().Error(err)
 		}
 		x.sink.Emit(&Event{Type: EventRunEnd, Playbook: pb.Name, Status: st, Duration: time.Since(start), Message: msg, DryRun: r.DryRun, Durable: true})
 	}()
@@ -195,16 +197,6 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 	return planErrs.ErrorOrNil()
 }
 
-// redactedError keeps the error chain for errors.As while its message has
-// the secrets removed.
-type redactedError struct {
-	err error
-	msg string
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
-
 func (x *run) prepare(in Inputs) error {
 	params := make(map[string]any, len(x.pb.Params))
 	for k, v := range in.Params {
@@ -225,6 +217,38 @@ func (x *run) prepare(in Inputs) error {
 		vars[v.Name] = val
 	}
 	return nil
+}
+
+// redactor returns what masks the run's secrets now.
+func (x *run) redactor() *redact.Redactor { return x.red.Load() }
+
+// maskInputs adds to the run's redactor the values of the templates ts
+// (a step's inputs that may hold a secret) in env: a value computed from a
+// secret (upper(secrets.pw), a piece of one, an earlier result that held
+// one) is masked from then on like the secret itself. Values shorter than
+// redact.MinLength are left out: they would mask ordinary text.
+func (x *run) maskInputs(ts []*tmpl.Template, env map[string]any) {
+	var vals []string
+	for _, t := range ts {
+		vals = append(vals, t.TaintedValues(env)...)
+	}
+	x.mask(vals...)
+}
+
+// mask adds values of redact.MinLength bytes or more to the redactor.
+func (x *run) mask(vals ...string) {
+	long := vals[:0:0]
+	for _, v := range vals {
+		if len(v) >= redact.MinLength {
+			long = append(long, v)
+		}
+	}
+	if len(long) == 0 {
+		return
+	}
+	x.redMu.Lock()
+	defer x.redMu.Unlock()
+	x.red.Store(x.redactor().With(long...))
 }
 
 // inventoryEnv is `inventory` in expressions: every host by name.
@@ -364,9 +388,13 @@ func (x *run) guard(ctx context.Context, g *Guard) (bool, string) {
 	if ex.ServicePorts, err = step.RenderPorts(g.ServicePorts, ex.Env); err != nil {
 		return false, err.Error()
 	}
+	if len(g.Tainted) > 0 {
+		x.maskInputs(g.Tainted, ex.Env)
+		ex.Redact = x.redactor()
+	}
 	r, err := step.Observe(ctx, ex, g.Probe)
 	if err != nil {
-		return false, "probe failed: " + err.Error()
+		return false, "probe failed: " + x.redactor().String(err.Error())
 	}
 	env := withResult(ex.Env, r)
 	ok, err := g.Assert.EvalBool(env)
@@ -376,7 +404,7 @@ func (x *run) guard(ctx context.Context, g *Guard) (bool, string) {
 	if ok {
 		return true, ""
 	}
-	msg := fmt.Sprintf("assert %s is false; observed %s", g.Assert.Source, showResult(r))
+	msg := fmt.Sprintf("assert %s is false; observed %s", g.Assert.Source, showResult(step.RedactResult(x.redactor(), r)))
 	if g.Hint != nil {
 		if hint, err := g.Hint.Render(env, nil); err == nil {
 			msg += "; " + hint
@@ -413,7 +441,7 @@ func (x *run) exec(host, become string) (*step.Exec, error) {
 		Host:    step.Host{Name: h.Name, Address: h.Address, Vars: vars},
 		Env:     env,
 		Become:  become,
-		Secrets: x.vals,
+		Redact:  x.redactor(),
 		Connect: func(ctx context.Context) (transport.Conn, error) { return x.pool.get(ctx, h) },
 	}
 	ex.ForHost = func(ctx context.Context, name string) (*step.Exec, error) {
@@ -607,7 +635,7 @@ func (x *run) onHost(ctx context.Context, index int, s *Step, host string, item 
 	start := time.Now()
 	key := StepKey{Index: index, Host: host, Item: itemNo}
 	if o, why, ok := x.resumed(key, s); ok {
-		e := &Event{Type: EventStepEnd, Index: index, ID: s.ID, Name: label(s, item), Host: host, Item: itemNo,
+		e := &Event{Type: EventStepEnd, Index: index, ID: s.ID, Name: x.label(s, item, itemNo), Host: host, Item: itemNo,
 			Status: o.Status, Result: o.Result, Message: why, Resumed: true}
 		x.sink.Emit(e)
 		return hostOutcome{host: host, status: o.Status, result: o.Result}
@@ -618,7 +646,14 @@ func (x *run) onHost(ctx context.Context, index int, s *Step, host string, item 
 	}
 	if item != nil {
 		ex.Env[itemKey] = *item
+		if taint, _ := s.ForEach.Taint(); taint != nil {
+			x.mask(leaves(*item)...)
+		}
 	}
+	if len(s.Tainted) > 0 {
+		x.maskInputs(s.Tainted, ex.Env)
+	}
+	ex.Redact = x.redactor()
 	if s.When != nil {
 		ok, err := s.When.EvalBool(ex.Env)
 		if err != nil {
@@ -628,7 +663,7 @@ func (x *run) onHost(ctx context.Context, index int, s *Step, host string, item 
 			return x.report(index, s, host, start, hostOutcome{host: host, status: StatusSkipped, result: step.Result{}}, &step.Plan{Summary: "when is false: " + s.When.Source}, item, itemNo)
 		}
 	}
-	name := label(s, item)
+	name := x.label(s, item, itemNo)
 	x.sink.Emit(&Event{Type: EventStepStart, Index: index, ID: s.ID, Name: name, Host: host, Item: itemNo, DryRun: x.DryRun})
 	crashpoint("intent", index)
 	if x.inDoubt(key) {
@@ -678,10 +713,15 @@ func (x *run) onHost(ctx context.Context, index int, s *Step, host string, item 
 	return x.report(index, s, host, start, o, plan, item, itemNo)
 }
 
-// label names a step in events, with the for_each element it runs for.
-func label(s *Step, item *any) string {
+// label names a step in events, with the for_each element it runs for,
+// redacted before it is cut. The elements of a list that may hold a secret
+// are named by their position only.
+func (x *run) label(s *Step, item *any, itemNo int) string {
 	if item == nil {
 		return s.Label()
+	}
+	if taint, _ := s.ForEach.Taint(); taint != nil {
+		return fmt.Sprintf("%s (element %d)", s.Label(), itemNo)
 	}
 	it := tmpl.Format(*item)
 	if m, ok := (*item).(map[string]any); ok {
@@ -692,10 +732,7 @@ func label(s *Step, item *any) string {
 			}
 		}
 	}
-	if len(it) > 60 {
-		it = it[:60] + "…"
-	}
-	return s.Label() + " (" + it + ")"
+	return s.Label() + " (" + clip(x.redactor().String(it), 60) + ")"
 }
 
 func (x *run) attempt(ctx context.Context, index int, s *Step, ex *step.Exec, name string, itemNo int) (hostOutcome, *step.Plan) {
@@ -786,7 +823,7 @@ func (x *run) attempt(ctx context.Context, index int, s *Step, ex *step.Exec, na
 					return fail(errors.New(msg))
 				}
 			}
-			return fail(fmt.Errorf("assert %s is false; observed %s", s.Assert.Source, showResult(o.result)))
+			return fail(fmt.Errorf("assert %s is false; observed %s", s.Assert.Source, showResult(step.RedactResult(x.redactor(), o.result))))
 		}
 	}
 	if s.Print != nil && o.status != StatusSkipped {
@@ -800,7 +837,7 @@ func (x *run) attempt(ctx context.Context, index int, s *Step, ex *step.Exec, na
 }
 
 func (x *run) report(index int, s *Step, host string, start time.Time, o hostOutcome, plan *step.Plan, item *any, itemNo int) hostOutcome {
-	e := &Event{Type: EventStepEnd, Index: index, ID: s.ID, Name: label(s, item), Host: host, Item: itemNo, Status: o.status,
+	e := &Event{Type: EventStepEnd, Index: index, ID: s.ID, Name: x.label(s, item, itemNo), Host: host, Item: itemNo, Status: o.status,
 		Result: o.result, Duration: time.Since(start), DryRun: x.DryRun}
 	if plan != nil {
 		e.Message, e.Diff = plan.Summary, plan.Diff
@@ -862,6 +899,30 @@ func (x *run) finish(index int, s *Step, outs []hostOutcome, d time.Duration) er
 	return errs
 }
 
+// leaves returns the text of v's strings and numbers, in maps and lists
+// too.
+func leaves(v any) []string {
+	switch v := v.(type) {
+	case map[string]any:
+		var out []string
+		for _, e := range v {
+			out = append(out, leaves(e)...)
+		}
+		return out
+	case []any:
+		var out []string
+		for _, e := range v {
+			out = append(out, leaves(e)...)
+		}
+		return out
+	case nil, bool:
+		return nil
+	}
+	return []string{tmpl.Format(v)}
+}
+
+// showResult formats a result for a message, each value cut short. The
+// result must be redacted already: a cut could leave a piece of a secret.
 func showResult(r step.Result) string {
 	keys := make([]string, 0, len(r))
 	for k := range r {
@@ -881,9 +942,7 @@ func showResult(r step.Result) string {
 		if s, ok := r[k].(string); ok {
 			v = fmt.Sprintf("%q", strings.TrimSpace(s))
 		}
-		if len(v) > 160 {
-			v = v[:160] + "…"
-		}
+		v = clip(v, 160)
 		b.WriteString(k + ": " + v)
 	}
 	b.WriteString("}")

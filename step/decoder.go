@@ -38,6 +38,14 @@ type Decoder struct {
 	// DecodeProbe decodes a read-only step body with its own host; the
 	// engine provides it, since only the engine knows the step-type keys.
 	DecodeProbe func(d *Decoder, n *yaml.Node) *ProbeSpec
+	// Taint is the first taint of a template compiled since it was last
+	// reset: the engine resets it before a step's body, and a body that
+	// read a secret makes the step's result tainted.
+	Taint *tmpl.Taint
+	// Tainted lists the templates compiled since the engine last reset it
+	// whose values may hold a secret: a run masks what they give, along
+	// with the secrets themselves.
+	Tainted []*tmpl.Template
 }
 
 // ProbeSpec is a decoded probe: a read-only step body and the host it runs on.
@@ -280,7 +288,36 @@ func (d *Decoder) Template(n *yaml.Node) *tmpl.Template {
 	for _, e := range errs {
 		d.Diags.Errorf(d.PosIn(n, e.Offset), e.Rule, "%s", e.Msg)
 	}
+	if taint, _ := t.Taint(); taint != nil {
+		if d.Taint == nil {
+			d.Taint = taint
+		}
+		d.Tainted = append(d.Tainted, t)
+	}
 	return t
+}
+
+// Credential compiles a string value that the step only hands to a server
+// to authenticate (a database password): the server never sends it back,
+// so unlike other inputs it does not make the step's result tainted.
+func (d *Decoder) Credential(n *yaml.Node) *tmpl.Template {
+	saved := d.Taint
+	t := d.Template(n)
+	d.Taint = saved
+	return t
+}
+
+// RefuseSecret reports an error at the expression of t that may put a
+// secret where none may go, and returns whether it did. what names the
+// value ("command", "the lock name"), and why says what would expose the
+// secret there and what to do instead.
+func (d *Decoder) RefuseSecret(n *yaml.Node, t *tmpl.Template, rule, what, why string) bool {
+	taint, off := t.Taint()
+	if taint == nil || n == nil {
+		return false
+	}
+	d.Diags.Errorf(d.PosIn(n, off), rule, "%s may hold %s: %s", what, taint, why)
+	return true
 }
 
 // Expr compiles a bare bool expression. result is the type of `result` in

@@ -18,6 +18,7 @@ import (
 
 	"github.com/expr-lang/expr/types"
 
+	"github.com/runbook-dev/runbook/redact"
 	"github.com/runbook-dev/runbook/tmpl"
 	"github.com/runbook-dev/runbook/transport"
 )
@@ -79,6 +80,15 @@ type Located interface {
 // steps.<id>.result and, in probes, as result.
 type Result map[string]any
 
+// RedactResult returns a copy of r with secrets masked in every value and
+// key; nil stays nil.
+func RedactResult(red *redact.Redactor, r Result) Result {
+	if r == nil {
+		return nil
+	}
+	return Result(red.Value(map[string]any(r)).(map[string]any))
+}
+
 // Plan is what a step would do.
 type Plan struct {
 	// Changes is false when the host is already in the wanted state; the
@@ -112,9 +122,11 @@ type Exec struct {
 	// ForHost returns an Exec for another host of the inventory, for probes
 	// that name their own host.
 	ForHost func(ctx context.Context, name string) (*Exec, error)
-	// Secrets lists the values of the run's secrets, so that a step can keep
-	// them out of what it reports.
-	Secrets []string
+	// Redact masks the run's secrets. A step redacts what it observed
+	// before it cuts, trims, joins or quotes it into a message (an error, a
+	// plan's summary, a diff): a piece of a secret left by a cut matches no
+	// form of it afterwards. Nil masks nothing.
+	Redact *redact.Redactor
 	// ServicePorts are the ports of the host's own services (PostgreSQL's,
 	// an API's) that a probe tries when the host's SSH port does not
 	// answer: the host counts as down only when none of them answers

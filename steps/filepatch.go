@@ -16,6 +16,7 @@ import (
 
 	"github.com/runbook-dev/runbook/confedit"
 	"github.com/runbook-dev/runbook/diag"
+	"github.com/runbook-dev/runbook/redact"
 	"github.com/runbook-dev/runbook/step"
 	"github.com/runbook-dev/runbook/textdiff"
 	"github.com/runbook-dev/runbook/tmpl"
@@ -88,6 +89,7 @@ type filePatch struct {
 // Decode implements step.Type.
 func (FilePatch) Decode(d *step.Decoder, b step.Body) step.Step {
 	p := &filePatch{path: d.Template(b.Get("path")), absent: d.Bool(b.Get("absent")), create: d.Bool(b.Get("create")), backup: true}
+	d.RefuseSecret(b.Get("path"), p.path, diag.RuleSecretExposed, "path", "a path is shown in plans, diffs and the journal, names the backup file, and shows in any listing of its directory")
 	if n := b.Get("backup"); n != nil {
 		p.backup = d.Bool(n)
 	}
@@ -157,6 +159,8 @@ type patchState struct {
 	new     string
 	exists  bool
 	changes []string
+	// red masks the run's secrets in the diff and the changes.
+	red *redact.Redactor
 }
 
 // compute reads the file and applies the edits in memory.
@@ -169,7 +173,7 @@ func (p *filePatch) compute(ctx context.Context, x *step.Exec) (*patchState, err
 	if err != nil {
 		return nil, err
 	}
-	st := &patchState{path: path}
+	st := &patchState{path: path, red: x.Redact}
 	data, err := conn.ReadFile(ctx, path)
 	switch {
 	case err == nil:
@@ -253,17 +257,30 @@ func (p *filePatch) compute(ctx context.Context, x *step.Exec) (*patchState, err
 	return st, nil
 }
 
+// diff is the unified diff of the edit, made from the file's old and new
+// text with secrets already masked: a diff cuts text into lines and marks
+// each, and a secret of several lines, or one split by a change, would no
+// longer be found in it.
 func (st *patchState) diff() string {
 	if len(st.changes) == 0 {
 		return ""
 	}
-	return maskPasswords(textdiff.Unified(st.path, st.path, st.old, st.new))
+	return maskPasswords(textdiff.Unified(st.path, st.path, st.red.String(st.old), st.red.String(st.new)))
+}
+
+// shownChanges are the changes with secrets and passwords masked.
+func (st *patchState) shownChanges() []string {
+	out := make([]string, len(st.changes))
+	for i, c := range st.changes {
+		out[i] = maskPasswords(st.red.String(c))
+	}
+	return out
 }
 
 func (st *patchState) result(changed bool, backup string) step.Result {
 	changes := make([]any, len(st.changes))
-	for i, c := range st.changes {
-		changes[i] = maskPasswords(c)
+	for i, c := range st.shownChanges() {
+		changes[i] = c
 	}
 	return step.Result{"changed": changed, "changes": changes, "diff": st.diff(), "exists": st.exists, "backup": backup}
 }
@@ -286,7 +303,7 @@ func (p *filePatch) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) 
 	if len(st.changes) == 0 {
 		return &step.Plan{Summary: st.path + " already as wanted", Result: st.result(false, "")}, nil
 	}
-	return &step.Plan{Changes: true, Summary: maskPasswords(strings.Join(st.changes, "; ")), Diff: st.diff(), State: st}, nil
+	return &step.Plan{Changes: true, Summary: strings.Join(st.shownChanges(), "; "), Diff: st.diff(), State: st}, nil
 }
 
 // Apply writes the planned content atomically, after checking that the
@@ -339,10 +356,12 @@ func (p *filePatch) Apply(ctx context.Context, x *step.Exec, plan *step.Plan) (s
 }
 
 // passwordValue finds password values in configuration text: ini
-// (password=x), conninfo inside postgresql.conf values (password=”x”),
-// key = 'x'. A file can hold credentials the playbook never knew as
-// secrets (postgresql.auto.conf, database.cfg), so diffs mask them all.
-var passwordValue = regexp.MustCompile(`(?i)(pass(?:word)?\s*[=:]\s*)(''(?:[^']|'''')*''|'(?:[^']|'')*'|[^\s']+)`)
+// (password=x), key = 'x' (a quote doubled or escaped), and a conninfo
+// inside a postgresql.conf value, password=”x”, where the conninfo's
+// escapes \' and \\ read \\” and \\\\. A file can hold credentials the
+// playbook never knew as secrets (postgresql.auto.conf, database.cfg), so
+// diffs mask them all.
+var passwordValue = regexp.MustCompile(`(?i)(pass(?:word)?\s*[=:]\s*)(''(?:[^'\\]|\\\\(?:\\\\|''|[^'\\]))*''|'(?:[^'\\]|''|\\.)*'|[^\s']+)`)
 
 func maskPasswords(s string) string {
 	return passwordValue.ReplaceAllString(s, "${1}********")

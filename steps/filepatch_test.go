@@ -137,6 +137,11 @@ func TestFilePatchMasksPasswordsInDiffs(t *testing.T) {
 		"+db_password = 'it''s secret' # c": "+db_password = ******** # c",
 		"+PGPASSWORD: abc def":              "+PGPASSWORD: ******** def",
 		" host=10.0.0.1":                    " host=10.0.0.1",
+		// A conninfo password with a quote and a backslash, as conninfo
+		// escapes them (\' and \\) inside postgresql.conf (which doubles
+		// both again): nothing of it may show.
+		`+primary_conninfo = 'user=r password=''it\\''s \\\\x'' host=h'`: "+primary_conninfo = 'user=r password=******** host=h'",
+		`+db_password = 'a\'b' # c`:                                      "+db_password = ******** # c",
 	} {
 		if got := steps.MaskPasswords(in); got != want {
 			t.Errorf("%q:\n got %q\nwant %q", in, got, want)

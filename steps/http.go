@@ -157,15 +157,14 @@ func (h *httpStep) do(ctx context.Context, x *step.Exec) (step.Result, error) {
 	return r, nil
 }
 
-func (h *httpStep) check(r step.Result) error {
+func (h *httpStep) check(x *step.Exec, r step.Result) error {
 	st := r["status"].(int)
 	if len(h.expect) == 0 && st >= 200 && st < 300 || slices.Contains(h.expect, st) {
 		return nil
 	}
-	body := strings.TrimSpace(r["body"].(string))
-	if len(body) > 200 {
-		body = body[:200] + "…"
-	}
+	// Redacted before it is trimmed and cut: a server that echoes a
+	// secret must not leave a piece of it in the message.
+	body := cut(strings.TrimSpace(x.Redact.String(r["body"].(string))), 200)
 	return fmt.Errorf("HTTP status %d: %s", st, body)
 }
 
@@ -191,7 +190,7 @@ func (h *httpStep) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := h.check(r); err != nil {
+	if err := h.check(x, r); err != nil {
 		return nil, err
 	}
 	return &step.Plan{Summary: fmt.Sprintf("%s %s: %d", h.method, u, r["status"]), Result: r}, nil
@@ -203,7 +202,7 @@ func (h *httpStep) Apply(ctx context.Context, x *step.Exec, _ *step.Plan) (step.
 	if err != nil {
 		return nil, err
 	}
-	return r, h.check(r)
+	return r, h.check(x, r)
 }
 
 // MayChange implements step.Changer.

@@ -112,12 +112,13 @@ func (SQL) Decode(d *step.Decoder, b step.Body) step.Step {
 		s.user = d.Template(n)
 	}
 	if n := b.Get("password"); n != nil {
-		s.password = d.Template(n)
+		s.password = d.Credential(n)
 		if s.password != nil && s.password.IsLiteral() {
 			d.Diags.Warnf(step.Pos(n), diag.RulePlaintextSecret, "a password written in the playbook: declare a secret and use ${{ secrets.NAME }}")
 		}
 	}
 	s.address = d.Template(b.Get("address"))
+	d.RefuseSecret(b.Get("address"), s.address, diag.RuleSecretInCommand, "address", "a socket directory goes on the command line of the relay to the socket, and an address into messages")
 	if s.sslmode == "" {
 		s.sslmode = "prefer"
 	}
@@ -460,7 +461,7 @@ func (s *sqlStep) changePlan(x *step.Exec) (*step.Plan, error) {
 	if s.text.UsesSecret() {
 		return &step.Plan{Changes: true, Summary: "run SQL built from a secret (not shown): " + oneLineSQL(s.text.Source)}, nil
 	}
-	return &step.Plan{Changes: true, Summary: "run SQL: " + oneLineSQL(text)}, nil
+	return &step.Plan{Changes: true, Summary: "run SQL: " + oneLineSQL(x.Redact.String(text))}, nil
 }
 
 // truthy reports whether the first column of a row is set and not false.
@@ -475,12 +476,10 @@ func truthy(row any) bool {
 	return false
 }
 
+// oneLineSQL puts SQL on one line, cut short. It must be redacted
+// already: its blanks are joined and its end cut.
 func oneLineSQL(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
+	return cut(strings.Join(strings.Fields(s), " "), 200)
 }
 
 // Apply runs the statement.

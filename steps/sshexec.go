@@ -11,6 +11,7 @@ import (
 	"github.com/expr-lang/expr/types"
 
 	"github.com/runbook-dev/runbook/diag"
+	"github.com/runbook-dev/runbook/redact"
 	"github.com/runbook-dev/runbook/step"
 	"github.com/runbook-dev/runbook/tmpl"
 	"github.com/runbook-dev/runbook/transport"
@@ -66,8 +67,10 @@ func (SSHExec) Decode(d *step.Decoder, b step.Body) step.Step {
 			continue
 		}
 		t := d.Template(n)
-		if t != nil && t.UsesSecret() {
-			d.Errorf(n, diag.RuleSecretInCommand, "a secret in %s would be visible in the host's process list: pass it with env: or stdin:", k)
+		if k == "creates" {
+			d.RefuseSecret(n, t, diag.RuleSecretExposed, k, "a path is shown in messages and the journal, and in any listing of its directory; name the file otherwise")
+		} else {
+			d.RefuseSecret(n, t, diag.RuleSecretInCommand, k, "on a command line the host's process list shows it; pass it with env: or stdin:")
 		}
 		switch k {
 		case "command":
@@ -214,7 +217,7 @@ func (s *sshExec) apply(ctx context.Context, x *step.Exec, c *transport.Command)
 		return nil, err
 	}
 	if !slices.Contains(s.expectExit, out.ExitCode) {
-		return r, &ExitError{Code: out.ExitCode, Expected: s.expectExit, Stderr: lastLine(out.Stderr, out.Stdout)}
+		return r, &ExitError{Code: out.ExitCode, Expected: s.expectExit, Stderr: lastLine(x.Redact, out.Stderr, out.Stdout)}
 	}
 	return r, nil
 }
@@ -240,10 +243,13 @@ func (e *ExitError) Error() string {
 // lastLine returns the last non-empty lines (up to three, joined) of the
 // first output that has any: what a failed command last said is usually
 // why it failed, and tools often add a line of cleanup after the error.
-func lastLine(outs ...[]byte) string {
+// Each output is redacted first: a secret of several lines, or one with
+// blanks around it, would not be found once its lines are trimmed and
+// joined.
+func lastLine(red *redact.Redactor, outs ...[]byte) string {
 	for _, o := range outs {
 		var keep []string
-		for _, l := range strings.Split(strings.TrimSpace(string(o)), "\n") {
+		for _, l := range strings.Split(strings.TrimSpace(red.String(string(o))), "\n") {
 			if l = strings.TrimSpace(l); l != "" {
 				keep = append(keep, l)
 			}

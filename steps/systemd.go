@@ -52,6 +52,7 @@ type systemd struct {
 // Decode implements step.Type.
 func (Systemd) Decode(d *step.Decoder, b step.Body) step.Step {
 	s := &systemd{unit: d.Template(b.Get("unit")), state: d.Literal(b.Get("state"))}
+	d.RefuseSecret(b.Get("unit"), s.unit, diag.RuleSecretInCommand, "unit", "the unit name goes on systemctl's command line, which the host's process list shows")
 	if n := b.Get("enabled"); n != nil {
 		v := d.Bool(n)
 		s.enabled = &v
@@ -169,7 +170,7 @@ func (s *systemd) observe(ctx context.Context, x *step.Exec) (string, UnitState,
 		return "", UnitState{}, nil, err
 	}
 	if out.ExitCode != 0 {
-		return "", UnitState{}, nil, fmt.Errorf("systemctl show %s: exit status %d: %s", unit, out.ExitCode, lastLine(out.Stderr))
+		return "", UnitState{}, nil, fmt.Errorf("systemctl show %s: exit status %d: %s", unit, out.ExitCode, lastLine(x.Redact, out.Stderr))
 	}
 	u, err := ParseShow(string(out.Stdout))
 	return unit, u, conn, err
@@ -229,7 +230,7 @@ func (s *systemd) Apply(ctx context.Context, x *step.Exec, p *step.Plan) (step.R
 			return nil, err
 		}
 		if out.ExitCode != 0 {
-			return nil, fmt.Errorf("%s: exit status %d: %s", a, out.ExitCode, lastLine(out.Stderr, out.Stdout))
+			return nil, fmt.Errorf("%s: exit status %d: %s", a, out.ExitCode, lastLine(x.Redact, out.Stderr, out.Stdout))
 		}
 	}
 	_, u, _, err := s.observe(ctx, x)

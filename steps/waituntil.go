@@ -103,7 +103,7 @@ func (w *waitUntil) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &step.Plan{Changes: true, Summary: fmt.Sprintf("would wait up to %s until %s (now: %s)", timeout, w.until.Source, Show(r))}, nil
+	return &step.Plan{Changes: true, Summary: fmt.Sprintf("would wait up to %s until %s (now: %s)", timeout, w.until.Source, Show(x.Redact, r))}, nil
 }
 
 // TimeoutError is a wait that ended before its condition held.
@@ -141,7 +141,7 @@ func (w *waitUntil) Apply(ctx context.Context, x *step.Exec, _ *step.Plan) (step
 		case err != nil && ctx.Err() == nil:
 			last = "error: " + err.Error()
 		case err == nil:
-			last = Show(r)
+			last = Show(x.Redact, r)
 		}
 		if x.Progress != nil {
 			x.Progress(fmt.Sprintf("attempt %d: %s", attempt, last))

@@ -57,8 +57,12 @@ type Expr struct {
 	once       sync.Once
 	program    *vm.Program
 	compileErr error
-	// UsesSecret is true when the expression reads secrets.*.
-	UsesSecret bool
+	// Taint says why the expression's value may hold a secret; nil when
+	// it cannot.
+	Taint *Taint
+	// dynamic is set when the taint depends on where the expression
+	// stands (it reads steps or $env as a whole).
+	dynamic bool
 	// Steps lists the step ids the expression reads.
 	Steps []string
 }
@@ -87,7 +91,7 @@ func compile(src string, s *Scope, asBool bool) (*Expr, error) {
 	// An expression that reads no step's result means the same wherever it
 	// stands in the playbook: compile it once (a playbook repeats
 	// ${{ params.primary }} in every step).
-	if err == nil && cacheable && len(e.Steps) == 0 {
+	if err == nil && cacheable && len(e.Steps) == 0 && !e.dynamic {
 		if s.cache == nil {
 			s.cache = map[cacheKey]*Expr{}
 		}
@@ -118,6 +122,9 @@ func compileNew(src string, s *Scope, asBool bool) (*Expr, error) {
 	}
 	if p := memberPath(tree.Node); p != nil && !asBool && pathTyped(env, p) {
 		e.path = p
+		if e.Taint, e.dynamic = s.taintOf(tree.Node, nil); e.Taint != nil && pathIsBool(env, p) {
+			e.Taint = nil
+		}
 		return e, nil
 	}
 	// Type-check the tree parsed above against a copy of the shared base
@@ -131,6 +138,9 @@ func compileNew(src string, s *Scope, asBool bool) (*Expr, error) {
 	}
 	if _, err := new(checker.Checker).PatchAndCheck(tree, &cfg); err != nil {
 		return nil, fromExprError(src, err, ruleType)
+	}
+	if !asBool {
+		e.Taint, e.dynamic = s.taintOf(tree.Node, localsOf(tree.Node))
 	}
 	e.tree, e.cfg = tree, &cfg
 	return e, nil
@@ -165,17 +175,7 @@ func (e *Expr) compileProgram() error {
 // the whole scope would make compiling cost grow with the playbook.
 func (s *Scope) checkRefs(src string, node ast.Node, e *Expr, env types.Map) error {
 	var firstErr error
-	var locals map[string]bool
-	if _, simple := node.(*ast.MemberNode); !simple {
-		ast.Walk(&node, visitor(func(n ast.Node) {
-			if v, ok := n.(*ast.VariableDeclaratorNode); ok {
-				if locals == nil {
-					locals = map[string]bool{}
-				}
-				locals[v.Name] = true
-			}
-		}))
-	}
+	locals := localsOf(node)
 	fail := func(n ast.Node, rule, format string, args ...any) {
 		if firstErr == nil {
 			line, col := offsetToLineCol(src, n.Location().From)
@@ -218,7 +218,6 @@ func (s *Scope) checkRefs(src string, node ast.Node, e *Expr, env types.Map) err
 				}
 				if id.Value == "secrets" {
 					m = s.Secrets
-					e.UsesSecret = true
 				}
 				if _, ok := m[prop.Value]; !ok {
 					fail(n.Property, ruleUndefined, "%s.%s is not defined%s", id.Value, prop.Value, didYouMean(prop.Value, keys(m)))
@@ -245,6 +244,22 @@ func (s *Scope) checkRefs(src string, node ast.Node, e *Expr, env types.Map) err
 	})
 	ast.Walk(&node, visit)
 	return firstErr
+}
+
+// localsOf returns the names an expression declares with let.
+func localsOf(node ast.Node) map[string]bool {
+	var locals map[string]bool
+	if _, simple := node.(*ast.MemberNode); !simple {
+		ast.Walk(&node, visitor(func(n ast.Node) {
+			if v, ok := n.(*ast.VariableDeclaratorNode); ok {
+				if locals == nil {
+					locals = map[string]bool{}
+				}
+				locals[v.Name] = true
+			}
+		}))
+	}
+	return locals
 }
 
 // memberPath returns the names of a plain member chain like params.x or

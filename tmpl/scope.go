@@ -31,6 +31,14 @@ type Scope struct {
 	// with Memo when it is shared.
 	Result types.Type
 
+	// Tainted holds, by step id, why the result of an earlier step may hold
+	// a secret (its inputs read one); an expression that reads it is
+	// tainted too.
+	Tainted map[string]*Taint
+	// ItemTaint is why `item` may hold a secret (the for_each list may), or
+	// nil.
+	ItemTaint *Taint
+
 	// Used records the params, secrets and vars expressions read
 	// ("params.standby"), for the unused-param lint; nil records nothing.
 	Used map[string]bool

@@ -98,14 +98,11 @@ func (t *Template) IsLiteral() bool {
 	return true
 }
 
-// UsesSecret reports whether any expression of the template reads a secret.
+// UsesSecret reports whether the template's value may hold a secret: an
+// expression of it is tainted (see Taint).
 func (t *Template) UsesSecret() bool {
-	for _, p := range t.parts {
-		if p.expr != nil && p.expr.UsesSecret {
-			return true
-		}
-	}
-	return false
+	taint, _ := t.Taint()
+	return taint != nil
 }
 
 // Steps lists the step ids the template reads.

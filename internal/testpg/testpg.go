@@ -112,7 +112,13 @@ func (s *Server) start(t testing.TB, settings ...string) {
 		if _, err := os.Stat(filepath.Join(s.Socket, ".s.PGSQL."+strconv.Itoa(s.Port))); err == nil {
 			if c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))); err == nil {
 				c.Close()
-				return
+				// A server that listens may still be starting up (it
+				// refuses connections until then); a standby with
+				// hot_standby = off refuses them for good.
+				_, standby := os.Stat(filepath.Join(s.Data, "standby.signal"))
+				if standby == nil || s.command("pg_isready", "-q", "-h", s.Socket, "-p", strconv.Itoa(s.Port)).Run() == nil {
+					return
+				}
 			}
 		}
 		if time.Now().After(deadline) {

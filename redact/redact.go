@@ -1,0 +1,298 @@
+// Package redact keeps secret values out of everything runbook shows and
+// stores. A secret rarely appears as its plain text only: a shell quotes it,
+// PostgreSQL doubles its quotes in an error, postgresql.conf and conninfo
+// escape it, JSON and Go's %q escape it, a URL encodes it. A Redactor knows
+// every such form of every secret, and masks all of them wherever they
+// overlap, so that no part of a secret shows.
+//
+// Redact values before they are formatted: text that was cut, trimmed or
+// joined before redaction may hold a piece of a secret that no form matches.
+package redact
+
+import (
+	"fmt"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// Mask replaces a secret value.
+const Mask = "********"
+
+// MinLength is the shortest secret that can be redacted safely: a shorter
+// value occurs by chance in ordinary output (a hex id, an LSN, a word), and
+// masking it there both mangles the output and tells a reader what the
+// secret is.
+const MinLength = 8
+
+// Redactor masks secret values, in every form they take, in text and in
+// values. A nil Redactor masks only password verifiers. It is safe for
+// concurrent use.
+type Redactor struct {
+	entries []entry
+}
+
+// entry is one text to mask, with its forms.
+type entry struct {
+	// base is the text whose forms these are.
+	base string
+	// anchor is a piece of text that every form contains (the longest run
+	// of characters no encoding changes), so that text without it is
+	// skipped cheaply; "" when there is none worth checking.
+	anchor string
+	forms  []string
+}
+
+// New returns a redactor of the given secret values; empty values are
+// ignored.
+func New(secrets []string) *Redactor {
+	return (*Redactor)(nil).With(secrets...)
+}
+
+// With returns a redactor that masks what r masks and the given values
+// too, each in all its forms; r is not changed, and comes back as it is
+// when it knows every value already. A run adds the values it computes
+// from secrets (see tmpl.Taint) as it goes.
+func (r *Redactor) With(secrets ...string) *Redactor {
+	seen := map[string]bool{}
+	var entries []entry
+	if r != nil {
+		entries = r.entries
+		for _, e := range r.entries {
+			seen[e.base] = true
+		}
+	}
+	n := len(entries)
+	add := func(base string) {
+		if base == "" || seen[base] {
+			return
+		}
+		seen[base] = true
+		if len(entries) == n {
+			// Copied before the first append: r's slice is shared.
+			entries = append([]entry(nil), entries...)
+		}
+		entries = append(entries, entry{base: base, anchor: anchor(base), forms: Forms(base)})
+	}
+	for _, s := range secrets {
+		add(s)
+	}
+	for _, s := range secrets {
+		// Pieces of a secret that output may show on their own: the value
+		// without the blanks around it (trimmed by a tool), and each line of
+		// a secret of several lines (a diff or a log prints lines apart).
+		if t := strings.TrimSpace(s); t != s && len(t) >= MinLength {
+			add(t)
+		}
+		if strings.ContainsAny(s, "\r\n") {
+			for _, l := range strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' }) {
+				if l = strings.TrimSpace(l); len(l) >= MinLength {
+					add(l)
+				}
+			}
+		}
+	}
+	if len(entries) == n && r != nil {
+		return r
+	}
+	return &Redactor{entries: entries}
+}
+
+// Empty reports whether the redactor knows no secret.
+func (r *Redactor) Empty() bool { return r == nil || len(r.entries) == 0 }
+
+// String returns s with every form of every secret masked, and password
+// verifiers too. Overlapping matches (one secret the prefix of another,
+// two forms that overlap) are masked as one.
+func (r *Redactor) String(s string) string {
+	if s == "" {
+		return s
+	}
+	var spans []span
+	if r != nil {
+		for _, e := range r.entries {
+			if e.anchor != "" && !strings.Contains(s, e.anchor) {
+				continue
+			}
+			for _, f := range e.forms {
+				for i := 0; i < len(s); {
+					j := strings.Index(s[i:], f)
+					if j < 0 {
+						break
+					}
+					spans = append(spans, span{i + j, i + j + len(f)})
+					i += j + 1
+				}
+			}
+		}
+	}
+	if len(spans) > 0 {
+		s = mask(s, spans)
+	}
+	// A password verifier read back from pg_authid is as good as a hash of
+	// the password: kept out of outputs and journals too.
+	if strings.Contains(s, "SCRAM-SHA-256$") {
+		s = scramVerifier.ReplaceAllString(s, "SCRAM-SHA-256$"+Mask)
+	}
+	return s
+}
+
+var scramVerifier = regexp.MustCompile(`SCRAM-SHA-256\$[0-9]+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+`)
+
+type span struct{ from, to int }
+
+// mask replaces the union of spans in s, each run of overlapping or
+// touching spans by one Mask.
+func mask(s string, spans []span) string {
+	sort.Slice(spans, func(i, j int) bool { return spans[i].from < spans[j].from })
+	var b strings.Builder
+	last := 0
+	cur := spans[0]
+	flush := func() {
+		b.WriteString(s[last:cur.from])
+		b.WriteString(Mask)
+		last = cur.to
+	}
+	for _, sp := range spans[1:] {
+		if sp.from <= cur.to {
+			cur.to = max(cur.to, sp.to)
+			continue
+		}
+		flush()
+		cur = sp
+	}
+	flush()
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+// Contains reports whether s holds a form of a secret (or a verifier).
+func (r *Redactor) Contains(s string) bool { return r.String(s) != s }
+
+// Value returns v with secrets masked in every string it holds: map keys,
+// elements of lists, and numbers whose text is a secret. Maps and lists are
+// copied, never changed in place (a run still reads them); a map or list of
+// another type comes back as map[string]any or []any.
+func (r *Redactor) Value(v any) any {
+	switch v := v.(type) {
+	case nil:
+		return nil
+	case string:
+		return r.String(v)
+	case []byte:
+		return r.String(string(v))
+	case bool:
+		return v
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[r.key(out, k)] = r.Value(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = r.Value(e)
+		}
+		return out
+	case []string:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = r.String(e)
+		}
+		return out
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64:
+		if r.Empty() {
+			return v
+		}
+		if s := fmt.Sprint(v); r.Contains(s) {
+			return r.String(s)
+		}
+		return v
+	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Map:
+		if rv.Type().Key().Kind() != reflect.String {
+			return v
+		}
+		out := make(map[string]any, rv.Len())
+		it := rv.MapRange()
+		for it.Next() {
+			out[r.key(out, it.Key().String())] = r.Value(it.Value().Interface())
+		}
+		return out
+	case reflect.Slice, reflect.Array:
+		out := make([]any, rv.Len())
+		for i := range out {
+			out[i] = r.Value(rv.Index(i).Interface())
+		}
+		return out
+	case reflect.String:
+		return r.String(rv.String())
+	}
+	return v
+}
+
+// key redacts a map key, keeping it apart from the keys out already has.
+func (r *Redactor) key(out map[string]any, k string) string {
+	rk := r.String(k)
+	if rk == k {
+		return k
+	}
+	for i := 2; ; i++ {
+		if _, taken := out[rk]; !taken {
+			return rk
+		}
+		rk = fmt.Sprintf("%s#%d", r.String(k), i)
+	}
+}
+
+// Error returns err with its message redacted; errors.Is and errors.As
+// still see the error it wraps. A nil error stays nil.
+func (r *Redactor) Error(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	red := r.String(msg)
+	if red == msg {
+		return err
+	}
+	return &redactedError{err: err, msg: red}
+}
+
+type redactedError struct {
+	err error
+	msg string
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// anchor returns the longest run of characters that no encoding of Forms
+// changes, or "" when it is too short to be worth a check.
+func anchor(s string) string {
+	best, start := "", -1
+	for i := 0; i <= len(s); i++ {
+		if i < len(s) && plain(s[i]) {
+			if start < 0 {
+				start = i
+			}
+			continue
+		}
+		if start >= 0 && i-start > len(best) {
+			best = s[start:i]
+		}
+		start = -1
+	}
+	if len(best) < 3 {
+		return ""
+	}
+	return best
+}
+
+func plain(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.'
+}
