@@ -37,6 +37,10 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 	if !dryRun {
 		fs.BoolVar(&dryRun, "dry-run", false, "probe and plan only; change nothing (same as runbook plan)")
 		rf.addYes(fs)
+	} else {
+		// A plan asks nothing; --yes is accepted so that a run's command
+		// line becomes its plan by changing the command alone.
+		fs.BoolVar(&rf.yes, "yes", false, "accepted and ignored: a plan shows the confirmation gates without asking")
 	}
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {

@@ -262,15 +262,22 @@ func (e *DownError) Error() string {
 // x.ServicePorts on the same address within ServicePortTimeout. Any other
 // failure to reach the host (refused, a handshake or authentication that
 // fails, a host key mismatch, a service port that answers) is an error:
-// the machine is up.
+// the machine is up. The service ports are tried while the probe runs, so
+// that a host that is down costs one timeout, not two.
 func Observe(ctx context.Context, x *Exec, s Step) (Result, error) {
+	var early <-chan string
+	if len(x.ServicePorts) > 0 && x.Host.Address != "" {
+		pctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		early = answering(pctx, x.Host.Address, x.ServicePorts)
+	}
 	r, err := s.Probe(ctx, x)
 	if err != nil {
 		var u *transport.UnreachableError
 		if !errors.As(err, &u) {
 			return nil, err
 		}
-		if err := confirmDown(ctx, x, u); err != nil {
+		if err := confirmDown(ctx, x, u, early); err != nil {
 			return nil, err
 		}
 		return Result{"reachable": false, "error": err.Error()}, nil
@@ -282,9 +289,10 @@ func Observe(ctx context.Context, x *Exec, s Step) (Result, error) {
 	return out, nil
 }
 
-// confirmDown tries every service port of a host whose SSH port is silent,
-// at once, on the address SSH was tried at.
-func confirmDown(ctx context.Context, x *Exec, u *transport.UnreachableError) error {
+// confirmDown checks that none of the service ports of a host whose SSH
+// port is silent answers, on the address SSH was tried at. early, when not
+// nil, gives what trying the inventory address found.
+func confirmDown(ctx context.Context, x *Exec, u *transport.UnreachableError, early <-chan string) error {
 	if len(x.ServicePorts) == 0 {
 		return nil
 	}
@@ -295,20 +303,37 @@ func confirmDown(ctx context.Context, x *Exec, u *transport.UnreachableError) er
 	if h, _, err := net.SplitHostPort(u.Addr); err == nil {
 		host = h
 	}
-	answered := make([]bool, len(x.ServicePorts))
-	var wg sync.WaitGroup
-	for i, p := range x.ServicePorts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			answered[i] = transport.Answers(ctx, net.JoinHostPort(host, strconv.Itoa(p)), ServicePortTimeout)
-		}()
+	if early == nil || host != x.Host.Address {
+		early = answering(ctx, host, x.ServicePorts)
 	}
-	wg.Wait()
-	for i, a := range answered {
-		if a {
-			return &DownError{Host: x.Host.Name, Answered: net.JoinHostPort(host, strconv.Itoa(x.ServicePorts[i])), SSH: u.Err}
-		}
+	if addr := <-early; addr != "" {
+		return &DownError{Host: x.Host.Name, Answered: addr, SSH: u.Err}
 	}
 	return nil
+}
+
+// answering tries every port of host at once and sends the first host:port
+// that answers, or "" when none does within ServicePortTimeout.
+func answering(ctx context.Context, host string, ports []int) <-chan string {
+	out := make(chan string, 1)
+	go func() {
+		answered := make([]bool, len(ports))
+		var wg sync.WaitGroup
+		for i, p := range ports {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				answered[i] = transport.Answers(ctx, net.JoinHostPort(host, strconv.Itoa(p)), ServicePortTimeout)
+			}()
+		}
+		wg.Wait()
+		for i, a := range answered {
+			if a {
+				out <- net.JoinHostPort(host, strconv.Itoa(ports[i]))
+				return
+			}
+		}
+		out <- ""
+	}()
+	return out
 }
