@@ -22,6 +22,12 @@ const (
 	RuleUnboundedFanout = "unbounded-fanout"
 	RuleUnguardedChange = "unguarded-change"
 	RuleIdleConfirm     = "idle-confirm"
+	// RuleShellInterpolation and RuleSQLInterpolation refuse a ${{ }}
+	// where no quoting makes a value safe; RuleUnsafeRaw refuses raw() of
+	// a value from outside the playbook in a command or SQL text.
+	RuleShellInterpolation = "shell-interpolation"
+	RuleSQLInterpolation   = "sql-interpolation"
+	RuleUnsafeRaw          = "unsafe-raw"
 )
 
 // Rules describes every rule id, for --list-rules and documentation.
@@ -41,6 +47,9 @@ var Rules = []struct{ ID, Description string }{
 	{RuleUndefined, "a reference to a param, secret or step that is not defined"},
 	{RuleForwardRef, "a reference to the result of a step that runs later"},
 	{RuleSecretInCommand, "a secret interpolated into a command line, where ps would show it"},
+	{RuleShellInterpolation, "a ${{ }} in a command where no quoting makes a value safe (a comment, backquotes, ${...}, arithmetic, the script of sh -c or eval, a name)"},
+	{RuleSQLInterpolation, "a ${{ }} in SQL text where no quoting makes a value safe (a string literal, a comment, joined to other text): values go in args: or literal()"},
+	{RuleUnsafeRaw, "raw() of a value from outside the playbook (params, inventory, results) in a command or SQL text, where it would run as code"},
 	{RulePlaintextSecret, "a password written in plain text instead of a secret (warning)"},
 	{RuleUnusedParam, "a param or secret that nothing uses (warning)"},
 	{RuleUnboundedFanout, "a hosts: step without a parallel bound (warning)"},

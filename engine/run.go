@@ -157,7 +157,7 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 		x.marks.start()
 	}
 	if pb.Lock != nil && r.Lock != nil && !r.DryRun {
-		name, err := pb.Lock.Render(x.base, nil)
+		name, err := pb.Lock.Render(x.base)
 		if err != nil {
 			return fmt.Errorf("lock: %w", err)
 		}
@@ -256,7 +256,7 @@ func (x *run) checkHosts() error {
 		if t == nil || len(t.Steps()) > 0 {
 			return
 		}
-		name, err := t.Render(x.base, nil)
+		name, err := t.Render(x.base)
 		if err != nil {
 			errs = multierror.Append(errs, err)
 			return
@@ -341,7 +341,7 @@ func (x *run) hostLabel(t *tmpl.Template) string {
 	if t == nil {
 		return Localhost
 	}
-	s, err := t.Render(x.base, nil)
+	s, err := t.Render(x.base)
 	if err != nil {
 		return t.Source
 	}
@@ -351,7 +351,7 @@ func (x *run) hostLabel(t *tmpl.Template) string {
 func (x *run) guard(ctx context.Context, g *Guard) (bool, string) {
 	host := Localhost
 	if g.Host != nil {
-		h, err := g.Host.Render(x.base, nil)
+		h, err := g.Host.Render(x.base)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -378,7 +378,7 @@ func (x *run) guard(ctx context.Context, g *Guard) (bool, string) {
 	}
 	msg := fmt.Sprintf("assert %s is false; observed %s", g.Assert.Source, showResult(r))
 	if g.Hint != nil {
-		if hint, err := g.Hint.Render(env, nil); err == nil {
+		if hint, err := g.Hint.Render(env); err == nil {
 			msg += "; " + hint
 		}
 	}
@@ -425,7 +425,7 @@ func (x *run) exec(host, become string) (*step.Exec, error) {
 // hostsOf resolves the hosts a step runs on.
 func (x *run) hostsOf(s *Step) ([]string, error) {
 	if s.Host != nil {
-		h, err := s.Host.Render(x.base, nil)
+		h, err := s.Host.Render(x.base)
 		if err != nil {
 			return nil, err
 		}
@@ -443,7 +443,7 @@ func (x *run) hostsOf(s *Step) ([]string, error) {
 	}
 	var refs []string
 	for _, t := range s.Hosts {
-		name, err := t.Render(x.base, nil)
+		name, err := t.Render(x.base)
 		if err != nil {
 			return nil, err
 		}
@@ -779,7 +779,7 @@ func (x *run) attempt(ctx context.Context, index int, s *Step, ex *step.Exec, na
 		}
 		if !ok {
 			if s.Message != nil {
-				msg, err := s.Message.Render(withResult(ex.Env, o.result), nil)
+				msg, err := s.Message.Render(withResult(ex.Env, o.result))
 				if err == nil {
 					return fail(errors.New(msg))
 				}

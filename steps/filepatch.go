@@ -161,7 +161,7 @@ type patchState struct {
 
 // compute reads the file and applies the edits in memory.
 func (p *filePatch) compute(ctx context.Context, x *step.Exec) (*patchState, error) {
-	path, err := p.path.Render(x.Env, nil)
+	path, err := p.path.Render(x.Env)
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +193,7 @@ func (p *filePatch) compute(ctx context.Context, x *step.Exec) (*patchState, err
 		var ch []confedit.Change
 		switch o.kind {
 		case "set":
-			v, err := o.value.Render(x.Env, nil)
+			v, err := o.value.Render(x.Env)
 			if err != nil {
 				return nil, fmt.Errorf("set %s: %w", o.key, err)
 			}
@@ -203,7 +203,7 @@ func (p *filePatch) compute(ctx context.Context, x *step.Exec) (*patchState, err
 		case "unset":
 			text, ch = confedit.Unset(text, o.key)
 		case "ini":
-			section, err := o.section.Render(x.Env, nil)
+			section, err := o.section.Render(x.Env)
 			if err != nil {
 				return nil, err
 			}
@@ -222,13 +222,13 @@ func (p *filePatch) compute(ctx context.Context, x *step.Exec) (*patchState, err
 				ch = append(ch, c...)
 			}
 		case "line-present", "line-absent":
-			line, err := o.value.Render(x.Env, nil)
+			line, err := o.value.Render(x.Env)
 			if err != nil {
 				return nil, err
 			}
 			var re *regexp.Regexp
 			if o.re != nil {
-				src, err := o.re.Render(x.Env, nil)
+				src, err := o.re.Render(x.Env)
 				if err != nil {
 					return nil, err
 				}

@@ -87,7 +87,7 @@ func (h *httpStep) readOnly() bool {
 const maxBody = 1 << 20
 
 func (h *httpStep) do(ctx context.Context, x *step.Exec) (step.Result, error) {
-	u, err := h.url.Render(x.Env, nil)
+	u, err := h.url.Render(x.Env)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +95,7 @@ func (h *httpStep) do(ctx context.Context, x *step.Exec) (step.Result, error) {
 	ctype := ""
 	switch {
 	case h.body != nil:
-		s, err := h.body.Render(x.Env, nil)
+		s, err := h.body.Render(x.Env)
 		if err != nil {
 			return nil, err
 		}
@@ -180,7 +180,7 @@ func (h *httpStep) Probe(ctx context.Context, x *step.Exec) (step.Result, error)
 
 // Plan makes read-only calls for real.
 func (h *httpStep) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) {
-	u, err := h.url.Render(x.Env, nil)
+	u, err := h.url.Render(x.Env)
 	if err != nil {
 		return nil, err
 	}

@@ -26,14 +26,14 @@ func (SSHExec) Name() string { return "ssh-exec" }
 
 // Doc implements step.Type.
 func (SSHExec) Doc() string {
-	return "run a shell command on the host; values interpolated into the command are shell-quoted"
+	return "run a shell command on the host; values interpolated into the command are quoted for where they land (a word, inside double or single quotes, a here-document)"
 }
 
 // Fields implements step.Type.
 func (SSHExec) Fields() []step.Field { return sshExecFields }
 
 var sshExecFields = []step.Field{
-	{Name: "command", Kind: step.String, Required: true, Doc: "the command line, run with /bin/sh; ${{ }} values are quoted as one word each (raw(x) inserts x as it is)", Example: "pg_ctl promote -w -D ${{ vars.data_dir }}"},
+	{Name: "command", Kind: step.String, Required: true, Doc: "the command line, run with /bin/sh; each ${{ }} value is quoted for where it lands (a word, \"...\", '...', a here-document) and refused where no quoting is safe", Example: "pg_ctl promote -w -D ${{ vars.data_dir }}"},
 	{Name: "become", Kind: step.Literal, Doc: "run as this user (overrides the step's become)", Example: "postgres"},
 	{Name: "env", Kind: step.StringMap, Doc: "environment variables for the command; the place for secrets, never the command line"},
 	{Name: "stdin", Kind: step.String, Doc: "text fed to the command's standard input", Example: "${{ secrets.token }}"},
@@ -65,7 +65,11 @@ func (SSHExec) Decode(d *step.Decoder, b step.Body) step.Step {
 		if n == nil {
 			continue
 		}
-		t := d.Template(n)
+		t := d.TemplateIn(n, tmpl.Shell)
+		if k == "creates" {
+			// A path, looked up without a shell.
+			t = d.Template(n)
+		}
 		if t != nil && t.UsesSecret() {
 			d.Errorf(n, diag.RuleSecretInCommand, "a secret in %s would be visible in the host's process list: pass it with env: or stdin:", k)
 		}
@@ -87,7 +91,7 @@ func (SSHExec) Decode(d *step.Decoder, b step.Body) step.Step {
 }
 
 func (s *sshExec) cmd(x *step.Exec) (*transport.Command, error) {
-	line, err := s.command.Render(x.Env, tmpl.ShellQuote)
+	line, err := s.command.Render(x.Env)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +105,7 @@ func (s *sshExec) cmd(x *step.Exec) (*transport.Command, error) {
 		}
 	}
 	if s.stdin != nil {
-		in, err := s.stdin.Render(x.Env, nil)
+		in, err := s.stdin.Render(x.Env)
 		if err != nil {
 			return nil, err
 		}
@@ -142,7 +146,7 @@ func (s *sshExec) Probe(ctx context.Context, x *step.Exec) (step.Result, error) 
 // its work.
 func (s *sshExec) skip(ctx context.Context, x *step.Exec) (string, error) {
 	if s.creates != nil {
-		path, err := s.creates.Render(x.Env, nil)
+		path, err := s.creates.Render(x.Env)
 		if err != nil {
 			return "", err
 		}
@@ -159,7 +163,7 @@ func (s *sshExec) skip(ctx context.Context, x *step.Exec) (string, error) {
 		}
 	}
 	if s.unless != nil {
-		line, err := s.unless.Render(x.Env, tmpl.ShellQuote)
+		line, err := s.unless.Render(x.Env)
 		if err != nil {
 			return "", err
 		}
