@@ -103,6 +103,11 @@ func (s *sshExec) cmd(x *step.Exec) (*transport.Command, error) {
 		if c.Env, err = step.Render(s.env, x.Env); err != nil {
 			return nil, err
 		}
+		for k, v := range c.Env {
+			if strings.IndexByte(v, 0) >= 0 {
+				return nil, fmt.Errorf("env %s: the value holds a NUL byte, which no environment variable can carry", k)
+			}
+		}
 	}
 	if s.stdin != nil {
 		in, err := s.stdin.Render(x.Env)

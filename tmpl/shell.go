@@ -236,9 +236,23 @@ func (s *shellSlot) checkSpan(out string, start, end int) error {
 			if l == e.word {
 				return fmt.Errorf("a line of the value, with the text around it, reads %q and would end the here-document early", e.word)
 			}
+			if dashDropsByte(l, e.word) {
+				return fmt.Errorf("a line of the value, with the text around it, starts like the here-document's end %q and goes on with a non-ASCII byte, which dash (/bin/sh on Debian) drops there: the command would not get the value as it is", e.word)
+			}
 		}
 	}
 	return nil
+}
+
+// dashDropsByte reports whether dash would lose a byte of a here-document
+// line: when a line starts with part of the end word and the next byte is
+// not ASCII, dash 0.5.12 drops that byte.
+func dashDropsByte(line, word string) bool {
+	n := 0
+	for n < len(line) && n < len(word) && line[n] == word[n] {
+		n++
+	}
+	return n > 0 && n < len(line) && line[n] >= 0x80
 }
 
 var (
