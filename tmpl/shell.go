@@ -16,7 +16,8 @@ import (
 // which is dash on Debian and bash on RHEL). Each ${{ }} is quoted for
 // the place it lands in:
 //
-//   - a bare word: single-quoted as one word (echo ${{ x }});
+//   - a bare word: as it is when it has no character a shell treats
+//     specially, single-quoted as one word otherwise (echo ${{ x }});
 //   - inside double quotes: $, `, " and \ escaped ("value ${{ x }}");
 //   - inside single quotes: each quote closed, escaped and reopened
 //     ('value ${{ x }}');
@@ -176,8 +177,7 @@ const (
 type shellSlot struct {
 	kind shellWordKind
 	// wordStart is set for a bare value that starts a word, where a plain
-	// NAME=value would be read as an assignment and a plain `if` as a
-	// reserved word.
+	// `if` would be read as a reserved word.
 	wordStart bool
 	// ends are the end lines of the here-documents the value lies in.
 	ends []heredocEnd
@@ -211,8 +211,8 @@ func (s *shellSlot) quote(v any) (string, error) {
 	case shHeredocQuoted:
 		return str, nil
 	}
-	if s.wordStart && (strings.Contains(str, "=") || reservedWords[str]) {
-		return "'" + strings.ReplaceAll(str, "'", `'\''`) + "'", nil
+	if s.wordStart && reservedWords[str] {
+		return "'" + str + "'", nil
 	}
 	return ShellQuote(str), nil
 }
@@ -270,14 +270,15 @@ var reservedWords = map[string]bool{
 
 // ShellQuote quotes s as one word for a POSIX shell: as it is when it is
 // made of characters no shell treats specially, in single quotes
-// otherwise.
+// otherwise. = counts as special: joined to a name before it, an unquoted
+// = at the start of a command would make an assignment (PATH=...).
 func ShellQuote(s string) string {
 	if s == "" {
 		return "''"
 	}
 	safe := true
 	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%+=:,./-_", r)) {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%+:,./-_", r)) {
 			safe = false
 			break
 		}
@@ -481,7 +482,7 @@ func shellWhere(n syntax.Node) string {
 	case *syntax.Redirect:
 		return "here it is the file descriptor of a redirection"
 	}
-	return fmt.Sprintf("here it is part of a %T", n)
+	return "here it is not a word of its own"
 }
 
 func shellWhereMsg(n syntax.Node) string {

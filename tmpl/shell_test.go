@@ -104,16 +104,24 @@ func TestShellErrorOffsets(t *testing.T) {
 	}
 }
 
-// TestShellWordStart: a plain value that starts a word is quoted when it
-// would read as an assignment or a reserved word.
+// TestShellWordStart: a plain value is quoted when it would read as an
+// assignment (any value with =) or, starting a word, a reserved word.
 func TestShellWordStart(t *testing.T) {
-	for v, want := range map[string]string{"PATH=/tmp": "'PATH=/tmp' true", "if": "'if' true", "ls": "ls true", "/bin/ls": "/bin/ls true"} {
-		tp, errs := bind(t, "${{ params.v }} true", Shell)
+	for _, c := range []struct{ src, v, want string }{
+		{"${{ params.v }} true", "PATH=/tmp", "'PATH=/tmp' true"},
+		{"${{ params.v }} true", "if", "'if' true"},
+		{"${{ params.v }} true", "ls", "ls true"},
+		{"${{ params.v }} true", "/bin/ls", "/bin/ls true"},
+		{"PATH${{ params.v }} true", "=/tmp", "PATH'=/tmp' true"},
+		{"${{ params.v }}${{ params.v }} true", "=", "'=''=' true"},
+		{"echo ${{ params.v }}", "if", "echo 'if'"},
+	} {
+		tp, errs := bind(t, c.src, Shell)
 		if len(errs) > 0 {
 			t.Fatal(errMsgs(errs))
 		}
-		if got, _ := tp.Render(map[string]any{"params": map[string]any{"v": v}}); got != want {
-			t.Errorf("%q: got %s, want %s", v, got, want)
+		if got, _ := tp.Render(map[string]any{"params": map[string]any{"v": c.v}}); got != c.want {
+			t.Errorf("%q with %q: got %s, want %s", c.src, c.v, got, c.want)
 		}
 	}
 }
