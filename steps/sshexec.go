@@ -65,10 +65,12 @@ func (SSHExec) Decode(d *step.Decoder, b step.Body) step.Step {
 		if n == nil {
 			continue
 		}
-		t := d.TemplateIn(n, tmpl.Shell)
+		var t *tmpl.Template
 		if k == "creates" {
 			// A path, looked up without a shell.
 			t = d.Template(n)
+		} else {
+			t = d.TemplateIn(n, tmpl.Shell)
 		}
 		if t != nil && t.UsesSecret() {
 			d.Errorf(n, diag.RuleSecretInCommand, "a secret in %s would be visible in the host's process list: pass it with env: or stdin:", k)
