@@ -406,7 +406,7 @@ func runsAsCode(call *syntax.CallExpr, arg *syntax.Word) bool {
 		name := path.Base(a.Lit())
 		switch name {
 		case "eval", "trap", "let":
-			if i == 0 {
+			if i == 0 || i == 1 && (call.Args[0].Lit() == "command" || call.Args[0].Lit() == "builtin" || call.Args[0].Lit() == "exec") {
 				for _, b := range call.Args[1:] {
 					if b == arg {
 						return true

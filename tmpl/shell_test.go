@@ -61,6 +61,8 @@ func TestShellContexts(t *testing.T) {
 		{src: "sudo -u postgres sh -c \"$(echo ${{ params.v }})\"", want: "${{ }} in an argument that is run as shell code", rule: diag.RuleShellInterpolation},
 		{src: "eval ls ${{ params.v }}", want: "${{ }} in an argument that is run as shell code", rule: diag.RuleShellInterpolation},
 		{src: "trap ${{ params.v }} EXIT", want: "${{ }} in an argument that is run as shell code", rule: diag.RuleShellInterpolation},
+		{src: "command eval ${{ params.v }}", want: "${{ }} in an argument that is run as shell code", rule: diag.RuleShellInterpolation},
+		{src: "grep eval ${{ params.v }}", want: `grep eval 'a'\''b"c$(x)` + "`y`" + `\'`},
 		{src: "sh -c 'echo \"$0\"' ${{ params.v }}", want: `sh -c 'echo "$0"' 'a'\''b"c$(x)` + "`y`" + `\'`},
 		{src: "[[ $x -eq ${{ params.n }} ]]", want: "${{ }} in an arithmetic comparison", rule: diag.RuleShellInterpolation},
 		{src: "a[${{ params.n }}]=1", want: "${{ }} in the name or index of an assignment", rule: diag.RuleShellInterpolation},
