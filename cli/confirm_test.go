@@ -68,6 +68,13 @@ func (m *terminal) text() string {
 	return m.seen.String()
 }
 
+// waitFor waits a little for s to be on the screen.
+func (m *terminal) waitFor(s string) {
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(m.text(), s) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // answer waits until the n-th question is on the screen, then types keys.
 func (m *terminal) answer(t *testing.T, n int, keys string) {
 	t.Helper()
@@ -123,6 +130,11 @@ func TestConfirmOnTerminal(t *testing.T) {
 			case code = <-done:
 			case <-time.After(30 * time.Second):
 				t.Fatalf("the run did not end; the terminal shows:\n%s", term.text())
+			}
+			// The terminal's reader may not have read the run's last lines
+			// yet when Main returns.
+			if !tc.ok {
+				term.waitFor(`where "pg2" was asked for`)
 			}
 			screen := term.text()
 			for _, want := range []string{"Work in " + dir + "?", "Promote pg2? Evidence: timeline 7", "The step will: run: touch "} {

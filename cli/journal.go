@@ -27,7 +27,7 @@ type stateFlags struct {
 
 func (e *Env) addStateFlags(fs *flag.FlagSet) *stateFlags {
 	s := &stateFlags{defDir: defaultStateDir(e)}
-	fs.StringVar(&s.dir, "state-dir", s.defDir, "where runs keep their journals and locks (default $XDG_STATE_HOME/runbook)")
+	fs.StringVar(&s.dir, "state-dir", s.defDir, "where runs keep their journals and locks, a directory of this user's alone (default $XDG_STATE_HOME/runbook, or ~/.local/state/runbook)")
 	fs.StringVar(&s.url, "state", "", "keep journals and locks in a shared PostgreSQL (postgres://user@host/db; the password from PGPASSWORD or ~/.pgpass, never the command line)")
 	return s
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/runbook-dev/runbook/diag"
 	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/internal/statedir"
 	"github.com/runbook-dev/runbook/lock"
 	"github.com/runbook-dev/runbook/playbooks"
 	"github.com/runbook-dev/runbook/redact"
@@ -198,10 +199,15 @@ func (e *Env) runExit(err error, sink engine.Sink, runID string, sf *stateFlags,
 	var de *engine.InDoubtError
 	var ue *engine.UnconfirmedError
 	var ce *engine.ConfirmError
+	var se *statedir.UnsafeError
 	switch {
 	case errors.As(err, &he):
 		// err, not he: its message is the redacted one.
 		fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run (wait for it with --wait-lock DURATION)\n", err)
+		return ExitFailed
+	case errors.As(err, &se):
+		// A lock refused in the state directory: taken before anything ran.
+		fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run\n", se)
 		return ExitFailed
 	case err == nil:
 		return ExitOK
@@ -307,15 +313,27 @@ func (e *Env) prompter() func(name, desc string) (string, error) {
 	}
 }
 
-// defaultStateDir is $XDG_STATE_HOME/runbook, or ~/.local/state/runbook.
+// defaultStateDir is $XDG_STATE_HOME/runbook, or ~/.local/state/runbook
+// in $HOME, or in the user's home directory from the password database
+// when HOME is unset. There is no shared fallback such as a directory in
+// /tmp, which another user could create first: without any of these it is
+// "", and runs ask for --state-dir.
 func defaultStateDir(e *Env) string {
-	if d := e.Getenv("XDG_STATE_HOME"); d != "" {
+	// The XDG specification says to ignore a relative path.
+	if d := e.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
 		return filepath.Join(d, "runbook")
 	}
-	if h, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(h, ".local", "state", "runbook")
+	home := e.Getenv("HOME")
+	if !filepath.IsAbs(home) {
+		home = ""
+		if u, err := user.Current(); err == nil && filepath.IsAbs(u.HomeDir) {
+			home = u.HomeDir
+		}
 	}
-	return filepath.Join(os.TempDir(), "runbook-state")
+	if home == "" {
+		return ""
+	}
+	return filepath.Join(home, ".local", "state", "runbook")
 }
 
 // locker takes playbook locks in the state directory for this run, or in

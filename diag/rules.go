@@ -23,6 +23,12 @@ const (
 	RuleUnboundedFanout = "unbounded-fanout"
 	RuleUnguardedChange = "unguarded-change"
 	RuleIdleConfirm     = "idle-confirm"
+	// RuleShellInterpolation and RuleSQLInterpolation refuse a ${{ }}
+	// where no quoting makes a value safe; RuleUnsafeRaw refuses raw() of
+	// a value from outside the playbook in a command or SQL text.
+	RuleShellInterpolation = "shell-interpolation"
+	RuleSQLInterpolation   = "sql-interpolation"
+	RuleUnsafeRaw          = "unsafe-raw"
 )
 
 // Rules describes every rule id, for --list-rules and documentation.
@@ -43,6 +49,9 @@ var Rules = []struct{ ID, Description string }{
 	{RuleForwardRef, "a reference to the result of a step that runs later"},
 	{RuleSecretInCommand, "a value that may hold a secret (read from secrets, or computed from a value that holds one) on a command line, where ps would show it"},
 	{RuleSecretExposed, "a value that may hold a secret where it would be shown or kept in the clear: a lock name, a host, a file path, a confirmation word, vars"},
+	{RuleShellInterpolation, "a ${{ }} in a command where no quoting makes a value safe (a comment, backquotes, ${...}, arithmetic, the script of sh -c or eval, a name)"},
+	{RuleSQLInterpolation, "a ${{ }} in SQL text where no quoting makes a value safe (a string literal, a comment, joined to other text): values go in args: or literal()"},
+	{RuleUnsafeRaw, "raw() of a value from outside the playbook (params, inventory, results) in a command or SQL text, where it would run as code"},
 	{RulePlaintextSecret, "a password written in plain text instead of a secret (warning)"},
 	{RuleUnusedParam, "a param or secret that nothing uses (warning)"},
 	{RuleUnboundedFanout, "a hosts: step without a parallel bound (warning)"},

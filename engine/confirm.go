@@ -172,11 +172,11 @@ func (x *run) ask(ctx context.Context, c *Confirm, env map[string]any, g *Gate) 
 
 // renderGate fills in the gate's text and word from c in env.
 func (x *run) renderGate(c *Confirm, env map[string]any, g *Gate) error {
-	text, err := c.Text.Render(env, nil)
+	text, err := c.Text.Render(env)
 	if err != nil {
 		return fmt.Errorf("text: %w", err)
 	}
-	word, err := c.Word.Render(env, nil)
+	word, err := c.Word.Render(env)
 	if err != nil {
 		return fmt.Errorf("word: %w", err)
 	}

@@ -159,7 +159,7 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 		x.marks.start()
 	}
 	if pb.Lock != nil && r.Lock != nil && !r.DryRun {
-		name, err := pb.Lock.Render(x.base, nil)
+		name, err := pb.Lock.Render(x.base)
 		if err != nil {
 			return fmt.Errorf("lock: %w", err)
 		}
@@ -280,7 +280,7 @@ func (x *run) checkHosts() error {
 		if t == nil || len(t.Steps()) > 0 {
 			return
 		}
-		name, err := t.Render(x.base, nil)
+		name, err := t.Render(x.base)
 		if err != nil {
 			errs = multierror.Append(errs, err)
 			return
@@ -365,7 +365,7 @@ func (x *run) hostLabel(t *tmpl.Template) string {
 	if t == nil {
 		return Localhost
 	}
-	s, err := t.Render(x.base, nil)
+	s, err := t.Render(x.base)
 	if err != nil {
 		return t.Source
 	}
@@ -375,7 +375,7 @@ func (x *run) hostLabel(t *tmpl.Template) string {
 func (x *run) guard(ctx context.Context, g *Guard) (bool, string) {
 	host := Localhost
 	if g.Host != nil {
-		h, err := g.Host.Render(x.base, nil)
+		h, err := g.Host.Render(x.base)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -406,7 +406,7 @@ func (x *run) guard(ctx context.Context, g *Guard) (bool, string) {
 	}
 	msg := fmt.Sprintf("assert %s is false; observed %s", g.Assert.Source, showResult(step.RedactResult(x.redactor(), r)))
 	if g.Hint != nil {
-		if hint, err := g.Hint.Render(env, nil); err == nil {
+		if hint, err := g.Hint.Render(env); err == nil {
 			msg += "; " + hint
 		}
 	}
@@ -453,7 +453,7 @@ func (x *run) exec(host, become string) (*step.Exec, error) {
 // hostsOf resolves the hosts a step runs on.
 func (x *run) hostsOf(s *Step) ([]string, error) {
 	if s.Host != nil {
-		h, err := s.Host.Render(x.base, nil)
+		h, err := s.Host.Render(x.base)
 		if err != nil {
 			return nil, err
 		}
@@ -471,7 +471,7 @@ func (x *run) hostsOf(s *Step) ([]string, error) {
 	}
 	var refs []string
 	for _, t := range s.Hosts {
-		name, err := t.Render(x.base, nil)
+		name, err := t.Render(x.base)
 		if err != nil {
 			return nil, err
 		}
@@ -818,7 +818,7 @@ func (x *run) attempt(ctx context.Context, index int, s *Step, ex *step.Exec, na
 		}
 		if !ok {
 			if s.Message != nil {
-				msg, err := s.Message.Render(withResult(ex.Env, o.result), nil)
+				msg, err := s.Message.Render(withResult(ex.Env, o.result))
 				if err == nil {
 					return fail(errors.New(msg))
 				}
@@ -827,7 +827,7 @@ func (x *run) attempt(ctx context.Context, index int, s *Step, ex *step.Exec, na
 		}
 	}
 	if s.Print != nil && o.status != StatusSkipped {
-		if text, err := s.Print.Render(withResult(ex.Env, o.result), nil); err == nil {
+		if text, err := s.Print.Render(withResult(ex.Env, o.result)); err == nil {
 			o.printed = text
 		} else {
 			o.printed = "(print: " + err.Error() + ")"

@@ -16,7 +16,6 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -67,43 +66,36 @@ type Writer struct {
 
 	syncMu sync.Mutex
 	synced int64
-	// newFile is a file whose directory entry is not synced yet.
-	newFile bool
+	// syncDir makes a new file's directory entry durable; nil once done.
+	syncDir func() error
 }
 
 // ErrBusy is returned by Open for a journal that another writer, a run
 // still going, holds.
 var ErrBusy = errors.New("the journal is in use by a running writer")
 
-// Create starts a new journal; it refuses to overwrite one. The writer
-// holds an exclusive lock on the file until Close (or until the process
-// dies), so that nobody continues a journal that is still being written.
-func Create(path string) (*Writer, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, err
-	}
+// Create starts a new journal in f, an empty file just created for it
+// (O_EXCL), open for reading and appending; syncDir makes the file's
+// directory entry durable, with the journal's first sync. The writer holds
+// an exclusive lock on the file until Close (or until the process dies),
+// so that nobody continues a journal that is still being written. Create
+// takes f: it closes it on an error.
+func Create(f *os.File, syncDir func() error) (*Writer, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		return nil, err
 	}
 	// The directory is synced with the file's first sync, which a run's
 	// first change waits for: until then, losing the file loses nothing.
-	return &Writer{f: f, newFile: true}, nil
+	return &Writer{f: f, syncDir: syncDir}, nil
 }
 
-// Open continues an existing journal and returns the records it holds. It
-// returns ErrBusy while another writer holds the journal. A torn last
-// record is cut off first (it was never acknowledged); a damaged record
-// refuses the open, since what follows it could not be trusted.
-func Open(path string) (*Writer, []Record, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, nil, err
-	}
+// Open continues the journal in f, open for reading and appending, and
+// returns the records it holds. It returns ErrBusy while another writer
+// holds the journal. A torn last record is cut off first (it was never
+// acknowledged); a damaged record refuses the open, since what follows it
+// could not be trusted. Open takes f: it closes it on an error.
+func Open(f *os.File) (*Writer, []Record, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
@@ -111,7 +103,7 @@ func Open(path string) (*Writer, []Record, error) {
 		}
 		return nil, nil, err
 	}
-	recs, valid, prob, err := read(path)
+	recs, valid, prob, err := read(f)
 	if err == nil && prob != nil && !prob.Torn {
 		err = prob
 	}
@@ -132,13 +124,8 @@ func Open(path string) (*Writer, []Record, error) {
 	return w, recs, nil
 }
 
-// Busy reports whether a writer holds the journal at path.
-func Busy(path string) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
+// Busy reports whether a writer holds the journal in f.
+func Busy(f *os.File) bool {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
 		return errors.Is(err, syscall.EWOULDBLOCK)
 	}
@@ -319,11 +306,11 @@ func (w *Writer) syncTo(seq int64) error {
 	if err := w.f.Sync(); err != nil {
 		return err
 	}
-	if w.newFile {
-		if err := syncDir(filepath.Dir(w.f.Name())); err != nil {
+	if w.syncDir != nil {
+		if err := w.syncDir(); err != nil {
 			return err
 		}
-		w.newFile = false
+		w.syncDir = nil
 	}
 	w.synced = upTo
 	afterSync(w.f.Name(), size)
@@ -344,21 +331,17 @@ func (w *Writer) Close() error {
 	return serr
 }
 
-// Read returns the records of a journal that can be trusted, and the
-// problem that ended the reading, if any.
-func Read(path string) ([]Record, *Problem, error) {
-	recs, _, prob, err := read(path)
+// Read returns the records of the journal in f that can be trusted, and
+// the problem that ended the reading, if any. It reads from the start of
+// the file, whatever f's offset.
+func Read(f *os.File) ([]Record, *Problem, error) {
+	recs, _, prob, err := read(f)
 	return recs, prob, err
 }
 
 // read also returns the byte length of the trusted part.
-func read(path string) ([]Record, int64, *Problem, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, 0, nil, err
-	}
-	defer f.Close()
-	br := bufio.NewReader(f)
+func read(f *os.File) ([]Record, int64, *Problem, error) {
+	br := bufio.NewReader(io.NewSectionReader(f, 0, 1<<62))
 	var recs []Record
 	var valid int64
 	for n := 1; ; n++ {
@@ -401,13 +384,4 @@ func parse(line []byte, wantSeq int64) (Record, string) {
 		return Record{}, fmt.Sprintf("sequence %d where %d was due", rec.Seq, wantSeq)
 	}
 	return rec, ""
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

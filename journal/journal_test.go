@@ -18,7 +18,7 @@ type step struct {
 func writeFive(t *testing.T) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "run.journal")
-	w, err := Create(path)
+	w, err := createPath(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func writeFive(t *testing.T) string {
 
 func TestRoundTrip(t *testing.T) {
 	path := writeFive(t)
-	recs, prob, err := Read(path)
+	recs, prob, err := readPath(path)
 	if err != nil || prob != nil || len(recs) != 5 {
 		t.Fatalf("%d records, problem %v, err %v", len(recs), prob, err)
 	}
@@ -43,7 +43,7 @@ func TestRoundTrip(t *testing.T) {
 	if err := json.Unmarshal(recs[4].Data, &s); err != nil || s.Index != 5 || recs[4].Seq != 5 {
 		t.Fatalf("last record %+v", recs[4])
 	}
-	if _, err := Create(path); err == nil {
+	if _, err := createPath(path); err == nil {
 		t.Fatal("Create overwrote a journal")
 	}
 	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
@@ -59,28 +59,28 @@ func TestTornLastRecord(t *testing.T) {
 	if err := os.WriteFile(path, b[:len(b)-10], 0o600); err != nil {
 		t.Fatal(err)
 	}
-	recs, prob, err := Read(path)
+	recs, prob, err := readPath(path)
 	if err != nil || prob == nil || !prob.Torn || prob.Line != 5 || len(recs) != 4 {
 		t.Fatalf("%d records, problem %v, err %v", len(recs), prob, err)
 	}
-	w, got, err := Open(path)
+	w, got, err := openPath(path)
 	if err != nil || len(got) != 4 {
 		t.Fatalf("open: %d records, %v", len(got), err)
 	}
-	if !Busy(path) {
+	if !busyPath(path) {
 		t.Error("a journal held by a writer is not busy")
 	}
-	if _, _, err := Open(path); !errors.Is(err, ErrBusy) {
+	if _, _, err := openPath(path); !errors.Is(err, ErrBusy) {
 		t.Errorf("a second writer: %v, want ErrBusy", err)
 	}
 	if seq, err := w.Append("outcome", step{5, "ok"}); err != nil || seq != 5 {
 		t.Fatalf("append after a torn record: sequence %d, %v", seq, err)
 	}
 	w.Close()
-	if Busy(path) {
+	if busyPath(path) {
 		t.Error("a closed journal is busy")
 	}
-	recs, prob, _ = Read(path)
+	recs, prob, _ = readPath(path)
 	if prob != nil || len(recs) != 5 {
 		t.Fatalf("after append: %d records, %v", len(recs), prob)
 	}
@@ -109,18 +109,18 @@ func TestFlippedByte(t *testing.T) {
 		if err := os.WriteFile(path, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		recs, prob, err := Read(path)
+		recs, prob, err := readPath(path)
 		if err != nil || prob == nil || prob.Torn || prob.Line != 3 || len(recs) != 2 {
 			t.Fatalf("flip in %s: %d records, problem %v, err %v", at, len(recs), prob, err)
 		}
-		if _, _, err := Open(path); err == nil {
+		if _, _, err := openPath(path); err == nil {
 			t.Fatalf("flip in %s: appended to a damaged journal", at)
 		}
 	}
 }
 
 func BenchmarkAppend(b *testing.B) {
-	w, err := Create(filepath.Join(b.TempDir(), "bench.journal"))
+	w, err := createPath(filepath.Join(b.TempDir(), "bench.journal"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func BenchmarkAppend(b *testing.B) {
 // in sequence, each synced before its Append returns.
 func TestConcurrentAppends(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "fan.journal")
-	w, err := Create(path)
+	w, err := createPath(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestConcurrentAppends(t *testing.T) {
 		}
 	}
 	w.Close()
-	recs, prob, err := Read(path)
+	recs, prob, err := readPath(path)
 	if err != nil || prob != nil || len(recs) != 40 {
 		t.Fatalf("%d records, %v %v", len(recs), prob, err)
 	}
@@ -163,7 +163,7 @@ func TestConcurrentAppends(t *testing.T) {
 // later Append (or Close) synced the file.
 func TestWriteThenAppend(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "w.journal")
-	w, err := Create(path)
+	w, err := createPath(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func TestWriteThenAppend(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	recs, prob, err := Read(path)
+	recs, prob, err := readPath(path)
 	if err != nil || prob != nil || len(recs) != 3 || recs[0].Kind != "outcome" || recs[2].Seq != 3 {
 		t.Fatalf("%+v %v %v", recs, prob, err)
 	}
@@ -190,13 +190,13 @@ func TestWriteThenAppend(t *testing.T) {
 // Close writes what is still staged.
 func TestStage(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.journal")
-	w, err := Create(path)
+	w, err := createPath(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	count := func() int {
 		t.Helper()
-		recs, prob, err := Read(path)
+		recs, prob, err := readPath(path)
 		if err != nil || prob != nil {
 			t.Fatalf("read: %v %v", prob, err)
 		}
@@ -241,7 +241,7 @@ func TestStage(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	recs, _, _ := Read(path)
+	recs, _, _ := readPath(path)
 	var kinds []string
 	for i, r := range recs {
 		if r.Seq != int64(i+1) {
@@ -258,7 +258,7 @@ func TestStage(t *testing.T) {
 // whatever the data holds, and a kind that would need quoting is refused.
 func TestEncodedRecord(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "e.journal")
-	w, err := Create(path)
+	w, err := createPath(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +278,7 @@ func TestEncodedRecord(t *testing.T) {
 		}
 	}
 	w.Close()
-	recs, prob, err := Read(path)
+	recs, prob, err := readPath(path)
 	if err != nil || prob != nil || len(recs) != 2 {
 		t.Fatalf("%d records, %v %v", len(recs), prob, err)
 	}

@@ -2,6 +2,9 @@
 // machine: a lock is a file locked with flock(2) for the whole run, holding
 // a description of its holder. The kernel releases it when the holder
 // dies, however it dies; the next run that takes it records the takeover.
+// Lock files and the audit log live in the state directory, opened without
+// following links (internal/statedir): a link planted there cannot make
+// runbook truncate or write to another file.
 package lock
 
 import (
@@ -13,6 +16,8 @@ import (
 	"regexp"
 	"syscall"
 	"time"
+
+	"github.com/runbook-dev/runbook/internal/statedir"
 )
 
 // Holder describes the run holding a lock.
@@ -45,22 +50,31 @@ type Lock struct {
 
 var unsafe = regexp.MustCompile(`[^A-Za-z0-9._-]`)
 
+// fileName is the file of lock name in DIR/locks.
+func fileName(name string) string { return unsafe.ReplaceAllString(name, "_") + ".lock" }
+
 // Path returns the file of lock name in dir.
-func Path(dir, name string) string {
-	return filepath.Join(dir, "locks", unsafe.ReplaceAllString(name, "_")+".lock")
-}
+func Path(dir, name string) string { return filepath.Join(dir, "locks", fileName(name)) }
 
 // Acquire takes lock name for h. When another run holds it, it waits up to
 // wait, polling, and then returns a *HeldError naming the holder. Taking
-// over from a holder that died is recorded in DIR/locks/audit.log.
+// over from a holder that died is recorded in DIR/locks/audit.log. dir is
+// the state directory, created with mode 0700 when missing and refused
+// when another user could write in it.
 func Acquire(dir, name string, h Holder, wait time.Duration) (*Lock, error) {
-	path := Path(dir, name)
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	state, err := statedir.Open(dir, true)
+	if err != nil {
 		return nil, err
 	}
+	defer state.Close()
+	locks, err := state.Sub("locks", true)
+	if err != nil {
+		return nil, err
+	}
+	defer locks.Close()
 	deadline := time.Now().Add(wait)
 	for {
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		f, err := locks.OpenFile(fileName(name), os.O_RDWR|os.O_CREATE, 0o600)
 		if err != nil {
 			return nil, err
 		}
@@ -70,14 +84,18 @@ func Acquire(dir, name string, h Holder, wait time.Duration) (*Lock, error) {
 			if prev.RunID != "" && prev.RunID != h.RunID {
 				// The file still names a run the kernel no longer holds the
 				// lock for: its process died without releasing it.
-				audit(dir, fmt.Sprintf("%s lock %q taken over by run %s from run %s (pid %d, gone)", time.Now().UTC().Format(time.RFC3339), name, h.RunID, prev.RunID, prev.PID))
+				line := fmt.Sprintf("%s lock %q taken over by run %s from run %s (pid %d, gone)", time.Now().UTC().Format(time.RFC3339), name, h.RunID, prev.RunID, prev.PID)
+				if err := audit(locks, line); err != nil {
+					f.Close()
+					return nil, fmt.Errorf("lock %q: recording the takeover: %w", name, err)
+				}
 			}
 			h.Name = name
 			if err := writeHolder(f, h); err != nil {
 				f.Close()
 				return nil, err
 			}
-			return &Lock{f: f, path: path}, nil
+			return &Lock{f: f, path: f.Name()}, nil
 		}
 		holder, _ := readHolder(f)
 		f.Close()
@@ -128,11 +146,15 @@ func writeHolder(f *os.File, h Holder) error {
 	return f.Sync()
 }
 
-func audit(dir, line string) {
-	f, err := os.OpenFile(filepath.Join(dir, "locks", "audit.log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+// audit appends a line to the audit log of the locks directory.
+func audit(locks *statedir.Dir, line string) error {
+	f, err := locks.OpenFile("audit.log", os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
-		return
+		return err
 	}
-	defer f.Close()
-	fmt.Fprintln(f, line)
+	_, err = fmt.Fprintln(f, line)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -80,3 +80,57 @@ func TestDeadHolderTakenOver(t *testing.T) {
 		t.Errorf("audit: %q", b)
 	}
 }
+
+// TestRefusesLinksInStateDirectory: a lock file or an audit log that is a
+// symbolic link (planted by someone who could write in the state
+// directory) is refused, and the file it points to is left as it was: it
+// used to be truncated, or have a line appended.
+func TestRefusesLinksInStateDirectory(t *testing.T) {
+	outside := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(outside, []byte("precious\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	l, err := Acquire(dir, "x", holder("run-a"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Release()
+	lockFile := Path(dir, "x")
+	os.Remove(lockFile)
+	if err := os.Symlink(outside, lockFile); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Acquire(dir, "x", holder("run-b"), 0); err == nil || !strings.Contains(err.Error(), "is a symbolic link") {
+		t.Fatalf("a symlinked lock file: %v", err)
+	}
+	// The audit log, written when a run takes over from a dead holder.
+	os.Remove(lockFile)
+	if err := os.WriteFile(lockFile, []byte(`{"run_id":"run-dead","pid":1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "locks", "audit.log")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Acquire(dir, "x", holder("run-c"), 0); err == nil || !strings.Contains(err.Error(), "audit.log is a symbolic link") {
+		t.Fatalf("a symlinked audit log: %v", err)
+	}
+	if b, _ := os.ReadFile(outside); string(b) != "precious\n" {
+		t.Errorf("the file outside the state directory changed: %q", b)
+	}
+}
+
+// TestRefusesStateDirectoryOthersCanWrite: locks are not taken in a state
+// directory that group or others can write.
+func TestRefusesStateDirectoryOthersCanWrite(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o775); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Acquire(dir, "x", holder("run-a"), 0); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "locks")); err == nil {
+		t.Error("something was created in the unsafe directory")
+	}
+}

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -123,8 +125,8 @@ func TestFoldLocal(t *testing.T) {
 	if _, _, err := s.Read("nope"); !errors.Is(err, ErrNoRun) {
 		t.Errorf("read of no run: %v", err)
 	}
-	if filepath.Base(s.path(id)) != id+".journal" {
-		t.Error(s.path(id))
+	if _, err := os.Stat(filepath.Join(s.Dir, "runs", id+".journal")); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -225,4 +227,57 @@ func rec(t *testing.T, kind string, data any) journal.Record {
 		t.Fatal(err)
 	}
 	return journal.Record{Kind: kind, Data: b, Time: time.Now()}
+}
+
+// TestLocalRefusesLinkedJournals: a journal that is a symbolic link is
+// neither continued nor read (a resume trusts only journals runbook
+// wrote in its own directory), and the file it points to is left alone.
+func TestLocalRefusesLinkedJournals(t *testing.T) {
+	outside := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(outside, []byte("precious\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := &Local{Dir: t.TempDir()}
+	defer s.Close()
+	j, err := s.Create(Header{RunID: "20260101T000000Z-aaaaaa", Playbook: "p", Started: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	id := "20260101T000000Z-bbbbbb"
+	if err := os.Symlink(outside, filepath.Join(s.Dir, "runs", id+".journal")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Continue(id); err == nil || !strings.Contains(err.Error(), "is a symbolic link") {
+		t.Errorf("continue: %v", err)
+	}
+	if _, _, err := s.Read(id); err == nil || !strings.Contains(err.Error(), "is a symbolic link") {
+		t.Errorf("read: %v", err)
+	}
+	if s.Running(id) {
+		t.Error("a linked journal counts as running")
+	}
+	if _, err := s.Create(Header{RunID: id, Playbook: "p", Started: time.Now()}); err == nil {
+		t.Error("created a journal over a link")
+	}
+	if b, _ := os.ReadFile(outside); string(b) != "precious\n" {
+		t.Errorf("the file outside the state directory changed: %q", b)
+	}
+}
+
+// TestLocalRefusesStateDirectoryOthersCanWrite: no journal is written to,
+// or read from, a state directory that group or others can write.
+func TestLocalRefusesStateDirectoryOthersCanWrite(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o770); err != nil {
+		t.Fatal(err)
+	}
+	s := &Local{Dir: dir}
+	defer s.Close()
+	if _, err := s.Create(Header{RunID: "20260101T000000Z-aaaaaa", Playbook: "p", Started: time.Now()}); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+		t.Fatalf("create: %v", err)
+	}
+	if _, err := s.List(); err == nil {
+		t.Error("listed the runs of an unsafe directory")
+	}
 }

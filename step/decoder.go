@@ -320,6 +320,20 @@ func (d *Decoder) RefuseSecret(n *yaml.Node, t *tmpl.Template, rule, what, why s
 	return true
 }
 
+// TemplateIn compiles a string value whose text is in lang (a shell
+// command, SQL), so that each value is quoted for the place it lands in,
+// and reports the ${{ }} that no quoting makes safe.
+func (d *Decoder) TemplateIn(n *yaml.Node, lang tmpl.Lang) *tmpl.Template {
+	if n == nil {
+		return nil
+	}
+	t := d.Template(n)
+	for _, e := range t.In(lang) {
+		d.Diags.Errorf(d.PosIn(n, e.Offset), e.Rule, "%s", e.Msg)
+	}
+	return t
+}
+
 // Expr compiles a bare bool expression. result is the type of `result` in
 // it, or nil where there is none.
 func (d *Decoder) Expr(n *yaml.Node, result types.Type) *tmpl.Expr {
@@ -608,7 +622,7 @@ func (v *Value) Eval(env map[string]any) (any, error) {
 func Render(m map[string]*tmpl.Template, env map[string]any) (map[string]string, error) {
 	out := make(map[string]string, len(m))
 	for k, t := range m {
-		s, err := t.Render(env, nil)
+		s, err := t.Render(env)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", k, err)
 		}

@@ -198,7 +198,7 @@ func (r *Registry) All() []Type {
 func RunProbe(ctx context.Context, x *Exec, p *ProbeSpec) (Result, error) {
 	target := x
 	if p.Host != nil {
-		name, err := p.Host.Render(x.Env, nil)
+		name, err := p.Host.Render(x.Env)
 		if err != nil {
 			return nil, err
 		}
@@ -225,7 +225,7 @@ func RunProbe(ctx context.Context, x *Exec, p *ProbeSpec) (Result, error) {
 func RenderPorts(ts []*tmpl.Template, env map[string]any) ([]int, error) {
 	var out []int
 	for _, t := range ts {
-		s, err := t.Render(env, nil)
+		s, err := t.Render(env)
 		if err != nil {
 			return nil, err
 		}

@@ -37,9 +37,9 @@ func (FilePatch) Doc() string {
 }
 
 var ensureLineFields = []step.Field{
-	{Name: "line", Kind: step.String, Required: true, Doc: "the line; compared by its whitespace-separated fields", Example: "host replication replication 10.0.0.12/32 scram-sha-256"},
+	{Name: "line", Kind: step.String, Required: true, Doc: "the line; compared by its whitespace-separated fields; each ${{ }} value must be one field (no space, quote, # or line break)", Example: "host replication replication 10.0.0.12/32 scram-sha-256"},
 	{Name: "state", Kind: step.Literal, Doc: "present or absent", Enum: []string{"present", "absent"}, Default: "present"},
-	{Name: "regexp", Kind: step.String, Doc: "present: replace the first line matching this instead of appending; absent: remove every line matching it", Example: `^host\s+replication\s+replication\s+10\.0\.0\.12/32`},
+	{Name: "regexp", Kind: step.String, Doc: "present: replace the first line matching this instead of appending; absent: remove every line matching it; ${{ }} values match themselves (their metacharacters escaped)", Example: `^host\s+replication\s+replication\s+10\.0\.0\.12/32`},
 }
 
 var iniFields = []step.Field{
@@ -52,7 +52,7 @@ func (FilePatch) Fields() []step.Field { return filePatchFields }
 
 var filePatchFields = []step.Field{
 	{Name: "path", Kind: step.String, Required: true, Doc: "the file on the host", Example: "/etc/postgresql/15/main/postgresql.conf"},
-	{Name: "set", Kind: step.StringMap, Doc: "postgresql.conf-style key = value: replaces the active line, uncomments a commented default in place, appends only when the key is absent; values are quoted as PostgreSQL expects", Example: map[string]any{"wal_level": "replica"}},
+	{Name: "set", Kind: step.StringMap, Doc: "postgresql.conf-style key = value: replaces the active line, uncomments a commented default in place, appends only when the key is absent; values are quoted as PostgreSQL expects and may not hold line breaks", Example: map[string]any{"wal_level": "replica"}},
 	{Name: "comment", Kind: step.StringList, Doc: "comment out the active assignments of these keys", Example: []string{"synchronous_standby_names"}},
 	{Name: "unset", Kind: step.StringList, Doc: "remove the active assignments of these keys", Example: []string{"primary_conninfo", "primary_slot_name"}},
 	{Name: "ini", Kind: step.ObjectList, Doc: "set keys in [sections] of an ini file", Fields: iniFields},
@@ -104,7 +104,7 @@ func (FilePatch) Decode(d *step.Decoder, b step.Body) step.Step {
 		// Keys in file order keep plans and diffs stable.
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
-			p.ops = append(p.ops, op{kind: "set", key: k.Value, value: d.Template(v)})
+			p.ops = append(p.ops, op{kind: "set", key: k.Value, value: d.TemplateIn(v, tmpl.ConfValue)})
 		}
 	}
 	for _, kind := range []string{"comment", "unset"} {
@@ -117,9 +117,12 @@ func (FilePatch) Decode(d *step.Decoder, b step.Body) step.Step {
 	if n := b.Get("ini"); n != nil {
 		for _, e := range n.Content {
 			f := d.Check(e, iniFields, "ini")
-			o := op{kind: "ini", section: d.Template(f.Get("section")), iniEntries: map[string]*tmpl.Template{}}
+			o := op{kind: "ini", section: d.TemplateIn(f.Get("section"), tmpl.ConfValue), iniEntries: map[string]*tmpl.Template{}}
 			if v := f.Get("values"); v != nil {
 				o.iniEntries = d.TemplateMap(v, "ini.values")
+				for _, t := range o.iniEntries {
+					t.In(tmpl.ConfValue)
+				}
 			}
 			p.ops = append(p.ops, o)
 		}
@@ -127,12 +130,12 @@ func (FilePatch) Decode(d *step.Decoder, b step.Body) step.Step {
 	if n := b.Get("ensure-line"); n != nil {
 		for _, e := range n.Content {
 			f := d.Check(e, ensureLineFields, "ensure-line")
-			o := op{kind: "line-present", value: d.Template(f.Get("line"))}
+			o := op{kind: "line-present", value: d.TemplateIn(f.Get("line"), tmpl.ConfField)}
 			if s := f.Get("state"); s != nil && s.Value == "absent" {
 				o.kind = "line-absent"
 			}
 			if r := f.Get("regexp"); r != nil {
-				o.re = d.Template(r)
+				o.re = d.TemplateIn(r, tmpl.Regexp)
 				if o.re != nil && o.re.IsLiteral() {
 					if _, err := regexp.Compile(r.Value); err != nil {
 						d.Errorf(r, diag.RuleInvalidValue, "invalid regexp: %v", err)
@@ -165,7 +168,7 @@ type patchState struct {
 
 // compute reads the file and applies the edits in memory.
 func (p *filePatch) compute(ctx context.Context, x *step.Exec) (*patchState, error) {
-	path, err := p.path.Render(x.Env, nil)
+	path, err := p.path.Render(x.Env)
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +200,7 @@ func (p *filePatch) compute(ctx context.Context, x *step.Exec) (*patchState, err
 		var ch []confedit.Change
 		switch o.kind {
 		case "set":
-			v, err := o.value.Render(x.Env, nil)
+			v, err := o.value.Render(x.Env)
 			if err != nil {
 				return nil, fmt.Errorf("set %s: %w", o.key, err)
 			}
@@ -207,7 +210,7 @@ func (p *filePatch) compute(ctx context.Context, x *step.Exec) (*patchState, err
 		case "unset":
 			text, ch = confedit.Unset(text, o.key)
 		case "ini":
-			section, err := o.section.Render(x.Env, nil)
+			section, err := o.section.Render(x.Env)
 			if err != nil {
 				return nil, err
 			}
@@ -226,13 +229,13 @@ func (p *filePatch) compute(ctx context.Context, x *step.Exec) (*patchState, err
 				ch = append(ch, c...)
 			}
 		case "line-present", "line-absent":
-			line, err := o.value.Render(x.Env, nil)
+			line, err := o.value.Render(x.Env)
 			if err != nil {
 				return nil, err
 			}
 			var re *regexp.Regexp
 			if o.re != nil {
-				src, err := o.re.Render(x.Env, nil)
+				src, err := o.re.Render(x.Env)
 				if err != nil {
 					return nil, err
 				}

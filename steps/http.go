@@ -35,7 +35,7 @@ func (HTTP) Doc() string {
 func (HTTP) Fields() []step.Field { return httpFields }
 
 var httpFields = []step.Field{
-	{Name: "url", Kind: step.String, Required: true, Doc: "the URL", Example: "http://${{ host.address }}:8888/api/v2/health"},
+	{Name: "url", Kind: step.String, Required: true, Doc: "the URL; a ${{ }} at its start is the base URL, in the host a host name or port, in the path one escaped segment, in the query an escaped value", Example: "http://${{ host.address }}:8888/api/v2/health"},
 	{Name: "method", Kind: step.Literal, Doc: "HTTP method; GET and HEAD are read-only", Enum: []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}, Default: "GET"},
 	{Name: "headers", Kind: step.StringMap, Doc: "request headers"},
 	{Name: "body", Kind: step.String, Doc: "request body as text", Example: `{"update": true}`},
@@ -63,7 +63,7 @@ type httpStep struct {
 
 // Decode implements step.Type.
 func (HTTP) Decode(d *step.Decoder, b step.Body) step.Step {
-	h := &httpStep{url: d.Template(b.Get("url")), method: d.Literal(b.Get("method")), headers: d.TemplateMap(b.Get("headers"), "headers"),
+	h := &httpStep{url: d.TemplateIn(b.Get("url"), tmpl.URL), method: d.Literal(b.Get("method")), headers: d.TemplateMap(b.Get("headers"), "headers"),
 		expect: d.IntList(b.Get("expect_status")), viaSSH: d.Bool(b.Get("via_ssh")), rdOnly: d.Bool(b.Get("read_only")), idempotent: d.Bool(b.Get("idempotent"))}
 	if h.method == "" {
 		h.method = http.MethodGet
@@ -87,7 +87,7 @@ func (h *httpStep) readOnly() bool {
 const maxBody = 1 << 20
 
 func (h *httpStep) do(ctx context.Context, x *step.Exec) (step.Result, error) {
-	u, err := h.url.Render(x.Env, nil)
+	u, err := h.url.Render(x.Env)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +95,7 @@ func (h *httpStep) do(ctx context.Context, x *step.Exec) (step.Result, error) {
 	ctype := ""
 	switch {
 	case h.body != nil:
-		s, err := h.body.Render(x.Env, nil)
+		s, err := h.body.Render(x.Env)
 		if err != nil {
 			return nil, err
 		}
@@ -179,7 +179,7 @@ func (h *httpStep) Probe(ctx context.Context, x *step.Exec) (step.Result, error)
 
 // Plan makes read-only calls for real.
 func (h *httpStep) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) {
-	u, err := h.url.Render(x.Env, nil)
+	u, err := h.url.Render(x.Env)
 	if err != nil {
 		return nil, err
 	}

@@ -32,14 +32,14 @@ func (SQL) Name() string { return "sql" }
 
 // Doc implements step.Type.
 func (SQL) Doc() string {
-	return "run SQL on PostgreSQL with bound parameters; values interpolated into the SQL text are quoted as identifiers; with become: USER it connects as that OS user through the server's Unix socket on the host (peer authentication)"
+	return "run SQL on PostgreSQL with bound parameters; values interpolated into the SQL text are quoted as identifiers (literal(x): a string literal), and refused inside string literals and comments; with become: USER it connects as that OS user through the server's Unix socket on the host (peer authentication)"
 }
 
 // Fields implements step.Type.
 func (SQL) Fields() []step.Field { return sqlFields }
 
 var sqlFields = []step.Field{
-	{Name: "query", Kind: step.String, Doc: "SQL returning rows; ${{ }} values are quoted as identifiers, pass values as $1.. in args", Example: "SELECT pg_is_in_recovery() AS in_recovery"},
+	{Name: "query", Kind: step.String, Doc: "SQL returning rows; ${{ }} values are quoted as identifiers (literal(x) as a string literal) and refused inside '...' and comments: pass values as $1.. in args", Example: "SELECT pg_is_in_recovery() AS in_recovery"},
 	{Name: "exec", Kind: step.String, Doc: "SQL run for its effect (use query or exec)", Example: "SELECT pg_create_physical_replication_slot($1)"},
 	{Name: "args", Kind: step.Any, Doc: "values bound to $1, $2, ... (never interpolated into the SQL)", Example: []string{"replication"}},
 	{Name: "unless", Kind: step.String, Doc: "read-only SQL with the same args: skip when it returns a row whose first column is not false or null", Example: "SELECT true FROM pg_replication_slots WHERE slot_name = $1"},
@@ -95,13 +95,13 @@ func (SQL) Decode(d *step.Decoder, b step.Body) step.Step {
 	case q != nil && e != nil:
 		d.Errorf(e, diag.RuleInvalidValue, "sql has both query and exec: use one")
 	case q != nil:
-		s.text, s.isQuery = d.Template(q), true
+		s.text, s.isQuery = d.TemplateIn(q, tmpl.SQL), true
 	case e != nil:
-		s.text = d.Template(e)
+		s.text = d.TemplateIn(e, tmpl.SQL)
 	default:
 		d.Errorf(b.Node, diag.RuleMissingField, "sql needs query (SQL returning rows) or exec (SQL run for its effect)")
 	}
-	s.unless = d.Template(b.Get("unless"))
+	s.unless = d.TemplateIn(b.Get("unless"), tmpl.SQL)
 	if a := b.Get("args"); a != nil {
 		s.args = d.AnyValue(a)
 	}
@@ -125,9 +125,6 @@ func (SQL) Decode(d *step.Decoder, b step.Body) step.Step {
 	return s
 }
 
-// identQuote quotes an interpolated value as a PostgreSQL identifier.
-func identQuote(v string) string { return pgx.Identifier{v}.Sanitize() }
-
 // StandbyError is a connection refused because the server is a standby that
 // accepts no connections (hot_standby = off), SQLSTATE 57P03.
 type StandbyError struct {
@@ -146,7 +143,7 @@ func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, error) 
 		if t == nil {
 			return "", nil
 		}
-		return t.Render(x.Env, nil)
+		return t.Render(x.Env)
 	}
 	db, err := render(s.database)
 	if err != nil {
@@ -198,6 +195,9 @@ func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, error) 
 	}
 	cfg.Password = pw
 	cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(stmtTimeout.Milliseconds(), 10)
+	// The SQL text is quoted for, and checked with, standard strings:
+	// with this off, a backslash in '...' would escape the quote.
+	cfg.RuntimeParams["standard_conforming_strings"] = "on"
 	if becomeUser != "" {
 		// Through a relay to the server's Unix socket run as the OS user, on
 		// the host: peer authentication, as sudo -u postgres psql.
@@ -259,7 +259,7 @@ type sqlOutcome struct {
 }
 
 func (s *sqlStep) run(ctx context.Context, c *pgx.Conn, text *tmpl.Template, x *step.Exec, readOnly, query bool) (*sqlOutcome, error) {
-	sqlText, err := text.Render(x.Env, identQuote)
+	sqlText, err := text.Render(x.Env)
 	if err != nil {
 		return nil, err
 	}
@@ -405,7 +405,7 @@ func (s *sqlStep) accepts(ctx context.Context, x *step.Exec) bool {
 	}
 	addr := x.Host.Address
 	if s.address != nil {
-		a, err := s.address.Render(x.Env, nil)
+		a, err := s.address.Render(x.Env)
 		if err != nil || a == "" || strings.HasPrefix(a, "/") {
 			return false
 		}
@@ -454,7 +454,7 @@ func (s *sqlStep) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) {
 // changePlan describes the statement that Apply would run. A statement
 // built from a secret (a password verifier) is not shown.
 func (s *sqlStep) changePlan(x *step.Exec) (*step.Plan, error) {
-	text, err := s.text.Render(x.Env, identQuote)
+	text, err := s.text.Render(x.Env)
 	if err != nil {
 		return nil, err
 	}

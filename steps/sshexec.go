@@ -27,14 +27,14 @@ func (SSHExec) Name() string { return "ssh-exec" }
 
 // Doc implements step.Type.
 func (SSHExec) Doc() string {
-	return "run a shell command on the host; values interpolated into the command are shell-quoted"
+	return "run a shell command on the host; values interpolated into the command are quoted for where they land (a word, inside double or single quotes, a here-document)"
 }
 
 // Fields implements step.Type.
 func (SSHExec) Fields() []step.Field { return sshExecFields }
 
 var sshExecFields = []step.Field{
-	{Name: "command", Kind: step.String, Required: true, Doc: "the command line, run with /bin/sh; ${{ }} values are quoted as one word each (raw(x) inserts x as it is)", Example: "pg_ctl promote -w -D ${{ vars.data_dir }}"},
+	{Name: "command", Kind: step.String, Required: true, Doc: "the command line, run with /bin/sh; each ${{ }} value is quoted for where it lands (a word, \"...\", '...', a here-document) and refused where no quoting is safe", Example: "pg_ctl promote -w -D ${{ vars.data_dir }}"},
 	{Name: "become", Kind: step.Literal, Doc: "run as this user (overrides the step's become)", Example: "postgres"},
 	{Name: "env", Kind: step.StringMap, Doc: "environment variables for the command; the place for secrets, never the command line"},
 	{Name: "stdin", Kind: step.String, Doc: "text fed to the command's standard input", Example: "${{ secrets.token }}"},
@@ -66,10 +66,13 @@ func (SSHExec) Decode(d *step.Decoder, b step.Body) step.Step {
 		if n == nil {
 			continue
 		}
-		t := d.Template(n)
+		var t *tmpl.Template
 		if k == "creates" {
+			// A path, looked up without a shell.
+			t = d.Template(n)
 			d.RefuseSecret(n, t, diag.RuleSecretExposed, k, "a path is shown in messages and the journal, and in any listing of its directory; name the file otherwise")
 		} else {
+			t = d.TemplateIn(n, tmpl.Shell)
 			d.RefuseSecret(n, t, diag.RuleSecretInCommand, k, "on a command line the host's process list shows it; pass it with env: or stdin:")
 		}
 		switch k {
@@ -90,7 +93,7 @@ func (SSHExec) Decode(d *step.Decoder, b step.Body) step.Step {
 }
 
 func (s *sshExec) cmd(x *step.Exec) (*transport.Command, error) {
-	line, err := s.command.Render(x.Env, tmpl.ShellQuote)
+	line, err := s.command.Render(x.Env)
 	if err != nil {
 		return nil, err
 	}
@@ -102,9 +105,14 @@ func (s *sshExec) cmd(x *step.Exec) (*transport.Command, error) {
 		if c.Env, err = step.Render(s.env, x.Env); err != nil {
 			return nil, err
 		}
+		for k, v := range c.Env {
+			if strings.IndexByte(v, 0) >= 0 {
+				return nil, fmt.Errorf("env %s: the value holds a NUL byte, which no environment variable can carry", k)
+			}
+		}
 	}
 	if s.stdin != nil {
-		in, err := s.stdin.Render(x.Env, nil)
+		in, err := s.stdin.Render(x.Env)
 		if err != nil {
 			return nil, err
 		}
@@ -145,7 +153,7 @@ func (s *sshExec) Probe(ctx context.Context, x *step.Exec) (step.Result, error) 
 // its work.
 func (s *sshExec) skip(ctx context.Context, x *step.Exec) (string, error) {
 	if s.creates != nil {
-		path, err := s.creates.Render(x.Env, nil)
+		path, err := s.creates.Render(x.Env)
 		if err != nil {
 			return "", err
 		}
@@ -162,7 +170,7 @@ func (s *sshExec) skip(ctx context.Context, x *step.Exec) (string, error) {
 		}
 	}
 	if s.unless != nil {
-		line, err := s.unless.Render(x.Env, tmpl.ShellQuote)
+		line, err := s.unless.Render(x.Env)
 		if err != nil {
 			return "", err
 		}

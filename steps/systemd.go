@@ -157,7 +157,7 @@ func (s *systemd) actions(unit string, u UnitState) []string {
 }
 
 func (s *systemd) observe(ctx context.Context, x *step.Exec) (string, UnitState, transport.Conn, error) {
-	unit, err := s.unit.Render(x.Env, nil)
+	unit, err := s.unit.Render(x.Env)
 	if err != nil {
 		return "", UnitState{}, nil, err
 	}
@@ -224,7 +224,7 @@ func (s *systemd) Apply(ctx context.Context, x *step.Exec, p *step.Plan) (step.R
 		cancel()
 		if err != nil {
 			if actx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
-				unit, _ := s.unit.Render(x.Env, nil)
+				unit, _ := s.unit.Render(x.Env)
 				return nil, fmt.Errorf("%s did not finish in %s; see journalctl -u %s on %s", a, actionTimeout, unit, x.Host.Name)
 			}
 			return nil, err

@@ -78,7 +78,7 @@ func (w *waitUntil) Where(env map[string]any) (string, bool) {
 	if w.probe == nil || w.probe.Host == nil {
 		return "", false
 	}
-	h, err := w.probe.Host.Render(env, nil)
+	h, err := w.probe.Host.Render(env)
 	return h, err == nil
 }
 

@@ -40,9 +40,6 @@ const (
 	ruleForward   = diag.RuleForwardRef
 )
 
-// Raw marks a value that a template inserts without shell quoting.
-type Raw struct{ Value any }
-
 // Expr is a compiled expression.
 type Expr struct {
 	Source string
@@ -65,6 +62,9 @@ type Expr struct {
 	dynamic bool
 	// Steps lists the step ids the expression reads.
 	Steps []string
+	// callsLiteral is set when the expression calls literal();
+	// rawInput when it calls raw() on anything but constants.
+	callsLiteral, rawInput bool
 }
 
 // CompileBool compiles an expression that must yield a bool (when, until,
@@ -184,6 +184,19 @@ func (s *Scope) checkRefs(src string, node ast.Node, e *Expr, env types.Map) err
 	}
 	visit := visitor(func(n ast.Node) {
 		switch n := n.(type) {
+		case *ast.CallNode:
+			if id, ok := n.Callee.(*ast.IdentifierNode); ok {
+				switch id.Value {
+				case "literal":
+					e.callsLiteral = true
+				case "raw":
+					for _, a := range n.Arguments {
+						if readsInput(a, locals) {
+							e.rawInput = true
+						}
+					}
+				}
+			}
 		case *ast.IdentifierNode:
 			if isFunc(n.Value) || isBuiltin(n.Value) || locals[n.Value] {
 				return
@@ -260,6 +273,19 @@ func localsOf(node ast.Node) map[string]bool {
 		}))
 	}
 	return locals
+}
+
+// readsInput reports whether an expression reads any name but the
+// functions, builtins and its own variables: a value that can come from
+// outside the playbook.
+func readsInput(n ast.Node, locals map[string]bool) bool {
+	found := false
+	ast.Walk(&n, visitor(func(n ast.Node) {
+		if id, ok := n.(*ast.IdentifierNode); ok && !isFunc(id.Value) && !isBuiltin(id.Value) && !locals[id.Value] {
+			found = true
+		}
+	}))
+	return found
 }
 
 // memberPath returns the names of a plain member chain like params.x or
@@ -487,7 +513,7 @@ func isKeyword(s string) bool {
 
 func isFunc(name string) bool {
 	switch name {
-	case "raw", "literal", "scram_sha256", "scram_verify":
+	case "raw", "literal", "scram_sha256", "scram_verify", "conninfo_value", "pgpass_value":
 		return true
 	}
 	return false

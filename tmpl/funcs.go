@@ -16,7 +16,8 @@ import (
 
 // funcs are the functions runbook adds to expressions.
 var funcs = []expr.Option{
-	// raw(x) inserts x into a command line or SQL text as it is.
+	// raw(x) inserts x into a command line or SQL text as it is. A value
+	// from outside the playbook is refused there (unsafe-raw).
 	expr.Function("raw", func(args ...any) (any, error) {
 		return Raw{args[0]}, nil
 	}, new(func(any) Raw)),
@@ -24,8 +25,19 @@ var funcs = []expr.Option{
 	// the statements that take no bound parameters (ALTER ROLE ...
 	// PASSWORD).
 	expr.Function("literal", func(args ...any) (any, error) {
-		return Raw{"'" + strings.ReplaceAll(Format(args[0]), "'", "''") + "'"}, nil
-	}, new(func(string) Raw)),
+		return SQLString{Format(args[0])}, nil
+	}, new(func(string) SQLString)),
+	// conninfo_value(s) is s as a value of a libpq connection string
+	// (host=... user=...): quoted when it holds a space, a quote or a
+	// backslash, so that it stays one value.
+	expr.Function("conninfo_value", func(args ...any) (any, error) {
+		return ConninfoValue(Format(args[0]))
+	}, new(func(string) string)),
+	// pgpass_value(s) is s as a field of a .pgpass line, with : and \
+	// escaped. A newline cannot be written in a field: it is an error.
+	expr.Function("pgpass_value", func(args ...any) (any, error) {
+		return PgpassValue(Format(args[0]))
+	}, new(func(string) string)),
 	// scram_sha256(password) is the SCRAM-SHA-256 verifier PostgreSQL
 	// stores for a password: setting a role's password with it keeps the
 	// plain text out of the server's logs and views.
@@ -37,6 +49,61 @@ var funcs = []expr.Option{
 	expr.Function("scram_verify", func(args ...any) (any, error) {
 		return ScramVerify(Format(args[0]), Format(args[1])), nil
 	}, new(func(string, string) bool)),
+}
+
+// Raw marks a value that a template inserts without quoting.
+type Raw struct{ Value any }
+
+// SQLString marks a value that SQL text takes as a string literal
+// (literal()).
+type SQLString struct{ Value string }
+
+// String is the value as an SQL string literal: in single quotes with
+// quotes doubled, and as an escape string (E'...') with backslashes
+// doubled too when it has any, which reads the same whatever
+// standard_conforming_strings says.
+func (s SQLString) String() string {
+	v := strings.ReplaceAll(s.Value, "'", "''")
+	if strings.Contains(v, `\`) {
+		return "E'" + strings.ReplaceAll(v, `\`, `\\`) + "'"
+	}
+	return "'" + v + "'"
+}
+
+// unmark returns the plain value of a marked one: what a template with
+// no language inserts.
+func unmark(v any) any {
+	switch v := v.(type) {
+	case Raw:
+		return v.Value
+	case SQLString:
+		return v.String()
+	}
+	return v
+}
+
+// ConninfoValue writes s as one value of a libpq key=value connection
+// string: as it is when it is plain, otherwise in single quotes with \
+// and ' escaped by a backslash (libpq skips spaces after key=, so an
+// empty value is quoted too). A NUL byte would end the string: it is an
+// error.
+func ConninfoValue(s string) (string, error) {
+	if strings.IndexByte(s, 0) >= 0 {
+		return "", errors.New("conninfo_value: a connection string cannot hold a NUL byte")
+	}
+	if s != "" && !strings.ContainsAny(s, " \t\n\r\v\f'\\=") {
+		return s, nil
+	}
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'", nil
+}
+
+// PgpassValue writes s as a field of a .pgpass line, escaping : and \.
+// A line break cannot be written in a field.
+func PgpassValue(s string) (string, error) {
+	if strings.ContainsAny(s, "\r\n\x00") {
+		return "", errors.New("pgpass_value: a .pgpass field cannot hold a line break or a NUL byte")
+	}
+	return strings.NewReplacer(`\`, `\\`, `:`, `\:`).Replace(s), nil
 }
 
 const scramIterations = 4096

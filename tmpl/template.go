@@ -2,6 +2,7 @@ package tmpl
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -15,8 +16,12 @@ type Template struct {
 type part struct {
 	lit  string
 	expr *Expr
-	// Offset is the byte offset of the expression's source in the template.
+	// offset is the byte offset of the expression's source in the
+	// template, or of the literal text.
 	offset int
+	// slot quotes the expression's value for the place it lands in; nil
+	// inserts it as it is.
+	slot slot
 }
 
 // TemplateError is an expression error inside a template, at a byte offset
@@ -36,12 +41,12 @@ func ParseTemplate(src string, s *Scope) (*Template, []*TemplateError) {
 		i := strings.Index(rest, "${{")
 		if i < 0 {
 			if rest != "" {
-				t.parts = append(t.parts, part{lit: rest})
+				t.parts = append(t.parts, part{lit: rest, offset: base})
 			}
 			break
 		}
 		if i > 0 {
-			t.parts = append(t.parts, part{lit: rest[:i]})
+			t.parts = append(t.parts, part{lit: rest[:i], offset: base})
 		}
 		j := strings.Index(rest[i+3:], "}}")
 		if j < 0 {
@@ -127,13 +132,11 @@ func (t *Template) Exprs() []*Expr {
 	return out
 }
 
-// Quoter quotes an interpolated value for the place it lands in, such as a
-// shell command line. A nil Quoter inserts values as they are.
-type Quoter func(string) string
-
-// Render evaluates the template, passing every interpolated value through
-// quote unless the expression marked it raw().
-func (t *Template) Render(env map[string]any, quote Quoter) (string, error) {
+// Render evaluates the template, quoting every interpolated value for the
+// context it lands in when the template was bound to a language (In), and
+// inserting it as it is otherwise. A value that cannot be placed safely is
+// an error that never shows the value.
+func (t *Template) Render(env map[string]any) (string, error) {
 	if t == nil {
 		return "", nil
 	}
@@ -141,7 +144,8 @@ func (t *Template) Render(env map[string]any, quote Quoter) (string, error) {
 		return t.parts[0].lit, nil
 	}
 	var b strings.Builder
-	for _, p := range t.parts {
+	var spans []span
+	for i, p := range t.parts {
 		if p.expr == nil {
 			b.WriteString(p.lit)
 			continue
@@ -150,17 +154,43 @@ func (t *Template) Render(env map[string]any, quote Quoter) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("${{%s}}: %w", p.expr.Source, err)
 		}
-		if r, ok := v.(Raw); ok {
-			b.WriteString(Format(r.Value))
+		if p.slot == nil {
+			b.WriteString(Format(unmark(v)))
 			continue
 		}
-		s := Format(v)
-		if quote != nil {
-			s = quote(s)
+		s, err := p.slot.quote(v)
+		if err != nil {
+			return "", fmt.Errorf("${{%s}}: %w", p.expr.Source, err)
+		}
+		if _, ok := p.slot.(spanChecker); ok {
+			spans = append(spans, span{part: i, start: b.Len(), end: b.Len() + len(s)})
 		}
 		b.WriteString(s)
 	}
-	return b.String(), nil
+	out := b.String()
+	for _, sp := range spans {
+		p := t.parts[sp.part]
+		if err := p.slot.(spanChecker).checkSpan(out, sp.start, sp.end); err != nil {
+			return "", fmt.Errorf("${{%s}}: %w", p.expr.Source, err)
+		}
+	}
+	return out, nil
+}
+
+// span is where a quoted value landed in a rendered template.
+type span struct{ part, start, end int }
+
+// slot quotes the value of one ${{ }} for the place it lands in.
+type slot interface {
+	quote(v any) (string, error)
+}
+
+// spanChecker is a slot that also checks the rendered text around its
+// value, for what quoting alone cannot rule out (a value that completes a
+// here-document's end line, or a dollar-quote's closing tag, with the text
+// next to it).
+type spanChecker interface {
+	checkSpan(out string, start, end int) error
 }
 
 // Value evaluates a template that is exactly one ${{ }} to the expression's
@@ -168,12 +198,9 @@ func (t *Template) Render(env map[string]any, quote Quoter) (string, error) {
 func (t *Template) Value(env map[string]any) (any, error) {
 	if len(t.parts) == 1 && t.parts[0].expr != nil && strings.TrimSpace(t.Source) == t.Source {
 		v, err := t.parts[0].expr.Eval(env)
-		if r, ok := v.(Raw); ok {
-			return r.Value, err
-		}
-		return v, err
+		return unmark(v), err
 	}
-	return t.Render(env, nil)
+	return t.Render(env)
 }
 
 // Format turns an expression value into the text a template inserts.
@@ -190,20 +217,134 @@ func Format(v any) string {
 	}
 }
 
-// ShellQuote quotes s as one word for a POSIX shell.
-func ShellQuote(s string) string {
-	if s == "" {
-		return "''"
+// Lang is the language of a template's text, such as a shell command or
+// SQL: it finds the context every ${{ }} lands in and quotes values for
+// it, or refuses the template when no quoting makes a value safe there.
+type Lang interface {
+	bind(t *Template) []*TemplateError
+}
+
+// In binds the template to lang, so that Render quotes each value for
+// the place it lands in. It returns the ${{ }} that cannot be placed
+// safely, with the reason and the fix, at offsets of the template's
+// source. A template with expression errors is not bound.
+func (t *Template) In(lang Lang) []*TemplateError {
+	if t == nil || t.IsLiteral() {
+		return nil
 	}
-	safe := true
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%+=:,./-_", r)) {
-			safe = false
-			break
+	return lang.bind(t)
+}
+
+// markedText is a template's text with every ${{ }} replaced by a marker:
+// a word of letters and digits that a parser of the language reads like
+// a plain name, so that where each marker lands tells where its value
+// would.
+type markedText struct {
+	text   string
+	prefix string
+	// exprs are the indexes of the expression parts, in order; marker k
+	// stands for t.parts[exprs[k]].
+	exprs []int
+	// starts[k] is the offset of marker k in text; src[k] that of its
+	// ${{ in the template's source.
+	starts, src []int
+	// lits maps offsets of text back to the template: the start of each
+	// literal part in text and in the source.
+	lits [][2]int
+}
+
+func (t *Template) withMarkers() *markedText {
+	m := &markedText{prefix: "rbslot"}
+	for strings.Contains(strings.ToLower(t.Source), m.prefix) {
+		m.prefix += "q"
+	}
+	var b strings.Builder
+	for i, p := range t.parts {
+		if p.expr == nil {
+			m.lits = append(m.lits, [2]int{b.Len(), p.offset})
+			b.WriteString(p.lit)
+			continue
+		}
+		m.starts = append(m.starts, b.Len())
+		m.src = append(m.src, p.offset-3)
+		b.WriteString(m.marker(len(m.exprs)))
+		m.exprs = append(m.exprs, i)
+	}
+	m.text = b.String()
+	return m
+}
+
+func (m *markedText) marker(k int) string { return m.prefix + strconv.Itoa(k) + "z" }
+
+// find returns the markers in s.
+func (m *markedText) find(s string) []int {
+	var out []int
+	for {
+		i := strings.Index(s, m.prefix)
+		if i < 0 {
+			return out
+		}
+		s = s[i+len(m.prefix):]
+		j := 0
+		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			j++
+		}
+		if j > 0 && j < len(s) && s[j] == 'z' {
+			if k, err := strconv.Atoi(s[:j]); err == nil && k < len(m.exprs) {
+				out = append(out, k)
+			}
+		}
+		s = s[j:]
+	}
+}
+
+// unmark writes the markers in a parser's message as the ${{ }} they
+// stand for.
+func (m *markedText) unmark(msg string) string {
+	for k := len(m.exprs) - 1; k >= 0; k-- {
+		msg = strings.ReplaceAll(msg, m.marker(k), "${{ }}")
+	}
+	return msg
+}
+
+// exprOffset is the offset in the template's source of marker k's ${{.
+func (m *markedText) exprOffset(k int) int { return m.src[k] }
+
+// sourceOffset maps an offset of the marked text to the template's source.
+func (m *markedText) sourceOffset(off int) int {
+	for k := len(m.starts) - 1; k >= 0; k-- {
+		if off >= m.starts[k] && off < m.starts[k]+len(m.marker(k)) {
+			return m.src[k]
 		}
 	}
-	if safe {
-		return s
+	for i := len(m.lits) - 1; i >= 0; i-- {
+		if off >= m.lits[i][0] {
+			return m.lits[i][1] + off - m.lits[i][0]
+		}
 	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	return 0
+}
+
+// before returns the byte before marker k in the text, or 0.
+func (m *markedText) before(k int) byte {
+	if m.starts[k] == 0 {
+		return 0
+	}
+	return m.text[m.starts[k]-1]
+}
+
+// afterBackslash reports whether marker k follows an odd run of
+// backslashes, which would escape the first character of its value.
+func (m *markedText) afterBackslash(k int) bool {
+	n := 0
+	for i := m.starts[k] - 1; i >= 0 && m.text[i] == '\\'; i-- {
+		n++
+	}
+	return n%2 == 1
+}
+
+// wordStart reports whether marker k starts a word of a plain command.
+func (m *markedText) wordStart(k int) bool {
+	c := m.before(k)
+	return c == 0 || strings.IndexByte(" \t\n;&|>", c) >= 0
 }
