@@ -436,15 +436,15 @@ func (w *secretsWorld) checkRan() {
 // was written for.
 func (w *secretsWorld) checkFailed() {
 	for name, want := range map[string]string{
-		"remote":       "exit status 3: ",
-		"sql-syntax":   "syntax error at or near",
-		"sql-value":    "invalid input syntax for type integer",
-		"http-status":  "HTTP status 500: <p>",
-		"http-url":     "connection refused",
-		"assert":       "assert result.stdout == \"\" is false; observed {",
-		"wait":         "timed out after 1s waiting until",
-		"guard":        "refused: 1 guard(s) failed",
-		"systemd":      "systemctl show ssh",
+		"remote":      "exit status 3: ",
+		"sql-syntax":  "syntax error at or near",
+		"sql-value":   "invalid input syntax for type integer",
+		"http-status": "HTTP status 500: <p>",
+		"http-url":    "connection refused",
+		"assert":      "assert result.stdout == \"\" is false; observed {",
+		"wait":        "timed out after 1s waiting until",
+		"guard":       "refused: 1 guard(s) failed",
+		"systemd":     "systemctl show ssh",
 	} {
 		if got := w.outputs["fail "+name+" (stderr)"]; !strings.Contains(got, want) {
 			w.t.Errorf("%s: the failure does not say %q:\n%s", name, want, got)
