@@ -76,6 +76,12 @@ func (e *Env) sshConfigFor(name, address string, port int, user, identity, known
 			cfg.Port = p
 		}
 	}
+	if t, err := strconv.Atoi(configured(alias, "ServerAliveInterval")); err == nil && t > 0 {
+		cfg.Keepalive = time.Duration(t) * time.Second
+	}
+	if n, err := strconv.Atoi(configured(alias, "ServerAliveCountMax")); err == nil && n > 0 {
+		cfg.KeepaliveMissed = n
+	}
 	if t, err := strconv.Atoi(configured(alias, "ConnectTimeout")); err == nil && t > 0 {
 		// OpenSSH's ConnectTimeout, in seconds.
 		cfg.ConnectTimeout = time.Duration(t) * time.Second

@@ -48,7 +48,7 @@ func (s *textSink) paint(st engine.Status) string {
 		code = "32"
 	case engine.StatusChanged, engine.StatusWould:
 		code = "33"
-	case engine.StatusFailed, engine.StatusInterrupted:
+	case engine.StatusFailed, engine.StatusInterrupted, engine.StatusInDoubt:
 		code = "31"
 	case engine.StatusSkipped, engine.StatusUnknown:
 		code = "36"
@@ -122,7 +122,7 @@ func (s *textSink) Emit(ev *engine.Event) {
 		}
 		s.counts[ev.Status]++
 		fmt.Fprintf(s.w, "[%d] %s %s [%s] %s\n", ev.Index, s.paint(ev.Status), ev.Name, ev.Host, dur(ev.Duration))
-		show := ev.Status == engine.StatusFailed || ev.Status == engine.StatusUnknown || ev.Status == engine.StatusInterrupted || s.dryRun
+		show := ev.Status == engine.StatusFailed || ev.Status == engine.StatusUnknown || ev.Status == engine.StatusInterrupted || ev.Status == engine.StatusInDoubt || s.dryRun
 		if ev.Message != "" && show {
 			fmt.Fprintf(s.w, "    %s\n", ev.Message)
 		}
@@ -139,7 +139,7 @@ func (s *textSink) Emit(ev *engine.Event) {
 	case engine.EventRunEnd:
 		s.clearLive()
 		var parts []string
-		for _, st := range []engine.Status{engine.StatusOK, engine.StatusChanged, engine.StatusWould, engine.StatusSkipped, engine.StatusUnknown, engine.StatusFailed, engine.StatusInterrupted} {
+		for _, st := range []engine.Status{engine.StatusOK, engine.StatusChanged, engine.StatusWould, engine.StatusSkipped, engine.StatusUnknown, engine.StatusFailed, engine.StatusInterrupted, engine.StatusInDoubt} {
 			if n := s.counts[st]; n > 0 {
 				parts = append(parts, fmt.Sprintf("%d %s", n, st))
 			}

@@ -23,6 +23,12 @@ const (
 	StatusUnknown Status = "unknown"
 	// StatusInterrupted is a step cancelled by Ctrl-C or a signal.
 	StatusInterrupted Status = "interrupted"
+	// StatusInDoubt is a step whose connection to its host was lost while
+	// it made its change: the change may be made, or still being made by a
+	// command that outlived the connection. A resume checks the host again,
+	// and waits for such a command, before it acts; the run does not retry
+	// it.
+	StatusInDoubt Status = "in-doubt"
 )
 
 // EventType says what an event reports.

@@ -45,7 +45,12 @@ func (p *pool) get(ctx context.Context, h *HostSpec) (transport.Conn, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.conn != nil {
-		return e.conn, nil
+		if c, ok := e.conn.(interface{ Closed() bool }); !ok || !c.Closed() {
+			return e.conn, nil
+		}
+		// Lost (the host stopped answering, or the link broke): open a
+		// new one, so that the next step can reach a host that is back.
+		e.conn = nil
 	}
 	if e.err != nil && e.failed.After(asked) {
 		return nil, e.err

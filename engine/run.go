@@ -564,7 +564,7 @@ func (x *run) forEach(ctx context.Context, index int, s *Step, host string, star
 	for i, it := range items {
 		o := x.onHost(ctx, index, s, host, &it, i+1)
 		outcomes = append(outcomes, o)
-		if o.status == StatusFailed || o.status == StatusInterrupted {
+		if o.status == StatusFailed || o.status == StatusInterrupted || o.status == StatusInDoubt {
 			break
 		}
 	}
@@ -801,6 +801,12 @@ func (x *run) attempt(ctx context.Context, index int, s *Step, ex *step.Exec, na
 		crashpoint("applied", index)
 		if err != nil {
 			o.result = r
+			if transport.IsLost(err) && ctx.Err() == nil {
+				// Not failed: its command may go on without us. Retrying here
+				// would start it a second time beside the first.
+				o.status, o.err, o.final = StatusInDoubt, fmt.Errorf("in doubt: %w; the change may be made or still being made: resume checks the host again (and waits for a command still running) before it acts", err), true
+				return o, nil
+			}
 			return fail(err)
 		}
 		o.status, o.result = StatusChanged, r

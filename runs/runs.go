@@ -254,7 +254,7 @@ func Fold(recs []journal.Record) (*State, error) {
 				st.Processes[k] = engine.Leftover{PID: ev.PID, Since: r.Time}
 				continue
 			}
-			if ev.Status != engine.StatusInterrupted {
+			if ev.Status != engine.StatusInterrupted && ev.Status != engine.StatusInDoubt {
 				// Ended: its command ended with it. (An interrupted one was
 				// killed, unless the connection was lost first: kept.)
 				delete(st.Processes, k)
@@ -268,8 +268,9 @@ func Fold(recs []journal.Record) (*State, error) {
 				// It ended, badly: nothing is in doubt, and it runs again.
 				delete(st.InDoubt, k)
 				delete(st.Done, k)
-			case engine.StatusInterrupted:
-				// Cancelled while it ran: its change may be half made.
+			case engine.StatusInterrupted, engine.StatusInDoubt:
+				// Cancelled while it ran, or its connection lost: its change
+				// may be half made, or still being made.
 				if _, started := st.InDoubt[k]; !started {
 					delete(st.Done, k)
 				}

@@ -51,8 +51,13 @@ type SSHConfig struct {
 	Passphrase func(file string) ([]byte, error)
 	// ConnectTimeout bounds the TCP connection and handshake.
 	ConnectTimeout time.Duration
-	// Keepalive is the interval of keepalive requests (default 15s).
+	// Keepalive is the interval of keepalive requests (default 15s;
+	// OpenSSH's ServerAliveInterval).
 	Keepalive time.Duration
+	// KeepaliveMissed is how many intervals a keepalive may go unanswered
+	// before the connection is closed as dead (default KeepaliveMissed;
+	// OpenSSH's ServerAliveCountMax).
+	KeepaliveMissed int
 }
 
 func (c *SSHConfig) addr() string {
@@ -77,6 +82,10 @@ type SSH struct {
 
 	stop chan struct{}
 	once sync.Once
+
+	whyMu sync.Mutex
+	// why is what closed the connection under its commands, if not Close.
+	why error
 }
 
 var _ Conn = (*SSH)(nil)
@@ -119,6 +128,9 @@ func (e *AuthError) Unwrap() error { return e.Err }
 func DialSSH(ctx context.Context, cfg SSHConfig) (*SSH, error) {
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 10 * time.Second
+	}
+	if cfg.KeepaliveMissed <= 0 {
+		cfg.KeepaliveMissed = KeepaliveMissed
 	}
 	if cfg.Keepalive == 0 {
 		cfg.Keepalive = 15 * time.Second
@@ -423,6 +435,15 @@ func (s *SSH) loadIdentity(f string) (ssh.Signer, error) {
 	return signer, err
 }
 
+// KeepaliveMissed is how many keepalive intervals a host may leave a
+// request unanswered, by default, before its connection is closed as dead
+// (OpenSSH's ServerAliveCountMax defaults to 3 as well).
+const KeepaliveMissed = 3
+
+// keepalive asks the server for an answer every interval, and closes the
+// connection when one does not come within KeepaliveMissed intervals: a
+// frozen host (a stopped VM, a hung sshd) would otherwise hold every
+// command on it forever. Commands then end with a lost connection.
 func (s *SSH) keepalive() {
 	t := time.NewTicker(s.cfg.Keepalive)
 	defer t.Stop()
@@ -431,11 +452,50 @@ func (s *SSH) keepalive() {
 		case <-s.stop:
 			return
 		case <-t.C:
-			if _, _, err := s.client.SendRequest("keepalive@openssh.com", true, nil); err != nil {
-				s.Close()
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := s.client.SendRequest("keepalive@openssh.com", true, nil)
+			done <- err
+		}()
+		bound := time.Duration(s.cfg.KeepaliveMissed) * s.cfg.Keepalive
+		limit := time.NewTimer(bound)
+		select {
+		case <-s.stop:
+			limit.Stop()
+			return
+		case err := <-done:
+			limit.Stop()
+			if err != nil {
+				s.closeBecause(fmt.Errorf("keepalive: %w", err))
 				return
 			}
+		case <-limit.C:
+			s.closeBecause(fmt.Errorf("the host stopped answering: no reply to keepalives for %s", bound))
+			return
 		}
+	}
+}
+
+// closeBecause closes the connection and keeps why, for the errors of the
+// commands it cuts short.
+func (s *SSH) closeBecause(why error) {
+	s.whyMu.Lock()
+	if s.why == nil {
+		s.why = why
+	}
+	s.whyMu.Unlock()
+	s.Close()
+}
+
+// Closed reports whether the connection was closed (by Close, or because
+// the host stopped answering): a new one must be opened.
+func (s *SSH) Closed() bool {
+	select {
+	case <-s.stop:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -521,7 +581,14 @@ func (s *SSH) killGroup(pid int) {
 // lost describes a connection that broke under a command. The host had
 // answered, so this is a SessionError, never "unreachable".
 func (s *SSH) lost(err error) error {
-	if errors.Is(err, io.EOF) || strings.Contains(err.Error(), "connection") {
+	var missing *ssh.ExitMissingError
+	if errors.Is(err, io.EOF) || errors.As(err, &missing) || strings.Contains(err.Error(), "connection") || s.Closed() {
+		s.whyMu.Lock()
+		why := s.why
+		s.whyMu.Unlock()
+		if why != nil {
+			err = fmt.Errorf("%w (%v)", why, err)
+		}
 		return &SessionError{Host: s.cfg.Name, Addr: s.cfg.addr(), Stage: "session", Err: fmt.Errorf("connection lost: %w", err)}
 	}
 	return err
@@ -728,10 +795,12 @@ func (s *SSH) Close() error {
 	var err error
 	s.once.Do(func() {
 		close(s.stop)
-		if s.sftp != nil {
-			s.sftp.Close()
-		}
+		// The TCP connection first: closing the file-transfer channel on
+		// a connection whose host stopped answering would wait for it.
 		err = s.client.Close()
+		if s.sftp != nil {
+			go s.sftp.Close()
+		}
 		if s.jump != nil {
 			s.jump.Close()
 		}

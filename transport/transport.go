@@ -149,6 +149,13 @@ func (e *SessionError) Error() string {
 
 func (e *SessionError) Unwrap() error { return e.Err }
 
+// IsLost reports whether err says a connection broke while a command ran
+// on it (the command may go on on the host).
+func IsLost(err error) bool {
+	var se *SessionError
+	return errors.As(err, &se) && se.Stage == "session"
+}
+
 // Silent reports whether a dial error means that nothing answered at the
 // address: a timeout, or no route to the host or its network. A refused
 // connection (an RST: something answered) is not silent.

@@ -1,0 +1,159 @@
+package e2e
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/runbook-dev/runbook/internal/testsshd"
+)
+
+// slowStep runs a command on pg1 that logs its start, works for a while
+// and marks what it made; creates: makes it idempotent.
+const slowStep = `version: 1
+name: faults/slow
+params:
+  dir: {type: string}
+steps:
+  - id: slow
+    host: pg1
+    ssh-exec:
+      command: echo start >> ${{ params.dir }}/log; sleep 3; echo done >> ${{ params.dir }}/log; touch ${{ params.dir }}/made
+      creates: ${{ params.dir }}/made
+`
+
+var resumeID = regexp.MustCompile(`continue with: runbook resume (\S+)`)
+
+// sessionPIDs returns the sshd processes that serve the connections of a
+// test's sshd: the descendants of its listener that are sshd (a monitor
+// and its session process, or one process for both), not the commands
+// and subsystems they run.
+func sessionPIDs(t *testing.T, s *testsshd.Server) []int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(s.Dir, "sshd.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	var walk func(pid string)
+	walk = func(pid string) {
+		out, _ := exec.Command("pgrep", "-P", pid).Output()
+		for _, c := range strings.Fields(string(out)) {
+			comm, _ := os.ReadFile("/proc/" + c + "/comm")
+			if strings.TrimSpace(string(comm)) != "sshd" {
+				continue
+			}
+			if n, err := strconv.Atoi(c); err == nil {
+				pids = append(pids, n)
+			}
+			walk(c)
+		}
+	}
+	walk(strings.TrimSpace(string(b)))
+	return pids
+}
+
+// startSlow starts `runbook run` of slowStep in the background and waits
+// until its command logged its start on the host.
+func startSlow(t *testing.T, s *testsshd.Server, dir string, extra ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	inv := writeFile(t, "inventory.yaml", s.Inventory("pg1"))
+	pb := writeFile(t, "slow.yaml", slowStep)
+	cmd := exec.Command(runbookBin, append([]string{"run", "-i", inv, pb, "-p", "dir=" + dir}, extra...)...)
+	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+stateDir)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if b, _ := os.ReadFile(filepath.Join(dir, "log")); bytes.Contains(b, []byte("start")) {
+			return cmd, &out
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("the command did not start on the host:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestLostSessionIsInDoubt: the connection of a step dies while its
+// command runs (the sshd processes of the session killed); the command
+// goes on on the host. The step is in doubt, not failed, and the resume
+// waits for the command that outlived the connection instead of starting
+// it a second time beside it: the host's log shows one start.
+func TestLostSessionIsInDoubt(t *testing.T) {
+	s := testsshd.Start(t)
+	dir := t.TempDir()
+	cmd, out := startSlow(t, s, dir)
+	for _, pid := range sessionPIDs(t, s) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+
+	if err := cmd.Wait(); err == nil {
+		t.Fatalf("the run succeeded with its connection killed:\n%s", out)
+	}
+	if !strings.Contains(out.String(), "in-doubt") || strings.Contains(out.String(), "] failed") {
+		t.Fatalf("the step is not in doubt:\n%s", out)
+	}
+	m := resumeID.FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("no resume command:\n%s", out)
+	}
+	rout, rerr, err := runbook(t, nil, "resume", m[1])
+	if err != nil {
+		t.Fatalf("resume: %v\n%s%s", err, rout, rerr)
+	}
+	log, _ := os.ReadFile(filepath.Join(dir, "log"))
+	if got := string(log); got != "start\ndone\n" {
+		t.Fatalf("the host's log is %q, want one start and one done:\nrun:\n%s\nresume:\n%s%s", got, out, rout, rerr)
+	}
+}
+
+// TestFrozenHostEndsWithinBound: the host stops answering mid-command (its
+// sshd session processes stopped with SIGSTOP, as a frozen VM does). With
+// ServerAliveInterval 1 and ServerAliveCountMax 2, the step ends in doubt
+// within a few seconds, saying the host stopped answering, instead of
+// waiting forever.
+func TestFrozenHostEndsWithinBound(t *testing.T) {
+	s := testsshd.Start(t)
+	dir := t.TempDir()
+	conf := writeFile(t, "ssh_config", "Host *\n  ServerAliveInterval 1\n  ServerAliveCountMax 2\n")
+	cmd, out := startSlow(t, s, dir, "--ssh-config", conf)
+	pids := sessionPIDs(t, s)
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGSTOP)
+	}
+	t.Cleanup(func() {
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+		}
+	})
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatalf("the run succeeded with its host frozen:\n%s", out)
+		}
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("the run still waits 30s after the host froze:\n%s", out)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("the step ended %s after the host froze; the bound is 2 keepalive intervals of 1s plus one", d)
+	}
+	if !strings.Contains(out.String(), "the host stopped answering") || !strings.Contains(out.String(), "in-doubt") {
+		t.Errorf("the step does not say the host stopped answering, in doubt:\n%s", out)
+	}
+}
