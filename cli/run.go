@@ -350,7 +350,13 @@ func (e *Env) locker(sf *stateFlags, playbook, runID string, wait time.Duration)
 			}
 			return func() { _ = l.Release() }, nil
 		}
-		l, err := lock.Acquire(dir, name, h, wait)
+		l, err := lock.Acquire(ctx, dir, name, h, 0)
+		var held *lock.HeldError
+		if errors.As(err, &held) && wait > 0 {
+			// Say so: a run that waits in silence looks hung.
+			fmt.Fprintf(e.Stderr, "runbook: %v; waiting up to %s for it (Ctrl-C stops waiting)\n", held, wait)
+			l, err = lock.Acquire(ctx, dir, name, h, wait)
+		}
 		if err != nil {
 			return nil, err
 		}

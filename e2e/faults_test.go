@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -155,5 +156,60 @@ func TestFrozenHostEndsWithinBound(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "the host stopped answering") || !strings.Contains(out.String(), "in-doubt") {
 		t.Errorf("the step does not say the host stopped answering, in doubt:\n%s", out)
+	}
+}
+
+// TestInterruptWhileWaitingForLock: a run waiting for a lock another run
+// holds (--wait-lock 5m) stops at Ctrl-C within a second, exit 130,
+// having run nothing.
+func TestInterruptWhileWaitingForLock(t *testing.T) {
+	dir := t.TempDir()
+	pb := writeFile(t, "locked.yaml", `version: 1
+name: faults/locked
+params:
+  dir: {type: string}
+  who: {type: string}
+lock: faults-locked
+steps:
+  - id: hold
+    ssh-exec:
+      command: echo ${{ params.who }} >> ${{ params.dir }}/ran; touch ${{ params.dir }}/holding-${{ params.who }}; sleep 30
+`)
+	start := func(who string, extra ...string) (*exec.Cmd, *bytes.Buffer) {
+		cmd := exec.Command(runbookBin, append([]string{"run", pb, "-p", "dir=" + dir, "-p", "who=" + who}, extra...)...)
+		cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+stateDir)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd, &out
+	}
+	waitFor := func(what string, ok func() bool) {
+		deadline := time.Now().Add(20 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("waiting for %s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	holder, _ := start("a")
+	t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
+	waitFor("the first run to hold the lock", func() bool { _, err := os.Stat(filepath.Join(dir, "holding-a")); return err == nil })
+	waiter, out := start("b", "--wait-lock", "5m")
+	waitFor("the second run to wait for the lock", func() bool { return strings.Contains(out.String(), "waiting up to 5m0s") })
+	at := time.Now()
+	_ = waiter.Process.Signal(syscall.SIGINT)
+	err := waiter.Wait()
+	if d := time.Since(at); d > time.Second {
+		t.Errorf("the waiting run took %s to stop after Ctrl-C", d)
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Errorf("exit %v, want 130:\n%s", err, out)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "ran")); string(b) != "a\n" {
+		t.Errorf("ran: %q, want only the first run", b)
 	}
 }

@@ -8,6 +8,7 @@
 package lock
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,11 +58,12 @@ func fileName(name string) string { return unsafe.ReplaceAllString(name, "_") + 
 func Path(dir, name string) string { return filepath.Join(dir, "locks", fileName(name)) }
 
 // Acquire takes lock name for h. When another run holds it, it waits up to
-// wait, polling, and then returns a *HeldError naming the holder. Taking
+// wait, polling, and then returns a *HeldError naming the holder; a
+// cancelled ctx ends the wait at once with context.Cause(ctx). Taking
 // over from a holder that died is recorded in DIR/locks/audit.log. dir is
 // the state directory, created with mode 0700 when missing and refused
 // when another user could write in it.
-func Acquire(dir, name string, h Holder, wait time.Duration) (*Lock, error) {
+func Acquire(ctx context.Context, dir, name string, h Holder, wait time.Duration) (*Lock, error) {
 	state, err := statedir.Open(dir, true)
 	if err != nil {
 		return nil, err
@@ -106,7 +108,13 @@ func Acquire(dir, name string, h Holder, wait time.Duration) (*Lock, error) {
 			holder.Name = name
 			return nil, &HeldError{Holder: holder}
 		}
-		time.Sleep(200 * time.Millisecond)
+		t := time.NewTimer(200 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, context.Cause(ctx)
+		case <-t.C:
+		}
 	}
 }
 

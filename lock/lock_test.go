@@ -1,6 +1,7 @@
 package lock
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -16,17 +17,17 @@ func holder(id string) Holder {
 
 func TestExclusive(t *testing.T) {
 	dir := t.TempDir()
-	a, err := Acquire(dir, "pg-cluster-prod", holder("run-a"), 0)
+	a, err := Acquire(context.Background(), dir, "pg-cluster-prod", holder("run-a"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = Acquire(dir, "pg-cluster-prod", holder("run-b"), 0)
+	_, err = Acquire(context.Background(), dir, "pg-cluster-prod", holder("run-b"), 0)
 	var he *HeldError
 	if !errors.As(err, &he) || he.Holder.RunID != "run-a" || !strings.Contains(err.Error(), "held by run run-a (pg-ha/promote-standby) of alice on laptop") {
 		t.Fatalf("second acquire: %v", err)
 	}
 	// Another lock name is independent.
-	c, err := Acquire(dir, "pg-cluster-test", holder("run-c"), 0)
+	c, err := Acquire(context.Background(), dir, "pg-cluster-test", holder("run-c"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +37,7 @@ func TestExclusive(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		a.Release()
 	}()
-	b, err := Acquire(dir, "pg-cluster-prod", holder("run-b"), 5*time.Second)
+	b, err := Acquire(context.Background(), dir, "pg-cluster-prod", holder("run-b"), 5*time.Second)
 	if err != nil {
 		t.Fatalf("waiting acquire: %v", err)
 	}
@@ -47,7 +48,7 @@ func TestExclusive(t *testing.T) {
 // (the kernel does), and the next run takes it over with an audit record.
 func TestDeadHolderTakenOver(t *testing.T) {
 	if os.Getenv("LOCK_HELPER_DIR") != "" {
-		if _, err := Acquire(os.Getenv("LOCK_HELPER_DIR"), "x", holder("run-dead"), 0); err != nil {
+		if _, err := Acquire(context.Background(), os.Getenv("LOCK_HELPER_DIR"), "x", holder("run-dead"), 0); err != nil {
 			os.Exit(3)
 		}
 		os.Stdout.WriteString("locked\n")
@@ -65,12 +66,12 @@ func TestDeadHolderTakenOver(t *testing.T) {
 	if _, err := out.Read(buf); err != nil || string(buf) != "locked\n" {
 		t.Fatalf("helper: %q %v", buf, err)
 	}
-	if _, err := Acquire(dir, "x", holder("run-live"), 0); err == nil {
+	if _, err := Acquire(context.Background(), dir, "x", holder("run-live"), 0); err == nil {
 		t.Fatal("acquired a lock a live process holds")
 	}
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
-	l, err := Acquire(dir, "x", holder("run-live"), 0)
+	l, err := Acquire(context.Background(), dir, "x", holder("run-live"), 0)
 	if err != nil {
 		t.Fatalf("after the holder died: %v", err)
 	}
@@ -91,7 +92,7 @@ func TestRefusesLinksInStateDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	l, err := Acquire(dir, "x", holder("run-a"), 0)
+	l, err := Acquire(context.Background(), dir, "x", holder("run-a"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +102,7 @@ func TestRefusesLinksInStateDirectory(t *testing.T) {
 	if err := os.Symlink(outside, lockFile); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Acquire(dir, "x", holder("run-b"), 0); err == nil || !strings.Contains(err.Error(), "is a symbolic link") {
+	if _, err := Acquire(context.Background(), dir, "x", holder("run-b"), 0); err == nil || !strings.Contains(err.Error(), "is a symbolic link") {
 		t.Fatalf("a symlinked lock file: %v", err)
 	}
 	// The audit log, written when a run takes over from a dead holder.
@@ -112,7 +113,7 @@ func TestRefusesLinksInStateDirectory(t *testing.T) {
 	if err := os.Symlink(outside, filepath.Join(dir, "locks", "audit.log")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Acquire(dir, "x", holder("run-c"), 0); err == nil || !strings.Contains(err.Error(), "audit.log is a symbolic link") {
+	if _, err := Acquire(context.Background(), dir, "x", holder("run-c"), 0); err == nil || !strings.Contains(err.Error(), "audit.log is a symbolic link") {
 		t.Fatalf("a symlinked audit log: %v", err)
 	}
 	if b, _ := os.ReadFile(outside); string(b) != "precious\n" {
@@ -127,7 +128,7 @@ func TestRefusesStateDirectoryOthersCanWrite(t *testing.T) {
 	if err := os.Chmod(dir, 0o775); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Acquire(dir, "x", holder("run-a"), 0); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+	if _, err := Acquire(context.Background(), dir, "x", holder("run-a"), 0); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
 		t.Fatalf("got %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "locks")); err == nil {
