@@ -21,6 +21,13 @@ func lint(pb *Playbook, used map[string]bool, ds *diag.List) {
 			ds.Warnf(s.Pos, diag.RuleUnusedParam, "secret %s is never used: remove it, or use it as ${{ secrets.%s }}", s.Name, s.Name)
 		}
 	}
+	// verified[i]: a step from i on checks an outcome (one pass from the
+	// end, so that linting stays linear in the number of steps).
+	verified := make([]bool, len(pb.Steps)+1)
+	for i := len(pb.Steps) - 1; i >= 0; i-- {
+		s := pb.Steps[i]
+		verified[i] = verified[i+1] || s.Assert != nil || s.Type.Name() == "wait-until"
+	}
 	for i, s := range pb.Steps {
 		if (len(s.Hosts) > 0 || s.HostsExpr != nil) && s.Parallel == 0 {
 			ds.Warnf(s.Pos, diag.RuleUnboundedFanout, "step %q runs on every host at once: bound it with parallel: N", s.Label())
@@ -29,7 +36,7 @@ func lint(pb *Playbook, used map[string]bool, ds *diag.List) {
 		if ok && !c.MayChange() && s.Confirm != nil {
 			ds.Warnf(s.Confirm.Pos, diag.RuleIdleConfirm, "step %q never changes anything, so its confirm is never asked: put it on the step that makes the change", s.Label())
 		}
-		if !ok || !c.MayChange() || len(pb.Require) > 0 || verifiedAfter(pb.Steps[i:]) {
+		if !ok || !c.MayChange() || len(pb.Require) > 0 || verified[i] {
 			continue
 		}
 		ds.Warnf(s.Pos, diag.RuleUnguardedChange, "step %q changes %s with no guard (require:) before it and no verification (assert or wait-until) from it on", s.Label(), hostWord(s))
@@ -41,15 +48,4 @@ func hostWord(s *Step) string {
 		return fmt.Sprintf("host %s", s.Host.Source)
 	}
 	return "its host"
-}
-
-// verifiedAfter reports whether a step of steps (the changing one first)
-// checks an outcome: an assert, or a wait-until.
-func verifiedAfter(steps []*Step) bool {
-	for _, s := range steps {
-		if s.Assert != nil || s.Type.Name() == "wait-until" {
-			return true
-		}
-	}
-	return false
 }

@@ -63,3 +63,30 @@ func BenchmarkLoad1000x50(b *testing.B) {
 		}
 	}
 }
+
+// bigPlaybook is a playbook of about mb MiB: n steps of a command with
+// creates, as a generated playbook would have.
+func bigPlaybook(mb int) []byte {
+	var b strings.Builder
+	b.WriteString("version: 1\nname: big\nparams:\n  dir: {type: string, default: /tmp}\nsteps:\n")
+	for i := 0; b.Len() < mb<<20; i++ {
+		fmt.Fprintf(&b, "  - id: s%d\n    name: step %d\n    ssh-exec:\n      command: echo %d >> ${{ params.dir }}/log\n      creates: ${{ params.dir }}/m%d\n", i, i, i, i)
+	}
+	return []byte(b.String())
+}
+
+// BenchmarkLoadSize loads playbooks of 1, 4 and 20 MiB: the time per MiB
+// must stay flat (loading and linting are linear in the number of steps).
+func BenchmarkLoadSize(b *testing.B) {
+	for _, mb := range []int{1, 4, 20} {
+		src := bigPlaybook(mb)
+		b.Run(fmt.Sprintf("%dMiB", mb), func(b *testing.B) {
+			b.SetBytes(int64(len(src)))
+			for b.Loop() {
+				if _, ds := loader().Load("big.yaml", src); len(ds) == 0 {
+					b.Fatal("no diagnostics: the unguarded-change lint did not run")
+				}
+			}
+		})
+	}
+}
