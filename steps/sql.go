@@ -138,6 +138,37 @@ func (e *StandbyError) Error() string {
 
 func (e *StandbyError) Unwrap() error { return e.Err }
 
+// NotAcceptingError is a connection refused with SQLSTATE 57P03 for a
+// reason other than hot_standby = off: the server is starting up, shutting
+// down, in crash recovery, or a standby not yet consistent. It passes;
+// StandbyError does not.
+type NotAcceptingError struct {
+	Addr string
+	// Why is what the server said, in its words.
+	Why string
+	Err *pgconn.PgError
+}
+
+func (e *NotAcceptingError) Error() string {
+	return fmt.Sprintf("PostgreSQL at %s does not accept connections yet: %s (SQLSTATE 57P03)", e.Addr, e.Why)
+}
+
+func (e *NotAcceptingError) Unwrap() error { return e.Err }
+
+// notAccepting tells the reasons of SQLSTATE 57P03 apart by the server's
+// message and detail (PostgreSQL 15, postmaster.c): only "Hot standby mode
+// is disabled." is a warm standby.
+func notAccepting(where string, pe *pgconn.PgError) error {
+	if strings.Contains(pe.Detail, "Hot standby mode is disabled") {
+		return &StandbyError{Addr: where, Err: pe}
+	}
+	why := pe.Message
+	if pe.Detail != "" {
+		why += " (" + strings.TrimSuffix(pe.Detail, ".") + ")"
+	}
+	return &NotAcceptingError{Addr: where, Why: why, Err: pe}
+}
+
 func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, error) {
 	render := func(t *tmpl.Template) (string, error) {
 		if t == nil {
@@ -232,7 +263,7 @@ func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, error) 
 	if err != nil {
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) && pe.Code == "57P03" {
-			return nil, &StandbyError{Addr: where, Err: pe}
+			return nil, notAccepting(where, pe)
 		}
 		return nil, fmt.Errorf("connect to PostgreSQL at %s as %s: %w", where, user, unwrapConnect(err))
 	}

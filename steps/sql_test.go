@@ -3,9 +3,13 @@ package steps_test
 import (
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/runbook-dev/runbook/engine"
 	"github.com/runbook-dev/runbook/internal/testnet"
@@ -286,5 +290,43 @@ steps:
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestSQLShuttingDownIsNotAStandby: SQLSTATE 57P03 has several reasons;
+// a server in a smart shutdown says it is shutting down, which runbook
+// reports as such, not as a warm standby.
+func TestSQLShuttingDownIsNotAStandby(t *testing.T) {
+	pg := testpg.Start(t)
+	hold := exec.Command("/usr/bin/psql", "-X", "-h", pg.Socket, "-p", strconv.Itoa(pg.Port), "-U", "postgres", "-d", "postgres", "-c", "SELECT pg_sleep(30)")
+	hold.Env = append(os.Environ(), "PGPASSWORD="+testpg.Password)
+	if err := hold.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = hold.Process.Kill(); _ = hold.Wait() })
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(pg.Psql(t, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'"), "1"); {
+		if time.Now().After(deadline) {
+			t.Fatal("the holding session did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := pg.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	src := sqlPlaybook(pg.Port, `steps:
+  - id: direct
+    retries: 20
+    retry_delay: 50ms
+    sql:
+      <<: *db
+      query: SELECT 1 AS one
+      read_only: true
+    assert: "false"
+`)
+	_, err := runPlaybook(t, src, runOpts{secrets: pgSecret})
+	var na *steps.NotAcceptingError
+	var se *steps.StandbyError
+	if !errors.As(err, &na) || errors.As(err, &se) || !strings.Contains(err.Error(), "the database system is shutting down") {
+		t.Fatalf("err = %v, want a NotAcceptingError saying the server shuts down", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -107,23 +108,18 @@ func (s *Server) start(t testing.TB, settings ...string) {
 		}
 		logf.Close()
 	})
+	// Ready by the protocol, never by an open port: a session runs a
+	// query, or a warm standby (hot_standby = off) answers that it is one;
+	// until then the server says it is starting up or not yet consistent.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if _, err := os.Stat(filepath.Join(s.Socket, ".s.PGSQL."+strconv.Itoa(s.Port))); err == nil {
-			if c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))); err == nil {
-				c.Close()
-				// A server that listens may still be starting up (it
-				// refuses connections until then); a standby with
-				// hot_standby = off refuses them for good.
-				_, standby := os.Stat(filepath.Join(s.Data, "standby.signal"))
-				if standby == nil || s.command("pg_isready", "-q", "-h", s.Socket, "-p", strconv.Itoa(s.Port)).Run() == nil {
-					return
-				}
-			}
+		out, err := s.command("psql", "-X", "-A", "-t", "-h", s.Socket, "-p", strconv.Itoa(s.Port), "-U", "postgres", "-d", "postgres", "-c", "SELECT 1").CombinedOutput()
+		if err == nil && strings.TrimSpace(string(out)) == "1" || strings.Contains(string(out), "Hot standby mode is disabled") {
+			return
 		}
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(filepath.Join(s.Dir, "postgres.log"))
-			t.Fatalf("PostgreSQL did not start:\n%s", log)
+			t.Fatalf("PostgreSQL did not start: %s\n%s", out, log)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -175,3 +171,8 @@ func (s *Server) chownToPostgres(path string) error {
 	_ = os.Chmod(filepath.Dir(path), 0o755)
 	return os.Chown(path, uid, gid)
 }
+
+// Signal sends sig to the server's postmaster: SIGTERM is a smart
+// shutdown, which waits for the sessions open and refuses new ones with
+// SQLSTATE 57P03 "the database system is shutting down".
+func (s *Server) Signal(sig os.Signal) error { return s.cmd.Process.Signal(sig) }

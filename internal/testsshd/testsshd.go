@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 )
 
 // Server is a running sshd.
@@ -147,11 +149,12 @@ LogLevel ERROR
 		_ = cmd.Wait()
 		logFile.Close()
 	})
+	// Ready by the protocol, never by an open port: an SSH handshake with
+	// the client key, the host key checked, succeeds.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		c, err := net.Dial("tcp", net.JoinHostPort(s.Host, strconv.Itoa(s.Port)))
+		err := s.handshake()
 		if err == nil {
-			c.Close()
 			return s, nil
 		}
 		if time.Now().After(deadline) {
@@ -160,6 +163,31 @@ LogLevel ERROR
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// handshake opens an SSH connection as root with the client key, checking
+// the host key, and closes it.
+func (s *Server) handshake() error {
+	key, err := os.ReadFile(s.IdentityFile)
+	if err != nil {
+		return err
+	}
+	signer, err := ssh.ParsePrivateKey(key)
+	if err != nil {
+		return err
+	}
+	_, _, hostPub, _, _, err := ssh.ParseKnownHosts([]byte(s.HostKeyLine))
+	if err != nil {
+		return err
+	}
+	c, err := ssh.Dial("tcp", s.Addr(), &ssh.ClientConfig{
+		User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback: ssh.FixedHostKey(hostPub), Timeout: time.Second,
+	})
+	if err != nil {
+		return err
+	}
+	return c.Close()
 }
 
 // Addr returns host:port.
