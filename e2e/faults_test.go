@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runbook-dev/runbook/internal/testpg"
 	"github.com/runbook-dev/runbook/internal/testsshd"
 )
 
@@ -211,5 +213,105 @@ steps:
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "ran")); string(b) != "a\n" {
 		t.Errorf("ran: %q, want only the first run", b)
+	}
+}
+
+// sqlStep writes a playbook with one slow INSERT on pg1: through the
+// server's socket as the postgres OS user over SSH (become), or over TCP.
+func sqlStep(t *testing.T, pg *testpg.Server, become bool) string {
+	t.Helper()
+	route := fmt.Sprintf("    become: postgres\n    sql:\n      address: %s\n      port: %d\n", pg.Socket, pg.Port)
+	if !become {
+		route = fmt.Sprintf("    sql:\n      address: 127.0.0.1\n      port: %d\n      sslmode: disable\n      password: ${{ secrets.pw }}\n", pg.Port)
+	}
+	return writeFile(t, "insert.yaml", `version: 1
+name: faults/insert
+secrets:
+  pw: {env: PGPW}
+steps:
+  - id: insert
+    host: pg1
+`+route+`      exec: INSERT INTO t SELECT 1 FROM pg_sleep(3)
+      unless: SELECT true FROM t
+`)
+}
+
+// startInsert starts the run of the slow INSERT and waits until the
+// statement runs on the server.
+func startInsert(t *testing.T, s *testsshd.Server, pg *testpg.Server, become bool) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	pg.Psql(t, "CREATE TABLE t (n int)")
+	inv := writeFile(t, "inventory.yaml", s.Inventory("pg1"))
+	cmd := exec.Command(runbookBin, "run", "-i", inv, sqlStep(t, pg, become))
+	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+stateDir, "PGPW="+testpg.Password)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for strings.TrimSpace(pg.Psql(t, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'INSERT INTO t%'")) != "1" {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("the statement did not start:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return cmd, &out
+}
+
+// TestInterruptCancelsStatementOnServer: Ctrl-C while a statement runs
+// through the server's socket as the postgres OS user (become: over SSH)
+// cancels it on the server and waits for that: exit 130, no row
+// committed, no session left.
+func TestInterruptCancelsStatementOnServer(t *testing.T) {
+	s := testsshd.Start(t)
+	pg := testpg.Start(t)
+	cmd, out := startInsert(t, s, pg, true)
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("exit %v, want 130:\n%s", err, out)
+	}
+	if got := strings.TrimSpace(pg.Psql(t, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'INSERT INTO t%'")); got != "0" {
+		t.Errorf("%s sessions still run the statement after the run ended", got)
+	}
+	// Had it gone on, it would have committed by now.
+	time.Sleep(3 * time.Second)
+	if got := strings.TrimSpace(pg.Psql(t, "SELECT count(*) FROM t")); got != "0" {
+		t.Errorf("%s rows committed after Ctrl-C, want none", got)
+	}
+}
+
+// TestKilledDuringStatementResumesOnce: runbook killed (SIGKILL) while an
+// INSERT with unless: runs; the statement goes on and commits. The resume
+// finds that session by its application_name (the run and step), waits for
+// it to end, and only then checks unless: one row, not two.
+func TestKilledDuringStatementResumesOnce(t *testing.T) {
+	s := testsshd.Start(t)
+	pg := testpg.Start(t)
+	cmd, out := startInsert(t, s, pg, false)
+	if got := pg.Psql(t, "SELECT application_name FROM pg_stat_activity WHERE query LIKE 'INSERT INTO t%'"); !strings.Contains(got, "step 1 pg1") {
+		t.Errorf("the statement's application_name does not name the run's step: %q", got)
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	runs, _, _ := runbook(t, nil, "runs")
+	var id string
+	for _, l := range strings.Split(runs, "\n") {
+		if strings.Contains(l, "faults/insert") {
+			id = strings.Fields(l)[0]
+		}
+	}
+	if id == "" {
+		t.Fatalf("no run of faults/insert in:\n%s\n%s", runs, out)
+	}
+	rout, rerr, err := runbook(t, []string{"PGPW=" + testpg.Password}, "resume", id)
+	if err != nil {
+		t.Fatalf("resume: %v\n%s%s", err, rout, rerr)
+	}
+	if got := strings.TrimSpace(pg.Psql(t, "SELECT count(*) FROM t")); got != "1" {
+		t.Fatalf("%s rows after the resume, want 1:\n%s%s", got, rout, rerr)
 	}
 }

@@ -118,10 +118,7 @@ func (x *run) awaitLeftover(ctx context.Context, ex *step.Exec, k StepKey) error
 	if err != nil {
 		return err
 	}
-	wait := x.Resume.LeftoverWait
-	if wait <= 0 {
-		wait = 10 * time.Minute
-	}
+	wait := x.leftoverWait()
 	start := time.Now()
 	for announced := false; ; announced = true {
 		out, err := conn.Run(ctx, &transport.Command{Line: transport.GroupCheck(lo.PID)})
@@ -143,6 +140,32 @@ func (x *run) awaitLeftover(ctx context.Context, ex *step.Exec, k StepKey) error
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// leftoverWait is how long a resume waits for work an interrupted attempt
+// left running (--wait-leftovers, 10 minutes by default).
+func (x *run) leftoverWait() time.Duration {
+	if x.Resume == nil || x.Resume.LeftoverWait <= 0 {
+		return 10 * time.Minute
+	}
+	return x.Resume.LeftoverWait
+}
+
+// tag names a step of this run on a host for the work it leaves there
+// (step.Exec.Tag).
+func (x *run) tag(k StepKey) string {
+	if x.RunID == "" {
+		return ""
+	}
+	t := fmt.Sprintf("runbook %s step %d", x.RunID, k.Index)
+	if k.Item > 0 {
+		t += fmt.Sprintf(".%d", k.Item)
+	}
+	t += " " + k.Host
+	if len(t) > 63 {
+		t = t[:63]
+	}
+	return t
 }
 
 // leftoverRuns reads transport.GroupCheck's answer about a process group

@@ -37,6 +37,10 @@ type Runner struct {
 	// Resume continues earlier attempts of the run: what they finished is
 	// not run again. Nil runs everything.
 	Resume *Resume
+	// RunID names the run (kept by its resumes): a step may leave it on the
+	// host with its work (PostgreSQL's application_name), so that a resume
+	// finds work an earlier attempt left running (see step.Exec.Tag).
+	RunID string
 	// Confirm answers the playbook's confirmation gates (confirm:). Nil
 	// means nobody can answer: a run that could reach a gate is refused
 	// before anything runs (*UnconfirmedError). A dry run never asks.
@@ -654,6 +658,7 @@ func (x *run) onHost(ctx context.Context, index int, s *Step, host string, item 
 		x.maskInputs(s.Tainted, ex.Env)
 	}
 	ex.Redact = x.redactor()
+	ex.Tag = x.tag(key)
 	if s.When != nil {
 		ok, err := s.When.EvalBool(ex.Env)
 		if err != nil {
@@ -673,6 +678,11 @@ func (x *run) onHost(ctx context.Context, index int, s *Step, host string, item 
 			Message: "in doubt after an interrupted attempt: checking the host again"})
 		if err := x.awaitLeftover(ctx, ex, key); err != nil {
 			return x.report(index, s, host, start, hostOutcome{host: host, status: x.failStatus(err), err: err}, nil, item, itemNo)
+		}
+		if st, ok := s.Body.(step.Settler); ok {
+			if err := st.Settle(ctx, ex, x.leftoverWait()); err != nil {
+				return x.report(index, s, host, start, hostOutcome{host: host, status: x.failStatus(err), err: err}, nil, item, itemNo)
+			}
 		}
 	}
 	ex.Progress = func(msg string) {

@@ -127,6 +127,11 @@ type Exec struct {
 	// plan's summary, a diff): a piece of a secret left by a cut matches no
 	// form of it afterwards. Nil masks nothing.
 	Redact *redact.Redactor
+	// Tag names this step of this run on this host ("runbook RUNID step
+	// N[.ITEM] HOST", at most 63 bytes, PostgreSQL's limit for application_name):
+	// the same in every attempt of the run, so that work an attempt left
+	// running on the host can be found by a resume. Empty outside a run.
+	Tag string
 	// ServicePorts are the ports of the host's own services (PostgreSQL's,
 	// an API's) that a probe tries when the host's SSH port does not
 	// answer: the host counts as down only when none of them answers
@@ -190,6 +195,16 @@ func (r *Registry) All() []Type {
 		out = append(out, r.types[n])
 	}
 	return out
+}
+
+// Settler is implemented by a step type whose change can go on on the host
+// after the engine lost track of it, beyond a process group the engine
+// journals (an SQL statement still running in its server). Before a resume
+// checks an in-doubt step again, Settle waits up to wait until no work of
+// an earlier attempt (found by x.Tag) still runs, or returns an error
+// saying what still runs.
+type Settler interface {
+	Settle(ctx context.Context, x *Exec, wait time.Duration) error
 }
 
 // RunProbe runs a probe on its host (or x's host when it names none) and

@@ -14,6 +14,7 @@ import (
 	"github.com/expr-lang/expr/types"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/runbook-dev/runbook/diag"
@@ -226,6 +227,18 @@ func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, error) 
 	}
 	cfg.Password = pw
 	cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(stmtTimeout.Milliseconds(), 10)
+	if x.Tag != "" {
+		// The step's name in this run, so that a resume finds a statement
+		// an earlier attempt left running (Settle).
+		cfg.RuntimeParams["application_name"] = x.Tag
+	}
+	// A cancelled context sends the server a cancel request (through the
+	// same route: TCP, the SSH tunnel or the socket relay) and waits for
+	// its answer; only if none comes is the connection cut. Cutting it
+	// first would leave the statement running, and committing, without us.
+	cfg.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: pc, DeadlineDelay: cancelGrace}
+	}
 	// The SQL text is quoted for, and checked with, standard strings:
 	// with this off, a backslash in '...' would escape the quote.
 	cfg.RuntimeParams["standard_conforming_strings"] = "on"
@@ -530,6 +543,52 @@ func (s *sqlStep) Apply(ctx context.Context, x *step.Exec, _ *step.Plan) (step.R
 	}
 	return o.result(), nil
 }
+
+// cancelGrace is how long a cancelled statement is given to stop on the
+// server before its connection is cut.
+const cancelGrace = 10 * time.Second
+
+// Settle implements step.Settler: it waits until no session of an earlier
+// attempt of this step (its application_name is x.Tag) is left on the
+// server, so that the recheck that follows sees what such a statement
+// committed, never a statement still running.
+func (s *sqlStep) Settle(ctx context.Context, x *step.Exec, wait time.Duration) error {
+	if x.Tag == "" || s.readOnly {
+		return nil
+	}
+	c, err := s.connect(ctx, x)
+	if err != nil {
+		return err
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	start := time.Now()
+	for announced := false; ; announced = true {
+		var pids []int32
+		rows, err := c.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()", x.Tag)
+		if err == nil {
+			pids, err = pgx.CollectRows(rows, pgx.RowTo[int32])
+		}
+		if err != nil {
+			return fmt.Errorf("looking for the statement of the interrupted attempt: %w", err)
+		}
+		if len(pids) == 0 {
+			return nil
+		}
+		if !announced && x.Progress != nil {
+			x.Progress(fmt.Sprintf("the statement of the interrupted attempt still runs (server process %v): waiting for it to end", pids))
+		}
+		if time.Since(start) >= wait {
+			return fmt.Errorf("the statement of the interrupted attempt still runs after %s (server process %v): wait for it, or cancel it with SELECT pg_cancel_backend(%d), then resume again (--wait-leftovers to wait longer)", wait, pids, pids[0])
+		}
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+var _ step.Settler = (*sqlStep)(nil)
 
 // MayChange implements step.Changer.
 func (s *sqlStep) MayChange() bool { return !s.readOnly }
