@@ -234,7 +234,7 @@ func haScenario(t *testing.T, crash bool, ref []string) []string {
 	h.sh("pg1", "for i in $(seq 100); do systemctl is-active -q postgresql@15-main && exit 0; sleep 0.2; done; exit 1")
 	// It was powered off during the promotion, so it could not be fenced:
 	// the check names it as a second primary.
-	if out, err := h.run("run", "pg-ha/check", "-p", "primary=pg2", "-p", "standby=pg1"); err == nil || !strings.Contains(out, "TWO PRIMARIES: pg1 accepts writes as well as pg2") {
+	if out, err := h.run("run", "pg-ha/check", "-p", "primary=pg2", "-p", "standby=pg1", "-p", "layout=debian"); err == nil || !strings.Contains(out, "TWO PRIMARIES: pg1 accepts writes as well as pg2") {
 		t.Errorf("check with pg1 back as a primary: %v\n%s", err, out)
 	}
 	h.refused("the node runs PostgreSQL as a primary", "run", "pg-ha/add-standby", "-p", "primary=pg2", "-p", "standby=pg1", "-p", "layout=debian", "-p", "discard_standby_data=true")
@@ -243,7 +243,7 @@ func haScenario(t *testing.T, crash bool, ref []string) []string {
 	h.plans(add, "would-change Base backup of the primary")
 	h.apply(add...)
 	h.unchanged(add...)
-	h.apply("run", "pg-ha/check", "-p", "primary=pg2", "-p", "standby=pg1")
+	h.apply("run", "pg-ha/check", "-p", "primary=pg2", "-p", "standby=pg1", "-p", "layout=debian")
 
 	// And back: pg2 loses power, pg1 is promoted again.
 	if err := l.Fault(context.Background(), "pg2", lab.FaultKill); err != nil {

@@ -59,7 +59,7 @@ func TestNeverTwoPrimaries(t *testing.T) {
 	if got := h.sh("pg1", "systemctl is-active "+pgUnit+"; true"); got != "inactive" {
 		t.Fatalf("pg1's unit is %q, want inactive with the server started by hand", got)
 	}
-	refusedUnchanged("started by hand", "a live postmaster (PID", yes...)
+	refusedUnchanged("started by hand", "a live process (PID", yes...)
 	out, _ := h.run(yes...)
 	for _, sign := range []string{"PostgreSQL answers at /var/run/postgresql port 5432", "the standby sees a PostgreSQL at " + lab.Address(0), "a server answers at " + lab.Address(0)} {
 		if !strings.Contains(out, sign) {
@@ -102,6 +102,12 @@ func TestNeverTwoPrimaries(t *testing.T) {
 	if !strings.Contains(out, pgUnit+".service") {
 		t.Errorf("the refusal does not list the units that exist:\n%s", out)
 	}
+
+	// 4b. A wrong old primary, or a typo in its address: the standby does
+	// not replicate from there, so the checks would look at the wrong place.
+	refusedUnchanged("wrong old primary", "the standby replicates from "+lab.Address(0)+", not from "+lab.Address(2), "run", "pg-ha/promote-standby", "-p", "standby=pg2", "-p", "old_primary=orch", "-p", "layout=debian", "--yes")
+	refusedUnchanged("address typo", "not from 10.231.0.111", append(yes, "-p", "old_primary_address=10.231.0.111")...)
+	refusedUnchanged("address that does not resolve", "does not resolve on the standby", append(yes, "-p", "old_primary_address=pg1-db.invalid")...)
 
 	// 5. pg1 stopped through its unit. Without a terminal and without --yes
 	// the promotion changes nothing and says how to proceed.
@@ -148,7 +154,7 @@ func TestNeverTwoPrimaries(t *testing.T) {
 	}
 	// The check finds no second primary (its later steps fail: pg2 has no
 	// standby yet).
-	if out, _ := h.run("run", "pg-ha/check", "-p", "primary=pg2", "-p", "standby=pg1"); !strings.Contains(out, "] ok           The standby does not accept writes (no second primary) [pg1]") || strings.Contains(out, "TWO PRIMARIES") {
+	if out, _ := h.run("run", "pg-ha/check", "-p", "primary=pg2", "-p", "standby=pg1", "-p", "layout=debian"); !strings.Contains(out, "] ok           The standby does not accept writes (no second primary) [pg1]") || strings.Contains(out, "TWO PRIMARIES") {
 		t.Errorf("check after the fenced pg1 rebooted:\n%s", out)
 	}
 
@@ -170,12 +176,42 @@ func TestNeverTwoPrimaries(t *testing.T) {
 	h.sh("orch", "systemctl stop inmanta-server && systemctl disable inmanta-server")
 	h.sh("orch", "setsid /usr/local/bin/runbook lab standin --config /etc/inmanta/inmanta.d/database.cfg --listen :8888 >/dev/null 2>&1 < /dev/null & "+
 		"for i in $(seq 100); do ss -Hltn 'sport = :8888' | grep -q . && exit 0; sleep 0.1; done; exit 1")
-	h.refused("the server's command runs", "run", "orchestrator/new-orchestrator", "-p", "old_orchestrator=orch", "-p", "new_orchestrator=pg2", "-p", "database_host=pg2")
+	h.refused("the server's program /usr/local/bin/runbook runs (PID", "run", "orchestrator/new-orchestrator", "-p", "old_orchestrator=orch", "-p", "new_orchestrator=pg2", "-p", "database_host=pg2")
 	out, _ = h.run("run", "orchestrator/new-orchestrator", "-p", "old_orchestrator=orch", "-p", "new_orchestrator=pg2", "-p", "database_host=pg2")
 	if !strings.Contains(out, "something listens on port 8888") {
 		t.Errorf("the refusal does not name the listener:\n%s", out)
 	}
 	h.sh("orch", "pkill -f -x '/usr/local/bin/runbook lab standin --config /etc/inmanta/inmanta.d/database.cfg --listen :8888'; true")
+
+	// 9. The other way round, with a stale observation: pg1 (now the
+	// standby) is to be promoted while pg2 is powered off. The run dies
+	// at the confirmation, having recorded pg2 as down. pg2 boots and its
+	// PostgreSQL starts as a primary: the resume is refused. Stopped by
+	// hand, the resume goes on: the old primary is observed again after
+	// the confirmation, found reachable and fenced, not taken as down.
+	if err := l.Fault(context.Background(), "pg2", lab.FaultKill); err != nil {
+		t.Fatal(err)
+	}
+	back := []string{"run", "pg-ha/promote-standby", "-p", "standby=pg1", "-p", "old_primary=pg2", "-p", "layout=debian", "--yes"}
+	crash := append(append([]string{}, h.env...), "RUNBOOK_CRASHPOINT=intent:5")
+	if out, errOut, err := runbook(t, crash, append([]string{back[0], "-i", l.InventoryPath()}, back[1:]...)...); err == nil {
+		t.Fatalf("the run was not killed at the confirmation:\n%s%s", out, errOut)
+	}
+	id := latestRun(t)
+	if err := l.Fault(context.Background(), "pg2", lab.FaultStart); err != nil {
+		t.Fatal(err)
+	}
+	h.sh("pg2", "for i in $(seq 150); do systemctl is-active -q "+pgUnit+" && exit 0; sleep 0.2; done; exit 1")
+	if out, errOut, err := runbook(t, h.env, "resume", id, "--yes"); err == nil || !strings.Contains(out+errOut, "refused") {
+		t.Fatalf("a resume with the old primary back as a primary was not refused:\n%s%s", out, errOut)
+	}
+	h.sh("pg2", "systemctl stop "+pgUnit)
+	if out, errOut, err := runbook(t, h.env, "resume", id, "--yes"); err != nil || !strings.Contains(out, "changed      Fence the old primary") {
+		t.Fatalf("the resume did not fence the old primary it had recorded as down: %v\n%s%s", err, out, errOut)
+	}
+	if got := h.sh("pg2", "systemctl is-enabled "+pgUnit+"; true"); got != "masked" {
+		t.Errorf("pg2's unit is %q after the promotion of pg1, want masked", got)
+	}
 }
 
 // startAgent starts a real ssh-agent on this machine holding n new keys

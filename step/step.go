@@ -314,15 +314,27 @@ func confirmDown(ctx context.Context, x *Exec, u *transport.UnreachableError, ea
 	if u.Via != "" {
 		return fmt.Errorf("host %s: %v; its service ports %v cannot be tried from here through the jump host %s, so it cannot be judged down", x.Host.Name, u, x.ServicePorts, u.Via)
 	}
+	// Silent both where SSH was tried and at the inventory's address: a
+	// wrong HostName in ssh_config must not make a live host look down.
 	host := x.Host.Address
 	if h, _, err := net.SplitHostPort(u.Addr); err == nil {
 		host = h
 	}
-	if early == nil || host != x.Host.Address {
-		early = answering(ctx, host, x.ServicePorts)
+	checks := []<-chan string{early}
+	if early == nil {
+		checks[0] = answering(ctx, host, x.ServicePorts)
+	} else if host != x.Host.Address {
+		if _, err := net.DefaultResolver.LookupHost(ctx, x.Host.Address); err != nil {
+			// An ssh_config alias that only ssh knows: its HostName is
+			// the address.
+			checks = checks[:0]
+		}
+		checks = append(checks, answering(ctx, host, x.ServicePorts))
 	}
-	if addr := <-early; addr != "" {
-		return &DownError{Host: x.Host.Name, Answered: addr, SSH: u.Err}
+	for _, c := range checks {
+		if addr := <-c; addr != "" {
+			return &DownError{Host: x.Host.Name, Answered: addr, SSH: u.Err}
+		}
 	}
 	return nil
 }

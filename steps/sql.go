@@ -433,6 +433,12 @@ func (s *sqlStep) Probe(ctx context.Context, x *step.Exec) (step.Result, error) 
 	if transport.IsUnreachable(err) {
 		return nil, err
 	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		// Nothing can answer at a name that does not resolve: saying
+		// "nothing answered" would make a guard pass on a typo.
+		return nil, fmt.Errorf("the server's address does not resolve: %w", err)
+	}
 	if !answered {
 		answered = s.accepts(ctx, x)
 	}
