@@ -72,7 +72,9 @@ func (l *Lab) Down() error {
 		}
 	}
 	for _, link := range labLinks() {
-		if err := run("ip", "link", "del", link); err != nil {
+		// The kernel removes a host's veth when its namespace ends: one
+		// that is gone by now is what was wanted.
+		if err := run("ip", "link", "del", link); err != nil && linkExists(link) {
 			errs = append(errs, err)
 		}
 	}
@@ -173,4 +175,9 @@ func labLinks() []string {
 		}
 	}
 	return out
+}
+
+// linkExists reports whether a network link of that name is there.
+func linkExists(name string) bool {
+	return exec.Command("ip", "link", "show", "dev", name).Run() == nil
 }
