@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -92,18 +93,26 @@ func (w *waitUntil) Probe(ctx context.Context, x *step.Exec) (step.Result, error
 // wait for.
 func (w *waitUntil) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) {
 	r, ok, err := w.observe(ctx, x)
-	if err != nil {
+	// A probe that fails now (a service still starting refuses
+	// connections) is what there is to wait for, as in Apply, not a
+	// failure of the step; a cancelled run or an expression that cannot be
+	// evaluated yet is.
+	if err != nil && (ctx.Err() != nil || errors.Is(err, tmpl.ErrUnavailable)) {
 		return nil, err
 	}
-	if ok {
+	if err == nil && ok {
 		r["attempts"] = 1
 		return &step.Plan{Summary: "already true: " + w.until.Source, Result: r}, nil
 	}
-	timeout, err := w.timeout.Get(x.Env)
-	if err != nil {
-		return nil, err
+	timeout, terr := w.timeout.Get(x.Env)
+	if terr != nil {
+		return nil, terr
 	}
-	return &step.Plan{Changes: true, Summary: fmt.Sprintf("would wait up to %s until %s (now: %s)", timeout, w.until.Source, Show(x.Redact, r))}, nil
+	now := "error: " + x.Redact.String(fmt.Sprint(err))
+	if err == nil {
+		now = Show(x.Redact, r)
+	}
+	return &step.Plan{Changes: true, Summary: fmt.Sprintf("would wait up to %s until %s (now: %s)", timeout, w.until.Source, now)}, nil
 }
 
 // TimeoutError is a wait that ended before its condition held.
