@@ -212,11 +212,12 @@ func TestBaseBackupLeavesNoSecretFile(t *testing.T) {
 			}
 			check("a base backup", out)
 
-			// A timeout while pg_basebackup runs.
+			// A timeout while pg_basebackup runs (long enough that a loaded
+			// machine starts the fake before it: it must read the password).
 			fake := fakeBin(t)
 			data = filepath.Join(postgresDir(t), "data")
-			code, out = runCLI("-p", "data_dir="+data, "-p", "bin="+fake, "-p", "primary_address="+primary, "-p", "backup_timeout=3s")
-			if code != cli.ExitFailed || !strings.Contains(out, "timed out after 3s") {
+			code, out = runCLI("-p", "data_dir="+data, "-p", "bin="+fake, "-p", "primary_address="+primary, "-p", "backup_timeout=10s")
+			if code != cli.ExitFailed || !strings.Contains(out, "timed out after 10s") {
 				t.Fatalf("exit %d, want a timeout:\n%s", code, out)
 			}
 			readPassword(t, fake)
