@@ -46,6 +46,9 @@ type Decoder struct {
 	// whose values may hold a secret: a run masks what they give, along
 	// with the secrets themselves.
 	Tainted []*tmpl.Template
+	// Insides, when not nil, collects the commands and SQL texts that
+	// validate reads further with their languages' checkers (Inside).
+	Insides *[]*Inside
 }
 
 // ProbeSpec is a decoded probe: a read-only step body and the host it runs on.
