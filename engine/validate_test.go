@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -150,6 +151,54 @@ func TestBundledPlaybooksValidate(t *testing.T) {
 		if pb != nil && pb.Description == "" {
 			t.Errorf("%s: no description for runbook list", n)
 		}
+	}
+	t.Run("inside", testBundledInside)
+}
+
+// pendingFindings are findings of shellcheck in bundled playbooks that
+// were being edited elsewhere when the shell checks came, and so were left
+// for that work: the file, the rule and the text of the line. The test
+// fails on any finding not listed here, and on a listed one no longer
+// found, so that the list only shrinks: fix the line (quoting, or a
+// `# shellcheck disable=SCnnnn # why` line above it) and delete its entry.
+var pendingFindings = []struct{ file, rule, line string }{
+	// ls ... | wc -l counts the databases; no name there is unusual.
+	{"pg-ha/add-standby.yaml", "shellcheck:SC2012", `else echo "databases: $(ls ${{ vars.data_dir }}/base 2>/dev/null | wc -l)"; fi`},
+	{"pg-ha/configure-standby.yaml", "shellcheck:SC2012", `else echo "databases: $(ls ${{ vars.data_dir }}/base 2>/dev/null | wc -l)"; fi`},
+	// One file, written through fd 3 and read through fd 4 once unlinked.
+	{"pg-ha/add-standby.yaml", "shellcheck:SC2094", `exec 3>"$pass" 4<"$pass"`},
+	{"pg-ha/add-standby.yaml", "shellcheck:SC2094", `exec 3>"$pass" 4<"$pass"`},
+	{"pg-ha/configure-standby.yaml", "shellcheck:SC2094", `exec 3>"$pass" 4<"$pass"`},
+	{"pg-ha/configure-standby.yaml", "shellcheck:SC2094", `exec 3>"$pass" 4<"$pass"`},
+}
+
+// testBundledInside: the bundled playbooks' commands and SQL texts are
+// clean for shellcheck and PostgreSQL's parser too.
+func testBundledInside(t *testing.T) {
+	l := validator(t)
+	pending := slices.Clone(pendingFindings)
+	for _, n := range playbooks.Names() {
+		src, _ := playbooks.Lookup(n)
+		lines := strings.Split(string(src), "\n")
+		_, ds := l.Load(playbooks.Path(n), src)
+		for _, d := range ds {
+			line := ""
+			if d.Pos.Line >= 1 && d.Pos.Line <= len(lines) {
+				line = strings.TrimSpace(lines[d.Pos.Line-1])
+			}
+			i := slices.IndexFunc(pending, func(p struct{ file, rule, line string }) bool {
+				return strings.HasSuffix(d.File, p.file) && p.rule == d.Rule && p.line == line
+			})
+			if i < 0 {
+				t.Errorf("%s: %v", n, d)
+				continue
+			}
+			t.Logf("pending (to fix where the file is being edited): %v", d)
+			pending = slices.Delete(pending, i, i+1)
+		}
+	}
+	for _, p := range pending {
+		t.Errorf("%s: %s on %q is no longer found: delete it from pendingFindings", p.file, p.rule, p.line)
 	}
 }
 
