@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // CheckText is a template's text as a checker of its language
@@ -19,8 +20,8 @@ type CheckText struct {
 	Text string
 	// segs are the literal texts and stand-ins of Text in order, with
 	// where each starts in the template's source.
-	segs  []checkSeg
-	names *regexp.Regexp
+	segs   []checkSeg
+	prefix string
 }
 
 // checkSeg is a piece of the text: a stand-in maps as a whole to its ${{
@@ -49,7 +50,7 @@ func (t *Template) CheckText() (*CheckText, bool) {
 	for strings.Contains(strings.ToLower(t.Source), prefix) {
 		prefix += "q"
 	}
-	c := &CheckText{names: regexp.MustCompile(`(?i)\$?\{?` + prefix + `[0-9]+z\}?`)}
+	c := &CheckText{prefix: prefix}
 	var b strings.Builder
 	k := 0
 	for _, p := range t.parts {
@@ -99,8 +100,19 @@ func (c *CheckText) SourceOffset(off int) int {
 // Unmark writes the stand-ins a checker's message names as the ${{ }}
 // they stand for.
 func (c *CheckText) Unmark(msg string) string {
-	return c.names.ReplaceAllString(msg, "${{ }}")
+	if !strings.Contains(strings.ToLower(msg), c.prefix) {
+		return msg
+	}
+	re, ok := standInNames.Load(c.prefix)
+	if !ok {
+		re, _ = standInNames.LoadOrStore(c.prefix, regexp.MustCompile(`(?i)\$?\{?`+c.prefix+`[0-9]+z\}?`))
+	}
+	return re.(*regexp.Regexp).ReplaceAllString(msg, "${{ }}")
 }
+
+// standInNames are the patterns of stand-in names by prefix, compiled
+// once: nearly every text has the same prefix.
+var standInNames sync.Map
 
 func (s *shellSlot) standIn(name string, _ *Expr) string {
 	switch s.kind {

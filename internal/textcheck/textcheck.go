@@ -78,22 +78,24 @@ func (c *Checker) Check(texts []*step.Inside) []*diag.Diagnostic {
 		ct  *tmpl.CheckText
 		job *shellJob
 	}
-	var shell []pending
+	var shell, sql []pending
 	var ds []*diag.Diagnostic
 	// The shell texts go to shellcheck first, so that it runs while the
 	// SQL is parsed here.
 	for _, in := range texts {
-		ct, ok := in.Template.CheckText()
-		if !ok || c.shell == nil || in.Lang != tmpl.Shell {
-			continue
+		switch {
+		case in.Lang == tmpl.Shell && c.shell != nil:
+			if ct, ok := in.Template.CheckText(); ok {
+				shell = append(shell, pending{in, ct, c.shell.submit(ct.Text)})
+			}
+		case in.Lang == tmpl.SQL && sqlParserLinked:
+			if ct, ok := in.Template.CheckText(); ok {
+				sql = append(sql, pending{in: in, ct: ct})
+			}
 		}
-		shell = append(shell, pending{in, ct, c.shell.submit(ct.Text)})
 	}
-	for _, in := range texts {
-		ct, ok := in.Template.CheckText()
-		if ok && in.Lang == tmpl.SQL && sqlParserLinked {
-			ds = append(ds, c.checkSQL(in, ct)...)
-		}
+	for _, p := range sql {
+		ds = append(ds, c.checkSQL(p.in, p.ct)...)
 	}
 	for _, p := range shell {
 		<-p.job.done
