@@ -271,6 +271,8 @@ func looksLikeInventory(src []byte) bool {
 	return hasHosts && !hasSteps
 }
 
+var _ engine.InsideChecker = (*textcheck.Checker)(nil)
+
 // lookPath finds a program in the directories of path (the PATH of the
 // command's environment), or returns "".
 func lookPath(name, path string) string {
