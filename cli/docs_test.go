@@ -2,9 +2,11 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/runbook-dev/runbook/diag"
 	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/internal/textcheck"
 	"github.com/runbook-dev/runbook/playbooks"
 )
 
@@ -58,6 +61,7 @@ func TestDocsExamplesValidate(t *testing.T) {
 	files, _ := filepath.Glob("../docs/*.md")
 	files = append(files, "../README.md")
 	l := newLoader()
+	l.Inside = insideChecker(t)
 	checked := 0
 	for _, f := range files {
 		b, err := os.ReadFile(f)
@@ -99,10 +103,34 @@ func TestNewWritesAValidPlaybook(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ds := newLoader().Load("new.yaml", src); len(ds) > 0 {
+	l := newLoader()
+	l.Inside = insideChecker(t)
+	if _, ds := l.Load("new.yaml", src); len(ds) > 0 {
 		t.Errorf("the starter playbook has diagnostics: %v", ds)
 	}
 	if code := e.Main([]string{"runbook", "new", name}); code != ExitFailed || !strings.Contains(errb.String(), "exists; nothing written") {
 		t.Errorf("a second new overwrote the file (exit %d)", code)
 	}
+}
+
+// insideChecker returns the checker validate reads commands and SQL
+// with. Without shellcheck it checks SQL only, unless RUNBOOK_REQUIRE_REAL
+// is set (CI), where that fails the test.
+func insideChecker(t *testing.T) *textcheck.Checker {
+	t.Helper()
+	sc, err := exec.LookPath("shellcheck")
+	if err != nil && os.Getenv("RUNBOOK_REQUIRE_REAL") != "" {
+		t.Fatal("shellcheck is not installed (RUNBOOK_REQUIRE_REAL is set): apt-get install shellcheck")
+	}
+	c, err := textcheck.New(context.Background(), sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Err(); err != nil {
+			t.Error(err)
+		}
+		c.Close()
+	})
+	return c
 }

@@ -139,13 +139,21 @@ func (r *report) writeSARIF(w io.Writer) {
 	}
 	var rules []rule
 	index := map[string]int{}
-	for i, rl := range diag.Rules {
-		rules = append(rules, rule{ID: rl.ID, ShortDescription: text{rl.Description}, HelpURI: "https://runbook.dev/docs/rules#" + rl.ID})
-		index[rl.ID] = i
+	for _, rl := range diag.Rules {
+		if strings.HasSuffix(rl.ID, "SCnnnn") {
+			continue // a family: its rules are listed as they are used
+		}
+		index[rl.ID] = len(rules)
+		rules = append(rules, rule{ID: rl.ID, ShortDescription: text{rl.Description}, HelpURI: diag.HelpURI(rl.ID)})
 	}
 	results := []result{}
 	cwd, _ := os.Getwd()
 	for _, d := range r.ds {
+		if _, ok := index[d.Rule]; !ok {
+			// A rule of a family (shellcheck:SC2086): listed once used.
+			index[d.Rule] = len(rules)
+			rules = append(rules, rule{ID: d.Rule, ShortDescription: text{d.Rule}, HelpURI: diag.HelpURI(d.Rule)})
+		}
 		var loc location
 		uri := d.File
 		if rel, err := filepath.Rel(cwd, d.File); err == nil && filepath.IsAbs(d.File) && !strings.HasPrefix(rel, "..") {

@@ -66,8 +66,10 @@ func TestSARIFStructure(t *testing.T) {
 		t.Fatalf("header: %+v", log)
 	}
 	rules := log.Runs[0].Tool.Driver.Rules
-	if len(rules) != len(diag.Rules) {
-		t.Fatalf("%d rules, want %d", len(rules), len(diag.Rules))
+	// Every rule but the families (shellcheck:SCnnnn), which are listed
+	// by the codes the results use.
+	if len(rules) != len(diag.Rules)-1 {
+		t.Fatalf("%d rules, want %d", len(rules), len(diag.Rules)-1)
 	}
 	for _, r := range rules {
 		if r.ID == "" || r.ShortDescription.Text == "" || r.HelpURI == "" {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"io/fs"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/runbook-dev/runbook/diag"
 	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/internal/textcheck"
 	"github.com/runbook-dev/runbook/playbooks"
 )
 
@@ -26,6 +28,7 @@ func validateCmd(e *Env, args []string) int {
 	stdinName := fs.String("stdin-filename", "stdin.yaml", "the name of the file read from - in diagnostics")
 	invFile := fs.String("inventory", "", "also check host names against this inventory")
 	listRules := fs.Bool("list-rules", false, "list the rule ids diagnostics carry, and exit")
+	requireShellcheck := fs.Bool("require-shellcheck", false, "fail when shellcheck is not installed, instead of skipping the shell checks (for CI)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return ExitUsage
@@ -66,11 +69,26 @@ func validateCmd(e *Env, args []string) int {
 			return ExitFailed
 		}
 	}
+	shellcheck := lookPath("shellcheck", e.Getenv("PATH"))
+	if shellcheck == "" && *requireShellcheck {
+		fmt.Fprintln(e.Stderr, "runbook: --require-shellcheck: shellcheck is not installed (not found in PATH)")
+		return ExitUsage
+	}
+	checker, err := textcheck.New(context.Background(), shellcheck)
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
+		return ExitInternal
+	}
+	defer checker.Close()
 	// Validation is a short burst of allocation-heavy parsing whose garbage
 	// dies young; collecting less often nearly halves its time on large
 	// trees (BenchmarkValidate1000).
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
-	rep := validateAll(files, inv)
+	rep := validateAll(files, inv, checker)
+	if err := checker.Err(); err != nil {
+		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
+		return ExitInternal
+	}
 	rep.ds = applyConfig(rep.ds, e.Stderr)
 	if *output != "" {
 		f, err := os.Create(*output)
@@ -86,6 +104,12 @@ func validateCmd(e *Env, args []string) int {
 		rep.writeText(e.Stdout, e.isTerminal(e.Stdout) && e.Getenv("NO_COLOR") == "")
 	} else {
 		rep.write(e.Stdout, *format, *format == "text" && e.isTerminal(e.Stdout) && e.Getenv("NO_COLOR") == "", *strict)
+	}
+	if !checker.ShellChecked() {
+		fmt.Fprintln(e.Stderr, "runbook: shellcheck is not installed: the shell checks of commands were skipped (install shellcheck; --require-shellcheck makes this an error)")
+	}
+	if !checker.SQLChecked() {
+		fmt.Fprintln(e.Stderr, "runbook: this runbook was built without cgo, which PostgreSQL's parser needs: SQL texts were not parsed")
 	}
 	failing := 0
 	for _, d := range rep.ds {
@@ -151,14 +175,23 @@ func collectFiles(paths []string, stdin io.Reader, stdinName string) ([]input, e
 }
 
 // validateAll checks files in parallel and returns every diagnostic,
-// sorted, with the sources for the report.
-func validateAll(files []input, inv *engine.Inventory) *report {
+// sorted, with the sources for the report. checker reads inside the
+// commands and SQL texts.
+func validateAll(files []input, inv *engine.Inventory, checker *textcheck.Checker) *report {
 	loader := newLoader()
+	loader.Inside = checker
 	results := make([][]*diag.Diagnostic, len(files))
 	sources := make([][]byte, len(files))
 	var wg sync.WaitGroup
 	work := make(chan int)
-	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+	workers := runtime.GOMAXPROCS(0)
+	if checker.ShellChecked() {
+		// A worker waits while shellcheck reads its file's commands:
+		// more of them keep the cores busy with the other files, and
+		// give each shellcheck process more commands to read at once.
+		workers *= 8
+	}
+	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -236,4 +269,21 @@ func looksLikeInventory(src []byte) bool {
 		}
 	}
 	return hasHosts && !hasSteps
+}
+
+var _ engine.InsideChecker = (*textcheck.Checker)(nil)
+
+// lookPath finds a program in the directories of path (the PATH of the
+// command's environment), or returns "".
+func lookPath(name, path string) string {
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			continue
+		}
+		f := filepath.Join(dir, name)
+		if st, err := os.Stat(f); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return f
+		}
+	}
+	return ""
 }

@@ -1,5 +1,7 @@
 package diag
 
+import "strings"
+
 // Rule ids are stable: CI configurations and suppressions refer to them.
 const (
 	RuleYAMLSyntax      = "yaml-syntax"
@@ -29,6 +31,13 @@ const (
 	RuleShellInterpolation = "shell-interpolation"
 	RuleSQLInterpolation   = "sql-interpolation"
 	RuleUnsafeRaw          = "unsafe-raw"
+	// RuleShellcheckPrefix starts the rule id of a finding of shellcheck
+	// in a command, followed by its code: shellcheck:SC2086.
+	RuleShellcheckPrefix = "shellcheck:"
+	// RuleSQLSyntax is SQL text that PostgreSQL's parser rejects;
+	// RuleSQLArgs $n parameters that do not match the values of args:.
+	RuleSQLSyntax = "sql-syntax"
+	RuleSQLArgs   = "sql-args"
 )
 
 // Rules describes every rule id, for --list-rules and documentation.
@@ -52,9 +61,21 @@ var Rules = []struct{ ID, Description string }{
 	{RuleShellInterpolation, "a ${{ }} in a command where no quoting makes a value safe (a comment, backquotes, ${...}, arithmetic, the script of sh -c or eval, a name)"},
 	{RuleSQLInterpolation, "a ${{ }} in SQL text where no quoting makes a value safe (a string literal, a comment, joined to other text): values go in args: or literal()"},
 	{RuleUnsafeRaw, "raw() of a value from outside the playbook (params, inventory, results) in a command or SQL text, where it would run as code"},
+	{RuleShellcheckPrefix + "SCnnnn", "a finding of shellcheck in a command, unless or probe command, checked as POSIX sh (https://www.shellcheck.net/wiki/SCnnnn); errors fail, the other levels are warnings"},
+	{RuleSQLSyntax, "SQL text (query, exec, unless) that PostgreSQL's parser rejects"},
+	{RuleSQLArgs, "$n parameters of SQL text that do not match the values of args: (one with no value, or a value no $n uses)"},
 	{RulePlaintextSecret, "a password written in plain text instead of a secret (warning)"},
 	{RuleUnusedParam, "a param or secret that nothing uses (warning)"},
 	{RuleUnboundedFanout, "a hosts: step without a parallel bound (warning)"},
 	{RuleUnguardedChange, "a step that changes a host with no guard before it and no verification after it (warning)"},
 	{RuleIdleConfirm, "a confirm: on a step that never changes anything, so it is never asked (warning)"},
+}
+
+// HelpURI returns where a rule is explained: shellcheck's wiki for its
+// findings, runbook's documentation for the others.
+func HelpURI(rule string) string {
+	if code, ok := strings.CutPrefix(rule, RuleShellcheckPrefix); ok {
+		return "https://www.shellcheck.net/wiki/" + code
+	}
+	return "https://runbook.dev/docs/rules#" + rule
 }

@@ -21,6 +21,17 @@ import (
 // Loader reads playbooks. It is safe for concurrent use.
 type Loader struct {
 	Registry *step.Registry
+	// Inside, when set, checks what is inside the playbook's commands
+	// and SQL texts: validate sets it (shellcheck, PostgreSQL's parser);
+	// a run never looks inside.
+	Inside InsideChecker
+}
+
+// InsideChecker reads the commands and SQL texts of a playbook in their
+// own languages and returns its findings at their positions in the file
+// (step.Inside.Pos). Loaders call it from several goroutines at once.
+type InsideChecker interface {
+	Check(texts []*step.Inside) []*diag.Diagnostic
 }
 
 var topFields = []step.Field{
@@ -153,6 +164,9 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 		Source: src,
 	}
 	d.DecodeProbe = l.decodeProbe
+	if l.Inside != nil {
+		d.Insides = &[]*step.Inside{}
+	}
 	top := d.Check(withoutExtensions(doc.Content[0]), topFields, "the playbook")
 	if v := top.Get("version"); v != nil && v.Value != strconv.Itoa(Version) {
 		d.Errorf(v, diag.RuleVersion, "unsupported version %s: this runbook reads version %d", v.Value, Version)
@@ -212,6 +226,12 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 	}
 	if !diag.HasErrors(ds.Items) {
 		lint(pb, d.Scope.Used, ds)
+	}
+	if l.Inside != nil {
+		for _, x := range l.Inside.Check(*d.Insides) {
+			x.File = file
+			ds.Items = append(ds.Items, x)
+		}
 	}
 	suppress(ds, src)
 	diag.Sort(ds.Items)

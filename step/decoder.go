@@ -46,6 +46,9 @@ type Decoder struct {
 	// whose values may hold a secret: a run masks what they give, along
 	// with the secrets themselves.
 	Tainted []*tmpl.Template
+	// Insides, when not nil, collects the commands and SQL texts that
+	// validate reads further with their languages' checkers (Inside).
+	Insides *[]*Inside
 }
 
 // ProbeSpec is a decoded probe: a read-only step body and the host it runs on.
@@ -363,9 +366,17 @@ func (d *Decoder) Expr(n *yaml.Node, result types.Type) *tmpl.Expr {
 	return e
 }
 
-// PosIn returns the position of the byte at offset in a scalar's value,
-// following quotes and block scalars as best the node allows.
+// PosIn returns the position in the source of the byte at offset in a
+// scalar's value: quotes, escapes, folded lines and block indentation are
+// read again as YAML reads them (scalarPos), and estimated when the source
+// does not give the value back.
 func (d *Decoder) PosIn(n *yaml.Node, offset int) diag.Pos {
+	if d.lines == nil {
+		d.lines = strings.Split(strings.ReplaceAll(string(d.Source), "\r\n", "\n"), "\n")
+	}
+	if p, ok := scalarPos(d.lines, n, offset); ok {
+		return p
+	}
 	v := n.Value
 	if offset > len(v) {
 		offset = len(v)
@@ -381,9 +392,6 @@ func (d *Decoder) PosIn(n *yaml.Node, offset int) diag.Pos {
 			valueLine = valueLine[:i]
 		}
 		indent := n.Column + 1
-		if d.lines == nil {
-			d.lines = strings.Split(strings.ReplaceAll(string(d.Source), "\r\n", "\n"), "\n")
-		}
 		if srcLine-1 < len(d.lines) {
 			if i := strings.Index(d.lines[srcLine-1], valueLine); i >= 0 && valueLine != "" {
 				indent = utf8.RuneCountInString(d.lines[srcLine-1][:i]) + 1

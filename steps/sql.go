@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgtype"
+	"gopkg.in/yaml.v3"
 
 	"github.com/runbook-dev/runbook/diag"
 	"github.com/runbook-dev/runbook/step"
@@ -97,12 +98,15 @@ func (SQL) Decode(d *step.Decoder, b step.Body) step.Step {
 		d.Errorf(e, diag.RuleInvalidValue, "sql has both query and exec: use one")
 	case q != nil:
 		s.text, s.isQuery = d.TemplateIn(q, tmpl.SQL), true
+		insideSQL(d, "query", q, s.text, b.Get("args"))
 	case e != nil:
 		s.text = d.TemplateIn(e, tmpl.SQL)
+		insideSQL(d, "exec", e, s.text, b.Get("args"))
 	default:
 		d.Errorf(b.Node, diag.RuleMissingField, "sql needs query (SQL returning rows) or exec (SQL run for its effect)")
 	}
 	s.unless = d.TemplateIn(b.Get("unless"), tmpl.SQL)
+	insideSQL(d, "unless", b.Get("unless"), s.unless, b.Get("args"))
 	if a := b.Get("args"); a != nil {
 		s.args = d.AnyValue(a)
 	}
@@ -601,3 +605,20 @@ func (s *sqlStep) MayChange() bool { return !s.readOnly }
 
 // Rechecks implements step.Rechecker: unless finds a change already made.
 func (s *sqlStep) Rechecks() bool { return s.readOnly || s.idempotent || s.unless != nil }
+
+// insideSQL records SQL text for validate's parser, with the values its
+// $1, $2, ... are bound to: a list, or an expression whose length only
+// the run knows.
+func insideSQL(d *step.Decoder, field string, n *yaml.Node, t *tmpl.Template, args *yaml.Node) {
+	in := d.Inside(field, n, t, tmpl.SQL)
+	if in == nil || args == nil {
+		return
+	}
+	if args.Kind != yaml.SequenceNode {
+		in.ArgsUnknown = true
+		return
+	}
+	for _, a := range args.Content {
+		in.Args = append(in.Args, step.Pos(a))
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/expr-lang/expr/types"
+	"gopkg.in/yaml.v3"
 
 	"github.com/runbook-dev/runbook/diag"
 	"github.com/runbook-dev/runbook/redact"
@@ -74,6 +75,9 @@ func (SSHExec) Decode(d *step.Decoder, b step.Body) step.Step {
 		} else {
 			t = d.TemplateIn(n, tmpl.Shell)
 			d.RefuseSecret(n, t, diag.RuleSecretInCommand, k, "on a command line the host's process list shows it; pass it with env: or stdin:")
+			if in := d.Inside(k, n, t, tmpl.Shell); in != nil {
+				in.Env = mapKeys(b.Get("env"))
+			}
 		}
 		switch k {
 		case "command":
@@ -280,4 +284,16 @@ func (s *sshExec) MayChange() bool { return !s.readOnly }
 // repeat.
 func (s *sshExec) Rechecks() bool {
 	return s.readOnly || s.idempotent || s.creates != nil || s.unless != nil
+}
+
+// mapKeys returns the keys of a mapping node, nil for any other.
+func mapKeys(n *yaml.Node) []string {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	var out []string
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		out = append(out, n.Content[i].Value)
+	}
+	return out
 }

@@ -62,9 +62,10 @@ type Expr struct {
 	dynamic bool
 	// Steps lists the step ids the expression reads.
 	Steps []string
-	// callsLiteral is set when the expression calls literal();
-	// rawInput when it calls raw() on anything but constants.
-	callsLiteral, rawInput bool
+	// callsLiteral is set when the expression calls literal(), callsRaw
+	// when it calls raw(), rawInput when it calls raw() on anything but
+	// constants.
+	callsLiteral, callsRaw, rawInput bool
 }
 
 // CompileBool compiles an expression that must yield a bool (when, until,
@@ -190,6 +191,7 @@ func (s *Scope) checkRefs(src string, node ast.Node, e *Expr, env types.Map) err
 				case "literal":
 					e.callsLiteral = true
 				case "raw":
+					e.callsRaw = true
 					for _, a := range n.Arguments {
 						if readsInput(a, locals) {
 							e.rawInput = true

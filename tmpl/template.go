@@ -11,6 +11,10 @@ import (
 type Template struct {
 	Source string
 	parts  []part
+	// broken is set when an expression did not compile or a value could
+	// not be placed in the template's language: its text is then not
+	// what a run would have.
+	broken bool
 }
 
 type part struct {
@@ -66,6 +70,7 @@ func ParseTemplate(src string, s *Scope) (*Template, []*TemplateError) {
 		rest = rest[i+3+j+2:]
 		base += i + 3 + j + 2
 	}
+	t.broken = len(errs) > 0
 	return t, errs
 }
 
@@ -232,7 +237,11 @@ func (t *Template) In(lang Lang) []*TemplateError {
 	if t == nil || t.IsLiteral() {
 		return nil
 	}
-	return lang.bind(t)
+	errs := lang.bind(t)
+	if len(errs) > 0 {
+		t.broken = true
+	}
+	return errs
 }
 
 // markedText is a template's text with every ${{ }} replaced by a marker:
