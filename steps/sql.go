@@ -49,7 +49,7 @@ var sqlFields = []step.Field{
 	{Name: "user", Kind: step.String, Doc: "database user", Default: "postgres"},
 	{Name: "password", Kind: step.String, Doc: "password, from a secret: ${{ secrets.NAME }}", Example: "${{ secrets.replication_password }}"},
 	{Name: "address", Kind: step.String, Doc: "server address, or a socket directory starting with /; default: the host's address, or 127.0.0.1 with via_ssh", Example: "/var/run/postgresql"},
-	{Name: "port", Kind: step.Int, Doc: "server port", Default: 5432},
+	{Name: "port", Kind: step.Port, Doc: "server port; with become, the port of the server's socket (.s.PGSQL.PORT)", Default: 5432, Example: "${{ vars.port }}"},
 	{Name: "via_ssh", Kind: step.Bool, Doc: "connect through the host's SSH connection, so the port need not be open to this machine"},
 	{Name: "sslmode", Kind: step.Literal, Doc: "TLS use", Enum: []string{"disable", "prefer", "require"}, Default: "prefer"},
 	{Name: "statement_timeout", Kind: step.Duration, Doc: "server-side limit for the statement", Default: "30s"},
@@ -76,7 +76,7 @@ type sqlStep struct {
 	args                      *step.Value
 	database, user, password  *tmpl.Template
 	address                   *tmpl.Template
-	port                      int
+	port                      step.PortValue
 	sslmode                   string
 	stmtTimeout, connTimeout  step.DurationValue
 }
@@ -85,7 +85,7 @@ type sqlStep struct {
 func (SQL) Decode(d *step.Decoder, b step.Body) step.Step {
 	s := &sqlStep{
 		readOnly: d.Bool(b.Get("read_only")), viaSSH: d.Bool(b.Get("via_ssh")), idempotent: d.Bool(b.Get("idempotent")),
-		port: d.Int(b.Get("port"), 5432), sslmode: d.Literal(b.Get("sslmode")),
+		port: d.Port(b.Get("port"), 5432), sslmode: d.Literal(b.Get("sslmode")),
 		stmtTimeout: d.Duration(b.Get("statement_timeout"), 30*time.Second),
 		connTimeout: d.Duration(b.Get("connect_timeout"), 10*time.Second),
 		database:    tmpl.Literal("postgres"),
@@ -164,6 +164,10 @@ func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, error) 
 	if err != nil {
 		return nil, err
 	}
+	port, err := s.port.Get(x.Env)
+	if err != nil {
+		return nil, err
+	}
 	becomeUser := x.Become
 	if addr == "" {
 		addr = x.Host.Address
@@ -188,7 +192,7 @@ func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, error) 
 		return nil, err
 	}
 	cs := fmt.Sprintf("host=%s port=%d dbname=%s user=%s sslmode=%s connect_timeout=%d application_name=runbook",
-		connQuote(addr), s.port, connQuote(db), connQuote(user), s.sslmode, max(1, int(connTimeout.Seconds()+0.5)))
+		connQuote(addr), port, connQuote(db), connQuote(user), s.sslmode, max(1, int(connTimeout.Seconds()+0.5)))
 	cfg, err := pgx.ParseConfig(cs)
 	if err != nil {
 		return nil, err
@@ -205,12 +209,12 @@ func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, error) 
 		if err != nil {
 			return nil, err
 		}
-		socket := fmt.Sprintf("%s/.s.PGSQL.%d", addr, s.port)
+		socket := fmt.Sprintf("%s/.s.PGSQL.%d", addr, port)
 		cfg.DialFunc = func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return conn.Stream(ctx, &transport.Command{Line: transport.UnixRelay(socket), Become: becomeUser})
 		}
 		cfg.LookupFunc = func(ctx context.Context, host string) ([]string, error) { return []string{host}, nil }
-		cfg.Host, cfg.Port = "127.0.0.1", uint16(s.port)
+		cfg.Host, cfg.Port = "127.0.0.1", uint16(port)
 		cfg.Fallbacks = nil
 		cfg.TLSConfig = nil
 	} else if s.viaSSH {
@@ -221,9 +225,9 @@ func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, error) 
 		cfg.DialFunc = func(ctx context.Context, network, a string) (net.Conn, error) { return conn.Dial(ctx, network, a) }
 		cfg.LookupFunc = func(ctx context.Context, host string) ([]string, error) { return []string{host}, nil }
 	}
-	where := fmt.Sprintf("%s:%d", addr, s.port)
+	where := fmt.Sprintf("%s:%d", addr, port)
 	if becomeUser != "" {
-		where = fmt.Sprintf("%s/.s.PGSQL.%d as OS user %s", addr, s.port, becomeUser)
+		where = fmt.Sprintf("%s/.s.PGSQL.%d as OS user %s", addr, port, becomeUser)
 	}
 	if s.viaSSH && becomeUser == "" {
 		where += " (via " + x.Host.Name + ")"
@@ -411,8 +415,12 @@ func (s *sqlStep) accepts(ctx context.Context, x *step.Exec) bool {
 		}
 		addr = a
 	}
+	port, err := s.port.Get(x.Env)
+	if err != nil {
+		return false
+	}
 	d := net.Dialer{Timeout: 3 * time.Second}
-	c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(addr, strconv.Itoa(s.port)))
+	c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(addr, strconv.Itoa(port)))
 	if err != nil {
 		return false
 	}
