@@ -181,8 +181,6 @@ func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, error) 
 	if becomeUser != "" && s.user == nil {
 		user = becomeUser
 	}
-	// Only non-secret settings go through the connection string; the
-	// password is set on the parsed config.
 	connTimeout, err := s.connTimeout.Get(x.Env)
 	if err != nil {
 		return nil, err
@@ -191,33 +189,54 @@ func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, error) 
 	if err != nil {
 		return nil, err
 	}
+	return pgTarget{addr: addr, port: port, db: db, user: user, password: pw, sslmode: s.sslmode,
+		connTimeout: connTimeout, stmtTimeout: stmtTimeout, become: becomeUser, viaSSH: s.viaSSH}.connect(ctx, x)
+}
+
+// pgTarget is where and how to connect to PostgreSQL from a step's host.
+type pgTarget struct {
+	// addr is a host address, or a socket directory starting with /.
+	addr                     string
+	port                     int
+	db, user, password       string
+	sslmode                  string
+	connTimeout, stmtTimeout time.Duration
+	// become, when set, connects through a relay to the server's socket
+	// run as that OS user on the host (peer authentication).
+	become string
+	viaSSH bool
+}
+
+func (t pgTarget) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, error) {
+	// Only non-secret settings go through the connection string; the
+	// password is set on the parsed config.
 	cs := fmt.Sprintf("host=%s port=%d dbname=%s user=%s sslmode=%s connect_timeout=%d application_name=runbook",
-		connQuote(addr), port, connQuote(db), connQuote(user), s.sslmode, max(1, int(connTimeout.Seconds()+0.5)))
+		connQuote(t.addr), t.port, connQuote(t.db), connQuote(t.user), t.sslmode, max(1, int(t.connTimeout.Seconds()+0.5)))
 	cfg, err := pgx.ParseConfig(cs)
 	if err != nil {
 		return nil, err
 	}
-	cfg.Password = pw
-	cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(stmtTimeout.Milliseconds(), 10)
+	cfg.Password = t.password
+	cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(t.stmtTimeout.Milliseconds(), 10)
 	// The SQL text is quoted for, and checked with, standard strings:
 	// with this off, a backslash in '...' would escape the quote.
 	cfg.RuntimeParams["standard_conforming_strings"] = "on"
-	if becomeUser != "" {
+	if t.become != "" {
 		// Through a relay to the server's Unix socket run as the OS user, on
 		// the host: peer authentication, as sudo -u postgres psql.
 		conn, err := x.Connect(ctx)
 		if err != nil {
 			return nil, err
 		}
-		socket := fmt.Sprintf("%s/.s.PGSQL.%d", addr, port)
+		socket := fmt.Sprintf("%s/.s.PGSQL.%d", t.addr, t.port)
 		cfg.DialFunc = func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return conn.Stream(ctx, &transport.Command{Line: transport.UnixRelay(socket), Become: becomeUser})
+			return conn.Stream(ctx, &transport.Command{Line: transport.UnixRelay(socket), Become: t.become})
 		}
 		cfg.LookupFunc = func(ctx context.Context, host string) ([]string, error) { return []string{host}, nil }
-		cfg.Host, cfg.Port = "127.0.0.1", uint16(port)
+		cfg.Host, cfg.Port = "127.0.0.1", uint16(t.port)
 		cfg.Fallbacks = nil
 		cfg.TLSConfig = nil
-	} else if s.viaSSH {
+	} else if t.viaSSH {
 		conn, err := x.Connect(ctx)
 		if err != nil {
 			return nil, err
@@ -225,11 +244,11 @@ func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, error) 
 		cfg.DialFunc = func(ctx context.Context, network, a string) (net.Conn, error) { return conn.Dial(ctx, network, a) }
 		cfg.LookupFunc = func(ctx context.Context, host string) ([]string, error) { return []string{host}, nil }
 	}
-	where := fmt.Sprintf("%s:%d", addr, port)
-	if becomeUser != "" {
-		where = fmt.Sprintf("%s/.s.PGSQL.%d as OS user %s", addr, port, becomeUser)
+	where := fmt.Sprintf("%s:%d", t.addr, t.port)
+	if t.become != "" {
+		where = fmt.Sprintf("%s/.s.PGSQL.%d as OS user %s", t.addr, t.port, t.become)
 	}
-	if s.viaSSH && becomeUser == "" {
+	if t.viaSSH && t.become == "" {
 		where += " (via " + x.Host.Name + ")"
 	}
 	c, err := pgx.ConnectConfig(ctx, cfg)
@@ -238,7 +257,7 @@ func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, error) 
 		if errors.As(err, &pe) && pe.Code == "57P03" {
 			return nil, &StandbyError{Addr: where, Err: pe}
 		}
-		return nil, fmt.Errorf("connect to PostgreSQL at %s as %s: %w", where, user, unwrapConnect(err))
+		return nil, fmt.Errorf("connect to PostgreSQL at %s as %s: %w", where, t.user, unwrapConnect(err))
 	}
 	return c, nil
 }
