@@ -200,7 +200,7 @@ const (
 
 // parsePG splits a configuration file into assignments with the rules of
 // PostgreSQL's lexer (guc-file.l): name [=] value per line, # comments,
-// values quoted with '...' ('' and backslash escapes) or bare.
+// values quoted with '...' (” and backslash escapes) or bare.
 func parsePG(text string) []pgAssignment {
 	lx := &pgLexer{s: text, line: 1}
 	var out []pgAssignment
@@ -444,7 +444,7 @@ func matchReal(s string) int {
 }
 
 // unescapePG undoes the quoting of a '...' value as PostgreSQL's
-// DeescapeQuotedString does: '' is ', and a backslash escapes the
+// DeescapeQuotedString does: ” is ', and a backslash escapes the
 // character after it (\n, \t, \b, \f, \r, octal \ooo; any other as
 // itself).
 func unescapePG(q string) string {

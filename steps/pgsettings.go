@@ -55,6 +55,7 @@ var pgSettingsFields = []step.Field{
 	{Name: "port", Kind: step.Port, Doc: "the port of the running server's socket, read with become: USER (pg_settings: running values, the command line, logical slots); a server that does not answer is judged from its files", Default: 5432, Example: "${{ vars.port }}"},
 	{Name: "socket_dir", Kind: step.String, Doc: "the directory of the server's socket", Default: "/var/run/postgresql"},
 	{Name: "backup", Kind: step.Bool, Doc: "keep a copy of each changed file next to it (never of postgresql.auto.conf)", Default: true},
+	{Name: "read_only", Kind: step.Bool, Doc: "judge only, write nothing (also in plan): result.changed says whether the files lack something, result.restart and result.reload what the running server lacks"},
 }
 
 // Result implements step.Type.
@@ -85,7 +86,7 @@ type pgSettingsStep struct {
 	configFile, dataDir, socketDir *tmpl.Template
 	port                           step.PortValue
 	reqs                           []pgRequirement
-	backup                         bool
+	backup, readOnly               bool
 }
 
 // Decode implements step.Type.
@@ -112,6 +113,7 @@ func (PGSettings) Decode(d *step.Decoder, b step.Body) step.Step {
 	if n := b.Get("backup"); n != nil {
 		s.backup = d.Bool(n)
 	}
+	s.readOnly = d.Bool(b.Get("read_only"))
 	if n := b.Get("settings"); n != nil {
 		seen := map[string]bool{}
 		for _, e := range n.Content {
@@ -724,6 +726,9 @@ func (s *pgSettingsStep) Plan(ctx context.Context, x *step.Exec) (*step.Plan, er
 	if err != nil {
 		return nil, err
 	}
+	if s.readOnly {
+		return &step.Plan{Summary: "judged the settings", Result: p.result(x)}, nil
+	}
 	if len(p.problems) > 0 {
 		return nil, fmt.Errorf("refused, nothing was written: %s", x.Redact.String(strings.Join(p.problems, "; ")))
 	}
@@ -783,7 +788,7 @@ func (s *pgSettingsStep) Apply(ctx context.Context, x *step.Exec, plan *step.Pla
 }
 
 // MayChange implements step.Changer.
-func (*pgSettingsStep) MayChange() bool { return true }
+func (s *pgSettingsStep) MayChange() bool { return !s.readOnly }
 
 // Rechecks implements step.Rechecker: its plan reads the files again, so a
 // write already made is found and not made twice.
