@@ -200,7 +200,8 @@ const (
 
 // parsePG splits a configuration file into assignments with the rules of
 // PostgreSQL's lexer (guc-file.l): name [=] value per line, # comments,
-// values quoted with '...' (” and backslash escapes) or bare.
+// values quoted with '...' (a doubled quote and backslash escapes) or
+// bare.
 func parsePG(text string) []pgAssignment {
 	lx := &pgLexer{s: text, line: 1}
 	var out []pgAssignment
@@ -444,9 +445,9 @@ func matchReal(s string) int {
 }
 
 // unescapePG undoes the quoting of a '...' value as PostgreSQL's
-// DeescapeQuotedString does: ” is ', and a backslash escapes the
-// character after it (\n, \t, \b, \f, \r, octal \ooo; any other as
-// itself).
+// DeescapeQuotedString does: a doubled quote is one, and a backslash
+// escapes the character after it (\n, \t, \b, \f, \r, octal \ooo; any
+// other as itself).
 func unescapePG(q string) string {
 	s := q[1 : len(q)-1]
 	var b strings.Builder
