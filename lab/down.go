@@ -71,6 +71,11 @@ func (l *Lab) Down() error {
 			errs = append(errs, err)
 		}
 	}
+	// Loop devices of disks no host mounted; a mounted one is released
+	// with its host's mounts (autoclear).
+	for _, dev := range l.labLoops() {
+		_ = run("losetup", "--detach", dev)
+	}
 	for _, link := range labLinks() {
 		if err := run("ip", "link", "del", link); err != nil {
 			errs = append(errs, err)
