@@ -20,11 +20,11 @@ func TestStandbyStepsAgree(t *testing.T) {
 			t.Fatalf("no bundled playbook %s", name)
 		}
 		var doc struct {
-			Steps    []yaml.Node `yaml:"steps"`
-			Standby  yaml.Node   `yaml:"x-standby-settings"`
-			Sync     yaml.Node   `yaml:"x-sync-settings"`
-			Vars     yaml.Node   `yaml:"vars"`
-			Secrets  yaml.Node   `yaml:"secrets"`
+			Steps   []yaml.Node `yaml:"steps"`
+			Standby yaml.Node   `yaml:"x-standby-settings"`
+			Sync    yaml.Node   `yaml:"x-sync-settings"`
+			Vars    yaml.Node   `yaml:"vars"`
+			Secrets yaml.Node   `yaml:"secrets"`
 		}
 		if err := yaml.Unmarshal(src, &doc); err != nil {
 			t.Fatal(err)
