@@ -27,6 +27,11 @@ func (l *Lab) Disk(ctx context.Context, host, path string, sizeMiB int) error {
 	if !filepath.IsAbs(path) || strings.ContainsAny(path, "\n\t") {
 		return fmt.Errorf("disk mount point %q: an absolute path without line breaks or tabs", path)
 	}
+	for _, prog := range []string{"mkfs.ext4", "losetup", "nsenter"} {
+		if !lookPath(prog) {
+			return fmt.Errorf("a lab disk needs %s: apt-get install -y e2fsprogs mount util-linux", prog)
+		}
+	}
 	if sizeMiB < 8 {
 		return fmt.Errorf("a disk of %d MiB: ext4 needs 8 MiB or more", sizeMiB)
 	}
@@ -89,6 +94,10 @@ func (l *Lab) Disk(ctx context.Context, host, path string, sizeMiB int) error {
 	}
 	return nil
 }
+
+// Loops returns the loop devices whose backing file is under the lab
+// directory: none once the lab is down.
+func (l *Lab) Loops() []string { return l.labLoops() }
 
 // labLoops returns the loop devices whose backing file is under the lab
 // directory: those of disks whose host never mounted them (an up or a
