@@ -98,15 +98,9 @@ func (PGSettings) Decode(d *step.Decoder, b step.Body) step.Step {
 		port:       d.Port(b.Get("port"), 5432),
 		backup:     true,
 	}
-	for _, f := range []string{"config_file", "data_dir"} {
-		if n := b.Get(f); n != nil {
-			t := s.configFile
-			if f == "data_dir" {
-				t = s.dataDir
-			}
-			d.RefuseSecret(n, t, diag.RuleSecretExposed, "path", "a path is shown in plans, diffs and the journal")
-		}
-	}
+	const why = "a path is shown in plans, diffs and the journal"
+	d.RefuseSecret(b.Get("config_file"), s.configFile, diag.RuleSecretExposed, "path", why)
+	d.RefuseSecret(b.Get("data_dir"), s.dataDir, diag.RuleSecretExposed, "path", why)
 	if n := b.Get("socket_dir"); n != nil {
 		s.socketDir = d.Template(n)
 	}
