@@ -567,81 +567,98 @@ func (s *pgSettingsStep) compute(ctx context.Context, x *step.Exec) (*pgSettings
 	}
 	// after holds the values the next start reads, once the edits are made.
 	after := map[string]string{}
-	current := func(name string) (value, source string, fixed bool) {
-		if r, ok := o.running[name]; ok && r.source != "default" && r.source != "configuration file" {
-			return r.setting, r.source, true
-		}
-		if v, ok := o.cmdline[name]; ok {
-			return v, "command line", true
-		}
-		if e := o.conf.Effective(name); e != nil {
-			return e.Value, e.Where(), false
-		}
-		if r, ok := o.running[name]; ok {
-			return r.bootVal, "default", false
-		}
-		return pgDefaults[name], "default", false
-	}
 	for _, n := range names {
-		after[n], _, _ = current(n)
+		after[n], _, _ = o.current(n)
 	}
 	for _, w := range ws {
-		v, source, fixed := current(w.name)
-		view := settingView{Wanted: w.String(), Value: v, Was: v, Source: source}
-		r, isRunning := o.running[w.name]
-		if isRunning {
-			view.Running = r.setting
-		}
-		switch {
-		case meets(w, v):
-		case fixed:
-			p.problems = append(p.problems, fmt.Sprintf("%s = %s comes from the server's %s, which no configuration file overrides; it must be %s: change it where the server is started (the unit, pg_ctl -o, pg_ctl.conf)", w.name, confedit.Quote(v), source, w))
-		default:
-			nv := fix(w, v)
-			if w.addr != "" && !covers(nv, w.addr) {
-				p.problems = append(p.problems, fmt.Sprintf("%s = %s, as asked, does not cover %s, the address replication uses", w.name, confedit.Quote(nv), w.addr))
-				break
-			}
-			file, line := configFile, 0
-			if e := o.conf.Effective(w.name); e != nil {
-				file, line = e.File, e.Line
-			}
-			old, ok := p.edits[file]
-			if !ok {
-				old = o.texts[file]
-				p.old[file] = old
-			}
-			text, ch := confedit.SetAt(old, line, w.name, nv)
-			if line == 0 {
-				text, ch = confedit.Set(old, w.name, nv)
-			}
-			p.edits[file] = text
-			for _, c := range ch {
-				p.changes = append(p.changes, fmt.Sprintf("%s: %s", file, c))
-			}
-			view.Value, view.Source = nv, file
-			if line > 0 {
-				view.Source = fmt.Sprintf("%s:%d", file, line)
-			}
-			after[w.name] = nv
-		}
-		view.Met = meets(w, view.Value)
-		ctxName := pgContexts[w.name]
-		if isRunning {
-			ctxName = r.context
-		}
-		if isRunning && view.Met && !meets(w, r.setting) {
-			if ctxName == "postmaster" {
-				view.Restart = w.restart
-				p.restart = p.restart || w.restart
-			} else if ctxName != "internal" {
-				p.reload = true
-			}
-		}
-		p.settings[w.name] = view
+		p.judge(w, o, configFile, after)
 	}
 	p.problems = append(p.problems, startProblems(after, o)...)
 	return p, nil
+}
+
+// current returns the value of a setting the server takes at its next
+// start, where it comes from, and whether a file can change it (fixed: the
+// command line, the environment).
+func (o *pgObservation) current(name string) (value, source string, fixed bool) {
+	if r, ok := o.running[name]; ok && r.source != "default" && r.source != "configuration file" {
+		return r.setting, r.source, true
+	}
+	if v, ok := o.cmdline[name]; ok {
+		return v, "command line", true
+	}
+	if e := o.conf.Effective(name); e != nil {
+		return e.Value, e.Where(), false
+	}
+	if r, ok := o.running[name]; ok {
+		return r.bootVal, "default", false
+	}
+	return pgDefaults[name], "default", false
+}
+
+// judge checks one requirement: met, refused (a problem), or an edit on
+// the line that takes effect (configFile when no file sets it); then
+// whether the running server needs a restart or a reload for it.
+func (p *pgSettingsPlan) judge(w want, o *pgObservation, configFile string, after map[string]string) {
+	v, source, fixed := o.current(w.name)
+	view := settingView{Wanted: w.String(), Value: v, Was: v, Source: source}
+	r, isRunning := o.running[w.name]
+	if isRunning {
+		view.Running = r.setting
+	}
+	switch {
+	case meets(w, v):
+	case fixed:
+		p.problems = append(p.problems, fmt.Sprintf("%s = %s comes from the server's %s, which no configuration file overrides; it must be %s: change it where the server is started (the unit, pg_ctl -o, pg_ctl.conf)", w.name, confedit.Quote(v), source, w))
+	case w.addr != "" && !covers(fix(w, v), w.addr):
+		p.problems = append(p.problems, fmt.Sprintf("%s = %s, as asked, does not cover %s, the address replication uses", w.name, confedit.Quote(fix(w, v)), w.addr))
+	default:
+		nv := fix(w, v)
+		file, line := configFile, 0
+		if e := o.conf.Effective(w.name); e != nil {
+			file, line = e.File, e.Line
+		}
+		p.edit(o, file, line, w.name, nv)
+		view.Value, view.Source = nv, file
+		if line > 0 {
+			view.Source = fmt.Sprintf("%s:%d", file, line)
+		}
+		after[w.name] = nv
+	}
+	view.Met = meets(w, view.Value)
+	takes := pgContexts[w.name]
+	if isRunning {
+		takes = r.context
+	}
+	if isRunning && view.Met && !meets(w, r.setting) {
+		switch takes {
+		case "postmaster":
+			view.Restart = w.restart
+			p.restart = p.restart || w.restart
+		case "internal":
+		default:
+			p.reload = true
+		}
+	}
+	p.settings[w.name] = view
+}
+
+// edit sets name = value in file, on line when it is the assignment that
+// takes effect (0: where confedit.Set puts it).
+func (p *pgSettingsPlan) edit(o *pgObservation, file string, line int, name, value string) {
+	old, ok := p.edits[file]
+	if !ok {
+		old = o.texts[file]
+		p.old[file] = old
+	}
+	text, ch := confedit.SetAt(old, line, name, value)
+	if line == 0 {
+		text, ch = confedit.Set(old, name, value)
+	}
+	p.edits[file] = text
+	for _, c := range ch {
+		p.changes = append(p.changes, fmt.Sprintf("%s: %s", file, c))
+	}
 }
 
 // startProblems lists what would make PostgreSQL refuse to start with the
