@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -31,9 +29,9 @@ import (
 // a quote.
 const replicationPassword = `it's a \ repl:pw`
 
-// baseBackupStep returns the ssh-exec body of the bundled playbook's base
-// backup step, as YAML: the test runs the text the playbook ships.
-func baseBackupStep(t *testing.T, name string) string {
+// stepBody returns the ssh-exec body of a step of a bundled playbook, as
+// YAML: the test runs the text the playbook ships.
+func stepBody(t *testing.T, name, id string) string {
 	t.Helper()
 	src, ok := playbooks.Lookup(name)
 	if !ok {
@@ -49,7 +47,7 @@ func baseBackupStep(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	for _, s := range doc.Steps {
-		if s.ID == "basebackup" {
+		if s.ID == id {
 			b, err := yaml.Marshal(&s.SSHExec)
 			if err != nil {
 				t.Fatal(err)
@@ -57,14 +55,14 @@ func baseBackupStep(t *testing.T, name string) string {
 			return string(b)
 		}
 	}
-	t.Fatalf("%s has no step basebackup", name)
+	t.Fatalf("%s has no step %s", name, id)
 	return ""
 }
 
-// baseBackupPlaybook runs the bundled step alone, with the vars and params
-// it reads given by the test.
+// baseBackupPlaybook runs the bundled steps that make the copy (where it
+// goes, the base backup, the swap) alone, with the vars, params and the
+// results of earlier steps they read given by the test.
 func baseBackupPlaybook(t *testing.T, name string) string {
-	body := baseBackupStep(t, name)
 	var b strings.Builder
 	b.WriteString(`version: 1
 name: test/basebackup
@@ -72,24 +70,39 @@ params:
   data_dir: {type: string}
   bin: {type: string}
   primary_address: {type: string}
+  port: {type: int}
   replication_user: {type: string, default: rb_repl}
   slot: {type: string, default: rb_slot}
   backup_timeout: {type: duration, default: 1h}
+  tablespace_mapping: {type: string, default: ""}
+  check_space: {type: bool, default: true}
 secrets:
   replication_password: {env: RB_REPLICATION_PASSWORD}
 vars:
   data_dir: ${{ params.data_dir }}
   bin: ${{ params.bin }}
   primary_address: ${{ params.primary_address }}
+  port: ${{ params.port }}
+  unit: runbook-test-no-such-unit
 steps:
-  - id: basebackup
-    host: box
-    become: postgres
-    timeout: ${{ params.backup_timeout }}
-    ssh-exec:
+  - id: stop
+    ssh-exec: {command: "true", read_only: true}
 `)
-	for _, l := range strings.Split(strings.TrimRight(body, "\n"), "\n") {
-		b.WriteString("      " + l + "\n")
+	for _, id := range []string{"layout", "basebackup", "swap"} {
+		body := stepBody(t, name, id)
+		if id == "layout" {
+			// The primary's sizes, as the sizes step would read them.
+			body = strings.Replace(body, "${{ string(steps.sizes.result.rows[0].data_kb) }}", "100000", 1)
+			body = strings.Replace(body, "${{ steps.sizes.result.rows[0].tablespaces }}", "\"\"", 1)
+		}
+		fmt.Fprintf(&b, "  - id: %s\n    host: box\n", id)
+		if id == "basebackup" {
+			b.WriteString("    timeout: ${{ params.backup_timeout }}\n")
+		}
+		b.WriteString("    ssh-exec:\n")
+		for _, l := range strings.Split(strings.TrimRight(body, "\n"), "\n") {
+			b.WriteString("      " + l + "\n")
+		}
 	}
 	return b.String()
 }
@@ -163,7 +176,7 @@ func TestBaseBackupLeavesNoSecretFile(t *testing.T) {
 	pg := testpg.Start(t)
 	pg.Psql(t, "CREATE ROLE rb_repl REPLICATION LOGIN PASSWORD '"+strings.ReplaceAll(replicationPassword, "'", "''")+"'")
 	pg.Psql(t, "SELECT pg_create_physical_replication_slot('rb_slot')")
-	primary := forward5432(t, pg.Port)
+	primary := "127.0.0.1"
 	work := t.TempDir()
 	inv := filepath.Join(work, "inventory.yaml")
 	if err := os.WriteFile(inv, []byte(sshd.Inventory("box")), 0o600); err != nil {
@@ -203,7 +216,8 @@ func TestBaseBackupLeavesNoSecretFile(t *testing.T) {
 
 			// For real: PostgreSQL 15's pg_basebackup reads the password.
 			data := filepath.Join(postgresDir(t), "data")
-			code, out := runCLI("-p", "data_dir="+data, "-p", "bin="+testpg.Bin, "-p", "primary_address="+primary)
+			port := "port=" + strconv.Itoa(pg.Port)
+			code, out := runCLI("-p", "data_dir="+data, "-p", "bin="+testpg.Bin, "-p", "primary_address="+primary, "-p", port)
 			if code != cli.ExitOK {
 				t.Fatalf("base backup: exit %d\n%s", code, out)
 			}
@@ -216,7 +230,7 @@ func TestBaseBackupLeavesNoSecretFile(t *testing.T) {
 			// machine starts the fake before it: it must read the password).
 			fake := fakeBin(t)
 			data = filepath.Join(postgresDir(t), "data")
-			code, out = runCLI("-p", "data_dir="+data, "-p", "bin="+fake, "-p", "primary_address="+primary, "-p", "backup_timeout=10s")
+			code, out = runCLI("-p", "data_dir="+data, "-p", "bin="+fake, "-p", "primary_address="+primary, "-p", port, "-p", "backup_timeout=10s")
 			if code != cli.ExitFailed || !strings.Contains(out, "timed out after 10s") {
 				t.Fatalf("exit %d, want a timeout:\n%s", code, out)
 			}
@@ -226,7 +240,7 @@ func TestBaseBackupLeavesNoSecretFile(t *testing.T) {
 			// A cancel (Ctrl-C) while pg_basebackup runs.
 			fake = fakeBin(t)
 			data = filepath.Join(postgresDir(t), "data")
-			out = cancelWhenRead(t, pb, inv, fake, map[string]string{"data_dir": data, "bin": fake, "primary_address": primary})
+			out = cancelWhenRead(t, pb, inv, fake, map[string]string{"data_dir": data, "bin": fake, "primary_address": primary, "port": strconv.Itoa(pg.Port)})
 			check("a cancel", out)
 		})
 	}
@@ -297,33 +311,4 @@ func cancelWhenRead(t *testing.T, pbFile, invFile, fake string, params map[strin
 	}
 	readPassword(t, fake)
 	return events.String() + err.Error()
-}
-
-// forward5432 listens on 127.0.0.2:5432, where the bundled step connects
-// (its port is fixed), and forwards to the test's PostgreSQL; it returns
-// the address.
-func forward5432(t *testing.T, port int) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.2:5432")
-	testsshd.Require(t, err == nil, fmt.Sprintf("cannot listen on 127.0.0.2:5432, where the bundled step connects: %v", err))
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				s, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-				if err != nil {
-					return
-				}
-				defer s.Close()
-				go func() { _, _ = io.Copy(s, c) }()
-				_, _ = io.Copy(c, s)
-			}()
-		}
-	}()
-	return "127.0.0.2"
 }

@@ -15,7 +15,7 @@ import (
 
 func labCmd(e *Env, args []string) int {
 	if len(args) == 0 {
-		return e.usageError("lab needs a subcommand: up, down, status, exec, fault")
+		return e.usageError("lab needs a subcommand: up, down, status, exec, fault, disk")
 	}
 	sub, rest := args[0], args[1:]
 	fs := newFlags(e, "lab "+sub, "")
@@ -100,6 +100,20 @@ func labCmd(e *Env, args []string) int {
 			return ExitFailed
 		}
 		return ExitOK
+	case "disk":
+		size := fs.Int("size", 256, "the disk's size in MiB")
+		pos, err := parseInterleaved(fs, rest)
+		if err != nil {
+			return ExitUsage
+		}
+		if len(pos) != 2 {
+			return e.usageError("lab disk HOST PATH [--size MiB]: mount a disk of its own at PATH in HOST")
+		}
+		if err := (&lab.Lab{Dir: *dir}).Disk(context.Background(), pos[0], pos[1], *size); err != nil {
+			fmt.Fprintf(e.Stderr, "runbook: lab disk: %v\n", err)
+			return ExitFailed
+		}
+		return ExitOK
 	case "standin":
 		// The orchestrator stand-in that lab hosts run as inmanta-server.
 		config := fs.String("config", "/etc/inmanta/inmanta.d/database.cfg", "database.cfg to read")
@@ -115,5 +129,5 @@ func labCmd(e *Env, args []string) int {
 		}
 		return ExitOK
 	}
-	return e.usageError("unknown lab subcommand %q: up, down, status, exec, fault", sub)
+	return e.usageError("unknown lab subcommand %q: up, down, status, exec, fault, disk", sub)
 }

@@ -112,6 +112,26 @@ func Set(text, key, value string) (string, []Change) {
 	}
 }
 
+// SetAt makes key = value on line (1-based), the assignment PostgreSQL
+// takes the key from, keeping what follows the value (a comment). When
+// that line is not an active assignment of key, it falls back to Set.
+func SetAt(text string, line int, key, value string) (string, []Change) {
+	lines := split(text)
+	if line < 1 || line > len(lines) {
+		return Set(text, key, value)
+	}
+	a, ok := parseConf(lines[line-1])
+	if !ok || a.comment != "" || !strings.EqualFold(a.key, key) {
+		return Set(text, key, value)
+	}
+	if Unquote(a.value) == value {
+		return text, nil
+	}
+	want := Quote(value)
+	lines[line-1] = a.indent + a.key + " = " + want + a.rest
+	return join(lines, text), []Change{Change(fmt.Sprintf("set %s = %s (was %s, line %d)", key, want, a.value, line))}
+}
+
 // Comment comments out every active assignment of key.
 func Comment(text, key string) (string, []Change) {
 	lines := split(text)

@@ -91,6 +91,9 @@ func assertNothingLeft(t *testing.T, l *lab.Lab) {
 		if out, _ := exec.Command("ip", "-o", "link", "show").Output(); bytes.Contains(out, []byte(lab.Bridge)) || bytes.Contains(out, []byte(" vb-")) {
 			left = append(left, "network links")
 		}
+		if loops := l.Loops(); len(loops) > 0 {
+			left = append(left, "loop devices "+strings.Join(loops, ", "))
+		}
 		if g := l.Cgroups(); len(g) > 0 {
 			left = append(left, "control groups "+strings.Join(g, ", "))
 		}

@@ -71,6 +71,11 @@ func (l *Lab) Down() error {
 			errs = append(errs, err)
 		}
 	}
+	// Loop devices of disks no host mounted; a mounted one is released
+	// with its host's mounts (autoclear).
+	for _, dev := range l.labLoops() {
+		_ = run("losetup", "--detach", dev)
+	}
 	for _, link := range labLinks() {
 		// The kernel removes a host's veth when its namespace ends: one
 		// that is gone by now is what was wanted.

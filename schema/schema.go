@@ -127,6 +127,11 @@ func fieldSchema(f step.Field) map[string]any {
 		s = map[string]any{"type": "boolean"}
 	case step.Int:
 		s = map[string]any{"type": "integer"}
+	case step.Port:
+		s = map[string]any{"oneOf": []any{
+			map[string]any{"type": "integer", "minimum": 1, "maximum": 65535},
+			map[string]any{"type": "string", "pattern": `\$\{\{.*\}\}`},
+		}}
 	case step.Duration:
 		s = map[string]any{"type": "string", "pattern": `^(([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+|.*\$\{\{.*\}\}.*)$`}
 	case step.StringMap:

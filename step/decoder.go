@@ -207,6 +207,16 @@ func (d *Decoder) checkShape(v *yaml.Node, f *Field, where string) bool {
 		if v.Kind != yaml.ScalarNode || v.Tag != "!!int" {
 			return bad("an integer")
 		}
+	case Port:
+		if v.Kind != yaml.ScalarNode {
+			return bad("a port number")
+		}
+		if strings.Contains(v.Value, "${{") {
+			return true
+		}
+		if p, err := strconv.Atoi(v.Value); err != nil || v.Tag != "!!int" || p < 1 || p > 65535 {
+			return bad("a port number (1-65535)")
+		}
 	case Duration:
 		if v.Kind != yaml.ScalarNode {
 			return bad("a duration such as 30s or 5m")
@@ -498,6 +508,79 @@ func (d *Decoder) Duration(n *yaml.Node, def time.Duration) DurationValue {
 		d.Errorf(n, diag.RuleInvalidValue, "the duration must be positive")
 	}
 	return DurationValue{Fixed: v}
+}
+
+// PortValue is a port number written literally or as an expression
+// (port: ${{ vars.port }}), known for sure only at run time.
+type PortValue struct {
+	Fixed int
+	expr  *tmpl.Template
+}
+
+// Get returns the port, evaluating its expression against env: an integer,
+// or a string of digits (an inventory var written in quotes).
+func (v PortValue) Get(env map[string]any) (int, error) {
+	if v.expr == nil {
+		return v.Fixed, nil
+	}
+	x, err := v.expr.Value(env)
+	if err != nil {
+		return 0, err
+	}
+	return ParsePort(v.expr.Source, x)
+}
+
+// ParsePort turns the value of an expression into a port number; src names
+// the expression in the error.
+func ParsePort(src string, x any) (int, error) {
+	var p int
+	switch x := x.(type) {
+	case int:
+		p = x
+	case int64:
+		p = int(x)
+	case float64:
+		if x != float64(int(x)) {
+			return 0, fmt.Errorf("%s: %v is not a port number", src, x)
+		}
+		p = int(x)
+	default:
+		s := strings.TrimSpace(tmpl.Format(x))
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %q is not a port number", src, s)
+		}
+		p = n
+	}
+	if p < 1 || p > 65535 {
+		return 0, fmt.Errorf("%s: %d is not a port number (1-65535)", src, p)
+	}
+	return p, nil
+}
+
+// String shows the port or its expression.
+func (v PortValue) String() string {
+	if v.expr != nil {
+		return v.expr.Source
+	}
+	return strconv.Itoa(v.Fixed)
+}
+
+// Port returns a port value, def when n is nil.
+func (d *Decoder) Port(n *yaml.Node, def int) PortValue {
+	if n == nil {
+		return PortValue{Fixed: def}
+	}
+	if strings.Contains(n.Value, "${{") {
+		t := d.Template(n)
+		d.RefuseSecret(n, t, diag.RuleSecretExposed, "the port", "a port is shown in messages and journaled")
+		return PortValue{expr: t}
+	}
+	p, err := strconv.Atoi(n.Value)
+	if err != nil {
+		return PortValue{Fixed: def}
+	}
+	return PortValue{Fixed: p}
 }
 
 // IntList returns an integer or list of integers.

@@ -11,6 +11,9 @@ const (
 	Literal Kind = "literal"
 	Bool    Kind = "bool"
 	Int     Kind = "int"
+	// Port is a port number (1-65535), written as one or as an expression
+	// (${{ params.port }}) whose value is known at run time.
+	Port Kind = "port"
 	// Duration is a Go duration such as 30s or 1m30s.
 	Duration Kind = "duration"
 	// Expr is a bare expression that yields a bool.

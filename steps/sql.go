@@ -51,7 +51,7 @@ var sqlFields = []step.Field{
 	{Name: "user", Kind: step.String, Doc: "database user", Default: "postgres"},
 	{Name: "password", Kind: step.String, Doc: "password, from a secret: ${{ secrets.NAME }}", Example: "${{ secrets.replication_password }}"},
 	{Name: "address", Kind: step.String, Doc: "server address, or a socket directory starting with /; default: the host's address, or 127.0.0.1 with via_ssh", Example: "/var/run/postgresql"},
-	{Name: "port", Kind: step.Int, Doc: "server port", Default: 5432},
+	{Name: "port", Kind: step.Port, Doc: "server port; with become, the port of the server's socket (.s.PGSQL.PORT)", Default: 5432, Example: "${{ vars.port }}"},
 	{Name: "via_ssh", Kind: step.Bool, Doc: "connect through the host's SSH connection, so the port need not be open to this machine"},
 	{Name: "sslmode", Kind: step.Literal, Doc: "TLS use", Enum: []string{"disable", "prefer", "require"}, Default: "prefer"},
 	{Name: "statement_timeout", Kind: step.Duration, Doc: "server-side limit for the statement", Default: "30s"},
@@ -78,7 +78,7 @@ type sqlStep struct {
 	args                      *step.Value
 	database, user, password  *tmpl.Template
 	address                   *tmpl.Template
-	port                      int
+	port                      step.PortValue
 	sslmode                   string
 	stmtTimeout, connTimeout  step.DurationValue
 }
@@ -87,7 +87,7 @@ type sqlStep struct {
 func (SQL) Decode(d *step.Decoder, b step.Body) step.Step {
 	s := &sqlStep{
 		readOnly: d.Bool(b.Get("read_only")), viaSSH: d.Bool(b.Get("via_ssh")), idempotent: d.Bool(b.Get("idempotent")),
-		port: d.Int(b.Get("port"), 5432), sslmode: d.Literal(b.Get("sslmode")),
+		port: d.Port(b.Get("port"), 5432), sslmode: d.Literal(b.Get("sslmode")),
 		stmtTimeout: d.Duration(b.Get("statement_timeout"), 30*time.Second),
 		connTimeout: d.Duration(b.Get("connect_timeout"), 10*time.Second),
 		database:    tmpl.Literal("postgres"),
@@ -200,6 +200,10 @@ func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, error) 
 	if err != nil {
 		return nil, err
 	}
+	port, err := s.port.Get(x.Env)
+	if err != nil {
+		return nil, err
+	}
 	becomeUser := x.Become
 	if addr == "" {
 		addr = x.Host.Address
@@ -213,8 +217,6 @@ func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, error) 
 	if becomeUser != "" && s.user == nil {
 		user = becomeUser
 	}
-	// Only non-secret settings go through the connection string; the
-	// password is set on the parsed config.
 	connTimeout, err := s.connTimeout.Get(x.Env)
 	if err != nil {
 		return nil, err
@@ -223,14 +225,35 @@ func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, error) 
 	if err != nil {
 		return nil, err
 	}
+	return pgTarget{addr: addr, port: port, db: db, user: user, password: pw, sslmode: s.sslmode,
+		connTimeout: connTimeout, stmtTimeout: stmtTimeout, become: becomeUser, viaSSH: s.viaSSH}.connect(ctx, x)
+}
+
+// pgTarget is where and how to connect to PostgreSQL from a step's host.
+type pgTarget struct {
+	// addr is a host address, or a socket directory starting with /.
+	addr                     string
+	port                     int
+	db, user, password       string
+	sslmode                  string
+	connTimeout, stmtTimeout time.Duration
+	// become, when set, connects through a relay to the server's socket
+	// run as that OS user on the host (peer authentication).
+	become string
+	viaSSH bool
+}
+
+func (t pgTarget) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, error) {
+	// Only non-secret settings go through the connection string; the
+	// password is set on the parsed config.
 	cs := fmt.Sprintf("host=%s port=%d dbname=%s user=%s sslmode=%s connect_timeout=%d application_name=runbook",
-		connQuote(addr), s.port, connQuote(db), connQuote(user), s.sslmode, max(1, int(connTimeout.Seconds()+0.5)))
+		connQuote(t.addr), t.port, connQuote(t.db), connQuote(t.user), t.sslmode, max(1, int(t.connTimeout.Seconds()+0.5)))
 	cfg, err := pgx.ParseConfig(cs)
 	if err != nil {
 		return nil, err
 	}
-	cfg.Password = pw
-	cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(stmtTimeout.Milliseconds(), 10)
+	cfg.Password = t.password
+	cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(t.stmtTimeout.Milliseconds(), 10)
 	if x.Tag != "" {
 		// The step's name in this run, so that a resume finds a statement
 		// an earlier attempt left running (Settle).
@@ -246,22 +269,22 @@ func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, error) 
 	// The SQL text is quoted for, and checked with, standard strings:
 	// with this off, a backslash in '...' would escape the quote.
 	cfg.RuntimeParams["standard_conforming_strings"] = "on"
-	if becomeUser != "" {
+	if t.become != "" {
 		// Through a relay to the server's Unix socket run as the OS user, on
 		// the host: peer authentication, as sudo -u postgres psql.
 		conn, err := x.Connect(ctx)
 		if err != nil {
 			return nil, err
 		}
-		socket := fmt.Sprintf("%s/.s.PGSQL.%d", addr, s.port)
+		socket := fmt.Sprintf("%s/.s.PGSQL.%d", t.addr, t.port)
 		cfg.DialFunc = func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return conn.Stream(ctx, &transport.Command{Line: transport.UnixRelay(socket), Become: becomeUser})
+			return conn.Stream(ctx, &transport.Command{Line: transport.UnixRelay(socket), Become: t.become})
 		}
 		cfg.LookupFunc = func(ctx context.Context, host string) ([]string, error) { return []string{host}, nil }
-		cfg.Host, cfg.Port = "127.0.0.1", uint16(s.port)
+		cfg.Host, cfg.Port = "127.0.0.1", uint16(t.port)
 		cfg.Fallbacks = nil
 		cfg.TLSConfig = nil
-	} else if s.viaSSH {
+	} else if t.viaSSH {
 		conn, err := x.Connect(ctx)
 		if err != nil {
 			return nil, err
@@ -269,11 +292,11 @@ func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, error) 
 		cfg.DialFunc = func(ctx context.Context, network, a string) (net.Conn, error) { return conn.Dial(ctx, network, a) }
 		cfg.LookupFunc = func(ctx context.Context, host string) ([]string, error) { return []string{host}, nil }
 	}
-	where := fmt.Sprintf("%s:%d", addr, s.port)
-	if becomeUser != "" {
-		where = fmt.Sprintf("%s/.s.PGSQL.%d as OS user %s", addr, s.port, becomeUser)
+	where := fmt.Sprintf("%s:%d", t.addr, t.port)
+	if t.become != "" {
+		where = fmt.Sprintf("%s/.s.PGSQL.%d as OS user %s", t.addr, t.port, t.become)
 	}
-	if s.viaSSH && becomeUser == "" {
+	if t.viaSSH && t.become == "" {
 		where += " (via " + x.Host.Name + ")"
 	}
 	c, err := pgx.ConnectConfig(ctx, cfg)
@@ -282,7 +305,7 @@ func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, error) 
 		if errors.As(err, &pe) && pe.Code == "57P03" {
 			return nil, notAccepting(where, pe)
 		}
-		return nil, fmt.Errorf("connect to PostgreSQL at %s as %s: %w", where, user, unwrapConnect(err))
+		return nil, fmt.Errorf("connect to PostgreSQL at %s as %s: %w", where, t.user, unwrapConnect(err))
 	}
 	return c, nil
 }
@@ -465,8 +488,12 @@ func (s *sqlStep) accepts(ctx context.Context, x *step.Exec) bool {
 		}
 		addr = a
 	}
+	port, err := s.port.Get(x.Env)
+	if err != nil {
+		return false
+	}
 	d := net.Dialer{Timeout: 3 * time.Second}
-	c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(addr, strconv.Itoa(s.port)))
+	c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(addr, strconv.Itoa(port)))
 	if err != nil {
 		return false
 	}

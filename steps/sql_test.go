@@ -330,3 +330,50 @@ func TestSQLShuttingDownIsNotAStandby(t *testing.T) {
 		t.Fatalf("err = %v, want a NotAcceptingError saying the server shuts down", err)
 	}
 }
+
+// TestSQLPortExpression: the port may be an expression (an int param, or a
+// string such as an inventory var written in quotes), also for the socket
+// path; a value that is not a port is an error naming the expression.
+func TestSQLPortExpression(t *testing.T) {
+	pg := testpg.Start(t)
+	src := `version: 1
+name: sql-port
+params:
+  port: {type: int, default: 1}
+  text_port: {type: string, default: "1"}
+  socket: {type: string}
+steps:
+  - id: tcp
+    sql:
+      address: 127.0.0.1
+      port: ${{ params.port }}
+      password: ${{ secrets.pw }}
+      sslmode: disable
+      query: SELECT current_setting('port') AS port
+      read_only: true
+    assert: result.rows[0].port == string(params.port)
+  - id: socket
+    sql:
+      address: ${{ params.socket }}
+      port: ${{ params.text_port }}
+      query: SELECT current_setting('port') AS port
+      read_only: true
+    assert: result.rows[0].port == params.text_port
+secrets:
+  pw: {env: PW}
+`
+	p := strconv.Itoa(pg.Port)
+	ev, err := runPlaybook(t, src, runOpts{params: map[string]string{"port": p, "text_port": p, "socket": pg.Socket}, secrets: pgSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"tcp", "socket"} {
+		if st := ev.end(id).Status; st != engine.StatusOK {
+			t.Errorf("%s: %s %s", id, st, ev.end(id).Message)
+		}
+	}
+	_, err = runPlaybook(t, src, runOpts{params: map[string]string{"port": p, "text_port": "54x", "socket": pg.Socket}, secrets: pgSecret})
+	if err == nil || !strings.Contains(err.Error(), `${{ params.text_port }}: "54x" is not a port number`) {
+		t.Errorf("a port that is not a number: %v", err)
+	}
+}

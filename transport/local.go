@@ -198,8 +198,19 @@ func (Local) Stream(ctx context.Context, c *Command) (net.Conn, error) {
 		return nil, err
 	}
 	return &streamConn{w: w, r: r, closer: func() error {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		_ = cmd.Wait()
+		// A relay ends at the end of its input, which Close has just
+		// closed; TERM is for one that does not. (runuser, which become
+		// uses as root, waits 2 seconds after a TERM before it exits.)
+		// Wait closes the output pipe: it starts only now, when nothing
+		// reads from it any more.
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+			<-done
+		}
 		return nil
 	}}, nil
 }

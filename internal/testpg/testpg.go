@@ -37,6 +37,14 @@ type Server struct {
 // Local (socket) connections are trusted; TCP needs the password.
 func Start(t testing.TB, settings ...string) *Server {
 	t.Helper()
+	return StartPrepared(t, nil, settings...)
+}
+
+// StartPrepared is Start with prepare called on the data directory between
+// initdb and the first start: to write configuration files that the
+// server reads from the start (settings are given on its command line).
+func StartPrepared(t testing.TB, prepare func(data string), settings ...string) *Server {
+	t.Helper()
 	_, err := os.Stat(filepath.Join(Bin, "initdb"))
 	testsshd.Require(t, err == nil, "PostgreSQL 15 is not installed (apt-get install postgresql-15)")
 	dir := t.TempDir()
@@ -53,6 +61,9 @@ func Start(t testing.TB, settings ...string) *Server {
 	}
 	if out, err := s.command("initdb", "-D", s.Data, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "--pwfile="+pw, "--no-sync").CombinedOutput(); err != nil {
 		t.Fatalf("initdb: %v\n%s", err, out)
+	}
+	if prepare != nil {
+		prepare(s.Data)
 	}
 	s.start(t, settings...)
 	return s

@@ -1,0 +1,72 @@
+package playbooks_test
+
+import (
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/runbook-dev/runbook/playbooks"
+)
+
+// TestStandbyStepsAgree: add-standby makes a node a standby as
+// configure-standby does; the steps that do it (the copy, its room, its
+// swap, the settings, the checks) are written twice and must stay the same.
+func TestStandbyStepsAgree(t *testing.T) {
+	shared := []string{"state", "sizes", "layout", "basebackup", "stop", "swap", "conninfo", "conf", "hba", "restart",
+		"streaming", "warm", "sync", "reload", "is_sync", "verify"}
+	steps := func(name string) (map[string]string, map[string]string) {
+		src, ok := playbooks.Lookup(name)
+		if !ok {
+			t.Fatalf("no bundled playbook %s", name)
+		}
+		var doc struct {
+			Steps   []yaml.Node `yaml:"steps"`
+			Standby yaml.Node   `yaml:"x-standby-settings"`
+			Sync    yaml.Node   `yaml:"x-sync-settings"`
+			Vars    yaml.Node   `yaml:"vars"`
+			Secrets yaml.Node   `yaml:"secrets"`
+		}
+		if err := yaml.Unmarshal(src, &doc); err != nil {
+			t.Fatal(err)
+		}
+		byID := map[string]string{}
+		for i := range doc.Steps {
+			var s struct {
+				ID string `yaml:"id"`
+			}
+			if err := doc.Steps[i].Decode(&s); err != nil {
+				t.Fatal(err)
+			}
+			b, err := yaml.Marshal(&doc.Steps[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			byID[s.ID] = string(b)
+		}
+		other := map[string]string{}
+		for name, n := range map[string]*yaml.Node{"x-standby-settings": &doc.Standby, "x-sync-settings": &doc.Sync, "vars": &doc.Vars, "secrets": &doc.Secrets} {
+			b, err := yaml.Marshal(n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			other[name] = string(b)
+		}
+		return byID, other
+	}
+	cs, csOther := steps("pg-ha/configure-standby")
+	as, asOther := steps("pg-ha/add-standby")
+	for _, id := range shared {
+		if cs[id] == "" || as[id] == "" {
+			t.Errorf("step %s: missing (configure-standby %v, add-standby %v)", id, cs[id] != "", as[id] != "")
+			continue
+		}
+		if cs[id] != as[id] {
+			t.Errorf("step %s differs between configure-standby and add-standby:\n%s\n---\n%s", id, cs[id], as[id])
+		}
+	}
+	for name, v := range csOther {
+		if asOther[name] != v {
+			t.Errorf("%s differs between configure-standby and add-standby:\n%s\n---\n%s", name, v, asOther[name])
+		}
+	}
+}
