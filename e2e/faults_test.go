@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -177,15 +178,15 @@ steps:
     ssh-exec:
       command: echo ${{ params.who }} >> ${{ params.dir }}/ran; touch ${{ params.dir }}/holding-${{ params.who }}; sleep 30
 `)
-	start := func(who string, extra ...string) (*exec.Cmd, *bytes.Buffer) {
+	start := func(who string, extra ...string) (*exec.Cmd, *syncBuffer) {
 		cmd := exec.Command(runbookBin, append([]string{"run", pb, "-p", "dir=" + dir, "-p", "who=" + who}, extra...)...)
 		cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+stateDir)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
+		out := &syncBuffer{}
+		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		return cmd, &out
+		return cmd, out
 	}
 	waitFor := func(what string, ok func() bool) {
 		deadline := time.Now().Add(20 * time.Second)
@@ -314,4 +315,23 @@ func TestKilledDuringStatementResumesOnce(t *testing.T) {
 	if got := strings.TrimSpace(pg.Psql(t, "SELECT count(*) FROM t")); got != "1" {
 		t.Fatalf("%s rows after the resume, want 1:\n%s%s", got, rout, rerr)
 	}
+}
+
+// syncBuffer is a buffer a running command writes to while the test reads
+// it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
