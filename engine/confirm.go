@@ -7,7 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/runbook-dev/runbook/step"
+	"github.com/runbook-dev/runbook/steps"
 )
 
 // Gate is a confirmation a run asks the operator for (confirm:) before an
@@ -209,7 +209,7 @@ func (x *run) showGate(c *Confirm, env map[string]any, g *Gate) {
 // confirmStep asks the gate of step s (g: the step on this host and
 // element) before it makes the change its plan found, and returns how
 // long the operator took. Without a gate it returns at once.
-func (x *run) confirmStep(ctx context.Context, s *Step, env map[string]any, g *Gate, plan *step.Plan) (time.Duration, error) {
+func (x *run) confirmStep(ctx context.Context, s *Step, env map[string]any, g *Gate, plan *steps.Plan) (time.Duration, error) {
 	if s.Confirm == nil {
 		return 0, nil
 	}

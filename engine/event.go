@@ -3,8 +3,8 @@ package engine
 import (
 	"time"
 
-	"github.com/runbook-dev/runbook/redact"
-	"github.com/runbook-dev/runbook/step"
+	"github.com/runbook-dev/runbook/internal/redact"
+	"github.com/runbook-dev/runbook/steps"
 )
 
 // Status is the outcome of a guard or a step on one host.
@@ -79,7 +79,7 @@ type Event struct {
 	// Result is a step's result (step-end), with secrets redacted: a
 	// resumed run takes it from the journal for the steps it does not run
 	// again.
-	Result step.Result `json:"result,omitempty"`
+	Result steps.Result `json:"result,omitempty"`
 	// Resumed marks the outcome of a step an earlier attempt finished.
 	Resumed bool `json:"resumed,omitempty"`
 	// Word is what a confirm event's gate asked the operator to type, and
@@ -145,7 +145,7 @@ func (s *redactingSink) Emit(e *Event) {
 	e.Host = red.String(e.Host)
 	e.Word = red.String(e.Word)
 	e.Answer = red.String(e.Answer)
-	e.Result = step.RedactResult(red, e.Result)
+	e.Result = steps.RedactResult(red, e.Result)
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}

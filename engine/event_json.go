@@ -8,7 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/runbook-dev/runbook/step"
+	"github.com/runbook-dev/runbook/steps"
 )
 
 // AppendJSON appends the event's JSON to b: the bytes json.Marshal gives
@@ -110,7 +110,7 @@ func appendJSONValue(b []byte, v any) ([]byte, error) {
 			break // encoding/json's error
 		}
 		return appendJSONFloat(b, v), nil
-	case step.Result:
+	case steps.Result:
 		return appendJSONValue(b, map[string]any(v))
 	case map[string]any:
 		if v == nil {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/runbook-dev/runbook/step"
+	"github.com/runbook-dev/runbook/steps"
 )
 
 // checkSameJSON fails unless AppendJSON gives json.Marshal's bytes, or both
@@ -36,13 +36,13 @@ func TestEventAppendJSON(t *testing.T) {
 			Host: "pg2", PID: 4242, Status: StatusChanged, Duration: 1234567 * time.Nanosecond,
 			Message: "line\nnext\ttab\r\b\f\x01\x1f \\ \u2028\u2029 é 日本 \xff\xfe", Print: "timeline 2 <&>\n", Diff: "--- a\n+++ b\n",
 			DryRun: true, Resumed: true,
-			Result: step.Result{"exit_code": 0, "stdout": "ok\n", "skipped": false, "rows": []any{map[string]any{"n": int64(-7), "f": 1.5, "big": 1e21, "small": 1e-7, "tiny": -3e-9, "z": 0.0, "none": nil}},
-				"tags": []string{"a", "<b>"}, "nested": step.Result{"k": true}, "whole": 1000000.0, "d": 3 * time.Second, "nilmap": map[string]any(nil), "nillist": []any(nil)}},
+			Result: steps.Result{"exit_code": 0, "stdout": "ok\n", "skipped": false, "rows": []any{map[string]any{"n": int64(-7), "f": 1.5, "big": 1e21, "small": 1e-7, "tiny": -3e-9, "z": 0.0, "none": nil}},
+				"tags": []string{"a", "<b>"}, "nested": steps.Result{"k": true}, "whole": 1000000.0, "d": 3 * time.Second, "nilmap": map[string]any(nil), "nillist": []any(nil)}},
 		{Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), Type: EventRunEnd},
-		{Type: EventStepEnd, Result: step.Result{"bad": math.NaN()}},
-		{Type: EventStepEnd, Result: step.Result{"inf": math.Inf(-1)}},
-		{Type: EventStepEnd, Result: step.Result{"ch": make(chan int)}},
-		{Type: EventStepEnd, Result: step.Result{}},
+		{Type: EventStepEnd, Result: steps.Result{"bad": math.NaN()}},
+		{Type: EventStepEnd, Result: steps.Result{"inf": math.Inf(-1)}},
+		{Type: EventStepEnd, Result: steps.Result{"ch": make(chan int)}},
+		{Type: EventStepEnd, Result: steps.Result{}},
 		{Time: now.In(time.FixedZone("x", 3600)), Type: EventGuard, Status: StatusFailed, Duration: -1},
 		{Type: EventConfirm, Index: 2, Name: "promote", Host: "pg2", Status: StatusOK, Message: "Promote pg2?\ntimeline 3 <&>",
 			Word: "pg2", Answer: "pg2 ", Yes: true, Operator: "alice@laptop"},
@@ -60,7 +60,7 @@ func FuzzEventAppendJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, name, text string, n int64, x float64, flag bool) {
 		e := &Event{Time: time.Unix(0, n).UTC(), Type: EventStepEnd, Index: int(n), Name: name, Host: text, Message: text + name,
 			Duration: time.Duration(n), DryRun: flag, Word: name, Answer: text, Yes: !flag, Operator: text + "@" + name,
-			Result: step.Result{name: text, "n": n, "x": x, "flag": flag, "list": []any{text, x, n, nil}, text: map[string]any{name: x}}}
+			Result: steps.Result{name: text, "n": n, "x": x, "flag": flag, "list": []any{text, x, n, nil}, text: map[string]any{name: x}}}
 		checkSameJSON(t, e)
 	})
 }

@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/runbook-dev/runbook/diag"
+	"github.com/runbook-dev/runbook/internal/diag"
 	"github.com/runbook-dev/runbook/playbooks"
 )
 

@@ -7,7 +7,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/runbook-dev/runbook/diag"
+	"github.com/runbook-dev/runbook/internal/diag"
 )
 
 // ResolveParams checks and parses the given parameter values, fills in

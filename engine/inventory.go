@@ -8,8 +8,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/runbook-dev/runbook/diag"
-	"github.com/runbook-dev/runbook/step"
+	"github.com/runbook-dev/runbook/internal/diag"
+	"github.com/runbook-dev/runbook/steps"
 )
 
 // Inventory is the set of hosts a playbook can run on.
@@ -45,27 +45,27 @@ const (
 // Localhost is the built-in host that runs on this machine without SSH.
 const Localhost = "localhost"
 
-var hostFields = []step.Field{
-	{Name: "address", Kind: step.Literal, Doc: "IP address or DNS name (default: the host's name, resolved through ~/.ssh/config)", Example: "10.0.0.11"},
-	{Name: "port", Kind: step.Int, Doc: "SSH port", Default: 22},
-	{Name: "user", Kind: step.Literal, Doc: "SSH user", Default: "root"},
-	{Name: "transport", Kind: step.Literal, Doc: "ssh, or local to run on this machine", Enum: []string{TransportSSH, TransportLocal}, Default: TransportSSH},
-	{Name: "identity_file", Kind: step.Literal, Doc: "private key file", Example: "~/.ssh/id_ed25519"},
-	{Name: "known_hosts", Kind: step.Literal, Doc: "known_hosts file used to verify host keys", Default: "~/.ssh/known_hosts"},
-	{Name: "vars", Kind: step.Object, Doc: "values available as host.vars.NAME"},
+var hostFields = []steps.Field{
+	{Name: "address", Kind: steps.Literal, Doc: "IP address or DNS name (default: the host's name, resolved through ~/.ssh/config)", Example: "10.0.0.11"},
+	{Name: "port", Kind: steps.Int, Doc: "SSH port", Default: 22},
+	{Name: "user", Kind: steps.Literal, Doc: "SSH user", Default: "root"},
+	{Name: "transport", Kind: steps.Literal, Doc: "ssh, or local to run on this machine", Enum: []string{TransportSSH, TransportLocal}, Default: TransportSSH},
+	{Name: "identity_file", Kind: steps.Literal, Doc: "private key file", Example: "~/.ssh/id_ed25519"},
+	{Name: "known_hosts", Kind: steps.Literal, Doc: "known_hosts file used to verify host keys", Default: "~/.ssh/known_hosts"},
+	{Name: "vars", Kind: steps.Object, Doc: "values available as host.vars.NAME"},
 }
 
-var inventoryFields = []step.Field{
-	{Name: "defaults", Kind: step.Object, Doc: "settings every host inherits"},
-	{Name: "hosts", Kind: step.Object, Required: true, Doc: "hosts by name"},
-	{Name: "groups", Kind: step.Object, Doc: "named lists of hosts, usable in hosts:"},
+var inventoryFields = []steps.Field{
+	{Name: "defaults", Kind: steps.Object, Doc: "settings every host inherits"},
+	{Name: "hosts", Kind: steps.Object, Required: true, Doc: "hosts by name"},
+	{Name: "groups", Kind: steps.Object, Doc: "named lists of hosts, usable in hosts:"},
 }
 
 // HostFields returns the keys of an inventory host, for the schema.
-func HostFields() []step.Field { return hostFields }
+func HostFields() []steps.Field { return hostFields }
 
 // InventoryFields returns the top-level keys of an inventory, for the schema.
-func InventoryFields() []step.Field { return inventoryFields }
+func InventoryFields() []steps.Field { return inventoryFields }
 
 // LoadInventory reads an inventory file.
 func LoadInventory(file string) (*Inventory, []*diag.Diagnostic, error) {
@@ -90,7 +90,7 @@ func ParseInventory(file string, src []byte) (*Inventory, []*diag.Diagnostic) {
 		ds.Errorf(diag.Pos{Line: 1, Col: 1}, diag.RuleMissingField, "the inventory is empty: it needs hosts")
 		return nil, ds.Items
 	}
-	d := &step.Decoder{Diags: ds}
+	d := &steps.Decoder{Diags: ds}
 	top := d.Check(doc.Content[0], inventoryFields, "the inventory")
 	// Port, user and known_hosts stay empty unless given, so that
 	// ~/.ssh/config can supply them before the built-in defaults.
@@ -102,7 +102,7 @@ func ParseInventory(file string, src []byte) (*Inventory, []*diag.Diagnostic) {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			h := *defaults
-			h.Name, h.Pos, h.Address = k.Value, step.Pos(k), ""
+			h.Name, h.Pos, h.Address = k.Value, steps.Pos(k), ""
 			h.Vars = copyVars(defaults.Vars)
 			if v.Tag != "!!null" {
 				decodeHost(d, v, &h, "host "+k.Value)
@@ -150,7 +150,7 @@ func copyVars(m map[string]any) map[string]any {
 	return out
 }
 
-func decodeHost(d *step.Decoder, n *yaml.Node, h *HostSpec, where string) {
+func decodeHost(d *steps.Decoder, n *yaml.Node, h *HostSpec, where string) {
 	f := d.Check(n, hostFields, where)
 	if v := f.Get("address"); v != nil {
 		h.Address = v.Value
@@ -174,7 +174,7 @@ func decodeHost(d *step.Decoder, n *yaml.Node, h *HostSpec, where string) {
 		for i := 0; i+1 < len(v.Content); i += 2 {
 			k, val := v.Content[i], v.Content[i+1]
 			if strings.Contains(strings.ToLower(k.Value), "pass") && val.Kind == yaml.ScalarNode && val.Value != "" {
-				d.Diags.Warnf(step.Pos(val), diag.RulePlaintextSecret, "a password written in the inventory (%s): declare a secret in the playbook instead", k.Value)
+				d.Diags.Warnf(steps.Pos(val), diag.RulePlaintextSecret, "a password written in the inventory (%s): declare a secret in the playbook instead", k.Value)
 			}
 		}
 		var vars map[string]any

@@ -3,8 +3,8 @@ package engine
 import (
 	"fmt"
 
-	"github.com/runbook-dev/runbook/diag"
-	"github.com/runbook-dev/runbook/step"
+	"github.com/runbook-dev/runbook/internal/diag"
+	"github.com/runbook-dev/runbook/steps"
 )
 
 // lint adds the warnings of a playbook that loaded without errors: things
@@ -32,7 +32,7 @@ func lint(pb *Playbook, used map[string]bool, ds *diag.List) {
 		if (len(s.Hosts) > 0 || s.HostsExpr != nil) && s.Parallel == 0 {
 			ds.Warnf(s.Pos, diag.RuleUnboundedFanout, "step %q runs on every host at once: bound it with parallel: N", s.Label())
 		}
-		c, ok := s.Body.(step.Changer)
+		c, ok := s.Body.(steps.Changer)
 		if ok && !c.MayChange() && s.Confirm != nil {
 			ds.Warnf(s.Confirm.Pos, diag.RuleIdleConfirm, "step %q never changes anything, so its confirm is never asked: put it on the step that makes the change", s.Label())
 		}

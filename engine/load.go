@@ -13,14 +13,14 @@ import (
 	"github.com/expr-lang/expr/types"
 	"gopkg.in/yaml.v3"
 
-	"github.com/runbook-dev/runbook/diag"
-	"github.com/runbook-dev/runbook/step"
-	"github.com/runbook-dev/runbook/tmpl"
+	"github.com/runbook-dev/runbook/internal/diag"
+	"github.com/runbook-dev/runbook/internal/tmpl"
+	"github.com/runbook-dev/runbook/steps"
 )
 
 // Loader reads playbooks. It is safe for concurrent use.
 type Loader struct {
-	Registry *step.Registry
+	Registry *steps.Registry
 	// Inside, when set, checks what is inside the playbook's commands
 	// and SQL texts: validate sets it (shellcheck, PostgreSQL's parser);
 	// a run never looks inside.
@@ -31,98 +31,98 @@ type Loader struct {
 // own languages and returns its findings at their positions in the file
 // (step.Inside.Pos). Loaders call it from several goroutines at once.
 type InsideChecker interface {
-	Check(texts []*step.Inside) []*diag.Diagnostic
+	Check(texts []*steps.Inside) []*diag.Diagnostic
 }
 
-var topFields = []step.Field{
-	{Name: "version", Kind: step.Int, Required: true, Doc: "the format version; must be 1", Example: 1},
-	{Name: "name", Kind: step.Literal, Required: true, Doc: "the playbook's name, such as pg-ha/promote-standby", Example: "pg-ha/promote-standby"},
-	{Name: "description", Kind: step.Literal, Doc: "what the playbook does, in a sentence", Example: "Promote the warm standby to be the new primary."},
-	{Name: "params", Kind: step.Object, Doc: "typed parameters, given with -p name=value"},
-	{Name: "secrets", Kind: step.Object, Doc: "secret values (passwords), read from the environment, a file or a prompt; never printed"},
-	{Name: "vars", Kind: step.StringMap, Doc: "values computed from params when the run starts, available as vars.NAME"},
-	{Name: "lock", Kind: step.String, Doc: "a lock name; two runs holding the same lock never overlap", Example: "pg-cluster"},
-	{Name: "require", Kind: step.ObjectList, Doc: "guards: read-only probes with an assert, all checked before the first step; any failure aborts the run"},
-	{Name: "confirm", Kind: step.Object, Fields: confirmFields, Doc: "ask the operator to type a word after the guards pass and before the first step (--yes answers it; without a terminal or --yes the run is refused before it starts)"},
-	{Name: "steps", Kind: step.ObjectList, Required: true, Doc: "the steps, run in order"},
+var topFields = []steps.Field{
+	{Name: "version", Kind: steps.Int, Required: true, Doc: "the format version; must be 1", Example: 1},
+	{Name: "name", Kind: steps.Literal, Required: true, Doc: "the playbook's name, such as pg-ha/promote-standby", Example: "pg-ha/promote-standby"},
+	{Name: "description", Kind: steps.Literal, Doc: "what the playbook does, in a sentence", Example: "Promote the warm standby to be the new primary."},
+	{Name: "params", Kind: steps.Object, Doc: "typed parameters, given with -p name=value"},
+	{Name: "secrets", Kind: steps.Object, Doc: "secret values (passwords), read from the environment, a file or a prompt; never printed"},
+	{Name: "vars", Kind: steps.StringMap, Doc: "values computed from params when the run starts, available as vars.NAME"},
+	{Name: "lock", Kind: steps.String, Doc: "a lock name; two runs holding the same lock never overlap", Example: "pg-cluster"},
+	{Name: "require", Kind: steps.ObjectList, Doc: "guards: read-only probes with an assert, all checked before the first step; any failure aborts the run"},
+	{Name: "confirm", Kind: steps.Object, Fields: confirmFields, Doc: "ask the operator to type a word after the guards pass and before the first step (--yes answers it; without a terminal or --yes the run is refused before it starts)"},
+	{Name: "steps", Kind: steps.ObjectList, Required: true, Doc: "the steps, run in order"},
 }
 
-var paramFields = []step.Field{
-	{Name: "type", Kind: step.Literal, Doc: "the value's type", Enum: paramTypes, Default: "string"},
-	{Name: "description", Kind: step.Literal, Doc: "what the parameter is for", Example: "the standby node to promote"},
-	{Name: "default", Kind: step.Any, Doc: "the value when none is given", Example: "/var/lib/pgsql/data"},
-	{Name: "required", Kind: step.Bool, Doc: "whether a value must be given; true when there is no default"},
-	{Name: "enum", Kind: step.StringList, Doc: "the allowed values", Example: []string{"rhel", "debian"}},
+var paramFields = []steps.Field{
+	{Name: "type", Kind: steps.Literal, Doc: "the value's type", Enum: paramTypes, Default: "string"},
+	{Name: "description", Kind: steps.Literal, Doc: "what the parameter is for", Example: "the standby node to promote"},
+	{Name: "default", Kind: steps.Any, Doc: "the value when none is given", Example: "/var/lib/pgsql/data"},
+	{Name: "required", Kind: steps.Bool, Doc: "whether a value must be given; true when there is no default"},
+	{Name: "enum", Kind: steps.StringList, Doc: "the allowed values", Example: []string{"rhel", "debian"}},
 }
 
-var secretFields = []step.Field{
-	{Name: "env", Kind: step.Literal, Doc: "environment variable holding the value", Example: "RUNBOOK_REPLICATION_PASSWORD"},
-	{Name: "file", Kind: step.Literal, Doc: "file holding the value (trailing newline removed)", Example: "/etc/runbook/replication.password"},
-	{Name: "description", Kind: step.Literal, Doc: "what the secret is; shown when prompting", Example: "password of the replication user"},
+var secretFields = []steps.Field{
+	{Name: "env", Kind: steps.Literal, Doc: "environment variable holding the value", Example: "RUNBOOK_REPLICATION_PASSWORD"},
+	{Name: "file", Kind: steps.Literal, Doc: "file holding the value (trailing newline removed)", Example: "/etc/runbook/replication.password"},
+	{Name: "description", Kind: steps.Literal, Doc: "what the secret is; shown when prompting", Example: "password of the replication user"},
 }
 
 // commonFields are the keys every step has besides its step-type key.
-var commonFields = []step.Field{
-	{Name: "id", Kind: step.Literal, Doc: "identifies the step; its result is steps.ID.result", Example: "promote"},
-	{Name: "name", Kind: step.Literal, Doc: "what the step does, shown while it runs", Example: "Promote the standby"},
-	{Name: "host", Kind: step.String, Doc: "the inventory host the step runs on (default localhost)", Example: "${{ params.standby }}"},
-	{Name: "hosts", Kind: step.StringList, Doc: "run the step on each of these hosts or groups, in parallel", Example: []string{"postgres"}},
-	{Name: "parallel", Kind: step.Int, Doc: "how many hosts of hosts: run at once (default all)", Example: 5},
-	{Name: "max_failures", Kind: step.Int, Doc: "how many hosts of hosts: may fail before the others stop (default 0)", Example: 1},
-	{Name: "when", Kind: step.Expr, Doc: "run the step only when this expression holds", Example: "steps.conf.result.changed"},
-	{Name: "timeout", Kind: step.Duration, Doc: "cancel the step after this long", Example: "60s"},
-	{Name: "retries", Kind: step.Int, Doc: "how many times to retry a failed step", Example: 3},
-	{Name: "retry_delay", Kind: step.Duration, Doc: "pause between retries (default 1s)", Example: "2s"},
-	{Name: "become", Kind: step.Literal, Doc: "run as this user on the host (sudo -n -u, or runuser as root)", Example: "postgres"},
-	{Name: "assert", Kind: step.Expr, Doc: "verify the step's result; the step fails when this is false", Example: "result.exit_code == 0"},
-	{Name: "message", Kind: step.String, Doc: "what to say when assert fails (one line, for monitoring)", Example: "standby ${{ params.application_name }} is not streaming"},
-	{Name: "print", Kind: step.String, Doc: "text shown under the step's line when it succeeds, and journaled with its outcome; may use result (evidence a decision rests on)", Example: "${{ result.stdout }}"},
-	{Name: "for_each", Kind: step.String, Doc: "run the step once per element of this list (an expression), in order, with the element as item", Example: "${{ steps.envs.result.json.data }}"},
-	{Name: "confirm", Kind: step.Object, Fields: confirmFields, Doc: "ask the operator to type a word just before the step makes its change, never when its plan finds nothing to change (--yes answers it)"},
+var commonFields = []steps.Field{
+	{Name: "id", Kind: steps.Literal, Doc: "identifies the step; its result is steps.ID.result", Example: "promote"},
+	{Name: "name", Kind: steps.Literal, Doc: "what the step does, shown while it runs", Example: "Promote the standby"},
+	{Name: "host", Kind: steps.String, Doc: "the inventory host the step runs on (default localhost)", Example: "${{ params.standby }}"},
+	{Name: "hosts", Kind: steps.StringList, Doc: "run the step on each of these hosts or groups, in parallel", Example: []string{"postgres"}},
+	{Name: "parallel", Kind: steps.Int, Doc: "how many hosts of hosts: run at once (default all)", Example: 5},
+	{Name: "max_failures", Kind: steps.Int, Doc: "how many hosts of hosts: may fail before the others stop (default 0)", Example: 1},
+	{Name: "when", Kind: steps.Expr, Doc: "run the step only when this expression holds", Example: "steps.conf.result.changed"},
+	{Name: "timeout", Kind: steps.Duration, Doc: "cancel the step after this long", Example: "60s"},
+	{Name: "retries", Kind: steps.Int, Doc: "how many times to retry a failed step", Example: 3},
+	{Name: "retry_delay", Kind: steps.Duration, Doc: "pause between retries (default 1s)", Example: "2s"},
+	{Name: "become", Kind: steps.Literal, Doc: "run as this user on the host (sudo -n -u, or runuser as root)", Example: "postgres"},
+	{Name: "assert", Kind: steps.Expr, Doc: "verify the step's result; the step fails when this is false", Example: "result.exit_code == 0"},
+	{Name: "message", Kind: steps.String, Doc: "what to say when assert fails (one line, for monitoring)", Example: "standby ${{ params.application_name }} is not streaming"},
+	{Name: "print", Kind: steps.String, Doc: "text shown under the step's line when it succeeds, and journaled with its outcome; may use result (evidence a decision rests on)", Example: "${{ result.stdout }}"},
+	{Name: "for_each", Kind: steps.String, Doc: "run the step once per element of this list (an expression), in order, with the element as item", Example: "${{ steps.envs.result.json.data }}"},
+	{Name: "confirm", Kind: steps.Object, Fields: confirmFields, Doc: "ask the operator to type a word just before the step makes its change, never when its plan finds nothing to change (--yes answers it)"},
 }
 
 // confirmFields are the keys of a confirmation gate, at the top level and
 // on a step.
-var confirmFields = []step.Field{
-	{Name: "text", Kind: step.String, Required: true, Doc: "what the operator confirms, with the evidence it rests on (earlier steps' results on a step); secrets are redacted", Example: "Promote ${{ params.standby }}? Its control data: ${{ steps.evidence.result.stdout }}"},
-	{Name: "word", Kind: step.String, Required: true, Doc: "what the operator must type to go on (one line, no secrets)", Example: "${{ params.standby }}"},
+var confirmFields = []steps.Field{
+	{Name: "text", Kind: steps.String, Required: true, Doc: "what the operator confirms, with the evidence it rests on (earlier steps' results on a step); secrets are redacted", Example: "Promote ${{ params.standby }}? Its control data: ${{ steps.evidence.result.stdout }}"},
+	{Name: "word", Kind: steps.String, Required: true, Doc: "what the operator must type to go on (one line, no secrets)", Example: "${{ params.standby }}"},
 }
 
-var guardFields = []step.Field{
-	{Name: "name", Kind: step.Literal, Required: true, Doc: "what must hold, shown when the guard fails", Example: "the standby is still in recovery"},
-	{Name: "host", Kind: step.String, Doc: "the host the probe runs on (default localhost)", Example: "${{ params.primary }}"},
-	{Name: "become", Kind: step.Literal, Doc: "run the probe as this user", Example: "postgres"},
-	{Name: "service_ports", Kind: step.StringList, Doc: servicePortsDoc, Example: []any{"5432"}},
-	{Name: "assert", Kind: step.Expr, Required: true, Doc: "the condition on the probe's result; result.reachable is false only when the host is down (nothing answers at its SSH port nor its service_ports); any other failure to reach it is an error", Example: "result.reachable && result.exit_code == 0"},
-	{Name: "hint", Kind: step.String, Doc: "what the operator should do when the guard fails; may use result", Example: "stop PostgreSQL on the old primary first"},
+var guardFields = []steps.Field{
+	{Name: "name", Kind: steps.Literal, Required: true, Doc: "what must hold, shown when the guard fails", Example: "the standby is still in recovery"},
+	{Name: "host", Kind: steps.String, Doc: "the host the probe runs on (default localhost)", Example: "${{ params.primary }}"},
+	{Name: "become", Kind: steps.Literal, Doc: "run the probe as this user", Example: "postgres"},
+	{Name: "service_ports", Kind: steps.StringList, Doc: servicePortsDoc, Example: []any{"5432"}},
+	{Name: "assert", Kind: steps.Expr, Required: true, Doc: "the condition on the probe's result; result.reachable is false only when the host is down (nothing answers at its SSH port nor its service_ports); any other failure to reach it is an error", Example: "result.reachable && result.exit_code == 0"},
+	{Name: "hint", Kind: steps.String, Doc: "what the operator should do when the guard fails; may use result", Example: "stop PostgreSQL on the old primary first"},
 }
 
 // probeFields are the keys of a probe besides its step-type key.
-var probeFields = []step.Field{
-	{Name: "host", Kind: step.String, Doc: "the host the probe runs on (default: the step's host)", Example: "${{ params.standby }}"},
-	{Name: "become", Kind: step.Literal, Doc: "run the probe as this user", Example: "postgres"},
-	{Name: "service_ports", Kind: step.StringList, Doc: servicePortsDoc, Example: []any{"5432"}},
+var probeFields = []steps.Field{
+	{Name: "host", Kind: steps.String, Doc: "the host the probe runs on (default: the step's host)", Example: "${{ params.standby }}"},
+	{Name: "become", Kind: steps.Literal, Doc: "run the probe as this user", Example: "postgres"},
+	{Name: "service_ports", Kind: steps.StringList, Doc: servicePortsDoc, Example: []any{"5432"}},
 }
 
 const servicePortsDoc = "ports of the host's own services (PostgreSQL, an API): when its SSH port does not answer, the host counts as down (result.reachable == false) only when none of these answers either; one that answers makes the probe an error (the machine is up)"
 
 // CommonFields returns the keys every step has, for the schema.
-func CommonFields() []step.Field { return commonFields }
+func CommonFields() []steps.Field { return commonFields }
 
 // GuardFields returns the keys of a guard besides its probe, for the schema.
-func GuardFields() []step.Field { return guardFields }
+func GuardFields() []steps.Field { return guardFields }
 
 // ProbeFields returns the keys of a probe besides its step-type key.
-func ProbeFields() []step.Field { return probeFields }
+func ProbeFields() []steps.Field { return probeFields }
 
 // TopFields returns the top-level keys of a playbook, for the schema.
-func TopFields() []step.Field { return topFields }
+func TopFields() []steps.Field { return topFields }
 
 // ParamFields returns the keys of a parameter declaration, for the schema.
-func ParamFields() []step.Field { return paramFields }
+func ParamFields() []steps.Field { return paramFields }
 
 // SecretFields returns the keys of a secret declaration, for the schema.
-func SecretFields() []step.Field { return secretFields }
+func SecretFields() []steps.Field { return secretFields }
 
 var yamlLine = regexp.MustCompile(`line (\d+)`)
 
@@ -158,14 +158,14 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 	}
 	sum := sha256.Sum256(src)
 	pb := &Playbook{File: file, Hash: hex.EncodeToString(sum[:]), Source: src}
-	d := &step.Decoder{
+	d := &steps.Decoder{
 		Diags:  ds,
 		Scope:  &tmpl.Scope{Params: types.Map{}, Secrets: types.Map{}, Vars: types.Map{}, Steps: types.Map{}, Later: map[string]bool{}, Used: map[string]bool{}, Tainted: map[string]*tmpl.Taint{}},
 		Source: src,
 	}
 	d.DecodeProbe = l.decodeProbe
 	if l.Inside != nil {
-		d.Insides = &[]*step.Inside{}
+		d.Insides = &[]*steps.Inside{}
 	}
 	top := d.Check(withoutExtensions(doc.Content[0]), topFields, "the playbook")
 	if v := top.Get("version"); v != nil && v.Value != strconv.Itoa(Version) {
@@ -334,7 +334,7 @@ func valueOf(n *yaml.Node, key string) *yaml.Node {
 
 var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-func checkIdent(d *step.Decoder, n *yaml.Node, what string) bool {
+func checkIdent(d *steps.Decoder, n *yaml.Node, what string) bool {
 	if !identRe.MatchString(n.Value) {
 		d.Errorf(n, diag.RuleInvalidValue, "%s name %q must be letters, digits and _ (it is used as %s.%s in expressions)", what, n.Value, what+"s", strings.ReplaceAll(n.Value, "-", "_"))
 		return false
@@ -342,7 +342,7 @@ func checkIdent(d *step.Decoder, n *yaml.Node, what string) bool {
 	return true
 }
 
-func decodeParams(d *step.Decoder, n *yaml.Node) []*Param {
+func decodeParams(d *steps.Decoder, n *yaml.Node) []*Param {
 	var out []*Param
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
@@ -350,7 +350,7 @@ func decodeParams(d *step.Decoder, n *yaml.Node) []*Param {
 			continue
 		}
 		f := d.Check(v, paramFields, "param "+k.Value)
-		p := &Param{Name: k.Value, Type: TypeString, Pos: step.Pos(k)}
+		p := &Param{Name: k.Value, Type: TypeString, Pos: steps.Pos(k)}
 		if t := f.Get("type"); t != nil {
 			p.Type = ParamType(t.Value)
 		}
@@ -372,7 +372,7 @@ func decodeParams(d *step.Decoder, n *yaml.Node) []*Param {
 		if r := f.Get("required"); r != nil {
 			p.Required = d.Bool(r)
 			if p.Required && p.HasDefault {
-				d.Diags.Warnf(step.Pos(r), diag.RuleInvalidValue, "param %s is required and has a default; the default is never used", p.Name)
+				d.Diags.Warnf(steps.Pos(r), diag.RuleInvalidValue, "param %s is required and has a default; the default is never used", p.Name)
 			}
 		}
 		d.Scope.Params[p.Name] = p.exprType()
@@ -457,7 +457,7 @@ func (p *Param) Parse(s string) (any, error) {
 	return v, nil
 }
 
-func decodeSecrets(d *step.Decoder, n *yaml.Node) []*Secret {
+func decodeSecrets(d *steps.Decoder, n *yaml.Node) []*Secret {
 	var out []*Secret
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
@@ -465,14 +465,14 @@ func decodeSecrets(d *step.Decoder, n *yaml.Node) []*Secret {
 			continue
 		}
 		f := d.Check(v, secretFields, "secret "+k.Value)
-		s := &Secret{Name: k.Value, Env: d.Literal(f.Get("env")), File: d.Literal(f.Get("file")), Description: d.Literal(f.Get("description")), Pos: step.Pos(k)}
+		s := &Secret{Name: k.Value, Env: d.Literal(f.Get("env")), File: d.Literal(f.Get("file")), Description: d.Literal(f.Get("description")), Pos: steps.Pos(k)}
 		d.Scope.Secrets[s.Name] = types.String
 		out = append(out, s)
 	}
 	return out
 }
 
-func decodeVars(d *step.Decoder, n *yaml.Node) []*Var {
+func decodeVars(d *steps.Decoder, n *yaml.Node) []*Var {
 	var out []*Var
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
@@ -482,7 +482,7 @@ func decodeVars(d *step.Decoder, n *yaml.Node) []*Var {
 		t := d.Template(v)
 		d.RefuseSecret(v, t, diag.RuleSecretExposed, "var "+k.Value, "vars must not read secrets; use secrets.NAME where the secret is needed")
 		d.Scope.Vars[k.Value] = types.Any
-		out = append(out, &Var{Name: k.Value, Value: t, Pos: step.Pos(k)})
+		out = append(out, &Var{Name: k.Value, Value: t, Pos: steps.Pos(k)})
 	}
 	return out
 }
@@ -490,9 +490,9 @@ func decodeVars(d *step.Decoder, n *yaml.Node) []*Var {
 // decodeConfirm decodes a confirmation gate in the scope of where it
 // stands. The word is shown in the prompt and journaled: it must not read
 // a secret, and it is one line.
-func decodeConfirm(d *step.Decoder, n *yaml.Node, where string) *Confirm {
+func decodeConfirm(d *steps.Decoder, n *yaml.Node, where string) *Confirm {
 	f := d.Check(n, confirmFields, where)
-	c := &Confirm{Pos: step.Pos(n), Text: d.Template(f.Get("text")), Word: d.Template(f.Get("word"))}
+	c := &Confirm{Pos: steps.Pos(n), Text: d.Template(f.Get("text")), Word: d.Template(f.Get("word"))}
 	if w := f.Get("word"); w != nil && c.Word != nil {
 		switch {
 		case d.RefuseSecret(w, c.Word, diag.RuleSecretExposed, where+": the word", "it is shown to the operator and journaled"):
@@ -508,9 +508,9 @@ func decodeConfirm(d *step.Decoder, n *yaml.Node, where string) *Confirm {
 
 // splitType finds the step-type key of a step mapping among its other keys.
 // It reports a step with no type key or more than one.
-func (l *Loader) splitType(d *step.Decoder, n *yaml.Node, common []step.Field, where string) (step.Type, *yaml.Node, *yaml.Node) {
+func (l *Loader) splitType(d *steps.Decoder, n *yaml.Node, common []steps.Field, where string) (steps.Type, *yaml.Node, *yaml.Node) {
 	rest := &yaml.Node{Kind: yaml.MappingNode, Line: n.Line, Column: n.Column, Content: make([]*yaml.Node, 0, len(n.Content))}
-	var typ step.Type
+	var typ steps.Type
 	var body, typeKey *yaml.Node
 	var unknown []*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -549,7 +549,7 @@ func (l *Loader) splitType(d *step.Decoder, n *yaml.Node, common []step.Field, w
 	return typ, body, rest
 }
 
-func isField(fields []step.Field, name string) bool {
+func isField(fields []steps.Field, name string) bool {
 	for i := range fields {
 		if fields[i].Name == name {
 			return true
@@ -558,12 +558,12 @@ func isField(fields []step.Field, name string) bool {
 	return false
 }
 
-func (l *Loader) decodeBody(d *step.Decoder, typ step.Type, body *yaml.Node) step.Step {
+func (l *Loader) decodeBody(d *steps.Decoder, typ steps.Type, body *yaml.Node) steps.Step {
 	b := d.Check(body, typ.Fields(), typ.Name())
 	return typ.Decode(d, b)
 }
 
-func (l *Loader) decodeGuard(d *step.Decoder, n *yaml.Node) *Guard {
+func (l *Loader) decodeGuard(d *steps.Decoder, n *yaml.Node) *Guard {
 	if n.Kind != yaml.MappingNode {
 		d.Errorf(n, diag.RuleType, "a guard must be a mapping with name, a probe and assert")
 		return nil
@@ -574,7 +574,7 @@ func (l *Loader) decodeGuard(d *step.Decoder, n *yaml.Node) *Guard {
 	}
 	typ, body, rest := l.splitType(d, n, guardFields, where)
 	f := d.Check(rest, guardFields, where)
-	g := &Guard{Name: d.Literal(f.Get("name")), Pos: step.Pos(n), Become: d.Literal(f.Get("become"))}
+	g := &Guard{Name: d.Literal(f.Get("name")), Pos: steps.Pos(n), Become: d.Literal(f.Get("become"))}
 	if h := f.Get("host"); h != nil {
 		d.Scope.Host = false
 		g.Host = d.Template(h)
@@ -595,19 +595,19 @@ func (l *Loader) decodeGuard(d *step.Decoder, n *yaml.Node) *Guard {
 	g.Tainted = d.Tainted
 	if h := f.Get("hint"); h != nil {
 		saved := d.Scope.Result
-		d.Scope.Result = step.ProbeResult(typ)
+		d.Scope.Result = steps.ProbeResult(typ)
 		g.Hint = d.Template(h)
 		d.Scope.Result = saved
 	}
-	g.Assert = d.Expr(f.Get("assert"), step.ProbeResult(typ))
+	g.Assert = d.Expr(f.Get("assert"), steps.ProbeResult(typ))
 	d.Scope.Host = false
 	return g
 }
 
-func (l *Loader) decodeProbe(d *step.Decoder, n *yaml.Node) *step.ProbeSpec {
+func (l *Loader) decodeProbe(d *steps.Decoder, n *yaml.Node) *steps.ProbeSpec {
 	typ, body, rest := l.splitType(d, n, probeFields, "probe")
 	f := d.Check(rest, probeFields, "probe")
-	p := &step.ProbeSpec{Pos: step.Pos(n), Become: d.Literal(f.Get("become"))}
+	p := &steps.ProbeSpec{Pos: steps.Pos(n), Become: d.Literal(f.Get("become"))}
 	if h := f.Get("host"); h != nil {
 		p.Host = d.Template(h)
 		refuseSecretHost(d, h, p.Host)
@@ -626,14 +626,14 @@ func (l *Loader) decodeProbe(d *step.Decoder, n *yaml.Node) *step.ProbeSpec {
 }
 
 // refuseSecretHost reports a host name that may hold a secret.
-func refuseSecretHost(d *step.Decoder, n *yaml.Node, t *tmpl.Template) {
+func refuseSecretHost(d *steps.Decoder, n *yaml.Node, t *tmpl.Template) {
 	d.RefuseSecret(n, t, diag.RuleSecretExposed, "the host", "a host's name is shown with every step and journaled, and SSH connects to it")
 }
 
 // servicePorts decodes a list of port numbers, each literal or templated;
 // a literal that is not a port is an error here, a templated one when it
 // is rendered.
-func servicePorts(d *step.Decoder, n *yaml.Node) []*tmpl.Template {
+func servicePorts(d *steps.Decoder, n *yaml.Node) []*tmpl.Template {
 	if n == nil {
 		return nil
 	}
@@ -648,7 +648,7 @@ func servicePorts(d *step.Decoder, n *yaml.Node) []*tmpl.Template {
 	return ts
 }
 
-func (l *Loader) decodeStep(d *step.Decoder, n *yaml.Node) *Step {
+func (l *Loader) decodeStep(d *steps.Decoder, n *yaml.Node) *Step {
 	if n.Kind != yaml.MappingNode {
 		d.Errorf(n, diag.RuleType, "a step must be a mapping with one step type, not %s", n.ShortTag())
 		return nil
@@ -661,7 +661,7 @@ func (l *Loader) decodeStep(d *step.Decoder, n *yaml.Node) *Step {
 	}
 	typ, body, rest := l.splitType(d, n, commonFields, where)
 	f := d.Check(rest, commonFields, where)
-	s := &Step{Pos: step.Pos(n), ID: d.Literal(f.Get("id")), Name: d.Literal(f.Get("name")), Become: d.Literal(f.Get("become"))}
+	s := &Step{Pos: steps.Pos(n), ID: d.Literal(f.Get("id")), Name: d.Literal(f.Get("name")), Become: d.Literal(f.Get("become"))}
 	if s.ID != "" {
 		checkIdent(d, f.Get("id"), "step")
 		delete(d.Scope.Later, s.ID)
@@ -727,20 +727,20 @@ func (l *Loader) decodeStep(d *step.Decoder, n *yaml.Node) *Step {
 			d.Scope.Tainted[s.ID] = d.Taint.Through("steps." + s.ID + ".result")
 		}
 		if a := f.Get("assert"); a != nil {
-			s.Assert = d.Expr(a, step.ResultType(typ))
+			s.Assert = d.Expr(a, steps.ResultType(typ))
 		}
 		if m := f.Get("message"); m != nil {
 			if f.Get("assert") == nil {
 				d.Errorf(m, diag.RuleInvalidValue, "message is what a failed assert says: add assert")
 			}
 			saved := d.Scope.Result
-			d.Scope.Result = step.ResultType(typ)
+			d.Scope.Result = steps.ResultType(typ)
 			s.Message = d.Template(m)
 			d.Scope.Result = saved
 		}
 		if p := f.Get("print"); p != nil {
 			saved := d.Scope.Result
-			d.Scope.Result = step.ResultType(typ)
+			d.Scope.Result = steps.ResultType(typ)
 			s.Print = d.Template(p)
 			d.Scope.Result = saved
 		}
@@ -748,7 +748,7 @@ func (l *Loader) decodeStep(d *step.Decoder, n *yaml.Node) *Step {
 	d.Scope.Host = false
 	d.Scope.Item, d.Scope.ItemTaint = nil, nil
 	if s.ID != "" && typ != nil {
-		d.Scope.Steps[s.ID] = step.StepEntryType(typ)
+		d.Scope.Steps[s.ID] = steps.StepEntryType(typ)
 	}
 	if typ == nil {
 		return nil

@@ -3,9 +3,9 @@
 package engine
 
 import (
-	"github.com/runbook-dev/runbook/diag"
-	"github.com/runbook-dev/runbook/step"
-	"github.com/runbook-dev/runbook/tmpl"
+	"github.com/runbook-dev/runbook/internal/diag"
+	"github.com/runbook-dev/runbook/internal/tmpl"
+	"github.com/runbook-dev/runbook/steps"
 )
 
 // Version is the playbook format version this engine reads.
@@ -80,8 +80,8 @@ type Guard struct {
 	Pos  diag.Pos
 	// Host names the host; nil runs on localhost.
 	Host   *tmpl.Template
-	Type   step.Type
-	Probe  step.Step
+	Type   steps.Type
+	Probe  steps.Step
 	Assert *tmpl.Expr
 	// Hint tells the operator what to do when the guard fails.
 	Hint   *tmpl.Template
@@ -123,12 +123,12 @@ type Step struct {
 	// are stopped; 0 stops at the first failure.
 	MaxFailures int
 	When        *tmpl.Expr
-	Timeout     step.DurationValue
+	Timeout     steps.DurationValue
 	Retries     int
-	RetryDelay  step.DurationValue
+	RetryDelay  steps.DurationValue
 	Become      string
-	Type        step.Type
-	Body        step.Step
+	Type        steps.Type
+	Body        steps.Step
 	// Assert verifies the step's result after it ran.
 	Assert *tmpl.Expr
 	// Message replaces the generic text when Assert fails.

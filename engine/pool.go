@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/runbook-dev/runbook/transport"
+	"github.com/runbook-dev/runbook/internal/transport"
 )
 
 // pool holds one connection per host, opened on first use and shared by

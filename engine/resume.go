@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/runbook-dev/runbook/step"
-	"github.com/runbook-dev/runbook/transport"
+	"github.com/runbook-dev/runbook/internal/transport"
+	"github.com/runbook-dev/runbook/steps"
 )
 
 // StepKey names one execution of a step: the step's 1-based index, the host
@@ -31,7 +31,7 @@ func (k StepKey) String() string {
 // Outcome is how an earlier attempt of a step ended.
 type Outcome struct {
 	Status Status
-	Result step.Result
+	Result steps.Result
 	// ID is the id the step had then, to tell a playbook edited since.
 	ID string
 }
@@ -109,7 +109,7 @@ func (e *LeftoverError) Error() string {
 // awaitLeftover waits for the command an interrupted attempt of the step
 // started on its host to end: checked again while it still runs, the step
 // would find half a change, and might make it a second time.
-func (x *run) awaitLeftover(ctx context.Context, ex *step.Exec, k StepKey) error {
+func (x *run) awaitLeftover(ctx context.Context, ex *steps.Exec, k StepKey) error {
 	lo, ok := x.Resume.Leftovers[k]
 	if !ok {
 		return nil
@@ -189,7 +189,7 @@ func leftoverRuns(state string, age time.Duration) bool {
 
 // rechecks says whether a step may be run again after a lost attempt.
 func rechecks(s *Step) bool {
-	r, ok := s.Body.(step.Rechecker)
+	r, ok := s.Body.(steps.Rechecker)
 	return ok && r.Rechecks()
 }
 
@@ -245,7 +245,7 @@ func (x *run) resumed(k StepKey, s *Step) (Outcome, string, bool) {
 		return o, "done by an earlier attempt; not run again", true
 	}
 	if x.Resume.SkipInDoubt && !rechecks(s) && x.inDoubt(k) {
-		return Outcome{Status: StatusChanged, Result: step.Result{}}, "in doubt, taken as done (--skip-in-doubt)", true
+		return Outcome{Status: StatusChanged, Result: steps.Result{}}, "in doubt, taken as done (--skip-in-doubt)", true
 	}
 	return Outcome{}, "", false
 }

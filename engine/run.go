@@ -13,10 +13,10 @@ import (
 
 	"github.com/hashicorp/go-multierror"
 
-	"github.com/runbook-dev/runbook/redact"
-	"github.com/runbook-dev/runbook/step"
-	"github.com/runbook-dev/runbook/tmpl"
-	"github.com/runbook-dev/runbook/transport"
+	"github.com/runbook-dev/runbook/internal/redact"
+	"github.com/runbook-dev/runbook/internal/tmpl"
+	"github.com/runbook-dev/runbook/internal/transport"
+	"github.com/runbook-dev/runbook/steps"
 )
 
 // Connector opens a connection to a host.
@@ -389,14 +389,14 @@ func (x *run) guard(ctx context.Context, g *Guard) (bool, string) {
 	if err != nil {
 		return false, err.Error()
 	}
-	if ex.ServicePorts, err = step.RenderPorts(g.ServicePorts, ex.Env); err != nil {
+	if ex.ServicePorts, err = steps.RenderPorts(g.ServicePorts, ex.Env); err != nil {
 		return false, err.Error()
 	}
 	if len(g.Tainted) > 0 {
 		x.maskInputs(g.Tainted, ex.Env)
 		ex.Redact = x.redactor()
 	}
-	r, err := step.Observe(ctx, ex, g.Probe)
+	r, err := steps.Observe(ctx, ex, g.Probe)
 	if err != nil {
 		return false, "probe failed: " + x.redactor().String(err.Error())
 	}
@@ -408,7 +408,7 @@ func (x *run) guard(ctx context.Context, g *Guard) (bool, string) {
 	if ok {
 		return true, ""
 	}
-	msg := fmt.Sprintf("assert %s is false; observed %s", g.Assert.Source, showResult(step.RedactResult(x.redactor(), r)))
+	msg := fmt.Sprintf("assert %s is false; observed %s", g.Assert.Source, showResult(steps.RedactResult(x.redactor(), r)))
 	if g.Hint != nil {
 		if hint, err := g.Hint.Render(env); err == nil {
 			msg += "; " + hint
@@ -417,7 +417,7 @@ func (x *run) guard(ctx context.Context, g *Guard) (bool, string) {
 	return false, msg
 }
 
-func withResult(env map[string]any, r step.Result) map[string]any {
+func withResult(env map[string]any, r steps.Result) map[string]any {
 	out := make(map[string]any, len(env)+1)
 	for k, v := range env {
 		out[k] = v
@@ -427,7 +427,7 @@ func withResult(env map[string]any, r step.Result) map[string]any {
 }
 
 // exec builds the Exec a step runs with on a host.
-func (x *run) exec(host, become string) (*step.Exec, error) {
+func (x *run) exec(host, become string) (*steps.Exec, error) {
 	h, err := x.Inventory.Host(host)
 	if err != nil {
 		return nil, err
@@ -441,14 +441,14 @@ func (x *run) exec(host, become string) (*step.Exec, error) {
 		vars = map[string]any{}
 	}
 	env["host"] = map[string]any{"name": h.Name, "address": h.Address, "vars": vars}
-	ex := &step.Exec{
-		Host:    step.Host{Name: h.Name, Address: h.Address, Vars: vars},
+	ex := &steps.Exec{
+		Host:    steps.Host{Name: h.Name, Address: h.Address, Vars: vars},
 		Env:     env,
 		Become:  become,
 		Redact:  x.redactor(),
 		Connect: func(ctx context.Context) (transport.Conn, error) { return x.pool.get(ctx, h) },
 	}
-	ex.ForHost = func(ctx context.Context, name string) (*step.Exec, error) {
+	ex.ForHost = func(ctx context.Context, name string) (*steps.Exec, error) {
 		return x.exec(name, become)
 	}
 	return ex, nil
@@ -466,7 +466,7 @@ func (x *run) hostsOf(s *Step) ([]string, error) {
 	if len(s.Hosts) == 0 && s.HostsExpr == nil {
 		// A step that names no host but whose body does (a wait-until
 		// probe) runs there as far as the operator is concerned.
-		if l, ok := s.Body.(step.Located); ok {
+		if l, ok := s.Body.(steps.Located); ok {
 			if h, ok := l.Where(x.base); ok {
 				return []string{h}, nil
 			}
@@ -517,7 +517,7 @@ func (x *run) hostsOf(s *Step) ([]string, error) {
 type hostOutcome struct {
 	host   string
 	status Status
-	result step.Result
+	result steps.Result
 	err    error
 	// printed is the step's print text, rendered with its result.
 	printed string
@@ -573,7 +573,7 @@ func (x *run) forEach(ctx context.Context, index int, s *Step, host string, star
 		}
 	}
 	if len(outcomes) == 0 {
-		outcomes = append(outcomes, x.report(index, s, host, start, hostOutcome{host: host, status: StatusSkipped, result: step.Result{}}, &step.Plan{Summary: "for_each gave no elements"}, nil, 0))
+		outcomes = append(outcomes, x.report(index, s, host, start, hostOutcome{host: host, status: StatusSkipped, result: steps.Result{}}, &steps.Plan{Summary: "for_each gave no elements"}, nil, 0))
 	}
 	return x.finish(index, s, outcomes, time.Since(start))
 }
@@ -665,7 +665,7 @@ func (x *run) onHost(ctx context.Context, index int, s *Step, host string, item 
 			return x.report(index, s, host, start, hostOutcome{host: host, status: x.failStatus(err), err: fmt.Errorf("when: %w", err)}, nil, item, itemNo)
 		}
 		if !ok {
-			return x.report(index, s, host, start, hostOutcome{host: host, status: StatusSkipped, result: step.Result{}}, &step.Plan{Summary: "when is false: " + s.When.Source}, item, itemNo)
+			return x.report(index, s, host, start, hostOutcome{host: host, status: StatusSkipped, result: steps.Result{}}, &steps.Plan{Summary: "when is false: " + s.When.Source}, item, itemNo)
 		}
 	}
 	name := x.label(s, item, itemNo)
@@ -679,7 +679,7 @@ func (x *run) onHost(ctx context.Context, index int, s *Step, host string, item 
 		if err := x.awaitLeftover(ctx, ex, key); err != nil {
 			return x.report(index, s, host, start, hostOutcome{host: host, status: x.failStatus(err), err: err}, nil, item, itemNo)
 		}
-		if st, ok := s.Body.(step.Settler); ok {
+		if st, ok := s.Body.(steps.Settler); ok {
 			if err := st.Settle(ctx, ex, x.leftoverWait()); err != nil {
 				return x.report(index, s, host, start, hostOutcome{host: host, status: x.failStatus(err), err: err}, nil, item, itemNo)
 			}
@@ -693,7 +693,7 @@ func (x *run) onHost(ctx context.Context, index int, s *Step, host string, item 
 		crashpoint("started", index)
 	}
 	var o hostOutcome
-	var plan *step.Plan
+	var plan *steps.Plan
 	for attempt := 0; ; attempt++ {
 		o, plan = x.attempt(ctx, index, s, ex, name, itemNo)
 		if o.status != StatusFailed || o.final || attempt >= s.Retries || ctx.Err() != nil || x.DryRun {
@@ -745,7 +745,7 @@ func (x *run) label(s *Step, item *any, itemNo int) string {
 	return s.Label() + " (" + clip(x.redactor().String(it), 60) + ")"
 }
 
-func (x *run) attempt(ctx context.Context, index int, s *Step, ex *step.Exec, name string, itemNo int) (hostOutcome, *step.Plan) {
+func (x *run) attempt(ctx context.Context, index int, s *Step, ex *steps.Exec, name string, itemNo int) (hostOutcome, *steps.Plan) {
 	o := hostOutcome{host: ex.Host.Name}
 	outer := ctx
 	var clock *stepClock
@@ -762,7 +762,7 @@ func (x *run) attempt(ctx context.Context, index int, s *Step, ex *step.Exec, na
 	if s.Confirm != nil {
 		gate = &Gate{Index: index, ID: s.ID, Step: name, Host: ex.Host.Name, Item: itemNo}
 	}
-	fail := func(err error) (hostOutcome, *step.Plan) {
+	fail := func(err error) (hostOutcome, *steps.Plan) {
 		if c := context.Cause(ctx); c != nil && ctx.Err() != nil {
 			err = c
 		}
@@ -839,7 +839,7 @@ func (x *run) attempt(ctx context.Context, index int, s *Step, ex *step.Exec, na
 					return fail(errors.New(msg))
 				}
 			}
-			return fail(fmt.Errorf("assert %s is false; observed %s", s.Assert.Source, showResult(step.RedactResult(x.redactor(), o.result))))
+			return fail(fmt.Errorf("assert %s is false; observed %s", s.Assert.Source, showResult(steps.RedactResult(x.redactor(), o.result))))
 		}
 	}
 	if s.Print != nil && o.status != StatusSkipped {
@@ -852,7 +852,7 @@ func (x *run) attempt(ctx context.Context, index int, s *Step, ex *step.Exec, na
 	return o, plan
 }
 
-func (x *run) report(index int, s *Step, host string, start time.Time, o hostOutcome, plan *step.Plan, item *any, itemNo int) hostOutcome {
+func (x *run) report(index int, s *Step, host string, start time.Time, o hostOutcome, plan *steps.Plan, item *any, itemNo int) hostOutcome {
 	e := &Event{Type: EventStepEnd, Index: index, ID: s.ID, Name: x.label(s, item, itemNo), Host: host, Item: itemNo, Status: o.status,
 		Result: o.result, Duration: time.Since(start), DryRun: x.DryRun}
 	if plan != nil {
@@ -939,7 +939,7 @@ func leaves(v any) []string {
 
 // showResult formats a result for a message, each value cut short. The
 // result must be redacted already: a cut could leave a piece of a secret.
-func showResult(r step.Result) string {
+func showResult(r steps.Result) string {
 	keys := make([]string, 0, len(r))
 	for k := range r {
 		keys = append(keys, k)

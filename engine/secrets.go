@@ -5,8 +5,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/runbook-dev/runbook/redact"
-	"github.com/runbook-dev/runbook/tmpl"
+	"github.com/runbook-dev/runbook/internal/redact"
+	"github.com/runbook-dev/runbook/internal/tmpl"
 )
 
 // WeakSecretError refuses, before anything runs, secrets whose values

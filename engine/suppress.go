@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"strings"
 
-	"github.com/runbook-dev/runbook/diag"
+	"github.com/runbook-dev/runbook/internal/diag"
 )
 
 // suppress drops the diagnostics that a `# runbook:ignore RULE-ID` comment

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/runbook-dev/runbook/diag"
 	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/internal/diag"
 	"github.com/runbook-dev/runbook/internal/textcheck"
 	"github.com/runbook-dev/runbook/playbooks"
 	"github.com/runbook-dev/runbook/steps"

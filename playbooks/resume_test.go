@@ -5,7 +5,7 @@ import (
 
 	"github.com/runbook-dev/runbook/engine"
 	"github.com/runbook-dev/runbook/playbooks"
-	"github.com/runbook-dev/runbook/step"
+
 	"github.com/runbook-dev/runbook/steps"
 )
 
@@ -22,7 +22,7 @@ func TestEveryStepRechecks(t *testing.T) {
 			t.Fatalf("%s: %v", name, ds)
 		}
 		for i, s := range pb.Steps {
-			r, ok := s.Body.(step.Rechecker)
+			r, ok := s.Body.(steps.Rechecker)
 			if !ok || !r.Rechecks() {
 				t.Errorf("%s step %d (%s, %s): a resume after a crash in it would stop and ask; give it creates/unless, or idempotent: true if repeating it is harmless", name, i+1, s.Label(), s.Type.Name())
 			}

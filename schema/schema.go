@@ -8,7 +8,7 @@ import (
 	"encoding/json"
 
 	"github.com/runbook-dev/runbook/engine"
-	"github.com/runbook-dev/runbook/step"
+	"github.com/runbook-dev/runbook/steps"
 )
 
 // IDBase is the base of the schemas' $id.
@@ -26,7 +26,7 @@ func Committed() (playbook, inventory []byte) { return playbookFile, inventoryFi
 
 // Playbook returns the JSON Schema of the playbook format for the step types
 // of reg.
-func Playbook(reg *step.Registry) []byte {
+func Playbook(reg *steps.Registry) []byte {
 	defs := map[string]any{}
 	var typeNames []string
 	docs := map[string]string{}
@@ -36,7 +36,7 @@ func Playbook(reg *step.Registry) []byte {
 		body := object(t.Fields(), t.Doc())
 		defs[t.Name()] = body
 	}
-	withTypes := func(fields []step.Field, doc string, exclude string, required ...string) map[string]any {
+	withTypes := func(fields []steps.Field, doc string, exclude string, required ...string) map[string]any {
 		o := object(fields, doc)
 		props := o["properties"].(map[string]any)
 		var oneOf []any
@@ -99,7 +99,7 @@ func marshal(v any) []byte {
 	return append(b, '\n')
 }
 
-func object(fields []step.Field, doc string) map[string]any {
+func object(fields []steps.Field, doc string) map[string]any {
 	props := map[string]any{}
 	var required []string
 	for _, f := range fields {
@@ -116,46 +116,46 @@ func object(fields []step.Field, doc string) map[string]any {
 }
 
 // FieldSchema returns the schema of one field.
-func fieldSchema(f step.Field) map[string]any {
+func fieldSchema(f steps.Field) map[string]any {
 	var s map[string]any
 	switch f.Kind {
-	case step.String:
+	case steps.String:
 		s = map[string]any{"type": []string{"string", "number", "boolean"}}
-	case step.Literal, step.Expr:
+	case steps.Literal, steps.Expr:
 		s = map[string]any{"type": "string"}
-	case step.Bool:
+	case steps.Bool:
 		s = map[string]any{"type": "boolean"}
-	case step.Int:
+	case steps.Int:
 		s = map[string]any{"type": "integer"}
-	case step.Port:
+	case steps.Port:
 		s = map[string]any{"oneOf": []any{
 			map[string]any{"type": "integer", "minimum": 1, "maximum": 65535},
 			map[string]any{"type": "string", "pattern": `\$\{\{.*\}\}`},
 		}}
-	case step.Duration:
+	case steps.Duration:
 		s = map[string]any{"type": "string", "pattern": `^(([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+|.*\$\{\{.*\}\}.*)$`}
-	case step.StringMap:
+	case steps.StringMap:
 		s = map[string]any{"type": "object", "additionalProperties": map[string]any{"type": []string{"string", "number", "boolean"}}}
-	case step.StringList:
+	case steps.StringList:
 		s = map[string]any{"oneOf": []any{
 			map[string]any{"type": "array", "items": map[string]any{"type": []string{"string", "number"}}},
 			map[string]any{"type": "string", "pattern": `\$\{\{.*\}\}`},
 		}}
-	case step.IntList:
+	case steps.IntList:
 		s = map[string]any{"oneOf": []any{map[string]any{"type": "integer"}, map[string]any{"type": "array", "items": map[string]any{"type": "integer"}}}}
-	case step.Object:
+	case steps.Object:
 		if len(f.Fields) > 0 {
 			s = object(f.Fields, f.Doc)
 		} else {
 			s = map[string]any{"type": "object"}
 		}
-	case step.ObjectList:
+	case steps.ObjectList:
 		if len(f.Fields) > 0 {
 			s = map[string]any{"type": "array", "items": object(f.Fields, f.Doc)}
 		} else {
 			s = map[string]any{"type": "array", "items": map[string]any{"type": "object"}}
 		}
-	case step.Probe:
+	case steps.Probe:
 		s = map[string]any{"$ref": "#/definitions/probe"}
 	default:
 		s = map[string]any{}

@@ -14,8 +14,8 @@ import (
 
 	"github.com/runbook-dev/runbook/engine"
 	"github.com/runbook-dev/runbook/internal/testsshd"
+	"github.com/runbook-dev/runbook/internal/transport"
 	"github.com/runbook-dev/runbook/steps"
-	"github.com/runbook-dev/runbook/transport"
 )
 
 func truePlaybook(n int, host string) *engine.Playbook {

@@ -14,19 +14,19 @@ import (
 
 	"github.com/expr-lang/expr/types"
 
-	"github.com/runbook-dev/runbook/confedit"
-	"github.com/runbook-dev/runbook/diag"
-	"github.com/runbook-dev/runbook/redact"
-	"github.com/runbook-dev/runbook/step"
-	"github.com/runbook-dev/runbook/textdiff"
-	"github.com/runbook-dev/runbook/tmpl"
-	"github.com/runbook-dev/runbook/transport"
+	"github.com/runbook-dev/runbook/internal/confedit"
+	"github.com/runbook-dev/runbook/internal/diag"
+	"github.com/runbook-dev/runbook/internal/redact"
+
+	"github.com/runbook-dev/runbook/internal/textdiff"
+	"github.com/runbook-dev/runbook/internal/tmpl"
+	"github.com/runbook-dev/runbook/internal/transport"
 )
 
 // FilePatch edits a configuration file in place, idempotently.
 type FilePatch struct{}
 
-var _ step.Type = FilePatch{}
+var _ Type = FilePatch{}
 
 // Name implements step.Type.
 func (FilePatch) Name() string { return "file-patch" }
@@ -36,31 +36,31 @@ func (FilePatch) Doc() string {
 	return "edit a configuration file in place: postgresql.conf keys, ini keys, whole lines, or delete it; atomic, with a diff in plan"
 }
 
-var ensureLineFields = []step.Field{
-	{Name: "line", Kind: step.String, Required: true, Doc: "the line; compared by its whitespace-separated fields; each ${{ }} value must be one field (no space, quote, # or line break)", Example: "host replication replication 10.0.0.12/32 scram-sha-256"},
-	{Name: "state", Kind: step.Literal, Doc: "present or absent", Enum: []string{"present", "absent"}, Default: "present"},
-	{Name: "regexp", Kind: step.String, Doc: "present: replace the first line matching this instead of appending; absent: remove every line matching it; ${{ }} values match themselves (their metacharacters escaped)", Example: `^host\s+replication\s+replication\s+10\.0\.0\.12/32`},
+var ensureLineFields = []Field{
+	{Name: "line", Kind: String, Required: true, Doc: "the line; compared by its whitespace-separated fields; each ${{ }} value must be one field (no space, quote, # or line break)", Example: "host replication replication 10.0.0.12/32 scram-sha-256"},
+	{Name: "state", Kind: Literal, Doc: "present or absent", Enum: []string{"present", "absent"}, Default: "present"},
+	{Name: "regexp", Kind: String, Doc: "present: replace the first line matching this instead of appending; absent: remove every line matching it; ${{ }} values match themselves (their metacharacters escaped)", Example: `^host\s+replication\s+replication\s+10\.0\.0\.12/32`},
 }
 
-var iniFields = []step.Field{
-	{Name: "section", Kind: step.String, Required: true, Doc: "the [section] name", Example: "database"},
-	{Name: "values", Kind: step.StringMap, Required: true, Doc: "key=value pairs to set in the section", Example: map[string]any{"host": "10.0.0.12"}},
+var iniFields = []Field{
+	{Name: "section", Kind: String, Required: true, Doc: "the [section] name", Example: "database"},
+	{Name: "values", Kind: StringMap, Required: true, Doc: "key=value pairs to set in the section", Example: map[string]any{"host": "10.0.0.12"}},
 }
 
 // Fields implements step.Type.
-func (FilePatch) Fields() []step.Field { return filePatchFields }
+func (FilePatch) Fields() []Field { return filePatchFields }
 
-var filePatchFields = []step.Field{
-	{Name: "path", Kind: step.String, Required: true, Doc: "the file on the host", Example: "/etc/postgresql/15/main/postgresql.conf"},
-	{Name: "set", Kind: step.StringMap, Doc: "postgresql.conf-style key = value: replaces the active line, uncomments a commented default in place, appends only when the key is absent; values are quoted as PostgreSQL expects and may not hold line breaks", Example: map[string]any{"wal_level": "replica"}},
-	{Name: "comment", Kind: step.StringList, Doc: "comment out the active assignments of these keys", Example: []string{"synchronous_standby_names"}},
-	{Name: "unset", Kind: step.StringList, Doc: "remove the active assignments of these keys", Example: []string{"primary_conninfo", "primary_slot_name"}},
-	{Name: "ini", Kind: step.ObjectList, Doc: "set keys in [sections] of an ini file", Fields: iniFields},
-	{Name: "ensure-line", Kind: step.ObjectList, Doc: "make lines present or absent (pg_hba.conf rules)", Fields: ensureLineFields},
-	{Name: "absent", Kind: step.Bool, Doc: "delete the file (no other operation allowed)"},
-	{Name: "create", Kind: step.Bool, Doc: "create the file when it does not exist (otherwise a missing file is an error)"},
-	{Name: "mode", Kind: step.Literal, Doc: "octal mode of a created file", Example: "0600"},
-	{Name: "backup", Kind: step.Bool, Doc: "keep a copy of the old file next to it before changing it", Default: true},
+var filePatchFields = []Field{
+	{Name: "path", Kind: String, Required: true, Doc: "the file on the host", Example: "/etc/postgresql/15/main/postgresql.conf"},
+	{Name: "set", Kind: StringMap, Doc: "postgresql.conf-style key = value: replaces the active line, uncomments a commented default in place, appends only when the key is absent; values are quoted as PostgreSQL expects and may not hold line breaks", Example: map[string]any{"wal_level": "replica"}},
+	{Name: "comment", Kind: StringList, Doc: "comment out the active assignments of these keys", Example: []string{"synchronous_standby_names"}},
+	{Name: "unset", Kind: StringList, Doc: "remove the active assignments of these keys", Example: []string{"primary_conninfo", "primary_slot_name"}},
+	{Name: "ini", Kind: ObjectList, Doc: "set keys in [sections] of an ini file", Fields: iniFields},
+	{Name: "ensure-line", Kind: ObjectList, Doc: "make lines present or absent (pg_hba.conf rules)", Fields: ensureLineFields},
+	{Name: "absent", Kind: Bool, Doc: "delete the file (no other operation allowed)"},
+	{Name: "create", Kind: Bool, Doc: "create the file when it does not exist (otherwise a missing file is an error)"},
+	{Name: "mode", Kind: Literal, Doc: "octal mode of a created file", Example: "0600"},
+	{Name: "backup", Kind: Bool, Doc: "keep a copy of the old file next to it before changing it", Default: true},
 }
 
 // Result implements step.Type.
@@ -87,7 +87,7 @@ type filePatch struct {
 }
 
 // Decode implements step.Type.
-func (FilePatch) Decode(d *step.Decoder, b step.Body) step.Step {
+func (FilePatch) Decode(d *Decoder, b Body) Step {
 	p := &filePatch{path: d.Template(b.Get("path")), absent: d.Bool(b.Get("absent")), create: d.Bool(b.Get("create")), backup: true}
 	d.RefuseSecret(b.Get("path"), p.path, diag.RuleSecretExposed, "path", "a path is shown in plans, diffs and the journal, names the backup file, and shows in any listing of its directory")
 	if n := b.Get("backup"); n != nil {
@@ -167,7 +167,7 @@ type patchState struct {
 }
 
 // compute reads the file and applies the edits in memory.
-func (p *filePatch) compute(ctx context.Context, x *step.Exec) (*patchState, error) {
+func (p *filePatch) compute(ctx context.Context, x *Exec) (*patchState, error) {
 	path, err := p.path.Render(x.Env)
 	if err != nil {
 		return nil, err
@@ -214,7 +214,7 @@ func (p *filePatch) compute(ctx context.Context, x *step.Exec) (*patchState, err
 			if err != nil {
 				return nil, err
 			}
-			vals, err := step.Render(o.iniEntries, x.Env)
+			vals, err := Render(o.iniEntries, x.Env)
 			if err != nil {
 				return nil, err
 			}
@@ -280,16 +280,16 @@ func (st *patchState) shownChanges() []string {
 	return out
 }
 
-func (st *patchState) result(changed bool, backup string) step.Result {
+func (st *patchState) result(changed bool, backup string) Result {
 	changes := make([]any, len(st.changes))
 	for i, c := range st.shownChanges() {
 		changes[i] = c
 	}
-	return step.Result{"changed": changed, "changes": changes, "diff": st.diff(), "exists": st.exists, "backup": backup}
+	return Result{"changed": changed, "changes": changes, "diff": st.diff(), "exists": st.exists, "backup": backup}
 }
 
 // Probe reports whether the file would change, without changing it.
-func (p *filePatch) Probe(ctx context.Context, x *step.Exec) (step.Result, error) {
+func (p *filePatch) Probe(ctx context.Context, x *Exec) (Result, error) {
 	st, err := p.compute(ctx, x)
 	if err != nil {
 		return nil, err
@@ -298,20 +298,20 @@ func (p *filePatch) Probe(ctx context.Context, x *step.Exec) (step.Result, error
 }
 
 // Plan computes the new content and its diff.
-func (p *filePatch) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) {
+func (p *filePatch) Plan(ctx context.Context, x *Exec) (*Plan, error) {
 	st, err := p.compute(ctx, x)
 	if err != nil {
 		return nil, err
 	}
 	if len(st.changes) == 0 {
-		return &step.Plan{Summary: st.path + " already as wanted", Result: st.result(false, "")}, nil
+		return &Plan{Summary: st.path + " already as wanted", Result: st.result(false, "")}, nil
 	}
-	return &step.Plan{Changes: true, Summary: strings.Join(st.shownChanges(), "; "), Diff: st.diff(), State: st}, nil
+	return &Plan{Changes: true, Summary: strings.Join(st.shownChanges(), "; "), Diff: st.diff(), State: st}, nil
 }
 
 // Apply writes the planned content atomically, after checking that the
 // file did not change since it was read.
-func (p *filePatch) Apply(ctx context.Context, x *step.Exec, plan *step.Plan) (step.Result, error) {
+func (p *filePatch) Apply(ctx context.Context, x *Exec, plan *Plan) (Result, error) {
 	st := plan.State.(*patchState)
 	conn, err := x.Connect(ctx)
 	if err != nil {

@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/internal/transport"
 	"github.com/runbook-dev/runbook/steps"
-	"github.com/runbook-dev/runbook/transport"
 )
 
 type events struct {

@@ -13,15 +13,15 @@ import (
 
 	"github.com/expr-lang/expr/types"
 
-	"github.com/runbook-dev/runbook/diag"
-	"github.com/runbook-dev/runbook/step"
-	"github.com/runbook-dev/runbook/tmpl"
+	"github.com/runbook-dev/runbook/internal/diag"
+
+	"github.com/runbook-dev/runbook/internal/tmpl"
 )
 
 // HTTP calls an HTTP API.
 type HTTP struct{}
 
-var _ step.Type = HTTP{}
+var _ Type = HTTP{}
 
 // Name implements step.Type.
 func (HTTP) Name() string { return "http" }
@@ -32,18 +32,18 @@ func (HTTP) Doc() string {
 }
 
 // Fields implements step.Type.
-func (HTTP) Fields() []step.Field { return httpFields }
+func (HTTP) Fields() []Field { return httpFields }
 
-var httpFields = []step.Field{
-	{Name: "url", Kind: step.String, Required: true, Doc: "the URL; a ${{ }} at its start is the base URL, in the host a host name or port, in the path one escaped segment, in the query an escaped value", Example: "http://${{ host.address }}:8888/api/v2/health"},
-	{Name: "method", Kind: step.Literal, Doc: "HTTP method; GET and HEAD are read-only", Enum: []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}, Default: "GET"},
-	{Name: "headers", Kind: step.StringMap, Doc: "request headers"},
-	{Name: "body", Kind: step.String, Doc: "request body as text", Example: `{"update": true}`},
-	{Name: "json", Kind: step.Any, Doc: "request body as JSON (sets Content-Type)", Example: map[string]any{"update": true}},
-	{Name: "expect_status", Kind: step.IntList, Doc: "statuses that mean success (default any 2xx)", Example: []int{200}},
-	{Name: "via_ssh", Kind: step.Bool, Doc: "connect through the host's SSH connection"},
-	{Name: "read_only", Kind: step.Bool, Doc: "the call changes nothing even though its method is not GET: run it in plan and probes"},
-	{Name: "idempotent", Kind: step.Bool, Doc: "running it twice has the effect of running it once, so a resume may run it again when a crash left its outcome unknown (PUT and DELETE are by definition; without it a POST or PATCH makes a resume stop and ask)"},
+var httpFields = []Field{
+	{Name: "url", Kind: String, Required: true, Doc: "the URL; a ${{ }} at its start is the base URL, in the host a host name or port, in the path one escaped segment, in the query an escaped value", Example: "http://${{ host.address }}:8888/api/v2/health"},
+	{Name: "method", Kind: Literal, Doc: "HTTP method; GET and HEAD are read-only", Enum: []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}, Default: "GET"},
+	{Name: "headers", Kind: StringMap, Doc: "request headers"},
+	{Name: "body", Kind: String, Doc: "request body as text", Example: `{"update": true}`},
+	{Name: "json", Kind: Any, Doc: "request body as JSON (sets Content-Type)", Example: map[string]any{"update": true}},
+	{Name: "expect_status", Kind: IntList, Doc: "statuses that mean success (default any 2xx)", Example: []int{200}},
+	{Name: "via_ssh", Kind: Bool, Doc: "connect through the host's SSH connection"},
+	{Name: "read_only", Kind: Bool, Doc: "the call changes nothing even though its method is not GET: run it in plan and probes"},
+	{Name: "idempotent", Kind: Bool, Doc: "running it twice has the effect of running it once, so a resume may run it again when a crash left its outcome unknown (PUT and DELETE are by definition; without it a POST or PATCH makes a resume stop and ask)"},
 }
 
 // Result implements step.Type.
@@ -54,7 +54,7 @@ func (HTTP) Result() types.Map {
 type httpStep struct {
 	idempotent     bool
 	url, body      *tmpl.Template
-	jsonBody       *step.Value
+	jsonBody       *Value
 	method         string
 	headers        map[string]*tmpl.Template
 	expect         []int
@@ -62,7 +62,7 @@ type httpStep struct {
 }
 
 // Decode implements step.Type.
-func (HTTP) Decode(d *step.Decoder, b step.Body) step.Step {
+func (HTTP) Decode(d *Decoder, b Body) Step {
 	h := &httpStep{url: d.TemplateIn(b.Get("url"), tmpl.URL), method: d.Literal(b.Get("method")), headers: d.TemplateMap(b.Get("headers"), "headers"),
 		expect: d.IntList(b.Get("expect_status")), viaSSH: d.Bool(b.Get("via_ssh")), rdOnly: d.Bool(b.Get("read_only")), idempotent: d.Bool(b.Get("idempotent"))}
 	if h.method == "" {
@@ -86,7 +86,7 @@ func (h *httpStep) readOnly() bool {
 
 const maxBody = 1 << 20
 
-func (h *httpStep) do(ctx context.Context, x *step.Exec) (step.Result, error) {
+func (h *httpStep) do(ctx context.Context, x *Exec) (Result, error) {
 	u, err := h.url.Render(x.Env)
 	if err != nil {
 		return nil, err
@@ -118,7 +118,7 @@ func (h *httpStep) do(ctx context.Context, x *step.Exec) (step.Result, error) {
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
-	hdrs, err := step.Render(h.headers, x.Env)
+	hdrs, err := Render(h.headers, x.Env)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +149,7 @@ func (h *httpStep) do(ctx context.Context, x *step.Exec) (step.Result, error) {
 	for k := range resp.Header {
 		headers[strings.ToLower(k)] = resp.Header.Get(k)
 	}
-	r := step.Result{"status": resp.StatusCode, "body": string(data), "json": nil, "headers": headers}
+	r := Result{"status": resp.StatusCode, "body": string(data), "json": nil, "headers": headers}
 	var js any
 	if len(data) > 0 && json.Unmarshal(data, &js) == nil {
 		r["json"] = js
@@ -157,7 +157,7 @@ func (h *httpStep) do(ctx context.Context, x *step.Exec) (step.Result, error) {
 	return r, nil
 }
 
-func (h *httpStep) check(x *step.Exec, r step.Result) error {
+func (h *httpStep) check(x *Exec, r Result) error {
 	st := r["status"].(int)
 	if len(h.expect) == 0 && st >= 200 && st < 300 || slices.Contains(h.expect, st) {
 		return nil
@@ -170,7 +170,7 @@ func (h *httpStep) check(x *step.Exec, r step.Result) error {
 
 // Probe makes a read-only call; a call that could change something is
 // refused rather than made.
-func (h *httpStep) Probe(ctx context.Context, x *step.Exec) (step.Result, error) {
+func (h *httpStep) Probe(ctx context.Context, x *Exec) (Result, error) {
 	if !h.readOnly() {
 		return nil, fmt.Errorf("a probe must not change anything: %s is not read-only (use GET, or set read_only: true if this call changes nothing)", h.method)
 	}
@@ -178,13 +178,13 @@ func (h *httpStep) Probe(ctx context.Context, x *step.Exec) (step.Result, error)
 }
 
 // Plan makes read-only calls for real.
-func (h *httpStep) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) {
+func (h *httpStep) Plan(ctx context.Context, x *Exec) (*Plan, error) {
 	u, err := h.url.Render(x.Env)
 	if err != nil {
 		return nil, err
 	}
 	if !h.readOnly() {
-		return &step.Plan{Changes: true, Summary: h.method + " " + u}, nil
+		return &Plan{Changes: true, Summary: h.method + " " + u}, nil
 	}
 	r, err := h.do(ctx, x)
 	if err != nil {
@@ -193,11 +193,11 @@ func (h *httpStep) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) {
 	if err := h.check(x, r); err != nil {
 		return nil, err
 	}
-	return &step.Plan{Summary: fmt.Sprintf("%s %s: %d", h.method, u, r["status"]), Result: r}, nil
+	return &Plan{Summary: fmt.Sprintf("%s %s: %d", h.method, u, r["status"]), Result: r}, nil
 }
 
 // Apply makes the call.
-func (h *httpStep) Apply(ctx context.Context, x *step.Exec, _ *step.Plan) (step.Result, error) {
+func (h *httpStep) Apply(ctx context.Context, x *Exec, _ *Plan) (Result, error) {
 	r, err := h.do(ctx, x)
 	if err != nil {
 		return nil, err

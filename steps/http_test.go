@@ -15,8 +15,8 @@ import (
 
 	"github.com/runbook-dev/runbook/engine"
 	"github.com/runbook-dev/runbook/internal/testsshd"
+	"github.com/runbook-dev/runbook/internal/transport"
 	"github.com/runbook-dev/runbook/steps"
-	"github.com/runbook-dev/runbook/transport"
 )
 
 // A real HTTP server on loopback standing in for the orchestrator's API.

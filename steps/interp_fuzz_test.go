@@ -15,13 +15,13 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/runbook-dev/runbook/diag"
 	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/internal/diag"
 	"github.com/runbook-dev/runbook/internal/testpg"
 	"github.com/runbook-dev/runbook/internal/testsshd"
+	"github.com/runbook-dev/runbook/internal/tmpl"
+	"github.com/runbook-dev/runbook/internal/transport"
 	"github.com/runbook-dev/runbook/steps"
-	"github.com/runbook-dev/runbook/tmpl"
-	"github.com/runbook-dev/runbook/transport"
 )
 
 // An interpolation case puts params.v in one context of one step type and

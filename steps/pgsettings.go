@@ -14,12 +14,12 @@ import (
 
 	"github.com/expr-lang/expr/types"
 
-	"github.com/runbook-dev/runbook/confedit"
-	"github.com/runbook-dev/runbook/diag"
-	"github.com/runbook-dev/runbook/step"
-	"github.com/runbook-dev/runbook/textdiff"
-	"github.com/runbook-dev/runbook/tmpl"
-	"github.com/runbook-dev/runbook/transport"
+	"github.com/runbook-dev/runbook/internal/confedit"
+	"github.com/runbook-dev/runbook/internal/diag"
+
+	"github.com/runbook-dev/runbook/internal/textdiff"
+	"github.com/runbook-dev/runbook/internal/tmpl"
+	"github.com/runbook-dev/runbook/internal/transport"
 )
 
 // PGSettings brings PostgreSQL settings to what a procedure needs, judged
@@ -27,7 +27,7 @@ import (
 // file's lines.
 type PGSettings struct{}
 
-var _ step.Type = PGSettings{}
+var _ Type = PGSettings{}
 
 // Name implements step.Type.
 func (PGSettings) Name() string { return "pg-settings" }
@@ -37,25 +37,25 @@ func (PGSettings) Doc() string {
 	return "PostgreSQL settings as the server takes them: each requirement (a value, a minimum, an address to listen on) is judged by the effective value and its source (postgresql.conf, include, include_dir, postgresql.auto.conf, the command line), and a change is written on the line that takes effect; refused, before anything is written, where no file can make it hold or where PostgreSQL would not start with the result"
 }
 
-var pgSettingFields = []step.Field{
-	{Name: "name", Kind: step.Literal, Required: true, Doc: "the setting", Example: "wal_level"},
-	{Name: "value", Kind: step.Any, Doc: "the value it must have (an expression giving nil asks for nothing)", Example: "off"},
-	{Name: "at_least", Kind: step.Any, Doc: "a minimum: a number, or a level of wal_level (minimal, replica, logical) or synchronous_commit (off, local, remote_write, on, remote_apply); a higher value is kept", Example: "replica"},
-	{Name: "includes", Kind: step.String, Doc: "an address listen_addresses must cover (* covers all, 0.0.0.0 every IPv4 address, :: every IPv6 one); added to the list when missing", Example: "${{ vars.primary_address }}"},
-	{Name: "restart", Kind: step.Bool, Doc: "whether a running value that differs calls for a restart (result.restart); false for a setting that matters only from the next start, such as hot_standby on a primary", Default: true},
+var pgSettingFields = []Field{
+	{Name: "name", Kind: Literal, Required: true, Doc: "the setting", Example: "wal_level"},
+	{Name: "value", Kind: Any, Doc: "the value it must have (an expression giving nil asks for nothing)", Example: "off"},
+	{Name: "at_least", Kind: Any, Doc: "a minimum: a number, or a level of wal_level (minimal, replica, logical) or synchronous_commit (off, local, remote_write, on, remote_apply); a higher value is kept", Example: "replica"},
+	{Name: "includes", Kind: String, Doc: "an address listen_addresses must cover (* covers all, 0.0.0.0 every IPv4 address, :: every IPv6 one); added to the list when missing", Example: "${{ vars.primary_address }}"},
+	{Name: "restart", Kind: Bool, Doc: "whether a running value that differs calls for a restart (result.restart); false for a setting that matters only from the next start, such as hot_standby on a primary", Default: true},
 }
 
 // Fields implements step.Type.
-func (PGSettings) Fields() []step.Field { return pgSettingsFields }
+func (PGSettings) Fields() []Field { return pgSettingsFields }
 
-var pgSettingsFields = []step.Field{
-	{Name: "config_file", Kind: step.String, Required: true, Doc: "the server's postgresql.conf; what it includes is followed", Example: "/etc/postgresql/15/main/postgresql.conf"},
-	{Name: "data_dir", Kind: step.String, Required: true, Doc: "the data directory, for postgresql.auto.conf (read last: ALTER SYSTEM) and postmaster.opts (the last start's command line)", Example: "/var/lib/postgresql/15/main"},
-	{Name: "settings", Kind: step.ObjectList, Required: true, Doc: "the requirements", Fields: pgSettingFields},
-	{Name: "port", Kind: step.Port, Doc: "the port of the running server's socket, read with become: USER (pg_settings: running values, the command line, logical slots); a server that does not answer is judged from its files", Default: 5432, Example: "${{ vars.port }}"},
-	{Name: "socket_dir", Kind: step.String, Doc: "the directory of the server's socket", Default: "/var/run/postgresql"},
-	{Name: "backup", Kind: step.Bool, Doc: "keep a copy of each changed file next to it (never of postgresql.auto.conf)", Default: true},
-	{Name: "read_only", Kind: step.Bool, Doc: "judge only, write nothing (also in plan): result.changed says whether the files lack something, result.restart and result.reload what the running server lacks"},
+var pgSettingsFields = []Field{
+	{Name: "config_file", Kind: String, Required: true, Doc: "the server's postgresql.conf; what it includes is followed", Example: "/etc/postgresql/15/main/postgresql.conf"},
+	{Name: "data_dir", Kind: String, Required: true, Doc: "the data directory, for postgresql.auto.conf (read last: ALTER SYSTEM) and postmaster.opts (the last start's command line)", Example: "/var/lib/postgresql/15/main"},
+	{Name: "settings", Kind: ObjectList, Required: true, Doc: "the requirements", Fields: pgSettingFields},
+	{Name: "port", Kind: Port, Doc: "the port of the running server's socket, read with become: USER (pg_settings: running values, the command line, logical slots); a server that does not answer is judged from its files", Default: 5432, Example: "${{ vars.port }}"},
+	{Name: "socket_dir", Kind: String, Doc: "the directory of the server's socket", Default: "/var/run/postgresql"},
+	{Name: "backup", Kind: Bool, Doc: "keep a copy of each changed file next to it (never of postgresql.auto.conf)", Default: true},
+	{Name: "read_only", Kind: Bool, Doc: "judge only, write nothing (also in plan): result.changed says whether the files lack something, result.restart and result.reload what the running server lacks"},
 }
 
 // Result implements step.Type.
@@ -76,21 +76,21 @@ func (PGSettings) Result() types.Map {
 
 type pgRequirement struct {
 	name     string
-	value    *step.Value
-	atLeast  *step.Value
+	value    *Value
+	atLeast  *Value
 	includes *tmpl.Template
 	restart  bool
 }
 
 type pgSettingsStep struct {
 	configFile, dataDir, socketDir *tmpl.Template
-	port                           step.PortValue
+	port                           PortValue
 	reqs                           []pgRequirement
 	backup, readOnly               bool
 }
 
 // Decode implements step.Type.
-func (PGSettings) Decode(d *step.Decoder, b step.Body) step.Step {
+func (PGSettings) Decode(d *Decoder, b Body) Step {
 	s := &pgSettingsStep{
 		configFile: d.Template(b.Get("config_file")),
 		dataDir:    d.Template(b.Get("data_dir")),
@@ -255,7 +255,7 @@ func (h *hostFiles) ConfFiles(ctx context.Context, dir string) ([]string, error)
 
 // observe reads the configuration files and, when the server answers on
 // its socket as x.Become, pg_settings.
-func (s *pgSettingsStep) observe(ctx context.Context, x *step.Exec, names []string) (*pgObservation, string, error) {
+func (s *pgSettingsStep) observe(ctx context.Context, x *Exec, names []string) (*pgObservation, string, error) {
 	configFile, err := s.configFile.Render(x.Env)
 	if err != nil {
 		return nil, "", err
@@ -291,7 +291,7 @@ func (s *pgSettingsStep) observe(ctx context.Context, x *step.Exec, names []stri
 // readRunning reads pg_settings and the slots from the running server. A
 // server that does not answer (stopped, or a warm standby refusing
 // connections) is no error: it is judged from its files.
-func (s *pgSettingsStep) readRunning(ctx context.Context, x *step.Exec, o *pgObservation, names []string) error {
+func (s *pgSettingsStep) readRunning(ctx context.Context, x *Exec, o *pgObservation, names []string) error {
 	port, err := s.port.Get(x.Env)
 	if err != nil {
 		return err
@@ -373,7 +373,7 @@ func (s *pgSettingsStep) wants(env map[string]any) ([]want, error) {
 	var out []want
 	for _, r := range s.reqs {
 		w := want{name: r.name, restart: r.restart}
-		str := func(v *step.Value) (*string, error) {
+		str := func(v *Value) (*string, error) {
 			if v == nil {
 				return nil, nil
 			}
@@ -548,7 +548,7 @@ type pgSettingsPlan struct {
 }
 
 // compute judges every requirement and plans the writes.
-func (s *pgSettingsStep) compute(ctx context.Context, x *step.Exec) (*pgSettingsPlan, error) {
+func (s *pgSettingsStep) compute(ctx context.Context, x *Exec) (*pgSettingsPlan, error) {
 	ws, err := s.wants(x.Env)
 	if err != nil {
 		return nil, err
@@ -681,7 +681,7 @@ func startProblems(after map[string]string, o *pgObservation) []string {
 	return out
 }
 
-func (p *pgSettingsPlan) result(x *step.Exec) step.Result {
+func (p *pgSettingsPlan) result(x *Exec) Result {
 	changes := make([]any, len(p.changes))
 	for i, c := range p.changes {
 		changes[i] = maskPasswords(x.Redact.String(c))
@@ -698,14 +698,14 @@ func (p *pgSettingsPlan) result(x *step.Exec) step.Result {
 	for i, f := range p.files {
 		files[i] = f
 	}
-	return step.Result{
+	return Result{
 		"ok": len(p.problems) == 0, "problems": problems, "changed": len(p.changes) > 0,
 		"changes": changes, "diff": p.diff(x), "restart": p.restart, "reload": p.reload, "running": p.answered,
 		"settings": settings, "files": files,
 	}
 }
 
-func (p *pgSettingsPlan) diff(x *step.Exec) string {
+func (p *pgSettingsPlan) diff(x *Exec) string {
 	paths := make([]string, 0, len(p.edits))
 	for f := range p.edits {
 		if p.edits[f] != p.old[f] {
@@ -722,7 +722,7 @@ func (p *pgSettingsPlan) diff(x *step.Exec) string {
 
 // Probe reads and judges, changing nothing: result.ok is false, with the
 // reasons in result.problems, when the requirements cannot be met.
-func (s *pgSettingsStep) Probe(ctx context.Context, x *step.Exec) (step.Result, error) {
+func (s *pgSettingsStep) Probe(ctx context.Context, x *Exec) (Result, error) {
 	p, err := s.compute(ctx, x)
 	if err != nil {
 		return nil, err
@@ -732,13 +732,13 @@ func (s *pgSettingsStep) Probe(ctx context.Context, x *step.Exec) (step.Result, 
 
 // Plan refuses when a requirement cannot be met, and otherwise shows the
 // edits as diffs.
-func (s *pgSettingsStep) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) {
+func (s *pgSettingsStep) Plan(ctx context.Context, x *Exec) (*Plan, error) {
 	p, err := s.compute(ctx, x)
 	if err != nil {
 		return nil, err
 	}
 	if s.readOnly {
-		return &step.Plan{Summary: "judged the settings", Result: p.result(x)}, nil
+		return &Plan{Summary: "judged the settings", Result: p.result(x)}, nil
 	}
 	if len(p.problems) > 0 {
 		return nil, fmt.Errorf("refused, nothing was written: %s", x.Redact.String(strings.Join(p.problems, "; ")))
@@ -746,18 +746,18 @@ func (s *pgSettingsStep) Plan(ctx context.Context, x *step.Exec) (*step.Plan, er
 	if len(p.changes) == 0 {
 		r := p.result(x)
 		r["changed"] = false
-		return &step.Plan{Summary: "every setting as needed", Result: r}, nil
+		return &Plan{Summary: "every setting as needed", Result: r}, nil
 	}
 	shown := make([]string, len(p.changes))
 	for i, c := range p.changes {
 		shown[i] = maskPasswords(x.Redact.String(c))
 	}
-	return &step.Plan{Changes: true, Summary: strings.Join(shown, "; "), Diff: p.diff(x), State: p}, nil
+	return &Plan{Changes: true, Summary: strings.Join(shown, "; "), Diff: p.diff(x), State: p}, nil
 }
 
 // Apply writes each changed file atomically, after checking that none
 // changed since it was read.
-func (s *pgSettingsStep) Apply(ctx context.Context, x *step.Exec, plan *step.Plan) (step.Result, error) {
+func (s *pgSettingsStep) Apply(ctx context.Context, x *Exec, plan *Plan) (Result, error) {
 	p := plan.State.(*pgSettingsPlan)
 	conn, err := x.Connect(ctx)
 	if err != nil {
@@ -806,6 +806,6 @@ func (s *pgSettingsStep) MayChange() bool { return !s.readOnly }
 func (*pgSettingsStep) Rechecks() bool { return true }
 
 var (
-	_ step.Changer   = (*pgSettingsStep)(nil)
-	_ step.Rechecker = (*pgSettingsStep)(nil)
+	_ Changer   = (*pgSettingsStep)(nil)
+	_ Rechecker = (*pgSettingsStep)(nil)
 )

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/runbook-dev/runbook/redact"
+	"github.com/runbook-dev/runbook/internal/redact"
 )
 
 // Show formats a result compactly for messages: keys sorted, long values

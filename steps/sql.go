@@ -18,16 +18,16 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"gopkg.in/yaml.v3"
 
-	"github.com/runbook-dev/runbook/diag"
-	"github.com/runbook-dev/runbook/step"
-	"github.com/runbook-dev/runbook/tmpl"
-	"github.com/runbook-dev/runbook/transport"
+	"github.com/runbook-dev/runbook/internal/diag"
+
+	"github.com/runbook-dev/runbook/internal/tmpl"
+	"github.com/runbook-dev/runbook/internal/transport"
 )
 
 // SQL runs a statement on PostgreSQL.
 type SQL struct{}
 
-var _ step.Type = SQL{}
+var _ Type = SQL{}
 
 // Name implements step.Type.
 func (SQL) Name() string { return "sql" }
@@ -38,24 +38,24 @@ func (SQL) Doc() string {
 }
 
 // Fields implements step.Type.
-func (SQL) Fields() []step.Field { return sqlFields }
+func (SQL) Fields() []Field { return sqlFields }
 
-var sqlFields = []step.Field{
-	{Name: "query", Kind: step.String, Doc: "SQL returning rows; ${{ }} values are quoted as identifiers (literal(x) as a string literal) and refused inside '...' and comments: pass values as $1.. in args", Example: "SELECT pg_is_in_recovery() AS in_recovery"},
-	{Name: "exec", Kind: step.String, Doc: "SQL run for its effect (use query or exec)", Example: "SELECT pg_create_physical_replication_slot($1)"},
-	{Name: "args", Kind: step.Any, Doc: "values bound to $1, $2, ... (never interpolated into the SQL)", Example: []string{"replication"}},
-	{Name: "unless", Kind: step.String, Doc: "read-only SQL with the same args: skip when it returns a row whose first column is not false or null", Example: "SELECT true FROM pg_replication_slots WHERE slot_name = $1"},
-	{Name: "read_only", Kind: step.Bool, Doc: "the statement changes nothing: run it in a read-only transaction, also in plan"},
-	{Name: "idempotent", Kind: step.Bool, Doc: "running it twice has the effect of running it once, so a resume may run it again when a crash left its outcome unknown (without it, unless or read_only, a resume stops and asks)"},
-	{Name: "database", Kind: step.String, Doc: "database name", Default: "postgres"},
-	{Name: "user", Kind: step.String, Doc: "database user", Default: "postgres"},
-	{Name: "password", Kind: step.String, Doc: "password, from a secret: ${{ secrets.NAME }}", Example: "${{ secrets.replication_password }}"},
-	{Name: "address", Kind: step.String, Doc: "server address, or a socket directory starting with /; default: the host's address, or 127.0.0.1 with via_ssh", Example: "/var/run/postgresql"},
-	{Name: "port", Kind: step.Port, Doc: "server port; with become, the port of the server's socket (.s.PGSQL.PORT)", Default: 5432, Example: "${{ vars.port }}"},
-	{Name: "via_ssh", Kind: step.Bool, Doc: "connect through the host's SSH connection, so the port need not be open to this machine"},
-	{Name: "sslmode", Kind: step.Literal, Doc: "TLS use", Enum: []string{"disable", "prefer", "require"}, Default: "prefer"},
-	{Name: "statement_timeout", Kind: step.Duration, Doc: "server-side limit for the statement", Default: "30s"},
-	{Name: "connect_timeout", Kind: step.Duration, Doc: "limit for connecting", Default: "10s"},
+var sqlFields = []Field{
+	{Name: "query", Kind: String, Doc: "SQL returning rows; ${{ }} values are quoted as identifiers (literal(x) as a string literal) and refused inside '...' and comments: pass values as $1.. in args", Example: "SELECT pg_is_in_recovery() AS in_recovery"},
+	{Name: "exec", Kind: String, Doc: "SQL run for its effect (use query or exec)", Example: "SELECT pg_create_physical_replication_slot($1)"},
+	{Name: "args", Kind: Any, Doc: "values bound to $1, $2, ... (never interpolated into the SQL)", Example: []string{"replication"}},
+	{Name: "unless", Kind: String, Doc: "read-only SQL with the same args: skip when it returns a row whose first column is not false or null", Example: "SELECT true FROM pg_replication_slots WHERE slot_name = $1"},
+	{Name: "read_only", Kind: Bool, Doc: "the statement changes nothing: run it in a read-only transaction, also in plan"},
+	{Name: "idempotent", Kind: Bool, Doc: "running it twice has the effect of running it once, so a resume may run it again when a crash left its outcome unknown (without it, unless or read_only, a resume stops and asks)"},
+	{Name: "database", Kind: String, Doc: "database name", Default: "postgres"},
+	{Name: "user", Kind: String, Doc: "database user", Default: "postgres"},
+	{Name: "password", Kind: String, Doc: "password, from a secret: ${{ secrets.NAME }}", Example: "${{ secrets.replication_password }}"},
+	{Name: "address", Kind: String, Doc: "server address, or a socket directory starting with /; default: the host's address, or 127.0.0.1 with via_ssh", Example: "/var/run/postgresql"},
+	{Name: "port", Kind: Port, Doc: "server port; with become, the port of the server's socket (.s.PGSQL.PORT)", Default: 5432, Example: "${{ vars.port }}"},
+	{Name: "via_ssh", Kind: Bool, Doc: "connect through the host's SSH connection, so the port need not be open to this machine"},
+	{Name: "sslmode", Kind: Literal, Doc: "TLS use", Enum: []string{"disable", "prefer", "require"}, Default: "prefer"},
+	{Name: "statement_timeout", Kind: Duration, Doc: "server-side limit for the statement", Default: "30s"},
+	{Name: "connect_timeout", Kind: Duration, Doc: "limit for connecting", Default: "10s"},
 }
 
 // Result implements step.Type.
@@ -75,16 +75,16 @@ type sqlStep struct {
 	text, unless              *tmpl.Template
 	isQuery, readOnly, viaSSH bool
 	idempotent                bool
-	args                      *step.Value
+	args                      *Value
 	database, user, password  *tmpl.Template
 	address                   *tmpl.Template
-	port                      step.PortValue
+	port                      PortValue
 	sslmode                   string
-	stmtTimeout, connTimeout  step.DurationValue
+	stmtTimeout, connTimeout  DurationValue
 }
 
 // Decode implements step.Type.
-func (SQL) Decode(d *step.Decoder, b step.Body) step.Step {
+func (SQL) Decode(d *Decoder, b Body) Step {
 	s := &sqlStep{
 		readOnly: d.Bool(b.Get("read_only")), viaSSH: d.Bool(b.Get("via_ssh")), idempotent: d.Bool(b.Get("idempotent")),
 		port: d.Port(b.Get("port"), 5432), sslmode: d.Literal(b.Get("sslmode")),
@@ -119,7 +119,7 @@ func (SQL) Decode(d *step.Decoder, b step.Body) step.Step {
 	if n := b.Get("password"); n != nil {
 		s.password = d.Credential(n)
 		if s.password != nil && s.password.IsLiteral() {
-			d.Diags.Warnf(step.Pos(n), diag.RulePlaintextSecret, "a password written in the playbook: declare a secret and use ${{ secrets.NAME }}")
+			d.Diags.Warnf(Pos(n), diag.RulePlaintextSecret, "a password written in the playbook: declare a secret and use ${{ secrets.NAME }}")
 		}
 	}
 	s.address = d.Template(b.Get("address"))
@@ -174,7 +174,7 @@ func notAccepting(where string, pe *pgconn.PgError) error {
 	return &NotAcceptingError{Addr: where, Why: why, Err: pe}
 }
 
-func (s *sqlStep) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, error) {
+func (s *sqlStep) connect(ctx context.Context, x *Exec) (*pgx.Conn, error) {
 	render := func(t *tmpl.Template) (string, error) {
 		if t == nil {
 			return "", nil
@@ -243,7 +243,7 @@ type pgTarget struct {
 	viaSSH bool
 }
 
-func (t pgTarget) connect(ctx context.Context, x *step.Exec) (*pgx.Conn, error) {
+func (t pgTarget) connect(ctx context.Context, x *Exec) (*pgx.Conn, error) {
 	// Only non-secret settings go through the connection string; the
 	// password is set on the parsed config.
 	cs := fmt.Sprintf("host=%s port=%d dbname=%s user=%s sslmode=%s connect_timeout=%d application_name=runbook",
@@ -329,7 +329,7 @@ type sqlOutcome struct {
 	affected int64
 }
 
-func (s *sqlStep) run(ctx context.Context, c *pgx.Conn, text *tmpl.Template, x *step.Exec, readOnly, query bool) (*sqlOutcome, error) {
+func (s *sqlStep) run(ctx context.Context, c *pgx.Conn, text *tmpl.Template, x *Exec, readOnly, query bool) (*sqlOutcome, error) {
 	sqlText, err := text.Render(x.Env)
 	if err != nil {
 		return nil, err
@@ -432,14 +432,14 @@ func plainValue(v any) any {
 	}
 }
 
-func (o *sqlOutcome) result() step.Result {
-	return step.Result{"rows": o.rows, "rows_affected": int(o.affected), "ok": true, "sqlstate": "", "error": "", "skipped": false, "answered": true}
+func (o *sqlOutcome) result() Result {
+	return Result{"rows": o.rows, "rows_affected": int(o.affected), "ok": true, "sqlstate": "", "error": "", "skipped": false, "answered": true}
 }
 
 // Probe runs the statement in a read-only transaction. A database error is
 // part of the result (ok == false, sqlstate), so that a guard can assert on
 // it: a warm standby's 57P03 is an observation, not a failure.
-func (s *sqlStep) Probe(ctx context.Context, x *step.Exec) (step.Result, error) {
+func (s *sqlStep) Probe(ctx context.Context, x *Exec) (Result, error) {
 	c, err := s.connect(ctx, x)
 	if err == nil {
 		defer c.Close(context.WithoutCancel(ctx))
@@ -469,14 +469,14 @@ func (s *sqlStep) Probe(ctx context.Context, x *step.Exec) (step.Result, error) 
 	if !answered {
 		answered = s.accepts(ctx, x)
 	}
-	return step.Result{"rows": []any{}, "rows_affected": 0, "ok": false, "sqlstate": state, "error": err.Error(), "skipped": false, "answered": answered}, nil
+	return Result{"rows": []any{}, "rows_affected": 0, "ok": false, "sqlstate": state, "error": err.Error(), "skipped": false, "answered": answered}, nil
 }
 
 // accepts reports whether the server's TCP address, reached directly from
 // this machine, accepts a connection: a server that accepts and then says
 // nothing (stopped with SIGSTOP, hung) is still alive. Connections through
 // SSH or to a socket are judged by the server's reply alone.
-func (s *sqlStep) accepts(ctx context.Context, x *step.Exec) bool {
+func (s *sqlStep) accepts(ctx context.Context, x *Exec) bool {
 	if s.viaSSH || x.Become != "" {
 		return false
 	}
@@ -504,7 +504,7 @@ func (s *sqlStep) accepts(ctx context.Context, x *step.Exec) bool {
 func isTemplateErr(err error) bool { return errors.Is(err, tmpl.ErrUnavailable) }
 
 // Plan runs read-only statements for real and checks unless.
-func (s *sqlStep) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) {
+func (s *sqlStep) Plan(ctx context.Context, x *Exec) (*Plan, error) {
 	if !s.readOnly && s.unless == nil {
 		return s.changePlan(x)
 	}
@@ -518,7 +518,7 @@ func (s *sqlStep) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &step.Plan{Summary: "ran read-only SQL", Result: o.result()}, nil
+		return &Plan{Summary: "ran read-only SQL", Result: o.result()}, nil
 	}
 	o, err := s.run(ctx, c, s.unless, x, true, true)
 	if err != nil {
@@ -527,22 +527,22 @@ func (s *sqlStep) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) {
 	if len(o.rows) > 0 && truthy(o.rows[0]) {
 		r := (&sqlOutcome{rows: []any{}}).result()
 		r["skipped"] = true
-		return &step.Plan{Skipped: true, Summary: "skip: unless query returned a row", Result: r}, nil
+		return &Plan{Skipped: true, Summary: "skip: unless query returned a row", Result: r}, nil
 	}
 	return s.changePlan(x)
 }
 
 // changePlan describes the statement that Apply would run. A statement
 // built from a secret (a password verifier) is not shown.
-func (s *sqlStep) changePlan(x *step.Exec) (*step.Plan, error) {
+func (s *sqlStep) changePlan(x *Exec) (*Plan, error) {
 	text, err := s.text.Render(x.Env)
 	if err != nil {
 		return nil, err
 	}
 	if s.text.UsesSecret() {
-		return &step.Plan{Changes: true, Summary: "run SQL built from a secret (not shown): " + oneLineSQL(s.text.Source)}, nil
+		return &Plan{Changes: true, Summary: "run SQL built from a secret (not shown): " + oneLineSQL(s.text.Source)}, nil
 	}
-	return &step.Plan{Changes: true, Summary: "run SQL: " + oneLineSQL(x.Redact.String(text))}, nil
+	return &Plan{Changes: true, Summary: "run SQL: " + oneLineSQL(x.Redact.String(text))}, nil
 }
 
 // truthy reports whether the first column of a row is set and not false.
@@ -564,7 +564,7 @@ func oneLineSQL(s string) string {
 }
 
 // Apply runs the statement.
-func (s *sqlStep) Apply(ctx context.Context, x *step.Exec, _ *step.Plan) (step.Result, error) {
+func (s *sqlStep) Apply(ctx context.Context, x *Exec, _ *Plan) (Result, error) {
 	c, err := s.connect(ctx, x)
 	if err != nil {
 		return nil, err
@@ -589,7 +589,7 @@ const cancelGrace = 10 * time.Second
 // attempt of this step (its application_name is x.Tag) is left on the
 // server, so that the recheck that follows sees what such a statement
 // committed, never a statement still running.
-func (s *sqlStep) Settle(ctx context.Context, x *step.Exec, wait time.Duration) error {
+func (s *sqlStep) Settle(ctx context.Context, x *Exec, wait time.Duration) error {
 	if x.Tag == "" || s.readOnly {
 		return nil
 	}
@@ -625,7 +625,7 @@ func (s *sqlStep) Settle(ctx context.Context, x *step.Exec, wait time.Duration) 
 	}
 }
 
-var _ step.Settler = (*sqlStep)(nil)
+var _ Settler = (*sqlStep)(nil)
 
 // MayChange implements step.Changer.
 func (s *sqlStep) MayChange() bool { return !s.readOnly }
@@ -636,7 +636,7 @@ func (s *sqlStep) Rechecks() bool { return s.readOnly || s.idempotent || s.unles
 // insideSQL records SQL text for validate's parser, with the values its
 // $1, $2, ... are bound to: a list, or an expression whose length only
 // the run knows.
-func insideSQL(d *step.Decoder, field string, n *yaml.Node, t *tmpl.Template, args *yaml.Node) {
+func insideSQL(d *Decoder, field string, n *yaml.Node, t *tmpl.Template, args *yaml.Node) {
 	in := d.Inside(field, n, t, tmpl.SQL)
 	if in == nil || args == nil {
 		return
@@ -646,6 +646,6 @@ func insideSQL(d *step.Decoder, field string, n *yaml.Node, t *tmpl.Template, ar
 		return
 	}
 	for _, a := range args.Content {
-		in.Args = append(in.Args, step.Pos(a))
+		in.Args = append(in.Args, Pos(a))
 	}
 }

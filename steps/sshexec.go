@@ -11,17 +11,17 @@ import (
 	"github.com/expr-lang/expr/types"
 	"gopkg.in/yaml.v3"
 
-	"github.com/runbook-dev/runbook/diag"
-	"github.com/runbook-dev/runbook/redact"
-	"github.com/runbook-dev/runbook/step"
-	"github.com/runbook-dev/runbook/tmpl"
-	"github.com/runbook-dev/runbook/transport"
+	"github.com/runbook-dev/runbook/internal/diag"
+	"github.com/runbook-dev/runbook/internal/redact"
+
+	"github.com/runbook-dev/runbook/internal/tmpl"
+	"github.com/runbook-dev/runbook/internal/transport"
 )
 
 // SSHExec runs a command on a host.
 type SSHExec struct{}
 
-var _ step.Type = SSHExec{}
+var _ Type = SSHExec{}
 
 // Name implements step.Type.
 func (SSHExec) Name() string { return "ssh-exec" }
@@ -32,18 +32,18 @@ func (SSHExec) Doc() string {
 }
 
 // Fields implements step.Type.
-func (SSHExec) Fields() []step.Field { return sshExecFields }
+func (SSHExec) Fields() []Field { return sshExecFields }
 
-var sshExecFields = []step.Field{
-	{Name: "command", Kind: step.String, Required: true, Doc: "the command line, run with /bin/sh; each ${{ }} value is quoted for where it lands (a word, \"...\", '...', a here-document) and refused where no quoting is safe", Example: "pg_ctl promote -w -D ${{ vars.data_dir }}"},
-	{Name: "become", Kind: step.Literal, Doc: "run as this user (overrides the step's become)", Example: "postgres"},
-	{Name: "env", Kind: step.StringMap, Doc: "environment variables for the command; the place for secrets, never the command line"},
-	{Name: "stdin", Kind: step.String, Doc: "text fed to the command's standard input", Example: "${{ secrets.token }}"},
-	{Name: "creates", Kind: step.String, Doc: "skip the command when this path exists on the host", Example: "/var/lib/postgresql/15/main/standby.signal"},
-	{Name: "unless", Kind: step.String, Doc: "skip the command when this read-only command exits 0", Example: "test -f /etc/example.conf"},
-	{Name: "expect_exit", Kind: step.IntList, Doc: "exit codes that mean success", Default: []int{0}},
-	{Name: "read_only", Kind: step.Bool, Doc: "the command changes nothing: plan runs it for real and the step reports ok, not changed"},
-	{Name: "idempotent", Kind: step.Bool, Doc: "running it twice has the effect of running it once, so a resume may run it again when a crash left its outcome unknown (without it, creates or unless, a resume stops and asks)"},
+var sshExecFields = []Field{
+	{Name: "command", Kind: String, Required: true, Doc: "the command line, run with /bin/sh; each ${{ }} value is quoted for where it lands (a word, \"...\", '...', a here-document) and refused where no quoting is safe", Example: "pg_ctl promote -w -D ${{ vars.data_dir }}"},
+	{Name: "become", Kind: Literal, Doc: "run as this user (overrides the step's become)", Example: "postgres"},
+	{Name: "env", Kind: StringMap, Doc: "environment variables for the command; the place for secrets, never the command line"},
+	{Name: "stdin", Kind: String, Doc: "text fed to the command's standard input", Example: "${{ secrets.token }}"},
+	{Name: "creates", Kind: String, Doc: "skip the command when this path exists on the host", Example: "/var/lib/postgresql/15/main/standby.signal"},
+	{Name: "unless", Kind: String, Doc: "skip the command when this read-only command exits 0", Example: "test -f /etc/example.conf"},
+	{Name: "expect_exit", Kind: IntList, Doc: "exit codes that mean success", Default: []int{0}},
+	{Name: "read_only", Kind: Bool, Doc: "the command changes nothing: plan runs it for real and the step reports ok, not changed"},
+	{Name: "idempotent", Kind: Bool, Doc: "running it twice has the effect of running it once, so a resume may run it again when a crash left its outcome unknown (without it, creates or unless, a resume stops and asks)"},
 }
 
 // Result implements step.Type.
@@ -60,7 +60,7 @@ type sshExec struct {
 }
 
 // Decode implements step.Type.
-func (SSHExec) Decode(d *step.Decoder, b step.Body) step.Step {
+func (SSHExec) Decode(d *Decoder, b Body) Step {
 	s := &sshExec{expectExit: []int{0}, become: d.Literal(b.Get("become")), readOnly: d.Bool(b.Get("read_only")), idempotent: d.Bool(b.Get("idempotent"))}
 	for _, k := range []string{"command", "creates", "unless"} {
 		n := b.Get(k)
@@ -96,7 +96,7 @@ func (SSHExec) Decode(d *step.Decoder, b step.Body) step.Step {
 	return s
 }
 
-func (s *sshExec) cmd(x *step.Exec) (*transport.Command, error) {
+func (s *sshExec) cmd(x *Exec) (*transport.Command, error) {
 	line, err := s.command.Render(x.Env)
 	if err != nil {
 		return nil, err
@@ -106,7 +106,7 @@ func (s *sshExec) cmd(x *step.Exec) (*transport.Command, error) {
 		c.Become = s.become
 	}
 	if s.env != nil {
-		if c.Env, err = step.Render(s.env, x.Env); err != nil {
+		if c.Env, err = Render(s.env, x.Env); err != nil {
 			return nil, err
 		}
 		for k, v := range c.Env {
@@ -125,7 +125,7 @@ func (s *sshExec) cmd(x *step.Exec) (*transport.Command, error) {
 	return c, nil
 }
 
-func (s *sshExec) run(ctx context.Context, x *step.Exec, c *transport.Command) (step.Result, *transport.Output, error) {
+func (s *sshExec) run(ctx context.Context, x *Exec, c *transport.Command) (Result, *transport.Output, error) {
 	conn, err := x.Connect(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -134,7 +134,7 @@ func (s *sshExec) run(ctx context.Context, x *step.Exec, c *transport.Command) (
 	if err != nil {
 		return nil, nil, err
 	}
-	return step.Result{
+	return Result{
 		"stdout":    string(out.Stdout),
 		"stderr":    string(out.Stderr),
 		"exit_code": out.ExitCode,
@@ -144,7 +144,7 @@ func (s *sshExec) run(ctx context.Context, x *step.Exec, c *transport.Command) (
 
 // Probe runs the command: in a guard or a wait-until probe the command is a
 // read-only observation. A non-zero exit is a result, not an error.
-func (s *sshExec) Probe(ctx context.Context, x *step.Exec) (step.Result, error) {
+func (s *sshExec) Probe(ctx context.Context, x *Exec) (Result, error) {
 	c, err := s.cmd(x)
 	if err != nil {
 		return nil, err
@@ -155,7 +155,7 @@ func (s *sshExec) Probe(ctx context.Context, x *step.Exec) (step.Result, error) 
 
 // skip reports whether creates or unless say the command has already done
 // its work.
-func (s *sshExec) skip(ctx context.Context, x *step.Exec) (string, error) {
+func (s *sshExec) skip(ctx context.Context, x *Exec) (string, error) {
 	if s.creates != nil {
 		path, err := s.creates.Render(x.Env)
 		if err != nil {
@@ -194,7 +194,7 @@ func (s *sshExec) skip(ctx context.Context, x *step.Exec) (string, error) {
 }
 
 // Plan checks creates and unless; a read-only command runs for real.
-func (s *sshExec) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) {
+func (s *sshExec) Plan(ctx context.Context, x *Exec) (*Plan, error) {
 	c, err := s.cmd(x)
 	if err != nil {
 		return nil, err
@@ -204,26 +204,26 @@ func (s *sshExec) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) {
 		return nil, err
 	}
 	if why != "" {
-		return &step.Plan{Skipped: true, Summary: "skip: " + why, Result: step.Result{"stdout": "", "stderr": "", "exit_code": 0, "skipped": true}}, nil
+		return &Plan{Skipped: true, Summary: "skip: " + why, Result: Result{"stdout": "", "stderr": "", "exit_code": 0, "skipped": true}}, nil
 	}
 	if s.readOnly {
 		r, err := s.apply(ctx, x, c)
 		if err != nil {
 			return nil, err
 		}
-		return &step.Plan{Summary: "ran read-only: " + c.Line, Result: r}, nil
+		return &Plan{Summary: "ran read-only: " + c.Line, Result: r}, nil
 	}
-	return &step.Plan{Changes: true, Summary: "run: " + c.Line, State: c}, nil
+	return &Plan{Changes: true, Summary: "run: " + c.Line, State: c}, nil
 }
 
 // Apply runs the command.
-func (s *sshExec) Apply(ctx context.Context, x *step.Exec, p *step.Plan) (step.Result, error) {
+func (s *sshExec) Apply(ctx context.Context, x *Exec, p *Plan) (Result, error) {
 	c := *p.State.(*transport.Command)
 	c.Started = x.Started
 	return s.apply(ctx, x, &c)
 }
 
-func (s *sshExec) apply(ctx context.Context, x *step.Exec, c *transport.Command) (step.Result, error) {
+func (s *sshExec) apply(ctx context.Context, x *Exec, c *transport.Command) (Result, error) {
 	r, out, err := s.run(ctx, x, c)
 	if err != nil {
 		return nil, err

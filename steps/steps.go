@@ -1,9 +1,10 @@
-// Package steps holds runbook's built-in step types, one file each.
+// Package steps holds the contract between the engine and a step type
+// (step.go: decoding a body, probing, planning, applying through the host
+// connection the engine hands it) and runbook's built-in step types, one
+// file each.
 package steps
 
-import "github.com/runbook-dev/runbook/step"
-
 // Builtin returns the registry of built-in step types.
-func Builtin() *step.Registry {
-	return step.NewRegistry(SSHExec{}, FilePatch{}, SQL{}, Systemd{}, WaitUntil{}, HTTP{}, PGSettings{})
+func Builtin() *Registry {
+	return NewRegistry(SSHExec{}, FilePatch{}, SQL{}, Systemd{}, WaitUntil{}, HTTP{}, PGSettings{})
 }

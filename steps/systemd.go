@@ -8,16 +8,16 @@ import (
 
 	"github.com/expr-lang/expr/types"
 
-	"github.com/runbook-dev/runbook/diag"
-	"github.com/runbook-dev/runbook/step"
-	"github.com/runbook-dev/runbook/tmpl"
-	"github.com/runbook-dev/runbook/transport"
+	"github.com/runbook-dev/runbook/internal/diag"
+
+	"github.com/runbook-dev/runbook/internal/tmpl"
+	"github.com/runbook-dev/runbook/internal/transport"
 )
 
 // Systemd starts, stops, enables, disables and masks units.
 type Systemd struct{}
 
-var _ step.Type = Systemd{}
+var _ Type = Systemd{}
 
 // Name implements step.Type.
 func (Systemd) Name() string { return "systemd" }
@@ -28,13 +28,13 @@ func (Systemd) Doc() string {
 }
 
 // Fields implements step.Type.
-func (Systemd) Fields() []step.Field { return systemdFields }
+func (Systemd) Fields() []Field { return systemdFields }
 
-var systemdFields = []step.Field{
-	{Name: "unit", Kind: step.String, Required: true, Doc: "the unit name", Example: "postgresql@15-main"},
-	{Name: "state", Kind: step.Literal, Doc: "started and stopped act only when needed; restarted and reloaded always act", Enum: []string{"started", "stopped", "restarted", "reloaded"}},
-	{Name: "enabled", Kind: step.Bool, Doc: "whether the unit starts at boot"},
-	{Name: "masked", Kind: step.Bool, Doc: "whether the unit is masked (cannot be started at all)"},
+var systemdFields = []Field{
+	{Name: "unit", Kind: String, Required: true, Doc: "the unit name", Example: "postgresql@15-main"},
+	{Name: "state", Kind: Literal, Doc: "started and stopped act only when needed; restarted and reloaded always act", Enum: []string{"started", "stopped", "restarted", "reloaded"}},
+	{Name: "enabled", Kind: Bool, Doc: "whether the unit starts at boot"},
+	{Name: "masked", Kind: Bool, Doc: "whether the unit is masked (cannot be started at all)"},
 }
 
 // Result implements step.Type: the unit's states as systemctl show reports
@@ -50,7 +50,7 @@ type systemd struct {
 }
 
 // Decode implements step.Type.
-func (Systemd) Decode(d *step.Decoder, b step.Body) step.Step {
+func (Systemd) Decode(d *Decoder, b Body) Step {
 	s := &systemd{unit: d.Template(b.Get("unit")), state: d.Literal(b.Get("state"))}
 	d.RefuseSecret(b.Get("unit"), s.unit, diag.RuleSecretInCommand, "unit", "the unit name goes on systemctl's command line, which the host's process list shows")
 	if n := b.Get("enabled"); n != nil {
@@ -156,7 +156,7 @@ func (s *systemd) actions(unit string, u UnitState) []string {
 	return acts
 }
 
-func (s *systemd) observe(ctx context.Context, x *step.Exec) (string, UnitState, transport.Conn, error) {
+func (s *systemd) observe(ctx context.Context, x *Exec) (string, UnitState, transport.Conn, error) {
 	unit, err := s.unit.Render(x.Env)
 	if err != nil {
 		return "", UnitState{}, nil, err
@@ -176,16 +176,16 @@ func (s *systemd) observe(ctx context.Context, x *step.Exec) (string, UnitState,
 	return unit, u, conn, err
 }
 
-func (u UnitState) result(actions []string) step.Result {
+func (u UnitState) result(actions []string) Result {
 	acts := make([]any, len(actions))
 	for i, a := range actions {
 		acts[i] = a
 	}
-	return step.Result{"active": u.Active, "sub": u.Sub, "enabled": u.Enabled, "load": u.Load, "actions": acts}
+	return Result{"active": u.Active, "sub": u.Sub, "enabled": u.Enabled, "load": u.Load, "actions": acts}
 }
 
 // Probe observes the unit.
-func (s *systemd) Probe(ctx context.Context, x *step.Exec) (step.Result, error) {
+func (s *systemd) Probe(ctx context.Context, x *Exec) (Result, error) {
 	_, u, _, err := s.observe(ctx, x)
 	if err != nil {
 		return nil, err
@@ -194,7 +194,7 @@ func (s *systemd) Probe(ctx context.Context, x *step.Exec) (step.Result, error) 
 }
 
 // Plan says which systemctl commands would run.
-func (s *systemd) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) {
+func (s *systemd) Plan(ctx context.Context, x *Exec) (*Plan, error) {
 	unit, u, _, err := s.observe(ctx, x)
 	if err != nil {
 		return nil, err
@@ -204,13 +204,13 @@ func (s *systemd) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) {
 	}
 	acts := s.actions(unit, u)
 	if len(acts) == 0 {
-		return &step.Plan{Summary: fmt.Sprintf("%s already %s/%s", unit, u.Active, u.Enabled), Result: u.result(nil)}, nil
+		return &Plan{Summary: fmt.Sprintf("%s already %s/%s", unit, u.Active, u.Enabled), Result: u.result(nil)}, nil
 	}
-	return &step.Plan{Changes: true, Summary: strings.Join(acts, "; "), State: acts}, nil
+	return &Plan{Changes: true, Summary: strings.Join(acts, "; "), State: acts}, nil
 }
 
 // Apply runs the planned systemctl commands and observes the unit again.
-func (s *systemd) Apply(ctx context.Context, x *step.Exec, p *step.Plan) (step.Result, error) {
+func (s *systemd) Apply(ctx context.Context, x *Exec, p *Plan) (Result, error) {
 	acts := p.State.([]string)
 	conn, err := x.Connect(ctx)
 	if err != nil {

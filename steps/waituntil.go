@@ -8,14 +8,13 @@ import (
 
 	"github.com/expr-lang/expr/types"
 
-	"github.com/runbook-dev/runbook/step"
-	"github.com/runbook-dev/runbook/tmpl"
+	"github.com/runbook-dev/runbook/internal/tmpl"
 )
 
 // WaitUntil polls a read-only probe until an expression holds.
 type WaitUntil struct{}
 
-var _ step.Type = WaitUntil{}
+var _ Type = WaitUntil{}
 
 // Name implements step.Type.
 func (WaitUntil) Name() string { return "wait-until" }
@@ -26,13 +25,13 @@ func (WaitUntil) Doc() string {
 }
 
 // Fields implements step.Type.
-func (WaitUntil) Fields() []step.Field { return waitUntilFields }
+func (WaitUntil) Fields() []Field { return waitUntilFields }
 
-var waitUntilFields = []step.Field{
-	{Name: "probe", Kind: step.Probe, Required: true, Doc: "a read-only step body (one step type, optional host) observed at each poll"},
-	{Name: "until", Kind: step.Expr, Required: true, Doc: "expression on the probe's result; the wait ends when it holds", Example: "result.rows[0].in_recovery == false"},
-	{Name: "timeout", Kind: step.Duration, Required: true, Doc: "give up after this long", Example: "60s"},
-	{Name: "interval", Kind: step.Duration, Doc: "pause between polls", Default: "1s"},
+var waitUntilFields = []Field{
+	{Name: "probe", Kind: Probe, Required: true, Doc: "a read-only step body (one step type, optional host) observed at each poll"},
+	{Name: "until", Kind: Expr, Required: true, Doc: "expression on the probe's result; the wait ends when it holds", Example: "result.rows[0].in_recovery == false"},
+	{Name: "timeout", Kind: Duration, Required: true, Doc: "give up after this long", Example: "60s"},
+	{Name: "interval", Kind: Duration, Doc: "pause between polls", Default: "1s"},
 }
 
 // Result implements step.Type: the last observed result of the probe, plus
@@ -42,26 +41,26 @@ func (WaitUntil) Result() types.Map {
 }
 
 type waitUntil struct {
-	probe    *step.ProbeSpec
+	probe    *ProbeSpec
 	until    *tmpl.Expr
-	timeout  step.DurationValue
-	interval step.DurationValue
+	timeout  DurationValue
+	interval DurationValue
 }
 
 // Decode implements step.Type.
-func (WaitUntil) Decode(d *step.Decoder, b step.Body) step.Step {
+func (WaitUntil) Decode(d *Decoder, b Body) Step {
 	w := &waitUntil{timeout: d.Duration(b.Get("timeout"), 0), interval: d.Duration(b.Get("interval"), time.Second)}
 	if p := b.Get("probe"); p != nil {
 		w.probe = d.DecodeProbe(d, p)
 	}
 	if w.probe != nil {
-		w.until = d.Expr(b.Get("until"), step.ProbeResult(w.probe.Type))
+		w.until = d.Expr(b.Get("until"), ProbeResult(w.probe.Type))
 	}
 	return w
 }
 
-func (w *waitUntil) observe(ctx context.Context, x *step.Exec) (step.Result, bool, error) {
-	r, err := step.RunProbe(ctx, x, w.probe)
+func (w *waitUntil) observe(ctx context.Context, x *Exec) (Result, bool, error) {
+	r, err := RunProbe(ctx, x, w.probe)
 	if err != nil {
 		return nil, false, err
 	}
@@ -84,14 +83,14 @@ func (w *waitUntil) Where(env map[string]any) (string, bool) {
 }
 
 // Probe observes once.
-func (w *waitUntil) Probe(ctx context.Context, x *step.Exec) (step.Result, error) {
+func (w *waitUntil) Probe(ctx context.Context, x *Exec) (Result, error) {
 	r, _, err := w.observe(ctx, x)
 	return r, err
 }
 
 // Plan observes once: when the condition already holds there is nothing to
 // wait for.
-func (w *waitUntil) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) {
+func (w *waitUntil) Plan(ctx context.Context, x *Exec) (*Plan, error) {
 	r, ok, err := w.observe(ctx, x)
 	// A probe that fails now (a service still starting refuses
 	// connections) is what there is to wait for, as in Apply, not a
@@ -102,7 +101,7 @@ func (w *waitUntil) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) 
 	}
 	if err == nil && ok {
 		r["attempts"] = 1
-		return &step.Plan{Summary: "already true: " + w.until.Source, Result: r}, nil
+		return &Plan{Summary: "already true: " + w.until.Source, Result: r}, nil
 	}
 	timeout, terr := w.timeout.Get(x.Env)
 	if terr != nil {
@@ -112,7 +111,7 @@ func (w *waitUntil) Plan(ctx context.Context, x *step.Exec) (*step.Plan, error) 
 	if err == nil {
 		now = Show(x.Redact, r)
 	}
-	return &step.Plan{Changes: true, Summary: fmt.Sprintf("would wait up to %s until %s (now: %s)", timeout, w.until.Source, now)}, nil
+	return &Plan{Changes: true, Summary: fmt.Sprintf("would wait up to %s until %s (now: %s)", timeout, w.until.Source, now)}, nil
 }
 
 // TimeoutError is a wait that ended before its condition held.
@@ -129,7 +128,7 @@ func (e *TimeoutError) Error() string {
 // Apply polls until the condition holds or the timeout passes. A probe
 // error does not end the wait (a restarting database refuses connections
 // for a while); it is what the timeout reports if it persists.
-func (w *waitUntil) Apply(ctx context.Context, x *step.Exec, _ *step.Plan) (step.Result, error) {
+func (w *waitUntil) Apply(ctx context.Context, x *Exec, _ *Plan) (Result, error) {
 	timeout, err := w.timeout.Get(x.Env)
 	if err != nil {
 		return nil, err

@@ -4,7 +4,7 @@ package main
 import (
 	"os"
 
-	"github.com/runbook-dev/runbook/cli"
+	"github.com/runbook-dev/runbook/internal/cli"
 )
 
 func main() { os.Exit(cli.Main(os.Args, os.Stdin, os.Stdout, os.Stderr)) }

@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/runbook-dev/runbook/diag"
-	"github.com/runbook-dev/runbook/step"
-	"github.com/runbook-dev/runbook/tmpl"
+	"github.com/runbook-dev/runbook/internal/diag"
+	"github.com/runbook-dev/runbook/internal/tmpl"
+	"github.com/runbook-dev/runbook/steps"
 )
 
 // sqlResult is what PostgreSQL's parser says of a text: a syntax error
@@ -40,7 +40,7 @@ func (c *Checker) parsed(text string) *sqlResult {
 // statement has parameters, numbered from $1 without a gap (PostgreSQL
 // cannot tell the type of one never used), so every $n must have a value
 // and every value its $n.
-func (c *Checker) checkSQL(in *step.Inside, ct *tmpl.CheckText) []*diag.Diagnostic {
+func (c *Checker) checkSQL(in *steps.Inside, ct *tmpl.CheckText) []*diag.Diagnostic {
 	r := c.parsed(ct.Text)
 	at := func(off int) diag.Pos { return in.Pos(ct.SourceOffset(off)) }
 	if r.err != "" {

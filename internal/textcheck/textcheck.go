@@ -16,9 +16,9 @@ import (
 	"sync"
 	"unicode/utf8"
 
-	"github.com/runbook-dev/runbook/diag"
-	"github.com/runbook-dev/runbook/step"
-	"github.com/runbook-dev/runbook/tmpl"
+	"github.com/runbook-dev/runbook/internal/diag"
+	"github.com/runbook-dev/runbook/internal/tmpl"
+	"github.com/runbook-dev/runbook/steps"
 )
 
 // Checker checks the texts of playbooks. It is safe for concurrent use:
@@ -72,9 +72,9 @@ func (c *Checker) Close() error {
 
 // Check reads each text in its language and returns the findings, at
 // their positions in the file (the caller sets the file's name).
-func (c *Checker) Check(texts []*step.Inside) []*diag.Diagnostic {
+func (c *Checker) Check(texts []*steps.Inside) []*diag.Diagnostic {
 	type pending struct {
-		in  *step.Inside
+		in  *steps.Inside
 		ct  *tmpl.CheckText
 		job *shellJob
 	}
@@ -111,7 +111,7 @@ func (c *Checker) Check(texts []*step.Inside) []*diag.Diagnostic {
 // shellDiag turns a shellcheck comment into a diagnostic, or nil for one
 // that is not a problem in a playbook: a variable given by env: that
 // the script reads without setting it.
-func shellDiag(in *step.Inside, ct *tmpl.CheckText, cm shellComment) *diag.Diagnostic {
+func shellDiag(in *steps.Inside, ct *tmpl.CheckText, cm shellComment) *diag.Diagnostic {
 	if cm.Code == 2154 {
 		name, _, _ := strings.Cut(cm.Message, " ")
 		for _, e := range in.Env {

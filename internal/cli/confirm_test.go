@@ -1,0 +1,189 @@
+package cli_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+
+	"github.com/runbook-dev/runbook/internal/cli"
+)
+
+const gatedPlaybook = `version: 1
+name: gated
+params:
+  dir: {type: string}
+  node: {type: string, default: pg2}
+confirm:
+  text: Work in ${{ params.dir }}?
+  word: ${{ params.node }}
+steps:
+  - id: first
+    ssh-exec:
+      command: touch ${{ params.dir }}/first
+      creates: ${{ params.dir }}/first
+  - id: evidence
+    ssh-exec: {command: "echo timeline 7", read_only: true}
+  - id: promote
+    name: promote the node
+    confirm:
+      text: |
+        Promote ${{ params.node }}? Evidence: ${{ steps.evidence.result.stdout }}
+      word: ${{ params.node }}
+    ssh-exec:
+      command: touch ${{ params.dir }}/promoted
+      creates: ${{ params.dir }}/promoted
+`
+
+// terminal is the operator's side of a pseudo-terminal: what runbook
+// writes on it, and the keys typed.
+type terminal struct {
+	ptmx *os.File
+	mu   sync.Mutex
+	seen bytes.Buffer
+}
+
+func (m *terminal) read() {
+	buf := make([]byte, 4096)
+	for {
+		n, err := m.ptmx.Read(buf)
+		m.mu.Lock()
+		m.seen.Write(buf[:n])
+		m.mu.Unlock()
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (m *terminal) text() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.seen.String()
+}
+
+// waitFor waits a little for s to be on the screen.
+func (m *terminal) waitFor(s string) {
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(m.text(), s) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// answer waits until the n-th question is on the screen, then types keys.
+func (m *terminal) answer(t *testing.T, n int, keys string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for strings.Count(m.text(), "Type pg2 to continue: ") < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("question %d never asked; the terminal shows:\n%s", n, m.text())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := m.ptmx.Write([]byte(keys)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConfirmOnTerminal answers the gates of a run on a real
+// pseudo-terminal: the right word goes on, a wrong word or the end of the
+// input (Ctrl-D) stops the run before the step's change, and each answer
+// is journaled with the operator.
+func TestConfirmOnTerminal(t *testing.T) {
+	for _, tc := range []struct {
+		name, keys, want string
+		ok               bool
+	}{
+		{"right word", "pg2\r", `confirmed \[3\] promote the node \[localhost\]: typed "pg2", by \S+@\S+`, true},
+		{"wrong word", "pg1\r", `refused \[3\] promote the node \[localhost\]: typed "pg1" where "pg2" was asked for, by \S+@\S+`, false},
+		{"end of input", "\x04", `refused \[3\] promote the node \[localhost\]: no answer where "pg2" was asked for, by \S+@\S+`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			pbFile := filepath.Join(dir, "gated.yaml")
+			if err := os.WriteFile(pbFile, []byte(gatedPlaybook), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			ptmx, tty, err := pty.Open()
+			if err != nil {
+				t.Skipf("no pseudo-terminal here: %v", err)
+			}
+			defer ptmx.Close()
+			defer tty.Close()
+			term := &terminal{ptmx: ptmx}
+			go term.read()
+			state := filepath.Join(dir, "state")
+			var out bytes.Buffer
+			done := make(chan int, 1)
+			go func() {
+				done <- cli.Main([]string{"runbook", "run", pbFile, "-p", "dir=" + dir, "--state-dir", state}, tty, &out, tty)
+			}()
+			term.answer(t, 1, "pg2\r")
+			term.answer(t, 2, tc.keys)
+			var code int
+			select {
+			case code = <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("the run did not end; the terminal shows:\n%s", term.text())
+			}
+			// The terminal's reader may not have read the run's last lines
+			// yet when Main returns.
+			if !tc.ok {
+				term.waitFor(`where "pg2" was asked for`)
+			}
+			screen := term.text()
+			for _, want := range []string{"Work in " + dir + "?", "Promote pg2? Evidence: timeline 7", "The step will: run: touch "} {
+				if !strings.Contains(screen, want) {
+					t.Errorf("the terminal does not show %q:\n%s", want, screen)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(dir, "first")); err != nil {
+				t.Errorf("the step before the gate did not run: %v", err)
+			}
+			_, err = os.Stat(filepath.Join(dir, "promoted"))
+			if tc.ok && (code != cli.ExitOK || err != nil) {
+				t.Fatalf("exit %d, promoted: %v; terminal:\n%s\noutput:\n%s", code, err, screen, out.String())
+			}
+			if !tc.ok {
+				if code != cli.ExitFailed || err == nil {
+					t.Fatalf("exit %d, promoted: %v; want exit 1 and no change; terminal:\n%s", code, err, screen)
+				}
+				// The run has ended, but the terminal's reader may not have
+				// read its last words yet.
+				for deadline := time.Now().Add(5 * time.Second); !strings.Contains(screen, `where "pg2" was asked for`) && time.Now().Before(deadline); {
+					time.Sleep(10 * time.Millisecond)
+					screen = term.text()
+				}
+				if !strings.Contains(screen, `not confirmed:`) || !strings.Contains(screen, `where "pg2" was asked for`) {
+					t.Errorf("the refusal does not say what was expected:\n%s", screen)
+				}
+			}
+			checkShowRun(t, state, tc.want)
+		})
+	}
+}
+
+// checkShowRun checks that show-run of the only run in state has a line
+// matching want, and the journaled answer to the playbook's gate.
+func checkShowRun(t *testing.T, state, want string) {
+	t.Helper()
+	ids, _ := filepath.Glob(filepath.Join(state, "runs", "*.journal"))
+	if len(ids) != 1 {
+		t.Fatalf("runs: %v", ids)
+	}
+	id := strings.TrimSuffix(filepath.Base(ids[0]), ".journal")
+	var out, errb bytes.Buffer
+	if code := cli.Main([]string{"runbook", "show-run", id, "--state-dir", state}, nil, &out, &errb); code != 0 {
+		t.Fatalf("show-run: %d %s", code, errb.String())
+	}
+	for _, re := range []string{`confirmed before the first step: typed "pg2", by \S+@\S+`, want} {
+		if !regexp.MustCompile(re).MatchString(out.String()) {
+			t.Errorf("show-run has no line matching %s:\n%s", re, out.String())
+		}
+	}
+}

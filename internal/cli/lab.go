@@ -1,0 +1,133 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/runbook-dev/runbook/internal/lab"
+)
+
+func labCmd(e *Env, args []string) int {
+	if len(args) == 0 {
+		return e.usageError("lab needs a subcommand: up, down, status, exec, fault, disk")
+	}
+	sub, rest := args[0], args[1:]
+	fs := newFlags(e, "lab "+sub, "")
+	dir := fs.String("dir", lab.DefaultDir, "the lab's state directory")
+	switch sub {
+	case "up":
+		hosts := fs.String("hosts", "pg1,pg2", "host names, comma-separated")
+		inv := fs.String("inventory", "", "where to write the inventory (default: DIR/inventory.yaml)")
+		orch := fs.String("orchestrator", "", "the host that runs the orchestrator stand-in (default: the first; its database is on the first)")
+		if _, err := parseInterleaved(fs, rest); err != nil {
+			return ExitUsage
+		}
+		l := &lab.Lab{Dir: *dir, Log: e.Stderr}
+		start := time.Now()
+		st, err := l.Up(context.Background(), lab.Options{Hosts: strings.Split(*hosts, ","), Inventory: *inv, Orchestrator: *orch})
+		if err != nil {
+			fmt.Fprintf(e.Stderr, "runbook: lab up: %v\n", err)
+			return ExitFailed
+		}
+		path := *inv
+		if path == "" {
+			path = l.InventoryPath()
+		}
+		for _, h := range st.Hosts {
+			fmt.Fprintf(e.Stdout, "%-6s %s\n", h.Name, h.Address)
+		}
+		fmt.Fprintf(e.Stdout, "lab up in %.1fs; inventory: %s\n", time.Since(start).Seconds(), path)
+		return ExitOK
+	case "down":
+		if _, err := parseInterleaved(fs, rest); err != nil {
+			return ExitUsage
+		}
+		if err := (&lab.Lab{Dir: *dir}).Down(); err != nil {
+			fmt.Fprintf(e.Stderr, "runbook: lab down: %v\n", err)
+			return ExitFailed
+		}
+		return ExitOK
+	case "status":
+		if _, err := parseInterleaved(fs, rest); err != nil {
+			return ExitUsage
+		}
+		sts, err := (&lab.Lab{Dir: *dir}).Status(context.Background())
+		if err != nil {
+			fmt.Fprintf(e.Stderr, "runbook: lab status: %v\n", err)
+			return ExitFailed
+		}
+		if len(sts) == 0 {
+			fmt.Fprintln(e.Stdout, "no lab (runbook lab up starts one)")
+			return ExitOK
+		}
+		tw := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "HOST\tADDRESS\tRUNNING\tSSH\tSYSTEMD\tPOSTGRESQL\tINMANTA-SERVER (stand-in)")
+		for _, s := range sts {
+			fmt.Fprintf(tw, "%s\t%s\t%v\t%v\t%s\t%s\t%s\n", s.Name, s.Address, s.Running, s.SSH, s.Systemd, s.PostgreSQL, s.Standin)
+		}
+		tw.Flush()
+		return ExitOK
+	case "exec":
+		pos, err := parseInterleaved(fs, rest)
+		if err != nil {
+			return ExitUsage
+		}
+		if len(pos) < 2 {
+			return e.usageError("lab exec HOST -- COMMAND...")
+		}
+		code, err := (&lab.Lab{Dir: *dir}).ExecInteractive(context.Background(), pos[0], e.Stdin, e.Stdout, e.Stderr, pos[1:]...)
+		if err != nil {
+			fmt.Fprintf(e.Stderr, "runbook: lab exec: %v\n", err)
+			return ExitFailed
+		}
+		return code
+	case "fault":
+		pos, err := parseInterleaved(fs, rest)
+		if err != nil {
+			return ExitUsage
+		}
+		if len(pos) != 2 {
+			return e.usageError("lab fault HOST kill|stop|partition|heal|start")
+		}
+		if err := (&lab.Lab{Dir: *dir}).Fault(context.Background(), pos[0], pos[1]); err != nil {
+			fmt.Fprintf(e.Stderr, "runbook: lab fault: %v\n", err)
+			return ExitFailed
+		}
+		return ExitOK
+	case "disk":
+		size := fs.Int("size", 256, "the disk's size in MiB")
+		pos, err := parseInterleaved(fs, rest)
+		if err != nil {
+			return ExitUsage
+		}
+		if len(pos) != 2 {
+			return e.usageError("lab disk HOST PATH [--size MiB]: mount a disk of its own at PATH in HOST")
+		}
+		if err := (&lab.Lab{Dir: *dir}).Disk(context.Background(), pos[0], pos[1], *size); err != nil {
+			fmt.Fprintf(e.Stderr, "runbook: lab disk: %v\n", err)
+			return ExitFailed
+		}
+		return ExitOK
+	case "standin":
+		// The orchestrator stand-in that lab hosts run as inmanta-server.
+		config := fs.String("config", "/etc/inmanta/inmanta.d/database.cfg", "database.cfg to read")
+		listen := fs.String("listen", ":8888", "address to serve the API on")
+		if _, err := parseInterleaved(fs, rest); err != nil {
+			return ExitUsage
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if err := lab.RunStandin(ctx, *config, *listen); err != nil {
+			fmt.Fprintf(e.Stderr, "orchestrator stand-in: %v\n", err)
+			return ExitFailed
+		}
+		return ExitOK
+	}
+	return e.usageError("unknown lab subcommand %q: up, down, status, exec, fault, disk", sub)
+}

@@ -1,0 +1,163 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"testing"
+
+	"github.com/owenrumney/go-sarif/v3/pkg/report/v210/sarif"
+
+	"github.com/runbook-dev/runbook/internal/diag"
+)
+
+func sampleReport() *report {
+	return &report{
+		files: []string{"a.yaml", "b.yaml"},
+		ds: []*diag.Diagnostic{
+			{File: "a.yaml", Pos: diag.Pos{Line: 3, Col: 5}, Rule: diag.RuleUnknownKey, Severity: diag.Error, Message: `unknown key "x", 100% sure: yes`},
+			{File: "a.yaml", Pos: diag.Pos{Line: 4, Col: 0}, Rule: diag.RuleUnusedParam, Severity: diag.Warning, Message: "param p is never used"},
+		},
+		sources: map[string][]string{"a.yaml": {"version: 1", "name: a", "steps:", "  - x: 1"}},
+	}
+}
+
+// TestSARIFStructure checks the SARIF 2.1.0 properties code-scanning tools
+// read: version, the driver's rules with ids and help, and results that
+// point at a rule by id and index with a level and a located region.
+func TestSARIFStructure(t *testing.T) {
+	var buf bytes.Buffer
+	sampleReport().writeSARIF(&buf)
+	var log struct {
+		Schema  string `json:"$schema"`
+		Version string `json:"version"`
+		Runs    []struct {
+			Tool struct {
+				Driver struct {
+					Name  string `json:"name"`
+					Rules []struct {
+						ID               string                `json:"id"`
+						ShortDescription struct{ Text string } `json:"shortDescription"`
+						HelpURI          string                `json:"helpUri"`
+					} `json:"rules"`
+				} `json:"driver"`
+			} `json:"tool"`
+			Results []struct {
+				RuleID    string `json:"ruleId"`
+				RuleIndex int    `json:"ruleIndex"`
+				Level     string `json:"level"`
+				Message   struct{ Text string }
+				Locations []struct {
+					PhysicalLocation struct {
+						ArtifactLocation struct{ URI string } `json:"artifactLocation"`
+						Region           struct {
+							StartLine   int `json:"startLine"`
+							StartColumn int `json:"startColumn"`
+						} `json:"region"`
+					} `json:"physicalLocation"`
+				} `json:"locations"`
+			} `json:"results"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &log); err != nil {
+		t.Fatal(err)
+	}
+	if log.Version != "2.1.0" || len(log.Runs) != 1 || log.Runs[0].Tool.Driver.Name != "runbook" {
+		t.Fatalf("header: %+v", log)
+	}
+	rules := log.Runs[0].Tool.Driver.Rules
+	// Every rule but the families (shellcheck:SCnnnn), which are listed
+	// by the codes the results use.
+	if len(rules) != len(diag.Rules)-1 {
+		t.Fatalf("%d rules, want %d", len(rules), len(diag.Rules)-1)
+	}
+	for _, r := range rules {
+		if r.ID == "" || r.ShortDescription.Text == "" || r.HelpURI == "" {
+			t.Errorf("incomplete rule %+v", r)
+		}
+	}
+	res := log.Runs[0].Results
+	if len(res) != 2 {
+		t.Fatalf("%d results", len(res))
+	}
+	for _, r := range res {
+		if rules[r.RuleIndex].ID != r.RuleID {
+			t.Errorf("ruleIndex %d is %s, not %s", r.RuleIndex, rules[r.RuleIndex].ID, r.RuleID)
+		}
+		loc := r.Locations[0].PhysicalLocation
+		if loc.ArtifactLocation.URI != "a.yaml" || loc.Region.StartLine < 1 {
+			t.Errorf("location %+v", loc)
+		}
+	}
+	if res[0].Level != "error" || res[1].Level != "warning" || res[1].Locations[0].PhysicalLocation.Region.StartColumn != 0 {
+		t.Errorf("levels or columns: %+v", res)
+	}
+}
+
+// TestJUnitParsesBack reads the JUnit report back as a CI server would.
+func TestJUnitParsesBack(t *testing.T) {
+	for _, strict := range []bool{false, true} {
+		var buf bytes.Buffer
+		sampleReport().writeJUnit(&buf, strict)
+		var suite struct {
+			Name     string `xml:"name,attr"`
+			Tests    int    `xml:"tests,attr"`
+			Failures int    `xml:"failures,attr"`
+			Cases    []struct {
+				Name     string `xml:"name,attr"`
+				Failures []struct {
+					Type    string `xml:"type,attr"`
+					Message string `xml:"message,attr"`
+				} `xml:"failure"`
+				SystemOut string `xml:"system-out"`
+			} `xml:"testcase"`
+		}
+		if err := xml.Unmarshal(buf.Bytes(), &suite); err != nil {
+			t.Fatal(err)
+		}
+		if suite.Tests != 2 || suite.Failures != 1 || len(suite.Cases) != 2 {
+			t.Fatalf("suite %+v", suite)
+		}
+		a := suite.Cases[0]
+		want := 1
+		if strict {
+			want = 2
+		}
+		if a.Name != "a.yaml" || len(a.Failures) != want || a.Failures[0].Type != "unknown-key" || a.Failures[0].Message != `unknown key "x", 100% sure: yes` {
+			t.Errorf("strict=%v case %+v", strict, a)
+		}
+		if !strict && a.SystemOut == "" {
+			t.Error("the warning is not in system-out")
+		}
+		if len(suite.Cases[1].Failures) != 0 {
+			t.Error("a clean file failed")
+		}
+	}
+}
+
+func TestGitHubEscaping(t *testing.T) {
+	var buf bytes.Buffer
+	sampleReport().writeGitHub(&buf)
+	want := "::error file=a.yaml,line=3,col=5,title=unknown-key::unknown key \"x\", 100%25 sure: yes\n" +
+		"::warning file=a.yaml,line=4,col=1,title=unused-param::param p is never used\n"
+	if buf.String() != want {
+		t.Errorf("got\n%s", buf.String())
+	}
+}
+
+// TestSARIFAgainstSchema validates the SARIF log against the OASIS SARIF
+// 2.1.0 JSON Schema (embedded in github.com/owenrumney/go-sarif).
+func TestSARIFAgainstSchema(t *testing.T) {
+	var buf bytes.Buffer
+	sampleReport().writeSARIF(&buf)
+	rep, err := sarif.FromBytes(buf.Bytes())
+	if err != nil {
+		t.Fatalf("the SARIF log does not parse: %v", err)
+	}
+	if err := rep.Validate(); err != nil {
+		t.Fatalf("the SARIF log fails the SARIF 2.1.0 schema: %v", err)
+	}
+	if len(rep.Runs) != 1 || len(rep.Runs[0].Results) != 2 {
+		t.Fatalf("runs/results lost: %+v", rep.Runs)
+	}
+}

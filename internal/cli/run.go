@@ -1,0 +1,383 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/internal/diag"
+	"github.com/runbook-dev/runbook/internal/lock"
+	"github.com/runbook-dev/runbook/internal/redact"
+	"github.com/runbook-dev/runbook/internal/runs"
+	"github.com/runbook-dev/runbook/internal/statedir"
+	"github.com/runbook-dev/runbook/playbooks"
+)
+
+func runCmd(e *Env, args []string) int  { return e.runOrPlan("run", args, false) }
+func planCmd(e *Env, args []string) int { return e.runOrPlan("plan", args, true) }
+
+func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
+	fs := newFlags(e, name, "PLAYBOOK [-i INVENTORY] [-p NAME=VALUE]...")
+	invFile := fs.String("i", "", "inventory file")
+	params := kvList{}
+	fs.Var(params, "p", "parameter NAME=VALUE (repeatable)")
+	rf := e.addRunFlags(fs)
+	if !dryRun {
+		fs.BoolVar(&dryRun, "dry-run", false, "probe and plan only; change nothing (same as runbook plan)")
+		rf.addYes(fs)
+	} else {
+		// A plan asks nothing; --yes is accepted so that a run's command
+		// line becomes its plan by changing the command alone.
+		fs.BoolVar(&rf.yes, "yes", false, "accepted and ignored: a plan shows the confirmation gates without asking")
+	}
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return ExitUsage
+	}
+	if len(pos) != 1 {
+		return e.usageError("%s needs exactly one playbook (a file or a bundled name; see runbook list)", name)
+	}
+	if code := rf.check(e); code != ExitOK {
+		return code
+	}
+	sf := rf.state
+	pb, code := e.loadPlaybook(pos[0])
+	if pb == nil {
+		return code
+	}
+	inv, ok := e.loadInventory(*invFile)
+	if !ok {
+		return ExitFailed
+	}
+	values, err := engine.ResolveParams(pb, params)
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run\n", err)
+		return ExitFailed
+	}
+	secrets, err := engine.ResolveSecrets(pb, engine.SecretSource{LookupEnv: e.LookupEnv, Prompt: e.prompter()})
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run\n", err)
+		return ExitFailed
+	}
+	if !e.checkSecrets(pb, inv, values, secrets, rf.allowWeakSecrets) {
+		return ExitFailed
+	}
+	ctx, stop := interruptible()
+	defer stop()
+	runID := newRunID()
+	var sink engine.Sink = e.newSink(rf.output)
+	var confirm engine.Confirmer
+	if !dryRun {
+		// Every run is journaled: intent and outcome of each step, durable
+		// before the next step changes anything.
+		store, err := sf.open(ctx)
+		if err != nil {
+			fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run\n", err)
+			return ExitFailed
+		}
+		defer store.Close()
+		h := runs.Header{RunID: runID, Playbook: pb.Name, File: pb.File, Hash: pb.Hash, Params: values, Given: params, Inventory: *invFile,
+			Operator: e.operator(), PID: os.Getpid(), Started: time.Now(), Yes: rf.yes}
+		h.Host, _ = os.Hostname()
+		confirm = e.confirmer(rf.yes, h.Operator+"@"+h.Host)
+		h.BootID = runs.BootID()
+		if h.Inventory != "" {
+			// A resume may start from another directory.
+			h.Inventory, _ = filepath.Abs(h.Inventory)
+		}
+		if !strings.HasPrefix(pb.File, "bundled:") {
+			h.Path, _ = filepath.Abs(pb.File)
+		}
+		for _, s := range pb.Secrets {
+			h.Secrets = append(h.Secrets, s.Name)
+		}
+		j, err := store.Create(h)
+		if err != nil {
+			fmt.Fprintf(e.Stderr, "runbook: journal: %v; nothing was run (--state-dir to choose where)\n", err)
+			return ExitFailed
+		}
+		defer j.Close()
+		js := newJournalSink(j, sink)
+		defer js.wait()
+		sink = js
+	}
+	r := &engine.Runner{Inventory: inv, Sink: sink, DryRun: dryRun, RunID: runID, Connect: e.connector(rf.ssh), Lock: e.locker(sf, pb.Name, runID, rf.waitLock),
+		Confirm: confirm}
+	err = r.Run(ctx, pb, engine.Inputs{Params: values, Secrets: secrets})
+	return e.runExit(err, sink, runID, sf, !dryRun)
+}
+
+// runFlags are the options of every command that runs steps: run, plan
+// and resume.
+type runFlags struct {
+	output   string
+	waitLock time.Duration
+	ssh      sshOptions
+	state    *stateFlags
+	// yes answers every confirmation gate (run and resume only).
+	yes bool
+	// allowWeakSecrets runs with secrets that cannot be redacted safely.
+	allowWeakSecrets bool
+}
+
+func (e *Env) addRunFlags(fs *flag.FlagSet) *runFlags {
+	rf := &runFlags{state: e.addStateFlags(fs)}
+	fs.StringVar(&rf.output, "output", "", "output format: text or json (an event per line); default text")
+	fs.DurationVar(&rf.waitLock, "wait-lock", 0, "wait this long for a lock another run holds, instead of refusing at once")
+	fs.StringVar(&rf.ssh.configFile, "ssh-config", "", "OpenSSH client configuration to use instead of ~/.ssh/config (as ssh -F)")
+	fs.BoolVar(&rf.ssh.acceptNewHostKeys, "accept-new-host-keys", false, "trust the key of a host not yet in known_hosts and record it (a changed key is still refused)")
+	fs.BoolVar(&rf.allowWeakSecrets, "allow-weak-secrets", false, "run even with a secret too short or too common to redact safely: it is masked wherever it appears, which mangles the output and shows a reader where it stands")
+	return rf
+}
+
+// checkSecrets refuses secrets that cannot be redacted safely, or with
+// allow only warns about them; false when the run must not go on.
+func (e *Env) checkSecrets(pb *engine.Playbook, inv *engine.Inventory, params map[string]any, secrets map[string]string, allow bool) bool {
+	err := engine.CheckSecrets(pb, inv, params, secrets)
+	if err == nil {
+		return true
+	}
+	if allow {
+		fmt.Fprintf(e.Stderr, "runbook: warning: %v; going on (--allow-weak-secrets): each is masked wherever its value appears, which mangles the output and shows a reader where it stands\n", err)
+		return true
+	}
+	fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run: choose values that are at least %d bytes and not words of the playbook, the inventory or the parameters (or pass --allow-weak-secrets to run anyway)\n", err, redact.MinLength)
+	return false
+}
+
+// addYes adds --yes, for the commands that change things.
+func (rf *runFlags) addYes(fs *flag.FlagSet) {
+	fs.BoolVar(&rf.yes, "yes", false, "answer every confirmation gate (confirm:) without asking, for automation: review runbook plan first; each answer is journaled")
+}
+
+// check reports a usage error in the flags, or ExitOK.
+func (rf *runFlags) check(e *Env) int {
+	if rf.output != "" && rf.output != "text" && rf.output != "json" {
+		return e.usageError("--output must be text or json, not %q", rf.output)
+	}
+	return ExitOK
+}
+
+// interruptible returns a context that Ctrl-C or SIGTERM cancels with
+// engine.ErrInterrupted as the cause: the running step's context is
+// cancelled (its remote process killed), the run ends and is journaled.
+func interruptible() (context.Context, func()) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx2, cancel := context.WithCancelCause(context.Background())
+	go func() {
+		<-ctx.Done()
+		cancel(engine.ErrInterrupted)
+	}()
+	return ctx2, func() {
+		stop()
+		cancel(nil)
+	}
+}
+
+// runExit reports how a run (or a resume) ended and returns the exit code.
+// A journaled run that did not finish says how to resume it.
+func (e *Env) runExit(err error, sink engine.Sink, runID string, sf *stateFlags, journaled bool) int {
+	if f, ok := sink.(interface{ Flush() }); ok {
+		f.Flush()
+	}
+	resume := "runbook resume " + runID + sf.args()
+	var ge *engine.GuardError
+	var he *lock.HeldError
+	var de *engine.InDoubtError
+	var ue *engine.UnconfirmedError
+	var ce *engine.ConfirmError
+	var se *statedir.UnsafeError
+	switch {
+	case errors.As(err, &he):
+		// err, not he: its message is the redacted one.
+		fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run (wait for it with --wait-lock DURATION)\n", err)
+		return ExitFailed
+	case errors.As(err, &se):
+		// A lock refused in the state directory: taken before anything ran.
+		fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run\n", se)
+		return ExitFailed
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, engine.ErrInterrupted) || errors.Is(err, context.Canceled):
+		fmt.Fprintln(e.Stderr, "runbook: interrupted; the running step was cancelled")
+		if journaled {
+			fmt.Fprintf(e.Stderr, "runbook: to continue where it stopped: %s\n", resume)
+		}
+		return ExitInterrupted
+	case errors.As(err, &ge):
+		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
+		return ExitFailed
+	case errors.As(err, &de):
+		fmt.Fprintf(e.Stderr, "runbook: nothing was run: %v\n", err)
+		return ExitFailed
+	case errors.As(err, &ue):
+		fmt.Fprintf(e.Stderr, "runbook: refused, nothing was changed: the run asks for a typed confirmation (%s) and stdin is not a terminal: review what it would change with runbook plan, then pass --yes to answer (for automation)\n",
+			strings.Join(ue.Gates, "; "))
+		return ExitFailed
+	case errors.As(err, &ce):
+		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
+		if journaled {
+			fmt.Fprintf(e.Stderr, "runbook: to go on from there (the gate is asked again): %s\n", resume)
+		}
+		return ExitFailed
+	default:
+		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
+		if journaled {
+			fmt.Fprintf(e.Stderr, "runbook: once the cause is fixed, continue with: %s\n", resume)
+		}
+		return ExitFailed
+	}
+}
+
+// loadInventory loads the inventory file, if one is named, and prints its
+// diagnostics; false when it cannot be used.
+func (e *Env) loadInventory(file string) (*engine.Inventory, bool) {
+	if file == "" {
+		return nil, true
+	}
+	inv, ds, err := engine.LoadInventory(file)
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "runbook: inventory: %v; nothing was run\n", err)
+		return nil, false
+	}
+	for _, d := range ds {
+		fmt.Fprintln(e.Stderr, d)
+	}
+	if inv == nil {
+		fmt.Fprintf(e.Stderr, "runbook: the inventory %s is invalid; nothing was run\n", file)
+		return nil, false
+	}
+	return inv, true
+}
+
+// loadPlaybook loads a playbook file, or a bundled playbook by name, and
+// prints its diagnostics. It returns nil and an exit code when the playbook
+// cannot run.
+func (e *Env) loadPlaybook(ref string) (*engine.Playbook, int) {
+	file, src, err := readPlaybook(ref)
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
+		return nil, ExitFailed
+	}
+	pb, ds := newLoader().Load(file, src)
+	// Warnings are for review (runbook validate); a run shows only what
+	// stops it.
+	for _, d := range ds {
+		if d.Severity == diag.Error {
+			fmt.Fprintln(e.Stderr, d)
+		}
+	}
+	if pb == nil {
+		fmt.Fprintf(e.Stderr, "runbook: %s is invalid (%d problem(s)); nothing was run\n", file, len(ds))
+		return nil, ExitFailed
+	}
+	return pb, ExitOK
+}
+
+func readPlaybook(ref string) (string, []byte, error) {
+	if st, err := os.Stat(ref); err == nil && !st.IsDir() {
+		src, err := os.ReadFile(ref)
+		return ref, src, err
+	}
+	if src, ok := playbooks.Lookup(ref); ok {
+		return playbooks.Path(ref), src, nil
+	}
+	return "", nil, fmt.Errorf("%s: no such file, and no bundled playbook has that name (runbook list shows them)", ref)
+}
+
+// prompter asks for secrets on the terminal, or returns nil when stdin is
+// not one.
+func (e *Env) prompter() func(name, desc string) (string, error) {
+	f, ok := e.Stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	return func(name, desc string) (string, error) {
+		fmt.Fprintf(e.Stderr, "%s (%s): ", name, desc)
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(e.Stderr)
+		return string(b), err
+	}
+}
+
+// defaultStateDir is $XDG_STATE_HOME/runbook, or ~/.local/state/runbook
+// in $HOME, or in the user's home directory from the password database
+// when HOME is unset. There is no shared fallback such as a directory in
+// /tmp, which another user could create first: without any of these it is
+// "", and runs ask for --state-dir.
+func defaultStateDir(e *Env) string {
+	// The XDG specification says to ignore a relative path.
+	if d := e.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "runbook")
+	}
+	home := e.Getenv("HOME")
+	if !filepath.IsAbs(home) {
+		home = ""
+		if u, err := user.Current(); err == nil && filepath.IsAbs(u.HomeDir) {
+			home = u.HomeDir
+		}
+	}
+	if home == "" {
+		return ""
+	}
+	return filepath.Join(home, ".local", "state", "runbook")
+}
+
+// locker takes playbook locks in the state directory for this run, or in
+// the shared PostgreSQL at url.
+func (e *Env) locker(sf *stateFlags, playbook, runID string, wait time.Duration) func(ctx context.Context, name string) (func(), error) {
+	dir, url := sf.dir, sf.url
+	return func(ctx context.Context, name string) (func(), error) {
+		host, _ := os.Hostname()
+		h := lock.Holder{RunID: runID, Playbook: playbook, Operator: e.operator(), Host: host, PID: os.Getpid(), Started: time.Now()}
+		if url != "" {
+			l, err := lock.AcquirePG(ctx, url, name, h, wait)
+			if err != nil {
+				return nil, err
+			}
+			return func() { _ = l.Release() }, nil
+		}
+		l, err := lock.Acquire(ctx, dir, name, h, 0)
+		var held *lock.HeldError
+		if errors.As(err, &held) && wait > 0 {
+			// Say so: a run that waits in silence looks hung.
+			fmt.Fprintf(e.Stderr, "runbook: %v; waiting up to %s for it (Ctrl-C stops waiting)\n", held, wait)
+			l, err = lock.Acquire(ctx, dir, name, h, wait)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return func() { _ = l.Release() }, nil
+	}
+}
+
+// newRunID names a run: its start time and a random suffix.
+func newRunID() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+// operator is who runs runbook: the user behind sudo, or this user.
+func (e *Env) operator() string {
+	if u := e.Getenv("SUDO_USER"); u != "" {
+		return u
+	}
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return "unknown"
+}

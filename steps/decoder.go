@@ -1,0 +1,723 @@
+package steps
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/expr-lang/expr/types"
+	"gopkg.in/yaml.v3"
+
+	"github.com/runbook-dev/runbook/internal/diag"
+	"github.com/runbook-dev/runbook/internal/tmpl"
+)
+
+// Body is a mapping's values by key, already checked against its fields: no
+// unknown keys, every required key present, every value of the right shape.
+type Body struct {
+	// Node is the mapping itself, for problems that concern it as a whole.
+	Node   *yaml.Node
+	values map[string]*yaml.Node
+}
+
+// Get returns the value of key, or nil when the key is absent.
+func (b Body) Get(key string) *yaml.Node { return b.values[key] }
+
+// Decoder turns YAML nodes into typed values, reporting every problem with
+// its position. It never stops at the first problem.
+type Decoder struct {
+	Diags *diag.List
+	Scope *tmpl.Scope
+	// Source is the file's text, to place expressions inside block scalars.
+	Source []byte
+	lines  []string
+	// DecodeProbe decodes a read-only step body with its own host; the
+	// engine provides it, since only the engine knows the step-type keys.
+	DecodeProbe func(d *Decoder, n *yaml.Node) *ProbeSpec
+	// Taint is the first taint of a template compiled since it was last
+	// reset: the engine resets it before a step's body, and a body that
+	// read a secret makes the step's result tainted.
+	Taint *tmpl.Taint
+	// Tainted lists the templates compiled since the engine last reset it
+	// whose values may hold a secret: a run masks what they give, along
+	// with the secrets themselves.
+	Tainted []*tmpl.Template
+	// Insides, when not nil, collects the commands and SQL texts that
+	// validate reads further with their languages' checkers (Inside).
+	Insides *[]*Inside
+}
+
+// ProbeSpec is a decoded probe: a read-only step body and the host it runs on.
+type ProbeSpec struct {
+	// Host names the host; nil means the host of the enclosing step.
+	Host *tmpl.Template
+	// Become is the user the probe runs as; "" keeps the step's.
+	Become string
+	// ServicePorts are tried when the host's SSH port does not answer
+	// (Exec.ServicePorts).
+	ServicePorts []*tmpl.Template
+	Type         Type
+	Step         Step
+	Pos          diag.Pos
+}
+
+// ProbeResult is the type of `result` for a probe of type t: its result plus
+// `reachable`, false when the probe's host could not be connected to.
+func ProbeResult(t Type) types.Type {
+	if v, ok := probeTypes.Load(t.Name()); ok {
+		return v.(types.Type)
+	}
+	m := types.Map{"reachable": types.Bool, "error": types.String}
+	for k, v := range t.Result() {
+		m[k] = v
+	}
+	v, _ := probeTypes.LoadOrStore(t.Name(), tmpl.Memo(m))
+	return v.(types.Type)
+}
+
+// ResultType is the type of `result` in a step's assert.
+func ResultType(t Type) types.Type {
+	if v, ok := resultTypes.Load(t.Name()); ok {
+		return v.(types.Type)
+	}
+	v, _ := resultTypes.LoadOrStore(t.Name(), tmpl.Memo(t.Result()))
+	return v.(types.Type)
+}
+
+// StepEntryType is the type of steps.<id> for a step of type t.
+func StepEntryType(t Type) types.Type {
+	if v, ok := entryTypes.Load(t.Name()); ok {
+		return v.(types.Type)
+	}
+	v, _ := entryTypes.LoadOrStore(t.Name(), tmpl.StepEntry(t.Result()))
+	return v.(types.Type)
+}
+
+// The types derived from step types' results, by step-type name: they are
+// the same for every step, so their checker natures are built only once.
+var probeTypes, resultTypes, entryTypes sync.Map
+
+// Pos returns the position of a node.
+func Pos(n *yaml.Node) diag.Pos { return diag.Pos{Line: n.Line, Col: n.Column} }
+
+// Errorf reports an error at n.
+func (d *Decoder) Errorf(n *yaml.Node, rule, format string, args ...any) {
+	d.Diags.Errorf(Pos(n), rule, format, args...)
+}
+
+// Check checks that n is a mapping whose keys are all in fields, that every
+// required field is there and that every value has the right shape, and
+// returns the values by key. where names the mapping in messages.
+func (d *Decoder) Check(n *yaml.Node, fields []Field, where string) Body {
+	body := Body{Node: n, values: map[string]*yaml.Node{}}
+	if n.Kind != yaml.MappingNode {
+		d.Errorf(n, diag.RuleType, "%s must be a mapping, not %s", where, describe(n))
+		return body
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		f := fieldNamed(fields, k.Value)
+		if f == nil {
+			known := fieldNames(fields)
+			d.Errorf(k, diag.RuleUnknownKey, "unknown key %q in %s%s; expected one of: %s", k.Value, where, diag.DidYouMean(k.Value, known), strings.Join(known, ", "))
+			continue
+		}
+		if _, dup := body.values[k.Value]; dup {
+			d.Errorf(k, diag.RuleDuplicateID, "key %q appears twice in %s", k.Value, where)
+			continue
+		}
+		if d.checkShape(v, f, where) {
+			body.values[k.Value] = v
+		}
+	}
+	for _, f := range fields {
+		if f.Required {
+			// A misspelt key has already been reported with a did-you-mean
+			// naming this field; saying it is missing too would be noise.
+			if _, ok := body.values[f.Name]; !ok && !hasKey(n, f.Name) && !typoOf(n, f.Name, fieldNames(fields)) {
+				d.Errorf(n, diag.RuleMissingField, "%s needs %q: %s", where, f.Name, f.Doc)
+			}
+		}
+	}
+	return body
+}
+
+// fieldNamed finds a field by name; a linear scan beats a map for the
+// dozen fields a mapping has, and allocates nothing.
+func fieldNamed(fields []Field, name string) *Field {
+	for i := range fields {
+		if fields[i].Name == name {
+			return &fields[i]
+		}
+	}
+	return nil
+}
+
+func fieldNames(fields []Field) []string {
+	out := make([]string, len(fields))
+	for i := range fields {
+		out[i] = fields[i].Name
+	}
+	return out
+}
+
+func typoOf(n *yaml.Node, field string, known []string) bool {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i].Value
+		if !slices.Contains(known, k) && diag.Closest(k, known) == field {
+			return true
+		}
+	}
+	return false
+}
+
+func hasKey(n *yaml.Node, key string) bool {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return true
+		}
+	}
+	return false
+}
+
+// checkShape reports a value whose YAML shape cannot be a value of f.
+func (d *Decoder) checkShape(v *yaml.Node, f *Field, where string) bool {
+	bad := func(want string) bool {
+		d.Errorf(v, diag.RuleType, "%s: %s must be %s, not %s", where, f.Name, want, describe(v))
+		return false
+	}
+	switch f.Kind {
+	case String, Literal:
+		if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
+			return bad("a string")
+		}
+	case Expr:
+		if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
+			return bad("an expression")
+		}
+	case Bool:
+		if v.Kind != yaml.ScalarNode || v.Tag != "!!bool" {
+			return bad("true or false")
+		}
+	case Int:
+		if v.Kind != yaml.ScalarNode || v.Tag != "!!int" {
+			return bad("an integer")
+		}
+	case Port:
+		if v.Kind != yaml.ScalarNode {
+			return bad("a port number")
+		}
+		if strings.Contains(v.Value, "${{") {
+			return true
+		}
+		if p, err := strconv.Atoi(v.Value); err != nil || v.Tag != "!!int" || p < 1 || p > 65535 {
+			return bad("a port number (1-65535)")
+		}
+	case Duration:
+		if v.Kind != yaml.ScalarNode {
+			return bad("a duration such as 30s or 5m")
+		}
+		if strings.Contains(v.Value, "${{") {
+			return true
+		}
+		if _, err := time.ParseDuration(v.Value); err != nil || v.Tag == "!!int" {
+			return bad("a duration such as 30s or 5m")
+		}
+	case StringMap:
+		if v.Kind != yaml.MappingNode {
+			return bad("a mapping of names to strings")
+		}
+	case StringList:
+		if v.Kind == yaml.ScalarNode && strings.Contains(v.Value, "${{") {
+			return true
+		}
+		if v.Kind != yaml.SequenceNode {
+			return bad("a list of strings")
+		}
+	case IntList:
+		if v.Kind == yaml.ScalarNode && v.Tag == "!!int" {
+			return true
+		}
+		if v.Kind != yaml.SequenceNode {
+			return bad("an integer or a list of integers")
+		}
+		for _, e := range v.Content {
+			if e.Kind != yaml.ScalarNode || e.Tag != "!!int" {
+				d.Errorf(e, diag.RuleType, "%s: %s must list integers, not %s", where, f.Name, describe(e))
+				return false
+			}
+		}
+	case Object, Probe:
+		if v.Kind != yaml.MappingNode {
+			return bad("a mapping")
+		}
+	case ObjectList:
+		if v.Kind != yaml.SequenceNode {
+			return bad("a list of mappings")
+		}
+	}
+	if len(f.Enum) > 0 && v.Kind == yaml.ScalarNode && !strings.Contains(v.Value, "${{") {
+		for _, e := range f.Enum {
+			if v.Value == e {
+				return true
+			}
+		}
+		d.Errorf(v, diag.RuleInvalidValue, "%s: %s must be one of %s, not %q%s", where, f.Name, strings.Join(f.Enum, ", "), v.Value, diag.DidYouMean(v.Value, f.Enum))
+		return false
+	}
+	return true
+}
+
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.AliasNode:
+		return "an alias"
+	}
+	switch n.Tag {
+	case "!!null":
+		return "empty"
+	case "!!bool":
+		return "the boolean " + n.Value
+	case "!!int", "!!float":
+		return "the number " + n.Value
+	}
+	return strconv.Quote(n.Value)
+}
+
+// Template compiles a string value with ${{ }} expressions.
+func (d *Decoder) Template(n *yaml.Node) *tmpl.Template {
+	if n == nil {
+		return nil
+	}
+	t, errs := tmpl.ParseTemplate(n.Value, d.Scope)
+	for _, e := range errs {
+		d.Diags.Errorf(d.PosIn(n, e.Offset), e.Rule, "%s", e.Msg)
+	}
+	if taint, _ := t.Taint(); taint != nil {
+		if d.Taint == nil {
+			d.Taint = taint
+		}
+		d.Tainted = append(d.Tainted, t)
+	}
+	return t
+}
+
+// Credential compiles a string value that the step only hands to a server
+// to authenticate (a database password): the server never sends it back,
+// so unlike other inputs it does not make the step's result tainted.
+func (d *Decoder) Credential(n *yaml.Node) *tmpl.Template {
+	saved := d.Taint
+	t := d.Template(n)
+	d.Taint = saved
+	return t
+}
+
+// RefuseSecret reports an error at the expression of t that may put a
+// secret where none may go, and returns whether it did. what names the
+// value ("command", "the lock name"), and why says what would expose the
+// secret there and what to do instead.
+func (d *Decoder) RefuseSecret(n *yaml.Node, t *tmpl.Template, rule, what, why string) bool {
+	taint, off := t.Taint()
+	if taint == nil || n == nil {
+		return false
+	}
+	d.Diags.Errorf(d.PosIn(n, off), rule, "%s may hold %s: %s", what, taint, why)
+	return true
+}
+
+// TemplateIn compiles a string value whose text is in lang (a shell
+// command, SQL), so that each value is quoted for the place it lands in,
+// and reports the ${{ }} that no quoting makes safe.
+func (d *Decoder) TemplateIn(n *yaml.Node, lang tmpl.Lang) *tmpl.Template {
+	if n == nil {
+		return nil
+	}
+	t := d.Template(n)
+	for _, e := range t.In(lang) {
+		d.Diags.Errorf(d.PosIn(n, e.Offset), e.Rule, "%s", e.Msg)
+	}
+	return t
+}
+
+// Expr compiles a bare bool expression. result is the type of `result` in
+// it, or nil where there is none.
+func (d *Decoder) Expr(n *yaml.Node, result types.Type) *tmpl.Expr {
+	if n == nil {
+		return nil
+	}
+	scope := d.Scope.WithResult(result)
+	src := n.Value
+	if strings.HasPrefix(strings.TrimSpace(src), "${{") {
+		d.Errorf(n, diag.RuleExprSyntax, "this is a bare expression: write it without ${{ }}")
+		return nil
+	}
+	e, err := tmpl.CompileBool(src, scope)
+	if err != nil {
+		te := err.(*tmpl.Error)
+		off := 0
+		for l := 0; l < te.Line; l++ {
+			off += strings.IndexByte(src[off:], '\n') + 1
+		}
+		for c := 0; c < te.Col && off < len(src); c++ {
+			_, w := utf8.DecodeRuneInString(src[off:])
+			off += w
+		}
+		d.Diags.Errorf(d.PosIn(n, off), te.Rule, "%s", te.Msg)
+		return nil
+	}
+	return e
+}
+
+// PosIn returns the position in the source of the byte at offset in a
+// scalar's value: quotes, escapes, folded lines and block indentation are
+// read again as YAML reads them (scalarPos), and estimated when the source
+// does not give the value back.
+func (d *Decoder) PosIn(n *yaml.Node, offset int) diag.Pos {
+	if d.lines == nil {
+		d.lines = strings.Split(strings.ReplaceAll(string(d.Source), "\r\n", "\n"), "\n")
+	}
+	if p, ok := scalarPos(d.lines, n, offset); ok {
+		return p
+	}
+	v := n.Value
+	if offset > len(v) {
+		offset = len(v)
+	}
+	line := strings.Count(v[:offset], "\n")
+	lineStart := strings.LastIndexByte(v[:offset], '\n') + 1
+	col := utf8.RuneCountInString(v[lineStart:offset])
+	switch n.Style {
+	case yaml.LiteralStyle, yaml.FoldedStyle:
+		srcLine := n.Line + 1 + line
+		valueLine := v[lineStart:]
+		if i := strings.IndexByte(valueLine, '\n'); i >= 0 {
+			valueLine = valueLine[:i]
+		}
+		indent := n.Column + 1
+		if srcLine-1 < len(d.lines) {
+			if i := strings.Index(d.lines[srcLine-1], valueLine); i >= 0 && valueLine != "" {
+				indent = utf8.RuneCountInString(d.lines[srcLine-1][:i]) + 1
+			}
+		}
+		return diag.Pos{Line: srcLine, Col: indent + col}
+	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
+		if line == 0 {
+			return diag.Pos{Line: n.Line, Col: n.Column + 1 + col}
+		}
+	default:
+		if line == 0 {
+			return diag.Pos{Line: n.Line, Col: n.Column + col}
+		}
+	}
+	return diag.Pos{Line: n.Line + line, Col: col + 1}
+}
+
+// Literal returns a string value that must not contain expressions.
+func (d *Decoder) Literal(n *yaml.Node) string {
+	if n == nil {
+		return ""
+	}
+	if strings.Contains(n.Value, "${{") {
+		d.Errorf(n, diag.RuleInvalidValue, "expressions are not allowed here; write a fixed value")
+	}
+	return n.Value
+}
+
+// Bool returns a bool value, false when n is nil.
+func (d *Decoder) Bool(n *yaml.Node) bool {
+	return n != nil && n.Value == "true"
+}
+
+// Int returns an integer value, def when n is nil.
+func (d *Decoder) Int(n *yaml.Node, def int) int {
+	if n == nil {
+		return def
+	}
+	i, err := strconv.Atoi(n.Value)
+	if err != nil {
+		d.Errorf(n, diag.RuleType, "%q is not an integer", n.Value)
+	}
+	return i
+}
+
+// DurationValue is a duration written literally or as an expression
+// (timeout: ${{ params.wait }}), known for sure only at run time.
+type DurationValue struct {
+	Fixed time.Duration
+	expr  *tmpl.Template
+}
+
+// Get returns the duration, evaluating its expression against env.
+func (v DurationValue) Get(env map[string]any) (time.Duration, error) {
+	if v.expr == nil {
+		return v.Fixed, nil
+	}
+	x, err := v.expr.Value(env)
+	if err != nil {
+		return 0, err
+	}
+	var dur time.Duration
+	switch x := x.(type) {
+	case time.Duration:
+		dur = x
+	case int:
+		dur = time.Duration(x) * time.Second
+	default:
+		if dur, err = time.ParseDuration(tmpl.Format(x)); err != nil {
+			return 0, fmt.Errorf("%s: %q is not a duration such as 30s", v.expr.Source, tmpl.Format(x))
+		}
+	}
+	if dur <= 0 {
+		return 0, fmt.Errorf("%s: the duration must be positive, not %s", v.expr.Source, dur)
+	}
+	return dur, nil
+}
+
+// IsZero reports whether no duration was given.
+func (v DurationValue) IsZero() bool { return v.expr == nil && v.Fixed == 0 }
+
+// String shows the duration or its expression.
+func (v DurationValue) String() string {
+	if v.expr != nil {
+		return v.expr.Source
+	}
+	return v.Fixed.String()
+}
+
+// Duration returns a duration value, def when n is nil.
+func (d *Decoder) Duration(n *yaml.Node, def time.Duration) DurationValue {
+	if n == nil {
+		return DurationValue{Fixed: def}
+	}
+	if strings.Contains(n.Value, "${{") {
+		return DurationValue{expr: d.Template(n)}
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return DurationValue{Fixed: def}
+	}
+	if v <= 0 {
+		d.Errorf(n, diag.RuleInvalidValue, "the duration must be positive")
+	}
+	return DurationValue{Fixed: v}
+}
+
+// PortValue is a port number written literally or as an expression
+// (port: ${{ vars.port }}), known for sure only at run time.
+type PortValue struct {
+	Fixed int
+	expr  *tmpl.Template
+}
+
+// Get returns the port, evaluating its expression against env: an integer,
+// or a string of digits (an inventory var written in quotes).
+func (v PortValue) Get(env map[string]any) (int, error) {
+	if v.expr == nil {
+		return v.Fixed, nil
+	}
+	x, err := v.expr.Value(env)
+	if err != nil {
+		return 0, err
+	}
+	return ParsePort(v.expr.Source, x)
+}
+
+// ParsePort turns the value of an expression into a port number; src names
+// the expression in the error.
+func ParsePort(src string, x any) (int, error) {
+	var p int
+	switch x := x.(type) {
+	case int:
+		p = x
+	case int64:
+		p = int(x)
+	case float64:
+		if x != float64(int(x)) {
+			return 0, fmt.Errorf("%s: %v is not a port number", src, x)
+		}
+		p = int(x)
+	default:
+		s := strings.TrimSpace(tmpl.Format(x))
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %q is not a port number", src, s)
+		}
+		p = n
+	}
+	if p < 1 || p > 65535 {
+		return 0, fmt.Errorf("%s: %d is not a port number (1-65535)", src, p)
+	}
+	return p, nil
+}
+
+// String shows the port or its expression.
+func (v PortValue) String() string {
+	if v.expr != nil {
+		return v.expr.Source
+	}
+	return strconv.Itoa(v.Fixed)
+}
+
+// Port returns a port value, def when n is nil.
+func (d *Decoder) Port(n *yaml.Node, def int) PortValue {
+	if n == nil {
+		return PortValue{Fixed: def}
+	}
+	if strings.Contains(n.Value, "${{") {
+		t := d.Template(n)
+		d.RefuseSecret(n, t, diag.RuleSecretExposed, "the port", "a port is shown in messages and journaled")
+		return PortValue{expr: t}
+	}
+	p, err := strconv.Atoi(n.Value)
+	if err != nil {
+		return PortValue{Fixed: def}
+	}
+	return PortValue{Fixed: p}
+}
+
+// IntList returns an integer or list of integers.
+func (d *Decoder) IntList(n *yaml.Node) []int {
+	if n == nil {
+		return nil
+	}
+	if n.Kind == yaml.ScalarNode {
+		return []int{d.Int(n, 0)}
+	}
+	out := make([]int, 0, len(n.Content))
+	for _, e := range n.Content {
+		out = append(out, d.Int(e, 0))
+	}
+	return out
+}
+
+// TemplateMap returns a mapping of names to templates.
+func (d *Decoder) TemplateMap(n *yaml.Node, where string) map[string]*tmpl.Template {
+	if n == nil {
+		return nil
+	}
+	out := make(map[string]*tmpl.Template, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
+			d.Errorf(v, diag.RuleType, "%s.%s must be a string, not %s", where, k.Value, describe(v))
+			continue
+		}
+		out[k.Value] = d.Template(v)
+	}
+	return out
+}
+
+// TemplateList returns a list of templates.
+func (d *Decoder) TemplateList(n *yaml.Node, where string) []*tmpl.Template {
+	if n == nil {
+		return nil
+	}
+	out := make([]*tmpl.Template, 0, len(n.Content))
+	for _, v := range n.Content {
+		if v.Kind != yaml.ScalarNode {
+			d.Errorf(v, diag.RuleType, "%s must list strings, not %s", where, describe(v))
+			continue
+		}
+		out = append(out, d.Template(v))
+	}
+	return out
+}
+
+// Value is a YAML value whose strings may hold expressions: a JSON body or
+// a list of SQL arguments.
+type Value struct {
+	tmpl *tmpl.Template
+	lit  any
+	list []*Value
+	keys []string
+	vals []*Value
+	kind yaml.Kind
+}
+
+// AnyValue decodes any YAML value, compiling the expressions in its strings.
+func (d *Decoder) AnyValue(n *yaml.Node) *Value {
+	if n == nil {
+		return nil
+	}
+	switch n.Kind {
+	case yaml.SequenceNode:
+		v := &Value{kind: n.Kind}
+		for _, e := range n.Content {
+			v.list = append(v.list, d.AnyValue(e))
+		}
+		return v
+	case yaml.MappingNode:
+		v := &Value{kind: n.Kind}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			v.keys = append(v.keys, n.Content[i].Value)
+			v.vals = append(v.vals, d.AnyValue(n.Content[i+1]))
+		}
+		return v
+	case yaml.ScalarNode:
+		if n.Tag == "!!str" {
+			return &Value{kind: n.Kind, tmpl: d.Template(n)}
+		}
+		var lit any
+		if err := n.Decode(&lit); err != nil {
+			d.Errorf(n, diag.RuleType, "%v", err)
+		}
+		return &Value{kind: n.Kind, lit: lit}
+	}
+	d.Errorf(n, diag.RuleType, "unsupported value: %s", describe(n))
+	return nil
+}
+
+// Eval evaluates a Value against env, keeping the types of single
+// expressions (a ${{ params.port }} of type int stays an int).
+func (v *Value) Eval(env map[string]any) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	switch v.kind {
+	case yaml.SequenceNode:
+		out := make([]any, 0, len(v.list))
+		for _, e := range v.list {
+			x, err := e.Eval(env)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, x)
+		}
+		return out, nil
+	case yaml.MappingNode:
+		out := make(map[string]any, len(v.keys))
+		for i, k := range v.keys {
+			x, err := v.vals[i].Eval(env)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = x
+		}
+		return out, nil
+	}
+	if v.tmpl != nil {
+		return v.tmpl.Value(env)
+	}
+	return v.lit, nil
+}
+
+// Render evaluates every template of a map.
+func Render(m map[string]*tmpl.Template, env map[string]any) (map[string]string, error) {
+	out := make(map[string]string, len(m))
+	for k, t := range m {
+		s, err := t.Render(env)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", k, err)
+		}
+		out[k] = s
+	}
+	return out, nil
+}
