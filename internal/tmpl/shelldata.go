@@ -109,8 +109,12 @@ var shellCodeRunners = map[string]bool{
 	"mapfile": true, "readarray": true, "ssh": true, "perl": true, "python3": true, "python": true,
 }
 
-// shellFix is the fix every unproven position offers.
-const shellFix = "pass the value with env: (env: {NAME: \"${{ ... }}\"}) and write \"$NAME\" in the command; or, when you know the program keeps it data, state it with # runbook:ignore " + diag.RuleShellDataPosition + " on the line above"
+// shellEnvFix is the fix of a value in code; shellFix that of a value in
+// a place runbook cannot prove is data, which the author may vouch for.
+const (
+	shellEnvFix = "pass the value with env: (env: {NAME: \"${{ ... }}\"}) and write \"$NAME\" in the command"
+	shellFix    = shellEnvFix + "; or, when you know the program keeps it data, state it with # runbook:ignore " + diag.RuleShellDataPosition + " on the line above"
+)
 
 // shellRefusal is why a position is not plain data, and under which rule.
 type shellRefusal struct {
@@ -281,7 +285,7 @@ func (f *shellFlow) checkInput(call *syntax.CallExpr, how string) *shellRefusal 
 		return nil
 	}
 	if spec.stdinCode {
-		return &shellRefusal{diag.RuleShellInterpolation, "${{ }} reaches, through " + how + ", the input of " + litValue(f.m, call.Args[idx]) + ", which runs its input as code: " + shellFix}
+		return &shellRefusal{diag.RuleShellInterpolation, "${{ }} reaches, through " + how + ", the input of " + litValue(f.m, call.Args[idx]) + ", which runs its input as code: " + shellEnvFix}
 	}
 	return nil
 }
@@ -424,7 +428,7 @@ func (f *shellFlow) checkArg(call *syntax.CallExpr, word *syntax.Word, valueFirs
 	}
 	for i := idx + 1; i < optsEnd && spec.varOut != ""; i++ {
 		if a, lit := litWord(f.m, call.Args[i]); lit && strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && strings.ContainsAny(a, spec.varOut) {
-			return &shellRefusal{diag.RuleShellInterpolation, "${{ }} in " + name + " " + a + ", which writes into a shell variable that runbook does not follow (bash evaluates an index in its name): print the value, or " + shellFix}
+			return &shellRefusal{diag.RuleShellInterpolation, "${{ }} in " + name + " " + a + ", which writes into a shell variable that runbook does not follow (bash evaluates an index in its name): print the value, or " + shellEnvFix}
 		}
 	}
 	if k > optsEnd {
@@ -593,9 +597,9 @@ func (f *shellFlow) checkAssign(stack []syntax.Node, i int, a *syntax.Assign) *s
 	call, ok := stack[i-1].(*syntax.CallExpr)
 	switch {
 	case a.Name == nil || a.Index != nil || a.Array != nil:
-		return &shellRefusal{diag.RuleShellInterpolation, "${{ }} in an array assignment, whose index bash evaluates as code: " + shellFix}
+		return &shellRefusal{diag.RuleShellInterpolation, "${{ }} in an array assignment, whose index bash evaluates as code: " + shellEnvFix}
 	case !ok:
-		return &shellRefusal{diag.RuleShellInterpolation, "${{ }} in the assignment of a declaration (declare, local, export, readonly), which bash may evaluate as arithmetic or a name: " + shellFix}
+		return &shellRefusal{diag.RuleShellInterpolation, "${{ }} in the assignment of a declaration (declare, local, export, readonly), which bash may evaluate as arithmetic or a name: " + shellEnvFix}
 	case len(call.Args) > 0:
 		return &shellRefusal{diag.RuleShellDataPosition, "${{ }} in an assignment to the environment of a command (NAME=${{ }} cmd), where a variable such as PATH or LD_PRELOAD chooses what runs: " + shellFix}
 	case !lowerName.MatchString(a.Name.Value) || f.decl[a.Name.Value]:
@@ -737,7 +741,7 @@ func (f *shellFlow) checkVarUses(uses []shellPlace, arith []*syntax.Lit) *shellR
 			f.checked[i] = true
 			changed = true
 			if pe.Excl || pe.Index != nil || pe.Slice != nil {
-				return &shellRefusal{diag.RuleShellInterpolation, "${{ }} is assigned to " + name + ", which the command expands as ${!" + name + "}, an index or a slice: bash evaluates the value as a name or arithmetic there; " + shellFix}
+				return &shellRefusal{diag.RuleShellInterpolation, "${{ }} is assigned to " + name + ", which the command expands as ${!" + name + "}, an index or a slice: bash evaluates the value as a name or arithmetic there; " + shellEnvFix}
 			}
 			before := len(f.vars)
 			w := wordIndex(u.stack, len(u.stack)-1)
@@ -753,7 +757,7 @@ func (f *shellFlow) checkVarUses(uses []shellPlace, arith []*syntax.Lit) *shellR
 	}
 	for _, l := range arith {
 		if f.vars[l.Value] {
-			return &shellRefusal{diag.RuleShellInterpolation, "${{ }} is assigned to " + l.Value + ", which the command reads in arithmetic, where bash evaluates its value as code: compute the number in the expression, or " + shellFix}
+			return &shellRefusal{diag.RuleShellInterpolation, "${{ }} is assigned to " + l.Value + ", which the command reads in arithmetic, where bash evaluates its value as code: compute the number in the expression, or " + shellEnvFix}
 		}
 	}
 	return nil
