@@ -280,7 +280,7 @@ func (s *shellSlot) checkSpan(out string, start, end int) error {
 				l = strings.TrimLeft(l, "\t")
 			}
 			if endsHeredoc(l, e.word) {
-				return fmt.Errorf("a line of the value, with the text around it, starts with the here-document's end %q and would end it early (bash also ends one inside $(...) at a line such as %q)", e.word, e.word+")")
+				return fmt.Errorf("a line of the value, with the text around it, would end the here-document early: it starts with the end word %q (bash also ends a here-document inside $(...) at a line such as %q)", e.word, e.word+")")
 			}
 			if dashDropsByte(l, e.word) {
 				return fmt.Errorf("a line of the value, with the text around it, starts like the here-document's end %q and goes on with a non-ASCII byte, which dash (/bin/sh on Debian) drops there: the command would not get the value as it is", e.word)
