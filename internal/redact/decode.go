@@ -252,3 +252,14 @@ func decodings(s string) []decoded {
 	}
 	return out
 }
+
+// Decodings returns s read through every decoder the redactor uses, one
+// and two in turn: what a reader decoding the output could see. For tests
+// that look for secrets in output.
+func Decodings(s string) []string {
+	var out []string
+	for _, d := range decodings(s) {
+		out = append(out, d.text)
+	}
+	return out
+}
