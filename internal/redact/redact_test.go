@@ -89,8 +89,10 @@ func escapeAll(s string, keep func(rune) bool, esc func(rune) string) string {
 	return b.String()
 }
 
-func alnum(c rune) bool { return c < 0x80 && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') }
-func none(rune) bool    { return false }
+func alnum(c rune) bool {
+	return c < 0x80 && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9')
+}
+func none(rune) bool { return false }
 
 // bytesEsc escapes each byte of a character's UTF-8 form with format.
 func bytesEsc(format string) func(rune) string {
@@ -116,9 +118,15 @@ func TestEscapeVariants(t *testing.T) {
 		"html &apos; &quot;": func(s string) string {
 			return strings.NewReplacer("&", "&amp;", "'", "&apos;", `"`, "&quot;", "<", "&lt;", ">", "&gt;").Replace(s)
 		},
-		"html &#x27;":        func(s string) string { return escapeAll(s, alnum, func(c rune) string { return fmt.Sprintf("&#x%X;", c) }) },
-		"html &#39;":         func(s string) string { return escapeAll(s, alnum, func(c rune) string { return fmt.Sprintf("&#%d;", c) }) },
-		"html every &#nn":    func(s string) string { return escapeAll(s, none, func(c rune) string { return fmt.Sprintf("&#%d;", c) }) },
+		"html &#x27;": func(s string) string {
+			return escapeAll(s, alnum, func(c rune) string { return fmt.Sprintf("&#x%X;", c) })
+		},
+		"html &#39;": func(s string) string {
+			return escapeAll(s, alnum, func(c rune) string { return fmt.Sprintf("&#%d;", c) })
+		},
+		"html every &#nn": func(s string) string {
+			return escapeAll(s, none, func(c rune) string { return fmt.Sprintf("&#%d;", c) })
+		},
 		"json \\/ and \\u": func(s string) string {
 			return escapeAll(s, func(c rune) bool { return alnum(c) || c == ' ' }, func(c rune) string {
 				if c == '/' {
