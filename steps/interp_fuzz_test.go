@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -145,6 +146,27 @@ func clipIdent(s string) string {
 }
 
 func fileLine(v string) bool { return !strings.ContainsAny(v, "\n\r\x00") }
+
+// iniValue: a value ini readers read back as it is: one line, no blanks
+// around it, no ; or # at its start or after a blank, no quote first.
+func iniValue(v string) bool {
+	return fileLine(v) && v == strings.TrimSpace(v) && strings.Trim(v, "\x1c\x1d\x1e\x1f") == v &&
+		!strings.HasPrefix(v, ";") && !strings.HasPrefix(v, "#") && !strings.HasPrefix(v, `"`) && !strings.HasPrefix(v, "'") &&
+		!strings.Contains(v, " ;") && !strings.Contains(v, " #") && !strings.Contains(v, "\t;") && !strings.Contains(v, "\t#")
+}
+
+// readIni reads the value of k in [s] of an ini file with Python's
+// configparser, the reader of the orchestrator's database.cfg.
+func readIni(path string) string {
+	out, err := exec.Command("/usr/bin/python3", "-c", `import configparser, sys
+c = configparser.RawConfigParser()
+c.read_file(open(sys.argv[1], encoding="utf-8", errors="surrogateescape"))
+sys.stdout.buffer.write(c.get("s", "k").encode("utf-8", "surrogateescape"))`, path).CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("configparser: %v: %s", err, out)
+	}
+	return string(out)
+}
 
 var interpCases = []interpCase{
 	// ssh-exec: the argv a command receives, printed NUL-separated.
@@ -367,8 +389,9 @@ var interpCases = []interpCase{
       create: true
       backup: false
       ini: [{section: s, values: {k: "${{ params.v }}"}}]`,
-		want: func(v string) (string, bool) { return "[s]\nk=" + v + "\n", fileLine(v) },
-		got:  func(f *interpFixture, _ *events) string { return readFile(filepath.Join(f.dir, "interp.ini")) }},
+		// What an ini reader (Python's configparser) reads back.
+		want: func(v string) (string, bool) { return v, iniValue(v) },
+		got:  func(f *interpFixture, _ *events) string { return readIni(filepath.Join(f.dir, "interp.ini")) }},
 	{name: "file-line", steps: `
   - id: s
     file-patch:

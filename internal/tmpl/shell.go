@@ -173,8 +173,8 @@ func (t *Template) checkShellMarks(m *markedText) []*TemplateError {
 
 // plainShell reports whether the text around a template's expressions
 // has no shell syntax that changes how a word is read (no quotes,
-// expansions, escapes, comments, redirections, pipes, assignments or
-// line breaks), and every value is an argument of a command written
+// expansions, escapes, comments, pipes, assignments, line breaks, and no
+// redirection but to a file), and every value is an argument of a command written
 // before it that keeps all its arguments data (cat, ls, pg_controldata:
 // no option of theirs runs code).
 func plainShell(t *Template) bool {
@@ -186,9 +186,13 @@ func plainShell(t *Template) bool {
 		}
 		for j := 0; j < len(p.lit); j++ {
 			c := p.lit[j]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(" \t_./:,@%+-;&", c) >= 0) {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(" \t_./:,@%+-;&>", c) >= 0) {
 				return false
 			}
+		}
+		if strings.Contains(p.lit, ">&") {
+			// A file descriptor, not a file name.
+			return false
 		}
 		b.WriteString(p.lit)
 	}
