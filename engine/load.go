@@ -219,10 +219,14 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 		// Before the steps are decoded: it runs before any of them.
 		pb.Confirm = decodeConfirm(d, n, "confirm of the playbook")
 	}
-	for _, sn := range stepNodes {
+	for i, sn := range stepNodes {
 		if s := l.decodeStep(d, sn); s != nil {
 			pb.Steps = append(pb.Steps, s)
 		}
+		// A step's YAML tree is not read once it is decoded: dropping it
+		// lets the collector free a large playbook's tree (a dozen times
+		// the size of its text) as it goes, rather than at the end.
+		stepNodes[i] = nil
 	}
 	if !diag.HasErrors(ds.Items) {
 		lint(pb, d.Scope.Used, ds)

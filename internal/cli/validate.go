@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -80,10 +79,7 @@ func validateCmd(e *Env, args []string) int {
 		return ExitInternal
 	}
 	defer checker.Close()
-	// Validation is a short burst of allocation-heavy parsing whose garbage
-	// dies young; collecting less often nearly halves its time on large
-	// trees (BenchmarkValidate1000).
-	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	defer gcBudget(files)()
 	rep := validateAll(files, inv, checker)
 	if err := checker.Err(); err != nil {
 		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)

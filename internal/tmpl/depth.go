@@ -71,12 +71,12 @@ func isWordByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_'
 }
 
-// textTooDeep returns the offset where the nesting of a command or SQL
-// text passes MaxDepth, or -1: brackets of every kind, and the shell's
-// compound commands (if, while, until, for, case, select), counted
-// whether quoted or not, so that it overestimates.
-func textTooDeep(src string) int {
-	depth := 0
+// textTooDeep returns the offset in src where the nesting of a command
+// or SQL text, at depth before src, passes MaxDepth, or -1, and the depth
+// after src: brackets of every kind, and the shell's compound commands
+// (if, while, until, for, case, select), counted whether quoted or not,
+// so that it overestimates.
+func textTooDeep(src string, depth int) (int, int) {
 	for i := 0; i < len(src); i++ {
 		switch c := src[i]; c {
 		case '(', '[', '{':
@@ -102,28 +102,26 @@ func textTooDeep(src string) int {
 			}
 		}
 		if depth > MaxDepth {
-			return i
+			return i, depth
 		}
 	}
-	return -1
+	return -1, depth
 }
 
 // checkTextDepth refuses a template of a language whose text nests too
 // deep for its parser (and shellcheck's), at the ${{-free offset.
 func checkTextDepth(t *Template, what string) []*TemplateError {
 	// The text around the ${{ }}: an expression is checked on its own.
-	var b strings.Builder
-	var offs []int
+	depth := 0
 	for _, p := range t.parts {
-		if p.expr == nil {
-			b.WriteString(p.lit)
-			for i := range len(p.lit) {
-				offs = append(offs, p.offset+i)
-			}
+		if p.expr != nil {
+			continue
 		}
-	}
-	if off := textTooDeep(b.String()); off >= 0 {
-		return []*TemplateError{{Offset: offs[off], Error: &Error{Rule: diag.RuleInvalidValue, Msg: fmt.Sprintf(
+		var off int
+		if off, depth = textTooDeep(p.lit, depth); off < 0 {
+			continue
+		}
+		return []*TemplateError{{Offset: p.offset + off, Error: &Error{Rule: diag.RuleInvalidValue, Msg: fmt.Sprintf(
 			"%s nests deeper than %d levels here (brackets, $(...), compound commands): runbook refuses it rather than overflow its parser; split it into steps", what, MaxDepth)}}}
 	}
 	return nil

@@ -205,7 +205,7 @@ func plainShell(t *Template) bool {
 			return false
 		}
 		spec, known := shellData[path.Base(f[0])]
-		if !known || spec.wrapper || spec.test || spec.code != "" || len(spec.longCode) > 0 || spec.firstOpts {
+		if !known || spec.wrapper || spec.test || spec.code != "" || len(spec.longCode) > 0 {
 			return false
 		}
 	}
