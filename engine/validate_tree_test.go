@@ -144,3 +144,22 @@ func TestValidateHostsAgainstInventory(t *testing.T) {
 		t.Errorf("diagnostics:\n%s\nwant:\n%s\nfiles %q", strings.Join(got, "\n"), strings.Join(want, "\n"), rep.Files)
 	}
 }
+
+// TestInventoryDuplicateKeys: a host written twice in an inventory (two
+// addresses, one of them silently lost) is an error at the second, as is
+// a key written twice in a host; the inventory is not used.
+func TestInventoryDuplicateKeys(t *testing.T) {
+	src := "hosts:\n  pg1: {address: 10.0.0.1, port: 22, port: 2222}\n  pg2: {address: 10.0.0.2}\n  pg1: {address: 10.0.0.9}\n"
+	inv, ds := engine.ParseInventory("inv.yaml", []byte(src))
+	var got []string
+	for _, d := range ds {
+		got = append(got, d.String())
+	}
+	want := []string{
+		`inv.yaml:2:38: key "port" is written twice in this mapping (first at line 2, column 28): YAML keeps only one of the values; remove one [duplicate-key]`,
+		`inv.yaml:4:3: key "pg1" is written twice in this mapping (first at line 2, column 3): YAML keeps only one of the values; remove one [duplicate-key]`,
+	}
+	if inv != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("inventory %v, diagnostics:\n%s\nwant:\n%s", inv, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
