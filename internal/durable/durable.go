@@ -20,7 +20,12 @@ import (
 	"github.com/runbook-dev/runbook/internal/journal"
 )
 
-// Record kinds of a run's journal.
+// Record kinds of a run's journal. The data of a run record is a Header,
+// of a resume record an Attempt, of mark and step-done records
+// {"index": N}, and of every other kind the event it records, as
+// json.Marshal encodes an engine.Event (appendEvent writes those bytes,
+// decodeEvent reads them back). Which event makes which record, and how
+// far each is written before the run goes on: recordFor.
 const (
 	KindRun     = "run"       // the header, first record
 	KindResume  = "resume"    // a resume continues the run from here
