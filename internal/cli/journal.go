@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/runbook-dev/runbook/engine"
 	"github.com/runbook-dev/runbook/internal/durable"
-	"github.com/runbook-dev/runbook/internal/journal"
 )
 
 // stateFlags are the options that say where runs keep their journals and
@@ -88,7 +86,7 @@ func runsCmd(e *Env, args []string) int {
 	tw := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "RUN\tPLAYBOOK\tSTARTED\tSTATUS\tOPERATOR")
 	for _, id := range ids {
-		st, prob, err := readState(store, id)
+		st, prob, err := durable.ReadState(store, id)
 		if errors.Is(err, durable.ErrEmpty) && !store.Running(id) {
 			fmt.Fprintf(tw, "%s\t?\t?\tempty: cut off before any change\t?\n", id)
 			continue
@@ -111,15 +109,6 @@ func runsCmd(e *Env, args []string) int {
 	}
 	tw.Flush()
 	return ExitOK
-}
-
-func readState(store durable.Store, id string) (*durable.State, *journal.Problem, error) {
-	recs, prob, err := store.Read(id)
-	if err != nil {
-		return nil, nil, err
-	}
-	st, err := durable.Fold(recs)
-	return st, prob, err
 }
 
 func showRunCmd(e *Env, args []string) int {
@@ -149,24 +138,25 @@ func showRunCmd(e *Env, args []string) int {
 	}
 	ts := func(t time.Time) string { return t.Local().Format("15:04:05.000") }
 	for _, r := range recs {
-		switch r.Kind {
-		case durable.KindRun:
-			var h durable.Header
-			_ = json.Unmarshal(r.Data, &h)
+		// A record whose data does not read is shown with what could be read.
+		x, _ := durable.Decode(r)
+		if x.Header != nil {
+			h := x.Header
 			fmt.Fprintf(e.Stdout, "run %s: %s (%s, sha256 %.12s) by %s@%s, pid %d, started %s\n", h.RunID, h.Playbook, h.File, h.Hash, h.Operator, h.Host, h.PID, h.Started.Local().Format(time.RFC3339))
 			fmt.Fprintf(e.Stdout, "  params: %v; secrets (names only): %v\n", h.Params, h.Secrets)
 			if h.Yes {
 				fmt.Fprintln(e.Stdout, "  --yes: confirmation gates answered without asking")
 			}
 			continue
-		case durable.KindResume:
-			var a durable.Attempt
-			_ = json.Unmarshal(r.Data, &a)
+		}
+		if a := x.Attempt; a != nil {
 			fmt.Fprintf(e.Stdout, "%s  resumed by %s@%s, pid %d %v\n", ts(r.Time), a.Operator, a.Host, a.PID, a.Flags)
 			continue
 		}
-		var ev engine.Event
-		_ = json.Unmarshal(r.Data, &ev)
+		ev := x.Event
+		if ev == nil {
+			continue
+		}
 		switch r.Kind {
 		case durable.KindIntent:
 			fmt.Fprintf(e.Stdout, "%s  [%d] start   %s [%s]\n", ts(r.Time), ev.Index, ev.Name, ev.Host)
@@ -184,7 +174,7 @@ func showRunCmd(e *Env, args []string) int {
 		case durable.KindGuard:
 			fmt.Fprintf(e.Stdout, "%s  guard %-7s %s [%s] %s\n", ts(r.Time), ev.Status, ev.Name, ev.Host, ev.Message)
 		case durable.KindConfirm:
-			fmt.Fprintf(e.Stdout, "%s  %s\n", ts(r.Time), confirmLine(&ev))
+			fmt.Fprintf(e.Stdout, "%s  %s\n", ts(r.Time), confirmLine(ev))
 			for _, l := range strings.Split(ev.Message, "\n") {
 				fmt.Fprintf(e.Stdout, "                %s\n", l)
 			}

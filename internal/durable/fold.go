@@ -1,7 +1,6 @@
 package durable
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -73,9 +72,11 @@ func Fold(recs []journal.Record) (*State, error) {
 		Status: StatusCrashed, Attempts: 1}
 	// The gates confirmed whose change has not started yet.
 	pending := map[int]bool{}
-	if err := json.Unmarshal(recs[0].Data, &st.Header); err != nil {
+	head, err := Decode(recs[0])
+	if err != nil {
 		return nil, fmt.Errorf("run header: %w", err)
 	}
+	st.Header = *head.Header
 	st.WriterHost, st.WriterBoot = st.Header.Host, st.Header.BootID
 	for _, r := range recs[1:] {
 		switch r.Kind {
@@ -84,41 +85,39 @@ func Fold(recs []journal.Record) (*State, error) {
 			st.Status, st.Message = StatusCrashed, ""
 			// A gate counts only if its own attempt acted on it.
 			clear(pending)
-			var a Attempt
-			if err := json.Unmarshal(r.Data, &a); err == nil {
-				st.WriterHost, st.WriterBoot = a.Host, a.BootID
-				st.LostWatermark = max(st.LostWatermark, a.Watermark)
+			if e, err := Decode(r); err == nil {
+				st.WriterHost, st.WriterBoot = e.Attempt.Host, e.Attempt.BootID
+				st.LostWatermark = max(st.LostWatermark, e.Attempt.Watermark)
 			}
 		case KindMark, KindDone:
-			var m struct {
-				Index int `json:"index"`
-			}
-			if err := json.Unmarshal(r.Data, &m); err != nil {
-				return nil, fmt.Errorf("record %d: %w", r.Seq, err)
-			}
-			if r.Kind == KindMark && m.Index > st.Watermark {
-				st.Watermark = m.Index
-			}
-			if r.Kind == KindDone {
-				st.StepsDone[m.Index] = true
-			}
-		case KindConfirm:
-			var ev engine.Event
-			if err := json.Unmarshal(r.Data, &ev); err != nil {
-				return nil, fmt.Errorf("record %d: %w", r.Seq, err)
-			}
-			pending[ev.Index] = ev.Status == engine.StatusOK
-		case KindEnd:
-			var ev engine.Event
-			if err := json.Unmarshal(r.Data, &ev); err != nil {
-				return nil, fmt.Errorf("record %d: %w", r.Seq, err)
-			}
-			st.Status, st.Message = string(ev.Status), ev.Message
-		case KindIntent, KindApply, KindProcess, KindOutcome:
-			ev, err := decodeEvent(r.Data)
+			e, err := Decode(r)
 			if err != nil {
 				return nil, fmt.Errorf("record %d: %w", r.Seq, err)
 			}
+			if r.Kind == KindMark && e.Index > st.Watermark {
+				st.Watermark = e.Index
+			}
+			if r.Kind == KindDone {
+				st.StepsDone[e.Index] = true
+			}
+		case KindConfirm:
+			e, err := Decode(r)
+			if err != nil {
+				return nil, fmt.Errorf("record %d: %w", r.Seq, err)
+			}
+			pending[e.Event.Index] = e.Event.Status == engine.StatusOK
+		case KindEnd:
+			e, err := Decode(r)
+			if err != nil {
+				return nil, fmt.Errorf("record %d: %w", r.Seq, err)
+			}
+			st.Status, st.Message = string(e.Event.Status), e.Event.Message
+		case KindIntent, KindApply, KindProcess, KindOutcome:
+			e, err := Decode(r)
+			if err != nil {
+				return nil, fmt.Errorf("record %d: %w", r.Seq, err)
+			}
+			ev := e.Event
 			k := engine.StepKey{Index: ev.Index, Host: ev.Host, Item: ev.Item}
 			switch r.Kind {
 			case KindIntent:
@@ -163,4 +162,16 @@ func Fold(recs []journal.Record) (*State, error) {
 		}
 	}
 	return st, nil
+}
+
+// ReadState reads a run's journal from store and folds it: the state the
+// records that can be trusted say, and the problem of a journal damaged or
+// torn after them (nil if none).
+func ReadState(store Store, runID string) (*State, *journal.Problem, error) {
+	recs, prob, err := store.Read(runID)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := Fold(recs)
+	return st, prob, err
 }

@@ -252,13 +252,50 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
+// Entry is a record of a run's journal with its data decoded by its kind:
+// Header for a run record, Attempt for a resume record, Index (the step)
+// for mark and step-done records, Event for every other kind.
+type Entry struct {
+	journal.Record
+	Header  *Header
+	Attempt *Attempt
+	Index   int
+	Event   *engine.Event
+}
+
+// Decode reads a record's data by its kind. On an error, the entry holds
+// what could be read. A kind it does not know decodes to an entry with
+// none of them set.
+func Decode(r journal.Record) (Entry, error) {
+	e := Entry{Record: r}
+	var err error
+	switch r.Kind {
+	case KindRun:
+		e.Header = &Header{}
+		err = json.Unmarshal(r.Data, e.Header)
+	case KindResume:
+		e.Attempt = &Attempt{}
+		err = json.Unmarshal(r.Data, e.Attempt)
+	case KindMark, KindDone:
+		var m struct {
+			Index int `json:"index"`
+		}
+		err = json.Unmarshal(r.Data, &m)
+		e.Index = m.Index
+	case KindGuard, KindConfirm, KindIntent, KindApply, KindProcess, KindOutcome, KindEnd:
+		e.Event, err = decodeEvent(r.Data)
+	}
+	return e, err
+}
+
 // decodeEvent reads an event with its result's numbers as int where they
 // are whole, as the step types produce them, so that expressions of a
-// resumed run compare them as before.
+// resumed run compare them as before. On an error, the event holds what
+// could be read.
 func decodeEvent(data []byte) (*engine.Event, error) {
 	var ev engine.Event
 	if err := json.Unmarshal(data, &ev); err != nil {
-		return nil, err
+		return &ev, err
 	}
 	if ev.Result != nil {
 		var raw struct {
@@ -267,7 +304,7 @@ func decodeEvent(data []byte) (*engine.Event, error) {
 		dec := json.NewDecoder(bytes.NewReader(data))
 		dec.UseNumber()
 		if err := dec.Decode(&raw); err != nil {
-			return nil, err
+			return &ev, err
 		}
 		ev.Result = numbers(raw.Result).(map[string]any)
 	}
