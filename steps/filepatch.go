@@ -225,7 +225,10 @@ func (p *filePatch) compute(ctx context.Context, x *Exec) (*patchState, error) {
 			sort.Strings(keys)
 			for _, k := range keys {
 				var c []confedit.Change
-				text, c = confedit.IniSet(text, section, k, vals[k])
+				text, c, err = confedit.IniSet(text, section, k, vals[k])
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", path, err)
+				}
 				ch = append(ch, c...)
 			}
 		case "line-present", "line-absent":
