@@ -329,13 +329,19 @@ func (p *filePatch) Apply(ctx context.Context, x *Exec, plan *Plan) (Result, err
 	}
 	backup := ""
 	if p.backup && st.exists {
+		// The backup goes beside the file the path resolves to: a link
+		// names a file elsewhere, and that file is what changes.
+		real, err := conn.Resolve(ctx, st.path)
+		if err != nil {
+			return nil, err
+		}
 		// The backup belongs to the file's owner: a root-owned file in a
 		// PostgreSQL data directory would break pg_basebackup.
 		opt := transport.WriteOptions{Mode: 0o600, UID: -1, GID: -1}
 		if fi, err := conn.Stat(ctx, st.path); err == nil {
 			opt.UID, opt.GID = fi.UID, fi.GID
 		}
-		backup = fmt.Sprintf("%s.runbook-%s.bak", st.path, time.Now().UTC().Format("20060102T150405Z"))
+		backup = fmt.Sprintf("%s.runbook-%s.bak", real, time.Now().UTC().Format("20060102T150405Z"))
 		if err := conn.WriteFile(ctx, backup, []byte(st.old), opt); err != nil {
 			return nil, fmt.Errorf("backup of %s: %w", st.path, err)
 		}

@@ -671,20 +671,52 @@ func (s *SSH) Stat(_ context.Context, p string) (*FileInfo, error) {
 	return info, nil
 }
 
-// WriteFile replaces a file of the host atomically: a temporary file in
-// the same directory, synced, then renamed over the old one with
-// posix-rename, keeping an existing file's mode and owner.
+// Resolve follows symbolic links of the host.
+func (s *SSH) Resolve(_ context.Context, p string) (string, error) {
+	sc, err := s.sftpClient()
+	if err != nil {
+		return "", err
+	}
+	return resolveLinks(p, func(p string) (string, bool, error) {
+		fi, err := sc.Lstat(p)
+		if err != nil {
+			if errors.Is(notExist(err), fs.ErrNotExist) {
+				return "", false, nil
+			}
+			return "", false, err
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			return "", false, nil
+		}
+		t, err := sc.ReadLink(p)
+		return t, err == nil, err
+	}, func(p string) (bool, error) {
+		_, err := sc.Stat(p)
+		if err != nil && errors.Is(notExist(err), fs.ErrNotExist) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+}
+
+// WriteFile replaces the file p resolves to on the host atomically: a
+// temporary file in its directory, synced, given the old file's
+// attributes, then renamed over it with posix-rename.
 func (s *SSH) WriteFile(ctx context.Context, p string, data []byte, opt WriteOptions) error {
 	sc, err := s.sftpClient()
 	if err != nil {
+		return err
+	}
+	if p, err = s.Resolve(ctx, p); err != nil {
 		return err
 	}
 	mode, uid, gid := opt.Mode, opt.UID, opt.GID
 	if mode == 0 {
 		mode = 0o644
 	}
+	exists := false
 	if old, err := s.Stat(ctx, p); err == nil {
-		mode, uid, gid = old.Mode, old.UID, old.GID
+		mode, uid, gid, exists = old.Mode, old.UID, old.GID, true
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
@@ -724,10 +756,36 @@ func (s *SSH) WriteFile(ctx context.Context, p string, data []byte, opt WriteOpt
 	if err := f.Close(); err != nil {
 		return err
 	}
+	if exists {
+		if err := s.copyAttributes(ctx, p, tmp); err != nil {
+			return err
+		}
+	}
 	if err := sc.PosixRename(tmp, p); err != nil {
 		return fmt.Errorf("rename %s: %w", p, err)
 	}
 	ok = true
+	return nil
+}
+
+// copyAttributes gives the file tmp the attributes of the file p: mode,
+// owner, ACLs and extended attributes such as the SELinux context, which
+// SFTP cannot carry. GNU cp copies them (--attributes-only leaves the
+// content; "all" does not fail where SELinux or extended attributes are
+// missing). Where cp has no --attributes-only (BusyBox), mode and owner,
+// already set, are what is kept.
+func (s *SSH) copyAttributes(ctx context.Context, p, tmp string) error {
+	out, err := s.Run(ctx, &Command{Line: "cp --attributes-only --preserve=all --no-preserve=timestamps,links -- " + quote(p) + " " + quote(tmp), MaxOutput: 4096})
+	if err != nil {
+		return fmt.Errorf("copy the attributes of %s: %w", p, err)
+	}
+	if out.ExitCode != 0 {
+		msg := strings.TrimSpace(string(out.Stderr))
+		if strings.Contains(msg, "unrecognized option") || strings.Contains(msg, "invalid option") {
+			return nil
+		}
+		return fmt.Errorf("could not give the new %s the attributes of the old one (mode, owner, ACLs, SELinux context): %s; nothing was changed", p, msg)
+	}
 	return nil
 }
 
