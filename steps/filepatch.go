@@ -246,9 +246,16 @@ func (p *filePatch) compute(ctx context.Context, x *Exec) (*patchState, error) {
 					return nil, fmt.Errorf("regexp %q: %w", src, err)
 				}
 			}
-			if o.kind == "line-present" {
+			switch {
+			case o.kind == "line-present" && confedit.IsHBARule(line):
+				// pg_hba.conf: the first matching rule wins, so where the
+				// rule goes decides whether it ever applies.
+				if text, ch, err = confedit.EnsureHBALine(text, line, re); err != nil {
+					return nil, fmt.Errorf("%s: %w", path, err)
+				}
+			case o.kind == "line-present":
 				text, ch = confedit.EnsureLine(text, line, re)
-			} else {
+			default:
 				text, ch = confedit.RemoveLine(text, line, re)
 			}
 		}

@@ -56,7 +56,7 @@ func parseIni(text string) (*iniFile, error) {
 	optLine := -1
 	indentLevel := 0
 	for i, l := range f.lines {
-		stripped := strings.TrimFunc(l, unicode.IsSpace)
+		stripped := strings.TrimFunc(l, pySpace)
 		p := &f.parsed[i]
 		p.section = cur
 		switch {
@@ -69,7 +69,7 @@ func parseIni(text string) (*iniFile, error) {
 			p.kind, p.option = iniComment, -1
 			continue
 		}
-		indent := len(l) - len(strings.TrimLeftFunc(l, unicode.IsSpace))
+		indent := len(l) - len(strings.TrimLeftFunc(l, pySpace))
 		if inSection && optLine >= 0 && indent > indentLevel {
 			p.kind, p.option = iniContinuation, optLine
 			continue
@@ -126,12 +126,12 @@ func iniOptionParts(s string) (key, delim, value string, ok bool) {
 	if i < 0 {
 		return "", "", "", false
 	}
-	key = strings.TrimRightFunc(s[:i], unicode.IsSpace)
+	key = strings.TrimRightFunc(s[:i], pySpace)
 	if key == "" {
 		return "", "", "", false
 	}
 	rest := s[i+1:]
-	value = strings.TrimFunc(rest, unicode.IsSpace)
+	value = strings.TrimFunc(rest, pySpace)
 	delim = s[len(key) : len(s)-len(value)]
 	return key, delim, value, true
 }
@@ -157,12 +157,16 @@ func (f *iniFile) optionValue(i int) (string, int) {
 					vals = append(vals, "")
 				}
 			}
-			vals = append(vals, strings.TrimFunc(f.lines[j], unicode.IsSpace))
+			vals = append(vals, strings.TrimFunc(f.lines[j], pySpace))
 			last = j
 		}
 	}
 	return strings.Join(vals, "\n"), last
 }
+
+// pySpace is Python's str.isspace for one character: Unicode white space
+// and the separators U+001C to U+001F, which strip() removes too.
+func pySpace(r rune) bool { return unicode.IsSpace(r) || r >= 0x1c && r <= 0x1f }
 
 // checkIniName refuses a section or key that configparser would read as
 // something else.
@@ -170,7 +174,7 @@ func checkIniName(what, s string) error {
 	switch {
 	case s == "":
 		return fmt.Errorf("an empty ini %s", what)
-	case strings.TrimFunc(s, unicode.IsSpace) != s:
+	case strings.TrimFunc(s, pySpace) != s:
 		return fmt.Errorf("ini %s %q starts or ends with white space, which configparser strips", what, s)
 	case strings.ContainsAny(s, "\n\r"):
 		return fmt.Errorf("ini %s %q holds a line break", what, s)
@@ -195,7 +199,7 @@ func IniSet(text, section, key, value string) (string, []Change, error) {
 	if err := checkIniName("key", key); err != nil {
 		return text, nil, err
 	}
-	if strings.ContainsAny(value, "\n\r") || strings.TrimFunc(value, unicode.IsSpace) != value {
+	if strings.ContainsAny(value, "\n\r") || strings.TrimFunc(value, pySpace) != value {
 		return text, nil, fmt.Errorf("[%s] %s: the value starts or ends with white space or holds a line break, which configparser would not read back as written", section, key)
 	}
 	f, err := parseIni(text)
