@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr/types"
+	"gopkg.in/yaml.v3"
 
 	"github.com/runbook-dev/runbook/internal/confedit"
 	"github.com/runbook-dev/runbook/internal/diag"
@@ -104,6 +105,7 @@ func (FilePatch) Decode(d *Decoder, b Body) Step {
 		// Keys in file order keep plans and diffs stable.
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
+			checkPGValue(d, k.Value, v)
 			p.ops = append(p.ops, op{kind: "set", key: k.Value, value: d.TemplateIn(v, tmpl.ConfValue)})
 		}
 	}
@@ -156,6 +158,25 @@ func (FilePatch) Decode(d *Decoder, b Body) Step {
 	return p
 }
 
+// checkPGValue checks, at validation, a value written into postgresql.conf
+// for setting name: one the author quoted already is quoted again by
+// runbook, so PostgreSQL would read the quotes as part of it (a warning);
+// a fixed value PostgreSQL would refuse is an error.
+func checkPGValue(d *Decoder, name string, n *yaml.Node) {
+	if n == nil || n.Kind != yaml.ScalarNode {
+		return
+	}
+	if confedit.QuotedAlready(strings.TrimSpace(n.Value)) {
+		d.Diags.Warnf(Pos(n), diag.RuleInvalidValue, "the value of %s is in single quotes already: runbook quotes values for postgresql.conf itself, so PostgreSQL would read the quotes as part of the value; write it without them", name)
+	}
+	if strings.Contains(n.Value, "${{") {
+		return
+	}
+	if _, err := confedit.PGValue(name, n.Value); err != nil {
+		d.Errorf(n, diag.RuleInvalidValue, "%v", err)
+	}
+}
+
 type patchState struct {
 	path    string
 	old     string
@@ -203,6 +224,9 @@ func (p *filePatch) compute(ctx context.Context, x *Exec) (*patchState, error) {
 			v, err := o.value.Render(x.Env)
 			if err != nil {
 				return nil, fmt.Errorf("set %s: %w", o.key, err)
+			}
+			if v, err = confedit.PGValue(o.key, v); err != nil {
+				return nil, fmt.Errorf("%s: set %s: %w", path, o.key, err)
 			}
 			text, ch = confedit.Set(text, o.key, v)
 		case "comment":

@@ -515,7 +515,7 @@ func isKeyword(s string) bool {
 
 func isFunc(name string) bool {
 	switch name {
-	case "raw", "literal", "scram_sha256", "scram_verify", "conninfo_value", "pgpass_value":
+	case "raw", "literal", "scram_sha256", "scram_verify", "conninfo_value", "pgpass_value", "standby_names":
 		return true
 	}
 	return false
