@@ -3,7 +3,6 @@ package transport
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -213,9 +212,12 @@ func (s *SSH) handshake(ctx context.Context, dial func(context.Context, string) 
 	if err != nil {
 		nc.Close()
 		var hk *HostKeyError
+		var rk *RevokedKeyError
 		switch {
 		case errors.As(err, &hk):
 			return nil, hk
+		case errors.As(err, &rk):
+			return nil, rk
 		case strings.Contains(err.Error(), "unable to authenticate"):
 			return nil, &AuthError{Host: cfg.Name, User: cfg.User, Tried: tried, Err: errors.New("no key was accepted")}
 		case strings.Contains(err.Error(), "Too many authentication failures"):
@@ -231,92 +233,47 @@ func (s *SSH) handshake(ctx context.Context, dial func(context.Context, string) 
 	return ssh.NewClient(c, chans, reqs), nil
 }
 
-// hostKeyCallback verifies host keys against the known_hosts files and
-// returns the key algorithms known for the host, so that the server is
-// asked for a key that can be checked rather than whichever it prefers.
+// hostKeyCallback verifies host keys against the known_hosts files as
+// OpenSSH does (see knownHosts) and returns the key algorithms to ask for,
+// so that the server is asked for a key that can be checked rather than
+// whichever it prefers.
 func (s *SSH) hostKeyCallback() (ssh.HostKeyCallback, []string, error) {
 	cfg := &s.cfg
 	var files []string
 	for _, f := range cfg.KnownHosts {
-		f = ExpandHome(f)
-		if _, err := os.Stat(f); err == nil {
-			files = append(files, f)
-		}
+		files = append(files, ExpandHome(f))
 	}
-	primary := "~/.ssh/known_hosts"
-	if len(cfg.KnownHosts) > 0 {
-		primary = ExpandHome(cfg.KnownHosts[0])
-	}
-	var check ssh.HostKeyCallback
+	primary := ExpandHome("~/.ssh/known_hosts")
 	if len(files) > 0 {
-		cb, err := knownhosts.New(files...)
-		if err != nil {
-			return nil, nil, fmt.Errorf("known_hosts: %w", err)
-		}
-		check = cb
-	} else {
-		check = func(string, net.Addr, ssh.PublicKey) error { return &knownhosts.KeyError{} }
+		primary = files[0]
+	}
+	kh, err := loadKnownHosts(files)
+	if err != nil {
+		return nil, nil, err
 	}
 	addr := cfg.addr()
-	algos := knownAlgorithms(check, addr)
 	var mu sync.Mutex
-	cb := func(hostname string, remote net.Addr, key ssh.PublicKey) error {
-		err := check(hostname, remote, key)
-		var ke *knownhosts.KeyError
-		if err == nil || !errors.As(err, &ke) {
+	cb := func(_ string, _ net.Addr, key ssh.PublicKey) error {
+		err := kh.check(cfg, addr, key)
+		var hk *HostKeyError
+		if err == nil || !errors.As(err, &hk) {
 			return err
 		}
-		hk := &HostKeyError{Host: cfg.Name, Addr: addr, Fingerprint: ssh.FingerprintSHA256(key), KeyType: key.Type(), KnownFile: primary}
-		if len(ke.Want) > 0 {
-			hk.Changed = true
-			hk.KnownFile, hk.KnownLine = ke.Want[0].Filename, ke.Want[0].Line
+		if hk.KnownFile == "" {
+			hk.KnownFile = primary
+		}
+		if hk.Changed || !cfg.AcceptNewHostKeys {
 			return hk
 		}
-		if !cfg.AcceptNewHostKeys {
+		if _, ok := key.(*ssh.Certificate); ok {
+			// Trust on first use records a plain key, never a certificate.
 			return hk
 		}
 		mu.Lock()
 		defer mu.Unlock()
 		return appendKnownHost(primary, addr, key)
 	}
-	return cb, algos, nil
-}
-
-// knownAlgorithms asks the known_hosts callback, with a key that cannot be
-// known, which keys it knows for addr, and returns their algorithms.
-func knownAlgorithms(check ssh.HostKeyCallback, addr string) []string {
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil
-	}
-	probe, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		return nil
-	}
-	tcp, _ := net.ResolveTCPAddr("tcp", addr)
-	var ke *knownhosts.KeyError
-	if !errors.As(check(addr, tcp, probe), &ke) || len(ke.Want) == 0 {
-		return nil
-	}
-	var out []string
-	seen := map[string]bool{}
-	add := func(a string) {
-		if !seen[a] {
-			seen[a] = true
-			out = append(out, a)
-		}
-	}
-	for _, k := range ke.Want {
-		switch t := k.Key.Type(); t {
-		case ssh.KeyAlgoRSA:
-			add(ssh.KeyAlgoRSASHA512)
-			add(ssh.KeyAlgoRSASHA256)
-			add(t)
-		default:
-			add(t)
-		}
-	}
-	return out
+	return cb, kh.algorithms(addr), nil
 }
 
 func appendKnownHost(file, addr string, key ssh.PublicKey) error {
