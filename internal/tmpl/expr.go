@@ -386,6 +386,12 @@ func lookup(env map[string]any, path []string) (any, error) {
 func fromExprError(src string, err error, rule string) error {
 	var fe *file.Error
 	if errors.As(err, &fe) {
+		if rule == ruleSyntax {
+			if hint, at, ok := syntaxHint(src); ok {
+				line, col := offsetToLineCol(src, at)
+				return &Error{Line: line, Col: col, Rule: rule, Msg: hint}
+			}
+		}
 		return &Error{Line: fe.Line - 1, Col: fe.Column, Rule: rule, Msg: fe.Message}
 	}
 	return &Error{Rule: rule, Msg: err.Error()}
