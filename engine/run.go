@@ -696,7 +696,15 @@ func (x *run) onHost(ctx context.Context, index int, s *Step, host string, item 
 	var plan *steps.Plan
 	for attempt := 0; ; attempt++ {
 		o, plan = x.attempt(ctx, index, s, ex, name, itemNo)
-		if o.status != StatusFailed || o.final || attempt >= s.Retries || ctx.Err() != nil || x.DryRun {
+		if o.status != StatusFailed || o.final || ctx.Err() != nil || x.DryRun {
+			break
+		}
+		retries, err := s.Retries.Get(ex.Env)
+		if err != nil {
+			o.err = fmt.Errorf("retries: %w", err)
+			break
+		}
+		if attempt >= retries {
 			break
 		}
 		delay, err := s.RetryDelay.Get(ex.Env)

@@ -59,9 +59,9 @@ var filePatchFields = []Field{
 	{Name: "ini", Kind: ObjectList, Doc: "set keys in [sections] of an ini file", Fields: iniFields},
 	{Name: "ensure-line", Kind: ObjectList, Doc: "make lines present or absent (pg_hba.conf rules)", Fields: ensureLineFields},
 	{Name: "absent", Kind: Bool, Doc: "delete the file (no other operation allowed)"},
-	{Name: "create", Kind: Bool, Doc: "create the file when it does not exist (otherwise a missing file is an error)"},
+	{Name: "create", Kind: Bool, Dynamic: true, Doc: "create the file when it does not exist (otherwise a missing file is an error); true, false or ${{ }}", Example: true},
 	{Name: "mode", Kind: Literal, Doc: "octal mode of a created file", Example: "0600"},
-	{Name: "backup", Kind: Bool, Doc: "keep a copy of the old file next to it before changing it", Default: true},
+	{Name: "backup", Kind: Bool, Dynamic: true, Doc: "keep a copy of the old file next to it before changing it; true, false or ${{ }}", Default: true, Example: "${{ params.keep_backup }}"},
 }
 
 // Result implements step.Type.
@@ -82,18 +82,15 @@ type filePatch struct {
 	path   *tmpl.Template
 	ops    []op
 	absent bool
-	create bool
+	create BoolValue
 	mode   fs.FileMode
-	backup bool
+	backup BoolValue
 }
 
 // Decode implements step.Type.
 func (FilePatch) Decode(d *Decoder, b Body) Step {
-	p := &filePatch{path: d.Template(b.Get("path")), absent: d.Bool(b.Get("absent")), create: d.Bool(b.Get("create")), backup: true}
+	p := &filePatch{path: d.Template(b.Get("path")), absent: d.Bool(b.Get("absent")), create: d.BoolValue(b.Get("create"), false), backup: d.BoolValue(b.Get("backup"), true)}
 	d.RefuseSecret(b.Get("path"), p.path, diag.RuleSecretExposed, "path", "a path is shown in plans, diffs and the journal, names the backup file, and shows in any listing of its directory")
-	if n := b.Get("backup"); n != nil {
-		p.backup = d.Bool(n)
-	}
 	if n := b.Get("mode"); n != nil {
 		m, err := strconv.ParseUint(n.Value, 8, 32)
 		if err != nil || m > 0o7777 {
@@ -150,7 +147,7 @@ func (FilePatch) Decode(d *Decoder, b Body) Step {
 	if p.absent && len(p.ops) > 0 {
 		d.Errorf(b.Get("absent"), diag.RuleInvalidValue, "absent: true deletes the file; it cannot be combined with edits")
 	}
-	if !p.absent && len(p.ops) == 0 && !p.create {
+	if create, fixed := p.create.Literal(); !p.absent && len(p.ops) == 0 && fixed && !create {
 		if n := b.Get("path"); n != nil {
 			d.Errorf(n, diag.RuleMissingField, "file-patch needs an operation: set, comment, unset, ini, ensure-line, absent or create")
 		}
@@ -197,13 +194,17 @@ func (p *filePatch) compute(ctx context.Context, x *Exec) (*patchState, error) {
 	if err != nil {
 		return nil, err
 	}
+	create, err := p.create.Get(x.Env)
+	if err != nil {
+		return nil, fmt.Errorf("create: %w", err)
+	}
 	st := &patchState{path: path, red: x.Redact}
 	data, err := conn.ReadFile(ctx, path)
 	switch {
 	case err == nil:
 		st.exists = true
 	case errors.Is(err, fs.ErrNotExist):
-		if !p.absent && !p.create {
+		if !p.absent && !create {
 			return nil, fmt.Errorf("%s does not exist on %s (set create: true to create it)", path, x.Host.Name)
 		}
 	default:
@@ -288,7 +289,7 @@ func (p *filePatch) compute(ctx context.Context, x *Exec) (*patchState, error) {
 		}
 	}
 	st.new = text
-	if !st.exists && p.create {
+	if !st.exists && create {
 		st.changes = append([]string{"create " + path}, st.changes...)
 	}
 	return st, nil
@@ -358,8 +359,12 @@ func (p *filePatch) Apply(ctx context.Context, x *Exec, plan *Plan) (Result, err
 	if string(cur) != st.old || (err == nil) != st.exists {
 		return nil, fmt.Errorf("%s changed on %s while the step ran; run again to plan from its new content", st.path, x.Host.Name)
 	}
+	keep, err := p.backup.Get(x.Env)
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
 	backup := ""
-	if p.backup && st.exists {
+	if keep && st.exists {
 		// The backup goes beside the file the path resolves to: a link
 		// names a file elsewhere, and that file is what changes.
 		real, err := conn.Resolve(ctx, st.path)
