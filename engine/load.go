@@ -517,7 +517,7 @@ func (l *Loader) splitType(d *steps.Decoder, n *yaml.Node, common []steps.Field,
 		k, v := n.Content[i], n.Content[i+1]
 		if t, ok := l.Registry.Lookup(k.Value); ok {
 			if typ != nil {
-				d.Errorf(k, diag.RuleStepType, "%s has two step types, %s (line %d) and %s: split it into two steps", where, typ.Name(), typeKey.Line, k.Value)
+				d.Errorf(k, diag.RuleStepType, "%s has two step types, %s (line %d) and %s: split it into two steps", where, typ.Describe().Name, typeKey.Line, k.Value)
 				continue
 			}
 			typ, body, typeKey = t, v, k
@@ -559,7 +559,8 @@ func isField(fields []steps.Field, name string) bool {
 }
 
 func (l *Loader) decodeBody(d *steps.Decoder, typ steps.Type, body *yaml.Node) steps.Step {
-	b := d.Check(body, typ.Fields(), typ.Name())
+	desc := typ.Describe()
+	b := d.Check(body, desc.Fields, desc.Name)
 	return typ.Decode(d, b)
 }
 
@@ -584,8 +585,8 @@ func (l *Loader) decodeGuard(d *steps.Decoder, n *yaml.Node) *Guard {
 	if typ == nil {
 		return nil
 	}
-	if typ.Name() == "wait-until" {
-		d.Errorf(body, diag.RuleInvalidValue, "a guard checks the state once; use a probe step type, not wait-until")
+	if desc := typ.Describe(); desc.Waits {
+		d.Errorf(body, diag.RuleInvalidValue, "a guard checks the state once; use a probe step type, not %s", desc.Name)
 		return nil
 	}
 	d.Scope.Host = true
@@ -616,8 +617,8 @@ func (l *Loader) decodeProbe(d *steps.Decoder, n *yaml.Node) *steps.ProbeSpec {
 	if typ == nil {
 		return nil
 	}
-	if typ.Name() == "wait-until" {
-		d.Errorf(body, diag.RuleInvalidValue, "a probe cannot be a wait-until")
+	if desc := typ.Describe(); desc.Waits {
+		d.Errorf(body, diag.RuleInvalidValue, "a probe cannot be a %s", desc.Name)
 		return nil
 	}
 	p.Type = typ

@@ -160,5 +160,5 @@ func (s *Step) Label() string {
 	if s.ID != "" {
 		return s.ID
 	}
-	return s.Type.Name()
+	return s.Type.Describe().Name
 }

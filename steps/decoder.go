@@ -69,32 +69,35 @@ type ProbeSpec struct {
 // ProbeResult is the type of `result` for a probe of type t: its result plus
 // `reachable`, false when the probe's host could not be connected to.
 func ProbeResult(t Type) types.Type {
-	if v, ok := probeTypes.Load(t.Name()); ok {
+	desc := t.Describe()
+	if v, ok := probeTypes.Load(desc.Name); ok {
 		return v.(types.Type)
 	}
 	m := types.Map{"reachable": types.Bool, "error": types.String}
-	for k, v := range t.Result() {
+	for k, v := range desc.Result {
 		m[k] = v
 	}
-	v, _ := probeTypes.LoadOrStore(t.Name(), tmpl.Memo(m))
+	v, _ := probeTypes.LoadOrStore(desc.Name, tmpl.Memo(m))
 	return v.(types.Type)
 }
 
 // ResultType is the type of `result` in a step's assert.
 func ResultType(t Type) types.Type {
-	if v, ok := resultTypes.Load(t.Name()); ok {
+	desc := t.Describe()
+	if v, ok := resultTypes.Load(desc.Name); ok {
 		return v.(types.Type)
 	}
-	v, _ := resultTypes.LoadOrStore(t.Name(), tmpl.Memo(t.Result()))
+	v, _ := resultTypes.LoadOrStore(desc.Name, tmpl.Memo(desc.Result))
 	return v.(types.Type)
 }
 
 // StepEntryType is the type of steps.<id> for a step of type t.
 func StepEntryType(t Type) types.Type {
-	if v, ok := entryTypes.Load(t.Name()); ok {
+	desc := t.Describe()
+	if v, ok := entryTypes.Load(desc.Name); ok {
 		return v.(types.Type)
 	}
-	v, _ := entryTypes.LoadOrStore(t.Name(), tmpl.StepEntry(t.Result()))
+	v, _ := entryTypes.LoadOrStore(desc.Name, tmpl.StepEntry(desc.Result))
 	return v.(types.Type)
 }
 

@@ -27,14 +27,23 @@ import (
 // FilePatch edits a configuration file in place, idempotently.
 type FilePatch struct{}
 
-var _ Type = FilePatch{}
+// The interfaces the type and its steps implement: a method renamed or
+// removed breaks the build here.
+var (
+	_ Type      = FilePatch{}
+	_ Step      = (*filePatch)(nil)
+	_ Changer   = (*filePatch)(nil)
+	_ Rechecker = (*filePatch)(nil)
+)
 
-// Name implements step.Type.
-func (FilePatch) Name() string { return "file-patch" }
+// Describe implements Type.
+func (FilePatch) Describe() Descriptor { return filePatchType }
 
-// Doc implements step.Type.
-func (FilePatch) Doc() string {
-	return "edit a configuration file in place: postgresql.conf keys, ini keys, whole lines, or delete it; atomic, with a diff in plan"
+var filePatchType = Descriptor{
+	Name:   "file-patch",
+	Doc:    "edit a configuration file in place: postgresql.conf keys, ini keys, whole lines, or delete it; atomic, with a diff in plan",
+	Fields: filePatchFields,
+	Result: types.Map{"changed": types.Bool, "changes": types.Array(types.String), "diff": types.String, "exists": types.Bool, "backup": types.String},
 }
 
 var ensureLineFields = []Field{
@@ -48,9 +57,6 @@ var iniFields = []Field{
 	{Name: "values", Kind: StringMap, Required: true, Doc: "key=value pairs to set in the section", Example: map[string]any{"host": "10.0.0.12"}},
 }
 
-// Fields implements step.Type.
-func (FilePatch) Fields() []Field { return filePatchFields }
-
 var filePatchFields = []Field{
 	{Name: "path", Kind: String, Required: true, Doc: "the file on the host", Example: "/etc/postgresql/15/main/postgresql.conf"},
 	{Name: "set", Kind: StringMap, Doc: "postgresql.conf-style key = value: replaces the active line, uncomments a commented default in place, appends only when the key is absent; values are quoted as PostgreSQL expects and may not hold line breaks", Example: map[string]any{"wal_level": "replica"}},
@@ -62,11 +68,6 @@ var filePatchFields = []Field{
 	{Name: "create", Kind: Bool, Dynamic: true, Doc: "create the file when it does not exist (otherwise a missing file is an error); true, false or ${{ }}", Example: true},
 	{Name: "mode", Kind: Literal, Doc: "octal mode of a created file", Example: "0600"},
 	{Name: "backup", Kind: Bool, Dynamic: true, Doc: "keep a copy of the old file next to it before changing it; true, false or ${{ }}", Default: true, Example: "${{ params.keep_backup }}"},
-}
-
-// Result implements step.Type.
-func (FilePatch) Result() types.Map {
-	return types.Map{"changed": types.Bool, "changes": types.Array(types.String), "diff": types.String, "exists": types.Bool, "backup": types.String}
 }
 
 type op struct {
@@ -87,7 +88,7 @@ type filePatch struct {
 	backup BoolValue
 }
 
-// Decode implements step.Type.
+// Decode implements Type.
 func (FilePatch) Decode(d *Decoder, b Body) Step {
 	p := &filePatch{path: d.Template(b.Get("path")), absent: d.Bool(b.Get("absent")), create: d.BoolValue(b.Get("create"), false), backup: d.BoolValue(b.Get("backup"), true)}
 	d.RefuseSecret(b.Get("path"), p.path, diag.RuleSecretExposed, "path", "a path is shown in plans, diffs and the journal, names the backup file, and shows in any listing of its directory")
@@ -415,8 +416,8 @@ func maskPasswords(s string) string {
 	return passwordValue.ReplaceAllString(s, "${1}********")
 }
 
-// MayChange implements step.Changer.
+// MayChange implements Changer.
 func (p *filePatch) MayChange() bool { return true }
 
-// Rechecks implements step.Rechecker: its plan compares the file with the wanted text: an edit already made is found, never made twice.
+// Rechecks implements Rechecker: its plan compares the file with the wanted text: an edit already made is found, never made twice.
 func (*filePatch) Rechecks() bool { return true }
