@@ -31,18 +31,24 @@ func TestSSHHostCertificates(t *testing.T) {
 		name, knownHosts string
 		accept           bool
 		hash             bool
+		// alias is a HostKeyAlias, given to both clients.
+		alias string
 	}{
-		{"CA for the host", "@cert-authority " + hp + " " + s.CAKey, true, false},
-		{"CA for every host", "@cert-authority * " + s.CAKey, true, false},
-		{"CA and an outdated plain key", hp + " " + stale + "\n@cert-authority " + hp + " " + s.CAKey, true, false},
-		{"CA for other hosts only", "@cert-authority [10.9.9.9]:22 " + s.CAKey, false, false},
-		{"host key revoked", "@cert-authority * " + s.CAKey + "\n@revoked * " + hostPub, false, false},
-		{"CA revoked", "@cert-authority * " + s.CAKey + "\n@revoked * " + s.CAKey, false, false},
-		{"plain key revoked", hp + " " + hostPub + "\n@revoked * " + hostPub, false, false},
-		{"CA for every host but this one", "@cert-authority *,!" + s.Host + ",!" + hp + " " + s.CAKey, false, false},
-		{"CA for the bare host name", "@cert-authority " + s.Host + " " + s.CAKey, true, false},
-		{"hashed names", hp + " " + hostPub, true, true},
-		{"hashed name, outdated key", hp + " " + stale, false, true},
+		{"CA for the host", "@cert-authority " + hp + " " + s.CAKey, true, false, ""},
+		{"CA for every host", "@cert-authority * " + s.CAKey, true, false, ""},
+		{"CA and an outdated plain key", hp + " " + stale + "\n@cert-authority " + hp + " " + s.CAKey, true, false, ""},
+		{"CA for other hosts only", "@cert-authority [10.9.9.9]:22 " + s.CAKey, false, false, ""},
+		{"host key revoked", "@cert-authority * " + s.CAKey + "\n@revoked * " + hostPub, false, false, ""},
+		{"CA revoked", "@cert-authority * " + s.CAKey + "\n@revoked * " + s.CAKey, false, false, ""},
+		{"plain key revoked", hp + " " + hostPub + "\n@revoked * " + hostPub, false, false, ""},
+		{"CA for every host but this one", "@cert-authority *,!" + s.Host + ",!" + hp + " " + s.CAKey, false, false, ""},
+		{"CA for the bare host name", "@cert-authority " + s.Host + " " + s.CAKey, true, false, ""},
+		{"hashed names", hp + " " + hostPub, true, true, ""},
+		{"hashed name, outdated key", hp + " " + stale, false, true, ""},
+		{name: "HostKeyAlias, plain key", knownHosts: "pgalias " + hostPub, accept: true, alias: "pgalias"},
+		{name: "HostKeyAlias, key under the address only", knownHosts: hp + " " + hostPub, accept: false, alias: "pgalias"},
+		{name: "HostKeyAlias naming a principal, CA", knownHosts: "@cert-authority localhost " + s.CAKey, accept: true, alias: "localhost"},
+		{name: "HostKeyAlias not a principal, CA", knownHosts: "@cert-authority pgalias " + s.CAKey, accept: false, alias: "pgalias"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,13 +61,17 @@ func TestSSHHostCertificates(t *testing.T) {
 					t.Fatalf("ssh-keygen -H: %v %s", err, out)
 				}
 			}
-			out, err := exec.Command("ssh", "-F", "/dev/null", "-o", "UserKnownHostsFile="+kh, "-o", "GlobalKnownHostsFile=/dev/null",
+			args := []string{"-F", "/dev/null"}
+			if tt.alias != "" {
+				args = append(args, "-o", "HostKeyAlias="+tt.alias)
+			}
+			out, err := exec.Command("ssh", append(args, "-o", "UserKnownHostsFile="+kh, "-o", "GlobalKnownHostsFile=/dev/null",
 				"-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-i", s.IdentityFile,
-				"-p", strconv.Itoa(s.Port), "root@"+s.Host, "true").CombinedOutput()
+				"-p", strconv.Itoa(s.Port), "root@"+s.Host, "true")...).CombinedOutput()
 			if openssh := err == nil; openssh != tt.accept {
 				t.Fatalf("OpenSSH accepts: %v, the case says %v: %s", openssh, tt.accept, out)
 			}
-			_, err = dial(t, s, func(c *transport.SSHConfig) { c.KnownHosts = []string{kh} })
+			_, err = dial(t, s, func(c *transport.SSHConfig) { c.KnownHosts, c.HostKeyAlias = []string{kh}, tt.alias })
 			if (err == nil) != tt.accept {
 				t.Fatalf("runbook: %v; OpenSSH accepts: %v (%s)", err, tt.accept, strings.TrimSpace(string(out)))
 			}

@@ -82,6 +82,20 @@ func caNames(addr string) []string {
 	return names
 }
 
+// lookupNames are the names a host's keys are looked up by: its
+// HostKeyAlias when it has one (as OpenSSH: the alias alone, no port), and
+// the principal its certificate must name.
+func lookupNames(cfg *SSHConfig, addr string) (name string, ca []string, principal string) {
+	if a := strings.ToLower(cfg.HostKeyAlias); a != "" {
+		return a, []string{a}, a
+	}
+	principal, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		principal = addr
+	}
+	return hostName(addr), caNames(addr), strings.ToLower(principal)
+}
+
 // matchesAny reports whether the line matches one of names.
 func (l *knownLine) matchesAny(names []string) bool {
 	for _, n := range names {
@@ -218,7 +232,7 @@ func (e *RevokedKeyError) Error() string {
 // is accepted when listed for the host. It returns a *HostKeyError for a
 // key that is not known or does not match.
 func (kh *knownHosts) check(cfg *SSHConfig, addr string, key ssh.PublicKey) error {
-	name, names := hostName(addr), caNames(addr)
+	name, names, principal := lookupNames(cfg, addr)
 	hk := &HostKeyError{Host: cfg.Name, Addr: addr, Fingerprint: ssh.FingerprintSHA256(key), KeyType: key.Type()}
 	refuse := func(what string, k ssh.PublicKey, l *knownLine) error {
 		return &RevokedKeyError{Host: cfg.Name, Addr: addr, Fingerprint: ssh.FingerprintSHA256(k), What: what, KnownAt: l.where()}
@@ -233,12 +247,8 @@ func (kh *knownHosts) check(cfg *SSHConfig, addr string, key ssh.PublicKey) erro
 			return refuse("its key", cert.Key, l)
 		}
 		if kh.authority(names, cert.SignatureKey) {
-			host, _, err := net.SplitHostPort(addr)
-			if err != nil {
-				host = addr
-			}
 			checker := &ssh.CertChecker{IsHostAuthority: func(ssh.PublicKey, string) bool { return true }}
-			if err := checker.CheckCert(strings.ToLower(host), cert); err != nil {
+			if err := checker.CheckCert(principal, cert); err != nil {
 				return fmt.Errorf("host certificate of %s (%s), signed by a CA trusted in known_hosts, is not valid: %v", cfg.Name, addr, err)
 			}
 			return nil
@@ -265,8 +275,8 @@ func (kh *knownHosts) check(cfg *SSHConfig, addr string, key ssh.PublicKey) erro
 // OpenSSH's order: certificates first when a CA is trusted for the host,
 // then the types of the plain keys known for it; nil when nothing is known
 // (the library's defaults).
-func (kh *knownHosts) algorithms(addr string) []string {
-	name, names := hostName(addr), caNames(addr)
+func (kh *knownHosts) algorithms(cfg *SSHConfig, addr string) []string {
+	name, names, _ := lookupNames(cfg, addr)
 	var out []string
 	seen := map[string]bool{}
 	add := func(a string) {

@@ -43,6 +43,9 @@ type SSHConfig struct {
 	// AcceptNewHostKeys trusts the key of a host not yet in known_hosts on
 	// first use and records it. A changed key is never accepted.
 	AcceptNewHostKeys bool
+	// HostKeyAlias is the name the host's keys are looked up and recorded
+	// under in known_hosts instead of its address (OpenSSH's HostKeyAlias).
+	HostKeyAlias string
 	// ProxyJump is a jump host (user@host:port), as OpenSSH's ProxyJump.
 	ProxyJump *SSHConfig
 	// Passphrase asks for the passphrase of an encrypted key; nil when no
@@ -271,12 +274,15 @@ func (s *SSH) hostKeyCallback() (ssh.HostKeyCallback, []string, error) {
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		return appendKnownHost(primary, addr, key)
+		name, _, _ := lookupNames(cfg, addr)
+		return appendKnownHost(primary, name, key)
 	}
-	return cb, kh.algorithms(addr), nil
+	return cb, kh.algorithms(cfg, addr), nil
 }
 
-func appendKnownHost(file, addr string, key ssh.PublicKey) error {
+// appendKnownHost records key for the host name known_hosts looks it up
+// by ([host]:port, or its HostKeyAlias).
+func appendKnownHost(file, name string, key ssh.PublicKey) error {
 	if err := os.MkdirAll(path.Dir(file), 0o700); err != nil {
 		return err
 	}
@@ -285,7 +291,7 @@ func appendKnownHost(file, addr string, key ssh.PublicKey) error {
 		return err
 	}
 	defer f.Close()
-	_, err = fmt.Fprintln(f, knownhosts.Line([]string{knownhosts.Normalize(addr)}, key))
+	_, err = fmt.Fprintln(f, knownhosts.Line([]string{name}, key))
 	return err
 }
 

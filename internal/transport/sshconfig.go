@@ -195,7 +195,7 @@ func (r *resolver) resolve(name, alias string, port int, user, identity, knownHo
 		return cfg, r.notes, fmt.Errorf("host %s: %sProxyCommand %s: runbook cannot connect through a command; use ProxyJump, or reach the host directly", name, r.where("ProxyCommand"), v)
 	}
 	if set("hostkeyalias") {
-		r.note("HostKeyAlias", "HostKeyAlias %s is not honoured: runbook looks the host key up under %s", one("hostkeyalias"), hostName(cfg.addr()))
+		cfg.HostKeyAlias = one("hostkeyalias")
 	}
 	if v, err := strconv.Atoi(one("connecttimeout")); err == nil && v > 0 {
 		cfg.ConnectTimeout = time.Duration(v) * time.Second

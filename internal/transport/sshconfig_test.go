@@ -85,6 +85,7 @@ func TestResolveSSHAsOpenSSH(t *testing.T) {
 		{name: "ProxyJump chain", host: "behind", config: "Host behind\n  ProxyJump j1,j2\nHost j2\n  Port 2202\n"},
 		{name: "StrictHostKeyChecking accept-new", host: "db", config: "Host db\n  StrictHostKeyChecking accept-new\n"},
 		{name: "Host alias with canonical case", host: "DB", config: "Host db\n  Port 2200\n"},
+		{name: "HostKeyAlias", host: "db", config: "Host db\n  HostKeyAlias pg-primary\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -147,6 +148,9 @@ func compareWithSSHG(t *testing.T, file, host string, port int, user string, cfg
 	}
 	if strings.Join(cfg.KnownHosts, " ") != strings.Join(kh, " ") {
 		t.Errorf("known hosts %v, ssh -G %v", cfg.KnownHosts, kh)
+	}
+	if alias := g["hostkeyalias"]; len(alias) > 0 && cfg.HostKeyAlias != alias[0] || len(alias) == 0 && cfg.HostKeyAlias != "" {
+		t.Errorf("HostKeyAlias %q, ssh -G %v", cfg.HostKeyAlias, alias)
 	}
 	if cfg.IdentitiesOnly != (g["identitiesonly"][0] == "yes") {
 		t.Errorf("IdentitiesOnly %v, ssh -G %s", cfg.IdentitiesOnly, g["identitiesonly"][0])
@@ -218,12 +222,15 @@ func TestResolveSSHSaysWhatItCannotDo(t *testing.T) {
 	if err := os.WriteFile(file, []byte("Include "+inc+"\nHost db\n  StrictHostKeyChecking no\n  HostKeyAlias pg\nHost proxied\n  ProxyCommand nc %h %p\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, notes, err := transport.ResolveSSH(context.Background(), transport.SSHTarget{Name: "db", ConfigFile: file})
+	cfg, notes, err := transport.ResolveSSH(context.Background(), transport.SSHTarget{Name: "db", ConfigFile: file})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if cfg.HostKeyAlias != "pg" {
+		t.Errorf("HostKeyAlias %q, want pg", cfg.HostKeyAlias)
+	}
 	all := strings.Join(notes, "\n")
-	for _, want := range []string{inc + ":3: localforward", file + ":3: StrictHostKeyChecking no is not honoured", file + ":4: HostKeyAlias pg is not honoured"} {
+	for _, want := range []string{inc + ":3: localforward", file + ":3: StrictHostKeyChecking no is not honoured"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("no note %q in:\n%s", want, all)
 		}
