@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/runbook-dev/runbook/engine"
@@ -150,7 +151,7 @@ func fileLine(v string) bool { return !strings.ContainsAny(v, "\n\r\x00") }
 // iniValue: a value ini readers read back as it is: one line, no blanks
 // around it, no ; or # at its start or after a blank, no quote first.
 func iniValue(v string) bool {
-	return fileLine(v) && v == strings.TrimSpace(v) && strings.Trim(v, "\x1c\x1d\x1e\x1f") == v &&
+	return fileLine(v) && strings.TrimFunc(v, func(r rune) bool { return unicode.IsSpace(r) || r >= 0x1c && r <= 0x1f }) == v &&
 		!strings.HasPrefix(v, ";") && !strings.HasPrefix(v, "#") && !strings.HasPrefix(v, `"`) && !strings.HasPrefix(v, "'") &&
 		!strings.Contains(v, " ;") && !strings.Contains(v, " #") && !strings.Contains(v, "\t;") && !strings.Contains(v, "\t#")
 }
