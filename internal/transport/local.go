@@ -112,15 +112,11 @@ func (Local) Stat(_ context.Context, path string) (*FileInfo, error) {
 // WriteFile replaces path atomically, keeping an existing file's mode and
 // owner.
 func (l Local) WriteFile(ctx context.Context, path string, data []byte, opt WriteOptions) error {
-	mode, uid, gid := opt.Mode, opt.UID, opt.GID
-	if mode == 0 {
-		mode = 0o644
-	}
-	if old, err := l.Stat(ctx, path); err == nil {
-		mode, uid, gid = old.Mode, old.UID, old.GID
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	old, err := l.Stat(ctx, path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
+	mode, uid, gid := opt.attrs(old)
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".runbook-*")
 	if err != nil {
 		return err

@@ -679,15 +679,11 @@ func (s *SSH) WriteFile(ctx context.Context, p string, data []byte, opt WriteOpt
 	if err != nil {
 		return err
 	}
-	mode, uid, gid := opt.Mode, opt.UID, opt.GID
-	if mode == 0 {
-		mode = 0o644
-	}
-	if old, err := s.Stat(ctx, p); err == nil {
-		mode, uid, gid = old.Mode, old.UID, old.GID
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	old, err := s.Stat(ctx, p)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
+	mode, uid, gid := opt.attrs(old)
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
 	tmp := path.Join(path.Dir(p), "."+path.Base(p)+".runbook-"+hex.EncodeToString(rnd[:]))
