@@ -474,8 +474,10 @@ func (l *Lab) orchestratorDatabase(ctx context.Context, h, orch *Host) error {
 	if err != nil || code != 0 {
 		return fmt.Errorf("writing database.cfg: %v %s", err, out.String())
 	}
-	if b, err := l.Exec(ctx, orch.Name, "systemctl", "restart", "inmanta-server.service"); err != nil {
-		return fmt.Errorf("starting the stand-in: %v %s", err, b)
+	// It may have used up its start limit before database.cfg existed.
+	if b, err := l.Exec(ctx, orch.Name, "sh", "-c", "systemctl reset-failed inmanta-server.service; systemctl restart inmanta-server.service"); err != nil {
+		j, _ := l.Exec(context.Background(), orch.Name, "journalctl", "--no-pager", "-n", "20", "-u", "inmanta-server.service")
+		return fmt.Errorf("starting the stand-in: %v %s\n%s", err, b, j)
 	}
 	// The API listens on the host's loopback address only: asked there.
 	for {
