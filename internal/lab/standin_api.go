@@ -201,18 +201,19 @@ func (s *Standin) authorized(h http.HandlerFunc) http.HandlerFunc {
 			writeJSON(w, http.StatusForbidden, map[string]any{"message": "Unable to decode provided JWT bearer token."})
 			return
 		}
-		if err := s.auth.verify(tok, time.Now()); err != nil {
-			writeJSON(w, http.StatusForbidden, map[string]any{"message": err.Error()})
+		if why := s.auth.verify(tok, time.Now()); why != "" {
+			writeJSON(w, http.StatusForbidden, map[string]any{"message": why})
 			return
 		}
 		h(w, r)
 	}
 }
 
-func (a *standinAuth) verify(tok string, now time.Time) error {
+// verify returns why a token is refused, in the server's words, or "".
+func (a *standinAuth) verify(tok string, now time.Time) string {
 	parts := strings.Split(tok, ".")
 	if len(parts) != 3 {
-		return errors.New("Unable to decode provided JWT bearer token.")
+		return "Unable to decode provided JWT bearer token."
 	}
 	var header struct {
 		Alg string `json:"alg"`
@@ -221,28 +222,28 @@ func (a *standinAuth) verify(tok string, now time.Time) error {
 	for i, v := range []any{&header, &claims} {
 		b, err := base64.RawURLEncoding.DecodeString(parts[i])
 		if err != nil || json.Unmarshal(b, v) != nil {
-			return errors.New("Unable to decode provided JWT bearer token.")
+			return "Unable to decode provided JWT bearer token."
 		}
 	}
 	iss, _ := claims["iss"].(string)
 	is, ok := a.issuers[iss]
 	if !ok {
-		return errors.New("Unknown issuer for token")
+		return "Unknown issuer for token"
 	}
 	if !strings.EqualFold(header.Alg, "HS256") {
-		return fmt.Errorf("Algorithm %s is not supported.", header.Alg)
+		return fmt.Sprintf("Algorithm %s is not supported.", header.Alg)
 	}
 	mac := hmac.New(sha256.New, is.key)
 	mac.Write([]byte(parts[0] + "." + parts[1]))
 	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
 	if err != nil || !hmac.Equal(sig, mac.Sum(nil)) {
-		return errors.New("Signature verification failed")
+		return "Signature verification failed"
 	}
 	if !claimHas(claims["aud"], is.audience) {
-		return errors.New("Invalid audience")
+		return "Invalid audience"
 	}
 	if exp, ok := claims["exp"].(float64); ok && now.Unix() >= int64(exp) {
-		return errors.New("Signature has expired")
+		return "Signature has expired"
 	}
 	ct := "api"
 	if v, ok := claims["urn:inmanta:ct"]; ok {
@@ -256,9 +257,9 @@ func (a *standinAuth) verify(tok string, now time.Time) error {
 		}
 	}
 	if !slices.Contains(strings.Split(strings.ReplaceAll(ct, " ", ""), ","), "api") {
-		return errors.New("The token is not valid for the api client type")
+		return "The token is not valid for the api client type"
 	}
-	return nil
+	return ""
 }
 
 func claimHas(v any, want string) bool {
