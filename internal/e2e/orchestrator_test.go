@@ -148,7 +148,7 @@ rm /var/lib/inmanta/.config/systemd/user/inmanta-server.service; systemctl stop 
 	powerCut := []string{"run", "orchestrator/new-orchestrator", "-p", "old_orchestrator=orch2", "-p", "new_orchestrator=orch", "-p", "database_host=pg2", "-p", "old_orchestrator_powered_off=true"}
 	out := h.ok(powerCut...)
 	leaks(out)
-	if !strings.Contains(out, "End the old orchestrator's sessions") {
+	if !strings.Contains(out, "changed      End the old orchestrator's sessions") {
 		t.Errorf("no step ended the orphaned sessions:\n%s", out)
 	}
 	if got := h.psqlDB("pg2", "inmanta", lockHolder); got != orch {
