@@ -72,7 +72,7 @@ var commonFields = []steps.Field{
 	{Name: "max_failures", Kind: steps.Int, Doc: "how many hosts of hosts: may fail before the others stop (default 0)", Example: 1},
 	{Name: "when", Kind: steps.Expr, Doc: "run the step only when this expression holds", Example: "steps.conf.result.changed"},
 	{Name: "timeout", Kind: steps.Duration, Doc: "cancel the step after this long", Example: "60s"},
-	{Name: "retries", Kind: steps.Int, Doc: "how many times to retry a failed step", Example: 3},
+	{Name: "retries", Kind: steps.Int, Dynamic: true, Doc: "how many times to retry a failed step (an integer or ${{ }})", Example: 3},
 	{Name: "retry_delay", Kind: steps.Duration, Doc: "pause between retries (default 1s)", Example: "2s"},
 	{Name: "become", Kind: steps.Literal, Doc: "run as this user on the host (sudo -n -u, or runuser as root)", Example: "postgres"},
 	{Name: "assert", Kind: steps.Expr, Doc: "verify the step's result; the step fails when this is false", Example: "result.exit_code == 0"},
@@ -152,6 +152,7 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 		ds.Errorf(diag.Pos{Line: line}, diag.RuleYAMLSyntax, "%s", msg)
 		return nil, ds.Items
 	}
+	duplicateKeys(&doc, ds)
 	resolveAliases(&doc, map[*yaml.Node]bool{})
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
 		ds.Errorf(diag.Pos{Line: 1, Col: 1}, diag.RuleNotAPlaybook, "a playbook is a mapping with version, name and steps")
@@ -220,10 +221,14 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 		// Before the steps are decoded: it runs before any of them.
 		pb.Confirm = decodeConfirm(d, n, "confirm of the playbook")
 	}
-	for _, sn := range stepNodes {
+	for i, sn := range stepNodes {
 		if s := l.decodeStep(d, sn); s != nil {
 			pb.Steps = append(pb.Steps, s)
 		}
+		// A step's YAML tree is not read once it is decoded: dropping it
+		// lets the collector free a large playbook's tree (a dozen times
+		// the size of its text) as it goes, rather than at the end.
+		stepNodes[i] = nil
 	}
 	if !diag.HasErrors(ds.Items) {
 		lint(pb, d.Scope.Used, ds)
@@ -364,7 +369,7 @@ func decodeParams(d *steps.Decoder, n *yaml.Node) []*Param {
 		if def := f.Get("default"); def != nil {
 			val, err := p.parseNode(def)
 			if err != nil {
-				d.Errorf(def, diag.RuleType, "default of param %s: %v", p.Name, err)
+				d.Errorf(def, diag.RuleTypeMismatch, "default of param %s: %v", p.Name, err)
 			} else {
 				p.Default, p.HasDefault = val, true
 			}
@@ -518,7 +523,7 @@ func (l *Loader) splitType(d *steps.Decoder, n *yaml.Node, common []steps.Field,
 		k, v := n.Content[i], n.Content[i+1]
 		if t, ok := l.Registry.Lookup(k.Value); ok {
 			if typ != nil {
-				d.Errorf(k, diag.RuleStepType, "%s has two step types, %s (line %d) and %s: split it into two steps", where, typ.Name(), typeKey.Line, k.Value)
+				d.Errorf(k, diag.RuleStepTypeCount, "%s has two step types, %s (line %d) and %s: split it into two steps", where, typ.Describe().Name, typeKey.Line, k.Value)
 				continue
 			}
 			typ, body, typeKey = t, v, k
@@ -545,7 +550,7 @@ func (l *Loader) splitType(d *steps.Decoder, n *yaml.Node, common []steps.Field,
 		d.Errorf(k, diag.RuleUnknownKey, "unknown key %q in %s%s; expected a step type (%s) or one of: %s", k.Value, where, diag.DidYouMean(k.Value, append(known, l.Registry.Names()...)), strings.Join(l.Registry.Names(), ", "), strings.Join(known, ", "))
 	}
 	if typ == nil && len(unknown) == 0 {
-		d.Errorf(n, diag.RuleStepType, "%s has no step type: add one of %s", where, strings.Join(l.Registry.Names(), ", "))
+		d.Errorf(n, diag.RuleStepTypeCount, "%s has no step type: add one of %s", where, strings.Join(l.Registry.Names(), ", "))
 	}
 	return typ, body, rest
 }
@@ -560,13 +565,14 @@ func isField(fields []steps.Field, name string) bool {
 }
 
 func (l *Loader) decodeBody(d *steps.Decoder, typ steps.Type, body *yaml.Node) steps.Step {
-	b := d.Check(body, typ.Fields(), typ.Name())
+	desc := typ.Describe()
+	b := d.Check(body, desc.Fields, desc.Name)
 	return typ.Decode(d, b)
 }
 
 func (l *Loader) decodeGuard(d *steps.Decoder, n *yaml.Node) *Guard {
 	if n.Kind != yaml.MappingNode {
-		d.Errorf(n, diag.RuleType, "a guard must be a mapping with name, a probe and assert")
+		d.Errorf(n, diag.RuleTypeMismatch, "a guard must be a mapping with name, a probe and assert")
 		return nil
 	}
 	where := "guard"
@@ -585,8 +591,8 @@ func (l *Loader) decodeGuard(d *steps.Decoder, n *yaml.Node) *Guard {
 	if typ == nil {
 		return nil
 	}
-	if typ.Name() == "wait-until" {
-		d.Errorf(body, diag.RuleInvalidValue, "a guard checks the state once; use a probe step type, not wait-until")
+	if desc := typ.Describe(); desc.Waits {
+		d.Errorf(body, diag.RuleInvalidValue, "a guard checks the state once; use a probe step type, not %s", desc.Name)
 		return nil
 	}
 	d.Scope.Host = true
@@ -617,8 +623,8 @@ func (l *Loader) decodeProbe(d *steps.Decoder, n *yaml.Node) *steps.ProbeSpec {
 	if typ == nil {
 		return nil
 	}
-	if typ.Name() == "wait-until" {
-		d.Errorf(body, diag.RuleInvalidValue, "a probe cannot be a wait-until")
+	if desc := typ.Describe(); desc.Waits {
+		d.Errorf(body, diag.RuleInvalidValue, "a probe cannot be a %s", desc.Name)
 		return nil
 	}
 	p.Type = typ
@@ -651,7 +657,7 @@ func servicePorts(d *steps.Decoder, n *yaml.Node) []*tmpl.Template {
 
 func (l *Loader) decodeStep(d *steps.Decoder, n *yaml.Node) *Step {
 	if n.Kind != yaml.MappingNode {
-		d.Errorf(n, diag.RuleType, "a step must be a mapping with one step type, not %s", n.ShortTag())
+		d.Errorf(n, diag.RuleTypeMismatch, "a step must be a mapping with one step type, not %s", n.ShortTag())
 		return nil
 	}
 	where := "step"
@@ -694,7 +700,7 @@ func (l *Loader) decodeStep(d *steps.Decoder, n *yaml.Node) *Step {
 		d.Errorf(f.Get("parallel"), diag.RuleInvalidValue, "parallel only applies to a step with hosts:")
 	}
 	s.Timeout = d.Duration(f.Get("timeout"), 0)
-	s.Retries = d.Int(f.Get("retries"), 0)
+	s.Retries = d.IntValue(f.Get("retries"), 0)
 	s.RetryDelay = d.Duration(f.Get("retry_delay"), time.Second)
 	d.Scope.Host = true
 	if fe := f.Get("for_each"); fe != nil {

@@ -2,6 +2,7 @@ package steps
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -68,32 +69,35 @@ type ProbeSpec struct {
 // ProbeResult is the type of `result` for a probe of type t: its result plus
 // `reachable`, false when the probe's host could not be connected to.
 func ProbeResult(t Type) types.Type {
-	if v, ok := probeTypes.Load(t.Name()); ok {
+	desc := t.Describe()
+	if v, ok := probeTypes.Load(desc.Name); ok {
 		return v.(types.Type)
 	}
 	m := types.Map{"reachable": types.Bool, "error": types.String}
-	for k, v := range t.Result() {
+	for k, v := range desc.Result {
 		m[k] = v
 	}
-	v, _ := probeTypes.LoadOrStore(t.Name(), tmpl.Memo(m))
+	v, _ := probeTypes.LoadOrStore(desc.Name, tmpl.Memo(m))
 	return v.(types.Type)
 }
 
 // ResultType is the type of `result` in a step's assert.
 func ResultType(t Type) types.Type {
-	if v, ok := resultTypes.Load(t.Name()); ok {
+	desc := t.Describe()
+	if v, ok := resultTypes.Load(desc.Name); ok {
 		return v.(types.Type)
 	}
-	v, _ := resultTypes.LoadOrStore(t.Name(), tmpl.Memo(t.Result()))
+	v, _ := resultTypes.LoadOrStore(desc.Name, tmpl.Memo(desc.Result))
 	return v.(types.Type)
 }
 
 // StepEntryType is the type of steps.<id> for a step of type t.
 func StepEntryType(t Type) types.Type {
-	if v, ok := entryTypes.Load(t.Name()); ok {
+	desc := t.Describe()
+	if v, ok := entryTypes.Load(desc.Name); ok {
 		return v.(types.Type)
 	}
-	v, _ := entryTypes.LoadOrStore(t.Name(), tmpl.StepEntry(t.Result()))
+	v, _ := entryTypes.LoadOrStore(desc.Name, tmpl.StepEntry(desc.Result))
 	return v.(types.Type)
 }
 
@@ -115,7 +119,7 @@ func (d *Decoder) Errorf(n *yaml.Node, rule, format string, args ...any) {
 func (d *Decoder) Check(n *yaml.Node, fields []Field, where string) Body {
 	body := Body{Node: n, values: map[string]*yaml.Node{}}
 	if n.Kind != yaml.MappingNode {
-		d.Errorf(n, diag.RuleType, "%s must be a mapping, not %s", where, describe(n))
+		d.Errorf(n, diag.RuleTypeMismatch, "%s must be a mapping, not %s", where, describe(n))
 		return body
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -127,7 +131,8 @@ func (d *Decoder) Check(n *yaml.Node, fields []Field, where string) Body {
 			continue
 		}
 		if _, dup := body.values[k.Value]; dup {
-			d.Errorf(k, diag.RuleDuplicateID, "key %q appears twice in %s", k.Value, where)
+			// The first value counts; the loader reports the key written
+			// twice (duplicate-key), in every mapping of the file.
 			continue
 		}
 		if d.checkShape(v, f, where) {
@@ -187,7 +192,7 @@ func hasKey(n *yaml.Node, key string) bool {
 // checkShape reports a value whose YAML shape cannot be a value of f.
 func (d *Decoder) checkShape(v *yaml.Node, f *Field, where string) bool {
 	bad := func(want string) bool {
-		d.Errorf(v, diag.RuleType, "%s: %s must be %s, not %s", where, f.Name, want, describe(v))
+		d.Errorf(v, diag.RuleTypeMismatch, "%s: %s must be %s, not %s", where, f.Name, want, describe(v))
 		return false
 	}
 	switch f.Kind {
@@ -195,17 +200,26 @@ func (d *Decoder) checkShape(v *yaml.Node, f *Field, where string) bool {
 		if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
 			return bad("a string")
 		}
+		if f.Kind == Literal && strings.Contains(v.Value, "${{") {
+			d.Errorf(v, diag.RuleInvalidValue, "%s: %s is read as it is written: ${{ }} is not interpolated here; write a fixed value", where, f.Name)
+			return false
+		}
 	case Expr:
 		if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
 			return bad("an expression")
 		}
-	case Bool:
-		if v.Kind != yaml.ScalarNode || v.Tag != "!!bool" {
-			return bad("true or false")
+	case Bool, Int:
+		want := map[Kind]string{Bool: "true or false", Int: "an integer"}[f.Kind]
+		tag := map[Kind]string{Bool: "!!bool", Int: "!!int"}[f.Kind]
+		if v.Kind == yaml.ScalarNode && strings.Contains(v.Value, "${{") {
+			if f.Dynamic {
+				return true
+			}
+			d.Errorf(v, diag.RuleTypeMismatch, "%s: %s takes a fixed value (%s), not an expression: it decides the step's shape when the playbook is loaded", where, f.Name, want)
+			return false
 		}
-	case Int:
-		if v.Kind != yaml.ScalarNode || v.Tag != "!!int" {
-			return bad("an integer")
+		if v.Kind != yaml.ScalarNode || v.Tag != tag {
+			return bad(want)
 		}
 	case Port:
 		if v.Kind != yaml.ScalarNode {
@@ -231,6 +245,9 @@ func (d *Decoder) checkShape(v *yaml.Node, f *Field, where string) bool {
 		if v.Kind != yaml.MappingNode {
 			return bad("a mapping of names to strings")
 		}
+		for i := 0; i+1 < len(v.Content); i += 2 {
+			d.refuseKeyExpr(v.Content[i], where+": "+f.Name)
+		}
 	case StringList:
 		if v.Kind == yaml.ScalarNode && strings.Contains(v.Value, "${{") {
 			return true
@@ -247,7 +264,7 @@ func (d *Decoder) checkShape(v *yaml.Node, f *Field, where string) bool {
 		}
 		for _, e := range v.Content {
 			if e.Kind != yaml.ScalarNode || e.Tag != "!!int" {
-				d.Errorf(e, diag.RuleType, "%s: %s must list integers, not %s", where, f.Name, describe(e))
+				d.Errorf(e, diag.RuleTypeMismatch, "%s: %s must list integers, not %s", where, f.Name, describe(e))
 				return false
 			}
 		}
@@ -270,6 +287,15 @@ func (d *Decoder) checkShape(v *yaml.Node, f *Field, where string) bool {
 		return false
 	}
 	return true
+}
+
+// refuseKeyExpr refuses a ${{ }} in a mapping key: keys are names (of a
+// setting, a variable, a header, a JSON member) and are used as written,
+// so an expression there would reach the host as its literal text.
+func (d *Decoder) refuseKeyExpr(k *yaml.Node, where string) {
+	if strings.Contains(k.Value, "${{") {
+		d.Errorf(k, diag.RuleInvalidValue, "%s: the key %q is used as it is written: ${{ }} is not interpolated in keys; write the key itself, a fixed name", where, k.Value)
+	}
 }
 
 func describe(n *yaml.Node) string {
@@ -438,14 +464,142 @@ func (d *Decoder) Bool(n *yaml.Node) bool {
 
 // Int returns an integer value, def when n is nil.
 func (d *Decoder) Int(n *yaml.Node, def int) int {
-	if n == nil {
+	if n == nil || strings.Contains(n.Value, "${{") {
+		// An expression was refused (or taken by IntValue) by the check
+		// of the field's shape.
 		return def
 	}
 	i, err := strconv.Atoi(n.Value)
 	if err != nil {
-		d.Errorf(n, diag.RuleType, "%q is not an integer", n.Value)
+		d.Errorf(n, diag.RuleTypeMismatch, "%q is not an integer", n.Value)
 	}
 	return i
+}
+
+// IntValue is an integer written literally or as an expression
+// (retries: ${{ params.n }}), known for sure only at run time.
+type IntValue struct {
+	Fixed int
+	expr  *tmpl.Template
+}
+
+// Get returns the integer, evaluating its expression against env: an
+// integer, a whole float, or a string of digits (a param given with -p).
+func (v IntValue) Get(env map[string]any) (int, error) {
+	if v.expr == nil {
+		return v.Fixed, nil
+	}
+	x, err := v.expr.Value(env)
+	if err != nil {
+		return 0, err
+	}
+	switch x := x.(type) {
+	case int:
+		return x, nil
+	case int64:
+		return int(x), nil
+	case float64:
+		if x == float64(int(x)) {
+			return int(x), nil
+		}
+	case string:
+		if n, err := strconv.Atoi(strings.TrimSpace(x)); err == nil {
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("%s is %s, not an integer", v.expr.Source, describeValue(x))
+}
+
+// String shows the integer or its expression.
+func (v IntValue) String() string {
+	if v.expr != nil {
+		return v.expr.Source
+	}
+	return strconv.Itoa(v.Fixed)
+}
+
+// BoolValue is true or false written literally or as an expression.
+type BoolValue struct {
+	Fixed bool
+	expr  *tmpl.Template
+}
+
+// Get returns the bool, evaluating its expression against env: a bool, or
+// the strings true and false.
+func (v BoolValue) Get(env map[string]any) (bool, error) {
+	if v.expr == nil {
+		return v.Fixed, nil
+	}
+	x, err := v.expr.Value(env)
+	if err != nil {
+		return false, err
+	}
+	switch x := x.(type) {
+	case bool:
+		return x, nil
+	case string:
+		if b, err := strconv.ParseBool(strings.TrimSpace(x)); err == nil {
+			return b, nil
+		}
+	}
+	return false, fmt.Errorf("%s is %s, not true or false", v.expr.Source, describeValue(x))
+}
+
+// Literal returns the value and true when it was written literally.
+func (v BoolValue) Literal() (bool, bool) { return v.Fixed, v.expr == nil }
+
+func describeValue(x any) string {
+	if s, ok := x.(string); ok {
+		return strconv.Quote(s)
+	}
+	return fmt.Sprintf("%v (%T)", x, x)
+}
+
+// IntValue returns an integer written literally or as an expression, def
+// when n is nil. An expression whose type is known at validation must be
+// a number or a string (converted at run time).
+func (d *Decoder) IntValue(n *yaml.Node, def int) IntValue {
+	if n == nil {
+		return IntValue{Fixed: def}
+	}
+	if strings.Contains(n.Value, "${{") {
+		t := d.Template(n)
+		d.checkExprKind(n, t, "an integer", reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64, reflect.String)
+		return IntValue{expr: t}
+	}
+	return IntValue{Fixed: d.Int(n, def)}
+}
+
+// BoolValue returns true or false written literally or as an expression,
+// def when n is nil.
+func (d *Decoder) BoolValue(n *yaml.Node, def bool) BoolValue {
+	if n == nil {
+		return BoolValue{Fixed: def}
+	}
+	if strings.Contains(n.Value, "${{") {
+		t := d.Template(n)
+		d.checkExprKind(n, t, "true or false", reflect.Bool, reflect.String)
+		return BoolValue{expr: t}
+	}
+	return BoolValue{Fixed: d.Bool(n)}
+}
+
+// checkExprKind refuses, at validation, a value that is one expression
+// whose type is known and none of kinds.
+func (d *Decoder) checkExprKind(n *yaml.Node, t *tmpl.Template, want string, kinds ...reflect.Kind) {
+	if t == nil {
+		return
+	}
+	typ := t.Type()
+	if typ == nil || typ.Kind() == reflect.Interface {
+		return
+	}
+	for _, k := range kinds {
+		if typ.Kind() == k {
+			return
+		}
+	}
+	d.Errorf(n, diag.RuleExprType, "%s is %s here; this field takes %s", strings.TrimSpace(n.Value), typ, want)
 }
 
 // DurationValue is a duration written literally or as an expression
@@ -607,7 +761,7 @@ func (d *Decoder) TemplateMap(n *yaml.Node, where string) map[string]*tmpl.Templ
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
-			d.Errorf(v, diag.RuleType, "%s.%s must be a string, not %s", where, k.Value, describe(v))
+			d.Errorf(v, diag.RuleTypeMismatch, "%s.%s must be a string, not %s", where, k.Value, describe(v))
 			continue
 		}
 		out[k.Value] = d.Template(v)
@@ -623,7 +777,7 @@ func (d *Decoder) TemplateList(n *yaml.Node, where string) []*tmpl.Template {
 	out := make([]*tmpl.Template, 0, len(n.Content))
 	for _, v := range n.Content {
 		if v.Kind != yaml.ScalarNode {
-			d.Errorf(v, diag.RuleType, "%s must list strings, not %s", where, describe(v))
+			d.Errorf(v, diag.RuleTypeMismatch, "%s must list strings, not %s", where, describe(v))
 			continue
 		}
 		out = append(out, d.Template(v))
@@ -657,6 +811,7 @@ func (d *Decoder) AnyValue(n *yaml.Node) *Value {
 	case yaml.MappingNode:
 		v := &Value{kind: n.Kind}
 		for i := 0; i+1 < len(n.Content); i += 2 {
+			d.refuseKeyExpr(n.Content[i], "a mapping")
 			v.keys = append(v.keys, n.Content[i].Value)
 			v.vals = append(v.vals, d.AnyValue(n.Content[i+1]))
 		}
@@ -667,11 +822,11 @@ func (d *Decoder) AnyValue(n *yaml.Node) *Value {
 		}
 		var lit any
 		if err := n.Decode(&lit); err != nil {
-			d.Errorf(n, diag.RuleType, "%v", err)
+			d.Errorf(n, diag.RuleTypeMismatch, "%v", err)
 		}
 		return &Value{kind: n.Kind, lit: lit}
 	}
-	d.Errorf(n, diag.RuleType, "unsupported value: %s", describe(n))
+	d.Errorf(n, diag.RuleTypeMismatch, "unsupported value: %s", describe(n))
 	return nil
 }
 

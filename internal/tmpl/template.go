@@ -2,6 +2,7 @@ package tmpl
 
 import (
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -208,6 +209,19 @@ func (t *Template) Value(env map[string]any) (any, error) {
 	return t.Render(env)
 }
 
+// Type is the type of Value's result when validation knows it: the
+// expression's for a template that is exactly one ${{ }}, string for any
+// other; nil when it is known only at run time (or did not compile).
+func (t *Template) Type() reflect.Type {
+	if t == nil || t.broken {
+		return nil
+	}
+	if len(t.parts) == 1 && t.parts[0].expr != nil && strings.TrimSpace(t.Source) == t.Source {
+		return t.parts[0].expr.typ
+	}
+	return reflect.TypeOf("")
+}
+
 // Format turns an expression value into the text a template inserts.
 func Format(v any) string {
 	switch v := v.(type) {
@@ -234,7 +248,16 @@ type Lang interface {
 // safely, with the reason and the fix, at offsets of the template's
 // source. A template with expression errors is not bound.
 func (t *Template) In(lang Lang) []*TemplateError {
-	if t == nil || t.IsLiteral() {
+	if t == nil {
+		return nil
+	}
+	if what, ok := deepLangs[lang]; ok {
+		if errs := checkTextDepth(t, what); errs != nil {
+			t.broken = true
+			return errs
+		}
+	}
+	if t.IsLiteral() {
 		return nil
 	}
 	errs := lang.bind(t)
@@ -243,6 +266,10 @@ func (t *Template) In(lang Lang) []*TemplateError {
 	}
 	return errs
 }
+
+// deepLangs are the languages whose parsers recurse on the text's
+// nesting, by what their text is called in a refusal.
+var deepLangs = map[Lang]string{Shell: "the command", SQL: "the SQL text"}
 
 // markedText is a template's text with every ${{ }} replaced by a marker:
 // a word of letters and digits that a parser of the language reads like

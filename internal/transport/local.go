@@ -10,8 +10,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Local runs on this machine, without SSH.
@@ -109,24 +112,47 @@ func (Local) Stat(_ context.Context, path string) (*FileInfo, error) {
 	return info, nil
 }
 
-// WriteFile replaces path atomically, keeping an existing file's mode and
-// owner.
+// Resolve follows symbolic links of this machine.
+func (Local) Resolve(_ context.Context, path string) (string, error) {
+	return resolveLinks(path, func(p string) (string, bool, error) {
+		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) || err == nil && fi.Mode()&fs.ModeSymlink == 0 {
+			return "", false, nil
+		}
+		if err != nil {
+			return "", false, err
+		}
+		t, err := os.Readlink(p)
+		return t, err == nil, err
+	}, func(p string) (bool, error) {
+		_, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+}
+
+// WriteFile replaces the file path resolves to atomically, keeping an
+// existing file's mode, owner and extended attributes (ACLs, SELinux
+// context).
 func (l Local) WriteFile(ctx context.Context, path string, data []byte, opt WriteOptions) error {
+	path, err := l.Resolve(ctx, path)
+	if err != nil {
+		return err
+	}
 	old, err := l.Stat(ctx, path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	mode, uid, gid := opt.attrs(old)
+	exists := old != nil
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".runbook-*")
 	if err != nil {
 		return err
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp) // a no-op after the rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
 	if err := f.Chmod(mode); err != nil {
 		f.Close()
 		return err
@@ -136,6 +162,16 @@ func (l Local) WriteFile(ctx context.Context, path string, data []byte, opt Writ
 			f.Close()
 			return err
 		}
+	}
+	if exists {
+		if err := copyXattrs(path, f); err != nil {
+			f.Close()
+			return fmt.Errorf("%s: %w; nothing was changed", path, err)
+		}
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
@@ -151,6 +187,44 @@ func (l Local) WriteFile(ctx context.Context, path string, data []byte, opt Writ
 	if d, err := os.Open(filepath.Dir(path)); err == nil {
 		_ = d.Sync()
 		d.Close()
+	}
+	return nil
+}
+
+// copyXattrs gives f the extended attributes of the file at from: its
+// ACLs (system.posix_acl_*), SELinux context (security.selinux) and
+// others, so that a replaced file stays readable by whom it was and keeps
+// its label. A file system without extended attributes has none to copy.
+func copyXattrs(from string, f *os.File) error {
+	buf := make([]byte, 4096)
+	n, err := unix.Llistxattr(from, buf)
+	if errors.Is(err, unix.ERANGE) {
+		if n, err = unix.Llistxattr(from, nil); err == nil {
+			buf = make([]byte, n)
+			n, err = unix.Llistxattr(from, buf)
+		}
+	}
+	if errors.Is(err, unix.ENOTSUP) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("list the extended attributes: %w", err)
+	}
+	for _, name := range strings.Split(strings.TrimRight(string(buf[:n]), "\x00"), "\x00") {
+		if name == "" {
+			continue
+		}
+		sz, err := unix.Lgetxattr(from, name, nil)
+		if err != nil {
+			return fmt.Errorf("read the extended attribute %s: %w", name, err)
+		}
+		v := make([]byte, sz)
+		if sz, err = unix.Lgetxattr(from, name, v); err != nil {
+			return fmt.Errorf("read the extended attribute %s: %w", name, err)
+		}
+		if err := unix.Fsetxattr(int(f.Fd()), name, v[:sz], 0); err != nil {
+			return fmt.Errorf("copy the extended attribute %s (ACL, SELinux context) to the new file: %w", name, err)
+		}
 	}
 	return nil
 }

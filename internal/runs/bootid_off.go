@@ -1,5 +1,0 @@
-//go:build !crashpoints
-
-package runs
-
-func testBootID() string { return "" }
