@@ -719,6 +719,18 @@ func (s *SSH) WriteFile(ctx context.Context, p string, data []byte, opt WriteOpt
 		if err := s.copyAttributes(ctx, p, tmp); err != nil {
 			return err
 		}
+		if opt.Replace {
+			// The old file's ACLs and label stay; the mode and owner asked
+			// for win over the ones cp copied.
+			if err := sc.Chmod(tmp, mode); err != nil {
+				return err
+			}
+			if uid >= 0 && gid >= 0 && s.asRoot {
+				if err := sc.Chown(tmp, uid, gid); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	if err := sc.PosixRename(tmp, p); err != nil {
 		return fmt.Errorf("rename %s: %w", p, err)
