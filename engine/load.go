@@ -79,7 +79,26 @@ var commonFields = []steps.Field{
 	{Name: "print", Kind: steps.String, Doc: "text shown under the step's line when it succeeds, and journaled with its outcome; may use result (evidence a decision rests on)", Example: "${{ result.stdout }}"},
 	{Name: "for_each", Kind: steps.String, Doc: "run the step once per element of this list (an expression), in order, with the element as item", Example: "${{ steps.envs.result.json.data }}"},
 	{Name: "confirm", Kind: steps.Object, Fields: confirmFields, Doc: "ask the operator to type a word just before the step makes its change, never when its plan finds nothing to change (--yes answers it)"},
+	{Name: "tolerate", Kind: steps.StringList, Enum: toleranceNames, Doc: "failures on a host that let the run go on: unreachable (nothing answers at the host: it is down or cut off) or failed (any failure); each is recorded and reported at the end, and the run ends partial (exit status 4)", Example: []string{"unreachable"}},
+	{Name: "failed_when", Kind: steps.Expr, Doc: "decide from the result whether the step failed, instead of the step type (a command's exit code); a host that cannot be reached still fails", Example: "result.exit_code > 1"},
 }
+
+// toleranceNames are the values of tolerate:.
+var toleranceNames = []string{"unreachable", "failed"}
+
+// batchFields are the keys of a batch: a sequence of steps run a batch
+// of hosts at a time.
+var batchFields = []steps.Field{
+	{Name: "name", Kind: steps.Literal, Doc: "what the batch does, shown as each batch starts", Example: "Restart each node in turn"},
+	{Name: "hosts", Kind: steps.StringList, Required: true, Doc: "the hosts or groups to go through, in this order", Example: []string{"postgres"}},
+	{Name: "serial", Kind: steps.Any, Doc: "the size of each batch: a number of hosts, a percentage (\"25%\"), or a list of them for growing batches ([1, \"50%\"]: the last repeats); default 1", Example: 1},
+	{Name: "max_failures", Kind: steps.Int, Doc: "how many hosts may fail before the run stops; their failures are reported at the end and the run ends partial (default 0: the first failure stops the run, the hosts after it untouched)", Example: 1},
+	{Name: "max_fail_percentage", Kind: steps.Int, Doc: "as max_failures, as a percentage of the hosts", Example: 10},
+	{Name: "steps", Kind: steps.ObjectList, Required: true, Doc: "the steps run on each batch, in order; they name no host: each runs on the hosts of the batch, and steps.ID.result is the result on the same host"},
+}
+
+// BatchFields returns the keys of a batch, for the schema.
+func BatchFields() []steps.Field { return batchFields }
 
 // confirmFields are the keys of a confirmation gate, at the top level and
 // on a step.
@@ -189,8 +208,10 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 	// Every step id is known up front so that a reference to a later step
 	// can be told apart from a typo.
 	var stepNodes []*yaml.Node
+	// batches[i] is the batch node step node i belongs to.
+	batches := map[*yaml.Node]*yaml.Node{}
 	if n := top.Get("steps"); n != nil {
-		stepNodes = n.Content
+		stepNodes = flattenBatches(n.Content, batches)
 		ids := map[string]*yaml.Node{}
 		for _, sn := range stepNodes {
 			idn := valueOf(sn, "id")
@@ -219,9 +240,34 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 		// Before the steps are decoded: it runs before any of them.
 		pb.Confirm = decodeConfirm(d, n, "confirm of the playbook")
 	}
+	var batch *Batch
+	var batchNode *yaml.Node
 	for _, sn := range stepNodes {
-		if s := l.decodeStep(d, sn); s != nil {
-			pb.Steps = append(pb.Steps, s)
+		if bn := batches[sn]; bn != batchNode {
+			batchNode, batch = bn, nil
+			if bn != nil {
+				batch = decodeBatch(d, bn)
+			}
+		}
+		if sn == batchNode {
+			continue // a batch without steps, reported
+		}
+		if batchNode != nil && isBatch(sn) {
+			d.Errorf(sn, diag.RuleInvalidValue, "a batch cannot hold another batch: list its steps in the outer one")
+			continue
+		}
+		s := l.decodeStep(d, sn)
+		if s == nil {
+			continue
+		}
+		pb.Steps = append(pb.Steps, s)
+		if batch != nil {
+			s.Batch = batch
+			if batch.First == 0 {
+				batch.First = len(pb.Steps)
+			}
+			batch.Last = len(pb.Steps)
+			refuseInBatch(d, sn)
 		}
 	}
 	if !diag.HasErrors(ds.Items) {
@@ -676,17 +722,7 @@ func (l *Loader) decodeStep(d *steps.Decoder, n *yaml.Node) *Step {
 		if f.Get("host") != nil {
 			d.Errorf(h, diag.RuleInvalidValue, "%s has both host and hosts: use one", where)
 		}
-		if h.Kind == yaml.ScalarNode {
-			s.HostsExpr = d.Template(h)
-			refuseSecretHost(d, h, s.HostsExpr)
-		} else {
-			s.Hosts = d.TemplateList(h, "hosts")
-			for i, t := range s.Hosts {
-				if i < len(h.Content) {
-					refuseSecretHost(d, h.Content[i], t)
-				}
-			}
-		}
+		s.Hosts, s.HostsExpr = decodeHosts(d, h)
 	}
 	s.Parallel = d.Int(f.Get("parallel"), 0)
 	s.MaxFailures = d.Int(f.Get("max_failures"), 0)
@@ -716,6 +752,7 @@ func (l *Loader) decodeStep(d *steps.Decoder, n *yaml.Node) *Step {
 	if c := f.Get("confirm"); c != nil {
 		s.Confirm = decodeConfirm(d, c, "confirm of "+where)
 	}
+	s.Tolerate = decodeTolerance(d, f.Get("tolerate"))
 	if typ != nil {
 		s.Type = typ
 		// A step whose inputs read a secret may give it back in its
@@ -729,6 +766,9 @@ func (l *Loader) decodeStep(d *steps.Decoder, n *yaml.Node) *Step {
 		}
 		if a := f.Get("assert"); a != nil {
 			s.Assert = d.Expr(a, steps.ResultType(typ))
+		}
+		if fw := f.Get("failed_when"); fw != nil {
+			s.FailedWhen = d.Expr(fw, steps.ResultType(typ))
 		}
 		if m := f.Get("message"); m != nil {
 			if f.Get("assert") == nil {

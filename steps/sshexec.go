@@ -230,7 +230,7 @@ func (s *sshExec) apply(ctx context.Context, x *Exec, c *transport.Command) (Res
 		return nil, err
 	}
 	if !slices.Contains(s.expectExit, out.ExitCode) {
-		return r, &ExitError{Code: out.ExitCode, Expected: s.expectExit, Stderr: lastLine(x.Redact, out.Stderr, out.Stdout)}
+		return r, &ExitError{Code: out.ExitCode, Expected: s.expectExit, Stderr: lastLine(x.Redact, out.Stderr, out.Stdout), Result: r}
 	}
 	return r, nil
 }
@@ -240,7 +240,12 @@ type ExitError struct {
 	Code     int
 	Expected []int
 	Stderr   string
+	// Result is what the command gave, for failed_when to judge.
+	Result Result
 }
+
+// Observed implements ResultError.
+func (e *ExitError) Observed() Result { return e.Result }
 
 func (e *ExitError) Error() string {
 	msg := fmt.Sprintf("exit status %d", e.Code)

@@ -97,6 +97,9 @@ func (s *textSink) Emit(ev *engine.Event) {
 	case engine.EventConfirm:
 		s.clearLive()
 		s.confirm(ev)
+	case engine.EventBatch:
+		s.clearLive()
+		fmt.Fprintf(s.w, "batch  %s: %s [%s]\n", ev.Message, ev.Name, ev.Host)
 	case engine.EventStepStart:
 		if s.live {
 			s.clearLive()
@@ -150,7 +153,11 @@ func (s *textSink) Emit(ev *engine.Event) {
 		if len(parts) == 0 {
 			parts = append(parts, "no steps run")
 		}
-		fmt.Fprintf(s.w, "%s in %s: %s\n", map[bool]string{true: "planned", false: "finished"}[s.dryRun], dur(ev.Duration), strings.Join(parts, ", "))
+		verb := map[bool]string{true: "planned", false: "finished"}[s.dryRun]
+		if ev.Status == engine.StatusPartial {
+			verb += " (partial: failures tolerated, listed below)"
+		}
+		fmt.Fprintf(s.w, "%s in %s: %s\n", verb, dur(ev.Duration), strings.Join(parts, ", "))
 	}
 }
 

@@ -200,6 +200,7 @@ func (e *Env) runExit(err error, sink engine.Sink, runID string, sf *stateFlags,
 	var ue *engine.UnconfirmedError
 	var ce *engine.ConfirmError
 	var se *statedir.UnsafeError
+	var pe *engine.PartialError
 	switch {
 	case errors.As(err, &he):
 		// err, not he: its message is the redacted one.
@@ -220,6 +221,15 @@ func (e *Env) runExit(err error, sink engine.Sink, runID string, sf *stateFlags,
 	case errors.As(err, &ge):
 		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
 		return ExitFailed
+	case errors.As(err, &pe):
+		fmt.Fprintf(e.Stderr, "runbook: partial: the run went through its steps, and %d failure(s) on %s were tolerated:\n", len(pe.Failures), strings.Join(pe.Hosts(), ", "))
+		for _, f := range pe.Failures {
+			fmt.Fprintf(e.Stderr, "  %s\n", f)
+		}
+		if journaled {
+			fmt.Fprintf(e.Stderr, "runbook: once they are fixed, run what failed again with: %s\n", resume)
+		}
+		return ExitPartial
 	case errors.As(err, &de):
 		fmt.Fprintf(e.Stderr, "runbook: nothing was run: %v\n", err)
 		return ExitFailed
