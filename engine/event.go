@@ -43,7 +43,7 @@ const (
 	EventGuard    EventType = "guard"
 	// EventConfirm is a confirmation gate: answered (status ok or failed,
 	// with the answer), or in a dry run shown without asking.
-	EventConfirm      EventType = "confirm"
+	EventConfirm EventType = "confirm"
 	// EventBatch says a batch of hosts starts the steps of a batch: Index
 	// is its first step, Name the batch's, Host its hosts, Message which
 	// batch of how many.
