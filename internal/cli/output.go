@@ -99,7 +99,7 @@ func (s *textSink) Emit(ev *engine.Event) {
 		s.confirm(ev)
 	case engine.EventBatch:
 		s.clearLive()
-		fmt.Fprintf(s.w, "batch  %s: %s [%s]\n", ev.Message, ev.Name, ev.Host)
+		fmt.Fprintf(s.w, "%s: %s [%s]\n", ev.Message, ev.Name, ev.Host)
 	case engine.EventStepStart:
 		if s.live {
 			s.clearLive()
