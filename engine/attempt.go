@@ -57,11 +57,14 @@ func (x *run) onHost(ctx context.Context, t *target) hostOutcome {
 func (x *run) attempts(ctx context.Context, t *target) (hostOutcome, *steps.Plan) {
 	for attempt := 0; ; attempt++ {
 		o, plan := x.attempt(ctx, t)
-		if o.status != StatusFailed || o.final || attempt >= t.step.Retries || ctx.Err() != nil || x.dryRun {
+		if o.status != StatusFailed || o.final || ctx.Err() != nil || x.dryRun {
 			return o, plan
 		}
 		if t.retryErr != nil {
-			o.err = fmt.Errorf("retry_delay: %w", t.retryErr)
+			o.err = t.retryErr
+			return o, plan
+		}
+		if attempt >= t.retries {
 			return o, plan
 		}
 		t.ex.Progress(fmt.Sprintf("attempt %d failed: %v; retrying in %s", attempt+1, o.err, t.retryDelay))

@@ -71,7 +71,7 @@ var commonFields = []steps.Field{
 	{Name: "max_failures", Kind: steps.Int, Doc: "how many hosts of hosts: may fail before the others stop (default 0)", Example: 1},
 	{Name: "when", Kind: steps.Expr, Doc: "run the step only when this expression holds", Example: "steps.conf.result.changed"},
 	{Name: "timeout", Kind: steps.Duration, Doc: "cancel the step after this long", Example: "60s"},
-	{Name: "retries", Kind: steps.Int, Doc: "how many times to retry a failed step", Example: 3},
+	{Name: "retries", Kind: steps.Int, Dynamic: true, Doc: "how many times to retry a failed step (an integer or ${{ }})", Example: 3},
 	{Name: "retry_delay", Kind: steps.Duration, Doc: "pause between retries (default 1s)", Example: "2s"},
 	{Name: "become", Kind: steps.Literal, Doc: "run as this user on the host (sudo -n -u, or runuser as root)", Example: "postgres"},
 	{Name: "assert", Kind: steps.Expr, Doc: "verify the step's result; the step fails when this is false", Example: "result.exit_code == 0"},
@@ -730,7 +730,7 @@ func (l *Loader) decodeStep(d *steps.Decoder, n *yaml.Node) *Step {
 		d.Errorf(f.Get("parallel"), diag.RuleInvalidValue, "parallel only applies to a step with hosts:")
 	}
 	s.Timeout = d.Duration(f.Get("timeout"), 0)
-	s.Retries = d.Int(f.Get("retries"), 0)
+	s.Retries = d.IntValue(f.Get("retries"), 0)
 	s.RetryDelay = d.Duration(f.Get("retry_delay"), time.Second)
 	d.Scope.Host = true
 	if fe := f.Get("for_each"); fe != nil {

@@ -125,7 +125,7 @@ type Step struct {
 	MaxFailures int
 	When        *tmpl.Expr
 	Timeout     steps.DurationValue
-	Retries     int
+	Retries     steps.IntValue
 	RetryDelay  steps.DurationValue
 	Become      string
 	Type        steps.Type

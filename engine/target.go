@@ -38,8 +38,10 @@ type target struct {
 	// it could not be resolved, which every attempt fails with.
 	timeout    time.Duration
 	timeoutErr error
+	// retries is the step's retries, resolved (retries: ${{ }} too);
 	// retryDelay is the pause between attempts, resolved for a step with
-	// retries; retryErr is why it could not be, which ends the retries.
+	// retries; retryErr is why either could not be, which ends the retries.
+	retries    int
 	retryDelay time.Duration
 	retryErr   error
 }
@@ -97,8 +99,12 @@ func (x *run) resolve(t *target) error {
 	if !s.Timeout.IsZero() {
 		t.timeout, t.timeoutErr = s.Timeout.Get(ex.Env)
 	}
-	if s.Retries > 0 {
-		t.retryDelay, t.retryErr = s.RetryDelay.Get(ex.Env)
+	if t.retries, t.retryErr = s.Retries.Get(ex.Env); t.retryErr != nil {
+		t.retryErr = fmt.Errorf("retries: %w", t.retryErr)
+	} else if t.retries > 0 {
+		if t.retryDelay, t.retryErr = s.RetryDelay.Get(ex.Env); t.retryErr != nil {
+			t.retryErr = fmt.Errorf("retry_delay: %w", t.retryErr)
+		}
 	}
 	return nil
 }

@@ -137,8 +137,14 @@ func fieldSchema(f steps.Field) map[string]any {
 		s = map[string]any{"type": "string"}
 	case steps.Bool:
 		s = map[string]any{"type": "boolean"}
+		if f.Dynamic {
+			s = map[string]any{"oneOf": []any{s, map[string]any{"type": "string", "pattern": `\$\{\{.*\}\}`}}}
+		}
 	case steps.Int:
 		s = map[string]any{"type": "integer"}
+		if f.Dynamic {
+			s = map[string]any{"oneOf": []any{s, map[string]any{"type": "string", "pattern": `\$\{\{.*\}\}`}}}
+		}
 	case steps.Port:
 		s = map[string]any{"oneOf": []any{
 			map[string]any{"type": "integer", "minimum": 1, "maximum": 65535},

@@ -119,6 +119,7 @@ func (PGSettings) Decode(d *Decoder, b Body) Step {
 			}
 			seen[r.name] = true
 			r.value = d.AnyValue(f.Get("value"))
+			checkPGValue(d, r.name, f.Get("value"))
 			r.atLeast = d.AnyValue(f.Get("at_least"))
 			r.includes = d.Template(f.Get("includes"))
 			if rn := f.Get("restart"); rn != nil {
@@ -391,6 +392,15 @@ func (s *pgSettingsStep) wants(env map[string]any) ([]want, error) {
 		var err error
 		if w.exact, err = str(r.value); err != nil {
 			return nil, fmt.Errorf("%s: value: %w", r.name, err)
+		}
+		if w.exact != nil {
+			// The value as PostgreSQL must read it (names quoted), judged
+			// and written so, or refused before any change.
+			v, err := confedit.PGValue(r.name, *w.exact)
+			if err != nil {
+				return nil, err
+			}
+			w.exact = &v
 		}
 		if w.min, err = str(r.atLeast); err != nil {
 			return nil, fmt.Errorf("%s: at_least: %w", r.name, err)
