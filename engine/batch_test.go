@@ -302,3 +302,49 @@ steps:
 		t.Fatalf("ends = %v", ends)
 	}
 }
+
+func TestGuardOverGroupWithTolerance(t *testing.T) {
+	dir := t.TempDir()
+	inv := batchInventory(t)
+	healthy(t, dir, "a", "b", "c")
+	src := `version: 1
+name: guard-group
+params:
+  dir: {type: string}
+require:
+  - name: every node is healthy
+    hosts: [all]
+    ${TOLERATE}
+    ssh-exec: {command: "cat ${{ params.dir }}/${{ host.name }}"}
+    assert: result.stdout == "ok\n"
+steps:
+  - id: go
+    ssh-exec: {command: "echo go >> ${{ params.dir }}/log"}
+`
+	// Refused: d fails the guard, and the refusal names it.
+	rec, err := run(t, mustLoad(t, strings.Replace(src, "${TOLERATE}", "", 1)), map[string]string{"dir": dir}, nil, func(r *engine.Runner) { r.Inventory = inv })
+	var ge *engine.GuardError
+	if !errors.As(err, &ge) || len(ge.Failed) != 1 || !strings.Contains(ge.Failed[0], `"every node is healthy" on d:`) {
+		t.Fatalf("err = %v, want the guard refusing on d", err)
+	}
+	guards := 0
+	for _, e := range rec.events {
+		if e.Type == engine.EventGuard {
+			guards++
+		}
+	}
+	if guards != 4 || readLog(t, dir) != "" {
+		t.Fatalf("%d guard events (want one per host), log %q", guards, readLog(t, dir))
+	}
+	// Tolerated: the run goes on and ends partial, naming d.
+	_, err = run(t, mustLoad(t, strings.Replace(src, "${TOLERATE}", "tolerate: [failed]", 1)), map[string]string{"dir": dir}, nil, func(r *engine.Runner) { r.Inventory = inv })
+	var pe *engine.PartialError
+	if !errors.As(err, &pe) || strings.Join(pe.Hosts(), ",") != "d" || readLog(t, dir) != "go" {
+		t.Fatalf("err = %v, log %q; want partial on d after the step ran", err, readLog(t, dir))
+	}
+	// An unknown host in hosts: stops the run before anything runs.
+	_, err = run(t, mustLoad(t, strings.Replace(strings.Replace(src, "${TOLERATE}", "", 1), "[all]", "[all, e]", 1)), map[string]string{"dir": dir}, nil, func(r *engine.Runner) { r.Inventory = inv })
+	if err == nil || !strings.Contains(err.Error(), `"e"`) {
+		t.Fatalf("err = %v, want the unknown host e", err)
+	}
+}

@@ -214,6 +214,9 @@ func (x *run) checkHosts() error {
 	}
 	for _, g := range x.pb.Require {
 		check(g.Host, false)
+		for _, h := range g.Hosts {
+			check(h, true)
+		}
 	}
 	var batch *Batch
 	for _, s := range x.pb.Steps {

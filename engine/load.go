@@ -110,6 +110,8 @@ var confirmFields = []steps.Field{
 var guardFields = []steps.Field{
 	{Name: "name", Kind: steps.Literal, Required: true, Doc: "what must hold, shown when the guard fails", Example: "the standby is still in recovery"},
 	{Name: "host", Kind: steps.String, Doc: "the host the probe runs on (default localhost)", Example: "${{ params.primary }}"},
+	{Name: "hosts", Kind: steps.StringList, Doc: "probe each of these hosts or groups, at once; the guard holds when it holds on every one", Example: []string{"postgres"}},
+	{Name: "tolerate", Kind: steps.StringList, Enum: toleranceNames, Doc: "hosts of hosts: where the guard may fail and the run still go on: unreachable (the probe found the host down: result.reachable is false) or failed; each is reported at the end and the run ends partial", Example: []string{"unreachable"}},
 	{Name: "become", Kind: steps.Literal, Doc: "run the probe as this user", Example: "postgres"},
 	{Name: "service_ports", Kind: steps.StringList, Doc: servicePortsDoc, Example: []any{"5432"}},
 	{Name: "assert", Kind: steps.Expr, Required: true, Doc: "the condition on the probe's result; result.reachable is false only when the host is down (nothing answers at its SSH port nor its service_ports); any other failure to reach it is an error", Example: "result.reachable && result.exit_code == 0"},
@@ -622,11 +624,18 @@ func (l *Loader) decodeGuard(d *steps.Decoder, n *yaml.Node) *Guard {
 	typ, body, rest := l.splitType(d, n, guardFields, where)
 	f := d.Check(rest, guardFields, where)
 	g := &Guard{Name: d.Literal(f.Get("name")), Pos: steps.Pos(n), Become: d.Literal(f.Get("become"))}
+	d.Scope.Host = false
 	if h := f.Get("host"); h != nil {
-		d.Scope.Host = false
 		g.Host = d.Template(h)
 		refuseSecretHost(d, h, g.Host)
 	}
+	if h := f.Get("hosts"); h != nil {
+		if f.Get("host") != nil {
+			d.Errorf(h, diag.RuleInvalidValue, "%s has both host and hosts: use one", where)
+		}
+		g.Hosts, g.HostsExpr = decodeHosts(d, h)
+	}
+	g.Tolerate = decodeTolerance(d, f.Get("tolerate"))
 	g.ServicePorts = servicePorts(d, f.Get("service_ports"))
 	if typ == nil {
 		return nil

@@ -79,9 +79,16 @@ type Var struct {
 type Guard struct {
 	Name string
 	Pos  diag.Pos
-	// Host names the host; nil runs on localhost.
-	Host   *tmpl.Template
-	Type   steps.Type
+	// Host names the host; nil with no Hosts runs on localhost.
+	Host *tmpl.Template
+	// Hosts, or HostsExpr (one expression giving a list), probe every
+	// host of a group: the guard holds when it holds on each.
+	Hosts     []*tmpl.Template
+	HostsExpr *tmpl.Template
+	// Tolerate says which hosts of Hosts may fail the guard and the run
+	// still go on: recorded, and the run ends partial.
+	Tolerate Tolerance
+	Type     steps.Type
 	Probe  steps.Step
 	Assert *tmpl.Expr
 	// Hint tells the operator what to do when the guard fails.
