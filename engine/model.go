@@ -89,8 +89,8 @@ type Guard struct {
 	// still go on: recorded, and the run ends partial.
 	Tolerate Tolerance
 	Type     steps.Type
-	Probe  steps.Step
-	Assert *tmpl.Expr
+	Probe    steps.Step
+	Assert   *tmpl.Expr
 	// Hint tells the operator what to do when the guard fails.
 	Hint   *tmpl.Template
 	Become string
