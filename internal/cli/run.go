@@ -78,7 +78,7 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 	ctx, stop := interruptible()
 	defer stop()
 	runID := newRunID()
-	var sink engine.Sink = e.newSink(rf.output)
+	var sink engine.Sink = e.newSink(rf.output, rf.verbose)
 	var confirm engine.Confirmer
 	if !dryRun {
 		// Every run is journaled: intent and outcome of each step, durable
@@ -131,10 +131,13 @@ type runFlags struct {
 	yes bool
 	// allowWeakSecrets runs with secrets that cannot be redacted safely.
 	allowWeakSecrets bool
+	// verbose shows every step's result (-v).
+	verbose bool
 }
 
 func (e *Env) addRunFlags(fs *flag.FlagSet) *runFlags {
 	rf := &runFlags{state: e.addStateFlags(fs)}
+	fs.BoolVar(&rf.verbose, "v", false, "show every step's result under its line (secrets redacted)")
 	fs.StringVar(&rf.output, "output", "", "output format: text or json (an event per line); default text")
 	fs.DurationVar(&rf.waitLock, "wait-lock", 0, "wait this long for a lock another run holds, instead of refusing at once")
 	fs.StringVar(&rf.ssh.configFile, "ssh-config", "", "OpenSSH client configuration to use instead of ~/.ssh/config (as ssh -F)")
