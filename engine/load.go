@@ -172,6 +172,7 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 		ds.Errorf(diag.Pos{Line: line}, diag.RuleYAMLSyntax, "%s", msg)
 		return nil, ds.Items
 	}
+	duplicateKeys(&doc, ds)
 	resolveAliases(&doc, map[*yaml.Node]bool{})
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
 		ds.Errorf(diag.Pos{Line: 1, Col: 1}, diag.RuleNotAPlaybook, "a playbook is a mapping with version, name and steps")
@@ -411,7 +412,7 @@ func decodeParams(d *steps.Decoder, n *yaml.Node) []*Param {
 		if def := f.Get("default"); def != nil {
 			val, err := p.parseNode(def)
 			if err != nil {
-				d.Errorf(def, diag.RuleType, "default of param %s: %v", p.Name, err)
+				d.Errorf(def, diag.RuleTypeMismatch, "default of param %s: %v", p.Name, err)
 			} else {
 				p.Default, p.HasDefault = val, true
 			}
@@ -565,7 +566,7 @@ func (l *Loader) splitType(d *steps.Decoder, n *yaml.Node, common []steps.Field,
 		k, v := n.Content[i], n.Content[i+1]
 		if t, ok := l.Registry.Lookup(k.Value); ok {
 			if typ != nil {
-				d.Errorf(k, diag.RuleStepType, "%s has two step types, %s (line %d) and %s: split it into two steps", where, typ.Describe().Name, typeKey.Line, k.Value)
+				d.Errorf(k, diag.RuleStepTypeCount, "%s has two step types, %s (line %d) and %s: split it into two steps", where, typ.Describe().Name, typeKey.Line, k.Value)
 				continue
 			}
 			typ, body, typeKey = t, v, k
@@ -592,7 +593,7 @@ func (l *Loader) splitType(d *steps.Decoder, n *yaml.Node, common []steps.Field,
 		d.Errorf(k, diag.RuleUnknownKey, "unknown key %q in %s%s; expected a step type (%s) or one of: %s", k.Value, where, diag.DidYouMean(k.Value, append(known, l.Registry.Names()...)), strings.Join(l.Registry.Names(), ", "), strings.Join(known, ", "))
 	}
 	if typ == nil && len(unknown) == 0 {
-		d.Errorf(n, diag.RuleStepType, "%s has no step type: add one of %s", where, strings.Join(l.Registry.Names(), ", "))
+		d.Errorf(n, diag.RuleStepTypeCount, "%s has no step type: add one of %s", where, strings.Join(l.Registry.Names(), ", "))
 	}
 	return typ, body, rest
 }
@@ -614,7 +615,7 @@ func (l *Loader) decodeBody(d *steps.Decoder, typ steps.Type, body *yaml.Node) s
 
 func (l *Loader) decodeGuard(d *steps.Decoder, n *yaml.Node) *Guard {
 	if n.Kind != yaml.MappingNode {
-		d.Errorf(n, diag.RuleType, "a guard must be a mapping with name, a probe and assert")
+		d.Errorf(n, diag.RuleTypeMismatch, "a guard must be a mapping with name, a probe and assert")
 		return nil
 	}
 	where := "guard"
@@ -706,7 +707,7 @@ func servicePorts(d *steps.Decoder, n *yaml.Node) []*tmpl.Template {
 
 func (l *Loader) decodeStep(d *steps.Decoder, n *yaml.Node) *Step {
 	if n.Kind != yaml.MappingNode {
-		d.Errorf(n, diag.RuleType, "a step must be a mapping with one step type, not %s", n.ShortTag())
+		d.Errorf(n, diag.RuleTypeMismatch, "a step must be a mapping with one step type, not %s", n.ShortTag())
 		return nil
 	}
 	where := "step"

@@ -79,7 +79,7 @@ func TestDocsExamplesValidate(t *testing.T) {
 			switch {
 			case bytes.Contains(src, []byte("version: 1")):
 				_, ds = l.Load(name, src)
-			case looksLikeInventory(src):
+			case engine.LooksLikeInventory(src):
 				_, ds = engine.ParseInventory(name, src)
 			default:
 				continue // a fragment (CI configuration, a step alone)

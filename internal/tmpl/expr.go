@@ -37,8 +37,8 @@ func (e *Error) Error() string { return e.Msg }
 const (
 	ruleSyntax    = diag.RuleExprSyntax
 	ruleType      = diag.RuleExprType
-	ruleUndefined = diag.RuleUndefined
-	ruleForward   = diag.RuleForwardRef
+	ruleUndefined = diag.RuleUndefinedReference
+	ruleForward   = diag.RuleForwardReference
 )
 
 // Expr is a compiled expression.
