@@ -194,13 +194,22 @@ func (x *run) expandHosts(list []*tmpl.Template, expr *tmpl.Template) ([]string,
 // so that a typo in a host name stops the run before anything happens.
 func (x *run) checkHosts() error {
 	var errs *multierror.Error
+	// Each problem once: a host named by several guards and steps is one
+	// mistake.
+	seen := map[string]bool{}
+	add := func(err error) {
+		if !seen[err.Error()] {
+			seen[err.Error()] = true
+			errs = multierror.Append(errs, err)
+		}
+	}
 	check := func(t *tmpl.Template, group bool) {
 		if t == nil || len(t.Steps()) > 0 {
 			return
 		}
 		name, err := t.Render(x.base)
 		if err != nil {
-			errs = multierror.Append(errs, err)
+			add(err)
 			return
 		}
 		if group {
@@ -209,7 +218,7 @@ func (x *run) checkHosts() error {
 			_, err = x.inv.Host(name)
 		}
 		if err != nil {
-			errs = multierror.Append(errs, err)
+			add(err)
 		}
 	}
 	for _, g := range x.pb.Require {
@@ -228,7 +237,7 @@ func (x *run) checkHosts() error {
 				}
 				if b.HostsExpr != nil {
 					if _, err := x.expandHosts(nil, b.HostsExpr); err != nil {
-						errs = multierror.Append(errs, err)
+						add(err)
 					}
 				}
 			}
@@ -236,7 +245,7 @@ func (x *run) checkHosts() error {
 		check(s.Host, false)
 		if s.HostsExpr != nil && len(s.HostsExpr.Steps()) == 0 {
 			if _, err := x.hostsOf(s); err != nil {
-				errs = multierror.Append(errs, err)
+				add(err)
 			}
 		}
 		for _, h := range s.Hosts {

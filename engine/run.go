@@ -254,6 +254,15 @@ func (x *run) prepare(in Inputs) error {
 		secrets[k] = v
 	}
 	x.base = map[string]any{"params": params, "secrets": secrets, "steps": x.steps, "inventory": inventoryEnv(x.inv)}
+	// A host parameter names a host of the inventory: said here, before
+	// a var that reads inventory[params.NAME] fails on what it lacks.
+	for _, p := range x.pb.Params {
+		if v, ok := params[p.Name].(string); ok && p.Type == TypeHost {
+			if _, err := x.inv.Host(v); err != nil {
+				return fmt.Errorf("param %s: %w", p.Name, err)
+			}
+		}
+	}
 	vars := map[string]any{}
 	x.base["vars"] = vars
 	for _, v := range x.pb.Vars {

@@ -136,6 +136,9 @@ func (x *run) label(t *target) string {
 	}
 	it := tmpl.Format(*t.item)
 	if m, ok := (*t.item).(map[string]any); ok {
+		// A mapping is named by its name or id, or shown as the results
+		// are ({key: value, ...}), never as Go prints a map.
+		it = steps.Show(x.redactor(), m)
 		for _, k := range []string{"name", "id"} {
 			if v, ok := m[k]; ok {
 				it = tmpl.Format(v)
