@@ -245,7 +245,7 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 	}
 	var batch *Batch
 	var batchNode *yaml.Node
-	for _, sn := range stepNodes {
+	for i, sn := range stepNodes {
 		if bn := batches[sn]; bn != batchNode {
 			batchNode, batch = bn, nil
 			if bn != nil {
@@ -272,6 +272,10 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 			batch.Last = len(pb.Steps)
 			refuseInBatch(d, sn)
 		}
+		// A step's YAML tree is not read once it is decoded: dropping it
+		// lets the collector free a large playbook's tree (a dozen times
+		// the size of its text) as it goes, rather than at the end.
+		stepNodes[i] = nil
 	}
 	if !diag.HasErrors(ds.Items) {
 		lint(pb, d.Scope.Used, ds)

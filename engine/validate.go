@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"sync"
 
@@ -66,9 +65,8 @@ type Report struct {
 // or standard input that cannot be read: nothing was checked.
 //
 // Validation is a short burst of allocation-heavy parsing whose garbage
-// dies young: while it runs, the garbage collector runs less often
-// (debug.SetGCPercent(400)), which nearly halves its time on large trees
-// (BenchmarkValidate1000).
+// dies young: while it runs, the garbage collector runs less often, within
+// a memory budget proportional to the input (see gcBudget).
 func Validate(paths []string, opts ValidateOptions) (*Report, error) {
 	if opts.StdinName == "" {
 		opts.StdinName = "stdin.yaml"
@@ -80,7 +78,7 @@ func Validate(paths []string, opts ValidateOptions) (*Report, error) {
 	if opts.Loader == nil {
 		opts.Loader = &Loader{Registry: steps.Builtin()}
 	}
-	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	defer gcBudget(files)()
 	rep := validateFiles(files, opts)
 	rep.Diagnostics, rep.ConfigErr = ignoreByPath(rep.Diagnostics, opts.Config)
 	return rep, nil

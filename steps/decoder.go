@@ -200,6 +200,10 @@ func (d *Decoder) checkShape(v *yaml.Node, f *Field, where string) bool {
 		if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
 			return bad("a string")
 		}
+		if f.Kind == Literal && strings.Contains(v.Value, "${{") {
+			d.Errorf(v, diag.RuleInvalidValue, "%s: %s is read as it is written: ${{ }} is not interpolated here; write a fixed value", where, f.Name)
+			return false
+		}
 	case Expr:
 		if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
 			return bad("an expression")
@@ -241,6 +245,9 @@ func (d *Decoder) checkShape(v *yaml.Node, f *Field, where string) bool {
 		if v.Kind != yaml.MappingNode {
 			return bad("a mapping of names to strings")
 		}
+		for i := 0; i+1 < len(v.Content); i += 2 {
+			d.refuseKeyExpr(v.Content[i], where+": "+f.Name)
+		}
 	case StringList:
 		if v.Kind == yaml.ScalarNode && strings.Contains(v.Value, "${{") {
 			return true
@@ -280,6 +287,15 @@ func (d *Decoder) checkShape(v *yaml.Node, f *Field, where string) bool {
 		return false
 	}
 	return true
+}
+
+// refuseKeyExpr refuses a ${{ }} in a mapping key: keys are names (of a
+// setting, a variable, a header, a JSON member) and are used as written,
+// so an expression there would reach the host as its literal text.
+func (d *Decoder) refuseKeyExpr(k *yaml.Node, where string) {
+	if strings.Contains(k.Value, "${{") {
+		d.Errorf(k, diag.RuleInvalidValue, "%s: the key %q is used as it is written: ${{ }} is not interpolated in keys; write the key itself, a fixed name", where, k.Value)
+	}
 }
 
 func describe(n *yaml.Node) string {
@@ -795,6 +811,7 @@ func (d *Decoder) AnyValue(n *yaml.Node) *Value {
 	case yaml.MappingNode:
 		v := &Value{kind: n.Kind}
 		for i := 0; i+1 < len(n.Content); i += 2 {
+			d.refuseKeyExpr(n.Content[i], "a mapping")
 			v.keys = append(v.keys, n.Content[i].Value)
 			v.vals = append(v.vals, d.AnyValue(n.Content[i+1]))
 		}

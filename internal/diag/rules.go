@@ -34,6 +34,10 @@ const (
 	RuleShellInterpolation = "shell-interpolation"
 	RuleSQLInterpolation   = "sql-interpolation"
 	RuleUnsafeRaw          = "unsafe-raw"
+	// RuleShellDataPosition refuses a ${{ }} in a command where runbook
+	// cannot prove the value stays data (an unknown program, a shell
+	// function, an assignment to the environment).
+	RuleShellDataPosition = "shell-data-position"
 	// RuleShellcheckPrefix starts the rule id of a finding of shellcheck
 	// in a command, followed by its code: shellcheck:SC2086.
 	RuleShellcheckPrefix = "shellcheck:"
@@ -64,6 +68,7 @@ var Rules = []struct{ ID, Description string }{
 	{RuleSecretExposed, "a value that may hold a secret where it would be shown or kept in the clear: a lock name, a host, a file path, a confirmation word, vars"},
 	{RuleShellInterpolation, "a ${{ }} in a command where no quoting makes a value safe (a comment, backquotes, ${...}, arithmetic, the script of sh -c or eval, a name)"},
 	{RuleSQLInterpolation, "a ${{ }} in SQL text where no quoting makes a value safe (a string literal, a comment, joined to other text): values go in args: or literal()"},
+	{RuleShellDataPosition, "a ${{ }} in a command where runbook cannot prove the value stays data: an argument of a program it does not know, a shell function, an assignment to a command's environment, a pipe into a compound command; pass it with env: and use \"$NAME\""},
 	{RuleUnsafeRaw, "raw() of a value from outside the playbook (params, inventory, results) in a command or SQL text, where it would run as code"},
 	{RuleShellcheckPrefix + "SCnnnn", "a finding of shellcheck in a command, unless or probe command, checked as POSIX sh (https://www.shellcheck.net/wiki/SCnnnn); errors fail, the other levels are warnings"},
 	{RuleSQLSyntax, "SQL text (query, exec, unless) that PostgreSQL's parser rejects"},

@@ -83,6 +83,9 @@ func compile(src string, s *Scope, asBool bool) (*Expr, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, &Error{Rule: ruleSyntax, Msg: "empty expression"}
 	}
+	if off := exprTooDeep(src); off >= 0 {
+		return nil, depthError(src, off, ruleSyntax, "the expression")
+	}
 	key, cacheable := cacheKey{src: src, host: s.Host, asBool: asBool, result: s.Result}, s.Item == nil
 	if s.Result != nil {
 		_, cacheable = s.Result.(*memo)
