@@ -150,6 +150,24 @@ var yamlLine = regexp.MustCompile(`line (\d+)`)
 // Load parses and validates a playbook. It reports every problem it finds;
 // the playbook is usable only when no diagnostic is an error.
 func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
+	pb, ds, _ := l.load(file, src)
+	if diag.HasErrors(ds) {
+		return nil, ds
+	}
+	return pb, ds
+}
+
+// The checks a playbook with errors may not get (see load's skipped).
+const (
+	skippedAll       = "every other check (structure, expressions, lint, hosts): the file must be valid YAML first"
+	skippedGuardLint = "unguarded-change (a guard or step could not be read, so what guards and verifies the steps is not known)"
+	skippedHosts     = "the hosts against the inventory of the steps that could not be read"
+)
+
+// load parses and validates a playbook and returns what it could decode
+// even when there are errors, with every finding, and the checks that
+// could not run because of earlier errors (said, not silently left out).
+func (l *Loader) load(file string, src []byte) (*Playbook, []*diag.Diagnostic, []string) {
 	ds := &diag.List{File: file}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
@@ -170,13 +188,13 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 			msg += ": a value that contains \": \" must be quoted"
 		}
 		ds.Errorf(diag.Pos{Line: line}, diag.RuleYAMLSyntax, "%s", msg)
-		return nil, ds.Items
+		return nil, ds.Items, []string{skippedAll}
 	}
 	duplicateKeys(&doc, ds)
 	resolveAliases(&doc, map[*yaml.Node]bool{})
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
 		ds.Errorf(diag.Pos{Line: 1, Col: 1}, diag.RuleNotAPlaybook, "a playbook is a mapping with version, name and steps")
-		return nil, ds.Items
+		return nil, ds.Items, nil
 	}
 	sum := sha256.Sum256(src)
 	pb := &Playbook{File: file, Hash: hex.EncodeToString(sum[:]), Source: src}
@@ -232,10 +250,13 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 			d.Errorf(n, diag.RuleMissingField, "the playbook has no steps")
 		}
 	}
+	dropped := false
 	if n := top.Get("require"); n != nil {
 		for _, gn := range n.Content {
 			if g := l.decodeGuard(d, gn); g != nil {
 				pb.Require = append(pb.Require, g)
+			} else {
+				dropped = true
 			}
 		}
 	}
@@ -261,6 +282,7 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 		}
 		s := l.decodeStep(d, sn)
 		if s == nil {
+			dropped = true
 			continue
 		}
 		pb.Steps = append(pb.Steps, s)
@@ -277,8 +299,17 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 		// the size of its text) as it goes, rather than at the end.
 		stepNodes[i] = nil
 	}
+	var skipped []string
 	if !diag.HasErrors(ds.Items) {
 		lint(pb, d.Scope.Used, ds)
+	} else {
+		// The rules that judge one step at a time run on the steps that
+		// could be read; a param is unused only if its name is nowhere in
+		// the text (a step that could not be read may use it).
+		lintPartial(pb, d.Scope.Used, src, ds, !dropped)
+		if dropped {
+			skipped = append(skipped, skippedGuardLint, skippedHosts)
+		}
 	}
 	if l.Inside != nil {
 		for _, x := range l.Inside.Check(*d.Insides) {
@@ -288,10 +319,7 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 	}
 	suppress(ds, src)
 	diag.Sort(ds.Items)
-	if diag.HasErrors(ds.Items) {
-		return nil, ds.Items
-	}
-	return pb, ds.Items
+	return pb, ds.Items, skipped
 }
 
 // withoutExtensions drops top-level keys starting with "x-": a place for
