@@ -53,6 +53,7 @@ var paramFields = []steps.Field{
 	{Name: "default", Kind: steps.Any, Doc: "the value when none is given", Example: "/var/lib/pgsql/data"},
 	{Name: "required", Kind: steps.Bool, Doc: "whether a value must be given; true when there is no default"},
 	{Name: "enum", Kind: steps.StringList, Doc: "the allowed values", Example: []string{"rhel", "debian"}},
+	{Name: "pattern", Kind: steps.Literal, Doc: "a regular expression (RE2) the whole value must match, checked before the run starts", Example: "[a-z0-9_]{1,63}"},
 }
 
 var secretFields = []steps.Field{
@@ -441,6 +442,14 @@ func decodeParams(d *steps.Decoder, n *yaml.Node) []*Param {
 				p.Enum = append(p.Enum, x.Value)
 			}
 		}
+		if pat := f.Get("pattern"); pat != nil {
+			// Checked alone first, so that an error quotes what was written.
+			if _, err := regexp.Compile(pat.Value); err != nil {
+				d.Errorf(pat, diag.RuleInvalidValue, "pattern of param %s: %v", p.Name, err)
+			} else {
+				p.Pattern = regexp.MustCompile(`^(?:` + pat.Value + `)$`)
+			}
+		}
 		if def := f.Get("default"); def != nil {
 			val, err := p.parseNode(def)
 			if err != nil {
@@ -526,6 +535,9 @@ func (p *Param) Parse(s string) (any, error) {
 		v = out
 	default:
 		v = s
+	}
+	if p.Pattern != nil && !p.Pattern.MatchString(s) {
+		return nil, fmt.Errorf("%q does not match the pattern %s", s, p.Pattern)
 	}
 	if len(p.Enum) > 0 {
 		for _, e := range p.Enum {
