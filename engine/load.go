@@ -60,6 +60,7 @@ var secretFields = []steps.Field{
 	{Name: "env", Kind: steps.Literal, Doc: "environment variable holding the value", Example: "RUNBOOK_REPLICATION_PASSWORD"},
 	{Name: "file", Kind: steps.Literal, Doc: "file holding the value (trailing newline removed)", Example: "/etc/runbook/replication.password"},
 	{Name: "description", Kind: steps.Literal, Doc: "what the secret is; shown when prompting", Example: "password of the replication user"},
+	{Name: "optional", Kind: steps.Bool, Doc: "without a value from env or file the secret is the empty string: not asked for, not an error (an API token only some servers need)"},
 }
 
 // commonFields are the keys every step has besides its step-type key.
@@ -558,7 +559,7 @@ func decodeSecrets(d *steps.Decoder, n *yaml.Node) []*Secret {
 			continue
 		}
 		f := d.Check(v, secretFields, "secret "+k.Value)
-		s := &Secret{Name: k.Value, Env: d.Literal(f.Get("env")), File: d.Literal(f.Get("file")), Description: d.Literal(f.Get("description")), Pos: steps.Pos(k)}
+		s := &Secret{Name: k.Value, Env: d.Literal(f.Get("env")), File: d.Literal(f.Get("file")), Description: d.Literal(f.Get("description")), Optional: d.Bool(f.Get("optional")), Pos: steps.Pos(k)}
 		d.Scope.Secrets[s.Name] = types.String
 		out = append(out, s)
 	}

@@ -69,7 +69,9 @@ type Secret struct {
 	Env         string
 	File        string
 	Description string
-	Pos         diag.Pos
+	// Optional secrets are "" when neither env nor file gives a value.
+	Optional bool
+	Pos      diag.Pos
 }
 
 // Var is a value computed from params when the run starts.
