@@ -240,3 +240,28 @@ func TestResolveSSHSaysWhatItCannotDo(t *testing.T) {
 		t.Fatalf("ProxyCommand: %v, want an error naming %s:6", err, file)
 	}
 }
+
+// TestResolveSSHFailsClosed: RevokedHostKeys makes ssh refuse a revoked
+// host and IdentityAgent chooses (or excludes) the agent; runbook honours
+// neither, so either is an error rather than a note and a connection.
+// IdentityAgent SSH_AUTH_SOCK, what runbook does anyway, is accepted.
+func TestResolveSSHFailsClosed(t *testing.T) {
+	_, err := exec.LookPath("ssh")
+	testsshd.Require(t, err == nil, "OpenSSH's ssh is not installed (apt-get install openssh-client)")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "ssh_config")
+	conf := "Host krl\n  RevokedHostKeys " + filepath.Join(dir, "krl") + "\nHost noagent\n  IdentityAgent none\n" +
+		"Host otheragent\n  IdentityAgent " + filepath.Join(dir, "agent.sock") + "\nHost envagent\n  IdentityAgent SSH_AUTH_SOCK\n"
+	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for host, want := range map[string]string{"krl": file + ":2: revokedhostkeys", "noagent": file + ":4: identityagent none", "otheragent": "identityagent " + filepath.Join(dir, "agent.sock")} {
+		_, _, err := transport.ResolveSSH(context.Background(), transport.SSHTarget{Name: host, ConfigFile: file})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want an error naming %s", host, err, want)
+		}
+	}
+	if _, _, err := transport.ResolveSSH(context.Background(), transport.SSHTarget{Name: "envagent", ConfigFile: file}); err != nil {
+		t.Errorf("IdentityAgent SSH_AUTH_SOCK: %v", err)
+	}
+}
