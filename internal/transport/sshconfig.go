@@ -190,6 +190,9 @@ func (r *resolver) resolve(name, alias string, port int, user, identity, knownHo
 	} else {
 		for _, k := range []string{"userknownhostsfile", "globalknownhostsfile"} {
 			for _, f := range strings.Fields(one(k)) {
+				if f == "none" { // ssh_config(5): no file, not ./none
+					continue
+				}
 				cfg.KnownHosts = append(cfg.KnownHosts, tok.expand(f))
 			}
 		}

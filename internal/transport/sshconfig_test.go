@@ -265,3 +265,24 @@ func TestResolveSSHFailsClosed(t *testing.T) {
 		t.Errorf("IdentityAgent SSH_AUTH_SOCK: %v", err)
 	}
 }
+
+// TestResolveSSHKnownHostsNone: UserKnownHostsFile none and
+// GlobalKnownHostsFile none mean no file (ssh_config(5)), never a file
+// named none in the working directory that a later run would trust.
+func TestResolveSSHKnownHostsNone(t *testing.T) {
+	_, err := exec.LookPath("ssh")
+	testsshd.Require(t, err == nil, "OpenSSH's ssh is not installed (apt-get install openssh-client)")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "ssh_config")
+	kh := filepath.Join(dir, "kh")
+	if err := os.WriteFile(file, []byte("Host db\n  UserKnownHostsFile none\n  GlobalKnownHostsFile "+kh+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := transport.ResolveSSH(context.Background(), transport.SSHTarget{Name: "db", ConfigFile: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.KnownHosts) != 1 || cfg.KnownHosts[0] != kh {
+		t.Fatalf("known_hosts files %q, want only %s", cfg.KnownHosts, kh)
+	}
+}
