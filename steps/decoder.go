@@ -391,7 +391,8 @@ func (d *Decoder) Expr(n *yaml.Node, result types.Type) *tmpl.Expr {
 // does not give the value back.
 func (d *Decoder) PosIn(n *yaml.Node, offset int) diag.Pos {
 	if d.lines == nil {
-		d.lines = strings.Split(strings.ReplaceAll(string(d.Source), "\r\n", "\n"), "\n")
+		// Any line break YAML reads as one: \r\n, \n, a lone \r.
+		d.lines = strings.Split(strings.ReplaceAll(strings.ReplaceAll(string(d.Source), "\r\n", "\n"), "\r", "\n"), "\n")
 	}
 	if p, ok := scalarPos(d.lines, n, offset); ok {
 		return p
@@ -403,7 +404,7 @@ func (d *Decoder) PosIn(n *yaml.Node, offset int) diag.Pos {
 	line := strings.Count(v[:offset], "\n")
 	lineStart := strings.LastIndexByte(v[:offset], '\n') + 1
 	col := utf8.RuneCountInString(v[lineStart:offset])
-	switch n.Style {
+	switch n.Style &^ yaml.TaggedStyle {
 	case yaml.LiteralStyle, yaml.FoldedStyle:
 		srcLine := n.Line + 1 + line
 		valueLine := v[lineStart:]
