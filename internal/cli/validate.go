@@ -31,6 +31,7 @@ func validateCmd(e *Env, args []string) int {
 	invFile := fs.String("inventory", "", "also check host names against this inventory")
 	listRules := fs.Bool("list-rules", false, "list the rule ids diagnostics carry, and exit")
 	requireShellcheck := fs.Bool("require-shellcheck", false, "fail when shellcheck is not installed, instead of skipping the shell checks (for CI)")
+	requireSQLParser := fs.Bool("require-sql-parser", false, "fail when this runbook was built without PostgreSQL's parser (without cgo), instead of skipping the SQL checks (for CI)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return ExitUsage
@@ -76,6 +77,10 @@ func validateCmd(e *Env, args []string) int {
 		fmt.Fprintln(e.Stderr, "runbook: --require-shellcheck: shellcheck is not installed (not found in PATH)")
 		return ExitUsage
 	}
+	if *requireSQLParser && !textcheck.SQLParserLinked {
+		fmt.Fprintln(e.Stderr, "runbook: --require-sql-parser: this runbook was built without cgo, which PostgreSQL's parser needs (build it with CGO_ENABLED=1 and a C compiler, or use a release binary)")
+		return ExitUsage
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	checker := textcheck.New(ctx, shellcheck)
@@ -108,7 +113,7 @@ func validateCmd(e *Env, args []string) int {
 		fmt.Fprintln(e.Stderr, "runbook: shellcheck is not installed: the shell checks of commands were skipped (install shellcheck; --require-shellcheck makes this an error)")
 	}
 	if !checker.SQLChecked() {
-		fmt.Fprintln(e.Stderr, "runbook: this runbook was built without cgo, which PostgreSQL's parser needs: SQL texts were not parsed")
+		fmt.Fprintln(e.Stderr, "runbook: this runbook was built without cgo, which PostgreSQL's parser needs: SQL texts were not parsed (--require-sql-parser makes this an error)")
 	}
 	failing := 0
 	for _, d := range rep.ds {

@@ -56,6 +56,9 @@ func (c *Checker) ShellChecked() bool { return c.shell != nil }
 // linked only into a build with cgo.
 func (c *Checker) SQLChecked() bool { return sqlParserLinked }
 
+// SQLParserLinked is whether this build holds PostgreSQL's parser (cgo).
+const SQLParserLinked = sqlParserLinked
+
 // Err returns the first failure of shellcheck itself (it could not be
 // run, or gave no report), not of a text it checked.
 func (c *Checker) Err() error {
