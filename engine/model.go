@@ -3,6 +3,8 @@
 package engine
 
 import (
+	"regexp"
+
 	"github.com/runbook-dev/runbook/internal/diag"
 	"github.com/runbook-dev/runbook/internal/tmpl"
 	"github.com/runbook-dev/runbook/steps"
@@ -55,7 +57,9 @@ type Param struct {
 	HasDefault  bool
 	Required    bool
 	Enum        []string
-	Pos         diag.Pos
+	// Pattern, when set, is what every value must match (-p and default).
+	Pattern *regexp.Regexp
+	Pos     diag.Pos
 }
 
 // Secret is a declared secret and where its value comes from.

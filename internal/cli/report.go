@@ -89,12 +89,6 @@ func tokenEnd(line string, col int) int {
 	return i + 1
 }
 
-// splitLines splits a file's text into lines at any line break YAML
-// reads as one: \r\n, \n or a lone \r.
-func splitLines(src string) []string {
-	return strings.Split(strings.ReplaceAll(strings.ReplaceAll(src, "\r\n", "\n"), "\r", "\n"), "\n")
-}
-
 // writeGitHub writes workflow commands that GitHub Actions turns into
 // annotations on the pull request.
 func (r *report) writeGitHub(w io.Writer) {

@@ -205,7 +205,7 @@ func TestSARIFColumnKind(t *testing.T) {
 
 // TestSplitLines: the report shows source lines whatever the line breaks.
 func TestSplitLines(t *testing.T) {
-	got := splitLines("a\r\nb\rc\nd")
+	got := diag.SplitLines("a\r\nb\rc\nd")
 	if len(got) != 4 || got[0] != "a" || got[1] != "b" || got[2] != "c" || got[3] != "d" {
 		t.Errorf("got %q", got)
 	}
