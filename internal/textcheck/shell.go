@@ -209,6 +209,9 @@ func (r *shellRunner) run(batch []*shellJob) (limit string, err error) {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
+		if r.ctx.Err() != nil {
+			return "", fmt.Errorf("shellcheck stopped: %w (validate was interrupted)", r.ctx.Err())
+		}
 		return "", fmt.Errorf("shellcheck: %w", err)
 	}
 	for _, f := range extra {
@@ -233,7 +236,7 @@ func (r *shellRunner) run(batch []*shellJob) (limit string, err error) {
 	writers = nil
 	switch {
 	case r.ctx.Err() != nil:
-		return "", r.ctx.Err()
+		return "", fmt.Errorf("shellcheck stopped: %w (validate was interrupted)", r.ctx.Err())
 	case ctx.Err() != nil:
 		return fmt.Sprintf("did not finish within %s", r.limits.Timeout), nil
 	case bytes.Contains(stderr.Bytes(), []byte("out of memory")):

@@ -258,3 +258,21 @@ func TestNoTempFiles(t *testing.T) {
 		t.Errorf("left in TMPDIR: %v", entries)
 	}
 }
+
+// TestInterrupted: when validate is interrupted (its context ends), the
+// shellcheck processes are stopped and the checker says why.
+func TestInterrupted(t *testing.T) {
+	fake := fakeShellcheck(t, "sleep 60\n")
+	ctx, cancel := context.WithCancel(context.Background())
+	c := textcheck.New(ctx, fake)
+	l := &engine.Loader{Registry: steps.Builtin(), Inside: c}
+	time.AfterFunc(200*time.Millisecond, cancel)
+	start := time.Now()
+	l.Load("p.yaml", playbook("echo $x"))
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("took %s after the interruption", took)
+	}
+	if err := c.Err(); err == nil || !strings.Contains(err.Error(), "validate was interrupted") {
+		t.Errorf("Err() = %v, want the interruption said", err)
+	}
+}
