@@ -18,6 +18,15 @@ type sqlResult struct {
 	errAt  int
 	stmts  []int
 	params []int
+	// bodyErrs are the errors of PL/pgSQL bodies (DO, LANGUAGE
+	// plpgsql), each at its body's start.
+	bodyErrs []sqlErr
+}
+
+// sqlErr is an error of a parser at a byte offset of the text.
+type sqlErr struct {
+	msg string
+	at  int
 }
 
 // maxParams is the most parameters a statement can have: the protocol
@@ -53,6 +62,10 @@ func (c *Checker) checkSQL(in *steps.Inside, ct *tmpl.CheckText) []*diag.Diagnos
 			Message: fmt.Sprintf("%s: %s (PostgreSQL's parser)%s", in.Field, strings.ReplaceAll(ct.Unmark(r.err), `""${{ }}""`, `"${{ }}"`), metaCommand(ct.Text, r.errAt))}}
 	}
 	var ds []*diag.Diagnostic
+	for _, e := range r.bodyErrs {
+		ds = append(ds, &diag.Diagnostic{Pos: at(e.at), Rule: diag.RuleSQLSyntax, Severity: diag.Error,
+			Message: fmt.Sprintf("%s: PL/pgSQL body: %s (PostgreSQL's PL/pgSQL parser, which does not say where in the body)", in.Field, ct.Unmark(e.msg))})
+	}
 	if len(r.stmts) > 1 && (in.Field != "exec" || len(in.Args) > 0 || in.ArgsUnknown && len(r.params) > 0) {
 		why := "query and unless are sent as a prepared statement"
 		if in.Field == "exec" {

@@ -5,6 +5,7 @@ package textcheck
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 
 	pgquery "github.com/pganalyze/pg_query_go/v6"
 	pgerror "github.com/pganalyze/pg_query_go/v6/parser"
@@ -31,6 +32,7 @@ func parseSQL(text string) *sqlResult {
 		Stmts []struct {
 			Stmt     any `json:"stmt"`
 			Location int `json:"stmt_location"`
+			Len      int `json:"stmt_len"`
 		} `json:"stmts"`
 	}
 	if err := json.Unmarshal([]byte(tree), &parsed); err != nil {
@@ -40,8 +42,110 @@ func parseSQL(text string) *sqlResult {
 	for _, s := range parsed.Stmts {
 		r.stmts = append(r.stmts, s.Location)
 		r.params = paramRefs(s.Stmt, r.params)
+		end := len(text)
+		if s.Len > 0 {
+			end = min(s.Location+s.Len, len(text))
+		}
+		if e, ok := plpgsqlError(text[s.Location:end], s.Stmt); ok {
+			e.at += s.Location
+			r.bodyErrs = append(r.bodyErrs, e)
+		}
 	}
 	return r
+}
+
+// plpgsqlError parses the PL/pgSQL body of a DO block or of a CREATE
+// FUNCTION ... LANGUAGE plpgsql statement (stmt, of text) with
+// PostgreSQL's PL/pgSQL parser, and returns its error, placed on the
+// body's first character: that parser says what is wrong, not where.
+func plpgsqlError(text string, stmt any) (sqlErr, bool) {
+	m, _ := stmt.(map[string]any)
+	var fn string
+	var body map[string]any
+	if do, ok := m["DoStmt"].(map[string]any); ok {
+		lang := "plpgsql"
+		for _, a := range list(do["args"]) {
+			switch d := defElem(a); d["defname"] {
+			case "language":
+				lang = sval(d["arg"])
+			case "as":
+				body = d
+			}
+		}
+		if lang != "plpgsql" || body == nil {
+			return sqlErr{}, false
+		}
+		src := sval(body["arg"])
+		tag := "$rbdo$"
+		for strings.Contains(src, tag) {
+			tag = tag[:len(tag)-1] + "q$"
+		}
+		fn = "CREATE FUNCTION rbdo() RETURNS void LANGUAGE plpgsql AS " + tag + src + tag
+	} else if cf, ok := m["CreateFunctionStmt"].(map[string]any); ok {
+		lang := ""
+		for _, o := range list(cf["options"]) {
+			switch d := defElem(o); d["defname"] {
+			case "language":
+				lang = sval(d["arg"])
+			case "as":
+				body = d
+			}
+		}
+		if lang != "plpgsql" || body == nil {
+			return sqlErr{}, false
+		}
+		fn = text
+	} else {
+		return sqlErr{}, false
+	}
+	_, err := pgquery.ParsePlPgSqlToJSON(fn)
+	if err == nil {
+		return sqlErr{}, false
+	}
+	msg := err.Error()
+	var pe *pgerror.Error
+	if errors.As(err, &pe) {
+		msg = pe.Message
+	}
+	at, _ := body["location"].(float64)
+	return sqlErr{msg: msg, at: bodyStart(text, int(at))}, true
+}
+
+// bodyStart returns the offset of the string that follows AS at or after
+// off in text (a $$ or ' quote): where a function's body starts.
+func bodyStart(text string, off int) int {
+	for i := off; i < len(text); i++ {
+		if text[i] == '$' || text[i] == '\'' {
+			return i
+		}
+	}
+	return off
+}
+
+func list(v any) []any {
+	l, _ := v.([]any)
+	return l
+}
+
+func defElem(v any) map[string]any {
+	m, _ := v.(map[string]any)
+	d, _ := m["DefElem"].(map[string]any)
+	return d
+}
+
+// sval reads a String node, or a List of one (a function's AS).
+func sval(v any) string {
+	m, _ := v.(map[string]any)
+	if s, ok := m["String"].(map[string]any); ok {
+		str, _ := s["sval"].(string)
+		return str
+	}
+	if l, ok := m["List"].(map[string]any); ok {
+		if items := list(l["items"]); len(items) > 0 {
+			return sval(items[0])
+		}
+	}
+	return ""
 }
 
 // paramRefs appends the locations of the $n of a parse tree that the
