@@ -13,7 +13,9 @@ import (
 func lint(pb *Playbook, used map[string]bool, ds *diag.List) {
 	for _, p := range pb.Params {
 		if !used["params."+p.Name] {
-			ds.Warnf(p.Pos, diag.RuleUnusedParam, "param %s is never used: remove it, or use it as ${{ params.%s }}", p.Name, p.Name)
+			at := &diag.List{File: p.File}
+			at.Warnf(p.Pos, diag.RuleUnusedParam, "param %s is never used: remove it, or use it as ${{ params.%s }}", p.Name, p.Name)
+			ds.Items = append(ds.Items, at.Items...)
 		}
 	}
 	for _, s := range pb.Secrets {

@@ -19,6 +19,10 @@ type Playbook struct {
 	Params      []*Param
 	Secrets     []*Secret
 	Vars        []*Var
+	// VarsFiles are the vars files the playbook lists (vars_files:).
+	VarsFiles []*VarsFile
+	// Facts are observed after the vars and before the guards.
+	Facts []*Fact
 	Lock        *tmpl.Template
 	Require     []*Guard
 	// Confirm is asked after the guards pass and before the first step.
@@ -56,6 +60,8 @@ type Param struct {
 	Required    bool
 	Enum        []string
 	Pos         diag.Pos
+	// File is where the param is declared: the playbook, or a vars file.
+	File string
 }
 
 // Secret is a declared secret and where its value comes from.

@@ -177,6 +177,9 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 	if err := x.checkHosts(); err != nil {
 		return err
 	}
+	if err := x.observeFacts(ctx); err != nil {
+		return err
+	}
 	if err := x.guards(ctx); err != nil {
 		return err
 	}
@@ -440,7 +443,7 @@ func (x *run) exec(host, become string) (*steps.Exec, error) {
 	if vars == nil {
 		vars = map[string]any{}
 	}
-	env["host"] = map[string]any{"name": h.Name, "address": h.Address, "vars": vars}
+	env["host"] = map[string]any{"name": h.Name, "address": h.Address, "vars": vars, "facts": x.hostFacts(h.Name)}
 	ex := &steps.Exec{
 		Host:    steps.Host{Name: h.Name, Address: h.Address, Vars: vars},
 		Env:     env,
