@@ -22,9 +22,9 @@ type Playbook struct {
 	// VarsFiles are the vars files the playbook lists (vars_files:).
 	VarsFiles []*VarsFile
 	// Facts are observed after the vars and before the guards.
-	Facts []*Fact
-	Lock        *tmpl.Template
-	Require     []*Guard
+	Facts   []*Fact
+	Lock    *tmpl.Template
+	Require []*Guard
 	// Confirm is asked after the guards pass and before the first step.
 	Confirm *Confirm
 	Steps   []*Step
