@@ -160,9 +160,12 @@ func leftSecretFiles(t *testing.T, password string) []string {
 }
 
 // fakeBaseBackup is a pg_basebackup that reads its password file as libpq
-// would, says so, and waits to be killed.
+// would, says so, and waits to be killed. What it read lands in one rename:
+// a kill between the shell creating the file and cat writing it would
+// otherwise leave an empty file that looks like a password never handed over.
 const fakeBaseBackup = `#!/bin/sh
-cat "$PGPASSFILE" > "$(dirname "$0")/password-read"
+d="$(dirname "$0")"
+cat "$PGPASSFILE" > "$d/password-read.tmp" && mv "$d/password-read.tmp" "$d/password-read"
 sleep 60
 `
 
