@@ -39,7 +39,7 @@ func TestLayoutPlanEveryVersion(t *testing.T) {
 			}
 			t.Run(fmt.Sprintf("%s-%d", layout, v), func(t *testing.T) {
 				var out, errb bytes.Buffer
-				args := []string{"runbook", "plan", "pg-ha/check", "-i", inv, "-p", "primary=localhost", "-p", "layout=" + layout, "-p", fmt.Sprintf("pg_version=%d", v)}
+				args := []string{"runbook", "plan", "pg-ha/check", "-i", inv, "-p", "primary=localhost", "-p", "standby=localhost", "-p", "layout=" + layout, "-p", fmt.Sprintf("pg_version=%d", v)}
 				code := cli.Main(args, nil, &out, &errb)
 				text := out.String() + errb.String()
 				for _, w := range want(layout, v) {

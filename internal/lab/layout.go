@@ -61,7 +61,7 @@ func ParseLayouts(s string, hosts []string) (map[string]string, error) {
 	sort.Strings(names)
 	check := func(l string) error {
 		if _, ok := Layouts[l]; !ok {
-			return fmt.Errorf("--layout: unknown layout %q: use one of %s, or HOST=LAYOUT,...", l, strings.Join(names, ", "))
+			return fmt.Errorf("--layout: unknown layout %q: use one of %s, or HOST=LAYOUT pairs such as pg1=rhel,pg2=pgdg", l, strings.Join(names, ", "))
 		}
 		return nil
 	}
