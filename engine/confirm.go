@@ -84,7 +84,7 @@ const playbookGate = "before the first step"
 // attempt passed and those of steps it finished; a step's when is not
 // known yet, so it counts.
 func (x *run) checkGates() error {
-	if x.Confirm != nil || x.DryRun {
+	if x.confirmer != nil || x.dryRun {
 		return nil
 	}
 	var gates []string
@@ -92,7 +92,7 @@ func (x *run) checkGates() error {
 		gates = append(gates, playbookGate)
 	}
 	for i, s := range x.pb.Steps {
-		if s.Confirm == nil || x.gatePassed(i+1) || x.Resume != nil && x.stepDone(i+1, s) {
+		if s.Confirm == nil || x.gatePassed(i+1) || x.resume != nil && x.stepDone(i+1, s) {
 			continue
 		}
 		gates = append(gates, fmt.Sprintf("[%d] %s", i+1, s.Label()))
@@ -107,7 +107,7 @@ func (x *run) checkGates() error {
 // passed: in this run, or by an earlier attempt that went on to make the
 // change it guards. x.gateMu is held, or no gate is asked yet.
 func (x *run) gatePassed(index int) bool {
-	return x.passed[index] || x.Resume != nil && x.Resume.Confirmed[index]
+	return x.passed[index] || x.resume != nil && x.resume.Confirmed[index]
 }
 
 // confirm asks a gate, once: a gate passed already (by another host or
@@ -130,7 +130,7 @@ func (x *run) confirm(ctx context.Context, c *Confirm, env map[string]any, g *Ga
 	if err := x.refused[g.Index]; err != nil {
 		return err
 	}
-	if x.DryRun {
+	if x.dryRun {
 		x.showGate(c, env, g)
 		x.passed[g.Index] = true
 		return nil
@@ -150,10 +150,10 @@ func (x *run) ask(ctx context.Context, c *Confirm, env map[string]any, g *Gate) 
 	if err := x.renderGate(c, env, g); err != nil {
 		return fmt.Errorf("confirm: %w", err)
 	}
-	if x.Confirm == nil {
+	if x.confirmer == nil {
 		return &UnconfirmedError{Gates: []string{g.Step}}
 	}
-	ans, err := x.Confirm(ctx, g)
+	ans, err := x.confirmer(ctx, g)
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
 	}
@@ -206,18 +206,18 @@ func (x *run) showGate(c *Confirm, env map[string]any, g *Gate) {
 	x.sink.Emit(ev)
 }
 
-// confirmStep asks the gate of step s (g: the step on this host and
-// element) before it makes the change its plan found, and returns how
-// long the operator took. Without a gate it returns at once.
-func (x *run) confirmStep(ctx context.Context, s *Step, env map[string]any, g *Gate, plan *steps.Plan) (time.Duration, error) {
-	if s.Confirm == nil {
+// confirmStep asks the gate of target t (g, nil without one) before the
+// step makes the change its plan found (nil when the plan failed), and
+// returns how long the operator took. Without a gate it returns at once.
+func (x *run) confirmStep(ctx context.Context, t *target, g *Gate, plan *steps.Plan) (time.Duration, error) {
+	if g == nil {
 		return 0, nil
 	}
 	if plan != nil {
 		g.Plan, g.Diff = plan.Summary, plan.Diff
 	}
 	start := time.Now()
-	err := x.confirm(ctx, s.Confirm, env, g)
+	err := x.confirm(ctx, t.step.Confirm, t.ex.Env, g)
 	return time.Since(start), err
 }
 
@@ -241,32 +241,3 @@ func clip(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
-
-// stepClock is a step's timeout. The time the operator takes to answer
-// the step's gate is given back: the limit is for the step's own work.
-type stepClock struct {
-	outer    context.Context
-	deadline time.Time
-	cause    error
-	cancel   context.CancelFunc
-}
-
-// startClock returns the step's context, which ends at the limit.
-func startClock(outer context.Context, limit time.Duration, cause error) (context.Context, *stepClock) {
-	k := &stepClock{outer: outer, deadline: time.Now().Add(limit), cause: cause}
-	ctx, cancel := context.WithDeadlineCause(outer, k.deadline, cause)
-	k.cancel = cancel
-	return ctx, k
-}
-
-// extend returns a new context for the step, whose deadline is later by
-// d; the old one is cancelled.
-func (k *stepClock) extend(d time.Duration) context.Context {
-	k.cancel()
-	k.deadline = k.deadline.Add(d)
-	ctx, cancel := context.WithDeadlineCause(k.outer, k.deadline, k.cause)
-	k.cancel = cancel
-	return ctx
-}
-
-func (k *stepClock) stop() { k.cancel() }

@@ -113,8 +113,8 @@ func (l *Loader) decodeFact(d *steps.Decoder, k, n *yaml.Node) (*Fact, types.Typ
 	if typ == nil {
 		return nil, nil
 	}
-	if typ.Name() == "wait-until" {
-		d.Errorf(body, diag.RuleInvalidValue, "%s observes once: use a probe step type, not wait-until", where)
+	if typ.Describe().Waits {
+		d.Errorf(body, diag.RuleInvalidValue, "%s observes once: use a probe step type, not %s", where, typ.Describe().Name)
 		return nil, nil
 	}
 	ft.Type = typ
@@ -238,7 +238,7 @@ func (x *run) factHosts(f *Fact) ([]string, error) {
 		if r = strings.TrimSpace(r); r == "" {
 			continue
 		}
-		names, err := x.Inventory.Expand(r)
+		names, err := x.inv.Expand(r)
 		if err != nil {
 			return nil, err
 		}

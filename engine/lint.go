@@ -28,7 +28,7 @@ func lint(pb *Playbook, used map[string]bool, ds *diag.List) {
 	verified := make([]bool, len(pb.Steps)+1)
 	for i := len(pb.Steps) - 1; i >= 0; i-- {
 		s := pb.Steps[i]
-		verified[i] = verified[i+1] || s.Assert != nil || s.Type.Name() == "wait-until"
+		verified[i] = verified[i+1] || s.Assert != nil || s.Type.Describe().Waits
 	}
 	for i, s := range pb.Steps {
 		if (len(s.Hosts) > 0 || s.HostsExpr != nil) && s.Parallel == 0 {

@@ -76,7 +76,7 @@ var commonFields = []steps.Field{
 	{Name: "max_failures", Kind: steps.Int, Doc: "how many hosts of hosts: may fail before the others stop (default 0)", Example: 1},
 	{Name: "when", Kind: steps.Expr, Doc: "run the step only when this expression holds", Example: "steps.conf.result.changed"},
 	{Name: "timeout", Kind: steps.Duration, Doc: "cancel the step after this long", Example: "60s"},
-	{Name: "retries", Kind: steps.Int, Doc: "how many times to retry a failed step", Example: 3},
+	{Name: "retries", Kind: steps.Int, Dynamic: true, Doc: "how many times to retry a failed step (an integer or ${{ }})", Example: 3},
 	{Name: "retry_delay", Kind: steps.Duration, Doc: "pause between retries (default 1s)", Example: "2s"},
 	{Name: "become", Kind: steps.Literal, Doc: "run as this user on the host (sudo -n -u, or runuser as root)", Example: "postgres"},
 	{Name: "assert", Kind: steps.Expr, Doc: "verify the step's result; the step fails when this is false", Example: "result.exit_code == 0"},
@@ -544,7 +544,7 @@ func (l *Loader) splitType(d *steps.Decoder, n *yaml.Node, common []steps.Field,
 		k, v := n.Content[i], n.Content[i+1]
 		if t, ok := l.Registry.Lookup(k.Value); ok {
 			if typ != nil {
-				d.Errorf(k, diag.RuleStepType, "%s has two step types, %s (line %d) and %s: split it into two steps", where, typ.Name(), typeKey.Line, k.Value)
+				d.Errorf(k, diag.RuleStepType, "%s has two step types, %s (line %d) and %s: split it into two steps", where, typ.Describe().Name, typeKey.Line, k.Value)
 				continue
 			}
 			typ, body, typeKey = t, v, k
@@ -586,7 +586,8 @@ func isField(fields []steps.Field, name string) bool {
 }
 
 func (l *Loader) decodeBody(d *steps.Decoder, typ steps.Type, body *yaml.Node) steps.Step {
-	b := d.Check(body, typ.Fields(), typ.Name())
+	desc := typ.Describe()
+	b := d.Check(body, desc.Fields, desc.Name)
 	return typ.Decode(d, b)
 }
 
@@ -611,8 +612,8 @@ func (l *Loader) decodeGuard(d *steps.Decoder, n *yaml.Node) *Guard {
 	if typ == nil {
 		return nil
 	}
-	if typ.Name() == "wait-until" {
-		d.Errorf(body, diag.RuleInvalidValue, "a guard checks the state once; use a probe step type, not wait-until")
+	if desc := typ.Describe(); desc.Waits {
+		d.Errorf(body, diag.RuleInvalidValue, "a guard checks the state once; use a probe step type, not %s", desc.Name)
 		return nil
 	}
 	d.Scope.Host = true
@@ -643,8 +644,8 @@ func (l *Loader) decodeProbe(d *steps.Decoder, n *yaml.Node) *steps.ProbeSpec {
 	if typ == nil {
 		return nil
 	}
-	if typ.Name() == "wait-until" {
-		d.Errorf(body, diag.RuleInvalidValue, "a probe cannot be a wait-until")
+	if desc := typ.Describe(); desc.Waits {
+		d.Errorf(body, diag.RuleInvalidValue, "a probe cannot be a %s", desc.Name)
 		return nil
 	}
 	p.Type = typ
@@ -720,7 +721,7 @@ func (l *Loader) decodeStep(d *steps.Decoder, n *yaml.Node) *Step {
 		d.Errorf(f.Get("parallel"), diag.RuleInvalidValue, "parallel only applies to a step with hosts:")
 	}
 	s.Timeout = d.Duration(f.Get("timeout"), 0)
-	s.Retries = d.Int(f.Get("retries"), 0)
+	s.Retries = d.IntValue(f.Get("retries"), 0)
 	s.RetryDelay = d.Duration(f.Get("retry_delay"), time.Second)
 	d.Scope.Host = true
 	if fe := f.Get("for_each"); fe != nil {

@@ -130,7 +130,7 @@ type Step struct {
 	MaxFailures int
 	When        *tmpl.Expr
 	Timeout     steps.DurationValue
-	Retries     int
+	Retries     steps.IntValue
 	RetryDelay  steps.DurationValue
 	Become      string
 	Type        steps.Type
@@ -166,5 +166,5 @@ func (s *Step) Label() string {
 	if s.ID != "" {
 		return s.ID
 	}
-	return s.Type.Name()
+	return s.Type.Describe().Name
 }

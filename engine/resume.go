@@ -39,7 +39,7 @@ type Outcome struct {
 // Resume is what earlier attempts of a run did, for a run that continues
 // them. Steps with an outcome in Done are not run again; their outcome
 // and result stand. A step in InDoubt was started and never reported: it
-// runs again when its type rechecks the host (step.Rechecker), and
+// runs again when its type rechecks the host (steps.Rechecker), and
 // otherwise only with RetryInDoubt or SkipInDoubt.
 type Resume struct {
 	Done    map[StepKey]Outcome
@@ -110,7 +110,7 @@ func (e *LeftoverError) Error() string {
 // started on its host to end: checked again while it still runs, the step
 // would find half a change, and might make it a second time.
 func (x *run) awaitLeftover(ctx context.Context, ex *steps.Exec, k StepKey) error {
-	lo, ok := x.Resume.Leftovers[k]
+	lo, ok := x.resume.Leftovers[k]
 	if !ok {
 		return nil
 	}
@@ -145,19 +145,19 @@ func (x *run) awaitLeftover(ctx context.Context, ex *steps.Exec, k StepKey) erro
 // leftoverWait is how long a resume waits for work an interrupted attempt
 // left running (--wait-leftovers, 10 minutes by default).
 func (x *run) leftoverWait() time.Duration {
-	if x.Resume == nil || x.Resume.LeftoverWait <= 0 {
+	if x.resume == nil || x.resume.LeftoverWait <= 0 {
 		return 10 * time.Minute
 	}
-	return x.Resume.LeftoverWait
+	return x.resume.LeftoverWait
 }
 
 // tag names a step of this run on a host for the work it leaves there
-// (step.Exec.Tag).
+// (steps.Exec.Tag).
 func (x *run) tag(k StepKey) string {
-	if x.RunID == "" {
+	if x.runID == "" {
 		return ""
 	}
-	t := fmt.Sprintf("runbook %s step %d", x.RunID, k.Index)
+	t := fmt.Sprintf("runbook %s step %d", x.runID, k.Index)
 	if k.Item > 0 {
 		t += fmt.Sprintf(".%d", k.Item)
 	}
@@ -197,7 +197,7 @@ func rechecks(s *Step) bool {
 // cannot be run again safely, and one whose recorded steps no longer match
 // the playbook.
 func (x *run) checkResume() error {
-	rs := x.Resume
+	rs := x.resume
 	if rs == nil {
 		return nil
 	}
@@ -234,45 +234,94 @@ func (x *run) checkResume() error {
 	return nil
 }
 
-// resumed returns the recorded outcome of a step that an earlier attempt
-// finished, or that the operator took as done (a step that cannot recheck
-// its host: one that can is always checked again).
-func (x *run) resumed(k StepKey, s *Step) (Outcome, string, bool) {
-	if x.Resume == nil {
+// resumed reports, with its recorded outcome, a target that an earlier
+// attempt finished, or that the operator took as done (a step that cannot
+// recheck its host: one that can is always checked again).
+func (x *run) resumed(t *target) (hostOutcome, bool) {
+	o, why, ok := x.resumedOutcome(t.key, t.step)
+	if !ok {
+		return hostOutcome{}, false
+	}
+	t.name = x.label(t)
+	e := t.event(EventStepEnd)
+	e.Status, e.Result, e.Message, e.Resumed = o.Status, o.Result, why, true
+	x.sink.Emit(e)
+	return hostOutcome{host: t.key.Host, status: o.Status, result: o.Result}, true
+}
+
+// resumedOutcome returns the outcome recorded for k, and why it stands.
+func (x *run) resumedOutcome(k StepKey, s *Step) (Outcome, string, bool) {
+	if x.resume == nil {
 		return Outcome{}, "", false
 	}
-	if o, ok := x.Resume.Done[k]; ok {
+	if o, ok := x.resume.Done[k]; ok {
 		return o, "done by an earlier attempt; not run again", true
 	}
-	if x.Resume.SkipInDoubt && !rechecks(s) && x.inDoubt(k) {
+	if x.resume.SkipInDoubt && !rechecks(s) && x.inDoubt(k) {
 		return Outcome{Status: StatusChanged, Result: steps.Result{}}, "in doubt, taken as done (--skip-in-doubt)", true
 	}
 	return Outcome{}, "", false
 }
 
+// recheck prepares a target whose earlier attempt's outcome was lost for
+// being checked again, which its plan then does (applying only what is
+// not there yet): it waits for the work that attempt left running on the
+// host to end.
+func (x *run) recheck(ctx context.Context, t *target) error {
+	if !x.inDoubt(t.key) {
+		return nil
+	}
+	e := t.event(EventStepProgress)
+	e.Message = "in doubt after an interrupted attempt: checking the host again"
+	x.sink.Emit(e)
+	if err := x.awaitLeftover(ctx, t.ex, t.key); err != nil {
+		return err
+	}
+	if st, ok := t.step.Body.(steps.Settler); ok {
+		return st.Settle(ctx, t.ex, x.leftoverWait())
+	}
+	return nil
+}
+
+// madeByLostAttempt turns the outcome of a target whose lost attempt was
+// making the change, and whose recheck finds it made, into changed: the
+// run changed the host, as an uninterrupted run reports.
+func (x *run) madeByLostAttempt(t *target, o hostOutcome, plan *steps.Plan) (hostOutcome, *steps.Plan) {
+	if !x.inDoubt(t.key) || !x.resume.Applying[t.key] && x.resume.Watermark <= 0 || o.status != StatusSkipped && o.status != StatusOK {
+		return o, plan
+	}
+	o.status = StatusChanged
+	if plan != nil {
+		p := *plan
+		p.Summary = "made by the interrupted attempt (found on recheck): " + p.Summary
+		plan = &p
+	}
+	return o, plan
+}
+
 // inDoubt says whether an earlier attempt of a step may have made its
 // change.
 func (x *run) inDoubt(k StepKey) bool {
-	if x.Resume == nil {
+	if x.resume == nil {
 		return false
 	}
-	if _, ok := x.Resume.InDoubt[k]; ok {
+	if _, ok := x.resume.InDoubt[k]; ok {
 		return true
 	}
-	_, done := x.Resume.Done[k]
-	return k.Index <= x.Resume.Watermark && !done && !x.Resume.StepsDone[k.Index]
+	_, done := x.resume.Done[k]
+	return k.Index <= x.resume.Watermark && !done && !x.resume.StepsDone[k.Index]
 }
 
 // stepDone says whether the journal shows step i ended on all its hosts:
 // a step-done record, or for a step that runs once its outcome.
 func (x *run) stepDone(i int, s *Step) bool {
-	if x.Resume.StepsDone[i] {
+	if x.resume.StepsDone[i] {
 		return true
 	}
 	if !s.single() {
 		return false
 	}
-	for k := range x.Resume.Done {
+	for k := range x.resume.Done {
 		if k.Index == i {
 			return true
 		}

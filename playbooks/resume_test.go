@@ -24,7 +24,7 @@ func TestEveryStepRechecks(t *testing.T) {
 		for i, s := range pb.Steps {
 			r, ok := s.Body.(steps.Rechecker)
 			if !ok || !r.Rechecks() {
-				t.Errorf("%s step %d (%s, %s): a resume after a crash in it would stop and ask; give it creates/unless, or idempotent: true if repeating it is harmless", name, i+1, s.Label(), s.Type.Name())
+				t.Errorf("%s step %d (%s, %s): a resume after a crash in it would stop and ask; give it creates/unless, or idempotent: true if repeating it is harmless", name, i+1, s.Label(), s.Type.Describe().Name)
 			}
 		}
 	}

@@ -28,26 +28,26 @@ func Committed() (playbook, inventory []byte) { return playbookFile, inventoryFi
 // of reg.
 func Playbook(reg *steps.Registry) []byte {
 	defs := map[string]any{}
-	var typeNames []string
-	docs := map[string]string{}
+	var descs []steps.Descriptor
 	for _, t := range reg.All() {
-		typeNames = append(typeNames, t.Name())
-		docs[t.Name()] = t.Doc()
-		body := object(t.Fields(), t.Doc())
-		defs[t.Name()] = body
+		d := t.Describe()
+		descs = append(descs, d)
+		defs[d.Name] = object(d.Fields, d.Doc)
 	}
-	withTypes := func(fields []steps.Field, doc string, exclude string, required ...string) map[string]any {
+	// withTypes lists the step types as keys of fields; looks leaves out
+	// the types that wait (guards and probes look once).
+	withTypes := func(fields []steps.Field, doc string, looks bool, required ...string) map[string]any {
 		o := object(fields, doc)
 		props := o["properties"].(map[string]any)
 		var oneOf []any
-		for _, n := range typeNames {
-			if n == exclude {
+		for _, d := range descs {
+			if looks && d.Waits {
 				continue
 			}
 			// allOf keeps the description next to the reference: draft-07
 			// ignores the siblings of a bare $ref, and editors show it.
-			props[n] = map[string]any{"description": docs[n], "allOf": []any{map[string]any{"$ref": "#/definitions/" + n}}}
-			oneOf = append(oneOf, map[string]any{"required": []string{n}})
+			props[d.Name] = map[string]any{"description": d.Doc, "allOf": []any{map[string]any{"$ref": "#/definitions/" + d.Name}}}
+			oneOf = append(oneOf, map[string]any{"required": []string{d.Name}})
 		}
 		o["oneOf"] = oneOf
 		if len(required) > 0 {
@@ -55,10 +55,10 @@ func Playbook(reg *steps.Registry) []byte {
 		}
 		return o
 	}
-	defs["step"] = withTypes(engine.CommonFields(), "A step: one step-type key plus common fields.", "")
-	defs["guard"] = withTypes(engine.GuardFields(), "A guard: a read-only probe and an assert, checked before any step; a failed guard aborts the run.", "wait-until", "name", "assert")
-	defs["probe"] = withTypes(engine.ProbeFields(), "A read-only step body observed by a guard or a wait-until.", "wait-until")
-	defs["fact"] = withTypes(engine.FactFields(), "A fact: a read-only probe on each of its hosts before the guards; its value is facts.NAME[HOST] and host.facts.NAME.", "wait-until", "hosts")
+	defs["step"] = withTypes(engine.CommonFields(), "A step: one step-type key plus common fields.", false)
+	defs["guard"] = withTypes(engine.GuardFields(), "A guard: a read-only probe and an assert, checked before any step; a failed guard aborts the run.", true, "name", "assert")
+	defs["probe"] = withTypes(engine.ProbeFields(), "A read-only step body observed by a guard or a wait-until.", true)
+	defs["fact"] = withTypes(engine.FactFields(), "A fact: a read-only probe on each of its hosts before the guards; its value is facts.NAME[HOST] and host.facts.NAME.", true, "hosts")
 	defs["param"] = object(engine.ParamFields(), "A typed parameter.")
 	defs["secret"] = object(engine.SecretFields(), "A secret: never printed, never on a command line.")
 
@@ -127,8 +127,14 @@ func fieldSchema(f steps.Field) map[string]any {
 		s = map[string]any{"type": "string"}
 	case steps.Bool:
 		s = map[string]any{"type": "boolean"}
+		if f.Dynamic {
+			s = map[string]any{"oneOf": []any{s, map[string]any{"type": "string", "pattern": `\$\{\{.*\}\}`}}}
+		}
 	case steps.Int:
 		s = map[string]any{"type": "integer"}
+		if f.Dynamic {
+			s = map[string]any{"oneOf": []any{s, map[string]any{"type": "string", "pattern": `\$\{\{.*\}\}`}}}
+		}
 	case steps.Port:
 		s = map[string]any{"oneOf": []any{
 			map[string]any{"type": "integer", "minimum": 1, "maximum": 65535},

@@ -41,17 +41,18 @@ func TestSchemaMatchesStepTypes(t *testing.T) {
 	if err := json.Unmarshal(pb, &doc); err != nil {
 		t.Fatal(err)
 	}
-	for _, typ := range steps.Builtin().All() {
-		def, ok := doc.Definitions[typ.Name()]
+	for _, st := range steps.Builtin().All() {
+		typ := st.Describe()
+		def, ok := doc.Definitions[typ.Name]
 		if !ok {
-			t.Errorf("step type %s has no schema definition", typ.Name())
+			t.Errorf("step type %s has no schema definition", typ.Name)
 			continue
 		}
 		fields := map[string]bool{}
-		for _, f := range typ.Fields() {
+		for _, f := range typ.Fields {
 			fields[f.Name] = true
 			if _, ok := def.Properties[f.Name]; !ok {
-				t.Errorf("%s.%s is missing from the schema", typ.Name(), f.Name)
+				t.Errorf("%s.%s is missing from the schema", typ.Name, f.Name)
 			}
 		}
 		var extra []string
@@ -62,7 +63,7 @@ func TestSchemaMatchesStepTypes(t *testing.T) {
 		}
 		sort.Strings(extra)
 		if len(extra) > 0 {
-			t.Errorf("%s: schema properties %v are not fields of the step type", typ.Name(), extra)
+			t.Errorf("%s: schema properties %v are not fields of the step type", typ.Name, extra)
 		}
 	}
 	if _, ok := doc.Definitions["step"].Properties["ssh-exec"]; !ok {

@@ -47,4 +47,9 @@ type Field struct {
 	Default any
 	// Fields are the keys of an Object or ObjectList.
 	Fields []Field
+	// Dynamic marks a Bool or Int field that also takes an expression
+	// (retries: ${{ params.n }}), decoded with Decoder.IntValue or
+	// BoolValue: type-checked at validation when the expression's type is
+	// known there, converted at run time otherwise.
+	Dynamic bool
 }

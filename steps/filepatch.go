@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr/types"
+	"gopkg.in/yaml.v3"
 
 	"github.com/runbook-dev/runbook/internal/confedit"
 	"github.com/runbook-dev/runbook/internal/diag"
@@ -26,14 +27,23 @@ import (
 // FilePatch edits a configuration file in place, idempotently.
 type FilePatch struct{}
 
-var _ Type = FilePatch{}
+// The interfaces the type and its steps implement: a method renamed or
+// removed breaks the build here.
+var (
+	_ Type      = FilePatch{}
+	_ Step      = (*filePatch)(nil)
+	_ Changer   = (*filePatch)(nil)
+	_ Rechecker = (*filePatch)(nil)
+)
 
-// Name implements step.Type.
-func (FilePatch) Name() string { return "file-patch" }
+// Describe implements Type.
+func (FilePatch) Describe() Descriptor { return filePatchType }
 
-// Doc implements step.Type.
-func (FilePatch) Doc() string {
-	return "edit a configuration file in place: postgresql.conf keys, ini keys, whole lines, or delete it; atomic, with a diff in plan"
+var filePatchType = Descriptor{
+	Name:   "file-patch",
+	Doc:    "edit a configuration file in place: postgresql.conf keys, ini keys, whole lines, or delete it; atomic, with a diff in plan",
+	Fields: filePatchFields,
+	Result: types.Map{"changed": types.Bool, "changes": types.Array(types.String), "diff": types.String, "exists": types.Bool, "backup": types.String},
 }
 
 var ensureLineFields = []Field{
@@ -47,9 +57,6 @@ var iniFields = []Field{
 	{Name: "values", Kind: StringMap, Required: true, Doc: "key=value pairs to set in the section", Example: map[string]any{"host": "10.0.0.12"}},
 }
 
-// Fields implements step.Type.
-func (FilePatch) Fields() []Field { return filePatchFields }
-
 var filePatchFields = []Field{
 	{Name: "path", Kind: String, Required: true, Doc: "the file on the host", Example: "/etc/postgresql/15/main/postgresql.conf"},
 	{Name: "set", Kind: StringMap, Doc: "postgresql.conf-style key = value: replaces the active line, uncomments a commented default in place, appends only when the key is absent; values are quoted as PostgreSQL expects and may not hold line breaks", Example: map[string]any{"wal_level": "replica"}},
@@ -58,14 +65,9 @@ var filePatchFields = []Field{
 	{Name: "ini", Kind: ObjectList, Doc: "set keys in [sections] of an ini file", Fields: iniFields},
 	{Name: "ensure-line", Kind: ObjectList, Doc: "make lines present or absent (pg_hba.conf rules)", Fields: ensureLineFields},
 	{Name: "absent", Kind: Bool, Doc: "delete the file (no other operation allowed)"},
-	{Name: "create", Kind: Bool, Doc: "create the file when it does not exist (otherwise a missing file is an error)"},
+	{Name: "create", Kind: Bool, Dynamic: true, Doc: "create the file when it does not exist (otherwise a missing file is an error); true, false or ${{ }}", Example: true},
 	{Name: "mode", Kind: Literal, Doc: "octal mode of a created file", Example: "0600"},
-	{Name: "backup", Kind: Bool, Doc: "keep a copy of the old file next to it before changing it", Default: true},
-}
-
-// Result implements step.Type.
-func (FilePatch) Result() types.Map {
-	return types.Map{"changed": types.Bool, "changes": types.Array(types.String), "diff": types.String, "exists": types.Bool, "backup": types.String}
+	{Name: "backup", Kind: Bool, Dynamic: true, Doc: "keep a copy of the old file next to it before changing it; true, false or ${{ }}", Default: true, Example: "${{ params.keep_backup }}"},
 }
 
 type op struct {
@@ -81,18 +83,15 @@ type filePatch struct {
 	path   *tmpl.Template
 	ops    []op
 	absent bool
-	create bool
+	create BoolValue
 	mode   fs.FileMode
-	backup bool
+	backup BoolValue
 }
 
-// Decode implements step.Type.
+// Decode implements Type.
 func (FilePatch) Decode(d *Decoder, b Body) Step {
-	p := &filePatch{path: d.Template(b.Get("path")), absent: d.Bool(b.Get("absent")), create: d.Bool(b.Get("create")), backup: true}
+	p := &filePatch{path: d.Template(b.Get("path")), absent: d.Bool(b.Get("absent")), create: d.BoolValue(b.Get("create"), false), backup: d.BoolValue(b.Get("backup"), true)}
 	d.RefuseSecret(b.Get("path"), p.path, diag.RuleSecretExposed, "path", "a path is shown in plans, diffs and the journal, names the backup file, and shows in any listing of its directory")
-	if n := b.Get("backup"); n != nil {
-		p.backup = d.Bool(n)
-	}
 	if n := b.Get("mode"); n != nil {
 		m, err := strconv.ParseUint(n.Value, 8, 32)
 		if err != nil || m > 0o7777 {
@@ -104,6 +103,7 @@ func (FilePatch) Decode(d *Decoder, b Body) Step {
 		// Keys in file order keep plans and diffs stable.
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
+			checkPGValue(d, k.Value, v)
 			p.ops = append(p.ops, op{kind: "set", key: k.Value, value: d.TemplateIn(v, tmpl.ConfValue)})
 		}
 	}
@@ -148,12 +148,31 @@ func (FilePatch) Decode(d *Decoder, b Body) Step {
 	if p.absent && len(p.ops) > 0 {
 		d.Errorf(b.Get("absent"), diag.RuleInvalidValue, "absent: true deletes the file; it cannot be combined with edits")
 	}
-	if !p.absent && len(p.ops) == 0 && !p.create {
+	if create, fixed := p.create.Literal(); !p.absent && len(p.ops) == 0 && fixed && !create {
 		if n := b.Get("path"); n != nil {
 			d.Errorf(n, diag.RuleMissingField, "file-patch needs an operation: set, comment, unset, ini, ensure-line, absent or create")
 		}
 	}
 	return p
+}
+
+// checkPGValue checks, at validation, a value written into postgresql.conf
+// for setting name: one the author quoted already is quoted again by
+// runbook, so PostgreSQL would read the quotes as part of it (a warning);
+// a fixed value PostgreSQL would refuse is an error.
+func checkPGValue(d *Decoder, name string, n *yaml.Node) {
+	if n == nil || n.Kind != yaml.ScalarNode {
+		return
+	}
+	if confedit.QuotedAlready(strings.TrimSpace(n.Value)) {
+		d.Diags.Warnf(Pos(n), diag.RuleInvalidValue, "the value of %s is in single quotes already: runbook quotes values for postgresql.conf itself, so PostgreSQL would read the quotes as part of the value; write it without them", name)
+	}
+	if strings.Contains(n.Value, "${{") {
+		return
+	}
+	if _, err := confedit.PGValue(name, n.Value); err != nil {
+		d.Errorf(n, diag.RuleInvalidValue, "%v", err)
+	}
 }
 
 type patchState struct {
@@ -176,13 +195,17 @@ func (p *filePatch) compute(ctx context.Context, x *Exec) (*patchState, error) {
 	if err != nil {
 		return nil, err
 	}
+	create, err := p.create.Get(x.Env)
+	if err != nil {
+		return nil, fmt.Errorf("create: %w", err)
+	}
 	st := &patchState{path: path, red: x.Redact}
 	data, err := conn.ReadFile(ctx, path)
 	switch {
 	case err == nil:
 		st.exists = true
 	case errors.Is(err, fs.ErrNotExist):
-		if !p.absent && !p.create {
+		if !p.absent && !create {
 			return nil, fmt.Errorf("%s does not exist on %s (set create: true to create it)", path, x.Host.Name)
 		}
 	default:
@@ -203,6 +226,9 @@ func (p *filePatch) compute(ctx context.Context, x *Exec) (*patchState, error) {
 			v, err := o.value.Render(x.Env)
 			if err != nil {
 				return nil, fmt.Errorf("set %s: %w", o.key, err)
+			}
+			if v, err = confedit.PGValue(o.key, v); err != nil {
+				return nil, fmt.Errorf("%s: set %s: %w", path, o.key, err)
 			}
 			text, ch = confedit.Set(text, o.key, v)
 		case "comment":
@@ -225,7 +251,10 @@ func (p *filePatch) compute(ctx context.Context, x *Exec) (*patchState, error) {
 			sort.Strings(keys)
 			for _, k := range keys {
 				var c []confedit.Change
-				text, c = confedit.IniSet(text, section, k, vals[k])
+				text, c, err = confedit.IniSet(text, section, k, vals[k])
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", path, err)
+				}
 				ch = append(ch, c...)
 			}
 		case "line-present", "line-absent":
@@ -243,9 +272,16 @@ func (p *filePatch) compute(ctx context.Context, x *Exec) (*patchState, error) {
 					return nil, fmt.Errorf("regexp %q: %w", src, err)
 				}
 			}
-			if o.kind == "line-present" {
+			switch {
+			case o.kind == "line-present" && confedit.IsHBARule(line):
+				// pg_hba.conf: the first matching rule wins, so where the
+				// rule goes decides whether it ever applies.
+				if text, ch, err = confedit.EnsureHBALine(text, line, re); err != nil {
+					return nil, fmt.Errorf("%s: %w", path, err)
+				}
+			case o.kind == "line-present":
 				text, ch = confedit.EnsureLine(text, line, re)
-			} else {
+			default:
 				text, ch = confedit.RemoveLine(text, line, re)
 			}
 		}
@@ -254,7 +290,7 @@ func (p *filePatch) compute(ctx context.Context, x *Exec) (*patchState, error) {
 		}
 	}
 	st.new = text
-	if !st.exists && p.create {
+	if !st.exists && create {
 		st.changes = append([]string{"create " + path}, st.changes...)
 	}
 	return st, nil
@@ -324,15 +360,25 @@ func (p *filePatch) Apply(ctx context.Context, x *Exec, plan *Plan) (Result, err
 	if string(cur) != st.old || (err == nil) != st.exists {
 		return nil, fmt.Errorf("%s changed on %s while the step ran; run again to plan from its new content", st.path, x.Host.Name)
 	}
+	keep, err := p.backup.Get(x.Env)
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
 	backup := ""
-	if p.backup && st.exists {
+	if keep && st.exists {
+		// The backup goes beside the file the path resolves to: a link
+		// names a file elsewhere, and that file is what changes.
+		real, err := conn.Resolve(ctx, st.path)
+		if err != nil {
+			return nil, err
+		}
 		// The backup belongs to the file's owner: a root-owned file in a
 		// PostgreSQL data directory would break pg_basebackup.
 		opt := transport.WriteOptions{Mode: 0o600, UID: -1, GID: -1}
 		if fi, err := conn.Stat(ctx, st.path); err == nil {
 			opt.UID, opt.GID = fi.UID, fi.GID
 		}
-		backup = fmt.Sprintf("%s.runbook-%s.bak", st.path, time.Now().UTC().Format("20060102T150405Z"))
+		backup = fmt.Sprintf("%s.runbook-%s.bak", real, time.Now().UTC().Format("20060102T150405Z"))
 		if err := conn.WriteFile(ctx, backup, []byte(st.old), opt); err != nil {
 			return nil, fmt.Errorf("backup of %s: %w", st.path, err)
 		}
@@ -370,8 +416,8 @@ func maskPasswords(s string) string {
 	return passwordValue.ReplaceAllString(s, "${1}********")
 }
 
-// MayChange implements step.Changer.
+// MayChange implements Changer.
 func (p *filePatch) MayChange() bool { return true }
 
-// Rechecks implements step.Rechecker: its plan compares the file with the wanted text: an edit already made is found, never made twice.
+// Rechecks implements Rechecker: its plan compares the file with the wanted text: an edit already made is found, never made twice.
 func (*filePatch) Rechecks() bool { return true }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/internal/testsshd"
 	"github.com/runbook-dev/runbook/steps"
 )
 
@@ -146,5 +147,60 @@ func TestFilePatchMasksPasswordsInDiffs(t *testing.T) {
 		if got := steps.MaskPasswords(in); got != want {
 			t.Errorf("%q:\n got %q\nwant %q", in, got, want)
 		}
+	}
+}
+
+// TestFilePatchThroughLink: file-patch of a path that is a symbolic link
+// (a conf/ directory of links to the files the server reads) edits the
+// linked file, leaves the link a link, and puts the backup beside the
+// linked file; the second run changes nothing.
+func TestFilePatchThroughLink(t *testing.T) {
+	s := testsshd.Start(t)
+	dir := t.TempDir()
+	real := filepath.Join(dir, "etc", "postgresql.conf")
+	link := filepath.Join(dir, "conf", "postgresql.conf")
+	for _, d := range []string{filepath.Dir(real), filepath.Dir(link)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(real, []byte("#wal_level = replica\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../etc/postgresql.conf", link); err != nil {
+		t.Fatal(err)
+	}
+	src := `version: 1
+name: link
+params:
+  path: {type: string}
+steps:
+  - id: conf
+    host: db
+    file-patch:
+      path: ${{ params.path }}
+      set: {wal_level: logical}
+`
+	for run, want := range []engine.Status{engine.StatusChanged, engine.StatusOK} {
+		ev, err := runPlaybook(t, src, runOpts{params: map[string]string{"path": link}, inv: s.Inventory("db")})
+		if err != nil {
+			t.Fatalf("run %d: %v", run+1, err)
+		}
+		if got := ev.end("conf").Status; got != want {
+			t.Fatalf("run %d: %s, want %s", run+1, got, want)
+		}
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the link was replaced by a file: %v", err)
+	}
+	if b, _ := os.ReadFile(real); string(b) != "wal_level = 'logical'\n" {
+		t.Fatalf("linked file: %q", b)
+	}
+	backups, _ := filepath.Glob(real + ".runbook-*.bak")
+	if len(backups) != 1 {
+		t.Fatalf("backups beside the linked file: %v", backups)
+	}
+	if others, _ := filepath.Glob(link + ".runbook-*"); len(others) != 0 {
+		t.Fatalf("files beside the link: %v", others)
 	}
 }

@@ -21,18 +21,24 @@ import (
 // HTTP calls an HTTP API.
 type HTTP struct{}
 
-var _ Type = HTTP{}
+// The interfaces the type and its steps implement: a method renamed or
+// removed breaks the build here.
+var (
+	_ Type      = HTTP{}
+	_ Step      = (*httpStep)(nil)
+	_ Changer   = (*httpStep)(nil)
+	_ Rechecker = (*httpStep)(nil)
+)
 
-// Name implements step.Type.
-func (HTTP) Name() string { return "http" }
+// Describe implements Type.
+func (HTTP) Describe() Descriptor { return httpType }
 
-// Doc implements step.Type.
-func (HTTP) Doc() string {
-	return "call an HTTP API (health checks, orchestrator endpoints); status and JSON body as the result"
+var httpType = Descriptor{
+	Name:   "http",
+	Doc:    "call an HTTP API (health checks, orchestrator endpoints); status and JSON body as the result",
+	Fields: httpFields,
+	Result: types.Map{"status": types.Int, "body": types.String, "json": types.Any, "headers": tmpl.AnyMap},
 }
-
-// Fields implements step.Type.
-func (HTTP) Fields() []Field { return httpFields }
 
 var httpFields = []Field{
 	{Name: "url", Kind: String, Required: true, Doc: "the URL; a ${{ }} at its start is the base URL, in the host a host name or port, in the path one escaped segment, in the query an escaped value", Example: "http://${{ host.address }}:8888/api/v2/health"},
@@ -46,11 +52,6 @@ var httpFields = []Field{
 	{Name: "idempotent", Kind: Bool, Doc: "running it twice has the effect of running it once, so a resume may run it again when a crash left its outcome unknown (PUT and DELETE are by definition; without it a POST or PATCH makes a resume stop and ask)"},
 }
 
-// Result implements step.Type.
-func (HTTP) Result() types.Map {
-	return types.Map{"status": types.Int, "body": types.String, "json": types.Any, "headers": tmpl.AnyMap}
-}
-
 type httpStep struct {
 	idempotent     bool
 	url, body      *tmpl.Template
@@ -61,7 +62,7 @@ type httpStep struct {
 	viaSSH, rdOnly bool
 }
 
-// Decode implements step.Type.
+// Decode implements Type.
 func (HTTP) Decode(d *Decoder, b Body) Step {
 	h := &httpStep{url: d.TemplateIn(b.Get("url"), tmpl.URL), method: d.Literal(b.Get("method")), headers: d.TemplateMap(b.Get("headers"), "headers"),
 		expect: d.IntList(b.Get("expect_status")), viaSSH: d.Bool(b.Get("via_ssh")), rdOnly: d.Bool(b.Get("read_only")), idempotent: d.Bool(b.Get("idempotent"))}
@@ -205,10 +206,10 @@ func (h *httpStep) Apply(ctx context.Context, x *Exec, _ *Plan) (Result, error) 
 	return r, h.check(x, r)
 }
 
-// MayChange implements step.Changer.
+// MayChange implements Changer.
 func (h *httpStep) MayChange() bool { return !h.readOnly() }
 
-// Rechecks implements step.Rechecker: PUT and DELETE are idempotent by
+// Rechecks implements Rechecker: PUT and DELETE are idempotent by
 // RFC 9110; POST and PATCH only when the author says so.
 func (h *httpStep) Rechecks() bool {
 	return h.readOnly() || h.idempotent || h.method == http.MethodPut || h.method == http.MethodDelete

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/runbook-dev/runbook/engine"
@@ -305,8 +306,12 @@ var interpCases = []interpCase{
       create: true
       backup: false
       ini: [{section: s, values: {k: "${{ params.v }}"}}]`,
-		want: func(v string) (string, bool) { return "[s]\nk=" + v + "\n", fileLine(v) },
-		got:  func(f *interpFixture, _ *events) string { return readFile(filepath.Join(f.dir, "interp.ini")) }},
+		// configparser strips a value: one with white space at either end
+		// would not read back as written, and is refused.
+		want: func(v string) (string, bool) {
+			return "[s]\nk=" + v + "\n", fileLine(v) && strings.TrimFunc(v, func(r rune) bool { return unicode.IsSpace(r) || r >= 0x1c && r <= 0x1f }) == v
+		},
+		got: func(f *interpFixture, _ *events) string { return readFile(filepath.Join(f.dir, "interp.ini")) }},
 	{name: "file-line", steps: `
   - id: s
     file-patch:

@@ -27,40 +27,23 @@ import (
 // file's lines.
 type PGSettings struct{}
 
-var _ Type = PGSettings{}
+// The interfaces the type and its steps implement: a method renamed or
+// removed breaks the build here.
+var (
+	_ Type      = PGSettings{}
+	_ Step      = (*pgSettingsStep)(nil)
+	_ Changer   = (*pgSettingsStep)(nil)
+	_ Rechecker = (*pgSettingsStep)(nil)
+)
 
-// Name implements step.Type.
-func (PGSettings) Name() string { return "pg-settings" }
+// Describe implements Type.
+func (PGSettings) Describe() Descriptor { return pgSettingsType }
 
-// Doc implements step.Type.
-func (PGSettings) Doc() string {
-	return "PostgreSQL settings as the server takes them: each requirement (a value, a minimum, an address to listen on) is judged by the effective value and its source (postgresql.conf, include, include_dir, postgresql.auto.conf, the command line), and a change is written on the line that takes effect; refused, before anything is written, where no file can make it hold or where PostgreSQL would not start with the result"
-}
-
-var pgSettingFields = []Field{
-	{Name: "name", Kind: Literal, Required: true, Doc: "the setting", Example: "wal_level"},
-	{Name: "value", Kind: Any, Doc: "the value it must have (an expression giving nil asks for nothing)", Example: "off"},
-	{Name: "at_least", Kind: Any, Doc: "a minimum: a number, or a level of wal_level (minimal, replica, logical) or synchronous_commit (off, local, remote_write, on, remote_apply); a higher value is kept", Example: "replica"},
-	{Name: "includes", Kind: String, Doc: "an address listen_addresses must cover (* covers all, 0.0.0.0 every IPv4 address, :: every IPv6 one); added to the list when missing", Example: "${{ vars.primary_address }}"},
-	{Name: "restart", Kind: Bool, Doc: "whether a running value that differs calls for a restart (result.restart); false for a setting that matters only from the next start, such as hot_standby on a primary", Default: true},
-}
-
-// Fields implements step.Type.
-func (PGSettings) Fields() []Field { return pgSettingsFields }
-
-var pgSettingsFields = []Field{
-	{Name: "config_file", Kind: String, Required: true, Doc: "the server's postgresql.conf; what it includes is followed", Example: "/etc/postgresql/15/main/postgresql.conf"},
-	{Name: "data_dir", Kind: String, Required: true, Doc: "the data directory, for postgresql.auto.conf (read last: ALTER SYSTEM) and postmaster.opts (the last start's command line)", Example: "/var/lib/postgresql/15/main"},
-	{Name: "settings", Kind: ObjectList, Required: true, Doc: "the requirements", Fields: pgSettingFields},
-	{Name: "port", Kind: Port, Doc: "the port of the running server's socket, read with become: USER (pg_settings: running values, the command line, logical slots); a server that does not answer is judged from its files", Default: 5432, Example: "${{ vars.port }}"},
-	{Name: "socket_dir", Kind: String, Doc: "the directory of the server's socket", Default: "/var/run/postgresql"},
-	{Name: "backup", Kind: Bool, Doc: "keep a copy of each changed file next to it (never of postgresql.auto.conf)", Default: true},
-	{Name: "read_only", Kind: Bool, Doc: "judge only, write nothing (also in plan): result.changed says whether the files lack something, result.restart and result.reload what the running server lacks"},
-}
-
-// Result implements step.Type.
-func (PGSettings) Result() types.Map {
-	return types.Map{
+var pgSettingsType = Descriptor{
+	Name:   "pg-settings",
+	Doc:    "PostgreSQL settings as the server takes them: each requirement (a value, a minimum, an address to listen on) is judged by the effective value and its source (postgresql.conf, include, include_dir, postgresql.auto.conf, the command line), and a change is written on the line that takes effect; refused, before anything is written, where no file can make it hold or where PostgreSQL would not start with the result",
+	Fields: pgSettingsFields,
+	Result: types.Map{
 		"ok":       types.Bool,
 		"problems": types.Array(types.String),
 		"changed":  types.Bool,
@@ -71,7 +54,25 @@ func (PGSettings) Result() types.Map {
 		"running":  types.Bool,
 		"settings": tmpl.AnyMap,
 		"files":    types.Array(types.String),
-	}
+	},
+}
+
+var pgSettingFields = []Field{
+	{Name: "name", Kind: Literal, Required: true, Doc: "the setting", Example: "wal_level"},
+	{Name: "value", Kind: Any, Doc: "the value it must have (an expression giving nil asks for nothing)", Example: "off"},
+	{Name: "at_least", Kind: Any, Doc: "a minimum: a number, or a level of wal_level (minimal, replica, logical) or synchronous_commit (off, local, remote_write, on, remote_apply); a higher value is kept", Example: "replica"},
+	{Name: "includes", Kind: String, Doc: "an address listen_addresses must cover (* covers all, 0.0.0.0 every IPv4 address, :: every IPv6 one); added to the list when missing", Example: "${{ vars.primary_address }}"},
+	{Name: "restart", Kind: Bool, Doc: "whether a running value that differs calls for a restart (result.restart); false for a setting that matters only from the next start, such as hot_standby on a primary", Default: true},
+}
+
+var pgSettingsFields = []Field{
+	{Name: "config_file", Kind: String, Required: true, Doc: "the server's postgresql.conf; what it includes is followed", Example: "/etc/postgresql/15/main/postgresql.conf"},
+	{Name: "data_dir", Kind: String, Required: true, Doc: "the data directory, for postgresql.auto.conf (read last: ALTER SYSTEM) and postmaster.opts (the last start's command line)", Example: "/var/lib/postgresql/15/main"},
+	{Name: "settings", Kind: ObjectList, Required: true, Doc: "the requirements", Fields: pgSettingFields},
+	{Name: "port", Kind: Port, Doc: "the port of the running server's socket, read with become: USER (pg_settings: running values, the command line, logical slots); a server that does not answer is judged from its files", Default: 5432, Example: "${{ vars.port }}"},
+	{Name: "socket_dir", Kind: String, Doc: "the directory of the server's socket", Default: "/var/run/postgresql"},
+	{Name: "backup", Kind: Bool, Doc: "keep a copy of each changed file next to it (never of postgresql.auto.conf)", Default: true},
+	{Name: "read_only", Kind: Bool, Doc: "judge only, write nothing (also in plan): result.changed says whether the files lack something, result.restart and result.reload what the running server lacks"},
 }
 
 type pgRequirement struct {
@@ -89,7 +90,7 @@ type pgSettingsStep struct {
 	backup, readOnly               bool
 }
 
-// Decode implements step.Type.
+// Decode implements Type.
 func (PGSettings) Decode(d *Decoder, b Body) Step {
 	s := &pgSettingsStep{
 		configFile: d.Template(b.Get("config_file")),
@@ -118,6 +119,7 @@ func (PGSettings) Decode(d *Decoder, b Body) Step {
 			}
 			seen[r.name] = true
 			r.value = d.AnyValue(f.Get("value"))
+			checkPGValue(d, r.name, f.Get("value"))
 			r.atLeast = d.AnyValue(f.Get("at_least"))
 			r.includes = d.Template(f.Get("includes"))
 			if rn := f.Get("restart"); rn != nil {
@@ -390,6 +392,15 @@ func (s *pgSettingsStep) wants(env map[string]any) ([]want, error) {
 		var err error
 		if w.exact, err = str(r.value); err != nil {
 			return nil, fmt.Errorf("%s: value: %w", r.name, err)
+		}
+		if w.exact != nil {
+			// The value as PostgreSQL must read it (names quoted), judged
+			// and written so, or refused before any change.
+			v, err := confedit.PGValue(r.name, *w.exact)
+			if err != nil {
+				return nil, err
+			}
+			w.exact = &v
 		}
 		if w.min, err = str(r.atLeast); err != nil {
 			return nil, fmt.Errorf("%s: at_least: %w", r.name, err)
@@ -798,14 +809,9 @@ func (s *pgSettingsStep) Apply(ctx context.Context, x *Exec, plan *Plan) (Result
 	return p.result(x), nil
 }
 
-// MayChange implements step.Changer.
+// MayChange implements Changer.
 func (s *pgSettingsStep) MayChange() bool { return !s.readOnly }
 
-// Rechecks implements step.Rechecker: its plan reads the files again, so a
+// Rechecks implements Rechecker: its plan reads the files again, so a
 // write already made is found and not made twice.
 func (*pgSettingsStep) Rechecks() bool { return true }
-
-var (
-	_ Changer   = (*pgSettingsStep)(nil)
-	_ Rechecker = (*pgSettingsStep)(nil)
-)

@@ -1,7 +1,9 @@
 package steps
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -9,9 +11,17 @@ import (
 	"github.com/runbook-dev/runbook/internal/redact"
 )
 
-// Show formats a result compactly for messages: keys sorted, long values
-// cut, so that "last seen" stays one readable line. Secrets are masked
-// before any value is encoded or cut.
+// ShowValueBytes is how many bytes of each value Show keeps.
+const ShowValueBytes = 200
+
+// Show formats a result for a message on one line, the one formatter of
+// results in messages (a guard's or an assert's "observed", a wait's
+// "last seen"): {key: value, ...} with the keys sorted, an empty error
+// left out, strings trimmed of surrounding white space, every value in
+// JSON and cut to ShowValueBytes bytes (on a rune boundary, marked with
+// "…"). Secrets are masked by red (nil masks nothing) before any value is
+// encoded or cut: a cut could leave a piece of a secret that no form of it
+// matches afterwards.
 func Show(red *redact.Redactor, r map[string]any) string {
 	r, _ = red.Value(r).(map[string]any)
 	keys := make([]string, 0, len(r))
@@ -28,11 +38,25 @@ func Show(red *redact.Redactor, r map[string]any) string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		v, _ := json.Marshal(r[k])
-		b.WriteString(k + ": " + cut(string(v), 200))
+		b.WriteString(k + ": " + cut(showValue(r[k]), ShowValueBytes))
 	}
 	b.WriteString("}")
 	return b.String()
+}
+
+// showValue is v in JSON on one line, a string trimmed first; a value JSON
+// cannot encode is shown as Go prints it.
+func showValue(v any) string {
+	if s, ok := v.(string); ok {
+		v = strings.TrimSpace(s)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return fmt.Sprintf("%v", v)
+	}
+	return strings.TrimSuffix(buf.String(), "\n")
 }
 
 // cut shortens s to at most n bytes, on a rune boundary. Whatever it cuts

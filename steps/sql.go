@@ -27,18 +27,33 @@ import (
 // SQL runs a statement on PostgreSQL.
 type SQL struct{}
 
-var _ Type = SQL{}
+// The interfaces the type and its steps implement: a method renamed or
+// removed breaks the build here.
+var (
+	_ Type      = SQL{}
+	_ Step      = (*sqlStep)(nil)
+	_ Changer   = (*sqlStep)(nil)
+	_ Rechecker = (*sqlStep)(nil)
+	_ Settler   = (*sqlStep)(nil)
+)
 
-// Name implements step.Type.
-func (SQL) Name() string { return "sql" }
+// Describe implements Type.
+func (SQL) Describe() Descriptor { return sqlType }
 
-// Doc implements step.Type.
-func (SQL) Doc() string {
-	return "run SQL on PostgreSQL with bound parameters; values interpolated into the SQL text are quoted as identifiers (literal(x): a string literal), and refused inside string literals and comments; with become: USER it connects as that OS user through the server's Unix socket on the host (peer authentication)"
+var sqlType = Descriptor{
+	Name:   "sql",
+	Doc:    "run SQL on PostgreSQL with bound parameters; values interpolated into the SQL text are quoted as identifiers (literal(x): a string literal), and refused inside string literals and comments; with become: USER it connects as that OS user through the server's Unix socket on the host (peer authentication)",
+	Fields: sqlFields,
+	Result: types.Map{
+		"rows":          types.Array(tmpl.AnyMap),
+		"rows_affected": types.Int,
+		"ok":            types.Bool,
+		"sqlstate":      types.String,
+		"error":         types.String,
+		"skipped":       types.Bool,
+		"answered":      types.Bool,
+	},
 }
-
-// Fields implements step.Type.
-func (SQL) Fields() []Field { return sqlFields }
 
 var sqlFields = []Field{
 	{Name: "query", Kind: String, Doc: "SQL returning rows; ${{ }} values are quoted as identifiers (literal(x) as a string literal) and refused inside '...' and comments: pass values as $1.. in args", Example: "SELECT pg_is_in_recovery() AS in_recovery"},
@@ -58,19 +73,6 @@ var sqlFields = []Field{
 	{Name: "connect_timeout", Kind: Duration, Doc: "limit for connecting", Default: "10s"},
 }
 
-// Result implements step.Type.
-func (SQL) Result() types.Map {
-	return types.Map{
-		"rows":          types.Array(tmpl.AnyMap),
-		"rows_affected": types.Int,
-		"ok":            types.Bool,
-		"sqlstate":      types.String,
-		"error":         types.String,
-		"skipped":       types.Bool,
-		"answered":      types.Bool,
-	}
-}
-
 type sqlStep struct {
 	text, unless              *tmpl.Template
 	isQuery, readOnly, viaSSH bool
@@ -83,7 +85,7 @@ type sqlStep struct {
 	stmtTimeout, connTimeout  DurationValue
 }
 
-// Decode implements step.Type.
+// Decode implements Type.
 func (SQL) Decode(d *Decoder, b Body) Step {
 	s := &sqlStep{
 		readOnly: d.Bool(b.Get("read_only")), viaSSH: d.Bool(b.Get("via_ssh")), idempotent: d.Bool(b.Get("idempotent")),
@@ -585,7 +587,7 @@ func (s *sqlStep) Apply(ctx context.Context, x *Exec, _ *Plan) (Result, error) {
 // server before its connection is cut.
 const cancelGrace = 10 * time.Second
 
-// Settle implements step.Settler: it waits until no session of an earlier
+// Settle implements Settler: it waits until no session of an earlier
 // attempt of this step (its application_name is x.Tag) is left on the
 // server, so that the recheck that follows sees what such a statement
 // committed, never a statement still running.
@@ -625,12 +627,10 @@ func (s *sqlStep) Settle(ctx context.Context, x *Exec, wait time.Duration) error
 	}
 }
 
-var _ Settler = (*sqlStep)(nil)
-
-// MayChange implements step.Changer.
+// MayChange implements Changer.
 func (s *sqlStep) MayChange() bool { return !s.readOnly }
 
-// Rechecks implements step.Rechecker: unless finds a change already made.
+// Rechecks implements Rechecker: unless finds a change already made.
 func (s *sqlStep) Rechecks() bool { return s.readOnly || s.idempotent || s.unless != nil }
 
 // insideSQL records SQL text for validate's parser, with the values its

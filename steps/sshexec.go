@@ -21,18 +21,24 @@ import (
 // SSHExec runs a command on a host.
 type SSHExec struct{}
 
-var _ Type = SSHExec{}
+// The interfaces the type and its steps implement: a method renamed or
+// removed breaks the build here.
+var (
+	_ Type      = SSHExec{}
+	_ Step      = (*sshExec)(nil)
+	_ Changer   = (*sshExec)(nil)
+	_ Rechecker = (*sshExec)(nil)
+)
 
-// Name implements step.Type.
-func (SSHExec) Name() string { return "ssh-exec" }
+// Describe implements Type.
+func (SSHExec) Describe() Descriptor { return sshExecType }
 
-// Doc implements step.Type.
-func (SSHExec) Doc() string {
-	return "run a shell command on the host; values interpolated into the command are quoted for where they land (a word, inside double or single quotes, a here-document)"
+var sshExecType = Descriptor{
+	Name:   "ssh-exec",
+	Doc:    "run a shell command on the host; values interpolated into the command are quoted for where they land (a word, inside double or single quotes, a here-document)",
+	Fields: sshExecFields,
+	Result: types.Map{"stdout": types.String, "stderr": types.String, "exit_code": types.Int, "skipped": types.Bool},
 }
-
-// Fields implements step.Type.
-func (SSHExec) Fields() []Field { return sshExecFields }
 
 var sshExecFields = []Field{
 	{Name: "command", Kind: String, Required: true, Doc: "the command line, run with /bin/sh; each ${{ }} value is quoted for where it lands (a word, \"...\", '...', a here-document) and refused where no quoting is safe", Example: "pg_ctl promote -w -D ${{ vars.data_dir }}"},
@@ -46,11 +52,6 @@ var sshExecFields = []Field{
 	{Name: "idempotent", Kind: Bool, Doc: "running it twice has the effect of running it once, so a resume may run it again when a crash left its outcome unknown (without it, creates or unless, a resume stops and asks)"},
 }
 
-// Result implements step.Type.
-func (SSHExec) Result() types.Map {
-	return types.Map{"stdout": types.String, "stderr": types.String, "exit_code": types.Int, "skipped": types.Bool}
-}
-
 type sshExec struct {
 	command, stdin, creates, unless *tmpl.Template
 	env                             map[string]*tmpl.Template
@@ -59,7 +60,7 @@ type sshExec struct {
 	readOnly, idempotent            bool
 }
 
-// Decode implements step.Type.
+// Decode implements Type.
 func (SSHExec) Decode(d *Decoder, b Body) Step {
 	s := &sshExec{expectExit: []int{0}, become: d.Literal(b.Get("become")), readOnly: d.Bool(b.Get("read_only")), idempotent: d.Bool(b.Get("idempotent"))}
 	for _, k := range []string{"command", "creates", "unless"} {
@@ -276,10 +277,10 @@ func lastLine(red *redact.Redactor, outs ...[]byte) string {
 	return ""
 }
 
-// MayChange implements step.Changer.
+// MayChange implements Changer.
 func (s *sshExec) MayChange() bool { return !s.readOnly }
 
-// Rechecks implements step.Rechecker: creates and unless find a change
+// Rechecks implements Rechecker: creates and unless find a change
 // already made; otherwise only the author can say the command is safe to
 // repeat.
 func (s *sshExec) Rechecks() bool {

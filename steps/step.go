@@ -24,20 +24,35 @@ import (
 	"github.com/runbook-dev/runbook/internal/transport"
 )
 
-// Type is a step type: the key that names it in a playbook, its fields and
-// a factory that decodes a body into a Step.
+// Type is a step type: what it is (Describe) and a factory that decodes a
+// body into a Step.
 type Type interface {
-	// Name is the step-type key, such as "ssh-exec".
-	Name() string
-	// Doc is a one-line description, for the schema and `runbook show`.
-	Doc() string
-	// Fields describes the body's keys; the decoder rejects any other key.
-	Fields() []Field
-	// Result is the type of the step's result in expressions.
-	Result() types.Map
+	// Describe says what the type is, the same each time. The loader calls
+	// it for every step it decodes: return a package-level value.
+	Describe() Descriptor
 	// Decode builds a step from its body. It reports problems through d
 	// and must not do any I/O.
 	Decode(d *Decoder, body Body) Step
+}
+
+// Descriptor is what a step type is, for the registry, the loader, the
+// schema generator, the docs and lint: one value per type, so that a type
+// cannot say one thing to the loader and another to the schema.
+type Descriptor struct {
+	// Name is the step-type key, such as "ssh-exec": not empty, unique in
+	// a registry.
+	Name string
+	// Doc is a one-line description, for the schema and `runbook show`.
+	Doc string
+	// Fields describes the body's keys; the decoder rejects any other key.
+	Fields []Field
+	// Result is the type of the step's result in expressions. It is shared:
+	// callers must not modify it.
+	Result types.Map
+	// Waits says the type waits for a condition to hold over time
+	// (wait-until): it is no body for a guard or a probe, which look once,
+	// and lint counts it as verifying what the steps before it did.
+	Waits bool
 }
 
 // Step is a decoded step, ready to run any number of times.
@@ -52,9 +67,16 @@ type Step interface {
 	Apply(ctx context.Context, x *Exec, p *Plan) (Result, error)
 }
 
+// The optional interfaces below are capabilities a decoded step may have.
+// Each step type states the ones it implements with compile-time guards
+// (var _ Changer = (*sshExec)(nil)) beside its methods: a misspelt or
+// removed method then breaks the build instead of silently changing how
+// resume or lint treat the step.
+
 // Changer is implemented by a step that can tell, without I/O, whether it
 // may change its host (an ssh-exec that is not read_only, a file-patch),
-// for the lint that asks for a guard or a verification.
+// for the lint that asks for a guard or a verification. A step that does
+// not implement it is taken as changing nothing.
 type Changer interface {
 	MayChange() bool
 }
@@ -74,7 +96,19 @@ type Rechecker interface {
 // (a wait-until whose probe names its host), so that output shows that
 // host rather than the step's.
 type Located interface {
+	// Where returns the name of that host rendered in env, and false when
+	// the step names none or its name cannot be rendered.
 	Where(env map[string]any) (string, bool)
+}
+
+// Settler is implemented by a step type whose change can go on on the host
+// after the engine lost track of it, beyond a process group the engine
+// journals (an SQL statement still running in its server). Before a resume
+// checks an in-doubt step again, Settle waits up to wait until no work of
+// an earlier attempt (found by x.Tag) still runs, or returns an error
+// saying what still runs.
+type Settler interface {
+	Settle(ctx context.Context, x *Exec, wait time.Duration) error
 }
 
 // Result is what a step observed or did; expressions see it as
@@ -162,13 +196,14 @@ type Registry struct {
 func NewRegistry(ts ...Type) *Registry {
 	r := &Registry{types: map[string]Type{}}
 	for _, t := range ts {
-		if t.Name() == "" {
+		name := t.Describe().Name
+		if name == "" {
 			panic("step: type with empty name")
 		}
-		if _, dup := r.types[t.Name()]; dup {
-			panic("step: duplicate type " + t.Name())
+		if _, dup := r.types[name]; dup {
+			panic("step: duplicate type " + name)
 		}
-		r.types[t.Name()] = t
+		r.types[name] = t
 	}
 	return r
 }
@@ -196,16 +231,6 @@ func (r *Registry) All() []Type {
 		out = append(out, r.types[n])
 	}
 	return out
-}
-
-// Settler is implemented by a step type whose change can go on on the host
-// after the engine lost track of it, beyond a process group the engine
-// journals (an SQL statement still running in its server). Before a resume
-// checks an in-doubt step again, Settle waits up to wait until no work of
-// an earlier attempt (found by x.Tag) still runs, or returns an error
-// saying what still runs.
-type Settler interface {
-	Settle(ctx context.Context, x *Exec, wait time.Duration) error
 }
 
 // RunProbe runs a probe on its host (or x's host when it names none) and

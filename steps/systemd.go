@@ -17,18 +17,25 @@ import (
 // Systemd starts, stops, enables, disables and masks units.
 type Systemd struct{}
 
-var _ Type = Systemd{}
+// The interfaces the type and its steps implement: a method renamed or
+// removed breaks the build here.
+var (
+	_ Type      = Systemd{}
+	_ Step      = (*systemd)(nil)
+	_ Changer   = (*systemd)(nil)
+	_ Rechecker = (*systemd)(nil)
+)
 
-// Name implements step.Type.
-func (Systemd) Name() string { return "systemd" }
+// Describe implements Type.
+func (Systemd) Describe() Descriptor { return systemdType }
 
-// Doc implements step.Type.
-func (Systemd) Doc() string {
-	return "bring a systemd unit to a state (started, stopped, enabled, masked) with systemctl; acts only on differences"
+var systemdType = Descriptor{
+	Name:   "systemd",
+	Doc:    "bring a systemd unit to a state (started, stopped, enabled, masked) with systemctl; acts only on differences",
+	Fields: systemdFields,
+	// Result: the unit's states as systemctl show reports them.
+	Result: types.Map{"active": types.String, "sub": types.String, "enabled": types.String, "load": types.String, "actions": types.Array(types.String)},
 }
-
-// Fields implements step.Type.
-func (Systemd) Fields() []Field { return systemdFields }
 
 var systemdFields = []Field{
 	{Name: "unit", Kind: String, Required: true, Doc: "the unit name", Example: "postgresql@15-main"},
@@ -37,19 +44,13 @@ var systemdFields = []Field{
 	{Name: "masked", Kind: Bool, Doc: "whether the unit is masked (cannot be started at all)"},
 }
 
-// Result implements step.Type: the unit's states as systemctl show reports
-// them.
-func (Systemd) Result() types.Map {
-	return types.Map{"active": types.String, "sub": types.String, "enabled": types.String, "load": types.String, "actions": types.Array(types.String)}
-}
-
 type systemd struct {
 	unit            *tmpl.Template
 	state           string
 	enabled, masked *bool
 }
 
-// Decode implements step.Type.
+// Decode implements Type.
 func (Systemd) Decode(d *Decoder, b Body) Step {
 	s := &systemd{unit: d.Template(b.Get("unit")), state: d.Literal(b.Get("state"))}
 	d.RefuseSecret(b.Get("unit"), s.unit, diag.RuleSecretInCommand, "unit", "the unit name goes on systemctl's command line, which the host's process list shows")
@@ -240,8 +241,8 @@ func (s *systemd) Apply(ctx context.Context, x *Exec, p *Plan) (Result, error) {
 	return u.result(acts), nil
 }
 
-// MayChange implements step.Changer.
+// MayChange implements Changer.
 func (s *systemd) MayChange() bool { return s.state != "" || s.enabled != nil || s.masked != nil }
 
-// Rechecks implements step.Rechecker: started, stopped, enabled and masked act only when needed; a restart or reload done twice leaves the unit as once.
+// Rechecks implements Rechecker: started, stopped, enabled and masked act only when needed; a restart or reload done twice leaves the unit as once.
 func (*systemd) Rechecks() bool { return true }

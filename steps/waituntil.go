@@ -14,30 +14,32 @@ import (
 // WaitUntil polls a read-only probe until an expression holds.
 type WaitUntil struct{}
 
-var _ Type = WaitUntil{}
+// The interfaces the type and its steps implement: a method renamed or
+// removed breaks the build here.
+var (
+	_ Type      = WaitUntil{}
+	_ Step      = (*waitUntil)(nil)
+	_ Rechecker = (*waitUntil)(nil)
+	_ Located   = (*waitUntil)(nil)
+)
 
-// Name implements step.Type.
-func (WaitUntil) Name() string { return "wait-until" }
+// Describe implements Type.
+func (WaitUntil) Describe() Descriptor { return waitUntilType }
 
-// Doc implements step.Type.
-func (WaitUntil) Doc() string {
-	return "poll a read-only probe until an expression on its result holds, or fail at the timeout"
+var waitUntilType = Descriptor{
+	Name:   "wait-until",
+	Doc:    "poll a read-only probe until an expression on its result holds, or fail at the timeout",
+	Fields: waitUntilFields,
+	// Result: the last observed result of the probe, plus how many polls it took.
+	Result: types.Map{types.Extra: types.Any, "attempts": types.Int, "reachable": types.Bool},
+	Waits:  true,
 }
-
-// Fields implements step.Type.
-func (WaitUntil) Fields() []Field { return waitUntilFields }
 
 var waitUntilFields = []Field{
 	{Name: "probe", Kind: Probe, Required: true, Doc: "a read-only step body (one step type, optional host) observed at each poll"},
 	{Name: "until", Kind: Expr, Required: true, Doc: "expression on the probe's result; the wait ends when it holds", Example: "result.rows[0].in_recovery == false"},
 	{Name: "timeout", Kind: Duration, Required: true, Doc: "give up after this long", Example: "60s"},
 	{Name: "interval", Kind: Duration, Doc: "pause between polls", Default: "1s"},
-}
-
-// Result implements step.Type: the last observed result of the probe, plus
-// how many polls it took.
-func (WaitUntil) Result() types.Map {
-	return types.Map{types.Extra: types.Any, "attempts": types.Int, "reachable": types.Bool}
 }
 
 type waitUntil struct {
@@ -47,7 +49,7 @@ type waitUntil struct {
 	interval DurationValue
 }
 
-// Decode implements step.Type.
+// Decode implements Type.
 func (WaitUntil) Decode(d *Decoder, b Body) Step {
 	w := &waitUntil{timeout: d.Duration(b.Get("timeout"), 0), interval: d.Duration(b.Get("interval"), time.Second)}
 	if p := b.Get("probe"); p != nil {
@@ -73,7 +75,7 @@ func (w *waitUntil) observe(ctx context.Context, x *Exec) (Result, bool, error) 
 	return r, ok, err
 }
 
-// Where names the probe's host, when it has one.
+// Where implements Located: the probe's host, when it names one.
 func (w *waitUntil) Where(env map[string]any) (string, bool) {
 	if w.probe == nil || w.probe.Host == nil {
 		return "", false
@@ -167,5 +169,5 @@ func (w *waitUntil) Apply(ctx context.Context, x *Exec, _ *Plan) (Result, error)
 	}
 }
 
-// Rechecks implements step.Rechecker: it only observes.
+// Rechecks implements Rechecker: it only observes.
 func (*waitUntil) Rechecks() bool { return true }

@@ -11,11 +11,15 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"unicode"
+
+	"github.com/expr-lang/expr/types"
 
 	"github.com/runbook-dev/runbook/engine"
 	"github.com/runbook-dev/runbook/internal/diag"
 	"github.com/runbook-dev/runbook/internal/textcheck"
 	"github.com/runbook-dev/runbook/playbooks"
+	"github.com/runbook-dev/runbook/steps"
 )
 
 var updateDocs = flag.Bool("update", false, "rewrite docs/playbooks.md")
@@ -133,4 +137,49 @@ func insideChecker(t *testing.T) *textcheck.Checker {
 		c.Close()
 	})
 	return c
+}
+
+// TestDocsResultsByStepType keeps the list of results by step type in
+// docs/authoring.md equal to what the step types' descriptors declare:
+// every key of a result is named, and a written {…} names no other key.
+func TestDocsResultsByStepType(t *testing.T) {
+	b, err := os.ReadFile("../../docs/authoring.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, para, ok := strings.Cut(string(b), "Results by step type: ")
+	para, _, _ = strings.Cut(para, "\n\n")
+	if !ok {
+		t.Fatal("docs/authoring.md has no \"Results by step type\" paragraph")
+	}
+	said := map[string]string{}
+	for _, part := range strings.Split(strings.Join(strings.Fields(para), " "), "; ") {
+		name, rest, _ := strings.Cut(strings.TrimPrefix(part, "`"), "` ")
+		said[name] = rest
+	}
+	for _, typ := range steps.Builtin().All() {
+		d := typ.Describe()
+		text, ok := said[d.Name]
+		if !ok {
+			t.Errorf("%s: no results listed", d.Name)
+			continue
+		}
+		words := map[string]bool{}
+		for _, w := range strings.FieldsFunc(text, func(r rune) bool { return !unicode.IsLetter(r) && r != '_' && r != '-' }) {
+			words[w] = true
+		}
+		for k := range d.Result {
+			if k != types.Extra && !words[k] {
+				t.Errorf("%s: result key %s is not listed", d.Name, k)
+			}
+		}
+		if _, open := d.Result[types.Extra]; open || !strings.HasPrefix(text, "`{") {
+			continue
+		}
+		for w := range words {
+			if _, ok := d.Result[w]; !ok {
+				t.Errorf("%s: %s is listed and is no key of its result", d.Name, w)
+			}
+		}
+	}
 }

@@ -68,12 +68,12 @@ func graphNodes(pb *engine.Playbook) (guards, steps []node) {
 		if where != "" {
 			label += " [" + where + "]"
 		}
-		label = s.Type.Name() + ": " + label
+		label = s.Type.Describe().Name + ": " + label
 		if s.When != nil {
 			label += " (when " + s.When.Source + ")"
 		}
 		shape := "step"
-		if s.Type.Name() == "wait-until" {
+		if s.Type.Describe().Waits {
 			shape = "wait"
 		}
 		steps = append(steps, node{fmt.Sprintf("s%d", i+1), label, shape})

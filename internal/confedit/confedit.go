@@ -168,53 +168,6 @@ func Unset(text, key string) (string, []Change) {
 	return join(out, text), changes
 }
 
-var iniSection = regexp.MustCompile(`^\s*\[([^\]]+)\]\s*$`)
-var iniKey = regexp.MustCompile(`^(\s*)([^=#;\[\s][^=]*?)(\s*=\s*)(.*)$`)
-
-// IniSet sets key=value in section, adding the key at the end of the
-// section or the section at the end of the file when missing.
-func IniSet(text, section, key, value string) (string, []Change) {
-	lines := split(text)
-	start, end := -1, len(lines)
-	for i, l := range lines {
-		m := iniSection.FindStringSubmatch(l)
-		if m == nil {
-			continue
-		}
-		if start >= 0 {
-			end = i
-			break
-		}
-		if strings.TrimSpace(m[1]) == section {
-			start = i
-		}
-	}
-	if start < 0 {
-		if len(lines) > 0 && strings.TrimSpace(lines[len(lines)-1]) != "" {
-			lines = append(lines, "")
-		}
-		lines = append(lines, "["+section+"]", key+"="+value)
-		return join(lines, text), []Change{Change(fmt.Sprintf("[%s] %s=%s (new section)", section, key, value))}
-	}
-	last := start
-	for i := start + 1; i < end; i++ {
-		if strings.TrimSpace(lines[i]) != "" {
-			last = i
-		}
-		m := iniKey.FindStringSubmatch(lines[i])
-		if m == nil || strings.TrimSpace(m[2]) != key {
-			continue
-		}
-		if strings.TrimSpace(m[4]) == value {
-			return text, nil
-		}
-		lines[i] = m[1] + m[2] + m[3] + value
-		return join(lines, text), []Change{Change(fmt.Sprintf("[%s] %s=%s (was %s)", section, key, value, strings.TrimSpace(m[4])))}
-	}
-	lines = append(lines[:last+1], append([]string{key + "=" + value}, lines[last+1:]...)...)
-	return join(lines, text), []Change{Change(fmt.Sprintf("[%s] %s=%s (added)", section, key, value))}
-}
-
 // sameFields compares lines by their whitespace-separated fields, so that
 // "host  all  all" and "host all all" are the same pg_hba.conf rule.
 func sameFields(a, b string) bool {

@@ -29,6 +29,17 @@ type Server struct {
 	KnownHosts string
 	// HostKeyLine is the known_hosts line of the server's key.
 	HostKeyLine string
+	// CAKey is, with Options.HostCertificate, the public key (type and
+	// base64) of the CA that signed the host key's certificate.
+	CAKey string
+}
+
+// Options change how StartWith sets the server up.
+type Options struct {
+	// HostCertificate has the host key signed by a CA of its own
+	// (ssh-keygen -s -h, principals the server's address and localhost)
+	// and the certificate served with HostCertificate.
+	HostCertificate bool
 }
 
 // Require skips the test when a real part cannot run here, or fails it
@@ -68,8 +79,24 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
+// StartWith is Start with options.
+func StartWith(t testing.TB, o Options) *Server {
+	t.Helper()
+	ok, why := Available()
+	Require(t, ok, why)
+	s, err := startIn(t.TempDir(), t.Cleanup, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // StartIn starts sshd with its files in dir; cleanup registers its stop.
 func StartIn(dir string, cleanup func(func())) (*Server, error) {
+	return startIn(dir, cleanup, Options{})
+}
+
+func startIn(dir string, cleanup func(func()), o Options) (*Server, error) {
 	s := &Server{Dir: dir, Host: "127.0.0.1"}
 	keygen := func(file string) error {
 		out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "runbook-test", "-f", file).CombinedOutput()
@@ -126,6 +153,22 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 SetEnv SHLVL=1
 LogLevel ERROR
 `, s.Port, s.Host, hostKey, filepath.Join(dir, "sshd.pid"), filepath.Join(dir, "authorized_keys"))
+	if o.HostCertificate {
+		ca := filepath.Join(dir, "host_ca")
+		if err := keygen(ca); err != nil {
+			return nil, err
+		}
+		if out, err := exec.Command("ssh-keygen", "-q", "-s", ca, "-I", "runbook-test-host", "-h", "-n", s.Host+",localhost", hostKey+".pub").CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("ssh-keygen -s: %v: %s", err, out)
+		}
+		conf += "HostCertificate " + hostKey + "-cert.pub\n"
+		caPub, err := os.ReadFile(ca + ".pub")
+		if err != nil {
+			return nil, err
+		}
+		f := strings.Fields(string(caPub))
+		s.CAKey = f[0] + " " + f[1]
+	}
 	confFile := filepath.Join(dir, "sshd_config")
 	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
 		return nil, err
@@ -182,7 +225,7 @@ func (s *Server) handshake() error {
 	}
 	c, err := ssh.Dial("tcp", s.Addr(), &ssh.ClientConfig{
 		User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
-		HostKeyCallback: ssh.FixedHostKey(hostPub), Timeout: time.Second,
+		HostKeyCallback: ssh.FixedHostKey(hostPub), HostKeyAlgorithms: []string{hostPub.Type()}, Timeout: time.Second,
 	})
 	if err != nil {
 		return err

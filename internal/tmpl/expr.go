@@ -3,6 +3,7 @@ package tmpl
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -62,6 +63,9 @@ type Expr struct {
 	dynamic bool
 	// Steps lists the step ids the expression reads.
 	Steps []string
+	// typ is the type of the value when validation knows it; nil when it
+	// is known only at run time.
+	typ reflect.Type
 	// callsLiteral is set when the expression calls literal(), callsRaw
 	// when it calls raw(), rawInput when it calls raw() on anything but
 	// constants.
@@ -123,6 +127,7 @@ func compileNew(src string, s *Scope, asBool bool) (*Expr, error) {
 	}
 	if p := memberPath(tree.Node); p != nil && !asBool && pathTyped(env, p) {
 		e.path = p
+		e.typ = pathType(env, p)
 		if e.Taint, e.dynamic = s.taintOf(tree.Node, nil); e.Taint != nil && pathIsBool(env, p) {
 			e.Taint = nil
 		}
@@ -137,9 +142,11 @@ func compileNew(src string, s *Scope, asBool bool) (*Expr, error) {
 	if asBool {
 		expr.AsBool()(&cfg)
 	}
-	if _, err := new(checker.Checker).PatchAndCheck(tree, &cfg); err != nil {
+	typ, err := new(checker.Checker).PatchAndCheck(tree, &cfg)
+	if err != nil {
 		return nil, fromExprError(src, err, ruleType)
 	}
+	e.typ = typ
 	if !asBool {
 		e.Taint, e.dynamic = s.taintOf(tree.Node, localsOf(tree.Node))
 	}
@@ -390,6 +397,12 @@ func lookup(env map[string]any, path []string) (any, error) {
 func fromExprError(src string, err error, rule string) error {
 	var fe *file.Error
 	if errors.As(err, &fe) {
+		if rule == ruleSyntax {
+			if hint, at, ok := syntaxHint(src); ok {
+				line, col := offsetToLineCol(src, at)
+				return &Error{Line: line, Col: col, Rule: rule, Msg: hint}
+			}
+		}
 		return &Error{Line: fe.Line - 1, Col: fe.Column, Rule: rule, Msg: fe.Message}
 	}
 	return &Error{Rule: rule, Msg: err.Error()}
@@ -459,6 +472,22 @@ func pathTyped(env types.Map, path []string) bool {
 	return true
 }
 
+// pathType is the type of the value at path when env says it; nil when
+// it is open (a map known only at run time).
+func pathType(env types.Map, path []string) reflect.Type {
+	var t types.Type = env
+	for _, p := range path {
+		m, ok := unmemo(t).(types.Map)
+		if !ok {
+			return nil
+		}
+		if t, ok = m[p]; !ok {
+			return nil
+		}
+	}
+	return unmemo(t).Nature().Type
+}
+
 func didYouMean(s string, candidates []string) string { return diag.DidYouMean(s, candidates) }
 
 // parsePath builds the tree of a plain member chain such as
@@ -519,7 +548,7 @@ func isKeyword(s string) bool {
 
 func isFunc(name string) bool {
 	switch name {
-	case "raw", "literal", "scram_sha256", "scram_verify", "conninfo_value", "pgpass_value":
+	case "raw", "literal", "scram_sha256", "scram_verify", "conninfo_value", "pgpass_value", "standby_names":
 		return true
 	}
 	return false

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/expr-lang/expr"
+
+	"github.com/runbook-dev/runbook/internal/confedit"
 )
 
 // funcs are the functions runbook adds to expressions.
@@ -37,6 +39,13 @@ var funcs = []expr.Option{
 	// escaped. A newline cannot be written in a field: it is an error.
 	expr.Function("pgpass_value", func(args ...any) (any, error) {
 		return PgpassValue(Format(args[0]))
+	}, new(func(string) string)),
+	// standby_names(s) is s as PostgreSQL's synchronous_standby_names must
+	// hold it: names that are not plain identifiers in double quotes
+	// ("pg-standby-2"), the value pg-settings and file-patch write, and
+	// current_setting() then returns.
+	expr.Function("standby_names", func(args ...any) (any, error) {
+		return confedit.StandbyNames(Format(args[0]))
 	}, new(func(string) string)),
 	// scram_sha256(password) is the SCRAM-SHA-256 verifier PostgreSQL
 	// stores for a password: setting a role's password with it keeps the

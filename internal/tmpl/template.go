@@ -2,6 +2,7 @@ package tmpl
 
 import (
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -206,6 +207,19 @@ func (t *Template) Value(env map[string]any) (any, error) {
 		return unmark(v), err
 	}
 	return t.Render(env)
+}
+
+// Type is the type of Value's result when validation knows it: the
+// expression's for a template that is exactly one ${{ }}, string for any
+// other; nil when it is known only at run time (or did not compile).
+func (t *Template) Type() reflect.Type {
+	if t == nil || t.broken {
+		return nil
+	}
+	if len(t.parts) == 1 && t.parts[0].expr != nil && strings.TrimSpace(t.Source) == t.Source {
+		return t.parts[0].expr.typ
+	}
+	return reflect.TypeOf("")
 }
 
 // Format turns an expression value into the text a template inserts.

@@ -10,8 +10,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Local runs on this machine, without SSH.
@@ -109,15 +112,42 @@ func (Local) Stat(_ context.Context, path string) (*FileInfo, error) {
 	return info, nil
 }
 
-// WriteFile replaces path atomically, keeping an existing file's mode and
-// owner.
+// Resolve follows symbolic links of this machine.
+func (Local) Resolve(_ context.Context, path string) (string, error) {
+	return resolveLinks(path, func(p string) (string, bool, error) {
+		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) || err == nil && fi.Mode()&fs.ModeSymlink == 0 {
+			return "", false, nil
+		}
+		if err != nil {
+			return "", false, err
+		}
+		t, err := os.Readlink(p)
+		return t, err == nil, err
+	}, func(p string) (bool, error) {
+		_, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+}
+
+// WriteFile replaces the file path resolves to atomically, keeping an
+// existing file's mode, owner and extended attributes (ACLs, SELinux
+// context).
 func (l Local) WriteFile(ctx context.Context, path string, data []byte, opt WriteOptions) error {
+	path, err := l.Resolve(ctx, path)
+	if err != nil {
+		return err
+	}
 	mode, uid, gid := opt.Mode, opt.UID, opt.GID
 	if mode == 0 {
 		mode = 0o644
 	}
+	exists := false
 	if old, err := l.Stat(ctx, path); err == nil {
-		mode, uid, gid = old.Mode, old.UID, old.GID
+		mode, uid, gid, exists = old.Mode, old.UID, old.GID, true
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
@@ -127,10 +157,6 @@ func (l Local) WriteFile(ctx context.Context, path string, data []byte, opt Writ
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp) // a no-op after the rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
 	if err := f.Chmod(mode); err != nil {
 		f.Close()
 		return err
@@ -140,6 +166,16 @@ func (l Local) WriteFile(ctx context.Context, path string, data []byte, opt Writ
 			f.Close()
 			return err
 		}
+	}
+	if exists {
+		if err := copyXattrs(path, f); err != nil {
+			f.Close()
+			return fmt.Errorf("%s: %w; nothing was changed", path, err)
+		}
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
@@ -155,6 +191,44 @@ func (l Local) WriteFile(ctx context.Context, path string, data []byte, opt Writ
 	if d, err := os.Open(filepath.Dir(path)); err == nil {
 		_ = d.Sync()
 		d.Close()
+	}
+	return nil
+}
+
+// copyXattrs gives f the extended attributes of the file at from: its
+// ACLs (system.posix_acl_*), SELinux context (security.selinux) and
+// others, so that a replaced file stays readable by whom it was and keeps
+// its label. A file system without extended attributes has none to copy.
+func copyXattrs(from string, f *os.File) error {
+	buf := make([]byte, 4096)
+	n, err := unix.Llistxattr(from, buf)
+	if errors.Is(err, unix.ERANGE) {
+		if n, err = unix.Llistxattr(from, nil); err == nil {
+			buf = make([]byte, n)
+			n, err = unix.Llistxattr(from, buf)
+		}
+	}
+	if errors.Is(err, unix.ENOTSUP) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("list the extended attributes: %w", err)
+	}
+	for _, name := range strings.Split(strings.TrimRight(string(buf[:n]), "\x00"), "\x00") {
+		if name == "" {
+			continue
+		}
+		sz, err := unix.Lgetxattr(from, name, nil)
+		if err != nil {
+			return fmt.Errorf("read the extended attribute %s: %w", name, err)
+		}
+		v := make([]byte, sz)
+		if sz, err = unix.Lgetxattr(from, name, v); err != nil {
+			return fmt.Errorf("read the extended attribute %s: %w", name, err)
+		}
+		if err := unix.Fsetxattr(int(f.Fd()), name, v[:sz], 0); err != nil {
+			return fmt.Errorf("copy the extended attribute %s (ACL, SELinux context) to the new file: %w", name, err)
+		}
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package transport
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -44,6 +43,9 @@ type SSHConfig struct {
 	// AcceptNewHostKeys trusts the key of a host not yet in known_hosts on
 	// first use and records it. A changed key is never accepted.
 	AcceptNewHostKeys bool
+	// HostKeyAlias is the name the host's keys are looked up and recorded
+	// under in known_hosts instead of its address (OpenSSH's HostKeyAlias).
+	HostKeyAlias string
 	// ProxyJump is a jump host (user@host:port), as OpenSSH's ProxyJump.
 	ProxyJump *SSHConfig
 	// Passphrase asks for the passphrase of an encrypted key; nil when no
@@ -213,9 +215,12 @@ func (s *SSH) handshake(ctx context.Context, dial func(context.Context, string) 
 	if err != nil {
 		nc.Close()
 		var hk *HostKeyError
+		var rk *RevokedKeyError
 		switch {
 		case errors.As(err, &hk):
 			return nil, hk
+		case errors.As(err, &rk):
+			return nil, rk
 		case strings.Contains(err.Error(), "unable to authenticate"):
 			return nil, &AuthError{Host: cfg.Name, User: cfg.User, Tried: tried, Err: errors.New("no key was accepted")}
 		case strings.Contains(err.Error(), "Too many authentication failures"):
@@ -231,95 +236,53 @@ func (s *SSH) handshake(ctx context.Context, dial func(context.Context, string) 
 	return ssh.NewClient(c, chans, reqs), nil
 }
 
-// hostKeyCallback verifies host keys against the known_hosts files and
-// returns the key algorithms known for the host, so that the server is
-// asked for a key that can be checked rather than whichever it prefers.
+// hostKeyCallback verifies host keys against the known_hosts files as
+// OpenSSH does (see knownHosts) and returns the key algorithms to ask for,
+// so that the server is asked for a key that can be checked rather than
+// whichever it prefers.
 func (s *SSH) hostKeyCallback() (ssh.HostKeyCallback, []string, error) {
 	cfg := &s.cfg
 	var files []string
 	for _, f := range cfg.KnownHosts {
-		f = ExpandHome(f)
-		if _, err := os.Stat(f); err == nil {
-			files = append(files, f)
-		}
+		files = append(files, ExpandHome(f))
 	}
-	primary := "~/.ssh/known_hosts"
-	if len(cfg.KnownHosts) > 0 {
-		primary = ExpandHome(cfg.KnownHosts[0])
-	}
-	var check ssh.HostKeyCallback
+	primary := ExpandHome("~/.ssh/known_hosts")
 	if len(files) > 0 {
-		cb, err := knownhosts.New(files...)
-		if err != nil {
-			return nil, nil, fmt.Errorf("known_hosts: %w", err)
-		}
-		check = cb
-	} else {
-		check = func(string, net.Addr, ssh.PublicKey) error { return &knownhosts.KeyError{} }
+		primary = files[0]
+	}
+	kh, err := loadKnownHosts(files)
+	if err != nil {
+		return nil, nil, err
 	}
 	addr := cfg.addr()
-	algos := knownAlgorithms(check, addr)
 	var mu sync.Mutex
-	cb := func(hostname string, remote net.Addr, key ssh.PublicKey) error {
-		err := check(hostname, remote, key)
-		var ke *knownhosts.KeyError
-		if err == nil || !errors.As(err, &ke) {
+	cb := func(_ string, _ net.Addr, key ssh.PublicKey) error {
+		err := kh.check(cfg, addr, key)
+		var hk *HostKeyError
+		if err == nil || !errors.As(err, &hk) {
 			return err
 		}
-		hk := &HostKeyError{Host: cfg.Name, Addr: addr, Fingerprint: ssh.FingerprintSHA256(key), KeyType: key.Type(), KnownFile: primary}
-		if len(ke.Want) > 0 {
-			hk.Changed = true
-			hk.KnownFile, hk.KnownLine = ke.Want[0].Filename, ke.Want[0].Line
+		if hk.KnownFile == "" {
+			hk.KnownFile = primary
+		}
+		if hk.Changed || !cfg.AcceptNewHostKeys {
 			return hk
 		}
-		if !cfg.AcceptNewHostKeys {
+		if _, ok := key.(*ssh.Certificate); ok {
+			// Trust on first use records a plain key, never a certificate.
 			return hk
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		return appendKnownHost(primary, addr, key)
+		name, _, _ := lookupNames(cfg, addr)
+		return appendKnownHost(primary, name, key)
 	}
-	return cb, algos, nil
+	return cb, kh.algorithms(cfg, addr), nil
 }
 
-// knownAlgorithms asks the known_hosts callback, with a key that cannot be
-// known, which keys it knows for addr, and returns their algorithms.
-func knownAlgorithms(check ssh.HostKeyCallback, addr string) []string {
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil
-	}
-	probe, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		return nil
-	}
-	tcp, _ := net.ResolveTCPAddr("tcp", addr)
-	var ke *knownhosts.KeyError
-	if !errors.As(check(addr, tcp, probe), &ke) || len(ke.Want) == 0 {
-		return nil
-	}
-	var out []string
-	seen := map[string]bool{}
-	add := func(a string) {
-		if !seen[a] {
-			seen[a] = true
-			out = append(out, a)
-		}
-	}
-	for _, k := range ke.Want {
-		switch t := k.Key.Type(); t {
-		case ssh.KeyAlgoRSA:
-			add(ssh.KeyAlgoRSASHA512)
-			add(ssh.KeyAlgoRSASHA256)
-			add(t)
-		default:
-			add(t)
-		}
-	}
-	return out
-}
-
-func appendKnownHost(file, addr string, key ssh.PublicKey) error {
+// appendKnownHost records key for the host name known_hosts looks it up
+// by ([host]:port, or its HostKeyAlias).
+func appendKnownHost(file, name string, key ssh.PublicKey) error {
 	if err := os.MkdirAll(path.Dir(file), 0o700); err != nil {
 		return err
 	}
@@ -328,7 +291,7 @@ func appendKnownHost(file, addr string, key ssh.PublicKey) error {
 		return err
 	}
 	defer f.Close()
-	_, err = fmt.Fprintln(f, knownhosts.Line([]string{knownhosts.Normalize(addr)}, key))
+	_, err = fmt.Fprintln(f, knownhosts.Line([]string{name}, key))
 	return err
 }
 
@@ -671,20 +634,52 @@ func (s *SSH) Stat(_ context.Context, p string) (*FileInfo, error) {
 	return info, nil
 }
 
-// WriteFile replaces a file of the host atomically: a temporary file in
-// the same directory, synced, then renamed over the old one with
-// posix-rename, keeping an existing file's mode and owner.
+// Resolve follows symbolic links of the host.
+func (s *SSH) Resolve(_ context.Context, p string) (string, error) {
+	sc, err := s.sftpClient()
+	if err != nil {
+		return "", err
+	}
+	return resolveLinks(p, func(p string) (string, bool, error) {
+		fi, err := sc.Lstat(p)
+		if err != nil {
+			if errors.Is(notExist(err), fs.ErrNotExist) {
+				return "", false, nil
+			}
+			return "", false, err
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			return "", false, nil
+		}
+		t, err := sc.ReadLink(p)
+		return t, err == nil, err
+	}, func(p string) (bool, error) {
+		_, err := sc.Stat(p)
+		if err != nil && errors.Is(notExist(err), fs.ErrNotExist) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+}
+
+// WriteFile replaces the file p resolves to on the host atomically: a
+// temporary file in its directory, synced, given the old file's
+// attributes, then renamed over it with posix-rename.
 func (s *SSH) WriteFile(ctx context.Context, p string, data []byte, opt WriteOptions) error {
 	sc, err := s.sftpClient()
 	if err != nil {
+		return err
+	}
+	if p, err = s.Resolve(ctx, p); err != nil {
 		return err
 	}
 	mode, uid, gid := opt.Mode, opt.UID, opt.GID
 	if mode == 0 {
 		mode = 0o644
 	}
+	exists := false
 	if old, err := s.Stat(ctx, p); err == nil {
-		mode, uid, gid = old.Mode, old.UID, old.GID
+		mode, uid, gid, exists = old.Mode, old.UID, old.GID, true
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
@@ -724,10 +719,36 @@ func (s *SSH) WriteFile(ctx context.Context, p string, data []byte, opt WriteOpt
 	if err := f.Close(); err != nil {
 		return err
 	}
+	if exists {
+		if err := s.copyAttributes(ctx, p, tmp); err != nil {
+			return err
+		}
+	}
 	if err := sc.PosixRename(tmp, p); err != nil {
 		return fmt.Errorf("rename %s: %w", p, err)
 	}
 	ok = true
+	return nil
+}
+
+// copyAttributes gives the file tmp the attributes of the file p: mode,
+// owner, ACLs and extended attributes such as the SELinux context, which
+// SFTP cannot carry. GNU cp copies them (--attributes-only leaves the
+// content; "all" does not fail where SELinux or extended attributes are
+// missing). Where cp has no --attributes-only (BusyBox), mode and owner,
+// already set, are what is kept.
+func (s *SSH) copyAttributes(ctx context.Context, p, tmp string) error {
+	out, err := s.Run(ctx, &Command{Line: "cp --attributes-only --preserve=all --no-preserve=timestamps,links -- " + quote(p) + " " + quote(tmp), MaxOutput: 4096})
+	if err != nil {
+		return fmt.Errorf("copy the attributes of %s: %w", p, err)
+	}
+	if out.ExitCode != 0 {
+		msg := strings.TrimSpace(string(out.Stderr))
+		if strings.Contains(msg, "unrecognized option") || strings.Contains(msg, "invalid option") {
+			return nil
+		}
+		return fmt.Errorf("could not give the new %s the attributes of the old one (mode, owner, ACLs, SELinux context): %s; nothing was changed", p, msg)
+	}
 	return nil
 }
 

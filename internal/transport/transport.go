@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	pathpkg "path"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,8 +27,15 @@ type Conn interface {
 	ReadFile(ctx context.Context, path string) ([]byte, error)
 	// Stat describes a file; a missing file gives fs.ErrNotExist.
 	Stat(ctx context.Context, path string) (*FileInfo, error)
-	// WriteFile replaces a file atomically: a temporary file in the same
-	// directory, synced, then renamed over the old one.
+	// Resolve returns the file a path names once symbolic links are
+	// followed: the path itself when it is no link or does not exist. A
+	// link whose target does not exist is an error.
+	Resolve(ctx context.Context, path string) (string, error)
+	// WriteFile replaces a file atomically: a temporary file in the
+	// directory of the file the path resolves to (a symbolic link is
+	// followed, never replaced), synced, then renamed over it. The new
+	// file keeps the old one's mode, owner and group, ACLs and other
+	// extended attributes (an SELinux context).
 	WriteFile(ctx context.Context, path string, data []byte, opt WriteOptions) error
 	// Remove deletes a file; a missing file is not an error.
 	Remove(ctx context.Context, path string) error
@@ -219,4 +227,41 @@ func (b *boundedBuffer) Write(p []byte) (int, error) {
 		b.dropped = true
 	}
 	return len(p), nil
+}
+
+// maxLinks bounds the symbolic links followed to resolve a path (Linux's
+// own limit is 40).
+const maxLinks = 40
+
+// resolveLinks follows p while it is a symbolic link. readlink returns a
+// link's target and true, or false when the path is no link (or does not
+// exist); exists says whether a path exists.
+func resolveLinks(p string, readlink func(string) (string, bool, error), exists func(string) (bool, error)) (string, error) {
+	orig := p
+	for i := 0; ; i++ {
+		target, isLink, err := readlink(p)
+		if err != nil {
+			return "", fmt.Errorf("resolve %s: %w", orig, err)
+		}
+		if !isLink {
+			break
+		}
+		if i == maxLinks {
+			return "", fmt.Errorf("resolve %s: more than %d symbolic links (a loop?)", orig, maxLinks)
+		}
+		if !pathpkg.IsAbs(target) {
+			target = pathpkg.Join(pathpkg.Dir(p), target)
+		}
+		p = pathpkg.Clean(target)
+	}
+	if p != orig {
+		ok, err := exists(p)
+		if err != nil {
+			return "", fmt.Errorf("resolve %s: %w", orig, err)
+		}
+		if !ok {
+			return "", fmt.Errorf("%s is a symbolic link to %s, which does not exist: a write would create a file the link may not be meant to name; create the target or fix the link", orig, p)
+		}
+	}
+	return p, nil
 }

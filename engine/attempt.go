@@ -1,0 +1,228 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/runbook-dev/runbook/internal/transport"
+	"github.com/runbook-dev/runbook/steps"
+)
+
+// hostOutcome is how a step ended on one target.
+type hostOutcome struct {
+	host   string
+	status Status
+	result steps.Result
+	err    error
+	// printed is the step's print text, rendered with its result.
+	printed string
+	// final is a failure that retries must not repeat: a refused gate.
+	final bool
+}
+
+// onHost runs a step for one target: unless a resume finds it done, it
+// resolves the target, checks its when, rechecks the host after a lost
+// attempt, attempts the step with its retries and reports the outcome.
+func (x *run) onHost(ctx context.Context, t *target) hostOutcome {
+	if o, ok := x.resumed(t); ok {
+		return o
+	}
+	host := t.key.Host
+	if err := x.resolve(t); err != nil {
+		return x.report(t, hostOutcome{host: host, status: StatusFailed, err: err}, nil)
+	}
+	switch {
+	case t.whenErr != nil:
+		return x.report(t, hostOutcome{host: host, status: x.failStatus(t.whenErr), err: fmt.Errorf("when: %w", t.whenErr)}, nil)
+	case t.skip:
+		return x.report(t, hostOutcome{host: host, status: StatusSkipped, result: steps.Result{}}, &steps.Plan{Summary: "when is false: " + t.step.When.Source})
+	}
+	start := t.event(EventStepStart)
+	start.DryRun = x.dryRun
+	x.sink.Emit(start)
+	crashpoint("intent", t.key.Index)
+	if err := x.recheck(ctx, t); err != nil {
+		return x.report(t, hostOutcome{host: host, status: x.failStatus(err), err: err}, nil)
+	}
+	o, plan := x.attempts(ctx, t)
+	o, plan = x.madeByLostAttempt(t, o, plan)
+	return x.report(t, o, plan)
+}
+
+// attempts attempts the step until it does not fail, up to its retries,
+// pausing its retry delay between attempts. A failure marked final, an
+// interrupted run and a dry run (which applies nothing) are not retried.
+func (x *run) attempts(ctx context.Context, t *target) (hostOutcome, *steps.Plan) {
+	for attempt := 0; ; attempt++ {
+		o, plan := x.attempt(ctx, t)
+		if o.status != StatusFailed || o.final || ctx.Err() != nil || x.dryRun {
+			return o, plan
+		}
+		if t.retryErr != nil {
+			o.err = t.retryErr
+			return o, plan
+		}
+		if attempt >= t.retries {
+			return o, plan
+		}
+		t.ex.Progress(fmt.Sprintf("attempt %d failed: %v; retrying in %s", attempt+1, o.err, t.retryDelay))
+		select {
+		case <-ctx.Done():
+		case <-time.After(t.retryDelay):
+		}
+	}
+}
+
+// attempt plans the step on its target, asks its gate when the plan
+// finds a change, applies the change and verifies the result, all within
+// the step's timeout. A dry run stops after the plan.
+func (x *run) attempt(ctx context.Context, t *target) (hostOutcome, *steps.Plan) {
+	s, ex := t.step, t.ex
+	o := hostOutcome{host: t.key.Host}
+	if t.timeoutErr != nil {
+		o.status, o.err = StatusFailed, fmt.Errorf("timeout: %w", t.timeoutErr)
+		return o, nil
+	}
+	outer := ctx
+	var clock *stepClock
+	if !s.Timeout.IsZero() {
+		ctx, clock = startClock(outer, t.timeout, &StepTimeoutError{Step: s.Label(), Limit: t.timeout})
+		defer clock.stop()
+	}
+	gate := t.gate()
+	plan, err := s.Body.Plan(ctx, ex)
+	if err != nil {
+		if o, ok := x.unknownPlan(ctx, t, gate, err); ok {
+			return o, nil
+		}
+		return x.failed(ctx, o, err)
+	}
+	switch {
+	case plan.Skipped:
+		o.status, o.result = StatusSkipped, plan.Result
+		return o, plan
+	case !plan.Changes:
+		o.status, o.result = StatusOK, plan.Result
+	case x.dryRun:
+		return x.wouldChange(ctx, t, gate, plan), plan
+	default:
+		// The operator's time is not the step's: the gate is asked under
+		// the run's context, and the time given back to the step's clock.
+		waited, err := x.confirmStep(outer, t, gate, plan)
+		if err != nil {
+			o.status, o.err, o.final = x.failStatus(err), err, true
+			return o, nil
+		}
+		if clock != nil && waited > 0 {
+			ctx = clock.extend(waited)
+		}
+		var applied bool
+		if o, applied = x.apply(ctx, t, plan); !applied {
+			return o, nil
+		}
+	}
+	return x.verify(ctx, t, o, plan)
+}
+
+// apply makes the change the plan found, once the journal's mark covers
+// the step, and returns the outcome and whether the step goes on to its
+// verification.
+func (x *run) apply(ctx context.Context, t *target, plan *steps.Plan) (hostOutcome, bool) {
+	o := hostOutcome{host: t.key.Host}
+	if x.marks != nil {
+		if err := x.marks.await(t.key.Index); err != nil {
+			o, _ = x.failed(ctx, o, fmt.Errorf("journal: %w; nothing was changed", err))
+			return o, false
+		}
+	}
+	e := t.event(EventStepApply)
+	e.Message = plan.Summary
+	x.sink.Emit(e)
+	r, err := t.step.Body.Apply(ctx, t.ex, plan)
+	crashpoint("applied", t.key.Index)
+	o.result = r
+	if err != nil {
+		if transport.IsLost(err) && ctx.Err() == nil {
+			// Not failed: its command may go on without us. Retrying here
+			// would start it a second time beside the first.
+			o.status, o.err, o.final = StatusInDoubt, fmt.Errorf("in doubt: %w; the change may be made or still being made: resume checks the host again (and waits for a command still running) before it acts", err), true
+			return o, false
+		}
+		o, _ = x.failed(ctx, o, err)
+		return o, false
+	}
+	o.status = StatusChanged
+	return o, true
+}
+
+// verify checks the step's assert on its result and renders its print.
+func (x *run) verify(ctx context.Context, t *target, o hostOutcome, plan *steps.Plan) (hostOutcome, *steps.Plan) {
+	s, ex := t.step, t.ex
+	if s.Assert != nil {
+		env := withResult(ex.Env, o.result)
+		ok, err := s.Assert.EvalBool(env)
+		if err != nil {
+			return x.failed(ctx, o, fmt.Errorf("assert: %w", err))
+		}
+		if !ok {
+			if o, ok := x.unknownAssert(t, o); ok {
+				return o, plan
+			}
+			if s.Message != nil {
+				if msg, err := s.Message.Render(env); err == nil {
+					return x.failed(ctx, o, errors.New(msg))
+				}
+			}
+			return x.failed(ctx, o, fmt.Errorf("assert %s is false; observed %s", s.Assert.Source, steps.Show(x.redactor(), o.result)))
+		}
+	}
+	if s.Print != nil && o.status != StatusSkipped {
+		if text, err := s.Print.Render(withResult(ex.Env, o.result)); err == nil {
+			o.printed = text
+		} else {
+			o.printed = "(print: " + err.Error() + ")"
+		}
+	}
+	return o, plan
+}
+
+// failed returns o failed with err, or with the cause of ctx's end (a
+// step's timeout, an interruption) when ctx ended: that is what failed.
+func (x *run) failed(ctx context.Context, o hostOutcome, err error) (hostOutcome, *steps.Plan) {
+	if c := context.Cause(ctx); c != nil && ctx.Err() != nil {
+		err = c
+	}
+	o.status, o.err = x.failStatus(err), err
+	return o, nil
+}
+
+// stepClock is a step's timeout. The time the operator takes to answer
+// the step's gate is given back: the limit is for the step's own work.
+type stepClock struct {
+	outer    context.Context
+	deadline time.Time
+	cause    error
+	cancel   context.CancelFunc
+}
+
+// startClock returns the step's context, which ends at the limit.
+func startClock(outer context.Context, limit time.Duration, cause error) (context.Context, *stepClock) {
+	k := &stepClock{outer: outer, deadline: time.Now().Add(limit), cause: cause}
+	ctx, cancel := context.WithDeadlineCause(outer, k.deadline, cause)
+	k.cancel = cancel
+	return ctx, k
+}
+
+// extend returns a new context for the step, whose deadline is later by
+// d; the old one is cancelled.
+func (k *stepClock) extend(d time.Duration) context.Context {
+	k.cancel()
+	k.deadline = k.deadline.Add(d)
+	ctx, cancel := context.WithDeadlineCause(k.outer, k.deadline, k.cause)
+	k.cancel = cancel
+	return ctx
+}
+
+func (k *stepClock) stop() { k.cancel() }

@@ -1,0 +1,269 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/runbook-dev/runbook/internal/tmpl"
+	"github.com/runbook-dev/runbook/internal/transport"
+	"github.com/runbook-dev/runbook/steps"
+)
+
+// step runs step s (index is its 1-based index) for each of its targets:
+// on its one host, once per element of its for_each, or on each of its
+// hosts at once.
+func (x *run) step(ctx context.Context, index int, s *Step) error {
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	hosts, err := x.hostsOf(s)
+	if err != nil {
+		return x.finish(index, s, []hostOutcome{{host: "", status: x.failStatus(err), err: err}})
+	}
+	if s.ForEach != nil {
+		return x.forEach(ctx, index, s, hosts[0])
+	}
+	outcomes := make([]hostOutcome, len(hosts))
+	if len(hosts) == 1 {
+		outcomes[0] = x.onHost(ctx, newTarget(index, s, hosts[0], nil, 0))
+	} else {
+		x.fanOut(ctx, index, s, hosts, outcomes)
+	}
+	return x.finish(index, s, outcomes)
+}
+
+// forEach runs a step once per element of its list, in order, stopping at
+// the first failure.
+func (x *run) forEach(ctx context.Context, index int, s *Step, host string) error {
+	v, err := s.ForEach.Value(x.base)
+	if err != nil {
+		return x.finish(index, s, []hostOutcome{{host: host, status: x.failStatus(err), err: fmt.Errorf("for_each: %w", err)}})
+	}
+	var items []any
+	if v != nil {
+		rv := reflect.ValueOf(v)
+		if rv.Kind() != reflect.Slice && rv.Kind() != reflect.Array {
+			err := fmt.Errorf("for_each: %s gave %T, want a list", s.ForEach.Source, v)
+			return x.finish(index, s, []hostOutcome{{host: host, status: StatusFailed, err: err}})
+		}
+		for i := 0; i < rv.Len(); i++ {
+			items = append(items, rv.Index(i).Interface())
+		}
+	}
+	var outcomes []hostOutcome
+	for i, it := range items {
+		o := x.onHost(ctx, newTarget(index, s, host, &it, i+1))
+		outcomes = append(outcomes, o)
+		if o.status == StatusFailed || o.status == StatusInterrupted || o.status == StatusInDoubt {
+			break
+		}
+	}
+	if len(outcomes) == 0 {
+		t := newTarget(index, s, host, nil, 0)
+		t.name = x.label(t)
+		outcomes = append(outcomes, x.report(t, hostOutcome{host: host, status: StatusSkipped, result: steps.Result{}}, &steps.Plan{Summary: "for_each gave no elements"}))
+	}
+	return x.finish(index, s, outcomes)
+}
+
+// fanOut runs a step on several hosts at once, at most s.Parallel at a time.
+// After more than s.MaxFailures hosts failed, hosts not yet started are not
+// started and the running ones are cancelled.
+func (x *run) fanOut(ctx context.Context, index int, s *Step, hosts []string, outcomes []hostOutcome) {
+	limit := s.Parallel
+	if limit <= 0 || limit > len(hosts) {
+		limit = len(hosts)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	sem := make(chan struct{}, limit)
+	var mu sync.Mutex
+	failures := 0
+	var wg sync.WaitGroup
+	for i, h := range hosts {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			outcomes[i] = hostOutcome{host: h, status: StatusSkipped, err: fmt.Errorf("not started: %w", context.Cause(ctx))}
+			continue
+		}
+		if ctx.Err() != nil {
+			<-sem
+			outcomes[i] = hostOutcome{host: h, status: StatusSkipped, err: fmt.Errorf("not started: %w", context.Cause(ctx))}
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			o := x.onHost(ctx, newTarget(index, s, h, nil, 0))
+			outcomes[i] = o
+			if o.status == StatusFailed {
+				mu.Lock()
+				failures++
+				if failures > s.MaxFailures {
+					cancel(fmt.Errorf("stopped after %d failed host(s)", failures))
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// hostsOf resolves the hosts a step runs on.
+func (x *run) hostsOf(s *Step) ([]string, error) {
+	if s.Host != nil {
+		h, err := s.Host.Render(x.base)
+		if err != nil {
+			return nil, err
+		}
+		return []string{h}, nil
+	}
+	if len(s.Hosts) == 0 && s.HostsExpr == nil {
+		// A step that names no host but whose body does (a wait-until
+		// probe) runs there as far as the operator is concerned.
+		if l, ok := s.Body.(steps.Located); ok {
+			if h, ok := l.Where(x.base); ok {
+				return []string{h}, nil
+			}
+		}
+		return []string{Localhost}, nil
+	}
+	var refs []string
+	for _, t := range s.Hosts {
+		name, err := t.Render(x.base)
+		if err != nil {
+			return nil, err
+		}
+		refs = append(refs, name)
+	}
+	if s.HostsExpr != nil {
+		v, err := s.HostsExpr.Value(x.base)
+		if err != nil {
+			return nil, err
+		}
+		switch v := v.(type) {
+		case []any:
+			for _, e := range v {
+				refs = append(refs, tmpl.Format(e))
+			}
+		case []string:
+			refs = append(refs, v...)
+		default:
+			refs = append(refs, strings.Split(tmpl.Format(v), ",")...)
+		}
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, name := range refs {
+		names, err := x.inv.Expand(strings.TrimSpace(name))
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			if !seen[n] {
+				seen[n] = true
+				out = append(out, n)
+			}
+		}
+	}
+	return out, nil
+}
+
+// checkHosts resolves every host that does not depend on a step's result,
+// so that a typo in a host name stops the run before anything happens.
+func (x *run) checkHosts() error {
+	var errs *multierror.Error
+	check := func(t *tmpl.Template, group bool) {
+		if t == nil || len(t.Steps()) > 0 {
+			return
+		}
+		name, err := t.Render(x.base)
+		if err != nil {
+			errs = multierror.Append(errs, err)
+			return
+		}
+		if group {
+			_, err = x.inv.Expand(name)
+		} else {
+			_, err = x.inv.Host(name)
+		}
+		if err != nil {
+			errs = multierror.Append(errs, err)
+		}
+	}
+	for _, g := range x.pb.Require {
+		check(g.Host, false)
+	}
+	for _, s := range x.pb.Steps {
+		check(s.Host, false)
+		if s.HostsExpr != nil && len(s.HostsExpr.Steps()) == 0 {
+			if _, err := x.hostsOf(s); err != nil {
+				errs = multierror.Append(errs, err)
+			}
+		}
+		for _, h := range s.Hosts {
+			check(h, true)
+		}
+	}
+	if errs != nil {
+		errs.ErrorFormat = oneLine
+	}
+	return errs.ErrorOrNil()
+}
+
+// exec builds the Exec a step runs with on a host: the run's environment
+// with host, and the host's connection from the pool.
+func (x *run) exec(host, become string) (*steps.Exec, error) {
+	h, err := x.inv.Host(host)
+	if err != nil {
+		return nil, err
+	}
+	env := make(map[string]any, len(x.base)+1)
+	for k, v := range x.base {
+		env[k] = v
+	}
+	vars := h.Vars
+	if vars == nil {
+		vars = map[string]any{}
+	}
+	env["host"] = map[string]any{"name": h.Name, "address": h.Address, "vars": vars, "facts": x.hostFacts(h.Name)}
+	ex := &steps.Exec{
+		Host:    steps.Host{Name: h.Name, Address: h.Address, Vars: vars},
+		Env:     env,
+		Become:  become,
+		Redact:  x.redactor(),
+		Connect: func(ctx context.Context) (transport.Conn, error) { return x.pool.get(ctx, h) },
+	}
+	ex.ForHost = func(ctx context.Context, name string) (*steps.Exec, error) {
+		return x.exec(name, become)
+	}
+	return ex, nil
+}
+
+// inventoryEnv is `inventory` in expressions: every host by name.
+func inventoryEnv(inv *Inventory) map[string]any {
+	out := map[string]any{}
+	add := func(h *HostSpec) {
+		vars := h.Vars
+		if vars == nil {
+			vars = map[string]any{}
+		}
+		out[h.Name] = map[string]any{"name": h.Name, "address": h.Address, "vars": vars}
+	}
+	if lh, err := inv.Host(Localhost); err == nil {
+		add(lh)
+	}
+	if inv != nil {
+		for _, h := range inv.Hosts {
+			add(h)
+		}
+	}
+	return out
+}

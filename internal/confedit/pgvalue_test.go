@@ -1,0 +1,67 @@
+package confedit
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runbook-dev/runbook/internal/testpg"
+)
+
+// TestStandbyNamesAsPostgreSQLReads writes synchronous_standby_names the
+// way file-patch and pg-settings do and has PostgreSQL read it on reload:
+// the server takes the value (pg_file_settings has no error, SHOW gives
+// it), and it means the names given.
+func TestStandbyNamesAsPostgreSQLReads(t *testing.T) {
+	var conf string
+	s := testpg.StartPrepared(t, func(data string) {
+		conf = filepath.Join(data, "runbook.conf")
+		f, err := os.OpenFile(filepath.Join(data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteString("include_if_exists = 'runbook.conf'\n"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	tests := []struct{ in, want string }{
+		{"pg-standby-2", `"pg-standby-2"`},
+		{"inmanta", "inmanta"},
+		{"FIRST 1 (pg-standby-2, inmanta)", `FIRST 1 ("pg-standby-2", inmanta)`},
+		{`any 2 (a, "b c", d.e, first)`, `ANY 2 (a, "b c", "d.e", "first")`},
+		{"2 (s1, s2)", "2 (s1, s2)"},
+		{"*", "*"},
+		{`it's`, `"it's"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			v, err := PGValue("synchronous_standby_names", tt.in)
+			if err != nil || v != tt.want {
+				t.Fatalf("PGValue(%q) = %q %v, want %q", tt.in, v, err, tt.want)
+			}
+			text, _ := Set("", "synchronous_standby_names", v)
+			if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			s.Psql(t, "SELECT pg_reload_conf()")
+			var show string
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+				if show = strings.TrimSpace(s.Psql(t, "SHOW synchronous_standby_names")); show == tt.want {
+					break
+				}
+			}
+			errs := strings.TrimSpace(s.Psql(t, "SELECT coalesce(string_agg(error, '; '), '') FROM pg_file_settings WHERE name = 'synchronous_standby_names' AND error IS NOT NULL"))
+			if show != tt.want || errs != "" {
+				log, _ := exec.Command("tail", "-5", filepath.Join(s.Dir, "postgres.log")).Output()
+				t.Fatalf("PostgreSQL reads %q (errors: %q), want %q; wrote:\n%s\nlog:\n%s", show, errs, tt.want, text, log)
+			}
+		})
+	}
+	if _, err := PGValue("synchronous_standby_names", `a, b"c`); err == nil {
+		t.Fatal("a stray double quote was accepted")
+	}
+}

@@ -1,0 +1,357 @@
+package transport
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// SSHTarget is what runbook knows of a host before OpenSSH's configuration
+// is read: the inventory's settings (which win over ~/.ssh/config, as
+// ssh's command-line options do) and how runbook was started.
+type SSHTarget struct {
+	// Name is the inventory name; Address, when set, is what ssh would be
+	// given instead (an ssh_config Host alias or an address).
+	Name, Address string
+	Port          int
+	User          string
+	// IdentityFile replaces the configured identity files.
+	IdentityFile string
+	// KnownHosts replaces the configured known_hosts files.
+	KnownHosts string
+	// ConfigFile replaces ~/.ssh/config and /etc/ssh/ssh_config, as ssh -F.
+	ConfigFile        string
+	AcceptNewHostKeys bool
+	Passphrase        func(file string) ([]byte, error)
+}
+
+// ResolveSSH returns how to reach t as OpenSSH would: it asks OpenSSH's own
+// ssh -G for the host's configuration, so ~/.ssh/config is read exactly as
+// ssh reads it (Include, Match host/user/exec, negated patterns, the first
+// value winning, canonical host names, HostName tokens), then expands the
+// tokens ssh expands itself (%h, %p, %r, %d, %u, ... in IdentityFile and
+// UserKnownHostsFile). The notes name the options runbook does not honour,
+// with the file and line that sets them; an option that would take the
+// connection somewhere else (ProxyCommand) is an error instead.
+func ResolveSSH(ctx context.Context, t SSHTarget) (SSHConfig, []string, error) {
+	if _, err := exec.LookPath("ssh"); err != nil {
+		cfg, err := resolveWithLibrary(t)
+		note := "OpenSSH's ssh is not installed here, so the SSH configuration is read by runbook's own reader, which does not evaluate Match blocks, tokens or canonical host names: install openssh-client for ssh's own reading"
+		return cfg, []string{note}, err
+	}
+	r := &resolver{ctx: ctx, target: t}
+	return r.resolve(t.Name, t.addressOrName(), t.Port, t.User, t.IdentityFile, t.KnownHosts, 0)
+}
+
+func (t SSHTarget) addressOrName() string {
+	if t.Address != "" {
+		return t.Address
+	}
+	return t.Name
+}
+
+type resolver struct {
+	ctx    context.Context
+	target SSHTarget
+	notes  []string
+}
+
+// sshG runs ssh -G and returns its options (lower-case keys), each with
+// its values in order.
+func (r *resolver) sshG(configFile, host string, port int, user string) (map[string][]string, error) {
+	if strings.HasPrefix(host, "-") || host == "" {
+		return nil, fmt.Errorf("host %q: a host name cannot be empty or start with -", host)
+	}
+	args := []string{"-G"}
+	if configFile != "" {
+		args = append(args, "-F", configFile)
+	}
+	if port != 0 {
+		args = append(args, "-p", strconv.Itoa(port))
+	}
+	if user != "" {
+		args = append(args, "-l", user)
+	}
+	args = append(args, host)
+	// Match exec runs commands; they get the time a connection would.
+	ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ssh", args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if msg == "" {
+			msg = err.Error()
+		}
+		where := "~/.ssh/config"
+		if configFile != "" {
+			where = configFile
+		}
+		return nil, fmt.Errorf("host %s: OpenSSH cannot read its configuration (%s): %s", host, where, msg)
+	}
+	opts := map[string][]string{}
+	sc := bufio.NewScanner(&stdout)
+	for sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), " ")
+		opts[k] = append(opts[k], v)
+	}
+	return opts, nil
+}
+
+// honoured are the options runbook acts on; harmless are those whose
+// setting changes nothing runbook does (logging, display, what ssh does
+// with a terminal or its own key store). Any other option set in the
+// configuration gets a note.
+var honoured = map[string]bool{
+	"hostname": true, "port": true, "user": true, "identityfile": true, "identitiesonly": true,
+	"userknownhostsfile": true, "globalknownhostsfile": true, "stricthostkeychecking": true,
+	"proxyjump": true, "proxycommand": true, "connecttimeout": true, "serveraliveinterval": true,
+	"serveralivecountmax": true, "hostkeyalias": true,
+	// Resolved by ssh -G itself before runbook sees the result.
+	"canonicalizehostname": true, "canonicaldomains": true, "canonicalizefallbacklocal": true,
+	"canonicalizemaxdots": true, "canonicalizepermittedcnames": true,
+}
+
+var harmless = map[string]bool{
+	"loglevel": true, "logverbose": true, "visualhostkey": true, "hashknownhosts": true, "updatehostkeys": true,
+	"addkeystoagent": true, "batchmode": true, "checkhostip": true, "escapechar": true, "requesttty": true,
+	"sessiontype": true, "stdinnull": true, "forkafterauthentication": true, "permitlocalcommand": true,
+	"localcommand": true, "tcpkeepalive": true, "compression": true, "sendenv": true,
+	"gssapiauthentication": true, "gssapidelegatecredentials": true, "passwordauthentication": true,
+	"kbdinteractiveauthentication": true, "challengeresponseauthentication": true, "hostbasedauthentication": true,
+	"forwardx11": true, "forwardx11trusted": true, "forwardx11timeout": true, "xauthlocation": true,
+	"numberofpasswordprompts": true, "connectionattempts": true, "enableescapecommandline": true,
+	"obscurekeystroketiming": true, "verifyhostkeydns": true, "pubkeyauthentication": true,
+	"exitonforwardfailure": true, "clearallforwardings": true, "gatewayports": true, "identityagent": true,
+}
+
+func (r *resolver) resolve(name, alias string, port int, user, identity, knownHosts string, depth int) (SSHConfig, []string, error) {
+	t := r.target
+	if depth > 5 {
+		return SSHConfig{}, r.notes, fmt.Errorf("host %s: ProxyJump nests too deep", name)
+	}
+	got, err := r.sshG(t.ConfigFile, alias, port, user)
+	if err != nil {
+		return SSHConfig{}, r.notes, err
+	}
+	// OpenSSH's defaults for this host: what the configuration changes is
+	// what differs from them.
+	base, err := r.sshG(os.DevNull, alias, port, user)
+	if err != nil {
+		return SSHConfig{}, r.notes, err
+	}
+	set := func(k string) bool { return strings.Join(got[k], "\n") != strings.Join(base[k], "\n") }
+	one := func(k string) string {
+		if v := got[k]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	cfg := SSHConfig{Name: name, Address: one("hostname"), Port: port, User: user, AcceptNewHostKeys: t.AcceptNewHostKeys, Passphrase: t.Passphrase}
+	if cfg.Port == 0 {
+		cfg.Port, _ = strconv.Atoi(one("port"))
+	}
+	if cfg.User == "" && set("user") {
+		cfg.User = one("user")
+	}
+	// runbook's default user is root, not the local user ssh would take.
+	tok := r.tokens(alias, cfg)
+	if identity != "" {
+		cfg.IdentityFiles = []string{identity}
+	} else {
+		for _, f := range got["identityfile"] {
+			cfg.IdentityFiles = append(cfg.IdentityFiles, tok.expand(f))
+		}
+	}
+	cfg.IdentitiesOnly = one("identitiesonly") == "yes"
+	if knownHosts != "" {
+		cfg.KnownHosts = []string{knownHosts}
+	} else {
+		for _, k := range []string{"userknownhostsfile", "globalknownhostsfile"} {
+			for _, f := range strings.Fields(one(k)) {
+				cfg.KnownHosts = append(cfg.KnownHosts, tok.expand(f))
+			}
+		}
+	}
+	switch strings.ToLower(one("stricthostkeychecking")) {
+	case "accept-new":
+		cfg.AcceptNewHostKeys = true
+	case "no", "off", "false":
+		r.note("StrictHostKeyChecking", "StrictHostKeyChecking no is not honoured: runbook checks host keys strictly (--accept-new-host-keys trusts a new host's key on first use, never a changed one)")
+	}
+	if v := one("proxycommand"); v != "" && v != "none" {
+		return cfg, r.notes, fmt.Errorf("host %s: %sProxyCommand %s: runbook cannot connect through a command; use ProxyJump, or reach the host directly", name, r.where("ProxyCommand"), v)
+	}
+	if set("hostkeyalias") {
+		cfg.HostKeyAlias = one("hostkeyalias")
+	}
+	if v, err := strconv.Atoi(one("connecttimeout")); err == nil && v > 0 {
+		cfg.ConnectTimeout = time.Duration(v) * time.Second
+	}
+	if v, err := strconv.Atoi(one("serveraliveinterval")); err == nil && v > 0 {
+		cfg.Keepalive = time.Duration(v) * time.Second
+	}
+	if v, err := strconv.Atoi(one("serveralivecountmax")); err == nil && v > 0 && set("serveralivecountmax") {
+		cfg.KeepaliveMissed = v
+	}
+	keys := make([]string, 0, len(got))
+	for k := range got {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !honoured[k] && !harmless[k] && set(k) {
+			r.note(k, "%s %s is not honoured by runbook", k, strings.Join(got[k], ", "))
+		}
+	}
+	if jump := one("proxyjump"); jump != "" && jump != "none" {
+		// A chain a,b reaches b through a: the last hop is the nearest.
+		hops := strings.Split(jump, ",")
+		ju, jh, jp := splitJump(strings.TrimSpace(hops[len(hops)-1]))
+		jcfg, _, err := r.resolve(jh, jh, jp, ju, "", "", depth+1)
+		if err != nil {
+			return cfg, r.notes, err
+		}
+		if len(hops) > 1 && jcfg.ProxyJump == nil {
+			fu, fh, fp := splitJump(strings.TrimSpace(strings.Join(hops[:len(hops)-1], ",")))
+			first, _, err := r.resolve(fh, fh, fp, fu, "", "", depth+1)
+			if err != nil {
+				return cfg, r.notes, err
+			}
+			jcfg.ProxyJump = &first
+		}
+		cfg.ProxyJump = &jcfg
+	}
+	return cfg, r.notes, nil
+}
+
+func (r *resolver) note(option, format string, args ...any) {
+	n := r.where(option) + fmt.Sprintf(format, args...)
+	for _, m := range r.notes {
+		if m == n {
+			return
+		}
+	}
+	r.notes = append(r.notes, n)
+}
+
+// where returns "FILE:LINE: " of the first line that sets option in the
+// files ssh reads (Include followed), or "" when none is found.
+func (r *resolver) where(option string) string {
+	files := []string{r.target.ConfigFile}
+	if r.target.ConfigFile == "" {
+		files = []string{ExpandHome("~/.ssh/config"), "/etc/ssh/ssh_config"}
+	}
+	seen := map[string]bool{}
+	for _, f := range files {
+		if w := findOption(f, strings.ToLower(option), filepath.Dir(f), seen, 0); w != "" {
+			return w + ": "
+		}
+	}
+	return ""
+}
+
+func findOption(file, option, dir string, seen map[string]bool, depth int) string {
+	if seen[file] || depth > 16 {
+		return ""
+	}
+	seen[file] = true
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return ""
+	}
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		key, rest, _ := strings.Cut(line, " ")
+		if k, v, ok := strings.Cut(key, "="); ok {
+			key, rest = k, v+" "+rest
+		}
+		key = strings.ToLower(strings.TrimSpace(key))
+		if key == option {
+			return fmt.Sprintf("%s:%d", file, i+1)
+		}
+		if key == "include" {
+			for _, pat := range strings.Fields(strings.TrimLeft(rest, " \t=")) {
+				pat = ExpandHome(pat)
+				if !filepath.IsAbs(pat) {
+					pat = filepath.Join(dir, pat)
+				}
+				matches, _ := filepath.Glob(pat)
+				for _, m := range matches {
+					if w := findOption(m, option, dir, seen, depth+1); w != "" {
+						return w
+					}
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// tokens are the values of ssh_config's % tokens for one connection
+// (ssh_config(5) TOKENS).
+type tokens map[byte]string
+
+func (r *resolver) tokens(alias string, cfg SSHConfig) tokens {
+	home, _ := os.UserHomeDir()
+	local, _ := os.Hostname()
+	short, _, _ := strings.Cut(local, ".")
+	u, _ := user.Current()
+	remoteUser := cfg.User
+	if remoteUser == "" {
+		remoteUser = "root"
+	}
+	t := tokens{'%': "%", 'd': home, 'h': cfg.Address, 'l': local, 'L': short, 'n': alias,
+		'p': strconv.Itoa(cfg.Port), 'r': remoteUser, 'k': alias}
+	if u != nil {
+		t['u'], t['i'] = u.Username, u.Uid
+	}
+	sum := sha1.Sum([]byte(local + cfg.Address + strconv.Itoa(cfg.Port) + remoteUser))
+	t['C'] = hex.EncodeToString(sum[:])
+	return t
+}
+
+// expand replaces ~ and the % tokens of s.
+func (t tokens) expand(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+1 < len(s) {
+			if v, ok := t[s[i+1]]; ok {
+				b.WriteString(v)
+				i++
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return ExpandHome(b.String())
+}
+
+// splitJump parses [user@]host[:port].
+func splitJump(s string) (user, host string, port int) {
+	if i := strings.LastIndex(s, "@"); i >= 0 {
+		user, s = s[:i], s[i+1:]
+	}
+	host = s
+	if i := strings.LastIndex(s, ":"); i >= 0 && !strings.Contains(s[:i], ":") {
+		if p, err := strconv.Atoi(s[i+1:]); err == nil {
+			host, port = s[:i], p
+		}
+	}
+	return user, host, port
+}

@@ -1,0 +1,242 @@
+package transport_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/runbook-dev/runbook/internal/testsshd"
+	"github.com/runbook-dev/runbook/internal/transport"
+)
+
+// sshG is OpenSSH's own reading of a configuration for host.
+func sshG(t *testing.T, config, host string, port int, user string) map[string][]string {
+	t.Helper()
+	args := []string{"-G", "-F", config}
+	if port != 0 {
+		args = append(args, "-p", strconv.Itoa(port))
+	}
+	if user != "" {
+		args = append(args, "-l", user)
+	}
+	out, err := exec.Command("ssh", append(args, host)...).Output()
+	if err != nil {
+		t.Fatalf("ssh -G %s: %v", host, err)
+	}
+	m := map[string][]string{}
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		k, v, _ := strings.Cut(l, " ")
+		m[k] = append(m[k], v)
+	}
+	return m
+}
+
+// TestResolveSSHAsOpenSSH compares runbook's reading of ssh_config with
+// ssh -G's for configurations that use what OpenSSH offers: Include,
+// Match host/user/exec, negated Host patterns, the first value winning,
+// tokens, known_hosts lists, ProxyJump, StrictHostKeyChecking. Where the
+// case can connect, runbook and OpenSSH's ssh both reach a real sshd with
+// the resolved settings.
+func TestResolveSSHAsOpenSSH(t *testing.T) {
+	_, err := exec.LookPath("ssh")
+	testsshd.Require(t, err == nil, "OpenSSH's ssh is not installed (apt-get install openssh-client)")
+	s := testsshd.Start(t)
+	dir := t.TempDir()
+	// The client key under a name made of tokens: %h_%r_%p.
+	tokKey := filepath.Join(dir, fmt.Sprintf("%s_root_%d", s.Host, s.Port))
+	for _, ext := range []string{"", ".pub"} {
+		b, err := os.ReadFile(s.IdentityFile + ext)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(tokKey+ext, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := filepath.Join(dir, "included")
+	if err := os.WriteFile(other, []byte(fmt.Sprintf("Host inc\n  HostName %s\n  Port %d\n", s.Host, s.Port)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	common := fmt.Sprintf("  IdentityFile %s\n  UserKnownHostsFile %s\n  IdentitiesOnly yes\n", s.IdentityFile, s.KnownHosts)
+	tests := []struct {
+		name, config, host string
+		port               int
+		user               string
+		connect            bool
+		// wantIdentity is the first identity file, tokens expanded.
+		wantIdentity string
+	}{
+		{name: "Match host and exec", host: "db2", connect: true, config: fmt.Sprintf("Match host db2 exec \"test -d %s\"\n  HostName %s\n  Port %d\n%s", dir, s.Host, s.Port, common)},
+		{name: "Match exec false", host: "db2", config: fmt.Sprintf("Match host db2 exec false\n  Port 2\nHost *\n  HostName %s\n", s.Host)},
+		{name: "negated Host pattern", host: "db3", config: "Host * !db3\n  User nobody\n  Port 2\nHost *\n  User admin\n"},
+		{name: "first value wins", host: "db", connect: true, config: fmt.Sprintf("Host db\n  Port %d\n  HostName %s\n%sHost *\n  Port 1\n  HostName 10.255.255.1\n", s.Port, s.Host, common)},
+		{name: "Include", host: "inc", connect: true, config: fmt.Sprintf("Include %s\nHost *\n%s", other, common)},
+		{name: "HostName token", host: "db", config: "Host db\n  HostName %h.example.net\n"},
+		{name: "tokens in IdentityFile", host: "tok", connect: true, wantIdentity: tokKey, config: fmt.Sprintf("Host tok\n  HostName %s\n  Port %d\n  User root\n  IdentityFile %s/%%h_%%r_%%p\n  IdentitiesOnly yes\n  UserKnownHostsFile %s\n", s.Host, s.Port, dir, s.KnownHosts)},
+		{name: "known_hosts lists", host: "db", config: "Host db\n  UserKnownHostsFile /x/one ~/two\n  GlobalKnownHostsFile /etc/three\n"},
+		{name: "Match user from the inventory", host: "db", user: "admin", config: "Match user admin\n  Port 2222\n"},
+		{name: "inventory port wins", host: "db", port: 2022, config: "Host db\n  Port 2222\n"},
+		{name: "ProxyJump", host: "behind", config: "Host behind\n  ProxyJump ops@jump:2200\nHost jump\n  HostName 10.0.0.9\n  IdentityFile /k/jump\n"},
+		{name: "ProxyJump chain", host: "behind", config: "Host behind\n  ProxyJump j1,j2\nHost j2\n  Port 2202\n"},
+		{name: "StrictHostKeyChecking accept-new", host: "db", config: "Host db\n  StrictHostKeyChecking accept-new\n"},
+		{name: "Host alias with canonical case", host: "DB", config: "Host db\n  Port 2200\n"},
+		{name: "HostKeyAlias", host: "db", config: "Host db\n  HostKeyAlias pg-primary\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "ssh_config")
+			if err := os.WriteFile(file, []byte(tt.config), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, notes, err := transport.ResolveSSH(context.Background(), transport.SSHTarget{Name: "h", Address: tt.host, Port: tt.port, User: tt.user, ConfigFile: file})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(notes) > 0 {
+				t.Errorf("notes: %v", notes)
+			}
+			compareWithSSHG(t, file, tt.host, tt.port, tt.user, cfg)
+			if tt.wantIdentity != "" && (len(cfg.IdentityFiles) == 0 || cfg.IdentityFiles[0] != tt.wantIdentity) {
+				t.Errorf("identity files %v, want %s first", cfg.IdentityFiles, tt.wantIdentity)
+			}
+			if !tt.connect {
+				return
+			}
+			if out, err := exec.Command("ssh", "-F", file, "-o", "BatchMode=yes", tt.host, "true").CombinedOutput(); err != nil {
+				t.Fatalf("OpenSSH's ssh with this configuration: %v %s", err, out)
+			}
+			c, err := transport.DialSSH(context.Background(), cfg)
+			if err != nil {
+				t.Fatalf("runbook with this configuration: %v", err)
+			}
+			c.Close()
+		})
+	}
+}
+
+// compareWithSSHG checks each setting runbook uses against ssh -G.
+func compareWithSSHG(t *testing.T, file, host string, port int, user string, cfg transport.SSHConfig) {
+	t.Helper()
+	g := sshG(t, file, host, port, user)
+	def := sshG(t, os.DevNull, host, port, user)
+	if cfg.Address != g["hostname"][0] {
+		t.Errorf("address %q, ssh -G hostname %q", cfg.Address, g["hostname"][0])
+	}
+	if strconv.Itoa(cfg.Port) != g["port"][0] {
+		t.Errorf("port %d, ssh -G port %s", cfg.Port, g["port"][0])
+	}
+	wantUser := ""
+	if g["user"][0] != def["user"][0] || user != "" {
+		wantUser = g["user"][0]
+	}
+	if cfg.User != wantUser {
+		t.Errorf("user %q, ssh -G user %q (default %q)", cfg.User, g["user"][0], def["user"][0])
+	}
+	if len(cfg.IdentityFiles) != len(g["identityfile"]) {
+		t.Errorf("identity files %v, ssh -G %v", cfg.IdentityFiles, g["identityfile"])
+	}
+	var kh []string
+	for _, k := range []string{"userknownhostsfile", "globalknownhostsfile"} {
+		for _, f := range strings.Fields(g[k][0]) {
+			kh = append(kh, transport.ExpandHome(f))
+		}
+	}
+	if strings.Join(cfg.KnownHosts, " ") != strings.Join(kh, " ") {
+		t.Errorf("known hosts %v, ssh -G %v", cfg.KnownHosts, kh)
+	}
+	if alias := g["hostkeyalias"]; len(alias) > 0 && cfg.HostKeyAlias != alias[0] || len(alias) == 0 && cfg.HostKeyAlias != "" {
+		t.Errorf("HostKeyAlias %q, ssh -G %v", cfg.HostKeyAlias, alias)
+	}
+	if cfg.IdentitiesOnly != (g["identitiesonly"][0] == "yes") {
+		t.Errorf("IdentitiesOnly %v, ssh -G %s", cfg.IdentitiesOnly, g["identitiesonly"][0])
+	}
+	if cfg.AcceptNewHostKeys != (g["stricthostkeychecking"][0] == "accept-new") {
+		t.Errorf("accept new host keys %v, ssh -G StrictHostKeyChecking %s", cfg.AcceptNewHostKeys, g["stricthostkeychecking"][0])
+	}
+	jump := ""
+	if v := g["proxyjump"]; len(v) > 0 {
+		jump = v[0]
+	}
+	var chain []string
+	for j := cfg.ProxyJump; j != nil; j = j.ProxyJump {
+		chain = append([]string{j.Name}, chain...)
+	}
+	var hops []string
+	for _, h := range strings.Split(jump, ",") {
+		if h != "" {
+			_, name, _ := strings.Cut("@"+h, "@")
+			if i := strings.LastIndex(name, "@"); i >= 0 {
+				name = name[i+1:]
+			}
+			name, _, _ = strings.Cut(name, ":")
+			hops = append(hops, name)
+		}
+	}
+	if strings.Join(chain, ",") != strings.Join(hops, ",") {
+		t.Errorf("jump hosts %v, ssh -G ProxyJump %q", chain, jump)
+	}
+	if cfg.ProxyJump != nil && len(hops) > 0 {
+		// The nearest hop is resolved with the configuration too.
+		last := strings.Split(jump, ",")
+		// runbook hangs the earlier hops of a chain on the nearest one.
+		j := *cfg.ProxyJump
+		if len(hops) > 1 {
+			j.ProxyJump = nil
+		}
+		compareWithSSHG(t, file, hops[len(hops)-1], jumpPort(last[len(last)-1]), jumpUser(last[len(last)-1]), j)
+	}
+}
+
+func jumpUser(h string) string {
+	if u, _, ok := strings.Cut(h, "@"); ok {
+		return u
+	}
+	return ""
+}
+
+func jumpPort(h string) int {
+	if i := strings.LastIndex(h, ":"); i >= 0 {
+		p, _ := strconv.Atoi(h[i+1:])
+		return p
+	}
+	return 0
+}
+
+// TestResolveSSHSaysWhatItCannotDo: an option runbook cannot honour is
+// named with the file and line that sets it; ProxyCommand, which would
+// take the connection elsewhere, is an error.
+func TestResolveSSHSaysWhatItCannotDo(t *testing.T) {
+	_, err := exec.LookPath("ssh")
+	testsshd.Require(t, err == nil, "OpenSSH's ssh is not installed (apt-get install openssh-client)")
+	dir := t.TempDir()
+	inc := filepath.Join(dir, "inc.conf")
+	if err := os.WriteFile(inc, []byte("# forwarding\nHost db\n  LocalForward 5433 localhost:5432\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "ssh_config")
+	if err := os.WriteFile(file, []byte("Include "+inc+"\nHost db\n  StrictHostKeyChecking no\n  HostKeyAlias pg\nHost proxied\n  ProxyCommand nc %h %p\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, notes, err := transport.ResolveSSH(context.Background(), transport.SSHTarget{Name: "db", ConfigFile: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HostKeyAlias != "pg" {
+		t.Errorf("HostKeyAlias %q, want pg", cfg.HostKeyAlias)
+	}
+	all := strings.Join(notes, "\n")
+	for _, want := range []string{inc + ":3: localforward", file + ":3: StrictHostKeyChecking no is not honoured"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("no note %q in:\n%s", want, all)
+		}
+	}
+	_, _, err = transport.ResolveSSH(context.Background(), transport.SSHTarget{Name: "proxied", ConfigFile: file})
+	if err == nil || !strings.Contains(err.Error(), file+":6: ProxyCommand nc") {
+		t.Fatalf("ProxyCommand: %v, want an error naming %s:6", err, file)
+	}
+}
