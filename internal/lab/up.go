@@ -437,7 +437,10 @@ func (l *Lab) orchestratorDatabase(ctx context.Context, h, orch *Host) error {
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
 		return err
 	}
-	if b, err := l.Exec(ctx, orch.Name, "systemctl", "restart", "inmanta-server.service"); err != nil {
+	// Enabled at boot, the stand-in failed until now for want of its
+	// configuration: on a loaded machine often enough for systemd's start
+	// limit, which reset-failed clears.
+	if b, err := l.Exec(ctx, orch.Name, "sh", "-c", "systemctl reset-failed inmanta-server.service; systemctl restart inmanta-server.service"); err != nil {
 		return fmt.Errorf("starting the stand-in: %v %s", err, b)
 	}
 	return waitTCP(ctx, orch.Address+":8888")
