@@ -89,7 +89,7 @@ func (l *Loader) decodeAllFacts(d *steps.Decoder, pb *Playbook, top steps.Body, 
 func (l *Loader) decodeFact(d *steps.Decoder, k, n *yaml.Node) (*Fact, types.Type) {
 	where := "fact " + k.Value
 	if n.Kind != yaml.MappingNode {
-		d.Errorf(n, diag.RuleType, "%s must be a mapping with hosts and a probe", where)
+		d.Errorf(n, diag.RuleTypeMismatch, "%s must be a mapping with hosts and a probe", where)
 		return nil, nil
 	}
 	typ, body, rest := l.splitType(d, n, factFields, where)

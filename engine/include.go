@@ -77,7 +77,7 @@ func (l *Loader) readVarsFiles(d *steps.Decoder, pb *Playbook, n *yaml.Node) []*
 	seen := map[string]bool{}
 	for _, e := range n.Content {
 		if e.Kind != yaml.ScalarNode || e.Value == "" {
-			d.Errorf(e, diag.RuleType, "vars_files lists paths of vars files, relative to the playbook")
+			d.Errorf(e, diag.RuleTypeMismatch, "vars_files lists paths of vars files, relative to the playbook")
 			continue
 		}
 		if strings.Contains(e.Value, "${{") {
@@ -147,10 +147,14 @@ func sourceWith(src []byte, vfs []*varsFile) []byte {
 	return b.Bytes()
 }
 
-// checkDuplicate reports a name declared in a vars file and again later.
+// checkDuplicate reports a name declared in a vars file and again later
+// (in another vars file or the playbook); a name written twice in one
+// mapping is the loader's duplicate-key.
 func checkDuplicate(d *steps.Decoder, k *yaml.Node, what string, seen map[string]string) bool {
 	if prev, ok := seen[k.Value]; ok {
-		d.Errorf(k, diag.RuleInvalidValue, "%s %s is already declared at %s: declare it once", what, k.Value, prev)
+		if !strings.HasPrefix(prev, d.Diags.File+":") {
+			d.Errorf(k, diag.RuleInvalidValue, "%s %s is already declared at %s: declare it once", what, k.Value, prev)
+		}
 		return false
 	}
 	seen[k.Value] = fmt.Sprintf("%s:%d:%d", d.Diags.File, k.Line, k.Column)

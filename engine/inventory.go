@@ -90,6 +90,7 @@ func ParseInventory(file string, src []byte) (*Inventory, []*diag.Diagnostic) {
 		ds.Errorf(diag.Pos{Line: 1, Col: 1}, diag.RuleMissingField, "the inventory is empty: it needs hosts")
 		return nil, ds.Items
 	}
+	duplicateKeys(&doc, ds)
 	d := &steps.Decoder{Diags: ds}
 	top := d.Check(doc.Content[0], inventoryFields, "the inventory")
 	// Port, user and known_hosts stay empty unless given, so that
@@ -120,7 +121,7 @@ func ParseInventory(file string, src []byte) (*Inventory, []*diag.Diagnostic) {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			if v.Kind != yaml.SequenceNode {
-				d.Errorf(v, diag.RuleType, "group %s must be a list of host names", k.Value)
+				d.Errorf(v, diag.RuleTypeMismatch, "group %s must be a list of host names", k.Value)
 				continue
 			}
 			if _, clash := inv.Hosts[k.Value]; clash {
@@ -128,7 +129,7 @@ func ParseInventory(file string, src []byte) (*Inventory, []*diag.Diagnostic) {
 			}
 			for _, m := range v.Content {
 				if _, ok := inv.Hosts[m.Value]; !ok {
-					d.Errorf(m, diag.RuleUndefined, "group %s lists %q, which is not a host%s", k.Value, m.Value, diag.DidYouMean(m.Value, inv.HostNames()))
+					d.Errorf(m, diag.RuleUndefinedReference, "group %s lists %q, which is not a host%s", k.Value, m.Value, diag.DidYouMean(m.Value, inv.HostNames()))
 					continue
 				}
 				inv.Groups[k.Value] = append(inv.Groups[k.Value], m.Value)
@@ -179,7 +180,7 @@ func decodeHost(d *steps.Decoder, n *yaml.Node, h *HostSpec, where string) {
 		}
 		var vars map[string]any
 		if err := v.Decode(&vars); err != nil {
-			d.Errorf(v, diag.RuleType, "vars: %v", err)
+			d.Errorf(v, diag.RuleTypeMismatch, "vars: %v", err)
 		}
 		if h.Vars == nil {
 			h.Vars = map[string]any{}
@@ -249,7 +250,7 @@ func CheckHosts(pb *Playbook, inv *Inventory) []*diag.Diagnostic {
 			_, err = inv.Host(name)
 		}
 		if err != nil {
-			ds.Errorf(pos, diag.RuleUndefined, "%v", err)
+			ds.Errorf(pos, diag.RuleUndefinedReference, "%v", err)
 		}
 	}
 	for _, g := range pb.Require {

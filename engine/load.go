@@ -58,6 +58,7 @@ var paramFields = []steps.Field{
 	{Name: "default", Kind: steps.Any, Doc: "the value when none is given", Example: "/var/lib/pgsql/data"},
 	{Name: "required", Kind: steps.Bool, Doc: "whether a value must be given; true when there is no default"},
 	{Name: "enum", Kind: steps.StringList, Doc: "the allowed values", Example: []string{"rhel", "debian"}},
+	{Name: "pattern", Kind: steps.Literal, Doc: "a regular expression (RE2) the whole value must match, checked before the run starts", Example: "[a-z0-9_]{1,63}"},
 }
 
 var secretFields = []steps.Field{
@@ -156,6 +157,7 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 		ds.Errorf(diag.Pos{Line: line}, diag.RuleYAMLSyntax, "%s", msg)
 		return nil, ds.Items
 	}
+	duplicateKeys(&doc, ds)
 	resolveAliases(&doc, map[*yaml.Node]bool{})
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
 		ds.Errorf(diag.Pos{Line: 1, Col: 1}, diag.RuleNotAPlaybook, "a playbook is a mapping with version, name and steps")
@@ -245,10 +247,14 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 		// Before the steps are decoded: it runs before any of them.
 		pb.Confirm = decodeConfirm(d, n, "confirm of the playbook")
 	}
-	for _, sn := range stepNodes {
+	for i, sn := range stepNodes {
 		if s := l.decodeStep(d, sn); s != nil {
 			pb.Steps = append(pb.Steps, s)
 		}
+		// A step's YAML tree is not read once it is decoded: dropping it
+		// lets the collector free a large playbook's tree (a dozen times
+		// the size of its text) as it goes, rather than at the end.
+		stepNodes[i] = nil
 	}
 	if !diag.HasErrors(ds.Items) {
 		lint(pb, d.Scope.Used, ds)
@@ -387,10 +393,18 @@ func decodeParams(d *steps.Decoder, n *yaml.Node, seen map[string]string) []*Par
 				p.Enum = append(p.Enum, x.Value)
 			}
 		}
+		if pat := f.Get("pattern"); pat != nil {
+			// Checked alone first, so that an error quotes what was written.
+			if _, err := regexp.Compile(pat.Value); err != nil {
+				d.Errorf(pat, diag.RuleInvalidValue, "pattern of param %s: %v", p.Name, err)
+			} else {
+				p.Pattern = regexp.MustCompile(`^(?:` + pat.Value + `)$`)
+			}
+		}
 		if def := f.Get("default"); def != nil {
 			val, err := p.parseNode(def)
 			if err != nil {
-				d.Errorf(def, diag.RuleType, "default of param %s: %v", p.Name, err)
+				d.Errorf(def, diag.RuleTypeMismatch, "default of param %s: %v", p.Name, err)
 			} else {
 				p.Default, p.HasDefault = val, true
 			}
@@ -473,6 +487,9 @@ func (p *Param) Parse(s string) (any, error) {
 	default:
 		v = s
 	}
+	if p.Pattern != nil && !p.Pattern.MatchString(s) {
+		return nil, fmt.Errorf("%q does not match the pattern %s", s, p.Pattern)
+	}
 	if len(p.Enum) > 0 {
 		for _, e := range p.Enum {
 			if e == s {
@@ -544,7 +561,7 @@ func (l *Loader) splitType(d *steps.Decoder, n *yaml.Node, common []steps.Field,
 		k, v := n.Content[i], n.Content[i+1]
 		if t, ok := l.Registry.Lookup(k.Value); ok {
 			if typ != nil {
-				d.Errorf(k, diag.RuleStepType, "%s has two step types, %s (line %d) and %s: split it into two steps", where, typ.Describe().Name, typeKey.Line, k.Value)
+				d.Errorf(k, diag.RuleStepTypeCount, "%s has two step types, %s (line %d) and %s: split it into two steps", where, typ.Describe().Name, typeKey.Line, k.Value)
 				continue
 			}
 			typ, body, typeKey = t, v, k
@@ -571,7 +588,7 @@ func (l *Loader) splitType(d *steps.Decoder, n *yaml.Node, common []steps.Field,
 		d.Errorf(k, diag.RuleUnknownKey, "unknown key %q in %s%s; expected a step type (%s) or one of: %s", k.Value, where, diag.DidYouMean(k.Value, append(known, l.Registry.Names()...)), strings.Join(l.Registry.Names(), ", "), strings.Join(known, ", "))
 	}
 	if typ == nil && len(unknown) == 0 {
-		d.Errorf(n, diag.RuleStepType, "%s has no step type: add one of %s", where, strings.Join(l.Registry.Names(), ", "))
+		d.Errorf(n, diag.RuleStepTypeCount, "%s has no step type: add one of %s", where, strings.Join(l.Registry.Names(), ", "))
 	}
 	return typ, body, rest
 }
@@ -593,7 +610,7 @@ func (l *Loader) decodeBody(d *steps.Decoder, typ steps.Type, body *yaml.Node) s
 
 func (l *Loader) decodeGuard(d *steps.Decoder, n *yaml.Node) *Guard {
 	if n.Kind != yaml.MappingNode {
-		d.Errorf(n, diag.RuleType, "a guard must be a mapping with name, a probe and assert")
+		d.Errorf(n, diag.RuleTypeMismatch, "a guard must be a mapping with name, a probe and assert")
 		return nil
 	}
 	where := "guard"
@@ -678,7 +695,7 @@ func servicePorts(d *steps.Decoder, n *yaml.Node) []*tmpl.Template {
 
 func (l *Loader) decodeStep(d *steps.Decoder, n *yaml.Node) *Step {
 	if n.Kind != yaml.MappingNode {
-		d.Errorf(n, diag.RuleType, "a step must be a mapping with one step type, not %s", n.ShortTag())
+		d.Errorf(n, diag.RuleTypeMismatch, "a step must be a mapping with one step type, not %s", n.ShortTag())
 		return nil
 	}
 	where := "step"

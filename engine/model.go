@@ -3,6 +3,8 @@
 package engine
 
 import (
+	"regexp"
+
 	"github.com/runbook-dev/runbook/internal/diag"
 	"github.com/runbook-dev/runbook/internal/tmpl"
 	"github.com/runbook-dev/runbook/steps"
@@ -59,7 +61,9 @@ type Param struct {
 	HasDefault  bool
 	Required    bool
 	Enum        []string
-	Pos         diag.Pos
+	// Pattern, when set, is what every value must match (-p and default).
+	Pattern *regexp.Regexp
+	Pos     diag.Pos
 	// File is where the param is declared: the playbook, or a vars file.
 	File string
 }

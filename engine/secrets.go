@@ -56,8 +56,8 @@ func CheckSecrets(pb *Playbook, inv *Inventory, params map[string]any, secrets m
 
 // weakness says why a secret's value cannot be redacted safely, or "".
 func weakness(pb *Playbook, inv *Inventory, params map[string]any, v string) string {
-	if len(v) < redact.MinLength {
-		return fmt.Sprintf("is %d bytes long, shorter than %d: so short a value turns up by chance in output", len(v), redact.MinLength)
+	if why := redact.Weakness(v); why != "" {
+		return why
 	}
 	// Every form the redactor masks counts: a value whose shell-quoted or
 	// escaped form is in the playbook would be masked there too.

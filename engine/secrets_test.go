@@ -35,6 +35,12 @@ steps:
 		{"a-fine-secret", nil, ""},
 		{`it's "fine" too\`, nil, ""},
 		{"x9#k", nil, "secret pw is 4 bytes long, shorter than 8"},
+		// Each line shows on its own in a diff or a log: every line must
+		// be long enough to mask (a PEM key's last line, "-----END", is).
+		{"x9#k\nq7!z\nm2$w\n", nil, "secret pw has a line (the 1st) of 4 bytes, shorter than 8"},
+		{"a-long-first-line\nq7!z", nil, "secret pw has a line (the 2nd) of 4 bytes"},
+		{"a-long-first-line\r\nanother-long-line\n", nil, ""},
+		{"   x9#k    ", nil, "secret pw is 4 bytes long without the blanks around it"},
 		{"replication", nil, "secret pw occurs in the text of the playbook test.yaml"},
 		{"echo ${{ params.user }}", nil, "occurs in the text of the playbook"},
 		{"db-primary-host", nil, "secret pw occurs in the text of the inventory inv.yaml"},

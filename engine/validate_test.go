@@ -161,16 +161,7 @@ func TestBundledPlaybooksValidate(t *testing.T) {
 // fails on any finding not listed here, and on a listed one no longer
 // found, so that the list only shrinks: fix the line (quoting, or a
 // `# shellcheck disable=SCnnnn # why` line above it) and delete its entry.
-var pendingFindings = []struct{ file, rule, line string }{
-	// ls ... | wc -l counts the databases; no name there is unusual.
-	{"pg-ha/add-standby.yaml", "shellcheck:SC2012", `else echo "databases: $(ls ${{ host.facts.pg.data_dir }}/base 2>/dev/null | wc -l)"; fi`},
-	{"pg-ha/configure-standby.yaml", "shellcheck:SC2012", `else echo "databases: $(ls ${{ host.facts.pg.data_dir }}/base 2>/dev/null | wc -l)"; fi`},
-	// One file, written through fd 3 and read through fd 4 once unlinked.
-	{"pg-ha/add-standby.yaml", "shellcheck:SC2094", `exec 3>"$pass" 4<"$pass"`},
-	{"pg-ha/add-standby.yaml", "shellcheck:SC2094", `exec 3>"$pass" 4<"$pass"`},
-	{"pg-ha/configure-standby.yaml", "shellcheck:SC2094", `exec 3>"$pass" 4<"$pass"`},
-	{"pg-ha/configure-standby.yaml", "shellcheck:SC2094", `exec 3>"$pass" 4<"$pass"`},
-}
+var pendingFindings = []struct{ file, rule, line string }{}
 
 // testBundledInside: the bundled playbooks' commands and SQL texts are
 // clean for shellcheck and PostgreSQL's parser too.

@@ -14,7 +14,7 @@ import (
 // configure-standby does; the steps that do it (the copy, its room, its
 // swap, the settings, the checks) are written twice and must stay the same.
 func TestStandbyStepsAgree(t *testing.T) {
-	shared := []string{"state", "sizes", "layout", "basebackup", "stop", "swap", "conninfo", "conf", "hba", "restart",
+	shared := []string{"ident", "state", "leftover", "sizes", "layout", "basebackup", "stop", "swap", "conninfo", "conf", "hba_file", "hba", "restart",
 		"streaming", "warm", "sync", "reload", "is_sync", "verify"}
 	steps := func(name string) (map[string]string, map[string]string) {
 		src, ok := playbooks.Lookup(name)
@@ -25,6 +25,7 @@ func TestStandbyStepsAgree(t *testing.T) {
 			Steps   []yaml.Node `yaml:"steps"`
 			Standby yaml.Node   `yaml:"x-standby-settings"`
 			Sync    yaml.Node   `yaml:"x-sync-settings"`
+			Room    yaml.Node   `yaml:"x-capacity-query"`
 			Vars    yaml.Node   `yaml:"vars"`
 			Secrets yaml.Node   `yaml:"secrets"`
 		}
@@ -46,7 +47,7 @@ func TestStandbyStepsAgree(t *testing.T) {
 			byID[s.ID] = string(b)
 		}
 		other := map[string]string{}
-		for name, n := range map[string]*yaml.Node{"x-standby-settings": &doc.Standby, "x-sync-settings": &doc.Sync, "vars": &doc.Vars, "secrets": &doc.Secrets} {
+		for name, n := range map[string]*yaml.Node{"x-standby-settings": &doc.Standby, "x-sync-settings": &doc.Sync, "x-capacity-query": &doc.Room, "vars": &doc.Vars, "secrets": &doc.Secrets} {
 			b, err := yaml.Marshal(n)
 			if err != nil {
 				t.Fatal(err)

@@ -119,7 +119,7 @@ func (d *Decoder) Errorf(n *yaml.Node, rule, format string, args ...any) {
 func (d *Decoder) Check(n *yaml.Node, fields []Field, where string) Body {
 	body := Body{Node: n, values: map[string]*yaml.Node{}}
 	if n.Kind != yaml.MappingNode {
-		d.Errorf(n, diag.RuleType, "%s must be a mapping, not %s", where, describe(n))
+		d.Errorf(n, diag.RuleTypeMismatch, "%s must be a mapping, not %s", where, describe(n))
 		return body
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -131,7 +131,8 @@ func (d *Decoder) Check(n *yaml.Node, fields []Field, where string) Body {
 			continue
 		}
 		if _, dup := body.values[k.Value]; dup {
-			d.Errorf(k, diag.RuleDuplicateID, "key %q appears twice in %s", k.Value, where)
+			// The first value counts; the loader reports the key written
+			// twice (duplicate-key), in every mapping of the file.
 			continue
 		}
 		if d.checkShape(v, f, where) {
@@ -191,13 +192,17 @@ func hasKey(n *yaml.Node, key string) bool {
 // checkShape reports a value whose YAML shape cannot be a value of f.
 func (d *Decoder) checkShape(v *yaml.Node, f *Field, where string) bool {
 	bad := func(want string) bool {
-		d.Errorf(v, diag.RuleType, "%s: %s must be %s, not %s", where, f.Name, want, describe(v))
+		d.Errorf(v, diag.RuleTypeMismatch, "%s: %s must be %s, not %s", where, f.Name, want, describe(v))
 		return false
 	}
 	switch f.Kind {
 	case String, Literal:
 		if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
 			return bad("a string")
+		}
+		if f.Kind == Literal && strings.Contains(v.Value, "${{") {
+			d.Errorf(v, diag.RuleInvalidValue, "%s: %s is read as it is written: ${{ }} is not interpolated here; write a fixed value", where, f.Name)
+			return false
 		}
 	case Expr:
 		if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
@@ -210,7 +215,7 @@ func (d *Decoder) checkShape(v *yaml.Node, f *Field, where string) bool {
 			if f.Dynamic {
 				return true
 			}
-			d.Errorf(v, diag.RuleType, "%s: %s takes a fixed value (%s), not an expression: it decides the step's shape when the playbook is loaded", where, f.Name, want)
+			d.Errorf(v, diag.RuleTypeMismatch, "%s: %s takes a fixed value (%s), not an expression: it decides the step's shape when the playbook is loaded", where, f.Name, want)
 			return false
 		}
 		if v.Kind != yaml.ScalarNode || v.Tag != tag {
@@ -240,6 +245,9 @@ func (d *Decoder) checkShape(v *yaml.Node, f *Field, where string) bool {
 		if v.Kind != yaml.MappingNode {
 			return bad("a mapping of names to strings")
 		}
+		for i := 0; i+1 < len(v.Content); i += 2 {
+			d.refuseKeyExpr(v.Content[i], where+": "+f.Name)
+		}
 	case StringList:
 		if v.Kind == yaml.ScalarNode && strings.Contains(v.Value, "${{") {
 			return true
@@ -256,7 +264,7 @@ func (d *Decoder) checkShape(v *yaml.Node, f *Field, where string) bool {
 		}
 		for _, e := range v.Content {
 			if e.Kind != yaml.ScalarNode || e.Tag != "!!int" {
-				d.Errorf(e, diag.RuleType, "%s: %s must list integers, not %s", where, f.Name, describe(e))
+				d.Errorf(e, diag.RuleTypeMismatch, "%s: %s must list integers, not %s", where, f.Name, describe(e))
 				return false
 			}
 		}
@@ -279,6 +287,15 @@ func (d *Decoder) checkShape(v *yaml.Node, f *Field, where string) bool {
 		return false
 	}
 	return true
+}
+
+// refuseKeyExpr refuses a ${{ }} in a mapping key: keys are names (of a
+// setting, a variable, a header, a JSON member) and are used as written,
+// so an expression there would reach the host as its literal text.
+func (d *Decoder) refuseKeyExpr(k *yaml.Node, where string) {
+	if strings.Contains(k.Value, "${{") {
+		d.Errorf(k, diag.RuleInvalidValue, "%s: the key %q is used as it is written: ${{ }} is not interpolated in keys; write the key itself, a fixed name", where, k.Value)
+	}
 }
 
 func describe(n *yaml.Node) string {
@@ -454,7 +471,7 @@ func (d *Decoder) Int(n *yaml.Node, def int) int {
 	}
 	i, err := strconv.Atoi(n.Value)
 	if err != nil {
-		d.Errorf(n, diag.RuleType, "%q is not an integer", n.Value)
+		d.Errorf(n, diag.RuleTypeMismatch, "%q is not an integer", n.Value)
 	}
 	return i
 }
@@ -744,7 +761,7 @@ func (d *Decoder) TemplateMap(n *yaml.Node, where string) map[string]*tmpl.Templ
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
-			d.Errorf(v, diag.RuleType, "%s.%s must be a string, not %s", where, k.Value, describe(v))
+			d.Errorf(v, diag.RuleTypeMismatch, "%s.%s must be a string, not %s", where, k.Value, describe(v))
 			continue
 		}
 		out[k.Value] = d.Template(v)
@@ -760,7 +777,7 @@ func (d *Decoder) TemplateList(n *yaml.Node, where string) []*tmpl.Template {
 	out := make([]*tmpl.Template, 0, len(n.Content))
 	for _, v := range n.Content {
 		if v.Kind != yaml.ScalarNode {
-			d.Errorf(v, diag.RuleType, "%s must list strings, not %s", where, describe(v))
+			d.Errorf(v, diag.RuleTypeMismatch, "%s must list strings, not %s", where, describe(v))
 			continue
 		}
 		out = append(out, d.Template(v))
@@ -794,6 +811,7 @@ func (d *Decoder) AnyValue(n *yaml.Node) *Value {
 	case yaml.MappingNode:
 		v := &Value{kind: n.Kind}
 		for i := 0; i+1 < len(n.Content); i += 2 {
+			d.refuseKeyExpr(n.Content[i], "a mapping")
 			v.keys = append(v.keys, n.Content[i].Value)
 			v.vals = append(v.vals, d.AnyValue(n.Content[i+1]))
 		}
@@ -804,11 +822,11 @@ func (d *Decoder) AnyValue(n *yaml.Node) *Value {
 		}
 		var lit any
 		if err := n.Decode(&lit); err != nil {
-			d.Errorf(n, diag.RuleType, "%v", err)
+			d.Errorf(n, diag.RuleTypeMismatch, "%v", err)
 		}
 		return &Value{kind: n.Kind, lit: lit}
 	}
-	d.Errorf(n, diag.RuleType, "unsupported value: %s", describe(n))
+	d.Errorf(n, diag.RuleTypeMismatch, "unsupported value: %s", describe(n))
 	return nil
 }
 

@@ -121,7 +121,7 @@ func (FilePatch) Decode(d *Decoder, b Body) Step {
 			if v := f.Get("values"); v != nil {
 				o.iniEntries = d.TemplateMap(v, "ini.values")
 				for _, t := range o.iniEntries {
-					t.In(tmpl.ConfValue)
+					t.In(tmpl.IniValue)
 				}
 			}
 			p.ops = append(p.ops, o)

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -94,11 +95,25 @@ func heredoc(body string, dash bool) (string, bool) {
 			l = strings.TrimLeft(l, "\t")
 			lines[i] = l
 		}
-		if l == "EOF" || dropsByte(l) {
+		if endsDoc(l) || dropsByte(l) {
 			return "", false
 		}
 	}
 	return strings.Join(lines, "\n") + "\n", true
+}
+
+// endsDoc: a line that a shell may take as the end of the here-document
+// (bash ends one inside $(...) at "EOF)"), which runbook refuses: EOF
+// followed by nothing or by a byte that cannot continue a word.
+func endsDoc(l string) bool {
+	if !strings.HasPrefix(l, "EOF") {
+		return false
+	}
+	if len(l) == 3 {
+		return true
+	}
+	c := l[3]
+	return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c >= 0x80)
 }
 
 // dropsByte: dash (/bin/sh on Debian) drops a non-ASCII byte that
@@ -132,6 +147,27 @@ func clipIdent(s string) string {
 }
 
 func fileLine(v string) bool { return !strings.ContainsAny(v, "\n\r\x00") }
+
+// iniValue: a value ini readers read back as it is: one line, no blanks
+// around it, no ; or # at its start or after a blank, no quote first.
+func iniValue(v string) bool {
+	return fileLine(v) && strings.TrimFunc(v, func(r rune) bool { return unicode.IsSpace(r) || r >= 0x1c && r <= 0x1f }) == v &&
+		!strings.HasPrefix(v, ";") && !strings.HasPrefix(v, "#") && !strings.HasPrefix(v, `"`) && !strings.HasPrefix(v, "'") &&
+		!strings.Contains(v, " ;") && !strings.Contains(v, " #") && !strings.Contains(v, "\t;") && !strings.Contains(v, "\t#")
+}
+
+// readIni reads the value of k in [s] of an ini file with Python's
+// configparser, the reader of the orchestrator's database.cfg.
+func readIni(path string) string {
+	out, err := exec.Command("/usr/bin/python3", "-c", `import configparser, sys
+c = configparser.RawConfigParser()
+c.read_file(open(sys.argv[1], encoding="utf-8", errors="surrogateescape"))
+sys.stdout.buffer.write(c.get("s", "k").encode("utf-8", "surrogateescape"))`, path).CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("configparser: %v: %s", err, out)
+	}
+	return string(out)
+}
 
 var interpCases = []interpCase{
 	// ssh-exec: the argv a command receives, printed NUL-separated.
@@ -190,6 +226,54 @@ var interpCases = []interpCase{
 		got:  func(_ *interpFixture, ev *events) string { return result(ev, "s", "stdout") }},
 	{name: "shell-heredoc-tabs", shell: true, steps: "\n  - id: s\n    host: ${{ params.host }}\n    ssh-exec:\n      command: \"cat <<-EOF\\n\\tpre ${{ params.v }} post\\n\\tEOF\\n\"\n      read_only: true",
 		want: func(v string) (string, bool) { return heredoc("\tpre "+v+" post", true) },
+		got:  func(_ *interpFixture, ev *events) string { return result(ev, "s", "stdout") }},
+	// Places a value is proven data in, beyond a word: the command of a
+	// wrapper, a variable assigned from it, a pipe through programs that
+	// keep their input data, a here-document inside $(...), a test.
+	{name: "shell-wrapped", shell: true, steps: `
+  - id: s
+    host: ${{ params.host }}
+    ssh-exec: {command: "env -u X -- timeout 10 nice -n 1 printf '%s\\0' ${{ params.v }}", read_only: true}`,
+		want: shellOK(func(v string) string { return v + "\x00" }),
+		got:  func(_ *interpFixture, ev *events) string { return result(ev, "s", "stdout") }},
+	{name: "shell-variable", shell: true, steps: `
+  - id: s
+    host: ${{ params.host }}
+    ssh-exec:
+      command: |
+        x=${{ params.v }} y="pre ${{ params.v }}"
+        z=$x
+        for w in "$z"; do printf '%s\0' "$w" "$y"; done
+      read_only: true`,
+		want: shellOK(func(v string) string { return v + "\x00pre " + v + "\x00" }),
+		got:  func(_ *interpFixture, ev *events) string { return result(ev, "s", "stdout") }},
+	{name: "shell-pipe", shell: true, steps: `
+  - id: s
+    host: ${{ params.host }}
+    ssh-exec: {command: "printf '%s\\0' ${{ params.v }} | cat | tee /dev/null", read_only: true}`,
+		want: shellOK(func(v string) string { return v + "\x00" }),
+		got:  func(_ *interpFixture, ev *events) string { return result(ev, "s", "stdout") }},
+	{name: "shell-heredoc-substitution", shell: true, steps: `
+  - id: s
+    host: ${{ params.host }}
+    ssh-exec:
+      command: |
+        x=$(cat <<EOF
+        pre ${{ params.v }} post
+        EOF
+        )
+        printf '%s\n' "$x"
+      read_only: true`,
+		want: func(v string) (string, bool) {
+			out, ok := heredoc("pre "+v+" post", false)
+			return strings.TrimRight(out, "\n") + "\n", ok
+		},
+		got: func(_ *interpFixture, ev *events) string { return result(ev, "s", "stdout") }},
+	{name: "shell-test", shell: true, steps: `
+  - id: s
+    host: ${{ params.host }}
+    ssh-exec: {command: "if [ ${{ params.v }} = \"$(printf '%s' ${{ params.v }})\" ] || [ -n \"${{ params.v }}\" ]; then printf '%s\\0' ok; fi", read_only: true}`,
+		want: func(v string) (string, bool) { return "ok\x00", noNUL(v) },
 		got:  func(_ *interpFixture, ev *events) string { return result(ev, "s", "stdout") }},
 	{name: "shell-unless", shell: true, steps: `
   - id: s
@@ -306,12 +390,9 @@ var interpCases = []interpCase{
       create: true
       backup: false
       ini: [{section: s, values: {k: "${{ params.v }}"}}]`,
-		// configparser strips a value: one with white space at either end
-		// would not read back as written, and is refused.
-		want: func(v string) (string, bool) {
-			return "[s]\nk=" + v + "\n", fileLine(v) && strings.TrimFunc(v, func(r rune) bool { return unicode.IsSpace(r) || r >= 0x1c && r <= 0x1f }) == v
-		},
-		got: func(f *interpFixture, _ *events) string { return readFile(filepath.Join(f.dir, "interp.ini")) }},
+		// What an ini reader (Python's configparser) reads back.
+		want: func(v string) (string, bool) { return v, iniValue(v) },
+		got:  func(f *interpFixture, _ *events) string { return readIni(filepath.Join(f.dir, "interp.ini")) }},
 	{name: "file-line", steps: `
   - id: s
     file-patch:

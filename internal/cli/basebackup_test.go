@@ -76,6 +76,7 @@ params:
   backup_timeout: {type: duration, default: 1h}
   tablespace_mapping: {type: string, default: ""}
   check_space: {type: bool, default: true}
+  waldir: {type: string, default: ""}
 secrets:
   replication_password: {env: RB_REPLICATION_PASSWORD}
 vars:
@@ -83,8 +84,11 @@ vars:
   bin: ${{ params.bin }}
   primary_address: ${{ params.primary_address }}
   port: ${{ params.port }}
-  unit: runbook-test-no-such-unit
+  # The port the copy's configuration gives (the test server takes its own
+  # on the command line).
+  standby_port: 5432
   conf_dir: ${{ params.data_dir }}
+  unit: runbook-test-no-such-unit
 steps:
   - id: stop
     ssh-exec: {command: "true", read_only: true}
@@ -97,7 +101,10 @@ steps:
 			// The primary's sizes, as the sizes step would read them.
 			body = strings.Replace(body, "${{ string(steps.sizes.result.rows[0].data_kb) }}", "100000", 1)
 			body = strings.Replace(body, "${{ steps.sizes.result.rows[0].tablespaces }}", "\"\"", 1)
+			body = strings.Replace(body, "${{ string(steps.sizes.result.rows[0].wal_kb) }}", "65536", 1)
 		}
+		// The primary's system identifier, as the ident step would read it.
+		body = strings.ReplaceAll(body, "${{ steps.ident.result.rows[0].system_identifier }}", "0")
 		fmt.Fprintf(&b, "  - id: %s\n    host: box\n", id)
 		if id == "basebackup" {
 			b.WriteString("    timeout: ${{ params.backup_timeout }}\n")

@@ -79,7 +79,7 @@ func TestDocsExamplesValidate(t *testing.T) {
 			switch {
 			case bytes.Contains(src, []byte("version: 1")):
 				_, ds = l.Load(name, src)
-			case looksLikeInventory(src):
+			case engine.LooksLikeInventory(src):
 				_, ds = engine.ParseInventory(name, src)
 			default:
 				continue // a fragment (CI configuration, a step alone)
@@ -180,6 +180,68 @@ func TestDocsResultsByStepType(t *testing.T) {
 			if _, ok := d.Result[w]; !ok {
 				t.Errorf("%s: %s is listed and is no key of its result", d.Name, w)
 			}
+		}
+	}
+}
+
+// TestArchitectureNamesPackages: every package and file that
+// docs/architecture.md names in backquotes exists, and every package of the
+// module is named there, so that the page cannot drift from the tree.
+func TestArchitectureNamesPackages(t *testing.T) {
+	page, err := os.ReadFile("../../docs/architecture.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := map[string]bool{}
+	pkgLike := regexp.MustCompile("^(cmd|engine|steps|playbooks|schema|internal)(/[a-z0-9]+)*(\\.go)?$")
+	for _, m := range regexp.MustCompile("`([^`\\s]+)`").FindAllStringSubmatch(string(page), -1) {
+		if pkgLike.MatchString(m[1]) {
+			named[m[1]] = true
+		}
+	}
+	// Files named as "engine/run.go"-style paths, or bare inside a row of
+	// their package, are checked where the path is written out in full.
+	for name := range named {
+		info, err := os.Stat(filepath.Join("../..", name))
+		switch {
+		case err != nil:
+			t.Errorf("docs/architecture.md names %s, which does not exist", name)
+		case !strings.HasSuffix(name, ".go") && !info.IsDir():
+			t.Errorf("docs/architecture.md names %s as a package, but it is not a directory", name)
+		}
+	}
+	out, err := exec.Command("go", "list", "-f", "{{.Dir}}", "github.com/runbook-dev/runbook/...").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _ := filepath.Abs("../..")
+	for _, dir := range strings.Fields(string(out)) {
+		rel, _ := filepath.Rel(root, dir)
+		if !named[filepath.ToSlash(rel)] {
+			t.Errorf("package %s is not in docs/architecture.md", rel)
+		}
+	}
+}
+
+// TestTopLevel: the repository's top level holds the layout the
+// architecture page describes, and no package named step.
+func TestTopLevel(t *testing.T) {
+	want := map[string]bool{"cmd": true, "engine": true, "steps": true, "playbooks": true, "schema": true,
+		"testdata": true, "docs": true, "internal": true, ".ci": true, "README.md": true, "go.mod": true,
+		"go.sum": true, "demo": true, ".gitignore": true}
+	out, err := exec.Command("git", "-C", "../..", "ls-files").Output()
+	if err != nil {
+		t.Skipf("not a git checkout: %v", err)
+	}
+	seen := map[string]bool{}
+	for _, f := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		top := strings.SplitN(f, "/", 2)[0]
+		if !want[top] && !seen[top] {
+			t.Errorf("%s at the top level: the layout is %s", top, "cmd engine steps playbooks schema testdata docs internal")
+		}
+		seen[top] = true
+		if strings.Contains("/"+f, "/step/") {
+			t.Errorf("%s: a package named step (the contract lives in steps)", f)
 		}
 	}
 }

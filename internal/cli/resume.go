@@ -3,12 +3,11 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/runbook-dev/runbook/engine"
-	"github.com/runbook-dev/runbook/internal/runs"
+	"github.com/runbook-dev/runbook/internal/durable"
 )
 
 func resumeCmd(e *Env, args []string) int {
@@ -45,9 +44,9 @@ func resumeCmd(e *Env, args []string) int {
 	// Continue holds the run's journal from here on: a second resume of
 	// the same run is refused until this one ends.
 	j, recs, err := store.Continue(runID)
-	var be *runs.BusyError
+	var be *durable.BusyError
 	switch {
-	case errors.Is(err, runs.ErrNoRun):
+	case errors.Is(err, durable.ErrNoRun):
 		fmt.Fprintf(e.Stderr, "runbook: no run %s in %s (runbook runs lists them)\n", runID, sf.where())
 		return ExitFailed
 	case errors.As(err, &be):
@@ -58,23 +57,22 @@ func resumeCmd(e *Env, args []string) int {
 		return ExitFailed
 	}
 	defer j.Close()
-	st, err := runs.Fold(recs)
+	st, err := durable.Fold(recs)
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "runbook: journal of run %s: %v; nothing was run\n", runID, err)
 		return ExitFailed
 	}
 	h := st.Header
-	if st.Status == string(engine.StatusOK) {
+	if st.Finished() {
 		fmt.Fprintf(e.Stderr, "runbook: run %s of %s finished (ok); there is nothing to resume\n", runID, h.Playbook)
 		return ExitOK
 	}
-	pb, code := e.loadPlaybook(playbookRef(h))
+	pb, code := e.loadPlaybook(h.PlaybookRef())
 	if pb == nil {
 		return code
 	}
-	if pb.Hash != h.Hash && !*allowChanged {
-		fmt.Fprintf(e.Stderr, "runbook: %s changed since run %s started (sha256 %.12s then, %.12s now): the steps the run recorded may not be the steps it would run now; nothing was run (resume with --allow-changed-playbook once you have compared them)\n",
-			pb.File, runID, h.Hash, pb.Hash)
+	if err := st.CheckPlaybook(pb.File, pb.Hash, *allowChanged); err != nil {
+		fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run (resume with --allow-changed-playbook once you have compared them)\n", err)
 		return ExitFailed
 	}
 	inv, ok := e.loadInventory(h.Inventory)
@@ -94,33 +92,13 @@ func resumeCmd(e *Env, args []string) int {
 	if !e.checkSecrets(pb, inv, values, secrets, rf.allowWeakSecrets) {
 		return ExitFailed
 	}
-	a := runs.Attempt{Operator: e.operator(), PID: os.Getpid(), Started: time.Now(), BootID: runs.BootID()}
-	a.Host, _ = os.Hostname()
-	resume := &engine.Resume{Done: st.Done, InDoubt: st.InDoubt, Applying: st.Applying, Leftovers: st.Processes, LeftoverWait: *waitLeftovers,
-		RetryInDoubt: *retry, SkipInDoubt: *skip, Confirmed: st.Confirmed}
-	// Records an earlier resume found lost stay lost for every later one.
-	resume.Watermark, resume.StepsDone = st.LostWatermark, st.StepsDone
-	if _, local := store.(*runs.Local); !st.Complete(local, a.Host, a.BootID) {
-		// Written before a reboot, or kept by a store that buffers in the
-		// process: the records after the last sync may be lost.
-		resume.Watermark = max(resume.Watermark, st.Watermark)
+	resume, a, lost := st.Resume(store, durable.NewAttempt(e.operator()), durable.ResumeOptions{
+		RetryInDoubt: *retry, SkipInDoubt: *skip, Yes: rf.yes, LeftoverWait: *waitLeftovers, Hash: pb.Hash})
+	if lost {
 		fmt.Fprintf(e.Stderr, "runbook: run %s was cut short on %s before a reboot (or its journal is shared): its last records may be lost, so steps up to %d without a recorded outcome are taken as in doubt\n",
 			runID, st.WriterHost, st.Watermark)
 	}
-	if *retry {
-		a.Flags = append(a.Flags, "--retry-in-doubt")
-	}
-	if *skip {
-		a.Flags = append(a.Flags, "--skip-in-doubt")
-	}
-	if rf.yes {
-		a.Flags = append(a.Flags, "--yes")
-	}
-	if pb.Hash != h.Hash {
-		a.Flags, a.Hash = append(a.Flags, "--allow-changed-playbook"), pb.Hash
-	}
-	a.Watermark = resume.Watermark
-	if err := j.Append(runs.KindResume, a); err != nil {
+	if err := j.Append(durable.KindResume, a); err != nil {
 		fmt.Fprintf(e.Stderr, "runbook: journal: %v; nothing was run\n", err)
 		return ExitFailed
 	}
@@ -130,22 +108,10 @@ func resumeCmd(e *Env, args []string) int {
 	}
 	fmt.Fprintf(e.Stderr, "runbook: resuming run %s of %s (%s, attempt %d): %d step outcome(s) recorded, %d in doubt %s\n",
 		runID, h.Playbook, st.Status, st.Attempts+1, len(st.Done), len(st.InDoubt), strings.Join(doubt, ", "))
-	sink := newJournalSink(j, e.newSink(rf.output))
-	defer sink.wait()
+	sink := durable.NewSink(j, e.newSink(rf.output), e.Stderr)
+	defer sink.Wait()
 	r := &engine.Runner{Inventory: inv, Sink: sink, RunID: runID, Connect: e.connector(rf.ssh), Lock: e.locker(sf, pb.Name, runID, rf.waitLock),
 		Resume: resume, Confirm: e.confirmer(rf.yes, a.Operator+"@"+a.Host)}
 	err = r.Run(ctx, pb, engine.Inputs{Params: values, Secrets: secrets})
 	return e.runExit(err, sink, runID, sf, true)
-}
-
-// playbookRef is what loads the playbook a run ran: its file, or the
-// bundled playbook of that name.
-func playbookRef(h runs.Header) string {
-	if strings.HasPrefix(h.File, "bundled:") {
-		return strings.TrimSuffix(strings.TrimPrefix(h.File, "bundled:"), ".yaml")
-	}
-	if h.Path != "" {
-		return h.Path
-	}
-	return h.File
 }

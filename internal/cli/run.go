@@ -19,9 +19,8 @@ import (
 
 	"github.com/runbook-dev/runbook/engine"
 	"github.com/runbook-dev/runbook/internal/diag"
-	"github.com/runbook-dev/runbook/internal/lock"
+	"github.com/runbook-dev/runbook/internal/durable"
 	"github.com/runbook-dev/runbook/internal/redact"
-	"github.com/runbook-dev/runbook/internal/runs"
 	"github.com/runbook-dev/runbook/internal/statedir"
 	"github.com/runbook-dev/runbook/playbooks"
 )
@@ -89,29 +88,16 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 			return ExitFailed
 		}
 		defer store.Close()
-		h := runs.Header{RunID: runID, Playbook: pb.Name, File: pb.File, Hash: pb.Hash, Params: values, Given: params, Inventory: *invFile,
-			Operator: e.operator(), PID: os.Getpid(), Started: time.Now(), Yes: rf.yes}
-		h.Host, _ = os.Hostname()
+		h := durable.NewHeader(pb, durable.Header{RunID: runID, Params: values, Given: params, Inventory: *invFile, Operator: e.operator(), Yes: rf.yes})
 		confirm = e.confirmer(rf.yes, h.Operator+"@"+h.Host)
-		h.BootID = runs.BootID()
-		if h.Inventory != "" {
-			// A resume may start from another directory.
-			h.Inventory, _ = filepath.Abs(h.Inventory)
-		}
-		if !strings.HasPrefix(pb.File, "bundled:") {
-			h.Path, _ = filepath.Abs(pb.File)
-		}
-		for _, s := range pb.Secrets {
-			h.Secrets = append(h.Secrets, s.Name)
-		}
 		j, err := store.Create(h)
 		if err != nil {
 			fmt.Fprintf(e.Stderr, "runbook: journal: %v; nothing was run (--state-dir to choose where)\n", err)
 			return ExitFailed
 		}
 		defer j.Close()
-		js := newJournalSink(j, sink)
-		defer js.wait()
+		js := durable.NewSink(j, sink, e.Stderr)
+		defer js.Wait()
 		sink = js
 	}
 	r := &engine.Runner{Inventory: inv, Sink: sink, DryRun: dryRun, RunID: runID, Connect: e.connector(rf.ssh), Lock: e.locker(sf, pb.Name, runID, rf.waitLock),
@@ -195,7 +181,7 @@ func (e *Env) runExit(err error, sink engine.Sink, runID string, sf *stateFlags,
 	}
 	resume := "runbook resume " + runID + sf.args()
 	var ge *engine.GuardError
-	var he *lock.HeldError
+	var he *durable.HeldError
 	var de *engine.InDoubtError
 	var ue *engine.UnconfirmedError
 	var ce *engine.ConfirmError
@@ -336,32 +322,14 @@ func defaultStateDir(e *Env) string {
 	return filepath.Join(home, ".local", "state", "runbook")
 }
 
-// locker takes playbook locks in the state directory for this run, or in
-// the shared PostgreSQL at url.
+// locker takes playbook locks where the run's journal is kept (the state
+// directory, or the shared PostgreSQL), for this run.
 func (e *Env) locker(sf *stateFlags, playbook, runID string, wait time.Duration) func(ctx context.Context, name string) (func(), error) {
-	dir, url := sf.dir, sf.url
-	return func(ctx context.Context, name string) (func(), error) {
-		host, _ := os.Hostname()
-		h := lock.Holder{RunID: runID, Playbook: playbook, Operator: e.operator(), Host: host, PID: os.Getpid(), Started: time.Now()}
-		if url != "" {
-			l, err := lock.AcquirePG(ctx, url, name, h, wait)
-			if err != nil {
-				return nil, err
-			}
-			return func() { _ = l.Release() }, nil
-		}
-		l, err := lock.Acquire(ctx, dir, name, h, 0)
-		var held *lock.HeldError
-		if errors.As(err, &held) && wait > 0 {
-			// Say so: a run that waits in silence looks hung.
+	l := &durable.Locker{Dir: sf.dir, URL: sf.url, Holder: durable.Holder{RunID: runID, Playbook: playbook, Operator: e.operator()}, Wait: wait,
+		Waiting: func(held *durable.HeldError) {
 			fmt.Fprintf(e.Stderr, "runbook: %v; waiting up to %s for it (Ctrl-C stops waiting)\n", held, wait)
-			l, err = lock.Acquire(ctx, dir, name, h, wait)
-		}
-		if err != nil {
-			return nil, err
-		}
-		return func() { _ = l.Release() }, nil
-	}
+		}}
+	return l.Lock
 }
 
 // newRunID names a run: its start time and a random suffix.

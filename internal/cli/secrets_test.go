@@ -49,6 +49,7 @@ func secretCorpus() map[string]string {
 		"pgpass":     "colon:and;semi $dollar `tick` 100%",
 		"long":       string(long),
 		"dbpw":       `db pass 'q' \ "x" :y`,
+		"pem":        "-----BEGIN KEY-----\nMIIBVwIBADANBgkqhkiG/9w0BAQ+\n-----END KEY-----\n",
 	}
 }
 
@@ -56,7 +57,7 @@ func secretCorpus() map[string]string {
 // test share it.
 func secretsHeader(name string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "version: 1\nname: secrets/%s\nparams:\n  dir: {type: string}\n  api: {type: string}\nsecrets:\n", name)
+	fmt.Fprintf(&b, "version: 1\nname: secrets/%s\nparams:\n  dir: {type: string}\n  api: {type: string}\n  escapes: {type: string}\nsecrets:\n", name)
 	names := make([]string, 0)
 	for n := range secretCorpus() {
 		names = append(names, n)
@@ -79,13 +80,34 @@ const allEnv = `
         S_PREFIXLONG: ${{ secrets.prefixlong }}
         S_PGPASS: ${{ secrets.pgpass }}
         S_LONG: ${{ secrets.long }}
-        S_DBPW: ${{ secrets.dbpw }}`
+        S_DBPW: ${{ secrets.dbpw }}
+        S_PEM: ${{ secrets.pem }}
+        ESCAPES: ${{ params.escapes }}`
 
 // printAll prints every secret of allEnv raw, on both outputs, as bash's
 // printf %q and xtrace quote it, and as Python's json.dumps escapes it.
-const printAll = `for v in "$S_QUOTES" "$S_CTRL" "$S_HTML" "$S_UNICODE" "$S_PREFIX" "$S_PREFIXLONG" "$S_PGPASS" "$S_LONG" "$S_DBPW"; do printf '%s\n' "$v"; printf 'err %s\n' "$v" >&2; done;
+const printAll = `for v in "$S_QUOTES" "$S_CTRL" "$S_HTML" "$S_UNICODE" "$S_PREFIX" "$S_PREFIXLONG" "$S_PGPASS" "$S_LONG" "$S_DBPW" "$S_PEM"; do printf '%s\n' "$v"; printf 'err %s\n' "$v" >&2; done;
         bash -c 'printf "%q\n" "$S_QUOTES" "$S_CTRL" "$S_PGPASS" "$S_LONG"; set -x; : "$S_QUOTES" "$S_CTRL" "$S_HTML" "$S_LONG"';
-        /usr/bin/python3 -c 'import json, os; print(json.dumps({k: v for k, v in os.environ.items() if k.startswith("S_")}))'`
+        /usr/bin/python3 -c 'import json, os; print(json.dumps({k: v for k, v in os.environ.items() if k.startswith("S_")}))';
+        /usr/bin/python3 -c "$ESCAPES"`
+
+// escapes prints every secret of allEnv in the forms of encoders that
+// escape more than they must: every byte as %xx (lower case), every
+// character as a decimal HTML entity, XML's &apos; and &quot;, Python's
+// html.escape (&#x27;), JSON with \/, Python's ascii() (\xe9, \u2713) and
+// bytes repr (\xc3\xa9); then each line of a secret apart.
+const escapes = `import os, html
+for k, v in sorted(os.environ.items()):
+    if k.startswith("S_"):
+        print("".join("%%%02x" % b for b in v.encode()))
+        print("".join("&#%d;" % ord(c) for c in v))
+        print(v.replace(chr(38), chr(38) + "amp;").replace(chr(39), chr(38) + "apos;").replace(chr(34), chr(38) + "quot;").replace(chr(60), chr(38) + "lt;"))
+        print(html.escape(v))
+        print(__import__("json").dumps(v).replace("/", "\\/"))
+        print(ascii(v), repr(v.encode()))
+        for line in v.splitlines():
+            print("line", line.strip())
+`
 
 // The steps of the playbook that succeeds: every step type, every input
 // that takes a secret.
@@ -167,7 +189,7 @@ steps:
         host: box
         ssh-exec:
           command: |
-            n=$(cat ${{ params.dir }}/count 2>/dev/null || echo 0); n=$((n+1)); echo $n > ${{ params.dir }}/count
+            cd ${{ params.dir }} || exit 1; n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count
             printf 'attempt %s %s %s\n' "$n" "$S_LONG" "$S_QUOTES"` + strings.ReplaceAll(allEnv, "\n      ", "\n          ") + `
       until: result.stdout startsWith "attempt 3"
       timeout: 30s
@@ -313,12 +335,27 @@ func echoSecrets(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/fail" {
 		w.WriteHeader(http.StatusInternalServerError)
 		// The long value first: the message is cut at 200 bytes, inside it.
-		fmt.Fprintf(w, "<p>%q bad token %s (%s) for %s</p> %s", vals[1], html.EscapeString(vals[0]), url.QueryEscape(vals[0]), vals[2], vals[4])
+		fmt.Fprintf(w, "<p>%q bad token %s (%s) for %s</p> %s %s %s", vals[1], html.EscapeString(vals[0]), url.QueryEscape(vals[0]), vals[2], vals[4], everyByte(vals[0]), xmlEscape(vals[2]))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Echo", vals[0])
-	_ = json.NewEncoder(w).Encode(map[string]any{"values": vals, "html": html.EscapeString(vals[2]), "url": url.QueryEscape(vals[1])})
+	_ = json.NewEncoder(w).Encode(map[string]any{"values": vals, "html": html.EscapeString(vals[2]), "url": url.QueryEscape(vals[1]),
+		"every": everyByte(vals[1]), "xml": xmlEscape(vals[2])})
+}
+
+// everyByte percent-encodes every byte, in lower case, as some clients do.
+func everyByte(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		fmt.Fprintf(&b, "%%%02x", s[i])
+	}
+	return b.String()
+}
+
+// xmlEscape escapes as XML writers do, with &apos; and &#x27; both.
+func xmlEscape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "'", "&apos;", `"`, "&#x22;", "<", "&lt;", ">", "&gt;").Replace(s)
 }
 
 // run runs the CLI and keeps what it printed under label.
@@ -348,7 +385,7 @@ func (w *secretsWorld) playbook(name, body string) string {
 }
 
 func (w *secretsWorld) args(cmd, file string, extra ...string) []string {
-	return append([]string{cmd, file, "-i", w.inv, "--state-dir", w.state, "-p", "dir=" + w.dir, "-p", "api=" + w.api}, extra...)
+	return append([]string{cmd, file, "-i", w.inv, "--state-dir", w.state, "-p", "dir=" + w.dir, "-p", "api=" + w.api, "-p", "escapes=" + escapes}, extra...)
 }
 
 // TestSecretsNeverShow runs a playbook of every step type whose inputs and
@@ -404,6 +441,17 @@ func TestSecretsNeverShow(t *testing.T) {
 		}
 		return nil
 	})
+	// A secret whose lines are each too short to mask is refused before
+	// anything runs, by name and with the reason, never by value.
+	w.env["RB_SECRET_PEM"] = "ab12\ncd34\nef56\n"
+	f := w.playbook("fail-remote", failing["remote"])
+	if code := w.run("short lines", w.args("run", f, "--yes")...); code == cli.ExitOK || !strings.Contains(w.outputs["short lines (stderr)"], "secret pem has a line (the 1st) of 4 bytes") {
+		t.Errorf("a secret of short lines: exit %d\n%s", code, w.outputs["short lines (stderr)"])
+	}
+	if strings.Contains(w.outputs["short lines (stderr)"], "cd34") {
+		t.Errorf("the refusal shows the secret:\n%s", w.outputs["short lines (stderr)"])
+	}
+	w.env["RB_SECRET_PEM"] = secretCorpus()["pem"]
 	checkNoSecret(t, w.outputs, secretCorpus(), "PREFIX-SECRET-VALUE")
 }
 
@@ -460,6 +508,16 @@ func checkNoSecret(t *testing.T, outputs map[string]string, secrets map[string]s
 	labels := make([]string, 0, len(outputs))
 	var all strings.Builder
 	var starts []int
+	// Each output also read through every decoder: a secret escaped more
+	// than it must (%xx for every byte, &#39;, \u0027) shows there.
+	texts := map[string]string{}
+	for l, o := range outputs {
+		texts[l] = o
+		for i, d := range redact.Decodings(o) {
+			texts[fmt.Sprintf("%s, decoded %d", l, i)] = d
+		}
+	}
+	outputs = texts
 	for l := range outputs {
 		labels = append(labels, l)
 	}

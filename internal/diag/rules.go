@@ -3,34 +3,41 @@ package diag
 import "strings"
 
 // Rule ids are stable: CI configurations and suppressions refer to them.
+// Each constant is named after the id it holds (RuleStepTypeCount is
+// "step-type-count"), except RuleShellcheckPrefix, which starts ids.
 const (
-	RuleYAMLSyntax      = "yaml-syntax"
-	RuleUnknownKey      = "unknown-key"
-	RuleUnknownStepType = "unknown-step-type"
-	RuleStepType        = "step-type-count"
-	RuleMissingField    = "missing-field"
-	RuleType            = "type-mismatch"
-	RuleDuplicateID     = "duplicate-id"
-	RuleExprSyntax      = "expr-syntax"
-	RuleExprType        = "expr-type"
-	RuleUndefined       = "undefined-reference"
-	RuleForwardRef      = "forward-reference"
-	RuleVersion         = "version"
-	RuleSecretInCommand = "secret-in-command"
-	RuleSecretExposed   = "secret-exposed"
-	RuleInvalidValue    = "invalid-value"
-	RuleNotAPlaybook    = "not-a-playbook"
-	RulePlaintextSecret = "plaintext-secret"
-	RuleUnusedParam     = "unused-param"
-	RuleUnboundedFanout = "unbounded-fanout"
-	RuleUnguardedChange = "unguarded-change"
-	RuleIdleConfirm     = "idle-confirm"
+	RuleYAMLSyntax         = "yaml-syntax"
+	RuleUnknownKey         = "unknown-key"
+	RuleUnknownStepType    = "unknown-step-type"
+	RuleStepTypeCount      = "step-type-count"
+	RuleMissingField       = "missing-field"
+	RuleTypeMismatch       = "type-mismatch"
+	RuleDuplicateID        = "duplicate-id"
+	RuleDuplicateKey       = "duplicate-key"
+	RuleExprSyntax         = "expr-syntax"
+	RuleExprType           = "expr-type"
+	RuleUndefinedReference = "undefined-reference"
+	RuleForwardReference   = "forward-reference"
+	RuleVersion            = "version"
+	RuleSecretInCommand    = "secret-in-command"
+	RuleSecretExposed      = "secret-exposed"
+	RuleInvalidValue       = "invalid-value"
+	RuleNotAPlaybook       = "not-a-playbook"
+	RulePlaintextSecret    = "plaintext-secret"
+	RuleUnusedParam        = "unused-param"
+	RuleUnboundedFanout    = "unbounded-fanout"
+	RuleUnguardedChange    = "unguarded-change"
+	RuleIdleConfirm        = "idle-confirm"
 	// RuleShellInterpolation and RuleSQLInterpolation refuse a ${{ }}
 	// where no quoting makes a value safe; RuleUnsafeRaw refuses raw() of
 	// a value from outside the playbook in a command or SQL text.
 	RuleShellInterpolation = "shell-interpolation"
 	RuleSQLInterpolation   = "sql-interpolation"
 	RuleUnsafeRaw          = "unsafe-raw"
+	// RuleShellDataPosition refuses a ${{ }} in a command where runbook
+	// cannot prove the value stays data (an unknown program, a shell
+	// function, an assignment to the environment).
+	RuleShellDataPosition = "shell-data-position"
 	// RuleShellcheckPrefix starts the rule id of a finding of shellcheck
 	// in a command, followed by its code: shellcheck:SC2086.
 	RuleShellcheckPrefix = "shellcheck:"
@@ -47,19 +54,21 @@ var Rules = []struct{ ID, Description string }{
 	{RuleVersion, "the format version is missing or unsupported"},
 	{RuleUnknownKey, "a key that the format does not define (often a typo)"},
 	{RuleUnknownStepType, "a step whose type key is not a known step type"},
-	{RuleStepType, "a step with no step-type key or more than one"},
+	{RuleStepTypeCount, "a step with no step-type key or more than one"},
 	{RuleMissingField, "a required field is missing"},
-	{RuleType, "a value of the wrong type (for example timeout: banana)"},
+	{RuleTypeMismatch, "a value of the wrong type (for example timeout: banana)"},
 	{RuleInvalidValue, "a value of the right type that is not allowed here"},
 	{RuleDuplicateID, "two steps or guards share an id"},
+	{RuleDuplicateKey, "a key written twice in one mapping, of which YAML would keep one value"},
 	{RuleExprSyntax, "an expression that does not parse"},
 	{RuleExprType, "an expression that does not type-check against its environment"},
-	{RuleUndefined, "a reference to a param, secret or step that is not defined"},
-	{RuleForwardRef, "a reference to the result of a step that runs later"},
+	{RuleUndefinedReference, "a reference to a param, secret or step that is not defined"},
+	{RuleForwardReference, "a reference to the result of a step that runs later"},
 	{RuleSecretInCommand, "a value that may hold a secret (read from secrets, or computed from a value that holds one) on a command line, where ps would show it"},
 	{RuleSecretExposed, "a value that may hold a secret where it would be shown or kept in the clear: a lock name, a host, a file path, a confirmation word, vars"},
 	{RuleShellInterpolation, "a ${{ }} in a command where no quoting makes a value safe (a comment, backquotes, ${...}, arithmetic, the script of sh -c or eval, a name)"},
 	{RuleSQLInterpolation, "a ${{ }} in SQL text where no quoting makes a value safe (a string literal, a comment, joined to other text): values go in args: or literal()"},
+	{RuleShellDataPosition, "a ${{ }} in a command where runbook cannot prove the value stays data: an argument of a program it does not know, a shell function, an assignment to a command's environment, a pipe into a compound command; pass it with env: and use \"$NAME\""},
 	{RuleUnsafeRaw, "raw() of a value from outside the playbook (params, inventory, results) in a command or SQL text, where it would run as code"},
 	{RuleShellcheckPrefix + "SCnnnn", "a finding of shellcheck in a command, unless or probe command, checked as POSIX sh (https://www.shellcheck.net/wiki/SCnnnn); errors fail, the other levels are warnings"},
 	{RuleSQLSyntax, "SQL text (query, exec, unless) that PostgreSQL's parser rejects"},

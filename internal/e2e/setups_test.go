@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -71,8 +73,8 @@ func TestDBASetups(t *testing.T) {
 	// The DBA's layout, made before any playbook runs.
 	for _, host := range []string{"pg1", "pg2"} {
 		h.sh(host, "systemctl stop "+pgUnit)
-		h.disk(host, "/wal", 256)
 	}
+	h.disk("pg1", "/wal", 256)
 	h.disk("pg1", "/data", 512)
 	h.sh("pg1", `set -e
 mkdir -p /data/pg && mv `+pgData+` /data/pg/main && ln -s /data/pg/main `+pgData+`
@@ -84,11 +86,26 @@ mkdir -p /etc/postgresql/15/main/conf.d`)
 	h.disk("pg2", pgData, 192)
 	h.sh("pg2", `set -e
 cp -a `+pgData+`.orig/. `+pgData+`/ && rm -rf `+pgData+`.orig && chown postgres:postgres `+pgData+` && chmod 700 `+pgData+`
-mv `+pgData+`/pg_wal /wal/pg_wal && ln -s /wal/pg_wal `+pgData+`/pg_wal && chown -h postgres:postgres `+pgData+`/pg_wal
+mv `+pgData+`/pg_wal /var/tmp/pg_wal && mkdir -m 700 `+pgData+`/pg_wal
 mkdir -p /etc/postgresql/15/main/conf.d`)
+	// pg_wal itself the mount point of a WAL disk (no link), inside the
+	// data directory's own mount point; the tablespace's place prepared
+	// on a disk of its own.
+	h.disk("pg2", pgData+"/pg_wal", 192)
+	h.disk("pg2", "/tblspc", 64)
+	h.sh("pg2", `set -e
+cp -a /var/tmp/pg_wal/. `+pgData+`/pg_wal/ && rm -rf /var/tmp/pg_wal && chown postgres:postgres `+pgData+`/pg_wal && chmod 700 `+pgData+`/pg_wal
+mkdir /tblspc/ts1 && chown postgres:postgres /tblspc/ts1`)
 	for i, host := range []string{"pg1", "pg2"} {
 		conf := dbaConf(lab.Address(i), host == "pg1")
+		if host == "pg1" {
+			// The DBA's own pg_hba file.
+			conf += "hba_file = '/etc/postgresql/15/main/hba-dba.conf'\n"
+			h.sh(host, "cp -p /etc/postgresql/15/main/pg_hba.conf /etc/postgresql/15/main/hba-dba.conf")
+		}
 		h.sh(host, "printf '%s' "+shellQuote(conf)+" > /etc/postgresql/15/main/conf.d/dba.conf && systemctl start "+pgUnit)
+		// A setting of each node's own, by ALTER SYSTEM.
+		h.psqlAt(host, dbaPort, "ALTER SYSTEM SET cluster_name = '"+host+"-dba'")
 	}
 	h.psqlAt("pg1", dbaPort, "CREATE TABLESPACE ts1 LOCATION '/tblspc/ts1'")
 	h.psqlAt("pg1", dbaPort, "CREATE TABLE dba_rows TABLESPACE ts1 AS SELECT g AS id FROM generate_series(1, 1000) g")
@@ -104,6 +121,12 @@ mkdir -p /etc/postgresql/15/main/conf.d`)
 			if !strings.Contains(out, want) {
 				t.Errorf("configure-primary's diff lacks %q:\n%s", want, out)
 			}
+		}
+		if got := h.sh("pg1", "cd /etc/postgresql/15/main && grep -c '^host replication replication' hba-dba.conf; grep -c '^host replication replication' pg_hba.conf; true"); got != "2\n0" {
+			t.Errorf("the replication rules are not (only) in the hba_file the DBA set (hba-dba.conf, pg_hba.conf): %q", got)
+		}
+		if out, err := h.run(append(primary, "-p", "slot=My-Slot")...); err == nil || !strings.Contains(out, "does not match the pattern") || strings.Contains(out, "] changed ") {
+			t.Errorf("a slot name PostgreSQL refuses was not refused before any change: %v\n%s", err, out)
 		}
 		if strings.Contains(out, "+listen_addresses") || strings.Contains(out, "-listen_addresses") {
 			t.Errorf("listen_addresses changed though it covers the replication address:\n%s", out)
@@ -139,6 +162,10 @@ mkdir -p /etc/postgresql/15/main/conf.d`)
 		if err == nil || !strings.Contains(out, "the base backup failed; nothing on this node was changed") {
 			t.Fatalf("configure-standby forced on a full disk: %v\n%s", err, out)
 		}
+		// Why, in pg_basebackup's own words, in the step's failure.
+		if !strings.Contains(out, "pg_basebackup: error:") || !strings.Contains(out, "No space left on device") {
+			t.Errorf("the failed base backup does not say why:\n%s", out)
+		}
 		if after := h.sh("pg2", "cd "+pgData+" && ls -A && findmnt -n -o TARGET,FSTYPE "+pgData+" && systemctl is-active "+pgUnit); after != before {
 			t.Errorf("the failed run changed pg2:\n%s\n---\n%s", before, after)
 		}
@@ -150,20 +177,87 @@ mkdir -p /etc/postgresql/15/main/conf.d`)
 		return
 	}
 
-	if !t.Run("configure-standby on a mount point with pg_wal on its own disk", func(t *testing.T) {
+	if !t.Run("the base backup does not outlive runbook", func(t *testing.T) {
 		h := h.on(t)
+		// Slow enough to be killed in the middle.
+		h.sh("pg1", "tc qdisc add dev host0 root tbf rate 24mbit burst 32kbit latency 400ms")
+		defer h.sh("pg1", "tc qdisc del dev host0 root")
+		cmd := exec.Command(runbookBin, append([]string{standby[0], "-i", h.inventory}, standby[1:]...)...)
+		cmd.Env = append(append(os.Environ(), "XDG_STATE_HOME="+stateDir), h.env...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		h.sh("pg2", "for i in $(seq 300); do test -d "+pgData+"/pgsql_tmp.runbook-new/base && exit 0; sleep 0.2; done; echo no base backup started; exit 1")
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		killed := time.Now()
+		left := h.sh("pg2", "for i in $(seq 50); do n=$(pgrep -x pg_basebackup | wc -l); s=$(ls -d "+pgData+"/pgsql_tmp.runbook-new "+pgData+"/pg_wal/pgsql_tmp.runbook-new /tblspc/ts1.runbook-new 2>/dev/null | wc -l); "+
+			"[ $n = 0 ] && [ $s = 0 ] && break; sleep 0.2; done; echo $n $s")
+		if left != "0 0" {
+			t.Errorf("10 s after runbook was killed, pg2 still has pg_basebackup processes and staged copies: %s", left)
+		}
+		t.Logf("pg_basebackup and its stage gone %.1fs after runbook was killed", time.Since(killed).Seconds())
+		if got := h.psqlAt("pg2", dbaPort, "SELECT pg_is_in_recovery()"); got != "f" {
+			t.Errorf("pg2's PostgreSQL after the killed run: %s", got)
+		}
+	}) {
+		return
+	}
+
+	if !t.Run("a swap that fails part-way is undone, checked, and PostgreSQL started again", func(t *testing.T) {
+		h := h.on(t)
+		// The tablespace's place cannot be moved aside: the WAL and the data
+		// directory are swapped by then.
+		fingerprint := "cd " + pgData + " && ls -A | grep -v pgsql_tmp; ls -A pg_wal | grep -v pgsql_tmp; cat PG_VERSION; findmnt -n -o TARGET " + pgData + " " + pgData + "/pg_wal /tblspc; " +
+			"ls -A /tblspc; ls -d " + pgData + "/pgsql_tmp.runbook-* " + pgData + "/pg_wal/pgsql_tmp.runbook-* /tblspc/*.runbook-* 2>/dev/null; systemctl is-active " + pgUnit
+		before := h.sh("pg2", fingerprint)
+		h.sh("pg2", "chattr +i /tblspc/ts1")
+		out, err := h.run(standby...)
+		h.sh("pg2", "chattr -i /tblspc/ts1")
+		if err == nil || !strings.Contains(out, "could not move /tblspc/ts1 aside; every move undone and checked") || !strings.Contains(out, "PostgreSQL runs again") {
+			t.Fatalf("configure-standby with an immovable tablespace directory: %v\n%s", err, out)
+		}
+		if after := h.sh("pg2", fingerprint); after != before {
+			t.Errorf("pg2 after the undo:\n%s\n---\nbefore:\n%s", after, before)
+		}
+		if got := h.psqlAt("pg2", dbaPort, "SELECT pg_is_in_recovery()"); got != "f" {
+			t.Errorf("pg2's PostgreSQL after the undo: %s", got)
+		}
+	}) {
+		return
+	}
+
+	if !t.Run("configure-standby on a mount point with pg_wal the mount point of a WAL disk", func(t *testing.T) {
+		h := h.on(t)
+		// A base backup of runbook's own left running (a killed run on a
+		// version without the watchdog, say) holds the slot: the run stops
+		// it and goes on.
+		h.sh("pg2", "mkdir -p /var/tmp/orphan && chown postgres /var/tmp/orphan && cd / && PGPASSWORD="+shellQuote(replicationPassword)+" PGAPPNAME='runbook base backup (left over)' "+
+			"setsid runuser -u postgres -- pg_basebackup -h "+lab.Address(0)+" -p 5433 -U replication -S replication -D /var/tmp/orphan/d -X stream --checkpoint=fast --max-rate=32k >/dev/null 2>&1 < /dev/null &")
+		h.sh("pg1", "for i in $(seq 100); do test \"$(cd / && runuser -u postgres -- psql -XAt -p 5433 -c \"SELECT count(*) FROM pg_replication_slots s JOIN pg_stat_activity a ON a.pid = s.active_pid WHERE slot_name = 'replication' AND application_name LIKE 'runbook base backup%'\")\" = 1 && exit 0; sleep 0.2; done; exit 1")
 		out := h.ok(standby...)
+		h.sh("pg2", "rm -rf /var/tmp/orphan")
+		if !strings.Contains(out, "stopped the base backup an earlier run of runbook left running") {
+			t.Errorf("the leftover base backup was not stopped by the run:\n%s", out)
+		}
+		// The standby keeps its own ALTER SYSTEM settings; the primary's are said.
+		if !strings.Contains(out, "not taken from the primary's postgresql.auto.conf") || !strings.Contains(out, "cluster_name = 'pg1-dba'") {
+			t.Errorf("the primary's ALTER SYSTEM settings are not reported:\n%s", out)
+		}
+		if got := h.sh("pg2", "grep cluster_name "+pgData+"/postgresql.auto.conf"); got != "cluster_name = 'pg2-dba'" {
+			t.Errorf("pg2's own cluster_name was not kept: %q", got)
+		}
 		if !strings.Contains(out, "-hot_standby = on") || !strings.Contains(out, "conf.d/dba.conf") {
 			t.Errorf("the standby's hot_standby was not set where it takes effect:\n%s", out)
 		}
 		if got := h.psqlAt("pg1", dbaPort, "SELECT application_name || ' ' || state || ' ' || sync_state FROM pg_stat_replication"); got != "inmanta streaming sync" {
 			t.Errorf("pg_stat_replication on pg1: %q", got)
 		}
-		layout := h.sh("pg2", "findmnt -n -o TARGET "+pgData+"; test -f "+pgData+"/PG_VERSION && test -f "+pgData+"/standby.signal && echo data on the disk; readlink "+pgData+"/pg_wal; "+
-			"ls /wal/pg_wal | grep -c '^0000'; readlink "+pgData+"/pg_tblspc/*; ls -A /var/lib/postgresql/15/; stat -c %U "+pgData+"/lost+found; grep -o 'port=[0-9]*' "+pgData+"/postgresql.auto.conf")
-		want := pgData + "\ndata on the disk\n/wal/pg_wal\n"
-		if !strings.HasPrefix(layout, want) || !strings.Contains(layout, "/tblspc/ts1\nmain\npostgres\nport=5433") {
-			t.Errorf("pg2's layout after configure-standby:\n%s\nwant the mount point, the WAL disk, the tablespace, nothing beside main, lost+found readable, port 5433", layout)
+		layout := h.sh("pg2", "findmnt -n -o TARGET "+pgData+"; findmnt -n -o TARGET "+pgData+"/pg_wal; findmnt -rn -o TARGET | grep -c runbook; test -f "+pgData+"/PG_VERSION && test -f "+pgData+"/standby.signal && echo data on the disk; "+
+			"test -L "+pgData+"/pg_wal && echo pg_wal a link; ls "+pgData+"/pg_wal | grep -c '^0000' >/dev/null && echo WAL on the WAL disk; readlink "+pgData+"/pg_tblspc/*; ls -A /var/lib/postgresql/15/; stat -c %U "+pgData+"/lost+found; grep -o 'port=[0-9]*' "+pgData+"/postgresql.auto.conf")
+		want := pgData + "\n" + pgData + "/pg_wal\n0\ndata on the disk\nWAL on the WAL disk\n/tblspc/ts1\nmain\npostgres\nport=5433"
+		if layout != want {
+			t.Errorf("pg2's layout after configure-standby:\n%s\nwant:\n%s\n(the mount points where they were, none moved, the WAL on its disk, the tablespace, nothing beside main, lost+found readable, port 5433)", layout, want)
 		}
 		if got := h.sh("pg2", "cd / && runuser -u postgres -- psql -X -p 5433 -c 'SELECT 1' 2>&1; true"); !strings.Contains(got, "not accepting connections") {
 			t.Errorf("pg2 answers queries; a warm standby must not:\n%s", got)
@@ -231,6 +325,10 @@ mkdir -p /etc/postgresql/15/main/conf.d`)
 			"PGPASSWORD="+shellQuote(replicationPassword)+" setsid runuser -u postgres -- pg_receivewal -h "+lab.Address(0)+" -p 5433 -U replication -S archive -D /var/lib/archive >/dev/null 2>&1 < /dev/null &")
 		h.sh("pg1", "for i in $(seq 50); do test \"$(cd / && runuser -u postgres -- psql -XAt -p 5433 -c \"SELECT active FROM pg_replication_slots WHERE slot_name = 'archive'\")\" = t && exit 0; sleep 0.2; done; exit 1")
 		holder := h.psqlAt("pg1", dbaPort, "SELECT active_pid FROM pg_replication_slots WHERE slot_name = 'archive'")
+		// The archiver uses a WAL sender: with max_wal_senders = 3, the
+		// standby's and its base backup's no longer fit. Refused before the
+		// primary is changed or restarted.
+		h.refused("max_wal_senders is 3 and other clients use 1 (PID "+holder+" (pg_receivewal from "+lab.Address(1)+")); the standby needs 1 and its base backup 2", primary...)
 		h.refused("slot archive is held by another client: PID "+holder+" (application_name pg_receivewal, user replication, from "+lab.Address(1)+")",
 			"run", "pg-ha/configure-primary", "-p", "primary=pg1", "-p", "standby=pg2", "-p", "layout=debian", "-p", "slot=archive")
 		h.refused("slot archive was not created by pg-ha/configure-primary and is held by PID "+holder,
@@ -259,6 +357,36 @@ mkdir -p /etc/postgresql/15/main/conf.d`)
 		h.unchanged(primary...)
 		if got := h.psqlAt("pg1", dbaPort, "SELECT current_setting('wal_level') || ' ' || (SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'cdc') || ' ' || (pg_postmaster_start_time() = '"+started+"')"); got != "logical 1 true" {
 			t.Errorf("pg1 after configure-primary: %s, want wal_level logical, the slot cdc, no restart", got)
+		}
+	}) {
+		return
+	}
+	if !t.Run("a standby of another cluster gets a base backup, never a mere conninfo rewrite", func(t *testing.T) {
+		h := h.on(t)
+		// pg2 is made a standby of a cluster of its own (a fresh initdb)
+		// whose primary_conninfo names pg1 exactly: it is in archive
+		// recovery, has standby.signal and the right host, and is not pg1's.
+		// (What earlier runs set aside is deleted first, as a DBA would.)
+		h.sh("pg2", `set -e
+systemctl stop `+pgUnit+`
+cd `+pgData+` && for e in *; do case $e in lost+found|pg_wal) ;; *) rm -rf "$e";; esac; done
+rm -rf pg_wal/0* pg_wal/archive_status pg_wal/pgsql_tmp.*
+rm -rf /var/tmp/other && cd / && runuser -u postgres -- /usr/lib/postgresql/15/bin/initdb -D /var/tmp/other >/dev/null
+mv /var/tmp/other/pg_wal/* `+pgData+`/pg_wal/ && rmdir /var/tmp/other/pg_wal && mv /var/tmp/other/* `+pgData+`/ && rm -rf /var/tmp/other
+touch `+pgData+`/standby.signal && echo "primary_conninfo = 'user=replication host=`+lab.Address(0)+` port=5433 application_name=inmanta'" >> `+pgData+`/postgresql.auto.conf
+chown -R postgres:postgres `+pgData+`/* && chown postgres:postgres `+pgData+`/lost+found
+systemctl start `+pgUnit+`
+for i in $(seq 50); do LC_ALL=C /usr/lib/postgresql/15/bin/pg_controldata -D `+pgData+` | grep -q 'in archive recovery' && exit 0; sleep 0.2; done; exit 1`)
+		out := h.ok(standby...)
+		if !strings.Contains(out, "a base backup is needed: the standby's cluster") || !strings.Contains(out, "is not the primary's") {
+			t.Errorf("configure-standby did not see pg2 is another cluster's standby:\n%s", out)
+		}
+		sysid := "LC_ALL=C /usr/lib/postgresql/15/bin/pg_controldata -D " + pgData + " | sed -n 's/^Database system identifier: *//p'"
+		if a, b := h.sh("pg1", sysid), h.sh("pg2", sysid); a != b {
+			t.Errorf("pg2's cluster (%s) is not pg1's (%s)", b, a)
+		}
+		if got := h.psqlAt("pg1", dbaPort, "SELECT application_name || ' ' || state || ' ' || sync_state FROM pg_stat_replication WHERE application_name = 'inmanta'"); got != "inmanta streaming sync" {
+			t.Errorf("pg_stat_replication on pg1: %q", got)
 		}
 	}) {
 		return

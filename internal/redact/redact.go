@@ -45,16 +45,24 @@ type entry struct {
 }
 
 // New returns a redactor of the given secret values; empty values are
-// ignored.
+// ignored. Every fragment of a value that output may show on its own (see
+// Fragments) is masked, however short: the caller refuses values with a
+// short fragment before they get here (see Weakness), unless the operator
+// accepted that they mangle the output.
 func New(secrets []string) *Redactor {
-	return (*Redactor)(nil).With(secrets...)
+	return (*Redactor)(nil).with(secrets, 1)
 }
 
 // With returns a redactor that masks what r masks and the given values
 // too, each in all its forms; r is not changed, and comes back as it is
 // when it knows every value already. A run adds the values it computes
-// from secrets (see tmpl.Taint) as it goes.
+// from secrets (see tmpl.Taint) as it goes; their fragments are masked
+// when they are MinLength bytes or more.
 func (r *Redactor) With(secrets ...string) *Redactor {
+	return r.with(secrets, MinLength)
+}
+
+func (r *Redactor) with(secrets []string, minFragment int) *Redactor {
 	seen := map[string]bool{}
 	var entries []entry
 	if r != nil {
@@ -79,17 +87,9 @@ func (r *Redactor) With(secrets ...string) *Redactor {
 		add(s)
 	}
 	for _, s := range secrets {
-		// Pieces of a secret that output may show on their own: the value
-		// without the blanks around it (trimmed by a tool), and each line of
-		// a secret of several lines (a diff or a log prints lines apart).
-		if t := strings.TrimSpace(s); t != s && len(t) >= MinLength {
-			add(t)
-		}
-		if strings.ContainsAny(s, "\r\n") {
-			for _, l := range strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' }) {
-				if l = strings.TrimSpace(l); len(l) >= MinLength {
-					add(l)
-				}
+		for _, f := range Fragments(s) {
+			if len(f) >= minFragment {
+				add(f)
 			}
 		}
 	}
@@ -97,6 +97,60 @@ func (r *Redactor) With(secrets ...string) *Redactor {
 		return r
 	}
 	return &Redactor{entries: entries}
+}
+
+// Fragments returns the pieces of a secret that output may show on their
+// own, which the redactor masks apart from the whole: the value without
+// the blanks around it (a tool trims it), and each line of a value of
+// several lines, trimmed (a diff, a log, a tool printing one line).
+func Fragments(s string) []string {
+	var out []string
+	if t := strings.TrimSpace(s); t != s {
+		out = append(out, t)
+	}
+	if strings.ContainsAny(s, "\r\n") {
+		for _, l := range strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' }) {
+			if l = strings.TrimSpace(l); l != "" {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
+
+// Weakness says why a secret's value cannot be masked safely by its
+// length alone, or "": the value, or a fragment of it that output may
+// show on its own (a line), is shorter than MinLength, so that it turns
+// up by chance in output and would leak when shown apart.
+func Weakness(s string) string {
+	if len(s) < MinLength {
+		return fmt.Sprintf("is %d bytes long, shorter than %d: so short a value turns up by chance in output", len(s), MinLength)
+	}
+	if t := strings.TrimSpace(s); len(t) < MinLength {
+		return fmt.Sprintf("is %d bytes long without the blanks around it, shorter than %d: a tool that trims it would show it, and so short a value turns up by chance in output", len(t), MinLength)
+	}
+	if strings.ContainsAny(s, "\r\n") {
+		for i, l := range strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' }) {
+			if l = strings.TrimSpace(l); l != "" && len(l) < MinLength {
+				return fmt.Sprintf("has a line (the %s) of %d bytes, shorter than %d: output that shows the lines apart (a diff, a log) would show it, and so short a line turns up by chance: use a value whose every line is at least %d bytes", ordinal(i+1), len(l), MinLength, MinLength)
+			}
+		}
+	}
+	return ""
+}
+
+func ordinal(n int) string {
+	switch {
+	case n%100 >= 11 && n%100 <= 13:
+		return fmt.Sprintf("%dth", n)
+	case n%10 == 1:
+		return fmt.Sprintf("%dst", n)
+	case n%10 == 2:
+		return fmt.Sprintf("%dnd", n)
+	case n%10 == 3:
+		return fmt.Sprintf("%drd", n)
+	}
+	return fmt.Sprintf("%dth", n)
 }
 
 // Empty reports whether the redactor knows no secret.
@@ -111,19 +165,12 @@ func (r *Redactor) String(s string) string {
 	}
 	var spans []span
 	if r != nil {
-		for _, e := range r.entries {
-			if e.anchor != "" && !strings.Contains(s, e.anchor) {
-				continue
-			}
-			for _, f := range e.forms {
-				for i := 0; i < len(s); {
-					j := strings.Index(s[i:], f)
-					if j < 0 {
-						break
-					}
-					spans = append(spans, span{i + j, i + j + len(f)})
-					i += j + 1
-				}
+		spans = r.find(s, nil, spans)
+		// The same text with the escapes of a syntax undone: a form that
+		// escaped more than it had to.
+		if strings.ContainsAny(s, `%&\`) {
+			for _, d := range decodings(s) {
+				spans = r.find(d.text, &d, spans)
 			}
 		}
 	}
@@ -136,6 +183,31 @@ func (r *Redactor) String(s string) string {
 		s = scramVerifier.ReplaceAllString(s, "SCRAM-SHA-256$"+Mask)
 	}
 	return s
+}
+
+// find appends the spans of s where a form of a secret is; when s is a
+// decoded text, the spans are those of the text it was decoded from.
+func (r *Redactor) find(s string, d *decoded, spans []span) []span {
+	for _, e := range r.entries {
+		if e.anchor != "" && !strings.Contains(s, e.anchor) {
+			continue
+		}
+		for _, f := range e.forms {
+			for i := 0; i < len(s); {
+				j := strings.Index(s[i:], f)
+				if j < 0 {
+					break
+				}
+				sp := span{i + j, i + j + len(f)}
+				if d != nil {
+					sp = span{d.from[sp.from], d.to[sp.to-1]}
+				}
+				spans = append(spans, sp)
+				i += j + 1
+			}
+		}
+	}
+	return spans
 }
 
 var scramVerifier = regexp.MustCompile(`SCRAM-SHA-256\$[0-9]+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+`)

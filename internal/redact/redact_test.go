@@ -76,6 +76,96 @@ func TestDerivedForms(t *testing.T) {
 	}
 }
 
+// escapeAll escapes every byte (or rune) of s that keep does not keep.
+func escapeAll(s string, keep func(rune) bool, esc func(rune) string) string {
+	var b strings.Builder
+	for _, c := range s {
+		if keep(c) {
+			b.WriteRune(c)
+		} else {
+			b.WriteString(esc(c))
+		}
+	}
+	return b.String()
+}
+
+func alnum(c rune) bool {
+	return c < 0x80 && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9')
+}
+func none(rune) bool { return false }
+
+// bytesEsc escapes each byte of a character's UTF-8 form with format.
+func bytesEsc(format string) func(rune) string {
+	return func(c rune) string {
+		var b strings.Builder
+		for _, x := range []byte(string(c)) {
+			fmt.Fprintf(&b, format, x)
+		}
+		return b.String()
+	}
+}
+
+// TestEscapeVariants: encoders that escape more than they must, in ways
+// no list of forms can hold (every byte as %XX in either case, any
+// character as an HTML entity or \uXXXX, / as \/, é as \xE9), alone and
+// inside JSON. Each must be masked whole.
+func TestEscapeVariants(t *testing.T) {
+	r := New(corpus)
+	variants := map[string]func(string) string{
+		"percent every byte":        func(s string) string { return escapeAll(s, none, bytesEsc("%%%02X")) },
+		"percent every byte, lower": func(s string) string { return escapeAll(s, none, bytesEsc("%%%02x")) },
+		"percent but alnum, lower":  func(s string) string { return escapeAll(s, alnum, bytesEsc("%%%02x")) },
+		"html &apos; &quot;": func(s string) string {
+			return strings.NewReplacer("&", "&amp;", "'", "&apos;", `"`, "&quot;", "<", "&lt;", ">", "&gt;").Replace(s)
+		},
+		"html &#x27;": func(s string) string {
+			return escapeAll(s, alnum, func(c rune) string { return fmt.Sprintf("&#x%X;", c) })
+		},
+		"html &#39;": func(s string) string {
+			return escapeAll(s, alnum, func(c rune) string { return fmt.Sprintf("&#%d;", c) })
+		},
+		"html every &#nn": func(s string) string {
+			return escapeAll(s, none, func(c rune) string { return fmt.Sprintf("&#%d;", c) })
+		},
+		"json \\/ and \\u": func(s string) string {
+			return escapeAll(s, func(c rune) bool { return alnum(c) || c == ' ' }, func(c rune) string {
+				if c == '/' {
+					return `\/`
+				}
+				if c >= 0x10000 {
+					c -= 0x10000
+					return fmt.Sprintf(`\u%04X\u%04X`, 0xd800+(c>>10), 0xdc00+(c&0x3ff))
+				}
+				return fmt.Sprintf(`\u%04x`, c)
+			})
+		},
+		"yaml \\xE9": func(s string) string {
+			return escapeAll(s, func(c rune) bool { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\' }, func(c rune) string {
+				switch {
+				case c < 0x100:
+					return fmt.Sprintf(`\x%02X`, c)
+				case c >= 0x10000:
+					return fmt.Sprintf(`\U%08X`, c)
+				}
+				return fmt.Sprintf(`\u%04x`, c)
+			})
+		},
+		"python bytes \\xc3": func(s string) string {
+			return escapeAll(s, func(c rune) bool { return c >= 0x20 && c < 0x7f && c != '\'' && c != '\\' }, bytesEsc(`\x%02x`))
+		},
+	}
+	for name, v := range variants {
+		for _, s := range corpus {
+			enc := v(s)
+			for _, text := range []string{"before " + enc + " after", "before " + jsonPlain(enc) + " after", "before " + jsonASCII(enc) + " after"} {
+				if got := r.String(text); got != "before "+Mask+" after" {
+					t.Errorf("%s of %q: got %q", name, s, got)
+				}
+			}
+		}
+	}
+}
+
 func TestPrefixAndOverlap(t *testing.T) {
 	r := New([]string{"prefix-secret", "prefix-secret-and-more", "more-overlap"})
 	cases := map[string]string{
@@ -119,6 +209,27 @@ func TestLinesAndTrimmed(t *testing.T) {
 	}
 }
 
+// TestShortLines: a secret of several short lines is refused as weak
+// (Weakness), and when the operator runs anyway each line is masked
+// wherever it shows on its own.
+func TestShortLines(t *testing.T) {
+	s := "x9#k\nq7!z\nm2$w"
+	if Weakness(s) == "" {
+		t.Errorf("%q: not weak", s)
+	}
+	got := New([]string{s}).String("+x9#k\n+q7!z\n-m2$w\n")
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(got, l) {
+			t.Errorf("line %q shows: %q", l, got)
+		}
+	}
+	for _, ok := range []string{"a-fine-secret", "a-long-first-line\nanother-long-line\n"} {
+		if w := Weakness(ok); w != "" {
+			t.Errorf("%q: %s", ok, w)
+		}
+	}
+}
+
 func TestVerifier(t *testing.T) {
 	var r *Redactor
 	got := r.String("SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk:c2VydmVy")
@@ -130,6 +241,15 @@ func TestVerifier(t *testing.T) {
 func BenchmarkStringNoMatch(b *testing.B) {
 	r := New(corpus)
 	text := strings.Repeat("an ordinary line of output, nothing secret in it\n", 100)
+	b.ResetTimer()
+	for range b.N {
+		_ = r.String(text)
+	}
+}
+
+func BenchmarkStringEscapesNoMatch(b *testing.B) {
+	r := New(corpus)
+	text := strings.Repeat(`an ordinary line & "quoted\" \\ 50% of it\n`, 100)
 	b.ResetTimer()
 	for range b.N {
 		_ = r.String(text)

@@ -37,8 +37,8 @@ func (e *Error) Error() string { return e.Msg }
 const (
 	ruleSyntax    = diag.RuleExprSyntax
 	ruleType      = diag.RuleExprType
-	ruleUndefined = diag.RuleUndefined
-	ruleForward   = diag.RuleForwardRef
+	ruleUndefined = diag.RuleUndefinedReference
+	ruleForward   = diag.RuleForwardReference
 )
 
 // Expr is a compiled expression.
@@ -82,6 +82,9 @@ func Compile(src string, s *Scope) (*Expr, error) { return compile(src, s, false
 func compile(src string, s *Scope, asBool bool) (*Expr, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, &Error{Rule: ruleSyntax, Msg: "empty expression"}
+	}
+	if off := exprTooDeep(src); off >= 0 {
+		return nil, depthError(src, off, ruleSyntax, "the expression")
 	}
 	key, cacheable := cacheKey{src: src, host: s.Host, asBool: asBool, result: s.Result}, s.Item == nil
 	if s.Result != nil {

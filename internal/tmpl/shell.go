@@ -65,9 +65,12 @@ func (shellLang) bind(t *Template) []*TemplateError {
 	}
 	found := make([]bool, len(m.exprs))
 	var errs []*TemplateError
-	refuse := func(k int, format string, args ...any) {
-		errs = append(errs, &TemplateError{Offset: m.exprOffset(k), Error: &Error{Rule: diag.RuleShellInterpolation, Msg: fmt.Sprintf(format, args...)}})
+	refuse := func(k int, rule, format string, args ...any) {
+		errs = append(errs, &TemplateError{Offset: m.exprOffset(k), Error: &Error{Rule: rule, Msg: fmt.Sprintf(format, args...)}})
 	}
+	var values, uses []shellPlace // uses: $name, ${name...}
+	var arith []*syntax.Lit
+	flow := &shellFlow{m: m, vars: map[string]bool{}, decl: map[string]bool{}}
 	var stack []syntax.Node
 	syntax.Walk(f, func(n syntax.Node) bool {
 		if n == nil {
@@ -78,10 +81,28 @@ func (shellLang) bind(t *Template) []*TemplateError {
 		switch n := n.(type) {
 		case *syntax.Lit:
 			text = n.Value
+			if inArith(stack) {
+				arith = append(arith, n)
+			}
 		case *syntax.SglQuoted:
 			text = n.Value
 		case *syntax.Comment:
 			text = n.Text
+		case *syntax.ParamExp:
+			if n.Param != nil {
+				uses = append(uses, shellPlace{stack: append(append([]syntax.Node{}, stack...), n)})
+			}
+		case *syntax.DeclClause:
+			for _, a := range n.Args {
+				if a.Name != nil {
+					flow.decl[a.Name.Value] = true
+				}
+				if a.Naked && a.Value != nil {
+					if s, ok := litWord(m, a.Value); ok {
+						flow.decl[s] = true
+					}
+				}
+			}
 		}
 		for _, k := range m.find(text) {
 			if found[k] {
@@ -90,17 +111,40 @@ func (shellLang) bind(t *Template) []*TemplateError {
 			found[k] = true
 			s, why := shellContext(stack, n, m, k)
 			if why != "" {
-				refuse(k, "%s", why)
+				refuse(k, diag.RuleShellInterpolation, "%s", why)
 				continue
 			}
 			t.parts[m.exprs[k]].slot = s
+			st := append(append([]syntax.Node{}, stack...), n)
+			w := wordIndex(st, len(st)-1)
+			first := w >= 0 && wordStartsWith(st, w, len(st)-1) && strings.HasPrefix(text, m.marker(k))
+			values = append(values, shellPlace{k: k, stack: st, valueFirst: first})
 		}
 		stack = append(stack, n)
 		return true
 	})
+	// Where each value goes: its word, what its command's output reaches,
+	// and the uses of the variables assigned from it.
+	for _, v := range values {
+		if e := t.parts[m.exprs[v.k]].expr; e.callsRaw && !e.rawInput {
+			// raw() of constants: the author's own code.
+			continue
+		}
+		before := len(flow.vars)
+		if r := flow.checkWord(v.stack, wordIndex(v.stack, len(v.stack)-1), v.valueFirst); r != nil {
+			refuse(v.k, r.rule, "%s", r.msg)
+			continue
+		}
+		if len(flow.vars) == before {
+			continue
+		}
+		if r := flow.checkVarUses(uses, arith); r != nil {
+			refuse(v.k, r.rule, "%s", r.msg)
+		}
+	}
 	for k := range m.exprs {
 		if !found[k] {
-			refuse(k, "${{ }} in a place of the command that runbook cannot quote a value for: make it a word of its own, or pass the value with env:")
+			refuse(k, diag.RuleShellInterpolation, "${{ }} in a place of the command that runbook cannot quote a value for: make it a word of its own, or pass the value with env:")
 		}
 	}
 	if len(errs) > 0 {
@@ -128,38 +172,44 @@ func (t *Template) checkShellMarks(m *markedText) []*TemplateError {
 }
 
 // plainShell reports whether the text around a template's expressions
-// has no shell syntax that changes how a word is read: no quotes,
-// expansions, escapes, comments, redirections or names.
+// has no shell syntax that changes how a word is read (no quotes,
+// expansions, escapes, comments, pipes, assignments, line breaks, and no
+// redirection but to a file), and every value is an argument of a command written
+// before it that keeps all its arguments data (cat, ls, pg_controldata:
+// no option of theirs runs code).
 func plainShell(t *Template) bool {
-	for i, p := range t.parts {
+	var b strings.Builder
+	for _, p := range t.parts {
 		if p.expr != nil {
-			// "${{ x }}=..." or "${{ x }}(" would be a name.
-			if i+1 < len(t.parts) && t.parts[i+1].expr == nil && strings.ContainsAny(t.parts[i+1].lit[:1], "=([") {
-				return false
-			}
+			b.WriteByte(0)
 			continue
 		}
 		for j := 0; j < len(p.lit); j++ {
 			c := p.lit[j]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(" \t_./:,@%+-=;&|>", c) >= 0) {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(" \t_./:,@%+-;&>", c) >= 0) {
 				return false
 			}
 		}
-		// A command that runs its arguments as code needs a closer look.
-		for _, w := range strings.FieldsFunc(p.lit, func(r rune) bool { return strings.ContainsRune(" \t;&|>", r) }) {
-			if codeRunners[path.Base(w)] || strings.HasPrefix(w, "-") && strings.Contains(w, "c") {
-				return false
-			}
+		if strings.Contains(p.lit, ">&") {
+			// A file descriptor, not a file name.
+			return false
+		}
+		b.WriteString(p.lit)
+	}
+	for _, cmd := range strings.FieldsFunc(b.String(), func(r rune) bool { return r == ';' || r == '&' }) {
+		f := strings.Fields(cmd)
+		if len(f) == 0 || !strings.Contains(cmd, "\x00") {
+			continue
+		}
+		if strings.Contains(f[0], "\x00") {
+			return false
+		}
+		spec, known := shellData[path.Base(f[0])]
+		if !known || spec.wrapper || spec.test || spec.code != "" || len(spec.longCode) > 0 {
+			return false
 		}
 	}
 	return true
-}
-
-// codeRunners are the commands whose arguments the shell, or the program,
-// parses as shell code.
-var codeRunners = map[string]bool{
-	"eval": true, "trap": true, "let": true,
-	"sh": true, "bash": true, "dash": true, "ksh": true, "mksh": true, "zsh": true, "busybox": true, "su": true,
 }
 
 // shellWordKind is the quoting context of a value.
@@ -233,8 +283,8 @@ func (s *shellSlot) checkSpan(out string, start, end int) error {
 			if e.dash {
 				l = strings.TrimLeft(l, "\t")
 			}
-			if l == e.word {
-				return fmt.Errorf("a line of the value, with the text around it, reads %q and would end the here-document early", e.word)
+			if endsHeredoc(l, e.word) {
+				return fmt.Errorf("a line of the value, with the text around it, would end the here-document early: it starts with the end word %q (bash also ends a here-document inside $(...) at a line such as %q)", e.word, e.word+")")
 			}
 			if dashDropsByte(l, e.word) {
 				return fmt.Errorf("a line of the value, with the text around it, starts like the here-document's end %q and goes on with a non-ASCII byte, which dash (/bin/sh on Debian) drops there: the command would not get the value as it is", e.word)
@@ -242,6 +292,21 @@ func (s *shellSlot) checkSpan(out string, start, end int) error {
 		}
 	}
 	return nil
+}
+
+// endsHeredoc reports whether a shell may take line as the end of a
+// here-document ending at word: the line is the word, or starts with it
+// followed by something that is not part of a word (bash ends a
+// here-document inside $(...) at "EOF)").
+func endsHeredoc(line, word string) bool {
+	if !strings.HasPrefix(line, word) {
+		return false
+	}
+	if len(line) == len(word) {
+		return true
+	}
+	c := line[len(word)]
+	return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c >= 0x80)
 }
 
 // dashDropsByte reports whether dash would lose a byte of a here-document
@@ -381,10 +446,6 @@ func shellContext(stack []syntax.Node, leaf syntax.Node, m *markedText, k int) (
 			if p.Hdoc == child {
 				s.ends = append(s.ends, heredocEnd{word: heredocWord(p.Word), dash: p.Op == syntax.DashHdoc})
 			}
-		case *syntax.CallExpr:
-			if arg, ok := child.(*syntax.Word); ok && runsAsCode(p, arg) {
-				return nil, "${{ }} in an argument that is run as shell code (eval, trap, let, sh -c, su -c): the value would be parsed as commands; pass it with env: and use \"$NAME\" in the script"
-			}
 		}
 	}
 	return s, ""
@@ -394,35 +455,6 @@ func arithTest(op syntax.BinTestOperator) bool {
 	switch op {
 	case syntax.TsEql, syntax.TsNeq, syntax.TsLeq, syntax.TsGeq, syntax.TsLss, syntax.TsGtr:
 		return true
-	}
-	return false
-}
-
-// runsAsCode reports whether arg of call is parsed as shell code: any
-// argument of eval, trap and let, the script after -c of a shell or su
-// (also behind sudo, env and the like).
-func runsAsCode(call *syntax.CallExpr, arg *syntax.Word) bool {
-	for i, a := range call.Args {
-		name := path.Base(a.Lit())
-		switch name {
-		case "eval", "trap", "let":
-			if i == 0 || i == 1 && (call.Args[0].Lit() == "command" || call.Args[0].Lit() == "builtin" || call.Args[0].Lit() == "exec") {
-				for _, b := range call.Args[1:] {
-					if b == arg {
-						return true
-					}
-				}
-			}
-		}
-		if !codeRunners[name] {
-			continue
-		}
-		for j := i + 1; j+1 < len(call.Args); j++ {
-			f := call.Args[j].Lit()
-			if strings.HasPrefix(f, "-") && !strings.HasPrefix(f, "--") && strings.Contains(f, "c") {
-				return call.Args[j+1] == arg
-			}
-		}
 	}
 	return false
 }

@@ -40,7 +40,7 @@ func TestShellContexts(t *testing.T) {
 		{src: "cat <<EOF\n${{ params.v }}\nEOF", want: "cat <<EOF\na'b\"c\\$(x)\\`y\\`\\\\\nEOF"},
 		{src: "cat <<\"EOF\"\n${{ params.v }}\nEOF", want: "cat <<\"EOF\"\na'b\"c$(x)`y`\\\nEOF"},
 		{src: `x=$(printf %s "${{ params.v }}")`, want: `x=$(printf %s "a'b\"c\$(x)\` + "`y\\`" + `\\")`},
-		{src: `X=${{ params.v }} env`, want: `X='a'\''b"c$(x)` + "`y`" + `\' env`},
+		{src: `X=${{ params.v }} env`, want: "${{ }} in an assignment to the environment of a command", rule: diag.RuleShellDataPosition},
 		{src: "echo `echo ${{ params.v }}`", want: "${{ }} inside backquotes", rule: diag.RuleShellInterpolation},
 		{src: "echo $((${{ params.n }}+1))", want: "${{ }} in shell arithmetic", rule: diag.RuleShellInterpolation},
 		{src: "(( ${{ params.n }} > 1 ))", want: "${{ }} in shell arithmetic", rule: diag.RuleShellInterpolation},
@@ -56,14 +56,14 @@ func TestShellContexts(t *testing.T) {
 		{src: "${{ params.v }}=1 env", want: "${{ }} where the shell expects a name", rule: diag.RuleShellInterpolation},
 		{src: "${{ params.v }}() { :; }", want: "${{ }} where the shell expects a name", rule: diag.RuleShellInterpolation},
 		{src: "cat <<${{ params.v }}\nx\nEOF", want: "runbook cannot parse this command", rule: diag.RuleShellInterpolation},
-		{src: "sh -c ${{ params.v }}", want: "${{ }} in an argument that is run as shell code", rule: diag.RuleShellInterpolation},
-		{src: "bash -ec \"x=${{ params.v }}\"", want: "${{ }} in an argument that is run as shell code", rule: diag.RuleShellInterpolation},
-		{src: "sudo -u postgres sh -c \"$(echo ${{ params.v }})\"", want: "${{ }} in an argument that is run as shell code", rule: diag.RuleShellInterpolation},
-		{src: "eval ls ${{ params.v }}", want: "${{ }} in an argument that is run as shell code", rule: diag.RuleShellInterpolation},
-		{src: "trap ${{ params.v }} EXIT", want: "${{ }} in an argument that is run as shell code", rule: diag.RuleShellInterpolation},
-		{src: "command eval ${{ params.v }}", want: "${{ }} in an argument that is run as shell code", rule: diag.RuleShellInterpolation},
+		{src: "sh -c ${{ params.v }}", want: "${{ }} reaches sh, which runs its arguments", rule: diag.RuleShellInterpolation},
+		{src: "bash -ec \"x=${{ params.v }}\"", want: "${{ }} reaches bash, which runs its arguments", rule: diag.RuleShellInterpolation},
+		{src: "sudo -u postgres sh -c \"$(echo ${{ params.v }})\"", want: "${{ }} reaches sh, which runs its arguments", rule: diag.RuleShellInterpolation},
+		{src: "eval ls ${{ params.v }}", want: "${{ }} reaches eval, which runs its arguments", rule: diag.RuleShellInterpolation},
+		{src: "trap ${{ params.v }} EXIT", want: "${{ }} reaches trap, which runs its arguments", rule: diag.RuleShellInterpolation},
+		{src: "command eval ${{ params.v }}", want: "${{ }} reaches eval, which runs its arguments", rule: diag.RuleShellInterpolation},
 		{src: "grep eval ${{ params.v }}", want: `grep eval 'a'\''b"c$(x)` + "`y`" + `\'`},
-		{src: "sh -c 'echo \"$0\"' ${{ params.v }}", want: `sh -c 'echo "$0"' 'a'\''b"c$(x)` + "`y`" + `\'`},
+		{src: "sh -c 'echo \"$0\"' ${{ params.v }}", want: "${{ }} reaches sh, which runs its arguments", rule: diag.RuleShellInterpolation},
 		{src: "[[ $x -eq ${{ params.n }} ]]", want: "${{ }} in an arithmetic comparison", rule: diag.RuleShellInterpolation},
 		{src: "a[${{ params.n }}]=1", want: "${{ }} in the name or index of an assignment", rule: diag.RuleShellInterpolation},
 		{src: "echo \"${{ params.v }}", want: "runbook cannot parse this command as shell (reached EOF without closing quote", rule: diag.RuleShellInterpolation},
@@ -97,6 +97,113 @@ func errMsgs(errs []*TemplateError) []string {
 	return out
 }
 
+// TestShellDenyByDefault: a value is accepted only where it is proven
+// data. Each refused form is one that a list of bad commands missed; each
+// accepted one is a form the bundled playbooks use.
+func TestShellDenyByDefault(t *testing.T) {
+	refused := []struct{ src, rule string }{
+		{`"eval" ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`e''val ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`sh "-c" ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`'sh' -c ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`command -p eval ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`$S -c ${{ params.v }}`, diag.RuleShellDataPosition},
+		{`"$S" ${{ params.v }}`, diag.RuleShellDataPosition},
+		{`su --command=${{ params.v }}`, diag.RuleShellInterpolation},
+		{`su postgres --command ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`flock /tmp/l -c ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`watch ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`echo ${{ params.v }} | xargs sh -c`, diag.RuleShellInterpolation},
+		{`printf %s ${{ params.v }} | xargs -0 rm`, diag.RuleShellInterpolation},
+		{"sh <<EOF\n${{ params.v }}\nEOF", diag.RuleShellInterpolation},
+		{"cat <<EOF | sh\n${{ params.v }}\nEOF", diag.RuleShellInterpolation},
+		{`echo ${{ params.v }} | sh`, diag.RuleShellInterpolation},
+		{`echo ${{ params.v }} | tee /tmp/x | bash -s`, diag.RuleShellInterpolation},
+		{`{ echo ${{ params.v }}; } | sh`, diag.RuleShellInterpolation},
+		{`echo ${{ params.v }} | while read -r l; do $l; done`, diag.RuleShellDataPosition},
+		{`alias x=${{ params.v }}`, diag.RuleShellInterpolation},
+		{`test -v ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`[ -v "${{ params.v }}" ]`, diag.RuleShellInterpolation},
+		{`[ ${{ params.v }} ]`, diag.RuleShellDataPosition},
+		{`declare -i n=${{ params.v }}`, diag.RuleShellInterpolation},
+		{`local x=${{ params.v }}`, diag.RuleShellInterpolation},
+		{`export X=${{ params.v }}`, diag.RuleShellInterpolation},
+		{`printf -v ${{ params.v }} %s x`, diag.RuleShellInterpolation},
+		{`printf -v x ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`printf ${{ params.v }} x`, diag.RuleShellInterpolation},
+		{`read ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`sh <<< ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`psql <<< ${{ params.v }}`, diag.RuleShellInterpolation},
+		{"x=$(sh <<EOF\n${{ params.v }}\nEOF)", diag.RuleShellInterpolation},
+		{`$(echo ${{ params.v }}) arg`, diag.RuleShellDataPosition},
+		{`eval "$(echo ${{ params.v }})"`, diag.RuleShellInterpolation},
+		{`x=${{ params.v }}; eval "$x"`, diag.RuleShellInterpolation},
+		{`x=${{ params.v }}; y=$x; $y`, diag.RuleShellDataPosition},
+		{`x=${{ params.v }}; echo $((x + 1))`, diag.RuleShellInterpolation},
+		{`x=${{ params.v }}; echo "${!x}"`, diag.RuleShellInterpolation},
+		{`declare -i x; x=${{ params.v }}`, diag.RuleShellDataPosition},
+		{`PATH=${{ params.v }}`, diag.RuleShellDataPosition},
+		{`PATH=${{ params.v }} ls`, diag.RuleShellDataPosition},
+		{`env LD_PRELOAD=${{ params.v }} ls`, diag.RuleShellDataPosition},
+		{`env -S ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`sudo -s ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`sudo ${{ params.v }}`, diag.RuleShellDataPosition},
+		{`f() { $1; }; f ${{ params.v }}`, diag.RuleShellDataPosition},
+		{`awk ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`sed s/a/${{ params.v }}/ f`, diag.RuleShellInterpolation},
+		{`find . -name ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`mytool ${{ params.v }}`, diag.RuleShellDataPosition},
+		{`psql -c ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`psql -Xc ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`psql --command=${{ params.v }}`, diag.RuleShellInterpolation},
+		{`psql ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`pg_ctl start -o ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`sort --compress-program ${{ params.v }} f`, diag.RuleShellInterpolation},
+		{`cat 3<<EOF
+${{ params.v }}
+EOF`, diag.RuleShellDataPosition},
+		{`ls >&${{ params.v }}`, diag.RuleShellDataPosition},
+		{`timeout 5 sh -c ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`sudo -u postgres env X=${{ params.v }} ls`, diag.RuleShellDataPosition},
+		{`for x in ${{ params.v }}; do $x; done`, diag.RuleShellDataPosition},
+	}
+	for _, c := range refused {
+		_, errs := bind(t, c.src, Shell)
+		if len(errs) != 1 || errs[0].Rule != c.rule || !strings.Contains(errs[0].Msg, "${{ }}") {
+			t.Errorf("%q: got %v, want one %s refusal", c.src, errMsgs(errs), c.rule)
+		}
+	}
+	accepted := []string{
+		`echo ${{ params.v }}`,
+		`printf '%s\n' "${{ params.v }}"`,
+		`printf -- ${{ params.v }}`,
+		`test -f ${{ params.v }}/standby.signal`,
+		`[ "${{ params.v }}" = x ]`,
+		`[ -n "${{ params.v }}" ]`,
+		`[[ -v x && ${{ params.v }} == x ]]`,
+		`LC_ALL=C ${{ params.v }}/pg_controldata -D ${{ params.v }}`,
+		`sudo -u ${{ params.v }} ls ${{ params.v }}`,
+		`sudo -u postgres -- timeout ${{ params.n }} pg_isready -h ${{ params.v }}`,
+		`runuser -u postgres -- env PGPASSFILE=/dev/fd/4 pg_basebackup -D ${{ params.v }} -w`,
+		`data=${{ params.v }} bin=${{ params.v }}; cd "$data" && "$bin/pg_ctl" status -D "$data"`,
+		`x=$(cat ${{ params.v }} | grep -c y); echo "$x"`,
+		`psql -X -c 'SELECT 1' "host=${{ params.v }}"`,
+		`psql -d ${{ params.v }} -c 'SELECT 1'`,
+		"cat <<EOF > /tmp/f\n${{ params.v }}\nEOF",
+		"cat <<'EOF' | tee /tmp/f\n${{ params.v }}\nEOF",
+		`grep -qx -- host=${{ params.v }} ${{ params.v }}`,
+		`echo ${{ params.v }} > ${{ params.v }}`,
+		`case ${{ params.v }} in x) echo y;; esac`,
+		`for f in ${{ params.v }}; do rm -f "$f"; done`,
+		`pg_ctl promote -w -t 60 -D ${{ params.v }}`,
+	}
+	for _, src := range accepted {
+		if _, errs := bind(t, src, Shell); len(errs) > 0 {
+			t.Errorf("%q: refused: %v", src, errMsgs(errs))
+		}
+	}
+}
+
 // TestShellErrorOffsets: a refusal points at the ${{ of its value.
 func TestShellErrorOffsets(t *testing.T) {
 	src := "echo ok\necho `x ${{ params.v }}` ${{ params.v }}"
@@ -107,7 +214,9 @@ func TestShellErrorOffsets(t *testing.T) {
 }
 
 // TestShellWordStart: a plain value is quoted when it would read as an
-// assignment (any value with =) or, starting a word, a reserved word.
+// assignment (any value with =) or, starting a word, a reserved word: a
+// value as a command's name is refused (shell-data-position), and still
+// quoted when the author keeps it with # runbook:ignore.
 func TestShellWordStart(t *testing.T) {
 	for _, c := range []struct{ src, v, want string }{
 		{"${{ params.v }} true", "PATH=/tmp", "'PATH=/tmp' true"},
@@ -119,7 +228,7 @@ func TestShellWordStart(t *testing.T) {
 		{"echo ${{ params.v }}", "if", "echo 'if'"},
 	} {
 		tp, errs := bind(t, c.src, Shell)
-		if len(errs) > 0 {
+		if len(errs) > 0 && (errs[0].Rule != diag.RuleShellDataPosition || strings.HasPrefix(c.src, "echo")) {
 			t.Fatal(errMsgs(errs))
 		}
 		if got, _ := tp.Render(map[string]any{"params": map[string]any{"v": c.v}}); got != c.want {
@@ -148,7 +257,7 @@ func shells(t testing.TB) [][]string {
 // NUL-separated, is the value exactly, or the value is refused. The step
 // types run the same through the transports in steps (FuzzInterpolation).
 func FuzzShellQuoting(f *testing.F) {
-	for _, s := range []string{"", "a b", "'", `"`, "`id`", "$(id)", "\\", "a\nEOF\nb", "EOF", "\tEOF", "x\x00", "$do$", "PATH=/x", "if", "!", "*", "~", "\xff"} {
+	for _, s := range []string{"", "a b", "'", `"`, "`id`", "$(id)", "\\", "a\nEOF\nb", "EOF", "\tEOF", "x\x00", "EOF)\necho pwned >&2", "EOF )", "$do$", "PATH=/x", "if", "!", "*", "~", "\xff"} {
 		f.Add(s)
 	}
 	sh := shells(f)
@@ -166,7 +275,7 @@ func FuzzShellQuoting(f *testing.F) {
 				if dash {
 					lines[i] = strings.TrimLeft(l, "\t")
 				}
-				if lines[i] == "EOF" || dashDropsByte(lines[i], "EOF") {
+				if endsHeredoc(lines[i], "EOF") || dashDropsByte(lines[i], "EOF") {
 					return "", false
 				}
 			}
@@ -183,6 +292,10 @@ func FuzzShellQuoting(f *testing.F) {
 		{"cat <<'EOF'\npre ${{ params.v }}\nEOF", doc(false)},
 		{"cat <<-EOF\n\tpre ${{ params.v }}\n\tEOF", doc(true)},
 		{"if true; then printf '%s\\0' ${{ params.v }}; fi", plain("", "")},
+		{"x=$(cat <<EOF\npre ${{ params.v }}\nEOF\n)\nprintf '%s\\n' \"$x\"", func(v string) (string, bool) {
+			w, ok := doc(false)(v)
+			return strings.TrimRight(w, "\n") + "\n", ok
+		}},
 	}
 	tps := make([]*Template, len(ctxs))
 	for i, c := range ctxs {

@@ -248,7 +248,16 @@ type Lang interface {
 // safely, with the reason and the fix, at offsets of the template's
 // source. A template with expression errors is not bound.
 func (t *Template) In(lang Lang) []*TemplateError {
-	if t == nil || t.IsLiteral() {
+	if t == nil {
+		return nil
+	}
+	if what, ok := deepLangs[lang]; ok {
+		if errs := checkTextDepth(t, what); errs != nil {
+			t.broken = true
+			return errs
+		}
+	}
+	if t.IsLiteral() {
 		return nil
 	}
 	errs := lang.bind(t)
@@ -257,6 +266,10 @@ func (t *Template) In(lang Lang) []*TemplateError {
 	}
 	return errs
 }
+
+// deepLangs are the languages whose parsers recurse on the text's
+// nesting, by what their text is called in a refusal.
+var deepLangs = map[Lang]string{Shell: "the command", SQL: "the SQL text"}
 
 // markedText is a template's text with every ${{ }} replaced by a marker:
 // a word of letters and digits that a parser of the language reads like

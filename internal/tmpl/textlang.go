@@ -44,6 +44,43 @@ func (s lineSlot) quote(v any) (string, error) {
 	return str, nil
 }
 
+// IniValue is the language of the value of a key in an ini file (key =
+// value): no quoting is common to ini readers, so a value is refused when
+// one of them would not read it back as it is: a line break (a line of
+// its own, or a continuation), blanks around it (stripped), a ; or #
+// at its start or after a blank (a comment to some readers), a quote at
+// its start (unquoted by some).
+var IniValue Lang = iniLang{}
+
+type iniLang struct{}
+
+func (iniLang) bind(t *Template) []*TemplateError {
+	for i := range t.parts {
+		if t.parts[i].expr != nil {
+			t.parts[i].slot = iniSlot{}
+		}
+	}
+	return nil
+}
+
+type iniSlot struct{}
+
+func (iniSlot) quote(v any) (string, error) {
+	str, err := lineSlot{}.quote(v)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case str != strings.TrimSpace(str):
+		return "", errors.New("the value starts or ends with a blank, which an ini reader strips")
+	case strings.HasPrefix(str, ";") || strings.HasPrefix(str, "#") || strings.Contains(str, " ;") || strings.Contains(str, " #") || strings.Contains(str, "\t;") || strings.Contains(str, "\t#"):
+		return "", errors.New("the value holds a ; or # at its start or after a blank, which some ini readers take as the start of a comment")
+	case strings.HasPrefix(str, `"`) || strings.HasPrefix(str, "'"):
+		return "", errors.New("the value starts with a quote, which some ini readers remove")
+	}
+	return str, nil
+}
+
 // URL is the language of an HTTP step's url. A value at the very start is
 // the base URL and is inserted as it is; in the host and port it must be
 // a host name, an address or a port; in the path it is one escaped path

@@ -1,4 +1,4 @@
-package lock
+package durable
 
 import (
 	"context"
@@ -13,22 +13,22 @@ import (
 	"github.com/runbook-dev/runbook/internal/testpg"
 )
 
-// TestPGExclusive: two runs on two "machines" (two connections) asking for
+// TestPGLockExclusive: two runs on two "machines" (two connections) asking for
 // the same lock in a real PostgreSQL: exactly one proceeds.
-func TestPGExclusive(t *testing.T) {
+func TestPGLockExclusive(t *testing.T) {
 	pg := testpg.Start(t)
 	url := fmt.Sprintf("host=127.0.0.1 port=%d user=postgres password=%s dbname=postgres sslmode=disable", pg.Port, testpg.Password)
 	ctx := context.Background()
-	a, err := AcquirePG(ctx, url, "pg-cluster-prod", holder("run-a"), 0)
+	a, err := AcquirePGLock(ctx, url, "pg-cluster-prod", holder("run-a"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = AcquirePG(ctx, url, "pg-cluster-prod", holder("run-b"), 0)
+	_, err = AcquirePGLock(ctx, url, "pg-cluster-prod", holder("run-b"), 0)
 	var he *HeldError
 	if !errors.As(err, &he) || he.Holder.RunID != "run-a" || !strings.Contains(err.Error(), "of alice on laptop") {
 		t.Fatalf("second acquire: %v", err)
 	}
-	other, err := AcquirePG(ctx, url, "pg-cluster-test", holder("run-c"), 0)
+	other, err := AcquirePGLock(ctx, url, "pg-cluster-test", holder("run-c"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func TestPGExclusive(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		a.Release()
 	}()
-	b, err := AcquirePG(ctx, url, "pg-cluster-prod", holder("run-b"), 10*time.Second)
+	b, err := AcquirePGLock(ctx, url, "pg-cluster-prod", holder("run-b"), 10*time.Second)
 	if err != nil {
 		t.Fatalf("waiting acquire: %v", err)
 	}
@@ -47,7 +47,7 @@ func TestPGExclusive(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.conn = nil
-	c, err := AcquirePG(ctx, url, "pg-cluster-prod", holder("run-d"), 5*time.Second)
+	c, err := AcquirePGLock(ctx, url, "pg-cluster-prod", holder("run-d"), 5*time.Second)
 	if err != nil {
 		t.Fatalf("after the holder's connection died: %v", err)
 	}

@@ -1,4 +1,4 @@
-package lock
+package durable
 
 import (
 	"context"
@@ -10,25 +10,25 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// PG is a lock held in a shared PostgreSQL, for teams whose operators and
+// PGLock is a lock held in a shared PostgreSQL, for teams whose operators and
 // CI runners drive the same clusters from several machines: a session
 // advisory lock on the lock's name, held by a connection kept open for
 // the run, with the holder in the runbook_locks table. PostgreSQL releases
 // the advisory lock when the holder's connection dies.
-type PG struct {
+type PGLock struct {
 	conn *pgx.Conn
 	name string
 	run  string
 }
 
-const pgSchema = `
+const pgLockSchema = `
 CREATE TABLE IF NOT EXISTS runbook_locks (name text PRIMARY KEY, holder jsonb NOT NULL, acquired_at timestamptz NOT NULL DEFAULT now());
 CREATE TABLE IF NOT EXISTS runbook_lock_audit (at timestamptz NOT NULL DEFAULT now(), name text NOT NULL, event text NOT NULL);
 `
 
-// AcquirePG takes lock name in the database at url for h, waiting up to
+// AcquirePGLock takes lock name in the database at url for h, waiting up to
 // wait for another holder; it returns a *HeldError naming the holder.
-func AcquirePG(ctx context.Context, url, name string, h Holder, wait time.Duration) (*PG, error) {
+func AcquirePGLock(ctx context.Context, url, name string, h Holder, wait time.Duration) (*PGLock, error) {
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return nil, fmt.Errorf("lock store: %w", err)
@@ -41,7 +41,7 @@ func AcquirePG(ctx context.Context, url, name string, h Holder, wait time.Durati
 	}()
 	// Two first runs may create the tables at once: one does it under a
 	// transaction-scoped advisory lock of its own.
-	if _, err := conn.Exec(ctx, "BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('runbook schema', 0)); "+pgSchema+" COMMIT;"); err != nil {
+	if _, err := conn.Exec(ctx, "BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('runbook schema', 0)); "+pgLockSchema+" COMMIT;"); err != nil {
 		return nil, fmt.Errorf("lock store: %w", err)
 	}
 	deadline := time.Now().Add(wait)
@@ -73,7 +73,7 @@ func AcquirePG(ctx context.Context, url, name string, h Holder, wait time.Durati
 				return nil, fmt.Errorf("lock store: %w", err)
 			}
 			ok = true
-			return &PG{conn: conn, name: name, run: h.RunID}, nil
+			return &PGLock{conn: conn, name: name, run: h.RunID}, nil
 		}
 		if time.Now().After(deadline) {
 			prev.Name = name
@@ -89,7 +89,7 @@ func AcquirePG(ctx context.Context, url, name string, h Holder, wait time.Durati
 
 // Release clears the holder and unlocks, even after the run's context was
 // cancelled.
-func (l *PG) Release() error {
+func (l *PGLock) Release() error {
 	if l == nil || l.conn == nil {
 		return nil
 	}

@@ -1,11 +1,13 @@
-// Package lock keeps two runs from holding the same lock at once, on this
-// machine: a lock is a file locked with flock(2) for the whole run, holding
-// a description of its holder. The kernel releases it when the holder
-// dies, however it dies; the next run that takes it records the takeover.
-// Lock files and the audit log live in the state directory, opened without
-// following links (internal/statedir): a link planted there cannot make
-// runbook truncate or write to another file.
-package lock
+package durable
+
+// The locks (lock:) keep two runs from holding the same lock at once. On
+// this machine a lock is a file locked with flock(2) for the whole run,
+// holding a description of its holder. The kernel releases it when the
+// holder dies, however it dies; the next run that takes it records the
+// takeover. Lock files and the audit log live in the state directory,
+// opened without following links (internal/statedir): a link planted there
+// cannot make runbook truncate or write to another file. With a shared
+// store, a lock is a PostgreSQL advisory lock (lockpg.go).
 
 import (
 	"context"
@@ -49,21 +51,21 @@ type Lock struct {
 	path string
 }
 
-var unsafe = regexp.MustCompile(`[^A-Za-z0-9._-]`)
+var unsafeInLockName = regexp.MustCompile(`[^A-Za-z0-9._-]`)
 
-// fileName is the file of lock name in DIR/locks.
-func fileName(name string) string { return unsafe.ReplaceAllString(name, "_") + ".lock" }
+// lockFileName is the file of lock name in DIR/locks.
+func lockFileName(name string) string { return unsafeInLockName.ReplaceAllString(name, "_") + ".lock" }
 
-// Path returns the file of lock name in dir.
-func Path(dir, name string) string { return filepath.Join(dir, "locks", fileName(name)) }
+// LockPath returns the file of lock name in the state directory dir.
+func LockPath(dir, name string) string { return filepath.Join(dir, "locks", lockFileName(name)) }
 
-// Acquire takes lock name for h. When another run holds it, it waits up to
+// AcquireLock takes lock name for h. When another run holds it, it waits up to
 // wait, polling, and then returns a *HeldError naming the holder; a
 // cancelled ctx ends the wait at once with context.Cause(ctx). Taking
 // over from a holder that died is recorded in DIR/locks/audit.log. dir is
 // the state directory, created with mode 0700 when missing and refused
 // when another user could write in it.
-func Acquire(ctx context.Context, dir, name string, h Holder, wait time.Duration) (*Lock, error) {
+func AcquireLock(ctx context.Context, dir, name string, h Holder, wait time.Duration) (*Lock, error) {
 	state, err := statedir.Open(dir, true)
 	if err != nil {
 		return nil, err
@@ -76,7 +78,7 @@ func Acquire(ctx context.Context, dir, name string, h Holder, wait time.Duration
 	defer locks.Close()
 	deadline := time.Now().Add(wait)
 	for {
-		f, err := locks.OpenFile(fileName(name), os.O_RDWR|os.O_CREATE, 0o600)
+		f, err := locks.OpenFile(lockFileName(name), os.O_RDWR|os.O_CREATE, 0o600)
 		if err != nil {
 			return nil, err
 		}
@@ -165,4 +167,48 @@ func audit(locks *statedir.Dir, line string) error {
 		err = cerr
 	}
 	return err
+}
+
+// Locker takes the locks (lock:) of one run, where its journal is kept:
+// in the state directory Dir, or in the shared PostgreSQL at URL when URL
+// is set. Its Lock is engine.Runner.Lock.
+type Locker struct {
+	Dir, URL string
+	// Holder names the run (RunID, Playbook, Operator); the machine, the
+	// pid and the time are filled in when a lock is taken.
+	Holder Holder
+	// Wait is how long to wait for a lock another run holds (--wait-lock);
+	// 0 refuses at once with a *HeldError.
+	Wait time.Duration
+	// Waiting, when set, is told about the holder of a lock in the state
+	// directory before the wait for it starts: a run that waits in
+	// silence looks hung.
+	Waiting func(*HeldError)
+}
+
+// Lock takes lock name and returns its release, which works even after
+// ctx is cancelled. A lock another run holds past l.Wait is a *HeldError.
+func (l *Locker) Lock(ctx context.Context, name string) (func(), error) {
+	h := l.Holder
+	h.Host, _ = os.Hostname()
+	h.PID, h.Started = os.Getpid(), time.Now()
+	if l.URL != "" {
+		pl, err := AcquirePGLock(ctx, l.URL, name, h, l.Wait)
+		if err != nil {
+			return nil, err
+		}
+		return func() { _ = pl.Release() }, nil
+	}
+	fl, err := AcquireLock(ctx, l.Dir, name, h, 0)
+	var held *HeldError
+	if errors.As(err, &held) && l.Wait > 0 {
+		if l.Waiting != nil {
+			l.Waiting(held)
+		}
+		fl, err = AcquireLock(ctx, l.Dir, name, h, l.Wait)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return func() { _ = fl.Release() }, nil
 }

@@ -1,6 +1,6 @@
 //go:build crashpoints
 
-package runs
+package durable
 
 import "os"
 

@@ -1,17 +1,46 @@
-package cli
+package engine_test
 
 import (
+	"context"
 	"fmt"
-	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/internal/diag"
+	"github.com/runbook-dev/runbook/internal/textcheck"
+	"github.com/runbook-dev/runbook/steps"
 )
 
+// validateTree is runbook validate DIR: a checker made for the command
+// (shellcheck when installed, so the commands are checked too, as in a CI
+// job; PostgreSQL's parser), the tree checked, the checker closed. It
+// fails on any diagnostic.
+func validateTree(b *testing.B, dir string) {
+	shellcheck, _ := exec.LookPath("shellcheck")
+	checker, err := textcheck.New(context.Background(), shellcheck)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer checker.Close()
+	rep, err := engine.Validate([]string{dir}, engine.ValidateOptions{Loader: &engine.Loader{Registry: steps.Builtin(), Inside: checker}, Config: engine.ConfigFile})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := checker.Err(); err != nil {
+		b.Fatal(err)
+	}
+	if diag.HasErrors(rep.Diagnostics) {
+		b.Fatalf("%d diagnostics, the first %v", len(rep.Diagnostics), rep.Diagnostics[0])
+	}
+}
+
 // BenchmarkValidate1000 is `runbook validate DIR` on a directory of 1,000
-// playbooks of 50 steps: files read, parsed and checked in parallel, as
-// the command does. ns/op is the wall time for all 1,000.
+// playbooks of 50 steps: files found, read, parsed and checked in
+// parallel, as the command does. ns/op is the wall time for all 1,000.
 func BenchmarkValidate1000(b *testing.B) {
 	dir := b.TempDir()
 	src := fiftySteps()
@@ -20,18 +49,9 @@ func BenchmarkValidate1000(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	// PATH finds shellcheck, as in a CI job: the commands are checked too.
-	e := &Env{Stdout: io.Discard, Stderr: io.Discard, Getenv: func(k string) string {
-		if k == "PATH" {
-			return os.Getenv(k)
-		}
-		return ""
-	}}
-	if code := e.Main([]string{"runbook", "validate", dir}); code != ExitOK {
-		b.Fatalf("validate exit %d", code)
-	}
+	validateTree(b, dir)
 	for b.Loop() {
-		e.Main([]string{"runbook", "validate", dir})
+		validateTree(b, dir)
 	}
 }
 
@@ -49,11 +69,8 @@ func BenchmarkValidateDistinctCommands(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	e := &Env{Stdout: io.Discard, Stderr: io.Discard, Getenv: os.Getenv}
 	for b.Loop() {
-		if code := e.Main([]string{"runbook", "validate", dir}); code != ExitOK {
-			b.Fatalf("validate exit %d", code)
-		}
+		validateTree(b, dir)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1100, "ns/command")
 }

@@ -1,5 +1,5 @@
 //go:build !crashpoints
 
-package runs
+package durable
 
 func testBootID() string { return "" }

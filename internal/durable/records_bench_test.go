@@ -1,11 +1,11 @@
-package cli
+package durable
 
 import (
+	"io"
 	"testing"
 	"time"
 
 	"github.com/runbook-dev/runbook/engine"
-	"github.com/runbook-dev/runbook/internal/runs"
 	"github.com/runbook-dev/runbook/steps"
 )
 
@@ -14,13 +14,13 @@ import (
 // outcome records written to a local journal, without the fsyncs (which
 // run in the background). ns/op is one step.
 func BenchmarkJournalStepRecords(b *testing.B) {
-	store := &runs.Local{Dir: b.TempDir()}
-	j, err := store.Create(runs.Header{RunID: "bench", Playbook: "bench/records", Started: time.Now()})
+	store := &Local{Dir: b.TempDir()}
+	j, err := store.Create(Header{RunID: "bench", Playbook: "bench/records", Started: time.Now()})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer j.Close()
-	js := newJournalSink(j, engine.SinkFunc(func(*engine.Event) {}))
+	js := NewSink(j, engine.SinkFunc(func(*engine.Event) {}), io.Discard)
 	i := 0
 	for b.Loop() {
 		i++

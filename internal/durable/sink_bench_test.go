@@ -1,15 +1,16 @@
-package cli
+package durable
 
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/runbook-dev/runbook/engine"
-	"github.com/runbook-dev/runbook/internal/runs"
+	"github.com/runbook-dev/runbook/steps"
 )
 
 // BenchmarkJournal100Local measures what the journal adds to a run of 100
@@ -38,7 +39,7 @@ func BenchmarkJournal100Local(b *testing.B) {
 		for i := range 100 {
 			fmt.Fprintf(&src, "  - id: s%d\n    %s\n", i, kind.body)
 		}
-		pb, ds := newLoader().Load("hundred.yaml", []byte(src.String()))
+		pb, ds := (&engine.Loader{Registry: steps.Builtin()}).Load("hundred.yaml", []byte(src.String()))
 		if pb == nil {
 			b.Fatal(ds)
 		}
@@ -52,19 +53,19 @@ func BenchmarkJournal100Local(b *testing.B) {
 			return time.Since(start)
 		}
 		b.Run(kind.name, func(b *testing.B) {
-			store := &runs.Local{Dir: b.TempDir()}
+			store := &Local{Dir: b.TempDir()}
 			n := 0
 			journaled := func(b *testing.B) time.Duration {
 				n++
 				// The journal's whole cost: created, written, synced, closed.
 				start := time.Now()
-				j, err := store.Create(runs.Header{RunID: fmt.Sprintf("bench-%d", n), Playbook: pb.Name, Hash: pb.Hash, Started: time.Now()})
+				j, err := store.Create(Header{RunID: fmt.Sprintf("bench-%d", n), Playbook: pb.Name, Hash: pb.Hash, Started: time.Now()})
 				if err != nil {
 					b.Fatal(err)
 				}
-				js := newJournalSink(j, discard)
+				js := NewSink(j, discard, io.Discard)
 				run(b, js)
-				js.wait()
+				js.Wait()
 				if err := j.Close(); err != nil {
 					b.Fatal(err)
 				}

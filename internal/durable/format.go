@@ -1,6 +1,7 @@
-package engine
+package durable
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"slices"
@@ -8,15 +9,37 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/internal/journal"
 	"github.com/runbook-dev/runbook/steps"
 )
 
-// AppendJSON appends the event's JSON to b: the bytes json.Marshal gives
-// for it, built without reflection. A journal writes a few records for
-// every step; encoding/json's reflection was most of their cost. Values of
-// a result that are not plain JSON (strings, numbers, booleans, lists and
-// maps of them) are encoded by encoding/json.
-func (e *Event) AppendJSON(b []byte) ([]byte, error) {
+// The records of a run's journal whose data is an event (intent, apply,
+// process, outcome, guard, confirm, end) hold the event's JSON: encoded by
+// appendEvent, decoded by decodeEvent.
+
+// eventData is an event as the data of a record. It encodes itself, for a
+// local journal (journal.Appender) and for the shared store
+// (json.Marshaler): a journal writes a few records for every step, and
+// encoding/json's reflection was most of their cost.
+type eventData struct{ ev *engine.Event }
+
+// AppendJSON implements journal.Appender.
+func (d eventData) AppendJSON(b []byte) ([]byte, error) { return appendEvent(b, d.ev) }
+
+// MarshalJSON implements json.Marshaler.
+func (d eventData) MarshalJSON() ([]byte, error) { return appendEvent(nil, d.ev) }
+
+var (
+	_ journal.Appender = eventData{}
+	_ json.Marshaler   = eventData{}
+)
+
+// appendEvent appends the event's JSON to b: the bytes json.Marshal gives
+// for it, built without reflection. Values of a result that are not plain
+// JSON (strings, numbers, booleans, lists and maps of them) are encoded by
+// encoding/json.
+func appendEvent(b []byte, e *engine.Event) ([]byte, error) {
 	b = append(b, '{')
 	if !e.Time.IsZero() {
 		b = append(b, `"time":`...)
@@ -227,4 +250,86 @@ func appendJSONString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// Entry is a record of a run's journal with its data decoded by its kind:
+// Header for a run record, Attempt for a resume record, Index (the step)
+// for mark and step-done records, Event for every other kind.
+type Entry struct {
+	journal.Record
+	Header  *Header
+	Attempt *Attempt
+	Index   int
+	Event   *engine.Event
+}
+
+// Decode reads a record's data by its kind. On an error, the entry holds
+// what could be read. A kind it does not know decodes to an entry with
+// none of them set.
+func Decode(r journal.Record) (Entry, error) {
+	e := Entry{Record: r}
+	var err error
+	switch r.Kind {
+	case KindRun:
+		e.Header = &Header{}
+		err = json.Unmarshal(r.Data, e.Header)
+	case KindResume:
+		e.Attempt = &Attempt{}
+		err = json.Unmarshal(r.Data, e.Attempt)
+	case KindMark, KindDone:
+		var m struct {
+			Index int `json:"index"`
+		}
+		err = json.Unmarshal(r.Data, &m)
+		e.Index = m.Index
+	case KindGuard, KindConfirm, KindIntent, KindApply, KindProcess, KindOutcome, KindEnd:
+		e.Event, err = decodeEvent(r.Data)
+	}
+	return e, err
+}
+
+// decodeEvent reads an event with its result's numbers as int where they
+// are whole, as the step types produce them, so that expressions of a
+// resumed run compare them as before. On an error, the event holds what
+// could be read.
+func decodeEvent(data []byte) (*engine.Event, error) {
+	var ev engine.Event
+	if err := json.Unmarshal(data, &ev); err != nil {
+		return &ev, err
+	}
+	if ev.Result != nil {
+		var raw struct {
+			Result map[string]any `json:"result"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber()
+		if err := dec.Decode(&raw); err != nil {
+			return &ev, err
+		}
+		ev.Result = numbers(raw.Result).(map[string]any)
+	}
+	return &ev, nil
+}
+
+func numbers(v any) any {
+	switch v := v.(type) {
+	case json.Number:
+		if i, err := v.Int64(); err == nil {
+			return int(i)
+		}
+		f, _ := v.Float64()
+		return f
+	case map[string]any:
+		for k, e := range v {
+			v[k] = numbers(e)
+		}
+		return v
+	case []any:
+		for i, e := range v {
+			v[i] = numbers(e)
+		}
+		return v
+	default:
+		return v
+	}
 }

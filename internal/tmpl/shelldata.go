@@ -1,0 +1,790 @@
+package tmpl
+
+import (
+	"path"
+	"regexp"
+	"strings"
+
+	"mvdan.cc/sh/v3/syntax"
+
+	"github.com/runbook-dev/runbook/internal/diag"
+)
+
+// A value in a command is accepted only where runbook can prove that the
+// shell and the program keep it data: an argument of a command whose name
+// is written in the command and that is known not to run its arguments,
+// or its standard input, as code (shellData). Anything else is refused:
+// a list of the commands that do run code would always miss one (a
+// quoted "eval", $S -c, flock -c, xargs sh -c, a pipe into sh...).
+//
+// What the value reaches further is followed too: the output of a command
+// that holds it (a pipe, $(...)), and a variable assigned from it, must
+// reach only such positions.
+
+// shellCmd says how a known command reads its arguments.
+type shellCmd struct {
+	// wrapper: the command runs its operands as another command (sudo,
+	// env, timeout); skip are its options, whose operands are data, and
+	// operands the number of operands before the command (timeout's
+	// duration). refuse are options that make it run a shell.
+	wrapper  bool
+	operands int
+	refuse   string
+	// args are the short options that take an operand, long those that
+	// do (written without their dashes).
+	args string
+	long []string
+	// code are the short options whose operand is code or a name (psql
+	// -c, printf -v, pg_ctl -o), longCode the long ones.
+	code     string
+	longCode []string
+	// stdinCode: the program runs its standard input as code (psql runs
+	// SQL).
+	stdinCode bool
+	// firstOpts: options are read only before the first operand
+	// (printf, the shell's builtins); GNU programs read them anywhere.
+	firstOpts bool
+	// varOut are the options that send the output to a variable, which
+	// runbook does not follow (printf -v).
+	varOut string
+	// script: the first operand is a program (sed, awk), unless an
+	// option among code gave it.
+	script bool
+	// test: the arguments are test(1)'s expression.
+	test bool
+	// assigns: NAME=VALUE operands are assignments (env).
+	assigns bool
+}
+
+// shellData are the commands a value may be an argument of. A command
+// not listed here, and a shell function, is refused: whoever needs one
+// passes the value with env: and uses "$NAME", answering for it.
+var shellData = map[string]shellCmd{
+	// Wrappers.
+	"sudo":    {wrapper: true, args: "ugCDhprtUTR", long: []string{"user", "group", "close-from", "chdir", "host", "prompt", "role", "type", "other-user", "command-timeout", "chroot"}, refuse: "sieEl"},
+	"runuser": {wrapper: true, args: "ugG", long: []string{"user", "group", "supp-group"}, refuse: "clsfmpP"},
+	"env":     {wrapper: true, args: "uC", long: []string{"unset", "chdir"}, refuse: "S", assigns: true},
+	"timeout": {wrapper: true, args: "sk", long: []string{"signal", "kill-after"}, operands: 1},
+	"nice":    {wrapper: true, args: "n", long: []string{"adjustment"}},
+	"nohup":   {wrapper: true},
+	"setsid":  {wrapper: true},
+	"ionice":  {wrapper: true, args: "cnp", long: []string{"class", "classdata", "pid"}},
+	"stdbuf":  {wrapper: true, args: "ioe", long: []string{"input", "output", "error"}},
+	"command": {wrapper: true, refuse: "vV"},
+	"exec":    {wrapper: true, args: "a"},
+	"time":    {wrapper: true},
+
+	// The shell's builtins that take data.
+	"echo":   {firstOpts: true},
+	"printf": {firstOpts: true, code: "v", varOut: "v"},
+	"test":   {test: true},
+	"[":      {test: true},
+	":":      {}, "true": {}, "false": {}, "cd": {}, "exit": {}, "return": {}, "kill": {}, "umask": {}, "wait": {},
+
+	// Programs.
+	"cat": {}, "tac": {}, "head": {}, "tail": {}, "wc": {}, "uniq": {}, "tr": {}, "cut": {}, "paste": {},
+	"grep": {}, "egrep": {}, "fgrep": {}, "diff": {}, "cmp": {}, "comm": {}, "ls": {}, "stat": {},
+	"readlink": {}, "realpath": {}, "basename": {}, "dirname": {}, "date": {}, "sleep": {}, "id": {},
+	"whoami": {}, "hostname": {}, "getent": {}, "du": {}, "df": {}, "mkdir": {}, "rmdir": {}, "rm": {},
+	"cp": {}, "mv": {}, "ln": {}, "chmod": {}, "chown": {}, "chgrp": {}, "touch": {}, "tee": {},
+	"base64": {}, "sha256sum": {}, "md5sum": {}, "cksum": {}, "mktemp": {}, "pgrep": {}, "ps": {},
+	"ss": {}, "ping": {}, "nc": {}, "systemctl": {}, "journalctl": {}, "sync": {}, "truncate": {},
+	"sort":           {longCode: []string{"compress-program"}},
+	"systemd-escape": {}, "pg_ctlcluster": {}, "sha1sum": {}, "xxd": {}, "od": {}, "expr": {},
+	"sed":            {args: "eflL", long: []string{"expression", "file", "line-length"}, code: "ef", longCode: []string{"expression", "file"}, script: true},
+	"awk":            {args: "fvF", long: []string{"file", "assign", "field-separator"}, code: "f", longCode: []string{"file"}, script: true},
+	"pg_controldata": {}, "pg_isready": {}, "pg_waldump": {}, "pg_archivecleanup": {}, "pg_lsclusters": {},
+	"pg_basebackup": {}, "pg_rewind": {}, "initdb": {}, "pg_config": {},
+	"pg_ctl": {args: "DlmoPpstUceN", code: "o", longCode: []string{"options"}},
+	"psql":   {args: "cdfhLopPRTUvF", long: []string{"dbname", "file", "host", "log-file", "output", "port", "pset", "record-separator", "table-attr", "username", "set", "variable", "field-separator"}, code: "c", longCode: []string{"command"}, stdinCode: true},
+}
+
+// shellCodeRunners run an argument, or their input, as shell code: a
+// value there is refused as shell-interpolation, not only unproven.
+var shellCodeRunners = map[string]bool{
+	"eval": true, "trap": true, "let": true, "alias": true, "source": true, ".": true,
+	"sh": true, "bash": true, "dash": true, "ksh": true, "mksh": true, "zsh": true, "busybox": true,
+	"su": true, "flock": true, "watch": true, "xargs": true, "find": true,
+	"declare": true, "typeset": true, "local": true, "readonly": true, "export": true, "read": true,
+	"mapfile": true, "readarray": true, "ssh": true, "perl": true, "python3": true, "python": true,
+}
+
+// shellEnvFix is the fix of a value in code; shellFix that of a value in
+// a place runbook cannot prove is data, which the author may vouch for.
+const (
+	shellEnvFix = "pass the value with env: (env: {NAME: \"${{ ... }}\"}) and write \"$NAME\" in the command"
+	shellFix    = shellEnvFix + "; or, when you know the program keeps it data, state it with # runbook:ignore " + diag.RuleShellDataPosition + " on the line above"
+)
+
+// shellRefusal is why a position is not plain data, and under which rule.
+type shellRefusal struct {
+	rule, msg string
+}
+
+// shellFlow proves that what a value becomes in a parsed command stays
+// data. vars are the variables assigned from values, found as it goes.
+type shellFlow struct {
+	m    *markedText
+	vars map[string]bool
+	// decl are the names given attributes anywhere in the command
+	// (declare -i, local -n): an assignment to them is not plain.
+	decl map[string]bool
+	// checked are the uses of variables proven already.
+	checked map[int]bool
+}
+
+var lowerName = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
+
+// wordIndex returns the index in stack of the outermost Word holding
+// stack[i] within the same word (through quotes and ${...}), or -1.
+func wordIndex(stack []syntax.Node, i int) int {
+	w := -1
+	for ; i >= 0; i-- {
+		switch stack[i].(type) {
+		case *syntax.Word:
+			w = i
+		case *syntax.DblQuoted, *syntax.ParamExp, *syntax.Lit, *syntax.SglQuoted:
+		default:
+			return w
+		}
+	}
+	return w
+}
+
+// checkWord proves that the word stack[w], which holds a value (first
+// when valueFirst, so that it may start with a -), is data, and that
+// everything its command's output reaches is.
+func (f *shellFlow) checkWord(stack []syntax.Node, w int, valueFirst bool) *shellRefusal {
+	for {
+		if w < 1 {
+			return &shellRefusal{diag.RuleShellDataPosition, "${{ }} in a place of the command that runbook cannot prove is data: " + shellFix}
+		}
+		word := stack[w].(*syntax.Word)
+		stmt := -1
+		switch p := stack[w-1].(type) {
+		case *syntax.CallExpr:
+			if r := f.checkArg(p, word, valueFirst); r != nil {
+				return r
+			}
+			stmt = w - 2
+		case *syntax.Assign:
+			if r := f.checkAssign(stack, w-1, p); r != nil {
+				return r
+			}
+			return nil
+		case *syntax.WordIter:
+			if !lowerName.MatchString(p.Name.Value) || f.decl[p.Name.Value] {
+				return &shellRefusal{diag.RuleShellDataPosition, "${{ }} in the list of a for loop whose variable is not a plain lower-case name of the command: " + shellFix}
+			}
+			f.vars[p.Name.Value] = true
+			return nil
+		case *syntax.CaseClause, *syntax.CaseItem:
+			return nil
+		case *syntax.TestClause, *syntax.BinaryTest, *syntax.UnaryTest:
+			// [[ ]]: the arithmetic and -v forms are refused already.
+			return nil
+		case *syntax.Redirect:
+			switch {
+			case p.Hdoc == word || p.Op == syntax.WordHdoc:
+				// The value is the input of the statement's command.
+				stmt = w - 2
+				s, ok := stack[stmt].(*syntax.Stmt)
+				if p.N != nil && p.N.Value != "0" || !ok {
+					return &shellRefusal{diag.RuleShellDataPosition, "${{ }} in a here-document that is not the standard input of a command: " + shellFix}
+				}
+				c, ok := s.Cmd.(*syntax.CallExpr)
+				if !ok {
+					return &shellRefusal{diag.RuleShellDataPosition, "${{ }} in a here-document read by a compound command (a loop, a block), which runbook cannot follow: " + shellFix}
+				}
+				if r := f.checkInput(c, "a here-document"); r != nil {
+					return r
+				}
+			case p.Op == syntax.DplIn || p.Op == syntax.DplOut:
+				return &shellRefusal{diag.RuleShellDataPosition, "${{ }} as the file descriptor of a redirection: write the descriptor in the command"}
+			default:
+				// A file name.
+				return nil
+			}
+		default:
+			return &shellRefusal{diag.RuleShellDataPosition, "${{ }} in a place of the command that runbook cannot prove is data: " + shellFix}
+		}
+		// The command's output: every command a pipe feeds it to must
+		// take its input as data, and a $(...) holding it is a word
+		// that must be data in turn.
+		next := -1
+		for i := stmt; i >= 1; i-- {
+			switch p := stack[i-1].(type) {
+			case *syntax.BinaryCmd:
+				if (p.Op == syntax.Pipe || p.Op == syntax.PipeAll) && stack[i] == p.X {
+					if r := f.checkPipeInto(p.Y); r != nil {
+						return r
+					}
+				}
+			case *syntax.CmdSubst, *syntax.ProcSubst:
+				next = i - 1
+			}
+			if next >= 0 {
+				break
+			}
+		}
+		if next < 0 {
+			return nil
+		}
+		w = wordIndex(stack, next-1)
+		valueFirst = w >= 0 && len(stack[w].(*syntax.Word).Parts) > 0 && wordStartsWith(stack, w, next)
+	}
+}
+
+// wordStartsWith reports whether the word stack[w] starts with stack[n].
+func wordStartsWith(stack []syntax.Node, w, n int) bool {
+	for i := w; i < n; i++ {
+		var first syntax.Node
+		switch p := stack[i].(type) {
+		case *syntax.Word:
+			if len(p.Parts) > 0 {
+				first = p.Parts[0]
+			}
+		case *syntax.DblQuoted:
+			if len(p.Parts) > 0 {
+				first = p.Parts[0]
+			}
+		default:
+			return false
+		}
+		if first != stack[i+1] {
+			return false
+		}
+	}
+	return true
+}
+
+// checkPipeInto proves that every command of a pipeline reads its input
+// as data.
+func (f *shellFlow) checkPipeInto(s *syntax.Stmt) *shellRefusal {
+	switch c := s.Cmd.(type) {
+	case *syntax.BinaryCmd:
+		if c.Op == syntax.Pipe || c.Op == syntax.PipeAll {
+			if r := f.checkPipeInto(c.X); r != nil {
+				return r
+			}
+			return f.checkPipeInto(c.Y)
+		}
+	case *syntax.CallExpr:
+		return f.checkInput(c, "a pipe")
+	}
+	return &shellRefusal{diag.RuleShellDataPosition, "${{ }} in the output of a command piped into a compound command (a loop, a block), which runbook cannot follow: " + shellFix}
+}
+
+// checkInput proves that call reads its standard input as data.
+func (f *shellFlow) checkInput(call *syntax.CallExpr, how string) *shellRefusal {
+	idx, spec, r := f.resolve(call)
+	if r != nil {
+		return r
+	}
+	if idx < 0 {
+		return nil
+	}
+	if spec.stdinCode {
+		return &shellRefusal{diag.RuleShellInterpolation, "${{ }} reaches, through " + how + ", the input of " + litValue(f.m, call.Args[idx]) + ", which runs its input as code: " + shellEnvFix}
+	}
+	return nil
+}
+
+// resolve finds the program a call runs, through wrappers: its index in
+// call.Args (-1 for a call of assignments only) and how it reads its
+// arguments, or why it cannot be known.
+func (f *shellFlow) resolve(call *syntax.CallExpr) (int, shellCmd, *shellRefusal) {
+	i := 0
+	for i < len(call.Args) {
+		name, ok := commandName(f.m, call.Args[i])
+		if !ok {
+			return 0, shellCmd{}, &shellRefusal{diag.RuleShellDataPosition, "${{ }} reaches a command whose name is not written in the command, so runbook cannot tell what it does with its arguments: write the command's name; " + shellFix}
+		}
+		if shellCodeRunners[name] {
+			return 0, shellCmd{}, &shellRefusal{diag.RuleShellInterpolation, "${{ }} reaches " + name + ", which runs its arguments or its input as shell code (or as a name bash evaluates): the value would be parsed as commands; pass it with env: and use \"$NAME\" in the script"}
+		}
+		spec, known := shellData[name]
+		if !known {
+			return 0, shellCmd{}, &shellRefusal{diag.RuleShellDataPosition, "${{ }} reaches " + name + ", a command runbook does not know keeps its arguments and input as data: " + shellFix}
+		}
+		if !spec.wrapper {
+			return i, spec, nil
+		}
+		j := i + 1
+		for j < len(call.Args) {
+			a, lit := litWord(f.m, call.Args[j])
+			if spec.assigns && strings.Contains(a, "=") && !strings.HasPrefix(a, "-") {
+				j++
+				continue
+			}
+			if !lit || !strings.HasPrefix(a, "-") || a == "-" {
+				break
+			}
+			j++
+			if a == "--" {
+				break
+			}
+			if r := optRefused(name, spec, a); r != nil {
+				return 0, shellCmd{}, r
+			}
+			if takesOperand(spec, a) {
+				j++
+			}
+		}
+		j += spec.operands
+		if j >= len(call.Args) {
+			return -1, shellCmd{}, nil
+		}
+		i = j
+	}
+	return -1, shellCmd{}, nil
+}
+
+func optRefused(name string, spec shellCmd, a string) *shellRefusal {
+	if strings.HasPrefix(a, "--") {
+		l := strings.TrimPrefix(a, "--")
+		l, _, _ = strings.Cut(l, "=")
+		for _, bad := range []string{"shell", "login", "edit", "command", "split-string", "session-command"} {
+			if l == bad {
+				return &shellRefusal{diag.RuleShellInterpolation, "${{ }} reaches " + name + " " + a + ", which runs a shell: pass the value with env: and use \"$NAME\""}
+			}
+		}
+		return nil
+	}
+	for _, c := range a[1:] {
+		if strings.ContainsRune(spec.args, c) {
+			return nil
+		}
+		if strings.ContainsRune(spec.refuse, c) {
+			return &shellRefusal{diag.RuleShellInterpolation, "${{ }} reaches " + name + " " + a + ", which runs a shell or prints instead of running: pass the value with env: and use \"$NAME\""}
+		}
+	}
+	return nil
+}
+
+// takesOperand reports whether the literal option a is followed by an
+// operand (the last letter of a cluster takes one, or a long option
+// without =).
+func takesOperand(spec shellCmd, a string) bool {
+	if strings.HasPrefix(a, "--") {
+		if strings.Contains(a, "=") {
+			return false
+		}
+		l := a[2:]
+		for _, o := range append(append([]string{}, spec.long...), spec.longCode...) {
+			if l == o {
+				return true
+			}
+		}
+		return false
+	}
+	for k, c := range a[1:] {
+		if strings.ContainsRune(spec.args+spec.code, c) {
+			return k == len(a)-2
+		}
+	}
+	return false
+}
+
+// checkArg proves that word, an argument of call, is data for the
+// program call runs.
+func (f *shellFlow) checkArg(call *syntax.CallExpr, word *syntax.Word, valueFirst bool) *shellRefusal {
+	k := -1
+	for i, a := range call.Args {
+		if a == word {
+			k = i
+		}
+	}
+	idx, spec, r := f.resolveUpTo(call, k)
+	if r != nil {
+		return r
+	}
+	if idx < 0 || k < idx {
+		// An operand of a wrapper's option (sudo -u USER), checked by
+		// resolveUpTo.
+		return nil
+	}
+	name := litValue(f.m, call.Args[idx])
+	if k == idx {
+		// The directory of the program (${{ vars.bin }}/pg_ctl): its name
+		// is written, and known.
+		return nil
+	}
+	// Options, up to --.
+	optsEnd := len(call.Args)
+	for i := idx + 1; i < len(call.Args); i++ {
+		a, lit := litWord(f.m, call.Args[i])
+		if lit && a == "--" {
+			optsEnd = i
+			break
+		}
+		if spec.firstOpts && !(lit && strings.HasPrefix(a, "-")) {
+			optsEnd = i
+			break
+		}
+	}
+	if spec.test {
+		return checkTestArg(f.m, call, idx, k, valueFirst)
+	}
+	for i := idx + 1; i < optsEnd && spec.varOut != ""; i++ {
+		if a, lit := litWord(f.m, call.Args[i]); lit && strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && strings.ContainsAny(a, spec.varOut) {
+			return &shellRefusal{diag.RuleShellInterpolation, "${{ }} in " + name + " " + a + ", which writes into a shell variable that runbook does not follow (bash evaluates an index in its name): print the value, or " + shellEnvFix}
+		}
+	}
+	if k > optsEnd {
+		return nil
+	}
+	prefix := litPrefix(f.m, word)
+	codeOpt := func(a string) bool {
+		if strings.HasPrefix(a, "--") {
+			l, _, _ := strings.Cut(a[2:], "=")
+			for _, c := range spec.longCode {
+				if l == c {
+					return true
+				}
+			}
+			return false
+		}
+		return strings.HasPrefix(a, "-") && strings.ContainsAny(a[1:], spec.code) && spec.code != ""
+	}
+	if spec.script && k == firstOperand(f.m, call, idx, spec) && !hasCodeOpt(f.m, call, idx, optsEnd, spec) {
+		return &shellRefusal{diag.RuleShellInterpolation, "${{ }} in the program of " + name + ", which runs it as code (sed's e and w commands, awk's system()): pass the value with env: and read it in the program (ENVIRON[\"NAME\"] in awk)"}
+	}
+	if k == optsEnd && spec.firstOpts && valueFirst && spec.code != "" {
+		return &shellRefusal{diag.RuleShellInterpolation, "${{ }} starts the first operand of " + name + ", where a value starting with - would be read as an option that takes a name or code (" + name + " -" + spec.code + "): put text before it (\"%s\"), or write -- before it"}
+	}
+	if k == optsEnd {
+		return nil
+	}
+	if codeOpt(prefix) && (strings.HasPrefix(prefix, "--") && strings.Contains(prefix, "=") || !strings.HasPrefix(prefix, "--")) {
+		return &shellRefusal{diag.RuleShellInterpolation, "${{ }} in the operand of " + name + " " + prefix + ", which " + name + " runs as code or reads as a name: pass the value with env: and use the program's own parameters"}
+	}
+	if k > idx+1 {
+		if prev, lit := litWord(f.m, call.Args[k-1]); lit && codeOpt(prev) && takesOperand(spec, prev) {
+			return &shellRefusal{diag.RuleShellInterpolation, "${{ }} in the operand of " + name + " " + prev + ", which " + name + " runs as code or reads as a name: pass the value with env: and use the program's own parameters"}
+		}
+		if prev, lit := litWord(f.m, call.Args[k-1]); lit && strings.HasPrefix(prev, "-") && takesOperand(spec, prev) {
+			return nil
+		}
+	}
+	if valueFirst && (spec.code != "" || len(spec.longCode) > 0) {
+		return &shellRefusal{diag.RuleShellInterpolation, "${{ }} starts an argument of " + name + " before any --, where a value starting with - would be read as an option, and " + name + " has options that run code: write -- before it, or put text before it"}
+	}
+	return nil
+}
+
+// firstOperand returns the index of the first argument of call (whose
+// program is at idx) that is not an option or an option's operand.
+func firstOperand(m *markedText, call *syntax.CallExpr, idx int, spec shellCmd) int {
+	for i := idx + 1; i < len(call.Args); i++ {
+		a, lit := litWord(m, call.Args[i])
+		if !lit || !strings.HasPrefix(a, "-") || a == "-" {
+			return i
+		}
+		if a == "--" {
+			return i + 1
+		}
+		if takesOperand(spec, a) {
+			i++
+		}
+	}
+	return len(call.Args)
+}
+
+// hasCodeOpt reports whether a program's code was given by an option
+// (sed -e, awk -f), so that its first operand is an input file.
+func hasCodeOpt(m *markedText, call *syntax.CallExpr, idx, end int, spec shellCmd) bool {
+	for i := idx + 1; i < end; i++ {
+		a, lit := litWord(m, call.Args[i])
+		if !lit || !strings.HasPrefix(a, "-") {
+			continue
+		}
+		if strings.HasPrefix(a, "--") {
+			l, _, _ := strings.Cut(a[2:], "=")
+			for _, c := range spec.longCode {
+				if l == c {
+					return true
+				}
+			}
+			continue
+		}
+		if strings.ContainsAny(a[1:], spec.code) {
+			return true
+		}
+	}
+	return false
+}
+
+// resolveUpTo is resolve that also proves an argument before the program
+// (k, an operand of a wrapper) is one of its options' operands or
+// operands, not an assignment or an option itself.
+func (f *shellFlow) resolveUpTo(call *syntax.CallExpr, k int) (int, shellCmd, *shellRefusal) {
+	idx, spec, r := f.resolve(call)
+	if r != nil || k < 0 || idx >= 0 && k >= idx {
+		return idx, spec, r
+	}
+	// k lies among the wrappers' arguments.
+	a := call.Args[k]
+	prefix := litPrefix(f.m, a)
+	if strings.Contains(prefix, "=") || prefix == "" && k > 0 && !prevTakesOperand(f.m, call, k) {
+		return 0, shellCmd{}, &shellRefusal{diag.RuleShellDataPosition, "${{ }} in an assignment or an option of a command that runs another (env NAME=..., sudo ...): a variable such as PATH or LD_PRELOAD chooses what runs; " + shellFix}
+	}
+	return idx, spec, nil
+}
+
+func prevTakesOperand(m *markedText, call *syntax.CallExpr, k int) bool {
+	prev, lit := litWord(m, call.Args[k-1])
+	if !lit || !strings.HasPrefix(prev, "-") {
+		// timeout's duration.
+		n, _ := commandName(m, call.Args[k-1])
+		return shellData[n].operands > 0
+	}
+	for i := k - 1; i >= 0; i-- {
+		n, ok := commandName(m, call.Args[i])
+		if s, known := shellData[n]; ok && known && s.wrapper {
+			return takesOperand(s, prev)
+		}
+	}
+	return false
+}
+
+// checkTestArg proves a value of test(1) or [ is an operand: next to an
+// operator written in the command, and not the name of -v or -R (which
+// bash evaluates).
+func checkTestArg(m *markedText, call *syntax.CallExpr, idx, k int, valueFirst bool) *shellRefusal {
+	lit := func(i int) string {
+		if i <= idx || i >= len(call.Args) {
+			return ""
+		}
+		s, ok := litWord(m, call.Args[i])
+		if !ok {
+			return ""
+		}
+		return s
+	}
+	prev, next := lit(k-1), lit(k+1)
+	if prev == "-v" || prev == "-R" {
+		return &shellRefusal{diag.RuleShellInterpolation, "${{ }} as the name tested by -v or -R, which bash evaluates as code (an array index): test the value with -n instead"}
+	}
+	if !valueFirst || testOps[prev] || testBinary[next] {
+		return nil
+	}
+	return &shellRefusal{diag.RuleShellDataPosition, "${{ }} as an argument of test or [ that is not next to an operator written in the command, so a value such as -v or ! would be read as an operator: write the operator (-n \"${{ }}\", \"${{ }}\" = x)"}
+}
+
+var testBinary = map[string]bool{
+	"=": true, "==": true, "!=": true, "-eq": true, "-ne": true, "-lt": true, "-le": true, "-gt": true, "-ge": true,
+	"-nt": true, "-ot": true, "-ef": true, "<": true, ">": true,
+}
+
+var testOps = func() map[string]bool {
+	m := map[string]bool{}
+	for k := range testBinary {
+		m[k] = true
+	}
+	for _, u := range strings.Fields("-n -z -e -f -d -r -w -x -s -L -h -b -c -p -S -g -u -k -O -G -N -t") {
+		m[u] = true
+	}
+	return m
+}()
+
+// checkAssign proves an assignment from a value plain: a lower-case name
+// (the shell's special variables, PATH, IFS, PS4, are upper-case) that
+// nothing declares with attributes, standing alone (not NAME=v cmd,
+// which puts it in the program's environment), and whose every use is
+// data in turn.
+func (f *shellFlow) checkAssign(stack []syntax.Node, i int, a *syntax.Assign) *shellRefusal {
+	call, ok := stack[i-1].(*syntax.CallExpr)
+	switch {
+	case a.Name == nil || a.Index != nil || a.Array != nil:
+		return &shellRefusal{diag.RuleShellInterpolation, "${{ }} in an array assignment, whose index bash evaluates as code: " + shellEnvFix}
+	case !ok:
+		return &shellRefusal{diag.RuleShellInterpolation, "${{ }} in the assignment of a declaration (declare, local, export, readonly), which bash may evaluate as arithmetic or a name: " + shellEnvFix}
+	case len(call.Args) > 0:
+		return &shellRefusal{diag.RuleShellDataPosition, "${{ }} in an assignment to the environment of a command (NAME=${{ }} cmd), where a variable such as PATH or LD_PRELOAD chooses what runs: " + shellFix}
+	case !lowerName.MatchString(a.Name.Value) || f.decl[a.Name.Value]:
+		return &shellRefusal{diag.RuleShellDataPosition, "${{ }} assigned to " + a.Name.Value + ", which is not a plain lower-case variable of the command (the shell's own variables, PATH, IFS, PS4, are upper-case, and one declared with attributes is evaluated): use a lower-case name, or " + shellFix}
+	}
+	f.vars[a.Name.Value] = true
+	return nil
+}
+
+// commandName returns the name of the program a word runs: the word
+// itself when it is written in the command, or its last path element
+// when only that is (${{ vars.bin }}/pg_ctl).
+func commandName(m *markedText, w *syntax.Word) (string, bool) {
+	if s, ok := litWord(m, w); ok {
+		return path.Base(s), s != ""
+	}
+	var last syntax.WordPart = w.Parts[len(w.Parts)-1]
+	if dq, ok := last.(*syntax.DblQuoted); ok && len(dq.Parts) > 0 {
+		last = dq.Parts[len(dq.Parts)-1]
+	}
+	l, ok := last.(*syntax.Lit)
+	if !ok {
+		return "", false
+	}
+	v := l.Value
+	if ks := m.find(v); len(ks) > 0 {
+		mk := m.marker(ks[len(ks)-1])
+		v = v[strings.LastIndex(v, mk)+len(mk):]
+	}
+	i := strings.LastIndexByte(v, '/')
+	if i < 0 || i == len(v)-1 {
+		return "", false
+	}
+	return v[i+1:], true
+}
+
+// litWord returns a word with its quotes removed when it has no
+// expansion and no value in it.
+func litWord(m *markedText, w *syntax.Word) (string, bool) {
+	var b strings.Builder
+	var add func(parts []syntax.WordPart) bool
+	add = func(parts []syntax.WordPart) bool {
+		for _, p := range parts {
+			switch p := p.(type) {
+			case *syntax.Lit:
+				if len(m.find(p.Value)) > 0 {
+					return false
+				}
+				v := p.Value
+				for i := 0; i < len(v); i++ {
+					if v[i] == '\\' && i+1 < len(v) {
+						i++
+					}
+					b.WriteByte(v[i])
+				}
+			case *syntax.SglQuoted:
+				if p.Dollar || len(m.find(p.Value)) > 0 {
+					return false
+				}
+				b.WriteString(p.Value)
+			case *syntax.DblQuoted:
+				if p.Dollar || !add(p.Parts) {
+					return false
+				}
+			default:
+				return false
+			}
+		}
+		return true
+	}
+	if !add(w.Parts) {
+		return "", false
+	}
+	return b.String(), true
+}
+
+// litValue is the word as runbook shows it in a message.
+func litValue(m *markedText, w *syntax.Word) string {
+	if s, ok := litWord(m, w); ok {
+		return s
+	}
+	n, _ := commandName(m, w)
+	return n
+}
+
+// litPrefix is the literal text a word starts with, up to its first
+// value or expansion.
+func litPrefix(m *markedText, w *syntax.Word) string {
+	var b strings.Builder
+	var add func(parts []syntax.WordPart) bool
+	add = func(parts []syntax.WordPart) bool {
+		for _, p := range parts {
+			switch p := p.(type) {
+			case *syntax.Lit:
+				v := p.Value
+				if ks := m.find(v); len(ks) > 0 {
+					b.WriteString(v[:strings.Index(v, m.marker(ks[0]))])
+					return false
+				}
+				b.WriteString(v)
+			case *syntax.SglQuoted:
+				b.WriteString(p.Value)
+			case *syntax.DblQuoted:
+				if !add(p.Parts) {
+					return false
+				}
+			default:
+				return false
+			}
+		}
+		return true
+	}
+	add(w.Parts)
+	return b.String()
+}
+
+// shellPlace is a value, or the use of a variable, where the parser
+// found it: the nodes from the command down to it.
+type shellPlace struct {
+	k          int
+	stack      []syntax.Node
+	valueFirst bool
+}
+
+// checkVarUses proves that every use of a variable assigned from a value
+// is data, following the variables assigned from those uses in turn.
+func (f *shellFlow) checkVarUses(uses []shellPlace, arith []*syntax.Lit) *shellRefusal {
+	if f.checked == nil {
+		f.checked = map[int]bool{}
+	}
+	for changed := true; changed; {
+		changed = false
+		for i, u := range uses {
+			pe := u.stack[len(u.stack)-1].(*syntax.ParamExp)
+			name := pe.Param.Value
+			if f.checked[i] || !f.vars[name] {
+				continue
+			}
+			f.checked[i] = true
+			changed = true
+			if pe.Excl || pe.Index != nil || pe.Slice != nil {
+				return &shellRefusal{diag.RuleShellInterpolation, "${{ }} is assigned to " + name + ", which the command expands as ${!" + name + "}, an index or a slice: bash evaluates the value as a name or arithmetic there; " + shellEnvFix}
+			}
+			before := len(f.vars)
+			w := wordIndex(u.stack, len(u.stack)-1)
+			first := w >= 0 && wordStartsWith(u.stack, w, len(u.stack)-1)
+			if r := f.checkWord(u.stack, w, first); r != nil {
+				r.msg = "${{ }} is assigned to " + name + ", and $" + name + " goes where it must not: " + strings.TrimPrefix(r.msg, "${{ }} ")
+				return r
+			}
+			if len(f.vars) > before {
+				changed = true
+			}
+		}
+	}
+	for _, l := range arith {
+		if f.vars[l.Value] {
+			return &shellRefusal{diag.RuleShellInterpolation, "${{ }} is assigned to " + l.Value + ", which the command reads in arithmetic, where bash evaluates its value as code: compute the number in the expression, or " + shellEnvFix}
+		}
+	}
+	return nil
+}
+
+// inArith reports whether the node under stack is in arithmetic (or an
+// array index), where bash evaluates a variable's value as an expression.
+func inArith(stack []syntax.Node) bool {
+	for i := len(stack) - 1; i >= 0; i-- {
+		switch p := stack[i].(type) {
+		case *syntax.ArithmExp, *syntax.ArithmCmd, *syntax.LetClause, *syntax.BinaryArithm, *syntax.UnaryArithm, *syntax.ParenArithm:
+			return true
+		case *syntax.BinaryTest:
+			if arithTest(p.Op) {
+				return true
+			}
+		case *syntax.ParamExp:
+			if i+1 < len(stack) && (p.Index != nil && stack[i+1] == p.Index || p.Slice != nil && (stack[i+1] == p.Slice.Offset || stack[i+1] == p.Slice.Length)) {
+				return true
+			}
+		case *syntax.Assign:
+			if i+1 < len(stack) && p.Index != nil && stack[i+1] == p.Index {
+				return true
+			}
+		case *syntax.Stmt:
+			return false
+		}
+	}
+	return false
+}
