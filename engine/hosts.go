@@ -273,7 +273,7 @@ func (x *run) exec(host, become string) (*steps.Exec, error) {
 	if vars == nil {
 		vars = map[string]any{}
 	}
-	env["host"] = map[string]any{"name": h.Name, "address": h.Address, "vars": vars}
+	env["host"] = map[string]any{"name": h.Name, "address": h.Address, "vars": vars, "facts": x.hostFacts(h.Name)}
 	ex := &steps.Exec{
 		Host:    steps.Host{Name: h.Name, Address: h.Address, Vars: vars},
 		Env:     env,

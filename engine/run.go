@@ -176,6 +176,9 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 	if err := x.checkHosts(); err != nil {
 		return err
 	}
+	if err := x.observeFacts(ctx); err != nil {
+		return err
+	}
 	if err := x.guards(ctx); err != nil {
 		return err
 	}

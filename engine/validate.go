@@ -131,7 +131,8 @@ func findFiles(paths []string, stdin io.Reader, stdinName string) ([]input, erro
 			if d.IsDir() && path != p && strings.HasPrefix(d.Name(), ".") {
 				return filepath.SkipDir
 			}
-			if !d.IsDir() && (strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) && looksLikeOurs(path) {
+			// A vars file is checked through the playbooks that list it.
+			if !d.IsDir() && (strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) && !strings.HasSuffix(path, playbooks.VarsSuffix) && looksLikeOurs(path) {
 				out = append(out, input{name: path})
 			}
 			return nil
