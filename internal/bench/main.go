@@ -51,7 +51,7 @@ type bench struct {
 }
 
 func run() error {
-	if _, err := exec.LookPath("ansible-playbook"); err != nil && *only == "" {
+	if _, err := exec.LookPath("ansible-playbook"); err != nil && *only == "" && !*failover {
 		fmt.Fprintln(os.Stderr, "installing ansible-core (apt-get)...")
 		if out, err := exec.Command("sh", "-c", "apt-get update && apt-get install -y --no-install-recommends ansible-core").CombinedOutput(); err != nil {
 			return fmt.Errorf("installing ansible-core: %v\n%s", err, out)
@@ -86,6 +86,9 @@ func run() error {
 	sshdVer, _ := exec.Command("/usr/sbin/sshd", "-V").CombinedOutput()
 	fmt.Printf("Machine: %d cores, %s; Go %s; %s; %s\n\n", runtime.NumCPU(), kernel(), runtime.Version(),
 		strings.SplitN(string(ver), "\n", 2)[0], strings.TrimSpace(strings.SplitN(string(sshdVer), "\n", 2)[0]))
+	if *failover {
+		return b.runFailover()
+	}
 	if *only == "step" {
 		return b.stepOnly()
 	}
