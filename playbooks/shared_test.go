@@ -1,6 +1,7 @@
 package playbooks_test
 
 import (
+	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -68,6 +69,34 @@ func TestStandbyStepsAgree(t *testing.T) {
 	for name, v := range csOther {
 		if asOther[name] != v {
 			t.Errorf("%s differs between configure-standby and add-standby:\n%s\n---\n%s", name, v, asOther[name])
+		}
+	}
+}
+
+// TestEffectiveConfigurationAgrees: failover-database and new-orchestrator
+// judge which database a server would use with the same script, written
+// three times (two guards and a step); the copies must stay the same.
+func TestEffectiveConfigurationAgrees(t *testing.T) {
+	var copies []string
+	for _, name := range []string{"orchestrator/failover-database", "orchestrator/new-orchestrator"} {
+		src, ok := playbooks.Lookup(name)
+		if !ok {
+			t.Fatalf("no bundled playbook %s", name)
+		}
+		for _, part := range strings.Split(string(src), `"$py" - <<'PY'`)[1:] {
+			end := strings.Index(part, "\n        PY\n")
+			if end < 0 {
+				t.Fatalf("%s: a script without its end", name)
+			}
+			copies = append(copies, part[:end])
+		}
+	}
+	if len(copies) != 3 {
+		t.Fatalf("found %d copies of the script, want 3", len(copies))
+	}
+	for i, c := range copies[1:] {
+		if c != copies[0] {
+			t.Errorf("copy %d of the effective-configuration script differs from the first", i+2)
 		}
 	}
 }

@@ -111,6 +111,15 @@ type Settler interface {
 	Settle(ctx context.Context, x *Exec, wait time.Duration) error
 }
 
+// ResultError is a failure that comes with the step's result: the step
+// type judged a result a failure (a command's exit code), and a
+// playbook's failed_when may judge it otherwise. A failure to reach the
+// host or to run the step at all has no result and is no ResultError.
+type ResultError interface {
+	error
+	Observed() Result
+}
+
 // Result is what a step observed or did; expressions see it as
 // steps.<id>.result and, in probes, as result.
 type Result map[string]any

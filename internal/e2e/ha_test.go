@@ -212,6 +212,7 @@ func haScenario(t *testing.T, crash bool, ref []string) []string {
 	if err := l.Fault(context.Background(), "pg1", lab.FaultKill); err != nil {
 		t.Fatal(err)
 	}
+	h.orchestratorStops()
 	promote := []string{"run", "pg-ha/promote-standby", "-p", "standby=pg2", "-p", "old_primary=pg1", "-p", "layout=debian", "--yes"}
 	failover := []string{"run", "orchestrator/failover-database", "-p", "orchestrator=orch", "-p", "new_primary=pg2", "-p", "layout=debian"}
 	h.plans(promote, "would-change Promote the standby")
@@ -255,6 +256,7 @@ func haScenario(t *testing.T, crash bool, ref []string) []string {
 	if err := l.Fault(context.Background(), "pg2", lab.FaultKill); err != nil {
 		t.Fatal(err)
 	}
+	h.orchestratorStops()
 	h.apply("run", "pg-ha/promote-standby", "-p", "standby=pg1", "-p", "old_primary=pg2", "-p", "layout=debian", "--yes")
 	h.apply("run", "orchestrator/failover-database", "-p", "orchestrator=orch", "-p", "new_primary=pg1", "-p", "layout=debian")
 	if got := h.psql("pg1", "SELECT count(*) FROM ha_rows"); got != "1002" {
@@ -308,4 +310,15 @@ func (h *ha) plans(run []string, want string) {
 	if after := h.snapshot(); after != before {
 		h.t.Fatalf("plan %s changed the hosts:\n%s\n---\n%s", run[1], before, after)
 	}
+}
+
+// orchestratorStops waits until the orchestrator, a 19 stand-in whose
+// database lost power, has shut down: it loses its singleton lock and
+// exits 0, which Restart=on-failure does not restart, as the server does.
+// Waited for so that no snapshot or fingerprint sees it go.
+func (h *ha) orchestratorStops() {
+	h.t.Helper()
+	h.sh("orch", "for i in $(seq 300); do systemctl is-active -q inmanta-server || break; sleep 0.1; done; "+
+		"if systemctl is-active -q inmanta-server; then echo still active; exit 1; fi; "+
+		"test \"$(systemctl show -p Result --value inmanta-server)\" = success")
 }

@@ -190,6 +190,13 @@ func TestSSHFiles(t *testing.T) {
 	if err != nil || st.Mode != 0o640 || st.UID != 101 || st.GID != 104 {
 		t.Errorf("stat after write: %+v %v (want mode 0640 owner 101:104 kept)", st, err)
 	}
+	// Replace: the mode and group asked for win over the old file's.
+	if err := c.WriteFile(ctx, p, []byte("newer\n"), transport.WriteOptions{Mode: 0o600, UID: -1, GID: 4242, Replace: true}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := c.Stat(ctx, p); err != nil || st.Mode != 0o600 || st.UID != 101 || st.GID != 4242 {
+		t.Errorf("stat after a write with Replace: %+v %v (want mode 0600 owner 101:4242)", st, err)
+	}
 	entries, _ := os.ReadDir(filepath.Dir(p))
 	if len(entries) != 1 {
 		t.Errorf("temporary files left: %v", entries)
