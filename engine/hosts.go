@@ -280,6 +280,8 @@ func (x *run) exec(host, become string) (*steps.Exec, error) {
 		Become:  become,
 		Redact:  x.redactor(),
 		Connect: func(ctx context.Context) (transport.Conn, error) { return x.pool.get(ctx, h) },
+		// One run's probes share what they found down (steps.DownReuse).
+		Sightings: x.sightings,
 	}
 	ex.ForHost = func(ctx context.Context, name string) (*steps.Exec, error) {
 		return x.exec(name, become)
