@@ -273,13 +273,15 @@ func (x *run) exec(host, become string) (*steps.Exec, error) {
 	if vars == nil {
 		vars = map[string]any{}
 	}
-	env["host"] = map[string]any{"name": h.Name, "address": h.Address, "vars": vars}
+	env["host"] = map[string]any{"name": h.Name, "address": h.Address, "vars": vars, "facts": x.hostFacts(h.Name)}
 	ex := &steps.Exec{
 		Host:    steps.Host{Name: h.Name, Address: h.Address, Vars: vars},
 		Env:     env,
 		Become:  become,
 		Redact:  x.redactor(),
 		Connect: func(ctx context.Context) (transport.Conn, error) { return x.pool.get(ctx, h) },
+		// One run's probes share what they found down (steps.DownReuse).
+		Sightings: x.sightings,
 	}
 	ex.ForHost = func(ctx context.Context, name string) (*steps.Exec, error) {
 		return x.exec(name, become)

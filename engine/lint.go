@@ -31,7 +31,9 @@ func lintUnused(pb *Playbook, used map[string]bool, src []byte, ds *diag.List) {
 	inText := func(ref string) bool { return src != nil && bytes.Contains(src, []byte(ref)) }
 	for _, p := range pb.Params {
 		if !used["params."+p.Name] && !inText("params."+p.Name) {
-			ds.Warnf(p.Pos, diag.RuleUnusedParam, "param %s is never used: remove it, or use it as ${{ params.%s }}", p.Name, p.Name)
+			at := &diag.List{File: p.File}
+			at.Warnf(p.Pos, diag.RuleUnusedParam, "param %s is never used: remove it, or use it as ${{ params.%s }}", p.Name, p.Name)
+			ds.Items = append(ds.Items, at.Items...)
 		}
 	}
 	for _, s := range pb.Secrets {

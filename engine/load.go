@@ -25,6 +25,9 @@ type Loader struct {
 	// and SQL texts: validate sets it (shellcheck, PostgreSQL's parser);
 	// a run never looks inside.
 	Inside InsideChecker
+	// ReadFile reads the vars files playbooks list; nil reads files, and
+	// bundled: names from the playbooks bundled in the binary.
+	ReadFile func(name string) ([]byte, error)
 }
 
 // InsideChecker reads the commands and SQL texts of a playbook in their
@@ -40,7 +43,9 @@ var topFields = []steps.Field{
 	{Name: "description", Kind: steps.Literal, Doc: "what the playbook does, in a sentence", Example: "Promote the warm standby to be the new primary."},
 	{Name: "params", Kind: steps.Object, Doc: "typed parameters, given with -p name=value"},
 	{Name: "secrets", Kind: steps.Object, Doc: "secret values (passwords), read from the environment, a file or a prompt; never printed"},
+	{Name: "vars_files", Kind: steps.StringList, Doc: "vars files whose params, vars and facts this playbook uses, as if written here; paths relative to the playbook", Example: []string{"../shared/pg-layout.vars.yaml"}},
 	{Name: "vars", Kind: steps.StringMap, Doc: "values computed from params when the run starts, available as vars.NAME"},
+	{Name: "facts", Kind: steps.Object, Doc: "read-only observations of hosts made after the vars and before the guards, each a probe on a list of hosts; its value (the probe's result, or what value: makes of it) is facts.NAME[HOST] and host.facts.NAME; a fact whose assert is false refuses the run like a guard"},
 	{Name: "lock", Kind: steps.String, Doc: "a lock name; two runs holding the same lock never overlap", Example: "pg-cluster"},
 	{Name: "require", Kind: steps.ObjectList, Doc: "guards: read-only probes with an assert, all checked before the first step; any failure aborts the run"},
 	{Name: "confirm", Kind: steps.Object, Fields: confirmFields, Doc: "ask the operator to type a word after the guards pass and before the first step (--yes answers it; without a terminal or --yes the run is refused before it starts)"},
@@ -215,15 +220,36 @@ func (l *Loader) load(file string, src []byte) (*Playbook, []*diag.Diagnostic, [
 	}
 	pb.Name = d.Literal(top.Get("name"))
 	pb.Description = d.Literal(top.Get("description"))
+	var vfs []*varsFile
+	if n := top.Get("vars_files"); n != nil {
+		vfs = l.readVarsFiles(d, pb, n)
+		pb.Source = sourceWith(src, vfs)
+		sum := sha256.Sum256(pb.Source)
+		pb.Hash = hex.EncodeToString(sum[:])
+	}
+	// A vars file's declarations come first: the playbook's own may read
+	// them, theirs never read the playbook's params or vars.
+	seenParams, seenVars := map[string]string{}, map[string]string{}
+	for _, vf := range vfs {
+		if n := vf.top.Get("params"); n != nil {
+			pb.Params = append(pb.Params, decodeParams(vf.d, n, seenParams)...)
+		}
+	}
 	if n := top.Get("params"); n != nil {
-		pb.Params = decodeParams(d, n)
+		pb.Params = append(pb.Params, decodeParams(d, n, seenParams)...)
 	}
 	if n := top.Get("secrets"); n != nil {
 		pb.Secrets = decodeSecrets(d, n)
 	}
-	if n := top.Get("vars"); n != nil {
-		pb.Vars = decodeVars(d, n)
+	for _, vf := range vfs {
+		if n := vf.top.Get("vars"); n != nil {
+			pb.Vars = append(pb.Vars, decodeVars(vf.d, n, seenVars)...)
+		}
 	}
+	if n := top.Get("vars"); n != nil {
+		pb.Vars = append(pb.Vars, decodeVars(d, n, seenVars)...)
+	}
+	l.decodeAllFacts(d, pb, top, vfs)
 	if n := top.Get("lock"); n != nil {
 		pb.Lock = d.Template(n)
 		d.RefuseSecret(n, pb.Lock, diag.RuleSecretExposed, "the lock name", "it is written in the lock file, the lock audit log or the shared store's lock table, and shown to every run that waits for it")
@@ -320,6 +346,7 @@ func (l *Loader) load(file string, src []byte) (*Playbook, []*diag.Diagnostic, [
 		}
 	}
 	suppress(ds, src)
+	l.finishVarsFiles(ds, vfs)
 	diag.Sort(ds.Items)
 	return pb, ds.Items, skipped
 }
@@ -425,15 +452,15 @@ func checkIdent(d *steps.Decoder, n *yaml.Node, what string) bool {
 	return true
 }
 
-func decodeParams(d *steps.Decoder, n *yaml.Node) []*Param {
+func decodeParams(d *steps.Decoder, n *yaml.Node, seen map[string]string) []*Param {
 	var out []*Param
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		if !checkIdent(d, k, "param") {
+		if !checkIdent(d, k, "param") || !checkDuplicate(d, k, "param", seen) {
 			continue
 		}
 		f := d.Check(v, paramFields, "param "+k.Value)
-		p := &Param{Name: k.Value, Type: TypeString, Pos: steps.Pos(k)}
+		p := &Param{Name: k.Value, Type: TypeString, Pos: steps.Pos(k), File: d.Diags.File}
 		if t := f.Get("type"); t != nil {
 			p.Type = ParamType(t.Value)
 		}
@@ -566,11 +593,11 @@ func decodeSecrets(d *steps.Decoder, n *yaml.Node) []*Secret {
 	return out
 }
 
-func decodeVars(d *steps.Decoder, n *yaml.Node) []*Var {
+func decodeVars(d *steps.Decoder, n *yaml.Node, seen map[string]string) []*Var {
 	var out []*Var
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		if !checkIdent(d, k, "var") {
+		if !checkIdent(d, k, "var") || !checkDuplicate(d, k, "var", seen) {
 			continue
 		}
 		t := d.Template(v)

@@ -22,8 +22,12 @@ type Playbook struct {
 	Params      []*Param
 	Secrets     []*Secret
 	Vars        []*Var
-	Lock        *tmpl.Template
-	Require     []*Guard
+	// VarsFiles are the vars files the playbook lists (vars_files:).
+	VarsFiles []*VarsFile
+	// Facts are observed after the vars and before the guards.
+	Facts   []*Fact
+	Lock    *tmpl.Template
+	Require []*Guard
 	// Confirm is asked after the guards pass and before the first step.
 	Confirm *Confirm
 	Steps   []*Step
@@ -61,6 +65,8 @@ type Param struct {
 	// Pattern, when set, is what every value must match (-p and default).
 	Pattern *regexp.Regexp
 	Pos     diag.Pos
+	// File is where the param is declared: the playbook, or a vars file.
+	File string
 }
 
 // Secret is a declared secret and where its value comes from.

@@ -12,6 +12,7 @@ import (
 	"github.com/runbook-dev/runbook/internal/redact"
 	"github.com/runbook-dev/runbook/internal/tmpl"
 	"github.com/runbook-dev/runbook/internal/transport"
+	"github.com/runbook-dev/runbook/steps"
 )
 
 // The runner is split by concern: run.go (this file) holds the order of a
@@ -107,6 +108,8 @@ type run struct {
 	red   atomic.Pointer[redact.Redactor]
 	redMu sync.Mutex
 	pool  *pool
+	// sightings are the hosts its probes found down (steps.DownReuse).
+	sightings *steps.Sightings
 	// base is the expressions' environment every host starts from.
 	base  map[string]any
 	steps map[string]any
@@ -176,6 +179,9 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 	if err := x.checkHosts(); err != nil {
 		return err
 	}
+	if err := x.observeFacts(ctx); err != nil {
+		return err
+	}
 	if err := x.guards(ctx); err != nil {
 		return err
 	}
@@ -202,6 +208,7 @@ func (r *Runner) newRun(pb *Playbook, in Inputs) *run {
 		runID:     r.RunID,
 		confirmer: r.Confirm,
 		pool:      &pool{inv: r.Inventory, connect: r.Connect, conns: map[string]*poolEntry{}},
+		sightings: steps.NewSightings(),
 		steps:     map[string]any{},
 		unapplied: map[string]bool{},
 		passed:    map[int]bool{},

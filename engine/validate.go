@@ -131,7 +131,8 @@ func findFiles(paths []string, stdin io.Reader, stdinName string) ([]input, erro
 			if d.IsDir() && path != p && strings.HasPrefix(d.Name(), ".") {
 				return filepath.SkipDir
 			}
-			if !d.IsDir() && (strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) && looksLikeOurs(path) {
+			// A vars file is checked through the playbooks that list it.
+			if !d.IsDir() && (strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) && !strings.HasSuffix(path, playbooks.VarsSuffix) && looksLikeOurs(path) {
 				out = append(out, input{name: path})
 			}
 			return nil
@@ -180,7 +181,7 @@ func validateFiles(files []input, opts ValidateOptions) *Report {
 		rep.Diagnostics = append(rep.Diagnostics, r...)
 		rep.Files = append(rep.Files, files[i].name)
 		if len(r) > 0 {
-			rep.Sources[files[i].name] = strings.Split(string(sources[i]), "\n")
+			rep.Sources[files[i].name] = diag.SplitLines(string(sources[i]))
 		}
 	}
 	diag.Sort(rep.Diagnostics)

@@ -1,6 +1,7 @@
 package playbooks_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -98,5 +99,57 @@ func TestEffectiveConfigurationAgrees(t *testing.T) {
 		if c != copies[0] {
 			t.Errorf("copy %d of the effective-configuration script differs from the first", i+2)
 		}
+	}
+}
+
+// TestLayoutTableInOnePlace: where each packaging puts PostgreSQL is
+// written once, in shared/pg-layout.vars.yaml; every bundled playbook that
+// works on PostgreSQL lists that file and repeats none of its paths.
+func TestLayoutTableInOnePlace(t *testing.T) {
+	const shared = "../shared/pg-layout.vars.yaml"
+	table := []string{"/usr/pgsql-", "/var/lib/pgsql", "/usr/lib/postgresql/", "/etc/postgresql/", "postgresql@", "postgresql-1", "/usr/bin/pg_", `layout == "`, "params.layout"}
+	src, err := playbooks.ReadFile("shared/pg-layout.vars.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range table[:5] {
+		if !strings.Contains(string(src), s) {
+			t.Errorf("the layout table no longer holds %q: update this test", s)
+		}
+	}
+	users := 0
+	for _, name := range playbooks.Names() {
+		b, _ := playbooks.Lookup(name)
+		var doc struct {
+			VarsFiles []string `yaml:"vars_files"`
+		}
+		if err := yaml.Unmarshal(b, &doc); err != nil {
+			t.Fatal(err)
+		}
+		// Comments may name a layout's paths; values may not.
+		var code strings.Builder
+		for _, l := range strings.Split(string(b), "\n") {
+			if !strings.HasPrefix(strings.TrimSpace(l), "#") {
+				code.WriteString(l + "\n")
+			}
+		}
+		for _, s := range table {
+			if strings.Contains(code.String(), s) {
+				t.Errorf("%s repeats %q of the layout table: read it from host.facts.pg (%s)", name, s, shared)
+			}
+		}
+		lists := slices.Contains(doc.VarsFiles, shared)
+		if strings.Contains(string(b), "facts.pg") && !lists {
+			t.Errorf("%s reads facts.pg without listing %s in vars_files", name, shared)
+		}
+		if (strings.HasPrefix(name, "pg-ha/") || name == "orchestrator/failover-database") && !lists {
+			t.Errorf("%s works on PostgreSQL and does not list %s", name, shared)
+		}
+		if lists {
+			users++
+		}
+	}
+	if users < 6 {
+		t.Errorf("%d bundled playbooks list the layouts, want every pg-ha playbook and failover-database", users)
 	}
 }

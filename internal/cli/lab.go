@@ -27,12 +27,18 @@ func labCmd(e *Env, args []string) int {
 		inv := fs.String("inventory", "", "where to write the inventory (default: DIR/inventory.yaml)")
 		orch := fs.String("orchestrator", "", "the host that runs the orchestrator stand-in (default: the first; its database is on the first)")
 		sv := fs.String("standin-version", lab.DefaultStandinVersion, "the inmanta-core version the stand-in behaves as")
+		layout := fs.String("layout", "", "lay PostgreSQL out as a packaging does: rhel, pgdg or debian (the default) for every host, or per host: pg1=rhel,pg2=pgdg")
 		if _, err := parseInterleaved(fs, rest); err != nil {
+			return ExitUsage
+		}
+		layouts, err := lab.ParseLayouts(*layout, strings.Split(*hosts, ","))
+		if err != nil {
+			fmt.Fprintf(e.Stderr, "runbook: lab up: %v\n", err)
 			return ExitUsage
 		}
 		l := &lab.Lab{Dir: *dir, Log: e.Stderr}
 		start := time.Now()
-		st, err := l.Up(context.Background(), lab.Options{Hosts: strings.Split(*hosts, ","), Inventory: *inv, Orchestrator: *orch, StandinVersion: *sv})
+		st, err := l.Up(context.Background(), lab.Options{Hosts: strings.Split(*hosts, ","), Inventory: *inv, Orchestrator: *orch, StandinVersion: *sv, Layouts: layouts})
 		if err != nil {
 			fmt.Fprintf(e.Stderr, "runbook: lab up: %v\n", err)
 			return ExitFailed
@@ -42,7 +48,8 @@ func labCmd(e *Env, args []string) int {
 			path = l.InventoryPath()
 		}
 		for _, h := range st.Hosts {
-			fmt.Fprintf(e.Stdout, "%-6s %s\n", h.Name, h.Address)
+			lay := lab.LayoutOf(h)
+			fmt.Fprintf(e.Stdout, "%-6s %s  PostgreSQL %s, %s layout: %s, unit %s\n", h.Name, h.Address, lab.PGVersion, lay.Name, lay.Data, lay.Unit)
 		}
 		fmt.Fprintf(e.Stdout, "lab up in %.1fs; inventory: %s\n", time.Since(start).Seconds(), path)
 		return ExitOK

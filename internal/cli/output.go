@@ -95,6 +95,12 @@ func (s *textSink) Emit(ev *engine.Event) {
 	case engine.EventGuard:
 		s.clearLive()
 		fmt.Fprintf(s.w, "guard  %s %s [%s] %s\n", s.paint(ev.Status), ev.Name, ev.Host, dur(ev.Duration))
+		// What a fact found, shown whether it refuses the run or not.
+		for _, l := range strings.Split(strings.TrimRight(ev.Print, "\n"), "\n") {
+			if l != "" {
+				fmt.Fprintf(s.w, "       %s\n", l)
+			}
+		}
 		if ev.Status != engine.StatusOK && ev.Message != "" {
 			fmt.Fprintf(s.w, "       %s\n", ev.Message)
 		}

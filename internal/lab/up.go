@@ -28,6 +28,9 @@ type Options struct {
 	// StandinVersion is the inmanta-core version the stand-in behaves as
 	// on every host (default DefaultStandinVersion).
 	StandinVersion string
+	// Layouts lays out PostgreSQL on hosts as another packaging does, by
+	// host name (LayoutRHEL, LayoutPGDG); hosts not named keep Debian's.
+	Layouts map[string]string
 }
 
 // Address returns the address of the i-th host (0-based).
@@ -83,7 +86,13 @@ func (l *Lab) Up(ctx context.Context, opt Options) (*State, error) {
 	st := &State{}
 	var orch *Host
 	for i, n := range opt.Hosts {
-		h := &Host{Name: n, Address: Address(i)}
+		h := &Host{Name: n, Address: Address(i), Layout: LayoutDebian}
+		if lay, ok := opt.Layouts[n]; ok {
+			if _, known := Layouts[lay]; !known {
+				return nil, fmt.Errorf("host %s: unknown layout %q", n, lay)
+			}
+			h.Layout = lay
+		}
 		st.Hosts = append(st.Hosts, h)
 		if n == opt.Orchestrator {
 			orch = h
@@ -247,6 +256,14 @@ func (l *Lab) prepare(h *Host, st *State, opt Options, orchestrator bool) error 
 			return err
 		}
 	}
+	if lay := LayoutOf(h); lay.Name != LayoutDebian {
+		// The data directory and the orchestrator's access are made once
+		// the host runs (initCluster).
+		if err := relayout(root, lay); err != nil {
+			return fmt.Errorf("laying out PostgreSQL as %s does: %w", lay.Name, err)
+		}
+		return l.copyStandin(root, opt.Standin, orchestrator)
+	}
 	// The orchestrator's database access from the lab network, as an
 	// installed orchestrator has it; replication is the playbooks' job.
 	hba := filepath.Join(root, "etc/postgresql/15/main/pg_hba.conf")
@@ -260,7 +277,13 @@ func (l *Lab) prepare(h *Host, st *State, opt Options, orchestrator bool) error 
 			return err
 		}
 	}
-	if err := copyFile(opt.Standin, filepath.Join(root, "usr/local/bin/runbook"), 0o755); err != nil {
+	return l.copyStandin(root, opt.Standin, orchestrator)
+}
+
+// copyStandin copies the stand-in into a host and, on the orchestrator's
+// host, enables its unit.
+func (l *Lab) copyStandin(root, standin string, orchestrator bool) error {
+	if err := copyFile(standin, filepath.Join(root, "usr/local/bin/runbook"), 0o755); err != nil {
 		return err
 	}
 	if orchestrator {
@@ -430,17 +453,10 @@ func (l *Lab) waitReady(ctx context.Context, h *Host) error {
 	if err := waitTCP(ctx, h.Address+":22"); err != nil {
 		return fmt.Errorf("sshd: %w", err)
 	}
-	for {
-		out, err := l.Exec(ctx, h.Name, "systemctl", "is-active", "postgresql@15-main.service")
-		if err == nil && strings.TrimSpace(string(out)) == "active" {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("postgresql@15-main is %s", strings.TrimSpace(string(out)))
-		case <-time.After(200 * time.Millisecond):
-		}
+	if err := l.initCluster(ctx, h); err != nil {
+		return err
 	}
+	return l.waitUnit(ctx, h)
 }
 
 // orchestratorDatabase gives the first host the orchestrator's database and
@@ -461,7 +477,8 @@ func (l *Lab) orchestratorDatabase(ctx context.Context, h, orch *Host) error {
 		dbHost = h.Address
 		// The database must listen on the lab network for a stand-in on
 		// another host; that is the installation, not the HA procedure.
-		if b, err := l.Exec(ctx, h.Name, "sh", "-c", "sed -i \"s/^#listen_addresses = 'localhost'/listen_addresses = '*'/\" /etc/postgresql/15/main/postgresql.conf && systemctl restart postgresql@15-main"); err != nil {
+		lay := LayoutOf(h)
+		if b, err := l.Exec(ctx, h.Name, "sh", "-c", "sed -i \"s/^#listen_addresses = 'localhost'/listen_addresses = '*'/\" "+lay.Conf+"/postgresql.conf && systemctl restart "+lay.Unit); err != nil {
 			return fmt.Errorf("listen on the lab network: %v %s", err, b)
 		}
 	}
@@ -510,9 +527,11 @@ func (l *Lab) writeKnownHosts(st *State) error {
 func (l *Lab) writeInventory(st *State, path string) error {
 	var b strings.Builder
 	b.WriteString("# Written by runbook lab up: the lab's hosts, their keys and layout.\n")
-	fmt.Fprintf(&b, "defaults:\n  user: root\n  port: 22\n  identity_file: %s\n  known_hosts: %s\n  vars: {layout: debian}\nhosts:\n", l.KeyFile(), l.KnownHosts())
+	fmt.Fprintf(&b, "defaults:\n  user: root\n  port: 22\n  identity_file: %s\n  known_hosts: %s\n  vars: {}\nhosts:\n", l.KeyFile(), l.KnownHosts())
 	for _, h := range st.Hosts {
-		fmt.Fprintf(&b, "  %s: {address: %s}\n", h.Name, h.Address)
+		// The layout is not a var: the playbooks find it, or are told.
+		lay := LayoutOf(h)
+		fmt.Fprintf(&b, "  %s: {address: %s}  # PostgreSQL %s laid out as %s packages it: %s, unit %s\n", h.Name, h.Address, PGVersion, lay.Name, lay.Data, lay.Unit)
 	}
 	b.WriteString("groups:\n  postgres: [")
 	for i, h := range st.Hosts {

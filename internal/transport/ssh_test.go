@@ -136,6 +136,14 @@ func TestSSHSimpleCommand(t *testing.T) {
 	if err != nil || out.ExitCode != 1 {
 		t.Errorf("false: exit %d %v", out.ExitCode, err)
 	}
+	// Builtins with the program's meaning are run by the login shell
+	// itself, with the same exit statuses.
+	for line, want := range map[string]int{":": 0, "true": 0, "test -d '/'": 0, "test -f '/nonexistent'": 1} {
+		out, err = c.Run(context.Background(), &transport.Command{Line: line})
+		if err != nil || out.ExitCode != want {
+			t.Errorf("%s: exit %d %v, want %d", line, out.ExitCode, err, want)
+		}
+	}
 	// Started reports the process group the command runs in.
 	var pgid int
 	out, err = c.Run(context.Background(), &transport.Command{Line: "ps -o pgid= -p $$", Started: func(p int) { pgid = p }})

@@ -205,6 +205,16 @@ func Silent(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
+// NoMachine reports whether a dial error is the network's definitive word
+// that no machine has the address: the neighbour did not answer ARP or
+// neighbour discovery (the kernel gives up after its probes: about 3s for
+// a fresh resolution, about 8s for a stale entry, with Linux's defaults),
+// or a router reported the host or its network unreachable. A timeout is
+// silence, not this.
+func NoMachine(err error) bool {
+	return errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.EHOSTDOWN)
+}
+
 // Answers reports whether anything answers at addr (host:port) within
 // timeout: a connection accepted or refused. It is false only when the
 // attempt is Silent.
