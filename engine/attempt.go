@@ -93,6 +93,10 @@ func (x *run) attempt(ctx context.Context, t *target) (hostOutcome, *steps.Plan)
 	}
 	gate := t.gate()
 	plan, err := s.Body.Plan(ctx, ex)
+	if r, ok := x.notFailed(ctx, t, err); ok {
+		// failed_when judged the failed observation a success.
+		plan, err = &steps.Plan{Summary: "failed_when " + s.FailedWhen.Source + " is false", Result: r}, nil
+	}
 	if err != nil {
 		if o, ok := x.unknownPlan(ctx, t, gate, err); ok {
 			return o, nil
@@ -142,6 +146,9 @@ func (x *run) apply(ctx context.Context, t *target, plan *steps.Plan) (hostOutco
 	x.sink.Emit(e)
 	r, err := t.step.Body.Apply(ctx, t.ex, plan)
 	crashpoint("applied", t.key.Index)
+	if fr, ok := x.notFailed(ctx, t, err); ok {
+		r, err = fr, nil
+	}
 	o.result = r
 	if err != nil {
 		if transport.IsLost(err) && ctx.Err() == nil {
@@ -160,6 +167,15 @@ func (x *run) apply(ctx context.Context, t *target, plan *steps.Plan) (hostOutco
 // verify checks the step's assert on its result and renders its print.
 func (x *run) verify(ctx context.Context, t *target, o hostOutcome, plan *steps.Plan) (hostOutcome, *steps.Plan) {
 	s, ex := t.step, t.ex
+	if s.FailedWhen != nil && o.status != StatusSkipped {
+		bad, err := s.FailedWhen.EvalBool(withResult(ex.Env, o.result))
+		switch {
+		case err != nil:
+			return x.failed(ctx, o, fmt.Errorf("failed_when: %w", err))
+		case bad:
+			return x.failed(ctx, o, fmt.Errorf("failed_when %s is true; observed %s", s.FailedWhen.Source, steps.Show(x.redactor(), o.result)))
+		}
+	}
 	if s.Assert != nil {
 		env := withResult(ex.Env, o.result)
 		ok, err := s.Assert.EvalBool(env)
@@ -186,6 +202,22 @@ func (x *run) verify(ctx context.Context, t *target, o hostOutcome, plan *steps.
 		}
 	}
 	return o, plan
+}
+
+// notFailed returns the result of a step that failed with err, when the
+// step has a failed_when, err came with a result (steps.ResultError) and
+// failed_when is false on it: the playbook, not the step type, says what
+// failing is. verify then checks failed_when again, with the outcome.
+func (x *run) notFailed(ctx context.Context, t *target, err error) (steps.Result, bool) {
+	var re steps.ResultError
+	if t.step.FailedWhen == nil || err == nil || ctx.Err() != nil || !errors.As(err, &re) || re.Observed() == nil {
+		return nil, false
+	}
+	bad, e := t.step.FailedWhen.EvalBool(withResult(t.ex.Env, re.Observed()))
+	if e != nil || bad {
+		return nil, false
+	}
+	return re.Observed(), true
 }
 
 // failed returns o failed with err, or with the cause of ctx's end (a

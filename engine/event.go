@@ -29,6 +29,9 @@ const (
 	// and waits for such a command, before it acts; the run does not retry
 	// it.
 	StatusInDoubt Status = "in-doubt"
+	// StatusPartial is a run that went through its steps while some
+	// failed on some hosts in a way the playbook tolerates.
+	StatusPartial Status = "partial"
 )
 
 // EventType says what an event reports.
@@ -40,7 +43,11 @@ const (
 	EventGuard    EventType = "guard"
 	// EventConfirm is a confirmation gate: answered (status ok or failed,
 	// with the answer), or in a dry run shown without asking.
-	EventConfirm      EventType = "confirm"
+	EventConfirm EventType = "confirm"
+	// EventBatch says a batch of hosts starts the steps of a batch: Index
+	// is its first step, Name the batch's, Host its hosts, Message which
+	// batch of how many.
+	EventBatch        EventType = "batch"
 	EventStepStart    EventType = "step-start"
 	EventStepProgress EventType = "step-progress"
 	// EventStepApply says a step's plan found a change to make and the

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -19,44 +20,69 @@ func (e *GuardError) Error() string {
 	return fmt.Sprintf("refused: %d guard(s) failed, nothing was changed: %s", len(e.Failed), strings.Join(e.Failed, "; "))
 }
 
-// guards runs every guard, all of them even after one fails, so that the
-// operator sees everything that is wrong at once.
+// guards runs every guard on each of its hosts, all of them even after
+// one fails, so that the operator sees everything that is wrong at once.
+// A host where a guard fails in a way it tolerates is kept for the run's
+// end (partial) and does not refuse the run.
 func (x *run) guards(ctx context.Context) error {
 	type outcome struct {
 		ok  bool
 		msg string
 	}
-	out := make([]outcome, len(x.pb.Require))
-	var wg sync.WaitGroup
+	type check struct {
+		g    *Guard
+		i    int
+		host string
+		err  error
+	}
+	var checks []check
 	for i, g := range x.pb.Require {
+		hosts, err := x.guardHosts(g)
+		if err != nil {
+			checks = append(checks, check{g: g, i: i, err: err})
+			continue
+		}
+		for _, h := range hosts {
+			checks = append(checks, check{g: g, i: i, host: h})
+		}
+	}
+	out := make([]outcome, len(checks))
+	var wg sync.WaitGroup
+	for ci, c := range checks {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			start := time.Now()
-			host, err := x.guardHost(g)
-			label := host
-			if err != nil {
-				label = g.Host.Source
-			}
-			ok, msg := false, ""
-			if err != nil {
-				msg = err.Error()
+			label := c.host
+			ok, msg, down := false, "", false
+			if c.err != nil {
+				label, msg = guardSource(c.g), c.err.Error()
 			} else {
-				ok, msg = x.guard(ctx, g, host)
+				ok, msg, down = x.guard(ctx, c.g, c.host)
 			}
-			out[i] = outcome{ok, msg}
 			st := StatusOK
 			if !ok {
 				st = StatusFailed
+				tolerated := c.g.Tolerate.Failed || c.g.Tolerate.Unreachable && down
+				if tolerated && c.err == nil && ctx.Err() == nil {
+					x.addTolerated(&StepError{Step: "guard " + c.g.Name, Host: c.host, Err: errors.New(msg)})
+					ok, msg = true, "tolerated: "+msg
+				}
 			}
-			x.sink.Emit(&Event{Type: EventGuard, Index: i + 1, Name: g.Name, Host: label, Status: st, Duration: time.Since(start), Message: msg})
+			out[ci] = outcome{ok, msg}
+			x.sink.Emit(&Event{Type: EventGuard, Index: c.i + 1, Name: c.g.Name, Host: label, Status: st, Duration: time.Since(start), Message: msg})
 		}()
 	}
 	wg.Wait()
 	var failed []string
-	for i, o := range out {
+	for ci, o := range out {
 		if !o.ok {
-			failed = append(failed, fmt.Sprintf("%q: %s", x.pb.Require[i].Name, o.msg))
+			c := checks[ci]
+			if len(c.g.Hosts) > 0 || c.g.HostsExpr != nil {
+				failed = append(failed, fmt.Sprintf("%q on %s: %s", c.g.Name, c.host, o.msg))
+			} else {
+				failed = append(failed, fmt.Sprintf("%q: %s", c.g.Name, o.msg))
+			}
 		}
 	}
 	if ctx.Err() != nil {
@@ -68,6 +94,33 @@ func (x *run) guards(ctx context.Context) error {
 	return nil
 }
 
+// guardSource is how a guard names its hosts in its source.
+func guardSource(g *Guard) string {
+	switch {
+	case g.Host != nil:
+		return g.Host.Source
+	case g.HostsExpr != nil:
+		return g.HostsExpr.Source
+	}
+	var names []string
+	for _, h := range g.Hosts {
+		names = append(names, h.Source)
+	}
+	return strings.Join(names, ",")
+}
+
+// guardHosts resolves the hosts a guard probes.
+func (x *run) guardHosts(g *Guard) ([]string, error) {
+	if len(g.Hosts) > 0 || g.HostsExpr != nil {
+		return x.expandHosts(g.Hosts, g.HostsExpr)
+	}
+	h, err := x.guardHost(g)
+	if err != nil {
+		return nil, err
+	}
+	return []string{h}, nil
+}
+
 // guardHost renders the host a guard probes: localhost when it names none.
 func (x *run) guardHost(g *Guard) (string, error) {
 	if g.Host == nil {
@@ -77,14 +130,15 @@ func (x *run) guardHost(g *Guard) (string, error) {
 }
 
 // guard probes host and asserts on what it observed. It returns whether
-// the guard passed, and otherwise why, redacted.
-func (x *run) guard(ctx context.Context, g *Guard, host string) (bool, string) {
+// the guard passed, and otherwise why, redacted, and whether the probe
+// found the host down (result.reachable == false).
+func (x *run) guard(ctx context.Context, g *Guard, host string) (bool, string, bool) {
 	ex, err := x.exec(host, g.Become)
 	if err != nil {
-		return false, err.Error()
+		return false, err.Error(), false
 	}
 	if ex.ServicePorts, err = steps.RenderPorts(g.ServicePorts, ex.Env); err != nil {
-		return false, err.Error()
+		return false, err.Error(), false
 	}
 	if len(g.Tainted) > 0 {
 		x.maskInputs(g.Tainted, ex.Env)
@@ -92,15 +146,16 @@ func (x *run) guard(ctx context.Context, g *Guard, host string) (bool, string) {
 	}
 	r, err := steps.Observe(ctx, ex, g.Probe)
 	if err != nil {
-		return false, "probe failed: " + x.redactor().String(err.Error())
+		return false, "probe failed: " + x.redactor().String(err.Error()), false
 	}
+	down := r["reachable"] == false
 	env := withResult(ex.Env, r)
 	ok, err := g.Assert.EvalBool(env)
 	if err != nil {
-		return false, "assert: " + err.Error()
+		return false, "assert: " + err.Error(), down
 	}
 	if ok {
-		return true, ""
+		return true, "", down
 	}
 	msg := fmt.Sprintf("assert %s is false; observed %s", g.Assert.Source, steps.Show(x.redactor(), r))
 	if g.Hint != nil {
@@ -108,7 +163,7 @@ func (x *run) guard(ctx context.Context, g *Guard, host string) (bool, string) {
 			msg += "; " + hint
 		}
 	}
-	return false, msg
+	return false, msg, down
 }
 
 // withResult returns a copy of env with r as result.

@@ -26,30 +26,35 @@ func (x *run) step(ctx context.Context, index int, s *Step) error {
 		return x.finish(index, s, []hostOutcome{{host: "", status: x.failStatus(err), err: err}})
 	}
 	if s.ForEach != nil {
-		return x.forEach(ctx, index, s, hosts[0])
+		return x.finish(index, s, x.forEach(ctx, index, s, hosts[0], nil))
 	}
 	outcomes := make([]hostOutcome, len(hosts))
 	if len(hosts) == 1 {
 		outcomes[0] = x.onHost(ctx, newTarget(index, s, hosts[0], nil, 0))
 	} else {
-		x.fanOut(ctx, index, s, hosts, outcomes)
+		x.fanOut(ctx, hosts, s.Parallel, s.MaxFailures, s.Tolerate, outcomes, func(h string) *target { return newTarget(index, s, h, nil, 0) })
 	}
 	return x.finish(index, s, outcomes)
 }
 
-// forEach runs a step once per element of its list, in order, stopping at
-// the first failure.
-func (x *run) forEach(ctx context.Context, index int, s *Step, host string) error {
-	v, err := s.ForEach.Value(x.base)
+// forEach runs a step on host once per element of its list, in order,
+// stopping at the first failure, and returns the outcomes. view, when not
+// nil, is what steps are in the elements' expressions (see target.view).
+func (x *run) forEach(ctx context.Context, index int, s *Step, host string, view map[string]any) []hostOutcome {
+	env := x.base
+	if view != nil {
+		env = withSteps(x.base, view)
+	}
+	v, err := s.ForEach.Value(env)
 	if err != nil {
-		return x.finish(index, s, []hostOutcome{{host: host, status: x.failStatus(err), err: fmt.Errorf("for_each: %w", err)}})
+		return []hostOutcome{{host: host, status: x.failStatus(err), err: fmt.Errorf("for_each: %w", err)}}
 	}
 	var items []any
 	if v != nil {
 		rv := reflect.ValueOf(v)
 		if rv.Kind() != reflect.Slice && rv.Kind() != reflect.Array {
 			err := fmt.Errorf("for_each: %s gave %T, want a list", s.ForEach.Source, v)
-			return x.finish(index, s, []hostOutcome{{host: host, status: StatusFailed, err: err}})
+			return []hostOutcome{{host: host, status: StatusFailed, err: err}}
 		}
 		for i := 0; i < rv.Len(); i++ {
 			items = append(items, rv.Index(i).Interface())
@@ -57,7 +62,9 @@ func (x *run) forEach(ctx context.Context, index int, s *Step, host string) erro
 	}
 	var outcomes []hostOutcome
 	for i, it := range items {
-		o := x.onHost(ctx, newTarget(index, s, host, &it, i+1))
+		t := newTarget(index, s, host, &it, i+1)
+		t.view = view
+		o := x.onHost(ctx, t)
 		outcomes = append(outcomes, o)
 		if o.status == StatusFailed || o.status == StatusInterrupted || o.status == StatusInDoubt {
 			break
@@ -68,14 +75,15 @@ func (x *run) forEach(ctx context.Context, index int, s *Step, host string) erro
 		t.name = x.label(t)
 		outcomes = append(outcomes, x.report(t, hostOutcome{host: host, status: StatusSkipped, result: steps.Result{}}, &steps.Plan{Summary: "for_each gave no elements"}))
 	}
-	return x.finish(index, s, outcomes)
+	return outcomes
 }
 
-// fanOut runs a step on several hosts at once, at most s.Parallel at a time.
-// After more than s.MaxFailures hosts failed, hosts not yet started are not
-// started and the running ones are cancelled.
-func (x *run) fanOut(ctx context.Context, index int, s *Step, hosts []string, outcomes []hostOutcome) {
-	limit := s.Parallel
+// fanOut runs a step on several hosts at once, at most limit at a time
+// (all with 0), each target made by mk. After more than maxFailures hosts
+// failed (not counting the failures tol covers), hosts not yet started are
+// not started and the running ones are cancelled; a negative maxFailures
+// never stops them.
+func (x *run) fanOut(ctx context.Context, hosts []string, limit, maxFailures int, tol Tolerance, outcomes []hostOutcome, mk func(h string) *target) {
 	if limit <= 0 || limit > len(hosts) {
 		limit = len(hosts)
 	}
@@ -101,12 +109,12 @@ func (x *run) fanOut(ctx context.Context, index int, s *Step, hosts []string, ou
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			o := x.onHost(ctx, newTarget(index, s, h, nil, 0))
+			o := x.onHost(ctx, mk(h))
 			outcomes[i] = o
-			if o.status == StatusFailed {
+			if o.status == StatusFailed && maxFailures >= 0 && !tol.Covers(o.err) {
 				mu.Lock()
 				failures++
-				if failures > s.MaxFailures {
+				if failures > maxFailures {
 					cancel(fmt.Errorf("stopped after %d failed host(s)", failures))
 				}
 				mu.Unlock()
@@ -135,16 +143,22 @@ func (x *run) hostsOf(s *Step) ([]string, error) {
 		}
 		return []string{Localhost}, nil
 	}
+	return x.expandHosts(s.Hosts, s.HostsExpr)
+}
+
+// expandHosts resolves hosts: (a list of hosts and groups, or one
+// expression giving a list) into host names, each once, in order.
+func (x *run) expandHosts(list []*tmpl.Template, expr *tmpl.Template) ([]string, error) {
 	var refs []string
-	for _, t := range s.Hosts {
+	for _, t := range list {
 		name, err := t.Render(x.base)
 		if err != nil {
 			return nil, err
 		}
 		refs = append(refs, name)
 	}
-	if s.HostsExpr != nil {
-		v, err := s.HostsExpr.Value(x.base)
+	if expr != nil {
+		v, err := expr.Value(x.base)
 		if err != nil {
 			return nil, err
 		}
@@ -180,13 +194,22 @@ func (x *run) hostsOf(s *Step) ([]string, error) {
 // so that a typo in a host name stops the run before anything happens.
 func (x *run) checkHosts() error {
 	var errs *multierror.Error
+	// Each problem once: a host named by several guards and steps is one
+	// mistake.
+	seen := map[string]bool{}
+	add := func(err error) {
+		if !seen[err.Error()] {
+			seen[err.Error()] = true
+			errs = multierror.Append(errs, err)
+		}
+	}
 	check := func(t *tmpl.Template, group bool) {
 		if t == nil || len(t.Steps()) > 0 {
 			return
 		}
 		name, err := t.Render(x.base)
 		if err != nil {
-			errs = multierror.Append(errs, err)
+			add(err)
 			return
 		}
 		if group {
@@ -195,17 +218,34 @@ func (x *run) checkHosts() error {
 			_, err = x.inv.Host(name)
 		}
 		if err != nil {
-			errs = multierror.Append(errs, err)
+			add(err)
 		}
 	}
 	for _, g := range x.pb.Require {
 		check(g.Host, false)
+		for _, h := range g.Hosts {
+			check(h, true)
+		}
 	}
+	var batch *Batch
 	for _, s := range x.pb.Steps {
+		if b := s.Batch; b != nil && b != batch {
+			batch = b
+			if b.HostsExpr == nil || len(b.HostsExpr.Steps()) == 0 {
+				for _, h := range b.Hosts {
+					check(h, true)
+				}
+				if b.HostsExpr != nil {
+					if _, err := x.expandHosts(nil, b.HostsExpr); err != nil {
+						add(err)
+					}
+				}
+			}
+		}
 		check(s.Host, false)
 		if s.HostsExpr != nil && len(s.HostsExpr.Steps()) == 0 {
 			if _, err := x.hostsOf(s); err != nil {
-				errs = multierror.Append(errs, err)
+				add(err)
 			}
 		}
 		for _, h := range s.Hosts {
@@ -233,13 +273,15 @@ func (x *run) exec(host, become string) (*steps.Exec, error) {
 	if vars == nil {
 		vars = map[string]any{}
 	}
-	env["host"] = map[string]any{"name": h.Name, "address": h.Address, "vars": vars}
+	env["host"] = map[string]any{"name": h.Name, "address": h.Address, "vars": vars, "facts": x.hostFacts(h.Name)}
 	ex := &steps.Exec{
 		Host:    steps.Host{Name: h.Name, Address: h.Address, Vars: vars},
 		Env:     env,
 		Become:  become,
 		Redact:  x.redactor(),
 		Connect: func(ctx context.Context) (transport.Conn, error) { return x.pool.get(ctx, h) },
+		// One run's probes share what they found down (steps.DownReuse).
+		Sightings: x.sightings,
 	}
 	ex.ForHost = func(ctx context.Context, name string) (*steps.Exec, error) {
 		return x.exec(name, become)

@@ -88,6 +88,10 @@ func ResolveSecrets(pb *Playbook, src SecretSource) (map[string]string, error) {
 				continue
 			}
 		}
+		if s.Optional {
+			out[s.Name] = ""
+			continue
+		}
 		if src.Prompt != nil {
 			v, err := src.Prompt(s.Name, s.Description)
 			if err != nil {

@@ -9,6 +9,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/runbook-dev/runbook/internal/diag"
+	"github.com/runbook-dev/runbook/internal/tmpl"
 	"github.com/runbook-dev/runbook/steps"
 )
 
@@ -237,12 +238,12 @@ func (inv *Inventory) Expand(name string) ([]string, error) {
 // hosts:) that the inventory does not have.
 func CheckHosts(pb *Playbook, inv *Inventory) []*diag.Diagnostic {
 	ds := &diag.List{File: pb.File}
-	check := func(t interface {
-		IsLiteral() bool
-	}, name string, pos diag.Pos, group bool) {
-		if !t.IsLiteral() {
+	check := func(t *tmpl.Template, pos diag.Pos, group bool) {
+		// A template the loader refused (nil) was reported there.
+		if t == nil || !t.IsLiteral() {
 			return
 		}
+		name := t.Source
 		var err error
 		if group {
 			_, err = inv.Expand(name)
@@ -255,15 +256,25 @@ func CheckHosts(pb *Playbook, inv *Inventory) []*diag.Diagnostic {
 	}
 	for _, g := range pb.Require {
 		if g.Host != nil {
-			check(g.Host, g.Host.Source, g.Pos, false)
+			check(g.Host, g.Pos, false)
+		}
+		for _, h := range g.Hosts {
+			check(h, g.Pos, true)
 		}
 	}
+	var batch *Batch
 	for _, s := range pb.Steps {
+		if s.Batch != nil && s.Batch != batch {
+			batch = s.Batch
+			for _, h := range batch.Hosts {
+				check(h, batch.Pos, true)
+			}
+		}
 		if s.Host != nil {
-			check(s.Host, s.Host.Source, s.Pos, false)
+			check(s.Host, s.Pos, false)
 		}
 		for _, h := range s.Hosts {
-			check(h, h.Source, s.Pos, true)
+			check(h, s.Pos, true)
 		}
 	}
 	return ds.Items

@@ -25,6 +25,9 @@ type Loader struct {
 	// and SQL texts: validate sets it (shellcheck, PostgreSQL's parser);
 	// a run never looks inside.
 	Inside InsideChecker
+	// ReadFile reads the vars files playbooks list; nil reads files, and
+	// bundled: names from the playbooks bundled in the binary.
+	ReadFile func(name string) ([]byte, error)
 }
 
 // InsideChecker reads the commands and SQL texts of a playbook in their
@@ -40,7 +43,9 @@ var topFields = []steps.Field{
 	{Name: "description", Kind: steps.Literal, Doc: "what the playbook does, in a sentence", Example: "Promote the warm standby to be the new primary."},
 	{Name: "params", Kind: steps.Object, Doc: "typed parameters, given with -p name=value"},
 	{Name: "secrets", Kind: steps.Object, Doc: "secret values (passwords), read from the environment, a file or a prompt; never printed"},
+	{Name: "vars_files", Kind: steps.StringList, Doc: "vars files whose params, vars and facts this playbook uses, as if written here; paths relative to the playbook", Example: []string{"../shared/pg-layout.vars.yaml"}},
 	{Name: "vars", Kind: steps.StringMap, Doc: "values computed from params when the run starts, available as vars.NAME"},
+	{Name: "facts", Kind: steps.Object, Doc: "read-only observations of hosts made after the vars and before the guards, each a probe on a list of hosts; its value (the probe's result, or what value: makes of it) is facts.NAME[HOST] and host.facts.NAME; a fact whose assert is false refuses the run like a guard"},
 	{Name: "lock", Kind: steps.String, Doc: "a lock name; two runs holding the same lock never overlap", Example: "pg-cluster"},
 	{Name: "require", Kind: steps.ObjectList, Doc: "guards: read-only probes with an assert, all checked before the first step; any failure aborts the run"},
 	{Name: "confirm", Kind: steps.Object, Fields: confirmFields, Doc: "ask the operator to type a word after the guards pass and before the first step (--yes answers it; without a terminal or --yes the run is refused before it starts)"},
@@ -60,6 +65,7 @@ var secretFields = []steps.Field{
 	{Name: "env", Kind: steps.Literal, Doc: "environment variable holding the value", Example: "RUNBOOK_REPLICATION_PASSWORD"},
 	{Name: "file", Kind: steps.Literal, Doc: "file holding the value (trailing newline removed)", Example: "/etc/runbook/replication.password"},
 	{Name: "description", Kind: steps.Literal, Doc: "what the secret is; shown when prompting", Example: "password of the replication user"},
+	{Name: "optional", Kind: steps.Bool, Doc: "without a value from env or file the secret is the empty string: not asked for, not an error (an API token only some servers need)"},
 }
 
 // commonFields are the keys every step has besides its step-type key.
@@ -80,7 +86,26 @@ var commonFields = []steps.Field{
 	{Name: "print", Kind: steps.String, Doc: "text shown under the step's line when it succeeds, and journaled with its outcome; may use result (evidence a decision rests on)", Example: "${{ result.stdout }}"},
 	{Name: "for_each", Kind: steps.String, Doc: "run the step once per element of this list (an expression), in order, with the element as item", Example: "${{ steps.envs.result.json.data }}"},
 	{Name: "confirm", Kind: steps.Object, Fields: confirmFields, Doc: "ask the operator to type a word just before the step makes its change, never when its plan finds nothing to change (--yes answers it)"},
+	{Name: "tolerate", Kind: steps.StringList, Enum: toleranceNames, Doc: "failures on a host that let the run go on: unreachable (nothing answers at the host: it is down or cut off) or failed (any failure); each is recorded and reported at the end, and the run ends partial (exit status 4)", Example: []string{"unreachable"}},
+	{Name: "failed_when", Kind: steps.Expr, Doc: "decide from the result whether the step failed, instead of the step type (a command's exit code); a host that cannot be reached still fails", Example: "result.exit_code > 1"},
 }
+
+// toleranceNames are the values of tolerate:.
+var toleranceNames = []string{"unreachable", "failed"}
+
+// batchFields are the keys of a batch: a sequence of steps run a batch
+// of hosts at a time.
+var batchFields = []steps.Field{
+	{Name: "name", Kind: steps.Literal, Doc: "what the batch does, shown as each batch starts", Example: "Restart each node in turn"},
+	{Name: "hosts", Kind: steps.StringList, Required: true, Doc: "the hosts or groups to go through, in this order", Example: []string{"postgres"}},
+	{Name: "serial", Kind: steps.Any, Doc: "the size of each batch: a number of hosts, a percentage (\"25%\"), or a list of them for growing batches ([1, \"50%\"]: the last repeats); default 1", Example: 1},
+	{Name: "max_failures", Kind: steps.Int, Doc: "how many hosts may fail before the run stops; their failures are reported at the end and the run ends partial (default 0: the first failure stops the run, the hosts after it untouched)", Example: 1},
+	{Name: "max_fail_percentage", Kind: steps.Int, Doc: "as max_failures, as a percentage of the hosts", Example: 10},
+	{Name: "steps", Kind: steps.ObjectList, Required: true, Doc: "the steps run on each batch, in order; they name no host: each runs on the hosts of the batch, and steps.ID.result is the result on the same host"},
+}
+
+// BatchFields returns the keys of a batch, for the schema.
+func BatchFields() []steps.Field { return batchFields }
 
 // confirmFields are the keys of a confirmation gate, at the top level and
 // on a step.
@@ -92,6 +117,8 @@ var confirmFields = []steps.Field{
 var guardFields = []steps.Field{
 	{Name: "name", Kind: steps.Literal, Required: true, Doc: "what must hold, shown when the guard fails", Example: "the standby is still in recovery"},
 	{Name: "host", Kind: steps.String, Doc: "the host the probe runs on (default localhost)", Example: "${{ params.primary }}"},
+	{Name: "hosts", Kind: steps.StringList, Doc: "probe each of these hosts or groups, at once; the guard holds when it holds on every one", Example: []string{"postgres"}},
+	{Name: "tolerate", Kind: steps.StringList, Enum: toleranceNames, Doc: "hosts of hosts: where the guard may fail and the run still go on: unreachable (the probe found the host down: result.reachable is false) or failed; each is reported at the end and the run ends partial", Example: []string{"unreachable"}},
 	{Name: "become", Kind: steps.Literal, Doc: "run the probe as this user", Example: "postgres"},
 	{Name: "service_ports", Kind: steps.StringList, Doc: servicePortsDoc, Example: []any{"5432"}},
 	{Name: "assert", Kind: steps.Expr, Required: true, Doc: "the condition on the probe's result; result.reachable is false only when the host is down (nothing answers at its SSH port nor its service_ports); any other failure to reach it is an error", Example: "result.reachable && result.exit_code == 0"},
@@ -130,6 +157,24 @@ var yamlLine = regexp.MustCompile(`line (\d+)`)
 // Load parses and validates a playbook. It reports every problem it finds;
 // the playbook is usable only when no diagnostic is an error.
 func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
+	pb, ds, _ := l.load(file, src)
+	if diag.HasErrors(ds) {
+		return nil, ds
+	}
+	return pb, ds
+}
+
+// The checks a playbook with errors may not get (see load's skipped).
+const (
+	skippedAll       = "every other check (structure, expressions, lint, hosts): the file must be valid YAML first"
+	skippedGuardLint = "unguarded-change (a guard or step could not be read, so what guards and verifies the steps is not known)"
+	skippedHosts     = "the hosts against the inventory of the steps that could not be read"
+)
+
+// load parses and validates a playbook and returns what it could decode
+// even when there are errors, with every finding, and the checks that
+// could not run because of earlier errors (said, not silently left out).
+func (l *Loader) load(file string, src []byte) (*Playbook, []*diag.Diagnostic, []string) {
 	ds := &diag.List{File: file}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
@@ -150,13 +195,13 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 			msg += ": a value that contains \": \" must be quoted"
 		}
 		ds.Errorf(diag.Pos{Line: line}, diag.RuleYAMLSyntax, "%s", msg)
-		return nil, ds.Items
+		return nil, ds.Items, []string{skippedAll}
 	}
 	duplicateKeys(&doc, ds)
 	resolveAliases(&doc, map[*yaml.Node]bool{})
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
 		ds.Errorf(diag.Pos{Line: 1, Col: 1}, diag.RuleNotAPlaybook, "a playbook is a mapping with version, name and steps")
-		return nil, ds.Items
+		return nil, ds.Items, nil
 	}
 	sum := sha256.Sum256(src)
 	pb := &Playbook{File: file, Hash: hex.EncodeToString(sum[:]), Source: src}
@@ -175,15 +220,36 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 	}
 	pb.Name = d.Literal(top.Get("name"))
 	pb.Description = d.Literal(top.Get("description"))
+	var vfs []*varsFile
+	if n := top.Get("vars_files"); n != nil {
+		vfs = l.readVarsFiles(d, pb, n)
+		pb.Source = sourceWith(src, vfs)
+		sum := sha256.Sum256(pb.Source)
+		pb.Hash = hex.EncodeToString(sum[:])
+	}
+	// A vars file's declarations come first: the playbook's own may read
+	// them, theirs never read the playbook's params or vars.
+	seenParams, seenVars := map[string]string{}, map[string]string{}
+	for _, vf := range vfs {
+		if n := vf.top.Get("params"); n != nil {
+			pb.Params = append(pb.Params, decodeParams(vf.d, n, seenParams)...)
+		}
+	}
 	if n := top.Get("params"); n != nil {
-		pb.Params = decodeParams(d, n)
+		pb.Params = append(pb.Params, decodeParams(d, n, seenParams)...)
 	}
 	if n := top.Get("secrets"); n != nil {
 		pb.Secrets = decodeSecrets(d, n)
 	}
-	if n := top.Get("vars"); n != nil {
-		pb.Vars = decodeVars(d, n)
+	for _, vf := range vfs {
+		if n := vf.top.Get("vars"); n != nil {
+			pb.Vars = append(pb.Vars, decodeVars(vf.d, n, seenVars)...)
+		}
 	}
+	if n := top.Get("vars"); n != nil {
+		pb.Vars = append(pb.Vars, decodeVars(d, n, seenVars)...)
+	}
+	l.decodeAllFacts(d, pb, top, vfs)
 	if n := top.Get("lock"); n != nil {
 		pb.Lock = d.Template(n)
 		d.RefuseSecret(n, pb.Lock, diag.RuleSecretExposed, "the lock name", "it is written in the lock file, the lock audit log or the shared store's lock table, and shown to every run that waits for it")
@@ -191,8 +257,10 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 	// Every step id is known up front so that a reference to a later step
 	// can be told apart from a typo.
 	var stepNodes []*yaml.Node
+	// batches[i] is the batch node step node i belongs to.
+	batches := map[*yaml.Node]*yaml.Node{}
 	if n := top.Get("steps"); n != nil {
-		stepNodes = n.Content
+		stepNodes = flattenBatches(n.Content, batches)
 		ids := map[string]*yaml.Node{}
 		for _, sn := range stepNodes {
 			idn := valueOf(sn, "id")
@@ -210,10 +278,13 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 			d.Errorf(n, diag.RuleMissingField, "the playbook has no steps")
 		}
 	}
+	dropped := false
 	if n := top.Get("require"); n != nil {
 		for _, gn := range n.Content {
 			if g := l.decodeGuard(d, gn); g != nil {
 				pb.Require = append(pb.Require, g)
+			} else {
+				dropped = true
 			}
 		}
 	}
@@ -221,17 +292,52 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 		// Before the steps are decoded: it runs before any of them.
 		pb.Confirm = decodeConfirm(d, n, "confirm of the playbook")
 	}
+	var batch *Batch
+	var batchNode *yaml.Node
 	for i, sn := range stepNodes {
-		if s := l.decodeStep(d, sn); s != nil {
-			pb.Steps = append(pb.Steps, s)
+		if bn := batches[sn]; bn != batchNode {
+			batchNode, batch = bn, nil
+			if bn != nil {
+				batch = decodeBatch(d, bn)
+			}
+		}
+		if sn == batchNode {
+			continue // a batch without steps, reported
+		}
+		if batchNode != nil && isBatch(sn) {
+			d.Errorf(sn, diag.RuleInvalidValue, "a batch cannot hold another batch: list its steps in the outer one")
+			continue
+		}
+		s := l.decodeStep(d, sn)
+		if s == nil {
+			dropped = true
+			continue
+		}
+		pb.Steps = append(pb.Steps, s)
+		if batch != nil {
+			s.Batch = batch
+			if batch.First == 0 {
+				batch.First = len(pb.Steps)
+			}
+			batch.Last = len(pb.Steps)
+			refuseInBatch(d, sn)
 		}
 		// A step's YAML tree is not read once it is decoded: dropping it
 		// lets the collector free a large playbook's tree (a dozen times
 		// the size of its text) as it goes, rather than at the end.
 		stepNodes[i] = nil
 	}
+	var skipped []string
 	if !diag.HasErrors(ds.Items) {
 		lint(pb, d.Scope.Used, ds)
+	} else {
+		// The rules that judge one step at a time run on the steps that
+		// could be read; a param is unused only if its name is nowhere in
+		// the text (a step that could not be read may use it).
+		lintPartial(pb, d.Scope.Used, src, ds, !dropped)
+		if dropped {
+			skipped = append(skipped, skippedGuardLint, skippedHosts)
+		}
 	}
 	if l.Inside != nil {
 		for _, x := range l.Inside.Check(*d.Insides) {
@@ -240,11 +346,9 @@ func (l *Loader) Load(file string, src []byte) (*Playbook, []*diag.Diagnostic) {
 		}
 	}
 	suppress(ds, src)
+	l.finishVarsFiles(ds, vfs)
 	diag.Sort(ds.Items)
-	if diag.HasErrors(ds.Items) {
-		return nil, ds.Items
-	}
-	return pb, ds.Items
+	return pb, ds.Items, skipped
 }
 
 // withoutExtensions drops top-level keys starting with "x-": a place for
@@ -348,15 +452,15 @@ func checkIdent(d *steps.Decoder, n *yaml.Node, what string) bool {
 	return true
 }
 
-func decodeParams(d *steps.Decoder, n *yaml.Node) []*Param {
+func decodeParams(d *steps.Decoder, n *yaml.Node, seen map[string]string) []*Param {
 	var out []*Param
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		if !checkIdent(d, k, "param") {
+		if !checkIdent(d, k, "param") || !checkDuplicate(d, k, "param", seen) {
 			continue
 		}
 		f := d.Check(v, paramFields, "param "+k.Value)
-		p := &Param{Name: k.Value, Type: TypeString, Pos: steps.Pos(k)}
+		p := &Param{Name: k.Value, Type: TypeString, Pos: steps.Pos(k), File: d.Diags.File}
 		if t := f.Get("type"); t != nil {
 			p.Type = ParamType(t.Value)
 		}
@@ -482,18 +586,18 @@ func decodeSecrets(d *steps.Decoder, n *yaml.Node) []*Secret {
 			continue
 		}
 		f := d.Check(v, secretFields, "secret "+k.Value)
-		s := &Secret{Name: k.Value, Env: d.Literal(f.Get("env")), File: d.Literal(f.Get("file")), Description: d.Literal(f.Get("description")), Pos: steps.Pos(k)}
+		s := &Secret{Name: k.Value, Env: d.Literal(f.Get("env")), File: d.Literal(f.Get("file")), Description: d.Literal(f.Get("description")), Optional: d.Bool(f.Get("optional")), Pos: steps.Pos(k)}
 		d.Scope.Secrets[s.Name] = types.String
 		out = append(out, s)
 	}
 	return out
 }
 
-func decodeVars(d *steps.Decoder, n *yaml.Node) []*Var {
+func decodeVars(d *steps.Decoder, n *yaml.Node, seen map[string]string) []*Var {
 	var out []*Var
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		if !checkIdent(d, k, "var") {
+		if !checkIdent(d, k, "var") || !checkDuplicate(d, k, "var", seen) {
 			continue
 		}
 		t := d.Template(v)
@@ -593,11 +697,18 @@ func (l *Loader) decodeGuard(d *steps.Decoder, n *yaml.Node) *Guard {
 	typ, body, rest := l.splitType(d, n, guardFields, where)
 	f := d.Check(rest, guardFields, where)
 	g := &Guard{Name: d.Literal(f.Get("name")), Pos: steps.Pos(n), Become: d.Literal(f.Get("become"))}
+	d.Scope.Host = false
 	if h := f.Get("host"); h != nil {
-		d.Scope.Host = false
 		g.Host = d.Template(h)
 		refuseSecretHost(d, h, g.Host)
 	}
+	if h := f.Get("hosts"); h != nil {
+		if f.Get("host") != nil {
+			d.Errorf(h, diag.RuleInvalidValue, "%s has both host and hosts: use one", where)
+		}
+		g.Hosts, g.HostsExpr = decodeHosts(d, h)
+	}
+	g.Tolerate = decodeTolerance(d, f.Get("tolerate"))
 	g.ServicePorts = servicePorts(d, f.Get("service_ports"))
 	if typ == nil {
 		return nil
@@ -693,17 +804,7 @@ func (l *Loader) decodeStep(d *steps.Decoder, n *yaml.Node) *Step {
 		if f.Get("host") != nil {
 			d.Errorf(h, diag.RuleInvalidValue, "%s has both host and hosts: use one", where)
 		}
-		if h.Kind == yaml.ScalarNode {
-			s.HostsExpr = d.Template(h)
-			refuseSecretHost(d, h, s.HostsExpr)
-		} else {
-			s.Hosts = d.TemplateList(h, "hosts")
-			for i, t := range s.Hosts {
-				if i < len(h.Content) {
-					refuseSecretHost(d, h.Content[i], t)
-				}
-			}
-		}
+		s.Hosts, s.HostsExpr = decodeHosts(d, h)
 	}
 	s.Parallel = d.Int(f.Get("parallel"), 0)
 	s.MaxFailures = d.Int(f.Get("max_failures"), 0)
@@ -733,6 +834,7 @@ func (l *Loader) decodeStep(d *steps.Decoder, n *yaml.Node) *Step {
 	if c := f.Get("confirm"); c != nil {
 		s.Confirm = decodeConfirm(d, c, "confirm of "+where)
 	}
+	s.Tolerate = decodeTolerance(d, f.Get("tolerate"))
 	if typ != nil {
 		s.Type = typ
 		// A step whose inputs read a secret may give it back in its
@@ -746,6 +848,9 @@ func (l *Loader) decodeStep(d *steps.Decoder, n *yaml.Node) *Step {
 		}
 		if a := f.Get("assert"); a != nil {
 			s.Assert = d.Expr(a, steps.ResultType(typ))
+		}
+		if fw := f.Get("failed_when"); fw != nil {
+			s.FailedWhen = d.Expr(fw, steps.ResultType(typ))
 		}
 		if m := f.Get("message"); m != nil {
 			if f.Get("assert") == nil {

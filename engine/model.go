@@ -7,6 +7,7 @@ import (
 
 	"github.com/runbook-dev/runbook/internal/diag"
 	"github.com/runbook-dev/runbook/internal/tmpl"
+	"github.com/runbook-dev/runbook/internal/transport"
 	"github.com/runbook-dev/runbook/steps"
 )
 
@@ -21,8 +22,12 @@ type Playbook struct {
 	Params      []*Param
 	Secrets     []*Secret
 	Vars        []*Var
-	Lock        *tmpl.Template
-	Require     []*Guard
+	// VarsFiles are the vars files the playbook lists (vars_files:).
+	VarsFiles []*VarsFile
+	// Facts are observed after the vars and before the guards.
+	Facts   []*Fact
+	Lock    *tmpl.Template
+	Require []*Guard
 	// Confirm is asked after the guards pass and before the first step.
 	Confirm *Confirm
 	Steps   []*Step
@@ -60,6 +65,8 @@ type Param struct {
 	// Pattern, when set, is what every value must match (-p and default).
 	Pattern *regexp.Regexp
 	Pos     diag.Pos
+	// File is where the param is declared: the playbook, or a vars file.
+	File string
 }
 
 // Secret is a declared secret and where its value comes from.
@@ -68,7 +75,9 @@ type Secret struct {
 	Env         string
 	File        string
 	Description string
-	Pos         diag.Pos
+	// Optional secrets are "" when neither env nor file gives a value.
+	Optional bool
+	Pos      diag.Pos
 }
 
 // Var is a value computed from params when the run starts.
@@ -82,11 +91,18 @@ type Var struct {
 type Guard struct {
 	Name string
 	Pos  diag.Pos
-	// Host names the host; nil runs on localhost.
-	Host   *tmpl.Template
-	Type   steps.Type
-	Probe  steps.Step
-	Assert *tmpl.Expr
+	// Host names the host; nil with no Hosts runs on localhost.
+	Host *tmpl.Template
+	// Hosts, or HostsExpr (one expression giving a list), probe every
+	// host of a group: the guard holds when it holds on each.
+	Hosts     []*tmpl.Template
+	HostsExpr *tmpl.Template
+	// Tolerate says which hosts of Hosts may fail the guard and the run
+	// still go on: recorded, and the run ends partial.
+	Tolerate Tolerance
+	Type     steps.Type
+	Probe    steps.Step
+	Assert   *tmpl.Expr
 	// Hint tells the operator what to do when the guard fails.
 	Hint   *tmpl.Template
 	Become string
@@ -148,12 +164,64 @@ type Step struct {
 	// a secret (tmpl.Taint): the run masks what they give, not only the
 	// secrets themselves.
 	Tainted []*tmpl.Template
+	// Tolerate says which failures of the step on a host let the run go
+	// on: recorded, reported at the end, and the run ends partial.
+	Tolerate Tolerance
+	// FailedWhen, when set, decides whether the step failed from its
+	// result instead of the step type (a command's exit code).
+	FailedWhen *tmpl.Expr
+	// Batch is the batch the step belongs to, nil for a step of its own.
+	Batch *Batch
+}
+
+// Tolerance is which failures of a step or a guard on a host the run
+// goes on after.
+type Tolerance struct {
+	// Unreachable tolerates a host where nothing answers (its SSH port
+	// times out or has no route): the machine is down or cut off.
+	Unreachable bool
+	// Failed tolerates every failure, unreachable hosts included.
+	Failed bool
+}
+
+// Covers says whether the tolerance lets the run go on after err.
+func (t Tolerance) Covers(err error) bool {
+	return t.Failed || t.Unreachable && transport.IsUnreachable(err)
+}
+
+// Batch runs a sequence of steps on its hosts a batch at a time (one host
+// at a time by default): every step on the first batch, then every step
+// on the next, as a rolling restart does. The run moves to the next batch
+// only when the sequence succeeded on the one before, or its failures are
+// within the budget.
+type Batch struct {
+	Name string
+	Pos  diag.Pos
+	// Hosts names the hosts and groups; HostsExpr is hosts: written as one
+	// expression giving a list.
+	Hosts     []*tmpl.Template
+	HostsExpr *tmpl.Template
+	// Serial are the sizes of the batches in order, the last one repeated.
+	Serial []BatchSize
+	// MaxFailures is how many hosts may fail before the run stops;
+	// MaxFailPercent, when >= 0, the percentage of the hosts instead.
+	MaxFailures    int
+	MaxFailPercent int
+	// First and Last are the 1-based indices of its steps in the
+	// playbook's steps.
+	First, Last int
+}
+
+// BatchSize is the size of one batch: N hosts, or N percent of them.
+type BatchSize struct {
+	N       int
+	Percent bool
 }
 
 // single reports whether the step runs once: on one host, without
 // for_each.
 func (s *Step) single() bool {
-	return len(s.Hosts) == 0 && s.HostsExpr == nil && s.ForEach == nil
+	return s.Batch == nil && len(s.Hosts) == 0 && s.HostsExpr == nil && s.ForEach == nil
 }
 
 // Label returns the name shown for a step.

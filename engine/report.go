@@ -29,44 +29,86 @@ func (x *run) report(t *target, o hostOutcome, plan *steps.Plan) hostOutcome {
 }
 
 // finish records a step's outcomes for later expressions and turns
-// failures into one error naming every failed host.
+// failures into one error naming every failed host. Failures the step
+// tolerates are kept for the run's end instead (see tolerate).
 func (x *run) finish(index int, s *Step, outs []hostOutcome) error {
-	var errs *multierror.Error
+	x.record(s, outs)
+	errs := x.tolerate(s, failures(s, outs))
+	if errs == nil {
+		if !x.dryRun && !s.single() {
+			// For a step of one host and no for_each, its outcome says it.
+			x.sink.Emit(&Event{Type: EventStepDone, Index: index, ID: s.ID, Name: s.Label(), Status: stepStatus(outs)})
+		}
+		return nil
+	}
+	return joinStepErrors(errs)
+}
+
+// failures returns a *StepError for each outcome that failed.
+func failures(s *Step, outs []hostOutcome) []*StepError {
+	var errs []*StepError
+	for _, o := range outs {
+		if o.err != nil && o.status != StatusSkipped && o.status != StatusUnknown || o.status == StatusFailed {
+			errs = append(errs, &StepError{Step: s.Label(), Host: o.host, Err: o.err})
+		}
+	}
+	return errs
+}
+
+// joinStepErrors returns the one error, or all of them in one line.
+func joinStepErrors(errs []*StepError) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	m := &multierror.Error{ErrorFormat: oneLine}
+	for _, e := range errs {
+		m.Errors = append(m.Errors, e)
+	}
+	return m
+}
+
+// stepStatus is the status of a step from its outcomes: the outcome of a
+// step that ran once; changed when any target changed; ok otherwise.
+func stepStatus(outs []hostOutcome) Status {
+	changed := false
+	for _, o := range outs {
+		if o.status == StatusChanged || o.status == StatusWould {
+			changed = true
+		}
+	}
+	switch {
+	case len(outs) == 1:
+		return outs[0].status
+	case changed:
+		return StatusChanged
+	}
+	return StatusOK
+}
+
+// stepEntry is steps.ID in expressions, from the step's outcomes.
+func stepEntry(outs []hostOutcome) map[string]any {
 	results := make([]any, 0, len(outs))
 	changed := false
-	status := StatusOK
 	for _, o := range outs {
 		results = append(results, map[string]any{"host": o.host, "status": string(o.status), "result": map[string]any(o.result)})
 		if o.status == StatusChanged || o.status == StatusWould {
 			changed = true
 		}
-		if o.err != nil && o.status != StatusSkipped && o.status != StatusUnknown || o.status == StatusFailed {
-			errs = multierror.Append(errs, &StepError{Step: s.Label(), Host: o.host, Err: o.err})
-		}
 	}
-	x.noteUnapplied(s, outs)
+	entry := map[string]any{"status": string(stepStatus(outs)), "changed": changed, "results": results}
 	if len(outs) == 1 {
-		status = outs[0].status
-	} else if changed {
-		status = StatusChanged
+		entry["result"] = map[string]any(outs[0].result)
 	}
+	return entry
+}
+
+// record keeps a step's outcomes for later expressions (steps.ID).
+func (x *run) record(s *Step, outs []hostOutcome) {
+	x.noteUnapplied(s, outs)
 	if s.ID != "" && !x.unapplied[s.ID] {
-		entry := map[string]any{"status": string(status), "changed": changed, "results": results}
-		if len(outs) == 1 {
-			entry["result"] = map[string]any(outs[0].result)
-		}
-		x.steps[s.ID] = entry
+		x.steps[s.ID] = stepEntry(outs)
 	}
-	if errs == nil {
-		if !x.dryRun && !s.single() {
-			// For a step of one host and no for_each, its outcome says it.
-			x.sink.Emit(&Event{Type: EventStepDone, Index: index, ID: s.ID, Name: s.Label(), Status: status})
-		}
-		return nil
-	}
-	if len(errs.Errors) == 1 {
-		return errs.Errors[0]
-	}
-	errs.ErrorFormat = oneLine
-	return errs
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/runbook-dev/runbook/internal/redact"
 	"github.com/runbook-dev/runbook/internal/tmpl"
 	"github.com/runbook-dev/runbook/internal/transport"
+	"github.com/runbook-dev/runbook/steps"
 )
 
 // The runner is split by concern: run.go (this file) holds the order of a
@@ -107,6 +108,8 @@ type run struct {
 	red   atomic.Pointer[redact.Redactor]
 	redMu sync.Mutex
 	pool  *pool
+	// sightings are the hosts its probes found down (steps.DownReuse).
+	sightings *steps.Sightings
 	// base is the expressions' environment every host starts from.
 	base  map[string]any
 	steps map[string]any
@@ -117,6 +120,9 @@ type run struct {
 	gateMu  sync.Mutex
 	passed  map[int]bool
 	refused map[int]error
+	// tolerated are the failures the run went on after (see tolerate).
+	tolMu     sync.Mutex
+	tolerated []*StepError
 }
 
 // Run checks the guards, asks the playbook's confirmation gate, then runs
@@ -136,6 +142,10 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 			st, msg = x.failStatus(err), x.redactor().String(err.Error())
 			if st == StatusUnknown {
 				st = StatusFailed
+			}
+			var pe *PartialError
+			if errors.As(err, &pe) {
+				st = StatusPartial
 			}
 			err = x.redactor().Error(err)
 		}
@@ -169,13 +179,19 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 	if err := x.checkHosts(); err != nil {
 		return err
 	}
+	if err := x.observeFacts(ctx); err != nil {
+		return err
+	}
 	if err := x.guards(ctx); err != nil {
 		return err
 	}
 	if err := x.confirmRun(ctx); err != nil {
 		return err
 	}
-	return x.runSteps(ctx)
+	if err := x.runSteps(ctx); err != nil {
+		return err
+	}
+	return x.partial()
 }
 
 // newRun sets up a run of pb by r: only the redacting sink is kept.
@@ -192,6 +208,7 @@ func (r *Runner) newRun(pb *Playbook, in Inputs) *run {
 		runID:     r.RunID,
 		confirmer: r.Confirm,
 		pool:      &pool{inv: r.Inventory, connect: r.Connect, conns: map[string]*poolEntry{}},
+		sightings: steps.NewSightings(),
 		steps:     map[string]any{},
 		unapplied: map[string]bool{},
 		passed:    map[int]bool{},
@@ -206,7 +223,18 @@ func (r *Runner) newRun(pb *Playbook, in Inputs) *run {
 // dry run goes on, and returns every failure it met.
 func (x *run) runSteps(ctx context.Context) error {
 	var plan planErrors
-	for i, s := range x.pb.Steps {
+	for i := 0; i < len(x.pb.Steps); i++ {
+		s := x.pb.Steps[i]
+		if b := s.Batch; b != nil {
+			i = b.Last - 1
+			if err := x.batch(ctx, b); err != nil {
+				if !x.planGoesOn(ctx) {
+					return err
+				}
+				plan.add(err)
+			}
+			continue
+		}
 		if x.marks != nil {
 			x.marks.stepStarts(i + 1)
 		}
@@ -233,6 +261,15 @@ func (x *run) prepare(in Inputs) error {
 		secrets[k] = v
 	}
 	x.base = map[string]any{"params": params, "secrets": secrets, "steps": x.steps, "inventory": inventoryEnv(x.inv)}
+	// A host parameter names a host of the inventory: said here, before
+	// a var that reads inventory[params.NAME] fails on what it lacks.
+	for _, p := range x.pb.Params {
+		if v, ok := params[p.Name].(string); ok && p.Type == TypeHost {
+			if _, err := x.inv.Host(v); err != nil {
+				return fmt.Errorf("param %s: %w", p.Name, err)
+			}
+		}
+	}
 	vars := map[string]any{}
 	x.base["vars"] = vars
 	for _, v := range x.pb.Vars {

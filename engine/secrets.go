@@ -44,6 +44,9 @@ func CheckSecrets(pb *Playbook, inv *Inventory, params map[string]any, secrets m
 	sort.Strings(names)
 	var problems []string
 	for _, n := range names {
+		if secrets[n] == "" && optionalSecret(pb, n) {
+			continue
+		}
 		if why := weakness(pb, inv, params, secrets[n]); why != "" {
 			problems = append(problems, fmt.Sprintf("secret %s %s", n, why))
 		}
@@ -95,4 +98,13 @@ func paramText(v any) string {
 		return strings.Join(parts, "\n")
 	}
 	return tmpl.Format(v)
+}
+
+func optionalSecret(pb *Playbook, name string) bool {
+	for _, s := range pb.Secrets {
+		if s.Name == name {
+			return s.Optional
+		}
+	}
+	return false
 }

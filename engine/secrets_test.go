@@ -60,3 +60,33 @@ steps:
 		}
 	}
 }
+
+// TestOptionalSecret: an optional secret without a value is "", neither
+// asked for nor refused as too short; given, it is checked as any other.
+func TestOptionalSecret(t *testing.T) {
+	pb := mustLoad(t, `
+version: 1
+name: optional
+secrets:
+  token: {env: TOKEN, optional: true, description: API token}
+steps:
+  - ssh-exec:
+      command: test -n "$T"
+      env: {T: "${{ secrets.token }}"}
+      read_only: true
+`)
+	asked := false
+	got, err := engine.ResolveSecrets(pb, engine.SecretSource{
+		LookupEnv: func(string) (string, bool) { return "", false },
+		Prompt:    func(string, string) (string, error) { asked = true; return "x", nil },
+	})
+	if err != nil || got["token"] != "" || asked {
+		t.Fatalf("got %q, %v, asked %v", got, err, asked)
+	}
+	if err := engine.CheckSecrets(pb, nil, nil, got); err != nil {
+		t.Errorf("an absent optional secret was refused: %v", err)
+	}
+	if err := engine.CheckSecrets(pb, nil, nil, map[string]string{"token": "abc"}); err == nil {
+		t.Error("a short optional secret that is given was not refused")
+	}
+}

@@ -20,6 +20,10 @@ type target struct {
 	key StepKey
 	// item is the for_each element, nil without for_each.
 	item *any
+	// view, for a step of a batch, is steps in its expressions: the
+	// results on this host of the batch's steps before it, over the
+	// results of the steps before the batch. Nil: the run's steps.
+	view map[string]any
 	// start is when the target began, for its step-end's duration.
 	start time.Time
 	// name is the step's label in events, with its element (see label).
@@ -60,6 +64,9 @@ func (x *run) resolve(t *target) error {
 	if err != nil {
 		t.name = x.label(t)
 		return err
+	}
+	if t.view != nil {
+		ex.Env["steps"] = t.view
 	}
 	if t.item != nil {
 		ex.Env[itemKey] = *t.item
@@ -129,6 +136,9 @@ func (x *run) label(t *target) string {
 	}
 	it := tmpl.Format(*t.item)
 	if m, ok := (*t.item).(map[string]any); ok {
+		// A mapping is named by its name or id, or shown as the results
+		// are ({key: value, ...}), never as Go prints a map.
+		it = steps.Show(x.redactor(), m)
 		for _, k := range []string{"name", "id"} {
 			if v, ok := m[k]; ok {
 				it = tmpl.Format(v)

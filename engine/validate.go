@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
@@ -50,6 +51,10 @@ type Report struct {
 	// ConfigErr is a broken Config file: reported, and not applied (never
 	// half used).
 	ConfigErr error
+	// Skipped are, by file, the checks that could not run because of
+	// the errors found first: said, so that a clean second pass is not a
+	// surprise.
+	Skipped map[string][]string
 }
 
 // Validate checks files and directories: each path is a file, a
@@ -126,7 +131,8 @@ func findFiles(paths []string, stdin io.Reader, stdinName string) ([]input, erro
 			if d.IsDir() && path != p && strings.HasPrefix(d.Name(), ".") {
 				return filepath.SkipDir
 			}
-			if !d.IsDir() && (strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) && looksLikeOurs(path) {
+			// A vars file is checked through the playbooks that list it.
+			if !d.IsDir() && (strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) && !strings.HasSuffix(path, playbooks.VarsSuffix) && looksLikeOurs(path) {
 				out = append(out, input{name: path})
 			}
 			return nil
@@ -143,6 +149,7 @@ func findFiles(paths []string, stdin io.Reader, stdinName string) ([]input, erro
 func validateFiles(files []input, opts ValidateOptions) *Report {
 	results := make([][]*diag.Diagnostic, len(files))
 	sources := make([][]byte, len(files))
+	skipped := make([][]string, len(files))
 	var wg sync.WaitGroup
 	work := make(chan int)
 	workers := runtime.GOMAXPROCS(0)
@@ -157,7 +164,7 @@ func validateFiles(files []input, opts ValidateOptions) *Report {
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				results[i], sources[i] = validateOne(opts.Loader, files[i], opts.Inventory)
+				results[i], sources[i], skipped[i] = validateOne(opts.Loader, files[i], opts.Inventory)
 			}
 		}()
 	}
@@ -166,8 +173,11 @@ func validateFiles(files []input, opts ValidateOptions) *Report {
 	}
 	close(work)
 	wg.Wait()
-	rep := &Report{Sources: map[string][]string{}}
+	rep := &Report{Sources: map[string][]string{}, Skipped: map[string][]string{}}
 	for i, r := range results {
+		if len(skipped[i]) > 0 {
+			rep.Skipped[files[i].name] = skipped[i]
+		}
 		rep.Diagnostics = append(rep.Diagnostics, r...)
 		rep.Files = append(rep.Files, files[i].name)
 		if len(r) > 0 {
@@ -179,25 +189,29 @@ func validateFiles(files []input, opts ValidateOptions) *Report {
 }
 
 // validateOne checks one file: an inventory, or a playbook (and its hosts
-// against inv, when set).
-func validateOne(l *Loader, in input, inv *Inventory) ([]*diag.Diagnostic, []byte) {
+// against inv, when set: those of the steps that could be read, even when
+// others could not). It returns the checks errors kept from running.
+func validateOne(l *Loader, in input, inv *Inventory) ([]*diag.Diagnostic, []byte, []string) {
 	src := in.src
 	if src == nil {
 		var err error
 		if src, err = os.ReadFile(in.name); err != nil {
-			return []*diag.Diagnostic{{File: in.name, Rule: diag.RuleNotAPlaybook, Severity: diag.Error, Message: err.Error()}}, nil
+			return []*diag.Diagnostic{{File: in.name, Rule: diag.RuleNotAPlaybook, Severity: diag.Error, Message: err.Error()}}, nil, nil
 		}
 	}
 	if LooksLikeInventory(src) {
 		_, ds := ParseInventory(in.name, src)
-		return ds, src
+		return ds, src, nil
 	}
-	pb, ds := l.Load(in.name, src)
+	pb, ds, skipped := l.load(in.name, src)
+	if inv == nil {
+		skipped = slices.DeleteFunc(skipped, func(s string) bool { return s == skippedHosts })
+	}
 	if pb != nil && inv != nil {
 		ds = append(ds, CheckHosts(pb, inv)...)
 		diag.Sort(ds)
 	}
-	return ds, src
+	return ds, src, skipped
 }
 
 // looksLikeOurs reports whether a YAML file found in a directory is a

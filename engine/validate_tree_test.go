@@ -78,7 +78,7 @@ steps:
 	want := []string{
 		`a.yaml:6:5: warning: step "ssh-exec" runs on every host at once: bound it with parallel: N [unbounded-fanout]`,
 		`legacy/warn.yaml:6:5: warning: step "ssh-exec" runs on every host at once: bound it with parallel: N [unbounded-fanout]`,
-		`piped.yaml:5:5: unknown key "tiemout" in step (did you mean "timeout"?); expected a step type (file-patch, http, pg-settings, sql, ssh-exec, systemd, wait-until) or one of: id, name, host, hosts, parallel, max_failures, when, timeout, retries, retry_delay, become, assert, message, print, for_each, confirm [unknown-key]`,
+		`piped.yaml:5:5: unknown key "tiemout" in step (did you mean "timeout"?); expected a step type (capture, file-patch, http, pg-settings, sql, ssh-exec, systemd, wait-until) or one of: id, name, host, hosts, parallel, max_failures, when, timeout, retries, retry_delay, become, assert, message, print, for_each, confirm, tolerate, failed_when [unknown-key]`,
 		`sub/bad.yml:5:0: did not find expected node content (in the block or flow collection that starts on this line) [yaml-syntax]`,
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -138,7 +138,7 @@ func TestValidateHostsAgainstInventory(t *testing.T) {
 		`hosts.yaml:4:5: unknown host "pg9": not in inventory inv.yaml (did you mean "pg1"?) [undefined-reference]`,
 		`other.yml:1:1: the playbook needs "name": the playbook's name, such as pg-ha/promote-standby [missing-field]`,
 		`other.yml:1:1: the playbook needs "steps": the steps, run in order [missing-field]`,
-		`other.yml:1:1: unknown key "services" in the playbook (did you mean "version"?); expected one of: version, name, description, params, secrets, vars, lock, require, confirm, steps [unknown-key]`,
+		`other.yml:1:1: unknown key "services" in the playbook (did you mean "version"?); expected one of: version, name, description, params, secrets, vars_files, vars, facts, lock, require, confirm, steps [unknown-key]`,
 	}
 	if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(rep.Files, []string{hosts, other}) {
 		t.Errorf("diagnostics:\n%s\nwant:\n%s\nfiles %q", strings.Join(got, "\n"), strings.Join(want, "\n"), rep.Files)

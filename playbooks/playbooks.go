@@ -16,7 +16,7 @@ var files embed.FS
 func Names() []string {
 	var out []string
 	_ = fs.WalkDir(files, ".", func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".yaml") {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".yaml") && !strings.HasSuffix(p, VarsSuffix) {
 			out = append(out, strings.TrimSuffix(p, ".yaml"))
 		}
 		return nil
@@ -33,3 +33,12 @@ func Lookup(name string) ([]byte, bool) {
 
 // Path is the file name diagnostics use for a bundled playbook.
 func Path(name string) string { return "bundled:" + strings.TrimSuffix(name, ".yaml") + ".yaml" }
+
+// ReadFile returns any file bundled beside the playbooks, such as the vars
+// files they share (shared/pg-layout.vars.yaml), by its path under the
+// bundle.
+func ReadFile(name string) ([]byte, error) { return files.ReadFile(name) }
+
+// VarsSuffix ends the name of a vars file: values shared by playbooks
+// (vars_files:), not a playbook.
+const VarsSuffix = ".vars.yaml"

@@ -58,6 +58,7 @@ func Playbook(reg *steps.Registry) []byte {
 	defs["step"] = withTypes(engine.CommonFields(), "A step: one step-type key plus common fields.", false)
 	defs["guard"] = withTypes(engine.GuardFields(), "A guard: a read-only probe and an assert, checked before any step; a failed guard aborts the run.", true, "name", "assert")
 	defs["probe"] = withTypes(engine.ProbeFields(), "A read-only step body observed by a guard or a wait-until.", true)
+	defs["fact"] = withTypes(engine.FactFields(), "A fact: a read-only probe on each of its hosts before the guards; its value is facts.NAME[HOST] and host.facts.NAME.", true, "hosts")
 	defs["param"] = object(engine.ParamFields(), "A typed parameter.")
 	defs["secret"] = object(engine.SecretFields(), "A secret: never printed, never on a command line.")
 
@@ -70,11 +71,24 @@ func Playbook(reg *steps.Registry) []byte {
 	props["version"] = map[string]any{"const": engine.Version, "description": "the format version; must be 1", "examples": []any{1}}
 	props["params"] = map[string]any{"type": "object", "description": "typed parameters, given with -p name=value", "additionalProperties": map[string]any{"$ref": "#/definitions/param"}, "propertyNames": map[string]any{"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}}
 	props["secrets"] = map[string]any{"type": "object", "description": "secret values (passwords), read from the environment, a file or a prompt; never printed", "additionalProperties": map[string]any{"$ref": "#/definitions/secret"}}
+	props["facts"] = map[string]any{"type": "object", "description": "read-only observations of hosts before the guards, by name", "additionalProperties": map[string]any{"$ref": "#/definitions/fact"}, "propertyNames": map[string]any{"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}}
 	props["require"] = map[string]any{"type": "array", "description": "guards: read-only probes with an assert, all checked before the first step; any failure aborts the run", "items": map[string]any{"$ref": "#/definitions/guard"}}
-	props["steps"] = map[string]any{"type": "array", "minItems": 1, "description": "the steps, run in order", "items": map[string]any{"$ref": "#/definitions/step"}}
+	batch := object(engine.BatchFields(), "A batch: a sequence of steps run a batch of hosts at a time (serial:), moving to the next batch only when the sequence succeeded there or its failures are within the budget.")
+	batch["properties"].(map[string]any)["steps"] = map[string]any{"type": "array", "minItems": 1, "description": "the steps run on each batch, in order; they name no host", "items": map[string]any{"$ref": "#/definitions/step"}}
+	batch["properties"].(map[string]any)["serial"] = map[string]any{"description": "the size of each batch: a number of hosts, a percentage, or a list of them (the last repeats); default 1", "examples": []any{1, "25%", []any{1, "50%"}},
+		"oneOf": []any{serialSize, map[string]any{"type": "array", "minItems": 1, "items": serialSize}}}
+	defs["batch"] = batch
+	props["steps"] = map[string]any{"type": "array", "minItems": 1, "description": "the steps, run in order; an entry with steps: is a batch", "items": map[string]any{"anyOf": []any{
+		map[string]any{"$ref": "#/definitions/step"}, map[string]any{"$ref": "#/definitions/batch"}}}}
 	root["definitions"] = defs
 	return marshal(root)
 }
+
+// serialSize is one batch size: a number of hosts or a percentage.
+var serialSize = map[string]any{"oneOf": []any{
+	map[string]any{"type": "integer", "minimum": 1},
+	map[string]any{"type": "string", "pattern": `^([1-9][0-9]?|100)%$`},
+}}
 
 // Inventory returns the JSON Schema of the inventory format.
 func Inventory() []byte {

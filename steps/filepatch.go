@@ -66,7 +66,9 @@ var filePatchFields = []Field{
 	{Name: "ensure-line", Kind: ObjectList, Doc: "make lines present or absent (pg_hba.conf rules)", Fields: ensureLineFields},
 	{Name: "absent", Kind: Bool, Doc: "delete the file (no other operation allowed)"},
 	{Name: "create", Kind: Bool, Dynamic: true, Doc: "create the file when it does not exist (otherwise a missing file is an error); true, false or ${{ }}", Example: true},
-	{Name: "mode", Kind: Literal, Doc: "octal mode of a created file", Example: "0600"},
+	{Name: "mode", Kind: Literal, Doc: "octal mode of the file, given to an existing file too (without it an existing file keeps its mode, a created one gets 0644)", Example: "0640"},
+	{Name: "owner", Kind: String, Doc: "user (name or number) that owns the file, an existing file too; set with the write, in the same rename", Example: "root"},
+	{Name: "group", Kind: String, Doc: "group (name or number) of the file, an existing file too; set with the write, in the same rename", Example: "inmanta"},
 	{Name: "backup", Kind: Bool, Dynamic: true, Doc: "keep a copy of the old file next to it before changing it; true, false or ${{ }}", Default: true, Example: "${{ params.keep_backup }}"},
 }
 
@@ -80,18 +82,33 @@ type op struct {
 }
 
 type filePatch struct {
-	path   *tmpl.Template
-	ops    []op
-	absent bool
-	create BoolValue
-	mode   fs.FileMode
-	backup BoolValue
+	path         *tmpl.Template
+	owner, group *tmpl.Template
+	ops          []op
+	absent       bool
+	create       BoolValue
+	mode         fs.FileMode
+	backup       BoolValue
 }
 
 // Decode implements Type.
 func (FilePatch) Decode(d *Decoder, b Body) Step {
 	p := &filePatch{path: d.Template(b.Get("path")), absent: d.Bool(b.Get("absent")), create: d.BoolValue(b.Get("create"), false), backup: d.BoolValue(b.Get("backup"), true)}
 	d.RefuseSecret(b.Get("path"), p.path, diag.RuleSecretExposed, "path", "a path is shown in plans, diffs and the journal, names the backup file, and shows in any listing of its directory")
+	for _, k := range []string{"owner", "group"} {
+		if n := b.Get(k); n != nil {
+			t := d.Template(n)
+			d.RefuseSecret(n, t, diag.RuleSecretExposed, k, "an owner is shown in plans and the journal")
+			if k == "owner" {
+				p.owner = t
+			} else {
+				p.group = t
+			}
+			if p.absent {
+				d.Errorf(n, diag.RuleInvalidValue, "absent: true deletes the file; it has no %s", k)
+			}
+		}
+	}
 	if n := b.Get("mode"); n != nil {
 		m, err := strconv.ParseUint(n.Value, 8, 32)
 		if err != nil || m > 0o7777 {
@@ -181,6 +198,9 @@ type patchState struct {
 	new     string
 	exists  bool
 	changes []string
+	// attrs are the mode, owner and group the file is to have; attrs.Replace
+	// is set when any is wanted.
+	attrs transport.WriteOptions
 	// red masks the run's secrets in the diff and the changes.
 	red *redact.Redactor
 }
@@ -293,7 +313,74 @@ func (p *filePatch) compute(ctx context.Context, x *Exec) (*patchState, error) {
 	if !st.exists && create {
 		st.changes = append([]string{"create " + path}, st.changes...)
 	}
+	if err := p.wantAttrs(ctx, x, conn, st); err != nil {
+		return nil, err
+	}
 	return st, nil
+}
+
+// wantAttrs resolves the wanted owner, group and mode on the host and adds
+// a change for each that differs from the file's.
+func (p *filePatch) wantAttrs(ctx context.Context, x *Exec, conn transport.Conn, st *patchState) error {
+	st.attrs = transport.WriteOptions{Mode: p.mode, UID: -1, GID: -1, Replace: p.owner != nil || p.group != nil || p.mode != 0}
+	if !st.attrs.Replace {
+		return nil
+	}
+	cur := &transport.FileInfo{UID: -1, GID: -1}
+	if st.exists {
+		fi, err := conn.Stat(ctx, st.path)
+		if err != nil {
+			return fmt.Errorf("stat %s: %w", st.path, err)
+		}
+		cur = fi
+	}
+	for _, a := range []struct {
+		kind, db string
+		t        *tmpl.Template
+		want     *int
+		have     int
+	}{{"owner", "passwd", p.owner, &st.attrs.UID, cur.UID}, {"group", "group", p.group, &st.attrs.GID, cur.GID}} {
+		if a.t == nil {
+			continue
+		}
+		name, err := a.t.Render(x.Env)
+		if err != nil {
+			return fmt.Errorf("%s: %w", a.kind, err)
+		}
+		id, err := lookupID(ctx, conn, a.db, name)
+		if err != nil {
+			return fmt.Errorf("%s %q of %s on %s: %w", a.kind, name, st.path, x.Host.Name, err)
+		}
+		*a.want = id
+		if st.exists && id != a.have {
+			st.changes = append(st.changes, fmt.Sprintf("%s %s (%d, was %d)", a.kind, name, id, a.have))
+		}
+	}
+	if st.exists && p.mode != 0 && p.mode != cur.Mode {
+		st.changes = append(st.changes, fmt.Sprintf("mode %04o (was %04o)", p.mode, cur.Mode))
+	}
+	return nil
+}
+
+// lookupID returns the number of a user or group (db passwd or group) of
+// the host, as its name service knows it; a number is taken as it is.
+func lookupID(ctx context.Context, conn transport.Conn, db, name string) (int, error) {
+	if n, err := strconv.Atoi(name); err == nil && n >= 0 {
+		return n, nil
+	}
+	// The name goes through the environment: no quoting to get wrong.
+	out, err := conn.Run(ctx, &transport.Command{Line: `getent "$RUNBOOK_DB" -- "$RUNBOOK_NAME"`, Env: map[string]string{"RUNBOOK_DB": db, "RUNBOOK_NAME": name}})
+	if err != nil {
+		return 0, err
+	}
+	if out.ExitCode != 0 {
+		return 0, fmt.Errorf("no such %s entry on the host (getent %s exited %d)", db, db, out.ExitCode)
+	}
+	f := strings.Split(strings.TrimSpace(string(out.Stdout)), ":")
+	if len(f) < 3 {
+		return 0, fmt.Errorf("getent %s printed %q", db, out.Stdout)
+	}
+	return strconv.Atoi(f[2])
 }
 
 // diff is the unified diff of the edit, made from the file's old and new
@@ -389,17 +476,24 @@ func (p *filePatch) Apply(ctx context.Context, x *Exec, plan *Plan) (Result, err
 		}
 		return st.result(true, backup), nil
 	}
-	mode := p.mode
-	if mode == 0 {
-		mode = 0o644
-	}
 	if !st.exists {
 		if err := conn.MkdirAll(ctx, path.Dir(st.path)); err != nil {
 			return nil, fmt.Errorf("create the directory of %s: %w", st.path, err)
 		}
 	}
-	if err := conn.WriteFile(ctx, st.path, []byte(st.new), transport.WriteOptions{Mode: mode, UID: -1, GID: -1}); err != nil {
+	if err := conn.WriteFile(ctx, st.path, []byte(st.new), st.attrs); err != nil {
 		return nil, fmt.Errorf("write %s: %w", st.path, err)
+	}
+	if st.attrs.UID >= 0 || st.attrs.GID >= 0 {
+		// Only root can give a file away; a transport that cannot says
+		// nothing, so the result is checked.
+		fi, err := conn.Stat(ctx, st.path)
+		if err != nil {
+			return nil, err
+		}
+		if st.attrs.UID >= 0 && fi.UID != st.attrs.UID || st.attrs.GID >= 0 && fi.GID != st.attrs.GID {
+			return nil, fmt.Errorf("%s on %s is owned by %d:%d, not %d:%d: only root can set a file's owner (connect as root, or set become: root)", st.path, x.Host.Name, fi.UID, fi.GID, st.attrs.UID, st.attrs.GID)
+		}
 	}
 	return st.result(true, backup), nil
 }

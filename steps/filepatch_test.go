@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/runbook-dev/runbook/engine"
@@ -147,6 +148,70 @@ func TestFilePatchMasksPasswordsInDiffs(t *testing.T) {
 		if got := steps.MaskPasswords(in); got != want {
 			t.Errorf("%q:\n got %q\nwant %q", in, got, want)
 		}
+	}
+}
+
+// TestFilePatchOwnerGroupMode gives an existing file the owner, group and
+// mode a service needs to read it (database.cfg: root:inmanta 0640), with
+// the content in the same rename; the second run changes nothing.
+func TestFilePatchOwnerGroupMode(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only root can give a file away")
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "database.cfg")
+	if err := os.WriteFile(cfg, []byte("[database]\nhost=10.0.0.11\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src := `version: 1
+name: patch
+params:
+  dir: {type: string}
+steps:
+  - id: cfg
+    file-patch:
+      path: ${{ params.dir }}/database.cfg
+      owner: root
+      group: "4242"
+      mode: "0640"
+      ini:
+        - section: database
+          values: {host: 10.0.0.12}
+  - id: again
+    file-patch:
+      path: ${{ params.dir }}/database.cfg
+      owner: "0"
+      group: "4242"
+      mode: "0640"
+      ini:
+        - section: database
+          values: {host: 10.0.0.12}
+`
+	ev, err := runPlaybook(t, src, runOpts{params: map[string]string{"dir": dir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := ev.end("cfg"); e.Status != engine.StatusChanged || !strings.Contains(e.Message, "group 4242 (4242, was 0)") || !strings.Contains(e.Message, "mode 0640 (was 0600)") {
+		t.Errorf("first: %s %s", e.Status, e.Message)
+	}
+	if e := ev.end("again"); e.Status != engine.StatusOK {
+		t.Errorf("second: %s %s", e.Status, e.Message)
+	}
+	fi, err := os.Stat(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if fi.Mode().Perm() != 0o640 || st.Uid != 0 || st.Gid != 4242 {
+		t.Errorf("database.cfg is %v %d:%d, want 0640 0:4242", fi.Mode().Perm(), st.Uid, st.Gid)
+	}
+	if b, _ := os.ReadFile(cfg); string(b) != "[database]\nhost=10.0.0.12\n" {
+		t.Errorf("content %q", b)
+	}
+	// An unknown user is an error naming it, before anything is written.
+	bad := strings.Replace(src, "owner: root", "owner: no-such-user-here", 1)
+	if _, err := runPlaybook(t, bad, runOpts{params: map[string]string{"dir": dir}}); err == nil || !strings.Contains(err.Error(), `owner "no-such-user-here"`) {
+		t.Errorf("unknown owner: %v", err)
 	}
 }
 

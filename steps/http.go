@@ -43,7 +43,7 @@ var httpType = Descriptor{
 var httpFields = []Field{
 	{Name: "url", Kind: String, Required: true, Doc: "the URL; a ${{ }} at its start is the base URL, in the host a host name or port, in the path one escaped segment, in the query an escaped value", Example: "http://${{ host.address }}:8888/api/v2/health"},
 	{Name: "method", Kind: Literal, Doc: "HTTP method; GET and HEAD are read-only", Enum: []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}, Default: "GET"},
-	{Name: "headers", Kind: StringMap, Doc: "request headers"},
+	{Name: "headers", Kind: StringMap, Doc: "request headers; one whose value is empty is not sent (an optional token)", Example: map[string]any{"Authorization": "${{ secrets.token != \"\" ? \"Bearer \" + secrets.token : \"\" }}"}},
 	{Name: "body", Kind: String, Doc: "request body as text", Example: `{"update": true}`},
 	{Name: "json", Kind: Any, Doc: "request body as JSON (sets Content-Type)", Example: map[string]any{"update": true}},
 	{Name: "expect_status", Kind: IntList, Doc: "statuses that mean success (default any 2xx)", Example: []int{200}},
@@ -124,7 +124,9 @@ func (h *httpStep) do(ctx context.Context, x *Exec) (Result, error) {
 		return nil, err
 	}
 	for k, v := range hdrs {
-		req.Header.Set(k, v)
+		if v != "" {
+			req.Header.Set(k, v)
+		}
 	}
 	tr := &http.Transport{DisableKeepAlives: true}
 	if h.viaSSH {

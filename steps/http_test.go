@@ -162,3 +162,33 @@ steps:
 		t.Errorf("%d POSTs, %d connections through SSH; want 1 and at least 2", posts.Load(), dials.Load())
 	}
 }
+
+// TestHTTPEmptyHeaderNotSent: a header whose value renders empty (an
+// optional token that is not set) is left out, not sent empty.
+func TestHTTPEmptyHeaderNotSent(t *testing.T) {
+	var seen []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, ok := r.Header["Authorization"]
+		seen = append(seen, fmt.Sprintf("%v %q", ok, r.Header.Get("Authorization")))
+	}))
+	t.Cleanup(srv.Close)
+	src := `version: 1
+name: http
+params:
+  api: {type: string}
+secrets:
+  token: {env: TOKEN, optional: true}
+steps:
+  - http:
+      url: ${{ params.api }}/x
+      headers: {Authorization: '${{ secrets.token != "" ? "Bearer " + secrets.token : "" }}'}
+`
+	for _, tok := range []string{"", "a-token-of-some-length"} {
+		if _, err := runPlaybook(t, src, runOpts{params: map[string]string{"api": srv.URL}, secrets: map[string]string{"token": tok}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := []string{`false ""`, `true "Bearer a-token-of-some-length"`}; fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Errorf("Authorization headers seen: %v, want %v", seen, want)
+	}
+}

@@ -49,6 +49,7 @@ var sshExecFields = []Field{
 	{Name: "unless", Kind: String, Doc: "skip the command when this read-only command exits 0", Example: "test -f /etc/example.conf"},
 	{Name: "expect_exit", Kind: IntList, Doc: "exit codes that mean success", Default: []int{0}},
 	{Name: "read_only", Kind: Bool, Doc: "the command changes nothing: plan runs it for real and the step reports ok, not changed"},
+	{Name: "max_output", Kind: Literal, Doc: "the most kept of each of stdout and stderr: bytes, or with KiB, MiB or GiB; a command that prints more fails, naming the limit (default 1MiB); to keep a large output, use capture", Example: "4MiB"},
 	{Name: "idempotent", Kind: Bool, Doc: "running it twice has the effect of running it once, so a resume may run it again when a crash left its outcome unknown (without it, creates or unless, a resume stops and asks)"},
 }
 
@@ -58,6 +59,7 @@ type sshExec struct {
 	become                          string
 	expectExit                      []int
 	readOnly, idempotent            bool
+	maxOutput                       int
 }
 
 // Decode implements Type.
@@ -94,6 +96,14 @@ func (SSHExec) Decode(d *Decoder, b Body) Step {
 	if e := b.Get("expect_exit"); e != nil {
 		s.expectExit = d.IntList(e)
 	}
+	s.maxOutput = transport.DefaultMaxOutput
+	if n := b.Get("max_output"); n != nil {
+		v, err := ParseSize(n.Value)
+		if err != nil {
+			d.Errorf(n, diag.RuleInvalidValue, "max_output: %v", err)
+		}
+		s.maxOutput = v
+	}
 	return s
 }
 
@@ -102,7 +112,7 @@ func (s *sshExec) cmd(x *Exec) (*transport.Command, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &transport.Command{Line: line, Become: x.Become}
+	c := &transport.Command{Line: line, Become: x.Become, MaxOutput: s.maxOutput}
 	if s.become != "" {
 		c.Become = s.become
 	}
@@ -134,6 +144,15 @@ func (s *sshExec) run(ctx context.Context, x *Exec, c *transport.Command) (Resul
 	out, err := conn.Run(ctx, c)
 	if err != nil {
 		return nil, nil, err
+	}
+	if out.Truncated {
+		// Never a silent cut: a result missing its end can pass an assert
+		// it would fail.
+		limit := c.MaxOutput
+		if limit <= 0 {
+			limit = transport.DefaultMaxOutput
+		}
+		return nil, nil, fmt.Errorf("the command printed more than max_output %s on stdout or stderr (exit status %d): raise max_output, or save the output with capture", FormatSize(limit), out.ExitCode)
 	}
 	return Result{
 		"stdout":    string(out.Stdout),
@@ -230,7 +249,7 @@ func (s *sshExec) apply(ctx context.Context, x *Exec, c *transport.Command) (Res
 		return nil, err
 	}
 	if !slices.Contains(s.expectExit, out.ExitCode) {
-		return r, &ExitError{Code: out.ExitCode, Expected: s.expectExit, Stderr: lastLine(x.Redact, out.Stderr, out.Stdout)}
+		return r, &ExitError{Code: out.ExitCode, Expected: s.expectExit, Stderr: lastLine(x.Redact, out.Stderr), Stdout: lastLine(x.Redact, out.Stdout), Result: r}
 	}
 	return r, nil
 }
@@ -239,16 +258,28 @@ func (s *sshExec) apply(ctx context.Context, x *Exec, c *transport.Command) (Res
 type ExitError struct {
 	Code     int
 	Expected []int
-	Stderr   string
+	// Stderr and Stdout are the last lines of each (redacted): the cause
+	// may be on either (PostgreSQL's tools print some errors on stdout).
+	Stderr, Stdout string
+	// Result is what the command gave, for failed_when to judge.
+	Result Result
 }
+
+// Observed implements ResultError.
+func (e *ExitError) Observed() Result { return e.Result }
 
 func (e *ExitError) Error() string {
 	msg := fmt.Sprintf("exit status %d", e.Code)
 	if len(e.Expected) != 1 || e.Expected[0] != 0 {
 		msg += fmt.Sprintf(" (expected %v)", e.Expected)
 	}
-	if e.Stderr != "" {
+	switch {
+	case e.Stderr != "" && e.Stdout != "":
+		msg += ": stderr: " + e.Stderr + "; stdout: " + e.Stdout
+	case e.Stderr != "":
 		msg += ": " + e.Stderr
+	case e.Stdout != "":
+		msg += ": " + e.Stdout
 	}
 	return msg
 }

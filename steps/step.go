@@ -111,6 +111,15 @@ type Settler interface {
 	Settle(ctx context.Context, x *Exec, wait time.Duration) error
 }
 
+// ResultError is a failure that comes with the step's result: the step
+// type judged a result a failure (a command's exit code), and a
+// playbook's failed_when may judge it otherwise. A failure to reach the
+// host or to run the step at all has no result and is no ResultError.
+type ResultError interface {
+	error
+	Observed() Result
+}
+
 // Result is what a step observed or did; expressions see it as
 // steps.<id>.result and, in probes, as result.
 type Result map[string]any
@@ -172,6 +181,9 @@ type Exec struct {
 	// answer: the host counts as down only when none of them answers
 	// either (see Observe).
 	ServicePorts []int
+	// Sightings are the run's observations of hosts that are down, shared
+	// by its probes (see Sightings); nil shares none.
+	Sightings *Sightings
 	// Started, set in Apply, is to be called with the process group of a
 	// command that makes the step's change once it runs on the host (see
 	// transport.Command.Started); the journal keeps it, so that a resume
@@ -306,6 +318,9 @@ func (e *DownError) Error() string {
 // the machine is up. The service ports are tried while the probe runs, so
 // that a host that is down costs one timeout, not two.
 func Observe(ctx context.Context, x *Exec, s Step) (Result, error) {
+	if r := x.Sightings.recent(x.Host.Name, x.ServicePorts); r != nil {
+		return r, nil
+	}
 	var early <-chan string
 	if len(x.ServicePorts) > 0 && x.Host.Address != "" {
 		pctx, cancel := context.WithCancel(ctx)
@@ -321,8 +336,10 @@ func Observe(ctx context.Context, x *Exec, s Step) (Result, error) {
 		if err := confirmDown(ctx, x, u, early); err != nil {
 			return nil, err
 		}
+		x.Sightings.record(x.Host.Name, x.ServicePorts, u)
 		return Result{"reachable": false, "error": err.Error()}, nil
 	}
+	x.Sightings.forget(x.Host.Name)
 	out := Result{"reachable": true, "error": ""}
 	for k, v := range r {
 		out[k] = v

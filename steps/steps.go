@@ -7,5 +7,5 @@ package steps
 
 // Builtin returns the registry of built-in step types.
 func Builtin() *Registry {
-	return NewRegistry(SSHExec{}, FilePatch{}, SQL{}, Systemd{}, WaitUntil{}, HTTP{}, PGSettings{})
+	return NewRegistry(SSHExec{}, FilePatch{}, SQL{}, Systemd{}, WaitUntil{}, HTTP{}, PGSettings{}, Capture{})
 }

@@ -39,7 +39,7 @@ var waitUntilFields = []Field{
 	{Name: "probe", Kind: Probe, Required: true, Doc: "a read-only step body (one step type, optional host) observed at each poll"},
 	{Name: "until", Kind: Expr, Required: true, Doc: "expression on the probe's result; the wait ends when it holds", Example: "result.rows[0].in_recovery == false"},
 	{Name: "timeout", Kind: Duration, Required: true, Doc: "give up after this long", Example: "60s"},
-	{Name: "interval", Kind: Duration, Doc: "pause between polls", Default: "1s"},
+	{Name: "interval", Kind: Duration, Doc: "the longest pause between polls: the first polls come fast (a tenth of the time waited so far, from 10ms) and back off to this", Default: "1s"},
 }
 
 type waitUntil struct {
@@ -130,6 +130,10 @@ func (e *TimeoutError) Error() string {
 // Apply polls until the condition holds or the timeout passes. A probe
 // error does not end the wait (a restarting database refuses connections
 // for a while); it is what the timeout reports if it persists.
+//
+// Polls come fast at first and back off to the interval (see pollDelay):
+// a condition that becomes true is seen within a tenth of the time waited
+// so far, not a whole interval later.
 func (w *waitUntil) Apply(ctx context.Context, x *Exec, _ *Plan) (Result, error) {
 	timeout, err := w.timeout.Get(x.Env)
 	if err != nil {
@@ -141,6 +145,7 @@ func (w *waitUntil) Apply(ctx context.Context, x *Exec, _ *Plan) (Result, error)
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	start := time.Now()
 	last := "nothing yet"
 	for attempt := 1; ; attempt++ {
 		r, ok, err := w.observe(ctx, x)
@@ -156,7 +161,7 @@ func (w *waitUntil) Apply(ctx context.Context, x *Exec, _ *Plan) (Result, error)
 		if x.Progress != nil {
 			x.Progress(fmt.Sprintf("attempt %d: %s", attempt, last))
 		}
-		t := time.NewTimer(interval)
+		t := time.NewTimer(pollDelay(time.Since(start), interval))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -167,6 +172,27 @@ func (w *waitUntil) Apply(ctx context.Context, x *Exec, _ *Plan) (Result, error)
 		case <-t.C:
 		}
 	}
+}
+
+// MinPollDelay is the shortest pause between two polls of a wait.
+const MinPollDelay = 10 * time.Millisecond
+
+// pollDelay is the pause after a poll when waited has passed since the
+// first: a tenth of it, at least MinPollDelay, at most interval. Most
+// waits end soon (a unit started, a promotion done), so the first polls
+// are close together; a long wait polls at its interval, so a slow
+// condition costs the host no more than before. The pauses grow by a
+// tenth each: about 30 polls in the first second, 25 more until the
+// interval of 1s is reached after 10s.
+func pollDelay(waited, interval time.Duration) time.Duration {
+	d := waited / 10
+	if d < MinPollDelay {
+		d = MinPollDelay
+	}
+	if d > interval {
+		d = interval
+	}
+	return d
 }
 
 // Rechecks implements Rechecker: it only observes.

@@ -25,7 +25,10 @@ import (
 	"github.com/runbook-dev/runbook/internal/testsshd"
 )
 
-var runs = flag.Int("runs", 5, "runs of each measurement; the median is reported")
+var (
+	runs = flag.Int("runs", 5, "runs of each measurement; the median is reported")
+	only = flag.String("only", "", `measure one row only: "step" (one ssh-exec step against the floor, without Ansible)`)
+)
 
 func main() {
 	flag.Parse()
@@ -48,7 +51,7 @@ type bench struct {
 }
 
 func run() error {
-	if _, err := exec.LookPath("ansible-playbook"); err != nil {
+	if _, err := exec.LookPath("ansible-playbook"); err != nil && *only == "" && !*failover {
 		fmt.Fprintln(os.Stderr, "installing ansible-core (apt-get)...")
 		if out, err := exec.Command("sh", "-c", "apt-get update && apt-get install -y --no-install-recommends ansible-core").CombinedOutput(); err != nil {
 			return fmt.Errorf("installing ansible-core: %v\n%s", err, out)
@@ -83,6 +86,12 @@ func run() error {
 	sshdVer, _ := exec.Command("/usr/sbin/sshd", "-V").CombinedOutput()
 	fmt.Printf("Machine: %d cores, %s; Go %s; %s; %s\n\n", runtime.NumCPU(), kernel(), runtime.Version(),
 		strings.SplitN(string(ver), "\n", 2)[0], strings.TrimSpace(strings.SplitN(string(sshdVer), "\n", 2)[0]))
+	if *failover {
+		return b.runFailover()
+	}
+	if *only == "step" {
+		return b.stepOnly()
+	}
 	fmt.Printf("Median of %d runs each, runbook and Ansible alternated. Target sshd: loopback, root's profile skipped (SetEnv SHLVL=1).\n\n", *runs)
 	fmt.Println("| work | runbook | Ansible (pipelining) | runbook / Ansible | floor (x/crypto/ssh, one connection) |")
 	fmt.Println("|---|---|---|---|---|")
@@ -135,6 +144,49 @@ func run() error {
 		return err
 	}
 	fmt.Printf("\nMemory: `runbook run` of 3 steps on 100 hosts (parallel 20): %d MiB maximum resident.\n", rss>>10)
+	return nil
+}
+
+// stepOnly measures the per-step row alone: runbook's 1- and 50-step
+// runs and the floor's, alternated in each round, medians of *runs.
+func (b *bench) stepOnly() error {
+	var rb1, rb50, fl1, fl50 []time.Duration
+	signer, err := b.signer()
+	if err != nil {
+		return err
+	}
+	timed := func(f func() error) (time.Duration, error) {
+		start := time.Now()
+		err := f()
+		return time.Since(start), err
+	}
+	for i := 0; i < *runs; i++ {
+		for _, m := range []struct {
+			into *[]time.Duration
+			f    func() error
+		}{
+			{&rb1, func() error { return b.cmd(b.runbook, "run", "-i", b.inv, b.file("true1.yaml")) }},
+			{&fl1, func() error { return b.floorOnce(signer, 1) }},
+			{&rb50, func() error { return b.cmd(b.runbook, "run", "-i", b.inv, b.file("true50.yaml")) }},
+			{&fl50, func() error { return b.floorOnce(signer, 50) }},
+		} {
+			d, err := timed(m.f)
+			if err != nil {
+				return err
+			}
+			*m.into = append(*m.into, d)
+		}
+	}
+	med := func(ds []time.Duration) time.Duration {
+		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+		return ds[len(ds)/2]
+	}
+	step, floor := (med(rb50)-med(rb1))/49, (med(fl50)-med(fl1))/49
+	fmt.Printf("Median of %d runs each, runbook and the floor alternated.\n\n", *runs)
+	fmt.Println("| work | runbook | floor (x/crypto/ssh, one connection) | runbook / floor |")
+	fmt.Println("|---|---|---|---|")
+	fmt.Printf("| one `ssh-exec` step (`true`), (50 − 1)/49 | %s | %s | %.2f |\n", ms(step), ms(floor), float64(step)/float64(floor))
+	fmt.Printf("| start-up + one step | %s | %s | %.2f |\n", ms(med(rb1)), ms(med(fl1)), float64(med(rb1))/float64(med(fl1)))
 	return nil
 }
 
@@ -236,26 +288,34 @@ func (b *bench) floor(n int) (time.Duration, error) {
 	}
 	var ferr error
 	d := b.median(func() error {
-		c, err := ssh.Dial("tcp", b.sshd.Addr(), &ssh.ClientConfig{User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: ssh.InsecureIgnoreHostKey()})
-		if err != nil {
+		if err := b.floorOnce(signer, n); err != nil {
 			ferr = err
-			return nil
-		}
-		defer c.Close()
-		for i := 0; i < n; i++ {
-			s, err := c.NewSession()
-			if err != nil {
-				ferr = err
-				return nil
-			}
-			if err := s.Run("true"); err != nil {
-				ferr = err
-			}
-			s.Close()
 		}
 		return nil
 	})
 	return d, ferr
+}
+
+// floorOnce connects with x/crypto/ssh and runs `true` n times, each in a
+// session of its own.
+func (b *bench) floorOnce(signer ssh.Signer, n int) error {
+	c, err := ssh.Dial("tcp", b.sshd.Addr(), &ssh.ClientConfig{User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: ssh.InsecureIgnoreHostKey()})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for i := 0; i < n; i++ {
+		s, err := c.NewSession()
+		if err != nil {
+			return err
+		}
+		err = s.Run("true")
+		s.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // floorFan is the floor of the fan-out: hosts connections at once, each

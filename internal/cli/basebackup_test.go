@@ -94,7 +94,9 @@ steps:
     ssh-exec: {command: "true", read_only: true}
 `)
 	for _, id := range []string{"layout", "basebackup", "swap"} {
-		body := stepBody(t, name, id)
+		// The layout the bundled playbooks find on the host (host.facts.pg)
+		// is given here as vars.
+		body := strings.ReplaceAll(stepBody(t, name, id), "host.facts.pg.", "vars.")
 		if id == "layout" {
 			// The primary's sizes, as the sizes step would read them.
 			body = strings.Replace(body, "${{ string(steps.sizes.result.rows[0].data_kb) }}", "100000", 1)

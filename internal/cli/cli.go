@@ -19,10 +19,14 @@ import (
 
 // Exit codes.
 const (
-	ExitOK          = 0
-	ExitFailed      = 1
-	ExitUsage       = 2
-	ExitInternal    = 3
+	ExitOK       = 0
+	ExitFailed   = 1
+	ExitUsage    = 2
+	ExitInternal = 3
+	// ExitPartial is a run that went through its steps while some failed
+	// on some hosts in a way the playbook tolerates (tolerate:, a batch's
+	// failure budget).
+	ExitPartial     = 4
 	ExitInterrupted = 130
 )
 

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"github.com/runbook-dev/runbook/engine"
 	"strings"
 
 	"github.com/runbook-dev/runbook/playbooks"
@@ -41,6 +42,18 @@ func showCmd(e *Env, args []string) int {
 		return ExitFailed
 	}
 	_, _ = e.Stdout.Write(src)
+	// The vars files it lists are part of it.
+	pb, _ := newLoader().Load(playbooks.Path(args[0]), src)
+	if pb != nil {
+		for _, vf := range pb.VarsFiles {
+			b, err := playbooks.ReadFile(strings.TrimPrefix(vf.Path, engine.BundledPrefix))
+			if err != nil {
+				continue
+			}
+			fmt.Fprintf(e.Stdout, "\n# --- vars file %s (vars_files: %s) ---\n", vf.Path, vf.Ref)
+			_, _ = e.Stdout.Write(b)
+		}
+	}
 	return ExitOK
 }
 

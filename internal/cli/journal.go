@@ -12,6 +12,8 @@ import (
 
 	"github.com/runbook-dev/runbook/engine"
 	"github.com/runbook-dev/runbook/internal/durable"
+	"github.com/runbook-dev/runbook/internal/redact"
+	"github.com/runbook-dev/runbook/steps"
 )
 
 // stateFlags are the options that say where runs keep their journals and
@@ -170,6 +172,10 @@ func showRunCmd(e *Env, args []string) int {
 				for _, l := range strings.Split(strings.TrimRight(ev.Print, "\n"), "\n") {
 					fmt.Fprintf(e.Stdout, "                %s\n", l)
 				}
+			}
+			if len(ev.Result) > 0 {
+				// Journaled redacted: the run masked its secrets first.
+				fmt.Fprintf(e.Stdout, "                result: %s\n", steps.Show(redact.New(nil), ev.Result))
 			}
 		case durable.KindGuard:
 			fmt.Fprintf(e.Stdout, "%s  guard %-7s %s [%s] %s\n", ts(r.Time), ev.Status, ev.Name, ev.Host, ev.Message)

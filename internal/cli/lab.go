@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -25,12 +26,19 @@ func labCmd(e *Env, args []string) int {
 		hosts := fs.String("hosts", "pg1,pg2", "host names, comma-separated")
 		inv := fs.String("inventory", "", "where to write the inventory (default: DIR/inventory.yaml)")
 		orch := fs.String("orchestrator", "", "the host that runs the orchestrator stand-in (default: the first; its database is on the first)")
+		sv := fs.String("standin-version", lab.DefaultStandinVersion, "the inmanta-core version the stand-in behaves as")
+		layout := fs.String("layout", "", "lay PostgreSQL out as a packaging does: rhel, pgdg or debian (the default) for every host, or per host: pg1=rhel,pg2=pgdg")
 		if _, err := parseInterleaved(fs, rest); err != nil {
+			return ExitUsage
+		}
+		layouts, err := lab.ParseLayouts(*layout, strings.Split(*hosts, ","))
+		if err != nil {
+			fmt.Fprintf(e.Stderr, "runbook: lab up: %v\n", err)
 			return ExitUsage
 		}
 		l := &lab.Lab{Dir: *dir, Log: e.Stderr}
 		start := time.Now()
-		st, err := l.Up(context.Background(), lab.Options{Hosts: strings.Split(*hosts, ","), Inventory: *inv, Orchestrator: *orch})
+		st, err := l.Up(context.Background(), lab.Options{Hosts: strings.Split(*hosts, ","), Inventory: *inv, Orchestrator: *orch, StandinVersion: *sv, Layouts: layouts})
 		if err != nil {
 			fmt.Fprintf(e.Stderr, "runbook: lab up: %v\n", err)
 			return ExitFailed
@@ -40,7 +48,8 @@ func labCmd(e *Env, args []string) int {
 			path = l.InventoryPath()
 		}
 		for _, h := range st.Hosts {
-			fmt.Fprintf(e.Stdout, "%-6s %s\n", h.Name, h.Address)
+			lay := lab.LayoutOf(h)
+			fmt.Fprintf(e.Stdout, "%-6s %s  PostgreSQL %s, %s layout: %s, unit %s\n", h.Name, h.Address, lab.PGVersion, lay.Name, lay.Data, lay.Unit)
 		}
 		fmt.Fprintf(e.Stdout, "lab up in %.1fs; inventory: %s\n", time.Since(start).Seconds(), path)
 		return ExitOK
@@ -115,19 +124,28 @@ func labCmd(e *Env, args []string) int {
 		}
 		return ExitOK
 	case "standin":
-		// The orchestrator stand-in that lab hosts run as inmanta-server.
-		config := fs.String("config", "/etc/inmanta/inmanta.d/database.cfg", "database.cfg to read")
-		listen := fs.String("listen", ":8888", "address to serve the API on")
+		// The orchestrator stand-in that lab hosts run as inmanta-server,
+		// with the options of `inmanta server` it copies.
+		version := fs.String("version", lab.DefaultStandinVersion, "the inmanta-core version to behave as (before 16: no /api/v2/health; 19 and later: the database singleton lock)")
+		cfgFile := fs.String("c", "", "a configuration file read after all others (inmanta -c)")
+		fs.StringVar(cfgFile, "config", "", "same as -c")
+		cfgDir := fs.String("config-dir", "/etc/inmanta/inmanta.d", "the directory of *.cfg files read in name order")
+		wait := fs.String("db-wait-time", "", "seconds to wait for the database at start (0: try once; negative: forever); overrides database.wait_time")
 		if _, err := parseInterleaved(fs, rest); err != nil {
 			return ExitUsage
 		}
+		opt := lab.StandinOptions{Version: *version, MainConfig: "/etc/inmanta/inmanta.cfg", ConfigDir: *cfgDir, ConfigFile: *cfgFile, Log: e.Stderr}
+		if *wait != "" {
+			n, err := strconv.Atoi(*wait)
+			if err != nil {
+				return e.usageError("--db-wait-time %q: want a number of seconds", *wait)
+			}
+			opt.DBWaitTime = &n
+		}
+		opt.Home, _ = os.UserHomeDir()
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		if err := lab.RunStandin(ctx, *config, *listen); err != nil {
-			fmt.Fprintf(e.Stderr, "orchestrator stand-in: %v\n", err)
-			return ExitFailed
-		}
-		return ExitOK
+		return lab.RunStandin(ctx, opt)
 	}
 	return e.usageError("unknown lab subcommand %q: up, down, status, exec, fault, disk", sub)
 }

@@ -62,10 +62,20 @@ steps:
 `
 
 func newCmd(e *Env, args []string) int {
-	if len(args) != 1 {
+	// Flags are parsed, though new has none, so that --help prints the
+	// usage instead of writing --help.yaml.
+	fs := newFlags(e, "new", "NAME (writes NAME.yaml, a commented starter playbook)")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return ExitUsage
+	}
+	if len(pos) != 1 {
 		return e.usageError("new needs one name: runbook new team/procedure (writes team/procedure.yaml)")
 	}
-	name := strings.TrimSuffix(args[0], ".yaml")
+	if strings.HasPrefix(pos[0], "-") {
+		return e.usageError("new: %q looks like an option, not a name (write ./%s to mean a file)", pos[0], pos[0])
+	}
+	name := strings.TrimSuffix(pos[0], ".yaml")
 	file := name + ".yaml"
 	if _, err := os.Stat(file); err == nil {
 		fmt.Fprintf(e.Stderr, "runbook: %s exists; nothing written\n", file)

@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/internal/redact"
+	"github.com/runbook-dev/runbook/steps"
 )
 
-func (e *Env) newSink(format string) engine.Sink {
+func (e *Env) newSink(format string, verbose bool) engine.Sink {
 	if format == "json" {
 		enc := json.NewEncoder(e.Stdout)
 		var mu sync.Mutex
@@ -21,7 +23,7 @@ func (e *Env) newSink(format string) engine.Sink {
 			_ = enc.Encode(ev)
 		})
 	}
-	return &textSink{w: e.Stdout, live: e.isTerminal(e.Stdout), color: e.isTerminal(e.Stdout) && e.Getenv("NO_COLOR") == ""}
+	return &textSink{w: e.Stdout, verbose: verbose, live: e.isTerminal(e.Stdout), color: e.isTerminal(e.Stdout) && e.Getenv("NO_COLOR") == ""}
 }
 
 // textSink prints one line per guard and per step on each host. On a
@@ -34,7 +36,9 @@ type textSink struct {
 	color    bool
 	liveLine bool
 	dryRun   bool
-	counts   map[engine.Status]int
+	// verbose shows every step's result (-v), redacted as in the journal.
+	verbose bool
+	counts  map[engine.Status]int
 }
 
 func (s *textSink) paint(st engine.Status) string {
@@ -91,12 +95,21 @@ func (s *textSink) Emit(ev *engine.Event) {
 	case engine.EventGuard:
 		s.clearLive()
 		fmt.Fprintf(s.w, "guard  %s %s [%s] %s\n", s.paint(ev.Status), ev.Name, ev.Host, dur(ev.Duration))
+		// What a fact found, shown whether it refuses the run or not.
+		for _, l := range strings.Split(strings.TrimRight(ev.Print, "\n"), "\n") {
+			if l != "" {
+				fmt.Fprintf(s.w, "       %s\n", l)
+			}
+		}
 		if ev.Status != engine.StatusOK && ev.Message != "" {
 			fmt.Fprintf(s.w, "       %s\n", ev.Message)
 		}
 	case engine.EventConfirm:
 		s.clearLive()
 		s.confirm(ev)
+	case engine.EventBatch:
+		s.clearLive()
+		fmt.Fprintf(s.w, "%s: %s [%s]\n", ev.Message, ev.Name, ev.Host)
 	case engine.EventStepStart:
 		if s.live {
 			s.clearLive()
@@ -131,6 +144,10 @@ func (s *textSink) Emit(ev *engine.Event) {
 				fmt.Fprintf(s.w, "    %s\n", l)
 			}
 		}
+		if s.verbose && len(ev.Result) > 0 {
+			// The sink sees results redacted already; Show formats them.
+			fmt.Fprintf(s.w, "    result: %s\n", steps.Show(redact.New(nil), ev.Result))
+		}
 		if ev.Diff != "" && (s.dryRun || ev.Status == engine.StatusChanged) {
 			for _, l := range strings.Split(strings.TrimRight(ev.Diff, "\n"), "\n") {
 				fmt.Fprintf(s.w, "    %s\n", l)
@@ -150,7 +167,11 @@ func (s *textSink) Emit(ev *engine.Event) {
 		if len(parts) == 0 {
 			parts = append(parts, "no steps run")
 		}
-		fmt.Fprintf(s.w, "%s in %s: %s\n", map[bool]string{true: "planned", false: "finished"}[s.dryRun], dur(ev.Duration), strings.Join(parts, ", "))
+		verb := map[bool]string{true: "planned", false: "finished"}[s.dryRun]
+		if ev.Status == engine.StatusPartial {
+			verb += " (partial: failures tolerated, listed below)"
+		}
+		fmt.Fprintf(s.w, "%s in %s: %s\n", verb, dur(ev.Duration), strings.Join(parts, ", "))
 	}
 }
 

@@ -183,8 +183,12 @@ func (r *report) writeSARIF(w io.Writer) {
 	fmt.Fprintf(w, "%s\n", b)
 }
 
-// writeJUnit writes one test case per file, failed when the file has
-// errors (or warnings, with strict).
+// writeJUnit writes one test suite per file checked and one test case
+// per finding in it, as CI servers read linters' reports (eslint's JUnit
+// formatter): the case is named by its rule and position, its class is
+// the file, and an error (a warning too, with strict) is its failure. A
+// warning without strict passes, its text in system-out; a clean file
+// is one passing case, so that every file checked shows.
 func (r *report) writeJUnit(w io.Writer, strict bool) {
 	type failure struct {
 		Message string `xml:"message,attr"`
@@ -192,40 +196,52 @@ func (r *report) writeJUnit(w io.Writer, strict bool) {
 		Text    string `xml:",chardata"`
 	}
 	type testcase struct {
-		Name      string    `xml:"name,attr"`
-		Classname string    `xml:"classname,attr"`
-		Failures  []failure `xml:"failure"`
-		SystemOut string    `xml:"system-out,omitempty"`
+		Name      string   `xml:"name,attr"`
+		Classname string   `xml:"classname,attr"`
+		Failure   *failure `xml:"failure"`
+		SystemOut string   `xml:"system-out,omitempty"`
 	}
 	type testsuite struct {
-		XMLName  xml.Name   `xml:"testsuite"`
 		Name     string     `xml:"name,attr"`
 		Tests    int        `xml:"tests,attr"`
 		Failures int        `xml:"failures,attr"`
+		Errors   int        `xml:"errors,attr"`
 		Cases    []testcase `xml:"testcase"`
+	}
+	type testsuites struct {
+		XMLName  xml.Name    `xml:"testsuites"`
+		Name     string      `xml:"name,attr"`
+		Tests    int         `xml:"tests,attr"`
+		Failures int         `xml:"failures,attr"`
+		Errors   int         `xml:"errors,attr"`
+		Suites   []testsuite `xml:"testsuite"`
 	}
 	byFile := map[string][]*diag.Diagnostic{}
 	for _, d := range r.ds {
 		byFile[d.File] = append(byFile[d.File], d)
 	}
-	suite := testsuite{Name: "runbook validate", Tests: len(r.files)}
+	all := testsuites{Name: "runbook validate"}
 	for _, f := range r.files {
-		tc := testcase{Name: f, Classname: "runbook.validate"}
-		var warnings []string
+		suite := testsuite{Name: f}
 		for _, d := range byFile[f] {
+			tc := testcase{Name: fmt.Sprintf("%s at %d:%d", d.Rule, d.Pos.Line, d.Pos.Col), Classname: f}
 			if d.Severity == diag.Warning && !strict {
-				warnings = append(warnings, d.String())
-				continue
+				tc.SystemOut = d.String()
+			} else {
+				tc.Failure = &failure{Message: d.Message, Type: d.Rule, Text: d.String()}
+				suite.Failures++
 			}
-			tc.Failures = append(tc.Failures, failure{Message: d.Message, Type: d.Rule, Text: d.String()})
+			suite.Cases = append(suite.Cases, tc)
 		}
-		if len(tc.Failures) > 0 {
-			suite.Failures++
+		if len(suite.Cases) == 0 {
+			suite.Cases = append(suite.Cases, testcase{Name: "valid", Classname: f})
 		}
-		tc.SystemOut = strings.Join(warnings, "\n")
-		suite.Cases = append(suite.Cases, tc)
+		suite.Tests = len(suite.Cases)
+		all.Tests += suite.Tests
+		all.Failures += suite.Failures
+		all.Suites = append(all.Suites, suite)
 	}
-	b, _ := xml.MarshalIndent(suite, "", "  ")
+	b, _ := xml.MarshalIndent(all, "", "  ")
 	fmt.Fprintf(w, "%s%s\n", xml.Header, b)
 }
 

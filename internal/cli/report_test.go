@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"strings"
 	"testing"
 
 	"github.com/owenrumney/go-sarif/v3/pkg/report/v210/sarif"
@@ -94,43 +95,55 @@ func TestSARIFStructure(t *testing.T) {
 	}
 }
 
-// TestJUnitParsesBack reads the JUnit report back as a CI server would.
+// TestJUnitParsesBack reads the JUnit report back as a CI server would:
+// a suite per file, a case per finding named by rule and position.
 func TestJUnitParsesBack(t *testing.T) {
 	for _, strict := range []bool{false, true} {
 		var buf bytes.Buffer
 		sampleReport().writeJUnit(&buf, strict)
-		var suite struct {
-			Name     string `xml:"name,attr"`
-			Tests    int    `xml:"tests,attr"`
-			Failures int    `xml:"failures,attr"`
-			Cases    []struct {
-				Name     string `xml:"name,attr"`
-				Failures []struct {
-					Type    string `xml:"type,attr"`
-					Message string `xml:"message,attr"`
-				} `xml:"failure"`
-				SystemOut string `xml:"system-out"`
-			} `xml:"testcase"`
+		type tcase struct {
+			Name      string `xml:"name,attr"`
+			Classname string `xml:"classname,attr"`
+			Failure   *struct {
+				Type    string `xml:"type,attr"`
+				Message string `xml:"message,attr"`
+			} `xml:"failure"`
+			SystemOut string `xml:"system-out"`
 		}
-		if err := xml.Unmarshal(buf.Bytes(), &suite); err != nil {
+		var suites struct {
+			XMLName  xml.Name `xml:"testsuites"`
+			Tests    int      `xml:"tests,attr"`
+			Failures int      `xml:"failures,attr"`
+			Suites   []struct {
+				Name     string  `xml:"name,attr"`
+				Tests    int     `xml:"tests,attr"`
+				Failures int     `xml:"failures,attr"`
+				Cases    []tcase `xml:"testcase"`
+			} `xml:"testsuite"`
+		}
+		if err := xml.Unmarshal(buf.Bytes(), &suites); err != nil {
 			t.Fatal(err)
 		}
-		if suite.Tests != 2 || suite.Failures != 1 || len(suite.Cases) != 2 {
-			t.Fatalf("suite %+v", suite)
-		}
-		a := suite.Cases[0]
 		want := 1
 		if strict {
 			want = 2
 		}
-		if a.Name != "a.yaml" || len(a.Failures) != want || a.Failures[0].Type != "unknown-key" || a.Failures[0].Message != `unknown key "x", 100% sure: yes` {
-			t.Errorf("strict=%v case %+v", strict, a)
+		if suites.Tests != 3 || suites.Failures != want || len(suites.Suites) != 2 {
+			t.Fatalf("strict=%v suites %+v", strict, suites)
 		}
-		if !strict && a.SystemOut == "" {
-			t.Error("the warning is not in system-out")
+		a, b := suites.Suites[0], suites.Suites[1]
+		if a.Name != "a.yaml" || a.Tests != 2 || a.Failures != want || len(a.Cases) != 2 {
+			t.Fatalf("strict=%v a.yaml %+v", strict, a)
 		}
-		if len(suite.Cases[1].Failures) != 0 {
-			t.Error("a clean file failed")
+		e, w := a.Cases[0], a.Cases[1]
+		if e.Name != "unknown-key at 3:5" || e.Classname != "a.yaml" || e.Failure == nil || e.Failure.Type != "unknown-key" || e.Failure.Message != `unknown key "x", 100% sure: yes` {
+			t.Errorf("error case %+v", e)
+		}
+		if w.Name != "unused-param at 4:0" || (w.Failure != nil) != strict || !strict && !strings.Contains(w.SystemOut, "param p is never used") {
+			t.Errorf("strict=%v warning case %+v", strict, w)
+		}
+		if b.Name != "b.yaml" || b.Tests != 1 || b.Failures != 0 || b.Cases[0].Name != "valid" || b.Cases[0].Failure != nil {
+			t.Errorf("clean file %+v", b)
 		}
 	}
 }

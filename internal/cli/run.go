@@ -12,6 +12,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -77,7 +78,8 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 	ctx, stop := interruptible()
 	defer stop()
 	runID := newRunID()
-	var sink engine.Sink = e.newSink(rf.output)
+	watch := &changeWatch{next: e.newSink(rf.output, rf.verbose)}
+	var sink engine.Sink = watch
 	var confirm engine.Confirmer
 	if !dryRun {
 		// Every run is journaled: intent and outcome of each step, durable
@@ -103,7 +105,29 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 	r := &engine.Runner{Inventory: inv, Sink: sink, DryRun: dryRun, RunID: runID, Connect: e.connector(rf.ssh), Lock: e.locker(sf, pb.Name, runID, rf.waitLock),
 		Confirm: confirm}
 	err = r.Run(ctx, pb, engine.Inputs{Params: values, Secrets: secrets})
-	return e.runExit(err, sink, runID, sf, !dryRun)
+	// Resuming a run that changed nothing is running it again: say so.
+	return e.runExit(err, sink, runID, sf, !dryRun && watch.changed.Load())
+}
+
+// changeWatch notes whether a run began to change anything (a step's
+// apply), passing every event on.
+type changeWatch struct {
+	next    engine.Sink
+	changed atomic.Bool
+}
+
+func (w *changeWatch) Emit(ev *engine.Event) {
+	if ev.Type == engine.EventStepApply {
+		w.changed.Store(true)
+	}
+	w.next.Emit(ev)
+}
+
+// Flush passes a flush on to the text output.
+func (w *changeWatch) Flush() {
+	if f, ok := w.next.(interface{ Flush() }); ok {
+		f.Flush()
+	}
 }
 
 // runFlags are the options of every command that runs steps: run, plan
@@ -117,10 +141,13 @@ type runFlags struct {
 	yes bool
 	// allowWeakSecrets runs with secrets that cannot be redacted safely.
 	allowWeakSecrets bool
+	// verbose shows every step's result (-v).
+	verbose bool
 }
 
 func (e *Env) addRunFlags(fs *flag.FlagSet) *runFlags {
 	rf := &runFlags{state: e.addStateFlags(fs)}
+	fs.BoolVar(&rf.verbose, "v", false, "show every step's result under its line (secrets redacted)")
 	fs.StringVar(&rf.output, "output", "", "output format: text or json (an event per line); default text")
 	fs.DurationVar(&rf.waitLock, "wait-lock", 0, "wait this long for a lock another run holds, instead of refusing at once")
 	fs.StringVar(&rf.ssh.configFile, "ssh-config", "", "OpenSSH client configuration to use instead of ~/.ssh/config (as ssh -F)")
@@ -174,8 +201,9 @@ func interruptible() (context.Context, func()) {
 }
 
 // runExit reports how a run (or a resume) ended and returns the exit code.
-// A journaled run that did not finish says how to resume it.
-func (e *Env) runExit(err error, sink engine.Sink, runID string, sf *stateFlags, journaled bool) int {
+// A journaled run that changed something and did not finish says how to
+// resume it (resumable); one that changed nothing says so.
+func (e *Env) runExit(err error, sink engine.Sink, runID string, sf *stateFlags, resumable bool) int {
 	if f, ok := sink.(interface{ Flush() }); ok {
 		f.Flush()
 	}
@@ -186,6 +214,7 @@ func (e *Env) runExit(err error, sink engine.Sink, runID string, sf *stateFlags,
 	var ue *engine.UnconfirmedError
 	var ce *engine.ConfirmError
 	var se *statedir.UnsafeError
+	var pe *engine.PartialError
 	switch {
 	case errors.As(err, &he):
 		// err, not he: its message is the redacted one.
@@ -199,13 +228,22 @@ func (e *Env) runExit(err error, sink engine.Sink, runID string, sf *stateFlags,
 		return ExitOK
 	case errors.Is(err, engine.ErrInterrupted) || errors.Is(err, context.Canceled):
 		fmt.Fprintln(e.Stderr, "runbook: interrupted; the running step was cancelled")
-		if journaled {
+		if resumable {
 			fmt.Fprintf(e.Stderr, "runbook: to continue where it stopped: %s\n", resume)
 		}
 		return ExitInterrupted
 	case errors.As(err, &ge):
 		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
 		return ExitFailed
+	case errors.As(err, &pe):
+		fmt.Fprintf(e.Stderr, "runbook: partial: the run went through its steps, and %d failure(s) on %s were tolerated:\n", len(pe.Failures), strings.Join(pe.Hosts(), ", "))
+		for _, f := range pe.Failures {
+			fmt.Fprintf(e.Stderr, "  %s\n", f)
+		}
+		if resumable {
+			fmt.Fprintf(e.Stderr, "runbook: once they are fixed, run what failed again with: %s\n", resume)
+		}
+		return ExitPartial
 	case errors.As(err, &de):
 		fmt.Fprintf(e.Stderr, "runbook: nothing was run: %v\n", err)
 		return ExitFailed
@@ -215,14 +253,16 @@ func (e *Env) runExit(err error, sink engine.Sink, runID string, sf *stateFlags,
 		return ExitFailed
 	case errors.As(err, &ce):
 		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
-		if journaled {
+		if resumable {
 			fmt.Fprintf(e.Stderr, "runbook: to go on from there (the gate is asked again): %s\n", resume)
 		}
 		return ExitFailed
 	default:
 		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
-		if journaled {
+		if resumable {
 			fmt.Fprintf(e.Stderr, "runbook: once the cause is fixed, continue with: %s\n", resume)
+		} else {
+			fmt.Fprintln(e.Stderr, "runbook: nothing was changed; once the cause is fixed, run it again")
 		}
 		return ExitFailed
 	}

@@ -34,6 +34,8 @@ func TestScripts(t *testing.T) {
 
 // TestSSHScripts runs the scripts of testdata/script-ssh against a real
 // sshd on loopback. $WORK/inventory.yaml names it pg1 and pg2;
+// $WORK/fleet.yaml pg1, pg2 and pg3 (group postgres), and
+// $WORK/fleet-down.yaml the same with pg3 at a port where nothing answers;
 // $WORK/unknown-key.yaml has an empty known_hosts; $WORK/down.yaml points
 // pg1 at a closed port, $WORK/silent.yaml at a port where nothing answers,
 // $WORK/hung.yaml at one that accepts and never speaks; $SSHD_PORT is the
@@ -60,6 +62,12 @@ func TestSSHScripts(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(env.WorkDir, "inventory.yaml"), []byte(inv), 0o600); err != nil {
 				return err
 			}
+			// fleet.yaml: three hosts (one sshd) in the group postgres;
+			// fleet-down.yaml: the same with nothing answering for pg3.
+			fleet := s.Inventory("pg1", "pg2", "pg3") + "groups:\n  postgres: [pg1, pg2, pg3]\n"
+			if err := os.WriteFile(filepath.Join(env.WorkDir, "fleet.yaml"), []byte(fleet), 0o600); err != nil {
+				return err
+			}
 			empty := filepath.Join(env.WorkDir, "empty_known_hosts")
 			if err := os.WriteFile(empty, nil, 0o600); err != nil {
 				return err
@@ -84,6 +92,11 @@ func TestSSHScripts(t *testing.T) {
 			}
 			_, silentPort, _ := strings.Cut(silent, ":")
 			env.Setenv("SILENT_PORT", silentPort)
+			pg3 := fmt.Sprintf("  pg3: {address: %s}\n", s.Host)
+			fleetDown := strings.Replace(fleet, pg3, fmt.Sprintf("  pg3: {address: %s, port: %s}\n", s.Host, silentPort), 1)
+			if err := os.WriteFile(filepath.Join(env.WorkDir, "fleet-down.yaml"), []byte(fleetDown), 0o600); err != nil {
+				return err
+			}
 			for file, addr := range map[string]string{"silent.yaml": silent, "hung.yaml": hung} {
 				_, port, _ := strings.Cut(addr, ":")
 				inv := strings.Replace(inv, fmt.Sprintf("port: %d", s.Port), "port: "+port, 1)

@@ -98,6 +98,13 @@ func validateCmd(e *Env, args []string) int {
 	} else {
 		rep.write(e.Stdout, *format, *format == "text" && e.isTerminal(e.Stdout) && e.Getenv("NO_COLOR") == "", *strict)
 	}
+	// What errors kept from being checked, said plainly: fixing them may
+	// bring more findings, and the reader should expect it.
+	for _, f := range found.Files {
+		if sk := found.Skipped[f]; len(sk) > 0 {
+			fmt.Fprintf(e.Stderr, "runbook: %s: not checked because of the errors above: %s\n", f, strings.Join(sk, "; "))
+		}
+	}
 	if !checker.ShellChecked() {
 		fmt.Fprintln(e.Stderr, "runbook: shellcheck is not installed: the shell checks of commands were skipped (install shellcheck; --require-shellcheck makes this an error)")
 	}

@@ -117,16 +117,16 @@ func (h *ha) fingerprint() string {
 			fmt.Fprintf(&b, "%s is down (%s)\n", host, strings.TrimSpace(string(out)))
 			continue
 		}
-		b.WriteString(host + ":\n" + h.sh(host, `cd /etc/postgresql/15/main && md5sum postgresql.conf pg_hba.conf
-d=/var/lib/postgresql/15/main
+		b.WriteString(host + ":\n" + h.sh(host, h.layoutEnv(host)+`cd $C && md5sum postgresql.conf pg_hba.conf
+d=$D
 test -f $d/postgresql.auto.conf && echo "auto.conf: $(grep -v '^#' $d/postgresql.auto.conf | sort | md5sum)"
 test -f /etc/inmanta/inmanta.d/database.cfg && echo "database.cfg: $(grep -v '^password=' /etc/inmanta/inmanta.d/database.cfg | md5sum)"
-echo "active: $(systemctl is-active postgresql@15-main inmanta-server | tr '\n' ' ')"
-echo "enabled: $(systemctl is-enabled postgresql@15-main inmanta-server 2>/dev/null | tr '\n' ' ')"
+echo "active: $(systemctl is-active $U inmanta-server | tr '\n' ' ')"
+echo "enabled: $(systemctl is-enabled $U inmanta-server 2>/dev/null | tr '\n' ' ')"
 echo "timeline histories: $(ls $d/pg_wal/ 2>/dev/null | grep -c history)"
 echo "moved aside: $(ls -d $d.runbook-old-* 2>/dev/null | wc -l)"
 test -f $d/standby.signal && echo standby.signal
-if systemctl is-active -q postgresql@15-main; then
+if systemctl is-active -q $U; then
   cd / && runuser -u postgres -- psql -X -A -t -c "SELECT 'recovery ' || pg_is_in_recovery()" \
     -c "SELECT 'replication ' || coalesce(string_agg(application_name || ' ' || state || ' ' || sync_state, ','), 'none') FROM pg_stat_replication" \
     -c "SELECT 'slots ' || coalesce(string_agg(slot_name, ','), 'none') FROM pg_replication_slots" \

@@ -174,14 +174,15 @@ func TestNeverTwoPrimaries(t *testing.T) {
 	// started by hand with the unit's command line serves the API.
 	h.env = append(h.env, "RUNBOOK_DATABASE_PASSWORD=not-used-by-a-refused-run")
 	h.sh("orch", "systemctl stop inmanta-server && systemctl disable inmanta-server")
-	h.sh("orch", "setsid /usr/local/bin/runbook lab standin --config /etc/inmanta/inmanta.d/database.cfg --listen :8888 >/dev/null 2>&1 < /dev/null & "+
+	// As the server's user, against pg2 (the primary: pg1 is its standby).
+	h.sh("orch", "setsid runuser -u inmanta -- env INMANTA_DATABASE_HOST="+lab.Address(1)+" /usr/local/bin/runbook lab standin --version "+lab.DefaultStandinVersion+" >/dev/null 2>&1 < /dev/null & "+
 		"for i in $(seq 100); do ss -Hltn 'sport = :8888' | grep -q . && exit 0; sleep 0.1; done; exit 1")
 	h.refused("the server's program /usr/local/bin/runbook runs (PID", "run", "orchestrator/new-orchestrator", "-p", "old_orchestrator=orch", "-p", "new_orchestrator=pg2", "-p", "database_host=pg2")
 	out, _ = h.run("run", "orchestrator/new-orchestrator", "-p", "old_orchestrator=orch", "-p", "new_orchestrator=pg2", "-p", "database_host=pg2")
 	if !strings.Contains(out, "something listens on port 8888") {
 		t.Errorf("the refusal does not name the listener:\n%s", out)
 	}
-	h.sh("orch", "pkill -f -x '/usr/local/bin/runbook lab standin --config /etc/inmanta/inmanta.d/database.cfg --listen :8888'; true")
+	h.sh("orch", "pkill -f -x '/usr/local/bin/runbook lab standin --version "+lab.DefaultStandinVersion+"'; true")
 
 	// 9. The other way round, with a stale observation: pg1 (now the
 	// standby) is to be promoted while pg2 is powered off. The run dies

@@ -64,7 +64,7 @@ func TestDBASetups(t *testing.T) {
 	start := time.Now()
 	l := startLab(t, "pg1", "pg2")
 	h := &ha{t: t, l: l, env: []string{"RUNBOOK_REPLICATION_PASSWORD=" + replicationPassword}}
-	inv := strings.Replace(readFile(t, l.InventoryPath()), "vars: {layout: debian}", fmt.Sprintf("vars: {layout: debian, pg_port: %d}", dbaPort), 1)
+	inv := strings.Replace(readFile(t, l.InventoryPath()), "vars: {}", fmt.Sprintf("vars: {pg_port: %d}", dbaPort), 1)
 	if !strings.Contains(inv, "pg_port") {
 		t.Fatalf("inventory without the vars to extend:\n%s", inv)
 	}
@@ -290,7 +290,7 @@ mkdir /tblspc/ts1 && chown postgres:postgres /tblspc/ts1`)
 		if got := h.sh("pg1", "ls -A /data/pg/main | grep -c pgsql_tmp; true"); got != "0" {
 			t.Errorf("pg1's copy of pg2 holds what pg2 set aside (%s entries)", got)
 		}
-		h.ok("run", "pg-ha/check", "-p", "primary=pg2", "-p", "standby=pg1")
+		h.ok("run", "pg-ha/check", "-p", "primary=pg2", "-p", "standby=pg1", "-p", "layout=debian")
 		h.unchanged(add...)
 	}) {
 		return
@@ -309,7 +309,7 @@ mkdir /tblspc/ts1 && chown postgres:postgres /tblspc/ts1`)
 			t.Errorf("pg2's layout after rejoining:\n%s", layout)
 		}
 		t.Logf("pg2's data disk: %s", h.sh("pg2", "df -h --output=size,used,avail "+pgData+" | tail -n 1"))
-		h.ok("run", "pg-ha/check", "-p", "primary=pg1", "-p", "standby=pg2")
+		h.ok("run", "pg-ha/check", "-p", "primary=pg1", "-p", "standby=pg2", "-p", "layout=debian")
 		if got := h.psqlAt("pg1", dbaPort, "SELECT count(*) FROM dba_rows"); got != "2000" {
 			t.Errorf("pg1 has %s rows after failing back, want 2000", got)
 		}

@@ -44,6 +44,9 @@ type Host struct {
 	Address string `json:"address"`
 	// PID is the systemd-nspawn process; 0 when the host is not running.
 	PID int `json:"pid"`
+	// Layout is how PostgreSQL is laid out (LayoutDebian, LayoutRHEL,
+	// LayoutPGDG); empty is Debian's.
+	Layout string `json:"layout,omitempty"`
 }
 
 // State is what the lab records of itself, so that down, status and a

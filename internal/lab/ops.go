@@ -38,7 +38,7 @@ func (l *Lab) Status(ctx context.Context) ([]HostStatus, error) {
 			if b, err := l.Exec(ctx, h.Name, "systemctl", "is-system-running"); err == nil || len(b) > 0 {
 				s.Systemd = strings.TrimSpace(string(b))
 			}
-			if b, err := l.Exec(ctx, h.Name, "systemctl", "is-active", "postgresql@15-main.service"); err == nil || len(b) > 0 {
+			if b, err := l.Exec(ctx, h.Name, "systemctl", "is-active", LayoutOf(h).Unit+".service"); err == nil || len(b) > 0 {
 				s.PostgreSQL = strings.TrimSpace(string(b))
 			}
 			if b, err := l.Exec(ctx, h.Name, "systemctl", "is-active", "inmanta-server.service"); err == nil || len(b) > 0 {

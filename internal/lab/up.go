@@ -25,6 +25,12 @@ type Options struct {
 	// Orchestrator is the host that runs the stand-in (default: the first);
 	// its database is always on the first host.
 	Orchestrator string
+	// StandinVersion is the inmanta-core version the stand-in behaves as
+	// on every host (default DefaultStandinVersion).
+	StandinVersion string
+	// Layouts lays out PostgreSQL on hosts as another packaging does, by
+	// host name (LayoutRHEL, LayoutPGDG); hosts not named keep Debian's.
+	Layouts map[string]string
 }
 
 // Address returns the address of the i-th host (0-based).
@@ -80,7 +86,13 @@ func (l *Lab) Up(ctx context.Context, opt Options) (*State, error) {
 	st := &State{}
 	var orch *Host
 	for i, n := range opt.Hosts {
-		h := &Host{Name: n, Address: Address(i)}
+		h := &Host{Name: n, Address: Address(i), Layout: LayoutDebian}
+		if lay, ok := opt.Layouts[n]; ok {
+			if _, known := Layouts[lay]; !known {
+				return nil, fmt.Errorf("host %s: unknown layout %q", n, lay)
+			}
+			h.Layout = lay
+		}
 		st.Hosts = append(st.Hosts, h)
 		if n == opt.Orchestrator {
 			orch = h
@@ -92,8 +104,14 @@ func (l *Lab) Up(ctx context.Context, opt Options) (*State, error) {
 	if err := l.save(st); err != nil {
 		return nil, err
 	}
+	if opt.StandinVersion == "" {
+		opt.StandinVersion = DefaultStandinVersion
+	}
+	if _, err := ParseStandinVersion(opt.StandinVersion); err != nil {
+		return nil, err
+	}
 	for _, h := range st.Hosts {
-		if err := l.prepare(h, st, opt.Standin, h == orch); err != nil {
+		if err := l.prepare(h, st, opt, h == orch); err != nil {
 			return nil, fmt.Errorf("preparing %s: %w", h.Name, err)
 		}
 	}
@@ -112,6 +130,9 @@ func (l *Lab) Up(ctx context.Context, opt Options) (*State, error) {
 		l.logf("lab: waiting for sshd and PostgreSQL on %s", h.Name)
 		if err := l.waitReady(ctx, h); err != nil {
 			return nil, fmt.Errorf("%s did not come up: %w", h.Name, err)
+		}
+		if err := l.installStandin(ctx, h); err != nil {
+			return nil, fmt.Errorf("%s: %w", h.Name, err)
 		}
 	}
 	l.logf("lab: orchestrator database on %s, stand-in on %s", st.Hosts[0].Name, orch.Name)
@@ -165,7 +186,7 @@ var masked = []string{
 // prepare mounts the host's overlay and writes what makes it a host of its
 // own: name, machine id, host keys, the lab key, a plain root profile, the
 // PostgreSQL access of an installed orchestrator, and the stand-in.
-func (l *Lab) prepare(h *Host, st *State, standin string, orchestrator bool) error {
+func (l *Lab) prepare(h *Host, st *State, opt Options, orchestrator bool) error {
 	dir := l.hostDir(h.Name)
 	for _, d := range []string{"upper", "work", "root"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
@@ -203,7 +224,9 @@ func (l *Lab) prepare(h *Host, st *State, standin string, orchestrator bool) err
 		{"root/.bashrc", "# lab host: a plain root profile\n", 0o644},
 		{"root/.ssh/authorized_keys", string(pub), 0o600},
 		{"etc/ssh/sshd_config.d/runbook-lab.conf", "UseDNS no\nPermitRootLogin prohibit-password\n", 0o644},
-		{"etc/systemd/system/inmanta-server.service", standinUnit, 0o644},
+		{"etc/systemd/system/inmanta-server.service", strings.ReplaceAll(standinUnit, "VERSION", opt.StandinVersion), 0o644},
+		{"etc/inmanta/inmanta.cfg", standinMainConfig, 0o644},
+		{"etc/sysconfig/inmanta-server", "# Environment of inmanta-server (EnvironmentFile of its unit).\n", 0o644},
 	}
 	for _, f := range files {
 		if err := write(f.rel, f.content, f.mode); err != nil {
@@ -233,6 +256,14 @@ func (l *Lab) prepare(h *Host, st *State, standin string, orchestrator bool) err
 			return err
 		}
 	}
+	if lay := LayoutOf(h); lay.Name != LayoutDebian {
+		// The data directory and the orchestrator's access are made once
+		// the host runs (initCluster).
+		if err := relayout(root, lay); err != nil {
+			return fmt.Errorf("laying out PostgreSQL as %s does: %w", lay.Name, err)
+		}
+		return l.copyStandin(root, opt.Standin, orchestrator)
+	}
 	// The orchestrator's database access from the lab network, as an
 	// installed orchestrator has it; replication is the playbooks' job.
 	hba := filepath.Join(root, "etc/postgresql/15/main/pg_hba.conf")
@@ -246,6 +277,12 @@ func (l *Lab) prepare(h *Host, st *State, standin string, orchestrator bool) err
 			return err
 		}
 	}
+	return l.copyStandin(root, opt.Standin, orchestrator)
+}
+
+// copyStandin copies the stand-in into a host and, on the orchestrator's
+// host, enables its unit.
+func (l *Lab) copyStandin(root, standin string, orchestrator bool) error {
 	if err := copyFile(standin, filepath.Join(root, "usr/local/bin/runbook"), 0o755); err != nil {
 		return err
 	}
@@ -259,22 +296,61 @@ func (l *Lab) prepare(h *Host, st *State, standin string, orchestrator bool) err
 	return nil
 }
 
-const standinUnit = `# runbook lab: an orchestrator STAND-IN under the unit name of the Inmanta
-# server, which cannot be installed here. It reads the same database.cfg,
-# writes a heartbeat to the database it names and answers the API calls
-# the bundled playbooks make (health, environment list, recompile).
+// DefaultStandinVersion is the inmanta-core version the lab's stand-in
+// behaves as unless told otherwise.
+const DefaultStandinVersion = "19.1.0"
+
+// standinUnit is the RPM's inmanta-server.service (misc/inmanta-server.service
+// of inmanta-core) with the stand-in as its program: user inmanta, the
+// EnvironmentFile, Restart=on-failure without RestartSec (so systemd's
+// default start limit applies: five starts in ten seconds).
+const standinUnit = `# runbook lab: an orchestrator STAND-IN under the unit of the Inmanta
+# server (its RPM's unit, another program), which cannot be installed here.
 [Unit]
-Description=Orchestrator stand-in (runbook lab) for inmanta-server
-After=network.target postgresql.service
+Description=The server of the Inmanta platform (runbook lab: a stand-in)
+After=network.target
 
 [Service]
-ExecStart=/usr/local/bin/runbook lab standin --config /etc/inmanta/inmanta.d/database.cfg --listen :8888
+Type=simple
+User=inmanta
+Group=inmanta
+EnvironmentFile=/etc/sysconfig/inmanta-server
+ExecStart=/usr/local/bin/runbook lab standin --version VERSION
 Restart=on-failure
-RestartSec=1
 
 [Install]
 WantedBy=multi-user.target
 `
+
+// standinMainConfig is the [server] part of the RPM's /etc/inmanta/inmanta.cfg
+// (misc/inmanta.cfg): the API on the loopback address only.
+const standinMainConfig = `[config]
+state-dir=/var/lib/inmanta
+log-dir=/var/log/inmanta
+
+[database]
+#host = localhost
+#port = 5432
+#name = inmanta
+#username=
+#password=
+
+[server]
+bind-address = 127.0.0.1
+bind-port = 8888
+`
+
+// installStandin does on a booted host what the server's package does:
+// the system user inmanta (home /var/lib/inmanta) and its configuration
+// directory.
+func (l *Lab) installStandin(ctx context.Context, h *Host) error {
+	const script = `id -u inmanta >/dev/null 2>&1 || useradd --system --user-group --home-dir /var/lib/inmanta --create-home --shell /usr/sbin/nologin inmanta
+install -d -o root -g inmanta -m 0755 /etc/inmanta/inmanta.d`
+	if b, err := l.Exec(ctx, h.Name, "sh", "-c", script); err != nil {
+		return fmt.Errorf("installing the stand-in's user and directories: %v %s", err, b)
+	}
+	return nil
+}
 
 func copyFile(src, dst string, mode os.FileMode) error {
 	in, err := os.Open(src)
@@ -377,17 +453,10 @@ func (l *Lab) waitReady(ctx context.Context, h *Host) error {
 	if err := waitTCP(ctx, h.Address+":22"); err != nil {
 		return fmt.Errorf("sshd: %w", err)
 	}
-	for {
-		out, err := l.Exec(ctx, h.Name, "systemctl", "is-active", "postgresql@15-main.service")
-		if err == nil && strings.TrimSpace(string(out)) == "active" {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("postgresql@15-main is %s", strings.TrimSpace(string(out)))
-		case <-time.After(200 * time.Millisecond):
-		}
+	if err := l.initCluster(ctx, h); err != nil {
+		return err
 	}
+	return l.waitUnit(ctx, h)
 }
 
 // orchestratorDatabase gives the first host the orchestrator's database and
@@ -408,22 +477,38 @@ func (l *Lab) orchestratorDatabase(ctx context.Context, h, orch *Host) error {
 		dbHost = h.Address
 		// The database must listen on the lab network for a stand-in on
 		// another host; that is the installation, not the HA procedure.
-		if b, err := l.Exec(ctx, h.Name, "sh", "-c", "sed -i \"s/^#listen_addresses = 'localhost'/listen_addresses = '*'/\" /etc/postgresql/15/main/postgresql.conf && systemctl restart postgresql@15-main"); err != nil {
+		lay := LayoutOf(h)
+		if b, err := l.Exec(ctx, h.Name, "sh", "-c", "sed -i \"s/^#listen_addresses = 'localhost'/listen_addresses = '*'/\" "+lay.Conf+"/postgresql.conf && systemctl restart "+lay.Unit); err != nil {
 			return fmt.Errorf("listen on the lab network: %v %s", err, b)
 		}
 	}
 	cfg := fmt.Sprintf("[database]\nhost=%s\nport=5432\nname=inmanta\nusername=inmanta\npassword=%s\n", dbHost, pw)
-	p := filepath.Join(l.root(orch.Name), "etc/inmanta/inmanta.d/database.cfg")
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
+	// Readable by the server's group, as the install guide has it; the
+	// password through standard input.
+	out.Reset()
+	code, err = l.ExecInteractive(ctx, orch.Name, strings.NewReader(cfg), &out, &out,
+		"install", "-o", "root", "-g", "inmanta", "-m", "0640", "/dev/stdin", "/etc/inmanta/inmanta.d/database.cfg")
+	if err != nil || code != 0 {
+		return fmt.Errorf("writing database.cfg: %v %s", err, out.String())
 	}
-	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
-		return err
+	// It may have used up its start limit before database.cfg existed.
+	if b, err := l.Exec(ctx, orch.Name, "sh", "-c", "systemctl reset-failed inmanta-server.service; systemctl restart inmanta-server.service"); err != nil {
+		j, _ := l.Exec(context.Background(), orch.Name, "journalctl", "--no-pager", "-n", "20", "-u", "inmanta-server.service")
+		return fmt.Errorf("starting the stand-in: %v %s\n%s", err, b, j)
 	}
-	if b, err := l.Exec(ctx, orch.Name, "systemctl", "restart", "inmanta-server.service"); err != nil {
-		return fmt.Errorf("starting the stand-in: %v %s", err, b)
+	// The API listens on the host's loopback address only: asked there.
+	for {
+		b, err := l.Exec(ctx, orch.Name, "ss", "-Hltn", "sport = :8888")
+		if err == nil && len(strings.TrimSpace(string(b))) > 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			st, _ := l.Exec(context.Background(), orch.Name, "systemctl", "status", "--no-pager", "inmanta-server")
+			return fmt.Errorf("the stand-in did not start listening: %s", st)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	return waitTCP(ctx, orch.Address+":8888")
 }
 
 func (l *Lab) writeKnownHosts(st *State) error {
@@ -442,9 +527,11 @@ func (l *Lab) writeKnownHosts(st *State) error {
 func (l *Lab) writeInventory(st *State, path string) error {
 	var b strings.Builder
 	b.WriteString("# Written by runbook lab up: the lab's hosts, their keys and layout.\n")
-	fmt.Fprintf(&b, "defaults:\n  user: root\n  port: 22\n  identity_file: %s\n  known_hosts: %s\n  vars: {layout: debian}\nhosts:\n", l.KeyFile(), l.KnownHosts())
+	fmt.Fprintf(&b, "defaults:\n  user: root\n  port: 22\n  identity_file: %s\n  known_hosts: %s\n  vars: {}\nhosts:\n", l.KeyFile(), l.KnownHosts())
 	for _, h := range st.Hosts {
-		fmt.Fprintf(&b, "  %s: {address: %s}\n", h.Name, h.Address)
+		// The layout is not a var: the playbooks find it, or are told.
+		lay := LayoutOf(h)
+		fmt.Fprintf(&b, "  %s: {address: %s}  # PostgreSQL %s laid out as %s packages it: %s, unit %s\n", h.Name, h.Address, PGVersion, lay.Name, lay.Data, lay.Unit)
 	}
 	b.WriteString("groups:\n  postgres: [")
 	for i, h := range st.Hosts {

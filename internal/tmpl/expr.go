@@ -249,6 +249,10 @@ func (s *Scope) checkRefs(src string, node ast.Node, e *Expr, env types.Map) err
 				} else if s.Used != nil {
 					s.Used[id.Value+"."+prop.Value] = true
 				}
+			case "facts":
+				if _, ok := s.Facts[prop.Value]; !ok && s.Facts != nil {
+					fail(n.Property, ruleUndefined, "no fact is named %q%s", prop.Value, didYouMean(prop.Value, keys(s.Facts)))
+				}
 			case "steps":
 				t, ok := s.Steps[prop.Value]
 				switch {

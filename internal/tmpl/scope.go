@@ -30,6 +30,13 @@ type Scope struct {
 	// Result is the type of `result`, or nil where there is none. Wrap it
 	// with Memo when it is shared.
 	Result types.Type
+	// Facts holds the types of the playbook's facts by name, or nil where
+	// facts cannot be read (they are observed after the vars, before the
+	// guards). Set it with SetFacts.
+	Facts types.Map
+	// hostFacts is HostType with `facts`: the values of the facts on the
+	// host an expression runs for.
+	hostFacts types.Type
 
 	// Tainted holds, by step id, why the result of an earlier step may hold
 	// a secret (its inputs read one); an expression that reads it is
@@ -101,9 +108,34 @@ func unmemo(t types.Type) types.Type {
 	return t
 }
 
+// SetFacts makes facts readable from here on: `facts.NAME` (by host) and
+// `host.facts.NAME` (on the host an expression runs for).
+func (s *Scope) SetFacts(facts types.Map) {
+	s.Facts = facts
+	byHost := types.Map{}
+	for k, v := range HostType {
+		byHost[k] = v
+	}
+	perHost := types.Map{}
+	for name, t := range facts {
+		if m, ok := unmemo(t).(types.Map); ok {
+			perHost[name] = m[types.Extra]
+		}
+	}
+	byHost["facts"] = perHost
+	s.hostFacts = Memo(byHost)
+}
+
+// FactType is the type of facts.NAME for a fact whose value on a host has
+// type v: the values by host name.
+func FactType(v types.Type) types.Type { return Memo(types.Map{types.Extra: v}) }
+
 // Roots lists the root names available in this scope.
 func (s *Scope) Roots() []string {
 	roots := []string{"params", "secrets", "vars", "steps", "inventory"}
+	if s.Facts != nil {
+		roots = append(roots, "facts")
+	}
 	if s.Host {
 		roots = append(roots, "host")
 	}
@@ -127,8 +159,15 @@ func (s *Scope) root(name string) (types.Type, bool) {
 	case "steps":
 		return s.Steps, true
 	case "host":
+		if s.Host && s.hostFacts != nil {
+			return s.hostFacts, true
+		}
 		if s.Host {
 			return HostType, true
+		}
+	case "facts":
+		if s.Facts != nil {
+			return s.Facts, true
 		}
 	case "inventory":
 		return InventoryType, true

@@ -141,16 +141,12 @@ func (l Local) WriteFile(ctx context.Context, path string, data []byte, opt Writ
 	if err != nil {
 		return err
 	}
-	mode, uid, gid := opt.Mode, opt.UID, opt.GID
-	if mode == 0 {
-		mode = 0o644
-	}
-	exists := false
-	if old, err := l.Stat(ctx, path); err == nil {
-		mode, uid, gid, exists = old.Mode, old.UID, old.GID, true
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	old, err := l.Stat(ctx, path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
+	mode, uid, gid := opt.attrs(old)
+	exists := old != nil
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".runbook-*")
 	if err != nil {
 		return err

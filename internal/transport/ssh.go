@@ -673,16 +673,12 @@ func (s *SSH) WriteFile(ctx context.Context, p string, data []byte, opt WriteOpt
 	if p, err = s.Resolve(ctx, p); err != nil {
 		return err
 	}
-	mode, uid, gid := opt.Mode, opt.UID, opt.GID
-	if mode == 0 {
-		mode = 0o644
-	}
-	exists := false
-	if old, err := s.Stat(ctx, p); err == nil {
-		mode, uid, gid, exists = old.Mode, old.UID, old.GID, true
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	old, err := s.Stat(ctx, p)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
+	mode, uid, gid := opt.attrs(old)
+	exists := old != nil
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
 	tmp := path.Join(path.Dir(p), "."+path.Base(p)+".runbook-"+hex.EncodeToString(rnd[:]))
@@ -722,6 +718,18 @@ func (s *SSH) WriteFile(ctx context.Context, p string, data []byte, opt WriteOpt
 	if exists {
 		if err := s.copyAttributes(ctx, p, tmp); err != nil {
 			return err
+		}
+		if opt.Replace {
+			// The old file's ACLs and label stay; the mode and owner asked
+			// for win over the ones cp copied.
+			if err := sc.Chmod(tmp, mode); err != nil {
+				return err
+			}
+			if uid >= 0 && gid >= 0 && s.asRoot {
+				if err := sc.Chown(tmp, uid, gid); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	if err := sc.PosixRename(tmp, p); err != nil {

@@ -136,6 +136,14 @@ func TestSSHSimpleCommand(t *testing.T) {
 	if err != nil || out.ExitCode != 1 {
 		t.Errorf("false: exit %d %v", out.ExitCode, err)
 	}
+	// Builtins with the program's meaning are run by the login shell
+	// itself, with the same exit statuses.
+	for line, want := range map[string]int{":": 0, "true": 0, "test -d '/'": 0, "test -f '/nonexistent'": 1} {
+		out, err = c.Run(context.Background(), &transport.Command{Line: line})
+		if err != nil || out.ExitCode != want {
+			t.Errorf("%s: exit %d %v, want %d", line, out.ExitCode, err, want)
+		}
+	}
 	// Started reports the process group the command runs in.
 	var pgid int
 	out, err = c.Run(context.Background(), &transport.Command{Line: "ps -o pgid= -p $$", Started: func(p int) { pgid = p }})
@@ -181,6 +189,13 @@ func TestSSHFiles(t *testing.T) {
 	st, err := c.Stat(ctx, p)
 	if err != nil || st.Mode != 0o640 || st.UID != 101 || st.GID != 104 {
 		t.Errorf("stat after write: %+v %v (want mode 0640 owner 101:104 kept)", st, err)
+	}
+	// Replace: the mode and group asked for win over the old file's.
+	if err := c.WriteFile(ctx, p, []byte("newer\n"), transport.WriteOptions{Mode: 0o600, UID: -1, GID: 4242, Replace: true}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := c.Stat(ctx, p); err != nil || st.Mode != 0o600 || st.UID != 101 || st.GID != 4242 {
+		t.Errorf("stat after a write with Replace: %+v %v (want mode 0600 owner 101:4242)", st, err)
 	}
 	entries, _ := os.ReadDir(filepath.Dir(p))
 	if len(entries) != 1 {

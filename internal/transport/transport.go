@@ -105,10 +105,37 @@ type FileInfo struct {
 
 // WriteOptions says how WriteFile creates the file.
 type WriteOptions struct {
-	// Mode of a new file; an existing file keeps its mode, owner and group.
+	// Mode of a new file; an existing file keeps its mode, owner and group
+	// unless Replace is set.
 	Mode fs.FileMode
 	// UID and GID of a new file when >= 0 (only root can set them).
 	UID, GID int
+	// Replace gives the written file Mode (when not 0), UID and GID (when
+	// >= 0) even when it replaces an existing file: the new attributes
+	// come with the new content in one rename.
+	Replace bool
+}
+
+// attrs returns the mode, owner and group of the written file, given the
+// file it replaces (nil when there is none).
+func (o WriteOptions) attrs(old *FileInfo) (fs.FileMode, int, int) {
+	mode, uid, gid := o.Mode, o.UID, o.GID
+	if mode == 0 {
+		mode = 0o644
+	}
+	if old == nil {
+		return mode, uid, gid
+	}
+	if !o.Replace || o.Mode == 0 {
+		mode = old.Mode
+	}
+	if !o.Replace || uid < 0 {
+		uid = old.UID
+	}
+	if !o.Replace || gid < 0 {
+		gid = old.GID
+	}
+	return mode, uid, gid
 }
 
 // UnreachableError says that nothing answered at a host's address: the TCP
@@ -176,6 +203,16 @@ func Silent(err error) bool {
 	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// NoMachine reports whether a dial error is the network's definitive word
+// that no machine has the address: the neighbour did not answer ARP or
+// neighbour discovery (the kernel gives up after its probes: about 3s for
+// a fresh resolution, about 8s for a stale entry, with Linux's defaults),
+// or a router reported the host or its network unreachable. A timeout is
+// silence, not this.
+func NoMachine(err error) bool {
+	return errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.EHOSTDOWN)
 }
 
 // Answers reports whether anything answers at addr (host:port) within

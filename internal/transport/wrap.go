@@ -22,9 +22,16 @@ const pidMarker = "runbook-pid:"
 //
 // A line that is one simple command (words, single-quoted values, no shell
 // syntax) is exec'd by the login shell itself: same meaning in every POSIX
-// shell, and one /bin/sh fewer per step.
+// shell, and one /bin/sh fewer per step. When that command is one of the
+// builtins every POSIX shell has with the same meaning as the program
+// (true, false, :, test), the login shell runs it itself, as it would for
+// `ssh host true`: exec would start /usr/bin/true instead, a process more
+// per step (about 1 ms on a loaded machine) for the same result.
 func killable(line string) string {
 	if simpleCommand(line) {
+		if sameAsBuiltin[commandName(line)] {
+			return "printf '" + pidMarker + "%s\\n' \"$$\" >&2; " + line
+		}
 		return "printf '" + pidMarker + "%s\\n' \"$$\" >&2; exec " + line
 	}
 	return "printf '" + pidMarker + "%s\\n' \"$$\" >&2; exec /bin/sh -c " + quote(line)
@@ -40,6 +47,20 @@ var shellOnly = map[string]bool{
 	"hash": true, "jobs": true, "fg": true, "bg": true, "getopts": true, "local": true,
 	"let": true, "declare": true, "typeset": true, "builtin": true, "shopt": true,
 	"enable": true, "history": true, "fc": true, "logout": true, "disown": true, "suspend": true,
+}
+
+// sameAsBuiltin are the commands that dash, bash and BusyBox's ash run as
+// builtins behaving as the program of the same name does. (echo is not one
+// of them: dash's interprets backslashes, /bin/echo does not.)
+var sameAsBuiltin = map[string]bool{"true": true, "false": true, ":": true, "test": true}
+
+// commandName is the first word of a simple command.
+func commandName(line string) string {
+	line = strings.TrimLeft(line, " \t")
+	if i := strings.IndexAny(line, " \t"); i >= 0 {
+		return line[:i]
+	}
+	return line
 }
 
 // simpleCommand reports whether line is words of plain characters and

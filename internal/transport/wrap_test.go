@@ -35,3 +35,17 @@ func TestSimpleCommand(t *testing.T) {
 		}
 	}
 }
+
+func TestKillableRunsBuiltinsInTheLoginShell(t *testing.T) {
+	for line, want := range map[string]string{
+		"true":          `printf 'runbook-pid:%s\n' "$$" >&2; true`,
+		"test -f '/x'":  `printf 'runbook-pid:%s\n' "$$" >&2; test -f '/x'`,
+		"echo x":        `printf 'runbook-pid:%s\n' "$$" >&2; exec echo x`,
+		"truex":         `printf 'runbook-pid:%s\n' "$$" >&2; exec truex`,
+		"true; sleep 1": `printf 'runbook-pid:%s\n' "$$" >&2; exec /bin/sh -c 'true; sleep 1'`,
+	} {
+		if got := killable(line); got != want {
+			t.Errorf("killable(%q) = %s, want %s", line, got, want)
+		}
+	}
+}

@@ -1,0 +1,321 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/expr-lang/expr/types"
+	"gopkg.in/yaml.v3"
+
+	"github.com/runbook-dev/runbook/internal/diag"
+	"github.com/runbook-dev/runbook/internal/tmpl"
+	"github.com/runbook-dev/runbook/steps"
+)
+
+// Fact is a read-only observation of hosts made before the guards: a probe
+// on each of its hosts, whose value on each is available to the guards and
+// steps as facts.NAME[HOST] and, on that host, host.facts.NAME.
+type Fact struct {
+	Name string
+	Pos  diag.Pos
+	// Hosts name the hosts (or groups), or HostsExpr gives them as a list;
+	// empty names are left out.
+	Hosts     []*tmpl.Template
+	HostsExpr *tmpl.Template
+	Become    string
+	// ServicePorts are tried when a host's SSH port does not answer.
+	ServicePorts []*tmpl.Template
+	Type         steps.Type
+	Probe        steps.Step
+	// Value makes the fact's value of the probe's result; nil keeps the
+	// result.
+	Value *tmpl.Template
+	// Assert, on the value (as result), refuses the run when false; Hint
+	// says why and what to do.
+	Assert *tmpl.Expr
+	Hint   *tmpl.Template
+	// Print is shown with the fact's line, and journaled.
+	Print   *tmpl.Template
+	Tainted []*tmpl.Template
+}
+
+var factFields = []steps.Field{
+	{Name: "hosts", Kind: steps.StringList, Required: true, Doc: "the hosts (or groups) to observe, or one expression giving a list; empty names are left out", Example: []string{"${{ params.primary }}", "${{ params.standby }}"}},
+	{Name: "become", Kind: steps.Literal, Doc: "run the probe as this user", Example: "postgres"},
+	{Name: "service_ports", Kind: steps.StringList, Doc: servicePortsDoc, Example: []any{"5432"}},
+	{Name: "value", Kind: steps.String, Doc: "the fact's value on a host, made of the probe's result (default: the result itself)", Example: "${{ trim(result.stdout) }}"},
+	{Name: "assert", Kind: steps.Expr, Doc: "refuse the run, before any guard and any change, when this is false on a host; result is the fact's value", Example: `result.problem == ""`},
+	{Name: "hint", Kind: steps.String, Doc: "what a refusal says (result is the fact's value)", Example: "${{ result.problem }}"},
+	{Name: "print", Kind: steps.String, Doc: "what the run shows it found on each host, and journals (result is the fact's value)", Example: "${{ result.layout }}"},
+}
+
+// FactFields returns the keys of a fact besides its probe, for the schema.
+func FactFields() []steps.Field { return factFields }
+
+// decodeAllFacts decodes the facts of the vars files, then the playbook's,
+// and makes them readable by what follows (not by vars, which are computed
+// before them, nor by other facts).
+func (l *Loader) decodeAllFacts(d *steps.Decoder, pb *Playbook, top steps.Body, vfs []*varsFile) {
+	seen := map[string]string{}
+	typesOf := types.Map{}
+	decode := func(d *steps.Decoder, n *yaml.Node) {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if !checkIdent(d, k, "fact") || !checkDuplicate(d, k, "fact", seen) {
+				continue
+			}
+			if f, t := l.decodeFact(d, k, v); f != nil {
+				pb.Facts = append(pb.Facts, f)
+				typesOf[f.Name] = tmpl.FactType(t)
+			}
+		}
+	}
+	for _, vf := range vfs {
+		if n := vf.top.Get("facts"); n != nil {
+			decode(vf.d, n)
+		}
+	}
+	if n := top.Get("facts"); n != nil {
+		decode(d, n)
+	}
+	if len(seen) > 0 {
+		d.Scope.SetFacts(typesOf)
+	}
+}
+
+func (l *Loader) decodeFact(d *steps.Decoder, k, n *yaml.Node) (*Fact, types.Type) {
+	where := "fact " + k.Value
+	if n.Kind != yaml.MappingNode {
+		d.Errorf(n, diag.RuleTypeMismatch, "%s must be a mapping with hosts and a probe", where)
+		return nil, nil
+	}
+	typ, body, rest := l.splitType(d, n, factFields, where)
+	f := d.Check(rest, factFields, where)
+	ft := &Fact{Name: k.Value, Pos: steps.Pos(k), Become: d.Literal(f.Get("become"))}
+	d.Scope.Host = false
+	if h := f.Get("hosts"); h != nil {
+		if h.Kind == yaml.ScalarNode {
+			ft.HostsExpr = d.Template(h)
+			refuseSecretHost(d, h, ft.HostsExpr)
+		} else {
+			ft.Hosts = d.TemplateList(h, "hosts")
+			for i, t := range ft.Hosts {
+				if i < len(h.Content) {
+					refuseSecretHost(d, h.Content[i], t)
+				}
+			}
+		}
+	}
+	ft.ServicePorts = servicePorts(d, f.Get("service_ports"))
+	if typ == nil {
+		return nil, nil
+	}
+	if typ.Describe().Waits {
+		d.Errorf(body, diag.RuleInvalidValue, "%s observes once: use a probe step type, not %s", where, typ.Describe().Name)
+		return nil, nil
+	}
+	ft.Type = typ
+	d.Scope.Host = true
+	defer func() { d.Scope.Host = false }()
+	d.Tainted = nil
+	ft.Probe = l.decodeBody(d, typ, body)
+	ft.Tainted = d.Tainted
+	var valueType types.Type = steps.ProbeResult(typ)
+	saved := d.Scope.Result
+	defer func() { d.Scope.Result = saved }()
+	if v := f.Get("value"); v != nil {
+		d.Scope.Result = steps.ProbeResult(typ)
+		ft.Value = d.Template(v)
+		d.RefuseSecret(v, ft.Value, diag.RuleSecretExposed, where+": value", "a fact is shown and journaled, and read by any step")
+		valueType = types.Any
+	}
+	d.Scope.Result = valueType
+	if h := f.Get("hint"); h != nil {
+		ft.Hint = d.Template(h)
+	}
+	if p := f.Get("print"); p != nil {
+		ft.Print = d.Template(p)
+	}
+	if a := f.Get("assert"); a != nil {
+		ft.Assert = d.Expr(a, valueType)
+	}
+	return ft, valueType
+}
+
+// observeFacts observes every fact on each of its hosts at once, shows what
+// each found, and refuses the run when a fact's assert is false on a host
+// (a *GuardError: nothing has changed). Their values go to the guards and
+// steps as facts.NAME[HOST] and host.facts.NAME.
+func (x *run) observeFacts(ctx context.Context) error {
+	all := map[string]any{}
+	x.base["facts"] = all
+	if len(x.pb.Facts) == 0 {
+		return nil
+	}
+	type job struct {
+		f    *Fact
+		host string
+		// results
+		value any
+		ok    bool
+		msg   string
+	}
+	var jobs []*job
+	for _, f := range x.pb.Facts {
+		hosts, err := x.factHosts(f)
+		if err != nil {
+			return fmt.Errorf("%s:%s: fact %s: hosts: %w", x.pb.File, f.Pos, f.Name, err)
+		}
+		all[f.Name] = map[string]any{}
+		for _, h := range hosts {
+			jobs = append(jobs, &job{f: f, host: h})
+		}
+	}
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			var printed string
+			j.value, j.ok, j.msg, printed = x.fact(ctx, j.f, j.host)
+			st := StatusOK
+			if !j.ok {
+				st = StatusFailed
+			}
+			x.sink.Emit(&Event{Type: EventGuard, Index: i + 1, Name: "fact " + j.f.Name, Host: j.host, Status: st, Duration: time.Since(start), Message: j.msg, Print: printed})
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	var failed []string
+	for _, j := range jobs {
+		all[j.f.Name].(map[string]any)[j.host] = j.value
+		if !j.ok {
+			failed = append(failed, fmt.Sprintf("%q on %s: %s", "fact "+j.f.Name, j.host, j.msg))
+		}
+	}
+	if len(failed) > 0 {
+		return &GuardError{Failed: failed}
+	}
+	return nil
+}
+
+// factHosts resolves a fact's hosts; empty names are left out.
+func (x *run) factHosts(f *Fact) ([]string, error) {
+	var refs []string
+	for _, t := range f.Hosts {
+		name, err := t.Render(x.base)
+		if err != nil {
+			return nil, err
+		}
+		refs = append(refs, name)
+	}
+	if f.HostsExpr != nil {
+		v, err := f.HostsExpr.Value(x.base)
+		if err != nil {
+			return nil, err
+		}
+		switch v := v.(type) {
+		case []any:
+			for _, e := range v {
+				refs = append(refs, tmpl.Format(e))
+			}
+		case []string:
+			refs = append(refs, v...)
+		default:
+			refs = append(refs, strings.Split(tmpl.Format(v), ",")...)
+		}
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, r := range refs {
+		if r = strings.TrimSpace(r); r == "" {
+			continue
+		}
+		names, err := x.inv.Expand(r)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			if !seen[n] {
+				seen[n] = true
+				out = append(out, n)
+			}
+		}
+	}
+	return out, nil
+}
+
+// fact observes one fact on one host: its value, whether its assert holds,
+// what a refusal says and what it prints.
+func (x *run) fact(ctx context.Context, f *Fact, host string) (value any, ok bool, msg, printed string) {
+	ex, err := x.exec(host, f.Become)
+	if err != nil {
+		return nil, false, err.Error(), ""
+	}
+	if ex.ServicePorts, err = steps.RenderPorts(f.ServicePorts, ex.Env); err != nil {
+		return nil, false, err.Error(), ""
+	}
+	if len(f.Tainted) > 0 {
+		x.maskInputs(f.Tainted, ex.Env)
+		ex.Redact = x.redactor()
+	}
+	r, err := steps.Observe(ctx, ex, f.Probe)
+	if err != nil {
+		return nil, false, "probe failed: " + x.redactor().String(err.Error()), ""
+	}
+	value = map[string]any(r)
+	if f.Value != nil {
+		if value, err = f.Value.Value(withResult(ex.Env, r)); err != nil {
+			return nil, false, "value: " + err.Error(), ""
+		}
+	}
+	env := make(map[string]any, len(ex.Env)+1)
+	for k, v := range ex.Env {
+		env[k] = v
+	}
+	env["result"] = value
+	if f.Print != nil {
+		if printed, err = f.Print.Render(env); err != nil {
+			printed = "print: " + err.Error()
+		}
+		printed = x.redactor().String(printed)
+	}
+	if f.Assert == nil {
+		return value, true, "", printed
+	}
+	ok, err = f.Assert.EvalBool(env)
+	if err != nil {
+		return value, false, "assert: " + err.Error(), printed
+	}
+	if ok {
+		return value, true, "", printed
+	}
+	msg = "assert " + f.Assert.Source + " is false"
+	if f.Hint != nil {
+		if hint, err := f.Hint.Render(env); err == nil {
+			msg = hint
+		}
+	}
+	return value, false, x.redactor().String(msg), printed
+}
+
+// hostFacts are the facts' values on one host: host.facts in expressions.
+func (x *run) hostFacts(host string) map[string]any {
+	all, _ := x.base["facts"].(map[string]any)
+	out := make(map[string]any, len(all))
+	for name := range all {
+		if byHost, ok := all[name].(map[string]any); ok {
+			if v, ok := byHost[host]; ok {
+				out[name] = v
+			}
+		}
+	}
+	return out
+}

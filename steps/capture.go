@@ -1,0 +1,262 @@
+package steps
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/expr-lang/expr/types"
+
+	"github.com/runbook-dev/runbook/internal/diag"
+	"github.com/runbook-dev/runbook/internal/tmpl"
+	"github.com/runbook-dev/runbook/internal/transport"
+)
+
+// Capture saves a remote file, or what a command prints, to a local file
+// per host: diagnostics collected from a fleet.
+type Capture struct{}
+
+// The interfaces the type and its steps implement.
+var (
+	_ Type      = Capture{}
+	_ Step      = (*capture)(nil)
+	_ Changer   = (*capture)(nil)
+	_ Rechecker = (*capture)(nil)
+)
+
+// Describe implements Type.
+func (Capture) Describe() Descriptor { return captureType }
+
+var captureType = Descriptor{
+	Name:   "capture",
+	Doc:    "save a remote file, or a command's standard output, to a local file on this machine (one per host: put ${{ host.name }} in dest), written atomically; more than max_size is an error, never a cut",
+	Fields: captureFields,
+	Result: types.Map{"dest": types.String, "bytes": types.Int, "checksum": types.String, "source": types.String},
+}
+
+// DefaultCaptureMax bounds what capture saves when max_size is not given.
+const DefaultCaptureMax = 16 << 20
+
+var captureFields = []Field{
+	{Name: "path", Kind: String, Doc: "the remote file to save (one of path and command)", Example: "/var/log/postgresql/postgresql-15-main.log"},
+	{Name: "command", Kind: String, Doc: "a read-only command whose standard output is saved (one of path and command); a non-zero exit fails the step", Example: "journalctl -u postgresql@15-main -n 500 --no-pager"},
+	{Name: "dest", Kind: String, Required: true, Doc: "the local file to write (its directories are created, mode 0700; the file 0600, replaced atomically); relative to the working directory", Example: "diag/${{ host.name }}/postgresql.log"},
+	{Name: "max_size", Kind: Literal, Doc: "the most it saves: bytes, or with KiB, MiB or GiB; more is an error naming the limit, never a silent cut (default 16MiB)", Example: "64MiB"},
+	{Name: "become", Kind: Literal, Doc: "read as this user (overrides the step's become)", Example: "postgres"},
+}
+
+type capture struct {
+	path, command, dest *tmpl.Template
+	max                 int
+	become              string
+}
+
+// Decode implements Type.
+func (Capture) Decode(d *Decoder, b Body) Step {
+	s := &capture{max: DefaultCaptureMax, become: d.Literal(b.Get("become"))}
+	p, c := b.Get("path"), b.Get("command")
+	switch {
+	case p != nil && c != nil:
+		d.Errorf(c, diag.RuleInvalidValue, "capture takes path or command, not both")
+	case p == nil && c == nil:
+		d.Errorf(b.Node, diag.RuleMissingField, "capture needs path (a remote file) or command (whose output is saved)")
+	}
+	if p != nil {
+		s.path = d.Template(p)
+		d.RefuseSecret(p, s.path, diag.RuleSecretExposed, "path", "a path is shown in messages and the journal")
+	}
+	if c != nil {
+		s.command = d.TemplateIn(c, tmpl.Shell)
+		d.RefuseSecret(c, s.command, diag.RuleSecretInCommand, "command", "on a command line the host's process list shows it")
+		d.Inside("command", c, s.command, tmpl.Shell)
+	}
+	if n := b.Get("dest"); n != nil {
+		s.dest = d.Template(n)
+		d.RefuseSecret(n, s.dest, diag.RuleSecretExposed, "dest", "a path is shown in messages and the journal")
+	}
+	if n := b.Get("max_size"); n != nil {
+		v, err := ParseSize(n.Value)
+		if err != nil {
+			d.Errorf(n, diag.RuleInvalidValue, "max_size: %v", err)
+		}
+		s.max = v
+	}
+	return s
+}
+
+// ParseSize reads a size: bytes, or a number with KiB, MiB or GiB.
+func ParseSize(v string) (int, error) {
+	num, unit := strings.TrimSpace(v), 1
+	for _, u := range []struct {
+		suffix string
+		n      int
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"B", 1}} {
+		if strings.HasSuffix(num, u.suffix) {
+			num, unit = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.n
+			break
+		}
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || n < 1 || n > (1<<40)/unit {
+		return 0, fmt.Errorf("%q is not a size such as 1048576, 512KiB or 16MiB", v)
+	}
+	return n * unit, nil
+}
+
+// FormatSize writes a size as ParseSize reads it, in the largest unit
+// that divides it.
+func FormatSize(n int) string {
+	for _, u := range []struct {
+		suffix string
+		n      int
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n%u.n == 0 {
+			return strconv.Itoa(n/u.n) + u.suffix
+		}
+	}
+	return strconv.Itoa(n) + " bytes"
+}
+
+// target renders what to read and where to write it.
+type captureTarget struct {
+	cmd    *transport.Command
+	source string
+	dest   string
+}
+
+func (s *capture) render(x *Exec) (*captureTarget, error) {
+	dest, err := s.dest.Render(x.Env)
+	if err != nil {
+		return nil, fmt.Errorf("dest: %w", err)
+	}
+	if dest == "" {
+		return nil, errors.New("dest is empty")
+	}
+	become := x.Become
+	if s.become != "" {
+		become = s.become
+	}
+	// One byte past the limit tells a file of exactly the limit from a
+	// larger one; head stops reading there, so a huge file costs little.
+	c := &transport.Command{Become: become, MaxOutput: s.max + 1}
+	var source string
+	if s.path != nil {
+		p, err := s.path.Render(x.Env)
+		if err != nil {
+			return nil, fmt.Errorf("path: %w", err)
+		}
+		c.Line = "head -c " + strconv.Itoa(s.max+1) + " -- " + tmpl.ShellQuote(p)
+		source = p
+	} else {
+		line, err := s.command.Render(x.Env)
+		if err != nil {
+			return nil, fmt.Errorf("command: %w", err)
+		}
+		c.Line, source = line, "the output of "+line
+	}
+	return &captureTarget{cmd: c, source: source, dest: dest}, nil
+}
+
+// Probe reads what would be saved, without saving it.
+func (s *capture) Probe(ctx context.Context, x *Exec) (Result, error) {
+	t, err := s.render(x)
+	if err != nil {
+		return nil, err
+	}
+	data, err := s.read(ctx, x, t)
+	if err != nil {
+		return nil, err
+	}
+	return captureResult(t, data), nil
+}
+
+// Plan says what would be saved where; it reads nothing.
+func (s *capture) Plan(ctx context.Context, x *Exec) (*Plan, error) {
+	t, err := s.render(x)
+	if err != nil {
+		return nil, err
+	}
+	return &Plan{Changes: true, Summary: fmt.Sprintf("save %s from %s to %s (at most %s)", t.source, x.Host.Name, t.dest, FormatSize(s.max)), State: t}, nil
+}
+
+// Apply reads and saves.
+func (s *capture) Apply(ctx context.Context, x *Exec, p *Plan) (Result, error) {
+	t := p.State.(*captureTarget)
+	data, err := s.read(ctx, x, t)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeLocal(t.dest, data); err != nil {
+		return nil, err
+	}
+	return captureResult(t, data), nil
+}
+
+func (s *capture) read(ctx context.Context, x *Exec, t *captureTarget) ([]byte, error) {
+	conn, err := x.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out, err := conn.Run(ctx, t.cmd)
+	if err != nil {
+		return nil, err
+	}
+	if out.ExitCode != 0 {
+		return nil, fmt.Errorf("reading %s: exit status %d: %s", t.source, out.ExitCode, lastLine(x.Redact, out.Stderr))
+	}
+	if out.Truncated || len(out.Stdout) > s.max {
+		return nil, fmt.Errorf("%s is larger than max_size %s: nothing was saved (raise max_size, or capture less)", t.source, FormatSize(s.max))
+	}
+	return out.Stdout, nil
+}
+
+func captureResult(t *captureTarget, data []byte) Result {
+	sum := sha256.Sum256(data)
+	return Result{"dest": t.dest, "bytes": len(data), "checksum": hex.EncodeToString(sum[:]), "source": t.source}
+}
+
+// writeLocal replaces a local file atomically: a temporary file beside
+// it, synced, renamed over it, and the directory synced. A reader sees
+// the old file or the whole new one, never a part.
+func writeLocal(dest string, data []byte) error {
+	dir := filepath.Dir(dest)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("dest: %w", err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("dest: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // a no-op once renamed
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, dest)
+	}
+	if err != nil {
+		return fmt.Errorf("dest %s: %w", dest, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// MayChange implements Changer: capture changes no host.
+func (s *capture) MayChange() bool { return false }
+
+// Rechecks implements Rechecker: saving again replaces the file whole.
+func (s *capture) Rechecks() bool { return true }

@@ -1,0 +1,114 @@
+package steps_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/steps"
+)
+
+func TestCaptureSavesAtomicallyWithinItsLimit(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "remote.log")
+	if err := os.WriteFile(src, []byte(strings.Repeat("x", 2048)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pb := `version: 1
+name: capture
+params:
+  dir: {type: string}
+steps:
+  - id: file
+    capture: {path: "${{ params.dir }}/remote.log", dest: "${{ params.dir }}/out/${{ host.name }}/remote.log", max_size: 2KiB}
+  - id: cmd
+    capture: {command: "echo hello", dest: "${{ params.dir }}/out/${{ host.name }}/hello.txt"}
+    assert: result.bytes == 6
+`
+	ev, err := runPlaybook(t, pb, runOpts{params: map[string]string{"dir": dir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "out", "localhost", "remote.log"))
+	if err != nil || len(got) != 2048 {
+		t.Fatalf("saved %d bytes (%v), want 2048", len(got), err)
+	}
+	st, _ := os.Stat(filepath.Join(dir, "out", "localhost", "remote.log"))
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v, want 0600", st.Mode().Perm())
+	}
+	if e := ev.end("file"); e.Status != engine.StatusChanged || e.Result["bytes"] != 2048 {
+		t.Fatalf("file: %s %v", e.Status, e.Result)
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, "out", "localhost", ".*tmp*"))
+	if len(left) != 0 {
+		t.Fatalf("temporary files left: %v", left)
+	}
+
+	// One byte over the limit: an error naming it, and the file saved
+	// before stays whole.
+	if err := os.WriteFile(src, []byte(strings.Repeat("y", 2049)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = runPlaybook(t, pb, runOpts{params: map[string]string{"dir": dir}})
+	if err == nil || !strings.Contains(err.Error(), "is larger than max_size 2KiB: nothing was saved") {
+		t.Fatalf("err = %v, want the limit named", err)
+	}
+	got, _ = os.ReadFile(filepath.Join(dir, "out", "localhost", "remote.log"))
+	if string(got) != strings.Repeat("x", 2048) {
+		t.Fatal("the file saved before was changed")
+	}
+}
+
+func TestCaptureRefusals(t *testing.T) {
+	for _, c := range []struct{ body, want string }{
+		{`{dest: a}`, "capture needs path (a remote file) or command"},
+		{`{path: /a, command: "true", dest: a}`, "capture takes path or command, not both"},
+		{`{path: /a, dest: a, max_size: 10MB}`, `max_size: "10MB" is not a size such as 1048576, 512KiB or 16MiB`},
+	} {
+		l := &engine.Loader{Registry: steps.Builtin()}
+		_, ds := l.Load("t.yaml", []byte("version: 1\nname: t\nsteps:\n  - capture: "+c.body+"\n"))
+		var all []string
+		for _, d := range ds {
+			all = append(all, d.String())
+		}
+		if !strings.Contains(strings.Join(all, "\n"), c.want) {
+			t.Errorf("%s: got %v, want %q", c.body, all, c.want)
+		}
+	}
+}
+
+func TestSSHExecOutputLimitIsAnError(t *testing.T) {
+	pb := `version: 1
+name: big
+steps:
+  - id: big
+    ssh-exec: {command: "head -c 4194304 /dev/zero", read_only: true}
+  - id: raised
+    ssh-exec: {command: "head -c 4194304 /dev/zero | tr '\\0' x", read_only: true, max_output: 4MiB}
+    assert: len(result.stdout) == 4194304
+`
+	_, err := runPlaybook(t, pb, runOpts{})
+	if err == nil || !strings.Contains(err.Error(), `step "big" on localhost: the command printed more than max_output 1MiB`) {
+		t.Fatalf("err = %v, want the 1MiB limit named", err)
+	}
+	_, err = runPlaybook(t, strings.Replace(pb, "  - id: big\n    ssh-exec: {command: \"head -c 4194304 /dev/zero\", read_only: true}\n", "", 1), runOpts{})
+	if err != nil {
+		t.Fatalf("with max_output 4MiB: %v", err)
+	}
+}
+
+func TestSSHExecFailureShowsBothTails(t *testing.T) {
+	pb := `version: 1
+name: tails
+steps:
+  - id: pg
+    ssh-exec: {command: "echo 'FATAL:  invalid value for parameter \"shared_buffers\": \"12XB\"'; echo 'pg_ctl: could not start server' >&2; exit 1", read_only: true}
+`
+	_, err := runPlaybook(t, pb, runOpts{})
+	if err == nil || !strings.Contains(err.Error(), `exit status 1: stderr: pg_ctl: could not start server; stdout: FATAL:  invalid value for parameter "shared_buffers": "12XB"`) {
+		t.Fatalf("err = %v, want both tails", err)
+	}
+}

@@ -1,0 +1,109 @@
+package steps
+
+import (
+	"context"
+	"net"
+	"os"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/runbook-dev/runbook/internal/testnet"
+	"github.com/runbook-dev/runbook/internal/transport"
+)
+
+// countingProbe fails with err (or succeeds when err is nil) and counts
+// how often it was asked.
+type countingProbe struct {
+	err   error
+	calls int
+}
+
+func (p *countingProbe) Probe(context.Context, *Exec) (Result, error) {
+	p.calls++
+	if p.err != nil {
+		return nil, p.err
+	}
+	return Result{}, nil
+}
+func (p *countingProbe) Plan(context.Context, *Exec) (*Plan, error) { return &Plan{}, nil }
+func (p *countingProbe) Apply(context.Context, *Exec, *Plan) (Result, error) {
+	return nil, nil
+}
+
+func TestSightingsShareADefinitiveDownForAShortWhile(t *testing.T) {
+	clock := time.Unix(1000, 0)
+	sg := NewSightings()
+	sg.now = func() time.Time { return clock }
+	x := &Exec{Host: Host{Name: "pg1"}, Sightings: sg}
+	noHost := &transport.UnreachableError{Host: "pg1", Addr: "10.0.0.11:22", Err: &os.SyscallError{Syscall: "connect", Err: syscall.EHOSTUNREACH}}
+	p := &countingProbe{err: noHost}
+	observe := func(want bool) Result {
+		t.Helper()
+		r, err := Observe(context.Background(), x, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r["reachable"] != want {
+			t.Fatalf("reachable = %v, want %v (%v)", r["reachable"], want, r)
+		}
+		return r
+	}
+	observe(false)
+	clock = clock.Add(DownReuse - time.Millisecond)
+	if r := observe(false); p.calls != 1 {
+		t.Errorf("a probe %v after a definitive down asked the network again", DownReuse-time.Millisecond)
+	} else if msg := r["error"].(string); msg == "" {
+		t.Error("a shared finding says nothing of where it comes from")
+	}
+	// Past the window the network is asked again, and the finding renewed.
+	clock = clock.Add(time.Millisecond)
+	if observe(false); p.calls != 2 {
+		t.Errorf("a probe %v after the finding did not ask again", DownReuse)
+	}
+	// A probe that needs ports the finding did not try asks again (the
+	// port is one where nothing answers: ServicePortTimeout passes).
+	_, port, _ := net.SplitHostPort(testnet.SilentAddr(t))
+	n, _ := strconv.Atoi(port)
+	noHost.Addr = net.JoinHostPort("127.0.0.1", port)
+	x.ServicePorts = []int{n}
+	if observe(false); p.calls != 3 {
+		t.Error("a probe with service ports the finding did not try took it")
+	}
+	x.ServicePorts = nil
+	if observe(false); p.calls != 3 {
+		t.Error("a probe with fewer ports than the finding asked again")
+	}
+	// Reached: the finding is gone.
+	p.err = nil
+	sg.forget("pg1")
+	observe(true)
+	p.err = noHost
+	clock = clock.Add(time.Millisecond)
+	observe(false)
+	p.err = nil
+	observe(false) // still within the window of the finding just made
+	if p.calls != 5 {
+		t.Errorf("calls = %d, want 5", p.calls)
+	}
+}
+
+func TestSightingsNeverShareSilence(t *testing.T) {
+	for name, err := range map[string]error{
+		"timeout": &transport.UnreachableError{Host: "pg1", Addr: "10.0.0.11:22", Err: os.ErrDeadlineExceeded},
+		"jump":    &transport.UnreachableError{Host: "pg1", Addr: "10.0.0.11:22", Via: "bastion", Err: syscall.EHOSTUNREACH},
+		"refused": &transport.SessionError{Host: "pg1", Addr: "10.0.0.11:22", Stage: "connect", Err: syscall.ECONNREFUSED},
+	} {
+		t.Run(name, func(t *testing.T) {
+			x := &Exec{Host: Host{Name: "pg1"}, Sightings: NewSightings()}
+			p := &countingProbe{err: err}
+			for range 2 {
+				_, _ = Observe(context.Background(), x, p)
+			}
+			if p.calls != 2 {
+				t.Errorf("%v was shared: the network was asked %d times, want 2", err, p.calls)
+			}
+		})
+	}
+}
