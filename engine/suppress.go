@@ -25,7 +25,7 @@ func suppress(ds *diag.List, src []byte) {
 	if !bytes.Contains(src, []byte("runbook:ignore")) {
 		return
 	}
-	lines := strings.Split(string(src), "\n")
+	lines := diag.SplitLines(string(src))
 	ignored := func(line int, rule string) bool {
 		for _, l := range []int{line - 1, line - 2} {
 			if l < 0 || l >= len(lines) {
@@ -35,7 +35,7 @@ func suppress(ds *diag.List, src []byte) {
 			if !ok {
 				continue
 			}
-			for _, id := range strings.FieldsFunc(after, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' }) {
+			for _, id := range strings.FieldsFunc(after, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' || r == '\r' }) {
 				if id == rule {
 					return true
 				}

@@ -181,7 +181,7 @@ func validateFiles(files []input, opts ValidateOptions) *Report {
 		rep.Diagnostics = append(rep.Diagnostics, r...)
 		rep.Files = append(rep.Files, files[i].name)
 		if len(r) > 0 {
-			rep.Sources[files[i].name] = strings.Split(string(sources[i]), "\n")
+			rep.Sources[files[i].name] = diag.SplitLines(string(sources[i]))
 		}
 	}
 	diag.Sort(rep.Diagnostics)

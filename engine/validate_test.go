@@ -35,15 +35,11 @@ func validator(t *testing.T) *engine.Loader {
 		}
 		t.Skip("shellcheck is not installed")
 	}
-	c, err := textcheck.New(context.Background(), sc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := textcheck.New(context.Background(), sc)
 	t.Cleanup(func() {
 		if err := c.Err(); err != nil {
 			t.Error(err)
 		}
-		c.Close()
 	})
 	return &engine.Loader{Registry: steps.Builtin(), Inside: c}
 }

@@ -408,7 +408,7 @@ func (d *Decoder) Expr(n *yaml.Node, result types.Type) *tmpl.Expr {
 // does not give the value back.
 func (d *Decoder) PosIn(n *yaml.Node, offset int) diag.Pos {
 	if d.lines == nil {
-		d.lines = strings.Split(strings.ReplaceAll(string(d.Source), "\r\n", "\n"), "\n")
+		d.lines = diag.SplitLines(string(d.Source))
 	}
 	if p, ok := scalarPos(d.lines, n, offset); ok {
 		return p
@@ -420,7 +420,7 @@ func (d *Decoder) PosIn(n *yaml.Node, offset int) diag.Pos {
 	line := strings.Count(v[:offset], "\n")
 	lineStart := strings.LastIndexByte(v[:offset], '\n') + 1
 	col := utf8.RuneCountInString(v[lineStart:offset])
-	switch n.Style {
+	switch n.Style &^ yaml.TaggedStyle {
 	case yaml.LiteralStyle, yaml.FoldedStyle:
 		srcLine := n.Line + 1 + line
 		valueLine := v[lineStart:]

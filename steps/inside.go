@@ -31,6 +31,10 @@ type Inside struct {
 // Pos is the position in the source of the byte at offset of the text.
 func (in *Inside) Pos(offset int) diag.Pos { return in.d.PosIn(in.node, offset) }
 
+// Folded reports whether the text is a folded block scalar (>), whose
+// lines YAML joins with spaces.
+func (in *Inside) Folded() bool { return in.node.Style&yaml.FoldedStyle != 0 }
+
 // Inside records the text t, the value of field at n, for the checkers of
 // lang, when the decoder collects texts (Insides is not nil). It returns
 // the record for the step type to complete, or nil.

@@ -25,14 +25,48 @@ func scalarPos(lines []string, n *yaml.Node, offset int) (diag.Pos, bool) {
 	if bi < 0 {
 		return diag.Pos{}, false
 	}
-	switch n.Style {
+	// yaml.v3 places a node at its first property (&anchor, !tag), not
+	// at its value.
+	li, bi = skipProperties(lines, li, bi)
+	if li >= len(lines) {
+		return diag.Pos{}, false
+	}
+	// A tag adds TaggedStyle to the style of the value.
+	style := n.Style &^ yaml.TaggedStyle
+	switch style {
 	case yaml.LiteralStyle, yaml.FoldedStyle:
-		return blockPos(lines, li, bi, n, offset)
+		return blockPos(lines, li, bi, n.Value, style, offset)
 	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
 		bi++
 	}
-	w := &flowWalker{lines: lines, li: li, bi: bi, value: n.Value, style: n.Style}
+	w := &flowWalker{lines: lines, li: li, bi: bi, value: n.Value, style: style}
 	return w.find(offset)
+}
+
+// skipProperties moves past the anchor and the tag that may come before
+// a node's value (&a !!str "..."), on its line or the lines after.
+func skipProperties(lines []string, li, bi int) (int, int) {
+	for li < len(lines) {
+		line := lines[li]
+		if bi >= len(line) || line[bi] == '#' {
+			// The value is on a line after its properties.
+			li++
+			if li < len(lines) {
+				bi = len(lines[li]) - len(strings.TrimLeft(lines[li], " \t"))
+			}
+			continue
+		}
+		if line[bi] != '&' && line[bi] != '!' {
+			return li, bi
+		}
+		for bi < len(line) && line[bi] != ' ' && line[bi] != '\t' {
+			bi++
+		}
+		for bi < len(line) && (line[bi] == ' ' || line[bi] == '\t') {
+			bi++
+		}
+	}
+	return li, bi
 }
 
 // byteIndex returns the byte index of the rune at col (0-based) in s, or -1.
@@ -177,12 +211,11 @@ func escapeLen(s string) (escape, bool) {
 
 // blockPos finds offset in a literal (|) or folded (>) block scalar whose
 // indicator is at lines[li][bi]: its content starts on the next line.
-func blockPos(lines []string, li, bi int, n *yaml.Node, offset int) (diag.Pos, bool) {
+func blockPos(lines []string, li, bi int, v string, style yaml.Style, offset int) (diag.Pos, bool) {
 	indent := blockIndent(lines, li, bi)
 	if indent < 0 {
 		return diag.Pos{}, false
 	}
-	v := n.Value
 	vi, last := 0, -1
 	prevNormal, blank := false, 0
 	for j := li + 1; j < len(lines); j++ {
@@ -201,9 +234,9 @@ func blockPos(lines []string, li, bi int, n *yaml.Node, offset int) (diag.Pos, b
 		switch {
 		case last < 0:
 			brk = strings.Repeat("\n", blank)
-		case n.Style == yaml.FoldedStyle && prevNormal && normal && blank == 0:
+		case style == yaml.FoldedStyle && prevNormal && normal && blank == 0:
 			brk = " "
-		case n.Style == yaml.FoldedStyle && prevNormal && normal:
+		case style == yaml.FoldedStyle && prevNormal && normal:
 			brk = strings.Repeat("\n", blank)
 		default:
 			brk = strings.Repeat("\n", blank+1)

@@ -107,3 +107,31 @@ func TestSightingsNeverShareSilence(t *testing.T) {
 		})
 	}
 }
+
+// answeringProbe is a probe whose result says whether a server answered.
+type answeringProbe struct{ countingProbe }
+
+func (*answeringProbe) DownResult() Result { return Result{"answered": false} }
+
+// TestDownResultWhetherProbedOrShared: a step with its own down values
+// (sql's answered) carries them when its host was found down, whether the
+// network was asked or a recent finding was taken: an assert on
+// !result.answered reads the same either way.
+func TestDownResultWhetherProbedOrShared(t *testing.T) {
+	sg := NewSightings()
+	x := &Exec{Host: Host{Name: "pg1"}, Sightings: sg}
+	noHost := &transport.UnreachableError{Host: "pg1", Addr: "10.0.0.11:22", Err: &os.SyscallError{Syscall: "connect", Err: syscall.EHOSTUNREACH}}
+	p := &answeringProbe{countingProbe{err: noHost}}
+	for i, what := range []string{"probed", "shared"} {
+		r, err := Observe(context.Background(), x, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a, ok := r["answered"].(bool); !ok || a {
+			t.Errorf("%s: answered = %#v, want false", what, r["answered"])
+		}
+		if p.calls != 1 {
+			t.Errorf("after %d observations the probe ran %d times, want 1", i+1, p.calls)
+		}
+	}
+}

@@ -30,11 +30,12 @@ type SQL struct{}
 // The interfaces the type and its steps implement: a method renamed or
 // removed breaks the build here.
 var (
-	_ Type      = SQL{}
-	_ Step      = (*sqlStep)(nil)
-	_ Changer   = (*sqlStep)(nil)
-	_ Rechecker = (*sqlStep)(nil)
-	_ Settler   = (*sqlStep)(nil)
+	_ Type         = SQL{}
+	_ Step         = (*sqlStep)(nil)
+	_ Changer      = (*sqlStep)(nil)
+	_ Rechecker    = (*sqlStep)(nil)
+	_ DownResulter = (*sqlStep)(nil)
+	_ Settler      = (*sqlStep)(nil)
 )
 
 // Describe implements Type.
@@ -629,6 +630,12 @@ func (s *sqlStep) Settle(ctx context.Context, x *Exec, wait time.Duration) error
 
 // MayChange implements Changer.
 func (s *sqlStep) MayChange() bool { return !s.readOnly }
+
+// DownResult implements DownResulter: on a host that is down, no server
+// answered.
+func (s *sqlStep) DownResult() Result {
+	return Result{"rows": []any{}, "rows_affected": 0, "ok": false, "sqlstate": "", "skipped": false, "answered": false}
+}
 
 // Rechecks implements Rechecker: unless finds a change already made.
 func (s *sqlStep) Rechecks() bool { return s.readOnly || s.idempotent || s.unless != nil }

@@ -309,6 +309,26 @@ func (e *DownError) Error() string {
 	return fmt.Sprintf("host %s: its SSH port does not answer (%v), but %s does: the machine is up, not down; fix SSH to it (or power it off) and try again", e.Host, e.SSH, e.Answered)
 }
 
+// DownResulter is implemented by a step whose result, when its host is
+// down, says more than reachable == false: the values its own fields take
+// when nothing answers (sql: answered == false), so that an assert reads
+// them whether the host was probed or a recent sighting was reused.
+type DownResulter interface {
+	DownResult() Result
+}
+
+// withDown adds s's DownResult, when it has one, to r.
+func withDown(s Step, r Result) Result {
+	if d, ok := s.(DownResulter); ok {
+		for k, v := range d.DownResult() {
+			if _, set := r[k]; !set {
+				r[k] = v
+			}
+		}
+	}
+	return r
+}
+
 // Observe probes s on x's host. A host is down, and the result has
 // reachable == false, only when nothing answers at its SSH port
 // (transport.UnreachableError) and nothing answers at any of
@@ -319,7 +339,7 @@ func (e *DownError) Error() string {
 // that a host that is down costs one timeout, not two.
 func Observe(ctx context.Context, x *Exec, s Step) (Result, error) {
 	if r := x.Sightings.recent(x.Host.Name, x.ServicePorts); r != nil {
-		return r, nil
+		return withDown(s, r), nil
 	}
 	var early <-chan string
 	if len(x.ServicePorts) > 0 && x.Host.Address != "" {
@@ -337,7 +357,7 @@ func Observe(ctx context.Context, x *Exec, s Step) (Result, error) {
 			return nil, err
 		}
 		x.Sightings.record(x.Host.Name, x.ServicePorts, u)
-		return Result{"reachable": false, "error": err.Error()}, nil
+		return withDown(s, Result{"reachable": false, "error": err.Error()}), nil
 	}
 	x.Sightings.forget(x.Host.Name)
 	out := Result{"reachable": true, "error": ""}

@@ -126,15 +126,11 @@ func insideChecker(t *testing.T) *textcheck.Checker {
 	if err != nil && os.Getenv("RUNBOOK_REQUIRE_REAL") != "" {
 		t.Fatal("shellcheck is not installed (RUNBOOK_REQUIRE_REAL is set): apt-get install shellcheck")
 	}
-	c, err := textcheck.New(context.Background(), sc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := textcheck.New(context.Background(), sc)
 	t.Cleanup(func() {
 		if err := c.Err(); err != nil {
 			t.Error(err)
 		}
-		c.Close()
 	})
 	return c
 }

@@ -78,10 +78,12 @@ func (r *report) writeJSON(w io.Writer) {
 	fmt.Fprintf(w, "%s\n", b)
 }
 
-// tokenEnd returns the column after the word that starts at col.
+// tokenEnd returns the column after the word that starts at col, both
+// counted in characters.
 func tokenEnd(line string, col int) int {
+	runes := []rune(line)
 	i := col - 1
-	for i < len(line) && line[i] != ' ' && line[i] != ':' && line[i] != ',' && line[i] != '}' {
+	for i < len(runes) && runes[i] != ' ' && runes[i] != ':' && runes[i] != ',' && runes[i] != '}' {
 		i++
 	}
 	return i + 1
@@ -174,8 +176,11 @@ func (r *report) writeSARIF(w io.Writer) {
 			"tool": map[string]any{"driver": map[string]any{
 				"name": "runbook", "version": Version, "informationUri": "https://runbook.dev", "rules": rules, "language": "en-US",
 			}},
-			"language":         "en-US",
-			"newlineSequences": []string{"\n"},
+			"language": "en-US",
+			// Columns count characters, as everywhere in runbook, not
+			// SARIF's default UTF-16 code units (off by one per emoji).
+			"columnKind":       "unicodeCodePoints",
+			"newlineSequences": []string{"\r\n", "\n", "\r"},
 			"results":          results,
 		}},
 	}

@@ -174,3 +174,52 @@ func TestSARIFAgainstSchema(t *testing.T) {
 		t.Fatalf("runs/results lost: %+v", rep.Runs)
 	}
 }
+
+// TestJSONEndColumnCharacters: end_column counts characters, as column
+// does, also after multibyte ones.
+func TestJSONEndColumnCharacters(t *testing.T) {
+	r := &report{
+		files:   []string{"a.yaml"},
+		ds:      []*diag.Diagnostic{{File: "a.yaml", Pos: diag.Pos{Line: 1, Col: 28}, Rule: "shellcheck:SC2086", Severity: diag.Warning, Message: "m"}},
+		sources: map[string][]string{"a.yaml": {`      command: echo "éé日本" $x`}},
+	}
+	var buf bytes.Buffer
+	r.writeJSON(&buf)
+	var items []struct {
+		Column    int `json:"column"`
+		EndColumn int `json:"end_column"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &items); err != nil {
+		t.Fatal(err)
+	}
+	// $x is the 28th and 29th characters.
+	if len(items) != 1 || items[0].Column != 28 || items[0].EndColumn != 30 {
+		t.Errorf("got %+v, want column 28, end_column 30", items)
+	}
+}
+
+// TestSARIFColumnKind: SARIF's columns are said to count code points, as
+// runbook's do (its default is UTF-16 code units).
+func TestSARIFColumnKind(t *testing.T) {
+	var buf bytes.Buffer
+	sampleReport().writeSARIF(&buf)
+	var log struct {
+		Runs []struct {
+			ColumnKind string `json:"columnKind"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &log); err != nil {
+		t.Fatal(err)
+	}
+	if len(log.Runs) != 1 || log.Runs[0].ColumnKind != "unicodeCodePoints" {
+		t.Errorf("got %+v, want columnKind unicodeCodePoints", log.Runs)
+	}
+}
+
+// TestSplitLines: the report shows source lines whatever the line breaks.
+func TestSplitLines(t *testing.T) {
+	got := diag.SplitLines("a\r\nb\rc\nd")
+	if len(got) != 4 || got[0] != "a" || got[1] != "b" || got[2] != "c" || got[3] != "d" {
+		t.Errorf("got %q", got)
+	}
+}

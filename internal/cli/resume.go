@@ -79,17 +79,8 @@ func resumeCmd(e *Env, args []string) int {
 	if !ok {
 		return ExitFailed
 	}
-	values, err := engine.ResolveParams(pb, h.Given)
-	if err != nil {
-		fmt.Fprintf(e.Stderr, "runbook: the run's parameters: %v; nothing was run\n", err)
-		return ExitFailed
-	}
-	secrets, err := engine.ResolveSecrets(pb, engine.SecretSource{LookupEnv: e.LookupEnv, Prompt: e.prompter()})
-	if err != nil {
-		fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run\n", err)
-		return ExitFailed
-	}
-	if !e.checkSecrets(pb, inv, values, secrets, rf.allowWeakSecrets) {
+	values, secrets, ok := e.runInputs(pb, inv, h.Given, "the run's parameters: ", rf.allowWeakSecrets)
+	if !ok {
 		return ExitFailed
 	}
 	resume, a, lost := st.Resume(store, durable.NewAttempt(e.operator()), durable.ResumeOptions{

@@ -62,17 +62,8 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 	if !ok {
 		return ExitFailed
 	}
-	values, err := engine.ResolveParams(pb, params)
-	if err != nil {
-		fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run\n", err)
-		return ExitFailed
-	}
-	secrets, err := engine.ResolveSecrets(pb, engine.SecretSource{LookupEnv: e.LookupEnv, Prompt: e.prompter()})
-	if err != nil {
-		fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run\n", err)
-		return ExitFailed
-	}
-	if !e.checkSecrets(pb, inv, values, secrets, rf.allowWeakSecrets) {
+	values, secrets, ok := e.runInputs(pb, inv, params, "", rf.allowWeakSecrets)
+	if !ok {
 		return ExitFailed
 	}
 	ctx, stop := interruptible()
@@ -158,6 +149,27 @@ func (e *Env) addRunFlags(fs *flag.FlagSet) *runFlags {
 
 // checkSecrets refuses secrets that cannot be redacted safely, or with
 // allow only warns about them; false when the run must not go on.
+// runInputs resolves a run's params (given: as on the command line or in
+// the journal of the run resumed; what: how the error names them) and
+// secrets, and judges the secrets before anything runs. It prints why when
+// it returns false.
+func (e *Env) runInputs(pb *engine.Playbook, inv *engine.Inventory, given map[string]string, what string, allowWeak bool) (map[string]any, map[string]string, bool) {
+	values, err := engine.ResolveParams(pb, given)
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "runbook: %s%v; nothing was run\n", what, err)
+		return nil, nil, false
+	}
+	secrets, err := engine.ResolveSecrets(pb, engine.SecretSource{LookupEnv: e.LookupEnv, Prompt: e.prompter()})
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run\n", err)
+		return nil, nil, false
+	}
+	if !e.checkSecrets(pb, inv, values, secrets, allowWeak) {
+		return nil, nil, false
+	}
+	return values, secrets, true
+}
+
 func (e *Env) checkSecrets(pb *engine.Playbook, inv *engine.Inventory, params map[string]any, secrets map[string]string, allow bool) bool {
 	err := engine.CheckSecrets(pb, inv, params, secrets)
 	if err == nil {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/runbook-dev/runbook/engine"
 	"github.com/runbook-dev/runbook/internal/diag"
@@ -22,6 +24,7 @@ func validateCmd(e *Env, args []string) int {
 	invFile := fs.String("inventory", "", "also check host names against this inventory")
 	listRules := fs.Bool("list-rules", false, "list the rule ids diagnostics carry, and exit")
 	requireShellcheck := fs.Bool("require-shellcheck", false, "fail when shellcheck is not installed, instead of skipping the shell checks (for CI)")
+	requireSQLParser := fs.Bool("require-sql-parser", false, "fail when this runbook was built without PostgreSQL's parser (without cgo), instead of skipping the SQL checks (for CI)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return ExitUsage
@@ -63,12 +66,14 @@ func validateCmd(e *Env, args []string) int {
 		fmt.Fprintln(e.Stderr, "runbook: --require-shellcheck: shellcheck is not installed (not found in PATH)")
 		return ExitUsage
 	}
-	checker, err := textcheck.New(context.Background(), shellcheck)
-	if err != nil {
-		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
-		return ExitInternal
+	if *requireSQLParser && !textcheck.SQLParserLinked {
+		fmt.Fprintln(e.Stderr, "runbook: --require-sql-parser: this runbook was built without cgo, which PostgreSQL's parser needs (build it with CGO_ENABLED=1 and a C compiler, or use a release binary)")
+		return ExitUsage
 	}
-	defer checker.Close()
+	// Ctrl-C or a TERM stops the shellcheck processes too.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	checker := textcheck.New(ctx, shellcheck)
 	loader := newLoader()
 	loader.Inside = checker
 	found, err := engine.Validate(pos, engine.ValidateOptions{Loader: loader, Inventory: inv, Stdin: e.Stdin, StdinName: *stdinName, Config: engine.ConfigFile})
@@ -109,7 +114,7 @@ func validateCmd(e *Env, args []string) int {
 		fmt.Fprintln(e.Stderr, "runbook: shellcheck is not installed: the shell checks of commands were skipped (install shellcheck; --require-shellcheck makes this an error)")
 	}
 	if !checker.SQLChecked() {
-		fmt.Fprintln(e.Stderr, "runbook: this runbook was built without cgo, which PostgreSQL's parser needs: SQL texts were not parsed")
+		fmt.Fprintln(e.Stderr, "runbook: this runbook was built without cgo, which PostgreSQL's parser needs: SQL texts were not parsed (--require-sql-parser makes this an error)")
 	}
 	failing := 0
 	for _, d := range rep.ds {

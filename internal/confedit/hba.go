@@ -306,10 +306,17 @@ func EnsureHBALine(text, line string, match *regexp.Regexp) (string, []Change, e
 	}
 	lines := split(text)
 	rules := make([]*hbaRule, len(lines))
-	for i, l := range lines {
+	for i := 0; i < len(lines); i++ {
+		// PostgreSQL 15 joins a line ending in a backslash with the next:
+		// the rule is judged whole, at the line where it starts.
+		start, l := i, lines[i]
+		for strings.HasSuffix(strings.TrimRight(l, "\r"), "\\") && i+1 < len(lines) {
+			l = strings.TrimSuffix(strings.TrimRight(l, "\r"), "\\") + lines[i+1]
+			i++
+		}
 		if r, ok := parseHBA(l); ok {
-			r.line = i
-			rules[i] = &r
+			r.line = start
+			rules[start] = &r
 		}
 	}
 	pos, how := len(lines), "appended"

@@ -33,6 +33,7 @@ func TestEnsureHBALineAsPostgreSQLMatches(t *testing.T) {
 		{"present but after a reject", base + "host    all   all   127.0.0.0   255.0.0.0   reject  # loopback\n" + rule + "\n", nil},
 		{"replaced in place after a samehost reject", base + "hostnossl all all samehost reject\nhost all rbtest 127.0.0.1/32 md5\n", regexp.MustCompile(`^host all rbtest `)},
 		{"database list over white space", base + "host postgres, template1 all 127.0.0.1/32 reject\n", nil},
+		{"reject continued over two lines", base + "host all all \\\n   127.0.0.1/32 reject\n", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

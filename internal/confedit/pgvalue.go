@@ -49,6 +49,9 @@ func StandbyNames(v string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("synchronous_standby_names %q: %w", v, err)
 	}
+	if err := checkSyncRepGrammar(prefix, items); err != nil {
+		return "", fmt.Errorf("synchronous_standby_names %q: %w (PostgreSQL's form: [FIRST|ANY] N (name, ...) with N at least 1, or name, ...)", v, err)
+	}
 	for i, it := range items {
 		switch {
 		case it == "":
@@ -61,6 +64,31 @@ func StandbyNames(v string) (string, error) {
 		}
 	}
 	return prefix + strings.Join(items, ", ") + suffix, nil
+}
+
+// checkSyncRepGrammar refuses what PostgreSQL's syncrep grammar refuses
+// rather than quoting it into valid names no standby has: a parenthesis
+// outside quotes, FIRST/ANY or a number followed by more words without the
+// (list) form, and N = 0.
+func checkSyncRepGrammar(prefix string, items []string) error {
+	for _, it := range items {
+		if !strings.HasPrefix(it, `"`) && strings.ContainsAny(it, "()") {
+			return fmt.Errorf("%q: a parenthesis outside the [FIRST|ANY] N (list) form", it)
+		}
+	}
+	if prefix != "" {
+		f := strings.Fields(prefix)
+		if n := f[len(f)-2]; strings.Trim(n, "0") == "" {
+			return fmt.Errorf("the number of synchronous standbys is %s", n)
+		}
+		return nil
+	}
+	if len(items) > 0 && !strings.HasPrefix(items[0], `"`) {
+		if w := strings.Fields(items[0]); len(w) > 1 && (strings.EqualFold(w[0], "first") || strings.EqualFold(w[0], "any") || strings.Trim(w[0], "0123456789") == "") {
+			return fmt.Errorf("%q: %s followed by more words without the (list) form", items[0], w[0])
+		}
+	}
+	return nil
 }
 
 // splitNames splits a list at the commas outside double quotes and trims

@@ -61,6 +61,20 @@ func TestStandbyNamesAsPostgreSQLReads(t *testing.T) {
 			}
 		})
 	}
+	// Malformed by PostgreSQL's grammar: refused, as PostgreSQL refuses
+	// the author's text, never quoted into valid names no standby has.
+	for _, bad := range []string{"FIRST (s1, s2)", "ANY 1 s1, s2", "2 (s1, s2", "s1, s2)", "FIRST 0 (a)"} {
+		if v, err := PGValue("synchronous_standby_names", bad); err == nil {
+			t.Errorf("PGValue(%q) = %q, want a refusal", bad, v)
+		}
+		text, _ := Set("", "synchronous_standby_names", "'"+bad+"'")
+		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if errs := strings.TrimSpace(s.Psql(t, "SELECT count(*) FROM pg_file_settings WHERE name = 'synchronous_standby_names' AND error IS NOT NULL")); errs != "1" {
+			t.Errorf("PostgreSQL accepts %q as written: the case is not malformed", bad)
+		}
+	}
 	if _, err := PGValue("synchronous_standby_names", `a, b"c`); err == nil {
 		t.Fatal("a stray double quote was accepted")
 	}

@@ -132,3 +132,10 @@ func distance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// SplitLines splits a file's text into its lines at every line break YAML
+// reads as one: \r\n, \n and a lone \r (old Mac files), so that line n
+// of the result is line n of a position.
+func SplitLines(src string) []string {
+	return strings.Split(strings.ReplaceAll(strings.ReplaceAll(src, "\r\n", "\n"), "\r", "\n"), "\n")
+}

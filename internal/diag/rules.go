@@ -45,6 +45,17 @@ const (
 	// RuleSQLArgs $n parameters that do not match the values of args:.
 	RuleSQLSyntax = "sql-syntax"
 	RuleSQLArgs   = "sql-args"
+	// RuleSQLStatements is SQL text of several statements where the
+	// driver sends it as one prepared statement, which holds one.
+	RuleSQLStatements = "sql-statements"
+	// RuleShellcheckLimit is a command shellcheck was not given (too
+	// long) or did not finish (time, memory).
+	RuleShellcheckLimit = "shellcheck-limit"
+	// RuleFoldedComment is a shell comment in a folded (>) command that
+	// YAML joins with the next line, commenting it out.
+	RuleFoldedComment = "folded-comment"
+	// RuleNULByte is a NUL byte in a command or SQL text.
+	RuleNULByte = "nul-byte"
 )
 
 // Rules describes every rule id, for --list-rules and documentation.
@@ -73,6 +84,10 @@ var Rules = []struct{ ID, Description string }{
 	{RuleShellcheckPrefix + "SCnnnn", "a finding of shellcheck in a command, unless or probe command, checked as POSIX sh (https://www.shellcheck.net/wiki/SCnnnn); errors fail, the other levels are warnings"},
 	{RuleSQLSyntax, "SQL text (query, exec, unless) that PostgreSQL's parser rejects"},
 	{RuleSQLArgs, "$n parameters of SQL text that do not match the values of args: (one with no value, or a value no $n uses)"},
+	{RuleSQLStatements, "several SQL statements in a query, an unless, or an exec with args:, which the driver sends as one prepared statement and PostgreSQL refuses"},
+	{RuleShellcheckLimit, "a command shellcheck did not check: longer than it is given (warning), or it ran out of time or memory on it (error)"},
+	{RuleFoldedComment, "a # comment in a folded (>) command that YAML joins with the next line, which the comment then hides from the shell (warning)"},
+	{RuleNULByte, "a NUL byte in a command or SQL text, which neither a command line nor PostgreSQL's parser takes"},
 	{RulePlaintextSecret, "a password written in plain text instead of a secret (warning)"},
 	{RuleUnusedParam, "a param or secret that nothing uses (warning)"},
 	{RuleUnboundedFanout, "a hosts: step without a parallel bound (warning)"},

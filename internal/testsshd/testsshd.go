@@ -40,6 +40,10 @@ type Options struct {
 	// (ssh-keygen -s -h, principals the server's address and localhost)
 	// and the certificate served with HostCertificate.
 	HostCertificate bool
+	// UserCertificateAsHost, with HostCertificate, signs the host key as
+	// a user certificate (no -h): what an impostor holding a user
+	// certificate from the same CA would present.
+	UserCertificateAsHost bool
 }
 
 // Require skips the test when a real part cannot run here, or fails it
@@ -158,7 +162,11 @@ LogLevel ERROR
 		if err := keygen(ca); err != nil {
 			return nil, err
 		}
-		if out, err := exec.Command("ssh-keygen", "-q", "-s", ca, "-I", "runbook-test-host", "-h", "-n", s.Host+",localhost", hostKey+".pub").CombinedOutput(); err != nil {
+		args := []string{"-q", "-s", ca, "-I", "runbook-test-host", "-h", "-n", s.Host + ",localhost", hostKey + ".pub"}
+		if o.UserCertificateAsHost {
+			args = append(args[:5], args[6:]...)
+		}
+		if out, err := exec.Command("ssh-keygen", args...).CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("ssh-keygen -s: %v: %s", err, out)
 		}
 		conf += "HostCertificate " + hostKey + "-cert.pub\n"

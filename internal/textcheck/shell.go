@@ -8,10 +8,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
+	"time"
 )
 
 // Dialect is the shell commands are checked as. runbook runs every command
@@ -22,10 +23,35 @@ import (
 // shell directive in the text.
 const Dialect = "sh"
 
-// maxBatch bounds the scripts one shellcheck process reads: small enough
-// that the processes share the work of a large tree, large enough that
-// starting them costs little.
-const maxBatch = 200
+// excluded are the shellcheck codes that are never a problem in a
+// playbook. SC1091: a sourced file (". /etc/os-release") is on the target
+// host, never beside the playbook, so shellcheck can never follow it.
+const excluded = "SC1091"
+
+// maxBatch bounds the scripts one shellcheck process reads. Its own work
+// per script grows with the number of scripts it has read (about 0.9 ms
+// each up to a few hundred, twice that at 10,000), and starting it costs
+// about 5 ms: 100 is past the knee of both.
+const maxBatch = 100
+
+// Limits bound what a shellcheck process may take: shellcheck is
+// exponential on some texts (command substitutions nested in quotes 20
+// deep: 309 bytes it never finishes) and superlinear on large ones (5 MB:
+// minutes and gigabytes).
+type Limits struct {
+	// MaxText is the largest command read, in bytes; a larger one is
+	// not checked, and a warning says so.
+	MaxText int
+	// Timeout bounds one shellcheck process.
+	Timeout time.Duration
+	// Memory bounds one shellcheck process's address space, in bytes
+	// (ulimit -v); 0 for no bound.
+	Memory int64
+}
+
+// DefaultLimits are validate's: shellcheck reads a 64 KiB command in
+// about half a second with 35 MB.
+var DefaultLimits = Limits{MaxText: 64 << 10, Timeout: 30 * time.Second, Memory: 2 << 30}
 
 // shellComment is one finding of shellcheck (its json1 format).
 type shellComment struct {
@@ -37,36 +63,46 @@ type shellComment struct {
 	Message string `json:"message"`
 }
 
-// shellJob is one distinct script: done is closed once comments are set.
+// shellJob is one distinct script: done is closed once comments (or
+// limit, when shellcheck could not finish it) are set.
 type shellJob struct {
 	text     string
 	done     chan struct{}
 	comments []shellComment
+	limit    string
 }
 
 // shellRunner checks scripts with shellcheck, each distinct text once.
 // Scripts submitted while every process is busy wait in a queue, and the
-// next process to start takes them all (up to maxBatch): one process per
-// text would spend more time starting than checking.
+// next process to start takes them (up to maxBatch): one process per
+// text would spend more time starting than checking. The scripts reach
+// shellcheck through pipes (/dev/fd/N), so no file holds a command's text
+// on the disk, even after validate is killed.
 type shellRunner struct {
-	ctx  context.Context
-	path string
-	dir  string
+	ctx    context.Context
+	path   string
+	limits Limits
+	env    []string
 
 	mu      sync.Mutex
 	cache   map[string]*shellJob
 	queue   []*shellJob
 	running int
-	batches int
 	err     error
 }
 
-func newShellRunner(ctx context.Context, path string) (*shellRunner, error) {
-	dir, err := os.MkdirTemp("", "runbook-shellcheck-")
-	if err != nil {
-		return nil, err
+func newShellRunner(ctx context.Context, path string, limits Limits) *shellRunner {
+	// SHELLCHECK_OPTS would change what shellcheck reports (--severity,
+	// --exclude, --enable): the findings of validate must not depend on
+	// the environment it runs in, as --norc makes them not depend on a
+	// .shellcheckrc.
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SHELLCHECK_OPTS=") {
+			env = append(env, kv)
+		}
 	}
-	return &shellRunner{ctx: ctx, path: path, dir: dir, cache: map[string]*shellJob{}}, nil
+	return &shellRunner{ctx: ctx, path: path, limits: limits, env: env, cache: map[string]*shellJob{}}
 }
 
 // submit queues text for checking, once, and returns its job.
@@ -98,11 +134,8 @@ func (r *shellRunner) work() {
 		n := min(len(r.queue), maxBatch)
 		batch := r.queue[:n:n]
 		r.queue = r.queue[n:]
-		r.batches++
-		seq := r.batches
 		r.mu.Unlock()
-		err := r.run(seq, batch)
-		if err != nil {
+		if err := r.check(batch); err != nil {
 			r.mu.Lock()
 			if r.err == nil {
 				r.err = err
@@ -115,45 +148,118 @@ func (r *shellRunner) work() {
 	}
 }
 
-// run checks a batch of scripts with one shellcheck process.
-func (r *shellRunner) run(seq int, batch []*shellJob) error {
-	files := make(map[string]*shellJob, len(batch))
-	args := []string{"--norc", "--format=json1", "--shell=" + Dialect}
-	for i, j := range batch {
-		f := filepath.Join(r.dir, strconv.Itoa(seq)+"-"+strconv.Itoa(i)+".sh")
-		if err := os.WriteFile(f, []byte(j.text), 0o600); err != nil {
+// check checks a batch. When shellcheck runs out of time or memory, each
+// script of the batch is checked alone, so that the one it could not
+// finish is named and the others are still checked.
+func (r *shellRunner) check(batch []*shellJob) error {
+	limit, err := r.run(batch)
+	if err != nil || limit == "" {
+		return err
+	}
+	if len(batch) == 1 {
+		batch[0].limit = limit
+		return nil
+	}
+	for _, j := range batch {
+		j.comments = nil
+		if err := r.check([]*shellJob{j}); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// run checks a batch of scripts with one shellcheck process. It returns
+// the limit the process hit (time, memory), or a failure of shellcheck
+// itself.
+func (r *shellRunner) run(batch []*shellJob) (limit string, err error) {
+	ctx, cancel := context.WithTimeout(r.ctx, r.limits.Timeout)
+	defer cancel()
+	args := []string{"--norc", "--format=json1", "--shell=" + Dialect, "--exclude=" + excluded}
+	files := make(map[string]*shellJob, len(batch))
+	var extra, writers []*os.File
+	defer func() {
+		for _, f := range append(extra, writers...) {
+			f.Close()
+		}
+	}()
+	for i, j := range batch {
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return "", err
+		}
+		extra, writers = append(extra, pr), append(writers, pw)
+		// The child's descriptor 3+i is the i-th of ExtraFiles.
+		f := "/dev/fd/" + strconv.Itoa(3+i)
 		files[f] = j
 		args = append(args, f)
 	}
-	defer func() {
-		for f := range files {
-			os.Remove(f)
-		}
-	}()
-	cmd := exec.CommandContext(r.ctx, r.path, args...)
+	name, args := r.path, args
+	if r.limits.Memory > 0 {
+		// shellcheck's runtime accepts no heap limit (+RTS -M is
+		// disabled in its builds), and Go cannot set a child's rlimit:
+		// the shell sets it, then becomes shellcheck.
+		args = append([]string{"-c", `ulimit -v "$1" 2>/dev/null; shift; exec "$0" "$@"`, r.path, strconv.FormatInt(r.limits.Memory>>10, 10)}, args...)
+		name = "/bin/sh"
+	}
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = r.env
+	cmd.ExtraFiles = extra
+	cmd.WaitDelay = time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		if r.ctx.Err() != nil {
+			return "", fmt.Errorf("shellcheck stopped: %w (validate was interrupted)", r.ctx.Err())
+		}
+		return "", fmt.Errorf("shellcheck: %w", err)
+	}
+	for _, f := range extra {
+		f.Close()
+	}
+	extra = nil
+	var wg sync.WaitGroup
+	for i, w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// An error here is shellcheck gone early: its exit says why.
+			w.WriteString(batch[i].text)
+			w.Close()
+		}()
+	}
+	err = cmd.Wait()
+	for _, w := range writers {
+		w.Close() // unblocks a writer shellcheck stopped reading
+	}
+	wg.Wait()
+	writers = nil
+	switch {
+	case r.ctx.Err() != nil:
+		return "", fmt.Errorf("shellcheck stopped: %w (validate was interrupted)", r.ctx.Err())
+	case ctx.Err() != nil:
+		return fmt.Sprintf("did not finish within %s", r.limits.Timeout), nil
+	case bytes.Contains(stderr.Bytes(), []byte("out of memory")):
+		return fmt.Sprintf("ran out of memory (limit %d MiB)", r.limits.Memory>>20), nil
+	}
 	// Exit status 1 means it found something; anything else is a failure
 	// of shellcheck itself.
 	var ee *exec.ExitError
 	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) {
-		return fmt.Errorf("shellcheck: %v: %s", err, bytes.TrimSpace(stderr.Bytes()))
+		return "", fmt.Errorf("shellcheck: %v: %s", err, bytes.TrimSpace(stderr.Bytes()))
 	}
 	var out struct {
 		Comments []shellComment `json:"comments"`
 	}
 	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
-		return fmt.Errorf("shellcheck: its report does not read as json1: %v", err)
+		return "", fmt.Errorf("shellcheck: its report does not read as json1: %v: %s", err, bytes.TrimSpace(stderr.Bytes()))
 	}
 	for _, c := range out.Comments {
 		if j, ok := files[c.File]; ok {
 			j.comments = append(j.comments, c)
 		}
 	}
-	return nil
+	return "", nil
 }
 
 func (r *shellRunner) failure() error {
@@ -161,5 +267,3 @@ func (r *shellRunner) failure() error {
 	defer r.mu.Unlock()
 	return r.err
 }
-
-func (r *shellRunner) close() error { return os.RemoveAll(r.dir) }

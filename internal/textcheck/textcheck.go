@@ -25,24 +25,27 @@ import (
 // validate's workers call Check for many files at once, and a text seen
 // before (the same command in many playbooks) is checked only once.
 type Checker struct {
-	shell *shellRunner // nil without shellcheck
+	shell  *shellRunner // nil without shellcheck
+	limits Limits
 
 	mu  sync.Mutex
 	sql map[string]*sqlResult
 }
 
 // New returns a checker that runs the shellcheck program at shellcheck
-// (an empty path skips the shell checks) until ctx ends or Close.
-func New(ctx context.Context, shellcheck string) (*Checker, error) {
-	c := &Checker{sql: map[string]*sqlResult{}}
+// (an empty path skips the shell checks) within DefaultLimits, until ctx
+// ends.
+func New(ctx context.Context, shellcheck string) *Checker {
+	return NewWithLimits(ctx, shellcheck, DefaultLimits)
+}
+
+// NewWithLimits is New with limits of its own.
+func NewWithLimits(ctx context.Context, shellcheck string, limits Limits) *Checker {
+	c := &Checker{sql: map[string]*sqlResult{}, limits: limits}
 	if shellcheck != "" {
-		r, err := newShellRunner(ctx, shellcheck)
-		if err != nil {
-			return nil, err
-		}
-		c.shell = r
+		c.shell = newShellRunner(ctx, shellcheck, limits)
 	}
-	return c, nil
+	return c
 }
 
 // ShellChecked reports whether commands are checked (shellcheck was
@@ -53,6 +56,9 @@ func (c *Checker) ShellChecked() bool { return c.shell != nil }
 // linked only into a build with cgo.
 func (c *Checker) SQLChecked() bool { return sqlParserLinked }
 
+// SQLParserLinked is whether this build holds PostgreSQL's parser (cgo).
+const SQLParserLinked = sqlParserLinked
+
 // Err returns the first failure of shellcheck itself (it could not be
 // run, or gave no report), not of a text it checked.
 func (c *Checker) Err() error {
@@ -62,16 +68,10 @@ func (c *Checker) Err() error {
 	return c.shell.failure()
 }
 
-// Close removes the checker's temporary files.
-func (c *Checker) Close() error {
-	if c.shell == nil {
-		return nil
-	}
-	return c.shell.close()
-}
-
 // Check reads each text in its language and returns the findings, at
-// their positions in the file (the caller sets the file's name).
+// their positions in the file (the caller sets the file's name). A text
+// reached from several places (a YAML alias, a << merge) is reported
+// once.
 func (c *Checker) Check(texts []*steps.Inside) []*diag.Diagnostic {
 	type pending struct {
 		in  *steps.Inside
@@ -83,15 +83,25 @@ func (c *Checker) Check(texts []*steps.Inside) []*diag.Diagnostic {
 	// The shell texts go to shellcheck first, so that it runs while the
 	// SQL is parsed here.
 	for _, in := range texts {
+		if d := nulByte(in); d != nil {
+			ds = append(ds, d)
+			continue
+		}
+		if in.Lang == tmpl.Shell {
+			ds = append(ds, foldedComments(in)...)
+		}
+		ct, ok := in.Template.CheckText()
 		switch {
+		case !ok:
 		case in.Lang == tmpl.Shell && c.shell != nil:
-			if ct, ok := in.Template.CheckText(); ok {
-				shell = append(shell, pending{in, ct, c.shell.submit(ct.Text)})
+			if len(ct.Text) > c.limits.MaxText {
+				ds = append(ds, &diag.Diagnostic{Pos: in.Pos(0), Rule: diag.RuleShellcheckLimit, Severity: diag.Warning,
+					Message: fmt.Sprintf("this %s is %d KiB, over the %d KiB shellcheck is given: it is not checked (a script that long belongs in a file of its own, installed and checked as one)", in.Field, len(ct.Text)>>10, c.limits.MaxText>>10)})
+				continue
 			}
+			shell = append(shell, pending{in, ct, c.shell.submit(ct.Text)})
 		case in.Lang == tmpl.SQL && sqlParserLinked:
-			if ct, ok := in.Template.CheckText(); ok {
-				sql = append(sql, pending{in: in, ct: ct})
-			}
+			sql = append(sql, pending{in: in, ct: ct})
 		}
 	}
 	for _, p := range sql {
@@ -99,13 +109,102 @@ func (c *Checker) Check(texts []*steps.Inside) []*diag.Diagnostic {
 	}
 	for _, p := range shell {
 		<-p.job.done
+		if p.job.limit != "" {
+			ds = append(ds, &diag.Diagnostic{Pos: p.in.Pos(0), Rule: diag.RuleShellcheckLimit, Severity: diag.Error,
+				Message: fmt.Sprintf("shellcheck %s reading this %s and was stopped: it is not checked (simplify it, or silence this with # runbook:ignore %s)", p.job.limit, p.in.Field, diag.RuleShellcheckLimit)})
+			continue
+		}
 		for _, cm := range p.job.comments {
 			if d := shellDiag(p.in, p.ct, cm); d != nil {
 				ds = append(ds, d)
 			}
 		}
 	}
+	return dedupe(ds)
+}
+
+// dedupe drops a diagnostic equal to one before it: the findings of a
+// text that several steps share through an alias.
+func dedupe(ds []*diag.Diagnostic) []*diag.Diagnostic {
+	type key struct {
+		pos           diag.Pos
+		rule, message string
+	}
+	seen := map[key]bool{}
+	out := ds[:0]
+	for _, d := range ds {
+		k := key{d.Pos, d.Rule, d.Message}
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// nulByte reports a NUL byte in a text: no command line can hold one
+// (exec refuses it), and PostgreSQL's parser stops reading at it.
+func nulByte(in *steps.Inside) *diag.Diagnostic {
+	i := strings.IndexByte(in.Template.Source, 0)
+	if i < 0 {
+		return nil
+	}
+	return &diag.Diagnostic{Pos: in.Pos(i), Rule: diag.RuleNULByte, Severity: diag.Error,
+		Message: fmt.Sprintf("%s holds a NUL byte (\\0), which no command line and no SQL text can hold: remove it", in.Field)}
+}
+
+// foldedComments reports a shell comment in a folded (>) scalar that
+// YAML joins with the line after it: the comment then runs to the end of
+// that line too, and the shell never runs what it hides.
+func foldedComments(in *steps.Inside) []*diag.Diagnostic {
+	if !in.Folded() {
+		return nil
+	}
+	src := in.Template.Source
+	var ds []*diag.Diagnostic
+	for _, at := range commentStarts(src) {
+		end := strings.IndexByte(src[at:], '\n')
+		if end < 0 {
+			end = len(src) - at
+		}
+		end += at
+		from, to := in.Pos(at), in.Pos(end-1)
+		if from.Line != to.Line {
+			ds = append(ds, &diag.Diagnostic{Pos: from, Rule: diag.RuleFoldedComment, Severity: diag.Warning,
+				Message: fmt.Sprintf("this comment is folded (>) into the line after it, so it comments out what follows it up to line %d too, at run time as well: use a literal block (|), or a blank line after the comment", to.Line)})
+		}
+	}
 	return ds
+}
+
+// commentStarts returns the offsets of the # that start a shell comment
+// in text: at the start of a word, outside quotes.
+func commentStarts(text string) []int {
+	var at []int
+	var quote byte
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		switch {
+		case quote == '\'':
+			if c == '\'' {
+				quote = 0
+			}
+		case c == '\\':
+			i++
+		case quote == '"':
+			if c == '"' {
+				quote = 0
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		case c == '#' && (i == 0 || strings.IndexByte(" \t\n;&|()", text[i-1]) >= 0):
+			at = append(at, i)
+			for i < len(text) && text[i] != '\n' {
+				i++
+			}
+		}
+	}
+	return at
 }
 
 // shellDiag turns a shellcheck comment into a diagnostic, or nil for one

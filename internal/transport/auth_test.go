@@ -121,3 +121,37 @@ func sshAdd(t *testing.T, sock, key string) {
 		t.Fatalf("ssh-add %s: %v %s", key, err, out)
 	}
 }
+
+// TestSSHEncryptedKeyWithoutPubInAgent: an identity kept encrypted, its
+// .pub not copied, whose key the agent holds: as OpenSSH does, the public
+// part is read from the private key file and the agent's copy is offered,
+// so IdentitiesOnly (which keeps the agent's other keys away) still
+// authenticates without asking for the passphrase.
+func TestSSHEncryptedKeyWithoutPubInAgent(t *testing.T) {
+	s := testsshd.Start(t)
+	dir := t.TempDir()
+	enc := filepath.Join(dir, "id_encrypted")
+	b, err := os.ReadFile(s.IdentityFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(enc, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("ssh-keygen", "-q", "-p", "-P", "", "-N", "sekret", "-f", enc).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen -p: %v %s", err, out)
+	}
+	sock := startAgent(t, dir)
+	sshAdd(t, sock, s.IdentityFile)
+	t.Setenv("SSH_AUTH_SOCK", sock)
+	if _, err := os.Stat(enc + ".pub"); err == nil {
+		t.Fatal("the test needs no .pub beside the identity")
+	}
+	c, err := dial(t, s, func(c *transport.SSHConfig) { c.IdentityFiles, c.IdentitiesOnly = []string{enc}, true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := c.Run(context.Background(), &transport.Command{Line: "true"}); err != nil || out.ExitCode != 0 {
+		t.Fatalf("through the agent's copy: %v", err)
+	}
+}

@@ -78,3 +78,25 @@ func TestSSHHostCertificates(t *testing.T) {
 		})
 	}
 }
+
+// TestSSHUserCertificateAsHostKey: a server presenting a *user*
+// certificate signed by a CA trusted as @cert-authority is refused, as
+// OpenSSH refuses it ("not a host certificate"): a user certificate from
+// a CA shared by users and hosts must not let its holder pose as a host.
+func TestSSHUserCertificateAsHostKey(t *testing.T) {
+	s := testsshd.StartWith(t, testsshd.Options{HostCertificate: true, UserCertificateAsHost: true})
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(kh, []byte("@cert-authority * "+s.CAKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ssh", "-F", "/dev/null", "-o", "UserKnownHostsFile="+kh, "-o", "GlobalKnownHostsFile=/dev/null",
+		"-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-i", s.IdentityFile,
+		"-p", strconv.Itoa(s.Port), "root@"+s.Host, "true").CombinedOutput()
+	if err == nil {
+		t.Fatalf("OpenSSH accepts a user certificate as host key: %s", out)
+	}
+	_, err = dial(t, s, func(c *transport.SSHConfig) { c.KnownHosts = []string{kh} })
+	if err == nil || !strings.Contains(err.Error(), "not a host certificate") {
+		t.Fatalf("runbook: %v, want a refusal naming a user certificate (OpenSSH: %s)", err, strings.TrimSpace(string(out)))
+	}
+}

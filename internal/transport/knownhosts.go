@@ -247,6 +247,11 @@ func (kh *knownHosts) check(cfg *SSHConfig, addr string, key ssh.PublicKey) erro
 			return refuse("its key", cert.Key, l)
 		}
 		if kh.authority(names, cert.SignatureKey) {
+			// CertChecker.CheckCert does not look at the type; OpenSSH
+			// refuses a user certificate offered as a host key.
+			if cert.CertType != ssh.HostCert {
+				return fmt.Errorf("host certificate of %s (%s), signed by a CA trusted in known_hosts, is not valid: not a host certificate (a user certificate, type %d)", cfg.Name, addr, cert.CertType)
+			}
 			checker := &ssh.CertChecker{IsHostAuthority: func(ssh.PublicKey, string) bool { return true }}
 			if err := checker.CheckCert(principal, cert); err != nil {
 				return fmt.Errorf("host certificate of %s (%s), signed by a CA trusted in known_hosts, is not valid: %v", cfg.Name, addr, err)

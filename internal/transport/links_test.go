@@ -2,6 +2,7 @@ package transport_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -107,5 +108,66 @@ func TestWriteFileFollowsLinks(t *testing.T) {
 				t.Fatalf("the dangling link was replaced")
 			}
 		})
+	}
+}
+
+// TestWriteFileLinkUnderLinkedDirectory: etc/pg -> srv/pgconf, and
+// srv/pgconf/postgresql.conf -> ../data/pg.conf. The kernel resolves the
+// relative target against srv/pgconf, where the link really lives, so the
+// file cat reads is srv/data/pg.conf; a decoy at etc/data/pg.conf (the
+// textual directory's ../data) must stay untouched, and without the decoy
+// the link is not dangling. Over SSH and on this machine.
+func TestWriteFileLinkUnderLinkedDirectory(t *testing.T) {
+	s := testsshd.Start(t)
+	sshConn := mustDial(t, s)
+	for name, c := range map[string]transport.Conn{"ssh": sshConn, "local": transport.Local{}} {
+		for _, decoy := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/decoy=%v", name, decoy), func(t *testing.T) {
+				ctx := context.Background()
+				dir := t.TempDir()
+				for _, d := range []string{"etc", "srv/pgconf", "srv/data"} {
+					if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+						t.Fatal(err)
+					}
+				}
+				real := filepath.Join(dir, "srv/data/pg.conf")
+				if err := os.WriteFile(real, []byte("work_mem = 4MB\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(filepath.Join(dir, "srv/pgconf"), filepath.Join(dir, "etc/pg")); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink("../data/pg.conf", filepath.Join(dir, "srv/pgconf/postgresql.conf")); err != nil {
+					t.Fatal(err)
+				}
+				decoyPath := filepath.Join(dir, "etc/data/pg.conf")
+				if decoy {
+					if err := os.MkdirAll(filepath.Dir(decoyPath), 0o755); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(decoyPath, []byte("# decoy\n"), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				p := filepath.Join(dir, "etc/pg/postgresql.conf")
+				if out, err := exec.Command("cat", p).Output(); err != nil || string(out) != "work_mem = 4MB\n" {
+					t.Fatalf("cat %s = %q %v: the setup is not what the kernel reads", p, out, err)
+				}
+				if got, err := c.Resolve(ctx, p); err != nil || got != real {
+					t.Fatalf("Resolve = %q %v, want %s", got, err, real)
+				}
+				if err := c.WriteFile(ctx, p, []byte("work_mem = 64MB\n"), transport.WriteOptions{Mode: 0o644, UID: -1, GID: -1}); err != nil {
+					t.Fatal(err)
+				}
+				if out, _ := exec.Command("cat", p).Output(); string(out) != "work_mem = 64MB\n" {
+					t.Fatalf("cat after the write = %q", out)
+				}
+				if decoy {
+					if b, _ := os.ReadFile(decoyPath); string(b) != "# decoy\n" {
+						t.Fatalf("the decoy was written: %q", b)
+					}
+				}
+			})
+		}
 	}
 }

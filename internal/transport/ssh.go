@@ -327,7 +327,7 @@ func (s *SSH) authMethods() ([]ssh.AuthMethod, []string, func()) {
 	used := map[string]bool{}
 	for _, f := range s.cfg.IdentityFiles {
 		f = ExpandHome(f)
-		if pub := readPublicKey(f + ".pub"); pub != nil {
+		if pub := identityPublicKey(f); pub != nil {
 			if k := inAgent(pub); k != nil {
 				signers = append(signers, k)
 				used[string(pub.Marshal())] = true
@@ -377,6 +377,26 @@ func readPublicKey(path string) ssh.PublicKey {
 		return nil
 	}
 	return pub
+}
+
+// identityPublicKey returns the public key of the identity f without its
+// passphrase: from f.pub, or, as OpenSSH does when that file is missing,
+// from the private key file itself (an OpenSSH-format key keeps its public
+// part unencrypted). nil when neither gives it.
+func identityPublicKey(f string) ssh.PublicKey {
+	if pub := readPublicKey(f + ".pub"); pub != nil {
+		return pub
+	}
+	b, err := os.ReadFile(f)
+	if err != nil {
+		return nil
+	}
+	_, err = ssh.ParsePrivateKey(b)
+	var missing *ssh.PassphraseMissingError
+	if errors.As(err, &missing) {
+		return missing.PublicKey
+	}
+	return nil
 }
 
 // loadIdentity reads a private key, asking for its passphrase when it is

@@ -134,7 +134,16 @@ var harmless = map[string]bool{
 	"forwardx11": true, "forwardx11trusted": true, "forwardx11timeout": true, "xauthlocation": true,
 	"numberofpasswordprompts": true, "connectionattempts": true, "enableescapecommandline": true,
 	"obscurekeystroketiming": true, "verifyhostkeydns": true, "pubkeyauthentication": true,
-	"exitonforwardfailure": true, "clearallforwardings": true, "gatewayports": true, "identityagent": true,
+	"exitonforwardfailure": true, "clearallforwardings": true, "gatewayports": true,
+}
+
+// failClosed are options that make ssh refuse a host or keep keys away
+// from it, which runbook does not implement: connecting anyway would do
+// what the configuration forbids, so their setting is an error, never a
+// note. IdentityAgent naming SSH_AUTH_SOCK is what runbook does anyway.
+var failClosed = map[string]string{
+	"revokedhostkeys": "runbook cannot read a revoked-keys file (KRL) and will not connect to a host the file may revoke; list revoked keys as @revoked in known_hosts instead",
+	"identityagent":   "runbook uses only the agent at $SSH_AUTH_SOCK and will not use an agent the configuration excludes or miss the one it names; remove the option (or point SSH_AUTH_SOCK at the agent)",
 }
 
 func (r *resolver) resolve(name, alias string, port int, user, identity, knownHosts string, depth int) (SSHConfig, []string, error) {
@@ -181,6 +190,9 @@ func (r *resolver) resolve(name, alias string, port int, user, identity, knownHo
 	} else {
 		for _, k := range []string{"userknownhostsfile", "globalknownhostsfile"} {
 			for _, f := range strings.Fields(one(k)) {
+				if f == "none" { // ssh_config(5): no file, not ./none
+					continue
+				}
 				cfg.KnownHosts = append(cfg.KnownHosts, tok.expand(f))
 			}
 		}
@@ -212,6 +224,12 @@ func (r *resolver) resolve(name, alias string, port int, user, identity, knownHo
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
+		if why, ok := failClosed[k]; ok && set(k) {
+			if v := one(k); k == "identityagent" && (v == "SSH_AUTH_SOCK" || v == "$SSH_AUTH_SOCK") {
+				continue
+			}
+			return cfg, r.notes, fmt.Errorf("host %s: %s%s %s: %s", name, r.where(k), k, strings.Join(got[k], ", "), why)
+		}
 		if !honoured[k] && !harmless[k] && set(k) {
 			r.note(k, "%s %s is not honoured by runbook", k, strings.Join(got[k], ", "))
 		}

@@ -240,3 +240,49 @@ func TestResolveSSHSaysWhatItCannotDo(t *testing.T) {
 		t.Fatalf("ProxyCommand: %v, want an error naming %s:6", err, file)
 	}
 }
+
+// TestResolveSSHFailsClosed: RevokedHostKeys makes ssh refuse a revoked
+// host and IdentityAgent chooses (or excludes) the agent; runbook honours
+// neither, so either is an error rather than a note and a connection.
+// IdentityAgent SSH_AUTH_SOCK, what runbook does anyway, is accepted.
+func TestResolveSSHFailsClosed(t *testing.T) {
+	_, err := exec.LookPath("ssh")
+	testsshd.Require(t, err == nil, "OpenSSH's ssh is not installed (apt-get install openssh-client)")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "ssh_config")
+	conf := "Host krl\n  RevokedHostKeys " + filepath.Join(dir, "krl") + "\nHost noagent\n  IdentityAgent none\n" +
+		"Host otheragent\n  IdentityAgent " + filepath.Join(dir, "agent.sock") + "\nHost envagent\n  IdentityAgent SSH_AUTH_SOCK\n"
+	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for host, want := range map[string]string{"krl": file + ":2: revokedhostkeys", "noagent": file + ":4: identityagent none", "otheragent": "identityagent " + filepath.Join(dir, "agent.sock")} {
+		_, _, err := transport.ResolveSSH(context.Background(), transport.SSHTarget{Name: host, ConfigFile: file})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want an error naming %s", host, err, want)
+		}
+	}
+	if _, _, err := transport.ResolveSSH(context.Background(), transport.SSHTarget{Name: "envagent", ConfigFile: file}); err != nil {
+		t.Errorf("IdentityAgent SSH_AUTH_SOCK: %v", err)
+	}
+}
+
+// TestResolveSSHKnownHostsNone: UserKnownHostsFile none and
+// GlobalKnownHostsFile none mean no file (ssh_config(5)), never a file
+// named none in the working directory that a later run would trust.
+func TestResolveSSHKnownHostsNone(t *testing.T) {
+	_, err := exec.LookPath("ssh")
+	testsshd.Require(t, err == nil, "OpenSSH's ssh is not installed (apt-get install openssh-client)")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "ssh_config")
+	kh := filepath.Join(dir, "kh")
+	if err := os.WriteFile(file, []byte("Host db\n  UserKnownHostsFile none\n  GlobalKnownHostsFile "+kh+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := transport.ResolveSSH(context.Background(), transport.SSHTarget{Name: "db", ConfigFile: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.KnownHosts) != 1 || cfg.KnownHosts[0] != kh {
+		t.Fatalf("known_hosts files %q, want only %s", cfg.KnownHosts, kh)
+	}
+}

@@ -270,35 +270,75 @@ func (b *boundedBuffer) Write(p []byte) (int, error) {
 // own limit is 40).
 const maxLinks = 40
 
-// resolveLinks follows p while it is a symbolic link. readlink returns a
-// link's target and true, or false when the path is no link (or does not
-// exist); exists says whether a path exists.
+// resolveLinks resolves p as the kernel does: component by component, a
+// relative link target against the directory the link really lives in
+// (which differs from p's textual directory once an earlier component was
+// itself a link). It returns p unchanged when its last component is no
+// link (the kernel finds the file through p itself), else the path the
+// last link names. readlink returns a link's target and true, or false
+// when the path is no link (or does not exist); exists says whether a
+// path exists.
 func resolveLinks(p string, readlink func(string) (string, bool, error), exists func(string) (bool, error)) (string, error) {
 	orig := p
-	for i := 0; ; i++ {
-		target, isLink, err := readlink(p)
+	resolved := "/"
+	if !pathpkg.IsAbs(p) {
+		resolved = "."
+	}
+	rest := strings.Split(p, "/")
+	// viaLastLink: the last component of p is a link, so the file is
+	// the one its target names.
+	links, viaLastLink := 0, false
+	for len(rest) > 0 {
+		c := rest[0]
+		rest = rest[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			// resolved holds no link, so its parent is its textual parent.
+			resolved = pathpkg.Join(resolved, "..")
+			continue
+		}
+		next := pathpkg.Join(resolved, c)
+		target, isLink, err := readlink(next)
 		if err != nil {
 			return "", fmt.Errorf("resolve %s: %w", orig, err)
 		}
 		if !isLink {
-			break
+			resolved = next
+			continue
 		}
-		if i == maxLinks {
+		if links++; links > maxLinks {
 			return "", fmt.Errorf("resolve %s: more than %d symbolic links (a loop?)", orig, maxLinks)
 		}
-		if !pathpkg.IsAbs(target) {
-			target = pathpkg.Join(pathpkg.Dir(p), target)
+		if pathpkg.IsAbs(target) {
+			resolved = "/"
 		}
-		p = pathpkg.Clean(target)
+		if !hasComponent(rest) {
+			viaLastLink = true
+		}
+		rest = append(strings.Split(target, "/"), rest...)
 	}
-	if p != orig {
-		ok, err := exists(p)
-		if err != nil {
-			return "", fmt.Errorf("resolve %s: %w", orig, err)
-		}
-		if !ok {
-			return "", fmt.Errorf("%s is a symbolic link to %s, which does not exist: a write would create a file the link may not be meant to name; create the target or fix the link", orig, p)
+	if !viaLastLink {
+		return orig, nil
+	}
+	ok, err := exists(resolved)
+	if err != nil {
+		return "", fmt.Errorf("resolve %s: %w", orig, err)
+	}
+	if !ok {
+		return "", fmt.Errorf("%s is a symbolic link to %s, which does not exist: a write would create a file the link may not be meant to name; create the target or fix the link", orig, resolved)
+	}
+	return resolved, nil
+}
+
+// hasComponent says whether parts name anything besides the current
+// directory.
+func hasComponent(parts []string) bool {
+	for _, c := range parts {
+		if c != "" && c != "." {
+			return true
 		}
 	}
-	return p, nil
+	return false
 }
