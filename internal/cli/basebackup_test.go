@@ -308,15 +308,25 @@ func cancelWhenRead(t *testing.T, pbFile, invFile, fake string, params map[strin
 		return transport.DialSSH(ctx, transport.SSHConfig{Name: h.Name, Address: h.Address, Port: h.Port, User: h.User, IdentityFiles: []string{h.IdentityFile}, KnownHosts: []string{h.KnownHosts}})
 	}}
 	ctx, cancel := context.WithCancelCause(context.Background())
+	// The cancel waits for the fake to have read the password, however
+	// long a loaded machine takes to get there, or for the run to end
+	// without it (the check below then says so): never for a fixed time.
+	ran := make(chan struct{})
 	go func() {
-		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		defer cancel(engine.ErrInterrupted)
+		for {
 			if _, err := os.Stat(filepath.Join(fake, "password-read")); err == nil {
-				break
+				return
+			}
+			select {
+			case <-ran:
+				return
+			case <-time.After(20 * time.Millisecond):
 			}
 		}
-		cancel(engine.ErrInterrupted)
 	}()
 	err = r.Run(ctx, pb, engine.Inputs{Params: vals, Secrets: map[string]string{"replication_password": replicationPassword}})
+	close(ran)
 	mu.Lock()
 	defer mu.Unlock()
 	if err == nil || !strings.Contains(events.String(), "interrupted") {
