@@ -208,29 +208,9 @@ func (x *run) observeFacts(ctx context.Context) error {
 
 // factHosts resolves a fact's hosts; empty names are left out.
 func (x *run) factHosts(f *Fact) ([]string, error) {
-	var refs []string
-	for _, t := range f.Hosts {
-		name, err := t.Render(x.base)
-		if err != nil {
-			return nil, err
-		}
-		refs = append(refs, name)
-	}
-	if f.HostsExpr != nil {
-		v, err := f.HostsExpr.Value(x.base)
-		if err != nil {
-			return nil, err
-		}
-		switch v := v.(type) {
-		case []any:
-			for _, e := range v {
-				refs = append(refs, tmpl.Format(e))
-			}
-		case []string:
-			refs = append(refs, v...)
-		default:
-			refs = append(refs, strings.Split(tmpl.Format(v), ",")...)
-		}
+	refs, err := x.hostRefs(f.Hosts, f.HostsExpr)
+	if err != nil {
+		return nil, err
 	}
 	var out []string
 	seen := map[string]bool{}

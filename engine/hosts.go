@@ -149,6 +149,30 @@ func (x *run) hostsOf(s *Step) ([]string, error) {
 // expandHosts resolves hosts: (a list of hosts and groups, or one
 // expression giving a list) into host names, each once, in order.
 func (x *run) expandHosts(list []*tmpl.Template, expr *tmpl.Template) ([]string, error) {
+	refs, err := x.hostRefs(list, expr)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, name := range refs {
+		names, err := x.inv.Expand(strings.TrimSpace(name))
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			if !seen[n] {
+				seen[n] = true
+				out = append(out, n)
+			}
+		}
+	}
+	return out, nil
+}
+
+// hostRefs renders hosts: (each template, then the expression's list, or
+// its text split at commas) into the names and groups it gives, unexpanded.
+func (x *run) hostRefs(list []*tmpl.Template, expr *tmpl.Template) ([]string, error) {
 	var refs []string
 	for _, t := range list {
 		name, err := t.Render(x.base)
@@ -173,21 +197,7 @@ func (x *run) expandHosts(list []*tmpl.Template, expr *tmpl.Template) ([]string,
 			refs = append(refs, strings.Split(tmpl.Format(v), ",")...)
 		}
 	}
-	var out []string
-	seen := map[string]bool{}
-	for _, name := range refs {
-		names, err := x.inv.Expand(strings.TrimSpace(name))
-		if err != nil {
-			return nil, err
-		}
-		for _, n := range names {
-			if !seen[n] {
-				seen[n] = true
-				out = append(out, n)
-			}
-		}
-	}
-	return out, nil
+	return refs, nil
 }
 
 // checkHosts resolves every host that does not depend on a step's result,
