@@ -302,7 +302,9 @@ func lastLine(red *redact.Redactor, outs ...[]byte) string {
 			keep = keep[len(keep)-3:]
 		}
 		if len(keep) > 0 {
-			return strings.Join(keep, " / ")
+			// Redacted again once joined: the lines of a secret the
+			// command split are one line again here.
+			return red.String(strings.Join(keep, " / "))
 		}
 	}
 	return ""
