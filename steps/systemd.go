@@ -3,6 +3,7 @@ package steps
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -157,9 +158,26 @@ func (s *systemd) actions(unit string, u UnitState) []string {
 	return acts
 }
 
+// unitName matches a unit name as systemd allows it (systemd.unit(5):
+// letters, digits, ":", "-", "_", ".", "\\", with "@" for instances);
+// systemctl reads a name with *, ? or [ as a pattern matching every
+// loaded unit it fits.
+var unitName = regexp.MustCompile(`^[A-Za-z0-9:_.\\@-]+$`)
+
+// checkUnit refuses what is not one unit's name.
+func checkUnit(unit string) error {
+	if !unitName.MatchString(unit) || strings.HasPrefix(unit, "-") {
+		return fmt.Errorf("unit %q is not a unit name: systemd allows letters, digits and : - _ . \\ @ (systemd.unit(5)), and systemctl reads *, ? and [ as a pattern that acts on every unit it matches; name one unit", unit)
+	}
+	return nil
+}
+
 func (s *systemd) observe(ctx context.Context, x *Exec) (string, UnitState, transport.Conn, error) {
 	unit, err := s.unit.Render(x.Env)
 	if err != nil {
+		return "", UnitState{}, nil, err
+	}
+	if err := checkUnit(unit); err != nil {
 		return "", UnitState{}, nil, err
 	}
 	conn, err := x.Connect(ctx)
