@@ -16,19 +16,7 @@ import (
 )
 
 // Systemd starts, stops, enables, disables and masks units.
-type Systemd struct{}
-
-// The interfaces the type and its steps implement: a method renamed or
-// removed breaks the build here.
-var (
-	_ Type      = Systemd{}
-	_ Step      = (*systemd)(nil)
-	_ Changer   = (*systemd)(nil)
-	_ Rechecker = (*systemd)(nil)
-)
-
-// Describe implements Type.
-func (Systemd) Describe() Descriptor { return systemdType }
+var Systemd Type = kind{&systemdType, decodeSystemd}
 
 var systemdType = Descriptor{
 	Name:   "systemd",
@@ -51,8 +39,8 @@ type systemd struct {
 	enabled, masked *bool
 }
 
-// Decode implements Type.
-func (Systemd) Decode(d *Decoder, b Body) Step {
+// decodeSystemd builds a step of the type from its body (Type.Decode).
+func decodeSystemd(d *Decoder, b Body) Step {
 	s := &systemd{unit: d.Template(b.Get("unit")), state: d.Literal(b.Get("state"))}
 	d.RefuseSecret(b.Get("unit"), s.unit, diag.RuleSecretInCommand, "unit", "the unit name goes on systemctl's command line, which the host's process list shows")
 	if n := b.Get("enabled"); n != nil {
