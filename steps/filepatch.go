@@ -43,6 +43,7 @@ var ensureLineFields = []Field{
 var iniFields = []Field{
 	{Name: "section", Kind: String, Required: true, Doc: "the [section] name", Example: "database"},
 	{Name: "values", Kind: StringMap, Required: true, Doc: "key=value pairs to set in the section", Example: map[string]any{"host": "10.0.0.12"}},
+	{Name: "reader", Kind: Literal, Doc: "the program that reads the file, whose rules find a key: configparser (Python's, the default: case ignored) or inmanta (the Inmanta server's: case ignored, _ and - the same, so db_host is edited for db-host, never added twice)", Example: "inmanta"},
 }
 
 var filePatchFields = []Field{
@@ -67,6 +68,7 @@ type op struct {
 	value      *tmpl.Template
 	re         *tmpl.Template
 	iniEntries map[string]*tmpl.Template
+	iniReader  confedit.IniReader
 }
 
 type filePatch struct {
@@ -123,6 +125,12 @@ func decodeFilePatch(d *Decoder, b Body) Step {
 		for _, e := range n.Content {
 			f := d.Check(e, iniFields, "ini")
 			o := op{kind: "ini", section: d.TemplateIn(f.Get("section"), tmpl.ConfValue), iniEntries: map[string]*tmpl.Template{}}
+			if r := f.Get("reader"); r != nil {
+				var err error
+				if o.iniReader, err = confedit.ParseIniReader(d.Literal(r)); err != nil {
+					d.Errorf(r, diag.RuleInvalidValue, "%v", err)
+				}
+			}
 			if v := f.Get("values"); v != nil {
 				o.iniEntries = d.TemplateMap(v, "ini.values")
 				for _, t := range o.iniEntries {
@@ -259,7 +267,7 @@ func (p *filePatch) compute(ctx context.Context, x *Exec) (*patchState, error) {
 			sort.Strings(keys)
 			for _, k := range keys {
 				var c []confedit.Change
-				text, c, err = confedit.IniSet(text, section, k, vals[k])
+				text, c, err = confedit.IniSet(text, section, k, vals[k], o.iniReader)
 				if err != nil {
 					return nil, fmt.Errorf("%s: %w", path, err)
 				}
