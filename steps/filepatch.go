@@ -447,6 +447,17 @@ func (p *filePatch) Apply(ctx context.Context, x *Exec, plan *Plan) (Result, err
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
+	if st.exists {
+		// A write replaces the file by rename: the other names of a file
+		// with hard links would keep the old content, silently.
+		out, err := conn.Run(ctx, &transport.Command{Line: "stat -L -c %h -- " + tmpl.ShellQuote(st.path)})
+		if err != nil {
+			return nil, err
+		}
+		if n, _ := strconv.Atoi(strings.TrimSpace(string(out.Stdout))); out.ExitCode == 0 && n > 1 {
+			return nil, fmt.Errorf("%s on %s has %d hard links: an atomic write (a new file renamed over it) would leave the other names with the old content; nothing was changed: make the other names symbolic links to it, then run again", st.path, x.Host.Name, n)
+		}
+	}
 	backup := ""
 	if keep && st.exists {
 		// The backup goes beside the file the path resolves to: a link
@@ -478,7 +489,16 @@ func (p *filePatch) Apply(ctx context.Context, x *Exec, plan *Plan) (Result, err
 		}
 	}
 	if err := conn.WriteFile(ctx, st.path, []byte(st.new), st.attrs); err != nil {
-		return nil, fmt.Errorf("write %s: %w", st.path, err)
+		// The file is as it was: its backup would only pile up with each
+		// attempt.
+		if backup != "" {
+			_ = conn.Remove(ctx, backup)
+		}
+		hint := ""
+		if errors.Is(err, fs.ErrPermission) || strings.Contains(err.Error(), "permission denied") || strings.Contains(err.Error(), "operation not permitted") {
+			hint = " (is the file, or its directory, immutable or append-only? lsattr shows i or a; chattr -i removes it)"
+		}
+		return nil, fmt.Errorf("write %s: %w%s; nothing was changed", st.path, err, hint)
 	}
 	if st.attrs.UID >= 0 || st.attrs.GID >= 0 {
 		// Only root can give a file away; a transport that cannot says
