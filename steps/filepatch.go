@@ -243,6 +243,12 @@ func (p *filePatch) compute(ctx context.Context, x *Exec) (*patchState, error) {
 			if err != nil {
 				return nil, fmt.Errorf("set %s: %w", o.key, err)
 			}
+			// The value of a parameter or an expression is not seen when the
+			// playbook loads: quoted already, it would be quoted twice (a
+			// library named 'x', quotes included, stops PostgreSQL).
+			if confedit.QuotedAlready(strings.TrimSpace(v)) {
+				return nil, fmt.Errorf("%s: set %s: the value %s is in single quotes already: runbook quotes values for postgresql.conf itself, and PostgreSQL would read the quotes as part of the value; nothing was changed: give it without them", path, o.key, x.Redact.String(v))
+			}
 			if v, err = confedit.PGValue(o.key, v); err != nil {
 				return nil, fmt.Errorf("%s: set %s: %w", path, o.key, err)
 			}

@@ -319,3 +319,35 @@ steps:
 		t.Fatalf("backups left behind: %v", baks)
 	}
 }
+
+// TestFilePatchQuotedTwice: a value given by a parameter in single quotes
+// already is refused when it renders, before any change: PostgreSQL would
+// read the quotes as part of it.
+func TestFilePatchQuotedTwice(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "postgresql.conf")
+	if err := os.WriteFile(conf, []byte("#shared_preload_libraries = ''\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := `version: 1
+name: quoted
+params:
+  path: {type: string}
+  libs: {type: string}
+steps:
+  - id: conf
+    file-patch:
+      path: ${{ params.path }}
+      set: {shared_preload_libraries: "${{ params.libs }}"}
+`
+	_, err := runPlaybook(t, src, runOpts{params: map[string]string{"path": conf, "libs": "'pg_stat_statements'"}})
+	if err == nil || !strings.Contains(err.Error(), "in single quotes already") {
+		t.Fatalf("got %v", err)
+	}
+	if b, _ := os.ReadFile(conf); string(b) != "#shared_preload_libraries = ''\n" {
+		t.Fatalf("changed: %q", b)
+	}
+	if _, err := runPlaybook(t, src, runOpts{params: map[string]string{"path": conf, "libs": "pg_stat_statements"}}); err != nil {
+		t.Fatal(err)
+	}
+}
