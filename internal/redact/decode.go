@@ -55,15 +55,25 @@ func ansiDecode(s string) decoded {
 			continue
 		}
 		j := i + 2
-		switch s[i+1] {
-		case '[':
+		switch c := s[i+1]; {
+		case c >= 0x20 && c <= 0x2f:
+			// nF: intermediate bytes, then a final byte (ESC ( B, tput
+			// sgr0's charset reset).
+			j = i + 1
+			for j < len(s) && s[j] >= 0x20 && s[j] <= 0x2f {
+				j++
+			}
+			if j < len(s) {
+				j++
+			}
+		case c == '[':
 			for j < len(s) && s[j] >= 0x20 && s[j] <= 0x3f {
 				j++
 			}
 			if j < len(s) {
 				j++ // the final byte
 			}
-		case ']':
+		case c == ']':
 			for j < len(s) && s[j] != 0x07 && !(s[j] == 0x1b && j+1 < len(s) && s[j+1] == '\\') {
 				j++
 			}
