@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"github.com/runbook-dev/runbook/engine"
+	"github.com/spf13/cobra"
 	"strings"
 
 	"github.com/runbook-dev/runbook/playbooks"
@@ -10,7 +11,10 @@ import (
 	"github.com/runbook-dev/runbook/steps"
 )
 
-func listCmd(e *Env, args []string) int {
+func listCmd(e *Env, _ *cobra.Command) func([]string) int { return e.list }
+
+// list prints the bundled playbooks and what each does.
+func (e *Env) list(args []string) int {
 	if len(args) > 0 {
 		return e.usageError("list takes no arguments")
 	}
@@ -32,7 +36,13 @@ func firstLine(s string) string {
 	return s
 }
 
-func showCmd(e *Env, args []string) int {
+func showCmd(e *Env, c *cobra.Command) func([]string) int {
+	c.ValidArgsFunction = bundledNames
+	return e.show
+}
+
+// show prints the bundled playbook args names, with its vars files.
+func (e *Env) show(args []string) int {
 	if len(args) != 1 {
 		return e.usageError("show needs one bundled playbook name (runbook list shows them)")
 	}
@@ -57,7 +67,13 @@ func showCmd(e *Env, args []string) int {
 	return ExitOK
 }
 
-func schemaCmd(e *Env, args []string) int {
+func schemaCmd(e *Env, c *cobra.Command) func([]string) int {
+	c.ValidArgsFunction = fixedValues("playbook", "inventory")
+	return e.schema
+}
+
+// schema prints the JSON Schema args names.
+func (e *Env) schema(args []string) int {
 	which := "playbook"
 	if len(args) > 1 {
 		return e.usageError("schema takes at most one argument: playbook or inventory")

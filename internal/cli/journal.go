@@ -3,12 +3,14 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/runbook-dev/runbook/engine"
 	"github.com/runbook-dev/runbook/internal/durable"
@@ -23,7 +25,7 @@ type stateFlags struct {
 	defDir   string
 }
 
-func (e *Env) addStateFlags(fs *flag.FlagSet) *stateFlags {
+func (e *Env) addStateFlags(fs *pflag.FlagSet) *stateFlags {
 	s := &stateFlags{defDir: defaultStateDir(e)}
 	fs.StringVar(&s.dir, "state-dir", s.defDir, "where runs keep their journals and locks, a directory of this user's alone (default $XDG_STATE_HOME/runbook, or ~/.local/state/runbook)")
 	fs.StringVar(&s.url, "state", "", "keep journals and locks in a shared PostgreSQL (postgres://user@host/db; the password from PGPASSWORD or ~/.pgpass, never the command line)")
@@ -68,11 +70,15 @@ func shellWord(s string) string {
 	return s
 }
 
-func runsCmd(e *Env, args []string) int {
-	fs := newFlags(e, "runs", "[--state-dir DIR | --state URL]")
-	sf := e.addStateFlags(fs)
-	if _, err := parseInterleaved(fs, args); err != nil {
-		return ExitUsage
+func runsCmd(e *Env, c *cobra.Command) func([]string) int {
+	sf := e.addStateFlags(c.Flags())
+	return func(pos []string) int { return e.listRuns(sf, pos) }
+}
+
+// listRuns prints the runs of the store sf names.
+func (e *Env) listRuns(sf *stateFlags, pos []string) int {
+	if len(pos) > 0 {
+		return e.usageError("runs takes no arguments")
 	}
 	store, err := sf.open(context.Background())
 	if err != nil {
@@ -113,13 +119,15 @@ func runsCmd(e *Env, args []string) int {
 	return ExitOK
 }
 
-func showRunCmd(e *Env, args []string) int {
-	fs := newFlags(e, "show-run", "ID [--state-dir DIR | --state URL]")
-	sf := e.addStateFlags(fs)
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return ExitUsage
-	}
+func showRunCmd(e *Env, c *cobra.Command) func([]string) int {
+	c.Use = "show-run ID [--state-dir DIR | --state URL]"
+	sf := e.addStateFlags(c.Flags())
+	c.ValidArgsFunction = e.completeRunIDs(sf, false)
+	return func(pos []string) int { return e.showRun(sf, pos) }
+}
+
+// showRun prints the journal of the run pos names.
+func (e *Env) showRun(sf *stateFlags, pos []string) int {
 	if len(pos) != 1 {
 		return e.usageError("show-run needs a run id (runbook runs lists them)")
 	}

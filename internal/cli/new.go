@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/spf13/cobra"
 )
 
 // starter is the playbook runbook new writes: every part commented, and
@@ -61,14 +63,15 @@ steps:
     message: example_setting is not set exactly once in ${{ params.path }}
 `
 
-func newCmd(e *Env, args []string) int {
+func newCmd(e *Env, c *cobra.Command) func([]string) int {
 	// Flags are parsed, though new has none, so that --help prints the
 	// usage instead of writing --help.yaml.
-	fs := newFlags(e, "new", "NAME (writes NAME.yaml, a commented starter playbook)")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return ExitUsage
-	}
+	c.Use = "new NAME (writes NAME.yaml, a commented starter playbook)"
+	return func(pos []string) int { return e.newPlaybook(pos) }
+}
+
+// newPlaybook writes the starter playbook pos names.
+func (e *Env) newPlaybook(pos []string) int {
 	if len(pos) != 1 {
 		return e.usageError("new needs one name: runbook new team/procedure (writes team/procedure.yaml)")
 	}
