@@ -97,17 +97,32 @@ func (e *Env) main(args []string) int {
 		e.usage(e.Stderr)
 		return ExitUsage
 	}
-	code := ExitOK
-	root := e.root(&code)
+	root := e.root()
 	if c, _, err := root.Find(args[1:]); err == nil && c != root && !c.DisableFlagParsing {
 		args = append(args[:2:2], longFlags(c, args[2:])...)
 	}
 	root.SetArgs(args[1:])
-	if err := root.Execute(); err != nil {
-		// The flag error was printed with the command's usage.
+	err := root.Execute()
+	var code exitCode
+	switch {
+	case errors.As(err, &code):
+		return int(code)
+	case err != nil:
+		// A flag error, printed with the command's usage.
 		return ExitUsage
 	}
-	return code
+	return ExitOK
+}
+
+// exitCode is how a command ends: its exit status, passed up through
+// cobra as an error.
+type exitCode int
+
+func (c exitCode) Error() string { return fmt.Sprintf("exit status %d", int(c)) }
+
+// runE makes a command's run function cobra's.
+func runE(run func(pos []string) int) func(*cobra.Command, []string) error {
+	return func(_ *cobra.Command, pos []string) error { return exitCode(run(pos)) }
 }
 
 // knownCommand reports whether name is a command, or one of the hidden
@@ -125,8 +140,8 @@ func knownCommand(name string) bool {
 	return false
 }
 
-// root builds the command tree; the command that runs sets *code.
-func (e *Env) root(code *int) *cobra.Command {
+// root builds the command tree.
+func (e *Env) root() *cobra.Command {
 	root := &cobra.Command{Use: "runbook", SilenceErrors: true, SilenceUsage: true,
 		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: true}}
 	root.SetIn(e.Stdin)
@@ -144,8 +159,7 @@ func (e *Env) root(code *int) *cobra.Command {
 		c := &cobra.Command{Use: def.name + " " + def.args, Short: def.summary,
 			ValidArgsFunction: cobra.NoFileCompletions}
 		c.SetHelpFunc(func(c *cobra.Command, _ []string) { e.commandUsage(c) })
-		run := def.define(e, c)
-		c.Run = func(_ *cobra.Command, pos []string) { *code = run(pos) }
+		c.RunE = runE(def.define(e, c))
 		root.AddCommand(c)
 	}
 	return root
@@ -153,7 +167,7 @@ func (e *Env) root(code *int) *cobra.Command {
 
 // commandUsage prints a command's usage line and flags on stderr.
 func (e *Env) commandUsage(c *cobra.Command) {
-	fmt.Fprintf(e.Stderr, "Usage: runbook %s\n", c.Use)
+	fmt.Fprintf(e.Stderr, "Usage: %s %s\n", c.Parent().CommandPath(), c.Use)
 	fmt.Fprint(e.Stderr, c.LocalFlags().FlagUsages())
 }
 
@@ -183,6 +197,7 @@ func (e *Env) usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  runbook %-8s %s\n      %s\n", c.name, c.args, c.summary)
 	}
+	fmt.Fprintln(w, "  runbook runs prune --older-than AGE --keep N [--force]\n      remove the journals of old runs (never one that can be resumed, unless --force)")
 	fmt.Fprintln(w, "\nExit status: 0 ok, 1 failed or refused, 2 usage, 3 internal error, 130 interrupted.")
 }
 

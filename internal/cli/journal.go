@@ -72,7 +72,82 @@ func shellWord(s string) string {
 
 func runsCmd(e *Env, c *cobra.Command) func([]string) int {
 	sf := e.addStateFlags(c.Flags())
+	prune := &cobra.Command{Use: "prune --older-than AGE --keep N [--force] [--state-dir DIR | --state URL]",
+		Short: "remove the journals of old runs: never one that can still be resumed, unless --force", ValidArgsFunction: cobra.NoFileCompletions}
+	prune.RunE = runE(e.pruneCmd(prune))
+	c.AddCommand(prune)
 	return func(pos []string) int { return e.listRuns(sf, pos) }
+}
+
+// pruneOptions are the flags of runs prune.
+type pruneOptions struct {
+	state     *stateFlags
+	olderThan string
+	keep      int
+	force     bool
+}
+
+func (e *Env) pruneCmd(c *cobra.Command) func([]string) int {
+	o := &pruneOptions{state: e.addStateFlags(c.Flags())}
+	fs := c.Flags()
+	fs.StringVar(&o.olderThan, "older-than", "", "remove runs started longer ago than this: days (30d) or a duration (36h)")
+	fs.IntVar(&o.keep, "keep", 0, "keep the N newest runs whatever their age")
+	fs.BoolVar(&o.force, "force", false, "remove runs that could still be resumed (failed, crashed, interrupted) too")
+	return func(pos []string) int { return e.prune(o, pos) }
+}
+
+// prune removes old journals and says which.
+func (e *Env) prune(o *pruneOptions, pos []string) int {
+	if len(pos) > 0 {
+		return e.usageError("runs prune takes no arguments (--older-than AGE, --keep N)")
+	}
+	age, err := parseAge(o.olderThan)
+	if err != nil {
+		return e.usageError("--older-than %v", err)
+	}
+	if o.keep < 0 {
+		return e.usageError("--keep %d: want 0 or more", o.keep)
+	}
+	if age == 0 && o.keep == 0 {
+		return e.usageError("runs prune needs --older-than AGE, --keep N or both: it removes runs older than AGE beyond the N newest")
+	}
+	store, err := o.state.open(context.Background())
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
+		return ExitFailed
+	}
+	defer store.Close()
+	res, err := durable.Prune(store, durable.PruneOptions{OlderThan: age, Keep: o.keep, Force: o.force, Now: time.Now()})
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
+		return ExitFailed
+	}
+	for _, r := range res.Removed {
+		fmt.Fprintf(e.Stdout, "removed %s\t%s\t%s\t%s\n", r.RunID, orUnknown(r.Playbook), r.Started.Local().Format(time.RFC3339), r.Status)
+	}
+	fmt.Fprintf(e.Stdout, "removed the journals of %d run(s) from %s\n", len(res.Removed), o.state.where())
+	for _, r := range res.Resumable {
+		fmt.Fprintf(e.Stderr, "runbook: kept %s (%s, %s): it can still be resumed (runbook resume %s%s); --force removes it\n", r.RunID, orUnknown(r.Playbook), r.Status, r.RunID, o.state.args())
+	}
+	for _, r := range res.Running {
+		fmt.Fprintf(e.Stderr, "runbook: kept %s (%s): it is running\n", r.RunID, orUnknown(r.Playbook))
+	}
+	failed := false
+	for id, err := range res.Failed {
+		fmt.Fprintf(e.Stderr, "runbook: could not remove %s: %v\n", id, err)
+		failed = true
+	}
+	if failed {
+		return ExitFailed
+	}
+	return ExitOK
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "?"
+	}
+	return s
 }
 
 // listRuns prints the runs of the store sf names.

@@ -112,10 +112,15 @@ func (e *Env) resume(o *resumeOptions, pos []string) int {
 	}
 	fmt.Fprintf(e.Stderr, "runbook: resuming run %s of %s (%s, attempt %d): %d step outcome(s) recorded, %d in doubt %s\n",
 		runID, h.Playbook, st.Status, st.Attempts+1, len(st.Done), len(st.InDoubt), strings.Join(doubt, ", "))
-	sink := durable.NewSink(j, e.newSink(rf.output, rf.verbose), e.Stderr)
+	watch := &changeWatch{next: e.newSink(rf.output, rf.verbose)}
+	sink := durable.NewSink(j, watch, e.Stderr)
 	defer sink.Wait()
+	sess := e.startSession(ctx, e.loadConfig(), pb, runID, values, secrets, true)
 	r := &engine.Runner{Inventory: inv, Sink: sink, RunID: runID, Connect: e.connector(rf.ssh), Lock: e.locker(sf, pb.Name, runID, rf.waitLock),
 		Resume: resume, Confirm: e.confirmer(rf.yes, a.Operator+"@"+a.Host)}
 	err = r.Run(ctx, pb, engine.Inputs{Params: values, Secrets: secrets})
-	return e.runExit(err, sink, runID, sf, true)
+	code = e.runExit(err, sink, runID, sf, true)
+	sess.end(ctx, err, watch)
+	sess.retain(sf)
+	return code
 }

@@ -37,6 +37,8 @@ type runCommand struct {
 	params  kvList
 	rf      *runFlags
 	dryRun  bool
+	// journal keeps a journal of a read-only playbook's run too.
+	journal bool
 }
 
 func (e *Env) runOrPlan(c *cobra.Command, name string, dryRun bool) func([]string) int {
@@ -49,6 +51,7 @@ func (e *Env) runOrPlan(c *cobra.Command, name string, dryRun bool) func([]strin
 	if !dryRun {
 		fs.BoolVar(&rc.dryRun, "dry-run", false, "probe and plan only; change nothing (same as runbook plan)")
 		rc.rf.addYes(fs)
+		fs.BoolVar(&rc.journal, "journal", false, "journal the run even though every step of the playbook is read-only (such runs keep none: running one again is resuming it)")
 	} else {
 		// A plan asks nothing; --yes is accepted so that a run's command
 		// line becomes its plan by changing the command alone.
@@ -85,9 +88,15 @@ func (e *Env) runPlaybook(rc *runCommand, pos []string) int {
 	watch := &changeWatch{next: e.newSink(rf.output, rf.verbose)}
 	var sink engine.Sink = watch
 	var confirm engine.Confirmer
-	if !dryRun {
-		// Every run is journaled: intent and outcome of each step, durable
-		// before the next step changes anything.
+	// Every run that may change something is journaled: intent and
+	// outcome of each step, durable before the next step changes anything.
+	// A read-only playbook's run (a monitoring check from cron) keeps no
+	// journal unless asked: there is nothing to resume.
+	journaled := !dryRun && (!pb.ReadOnly() || rc.journal)
+	if !dryRun && !journaled {
+		confirm = e.confirmer(rf.yes, e.operator()+"@"+hostname())
+	}
+	if journaled {
 		store, err := sf.open(ctx)
 		if err != nil {
 			fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run\n", err)
@@ -108,9 +117,26 @@ func (e *Env) runPlaybook(rc *runCommand, pos []string) int {
 	}
 	r := &engine.Runner{Inventory: inv, Sink: sink, DryRun: dryRun, RunID: runID, Connect: e.connector(rf.ssh), Lock: e.locker(sf, pb.Name, runID, rf.waitLock),
 		Confirm: confirm}
+	var sess *session
+	if !dryRun {
+		sess = e.startSession(ctx, e.loadConfig(), pb, runID, values, secrets, false)
+	}
 	err := r.Run(ctx, pb, engine.Inputs{Params: values, Secrets: secrets})
 	// Resuming a run that changed nothing is running it again: say so.
-	return e.runExit(err, sink, runID, sf, !dryRun && watch.changed.Load())
+	code = e.runExit(err, sink, runID, sf, journaled && watch.changed.Load())
+	if sess != nil {
+		sess.end(ctx, err, watch)
+		if journaled {
+			sess.retain(sf)
+		}
+	}
+	return code
+}
+
+// hostname is this machine's name, "" when it has none.
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
 }
 
 // changeWatch notes whether a run began to change anything (a step's
@@ -118,11 +144,17 @@ func (e *Env) runPlaybook(rc *runCommand, pos []string) int {
 type changeWatch struct {
 	next    engine.Sink
 	changed atomic.Bool
+	// failed is the last step that failed on a host (for the hooks).
+	failed atomic.Pointer[engine.Event]
 }
 
 func (w *changeWatch) Emit(ev *engine.Event) {
-	if ev.Type == engine.EventStepApply {
+	switch {
+	case ev.Type == engine.EventStepApply:
 		w.changed.Store(true)
+	case ev.Type == engine.EventStepEnd && ev.Status == engine.StatusFailed:
+		failed := *ev
+		w.failed.Store(&failed)
 	}
 	w.next.Emit(ev)
 }

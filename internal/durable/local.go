@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/runbook-dev/runbook/internal/journal"
 	"github.com/runbook-dev/runbook/internal/statedir"
@@ -186,6 +187,33 @@ func (l *Local) Running(runID string) bool {
 	}
 	defer f.Close()
 	return journal.Busy(f)
+}
+
+// Remove implements Store: under the writers' lock, so that no run or
+// resume writes the journal as it goes.
+func (l *Local) Remove(runID string) error {
+	if !validID(runID) {
+		return ErrNoRun
+	}
+	f, err := l.open(runID, os.O_RDONLY)
+	if errors.Is(err, fs.ErrNotExist) {
+		return ErrNoRun
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return &BusyError{Header: Header{RunID: runID}}
+	}
+	d, err := l.runsDir(false)
+	if err != nil {
+		return err
+	}
+	if err := d.Remove(fileName(runID)); err != nil {
+		return err
+	}
+	return d.Sync()
 }
 
 // Close implements Store.
