@@ -168,6 +168,8 @@ type Notifier struct {
 	Log io.Writer
 	// Getenv gives the variables a hook command inherits.
 	Getenv func(string) string
+
+	logMu sync.Mutex
 }
 
 // Notify gives s to every hook that wants it, all at once, and returns
@@ -204,7 +206,10 @@ func (n *Notifier) Notify(ctx context.Context, s Summary) {
 	wg.Wait()
 }
 
+// logf writes a line to Log; hooks end at once, each on its goroutine.
 func (n *Notifier) logf(format string, args ...any) {
+	n.logMu.Lock()
+	defer n.logMu.Unlock()
 	if n.Log != nil {
 		fmt.Fprintf(n.Log, "runbook: "+format+"\n", args...)
 	}
