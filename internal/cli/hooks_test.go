@@ -118,8 +118,8 @@ func (w *hookWorld) run(args ...string) (int, string) {
 
 type summary struct {
 	Event, RunID, Playbook, Operator, Host, FailedStep, FailedHost, Message, Text string
-	Params                                                                   map[string]any
-	DurationSeconds                                                          float64 `json:"duration_seconds"`
+	Params                                                                        map[string]any
+	DurationSeconds                                                               float64 `json:"duration_seconds"`
 }
 
 func decodeSummaries(t *testing.T, payloads [][]byte) []summary {
