@@ -140,9 +140,30 @@ func knownCommand(name string) bool {
 	return false
 }
 
+// Command returns runbook's command tree, for what is generated from it:
+// man pages and shell completion scripts (internal/release). Main runs it.
+func Command() *cobra.Command {
+	return (&Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, LookupEnv: os.LookupEnv}).root()
+}
+
+// rootLong is the man page's description of runbook.
+const rootLong = `runbook runs YAML playbooks of typed steps (ssh-exec, file-patch, sql, systemd,
+wait-until, http, pg-settings, capture) against real hosts over SSH. Guards are checked
+before the first step and abort the run when the procedure would be unsafe; runbook plan
+probes for real and shows what would change; every run that may change something is
+journaled and continues after a crash with runbook resume; runbook validate checks
+playbooks in CI. It bundles PostgreSQL primary/warm-standby HA procedures (runbook list).
+
+Exit status: 0 ok, 1 failed, invalid or refused by a guard, 2 usage, 3 internal error,
+4 partial (tolerated failures), 130 interrupted.
+
+Files: ~/.config/runbook/config.yaml (hooks, retention; $RUNBOOK_CONFIG to name another),
+~/.local/state/runbook (journals and locks; $XDG_STATE_HOME/runbook).`
+
 // root builds the command tree.
 func (e *Env) root() *cobra.Command {
-	root := &cobra.Command{Use: "runbook", SilenceErrors: true, SilenceUsage: true,
+	root := &cobra.Command{Use: "runbook", Short: "run YAML playbooks of typed steps against real hosts, guards first", Long: rootLong,
+		SilenceErrors: true, SilenceUsage: true, DisableAutoGenTag: true,
 		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: true}}
 	root.SetIn(e.Stdin)
 	root.SetOut(e.Stdout)
@@ -236,7 +257,13 @@ func newLoader() *engine.Loader { return &engine.Loader{Registry: steps.Builtin(
 
 func versionCmd(e *Env, _ *cobra.Command) func([]string) int {
 	return func([]string) int {
-		fmt.Fprintln(e.Stdout, "runbook", Version)
+		v := Version
+		// go install github.com/runbook-dev/runbook/cmd/runbook@VERSION
+		// records the module's version in the binary.
+		if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		fmt.Fprintln(e.Stdout, "runbook", v)
 		return ExitOK
 	}
 }

@@ -28,6 +28,8 @@ type stateFlags struct {
 func (e *Env) addStateFlags(fs *pflag.FlagSet) *stateFlags {
 	s := &stateFlags{defDir: defaultStateDir(e)}
 	fs.StringVar(&s.dir, "state-dir", s.defDir, "where runs keep their journals and locks, a directory of this user's alone (default $XDG_STATE_HOME/runbook, or ~/.local/state/runbook)")
+	// The default depends on the user: the text says it, for man pages.
+	fs.Lookup("state-dir").DefValue = ""
 	fs.StringVar(&s.url, "state", "", "keep journals and locks in a shared PostgreSQL (postgres://user@host/db; the password from PGPASSWORD or ~/.pgpass, never the command line)")
 	return s
 }
