@@ -30,6 +30,7 @@ func (e *Env) addStateFlags(fs *pflag.FlagSet) *stateFlags {
 	fs.StringVar(&s.dir, "state-dir", s.defDir, "where runs keep their journals and locks, a directory of this user's alone (default $XDG_STATE_HOME/runbook, or ~/.local/state/runbook)")
 	// The default depends on the user: the text says it, for man pages.
 	fs.Lookup("state-dir").DefValue = ""
+	_ = cobra.MarkFlagDirname(fs, "state-dir")
 	fs.StringVar(&s.url, "state", "", "keep journals and locks in a shared PostgreSQL (postgres://user@host/db; the password from PGPASSWORD or ~/.pgpass, never the command line)")
 	return s
 }

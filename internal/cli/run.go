@@ -187,6 +187,7 @@ func (e *Env) addRunFlags(fs *pflag.FlagSet) *runFlags {
 	fs.StringVar(&rf.output, "output", "", "output format: text or json (an event per line); default text")
 	fs.DurationVar(&rf.waitLock, "wait-lock", 0, "wait this long for a lock another run holds, instead of refusing at once")
 	fs.StringVar(&rf.ssh.configFile, "ssh-config", "", "OpenSSH client configuration to use instead of ~/.ssh/config (as ssh -F)")
+	_ = cobra.MarkFlagFilename(fs, "ssh-config")
 	fs.BoolVar(&rf.ssh.acceptNewHostKeys, "accept-new-host-keys", false, "trust the key of a host not yet in known_hosts and record it (a changed key is still refused)")
 	fs.BoolVar(&rf.allowWeakSecrets, "allow-weak-secrets", false, "run even with a secret too short or too common to redact safely: it is masked wherever it appears, which mangles the output and shows a reader where it stands")
 	return rf
