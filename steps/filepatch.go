@@ -25,19 +25,7 @@ import (
 )
 
 // FilePatch edits a configuration file in place, idempotently.
-type FilePatch struct{}
-
-// The interfaces the type and its steps implement: a method renamed or
-// removed breaks the build here.
-var (
-	_ Type      = FilePatch{}
-	_ Step      = (*filePatch)(nil)
-	_ Changer   = (*filePatch)(nil)
-	_ Rechecker = (*filePatch)(nil)
-)
-
-// Describe implements Type.
-func (FilePatch) Describe() Descriptor { return filePatchType }
+var FilePatch Type = kind{&filePatchType, decodeFilePatch}
 
 var filePatchType = Descriptor{
 	Name:   "file-patch",
@@ -91,8 +79,8 @@ type filePatch struct {
 	backup       BoolValue
 }
 
-// Decode implements Type.
-func (FilePatch) Decode(d *Decoder, b Body) Step {
+// decodeFilePatch builds a step of the type from its body (Type.Decode).
+func decodeFilePatch(d *Decoder, b Body) Step {
 	p := &filePatch{path: d.Template(b.Get("path")), absent: d.Bool(b.Get("absent")), create: d.BoolValue(b.Get("create"), false), backup: d.BoolValue(b.Get("backup"), true)}
 	d.RefuseSecret(b.Get("path"), p.path, diag.RuleSecretExposed, "path", "a path is shown in plans, diffs and the journal, names the backup file, and shows in any listing of its directory")
 	for _, k := range []string{"owner", "group"} {
