@@ -59,7 +59,7 @@ func commands() []command {
 		{"show", "NAME", "print a bundled playbook", showCmd},
 		{"schema", "[playbook|inventory]", "print the JSON Schema of the playbook or inventory format", schemaCmd},
 		{"lab", "up|down|status|exec|fault ...", "boot throwaway hosts (systemd, sshd, PostgreSQL 15) on this machine for rehearsals", labCmd},
-		{"completion", "bash|zsh|fish", "print the shell completion script (see docs/operations.md)", nil},
+		{"completion", "bash|zsh|fish", "print the shell completion script (see docs/operations.md)", completionCmd},
 		{"version", "", "print the version", versionCmd},
 	}
 }
@@ -164,7 +164,7 @@ Files: ~/.config/runbook/config.yaml (hooks, retention; $RUNBOOK_CONFIG to name 
 func (e *Env) root() *cobra.Command {
 	root := &cobra.Command{Use: "runbook", Short: "run YAML playbooks of typed steps against real hosts, guards first", Long: rootLong,
 		SilenceErrors: true, SilenceUsage: true, DisableAutoGenTag: true,
-		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: true}}
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true}}
 	root.SetIn(e.Stdin)
 	root.SetOut(e.Stdout)
 	root.SetErr(e.Stderr)
@@ -174,9 +174,6 @@ func (e *Env) root() *cobra.Command {
 		return err
 	})
 	for _, def := range commands() {
-		if def.define == nil {
-			continue
-		}
 		c := &cobra.Command{Use: def.name + " " + def.args, Short: def.summary,
 			ValidArgsFunction: cobra.NoFileCompletions}
 		c.SetHelpFunc(func(c *cobra.Command, _ []string) { e.commandUsage(c) })
@@ -254,6 +251,31 @@ func (k kvList) Set(s string) error {
 }
 
 func newLoader() *engine.Loader { return &engine.Loader{Registry: steps.Builtin()} }
+
+func completionCmd(e *Env, c *cobra.Command) func([]string) int {
+	c.ValidArgsFunction = fixedValues("bash", "zsh", "fish")
+	return func(pos []string) int {
+		if len(pos) != 1 {
+			return e.usageError("completion needs a shell: bash, zsh or fish (runbook completion bash > /etc/bash_completion.d/runbook)")
+		}
+		var err error
+		switch root := c.Root(); pos[0] {
+		case "bash":
+			err = root.GenBashCompletionV2(e.Stdout, true)
+		case "zsh":
+			err = root.GenZshCompletion(e.Stdout)
+		case "fish":
+			err = root.GenFishCompletion(e.Stdout, true)
+		default:
+			return e.usageError("completion: unknown shell %q: bash, zsh or fish", pos[0])
+		}
+		if err != nil {
+			fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
+			return ExitFailed
+		}
+		return ExitOK
+	}
+}
 
 func versionCmd(e *Env, _ *cobra.Command) func([]string) int {
 	return func([]string) int {
