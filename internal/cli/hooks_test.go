@@ -237,10 +237,14 @@ func TestHookLimits(t *testing.T) {
 	for _, want := range []string{
 		"runbook: hook sleepy (success): command /bin/sh: passed its time limit of 2s; the run's outcome is unchanged",
 		"runbook: hook broken (success): command /bin/sh: exit status 7: cannot reach the mail server; the run's outcome is unchanged",
-		"runbook: hook refused-post (success): post " + w.srv.URL + "/no-token: 400 Bad Request: want JSON and the token",
+		"runbook: hook refused-post (success): post " + w.srv.URL + ": 400 Bad Request: want JSON and the token",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the output does not say %q:\n%s", want, out)
 		}
+	}
+	// A webhook's URL holds its token: no message shows its path.
+	if strings.Contains(out, "/no-token") {
+		t.Errorf("the output shows the webhook's path:\n%s", out)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path"
@@ -292,24 +293,32 @@ func (n *Notifier) run(ctx context.Context, h *Hook, s *Summary, body []byte) er
 func post(ctx context.Context, h *Hook, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("url: %w", err)
+		return errors.New("url: not a valid URL")
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "runbook")
 	for k, v := range h.Headers {
 		req.Header.Set(k, v)
 	}
+	// A webhook's URL is a credential (chat services put the token in its
+	// path): messages name its scheme and host only, and the client's
+	// errors, which quote the URL, are unwrapped.
+	where := req.URL.Scheme + "://" + req.URL.Host
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("post %s: %w", req.URL.Redacted(), context.Cause(ctx))
+			return fmt.Errorf("post %s: %w", where, context.Cause(ctx))
 		}
-		return fmt.Errorf("post %s: %w", req.URL.Redacted(), err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("post %s: %w", where, err)
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("post %s: %s: %s", req.URL.Redacted(), resp.Status, strings.TrimSpace(string(msg)))
+		return fmt.Errorf("post %s: %s: %s", where, resp.Status, strings.TrimSpace(string(msg)))
 	}
 	return nil
 }

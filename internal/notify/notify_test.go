@@ -90,3 +90,14 @@ func TestCommandLimitKillsItsChildren(t *testing.T) {
 		t.Errorf("the hook's child (pid %d) still runs after its group was killed (poll: %d, %v)", pid, n, err)
 	}
 }
+
+// TestWebhookErrorHidesPath: a webhook that cannot be reached is named by
+// its scheme and host: its path holds the token of chat services.
+func TestWebhookErrorHidesPath(t *testing.T) {
+	var log bytes.Buffer
+	n := &Notifier{Log: &log, Hooks: []Hook{{Name: "chat", URL: "http://127.0.0.1:1/services/T0/B0/tok3n", Timeout: 5 * time.Second}}}
+	n.Notify(context.Background(), Summary{Event: Failure, RunID: "r", Playbook: "p"})
+	if !strings.Contains(log.String(), "hook chat (failure): post http://127.0.0.1:1: ") || strings.Contains(log.String(), "tok3n") {
+		t.Errorf("the log says: %q", log.String())
+	}
+}
