@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,25 +24,29 @@ type shell struct {
 	out    bytes.Buffer
 	wrote  chan struct{}
 	marker int
+	// echo is the command (a format of the mark) whose output, not its
+	// echo, holds "done" and the mark.
+	echo string
 }
 
-func startShell(t *testing.T, dir string, env []string) *shell {
+// startShell starts the shell prog with args on a terminal, in dir.
+func startShell(t *testing.T, dir string, env []string, prog string, args ...string) *shell {
 	t.Helper()
-	bash, err := exec.LookPath("bash")
+	path, err := exec.LookPath(prog)
 	if err != nil {
 		if os.Getenv("RUNBOOK_REQUIRE_REAL") != "" {
-			t.Fatalf("bash is not installed: %v", err)
+			t.Fatalf("%s is not installed: %v", prog, err)
 		}
-		t.Skip("bash is not installed")
+		t.Skipf("%s is not installed", prog)
 	}
-	cmd := exec.Command(bash, "--norc", "--noprofile", "-i")
+	cmd := exec.Command(path, args...)
 	cmd.Dir = dir
 	cmd.Env = env
 	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 50, Cols: 250})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &shell{t: t, tty: tty, wrote: make(chan struct{}, 1)}
+	s := &shell{t: t, tty: tty, wrote: make(chan struct{}, 1), echo: "echo done${x}%s"}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -114,13 +119,23 @@ func (s *shell) complete(line string) string {
 	// shell prints its result (not its echo) only once it has read them.
 	s.marker++
 	mark := strings.Repeat("=", s.marker)
-	s.send("\x15echo done${x}" + mark + "\n")
-	return s.waitFor("done" + mark + "\r\n" + prompt)
+	s.send("\x15" + fmt.Sprintf(s.echo, mark) + "\n")
+	out := s.waitFor("done" + mark + "\r\n")
+	// zsh marks a last line without a newline before its prompt.
+	s.waitFor(prompt)
+	return out
 }
 
-// TestBashCompletion drives a real interactive bash on a terminal, with
-// the script of runbook completion bash sourced, and presses TAB.
-func TestBashCompletion(t *testing.T) {
+// completionWorld is a directory with runbook in bin/ (the test binary,
+// which runs cli.Main when called runbook), the completion scripts of
+// every shell, an inventory and a state directory with two failed runs
+// (resumable) and one finished.
+type completionWorld struct {
+	dir, bin, state     string
+	resumable, finished []string
+}
+
+func newCompletionWorld(t *testing.T) *completionWorld {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "bin")
 	if err := os.Mkdir(bin, 0o755); err != nil {
@@ -136,12 +151,14 @@ func TestBashCompletion(t *testing.T) {
 	}
 	state := filepath.Join(dir, "state")
 	t.Setenv("XDG_STATE_HOME", state)
-	var script bytes.Buffer
-	if code := cli.Main([]string{"runbook", "completion", "bash"}, nil, &script, os.Stderr); code != cli.ExitOK {
-		t.Fatalf("runbook completion bash: exit %d", code)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "runbook.bash"), script.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
+	for _, shell := range []string{"bash", "zsh", "fish"} {
+		var script bytes.Buffer
+		if code := cli.Main([]string{"runbook", "completion", shell}, nil, &script, os.Stderr); code != cli.ExitOK {
+			t.Fatalf("runbook completion %s: exit %d", shell, code)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "runbook."+shell), script.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// Two runs that failed (resumable) and one that finished (not).
 	failing := "version: 1\nname: failing\nsteps:\n  - id: a\n    ssh-exec: {command: \"false\"}\n"
@@ -171,9 +188,21 @@ func TestBashCompletion(t *testing.T) {
 	if len(resumable) != 2 || len(finished) != 1 {
 		t.Fatalf("want two failed runs and one finished; runbook runs:\n%s", runs.String())
 	}
+	return &completionWorld{dir: dir, bin: bin, state: state, resumable: resumable, finished: finished}
+}
 
-	sh := startShell(t, dir, []string{"PATH=" + bin + ":" + os.Getenv("PATH"), "HOME=" + dir, "XDG_STATE_HOME=" + state,
-		"PS1=" + prompt, "TERM=dumb", "INPUTRC=/dev/null", "LANG=C"})
+// env is the shells' environment.
+func (w *completionWorld) env() []string {
+	return []string{"PATH=" + w.bin + ":" + os.Getenv("PATH"), "HOME=" + w.dir, "XDG_STATE_HOME=" + w.state,
+		"PS1=" + prompt, "TERM=dumb", "INPUTRC=/dev/null", "LANG=C"}
+}
+
+// TestBashCompletion drives a real interactive bash on a terminal, with
+// the script of runbook completion bash sourced, and presses TAB.
+func TestBashCompletion(t *testing.T) {
+	w := newCompletionWorld(t)
+	resumable, finished := w.resumable, w.finished
+	sh := startShell(t, w.dir, w.env(), "bash", "--norc", "--noprofile", "-i")
 	// runbook's script uses the bash-completion package, as every
 	// distribution's bash does once it is installed.
 	const bashCompletion = "/usr/share/bash-completion/bash_completion"
@@ -237,6 +266,85 @@ func TestBashCompletion(t *testing.T) {
 		sh.t = t
 		if got := sh.complete("runbook show-run "); !strings.Contains(got, finished[0]) {
 			t.Errorf("show-run <TAB> does not list the finished run %s; the shell wrote:\n%q", finished[0], got)
+		}
+	})
+}
+
+// TestZshCompletion drives a real interactive zsh on a terminal, with its
+// completion system on and the script of runbook completion zsh sourced.
+func TestZshCompletion(t *testing.T) {
+	w := newCompletionWorld(t)
+	sh := startShell(t, w.dir, w.env(), "zsh", "-f", "-i")
+	sh.send("PS1='" + prompt + "'; autoload -U compinit; compinit -u; source runbook.zsh; echo sourced${x}\n")
+	sh.waitFor("sourced\r\n")
+	sh.waitFor(prompt)
+	t.Run("playbook name", func(t *testing.T) {
+		sh.t = t
+		if got := sh.complete("runbook run pg-ha/pro"); !strings.Contains(got, "pg-ha/promote-standby") {
+			t.Errorf("runbook run pg-ha/pro<TAB> did not complete to pg-ha/promote-standby; the shell wrote:\n%q", got)
+		}
+	})
+	t.Run("params", func(t *testing.T) {
+		sh.t = t
+		got := sh.complete("runbook run pg-ha/promote-standby -p ")
+		for _, p := range []string{"standby=", "old_primary=", "the warm standby to promote"} {
+			if !strings.Contains(got, p) {
+				t.Errorf("-p <TAB> does not list %s; the shell wrote:\n%q", p, got)
+			}
+		}
+	})
+	t.Run("resumable runs", func(t *testing.T) {
+		sh.t = t
+		got := sh.complete("runbook resume ")
+		for _, id := range w.resumable {
+			if !strings.Contains(got, id) {
+				t.Errorf("resume <TAB> does not list the failed run %s; the shell wrote:\n%q", id, got)
+			}
+		}
+		if strings.Contains(got, w.finished[0]) {
+			t.Errorf("resume <TAB> lists the finished run %s; the shell wrote:\n%q", w.finished[0], got)
+		}
+	})
+}
+
+// TestFishCompletion drives a real interactive fish on a terminal, with
+// the script of runbook completion fish sourced.
+func TestFishCompletion(t *testing.T) {
+	w := newCompletionWorld(t)
+	// fish shows its list of candidates (its pager) only on a terminal
+	// that can draw it.
+	sh := startShell(t, w.dir, append(w.env(), "TERM=xterm"), "fish", "--no-config", "-i")
+	sh.echo = "echo done(echo '%s')"
+	sh.send("function fish_prompt; printf '%s' '" + prompt + "'; end; source runbook.fish; echo sourced(echo '=')\n")
+	sh.waitFor("sourced=\r\n")
+	sh.waitFor(prompt)
+	t.Run("playbook name", func(t *testing.T) {
+		sh.t = t
+		if got := sh.complete("runbook run pg-ha/pro"); !strings.Contains(got, "pg-ha/promote-standby") {
+			t.Errorf("runbook run pg-ha/pro<TAB> did not complete to pg-ha/promote-standby; the shell wrote:\n%q", got)
+		}
+	})
+	t.Run("params", func(t *testing.T) {
+		sh.t = t
+		got := sh.complete("runbook run pg-ha/promote-standby -p ")
+		for _, p := range []string{"standby=", "old_primary="} {
+			if !strings.Contains(got, p) {
+				t.Errorf("-p <TAB> does not list %s; the shell wrote:\n%q", p, got)
+			}
+		}
+	})
+	t.Run("resumable runs", func(t *testing.T) {
+		sh.t = t
+		got := sh.complete("runbook resume ")
+		// fish's pager shows what follows the candidates' common prefix,
+		// with the description.
+		for _, id := range w.resumable {
+			if !strings.Contains(got, id[len(id)-6:]+"  (failing failed)") {
+				t.Errorf("resume <TAB> does not list the failed run %s; the shell wrote:\n%q", id, got)
+			}
+		}
+		if strings.Contains(got, w.finished[0][len(w.finished[0])-6:]) {
+			t.Errorf("resume <TAB> lists the finished run %s; the shell wrote:\n%q", w.finished[0], got)
 		}
 	})
 }
