@@ -133,6 +133,13 @@ func (l *Local) Continue(runID string) (Journal, []journal.Record, error) {
 	case err != nil:
 		return nil, nil, err
 	}
+	// Removed (runs prune --force) between the open and the lock: a
+	// resume must not write a journal nobody can read.
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err == nil && st.Nlink == 0 {
+		w.Close()
+		return nil, nil, ErrNoRun
+	}
 	return localJournal{w}, recs, nil
 }
 
