@@ -3,14 +3,17 @@ package cli_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -246,5 +249,60 @@ func TestHookLimits(t *testing.T) {
 	// A webhook's URL holds its token: no message shows its path.
 	if strings.Contains(out, "/no-token") {
 		t.Errorf("the output shows the webhook's path:\n%s", out)
+	}
+}
+
+// TestHookInterrupted: a run stopped by Ctrl-C (SIGINT) tells its hooks,
+// outcome interrupted, naming the step it stopped.
+func TestHookInterrupted(t *testing.T) {
+	w := newHookWorld(t)
+	w.configure(fmt.Sprintf("hooks:\n  - {name: chat, url: %s/hook, headers: {X-Token: abc}}\n", w.srv.URL))
+	fifo := filepath.Join(w.dir, "started")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pb := filepath.Join(w.dir, "slow.yaml")
+	if err := os.WriteFile(pb, []byte(fmt.Sprintf(`version: 1
+name: hooks/slow
+steps:
+  - id: slow
+    name: Wait for a long time
+    ssh-exec: {command: "echo started > %s; sleep 60"}
+`, fifo)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(w.dir, "runbook")
+	// The test binary runs cli.Main when it is called runbook (TestMain).
+	if err := os.Symlink(self, bin); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", pb)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + w.dir, "XDG_CONFIG_HOME=" + filepath.Join(w.dir, "config"), "XDG_STATE_HOME=" + filepath.Join(w.dir, "state")}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The step has started once it writes to the FIFO.
+	if _, err := os.ReadFile(fifo); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != cli.ExitInterrupted {
+		t.Fatalf("exit: %v, want %d\n%s", err, cli.ExitInterrupted, out.String())
+	}
+	w.mu.Lock()
+	got := decodeSummaries(t, w.posted)
+	w.mu.Unlock()
+	if len(got) != 2 || got[0].Event != "start" || got[1].Event != "interrupted" || got[1].Playbook != "hooks/slow" || got[1].FailedStep != "Wait for a long time" {
+		t.Fatalf("the webhook got %+v, want the start and the interruption\n%s", got, out.String())
 	}
 }

@@ -144,7 +144,8 @@ func hostname() string {
 type changeWatch struct {
 	next    engine.Sink
 	changed atomic.Bool
-	// failed is the last step that failed on a host (for the hooks).
+	// failed is the last step that failed on a host, or was interrupted
+	// (for the hooks).
 	failed atomic.Pointer[engine.Event]
 }
 
@@ -152,7 +153,7 @@ func (w *changeWatch) Emit(ev *engine.Event) {
 	switch {
 	case ev.Type == engine.EventStepApply:
 		w.changed.Store(true)
-	case ev.Type == engine.EventStepEnd && ev.Status == engine.StatusFailed:
+	case ev.Type == engine.EventStepEnd && (ev.Status == engine.StatusFailed || ev.Status == engine.StatusInterrupted):
 		failed := *ev
 		w.failed.Store(&failed)
 	}
