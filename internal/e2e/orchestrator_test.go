@@ -88,6 +88,9 @@ func TestOrchestrator(t *testing.T) {
 		if got := h.psqlDB(target, "inmanta", "SELECT string_agg(e.name || ' update=' || r.update_sources, ', ' ORDER BY e.name) FROM standin_recompile r JOIN standin_environment e ON e.id = r.environment WHERE r.server = 'orch2' AND r.requested_at > '"+mark+"'"); got != "production update=false, staging update=false" {
 			t.Errorf("%s: recompiles requested: %q", version, got)
 		}
+		if got := h.sh("orch2", "ls /var/lib/runbook/ 2>/dev/null | grep -c recompile-owed || true"); got != "0" {
+			t.Errorf("%s: a note of owed recompiles stayed after they were asked for", version)
+		}
 	}
 
 	// 2. Configuration that would undo database.host: refused, naming it,
@@ -110,22 +113,75 @@ func TestOrchestrator(t *testing.T) {
 		t.Fatalf("a refused failover changed the hosts:\n%s\n---\n%s", before, after)
 	}
 	h.sh("orch", "sed -i '/^INMANTA_DATABASE_HOST=/d' /etc/sysconfig/inmanta-server")
+	old := lab.Address(1)
+	dropin := func(text string) {
+		t.Helper()
+		h.stdin("orch", text, "mkdir -p /etc/systemd/system/inmanta-server.service.d && cat > /etc/systemd/system/inmanta-server.service.d/20-e2e.conf && systemctl daemon-reload")
+	}
+	// The database set on ExecStart's own command line (env VAR=...).
+	dropin("[Service]\nExecStart=\nExecStart=/usr/bin/env INMANTA_DATABASE_HOST=" + old + " /usr/local/bin/runbook lab standin --version 19.1.0\n")
+	h.refused("INMANTA_DATABASE_HOST="+old+" in env INMANTA_DATABASE_HOST=... on ExecStart of the unit inmanta-server overrides every file", failover...)
+	// A shell on ExecStart may set anything (a sourced file): refused.
+	dropin("[Service]\nExecStart=\nExecStart=/bin/sh -c 'exec /usr/local/bin/runbook lab standin --version 19.1.0'\n")
+	h.refused("ExecStart of the unit inmanta-server runs the server through a shell", failover...)
+	// Environment= in a drop-in, and a -c file given on ExecStart.
+	dropin("[Service]\nEnvironment=INMANTA_DATABASE_HOST=" + old + "\n")
+	h.refused("INMANTA_DATABASE_HOST="+old+" in Environment= of the unit inmanta-server overrides every file", failover...)
+	h.stdin("orch", "[database]\nhost="+old+"\n", "install -o root -g inmanta -m 0640 /dev/stdin /etc/inmanta/extra.cfg")
+	dropin("[Service]\nExecStart=\nExecStart=/usr/local/bin/runbook lab standin --version 19.1.0 -c /etc/inmanta/extra.cfg\n")
+	h.refused("/etc/inmanta/extra.cfg sets database.host = "+old+" and is read after /etc/inmanta/inmanta.d/database.cfg: it wins", failover...)
+	h.sh("orch", "rm -r /etc/systemd/system/inmanta-server.service.d /etc/inmanta/extra.cfg && systemctl daemon-reload")
+	// The running server got the variable from a source no file shows
+	// (here the manager's environment, unset since): its own environment
+	// is read.
+	h.sh("orch", "systemctl set-environment INMANTA_DATABASE_HOST="+old+" && systemctl restart inmanta-server && systemctl unset-environment INMANTA_DATABASE_HOST")
+	h.waitServes("orch")
+	h.refused("has INMANTA_DATABASE_HOST="+old+" in its environment, from a source this check cannot read", failover...)
+	h.sh("orch", "systemctl restart inmanta-server")
+	h.waitServes("orch")
+	// A token the running server refuses: found before anything changes.
+	other, err := lab.StandinToken("b3RoZXIta2V5LW9mLTMyLWJ5dGVzLW9yLW1vcmUtZm9yLWUyZS10ZXN0cw", "https://localhost:8888/", "api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	goodEnv := h.env
+	h.env = []string{"RUNBOOK_DATABASE_PASSWORD=" + password, "RUNBOOK_ORCHESTRATOR_TOKEN=" + other}
+	h.refused("the running server refuses the API token (HTTP 403", failover...)
+	h.env = goodEnv
+	// /etc/inmanta read-only: named before the server is stopped.
+	h.sh("orch", "mount -o bind /etc/inmanta /etc/inmanta && mount -o remount,bind,ro /etc/inmanta")
+	h.refused("/etc/inmanta/inmanta.d/database.cfg is on a read-only file system", failover...)
+	h.sh("orch", "umount /etc/inmanta")
+	// database.cfg a link into a directory the server's user cannot enter:
+	// no owner or mode of the file helps.
+	h.sh("orch", "install -d -m 0700 /root/cfg && mv /etc/inmanta/inmanta.d/database.cfg /root/cfg/ && ln -s /root/cfg/database.cfg /etc/inmanta/inmanta.d/database.cfg")
+	h.refused("which inmanta cannot enter", failover...)
+	h.sh("orch", "rm /etc/inmanta/inmanta.d/database.cfg && mv /root/cfg/database.cfg /etc/inmanta/inmanta.d/ && rmdir /root/cfg")
 
-	// 4. The old orchestrator installed as a user unit (rootless Podman
-	// style) and running: the system manager knows no inmanta-server.
-	h.sh("orch", "systemctl disable --now inmanta-server && mv /etc/systemd/system/inmanta-server.service /root/inmanta-server.service && systemctl daemon-reload")
+	// 4. The old orchestrator moved to a user unit (rootless Podman
+	// style), under another program path and port, and running; the RPM's
+	// system unit is still there, stopped and disabled.
+	h.sh("orch", "systemctl disable --now inmanta-server && install -d /opt/inmanta/bin && cp /usr/local/bin/runbook /opt/inmanta/bin/inmanta")
 	h.sh("orch", `uid=$(id -u inmanta); systemctl start user@$uid.service
 install -d -o inmanta -g inmanta /var/lib/inmanta/.config/systemd/user
 printf '[database]\nwait_time=10\n[server]\nbind-port=8889\n' | install -o inmanta -g inmanta -m 0600 /dev/stdin /var/lib/inmanta/user.cfg
-printf '[Service]\nExecStart=/usr/local/bin/runbook lab standin --version 17.0.0 -c /var/lib/inmanta/user.cfg\n[Install]\nWantedBy=default.target\n' | install -o inmanta -g inmanta -m 0644 /dev/stdin /var/lib/inmanta/.config/systemd/user/inmanta-server.service
+printf '[Service]\nExecStart=/opt/inmanta/bin/inmanta lab standin --version 17.0.0 -c /var/lib/inmanta/user.cfg\n[Install]\nWantedBy=default.target\n' | install -o inmanta -g inmanta -m 0644 /dev/stdin /var/lib/inmanta/.config/systemd/user/inmanta-server.service
 runuser -u inmanta -- env XDG_RUNTIME_DIR=/run/user/$uid systemctl --user enable --now inmanta-server`)
 	userNew := []string{"run", "orchestrator/new-orchestrator", "-p", "old_orchestrator=orch", "-p", "new_orchestrator=orch2", "-p", "database_host=pg2"}
+	h.refused("user unit inmanta-server of inmanta is active (a user-scope install", userNew...)
+	// And without the system unit: the system manager knows none.
+	h.sh("orch", "mv /etc/systemd/system/inmanta-server.service /root/inmanta-server.service && systemctl daemon-reload")
 	h.refused("user unit inmanta-server of inmanta is active (a user-scope install", userNew...)
 	// Gone from both scopes: a wrong name or machine, never "stopped".
 	h.sh("orch", `uid=$(id -u inmanta); runuser -u inmanta -- env XDG_RUNTIME_DIR=/run/user/$uid systemctl --user disable --now inmanta-server
 rm /var/lib/inmanta/.config/systemd/user/inmanta-server.service; systemctl stop user@$uid.service`)
 	h.refused("no unit inmanta-server here, neither a system unit nor a user unit", userNew...)
 	h.sh("orch", "mv /root/inmanta-server.service /etc/systemd/system/ && systemctl daemon-reload")
+	// A server started by hand, by no unit, under another path and port:
+	// the process itself is the sign.
+	h.sh("orch", "systemd-run --quiet --uid=inmanta --gid=inmanta --unit=e2e-byhand /opt/inmanta/bin/inmanta lab standin --version 17.0.0 -c /var/lib/inmanta/user.cfg")
+	h.refused("an orchestrator server runs: PID", userNew...)
+	h.sh("orch", "systemctl stop e2e-byhand")
 
 	// 3. orch2 is the orchestrator (19) on pg2 and loses power: its session
 	// and singleton lock stay on pg2 until TCP keepalive ends them. A new
@@ -146,6 +202,11 @@ rm /var/lib/inmanta/.config/systemd/user/inmanta-server.service; systemctl stop 
 		t.Fatalf("after the power cut the lock on pg2 is held by %q, want the orphaned session of orch2", got)
 	}
 	powerCut := []string{"run", "orchestrator/new-orchestrator", "-p", "old_orchestrator=orch2", "-p", "new_orchestrator=orch", "-p", "database_host=pg2", "-p", "old_orchestrator_powered_off=true"}
+	// A token not signed with the new server's key: found before anything
+	// changes, though no server runs there yet to ask.
+	h.env = []string{"RUNBOOK_DATABASE_PASSWORD=" + password, "RUNBOOK_ORCHESTRATOR_TOKEN=" + other}
+	h.refused("the API token is not signed with the server's key", powerCut...)
+	h.env = goodEnv
 	out := h.ok(powerCut...)
 	leaks(out)
 	if !strings.Contains(out, "changed      End the old orchestrator's sessions") {
@@ -158,6 +219,14 @@ rm /var/lib/inmanta/.config/systemd/user/inmanta-server.service; systemctl stop 
 		t.Error("no session of orch in pg2's pg_stat_activity")
 	}
 	h.serves("orch", "19.1.0")
+	// A rerun after a run that failed between the start and the
+	// recompiles (its note left on the machine) still asks for them.
+	mark := h.psqlDB("pg2", "inmanta", "SELECT now()")
+	h.sh("orch", "mkdir -p /var/lib/runbook && touch /var/lib/runbook/recompile-owed.inmanta-server")
+	h.ok(powerCut...)
+	if got := h.psqlDB("pg2", "inmanta", "SELECT count(*) FROM standin_recompile WHERE server = 'orch' AND requested_at > '"+mark+"'"); got != "2" {
+		t.Errorf("a rerun that owed recompiles asked for %s, want 2", got)
+	}
 	t.Logf("TestOrchestrator took %.1fs", time.Since(start).Seconds())
 }
 
