@@ -180,7 +180,10 @@ func (s *Standin) settings() (waitTime, lockWait int, lock bool, err error) {
 	if waitTime, err = c.Int("database", "wait_time", 0); err != nil {
 		return
 	}
-	if s.opt.DBWaitTime != nil {
+	// --db-wait-time is Config.set("database", "wait_time"), and
+	// get_raw_value asks the environment first: INMANTA_DATABASE_WAIT_TIME
+	// beats the option (src/inmanta/app.py, src/inmanta/config.py).
+	if _, fromEnv := c.envValue("database", "wait_time"); s.opt.DBWaitTime != nil && !fromEnv {
 		waitTime = *s.opt.DBWaitTime
 	}
 	if lock, err = c.Bool("database", "singleton_lock", true); err != nil {

@@ -143,6 +143,14 @@ func (c *StandinConfig) Get(section, option, def string) string {
 	return def
 }
 
+// envValue is the option's environment variable, when it is set.
+func (c *StandinConfig) envValue(section, option string) (string, bool) {
+	if c.env == nil {
+		return "", false
+	}
+	return c.env(EnvName(section, option))
+}
+
 // Lookup is Get without a default.
 func (c *StandinConfig) Lookup(section, option string) (string, bool) {
 	if c.env != nil {

@@ -240,3 +240,27 @@ func TestStandinVersions(t *testing.T) {
 		}
 	})
 }
+
+// TestStandinWaitTimeEnv: INMANTA_DATABASE_WAIT_TIME beats --db-wait-time,
+// which beats the files (app.py sets the option; the environment is read
+// first).
+func TestStandinWaitTimeEnv(t *testing.T) {
+	three := 3
+	for _, c := range []struct {
+		env  map[string]string
+		want int
+	}{
+		{map[string]string{"INMANTA_DATABASE_WAIT_TIME": "7"}, 7},
+		{map[string]string{}, 3},
+	} {
+		cfg, err := LoadStandinConfig(nil, func(k string) (string, bool) { v, ok := c.env[k]; return v, ok })
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &Standin{cfg: cfg, opt: StandinOptions{DBWaitTime: &three}}
+		got, _, _, err := s.settings()
+		if err != nil || got != c.want {
+			t.Errorf("env %v, --db-wait-time 3: wait_time %d (%v), want %d", c.env, got, err, c.want)
+		}
+	}
+}
