@@ -461,6 +461,8 @@ func (t tokens) expand(s string) (string, error) {
 // splitJump parses [user@]host[:port], the host of an IPv6 address in
 // brackets ([2001:db8::1]:22).
 func splitJump(s string) (user, host string, port int) {
+	// ssh -J also takes ssh://[user@]host[:port] (ssh(1)).
+	s = strings.TrimSuffix(strings.TrimPrefix(s, "ssh://"), "/")
 	if i := strings.LastIndex(s, "@"); i >= 0 {
 		user, s = s[:i], s[i+1:]
 	}
