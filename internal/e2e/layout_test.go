@@ -74,7 +74,7 @@ func TestLayoutAuto(t *testing.T) {
 	// data directory given that the server does not read is refused.
 	h.inventory = ""
 	h.sh("pg3", `systemctl stop postgresql@15-main && mv /var/lib/postgresql/15/main /srv/pg15main && sed -i "s|^data_directory *=.*|data_directory = '/srv/pg15main'|" /etc/postgresql/15/main/postgresql.conf && systemctl start postgresql@15-main && echo moved`)
-	out, _ = h.run("plan", "pg-ha/check", "-p", "primary=pg3", "-p", "standby=pg1", "-p", "layout=auto")
+	out, _ = h.run("plan", "pg-ha/check", "-p", "primary=pg1", "-p", "standby=pg3", "-p", "layout=auto")
 	if !strings.Contains(out, "detected debian 15: binaries /usr/lib/postgresql/15/bin, data /srv/pg15main, configuration /etc/postgresql/15/main") {
 		t.Errorf("the moved data directory is not the one found:\n%s", out)
 	}
