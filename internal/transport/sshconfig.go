@@ -239,11 +239,10 @@ func (r *resolver) resolve(name, alias string, port int, user, identity, knownHo
 				if f == "none" { // ssh_config(5): no file, not ./none
 					continue
 				}
-				p, err := tok.expand(f)
-				if err != nil {
-					return cfg, r.notes, fmt.Errorf("host %s: %s%s %s: %w", name, r.where(k), k, f, err)
-				}
-				cfg.KnownHosts = append(cfg.KnownHosts, p)
+				// ssh -G prints these expanded already (tokens,
+				// environment, ~): expanding again would read %%h as a
+				// host name.
+				cfg.KnownHosts = append(cfg.KnownHosts, ExpandHome(f))
 			}
 		}
 	}
