@@ -23,15 +23,17 @@ func (e *Env) newSink(format string, verbose bool) engine.Sink {
 			_ = enc.Encode(ev)
 		})
 	}
-	return &textSink{w: e.Stdout, verbose: verbose, live: e.isTerminal(e.Stdout), color: e.isTerminal(e.Stdout) && e.Getenv("NO_COLOR") == ""}
+	return &textSink{w: e.Stdout, out: e.Stdout, errw: e.Stderr, verbose: verbose, live: e.isTerminal(e.Stdout), color: e.isTerminal(e.Stdout) && e.Getenv("NO_COLOR") == ""}
 }
 
 // textSink prints one line per guard and per step on each host. On a
 // terminal the line of the running step is shown while it runs and then
 // replaced by its outcome.
 type textSink struct {
-	mu       sync.Mutex
-	w        io.Writer
+	mu sync.Mutex
+	// w is where the step lines go: out, or for a playbook with an
+	// outcome text (a report) nowhere, or errw with -v.
+	w, out, errw io.Writer
 	live     bool
 	color    bool
 	liveLine bool
@@ -87,6 +89,13 @@ func (s *textSink) Emit(ev *engine.Event) {
 	switch ev.Type {
 	case engine.EventRunStart:
 		s.dryRun = ev.DryRun
+		if ev.Report {
+			// The outcome's text is the output; the steps are details.
+			s.w, s.live = io.Discard, false
+			if s.verbose {
+				s.w = s.errw
+			}
+		}
 		mode := ""
 		if ev.DryRun {
 			mode = " (plan: probes run for real, nothing is changed)"
@@ -172,6 +181,9 @@ func (s *textSink) Emit(ev *engine.Event) {
 			verb += " (partial: failures tolerated, listed below)"
 		}
 		fmt.Fprintf(s.w, "%s in %s: %s\n", verb, dur(ev.Duration), strings.Join(parts, ", "))
+		if ev.Output != "" {
+			fmt.Fprintln(s.out, strings.TrimRight(ev.Output, "\n"))
+		}
 	}
 }
 

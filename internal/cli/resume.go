@@ -99,10 +99,11 @@ func resumeCmd(e *Env, args []string) int {
 	}
 	fmt.Fprintf(e.Stderr, "runbook: resuming run %s of %s (%s, attempt %d): %d step outcome(s) recorded, %d in doubt %s\n",
 		runID, h.Playbook, st.Status, st.Attempts+1, len(st.Done), len(st.InDoubt), strings.Join(doubt, ", "))
-	sink := durable.NewSink(j, e.newSink(rf.output, rf.verbose), e.Stderr)
+	watch := &changeWatch{next: e.newSink(rf.output, rf.verbose)}
+	sink := durable.NewSink(j, watch, e.Stderr)
 	defer sink.Wait()
 	r := &engine.Runner{Inventory: inv, Sink: sink, RunID: runID, Connect: e.connector(rf.ssh), Lock: e.locker(sf, pb.Name, runID, rf.waitLock),
 		Resume: resume, Confirm: e.confirmer(rf.yes, a.Operator+"@"+a.Host)}
 	err = r.Run(ctx, pb, engine.Inputs{Params: values, Secrets: secrets})
-	return e.runExit(err, sink, runID, sf, true)
+	return watch.exit(e.runExit(err, sink, runID, sf, true))
 }

@@ -97,21 +97,38 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 		Confirm: confirm}
 	err = r.Run(ctx, pb, engine.Inputs{Params: values, Secrets: secrets})
 	// Resuming a run that changed nothing is running it again: say so.
-	return e.runExit(err, sink, runID, sf, !dryRun && watch.changed.Load())
+	return watch.exit(e.runExit(err, sink, runID, sf, !dryRun && watch.changed.Load()))
 }
 
 // changeWatch notes whether a run began to change anything (a step's
 // apply), passing every event on.
+// It also keeps the exit status the playbook's outcome chose.
 type changeWatch struct {
 	next    engine.Sink
 	changed atomic.Bool
+	code    atomic.Pointer[int]
 }
 
 func (w *changeWatch) Emit(ev *engine.Event) {
-	if ev.Type == engine.EventStepApply {
+	switch ev.Type {
+	case engine.EventStepApply:
 		w.changed.Store(true)
+	case engine.EventRunEnd:
+		if ev.ExitCode != nil {
+			c := *ev.ExitCode
+			w.code.Store(&c)
+		}
 	}
 	w.next.Emit(ev)
+}
+
+// exit is the exit status of a run whose own is code: the one its
+// playbook's outcome chose, unless the run was interrupted.
+func (w *changeWatch) exit(code int) int {
+	if c := w.code.Load(); c != nil && code != ExitInterrupted {
+		return *c
+	}
+	return code
 }
 
 // Flush passes a flush on to the text output.
