@@ -34,10 +34,10 @@ type textSink struct {
 	// w is where the step lines go: out, or for a playbook with an
 	// outcome text (a report) nowhere, or errw with -v.
 	w, out, errw io.Writer
-	live     bool
-	color    bool
-	liveLine bool
-	dryRun   bool
+	live         bool
+	color        bool
+	liveLine     bool
+	dryRun       bool
 	// verbose shows every step's result (-v), redacted as in the journal.
 	verbose bool
 	counts  map[engine.Status]int
