@@ -17,7 +17,8 @@ import (
 // system, a value for machines, and the exit status of the command.
 // Its expressions see everything a step does, the steps' results so far
 // among it, and `result`: whether the run went through (ok) and, when it
-// did not, its error.
+// did not, its error; text and exit_code also see the value, computed
+// first, as result.value.
 type RunOutcome struct {
 	Pos  diag.Pos
 	Text *tmpl.Template
@@ -28,16 +29,16 @@ type RunOutcome struct {
 }
 
 var outcomeFields = []steps.Field{
-	{Name: "text", Kind: steps.String, Doc: "printed on standard output when the run ends, in place of the step lines (-v shows them, on standard error): a status line, a table", Example: "${{ result.ok ? \"OK\" : \"UNKNOWN - \" + result.error }}"},
-	{Name: "value", Kind: steps.String, Doc: "a mapping given as the run-end event's value with --output json, and journaled", Example: "${{ {\"nodes\": steps.observe.results} }}"},
-	{Name: "exit_code", Kind: steps.String, Doc: "the exit status of the run, an integer from 0 to 125, in place of runbook's own (a monitoring plugin's 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)", Example: "${{ result.ok ? 0 : 3 }}"},
+	{Name: "text", Kind: steps.String, Doc: "printed on standard output when the run ends, in place of the step lines (-v shows them, on standard error): a status line, a table; result.value is the value", Example: "${{ result.ok ? \"OK\" : \"UNKNOWN - \" + result.error }}"},
+	{Name: "value", Kind: steps.String, Doc: "a mapping, computed first, given as the run-end event's value with --output json, and journaled", Example: "${{ {\"nodes\": steps.observe.results} }}"},
+	{Name: "exit_code", Kind: steps.String, Doc: "the exit status of the run, an integer from 0 to 125 (result.value is the value), in place of runbook's own (a monitoring plugin's 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)", Example: "${{ result.ok ? 0 : 3 }}"},
 }
 
 // OutcomeFields returns the keys of outcome:, for the schema.
 func OutcomeFields() []steps.Field { return outcomeFields }
 
 // runResultType is the type of `result` in an outcome.
-var runResultType = types.Map{"ok": types.Bool, "error": types.String}
+var runResultType = types.Map{"ok": types.Bool, "error": types.String, "value": tmpl.AnyMap}
 
 // decodeOutcome decodes outcome: after the steps, whose results it reads.
 func decodeOutcome(d *steps.Decoder, n *yaml.Node) *RunOutcome {
@@ -69,18 +70,13 @@ func (x *run) outcomeOf(err error) (text string, value steps.Result, code *int, 
 	for k, v := range x.base {
 		env[k] = v
 	}
-	res := map[string]any{"ok": err == nil, "error": ""}
+	res := map[string]any{"ok": err == nil, "error": "", "value": map[string]any{}}
 	if err != nil {
 		res["error"] = x.redactor().String(err.Error())
 	}
 	env["result"] = res
 	fail := func(what string, e error) (string, steps.Result, *int, bool, error) {
 		return "", nil, nil, false, fmt.Errorf("%s:%s: outcome %s: %w", x.pb.File, o.Pos, what, e)
-	}
-	if o.Text != nil {
-		if text, err = o.Text.Render(env); err != nil {
-			return fail("text", err)
-		}
 	}
 	if o.Value != nil {
 		v, err := o.Value.Value(env)
@@ -92,6 +88,12 @@ func (x *run) outcomeOf(err error) (text string, value steps.Result, code *int, 
 			return fail("value", fmt.Errorf("a mapping is expected, not %T", v))
 		}
 		value = steps.Result(m)
+		res["value"] = m
+	}
+	if o.Text != nil {
+		if text, err = o.Text.Render(env); err != nil {
+			return fail("text", err)
+		}
 	}
 	if o.ExitCode != nil {
 		v, err := o.ExitCode.Value(env)
