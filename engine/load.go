@@ -50,7 +50,7 @@ var topFields = []steps.Field{
 	{Name: "require", Kind: steps.ObjectList, Doc: "guards: read-only probes with an assert, all checked before the first step; any failure aborts the run"},
 	{Name: "confirm", Kind: steps.Object, Fields: confirmFields, Doc: "ask the operator to type a word after the guards pass and before the first step (--yes answers it; without a terminal or --yes the run is refused before it starts)"},
 	{Name: "steps", Kind: steps.ObjectList, Required: true, Doc: "the steps, run in order"},
-	{Name: "outcome", Kind: steps.Object, Fields: outcomeFields, Doc: "what the run reports when it ends, whether its steps went through or not (result.ok, result.error): a text printed in place of the step lines, a value for --output json, and the exit status (a status view, a monitoring check)"},
+	{Name: "outcome", Kind: steps.Object, Fields: outcomeFields, Doc: "what the run reports when it ends, whether its steps went through or not (result.ok, result.error): a text printed on standard output (the step lines go to standard error), a value for --output json, and the exit status (a status view, a monitoring check)"},
 }
 
 var paramFields = []steps.Field{

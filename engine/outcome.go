@@ -29,7 +29,7 @@ type RunOutcome struct {
 }
 
 var outcomeFields = []steps.Field{
-	{Name: "text", Kind: steps.String, Doc: "printed on standard output when the run ends, in place of the step lines (-v shows them, on standard error): a status line, a table; result.value is the value", Example: "${{ result.ok ? \"OK\" : \"UNKNOWN - \" + result.error }}"},
+	{Name: "text", Kind: steps.String, Doc: "printed on standard output when the run ends, the step lines going to standard error: a status line, a table; result.value is the value", Example: "${{ result.ok ? \"OK\" : \"UNKNOWN - \" + result.error }}"},
 	{Name: "value", Kind: steps.String, Doc: "a mapping, computed first, given as the run-end event's value with --output json, and journaled", Example: "${{ {\"nodes\": steps.observe.results} }}"},
 	{Name: "exit_code", Kind: steps.String, Doc: "the exit status of the run, an integer from 0 to 125 (result.value is the value), in place of runbook's own (a monitoring plugin's 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)", Example: "${{ result.ok ? 0 : 3 }}"},
 }

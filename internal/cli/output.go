@@ -31,8 +31,8 @@ func (e *Env) newSink(format string, verbose bool) engine.Sink {
 // replaced by its outcome.
 type textSink struct {
 	mu sync.Mutex
-	// w is where the step lines go: out, or for a playbook with an
-	// outcome text (a report) nowhere, or errw with -v.
+	// w is where the step lines go: out, or errw for a playbook with an
+	// outcome text (a report), whose text alone goes to out.
 	w, out, errw io.Writer
 	live         bool
 	color        bool
@@ -90,11 +90,9 @@ func (s *textSink) Emit(ev *engine.Event) {
 	case engine.EventRunStart:
 		s.dryRun = ev.DryRun
 		if ev.Report {
-			// The outcome's text is the output; the steps are details.
-			s.w, s.live = io.Discard, false
-			if s.verbose {
-				s.w = s.errw
-			}
+			// The outcome's text is the output (a monitoring system
+			// reads standard output); the step lines are details.
+			s.w, s.live = s.errw, false
 		}
 		mode := ""
 		if ev.DryRun {
