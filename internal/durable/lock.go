@@ -11,12 +11,14 @@ package durable
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
+	"strings"
 	"syscall"
 	"time"
 
@@ -51,10 +53,28 @@ type Lock struct {
 	path string
 }
 
-var unsafeInLockName = regexp.MustCompile(`[^A-Za-z0-9._-]`)
-
-// lockFileName is the file of lock name in DIR/locks.
-func lockFileName(name string) string { return unsafeInLockName.ReplaceAllString(name, "_") + ".lock" }
+// lockFileName is the file of lock name in DIR/locks: every byte but
+// letters, digits, '.' and '-' written as _XX (its hex), so that two
+// names never share a file ("a/b" and "a_b" were one lock once).
+func lockFileName(name string) string {
+	var b strings.Builder
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' {
+			b.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&b, "_%02x", c)
+	}
+	name = b.String()
+	if len(name) > 200 {
+		// A file name holds 255 bytes: a long name keeps its start, for
+		// the reader, and a hash of the whole, for uniqueness.
+		sum := sha256.Sum256([]byte(name))
+		name = name[:120] + "-" + hex.EncodeToString(sum[:16])
+	}
+	return name + ".lock"
+}
 
 // LockPath returns the file of lock name in the state directory dir.
 func LockPath(dir, name string) string { return filepath.Join(dir, "locks", lockFileName(name)) }

@@ -166,6 +166,64 @@ EOF`, diag.RuleShellDataPosition},
 		{`timeout 5 sh -c ${{ params.v }}`, diag.RuleShellInterpolation},
 		{`sudo -u postgres env X=${{ params.v }} ls`, diag.RuleShellDataPosition},
 		{`for x in ${{ params.v }}; do $x; done`, diag.RuleShellDataPosition},
+		// Option operands are data only where the program is known to keep
+		// them so: psql pipes -o '|cmd' to a shell, pg_ctl pastes -D, -l
+		// and -p into the shell line that starts the server.
+		{`psql -o ${{ params.v }} -c 'SELECT 1'`, diag.RuleShellInterpolation},
+		{`psql --output=${{ params.v }}`, diag.RuleShellInterpolation},
+		{`psql -f ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`psql -L ${{ params.v }} -c 'SELECT 1'`, diag.RuleShellDataPosition},
+		{`psql -P ${{ params.v }} -c 'SELECT 1'`, diag.RuleShellDataPosition},
+		{`pg_ctl start -D ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`pg_ctl -D ${{ params.v }} restart`, diag.RuleShellInterpolation},
+		{`pg_ctl -l ${{ params.v }} start`, diag.RuleShellInterpolation},
+		{`pg_ctl start -p ${{ params.v }}`, diag.RuleShellInterpolation},
+		// In every mode, for a configuration-only directory (adjust_data_dir).
+		{`pg_ctl promote -w -t 60 -D ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`pg_ctl status -D"${{ params.v }}"`, diag.RuleShellInterpolation},
+		{`data=${{ params.v }}; "$bin/pg_ctl" status -D "$data"`, diag.RuleShellInterpolation},
+		// A here-document on exec without a program is every later
+		// command's input; a file read as input is what the command reads.
+		{"exec <<EOF\n${{ params.v }}\nEOF\nsh", diag.RuleShellDataPosition},
+		{"exec 0<<EOF\n${{ params.v }}\nEOF\npsql", diag.RuleShellDataPosition},
+		{`exec <<< ${{ params.v }}; sh`, diag.RuleShellDataPosition},
+		{`sh < ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`psql -X -h /tmp < ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`sh < <(echo ${{ params.v }})`, diag.RuleShellInterpolation},
+		{`cat 3< ${{ params.v }}`, diag.RuleShellDataPosition},
+		// An unquoted $(...) holding a value is split into arguments.
+		{`psql -X -h $(echo ${{ params.v }}) -c 'SELECT 1'`, diag.RuleShellInterpolation},
+		{`rm -rf $(echo ${{ params.v }})`, diag.RuleShellInterpolation},
+		// psql reads a -v variable used as :name as more input (\! runs a shell).
+		{`psql -X -v lim=${{ params.v }} -c 'SELECT 1'`, diag.RuleShellDataPosition},
+		// Programs whose options run code.
+		{`initdb -L ${{ params.v }} -D /tmp/x`, diag.RuleShellInterpolation},
+		{`pg_rewind -c --config-file ${{ params.v }} -D /x`, diag.RuleShellInterpolation},
+		{`pg_rewind -c -D ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`sudo -c ls ${{ params.v }}`, diag.RuleShellDataPosition},
+		{`pg_ctlcluster -- 15 main restart ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`pg_ctlcluster 15 main start -o ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`pg_ctlcluster 15 main start -- ${{ params.v }}`, diag.RuleShellInterpolation},
+		// getopt_long takes an unambiguous prefix of a long option.
+		{`psql --comm=${{ params.v }}`, diag.RuleShellInterpolation},
+		{`psql --out ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`sort --compress=${{ params.v }} f`, diag.RuleShellInterpolation},
+		{`sudo --sh ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`psql -${{ params.v }}`, diag.RuleShellInterpolation},
+		{`psql --${{ params.v }}`, diag.RuleShellInterpolation},
+		{`psql --quiet ${{ params.v }}`, diag.RuleShellDataPosition},
+		{`sudo -R ${{ params.v }} ls`, diag.RuleShellDataPosition},
+		{`sudo --chroot=${{ params.v }} ls`, diag.RuleShellDataPosition},
+		{`nc localhost ${{ params.v }}`, diag.RuleShellDataPosition},
+		// A variable's value: split when unquoted, evaluated by bash's
+		// prompt expansion, arithmetic and -v.
+		{`h=${{ params.v }}; psql -h $h -c 'SELECT 1'`, diag.RuleShellInterpolation},
+		{`x=${{ params.v }}; echo "${x@P}"`, diag.RuleShellInterpolation},
+		{`x=${{ params.v }}; [[ $x -eq 1 ]]`, diag.RuleShellInterpolation},
+		{`x=${{ params.v }}; [[ -v $x ]]`, diag.RuleShellInterpolation},
+		// Output that reaches a command no pipe shows.
+		{`echo ${{ params.v }} | tee >(sh)`, diag.RuleShellDataPosition},
+		{`coproc sh; echo ${{ params.v }} >&"${COPROC[1]}"`, diag.RuleShellDataPosition},
 	}
 	for _, c := range refused {
 		_, errs := bind(t, c.src, Shell)
@@ -185,7 +243,6 @@ EOF`, diag.RuleShellDataPosition},
 		`sudo -u ${{ params.v }} ls ${{ params.v }}`,
 		`sudo -u postgres -- timeout ${{ params.n }} pg_isready -h ${{ params.v }}`,
 		`runuser -u postgres -- env PGPASSFILE=/dev/fd/4 pg_basebackup -D ${{ params.v }} -w`,
-		`data=${{ params.v }} bin=${{ params.v }}; cd "$data" && "$bin/pg_ctl" status -D "$data"`,
 		`x=$(cat ${{ params.v }} | grep -c y); echo "$x"`,
 		`psql -X -c 'SELECT 1' "host=${{ params.v }}"`,
 		`psql -d ${{ params.v }} -c 'SELECT 1'`,
@@ -195,7 +252,22 @@ EOF`, diag.RuleShellDataPosition},
 		`echo ${{ params.v }} > ${{ params.v }}`,
 		`case ${{ params.v }} in x) echo y;; esac`,
 		`for f in ${{ params.v }}; do rm -f "$f"; done`,
-		`pg_ctl promote -w -t 60 -D ${{ params.v }}`,
+		`psql -h ${{ params.v }} -p ${{ params.n }} -U ${{ params.v }} -d x -c 'SELECT 1'`,
+		`psql --host=${{ params.v }} --user ${{ params.v }} -c 'SELECT 1'`,
+		`h=${{ params.v }}; psql -h "$h" -c 'SELECT 1'`,
+		`sudo -u ${{ params.v }} -D ${{ params.v }} ls`,
+		`sort -k ${{ params.v }} f`,
+		`cat <(echo ${{ params.v }})`,
+		`pg_ctlcluster 15 main start -m ${{ params.v }}`,
+		`pg_ctlcluster -- ${{ params.v }} ${{ params.v }} restart`,
+		`journalctl --unit=${{ params.v }} -n 20`,
+		`pg_isready --host=${{ params.v }} --port=5432`,
+		`echo "$(echo ${{ params.v }})"`,
+		`x="$(cat ${{ params.v }})"; echo "$x"`,
+		`grep -c x < ${{ params.v }}`,
+		`cat < <(echo ${{ params.v }})`,
+		`initdb -D ${{ params.v }} -U postgres`,
+		`pg_rewind --source-server=${{ params.v }} -D /var/lib/pgsql/data`,
 	}
 	for _, src := range accepted {
 		if _, errs := bind(t, src, Shell); len(errs) > 0 {
