@@ -157,13 +157,8 @@ func fieldSchema(f steps.Field) map[string]any {
 	case steps.StringMap:
 		s = map[string]any{"type": "object", "additionalProperties": map[string]any{"type": []string{"string", "number", "boolean"}}}
 	case steps.StringList:
-		items := map[string]any{"type": []string{"string", "number"}}
-		if len(f.Enum) > 0 {
-			// The enum is of each element (tolerate: [unreachable]).
-			items = map[string]any{"type": "string", "enum": f.Enum}
-		}
 		s = map[string]any{"oneOf": []any{
-			map[string]any{"type": "array", "items": items},
+			map[string]any{"type": "array", "items": map[string]any{"type": []string{"string", "number"}}},
 			map[string]any{"type": "string", "pattern": `\$\{\{.*\}\}`},
 		}}
 	case steps.IntList:
@@ -188,7 +183,14 @@ func fieldSchema(f steps.Field) map[string]any {
 	if f.Doc != "" {
 		s["description"] = f.Doc
 	}
-	if len(f.Enum) > 0 && f.Kind != steps.StringList {
+	switch {
+	case len(f.Enum) > 0 && f.Kind == steps.StringList:
+		// Each element is one of the values.
+		s["oneOf"] = []any{
+			map[string]any{"type": "array", "items": map[string]any{"enum": f.Enum}},
+			map[string]any{"type": "string", "pattern": `\$\{\{.*\}\}`},
+		}
+	case len(f.Enum) > 0:
 		s["enum"] = f.Enum
 	}
 	if f.Default != nil {
