@@ -50,6 +50,7 @@ var topFields = []steps.Field{
 	{Name: "require", Kind: steps.ObjectList, Doc: "guards: read-only probes with an assert, all checked before the first step; any failure aborts the run"},
 	{Name: "confirm", Kind: steps.Object, Fields: confirmFields, Doc: "ask the operator to type a word after the guards pass and before the first step (--yes answers it; without a terminal or --yes the run is refused before it starts)"},
 	{Name: "steps", Kind: steps.ObjectList, Required: true, Doc: "the steps, run in order"},
+	{Name: "outcome", Kind: steps.Object, Fields: outcomeFields, Doc: "what the run reports when it ends, whether its steps went through or not (result.ok, result.error): a text printed on standard output (the step lines go to standard error), a value for --output json, and the exit status (a status view, a monitoring check)"},
 }
 
 var paramFields = []steps.Field{
@@ -326,6 +327,10 @@ func (l *Loader) load(file string, src []byte) (*Playbook, []*diag.Diagnostic, [
 		// lets the collector free a large playbook's tree (a dozen times
 		// the size of its text) as it goes, rather than at the end.
 		stepNodes[i] = nil
+	}
+	if n := top.Get("outcome"); n != nil {
+		// After the steps: it reads their results.
+		pb.Outcome = decodeOutcome(d, n)
 	}
 	var skipped []string
 	if !diag.HasErrors(ds.Items) {

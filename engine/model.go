@@ -31,6 +31,9 @@ type Playbook struct {
 	// Confirm is asked after the guards pass and before the first step.
 	Confirm *Confirm
 	Steps   []*Step
+	// Outcome, when set, is what the run reports when it ends: a text, a
+	// value and the exit status (a status view, a monitoring check).
+	Outcome *RunOutcome
 	// Hash is the SHA-256 of the source, to tell whether a playbook changed.
 	Hash string
 	// Source is the playbook's text: a secret that occurs in it cannot be

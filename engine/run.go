@@ -136,9 +136,17 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 	// Connections are closed even when ctx was cancelled.
 	defer x.pool.closeAll()
 	start := time.Now()
-	x.sink.Emit(&Event{Type: EventRunStart, Playbook: pb.Name, DryRun: x.dryRun})
+	x.sink.Emit(&Event{Type: EventRunStart, Playbook: pb.Name, DryRun: x.dryRun, Report: pb.Outcome != nil && pb.Outcome.Text != nil && !x.dryRun})
 	defer func() {
 		st, msg := StatusOK, "done"
+		end := &Event{Type: EventRunEnd, Playbook: pb.Name, Duration: time.Since(start), DryRun: x.dryRun, Durable: true}
+		text, value, code, reported, oerr := x.outcomeOf(err)
+		if reported {
+			end.Output, end.Value, end.ExitCode = text, value, code
+		}
+		if oerr != nil && err == nil {
+			err = oerr
+		}
 		if err != nil {
 			st, msg = x.failStatus(err), x.redactor().String(err.Error())
 			if st == StatusUnknown {
@@ -150,7 +158,8 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 			}
 			err = x.redactor().Error(err)
 		}
-		x.sink.Emit(&Event{Type: EventRunEnd, Playbook: pb.Name, Status: st, Duration: time.Since(start), Message: msg, DryRun: x.dryRun, Durable: true})
+		end.Status, end.Message = st, msg
+		x.sink.Emit(end)
 	}()
 	if err := x.prepare(in); err != nil {
 		return err
