@@ -112,7 +112,7 @@ func guardSource(g *Guard) string {
 // guardHosts resolves the hosts a guard probes.
 func (x *run) guardHosts(g *Guard) ([]string, error) {
 	if len(g.Hosts) > 0 || g.HostsExpr != nil {
-		return x.expandHosts(g.Hosts, g.HostsExpr)
+		return x.expandHosts(x.env(g.Frame), g.Hosts, g.HostsExpr)
 	}
 	h, err := x.guardHost(g)
 	if err != nil {
@@ -126,14 +126,14 @@ func (x *run) guardHost(g *Guard) (string, error) {
 	if g.Host == nil {
 		return Localhost, nil
 	}
-	return g.Host.Render(x.base)
+	return g.Host.Render(x.env(g.Frame))
 }
 
 // guard probes host and asserts on what it observed. It returns whether
 // the guard passed, and otherwise why, redacted, and whether the probe
 // found the host down (result.reachable == false).
 func (x *run) guard(ctx context.Context, g *Guard, host string) (bool, string, bool) {
-	ex, err := x.exec(host, g.Become)
+	ex, err := x.exec(g.Frame, host, g.Become)
 	if err != nil {
 		return false, err.Error(), false
 	}

@@ -175,6 +175,12 @@ const (
 // even when there are errors, with every finding, and the checks that
 // could not run because of earlier errors (said, not silently left out).
 func (l *Loader) load(file string, src []byte) (*Playbook, []*diag.Diagnostic, []string) {
+	return l.loadStack(file, src, []string{file})
+}
+
+// loadStack is load of a playbook that stack (the files being loaded, the
+// playbook's last) includes in turn.
+func (l *Loader) loadStack(file string, src []byte, stack []string) (*Playbook, []*diag.Diagnostic, []string) {
 	ds := &diag.List{File: file}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
@@ -294,7 +300,17 @@ func (l *Loader) load(file string, src []byte) (*Playbook, []*diag.Diagnostic, [
 	}
 	var batch *Batch
 	var batchNode *yaml.Node
+	var incs []inclusion
 	for i, sn := range stepNodes {
+		if sn.Kind == yaml.MappingNode && isInclude(sn) {
+			if batches[sn] != nil {
+				d.Errorf(sn, diag.RuleInvalidValue, "a batch cannot run another playbook: include it outside the batch")
+			} else if fr := l.decodeInclude(d, file, sn, stack); fr != nil {
+				incs = append(incs, inclusion{at: len(pb.Steps), frame: fr})
+			}
+			stepNodes[i] = nil
+			continue
+		}
 		if bn := batches[sn]; bn != batchNode {
 			batchNode, batch = bn, nil
 			if bn != nil {
@@ -347,6 +363,7 @@ func (l *Loader) load(file string, src []byte) (*Playbook, []*diag.Diagnostic, [
 	}
 	suppress(ds, src)
 	l.finishVarsFiles(ds, vfs)
+	graft(pb, incs)
 	diag.Sort(ds.Items)
 	return pb, ds.Items, skipped
 }
