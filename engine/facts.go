@@ -187,7 +187,7 @@ func (x *run) observeFacts(ctx context.Context) error {
 			if !j.ok {
 				st = StatusFailed
 			}
-			x.sink.Emit(&Event{Type: EventGuard, Index: i + 1, Name: "fact " + j.f.Name, Host: j.host, Status: st, Duration: time.Since(start), Message: j.msg, Print: printed})
+			x.sink.Emit(&Event{Type: EventGuard, Index: i + 1, Name: "fact " + j.f.Label(), Host: j.host, Status: st, Duration: time.Since(start), Message: j.msg, Print: printed})
 		}()
 	}
 	wg.Wait()
@@ -198,7 +198,7 @@ func (x *run) observeFacts(ctx context.Context) error {
 	for _, j := range jobs {
 		x.env(j.f.Frame)["facts"].(map[string]any)[j.f.Name].(map[string]any)[j.host] = j.value
 		if !j.ok {
-			failed = append(failed, fmt.Sprintf("%q on %s: %s", "fact "+j.f.Name, j.host, j.msg))
+			failed = append(failed, fmt.Sprintf("%q on %s: %s", "fact "+j.f.Label(), j.host, j.msg))
 		}
 	}
 	if len(failed) > 0 {

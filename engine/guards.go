@@ -65,12 +65,12 @@ func (x *run) guards(ctx context.Context) error {
 				st = StatusFailed
 				tolerated := c.g.Tolerate.Failed || c.g.Tolerate.Unreachable && down
 				if tolerated && c.err == nil && ctx.Err() == nil {
-					x.addTolerated(&StepError{Step: "guard " + c.g.Name, Host: c.host, Err: errors.New(msg)})
+					x.addTolerated(&StepError{Step: "guard " + c.g.Label(), Host: c.host, Err: errors.New(msg)})
 					ok, msg = true, "tolerated: "+msg
 				}
 			}
 			out[ci] = outcome{ok, msg}
-			x.sink.Emit(&Event{Type: EventGuard, Index: c.i + 1, Name: c.g.Name, Host: label, Status: st, Duration: time.Since(start), Message: msg})
+			x.sink.Emit(&Event{Type: EventGuard, Index: c.i + 1, Name: c.g.Label(), Host: label, Status: st, Duration: time.Since(start), Message: msg})
 		}()
 	}
 	wg.Wait()
@@ -79,9 +79,9 @@ func (x *run) guards(ctx context.Context) error {
 		if !o.ok {
 			c := checks[ci]
 			if len(c.g.Hosts) > 0 || c.g.HostsExpr != nil {
-				failed = append(failed, fmt.Sprintf("%q on %s: %s", c.g.Name, c.host, o.msg))
+				failed = append(failed, fmt.Sprintf("%q on %s: %s", c.g.Label(), c.host, o.msg))
 			} else {
-				failed = append(failed, fmt.Sprintf("%q: %s", c.g.Name, o.msg))
+				failed = append(failed, fmt.Sprintf("%q: %s", c.g.Label(), o.msg))
 			}
 		}
 	}

@@ -433,3 +433,21 @@ func graft(pb *Playbook, incs []inclusion) {
 	sum := sha256.Sum256(pb.Source)
 	pb.Hash = hex.EncodeToString(sum[:])
 }
+
+// Label returns the name shown for a guard, after its frame's path for a
+// guard of an included playbook ("standby: the primary is reachable").
+func (g *Guard) Label() string {
+	if g.Frame != nil {
+		return g.Frame.Path() + ": " + g.Name
+	}
+	return g.Name
+}
+
+// Label returns the fact's name, after its frame's path for a fact of an
+// included playbook ("standby: pg").
+func (f *Fact) Label() string {
+	if f.Frame != nil {
+		return f.Frame.Path() + ": " + f.Name
+	}
+	return f.Name
+}
