@@ -300,7 +300,7 @@ func haScenario(t *testing.T, layout string, crash bool, ref []string) []string 
 	h.refused("the node runs PostgreSQL as a primary", "run", "pg-ha/add-standby", "-p", "primary=pg2", "-p", "standby=pg1", "-p", h.layoutArg, "-p", "discard_standby_data=true")
 	h.sh("pg1", "systemctl stop "+unit)
 	add := []string{"run", "pg-ha/add-standby", "-p", "primary=pg2", "-p", "standby=pg1", "-p", h.layoutArg, "-p", "discard_standby_data=true"}
-	h.plans(add, "would-change Base backup of the primary")
+	h.plans(add, "would-change standby: Base backup of the primary")
 	h.apply(add...)
 	h.unchanged(add...)
 	h.apply("run", "pg-ha/check", "-p", "primary=pg2", "-p", "standby=pg1", "-p", h.layoutArg)
