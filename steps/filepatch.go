@@ -25,19 +25,7 @@ import (
 )
 
 // FilePatch edits a configuration file in place, idempotently.
-type FilePatch struct{}
-
-// The interfaces the type and its steps implement: a method renamed or
-// removed breaks the build here.
-var (
-	_ Type      = FilePatch{}
-	_ Step      = (*filePatch)(nil)
-	_ Changer   = (*filePatch)(nil)
-	_ Rechecker = (*filePatch)(nil)
-)
-
-// Describe implements Type.
-func (FilePatch) Describe() Descriptor { return filePatchType }
+var FilePatch Type = kind{&filePatchType, decodeFilePatch}
 
 var filePatchType = Descriptor{
 	Name:   "file-patch",
@@ -55,6 +43,7 @@ var ensureLineFields = []Field{
 var iniFields = []Field{
 	{Name: "section", Kind: String, Required: true, Doc: "the [section] name", Example: "database"},
 	{Name: "values", Kind: StringMap, Required: true, Doc: "key=value pairs to set in the section", Example: map[string]any{"host": "10.0.0.12"}},
+	{Name: "reader", Kind: Literal, Doc: "the program that reads the file, whose rules find a key: configparser (Python's, the default: case ignored) or inmanta (the Inmanta server's: case ignored, _ and - the same, so db_host is edited for db-host, never added twice)", Example: "inmanta"},
 }
 
 var filePatchFields = []Field{
@@ -79,6 +68,7 @@ type op struct {
 	value      *tmpl.Template
 	re         *tmpl.Template
 	iniEntries map[string]*tmpl.Template
+	iniReader  confedit.IniReader
 }
 
 type filePatch struct {
@@ -91,8 +81,8 @@ type filePatch struct {
 	backup       BoolValue
 }
 
-// Decode implements Type.
-func (FilePatch) Decode(d *Decoder, b Body) Step {
+// decodeFilePatch builds a step of the type from its body (Type.Decode).
+func decodeFilePatch(d *Decoder, b Body) Step {
 	p := &filePatch{path: d.Template(b.Get("path")), absent: d.Bool(b.Get("absent")), create: d.BoolValue(b.Get("create"), false), backup: d.BoolValue(b.Get("backup"), true)}
 	d.RefuseSecret(b.Get("path"), p.path, diag.RuleSecretExposed, "path", "a path is shown in plans, diffs and the journal, names the backup file, and shows in any listing of its directory")
 	for _, k := range []string{"owner", "group"} {
@@ -135,6 +125,12 @@ func (FilePatch) Decode(d *Decoder, b Body) Step {
 		for _, e := range n.Content {
 			f := d.Check(e, iniFields, "ini")
 			o := op{kind: "ini", section: d.TemplateIn(f.Get("section"), tmpl.ConfValue), iniEntries: map[string]*tmpl.Template{}}
+			if r := f.Get("reader"); r != nil {
+				var err error
+				if o.iniReader, err = confedit.ParseIniReader(d.Literal(r)); err != nil {
+					d.Errorf(r, diag.RuleInvalidValue, "%v", err)
+				}
+			}
 			if v := f.Get("values"); v != nil {
 				o.iniEntries = d.TemplateMap(v, "ini.values")
 				for _, t := range o.iniEntries {
@@ -271,7 +267,7 @@ func (p *filePatch) compute(ctx context.Context, x *Exec) (*patchState, error) {
 			sort.Strings(keys)
 			for _, k := range keys {
 				var c []confedit.Change
-				text, c, err = confedit.IniSet(text, section, k, vals[k])
+				text, c, err = confedit.IniSet(text, section, k, vals[k], o.iniReader)
 				if err != nil {
 					return nil, fmt.Errorf("%s: %w", path, err)
 				}
