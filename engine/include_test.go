@@ -207,3 +207,30 @@ func loadFile(t *testing.T, name string) *engine.Playbook {
 	}
 	return pb
 }
+
+// TestIncludedConfirmAskedBeforeAnyStep: an included playbook's own
+// confirmation gate is asked with the includer's, after the guards and
+// before the first step of the whole run.
+func TestIncludedConfirmAskedBeforeAnyStep(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	inner := strings.Replace(innerPlaybook, "steps:\n", "confirm: {text: \"inner part for ${{ params.greet }}\", word: yes-inner}\nsteps:\n", 1)
+	outer := strings.Replace(outerPlaybook, "steps:\n", "confirm: {text: outer, word: yes-outer}\nsteps:\n", 1)
+	writeTree(t, dir, map[string]string{"outer.yaml": outer, "lib/inner.yaml": inner})
+	pb := loadFile(t, "outer.yaml")
+	var asked []string
+	confirm := func(r *engine.Runner) {
+		r.Confirm = func(_ context.Context, g *engine.Gate) (engine.Answer, error) {
+			_, err := os.Stat("log")
+			asked = append(asked, fmt.Sprintf("%s: %s (log exists: %v)", g.Step, g.Text, err == nil))
+			return engine.Answer{Typed: g.Word}, nil
+		}
+	}
+	if _, err := run(t, pb, map[string]string{"who": "bob"}, map[string]string{"token": "a-long-enough-token"}, confirm); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"t/outer: outer (log exists: false)", "t/inner: inner part for hello bob (log exists: false)"}
+	if !slices.Equal(asked, want) {
+		t.Errorf("gates asked: %q, want %q", asked, want)
+	}
+}
