@@ -290,10 +290,13 @@ func (l *Loader) includeParams(d *steps.Decoder, fr *Frame, n, refNode *yaml.Nod
 		decl[p.Name] = p
 		names = append(names, p.Name)
 	}
+	// given holds the params written, well or not: one mistake, one error.
+	given := map[string]bool{}
 	if n != nil {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			p, ok := decl[k.Value]
+			given[k.Value] = true
 			if !ok {
 				d.Errorf(k, diag.RuleUnknownKey, "%s declares no param %q%s; its params are: %s", fr.Ref, k.Value, diag.DidYouMean(k.Value, names), strings.Join(names, ", "))
 				continue
@@ -302,7 +305,12 @@ func (l *Loader) includeParams(d *steps.Decoder, fr *Frame, n, refNode *yaml.Nod
 				d.Errorf(v, diag.RuleTypeMismatch, "param %s of %s is one value or ${{ }}, not %s", k.Value, fr.Ref, v.ShortTag())
 				continue
 			}
+			// Computed before the facts are observed: they cannot read
+			// them (nor steps, below).
+			facts := d.Scope.Facts
+			d.Scope.Facts = nil
 			t := d.Template(v)
+			d.Scope.Facts = facts
 			if t == nil {
 				continue
 			}
@@ -316,7 +324,7 @@ func (l *Loader) includeParams(d *steps.Decoder, fr *Frame, n, refNode *yaml.Nod
 	}
 	var missing []string
 	for _, p := range fr.Playbook.Params {
-		if _, ok := fr.Params[p.Name]; !ok && p.Required {
+		if !given[p.Name] && p.Required {
 			missing = append(missing, p.Name)
 		}
 	}

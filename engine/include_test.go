@@ -146,6 +146,8 @@ func TestIncludeValidate(t *testing.T) {
 		"enum.yaml":      inc("    playbook: lib/inner.yaml\n    params:\n      greet: hi\n      mode: c\n"),
 		"required.yaml":  inc("    playbook: lib/inner.yaml\n    params:\n      n: 2\n"),
 		"missing.yaml":   inc("    playbook: lib/nowhere.yaml\n"),
+		"steps.yaml":     "version: 1\nname: t/x\nsteps:\n  - id: a\n    ssh-exec: {command: \"true\", read_only: true}\n  - id: part\n    playbook: lib/inner.yaml\n    params:\n      greet: ${{ steps.a.result.stdout }}\n",
+		"facts.yaml":     "version: 1\nname: t/x\nfacts:\n  f: {hosts: [localhost], ssh-exec: {command: \"true\", read_only: true}}\nsteps:\n  - id: part\n    playbook: lib/inner.yaml\n    params:\n      greet: ${{ string(facts.f) }}\n",
 		"bundled.yaml":   inc("    playbook: pg-ha/no-such-playbook\n"),
 		"a.yaml":         inc("    playbook: b.yaml\n"),
 		"b.yaml": "version: 1\nname: t/b\nsteps:\n  - ssh-exec: {command: \"true\", read_only: true}\n" +
@@ -159,6 +161,8 @@ func TestIncludeValidate(t *testing.T) {
 		{"type.yaml", `type.yaml:8:10: param n of lib/inner.yaml (int): "three" is not an integer [type-mismatch]`},
 		{"enum.yaml", `enum.yaml:8:13: param mode of lib/inner.yaml (string): "c" is not one of a, b [type-mismatch]`},
 		{"required.yaml", `required.yaml:7:7: lib/inner.yaml requires param(s) greet: add them under params: [missing-field]`},
+		{"steps.yaml", `steps.yaml:9:14: param greet of lib/inner.yaml reads steps.a: an included playbook's params are computed when the run starts, before any step; give params, vars or secrets [invalid-value]`},
+		{"facts.yaml", `facts.yaml:9:25: unknown name facts; available here: params, secrets, vars, steps, inventory (did you mean "vars"?) [undefined-reference]`},
 		{"missing.yaml", `missing.yaml:5:15: playbook: cannot read lib/nowhere.yaml (lib/nowhere.yaml): no such file or directory; a name ending in .yaml or .yml is a file relative to this playbook, any other a bundled playbook (runbook list) [invalid-value]`},
 		{"bundled.yaml", `bundled.yaml:5:15: playbook: cannot read pg-ha/no-such-playbook (bundled:pg-ha/no-such-playbook.yaml): file does not exist; a name ending in .yaml or .yml is a file relative to this playbook, any other a bundled playbook (runbook list) [invalid-value]`},
 		{"a.yaml", `b.yaml:6:15: playbook: a.yaml includes itself (a.yaml → b.yaml → a.yaml): a playbook cannot run itself, directly or through another; remove one of these includes [invalid-value]`},
