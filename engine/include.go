@@ -269,62 +269,83 @@ func (l *Loader) decodeInclude(d *steps.Decoder, from string, n *yaml.Node, stac
 		d.Errorf(refNode, diag.RuleInvalidValue, "playbook: cannot read %s (%s): %v; a name ending in .yaml or .yml is a file relative to this playbook, any other a bundled playbook (runbook list)", ref, p, errors.Unwrap(err))
 		return nil
 	}
-	child, cds, _ := l.loadStack(p, src, append(slices.Clone(stack), p))
+	given, taint := includeValues(d, ref, f.Get("params"))
+	child, cds, _ := l.loadStack(p, src, append(slices.Clone(stack), p), taint)
 	d.Diags.Items = append(d.Diags.Items, cds...)
 	if child == nil || diag.HasErrors(cds) {
 		return nil
 	}
 	fr := &Frame{ID: id.Value, Ref: ref, Playbook: child, Params: map[string]*tmpl.Template{}, File: from, Pos: steps.Pos(n)}
-	l.includeParams(d, fr, f.Get("params"), refNode)
+	l.includeParams(d, fr, f.Get("params"), refNode, given)
 	return fr
 }
 
-// includeParams decodes the params an include step gives, in the
-// includer's scope, and checks them against the included playbook's
+// includeValues decodes the values an include step gives its playbook's
+// params, in the includer's scope, by name (nil for one refused), and says
+// which may hold a secret: the included playbook is checked knowing it
+// (such a value never on a command line, in a host name, ...).
+func includeValues(d *steps.Decoder, ref string, n *yaml.Node) (map[string]*tmpl.Template, map[string]*tmpl.Taint) {
+	given := map[string]*tmpl.Template{}
+	taint := map[string]*tmpl.Taint{}
+	if n == nil {
+		return given, taint
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		given[k.Value] = nil
+		if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
+			d.Errorf(v, diag.RuleTypeMismatch, "param %s of %s is one value or ${{ }}, not %s", k.Value, ref, v.ShortTag())
+			continue
+		}
+		// Computed before the facts are observed: they cannot read
+		// them (nor steps, below).
+		facts := d.Scope.Facts
+		d.Scope.Facts = nil
+		t := d.Template(v)
+		d.Scope.Facts = facts
+		if t == nil {
+			continue
+		}
+		if len(t.Steps()) > 0 {
+			d.Errorf(v, diag.RuleInvalidValue, "param %s of %s reads steps.%s: an included playbook's params are computed when the run starts, before any step; give params, vars or secrets", k.Value, ref, t.Steps()[0])
+			continue
+		}
+		given[k.Value] = t
+		if tt, _ := t.Taint(); tt != nil {
+			taint[k.Value] = tt.Through("params." + k.Value)
+		}
+	}
+	return given, taint
+}
+
+// includeParams checks the params an include step gives (given, by name,
+// nil for a value refused already) against the included playbook's
 // declarations: known names, values of the declared type and in the
 // declared enum, every required param given.
-func (l *Loader) includeParams(d *steps.Decoder, fr *Frame, n, refNode *yaml.Node) {
+func (l *Loader) includeParams(d *steps.Decoder, fr *Frame, n, refNode *yaml.Node, given map[string]*tmpl.Template) {
 	decl := map[string]*Param{}
 	var names []string
 	for _, p := range fr.Playbook.Params {
 		decl[p.Name] = p
 		names = append(names, p.Name)
 	}
-	// given holds the params written, well or not: one mistake, one error.
-	given := map[string]bool{}
 	if n != nil {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			p, ok := decl[k.Value]
-			given[k.Value] = true
 			if !ok {
 				d.Errorf(k, diag.RuleUnknownKey, "%s declares no param %q%s; its params are: %s", fr.Ref, k.Value, diag.DidYouMean(k.Value, names), strings.Join(names, ", "))
 				continue
 			}
-			if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
-				d.Errorf(v, diag.RuleTypeMismatch, "param %s of %s is one value or ${{ }}, not %s", k.Value, fr.Ref, v.ShortTag())
-				continue
+			if t := given[k.Value]; t != nil {
+				checkParamValue(d, fr.Ref, p, v, t)
+				fr.Params[p.Name] = t
 			}
-			// Computed before the facts are observed: they cannot read
-			// them (nor steps, below).
-			facts := d.Scope.Facts
-			d.Scope.Facts = nil
-			t := d.Template(v)
-			d.Scope.Facts = facts
-			if t == nil {
-				continue
-			}
-			if len(t.Steps()) > 0 {
-				d.Errorf(v, diag.RuleInvalidValue, "param %s of %s reads steps.%s: an included playbook's params are computed when the run starts, before any step; give params, vars or secrets", k.Value, fr.Ref, t.Steps()[0])
-				continue
-			}
-			checkParamValue(d, fr.Ref, p, v, t)
-			fr.Params[p.Name] = t
 		}
 	}
 	var missing []string
 	for _, p := range fr.Playbook.Params {
-		if !given[p.Name] && p.Required {
+		if _, ok := given[p.Name]; !ok && p.Required {
 			missing = append(missing, p.Name)
 		}
 	}

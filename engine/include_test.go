@@ -31,9 +31,13 @@ require:
     assert: result.exit_code == 0
 steps:
   - id: first
-    ssh-exec: {command: "echo inner ${{ params.greet }} ${{ params.n }} ${{ params.mode }} >> log; echo ${{ params.token }}"}
+    ssh-exec:
+      command: echo inner ${{ params.greet }} ${{ params.n }} ${{ params.mode }} >> log; printf '%s\n' "$TOKEN"
+      env: {TOKEN: "${{ params.token }}"}
   - id: after
-    ssh-exec: {command: "echo after ${{ trim(steps.first.result.stdout) }} >> log"}
+    ssh-exec:
+      command: echo "after $FIRST" >> log
+      env: {FIRST: "${{ trim(steps.first.result.stdout) }}"}
 `
 
 const outerPlaybook = `version: 1
@@ -146,6 +150,8 @@ func TestIncludeValidate(t *testing.T) {
 		"enum.yaml":      inc("    playbook: lib/inner.yaml\n    params:\n      greet: hi\n      mode: c\n"),
 		"required.yaml":  inc("    playbook: lib/inner.yaml\n    params:\n      n: 2\n"),
 		"missing.yaml":   inc("    playbook: lib/nowhere.yaml\n"),
+		"lib/echo.yaml":  "version: 1\nname: t/echo\nparams:\n  word: {type: string}\nsteps:\n  - ssh-exec: {command: \"echo ${{ params.word }}\", read_only: true}\n",
+		"secret.yaml":    "version: 1\nname: t/x\nsecrets:\n  pw: {env: PW}\nsteps:\n  - id: part\n    playbook: lib/echo.yaml\n    params:\n      word: ${{ secrets.pw }}\n",
 		"steps.yaml":     "version: 1\nname: t/x\nsteps:\n  - id: a\n    ssh-exec: {command: \"true\", read_only: true}\n  - id: part\n    playbook: lib/inner.yaml\n    params:\n      greet: ${{ steps.a.result.stdout }}\n",
 		"facts.yaml":     "version: 1\nname: t/x\nfacts:\n  f: {hosts: [localhost], ssh-exec: {command: \"true\", read_only: true}}\nsteps:\n  - id: part\n    playbook: lib/inner.yaml\n    params:\n      greet: ${{ string(facts.f) }}\n",
 		"bundled.yaml":   inc("    playbook: pg-ha/no-such-playbook\n"),
@@ -163,6 +169,7 @@ func TestIncludeValidate(t *testing.T) {
 		{"required.yaml", `required.yaml:7:7: lib/inner.yaml requires param(s) greet: add them under params: [missing-field]`},
 		{"steps.yaml", `steps.yaml:9:14: param greet of lib/inner.yaml reads steps.a: an included playbook's params are computed when the run starts, before any step; give params, vars or secrets [invalid-value]`},
 		{"facts.yaml", `facts.yaml:9:25: unknown name facts; available here: params, secrets, vars, steps, inventory (did you mean "vars"?) [undefined-reference]`},
+		{"secret.yaml", `lib/echo.yaml:6:31: command may hold secrets.pw through params.word: on a command line the host's process list shows it; pass it with env: or stdin: [secret-in-command]`},
 		{"missing.yaml", `missing.yaml:5:15: playbook: cannot read lib/nowhere.yaml (lib/nowhere.yaml): no such file or directory; a name ending in .yaml or .yml is a file relative to this playbook, any other a bundled playbook (runbook list) [invalid-value]`},
 		{"bundled.yaml", `bundled.yaml:5:15: playbook: cannot read pg-ha/no-such-playbook (bundled:pg-ha/no-such-playbook.yaml): file does not exist; a name ending in .yaml or .yml is a file relative to this playbook, any other a bundled playbook (runbook list) [invalid-value]`},
 		{"a.yaml", `b.yaml:6:15: playbook: a.yaml includes itself (a.yaml → b.yaml → a.yaml): a playbook cannot run itself, directly or through another; remove one of these includes [invalid-value]`},

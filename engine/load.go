@@ -175,12 +175,13 @@ const (
 // even when there are errors, with every finding, and the checks that
 // could not run because of earlier errors (said, not silently left out).
 func (l *Loader) load(file string, src []byte) (*Playbook, []*diag.Diagnostic, []string) {
-	return l.loadStack(file, src, []string{file})
+	return l.loadStack(file, src, []string{file}, nil)
 }
 
 // loadStack is load of a playbook that stack (the files being loaded, the
-// playbook's last) includes in turn.
-func (l *Loader) loadStack(file string, src []byte, stack []string) (*Playbook, []*diag.Diagnostic, []string) {
+// playbook's last) includes in turn; paramTaint says which of its params
+// the includer gives a value that may hold a secret.
+func (l *Loader) loadStack(file string, src []byte, stack []string, paramTaint map[string]*tmpl.Taint) (*Playbook, []*diag.Diagnostic, []string) {
 	ds := &diag.List{File: file}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
@@ -213,7 +214,7 @@ func (l *Loader) loadStack(file string, src []byte, stack []string) (*Playbook, 
 	pb := &Playbook{File: file, Hash: hex.EncodeToString(sum[:]), Source: src}
 	d := &steps.Decoder{
 		Diags:  ds,
-		Scope:  &tmpl.Scope{Params: types.Map{}, Secrets: types.Map{}, Vars: types.Map{}, Steps: types.Map{}, Later: map[string]bool{}, Used: map[string]bool{}, Tainted: map[string]*tmpl.Taint{}},
+		Scope:  &tmpl.Scope{Params: types.Map{}, Secrets: types.Map{}, Vars: types.Map{}, Steps: types.Map{}, Later: map[string]bool{}, Used: map[string]bool{}, Tainted: map[string]*tmpl.Taint{}, ParamTaint: paramTaint},
 		Source: src,
 	}
 	d.DecodeProbe = l.decodeProbe
