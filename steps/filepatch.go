@@ -136,6 +136,17 @@ func decodeFilePatch(d *Decoder, b Body) Step {
 				for _, t := range o.iniEntries {
 					t.In(tmpl.IniValue)
 				}
+				// Two spellings of one key for the reader (Port and port;
+				// db_host and db-host for inmanta): one value would be lost.
+				seen := map[string]string{}
+				for i := 0; i+1 < len(v.Content); i += 2 {
+					k := v.Content[i].Value
+					form := o.iniReader.KeyForm(k)
+					if other, dup := seen[form]; dup {
+						d.Errorf(v.Content[i], diag.RuleDuplicateKey, "%s and %s are one key for %s: keep one", other, k, o.iniReader)
+					}
+					seen[form] = k
+				}
 			}
 			p.ops = append(p.ops, o)
 		}
@@ -242,6 +253,12 @@ func (p *filePatch) compute(ctx context.Context, x *Exec) (*patchState, error) {
 			v, err := o.value.Render(x.Env)
 			if err != nil {
 				return nil, fmt.Errorf("set %s: %w", o.key, err)
+			}
+			// The value of a parameter or an expression is not seen when the
+			// playbook loads: quoted already, it would be quoted twice (a
+			// library named 'x', quotes included, stops PostgreSQL).
+			if confedit.QuotedAlready(strings.TrimSpace(v)) {
+				return nil, fmt.Errorf("%s: set %s: the value %s is in single quotes already: runbook quotes values for postgresql.conf itself, and PostgreSQL would read the quotes as part of the value; nothing was changed: give it without them", path, o.key, x.Redact.String(v))
 			}
 			if v, err = confedit.PGValue(o.key, v); err != nil {
 				return nil, fmt.Errorf("%s: set %s: %w", path, o.key, err)
@@ -447,6 +464,11 @@ func (p *filePatch) Apply(ctx context.Context, x *Exec, plan *Plan) (Result, err
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
+	if st.exists {
+		if err := refuseHardLinks(ctx, conn, st.path, x.Host.Name); err != nil {
+			return nil, err
+		}
+	}
 	backup := ""
 	if keep && st.exists {
 		// The backup goes beside the file the path resolves to: a link
@@ -478,7 +500,7 @@ func (p *filePatch) Apply(ctx context.Context, x *Exec, plan *Plan) (Result, err
 		}
 	}
 	if err := conn.WriteFile(ctx, st.path, []byte(st.new), st.attrs); err != nil {
-		return nil, fmt.Errorf("write %s: %w", st.path, err)
+		return nil, writeFailed(ctx, conn, st.path, backup, err)
 	}
 	if st.attrs.UID >= 0 || st.attrs.GID >= 0 {
 		// Only root can give a file away; a transport that cannot says

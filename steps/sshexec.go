@@ -100,7 +100,10 @@ func (s *sshExec) cmd(x *Exec) (*transport.Command, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &transport.Command{Line: line, Become: x.Become, MaxOutput: s.maxOutput}
+	// A command that only reads is stopped once it printed too much (it
+	// may never end by itself: tail -f); one that changes things is not
+	// cut short in the middle of its change.
+	c := &transport.Command{Line: line, Become: x.Become, MaxOutput: s.maxOutput, StopAtLimit: s.readOnly}
 	if s.become != "" {
 		c.Become = s.become
 	}

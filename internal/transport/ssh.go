@@ -325,10 +325,21 @@ func (s *SSH) authMethods() ([]ssh.AuthMethod, []string, func()) {
 	}
 	var signers []ssh.Signer
 	used := map[string]bool{}
+	// A certificate beside an identity (ID-cert.pub) is offered before the
+	// key itself, as OpenSSH loads it (ssh_config(5), IdentityFile).
+	withCert := func(f string, k ssh.Signer) {
+		if c, ok := readPublicKey(f + "-cert.pub").(*ssh.Certificate); ok && bytes.Equal(c.Key.Marshal(), k.PublicKey().Marshal()) {
+			if cs, err := ssh.NewCertSigner(c, k); err == nil {
+				signers = append(signers, cs)
+				tried = append(tried, f+"-cert.pub")
+			}
+		}
+	}
 	for _, f := range s.cfg.IdentityFiles {
 		f = ExpandHome(f)
 		if pub := identityPublicKey(f); pub != nil {
 			if k := inAgent(pub); k != nil {
+				withCert(f, k)
 				signers = append(signers, k)
 				used[string(pub.Marshal())] = true
 				tried = append(tried, f+" (from the agent)")
@@ -345,6 +356,7 @@ func (s *SSH) authMethods() ([]ssh.AuthMethod, []string, func()) {
 		if k := inAgent(signer.PublicKey()); k != nil {
 			signer = k
 		}
+		withCert(f, signer)
 		used[string(signer.PublicKey().Marshal())] = true
 		signers = append(signers, signer)
 		tried = append(tried, f)
@@ -506,7 +518,11 @@ func (s *SSH) Run(ctx context.Context, c *Command) (*Output, error) {
 	if max <= 0 {
 		max = DefaultMaxOutput
 	}
-	stdout, stderr := &boundedBuffer{max: max}, &boundedBuffer{max: max}
+	var over *overLimit
+	if c.StopAtLimit {
+		over = newOverLimit()
+	}
+	stdout, stderr := &boundedBuffer{max: max, over: over}, &boundedBuffer{max: max, over: over}
 	pw := newPIDWriter(stderr)
 	pw.onPID = c.Started
 	sess.Stdout, sess.Stderr = stdout, pw
@@ -520,6 +536,17 @@ func (s *SSH) Run(ctx context.Context, c *Command) (*Output, error) {
 	go func() { done <- sess.Wait() }()
 	select {
 	case err = <-done:
+	case <-over.reached():
+		select {
+		case pid := <-pw.pid:
+			s.killGroup(pid)
+		default:
+		}
+		select {
+		case err = <-done:
+		case <-time.After(5 * time.Second):
+			return nil, fmt.Errorf("the command printed more than its limit of %d bytes and did not stop when told to", max)
+		}
 	case <-ctx.Done():
 		select {
 		case pid := <-pw.pid:

@@ -10,11 +10,11 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // SSHTarget is what runbook knows of a host before OpenSSH's configuration
@@ -51,7 +51,7 @@ func ResolveSSH(ctx context.Context, t SSHTarget) (SSHConfig, []string, error) {
 		return cfg, []string{note}, err
 	}
 	r := &resolver{ctx: ctx, target: t}
-	return r.resolve(t.Name, t.addressOrName(), t.Port, t.User, t.IdentityFile, t.KnownHosts, 0)
+	return r.resolve(t.Name, t.addressOrName(), t.Port, t.User, t.IdentityFile, t.KnownHosts, 0, true)
 }
 
 func (t SSHTarget) addressOrName() string {
@@ -65,6 +65,17 @@ type resolver struct {
 	ctx    context.Context
 	target SSHTarget
 	notes  []string
+	// applying are the places of the configuration that apply to the host
+	// being resolved, in the order ssh reads them (from its debug log).
+	applying []block
+}
+
+// block is a part of a configuration file that applies to a host: the
+// lines after a Host or Match line (line), or before the file's first
+// (line 0).
+type block struct {
+	file string
+	line int
 }
 
 // sshG runs ssh -G and returns its options (lower-case keys), each with
@@ -74,6 +85,12 @@ func (r *resolver) sshG(configFile, host string, port int, user string) (map[str
 		return nil, fmt.Errorf("host %q: a host name cannot be empty or start with -", host)
 	}
 	args := []string{"-G"}
+	// The debug log says which Host and Match blocks apply, for notes
+	// that name the line an option comes from.
+	verbose := configFile != os.DevNull
+	if verbose {
+		args = append(args, "-vvv")
+	}
 	if configFile != "" {
 		args = append(args, "-F", configFile)
 	}
@@ -89,9 +106,26 @@ func (r *resolver) sshG(configFile, host string, port int, user string) (map[str
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "ssh", args...)
 	var stdout, stderr bytes.Buffer
+	var stderr2 []string
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(stderr.String())
+	err := cmd.Run()
+	var log []string
+	for _, l := range strings.Split(stderr.String(), "\n") {
+		if strings.HasPrefix(l, "debug") || strings.HasPrefix(l, "OpenSSH_") {
+			if verbose {
+				log = append(log, l)
+			}
+			continue
+		}
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "Pseudo-terminal") {
+			stderr2 = append(stderr2, l)
+		}
+	}
+	if verbose {
+		r.applying = applyingBlocks(log)
+	}
+	if err != nil {
+		msg := strings.Join(stderr2, "; ")
 		if msg == "" {
 			msg = err.Error()
 		}
@@ -146,9 +180,13 @@ var failClosed = map[string]string{
 	"identityagent":   "runbook uses only the agent at $SSH_AUTH_SOCK and will not use an agent the configuration excludes or miss the one it names; remove the option (or point SSH_AUTH_SOCK at the agent)",
 }
 
-func (r *resolver) resolve(name, alias string, port int, user, identity, knownHosts string, depth int) (SSHConfig, []string, error) {
+// resolve reads the configuration of one host; its own ProxyJump is
+// followed when ownJump is set (a host reached directly, or the first hop
+// of a chain: ssh gives every later hop of a chain the hops before it with
+// -J, which overrides the hop's own ProxyJump).
+func (r *resolver) resolve(name, alias string, port int, user, identity, knownHosts string, depth int, ownJump bool) (SSHConfig, []string, error) {
 	t := r.target
-	if depth > 5 {
+	if depth > 10 {
 		return SSHConfig{}, r.notes, fmt.Errorf("host %s: ProxyJump nests too deep", name)
 	}
 	got, err := r.sshG(t.ConfigFile, alias, port, user)
@@ -177,11 +215,19 @@ func (r *resolver) resolve(name, alias string, port int, user, identity, knownHo
 	}
 	// runbook's default user is root, not the local user ssh would take.
 	tok := r.tokens(alias, cfg)
+	if set("hostkeyalias") {
+		// %k is the host key alias when there is one (ssh_config(5)).
+		tok['k'] = one("hostkeyalias")
+	}
 	if identity != "" {
 		cfg.IdentityFiles = []string{identity}
 	} else {
 		for _, f := range got["identityfile"] {
-			cfg.IdentityFiles = append(cfg.IdentityFiles, tok.expand(f))
+			p, err := tok.expand(f)
+			if err != nil {
+				return cfg, r.notes, fmt.Errorf("host %s: %sIdentityFile %s: %w", name, r.where("IdentityFile"), f, err)
+			}
+			cfg.IdentityFiles = append(cfg.IdentityFiles, p)
 		}
 	}
 	cfg.IdentitiesOnly = one("identitiesonly") == "yes"
@@ -193,7 +239,10 @@ func (r *resolver) resolve(name, alias string, port int, user, identity, knownHo
 				if f == "none" { // ssh_config(5): no file, not ./none
 					continue
 				}
-				cfg.KnownHosts = append(cfg.KnownHosts, tok.expand(f))
+				// ssh -G prints these expanded already (tokens,
+				// environment, ~): expanding again would read %%h as a
+				// host name.
+				cfg.KnownHosts = append(cfg.KnownHosts, ExpandHome(f))
 			}
 		}
 	}
@@ -234,25 +283,36 @@ func (r *resolver) resolve(name, alias string, port int, user, identity, knownHo
 			r.note(k, "%s %s is not honoured by runbook", k, strings.Join(got[k], ", "))
 		}
 	}
-	if jump := one("proxyjump"); jump != "" && jump != "none" {
-		// A chain a,b reaches b through a: the last hop is the nearest.
-		hops := strings.Split(jump, ",")
-		ju, jh, jp := splitJump(strings.TrimSpace(hops[len(hops)-1]))
-		jcfg, _, err := r.resolve(jh, jh, jp, ju, "", "", depth+1)
+	if jump := one("proxyjump"); ownJump && jump != "" && jump != "none" {
+		j, err := r.chain(strings.Split(jump, ","), depth+1)
 		if err != nil {
 			return cfg, r.notes, err
 		}
-		if len(hops) > 1 && jcfg.ProxyJump == nil {
-			fu, fh, fp := splitJump(strings.TrimSpace(strings.Join(hops[:len(hops)-1], ",")))
-			first, _, err := r.resolve(fh, fh, fp, fu, "", "", depth+1)
-			if err != nil {
-				return cfg, r.notes, err
-			}
-			jcfg.ProxyJump = &first
-		}
-		cfg.ProxyJump = &jcfg
+		cfg.ProxyJump = &j
 	}
 	return cfg, r.notes, nil
+}
+
+// chain resolves the jump hops a,b,...,z of a ProxyJump: the target is
+// reached through z, z through the hops before it, and only a, the first,
+// through its own ProxyJump.
+func (r *resolver) chain(hops []string, depth int) (SSHConfig, error) {
+	ju, jh, jp := splitJump(strings.TrimSpace(hops[len(hops)-1]))
+	if jh == "" {
+		return SSHConfig{}, fmt.Errorf("ProxyJump %s: an empty hop", strings.Join(hops, ","))
+	}
+	j, _, err := r.resolve(jh, jh, jp, ju, "", "", depth, len(hops) == 1)
+	if err != nil {
+		return SSHConfig{}, err
+	}
+	if len(hops) > 1 {
+		before, err := r.chain(hops[:len(hops)-1], depth+1)
+		if err != nil {
+			return SSHConfig{}, err
+		}
+		j.ProxyJump = &before
+	}
+	return j, nil
 }
 
 func (r *resolver) note(option, format string, args ...any) {
@@ -268,57 +328,80 @@ func (r *resolver) note(option, format string, args ...any) {
 // where returns "FILE:LINE: " of the first line that sets option in the
 // files ssh reads (Include followed), or "" when none is found.
 func (r *resolver) where(option string) string {
-	files := []string{r.target.ConfigFile}
-	if r.target.ConfigFile == "" {
-		files = []string{ExpandHome("~/.ssh/config"), "/etc/ssh/ssh_config"}
-	}
-	seen := map[string]bool{}
-	for _, f := range files {
-		if w := findOption(f, strings.ToLower(option), filepath.Dir(f), seen, 0); w != "" {
+	option = strings.ToLower(option)
+	for _, b := range r.applying {
+		if w := findInBlock(b, option); w != "" {
 			return w + ": "
 		}
 	}
 	return ""
 }
 
-func findOption(file, option, dir string, seen map[string]bool, depth int) string {
-	if seen[file] || depth > 16 {
-		return ""
-	}
-	seen[file] = true
-	b, err := os.ReadFile(file)
+// findInBlock returns FILE:LINE where option is set in block b, or "".
+func findInBlock(b block, option string) string {
+	data, err := os.ReadFile(b.file)
 	if err != nil {
 		return ""
 	}
-	for i, line := range strings.Split(string(b), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || line[0] == '#' {
+	for i, line := range strings.Split(string(data), "\n") {
+		n := i + 1
+		if n <= b.line {
 			continue
 		}
-		key, rest, _ := strings.Cut(line, " ")
-		if k, v, ok := strings.Cut(key, "="); ok {
-			key, rest = k, v+" "+rest
+		f := strings.FieldsFunc(line, func(r rune) bool { return unicode.IsSpace(r) || r == '=' })
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
 		}
-		key = strings.ToLower(strings.TrimSpace(key))
-		if key == option {
-			return fmt.Sprintf("%s:%d", file, i+1)
-		}
-		if key == "include" {
-			for _, pat := range strings.Fields(strings.TrimLeft(rest, " \t=")) {
-				pat = ExpandHome(pat)
-				if !filepath.IsAbs(pat) {
-					pat = filepath.Join(dir, pat)
-				}
-				matches, _ := filepath.Glob(pat)
-				for _, m := range matches {
-					if w := findOption(m, option, dir, seen, depth+1); w != "" {
-						return w
-					}
-				}
-			}
+		switch key := strings.ToLower(f[0]); key {
+		case "host", "match":
+			return ""
+		case option:
+			return fmt.Sprintf("%s:%d", b.file, n)
 		}
 	}
 	return ""
+}
+
+// applyingBlocks reads ssh -vvv's log for the parts of the configuration
+// that apply: every file read (its lines before any Host or Match), each
+// Host block "Applying options for" the host, each Match block found.
+func applyingBlocks(log []string) []block {
+	var out []block
+	var pending *block
+	for _, l := range log {
+		switch {
+		case strings.HasPrefix(l, "debug1: Reading configuration data "):
+			out = append(out, block{file: strings.TrimSpace(strings.TrimPrefix(l, "debug1: Reading configuration data "))})
+		case strings.Contains(l, ": Applying options for "):
+			if f, n, ok := logFileLine(l); ok {
+				out = append(out, block{f, n})
+			}
+		case strings.HasPrefix(l, "debug3: ") && strings.Contains(l, ": matched '"):
+			if f, n, ok := logFileLine(l); ok {
+				pending = &block{f, n}
+			}
+		case strings.HasPrefix(l, "debug2: match found"):
+			if pending != nil {
+				out = append(out, *pending)
+			}
+			pending = nil
+		case strings.HasPrefix(l, "debug2: match not found"):
+			pending = nil
+		}
+	}
+	return out
+}
+
+// logFileLine reads the FILE and LINE of "debugN: FILE line LINE: ...".
+func logFileLine(l string) (string, int, bool) {
+	_, rest, ok := strings.Cut(l, ": ")
+	i := strings.Index(rest, " line ")
+	if !ok || i < 0 {
+		return "", 0, false
+	}
+	num, _, _ := strings.Cut(rest[i+len(" line "):], ":")
+	n, err := strconv.Atoi(num)
+	return rest[:i], n, err == nil
 }
 
 // tokens are the values of ssh_config's % tokens for one connection
@@ -344,8 +427,11 @@ func (r *resolver) tokens(alias string, cfg SSHConfig) tokens {
 	return t
 }
 
-// expand replaces ~ and the % tokens of s.
-func (t tokens) expand(s string) string {
+// expand replaces ~, the % tokens and the ${NAME} environment variables
+// of s, as ssh does for IdentityFile and UserKnownHostsFile
+// (ssh_config(5), TOKENS and ENVIRONMENT VARIABLES). A variable that is
+// not set is an error, as it is for ssh.
+func (t tokens) expand(s string) (string, error) {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		if s[i] == '%' && i+1 < len(s) {
@@ -355,15 +441,37 @@ func (t tokens) expand(s string) string {
 				continue
 			}
 		}
+		if strings.HasPrefix(s[i:], "${") {
+			if j := strings.IndexByte(s[i:], '}'); j > 2 {
+				name := s[i+2 : i+j]
+				v, ok := os.LookupEnv(name)
+				if !ok {
+					return "", fmt.Errorf("the environment variable %s is not set (ssh refuses the configuration too): set it, or write the path", name)
+				}
+				b.WriteString(v)
+				i += j
+				continue
+			}
+		}
 		b.WriteByte(s[i])
 	}
-	return ExpandHome(b.String())
+	return ExpandHome(b.String()), nil
 }
 
-// splitJump parses [user@]host[:port].
+// splitJump parses [user@]host[:port], the host of an IPv6 address in
+// brackets ([2001:db8::1]:22).
 func splitJump(s string) (user, host string, port int) {
 	if i := strings.LastIndex(s, "@"); i >= 0 {
 		user, s = s[:i], s[i+1:]
+	}
+	if strings.HasPrefix(s, "[") {
+		if i := strings.Index(s, "]"); i > 0 {
+			host = s[1:i]
+			if p, err := strconv.Atoi(strings.TrimPrefix(s[i+1:], ":")); err == nil {
+				port = p
+			}
+			return user, host, port
+		}
 	}
 	host = s
 	if i := strings.LastIndex(s, ":"); i >= 0 && !strings.Contains(s[:i], ":") {
