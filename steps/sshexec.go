@@ -143,6 +143,9 @@ func (s *sshExec) run(ctx context.Context, x *Exec, c *transport.Command) (Resul
 		if limit <= 0 {
 			limit = transport.DefaultMaxOutput
 		}
+		if c.StopAtLimit {
+			return nil, nil, fmt.Errorf("the command printed more than max_output %s on stdout or stderr (a command that only reads is stopped there): raise max_output, or save the output with capture", FormatSize(limit))
+		}
 		return nil, nil, fmt.Errorf("the command printed more than max_output %s on stdout or stderr (exit status %d): raise max_output, or save the output with capture", FormatSize(limit), out.ExitCode)
 	}
 	return Result{
