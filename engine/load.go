@@ -176,6 +176,13 @@ const (
 // even when there are errors, with every finding, and the checks that
 // could not run because of earlier errors (said, not silently left out).
 func (l *Loader) load(file string, src []byte) (*Playbook, []*diag.Diagnostic, []string) {
+	return l.loadStack(file, src, []string{file}, nil)
+}
+
+// loadStack is load of a playbook that stack (the files being loaded, the
+// playbook's last) includes in turn; paramTaint says which of its params
+// the includer gives a value that may hold a secret.
+func (l *Loader) loadStack(file string, src []byte, stack []string, paramTaint map[string]*tmpl.Taint) (*Playbook, []*diag.Diagnostic, []string) {
 	ds := &diag.List{File: file}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
@@ -208,7 +215,7 @@ func (l *Loader) load(file string, src []byte) (*Playbook, []*diag.Diagnostic, [
 	pb := &Playbook{File: file, Hash: hex.EncodeToString(sum[:]), Source: src}
 	d := &steps.Decoder{
 		Diags:  ds,
-		Scope:  &tmpl.Scope{Params: types.Map{}, Secrets: types.Map{}, Vars: types.Map{}, Steps: types.Map{}, Later: map[string]bool{}, Used: map[string]bool{}, Tainted: map[string]*tmpl.Taint{}},
+		Scope:  &tmpl.Scope{Params: types.Map{}, Secrets: types.Map{}, Vars: types.Map{}, Steps: types.Map{}, Later: map[string]bool{}, Used: map[string]bool{}, Tainted: map[string]*tmpl.Taint{}, ParamTaint: paramTaint},
 		Source: src,
 	}
 	d.DecodeProbe = l.decodeProbe
@@ -295,7 +302,17 @@ func (l *Loader) load(file string, src []byte) (*Playbook, []*diag.Diagnostic, [
 	}
 	var batch *Batch
 	var batchNode *yaml.Node
+	var incs []inclusion
 	for i, sn := range stepNodes {
+		if sn.Kind == yaml.MappingNode && isInclude(sn) {
+			if batches[sn] != nil {
+				d.Errorf(sn, diag.RuleInvalidValue, "a batch cannot run another playbook: include it outside the batch")
+			} else if fr := l.decodeInclude(d, file, sn, stack); fr != nil {
+				incs = append(incs, inclusion{at: len(pb.Steps), frame: fr})
+			}
+			stepNodes[i] = nil
+			continue
+		}
 		if bn := batches[sn]; bn != batchNode {
 			batchNode, batch = bn, nil
 			if bn != nil {
@@ -352,6 +369,7 @@ func (l *Loader) load(file string, src []byte) (*Playbook, []*diag.Diagnostic, [
 	}
 	suppress(ds, src)
 	l.finishVarsFiles(ds, vfs)
+	graft(pb, incs)
 	diag.Sort(ds.Items)
 	return pb, ds.Items, skipped
 }

@@ -63,11 +63,13 @@ func decodeOutcome(d *steps.Decoder, n *yaml.Node) *RunOutcome {
 // event's message.
 func (x *run) outcomeOf(err error) (text string, value steps.Result, code *int, ok bool, oerr error) {
 	o := x.pb.Outcome
-	if o == nil || x.dryRun || x.base == nil {
+	fe := x.frames[nil]
+	if o == nil || x.dryRun || fe == nil || fe.base == nil {
 		return "", nil, nil, false, nil
 	}
-	env := make(map[string]any, len(x.base)+1)
-	for k, v := range x.base {
+	base := fe.base
+	env := make(map[string]any, len(base)+1)
+	for k, v := range base {
 		env[k] = v
 	}
 	res := map[string]any{"ok": err == nil, "error": "", "value": map[string]any{}}
