@@ -25,6 +25,11 @@ func TestNoCopiedPlaybooks(t *testing.T) {
 		{"orchestrator/failover-database", "orchestrator/new-orchestrator"}: 128,
 		{"pg-ha/configure-primary", "pg-ha/configure-standby"}:              59,
 		{"pg-ha/configure-standby", "pg-ha/promote-standby"}:                20,
+		// Written beside the include step (the same session): headers, the
+		// two-nodes guard and the settings of synchronous replication.
+		{"pg-ha/configure-primary", "pg-ha/restore-sync"}: 13,
+		{"pg-ha/configure-standby", "pg-ha/restore-sync"}: 26,
+		{"pg-ha/degrade-sync", "pg-ha/restore-sync"}:      21,
 	}
 	lines := map[string]map[string]bool{}
 	for _, name := range playbooks.Names() {
