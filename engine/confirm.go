@@ -88,8 +88,10 @@ func (x *run) checkGates() error {
 		return nil
 	}
 	var gates []string
-	if x.pb.Confirm != nil && !x.gatePassed(0) {
-		gates = append(gates, playbookGate)
+	if !x.gatePassed(0) {
+		for _, g := range x.topGates() {
+			gates = append(gates, g.where)
+		}
 	}
 	for i, s := range x.pb.Steps {
 		if s.Confirm == nil || x.gatePassed(i+1) || x.resume != nil && x.stepDone(i+1, s) {
@@ -110,10 +112,18 @@ func (x *run) gatePassed(index int) bool {
 	return x.passed[index] || x.resume != nil && x.resume.Confirmed[index]
 }
 
-// confirm asks a gate, once: a gate passed already (by another host or
-// element of the step, or by an earlier attempt) is not asked again, and
-// one refused refuses the step's other hosts too. Gates are asked one at
-// a time. A dry run shows the gate without asking.
+// gateKey is a step's gate with the word it asks for.
+type gateKey struct {
+	index int
+	word  string
+}
+
+// confirm asks a gate once per step and word: the same question for
+// another host or element of the step (or one an earlier attempt passed)
+// is not asked again, and one refused refuses them too; a word that
+// differs (one naming the host: a rolling restart's "type pg2") is asked
+// for again, so that an answer about one host never decides another's.
+// Gates are asked one at a time. A dry run shows the gate without asking.
 func (x *run) confirm(ctx context.Context, c *Confirm, env map[string]any, g *Gate) error {
 	if c == nil {
 		return nil
@@ -124,23 +134,30 @@ func (x *run) confirm(ctx context.Context, c *Confirm, env map[string]any, g *Ga
 		// Interrupted while another host of the step was asking.
 		return context.Cause(ctx)
 	}
-	if x.gatePassed(g.Index) {
-		return nil
-	}
-	if err := x.refused[g.Index]; err != nil {
-		return err
-	}
 	if x.dryRun {
-		x.showGate(c, env, g)
+		if !x.passed[g.Index] {
+			x.showGate(c, env, g)
+		}
 		x.passed[g.Index] = true
 		return nil
+	}
+	k := gateKey{index: g.Index}
+	if word, err := c.Word.Render(env); err == nil {
+		k.word = strings.TrimSpace(word)
+	}
+	if x.resume != nil && x.resume.Confirmed[g.Index] {
+		return nil
+	}
+	if err, asked := x.answered[k]; asked {
+		return err
 	}
 	err := x.ask(ctx, c, env, g)
 	switch {
 	case err == nil:
 		x.passed[g.Index] = true
+		x.answered[k] = nil
 	case ctx.Err() == nil:
-		x.refused[g.Index] = err
+		x.answered[k] = err
 	}
 	return err
 }
@@ -221,14 +238,69 @@ func (x *run) confirmStep(ctx context.Context, t *target, g *Gate, plan *steps.P
 	return time.Since(start), err
 }
 
-// confirmRun asks the playbook's gate: after the guards, before the first
-// step.
-func (x *run) confirmRun(ctx context.Context) error {
-	err := x.confirm(ctx, x.pb.Confirm, x.base, &Gate{Step: x.pb.Name})
-	if _, ok := err.(*ConfirmError); ok {
-		return fmt.Errorf("%s: %w", playbookGate, err)
+// topGate is the playbook's gate, or an included playbook's: asked after
+// every guard of the tree, before the first step.
+type topGate struct {
+	c     *Confirm
+	fr    *Frame
+	name  string
+	where string
+}
+
+// topGates are the playbook's gate and its included playbooks', in order.
+func (x *run) topGates() []topGate {
+	var out []topGate
+	if x.pb.Confirm != nil {
+		out = append(out, topGate{x.pb.Confirm, nil, x.pb.Name, playbookGate})
 	}
-	return err
+	for _, fr := range x.pb.Frames {
+		if c := fr.Playbook.Confirm; c != nil {
+			out = append(out, topGate{c, fr, fr.Playbook.Name, playbookGate + " (of " + fr.Path() + ": " + fr.Playbook.Name + ")"})
+		}
+	}
+	return out
+}
+
+// confirmRun asks the playbook's gate, and those of the playbooks it
+// includes, in order: after the guards, before the first step. They pass
+// together (gate 0): a resume after any step asks none again.
+func (x *run) confirmRun(ctx context.Context) error {
+	gates := x.topGates()
+	if len(gates) <= 1 {
+		g := topGate{name: x.pb.Name}
+		if len(gates) == 1 {
+			g = gates[0]
+		}
+		err := x.confirm(ctx, g.c, x.env(g.fr), &Gate{Step: g.name})
+		if _, ok := err.(*ConfirmError); ok && g.c != nil {
+			return fmt.Errorf("%s: %w", g.where, err)
+		}
+		return err
+	}
+	x.gateMu.Lock()
+	passed := x.gatePassed(0)
+	x.gateMu.Unlock()
+	if passed {
+		return nil
+	}
+	for _, g := range gates {
+		var err error
+		if x.dryRun {
+			x.showGate(g.c, x.env(g.fr), &Gate{Step: g.name})
+		} else {
+			err = x.ask(ctx, g.c, x.env(g.fr), &Gate{Step: g.name})
+		}
+		if _, ok := err.(*ConfirmError); ok {
+			return fmt.Errorf("%s: %w", g.where, err)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	x.gateMu.Lock()
+	x.passed[0] = true
+	x.gateMu.Unlock()
+	return nil
 }
 
 // clip shortens s to at most n bytes, on a rune boundary.

@@ -4,8 +4,8 @@ import "github.com/runbook-dev/runbook/steps"
 
 // ReadOnly reports whether no step of the playbook can change anything,
 // on its hosts or here: each is a step type that says it changes nothing
-// on its host (steps.Changer: an ssh-exec or sql with read_only) or one
-// that only waits for a condition (wait-until). A capture changes nothing
+// on its host (steps.Changer: an ssh-exec or sql with read_only, a
+// wait-until whose probe is one). A capture changes nothing
 // on its host but writes files here, and a resume after a tolerated
 // failure fetches only what is missing: it counts as a change. Guards and
 // facts are read-only by construction. A run of a read-only playbook has
@@ -16,9 +16,6 @@ func (pb *Playbook) ReadOnly() bool {
 			return false
 		}
 		if c, ok := s.Body.(steps.Changer); ok && !c.MayChange() {
-			continue
-		}
-		if s.Type.Describe().Waits {
 			continue
 		}
 		return false

@@ -219,7 +219,7 @@ func TestHookLimits(t *testing.T) {
 	w.configure(fmt.Sprintf(`hooks:
   - name: sleepy
     command: [/bin/sh, -c, 'sleep 60']
-    events: [success]
+    events: [start, success]
     timeout: %s
   - name: broken
     command: [/bin/sh, -c, 'echo cannot reach the mail server >&2; exit 7']
@@ -235,7 +235,7 @@ func TestHookLimits(t *testing.T) {
 		t.Fatalf("a run whose hooks fail: exit %d, want 0\n%s", code, out)
 	}
 	if took > limit+time.Second {
-		t.Errorf("the run took %s with a hook that sleeps past its limit of %s", took, limit)
+		t.Errorf("the run took %s with a hook that sleeps past its limit of %s\n%s", took, limit, out)
 	}
 	for _, want := range []string{
 		"runbook: hook sleepy (success): command /bin/sh: passed its time limit of 2s; the run's outcome is unchanged",

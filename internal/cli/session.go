@@ -23,9 +23,13 @@ type session struct {
 	notifier *notify.Notifier
 	sum      notify.Summary
 	start    time.Time
+	// started is closed once the start hooks are done: they run beside
+	// the run, never before its first step.
+	started chan struct{}
 }
 
-// startSession tells the hooks that the run starts.
+// startSession tells the hooks that the run starts, without waiting for
+// them: a slow webhook never holds back the first step.
 func (e *Env) startSession(ctx context.Context, cfg *userConfig, pb *engine.Playbook, runID string, values map[string]any, secrets map[string]string, resumed bool) *session {
 	vals := make([]string, 0, len(secrets))
 	for _, v := range secrets {
@@ -36,7 +40,11 @@ func (e *Env) startSession(ctx context.Context, cfg *userConfig, pb *engine.Play
 		notifier: &notify.Notifier{Hooks: cfg.Hooks, Redactor: redact.New(vals), Log: e.Stderr, Getenv: e.Getenv},
 		sum: notify.Summary{Event: notify.Start, RunID: runID, Playbook: pb.Name, Params: values, Operator: e.operator(), Host: host,
 			Resumed: resumed, Started: time.Now().UTC()}}
-	s.notifier.Notify(context.WithoutCancel(ctx), s.sum)
+	s.started = make(chan struct{})
+	go func() {
+		defer close(s.started)
+		s.notifier.Notify(context.WithoutCancel(ctx), s.sum)
+	}()
 	return s
 }
 
@@ -53,7 +61,12 @@ func (s *session) end(ctx context.Context, err error, watch *changeWatch) {
 			sum.FailedStep, sum.FailedHost = f.Name, f.Host
 		}
 	}
-	s.notifier.Notify(context.WithoutCancel(ctx), sum)
+	// The end hooks follow the start hooks (a receiver sees them in
+	// order), each within its time limit counted from the run's end: a
+	// hook that hangs never delays the exit by more than its limit.
+	ended := time.Now()
+	<-s.started
+	s.notifier.NotifySince(context.WithoutCancel(ctx), sum, ended)
 }
 
 // outcomeOf says how a run ended, as hooks see it.

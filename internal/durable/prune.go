@@ -85,8 +85,8 @@ func Prune(store Store, o PruneOptions) (*PruneResult, error) {
 }
 
 // describe reads what a run is, and whether a resume could continue it:
-// a run that did not finish, or whose journal cannot be read (a person
-// should look at it before it goes). An empty journal has nothing to
+// a run that did not finish after starting a step, or whose journal
+// cannot be read (a person should look at it before it goes). An empty journal has nothing to
 // resume: its run was cut off before any change.
 func describe(store Store, id string) (PrunedRun, bool) {
 	r := PrunedRun{RunID: id, Started: idTime(id)}
@@ -103,7 +103,11 @@ func describe(store Store, id string) (PrunedRun, bool) {
 	if !st.Header.Started.IsZero() {
 		r.Started = st.Header.Started
 	}
-	return r, !st.Finished()
+	// A run that started no step (refused by a guard, a lock, a gate; or
+	// cut off before its first step) changed nothing: resuming it would be
+	// running it again, so it holds nothing to keep.
+	started := st.Watermark > 0 || st.LostWatermark > 0 || len(st.Done) > 0 || len(st.InDoubt) > 0 || len(st.Applying) > 0 || len(st.Leftovers) > 0
+	return r, !st.Finished() && started
 }
 
 // idTime is the start a run id begins with (UTC, to the second), or the

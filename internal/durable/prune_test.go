@@ -2,6 +2,7 @@ package durable
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -39,10 +40,16 @@ func TestLocalRemove(t *testing.T) {
 func TestPruneKeepsResumable(t *testing.T) {
 	s := &Local{Dir: t.TempDir()}
 	now := time.Now()
-	mk := func(id string, age time.Duration, end string) {
+	mk := func(id string, age time.Duration, end string, stepped bool) {
 		j, err := s.Create(Header{RunID: id, Playbook: "p", Started: now.Add(-age)})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if stepped {
+			// Step 1 may make changes: a resume has something to go on with.
+			if err := j.Append(KindMark, map[string]int{"index": 1}); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if end != "" {
 			if err := j.Append(KindEnd, map[string]string{"status": end}); err != nil {
@@ -53,15 +60,21 @@ func TestPruneKeepsResumable(t *testing.T) {
 		}
 		j.Close()
 	}
-	mk("20260101T000000Z-000001", 72*time.Hour, "ok")
-	mk("20260101T000000Z-000002", 60*time.Hour, "failed")
-	mk("20260101T000000Z-000003", 48*time.Hour, "") // crashed
-	mk("20260101T000000Z-000004", time.Hour, "ok")
+	mk("20260101T000000Z-000001", 72*time.Hour, "ok", true)
+	mk("20260101T000000Z-000002", 60*time.Hour, "failed", true)
+	mk("20260101T000000Z-000003", 48*time.Hour, "", true) // crashed
+	mk("20260101T000000Z-000004", time.Hour, "ok", true)
+	// Refused by a guard: failed before any step, nothing to resume.
+	mk("20260101T000000Z-000005", 50*time.Hour, "failed", false)
 	res, err := Prune(s, PruneOptions{OlderThan: 24 * time.Hour, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Removed) != 1 || res.Removed[0].RunID != "20260101T000000Z-000001" || len(res.Resumable) != 2 {
+	var removed []string
+	for _, r := range res.Removed {
+		removed = append(removed, r.RunID)
+	}
+	if strings.Join(removed, " ") != "20260101T000000Z-000001 20260101T000000Z-000005" || len(res.Resumable) != 2 {
 		t.Fatalf("removed %v, kept as resumable %v", res.Removed, res.Resumable)
 	}
 	res, err = Prune(s, PruneOptions{Keep: 1, Force: true, Now: now})

@@ -178,6 +178,14 @@ type Notifier struct {
 // the largest limit of those hooks. It never fails; a hook's failure is
 // written to Log.
 func (n *Notifier) Notify(ctx context.Context, s Summary) {
+	n.NotifySince(ctx, s, time.Now())
+}
+
+// NotifySince is Notify with each hook's time limit counted from since
+// (the moment the event happened) rather than from when its call starts:
+// a call that waited for an earlier one (a run's end behind its start)
+// still ends within its limit of the event.
+func (n *Notifier) NotifySince(ctx context.Context, s Summary, since time.Time) {
 	if n == nil || len(n.Hooks) == 0 {
 		return
 	}
@@ -199,7 +207,7 @@ func (n *Notifier) Notify(ctx context.Context, s Summary) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := n.send(ctx, h, &s, body); err != nil {
+			if err := n.send(ctx, h, &s, body, since); err != nil {
 				n.logf("hook %s (%s): %v; the run's outcome is unchanged", h.Name, s.Event, err)
 			}
 		}()
@@ -232,12 +240,12 @@ func (n *Notifier) redacted(s Summary) Summary {
 }
 
 // send gives the summary to one hook within its time limit.
-func (n *Notifier) send(ctx context.Context, h *Hook, s *Summary, body []byte) error {
+func (n *Notifier) send(ctx context.Context, h *Hook, s *Summary, body []byte, since time.Time) error {
 	limit := h.Timeout
 	if limit <= 0 {
 		limit = DefaultTimeout
 	}
-	ctx, cancel := context.WithTimeoutCause(ctx, limit, fmt.Errorf("passed its time limit of %s", limit))
+	ctx, cancel := context.WithDeadlineCause(ctx, since.Add(limit), fmt.Errorf("passed its time limit of %s", limit))
 	defer cancel()
 	var errs []error
 	if len(h.Command) > 0 {

@@ -191,6 +191,8 @@ EOF`, diag.RuleShellDataPosition},
 		{`psql -X -h /tmp < ${{ params.v }}`, diag.RuleShellInterpolation},
 		{`sh < <(echo ${{ params.v }})`, diag.RuleShellInterpolation},
 		{`cat 3< ${{ params.v }}`, diag.RuleShellDataPosition},
+		{`sh -c "$(cat < <(echo ${{ params.v }}))"`, diag.RuleShellInterpolation},
+		{`x=$(cat < ${{ params.v }}); eval "$x"`, diag.RuleShellInterpolation},
 		// An unquoted $(...) holding a value is split into arguments.
 		{`psql -X -h $(echo ${{ params.v }}) -c 'SELECT 1'`, diag.RuleShellInterpolation},
 		{`rm -rf $(echo ${{ params.v }})`, diag.RuleShellInterpolation},

@@ -211,38 +211,20 @@ func (f *shellFlow) checkWord(stack []syntax.Node, w int, valueFirst bool) *shel
 			return nil
 		case *syntax.Redirect:
 			switch {
-			case p.Hdoc == word || p.Op == syntax.WordHdoc:
-				// The value is the input of the statement's command.
-				stmt = w - 2
-				s, ok := stack[stmt].(*syntax.Stmt)
-				if p.N != nil && p.N.Value != "0" || !ok {
-					return &shellRefusal{diag.RuleShellDataPosition, "${{ }} in a here-document that is not the standard input of a command: " + shellFix}
-				}
-				c, ok := s.Cmd.(*syntax.CallExpr)
-				if !ok {
-					return &shellRefusal{diag.RuleShellDataPosition, "${{ }} in a here-document read by a compound command (a loop, a block), which runbook cannot follow: " + shellFix}
-				}
-				if r := f.checkInput(c, "a here-document"); r != nil {
-					return r
-				}
 			case p.Op == syntax.DplIn || p.Op == syntax.DplOut:
 				return &shellRefusal{diag.RuleShellDataPosition, "${{ }} as the file descriptor of a redirection: write the descriptor in the command"}
-			case p.Op == syntax.RdrIn || p.Op == syntax.RdrInOut:
-				// A file the command reads as its input (a name, or the
-				// output of <(...)): what it holds is the input of the
-				// statement's command.
-				s, ok := stack[w-2].(*syntax.Stmt)
-				if p.N != nil && p.N.Value != "0" || !ok {
-					return &shellRefusal{diag.RuleShellDataPosition, "${{ }} in a file read on a descriptor other than the standard input, which runbook cannot follow: " + shellFix}
+			case p.Hdoc == word || p.Op == syntax.WordHdoc || p.Op == syntax.RdrIn || p.Op == syntax.RdrInOut:
+				// The input of the statement's command: a here-document, or
+				// a file it reads (a name, or the output of <(...)), which
+				// then reaches what the command prints.
+				how := "a here-document"
+				if p.Hdoc != word && p.Op != syntax.WordHdoc {
+					how = "the file a redirection reads"
 				}
-				c, ok := s.Cmd.(*syntax.CallExpr)
-				if !ok {
-					return &shellRefusal{diag.RuleShellDataPosition, "${{ }} in the file a compound command (a loop, a block) reads, which runbook cannot follow: " + shellFix}
-				}
-				if r := f.checkInput(c, "the file a redirection reads"); r != nil {
+				stmt = w - 2
+				if r := f.checkStmtInput(stack, stmt, p, how); r != nil {
 					return r
 				}
-				return nil
 			default:
 				// The name of a file written.
 				return nil
@@ -320,6 +302,21 @@ func wordStartsWith(stack []syntax.Node, w, n int) bool {
 		}
 	}
 	return true
+}
+
+// checkStmtInput proves that the command of the statement stack[stmt]
+// reads the input of redirection p (how says what it is) as data: the
+// standard input of a simple command.
+func (f *shellFlow) checkStmtInput(stack []syntax.Node, stmt int, p *syntax.Redirect, how string) *shellRefusal {
+	s, ok := stack[stmt].(*syntax.Stmt)
+	if p.N != nil && p.N.Value != "0" || !ok {
+		return &shellRefusal{diag.RuleShellDataPosition, "${{ }} in " + how + " that is not the standard input of a command, which runbook cannot follow: " + shellFix}
+	}
+	c, ok := s.Cmd.(*syntax.CallExpr)
+	if !ok {
+		return &shellRefusal{diag.RuleShellDataPosition, "${{ }} in " + how + " read by a compound command (a loop, a block), which runbook cannot follow: " + shellFix}
+	}
+	return f.checkInput(c, how)
 }
 
 // checkPipeInto proves that every command of a pipeline reads its input

@@ -239,11 +239,10 @@ func (r *resolver) resolve(name, alias string, port int, user, identity, knownHo
 				if f == "none" { // ssh_config(5): no file, not ./none
 					continue
 				}
-				p, err := tok.expand(f)
-				if err != nil {
-					return cfg, r.notes, fmt.Errorf("host %s: %s%s %s: %w", name, r.where(k), k, f, err)
-				}
-				cfg.KnownHosts = append(cfg.KnownHosts, p)
+				// ssh -G prints these expanded already (tokens,
+				// environment, ~): expanding again would read %%h as a
+				// host name.
+				cfg.KnownHosts = append(cfg.KnownHosts, ExpandHome(f))
 			}
 		}
 	}
@@ -462,6 +461,8 @@ func (t tokens) expand(s string) (string, error) {
 // splitJump parses [user@]host[:port], the host of an IPv6 address in
 // brackets ([2001:db8::1]:22).
 func splitJump(s string) (user, host string, port int) {
+	// ssh -J also takes ssh://[user@]host[:port] (ssh(1)).
+	s = strings.TrimSuffix(strings.TrimPrefix(s, "ssh://"), "/")
 	if i := strings.LastIndex(s, "@"); i >= 0 {
 		user, s = s[:i], s[i+1:]
 	}
