@@ -38,7 +38,11 @@ func TestRejoin(t *testing.T) {
 	h.psql("pg1", "INSERT INTO rj_rows VALUES (-1)")
 	rejoin := []string{"run", "pg-ha/rejoin", "-p", "primary=pg2", "-p", "standby=pg1", "-p", h.layoutArg}
 	h.refused("the node runs PostgreSQL as a primary", rejoin...)
-	h.sh("pg1", "systemctl stop "+unit)
+	// Killed rather than stopped: its cluster is left "in production", and
+	// pg_rewind runs PostgreSQL's crash recovery on it first (with the
+	// configuration of /etc/postgresql: --config-file).
+	h.sh("pg1", "systemctl kill --signal=SIGKILL "+unit+"; for i in $(seq 100); do systemctl is-active -q "+unit+" || break; sleep 0.1; done; "+
+		h.layoutEnv("pg1")+"LC_ALL=C /usr/lib/postgresql/15/bin/pg_controldata -D $D | grep -q 'state: *in production'")
 	start := time.Now()
 	out := h.ok(rejoin...)
 	t.Logf("rejoin with pg_rewind: %.1f s", time.Since(start).Seconds())
