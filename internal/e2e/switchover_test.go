@@ -120,6 +120,10 @@ func TestSwitchover(t *testing.T) {
 	}
 	h.sh("pg2", "systemctl start "+unit)
 	h.psqlWait("pg1", "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'inmanta'", "sync")
+	// The stand-in may have given up while its commits waited for pg2:
+	// it runs again, connected to pg1, before the switchover.
+	h.sh("orch", "systemctl reset-failed inmanta-server; systemctl restart inmanta-server")
+	h.psqlWait("pg1", "SELECT count(*) > 0 FROM pg_stat_activity WHERE datname = 'inmanta' AND host(client_addr) = '"+lab.Address(2)+"'", "t")
 
 	c := &committer{password: password, hosts: []string{lab.Address(0), lab.Address(1)}}
 	next := 1
@@ -130,6 +134,9 @@ func TestSwitchover(t *testing.T) {
 		h.waitCommits(c, 20)
 		run := []string{"run", "pg-ha/switchover", "-p", "primary=" + sw.from, "-p", "standby=" + sw.to, "-p", "orchestrator=orch", "-p", h.layoutArg}
 		out := h.ok(run...)
+		if !strings.Contains(out, "changed      Stop the orchestrator") {
+			t.Errorf("the switchover did not stop the orchestrator:\n%s", out)
+		}
 		h.waitCommits(c, 20)
 		ids, longest := c.stop()
 		next = ids[len(ids)-1] + 1000
