@@ -14,9 +14,9 @@ import (
 
 // TestRejoin brings a failed old primary back with pg-ha/rejoin: pg1 loses
 // power, pg2 is promoted and takes writes, pg1 boots (as a primary, and
-// takes a write of its own: a divergence) and is stopped; rejoin rewinds
-// it (no base backup: a file put in its data directory before is still
-// there) and pg2 streams to it synchronously. Then the case pg_rewind
+// takes a write of its own: a divergence) and is killed; rejoin rewinds
+// it (no base backup: its data directory is the same directory) and pg2
+// streams to it synchronously. Then the case pg_rewind
 // cannot serve: pg2, run without wal_log_hints and without data
 // checksums, loses power after pg1's promotion; rejoin refuses with that
 // reason and names the base backup, which then brings it back.
@@ -27,7 +27,9 @@ func TestRejoin(t *testing.T) {
 	h.ok("run", "pg-ha/configure-primary", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg)
 	h.ok("run", "pg-ha/configure-standby", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg)
 	h.psql("pg1", "CREATE TABLE rj_rows (id int PRIMARY KEY); INSERT INTO rj_rows SELECT generate_series(1, 1000)")
-	h.sh("pg1", h.layoutEnv("pg1")+"touch $D/runbook-e2e-pg1")
+	// The data directory's inode: a base backup puts a new directory in
+	// its place, pg_rewind works inside it.
+	inode := h.sh("pg1", h.layoutEnv("pg1")+"stat -c %i $D")
 
 	// pg1 loses power; pg2 is promoted and takes writes.
 	h.failover("pg1", "pg2")
@@ -49,7 +51,10 @@ func TestRejoin(t *testing.T) {
 	if !strings.Contains(out, "rewound in") || !strings.Contains(out, "--config-file=/etc/postgresql/15/main/postgresql.conf") {
 		t.Errorf("rejoin did not rewind with the configuration's file:\n%s", out)
 	}
-	h.isSyncStandby("pg2", "pg1", "runbook-e2e-pg1")
+	h.isSyncStandby("pg2", "pg1", "")
+	if got := h.sh("pg1", h.layoutEnv("pg1")+"stat -c %i $D"); got != inode {
+		t.Errorf("pg1's data directory was replaced (inode %s, was %s): a base backup, not a rewind", got, inode)
+	}
 	h.unchanged(rejoin...)
 
 	// A row committed on pg2 now is on pg1 too (synchronous); pg1's own
