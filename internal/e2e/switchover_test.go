@@ -240,4 +240,3 @@ func appendFigure(t *testing.T, path, line string) {
 		t.Error(err)
 	}
 }
-
