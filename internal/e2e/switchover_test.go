@@ -128,18 +128,20 @@ func TestSwitchover(t *testing.T) {
 	// The standby does not get the shutdown checkpoint (its WAL receiver
 	// frozen): the switchover starts the old primary and the orchestrator
 	// again as they were, and stops before the promotion.
-	h.psql("pg1", "ALTER SYSTEM SET wal_sender_timeout = '5s'; SELECT pg_reload_conf()")
+	h.psql("pg1", "ALTER SYSTEM SET wal_sender_timeout = '5s'")
+	h.psql("pg1", "SELECT pg_reload_conf()")
 	h.sh("pg2", "pkill -STOP -f 'walreceiver'")
 	out, err := h.run("run", "pg-ha/switchover", "-p", "primary=pg1", "-p", "standby=pg2", "-p", "orchestrator=orch", "-p", h.layoutArg, "-p", "checkpoint_wait=2")
 	h.sh("pg2", "pkill -CONT -f 'walreceiver'")
-	if err == nil || !strings.Contains(out, "NOT received") || !strings.Contains(out, "the old primary was started again as it was, and the orchestrator") || strings.Contains(out, "Promote the standby (pg_ctl promote) [pg2]") && strings.Contains(out, "changed      Promote") {
+	if err == nil || !strings.Contains(out, "NOT received") || !strings.Contains(out, "the old primary was started again as it was, and the orchestrator") || strings.Contains(out, "changed      Promote the standby") {
 		t.Errorf("a switchover whose standby lacks the shutdown checkpoint did not stop and restore: %v\n%s", err, out)
 	}
 	if got := h.psql("pg1", "SELECT pg_is_in_recovery()"); got != "f" {
 		t.Errorf("pg1 after the stopped switchover: in recovery %s", got)
 	}
 	h.sh("orch", "systemctl is-active inmanta-server")
-	h.psql("pg1", "ALTER SYSTEM RESET wal_sender_timeout; SELECT pg_reload_conf()")
+	h.psql("pg1", "ALTER SYSTEM RESET wal_sender_timeout")
+	h.psql("pg1", "SELECT pg_reload_conf()")
 	h.psqlWait("pg1", "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'inmanta'", "sync")
 
 	c := &committer{password: password, hosts: []string{lab.Address(0), lab.Address(1)}}
