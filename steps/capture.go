@@ -20,18 +20,7 @@ import (
 
 // Capture saves a remote file, or what a command prints, to a local file
 // per host: diagnostics collected from a fleet.
-type Capture struct{}
-
-// The interfaces the type and its steps implement.
-var (
-	_ Type      = Capture{}
-	_ Step      = (*capture)(nil)
-	_ Changer   = (*capture)(nil)
-	_ Rechecker = (*capture)(nil)
-)
-
-// Describe implements Type.
-func (Capture) Describe() Descriptor { return captureType }
+var Capture Type = kind{&captureType, decodeCapture}
 
 var captureType = Descriptor{
 	Name:   "capture",
@@ -57,8 +46,8 @@ type capture struct {
 	become              string
 }
 
-// Decode implements Type.
-func (Capture) Decode(d *Decoder, b Body) Step {
+// decodeCapture builds a step of the type from its body (Type.Decode).
+func decodeCapture(d *Decoder, b Body) Step {
 	s := &capture{max: DefaultCaptureMax, become: d.Literal(b.Get("become"))}
 	p, c := b.Get("path"), b.Get("command")
 	switch {

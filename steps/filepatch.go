@@ -25,19 +25,7 @@ import (
 )
 
 // FilePatch edits a configuration file in place, idempotently.
-type FilePatch struct{}
-
-// The interfaces the type and its steps implement: a method renamed or
-// removed breaks the build here.
-var (
-	_ Type      = FilePatch{}
-	_ Step      = (*filePatch)(nil)
-	_ Changer   = (*filePatch)(nil)
-	_ Rechecker = (*filePatch)(nil)
-)
-
-// Describe implements Type.
-func (FilePatch) Describe() Descriptor { return filePatchType }
+var FilePatch Type = kind{&filePatchType, decodeFilePatch}
 
 var filePatchType = Descriptor{
 	Name:   "file-patch",
@@ -55,6 +43,7 @@ var ensureLineFields = []Field{
 var iniFields = []Field{
 	{Name: "section", Kind: String, Required: true, Doc: "the [section] name", Example: "database"},
 	{Name: "values", Kind: StringMap, Required: true, Doc: "key=value pairs to set in the section", Example: map[string]any{"host": "10.0.0.12"}},
+	{Name: "reader", Kind: Literal, Doc: "the program that reads the file, whose rules find a key: configparser (Python's, the default: case ignored) or inmanta (the Inmanta server's: case ignored, _ and - the same, so db_host is edited for db-host, never added twice)", Example: "inmanta"},
 }
 
 var filePatchFields = []Field{
@@ -79,6 +68,7 @@ type op struct {
 	value      *tmpl.Template
 	re         *tmpl.Template
 	iniEntries map[string]*tmpl.Template
+	iniReader  confedit.IniReader
 }
 
 type filePatch struct {
@@ -91,8 +81,8 @@ type filePatch struct {
 	backup       BoolValue
 }
 
-// Decode implements Type.
-func (FilePatch) Decode(d *Decoder, b Body) Step {
+// decodeFilePatch builds a step of the type from its body (Type.Decode).
+func decodeFilePatch(d *Decoder, b Body) Step {
 	p := &filePatch{path: d.Template(b.Get("path")), absent: d.Bool(b.Get("absent")), create: d.BoolValue(b.Get("create"), false), backup: d.BoolValue(b.Get("backup"), true)}
 	d.RefuseSecret(b.Get("path"), p.path, diag.RuleSecretExposed, "path", "a path is shown in plans, diffs and the journal, names the backup file, and shows in any listing of its directory")
 	for _, k := range []string{"owner", "group"} {
@@ -135,6 +125,12 @@ func (FilePatch) Decode(d *Decoder, b Body) Step {
 		for _, e := range n.Content {
 			f := d.Check(e, iniFields, "ini")
 			o := op{kind: "ini", section: d.TemplateIn(f.Get("section"), tmpl.ConfValue), iniEntries: map[string]*tmpl.Template{}}
+			if r := f.Get("reader"); r != nil {
+				var err error
+				if o.iniReader, err = confedit.ParseIniReader(d.Literal(r)); err != nil {
+					d.Errorf(r, diag.RuleInvalidValue, "%v", err)
+				}
+			}
 			if v := f.Get("values"); v != nil {
 				o.iniEntries = d.TemplateMap(v, "ini.values")
 				for _, t := range o.iniEntries {
@@ -247,6 +243,12 @@ func (p *filePatch) compute(ctx context.Context, x *Exec) (*patchState, error) {
 			if err != nil {
 				return nil, fmt.Errorf("set %s: %w", o.key, err)
 			}
+			// The value of a parameter or an expression is not seen when the
+			// playbook loads: quoted already, it would be quoted twice (a
+			// library named 'x', quotes included, stops PostgreSQL).
+			if confedit.QuotedAlready(strings.TrimSpace(v)) {
+				return nil, fmt.Errorf("%s: set %s: the value %s is in single quotes already: runbook quotes values for postgresql.conf itself, and PostgreSQL would read the quotes as part of the value; nothing was changed: give it without them", path, o.key, x.Redact.String(v))
+			}
 			if v, err = confedit.PGValue(o.key, v); err != nil {
 				return nil, fmt.Errorf("%s: set %s: %w", path, o.key, err)
 			}
@@ -271,7 +273,7 @@ func (p *filePatch) compute(ctx context.Context, x *Exec) (*patchState, error) {
 			sort.Strings(keys)
 			for _, k := range keys {
 				var c []confedit.Change
-				text, c, err = confedit.IniSet(text, section, k, vals[k])
+				text, c, err = confedit.IniSet(text, section, k, vals[k], o.iniReader)
 				if err != nil {
 					return nil, fmt.Errorf("%s: %w", path, err)
 				}
@@ -451,6 +453,17 @@ func (p *filePatch) Apply(ctx context.Context, x *Exec, plan *Plan) (Result, err
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
+	if st.exists {
+		// A write replaces the file by rename: the other names of a file
+		// with hard links would keep the old content, silently.
+		out, err := conn.Run(ctx, &transport.Command{Line: "stat -L -c %h -- " + tmpl.ShellQuote(st.path)})
+		if err != nil {
+			return nil, err
+		}
+		if n, _ := strconv.Atoi(strings.TrimSpace(string(out.Stdout))); out.ExitCode == 0 && n > 1 {
+			return nil, fmt.Errorf("%s on %s has %d hard links: an atomic write (a new file renamed over it) would leave the other names with the old content; nothing was changed: make the other names symbolic links to it, then run again", st.path, x.Host.Name, n)
+		}
+	}
 	backup := ""
 	if keep && st.exists {
 		// The backup goes beside the file the path resolves to: a link
@@ -482,7 +495,16 @@ func (p *filePatch) Apply(ctx context.Context, x *Exec, plan *Plan) (Result, err
 		}
 	}
 	if err := conn.WriteFile(ctx, st.path, []byte(st.new), st.attrs); err != nil {
-		return nil, fmt.Errorf("write %s: %w", st.path, err)
+		// The file is as it was: its backup would only pile up with each
+		// attempt.
+		if backup != "" {
+			_ = conn.Remove(ctx, backup)
+		}
+		hint := ""
+		if errors.Is(err, fs.ErrPermission) || strings.Contains(err.Error(), "permission denied") || strings.Contains(err.Error(), "operation not permitted") {
+			hint = " (is the file, or its directory, immutable or append-only? lsattr shows i or a; chattr -i removes it)"
+		}
+		return nil, fmt.Errorf("write %s: %w%s; nothing was changed", st.path, err, hint)
 	}
 	if st.attrs.UID >= 0 || st.attrs.GID >= 0 {
 		// Only root can give a file away; a transport that cannot says

@@ -2,6 +2,7 @@ package steps_test
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -267,5 +268,86 @@ steps:
 	}
 	if others, _ := filepath.Glob(link + ".runbook-*"); len(others) != 0 {
 		t.Fatalf("files beside the link: %v", others)
+	}
+}
+
+// TestFilePatchHardLinksAndImmutable: a file with hard links is refused
+// before anything changes (a rename would leave the other names with the
+// old content); an immutable file fails naming the attribute, and leaves
+// no backup behind. Over a real sshd.
+func TestFilePatchHardLinksAndImmutable(t *testing.T) {
+	s := testsshd.Start(t)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "postgresql.conf")
+	if err := os.WriteFile(conf, []byte("work_mem = 4MB\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(conf, filepath.Join(dir, "hard.conf")); err != nil {
+		t.Fatal(err)
+	}
+	src := `version: 1
+name: links
+params:
+  path: {type: string}
+steps:
+  - id: conf
+    host: db
+    file-patch:
+      path: ${{ params.path }}
+      set: {work_mem: 64MB}
+`
+	_, err := runPlaybook(t, src, runOpts{params: map[string]string{"path": conf}, inv: s.Inventory("db")})
+	if err == nil || !strings.Contains(err.Error(), "has 2 hard links") {
+		t.Fatalf("hard links: %v", err)
+	}
+	if b, _ := os.ReadFile(conf); string(b) != "work_mem = 4MB\n" {
+		t.Fatalf("changed: %q", b)
+	}
+	if err := os.Remove(filepath.Join(dir, "hard.conf")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("chattr", "+i", conf).CombinedOutput(); err != nil {
+		t.Logf("chattr +i is not supported here (%v %s): the immutable case is not tried", err, out)
+		return
+	}
+	defer exec.Command("chattr", "-i", conf).Run()
+	_, err = runPlaybook(t, src, runOpts{params: map[string]string{"path": conf}, inv: s.Inventory("db")})
+	if err == nil || !strings.Contains(err.Error(), "immutable") {
+		t.Fatalf("immutable: %v", err)
+	}
+	if baks, _ := filepath.Glob(conf + ".runbook-*.bak"); len(baks) > 0 {
+		t.Fatalf("backups left behind: %v", baks)
+	}
+}
+
+// TestFilePatchQuotedTwice: a value given by a parameter in single quotes
+// already is refused when it renders, before any change: PostgreSQL would
+// read the quotes as part of it.
+func TestFilePatchQuotedTwice(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "postgresql.conf")
+	if err := os.WriteFile(conf, []byte("#shared_preload_libraries = ''\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := `version: 1
+name: quoted
+params:
+  path: {type: string}
+  libs: {type: string}
+steps:
+  - id: conf
+    file-patch:
+      path: ${{ params.path }}
+      set: {shared_preload_libraries: "${{ params.libs }}"}
+`
+	_, err := runPlaybook(t, src, runOpts{params: map[string]string{"path": conf, "libs": "'pg_stat_statements'"}})
+	if err == nil || !strings.Contains(err.Error(), "in single quotes already") {
+		t.Fatalf("got %v", err)
+	}
+	if b, _ := os.ReadFile(conf); string(b) != "#shared_preload_libraries = ''\n" {
+		t.Fatalf("changed: %q", b)
+	}
+	if _, err := runPlaybook(t, src, runOpts{params: map[string]string{"path": conf, "libs": "pg_stat_statements"}}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -19,19 +19,7 @@ import (
 )
 
 // HTTP calls an HTTP API.
-type HTTP struct{}
-
-// The interfaces the type and its steps implement: a method renamed or
-// removed breaks the build here.
-var (
-	_ Type      = HTTP{}
-	_ Step      = (*httpStep)(nil)
-	_ Changer   = (*httpStep)(nil)
-	_ Rechecker = (*httpStep)(nil)
-)
-
-// Describe implements Type.
-func (HTTP) Describe() Descriptor { return httpType }
+var HTTP Type = kind{&httpType, decodeHTTP}
 
 var httpType = Descriptor{
 	Name:   "http",
@@ -62,8 +50,8 @@ type httpStep struct {
 	viaSSH, rdOnly bool
 }
 
-// Decode implements Type.
-func (HTTP) Decode(d *Decoder, b Body) Step {
+// decodeHTTP builds a step of the type from its body (Type.Decode).
+func decodeHTTP(d *Decoder, b Body) Step {
 	h := &httpStep{url: d.TemplateIn(b.Get("url"), tmpl.URL), method: d.Literal(b.Get("method")), headers: d.TemplateMap(b.Get("headers"), "headers"),
 		expect: d.IntList(b.Get("expect_status")), viaSSH: d.Bool(b.Get("via_ssh")), rdOnly: d.Bool(b.Get("read_only")), idempotent: d.Bool(b.Get("idempotent"))}
 	if h.method == "" {

@@ -25,19 +25,7 @@ import (
 // PGSettings brings PostgreSQL settings to what a procedure needs, judged
 // by the value the server takes and where it takes it from, not by one
 // file's lines.
-type PGSettings struct{}
-
-// The interfaces the type and its steps implement: a method renamed or
-// removed breaks the build here.
-var (
-	_ Type      = PGSettings{}
-	_ Step      = (*pgSettingsStep)(nil)
-	_ Changer   = (*pgSettingsStep)(nil)
-	_ Rechecker = (*pgSettingsStep)(nil)
-)
-
-// Describe implements Type.
-func (PGSettings) Describe() Descriptor { return pgSettingsType }
+var PGSettings Type = kind{&pgSettingsType, decodePGSettings}
 
 var pgSettingsType = Descriptor{
 	Name:   "pg-settings",
@@ -90,8 +78,8 @@ type pgSettingsStep struct {
 	backup, readOnly               bool
 }
 
-// Decode implements Type.
-func (PGSettings) Decode(d *Decoder, b Body) Step {
+// decodePGSettings builds a step of the type from its body (Type.Decode).
+func decodePGSettings(d *Decoder, b Body) Step {
 	s := &pgSettingsStep{
 		configFile: d.Template(b.Get("config_file")),
 		dataDir:    d.Template(b.Get("data_dir")),

@@ -25,21 +25,7 @@ import (
 )
 
 // SQL runs a statement on PostgreSQL.
-type SQL struct{}
-
-// The interfaces the type and its steps implement: a method renamed or
-// removed breaks the build here.
-var (
-	_ Type         = SQL{}
-	_ Step         = (*sqlStep)(nil)
-	_ Changer      = (*sqlStep)(nil)
-	_ Rechecker    = (*sqlStep)(nil)
-	_ DownResulter = (*sqlStep)(nil)
-	_ Settler      = (*sqlStep)(nil)
-)
-
-// Describe implements Type.
-func (SQL) Describe() Descriptor { return sqlType }
+var SQL Type = kind{&sqlType, decodeSQL}
 
 var sqlType = Descriptor{
 	Name:   "sql",
@@ -86,8 +72,8 @@ type sqlStep struct {
 	stmtTimeout, connTimeout  DurationValue
 }
 
-// Decode implements Type.
-func (SQL) Decode(d *Decoder, b Body) Step {
+// decodeSQL builds a step of the type from its body (Type.Decode).
+func decodeSQL(d *Decoder, b Body) Step {
 	s := &sqlStep{
 		readOnly: d.Bool(b.Get("read_only")), viaSSH: d.Bool(b.Get("via_ssh")), idempotent: d.Bool(b.Get("idempotent")),
 		port: d.Port(b.Get("port"), 5432), sslmode: d.Literal(b.Get("sslmode")),

@@ -19,19 +19,7 @@ import (
 )
 
 // SSHExec runs a command on a host.
-type SSHExec struct{}
-
-// The interfaces the type and its steps implement: a method renamed or
-// removed breaks the build here.
-var (
-	_ Type      = SSHExec{}
-	_ Step      = (*sshExec)(nil)
-	_ Changer   = (*sshExec)(nil)
-	_ Rechecker = (*sshExec)(nil)
-)
-
-// Describe implements Type.
-func (SSHExec) Describe() Descriptor { return sshExecType }
+var SSHExec Type = kind{&sshExecType, decodeSSHExec}
 
 var sshExecType = Descriptor{
 	Name:   "ssh-exec",
@@ -62,8 +50,8 @@ type sshExec struct {
 	maxOutput                       int
 }
 
-// Decode implements Type.
-func (SSHExec) Decode(d *Decoder, b Body) Step {
+// decodeSSHExec builds a step of the type from its body (Type.Decode).
+func decodeSSHExec(d *Decoder, b Body) Step {
 	s := &sshExec{expectExit: []int{0}, become: d.Literal(b.Get("become")), readOnly: d.Bool(b.Get("read_only")), idempotent: d.Bool(b.Get("idempotent"))}
 	for _, k := range []string{"command", "creates", "unless"} {
 		n := b.Get(k)
@@ -302,7 +290,9 @@ func lastLine(red *redact.Redactor, outs ...[]byte) string {
 			keep = keep[len(keep)-3:]
 		}
 		if len(keep) > 0 {
-			return strings.Join(keep, " / ")
+			// Redacted again once joined: the lines of a secret the
+			// command split are one line again here.
+			return red.String(strings.Join(keep, " / "))
 		}
 	}
 	return ""

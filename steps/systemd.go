@@ -3,6 +3,7 @@ package steps
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -15,19 +16,7 @@ import (
 )
 
 // Systemd starts, stops, enables, disables and masks units.
-type Systemd struct{}
-
-// The interfaces the type and its steps implement: a method renamed or
-// removed breaks the build here.
-var (
-	_ Type      = Systemd{}
-	_ Step      = (*systemd)(nil)
-	_ Changer   = (*systemd)(nil)
-	_ Rechecker = (*systemd)(nil)
-)
-
-// Describe implements Type.
-func (Systemd) Describe() Descriptor { return systemdType }
+var Systemd Type = kind{&systemdType, decodeSystemd}
 
 var systemdType = Descriptor{
 	Name:   "systemd",
@@ -50,8 +39,8 @@ type systemd struct {
 	enabled, masked *bool
 }
 
-// Decode implements Type.
-func (Systemd) Decode(d *Decoder, b Body) Step {
+// decodeSystemd builds a step of the type from its body (Type.Decode).
+func decodeSystemd(d *Decoder, b Body) Step {
 	s := &systemd{unit: d.Template(b.Get("unit")), state: d.Literal(b.Get("state"))}
 	d.RefuseSecret(b.Get("unit"), s.unit, diag.RuleSecretInCommand, "unit", "the unit name goes on systemctl's command line, which the host's process list shows")
 	if n := b.Get("enabled"); n != nil {
@@ -157,9 +146,26 @@ func (s *systemd) actions(unit string, u UnitState) []string {
 	return acts
 }
 
+// unitName matches a unit name as systemd allows it (systemd.unit(5):
+// letters, digits, ":", "-", "_", ".", "\\", with "@" for instances);
+// systemctl reads a name with *, ? or [ as a pattern matching every
+// loaded unit it fits.
+var unitName = regexp.MustCompile(`^[A-Za-z0-9:_.\\@-]+$`)
+
+// checkUnit refuses what is not one unit's name.
+func checkUnit(unit string) error {
+	if !unitName.MatchString(unit) || strings.HasPrefix(unit, "-") {
+		return fmt.Errorf("unit %q is not a unit name: systemd allows letters, digits and : - _ . \\ @ (systemd.unit(5)), and systemctl reads *, ? and [ as a pattern that acts on every unit it matches; name one unit", unit)
+	}
+	return nil
+}
+
 func (s *systemd) observe(ctx context.Context, x *Exec) (string, UnitState, transport.Conn, error) {
 	unit, err := s.unit.Render(x.Env)
 	if err != nil {
+		return "", UnitState{}, nil, err
+	}
+	if err := checkUnit(unit); err != nil {
 		return "", UnitState{}, nil, err
 	}
 	conn, err := x.Connect(ctx)

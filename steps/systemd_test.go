@@ -56,3 +56,17 @@ func TestSystemdActions(t *testing.T) {
 		})
 	}
 }
+
+// TestUnitNames: a pattern or an option is not a unit's name.
+func TestUnitNames(t *testing.T) {
+	for _, u := range []string{"postgresql@15-main", "postgresql-16.service", "inmanta-server", `system-getty\x2dx.slice`} {
+		if err := checkUnit(u); err != nil {
+			t.Errorf("%q: %v", u, err)
+		}
+	}
+	for _, u := range []string{"postgres*", "pg?", "[a-z]*", "--all", "a b", "", "x;id"} {
+		if err := checkUnit(u); err == nil {
+			t.Errorf("%q: accepted", u)
+		}
+	}
+}

@@ -12,19 +12,7 @@ import (
 )
 
 // WaitUntil polls a read-only probe until an expression holds.
-type WaitUntil struct{}
-
-// The interfaces the type and its steps implement: a method renamed or
-// removed breaks the build here.
-var (
-	_ Type      = WaitUntil{}
-	_ Step      = (*waitUntil)(nil)
-	_ Rechecker = (*waitUntil)(nil)
-	_ Located   = (*waitUntil)(nil)
-)
-
-// Describe implements Type.
-func (WaitUntil) Describe() Descriptor { return waitUntilType }
+var WaitUntil Type = kind{&waitUntilType, decodeWaitUntil}
 
 var waitUntilType = Descriptor{
 	Name:   "wait-until",
@@ -49,8 +37,8 @@ type waitUntil struct {
 	interval DurationValue
 }
 
-// Decode implements Type.
-func (WaitUntil) Decode(d *Decoder, b Body) Step {
+// decodeWaitUntil builds a step of the type from its body (Type.Decode).
+func decodeWaitUntil(d *Decoder, b Body) Step {
 	w := &waitUntil{timeout: d.Duration(b.Get("timeout"), 0), interval: d.Duration(b.Get("interval"), time.Second)}
 	if p := b.Get("probe"); p != nil {
 		w.probe = d.DecodeProbe(d, p)

@@ -78,18 +78,18 @@ func TestUnset(t *testing.T) {
 
 func TestIniSet(t *testing.T) {
 	in := "[server]\nbind=0.0.0.0\n\n[database]\nhost=10.0.0.1\nname=inmanta\n\n[other]\nx=1\n"
-	out, ch, _ := IniSet(in, "database", "host", "10.0.0.2")
+	out, ch, _ := IniSet(in, "database", "host", "10.0.0.2", ConfigParser)
 	if len(ch) != 1 || out != "[server]\nbind=0.0.0.0\n\n[database]\nhost=10.0.0.2\nname=inmanta\n\n[other]\nx=1\n" {
 		t.Fatalf("got %q", out)
 	}
-	if again, ch, _ := IniSet(out, "database", "host", "10.0.0.2"); len(ch) != 0 || again != out {
+	if again, ch, _ := IniSet(out, "database", "host", "10.0.0.2", ConfigParser); len(ch) != 0 || again != out {
 		t.Fatalf("second set changed %v", ch)
 	}
-	out, _, _ = IniSet(in, "database", "port", "5432")
+	out, _, _ = IniSet(in, "database", "port", "5432", ConfigParser)
 	if out != "[server]\nbind=0.0.0.0\n\n[database]\nhost=10.0.0.1\nname=inmanta\nport=5432\n\n[other]\nx=1\n" {
 		t.Fatalf("added key in wrong place: %q", out)
 	}
-	out, _, _ = IniSet("", "database", "host", "h")
+	out, _, _ = IniSet("", "database", "host", "h", ConfigParser)
 	if out != "[database]\nhost=h\n" {
 		t.Fatalf("new section: %q", out)
 	}

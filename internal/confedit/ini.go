@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // iniLine is one line of an ini file as Python's configparser reads it with
@@ -37,6 +38,46 @@ const (
 	iniBad
 )
 
+// IniReader is the program whose reading of an ini file the editor
+// follows: keys are found, and duplicates refused, as it compares them.
+type IniReader int
+
+const (
+	// ConfigParser is Python's configparser (RawConfigParser, strict): a
+	// key's case is ignored (optionxform lower-cases it).
+	ConfigParser IniReader = iota
+	// Inmanta is the Inmanta server's reader (inmanta-core's config.py:
+	// LenientConfigParser, whose optionxform replaces "_" by "-" before
+	// lower-casing): db_host, db-host and DB_Host are one key.
+	Inmanta
+)
+
+// ParseIniReader reads a reader's name: "configparser" or "inmanta".
+func ParseIniReader(s string) (IniReader, error) {
+	switch s {
+	case "", "configparser":
+		return ConfigParser, nil
+	case "inmanta":
+		return Inmanta, nil
+	}
+	return 0, fmt.Errorf("%q is not an ini reader runbook knows: configparser (Python's) or inmanta (the Inmanta server's, where _ and - in a key are the same)", s)
+}
+
+func (r IniReader) String() string {
+	if r == Inmanta {
+		return "the Inmanta server's reader (where _ and - in a key are the same)"
+	}
+	return "Python's configparser"
+}
+
+// keyForm is the form of a key the reader compares.
+func (r IniReader) keyForm(k string) string {
+	if r == Inmanta {
+		k = strings.ReplaceAll(k, "_", "-")
+	}
+	return strings.ToLower(k)
+}
+
 // iniFile is an ini file split into lines that configparser would read.
 type iniFile struct {
 	lines  []string
@@ -47,7 +88,13 @@ type iniFile struct {
 // returns an error naming the line configparser would reject (strict mode:
 // a duplicate section or option, a line before any section, a line that is
 // neither a header, an option nor a comment).
-func parseIni(text string) (*iniFile, error) {
+func parseIni(text string, r IniReader) (*iniFile, error) {
+	// Python reads text with universal newlines: a CR alone ends a line.
+	// runbook's lines end at LF (a CR before it kept), so such a file
+	// would be read as other lines than the program reads.
+	if i := strings.IndexByte(strings.ReplaceAll(text, "\r\n", ""), '\r'); i >= 0 {
+		return nil, fmt.Errorf("the file has a line ended by a carriage return alone, which Python reads as a line break and runbook does not: convert its line ends (dos2unix, or sed 's/\\r$//' after making them CRLF) and run again")
+	}
 	f := &iniFile{lines: split(text)}
 	f.parsed = make([]iniLine, len(f.lines))
 	sections := map[string]int{}
@@ -69,7 +116,9 @@ func parseIni(text string) (*iniFile, error) {
 			p.kind, p.option = iniComment, -1
 			continue
 		}
-		indent := len(l) - len(strings.TrimLeftFunc(l, pySpace))
+		// Python counts the indentation in characters, not bytes (a
+		// no-break space is one).
+		indent := utf8.RuneCountInString(l) - utf8.RuneCountInString(strings.TrimLeftFunc(l, pySpace))
 		if inSection && optLine >= 0 && indent > indentLevel {
 			p.kind, p.option = iniContinuation, optLine
 			continue
@@ -93,12 +142,13 @@ func parseIni(text string) (*iniFile, error) {
 		if !ok {
 			return nil, fmt.Errorf("line %d: %q is neither a [section], a key = value nor a comment; Python's configparser refuses the file", i+1, strings.TrimSpace(l))
 		}
-		form := strings.ToLower(key)
+		form := r.keyForm(key)
 		if j, dup := options[[2]string{cur, form}]; dup {
-			return nil, fmt.Errorf("line %d: %s appears again in [%s] (first on line %d); Python's configparser refuses the file: keep one", i+1, key, cur, j+1)
+			return nil, fmt.Errorf("line %d: %s appears again in [%s] (first on line %d, as %s); %s refuses the file: keep one", i+1, key, cur, j+1, f.parsed[j].key, r)
 		}
 		options[[2]string{cur, form}] = i
-		*p = iniLine{kind: iniOption, section: cur, key: key, keyForm: form, value: value, delim: delim, indent: l[:indent]}
+		ws := len(l) - len(strings.TrimLeftFunc(l, pySpace))
+		*p = iniLine{kind: iniOption, section: cur, key: key, keyForm: form, value: value, delim: delim, indent: l[:ws]}
 		optLine = i
 	}
 	return f, nil
@@ -192,7 +242,7 @@ func checkIniName(what, s string) error {
 // whole. A missing key is added at the end of its section, a missing
 // section at the end of the file. It refuses, changing nothing, a file
 // configparser would refuse and a key or value it would read differently.
-func IniSet(text, section, key, value string) (string, []Change, error) {
+func IniSet(text, section, key, value string, r IniReader) (string, []Change, error) {
 	if err := checkIniName("section", section); err != nil {
 		return text, nil, err
 	}
@@ -202,11 +252,11 @@ func IniSet(text, section, key, value string) (string, []Change, error) {
 	if strings.ContainsAny(value, "\n\r") || strings.TrimFunc(value, pySpace) != value {
 		return text, nil, fmt.Errorf("[%s] %s: the value starts or ends with white space or holds a line break, which configparser would not read back as written", section, key)
 	}
-	f, err := parseIni(text)
+	f, err := parseIni(text, r)
 	if err != nil {
 		return text, nil, err
 	}
-	form := strings.ToLower(key)
+	form := r.keyForm(key)
 	start, last := -1, -1
 	for i, p := range f.parsed {
 		if p.kind == iniSection && p.section == section {

@@ -16,7 +16,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
+	"strings"
 	"syscall"
 	"time"
 
@@ -51,10 +51,21 @@ type Lock struct {
 	path string
 }
 
-var unsafeInLockName = regexp.MustCompile(`[^A-Za-z0-9._-]`)
-
-// lockFileName is the file of lock name in DIR/locks.
-func lockFileName(name string) string { return unsafeInLockName.ReplaceAllString(name, "_") + ".lock" }
+// lockFileName is the file of lock name in DIR/locks: every byte but
+// letters, digits, '.' and '-' written as _XX (its hex), so that two
+// names never share a file ("a/b" and "a_b" were one lock once).
+func lockFileName(name string) string {
+	var b strings.Builder
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' {
+			b.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&b, "_%02x", c)
+	}
+	return b.String() + ".lock"
+}
 
 // LockPath returns the file of lock name in the state directory dir.
 func LockPath(dir, name string) string { return filepath.Join(dir, "locks", lockFileName(name)) }

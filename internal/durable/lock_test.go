@@ -32,6 +32,14 @@ func TestLockExclusive(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Release()
+	// Names that differ only in bytes a file name cannot hold are two locks.
+	for _, name := range []string{"pg-cluster/prod", "pg-cluster_prod", "pg-cluster prod", "pg-cluster_2fprod"} {
+		l, err := AcquireLock(context.Background(), dir, name, holder("run-d"), 0)
+		if err != nil {
+			t.Fatalf("%q: %v", name, err)
+		}
+		defer l.Release()
+	}
 	// Waiting: the lock is released while the second run waits.
 	go func() {
 		time.Sleep(300 * time.Millisecond)

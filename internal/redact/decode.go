@@ -2,6 +2,7 @@ package redact
 
 import (
 	"html"
+	"reflect"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -25,15 +26,92 @@ type decoded struct {
 
 // decoder undoes one family of escapes, or returns false when s has none.
 type decoder struct {
-	trigger string // a byte every escape of the family starts with
-	decode  func(s string) decoded
+	has    func(s string) bool // whether s may hold an escape of the family
+	decode func(s string) decoded
+}
+
+func holds(sub string) func(string) bool {
+	return func(s string) bool { return strings.Contains(s, sub) }
 }
 
 var decoders = []decoder{
-	{"%", percentDecode},
-	{"&", entityDecode},
-	{`\`, backslashDecode},
-	{`\x`, backslashRuneDecode},
+	{holds("%"), percentDecode},
+	{holds("&"), entityDecode},
+	{holds(`\`), backslashDecode},
+	{holds(`\x`), backslashRuneDecode},
+	{holds("\x1b"), ansiDecode},
+	{hasLayout, layoutDecode},
+}
+
+// ansiDecode removes terminal escape sequences (ECMA-48: CSI "ESC [
+// parameters intermediates final", OSC "ESC ] ... BEL or ESC \\", and
+// the two-byte ones): grep --color and ls --color put them inside words.
+func ansiDecode(s string) decoded {
+	var d builder
+	for i := 0; i < len(s); {
+		if s[i] != 0x1b || i+1 >= len(s) {
+			d.add(s[i:i+1], i, i+1)
+			i++
+			continue
+		}
+		j := i + 2
+		switch s[i+1] {
+		case '[':
+			for j < len(s) && s[j] >= 0x20 && s[j] <= 0x3f {
+				j++
+			}
+			if j < len(s) {
+				j++ // the final byte
+			}
+		case ']':
+			for j < len(s) && s[j] != 0x07 && !(s[j] == 0x1b && j+1 < len(s) && s[j+1] == '\\') {
+				j++
+			}
+			switch {
+			case j < len(s) && s[j] == 0x07:
+				j++
+			case j < len(s):
+				j += 2
+			}
+		}
+		i = j
+	}
+	return d.done()
+}
+
+// hasLayout reports whether s has line breaks or blanks that could split
+// a secret: a remote command that folds its output (fold, od -c, sed
+// 's/./& /g'), or runbook's own " / " between the lines of an error.
+func hasLayout(s string) bool { return strings.ContainsAny(s, " \t\r\n") }
+
+// compact is s as layoutDecode reads it, without the map back.
+func compact(s string) string {
+	s = strings.ReplaceAll(s, " / ", "")
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case ' ', '\t', '\r', '\n':
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// layoutDecode removes blanks, line breaks and " / " (the join of an
+// error's lines).
+func layoutDecode(s string) decoded {
+	var d builder
+	for i := 0; i < len(s); {
+		switch {
+		case strings.HasPrefix(s[i:], " / "):
+			i += 3
+		case s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n':
+			i++
+		default:
+			d.add(s[i:i+1], i, i+1)
+			i++
+		}
+	}
+	return d.done()
 }
 
 // builder collects a decoded text and where each of its bytes came from.
@@ -222,10 +300,16 @@ func isHex(c byte) bool   { return isDigit(c) || c >= 'a' && c <= 'f' || c >= 'A
 // decoding that changes nothing, or gives a text seen already, is left
 // out.
 func decodings(s string) []decoded {
+	return decodingsExcept(s, nil)
+}
+
+// decodingsExcept is decodings without the decoder skip, when it is
+// not nil.
+func decodingsExcept(s string, skip func(string) decoded) []decoded {
 	var out []decoded
 	seen := map[string]bool{s: true}
 	for _, d1 := range decoders {
-		if !strings.Contains(s, d1.trigger) {
+		if !d1.has(s) || skip != nil && reflect.ValueOf(d1.decode).Pointer() == reflect.ValueOf(skip).Pointer() {
 			continue
 		}
 		one := d1.decode(s)
@@ -235,7 +319,7 @@ func decodings(s string) []decoded {
 		seen[one.text] = true
 		out = append(out, one)
 		for _, d2 := range decoders {
-			if !strings.Contains(one.text, d2.trigger) {
+			if !d2.has(one.text) {
 				continue
 			}
 			two := d2.decode(one.text)

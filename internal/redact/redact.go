@@ -101,12 +101,19 @@ func (r *Redactor) with(secrets []string, minFragment int) *Redactor {
 
 // Fragments returns the pieces of a secret that output may show on their
 // own, which the redactor masks apart from the whole: the value without
-// the blanks around it (a tool trims it), and each line of a value of
-// several lines, trimmed (a diff, a log, a tool printing one line).
+// the blanks around it (a tool trims it), the value without any blank or
+// line break, and each line of a value of several lines, trimmed (a diff,
+// a log, a tool printing one line).
 func Fragments(s string) []string {
 	var out []string
-	if t := strings.TrimSpace(s); t != s {
+	t := strings.TrimSpace(s)
+	if t != s {
 		out = append(out, t)
+	}
+	// Without any blank or line break: what the redactor finds in output
+	// read without them (a command that folded or spaced the value).
+	if c := strings.Join(strings.Fields(s), ""); c != s && c != t && c != "" {
+		out = append(out, c)
 	}
 	if strings.ContainsAny(s, "\r\n") {
 		for _, l := range strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' }) {
@@ -129,12 +136,46 @@ func Weakness(s string) string {
 	if t := strings.TrimSpace(s); len(t) < MinLength {
 		return fmt.Sprintf("is %d bytes long without the blanks around it, shorter than %d: a tool that trims it would show it, and so short a value turns up by chance in output", len(t), MinLength)
 	}
+	if why := guessable(strings.TrimSpace(s)); why != "" {
+		return why
+	}
 	if strings.ContainsAny(s, "\r\n") {
 		for i, l := range strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' }) {
 			if l = strings.TrimSpace(l); l != "" && len(l) < MinLength {
 				return fmt.Sprintf("has a line (the %s) of %d bytes, shorter than %d: output that shows the lines apart (a diff, a log) would show it, and so short a line turns up by chance: use a value whose every line is at least %d bytes", ordinal(i+1), len(l), MinLength, MinLength)
 			}
 		}
+	}
+	return ""
+}
+
+// common are values that lists of leaked passwords start with, and the
+// defaults of the tools around runbook: whoever guesses one unmasks
+// every place it stands.
+var common = map[string]bool{
+	"password": true, "password1": true, "passw0rd": true, "12345678": true, "123456789": true,
+	"1234567890": true, "qwertyui": true, "qwerty123": true, "qwertyuiop": true, "iloveyou": true,
+	"letmein1": true, "admin123": true, "administrator": true, "changeme": true, "welcome1": true,
+	"postgres1": true, "replicator": true, "inmanta1": true, "runbook1": true, "secret12": true, "secretpw": true,
+	"trustno1": true, "sunshine": true, "football": true, "baseball": true, "superman": true,
+}
+
+// guessable says why a value, long enough, is still found by chance or
+// guessed: only digits (a date, a number: runbook's own run ids hold
+// the date), one character repeated, a run of the alphabet or the
+// digits, or a well-known password.
+func guessable(s string) string {
+	switch {
+	case s == "":
+		return ""
+	case common[strings.ToLower(s)]:
+		return "is a well-known password: whoever guesses it unmasks every place it stands"
+	case strings.Trim(s, "0123456789") == "" && len(s) < 16:
+		return fmt.Sprintf("is only digits (%d): a number or a date turns up by chance in output (runbook's own run ids hold the date)", len(s))
+	case strings.Trim(s, s[:1]) == "":
+		return "is one character repeated"
+	case strings.Contains("abcdefghijklmnopqrstuvwxyz0123456789", strings.ToLower(s)) || strings.Contains("zyxwvutsrqponmlkjihgfedcba9876543210", strings.ToLower(s)):
+		return "is a run of the alphabet or of the digits"
 	}
 	return ""
 }
@@ -168,8 +209,15 @@ func (r *Redactor) String(s string) string {
 		spans = r.find(s, nil, spans)
 		// The same text with the escapes of a syntax undone: a form that
 		// escaped more than it had to.
-		if strings.ContainsAny(s, `%&\`) {
-			for _, d := range decodings(s) {
+		if strings.ContainsAny(s, "%&\\\x1b \t\r\n") {
+			// Reading without blanks and line breaks finds only what holds
+			// a secret's anchor once they are gone (every form holds it,
+			// unescaped): checked on the text first, which is cheap.
+			var skip func(string) decoded
+			if hasLayout(s) && !r.anchored(compact(s)) {
+				skip = layoutDecode
+			}
+			for _, d := range decodingsExcept(s, skip) {
 				spans = r.find(d.text, &d, spans)
 			}
 		}
@@ -183,6 +231,17 @@ func (r *Redactor) String(s string) string {
 		s = scramVerifier.ReplaceAllString(s, "SCRAM-SHA-256$"+Mask)
 	}
 	return s
+}
+
+// anchored reports whether s holds the anchor of a secret, or some
+// secret has none.
+func (r *Redactor) anchored(s string) bool {
+	for _, e := range r.entries {
+		if e.anchor == "" || strings.Contains(s, e.anchor) {
+			return true
+		}
+	}
+	return false
 }
 
 // find appends the spans of s where a form of a secret is; when s is a

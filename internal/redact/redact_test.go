@@ -255,3 +255,58 @@ func BenchmarkStringEscapesNoMatch(b *testing.B) {
 		_ = r.String(text)
 	}
 }
+
+// TestSplitAndColoured: a secret a command split over lines or blanks
+// (fold, sed 's/./& /g'), coloured inside (grep --color), or whose lines
+// runbook itself joined with " / ", is masked whole.
+func TestSplitAndColoured(t *testing.T) {
+	const pw = "Sup3rS3cretPw!Zq"
+	r := New([]string{pw, "correct horse battery staple"})
+	for _, out := range []string{
+		"Sup3rS3\ncretPw!\nZq\n",
+		"S u p 3 r S 3 c r e t P w ! Z q",
+		"Sup3r\x1b[01;31m\x1b[KS3c\x1b[m\x1b[KretPw!Zq\n",
+		"\x1b]8;;http://x\x07Sup3rS3cret\x1b]8;;\x1b\\Pw!Zq",
+		"exit status 3: Sup3rS3 / cretPw!Zq",
+		"correct horse\nbattery staple",
+	} {
+		got := r.String(out)
+		for _, piece := range []string{"S3cret", "cretPw", "Sup3r", "battery"} {
+			if strings.Contains(got, piece) {
+				t.Errorf("%q: %q shows %q", out, got, piece)
+			}
+		}
+		if !strings.Contains(got, Mask) {
+			t.Errorf("%q: nothing masked: %q", out, got)
+		}
+	}
+	if got := r.String("a plain line of output, with words"); got != "a plain line of output, with words" {
+		t.Errorf("output without the secret changed: %q", got)
+	}
+}
+
+// TestGuessable: values long enough that are still found by chance or
+// guessed are weak.
+func TestGuessable(t *testing.T) {
+	for _, s := range []string{"12345678", "20261130", "runbook1", "Password", "aaaaaaaaaa", "abcdefghij", "98765432"} {
+		if Weakness(s) == "" {
+			t.Errorf("%q: not weak", s)
+		}
+	}
+	for _, s := range []string{"Sup3rS3cretPw!Zq", "it's a \"good\" one\\", "2026-11-30T19:57:59Z-9f3a"} {
+		if w := Weakness(s); w != "" {
+			t.Errorf("%q: weak: %s", s, w)
+		}
+	}
+}
+
+// BenchmarkStringNoMatchTypical: the secrets of a run (passwords, a
+// token) over output that holds none: the common case of every step.
+func BenchmarkStringNoMatchTypical(b *testing.B) {
+	r := New([]string{"Sup3rS3cretPw!Zq", "it's a \"good\" one\\", "tok_9f3a77c2e1b04d5a"})
+	text := strings.Repeat("an ordinary line of output, nothing secret in it\n", 100)
+	b.ResetTimer()
+	for range b.N {
+		_ = r.String(text)
+	}
+}

@@ -44,6 +44,11 @@ type Options struct {
 	// a user certificate (no -h): what an impostor holding a user
 	// certificate from the same CA would present.
 	UserCertificateAsHost bool
+	// UserCertificate accepts only a user certificate for root from a CA
+	// of the server's own (TrustedUserCAKeys, no authorized_keys), and
+	// puts the client's certificate beside IdentityFile (-cert.pub), where
+	// OpenSSH finds it.
+	UserCertificate bool
 }
 
 // Require skips the test when a real part cannot run here, or fails it
@@ -177,6 +182,17 @@ LogLevel ERROR
 		f := strings.Fields(string(caPub))
 		s.CAKey = f[0] + " " + f[1]
 	}
+	if o.UserCertificate {
+		ca := filepath.Join(dir, "user_ca")
+		if err := keygen(ca); err != nil {
+			return nil, err
+		}
+		if out, err := exec.Command("ssh-keygen", "-q", "-s", ca, "-I", "runbook-test-user", "-n", "root", s.IdentityFile+".pub").CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("ssh-keygen -s: %v: %s", err, out)
+		}
+		conf = strings.Replace(conf, "AuthorizedKeysFile "+filepath.Join(dir, "authorized_keys"), "AuthorizedKeysFile none", 1)
+		conf += "TrustedUserCAKeys " + ca + ".pub\n"
+	}
 	confFile := filepath.Join(dir, "sshd_config")
 	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
 		return nil, err
@@ -227,12 +243,29 @@ func (s *Server) handshake() error {
 	if err != nil {
 		return err
 	}
+	signers := []ssh.Signer{signer}
+	if b, err := os.ReadFile(s.IdentityFile + "-cert.pub"); err == nil {
+		// A server of Options.UserCertificate takes only the certificate.
+		pub, _, _, _, err := ssh.ParseAuthorizedKey(b)
+		if err != nil {
+			return err
+		}
+		cert, ok := pub.(*ssh.Certificate)
+		if !ok {
+			return fmt.Errorf("%s-cert.pub holds no certificate", s.IdentityFile)
+		}
+		cs, err := ssh.NewCertSigner(cert, signer)
+		if err != nil {
+			return err
+		}
+		signers = []ssh.Signer{cs}
+	}
 	_, _, hostPub, _, _, err := ssh.ParseKnownHosts([]byte(s.HostKeyLine))
 	if err != nil {
 		return err
 	}
 	c, err := ssh.Dial("tcp", s.Addr(), &ssh.ClientConfig{
-		User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(signers...)},
 		HostKeyCallback: ssh.FixedHostKey(hostPub), HostKeyAlgorithms: []string{hostPub.Type()}, Timeout: time.Second,
 	})
 	if err != nil {

@@ -215,6 +215,10 @@ func (s *Scope) checkRefs(src string, node ast.Node, e *Expr, env types.Map) err
 			}
 			t, ok := s.root(n.Value)
 			if !ok {
+				if strings.Contains(src, ".."+n.Value) {
+					fail(n, ruleUndefined, "unknown name %s: .. is the range operator (1..3), so ..%s is no field: a field is read with one dot (.%s)", n.Value, n.Value, n.Value)
+					return
+				}
 				fail(n, ruleUndefined, "unknown name %s; available here: %s%s", n.Value, strings.Join(s.Roots(), ", "), didYouMean(n.Value, s.Roots()))
 				return
 			}

@@ -70,6 +70,10 @@ func (shellLang) bind(t *Template) []*TemplateError {
 	}
 	var values, uses []shellPlace // uses: $name, ${name...}
 	var arith []*syntax.Lit
+	// hidden is a bash form through which output reaches a command that
+	// no pipe or word of the command shows: a value's way cannot be
+	// followed in a command that has one.
+	hidden := ""
 	flow := &shellFlow{m: m, vars: map[string]bool{}, decl: map[string]bool{}}
 	var stack []syntax.Node
 	syntax.Walk(f, func(n syntax.Node) bool {
@@ -92,6 +96,12 @@ func (shellLang) bind(t *Template) []*TemplateError {
 			if n.Param != nil {
 				uses = append(uses, shellPlace{stack: append(append([]syntax.Node{}, stack...), n)})
 			}
+		case *syntax.ProcSubst:
+			if n.Op == syntax.CmdOut {
+				hidden = "a process substitution >(...)"
+			}
+		case *syntax.CoprocClause:
+			hidden = "a coprocess (coproc)"
 		case *syntax.DeclClause:
 			for _, a := range n.Args {
 				if a.Name != nil {
@@ -128,6 +138,10 @@ func (shellLang) bind(t *Template) []*TemplateError {
 	for _, v := range values {
 		if e := t.parts[m.exprs[v.k]].expr; e.callsRaw && !e.rawInput {
 			// raw() of constants: the author's own code.
+			continue
+		}
+		if hidden != "" {
+			refuse(v.k, diag.RuleShellDataPosition, "${{ }} in a command with %s, whose input comes from a write that no pipe or word shows, so runbook cannot follow where the value goes: %s", hidden, shellFix)
 			continue
 		}
 		before := len(flow.vars)

@@ -166,6 +166,40 @@ EOF`, diag.RuleShellDataPosition},
 		{`timeout 5 sh -c ${{ params.v }}`, diag.RuleShellInterpolation},
 		{`sudo -u postgres env X=${{ params.v }} ls`, diag.RuleShellDataPosition},
 		{`for x in ${{ params.v }}; do $x; done`, diag.RuleShellDataPosition},
+		// Option operands are data only where the program is known to keep
+		// them so: psql pipes -o '|cmd' to a shell, pg_ctl pastes -D, -l
+		// and -p into the shell line that starts the server.
+		{`psql -o ${{ params.v }} -c 'SELECT 1'`, diag.RuleShellInterpolation},
+		{`psql --output=${{ params.v }}`, diag.RuleShellInterpolation},
+		{`psql -f ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`psql -L ${{ params.v }} -c 'SELECT 1'`, diag.RuleShellDataPosition},
+		{`psql -P ${{ params.v }} -c 'SELECT 1'`, diag.RuleShellDataPosition},
+		{`pg_ctl start -D ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`pg_ctl -D ${{ params.v }} restart`, diag.RuleShellInterpolation},
+		{`pg_ctl -l ${{ params.v }} start`, diag.RuleShellInterpolation},
+		{`pg_ctl start -p ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`pg_ctlcluster 15 main start -o ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`pg_ctlcluster 15 main start -- ${{ params.v }}`, diag.RuleShellInterpolation},
+		// getopt_long takes an unambiguous prefix of a long option.
+		{`psql --comm=${{ params.v }}`, diag.RuleShellInterpolation},
+		{`psql --out ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`sort --compress=${{ params.v }} f`, diag.RuleShellInterpolation},
+		{`sudo --sh ${{ params.v }}`, diag.RuleShellInterpolation},
+		{`psql -${{ params.v }}`, diag.RuleShellInterpolation},
+		{`psql --${{ params.v }}`, diag.RuleShellInterpolation},
+		{`psql --quiet ${{ params.v }}`, diag.RuleShellDataPosition},
+		{`sudo -R ${{ params.v }} ls`, diag.RuleShellDataPosition},
+		{`sudo --chroot=${{ params.v }} ls`, diag.RuleShellDataPosition},
+		{`nc localhost ${{ params.v }}`, diag.RuleShellDataPosition},
+		// A variable's value: split when unquoted, evaluated by bash's
+		// prompt expansion, arithmetic and -v.
+		{`h=${{ params.v }}; psql -h $h -c 'SELECT 1'`, diag.RuleShellInterpolation},
+		{`x=${{ params.v }}; echo "${x@P}"`, diag.RuleShellInterpolation},
+		{`x=${{ params.v }}; [[ $x -eq 1 ]]`, diag.RuleShellInterpolation},
+		{`x=${{ params.v }}; [[ -v $x ]]`, diag.RuleShellInterpolation},
+		// Output that reaches a command no pipe shows.
+		{`echo ${{ params.v }} | tee >(sh)`, diag.RuleShellDataPosition},
+		{`coproc sh; echo ${{ params.v }} >&"${COPROC[1]}"`, diag.RuleShellDataPosition},
 	}
 	for _, c := range refused {
 		_, errs := bind(t, c.src, Shell)
@@ -196,6 +230,14 @@ EOF`, diag.RuleShellDataPosition},
 		`case ${{ params.v }} in x) echo y;; esac`,
 		`for f in ${{ params.v }}; do rm -f "$f"; done`,
 		`pg_ctl promote -w -t 60 -D ${{ params.v }}`,
+		`pg_ctl status -D"${{ params.v }}"`,
+		`psql -h ${{ params.v }} -p ${{ params.n }} -U ${{ params.v }} -d x -c 'SELECT 1'`,
+		`psql --host=${{ params.v }} --user ${{ params.v }} -c 'SELECT 1'`,
+		`h=${{ params.v }}; psql -h "$h" -c 'SELECT 1'`,
+		`sudo -u ${{ params.v }} -D ${{ params.v }} ls`,
+		`sort -k ${{ params.v }} f`,
+		`cat <(echo ${{ params.v }})`,
+		`pg_ctlcluster 15 main start -m ${{ params.v }}`,
 	}
 	for _, src := range accepted {
 		if _, errs := bind(t, src, Shell); len(errs) > 0 {

@@ -38,6 +38,20 @@ type shellCmd struct {
 	// -c, printf -v, pg_ctl -o), longCode the long ones.
 	code     string
 	longCode []string
+	// data are the options among args and long whose operand is known to
+	// stay data (psql -h, sudo -u). The operand of any other option is
+	// refused as unproven: it may name a program the command runs, or
+	// a file it writes or reads as code (psql -o '|cmd', pg_ctl -D).
+	data     string
+	longData []string
+	// passthrough: the operands after -- are another program's options
+	// (pg_ctlcluster passes them to pg_ctl).
+	passthrough bool
+	// modal are options among code that are data when the program's mode
+	// (its first operand, written in the command) is not among codeModes:
+	// pg_ctl builds a shell line of -D, -l and -p only to start a server.
+	modal     string
+	codeModes []string
 	// stdinCode: the program runs its standard input as code (psql runs
 	// SQL).
 	stdinCode bool
@@ -60,18 +74,19 @@ type shellCmd struct {
 // not listed here, and a shell function, is refused: whoever needs one
 // passes the value with env: and uses "$NAME", answering for it.
 var shellData = map[string]shellCmd{
-	// Wrappers.
-	"sudo":    {wrapper: true, args: "ugCDhprtUTR", long: []string{"user", "group", "close-from", "chdir", "host", "prompt", "role", "type", "other-user", "command-timeout", "chroot"}, refuse: "sieEl"},
-	"runuser": {wrapper: true, args: "ugG", long: []string{"user", "group", "supp-group"}, refuse: "clsfmpP"},
-	"env":     {wrapper: true, args: "uC", long: []string{"unset", "chdir"}, refuse: "S", assigns: true},
-	"timeout": {wrapper: true, args: "sk", long: []string{"signal", "kill-after"}, operands: 1},
-	"nice":    {wrapper: true, args: "n", long: []string{"adjustment"}},
+	// Wrappers. An operand of their options is data only where listed
+	// (sudo -R, a root directory, chooses the program that runs).
+	"sudo":    {wrapper: true, args: "ugCDhprtUTR", long: []string{"user", "group", "close-from", "chdir", "host", "prompt", "role", "type", "other-user", "command-timeout", "chroot"}, refuse: "sieEl", data: "ugCDhprtUT", longData: []string{"user", "group", "close-from", "chdir", "host", "prompt", "role", "type", "other-user", "command-timeout"}},
+	"runuser": {wrapper: true, args: "ugG", long: []string{"user", "group", "supp-group"}, refuse: "clsfmpP", data: "ugG", longData: []string{"user", "group", "supp-group"}},
+	"env":     {wrapper: true, args: "uC", long: []string{"unset", "chdir"}, refuse: "S", assigns: true, data: "uC", longData: []string{"unset", "chdir"}},
+	"timeout": {wrapper: true, args: "sk", long: []string{"signal", "kill-after"}, operands: 1, data: "sk", longData: []string{"signal", "kill-after"}},
+	"nice":    {wrapper: true, args: "n", long: []string{"adjustment"}, data: "n", longData: []string{"adjustment"}},
 	"nohup":   {wrapper: true},
 	"setsid":  {wrapper: true},
-	"ionice":  {wrapper: true, args: "cnp", long: []string{"class", "classdata", "pid"}},
-	"stdbuf":  {wrapper: true, args: "ioe", long: []string{"input", "output", "error"}},
+	"ionice":  {wrapper: true, args: "cnp", long: []string{"class", "classdata", "pid"}, data: "cnp", longData: []string{"class", "classdata", "pid"}},
+	"stdbuf":  {wrapper: true, args: "ioe", long: []string{"input", "output", "error"}, data: "ioe", longData: []string{"input", "output", "error"}},
 	"command": {wrapper: true, refuse: "vV"},
-	"exec":    {wrapper: true, args: "a"},
+	"exec":    {wrapper: true, args: "a", data: "a"},
 	"time":    {wrapper: true},
 
 	// The shell's builtins that take data.
@@ -81,22 +96,28 @@ var shellData = map[string]shellCmd{
 	"[":      {test: true},
 	":":      {}, "true": {}, "false": {}, "cd": {}, "exit": {}, "return": {}, "kill": {}, "umask": {}, "wait": {},
 
-	// Programs.
+	// Programs. (nc is not one: some builds run a program given by -e or -c.)
 	"cat": {}, "tac": {}, "head": {}, "tail": {}, "wc": {}, "uniq": {}, "tr": {}, "cut": {}, "paste": {},
 	"grep": {}, "egrep": {}, "fgrep": {}, "diff": {}, "cmp": {}, "comm": {}, "ls": {}, "stat": {},
 	"readlink": {}, "realpath": {}, "basename": {}, "dirname": {}, "date": {}, "sleep": {}, "id": {},
 	"whoami": {}, "hostname": {}, "getent": {}, "du": {}, "df": {}, "mkdir": {}, "rmdir": {}, "rm": {},
 	"cp": {}, "mv": {}, "ln": {}, "chmod": {}, "chown": {}, "chgrp": {}, "touch": {}, "tee": {},
 	"base64": {}, "sha256sum": {}, "md5sum": {}, "cksum": {}, "mktemp": {}, "pgrep": {}, "ps": {},
-	"ss": {}, "ping": {}, "nc": {}, "systemctl": {}, "journalctl": {}, "sync": {}, "truncate": {},
-	"sort":           {longCode: []string{"compress-program"}},
-	"systemd-escape": {}, "pg_ctlcluster": {}, "sha1sum": {}, "xxd": {}, "od": {}, "expr": {},
-	"sed":            {args: "eflL", long: []string{"expression", "file", "line-length"}, code: "ef", longCode: []string{"expression", "file"}, script: true},
-	"awk":            {args: "fvF", long: []string{"file", "assign", "field-separator"}, code: "f", longCode: []string{"file"}, script: true},
+	"ss": {}, "ping": {}, "systemctl": {}, "journalctl": {}, "sync": {}, "truncate": {},
+	"sort":           {args: "kotST", long: []string{"key", "output", "field-separator", "buffer-size", "temporary-directory", "files0-from", "random-source"}, longCode: []string{"compress-program"}, data: "ktS", longData: []string{"key", "field-separator", "buffer-size"}},
+	"systemd-escape": {}, "sha1sum": {}, "xxd": {}, "od": {}, "expr": {},
+	// pg_ctlcluster passes -o to postgres and what follows -- to pg_ctl.
+	"pg_ctlcluster":  {args: "m", long: []string{"mode"}, code: "o", longCode: []string{"options"}, data: "m", longData: []string{"mode"}, passthrough: true},
+	"sed":            {args: "eflL", long: []string{"expression", "file", "line-length"}, code: "ef", longCode: []string{"expression", "file"}, script: true, data: "lL", longData: []string{"line-length"}},
+	"awk":            {args: "fvF", long: []string{"file", "assign", "field-separator"}, code: "f", longCode: []string{"file"}, script: true, data: "vF", longData: []string{"assign", "field-separator"}},
 	"pg_controldata": {}, "pg_isready": {}, "pg_waldump": {}, "pg_archivecleanup": {}, "pg_lsclusters": {},
 	"pg_basebackup": {}, "pg_rewind": {}, "initdb": {}, "pg_config": {},
-	"pg_ctl": {args: "DlmoPpstUceN", code: "o", longCode: []string{"options"}},
-	"psql":   {args: "cdfhLopPRTUvF", long: []string{"dbname", "file", "host", "log-file", "output", "port", "pset", "record-separator", "table-attr", "username", "set", "variable", "field-separator"}, code: "c", longCode: []string{"command"}, stdinCode: true},
+	// pg_ctl writes -D, -l and -p into the command line it gives /bin/sh
+	// to start the server (pg_ctl.c, start_postmaster), and -p names the
+	// program it runs: code, as -o is.
+	"pg_ctl": {args: "mtUNe", long: []string{"mode", "timeout"}, code: "DlopP", longCode: []string{"options", "pgdata", "log"}, data: "mt", longData: []string{"mode", "timeout"}, modal: "D", codeModes: []string{"start", "restart", "init", "initdb"}},
+	// psql runs -c and -f as SQL, pipes -o '|cmd' to a shell, writes -L.
+	"psql": {args: "dhLpPRTUvF", long: []string{"dbname", "host", "log-file", "port", "pset", "record-separator", "table-attr", "username", "set", "variable", "field-separator"}, code: "cfo", longCode: []string{"command", "file", "output"}, stdinCode: true, data: "dhpRTUvF", longData: []string{"dbname", "host", "port", "record-separator", "table-attr", "username", "set", "variable", "field-separator"}},
 }
 
 // shellCodeRunners run an argument, or their input, as shell code: a
@@ -342,10 +363,10 @@ func (f *shellFlow) resolve(call *syntax.CallExpr) (int, shellCmd, *shellRefusal
 
 func optRefused(name string, spec shellCmd, a string) *shellRefusal {
 	if strings.HasPrefix(a, "--") {
-		l := strings.TrimPrefix(a, "--")
-		l, _, _ = strings.Cut(l, "=")
+		l, _, _ := strings.Cut(a[2:], "=")
 		for _, bad := range []string{"shell", "login", "edit", "command", "split-string", "session-command"} {
-			if l == bad {
+			// getopt_long takes an unambiguous prefix: --comm is --command.
+			if l != "" && strings.HasPrefix(bad, l) {
 				return &shellRefusal{diag.RuleShellInterpolation, "${{ }} reaches " + name + " " + a + ", which runs a shell: pass the value with env: and use \"$NAME\""}
 			}
 		}
@@ -362,28 +383,114 @@ func optRefused(name string, spec shellCmd, a string) *shellRefusal {
 	return nil
 }
 
+// optKind is what a program does with an option's operand.
+type optKind int
+
+const (
+	optFlag    optKind = iota // the option takes no operand (or runbook does not know it)
+	optData                   // the operand stays data
+	optOther                  // the operand may be a file the program writes or a program it runs
+	optCode                   // the operand is code, or a name the program evaluates
+	optUnknown                // a long option the program is not known to have, given an operand with =
+)
+
+// longOption resolves a long option's name (without its dashes) as
+// getopt_long does: the name itself, or the one option it is an
+// unambiguous prefix of (--comm is --command). ok is false for a name
+// that is neither among the options that take an operand.
+func (c shellCmd) longOption(l string) (string, bool) {
+	all := append(append([]string{}, c.long...), c.longCode...)
+	for _, o := range all {
+		if o == l {
+			return o, true
+		}
+	}
+	found := ""
+	for _, o := range all {
+		if l != "" && strings.HasPrefix(o, l) {
+			if found != "" {
+				// Ambiguous: the program refuses it, or (when one of them
+				// is code) runbook must assume the worst.
+				for _, c := range c.longCode {
+					if c == o || c == found {
+						return c, true
+					}
+				}
+				return "", false
+			}
+			found = o
+		}
+	}
+	return found, found != ""
+}
+
+// optionOf reads the literal option a: what the program does with its
+// operand, and whether the operand is in a itself (-ofile,
+// --output=file). For a cluster of short options, the first letter that
+// takes an operand decides; the rest of the cluster is its operand.
+func (c shellCmd) optionOf(a string) (kind optKind, inline bool) {
+	if strings.HasPrefix(a, "--") {
+		l, _, eq := strings.Cut(a[2:], "=")
+		full, ok := c.longOption(l)
+		switch {
+		case !ok && eq:
+			return optUnknown, true
+		case !ok:
+			return optFlag, false
+		}
+		switch {
+		case contains(c.longCode, full):
+			return optCode, eq
+		case contains(c.longData, full):
+			return optData, eq
+		}
+		return optOther, eq
+	}
+	for k, ch := range a[1:] {
+		if !strings.ContainsRune(c.args+c.code, ch) {
+			continue
+		}
+		inline = k < len(a)-2
+		switch {
+		case strings.ContainsRune(c.code, ch):
+			return optCode, inline
+		case strings.ContainsRune(c.data, ch):
+			return optData, inline
+		}
+		return optOther, inline
+	}
+	return optFlag, false
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
 // takesOperand reports whether the literal option a is followed by an
 // operand (the last letter of a cluster takes one, or a long option
 // without =).
 func takesOperand(spec shellCmd, a string) bool {
-	if strings.HasPrefix(a, "--") {
-		if strings.Contains(a, "=") {
-			return false
-		}
-		l := a[2:]
-		for _, o := range append(append([]string{}, spec.long...), spec.longCode...) {
-			if l == o {
-				return true
-			}
-		}
-		return false
+	kind, inline := spec.optionOf(a)
+	return kind != optFlag && kind != optUnknown && !inline
+}
+
+// operandRefused says why the operand of option opt of program name,
+// which does kind with it, is not data; nil when it is.
+func operandRefused(name, opt string, kind optKind) *shellRefusal {
+	switch kind {
+	case optCode:
+		return &shellRefusal{diag.RuleShellInterpolation, "${{ }} in the operand of " + name + " " + opt + ", which " + name + " runs as code or reads as a name: pass the value with env: and use the program's own parameters"}
+	case optOther:
+		return &shellRefusal{diag.RuleShellDataPosition, "${{ }} in the operand of " + name + " " + opt + ", which runbook does not know keeps it data (it may name a program that runs, or a file written or read as code): " + shellFix}
+	case optUnknown:
+		return &shellRefusal{diag.RuleShellDataPosition, "${{ }} in the operand of " + name + " " + opt + ", an option runbook does not know " + name + " has: write the option's full name, or " + shellFix}
 	}
-	for k, c := range a[1:] {
-		if strings.ContainsRune(spec.args+spec.code, c) {
-			return k == len(a)-2
-		}
-	}
-	return false
+	return nil
 }
 
 // checkArg proves that word, an argument of call, is data for the
@@ -432,21 +539,12 @@ func (f *shellFlow) checkArg(call *syntax.CallExpr, word *syntax.Word, valueFirs
 		}
 	}
 	if k > optsEnd {
+		if spec.passthrough {
+			return &shellRefusal{diag.RuleShellInterpolation, "${{ }} after the -- of " + name + ", which passes what follows to another program as its options (pg_ctlcluster to pg_ctl, whose -o runs code): pass the value with env: and use \"$NAME\", or set it in the configuration"}
+		}
 		return nil
 	}
 	prefix := litPrefix(f.m, word)
-	codeOpt := func(a string) bool {
-		if strings.HasPrefix(a, "--") {
-			l, _, _ := strings.Cut(a[2:], "=")
-			for _, c := range spec.longCode {
-				if l == c {
-					return true
-				}
-			}
-			return false
-		}
-		return strings.HasPrefix(a, "-") && strings.ContainsAny(a[1:], spec.code) && spec.code != ""
-	}
 	if spec.script && k == firstOperand(f.m, call, idx, spec) && !hasCodeOpt(f.m, call, idx, optsEnd, spec) {
 		return &shellRefusal{diag.RuleShellInterpolation, "${{ }} in the program of " + name + ", which runs it as code (sed's e and w commands, awk's system()): pass the value with env: and read it in the program (ENVIRON[\"NAME\"] in awk)"}
 	}
@@ -456,21 +554,73 @@ func (f *shellFlow) checkArg(call *syntax.CallExpr, word *syntax.Word, valueFirs
 	if k == optsEnd {
 		return nil
 	}
-	if codeOpt(prefix) && (strings.HasPrefix(prefix, "--") && strings.Contains(prefix, "=") || !strings.HasPrefix(prefix, "--")) {
-		return &shellRefusal{diag.RuleShellInterpolation, "${{ }} in the operand of " + name + " " + prefix + ", which " + name + " runs as code or reads as a name: pass the value with env: and use the program's own parameters"}
+	// In an option's own word: its operand (-o${{ }}, --output=${{ }}),
+	// or its name or letters, which the value would choose.
+	if strings.HasPrefix(prefix, "-") {
+		kind, inline := spec.optionOf(prefix)
+		if strings.HasPrefix(prefix, "--") && !strings.Contains(prefix, "=") || !strings.HasPrefix(prefix, "--") && !inline && kind == optFlag {
+			return &shellRefusal{diag.RuleShellInterpolation, "${{ }} in the name or letters of an option of " + name + " (" + prefix + "...), which the value would choose: write the option in the command and give the value as its operand"}
+		}
+		if kind == optFlag && !strings.HasPrefix(prefix, "--") {
+			kind = optOther
+		}
+		return operandRefused(name, prefix, f.modal(call, idx, spec, prefix, kind))
 	}
 	if k > idx+1 {
-		if prev, lit := litWord(f.m, call.Args[k-1]); lit && codeOpt(prev) && takesOperand(spec, prev) {
-			return &shellRefusal{diag.RuleShellInterpolation, "${{ }} in the operand of " + name + " " + prev + ", which " + name + " runs as code or reads as a name: pass the value with env: and use the program's own parameters"}
-		}
-		if prev, lit := litWord(f.m, call.Args[k-1]); lit && strings.HasPrefix(prev, "-") && takesOperand(spec, prev) {
-			return nil
+		if prev, lit := litWord(f.m, call.Args[k-1]); lit && strings.HasPrefix(prev, "-") && prev != "-" {
+			kind, inline := spec.optionOf(prev)
+			if !inline && kind != optFlag {
+				return operandRefused(name, prev, f.modal(call, idx, spec, prev, kind))
+			}
+			if kind == optFlag && strings.HasPrefix(prev, "--") && !strings.Contains(prev, "=") && !spec.allData() {
+				// An option runbook does not know may take the value as
+				// its operand.
+				return operandRefused(name, prev, optUnknown)
+			}
 		}
 	}
-	if valueFirst && (spec.code != "" || len(spec.longCode) > 0) {
-		return &shellRefusal{diag.RuleShellInterpolation, "${{ }} starts an argument of " + name + " before any --, where a value starting with - would be read as an option, and " + name + " has options that run code: write -- before it, or put text before it"}
+	if valueFirst && !spec.allData() {
+		return &shellRefusal{diag.RuleShellInterpolation, "${{ }} starts an argument of " + name + " before any --, where a value starting with - would be read as an option, and " + name + " has options that run code or write files: write -- before it, or put text before it"}
 	}
 	return nil
+}
+
+// modal returns kind, or data for an option among spec.modal when the
+// program's mode is written in the command and is not one that makes the
+// option code.
+func (f *shellFlow) modal(call *syntax.CallExpr, idx int, spec shellCmd, opt string, kind optKind) optKind {
+	if kind != optCode || len(opt) < 2 || opt[1] == '-' || !strings.ContainsRune(spec.modal, rune(opt[1])) {
+		return kind
+	}
+	i := firstOperand(f.m, call, idx, spec)
+	if i >= len(call.Args) {
+		return kind
+	}
+	mode, lit := litWord(f.m, call.Args[i])
+	if !lit || mode == "" || contains(spec.codeModes, mode) {
+		return kind
+	}
+	return optData
+}
+
+// allData reports whether every option of the program known to take an
+// operand keeps it data: a value read as one of its options does no harm
+// runbook knows of.
+func (c shellCmd) allData() bool {
+	if c.code != "" || len(c.longCode) > 0 {
+		return false
+	}
+	for _, ch := range c.args {
+		if !strings.ContainsRune(c.data, ch) {
+			return false
+		}
+	}
+	for _, l := range c.long {
+		if !contains(c.longData, l) {
+			return false
+		}
+	}
+	return true
 }
 
 // firstOperand returns the index of the first argument of call (whose
@@ -523,29 +673,56 @@ func (f *shellFlow) resolveUpTo(call *syntax.CallExpr, k int) (int, shellCmd, *s
 	if r != nil || k < 0 || idx >= 0 && k >= idx {
 		return idx, spec, r
 	}
-	// k lies among the wrappers' arguments.
+	// k lies among the wrappers' arguments: an operand of a wrapper's
+	// option that keeps it data (sudo -u), or timeout's duration.
 	a := call.Args[k]
 	prefix := litPrefix(f.m, a)
-	if strings.Contains(prefix, "=") || prefix == "" && k > 0 && !prevTakesOperand(f.m, call, k) {
-		return 0, shellCmd{}, &shellRefusal{diag.RuleShellDataPosition, "${{ }} in an assignment or an option of a command that runs another (env NAME=..., sudo ...): a variable such as PATH or LD_PRELOAD chooses what runs; " + shellFix}
+	wname, wspec := wrapperBefore(f.m, call, k)
+	refused := &shellRefusal{diag.RuleShellDataPosition, "${{ }} in an assignment or an option of a command that runs another (env NAME=..., sudo ...): a variable such as PATH or LD_PRELOAD chooses what runs; " + shellFix}
+	switch {
+	case strings.HasPrefix(prefix, "-"):
+		kind, inline := wspec.optionOf(prefix)
+		if !inline {
+			return 0, shellCmd{}, refused
+		}
+		if r := operandRefused(wname, prefix, kind); r != nil || kind != optData {
+			if r == nil {
+				r = refused
+			}
+			return 0, shellCmd{}, r
+		}
+	case prefix != "" || k == 0:
+		return 0, shellCmd{}, refused
+	default:
+		prev, lit := litWord(f.m, call.Args[k-1])
+		if !lit || !strings.HasPrefix(prev, "-") {
+			// timeout's duration.
+			if n, _ := commandName(f.m, call.Args[k-1]); shellData[n].operands == 0 {
+				return 0, shellCmd{}, refused
+			}
+			break
+		}
+		kind, inline := wspec.optionOf(prev)
+		if inline || kind == optFlag {
+			return 0, shellCmd{}, refused
+		}
+		if r := operandRefused(wname, prev, kind); r != nil {
+			return 0, shellCmd{}, r
+		}
 	}
 	return idx, spec, nil
 }
 
-func prevTakesOperand(m *markedText, call *syntax.CallExpr, k int) bool {
-	prev, lit := litWord(m, call.Args[k-1])
-	if !lit || !strings.HasPrefix(prev, "-") {
-		// timeout's duration.
-		n, _ := commandName(m, call.Args[k-1])
-		return shellData[n].operands > 0
-	}
+// wrapperBefore returns the wrapper (sudo, env, timeout) whose arguments
+// include call.Args[k]: the nearest one before it.
+func wrapperBefore(m *markedText, call *syntax.CallExpr, k int) (string, shellCmd) {
 	for i := k - 1; i >= 0; i-- {
 		n, ok := commandName(m, call.Args[i])
 		if s, known := shellData[n]; ok && known && s.wrapper {
-			return takesOperand(s, prev)
+			return n, s
 		}
 	}
-	return false
+	return "", shellCmd{}
 }
 
 // checkTestArg proves a value of test(1) or [ is an operand: next to an
@@ -743,6 +920,15 @@ func (f *shellFlow) checkVarUses(uses []shellPlace, arith []*syntax.Lit) *shellR
 			if pe.Excl || pe.Index != nil || pe.Slice != nil {
 				return &shellRefusal{diag.RuleShellInterpolation, "${{ }} is assigned to " + name + ", which the command expands as ${!" + name + "}, an index or a slice: bash evaluates the value as a name or arithmetic there; " + shellEnvFix}
 			}
+			if pe.Exp != nil && pe.Exp.Op == syntax.OtherParamOps {
+				return &shellRefusal{diag.RuleShellInterpolation, "${{ }} is assigned to " + name + ", which the command expands with ${" + name + "@...}: bash runs what ${" + name + "@P} finds in the value as a prompt (command substitutions included); " + shellEnvFix}
+			}
+			if inArith(u.stack) {
+				return &shellRefusal{diag.RuleShellInterpolation, "${{ }} is assigned to " + name + ", which the command reads in arithmetic ([[ $" + name + " -eq ... ]], $(( ))), where bash evaluates its value as code: compare with = or compute the number in the expression, or " + shellEnvFix}
+			}
+			if r := varPlaceRefused(u.stack, name); r != nil {
+				return r
+			}
 			before := len(f.vars)
 			w := wordIndex(u.stack, len(u.stack)-1)
 			first := w >= 0 && wordStartsWith(u.stack, w, len(u.stack)-1)
@@ -758,6 +944,36 @@ func (f *shellFlow) checkVarUses(uses []shellPlace, arith []*syntax.Lit) *shellR
 	for _, l := range arith {
 		if f.vars[l.Value] {
 			return &shellRefusal{diag.RuleShellInterpolation, "${{ }} is assigned to " + l.Value + ", which the command reads in arithmetic, where bash evaluates its value as code: compute the number in the expression, or " + shellEnvFix}
+		}
+	}
+	return nil
+}
+
+// varPlaceRefused says why a use of variable name, assigned from a value,
+// is not data where it stands: unquoted in an argument, where the shell
+// splits it into more arguments (options among them) and expands
+// patterns; the name tested by [[ -v ]] or [[ -R ]], which bash
+// evaluates (an array index runs code). Nil when it is.
+func varPlaceRefused(stack []syntax.Node, name string) *shellRefusal {
+	w := wordIndex(stack, len(stack)-1)
+	if w < 1 {
+		return nil
+	}
+	quoted := false
+	for i := w + 1; i < len(stack); i++ {
+		if _, ok := stack[i].(*syntax.DblQuoted); ok {
+			quoted = true
+		}
+	}
+	switch p := stack[w-1].(type) {
+	case *syntax.CallExpr:
+		// As the command's name it is refused anyway, with its own reason.
+		if !quoted && len(p.Args) > 0 && p.Args[0] != stack[w] {
+			return &shellRefusal{diag.RuleShellInterpolation, "${{ }} is assigned to " + name + ", and $" + name + " is used unquoted in an argument, where the shell splits the value into more arguments (options among them) and expands patterns: write \"$" + name + "\""}
+		}
+	case *syntax.UnaryTest:
+		if p.Op == syntax.TsVarSet || p.Op == syntax.TsRefVar {
+			return &shellRefusal{diag.RuleShellInterpolation, "${{ }} is assigned to " + name + ", and $" + name + " is the name tested by [[ -v ]] or [[ -R ]], which bash evaluates as code (an array index): test it with -n instead"}
 		}
 	}
 	return nil

@@ -100,3 +100,28 @@ func TestSSHUserCertificateAsHostKey(t *testing.T) {
 		t.Fatalf("runbook: %v, want a refusal naming a user certificate (OpenSSH: %s)", err, strings.TrimSpace(string(out)))
 	}
 }
+
+// TestSSHUserCertificate: a server that accepts only user certificates
+// from its CA is reached with the certificate beside the identity
+// (ID-cert.pub), as OpenSSH's ssh reaches it; without the certificate
+// neither does.
+func TestSSHUserCertificate(t *testing.T) {
+	s := testsshd.StartWith(t, testsshd.Options{UserCertificate: true})
+	sshArgs := []string{"-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-i", s.IdentityFile,
+		"-o", "UserKnownHostsFile=" + s.KnownHosts, "-p", strconv.Itoa(s.Port), "root@" + s.Host, "true"}
+	if out, err := exec.Command("ssh", sshArgs...).CombinedOutput(); err != nil {
+		t.Fatalf("OpenSSH's ssh with the certificate: %v %s", err, out)
+	}
+	if _, err := dial(t, s, func(c *transport.SSHConfig) { c.IdentitiesOnly = true }); err != nil {
+		t.Fatalf("runbook with the certificate beside the identity: %v", err)
+	}
+	if err := os.Rename(s.IdentityFile+"-cert.pub", s.IdentityFile+"-cert.pub.away"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("ssh", sshArgs...).CombinedOutput(); err == nil {
+		t.Fatalf("OpenSSH's ssh without the certificate got in: %s", out)
+	}
+	if _, err := dial(t, s, func(c *transport.SSHConfig) { c.IdentitiesOnly = true }); err == nil {
+		t.Fatal("runbook without the certificate got in")
+	}
+}

@@ -325,10 +325,21 @@ func (s *SSH) authMethods() ([]ssh.AuthMethod, []string, func()) {
 	}
 	var signers []ssh.Signer
 	used := map[string]bool{}
+	// A certificate beside an identity (ID-cert.pub) is offered before the
+	// key itself, as OpenSSH loads it (ssh_config(5), IdentityFile).
+	withCert := func(f string, k ssh.Signer) {
+		if c, ok := readPublicKey(f + "-cert.pub").(*ssh.Certificate); ok && bytes.Equal(c.Key.Marshal(), k.PublicKey().Marshal()) {
+			if cs, err := ssh.NewCertSigner(c, k); err == nil {
+				signers = append(signers, cs)
+				tried = append(tried, f+"-cert.pub")
+			}
+		}
+	}
 	for _, f := range s.cfg.IdentityFiles {
 		f = ExpandHome(f)
 		if pub := identityPublicKey(f); pub != nil {
 			if k := inAgent(pub); k != nil {
+				withCert(f, k)
 				signers = append(signers, k)
 				used[string(pub.Marshal())] = true
 				tried = append(tried, f+" (from the agent)")
@@ -345,6 +356,7 @@ func (s *SSH) authMethods() ([]ssh.AuthMethod, []string, func()) {
 		if k := inAgent(signer.PublicKey()); k != nil {
 			signer = k
 		}
+		withCert(f, signer)
 		used[string(signer.PublicKey().Marshal())] = true
 		signers = append(signers, signer)
 		tried = append(tried, f)

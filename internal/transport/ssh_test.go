@@ -56,8 +56,9 @@ func TestSSHRun(t *testing.T) {
 	if err != nil || strings.TrimSpace(string(out.Stdout)) != "nobody" {
 		t.Errorf("become: %v %q %q", err, out.Stdout, out.Stderr)
 	}
-	out, err = c.Run(ctx, &transport.Command{Line: "head -c 100000 /dev/zero", MaxOutput: 1000})
-	if err != nil || len(out.Stdout) != 1000 || !out.Truncated {
+	// Cut at the limit, and back to the last whole line.
+	out, err = c.Run(ctx, &transport.Command{Line: "yes 123456 | head -c 100000", MaxOutput: 1000})
+	if err != nil || len(out.Stdout) != 994 || !out.Truncated || !strings.HasSuffix(string(out.Stdout), "123456\n") {
 		t.Errorf("bounded output: %v len %d truncated %v", err, len(out.Stdout), out.Truncated)
 	}
 }

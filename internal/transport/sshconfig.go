@@ -51,7 +51,7 @@ func ResolveSSH(ctx context.Context, t SSHTarget) (SSHConfig, []string, error) {
 		return cfg, []string{note}, err
 	}
 	r := &resolver{ctx: ctx, target: t}
-	return r.resolve(t.Name, t.addressOrName(), t.Port, t.User, t.IdentityFile, t.KnownHosts, 0)
+	return r.resolve(t.Name, t.addressOrName(), t.Port, t.User, t.IdentityFile, t.KnownHosts, 0, true)
 }
 
 func (t SSHTarget) addressOrName() string {
@@ -146,9 +146,13 @@ var failClosed = map[string]string{
 	"identityagent":   "runbook uses only the agent at $SSH_AUTH_SOCK and will not use an agent the configuration excludes or miss the one it names; remove the option (or point SSH_AUTH_SOCK at the agent)",
 }
 
-func (r *resolver) resolve(name, alias string, port int, user, identity, knownHosts string, depth int) (SSHConfig, []string, error) {
+// resolve reads the configuration of one host; its own ProxyJump is
+// followed when ownJump is set (a host reached directly, or the first hop
+// of a chain: ssh gives every later hop of a chain the hops before it with
+// -J, which overrides the hop's own ProxyJump).
+func (r *resolver) resolve(name, alias string, port int, user, identity, knownHosts string, depth int, ownJump bool) (SSHConfig, []string, error) {
 	t := r.target
-	if depth > 5 {
+	if depth > 10 {
 		return SSHConfig{}, r.notes, fmt.Errorf("host %s: ProxyJump nests too deep", name)
 	}
 	got, err := r.sshG(t.ConfigFile, alias, port, user)
@@ -177,11 +181,19 @@ func (r *resolver) resolve(name, alias string, port int, user, identity, knownHo
 	}
 	// runbook's default user is root, not the local user ssh would take.
 	tok := r.tokens(alias, cfg)
+	if set("hostkeyalias") {
+		// %k is the host key alias when there is one (ssh_config(5)).
+		tok['k'] = one("hostkeyalias")
+	}
 	if identity != "" {
 		cfg.IdentityFiles = []string{identity}
 	} else {
 		for _, f := range got["identityfile"] {
-			cfg.IdentityFiles = append(cfg.IdentityFiles, tok.expand(f))
+			p, err := tok.expand(f)
+			if err != nil {
+				return cfg, r.notes, fmt.Errorf("host %s: %sIdentityFile %s: %w", name, r.where("IdentityFile"), f, err)
+			}
+			cfg.IdentityFiles = append(cfg.IdentityFiles, p)
 		}
 	}
 	cfg.IdentitiesOnly = one("identitiesonly") == "yes"
@@ -193,7 +205,11 @@ func (r *resolver) resolve(name, alias string, port int, user, identity, knownHo
 				if f == "none" { // ssh_config(5): no file, not ./none
 					continue
 				}
-				cfg.KnownHosts = append(cfg.KnownHosts, tok.expand(f))
+				p, err := tok.expand(f)
+				if err != nil {
+					return cfg, r.notes, fmt.Errorf("host %s: %s%s %s: %w", name, r.where(k), k, f, err)
+				}
+				cfg.KnownHosts = append(cfg.KnownHosts, p)
 			}
 		}
 	}
@@ -234,25 +250,36 @@ func (r *resolver) resolve(name, alias string, port int, user, identity, knownHo
 			r.note(k, "%s %s is not honoured by runbook", k, strings.Join(got[k], ", "))
 		}
 	}
-	if jump := one("proxyjump"); jump != "" && jump != "none" {
-		// A chain a,b reaches b through a: the last hop is the nearest.
-		hops := strings.Split(jump, ",")
-		ju, jh, jp := splitJump(strings.TrimSpace(hops[len(hops)-1]))
-		jcfg, _, err := r.resolve(jh, jh, jp, ju, "", "", depth+1)
+	if jump := one("proxyjump"); ownJump && jump != "" && jump != "none" {
+		j, err := r.chain(strings.Split(jump, ","), depth+1)
 		if err != nil {
 			return cfg, r.notes, err
 		}
-		if len(hops) > 1 && jcfg.ProxyJump == nil {
-			fu, fh, fp := splitJump(strings.TrimSpace(strings.Join(hops[:len(hops)-1], ",")))
-			first, _, err := r.resolve(fh, fh, fp, fu, "", "", depth+1)
-			if err != nil {
-				return cfg, r.notes, err
-			}
-			jcfg.ProxyJump = &first
-		}
-		cfg.ProxyJump = &jcfg
+		cfg.ProxyJump = &j
 	}
 	return cfg, r.notes, nil
+}
+
+// chain resolves the jump hops a,b,...,z of a ProxyJump: the target is
+// reached through z, z through the hops before it, and only a, the first,
+// through its own ProxyJump.
+func (r *resolver) chain(hops []string, depth int) (SSHConfig, error) {
+	ju, jh, jp := splitJump(strings.TrimSpace(hops[len(hops)-1]))
+	if jh == "" {
+		return SSHConfig{}, fmt.Errorf("ProxyJump %s: an empty hop", strings.Join(hops, ","))
+	}
+	j, _, err := r.resolve(jh, jh, jp, ju, "", "", depth, len(hops) == 1)
+	if err != nil {
+		return SSHConfig{}, err
+	}
+	if len(hops) > 1 {
+		before, err := r.chain(hops[:len(hops)-1], depth+1)
+		if err != nil {
+			return SSHConfig{}, err
+		}
+		j.ProxyJump = &before
+	}
+	return j, nil
 }
 
 func (r *resolver) note(option, format string, args ...any) {
@@ -344,8 +371,11 @@ func (r *resolver) tokens(alias string, cfg SSHConfig) tokens {
 	return t
 }
 
-// expand replaces ~ and the % tokens of s.
-func (t tokens) expand(s string) string {
+// expand replaces ~, the % tokens and the ${NAME} environment variables
+// of s, as ssh does for IdentityFile and UserKnownHostsFile
+// (ssh_config(5), TOKENS and ENVIRONMENT VARIABLES). A variable that is
+// not set is an error, as it is for ssh.
+func (t tokens) expand(s string) (string, error) {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		if s[i] == '%' && i+1 < len(s) {
@@ -355,15 +385,37 @@ func (t tokens) expand(s string) string {
 				continue
 			}
 		}
+		if strings.HasPrefix(s[i:], "${") {
+			if j := strings.IndexByte(s[i:], '}'); j > 2 {
+				name := s[i+2 : i+j]
+				v, ok := os.LookupEnv(name)
+				if !ok {
+					return "", fmt.Errorf("the environment variable %s is not set (ssh refuses the configuration too): set it, or write the path", name)
+				}
+				b.WriteString(v)
+				i += j
+				continue
+			}
+		}
 		b.WriteByte(s[i])
 	}
-	return ExpandHome(b.String())
+	return ExpandHome(b.String()), nil
 }
 
-// splitJump parses [user@]host[:port].
+// splitJump parses [user@]host[:port], the host of an IPv6 address in
+// brackets ([2001:db8::1]:22).
 func splitJump(s string) (user, host string, port int) {
 	if i := strings.LastIndex(s, "@"); i >= 0 {
 		user, s = s[:i], s[i+1:]
+	}
+	if strings.HasPrefix(s, "[") {
+		if i := strings.Index(s, "]"); i > 0 {
+			host = s[1:i]
+			if p, err := strconv.Atoi(strings.TrimPrefix(s[i+1:], ":")); err == nil {
+				port = p
+			}
+			return user, host, port
+		}
 	}
 	host = s
 	if i := strings.LastIndex(s, ":"); i >= 0 && !strings.Contains(s[:i], ":") {

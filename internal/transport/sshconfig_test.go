@@ -63,6 +63,32 @@ func TestResolveSSHAsOpenSSH(t *testing.T) {
 		t.Fatal(err)
 	}
 	common := fmt.Sprintf("  IdentityFile %s\n  UserKnownHostsFile %s\n  IdentitiesOnly yes\n", s.IdentityFile, s.KnownHosts)
+	// The key and known_hosts under the host key alias, in a directory
+	// named by an environment variable: ${RB_TEST_KEYDIR}/%k.
+	aliasKey := filepath.Join(dir, "keyalias")
+	for _, ext := range []string{"", ".pub"} {
+		b, err := os.ReadFile(s.IdentityFile + ext)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(aliasKey+ext, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kh, err := os.ReadFile(s.KnownHosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var aliased []string
+	for _, l := range strings.Split(strings.TrimSpace(string(kh)), "\n") {
+		if f := strings.Fields(l); len(f) >= 3 {
+			aliased = append(aliased, "keyalias "+strings.Join(f[1:], " "))
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kh_keyalias"), []byte(strings.Join(aliased, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("RB_TEST_KEYDIR", dir)
 	tests := []struct {
 		name, config, host string
 		port               int
@@ -78,11 +104,15 @@ func TestResolveSSHAsOpenSSH(t *testing.T) {
 		{name: "Include", host: "inc", connect: true, config: fmt.Sprintf("Include %s\nHost *\n%s", other, common)},
 		{name: "HostName token", host: "db", config: "Host db\n  HostName %h.example.net\n"},
 		{name: "tokens in IdentityFile", host: "tok", connect: true, wantIdentity: tokKey, config: fmt.Sprintf("Host tok\n  HostName %s\n  Port %d\n  User root\n  IdentityFile %s/%%h_%%r_%%p\n  IdentitiesOnly yes\n  UserKnownHostsFile %s\n", s.Host, s.Port, dir, s.KnownHosts)},
+		{name: "environment and %k in IdentityFile and UserKnownHostsFile", host: "envtok", connect: true, wantIdentity: aliasKey, config: fmt.Sprintf("Host envtok\n  HostName %s\n  Port %d\n  User root\n  HostKeyAlias keyalias\n  IdentityFile ${RB_TEST_KEYDIR}/%%k\n  UserKnownHostsFile ${RB_TEST_KEYDIR}/kh_%%k\n  IdentitiesOnly yes\n", s.Host, s.Port)},
 		{name: "known_hosts lists", host: "db", config: "Host db\n  UserKnownHostsFile /x/one ~/two\n  GlobalKnownHostsFile /etc/three\n"},
 		{name: "Match user from the inventory", host: "db", user: "admin", config: "Match user admin\n  Port 2222\n"},
 		{name: "inventory port wins", host: "db", port: 2022, config: "Host db\n  Port 2222\n"},
 		{name: "ProxyJump", host: "behind", config: "Host behind\n  ProxyJump ops@jump:2200\nHost jump\n  HostName 10.0.0.9\n  IdentityFile /k/jump\n"},
 		{name: "ProxyJump chain", host: "behind", config: "Host behind\n  ProxyJump j1,j2\nHost j2\n  Port 2202\n"},
+		// ssh reaches each later hop of a chain with -J and the hops before
+		// it, which overrides that hop's own ProxyJump.
+		{name: "ProxyJump chain of three, a hop with its own ProxyJump", host: "behind", config: "Host behind\n  ProxyJump ops@j1:2201,j2,[::1]:2203\nHost j2\n  ProxyJump nosuchhost.invalid\n  Port 2202\n"},
 		{name: "StrictHostKeyChecking accept-new", host: "db", config: "Host db\n  StrictHostKeyChecking accept-new\n"},
 		{name: "Host alias with canonical case", host: "DB", config: "Host db\n  Port 2200\n"},
 		{name: "HostKeyAlias", host: "db", config: "Host db\n  HostKeyAlias pg-primary\n"},
@@ -173,7 +203,11 @@ func compareWithSSHG(t *testing.T, file, host string, port int, user string, cfg
 			if i := strings.LastIndex(name, "@"); i >= 0 {
 				name = name[i+1:]
 			}
-			name, _, _ = strings.Cut(name, ":")
+			if v6, _, ok := strings.Cut(strings.TrimPrefix(name, "["), "]"); ok && strings.HasPrefix(name, "[") {
+				name = v6
+			} else {
+				name, _, _ = strings.Cut(name, ":")
+			}
 			hops = append(hops, name)
 		}
 	}
@@ -284,5 +318,21 @@ func TestResolveSSHKnownHostsNone(t *testing.T) {
 	}
 	if len(cfg.KnownHosts) != 1 || cfg.KnownHosts[0] != kh {
 		t.Fatalf("known_hosts files %q, want only %s", cfg.KnownHosts, kh)
+	}
+}
+
+// TestResolveSSHUnsetVariable: an environment variable that is not set in
+// IdentityFile is an error naming it, as ssh refuses the configuration.
+func TestResolveSSHUnsetVariable(t *testing.T) {
+	_, err := exec.LookPath("ssh")
+	testsshd.Require(t, err == nil, "OpenSSH's ssh is not installed (apt-get install openssh-client)")
+	file := filepath.Join(t.TempDir(), "ssh_config")
+	if err := os.WriteFile(file, []byte("Host db\n  IdentityFile ${RB_TEST_NOT_SET}/id\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Unsetenv("RB_TEST_NOT_SET")
+	_, _, err = transport.ResolveSSH(context.Background(), transport.SSHTarget{Name: "db", ConfigFile: file})
+	if err == nil || !strings.Contains(err.Error(), "RB_TEST_NOT_SET is not set") {
+		t.Fatalf("got %v", err)
 	}
 }

@@ -3,6 +3,7 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -255,6 +256,9 @@ type boundedBuffer struct {
 
 func (b *boundedBuffer) Write(p []byte) (int, error) {
 	room := b.max - len(b.buf)
+	if b.dropped {
+		return len(p), nil
+	}
 	if room >= len(p) {
 		b.buf = append(b.buf, p...)
 	} else {
@@ -262,6 +266,13 @@ func (b *boundedBuffer) Write(p []byte) (int, error) {
 			b.buf = append(b.buf, p[:room]...)
 		}
 		b.dropped = true
+		// Only whole lines are kept: a secret cut at the limit would show
+		// its first bytes, which no redactor recognises as the secret.
+		if i := bytes.LastIndexByte(b.buf, '\n'); i >= 0 {
+			b.buf = b.buf[:i+1]
+		} else {
+			b.buf = b.buf[:0]
+		}
 	}
 	return len(p), nil
 }
