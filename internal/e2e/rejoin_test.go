@@ -31,13 +31,18 @@ func TestRejoin(t *testing.T) {
 	// its place, pg_rewind works inside it.
 	inode := h.sh("pg1", h.layoutEnv("pg1")+"stat -c %i $D")
 
-	// pg1 loses power; pg2 is promoted and takes writes.
+	// pg1 loses power; pg2 is promoted and takes writes. Before: a
+	// checkpoint, as a running primary makes every checkpoint_timeout,
+	// saves the standby's slot position to disk, so that pg1 keeps the
+	// WAL from its last checkpoint through its crash recovery: pg_rewind
+	// reads it (without it, or an archive, rejoin says so and falls back).
+	h.psql("pg1", "CHECKPOINT")
 	h.failover("pg1", "pg2")
 	h.psql("pg2", "INSERT INTO rj_rows SELECT generate_series(1001, 1100)")
 	h.boot("pg1", unit)
 	// pg1 came back as a primary: rejoin refuses while it runs; what it
 	// writes now is on no other node, and is rewound.
-	h.psql("pg1", "INSERT INTO rj_rows VALUES (-1)")
+	h.psql("pg1", "SET synchronous_commit = local; INSERT INTO rj_rows VALUES (-1)")
 	rejoin := []string{"run", "pg-ha/rejoin", "-p", "primary=pg2", "-p", "standby=pg1", "-p", h.layoutArg}
 	h.refused("the node runs PostgreSQL as a primary", rejoin...)
 	// Killed rather than stopped: its cluster is left "in production", and
