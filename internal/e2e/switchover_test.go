@@ -130,9 +130,9 @@ func TestSwitchover(t *testing.T) {
 	// again as they were, and stops before the promotion.
 	h.psql("pg1", "ALTER SYSTEM SET wal_sender_timeout = '5s'")
 	h.psql("pg1", "SELECT pg_reload_conf()")
-	h.sh("pg2", "pkill -STOP -f 'walreceiver'")
+	h.sh("pg2", "pkill -STOP -f '^postgres: .*walreceiver'")
 	out, err := h.run("run", "pg-ha/switchover", "-p", "primary=pg1", "-p", "standby=pg2", "-p", "orchestrator=orch", "-p", h.layoutArg, "-p", "checkpoint_wait=2")
-	h.sh("pg2", "pkill -CONT -f 'walreceiver'")
+	h.sh("pg2", "pkill -CONT -f '^postgres: .*walreceiver'")
 	if err == nil || !strings.Contains(out, "NOT received") || !strings.Contains(out, "the old primary was started again as it was, and the orchestrator") || strings.Contains(out, "changed      Promote the standby") {
 		t.Errorf("a switchover whose standby lacks the shutdown checkpoint did not stop and restore: %v\n%s", err, out)
 	}
