@@ -152,7 +152,7 @@ func TestRejoinTiming(t *testing.T) {
 	t.Logf("database size: %s", size)
 
 	h.failover("pg1", "pg2")
-	h.psql("pg2", "UPDATE big SET pad = 'x' WHERE id % 1000 = 0")
+	h.psql("pg2", "UPDATE big SET pad = 'x' WHERE id % 100000 = 0")
 	h.boot("pg1", unit)
 	h.sh("pg1", "systemctl stop "+unit)
 	start := time.Now()
@@ -166,7 +166,7 @@ func TestRejoinTiming(t *testing.T) {
 
 	// The same situation the other way, brought back by a base backup.
 	h.failover("pg2", "pg1")
-	h.psql("pg1", "UPDATE big SET pad = 'y' WHERE id % 1000 = 0")
+	h.psql("pg1", "UPDATE big SET pad = 'y' WHERE id % 100000 = 0")
 	h.boot("pg2", unit)
 	h.sh("pg2", "systemctl stop "+unit)
 	start = time.Now()
