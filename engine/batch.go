@@ -133,7 +133,12 @@ func (x *run) batch(ctx context.Context, b *Batch) error {
 			}
 		}
 		stoppedAt = gi + 1
-		if stop != nil || x.dryRun {
+		if stop != nil {
+			// Interrupted, or a host in doubt (its connection lost during a
+			// change): no later batch starts until the operator knows.
+			break
+		}
+		if x.dryRun {
 			continue
 		}
 		if hostsOf(failed) > b.budget(len(hosts)) {

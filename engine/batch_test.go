@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/internal/testsshd"
+	"github.com/runbook-dev/runbook/internal/transport"
 )
 
 // batchInventory is four local hosts, each with its own health file.
@@ -346,5 +349,47 @@ steps:
 	_, err = run(t, mustLoad(t, strings.Replace(strings.Replace(src, "${TOLERATE}", "", 1), "[all]", "[all, e]", 1)), map[string]string{"dir": dir}, nil, func(r *engine.Runner) { r.Inventory = inv })
 	if err == nil || !strings.Contains(err.Error(), `"e"`) {
 		t.Fatalf("err = %v, want the unknown host e", err)
+	}
+}
+
+// TestBatchStopsWhenAHostIsInDoubt: a host whose connection is lost
+// during its step (in doubt: the change may or may not be made, its
+// health unknown) stops the rolling sequence before the next batch, over
+// a real sshd: the next hosts stay untouched.
+func TestBatchStopsWhenAHostIsInDoubt(t *testing.T) {
+	s := testsshd.Start(t)
+	dir := t.TempDir()
+	pb := mustLoad(t, `version: 1
+name: lost
+params:
+  dir: {type: string}
+steps:
+  - name: Restart each node
+    hosts: [a, b, c]
+    serial: 1
+    steps:
+      - id: restart
+        ssh-exec:
+          command: |
+            echo ${{ host.name }} >> ${{ params.dir }}/log
+            if [ ${{ host.name }} = a ]; then kill -9 "$PPID"; fi
+      - id: healthy
+        ssh-exec: {command: "true", read_only: true}
+`)
+	inv, ds := engine.ParseInventory("inv.yaml", []byte(s.Inventory("a", "b", "c")))
+	if inv == nil {
+		t.Fatal(ds)
+	}
+	_, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) {
+		r.Inventory = inv
+		r.Connect = func(ctx context.Context, h *engine.HostSpec) (transport.Conn, error) {
+			return transport.DialSSH(ctx, transport.SSHConfig{Name: h.Name, Address: h.Address, Port: h.Port, User: h.User, IdentityFiles: []string{h.IdentityFile}, KnownHosts: []string{h.KnownHosts}})
+		}
+	})
+	if err == nil {
+		t.Fatal("the run went on after a host was left in doubt")
+	}
+	if got := readLog(t, dir); got != "a" {
+		t.Fatalf("restarted %q after a was left in doubt, want only a (err: %v)", got, err)
 	}
 }

@@ -110,10 +110,18 @@ func (x *run) gatePassed(index int) bool {
 	return x.passed[index] || x.resume != nil && x.resume.Confirmed[index]
 }
 
-// confirm asks a gate, once: a gate passed already (by another host or
-// element of the step, or by an earlier attempt) is not asked again, and
-// one refused refuses the step's other hosts too. Gates are asked one at
-// a time. A dry run shows the gate without asking.
+// gateKey is a step's gate with the word it asks for.
+type gateKey struct {
+	index int
+	word  string
+}
+
+// confirm asks a gate once per step and word: the same question for
+// another host or element of the step (or one an earlier attempt passed)
+// is not asked again, and one refused refuses them too; a word that
+// differs (one naming the host: a rolling restart's "type pg2") is asked
+// for again, so that an answer about one host never decides another's.
+// Gates are asked one at a time. A dry run shows the gate without asking.
 func (x *run) confirm(ctx context.Context, c *Confirm, env map[string]any, g *Gate) error {
 	if c == nil {
 		return nil
@@ -124,23 +132,30 @@ func (x *run) confirm(ctx context.Context, c *Confirm, env map[string]any, g *Ga
 		// Interrupted while another host of the step was asking.
 		return context.Cause(ctx)
 	}
-	if x.gatePassed(g.Index) {
-		return nil
-	}
-	if err := x.refused[g.Index]; err != nil {
-		return err
-	}
 	if x.dryRun {
-		x.showGate(c, env, g)
+		if !x.passed[g.Index] {
+			x.showGate(c, env, g)
+		}
 		x.passed[g.Index] = true
 		return nil
+	}
+	k := gateKey{index: g.Index}
+	if word, err := c.Word.Render(env); err == nil {
+		k.word = strings.TrimSpace(word)
+	}
+	if x.resume != nil && x.resume.Confirmed[g.Index] {
+		return nil
+	}
+	if err, asked := x.answered[k]; asked {
+		return err
 	}
 	err := x.ask(ctx, c, env, g)
 	switch {
 	case err == nil:
 		x.passed[g.Index] = true
+		x.answered[k] = nil
 	case ctx.Err() == nil:
-		x.refused[g.Index] = err
+		x.answered[k] = err
 	}
 	return err
 }

@@ -426,3 +426,51 @@ steps:
 		}
 	}
 }
+
+// TestConfirmPerHostWord: a gate whose word names the host is asked for
+// each host of a rolling sequence: the answer about one host never
+// decides another's, and a refusal of one is not reused for the next.
+func TestConfirmPerHostWord(t *testing.T) {
+	dir := t.TempDir()
+	pb := mustLoad(t, `
+version: 1
+name: rolling-gates
+params:
+  dir: {type: string}
+steps:
+  - name: Restart each node
+    hosts: [all]
+    serial: 1
+    max_failures: 3
+    steps:
+      - id: restart
+        confirm: {text: "restart ${{ host.name }}?", word: "${{ host.name }}"}
+        ssh-exec: {command: "touch ${{ params.dir }}/${{ host.name }}"}
+`)
+	op := &operator{}
+	if _, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) { r.Inventory, r.Confirm = batchInventory(t), op.confirm }); err != nil {
+		t.Fatal(err)
+	}
+	var words []string
+	for _, g := range op.asked() {
+		words = append(words, g.Word)
+	}
+	if strings.Join(words, " ") != "a b c d" {
+		t.Fatalf("asked for %v, want each host in turn", words)
+	}
+	// Refused for a: b, c and d are asked, not refused with a's answer.
+	dir2 := t.TempDir()
+	op = &operator{answer: "a-no"}
+	op.check = func(g *engine.Gate) {
+		if g.Word != "a" {
+			op.answer = ""
+		}
+	}
+	_, _ = run(t, pb, map[string]string{"dir": dir2}, nil, func(r *engine.Runner) { r.Inventory, r.Confirm = batchInventory(t), op.confirm })
+	if n := len(op.asked()); n != 4 {
+		t.Fatalf("asked %d times, want 4 (a refused, then b, c, d each)", n)
+	}
+	if exists(filepath.Join(dir2, "a")) || !exists(filepath.Join(dir2, "b")) {
+		t.Fatalf("a refused must not change, b confirmed must")
+	}
+}

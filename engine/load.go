@@ -812,7 +812,8 @@ func (l *Loader) decodeStep(d *steps.Decoder, n *yaml.Node) *Step {
 		d.Errorf(f.Get("parallel"), diag.RuleInvalidValue, "parallel only applies to a step with hosts:")
 	}
 	s.Timeout = d.Duration(f.Get("timeout"), 0)
-	s.Retries = d.IntValue(f.Get("retries"), 0)
+	// Past a thousand attempts a step is a loop, which wait-until is.
+	s.Retries = d.IntValueIn(f.Get("retries"), 0, 0, 1000)
 	s.RetryDelay = d.Duration(f.Get("retry_delay"), time.Second)
 	d.Scope.Host = true
 	if fe := f.Get("for_each"); fe != nil {

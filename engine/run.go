@@ -115,11 +115,12 @@ type run struct {
 	steps map[string]any
 	// unapplied holds the ids of steps a dry run did not apply.
 	unapplied map[string]bool
-	// gateMu serialises confirmation gates; passed and refused are the
-	// gates this run asked, by step index (0: the playbook's).
-	gateMu  sync.Mutex
-	passed  map[int]bool
-	refused map[int]error
+	// gateMu serialises confirmation gates; passed are the steps whose
+	// gate this run passed, by step index (0: the playbook's); answered
+	// are the answers by step and word (nil: confirmed).
+	gateMu   sync.Mutex
+	passed   map[int]bool
+	answered map[gateKey]error
 	// tolerated are the failures the run went on after (see tolerate).
 	tolMu     sync.Mutex
 	tolerated []*StepError
@@ -212,7 +213,7 @@ func (r *Runner) newRun(pb *Playbook, in Inputs) *run {
 		steps:     map[string]any{},
 		unapplied: map[string]bool{},
 		passed:    map[int]bool{},
-		refused:   map[int]error{},
+		answered:  map[gateKey]error{},
 	}
 	x.red.Store(redact.New(vals))
 	x.sink = &redactingSink{next: r.Sink, red: x.redactor}

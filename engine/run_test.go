@@ -303,7 +303,7 @@ steps:
     retries: 3
     retry_delay: 10ms
     ssh-exec:
-      command: echo x >> ${{ params.dir }}/n; test $(wc -l < ${{ params.dir }}/n) -ge 3
+      command: echo x >> ${{ params.dir }}/n; test "$(wc -l < ${{ params.dir }}/n)" -ge 3
 `)
 	if _, err := run(t, pb, map[string]string{"dir": dir}, nil); err != nil {
 		t.Fatal(err)

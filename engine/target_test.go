@@ -29,7 +29,7 @@ steps:
     retries: 1
     retry_delay: 10ms
     ssh-exec:
-      command: echo ${{ item }} >> ${{ params.dir }}/n; test $(wc -l < ${{ params.dir }}/n) -ne 1
+      command: echo ${{ item }} >> ${{ params.dir }}/n; test "$(wc -l < ${{ params.dir }}/n)" -ne 1
 `)
 	rec, err := run(t, pb, map[string]string{"dir": dir}, nil)
 	if err != nil {

@@ -21,7 +21,7 @@ steps:
     retries: ${{ params.n }}
     retry_delay: 10ms
     ssh-exec:
-      command: echo x >> ${{ params.dir }}/n; test $(wc -l < ${{ params.dir }}/n) -ge 3
+      command: echo x >> ${{ params.dir }}/n; test "$(wc -l < ${{ params.dir }}/n)" -ge 3
 `
 	dir := t.TempDir()
 	if _, err := run(t, mustLoad(t, src), map[string]string{"dir": dir, "n": "2"}, nil); err != nil {

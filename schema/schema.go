@@ -183,7 +183,14 @@ func fieldSchema(f steps.Field) map[string]any {
 	if f.Doc != "" {
 		s["description"] = f.Doc
 	}
-	if len(f.Enum) > 0 {
+	switch {
+	case len(f.Enum) > 0 && f.Kind == steps.StringList:
+		// Each element is one of the values.
+		s["oneOf"] = []any{
+			map[string]any{"type": "array", "items": map[string]any{"enum": f.Enum}},
+			map[string]any{"type": "string", "pattern": `\$\{\{.*\}\}`},
+		}
+	case len(f.Enum) > 0:
 		s["enum"] = f.Enum
 	}
 	if f.Default != nil {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/expr-lang/expr/types"
 
@@ -44,6 +45,10 @@ type capture struct {
 	path, command, dest *tmpl.Template
 	max                 int
 	become              string
+	// dests are the files this run's hosts write, by host: two hosts
+	// writing one file would overwrite each other.
+	destMu sync.Mutex
+	dests  map[string]string
 }
 
 // decodeCapture builds a step of the type from its body (Type.Decode).
@@ -127,13 +132,31 @@ func (s *capture) render(x *Exec) (*captureTarget, error) {
 	if dest == "" {
 		return nil, errors.New("dest is empty")
 	}
+	// A value from a host (a fact, a result) must not lead the file out of
+	// the directory the playbook names.
+	for _, part := range strings.Split(filepath.ToSlash(dest), "/") {
+		if part == ".." {
+			return nil, fmt.Errorf("dest %s has a .. element: a value in it would write outside the directory the playbook names; nothing was saved", dest)
+		}
+	}
+	s.destMu.Lock()
+	if s.dests == nil {
+		s.dests = map[string]string{}
+	}
+	key := filepath.Clean(dest)
+	if other, taken := s.dests[key]; taken && other != x.Host.Name {
+		s.destMu.Unlock()
+		return nil, fmt.Errorf("dest %s is the file %s writes too: each host would overwrite the other's; put ${{ host.name }} in dest", dest, other)
+	}
+	s.dests[key] = x.Host.Name
+	s.destMu.Unlock()
 	become := x.Become
 	if s.become != "" {
 		become = s.become
 	}
 	// One byte past the limit tells a file of exactly the limit from a
 	// larger one; head stops reading there, so a huge file costs little.
-	c := &transport.Command{Become: become, MaxOutput: s.max + 1}
+	c := &transport.Command{Become: become, MaxOutput: s.max + 1, StopAtLimit: true}
 	var source string
 	if s.path != nil {
 		p, err := s.path.Render(x.Env)
@@ -196,11 +219,12 @@ func (s *capture) read(ctx context.Context, x *Exec, t *captureTarget) ([]byte, 
 	if err != nil {
 		return nil, err
 	}
-	if out.ExitCode != 0 {
-		return nil, fmt.Errorf("reading %s: exit status %d: %s", t.source, out.ExitCode, lastLine(x.Redact, out.Stderr))
-	}
+	// Over the limit first: a command stopped there ends by a signal.
 	if out.Truncated || len(out.Stdout) > s.max {
 		return nil, fmt.Errorf("%s is larger than max_size %s: nothing was saved (raise max_size, or capture less)", t.source, FormatSize(s.max))
+	}
+	if out.ExitCode != 0 {
+		return nil, fmt.Errorf("reading %s: exit status %d: %s", t.source, out.ExitCode, lastLine(x.Redact, out.Stderr))
 	}
 	return out.Stdout, nil
 }

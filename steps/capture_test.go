@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/runbook-dev/runbook/engine"
 	"github.com/runbook-dev/runbook/steps"
@@ -110,5 +111,45 @@ steps:
 	_, err := runPlaybook(t, pb, runOpts{})
 	if err == nil || !strings.Contains(err.Error(), `exit status 1: stderr: pg_ctl: could not start server; stdout: FATAL:  invalid value for parameter "shared_buffers": "12XB"`) {
 		t.Fatalf("err = %v, want both tails", err)
+	}
+}
+
+// TestCaptureDestAndEndlessCommands: a dest with a .. element (a value from
+// a host leading out of the directory) is refused; a command that never
+// ends is stopped at max_size, not left running until a timeout.
+func TestCaptureDestAndEndlessCommands(t *testing.T) {
+	dir := t.TempDir()
+	pb := `version: 1
+name: capture
+params:
+  dir: {type: string}
+  name: {type: string}
+steps:
+  - id: out
+    capture: {command: "echo hi", dest: "${{ params.dir }}/out/${{ params.name }}"}
+`
+	_, err := runPlaybook(t, pb, runOpts{params: map[string]string{"dir": dir, "name": "../../escaped"}})
+	if err == nil || !strings.Contains(err.Error(), "has a .. element") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "..", "escaped")); err == nil {
+		t.Fatal("written outside")
+	}
+	endless := `version: 1
+name: endless
+params:
+  dir: {type: string}
+steps:
+  - id: yes
+    timeout: 60s
+    capture: {command: "yes", dest: "${{ params.dir }}/yes.txt", max_size: 64KiB}
+`
+	start := time.Now()
+	_, err = runPlaybook(t, endless, runOpts{params: map[string]string{"dir": dir}})
+	if err == nil || !strings.Contains(err.Error(), "larger than max_size 64KiB") {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Fatalf("an endless command ran %s: it was not stopped at max_size", d)
 	}
 }

@@ -481,6 +481,9 @@ func (d *Decoder) Int(n *yaml.Node, def int) int {
 type IntValue struct {
 	Fixed int
 	expr  *tmpl.Template
+	// min and max bound the value when bounded is set.
+	min, max int
+	bounded  bool
 }
 
 // Get returns the integer, evaluating its expression against env: an
@@ -493,21 +496,28 @@ func (v IntValue) Get(env map[string]any) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	n, ok := 0, false
 	switch x := x.(type) {
 	case int:
-		return x, nil
+		n, ok = x, true
 	case int64:
-		return int(x), nil
+		n, ok = int(x), true
 	case float64:
 		if x == float64(int(x)) {
-			return int(x), nil
+			n, ok = int(x), true
 		}
 	case string:
-		if n, err := strconv.Atoi(strings.TrimSpace(x)); err == nil {
-			return n, nil
+		if i, err := strconv.Atoi(strings.TrimSpace(x)); err == nil {
+			n, ok = i, true
 		}
 	}
-	return 0, fmt.Errorf("%s is %s, not an integer", v.expr.Source, describeValue(x))
+	if !ok {
+		return 0, fmt.Errorf("%s is %s, not an integer", v.expr.Source, describeValue(x))
+	}
+	if v.bounded && (n < v.min || n > v.max) {
+		return 0, fmt.Errorf("%s is %d: this field takes %d to %d", v.expr.Source, n, v.min, v.max)
+	}
+	return n, nil
 }
 
 // String shows the integer or its expression.
@@ -538,11 +548,25 @@ func (v BoolValue) Get(env map[string]any) (bool, error) {
 	case bool:
 		return x, nil
 	case string:
-		if b, err := strconv.ParseBool(strings.TrimSpace(x)); err == nil {
+		if b, ok := parseBoolWord(x); ok {
 			return b, nil
 		}
 	}
-	return false, fmt.Errorf("%s is %s, not true or false", v.expr.Source, describeValue(x))
+	return false, fmt.Errorf("%s is %s, not true or false (nor yes, no, on, off)", v.expr.Source, describeValue(x))
+}
+
+// parseBoolWord reads true or false as Go does (true, 1, t...), and as
+// YAML 1.1 and the command line write it: yes, no, on, off, any case.
+func parseBoolWord(s string) (bool, bool) {
+	s = strings.TrimSpace(s)
+	switch strings.ToLower(s) {
+	case "yes", "on":
+		return true, true
+	case "no", "off":
+		return false, true
+	}
+	b, err := strconv.ParseBool(s)
+	return b, err == nil
 }
 
 // Literal returns the value and true when it was written literally.
@@ -570,8 +594,42 @@ func (d *Decoder) IntValue(n *yaml.Node, def int) IntValue {
 	return IntValue{Fixed: d.Int(n, def)}
 }
 
+// IntValueIn is IntValue bounded to min..max: a literal, or an expression
+// whose value is known when the playbook loads (a constant), out of range
+// is an error at validation; any other expression is checked when it runs.
+func (d *Decoder) IntValueIn(n *yaml.Node, def, min, max int) IntValue {
+	v := d.IntValue(n, def)
+	v.min, v.max, v.bounded = min, max, true
+	if n == nil {
+		return v
+	}
+	if v.expr == nil {
+		if v.Fixed < min || v.Fixed > max {
+			d.Errorf(n, diag.RuleInvalidValue, "%d is out of range: this field takes %d to %d", v.Fixed, min, max)
+		}
+		return v
+	}
+	if constant(v.expr) {
+		if _, err := v.Get(map[string]any{}); err != nil {
+			d.Errorf(n, diag.RuleInvalidValue, "%v", err)
+		}
+	}
+	return v
+}
+
+// constant reports whether a template's value is known when the playbook
+// loads: it names nothing of the run (params, vars, steps, host...).
+func constant(t *tmpl.Template) bool {
+	if t == nil {
+		return false
+	}
+	v, err := t.Value(map[string]any{})
+	return err == nil && v != nil
+}
+
 // BoolValue returns true or false written literally or as an expression,
-// def when n is nil.
+// def when n is nil. A constant expression that is no bool is an error at
+// validation.
 func (d *Decoder) BoolValue(n *yaml.Node, def bool) BoolValue {
 	if n == nil {
 		return BoolValue{Fixed: def}
@@ -579,7 +637,13 @@ func (d *Decoder) BoolValue(n *yaml.Node, def bool) BoolValue {
 	if strings.Contains(n.Value, "${{") {
 		t := d.Template(n)
 		d.checkExprKind(n, t, "true or false", reflect.Bool, reflect.String)
-		return BoolValue{expr: t}
+		v := BoolValue{expr: t}
+		if constant(t) {
+			if _, err := v.Get(map[string]any{}); err != nil {
+				d.Errorf(n, diag.RuleInvalidValue, "%v", err)
+			}
+		}
+		return v
 	}
 	return BoolValue{Fixed: d.Bool(n)}
 }

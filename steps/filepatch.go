@@ -136,6 +136,17 @@ func decodeFilePatch(d *Decoder, b Body) Step {
 				for _, t := range o.iniEntries {
 					t.In(tmpl.IniValue)
 				}
+				// Two spellings of one key for the reader (Port and port;
+				// db_host and db-host for inmanta): one value would be lost.
+				seen := map[string]string{}
+				for i := 0; i+1 < len(v.Content); i += 2 {
+					k := v.Content[i].Value
+					form := o.iniReader.KeyForm(k)
+					if other, dup := seen[form]; dup {
+						d.Errorf(v.Content[i], diag.RuleDuplicateKey, "%s and %s are one key for %s: keep one", other, k, o.iniReader)
+					}
+					seen[form] = k
+				}
 			}
 			p.ops = append(p.ops, o)
 		}
@@ -454,14 +465,8 @@ func (p *filePatch) Apply(ctx context.Context, x *Exec, plan *Plan) (Result, err
 		return nil, fmt.Errorf("backup: %w", err)
 	}
 	if st.exists {
-		// A write replaces the file by rename: the other names of a file
-		// with hard links would keep the old content, silently.
-		out, err := conn.Run(ctx, &transport.Command{Line: "stat -L -c %h -- " + tmpl.ShellQuote(st.path)})
-		if err != nil {
+		if err := refuseHardLinks(ctx, conn, st.path, x.Host.Name); err != nil {
 			return nil, err
-		}
-		if n, _ := strconv.Atoi(strings.TrimSpace(string(out.Stdout))); out.ExitCode == 0 && n > 1 {
-			return nil, fmt.Errorf("%s on %s has %d hard links: an atomic write (a new file renamed over it) would leave the other names with the old content; nothing was changed: make the other names symbolic links to it, then run again", st.path, x.Host.Name, n)
 		}
 	}
 	backup := ""
@@ -495,16 +500,7 @@ func (p *filePatch) Apply(ctx context.Context, x *Exec, plan *Plan) (Result, err
 		}
 	}
 	if err := conn.WriteFile(ctx, st.path, []byte(st.new), st.attrs); err != nil {
-		// The file is as it was: its backup would only pile up with each
-		// attempt.
-		if backup != "" {
-			_ = conn.Remove(ctx, backup)
-		}
-		hint := ""
-		if errors.Is(err, fs.ErrPermission) || strings.Contains(err.Error(), "permission denied") || strings.Contains(err.Error(), "operation not permitted") {
-			hint = " (is the file, or its directory, immutable or append-only? lsattr shows i or a; chattr -i removes it)"
-		}
-		return nil, fmt.Errorf("write %s: %w%s; nothing was changed", st.path, err, hint)
+		return nil, writeFailed(ctx, conn, st.path, backup, err)
 	}
 	if st.attrs.UID >= 0 || st.attrs.GID >= 0 {
 		// Only root can give a file away; a transport that cannot says

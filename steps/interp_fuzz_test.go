@@ -148,6 +148,13 @@ func clipIdent(s string) string {
 
 func fileLine(v string) bool { return !strings.ContainsAny(v, "\n\r\x00") }
 
+// quotedAlready: a postgresql.conf value in single quotes already, which
+// file-patch set refuses (PostgreSQL would read the quotes as part of it).
+func quotedAlready(v string) bool {
+	t := strings.TrimSpace(v)
+	return len(t) >= 2 && t[0] == '\'' && t[len(t)-1] == '\''
+}
+
 // iniValue: a value ini readers read back as it is: one line, no blanks
 // around it, no ; or # at its start or after a blank, no quote first.
 func iniValue(v string) bool {
@@ -376,7 +383,7 @@ var interpCases = []interpCase{
       set: {runbook.v: "${{ params.v }}"}
   - id: read
     sql: {<<: *db, query: "SELECT setting, error FROM pg_file_settings WHERE name = 'runbook.v'"}`,
-		want: func(v string) (string, bool) { return v + "|", fileLine(v) },
+		want: func(v string) (string, bool) { return v + "|", fileLine(v) && !quotedAlready(v) },
 		got: func(_ *interpFixture, ev *events) string {
 			r := firstRow(ev, "read")
 			s, _ := r["setting"].(string)

@@ -382,6 +382,12 @@ func (s *pgSettingsStep) wants(env map[string]any) ([]want, error) {
 			return nil, fmt.Errorf("%s: value: %w", r.name, err)
 		}
 		if w.exact != nil {
+			// A value already in single quotes (from a parameter or an
+			// expression) would be quoted twice: PostgreSQL would read the
+			// quotes as part of it (a library named 'x' stops the server).
+			if confedit.QuotedAlready(strings.TrimSpace(*w.exact)) {
+				return nil, fmt.Errorf("%s: the value is in single quotes already: runbook quotes values itself, and PostgreSQL would read the quotes as part of the value; nothing was changed: give it without them", r.name)
+			}
 			// The value as PostgreSQL must read it (names quoted), judged
 			// and written so, or refused before any change.
 			v, err := confedit.PGValue(r.name, *w.exact)
@@ -776,22 +782,31 @@ func (s *pgSettingsStep) Apply(ctx context.Context, x *Exec, plan *Plan) (Result
 			return nil, fmt.Errorf("%s changed on %s while the step ran; run again to plan from its new content", f, x.Host.Name)
 		}
 	}
+	for _, f := range paths {
+		if p.edits[f] != p.old[f] && p.old[f] != "" {
+			if err := refuseHardLinks(ctx, conn, f, x.Host.Name); err != nil {
+				return nil, err
+			}
+		}
+	}
 	stamp := time.Now().UTC().Format("20060102T150405Z")
 	for _, f := range paths {
 		if p.edits[f] == p.old[f] {
 			continue
 		}
+		backup := ""
 		if s.backup && path.Base(f) != "postgresql.auto.conf" {
 			opt := transport.WriteOptions{Mode: 0o600, UID: -1, GID: -1}
 			if fi, err := conn.Stat(ctx, f); err == nil {
 				opt.UID, opt.GID = fi.UID, fi.GID
 			}
-			if err := conn.WriteFile(ctx, f+".runbook-"+stamp+".bak", []byte(p.old[f]), opt); err != nil {
+			backup = f + ".runbook-" + stamp + ".bak"
+			if err := conn.WriteFile(ctx, backup, []byte(p.old[f]), opt); err != nil {
 				return nil, fmt.Errorf("backup of %s: %w", f, err)
 			}
 		}
 		if err := conn.WriteFile(ctx, f, []byte(p.edits[f]), transport.WriteOptions{Mode: 0o644, UID: -1, GID: -1}); err != nil {
-			return nil, fmt.Errorf("write %s: %w", f, err)
+			return nil, writeFailed(ctx, conn, f, backup, err)
 		}
 	}
 	return p.result(x), nil

@@ -222,3 +222,32 @@ steps:
 		t.Errorf("01-net.conf: %s", b)
 	}
 }
+
+// TestPGSettingsQuotedTwiceAndHardLinks: a value already in single quotes
+// (a parameter's) is refused before anything is written; a postgresql.conf
+// with hard links is refused before it is split.
+func TestPGSettingsQuotedTwiceAndHardLinks(t *testing.T) {
+	pg := testpg.Start(t)
+	conf := filepath.Join(pg.Data, "postgresql.conf")
+	before, _ := os.ReadFile(conf)
+	src := settingsPlaybook(pg, `        - {name: cluster_name, value: "${{ params.listen }}", restart: false}
+`)
+	_, err := runPlaybook(t, src, runOpts{params: map[string]string{"listen": "'inmanta'"}})
+	if err == nil || !strings.Contains(err.Error(), "in single quotes already") {
+		t.Fatalf("quoted twice: %v", err)
+	}
+	if after, _ := os.ReadFile(conf); string(after) != string(before) {
+		t.Fatalf("postgresql.conf changed:\n%s", after)
+	}
+	if err := os.Link(conf, conf+".hard"); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(conf + ".hard")
+	_, err = runPlaybook(t, src, runOpts{params: map[string]string{"listen": "inmanta"}})
+	if err == nil || !strings.Contains(err.Error(), "has 2 hard links") {
+		t.Fatalf("hard links: %v", err)
+	}
+	if after, _ := os.ReadFile(conf); string(after) != string(before) {
+		t.Fatalf("postgresql.conf changed:\n%s", after)
+	}
+}

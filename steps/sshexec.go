@@ -100,7 +100,10 @@ func (s *sshExec) cmd(x *Exec) (*transport.Command, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &transport.Command{Line: line, Become: x.Become, MaxOutput: s.maxOutput}
+	// A command that only reads is stopped once it printed too much (it
+	// may never end by itself: tail -f); one that changes things is not
+	// cut short in the middle of its change.
+	c := &transport.Command{Line: line, Become: x.Become, MaxOutput: s.maxOutput, StopAtLimit: s.readOnly}
 	if s.become != "" {
 		c.Become = s.become
 	}
@@ -139,6 +142,9 @@ func (s *sshExec) run(ctx context.Context, x *Exec, c *transport.Command) (Resul
 		limit := c.MaxOutput
 		if limit <= 0 {
 			limit = transport.DefaultMaxOutput
+		}
+		if c.StopAtLimit {
+			return nil, nil, fmt.Errorf("the command printed more than max_output %s on stdout or stderr (a command that only reads is stopped there): raise max_output, or save the output with capture", FormatSize(limit))
 		}
 		return nil, nil, fmt.Errorf("the command printed more than max_output %s on stdout or stderr (exit status %d): raise max_output, or save the output with capture", FormatSize(limit), out.ExitCode)
 	}

@@ -27,7 +27,7 @@ func (k kind) Decode(d *Decoder, b Body) Step { return k.decode(d, b) }
 // Rechecks would silently change resume and lint).
 var (
 	_ = []Step{(*capture)(nil), (*filePatch)(nil), (*httpStep)(nil), (*pgSettingsStep)(nil), (*sqlStep)(nil), (*sshExec)(nil), (*systemd)(nil), (*waitUntil)(nil)}
-	_ = []Changer{(*capture)(nil), (*filePatch)(nil), (*httpStep)(nil), (*pgSettingsStep)(nil), (*sqlStep)(nil), (*sshExec)(nil), (*systemd)(nil)}
+	_ = []Changer{(*capture)(nil), (*filePatch)(nil), (*httpStep)(nil), (*pgSettingsStep)(nil), (*sqlStep)(nil), (*sshExec)(nil), (*systemd)(nil), (*waitUntil)(nil)}
 	_ = []Rechecker{(*capture)(nil), (*filePatch)(nil), (*httpStep)(nil), (*pgSettingsStep)(nil), (*sqlStep)(nil), (*sshExec)(nil), (*systemd)(nil), (*waitUntil)(nil)}
 	_ = []DownResulter{(*sqlStep)(nil)}
 	_ = []Settler{(*sqlStep)(nil)}

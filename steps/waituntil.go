@@ -185,3 +185,15 @@ func pollDelay(waited, interval time.Duration) time.Duration {
 
 // Rechecks implements Rechecker: it only observes.
 func (*waitUntil) Rechecks() bool { return true }
+
+// MayChange implements Changer: a wait changes what its probe may change.
+// A probe is observed again and again, so it should only read, but it is
+// not required to say so: one that does not (an ssh-exec without
+// read_only) may change its host.
+func (w *waitUntil) MayChange() bool {
+	if w.probe == nil {
+		return false
+	}
+	c, ok := w.probe.Step.(Changer)
+	return !ok || c.MayChange()
+}

@@ -4,13 +4,13 @@ package cli
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"runtime/debug"
 	"strings"
 
+	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/runbook-dev/runbook/engine"
@@ -38,9 +38,11 @@ type Env struct {
 	LookupEnv      func(string) (string, bool)
 }
 
+// command is one subcommand: define declares its flags (and completions)
+// on c and returns what runs it with the positional arguments.
 type command struct {
 	name, args, summary string
-	run                 func(e *Env, args []string) int
+	define              func(e *Env, c *cobra.Command) func(pos []string) int
 }
 
 func commands() []command {
@@ -57,6 +59,7 @@ func commands() []command {
 		{"show", "NAME", "print a bundled playbook", showCmd},
 		{"schema", "[playbook|inventory]", "print the JSON Schema of the playbook or inventory format", schemaCmd},
 		{"lab", "up|down|status|exec|fault ...", "boot throwaway hosts (systemd, sshd, PostgreSQL 15) on this machine for rehearsals", labCmd},
+		{"completion", "bash|zsh|fish", "print the shell completion script (see docs/operations.md)", completionCmd},
 		{"version", "", "print the version", versionCmd},
 	}
 }
@@ -89,33 +92,121 @@ func (e *Env) main(args []string) int {
 		}
 		return ExitOK
 	}
-	for _, c := range commands() {
-		if c.name == args[1] {
-			code := c.run(e, args[2:])
-			if code == ExitUsage && asksHelp(args[2:]) {
-				// The usage was asked for, and printed: not an error.
-				return ExitOK
-			}
-			return code
-		}
+	if !knownCommand(args[1]) {
+		fmt.Fprintf(e.Stderr, "runbook: unknown command %q\n\n", args[1])
+		e.usage(e.Stderr)
+		return ExitUsage
 	}
-	fmt.Fprintf(e.Stderr, "runbook: unknown command %q\n\n", args[1])
-	e.usage(e.Stderr)
-	return ExitUsage
+	root := e.root()
+	if c, _, err := root.Find(args[1:]); err == nil && c != root && !c.DisableFlagParsing {
+		args = append(args[:2:2], longFlags(c, args[2:])...)
+	}
+	root.SetArgs(args[1:])
+	err := root.Execute()
+	var code exitCode
+	switch {
+	case errors.As(err, &code):
+		return int(code)
+	case err != nil:
+		// A flag error, printed with the command's usage.
+		return ExitUsage
+	}
+	return ExitOK
 }
 
-// asksHelp reports whether a command's arguments ask for its usage (before
-// any "--").
-func asksHelp(args []string) bool {
-	for _, a := range args {
-		switch a {
-		case "--":
-			return false
-		case "-h", "-help", "--help":
+// exitCode is how a command ends: its exit status, passed up through
+// cobra as an error.
+type exitCode int
+
+func (c exitCode) Error() string { return fmt.Sprintf("exit status %d", int(c)) }
+
+// runE makes a command's run function cobra's.
+func runE(run func(pos []string) int) func(*cobra.Command, []string) error {
+	return func(_ *cobra.Command, pos []string) error { return exitCode(run(pos)) }
+}
+
+// knownCommand reports whether name is a command, or one of the hidden
+// commands shells call to complete a command line.
+func knownCommand(name string) bool {
+	switch name {
+	case cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd:
+		return true
+	}
+	for _, c := range commands() {
+		if c.name == name {
 			return true
 		}
 	}
 	return false
+}
+
+// Command returns runbook's command tree, for what is generated from it:
+// man pages and shell completion scripts (internal/release). Main runs it.
+func Command() *cobra.Command {
+	return (&Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, LookupEnv: os.LookupEnv}).root()
+}
+
+// rootLong is the man page's description of runbook.
+const rootLong = `runbook runs YAML playbooks of typed steps (ssh-exec, file-patch, sql, systemd,
+wait-until, http, pg-settings, capture) against real hosts over SSH. Guards are checked
+before the first step and abort the run when the procedure would be unsafe; runbook plan
+probes for real and shows what would change; every run that may change something is
+journaled and continues after a crash with runbook resume; runbook validate checks
+playbooks in CI. It bundles PostgreSQL primary/warm-standby HA procedures (runbook list).
+
+Exit status: 0 ok, 1 failed, invalid or refused by a guard, 2 usage, 3 internal error,
+4 partial (tolerated failures), 130 interrupted.
+
+Files: ~/.config/runbook/config.yaml (hooks, retention; $RUNBOOK_CONFIG to name another),
+~/.local/state/runbook (journals and locks; $XDG_STATE_HOME/runbook).`
+
+// root builds the command tree.
+func (e *Env) root() *cobra.Command {
+	root := &cobra.Command{Use: "runbook", Short: "run YAML playbooks of typed steps against real hosts, guards first", Long: rootLong,
+		SilenceErrors: true, SilenceUsage: true, DisableAutoGenTag: true,
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true}}
+	root.SetIn(e.Stdin)
+	root.SetOut(e.Stdout)
+	root.SetErr(e.Stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		fmt.Fprintf(e.Stderr, "runbook %s: %v\n", c.Name(), err)
+		e.commandUsage(c)
+		return err
+	})
+	for _, def := range commands() {
+		c := &cobra.Command{Use: def.name + " " + def.args, Short: def.summary,
+			ValidArgsFunction: cobra.NoFileCompletions}
+		c.SetHelpFunc(func(c *cobra.Command, _ []string) { e.commandUsage(c) })
+		c.RunE = runE(def.define(e, c))
+		root.AddCommand(c)
+	}
+	return root
+}
+
+// commandUsage prints a command's usage line and flags on stderr.
+func (e *Env) commandUsage(c *cobra.Command) {
+	fmt.Fprintf(e.Stderr, "Usage: %s %s\n", c.Parent().CommandPath(), c.Use)
+	fmt.Fprint(e.Stderr, c.LocalFlags().FlagUsages())
+}
+
+// longFlags rewrites the flags c knows given with one dash (-state-dir, as
+// the standard flag package took them) to their two-dash form, up to "--".
+func longFlags(c *cobra.Command, args []string) []string {
+	out := make([]string, len(args))
+	copy(out, args)
+	for i, a := range out {
+		if a == "--" {
+			break
+		}
+		if len(a) < 3 || a[0] != '-' || a[1] == '-' {
+			continue
+		}
+		name, _, _ := strings.Cut(a[1:], "=")
+		if name == "help" || c.Flags().Lookup(name) != nil {
+			out[i] = "-" + a
+		}
+	}
+	return out
 }
 
 func (e *Env) usage(w io.Writer) {
@@ -124,38 +215,8 @@ func (e *Env) usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  runbook %-8s %s\n      %s\n", c.name, c.args, c.summary)
 	}
+	fmt.Fprintln(w, "  runbook runs prune --older-than AGE --keep N [--force]\n      remove the journals of old runs (never one that can be resumed, unless --force)")
 	fmt.Fprintln(w, "\nExit status: 0 ok, 1 failed or refused, 2 usage, 3 internal error, 130 interrupted.")
-}
-
-// parseInterleaved parses flags that may come before or after the
-// positional arguments, as in `runbook run x.yaml -i inv.yaml`.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		// After "--" everything is positional (lab exec HOST -- CMD -x).
-		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
-}
-
-func newFlags(e *Env, name, usage string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(e.Stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(e.Stderr, "Usage: runbook %s %s\n", name, usage)
-		fs.PrintDefaults()
-	}
-	return fs
 }
 
 // usageError prints a usage problem and returns ExitUsage.
@@ -174,6 +235,9 @@ type kvList map[string]string
 
 func (k kvList) String() string { return "" }
 
+// Type names the value in the usage.
+func (k kvList) Type() string { return "NAME=VALUE" }
+
 func (k kvList) Set(s string) error {
 	name, val, ok := strings.Cut(s, "=")
 	if !ok || name == "" {
@@ -188,7 +252,40 @@ func (k kvList) Set(s string) error {
 
 func newLoader() *engine.Loader { return &engine.Loader{Registry: steps.Builtin()} }
 
-func versionCmd(e *Env, args []string) int {
-	fmt.Fprintln(e.Stdout, "runbook", Version)
-	return ExitOK
+func completionCmd(e *Env, c *cobra.Command) func([]string) int {
+	c.ValidArgsFunction = fixedValues("bash", "zsh", "fish")
+	return func(pos []string) int {
+		if len(pos) != 1 {
+			return e.usageError("completion needs a shell: bash, zsh or fish (runbook completion bash > /etc/bash_completion.d/runbook)")
+		}
+		var err error
+		switch root := c.Root(); pos[0] {
+		case "bash":
+			err = root.GenBashCompletionV2(e.Stdout, true)
+		case "zsh":
+			err = root.GenZshCompletion(e.Stdout)
+		case "fish":
+			err = root.GenFishCompletion(e.Stdout, true)
+		default:
+			return e.usageError("completion: unknown shell %q: bash, zsh or fish", pos[0])
+		}
+		if err != nil {
+			fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
+			return ExitFailed
+		}
+		return ExitOK
+	}
+}
+
+func versionCmd(e *Env, _ *cobra.Command) func([]string) int {
+	return func([]string) int {
+		v := Version
+		// go install github.com/runbook-dev/runbook/cmd/runbook@VERSION
+		// records the module's version in the binary.
+		if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		fmt.Fprintln(e.Stdout, "runbook", v)
+		return ExitOK
+	}
 }

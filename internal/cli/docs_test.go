@@ -189,7 +189,7 @@ func TestArchitectureNamesPackages(t *testing.T) {
 		t.Fatal(err)
 	}
 	named := map[string]bool{}
-	pkgLike := regexp.MustCompile("^(cmd|engine|steps|playbooks|schema|internal)(/[a-z0-9]+)*(\\.go)?$")
+	pkgLike := regexp.MustCompile(`^(cmd|engine|steps|playbooks|schema|internal)(/[a-z0-9]+)*(\.go)?$`)
 	for _, m := range regexp.MustCompile("`([^`\\s]+)`").FindAllStringSubmatch(string(page), -1) {
 		if pkgLike.MatchString(m[1]) {
 			named[m[1]] = true

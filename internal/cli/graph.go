@@ -5,27 +5,31 @@ import (
 	"io"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/runbook-dev/runbook/engine"
 )
 
-func graphCmd(e *Env, args []string) int {
-	fs := newFlags(e, "graph", "[--format mermaid|dot] PLAYBOOK")
-	format := fs.String("format", "mermaid", "mermaid (GitHub renders it in Markdown) or dot (Graphviz)")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return ExitUsage
-	}
+func graphCmd(e *Env, c *cobra.Command) func([]string) int {
+	format := c.Flags().String("format", "mermaid", "mermaid (GitHub renders it in Markdown) or dot (Graphviz)")
+	_ = c.RegisterFlagCompletionFunc("format", fixedValues("mermaid", "dot"))
+	e.completePlaybookArgs(c)
+	return func(pos []string) int { return e.graph(*format, pos) }
+}
+
+// graph draws the playbook pos names in format.
+func (e *Env) graph(format string, pos []string) int {
 	if len(pos) != 1 {
 		return e.usageError("graph needs one playbook (a file or a bundled name)")
 	}
-	if *format != "mermaid" && *format != "dot" {
-		return e.usageError("--format must be mermaid or dot, not %q", *format)
+	if format != "mermaid" && format != "dot" {
+		return e.usageError("--format must be mermaid or dot, not %q", format)
 	}
 	pb, code := e.loadPlaybook(pos[0])
 	if pb == nil {
 		return code
 	}
-	writeGraph(e.Stdout, pb, *format)
+	writeGraph(e.Stdout, pb, format)
 	return ExitOK
 }
 

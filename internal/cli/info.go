@@ -2,15 +2,22 @@ package cli
 
 import (
 	"fmt"
-	"github.com/runbook-dev/runbook/engine"
+	"os"
+	"path/filepath"
 	"strings"
 
+	"github.com/spf13/cobra"
+
+	"github.com/runbook-dev/runbook/engine"
 	"github.com/runbook-dev/runbook/playbooks"
 	"github.com/runbook-dev/runbook/schema"
 	"github.com/runbook-dev/runbook/steps"
 )
 
-func listCmd(e *Env, args []string) int {
+func listCmd(e *Env, _ *cobra.Command) func([]string) int { return e.list }
+
+// list prints the bundled playbooks and what each does.
+func (e *Env) list(args []string) int {
 	if len(args) > 0 {
 		return e.usageError("list takes no arguments")
 	}
@@ -32,7 +39,13 @@ func firstLine(s string) string {
 	return s
 }
 
-func showCmd(e *Env, args []string) int {
+func showCmd(e *Env, c *cobra.Command) func([]string) int {
+	c.ValidArgsFunction = bundledNames
+	return e.show
+}
+
+// show prints the bundled playbook args names, with its vars files.
+func (e *Env) show(args []string) int {
 	if len(args) != 1 {
 		return e.usageError("show needs one bundled playbook name (runbook list shows them)")
 	}
@@ -57,7 +70,47 @@ func showCmd(e *Env, args []string) int {
 	return ExitOK
 }
 
-func schemaCmd(e *Env, args []string) int {
+func schemaCmd(e *Env, c *cobra.Command) func([]string) int {
+	c.Use = "schema [playbook|inventory] [--write DIR]"
+	c.ValidArgsFunction = fixedValues("playbook", "inventory")
+	dir := c.Flags().String("write", "", "write playbook.schema.json and inventory.schema.json into DIR (created if missing), for editors")
+	_ = c.MarkFlagDirname("write")
+	return func(args []string) int {
+		if *dir != "" {
+			if len(args) > 0 {
+				return e.usageError("schema --write DIR writes both schemas: give no argument")
+			}
+			return e.writeSchemas(*dir)
+		}
+		return e.schema(args)
+	}
+}
+
+// Schema files, as runbook schema --write and runbook new write them.
+const (
+	playbookSchemaFile  = "playbook.schema.json"
+	inventorySchemaFile = "inventory.schema.json"
+)
+
+// writeSchemas writes both schemas into dir.
+func (e *Env) writeSchemas(dir string) int {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
+		return ExitFailed
+	}
+	for name, b := range map[string][]byte{playbookSchemaFile: schema.Playbook(steps.Builtin()), inventorySchemaFile: schema.Inventory()} {
+		f := filepath.Join(dir, name)
+		if err := os.WriteFile(f, b, 0o644); err != nil {
+			fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
+			return ExitFailed
+		}
+	}
+	fmt.Fprintf(e.Stdout, "wrote %s and %s\n", filepath.Join(dir, playbookSchemaFile), filepath.Join(dir, inventorySchemaFile))
+	return ExitOK
+}
+
+// schema prints the JSON Schema args names.
+func (e *Env) schema(args []string) int {
 	which := "playbook"
 	if len(args) > 1 {
 		return e.usageError("schema takes at most one argument: playbook or inventory")

@@ -3,12 +3,14 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/runbook-dev/runbook/engine"
 	"github.com/runbook-dev/runbook/internal/durable"
@@ -23,9 +25,12 @@ type stateFlags struct {
 	defDir   string
 }
 
-func (e *Env) addStateFlags(fs *flag.FlagSet) *stateFlags {
+func (e *Env) addStateFlags(fs *pflag.FlagSet) *stateFlags {
 	s := &stateFlags{defDir: defaultStateDir(e)}
 	fs.StringVar(&s.dir, "state-dir", s.defDir, "where runs keep their journals and locks, a directory of this user's alone (default $XDG_STATE_HOME/runbook, or ~/.local/state/runbook)")
+	// The default depends on the user: the text says it, for man pages.
+	fs.Lookup("state-dir").DefValue = ""
+	_ = cobra.MarkFlagDirname(fs, "state-dir")
 	fs.StringVar(&s.url, "state", "", "keep journals and locks in a shared PostgreSQL (postgres://user@host/db; the password from PGPASSWORD or ~/.pgpass, never the command line)")
 	return s
 }
@@ -68,11 +73,90 @@ func shellWord(s string) string {
 	return s
 }
 
-func runsCmd(e *Env, args []string) int {
-	fs := newFlags(e, "runs", "[--state-dir DIR | --state URL]")
-	sf := e.addStateFlags(fs)
-	if _, err := parseInterleaved(fs, args); err != nil {
-		return ExitUsage
+func runsCmd(e *Env, c *cobra.Command) func([]string) int {
+	sf := e.addStateFlags(c.Flags())
+	prune := &cobra.Command{Use: "prune --older-than AGE --keep N [--force] [--state-dir DIR | --state URL]",
+		Short: "remove the journals of old runs: never one that can still be resumed, unless --force", ValidArgsFunction: cobra.NoFileCompletions}
+	prune.RunE = runE(e.pruneCmd(prune))
+	c.AddCommand(prune)
+	return func(pos []string) int { return e.listRuns(sf, pos) }
+}
+
+// pruneOptions are the flags of runs prune.
+type pruneOptions struct {
+	state     *stateFlags
+	olderThan string
+	keep      int
+	force     bool
+}
+
+func (e *Env) pruneCmd(c *cobra.Command) func([]string) int {
+	o := &pruneOptions{state: e.addStateFlags(c.Flags())}
+	fs := c.Flags()
+	fs.StringVar(&o.olderThan, "older-than", "", "remove runs started longer ago than this: days (30d) or a duration (36h)")
+	fs.IntVar(&o.keep, "keep", 0, "keep the N newest runs whatever their age")
+	fs.BoolVar(&o.force, "force", false, "remove runs that could still be resumed (failed, crashed, interrupted) too")
+	return func(pos []string) int { return e.prune(o, pos) }
+}
+
+// prune removes old journals and says which.
+func (e *Env) prune(o *pruneOptions, pos []string) int {
+	if len(pos) > 0 {
+		return e.usageError("runs prune takes no arguments (--older-than AGE, --keep N)")
+	}
+	age, err := parseAge(o.olderThan)
+	if err != nil {
+		return e.usageError("--older-than %v", err)
+	}
+	if o.keep < 0 {
+		return e.usageError("--keep %d: want 0 or more", o.keep)
+	}
+	if age == 0 && o.keep == 0 {
+		return e.usageError("runs prune needs --older-than AGE, --keep N or both: it removes runs older than AGE beyond the N newest")
+	}
+	store, err := o.state.open(context.Background())
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
+		return ExitFailed
+	}
+	defer store.Close()
+	res, err := durable.Prune(store, durable.PruneOptions{OlderThan: age, Keep: o.keep, Force: o.force, Now: time.Now()})
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
+		return ExitFailed
+	}
+	for _, r := range res.Removed {
+		fmt.Fprintf(e.Stdout, "removed %s\t%s\t%s\t%s\n", r.RunID, orUnknown(r.Playbook), r.Started.Local().Format(time.RFC3339), r.Status)
+	}
+	fmt.Fprintf(e.Stdout, "removed the journals of %d run(s) from %s\n", len(res.Removed), o.state.where())
+	for _, r := range res.Resumable {
+		fmt.Fprintf(e.Stderr, "runbook: kept %s (%s, %s): it can still be resumed (runbook resume %s%s); --force removes it\n", r.RunID, orUnknown(r.Playbook), r.Status, r.RunID, o.state.args())
+	}
+	for _, r := range res.Running {
+		fmt.Fprintf(e.Stderr, "runbook: kept %s (%s): it is running\n", r.RunID, orUnknown(r.Playbook))
+	}
+	failed := false
+	for id, err := range res.Failed {
+		fmt.Fprintf(e.Stderr, "runbook: could not remove %s: %v\n", id, err)
+		failed = true
+	}
+	if failed {
+		return ExitFailed
+	}
+	return ExitOK
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "?"
+	}
+	return s
+}
+
+// listRuns prints the runs of the store sf names.
+func (e *Env) listRuns(sf *stateFlags, pos []string) int {
+	if len(pos) > 0 {
+		return e.usageError("runs takes no arguments")
 	}
 	store, err := sf.open(context.Background())
 	if err != nil {
@@ -113,13 +197,15 @@ func runsCmd(e *Env, args []string) int {
 	return ExitOK
 }
 
-func showRunCmd(e *Env, args []string) int {
-	fs := newFlags(e, "show-run", "ID [--state-dir DIR | --state URL]")
-	sf := e.addStateFlags(fs)
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return ExitUsage
-	}
+func showRunCmd(e *Env, c *cobra.Command) func([]string) int {
+	c.Use = "show-run ID [--state-dir DIR | --state URL]"
+	sf := e.addStateFlags(c.Flags())
+	c.ValidArgsFunction = e.completeRunIDs(sf, false)
+	return func(pos []string) int { return e.showRun(sf, pos) }
+}
+
+// showRun prints the journal of the run pos names.
+func (e *Env) showRun(sf *stateFlags, pos []string) int {
 	if len(pos) != 1 {
 		return e.usageError("show-run needs a run id (runbook runs lists them)")
 	}

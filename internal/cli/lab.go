@@ -11,15 +11,68 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/runbook-dev/runbook/internal/lab"
 )
 
-func labCmd(e *Env, args []string) int {
+func labCmd(e *Env, c *cobra.Command) func([]string) int {
+	// Each subcommand parses its own flags.
+	c.DisableFlagParsing = true
+	c.ValidArgsFunction = fixedValues("up", "down", "status", "exec", "fault", "disk")
+	return func(args []string) int {
+		code := e.lab(args)
+		if code == ExitUsage && asksHelp(args) {
+			// The usage was asked for, and printed: not an error.
+			return ExitOK
+		}
+		return code
+	}
+}
+
+// asksHelp reports whether a command's arguments ask for its usage (before
+// any "--").
+func asksHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
+}
+
+// newFlags is the flag set of a lab subcommand.
+func newFlags(e *Env, name string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetOutput(e.Stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(e.Stderr, "Usage: runbook %s\n", name)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseInterleaved parses flags that may come before or after the
+// positional arguments, as in `runbook lab disk pg1 /data --size 64`;
+// after "--" everything is positional (lab exec HOST -- CMD -x).
+func parseInterleaved(fs *pflag.FlagSet, args []string) ([]string, error) {
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	return fs.Args(), nil
+}
+
+// lab runs a lab subcommand.
+func (e *Env) lab(args []string) int {
 	if len(args) == 0 {
 		return e.usageError("lab needs a subcommand: up, down, status, exec, fault, disk")
 	}
 	sub, rest := args[0], args[1:]
-	fs := newFlags(e, "lab "+sub, "")
+	fs := newFlags(e, "lab "+sub)
 	dir := fs.String("dir", lab.DefaultDir, "the lab's state directory")
 	switch sub {
 	case "up":
@@ -127,8 +180,7 @@ func labCmd(e *Env, args []string) int {
 		// The orchestrator stand-in that lab hosts run as inmanta-server,
 		// with the options of `inmanta server` it copies.
 		version := fs.String("version", lab.DefaultStandinVersion, "the inmanta-core version to behave as (before 16: no /api/v2/health; 19 and later: the database singleton lock)")
-		cfgFile := fs.String("c", "", "a configuration file read after all others (inmanta -c)")
-		fs.StringVar(cfgFile, "config", "", "same as -c")
+		cfgFile := fs.StringP("config", "c", "", "a configuration file read after all others (inmanta -c)")
 		cfgDir := fs.String("config-dir", "/etc/inmanta/inmanta.d", "the directory of *.cfg files read in name order")
 		wait := fs.String("db-wait-time", "", "seconds to wait for the database at start (0: try once; negative: forever); overrides database.wait_time")
 		if _, err := parseInterleaved(fs, rest); err != nil {

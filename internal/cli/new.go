@@ -6,11 +6,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/runbook-dev/runbook/schema"
+	"github.com/runbook-dev/runbook/steps"
 )
 
 // starter is the playbook runbook new writes: every part commented, and
 // valid as it is.
-const starter = `# yaml-language-server: $schema=https://runbook.dev/schema/playbook.schema.json
+const starter = `# yaml-language-server: $schema=%[3]s
 # A runbook playbook. Validate it with: runbook validate %[1]s
 # See what it would change with:       runbook plan %[1]s -i inventory.yaml -p target=HOST
 version: 1
@@ -61,14 +66,15 @@ steps:
     message: example_setting is not set exactly once in ${{ params.path }}
 `
 
-func newCmd(e *Env, args []string) int {
+func newCmd(e *Env, c *cobra.Command) func([]string) int {
 	// Flags are parsed, though new has none, so that --help prints the
 	// usage instead of writing --help.yaml.
-	fs := newFlags(e, "new", "NAME (writes NAME.yaml, a commented starter playbook)")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return ExitUsage
-	}
+	c.Use = "new NAME (writes NAME.yaml, a commented starter playbook)"
+	return func(pos []string) int { return e.newPlaybook(pos) }
+}
+
+// newPlaybook writes the starter playbook pos names.
+func (e *Env) newPlaybook(pos []string) int {
 	if len(pos) != 1 {
 		return e.usageError("new needs one name: runbook new team/procedure (writes team/procedure.yaml)")
 	}
@@ -90,10 +96,73 @@ func newCmd(e *Env, args []string) int {
 			return ExitFailed
 		}
 	}
-	if err := os.WriteFile(file, []byte(fmt.Sprintf(starter, file, name)), 0o644); err != nil {
+	schemaRef, wrote, err := schemaFor(file)
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "runbook: the schema for editors: %v; nothing written\n", err)
+		return ExitFailed
+	}
+	if err := os.WriteFile(file, []byte(fmt.Sprintf(starter, file, name, schemaRef)), 0o644); err != nil {
 		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
 		return ExitFailed
 	}
 	fmt.Fprintf(e.Stdout, "wrote %s\n", file)
+	if wrote != "" {
+		fmt.Fprintf(e.Stdout, "wrote %s (the JSON Schema its first line names, for editors; runbook schema --write %s refreshes it)\n", wrote, filepath.Dir(wrote))
+	}
 	return ExitOK
+}
+
+// schemaFor finds the schema a new playbook's modeline names: the nearest
+// schema/playbook.schema.json in the playbook's directory or one above it,
+// up to the current directory (a repository's, as this one's playbooks
+// use). Without one it writes both schemas into ./schema, or into schema/
+// beside a playbook outside the current directory (returned as wrote). The reference is relative to the playbook, so that it holds in
+// every clone.
+func schemaFor(file string) (ref, wrote string, err error) {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return "", "", err
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		return "", "", err
+	}
+	dir := filepath.Dir(abs)
+	found := ""
+	for d := dir; ; d = filepath.Dir(d) {
+		if st, err := os.Stat(filepath.Join(d, "schema", playbookSchemaFile)); err == nil && st.Mode().IsRegular() {
+			found = filepath.Join(d, "schema", playbookSchemaFile)
+			break
+		}
+		if d == cwd || d == filepath.Dir(d) {
+			break
+		}
+	}
+	if found == "" {
+		// In ./schema, or beside a playbook written outside the current
+		// directory.
+		base := cwd
+		if rel, err := filepath.Rel(cwd, dir); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			base = dir
+		}
+		sdir := filepath.Join(base, "schema")
+		if err := os.MkdirAll(sdir, 0o755); err != nil {
+			return "", "", err
+		}
+		for name, b := range map[string][]byte{playbookSchemaFile: schema.Playbook(steps.Builtin()), inventorySchemaFile: schema.Inventory()} {
+			if err := os.WriteFile(filepath.Join(sdir, name), b, 0o644); err != nil {
+				return "", "", err
+			}
+		}
+		found = filepath.Join(sdir, playbookSchemaFile)
+		wrote = found
+		if rel, err := filepath.Rel(cwd, found); err == nil && !strings.HasPrefix(rel, "..") {
+			wrote = rel
+		}
+	}
+	ref, err = filepath.Rel(dir, found)
+	if err != nil {
+		return "", "", err
+	}
+	return filepath.ToSlash(ref), wrote, nil
 }

@@ -6,26 +6,39 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/runbook-dev/runbook/engine"
 	"github.com/runbook-dev/runbook/internal/durable"
 )
 
-func resumeCmd(e *Env, args []string) int {
-	fs := newFlags(e, "resume", "ID [--retry-in-doubt | --skip-in-doubt] [--allow-changed-playbook] [--yes]")
-	rf := e.addRunFlags(fs)
-	rf.addYes(fs)
-	retry := fs.Bool("retry-in-doubt", false, "run again the steps that were started and never reported, even those whose type cannot check whether their change was made")
-	skip := fs.Bool("skip-in-doubt", false, "take the steps that were started and never reported as done (you checked on the hosts that their change was made)")
-	allowChanged := fs.Bool("allow-changed-playbook", false, "resume even though the playbook changed since the run started")
-	waitLeftovers := fs.Duration("wait-leftovers", 10*time.Minute, "how long to wait for a command the interrupted attempt started on a host, if it still runs, before giving up")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return ExitUsage
-	}
+// resumeOptions are resume's own flags.
+type resumeOptions struct {
+	rf                        *runFlags
+	retry, skip, allowChanged bool
+	waitLeftovers             time.Duration
+}
+
+func resumeCmd(e *Env, c *cobra.Command) func([]string) int {
+	c.Use = "resume ID [--retry-in-doubt | --skip-in-doubt] [--allow-changed-playbook] [--yes]"
+	fs := c.Flags()
+	o := &resumeOptions{rf: e.addRunFlags(fs)}
+	o.rf.addYes(fs)
+	fs.BoolVar(&o.retry, "retry-in-doubt", false, "run again the steps that were started and never reported, even those whose type cannot check whether their change was made")
+	fs.BoolVar(&o.skip, "skip-in-doubt", false, "take the steps that were started and never reported as done (you checked on the hosts that their change was made)")
+	fs.BoolVar(&o.allowChanged, "allow-changed-playbook", false, "resume even though the playbook changed since the run started")
+	fs.DurationVar(&o.waitLeftovers, "wait-leftovers", 10*time.Minute, "how long to wait for a command the interrupted attempt started on a host, if it still runs, before giving up")
+	c.ValidArgsFunction = e.completeRunIDs(o.rf.state, true)
+	return func(pos []string) int { return e.resume(o, pos) }
+}
+
+// resume continues the run pos names.
+func (e *Env) resume(o *resumeOptions, pos []string) int {
+	rf := o.rf
 	if len(pos) != 1 {
 		return e.usageError("resume needs a run id (runbook runs lists them)")
 	}
-	if *retry && *skip {
+	if o.retry && o.skip {
 		return e.usageError("--retry-in-doubt and --skip-in-doubt contradict each other: choose one")
 	}
 	if code := rf.check(e); code != ExitOK {
@@ -71,7 +84,7 @@ func resumeCmd(e *Env, args []string) int {
 	if pb == nil {
 		return code
 	}
-	if err := st.CheckPlaybook(pb.File, pb.Hash, *allowChanged); err != nil {
+	if err := st.CheckPlaybook(pb.File, pb.Hash, o.allowChanged); err != nil {
 		fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run (resume with --allow-changed-playbook once you have compared them)\n", err)
 		return ExitFailed
 	}
@@ -84,7 +97,7 @@ func resumeCmd(e *Env, args []string) int {
 		return ExitFailed
 	}
 	resume, a, lost := st.Resume(store, durable.NewAttempt(e.operator()), durable.ResumeOptions{
-		RetryInDoubt: *retry, SkipInDoubt: *skip, Yes: rf.yes, LeftoverWait: *waitLeftovers, Hash: pb.Hash})
+		RetryInDoubt: o.retry, SkipInDoubt: o.skip, Yes: rf.yes, LeftoverWait: o.waitLeftovers, Hash: pb.Hash})
 	if lost {
 		fmt.Fprintf(e.Stderr, "runbook: run %s was cut short on %s before a reboot (or its journal is shared): its last records may be lost, so steps up to %d without a recorded outcome are taken as in doubt\n",
 			runID, st.WriterHost, st.Watermark)
@@ -99,10 +112,15 @@ func resumeCmd(e *Env, args []string) int {
 	}
 	fmt.Fprintf(e.Stderr, "runbook: resuming run %s of %s (%s, attempt %d): %d step outcome(s) recorded, %d in doubt %s\n",
 		runID, h.Playbook, st.Status, st.Attempts+1, len(st.Done), len(st.InDoubt), strings.Join(doubt, ", "))
-	sink := durable.NewSink(j, e.newSink(rf.output, rf.verbose), e.Stderr)
+	watch := &changeWatch{next: e.newSink(rf.output, rf.verbose)}
+	sink := durable.NewSink(j, watch, e.Stderr)
 	defer sink.Wait()
+	sess := e.startSession(ctx, e.loadConfig(), pb, runID, values, secrets, true)
 	r := &engine.Runner{Inventory: inv, Sink: sink, RunID: runID, Connect: e.connector(rf.ssh), Lock: e.locker(sf, pb.Name, runID, rf.waitLock),
 		Resume: resume, Confirm: e.confirmer(rf.yes, a.Operator+"@"+a.Host)}
 	err = r.Run(ctx, pb, engine.Inputs{Params: values, Secrets: secrets})
-	return e.runExit(err, sink, runID, sf, true)
+	code = e.runExit(err, sink, runID, sf, true)
+	sess.end(ctx, err, watch)
+	sess.retain(sf)
+	return code
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -16,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/runbook-dev/runbook/engine"
@@ -26,27 +27,42 @@ import (
 	"github.com/runbook-dev/runbook/playbooks"
 )
 
-func runCmd(e *Env, args []string) int  { return e.runOrPlan("run", args, false) }
-func planCmd(e *Env, args []string) int { return e.runOrPlan("plan", args, true) }
+func runCmd(e *Env, c *cobra.Command) func([]string) int  { return e.runOrPlan(c, "run", false) }
+func planCmd(e *Env, c *cobra.Command) func([]string) int { return e.runOrPlan(c, "plan", true) }
 
-func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
-	fs := newFlags(e, name, "PLAYBOOK [-i INVENTORY] [-p NAME=VALUE]...")
-	invFile := fs.String("i", "", "inventory file")
-	params := kvList{}
-	fs.Var(params, "p", "parameter NAME=VALUE (repeatable)")
-	rf := e.addRunFlags(fs)
+// runCommand is a run or a plan as its command line gives it.
+type runCommand struct {
+	name    string
+	invFile string
+	params  kvList
+	rf      *runFlags
+	dryRun  bool
+	// journal keeps a journal of a read-only playbook's run too.
+	journal bool
+}
+
+func (e *Env) runOrPlan(c *cobra.Command, name string, dryRun bool) func([]string) int {
+	rc := &runCommand{name: name, params: kvList{}, dryRun: dryRun}
+	fs := c.Flags()
+	fs.StringVarP(&rc.invFile, "inventory", "i", "", "inventory file")
+	fs.VarP(rc.params, "param", "p", "parameter NAME=VALUE (repeatable)")
+	rc.rf = e.addRunFlags(fs)
+	e.completePlaybookArgs(c)
 	if !dryRun {
-		fs.BoolVar(&dryRun, "dry-run", false, "probe and plan only; change nothing (same as runbook plan)")
-		rf.addYes(fs)
+		fs.BoolVar(&rc.dryRun, "dry-run", false, "probe and plan only; change nothing (same as runbook plan)")
+		rc.rf.addYes(fs)
+		fs.BoolVar(&rc.journal, "journal", false, "journal the run even though every step of the playbook is read-only (such runs keep none: running one again is resuming it)")
 	} else {
 		// A plan asks nothing; --yes is accepted so that a run's command
 		// line becomes its plan by changing the command alone.
-		fs.BoolVar(&rf.yes, "yes", false, "accepted and ignored: a plan shows the confirmation gates without asking")
+		fs.BoolVar(&rc.rf.yes, "yes", false, "accepted and ignored: a plan shows the confirmation gates without asking")
 	}
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return ExitUsage
-	}
+	return func(pos []string) int { return e.runPlaybook(rc, pos) }
+}
+
+// runPlaybook runs (or plans) the playbook pos names.
+func (e *Env) runPlaybook(rc *runCommand, pos []string) int {
+	name, invFile, params, rf, dryRun := rc.name, rc.invFile, rc.params, rc.rf, rc.dryRun
 	if len(pos) != 1 {
 		return e.usageError("%s needs exactly one playbook (a file or a bundled name; see runbook list)", name)
 	}
@@ -58,7 +74,7 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 	if pb == nil {
 		return code
 	}
-	inv, ok := e.loadInventory(*invFile)
+	inv, ok := e.loadInventory(invFile)
 	if !ok {
 		return ExitFailed
 	}
@@ -72,16 +88,22 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 	watch := &changeWatch{next: e.newSink(rf.output, rf.verbose)}
 	var sink engine.Sink = watch
 	var confirm engine.Confirmer
-	if !dryRun {
-		// Every run is journaled: intent and outcome of each step, durable
-		// before the next step changes anything.
+	// Every run that may change something is journaled: intent and
+	// outcome of each step, durable before the next step changes anything.
+	// A read-only playbook's run (a monitoring check from cron) keeps no
+	// journal unless asked: there is nothing to resume.
+	journaled := !dryRun && (!pb.ReadOnly() || rc.journal)
+	if !dryRun && !journaled {
+		confirm = e.confirmer(rf.yes, e.operator()+"@"+hostname())
+	}
+	if journaled {
 		store, err := sf.open(ctx)
 		if err != nil {
 			fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run\n", err)
 			return ExitFailed
 		}
 		defer store.Close()
-		h := durable.NewHeader(pb, durable.Header{RunID: runID, Params: values, Given: params, Inventory: *invFile, Operator: e.operator(), Yes: rf.yes})
+		h := durable.NewHeader(pb, durable.Header{RunID: runID, Params: values, Given: params, Inventory: invFile, Operator: e.operator(), Yes: rf.yes})
 		confirm = e.confirmer(rf.yes, h.Operator+"@"+h.Host)
 		j, err := store.Create(h)
 		if err != nil {
@@ -95,9 +117,26 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 	}
 	r := &engine.Runner{Inventory: inv, Sink: sink, DryRun: dryRun, RunID: runID, Connect: e.connector(rf.ssh), Lock: e.locker(sf, pb.Name, runID, rf.waitLock),
 		Confirm: confirm}
-	err = r.Run(ctx, pb, engine.Inputs{Params: values, Secrets: secrets})
+	var sess *session
+	if !dryRun {
+		sess = e.startSession(ctx, e.loadConfig(), pb, runID, values, secrets, false)
+	}
+	err := r.Run(ctx, pb, engine.Inputs{Params: values, Secrets: secrets})
 	// Resuming a run that changed nothing is running it again: say so.
-	return e.runExit(err, sink, runID, sf, !dryRun && watch.changed.Load())
+	code = e.runExit(err, sink, runID, sf, journaled && watch.changed.Load())
+	if sess != nil {
+		sess.end(ctx, err, watch)
+		if journaled {
+			sess.retain(sf)
+		}
+	}
+	return code
+}
+
+// hostname is this machine's name, "" when it has none.
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
 }
 
 // changeWatch notes whether a run began to change anything (a step's
@@ -105,11 +144,18 @@ func (e *Env) runOrPlan(name string, args []string, dryRun bool) int {
 type changeWatch struct {
 	next    engine.Sink
 	changed atomic.Bool
+	// failed is the last step that failed on a host, or was interrupted
+	// (for the hooks).
+	failed atomic.Pointer[engine.Event]
 }
 
 func (w *changeWatch) Emit(ev *engine.Event) {
-	if ev.Type == engine.EventStepApply {
+	switch {
+	case ev.Type == engine.EventStepApply:
 		w.changed.Store(true)
+	case ev.Type == engine.EventStepEnd && (ev.Status == engine.StatusFailed || ev.Status == engine.StatusInterrupted):
+		failed := *ev
+		w.failed.Store(&failed)
 	}
 	w.next.Emit(ev)
 }
@@ -136,12 +182,13 @@ type runFlags struct {
 	verbose bool
 }
 
-func (e *Env) addRunFlags(fs *flag.FlagSet) *runFlags {
+func (e *Env) addRunFlags(fs *pflag.FlagSet) *runFlags {
 	rf := &runFlags{state: e.addStateFlags(fs)}
-	fs.BoolVar(&rf.verbose, "v", false, "show every step's result under its line (secrets redacted)")
+	fs.BoolVarP(&rf.verbose, "verbose", "v", false, "show every step's result under its line (secrets redacted)")
 	fs.StringVar(&rf.output, "output", "", "output format: text or json (an event per line); default text")
 	fs.DurationVar(&rf.waitLock, "wait-lock", 0, "wait this long for a lock another run holds, instead of refusing at once")
 	fs.StringVar(&rf.ssh.configFile, "ssh-config", "", "OpenSSH client configuration to use instead of ~/.ssh/config (as ssh -F)")
+	_ = cobra.MarkFlagFilename(fs, "ssh-config")
 	fs.BoolVar(&rf.ssh.acceptNewHostKeys, "accept-new-host-keys", false, "trust the key of a host not yet in known_hosts and record it (a changed key is still refused)")
 	fs.BoolVar(&rf.allowWeakSecrets, "allow-weak-secrets", false, "run even with a secret too short or too common to redact safely: it is masked wherever it appears, which mangles the output and shows a reader where it stands")
 	return rf
@@ -184,7 +231,7 @@ func (e *Env) checkSecrets(pb *engine.Playbook, inv *engine.Inventory, params ma
 }
 
 // addYes adds --yes, for the commands that change things.
-func (rf *runFlags) addYes(fs *flag.FlagSet) {
+func (rf *runFlags) addYes(fs *pflag.FlagSet) {
 	fs.BoolVar(&rf.yes, "yes", false, "answer every confirmation gate (confirm:) without asking, for automation: review runbook plan first; each answer is journaled")
 }
 

@@ -10,47 +10,62 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/spf13/cobra"
+
 	"github.com/runbook-dev/runbook/engine"
 	"github.com/runbook-dev/runbook/internal/diag"
 	"github.com/runbook-dev/runbook/internal/textcheck"
 )
 
-func validateCmd(e *Env, args []string) int {
-	fs := newFlags(e, "validate", "[--format text|json|github|sarif|junit] [--output FILE] [--strict] PATH...")
-	format := fs.String("format", "", "output format: text, json, github, sarif or junit (default text; github when GITHUB_ACTIONS=true)")
-	output := fs.String("output", "", "write the --format report to FILE, and text to the terminal")
-	strict := fs.Bool("strict", false, "warnings fail too")
-	stdinName := fs.String("stdin-filename", "stdin.yaml", "the name of the file read from - in diagnostics")
-	invFile := fs.String("inventory", "", "also check host names against this inventory")
-	listRules := fs.Bool("list-rules", false, "list the rule ids diagnostics carry, and exit")
-	requireShellcheck := fs.Bool("require-shellcheck", false, "fail when shellcheck is not installed, instead of skipping the shell checks (for CI)")
-	requireSQLParser := fs.Bool("require-sql-parser", false, "fail when this runbook was built without PostgreSQL's parser (without cgo), instead of skipping the SQL checks (for CI)")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return ExitUsage
-	}
-	if *listRules {
+// validateOptions are validate's flags.
+type validateOptions struct {
+	format, output, stdinName, invFile                     string
+	strict, listRules, requireShellcheck, requireSQLParser bool
+}
+
+func validateCmd(e *Env, c *cobra.Command) func([]string) int {
+	c.Use = "validate [--format text|json|github|sarif|junit] [--output FILE] [--strict] PATH..."
+	o := &validateOptions{}
+	fs := c.Flags()
+	fs.StringVar(&o.format, "format", "", "output format: text, json, github, sarif or junit (default text; github when GITHUB_ACTIONS=true)")
+	fs.StringVar(&o.output, "output", "", "write the --format report to FILE, and text to the terminal")
+	fs.BoolVar(&o.strict, "strict", false, "warnings fail too")
+	fs.StringVar(&o.stdinName, "stdin-filename", "stdin.yaml", "the name of the file read from - in diagnostics")
+	fs.StringVar(&o.invFile, "inventory", "", "also check host names against this inventory")
+	fs.BoolVar(&o.listRules, "list-rules", false, "list the rule ids diagnostics carry, and exit")
+	fs.BoolVar(&o.requireShellcheck, "require-shellcheck", false, "fail when shellcheck is not installed, instead of skipping the shell checks (for CI)")
+	fs.BoolVar(&o.requireSQLParser, "require-sql-parser", false, "fail when this runbook was built without PostgreSQL's parser (without cgo), instead of skipping the SQL checks (for CI)")
+	_ = c.RegisterFlagCompletionFunc("format", fixedValues(reportFormats...))
+	_ = c.RegisterFlagCompletionFunc("inventory", yamlFiles)
+	c.ValidArgsFunction = playbookFiles
+	return func(pos []string) int { return e.validate(o, pos) }
+}
+
+// validate checks the playbooks pos names.
+func (e *Env) validate(o *validateOptions, pos []string) int {
+	if o.listRules {
 		for _, r := range diag.Rules {
 			fmt.Fprintf(e.Stdout, "%-22s %s\n", r.ID, r.Description)
 		}
 		return ExitOK
 	}
-	if *format == "" {
-		*format = "text"
+	if o.format == "" {
+		o.format = "text"
 		if e.Getenv("GITHUB_ACTIONS") == "true" {
-			*format = "github"
+			o.format = "github"
 		}
 	}
-	if !slices.Contains(reportFormats, *format) {
-		return e.usageError("--format must be one of %s, not %q", strings.Join(reportFormats, ", "), *format)
+	if !slices.Contains(reportFormats, o.format) {
+		return e.usageError("--format must be one of %s, not %q", strings.Join(reportFormats, ", "), o.format)
 	}
 	if len(pos) == 0 {
 		return e.usageError("validate needs at least one file or directory (- reads standard input)")
 	}
 	var inv *engine.Inventory
-	if *invFile != "" {
+	if o.invFile != "" {
 		var ds []*diag.Diagnostic
-		inv, ds, err = engine.LoadInventory(*invFile)
+		var err error
+		inv, ds, err = engine.LoadInventory(o.invFile)
 		if err != nil {
 			return e.usageError("inventory: %v", err)
 		}
@@ -62,11 +77,11 @@ func validateCmd(e *Env, args []string) int {
 		}
 	}
 	shellcheck := lookPath("shellcheck", e.Getenv("PATH"))
-	if shellcheck == "" && *requireShellcheck {
+	if shellcheck == "" && o.requireShellcheck {
 		fmt.Fprintln(e.Stderr, "runbook: --require-shellcheck: shellcheck is not installed (not found in PATH)")
 		return ExitUsage
 	}
-	if *requireSQLParser && !textcheck.SQLParserLinked {
+	if o.requireSQLParser && !textcheck.SQLParserLinked {
 		fmt.Fprintln(e.Stderr, "runbook: --require-sql-parser: this runbook was built without cgo, which PostgreSQL's parser needs (build it with CGO_ENABLED=1 and a C compiler, or use a release binary)")
 		return ExitUsage
 	}
@@ -76,7 +91,7 @@ func validateCmd(e *Env, args []string) int {
 	checker := textcheck.New(ctx, shellcheck)
 	loader := newLoader()
 	loader.Inside = checker
-	found, err := engine.Validate(pos, engine.ValidateOptions{Loader: loader, Inventory: inv, Stdin: e.Stdin, StdinName: *stdinName, Config: engine.ConfigFile})
+	found, err := engine.Validate(pos, engine.ValidateOptions{Loader: loader, Inventory: inv, Stdin: e.Stdin, StdinName: o.stdinName, Config: engine.ConfigFile})
 	if err != nil {
 		return e.usageError("%v", err)
 	}
@@ -88,20 +103,20 @@ func validateCmd(e *Env, args []string) int {
 		fmt.Fprintf(e.Stderr, "runbook: %v (not applied)\n", found.ConfigErr)
 	}
 	rep := &report{ds: found.Diagnostics, files: found.Files, sources: found.Sources}
-	if *output != "" {
-		f, err := os.Create(*output)
+	if o.output != "" {
+		f, err := os.Create(o.output)
 		if err != nil {
 			fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
 			return ExitInternal
 		}
-		rep.write(f, *format, false, *strict)
+		rep.write(f, o.format, false, o.strict)
 		if err := f.Close(); err != nil {
 			fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
 			return ExitInternal
 		}
 		rep.writeText(e.Stdout, e.isTerminal(e.Stdout) && e.Getenv("NO_COLOR") == "")
 	} else {
-		rep.write(e.Stdout, *format, *format == "text" && e.isTerminal(e.Stdout) && e.Getenv("NO_COLOR") == "", *strict)
+		rep.write(e.Stdout, o.format, o.format == "text" && e.isTerminal(e.Stdout) && e.Getenv("NO_COLOR") == "", o.strict)
 	}
 	// What errors kept from being checked, said plainly: fixing them may
 	// bring more findings, and the reader should expect it.
@@ -118,7 +133,7 @@ func validateCmd(e *Env, args []string) int {
 	}
 	failing := 0
 	for _, d := range rep.ds {
-		if d.Severity == diag.Error || *strict {
+		if d.Severity == diag.Error || o.strict {
 			failing++
 		}
 	}

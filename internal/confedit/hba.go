@@ -348,17 +348,26 @@ func EnsureHBALine(text, line string, match *regexp.Regexp) (string, []Change, e
 		}
 		how += fmt.Sprintf(", before line %d %q, which would match its connections first", s+1, strings.TrimSpace(lines[s]))
 	}
-	out := make([]string, 0, len(lines)+1)
+	out := make([]string, 0, len(lines)+2)
+	put := func() {
+		// After a line ending in a backslash (a comment too: PostgreSQL 15
+		// joins it with the next), an empty line first, or the rule would
+		// be read as part of it.
+		if n := len(out); n > 0 && strings.HasSuffix(strings.TrimRight(out[n-1], "\r"), "\\") {
+			out = append(out, "")
+		}
+		out = append(out, line)
+	}
 	for i, l := range lines {
 		if i == at {
-			out = append(out, line)
+			put()
 		}
 		if i != replaced {
 			out = append(out, l)
 		}
 	}
 	if at == len(lines) {
-		out = append(out, line)
+		put()
 	}
 	return join(out, text), []Change{Change(fmt.Sprintf("%q %s", line, how))}, nil
 }

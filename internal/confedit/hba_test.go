@@ -34,6 +34,9 @@ func TestEnsureHBALineAsPostgreSQLMatches(t *testing.T) {
 		{"replaced in place after a samehost reject", base + "hostnossl all all samehost reject\nhost all rbtest 127.0.0.1/32 md5\n", regexp.MustCompile(`^host all rbtest `)},
 		{"database list over white space", base + "host postgres, template1 all 127.0.0.1/32 reject\n", nil},
 		{"reject continued over two lines", base + "host all all \\\n   127.0.0.1/32 reject\n", nil},
+		// PostgreSQL 15 joins a comment ending in a backslash with the next
+		// line: a rule appended there would be part of the comment.
+		{"comment ending in a backslash at the end", base + "# allow the app from C:\\\n", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -70,8 +70,9 @@ func (r IniReader) String() string {
 	return "Python's configparser"
 }
 
-// keyForm is the form of a key the reader compares.
-func (r IniReader) keyForm(k string) string {
+// KeyForm is the form of a key the reader compares: two keys of one form
+// are one key for it.
+func (r IniReader) KeyForm(k string) string {
 	if r == Inmanta {
 		k = strings.ReplaceAll(k, "_", "-")
 	}
@@ -142,7 +143,7 @@ func parseIni(text string, r IniReader) (*iniFile, error) {
 		if !ok {
 			return nil, fmt.Errorf("line %d: %q is neither a [section], a key = value nor a comment; Python's configparser refuses the file", i+1, strings.TrimSpace(l))
 		}
-		form := r.keyForm(key)
+		form := r.KeyForm(key)
 		if j, dup := options[[2]string{cur, form}]; dup {
 			return nil, fmt.Errorf("line %d: %s appears again in [%s] (first on line %d, as %s); %s refuses the file: keep one", i+1, key, cur, j+1, f.parsed[j].key, r)
 		}
@@ -256,7 +257,7 @@ func IniSet(text, section, key, value string, r IniReader) (string, []Change, er
 	if err != nil {
 		return text, nil, err
 	}
-	form := r.keyForm(key)
+	form := r.KeyForm(key)
 	start, last := -1, -1
 	for i, p := range f.parsed {
 		if p.kind == iniSection && p.section == section {

@@ -90,10 +90,7 @@ func TestReadPGConfAsPostgreSQL(t *testing.T) {
 		mine = append(mine, fmt.Sprintf("%d %s:%d %s=%q", e.Seq, e.File, e.Line, e.Name, e.Value))
 	}
 	out := pg.Psql(t, `SELECT seqno || ' ' || sourcefile || ':' || sourceline || ' ' || name || '=' || format('%I', setting) FROM pg_file_settings ORDER BY seqno`)
-	var theirs []string
-	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
-		theirs = append(theirs, l)
-	}
+	theirs := strings.Split(strings.TrimSpace(out), "\n")
 	// PostgreSQL's %I and Go's %q quote differently: compare the values
 	// apart.
 	values := pg.Psql(t, `SELECT setting FROM pg_file_settings ORDER BY seqno`)

@@ -71,9 +71,19 @@ func StandbyNames(v string) (string, error) {
 // outside quotes, FIRST/ANY or a number followed by more words without the
 // (list) form, and N = 0.
 func checkSyncRepGrammar(prefix string, items []string) error {
-	for _, it := range items {
-		if !strings.HasPrefix(it, `"`) && strings.ContainsAny(it, "()") {
+	for i, it := range items {
+		if strings.HasPrefix(it, `"`) {
+			continue
+		}
+		if strings.ContainsAny(it, "()") {
 			return fmt.Errorf("%q: a parenthesis outside the [FIRST|ANY] N (list) form", it)
+		}
+		// A blank or = inside a name PostgreSQL refuses unquoted: a
+		// missing comma (s1 s2) or a conninfo (application_name=s1)
+		// quoted would name a standby nobody has, and commits would hang.
+		// (A first item FIRST 2 s1 is the form's own error, below.)
+		if w := strings.Fields(it); (len(w) > 1 || strings.Contains(it, "=")) && !(i == 0 && prefix == "" && len(w) > 1 && (strings.EqualFold(w[0], "first") || strings.EqualFold(w[0], "any") || strings.Trim(w[0], "0123456789") == "")) {
+			return fmt.Errorf("%q: a name with a blank or = in it, which PostgreSQL refuses unquoted (a missing comma? write s1, s2; a name that truly has one goes in double quotes)", it)
 		}
 	}
 	if prefix != "" {

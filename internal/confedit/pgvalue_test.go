@@ -63,7 +63,7 @@ func TestStandbyNamesAsPostgreSQLReads(t *testing.T) {
 	}
 	// Malformed by PostgreSQL's grammar: refused, as PostgreSQL refuses
 	// the author's text, never quoted into valid names no standby has.
-	for _, bad := range []string{"FIRST (s1, s2)", "ANY 1 s1, s2", "2 (s1, s2", "s1, s2)", "FIRST 0 (a)"} {
+	for _, bad := range []string{"FIRST (s1, s2)", "ANY 1 s1, s2", "2 (s1, s2", "s1, s2)", "FIRST 0 (a)", "s1 s2", "FIRST 1 (s1 s2)", "s1, s2 s3", "application_name=s1"} {
 		if v, err := PGValue("synchronous_standby_names", bad); err == nil {
 			t.Errorf("PGValue(%q) = %q, want a refusal", bad, v)
 		}

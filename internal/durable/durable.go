@@ -137,6 +137,9 @@ type Store interface {
 	List() ([]string, error)
 	// Running reports whether a run's journal is held by a live writer.
 	Running(runID string) bool
+	// Remove deletes a run's journal. It fails with a *BusyError while
+	// the run, or a resume of it, still writes the journal.
+	Remove(runID string) error
 	Close() error
 }
 

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/runbook-dev/runbook/internal/journal"
 	"github.com/runbook-dev/runbook/internal/statedir"
@@ -132,6 +133,13 @@ func (l *Local) Continue(runID string) (Journal, []journal.Record, error) {
 	case err != nil:
 		return nil, nil, err
 	}
+	// Removed (runs prune --force) between the open and the lock: a
+	// resume must not write a journal nobody can read.
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err == nil && st.Nlink == 0 {
+		w.Close()
+		return nil, nil, ErrNoRun
+	}
 	return localJournal{w}, recs, nil
 }
 
@@ -186,6 +194,33 @@ func (l *Local) Running(runID string) bool {
 	}
 	defer f.Close()
 	return journal.Busy(f)
+}
+
+// Remove implements Store: under the writers' lock, so that no run or
+// resume writes the journal as it goes.
+func (l *Local) Remove(runID string) error {
+	if !validID(runID) {
+		return ErrNoRun
+	}
+	f, err := l.open(runID, os.O_RDONLY)
+	if errors.Is(err, fs.ErrNotExist) {
+		return ErrNoRun
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return &BusyError{Header: Header{RunID: runID}}
+	}
+	d, err := l.runsDir(false)
+	if err != nil {
+		return err
+	}
+	if err := d.Remove(fileName(runID)); err != nil {
+		return err
+	}
+	return d.Sync()
 }
 
 // Close implements Store.

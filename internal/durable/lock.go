@@ -11,6 +11,8 @@ package durable
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -64,7 +66,14 @@ func lockFileName(name string) string {
 		}
 		fmt.Fprintf(&b, "_%02x", c)
 	}
-	return b.String() + ".lock"
+	name = b.String()
+	if len(name) > 200 {
+		// A file name holds 255 bytes: a long name keeps its start, for
+		// the reader, and a hash of the whole, for uniqueness.
+		sum := sha256.Sum256([]byte(name))
+		name = name[:120] + "-" + hex.EncodeToString(sum[:16])
+	}
+	return name + ".lock"
 }
 
 // LockPath returns the file of lock name in the state directory dir.

@@ -33,7 +33,7 @@ func TestLockExclusive(t *testing.T) {
 	}
 	c.Release()
 	// Names that differ only in bytes a file name cannot hold are two locks.
-	for _, name := range []string{"pg-cluster/prod", "pg-cluster_prod", "pg-cluster prod", "pg-cluster_2fprod"} {
+	for _, name := range []string{"pg-cluster/prod", "pg-cluster_prod", "pg-cluster prod", "pg-cluster_2fprod", strings.Repeat("/", 90), strings.Repeat("é", 50), strings.Repeat("/", 90) + "x"} {
 		l, err := AcquireLock(context.Background(), dir, name, holder("run-d"), 0)
 		if err != nil {
 			t.Fatalf("%q: %v", name, err)

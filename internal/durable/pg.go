@@ -276,6 +276,33 @@ func (p *PG) Running(runID string) bool {
 	return !free
 }
 
+// Remove implements Store: under the run's advisory lock, which its
+// writers hold.
+func (p *PG) Remove(runID string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
+	defer cancel()
+	var free bool
+	if err := p.conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", runLockKey(runID)).Scan(&free); err != nil {
+		return fmt.Errorf("run store: %w", err)
+	}
+	if !free {
+		return &BusyError{Header: Header{RunID: runID}}
+	}
+	defer func() {
+		_, _ = p.conn.Exec(ctx, "SELECT pg_advisory_unlock(hashtextextended($1, 0))", runLockKey(runID))
+	}()
+	tag, err := p.conn.Exec(ctx, "DELETE FROM runbook_journal WHERE run_id = $1", runID)
+	if err != nil {
+		return fmt.Errorf("run store: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNoRun
+	}
+	return nil
+}
+
 // Close implements Store.
 func (p *PG) Close() error {
 	p.mu.Lock()

@@ -209,7 +209,9 @@ func haScenario(t *testing.T, layout string, crash bool, ref []string) []string 
 	if got := h.psql("pg1", "SELECT application_name || ' ' || state || ' ' || sync_state FROM pg_stat_replication"); got != "inmanta streaming sync" {
 		t.Fatalf("pg_stat_replication on pg1: %q", got)
 	}
-	h.apply("run", "pg-ha/check", "-p", "primary=pg1")
+	// --journal: a read-only playbook's run keeps none otherwise, and the
+	// crash mode resumes each killed attempt from its journal.
+	h.apply("run", "pg-ha/check", "--journal", "-p", "primary=pg1")
 	out = h.ok(append([]string{"plan"}, standby[1:]...)...)
 	if strings.Contains(out, "would-change") {
 		t.Errorf("plan after configure-standby still has changes:\n%s", out)
@@ -247,7 +249,7 @@ func haScenario(t *testing.T, layout string, crash bool, ref []string) []string 
 	case <-time.After(60 * time.Second):
 		t.Fatal("the write did not complete after the standby came back")
 	}
-	h.apply("run", "pg-ha/check", "-p", "primary=pg1")
+	h.apply("run", "pg-ha/check", "--journal", "-p", "primary=pg1")
 
 	// 4. Guards. new-orchestrator while the old orchestrator is enabled,
 	// and promote-standby while pg1 is a running primary: refused, and
@@ -303,7 +305,7 @@ func haScenario(t *testing.T, layout string, crash bool, ref []string) []string 
 	h.plans(add, "would-change Base backup of the primary")
 	h.apply(add...)
 	h.unchanged(add...)
-	h.apply("run", "pg-ha/check", "-p", "primary=pg2", "-p", "standby=pg1", "-p", h.layoutArg)
+	h.apply("run", "pg-ha/check", "--journal", "-p", "primary=pg2", "-p", "standby=pg1", "-p", h.layoutArg)
 
 	// And back: pg2 loses power, pg1 is promoted again.
 	if err := l.Fault(context.Background(), "pg2", lab.FaultKill); err != nil {

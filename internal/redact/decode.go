@@ -55,15 +55,25 @@ func ansiDecode(s string) decoded {
 			continue
 		}
 		j := i + 2
-		switch s[i+1] {
-		case '[':
+		switch c := s[i+1]; {
+		case c >= 0x20 && c <= 0x2f:
+			// nF: intermediate bytes, then a final byte (ESC ( B, tput
+			// sgr0's charset reset).
+			j = i + 1
+			for j < len(s) && s[j] >= 0x20 && s[j] <= 0x2f {
+				j++
+			}
+			if j < len(s) {
+				j++
+			}
+		case c == '[':
 			for j < len(s) && s[j] >= 0x20 && s[j] <= 0x3f {
 				j++
 			}
 			if j < len(s) {
 				j++ // the final byte
 			}
-		case ']':
+		case c == ']':
 			for j < len(s) && s[j] != 0x07 && !(s[j] == 0x1b && j+1 < len(s) && s[j+1] == '\\') {
 				j++
 			}
@@ -207,24 +217,13 @@ func entity(s string) (string, int) {
 // and the shell write them: \n and the other letters of control
 // characters, \uXXXX (surrogate pairs too), \UXXXXXXXX, \xHH, octal \NNN,
 // and a backslash before any other character (\/, \", \', \:, \$).
-func backslashDecode(s string) decoded {
-	var d builder
-	for i := 0; i < len(s); {
-		if s[i] != '\\' || i+1 == len(s) {
-			d.add(s[i:i+1], i, i+1)
-			i++
-			continue
-		}
-		out, n := backslash(s[i:])
-		d.add(out, i, i+n)
-		i += n
-	}
-	return d.done()
-}
+func backslashDecode(s string) decoded { return backslashes(s, false) }
 
 // backslashRuneDecode is backslashDecode where \xHH is the character
 // U+00HH, as YAML and Python's str write it (é as \xe9), not a byte.
-func backslashRuneDecode(s string) decoded {
+func backslashRuneDecode(s string) decoded { return backslashes(s, true) }
+
+func backslashes(s string, xRune bool) decoded {
 	var d builder
 	for i := 0; i < len(s); {
 		if s[i] != '\\' || i+1 == len(s) {
@@ -233,7 +232,7 @@ func backslashRuneDecode(s string) decoded {
 			continue
 		}
 		out, n := backslash(s[i:])
-		if s[i+1] == 'x' && n == 4 {
+		if xRune && s[i+1] == 'x' && n == 4 {
 			out = string(rune(out[0]))
 		}
 		d.add(out, i, i+n)

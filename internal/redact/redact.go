@@ -158,6 +158,9 @@ var common = map[string]bool{
 	"letmein1": true, "admin123": true, "administrator": true, "changeme": true, "welcome1": true,
 	"postgres1": true, "replicator": true, "inmanta1": true, "runbook1": true, "secret12": true, "secretpw": true,
 	"trustno1": true, "sunshine": true, "football": true, "baseball": true, "superman": true,
+	"p@ssw0rd": true, "p@ssword": true, "qwerty12": true, "abcd1234": true, "1q2w3e4r": true,
+	"1qaz2wsx": true, "zaq12wsx": true, "postgres123": true, "password123": true, "admin1234": true,
+	"welcome123": true, "changeme1": true, "letmein123": true, "master12": true, "monkey12": true,
 }
 
 // guessable says why a value, long enough, is still found by chance or
@@ -172,6 +175,8 @@ func guessable(s string) string {
 		return "is a well-known password: whoever guesses it unmasks every place it stands"
 	case strings.Trim(s, "0123456789") == "" && len(s) < 16:
 		return fmt.Sprintf("is only digits (%d): a number or a date turns up by chance in output (runbook's own run ids hold the date)", len(s))
+	case strings.Trim(s, "0123456789-/:.T ") == "" && len(s) < 26:
+		return "is a date or a time: it turns up by chance in output (runbook's own run ids hold the date)"
 	case strings.Trim(s, s[:1]) == "":
 		return "is one character repeated"
 	case strings.Contains("abcdefghijklmnopqrstuvwxyz0123456789", strings.ToLower(s)) || strings.Contains("zyxwvutsrqponmlkjihgfedcba9876543210", strings.ToLower(s)):
@@ -214,7 +219,11 @@ func (r *Redactor) String(s string) string {
 			// a secret's anchor once they are gone (every form holds it,
 			// unescaped): checked on the text first, which is cheap.
 			var skip func(string) decoded
-			if hasLayout(s) && !r.anchored(compact(s)) {
+			plain := s
+			if strings.Contains(s, "\x1b") {
+				plain = ansiDecode(s).text
+			}
+			if hasLayout(s) && !r.anchored(compact(plain)) {
 				skip = layoutDecode
 			}
 			for _, d := range decodingsExcept(s, skip) {

@@ -267,6 +267,8 @@ func TestSplitAndColoured(t *testing.T) {
 		"S u p 3 r S 3 c r e t P w ! Z q",
 		"Sup3r\x1b[01;31m\x1b[KS3c\x1b[m\x1b[KretPw!Zq\n",
 		"\x1b]8;;http://x\x07Sup3rS3cret\x1b]8;;\x1b\\Pw!Zq",
+		"\x1b[1mSup3rS3cret\x1b(B\x1b[mPw!Zq",
+		"\x1b[31mSup3rS3\ncretPw!Zq\x1b[0m",
 		"exit status 3: Sup3rS3 / cretPw!Zq",
 		"correct horse\nbattery staple",
 	} {
@@ -288,7 +290,7 @@ func TestSplitAndColoured(t *testing.T) {
 // TestGuessable: values long enough that are still found by chance or
 // guessed are weak.
 func TestGuessable(t *testing.T) {
-	for _, s := range []string{"12345678", "20261130", "runbook1", "Password", "aaaaaaaaaa", "abcdefghij", "98765432"} {
+	for _, s := range []string{"12345678", "20261130", "runbook1", "Password", "aaaaaaaaaa", "abcdefghij", "98765432", "2026-11-30", "P@ssw0rd", "1q2w3e4r"} {
 		if Weakness(s) == "" {
 			t.Errorf("%q: not weak", s)
 		}

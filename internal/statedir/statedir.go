@@ -258,6 +258,17 @@ func checkFile(fd int, path string) error {
 	return nil
 }
 
+// Remove removes the file name from d (never what a link points to).
+func (d *Dir) Remove(name string) error {
+	if err := plainName(name); err != nil {
+		return err
+	}
+	if err := unix.Unlinkat(d.fd, name, 0); err != nil {
+		return &os.PathError{Op: "remove", Path: filepath.Join(d.path, name), Err: err}
+	}
+	return nil
+}
+
 // Names lists the names in d.
 func (d *Dir) Names() ([]string, error) {
 	fd, err := unix.Openat(d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)

@@ -44,14 +44,10 @@ type shellCmd struct {
 	// a file it writes or reads as code (psql -o '|cmd', pg_ctl -D).
 	data     string
 	longData []string
-	// passthrough: the operands after -- are another program's options
-	// (pg_ctlcluster passes them to pg_ctl).
+	// passthrough: the operands after the third (version, cluster,
+	// action) are another program's options (pg_ctlcluster passes them
+	// to pg_ctl).
 	passthrough bool
-	// modal are options among code that are data when the program's mode
-	// (its first operand, written in the command) is not among codeModes:
-	// pg_ctl builds a shell line of -D, -l and -p only to start a server.
-	modal     string
-	codeModes []string
 	// stdinCode: the program runs its standard input as code (psql runs
 	// SQL).
 	stdinCode bool
@@ -76,7 +72,7 @@ type shellCmd struct {
 var shellData = map[string]shellCmd{
 	// Wrappers. An operand of their options is data only where listed
 	// (sudo -R, a root directory, chooses the program that runs).
-	"sudo":    {wrapper: true, args: "ugCDhprtUTR", long: []string{"user", "group", "close-from", "chdir", "host", "prompt", "role", "type", "other-user", "command-timeout", "chroot"}, refuse: "sieEl", data: "ugCDhprtUT", longData: []string{"user", "group", "close-from", "chdir", "host", "prompt", "role", "type", "other-user", "command-timeout"}},
+	"sudo":    {wrapper: true, args: "ugCDhprtUTRac", long: []string{"user", "group", "close-from", "chdir", "host", "prompt", "role", "type", "other-user", "command-timeout", "chroot", "auth-type", "login-class"}, refuse: "sieEl", data: "ugCDhprtUTac", longData: []string{"user", "group", "close-from", "chdir", "host", "prompt", "role", "type", "other-user", "command-timeout", "auth-type", "login-class"}},
 	"runuser": {wrapper: true, args: "ugG", long: []string{"user", "group", "supp-group"}, refuse: "clsfmpP", data: "ugG", longData: []string{"user", "group", "supp-group"}},
 	"env":     {wrapper: true, args: "uC", long: []string{"unset", "chdir"}, refuse: "S", assigns: true, data: "uC", longData: []string{"unset", "chdir"}},
 	"timeout": {wrapper: true, args: "sk", long: []string{"signal", "kill-after"}, operands: 1, data: "sk", longData: []string{"signal", "kill-after"}},
@@ -111,13 +107,22 @@ var shellData = map[string]shellCmd{
 	"sed":            {args: "eflL", long: []string{"expression", "file", "line-length"}, code: "ef", longCode: []string{"expression", "file"}, script: true, data: "lL", longData: []string{"line-length"}},
 	"awk":            {args: "fvF", long: []string{"file", "assign", "field-separator"}, code: "f", longCode: []string{"file"}, script: true, data: "vF", longData: []string{"assign", "field-separator"}},
 	"pg_controldata": {}, "pg_isready": {}, "pg_waldump": {}, "pg_archivecleanup": {}, "pg_lsclusters": {},
-	"pg_basebackup": {}, "pg_rewind": {}, "initdb": {}, "pg_config": {},
+	"pg_basebackup": {}, "pg_config": {},
+	// initdb runs the SQL files of the share directory -L names; pg_rewind
+	// runs the restore_command of the configuration in -D or
+	// --config-file (with -c).
+	"initdb":    {args: "DEULX", long: []string{"pgdata", "encoding", "username", "waldir", "locale", "lc-collate", "lc-ctype", "auth", "auth-host", "auth-local", "pwfile", "text-search-config", "wal-segsize"}, code: "L", data: "DEUX", longData: []string{"pgdata", "encoding", "username", "waldir", "locale", "lc-collate", "lc-ctype", "auth", "auth-host", "auth-local", "text-search-config", "wal-segsize"}},
+	"pg_rewind": {args: "D", long: []string{"target-pgdata", "source-pgdata", "source-server", "config-file"}, longCode: []string{"config-file", "target-pgdata"}, code: "D", longData: []string{"source-server", "source-pgdata"}},
 	// pg_ctl writes -D, -l and -p into the command line it gives /bin/sh
-	// to start the server (pg_ctl.c, start_postmaster), and -p names the
-	// program it runs: code, as -o is.
-	"pg_ctl": {args: "mtUNe", long: []string{"mode", "timeout"}, code: "DlopP", longCode: []string{"options", "pgdata", "log"}, data: "mt", longData: []string{"mode", "timeout"}, modal: "D", codeModes: []string{"start", "restart", "init", "initdb"}},
-	// psql runs -c and -f as SQL, pipes -o '|cmd' to a shell, writes -L.
-	"psql": {args: "dhLpPRTUvF", long: []string{"dbname", "host", "log-file", "port", "pset", "record-separator", "table-attr", "username", "set", "variable", "field-separator"}, code: "cfo", longCode: []string{"command", "file", "output"}, stdinCode: true, data: "dhpRTUvF", longData: []string{"dbname", "host", "port", "record-separator", "table-attr", "username", "set", "variable", "field-separator"}},
+	// to start the server (pg_ctl.c, start_postmaster), and in every mode
+	// -D into the one that asks postgres -C for a configuration-only
+	// directory's data_directory (adjust_data_dir); -p names the program
+	// it runs: code, as -o is.
+	"pg_ctl": {args: "mtUNe", long: []string{"mode", "timeout"}, code: "DlopP", longCode: []string{"options", "pgdata", "log"}, data: "mt", longData: []string{"mode", "timeout"}},
+	// psql runs -c and -f as SQL, pipes -o '|cmd' to a shell, writes -L,
+	// and reads a variable of -v used as :name (unquoted) as more input,
+	// backslash commands included (\! runs a shell).
+	"psql": {args: "dhLpPRTUvF", long: []string{"dbname", "host", "log-file", "port", "pset", "record-separator", "table-attr", "username", "set", "variable", "field-separator"}, code: "cfo", longCode: []string{"command", "file", "output"}, stdinCode: true, data: "dhpRTUF", longData: []string{"dbname", "host", "port", "record-separator", "table-attr", "username", "field-separator"}},
 }
 
 // shellCodeRunners run an argument, or their input, as shell code: a
@@ -206,24 +211,22 @@ func (f *shellFlow) checkWord(stack []syntax.Node, w int, valueFirst bool) *shel
 			return nil
 		case *syntax.Redirect:
 			switch {
-			case p.Hdoc == word || p.Op == syntax.WordHdoc:
-				// The value is the input of the statement's command.
-				stmt = w - 2
-				s, ok := stack[stmt].(*syntax.Stmt)
-				if p.N != nil && p.N.Value != "0" || !ok {
-					return &shellRefusal{diag.RuleShellDataPosition, "${{ }} in a here-document that is not the standard input of a command: " + shellFix}
-				}
-				c, ok := s.Cmd.(*syntax.CallExpr)
-				if !ok {
-					return &shellRefusal{diag.RuleShellDataPosition, "${{ }} in a here-document read by a compound command (a loop, a block), which runbook cannot follow: " + shellFix}
-				}
-				if r := f.checkInput(c, "a here-document"); r != nil {
-					return r
-				}
 			case p.Op == syntax.DplIn || p.Op == syntax.DplOut:
 				return &shellRefusal{diag.RuleShellDataPosition, "${{ }} as the file descriptor of a redirection: write the descriptor in the command"}
+			case p.Hdoc == word || p.Op == syntax.WordHdoc || p.Op == syntax.RdrIn || p.Op == syntax.RdrInOut:
+				// The input of the statement's command: a here-document, or
+				// a file it reads (a name, or the output of <(...)), which
+				// then reaches what the command prints.
+				how := "a here-document"
+				if p.Hdoc != word && p.Op != syntax.WordHdoc {
+					how = "the file a redirection reads"
+				}
+				stmt = w - 2
+				if r := f.checkStmtInput(stack, stmt, p, how); r != nil {
+					return r
+				}
 			default:
-				// A file name.
+				// The name of a file written.
 				return nil
 			}
 		default:
@@ -253,7 +256,29 @@ func (f *shellFlow) checkWord(stack []syntax.Node, w int, valueFirst bool) *shel
 		}
 		w = wordIndex(stack, next-1)
 		valueFirst = w >= 0 && len(stack[w].(*syntax.Word).Parts) > 0 && wordStartsWith(stack, w, next)
+		if _, isCmd := stack[next].(*syntax.CmdSubst); isCmd && w >= 1 {
+			if r := unquotedArg(stack, w, next, "$(...) holding it"); r != nil {
+				return r
+			}
+		}
 	}
+}
+
+// unquotedArg refuses stack[at], inside the word stack[w], when it is not
+// in double quotes and the word is an argument of a command (not its
+// name): the shell splits what it expands to into more arguments, options
+// among them, and expands patterns in them. what names stack[at].
+func unquotedArg(stack []syntax.Node, w, at int, what string) *shellRefusal {
+	call, ok := stack[w-1].(*syntax.CallExpr)
+	if !ok || len(call.Args) == 0 || call.Args[0] == stack[w] {
+		return nil
+	}
+	for i := w + 1; i < at; i++ {
+		if _, ok := stack[i].(*syntax.DblQuoted); ok {
+			return nil
+		}
+	}
+	return &shellRefusal{diag.RuleShellInterpolation, "${{ }} reaches a " + what + " that is unquoted in an argument, where the shell splits what it expands to into more arguments (options among them) and expands patterns: put it in double quotes (\"$(...)\")"}
 }
 
 // wordStartsWith reports whether the word stack[w] starts with stack[n].
@@ -277,6 +302,21 @@ func wordStartsWith(stack []syntax.Node, w, n int) bool {
 		}
 	}
 	return true
+}
+
+// checkStmtInput proves that the command of the statement stack[stmt]
+// reads the input of redirection p (how says what it is) as data: the
+// standard input of a simple command.
+func (f *shellFlow) checkStmtInput(stack []syntax.Node, stmt int, p *syntax.Redirect, how string) *shellRefusal {
+	s, ok := stack[stmt].(*syntax.Stmt)
+	if p.N != nil && p.N.Value != "0" || !ok {
+		return &shellRefusal{diag.RuleShellDataPosition, "${{ }} in " + how + " that is not the standard input of a command, which runbook cannot follow: " + shellFix}
+	}
+	c, ok := s.Cmd.(*syntax.CallExpr)
+	if !ok {
+		return &shellRefusal{diag.RuleShellDataPosition, "${{ }} in " + how + " read by a compound command (a loop, a block), which runbook cannot follow: " + shellFix}
+	}
+	return f.checkInput(c, how)
 }
 
 // checkPipeInto proves that every command of a pipeline reads its input
@@ -303,6 +343,11 @@ func (f *shellFlow) checkInput(call *syntax.CallExpr, how string) *shellRefusal 
 		return r
 	}
 	if idx < 0 {
+		if len(call.Args) > 0 {
+			// exec <<EOF with no program: the standard input of the shell,
+			// so of every command after it.
+			return &shellRefusal{diag.RuleShellDataPosition, "${{ }} reaches, through " + how + ", the input of " + litValue(f.m, call.Args[0]) + " without a program, which becomes the input of every command after it: give the input to the command that reads it; " + shellFix}
+		}
 		return nil
 	}
 	if spec.stdinCode {
@@ -538,10 +583,10 @@ func (f *shellFlow) checkArg(call *syntax.CallExpr, word *syntax.Word, valueFirs
 			return &shellRefusal{diag.RuleShellInterpolation, "${{ }} in " + name + " " + a + ", which writes into a shell variable that runbook does not follow (bash evaluates an index in its name): print the value, or " + shellEnvFix}
 		}
 	}
+	if spec.passthrough && operandIndex(f.m, call, idx, spec, k) >= 3 {
+		return &shellRefusal{diag.RuleShellInterpolation, "${{ }} after the action of " + name + ", which passes what follows to pg_ctl as its options (whose -o runs code): pass the value with env: and use \"$NAME\", or set it in the configuration"}
+	}
 	if k > optsEnd {
-		if spec.passthrough {
-			return &shellRefusal{diag.RuleShellInterpolation, "${{ }} after the -- of " + name + ", which passes what follows to another program as its options (pg_ctlcluster to pg_ctl, whose -o runs code): pass the value with env: and use \"$NAME\", or set it in the configuration"}
-		}
 		return nil
 	}
 	prefix := litPrefix(f.m, word)
@@ -564,13 +609,18 @@ func (f *shellFlow) checkArg(call *syntax.CallExpr, word *syntax.Word, valueFirs
 		if kind == optFlag && !strings.HasPrefix(prefix, "--") {
 			kind = optOther
 		}
-		return operandRefused(name, prefix, f.modal(call, idx, spec, prefix, kind))
+		if kind == optUnknown && spec.allData() {
+			// Every option runbook knows of the program keeps its operand
+			// data (journalctl --unit=, pg_isready --host=).
+			return nil
+		}
+		return operandRefused(name, prefix, kind)
 	}
 	if k > idx+1 {
 		if prev, lit := litWord(f.m, call.Args[k-1]); lit && strings.HasPrefix(prev, "-") && prev != "-" {
 			kind, inline := spec.optionOf(prev)
 			if !inline && kind != optFlag {
-				return operandRefused(name, prev, f.modal(call, idx, spec, prev, kind))
+				return operandRefused(name, prev, kind)
 			}
 			if kind == optFlag && strings.HasPrefix(prev, "--") && !strings.Contains(prev, "=") && !spec.allData() {
 				// An option runbook does not know may take the value as
@@ -583,24 +633,6 @@ func (f *shellFlow) checkArg(call *syntax.CallExpr, word *syntax.Word, valueFirs
 		return &shellRefusal{diag.RuleShellInterpolation, "${{ }} starts an argument of " + name + " before any --, where a value starting with - would be read as an option, and " + name + " has options that run code or write files: write -- before it, or put text before it"}
 	}
 	return nil
-}
-
-// modal returns kind, or data for an option among spec.modal when the
-// program's mode is written in the command and is not one that makes the
-// option code.
-func (f *shellFlow) modal(call *syntax.CallExpr, idx int, spec shellCmd, opt string, kind optKind) optKind {
-	if kind != optCode || len(opt) < 2 || opt[1] == '-' || !strings.ContainsRune(spec.modal, rune(opt[1])) {
-		return kind
-	}
-	i := firstOperand(f.m, call, idx, spec)
-	if i >= len(call.Args) {
-		return kind
-	}
-	mode, lit := litWord(f.m, call.Args[i])
-	if !lit || mode == "" || contains(spec.codeModes, mode) {
-		return kind
-	}
-	return optData
 }
 
 // allData reports whether every option of the program known to take an
@@ -621,6 +653,32 @@ func (c shellCmd) allData() bool {
 		}
 	}
 	return true
+}
+
+// operandIndex returns which operand of call (whose program is at idx)
+// the argument k is: 0 for the first that is no option, no option's
+// operand and not the -- that ends the options; -1 when k is an option's
+// operand.
+func operandIndex(m *markedText, call *syntax.CallExpr, idx int, spec shellCmd, k int) int {
+	n, opts := 0, true
+	for i := idx + 1; i < k; i++ {
+		a, lit := litWord(m, call.Args[i])
+		switch {
+		case opts && lit && a == "--":
+			opts = false
+			continue
+		case opts && lit && strings.HasPrefix(a, "-") && a != "-":
+			if takesOperand(spec, a) {
+				if i+1 == k {
+					return -1 // the operand of an option
+				}
+				i++
+			}
+			continue
+		}
+		n++
+	}
+	return n
 }
 
 // firstOperand returns the index of the first argument of call (whose

@@ -56,7 +56,11 @@ func (Local) Run(ctx context.Context, c *Command) (*Output, error) {
 	if max <= 0 {
 		max = DefaultMaxOutput
 	}
-	stdout, stderr := &boundedBuffer{max: max}, &boundedBuffer{max: max}
+	var over *overLimit
+	if c.StopAtLimit {
+		over = newOverLimit()
+	}
+	stdout, stderr := &boundedBuffer{max: max, over: over}, &boundedBuffer{max: max, over: over}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -69,6 +73,14 @@ func (Local) Run(ctx context.Context, c *Command) (*Output, error) {
 	var err error
 	select {
 	case err = <-done:
+	case <-over.reached():
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case err = <-done:
+		case <-time.After(2 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			err = <-done
+		}
 	case <-ctx.Done():
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
 		select {

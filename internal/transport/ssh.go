@@ -518,7 +518,11 @@ func (s *SSH) Run(ctx context.Context, c *Command) (*Output, error) {
 	if max <= 0 {
 		max = DefaultMaxOutput
 	}
-	stdout, stderr := &boundedBuffer{max: max}, &boundedBuffer{max: max}
+	var over *overLimit
+	if c.StopAtLimit {
+		over = newOverLimit()
+	}
+	stdout, stderr := &boundedBuffer{max: max, over: over}, &boundedBuffer{max: max, over: over}
 	pw := newPIDWriter(stderr)
 	pw.onPID = c.Started
 	sess.Stdout, sess.Stderr = stdout, pw
@@ -532,6 +536,17 @@ func (s *SSH) Run(ctx context.Context, c *Command) (*Output, error) {
 	go func() { done <- sess.Wait() }()
 	select {
 	case err = <-done:
+	case <-over.reached():
+		select {
+		case pid := <-pw.pid:
+			s.killGroup(pid)
+		default:
+		}
+		select {
+		case err = <-done:
+		case <-time.After(5 * time.Second):
+			return nil, fmt.Errorf("the command printed more than its limit of %d bytes and did not stop when told to", max)
+		}
 	case <-ctx.Done():
 		select {
 		case pid := <-pw.pid:

@@ -10,11 +10,11 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // SSHTarget is what runbook knows of a host before OpenSSH's configuration
@@ -65,6 +65,17 @@ type resolver struct {
 	ctx    context.Context
 	target SSHTarget
 	notes  []string
+	// applying are the places of the configuration that apply to the host
+	// being resolved, in the order ssh reads them (from its debug log).
+	applying []block
+}
+
+// block is a part of a configuration file that applies to a host: the
+// lines after a Host or Match line (line), or before the file's first
+// (line 0).
+type block struct {
+	file string
+	line int
 }
 
 // sshG runs ssh -G and returns its options (lower-case keys), each with
@@ -74,6 +85,12 @@ func (r *resolver) sshG(configFile, host string, port int, user string) (map[str
 		return nil, fmt.Errorf("host %q: a host name cannot be empty or start with -", host)
 	}
 	args := []string{"-G"}
+	// The debug log says which Host and Match blocks apply, for notes
+	// that name the line an option comes from.
+	verbose := configFile != os.DevNull
+	if verbose {
+		args = append(args, "-vvv")
+	}
 	if configFile != "" {
 		args = append(args, "-F", configFile)
 	}
@@ -89,9 +106,26 @@ func (r *resolver) sshG(configFile, host string, port int, user string) (map[str
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "ssh", args...)
 	var stdout, stderr bytes.Buffer
+	var stderr2 []string
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(stderr.String())
+	err := cmd.Run()
+	var log []string
+	for _, l := range strings.Split(stderr.String(), "\n") {
+		if strings.HasPrefix(l, "debug") || strings.HasPrefix(l, "OpenSSH_") {
+			if verbose {
+				log = append(log, l)
+			}
+			continue
+		}
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "Pseudo-terminal") {
+			stderr2 = append(stderr2, l)
+		}
+	}
+	if verbose {
+		r.applying = applyingBlocks(log)
+	}
+	if err != nil {
+		msg := strings.Join(stderr2, "; ")
 		if msg == "" {
 			msg = err.Error()
 		}
@@ -205,11 +239,10 @@ func (r *resolver) resolve(name, alias string, port int, user, identity, knownHo
 				if f == "none" { // ssh_config(5): no file, not ./none
 					continue
 				}
-				p, err := tok.expand(f)
-				if err != nil {
-					return cfg, r.notes, fmt.Errorf("host %s: %s%s %s: %w", name, r.where(k), k, f, err)
-				}
-				cfg.KnownHosts = append(cfg.KnownHosts, p)
+				// ssh -G prints these expanded already (tokens,
+				// environment, ~): expanding again would read %%h as a
+				// host name.
+				cfg.KnownHosts = append(cfg.KnownHosts, ExpandHome(f))
 			}
 		}
 	}
@@ -295,57 +328,80 @@ func (r *resolver) note(option, format string, args ...any) {
 // where returns "FILE:LINE: " of the first line that sets option in the
 // files ssh reads (Include followed), or "" when none is found.
 func (r *resolver) where(option string) string {
-	files := []string{r.target.ConfigFile}
-	if r.target.ConfigFile == "" {
-		files = []string{ExpandHome("~/.ssh/config"), "/etc/ssh/ssh_config"}
-	}
-	seen := map[string]bool{}
-	for _, f := range files {
-		if w := findOption(f, strings.ToLower(option), filepath.Dir(f), seen, 0); w != "" {
+	option = strings.ToLower(option)
+	for _, b := range r.applying {
+		if w := findInBlock(b, option); w != "" {
 			return w + ": "
 		}
 	}
 	return ""
 }
 
-func findOption(file, option, dir string, seen map[string]bool, depth int) string {
-	if seen[file] || depth > 16 {
-		return ""
-	}
-	seen[file] = true
-	b, err := os.ReadFile(file)
+// findInBlock returns FILE:LINE where option is set in block b, or "".
+func findInBlock(b block, option string) string {
+	data, err := os.ReadFile(b.file)
 	if err != nil {
 		return ""
 	}
-	for i, line := range strings.Split(string(b), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || line[0] == '#' {
+	for i, line := range strings.Split(string(data), "\n") {
+		n := i + 1
+		if n <= b.line {
 			continue
 		}
-		key, rest, _ := strings.Cut(line, " ")
-		if k, v, ok := strings.Cut(key, "="); ok {
-			key, rest = k, v+" "+rest
+		f := strings.FieldsFunc(line, func(r rune) bool { return unicode.IsSpace(r) || r == '=' })
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
 		}
-		key = strings.ToLower(strings.TrimSpace(key))
-		if key == option {
-			return fmt.Sprintf("%s:%d", file, i+1)
-		}
-		if key == "include" {
-			for _, pat := range strings.Fields(strings.TrimLeft(rest, " \t=")) {
-				pat = ExpandHome(pat)
-				if !filepath.IsAbs(pat) {
-					pat = filepath.Join(dir, pat)
-				}
-				matches, _ := filepath.Glob(pat)
-				for _, m := range matches {
-					if w := findOption(m, option, dir, seen, depth+1); w != "" {
-						return w
-					}
-				}
-			}
+		switch key := strings.ToLower(f[0]); key {
+		case "host", "match":
+			return ""
+		case option:
+			return fmt.Sprintf("%s:%d", b.file, n)
 		}
 	}
 	return ""
+}
+
+// applyingBlocks reads ssh -vvv's log for the parts of the configuration
+// that apply: every file read (its lines before any Host or Match), each
+// Host block "Applying options for" the host, each Match block found.
+func applyingBlocks(log []string) []block {
+	var out []block
+	var pending *block
+	for _, l := range log {
+		switch {
+		case strings.HasPrefix(l, "debug1: Reading configuration data "):
+			out = append(out, block{file: strings.TrimSpace(strings.TrimPrefix(l, "debug1: Reading configuration data "))})
+		case strings.Contains(l, ": Applying options for "):
+			if f, n, ok := logFileLine(l); ok {
+				out = append(out, block{f, n})
+			}
+		case strings.HasPrefix(l, "debug3: ") && strings.Contains(l, ": matched '"):
+			if f, n, ok := logFileLine(l); ok {
+				pending = &block{f, n}
+			}
+		case strings.HasPrefix(l, "debug2: match found"):
+			if pending != nil {
+				out = append(out, *pending)
+			}
+			pending = nil
+		case strings.HasPrefix(l, "debug2: match not found"):
+			pending = nil
+		}
+	}
+	return out
+}
+
+// logFileLine reads the FILE and LINE of "debugN: FILE line LINE: ...".
+func logFileLine(l string) (string, int, bool) {
+	_, rest, ok := strings.Cut(l, ": ")
+	i := strings.Index(rest, " line ")
+	if !ok || i < 0 {
+		return "", 0, false
+	}
+	num, _, _ := strings.Cut(rest[i+len(" line "):], ":")
+	n, err := strconv.Atoi(num)
+	return rest[:i], n, err == nil
 }
 
 // tokens are the values of ssh_config's % tokens for one connection
@@ -405,6 +461,8 @@ func (t tokens) expand(s string) (string, error) {
 // splitJump parses [user@]host[:port], the host of an IPv6 address in
 // brackets ([2001:db8::1]:22).
 func splitJump(s string) (user, host string, port int) {
+	// ssh -J also takes ssh://[user@]host[:port] (ssh(1)).
+	s = strings.TrimSuffix(strings.TrimPrefix(s, "ssh://"), "/")
 	if i := strings.LastIndex(s, "@"); i >= 0 {
 		user, s = s[:i], s[i+1:]
 	}

@@ -336,3 +336,31 @@ func TestResolveSSHUnsetVariable(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestResolveSSHNotesNameTheLineThatApplies: a note names the line of the
+// block that applies to the host (as ssh's own log says), not the first
+// line anywhere that sets the option; a tab between key and value is read.
+func TestResolveSSHNotesNameTheLineThatApplies(t *testing.T) {
+	_, err := exec.LookPath("ssh")
+	testsshd.Require(t, err == nil, "OpenSSH's ssh is not installed (apt-get install openssh-client)")
+	file := filepath.Join(t.TempDir(), "ssh_config")
+	conf := "Host other\n  LocalForward 5000 127.0.0.1:5432\n  Ciphers aes128-ctr\n" +
+		"Host t1\n  HostName 127.0.0.1\n  LocalForward 6000 [127.0.0.1]:5432\n  Ciphers\taes256-ctr\n" +
+		"Match host 127.0.0.1\n  Compression yes\n  ForwardAgent yes\n"
+	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, notes, err := transport.ResolveSSH(context.Background(), transport.SSHTarget{Name: "t1", ConfigFile: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := strings.Join(notes, "\n")
+	for _, want := range []string{file + ":6: localforward", file + ":7: ciphers", file + ":10: forwardagent"} {
+		if !strings.Contains(strings.ToLower(all), strings.ToLower(want)) {
+			t.Errorf("no note %q in:\n%s", want, all)
+		}
+	}
+	if strings.Contains(all, file+":2:") || strings.Contains(all, file+":3:") {
+		t.Errorf("a note names a line of Host other:\n%s", all)
+	}
+}

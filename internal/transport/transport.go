@@ -13,6 +13,7 @@ import (
 	pathpkg "path"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -65,6 +66,12 @@ type Command struct {
 	Stdin []byte
 	// MaxOutput bounds each of stdout and stderr; 0 means DefaultMaxOutput.
 	MaxOutput int
+	// StopAtLimit stops the command (TERM, then KILL, to its process
+	// group) once it prints more than MaxOutput, instead of reading on
+	// until it ends: for a command that only reads (tail -f, yes would
+	// otherwise run until a timeout, or forever). The output comes back
+	// Truncated.
+	StopAtLimit bool
 	// Started, if set, is called with the id of the command's process group
 	// on its host once it runs, so that a journal can find the command again
 	// if this process dies while the command still runs.
@@ -252,6 +259,26 @@ type boundedBuffer struct {
 	buf     []byte
 	max     int
 	dropped bool
+	// over, when set, is told the first time output is dropped.
+	over *overLimit
+}
+
+// overLimit is closed once a command's output went over its limit.
+type overLimit struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+func newOverLimit() *overLimit { return &overLimit{ch: make(chan struct{})} }
+
+func (o *overLimit) close() { o.once.Do(func() { close(o.ch) }) }
+
+// reached is the limit's channel, or nil (never ready) when o is nil.
+func (o *overLimit) reached() <-chan struct{} {
+	if o == nil {
+		return nil
+	}
+	return o.ch
 }
 
 func (b *boundedBuffer) Write(p []byte) (int, error) {
@@ -266,6 +293,9 @@ func (b *boundedBuffer) Write(p []byte) (int, error) {
 			b.buf = append(b.buf, p[:room]...)
 		}
 		b.dropped = true
+		if b.over != nil {
+			b.over.close()
+		}
 		// Only whole lines are kept: a secret cut at the limit would show
 		// its first bytes, which no redactor recognises as the secret.
 		if i := bytes.LastIndexByte(b.buf, '\n'); i >= 0 {
