@@ -75,7 +75,7 @@ func (b *Batch) budget(n int) int {
 // the run stopped.
 func (x *run) batch(ctx context.Context, b *Batch) error {
 	first := x.pb.Steps[b.First-1]
-	hosts, err := x.expandHosts(b.Hosts, b.HostsExpr)
+	hosts, err := x.expandHosts(x.env(first.Frame), b.Hosts, b.HostsExpr)
 	if err != nil {
 		return &StepError{Step: b.Name, Err: err}
 	}
@@ -92,7 +92,7 @@ func (x *run) batch(ctx context.Context, b *Batch) error {
 			stop = err
 			break
 		}
-		x.sink.Emit(&Event{Type: EventBatch, Index: b.First, ID: first.ID, Name: b.Name, Host: strings.Join(group, ","),
+		x.sink.Emit(&Event{Type: EventBatch, Index: b.First, ID: first.Key(), Name: b.Name, Host: strings.Join(group, ","),
 			Message: fmt.Sprintf("batch %d of %d", gi+1, len(groups)), DryRun: x.dryRun})
 		alive := group
 		for si := 0; si < n && len(alive) > 0; si++ {
@@ -107,7 +107,7 @@ func (x *run) batch(ctx context.Context, b *Batch) error {
 				ho := byHost[h]
 				outs[si] = append(outs[si], ho...)
 				x.noteUnapplied(s, ho)
-				if s.ID != "" && !x.unapplied[s.ID] {
+				if s.ID != "" && !x.unapplied[s.Key()] {
 					if own[h] == nil {
 						own[h] = map[string]any{}
 					}
@@ -154,7 +154,7 @@ func (x *run) batch(ctx context.Context, b *Batch) error {
 		s := x.pb.Steps[b.First+si-1]
 		x.record(s, outs[si])
 		if stop == nil && stoppedAt == len(groups) && len(failures(s, outs[si])) == 0 && !x.dryRun {
-			x.sink.Emit(&Event{Type: EventStepDone, Index: b.First + si, ID: s.ID, Name: s.Label(), Status: stepStatus(outs[si])})
+			x.sink.Emit(&Event{Type: EventStepDone, Index: b.First + si, ID: s.Key(), Name: s.Label(), Status: stepStatus(outs[si])})
 		}
 	}
 	switch {
@@ -178,8 +178,9 @@ func (x *run) batch(ctx context.Context, b *Batch) error {
 func (x *run) batchStep(ctx context.Context, index int, s *Step, hosts []string, own map[string]map[string]any) map[string][]hostOutcome {
 	views := make(map[string]map[string]any, len(hosts))
 	for _, h := range hosts {
-		v := make(map[string]any, len(x.steps)+len(own[h]))
-		for k, e := range x.steps {
+		done := x.stepsOf(s.Frame)
+		v := make(map[string]any, len(done)+len(own[h]))
+		for k, e := range done {
 			v[k] = e
 		}
 		for k, e := range own[h] {

@@ -88,8 +88,10 @@ func (x *run) checkGates() error {
 		return nil
 	}
 	var gates []string
-	if x.pb.Confirm != nil && !x.gatePassed(0) {
-		gates = append(gates, playbookGate)
+	if !x.gatePassed(0) {
+		for _, g := range x.topGates() {
+			gates = append(gates, g.where)
+		}
 	}
 	for i, s := range x.pb.Steps {
 		if s.Confirm == nil || x.gatePassed(i+1) || x.resume != nil && x.stepDone(i+1, s) {
@@ -236,14 +238,69 @@ func (x *run) confirmStep(ctx context.Context, t *target, g *Gate, plan *steps.P
 	return time.Since(start), err
 }
 
-// confirmRun asks the playbook's gate: after the guards, before the first
-// step.
-func (x *run) confirmRun(ctx context.Context) error {
-	err := x.confirm(ctx, x.pb.Confirm, x.base, &Gate{Step: x.pb.Name})
-	if _, ok := err.(*ConfirmError); ok {
-		return fmt.Errorf("%s: %w", playbookGate, err)
+// topGate is the playbook's gate, or an included playbook's: asked after
+// every guard of the tree, before the first step.
+type topGate struct {
+	c     *Confirm
+	fr    *Frame
+	name  string
+	where string
+}
+
+// topGates are the playbook's gate and its included playbooks', in order.
+func (x *run) topGates() []topGate {
+	var out []topGate
+	if x.pb.Confirm != nil {
+		out = append(out, topGate{x.pb.Confirm, nil, x.pb.Name, playbookGate})
 	}
-	return err
+	for _, fr := range x.pb.Frames {
+		if c := fr.Playbook.Confirm; c != nil {
+			out = append(out, topGate{c, fr, fr.Playbook.Name, playbookGate + " (of " + fr.Path() + ": " + fr.Playbook.Name + ")"})
+		}
+	}
+	return out
+}
+
+// confirmRun asks the playbook's gate, and those of the playbooks it
+// includes, in order: after the guards, before the first step. They pass
+// together (gate 0): a resume after any step asks none again.
+func (x *run) confirmRun(ctx context.Context) error {
+	gates := x.topGates()
+	if len(gates) <= 1 {
+		g := topGate{name: x.pb.Name}
+		if len(gates) == 1 {
+			g = gates[0]
+		}
+		err := x.confirm(ctx, g.c, x.env(g.fr), &Gate{Step: g.name})
+		if _, ok := err.(*ConfirmError); ok && g.c != nil {
+			return fmt.Errorf("%s: %w", g.where, err)
+		}
+		return err
+	}
+	x.gateMu.Lock()
+	passed := x.gatePassed(0)
+	x.gateMu.Unlock()
+	if passed {
+		return nil
+	}
+	for _, g := range gates {
+		var err error
+		if x.dryRun {
+			x.showGate(g.c, x.env(g.fr), &Gate{Step: g.name})
+		} else {
+			err = x.ask(ctx, g.c, x.env(g.fr), &Gate{Step: g.name})
+		}
+		if _, ok := err.(*ConfirmError); ok {
+			return fmt.Errorf("%s: %w", g.where, err)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	x.gateMu.Lock()
+	x.passed[0] = true
+	x.gateMu.Unlock()
+	return nil
 }
 
 // clip shortens s to at most n bytes, on a rune boundary.

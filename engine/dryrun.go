@@ -75,7 +75,7 @@ func (x *run) unknownAssert(t *target, o hostOutcome) (hostOutcome, bool) {
 func (x *run) noteUnapplied(s *Step, outs []hostOutcome) {
 	for _, o := range outs {
 		if o.status == StatusWould || o.status == StatusUnknown {
-			x.unapplied[s.ID] = true
+			x.unapplied[s.Key()] = true
 		}
 	}
 }

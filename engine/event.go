@@ -96,6 +96,13 @@ type Event struct {
 	Answer   string `json:"answer,omitempty"`
 	Yes      bool   `json:"yes,omitempty"`
 	Operator string `json:"operator,omitempty"`
+	// Report, on run-start, says the playbook has an outcome text: the
+	// step lines are details. Output, Value and ExitCode are its outcome
+	// (run-end).
+	Report   bool         `json:"report,omitempty"`
+	Output   string       `json:"output,omitempty"`
+	Value    steps.Result `json:"value,omitempty"`
+	ExitCode *int         `json:"exit_code,omitempty"`
 	// Durable asks a journal to have the event, and every event before it,
 	// on disk before the run goes on: the run's end. Before a step changes
 	// anything, the runner waits for its mark instead (see Marker).
@@ -153,6 +160,8 @@ func (s *redactingSink) Emit(e *Event) {
 	e.Word = red.String(e.Word)
 	e.Answer = red.String(e.Answer)
 	e.Result = steps.RedactResult(red, e.Result)
+	e.Output = red.String(e.Output)
+	e.Value = steps.RedactResult(red, e.Value)
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}

@@ -40,6 +40,9 @@ type Fact struct {
 	// Print is shown with the fact's line, and journaled.
 	Print   *tmpl.Template
 	Tainted []*tmpl.Template
+	// Frame is the included playbook the fact belongs to; nil for the
+	// playbook's own.
+	Frame *Frame
 }
 
 var factFields = []steps.Field{
@@ -150,8 +153,6 @@ func (l *Loader) decodeFact(d *steps.Decoder, k, n *yaml.Node) (*Fact, types.Typ
 // (a *GuardError: nothing has changed). Their values go to the guards and
 // steps as facts.NAME[HOST] and host.facts.NAME.
 func (x *run) observeFacts(ctx context.Context) error {
-	all := map[string]any{}
-	x.base["facts"] = all
 	if len(x.pb.Facts) == 0 {
 		return nil
 	}
@@ -167,9 +168,9 @@ func (x *run) observeFacts(ctx context.Context) error {
 	for _, f := range x.pb.Facts {
 		hosts, err := x.factHosts(f)
 		if err != nil {
-			return fmt.Errorf("%s:%s: fact %s: hosts: %w", x.pb.File, f.Pos, f.Name, err)
+			return fmt.Errorf("%s:%s: fact %s: hosts: %w", x.fileOf(f.Frame), f.Pos, f.Name, err)
 		}
-		all[f.Name] = map[string]any{}
+		x.env(f.Frame)["facts"].(map[string]any)[f.Name] = map[string]any{}
 		for _, h := range hosts {
 			jobs = append(jobs, &job{f: f, host: h})
 		}
@@ -186,7 +187,7 @@ func (x *run) observeFacts(ctx context.Context) error {
 			if !j.ok {
 				st = StatusFailed
 			}
-			x.sink.Emit(&Event{Type: EventGuard, Index: i + 1, Name: "fact " + j.f.Name, Host: j.host, Status: st, Duration: time.Since(start), Message: j.msg, Print: printed})
+			x.sink.Emit(&Event{Type: EventGuard, Index: i + 1, Name: "fact " + j.f.Label(), Host: j.host, Status: st, Duration: time.Since(start), Message: j.msg, Print: printed})
 		}()
 	}
 	wg.Wait()
@@ -195,9 +196,9 @@ func (x *run) observeFacts(ctx context.Context) error {
 	}
 	var failed []string
 	for _, j := range jobs {
-		all[j.f.Name].(map[string]any)[j.host] = j.value
+		x.env(j.f.Frame)["facts"].(map[string]any)[j.f.Name].(map[string]any)[j.host] = j.value
 		if !j.ok {
-			failed = append(failed, fmt.Sprintf("%q on %s: %s", "fact "+j.f.Name, j.host, j.msg))
+			failed = append(failed, fmt.Sprintf("%q on %s: %s", "fact "+j.f.Label(), j.host, j.msg))
 		}
 	}
 	if len(failed) > 0 {
@@ -208,7 +209,7 @@ func (x *run) observeFacts(ctx context.Context) error {
 
 // factHosts resolves a fact's hosts; empty names are left out.
 func (x *run) factHosts(f *Fact) ([]string, error) {
-	refs, err := x.hostRefs(f.Hosts, f.HostsExpr)
+	refs, err := x.hostRefs(x.env(f.Frame), f.Hosts, f.HostsExpr)
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +236,7 @@ func (x *run) factHosts(f *Fact) ([]string, error) {
 // fact observes one fact on one host: its value, whether its assert holds,
 // what a refusal says and what it prints.
 func (x *run) fact(ctx context.Context, f *Fact, host string) (value any, ok bool, msg, printed string) {
-	ex, err := x.exec(host, f.Become)
+	ex, err := x.exec(f.Frame, host, f.Become)
 	if err != nil {
 		return nil, false, err.Error(), ""
 	}
@@ -286,9 +287,10 @@ func (x *run) fact(ctx context.Context, f *Fact, host string) (value any, ok boo
 	return value, false, x.redactor().String(msg), printed
 }
 
-// hostFacts are the facts' values on one host: host.facts in expressions.
-func (x *run) hostFacts(host string) map[string]any {
-	all, _ := x.base["facts"].(map[string]any)
+// hostFacts are the facts' values on one host: host.facts in the
+// expressions of frame fr.
+func (x *run) hostFacts(fr *Frame, host string) map[string]any {
+	all, _ := x.env(fr)["facts"].(map[string]any)
 	out := make(map[string]any, len(all))
 	for name := range all {
 		if byHost, ok := all[name].(map[string]any); ok {

@@ -65,12 +65,12 @@ func (x *run) guards(ctx context.Context) error {
 				st = StatusFailed
 				tolerated := c.g.Tolerate.Failed || c.g.Tolerate.Unreachable && down
 				if tolerated && c.err == nil && ctx.Err() == nil {
-					x.addTolerated(&StepError{Step: "guard " + c.g.Name, Host: c.host, Err: errors.New(msg)})
+					x.addTolerated(&StepError{Step: "guard " + c.g.Label(), Host: c.host, Err: errors.New(msg)})
 					ok, msg = true, "tolerated: "+msg
 				}
 			}
 			out[ci] = outcome{ok, msg}
-			x.sink.Emit(&Event{Type: EventGuard, Index: c.i + 1, Name: c.g.Name, Host: label, Status: st, Duration: time.Since(start), Message: msg})
+			x.sink.Emit(&Event{Type: EventGuard, Index: c.i + 1, Name: c.g.Label(), Host: label, Status: st, Duration: time.Since(start), Message: msg})
 		}()
 	}
 	wg.Wait()
@@ -79,9 +79,9 @@ func (x *run) guards(ctx context.Context) error {
 		if !o.ok {
 			c := checks[ci]
 			if len(c.g.Hosts) > 0 || c.g.HostsExpr != nil {
-				failed = append(failed, fmt.Sprintf("%q on %s: %s", c.g.Name, c.host, o.msg))
+				failed = append(failed, fmt.Sprintf("%q on %s: %s", c.g.Label(), c.host, o.msg))
 			} else {
-				failed = append(failed, fmt.Sprintf("%q: %s", c.g.Name, o.msg))
+				failed = append(failed, fmt.Sprintf("%q: %s", c.g.Label(), o.msg))
 			}
 		}
 	}
@@ -112,7 +112,7 @@ func guardSource(g *Guard) string {
 // guardHosts resolves the hosts a guard probes.
 func (x *run) guardHosts(g *Guard) ([]string, error) {
 	if len(g.Hosts) > 0 || g.HostsExpr != nil {
-		return x.expandHosts(g.Hosts, g.HostsExpr)
+		return x.expandHosts(x.env(g.Frame), g.Hosts, g.HostsExpr)
 	}
 	h, err := x.guardHost(g)
 	if err != nil {
@@ -126,14 +126,14 @@ func (x *run) guardHost(g *Guard) (string, error) {
 	if g.Host == nil {
 		return Localhost, nil
 	}
-	return g.Host.Render(x.base)
+	return g.Host.Render(x.env(g.Frame))
 }
 
 // guard probes host and asserts on what it observed. It returns whether
 // the guard passed, and otherwise why, redacted, and whether the probe
 // found the host down (result.reachable == false).
 func (x *run) guard(ctx context.Context, g *Guard, host string) (bool, string, bool) {
-	ex, err := x.exec(host, g.Become)
+	ex, err := x.exec(g.Frame, host, g.Become)
 	if err != nil {
 		return false, err.Error(), false
 	}

@@ -41,9 +41,9 @@ func (x *run) step(ctx context.Context, index int, s *Step) error {
 // stopping at the first failure, and returns the outcomes. view, when not
 // nil, is what steps are in the elements' expressions (see target.view).
 func (x *run) forEach(ctx context.Context, index int, s *Step, host string, view map[string]any) []hostOutcome {
-	env := x.base
+	env := x.env(s.Frame)
 	if view != nil {
-		env = withSteps(x.base, view)
+		env = withSteps(env, view)
 	}
 	v, err := s.ForEach.Value(env)
 	if err != nil {
@@ -127,7 +127,7 @@ func (x *run) fanOut(ctx context.Context, hosts []string, limit, maxFailures int
 // hostsOf resolves the hosts a step runs on.
 func (x *run) hostsOf(s *Step) ([]string, error) {
 	if s.Host != nil {
-		h, err := s.Host.Render(x.base)
+		h, err := s.Host.Render(x.env(s.Frame))
 		if err != nil {
 			return nil, err
 		}
@@ -137,19 +137,19 @@ func (x *run) hostsOf(s *Step) ([]string, error) {
 		// A step that names no host but whose body does (a wait-until
 		// probe) runs there as far as the operator is concerned.
 		if l, ok := s.Body.(steps.Located); ok {
-			if h, ok := l.Where(x.base); ok {
+			if h, ok := l.Where(x.env(s.Frame)); ok {
 				return []string{h}, nil
 			}
 		}
 		return []string{Localhost}, nil
 	}
-	return x.expandHosts(s.Hosts, s.HostsExpr)
+	return x.expandHosts(x.env(s.Frame), s.Hosts, s.HostsExpr)
 }
 
 // expandHosts resolves hosts: (a list of hosts and groups, or one
 // expression giving a list) into host names, each once, in order.
-func (x *run) expandHosts(list []*tmpl.Template, expr *tmpl.Template) ([]string, error) {
-	refs, err := x.hostRefs(list, expr)
+func (x *run) expandHosts(env map[string]any, list []*tmpl.Template, expr *tmpl.Template) ([]string, error) {
+	refs, err := x.hostRefs(env, list, expr)
 	if err != nil {
 		return nil, err
 	}
@@ -172,17 +172,17 @@ func (x *run) expandHosts(list []*tmpl.Template, expr *tmpl.Template) ([]string,
 
 // hostRefs renders hosts: (each template, then the expression's list, or
 // its text split at commas) into the names and groups it gives, unexpanded.
-func (x *run) hostRefs(list []*tmpl.Template, expr *tmpl.Template) ([]string, error) {
+func (x *run) hostRefs(env map[string]any, list []*tmpl.Template, expr *tmpl.Template) ([]string, error) {
 	var refs []string
 	for _, t := range list {
-		name, err := t.Render(x.base)
+		name, err := t.Render(env)
 		if err != nil {
 			return nil, err
 		}
 		refs = append(refs, name)
 	}
 	if expr != nil {
-		v, err := expr.Value(x.base)
+		v, err := expr.Value(env)
 		if err != nil {
 			return nil, err
 		}
@@ -213,11 +213,11 @@ func (x *run) checkHosts() error {
 			errs = multierror.Append(errs, err)
 		}
 	}
-	check := func(t *tmpl.Template, group bool) {
+	check := func(fr *Frame, t *tmpl.Template, group bool) {
 		if t == nil || len(t.Steps()) > 0 {
 			return
 		}
-		name, err := t.Render(x.base)
+		name, err := t.Render(x.env(fr))
 		if err != nil {
 			add(err)
 			return
@@ -232,9 +232,9 @@ func (x *run) checkHosts() error {
 		}
 	}
 	for _, g := range x.pb.Require {
-		check(g.Host, false)
+		check(g.Frame, g.Host, false)
 		for _, h := range g.Hosts {
-			check(h, true)
+			check(g.Frame, h, true)
 		}
 	}
 	var batch *Batch
@@ -243,23 +243,23 @@ func (x *run) checkHosts() error {
 			batch = b
 			if b.HostsExpr == nil || len(b.HostsExpr.Steps()) == 0 {
 				for _, h := range b.Hosts {
-					check(h, true)
+					check(s.Frame, h, true)
 				}
 				if b.HostsExpr != nil {
-					if _, err := x.expandHosts(nil, b.HostsExpr); err != nil {
+					if _, err := x.expandHosts(x.env(s.Frame), nil, b.HostsExpr); err != nil {
 						add(err)
 					}
 				}
 			}
 		}
-		check(s.Host, false)
+		check(s.Frame, s.Host, false)
 		if s.HostsExpr != nil && len(s.HostsExpr.Steps()) == 0 {
 			if _, err := x.hostsOf(s); err != nil {
 				add(err)
 			}
 		}
 		for _, h := range s.Hosts {
-			check(h, true)
+			check(s.Frame, h, true)
 		}
 	}
 	if errs != nil {
@@ -268,22 +268,23 @@ func (x *run) checkHosts() error {
 	return errs.ErrorOrNil()
 }
 
-// exec builds the Exec a step runs with on a host: the run's environment
-// with host, and the host's connection from the pool.
-func (x *run) exec(host, become string) (*steps.Exec, error) {
+// exec builds the Exec a step of frame fr runs with on a host: the
+// frame's environment with host, and the host's connection from the pool.
+func (x *run) exec(fr *Frame, host, become string) (*steps.Exec, error) {
 	h, err := x.inv.Host(host)
 	if err != nil {
 		return nil, err
 	}
-	env := make(map[string]any, len(x.base)+1)
-	for k, v := range x.base {
+	base := x.env(fr)
+	env := make(map[string]any, len(base)+1)
+	for k, v := range base {
 		env[k] = v
 	}
 	vars := h.Vars
 	if vars == nil {
 		vars = map[string]any{}
 	}
-	env["host"] = map[string]any{"name": h.Name, "address": h.Address, "vars": vars, "facts": x.hostFacts(h.Name)}
+	env["host"] = map[string]any{"name": h.Name, "address": h.Address, "vars": vars, "facts": x.hostFacts(fr, h.Name)}
 	ex := &steps.Exec{
 		Host:    steps.Host{Name: h.Name, Address: h.Address, Vars: vars},
 		Env:     env,
@@ -294,7 +295,7 @@ func (x *run) exec(host, become string) (*steps.Exec, error) {
 		Sightings: x.sightings,
 	}
 	ex.ForHost = func(ctx context.Context, name string) (*steps.Exec, error) {
-		return x.exec(name, become)
+		return x.exec(fr, name, become)
 	}
 	return ex, nil
 }

@@ -2,15 +2,22 @@ package engine
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/runbook-dev/runbook/internal/diag"
+	"github.com/runbook-dev/runbook/internal/tmpl"
 	"github.com/runbook-dev/runbook/playbooks"
 	"github.com/runbook-dev/runbook/steps"
 )
@@ -42,6 +49,8 @@ type VarsFile struct {
 // varsFile is a vars file being decoded: its own decoder (its file name and
 // source for positions) over the playbook's scope.
 type varsFile struct {
+	// ref is the path as the playbook lists it.
+	ref string
 	d   *steps.Decoder
 	top steps.Body
 	src []byte
@@ -111,7 +120,7 @@ func (l *Loader) readVarsFiles(d *steps.Decoder, pb *Playbook, n *yaml.Node) []*
 		}
 		top := vd.Check(withoutExtensions(doc.Content[0]), varsFileFields, "the vars file")
 		pb.VarsFiles = append(pb.VarsFiles, &VarsFile{Ref: e.Value, Path: p, Description: vd.Literal(top.Get("description")), Pos: steps.Pos(e)})
-		out = append(out, &varsFile{d: vd, top: top, src: src})
+		out = append(out, &varsFile{ref: e.Value, d: vd, top: top, src: src})
 	}
 	return out
 }
@@ -141,7 +150,9 @@ func sourceWith(src []byte, vfs []*varsFile) []byte {
 	var b bytes.Buffer
 	b.Write(src)
 	for _, vf := range vfs {
-		fmt.Fprintf(&b, "\n# vars file %s\n", vf.d.Diags.File)
+		// The path as listed: the same whichever directory the playbook
+		// is run (or resumed) from.
+		fmt.Fprintf(&b, "\n# vars file %s\n", vf.ref)
 		b.Write(vf.src)
 	}
 	return b.Bytes()
@@ -159,4 +170,313 @@ func checkDuplicate(d *steps.Decoder, k *yaml.Node, what string, seen map[string
 	}
 	seen[k.Value] = fmt.Sprintf("%s:%d:%d", d.Diags.File, k.Line, k.Column)
 	return true
+}
+
+// includeFields are the keys of a step that runs another playbook.
+var includeFields = []steps.Field{
+	{Name: "id", Kind: steps.Literal, Required: true, Doc: "names the included playbook's run: its steps are journaled and shown as ID/STEP", Example: "standby"},
+	{Name: "name", Kind: steps.Literal, Doc: "what the included playbook does here, shown in the plan", Example: "Make the node a warm standby"},
+	{Name: "playbook", Kind: steps.Literal, Required: true, Doc: "the playbook to run: a bundled name (pg-ha/configure-standby), or a file ending in .yaml or .yml, relative to this playbook; its guards and facts are checked with this playbook's, before anything changes, and its lock is taken once", Example: "pg-ha/configure-standby"},
+	{Name: "params", Kind: steps.Object, Doc: "the included playbook's params, each a value or ${{ }} of this playbook's params, vars and secrets (computed when the run starts: not steps' results nor facts); checked against its declarations (names, types, required, enum)"},
+}
+
+// IncludeFields returns the keys of a step that runs another playbook, for
+// the schema.
+func IncludeFields() []steps.Field { return includeFields }
+
+// Frame is one inclusion of a playbook in another: a step with playbook:,
+// replaced by the included playbook's steps. The steps, guards and facts of
+// a frame see its own params, vars, facts and steps (the includer's are
+// not theirs), and the run's secrets.
+type Frame struct {
+	// ID is the including step's id; Path (ID after the parents' paths)
+	// names the frame in the journal and in messages.
+	ID string
+	// Ref is the playbook as the including step names it.
+	Ref string
+	// Playbook is the included playbook as it loaded alone (its own steps
+	// are the frame's in the including playbook's Steps).
+	Playbook *Playbook
+	// Params are the values the includer gives, in the includer's scope.
+	Params map[string]*tmpl.Template
+	// Parent is the frame that includes this one; nil for the top
+	// playbook.
+	Parent *Frame
+	// File and Pos are where the including step is.
+	File string
+	Pos  diag.Pos
+}
+
+// Path returns the frame's ID after its parents': "outer/inner".
+func (f *Frame) Path() string {
+	if f.Parent == nil {
+		return f.ID
+	}
+	return f.Parent.Path() + "/" + f.ID
+}
+
+// isInclude says whether a step node runs another playbook.
+func isInclude(n *yaml.Node) bool { return valueOf(n, "playbook") != nil }
+
+// inclusion is a frame waiting to be put in place of its step: at is the
+// number of the includer's own steps before it.
+type inclusion struct {
+	at    int
+	frame *Frame
+}
+
+// includeRef returns where a playbook: reference is: a file relative to
+// the including playbook when it ends in .yaml or .yml, a bundled playbook
+// otherwise.
+func includeRef(from, ref string) string {
+	if strings.HasSuffix(ref, ".yaml") || strings.HasSuffix(ref, ".yml") {
+		return resolveRef(from, ref)
+	}
+	return BundledPrefix + ref + ".yaml"
+}
+
+// decodeInclude decodes a step that runs another playbook, loads that
+// playbook (stack holds the files being loaded, to find cycles) and checks
+// the params given against its declarations. Problems inside the included
+// file are reported there; it returns nil when there is one.
+func (l *Loader) decodeInclude(d *steps.Decoder, from string, n *yaml.Node, stack []string) *Frame {
+	where := "the include step"
+	if id := valueOf(n, "id"); id != nil {
+		where = fmt.Sprintf("step %q", id.Value)
+	}
+	f := d.Check(n, includeFields, where)
+	id, refNode := f.Get("id"), f.Get("playbook")
+	if id == nil || refNode == nil {
+		return nil
+	}
+	if !checkIdent(d, id, "step") {
+		return nil
+	}
+	delete(d.Scope.Later, id.Value)
+	ref := refNode.Value
+	if strings.Contains(ref, "${{") {
+		d.Errorf(refNode, diag.RuleInvalidValue, "playbook: %q: the included playbook is read when this one loads, before any value is known: write it without ${{ }}", ref)
+		return nil
+	}
+	p := includeRef(from, ref)
+	if i := slices.Index(stack, p); i >= 0 {
+		chain := append(slices.Clone(stack[i:]), p)
+		d.Errorf(refNode, diag.RuleInvalidValue, "playbook: %s includes itself (%s): a playbook cannot run itself, directly or through another; remove one of these includes", ref, strings.Join(chain, " → "))
+		return nil
+	}
+	src, err := l.readFile(p)
+	if err != nil {
+		d.Errorf(refNode, diag.RuleInvalidValue, "playbook: cannot read %s (%s): %v; a name ending in .yaml or .yml is a file relative to this playbook, any other a bundled playbook (runbook list)", ref, p, errors.Unwrap(err))
+		return nil
+	}
+	given, taint := includeValues(d, ref, f.Get("params"))
+	child, cds, _ := l.loadStack(p, src, append(slices.Clone(stack), p), taint)
+	d.Diags.Items = append(d.Diags.Items, cds...)
+	if child == nil || diag.HasErrors(cds) {
+		return nil
+	}
+	fr := &Frame{ID: id.Value, Ref: ref, Playbook: child, Params: map[string]*tmpl.Template{}, File: from, Pos: steps.Pos(n)}
+	l.includeParams(d, fr, f.Get("params"), refNode, given)
+	return fr
+}
+
+// includeValues decodes the values an include step gives its playbook's
+// params, in the includer's scope, by name (nil for one refused), and says
+// which may hold a secret: the included playbook is checked knowing it
+// (such a value never on a command line, in a host name, ...).
+func includeValues(d *steps.Decoder, ref string, n *yaml.Node) (map[string]*tmpl.Template, map[string]*tmpl.Taint) {
+	given := map[string]*tmpl.Template{}
+	taint := map[string]*tmpl.Taint{}
+	if n == nil {
+		return given, taint
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		given[k.Value] = nil
+		if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
+			d.Errorf(v, diag.RuleTypeMismatch, "param %s of %s is one value or ${{ }}, not %s", k.Value, ref, v.ShortTag())
+			continue
+		}
+		// Computed before the facts are observed: they cannot read
+		// them (nor steps, below).
+		facts := d.Scope.Facts
+		d.Scope.Facts = nil
+		t := d.Template(v)
+		d.Scope.Facts = facts
+		if t == nil {
+			continue
+		}
+		if len(t.Steps()) > 0 {
+			d.Errorf(v, diag.RuleInvalidValue, "param %s of %s reads steps.%s: an included playbook's params are computed when the run starts, before any step; give params, vars or secrets", k.Value, ref, t.Steps()[0])
+			continue
+		}
+		given[k.Value] = t
+		if tt, _ := t.Taint(); tt != nil {
+			taint[k.Value] = tt.Through("params." + k.Value)
+		}
+	}
+	return given, taint
+}
+
+// includeParams checks the params an include step gives (given, by name,
+// nil for a value refused already) against the included playbook's
+// declarations: known names, values of the declared type and in the
+// declared enum, every required param given.
+func (l *Loader) includeParams(d *steps.Decoder, fr *Frame, n, refNode *yaml.Node, given map[string]*tmpl.Template) {
+	decl := map[string]*Param{}
+	var names []string
+	for _, p := range fr.Playbook.Params {
+		decl[p.Name] = p
+		names = append(names, p.Name)
+	}
+	if n != nil {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p, ok := decl[k.Value]
+			if !ok {
+				d.Errorf(k, diag.RuleUnknownKey, "%s declares no param %q%s; its params are: %s", fr.Ref, k.Value, diag.DidYouMean(k.Value, names), strings.Join(names, ", "))
+				continue
+			}
+			if t := given[k.Value]; t != nil {
+				checkParamValue(d, fr.Ref, p, v, t)
+				fr.Params[p.Name] = t
+			}
+		}
+	}
+	var missing []string
+	for _, p := range fr.Playbook.Params {
+		if _, ok := given[p.Name]; !ok && p.Required {
+			missing = append(missing, p.Name)
+		}
+	}
+	if len(missing) > 0 {
+		at := refNode
+		if n != nil {
+			at = n
+		}
+		d.Errorf(at, diag.RuleMissingField, "%s requires param(s) %s: add them under params:", fr.Ref, strings.Join(missing, ", "))
+	}
+}
+
+// checkParamValue checks a value given to a declared param: a literal as
+// -p would be read, an expression by its type where validation knows it.
+func checkParamValue(d *steps.Decoder, ref string, p *Param, v *yaml.Node, t *tmpl.Template) {
+	if t.IsLiteral() {
+		if _, err := p.Parse(v.Value); err != nil {
+			d.Errorf(v, diag.RuleTypeMismatch, "param %s of %s (%s): %v", p.Name, ref, p.Type, err)
+		}
+		return
+	}
+	typ := t.Type()
+	if typ == nil || typ.Kind() == reflect.Interface {
+		return
+	}
+	ok := true
+	switch p.Type {
+	case TypeInt:
+		ok = typ.Kind() >= reflect.Int && typ.Kind() <= reflect.Uint64 || typ.Kind() == reflect.String
+	case TypeBool:
+		ok = typ.Kind() == reflect.Bool || typ.Kind() == reflect.String
+	case TypeDuration:
+		ok = typ == reflect.TypeOf(time.Duration(0)) || typ.Kind() == reflect.String
+	case TypeList:
+		ok = typ.Kind() == reflect.Slice || typ.Kind() == reflect.String
+	default:
+		ok = typ.Kind() == reflect.String
+	}
+	if !ok {
+		d.Errorf(v, diag.RuleExprType, "param %s of %s is a %s, and %s is %s here", p.Name, ref, p.Type, strings.TrimSpace(v.Value), typ)
+	}
+}
+
+// graft puts each included playbook's steps in place of the step that
+// includes it, and its guards and facts after the includer's: the run
+// sees one playbook, every step of the tree in order. Its source and hash
+// cover every file of the tree (a resume refuses when one changed).
+func graft(pb *Playbook, incs []inclusion) {
+	if len(incs) == 0 {
+		return
+	}
+	var out []*Step
+	next := 0
+	var src bytes.Buffer
+	src.Write(pb.Source)
+	declared := map[string]bool{}
+	for _, s := range pb.Secrets {
+		declared[s.Name] = true
+	}
+	for _, in := range incs {
+		out = append(out, pb.Steps[next:in.at]...)
+		next = in.at
+		fr := in.frame
+		child := fr.Playbook
+		for _, s := range child.Steps {
+			if s.Frame == nil {
+				s.Frame = fr
+			}
+			out = append(out, s)
+		}
+		for _, f := range child.Frames {
+			if f.Parent == nil {
+				f.Parent = fr
+			}
+		}
+		pb.Frames = append(append(pb.Frames, fr), child.Frames...)
+		for _, g := range child.Require {
+			if g.Frame == nil {
+				g.Frame = fr
+			}
+		}
+		pb.Require = append(pb.Require, child.Require...)
+		for _, f := range child.Facts {
+			if f.Frame == nil {
+				f.Frame = fr
+			}
+		}
+		pb.Facts = append(pb.Facts, child.Facts...)
+		// A secret is the run's: the same name is the same value in every
+		// playbook of the tree.
+		for _, s := range child.Secrets {
+			if !declared[s.Name] {
+				declared[s.Name] = true
+				pb.Secrets = append(pb.Secrets, s)
+			}
+		}
+		fmt.Fprintf(&src, "\n# included playbook %s (%s)\n", fr.Path(), fr.Ref)
+		src.Write(child.Source)
+	}
+	out = append(out, pb.Steps[next:]...)
+	// A batch's First and Last are indices in the whole tree now.
+	seen := map[*Batch]bool{}
+	for i, s := range out {
+		if b := s.Batch; b != nil {
+			if !seen[b] {
+				seen[b] = true
+				b.First = i + 1
+			}
+			b.Last = i + 1
+		}
+	}
+	pb.Steps = out
+	pb.Source = src.Bytes()
+	sum := sha256.Sum256(pb.Source)
+	pb.Hash = hex.EncodeToString(sum[:])
+}
+
+// Label returns the name shown for a guard, after its frame's path for a
+// guard of an included playbook ("standby: the primary is reachable").
+func (g *Guard) Label() string {
+	if g.Frame != nil {
+		return g.Frame.Path() + ": " + g.Name
+	}
+	return g.Name
+}
+
+// Label returns the fact's name, after its frame's path for a fact of an
+// included playbook ("standby: pg").
+func (f *Fact) Label() string {
+	if f.Frame != nil {
+		return f.Frame.Path() + ": " + f.Name
+	}
+	return f.Name
 }

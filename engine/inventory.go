@@ -238,7 +238,14 @@ func (inv *Inventory) Expand(name string) ([]string, error) {
 // hosts:) that the inventory does not have.
 func CheckHosts(pb *Playbook, inv *Inventory) []*diag.Diagnostic {
 	ds := &diag.List{File: pb.File}
-	check := func(t *tmpl.Template, pos diag.Pos, group bool) {
+	// A guard's or step's file: an included playbook's is its own.
+	file := func(fr *Frame) string {
+		if fr == nil {
+			return pb.File
+		}
+		return fr.Playbook.File
+	}
+	check := func(fr *Frame, t *tmpl.Template, pos diag.Pos, group bool) {
 		// A template the loader refused (nil) was reported there.
 		if t == nil || !t.IsLiteral() {
 			return
@@ -252,14 +259,15 @@ func CheckHosts(pb *Playbook, inv *Inventory) []*diag.Diagnostic {
 		}
 		if err != nil {
 			ds.Errorf(pos, diag.RuleUndefinedReference, "%v", err)
+			ds.Items[len(ds.Items)-1].File = file(fr)
 		}
 	}
 	for _, g := range pb.Require {
 		if g.Host != nil {
-			check(g.Host, g.Pos, false)
+			check(g.Frame, g.Host, g.Pos, false)
 		}
 		for _, h := range g.Hosts {
-			check(h, g.Pos, true)
+			check(g.Frame, h, g.Pos, true)
 		}
 	}
 	var batch *Batch
@@ -267,14 +275,14 @@ func CheckHosts(pb *Playbook, inv *Inventory) []*diag.Diagnostic {
 		if s.Batch != nil && s.Batch != batch {
 			batch = s.Batch
 			for _, h := range batch.Hosts {
-				check(h, batch.Pos, true)
+				check(s.Frame, h, batch.Pos, true)
 			}
 		}
 		if s.Host != nil {
-			check(s.Host, s.Pos, false)
+			check(s.Frame, s.Host, s.Pos, false)
 		}
 		for _, h := range s.Hosts {
-			check(h, s.Pos, true)
+			check(s.Frame, h, s.Pos, true)
 		}
 	}
 	return ds.Items

@@ -50,6 +50,7 @@ var topFields = []steps.Field{
 	{Name: "require", Kind: steps.ObjectList, Doc: "guards: read-only probes with an assert, all checked before the first step; any failure aborts the run"},
 	{Name: "confirm", Kind: steps.Object, Fields: confirmFields, Doc: "ask the operator to type a word after the guards pass and before the first step (--yes answers it; without a terminal or --yes the run is refused before it starts)"},
 	{Name: "steps", Kind: steps.ObjectList, Required: true, Doc: "the steps, run in order"},
+	{Name: "outcome", Kind: steps.Object, Fields: outcomeFields, Doc: "what the run reports when it ends, whether its steps went through or not (result.ok, result.error): a text printed on standard output (the step lines go to standard error), a value for --output json, and the exit status (a status view, a monitoring check)"},
 }
 
 var paramFields = []steps.Field{
@@ -175,6 +176,13 @@ const (
 // even when there are errors, with every finding, and the checks that
 // could not run because of earlier errors (said, not silently left out).
 func (l *Loader) load(file string, src []byte) (*Playbook, []*diag.Diagnostic, []string) {
+	return l.loadStack(file, src, []string{file}, nil)
+}
+
+// loadStack is load of a playbook that stack (the files being loaded, the
+// playbook's last) includes in turn; paramTaint says which of its params
+// the includer gives a value that may hold a secret.
+func (l *Loader) loadStack(file string, src []byte, stack []string, paramTaint map[string]*tmpl.Taint) (*Playbook, []*diag.Diagnostic, []string) {
 	ds := &diag.List{File: file}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
@@ -207,7 +215,7 @@ func (l *Loader) load(file string, src []byte) (*Playbook, []*diag.Diagnostic, [
 	pb := &Playbook{File: file, Hash: hex.EncodeToString(sum[:]), Source: src}
 	d := &steps.Decoder{
 		Diags:  ds,
-		Scope:  &tmpl.Scope{Params: types.Map{}, Secrets: types.Map{}, Vars: types.Map{}, Steps: types.Map{}, Later: map[string]bool{}, Used: map[string]bool{}, Tainted: map[string]*tmpl.Taint{}},
+		Scope:  &tmpl.Scope{Params: types.Map{}, Secrets: types.Map{}, Vars: types.Map{}, Steps: types.Map{}, Later: map[string]bool{}, Used: map[string]bool{}, Tainted: map[string]*tmpl.Taint{}, ParamTaint: paramTaint},
 		Source: src,
 	}
 	d.DecodeProbe = l.decodeProbe
@@ -294,7 +302,17 @@ func (l *Loader) load(file string, src []byte) (*Playbook, []*diag.Diagnostic, [
 	}
 	var batch *Batch
 	var batchNode *yaml.Node
+	var incs []inclusion
 	for i, sn := range stepNodes {
+		if sn.Kind == yaml.MappingNode && isInclude(sn) {
+			if batches[sn] != nil {
+				d.Errorf(sn, diag.RuleInvalidValue, "a batch cannot run another playbook: include it outside the batch")
+			} else if fr := l.decodeInclude(d, file, sn, stack); fr != nil {
+				incs = append(incs, inclusion{at: len(pb.Steps), frame: fr})
+			}
+			stepNodes[i] = nil
+			continue
+		}
 		if bn := batches[sn]; bn != batchNode {
 			batchNode, batch = bn, nil
 			if bn != nil {
@@ -327,6 +345,10 @@ func (l *Loader) load(file string, src []byte) (*Playbook, []*diag.Diagnostic, [
 		// the size of its text) as it goes, rather than at the end.
 		stepNodes[i] = nil
 	}
+	if n := top.Get("outcome"); n != nil {
+		// After the steps: it reads their results.
+		pb.Outcome = decodeOutcome(d, n)
+	}
 	var skipped []string
 	if !diag.HasErrors(ds.Items) {
 		lint(pb, d.Scope.Used, ds)
@@ -347,6 +369,7 @@ func (l *Loader) load(file string, src []byte) (*Playbook, []*diag.Diagnostic, [
 	}
 	suppress(ds, src)
 	l.finishVarsFiles(ds, vfs)
+	graft(pb, incs)
 	diag.Sort(ds.Items)
 	return pb, ds.Items, skipped
 }

@@ -31,6 +31,14 @@ type Playbook struct {
 	// Confirm is asked after the guards pass and before the first step.
 	Confirm *Confirm
 	Steps   []*Step
+	// Outcome, when set, is what the run reports when it ends: a text, a
+	// value and the exit status (a status view, a monitoring check).
+	Outcome *RunOutcome
+	// Frames are the playbooks the playbook includes (a step with
+	// playbook:), and theirs, parents before their children: their steps,
+	// guards and facts are in Steps, Require and Facts, each with its
+	// Frame.
+	Frames []*Frame
 	// Hash is the SHA-256 of the source, to tell whether a playbook changed.
 	Hash string
 	// Source is the playbook's text: a secret that occurs in it cannot be
@@ -112,6 +120,9 @@ type Guard struct {
 	// Tainted are the probe's templates whose values may hold a secret:
 	// the run masks what they give.
 	Tainted []*tmpl.Template
+	// Frame is the included playbook the guard belongs to; nil for the
+	// playbook's own.
+	Frame *Frame
 }
 
 // Confirm is a confirmation gate: before an irreversible change the
@@ -172,6 +183,9 @@ type Step struct {
 	FailedWhen *tmpl.Expr
 	// Batch is the batch the step belongs to, nil for a step of its own.
 	Batch *Batch
+	// Frame is the included playbook the step belongs to; nil for the
+	// playbook's own.
+	Frame *Frame
 }
 
 // Tolerance is which failures of a step or a guard on a host the run
@@ -224,13 +238,28 @@ func (s *Step) single() bool {
 	return s.Batch == nil && len(s.Hosts) == 0 && s.HostsExpr == nil && s.ForEach == nil
 }
 
-// Label returns the name shown for a step.
+// Label returns the name shown for a step; a step of an included
+// playbook is prefixed with its frame's path ("standby: Take a base
+// backup").
 func (s *Step) Label() string {
-	if s.Name != "" {
-		return s.Name
+	l := s.Type.Describe().Name
+	switch {
+	case s.Name != "":
+		l = s.Name
+	case s.ID != "":
+		l = s.ID
 	}
-	if s.ID != "" {
+	if s.Frame != nil {
+		return s.Frame.Path() + ": " + l
+	}
+	return l
+}
+
+// Key returns the step's id as the journal records it: its id, after its
+// frame's path for a step of an included playbook ("standby/basebackup").
+func (s *Step) Key() string {
+	if s.Frame == nil {
 		return s.ID
 	}
-	return s.Type.Describe().Name
+	return s.Frame.Path() + "/" + s.ID
 }

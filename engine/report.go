@@ -37,7 +37,7 @@ func (x *run) finish(index int, s *Step, outs []hostOutcome) error {
 	if errs == nil {
 		if !x.dryRun && !s.single() {
 			// For a step of one host and no for_each, its outcome says it.
-			x.sink.Emit(&Event{Type: EventStepDone, Index: index, ID: s.ID, Name: s.Label(), Status: stepStatus(outs)})
+			x.sink.Emit(&Event{Type: EventStepDone, Index: index, ID: s.Key(), Name: s.Label(), Status: stepStatus(outs)})
 		}
 		return nil
 	}
@@ -108,7 +108,7 @@ func stepEntry(outs []hostOutcome) map[string]any {
 // record keeps a step's outcomes for later expressions (steps.ID).
 func (x *run) record(s *Step, outs []hostOutcome) {
 	x.noteUnapplied(s, outs)
-	if s.ID != "" && !x.unapplied[s.ID] {
-		x.steps[s.ID] = stepEntry(outs)
+	if s.ID != "" && !x.unapplied[s.Key()] {
+		x.stepsOf(s.Frame)[s.ID] = stepEntry(outs)
 	}
 }

@@ -205,8 +205,8 @@ func (x *run) checkResume() error {
 		if k.Index < 1 || k.Index > len(x.pb.Steps) {
 			return fmt.Errorf("the run recorded step %d, and the playbook has %d steps now", k.Index, len(x.pb.Steps))
 		}
-		if s := x.pb.Steps[k.Index-1]; o.ID != s.ID {
-			return fmt.Errorf("the run recorded step %d with id %q, and it has id %q now: the steps moved", k.Index, o.ID, s.ID)
+		if s := x.pb.Steps[k.Index-1]; o.ID != s.Key() {
+			return fmt.Errorf("the run recorded step %d with id %q, and it has id %q now: the steps moved", k.Index, o.ID, s.Key())
 		}
 	}
 	if rs.RetryInDoubt || rs.SkipInDoubt {

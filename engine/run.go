@@ -110,9 +110,9 @@ type run struct {
 	pool  *pool
 	// sightings are the hosts its probes found down (steps.DownReuse).
 	sightings *steps.Sightings
-	// base is the expressions' environment every host starts from.
-	base  map[string]any
-	steps map[string]any
+	// frames are the environments every host starts from, by frame: nil
+	// for the top playbook, one for each playbook it includes.
+	frames map[*Frame]*frameEnv
 	// unapplied holds the ids of steps a dry run did not apply.
 	unapplied map[string]bool
 	// gateMu serialises confirmation gates; passed are the steps whose
@@ -136,9 +136,17 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 	// Connections are closed even when ctx was cancelled.
 	defer x.pool.closeAll()
 	start := time.Now()
-	x.sink.Emit(&Event{Type: EventRunStart, Playbook: pb.Name, DryRun: x.dryRun})
+	x.sink.Emit(&Event{Type: EventRunStart, Playbook: pb.Name, DryRun: x.dryRun, Report: pb.Outcome != nil && pb.Outcome.Text != nil && !x.dryRun})
 	defer func() {
 		st, msg := StatusOK, "done"
+		end := &Event{Type: EventRunEnd, Playbook: pb.Name, Duration: time.Since(start), DryRun: x.dryRun, Durable: true}
+		text, value, code, reported, oerr := x.outcomeOf(err)
+		if reported {
+			end.Output, end.Value, end.ExitCode = text, value, code
+		}
+		if oerr != nil && err == nil {
+			err = oerr
+		}
 		if err != nil {
 			st, msg = x.failStatus(err), x.redactor().String(err.Error())
 			if st == StatusUnknown {
@@ -150,7 +158,8 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 			}
 			err = x.redactor().Error(err)
 		}
-		x.sink.Emit(&Event{Type: EventRunEnd, Playbook: pb.Name, Status: st, Duration: time.Since(start), Message: msg, DryRun: x.dryRun, Durable: true})
+		end.Status, end.Message = st, msg
+		x.sink.Emit(end)
 	}()
 	if err := x.prepare(in); err != nil {
 		return err
@@ -165,12 +174,10 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 		x.marks = newMarks(m, len(pb.Steps))
 		x.marks.start()
 	}
-	if pb.Lock != nil && r.Lock != nil && !x.dryRun {
-		name, err := pb.Lock.Render(x.base)
-		if err != nil {
-			return fmt.Errorf("lock: %w", err)
-		}
-		release, err := r.Lock(ctx, name)
+	if r.Lock != nil && !x.dryRun {
+		// Each lock of the tree once: an included playbook's lock that
+		// its includer holds already is not waited for.
+		release, err := x.takeLocks(ctx, r.Lock)
 		if err != nil {
 			return err
 		}
@@ -210,7 +217,7 @@ func (r *Runner) newRun(pb *Playbook, in Inputs) *run {
 		confirmer: r.Confirm,
 		pool:      &pool{inv: r.Inventory, connect: r.Connect, conns: map[string]*poolEntry{}},
 		sightings: steps.NewSightings(),
-		steps:     map[string]any{},
+		frames:    map[*Frame]*frameEnv{},
 		unapplied: map[string]bool{},
 		passed:    map[int]bool{},
 		answered:  map[gateKey]error{},
@@ -249,9 +256,10 @@ func (x *run) runSteps(ctx context.Context) error {
 	return plan.err()
 }
 
-// prepare builds the environment every host starts from: params,
+// prepare builds the environments every host starts from: params,
 // secrets, vars (computed here, in order), the steps' results so far and
-// the inventory.
+// the inventory; for the top playbook, then for each playbook it includes
+// (see prepareFrames).
 func (x *run) prepare(in Inputs) error {
 	params := make(map[string]any, len(x.pb.Params))
 	for k, v := range in.Params {
@@ -261,26 +269,11 @@ func (x *run) prepare(in Inputs) error {
 	for k, v := range in.Secrets {
 		secrets[k] = v
 	}
-	x.base = map[string]any{"params": params, "secrets": secrets, "steps": x.steps, "inventory": inventoryEnv(x.inv)}
-	// A host parameter names a host of the inventory: said here, before
-	// a var that reads inventory[params.NAME] fails on what it lacks.
-	for _, p := range x.pb.Params {
-		if v, ok := params[p.Name].(string); ok && p.Type == TypeHost {
-			if _, err := x.inv.Host(v); err != nil {
-				return fmt.Errorf("param %s: %w", p.Name, err)
-			}
-		}
+	x.newFrameEnv(nil, params, secrets)
+	if err := x.prepareVars(nil, x.pb.Params, x.pb.Vars); err != nil {
+		return err
 	}
-	vars := map[string]any{}
-	x.base["vars"] = vars
-	for _, v := range x.pb.Vars {
-		val, err := v.Value.Value(x.base)
-		if err != nil {
-			return fmt.Errorf("%s:%s: var %s: %w", x.pb.File, v.Pos, v.Name, err)
-		}
-		vars[v.Name] = val
-	}
-	return nil
+	return x.prepareFrames(secrets)
 }
 
 // failStatus is the status of a guard, a step or a run that ended with

@@ -45,7 +45,8 @@ func suppress(ds *diag.List, src []byte) {
 	}
 	kept := ds.Items[:0]
 	for _, d := range ds.Items {
-		if !ignored(d.Pos.Line, d.Rule) {
+		// Another file's (an included playbook's) follow its own comments.
+		if d.File != "" && d.File != ds.File || !ignored(d.Pos.Line, d.Rule) {
 			kept = append(kept, d)
 		}
 	}

@@ -60,7 +60,7 @@ func newTarget(index int, s *Step, host string, item *any, itemNo int) *target {
 // have used them.
 func (x *run) resolve(t *target) error {
 	s := t.step
-	ex, err := x.exec(t.key.Host, s.Become)
+	ex, err := x.exec(s.Frame, t.key.Host, s.Become)
 	if err != nil {
 		t.name = x.label(t)
 		return err
@@ -111,7 +111,7 @@ func (x *run) resolve(t *target) error {
 
 // event returns an event of type typ about the target.
 func (t *target) event(typ EventType) *Event {
-	return &Event{Type: typ, Index: t.key.Index, ID: t.step.ID, Name: t.name, Host: t.key.Host, Item: t.key.Item}
+	return &Event{Type: typ, Index: t.key.Index, ID: t.step.Key(), Name: t.name, Host: t.key.Host, Item: t.key.Item}
 }
 
 // gate returns the target's confirmation gate, not yet asked; nil for a
@@ -120,7 +120,7 @@ func (t *target) gate() *Gate {
 	if t.step.Confirm == nil {
 		return nil
 	}
-	return &Gate{Index: t.key.Index, ID: t.step.ID, Step: t.name, Host: t.key.Host, Item: t.key.Item}
+	return &Gate{Index: t.key.Index, ID: t.step.Key(), Step: t.name, Host: t.key.Host, Item: t.key.Item}
 }
 
 // label names a step in events, with the for_each element it runs for,

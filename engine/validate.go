@@ -174,14 +174,31 @@ func validateFiles(files []input, opts ValidateOptions) *Report {
 	close(work)
 	wg.Wait()
 	rep := &Report{Sources: map[string][]string{}, Skipped: map[string][]string{}}
+	// A file that several checked playbooks include (or that is checked
+	// itself as well) has its findings once.
+	seen := map[string]bool{}
 	for i, r := range results {
 		if len(skipped[i]) > 0 {
 			rep.Skipped[files[i].name] = skipped[i]
 		}
-		rep.Diagnostics = append(rep.Diagnostics, r...)
+		for _, d := range r {
+			if k := d.File + "\x00" + d.String(); !seen[k] {
+				seen[k] = true
+				rep.Diagnostics = append(rep.Diagnostics, d)
+			}
+		}
 		rep.Files = append(rep.Files, files[i].name)
 		if len(r) > 0 {
 			rep.Sources[files[i].name] = diag.SplitLines(string(sources[i]))
+		}
+	}
+	// The lines of included files with findings, for the reports that
+	// show them.
+	for _, d := range rep.Diagnostics {
+		if _, ok := rep.Sources[d.File]; !ok {
+			if src, err := opts.Loader.readFile(d.File); err == nil {
+				rep.Sources[d.File] = diag.SplitLines(string(src))
+			}
 		}
 	}
 	diag.Sort(rep.Diagnostics)

@@ -1,6 +1,7 @@
 package playbooks_test
 
 import (
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -10,66 +11,70 @@ import (
 	"github.com/runbook-dev/runbook/playbooks"
 )
 
-// TestStandbyStepsAgree: add-standby makes a node a standby as
-// configure-standby does; the steps that do it (the copy, its room, its
-// swap, the settings, the checks) are written twice and must stay the same.
-func TestStandbyStepsAgree(t *testing.T) {
-	shared := []string{"ident", "state", "leftover", "sizes", "layout", "basebackup", "stop", "swap", "conninfo", "conf", "hba_file", "hba", "restart",
-		"streaming", "warm", "sync", "reload", "is_sync", "verify"}
-	steps := func(name string) (map[string]string, map[string]string) {
-		src, ok := playbooks.Lookup(name)
-		if !ok {
-			t.Fatalf("no bundled playbook %s", name)
-		}
-		var doc struct {
-			Steps   []yaml.Node `yaml:"steps"`
-			Standby yaml.Node   `yaml:"x-standby-settings"`
-			Sync    yaml.Node   `yaml:"x-sync-settings"`
-			Room    yaml.Node   `yaml:"x-capacity-query"`
-			Vars    yaml.Node   `yaml:"vars"`
-			Secrets yaml.Node   `yaml:"secrets"`
-		}
-		if err := yaml.Unmarshal(src, &doc); err != nil {
-			t.Fatal(err)
-		}
-		byID := map[string]string{}
-		for i := range doc.Steps {
-			var s struct {
-				ID string `yaml:"id"`
-			}
-			if err := doc.Steps[i].Decode(&s); err != nil {
-				t.Fatal(err)
-			}
-			b, err := yaml.Marshal(&doc.Steps[i])
-			if err != nil {
-				t.Fatal(err)
-			}
-			byID[s.ID] = string(b)
-		}
-		other := map[string]string{}
-		for name, n := range map[string]*yaml.Node{"x-standby-settings": &doc.Standby, "x-sync-settings": &doc.Sync, "x-capacity-query": &doc.Room, "vars": &doc.Vars, "secrets": &doc.Secrets} {
-			b, err := yaml.Marshal(n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			other[name] = string(b)
-		}
-		return byID, other
+// TestNoCopiedPlaybooks: a procedure is written once and run where it is
+// needed (a step with playbook:, a vars file): no two bundled playbooks
+// share more than ten identical lines longer than 25 characters (a line is
+// compared without its indentation; comments count, blank lines do not).
+//
+// The pairs in copiedToday still share more, written before playbooks could
+// run each other (scripts and queries a step of its own cannot share yet):
+// each may not share more than it does, and is to be brought down to ten.
+func TestNoCopiedPlaybooks(t *testing.T) {
+	const maxShared, minLen = 10, 25
+	copiedToday := map[[2]string]int{
+		{"orchestrator/failover-database", "orchestrator/new-orchestrator"}: 128,
+		{"pg-ha/configure-primary", "pg-ha/configure-standby"}:              59,
+		{"pg-ha/configure-standby", "pg-ha/promote-standby"}:                20,
+		// Written beside the include step (the same session): headers, the
+		// two-nodes guard and the settings of synchronous replication.
+		{"pg-ha/configure-primary", "pg-ha/restore-sync"}: 13,
+		{"pg-ha/configure-standby", "pg-ha/restore-sync"}: 26,
+		{"pg-ha/degrade-sync", "pg-ha/restore-sync"}:      21,
+		// Written in a session parallel to the include step's (before it
+		// was on main): the slot, pg_hba, conninfo and sync steps of
+		// add-standby, the orchestrator's restart of failover-database.
+		// To be brought down by including them.
+		{"orchestrator/failover-database", "pg-ha/switchover"}: 14,
+		{"orchestrator/new-orchestrator", "pg-ha/switchover"}:  12,
+		{"pg-ha/configure-primary", "pg-ha/rejoin"}:            29,
+		{"pg-ha/configure-primary", "pg-ha/switchover"}:        28,
+		{"pg-ha/configure-standby", "pg-ha/rejoin"}:            71,
+		{"pg-ha/configure-standby", "pg-ha/switchover"}:        50,
+		{"pg-ha/degrade-sync", "pg-ha/rejoin"}:                 11,
+		{"pg-ha/promote-standby", "pg-ha/rejoin"}:              18,
+		{"pg-ha/promote-standby", "pg-ha/switchover"}:          25,
+		{"pg-ha/rejoin", "pg-ha/restore-sync"}:                 27,
+		{"pg-ha/rejoin", "pg-ha/switchover"}:                   66,
+		{"pg-ha/restore-sync", "pg-ha/switchover"}:             22,
 	}
-	cs, csOther := steps("pg-ha/configure-standby")
-	as, asOther := steps("pg-ha/add-standby")
-	for _, id := range shared {
-		if cs[id] == "" || as[id] == "" {
-			t.Errorf("step %s: missing (configure-standby %v, add-standby %v)", id, cs[id] != "", as[id] != "")
-			continue
+	lines := map[string]map[string]bool{}
+	for _, name := range playbooks.Names() {
+		src, _ := playbooks.Lookup(name)
+		set := map[string]bool{}
+		for _, l := range strings.Split(string(src), "\n") {
+			if l = strings.TrimSpace(l); len(l) > minLen {
+				set[l] = true
+			}
 		}
-		if cs[id] != as[id] {
-			t.Errorf("step %s differs between configure-standby and add-standby:\n%s\n---\n%s", id, cs[id], as[id])
-		}
+		lines[name] = set
 	}
-	for name, v := range csOther {
-		if asOther[name] != v {
-			t.Errorf("%s differs between configure-standby and add-standby:\n%s\n---\n%s", name, v, asOther[name])
+	names := playbooks.Names()
+	for i, a := range names {
+		for _, b := range names[i+1:] {
+			var shared []string
+			for l := range lines[a] {
+				if lines[b][l] {
+					shared = append(shared, l)
+				}
+			}
+			limit := maxShared
+			if n, ok := copiedToday[[2]string{a, b}]; ok {
+				limit = n
+			}
+			if len(shared) > limit {
+				slices.Sort(shared)
+				t.Errorf("%s and %s share %d lines (at most %d): write them once and include it\n%s", a, b, len(shared), limit, strings.Join(shared, "\n"))
+			}
 		}
 	}
 }
@@ -102,6 +107,9 @@ func TestEffectiveConfigurationAgrees(t *testing.T) {
 	}
 }
 
+// passedOn is a param given to an included playbook as it was given.
+var passedOn = regexp.MustCompile(`^\s+(\w+): \$\{\{ params\.(\w+) \}\}$`)
+
 // TestLayoutTableInOnePlace: where each packaging puts PostgreSQL is
 // written once, in shared/pg-layout.vars.yaml; every bundled playbook that
 // works on PostgreSQL lists that file and repeats none of its paths.
@@ -126,10 +134,11 @@ func TestLayoutTableInOnePlace(t *testing.T) {
 		if err := yaml.Unmarshal(b, &doc); err != nil {
 			t.Fatal(err)
 		}
-		// Comments may name a layout's paths; values may not.
+		// Comments may name a layout's paths, and a step that runs another
+		// playbook pass the layout params on; values may not.
 		var code strings.Builder
 		for _, l := range strings.Split(string(b), "\n") {
-			if !strings.HasPrefix(strings.TrimSpace(l), "#") {
+			if !strings.HasPrefix(strings.TrimSpace(l), "#") && !passedOn.MatchString(l) {
 				code.WriteString(l + "\n")
 			}
 		}

@@ -78,8 +78,11 @@ func Playbook(reg *steps.Registry) []byte {
 	batch["properties"].(map[string]any)["serial"] = map[string]any{"description": "the size of each batch: a number of hosts, a percentage, or a list of them (the last repeats); default 1", "examples": []any{1, "25%", []any{1, "50%"}},
 		"oneOf": []any{serialSize, map[string]any{"type": "array", "minItems": 1, "items": serialSize}}}
 	defs["batch"] = batch
-	props["steps"] = map[string]any{"type": "array", "minItems": 1, "description": "the steps, run in order; an entry with steps: is a batch", "items": map[string]any{"anyOf": []any{
-		map[string]any{"$ref": "#/definitions/step"}, map[string]any{"$ref": "#/definitions/batch"}}}}
+	include := object(engine.IncludeFields(), "A step that runs another playbook (a bundled name, or a .yaml file relative to this one): its steps run here, its guards and facts are checked with this playbook's before anything changes, its lock is taken once.")
+	include["properties"].(map[string]any)["params"] = map[string]any{"type": "object", "description": "the included playbook's params: values, or ${{ }} of this playbook's params, vars and secrets", "additionalProperties": map[string]any{"type": []string{"string", "number", "boolean"}}, "propertyNames": map[string]any{"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}}
+	defs["include"] = include
+	props["steps"] = map[string]any{"type": "array", "minItems": 1, "description": "the steps, run in order; an entry with steps: is a batch, one with playbook: runs another playbook", "items": map[string]any{"anyOf": []any{
+		map[string]any{"$ref": "#/definitions/step"}, map[string]any{"$ref": "#/definitions/batch"}, map[string]any{"$ref": "#/definitions/include"}}}}
 	root["definitions"] = defs
 	return marshal(root)
 }

@@ -48,7 +48,7 @@ type node struct {
 // steps in order; waits and guards get shapes of their own.
 func graphNodes(pb *engine.Playbook) (guards, steps []node) {
 	for i, g := range pb.Require {
-		label := g.Name
+		label := g.Label()
 		if g.Host != nil {
 			label += " [" + plain(g.Host.Source) + "]"
 		}

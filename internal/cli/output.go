@@ -23,19 +23,21 @@ func (e *Env) newSink(format string, verbose bool) engine.Sink {
 			_ = enc.Encode(ev)
 		})
 	}
-	return &textSink{w: e.Stdout, verbose: verbose, live: e.isTerminal(e.Stdout), color: e.isTerminal(e.Stdout) && e.Getenv("NO_COLOR") == ""}
+	return &textSink{w: e.Stdout, out: e.Stdout, errw: e.Stderr, verbose: verbose, live: e.isTerminal(e.Stdout), color: e.isTerminal(e.Stdout) && e.Getenv("NO_COLOR") == ""}
 }
 
 // textSink prints one line per guard and per step on each host. On a
 // terminal the line of the running step is shown while it runs and then
 // replaced by its outcome.
 type textSink struct {
-	mu       sync.Mutex
-	w        io.Writer
-	live     bool
-	color    bool
-	liveLine bool
-	dryRun   bool
+	mu sync.Mutex
+	// w is where the step lines go: out, or errw for a playbook with an
+	// outcome text (a report), whose text alone goes to out.
+	w, out, errw io.Writer
+	live         bool
+	color        bool
+	liveLine     bool
+	dryRun       bool
 	// verbose shows every step's result (-v), redacted as in the journal.
 	verbose bool
 	counts  map[engine.Status]int
@@ -87,6 +89,11 @@ func (s *textSink) Emit(ev *engine.Event) {
 	switch ev.Type {
 	case engine.EventRunStart:
 		s.dryRun = ev.DryRun
+		if ev.Report {
+			// The outcome's text is the output (a monitoring system
+			// reads standard output); the step lines are details.
+			s.w, s.live = s.errw, false
+		}
 		mode := ""
 		if ev.DryRun {
 			mode = " (plan: probes run for real, nothing is changed)"
@@ -172,6 +179,9 @@ func (s *textSink) Emit(ev *engine.Event) {
 			verb += " (partial: failures tolerated, listed below)"
 		}
 		fmt.Fprintf(s.w, "%s in %s: %s\n", verb, dur(ev.Duration), strings.Join(parts, ", "))
+		if ev.Output != "" {
+			fmt.Fprintln(s.out, strings.TrimRight(ev.Output, "\n"))
+		}
 	}
 }
 

@@ -119,7 +119,7 @@ func (e *Env) resume(o *resumeOptions, pos []string) int {
 	r := &engine.Runner{Inventory: inv, Sink: sink, RunID: runID, Connect: e.connector(rf.ssh), Lock: e.locker(sf, pb.Name, runID, rf.waitLock),
 		Resume: resume, Confirm: e.confirmer(rf.yes, a.Operator+"@"+a.Host)}
 	err = r.Run(ctx, pb, engine.Inputs{Params: values, Secrets: secrets})
-	code = e.runExit(err, sink, runID, sf, true)
+	code = watch.exit(e.runExit(err, sink, runID, sf, true))
 	sess.end(ctx, err, watch)
 	sess.retain(sf)
 	return code

@@ -11,8 +11,8 @@ import (
 
 // TestReadOnlyRunsKeepNoJournal runs the bundled pg-ha/check 100 times, as
 // cron would every minute, on this machine (the local transport) against
-// a port where no PostgreSQL answers: each run goes through its steps and
-// reports the primary down (exit 1), and none leaves a journal. The same
+// a port where no PostgreSQL answers: each run reports the primary's
+// PostgreSQL down (CRITICAL, exit 2), and none leaves a journal. The same
 // run with --journal keeps one.
 func TestReadOnlyRunsKeepNoJournal(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state")
@@ -20,8 +20,8 @@ func TestReadOnlyRunsKeepNoJournal(t *testing.T) {
 	for i := range 100 {
 		var out, errb bytes.Buffer
 		code := cli.Main(check, nil, &out, &errb)
-		if code != cli.ExitFailed || !bytes.Contains(out.Bytes(), []byte("The primary answers and is not in recovery")) {
-			t.Fatalf("run %d of pg-ha/check: exit %d, want 1 from its step on the primary:\n%s%s", i+1, code, out.String(), errb.String())
+		if code != 2 || !bytes.HasPrefix(out.Bytes(), []byte("PGHA CRITICAL - PostgreSQL on the primary localhost does not answer: ")) {
+			t.Fatalf("run %d of pg-ha/check: exit %d, want 2 (CRITICAL) from its step on the primary:\n%s%s", i+1, code, out.String(), errb.String())
 		}
 	}
 	runs, err := os.ReadDir(filepath.Join(state, "runs"))

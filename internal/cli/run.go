@@ -123,7 +123,7 @@ func (e *Env) runPlaybook(rc *runCommand, pos []string) int {
 	}
 	err := r.Run(ctx, pb, engine.Inputs{Params: values, Secrets: secrets})
 	// Resuming a run that changed nothing is running it again: say so.
-	code = e.runExit(err, sink, runID, sf, journaled && watch.changed.Load())
+	code = watch.exit(e.runExit(err, sink, runID, sf, journaled && watch.changed.Load()))
 	if sess != nil {
 		sess.end(ctx, err, watch)
 		if journaled {
@@ -141,12 +141,15 @@ func hostname() string {
 
 // changeWatch notes whether a run began to change anything (a step's
 // apply), passing every event on.
+// It also keeps the exit status the playbook's outcome chose.
 type changeWatch struct {
 	next    engine.Sink
 	changed atomic.Bool
 	// failed is the last step that failed on a host, or was interrupted
 	// (for the hooks).
 	failed atomic.Pointer[engine.Event]
+	// code is the exit status the playbook's outcome chose.
+	code atomic.Pointer[int]
 }
 
 func (w *changeWatch) Emit(ev *engine.Event) {
@@ -156,8 +159,20 @@ func (w *changeWatch) Emit(ev *engine.Event) {
 	case ev.Type == engine.EventStepEnd && (ev.Status == engine.StatusFailed || ev.Status == engine.StatusInterrupted):
 		failed := *ev
 		w.failed.Store(&failed)
+	case ev.Type == engine.EventRunEnd && ev.ExitCode != nil:
+		c := *ev.ExitCode
+		w.code.Store(&c)
 	}
 	w.next.Emit(ev)
+}
+
+// exit is the exit status of a run whose own is code: the one its
+// playbook's outcome chose, unless the run was interrupted.
+func (w *changeWatch) exit(code int) int {
+	if c := w.code.Load(); c != nil && code != ExitInterrupted {
+		return *c
+	}
+	return code
 }
 
 // Flush passes a flush on to the text output.

@@ -62,7 +62,7 @@ type ChangedPlaybookError struct {
 }
 
 func (e *ChangedPlaybookError) Error() string {
-	return fmt.Sprintf("%s changed since run %s started (sha256 %.12s then, %.12s now): the steps the run recorded may not be the steps it would run now",
+	return fmt.Sprintf("%s changed since run %s started (sha256 %.12s then, %.12s now): the steps the run recorded may not be the steps it would run now (the hash covers the vars files it lists and the playbooks it runs)",
 		e.File, e.RunID, e.Then, e.Now)
 }
 

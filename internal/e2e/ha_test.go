@@ -268,12 +268,28 @@ func haScenario(t *testing.T, layout string, crash bool, ref []string) []string 
 		t.Fatal(err)
 	}
 	h.orchestratorStops()
-	promote := []string{"run", "pg-ha/promote-standby", "-p", "standby=pg2", "-p", "old_primary=pg1", "-p", h.layoutArg, "--yes"}
-	failover := []string{"run", "orchestrator/failover-database", "-p", "orchestrator=orch", "-p", "new_primary=pg2", "-p", h.layoutArg}
-	h.plans(promote, "would-change Promote the standby")
-	h.apply(promote...)
+	// As one command, orchestrator/failover: promote-standby and
+	// failover-database in the page's order; its plan shows both
+	// playbooks' guards and steps.
+	failover := []string{"run", "orchestrator/failover", "-p", "orchestrator=orch", "-p", "standby=pg2", "-p", "old_primary=pg1", "-p", h.layoutArg, "--yes"}
+	h.plans(failover, "guard  ok           promote: the old primary runs no PostgreSQL (judged on the node), or its machine is down")
+	h.plans(failover, "guard  ok           database: the orchestrator's machine is reachable")
+	h.plans(failover, "would-change promote: Promote the standby")
 	h.plans(failover, "+host="+lab.Address(1))
+	mark := h.sh("orch", "date -u +%Y-%m-%dT%H:%M:%S.%NZ")
 	h.apply(failover...)
+	// The orchestrator was stopped before the promotion and started after
+	// database.host was set: no heartbeat of the stand-in reached the new
+	// primary between the run's start and the server's last start (pg1,
+	// powered off, is read when it is back).
+	started := h.sh("orch", "date -u -d \"$(systemctl show -p ExecMainStartTimestamp --value inmanta-server)\" +%Y-%m-%dT%H:%M:%SZ")
+	between := "SELECT count(*) FROM standin_heartbeat WHERE at >= '" + mark + "' AND at < '" + started + "'"
+	if got := h.psqlDB("pg2", "inmanta", between); got != "0" {
+		t.Errorf("%s heartbeat(s) of the orchestrator reached pg2 between the failover's start (%s) and the server's start (%s)", got, mark, started)
+	}
+	if got := h.psqlDB("pg2", "inmanta", "SELECT count(*) FROM standin_heartbeat WHERE at >= '"+started+"'"); got == "0" {
+		t.Errorf("no heartbeat of the orchestrator on pg2 since it was started (%s)", started)
+	}
 	if got := h.psql("pg2", "SELECT count(*) FROM ha_rows"); got != "1001" {
 		t.Errorf("pg2 holds %s rows, want every committed row (1001)", got)
 	}
@@ -284,7 +300,6 @@ func haScenario(t *testing.T, layout string, crash bool, ref []string) []string 
 	if got := h.psqlDB("pg2", "inmanta", "SELECT count(*) > 0 FROM standin_heartbeat WHERE at > now() - interval '10 seconds'"); got != "t" {
 		t.Errorf("no recent heartbeat of the orchestrator in pg2: %s", got)
 	}
-	h.unchanged(promote...)
 	h.unchanged(failover...)
 
 	// 5. Rejoin: pg1 comes back, its PostgreSQL is stopped (never two
@@ -294,6 +309,10 @@ func haScenario(t *testing.T, layout string, crash bool, ref []string) []string 
 	}
 	// The old primary boots and starts PostgreSQL as a primary again.
 	h.sh("pg1", "for i in $(seq 100); do systemctl is-active -q "+unit+" && exit 0; sleep 0.2; done; exit 1")
+	// Nothing of the orchestrator reached it after the failover started.
+	if got := h.psqlDB("pg1", "inmanta", "SELECT count(*) FROM standin_heartbeat WHERE at >= '"+mark+"'"); got != "0" {
+		t.Errorf("%s heartbeat(s) of the orchestrator reached pg1 after the failover started (%s)", got, mark)
+	}
 	// It was powered off during the promotion, so it could not be fenced:
 	// the check names it as a second primary.
 	if out, err := h.run("run", "pg-ha/check", "-p", "primary=pg2", "-p", "standby=pg1", "-p", h.layoutArg); err == nil || !strings.Contains(out, "TWO PRIMARIES: pg1 accepts writes as well as pg2") {
@@ -302,7 +321,7 @@ func haScenario(t *testing.T, layout string, crash bool, ref []string) []string 
 	h.refused("the node runs PostgreSQL as a primary", "run", "pg-ha/add-standby", "-p", "primary=pg2", "-p", "standby=pg1", "-p", h.layoutArg, "-p", "discard_standby_data=true")
 	h.sh("pg1", "systemctl stop "+unit)
 	add := []string{"run", "pg-ha/add-standby", "-p", "primary=pg2", "-p", "standby=pg1", "-p", h.layoutArg, "-p", "discard_standby_data=true"}
-	h.plans(add, "would-change Base backup of the primary")
+	h.plans(add, "would-change standby: Base backup of the primary")
 	h.apply(add...)
 	h.unchanged(add...)
 	h.apply("run", "pg-ha/check", "--journal", "-p", "primary=pg2", "-p", "standby=pg1", "-p", h.layoutArg)

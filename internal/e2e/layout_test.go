@@ -66,4 +66,18 @@ func TestLayoutAuto(t *testing.T) {
 	if !strings.Contains(out, "given pgdg 15: binaries /usr/pgsql-15/bin") {
 		t.Errorf("pg2's pg_layout inventory var did not win over -p layout:\n%s", out)
 	}
+
+	// Debian: the data directory is data_directory in the cluster's
+	// postgresql.conf. After a DBA moved it, every procedure acts on the
+	// one the server reads (a procedure acting on the default path would
+	// build a standby there while the unit starts the old primary's); a
+	// data directory given that the server does not read is refused.
+	h.inventory = ""
+	h.sh("pg3", `systemctl stop postgresql@15-main && mv /var/lib/postgresql/15/main /srv/pg15main && sed -i "s|^data_directory *=.*|data_directory = '/srv/pg15main'|" /etc/postgresql/15/main/postgresql.conf && systemctl start postgresql@15-main && echo moved`)
+	out, _ = h.run("plan", "pg-ha/check", "-p", "primary=pg1", "-p", "standby=pg3", "-p", "layout=auto")
+	if !strings.Contains(out, "detected debian 15: binaries /usr/lib/postgresql/15/bin, data /srv/pg15main, configuration /etc/postgresql/15/main") {
+		t.Errorf("the moved data directory is not the one found:\n%s", out)
+	}
+	h.refused("pg3's postgresql@15-main reads its data directory from /srv/pg15main (data_directory in /etc/postgresql/15/main/postgresql.conf), not /var/lib/postgresql/15/main",
+		"run", "pg-ha/promote-standby", "-p", "standby=pg3", "-p", "old_primary=pg1", "-p", "layout=debian", "-p", "data_dir=/var/lib/postgresql/15/main", "--yes")
 }

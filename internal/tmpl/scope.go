@@ -45,6 +45,9 @@ type Scope struct {
 	// ItemTaint is why `item` may hold a secret (the for_each list may), or
 	// nil.
 	ItemTaint *Taint
+	// ParamTaint holds, by param name, why a param's value may hold a
+	// secret: a playbook that runs this one gave it a value read from one.
+	ParamTaint map[string]*Taint
 
 	// Used records the params, secrets and vars expressions read
 	// ("params.standby"), for the unused-param lint; nil records nothing.

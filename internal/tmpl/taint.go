@@ -38,7 +38,8 @@ func (t *Taint) Through(via string) *Taint {
 
 // taintOf finds why an expression may hold a secret: it reads the
 // secrets, the result of a step whose inputs read one, an item from such
-// a value, or the whole environment. It returns nil for an expression of
+// a value, a param an including playbook gave such a value, or the whole
+// environment. It returns nil for an expression of
 // type bool, and for the status and changed of a step, which the engine
 // sets. dynamic is set when the taint depends on the step the expression
 // stands in (bare steps or $env), so that it must not be shared.
@@ -58,7 +59,7 @@ func (s *Scope) taintOf(node ast.Node, locals map[string]bool) (t *Taint, dynami
 		if !ok {
 			return
 		}
-		if id, ok := m.Node.(*ast.IdentifierNode); ok && id.Value == "steps" {
+		if id, ok := m.Node.(*ast.IdentifierNode); ok && (id.Value == "steps" || id.Value == "params") {
 			if _, ok := m.Property.(*ast.StringNode); ok {
 				mark(&rooted, id)
 			}
@@ -103,6 +104,13 @@ func (s *Scope) taintOf(node ast.Node, locals map[string]bool) (t *Taint, dynami
 				if s.ItemTaint != nil {
 					keep(s.ItemTaint)
 				}
+			case "params":
+				// Every param at once: the most direct taint of any.
+				if !rooted[n] {
+					for _, name := range sortedKeys(s.ParamTaint) {
+						keep(s.ParamTaint[name])
+					}
+				}
 			}
 		case *ast.MemberNode:
 			id, ok := n.Node.(*ast.IdentifierNode)
@@ -122,6 +130,10 @@ func (s *Scope) taintOf(node ast.Node, locals map[string]bool) (t *Taint, dynami
 				}
 			case "steps":
 				if c := s.Tainted[prop.Value]; c != nil && !engineSet[n] {
+					keep(c)
+				}
+			case "params":
+				if c := s.ParamTaint[prop.Value]; c != nil {
 					keep(c)
 				}
 			}

@@ -1,0 +1,247 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/runbook-dev/runbook/engine"
+)
+
+// innerPlaybook is a playbook others include: typed params, a guard that
+// a file can make fail, a lock, and steps that log what they ran with.
+const innerPlaybook = `version: 1
+name: t/inner
+params:
+  greet: {type: string}
+  n: {type: int, default: 1}
+  mode: {type: string, default: a, enum: [a, b]}
+  token: {type: string, default: ""}
+lock: ${{ "inner-" + params.mode }}
+require:
+  - name: nothing refuses the inner part
+    ssh-exec: {command: "test ! -f refuse", read_only: true}
+    assert: result.exit_code == 0
+steps:
+  - id: first
+    ssh-exec:
+      command: echo inner ${{ params.greet }} ${{ params.n }} ${{ params.mode }} >> log; printf '%s\n' "$TOKEN"
+      env: {TOKEN: "${{ params.token }}"}
+  - id: after
+    ssh-exec:
+      command: echo "after $FIRST" >> log
+      env: {FIRST: "${{ trim(steps.first.result.stdout) }}"}
+`
+
+const outerPlaybook = `version: 1
+name: t/outer
+params:
+  who: {type: string}
+secrets:
+  token: {env: TOKEN}
+lock: outer
+steps:
+  - id: first
+    ssh-exec: {command: "echo outer first >> log"}
+  - id: inner
+    name: the inner part
+    playbook: lib/inner.yaml
+    params:
+      greet: hello ${{ params.who }}
+      n: 3
+      mode: b
+      token: ${{ secrets.token }}
+  - id: last
+    ssh-exec: {command: "echo outer last ${{ steps.first.status }} >> log"}
+`
+
+// TestIncludeRunsTheTree: the included playbook's steps run in place of
+// the step that includes it, with the params the includer computed (a
+// secret among them masked in every event), its own steps' results, and
+// its step keys in the journal's events (inner/first); each lock of the
+// tree is taken once.
+func TestIncludeRunsTheTree(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	writeTree(t, dir, map[string]string{"outer.yaml": outerPlaybook, "lib/inner.yaml": innerPlaybook})
+	pb := loadFile(t, "outer.yaml")
+	var mu sync.Mutex
+	var locks []string
+	lock := func(r *engine.Runner) {
+		r.Lock = func(_ context.Context, name string) (func(), error) {
+			mu.Lock()
+			defer mu.Unlock()
+			locks = append(locks, name)
+			return func() {}, nil
+		}
+	}
+	const secret = "s3cret-token-value"
+	rec, err := run(t, pb, map[string]string{"who": "bob"}, map[string]string{"token": secret}, lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, _ := os.ReadFile("log")
+	want := "outer first\ninner hello bob 3 b\nafter " + secret + "\nouter last changed\n"
+	if string(log) != want {
+		t.Errorf("log:\n%s\nwant:\n%s", log, want)
+	}
+	if !reflect.DeepEqual(locks, []string{"inner-b", "outer"}) {
+		t.Errorf("locks taken: %q, want inner-b and outer once each", locks)
+	}
+	var ids []string
+	for _, e := range rec.events {
+		if e.Type == engine.EventStepEnd {
+			ids = append(ids, e.ID)
+		}
+		for _, s := range []string{e.Message, e.Name, e.Print, e.Diff, fmt.Sprint(e.Result)} {
+			if strings.Contains(s, secret) {
+				t.Errorf("the secret given as a param is in an event: %+v", e)
+			}
+		}
+	}
+	if want := []string{"first", "inner/first", "inner/after", "last"}; !reflect.DeepEqual(ids, want) {
+		t.Errorf("step keys: %q, want %q", ids, want)
+	}
+}
+
+// TestIncludedGuardsBeforeAnyChange: a guard of the included playbook is
+// checked with the includer's, before the includer's first step: when it
+// fails, nothing ran.
+func TestIncludedGuardsBeforeAnyChange(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	writeTree(t, dir, map[string]string{"outer.yaml": outerPlaybook, "lib/inner.yaml": innerPlaybook, "refuse": ""})
+	pb := loadFile(t, "outer.yaml")
+	rec, err := run(t, pb, map[string]string{"who": "bob"}, map[string]string{"token": "a-long-enough-token"})
+	var ge *engine.GuardError
+	if !errors.As(err, &ge) || !strings.Contains(ge.Error(), "inner: nothing refuses the inner part") {
+		t.Fatalf("run: %v, want the inner guard's refusal", err)
+	}
+	if _, err := os.Stat("log"); !os.IsNotExist(err) {
+		t.Errorf("a step ran before the included guard refused the run (log: %v)", err)
+	}
+	for _, e := range rec.events {
+		if e.Type == engine.EventStepStart {
+			t.Errorf("a step started: %+v", e)
+		}
+	}
+}
+
+// TestIncludeValidate: validate follows includes; a wrong param, a
+// missing file and a cycle through another file are one positioned error
+// each, in the file where the mistake is.
+func TestIncludeValidate(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	inc := func(body string) string {
+		return "version: 1\nname: t/x\nsteps:\n  - id: part\n" + body
+	}
+	writeTree(t, dir, map[string]string{
+		"lib/inner.yaml": innerPlaybook,
+		"param.yaml":     inc("    playbook: lib/inner.yaml\n    params:\n      greet: hi\n      mdoe: b\n"),
+		"type.yaml":      inc("    playbook: lib/inner.yaml\n    params:\n      greet: hi\n      n: three\n"),
+		"enum.yaml":      inc("    playbook: lib/inner.yaml\n    params:\n      greet: hi\n      mode: c\n"),
+		"required.yaml":  inc("    playbook: lib/inner.yaml\n    params:\n      n: 2\n"),
+		"missing.yaml":   inc("    playbook: lib/nowhere.yaml\n"),
+		"lib/echo.yaml":  "version: 1\nname: t/echo\nparams:\n  word: {type: string}\nsteps:\n  - ssh-exec: {command: \"echo ${{ params.word }}\", read_only: true}\n",
+		"secret.yaml":    "version: 1\nname: t/x\nsecrets:\n  pw: {env: PW}\nsteps:\n  - id: part\n    playbook: lib/echo.yaml\n    params:\n      word: ${{ secrets.pw }}\n",
+		"steps.yaml":     "version: 1\nname: t/x\nsteps:\n  - id: a\n    ssh-exec: {command: \"true\", read_only: true}\n  - id: part\n    playbook: lib/inner.yaml\n    params:\n      greet: ${{ steps.a.result.stdout }}\n",
+		"facts.yaml":     "version: 1\nname: t/x\nfacts:\n  f: {hosts: [localhost], ssh-exec: {command: \"true\", read_only: true}}\nsteps:\n  - id: part\n    playbook: lib/inner.yaml\n    params:\n      greet: ${{ string(facts.f) }}\n",
+		"bundled.yaml":   inc("    playbook: pg-ha/no-such-playbook\n"),
+		"a.yaml":         inc("    playbook: b.yaml\n"),
+		"b.yaml": "version: 1\nname: t/b\nsteps:\n  - ssh-exec: {command: \"true\", read_only: true}\n" +
+			"  - id: back\n    playbook: a.yaml\n",
+	})
+	for _, c := range []struct {
+		file string
+		want string
+	}{
+		{"param.yaml", `param.yaml:8:7: lib/inner.yaml declares no param "mdoe" (did you mean "mode"?); its params are: greet, n, mode, token [unknown-key]`},
+		{"type.yaml", `type.yaml:8:10: param n of lib/inner.yaml (int): "three" is not an integer [type-mismatch]`},
+		{"enum.yaml", `enum.yaml:8:13: param mode of lib/inner.yaml (string): "c" is not one of a, b [type-mismatch]`},
+		{"required.yaml", `required.yaml:7:7: lib/inner.yaml requires param(s) greet: add them under params: [missing-field]`},
+		{"steps.yaml", `steps.yaml:9:14: param greet of lib/inner.yaml reads steps.a: an included playbook's params are computed when the run starts, before any step; give params, vars or secrets [invalid-value]`},
+		{"facts.yaml", `facts.yaml:9:25: unknown name facts; available here: params, secrets, vars, steps, inventory (did you mean "vars"?) [undefined-reference]`},
+		{"secret.yaml", `lib/echo.yaml:6:31: command may hold secrets.pw through params.word: on a command line the host's process list shows it; pass it with env: or stdin: [secret-in-command]`},
+		{"missing.yaml", `missing.yaml:5:15: playbook: cannot read lib/nowhere.yaml (lib/nowhere.yaml): no such file or directory; a name ending in .yaml or .yml is a file relative to this playbook, any other a bundled playbook (runbook list) [invalid-value]`},
+		{"bundled.yaml", `bundled.yaml:5:15: playbook: cannot read pg-ha/no-such-playbook (bundled:pg-ha/no-such-playbook.yaml): file does not exist; a name ending in .yaml or .yml is a file relative to this playbook, any other a bundled playbook (runbook list) [invalid-value]`},
+		{"a.yaml", `b.yaml:6:15: playbook: a.yaml includes itself (a.yaml → b.yaml → a.yaml): a playbook cannot run itself, directly or through another; remove one of these includes [invalid-value]`},
+	} {
+		t.Run(c.file, func(t *testing.T) {
+			rep, err := engine.Validate([]string{c.file}, engine.ValidateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, d := range rep.Diagnostics {
+				got = append(got, d.String())
+			}
+			if !slices.Equal(got, []string{c.want}) {
+				t.Errorf("diagnostics:\n%s\nwant:\n%s", strings.Join(got, "\n"), c.want)
+			}
+		})
+	}
+}
+
+// TestIncludeHashCoversTheTree: the hash a resume compares changes when an
+// included file changes, and not with the directory it is loaded from.
+func TestIncludeHashCoversTheTree(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	writeTree(t, dir, map[string]string{"outer.yaml": outerPlaybook, "lib/inner.yaml": innerPlaybook})
+	h1 := loadFile(t, "outer.yaml").Hash
+	if h := loadFile(t, filepath.Join(dir, "outer.yaml")).Hash; h != h1 {
+		t.Errorf("the hash depends on the path the playbook was loaded by")
+	}
+	writeTree(t, dir, map[string]string{"lib/inner.yaml": innerPlaybook + "# edited\n"})
+	if loadFile(t, "outer.yaml").Hash == h1 {
+		t.Errorf("the hash did not change with the included file")
+	}
+}
+
+func loadFile(t *testing.T, name string) *engine.Playbook {
+	t.Helper()
+	src, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, ds := loader().Load(name, src)
+	if pb == nil {
+		t.Fatalf("%s did not load: %v", name, ds)
+	}
+	return pb
+}
+
+// TestIncludedConfirmAskedBeforeAnyStep: an included playbook's own
+// confirmation gate is asked with the includer's, after the guards and
+// before the first step of the whole run.
+func TestIncludedConfirmAskedBeforeAnyStep(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	inner := strings.Replace(innerPlaybook, "steps:\n", "confirm: {text: \"inner part for ${{ params.greet }}\", word: yes-inner}\nsteps:\n", 1)
+	outer := strings.Replace(outerPlaybook, "steps:\n", "confirm: {text: outer, word: yes-outer}\nsteps:\n", 1)
+	writeTree(t, dir, map[string]string{"outer.yaml": outer, "lib/inner.yaml": inner})
+	pb := loadFile(t, "outer.yaml")
+	var asked []string
+	confirm := func(r *engine.Runner) {
+		r.Confirm = func(_ context.Context, g *engine.Gate) (engine.Answer, error) {
+			_, err := os.Stat("log")
+			asked = append(asked, fmt.Sprintf("%s: %s (log exists: %v)", g.Step, g.Text, err == nil))
+			return engine.Answer{Typed: g.Word}, nil
+		}
+	}
+	if _, err := run(t, pb, map[string]string{"who": "bob"}, map[string]string{"token": "a-long-enough-token"}, confirm); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"t/outer: outer (log exists: false)", "t/inner: inner part for hello bob (log exists: false)"}
+	if !slices.Equal(asked, want) {
+		t.Errorf("gates asked: %q, want %q", asked, want)
+	}
+}
