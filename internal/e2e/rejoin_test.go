@@ -1,0 +1,185 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runbook-dev/runbook/internal/lab"
+)
+
+// TestRejoin brings a failed old primary back with pg-ha/rejoin: pg1 loses
+// power, pg2 is promoted and takes writes, pg1 boots (as a primary, and
+// takes a write of its own: a divergence) and is killed; rejoin rewinds
+// it (no base backup: its data directory is the same directory) and pg2
+// streams to it synchronously. Then the case pg_rewind
+// cannot serve: pg2, run without wal_log_hints and without data
+// checksums, loses power after pg1's promotion; rejoin refuses with that
+// reason and names the base backup, which then brings it back.
+func TestRejoin(t *testing.T) {
+	l := startLabWith(t, lab.Options{Hosts: []string{"pg1", "pg2"}})
+	h := &ha{t: t, l: l, env: []string{"RUNBOOK_REPLICATION_PASSWORD=" + replicationPassword}, layoutArg: "layout=debian"}
+	unit := lab.Layouts[lab.LayoutDebian].Unit
+	h.ok("run", "pg-ha/configure-primary", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg)
+	h.ok("run", "pg-ha/configure-standby", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg)
+	h.psql("pg1", "CREATE TABLE rj_rows (id int PRIMARY KEY); INSERT INTO rj_rows SELECT generate_series(1, 1000)")
+	// The data directory's inode: a base backup puts a new directory in
+	// its place, pg_rewind works inside it.
+	inode := h.sh("pg1", h.layoutEnv("pg1")+"stat -c %i $D")
+
+	// pg1 loses power; pg2 is promoted and takes writes. Before: a
+	// checkpoint, as a running primary makes every checkpoint_timeout,
+	// saves the standby's slot position to disk, so that pg1 keeps the
+	// WAL from its last checkpoint through its crash recovery: pg_rewind
+	// reads it (without it, or an archive, rejoin says so and falls back).
+	h.psql("pg1", "CHECKPOINT")
+	h.failover("pg1", "pg2")
+	h.psql("pg2", "INSERT INTO rj_rows SELECT generate_series(1001, 1100)")
+	h.boot("pg1", unit)
+	// pg1 came back as a primary: rejoin refuses while it runs; what it
+	// writes now is on no other node, and is rewound.
+	h.psql("pg1", "SET synchronous_commit = local; INSERT INTO rj_rows VALUES (-1)")
+	rejoin := []string{"run", "pg-ha/rejoin", "-p", "primary=pg2", "-p", "standby=pg1", "-p", h.layoutArg}
+	h.refused("the node runs PostgreSQL as a primary", rejoin...)
+	// Killed rather than stopped: its cluster is left "in production", and
+	// pg_rewind runs PostgreSQL's crash recovery on it first (with the
+	// configuration of /etc/postgresql: --config-file).
+	h.sh("pg1", "systemctl kill --signal=SIGKILL "+unit+"; for i in $(seq 100); do systemctl is-active -q "+unit+" || break; sleep 0.1; done; "+
+		h.layoutEnv("pg1")+"LC_ALL=C /usr/lib/postgresql/15/bin/pg_controldata -D $D | grep -q 'state: *in production'")
+	start := time.Now()
+	out := h.ok(rejoin...)
+	t.Logf("rejoin with pg_rewind: %.1f s", time.Since(start).Seconds())
+	if !strings.Contains(out, "rewound in") || !strings.Contains(out, "--config-file=/etc/postgresql/15/main/postgresql.conf") {
+		t.Errorf("rejoin did not rewind with the configuration's file:\n%s", out)
+	}
+	h.isSyncStandby("pg2", "pg1", "")
+	if got := h.sh("pg1", h.layoutEnv("pg1")+"stat -c %i $D"); got != inode {
+		t.Errorf("pg1's data directory was replaced (inode %s, was %s): a base backup, not a rewind", got, inode)
+	}
+	h.unchanged(rejoin...)
+
+	// A row committed on pg2 now is on pg1 too (synchronous); pg1's own
+	// write from its time as a second primary is gone.
+	h.psql("pg2", "INSERT INTO rj_rows VALUES (2001)")
+	h.psql("pg2", "ALTER SYSTEM SET wal_log_hints = off")
+	h.sh("pg2", "systemctl restart "+unit)
+	if got := h.psql("pg2", "SHOW wal_log_hints"); got != "off" {
+		t.Fatalf("wal_log_hints on pg2: %s", got)
+	}
+	h.psqlWait("pg2", "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'inmanta'", "sync")
+	h.psql("pg2", "INSERT INTO rj_rows VALUES (2002)")
+	h.failover("pg2", "pg1")
+	if got := h.psql("pg1", "SELECT count(*) || ' ' || count(*) FILTER (WHERE id < 0) FROM rj_rows"); got != "1102 0" {
+		t.Errorf("pg1 holds %q rows (all, its own diverged write), want every row of pg2 and not its own: 1102 0", got)
+	}
+	h.boot("pg2", unit)
+	h.sh("pg2", "systemctl stop "+unit)
+	back := []string{"run", "pg-ha/rejoin", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg}
+	out, err := h.run(back...)
+	if err == nil || !strings.Contains(out, "neither wal_log_hints = on nor data checksums") || !strings.Contains(out, "runbook run pg-ha/add-standby -p primary=pg1 -p standby=pg2 -p discard_standby_data=true") {
+		t.Fatalf("rejoin of a node without wal_log_hints did not fall back with its reason: %v\n%s", err, out)
+	}
+	if strings.Contains(out, "] changed ") {
+		t.Errorf("a rejoin that cannot rewind changed something:\n%s", out)
+	}
+	h.ok("run", "pg-ha/add-standby", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg, "-p", "discard_standby_data=true")
+	h.isSyncStandby("pg1", "pg2", "")
+}
+
+// failover cuts the power of the primary and promotes the standby.
+func (h *ha) failover(primary, standby string) {
+	h.t.Helper()
+	if err := h.l.Fault(context.Background(), primary, lab.FaultKill); err != nil {
+		h.t.Fatal(err)
+	}
+	h.ok("run", "pg-ha/promote-standby", "-p", "standby="+standby, "-p", "old_primary="+primary, "-p", h.layoutArg, "--yes")
+}
+
+// boot powers a host on and waits until its PostgreSQL unit is active (an
+// old primary that was not fenced starts as a primary).
+func (h *ha) boot(host, unit string) {
+	h.t.Helper()
+	if err := h.l.Fault(context.Background(), host, lab.FaultStart); err != nil {
+		h.t.Fatal(err)
+	}
+	h.sh(host, "for i in $(seq 150); do systemctl is-active -q "+unit+" && exit 0; sleep 0.2; done; exit 1")
+	h.psqlWait(host, "SELECT 1", "1")
+}
+
+// isSyncStandby checks from the primary's views that standby streams as
+// its synchronous standby through an active slot, that the standby is in
+// recovery, and that a file put in its data directory before (marker,
+// when given) is still there: no base backup replaced it.
+func (h *ha) isSyncStandby(primary, standby, marker string) {
+	h.t.Helper()
+	if got := h.psql(primary, "SELECT r.application_name || ' ' || r.state || ' ' || r.sync_state || ' ' || host(r.client_addr) || ' ' || s.active FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid = r.pid"); got != "inmanta streaming sync "+h.address(standby)+" true" {
+		h.t.Errorf("pg_stat_replication on %s: %q", primary, got)
+	}
+	cmd := h.layoutEnv(standby) + "LC_ALL=C /usr/lib/postgresql/15/bin/pg_controldata -D $D | sed -n 's/^Database cluster state: *//p'"
+	want := "in archive recovery"
+	if marker != "" {
+		cmd += "; test -f $D/" + marker + " && echo kept"
+		want += "\nkept"
+	}
+	if got := h.sh(standby, cmd); got != want {
+		h.t.Errorf("%s: %q, want %q", standby, got, want)
+	}
+}
+
+var rewoundRe = regexp.MustCompile(`rewound in ([0-9.]+) s`)
+
+// TestRejoinTiming measures, on a database of about 500 MB, the rejoin of a
+// failed old primary with pg_rewind beside the base-backup path
+// (add-standby). It runs only with RUNBOOK_E2E_REJOIN_BENCH=1 (about
+// three minutes); the figures go to the log and to RUNBOOK_E2E_FIGURES.
+func TestRejoinTiming(t *testing.T) {
+	if os.Getenv("RUNBOOK_E2E_REJOIN_BENCH") == "" {
+		t.Skip("a measurement: set RUNBOOK_E2E_REJOIN_BENCH=1 to run it")
+	}
+	l := startLabWith(t, lab.Options{Hosts: []string{"pg1", "pg2"}})
+	h := &ha{t: t, l: l, env: []string{"RUNBOOK_REPLICATION_PASSWORD=" + replicationPassword}, layoutArg: "layout=debian"}
+	unit := lab.Layouts[lab.LayoutDebian].Unit
+	h.ok("run", "pg-ha/configure-primary", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg)
+	h.ok("run", "pg-ha/configure-standby", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg)
+	// About 500 MB of table, its WAL streamed to pg2 (synchronously).
+	h.psql("pg1", "CREATE TABLE big (id bigint, pad text); INSERT INTO big SELECT g, repeat(md5(g::text), 7) FROM generate_series(1, 2000000) g")
+	size := h.psql("pg1", "SELECT pg_size_pretty(pg_database_size('postgres'))")
+	h.psql("pg1", "CHECKPOINT")
+	t.Logf("database size: %s", size)
+
+	h.failover("pg1", "pg2")
+	h.psql("pg2", "UPDATE big SET pad = 'x' WHERE id % 100000 = 0")
+	h.boot("pg1", unit)
+	h.sh("pg1", "systemctl stop "+unit)
+	start := time.Now()
+	out := h.ok("run", "pg-ha/rejoin", "-p", "primary=pg2", "-p", "standby=pg1", "-p", h.layoutArg)
+	rewind := time.Since(start)
+	m := rewoundRe.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("rejoin did not rewind:\n%s", out)
+	}
+	h.isSyncStandby("pg2", "pg1", "")
+
+	// The same situation the other way, brought back by a base backup.
+	h.failover("pg2", "pg1")
+	h.psql("pg1", "UPDATE big SET pad = 'y' WHERE id % 100000 = 0")
+	h.boot("pg2", unit)
+	h.sh("pg2", "systemctl stop "+unit)
+	start = time.Now()
+	h.ok("run", "pg-ha/add-standby", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg, "-p", "discard_standby_data=true")
+	backup := time.Since(start)
+	h.isSyncStandby("pg1", "pg2", "")
+	t.Logf("database %s: rejoin with pg_rewind %.1f s (pg_rewind itself %s s), add-standby with a base backup %.1f s", size, rewind.Seconds(), m[1], backup.Seconds())
+	if f := os.Getenv("RUNBOOK_E2E_FIGURES"); f != "" {
+		appendFigure(t, f, "rejoin database="+strings.ReplaceAll(size, " ", "")+" rewind_run_s="+strconvF(rewind)+" pg_rewind_s="+m[1]+" basebackup_run_s="+strconvF(backup))
+	}
+	if rewind >= backup {
+		t.Errorf("the rewind (%.1f s) was not faster than the base backup (%.1f s)", rewind.Seconds(), backup.Seconds())
+	}
+}
+
+func strconvF(d time.Duration) string { return fmt.Sprintf("%.1f", d.Seconds()) }

@@ -1,0 +1,274 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/runbook-dev/runbook/internal/lab"
+)
+
+// committer is a client that commits rows in a loop, as the orchestrator
+// would, on whichever node accepts its writes: every id whose COMMIT
+// returned is recorded, and the longest time without a commit.
+type committer struct {
+	password string
+	hosts    []string // addresses, tried in turn after a failure
+
+	mu        sync.Mutex
+	committed []int
+	longest   time.Duration
+	cancel    context.CancelFunc
+	done      chan struct{}
+}
+
+// start commits ids from first upwards until stop.
+func (c *committer) start(first int) {
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel, c.done = cancel, make(chan struct{})
+	c.committed, c.longest = nil, 0
+	go func() {
+		defer close(c.done)
+		var conn *pgx.Conn
+		defer func() {
+			if conn != nil {
+				conn.Close(context.Background())
+			}
+		}()
+		target, id, last := 0, first, time.Now()
+		for ctx.Err() == nil {
+			if conn == nil {
+				cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
+				var err error
+				conn, err = pgx.Connect(cctx, fmt.Sprintf("host=%s port=5432 dbname=inmanta user=inmanta password=%s sslmode=disable connect_timeout=2", c.hosts[target], c.password))
+				ccancel()
+				if err != nil {
+					conn = nil
+					target = (target + 1) % len(c.hosts)
+					// A client's back-off, not a wait for the test.
+					time.Sleep(20 * time.Millisecond)
+					continue
+				}
+			}
+			ectx, ecancel := context.WithTimeout(ctx, 10*time.Second)
+			_, err := conn.Exec(ectx, "INSERT INTO sw_rows (id) VALUES ($1)", id)
+			ecancel()
+			if err != nil {
+				conn.Close(context.Background())
+				conn = nil
+				target = (target + 1) % len(c.hosts)
+				id++ // an id whose commit did not return is not used again
+				continue
+			}
+			now := time.Now()
+			c.mu.Lock()
+			c.committed = append(c.committed, id)
+			if gap := now.Sub(last); gap > c.longest {
+				c.longest = gap
+			}
+			c.mu.Unlock()
+			last = now
+			id++
+		}
+	}()
+}
+
+// missing counts the ids that are not in sw_rows at addr.
+func (c *committer) missing(t *testing.T, addr string, ids []int) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=5432 dbname=inmanta user=inmanta password=%s sslmode=disable", addr, c.password))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM unnest($1::int[]) AS c(id) WHERE NOT EXISTS (SELECT FROM sw_rows r WHERE r.id = c.id)", ids).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// stop ends the loop and returns the ids committed and the longest time
+// without a commit.
+func (c *committer) stop() ([]int, time.Duration) {
+	c.cancel()
+	<-c.done
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.committed, c.longest
+}
+
+var unavailableRe = regexp.MustCompile(`writes unavailable for ([0-9.]+) s`)
+
+// TestSwitchover swaps pg1 and pg2 and back with pg-ha/switchover while a
+// client commits in a loop: every commit that returned is on the new
+// primary, the old primary streams to it as its synchronous standby
+// without a base backup (a file put in its data directory before is still
+// there), the orchestrator (the lab's stand-in) writes to the new
+// primary, and the writes' unavailability the playbook prints is under
+// the target.
+func TestSwitchover(t *testing.T) {
+	l := startLabWith(t, lab.Options{Hosts: []string{"pg1", "pg2", "orch"}, Orchestrator: "orch"})
+	h := &ha{t: t, l: l, env: []string{"RUNBOOK_REPLICATION_PASSWORD=" + replicationPassword}, layoutArg: "layout=debian"}
+	unit := lab.Layouts[lab.LayoutDebian].Unit
+	h.ok("run", "pg-ha/configure-primary", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg)
+	if got := h.psql("pg1", "SHOW wal_log_hints"); got != "on" {
+		t.Errorf("configure-primary left wal_log_hints %s on a cluster without data checksums", got)
+	}
+	h.ok("run", "pg-ha/configure-standby", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg)
+	password := h.sh("orch", "sed -n 's/^password=//p' /etc/inmanta/inmanta.d/database.cfg")
+	h.psqlDB("pg1", "inmanta", "CREATE TABLE sw_rows (id int PRIMARY KEY, at timestamptz DEFAULT now()); ALTER TABLE sw_rows OWNER TO inmanta")
+
+	// Refused while the standby is not streaming: nothing changes.
+	h.sh("pg2", "systemctl stop "+unit)
+	before := h.snapshot()
+	h.refused("not streaming sync", "run", "pg-ha/switchover", "-p", "primary=pg1", "-p", "standby=pg2", "-p", "orchestrator=orch", "-p", h.layoutArg)
+	if after := h.snapshot(); after != before {
+		t.Fatalf("a refused switchover changed the hosts:\n%s\n---\n%s", before, after)
+	}
+	h.sh("pg2", "systemctl start "+unit)
+	h.psqlWait("pg1", "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'inmanta'", "sync")
+	// The stand-in may have given up while its commits waited for pg2:
+	// it runs again, connected to pg1, before the switchover.
+	h.sh("orch", "systemctl reset-failed inmanta-server; systemctl restart inmanta-server")
+	h.psqlWait("pg1", "SELECT count(*) > 0 FROM pg_stat_activity WHERE datname = 'inmanta' AND host(client_addr) = '"+lab.Address(2)+"'", "t")
+
+	// The standby does not get the shutdown checkpoint (its WAL receiver
+	// frozen): the switchover starts the old primary and the orchestrator
+	// again as they were, and stops before the promotion.
+	h.psql("pg1", "ALTER SYSTEM SET wal_sender_timeout = '5s'")
+	h.psql("pg1", "SELECT pg_reload_conf()")
+	h.sh("pg2", "pkill -STOP -f '^postgres: .*walreceiver'")
+	out, err := h.run("run", "pg-ha/switchover", "-p", "primary=pg1", "-p", "standby=pg2", "-p", "orchestrator=orch", "-p", h.layoutArg, "-p", "checkpoint_wait=2")
+	h.sh("pg2", "pkill -CONT -f '^postgres: .*walreceiver'")
+	if err == nil || !strings.Contains(out, "NOT received") || !strings.Contains(out, "the old primary was started again as it was, and the orchestrator") || strings.Contains(out, "changed      Promote the standby") {
+		t.Errorf("a switchover whose standby lacks the shutdown checkpoint did not stop and restore: %v\n%s", err, out)
+	}
+	if got := h.psql("pg1", "SELECT pg_is_in_recovery()"); got != "f" {
+		t.Errorf("pg1 after the stopped switchover: in recovery %s", got)
+	}
+	h.sh("orch", "systemctl is-active inmanta-server")
+	h.psql("pg1", "ALTER SYSTEM RESET wal_sender_timeout")
+	h.psql("pg1", "SELECT pg_reload_conf()")
+	h.psqlWait("pg1", "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'inmanta'", "sync")
+
+	c := &committer{password: password, hosts: []string{lab.Address(0), lab.Address(1)}}
+	next := 1
+	for _, sw := range []struct{ from, to string }{{"pg1", "pg2"}, {"pg2", "pg1"}} {
+		marker := "runbook-e2e-" + sw.from
+		h.sh(sw.from, h.layoutEnv(sw.from)+"touch $D/"+marker)
+		c.start(next)
+		h.waitCommits(c, 20)
+		run := []string{"run", "pg-ha/switchover", "-p", "primary=" + sw.from, "-p", "standby=" + sw.to, "-p", "orchestrator=orch", "-p", h.layoutArg}
+		out := h.ok(run...)
+		if !strings.Contains(out, "changed      Stop the orchestrator") {
+			t.Errorf("the switchover did not stop the orchestrator:\n%s", out)
+		}
+		h.waitCommits(c, 20)
+		ids, longest := c.stop()
+		next = ids[len(ids)-1] + 1000
+		m := unavailableRe.FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("switchover %s -> %s printed no unavailability:\n%s", sw.from, sw.to, out)
+		}
+		secs, _ := strconv.ParseFloat(m[1], 64)
+		t.Logf("switchover %s -> %s: writes unavailable %.3f s (playbook, %s's clock); the client's longest time without a commit %.3f s; %d commits returned", sw.from, sw.to, secs, sw.to, longest.Seconds(), len(ids))
+		if secs >= 5 {
+			t.Errorf("writes were unavailable for %.3f s, the target is under 5 s", secs)
+		}
+		if f := os.Getenv("RUNBOOK_E2E_FIGURES"); f != "" {
+			appendFigure(t, f, fmt.Sprintf("switchover %s->%s unavailable_s=%.3f client_gap_s=%.3f commits=%d", sw.from, sw.to, secs, longest.Seconds(), len(ids)))
+		}
+
+		// Every commit that returned is on the new primary.
+		if missing := c.missing(t, h.address(sw.to), ids); missing != 0 {
+			t.Errorf("%d commits that returned are not on the new primary %s", missing, sw.to)
+		}
+		// The old primary streams as the synchronous standby, from its own
+		// data directory (no base backup), and answers no query.
+		if got := h.psql(sw.to, "SELECT application_name || ' ' || state || ' ' || sync_state || ' ' || host(client_addr) FROM pg_stat_replication"); got != "inmanta streaming sync "+h.address(sw.from) {
+			t.Errorf("pg_stat_replication on %s: %q", sw.to, got)
+		}
+		if got := h.psql(sw.to, "SELECT pg_is_in_recovery()"); got != "f" {
+			t.Errorf("%s is in recovery after the switchover", sw.to)
+		}
+		if got := h.sh(sw.from, h.layoutEnv(sw.from)+"LC_ALL=C /usr/lib/postgresql/15/bin/pg_controldata -D $D | sed -n 's/^Database cluster state: *//p'; test -f $D/"+marker+" && echo kept"); got != "in archive recovery\nkept" {
+			t.Errorf("%s after the switchover: %q (want a standby in recovery whose data directory is the one it had)", sw.from, got)
+		}
+		if strings.Contains(out, "pg_basebackup") || strings.Contains(out, "Base backup") {
+			t.Errorf("the switchover took a base backup:\n%s", out)
+		}
+		// The orchestrator writes to the new primary.
+		if got := h.sh("orch", "grep ^host= /etc/inmanta/inmanta.d/database.cfg"); got != "host="+h.address(sw.to) {
+			t.Errorf("the stand-in's configuration says %s, want %s's address", got, sw.to)
+		}
+		h.psqlWait(sw.to, "SELECT count(*) > 0 FROM pg_stat_activity WHERE datname = 'inmanta' AND host(client_addr) = '"+lab.Address(2)+"'", "t")
+		// A commit now waits for the old primary: synchronous again.
+		h.psqlDB(sw.to, "inmanta", "INSERT INTO sw_rows (id) VALUES ("+strconv.Itoa(next)+")")
+		next++
+	}
+	// Run again with the last roles: the switchover is done, nothing changes.
+	h.unchanged("run", "pg-ha/switchover", "-p", "primary=pg2", "-p", "standby=pg1", "-p", "orchestrator=orch", "-p", h.layoutArg)
+}
+
+// address is the lab address of pg1 or pg2 (the first and second host).
+func (h *ha) address(host string) string {
+	if host == "pg1" {
+		return lab.Address(0)
+	}
+	return lab.Address(1)
+}
+
+// waitCommits waits until the client has committed n more rows.
+func (h *ha) waitCommits(c *committer, n int) {
+	h.t.Helper()
+	c.mu.Lock()
+	want := len(c.committed) + n
+	c.mu.Unlock()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		got := len(c.committed)
+		c.mu.Unlock()
+		if got >= want {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.t.Fatalf("the client committed fewer than %d rows in 60 s", n)
+}
+
+// psqlWait polls a query on a host until it gives want (by the database's
+// own views; 60 s at most).
+func (h *ha) psqlWait(host, sql, want string) {
+	h.t.Helper()
+	got := h.sh(host, "for i in $(seq 300); do r=$(cd / && runuser -u postgres -- psql -X -A -t -d postgres -c "+strconv.Quote(sql)+"); [ \"$r\" = "+strconv.Quote(want)+" ] && break; sleep 0.2; done; echo \"$r\"")
+	if got != want {
+		h.t.Fatalf("%s: %s gave %q, want %q", host, sql, got, want)
+	}
+}
+
+// appendFigure adds a measured figure to a file (RUNBOOK_E2E_FIGURES), for
+// the README.
+func appendFigure(t *testing.T, path, line string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer f.Close()
+	if _, err := fmt.Fprintf(f, "%s %s\n", time.Now().UTC().Format(time.RFC3339), line); err != nil {
+		t.Error(err)
+	}
+}
