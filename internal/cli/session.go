@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -36,8 +37,11 @@ func (e *Env) startSession(ctx context.Context, cfg *userConfig, pb *engine.Play
 		vals = append(vals, v)
 	}
 	host, _ := os.Hostname()
+	var s0log bytes.Buffer
+	// What the start hooks say is kept until the run ends: the run writes
+	// to the same stream meanwhile.
 	s := &session{e: e, cfg: cfg, start: time.Now(),
-		notifier: &notify.Notifier{Hooks: cfg.Hooks, Redactor: redact.New(vals), Log: e.Stderr, Getenv: e.Getenv},
+		notifier: &notify.Notifier{Hooks: cfg.Hooks, Redactor: redact.New(vals), Log: &s0log, Getenv: e.Getenv},
 		sum: notify.Summary{Event: notify.Start, RunID: runID, Playbook: pb.Name, Params: values, Operator: e.operator(), Host: host,
 			Resumed: resumed, Started: time.Now().UTC()}}
 	s.started = make(chan struct{})
@@ -66,6 +70,10 @@ func (s *session) end(ctx context.Context, err error, watch *changeWatch) {
 	// hook that hangs never delays the exit by more than its limit.
 	ended := time.Now()
 	<-s.started
+	if b, ok := s.notifier.Log.(*bytes.Buffer); ok {
+		_, _ = s.e.Stderr.Write(b.Bytes())
+	}
+	s.notifier.Log = s.e.Stderr
 	s.notifier.NotifySince(context.WithoutCancel(ctx), sum, ended)
 }
 
