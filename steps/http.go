@@ -132,9 +132,15 @@ func (h *httpStep) do(ctx context.Context, x *Exec) (Result, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	// One byte past the limit tells a body of exactly the limit from a
+	// larger one: never a silent cut (a body missing its end can pass an
+	// assert it would fail).
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
 		return nil, err
+	}
+	if len(data) > maxBody {
+		return nil, fmt.Errorf("the answer (status %d) has a body larger than %s, which the step reads at most: ask for less (a narrower query), or fetch it with capture", resp.StatusCode, FormatSize(maxBody))
 	}
 	headers := map[string]any{}
 	for k := range resp.Header {

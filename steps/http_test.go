@@ -192,3 +192,33 @@ steps:
 		t.Errorf("Authorization headers seen: %v, want %v", seen, want)
 	}
 }
+
+// TestHTTPBodyOverLimitIsAnError: a body larger than the step reads is an
+// error naming the limit, never a silent cut; one of exactly the limit is
+// read whole.
+func TestHTTPBodyOverLimitIsAnError(t *testing.T) {
+	for _, n := range []int{1 << 20, 1<<20 + 1} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = w.Write([]byte(strings.Repeat("x", n)))
+		}))
+		src := `version: 1
+name: http-big
+params:
+  base: {type: string}
+steps:
+  - id: get
+    http:
+      url: ${{ params.base }}/big
+      method: GET
+    assert: len(result.body) == 1048576
+`
+		_, err := runPlaybook(t, src, runOpts{params: map[string]string{"base": srv.URL}})
+		srv.Close()
+		switch {
+		case n == 1<<20 && err != nil:
+			t.Errorf("a body of exactly the limit: %v", err)
+		case n > 1<<20 && (err == nil || !strings.Contains(err.Error(), "larger than 1MiB")):
+			t.Errorf("a body over the limit: %v", err)
+		}
+	}
+}
