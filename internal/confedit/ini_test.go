@@ -12,9 +12,22 @@ import (
 )
 
 // configparserGet reads text with Python's configparser in its default,
-// strict mode, as the orchestrator does, and returns [section] key, or
-// fails the test with what configparser said.
+// strict mode, and returns [section] key, or fails the test with what
+// configparser said.
 func configparserGet(t *testing.T, text, section, key string) string {
+	return pythonGet(t, text, section, key, "configparser.ConfigParser()")
+}
+
+// inmantaGet reads text as the Inmanta server does (inmanta-core's
+// config.py: a configparser whose optionxform replaces _ by - before
+// lower-casing, strict), and returns [section] key.
+func inmantaGet(t *testing.T, text, section, key string) string {
+	return pythonGet(t, text, section, key, `type("Lenient", (configparser.ConfigParser,), {"optionxform": lambda self, name: name.replace("_", "-").lower()})(interpolation=None)`)
+}
+
+// pythonGet reads [section] key of text with the Python parser parser
+// builds, or fails the test with what the parser said.
+func pythonGet(t *testing.T, text, section, key, parser string) string {
 	t.Helper()
 	_, err := exec.LookPath("python3")
 	testsshd.Require(t, err == nil, "python3 is not installed (apt-get install python3)")
@@ -22,17 +35,14 @@ func configparserGet(t *testing.T, text, section, key string) string {
 	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	script := `import configparser, json, sys
-c = configparser.ConfigParser()
-c.read(sys.argv[1])
-print(json.dumps(c.get(sys.argv[2], sys.argv[3], raw=True)))`
+	script := "import configparser, json, sys\nc = " + parser + "\nc.read(sys.argv[1])\nprint(json.dumps(c.get(sys.argv[2], sys.argv[3], raw=True)))"
 	out, err := exec.Command("python3", "-c", script, file, section, key).CombinedOutput()
 	if err != nil {
-		t.Fatalf("configparser refuses the result: %v\n%s\n--- file ---\n%s", err, out, text)
+		t.Fatalf("the reader refuses the result: %v\n%s\n--- file ---\n%s", err, out, text)
 	}
 	var v string
 	if err := json.Unmarshal(out, &v); err != nil {
-		t.Fatalf("configparser output %q: %v", out, err)
+		t.Fatalf("reader output %q: %v", out, err)
 	}
 	return v
 }
@@ -95,35 +105,6 @@ func TestIniSetRefuses(t *testing.T) {
 			}
 		})
 	}
-}
-
-// inmantaGet reads text as the Inmanta server does (inmanta-core's
-// config.py: a configparser whose optionxform replaces _ by - before
-// lower-casing, strict), and returns [section] key.
-func inmantaGet(t *testing.T, text, section, key string) string {
-	t.Helper()
-	_, err := exec.LookPath("python3")
-	testsshd.Require(t, err == nil, "python3 is not installed (apt-get install python3)")
-	file := filepath.Join(t.TempDir(), "database.cfg")
-	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	script := `import configparser, json, sys
-class Lenient(configparser.ConfigParser):
-    def optionxform(self, name):
-        return name.replace("_", "-").lower()
-c = Lenient(interpolation=None)
-c.read(sys.argv[1])
-print(json.dumps(c.get(sys.argv[2], sys.argv[3], raw=True)))`
-	out, err := exec.Command("python3", "-c", script, file, section, key).CombinedOutput()
-	if err != nil {
-		t.Fatalf("the Inmanta server's reader refuses the result: %v\n%s\n--- file ---\n%s", err, out, text)
-	}
-	var v string
-	if err := json.Unmarshal(out, &v); err != nil {
-		t.Fatalf("reader output %q: %v", out, err)
-	}
-	return v
 }
 
 // TestIniSetAsInmantaReads: with the Inmanta reader, _ and - in a key are
