@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -178,6 +179,7 @@ var includeFields = []steps.Field{
 	{Name: "name", Kind: steps.Literal, Doc: "what the included playbook does here, shown in the plan", Example: "Make the node a warm standby"},
 	{Name: "playbook", Kind: steps.Literal, Required: true, Doc: "the playbook to run: a bundled name (pg-ha/configure-standby), or a file ending in .yaml or .yml, relative to this playbook; its guards and facts are checked with this playbook's, before anything changes, and its lock is taken once", Example: "pg-ha/configure-standby"},
 	{Name: "params", Kind: steps.Object, Doc: "the included playbook's params, each a value or ${{ }} of this playbook's params, vars and secrets (computed when the run starts: not steps' results nor facts); checked against its declarations (names, types, required, enum)"},
+	{Name: "confirm_first", Kind: steps.Bool, Doc: "run the included playbook's steps up to its last confirmation gate (they must all be read-only: what the gate shows is observed, nothing changed) before this playbook's first step that may change anything, so that an operator who declines leaves everything as it was; required when this playbook may change something before the include"},
 }
 
 // IncludeFields returns the keys of a step that runs another playbook, for
@@ -205,6 +207,13 @@ type Frame struct {
 	// File and Pos are where the including step is.
 	File string
 	Pos  diag.Pos
+	// Early is how many of the included playbook's first steps (up to its
+	// last gate, all read-only) run before the includer's first change
+	// (confirm_first); 0 runs them all in place.
+	Early int
+	// confirmFirst says confirm_first: true was written (Early may be 0
+	// when it was refused).
+	confirmFirst bool
 }
 
 // Path returns the frame's ID after its parents': "outer/inner".
@@ -277,7 +286,58 @@ func (l *Loader) decodeInclude(d *steps.Decoder, from string, n *yaml.Node, stac
 	}
 	fr := &Frame{ID: id.Value, Ref: ref, Playbook: child, Params: map[string]*tmpl.Template{}, File: from, Pos: steps.Pos(n)}
 	l.includeParams(d, fr, f.Get("params"), refNode, given)
+	if cf := f.Get("confirm_first"); d.Bool(cf) {
+		fr.confirmFirst = true
+		fr.Early = earlyStepsOf(d, cf, ref, child)
+	}
 	return fr
+}
+
+// earlyStepsOf returns how many of an included playbook's first steps
+// confirm_first (at n) runs before the includer's first change: every
+// step up to its last gate, each of which must change nothing (a
+// read-only step, or one that stands only for its gate) and run on its
+// own (not in a batch). 0 with an error when that does not hold.
+func earlyStepsOf(d *steps.Decoder, n *yaml.Node, ref string, child *Playbook) int {
+	last := -1
+	for i, s := range child.Steps {
+		if s.Confirm != nil {
+			last = i
+		}
+	}
+	if last < 0 {
+		d.Errorf(n, diag.RuleInvalidValue, "confirm_first: %s asks for no confirmation in its steps: remove confirm_first", ref)
+		return 0
+	}
+	for _, s := range child.Steps[:last+1] {
+		if stepMayChange(s) || s.Batch != nil {
+			file, why := child.File, "may change something"
+			if s.Frame != nil {
+				file = s.Frame.Playbook.File
+			}
+			if s.Batch != nil {
+				why = "stands in a batch"
+			}
+			d.Errorf(n, diag.RuleInvalidValue, "confirm_first: step %q of %s (%s:%s) comes before its last confirmation gate and %s: only read-only steps can run before this playbook's first change; move the gate, or the change, in %s",
+				s.Label(), ref, file, s.Pos, why, ref)
+			return 0
+		}
+	}
+	return last + 1
+}
+
+// stepMayChange says whether a step may change anything when it runs: as
+// ReadOnly judges, and a step that stands only for its gate (ssh-exec
+// true) does not.
+func stepMayChange(s *Step) bool {
+	if s.Type.Describe().Name == "capture" {
+		return true
+	}
+	if i, ok := s.Body.(steps.Idler); ok && i.Idle() {
+		return false
+	}
+	c, ok := s.Body.(steps.Changer)
+	return !ok || c.MayChange()
 }
 
 // includeValues decodes the values an include step gives its playbook's
@@ -414,8 +474,11 @@ func graft(pb *Playbook, incs []inclusion) {
 			if s.Frame == nil {
 				s.Frame = fr
 			}
-			out = append(out, s)
 		}
+		at := firstChange(out)
+		early := slices.Clone(child.Steps[:fr.Early])
+		out = append(out[:at], append(early, out[at:]...)...)
+		out = append(out, child.Steps[fr.Early:]...)
 		for _, f := range child.Frames {
 			if f.Parent == nil {
 				f.Parent = fr
@@ -461,6 +524,57 @@ func graft(pb *Playbook, incs []inclusion) {
 	pb.Source = src.Bytes()
 	sum := sha256.Sum256(pb.Source)
 	pb.Hash = hex.EncodeToString(sum[:])
+}
+
+// firstChange returns the index of the first step that may change
+// anything (the start of its batch when it stands in one), len(ss) when
+// none may: where the early steps of an include with confirm_first go.
+func firstChange(ss []*Step) int {
+	for i, s := range ss {
+		if !stepMayChange(s) {
+			continue
+		}
+		for i > 0 && s.Batch != nil && ss[i-1].Batch == s.Batch {
+			i--
+		}
+		return i
+	}
+	return len(ss)
+}
+
+// gateAfterChange reports an include (at n) whose playbook asks a step's
+// confirmation after a step before the include (prior, the includer's
+// steps so far and those of its earlier includes) may have changed
+// something: declining would leave that change made.
+func gateAfterChange(d *steps.Decoder, n *yaml.Node, fr *Frame, prior []*Step) {
+	if fr.confirmFirst {
+		return
+	}
+	var gate *Step
+	for _, s := range fr.Playbook.Steps {
+		if s.Confirm != nil {
+			gate = s
+			break
+		}
+	}
+	if gate == nil {
+		return
+	}
+	for _, s := range prior {
+		if stepMayChange(s) {
+			d.Errorf(n, diag.RuleInvalidValue, "%s asks for a confirmation (step %s) after step %s may have changed something: an operator who declines would leave that change made; add confirm_first: true (its steps up to the gate then run before %s), or include it before %s",
+				fr.Ref, stepName(gate), stepName(s), stepName(s), stepName(s))
+			return
+		}
+	}
+}
+
+// stepName names a step in a message: its key, or its label.
+func stepName(s *Step) string {
+	if s.ID != "" {
+		return s.Key()
+	}
+	return strconv.Quote(s.Label())
 }
 
 // Label returns the name shown for a guard, after its frame's path for a

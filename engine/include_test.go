@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/internal/diag"
 )
 
 // innerPlaybook is a playbook others include: typed params, a guard that
@@ -243,5 +244,116 @@ func TestIncludedConfirmAskedBeforeAnyStep(t *testing.T) {
 	want := []string{"t/outer: outer (log exists: false)", "t/inner: inner part for hello bob (log exists: false)"}
 	if !slices.Equal(asked, want) {
 		t.Errorf("gates asked: %q, want %q", asked, want)
+	}
+}
+
+// gatedInner is an included playbook whose step gate shows what a
+// read-only step observed, before its own change.
+const gatedInner = `version: 1
+name: t/gated
+steps:
+  - id: look
+    ssh-exec: {command: "echo observed-before-any-change", read_only: true}
+  - id: decision
+    confirm: {text: "go on? ${{ trim(steps.look.result.stdout) }}", word: yes-inner}
+    ssh-exec: {command: "true"}
+  - id: change
+    ssh-exec: {command: "echo inner change >> log"}
+`
+
+const gatedOuter = `version: 1
+name: t/gated-outer
+steps:
+  - id: probe
+    ssh-exec: {command: "echo probe", read_only: true}
+  - id: stop
+    ssh-exec: {command: "echo outer stop >> log"}
+  - id: inner
+    playbook: lib/gated.yaml
+    confirm_first: true
+`
+
+// TestIncludedGateAskedBeforeTheIncludersChange: with confirm_first, an
+// included playbook's step gate (and the read-only steps whose results it
+// shows) comes before the includer's first change: declining changes
+// nothing anywhere in the tree, confirming runs the includer's change and
+// then the included one, in that order.
+func TestIncludedGateAskedBeforeTheIncludersChange(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	writeTree(t, dir, map[string]string{"outer.yaml": gatedOuter, "lib/gated.yaml": gatedInner})
+	pb := loadFile(t, "outer.yaml")
+	var texts []string
+	answer := func(word string) func(*engine.Runner) {
+		return func(r *engine.Runner) {
+			r.Confirm = func(_ context.Context, g *engine.Gate) (engine.Answer, error) {
+				texts = append(texts, g.Text)
+				return engine.Answer{Typed: word}, nil
+			}
+		}
+	}
+	_, err := run(t, pb, nil, nil, answer("no"))
+	var ce *engine.ConfirmError
+	if !errors.As(err, &ce) {
+		t.Fatalf("run: %v, want the gate refused", err)
+	}
+	if _, err := os.Stat("log"); !os.IsNotExist(err) {
+		b, _ := os.ReadFile("log")
+		t.Fatalf("declining the included gate left changes made:\n%s", b)
+	}
+	if !slices.Equal(texts, []string{"go on? observed-before-any-change"}) {
+		t.Errorf("gate texts: %q, want the observation of the step before it", texts)
+	}
+	rec, err := run(t, pb, nil, nil, answer("yes-inner"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if log, _ := os.ReadFile("log"); string(log) != "outer stop\ninner change\n" {
+		t.Errorf("log:\n%s\nwant the includer's change, then the included one", log)
+	}
+	var ids []string
+	for _, e := range rec.events {
+		if e.Type == engine.EventStepEnd {
+			ids = append(ids, e.ID)
+		}
+	}
+	if want := []string{"probe", "inner/look", "inner/decision", "stop", "inner/change"}; !slices.Equal(ids, want) {
+		t.Errorf("steps ran: %q, want %q", ids, want)
+	}
+}
+
+// TestIncludedGateAfterAChangeRefused: validate refuses an include whose
+// step gate would be asked after the includer changed something, and a
+// confirm_first whose steps before the gate may change something.
+func TestIncludedGateAfterAChangeRefused(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	writeTree(t, dir, map[string]string{
+		"late.yaml":      strings.Replace(gatedOuter, "    confirm_first: true\n", "", 1),
+		"early.yaml":     strings.Replace(gatedOuter, "gated.yaml", "changing.yaml", 1),
+		"lib/gated.yaml": gatedInner,
+		"lib/changing.yaml": strings.Replace(gatedInner, `"echo observed-before-any-change", read_only: true`,
+			`"echo observed-before-any-change >> log"`, 1),
+	})
+	// Errors only: the bare test steps draw lint warnings, beside the point.
+	for _, c := range []struct{ file, want string }{
+		{"late.yaml", `late.yaml:9:15: lib/gated.yaml asks for a confirmation (step decision) after step stop may have changed something: an operator who declines would leave that change made; add confirm_first: true (its steps up to the gate then run before stop), or include it before stop [invalid-value]`},
+		{"early.yaml", `early.yaml:10:20: confirm_first: step "look" of lib/changing.yaml (lib/changing.yaml:4:5) comes before its last confirmation gate and may change something: only read-only steps can run before this playbook's first change; move the gate, or the change, in lib/changing.yaml [invalid-value]`},
+	} {
+		t.Run(c.file, func(t *testing.T) {
+			rep, err := engine.Validate([]string{c.file}, engine.ValidateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, d := range rep.Diagnostics {
+				if d.Severity == diag.Error {
+					got = append(got, d.String())
+				}
+			}
+			if !slices.Equal(got, []string{c.want}) {
+				t.Errorf("diagnostics:\n%s\nwant:\n%s", strings.Join(got, "\n"), c.want)
+			}
+		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -308,6 +309,11 @@ func (l *Loader) loadStack(file string, src []byte, stack []string, paramTaint m
 			if batches[sn] != nil {
 				d.Errorf(sn, diag.RuleInvalidValue, "a batch cannot run another playbook: include it outside the batch")
 			} else if fr := l.decodeInclude(d, file, sn, stack); fr != nil {
+				prior := slices.Clone(pb.Steps)
+				for _, in := range incs {
+					prior = append(prior, in.frame.Playbook.Steps...)
+				}
+				gateAfterChange(d, valueOf(sn, "playbook"), fr, prior)
 				incs = append(incs, inclusion{at: len(pb.Steps), frame: fr})
 			}
 			stepNodes[i] = nil

@@ -307,6 +307,15 @@ func lastLine(red *redact.Redactor, outs ...[]byte) string {
 // MayChange implements Changer.
 func (s *sshExec) MayChange() bool { return !s.readOnly }
 
+// Idle implements Idler: the command is the word true, with nothing that
+// could make it do more.
+func (s *sshExec) Idle() bool {
+	return s.command != nil && s.command.IsLiteral() && strings.TrimSpace(s.command.Source) == "true" &&
+		s.stdin == nil && s.creates == nil && s.unless == nil && len(s.env) == 0
+}
+
+var _ Idler = (*sshExec)(nil)
+
 // Rechecks implements Rechecker: creates and unless find a change
 // already made; otherwise only the author can say the command is safe to
 // repeat.

@@ -81,6 +81,14 @@ type Changer interface {
 	MayChange() bool
 }
 
+// Idler is implemented by a step that can tell, without I/O, that it does
+// nothing at all (an ssh-exec whose command is `true`): it stands only to
+// carry a confirmation gate whose text shows what earlier steps observed,
+// and may run wherever a read-only step may.
+type Idler interface {
+	Idle() bool
+}
+
 // Rechecker is implemented by a step that knows whether running it again
 // is safe after an attempt whose outcome was lost (the engine was killed
 // between starting it and recording how it ended). Rechecks is true when
