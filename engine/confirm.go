@@ -94,7 +94,7 @@ func (x *run) checkGates() error {
 		}
 	}
 	for i, s := range x.pb.Steps {
-		if s.Confirm == nil || x.gatePassed(i+1) || x.resume != nil && x.stepDone(i+1, s) {
+		if s.Confirm == nil || x.skips(s.Frame) || x.gatePassed(i+1) || x.resume != nil && x.stepDone(i+1, s) {
 			continue
 		}
 		gates = append(gates, fmt.Sprintf("[%d] %s", i+1, s.Label()))
@@ -254,7 +254,7 @@ func (x *run) topGates() []topGate {
 		out = append(out, topGate{x.pb.Confirm, nil, x.pb.Name, playbookGate})
 	}
 	for _, fr := range x.pb.Frames {
-		if c := fr.Playbook.Confirm; c != nil {
+		if c := fr.Playbook.Confirm; c != nil && !x.skips(fr) {
 			out = append(out, topGate{c, fr, fr.Playbook.Name, playbookGate + " (of " + fr.Path() + ": " + fr.Playbook.Name + ")"})
 		}
 	}

@@ -166,6 +166,9 @@ func (x *run) observeFacts(ctx context.Context) error {
 	}
 	var jobs []*job
 	for _, f := range x.pb.Facts {
+		if x.skips(f.Frame) {
+			continue
+		}
 		hosts, err := x.factHosts(f)
 		if err != nil {
 			return fmt.Errorf("%s:%s: fact %s: hosts: %w", x.fileOf(f.Frame), f.Pos, f.Name, err)

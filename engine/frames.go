@@ -48,6 +48,16 @@ func (x *run) newFrameEnv(fr *Frame, params, secrets map[string]any) {
 func (x *run) prepareFrames(secrets map[string]any) error {
 	for _, fr := range x.pb.Frames {
 		parent := x.env(fr.Parent)
+		if why, err := x.frameSkip(fr, parent); err != nil || why != "" {
+			if err != nil {
+				return err
+			}
+			x.skipped[fr] = why
+			// Its params are not computed: they may only make sense
+			// when it runs (a host param left empty).
+			x.newFrameEnv(fr, map[string]any{}, secrets)
+			continue
+		}
 		params := map[string]any{}
 		for _, p := range fr.Playbook.Params {
 			t, ok := fr.Params[p.Name]
@@ -76,6 +86,30 @@ func (x *run) prepareFrames(secrets map[string]any) error {
 	}
 	return nil
 }
+
+// frameSkip says why frame fr does not run ("" when it does): its
+// includer's does not, or its when is false in its includer's
+// environment (parent).
+func (x *run) frameSkip(fr *Frame, parent map[string]any) (string, error) {
+	if why := x.skipped[fr.Parent]; why != "" {
+		return why, nil
+	}
+	if fr.When == nil {
+		return "", nil
+	}
+	ok, err := fr.When.EvalBool(parent)
+	if err != nil {
+		return "", fmt.Errorf("%s:%s: %s: when: %w", fr.File, fr.Pos, fr.Path(), x.redactor().Error(err))
+	}
+	if ok {
+		return "", nil
+	}
+	return fmt.Sprintf("when of %s is false: %s", fr.Path(), fr.When.Source), nil
+}
+
+// skips says whether the part of the tree that frame fr is (nil: the
+// top playbook) does not run: its include's when is false.
+func (x *run) skips(fr *Frame) bool { return x.skipped[fr] != "" }
 
 // paramValue turns a value an includer computed into a value of param p,
 // checked as -p checks one.
@@ -147,6 +181,9 @@ func (x *run) lockNames() ([]string, error) {
 		return nil, err
 	}
 	for _, fr := range x.pb.Frames {
+		if x.skips(fr) {
+			continue
+		}
 		if err := add(fr, fr.Playbook.Lock); err != nil {
 			return nil, err
 		}

@@ -37,6 +37,16 @@ func (x *run) step(ctx context.Context, index int, s *Step) error {
 	return x.finish(index, s, outcomes)
 }
 
+// skipFramed reports step s (index is its 1-based index) of an included
+// playbook that does not run (skipped: its include's when is false).
+func (x *run) skipFramed(index int, s *Step) {
+	t := newTarget(index, s, "", nil, 0)
+	t.name = s.Label()
+	why := x.skipped[s.Frame]
+	o := x.report(t, hostOutcome{status: StatusSkipped, result: steps.Result{}, printed: why}, &steps.Plan{Summary: why})
+	x.record(s, []hostOutcome{o})
+}
+
 // forEach runs a step on host once per element of its list, in order,
 // stopping at the first failure, and returns the outcomes. view, when not
 // nil, is what steps are in the elements' expressions (see target.view).
@@ -232,6 +242,9 @@ func (x *run) checkHosts() error {
 		}
 	}
 	for _, g := range x.pb.Require {
+		if x.skips(g.Frame) {
+			continue
+		}
 		check(g.Frame, g.Host, false)
 		for _, h := range g.Hosts {
 			check(g.Frame, h, true)
@@ -239,6 +252,9 @@ func (x *run) checkHosts() error {
 	}
 	var batch *Batch
 	for _, s := range x.pb.Steps {
+		if x.skips(s.Frame) {
+			continue
+		}
 		if b := s.Batch; b != nil && b != batch {
 			batch = b
 			if b.HostsExpr == nil || len(b.HostsExpr.Steps()) == 0 {

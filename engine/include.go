@@ -179,6 +179,7 @@ var includeFields = []steps.Field{
 	{Name: "name", Kind: steps.Literal, Doc: "what the included playbook does here, shown in the plan", Example: "Make the node a warm standby"},
 	{Name: "playbook", Kind: steps.Literal, Required: true, Doc: "the playbook to run: a bundled name (pg-ha/configure-standby), or a file ending in .yaml or .yml, relative to this playbook; its guards and facts are checked with this playbook's, before anything changes, and its lock is taken once", Example: "pg-ha/configure-standby"},
 	{Name: "params", Kind: steps.Object, Doc: "the included playbook's params, each a value or ${{ }} of this playbook's params, vars and secrets (computed when the run starts: not steps' results nor facts); checked against its declarations (names, types, required, enum)"},
+	{Name: "when", Kind: steps.Expr, Doc: "run the included playbook only when this holds: decided when the run starts, from this playbook's params, vars and secrets (not steps' results nor facts); when false, none of its steps runs and none of its guards, facts, lock or confirmations is checked or asked", Example: "params.standby != \"\""},
 	{Name: "confirm_first", Kind: steps.Bool, Doc: "run the included playbook's steps up to its last confirmation gate (they must all be read-only: what the gate shows is observed, nothing changed) before this playbook's first step that may change anything, so that an operator who declines leaves everything as it was; required when this playbook may change something before the include"},
 }
 
@@ -214,6 +215,9 @@ type Frame struct {
 	// confirmFirst says confirm_first: true was written (Early may be 0
 	// when it was refused).
 	confirmFirst bool
+	// When, when set, decides in the includer's scope when the run starts
+	// whether the included playbook runs at all.
+	When *tmpl.Expr
 }
 
 // Path returns the frame's ID after its parents': "outer/inner".
@@ -253,7 +257,7 @@ func (l *Loader) decodeInclude(d *steps.Decoder, from string, n *yaml.Node, stac
 	if id := valueOf(n, "id"); id != nil {
 		where = fmt.Sprintf("step %q", id.Value)
 	}
-	f := d.Check(n, includeFields, where)
+	f := d.Check(withoutHosts(d, n), includeFields, where)
 	id, refNode := f.Get("id"), f.Get("playbook")
 	if id == nil || refNode == nil {
 		return nil
@@ -278,13 +282,14 @@ func (l *Loader) decodeInclude(d *steps.Decoder, from string, n *yaml.Node, stac
 		d.Errorf(refNode, diag.RuleInvalidValue, "playbook: cannot read %s (%s): %v; a name ending in .yaml or .yml is a file relative to this playbook, any other a bundled playbook (runbook list)", ref, p, errors.Unwrap(err))
 		return nil
 	}
+	when := includeWhen(d, f.Get("when"))
 	given, taint := includeValues(d, ref, f.Get("params"))
 	child, cds, _ := l.loadStack(p, src, append(slices.Clone(stack), p), taint)
 	d.Diags.Items = append(d.Diags.Items, cds...)
 	if child == nil || diag.HasErrors(cds) {
 		return nil
 	}
-	fr := &Frame{ID: id.Value, Ref: ref, Playbook: child, Params: map[string]*tmpl.Template{}, File: from, Pos: steps.Pos(n)}
+	fr := &Frame{ID: id.Value, Ref: ref, Playbook: child, Params: map[string]*tmpl.Template{}, File: from, Pos: steps.Pos(n), When: when}
 	l.includeParams(d, fr, f.Get("params"), refNode, given)
 	if cf := f.Get("confirm_first"); d.Bool(cf) {
 		fr.confirmFirst = true
@@ -338,6 +343,41 @@ func stepMayChange(s *Step) bool {
 	}
 	c, ok := s.Body.(steps.Changer)
 	return !ok || c.MayChange()
+}
+
+// withoutHosts reports host: and hosts: on an include step, and returns
+// the step without them: where the included playbook's steps run is for
+// it to say, from the params it is given.
+func withoutHosts(d *steps.Decoder, n *yaml.Node) *yaml.Node {
+	out := *n
+	out.Content = nil
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if k.Value == "host" || k.Value == "hosts" {
+			d.Errorf(k, diag.RuleInvalidValue, "%s: an included playbook's steps run where they say (their own host: and hosts:); pass the host(s) as one of its params, and put a batch inside it to go through them in turn", k.Value)
+			continue
+		}
+		out.Content = append(out.Content, k, n.Content[i+1])
+	}
+	return &out
+}
+
+// includeWhen decodes an include step's when: in the includer's scope as
+// the run starts (its guards and facts are checked before any step, so
+// whether they count must be known then): no facts, no steps.
+func includeWhen(d *steps.Decoder, n *yaml.Node) *tmpl.Expr {
+	if n == nil {
+		return nil
+	}
+	facts := d.Scope.Facts
+	d.Scope.Facts = nil
+	e := d.Expr(n, nil)
+	d.Scope.Facts = facts
+	if e != nil && len(e.Steps) > 0 {
+		d.Errorf(n, diag.RuleInvalidValue, "when of an include reads steps.%s: whether an included playbook runs is decided when the run starts (its guards are checked before any step); give params, vars or secrets, or put the when on the included playbook's steps", e.Steps[0])
+		return nil
+	}
+	return e
 }
 
 // includeValues decodes the values an include step gives its playbook's

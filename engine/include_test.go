@@ -156,6 +156,8 @@ func TestIncludeValidate(t *testing.T) {
 		"steps.yaml":     "version: 1\nname: t/x\nsteps:\n  - id: a\n    ssh-exec: {command: \"true\", read_only: true}\n  - id: part\n    playbook: lib/inner.yaml\n    params:\n      greet: ${{ steps.a.result.stdout }}\n",
 		"facts.yaml":     "version: 1\nname: t/x\nfacts:\n  f: {hosts: [localhost], ssh-exec: {command: \"true\", read_only: true}}\nsteps:\n  - id: part\n    playbook: lib/inner.yaml\n    params:\n      greet: ${{ string(facts.f) }}\n",
 		"bundled.yaml":   inc("    playbook: pg-ha/no-such-playbook\n"),
+		"when.yaml":      "version: 1\nname: t/x\nsteps:\n  - id: a\n    ssh-exec: {command: \"true\", read_only: true}\n  - id: part\n    playbook: lib/echo.yaml\n    when: steps.a.result.exit_code == 0\n    params: {word: hi}\n",
+		"hosts.yaml":     inc("    playbook: lib/echo.yaml\n    hosts: [a, b]\n    params: {word: hi}\n"),
 		"a.yaml":         inc("    playbook: b.yaml\n"),
 		"b.yaml": "version: 1\nname: t/b\nsteps:\n  - ssh-exec: {command: \"true\", read_only: true}\n" +
 			"  - id: back\n    playbook: a.yaml\n",
@@ -171,6 +173,8 @@ func TestIncludeValidate(t *testing.T) {
 		{"steps.yaml", `steps.yaml:9:14: param greet of lib/inner.yaml reads steps.a: an included playbook's params are computed when the run starts, before any step; give params, vars or secrets [invalid-value]`},
 		{"facts.yaml", `facts.yaml:9:25: unknown name facts; available here: params, secrets, vars, steps, inventory (did you mean "vars"?) [undefined-reference]`},
 		{"secret.yaml", `lib/echo.yaml:6:31: command may hold secrets.pw through params.word: on a command line the host's process list shows it; pass it with env: or stdin: [secret-in-command]`},
+		{"when.yaml", `when.yaml:8:11: when of an include reads steps.a: whether an included playbook runs is decided when the run starts (its guards are checked before any step); give params, vars or secrets, or put the when on the included playbook's steps [invalid-value]`},
+		{"hosts.yaml", `hosts.yaml:6:5: hosts: an included playbook's steps run where they say (their own host: and hosts:); pass the host(s) as one of its params, and put a batch inside it to go through them in turn [invalid-value]`},
 		{"missing.yaml", `missing.yaml:5:15: playbook: cannot read lib/nowhere.yaml (lib/nowhere.yaml): no such file or directory; a name ending in .yaml or .yml is a file relative to this playbook, any other a bundled playbook (runbook list) [invalid-value]`},
 		{"bundled.yaml", `bundled.yaml:5:15: playbook: cannot read pg-ha/no-such-playbook (bundled:pg-ha/no-such-playbook.yaml): file does not exist; a name ending in .yaml or .yml is a file relative to this playbook, any other a bundled playbook (runbook list) [invalid-value]`},
 		{"a.yaml", `b.yaml:6:15: playbook: a.yaml includes itself (a.yaml → b.yaml → a.yaml): a playbook cannot run itself, directly or through another; remove one of these includes [invalid-value]`},
@@ -355,5 +359,61 @@ func TestIncludedGateAfterAChangeRefused(t *testing.T) {
 				t.Errorf("diagnostics:\n%s\nwant:\n%s", strings.Join(got, "\n"), c.want)
 			}
 		})
+	}
+}
+
+// TestIncludeWhen: an include whose when is false runs none of the
+// included playbook's steps and checks none of its guards (a guard that
+// would refuse does not block the run), takes none of its locks, and
+// reports its steps skipped; true, it runs as any include.
+func TestIncludeWhen(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	outer := strings.Replace(outerPlaybook, "    playbook: lib/inner.yaml\n", "    playbook: lib/inner.yaml\n    when: params.who != \"nobody\"\n", 1)
+	writeTree(t, dir, map[string]string{"outer.yaml": outer, "lib/inner.yaml": innerPlaybook, "refuse": ""})
+	pb := loadFile(t, "outer.yaml")
+	var locks []string
+	lock := func(r *engine.Runner) {
+		r.Lock = func(_ context.Context, name string) (func(), error) {
+			locks = append(locks, name)
+			return func() {}, nil
+		}
+	}
+	rec, err := run(t, pb, map[string]string{"who": "nobody"}, map[string]string{"token": "a-long-enough-token"}, lock)
+	if err != nil {
+		t.Fatalf("run with the include's when false: %v (its guard must not count)", err)
+	}
+	if log, _ := os.ReadFile("log"); string(log) != "outer first\nouter last changed\n" {
+		t.Errorf("log:\n%s\nwant the includer's steps only", log)
+	}
+	if !slices.Equal(locks, []string{"outer"}) {
+		t.Errorf("locks taken: %q, want the includer's only", locks)
+	}
+	var skipped []string
+	for _, e := range rec.events {
+		if e.Type == engine.EventStepEnd && e.Status == engine.StatusSkipped {
+			skipped = append(skipped, e.ID+": "+e.Message)
+		}
+		if e.Type == engine.EventGuard && strings.Contains(e.Name, "inner") {
+			t.Errorf("a guard of the skipped include was checked: %+v", e)
+		}
+	}
+	want := []string{`inner/first: when of inner is false: params.who != "nobody"`, `inner/after: when of inner is false: params.who != "nobody"`}
+	if !slices.Equal(skipped, want) {
+		t.Errorf("skipped: %q, want %q", skipped, want)
+	}
+	// True: the include runs, and its guard refuses the run.
+	os.Remove("log")
+	_, err = run(t, pb, map[string]string{"who": "bob"}, map[string]string{"token": "a-long-enough-token"})
+	var ge *engine.GuardError
+	if !errors.As(err, &ge) {
+		t.Fatalf("run with the include's when true: %v, want its guard's refusal", err)
+	}
+	os.Remove("refuse")
+	if _, err := run(t, pb, map[string]string{"who": "bob"}, map[string]string{"token": "a-long-enough-token"}); err != nil {
+		t.Fatal(err)
+	}
+	if log, _ := os.ReadFile("log"); !strings.Contains(string(log), "inner hello bob 3 b\n") {
+		t.Errorf("log:\n%s\nwant the included steps", log)
 	}
 }

@@ -307,7 +307,7 @@ func (l *Loader) loadStack(file string, src []byte, stack []string, paramTaint m
 	for i, sn := range stepNodes {
 		if sn.Kind == yaml.MappingNode && isInclude(sn) {
 			if batches[sn] != nil {
-				d.Errorf(sn, diag.RuleInvalidValue, "a batch cannot run another playbook: include it outside the batch")
+				d.Errorf(sn, diag.RuleInvalidValue, "a batch cannot run another playbook (its steps say where they run, not the batch): include it outside the batch, give it the hosts as a list param and put the batch inside the included playbook")
 			} else if fr := l.decodeInclude(d, file, sn, stack); fr != nil {
 				prior := slices.Clone(pb.Steps)
 				for _, in := range incs {

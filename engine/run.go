@@ -113,6 +113,9 @@ type run struct {
 	// frames are the environments every host starts from, by frame: nil
 	// for the top playbook, one for each playbook it includes.
 	frames map[*Frame]*frameEnv
+	// skipped says why an included playbook does not run, by frame: its
+	// include's when (or an includer's) is false.
+	skipped map[*Frame]string
 	// unapplied holds the ids of steps a dry run did not apply.
 	unapplied map[string]bool
 	// gateMu serialises confirmation gates; passed are the steps whose
@@ -218,6 +221,7 @@ func (r *Runner) newRun(pb *Playbook, in Inputs) *run {
 		pool:      &pool{inv: r.Inventory, connect: r.Connect, conns: map[string]*poolEntry{}},
 		sightings: steps.NewSightings(),
 		frames:    map[*Frame]*frameEnv{},
+		skipped:   map[*Frame]string{},
 		unapplied: map[string]bool{},
 		passed:    map[int]bool{},
 		answered:  map[gateKey]error{},
@@ -233,6 +237,10 @@ func (x *run) runSteps(ctx context.Context) error {
 	var plan planErrors
 	for i := 0; i < len(x.pb.Steps); i++ {
 		s := x.pb.Steps[i]
+		if x.skips(s.Frame) {
+			x.skipFramed(i+1, s)
+			continue
+		}
 		if b := s.Batch; b != nil {
 			i = b.Last - 1
 			if err := x.batch(ctx, b); err != nil {
