@@ -22,7 +22,10 @@ import (
 func TestNoCopiedPlaybooks(t *testing.T) {
 	const maxShared, minLen = 10, 25
 	copiedToday := map[[2]string]int{
-		{"orchestrator/failover-database", "orchestrator/new-orchestrator"}: 128,
+		// The call sites of the shared reader and of shared/orchestrator-serves
+		// (their env and params), its guard's assert and hint, and the
+		// configuration's file-patch and reset-failed, written in each.
+		{"orchestrator/failover-database", "orchestrator/new-orchestrator"}: 24,
 		{"pg-ha/configure-primary", "pg-ha/configure-standby"}:              59,
 		{"pg-ha/configure-standby", "pg-ha/promote-standby"}:                20,
 		// Written beside the include step (the same session): headers, the
@@ -79,31 +82,32 @@ func TestNoCopiedPlaybooks(t *testing.T) {
 	}
 }
 
-// TestEffectiveConfigurationAgrees: failover-database and new-orchestrator
-// judge which database a server would use with the same script, written
-// three times (two guards and a step); the copies must stay the same.
-func TestEffectiveConfigurationAgrees(t *testing.T) {
-	var copies []string
+// TestEffectiveConfigurationOnce: failover-database and new-orchestrator
+// judge which database a server would use with one reader, written once in
+// shared/orchestrator.vars.yaml; its three runs (two guards and a step)
+// run that text, and no playbook holds a copy of it.
+func TestEffectiveConfigurationOnce(t *testing.T) {
+	const run = `exec "$py" -c "$RB_READER"`
+	runs := 0
 	for _, name := range []string{"orchestrator/failover-database", "orchestrator/new-orchestrator"} {
 		src, ok := playbooks.Lookup(name)
 		if !ok {
 			t.Fatalf("no bundled playbook %s", name)
 		}
-		for _, part := range strings.Split(string(src), `"$py" - <<'PY'`)[1:] {
-			end := strings.Index(part, "\n        PY\n")
-			if end < 0 {
-				t.Fatalf("%s: a script without its end", name)
-			}
-			copies = append(copies, part[:end])
+		runs += strings.Count(string(src), run)
+		if strings.Contains(string(src), "import configparser") {
+			t.Errorf("%s holds a copy of the configuration reader: run vars.orch_reader", name)
 		}
 	}
-	if len(copies) != 3 {
-		t.Fatalf("found %d copies of the script, want 3", len(copies))
+	if runs != 3 {
+		t.Errorf("the reader is run %d times, want 3 (two guards and a step)", runs)
 	}
-	for i, c := range copies[1:] {
-		if c != copies[0] {
-			t.Errorf("copy %d of the effective-configuration script differs from the first", i+2)
-		}
+	vars, err := playbooks.ReadFile("shared/orchestrator.vars.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(vars), "import configparser"); n != 1 {
+		t.Errorf("shared/orchestrator.vars.yaml holds the reader %d times, want once", n)
 	}
 }
 
