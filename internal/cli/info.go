@@ -44,7 +44,9 @@ func showCmd(e *Env, c *cobra.Command) func([]string) int {
 	return e.show
 }
 
-// show prints the bundled playbook args names, with its vars files.
+// show prints the bundled playbook args names, with its vars files, then
+// each playbook it includes (and theirs), under a line naming the step
+// that includes it: the whole tree a run of it runs.
 func (e *Env) show(args []string) int {
 	if len(args) != 1 {
 		return e.usageError("show needs one bundled playbook name (runbook list shows them)")
@@ -55,19 +57,43 @@ func (e *Env) show(args []string) int {
 		return ExitFailed
 	}
 	_, _ = e.Stdout.Write(src)
-	// The vars files it lists are part of it.
 	pb, _ := newLoader().Load(playbooks.Path(args[0]), src)
-	if pb != nil {
-		for _, vf := range pb.VarsFiles {
-			b, err := playbooks.ReadFile(strings.TrimPrefix(vf.Path, engine.BundledPrefix))
-			if err != nil {
-				continue
-			}
-			fmt.Fprintf(e.Stdout, "\n# --- vars file %s (vars_files: %s) ---\n", vf.Path, vf.Ref)
-			_, _ = e.Stdout.Write(b)
+	if pb == nil {
+		return ExitOK
+	}
+	// The vars files it lists are part of it; one listed by several
+	// playbooks of the tree is printed once.
+	shown := map[string]bool{}
+	e.showVarsFiles(pb, shown)
+	for _, fr := range pb.Frames {
+		fmt.Fprintf(e.Stdout, "\n# --- included playbook %s (step %s of %s, line %d): %s ---\n",
+			fr.Path(), fr.ID, strings.TrimPrefix(fr.File, engine.BundledPrefix), fr.Pos.Line, fr.Playbook.Name)
+		b, err := playbooks.ReadFile(strings.TrimPrefix(fr.Playbook.File, engine.BundledPrefix))
+		if err != nil {
+			fmt.Fprintf(e.Stdout, "# (cannot read %s: %v)\n", fr.Playbook.File, err)
+			continue
 		}
+		_, _ = e.Stdout.Write(b)
+		e.showVarsFiles(fr.Playbook, shown)
 	}
 	return ExitOK
+}
+
+// showVarsFiles prints the vars files pb lists, but those shown already.
+func (e *Env) showVarsFiles(pb *engine.Playbook, shown map[string]bool) {
+	for _, vf := range pb.VarsFiles {
+		if shown[vf.Path] {
+			fmt.Fprintf(e.Stdout, "\n# --- vars file %s (vars_files: %s of %s): shown above ---\n", vf.Path, vf.Ref, pb.Name)
+			continue
+		}
+		shown[vf.Path] = true
+		b, err := playbooks.ReadFile(strings.TrimPrefix(vf.Path, engine.BundledPrefix))
+		if err != nil {
+			continue
+		}
+		fmt.Fprintf(e.Stdout, "\n# --- vars file %s (vars_files: %s of %s) ---\n", vf.Path, vf.Ref, pb.Name)
+		_, _ = e.Stdout.Write(b)
+	}
 }
 
 func schemaCmd(e *Env, c *cobra.Command) func([]string) int {
