@@ -27,7 +27,6 @@ func TestNoCopiedPlaybooks(t *testing.T) {
 		// configuration's file-patch and reset-failed, written in each.
 		{"orchestrator/failover-database", "orchestrator/new-orchestrator"}: 24,
 		{"pg-ha/configure-primary", "pg-ha/configure-standby"}:              59,
-		{"pg-ha/configure-standby", "pg-ha/promote-standby"}:                20,
 		// Written beside the include step (the same session): headers, the
 		// two-nodes guard and the settings of synchronous replication.
 		{"pg-ha/configure-primary", "pg-ha/restore-sync"}: 13,
