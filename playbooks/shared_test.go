@@ -29,25 +29,21 @@ func TestNoCopiedPlaybooks(t *testing.T) {
 		{"pg-ha/configure-primary", "pg-ha/configure-standby"}:              59,
 		// Written beside the include step (the same session): headers, the
 		// two-nodes guard and the settings of synchronous replication.
-		{"pg-ha/configure-primary", "pg-ha/restore-sync"}: 13,
 		{"pg-ha/configure-standby", "pg-ha/restore-sync"}: 26,
-		{"pg-ha/degrade-sync", "pg-ha/restore-sync"}:      21,
 		// Written in a session parallel to the include step's (before it
 		// was on main): the slot, pg_hba, conninfo and sync steps of
-		// add-standby, the orchestrator's restart of failover-database.
+		// add-standby.
 		// To be brought down by including them.
-		{"orchestrator/failover-database", "pg-ha/switchover"}: 14,
-		{"orchestrator/new-orchestrator", "pg-ha/switchover"}:  12,
-		{"pg-ha/configure-primary", "pg-ha/rejoin"}:            29,
-		{"pg-ha/configure-primary", "pg-ha/switchover"}:        28,
-		{"pg-ha/configure-standby", "pg-ha/rejoin"}:            71,
-		{"pg-ha/configure-standby", "pg-ha/switchover"}:        50,
-		{"pg-ha/degrade-sync", "pg-ha/rejoin"}:                 11,
-		{"pg-ha/promote-standby", "pg-ha/rejoin"}:              18,
-		{"pg-ha/promote-standby", "pg-ha/switchover"}:          25,
-		{"pg-ha/rejoin", "pg-ha/restore-sync"}:                 27,
-		{"pg-ha/rejoin", "pg-ha/switchover"}:                   66,
-		{"pg-ha/restore-sync", "pg-ha/switchover"}:             22,
+		{"pg-ha/configure-primary", "pg-ha/rejoin"}:     29,
+		{"pg-ha/configure-primary", "pg-ha/switchover"}: 28,
+		{"pg-ha/configure-standby", "pg-ha/rejoin"}:     71,
+		{"pg-ha/configure-standby", "pg-ha/switchover"}: 50,
+		{"pg-ha/degrade-sync", "pg-ha/rejoin"}:          11,
+		{"pg-ha/promote-standby", "pg-ha/rejoin"}:       18,
+		{"pg-ha/promote-standby", "pg-ha/switchover"}:   25,
+		{"pg-ha/rejoin", "pg-ha/restore-sync"}:          27,
+		{"pg-ha/rejoin", "pg-ha/switchover"}:            66,
+		{"pg-ha/restore-sync", "pg-ha/switchover"}:      22,
 	}
 	lines := map[string]map[string]bool{}
 	for _, name := range playbooks.Names() {
