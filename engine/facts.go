@@ -213,24 +213,13 @@ func (x *run) factHosts(f *Fact) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []string
-	seen := map[string]bool{}
+	var named []string
 	for _, r := range refs {
-		if r = strings.TrimSpace(r); r == "" {
-			continue
-		}
-		names, err := x.inv.Expand(r)
-		if err != nil {
-			return nil, err
-		}
-		for _, n := range names {
-			if !seen[n] {
-				seen[n] = true
-				out = append(out, n)
-			}
+		if strings.TrimSpace(r) != "" {
+			named = append(named, r)
 		}
 	}
-	return out, nil
+	return x.expandRefs(named)
 }
 
 // fact observes one fact on one host: its value, whether its assert holds,

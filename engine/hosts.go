@@ -153,6 +153,12 @@ func (x *run) expandHosts(env map[string]any, list []*tmpl.Template, expr *tmpl.
 	if err != nil {
 		return nil, err
 	}
+	return x.expandRefs(refs)
+}
+
+// expandRefs expands names and groups, each trimmed, into host names, each
+// once, in order.
+func (x *run) expandRefs(refs []string) ([]string, error) {
 	var out []string
 	seen := map[string]bool{}
 	for _, name := range refs {
