@@ -20,7 +20,7 @@ import (
 // through the shared store, as another operator would from their machine.
 func TestSharedStateInPostgres(t *testing.T) {
 	pg := testpg.Start(t)
-	url := fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/postgres?sslmode=disable", testpg.Password, pg.Port)
+	url := pg.URL()
 	dir := t.TempDir()
 	pb := filepath.Join(dir, "slow.yaml")
 	if err := os.WriteFile(pb, []byte(`version: 1

@@ -183,6 +183,11 @@ func (s *Server) chownToPostgres(path string) error {
 	return os.Chown(path, uid, gid)
 }
 
+// URL is the connection URL of the postgres superuser over TCP.
+func (s *Server) URL() string {
+	return fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/postgres?sslmode=disable", Password, s.Port)
+}
+
 // Signal sends sig to the server's postmaster: SIGTERM is a smart
 // shutdown, which waits for the sessions open and refuses new ones with
 // SQLSTATE 57P03 "the database system is shutting down".
