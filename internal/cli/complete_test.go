@@ -14,6 +14,7 @@ import (
 	"github.com/creack/pty"
 
 	"github.com/runbook-dev/runbook/internal/cli"
+	"github.com/runbook-dev/runbook/internal/testsshd"
 )
 
 // shell is an interactive bash on a terminal, with what it wrote so far.
@@ -33,12 +34,7 @@ type shell struct {
 func startShell(t *testing.T, dir string, env []string, prog string, args ...string) *shell {
 	t.Helper()
 	path, err := exec.LookPath(prog)
-	if err != nil {
-		if os.Getenv("RUNBOOK_REQUIRE_REAL") != "" {
-			t.Fatalf("%s is not installed: %v", prog, err)
-		}
-		t.Skipf("%s is not installed", prog)
-	}
+	testsshd.Require(t, err == nil, prog+" is not installed")
 	cmd := exec.Command(path, args...)
 	cmd.Dir = dir
 	cmd.Env = env
@@ -233,12 +229,8 @@ func TestBashCompletion(t *testing.T) {
 	// runbook's script uses the bash-completion package, as every
 	// distribution's bash does once it is installed.
 	const bashCompletion = "/usr/share/bash-completion/bash_completion"
-	if _, err := os.Stat(bashCompletion); err != nil {
-		if os.Getenv("RUNBOOK_REQUIRE_REAL") != "" {
-			t.Fatalf("the bash-completion package is not installed: %v", err)
-		}
-		t.Skip("the bash-completion package is not installed (apt-get install bash-completion)")
-	}
+	_, err := os.Stat(bashCompletion)
+	testsshd.Require(t, err == nil, "the bash-completion package is not installed (apt-get install bash-completion)")
 	sh.waitFor(prompt)
 	sh.send("source " + bashCompletion + "; source runbook.bash; echo sourced${x}\n")
 	sh.waitFor("sourced\r\n" + prompt)
