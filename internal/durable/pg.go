@@ -97,8 +97,8 @@ func (p *PG) writer(runID string) (*pgJournal, error) {
 	if err != nil {
 		return nil, err
 	}
-	var got bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", runLockKey(runID)).Scan(&got); err != nil {
+	got, err := tryAdvisoryLock(ctx, conn, runLockKey(runID))
+	if err != nil {
 		conn.Close(context.Background())
 		return nil, fmt.Errorf("run store: %w", err)
 	}
@@ -173,7 +173,7 @@ func (j *pgJournal) Close() error {
 	// its locks too, but not by the time Close returns.
 	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
 	defer cancel()
-	_, _ = j.conn.Exec(ctx, "SELECT pg_advisory_unlock(hashtextextended($1, 0))", runLockKey(j.runID))
+	advisoryUnlock(ctx, j.conn, runLockKey(j.runID))
 	err := j.conn.Close(ctx)
 	if ferr != nil {
 		return ferr
@@ -265,13 +265,12 @@ func (p *PG) Running(runID string) bool {
 	defer p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
 	defer cancel()
-	var free bool
-	err := p.conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", runLockKey(runID)).Scan(&free)
+	free, err := tryAdvisoryLock(ctx, p.conn, runLockKey(runID))
 	if err != nil {
 		return false
 	}
 	if free {
-		_, _ = p.conn.Exec(ctx, "SELECT pg_advisory_unlock(hashtextextended($1, 0))", runLockKey(runID))
+		advisoryUnlock(ctx, p.conn, runLockKey(runID))
 	}
 	return !free
 }
@@ -283,15 +282,15 @@ func (p *PG) Remove(runID string) error {
 	defer p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
 	defer cancel()
-	var free bool
-	if err := p.conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", runLockKey(runID)).Scan(&free); err != nil {
+	free, err := tryAdvisoryLock(ctx, p.conn, runLockKey(runID))
+	if err != nil {
 		return fmt.Errorf("run store: %w", err)
 	}
 	if !free {
 		return &BusyError{Header: Header{RunID: runID}}
 	}
 	defer func() {
-		_, _ = p.conn.Exec(ctx, "SELECT pg_advisory_unlock(hashtextextended($1, 0))", runLockKey(runID))
+		advisoryUnlock(ctx, p.conn, runLockKey(runID))
 	}()
 	tag, err := p.conn.Exec(ctx, "DELETE FROM runbook_journal WHERE run_id = $1", runID)
 	if err != nil {
