@@ -211,10 +211,8 @@ func (p *PG) Continue(runID string) (Journal, []journal.Record, error) {
 
 // Read implements Store.
 func (p *PG) Read(runID string) ([]journal.Record, *journal.Problem, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
-	defer cancel()
+	ctx, done := p.call()
+	defer done()
 	rows, err := p.conn.Query(ctx, "SELECT seq, at, kind, data::text FROM runbook_journal WHERE run_id = $1 ORDER BY seq", runID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("run store: %w", err)
@@ -244,10 +242,8 @@ func (p *PG) Read(runID string) ([]journal.Record, *journal.Problem, error) {
 
 // List implements Store.
 func (p *PG) List() ([]string, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
-	defer cancel()
+	ctx, done := p.call()
+	defer done()
 	rows, err := p.conn.Query(ctx, "SELECT run_id FROM runbook_journal WHERE seq = 1 ORDER BY run_id")
 	if err != nil {
 		return nil, fmt.Errorf("run store: %w", err)
@@ -259,12 +255,21 @@ func (p *PG) List() ([]string, error) {
 	return ids, nil
 }
 
+// call takes the store's connection for one call, which has pgTimeout to
+// finish; the caller defers the function it returns.
+func (p *PG) call() (context.Context, func()) {
+	p.mu.Lock()
+	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
+	return ctx, func() {
+		cancel()
+		p.mu.Unlock()
+	}
+}
+
 // Running implements Store.
 func (p *PG) Running(runID string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
-	defer cancel()
+	ctx, done := p.call()
+	defer done()
 	free, err := tryAdvisoryLock(ctx, p.conn, runLockKey(runID))
 	if err != nil {
 		return false
@@ -278,10 +283,8 @@ func (p *PG) Running(runID string) bool {
 // Remove implements Store: under the run's advisory lock, which its
 // writers hold.
 func (p *PG) Remove(runID string) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
-	defer cancel()
+	ctx, done := p.call()
+	defer done()
 	free, err := tryAdvisoryLock(ctx, p.conn, runLockKey(runID))
 	if err != nil {
 		return fmt.Errorf("run store: %w", err)
