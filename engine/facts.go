@@ -177,9 +177,7 @@ func (x *run) observeFacts(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	for i, j := range jobs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			start := time.Now()
 			var printed string
 			j.value, j.ok, j.msg, printed = x.fact(ctx, j.f, j.host)
@@ -188,7 +186,7 @@ func (x *run) observeFacts(ctx context.Context) error {
 				st = StatusFailed
 			}
 			x.sink.Emit(&Event{Type: EventGuard, Index: i + 1, Name: "fact " + j.f.Label(), Host: j.host, Status: st, Duration: time.Since(start), Message: j.msg, Print: printed})
-		}()
+		})
 	}
 	wg.Wait()
 	if ctx.Err() != nil {

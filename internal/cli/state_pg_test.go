@@ -52,14 +52,12 @@ steps:
 	results := make([]res, 2)
 	var wg sync.WaitGroup
 	for i := range results {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			out := filepath.Join(dir, fmt.Sprintf("out%d", i))
 			_ = os.WriteFile(out+".open", nil, 0o600)
 			c, o, e := run("run", pb, "-p", "out="+out, "--state", url)
 			results[i] = res{c, o, e}
-		}()
+		})
 	}
 	wg.Wait()
 	ok, refused := 0, 0
