@@ -527,24 +527,14 @@ func (s *SSH) Run(ctx context.Context, c *Command) (*Output, error) {
 	select {
 	case err = <-done:
 	case <-over.reached():
-		select {
-		case pid := <-pw.pid:
-			s.killGroup(pid)
-		default:
-		}
+		s.stopReported(pw)
 		select {
 		case err = <-done:
 		case <-time.After(5 * time.Second):
 			return nil, fmt.Errorf("the command printed more than its limit of %d bytes and did not stop when told to", stdout.max)
 		}
 	case <-ctx.Done():
-		select {
-		case pid := <-pw.pid:
-			s.killGroup(pid)
-		default:
-			// The shell has not even reported its PID: it has started
-			// nothing yet, and closing the session ends it.
-		}
+		s.stopReported(pw)
 		select {
 		case <-done:
 		case <-time.After(2 * time.Second):
@@ -564,6 +554,17 @@ func (s *SSH) Run(ctx context.Context, c *Command) (*Output, error) {
 		return nil, s.lost(err)
 	}
 	return out, nil
+}
+
+// stopReported kills the process group of the command whose PID pw has
+// reported. A shell that has not even reported its PID has started nothing
+// yet, and closing the session ends it.
+func (s *SSH) stopReported(pw *pidWriter) {
+	select {
+	case pid := <-pw.pid:
+		s.killGroup(pid)
+	default:
+	}
 }
 
 // killGroup sends TERM, then KILL, to a session's process group, from a new
