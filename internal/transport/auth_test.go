@@ -78,17 +78,23 @@ func TestSSHEncryptedKey(t *testing.T) {
 func encryptedCopy(t *testing.T, key, dir, passphrase string) string {
 	t.Helper()
 	enc := filepath.Join(dir, "id_encrypted")
-	b, err := os.ReadFile(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(enc, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	copyFile(t, key, enc)
 	if out, err := exec.Command("ssh-keygen", "-q", "-p", "-P", "", "-N", passphrase, "-f", enc).CombinedOutput(); err != nil {
 		t.Fatalf("ssh-keygen -p: %v %s", err, out)
 	}
 	return enc
+}
+
+// copyFile copies the file from to to, readable by its owner only.
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // startAgent starts a real ssh-agent with its socket in dir, stopped by its
