@@ -32,20 +32,78 @@ type Checker struct {
 	sql map[string]*sqlResult
 }
 
+// Config is what a Checker checks with.
+type Config struct {
+	// Shellcheck is the path of the shellcheck program; empty skips the
+	// shell checks.
+	Shellcheck string
+	// Limits bound each shellcheck process; the zero value is
+	// DefaultLimits.
+	Limits Limits
+	// CacheDir is where shellcheck's findings are kept between runs,
+	// so that a text checked before is not checked again; empty keeps
+	// none. CacheMax bounds its disk use (0: DefaultCacheMax).
+	CacheDir string
+	CacheMax int64
+}
+
 // New returns a checker that runs the shellcheck program at shellcheck
-// (an empty path skips the shell checks) within DefaultLimits, until ctx
-// ends.
+// (an empty path skips the shell checks) within DefaultLimits, with no
+// cache between runs, until ctx ends.
 func New(ctx context.Context, shellcheck string) *Checker {
-	return NewWithLimits(ctx, shellcheck, DefaultLimits)
+	return NewWithConfig(ctx, Config{Shellcheck: shellcheck})
 }
 
 // NewWithLimits is New with limits of its own.
 func NewWithLimits(ctx context.Context, shellcheck string, limits Limits) *Checker {
-	c := &Checker{sql: map[string]*sqlResult{}, limits: limits}
-	if shellcheck != "" {
-		c.shell = newShellRunner(ctx, shellcheck, limits)
+	return NewWithConfig(ctx, Config{Shellcheck: shellcheck, Limits: limits})
+}
+
+// NewWithConfig returns a checker made as cfg says, until ctx ends. Close
+// it when done with it.
+func NewWithConfig(ctx context.Context, cfg Config) *Checker {
+	if cfg.Limits == (Limits{}) {
+		cfg.Limits = DefaultLimits
+	}
+	c := &Checker{sql: map[string]*sqlResult{}, limits: cfg.Limits}
+	if cfg.Shellcheck != "" {
+		c.shell = newShellRunner(ctx, cfg.Shellcheck, cfg.Limits)
+		if cfg.CacheDir != "" {
+			c.shell.results = newResultCache(cfg.CacheDir, cfg.CacheMax)
+		}
 	}
 	return c
+}
+
+// Close trims the cache, when it is due (it is looked at once an hour at
+// most, by a run that wrote to it): the entries used longest ago go,
+// until it is well under its bound.
+func (c *Checker) Close() error {
+	if c.shell == nil || c.shell.results == nil {
+		return nil
+	}
+	return c.shell.results.maybeTrim()
+}
+
+// Stats counts the distinct shell texts given to shellcheck, and those
+// read from the cache instead.
+func (c *Checker) Stats() Stats {
+	if c.shell == nil {
+		return Stats{}
+	}
+	c.shell.mu.Lock()
+	defer c.shell.mu.Unlock()
+	return c.shell.stats
+}
+
+// CacheErr returns why the cache was turned off mid-run (it could not be
+// written, or shellcheck would not say its version), or nil. The checks
+// are whole without it: only the time they take suffers.
+func (c *Checker) CacheErr() error {
+	if c.shell == nil || c.shell.results == nil {
+		return nil
+	}
+	return c.shell.results.failure()
 }
 
 // ShellChecked reports whether commands are checked (shellcheck was

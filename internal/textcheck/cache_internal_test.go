@@ -1,0 +1,147 @@
+package textcheck
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCacheKey: an argument of shellcheck or its locale that changes is
+// another key; the same of both is the same key.
+func TestCacheKey(t *testing.T) {
+	sc, err := exec.LookPath("shellcheck")
+	if err != nil {
+		t.Skip("shellcheck is not installed")
+	}
+	key := func(env []string, args ...string) string {
+		t.Helper()
+		t.Setenv("LC_ALL", "")
+		for _, kv := range env {
+			k, v, _ := strings.Cut(kv, "=")
+			t.Setenv(k, v)
+		}
+		r := newShellRunner(context.Background(), sc, DefaultLimits)
+		r.results = newResultCache(t.TempDir(), 0)
+		if args != nil {
+			r.args = args
+		}
+		r.cached("echo $x")
+		if err := r.results.failure(); err != nil {
+			t.Fatal(err)
+		}
+		return r.results.key("echo $x")
+	}
+	base := key(nil)
+	if again := key(nil); again != base {
+		t.Errorf("the same shellcheck, arguments and locale give two keys: %s, %s", base, again)
+	}
+	for _, tt := range []struct {
+		name string
+		env  []string
+		args []string
+	}{
+		{"another dialect", nil, []string{"--norc", "--format=json1", "--shell=bash", "--exclude=" + excluded}},
+		{"another exclusion", nil, []string{"--norc", "--format=json1", "--shell=" + Dialect, "--exclude=SC2086"}},
+		{"another locale", []string{"LC_ALL=C"}, nil},
+	} {
+		if k := key(tt.env, tt.args...); k == base {
+			t.Errorf("%s: the same key", tt.name)
+		}
+	}
+}
+
+// TestCacheTrim: past its bound, the cache loses the entries used longest
+// ago, down to three quarters of the bound, and the temporary files a
+// killed process left; a trim is done at most once per interval.
+func TestCacheTrim(t *testing.T) {
+	dir := t.TempDir()
+	rc := newResultCache(dir, 0)
+	rc.setIdentity("test")
+	var texts []string
+	for i := range 40 {
+		text := fmt.Sprintf("echo %d", i)
+		texts = append(texts, text)
+		rc.put(text, []shellComment{{Line: 1, Column: 6, Level: "info", Code: 2086, Message: "m"}})
+		// Entry i was used i hours ago.
+		at := time.Now().Add(-time.Duration(i) * time.Hour)
+		if err := os.Chtimes(rc.path(rc.key(text)), at, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stale := filepath.Join(dir, "00", ".tmp-1")
+	if err := os.MkdirAll(filepath.Dir(stale), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(stale, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(rc.path(rc.key(texts[0])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := diskUse(st)
+	rc.max = 20 * per
+	if err := rc.maybeTrim(); err != nil {
+		t.Fatal(err)
+	}
+	var kept []int
+	for i, text := range texts {
+		if _, ok := rc.get(text); ok {
+			kept = append(kept, i)
+		}
+	}
+	if want := 15; len(kept) != want || kept[len(kept)-1] != want-1 {
+		t.Errorf("kept %v, want the %d used last", kept, want)
+	}
+	if _, err := os.Stat(stale); err == nil {
+		t.Error("the stale temporary file is still there")
+	}
+	// Within the interval, no trim.
+	for _, text := range texts {
+		rc.put(text, nil)
+	}
+	if err := rc.maybeTrim(); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, text := range texts {
+		if _, ok := rc.get(text); ok {
+			n++
+		}
+	}
+	if n != len(texts) {
+		t.Errorf("%d entries, want %d: trimmed again within the interval", n, len(texts))
+	}
+}
+
+// TestCacheGetTouches: an entry read is marked as used, so that the
+// entries a tree uses are the last to go.
+func TestCacheGetTouches(t *testing.T) {
+	rc := newResultCache(t.TempDir(), 0)
+	rc.setIdentity("test")
+	rc.put("echo", nil)
+	p := rc.path(rc.key("echo"))
+	old := time.Now().Add(-3 * time.Hour)
+	if err := os.Chtimes(p, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := rc.get("echo"); !ok {
+		t.Fatal("a miss")
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(st.ModTime()) > time.Minute {
+		t.Errorf("mtime %s, want now", st.ModTime())
+	}
+}
