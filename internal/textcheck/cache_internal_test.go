@@ -145,3 +145,53 @@ func TestCacheGetTouches(t *testing.T) {
 		t.Errorf("mtime %s, want now", st.ModTime())
 	}
 }
+
+// sqlTexts are SQL texts of the shapes of BenchmarkValidate1000's, n
+// distinct ones.
+func sqlTexts(n int) []string {
+	texts := make([]string, n)
+	for i := range texts {
+		if i%2 == 0 {
+			texts[i] = fmt.Sprintf("SELECT state FROM pg_stat_replication WHERE application_name = $1 AND pid > %d", i)
+		} else {
+			texts[i] = fmt.Sprintf("SELECT %d AS one", i)
+		}
+	}
+	return texts
+}
+
+// BenchmarkParseSQL is PostgreSQL's parser on the 2,000 distinct SQL
+// texts of BenchmarkValidate1000, and BenchmarkCacheGet the cache's read
+// of as many entries: whether a cache of the parser's results between
+// runs would pay. ns/text is the cost of one.
+func BenchmarkParseSQL(b *testing.B) {
+	if !sqlParserLinked {
+		b.Skip("built without cgo")
+	}
+	texts := sqlTexts(2000)
+	for b.Loop() {
+		for _, t := range texts {
+			if r := parseSQL(t); r.err != "" {
+				b.Fatal(r.err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(texts)), "ns/text")
+}
+
+func BenchmarkCacheGet(b *testing.B) {
+	rc := newResultCache(b.TempDir(), 0)
+	rc.setIdentity("bench")
+	texts := sqlTexts(2000)
+	for _, t := range texts {
+		rc.put(t, nil)
+	}
+	for b.Loop() {
+		for _, t := range texts {
+			if _, ok := rc.get(t); !ok {
+				b.Fatal("a miss")
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(texts)), "ns/text")
+}
