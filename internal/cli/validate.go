@@ -143,17 +143,36 @@ func (e *Env) validate(o *validateOptions, pos []string) int {
 	if !checker.SQLChecked() {
 		fmt.Fprintln(e.Stderr, "runbook: this runbook was built without cgo, which PostgreSQL's parser needs: SQL texts were not parsed (--require-sql-parser makes this an error)")
 	}
-	failing := 0
+	errs, warns := 0, 0
 	for _, d := range rep.ds {
-		if d.Severity == diag.Error || o.strict {
-			failing++
+		if d.Severity == diag.Error {
+			errs++
+		} else {
+			warns++
 		}
 	}
-	if failing > 0 {
-		fmt.Fprintf(e.Stderr, "runbook: %d problem(s) in %d file(s) checked\n", len(rep.ds), len(rep.files))
+	if errs > 0 || o.strict && warns > 0 {
+		// Errors and warnings apart: only errors fail without --strict,
+		// and a count of both would not say which made it fail.
+		why := ""
+		if o.strict && warns > 0 {
+			why = " (--strict: warnings fail too)"
+		}
+		fmt.Fprintf(e.Stderr, "runbook: %s and %s in %s checked%s\n", counted(errs, "error"), counted(warns, "warning"), counted(len(rep.files), "file"), why)
 		return ExitFailed
 	}
 	return ExitOK
+}
+
+// counted is n things: "1 error", "2 errors", "no error".
+func counted(n int, thing string) string {
+	switch n {
+	case 0:
+		return "no " + thing
+	case 1:
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }
 
 var _ engine.InsideChecker = (*textcheck.Checker)(nil)
