@@ -24,6 +24,10 @@ type Inside struct {
 	// at run time (args: ${{ expr }}).
 	Args        []diag.Pos
 	ArgsUnknown bool
+	// Step names the step the text is in (its id, else its name),
+	// for a finding on a text that several steps share through a YAML
+	// alias; empty outside a step. The engine sets it.
+	Step string
 	node        *yaml.Node
 	d           *Decoder
 }
