@@ -28,8 +28,8 @@ type Inside struct {
 	// for a finding on a text that several steps share through a YAML
 	// alias; empty outside a step. The engine sets it.
 	Step string
-	node        *yaml.Node
-	d           *Decoder
+	node *yaml.Node
+	d    *Decoder
 }
 
 // Pos is the position in the source of the byte at offset of the text.
