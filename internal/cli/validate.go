@@ -106,10 +106,11 @@ func (e *Env) validate(o *validateOptions, pos []string) int {
 		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
 		return ExitInternal
 	}
+	trimErr := checker.Close()
 	if err := checker.CacheErr(); err != nil {
 		fmt.Fprintf(e.Stderr, "runbook: the cache of shellcheck's findings is off: %v (the checks are whole, only slower; give a writable directory with --cache-dir or RUNBOOK_CACHE_DIR, or --no-cache)\n", err)
-	} else if err := checker.Close(); err != nil {
-		fmt.Fprintf(e.Stderr, "runbook: %v (the checks are whole)\n", err)
+	} else if trimErr != nil {
+		fmt.Fprintf(e.Stderr, "runbook: %v (the checks are whole; remove the directory to start afresh)\n", trimErr)
 	}
 	if found.ConfigErr != nil {
 		fmt.Fprintf(e.Stderr, "runbook: %v (not applied)\n", found.ConfigErr)

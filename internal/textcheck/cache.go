@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -125,20 +126,34 @@ func (rc *resultCache) get(text string) ([]shellComment, bool) {
 		return nil, false
 	}
 	p := rc.path(rc.key(text))
-	b, err := os.ReadFile(p)
+	f, err := os.Open(p)
 	if err != nil {
 		return nil, false
 	}
-	cs, ok := decodeEntry(b, filepath.Base(p))
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || st.Size() > maxEntry {
+		return nil, false
+	}
+	b := make([]byte, st.Size()+1) // +1: an entry that grew is not read cut
+	n, err := io.ReadFull(f, b)
+	if err != io.ErrUnexpectedEOF {
+		return nil, false
+	}
+	cs, ok := decodeEntry(b[:n], filepath.Base(p))
 	if !ok {
 		return nil, false
 	}
-	if st, err := os.Stat(p); err == nil && time.Since(st.ModTime()) > touchAfter {
+	if time.Since(st.ModTime()) > touchAfter {
 		now := time.Now()
 		_ = os.Chtimes(p, now, now) // only the order of eviction depends on it
 	}
 	return cs, true
 }
+
+// maxEntry bounds what is read of an entry: shellcheck's findings on a
+// 64 KiB text (the most it is given) take far less.
+const maxEntry = 16 << 20
 
 // decodeEntry reads an entry: its first line is the format, the key and
 // the SHA-256 of the rest, the findings as JSON.

@@ -195,3 +195,21 @@ func BenchmarkCacheGet(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(texts)), "ns/text")
 }
+
+// BenchmarkCachePut is the cache's write of an entry (a temporary file
+// renamed into place): what a first run pays per command on top of
+// shellcheck.
+func BenchmarkCachePut(b *testing.B) {
+	rc := newResultCache(b.TempDir(), 0)
+	rc.setIdentity("bench")
+	texts := sqlTexts(2000)
+	for b.Loop() {
+		for _, t := range texts {
+			rc.put(t, []shellComment{{Line: 1, Column: 6, Level: "warning", Code: 2086, Message: "Double quote to prevent globbing and word splitting."}})
+		}
+	}
+	if err := rc.failure(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(texts)), "ns/text")
+}
