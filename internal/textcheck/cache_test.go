@@ -130,7 +130,10 @@ func TestCacheSecondRun(t *testing.T) {
 			t.Fatalf("the playbook does not give %q:\n%s", rule, want["a.yaml"])
 		}
 	}
-	cfg := textcheck.Config{Shellcheck: sc, CacheDir: t.TempDir()}
+	// The real shellcheck, each start logged with its arguments.
+	log := filepath.Join(t.TempDir(), "log")
+	logged := fakeShellcheck(t, fmt.Sprintf("echo \"$*\" >> %s\nexec %s \"$@\"\n", log, sc))
+	cfg := textcheck.Config{Shellcheck: logged, CacheDir: t.TempDir()}
 	first, st := checkWith(t, cfg, files)
 	sameFindings(t, first, want)
 	if st != (textcheck.Stats{Checked: 2 * cachedTexts}) {
@@ -139,10 +142,17 @@ func TestCacheSecondRun(t *testing.T) {
 	if n := len(entries(t, cfg.CacheDir)); n != 2*cachedTexts {
 		t.Errorf("%d entries, want %d", n, 2*cachedTexts)
 	}
+	if err := os.Remove(log); err != nil {
+		t.Fatal(err)
+	}
 	second, st := checkWith(t, cfg, files)
 	sameFindings(t, second, want)
 	if st != (textcheck.Stats{Cached: 2 * cachedTexts}) {
 		t.Errorf("second run: %+v, want shellcheck run on nothing", st)
+	}
+	// shellcheck started once, to say its version (part of the key).
+	if b, err := os.ReadFile(log); err != nil || string(b) != "--version\n" {
+		t.Errorf("shellcheck was run with %q (%v), want --version only", b, err)
 	}
 }
 
