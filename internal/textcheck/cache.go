@@ -232,9 +232,13 @@ func writeAtomic(p string, b []byte) error {
 // trimMark is the file whose mtime is the cache's last trim.
 const trimMark = "trimmed"
 
+// entryBlock is what an entry takes on the disk, about: a block.
+const entryBlock = 4 << 10
+
 // maybeTrim trims the cache when this run wrote to it and the last trim
-// is older than the interval. Of several processes finishing at once,
-// one trims: the one that creates the lock file.
+// is older than the interval, or this run alone wrote more than a
+// quarter of the bound. Of several processes finishing at once, one
+// trims: the one that creates the lock file.
 func (rc *resultCache) maybeTrim() error {
 	rc.mu.Lock()
 	wrote, off := rc.wrote, rc.err != nil
@@ -243,7 +247,8 @@ func (rc *resultCache) maybeTrim() error {
 		return nil
 	}
 	mark := filepath.Join(rc.dir, trimMark)
-	if st, err := os.Stat(mark); err == nil && time.Since(st.ModTime()) < rc.every {
+	big := int64(wrote)*entryBlock > rc.max/4
+	if st, err := os.Stat(mark); err == nil && time.Since(st.ModTime()) < rc.every && !big {
 		return nil
 	}
 	lock := filepath.Join(rc.dir, ".trimming")

@@ -105,21 +105,33 @@ func TestCacheTrim(t *testing.T) {
 	if _, err := os.Stat(stale); err == nil {
 		t.Error("the stale temporary file is still there")
 	}
-	// Within the interval, no trim.
+	count := func() int {
+		n := 0
+		for _, text := range texts {
+			if _, ok := rc.get(text); ok {
+				n++
+			}
+		}
+		return n
+	}
+	// Within the interval, no trim, unless the run alone wrote more than
+	// a quarter of the bound.
+	rc.max = 1 << 40
 	for _, text := range texts {
 		rc.put(text, nil)
 	}
 	if err := rc.maybeTrim(); err != nil {
 		t.Fatal(err)
 	}
-	n := 0
-	for _, text := range texts {
-		if _, ok := rc.get(text); ok {
-			n++
-		}
-	}
-	if n != len(texts) {
+	if n := count(); n != len(texts) {
 		t.Errorf("%d entries, want %d: trimmed again within the interval", n, len(texts))
+	}
+	rc.max = 20 * per
+	if err := rc.maybeTrim(); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 15 {
+		t.Errorf("%d entries, want 15: a run that wrote past a quarter of the bound did not trim", n)
 	}
 }
 
