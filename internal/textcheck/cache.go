@@ -51,6 +51,12 @@ const (
 // entry or none, and a reader checks an entry (format, key, checksum of
 // its findings) before trusting it: a damaged entry is a miss, and is
 // written again.
+//
+// Not github.com/rogpeppe/go-internal/cache (Go's build cache, already a
+// dependency of the tests): it writes two files per entry (an index and
+// the data), where creating a file is most of a write's cost (160–200 µs
+// of system time here, 10,000 commands a tree), and it trims by age only,
+// with no bound on size.
 type resultCache struct {
 	dir   string
 	max   int64
