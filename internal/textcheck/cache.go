@@ -341,9 +341,10 @@ func (rc *resultCache) trim() error {
 }
 
 // diskUse is what a file takes on the disk: its blocks, or its size
-// where the system does not say.
+// where the system does not say or keeps it with the file's metadata
+// (no block).
 func diskUse(fi fs.FileInfo) int64 {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Blocks > 0 {
 		return st.Blocks * 512
 	}
 	return fi.Size()
