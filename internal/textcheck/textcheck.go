@@ -77,9 +77,10 @@ func NewWithConfig(ctx context.Context, cfg Config) *Checker {
 	return c
 }
 
-// Close trims the cache, when it is due (it is looked at once an hour at
-// most, by a run that wrote to it): the entries used longest ago go,
-// until it is well under its bound.
+// Close trims the cache, when it is due (it is looked at by a run that
+// wrote to it, once an hour at most unless the run wrote more than a
+// quarter of the bound): past its bound, the entries used longest ago
+// go. A checker with no cache has nothing to close.
 func (c *Checker) Close() error {
 	if c.shell == nil || c.shell.results == nil {
 		return nil
