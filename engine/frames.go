@@ -48,10 +48,11 @@ func (x *run) newFrameEnv(fr *Frame, params, secrets map[string]any) {
 func (x *run) prepareFrames(secrets map[string]any) error {
 	for _, fr := range x.pb.Frames {
 		parent := x.env(fr.Parent)
-		if why, err := x.frameSkip(fr, parent); err != nil || why != "" {
-			if err != nil {
-				return err
-			}
+		why, err := x.frameSkip(fr, parent)
+		if err != nil {
+			return err
+		}
+		if why != "" {
 			x.skipped[fr] = why
 			// Its params are not computed: they may only make sense
 			// when it runs (a host param left empty).
