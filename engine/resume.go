@@ -73,6 +73,11 @@ type Resume struct {
 	// gate, any step did), by step index, 0 for the playbook's: they are
 	// not asked again. A gate passed and not acted on is asked again.
 	Confirmed map[int]bool
+	// Batches are the batches each batch of steps (by the index of its
+	// first step) split its hosts into when the run first reached it: a
+	// resume that would split them otherwise is refused
+	// (BatchesChangedError).
+	Batches map[int][][]string
 }
 
 // InDoubtError refuses a resume that would repeat a step whose earlier

@@ -254,6 +254,9 @@ func (e *Env) showRun(sf *stateFlags, pos []string) int {
 			fmt.Fprintf(e.Stdout, "%s  [%d] process group %d on %s\n", ts(r.Time), ev.Index, ev.PID, ev.Host)
 		case durable.KindOutcome:
 			fmt.Fprintf(e.Stdout, "%s  [%d] %-7s %s [%s] %s\n", ts(r.Time), ev.Index, ev.Status, ev.Name, ev.Host, ev.Message)
+			if ev.Warning != "" {
+				fmt.Fprintf(e.Stdout, "                warning: %s\n", ev.Warning)
+			}
 			if ev.Print != "" {
 				for _, l := range strings.Split(strings.TrimRight(ev.Print, "\n"), "\n") {
 					fmt.Fprintf(e.Stdout, "                %s\n", l)

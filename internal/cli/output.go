@@ -146,6 +146,9 @@ func (s *textSink) Emit(ev *engine.Event) {
 		if ev.Message != "" && show {
 			fmt.Fprintf(s.w, "    %s\n", ev.Message)
 		}
+		if ev.Warning != "" {
+			fmt.Fprintf(s.w, "    warning: %s\n", ev.Warning)
+		}
 		if ev.Print != "" {
 			for _, l := range strings.Split(strings.TrimRight(ev.Print, "\n"), "\n") {
 				fmt.Fprintf(s.w, "    %s\n", l)

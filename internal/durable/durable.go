@@ -37,6 +37,7 @@ const (
 	KindMark    = "mark"      // steps up to an index may make changes from now on
 	KindDone    = "step-done" // a step ended on all its hosts
 	KindOutcome = "outcome"   // how it ended
+	KindBatch   = "batch"     // the batches a batch of steps splits its hosts into
 	KindEnd     = "end"       // the run (or one attempt of it) ended
 )
 

@@ -37,6 +37,9 @@ type State struct {
 	// (engine.Resume.Confirmed): a confirm record, then an apply record
 	// of the gate's step (of any step, for the playbook's gate, index 0).
 	Confirmed map[int]bool
+	// Batches are the batches of each batch of steps as the run first
+	// split its hosts (engine.Resume.Batches).
+	Batches map[int][][]string
 	// Writer is the machine (host name, boot id) of the last attempt.
 	WriterHost, WriterBoot string
 }
@@ -69,7 +72,7 @@ func Fold(recs []journal.Record) (*State, error) {
 	}
 	st := &State{Done: map[engine.StepKey]engine.Outcome{}, InDoubt: map[engine.StepKey]string{}, Applying: map[engine.StepKey]bool{},
 		Leftovers: map[engine.StepKey]engine.Leftover{}, StepsDone: map[int]bool{}, Confirmed: map[int]bool{},
-		Status: StatusCrashed, Attempts: 1}
+		Batches: map[int][][]string{}, Status: StatusCrashed, Attempts: 1}
 	// The gates confirmed whose change has not started yet.
 	pending := map[int]bool{}
 	head, err := Decode(recs[0])
@@ -106,6 +109,15 @@ func Fold(recs []journal.Record) (*State, error) {
 				return nil, fmt.Errorf("record %d: %w", r.Seq, err)
 			}
 			pending[e.Event.Index] = e.Event.Status == engine.StatusOK
+		case KindBatch:
+			e, err := Decode(r)
+			if err != nil {
+				return nil, fmt.Errorf("record %d: %w", r.Seq, err)
+			}
+			// The first split stands: a resume refused any other.
+			if _, ok := st.Batches[e.Event.Index]; !ok {
+				st.Batches[e.Event.Index] = e.Event.Batches
+			}
 		case KindEnd:
 			e, err := Decode(r)
 			if err != nil {

@@ -67,6 +67,11 @@ func crashedRun() (events []*engine.Event, want *engine.Resume, pids map[engine.
 		// Step 6 was interrupted before it changed anything.
 		step(engine.EventStepStart, 6, "pg1", 0),
 		end(6, "pg1", 0, engine.StatusInterrupted, nil),
+		// Batch 7 split its hosts so; the first split journaled stands,
+		// and a batch event of later hosts makes no record.
+		{Type: engine.EventBatch, Index: 7, Name: "roll", Host: "pg1", Batches: [][]string{{"pg1"}, {"pg2", "pg3"}}},
+		{Type: engine.EventBatch, Index: 7, Name: "roll", Host: "pg2,pg3"},
+		{Type: engine.EventBatch, Index: 7, Name: "roll", Host: "pg3", Batches: [][]string{{"pg3"}, {"pg2", "pg1"}}},
 	}
 	want = &engine.Resume{
 		Done: map[engine.StepKey]engine.Outcome{
@@ -83,6 +88,7 @@ func crashedRun() (events []*engine.Event, want *engine.Resume, pids map[engine.
 		Applying:  map[engine.StepKey]bool{{Index: 2, Host: "pg2"}: true, {Index: 5, Host: "pg1"}: true},
 		StepsDone: map[int]bool{1: true},
 		Confirmed: map[int]bool{0: true, 5: true},
+		Batches:   map[int][][]string{7: {{"pg1"}, {"pg2", "pg3"}}},
 	}
 	pids = map[engine.StepKey]int{{Index: 2, Host: "pg2"}: 202, {Index: 5, Host: "pg1"}: 505}
 	return events, want, pids

@@ -182,6 +182,13 @@ func recordFor(ev *engine.Event) (kind string, how int) {
 		return KindDone, recordStage
 	case engine.EventGuard:
 		return KindGuard, recordStage
+	case engine.EventBatch:
+		if len(ev.Batches) == 0 {
+			return "", 0
+		}
+		// Once per batch of steps, before any of its steps: on disk, so
+		// that no resume splits its hosts otherwise, whatever was lost.
+		return KindBatch, recordSync
 	case engine.EventConfirm:
 		// The operator's word: kept even if the process dies next.
 		return KindConfirm, recordWrite
