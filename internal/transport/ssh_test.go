@@ -318,7 +318,9 @@ func TestSSHDownMeansNothingAnswers(t *testing.T) {
 	// A name that does not resolve: nothing was asked, so nothing is said
 	// of the machine (not "up", not "down"), and no connection was made.
 	t.Run("no such name", func(t *testing.T) {
-		_, err := dial(t, s, func(c *transport.SSHConfig) { c.Address, c.ConnectTimeout = "no-such-host.invalid", 700*time.Millisecond })
+		_, err := dial(t, s, func(c *transport.SSHConfig) {
+			c.Address, c.ConnectTimeout = "no-such-host.invalid", 700*time.Millisecond
+		})
 		var re *transport.ResolveError
 		if !errors.As(err, &re) || transport.IsUnreachable(err) || !transport.Unconnected(err) ||
 			!strings.Contains(err.Error(), "its address no-such-host.invalid does not resolve") || strings.Contains(err.Error(), "is up") {
