@@ -96,7 +96,7 @@ func (x *run) batch(ctx context.Context, b *Batch) error {
 			break
 		}
 		e := &Event{Type: EventBatch, Index: b.First, ID: first.Key(), Name: b.Name, Host: strings.Join(group, ","),
-			Message: fmt.Sprintf("batch %d of %d", gi+1, len(groups)), DryRun: x.dryRun}
+			Item: gi + 1, Message: fmt.Sprintf("batch %d of %d", gi+1, len(groups)), DryRun: x.dryRun}
 		if gi == 0 && !x.dryRun {
 			// Journaled, so that a resume runs these batches or none.
 			e.Batches = groups

@@ -45,8 +45,10 @@ const (
 	// with the answer), or in a dry run shown without asking.
 	EventConfirm EventType = "confirm"
 	// EventBatch says a batch of hosts starts the steps of a batch: Index
-	// is its first step, Name the batch's, Host its hosts, Message which
-	// batch of how many.
+	// is its first step, Name the batch's, Host its hosts, Item and
+	// Message which batch of how many. A journal has it on disk before
+	// any step of the batch runs (so that a resume knows which hosts the
+	// batch reached, whatever else was lost).
 	EventBatch        EventType = "batch"
 	EventStepStart    EventType = "step-start"
 	EventStepProgress EventType = "step-progress"
@@ -74,7 +76,8 @@ type Event struct {
 	Host     string    `json:"host,omitempty"`
 	// PID is the process group of a step-process event.
 	PID int `json:"pid,omitempty"`
-	// Item is the 1-based element of a for_each step.
+	// Item is the 1-based element of a for_each step; on a batch event,
+	// the 1-based batch.
 	Item     int           `json:"item,omitempty"`
 	Status   Status        `json:"status,omitempty"`
 	Duration time.Duration `json:"duration_ns,omitempty"`

@@ -270,6 +270,8 @@ func (e *Env) showRun(sf *stateFlags, pos []string, full bool) int {
 				// Journaled redacted: the run masked its secrets first.
 				fmt.Fprintf(e.Stdout, "                result: %s\n", showResult(ev.Result, full))
 			}
+		case durable.KindBatch:
+			fmt.Fprintf(e.Stdout, "%s  %s: %s [%s]\n", ts(r.Time), ev.Message, ev.Name, ev.Host)
 		case durable.KindGuard:
 			fmt.Fprintf(e.Stdout, "%s  guard %-7s %s [%s] %s\n", ts(r.Time), ev.Status, ev.Name, ev.Host, ev.Message)
 		case durable.KindConfirm:

@@ -40,6 +40,9 @@ type State struct {
 	// Batches are the batches of each batch of steps as the run first
 	// split its hosts (engine.Resume.Batches).
 	Batches map[int][][]string
+	// Reached are the hosts each batch of steps started on
+	// (engine.Resume.Reached).
+	Reached map[int]map[string]bool
 	// Writer is the machine (host name, boot id) of the last attempt.
 	WriterHost, WriterBoot string
 }
@@ -72,7 +75,7 @@ func Fold(recs []journal.Record) (*State, error) {
 	}
 	st := &State{Done: map[engine.StepKey]engine.Outcome{}, InDoubt: map[engine.StepKey]string{}, Applying: map[engine.StepKey]bool{},
 		Leftovers: map[engine.StepKey]engine.Leftover{}, StepsDone: map[int]bool{}, Confirmed: map[int]bool{},
-		Batches: map[int][][]string{}, Status: StatusCrashed, Attempts: 1}
+		Batches: map[int][][]string{}, Reached: map[int]map[string]bool{}, Status: StatusCrashed, Attempts: 1}
 	// The gates confirmed whose change has not started yet.
 	pending := map[int]bool{}
 	head, err := Decode(recs[0])
@@ -115,8 +118,17 @@ func Fold(recs []journal.Record) (*State, error) {
 				return nil, fmt.Errorf("record %d: %w", r.Seq, err)
 			}
 			// The first split stands: a resume refused any other.
-			if _, ok := st.Batches[e.Event.Index]; !ok {
-				st.Batches[e.Event.Index] = e.Event.Batches
+			ev := e.Event
+			if _, ok := st.Batches[ev.Index]; !ok && len(ev.Batches) > 0 {
+				st.Batches[ev.Index] = ev.Batches
+			}
+			if split := st.Batches[ev.Index]; ev.Item >= 1 && ev.Item <= len(split) {
+				if st.Reached[ev.Index] == nil {
+					st.Reached[ev.Index] = map[string]bool{}
+				}
+				for _, h := range split[ev.Item-1] {
+					st.Reached[ev.Index][h] = true
+				}
 			}
 		case KindEnd:
 			e, err := Decode(r)
