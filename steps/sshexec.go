@@ -272,7 +272,8 @@ func (s *sshExec) apply(ctx context.Context, x *Exec, c *transport.Command) (Res
 		return r, nil
 	}
 	if !ok {
-		return r, &ExitError{Code: out.ExitCode, Expected: s.expectExit, Stderr: lastLine(x.Redact, out.Stderr), Stdout: lastLine(x.Redact, out.Stdout), Result: r}
+		return r, &ExitError{Code: out.ExitCode, Expected: s.expectExit, Stderr: lastLine(x.Redact, out.Stderr), Stdout: lastLine(x.Redact, out.Stdout), Result: r,
+			Cut: moreLines(out.Stderr) || moreLines(out.Stdout)}
 	}
 	return r, nil
 }
@@ -286,6 +287,9 @@ type ExitError struct {
 	Stderr, Stdout string
 	// Result is what the command gave, for failed_when to judge.
 	Result Result
+	// Cut says Stderr or Stdout left lines out: the message says where
+	// the whole output is.
+	Cut bool
 }
 
 // Observed implements ResultError.
@@ -304,7 +308,22 @@ func (e *ExitError) Error() string {
 	case e.Stdout != "":
 		msg += ": " + e.Stdout
 	}
+	if e.Cut {
+		msg += " (the last lines; the whole output: runbook show-run --full RUN-ID)"
+	}
 	return msg
+}
+
+// moreLines says whether out has more non-empty lines than lastLine
+// shows.
+func moreLines(out []byte) bool {
+	n := 0
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.TrimSpace(l) != "" {
+			n++
+		}
+	}
+	return n > 3
 }
 
 // lastLine returns the last non-empty lines (up to three, joined) of the
