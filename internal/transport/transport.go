@@ -216,7 +216,8 @@ func (e *ResolveError) Unwrap() error { return e.Err }
 
 // Unconnected reports whether err says that no connection to a host's
 // SSH port could be made: nothing answered (UnreachableError), the
-// connection was refused, or the address does not resolve. It is what a
+// connection was refused, or the address does not resolve (here or in a
+// step's own connection, a database's address). It is what a
 // step's tolerate: [unreachable] covers: the host is out of reach, the
 // run goes on without it. Only the first lets a guard take the machine as
 // down. A handshake, an authentication or a host key that fails, and a
@@ -224,7 +225,8 @@ func (e *ResolveError) Unwrap() error { return e.Err }
 func Unconnected(err error) bool {
 	var se *SessionError
 	var re *ResolveError
-	return IsUnreachable(err) || errors.As(err, &re) || errors.As(err, &se) && se.Stage == "connect"
+	var dns *net.DNSError
+	return IsUnreachable(err) || errors.As(err, &re) || errors.As(err, &dns) || errors.As(err, &se) && se.Stage == "connect"
 }
 
 // IsLost reports whether err says a connection broke while a command ran
