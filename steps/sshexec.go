@@ -309,7 +309,7 @@ func (e *ExitError) Error() string {
 		msg += ": " + e.Stdout
 	}
 	if e.Cut {
-		msg += " (the last lines; the whole output: runbook show-run --full RUN-ID)"
+		msg += " (the last lines; the whole output: runbook show-run --full RUN-ID, or run with --output json)"
 	}
 	return msg
 }
