@@ -46,7 +46,7 @@ func Show(red *redact.Redactor, r map[string]any) string {
 		}
 		v := showValue(r[k])
 		if len(v) > ShowValueBytes {
-			v, cutAny = cut(v, ShowValueBytes), true
+			v, cutAny = cutJSON(v, ShowValueBytes), true
 		}
 		b.WriteString(k + ": " + v)
 	}
@@ -69,23 +69,28 @@ func showValue(v any) string {
 	return strings.TrimSuffix(buf.String(), "\n")
 }
 
-// cut shortens s to at most n bytes, on a rune boundary. Whatever it cuts
-// must be redacted already.
-func cut(s string, n int) string {
+// Cut shortens s to at most n bytes, on a rune boundary, marking the cut
+// with an ellipsis. Whatever it cuts must be redacted already.
+func Cut(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
 	for n > 0 && !utf8.RuneStart(s[n]) {
 		n--
 	}
-	// Nor in the middle of an escape of JSON (\n): a lone backslash
-	// reads as if the value went on with "…".
+	return s[:n] + "…"
+}
+
+// cutJSON cuts a value in JSON as Cut does, never in the middle of an
+// escape (\n): a lone backslash reads as if the value went on with "…".
+func cutJSON(s string, n int) string {
+	body := strings.TrimSuffix(Cut(s, n), "…")
 	odd := false
-	for i := n - 1; i >= 0 && s[i] == '\\'; i-- {
+	for i := len(body) - 1; i >= 0 && body[i] == '\\'; i-- {
 		odd = !odd
 	}
 	if odd {
-		n--
+		body = body[:len(body)-1]
 	}
-	return s[:n] + "…"
+	return body + "…"
 }
