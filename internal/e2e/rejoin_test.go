@@ -39,6 +39,7 @@ func TestRejoin(t *testing.T) {
 	h.psql("pg1", "CHECKPOINT")
 	h.failover("pg1", "pg2")
 	h.psql("pg2", "INSERT INTO rj_rows SELECT generate_series(1001, 1100)")
+	h.keepsSwitchWAL("pg2")
 	h.boot("pg1", unit)
 	// pg1 came back as a primary: rejoin refuses while it runs; what it
 	// writes now is on no other node, and is rewound.
@@ -88,6 +89,27 @@ func TestRejoin(t *testing.T) {
 	}
 	h.ok("run", "pg-ha/add-standby", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg, "-p", "discard_standby_data=true")
 	h.isSyncStandby("pg1", "pg2", "")
+}
+
+// keepsSwitchWAL writes on the new primary, switching WAL segments and
+// checkpointing until its last checkpoint's redo point lies in a later
+// segment than its switch point (without a slot, that checkpoint recycled
+// the switch point's segment: wal_keep_size is 0 in the lab), and checks
+// that the segment is still there, kept by the slot the promotion made
+// for the old primary.
+func (h *ha) keepsSwitchWAL(primary string) {
+	h.t.Helper()
+	const switchSeg = "(SELECT pg_walfile_name(split_part(l, E'\\t', 2)::pg_lsn) FROM regexp_split_to_table(pg_read_file('pg_wal/' || lpad(upper(to_hex(" +
+		"('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int)), 8, '0') || '.history'), E'\\n') AS l WHERE l ~ E'^[0-9]+\\t' ORDER BY split_part(l, E'\\t', 1)::int DESC LIMIT 1)"
+	for i := 0; i < 3; i++ {
+		h.psql(primary, "CREATE TABLE IF NOT EXISTS rj_churn (v text); INSERT INTO rj_churn SELECT repeat('x', 1000) FROM generate_series(1, 2000); SELECT pg_switch_wal(); CHECKPOINT")
+	}
+	got := h.psql(primary, "SELECT "+switchSeg+" < pg_walfile_name((pg_control_checkpoint()).redo_lsn) AS recycled_without_slot, "+
+		"(pg_stat_file('pg_wal/' || "+switchSeg+", true)).size IS NOT NULL AS kept, "+
+		"(SELECT restart_lsn <= pg_current_wal_lsn() AND NOT active FROM pg_replication_slots WHERE slot_name = 'replication') AS slot_reserves")
+	if got != "t|t|t" {
+		h.t.Fatalf("on %s after writes, WAL switches and checkpoints: %q, want the switch point's segment older than the checkpoint's redo, still in pg_wal, kept by the inactive slot (t|t|t)", primary, got)
+	}
 }
 
 // failover cuts the power of the primary and promotes the standby.
@@ -155,9 +177,11 @@ func TestRejoinTiming(t *testing.T) {
 	h.psql("pg2", "UPDATE big SET pad = 'x' WHERE id % 100000 = 0")
 	h.boot("pg1", unit)
 	h.sh("pg1", "systemctl stop "+unit)
+	t.Logf("before the rejoin: pg_wal of pg2 %s, of pg1 %s", h.sh("pg2", h.layoutEnv("pg2")+"du -sm $D/pg_wal | cut -f1"), h.sh("pg1", h.layoutEnv("pg1")+"du -sm $D/pg_wal | cut -f1"))
 	start := time.Now()
 	out := h.ok("run", "pg-ha/rejoin", "-p", "primary=pg2", "-p", "standby=pg1", "-p", h.layoutArg)
 	rewind := time.Since(start)
+	t.Logf("rejoin:\n%s", out)
 	m := rewoundRe.FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("rejoin did not rewind:\n%s", out)
@@ -170,8 +194,9 @@ func TestRejoinTiming(t *testing.T) {
 	h.boot("pg2", unit)
 	h.sh("pg2", "systemctl stop "+unit)
 	start = time.Now()
-	h.ok("run", "pg-ha/add-standby", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg, "-p", "discard_standby_data=true")
+	out = h.ok("run", "pg-ha/add-standby", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg, "-p", "discard_standby_data=true")
 	backup := time.Since(start)
+	t.Logf("add-standby:\n%s", out)
 	h.isSyncStandby("pg1", "pg2", "")
 	t.Logf("database %s: rejoin with pg_rewind %.1f s (pg_rewind itself %s s), add-standby with a base backup %.1f s", size, rewind.Seconds(), m[1], backup.Seconds())
 	if f := os.Getenv("RUNBOOK_E2E_FIGURES"); f != "" {
