@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -167,6 +168,17 @@ func TestRejoinTiming(t *testing.T) {
 	unit := lab.Layouts[lab.LayoutDebian].Unit
 	h.ok("run", "pg-ha/configure-primary", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg)
 	h.ok("run", "pg-ha/configure-standby", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg)
+	// pg_rewind (15) copies the new primary's whole pg_wal, up to
+	// max_wal_size (1 GB by default) right after a load: with
+	// RUNBOOK_E2E_REJOIN_MAX_WAL_SIZE (say 256MB) both nodes run with a
+	// smaller one, the crossover measured.
+	if m := os.Getenv("RUNBOOK_E2E_REJOIN_MAX_WAL_SIZE"); m != "" {
+		for _, host := range []string{"pg1", "pg2"} {
+			h.sh(host, h.layoutEnv(host)+"printf \"max_wal_size = '%s'\\n\" "+strconv.Quote(m)+" >> $D/postgresql.auto.conf && systemctl reload "+unit)
+		}
+		h.psqlWait("pg1", "SHOW max_wal_size", m)
+		t.Logf("max_wal_size %s on both nodes", m)
+	}
 	// About 500 MB of table, its WAL streamed to pg2 (synchronously).
 	h.psql("pg1", "CREATE TABLE big (id bigint, pad text); INSERT INTO big SELECT g, repeat(md5(g::text), 7) FROM generate_series(1, 2000000) g")
 	// A table in use has its hint bits set (autovacuum does it to a table
@@ -207,7 +219,7 @@ func TestRejoinTiming(t *testing.T) {
 	h.isSyncStandby("pg1", "pg2", "")
 	t.Logf("database %s: rejoin with pg_rewind %.1f s (pg_rewind itself %s s), add-standby with a base backup %.1f s", size, rewind.Seconds(), m[1], backup.Seconds())
 	if f := os.Getenv("RUNBOOK_E2E_FIGURES"); f != "" {
-		appendFigure(t, f, "rejoin database="+strings.ReplaceAll(size, " ", "")+" rewind_run_s="+strconvF(rewind)+" pg_rewind_s="+m[1]+" basebackup_run_s="+strconvF(backup))
+		appendFigure(t, f, "rejoin max_wal_size="+os.Getenv("RUNBOOK_E2E_REJOIN_MAX_WAL_SIZE")+" database="+strings.ReplaceAll(size, " ", "")+" rewind_run_s="+strconvF(rewind)+" pg_rewind_s="+m[1]+" basebackup_run_s="+strconvF(backup))
 	}
 	if rewind >= backup {
 		t.Errorf("the rewind (%.1f s) was not faster than the base backup (%.1f s)", rewind.Seconds(), backup.Seconds())
