@@ -47,13 +47,27 @@ func TestRejoin(t *testing.T) {
 	h.psql("pg1", "SET synchronous_commit = local; INSERT INTO rj_rows VALUES (-1)")
 	rejoin := []string{"run", "pg-ha/rejoin", "-p", "primary=pg2", "-p", "standby=pg1", "-p", h.layoutArg}
 	h.refused("the node runs PostgreSQL as a primary", rejoin...)
+	// The roles swapped (pg1 named the new primary): refused, and the hint
+	// names both timelines and pg2 as the newer primary instead of saying to
+	// stop it. Stopped anyway, pg2 is still not rewound onto the stale pg1:
+	// rejoin stops before any change, naming the newer one.
+	swapped := []string{"run", "pg-ha/rejoin", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg}
+	h.refused("pg2 looks like the newer primary", swapped...)
+	h.sh("pg2", "systemctl stop "+unit)
+	out, err := h.run(swapped...)
+	if err == nil || !strings.Contains(out, "rejoin refused, nothing changed: the node's timeline 2 is newer than the given new primary's 1") ||
+		!strings.Contains(out, "pg2 (timeline 2") || !strings.Contains(out, "runbook run pg-ha/rejoin -p primary=pg2 -p standby=pg1") || strings.Contains(out, "] changed ") {
+		t.Fatalf("rejoin with the roles swapped did not refuse before any change, naming pg2 the newer primary: %v\n%s", err, out)
+	}
+	h.sh("pg2", "systemctl start "+unit)
+	h.psqlWait("pg2", "SELECT count(*) FROM rj_rows", "1100")
 	// Killed rather than stopped: its cluster is left "in production", and
 	// pg_rewind runs PostgreSQL's crash recovery on it first (with the
 	// configuration of /etc/postgresql: --config-file).
 	h.sh("pg1", "systemctl kill --signal=SIGKILL "+unit+"; for i in $(seq 100); do systemctl is-active -q "+unit+" || break; sleep 0.1; done; "+
 		h.layoutEnv("pg1")+"LC_ALL=C /usr/lib/postgresql/15/bin/pg_controldata -D $D | grep -q 'state: *in production'")
 	start := time.Now()
-	out := h.ok(rejoin...)
+	out = h.ok(rejoin...)
 	t.Logf("rejoin with pg_rewind: %.1f s", time.Since(start).Seconds())
 	if !strings.Contains(out, "rewound in") || !strings.Contains(out, "--config-file=/etc/postgresql/15/main/postgresql.conf") {
 		t.Errorf("rejoin did not rewind with the configuration's file:\n%s", out)
@@ -81,7 +95,7 @@ func TestRejoin(t *testing.T) {
 	h.boot("pg2", unit)
 	h.sh("pg2", "systemctl stop "+unit)
 	back := []string{"run", "pg-ha/rejoin", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg}
-	out, err := h.run(back...)
+	out, err = h.run(back...)
 	if err == nil || !strings.Contains(out, "neither wal_log_hints = on nor data checksums") || !strings.Contains(out, "runbook run pg-ha/add-standby -p primary=pg1 -p standby=pg2 -p discard_standby_data=true") {
 		t.Fatalf("rejoin of a node without wal_log_hints did not fall back with its reason: %v\n%s", err, out)
 	}
