@@ -66,8 +66,21 @@ func TestRejoin(t *testing.T) {
 	// configuration of /etc/postgresql: --config-file).
 	h.sh("pg1", "systemctl kill --signal=SIGKILL "+unit+"; for i in $(seq 100); do systemctl is-active -q "+unit+" || break; sleep 0.1; done; "+
 		h.layoutEnv("pg1")+"LC_ALL=C /usr/lib/postgresql/15/bin/pg_controldata -D $D | grep -q 'state: *in production'")
+	// The new primary still names a synchronous standby that is absent (the
+	// node itself): rejoin's own commits there must not wait for it.
+	h.psql("pg2", "ALTER SYSTEM SET synchronous_standby_names = 'inmanta'")
+	h.psql("pg2", "SELECT pg_reload_conf()")
+	h.psqlWait("pg2", "SHOW synchronous_standby_names", "inmanta")
+	// A configuration kept by a rejoin that failed long ago: never put back.
+	h.sh("pg1", h.layoutEnv("pg1")+"install -d -o postgres -g postgres -m 0700 $D.runbook-rewind && printf \"work_mem = '7777kB'\\n\" > $D.runbook-rewind/postgresql.auto.conf")
 	start := time.Now()
 	out = h.ok(rejoin...)
+	if !strings.Contains(out, "changed      The replication role may read the new primary's files") {
+		t.Errorf("rejoin did not grant the replication role pg_rewind's functions:\n%s", out)
+	}
+	if got := h.sh("pg1", h.layoutEnv("pg1")+"grep -c 7777kB $D/postgresql.auto.conf; test ! -e $D.runbook-rewind && echo gone"); got != "0\ngone" {
+		t.Errorf("pg1 after the rejoin: %q, want the stale kept configuration neither put back nor left (0, gone)", got)
+	}
 	t.Logf("rejoin with pg_rewind: %.1f s", time.Since(start).Seconds())
 	if !strings.Contains(out, "rewound in") || !strings.Contains(out, "--config-file=/etc/postgresql/15/main/postgresql.conf") {
 		t.Errorf("rejoin did not rewind with the configuration's file:\n%s", out)
@@ -104,6 +117,29 @@ func TestRejoin(t *testing.T) {
 	}
 	h.ok("run", "pg-ha/add-standby", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg, "-p", "discard_standby_data=true")
 	h.isSyncStandby("pg1", "pg2", "")
+
+	// pg_rewind fails half-way (a file in pg1's data directory that it
+	// cannot remove, in a directory of root's): pg1 is left unable to start
+	// as a primary (its unit masked, standby.signal), marked, and a rerun
+	// refuses it instead of rewinding the half-rewound directory again.
+	h.psql("pg1", "CHECKPOINT")
+	h.failover("pg1", "pg2")
+	h.psql("pg2", "INSERT INTO rj_rows VALUES (3001)")
+	h.boot("pg1", unit)
+	h.sh("pg1", "systemctl stop "+unit)
+	h.sh("pg1", h.layoutEnv("pg1")+"mkdir $D/runbook-e2e-trap && touch $D/runbook-e2e-trap/x")
+	again := []string{"run", "pg-ha/rejoin", "-p", "primary=pg2", "-p", "standby=pg1", "-p", h.layoutArg}
+	out, err = h.run(again...)
+	if err == nil || !strings.Contains(out, "the data directory was partly rewound") || !strings.Contains(out, "runbook run pg-ha/add-standby -p primary=pg2 -p standby=pg1") {
+		t.Fatalf("a rejoin whose pg_rewind failed half-way did not stop naming the base backup: %v\n%s", err, out)
+	}
+	if got := h.sh("pg1", h.layoutEnv("pg1")+"systemctl is-enabled $U; test -f $D/standby.signal && echo standby.signal"); got != "masked\nstandby.signal" {
+		t.Errorf("pg1 after a pg_rewind that failed half-way: %q, want its unit masked and standby.signal", got)
+	}
+	out, err = h.run(again...)
+	if err == nil || !strings.Contains(out, "a previous pg_rewind on this data directory did not finish") || strings.Contains(out, "] changed ") {
+		t.Errorf("a rerun on the half-rewound pg1 did not refuse before any change: %v\n%s", err, out)
+	}
 }
 
 // keepsSwitchWAL writes on the new primary, switching WAL segments and
