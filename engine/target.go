@@ -146,5 +146,5 @@ func (x *run) label(t *target) string {
 			}
 		}
 	}
-	return s.Label() + " (" + clip(x.redactor().String(it), 60) + ")"
+	return s.Label() + " (" + steps.Cut(x.redactor().String(it), 60) + ")"
 }

@@ -38,7 +38,7 @@ func Show(red *redact.Redactor, r map[string]any) string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(k + ": " + cut(showValue(r[k]), ShowValueBytes))
+		b.WriteString(k + ": " + Cut(showValue(r[k]), ShowValueBytes))
 	}
 	b.WriteString("}")
 	return b.String()
@@ -59,9 +59,9 @@ func showValue(v any) string {
 	return strings.TrimSuffix(buf.String(), "\n")
 }
 
-// cut shortens s to at most n bytes, on a rune boundary. Whatever it cuts
-// must be redacted already.
-func cut(s string, n int) string {
+// Cut shortens s to at most n bytes, on a rune boundary, marking the cut
+// with an ellipsis. Whatever it cuts must be redacted already.
+func Cut(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}

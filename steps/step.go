@@ -410,11 +410,9 @@ func answering(ctx context.Context, host string, ports []int) <-chan string {
 		answered := make([]bool, len(ports))
 		var wg sync.WaitGroup
 		for i, p := range ports {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				answered[i] = transport.Answers(ctx, net.JoinHostPort(host, strconv.Itoa(p)), ServicePortTimeout)
-			}()
+			})
 		}
 		wg.Wait()
 		for i, a := range answered {

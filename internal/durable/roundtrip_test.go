@@ -172,7 +172,7 @@ func TestRoundTrip(t *testing.T) {
 	t.Run("local, after a reboot", func(t *testing.T) { check(t, &Local{Dir: t.TempDir()}, false, true) })
 	t.Run("shared PostgreSQL", func(t *testing.T) {
 		pg := testpg.Start(t)
-		s, err := OpenPG(context.Background(), fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/postgres?sslmode=disable", testpg.Password, pg.Port))
+		s, err := OpenPG(context.Background(), pg.URL())
 		if err != nil {
 			t.Fatal(err)
 		}

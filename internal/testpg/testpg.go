@@ -3,8 +3,8 @@
 package testpg
 
 import (
+	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -88,53 +88,72 @@ func StartStandby(t testing.TB, primary *Server, settings ...string) *Server {
 
 func (s *Server) start(t testing.TB, settings ...string) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// The port is found free and then released for postgres to bind:
+	// another process may take it in between, and then postgres exits
+	// saying so. A few tries with other ports make that race harmless.
+	for try := 1; ; try++ {
+		err := s.launch(t, settings)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, testsshd.ErrPortTaken) || try == 5 {
+			t.Fatal(err)
+		}
 	}
-	s.Port = l.Addr().(*net.TCPAddr).Port
-	l.Close()
+}
+
+// launch starts postgres on a free port and waits until it answers. It
+// fails with testsshd.ErrPortTaken when postgres exits unable to bind.
+func (s *Server) launch(t testing.TB, settings []string) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	s.Port = port
 	args := []string{"-D", s.Data, "-p", strconv.Itoa(s.Port), "-k", s.Socket, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "shared_buffers=16MB"}
 	for _, kv := range settings {
 		args = append(args, "-c", kv)
 	}
-	s.cmd = s.command("postgres", args...)
-	logf, err := os.Create(filepath.Join(s.Dir, "postgres.log"))
+	cmd := s.command("postgres", args...)
+	logName := filepath.Join(s.Dir, "postgres.log")
+	logf, err := os.Create(logName)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return err
 	}
+	s.cmd = cmd
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		// Fast shutdown of the server this test started.
-		_ = s.cmd.Process.Signal(syscall.SIGINT)
-		done := make(chan struct{})
-		go func() { _ = s.cmd.Wait(); close(done) }()
+		_ = cmd.Process.Signal(syscall.SIGINT)
 		select {
-		case <-done:
+		case <-exited:
 		case <-time.After(10 * time.Second):
-			_ = s.cmd.Process.Kill()
+			_ = cmd.Process.Kill()
+			<-exited
 		}
 		logf.Close()
 	})
-	// Ready by the protocol, never by an open port: a session runs a
-	// query, or a warm standby (hot_standby = off) answers that it is one;
-	// until then the server says it is starting up or not yet consistent.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	// Ready when a session runs a query, or a warm standby (hot_standby =
+	// off) answers that it is one; until then the server says it is
+	// starting up or not yet consistent.
+	return testsshd.WaitReady("postgres", s.Port, logName, exited, 50*time.Millisecond, func() error {
 		out, err := s.command("psql", "-X", "-A", "-t", "-h", s.Socket, "-p", strconv.Itoa(s.Port), "-U", "postgres", "-d", "postgres", "-c", "SELECT 1").CombinedOutput()
 		if err == nil && strings.TrimSpace(string(out)) == "1" || strings.Contains(string(out), "Hot standby mode is disabled") {
-			return
+			return nil
 		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(s.Dir, "postgres.log"))
-			t.Fatalf("PostgreSQL did not start: %s\n%s", out, log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return errors.New(strings.TrimSpace(string(out)))
+	})
 }
+
+// freePort is testsshd.FreePort; a variable so that a test can hand out a
+// taken port.
+var freePort = testsshd.FreePort
 
 // Psql runs SQL through psql on the socket as postgres and returns its
 // output, for test setup and checks that must not go through runbook.
@@ -181,6 +200,11 @@ func (s *Server) chownToPostgres(path string) error {
 	// The temporary directory's parents must be traversable by postgres.
 	_ = os.Chmod(filepath.Dir(path), 0o755)
 	return os.Chown(path, uid, gid)
+}
+
+// URL is the connection URL of the postgres superuser over TCP.
+func (s *Server) URL() string {
+	return fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/postgres?sslmode=disable", Password, s.Port)
 }
 
 // Signal sends sig to the server's postmaster: SIGTERM is a smart

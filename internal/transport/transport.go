@@ -263,6 +263,20 @@ type boundedBuffer struct {
 	over *overLimit
 }
 
+// outputBuffers returns the buffers for c's stdout and stderr, each keeping
+// c.MaxOutput bytes (DefaultMaxOutput when unset), and, when c.StopAtLimit,
+// the signal that one of them went over.
+func outputBuffers(c *Command) (stdout, stderr *boundedBuffer, over *overLimit) {
+	max := c.MaxOutput
+	if max <= 0 {
+		max = DefaultMaxOutput
+	}
+	if c.StopAtLimit {
+		over = newOverLimit()
+	}
+	return &boundedBuffer{max: max, over: over}, &boundedBuffer{max: max, over: over}, over
+}
+
 // overLimit is closed once a command's output went over its limit.
 type overLimit struct {
 	once sync.Once
