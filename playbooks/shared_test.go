@@ -31,6 +31,7 @@ func TestNoCopiedPlaybooks(t *testing.T) {
 		// two-nodes guard and the settings of synchronous replication.
 		{"pg-ha/configure-standby", "pg-ha/restore-sync"}: 26,
 		// Written in a session parallel to the include step's (before it
+<<<<<<< HEAD
 		// was on main): the slot, pg_hba, conninfo and sync steps of
 		// add-standby.
 		// To be brought down by including them.
@@ -44,6 +45,25 @@ func TestNoCopiedPlaybooks(t *testing.T) {
 		{"pg-ha/rejoin", "pg-ha/restore-sync"}:          27,
 		{"pg-ha/rejoin", "pg-ha/switchover"}:            66,
 		{"pg-ha/restore-sync", "pg-ha/switchover"}:      22,
+=======
+		// was on main); the procedure they shared (the old primary follows
+		// the new one) is now shared/rejoin-primary and shared/rejoin-follow,
+		// which both include. What is left: headers, host lines, the params
+		// passed on to those two, the orchestrator's restart of
+		// failover-database, promote-standby's promotion steps.
+		{"orchestrator/failover-database", "pg-ha/switchover"}: 13,
+		{"orchestrator/new-orchestrator", "pg-ha/switchover"}:  11,
+		{"pg-ha/add-standby", "pg-ha/rejoin"}:                  13,
+		{"pg-ha/configure-primary", "pg-ha/switchover"}:        12,
+		{"pg-ha/configure-standby", "pg-ha/rejoin"}:            13,
+		{"pg-ha/configure-standby", "pg-ha/switchover"}:        13,
+		{"pg-ha/promote-standby", "pg-ha/rejoin"}:              11,
+		{"pg-ha/promote-standby", "pg-ha/switchover"}:          23,
+		{"pg-ha/rejoin", "pg-ha/switchover"}:                   24,
+		// configure-standby's own copy of the follow steps (written before
+		// shared/rejoin-follow): to be brought down by including it.
+		{"pg-ha/configure-standby", "shared/rejoin-follow"}: 23,
+>>>>>>> fx-rejoin
 	}
 	lines := map[string]map[string]bool{}
 	for _, name := range playbooks.Names() {

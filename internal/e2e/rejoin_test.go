@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -39,19 +40,47 @@ func TestRejoin(t *testing.T) {
 	h.psql("pg1", "CHECKPOINT")
 	h.failover("pg1", "pg2")
 	h.psql("pg2", "INSERT INTO rj_rows SELECT generate_series(1001, 1100)")
+	h.keepsSwitchWAL("pg2")
 	h.boot("pg1", unit)
 	// pg1 came back as a primary: rejoin refuses while it runs; what it
 	// writes now is on no other node, and is rewound.
 	h.psql("pg1", "SET synchronous_commit = local; INSERT INTO rj_rows VALUES (-1)")
 	rejoin := []string{"run", "pg-ha/rejoin", "-p", "primary=pg2", "-p", "standby=pg1", "-p", h.layoutArg}
 	h.refused("the node runs PostgreSQL as a primary", rejoin...)
+	// The roles swapped (pg1 named the new primary): refused, and the hint
+	// names both timelines and pg2 as the newer primary instead of saying to
+	// stop it. Stopped anyway, pg2 is still not rewound onto the stale pg1:
+	// rejoin stops before any change, naming the newer one.
+	swapped := []string{"run", "pg-ha/rejoin", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg}
+	h.refused("pg2 looks like the newer primary", swapped...)
+	h.sh("pg2", "systemctl stop "+unit)
+	out, err := h.run(swapped...)
+	if err == nil || !strings.Contains(out, "rejoin refused, nothing changed: the node's timeline 2 is newer than the given new primary's 1") ||
+		!strings.Contains(out, "pg2 (timeline 2") || !strings.Contains(out, "runbook run pg-ha/rejoin -p primary=pg2 -p standby=pg1") || strings.Contains(out, "] changed ") {
+		t.Fatalf("rejoin with the roles swapped did not refuse before any change, naming pg2 the newer primary: %v\n%s", err, out)
+	}
+	h.sh("pg2", "systemctl start "+unit)
+	h.psqlWait("pg2", "SELECT count(*) FROM rj_rows", "1100")
 	// Killed rather than stopped: its cluster is left "in production", and
 	// pg_rewind runs PostgreSQL's crash recovery on it first (with the
 	// configuration of /etc/postgresql: --config-file).
 	h.sh("pg1", "systemctl kill --signal=SIGKILL "+unit+"; for i in $(seq 100); do systemctl is-active -q "+unit+" || break; sleep 0.1; done; "+
 		h.layoutEnv("pg1")+"LC_ALL=C /usr/lib/postgresql/15/bin/pg_controldata -D $D | grep -q 'state: *in production'")
+	// The new primary still names a synchronous standby that is absent (the
+	// node itself): rejoin's own commits there must not wait for it.
+	h.psql("pg2", "ALTER SYSTEM SET synchronous_standby_names = 'inmanta'")
+	h.psql("pg2", "SELECT pg_reload_conf()")
+	h.psqlWait("pg2", "SHOW synchronous_standby_names", "inmanta")
+	// A configuration kept by a rejoin that failed long ago: never put back.
+	h.sh("pg1", h.layoutEnv("pg1")+"install -d -o postgres -g postgres -m 0700 $D.runbook-rewind && printf \"work_mem = '7777kB'\\n\" > $D.runbook-rewind/postgresql.auto.conf")
 	start := time.Now()
-	out := h.ok(rejoin...)
+	out = h.ok(rejoin...)
+	if !strings.Contains(out, "changed      The replication role may read the new primary's files") {
+		t.Errorf("rejoin did not grant the replication role pg_rewind's functions:\n%s", out)
+	}
+	if got := h.sh("pg1", h.layoutEnv("pg1")+"grep -c 7777kB $D/postgresql.auto.conf; test ! -e $D.runbook-rewind && echo gone"); got != "0\ngone" {
+		t.Errorf("pg1 after the rejoin: %q, want the stale kept configuration neither put back nor left (0, gone)", got)
+	}
 	t.Logf("rejoin with pg_rewind: %.1f s", time.Since(start).Seconds())
 	if !strings.Contains(out, "rewound in") || !strings.Contains(out, "--config-file=/etc/postgresql/15/main/postgresql.conf") {
 		t.Errorf("rejoin did not rewind with the configuration's file:\n%s", out)
@@ -79,7 +108,7 @@ func TestRejoin(t *testing.T) {
 	h.boot("pg2", unit)
 	h.sh("pg2", "systemctl stop "+unit)
 	back := []string{"run", "pg-ha/rejoin", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg}
-	out, err := h.run(back...)
+	out, err = h.run(back...)
 	if err == nil || !strings.Contains(out, "neither wal_log_hints = on nor data checksums") || !strings.Contains(out, "runbook run pg-ha/add-standby -p primary=pg1 -p standby=pg2 -p discard_standby_data=true") {
 		t.Fatalf("rejoin of a node without wal_log_hints did not fall back with its reason: %v\n%s", err, out)
 	}
@@ -88,6 +117,50 @@ func TestRejoin(t *testing.T) {
 	}
 	h.ok("run", "pg-ha/add-standby", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg, "-p", "discard_standby_data=true")
 	h.isSyncStandby("pg1", "pg2", "")
+
+	// pg_rewind fails half-way (a file in pg1's data directory that it
+	// cannot remove, in a directory of root's): pg1 is left unable to start
+	// as a primary (its unit masked, standby.signal), marked, and a rerun
+	// refuses it instead of rewinding the half-rewound directory again.
+	h.psql("pg1", "CHECKPOINT")
+	h.failover("pg1", "pg2")
+	h.psql("pg2", "INSERT INTO rj_rows VALUES (3001)")
+	h.boot("pg1", unit)
+	h.sh("pg1", "systemctl stop "+unit)
+	h.sh("pg1", h.layoutEnv("pg1")+"mkdir $D/runbook-e2e-trap && touch $D/runbook-e2e-trap/x")
+	again := []string{"run", "pg-ha/rejoin", "-p", "primary=pg2", "-p", "standby=pg1", "-p", h.layoutArg}
+	out, err = h.run(again...)
+	if err == nil || !strings.Contains(out, "the data directory was partly rewound") || !strings.Contains(out, "runbook run pg-ha/add-standby -p primary=pg2 -p standby=pg1") {
+		t.Fatalf("a rejoin whose pg_rewind failed half-way did not stop naming the base backup: %v\n%s", err, out)
+	}
+	if got := h.sh("pg1", h.layoutEnv("pg1")+"systemctl is-enabled $U; test -f $D/standby.signal && echo standby.signal"); got != "masked\nstandby.signal" {
+		t.Errorf("pg1 after a pg_rewind that failed half-way: %q, want its unit masked and standby.signal", got)
+	}
+	out, err = h.run(again...)
+	if err == nil || !strings.Contains(out, "a previous pg_rewind on this data directory did not finish") || strings.Contains(out, "] changed ") {
+		t.Errorf("a rerun on the half-rewound pg1 did not refuse before any change: %v\n%s", err, out)
+	}
+}
+
+// keepsSwitchWAL writes on the new primary, switching WAL segments and
+// checkpointing until its last checkpoint's redo point lies in a later
+// segment than its switch point (without a slot, that checkpoint recycled
+// the switch point's segment: wal_keep_size is 0 in the lab), and checks
+// that the segment is still there, kept by the slot the promotion made
+// for the old primary.
+func (h *ha) keepsSwitchWAL(primary string) {
+	h.t.Helper()
+	const switchSeg = "(SELECT pg_walfile_name(split_part(l, E'\\t', 2)::pg_lsn) FROM regexp_split_to_table(pg_read_file('pg_wal/' || lpad(upper(to_hex(" +
+		"('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int)), 8, '0') || '.history'), E'\\n') AS l WHERE l ~ E'^[0-9]+\\t' ORDER BY split_part(l, E'\\t', 1)::int DESC LIMIT 1)"
+	for i := 0; i < 3; i++ {
+		h.psql(primary, "CREATE TABLE IF NOT EXISTS rj_churn (v text); INSERT INTO rj_churn SELECT repeat('x', 1000) FROM generate_series(1, 2000); SELECT pg_switch_wal(); CHECKPOINT")
+	}
+	got := h.psql(primary, "SELECT "+switchSeg+" < pg_walfile_name((pg_control_checkpoint()).redo_lsn) AS recycled_without_slot, "+
+		"(pg_stat_file('pg_wal/' || "+switchSeg+", true)).size IS NOT NULL AS kept, "+
+		"(SELECT restart_lsn <= pg_current_wal_lsn() AND NOT active FROM pg_replication_slots WHERE slot_name = 'replication') AS slot_reserves")
+	if got != "t|t|t" {
+		h.t.Fatalf("on %s after writes, WAL switches and checkpoints: %q, want the switch point's segment older than the checkpoint's redo, still in pg_wal, kept by the inactive slot (t|t|t)", primary, got)
+	}
 }
 
 // failover cuts the power of the primary and promotes the standby.
@@ -145,19 +218,39 @@ func TestRejoinTiming(t *testing.T) {
 	unit := lab.Layouts[lab.LayoutDebian].Unit
 	h.ok("run", "pg-ha/configure-primary", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg)
 	h.ok("run", "pg-ha/configure-standby", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg)
+	// pg_rewind (15) copies the new primary's whole pg_wal, up to
+	// max_wal_size (1 GB by default) right after a load: with
+	// RUNBOOK_E2E_REJOIN_MAX_WAL_SIZE (say 256MB) both nodes run with a
+	// smaller one, the crossover measured.
+	if m := os.Getenv("RUNBOOK_E2E_REJOIN_MAX_WAL_SIZE"); m != "" {
+		for _, host := range []string{"pg1", "pg2"} {
+			h.sh(host, h.layoutEnv(host)+"printf \"max_wal_size = '%s'\\n\" "+strconv.Quote(m)+" >> $D/postgresql.auto.conf && systemctl reload "+unit)
+		}
+		h.psqlWait("pg1", "SHOW max_wal_size", m)
+		t.Logf("max_wal_size %s on both nodes", m)
+	}
 	// About 500 MB of table, its WAL streamed to pg2 (synchronously).
 	h.psql("pg1", "CREATE TABLE big (id bigint, pad text); INSERT INTO big SELECT g, repeat(md5(g::text), 7) FROM generate_series(1, 2000000) g")
+	// A table in use has its hint bits set (autovacuum does it to a table
+	// after a bulk load): without it, the new primary's first scan sets them
+	// and, with wal_log_hints, logs every page again, and the rewound node
+	// copies and replays a database's worth of WAL.
+	h.psql("pg1", "VACUUM big")
 	size := h.psql("pg1", "SELECT pg_size_pretty(pg_database_size('postgres'))")
 	h.psql("pg1", "CHECKPOINT")
 	t.Logf("database size: %s", size)
 
 	h.failover("pg1", "pg2")
+	lsn := h.psql("pg2", "SELECT pg_current_wal_lsn()")
 	h.psql("pg2", "UPDATE big SET pad = 'x' WHERE id % 100000 = 0")
+	t.Logf("WAL of the 20 updates on pg2: %s", h.psql("pg2", "SELECT pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), '"+lsn+"'))"))
 	h.boot("pg1", unit)
 	h.sh("pg1", "systemctl stop "+unit)
+	t.Logf("before the rejoin: pg_wal of pg2 %s, of pg1 %s", h.sh("pg2", h.layoutEnv("pg2")+"du -sm $D/pg_wal | cut -f1"), h.sh("pg1", h.layoutEnv("pg1")+"du -sm $D/pg_wal | cut -f1"))
 	start := time.Now()
 	out := h.ok("run", "pg-ha/rejoin", "-p", "primary=pg2", "-p", "standby=pg1", "-p", h.layoutArg)
 	rewind := time.Since(start)
+	t.Logf("rejoin:\n%s", out)
 	m := rewoundRe.FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("rejoin did not rewind:\n%s", out)
@@ -170,12 +263,13 @@ func TestRejoinTiming(t *testing.T) {
 	h.boot("pg2", unit)
 	h.sh("pg2", "systemctl stop "+unit)
 	start = time.Now()
-	h.ok("run", "pg-ha/add-standby", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg, "-p", "discard_standby_data=true")
+	out = h.ok("run", "pg-ha/add-standby", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg, "-p", "discard_standby_data=true")
 	backup := time.Since(start)
+	t.Logf("add-standby:\n%s", out)
 	h.isSyncStandby("pg1", "pg2", "")
 	t.Logf("database %s: rejoin with pg_rewind %.1f s (pg_rewind itself %s s), add-standby with a base backup %.1f s", size, rewind.Seconds(), m[1], backup.Seconds())
 	if f := os.Getenv("RUNBOOK_E2E_FIGURES"); f != "" {
-		appendFigure(t, f, "rejoin database="+strings.ReplaceAll(size, " ", "")+" rewind_run_s="+strconvF(rewind)+" pg_rewind_s="+m[1]+" basebackup_run_s="+strconvF(backup))
+		appendFigure(t, f, "rejoin max_wal_size="+os.Getenv("RUNBOOK_E2E_REJOIN_MAX_WAL_SIZE")+" database="+strings.ReplaceAll(size, " ", "")+" rewind_run_s="+strconvF(rewind)+" pg_rewind_s="+m[1]+" basebackup_run_s="+strconvF(backup))
 	}
 	if rewind >= backup {
 		t.Errorf("the rewind (%.1f s) was not faster than the base backup (%.1f s)", rewind.Seconds(), backup.Seconds())

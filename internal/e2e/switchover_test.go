@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -162,7 +163,27 @@ func TestSwitchover(t *testing.T) {
 	h.psql("pg1", "SELECT pg_reload_conf()")
 	h.psqlWait("pg1", "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'inmanta'", "sync")
 
+	// The primary's stop is not clean (killed, as systemd's stop timeout
+	// does): no shutdown checkpoint, so the switchover starts the old
+	// primary and the orchestrator again as they were, and stops.
+	dropin := "/run/systemd/system/" + unit + ".service.d"
+	h.sh("pg1", "mkdir -p "+dropin+" && printf '[Service]\\nExecStop=\\nKillSignal=SIGKILL\\n' > "+dropin+"/runbook-e2e-unclean.conf && systemctl daemon-reload")
+	out, err = h.run("run", "pg-ha/switchover", "-p", "primary=pg1", "-p", "standby=pg2", "-p", "orchestrator=orch", "-p", h.layoutArg)
+	h.sh("pg1", "rm -rf "+dropin+" && systemctl daemon-reload")
+	if err == nil || !strings.Contains(out, "NOT received: the primary did not shut down cleanly") || !strings.Contains(out, "the old primary was started again as it was, and the orchestrator") || strings.Contains(out, "changed      Promote the standby") {
+		t.Errorf("a switchover whose primary did not stop cleanly did not stop and restore: %v\n%s", err, out)
+	}
+	if got := h.psql("pg1", "SELECT pg_is_in_recovery()"); got != "f" {
+		t.Errorf("pg1 after the switchover stopped by an unclean stop: in recovery %s", got)
+	}
+	if got := h.sh("pg1", "systemctl is-enabled "+unit+"; true"); got == "masked" {
+		t.Errorf("pg1's unit is left masked after the restore")
+	}
+	h.sh("orch", "systemctl is-active inmanta-server")
+	h.psqlWait("pg1", "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'inmanta'", "sync")
+
 	c := &committer{password: password, hosts: []string{lab.Address(0), lab.Address(1)}}
+	switched := ""
 	next := 1
 	for _, sw := range []struct{ from, to string }{{"pg1", "pg2"}, {"pg2", "pg1"}} {
 		marker := "runbook-e2e-" + sw.from
@@ -171,6 +192,7 @@ func TestSwitchover(t *testing.T) {
 		h.waitCommits(c, 20)
 		run := []string{"run", "pg-ha/switchover", "-p", "primary=" + sw.from, "-p", "standby=" + sw.to, "-p", "orchestrator=orch", "-p", h.layoutArg}
 		out := h.ok(run...)
+		switched = out
 		if !strings.Contains(out, "changed      Stop the orchestrator") {
 			t.Errorf("the switchover did not stop the orchestrator:\n%s", out)
 		}
@@ -219,6 +241,58 @@ func TestSwitchover(t *testing.T) {
 	}
 	// Run again with the last roles: the switchover is done, nothing changes.
 	h.unchanged("run", "pg-ha/switchover", "-p", "primary=pg2", "-p", "standby=pg1", "-p", "orchestrator=orch", "-p", h.layoutArg)
+
+	// runbook dies right after the promotion (pg2 promoted, pg1 stopped,
+	// not yet its standby) and pg1's machine reboots, as in a patching
+	// window: pg1's PostgreSQL does not start (its unit was masked before
+	// its stop), so there is one primary; the resumed run finishes.
+	m := regexp.MustCompile(`\[([0-9]+)\][^\n]*Promote the standby \(pg_ctl promote\)`).FindStringSubmatch(switched)
+	if m == nil {
+		t.Fatalf("no promotion step in the switchover's output:\n%s", switched)
+	}
+	journals := func() map[string]bool {
+		files, _ := filepath.Glob(filepath.Join(stateDir, "runbook", "runs", "*.journal"))
+		set := map[string]bool{}
+		for _, f := range files {
+			set[f] = true
+		}
+		return set
+	}
+	known := journals()
+	env := append(append([]string{}, h.env...), "RUNBOOK_CRASHPOINT=outcome:"+m[1])
+	if _, _, err := runbook(t, env, "run", "-i", l.InventoryPath(), "pg-ha/switchover", "-p", "primary=pg1", "-p", "standby=pg2", "-p", "orchestrator=orch", "-p", h.layoutArg); err == nil {
+		t.Fatal("the switchover armed to die after its promotion finished")
+	}
+	runID := ""
+	for f := range journals() {
+		if !known[f] {
+			runID = strings.TrimSuffix(filepath.Base(f), ".journal")
+		}
+	}
+	if runID == "" {
+		t.Fatal("the killed switchover left no journal")
+	}
+	if got := h.psql("pg2", "SELECT pg_is_in_recovery()"); got != "f" {
+		t.Fatalf("pg2 was not promoted before the crash point: in recovery %s", got)
+	}
+	for _, f := range []string{lab.FaultKill, lab.FaultStart} {
+		if err := l.Fault(context.Background(), "pg1", f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := h.sh("pg1", "systemctl is-system-running --wait >/dev/null; systemctl is-active "+unit+"; systemctl is-enabled "+unit+"; "+h.layoutEnv("pg1")+"test -e $D/postmaster.pid && echo postmaster.pid; true"); got != "inactive\nmasked" {
+		t.Errorf("pg1 rebooted in the middle of the switchover: %q, want its PostgreSQL not started (inactive, masked)", got)
+	}
+	resumed, errOut, err := runbook(t, h.env, "resume", runID, "--yes")
+	if err != nil {
+		t.Fatalf("the resumed switchover: %v\n%s%s", err, resumed, errOut)
+	}
+	if got := h.psql("pg2", "SELECT application_name || ' ' || state || ' ' || sync_state || ' ' || host(client_addr) FROM pg_stat_replication"); got != "inmanta streaming sync "+h.address("pg1") {
+		t.Errorf("pg_stat_replication on pg2 after the resumed switchover: %q", got)
+	}
+	if got := h.sh("orch", "grep ^host= /etc/inmanta/inmanta.d/database.cfg"); got != "host="+h.address("pg2") {
+		t.Errorf("the stand-in's configuration says %s after the resumed switchover, want pg2's address", got)
+	}
 }
 
 // address is the lab address of pg1 or pg2 (the first and second host).
