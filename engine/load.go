@@ -89,7 +89,7 @@ var commonFields = []steps.Field{
 	{Name: "print", Kind: steps.String, Doc: "text shown under the step's line when it succeeds, and journaled with its outcome; may use result (evidence a decision rests on)", Example: "${{ result.stdout }}"},
 	{Name: "for_each", Kind: steps.String, Doc: "run the step once per element of this list (an expression), in order, with the element as item", Example: "${{ steps.envs.result.json.data }}"},
 	{Name: "confirm", Kind: steps.Object, Fields: confirmFields, Doc: "ask the operator to type a word just before the step makes its change, never when its plan finds nothing to change (--yes answers it)"},
-	{Name: "tolerate", Kind: steps.StringList, Enum: toleranceNames, Doc: "failures on a host that let the run go on: unreachable (nothing answers at the host: it is down or cut off) or failed (any failure); each is recorded and reported at the end, and the run ends partial (exit status 4)", Example: []string{"unreachable"}},
+	{Name: "tolerate", Kind: steps.StringList, Enum: toleranceNames, Doc: "failures on a host that let the run go on: unreachable (no connection to the host could be made: nothing answers, the connection is refused, or its name does not resolve) or failed (any failure); each is recorded and reported at the end, and the run ends partial (exit status 4)", Example: []string{"unreachable"}},
 	{Name: "failed_when", Kind: steps.Expr, Doc: "decide from the result whether the step failed, instead of the step type (a command's exit code); a host that cannot be reached still fails", Example: "result.exit_code > 1"},
 }
 

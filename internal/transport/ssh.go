@@ -191,6 +191,12 @@ func (s *SSH) handshake(ctx context.Context, dial func(context.Context, string) 
 	defer cancel()
 	nc, err := dial(ctx, addr)
 	if err != nil {
+		var dnsErr *net.DNSError
+		if errors.As(err, &dnsErr) {
+			// Before Silent: a DNS server that does not answer is a
+			// timeout, and says nothing of the machine.
+			return nil, &ResolveError{Host: cfg.Name, Name: cfg.Address, Err: dnsErr}
+		}
 		if Silent(err) || jumpSilent(err) {
 			u := &UnreachableError{Host: cfg.Name, Addr: addr, Err: err}
 			if cfg.ProxyJump != nil {
