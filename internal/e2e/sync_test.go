@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -27,12 +28,20 @@ import (
 //     after pg-ha/degrade-sync commits return; pg-ha/restore-sync with pg2
 //     back makes pg_stat_replication show it sync, and a commit hangs again
 //     while pg2 is stopped;
+//     degrade-sync refuses while the synchronous standby streams, even
+//     under a mistyped name, and while no commit waits;
 //   - pg-ha/status in a healthy, a degraded and a two-primary state says
 //     what pg_stat_replication, pg_is_in_recovery() and pg_controldata say
-//     when read directly;
+//     when read directly, and exits 0 healthy, 5 NO PRIMARY, 6 TWO
+//     PRIMARIES, 4 with a node not observed (not "NO PRIMARY" then);
 //   - pg-ha/check exits 0, 1, 2 and 3 for healthy, lagging, disconnected
-//     and unreachable with a Nagios status line, and its Prometheus file
-//     parses with Prometheus's own text-format parser.
+//     and unreachable with a Nagios status line (performance data in the
+//     guidelines' grammar, no "|" without any), and its Prometheus file
+//     parses with Prometheus's own text-format parser and is written on
+//     every verdict (PostgreSQL stopped: 2, primary_up 0); CRITICAL when
+//     the primary's PostgreSQL does not answer, UNKNOWN with the reason
+//     when the monitoring cannot log in, WARNING "roles swapped" after a
+//     switchover checked with the old roles.
 func TestSyncStatusCheck(t *testing.T) {
 	l := startLab(t, "pg1", "pg2")
 	h := &ha{t: t, l: l, env: []string{"RUNBOOK_REPLICATION_PASSWORD=" + replicationPassword}, layoutArg: "layout=debian"}
@@ -45,14 +54,21 @@ func TestSyncStatusCheck(t *testing.T) {
 	status := []string{"run", "pg-ha/status", "-p", "nodes=pg1,pg2", "-p", h.layoutArg}
 
 	// Healthy.
-	st := h.status(status...)
+	st := h.status(0, status...)
 	h.statusAgrees(st, "healthy")
 	if st.Summary != "primary pg1, synchronous_standby_names = 'inmanta'" {
 		t.Errorf("healthy summary: %q", st.Summary)
 	}
 	line := h.check(0, "PGHA OK - standby inmanta streams sync", check...)
 	h.perfdata(line, "lag_bytes", "retained_wal", "replay_delay")
-	h.promFile(prom, 0, map[string]float64{"pgha_standby_sync": 1, "pgha_synchronous_replication": 1, "pgha_second_primary": 0})
+	h.promFile(prom, 0, map[string]float64{"pgha_standby_sync": 1, "pgha_synchronous_replication": 1, "pgha_second_primary": 0, "pgha_roles_swapped": 0})
+
+	// A typo in the standby's name does not make the streaming synchronous
+	// standby look dead: degrade-sync refuses and names what streams.
+	h.refused("inmanta streaming/sync from "+h.address("pg2"), "run", "pg-ha/degrade-sync", "-p", "primary=pg1", "-p", "application_name=inmnata", "-p", h.layoutArg, "--yes")
+	if got := h.psql("pg1", "SHOW synchronous_standby_names"); got != "inmanta" {
+		t.Fatalf("synchronous_standby_names after a refused degrade-sync: %q", got)
+	}
 
 	// Lagging: pg2's startup process (replay) is stopped while its WAL
 	// receiver still flushes, so commits return and replay falls behind.
@@ -68,9 +84,15 @@ func TestSyncStatusCheck(t *testing.T) {
 	h.check(2, "PGHA CRITICAL - standby inmanta is disconnected: writes on the primary wait until it is back", check...)
 	h.promFile(prom, 2, map[string]float64{"pgha_standby_streaming": 0})
 
-	// The operator's decision: without a terminal or --yes it is refused
-	// before anything runs; with --yes the commits return.
+	// The operator's decision: refused while no commit waits (nothing to
+	// stop waiting for); with a commit waiting, without a terminal or
+	// --yes it is refused before anything runs; with --yes the commits
+	// return.
 	degrade := []string{"run", "pg-ha/degrade-sync", "-p", "primary=pg1", "-p", h.layoutArg}
+	h.waitFor("the cancelled commit no longer waits", "pg1", "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'", "0")
+	h.refused("no commit waits for a synchronous standby", append(degrade, "--yes")...)
+	h.sh("pg1", "cd / && (runuser -u postgres -- psql -X -q -c \"INSERT INTO sync_rows (payload) VALUES ('waits')\" >/dev/null 2>&1 &)")
+	h.waitFor("a commit waits", "pg1", "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'", "1")
 	if out, err := h.run(degrade...); err == nil || !strings.Contains(out, "--yes") {
 		t.Fatalf("degrade-sync without --yes: %v\n%s", err, out)
 	}
@@ -86,7 +108,7 @@ func TestSyncStatusCheck(t *testing.T) {
 	h.journalSays("pg-ha/degrade-sync", "WARNING: synchronous replication is OFF on pg1")
 
 	// Degraded, pg2 stopped: the status and the check say so.
-	st = h.status(status...)
+	st = h.status(0, status...)
 	h.statusAgrees(st, "degraded")
 	if !strings.Contains(st.Summary, "DEGRADED") || st.node("pg2").Role != "stopped (shut down in recovery)" {
 		t.Errorf("degraded status: %q, pg2 %q", st.Summary, st.node("pg2").Role)
@@ -110,28 +132,72 @@ func TestSyncStatusCheck(t *testing.T) {
 	h.sh("pg2", "systemctl start "+unit)
 	h.waitFor("pg2 streams sync", "pg1", "SELECT state || ' ' || sync_state FROM pg_stat_replication WHERE application_name = 'inmanta'", "streaming sync")
 
-	// Two primaries: pg2 promoted behind the procedures' back.
-	h.sh("pg2", "cd / && runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl promote -w -D "+h.layoutOf("pg2").Data)
-	st = h.status(status...)
+	// pg1's PostgreSQL stopped, its machine up: CRITICAL, and the
+	// Prometheus file says so (no OK left from before); nothing measured,
+	// no "|". pg2, a warm standby, and pg1 stopped: NO PRIMARY.
+	h.sh("pg1", "systemctl stop "+unit)
+	line = h.check(2, "PGHA CRITICAL - PostgreSQL on the primary pg1 does not answer: ", check...)
+	if strings.Contains(line, "|") {
+		t.Errorf("a status line without performance data has a |: %q", line)
+	}
+	h.promFile(prom, 2, map[string]float64{"pgha_primary_up": 0, "pgha_second_primary": 0})
+	h.promAbsent(prom, "pgha_standby_sync", "pgha_replay_delay_seconds")
+	st = h.status(5, status...)
+	if st.Summary != "NO PRIMARY among pg1, pg2" {
+		t.Errorf("no-primary summary: %q", st.Summary)
+	}
+	h.sh("pg1", "systemctl start "+unit)
+	h.waitFor("pg2 streams sync", "pg1", "SELECT state || ' ' || sync_state FROM pg_stat_replication WHERE application_name = 'inmanta'", "streaming sync")
+
+	// The monitoring cannot log in to pg1 (its machine answers): UNKNOWN,
+	// with the reason, and the file holds no figure it did not observe.
+	h.sh("pg1", "mv /root/.ssh/authorized_keys /root/.ssh/authorized_keys.off")
+	h.check(3, "PGHA UNKNOWN - the monitoring cannot log in to the primary pg1 to observe it (the machine answers; ", check...)
+	h.promFile(prom, 3, nil)
+	h.promAbsent(prom, "pgha_primary_up", "pgha_standby_sync")
+	h.sh("pg1", "mv /root/.ssh/authorized_keys.off /root/.ssh/authorized_keys")
+
+	// After a switchover, the check with the old roles: roles swapped, a
+	// WARNING, not "does not answer".
+	h.ok("run", "pg-ha/switchover", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg)
+	h.check(1, "PGHA WARNING - roles swapped: pg2 is the primary, pg1 its standby (inmanta streaming/sync from "+h.address("pg1")+")", check...)
+	h.promFile(prom, 1, map[string]float64{"pgha_roles_swapped": 1, "pgha_primary_up": 0, "pgha_second_primary": 0})
+	swapped := []string{"run", "pg-ha/check", "-p", "primary=pg2", "-p", "standby=pg1", "-p", h.layoutArg, "-p", "prometheus_file=" + prom}
+	h.check(0, "PGHA OK - standby inmanta streams sync", swapped...)
+
+	// Two primaries: pg1 promoted behind the procedures' back.
+	h.sh("pg1", "cd / && runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl promote -w -D "+h.layoutOf("pg1").Data)
+	st = h.status(6, status...)
 	h.statusAgrees(st, "two primaries")
 	if !strings.HasPrefix(st.Summary, "TWO PRIMARIES: pg1 and pg2") {
 		t.Errorf("two-primary summary: %q", st.Summary)
 	}
-	h.check(2, "PGHA CRITICAL - TWO PRIMARIES: pg2 accepts writes as well as pg1", check...)
-	h.promFile(prom, 2, map[string]float64{"pgha_second_primary": 1})
+	h.check(2, "PGHA CRITICAL - TWO PRIMARIES: pg1 accepts writes as well as pg2", swapped...)
+	h.promFile(prom, 2, map[string]float64{"pgha_second_primary": 1, "pgha_roles_swapped": 0})
 
-	// Unreachable: pg1 powered off.
-	if err := l.Fault(context.Background(), "pg1", lab.FaultKill); err != nil {
+	// Unreachable: pg2 powered off.
+	if err := l.Fault(context.Background(), "pg2", lab.FaultKill); err != nil {
 		t.Fatal(err)
 	}
-	h.check(3, "PGHA UNKNOWN - cannot reach the primary pg1", check...)
-	h.promFile(prom, 3, map[string]float64{"pgha_primary_up": 0})
-	st = h.status(status...)
-	if n := st.node("pg1"); n.Role != "unreachable" || n.Reachable {
-		t.Errorf("status with pg1 powered off: pg1 %+v", n)
+	h.check(3, "PGHA UNKNOWN - cannot reach the primary pg2: nothing answers at its SSH port", swapped...)
+	h.promFile(prom, 3, nil)
+	h.promAbsent(prom, "pgha_primary_up")
+	st = h.status(4, status...)
+	if n := st.node("pg2"); n.Role != "unreachable" || n.Reachable {
+		t.Errorf("status with pg2 powered off: pg2 %+v", n)
 	}
-	if n := st.node("pg2"); n.Role != "primary" {
-		t.Errorf("status with pg1 powered off: pg2 %+v", n)
+	if n := st.node("pg1"); n.Role != "primary" {
+		t.Errorf("status with pg2 powered off: pg1 %+v", n)
+	}
+	if !strings.HasPrefix(st.Summary, "primary pg1") || !strings.HasSuffix(st.Summary, "; pg2 not observed") {
+		t.Errorf("summary with pg2 powered off: %q", st.Summary)
+	}
+	// No primary among those that answer, and one not observed: not "NO
+	// PRIMARY" (pg2 may still serve), and the partial exit status.
+	h.sh("pg1", "systemctl stop "+unit)
+	st = h.status(4, status...)
+	if st.Summary != "no primary among the reachable nodes (pg1); pg2 not observed: it may still run as a primary; do not promote before it is observed or fenced" {
+		t.Errorf("summary with pg2 powered off and pg1 stopped: %q", st.Summary)
 	}
 }
 
@@ -171,14 +237,15 @@ func (v *statusView) node(name string) statusNode {
 	return statusNode{}
 }
 
-// status runs pg-ha/status twice, as a table and as JSON, and returns the
-// JSON's view; the table must name every node with its role.
-func (h *ha) status(args ...string) *statusView {
+// status runs pg-ha/status twice, as a table and as JSON, wants exit
+// status code from both and returns the JSON's view; the table must name
+// every node with its role.
+func (h *ha) status(code int, args ...string) *statusView {
 	h.t.Helper()
-	text, _, _ := runbook(h.t, h.env, append([]string{args[0], "-i", h.l.InventoryPath()}, args[1:]...)...)
+	text, _, terr := runbook(h.t, h.env, append([]string{args[0], "-i", h.l.InventoryPath()}, args[1:]...)...)
 	out, errOut, err := runbook(h.t, h.env, append([]string{args[0], "-i", h.l.InventoryPath(), "--output", "json"}, args[1:]...)...)
-	if err != nil {
-		h.t.Fatalf("pg-ha/status: %v\n%s%s", err, out, errOut)
+	if got, tgot := exitCode(h.t, err), exitCode(h.t, terr); got != code || tgot != code {
+		h.t.Fatalf("pg-ha/status: exit %d (as a table %d), want %d\n%s%s%s", got, tgot, code, text, out, errOut)
 	}
 	var v statusView
 	for _, l := range strings.Split(out, "\n") {
@@ -279,19 +346,66 @@ func (h *ha) check(code int, want string, args ...string) string {
 	h.t.Helper()
 	start := time.Now()
 	out, errOut, err := runbook(h.t, h.env, append([]string{args[0], "-i", h.l.InventoryPath()}, args[1:]...)...)
-	got := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		got = ee.ExitCode()
-	} else if err != nil {
-		h.t.Fatal(err)
-	}
+	got := exitCode(h.t, err)
 	line, _, _ := strings.Cut(out, "\n")
+	h.perfValues(line)
 	h.t.Logf("pg-ha/check (%.1fs): exit %d: %s", time.Since(start).Seconds(), got, line)
 	if got != code || !strings.HasPrefix(line, want) {
 		h.t.Errorf("pg-ha/check: exit %d, want %d; first line %q, want %q...\n%s%s", got, code, line, want, out, errOut)
 	}
 	return line
+}
+
+// exitCode is the exit status of a finished runbook process.
+func exitCode(t *testing.T, err error) int {
+	t.Helper()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return 0
+}
+
+// perfValue is a value of Nagios performance data as the plugin
+// guidelines write it: [-0-9.]+ and a unit of measure; no exponent.
+var perfValue = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?[a-zA-Z%]*$`)
+
+// perfValues checks that a status line's performance data, when it has
+// any, is there after "|" and that each value and threshold follows the
+// guidelines' grammar; a line with none has no "|".
+func (h *ha) perfValues(line string) {
+	h.t.Helper()
+	_, perf, ok := strings.Cut(line, "|")
+	if !ok {
+		return
+	}
+	if strings.TrimSpace(perf) == "" {
+		h.t.Errorf("a status line ends in an empty performance data after |: %q", line)
+	}
+	for _, item := range strings.Fields(perf) {
+		_, rest, _ := strings.Cut(item, "=")
+		for i, v := range strings.Split(rest, ";") {
+			if (i == 0 || v != "") && !perfValue.MatchString(v) {
+				h.t.Errorf("performance data %q: %q is not a number as the plugin guidelines write it", item, v)
+			}
+		}
+	}
+}
+
+// promAbsent checks that the check's Prometheus file holds none of names.
+func (h *ha) promAbsent(path string, names ...string) {
+	h.t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, n := range names {
+		if strings.Contains(string(b), "\n"+n+"{") || strings.HasPrefix(string(b), n+"{") {
+			h.t.Errorf("%s holds %s, which this run did not observe:\n%s", path, n, b)
+		}
+	}
 }
 
 // perfdata checks the Nagios performance data of a status line: after
