@@ -69,10 +69,11 @@ type Resume struct {
 	// hand that their change was made.
 	SkipInDoubt bool
 	// Confirmed are the confirmation gates an earlier attempt passed and
-	// then acted on (the step began making its change; for the playbook's
-	// gate, any step did), by step index, 0 for the playbook's: they are
-	// not asked again. A gate passed and not acted on is asked again.
-	Confirmed map[int]bool
+	// then acted on (the step began making its change on the host that
+	// asked; for the playbook's gate, any step did), by what was asked:
+	// they are not asked again. A gate passed and not acted on, refused,
+	// or asked with another word or text (another host's) is asked again.
+	Confirmed map[GateKey]bool
 	// Batches are the batches each batch of steps (by the index of its
 	// first step) split its hosts into when the run first reached it: a
 	// resume that would split them otherwise is refused

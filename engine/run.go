@@ -120,7 +120,7 @@ type run struct {
 	// are the answers by step and word (nil: confirmed).
 	gateMu   sync.Mutex
 	passed   map[int]bool
-	answered map[gateKey]error
+	answered map[GateKey]error
 	// tolerated are the failures the run went on after (see tolerate).
 	tolMu     sync.Mutex
 	tolerated []*StepError
@@ -220,7 +220,7 @@ func (r *Runner) newRun(pb *Playbook, in Inputs) *run {
 		frames:    map[*Frame]*frameEnv{},
 		unapplied: map[string]bool{},
 		passed:    map[int]bool{},
-		answered:  map[gateKey]error{},
+		answered:  map[GateKey]error{},
 	}
 	x.red.Store(redact.New(vals))
 	x.sink = &redactingSink{next: r.Sink, red: x.redactor}
