@@ -29,6 +29,7 @@ func (x *run) onHost(ctx context.Context, t *target) hostOutcome {
 	if o, ok := x.resumed(t); ok {
 		return o
 	}
+	x.runsAgain(t.key)
 	host := t.key.Host
 	if err := x.resolve(t); err != nil {
 		return x.report(t, hostOutcome{host: host, status: StatusFailed, err: err}, nil)

@@ -291,12 +291,36 @@ func (x *run) resumed(t *target) (hostOutcome, bool) {
 	return hostOutcome{host: t.key.Host, status: o.Status, result: o.Result}, true
 }
 
+// runsAgain notes that this resume runs step k again (or for the first
+// time) on its host: the later steps' outcomes there are stale.
+func (x *run) runsAgain(k StepKey) {
+	if x.resume == nil {
+		return
+	}
+	x.rerunMu.Lock()
+	defer x.rerunMu.Unlock()
+	if i, ok := x.rerun[k.Host]; !ok || k.Index < i {
+		x.rerun[k.Host] = k.Index
+	}
+}
+
+// stale says whether the outcome recorded for k predates a step this
+// resume ran on the same host before it: a check made before a change
+// that is made again (a restart that failed, was tolerated, and runs
+// now) says nothing about the host as it is, so it runs again too.
+func (x *run) stale(k StepKey) bool {
+	x.rerunMu.Lock()
+	defer x.rerunMu.Unlock()
+	i, ok := x.rerun[k.Host]
+	return ok && i < k.Index
+}
+
 // resumedOutcome returns the outcome recorded for k, and why it stands.
 func (x *run) resumedOutcome(k StepKey, s *Step) (Outcome, string, bool) {
 	if x.resume == nil {
 		return Outcome{}, "", false
 	}
-	if o, ok := x.resume.Done[k]; ok {
+	if o, ok := x.resume.Done[k]; ok && !x.stale(k) {
 		return o, "done by an earlier attempt; not run again", true
 	}
 	if x.resume.SkipInDoubt && !rechecks(s) && x.inDoubt(k) {

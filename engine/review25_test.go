@@ -1,0 +1,74 @@
+package engine_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/runbook-dev/runbook/engine"
+)
+
+// doneOf is what a journal would hold of rec: every outcome that ended
+// well.
+func doneOf(rec *recorder) map[engine.StepKey]engine.Outcome {
+	done := map[engine.StepKey]engine.Outcome{}
+	for _, e := range rec.events {
+		if e.Type == engine.EventStepEnd && (e.Status == engine.StatusOK || e.Status == engine.StatusChanged || e.Status == engine.StatusSkipped) {
+			done[engine.StepKey{Index: e.Index, Host: e.Host, Item: e.Item}] = engine.Outcome{Status: e.Status, Result: e.Result, ID: e.ID}
+		}
+	}
+	return done
+}
+
+// TestResumeRerunsLaterStepsOfHost: a change that failed on b and was
+// tolerated, after which b's check ran, is made again by the resume; the
+// check after it, recorded done before the change, runs again on b (and
+// only on b), in a batch and in plain steps.
+func TestResumeRerunsLaterStepsOfHost(t *testing.T) {
+	for name, body := range map[string]string{
+		"batch": `  - name: Restart each
+    hosts: [all]
+    serial: 2
+    max_failures: 1
+    steps:
+      - id: restart
+        tolerate: [failed]
+        ssh-exec: {command: "{ test ${{ host.name }} != b || test -e ${{ params.dir }}/fixed; } && echo restart-${{ host.name }} >> ${{ params.dir }}/log"}
+      - id: healthy
+        ssh-exec: {command: "echo healthy-${{ host.name }} >> ${{ params.dir }}/log"}
+`,
+		"plain": `  - id: restart
+    hosts: [all]
+    tolerate: [failed]
+    ssh-exec: {command: "{ test ${{ host.name }} != b || test -e ${{ params.dir }}/fixed; } && echo restart-${{ host.name }} >> ${{ params.dir }}/log"}
+  - id: healthy
+    hosts: [all]
+    ssh-exec: {command: "echo healthy-${{ host.name }} >> ${{ params.dir }}/log"}
+`} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			pb := mustLoad(t, "version: 1\nname: stale\nparams:\n  dir: {type: string}\nsteps:\n"+body)
+			inv := batchInventory(t)
+			params := map[string]string{"dir": dir}
+			rec, err := run(t, pb, params, nil, func(r *engine.Runner) { r.Inventory = inv })
+			if err == nil || !strings.Contains(err.Error(), "partial") {
+				t.Fatalf("run: %v, want partial (b's restart tolerated)", err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "fixed"), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(filepath.Join(dir, "log")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := run(t, pb, params, nil, func(r *engine.Runner) {
+				r.Inventory, r.Resume = inv, &engine.Resume{Done: doneOf(rec)}
+			}); err != nil {
+				t.Fatalf("resume: %v", err)
+			}
+			if got := readLog(t, dir); got != "restart-b healthy-b" {
+				t.Fatalf("resume did %q, want b restarted, then checked again", got)
+			}
+		})
+	}
+}
