@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,5 +71,62 @@ func TestResumeRerunsLaterStepsOfHost(t *testing.T) {
 				t.Fatalf("resume did %q, want b restarted, then checked again", got)
 			}
 		})
+	}
+}
+
+// TestGuardToleratedHostIsNotChanged: a host a guard tolerated instead of
+// clearing (here it fails the guard's assert, as a host that came back
+// after being down when the guard looked would have been seen) is not
+// changed by any later step, in a batch or a plain step: each names the
+// guard, the run ends partial; read-only steps and the other hosts run.
+func TestGuardToleratedHostIsNotChanged(t *testing.T) {
+	dir := t.TempDir()
+	inv := batchInventory(t)
+	healthy(t, dir, "a", "b", "c") // d is the primary: the guard exists to refuse it
+	pb := mustLoad(t, `version: 1
+name: guard-tolerated
+params:
+  dir: {type: string}
+require:
+  - name: no node is the primary
+    hosts: [all]
+    tolerate: [failed]
+    ssh-exec: {command: "cat ${{ params.dir }}/${{ host.name }}"}
+    assert: result.stdout == "ok\n"
+steps:
+  - id: look
+    hosts: [all]
+    ssh-exec: {command: "echo look-${{ host.name }} >> ${{ params.dir }}/log", read_only: true}
+  - id: promote
+    hosts: [all]
+    ssh-exec: {command: "echo promote-${{ host.name }} >> ${{ params.dir }}/log"}
+  - name: Restart each
+    hosts: [all]
+    serial: 2
+    steps:
+      - id: restart
+        ssh-exec: {command: "echo restart-${{ host.name }} >> ${{ params.dir }}/log"}
+`)
+	_, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) { r.Inventory = inv })
+	var pe *engine.PartialError
+	if !errors.As(err, &pe) {
+		t.Fatalf("err = %v, want partial", err)
+	}
+	var ue *engine.UnguardedError
+	n := 0
+	for _, f := range pe.Failures {
+		if errors.As(f, &ue) {
+			n++
+			if ue.Host != "d" || ue.Guard != "no node is the primary" {
+				t.Errorf("unguarded %+v", ue)
+			}
+		}
+	}
+	if n != 2 || !strings.Contains(err.Error(), `d was not checked by guard "no node is the primary"`) {
+		t.Fatalf("err = %v, want promote and restart kept off d, naming the guard", err)
+	}
+	log := sorted(readLog(t, dir))
+	if strings.Contains(log, "promote-d") || strings.Contains(log, "restart-d") || !strings.Contains(log, "look-d") || !strings.Contains(log, "restart-c") {
+		t.Fatalf("log %q: want d looked at, never changed, the others changed", log)
 	}
 }
