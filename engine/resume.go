@@ -238,6 +238,10 @@ func (x *run) checkResume() error {
 			unsafe = append(unsafe, x.reachedUndone(i, s)...)
 			continue
 		}
+		if !x.mayHaveStarted(i) {
+			// A batch before it never reached its last hosts.
+			continue
+		}
 		// Which hosts it reached, the records that were lost would say.
 		unsafe = append(unsafe, fmt.Sprintf("[%d] %s [hosts not recorded: the journal lost its last records]", i, s.Label()))
 	}
@@ -384,10 +388,41 @@ func (x *run) inDoubt(k StepKey) bool {
 // step, always.
 func (x *run) mayHaveReached(i int, host string) bool {
 	s := x.pb.Steps[i-1]
-	if s.Batch == nil || x.resume.Reached == nil {
+	if x.resume.Reached == nil {
 		return true
 	}
+	if s.Batch == nil {
+		return x.mayHaveStarted(i)
+	}
 	return x.resume.Reached[s.Batch.First][host]
+}
+
+// mayHaveStarted says whether step i, not of a batch, may have started in
+// a lost attempt: not when a batch of steps before it has not reached its
+// last batch of hosts, whose record is on disk before any of its steps
+// runs, and so before any step after the batch. A batch whose split the
+// journal does not have (none of it is on disk, or it had no hosts) does
+// not tell.
+func (x *run) mayHaveStarted(i int) bool {
+	if x.resume.Reached == nil {
+		return true
+	}
+	for j := 0; j < i-1; j++ {
+		b := x.pb.Steps[j].Batch
+		if b == nil || b.First != j+1 || b.Last >= i {
+			continue
+		}
+		split := x.resume.Batches[b.First]
+		if len(split) == 0 {
+			continue
+		}
+		for _, h := range split[len(split)-1] {
+			if !x.resume.Reached[b.First][h] {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // stepDone says whether the journal shows step i ended on all its hosts:
