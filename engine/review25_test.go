@@ -195,3 +195,43 @@ steps:
 		t.Fatalf("err = %v, want after in doubt once the batch reached d", err)
 	}
 }
+
+// TestFailedWhenOnCutOutput: a changing command over max_output whose
+// failed_when reads its output cannot be judged on the cut result (the
+// FATAL line is past the limit): the change is in doubt, the run stops
+// (tolerate: [failed] does not cover it) and the next step does not run.
+// One whose failed_when reads only the exit code is judged, and done.
+func TestFailedWhenOnCutOutput(t *testing.T) {
+	dir := t.TempDir()
+	big := `head -c 20000 /dev/zero | tr '\\0' 'a' | fold -w 100; echo`
+	pb := mustLoad(t, `version: 1
+name: cut
+params:
+  dir: {type: string}
+steps:
+  - id: grep
+    ssh-exec:
+      command: "echo grep >> ${{ params.dir }}/log; `+big+`; exit 1"
+      max_output: 1KiB
+    failed_when: result.exit_code > 1
+  - id: big
+    tolerate: [failed]
+    ssh-exec:
+      command: "echo big >> ${{ params.dir }}/log; `+big+`; echo 'FATAL: invalid value for parameter'"
+      max_output: 1KiB
+    failed_when: result.stdout contains "FATAL"
+  - id: next
+    ssh-exec: {command: "echo next >> ${{ params.dir }}/log"}
+`)
+	rec, err := run(t, pb, map[string]string{"dir": dir}, nil)
+	if err == nil || !strings.Contains(err.Error(), "cannot judge a result cut at max_output") {
+		t.Fatalf("err = %v, want big in doubt: its check cannot see the cut output", err)
+	}
+	ends := rec.ends()
+	if ends["grep"] != engine.StatusChanged || ends["big"] != engine.StatusInDoubt {
+		t.Fatalf("ends = %v, want grep changed (judged on its exit code), big in doubt", ends)
+	}
+	if got := readLog(t, dir); got != "grep big" {
+		t.Fatalf("log = %q, want next not run", got)
+	}
+}

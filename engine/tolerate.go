@@ -43,7 +43,8 @@ func (x *run) tolerate(s *Step, errs []*StepError) []*StepError {
 	var out []*StepError
 	for _, e := range errs {
 		var ue *UnguardedError
-		if errors.As(e.Err, &ue) || s.Tolerate.Covers(e.Err) && !errors.Is(e.Err, ErrInterrupted) {
+		var de *inDoubtError
+		if errors.As(e.Err, &ue) || s.Tolerate.Covers(e.Err) && !errors.Is(e.Err, ErrInterrupted) && !errors.As(e.Err, &de) {
 			x.addTolerated(e)
 			continue
 		}
