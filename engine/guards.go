@@ -187,6 +187,11 @@ func (x *run) guard(ctx context.Context, g *Guard, host string) (bool, string, b
 	down := r["reachable"] == false
 	env := withResult(ex.Env, r)
 	ok, err := g.Assert.EvalBool(env)
+	if err != nil && down {
+		// Nothing was observed: the assert read fields the probe could
+		// not fill.
+		return false, fmt.Sprintf("host %s is unreachable (nothing answers): the assert %s could not be evaluated; observed %s", host, g.Assert.Source, steps.Show(x.redactor(), r)), true
+	}
 	if err != nil {
 		return false, "assert: " + err.Error(), down
 	}
