@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
+	"github.com/runbook-dev/runbook/internal/tmpl"
 	"github.com/runbook-dev/runbook/internal/transport"
 	"github.com/runbook-dev/runbook/steps"
 )
@@ -22,6 +24,13 @@ type hostOutcome struct {
 	final bool
 }
 
+// inDoubtError is an outcome in doubt: no tolerate: covers it, since the
+// operator must know before the run goes on.
+type inDoubtError struct{ err error }
+
+func (e *inDoubtError) Error() string { return e.err.Error() }
+func (e *inDoubtError) Unwrap() error { return e.err }
+
 // onHost runs a step for one target: unless a resume finds it done, it
 // resolves the target, checks its when, rechecks the host after a lost
 // attempt, attempts the step with its retries and reports the outcome.
@@ -29,6 +38,7 @@ func (x *run) onHost(ctx context.Context, t *target) hostOutcome {
 	if o, ok := x.resumed(t); ok {
 		return o
 	}
+	x.runsAgain(t.key)
 	host := t.key.Host
 	if err := x.resolve(t); err != nil {
 		return x.report(t, hostOutcome{host: host, status: StatusFailed, err: err}, nil)
@@ -38,6 +48,9 @@ func (x *run) onHost(ctx context.Context, t *target) hostOutcome {
 		return x.report(t, hostOutcome{host: host, status: x.failStatus(t.whenErr), err: fmt.Errorf("when: %w", t.whenErr)}, nil)
 	case t.skip:
 		return x.report(t, hostOutcome{host: host, status: StatusSkipped, result: steps.Result{}}, &steps.Plan{Summary: "when is false: " + t.step.When.Source})
+	}
+	if err := x.unguardedError(t.step, host); err != nil {
+		return x.report(t, hostOutcome{host: host, status: StatusFailed, err: err, final: true}, nil)
 	}
 	start := t.event(EventStepStart)
 	start.DryRun = x.dryRun
@@ -155,7 +168,7 @@ func (x *run) apply(ctx context.Context, t *target, plan *steps.Plan) (hostOutco
 		if transport.IsLost(err) && ctx.Err() == nil {
 			// Not failed: its command may go on without us. Retrying here
 			// would start it a second time beside the first.
-			o.status, o.err, o.final = StatusInDoubt, fmt.Errorf("in doubt: %w; the change may be made or still being made: resume checks the host again (and waits for a command still running) before it acts", err), true
+			o.status, o.err, o.final = StatusInDoubt, &inDoubtError{fmt.Errorf("in doubt: %w; the change may be made or still being made: resume checks the host again (and waits for a command still running) before it acts", err)}, true
 			return o, false
 		}
 		o, _ = x.failed(ctx, o, err)
@@ -165,9 +178,44 @@ func (x *run) apply(ctx context.Context, t *target, plan *steps.Plan) (hostOutco
 	return o, true
 }
 
+// readsOutput says whether expression source src may read a result's
+// output (stdout, stderr, or the result whole): anything of result but
+// its exit code and flags.
+func readsOutput(src string) bool {
+	for _, f := range []string{"result.exit_code", "result.truncated", "result.skipped", "result.changed"} {
+		src = strings.ReplaceAll(src, f, "")
+	}
+	return strings.Contains(src, "result")
+}
+
+// cutJudgement returns why the failed_when or assert of t cannot judge
+// result r: r was cut at max_output and the expression reads its output,
+// whose dropped part may hold what it looks for. Empty when it can.
+func cutJudgement(t *target, r steps.Result) string {
+	if r["truncated"] != true {
+		return ""
+	}
+	for _, e := range []*tmpl.Expr{t.step.FailedWhen, t.step.Assert} {
+		if e != nil && readsOutput(e.Source) {
+			return fmt.Sprintf("%s cannot judge a result cut at max_output (result.truncated: the output beyond the limit was dropped, and what it looks for may be there)", e.Source)
+		}
+	}
+	return ""
+}
+
 // verify checks the step's assert on its result and renders its print.
+// A judgement on a cut output fails safe: a read-only step fails, and a
+// change, made, is in doubt (resume runs it again only when told).
 func (x *run) verify(ctx context.Context, t *target, o hostOutcome, plan *steps.Plan) (hostOutcome, *steps.Plan) {
 	s, ex := t.step, t.ex
+	if why := cutJudgement(t, o.result); why != "" && o.status != StatusSkipped {
+		if o.status == StatusChanged {
+			o.status, o.final = StatusInDoubt, true
+			o.err = &inDoubtError{fmt.Errorf("in doubt: the command completed, and %s; check the host, then resume with --skip-in-doubt (it worked) or --retry-in-doubt; raise max_output so that the check sees the whole output", why)}
+			return o, nil
+		}
+		return x.failed(ctx, o, errors.New(why+"; raise max_output"))
+	}
 	if s.FailedWhen != nil && o.status != StatusSkipped {
 		bad, err := s.FailedWhen.EvalBool(withResult(ex.Env, o.result))
 		switch {
@@ -213,6 +261,10 @@ func (x *run) notFailed(ctx context.Context, t *target, err error) (steps.Result
 	var re steps.ResultError
 	if t.step.FailedWhen == nil || err == nil || ctx.Err() != nil || !errors.As(err, &re) || re.Observed() == nil {
 		return nil, false
+	}
+	if cutJudgement(t, re.Observed()) != "" {
+		// verify fails it safe.
+		return re.Observed(), true
 	}
 	bad, e := t.step.FailedWhen.EvalBool(withResult(t.ex.Env, re.Observed()))
 	if e != nil || bad {

@@ -93,6 +93,9 @@ func (x *run) checkGates() error {
 		}
 	}
 	for i, s := range x.pb.Steps {
+		// A step with a gate an earlier attempt passed counts as passed
+		// here; should another host's gate (another word or text) of it
+		// be reached, asking it refuses that host then.
 		if s.Confirm == nil || x.skips(s.Frame) || x.gatePassed(i+1) || x.resume != nil && x.stepDone(i+1, s) {
 			continue
 		}
@@ -104,25 +107,69 @@ func (x *run) checkGates() error {
 	return &UnconfirmedError{Gates: gates}
 }
 
-// gatePassed says whether the gate of step index (0: the playbook's) was
+// gatePassed says whether a gate of step index (0: the playbook's) was
 // passed: in this run, or by an earlier attempt that went on to make the
 // change it guards. x.gateMu is held, or no gate is asked yet.
 func (x *run) gatePassed(index int) bool {
-	return x.passed[index] || x.resume != nil && x.resume.Confirmed[index]
+	if x.passed[index] {
+		return true
+	}
+	if x.resume == nil {
+		return false
+	}
+	for k, ok := range x.resume.Confirmed {
+		if ok && k.Index == index {
+			return true
+		}
+	}
+	return false
 }
 
-// gateKey is a step's gate with the word it asks for.
-type gateKey struct {
-	index int
-	word  string
+// GateKey is a confirmation gate as the operator saw it: the index of its
+// step (0: the playbook's), the word it asked for and its rendered text,
+// redacted (Event.Word and Event.Message of its confirm event). An answer
+// stands for the gates with the same key, and for no other.
+type GateKey struct {
+	Index      int
+	Word, Text string
 }
 
-// confirm asks a gate once per step and word: the same question for
-// another host or element of the step (or one an earlier attempt passed)
-// is not asked again, and one refused refuses them too; a word that
-// differs (one naming the host: a rolling restart's "type pg2") is asked
-// for again, so that an answer about one host never decides another's.
-// Gates are asked one at a time. A dry run shows the gate without asking.
+// gateKey renders the key of gate c of step index in env; a gate that
+// does not render gets the key of nothing else (it is asked, and fails).
+func (x *run) gateKey(c *Confirm, env map[string]any, index int) GateKey {
+	k := GateKey{Index: index}
+	if word, err := c.Word.Render(env); err == nil {
+		k.Word = strings.TrimSpace(word)
+	}
+	if text, err := c.Text.Render(env); err == nil {
+		k.Text = x.redactor().String(strings.TrimRight(text, "\n"))
+	}
+	return k
+}
+
+// resumeConfirmed says whether an earlier attempt passed gate k and acted
+// on it; a key without a text stands for the step's gate with k's word
+// whatever its text.
+func (x *run) resumeConfirmed(k GateKey) bool {
+	if x.resume == nil {
+		return false
+	}
+	for c, ok := range x.resume.Confirmed {
+		if ok && c.Index == k.Index && c.Word == k.Word && (k.Text == "" || c.Text == k.Text) {
+			return true
+		}
+	}
+	return false
+}
+
+// confirm asks a gate once per step, word and (in a batch) text: the same question
+// for another host or element of the step (or one an earlier attempt
+// passed and acted on) is not asked again, and one refused refuses them
+// too; a word that differs (one naming the host: "type pg2"), or in a
+// batch a text that differs ("restart pg2?"), is asked again, so that an answer about one
+// host never decides another's, in this attempt or a resume. A refusal
+// is never taken as an approval. Gates are asked one at a time. A dry run
+// shows the gate without asking.
 func (x *run) confirm(ctx context.Context, c *Confirm, env map[string]any, g *Gate) error {
 	if c == nil {
 		return nil
@@ -140,11 +187,14 @@ func (x *run) confirm(ctx context.Context, c *Confirm, env map[string]any, g *Ga
 		x.passed[g.Index] = true
 		return nil
 	}
-	k := gateKey{index: g.Index}
-	if word, err := c.Word.Render(env); err == nil {
-		k.word = strings.TrimSpace(word)
+	k := x.gateKey(c, env, g.Index)
+	if g.Index == 0 || x.pb.Steps[g.Index-1].Batch == nil {
+		// One question for all the hosts of a step, which the text may
+		// name: "stop a and the others?". A batch asks each batch of
+		// hosts, minutes apart: its text is part of what was asked.
+		k.Text = ""
 	}
-	if x.resume != nil && x.resume.Confirmed[g.Index] {
+	if x.resumeConfirmed(k) {
 		return nil
 	}
 	if err, asked := x.answered[k]; asked {

@@ -257,7 +257,7 @@ steps:
 	op := &operator{}
 	_, err := run(t, pb, params, nil, func(r *engine.Runner) {
 		r.Confirm = op.confirm
-		r.Resume = &engine.Resume{Done: done, Confirmed: map[int]bool{0: true, 1: true}}
+		r.Resume = &engine.Resume{Done: done, Confirmed: map[engine.GateKey]bool{{Index: 0, Word: "start", Text: "start?"}: true, {Index: 1, Word: "one", Text: "one?"}: true}}
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -268,14 +268,14 @@ steps:
 	// Two is in doubt, its gate passed and acted on: nobody is asked.
 	inDoubt := map[engine.StepKey]string{{Index: 2, Host: "localhost"}: "two"}
 	_, err = run(t, pb, params, nil, func(r *engine.Runner) {
-		r.Resume = &engine.Resume{Done: done, InDoubt: inDoubt, RetryInDoubt: true, Confirmed: map[int]bool{0: true, 2: true}}
+		r.Resume = &engine.Resume{Done: done, InDoubt: inDoubt, RetryInDoubt: true, Confirmed: map[engine.GateKey]bool{{Index: 0, Word: "start", Text: "start?"}: true, {Index: 2, Word: "two", Text: "two?"}: true}}
 	})
 	if err != nil {
 		t.Fatalf("resume with every reachable gate passed: %v", err)
 	}
 	// The playbook's gate was not acted on: it is asked again.
 	_, err = run(t, pb, params, nil, func(r *engine.Runner) {
-		r.Resume = &engine.Resume{Done: done, InDoubt: inDoubt, RetryInDoubt: true, Confirmed: map[int]bool{2: true}}
+		r.Resume = &engine.Resume{Done: done, InDoubt: inDoubt, RetryInDoubt: true, Confirmed: map[engine.GateKey]bool{{Index: 2, Word: "two", Text: "two?"}: true}}
 	})
 	var ue *engine.UnconfirmedError
 	if !errors.As(err, &ue) || len(ue.Gates) != 1 || ue.Gates[0] != "before the first step" {
@@ -439,5 +439,32 @@ steps:
 	}
 	if exists(filepath.Join(dir2, "a")) || !exists(filepath.Join(dir2, "b")) {
 		t.Fatalf("a refused must not change, b confirmed must")
+	}
+}
+
+// TestConfirmPerHostText: a gate whose text names the host and whose word
+// is fixed is asked for each host of a rolling sequence: "restart a?"
+// answered yes does not stand for "restart b?".
+func TestConfirmPerHostText(t *testing.T) {
+	pb, dir := mustLoadInDir(t, "rolling-text", `
+steps:
+  - name: Restart each node
+    hosts: [all]
+    serial: 1
+    steps:
+      - id: restart
+        confirm: {text: "restart ${{ host.name }}?", word: "yes"}
+        ssh-exec: {command: "touch ${{ params.dir }}/${{ host.name }}"}
+`)
+	op := &operator{}
+	if _, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) { r.Inventory, r.Confirm = batchInventory(t), op.confirm }); err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, g := range op.asked() {
+		texts = append(texts, g.Text)
+	}
+	if strings.Join(texts, " ") != "restart a? restart b? restart c? restart d?" {
+		t.Fatalf("asked %q, want each host's text in turn", texts)
 	}
 }

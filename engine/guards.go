@@ -26,8 +26,8 @@ func (e *GuardError) Error() string {
 // end (partial) and does not refuse the run.
 func (x *run) guards(ctx context.Context) error {
 	type outcome struct {
-		ok  bool
-		msg string
+		ok, tolerated bool
+		msg           string
 	}
 	type check struct {
 		g    *Guard
@@ -63,21 +63,31 @@ func (x *run) guards(ctx context.Context) error {
 				ok, msg, down = x.guard(ctx, c.g, c.host)
 			}
 			st := StatusOK
+			tolerated := false
 			if !ok {
 				st = StatusFailed
-				tolerated := c.g.Tolerate.Failed || c.g.Tolerate.Unreachable && down
+				tolerated = c.g.Tolerate.Failed || c.g.Tolerate.Unreachable && down
 				if tolerated && c.err == nil && ctx.Err() == nil {
 					x.addTolerated(&StepError{Step: "guard " + c.g.Label(), Host: c.host, Err: errors.New(msg)})
-					ok, msg = true, "tolerated: "+msg
+					ok, msg = true, "tolerated: "+msg+"; no step changes "+c.host+" in this run"
+				} else {
+					tolerated = false
 				}
 			}
-			out[ci] = outcome{ok, msg}
+			out[ci] = outcome{ok, tolerated, msg}
 			x.sink.Emit(&Event{Type: EventGuard, Index: c.i + 1, Name: c.g.Label(), Host: label, Status: st, Duration: time.Since(start), Message: msg})
 		})
 	}
 	wg.Wait()
 	var failed []string
 	for ci, o := range out {
+		if o.tolerated {
+			// Not observed as the guard wants it (down, or failing): the
+			// guard did not clear it for a change (see unguardedError).
+			if _, ok := x.unguarded[checks[ci].host]; !ok {
+				x.unguarded[checks[ci].host] = checks[ci].g.Label()
+			}
+		}
 		if !o.ok {
 			c := checks[ci]
 			if len(c.g.Hosts) > 0 || c.g.HostsExpr != nil {
@@ -94,6 +104,34 @@ func (x *run) guards(ctx context.Context) error {
 		return &GuardError{Failed: failed}
 	}
 	return nil
+}
+
+// UnguardedError is a change a step did not make on a host because a
+// guard tolerated the host instead of clearing it: it was down when the
+// guard looked (or failed the guard's assert, tolerate: [failed]), so
+// nothing says the change is safe there now. It is a tolerated failure:
+// the run goes on and ends partial, and a resume, whose guards look
+// again, makes the change once the guard passes on the host.
+type UnguardedError struct {
+	Guard, Host string
+}
+
+func (e *UnguardedError) Error() string {
+	return fmt.Sprintf("not changed: %s was not checked by guard %q (it tolerated the host: it was unreachable or failed the guard); once the guard passes there, runbook resume makes the change", e.Host, e.Guard)
+}
+
+// unguarded returns an *UnguardedError when step s would change host
+// and a guard tolerated the host instead of clearing it; a step that
+// changes nothing on its host (read-only, a capture) runs.
+func (x *run) unguardedError(s *Step, host string) error {
+	g, ok := x.unguarded[host]
+	if !ok || s.Type.Describe().Name == "capture" {
+		return nil
+	}
+	if c, ok := s.Body.(steps.Changer); ok && !c.MayChange() {
+		return nil
+	}
+	return &UnguardedError{Guard: g, Host: host}
 }
 
 // guardSource is how a guard names its hosts in its source.
@@ -153,6 +191,11 @@ func (x *run) guard(ctx context.Context, g *Guard, host string) (bool, string, b
 	down := r["reachable"] == false
 	env := withResult(ex.Env, r)
 	ok, err := g.Assert.EvalBool(env)
+	if err != nil && down {
+		// Nothing was observed: the assert read fields the probe could
+		// not fill.
+		return false, fmt.Sprintf("host %s is unreachable (nothing answers): the assert %s could not be evaluated; observed %s", host, g.Assert.Source, steps.Show(x.redactor(), r)), true
+	}
 	if err != nil {
 		return false, "assert: " + err.Error(), down
 	}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -119,7 +120,8 @@ func (x *run) fanOut(ctx context.Context, hosts []string, limit, maxFailures int
 			defer func() { <-sem }()
 			o := x.onHost(ctx, mk(h))
 			outcomes[i] = o
-			if o.status == StatusFailed && maxFailures >= 0 && !tol.Covers(o.err) {
+			var ue *UnguardedError
+			if o.status == StatusFailed && maxFailures >= 0 && !tol.Covers(o.err) && !errors.As(o.err, &ue) {
 				mu.Lock()
 				failures++
 				if failures > maxFailures {

@@ -53,6 +53,11 @@ func lintSteps(pb *Playbook, ds *diag.List, guarded bool) {
 		s := pb.Steps[i]
 		verified[i] = verified[i+1] || s.Assert != nil || s.Type.Describe().Waits
 	}
+	for _, g := range pb.Require {
+		if g.Tolerate.Failed {
+			ds.Warnf(g.Pos, diag.RuleGuardNeverRefuses, "guard %q tolerates failed: it never refuses the run; a host it fails on is only kept from the run's changes (not changed: ... not checked by guard): drop failed, or use tolerate: [unreachable]", g.Label())
+		}
+	}
 	for i, s := range pb.Steps {
 		if (len(s.Hosts) > 0 || s.HostsExpr != nil) && s.Parallel == 0 {
 			ds.Warnf(s.Pos, diag.RuleUnboundedFanout, "step %q runs on every host at once: bound it with parallel: N", s.Label())

@@ -69,10 +69,11 @@ type Resume struct {
 	// hand that their change was made.
 	SkipInDoubt bool
 	// Confirmed are the confirmation gates an earlier attempt passed and
-	// then acted on (the step began making its change; for the playbook's
-	// gate, any step did), by step index, 0 for the playbook's: they are
-	// not asked again. A gate passed and not acted on is asked again.
-	Confirmed map[int]bool
+	// then acted on (the step began making its change on the host that
+	// asked; for the playbook's gate, any step did), by what was asked:
+	// they are not asked again. A gate passed and not acted on, refused,
+	// or asked with another word or text (another host's) is asked again.
+	Confirmed map[GateKey]bool
 	// Batches are the batches each batch of steps (by the index of its
 	// first step) split its hosts into when the run first reached it: a
 	// resume that would split them otherwise is refused
@@ -237,6 +238,10 @@ func (x *run) checkResume() error {
 			unsafe = append(unsafe, x.reachedUndone(i, s)...)
 			continue
 		}
+		if !x.mayHaveStarted(i) {
+			// A batch before it never reached its last hosts.
+			continue
+		}
 		// Which hosts it reached, the records that were lost would say.
 		unsafe = append(unsafe, fmt.Sprintf("[%d] %s [hosts not recorded: the journal lost its last records]", i, s.Label()))
 	}
@@ -290,12 +295,36 @@ func (x *run) resumed(t *target) (hostOutcome, bool) {
 	return hostOutcome{host: t.key.Host, status: o.Status, result: o.Result}, true
 }
 
+// runsAgain notes that this resume runs step k again (or for the first
+// time) on its host: the later steps' outcomes there are stale.
+func (x *run) runsAgain(k StepKey) {
+	if x.resume == nil {
+		return
+	}
+	x.rerunMu.Lock()
+	defer x.rerunMu.Unlock()
+	if i, ok := x.rerun[k.Host]; !ok || k.Index < i {
+		x.rerun[k.Host] = k.Index
+	}
+}
+
+// stale says whether the outcome recorded for k predates a step this
+// resume ran on the same host before it: a check made before a change
+// that is made again (a restart that failed, was tolerated, and runs
+// now) says nothing about the host as it is, so it runs again too.
+func (x *run) stale(k StepKey) bool {
+	x.rerunMu.Lock()
+	defer x.rerunMu.Unlock()
+	i, ok := x.rerun[k.Host]
+	return ok && i < k.Index
+}
+
 // resumedOutcome returns the outcome recorded for k, and why it stands.
 func (x *run) resumedOutcome(k StepKey, s *Step) (Outcome, string, bool) {
 	if x.resume == nil {
 		return Outcome{}, "", false
 	}
-	if o, ok := x.resume.Done[k]; ok {
+	if o, ok := x.resume.Done[k]; ok && !x.stale(k) {
 		return o, "done by an earlier attempt; not run again", true
 	}
 	if x.resume.SkipInDoubt && !rechecks(s) && x.inDoubt(k) {
@@ -359,10 +388,41 @@ func (x *run) inDoubt(k StepKey) bool {
 // step, always.
 func (x *run) mayHaveReached(i int, host string) bool {
 	s := x.pb.Steps[i-1]
-	if s.Batch == nil || x.resume.Reached == nil {
+	if x.resume.Reached == nil {
 		return true
 	}
+	if s.Batch == nil {
+		return x.mayHaveStarted(i)
+	}
 	return x.resume.Reached[s.Batch.First][host]
+}
+
+// mayHaveStarted says whether step i, not of a batch, may have started in
+// a lost attempt: not when a batch of steps before it has not reached its
+// last batch of hosts, whose record is on disk before any of its steps
+// runs, and so before any step after the batch. A batch whose split the
+// journal does not have (none of it is on disk, or it had no hosts) does
+// not tell.
+func (x *run) mayHaveStarted(i int) bool {
+	if x.resume.Reached == nil {
+		return true
+	}
+	for j := 0; j < i-1; j++ {
+		b := x.pb.Steps[j].Batch
+		if b == nil || b.First != j+1 || b.Last >= i {
+			continue
+		}
+		split := x.resume.Batches[b.First]
+		if len(split) == 0 {
+			continue
+		}
+		for _, h := range split[len(split)-1] {
+			if !x.resume.Reached[b.First][h] {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // stepDone says whether the journal shows step i ended on all its hosts:

@@ -123,10 +123,17 @@ type run struct {
 	// are the answers by step and word (nil: confirmed).
 	gateMu   sync.Mutex
 	passed   map[int]bool
-	answered map[gateKey]error
+	answered map[GateKey]error
 	// tolerated are the failures the run went on after (see tolerate).
 	tolMu     sync.Mutex
 	tolerated []*StepError
+	// rerun holds, for each host a resume ran a step on again, the lowest
+	// index of such a step: what the later steps found there is stale.
+	rerunMu sync.Mutex
+	rerun   map[string]int
+	// unguarded are the hosts a guard tolerated without observing them
+	// (unreachable), with the guard's label: no step changes them.
+	unguarded map[string]string
 }
 
 // Run checks the guards, asks the playbook's confirmation gate, then runs
@@ -224,7 +231,9 @@ func (r *Runner) newRun(pb *Playbook, in Inputs) *run {
 		skipped:   map[*Frame]string{},
 		unapplied: map[string]bool{},
 		passed:    map[int]bool{},
-		answered:  map[gateKey]error{},
+		answered:  map[GateKey]error{},
+		rerun:     map[string]int{},
+		unguarded: map[string]string{},
 	}
 	x.red.Store(redact.New(vals))
 	x.sink = &redactingSink{next: r.Sink, red: x.redactor}

@@ -35,15 +35,16 @@ func (e *PartialError) Hosts() []string {
 }
 
 // tolerate keeps the failures of step s that it tolerates for the run's
-// end, and returns the others. A dry run tolerates them too: the plan
+// end, and returns the others. A change kept off a host a guard tolerated
+// (*UnguardedError) is always tolerated: the guard's tolerate: said to go
+// on without that host. A dry run tolerates them too: the plan
 // says what the run will do.
 func (x *run) tolerate(s *Step, errs []*StepError) []*StepError {
-	if s.Tolerate == (Tolerance{}) {
-		return errs
-	}
 	var out []*StepError
 	for _, e := range errs {
-		if s.Tolerate.Covers(e.Err) && !errors.Is(e.Err, ErrInterrupted) {
+		var ue *UnguardedError
+		var de *inDoubtError
+		if errors.As(e.Err, &ue) || s.Tolerate.Covers(e.Err) && !errors.Is(e.Err, ErrInterrupted) && !errors.As(e.Err, &de) {
 			x.addTolerated(e)
 			continue
 		}

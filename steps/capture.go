@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode"
 
 	"github.com/expr-lang/expr/types"
 
@@ -133,7 +134,10 @@ func (s *capture) render(x *Exec) (*captureTarget, error) {
 		return nil, errors.New("dest is empty")
 	}
 	// A value from a host (a fact, a result) must not lead the file out of
-	// the directory the playbook names.
+	// the directory the playbook names, nor give it a name no one can type.
+	if i := strings.IndexFunc(dest, unicode.IsControl); i >= 0 {
+		return nil, fmt.Errorf("dest %q has a control character (%q): a value in it made a file name no one can read or type; trim the value; nothing was saved", dest, dest[i:i+1])
+	}
 	for _, part := range strings.Split(filepath.ToSlash(dest), "/") {
 		if part == ".." {
 			return nil, fmt.Errorf("dest %s has a .. element: a value in it would write outside the directory the playbook names; nothing was saved", dest)

@@ -135,6 +135,14 @@ steps:
 	if _, err := os.Stat(filepath.Join(dir, "..", "escaped")); err == nil {
 		t.Fatal("written outside")
 	}
+	// A newline from a value (a host's output, untrimmed) is refused.
+	_, err = runPlaybook(t, pb, runOpts{params: map[string]string{"dir": dir, "name": "vm\n"}})
+	if err == nil || !strings.Contains(err.Error(), "has a control character") {
+		t.Fatalf("err = %v, want the newline refused", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out", "vm\n")); err == nil {
+		t.Fatal("a file with a newline in its name was written")
+	}
 	endless := `version: 1
 name: endless
 params:

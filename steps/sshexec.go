@@ -160,8 +160,25 @@ func outputLimit(c *transport.Command) int {
 // result cannot stand: an observation (a probe, unless), whose end may
 // decide an assert, or a command that failed anyway.
 func cutError(c *transport.Command, out *transport.Output) error {
-	return fmt.Errorf("the command printed more than max_output %s on stdout or stderr (exit status %d): raise max_output, or save the output with capture", FormatSize(outputLimit(c)), out.ExitCode)
+	return &CutError{Limit: FormatSize(outputLimit(c)), Code: out.ExitCode}
 }
+
+// CutError is a command that printed more than its max_output and exited
+// with a code it does not expect. Result is what it gave (cut, with
+// result.truncated true), for failed_when to judge; nil for an
+// observation.
+type CutError struct {
+	Limit  string
+	Code   int
+	Result Result
+}
+
+func (e *CutError) Error() string {
+	return fmt.Sprintf("the command printed more than max_output %s on stdout or stderr (exit status %d): raise max_output, or save the output with capture", e.Limit, e.Code)
+}
+
+// Observed implements ResultError.
+func (e *CutError) Observed() Result { return e.Result }
 
 // Probe runs the command: in a guard or a wait-until probe the command is a
 // read-only observation. A non-zero exit is a result, not an error.
@@ -260,7 +277,7 @@ func (s *sshExec) apply(ctx context.Context, x *Exec, c *transport.Command) (Res
 	ok := slices.Contains(s.expectExit, out.ExitCode)
 	switch {
 	case out.Truncated && !ok:
-		return nil, cutError(c, out)
+		return nil, &CutError{Limit: FormatSize(outputLimit(c)), Code: out.ExitCode, Result: r}
 	case out.Truncated:
 		// The command ran to its end and made its change: the step is
 		// done (a resume must not run it again), its result cut and said

@@ -187,3 +187,100 @@ func checkShowRun(t *testing.T, state, want string) {
 		}
 	}
 }
+
+// ask waits until prompt is on the screen for the n-th time, then types
+// keys.
+func (m *terminal) ask(t *testing.T, prompt string, n int, keys string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for strings.Count(m.text(), prompt) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%q never asked (%d); the terminal shows:\n%s", prompt, n, m.text())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := m.ptmx.Write([]byte(keys)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConfirmResumeAfterRefusal: a rolling restart whose gate names each
+// host, answered for a and refused for b, is resumed: the resume asks b's
+// gate again (a's answer does not cover b, and a refusal is never taken
+// as an approval), then c's, in a batch and in a plain hosts: step.
+func TestConfirmResumeAfterRefusal(t *testing.T) {
+	for name, body := range map[string]string{
+		"batch": `  - name: Restart each
+    hosts: [all]
+    serial: 1
+    steps:
+      - id: restart
+        confirm: {text: "restart ${{ host.name }}?", word: "${{ host.name }}"}
+        ssh-exec: {command: "echo ${{ host.name }} >> ${{ params.dir }}/restarts"}
+`,
+		"hosts": `  - id: restart
+    hosts: [all]
+    parallel: 1
+    confirm: {text: "restart ${{ host.name }}?", word: "${{ host.name }}"}
+    ssh-exec: {command: "echo ${{ host.name }} >> ${{ params.dir }}/restarts"}
+`} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			pbFile, inv := filepath.Join(dir, "roll.yaml"), filepath.Join(dir, "inv.yaml")
+			pb := "version: 1\nname: roll\nparams:\n  dir: {type: string}\nsteps:\n" + body
+			if err := os.WriteFile(pbFile, []byte(pb), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(inv, []byte("defaults: {transport: local}\nhosts:\n  a: {}\n  b: {}\n  c: {}\ngroups:\n  all: [a, b, c]\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			state := filepath.Join(dir, "state")
+			drive := func(args []string, answers ...[2]string) (int, string) {
+				ptmx, tty, err := pty.Open()
+				if err != nil {
+					t.Skipf("no pseudo-terminal here: %v", err)
+				}
+				defer ptmx.Close()
+				defer tty.Close()
+				term := &terminal{ptmx: ptmx}
+				go term.read()
+				var out bytes.Buffer
+				done := make(chan int, 1)
+				go func() {
+					done <- cli.Main(append([]string{"runbook"}, append(args, "--state-dir", state)...), tty, &out, tty)
+				}()
+				seen := map[string]int{}
+				for _, a := range answers {
+					seen[a[0]]++
+					term.ask(t, "Type "+a[0]+" to continue: ", seen[a[0]], a[1]+"\r")
+				}
+				select {
+				case code := <-done:
+					return code, term.text() + out.String()
+				case <-time.After(30 * time.Second):
+					t.Fatalf("did not end; the terminal shows:\n%s", term.text())
+				}
+				return 0, ""
+			}
+			code, screen := drive([]string{"run", pbFile, "-i", inv, "-p", "dir=" + dir}, [2]string{"a", "a"}, [2]string{"b", "no"})
+			if code != cli.ExitFailed {
+				t.Fatalf("run: exit %d, want 1 (b refused):\n%s", code, screen)
+			}
+			ids, _ := filepath.Glob(filepath.Join(state, "runs", "*.journal"))
+			if len(ids) != 1 {
+				t.Fatalf("runs: %v", ids)
+			}
+			id := strings.TrimSuffix(filepath.Base(ids[0]), ".journal")
+			code, screen = drive([]string{"resume", id}, [2]string{"b", "b"}, [2]string{"c", "c"})
+			if code != cli.ExitOK {
+				t.Fatalf("resume: exit %d:\n%s", code, screen)
+			}
+			if strings.Contains(screen, "Type a to continue") {
+				t.Errorf("a's gate, passed and acted on, was asked again:\n%s", screen)
+			}
+			if got, _ := os.ReadFile(filepath.Join(dir, "restarts")); string(got) != "a\nb\nc\n" {
+				t.Errorf("restarts %q, want a, b, c once each", got)
+			}
+		})
+	}
+}

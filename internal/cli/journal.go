@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -235,7 +236,7 @@ func (e *Env) showRun(sf *stateFlags, pos []string, full bool) int {
 		if x.Header != nil {
 			h := x.Header
 			fmt.Fprintf(e.Stdout, "run %s: %s (%s, sha256 %.12s) by %s@%s, pid %d, started %s\n", h.RunID, h.Playbook, h.File, h.Hash, h.Operator, h.Host, h.PID, h.Started.Local().Format(time.RFC3339))
-			fmt.Fprintf(e.Stdout, "  params: %v; secrets (names only): %v\n", h.Params, h.Secrets)
+			fmt.Fprintf(e.Stdout, "  params: %s; secrets (names only): %s\n", paramsLine(h.Params), strings.Join(h.Secrets, ", "))
 			if h.Yes {
 				fmt.Fprintln(e.Stdout, "  --yes: confirmation gates answered without asking")
 			}
@@ -330,4 +331,26 @@ func showResult(r steps.Result, full bool) string {
 		return fmt.Sprintf("%v", map[string]any(r))
 	}
 	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// paramsLine shows a run's params as name=value, sorted, each value quoted
+// as JSON so that a space, a colon or a comma in it is not ambiguous.
+func paramsLine(params map[string]any) string {
+	names := make([]string, 0, len(params))
+	for n := range params {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, n := range names {
+		b, err := json.Marshal(params[n])
+		if err != nil {
+			b = []byte(fmt.Sprintf("%q", fmt.Sprint(params[n])))
+		}
+		parts[i] = n + "=" + string(b)
+	}
+	if len(parts) == 0 {
+		return "(none)"
+	}
+	return strings.Join(parts, " ")
 }

@@ -28,6 +28,9 @@ const (
 	RuleUnboundedFanout    = "unbounded-fanout"
 	RuleUnguardedChange    = "unguarded-change"
 	RuleIdleConfirm        = "idle-confirm"
+	// RuleGuardNeverRefuses is a guard with tolerate: [failed]: it never
+	// refuses the run, it only keeps the hosts it fails on from changes.
+	RuleGuardNeverRefuses = "guard-never-refuses"
 	// RuleShellInterpolation and RuleSQLInterpolation refuse a ${{ }}
 	// where no quoting makes a value safe; RuleUnsafeRaw refuses raw() of
 	// a value from outside the playbook in a command or SQL text.
@@ -93,6 +96,7 @@ var Rules = []struct{ ID, Description string }{
 	{RuleUnboundedFanout, "a hosts: step without a parallel bound (warning)"},
 	{RuleUnguardedChange, "a step that changes a host with no guard before it and no verification after it (warning)"},
 	{RuleIdleConfirm, "a confirm: on a step that never changes anything, so it is never asked (warning)"},
+	{RuleGuardNeverRefuses, "a guard with tolerate: [failed], which never refuses the run: the hosts it fails on are only kept from changes (warning)"},
 }
 
 // HelpURI returns where a rule is explained: shellcheck's wiki for its

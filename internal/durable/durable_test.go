@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -191,31 +192,35 @@ func TestFoldEmpty(t *testing.T) {
 }
 
 // TestFoldConfirmed: a confirmation gate counts as passed on resume only
-// when the attempt that confirmed it went on to make the change it guards;
-// a refused gate, or one confirmed and then left, is asked again.
+// when the attempt that confirmed it went on to make the change it guards
+// on the host that asked, and only for what was asked (its word and
+// text); a refused gate, or one confirmed and then left, is asked again.
 func TestFoldConfirmed(t *testing.T) {
 	recs := []journal.Record{rec(t, KindRun, Header{RunID: "r"})}
 	add := func(kind string, data any) { recs = append(recs, rec(t, kind, data)) }
-	confirm := func(index int, st engine.Status) *engine.Event {
-		return &engine.Event{Type: engine.EventConfirm, Index: index, Status: st, Word: "pg2", Operator: "alice@laptop"}
+	confirm := func(index int, host string, st engine.Status) *engine.Event {
+		return &engine.Event{Type: engine.EventConfirm, Index: index, Host: host, Status: st, Word: host, Message: "restart " + host + "?", Operator: "alice@laptop"}
 	}
-	add(KindConfirm, confirm(0, engine.StatusOK)) // the playbook's gate
+	add(KindConfirm, confirm(0, "", engine.StatusOK)) // the playbook's gate
 	add(KindIntent, ev(1, "a", "", nil))
 	add(KindOutcome, ev(1, "a", engine.StatusOK, nil)) // read-only: no apply
-	add(KindConfirm, confirm(2, engine.StatusOK))
+	add(KindConfirm, confirm(2, "a", engine.StatusOK))
 	add(KindIntent, ev(2, "a", "", nil))
 	add(KindApply, ev(2, "a", "", nil))
-	add(KindConfirm, confirm(3, engine.StatusOK)) // confirmed, then the engine died
+	add(KindConfirm, confirm(2, "b", engine.StatusFailed)) // refused for b
+	add(KindConfirm, confirm(2, "c", engine.StatusOK))     // confirmed for c, acted on for a only
+	add(KindApply, ev(2, "a", "", nil))
+	add(KindConfirm, confirm(3, "a", engine.StatusOK)) // confirmed, then the engine died
 	add(KindIntent, ev(3, "a", "", nil))
-	add(KindConfirm, confirm(4, engine.StatusFailed))
+	add(KindConfirm, confirm(4, "a", engine.StatusFailed))
 	add(KindResume, Attempt{Operator: "bob"})
 	add(KindApply, ev(3, "a", "", nil)) // another attempt's apply
 	st, err := Fold(recs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[int]bool{0: true, 2: true}
-	if len(st.Confirmed) != len(want) || !st.Confirmed[0] || !st.Confirmed[2] {
+	want := map[engine.GateKey]bool{{Index: 0, Text: "restart ?"}: true, {Index: 2, Word: "a", Text: "restart a?"}: true}
+	if !reflect.DeepEqual(st.Confirmed, want) {
 		t.Errorf("confirmed: %v, want %v", st.Confirmed, want)
 	}
 }

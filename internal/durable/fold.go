@@ -34,9 +34,10 @@ type State struct {
 	// journal to have lost records up to: it holds for every later resume.
 	LostWatermark int
 	// Confirmed are the confirmation gates passed and acted on
-	// (engine.Resume.Confirmed): a confirm record, then an apply record
-	// of the gate's step (of any step, for the playbook's gate, index 0).
-	Confirmed map[int]bool
+	// (engine.Resume.Confirmed), by what was asked: a confirm record, then
+	// an apply record of the gate's step on the host that asked (of any
+	// step, for the playbook's gate, index 0). A refusal undoes it.
+	Confirmed map[engine.GateKey]bool
 	// Batches are the batches of each batch of steps as the run first
 	// split its hosts (engine.Resume.Batches).
 	Batches map[int][][]string
@@ -74,10 +75,11 @@ func Fold(recs []journal.Record) (*State, error) {
 		return nil, errors.New("the journal has no run header")
 	}
 	st := &State{Done: map[engine.StepKey]engine.Outcome{}, InDoubt: map[engine.StepKey]string{}, Applying: map[engine.StepKey]bool{},
-		Leftovers: map[engine.StepKey]engine.Leftover{}, StepsDone: map[int]bool{}, Confirmed: map[int]bool{},
+		Leftovers: map[engine.StepKey]engine.Leftover{}, StepsDone: map[int]bool{}, Confirmed: map[engine.GateKey]bool{},
 		Batches: map[int][][]string{}, Reached: map[int]map[string]bool{}, Status: StatusCrashed, Attempts: 1}
-	// The gates confirmed whose change has not started yet.
-	pending := map[int]bool{}
+	// The gates confirmed whose change has not started yet, with the host
+	// that asked.
+	pending := map[engine.GateKey]string{}
 	head, err := Decode(recs[0])
 	if err != nil {
 		return nil, fmt.Errorf("run header: %w", err)
@@ -111,7 +113,15 @@ func Fold(recs []journal.Record) (*State, error) {
 			if err != nil {
 				return nil, fmt.Errorf("record %d: %w", r.Seq, err)
 			}
-			pending[e.Event.Index] = e.Event.Status == engine.StatusOK
+			ev := e.Event
+			k := engine.GateKey{Index: ev.Index, Word: ev.Word, Text: ev.Message}
+			if ev.Status == engine.StatusOK {
+				pending[k] = ev.Host
+			} else {
+				// Refused: never an approval, whatever came before.
+				delete(pending, k)
+				delete(st.Confirmed, k)
+			}
 		case KindBatch:
 			e, err := Decode(r)
 			if err != nil {
@@ -152,9 +162,10 @@ func Fold(recs []journal.Record) (*State, error) {
 				continue
 			case KindApply:
 				st.Applying[k] = true
-				for _, i := range []int{0, k.Index} {
-					if pending[i] {
-						st.Confirmed[i] = true
+				for g, host := range pending {
+					if g.Index == 0 || g.Index == k.Index && host == k.Host {
+						st.Confirmed[g] = true
+						delete(pending, g)
 					}
 				}
 				continue

@@ -88,7 +88,7 @@ func crashedRun() (events []*engine.Event, want *engine.Resume, pids map[engine.
 		},
 		Applying:  map[engine.StepKey]bool{{Index: 2, Host: "pg2"}: true, {Index: 5, Host: "pg1"}: true},
 		StepsDone: map[int]bool{1: true},
-		Confirmed: map[int]bool{0: true, 5: true},
+		Confirmed: map[engine.GateKey]bool{{Index: 0, Word: "pg1", Text: "Go on?"}: true, {Index: 5, Word: "pg1"}: true},
 		Batches:   map[int][][]string{7: {{"pg1"}, {"pg2", "pg3"}}},
 		Reached:   map[int]map[string]bool{7: {"pg1": true}},
 	}
@@ -251,7 +251,7 @@ func TestReadsVersion1Journal(t *testing.T) {
 	if lo := st.Leftovers[engine.StepKey{Index: 4, Host: "pg2"}]; len(st.Leftovers) != 1 || lo.PID != 4711 || !lo.Since.Equal(since) {
 		t.Errorf("leftovers: %v", st.Leftovers)
 	}
-	if !reflect.DeepEqual(st.StepsDone, map[int]bool{1: true, 2: true, 3: true}) || !reflect.DeepEqual(st.Confirmed, map[int]bool{0: true, 4: true}) {
+	if !reflect.DeepEqual(st.StepsDone, map[int]bool{1: true, 2: true, 3: true}) || !reflect.DeepEqual(st.Confirmed, map[engine.GateKey]bool{{Index: 0, Word: "pg2", Text: "Promote pg2?"}: true, {Index: 4, Word: "pg2", Text: "Promote pg2?\ntimeline 2"}: true}) {
 		t.Errorf("steps done %v, confirmed %v", st.StepsDone, st.Confirmed)
 	}
 	// Resumed here, on another machine than the last attempt's: the

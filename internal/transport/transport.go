@@ -190,7 +190,7 @@ func (e *SessionError) Error() string {
 	if e.Stage == "connect" {
 		// Refused: for tolerate: [unreachable] the host is out of reach,
 		// but a guard must not take the machine for down.
-		return fmt.Sprintf("host %s (%s) answered, but no SSH session: %s: %v (the machine is up, so a guard does not take it as down; tolerate: [unreachable] covers it)", e.Host, e.Addr, e.Stage, e.Err)
+		return fmt.Sprintf("host %s (%s) answered, but no SSH session: %s: %v (the machine is up, so a guard does not take it as down; a step's tolerate: [unreachable] covers it)", e.Host, e.Addr, e.Stage, e.Err)
 	}
 	return fmt.Sprintf("host %s (%s) answered, but no SSH session: %s: %v (the machine is up; this is not \"unreachable\")", e.Host, e.Addr, e.Stage, e.Err)
 }

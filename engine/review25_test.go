@@ -1,0 +1,237 @@
+package engine_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/runbook-dev/runbook/engine"
+)
+
+// doneOf is what a journal would hold of rec: every outcome that ended
+// well.
+func doneOf(rec *recorder) map[engine.StepKey]engine.Outcome {
+	done := map[engine.StepKey]engine.Outcome{}
+	for _, e := range rec.events {
+		if e.Type == engine.EventStepEnd && (e.Status == engine.StatusOK || e.Status == engine.StatusChanged || e.Status == engine.StatusSkipped) {
+			done[engine.StepKey{Index: e.Index, Host: e.Host, Item: e.Item}] = engine.Outcome{Status: e.Status, Result: e.Result, ID: e.ID}
+		}
+	}
+	return done
+}
+
+// TestResumeRerunsLaterStepsOfHost: a change that failed on b and was
+// tolerated, after which b's check ran, is made again by the resume; the
+// check after it, recorded done before the change, runs again on b (and
+// only on b), in a batch and in plain steps.
+func TestResumeRerunsLaterStepsOfHost(t *testing.T) {
+	for name, body := range map[string]string{
+		"batch": `  - name: Restart each
+    hosts: [all]
+    serial: 2
+    max_failures: 1
+    steps:
+      - id: restart
+        tolerate: [failed]
+        ssh-exec: {command: "{ test ${{ host.name }} != b || test -e ${{ params.dir }}/fixed; } && echo restart-${{ host.name }} >> ${{ params.dir }}/log"}
+      - id: healthy
+        ssh-exec: {command: "echo healthy-${{ host.name }} >> ${{ params.dir }}/log"}
+`,
+		"plain": `  - id: restart
+    hosts: [all]
+    tolerate: [failed]
+    ssh-exec: {command: "{ test ${{ host.name }} != b || test -e ${{ params.dir }}/fixed; } && echo restart-${{ host.name }} >> ${{ params.dir }}/log"}
+  - id: healthy
+    hosts: [all]
+    ssh-exec: {command: "echo healthy-${{ host.name }} >> ${{ params.dir }}/log"}
+`} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			pb := mustLoad(t, "version: 1\nname: stale\nparams:\n  dir: {type: string}\nsteps:\n"+body)
+			inv := batchInventory(t)
+			params := map[string]string{"dir": dir}
+			rec, err := run(t, pb, params, nil, func(r *engine.Runner) { r.Inventory = inv })
+			if err == nil || !strings.Contains(err.Error(), "partial") {
+				t.Fatalf("run: %v, want partial (b's restart tolerated)", err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "fixed"), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(filepath.Join(dir, "log")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := run(t, pb, params, nil, func(r *engine.Runner) {
+				r.Inventory, r.Resume = inv, &engine.Resume{Done: doneOf(rec)}
+			}); err != nil {
+				t.Fatalf("resume: %v", err)
+			}
+			if got := readLog(t, dir); got != "restart-b healthy-b" {
+				t.Fatalf("resume did %q, want b restarted, then checked again", got)
+			}
+		})
+	}
+}
+
+// TestGuardToleratedHostIsNotChanged: a host a guard tolerated instead of
+// clearing (here it fails the guard's assert, as a host that came back
+// after being down when the guard looked would have been seen) is not
+// changed by any later step, in a batch or a plain step: each names the
+// guard, the run ends partial; read-only steps and the other hosts run.
+func TestGuardToleratedHostIsNotChanged(t *testing.T) {
+	dir := t.TempDir()
+	inv := batchInventory(t)
+	healthy(t, dir, "a", "b", "c") // d is the primary: the guard exists to refuse it
+	pb := mustLoad(t, `version: 1
+name: guard-tolerated
+params:
+  dir: {type: string}
+require:
+  - name: no node is the primary
+    hosts: [all]
+    tolerate: [failed]
+    ssh-exec: {command: "cat ${{ params.dir }}/${{ host.name }}"}
+    assert: result.stdout == "ok\n"
+steps:
+  - id: look
+    hosts: [all]
+    ssh-exec: {command: "echo look-${{ host.name }} >> ${{ params.dir }}/log", read_only: true}
+  - id: promote
+    hosts: [all]
+    ssh-exec: {command: "echo promote-${{ host.name }} >> ${{ params.dir }}/log"}
+  - name: Restart each
+    hosts: [all]
+    serial: 2
+    steps:
+      - id: restart
+        ssh-exec: {command: "echo restart-${{ host.name }} >> ${{ params.dir }}/log"}
+`)
+	_, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) { r.Inventory = inv })
+	var pe *engine.PartialError
+	if !errors.As(err, &pe) {
+		t.Fatalf("err = %v, want partial", err)
+	}
+	var ue *engine.UnguardedError
+	n := 0
+	for _, f := range pe.Failures {
+		if errors.As(f, &ue) {
+			n++
+			if ue.Host != "d" || ue.Guard != "no node is the primary" {
+				t.Errorf("unguarded %+v", ue)
+			}
+		}
+	}
+	if n != 2 || !strings.Contains(err.Error(), `d was not checked by guard "no node is the primary"`) {
+		t.Fatalf("err = %v, want promote and restart kept off d, naming the guard", err)
+	}
+	log := sorted(readLog(t, dir))
+	if strings.Contains(log, "promote-d") || strings.Contains(log, "restart-d") || !strings.Contains(log, "look-d") || !strings.Contains(log, "restart-c") {
+		t.Fatalf("log %q: want d looked at, never changed, the others changed", log)
+	}
+}
+
+// TestBatchResumeAfterLostRecordsStepAfter: after a power cut whose mark
+// covers the step after a rolling batch, that step is not in doubt while
+// the batch never reached its last hosts (their record, on disk before
+// any of their steps, is missing): it could not have started. Resumed
+// with --skip-in-doubt for b, it runs once the batch is through, instead
+// of being taken as done.
+func TestBatchResumeAfterLostRecordsStepAfter(t *testing.T) {
+	dir := t.TempDir()
+	healthy(t, dir, "a", "b", "c", "d")
+	pb := mustLoad(t, `version: 1
+name: rolling
+params:
+  dir: {type: string}
+steps:
+  - name: Restart each node in turn
+    hosts: [all]
+    serial: 1
+    steps:
+      - id: restart
+        ssh-exec: {command: "echo ${{ host.name }} >> ${{ params.dir }}/log"}
+      - id: healthy
+        ssh-exec: {command: "grep -qx ok ${{ params.dir }}/${{ host.name }}", read_only: true}
+  - id: after
+    ssh-exec: {command: "echo after >> ${{ params.dir }}/log"}
+`)
+	inv := batchInventory(t)
+	lost := func(reached map[string]bool) *engine.Resume {
+		return &engine.Resume{
+			Done: map[engine.StepKey]engine.Outcome{
+				{Index: 1, Host: "a"}: {Status: engine.StatusChanged, ID: "restart", Result: map[string]any{"exit_code": 0}},
+				{Index: 2, Host: "a"}: {Status: engine.StatusOK, ID: "healthy", Result: map[string]any{"exit_code": 0}},
+			},
+			Watermark: 3,
+			Batches:   map[int][][]string{1: {{"a"}, {"b"}, {"c"}, {"d"}}},
+			Reached:   map[int]map[string]bool{1: reached},
+		}
+	}
+	_, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) {
+		r.Inventory, r.Resume = inv, lost(map[string]bool{"a": true, "b": true})
+	})
+	var ide *engine.InDoubtError
+	if !errors.As(err, &ide) || strings.Join(ide.Steps, "; ") != "[1] restart [b]" {
+		t.Fatalf("err = %v, want only b's restart in doubt", err)
+	}
+	_, err = run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) {
+		rs := lost(map[string]bool{"a": true, "b": true})
+		rs.SkipInDoubt = true
+		r.Inventory, r.Resume = inv, rs
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readLog(t, dir); got != "c d after" {
+		t.Fatalf("log = %q, want c and d restarted, then after run (not taken as done)", got)
+	}
+	// Every batch reached: the step after may have started, and is in
+	// doubt (its hosts were not recorded).
+	_, err = run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) {
+		r.Inventory, r.Resume = inv, lost(map[string]bool{"a": true, "b": true, "c": true, "d": true})
+	})
+	if !errors.As(err, &ide) || !strings.Contains(strings.Join(ide.Steps, "; "), "[3] after") {
+		t.Fatalf("err = %v, want after in doubt once the batch reached d", err)
+	}
+}
+
+// TestFailedWhenOnCutOutput: a changing command over max_output whose
+// failed_when reads its output cannot be judged on the cut result (the
+// FATAL line is past the limit): the change is in doubt, the run stops
+// (tolerate: [failed] does not cover it) and the next step does not run.
+// One whose failed_when reads only the exit code is judged, and done.
+func TestFailedWhenOnCutOutput(t *testing.T) {
+	dir := t.TempDir()
+	big := `head -c 20000 /dev/zero | tr '\\0' 'a' | fold -w 100; echo`
+	pb := mustLoad(t, `version: 1
+name: cut
+params:
+  dir: {type: string}
+steps:
+  - id: grep
+    ssh-exec:
+      command: "echo grep >> ${{ params.dir }}/log; `+big+`; exit 1"
+      max_output: 1KiB
+    failed_when: result.exit_code > 1
+  - id: big
+    tolerate: [failed]
+    ssh-exec:
+      command: "echo big >> ${{ params.dir }}/log; `+big+`; echo 'FATAL: invalid value for parameter'"
+      max_output: 1KiB
+    failed_when: result.stdout contains "FATAL"
+  - id: next
+    ssh-exec: {command: "echo next >> ${{ params.dir }}/log"}
+`)
+	rec, err := run(t, pb, map[string]string{"dir": dir}, nil)
+	if err == nil || !strings.Contains(err.Error(), "cannot judge a result cut at max_output") {
+		t.Fatalf("err = %v, want big in doubt: its check cannot see the cut output", err)
+	}
+	ends := rec.ends()
+	if ends["grep"] != engine.StatusChanged || ends["big"] != engine.StatusInDoubt {
+		t.Fatalf("ends = %v, want grep changed (judged on its exit code), big in doubt", ends)
+	}
+	if got := readLog(t, dir); got != "grep big" {
+		t.Fatalf("log = %q, want next not run", got)
+	}
+}
