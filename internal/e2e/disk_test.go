@@ -4,10 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -93,6 +96,8 @@ chown -h postgres:postgres `+pgData+`/pg_wal && chown postgres:postgres /srv/wal
 	t.Logf("setup in %.1fs", time.Since(start).Seconds())
 
 	parts := map[string]int{"pg1": 3, "pg2": 2}
+	// The removal's step number in add-standby, as its output says.
+	pruneStep := ""
 	primary, standby := "pg1", "pg2"
 	var add []string
 	for cycle := 1; cycle <= 5; cycle++ {
@@ -108,7 +113,16 @@ chown -h postgres:postgres `+pgData+`/pg_wal && chown postgres:postgres /srv/wal
 		if keep != 1 {
 			add = append(add, "-p", "keep_aside=2")
 		}
-		out := h.ok(add...)
+		var out string
+		if cycle == 4 {
+			// Killed while its removal runs on the host, then resumed.
+			out = h.killedAndResumed(pruneStep, add...)
+		} else {
+			out = h.ok(add...)
+		}
+		if m := pruneStepRe.FindStringSubmatch(out); m != nil {
+			pruneStep = m[1]
+		}
 		h.isSyncStandby(standby, primary, "")
 		after := h.asideDirs(primary)
 
@@ -138,7 +152,8 @@ chown -h postgres:postgres `+pgData+`/pg_wal && chown postgres:postgres /srv/wal
 		for _, s := range all[:len(all)-len(want)] {
 			for _, p := range before[s] {
 				removed++
-				if !strings.Contains(out, "removed "+p+" (") {
+				// Resumed, the removal says what the killed attempt removed.
+				if !strings.Contains(out, "removed "+p+" (") && !(cycle == 4 && strings.Contains(out, "removed already: "+p)) {
 					t.Errorf("cycle %d: the output does not name %s, removed, with its size:\n%s", cycle, p, out)
 				}
 			}
@@ -204,4 +219,54 @@ chown -h postgres:postgres `+pgData+`/pg_wal && chown postgres:postgres /srv/wal
 		t.Errorf("100 runs of pg-ha/check and one of pg-ha/status: %d journals, were %d", got, n)
 	}
 	t.Logf("TestDiskBound in %.1fs", time.Since(start).Seconds())
+}
+
+// pruneStepRe finds the step of add-standby that removes the sets beyond
+// keep_aside, and its number, in the run's output.
+var pruneStepRe = regexp.MustCompile(`\[([0-9]+)\] +[a-z-]+ +standby: Remove the sets set aside beyond keep_aside`)
+
+// killedAndResumed runs a procedure killed (SIGKILL) as soon as the
+// command of step number step runs on its host, then resumes it; it
+// returns the output of both.
+func (h *ha) killedAndResumed(step string, args ...string) string {
+	h.t.Helper()
+	if step == "" {
+		h.t.Fatal("the removal's step number was not seen in an earlier run's output")
+	}
+	runs := func() map[string]bool {
+		m := map[string]bool{}
+		files, _ := filepath.Glob(filepath.Join(stateDir, "runbook", "runs", "*.journal"))
+		for _, f := range files {
+			m[f] = true
+		}
+		return m
+	}
+	before := runs()
+	env := append(append([]string{}, h.env...), "RUNBOOK_CRASHPOINT=started:"+step)
+	out, errOut, err := runbook(h.t, env, append([]string{args[0], "-i", h.l.InventoryPath()}, args[1:]...)...)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || !ee.Sys().(syscall.WaitStatus).Signaled() {
+		h.t.Fatalf("runbook %s was not killed at step %s: %v\n%s%s", strings.Join(args, " "), step, err, out, errOut)
+	}
+	id := ""
+	for f := range runs() {
+		if !before[f] {
+			id = strings.TrimSuffix(filepath.Base(f), ".journal")
+		}
+	}
+	if id == "" {
+		h.t.Fatal("the killed run left no journal")
+	}
+	rout, rerr, err := runbook(h.t, h.env, "resume", id, "--yes")
+	if err != nil {
+		h.t.Fatalf("runbook resume %s: %v\n%s%s", id, err, rout, rerr)
+	}
+	resumed := rout + rerr
+	h.t.Logf("killed at step %s's command, resumed: %s", step, strings.Join(strings.Fields(lastLine(resumed)), " "))
+	return out + errOut + resumed
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }
