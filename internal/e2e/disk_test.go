@@ -262,11 +262,10 @@ func (h *ha) killedAndResumed(step string, args ...string) string {
 		h.t.Fatalf("runbook resume %s: %v\n%s%s", id, err, rout, rerr)
 	}
 	resumed := rout + rerr
-	h.t.Logf("killed at step %s's command, resumed: %s", step, strings.Join(strings.Fields(lastLine(resumed)), " "))
+	for _, l := range strings.Split(out+errOut+resumed, "\n") {
+		if strings.Contains(l, "removed already: ") {
+			h.t.Logf("killed at step %s's command, run %s resumed: %s", step, id, strings.TrimSpace(l))
+		}
+	}
 	return out + errOut + resumed
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
 }
