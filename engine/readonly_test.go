@@ -42,7 +42,7 @@ func TestPlaybookReadOnly(t *testing.T) {
 			t.Errorf("%s: ReadOnly() = %v, want %v", c.name, got, c.want)
 		}
 	}
-	for name, want := range map[string]bool{"pg-ha/check": true, "pg-ha/promote-standby": false} {
+	for name, want := range map[string]bool{"pg-ha/check": true, "pg-ha/status": true, "pg-ha/promote-standby": false} {
 		src, _ := playbooks.Lookup(name)
 		pb, ds := (&engine.Loader{Registry: steps.Builtin()}).Load(playbooks.Path(name), src)
 		if pb == nil {

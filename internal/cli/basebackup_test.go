@@ -76,6 +76,7 @@ params:
   backup_timeout: {type: duration, default: 1h}
   tablespace_mapping: {type: string, default: ""}
   check_space: {type: bool, default: true}
+  keep_aside: {type: int, default: 1}
   waldir: {type: string, default: ""}
 secrets:
   replication_password: {env: RB_REPLICATION_PASSWORD}

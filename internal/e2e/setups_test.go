@@ -301,11 +301,15 @@ mkdir /tblspc/ts1 && chown postgres:postgres /tblspc/ts1`)
 		h.sh("pg2", "systemctl stop "+pgUnit)
 		h.ok("run", "pg-ha/promote-standby", "-p", "standby=pg1", "-p", "old_primary=pg2", "-p", "layout=debian", "--yes")
 		add := []string{"run", "pg-ha/add-standby", "-p", "primary=pg1", "-p", "standby=pg2", "-p", "layout=debian", "-p", "discard_standby_data=true"}
-		h.ok(add...)
-		// Inside the mount point: the fresh cluster the DBA made, and the
-		// data of pg2 as a primary, each set aside once.
+		out := h.ok(add...)
+		// Inside the mount point: the data of pg2 as a primary, set aside;
+		// the fresh cluster the DBA made, set aside by configure-standby,
+		// removed by the bound (keep_aside: the newest set only).
+		if !strings.Contains(out, "removed "+pgData+"/pgsql_tmp.runbook-old-") {
+			t.Errorf("add-standby does not say it removed the fresh cluster pg2 set aside before:\n%s", out)
+		}
 		layout := h.sh("pg2", "findmnt -n -o TARGET "+pgData+"; test -f "+pgData+"/standby.signal && echo standby; ls -d "+pgData+"/pgsql_tmp.runbook-old-* | wc -l; ls -A /var/lib/postgresql/15/")
-		if layout != pgData+"\nstandby\n2\nmain" {
+		if layout != pgData+"\nstandby\n1\nmain" {
 			t.Errorf("pg2's layout after rejoining:\n%s", layout)
 		}
 		t.Logf("pg2's data disk: %s", h.sh("pg2", "df -h --output=size,used,avail "+pgData+" | tail -n 1"))
