@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -326,10 +327,19 @@ func (l *Loader) loadStack(file string, src []byte, stack []string, paramTaint m
 			d.Errorf(sn, diag.RuleInvalidValue, "a batch cannot hold another batch: list its steps in the outer one")
 			continue
 		}
+		first := 0
+		if d.Insides != nil {
+			first = len(*d.Insides)
+		}
 		s := l.decodeStep(d, sn)
 		if s == nil {
 			dropped = true
 			continue
+		}
+		if d.Insides != nil {
+			for _, in := range (*d.Insides)[first:] {
+				in.Step = cmp.Or(s.ID, s.Name)
+			}
 		}
 		pb.Steps = append(pb.Steps, s)
 		if batch != nil {

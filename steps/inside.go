@@ -24,8 +24,12 @@ type Inside struct {
 	// at run time (args: ${{ expr }}).
 	Args        []diag.Pos
 	ArgsUnknown bool
-	node        *yaml.Node
-	d           *Decoder
+	// Step names the step the text is in (its id, else its name),
+	// for a finding on a text that several steps share through a YAML
+	// alias; empty outside a step. The engine sets it.
+	Step string
+	node *yaml.Node
+	d    *Decoder
 }
 
 // Pos is the position in the source of the byte at offset of the text.

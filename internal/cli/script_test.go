@@ -25,6 +25,7 @@ func TestMain(m *testing.M) {
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{Dir: "../../testdata/script", Setup: func(env *testscript.Env) error {
 		env.Setenv("XDG_STATE_HOME", filepath.Join(env.WorkDir, ".state"))
+		env.Setenv("XDG_CACHE_HOME", filepath.Join(env.WorkDir, ".cache"))
 		// RUNBOOK_ONLY: a PATH where runbook is found and nothing else
 		// (no shellcheck); testscript puts its programs first in PATH.
 		env.Setenv("RUNBOOK_ONLY", filepath.SplitList(os.Getenv("PATH"))[0])

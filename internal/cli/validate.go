@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -19,8 +20,8 @@ import (
 
 // validateOptions are validate's flags.
 type validateOptions struct {
-	format, output, stdinName, invFile                     string
-	strict, listRules, requireShellcheck, requireSQLParser bool
+	format, output, stdinName, invFile, cacheDir                    string
+	strict, listRules, requireShellcheck, requireSQLParser, noCache bool
 }
 
 func validateCmd(e *Env, c *cobra.Command) func([]string) int {
@@ -35,6 +36,8 @@ func validateCmd(e *Env, c *cobra.Command) func([]string) int {
 	fs.BoolVar(&o.listRules, "list-rules", false, "list the rule ids diagnostics carry, and exit")
 	fs.BoolVar(&o.requireShellcheck, "require-shellcheck", false, "fail when shellcheck is not installed, instead of skipping the shell checks (for CI)")
 	fs.BoolVar(&o.requireSQLParser, "require-sql-parser", false, "fail when this runbook was built without PostgreSQL's parser (without cgo), instead of skipping the SQL checks (for CI)")
+	fs.StringVar(&o.cacheDir, "cache-dir", "", "keep shellcheck's findings in DIR/shellcheck between runs (default $RUNBOOK_CACHE_DIR, else the user's cache directory/runbook)")
+	fs.BoolVar(&o.noCache, "no-cache", false, "run shellcheck on every command, without reading or writing the cache of its findings")
 	_ = c.RegisterFlagCompletionFunc("format", fixedValues(reportFormats...))
 	_ = c.RegisterFlagCompletionFunc("inventory", yamlFiles)
 	c.ValidArgsFunction = playbookFiles
@@ -88,7 +91,11 @@ func (e *Env) validate(o *validateOptions, pos []string) int {
 	// Ctrl-C or a TERM stops the shellcheck processes too.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	checker := textcheck.New(ctx, shellcheck)
+	cfg := textcheck.Config{Shellcheck: shellcheck}
+	if !o.noCache && shellcheck != "" {
+		cfg.CacheDir = e.cacheDir(o.cacheDir)
+	}
+	checker := textcheck.NewWithConfig(ctx, cfg)
 	loader := newLoader()
 	loader.Inside = checker
 	found, err := engine.Validate(pos, engine.ValidateOptions{Loader: loader, Inventory: inv, Stdin: e.Stdin, StdinName: o.stdinName, Config: engine.ConfigFile})
@@ -98,6 +105,12 @@ func (e *Env) validate(o *validateOptions, pos []string) int {
 	if err := checker.Err(); err != nil {
 		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
 		return ExitInternal
+	}
+	trimErr := checker.Close()
+	if err := checker.CacheErr(); err != nil {
+		fmt.Fprintf(e.Stderr, "runbook: the cache of shellcheck's findings is off: %v (the checks are whole, only slower; give a writable directory with --cache-dir or RUNBOOK_CACHE_DIR, or --no-cache)\n", err)
+	} else if trimErr != nil {
+		fmt.Fprintf(e.Stderr, "runbook: %v (the checks are whole; remove the directory to start afresh)\n", trimErr)
 	}
 	if found.ConfigErr != nil {
 		fmt.Fprintf(e.Stderr, "runbook: %v (not applied)\n", found.ConfigErr)
@@ -131,20 +144,66 @@ func (e *Env) validate(o *validateOptions, pos []string) int {
 	if !checker.SQLChecked() {
 		fmt.Fprintln(e.Stderr, "runbook: this runbook was built without cgo, which PostgreSQL's parser needs: SQL texts were not parsed (--require-sql-parser makes this an error)")
 	}
-	failing := 0
+	errs, warns := 0, 0
 	for _, d := range rep.ds {
-		if d.Severity == diag.Error || o.strict {
-			failing++
+		if d.Severity == diag.Error {
+			errs++
+		} else {
+			warns++
 		}
 	}
-	if failing > 0 {
-		fmt.Fprintf(e.Stderr, "runbook: %d problem(s) in %d file(s) checked\n", len(rep.ds), len(rep.files))
+	if errs > 0 || o.strict && warns > 0 {
+		// Errors and warnings apart: only errors fail without --strict,
+		// and a count of both would not say which made it fail.
+		why := ""
+		if o.strict && warns > 0 {
+			why = " (--strict: warnings fail too)"
+		}
+		fmt.Fprintf(e.Stderr, "runbook: %s and %s in %s checked%s\n", counted(errs, "error"), counted(warns, "warning"), counted(len(rep.files), "file"), why)
 		return ExitFailed
 	}
 	return ExitOK
 }
 
+// counted is n things: "1 error", "2 errors", "no error".
+func counted(n int, thing string) string {
+	switch n {
+	case 0:
+		return "no " + thing
+	case 1:
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
+}
+
 var _ engine.InsideChecker = (*textcheck.Checker)(nil)
+
+// cacheDir is where shellcheck's findings are kept: flag's directory, else
+// $RUNBOOK_CACHE_DIR, else runbook's in the user's cache directory
+// ($XDG_CACHE_HOME, ~/.cache; ~/Library/Caches on macOS); "" when there is
+// none.
+func (e *Env) cacheDir(flag string) string {
+	root := flag
+	if root == "" {
+		root = e.Getenv("RUNBOOK_CACHE_DIR")
+	}
+	if root == "" {
+		base := ""
+		if d := e.Getenv("XDG_CACHE_HOME"); filepath.IsAbs(d) {
+			base = d
+		} else if home := e.Getenv("HOME"); filepath.IsAbs(home) {
+			base = filepath.Join(home, ".cache")
+			if runtime.GOOS == "darwin" {
+				base = filepath.Join(home, "Library", "Caches")
+			}
+		}
+		if base == "" {
+			return ""
+		}
+		root = filepath.Join(base, "runbook")
+	}
+	return filepath.Join(root, "shellcheck")
+}
 
 // lookPath finds a program in the directories of path (the PATH of the
 // command's environment), or returns "".

@@ -3,6 +3,7 @@
 package testpg
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -88,52 +89,97 @@ func StartStandby(t testing.TB, primary *Server, settings ...string) *Server {
 
 func (s *Server) start(t testing.TB, settings ...string) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// The port is found free and then released for postgres to bind:
+	// another process may take it in between, and then postgres exits
+	// saying so. A few tries with other ports make that race harmless.
+	for try := 1; ; try++ {
+		err := s.launch(t, settings)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, errPortTaken) || try == 5 {
+			t.Fatal(err)
+		}
 	}
-	s.Port = l.Addr().(*net.TCPAddr).Port
-	l.Close()
+}
+
+// errPortTaken says postgres exited because its port was bound by another.
+var errPortTaken = errors.New("the port was taken")
+
+// launch starts postgres on a free port and waits until it answers. It
+// fails with errPortTaken when postgres exits unable to bind.
+func (s *Server) launch(t testing.TB, settings []string) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	s.Port = port
 	args := []string{"-D", s.Data, "-p", strconv.Itoa(s.Port), "-k", s.Socket, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "shared_buffers=16MB"}
 	for _, kv := range settings {
 		args = append(args, "-c", kv)
 	}
-	s.cmd = s.command("postgres", args...)
-	logf, err := os.Create(filepath.Join(s.Dir, "postgres.log"))
+	cmd := s.command("postgres", args...)
+	logName := filepath.Join(s.Dir, "postgres.log")
+	logf, err := os.Create(logName)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return err
 	}
+	s.cmd = cmd
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		// Fast shutdown of the server this test started.
-		_ = s.cmd.Process.Signal(syscall.SIGINT)
-		done := make(chan struct{})
-		go func() { _ = s.cmd.Wait(); close(done) }()
+		_ = cmd.Process.Signal(syscall.SIGINT)
 		select {
-		case <-done:
+		case <-exited:
 		case <-time.After(10 * time.Second):
-			_ = s.cmd.Process.Kill()
+			_ = cmd.Process.Kill()
+			<-exited
 		}
 		logf.Close()
 	})
 	// Ready by the protocol, never by an open port: a session runs a
 	// query, or a warm standby (hot_standby = off) answers that it is one;
 	// until then the server says it is starting up or not yet consistent.
-	deadline := time.Now().Add(20 * time.Second)
+	// The bound is wide for a loaded machine; a postgres that exits ends
+	// the wait at once.
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		out, err := s.command("psql", "-X", "-A", "-t", "-h", s.Socket, "-p", strconv.Itoa(s.Port), "-U", "postgres", "-d", "postgres", "-c", "SELECT 1").CombinedOutput()
 		if err == nil && strings.TrimSpace(string(out)) == "1" || strings.Contains(string(out), "Hot standby mode is disabled") {
-			return
+			return nil
+		}
+		select {
+		case <-exited:
+			log, _ := os.ReadFile(logName)
+			if strings.Contains(string(log), "Address already in use") {
+				return fmt.Errorf("postgres on port %d: %w\n%s", s.Port, errPortTaken, log)
+			}
+			return fmt.Errorf("PostgreSQL exited: %s\n%s", out, log)
+		default:
 		}
 		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(s.Dir, "postgres.log"))
-			t.Fatalf("PostgreSQL did not start: %s\n%s", out, log)
+			log, _ := os.ReadFile(logName)
+			return fmt.Errorf("PostgreSQL did not start within 60 s: %s\n%s", out, log)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// freePort finds a loopback port no one listens on now; a variable so that
+// a test can hand out a taken one.
+var freePort = func() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // Psql runs SQL through psql on the socket as postgres and returns its

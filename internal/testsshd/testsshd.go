@@ -4,6 +4,7 @@
 package testsshd
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -129,23 +130,15 @@ func startIn(dir string, cleanup func(func()), o Options) (*Server, error) {
 	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), pub, 0o600); err != nil {
 		return nil, err
 	}
-	if s.Port, err = freePort(); err != nil {
-		return nil, err
-	}
 	hostPub, err := os.ReadFile(hostKey + ".pub")
 	if err != nil {
 		return nil, err
 	}
 	fields := strings.Fields(string(hostPub))
-	s.HostKeyLine = fmt.Sprintf("[%s]:%d %s %s", s.Host, s.Port, fields[0], fields[1])
 	s.KnownHosts = filepath.Join(dir, "known_hosts")
-	if err := os.WriteFile(s.KnownHosts, []byte(s.HostKeyLine+"\n"), 0o600); err != nil {
-		return nil, err
-	}
 	// SetEnv SHLVL=1 keeps root's ~/.bashrc (which may run slow shell
 	// initialisation) out of every command, as on the benchmark target.
-	conf := fmt.Sprintf(`Port %d
-ListenAddress %s
+	conf := fmt.Sprintf(`ListenAddress %s
 HostKey %s
 PidFile %s
 AuthorizedKeysFile %s
@@ -161,7 +154,7 @@ MaxStartups 100:30:200
 Subsystem sftp /usr/lib/openssh/sftp-server
 SetEnv SHLVL=1
 LogLevel ERROR
-`, s.Port, s.Host, hostKey, filepath.Join(dir, "sshd.pid"), filepath.Join(dir, "authorized_keys"))
+`, s.Host, hostKey, filepath.Join(dir, "sshd.pid"), filepath.Join(dir, "authorized_keys"))
 	if o.HostCertificate {
 		ca := filepath.Join(dir, "host_ca")
 		if err := keygen(ca); err != nil {
@@ -193,40 +186,80 @@ LogLevel ERROR
 		conf = strings.Replace(conf, "AuthorizedKeysFile "+filepath.Join(dir, "authorized_keys"), "AuthorizedKeysFile none", 1)
 		conf += "TrustedUserCAKeys " + ca + ".pub\n"
 	}
-	confFile := filepath.Join(dir, "sshd_config")
-	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
-		return nil, err
-	}
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
 		return nil, err
 	}
+	// The port is found free and then released for sshd to bind: another
+	// process may take it in between, and then sshd exits saying so. A
+	// few tries with other ports make that race harmless.
+	for try := 1; ; try++ {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		s.Port = port
+		s.HostKeyLine = fmt.Sprintf("[%s]:%d %s %s", s.Host, s.Port, fields[0], fields[1])
+		if err := os.WriteFile(s.KnownHosts, []byte(s.HostKeyLine+"\n"), 0o600); err != nil {
+			return nil, err
+		}
+		err = s.launch(fmt.Sprintf("Port %d\n", port)+conf, cleanup)
+		if err == nil || !errors.Is(err, errPortTaken) || try == 5 {
+			return s, err
+		}
+	}
+}
+
+// errPortTaken says sshd exited because its port was bound by another.
+var errPortTaken = errors.New("the port was taken")
+
+// launch writes conf, starts sshd and waits until it completes an SSH
+// handshake. It fails with errPortTaken when sshd exits unable to bind.
+func (s *Server) launch(conf string, cleanup func(func())) error {
+	confFile := filepath.Join(s.Dir, "sshd_config")
+	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
+		return err
+	}
 	cmd := exec.Command("/usr/sbin/sshd", "-D", "-e", "-f", confFile)
-	logFile, err := os.Create(filepath.Join(dir, "sshd.log"))
+	logName := filepath.Join(s.Dir, "sshd.log")
+	logFile, err := os.Create(logName)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		logFile.Close()
+		return err
 	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
 	cleanup(func() {
 		// Only the sshd this test started, and its session children.
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		_ = cmd.Wait()
+		<-exited
 		logFile.Close()
 	})
 	// Ready by the protocol, never by an open port: an SSH handshake with
-	// the client key, the host key checked, succeeds.
-	deadline := time.Now().Add(5 * time.Second)
+	// the client key, the host key checked, succeeds. The bound is wide
+	// for a loaded machine; an sshd that exits ends the wait at once.
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		err := s.handshake()
 		if err == nil {
-			return s, nil
+			return nil
+		}
+		select {
+		case <-exited:
+			log, _ := os.ReadFile(logName)
+			if strings.Contains(string(log), "Address already in use") {
+				return fmt.Errorf("sshd on port %d: %w\n%s", s.Port, errPortTaken, log)
+			}
+			return fmt.Errorf("sshd exited: %v\n%s", err, log)
+		default:
 		}
 		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "sshd.log"))
-			return nil, fmt.Errorf("sshd did not start: %v\n%s", err, log)
+			log, _ := os.ReadFile(logName)
+			return fmt.Errorf("sshd did not start within 60 s: %v\n%s", err, log)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -264,14 +297,24 @@ func (s *Server) handshake() error {
 	if err != nil {
 		return err
 	}
-	c, err := ssh.Dial("tcp", s.Addr(), &ssh.ClientConfig{
+	// A deadline on the whole handshake, not only on the connect: a port
+	// taken by a process that accepts and never speaks must not hang it.
+	conn, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		return err
+	}
+	c, chans, reqs, err := ssh.NewClientConn(conn, s.Addr(), &ssh.ClientConfig{
 		User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(signers...)},
-		HostKeyCallback: ssh.FixedHostKey(hostPub), HostKeyAlgorithms: []string{hostPub.Type()}, Timeout: time.Second,
+		HostKeyCallback: ssh.FixedHostKey(hostPub), HostKeyAlgorithms: []string{hostPub.Type()},
 	})
 	if err != nil {
 		return err
 	}
-	return c.Close()
+	return ssh.NewClient(c, chans, reqs).Close()
 }
 
 // Addr returns host:port.
@@ -288,7 +331,9 @@ func (s *Server) Inventory(names ...string) string {
 	return b.String()
 }
 
-func freePort() (int, error) {
+// freePort finds a loopback port no one listens on now; a variable so that
+// a test can hand out a taken one.
+var freePort = func() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,12 +84,26 @@ type shellRunner struct {
 	path   string
 	limits Limits
 	env    []string
+	// args are shellcheck's arguments before the scripts.
+	args []string
+	// results is nil without a cache between runs; identify sets its
+	// key's beginning, once, before the first look-up.
+	results  *resultCache
+	identify sync.Once
 
 	mu      sync.Mutex
 	cache   map[string]*shellJob
 	queue   []*shellJob
 	running int
 	err     error
+	stats   Stats
+}
+
+// Stats count what became of the distinct shell texts of a run.
+type Stats struct {
+	// Checked is the number given to shellcheck; Cached the number
+	// whose findings were read from the cache instead.
+	Checked, Cached int
 }
 
 func newShellRunner(ctx context.Context, path string, limits Limits) *shellRunner {
@@ -102,18 +117,75 @@ func newShellRunner(ctx context.Context, path string, limits Limits) *shellRunne
 			env = append(env, kv)
 		}
 	}
-	return &shellRunner{ctx: ctx, path: path, limits: limits, env: env, cache: map[string]*shellJob{}}
+	args := []string{"--norc", "--format=json1", "--shell=" + Dialect, "--exclude=" + excluded}
+	return &shellRunner{ctx: ctx, path: path, limits: limits, env: env, args: args, cache: map[string]*shellJob{}}
 }
 
-// submit queues text for checking, once, and returns its job.
+// localeVars are the variables that choose how shellcheck decodes a text
+// (GHC's runtime reads files in the locale's encoding).
+var localeVars = []string{"LC_ALL", "LC_CTYPE", "LANG"}
+
+// identity is what, besides a text, makes shellcheck's findings on it
+// what they are: its version, its arguments and its locale.
+func (r *shellRunner) identity() ([]string, error) {
+	ctx, cancel := context.WithTimeout(r.ctx, r.limits.Timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, r.path, "--version")
+	cmd.Env = r.env
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("shellcheck --version: %w", err)
+	}
+	id := []string{string(out), strings.Join(r.args, " ")}
+	for _, kv := range r.env {
+		for _, v := range localeVars {
+			if strings.HasPrefix(kv, v+"=") {
+				id = append(id, kv)
+			}
+		}
+	}
+	return id, nil
+}
+
+// cached returns the findings the cache holds on text.
+func (r *shellRunner) cached(text string) ([]shellComment, bool) {
+	if r.results == nil {
+		return nil, false
+	}
+	r.identify.Do(func() {
+		id, err := r.identity()
+		if err != nil {
+			r.results.fail(err)
+			return
+		}
+		r.results.setIdentity(id...)
+	})
+	return r.results.get(text)
+}
+
+// submit queues text for checking, once, and returns its job: done at
+// once when the cache holds its findings.
 func (r *shellRunner) submit(text string) *shellJob {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if j, ok := r.cache[text]; ok {
+		r.mu.Unlock()
 		return j
 	}
 	j := &shellJob{text: text, done: make(chan struct{})}
 	r.cache[text] = j
+	r.mu.Unlock()
+	// Another caller of the same text waits on j.done meanwhile.
+	if cs, ok := r.cached(text); ok {
+		j.comments = cs
+		r.mu.Lock()
+		r.stats.Cached++
+		r.mu.Unlock()
+		close(j.done)
+		return j
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stats.Checked++
 	r.queue = append(r.queue, j)
 	if r.running < runtime.GOMAXPROCS(0) {
 		r.running++
@@ -135,7 +207,8 @@ func (r *shellRunner) work() {
 		batch := r.queue[:n:n]
 		r.queue = r.queue[n:]
 		r.mu.Unlock()
-		if err := r.check(batch); err != nil {
+		err := r.check(batch)
+		if err != nil {
 			r.mu.Lock()
 			if r.err == nil {
 				r.err = err
@@ -143,6 +216,11 @@ func (r *shellRunner) work() {
 			r.mu.Unlock()
 		}
 		for _, j := range batch {
+			// What shellcheck could not finish under a limit, or
+			// at all, is not kept: another run may finish it.
+			if err == nil && j.limit == "" && r.results != nil {
+				r.results.put(j.text, j.comments)
+			}
 			close(j.done)
 		}
 	}
@@ -175,7 +253,7 @@ func (r *shellRunner) check(batch []*shellJob) error {
 func (r *shellRunner) run(batch []*shellJob) (limit string, err error) {
 	ctx, cancel := context.WithTimeout(r.ctx, r.limits.Timeout)
 	defer cancel()
-	args := []string{"--norc", "--format=json1", "--shell=" + Dialect, "--exclude=" + excluded}
+	args := slices.Clone(r.args)
 	files := make(map[string]*shellJob, len(batch))
 	var extra, writers []*os.File
 	defer func() {

@@ -12,6 +12,8 @@ package textcheck
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -32,20 +34,79 @@ type Checker struct {
 	sql map[string]*sqlResult
 }
 
+// Config is what a Checker checks with.
+type Config struct {
+	// Shellcheck is the path of the shellcheck program; empty skips the
+	// shell checks.
+	Shellcheck string
+	// Limits bound each shellcheck process; the zero value is
+	// DefaultLimits.
+	Limits Limits
+	// CacheDir is where shellcheck's findings are kept between runs,
+	// so that a text checked before is not checked again; empty keeps
+	// none. CacheMax bounds its disk use (0: DefaultCacheMax).
+	CacheDir string
+	CacheMax int64
+}
+
 // New returns a checker that runs the shellcheck program at shellcheck
-// (an empty path skips the shell checks) within DefaultLimits, until ctx
-// ends.
+// (an empty path skips the shell checks) within DefaultLimits, with no
+// cache between runs, until ctx ends.
 func New(ctx context.Context, shellcheck string) *Checker {
-	return NewWithLimits(ctx, shellcheck, DefaultLimits)
+	return NewWithConfig(ctx, Config{Shellcheck: shellcheck})
 }
 
 // NewWithLimits is New with limits of its own.
 func NewWithLimits(ctx context.Context, shellcheck string, limits Limits) *Checker {
-	c := &Checker{sql: map[string]*sqlResult{}, limits: limits}
-	if shellcheck != "" {
-		c.shell = newShellRunner(ctx, shellcheck, limits)
+	return NewWithConfig(ctx, Config{Shellcheck: shellcheck, Limits: limits})
+}
+
+// NewWithConfig returns a checker made as cfg says, until ctx ends. Close
+// it when done with it.
+func NewWithConfig(ctx context.Context, cfg Config) *Checker {
+	if cfg.Limits == (Limits{}) {
+		cfg.Limits = DefaultLimits
+	}
+	c := &Checker{sql: map[string]*sqlResult{}, limits: cfg.Limits}
+	if cfg.Shellcheck != "" {
+		c.shell = newShellRunner(ctx, cfg.Shellcheck, cfg.Limits)
+		if cfg.CacheDir != "" {
+			c.shell.results = newResultCache(cfg.CacheDir, cfg.CacheMax)
+		}
 	}
 	return c
+}
+
+// Close trims the cache, when it is due (it is looked at by a run that
+// wrote to it, once an hour at most unless the run wrote more than a
+// quarter of the bound): past its bound, the entries used longest ago
+// go. A checker with no cache has nothing to close.
+func (c *Checker) Close() error {
+	if c.shell == nil || c.shell.results == nil {
+		return nil
+	}
+	return c.shell.results.maybeTrim()
+}
+
+// Stats counts the distinct shell texts given to shellcheck, and those
+// read from the cache instead.
+func (c *Checker) Stats() Stats {
+	if c.shell == nil {
+		return Stats{}
+	}
+	c.shell.mu.Lock()
+	defer c.shell.mu.Unlock()
+	return c.shell.stats
+}
+
+// CacheErr returns why the cache was turned off mid-run (it could not be
+// written, or shellcheck would not say its version), or nil. The checks
+// are whole without it: only the time they take suffers.
+func (c *Checker) CacheErr() error {
+	if c.shell == nil || c.shell.results == nil {
+		return nil
+	}
+	return c.shell.results.failure()
 }
 
 // ShellChecked reports whether commands are checked (shellcheck was
@@ -80,22 +141,29 @@ func (c *Checker) Check(texts []*steps.Inside) []*diag.Diagnostic {
 	}
 	var shell, sql []pending
 	var ds []*diag.Diagnostic
+	var stepOf []string // the step of each of ds
+	add := func(in *steps.Inside, more ...*diag.Diagnostic) {
+		for _, d := range more {
+			ds = append(ds, d)
+			stepOf = append(stepOf, in.Step)
+		}
+	}
 	// The shell texts go to shellcheck first, so that it runs while the
 	// SQL is parsed here.
 	for _, in := range texts {
 		if d := nulByte(in); d != nil {
-			ds = append(ds, d)
+			add(in, d)
 			continue
 		}
 		if in.Lang == tmpl.Shell {
-			ds = append(ds, foldedComments(in)...)
+			add(in, foldedComments(in)...)
 		}
 		ct, ok := in.Template.CheckText()
 		switch {
 		case !ok:
 		case in.Lang == tmpl.Shell && c.shell != nil:
 			if len(ct.Text) > c.limits.MaxText {
-				ds = append(ds, &diag.Diagnostic{Pos: in.Pos(0), Rule: diag.RuleShellcheckLimit, Severity: diag.Warning,
+				add(in, &diag.Diagnostic{Pos: in.Pos(0), Rule: diag.RuleShellcheckLimit, Severity: diag.Warning,
 					Message: fmt.Sprintf("this %s is %d KiB, over the %d KiB shellcheck is given: it is not checked (a script that long belongs in a file of its own, installed and checked as one)", in.Field, len(ct.Text)>>10, c.limits.MaxText>>10)})
 				continue
 			}
@@ -105,41 +173,71 @@ func (c *Checker) Check(texts []*steps.Inside) []*diag.Diagnostic {
 		}
 	}
 	for _, p := range sql {
-		ds = append(ds, c.checkSQL(p.in, p.ct)...)
+		add(p.in, c.checkSQL(p.in, p.ct)...)
 	}
 	for _, p := range shell {
 		<-p.job.done
 		if p.job.limit != "" {
-			ds = append(ds, &diag.Diagnostic{Pos: p.in.Pos(0), Rule: diag.RuleShellcheckLimit, Severity: diag.Error,
+			add(p.in, &diag.Diagnostic{Pos: p.in.Pos(0), Rule: diag.RuleShellcheckLimit, Severity: diag.Error,
 				Message: fmt.Sprintf("shellcheck %s reading this %s and was stopped: it is not checked (simplify it, or silence this with # runbook:ignore %s)", p.job.limit, p.in.Field, diag.RuleShellcheckLimit)})
 			continue
 		}
 		for _, cm := range p.job.comments {
 			if d := shellDiag(p.in, p.ct, cm); d != nil {
-				ds = append(ds, d)
+				add(p.in, d)
 			}
 		}
 	}
-	return dedupe(ds)
+	return dedupe(ds, stepOf)
 }
 
 // dedupe drops a diagnostic equal to one before it: the findings of a
-// text that several steps share through an alias.
-func dedupe(ds []*diag.Diagnostic) []*diag.Diagnostic {
+// text that several steps share through an alias (stepOf[i] names the
+// step of ds[i]). The one kept names those steps, since its position is
+// the anchor's, in one of them or in none.
+func dedupe(ds []*diag.Diagnostic, stepOf []string) []*diag.Diagnostic {
 	type key struct {
 		pos           diag.Pos
 		rule, message string
 	}
-	seen := map[key]bool{}
+	first := map[key]int{}
+	sharing := map[int][]string{}
 	out := ds[:0]
-	for _, d := range ds {
+	for i, d := range ds {
 		k := key{d.Pos, d.Rule, d.Message}
-		if !seen[k] {
-			seen[k] = true
+		j, seen := first[k]
+		if !seen {
+			first[k] = len(out)
 			out = append(out, d)
+			if stepOf[i] != "" {
+				sharing[len(out)-1] = []string{stepOf[i]}
+			}
+			continue
+		}
+		if stepOf[i] != "" && !slices.Contains(sharing[j], stepOf[i]) {
+			sharing[j] = append(sharing[j], stepOf[i])
+		}
+	}
+	for j, names := range sharing {
+		if len(names) > 1 {
+			d := *out[j]
+			d.Message += fmt.Sprintf(" (the text of steps %s, shared through a YAML anchor)", quotedList(names))
+			out[j] = &d
 		}
 	}
 	return out
+}
+
+// quotedList is "a" and "b", or "a", "b" and "c".
+func quotedList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	if len(q) == 1 {
+		return q[0]
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " and " + q[len(q)-1]
 }
 
 // nulByte reports a NUL byte in a text: no command line can hold one

@@ -1,0 +1,285 @@
+package textcheck_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/internal/diag"
+	"github.com/runbook-dev/runbook/internal/textcheck"
+	"github.com/runbook-dev/runbook/steps"
+)
+
+// cachedPlaybook holds shell texts with findings in every form of scalar
+// whose positions are mapped apart: plain, double-quoted, literal block,
+// folded block, a flow mapping; and a clean one. tag makes the texts its
+// own.
+func cachedPlaybook(tag string) []byte {
+	return fmt.Appendf(nil, `version: 1
+name: t/cached
+steps:
+  - id: plain
+    ssh-exec:
+      command: if [ -f $marker ]; then echo %[1]s; fi
+      read_only: true
+  - id: quoted
+    ssh-exec:
+      command: "echo \"%[1]s\" $HOME"
+      read_only: true
+  - id: block
+    ssh-exec:
+      read_only: true
+      command: |
+        echo %[1]s
+        if true; then
+          echo no fi
+  - id: folded
+    ssh-exec:
+      read_only: true
+      command: >
+        ls %[1]s
+        $HOME
+  - id: flow
+    ssh-exec: {command: "cat %[1]s $FILE", read_only: true}
+  - id: clean
+    ssh-exec:
+      command: echo "%[1]s"
+      read_only: true
+`, tag)
+}
+
+// cachedTexts is the number of distinct shell texts of cachedPlaybook.
+const cachedTexts = 6
+
+// checkWith validates the files with a checker made as cfg says, and
+// returns every diagnostic of each file as text, and the checker's
+// counts.
+func checkWith(t *testing.T, cfg textcheck.Config, files map[string][]byte) (map[string]string, textcheck.Stats) {
+	t.Helper()
+	c := textcheck.NewWithConfig(context.Background(), cfg)
+	l := &engine.Loader{Registry: steps.Builtin(), Inside: c}
+	got := map[string]string{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for name, src := range files {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, ds := l.Load(name, src)
+			mu.Lock()
+			got[name] = diagText(ds)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if err := c.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CacheErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return got, c.Stats()
+}
+
+func diagText(ds []*diag.Diagnostic) string {
+	var lines []string
+	for _, d := range ds {
+		lines = append(lines, fmt.Sprintf("%s (%s)", d, d.Severity))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// sameFindings fails unless got and want hold the same findings, file by
+// file, positions included.
+func sameFindings(t *testing.T, got, want map[string]string) {
+	t.Helper()
+	for name, w := range want {
+		if got[name] != w {
+			t.Errorf("%s:\n got %s\nwant %s", name, got[name], w)
+		}
+	}
+}
+
+// entries returns the paths of the cache's entries.
+func entries(t *testing.T, dir string) []string {
+	t.Helper()
+	ps, err := filepath.Glob(filepath.Join(dir, "??", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ps
+}
+
+// TestCacheSecondRun: a second validate of the same files runs shellcheck
+// on nothing, and reports the same findings at the same positions as the
+// first, and as a run without the cache.
+func TestCacheSecondRun(t *testing.T) {
+	sc := shellcheck(t)
+	files := map[string][]byte{"a.yaml": cachedPlaybook("a"), "b.yaml": cachedPlaybook("b")}
+	want, _ := checkWith(t, textcheck.Config{Shellcheck: sc}, files)
+	for _, rule := range []string{"a.yaml:6:24: warning: Double quote to prevent globbing and word splitting. [shellcheck:SC2086]", "a.yaml:17:9: Couldn't find 'fi'", "a.yaml:10:28: warning", "a.yaml:24:9: warning", "a.yaml:26:32: warning"} {
+		if !strings.Contains(want["a.yaml"], rule) {
+			t.Fatalf("the playbook does not give %q:\n%s", rule, want["a.yaml"])
+		}
+	}
+	// The real shellcheck, each start logged with its arguments.
+	log := filepath.Join(t.TempDir(), "log")
+	logged := fakeShellcheck(t, fmt.Sprintf("echo \"$*\" >> %s\nexec %s \"$@\"\n", log, sc))
+	cfg := textcheck.Config{Shellcheck: logged, CacheDir: t.TempDir()}
+	first, st := checkWith(t, cfg, files)
+	sameFindings(t, first, want)
+	if st != (textcheck.Stats{Checked: 2 * cachedTexts}) {
+		t.Errorf("first run: %+v, want %d texts checked", st, 2*cachedTexts)
+	}
+	if n := len(entries(t, cfg.CacheDir)); n != 2*cachedTexts {
+		t.Errorf("%d entries, want %d", n, 2*cachedTexts)
+	}
+	if err := os.Remove(log); err != nil {
+		t.Fatal(err)
+	}
+	second, st := checkWith(t, cfg, files)
+	sameFindings(t, second, want)
+	if st != (textcheck.Stats{Cached: 2 * cachedTexts}) {
+		t.Errorf("second run: %+v, want shellcheck run on nothing", st)
+	}
+	// shellcheck started once, to say its version (part of the key).
+	if b, err := os.ReadFile(log); err != nil || string(b) != "--version\n" {
+		t.Errorf("shellcheck was run with %q (%v), want --version only", b, err)
+	}
+}
+
+// TestCacheChangedText: a changed text misses the cache, the others hit.
+func TestCacheChangedText(t *testing.T) {
+	sc := shellcheck(t)
+	cfg := textcheck.Config{Shellcheck: sc, CacheDir: t.TempDir()}
+	checkWith(t, cfg, map[string][]byte{"a.yaml": cachedPlaybook("a")})
+	changed := []byte(strings.Replace(string(cachedPlaybook("a")), "cat a $FILE", "cat a  $FILE", 1))
+	got, st := checkWith(t, cfg, map[string][]byte{"a.yaml": changed})
+	if st != (textcheck.Stats{Checked: 1, Cached: cachedTexts - 1}) {
+		t.Errorf("%+v, want the changed text checked, the others cached", st)
+	}
+	if !strings.Contains(got["a.yaml"], "a.yaml:26:33: warning") {
+		t.Errorf("the changed text's finding is not at its new column:\n%s", got["a.yaml"])
+	}
+}
+
+// TestCacheDamagedEntry: an entry cut short, altered, of another format
+// or empty is ignored, the text checked again and the entry rewritten.
+func TestCacheDamagedEntry(t *testing.T) {
+	sc := shellcheck(t)
+	files := map[string][]byte{"a.yaml": cachedPlaybook("a")}
+	want, _ := checkWith(t, textcheck.Config{Shellcheck: sc}, files)
+	cfg := textcheck.Config{Shellcheck: sc, CacheDir: t.TempDir()}
+	checkWith(t, cfg, files)
+	es := entries(t, cfg.CacheDir)
+	if len(es) != cachedTexts {
+		t.Fatalf("%d entries, want %d", len(es), cachedTexts)
+	}
+	damage := []func([]byte) []byte{
+		func(b []byte) []byte { return b[:len(b)-3] },
+		func(b []byte) []byte { return []byte(strings.Replace(string(b), `"line":`, `"line":1`, 1)) },
+		func(b []byte) []byte { return []byte(strings.Replace(string(b), "findings 1 ", "findings 0 ", 1)) },
+		func([]byte) []byte { return nil },
+	}
+	for i, f := range damage {
+		b, err := os.ReadFile(es[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(es[i], f(b), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, st := checkWith(t, cfg, files)
+	sameFindings(t, got, want)
+	if st != (textcheck.Stats{Checked: len(damage), Cached: cachedTexts - len(damage)}) {
+		t.Errorf("%+v, want the %d damaged entries checked again", st, len(damage))
+	}
+	got, st = checkWith(t, cfg, files)
+	sameFindings(t, got, want)
+	if st != (textcheck.Stats{Cached: cachedTexts}) {
+		t.Errorf("after the rewrite: %+v, want every text cached", st)
+	}
+}
+
+// TestCacheOtherShellcheck: another version of shellcheck misses the
+// entries of the first.
+func TestCacheOtherShellcheck(t *testing.T) {
+	sc := shellcheck(t)
+	// The real shellcheck, saying another version.
+	other := fakeShellcheck(t, fmt.Sprintf("[ \"$1\" = --version ] && { echo 'version: 0.0.1'; exit 0; }\nexec %s \"$@\"\n", sc))
+	dir := t.TempDir()
+	files := map[string][]byte{"a.yaml": cachedPlaybook("a")}
+	want, _ := checkWith(t, textcheck.Config{Shellcheck: sc, CacheDir: dir}, files)
+	got, st := checkWith(t, textcheck.Config{Shellcheck: other, CacheDir: dir}, files)
+	sameFindings(t, got, want)
+	if st != (textcheck.Stats{Checked: cachedTexts}) {
+		t.Errorf("%+v, want every text checked by the other version", st)
+	}
+	if _, st := checkWith(t, textcheck.Config{Shellcheck: sc, CacheDir: dir}, files); st != (textcheck.Stats{Cached: cachedTexts}) {
+		t.Errorf("the first version again: %+v, want its entries kept", st)
+	}
+}
+
+// TestCacheConcurrentRuns: validates sharing the cache at once (as
+// several CI jobs on one runner do) each get the findings of a run
+// without it, and leave whole entries.
+func TestCacheConcurrentRuns(t *testing.T) {
+	sc := shellcheck(t)
+	files := map[string][]byte{}
+	for i := range 40 {
+		files[fmt.Sprintf("p%d.yaml", i)] = cachedPlaybook(fmt.Sprintf("p%d", i))
+	}
+	want, _ := checkWith(t, textcheck.Config{Shellcheck: sc}, files)
+	cfg := textcheck.Config{Shellcheck: sc, CacheDir: t.TempDir()}
+	var wg sync.WaitGroup
+	runs := make([]map[string]string, 3)
+	for i := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runs[i], _ = checkWith(t, cfg, files)
+		}()
+	}
+	wg.Wait()
+	for _, got := range runs {
+		sameFindings(t, got, want)
+	}
+	got, st := checkWith(t, cfg, files)
+	sameFindings(t, got, want)
+	if st != (textcheck.Stats{Cached: len(files) * cachedTexts}) {
+		t.Errorf("after the concurrent runs: %+v, want every text cached", st)
+	}
+	if tmp, _ := filepath.Glob(filepath.Join(cfg.CacheDir, "*", ".tmp-*")); len(tmp) > 0 {
+		t.Errorf("temporary files left: %v", tmp)
+	}
+}
+
+// TestCacheUnwritable: a cache that cannot be written is said, and the
+// checks are whole without it.
+func TestCacheUnwritable(t *testing.T) {
+	sc := shellcheck(t)
+	dir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(dir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{"a.yaml": cachedPlaybook("a")}
+	want, _ := checkWith(t, textcheck.Config{Shellcheck: sc}, files)
+	c := textcheck.NewWithConfig(context.Background(), textcheck.Config{Shellcheck: sc, CacheDir: dir})
+	l := &engine.Loader{Registry: steps.Builtin(), Inside: c}
+	_, ds := l.Load("a.yaml", files["a.yaml"])
+	if got := diagText(ds); got != want["a.yaml"] {
+		t.Errorf("got %s\nwant %s", got, want["a.yaml"])
+	}
+	if err := c.CacheErr(); err == nil || !strings.Contains(err.Error(), dir) {
+		t.Errorf("CacheErr() = %v, want the directory named", err)
+	}
+}
