@@ -134,6 +134,22 @@ func (b *bench) runFailover() error {
 	return nil
 }
 
+// labLeft says what of the lab is still there after its down: its
+// bridge, its directory, a mount under it.
+func labLeft(l *lab.Lab) string {
+	var left []string
+	if _, err := net.InterfaceByName(lab.Bridge); err == nil {
+		left = append(left, "the bridge "+lab.Bridge)
+	}
+	if _, err := os.Stat(l.Dir); err == nil {
+		left = append(left, "the directory "+l.Dir)
+	}
+	if b, _ := os.ReadFile("/proc/self/mounts"); bytes.Contains(b, []byte(l.Dir+"/")) {
+		left = append(left, "mounts under "+l.Dir)
+	}
+	return strings.Join(left, ", ")
+}
+
 func each(rs []failoverRound, f func(failoverRound) time.Duration) string {
 	var s []string
 	for _, r := range rs {
@@ -166,6 +182,9 @@ func (b *bench) failoverRound(way string) (r failoverRound, err error) {
 		defer labMu.Unlock()
 		if derr := l.Down(); derr != nil && err == nil {
 			err = fmt.Errorf("lab down: %w", derr)
+		}
+		if left := labLeft(l); left != "" && err == nil {
+			err = fmt.Errorf("lab down left %s", left)
 		}
 		labNow = nil
 	}()
