@@ -61,7 +61,9 @@ var (
 	labNow *lab.Lab
 )
 
-func downOnSignal() {
+// downOnSignal takes the lab down and removes the bench's directory dir on
+// an interrupt, a terminate or a hangup, then exits.
+func downOnSignal(dir string) {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
@@ -73,6 +75,7 @@ func downOnSignal() {
 				fmt.Fprintln(os.Stderr, "bench: lab down:", err)
 			}
 		}
+		os.RemoveAll(dir)
 		os.Exit(130)
 	}()
 }
@@ -81,7 +84,7 @@ func downOnSignal() {
 // fresh lab with pg1 the primary, pg2 its synchronous standby and the
 // orchestrator stand-in on orch using pg1.
 func (b *bench) runFailover() error {
-	downOnSignal()
+	downOnSignal(b.dir)
 	got := map[string][]failoverRound{}
 	for i := 0; i < *runs; i++ {
 		for _, way := range ways {

@@ -67,6 +67,12 @@ func run() error {
 	if out, err := exec.Command("go", "build", "-o", b.runbook, "./cmd/runbook").CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %v\n%s", err, out)
 	}
+	if *failover {
+		// The lab's hosts have sshd of their own: no loopback sshd, which a
+		// signal's exit would leave behind.
+		fmt.Printf("Machine: %d cores, %s; Go %s\n\n", runtime.NumCPU(), kernel(), runtime.Version())
+		return b.runFailover()
+	}
 	var cleanups []func()
 	defer func() {
 		for _, c := range cleanups {
@@ -87,9 +93,6 @@ func run() error {
 	sshdVer, _ := exec.Command("/usr/sbin/sshd", "-V").CombinedOutput()
 	fmt.Printf("Machine: %d cores, %s; Go %s; %s; %s\n\n", runtime.NumCPU(), kernel(), runtime.Version(),
 		strings.SplitN(string(ver), "\n", 2)[0], strings.TrimSpace(strings.SplitN(string(sshdVer), "\n", 2)[0]))
-	if *failover {
-		return b.runFailover()
-	}
 	if *only == "step" {
 		return b.stepOnly()
 	}
