@@ -81,6 +81,7 @@ func (x *run) attempts(ctx context.Context, t *target) (hostOutcome, *steps.Plan
 func (x *run) attempt(ctx context.Context, t *target) (hostOutcome, *steps.Plan) {
 	s, ex := t.step, t.ex
 	o := hostOutcome{host: t.key.Host}
+	t.warnings = nil
 	if t.timeoutErr != nil {
 		o.status, o.err = StatusFailed, fmt.Errorf("timeout: %w", t.timeoutErr)
 		return o, nil

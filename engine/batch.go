@@ -80,6 +80,9 @@ func (x *run) batch(ctx context.Context, b *Batch) error {
 		return &StepError{Step: b.Name, Err: err}
 	}
 	groups := b.split(hosts)
+	if err := x.sameBatches(b, groups); err != nil {
+		return err
+	}
 	n := b.Last - b.First + 1
 	outs := make([][]hostOutcome, n)
 	// own[h] holds steps.ID of the batch's steps as seen on host h.
@@ -92,8 +95,13 @@ func (x *run) batch(ctx context.Context, b *Batch) error {
 			stop = err
 			break
 		}
-		x.sink.Emit(&Event{Type: EventBatch, Index: b.First, ID: first.Key(), Name: b.Name, Host: strings.Join(group, ","),
-			Message: fmt.Sprintf("batch %d of %d", gi+1, len(groups)), DryRun: x.dryRun})
+		e := &Event{Type: EventBatch, Index: b.First, ID: first.Key(), Name: b.Name, Host: strings.Join(group, ","),
+			Item: gi + 1, Message: fmt.Sprintf("batch %d of %d", gi+1, len(groups)), DryRun: x.dryRun}
+		if gi == 0 && !x.dryRun {
+			// Journaled, so that a resume runs these batches or none.
+			e.Batches = groups
+		}
+		x.sink.Emit(e)
 		alive := group
 		for si := 0; si < n && len(alive) > 0; si++ {
 			index := b.First + si

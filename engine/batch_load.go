@@ -84,13 +84,23 @@ func decodeSerial(d *steps.Decoder, n *yaml.Node) []BatchSize {
 	items := []*yaml.Node{n}
 	if n.Kind == yaml.SequenceNode {
 		items = n.Content
+		if len(items) == 0 {
+			d.Errorf(n, diag.RuleInvalidValue, "serial: an empty list gives no batch size: write a number of hosts (1 or more), a percentage (\"25%%\"), or a list of them ([1, \"50%%\"])")
+		}
 	}
 	var out []BatchSize
 	for _, it := range items {
 		v := strings.TrimSpace(it.Value)
 		pct := strings.HasSuffix(v, "%")
 		num, err := strconv.Atoi(strings.TrimSuffix(v, "%"))
-		if it.Kind != yaml.ScalarNode || err != nil || num < 1 || pct && num > 100 {
+		switch {
+		case it.Kind != yaml.ScalarNode:
+			d.Errorf(it, diag.RuleInvalidValue, "serial: a %s is not a number of hosts (1 or more) nor a percentage (\"1%%\" to \"100%%\")", kindName(it))
+			continue
+		case strings.Contains(v, "${{"):
+			d.Errorf(it, diag.RuleInvalidValue, "serial takes a fixed value, not an expression: it decides the batches when the playbook is loaded")
+			continue
+		case err != nil || num < 1 || pct && num > 100:
 			d.Errorf(it, diag.RuleInvalidValue, "serial: %q is not a number of hosts (1 or more) nor a percentage (\"1%%\" to \"100%%\")", it.Value)
 			continue
 		}
@@ -150,4 +160,15 @@ func decodeTolerance(d *steps.Decoder, n *yaml.Node) Tolerance {
 		}
 	}
 	return t
+}
+
+// kindName names a node's kind as YAML does, for a message.
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "mapping"
+	case yaml.SequenceNode:
+		return "list"
+	}
+	return "value"
 }

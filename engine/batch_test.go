@@ -242,6 +242,9 @@ func TestBatchRefusals(t *testing.T) {
 		{"  - hosts: [all]\n    steps:\n      - host: a\n        ssh-exec: {command: \"true\"}\n", "a step of a batch runs on the hosts of the batch"},
 		{"  - hosts: [all]\n    serial: 0\n    steps:\n      - ssh-exec: {command: \"true\"}\n", `serial: "0" is not a number of hosts`},
 		{"  - hosts: [all]\n    serial: \"150%\"\n    steps:\n      - ssh-exec: {command: \"true\"}\n", `serial: "150%" is not`},
+		{"  - hosts: [all]\n    serial: []\n    steps:\n      - ssh-exec: {command: \"true\"}\n", `t.yaml:5:13: serial: an empty list gives no batch size`},
+		{"  - hosts: [all]\n    serial: {a: 1}\n    steps:\n      - ssh-exec: {command: \"true\"}\n", `t.yaml:5:13: serial: a mapping is not a number of hosts`},
+		{"  - hosts: [all]\n    serial: '${{ params.n }}'\n    steps:\n      - ssh-exec: {command: \"true\"}\n", `serial takes a fixed value, not an expression`},
 		{"  - hosts: [all]\n    max_failures: 1\n    max_fail_percentage: 5\n    steps:\n      - ssh-exec: {command: \"true\"}\n", "both max_failures and max_fail_percentage"},
 		{"  - hosts: [all]\n    steps: []\n", "has no steps"},
 		{"  - hosts: [all]\n    steps:\n      - hosts: [all]\n        steps:\n          - ssh-exec: {command: \"true\"}\n", "cannot hold another batch"},
@@ -391,5 +394,77 @@ steps:
 	}
 	if got := readLog(t, dir); got != "a" {
 		t.Fatalf("restarted %q after a was left in doubt, want only a (err: %v)", got, err)
+	}
+}
+
+// TestBatchResumeAfterLostRecords: after a power cut the journal lost its
+// last records, and its mark covers the batch's steps. The batches of
+// hosts are journaled before their steps run, so only the hosts the batch
+// reached are in doubt: the resume names b (reached, no outcome), not c
+// and d, which no step touched; taking b as done (--skip-in-doubt) still
+// restarts c and d.
+func TestBatchResumeAfterLostRecords(t *testing.T) {
+	dir := t.TempDir()
+	healthy(t, dir, "a", "b", "c", "d")
+	pb := mustLoad(t, `version: 1
+name: rolling
+params:
+  dir: {type: string}
+steps:
+  - name: Restart each node in turn
+    hosts: [all]
+    serial: 1
+    steps:
+      - id: restart
+        ssh-exec: {command: "echo ${{ host.name }} >> ${{ params.dir }}/log"}
+      - id: healthy
+        ssh-exec: {command: "grep -qx ok ${{ params.dir }}/${{ host.name }}", read_only: true}
+  - id: after
+    ssh-exec: {command: "echo after >> ${{ params.dir }}/log"}
+`)
+	inv := batchInventory(t)
+	// What the journal kept: a restarted and healthy; the batches of a
+	// and b started; the mark reaches the batch's steps.
+	lost := func() *engine.Resume {
+		return &engine.Resume{
+			Done: map[engine.StepKey]engine.Outcome{
+				{Index: 1, Host: "a"}: {Status: engine.StatusChanged, ID: "restart", Result: map[string]any{"exit_code": 0}},
+				{Index: 2, Host: "a"}: {Status: engine.StatusOK, ID: "healthy", Result: map[string]any{"exit_code": 0}},
+			},
+			Watermark: 2,
+			Batches:   map[int][][]string{1: {{"a"}, {"b"}, {"c"}, {"d"}}},
+			Reached:   map[int]map[string]bool{1: {"a": true, "b": true}},
+		}
+	}
+	_, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) { r.Inventory, r.Resume = inv, lost() })
+	var ide *engine.InDoubtError
+	if !errors.As(err, &ide) {
+		t.Fatalf("err = %v, want an *InDoubtError", err)
+	}
+	if strings.Join(ide.Steps, "; ") != "[1] restart [b]" {
+		t.Fatalf("in doubt: %q, want only b's restart", ide.Steps)
+	}
+	if got := readLog(t, dir); got != "" {
+		t.Fatalf("a refused resume ran something: %q", got)
+	}
+	rec, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) {
+		rs := lost()
+		rs.SkipInDoubt = true
+		r.Inventory, r.Resume = inv, rs
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readLog(t, dir); got != "c d after" {
+		t.Fatalf("log = %q, want c and d restarted (never reached before), then after", got)
+	}
+	var ran []string
+	for _, e := range rec.events {
+		if e.Type == engine.EventStepEnd && !e.Resumed {
+			ran = append(ran, e.ID+"@"+e.Host)
+		}
+	}
+	if strings.Join(ran, " ") != "healthy@b restart@c healthy@c restart@d healthy@d after@localhost" {
+		t.Fatalf("ran = %v", ran)
 	}
 }

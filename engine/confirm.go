@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/runbook-dev/runbook/steps"
 )
@@ -176,7 +175,7 @@ func (x *run) ask(ctx context.Context, c *Confirm, env map[string]any, g *Gate) 
 	}
 	ok := err == nil && (ans.Yes || strings.TrimSpace(ans.Typed) == g.Word)
 	ev := &Event{Type: EventConfirm, Index: g.Index, ID: g.ID, Name: g.Step, Host: g.Host, Item: g.Item, Status: StatusOK,
-		Message: g.Text, Word: g.Word, Answer: clip(x.redactor().String(ans.Typed), 200), Yes: ans.Yes, Operator: ans.Operator}
+		Message: g.Text, Word: g.Word, Answer: steps.Cut(x.redactor().String(ans.Typed), 200), Yes: ans.Yes, Operator: ans.Operator}
 	if !ok {
 		ev.Status = StatusFailed
 	}
@@ -184,7 +183,7 @@ func (x *run) ask(ctx context.Context, c *Confirm, env map[string]any, g *Gate) 
 	if ok {
 		return nil
 	}
-	return &ConfirmError{Word: g.Word, Typed: clip(x.redactor().String(ans.Typed), 200), Err: err}
+	return &ConfirmError{Word: g.Word, Typed: steps.Cut(x.redactor().String(ans.Typed), 200), Err: err}
 }
 
 // renderGate fills in the gate's text and word from c in env.
@@ -301,15 +300,4 @@ func (x *run) confirmRun(ctx context.Context) error {
 	x.passed[0] = true
 	x.gateMu.Unlock()
 	return nil
-}
-
-// clip shortens s to at most n bytes, on a rune boundary.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }

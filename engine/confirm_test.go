@@ -209,12 +209,7 @@ func TestConfirmPlaybookGate(t *testing.T) {
 // a gate is refused before anything runs, guards and earlier steps
 // included.
 func TestConfirmNobodyToAnswer(t *testing.T) {
-	dir := t.TempDir()
-	pb := mustLoad(t, `
-version: 1
-name: unattended
-params:
-  dir: {type: string}
+	pb, dir := mustLoadInDir(t, "unattended", `
 require:
   - name: a probe that leaves a trace
     ssh-exec: {command: "touch ${{ params.dir }}/guard"}
@@ -247,12 +242,7 @@ steps:
 // acted on is not asked again, one it did not pass is, and the gate of a
 // step it finished cannot be reached: no one need answer it.
 func TestConfirmResume(t *testing.T) {
-	dir := t.TempDir()
-	pb := mustLoad(t, `
-version: 1
-name: resumed
-params:
-  dir: {type: string}
+	pb, dir := mustLoadInDir(t, "resumed", `
 confirm: {text: "start?", word: start}
 steps:
   - id: one
@@ -296,16 +286,8 @@ steps:
 // TestConfirmOncePerStep: a step on several hosts, or over several
 // elements, asks its gate once, before the first change, for all of them.
 func TestConfirmOncePerStep(t *testing.T) {
-	dir := t.TempDir()
-	inv, ds := engine.ParseInventory("inv.yaml", []byte("defaults: {transport: local}\nhosts:\n  a: {}\n  b: {}\n  c: {}\n  d: {}\ngroups:\n  all: [a, b, c, d]\n"))
-	if inv == nil {
-		t.Fatal(ds)
-	}
-	pb := mustLoad(t, `
-version: 1
-name: once
-params:
-  dir: {type: string}
+	inv := mustInventory(t, "defaults: {transport: local}\nhosts:\n  a: {}\n  b: {}\n  c: {}\n  d: {}\ngroups:\n  all: [a, b, c, d]\n")
+	pb, dir := mustLoadInDir(t, "once", `
 steps:
   - id: each
     hosts: [all]
@@ -344,12 +326,7 @@ steps:
 // TestConfirmDryRun: a plan shows each gate it reaches, rendered where it
 // can be, without asking.
 func TestConfirmDryRun(t *testing.T) {
-	dir := t.TempDir()
-	pb := mustLoad(t, `
-version: 1
-name: planned
-params:
-  dir: {type: string}
+	pb, dir := mustLoadInDir(t, "planned", `
 confirm: {text: "Work in ${{ params.dir }}?", word: go}
 steps:
   - id: make
@@ -389,12 +366,7 @@ steps:
 // count against the step's timeout, and Ctrl-C at a gate interrupts the
 // run rather than refusing the gate.
 func TestConfirmTimeAndInterrupt(t *testing.T) {
-	dir := t.TempDir()
-	pb := mustLoad(t, `
-version: 1
-name: slow-operator
-params:
-  dir: {type: string}
+	pb, dir := mustLoadInDir(t, "slow-operator", `
 steps:
   - id: gated
     timeout: 200ms
@@ -431,12 +403,7 @@ steps:
 // each host of a rolling sequence: the answer about one host never
 // decides another's, and a refusal of one is not reused for the next.
 func TestConfirmPerHostWord(t *testing.T) {
-	dir := t.TempDir()
-	pb := mustLoad(t, `
-version: 1
-name: rolling-gates
-params:
-  dir: {type: string}
+	pb, dir := mustLoadInDir(t, "rolling-gates", `
 steps:
   - name: Restart each node
     hosts: [all]

@@ -45,8 +45,10 @@ const (
 	// with the answer), or in a dry run shown without asking.
 	EventConfirm EventType = "confirm"
 	// EventBatch says a batch of hosts starts the steps of a batch: Index
-	// is its first step, Name the batch's, Host its hosts, Message which
-	// batch of how many.
+	// is its first step, Name the batch's, Host its hosts, Item and
+	// Message which batch of how many. A journal has it on disk before
+	// any step of the batch runs (so that a resume knows which hosts the
+	// batch reached, whatever else was lost).
 	EventBatch        EventType = "batch"
 	EventStepStart    EventType = "step-start"
 	EventStepProgress EventType = "step-progress"
@@ -74,19 +76,26 @@ type Event struct {
 	Host     string    `json:"host,omitempty"`
 	// PID is the process group of a step-process event.
 	PID int `json:"pid,omitempty"`
-	// Item is the 1-based element of a for_each step.
+	// Item is the 1-based element of a for_each step; on a batch event,
+	// the 1-based batch.
 	Item     int           `json:"item,omitempty"`
 	Status   Status        `json:"status,omitempty"`
 	Duration time.Duration `json:"duration_ns,omitempty"`
 	Message  string        `json:"message,omitempty"`
 	// Print is a step's print text, rendered with its result (step-end).
-	Print  string `json:"print,omitempty"`
-	Diff   string `json:"diff,omitempty"`
-	DryRun bool   `json:"dry_run,omitempty"`
+	Print string `json:"print,omitempty"`
+	Diff  string `json:"diff,omitempty"`
+	// Warning, on a step-end, is what the step did not do fully though
+	// it did its work (its output cut at max_output).
+	Warning string `json:"warning,omitempty"`
+	DryRun  bool   `json:"dry_run,omitempty"`
 	// Result is a step's result (step-end), with secrets redacted: a
 	// resumed run takes it from the journal for the steps it does not run
 	// again.
 	Result steps.Result `json:"result,omitempty"`
+	// Batches, on the batch event of a batch's first hosts, are all its
+	// batches: a resume refuses to split its hosts otherwise.
+	Batches [][]string `json:"batches,omitempty"`
 	// Resumed marks the outcome of a step an earlier attempt finished.
 	Resumed bool `json:"resumed,omitempty"`
 	// Word is what a confirm event's gate asked the operator to type, and
@@ -155,6 +164,7 @@ func (s *redactingSink) Emit(e *Event) {
 	e.Message = red.String(e.Message)
 	e.Print = red.String(e.Print)
 	e.Diff = red.String(e.Diff)
+	e.Warning = red.String(e.Warning)
 	e.Name = red.String(e.Name)
 	e.Host = red.String(e.Host)
 	e.Word = red.String(e.Word)

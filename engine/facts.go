@@ -177,9 +177,7 @@ func (x *run) observeFacts(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	for i, j := range jobs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			start := time.Now()
 			var printed string
 			j.value, j.ok, j.msg, printed = x.fact(ctx, j.f, j.host)
@@ -188,7 +186,7 @@ func (x *run) observeFacts(ctx context.Context) error {
 				st = StatusFailed
 			}
 			x.sink.Emit(&Event{Type: EventGuard, Index: i + 1, Name: "fact " + j.f.Label(), Host: j.host, Status: st, Duration: time.Since(start), Message: j.msg, Print: printed})
-		}()
+		})
 	}
 	wg.Wait()
 	if ctx.Err() != nil {
@@ -213,24 +211,13 @@ func (x *run) factHosts(f *Fact) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []string
-	seen := map[string]bool{}
+	var named []string
 	for _, r := range refs {
-		if r = strings.TrimSpace(r); r == "" {
-			continue
-		}
-		names, err := x.inv.Expand(r)
-		if err != nil {
-			return nil, err
-		}
-		for _, n := range names {
-			if !seen[n] {
-				seen[n] = true
-				out = append(out, n)
-			}
+		if strings.TrimSpace(r) != "" {
+			named = append(named, r)
 		}
 	}
-	return out, nil
+	return x.expandRefs(named)
 }
 
 // fact observes one fact on one host: its value, whether its assert holds,

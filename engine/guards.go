@@ -49,9 +49,7 @@ func (x *run) guards(ctx context.Context) error {
 	out := make([]outcome, len(checks))
 	var wg sync.WaitGroup
 	for ci, c := range checks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			start := time.Now()
 			label := c.host
 			ok, msg, down := false, "", false
@@ -71,7 +69,7 @@ func (x *run) guards(ctx context.Context) error {
 			}
 			out[ci] = outcome{ok, msg}
 			x.sink.Emit(&Event{Type: EventGuard, Index: c.i + 1, Name: c.g.Label(), Host: label, Status: st, Duration: time.Since(start), Message: msg})
-		}()
+		})
 	}
 	wg.Wait()
 	var failed []string

@@ -105,9 +105,7 @@ func (x *run) fanOut(ctx context.Context, hosts []string, limit, maxFailures int
 			outcomes[i] = hostOutcome{host: h, status: StatusSkipped, err: fmt.Errorf("not started: %w", context.Cause(ctx))}
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			defer func() { <-sem }()
 			o := x.onHost(ctx, mk(h))
 			outcomes[i] = o
@@ -119,7 +117,7 @@ func (x *run) fanOut(ctx context.Context, hosts []string, limit, maxFailures int
 				}
 				mu.Unlock()
 			}
-		}()
+		})
 	}
 	wg.Wait()
 }
@@ -153,6 +151,12 @@ func (x *run) expandHosts(env map[string]any, list []*tmpl.Template, expr *tmpl.
 	if err != nil {
 		return nil, err
 	}
+	return x.expandRefs(refs)
+}
+
+// expandRefs expands names and groups, each trimmed, into host names, each
+// once, in order.
+func (x *run) expandRefs(refs []string) ([]string, error) {
 	var out []string
 	seen := map[string]bool{}
 	for _, name := range refs {

@@ -88,7 +88,7 @@ var commonFields = []steps.Field{
 	{Name: "print", Kind: steps.String, Doc: "text shown under the step's line when it succeeds, and journaled with its outcome; may use result (evidence a decision rests on)", Example: "${{ result.stdout }}"},
 	{Name: "for_each", Kind: steps.String, Doc: "run the step once per element of this list (an expression), in order, with the element as item", Example: "${{ steps.envs.result.json.data }}"},
 	{Name: "confirm", Kind: steps.Object, Fields: confirmFields, Doc: "ask the operator to type a word just before the step makes its change, never when its plan finds nothing to change (--yes answers it)"},
-	{Name: "tolerate", Kind: steps.StringList, Enum: toleranceNames, Doc: "failures on a host that let the run go on: unreachable (nothing answers at the host: it is down or cut off) or failed (any failure); each is recorded and reported at the end, and the run ends partial (exit status 4)", Example: []string{"unreachable"}},
+	{Name: "tolerate", Kind: steps.StringList, Enum: toleranceNames, Doc: "failures on a host that let the run go on: unreachable (no connection to the host could be made: nothing answers, the connection is refused, or its name does not resolve) or failed (any failure); each is recorded and reported at the end, and the run ends partial (exit status 4)", Example: []string{"unreachable"}},
 	{Name: "failed_when", Kind: steps.Expr, Doc: "decide from the result whether the step failed, instead of the step type (a command's exit code); a host that cannot be reached still fails", Example: "result.exit_code > 1"},
 }
 
@@ -731,16 +731,7 @@ func (l *Loader) decodeGuard(d *steps.Decoder, n *yaml.Node) *Guard {
 	f := d.Check(rest, guardFields, where)
 	g := &Guard{Name: d.Literal(f.Get("name")), Pos: steps.Pos(n), Become: d.Literal(f.Get("become"))}
 	d.Scope.Host = false
-	if h := f.Get("host"); h != nil {
-		g.Host = d.Template(h)
-		refuseSecretHost(d, h, g.Host)
-	}
-	if h := f.Get("hosts"); h != nil {
-		if f.Get("host") != nil {
-			d.Errorf(h, diag.RuleInvalidValue, "%s has both host and hosts: use one", where)
-		}
-		g.Hosts, g.HostsExpr = decodeHosts(d, h)
-	}
+	g.Host, g.Hosts, g.HostsExpr = decodeHostOrHosts(d, f, where)
 	g.Tolerate = decodeTolerance(d, f.Get("tolerate"))
 	g.ServicePorts = servicePorts(d, f.Get("service_ports"))
 	if typ == nil {
@@ -756,10 +747,7 @@ func (l *Loader) decodeGuard(d *steps.Decoder, n *yaml.Node) *Guard {
 	g.Probe = l.decodeBody(d, typ, body)
 	g.Tainted = d.Tainted
 	if h := f.Get("hint"); h != nil {
-		saved := d.Scope.Result
-		d.Scope.Result = steps.ProbeResult(typ)
-		g.Hint = d.Template(h)
-		d.Scope.Result = saved
+		g.Hint = templateOn(d, h, steps.ProbeResult(typ))
 	}
 	g.Assert = d.Expr(f.Get("assert"), steps.ProbeResult(typ))
 	d.Scope.Host = false
@@ -785,6 +773,31 @@ func (l *Loader) decodeProbe(d *steps.Decoder, n *yaml.Node) *steps.ProbeSpec {
 	p.Type = typ
 	p.Step = l.decodeBody(d, typ, body)
 	return p
+}
+
+// decodeHostOrHosts decodes where a guard or a step runs: host: (one
+// name) or hosts: (names and groups, or one expression giving them), not
+// both.
+func decodeHostOrHosts(d *steps.Decoder, f steps.Body, where string) (host *tmpl.Template, hosts []*tmpl.Template, hostsExpr *tmpl.Template) {
+	if h := f.Get("host"); h != nil {
+		host = d.Template(h)
+		refuseSecretHost(d, h, host)
+	}
+	if h := f.Get("hosts"); h != nil {
+		if f.Get("host") != nil {
+			d.Errorf(h, diag.RuleInvalidValue, "%s has both host and hosts: use one", where)
+		}
+		hosts, hostsExpr = decodeHosts(d, h)
+	}
+	return host, hosts, hostsExpr
+}
+
+// templateOn compiles a template that may read result, of the type given.
+func templateOn(d *steps.Decoder, n *yaml.Node, result types.Type) *tmpl.Template {
+	saved := d.Scope.Result
+	d.Scope.Result = result
+	defer func() { d.Scope.Result = saved }()
+	return d.Template(n)
 }
 
 // refuseSecretHost reports a host name that may hold a secret.
@@ -829,16 +842,7 @@ func (l *Loader) decodeStep(d *steps.Decoder, n *yaml.Node) *Step {
 		delete(d.Scope.Later, s.ID)
 	}
 	d.Scope.Host = false
-	if h := f.Get("host"); h != nil {
-		s.Host = d.Template(h)
-		refuseSecretHost(d, h, s.Host)
-	}
-	if h := f.Get("hosts"); h != nil {
-		if f.Get("host") != nil {
-			d.Errorf(h, diag.RuleInvalidValue, "%s has both host and hosts: use one", where)
-		}
-		s.Hosts, s.HostsExpr = decodeHosts(d, h)
-	}
+	s.Host, s.Hosts, s.HostsExpr = decodeHostOrHosts(d, f, where)
 	s.Parallel = d.Int(f.Get("parallel"), 0)
 	s.MaxFailures = d.Int(f.Get("max_failures"), 0)
 	if f.Get("parallel") != nil && f.Get("hosts") == nil {
@@ -890,16 +894,10 @@ func (l *Loader) decodeStep(d *steps.Decoder, n *yaml.Node) *Step {
 			if f.Get("assert") == nil {
 				d.Errorf(m, diag.RuleInvalidValue, "message is what a failed assert says: add assert")
 			}
-			saved := d.Scope.Result
-			d.Scope.Result = steps.ResultType(typ)
-			s.Message = d.Template(m)
-			d.Scope.Result = saved
+			s.Message = templateOn(d, m, steps.ResultType(typ))
 		}
 		if p := f.Get("print"); p != nil {
-			saved := d.Scope.Result
-			d.Scope.Result = steps.ResultType(typ)
-			s.Print = d.Template(p)
-			d.Scope.Result = saved
+			s.Print = templateOn(d, p, steps.ResultType(typ))
 		}
 	}
 	d.Scope.Host = false

@@ -191,8 +191,9 @@ type Step struct {
 // Tolerance is which failures of a step or a guard on a host the run
 // goes on after.
 type Tolerance struct {
-	// Unreachable tolerates a host where nothing answers (its SSH port
-	// times out or has no route): the machine is down or cut off.
+	// Unreachable tolerates a host whose SSH port could not be connected
+	// to (transport.Unconnected): nothing answers (a timeout, no route),
+	// the connection is refused, or its address does not resolve.
 	Unreachable bool
 	// Failed tolerates every failure, unreachable hosts included.
 	Failed bool
@@ -200,7 +201,7 @@ type Tolerance struct {
 
 // Covers says whether the tolerance lets the run go on after err.
 func (t Tolerance) Covers(err error) bool {
-	return t.Failed || t.Unreachable && transport.IsUnreachable(err)
+	return t.Failed || t.Unreachable && transport.Unconnected(err)
 }
 
 // Batch runs a sequence of steps on its hosts a batch at a time (one host

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-multierror"
@@ -17,6 +18,7 @@ func (x *run) report(t *target, o hostOutcome, plan *steps.Plan) hostOutcome {
 		e.Message, e.Diff = plan.Summary, plan.Diff
 	}
 	e.Print = o.printed
+	e.Warning = strings.Join(t.warnings, "; ")
 	if o.err != nil {
 		e.Message = o.err.Error()
 		if o.status == StatusUnknown {

@@ -73,6 +73,19 @@ type Resume struct {
 	// gate, any step did), by step index, 0 for the playbook's: they are
 	// not asked again. A gate passed and not acted on is asked again.
 	Confirmed map[int]bool
+	// Batches are the batches each batch of steps (by the index of its
+	// first step) split its hosts into when the run first reached it: a
+	// resume that would split them otherwise is refused
+	// (BatchesChangedError).
+	Batches map[int][][]string
+	// Reached are the hosts each batch of steps (by the index of its
+	// first step) started on: the journal has a batch of hosts on disk
+	// before any of its steps runs, so a host not here was touched by no
+	// step of that batch, and the Watermark puts none of them in doubt on
+	// it. Nil when the journal does not say (written before batches of
+	// hosts were journaled): every host of a batch step up to the
+	// Watermark is then in doubt.
+	Reached map[int]map[string]bool
 }
 
 // InDoubtError refuses a resume that would repeat a step whose earlier
@@ -214,10 +227,18 @@ func (x *run) checkResume() error {
 	}
 	var unsafe []string
 	for i := 1; i <= rs.Watermark && i <= len(x.pb.Steps); i++ {
-		// Which hosts it reached, the records that were lost would say.
-		if s := x.pb.Steps[i-1]; !x.stepDone(i, s) && !rechecks(s) {
-			unsafe = append(unsafe, fmt.Sprintf("[%d] %s [hosts not recorded: the journal lost its last records]", i, s.Label()))
+		s := x.pb.Steps[i-1]
+		if x.stepDone(i, s) || rechecks(s) {
+			continue
 		}
+		if s.Batch != nil && rs.Reached != nil {
+			// The batches of hosts are journaled: only the hosts reached
+			// without an outcome of the step may have run it.
+			unsafe = append(unsafe, x.reachedUndone(i, s)...)
+			continue
+		}
+		// Which hosts it reached, the records that were lost would say.
+		unsafe = append(unsafe, fmt.Sprintf("[%d] %s [hosts not recorded: the journal lost its last records]", i, s.Label()))
 	}
 	for k, name := range rs.InDoubt {
 		if k.Index < 1 || k.Index > len(x.pb.Steps) {
@@ -232,6 +253,26 @@ func (x *run) checkResume() error {
 		return &InDoubtError{Steps: unsafe}
 	}
 	return nil
+}
+
+// reachedUndone names, as InDoubtError lists them, the hosts batch step
+// s (index i) reached with no outcome of it recorded, nor in doubt (those
+// are listed from InDoubt).
+func (x *run) reachedUndone(i int, s *Step) []string {
+	var out []string
+	for h := range x.resume.Reached[s.Batch.First] {
+		found := false
+		for k := range x.resume.Done {
+			found = found || k.Index == i && k.Host == h
+		}
+		for k := range x.resume.InDoubt {
+			found = found || k.Index == i && k.Host == h
+		}
+		if !found {
+			out = append(out, fmt.Sprintf("[%d] %s [%s]", i, s.Label(), h))
+		}
+	}
+	return out
 }
 
 // resumed reports, with its recorded outcome, a target that an earlier
@@ -309,7 +350,19 @@ func (x *run) inDoubt(k StepKey) bool {
 		return true
 	}
 	_, done := x.resume.Done[k]
-	return k.Index <= x.resume.Watermark && !done && !x.resume.StepsDone[k.Index]
+	return k.Index <= x.resume.Watermark && !done && !x.resume.StepsDone[k.Index] && x.mayHaveReached(k.Index, k.Host)
+}
+
+// mayHaveReached says whether step i may have run on host in a lost
+// attempt, as far as the journal can tell: for a step of a batch, when
+// the batch started on the host's batch (Resume.Reached); for any other
+// step, always.
+func (x *run) mayHaveReached(i int, host string) bool {
+	s := x.pb.Steps[i-1]
+	if s.Batch == nil || x.resume.Reached == nil {
+		return true
+	}
+	return x.resume.Reached[s.Batch.First][host]
 }
 
 // stepDone says whether the journal shows step i ended on all its hosts:

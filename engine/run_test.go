@@ -55,6 +55,25 @@ func mustLoad(t *testing.T, src string) *engine.Playbook {
 	return pb
 }
 
+// mustLoadInDir loads the playbook name whose steps work in a fresh
+// directory: its header declares the parameter dir, and rest is what
+// follows the header (on the same lines as when the header is written out).
+// It returns the playbook and the directory.
+func mustLoadInDir(t *testing.T, name, rest string) (*engine.Playbook, string) {
+	t.Helper()
+	return mustLoad(t, "version: 1\nname: "+name+"\nparams:\n  dir: {type: string}\n"+rest), t.TempDir()
+}
+
+// mustInventory parses an inventory and fails the test if it is invalid.
+func mustInventory(t *testing.T, src string) *engine.Inventory {
+	t.Helper()
+	inv, ds := engine.ParseInventory("inv.yaml", []byte(src))
+	if inv == nil {
+		t.Fatal(ds)
+	}
+	return inv
+}
+
 func run(t *testing.T, pb *engine.Playbook, params map[string]string, secrets map[string]string, opts ...func(*engine.Runner)) (*recorder, error) {
 	t.Helper()
 	vals, err := engine.ResolveParams(pb, params)
@@ -262,12 +281,7 @@ steps:
 }
 
 func TestTimeoutNamesStepAndKillsCommand(t *testing.T) {
-	dir := t.TempDir()
-	pb := mustLoad(t, `
-version: 1
-name: timeout
-params:
-  dir: {type: string}
+	pb, dir := mustLoadInDir(t, "timeout", `
 steps:
   - id: slow
     name: a slow step
@@ -292,12 +306,7 @@ steps:
 }
 
 func TestRetries(t *testing.T) {
-	dir := t.TempDir()
-	pb := mustLoad(t, `
-version: 1
-name: retries
-params:
-  dir: {type: string}
+	pb, dir := mustLoadInDir(t, "retries", `
 steps:
   - id: flaky
     retries: 3
@@ -374,7 +383,7 @@ steps:
 
 func TestFanOutParallelAndFailures(t *testing.T) {
 	dir := t.TempDir()
-	inv, ds := engine.ParseInventory("inv.yaml", []byte(`
+	inv := mustInventory(t, `
 defaults: {transport: local}
 hosts:
   a: {vars: {fail: false}}
@@ -383,10 +392,7 @@ hosts:
   d: {vars: {fail: false}}
 groups:
   all: [a, b, c, d]
-`))
-	if inv == nil {
-		t.Fatal(ds)
-	}
+`)
 	pb := mustLoad(t, `
 version: 1
 name: fanout
@@ -442,12 +448,7 @@ steps:
 }
 
 func TestUnknownHostStopsBeforeAnything(t *testing.T) {
-	dir := t.TempDir()
-	pb := mustLoad(t, `
-version: 1
-name: hosts
-params:
-  dir: {type: string}
+	pb, dir := mustLoadInDir(t, "hosts", `
 steps:
   - id: first
     ssh-exec:
@@ -467,10 +468,7 @@ steps:
 
 func TestForEachMessageAndInventory(t *testing.T) {
 	dir := t.TempDir()
-	inv, ds := engine.ParseInventory("inv.yaml", []byte("hosts:\n  pg2: {address: 10.9.9.2, transport: local, vars: {role: standby}}\n"))
-	if inv == nil {
-		t.Fatal(ds)
-	}
+	inv := mustInventory(t, "hosts:\n  pg2: {address: 10.9.9.2, transport: local, vars: {role: standby}}\n")
 	pb := mustLoad(t, `
 version: 1
 name: loops

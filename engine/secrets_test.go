@@ -23,10 +23,7 @@ steps:
       env: {PW: "${{ secrets.pw }}"}
       read_only: true
 `)
-	inv, ds := engine.ParseInventory("inv.yaml", []byte("hosts:\n  db-primary-host: {address: 10.0.0.1}\n"))
-	if inv == nil {
-		t.Fatal(ds)
-	}
+	inv := mustInventory(t, "hosts:\n  db-primary-host: {address: 10.0.0.1}\n")
 	for _, tc := range []struct {
 		value  string
 		params map[string]any

@@ -44,6 +44,9 @@ type target struct {
 	retries    int
 	retryDelay time.Duration
 	retryErr   error
+	// warnings are what the step's last attempt said with its result
+	// (see steps.Exec.Warn): one target runs in one goroutine.
+	warnings []string
 }
 
 // newTarget returns the target of step s (index is its 1-based index) on
@@ -86,6 +89,7 @@ func (x *run) resolve(t *target) error {
 		e.Message = msg
 		x.sink.Emit(e)
 	}
+	ex.Warn = func(msg string) { t.warnings = append(t.warnings, msg) }
 	ex.Started = func(pgid int) {
 		e := t.event(EventStepProcess)
 		e.PID = pgid
@@ -146,5 +150,5 @@ func (x *run) label(t *target) string {
 			}
 		}
 	}
-	return s.Label() + " (" + clip(x.redactor().String(it), 60) + ")"
+	return s.Label() + " (" + steps.Cut(x.redactor().String(it), 60) + ")"
 }

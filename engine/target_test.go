@@ -17,12 +17,7 @@ import (
 // for_each step (its start, its retries' progress, its end) names that
 // element, as the journal keys it.
 func TestTargetEventsNameTheElement(t *testing.T) {
-	dir := t.TempDir()
-	pb := mustLoad(t, `
-version: 1
-name: elements
-params:
-  dir: {type: string}
+	pb, dir := mustLoadInDir(t, "elements", `
 steps:
   - id: each
     for_each: ${{ ["a", "b"] }}

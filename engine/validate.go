@@ -160,13 +160,11 @@ func validateFiles(files []input, opts ValidateOptions) *Report {
 		workers *= 8
 	}
 	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := range work {
 				results[i], sources[i], skipped[i] = validateOne(opts.Loader, files[i], opts.Inventory)
 			}
-		}()
+		})
 	}
 	for i := range files {
 		work <- i

@@ -40,10 +40,7 @@ steps:
 func TestValidateOnePass(t *testing.T) {
 	dir := t.TempDir()
 	writeTree(t, dir, map[string]string{"four.yaml": fourErrors, "y.yaml": "version: 1\nsteps: [\n"})
-	inv, ds := engine.ParseInventory("inv.yaml", []byte("hosts: {pg9: {address: 127.0.0.1}}\n"))
-	if inv == nil {
-		t.Fatal(ds)
-	}
+	inv := mustInventory(t, "hosts: {pg9: {address: 127.0.0.1}}\n")
 	four := filepath.Join(dir, "four.yaml")
 	rep, err := engine.Validate([]string{four, filepath.Join(dir, "y.yaml")}, engine.ValidateOptions{Inventory: inv})
 	if err != nil {

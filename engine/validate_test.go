@@ -13,6 +13,7 @@ import (
 
 	"github.com/runbook-dev/runbook/engine"
 	"github.com/runbook-dev/runbook/internal/diag"
+	"github.com/runbook-dev/runbook/internal/testsshd"
 	"github.com/runbook-dev/runbook/internal/textcheck"
 	"github.com/runbook-dev/runbook/playbooks"
 	"github.com/runbook-dev/runbook/steps"
@@ -29,12 +30,7 @@ func loader() *engine.Loader { return &engine.Loader{Registry: steps.Builtin()} 
 func validator(t *testing.T) *engine.Loader {
 	t.Helper()
 	sc, err := exec.LookPath("shellcheck")
-	if err != nil {
-		if os.Getenv("RUNBOOK_REQUIRE_REAL") != "" {
-			t.Fatal("shellcheck is not installed (RUNBOOK_REQUIRE_REAL is set): apt-get install shellcheck")
-		}
-		t.Skip("shellcheck is not installed")
-	}
+	testsshd.Require(t, err == nil, "shellcheck is not installed: apt-get install shellcheck")
 	c := textcheck.New(context.Background(), sc)
 	t.Cleanup(func() {
 		if err := c.Err(); err != nil {

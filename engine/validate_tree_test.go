@@ -121,10 +121,7 @@ func TestValidateHostsAgainstInventory(t *testing.T) {
 		"hosts.yaml": "version: 1\nname: hosts\nsteps:\n  - id: a\n    host: pg9\n    ssh-exec: {command: \"true\", read_only: true}\n",
 		"other.yml":  "services: {}\n",
 	})
-	inv, ds := engine.ParseInventory("inv.yaml", []byte("hosts:\n  pg1: {address: 10.0.0.1}\n"))
-	if inv == nil {
-		t.Fatal(ds)
-	}
+	inv := mustInventory(t, "hosts:\n  pg1: {address: 10.0.0.1}\n")
 	hosts, other := filepath.Join(dir, "hosts.yaml"), filepath.Join(dir, "other.yml")
 	rep, err := engine.Validate([]string{hosts, other}, engine.ValidateOptions{Inventory: inv})
 	if err != nil {

@@ -14,7 +14,6 @@ import (
 
 	"github.com/runbook-dev/runbook/engine"
 	"github.com/runbook-dev/runbook/internal/testsshd"
-	"github.com/runbook-dev/runbook/internal/transport"
 	"github.com/runbook-dev/runbook/steps"
 )
 
@@ -38,9 +37,7 @@ func BenchmarkSSHExec100(b *testing.B) {
 	s := testsshd.Start(b)
 	inv, _ := engine.ParseInventory("inv.yaml", []byte(s.Inventory("pg1")))
 	pb := truePlaybook(100, "pg1")
-	r := &engine.Runner{Inventory: inv, Connect: func(ctx context.Context, h *engine.HostSpec) (transport.Conn, error) {
-		return transport.DialSSH(ctx, transport.SSHConfig{Name: h.Name, Address: h.Address, Port: h.Port, User: h.User, IdentityFiles: []string{h.IdentityFile}, KnownHosts: []string{h.KnownHosts}})
-	}}
+	r := &engine.Runner{Inventory: inv, Connect: dialHost}
 	for b.Loop() {
 		if err := r.Run(context.Background(), pb, engine.Inputs{}); err != nil {
 			b.Fatal(err)

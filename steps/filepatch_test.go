@@ -159,11 +159,7 @@ func TestFilePatchOwnerGroupMode(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("only root can give a file away")
 	}
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "database.cfg")
-	if err := os.WriteFile(cfg, []byte("[database]\nhost=10.0.0.11\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	dir, cfg := fileIn(t, "database.cfg", "[database]\nhost=10.0.0.11\n", 0o600)
 	src := `version: 1
 name: patch
 params:
@@ -277,11 +273,7 @@ steps:
 // no backup behind. Over a real sshd.
 func TestFilePatchHardLinksAndImmutable(t *testing.T) {
 	s := testsshd.Start(t)
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "postgresql.conf")
-	if err := os.WriteFile(conf, []byte("work_mem = 4MB\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir, conf := fileIn(t, "postgresql.conf", "work_mem = 4MB\n", 0o644)
 	if err := os.Link(conf, filepath.Join(dir, "hard.conf")); err != nil {
 		t.Fatal(err)
 	}
@@ -324,11 +316,7 @@ steps:
 // already is refused when it renders, before any change: PostgreSQL would
 // read the quotes as part of it.
 func TestFilePatchQuotedTwice(t *testing.T) {
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "postgresql.conf")
-	if err := os.WriteFile(conf, []byte("#shared_preload_libraries = ''\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	_, conf := fileIn(t, "postgresql.conf", "#shared_preload_libraries = ''\n", 0o644)
 	src := `version: 1
 name: quoted
 params:

@@ -2,6 +2,8 @@ package steps_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -40,6 +42,23 @@ type runOpts struct {
 	dryRun  bool
 }
 
+// dialHost reaches an inventory's host over SSH with the real transport.
+func dialHost(ctx context.Context, h *engine.HostSpec) (transport.Conn, error) {
+	return transport.DialSSH(ctx, transport.SSHConfig{Name: h.Name, Address: h.Address, Port: h.Port, User: h.User, IdentityFiles: []string{h.IdentityFile}, KnownHosts: []string{h.KnownHosts}})
+}
+
+// fileIn writes a file of the content given, named name in a fresh
+// directory, and returns the directory and the file's path.
+func fileIn(t *testing.T, name, content string, mode os.FileMode) (dir, path string) {
+	t.Helper()
+	dir = t.TempDir()
+	path = filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+	return dir, path
+}
+
 // runPlaybook loads src and runs it; SSH hosts of inv are reached with
 // the real transport.
 func runPlaybook(t *testing.T, src string, o runOpts) (*events, error) {
@@ -62,9 +81,7 @@ func runPlaybook(t *testing.T, src string, o runOpts) (*events, error) {
 		}
 	}
 	ev := &events{}
-	r := &engine.Runner{Inventory: inv, Sink: ev, DryRun: o.dryRun, Connect: func(ctx context.Context, h *engine.HostSpec) (transport.Conn, error) {
-		return transport.DialSSH(ctx, transport.SSHConfig{Name: h.Name, Address: h.Address, Port: h.Port, User: h.User, IdentityFiles: []string{h.IdentityFile}, KnownHosts: []string{h.KnownHosts}})
-	}}
+	r := &engine.Runner{Inventory: inv, Sink: ev, DryRun: o.dryRun, Connect: dialHost}
 	err = r.Run(context.Background(), pb, engine.Inputs{Params: vals, Secrets: o.secrets})
 	return ev, err
 }

@@ -161,7 +161,7 @@ func (h *httpStep) check(x *Exec, r Result) error {
 	}
 	// Redacted before it is trimmed and cut: a server that echoes a
 	// secret must not leave a piece of it in the message.
-	body := cut(strings.TrimSpace(x.Redact.String(r["body"].(string))), 200)
+	body := Cut(strings.TrimSpace(x.Redact.String(r["body"].(string))), 200)
 	return fmt.Errorf("HTTP status %d: %s", st, body)
 }
 

@@ -149,7 +149,7 @@ steps:
 	inv, _ := engine.ParseInventory("inv.yaml", []byte(sshd.Inventory("web")))
 	var dials atomic.Int32
 	r := &engine.Runner{Inventory: inv, Connect: func(ctx context.Context, h *engine.HostSpec) (transport.Conn, error) {
-		c, err := transport.DialSSH(ctx, transport.SSHConfig{Name: h.Name, Address: h.Address, Port: h.Port, User: h.User, IdentityFiles: []string{h.IdentityFile}, KnownHosts: []string{h.KnownHosts}})
+		c, err := dialHost(ctx, h)
 		if err != nil {
 			return nil, err
 		}

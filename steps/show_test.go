@@ -15,8 +15,8 @@ func TestShow(t *testing.T) {
 		r    map[string]any
 		want string
 	}{
-		{"keys sorted, strings trimmed and quoted", map[string]any{"stdout": "  in production\n", "exit_code": 0, "reachable": true},
-			`{exit_code: 0, reachable: true, stdout: "in production"}`},
+		{"keys sorted, strings quoted as they are", map[string]any{"stdout": "  in production\n", "exit_code": 0, "reachable": true},
+			`{exit_code: 0, reachable: true, stdout: "  in production\n"}`},
 		{"an empty error left out", map[string]any{"reachable": true, "error": ""}, `{reachable: true}`},
 		{"an error kept", map[string]any{"reachable": false, "error": "no route"}, `{error: "no route", reachable: false}`},
 		{"rows as JSON", map[string]any{"rows": []any{map[string]any{"in_recovery": false}}}, `{rows: [{"in_recovery":false}]}`},
@@ -37,7 +37,10 @@ func TestShow(t *testing.T) {
 func TestShowCutsAfterMasking(t *testing.T) {
 	long := strings.Repeat("é", steps.ShowValueBytes)
 	got := steps.Show(nil, map[string]any{"stdout": long})
-	v := strings.TrimSuffix(strings.TrimPrefix(got, "{stdout: "), "}")
+	if !strings.HasSuffix(got, steps.ShowCutNote) {
+		t.Errorf("a cut result does not say so: %s", got)
+	}
+	v := strings.TrimSuffix(strings.TrimPrefix(got, "{stdout: "), "}"+steps.ShowCutNote)
 	if !strings.HasSuffix(v, "…") || len(v) > steps.ShowValueBytes+len("…") || !utf8.ValidString(v) {
 		t.Errorf("a long value is not cut to %d bytes on a rune boundary: %d bytes, %q…", steps.ShowValueBytes, len(v), v[:20])
 	}
@@ -52,5 +55,17 @@ func TestShowCutsAfterMasking(t *testing.T) {
 	}
 	if !strings.Contains(got, redact.Mask) {
 		t.Errorf("the secret was not masked: %s", got)
+	}
+}
+
+// TestShowCutsNoEscapeInHalf: a cut never leaves half of a JSON escape
+// (a lone backslash before "…").
+func TestShowCutsNoEscapeInHalf(t *testing.T) {
+	for pad := 0; pad < 4; pad++ {
+		got := steps.Show(nil, map[string]any{"s": strings.Repeat("x", pad) + strings.Repeat("\n", steps.ShowValueBytes)})
+		v := strings.TrimSuffix(strings.TrimPrefix(got, "{s: "), "}"+steps.ShowCutNote)
+		if strings.HasSuffix(v, `\…`) && !strings.HasSuffix(v, `\\…`) {
+			t.Errorf("pad %d: an escape cut in half: …%s", pad, v[len(v)-10:])
+		}
 	}
 }

@@ -549,7 +549,7 @@ func truthy(row any) bool {
 // oneLineSQL puts SQL on one line, cut short. It must be redacted
 // already: its blanks are joined and its end cut.
 func oneLineSQL(s string) string {
-	return cut(strings.Join(strings.Fields(s), " "), 200)
+	return Cut(strings.Join(strings.Fields(s), " "), 200)
 }
 
 // Apply runs the statement.

@@ -25,7 +25,7 @@ var sshExecType = Descriptor{
 	Name:   "ssh-exec",
 	Doc:    "run a shell command on the host; values interpolated into the command are quoted for where they land (a word, inside double or single quotes, a here-document)",
 	Fields: sshExecFields,
-	Result: types.Map{"stdout": types.String, "stderr": types.String, "exit_code": types.Int, "skipped": types.Bool},
+	Result: types.Map{"stdout": types.String, "stderr": types.String, "exit_code": types.Int, "skipped": types.Bool, "truncated": types.Bool},
 }
 
 var sshExecFields = []Field{
@@ -37,7 +37,7 @@ var sshExecFields = []Field{
 	{Name: "unless", Kind: String, Doc: "skip the command when this read-only command exits 0", Example: "test -f /etc/example.conf"},
 	{Name: "expect_exit", Kind: IntList, Doc: "exit codes that mean success", Default: []int{0}},
 	{Name: "read_only", Kind: Bool, Doc: "the command changes nothing: plan runs it for real and the step reports ok, not changed"},
-	{Name: "max_output", Kind: Literal, Doc: "the most kept of each of stdout and stderr: bytes, or with KiB, MiB or GiB; a command that prints more fails, naming the limit (default 1MiB); to keep a large output, use capture", Example: "4MiB"},
+	{Name: "max_output", Kind: Literal, Doc: "the most kept of each of stdout and stderr: bytes, or with KiB, MiB or GiB; a command that only reads is stopped there and fails, naming the limit; one that changes things and exits as expected is done, its result cut (result.truncated) with a warning naming the limit (default 1MiB); to keep a large output, use capture", Example: "4MiB"},
 	{Name: "idempotent", Kind: Bool, Doc: "running it twice has the effect of running it once, so a resume may run it again when a crash left its outcome unknown (without it, creates or unless, a resume stops and asks)"},
 }
 
@@ -136,24 +136,31 @@ func (s *sshExec) run(ctx context.Context, x *Exec, c *transport.Command) (Resul
 	if err != nil {
 		return nil, nil, err
 	}
-	if out.Truncated {
-		// Never a silent cut: a result missing its end can pass an assert
-		// it would fail.
-		limit := c.MaxOutput
-		if limit <= 0 {
-			limit = transport.DefaultMaxOutput
-		}
-		if c.StopAtLimit {
-			return nil, nil, fmt.Errorf("the command printed more than max_output %s on stdout or stderr (a command that only reads is stopped there): raise max_output, or save the output with capture", FormatSize(limit))
-		}
-		return nil, nil, fmt.Errorf("the command printed more than max_output %s on stdout or stderr (exit status %d): raise max_output, or save the output with capture", FormatSize(limit), out.ExitCode)
+	if out.Truncated && c.StopAtLimit {
+		return nil, nil, fmt.Errorf("the command printed more than max_output %s on stdout or stderr (a command that only reads is stopped there): raise max_output, or save the output with capture", FormatSize(outputLimit(c)))
 	}
 	return Result{
 		"stdout":    string(out.Stdout),
 		"stderr":    string(out.Stderr),
 		"exit_code": out.ExitCode,
 		"skipped":   false,
+		"truncated": out.Truncated,
 	}, out, nil
+}
+
+// outputLimit is the most of each output c keeps.
+func outputLimit(c *transport.Command) int {
+	if c.MaxOutput <= 0 {
+		return transport.DefaultMaxOutput
+	}
+	return c.MaxOutput
+}
+
+// cutError is a command that printed more than its limit where a cut
+// result cannot stand: an observation (a probe, unless), whose end may
+// decide an assert, or a command that failed anyway.
+func cutError(c *transport.Command, out *transport.Output) error {
+	return fmt.Errorf("the command printed more than max_output %s on stdout or stderr (exit status %d): raise max_output, or save the output with capture", FormatSize(outputLimit(c)), out.ExitCode)
 }
 
 // Probe runs the command: in a guard or a wait-until probe the command is a
@@ -163,7 +170,12 @@ func (s *sshExec) Probe(ctx context.Context, x *Exec) (Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, _, err := s.run(ctx, x, c)
+	r, out, err := s.run(ctx, x, c)
+	if err == nil && out.Truncated {
+		// Never a silent cut: an observation missing its end can pass an
+		// assert it would fail.
+		return nil, cutError(c, out)
+	}
 	return r, err
 }
 
@@ -197,6 +209,9 @@ func (s *sshExec) skip(ctx context.Context, x *Exec) (string, error) {
 			become = s.become
 		}
 		_, out, err := s.run(ctx, x, &transport.Command{Line: line, Become: become})
+		if err == nil && out.Truncated {
+			err = cutError(&transport.Command{}, out)
+		}
 		if err != nil {
 			return "", fmt.Errorf("unless: %w", err)
 		}
@@ -218,7 +233,7 @@ func (s *sshExec) Plan(ctx context.Context, x *Exec) (*Plan, error) {
 		return nil, err
 	}
 	if why != "" {
-		return &Plan{Skipped: true, Summary: "skip: " + why, Result: Result{"stdout": "", "stderr": "", "exit_code": 0, "skipped": true}}, nil
+		return &Plan{Skipped: true, Summary: "skip: " + why, Result: Result{"stdout": "", "stderr": "", "exit_code": 0, "skipped": true, "truncated": false}}, nil
 	}
 	if s.readOnly {
 		r, err := s.apply(ctx, x, c)
@@ -242,8 +257,23 @@ func (s *sshExec) apply(ctx context.Context, x *Exec, c *transport.Command) (Res
 	if err != nil {
 		return nil, err
 	}
-	if !slices.Contains(s.expectExit, out.ExitCode) {
-		return r, &ExitError{Code: out.ExitCode, Expected: s.expectExit, Stderr: lastLine(x.Redact, out.Stderr), Stdout: lastLine(x.Redact, out.Stdout), Result: r}
+	ok := slices.Contains(s.expectExit, out.ExitCode)
+	switch {
+	case out.Truncated && !ok:
+		return nil, cutError(c, out)
+	case out.Truncated:
+		// The command ran to its end and made its change: the step is
+		// done (a resume must not run it again), its result cut and said
+		// so, never silently.
+		if x.Warn != nil {
+			lim := FormatSize(outputLimit(c))
+			x.Warn(fmt.Sprintf("the command completed (exit status %d) but printed more than max_output %s on stdout or stderr: its result keeps the whole lines of the first %s of each, and result.truncated is true; raise max_output, or save the output with capture", out.ExitCode, lim, lim))
+		}
+		return r, nil
+	}
+	if !ok {
+		return r, &ExitError{Code: out.ExitCode, Expected: s.expectExit, Stderr: lastLine(x.Redact, out.Stderr), Stdout: lastLine(x.Redact, out.Stdout), Result: r,
+			Cut: moreLines(out.Stderr) || moreLines(out.Stdout)}
 	}
 	return r, nil
 }
@@ -257,6 +287,9 @@ type ExitError struct {
 	Stderr, Stdout string
 	// Result is what the command gave, for failed_when to judge.
 	Result Result
+	// Cut says Stderr or Stdout left lines out: the message says where
+	// the whole output is.
+	Cut bool
 }
 
 // Observed implements ResultError.
@@ -275,7 +308,22 @@ func (e *ExitError) Error() string {
 	case e.Stdout != "":
 		msg += ": " + e.Stdout
 	}
+	if e.Cut {
+		msg += " (the last lines; the whole output: runbook show-run --full RUN-ID, or run with --output json)"
+	}
 	return msg
+}
+
+// moreLines says whether out has more non-empty lines than lastLine
+// shows.
+func moreLines(out []byte) bool {
+	n := 0
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.TrimSpace(l) != "" {
+			n++
+		}
+	}
+	return n > 3
 }
 
 // lastLine returns the last non-empty lines (up to three, joined) of the

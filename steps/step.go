@@ -161,6 +161,10 @@ type Exec struct {
 	// Progress reports an intermediate observation (wait-until) for live
 	// output; it may be nil.
 	Progress func(msg string)
+	// Warn reports what the operator must be told about a step that did
+	// its work (its output cut at its limit): the engine shows and
+	// journals it with the step's outcome. It may be nil.
+	Warn func(msg string)
 	// Connect returns the host's connection, opening it on first use.
 	Connect func(ctx context.Context) (transport.Conn, error)
 	// ForHost returns an Exec for another host of the inventory, for probes
@@ -410,11 +414,9 @@ func answering(ctx context.Context, host string, ports []int) <-chan string {
 		answered := make([]bool, len(ports))
 		var wg sync.WaitGroup
 		for i, p := range ports {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				answered[i] = transport.Answers(ctx, net.JoinHostPort(host, strconv.Itoa(p)), ServicePortTimeout)
-			}()
+			})
 		}
 		wg.Wait()
 		for i, a := range answered {

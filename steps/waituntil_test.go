@@ -10,7 +10,6 @@ import (
 
 	"github.com/runbook-dev/runbook/engine"
 	"github.com/runbook-dev/runbook/internal/testsshd"
-	"github.com/runbook-dev/runbook/internal/transport"
 	"github.com/runbook-dev/runbook/steps"
 )
 
@@ -37,9 +36,7 @@ steps:
 		tb.Fatal(ds)
 	}
 	inv, _ := engine.ParseInventory("inv.yaml", []byte(s.Inventory("pg1")))
-	r := &engine.Runner{Inventory: inv, Connect: func(ctx context.Context, h *engine.HostSpec) (transport.Conn, error) {
-		return transport.DialSSH(ctx, transport.SSHConfig{Name: h.Name, Address: h.Address, Port: h.Port, User: h.User, IdentityFiles: []string{h.IdentityFile}, KnownHosts: []string{h.KnownHosts}})
-	}}
+	r := &engine.Runner{Inventory: inv, Connect: dialHost}
 	appeared := make(chan time.Time, 1)
 	go func() {
 		time.Sleep(after)

@@ -216,7 +216,8 @@ func (e *Env) usage(w io.Writer) {
 		fmt.Fprintf(w, "  runbook %-8s %s\n      %s\n", c.name, c.args, c.summary)
 	}
 	fmt.Fprintln(w, "  runbook runs prune --older-than AGE --keep N [--force]\n      remove the journals of old runs (never one that can be resumed, unless --force)")
-	fmt.Fprintln(w, "\nExit status: 0 ok, 1 failed or refused, 2 usage, 3 internal error, 130 interrupted.")
+	// The same list as rootLong's (the man page).
+	fmt.Fprintln(w, "\nExit status: 0 ok, 1 failed, invalid or refused by a guard, 2 usage, 3 internal error,\n4 partial (tolerated failures), 130 interrupted.")
 }
 
 // usageError prints a usage problem and returns ExitUsage.

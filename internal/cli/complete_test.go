@@ -14,6 +14,7 @@ import (
 	"github.com/creack/pty"
 
 	"github.com/runbook-dev/runbook/internal/cli"
+	"github.com/runbook-dev/runbook/internal/testsshd"
 )
 
 // shell is an interactive bash on a terminal, with what it wrote so far.
@@ -33,12 +34,7 @@ type shell struct {
 func startShell(t *testing.T, dir string, env []string, prog string, args ...string) *shell {
 	t.Helper()
 	path, err := exec.LookPath(prog)
-	if err != nil {
-		if os.Getenv("RUNBOOK_REQUIRE_REAL") != "" {
-			t.Fatalf("%s is not installed: %v", prog, err)
-		}
-		t.Skipf("%s is not installed", prog)
-	}
+	testsshd.Require(t, err == nil, prog+" is not installed")
 	cmd := exec.Command(path, args...)
 	cmd.Dir = dir
 	cmd.Env = env
@@ -126,6 +122,33 @@ func (s *shell) complete(line string) string {
 	return out
 }
 
+// listing is one completion: after line and TAB, the shell shows each of
+// want and none of unwanted.
+type listing struct {
+	name, line     string
+	want, unwanted []string
+}
+
+// checkListings checks each listing in a subtest of t.
+func (s *shell) checkListings(t *testing.T, listings []listing) {
+	for _, l := range listings {
+		t.Run(l.name, func(t *testing.T) {
+			s.t = t
+			got := s.complete(l.line)
+			for _, w := range l.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("%s<TAB> does not show %q; the shell wrote:\n%q", l.line, w, got)
+				}
+			}
+			for _, w := range l.unwanted {
+				if strings.Contains(got, w) {
+					t.Errorf("%s<TAB> shows %q; the shell wrote:\n%q", l.line, w, got)
+				}
+			}
+		})
+	}
+}
+
 // completionWorld is a directory with runbook in bin/ (the test binary,
 // which runs cli.Main when called runbook), the completion scripts of
 // every shell, an inventory and a state directory with two failed runs
@@ -206,67 +229,20 @@ func TestBashCompletion(t *testing.T) {
 	// runbook's script uses the bash-completion package, as every
 	// distribution's bash does once it is installed.
 	const bashCompletion = "/usr/share/bash-completion/bash_completion"
-	if _, err := os.Stat(bashCompletion); err != nil {
-		if os.Getenv("RUNBOOK_REQUIRE_REAL") != "" {
-			t.Fatalf("the bash-completion package is not installed: %v", err)
-		}
-		t.Skip("the bash-completion package is not installed (apt-get install bash-completion)")
-	}
+	_, err := os.Stat(bashCompletion)
+	testsshd.Require(t, err == nil, "the bash-completion package is not installed (apt-get install bash-completion)")
 	sh.waitFor(prompt)
 	sh.send("source " + bashCompletion + "; source runbook.bash; echo sourced${x}\n")
 	sh.waitFor("sourced\r\n" + prompt)
 
-	t.Run("playbook name", func(t *testing.T) {
-		sh.t = t
-		if got := sh.complete("runbook run pg-ha/pro"); !strings.Contains(got, "pg-ha/promote-standby ") {
-			t.Errorf("runbook run pg-ha/pro<TAB> did not complete to pg-ha/promote-standby; the shell wrote:\n%q", got)
-		}
-	})
-	t.Run("params", func(t *testing.T) {
-		sh.t = t
-		got := sh.complete("runbook run pg-ha/promote-standby -p ")
-		for _, p := range []string{"standby=", "old_primary=", "layout=", "pg_version=", "port="} {
-			if !strings.Contains(got, p) {
-				t.Errorf("-p <TAB> does not list %s; the shell wrote:\n%q", p, got)
-			}
-		}
-	})
-	t.Run("enum values", func(t *testing.T) {
-		sh.t = t
-		got := sh.complete("runbook plan pg-ha/promote-standby -p layout=")
+	sh.checkListings(t, []listing{
+		{name: "playbook name", line: "runbook run pg-ha/pro", want: []string{"pg-ha/promote-standby "}},
+		{name: "params", line: "runbook run pg-ha/promote-standby -p ", want: []string{"standby=", "old_primary=", "layout=", "pg_version=", "port="}},
 		// bash shows the part after "=" (a word break).
-		for _, v := range []string{"rhel", "pgdg", "debian", "auto"} {
-			if !strings.Contains(got, v) {
-				t.Errorf("-p layout=<TAB> does not list %s; the shell wrote:\n%q", v, got)
-			}
-		}
-	})
-	t.Run("inventory hosts", func(t *testing.T) {
-		sh.t = t
-		got := sh.complete("runbook run pg-ha/promote-standby -i inv.yaml -p standby=")
-		for _, h := range []string{"dbnode-a", "dbnode-b"} {
-			if !strings.Contains(got, h) {
-				t.Errorf("-p standby=<TAB> does not list the inventory's host %s; the shell wrote:\n%q", h, got)
-			}
-		}
-	})
-	t.Run("resumable runs", func(t *testing.T) {
-		sh.t = t
-		got := sh.complete("runbook resume ")
-		for _, id := range resumable {
-			if !strings.Contains(got, id) {
-				t.Errorf("resume <TAB> does not list the failed run %s; the shell wrote:\n%q", id, got)
-			}
-		}
-		if strings.Contains(got, finished[0]) {
-			t.Errorf("resume <TAB> lists the finished run %s; the shell wrote:\n%q", finished[0], got)
-		}
-	})
-	t.Run("show-run lists every run", func(t *testing.T) {
-		sh.t = t
-		if got := sh.complete("runbook show-run "); !strings.Contains(got, finished[0]) {
-			t.Errorf("show-run <TAB> does not list the finished run %s; the shell wrote:\n%q", finished[0], got)
-		}
+		{name: "enum values", line: "runbook plan pg-ha/promote-standby -p layout=", want: []string{"rhel", "pgdg", "debian", "auto"}},
+		{name: "inventory hosts", line: "runbook run pg-ha/promote-standby -i inv.yaml -p standby=", want: []string{"dbnode-a", "dbnode-b"}},
+		{name: "resumable runs", line: "runbook resume ", want: resumable, unwanted: finished[:1]},
+		{name: "show-run lists every run", line: "runbook show-run ", want: finished[:1]},
 	})
 }
 
@@ -278,32 +254,10 @@ func TestZshCompletion(t *testing.T) {
 	sh.send("PS1='" + prompt + "'; autoload -U compinit; compinit -u; source runbook.zsh; echo sourced${x}\n")
 	sh.waitFor("sourced\r\n")
 	sh.waitFor(prompt)
-	t.Run("playbook name", func(t *testing.T) {
-		sh.t = t
-		if got := sh.complete("runbook run pg-ha/pro"); !strings.Contains(got, "pg-ha/promote-standby") {
-			t.Errorf("runbook run pg-ha/pro<TAB> did not complete to pg-ha/promote-standby; the shell wrote:\n%q", got)
-		}
-	})
-	t.Run("params", func(t *testing.T) {
-		sh.t = t
-		got := sh.complete("runbook run pg-ha/promote-standby -p ")
-		for _, p := range []string{"standby=", "old_primary=", "the warm standby to promote"} {
-			if !strings.Contains(got, p) {
-				t.Errorf("-p <TAB> does not list %s; the shell wrote:\n%q", p, got)
-			}
-		}
-	})
-	t.Run("resumable runs", func(t *testing.T) {
-		sh.t = t
-		got := sh.complete("runbook resume ")
-		for _, id := range w.resumable {
-			if !strings.Contains(got, id) {
-				t.Errorf("resume <TAB> does not list the failed run %s; the shell wrote:\n%q", id, got)
-			}
-		}
-		if strings.Contains(got, w.finished[0]) {
-			t.Errorf("resume <TAB> lists the finished run %s; the shell wrote:\n%q", w.finished[0], got)
-		}
+	sh.checkListings(t, []listing{
+		{name: "playbook name", line: "runbook run pg-ha/pro", want: []string{"pg-ha/promote-standby"}},
+		{name: "params", line: "runbook run pg-ha/promote-standby -p ", want: []string{"standby=", "old_primary=", "the warm standby to promote"}},
+		{name: "resumable runs", line: "runbook resume ", want: w.resumable, unwanted: w.finished[:1]},
 	})
 }
 
@@ -318,33 +272,16 @@ func TestFishCompletion(t *testing.T) {
 	sh.send("function fish_prompt; printf '%s' '" + prompt + "'; end; source runbook.fish; echo sourced(echo '=')\n")
 	sh.waitFor("sourced=\r\n")
 	sh.waitFor(prompt)
-	t.Run("playbook name", func(t *testing.T) {
-		sh.t = t
-		if got := sh.complete("runbook run pg-ha/pro"); !strings.Contains(got, "pg-ha/promote-standby") {
-			t.Errorf("runbook run pg-ha/pro<TAB> did not complete to pg-ha/promote-standby; the shell wrote:\n%q", got)
-		}
-	})
-	t.Run("params", func(t *testing.T) {
-		sh.t = t
-		got := sh.complete("runbook run pg-ha/promote-standby -p ")
-		for _, p := range []string{"standby=", "old_primary="} {
-			if !strings.Contains(got, p) {
-				t.Errorf("-p <TAB> does not list %s; the shell wrote:\n%q", p, got)
-			}
-		}
-	})
-	t.Run("resumable runs", func(t *testing.T) {
-		sh.t = t
-		got := sh.complete("runbook resume ")
-		// fish's pager shows what follows the candidates' common prefix,
-		// with the description.
-		for _, id := range w.resumable {
-			if !strings.Contains(got, id[len(id)-6:]+"  (failing failed)") {
-				t.Errorf("resume <TAB> does not list the failed run %s; the shell wrote:\n%q", id, got)
-			}
-		}
-		if strings.Contains(got, w.finished[0][len(w.finished[0])-6:]) {
-			t.Errorf("resume <TAB> lists the finished run %s; the shell wrote:\n%q", w.finished[0], got)
-		}
+	// fish's pager shows what follows the candidates' common prefix, with
+	// the description.
+	var resumable []string
+	for _, id := range w.resumable {
+		resumable = append(resumable, id[len(id)-6:]+"  (failing failed)")
+	}
+	finished := w.finished[0]
+	sh.checkListings(t, []listing{
+		{name: "playbook name", line: "runbook run pg-ha/pro", want: []string{"pg-ha/promote-standby"}},
+		{name: "params", line: "runbook run pg-ha/promote-standby -p ", want: []string{"standby=", "old_primary="}},
+		{name: "resumable runs", line: "runbook resume ", want: resumable, unwanted: []string{finished[len(finished)-6:]}},
 	})
 }

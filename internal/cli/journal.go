@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -198,14 +199,17 @@ func (e *Env) listRuns(sf *stateFlags, pos []string) int {
 }
 
 func showRunCmd(e *Env, c *cobra.Command) func([]string) int {
-	c.Use = "show-run ID [--state-dir DIR | --state URL]"
+	c.Use = "show-run ID [--full] [--state-dir DIR | --state URL]"
 	sf := e.addStateFlags(c.Flags())
+	var full bool
+	c.Flags().BoolVar(&full, "full", false, "show each result whole, in JSON (by default each value is cut at 200 bytes)")
 	c.ValidArgsFunction = e.completeRunIDs(sf, false)
-	return func(pos []string) int { return e.showRun(sf, pos) }
+	return func(pos []string) int { return e.showRun(sf, pos, full) }
 }
 
-// showRun prints the journal of the run pos names.
-func (e *Env) showRun(sf *stateFlags, pos []string) int {
+// showRun prints the journal of the run pos names; full prints the
+// results whole.
+func (e *Env) showRun(sf *stateFlags, pos []string, full bool) int {
 	if len(pos) != 1 {
 		return e.usageError("show-run needs a run id (runbook runs lists them)")
 	}
@@ -254,6 +258,9 @@ func (e *Env) showRun(sf *stateFlags, pos []string) int {
 			fmt.Fprintf(e.Stdout, "%s  [%d] process group %d on %s\n", ts(r.Time), ev.Index, ev.PID, ev.Host)
 		case durable.KindOutcome:
 			fmt.Fprintf(e.Stdout, "%s  [%d] %-7s %s [%s] %s\n", ts(r.Time), ev.Index, ev.Status, ev.Name, ev.Host, ev.Message)
+			if ev.Warning != "" {
+				fmt.Fprintf(e.Stdout, "                warning: %s\n", ev.Warning)
+			}
 			if ev.Print != "" {
 				for _, l := range strings.Split(strings.TrimRight(ev.Print, "\n"), "\n") {
 					fmt.Fprintf(e.Stdout, "                %s\n", l)
@@ -261,8 +268,10 @@ func (e *Env) showRun(sf *stateFlags, pos []string) int {
 			}
 			if len(ev.Result) > 0 {
 				// Journaled redacted: the run masked its secrets first.
-				fmt.Fprintf(e.Stdout, "                result: %s\n", steps.Show(redact.New(nil), ev.Result))
+				fmt.Fprintf(e.Stdout, "                result: %s\n", showResult(ev.Result, full))
 			}
+		case durable.KindBatch:
+			fmt.Fprintf(e.Stdout, "%s  %s: %s [%s]\n", ts(r.Time), ev.Message, ev.Name, ev.Host)
 		case durable.KindGuard:
 			fmt.Fprintf(e.Stdout, "%s  guard %-7s %s [%s] %s\n", ts(r.Time), ev.Status, ev.Name, ev.Host, ev.Message)
 		case durable.KindConfirm:
@@ -306,4 +315,19 @@ func (s *stateFlags) where() string {
 		return "the shared store"
 	}
 	return s.dir
+}
+
+// showResult is a journaled result on one line: as steps.Show cuts it, or
+// whole, in JSON.
+func showResult(r steps.Result, full bool) string {
+	if !full {
+		return steps.Show(redact.New(nil), r)
+	}
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(map[string]any(r)); err != nil {
+		return fmt.Sprintf("%v", map[string]any(r))
+	}
+	return strings.TrimSuffix(b.String(), "\n")
 }

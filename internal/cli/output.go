@@ -146,6 +146,10 @@ func (s *textSink) Emit(ev *engine.Event) {
 		if ev.Message != "" && show {
 			fmt.Fprintf(s.w, "    %s\n", ev.Message)
 		}
+		if ev.Warning != "" {
+			s.counts["warning"]++
+			fmt.Fprintf(s.w, "    warning: %s\n", ev.Warning)
+		}
 		if ev.Print != "" {
 			for _, l := range strings.Split(strings.TrimRight(ev.Print, "\n"), "\n") {
 				fmt.Fprintf(s.w, "    %s\n", l)
@@ -170,6 +174,9 @@ func (s *textSink) Emit(ev *engine.Event) {
 		}
 		if n := s.counts["earlier"]; n > 0 {
 			parts = append(parts, fmt.Sprintf("%d done earlier", n))
+		}
+		if n := s.counts["warning"]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d with a warning (above)", n))
 		}
 		if len(parts) == 0 {
 			parts = append(parts, "no steps run")

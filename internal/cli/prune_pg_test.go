@@ -17,7 +17,7 @@ import (
 // until --force.
 func TestPruneSharedState(t *testing.T) {
 	pg := testpg.Start(t)
-	url := fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/postgres?sslmode=disable", testpg.Password, pg.Port)
+	url := pg.URL()
 	dir := t.TempDir()
 	for name, cmd := range map[string]string{"fine": "true", "failing": "false"} {
 		src := fmt.Sprintf("version: 1\nname: prune/%s\nsteps:\n  - id: a\n    ssh-exec: {command: \"%s\"}\n", name, cmd)

@@ -190,7 +190,8 @@ func (r *report) writeSARIF(w io.Writer) {
 
 // writeJUnit writes one test suite per file checked and one test case
 // per finding in it, as CI servers read linters' reports (eslint's JUnit
-// formatter): the case is named by its rule and position, its class is
+// formatter): the case is named by its rule and position (numbered from
+// the second at one place), its class is
 // the file, and an error (a warning too, with strict) is its failure. A
 // warning without strict passes, its text in system-out; a clean file
 // is one passing case, so that every file checked shows.
@@ -228,8 +229,16 @@ func (r *report) writeJUnit(w io.Writer, strict bool) {
 	all := testsuites{Name: "runbook validate"}
 	for _, f := range r.files {
 		suite := testsuite{Name: f}
+		// Two findings of one rule at one place (two unknown hosts of one
+		// hosts: list) get distinct names: CI servers (GitLab) keep one
+		// case of a classname and name.
+		seen := map[string]int{}
 		for _, d := range byFile[f] {
-			tc := testcase{Name: fmt.Sprintf("%s at %d:%d", d.Rule, d.Pos.Line, d.Pos.Col), Classname: f}
+			name := fmt.Sprintf("%s at %d:%d", d.Rule, d.Pos.Line, d.Pos.Col)
+			if seen[name]++; seen[name] > 1 {
+				name = fmt.Sprintf("%s (%d)", name, seen[name])
+			}
+			tc := testcase{Name: name, Classname: f}
 			if d.Severity == diag.Warning && !strict {
 				tc.SystemOut = d.String()
 			} else {

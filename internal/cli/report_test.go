@@ -148,6 +148,38 @@ func TestJUnitParsesBack(t *testing.T) {
 	}
 }
 
+// TestJUnitNamesUnique: two findings of one rule at one place (two
+// unknown hosts of one hosts: list) are two cases with distinct names, as
+// GitLab keeps one case of a classname and name.
+func TestJUnitNamesUnique(t *testing.T) {
+	r := &report{files: []string{"dup.yaml"}, ds: []*diag.Diagnostic{
+		{File: "dup.yaml", Pos: diag.Pos{Line: 4, Col: 5}, Rule: diag.RuleUndefinedReference, Severity: diag.Error, Message: `unknown host "pgx"`},
+		{File: "dup.yaml", Pos: diag.Pos{Line: 4, Col: 5}, Rule: diag.RuleUndefinedReference, Severity: diag.Error, Message: `unknown host "pgy"`},
+		{File: "dup.yaml", Pos: diag.Pos{Line: 4, Col: 5}, Rule: diag.RuleUndefinedReference, Severity: diag.Error, Message: `unknown host "pgz"`},
+	}}
+	var buf bytes.Buffer
+	r.writeJUnit(&buf, false)
+	var suites struct {
+		Suites []struct {
+			Cases []struct {
+				Name      string `xml:"name,attr"`
+				Classname string `xml:"classname,attr"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal(buf.Bytes(), &suites); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range suites.Suites[0].Cases {
+		names = append(names, c.Classname+" "+c.Name)
+	}
+	want := []string{"dup.yaml undefined-reference at 4:5", "dup.yaml undefined-reference at 4:5 (2)", "dup.yaml undefined-reference at 4:5 (3)"}
+	if strings.Join(names, "|") != strings.Join(want, "|") {
+		t.Errorf("cases %q, want %q", names, want)
+	}
+}
+
 func TestGitHubEscaping(t *testing.T) {
 	var buf bytes.Buffer
 	sampleReport().writeGitHub(&buf)

@@ -69,6 +69,14 @@ func secretsHeader(name string) string {
 	return b.String()
 }
 
+// asRBApp connects a sql step as rb_app, over TCP, with its password.
+const asRBApp = `
+      user: rb_app
+      password: ${{ secrets.dbpw }}
+      address: 127.0.0.1
+      port: ${{ params.pgport }}
+      sslmode: disable`
+
 // allEnv passes every secret to a command.
 const allEnv = `
       env:
@@ -153,21 +161,11 @@ steps:
     name: rows that hold secrets
     sql:
       query: SELECT $1::text AS a, $2::text AS b, $3::text AS c, $4::text AS d
-      args: ["${{ secrets.quotes }}", "${{ secrets.ctrl }}", "${{ secrets.long }}", "${{ secrets.unicode }}"]
-      user: rb_app
-      password: ${{ secrets.dbpw }}
-      address: 127.0.0.1
-      port: ${{ params.pgport }}
-      sslmode: disable
+      args: ["${{ secrets.quotes }}", "${{ secrets.ctrl }}", "${{ secrets.long }}", "${{ secrets.unicode }}"]` + asRBApp + `
       read_only: true
   - id: literal
     sql:
-      exec: SELECT ${{ literal(secrets.quotes) }}::text
-      user: rb_app
-      password: ${{ secrets.dbpw }}
-      address: 127.0.0.1
-      port: ${{ params.pgport }}
-      sslmode: disable
+      exec: SELECT ${{ literal(secrets.quotes) }}::text` + asRBApp + `
       idempotent: true
   - id: api
     http:
@@ -225,23 +223,13 @@ var failing = map[string]string{
 	"sql-syntax": `steps:
   - id: fail
     sql:
-      exec: SELECT ${{ literal(secrets.quotes) }} ${{ literal(secrets.long) }}
-      user: rb_app
-      password: ${{ secrets.dbpw }}
-      address: 127.0.0.1
-      port: ${{ params.pgport }}
-      sslmode: disable
+      exec: SELECT ${{ literal(secrets.quotes) }} ${{ literal(secrets.long) }}` + asRBApp + `
 `,
 	"sql-value": `steps:
   - id: fail
     sql:
       query: SELECT $1::int AS n, $2::int AS m
-      args: ["${{ secrets.long }}", "${{ secrets.quotes }}"]
-      user: rb_app
-      password: ${{ secrets.dbpw }}
-      address: 127.0.0.1
-      port: ${{ params.pgport }}
-      sslmode: disable
+      args: ["${{ secrets.long }}", "${{ secrets.quotes }}"]` + asRBApp + `
 `,
 	"http-status": `steps:
   - id: fail

@@ -20,7 +20,7 @@ import (
 // through the shared store, as another operator would from their machine.
 func TestSharedStateInPostgres(t *testing.T) {
 	pg := testpg.Start(t)
-	url := fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/postgres?sslmode=disable", testpg.Password, pg.Port)
+	url := pg.URL()
 	dir := t.TempDir()
 	pb := filepath.Join(dir, "slow.yaml")
 	if err := os.WriteFile(pb, []byte(`version: 1
@@ -52,14 +52,12 @@ steps:
 	results := make([]res, 2)
 	var wg sync.WaitGroup
 	for i := range results {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			out := filepath.Join(dir, fmt.Sprintf("out%d", i))
 			_ = os.WriteFile(out+".open", nil, 0o600)
 			c, o, e := run("run", pb, "-p", "out="+out, "--state", url)
 			results[i] = res{c, o, e}
-		}()
+		})
 	}
 	wg.Wait()
 	ok, refused := 0, 0

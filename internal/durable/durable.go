@@ -37,6 +37,7 @@ const (
 	KindMark    = "mark"      // steps up to an index may make changes from now on
 	KindDone    = "step-done" // a step ended on all its hosts
 	KindOutcome = "outcome"   // how it ended
+	KindBatch   = "batch"     // a batch of hosts starts the steps of a batch (the first: with the split)
 	KindEnd     = "end"       // the run (or one attempt of it) ended
 )
 
@@ -66,6 +67,11 @@ type Header struct {
 	// Yes says the run was started with --yes: its confirmation gates are
 	// answered without asking (each answer is a confirm record).
 	Yes bool `json:"yes,omitempty"`
+	// BatchRecords says the run journals each batch of hosts (a batch
+	// record, on disk) before any step of the batch runs on them: a
+	// resume then knows which hosts a batch reached, whatever records
+	// after the last sync were lost (engine.Resume.Reached).
+	BatchRecords bool `json:"batch_records,omitempty"`
 }
 
 // NewHeader is the header of a run of pb starting now in this process on
@@ -77,6 +83,7 @@ type Header struct {
 func NewHeader(pb *engine.Playbook, h Header) Header {
 	h.Playbook, h.File, h.Hash = pb.Name, pb.File, pb.Hash
 	h.PID, h.Started, h.BootID = os.Getpid(), time.Now(), BootID()
+	h.BatchRecords = true
 	h.Host, _ = os.Hostname()
 	if h.Inventory != "" {
 		h.Inventory, _ = filepath.Abs(h.Inventory)

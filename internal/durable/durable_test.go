@@ -134,7 +134,7 @@ func TestFoldLocal(t *testing.T) {
 // held by its writer's connection.
 func TestPGStore(t *testing.T) {
 	pg := testpg.Start(t)
-	url := fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/postgres?sslmode=disable", testpg.Password, pg.Port)
+	url := pg.URL()
 	s, err := OpenPG(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)

@@ -37,6 +37,12 @@ type State struct {
 	// (engine.Resume.Confirmed): a confirm record, then an apply record
 	// of the gate's step (of any step, for the playbook's gate, index 0).
 	Confirmed map[int]bool
+	// Batches are the batches of each batch of steps as the run first
+	// split its hosts (engine.Resume.Batches).
+	Batches map[int][][]string
+	// Reached are the hosts each batch of steps started on
+	// (engine.Resume.Reached).
+	Reached map[int]map[string]bool
 	// Writer is the machine (host name, boot id) of the last attempt.
 	WriterHost, WriterBoot string
 }
@@ -69,7 +75,7 @@ func Fold(recs []journal.Record) (*State, error) {
 	}
 	st := &State{Done: map[engine.StepKey]engine.Outcome{}, InDoubt: map[engine.StepKey]string{}, Applying: map[engine.StepKey]bool{},
 		Leftovers: map[engine.StepKey]engine.Leftover{}, StepsDone: map[int]bool{}, Confirmed: map[int]bool{},
-		Status: StatusCrashed, Attempts: 1}
+		Batches: map[int][][]string{}, Reached: map[int]map[string]bool{}, Status: StatusCrashed, Attempts: 1}
 	// The gates confirmed whose change has not started yet.
 	pending := map[int]bool{}
 	head, err := Decode(recs[0])
@@ -106,6 +112,24 @@ func Fold(recs []journal.Record) (*State, error) {
 				return nil, fmt.Errorf("record %d: %w", r.Seq, err)
 			}
 			pending[e.Event.Index] = e.Event.Status == engine.StatusOK
+		case KindBatch:
+			e, err := Decode(r)
+			if err != nil {
+				return nil, fmt.Errorf("record %d: %w", r.Seq, err)
+			}
+			// The first split stands: a resume refused any other.
+			ev := e.Event
+			if _, ok := st.Batches[ev.Index]; !ok && len(ev.Batches) > 0 {
+				st.Batches[ev.Index] = ev.Batches
+			}
+			if split := st.Batches[ev.Index]; ev.Item >= 1 && ev.Item <= len(split) {
+				if st.Reached[ev.Index] == nil {
+					st.Reached[ev.Index] = map[string]bool{}
+				}
+				for _, h := range split[ev.Item-1] {
+					st.Reached[ev.Index][h] = true
+				}
+			}
 		case KindEnd:
 			e, err := Decode(r)
 			if err != nil {

@@ -15,7 +15,7 @@ import (
 )
 
 // The records of a run's journal whose data is an event (intent, apply,
-// process, outcome, guard, confirm, end) hold the event's JSON: encoded by
+// process, outcome, guard, confirm, batch, end) hold the event's JSON: encoded by
 // appendEvent, decoded by decodeEvent.
 
 // eventData is an event as the data of a record. It encodes itself, for a
@@ -71,6 +71,7 @@ func appendEvent(b []byte, e *engine.Event) ([]byte, error) {
 	b = appendJSONField(b, "message", e.Message)
 	b = appendJSONField(b, "print", e.Print)
 	b = appendJSONField(b, "diff", e.Diff)
+	b = appendJSONField(b, "warning", e.Warning)
 	if e.DryRun {
 		b = append(b, `,"dry_run":true`...)
 	}
@@ -80,6 +81,27 @@ func appendEvent(b []byte, e *engine.Event) ([]byte, error) {
 		if b, err = appendJSONValue(b, map[string]any(e.Result)); err != nil {
 			return nil, err
 		}
+	}
+	if len(e.Batches) > 0 {
+		b = append(b, `,"batches":[`...)
+		for i, hosts := range e.Batches {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if hosts == nil {
+				b = append(b, "null"...)
+				continue
+			}
+			b = append(b, '[')
+			for j, h := range hosts {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = appendJSONString(b, h)
+			}
+			b = append(b, ']')
+		}
+		b = append(b, ']')
 	}
 	if e.Resumed {
 		b = append(b, `,"resumed":true`...)
@@ -282,7 +304,7 @@ func Decode(r journal.Record) (Entry, error) {
 		}
 		err = json.Unmarshal(r.Data, &m)
 		e.Index = m.Index
-	case KindGuard, KindConfirm, KindIntent, KindApply, KindProcess, KindOutcome, KindEnd:
+	case KindGuard, KindConfirm, KindIntent, KindApply, KindProcess, KindOutcome, KindEnd, KindBatch:
 		e.Event, err = decodeEvent(r.Data)
 	}
 	return e, err

@@ -35,7 +35,7 @@ func TestAppendEvent(t *testing.T) {
 		{Type: engine.EventStepStart, Index: 3, ID: "s3", Name: "Stop PostgreSQL", Host: "pg1", Item: 2},
 		{Time: now, Type: engine.EventStepEnd, Playbook: "pg/promote-standby", Index: 12, ID: "promote", Name: "promote <pg2> & \"co\"",
 			Host: "pg2", PID: 4242, Status: engine.StatusChanged, Duration: 1234567 * time.Nanosecond,
-			Message: "line\nnext\ttab\r\b\f\x01\x1f \\ \u2028\u2029 é 日本 \xff\xfe", Print: "timeline 2 <&>\n", Diff: "--- a\n+++ b\n",
+			Message: "line\nnext\ttab\r\b\f\x01\x1f \\ \u2028\u2029 é 日本 \xff\xfe", Print: "timeline 2 <&>\n", Diff: "--- a\n+++ b\n", Warning: "cut <at> 1KiB", Batches: [][]string{{"pg1", "<pg2>"}, {}, nil},
 			DryRun: true, Resumed: true,
 			Result: steps.Result{"exit_code": 0, "stdout": "ok\n", "skipped": false, "rows": []any{map[string]any{"n": int64(-7), "f": 1.5, "big": 1e21, "small": 1e-7, "tiny": -3e-9, "z": 0.0, "none": nil}},
 				"tags": []string{"a", "<b>"}, "nested": steps.Result{"k": true}, "whole": 1000000.0, "d": 3 * time.Second, "nilmap": map[string]any(nil), "nillist": []any(nil)}},

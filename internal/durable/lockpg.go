@@ -46,12 +46,12 @@ func AcquirePGLock(ctx context.Context, url, name string, h Holder, wait time.Du
 	}
 	deadline := time.Now().Add(wait)
 	for {
-		var got bool
-		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", name).Scan(&got); err != nil {
+		got, err := tryAdvisoryLock(ctx, conn, name)
+		if err != nil {
 			return nil, fmt.Errorf("lock store: %w", err)
 		}
 		var raw []byte
-		err := conn.QueryRow(ctx, "SELECT holder FROM runbook_locks WHERE name = $1", name).Scan(&raw)
+		err = conn.QueryRow(ctx, "SELECT holder FROM runbook_locks WHERE name = $1", name).Scan(&raw)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return nil, fmt.Errorf("lock store: %w", err)
 		}
@@ -96,8 +96,22 @@ func (l *PGLock) Release() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, _ = l.conn.Exec(ctx, "DELETE FROM runbook_locks WHERE name = $1 AND holder->>'run_id' = $2", l.name, l.run)
-	_, _ = l.conn.Exec(ctx, "SELECT pg_advisory_unlock(hashtextextended($1, 0))", l.name)
+	advisoryUnlock(ctx, l.conn, l.name)
 	err := l.conn.Close(ctx)
 	l.conn = nil
 	return err
+}
+
+// tryAdvisoryLock takes the session-level advisory lock of key on conn if
+// no other session holds it, and says whether it did.
+func tryAdvisoryLock(ctx context.Context, conn *pgx.Conn, key string) (bool, error) {
+	var got bool
+	err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key).Scan(&got)
+	return got, err
+}
+
+// advisoryUnlock releases the lock tryAdvisoryLock took; if it cannot,
+// the lock goes with the session.
+func advisoryUnlock(ctx context.Context, conn *pgx.Conn, key string) {
+	_, _ = conn.Exec(ctx, "SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
 }

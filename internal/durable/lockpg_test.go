@@ -3,7 +3,6 @@ package durable
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +16,7 @@ import (
 // the same lock in a real PostgreSQL: exactly one proceeds.
 func TestPGLockExclusive(t *testing.T) {
 	pg := testpg.Start(t)
-	url := fmt.Sprintf("host=127.0.0.1 port=%d user=postgres password=%s dbname=postgres sslmode=disable", pg.Port, testpg.Password)
+	url := pg.URL()
 	ctx := context.Background()
 	a, err := AcquirePGLock(ctx, url, "pg-cluster-prod", holder("run-a"), 0)
 	if err != nil {

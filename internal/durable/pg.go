@@ -97,8 +97,8 @@ func (p *PG) writer(runID string) (*pgJournal, error) {
 	if err != nil {
 		return nil, err
 	}
-	var got bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", runLockKey(runID)).Scan(&got); err != nil {
+	got, err := tryAdvisoryLock(ctx, conn, runLockKey(runID))
+	if err != nil {
 		conn.Close(context.Background())
 		return nil, fmt.Errorf("run store: %w", err)
 	}
@@ -173,7 +173,7 @@ func (j *pgJournal) Close() error {
 	// its locks too, but not by the time Close returns.
 	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
 	defer cancel()
-	_, _ = j.conn.Exec(ctx, "SELECT pg_advisory_unlock(hashtextextended($1, 0))", runLockKey(j.runID))
+	advisoryUnlock(ctx, j.conn, runLockKey(j.runID))
 	err := j.conn.Close(ctx)
 	if ferr != nil {
 		return ferr
@@ -211,10 +211,8 @@ func (p *PG) Continue(runID string) (Journal, []journal.Record, error) {
 
 // Read implements Store.
 func (p *PG) Read(runID string) ([]journal.Record, *journal.Problem, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
-	defer cancel()
+	ctx, done := p.call()
+	defer done()
 	rows, err := p.conn.Query(ctx, "SELECT seq, at, kind, data::text FROM runbook_journal WHERE run_id = $1 ORDER BY seq", runID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("run store: %w", err)
@@ -244,10 +242,8 @@ func (p *PG) Read(runID string) ([]journal.Record, *journal.Problem, error) {
 
 // List implements Store.
 func (p *PG) List() ([]string, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
-	defer cancel()
+	ctx, done := p.call()
+	defer done()
 	rows, err := p.conn.Query(ctx, "SELECT run_id FROM runbook_journal WHERE seq = 1 ORDER BY run_id")
 	if err != nil {
 		return nil, fmt.Errorf("run store: %w", err)
@@ -259,19 +255,27 @@ func (p *PG) List() ([]string, error) {
 	return ids, nil
 }
 
+// call takes the store's connection for one call, which has pgTimeout to
+// finish; the caller defers the function it returns.
+func (p *PG) call() (context.Context, func()) {
+	p.mu.Lock()
+	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
+	return ctx, func() {
+		cancel()
+		p.mu.Unlock()
+	}
+}
+
 // Running implements Store.
 func (p *PG) Running(runID string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
-	defer cancel()
-	var free bool
-	err := p.conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", runLockKey(runID)).Scan(&free)
+	ctx, done := p.call()
+	defer done()
+	free, err := tryAdvisoryLock(ctx, p.conn, runLockKey(runID))
 	if err != nil {
 		return false
 	}
 	if free {
-		_, _ = p.conn.Exec(ctx, "SELECT pg_advisory_unlock(hashtextextended($1, 0))", runLockKey(runID))
+		advisoryUnlock(ctx, p.conn, runLockKey(runID))
 	}
 	return !free
 }
@@ -279,19 +283,17 @@ func (p *PG) Running(runID string) bool {
 // Remove implements Store: under the run's advisory lock, which its
 // writers hold.
 func (p *PG) Remove(runID string) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
-	defer cancel()
-	var free bool
-	if err := p.conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", runLockKey(runID)).Scan(&free); err != nil {
+	ctx, done := p.call()
+	defer done()
+	free, err := tryAdvisoryLock(ctx, p.conn, runLockKey(runID))
+	if err != nil {
 		return fmt.Errorf("run store: %w", err)
 	}
 	if !free {
 		return &BusyError{Header: Header{RunID: runID}}
 	}
 	defer func() {
-		_, _ = p.conn.Exec(ctx, "SELECT pg_advisory_unlock(hashtextextended($1, 0))", runLockKey(runID))
+		advisoryUnlock(ctx, p.conn, runLockKey(runID))
 	}()
 	tag, err := p.conn.Exec(ctx, "DELETE FROM runbook_journal WHERE run_id = $1", runID)
 	if err != nil {

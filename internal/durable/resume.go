@@ -88,7 +88,10 @@ func (st *State) CheckPlaybook(file, hash string, allowChanged bool) error {
 func (st *State) Resume(store Store, a Attempt, o ResumeOptions) (r *engine.Resume, rec Attempt, lost bool) {
 	r = &engine.Resume{Done: st.Done, InDoubt: st.InDoubt, Applying: st.Applying, Leftovers: st.Leftovers, LeftoverWait: o.LeftoverWait,
 		RetryInDoubt: o.RetryInDoubt, SkipInDoubt: o.SkipInDoubt, Confirmed: st.Confirmed,
-		Watermark: st.LostWatermark, StepsDone: st.StepsDone}
+		Watermark: st.LostWatermark, StepsDone: st.StepsDone, Batches: st.Batches}
+	if st.Header.BatchRecords {
+		r.Reached = st.Reached
+	}
 	if !st.Complete(keepsKilledWrites(store), a.Host, a.BootID) {
 		r.Watermark = max(r.Watermark, st.Watermark)
 		lost = true

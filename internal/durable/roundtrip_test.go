@@ -67,6 +67,12 @@ func crashedRun() (events []*engine.Event, want *engine.Resume, pids map[engine.
 		// Step 6 was interrupted before it changed anything.
 		step(engine.EventStepStart, 6, "pg1", 0),
 		end(6, "pg1", 0, engine.StatusInterrupted, nil),
+		// Batch 7 split its hosts so, and reached its first batch of
+		// hosts; the first split journaled stands. A plan's batch makes no
+		// record.
+		{Type: engine.EventBatch, Index: 7, Name: "roll", Host: "pg1", Item: 1, Batches: [][]string{{"pg1"}, {"pg2", "pg3"}}},
+		{Type: engine.EventBatch, Index: 7, Name: "roll", Host: "pg3", Item: 1, Batches: [][]string{{"pg3"}, {"pg2", "pg1"}}},
+		{Type: engine.EventBatch, Index: 7, Name: "roll", Host: "pg2,pg3", Item: 2, DryRun: true},
 	}
 	want = &engine.Resume{
 		Done: map[engine.StepKey]engine.Outcome{
@@ -83,6 +89,8 @@ func crashedRun() (events []*engine.Event, want *engine.Resume, pids map[engine.
 		Applying:  map[engine.StepKey]bool{{Index: 2, Host: "pg2"}: true, {Index: 5, Host: "pg1"}: true},
 		StepsDone: map[int]bool{1: true},
 		Confirmed: map[int]bool{0: true, 5: true},
+		Batches:   map[int][][]string{7: {{"pg1"}, {"pg2", "pg3"}}},
+		Reached:   map[int]map[string]bool{7: {"pg1": true}},
 	}
 	pids = map[engine.StepKey]int{{Index: 2, Host: "pg2"}: 202, {Index: 5, Host: "pg1"}: 505}
 	return events, want, pids
@@ -98,7 +106,7 @@ func crashedRun() (events []*engine.Event, want *engine.Resume, pids map[engine.
 func TestRoundTrip(t *testing.T) {
 	check := func(t *testing.T, store Store, sameMachine bool, wantLost bool) {
 		events, want, pids := crashedRun()
-		h := Header{RunID: "20261126T010120Z-0a0b0c", Playbook: "p", File: "p.yaml", Hash: "abc", Operator: "alice", Host: "laptop", BootID: "boot-1", Started: time.Now()}
+		h := Header{RunID: "20261126T010120Z-0a0b0c", Playbook: "p", File: "p.yaml", Hash: "abc", Operator: "alice", Host: "laptop", BootID: "boot-1", Started: time.Now(), BatchRecords: true}
 		j, err := store.Create(h)
 		if err != nil {
 			t.Fatal(err)
@@ -172,7 +180,7 @@ func TestRoundTrip(t *testing.T) {
 	t.Run("local, after a reboot", func(t *testing.T) { check(t, &Local{Dir: t.TempDir()}, false, true) })
 	t.Run("shared PostgreSQL", func(t *testing.T) {
 		pg := testpg.Start(t)
-		s, err := OpenPG(context.Background(), fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/postgres?sslmode=disable", testpg.Password, pg.Port))
+		s, err := OpenPG(context.Background(), pg.URL())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -182,6 +182,15 @@ func recordFor(ev *engine.Event) (kind string, how int) {
 		return KindDone, recordStage
 	case engine.EventGuard:
 		return KindGuard, recordStage
+	case engine.EventBatch:
+		if ev.DryRun {
+			return "", 0
+		}
+		// Before any step runs on the batch's hosts: on disk, so that a
+		// resume knows which hosts the batch reached (and, from the
+		// first, how it split them), whatever was lost after. One sync
+		// per batch of hosts: each waits for a restart and a health check.
+		return KindBatch, recordSync
 	case engine.EventConfirm:
 		// The operator's word: kept even if the process dies next.
 		return KindConfirm, recordWrite

@@ -35,18 +35,7 @@ func (l *Lab) Disk(ctx context.Context, host, path string, sizeMiB int) error {
 	if sizeMiB < 8 {
 		return fmt.Errorf("a disk of %d MiB: ext4 needs 8 MiB or more", sizeMiB)
 	}
-	st, err := l.Load()
-	if err != nil {
-		return err
-	}
-	h, err := st.Host(host)
-	if err != nil {
-		return err
-	}
-	if !alive(h.PID) {
-		return fmt.Errorf("lab host %s is not running", host)
-	}
-	ld, err := leader(h.PID)
+	ld, err := l.runningLeader(host)
 	if err != nil {
 		return err
 	}

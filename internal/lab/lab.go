@@ -193,30 +193,9 @@ func alive(pid int) bool {
 	return pid > 0 && syscall.Kill(pid, 0) == nil
 }
 
-// Exec runs a command inside a host and returns its combined output.
-func (l *Lab) Exec(ctx context.Context, name string, argv ...string) ([]byte, error) {
-	st, err := l.Load()
-	if err != nil {
-		return nil, err
-	}
-	h, err := st.Host(name)
-	if err != nil {
-		return nil, err
-	}
-	if !alive(h.PID) {
-		return nil, fmt.Errorf("lab host %s is not running", name)
-	}
-	ld, err := leader(h.PID)
-	if err != nil {
-		return nil, err
-	}
-	args := append([]string{"-t", strconv.Itoa(ld), "-a", "--"}, argv...)
-	return exec.CommandContext(ctx, "nsenter", args...).CombinedOutput()
-}
-
-// ExecInteractive runs a command inside a host with the given standard
-// streams, returning its exit code.
-func (l *Lab) ExecInteractive(ctx context.Context, name string, stdin io.Reader, stdout, stderr io.Writer, argv ...string) (int, error) {
+// runningLeader is the PID that nsenter enters for the lab host name: the
+// host's init, which must be running.
+func (l *Lab) runningLeader(name string) (int, error) {
 	st, err := l.Load()
 	if err != nil {
 		return 0, err
@@ -228,7 +207,23 @@ func (l *Lab) ExecInteractive(ctx context.Context, name string, stdin io.Reader,
 	if !alive(h.PID) {
 		return 0, fmt.Errorf("lab host %s is not running", name)
 	}
-	ld, err := leader(h.PID)
+	return leader(h.PID)
+}
+
+// Exec runs a command inside a host and returns its combined output.
+func (l *Lab) Exec(ctx context.Context, name string, argv ...string) ([]byte, error) {
+	ld, err := l.runningLeader(name)
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{"-t", strconv.Itoa(ld), "-a", "--"}, argv...)
+	return exec.CommandContext(ctx, "nsenter", args...).CombinedOutput()
+}
+
+// ExecInteractive runs a command inside a host with the given standard
+// streams, returning its exit code.
+func (l *Lab) ExecInteractive(ctx context.Context, name string, stdin io.Reader, stdout, stderr io.Writer, argv ...string) (int, error) {
+	ld, err := l.runningLeader(name)
 	if err != nil {
 		return 0, err
 	}

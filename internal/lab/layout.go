@@ -225,14 +225,7 @@ func relayout(root string, lay Layout) error {
 			return err
 		}
 	}
-	write := func(rel, content string, mode os.FileMode) error {
-		p := filepath.Join(root, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		_ = os.Remove(p)
-		return os.WriteFile(p, []byte(content), mode)
-	}
+	write := func(rel, content string, mode os.FileMode) error { return writeUnder(root, rel, content, mode) }
 	switch lay.Name {
 	case LayoutRHEL:
 		if err := write("usr/lib/systemd/system/postgresql.service", rhelUnit, 0o644); err != nil {

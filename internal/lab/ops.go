@@ -73,30 +73,22 @@ func (l *Lab) Fault(ctx context.Context, name, fault string) error {
 	}
 	running := alive(h.PID) && !isZombie(h.PID)
 	switch fault {
-	case FaultKill:
+	case FaultKill, FaultStop:
 		if !running {
 			return fmt.Errorf("%s is not running", name)
 		}
 		// Killing the host's init ends its PID namespace at once: every
-		// process dies as at a power cut. nspawn then exits.
-		ld, err := leader(h.PID)
-		if err != nil {
-			return err
-		}
-		if err := syscall.Kill(ld, syscall.SIGKILL); err != nil {
-			return err
-		}
-		return l.waitGone(h)
-	case FaultStop:
-		if !running {
-			return fmt.Errorf("%s is not running", name)
+		// process dies as at a power cut, and nspawn exits. SIGRTMIN+4
+		// asks systemd for an orderly poweroff.
+		sig := syscall.SIGKILL
+		if fault == FaultStop {
+			sig = syscall.Signal(34 + 4)
 		}
 		ld, err := leader(h.PID)
 		if err != nil {
 			return err
 		}
-		// SIGRTMIN+4 asks systemd for an orderly poweroff.
-		if err := syscall.Kill(ld, syscall.Signal(34+4)); err != nil {
+		if err := syscall.Kill(ld, sig); err != nil {
 			return err
 		}
 		return l.waitGone(h)

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // The stand-in's API: the endpoints the bundled playbooks call, with the
@@ -33,6 +35,27 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// withDB answers a request with f, given a connection to the database as
+// the server's own client, for five seconds at most; a connection refused
+// is a server error.
+func (s *Standin) withDB(w http.ResponseWriter, r *http.Request, f func(ctx context.Context, c *pgx.Conn)) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	c, err := s.connect(ctx, "inmanta-server-standin")
+	if err != nil {
+		serverError(w, err)
+		return
+	}
+	defer c.Close(context.Background())
+	f(ctx, c)
+}
+
+// serverError answers a request that failed on the server's side: a 500
+// with the error as its message.
+func serverError(w http.ResponseWriter, err error) {
+	writeJSON(w, http.StatusInternalServerError, map[string]any{"message": err.Error()})
 }
 
 // databaseConnected is DatabaseService.get_connection_status: a
@@ -81,30 +104,24 @@ func (s *Standin) serverStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Standin) environments(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-	defer cancel()
-	c, err := s.connect(ctx, "inmanta-server-standin")
-	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, map[string]any{"message": err.Error()})
-		return
-	}
-	defer c.Close(context.Background())
-	rows, err := c.Query(ctx, "SELECT id, name, halted FROM standin_environment ORDER BY name")
-	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, map[string]any{"message": err.Error()})
-		return
-	}
-	envs := []map[string]any{}
-	for rows.Next() {
-		var id, name string
-		var halted bool
-		if err := rows.Scan(&id, &name, &halted); err != nil {
-			writeJSON(w, http.StatusInternalServerError, map[string]any{"message": err.Error()})
+	s.withDB(w, r, func(ctx context.Context, c *pgx.Conn) {
+		rows, err := c.Query(ctx, "SELECT id, name, halted FROM standin_environment ORDER BY name")
+		if err != nil {
+			serverError(w, err)
 			return
 		}
-		envs = append(envs, map[string]any{"id": id, "name": name, "halted": halted})
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": envs})
+		envs := []map[string]any{}
+		for rows.Next() {
+			var id, name string
+			var halted bool
+			if err := rows.Scan(&id, &name, &halted); err != nil {
+				serverError(w, err)
+				return
+			}
+			envs = append(envs, map[string]any{"id": id, "name": name, "halted": halted})
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"data": envs})
+	})
 }
 
 // notify is notify_change: a recompile of the environment, with update
@@ -122,24 +139,18 @@ func (s *Standin) notify(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	update := body.Update == nil || *body.Update
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-	defer cancel()
-	c, err := s.connect(ctx, "inmanta-server-standin")
-	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, map[string]any{"message": err.Error()})
-		return
-	}
-	defer c.Close(context.Background())
-	tag, err := c.Exec(ctx, "INSERT INTO standin_recompile (environment, update_sources, halted, server) SELECT id, $2, halted, $3 FROM standin_environment WHERE id = $1", env, update, s.host)
-	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, map[string]any{"message": err.Error()})
-		return
-	}
-	if tag.RowsAffected() == 0 {
-		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Request or referenced resource does not exist: environment " + env})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{})
+	s.withDB(w, r, func(ctx context.Context, c *pgx.Conn) {
+		tag, err := c.Exec(ctx, "INSERT INTO standin_recompile (environment, update_sources, halted, server) SELECT id, $2, halted, $3 FROM standin_environment WHERE id = $1", env, update, s.host)
+		if err != nil {
+			serverError(w, err)
+			return
+		}
+		if tag.RowsAffected() == 0 {
+			writeJSON(w, http.StatusNotFound, map[string]any{"message": "Request or referenced resource does not exist: environment " + env})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{})
+	})
 }
 
 // standinAuth is server.auth with the HS256 issuers of the

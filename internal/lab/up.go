@@ -202,14 +202,7 @@ func (l *Lab) prepare(h *Host, st *State, opt Options, orchestrator bool) error 
 	if err := syscall.Mount("overlay", root, "overlay", 0, fmt.Sprintf("lowerdir=/,upperdir=%s/upper,workdir=%s/work", dir, dir)); err != nil {
 		return fmt.Errorf("overlay mount: %w", err)
 	}
-	write := func(rel, content string, mode os.FileMode) error {
-		p := filepath.Join(root, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		_ = os.Remove(p)
-		return os.WriteFile(p, []byte(content), mode)
-	}
+	write := func(rel, content string, mode os.FileMode) error { return writeUnder(root, rel, content, mode) }
 	var hosts strings.Builder
 	hosts.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
 	for _, o := range st.Hosts {
@@ -568,4 +561,15 @@ func (l *Lab) writeInventory(st *State, path string) error {
 	}
 	b.WriteString("]\n")
 	return os.WriteFile(path, []byte(b.String()), 0o600)
+}
+
+// writeUnder writes a file of a container's tree, at rel below its root:
+// a new file, not through a link the image had there.
+func writeUnder(root, rel, content string, mode os.FileMode) error {
+	p := filepath.Join(root, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	_ = os.Remove(p)
+	return os.WriteFile(p, []byte(content), mode)
 }

@@ -204,13 +204,11 @@ func (n *Notifier) NotifySince(ctx context.Context, s Summary, since time.Time) 
 		if !h.wants(&s) {
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			if err := n.send(ctx, h, &s, body, since); err != nil {
 				n.logf("hook %s (%s): %v; the run's outcome is unchanged", h.Name, s.Event, err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 }

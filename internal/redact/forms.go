@@ -113,36 +113,25 @@ func shellBackslash(s string) string {
 	return b.String()
 }
 
+// ansiCNamed are the control characters a bash $'...' string writes by
+// a letter.
+var ansiCNamed = map[byte]string{'\n': `\n`, '\t': `\t`, '\r': `\r`, '\a': `\a`, '\b': `\b`, '\f': `\f`, '\v': `\v`, 0x1b: `\E`}
+
 // ansiC escapes s as the inside of a bash $'...' string.
 func ansiC(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '\\', '\'':
+		c := s[i]
+		switch named := ansiCNamed[c]; {
+		case c == '\\' || c == '\'':
 			b.WriteByte('\\')
 			b.WriteByte(c)
-		case '\n':
-			b.WriteString(`\n`)
-		case '\t':
-			b.WriteString(`\t`)
-		case '\r':
-			b.WriteString(`\r`)
-		case '\a':
-			b.WriteString(`\a`)
-		case '\b':
-			b.WriteString(`\b`)
-		case '\f':
-			b.WriteString(`\f`)
-		case '\v':
-			b.WriteString(`\v`)
-		case 0x1b:
-			b.WriteString(`\E`)
+		case named != "":
+			b.WriteString(named)
+		case c < 0x20 || c == 0x7f:
+			fmt.Fprintf(&b, `\%03o`, c)
 		default:
-			if c < 0x20 || c == 0x7f {
-				fmt.Fprintf(&b, `\%03o`, c)
-			} else {
-				b.WriteByte(c)
-			}
+			b.WriteByte(c)
 		}
 	}
 	return b.String()

@@ -19,11 +19,7 @@ import (
 // that is down; the sockets are closed when the test ends.
 func SilentAddr(t testing.TB) string {
 	t.Helper()
-	addr, err := Silent(t.Cleanup)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return addr
+	return mustAddr(t, Silent)
 }
 
 // Silent is SilentAddr for callers without a testing.TB (testscript's
@@ -58,11 +54,7 @@ func Silent(cleanup func(func())) (string, error) {
 // kernel completes the handshake for a process that no longer reads).
 func HungAddr(t testing.TB) string {
 	t.Helper()
-	addr, err := Hung(t.Cleanup)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return addr
+	return mustAddr(t, Hung)
 }
 
 // Hung is HungAddr for callers without a testing.TB.
@@ -100,5 +92,16 @@ func ClosedAddr(t testing.TB) string {
 	}
 	addr := l.Addr().String()
 	l.Close()
+	return addr
+}
+
+// mustAddr is the address open makes, closed when the test ends; a failure
+// to make it fails the test.
+func mustAddr(t testing.TB, open func(cleanup func(func())) (string, error)) string {
+	t.Helper()
+	addr, err := open(t.Cleanup)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return addr
 }

@@ -5,7 +5,6 @@ package testpg
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -97,17 +96,14 @@ func (s *Server) start(t testing.TB, settings ...string) {
 		if err == nil {
 			return
 		}
-		if !errors.Is(err, errPortTaken) || try == 5 {
+		if !errors.Is(err, testsshd.ErrPortTaken) || try == 5 {
 			t.Fatal(err)
 		}
 	}
 }
 
-// errPortTaken says postgres exited because its port was bound by another.
-var errPortTaken = errors.New("the port was taken")
-
 // launch starts postgres on a free port and waits until it answers. It
-// fails with errPortTaken when postgres exits unable to bind.
+// fails with testsshd.ErrPortTaken when postgres exits unable to bind.
 func (s *Server) launch(t testing.TB, settings []string) error {
 	port, err := freePort()
 	if err != nil {
@@ -143,44 +139,21 @@ func (s *Server) launch(t testing.TB, settings []string) error {
 		}
 		logf.Close()
 	})
-	// Ready by the protocol, never by an open port: a session runs a
-	// query, or a warm standby (hot_standby = off) answers that it is one;
-	// until then the server says it is starting up or not yet consistent.
-	// The bound is wide for a loaded machine; a postgres that exits ends
-	// the wait at once.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	// Ready when a session runs a query, or a warm standby (hot_standby =
+	// off) answers that it is one; until then the server says it is
+	// starting up or not yet consistent.
+	return testsshd.WaitReady("postgres", s.Port, logName, exited, 50*time.Millisecond, func() error {
 		out, err := s.command("psql", "-X", "-A", "-t", "-h", s.Socket, "-p", strconv.Itoa(s.Port), "-U", "postgres", "-d", "postgres", "-c", "SELECT 1").CombinedOutput()
 		if err == nil && strings.TrimSpace(string(out)) == "1" || strings.Contains(string(out), "Hot standby mode is disabled") {
 			return nil
 		}
-		select {
-		case <-exited:
-			log, _ := os.ReadFile(logName)
-			if strings.Contains(string(log), "Address already in use") {
-				return fmt.Errorf("postgres on port %d: %w\n%s", s.Port, errPortTaken, log)
-			}
-			return fmt.Errorf("PostgreSQL exited: %s\n%s", out, log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logName)
-			return fmt.Errorf("PostgreSQL did not start within 60 s: %s\n%s", out, log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return errors.New(strings.TrimSpace(string(out)))
+	})
 }
 
-// freePort finds a loopback port no one listens on now; a variable so that
-// a test can hand out a taken one.
-var freePort = func() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// freePort is testsshd.FreePort; a variable so that a test can hand out a
+// taken port.
+var freePort = testsshd.FreePort
 
 // Psql runs SQL through psql on the socket as postgres and returns its
 // output, for test setup and checks that must not go through runbook.
@@ -227,6 +200,11 @@ func (s *Server) chownToPostgres(path string) error {
 	// The temporary directory's parents must be traversable by postgres.
 	_ = os.Chmod(filepath.Dir(path), 0o755)
 	return os.Chown(path, uid, gid)
+}
+
+// URL is the connection URL of the postgres superuser over TCP.
+func (s *Server) URL() string {
+	return fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/postgres?sslmode=disable", Password, s.Port)
 }
 
 // Signal sends sig to the server's postmaster: SIGTERM is a smart

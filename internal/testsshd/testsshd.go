@@ -203,17 +203,14 @@ LogLevel ERROR
 			return nil, err
 		}
 		err = s.launch(fmt.Sprintf("Port %d\n", port)+conf, cleanup)
-		if err == nil || !errors.Is(err, errPortTaken) || try == 5 {
+		if err == nil || !errors.Is(err, ErrPortTaken) || try == 5 {
 			return s, err
 		}
 	}
 }
 
-// errPortTaken says sshd exited because its port was bound by another.
-var errPortTaken = errors.New("the port was taken")
-
 // launch writes conf, starts sshd and waits until it completes an SSH
-// handshake. It fails with errPortTaken when sshd exits unable to bind.
+// handshake. It fails with ErrPortTaken when sshd exits unable to bind.
 func (s *Server) launch(conf string, cleanup func(func())) error {
 	confFile := filepath.Join(s.Dir, "sshd_config")
 	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
@@ -239,30 +236,9 @@ func (s *Server) launch(conf string, cleanup func(func())) error {
 		<-exited
 		logFile.Close()
 	})
-	// Ready by the protocol, never by an open port: an SSH handshake with
-	// the client key, the host key checked, succeeds. The bound is wide
-	// for a loaded machine; an sshd that exits ends the wait at once.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		err := s.handshake()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-exited:
-			log, _ := os.ReadFile(logName)
-			if strings.Contains(string(log), "Address already in use") {
-				return fmt.Errorf("sshd on port %d: %w\n%s", s.Port, errPortTaken, log)
-			}
-			return fmt.Errorf("sshd exited: %v\n%s", err, log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logName)
-			return fmt.Errorf("sshd did not start within 60 s: %v\n%s", err, log)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	// Ready when an SSH handshake with the client key, the host key
+	// checked, succeeds.
+	return WaitReady("sshd", s.Port, logName, exited, 20*time.Millisecond, s.handshake)
 }
 
 // handshake opens an SSH connection as root with the client key, checking
@@ -331,13 +307,6 @@ func (s *Server) Inventory(names ...string) string {
 	return b.String()
 }
 
-// freePort finds a loopback port no one listens on now; a variable so that
-// a test can hand out a taken one.
-var freePort = func() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// freePort is FreePort; a variable so that a test can hand out a taken
+// port.
+var freePort = FreePort

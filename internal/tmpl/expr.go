@@ -482,6 +482,16 @@ func pathTyped(env types.Map, path []string) bool {
 // pathType is the type of the value at path when env says it; nil when
 // it is open (a map known only at run time).
 func pathType(env types.Map, path []string) reflect.Type {
+	t := typeAt(env, path)
+	if t == nil {
+		return nil
+	}
+	return t.Nature().Type
+}
+
+// typeAt is the type of the value at path when env says it; nil when it
+// is open (a map known only at run time).
+func typeAt(env types.Map, path []string) types.Type {
 	var t types.Type = env
 	for _, p := range path {
 		m, ok := unmemo(t).(types.Map)
@@ -492,7 +502,7 @@ func pathType(env types.Map, path []string) reflect.Type {
 			return nil
 		}
 	}
-	return unmemo(t).Nature().Type
+	return unmemo(t)
 }
 
 func didYouMean(s string, candidates []string) string { return diag.DidYouMean(s, candidates) }

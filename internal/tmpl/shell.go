@@ -489,6 +489,17 @@ func heredocQuoted(w *syntax.Word) bool {
 	return false
 }
 
+// writeUnescaped writes the text of a literal word part with its
+// backslashes removed, each keeping the character it escapes.
+func writeUnescaped(b *strings.Builder, v string) {
+	for i := 0; i < len(v); i++ {
+		if v[i] == '\\' && i+1 < len(v) {
+			i++
+		}
+		b.WriteByte(v[i])
+	}
+}
+
 // heredocWord is the line that ends a here-document: its delimiter with
 // the quotes removed.
 func heredocWord(w *syntax.Word) string {
@@ -498,13 +509,7 @@ func heredocWord(w *syntax.Word) string {
 		for _, p := range parts {
 			switch p := p.(type) {
 			case *syntax.Lit:
-				v := p.Value
-				for i := 0; i < len(v); i++ {
-					if v[i] == '\\' && i+1 < len(v) {
-						i++
-					}
-					b.WriteByte(v[i])
-				}
+				writeUnescaped(&b, p.Value)
 			case *syntax.SglQuoted:
 				b.WriteString(p.Value)
 			case *syntax.DblQuoted:

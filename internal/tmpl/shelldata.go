@@ -883,13 +883,7 @@ func litWord(m *markedText, w *syntax.Word) (string, bool) {
 				if len(m.find(p.Value)) > 0 {
 					return false
 				}
-				v := p.Value
-				for i := 0; i < len(v); i++ {
-					if v[i] == '\\' && i+1 < len(v) {
-						i++
-					}
-					b.WriteByte(v[i])
-				}
+				writeUnescaped(&b, p.Value)
 			case *syntax.SglQuoted:
 				if p.Dollar || len(m.find(p.Value)) > 0 {
 					return false

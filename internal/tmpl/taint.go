@@ -183,19 +183,7 @@ func isBool(n ast.Node) bool {
 }
 
 // pathIsBool reports whether a member chain typed against env gives a bool.
-func pathIsBool(env types.Map, path []string) bool {
-	var t types.Type = env
-	for _, p := range path {
-		m, ok := unmemo(t).(types.Map)
-		if !ok {
-			return false
-		}
-		if t, ok = m[p]; !ok {
-			return false
-		}
-	}
-	return unmemo(t) == types.Bool
-}
+func pathIsBool(env types.Map, path []string) bool { return typeAt(env, path) == types.Bool }
 
 // Taint returns why the template's value may hold a secret, and the byte
 // offset in its source of the ${{ of the first expression that makes it

@@ -22,10 +22,14 @@ var ConfField Lang = lineLang{field: true}
 
 type lineLang struct{ field bool }
 
-func (l lineLang) bind(t *Template) []*TemplateError {
+func (l lineLang) bind(t *Template) []*TemplateError { return quoteEach(t, lineSlot(l)) }
+
+// quoteEach binds every value of t to s: a language whose values are all
+// quoted alike, wherever in the text they stand.
+func quoteEach(t *Template, s slot) []*TemplateError {
 	for i := range t.parts {
 		if t.parts[i].expr != nil {
-			t.parts[i].slot = lineSlot(l)
+			t.parts[i].slot = s
 		}
 	}
 	return nil
@@ -54,14 +58,7 @@ var IniValue Lang = iniLang{}
 
 type iniLang struct{}
 
-func (iniLang) bind(t *Template) []*TemplateError {
-	for i := range t.parts {
-		if t.parts[i].expr != nil {
-			t.parts[i].slot = iniSlot{}
-		}
-	}
-	return nil
-}
+func (iniLang) bind(t *Template) []*TemplateError { return quoteEach(t, iniSlot{}) }
 
 type iniSlot struct{}
 
@@ -153,14 +150,7 @@ var Regexp Lang = regexpLang{}
 
 type regexpLang struct{}
 
-func (regexpLang) bind(t *Template) []*TemplateError {
-	for i := range t.parts {
-		if t.parts[i].expr != nil {
-			t.parts[i].slot = regexpSlot{}
-		}
-	}
-	return nil
-}
+func (regexpLang) bind(t *Template) []*TemplateError { return quoteEach(t, regexpSlot{}) }
 
 type regexpSlot struct{}
 

@@ -43,17 +43,7 @@ func TestSSHAgent(t *testing.T) {
 func TestSSHEncryptedKey(t *testing.T) {
 	s := testsshd.Start(t)
 	t.Setenv("SSH_AUTH_SOCK", "")
-	enc := filepath.Join(t.TempDir(), "id_encrypted")
-	b, err := os.ReadFile(s.IdentityFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(enc, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("ssh-keygen", "-q", "-p", "-P", "", "-N", "correct horse", "-f", enc).CombinedOutput(); err != nil {
-		t.Fatalf("ssh-keygen -p: %v %s", err, out)
-	}
+	enc := encryptedCopy(t, s.IdentityFile, t.TempDir(), "correct horse")
 	var asked []string
 	with := func(pass string) func(*transport.SSHConfig) {
 		return func(c *transport.SSHConfig) {
@@ -80,6 +70,30 @@ func TestSSHEncryptedKey(t *testing.T) {
 	// Without a way to ask, the encrypted key is skipped, and said so.
 	if _, err := dial(t, s, func(c *transport.SSHConfig) { c.IdentityFiles = []string{enc} }); err == nil || !strings.Contains(err.Error(), "unusable") {
 		t.Fatalf("no passphrase callback: %v", err)
+	}
+}
+
+// encryptedCopy copies the private key at key into dir as id_encrypted,
+// encrypted with passphrase, and returns its path.
+func encryptedCopy(t *testing.T, key, dir, passphrase string) string {
+	t.Helper()
+	enc := filepath.Join(dir, "id_encrypted")
+	copyFile(t, key, enc)
+	if out, err := exec.Command("ssh-keygen", "-q", "-p", "-P", "", "-N", passphrase, "-f", enc).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen -p: %v %s", err, out)
+	}
+	return enc
+}
+
+// copyFile copies the file from to to, readable by its owner only.
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -130,17 +144,7 @@ func sshAdd(t *testing.T, sock, key string) {
 func TestSSHEncryptedKeyWithoutPubInAgent(t *testing.T) {
 	s := testsshd.Start(t)
 	dir := t.TempDir()
-	enc := filepath.Join(dir, "id_encrypted")
-	b, err := os.ReadFile(s.IdentityFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(enc, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("ssh-keygen", "-q", "-p", "-P", "", "-N", "sekret", "-f", enc).CombinedOutput(); err != nil {
-		t.Fatalf("ssh-keygen -p: %v %s", err, out)
-	}
+	enc := encryptedCopy(t, s.IdentityFile, dir, "sekret")
 	sock := startAgent(t, dir)
 	sshAdd(t, sock, s.IdentityFile)
 	t.Setenv("SSH_AUTH_SOCK", sock)

@@ -28,10 +28,8 @@ func (Local) Run(ctx context.Context, c *Command) (*Output, error) {
 	line, stdin := c.Line, c.Stdin
 	var env []string
 	if len(c.Env) > 0 {
-		for k := range c.Env {
-			if !validEnvName(k) {
-				return nil, fmt.Errorf("env: %q is not a valid variable name", k)
-			}
+		if err := checkEnvNames(c.Env); err != nil {
+			return nil, err
 		}
 		if c.Become != "" {
 			// sudo resets the environment: the variables go through
@@ -52,15 +50,7 @@ func (Local) Run(ctx context.Context, c *Command) (*Output, error) {
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
-	max := c.MaxOutput
-	if max <= 0 {
-		max = DefaultMaxOutput
-	}
-	var over *overLimit
-	if c.StopAtLimit {
-		over = newOverLimit()
-	}
-	stdout, stderr := &boundedBuffer{max: max, over: over}, &boundedBuffer{max: max, over: over}
+	stdout, stderr, over := outputBuffers(c)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err

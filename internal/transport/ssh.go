@@ -191,6 +191,12 @@ func (s *SSH) handshake(ctx context.Context, dial func(context.Context, string) 
 	defer cancel()
 	nc, err := dial(ctx, addr)
 	if err != nil {
+		var dnsErr *net.DNSError
+		if errors.As(err, &dnsErr) {
+			// Before Silent: a DNS server that does not answer is a
+			// timeout, and says nothing of the machine.
+			return nil, &ResolveError{Host: cfg.Name, Name: cfg.Address, Err: dnsErr}
+		}
 		if Silent(err) || jumpSilent(err) {
 			u := &UnreachableError{Host: cfg.Name, Addr: addr, Err: err}
 			if cfg.ProxyJump != nil {
@@ -499,10 +505,8 @@ func (s *SSH) Closed() bool {
 func (s *SSH) Run(ctx context.Context, c *Command) (*Output, error) {
 	line, stdin := c.Line, c.Stdin
 	if len(c.Env) > 0 {
-		for k := range c.Env {
-			if !validEnvName(k) {
-				return nil, fmt.Errorf("env: %q is not a valid variable name", k)
-			}
+		if err := checkEnvNames(c.Env); err != nil {
+			return nil, err
 		}
 		var pre []byte
 		line, pre = envWrapper(line, c.Env)
@@ -514,15 +518,7 @@ func (s *SSH) Run(ctx context.Context, c *Command) (*Output, error) {
 		return nil, s.lost(err)
 	}
 	defer sess.Close()
-	max := c.MaxOutput
-	if max <= 0 {
-		max = DefaultMaxOutput
-	}
-	var over *overLimit
-	if c.StopAtLimit {
-		over = newOverLimit()
-	}
-	stdout, stderr := &boundedBuffer{max: max, over: over}, &boundedBuffer{max: max, over: over}
+	stdout, stderr, over := outputBuffers(c)
 	pw := newPIDWriter(stderr)
 	pw.onPID = c.Started
 	sess.Stdout, sess.Stderr = stdout, pw
@@ -537,24 +533,14 @@ func (s *SSH) Run(ctx context.Context, c *Command) (*Output, error) {
 	select {
 	case err = <-done:
 	case <-over.reached():
-		select {
-		case pid := <-pw.pid:
-			s.killGroup(pid)
-		default:
-		}
+		s.stopReported(pw)
 		select {
 		case err = <-done:
 		case <-time.After(5 * time.Second):
-			return nil, fmt.Errorf("the command printed more than its limit of %d bytes and did not stop when told to", max)
+			return nil, fmt.Errorf("the command printed more than its limit of %d bytes and did not stop when told to", stdout.max)
 		}
 	case <-ctx.Done():
-		select {
-		case pid := <-pw.pid:
-			s.killGroup(pid)
-		default:
-			// The shell has not even reported its PID: it has started
-			// nothing yet, and closing the session ends it.
-		}
+		s.stopReported(pw)
 		select {
 		case <-done:
 			pw.wait()
@@ -576,6 +562,17 @@ func (s *SSH) Run(ctx context.Context, c *Command) (*Output, error) {
 		return nil, s.lost(err)
 	}
 	return out, nil
+}
+
+// stopReported kills the process group of the command whose PID pw has
+// reported. A shell that has not even reported its PID has started nothing
+// yet, and closing the session ends it.
+func (s *SSH) stopReported(pw *pidWriter) {
+	select {
+	case pid := <-pw.pid:
+		s.killGroup(pid)
+	default:
+	}
 }
 
 // killGroup sends TERM, then KILL, to a session's process group, from a new

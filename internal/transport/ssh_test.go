@@ -286,14 +286,16 @@ func TestSSHDownMeansNothingAnswers(t *testing.T) {
 		p, _ := strconv.Atoi(port)
 		return func(c *transport.SSHConfig) { c.Address, c.Port, c.ConnectTimeout = host, p, 700*time.Millisecond }
 	}
+	// unconnected: no connection was made (what tolerate: [unreachable]
+	// covers), though only silence is a machine that is down.
 	cases := []struct {
-		name, addr  string
-		unreachable bool
-		stage       string
+		name, addr               string
+		unreachable, unconnected bool
+		stage                    string
 	}{
-		{"silent", testnet.SilentAddr(t), true, ""},
-		{"refused", testnet.ClosedAddr(t), false, "connect"},
-		{"hung sshd", testnet.HungAddr(t), false, "handshake"},
+		{"silent", testnet.SilentAddr(t), true, true, ""},
+		{"refused", testnet.ClosedAddr(t), false, true, "connect"},
+		{"hung sshd", testnet.HungAddr(t), false, false, "handshake"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -304,12 +306,27 @@ func TestSSHDownMeansNothingAnswers(t *testing.T) {
 			if transport.IsUnreachable(err) != c.unreachable {
 				t.Fatalf("IsUnreachable = %v, want %v: %v", !c.unreachable, c.unreachable, err)
 			}
+			if transport.Unconnected(err) != c.unconnected {
+				t.Fatalf("Unconnected = %v, want %v: %v", !c.unconnected, c.unconnected, err)
+			}
 			var se *transport.SessionError
 			if !c.unreachable && (!errors.As(err, &se) || se.Stage != c.stage || !strings.Contains(err.Error(), "the machine is up")) {
 				t.Fatalf("want a SessionError at %s saying the machine is up, got %v", c.stage, err)
 			}
 		})
 	}
+	// A name that does not resolve: nothing was asked, so nothing is said
+	// of the machine (not "up", not "down"), and no connection was made.
+	t.Run("no such name", func(t *testing.T) {
+		_, err := dial(t, s, func(c *transport.SSHConfig) {
+			c.Address, c.ConnectTimeout = "no-such-host.invalid", 700*time.Millisecond
+		})
+		var re *transport.ResolveError
+		if !errors.As(err, &re) || transport.IsUnreachable(err) || !transport.Unconnected(err) ||
+			!strings.Contains(err.Error(), "its address no-such-host.invalid does not resolve") || strings.Contains(err.Error(), "is up") {
+			t.Fatalf("want a ResolveError naming the address, got %v", err)
+		}
+	})
 }
 
 // TestSSHManyAgentKeys: an ssh-agent holding more keys than sshd's

@@ -50,13 +50,7 @@ func TestResolveSSHAsOpenSSH(t *testing.T) {
 	// The client key under a name made of tokens: %h_%r_%p.
 	tokKey := filepath.Join(dir, fmt.Sprintf("%s_root_%d", s.Host, s.Port))
 	for _, ext := range []string{"", ".pub"} {
-		b, err := os.ReadFile(s.IdentityFile + ext)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(tokKey+ext, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		copyFile(t, s.IdentityFile+ext, tokKey+ext)
 	}
 	other := filepath.Join(dir, "included")
 	if err := os.WriteFile(other, []byte(fmt.Sprintf("Host inc\n  HostName %s\n  Port %d\n", s.Host, s.Port)), 0o600); err != nil {
@@ -67,13 +61,7 @@ func TestResolveSSHAsOpenSSH(t *testing.T) {
 	// named by an environment variable: ${RB_TEST_KEYDIR}/%k.
 	aliasKey := filepath.Join(dir, "keyalias")
 	for _, ext := range []string{"", ".pub"} {
-		b, err := os.ReadFile(s.IdentityFile + ext)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(aliasKey+ext, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		copyFile(t, s.IdentityFile+ext, aliasKey+ext)
 	}
 	kh, err := os.ReadFile(s.KnownHosts)
 	if err != nil {

@@ -187,10 +187,47 @@ type SessionError struct {
 }
 
 func (e *SessionError) Error() string {
+	if e.Stage == "connect" {
+		// Refused: for tolerate: [unreachable] the host is out of reach,
+		// but a guard must not take the machine for down.
+		return fmt.Sprintf("host %s (%s) answered, but no SSH session: %s: %v (the machine is up, so a guard does not take it as down; tolerate: [unreachable] covers it)", e.Host, e.Addr, e.Stage, e.Err)
+	}
 	return fmt.Sprintf("host %s (%s) answered, but no SSH session: %s: %v (the machine is up; this is not \"unreachable\")", e.Host, e.Addr, e.Stage, e.Err)
 }
 
 func (e *SessionError) Unwrap() error { return e.Err }
+
+// ResolveError is a host whose address is a name that does not resolve:
+// nothing was asked of any machine, so nothing is known of it (up or
+// down). A guard takes it as an error, never as a machine that is down: a
+// typo must not pass for a powered-off host.
+type ResolveError struct {
+	Host string
+	// Name is the address that does not resolve.
+	Name string
+	Err  error
+}
+
+func (e *ResolveError) Error() string {
+	return fmt.Sprintf("host %s: its address %s does not resolve (%v): no machine was asked, so nothing is known of it; fix the address in the inventory or ~/.ssh/config, or this machine's DNS", e.Host, e.Name, e.Err)
+}
+
+func (e *ResolveError) Unwrap() error { return e.Err }
+
+// Unconnected reports whether err says that no connection to a host's
+// SSH port could be made: nothing answered (UnreachableError), the
+// connection was refused, or the address does not resolve (here or in a
+// step's own connection, a database's address). It is what a
+// step's tolerate: [unreachable] covers: the host is out of reach, the
+// run goes on without it. Only the first lets a guard take the machine as
+// down. A handshake, an authentication or a host key that fails, and a
+// session lost under a command, are not this: a connection was made.
+func Unconnected(err error) bool {
+	var se *SessionError
+	var re *ResolveError
+	var dns *net.DNSError
+	return IsUnreachable(err) || errors.As(err, &re) || errors.As(err, &dns) || errors.As(err, &se) && se.Stage == "connect"
+}
 
 // IsLost reports whether err says a connection broke while a command ran
 // on it (the command may go on on the host).
@@ -261,6 +298,20 @@ type boundedBuffer struct {
 	dropped bool
 	// over, when set, is told the first time output is dropped.
 	over *overLimit
+}
+
+// outputBuffers returns the buffers for c's stdout and stderr, each keeping
+// c.MaxOutput bytes (DefaultMaxOutput when unset), and, when c.StopAtLimit,
+// the signal that one of them went over.
+func outputBuffers(c *Command) (stdout, stderr *boundedBuffer, over *overLimit) {
+	max := c.MaxOutput
+	if max <= 0 {
+		max = DefaultMaxOutput
+	}
+	if c.StopAtLimit {
+		over = newOverLimit()
+	}
+	return &boundedBuffer{max: max, over: over}, &boundedBuffer{max: max, over: over}, over
 }
 
 // overLimit is closed once a command's output went over its limit.

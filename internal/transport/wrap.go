@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"sort"
 	"strconv"
@@ -184,6 +185,16 @@ func envWrapper(line string, env map[string]string) (string, []byte) {
 	script := "__rb_s=; while IFS= read -r __rb_l; do [ \"$__rb_l\" = " + end + " ] && break; __rb_s=\"$__rb_s$__rb_l\n\"; done; " +
 		"eval \"$__rb_s\"; unset __rb_s __rb_l; exec /bin/sh -c " + quote(line)
 	return "/bin/sh -c " + quote(script), []byte(pre.String())
+}
+
+// checkEnvNames refuses a variable name a POSIX shell cannot export.
+func checkEnvNames(env map[string]string) error {
+	for k := range env {
+		if !validEnvName(k) {
+			return fmt.Errorf("env: %q is not a valid variable name", k)
+		}
+	}
+	return nil
 }
 
 // validEnvName reports whether k can be exported by a POSIX shell.
