@@ -28,6 +28,7 @@ import (
 var (
 	runs = flag.Int("runs", 5, "runs of each measurement; the median is reported")
 	only = flag.String("only", "", `measure one row only: "step" (one ssh-exec step against the floor, without Ansible)`)
+	also = flag.String("also", "", "with --only step: other runbook executables (comma-separated) measured in the same rounds, to compare builds")
 )
 
 func main() {
@@ -66,6 +67,12 @@ func run() error {
 	if out, err := exec.Command("go", "build", "-o", b.runbook, "./cmd/runbook").CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %v\n%s", err, out)
 	}
+	if *failover {
+		// The lab's hosts have sshd of their own: no loopback sshd, which a
+		// signal's exit would leave behind.
+		fmt.Printf("Machine: %d cores, %s; Go %s\n\n", runtime.NumCPU(), kernel(), runtime.Version())
+		return b.runFailover()
+	}
 	var cleanups []func()
 	defer func() {
 		for _, c := range cleanups {
@@ -86,9 +93,6 @@ func run() error {
 	sshdVer, _ := exec.Command("/usr/sbin/sshd", "-V").CombinedOutput()
 	fmt.Printf("Machine: %d cores, %s; Go %s; %s; %s\n\n", runtime.NumCPU(), kernel(), runtime.Version(),
 		strings.SplitN(string(ver), "\n", 2)[0], strings.TrimSpace(strings.SplitN(string(sshdVer), "\n", 2)[0]))
-	if *failover {
-		return b.runFailover()
-	}
 	if *only == "step" {
 		return b.stepOnly()
 	}
@@ -150,43 +154,58 @@ func run() error {
 // stepOnly measures the per-step row alone: runbook's 1- and 50-step
 // runs and the floor's, alternated in each round, medians of *runs.
 func (b *bench) stepOnly() error {
-	var rb1, rb50, fl1, fl50 []time.Duration
 	signer, err := b.signer()
 	if err != nil {
 		return err
 	}
-	timed := func(f func() error) (time.Duration, error) {
+	bins := []string{b.runbook}
+	if *also != "" {
+		bins = append(bins, strings.Split(*also, ",")...)
+	}
+	rb1, rb50 := make([][]time.Duration, len(bins)), make([][]time.Duration, len(bins))
+	var fl1, fl50 []time.Duration
+	timed := func(into *[]time.Duration, f func() error) error {
 		start := time.Now()
 		err := f()
-		return time.Since(start), err
+		*into = append(*into, time.Since(start))
+		return err
 	}
 	for i := 0; i < *runs; i++ {
-		for _, m := range []struct {
-			into *[]time.Duration
-			f    func() error
-		}{
-			{&rb1, func() error { return b.cmd(b.runbook, "run", "-i", b.inv, b.file("true1.yaml")) }},
-			{&fl1, func() error { return b.floorOnce(signer, 1) }},
-			{&rb50, func() error { return b.cmd(b.runbook, "run", "-i", b.inv, b.file("true50.yaml")) }},
-			{&fl50, func() error { return b.floorOnce(signer, 50) }},
-		} {
-			d, err := timed(m.f)
-			if err != nil {
+		for j, bin := range bins {
+			if err := timed(&rb1[j], func() error { return b.cmd(bin, "run", "-i", b.inv, b.file("true1.yaml")) }); err != nil {
 				return err
 			}
-			*m.into = append(*m.into, d)
+		}
+		if err := timed(&fl1, func() error { return b.floorOnce(signer, 1) }); err != nil {
+			return err
+		}
+		for j, bin := range bins {
+			if err := timed(&rb50[j], func() error { return b.cmd(bin, "run", "-i", b.inv, b.file("true50.yaml")) }); err != nil {
+				return err
+			}
+		}
+		if err := timed(&fl50, func() error { return b.floorOnce(signer, 50) }); err != nil {
+			return err
 		}
 	}
 	med := func(ds []time.Duration) time.Duration {
+		ds = append([]time.Duration(nil), ds...)
 		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
 		return ds[len(ds)/2]
 	}
-	step, floor := (med(rb50)-med(rb1))/49, (med(fl50)-med(fl1))/49
-	fmt.Printf("Median of %d runs each, runbook and the floor alternated.\n\n", *runs)
+	floor := (med(fl50) - med(fl1)) / 49
+	fmt.Printf("Median of %d runs each, runbook and the floor alternated; load average at the end %s.\n\n", *runs, loadavg())
 	fmt.Println("| work | runbook | floor (x/crypto/ssh, one connection) | runbook / floor |")
 	fmt.Println("|---|---|---|---|")
-	fmt.Printf("| one `ssh-exec` step (`true`), (50 − 1)/49 | %s | %s | %.2f |\n", ms(step), ms(floor), float64(step)/float64(floor))
-	fmt.Printf("| start-up + one step | %s | %s | %.2f |\n", ms(med(rb1)), ms(med(fl1)), float64(med(rb1))/float64(med(fl1)))
+	for j, bin := range bins {
+		name := ""
+		if len(bins) > 1 {
+			name = " — " + bin
+		}
+		step := (med(rb50[j]) - med(rb1[j])) / 49
+		fmt.Printf("| one `ssh-exec` step (`true`), (50 − 1)/49%s | %s | %s | %.2f |\n", name, ms(step), ms(floor), float64(step)/float64(floor))
+		fmt.Printf("| start-up + one step%s | %s | %s | %.2f |\n", name, ms(med(rb1[j])), ms(med(fl1)), float64(med(rb1[j]))/float64(med(fl1)))
+	}
 	return nil
 }
 

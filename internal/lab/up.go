@@ -124,7 +124,8 @@ func (l *Lab) Up(ctx context.Context, opt Options) (*State, error) {
 			return nil, err
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, 120*time.Second)
+	parent := ctx
+	ctx, cancel := context.WithTimeout(parent, 120*time.Second)
 	defer cancel()
 	for _, h := range st.Hosts {
 		l.logf("lab: waiting for sshd and PostgreSQL on %s", h.Name)
@@ -136,7 +137,11 @@ func (l *Lab) Up(ctx context.Context, opt Options) (*State, error) {
 		}
 	}
 	l.logf("lab: orchestrator database on %s, stand-in on %s", st.Hosts[0].Name, orch.Name)
-	if err := l.orchestratorDatabase(ctx, st.Hosts[0], orch); err != nil {
+	// A deadline of its own: on a loaded machine the hosts may take most
+	// of theirs to boot, which must not leave the stand-in none.
+	octx, ocancel := context.WithTimeout(parent, 90*time.Second)
+	defer ocancel()
+	if err := l.orchestratorDatabase(octx, st.Hosts[0], orch); err != nil {
 		return nil, err
 	}
 	if err := l.writeKnownHosts(st); err != nil {
@@ -484,22 +489,43 @@ func (l *Lab) orchestratorDatabase(ctx context.Context, h, orch *Host) error {
 	if err != nil || code != 0 {
 		return fmt.Errorf("writing database.cfg: %v %s", err, out.String())
 	}
-	// It may have used up its start limit before database.cfg existed.
-	if b, err := l.Exec(ctx, orch.Name, "sh", "-c", "systemctl reset-failed inmanta-server.service; systemctl restart inmanta-server.service"); err != nil {
-		j, _ := l.Exec(context.Background(), orch.Name, "journalctl", "--no-pager", "-n", "20", "-u", "inmanta-server.service")
-		return fmt.Errorf("starting the stand-in: %v %s\n%s", err, b, j)
-	}
-	// The API listens on the host's loopback address only: asked there.
-	for {
-		b, err := l.Exec(ctx, orch.Name, "ss", "-Hltn", "sport = :8888")
-		if err == nil && len(strings.TrimSpace(string(b))) > 0 {
-			return nil
+	return l.startStandin(ctx, orch)
+}
+
+// startStandin starts the stand-in and waits until its API answers on the
+// host's loopback address, where it listens. Before database.cfg existed
+// its unit failed at every start (Restart=on-failure) and may still be in
+// that loop or have used up its start limit: a start that ends that way
+// again is retried, twice, and the error shows the unit's journal.
+func (l *Lab) startStandin(ctx context.Context, orch *Host) error {
+	const health = "curl -s -o /dev/null -m 2 -w '%{http_code}' http://127.0.0.1:8888/api/v2/health"
+	for attempt := 1; ; attempt++ {
+		if b, err := l.Exec(ctx, orch.Name, "sh", "-c", "systemctl reset-failed inmanta-server.service; systemctl restart inmanta-server.service"); err != nil {
+			j, _ := l.Exec(context.Background(), orch.Name, "journalctl", "--no-pager", "-n", "20", "-u", "inmanta-server.service")
+			return fmt.Errorf("starting the stand-in: %v %s\n%s", err, b, j)
 		}
-		select {
-		case <-ctx.Done():
-			st, _ := l.Exec(context.Background(), orch.Name, "systemctl", "status", "--no-pager", "inmanta-server")
-			return fmt.Errorf("the stand-in did not start listening: %s", st)
-		case <-time.After(100 * time.Millisecond):
+		for {
+			// Any answer of the API is the server up: health says 500
+			// while its database is away, which is not the lab's concern.
+			b, err := l.Exec(ctx, orch.Name, "sh", "-c", health)
+			if code := strings.TrimSpace(string(b)); err == nil && code != "" && code != "000" {
+				return nil
+			}
+			st, _ := l.Exec(ctx, orch.Name, "systemctl", "show", "-p", "ActiveState", "--value", "inmanta-server.service")
+			if s := strings.TrimSpace(string(st)); s == "failed" || s == "inactive" {
+				j, _ := l.Exec(context.Background(), orch.Name, "journalctl", "--no-pager", "-n", "20", "-u", "inmanta-server.service")
+				if attempt == 3 {
+					return fmt.Errorf("the stand-in exited (%s) at each of %d starts:\n%s", s, attempt, j)
+				}
+				l.logf("lab: the stand-in exited (%s) after start %d, starting it again:\n%s", s, attempt, j)
+				break
+			}
+			select {
+			case <-ctx.Done():
+				st, _ := l.Exec(context.Background(), orch.Name, "systemctl", "status", "--no-pager", "inmanta-server")
+				return fmt.Errorf("the stand-in's API did not answer: %s", st)
+			case <-time.After(100 * time.Millisecond):
+			}
 		}
 	}
 }

@@ -543,10 +543,12 @@ func (s *SSH) Run(ctx context.Context, c *Command) (*Output, error) {
 		s.stopReported(pw)
 		select {
 		case <-done:
+			pw.wait()
 		case <-time.After(2 * time.Second):
 		}
 		return nil, context.Cause(ctx)
 	}
+	pw.wait()
 	out := &Output{Stdout: stdout.buf, Stderr: stderr.buf, Truncated: stdout.dropped || stderr.dropped}
 	var exitErr *ssh.ExitError
 	switch {

@@ -111,11 +111,24 @@ type pidWriter struct {
 	done  bool
 	pid   chan int
 	found bool
-	// onPID, if set, is told the PID as soon as it is read.
+	// onPID, if set, is told the PID as soon as it is read, in a goroutine
+	// of its own: the record it makes (the journal's) is written while the
+	// session goes on to its end, not before the rest of standard error is
+	// read. wait returns once it has been told.
 	onPID func(int)
+	told  chan struct{}
 }
 
 func newPIDWriter(w io.Writer) *pidWriter { return &pidWriter{w: w, pid: make(chan int, 1)} }
+
+// wait returns once onPID has returned, if it was called: call it after
+// the session ended, so that what onPID records comes before the
+// command's outcome.
+func (p *pidWriter) wait() {
+	if p.told != nil {
+		<-p.told
+	}
+}
 
 func (p *pidWriter) Write(b []byte) (int, error) {
 	if p.done {
@@ -133,7 +146,11 @@ func (p *pidWriter) Write(b []byte) (int, error) {
 			p.pid <- pid
 			p.found = true
 			if p.onPID != nil {
-				p.onPID(pid)
+				p.told = make(chan struct{})
+				go func() {
+					defer close(p.told)
+					p.onPID(pid)
+				}()
 			}
 		}
 		rest = p.buf[i+1:]
