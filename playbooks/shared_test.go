@@ -31,21 +31,6 @@ func TestNoCopiedPlaybooks(t *testing.T) {
 		// two-nodes guard and the settings of synchronous replication.
 		{"pg-ha/configure-standby", "pg-ha/restore-sync"}: 26,
 		// Written in a session parallel to the include step's (before it
-<<<<<<< HEAD
-		// was on main): the slot, pg_hba, conninfo and sync steps of
-		// add-standby.
-		// To be brought down by including them.
-		{"pg-ha/configure-primary", "pg-ha/rejoin"}:     29,
-		{"pg-ha/configure-primary", "pg-ha/switchover"}: 28,
-		{"pg-ha/configure-standby", "pg-ha/rejoin"}:     71,
-		{"pg-ha/configure-standby", "pg-ha/switchover"}: 50,
-		{"pg-ha/degrade-sync", "pg-ha/rejoin"}:          11,
-		{"pg-ha/promote-standby", "pg-ha/rejoin"}:       18,
-		{"pg-ha/promote-standby", "pg-ha/switchover"}:   25,
-		{"pg-ha/rejoin", "pg-ha/restore-sync"}:          27,
-		{"pg-ha/rejoin", "pg-ha/switchover"}:            66,
-		{"pg-ha/restore-sync", "pg-ha/switchover"}:      22,
-=======
 		// was on main); the procedure they shared (the old primary follows
 		// the new one) is now shared/rejoin-primary and shared/rejoin-follow,
 		// which both include. What is left: headers, host lines, the params
@@ -63,7 +48,6 @@ func TestNoCopiedPlaybooks(t *testing.T) {
 		// configure-standby's own copy of the follow steps (written before
 		// shared/rejoin-follow): to be brought down by including it.
 		{"pg-ha/configure-standby", "shared/rejoin-follow"}: 23,
->>>>>>> fx-rejoin
 	}
 	lines := map[string]map[string]bool{}
 	for _, name := range playbooks.Names() {
