@@ -130,7 +130,7 @@ if systemctl is-active -q $U; then
   cd / && runuser -u postgres -- psql -X -A -t -c "SELECT 'recovery ' || pg_is_in_recovery()" \
     -c "SELECT 'replication ' || coalesce(string_agg(application_name || ' ' || state || ' ' || sync_state, ','), 'none') FROM pg_stat_replication" \
     -c "SELECT 'slots ' || coalesce(string_agg(slot_name, ','), 'none') FROM pg_replication_slots" \
-    -c "SELECT 'rows ' || CASE WHEN to_regclass('ha_rows') IS NULL THEN 'none' ELSE (SELECT count(*)::text FROM ha_rows) END" 2>&1 || true
+    -c "SELECT 'rows ' || CASE WHEN to_regclass('ha_rows') IS NULL THEN 'none' ELSE (xpath('/row/c/text()', query_to_xml('SELECT count(*) AS c FROM ha_rows', false, true, '')))[1]::text END" 2>&1 || true
 fi
 true`) + "\n")
 	}

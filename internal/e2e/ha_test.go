@@ -204,7 +204,13 @@ func haScenario(t *testing.T, layout string, crash bool, ref []string) []string 
 	}
 
 	// 1. configure-primary, configure-standby: inmanta streams, sync.
+	// The orchestrator is stopped while configure-primary restarts its
+	// database: a server of 19.0 or later shuts down when the restart
+	// drops its singleton lock, up to 5 s later (its monitor's period), so
+	// left running its state would depend on when the hosts are looked at.
+	h.sh("orch", "systemctl stop inmanta-server")
 	h.apply(primary...)
+	h.startOrchestrator()
 	h.apply(standby...)
 	if got := h.psql("pg1", "SELECT application_name || ' ' || state || ' ' || sync_state FROM pg_stat_replication"); got != "inmanta streaming sync" {
 		t.Fatalf("pg_stat_replication on pg1: %q", got)
@@ -392,6 +398,15 @@ func (h *ha) plans(run []string, want string) {
 // database lost power, has shut down: it loses its singleton lock and
 // exits 0, which Restart=on-failure does not restart, as the server does.
 // Waited for so that no snapshot or fingerprint sees it go.
+// startOrchestrator starts the stand-in on orch and waits until its API
+// answers (any HTTP status: health says 500 while its database is away).
+func (h *ha) startOrchestrator() {
+	h.t.Helper()
+	h.sh("orch", "systemctl reset-failed inmanta-server; systemctl start inmanta-server && "+
+		"for i in $(seq 300); do c=$(curl -s -o /dev/null -m 2 -w '%{http_code}' http://127.0.0.1:8888/api/v2/health); "+
+		"[ \"$c\" != 000 ] && [ -n \"$c\" ] && exit 0; sleep 0.1; done; echo the API did not answer; exit 1")
+}
+
 func (h *ha) orchestratorStops() {
 	h.t.Helper()
 	h.sh("orch", "for i in $(seq 300); do systemctl is-active -q inmanta-server || break; sleep 0.1; done; "+
