@@ -641,10 +641,39 @@ func decodeVars(d *steps.Decoder, n *yaml.Node, seen map[string]string) []*Var {
 		}
 		t := d.Template(v)
 		d.RefuseSecret(v, t, diag.RuleSecretExposed, "var "+k.Value, "vars must not read secrets; use secrets.NAME where the secret is needed")
+		varLang(d, k, v, t)
 		d.Scope.Vars[k.Value] = types.Any
 		out = append(out, &Var{Name: k.Value, Value: t, Pos: steps.Pos(k)})
 	}
 	return out
+}
+
+// ShellVarTag marks a var whose value is shell text (vars: {f: !shell |
+// ...}): a snippet a command runs from the environment (eval "$F"). A
+// command quotes every value it interpolates, so a var reaches a shell as
+// code only that way, where validate cannot follow it; the tag says what
+// the text is. Validate shellchecks it at its own place (in a vars file:
+// that file's line), and its ${{ }} are quoted for the shell as a
+// command's are.
+const ShellVarTag = "!shell"
+
+// varLang reads the tag of the value v of var k: ShellVarTag binds the
+// template t to the shell and gives its text to validate's shellcheck;
+// YAML's own tags (!!str) change nothing; any other is refused.
+func varLang(d *steps.Decoder, k, v *yaml.Node, t *tmpl.Template) {
+	switch {
+	case v.Tag == ShellVarTag:
+		if v.Kind != yaml.ScalarNode {
+			d.Errorf(v, diag.RuleTypeMismatch, "var %s: %s marks shell text, a string", k.Value, ShellVarTag)
+			return
+		}
+		for _, e := range t.In(tmpl.Shell) {
+			d.Diags.Errorf(d.PosIn(v, e.Offset), e.Rule, "%s", e.Msg)
+		}
+		d.Inside("var "+k.Value, v, t, tmpl.Shell)
+	case strings.HasPrefix(v.Tag, "!") && !strings.HasPrefix(v.Tag, "!!"):
+		d.Errorf(v, diag.RuleInvalidValue, "var %s: unknown tag %s: the one a var may carry is %s (its value is shell text, shellchecked by validate)", k.Value, v.Tag, ShellVarTag)
+	}
 }
 
 // decodeConfirm decodes a confirmation gate in the scope of where it

@@ -165,3 +165,39 @@ func TestLayoutTableInOnePlace(t *testing.T) {
 		t.Errorf("%d bundled playbooks list the layouts, want every pg-ha playbook and failover-database", users)
 	}
 }
+
+// TestEvaluatedVarsAreShell: a var that a bundled command runs as shell
+// code (env NAME: ${{ vars.X }}, then eval "$NAME") is tagged !shell, so
+// that validate shellchecks it where it is written.
+func TestEvaluatedVarsAreShell(t *testing.T) {
+	evals := regexp.MustCompile(`eval "\$(\w+)"`)
+	var all strings.Builder
+	for _, f := range []string{"shared/conninfo.vars.yaml", "shared/orchestrator.vars.yaml", "shared/pg-layout.vars.yaml", "shared/primary.vars.yaml", "shared/standby.vars.yaml"} {
+		b, err := playbooks.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all.Write(b)
+	}
+	found := 0
+	for _, name := range playbooks.Names() {
+		src, _ := playbooks.Lookup(name)
+		all.Write(src)
+	}
+	for _, name := range playbooks.Names() {
+		src, _ := playbooks.Lookup(name)
+		for _, m := range evals.FindAllStringSubmatch(string(src), -1) {
+			from := regexp.MustCompile(`\b` + m[1] + `: "?\$\{\{ vars\.(\w+) \}\}`).FindStringSubmatch(string(src))
+			if from == nil {
+				continue
+			}
+			found++
+			if !regexp.MustCompile(`(?m)^\s+` + from[1] + `: !shell [|>]`).MatchString(all.String()) {
+				t.Errorf("%s evaluates vars.%s as shell (eval \"$%s\"): tag it !shell where it is declared", name, from[1], m[1])
+			}
+		}
+	}
+	if found == 0 {
+		t.Error("no bundled command evaluates a var: promote-standby's conninfo_get was one; update this test")
+	}
+}
