@@ -25,6 +25,13 @@ func Names() []string {
 	return out
 }
 
+// SharedDir holds the bundled pieces that procedures include (a step with
+// playbook:), not procedures of their own.
+const SharedDir = "shared/"
+
+// Shared reports whether the bundled playbook name is a shared piece.
+func Shared(name string) bool { return strings.HasPrefix(name, SharedDir) }
+
 // Lookup returns the source of a bundled playbook.
 func Lookup(name string) ([]byte, bool) {
 	b, err := files.ReadFile(strings.TrimSuffix(name, ".yaml") + ".yaml")

@@ -14,15 +14,21 @@ import (
 	"github.com/runbook-dev/runbook/steps"
 )
 
-func listCmd(e *Env, _ *cobra.Command) func([]string) int { return e.list }
+func listCmd(e *Env, c *cobra.Command) func([]string) int {
+	all := c.Flags().Bool("all", false, "also list the shared pieces (shared/*) that the procedures include")
+	return func(args []string) int { return e.list(args, *all) }
+}
 
-// list prints the bundled playbooks and what each does.
-func (e *Env) list(args []string) int {
+// list prints the bundled procedures and what each does. The shared pieces
+// (shared/*) are parts of procedures, included by them: an operator looking
+// for what to run does not want them among the procedures, so they are
+// counted under the list, and listed apart with all.
+func (e *Env) list(args []string, all bool) int {
 	if len(args) > 0 {
 		return e.usageError("list takes no arguments")
 	}
 	l := newLoader()
-	for _, name := range playbooks.Names() {
+	line := func(name string) {
 		src, _ := playbooks.Lookup(name)
 		pb, _ := l.Load(playbooks.Path(name), src)
 		desc := "(invalid: runbook validate " + name + ")"
@@ -30,6 +36,25 @@ func (e *Env) list(args []string) int {
 			desc = pb.Description
 		}
 		fmt.Fprintf(e.Stdout, "%-34s %s\n", name, firstLine(desc))
+	}
+	var pieces []string
+	for _, name := range playbooks.Names() {
+		if playbooks.Shared(name) {
+			pieces = append(pieces, name)
+			continue
+		}
+		line(name)
+	}
+	if len(pieces) == 0 {
+		return ExitOK
+	}
+	if !all {
+		fmt.Fprintf(e.Stdout, "\n(%d shared pieces that these procedures include are not listed: runbook list --all)\n", len(pieces))
+		return ExitOK
+	}
+	fmt.Fprintf(e.Stdout, "\nShared pieces, included by the procedures above (not meant to be run on their own):\n")
+	for _, name := range pieces {
+		line(name)
 	}
 	return ExitOK
 }
