@@ -193,11 +193,24 @@ func haScenario(t *testing.T, layout string, crash bool, ref []string) []string 
 	primary := []string{"run", "pg-ha/configure-primary", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg}
 	standby := []string{"run", "pg-ha/configure-standby", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg}
 
-	// 6. plan prints the diffs and changes nothing.
+	// 6. plan prints the diffs and changes nothing. The orchestrator
+	// (the stand-in, as inmanta-server 19) holds its singleton lock on
+	// pg1: the restart configure-primary needs would make it shut down for
+	// good, which its plan says before anything changes, naming it.
+	singleton := "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = 4804173 AND objid = 1095652417 AND objsubid = 1"
+	for deadline := time.Now().Add(30 * time.Second); h.psqlDB("pg1", "inmanta", singleton) != "1"; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the orchestrator holds no singleton lock on pg1 30 s after the lab came up")
+		}
+	}
 	before := h.snapshot()
 	out := h.ok(append([]string{"plan"}, primary[1:]...)...)
 	if !strings.Contains(out, "+hot_standby = off") || !strings.Contains(out, "would-change") {
 		t.Errorf("plan of configure-primary shows no diff:\n%s", out)
+	}
+	if want := "WARNING: the orchestrator (inmanta-server, 19 or later) at " + lab.Address(2) + " holds its singleton lock on database inmanta"; !strings.Contains(out, want) ||
+		!strings.Contains(out, "start it again on that machine (systemctl start inmanta-server)") {
+		t.Errorf("plan of configure-primary does not name the orchestrator its restart stops (%q):\n%s", want, out)
 	}
 	if after := h.snapshot(); after != before {
 		t.Fatalf("plan changed the hosts:\n%s\n---\n%s", before, after)
