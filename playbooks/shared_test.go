@@ -128,10 +128,11 @@ func callLines(t *testing.T, name string, src []byte) map[int]bool {
 
 // TestEffectiveConfigurationOnce: failover-database and new-orchestrator
 // judge which database a server would use with one reader, written once in
-// shared/orchestrator.vars.yaml; its three runs (two guards and a step)
-// run that text, and no playbook holds a copy of it.
+// shared/orchestrator.vars.yaml with the runner that finds its python3;
+// its three runs (two guards and a step) run that text, and no playbook
+// holds a copy of either.
 func TestEffectiveConfigurationOnce(t *testing.T) {
-	const run = `exec "$py" -c "$RB_READER"`
+	const run = `eval "$RB_RUN"`
 	runs := 0
 	for _, name := range []string{"orchestrator/failover-database", "orchestrator/new-orchestrator"} {
 		src, ok := playbooks.Lookup(name)
@@ -139,8 +140,8 @@ func TestEffectiveConfigurationOnce(t *testing.T) {
 			t.Fatalf("no bundled playbook %s", name)
 		}
 		runs += strings.Count(string(src), run)
-		if strings.Contains(string(src), "import configparser") {
-			t.Errorf("%s holds a copy of the configuration reader: run vars.orch_reader", name)
+		if strings.Contains(string(src), "import configparser") || strings.Contains(string(src), "$RB_READER") {
+			t.Errorf("%s holds a copy of the configuration reader or its runner: run vars.orch_run", name)
 		}
 	}
 	if runs != 3 {
@@ -152,6 +153,9 @@ func TestEffectiveConfigurationOnce(t *testing.T) {
 	}
 	if n := strings.Count(string(vars), "import configparser"); n != 1 {
 		t.Errorf("shared/orchestrator.vars.yaml holds the reader %d times, want once", n)
+	}
+	if n := strings.Count(string(vars), `exec "$py" -c "$RB_READER"`); n != 1 {
+		t.Errorf("shared/orchestrator.vars.yaml runs the reader %d times, want once (vars.orch_run)", n)
 	}
 }
 
