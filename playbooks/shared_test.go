@@ -18,38 +18,27 @@ import (
 // nor do the lines of a step that runs another playbook that name it and
 // pass its params: callLines).
 //
-// The pairs in copiedToday still share more, written before playbooks could
-// run each other (scripts and queries a step of its own cannot share yet):
-// each may not share more than it does, and is to be brought down to ten.
+// The pairs in copiedToday still share more: each may not share more than
+// it does, and is to be brought down to ten.
 func TestNoCopiedPlaybooks(t *testing.T) {
 	const maxShared, minLen = 10, 25
 	copiedToday := map[[2]string]int{
-		// The call sites of the shared reader and of shared/orchestrator-serves
-		// (their env and params), its guard's assert and hint, and the
-		// configuration's file-patch and reset-failed, written in each.
-		{"orchestrator/failover-database", "orchestrator/new-orchestrator"}: 24,
-		{"pg-ha/configure-primary", "pg-ha/configure-standby"}:              59,
-		// Written beside the include step (the same session): headers, the
-		// two-nodes guard and the settings of synchronous replication.
-		{"pg-ha/configure-standby", "pg-ha/restore-sync"}: 26,
-		// Written in a session parallel to the include step's (before it
-		// was on main); the procedure they shared (the old primary follows
-		// the new one) is now shared/rejoin-primary and shared/rejoin-follow,
-		// which both include. What is left: headers, host lines, the params
-		// passed on to those two, the orchestrator's restart of
-		// failover-database, promote-standby's promotion steps.
-		{"orchestrator/failover-database", "pg-ha/switchover"}: 13,
-		{"orchestrator/new-orchestrator", "pg-ha/switchover"}:  11,
-		{"pg-ha/add-standby", "pg-ha/rejoin"}:                  13,
-		{"pg-ha/configure-primary", "pg-ha/switchover"}:        12,
-		{"pg-ha/configure-standby", "pg-ha/rejoin"}:            13,
-		{"pg-ha/configure-standby", "pg-ha/switchover"}:        13,
-		{"pg-ha/promote-standby", "pg-ha/rejoin"}:              11,
-		{"pg-ha/promote-standby", "pg-ha/switchover"}:          23,
-		{"pg-ha/rejoin", "pg-ha/switchover"}:                   24,
-		// configure-standby's own copy of the follow steps (written before
-		// shared/rejoin-follow): to be brought down by including it.
-		{"pg-ha/configure-standby", "shared/rejoin-follow"}: 23,
+		// What is left is the frame of two-node procedures, not a procedure:
+		// the schema header, host: lines, the address and port vars of
+		// the pair, BIN/DATA env lines, wal_level and max_replication_slots
+		// settings.
+		{"pg-ha/configure-primary", "pg-ha/switchover"}: 12,
+		{"pg-ha/rejoin", "pg-ha/switchover"}:            17,
+		// rejoin reads the primary's system identifier and writes a
+		// temporary .pgpass as configure-standby does, in steps whose
+		// results its later steps read (an included playbook returns
+		// none).
+		{"pg-ha/configure-standby", "pg-ha/rejoin"}: 13,
+		// switchover promotes with steps of its own (promote, the new
+		// timeline and its switch point, standby.signal gone): a shared
+		// piece of promote-standby's promotion is for after the failover
+		// time work on promote-standby (issue 20) has landed.
+		{"pg-ha/promote-standby", "pg-ha/switchover"}: 22,
 	}
 	lines := map[string]map[string]bool{}
 	for _, name := range playbooks.Names() {
@@ -75,9 +64,6 @@ func TestNoCopiedPlaybooks(t *testing.T) {
 			limit := maxShared
 			if n, ok := copiedToday[[2]string{a, b}]; ok {
 				limit = n
-			}
-			if len(shared) > maxShared && testing.Verbose() {
-				t.Logf("%s %s %d", a, b, len(shared))
 			}
 			if len(shared) > limit {
 				slices.Sort(shared)
