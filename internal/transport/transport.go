@@ -197,6 +197,23 @@ func (e *SessionError) Error() string {
 
 func (e *SessionError) Unwrap() error { return e.Err }
 
+// ClosedError is a connection found closed as an operation was to begin
+// on it (no session or file transfer could be opened, or a read could not
+// be done): nothing was started or changed on the host. The host rebooted,
+// or its sshd restarted, before a keepalive noticed. A new connection may
+// be opened and the operation tried again; that dial says whether the
+// host is reachable.
+type ClosedError struct {
+	Host, Addr string
+	Err        error
+}
+
+func (e *ClosedError) Error() string {
+	return fmt.Sprintf("the connection to host %s (%s) was closed by the host (a reboot, or an sshd restart), and nothing was run on it: %v", e.Host, e.Addr, e.Err)
+}
+
+func (e *ClosedError) Unwrap() error { return e.Err }
+
 // ResolveError is a host whose address is a name that does not resolve:
 // nothing was asked of any machine, so nothing is known of it (up or
 // down). A guard takes it as an error, never as a machine that is down: a
