@@ -23,6 +23,22 @@ type report struct {
 	sources map[string][]string
 }
 
+// addInventory adds the findings of the inventory file, checked beside
+// the playbooks, and counts it among the files checked.
+func (r *report) addInventory(file string, ds []*diag.Diagnostic) {
+	r.files = append(r.files, file)
+	if len(ds) == 0 {
+		return
+	}
+	r.ds = append(ds, r.ds...)
+	if src, err := os.ReadFile(file); err == nil {
+		if r.sources == nil {
+			r.sources = map[string][]string{}
+		}
+		r.sources[file] = diag.SplitLines(string(src))
+	}
+}
+
 func (r *report) line(file string, n int) (string, bool) {
 	lines := r.sources[file]
 	if n < 1 || n > len(lines) {

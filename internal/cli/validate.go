@@ -64,19 +64,16 @@ func (e *Env) validate(o *validateOptions, pos []string) int {
 	if len(pos) == 0 {
 		return e.usageError("validate needs at least one file or directory (- reads standard input)")
 	}
+	// The inventory's findings are reported beside the playbooks', in the
+	// chosen format; an inventory with errors only keeps the host names
+	// from being checked (said below, as the other skipped checks).
 	var inv *engine.Inventory
+	var invDs []*diag.Diagnostic
 	if o.invFile != "" {
-		var ds []*diag.Diagnostic
 		var err error
-		inv, ds, err = engine.LoadInventory(o.invFile)
+		inv, invDs, err = engine.LoadInventory(o.invFile)
 		if err != nil {
 			return e.usageError("inventory: %v", err)
-		}
-		if inv == nil {
-			for _, d := range ds {
-				fmt.Fprintln(e.Stderr, d)
-			}
-			return ExitFailed
 		}
 	}
 	shellcheck := lookPath("shellcheck", e.Getenv("PATH"))
@@ -116,6 +113,14 @@ func (e *Env) validate(o *validateOptions, pos []string) int {
 		fmt.Fprintf(e.Stderr, "runbook: %v (not applied)\n", found.ConfigErr)
 	}
 	rep := &report{ds: found.Diagnostics, files: found.Files, sources: found.Sources}
+	if o.invFile != "" {
+		rep.addInventory(o.invFile, invDs)
+		if inv == nil {
+			for _, f := range found.Files {
+				found.Skipped[f] = append(found.Skipped[f], "host names (the inventory "+o.invFile+" has errors)")
+			}
+		}
+	}
 	if o.output != "" {
 		f, err := os.Create(o.output)
 		if err != nil {
