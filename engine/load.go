@@ -754,6 +754,7 @@ func (l *Loader) decodeGuard(d *steps.Decoder, n *yaml.Node) *Guard {
 	g.Tainted = d.Tainted
 	if h := f.Get("hint"); h != nil {
 		g.Hint = templateOn(d, h, steps.ProbeResult(typ))
+		refuseDerivedSecret(d, h, g.Hint, "hint")
 	}
 	g.Assert = d.Expr(f.Get("assert"), steps.ProbeResult(typ))
 	d.Scope.Host = false
@@ -804,6 +805,20 @@ func templateOn(d *steps.Decoder, n *yaml.Node, result types.Type) *tmpl.Templat
 	d.Scope.Result = result
 	defer func() { d.Scope.Result = saved }()
 	return d.Template(n)
+}
+
+// refuseDerivedSecret reports a text shown and journaled (a print, an
+// assert's message, a hint) with a value computed from a secret: the
+// secret's own value is masked wherever it appears, a value made from it
+// (upper(secrets.pw), a slice of it) is not.
+func refuseDerivedSecret(d *steps.Decoder, n *yaml.Node, t *tmpl.Template, what string) {
+	taint, off := t.DerivedTaint()
+	if taint == nil || n == nil {
+		return
+	}
+	d.Diags.Errorf(d.PosIn(n, off), diag.RuleSecretExposed,
+		"%s computes a value from %s: it is shown and journaled, and only a secret's own value is masked there, never a value made from it: show the value as it is (masked), or leave it out",
+		what, taint)
 }
 
 // refuseSecretHost reports a host name that may hold a secret.
@@ -901,9 +916,11 @@ func (l *Loader) decodeStep(d *steps.Decoder, n *yaml.Node) *Step {
 				d.Errorf(m, diag.RuleInvalidValue, "message is what a failed assert says: add assert")
 			}
 			s.Message = templateOn(d, m, steps.ResultType(typ))
+			refuseDerivedSecret(d, m, s.Message, "message")
 		}
 		if p := f.Get("print"); p != nil {
 			s.Print = templateOn(d, p, steps.ResultType(typ))
+			refuseDerivedSecret(d, p, s.Print, "print")
 		}
 	}
 	d.Scope.Host = false
