@@ -308,11 +308,12 @@ func (x *run) exec(fr *Frame, host, become string) (*steps.Exec, error) {
 	}
 	env["host"] = map[string]any{"name": h.Name, "address": h.Address, "vars": vars, "facts": x.hostFacts(fr, h.Name)}
 	ex := &steps.Exec{
-		Host:    steps.Host{Name: h.Name, Address: h.Address, Vars: vars},
-		Env:     env,
-		Become:  become,
-		Redact:  x.redactor(),
-		Connect: func(ctx context.Context) (transport.Conn, error) { return x.pool.get(ctx, h) },
+		Host:     steps.Host{Name: h.Name, Address: h.Address, Vars: vars},
+		Env:      env,
+		Become:   become,
+		Redact:   x.redactor(),
+		Connect:  func(ctx context.Context) (transport.Conn, error) { return x.pool.get(ctx, h) },
+		LocalDir: x.localDir,
 		// One run's probes share what they found down (steps.DownReuse).
 		Sightings: x.sightings,
 	}

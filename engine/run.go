@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,6 +46,10 @@ type Runner struct {
 	// host with its work (PostgreSQL's application_name), so that a resume
 	// finds work an earlier attempt left running (see steps.Exec.Tag).
 	RunID string
+	// Dir is the directory relative paths on this machine (capture's dest)
+	// are resolved against: a resume passes the run's (durable.Header.Dir).
+	// Empty: the working directory when the run starts.
+	Dir string
 	// Confirm answers the playbook's confirmation gates (confirm:). Nil
 	// means nobody can answer: a run that could reach a gate is refused
 	// before anything runs (*UnconfirmedError). A dry run never asks.
@@ -129,8 +134,10 @@ type run struct {
 	tolerated []*StepError
 	// rerun holds, for each host a resume ran a step on again, the lowest
 	// index of such a step: what the later steps found there is stale.
-	rerunMu sync.Mutex
-	rerun   map[string]int
+	// localDir is Runner.Dir, or the working directory at the start.
+	localDir string
+	rerunMu  sync.Mutex
+	rerun    map[string]int
 	// unguarded are the hosts a guard tolerated without observing them
 	// (unreachable), with the guard's label: no step changes them.
 	unguarded map[string]string
@@ -224,6 +231,7 @@ func (r *Runner) newRun(pb *Playbook, in Inputs) *run {
 		dryRun:    r.DryRun,
 		resume:    r.Resume,
 		runID:     r.RunID,
+		localDir:  r.Dir,
 		confirmer: r.Confirm,
 		pool:      &pool{inv: r.Inventory, connect: r.Connect, conns: map[string]*poolEntry{}},
 		sightings: steps.NewSightings(),
@@ -234,6 +242,10 @@ func (r *Runner) newRun(pb *Playbook, in Inputs) *run {
 		answered:  map[GateKey]error{},
 		rerun:     map[string]int{},
 		unguarded: map[string]string{},
+	}
+	if x.localDir == "" {
+		// Fixed now: a step must not follow a later chdir.
+		x.localDir, _ = os.Getwd()
 	}
 	x.red.Store(redact.New(vals))
 	x.sink = &redactingSink{next: r.Sink, red: x.redactor}

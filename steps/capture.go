@@ -37,7 +37,7 @@ const DefaultCaptureMax = 16 << 20
 var captureFields = []Field{
 	{Name: "path", Kind: String, Doc: "the remote file to save (one of path and command)", Example: "/var/log/postgresql/postgresql-15-main.log"},
 	{Name: "command", Kind: String, Doc: "a read-only command whose standard output is saved (one of path and command); a non-zero exit fails the step", Example: "journalctl -u postgresql@15-main -n 500 --no-pager"},
-	{Name: "dest", Kind: String, Required: true, Doc: "the local file to write (its directories are created, mode 0700; the file 0600, replaced atomically); relative to the working directory", Example: "diag/${{ host.name }}/postgresql.log"},
+	{Name: "dest", Kind: String, Required: true, Doc: "the local file to write (its directories are created, mode 0700; the file 0600, replaced atomically); relative to the working directory of the run's first attempt (a resume writes there too)", Example: "diag/${{ host.name }}/postgresql.log"},
 	{Name: "max_size", Kind: Literal, Doc: "the most it saves: bytes, or with KiB, MiB or GiB; more is an error naming the limit, never a silent cut (default 16MiB)", Example: "64MiB"},
 	{Name: "become", Kind: Literal, Doc: "read as this user (overrides the step's become)", Example: "postgres"},
 }
@@ -118,6 +118,20 @@ func FormatSize(n int) string {
 	return strconv.Itoa(n) + " bytes"
 }
 
+// absoluteByPlaybook says whether dest may be absolute: it begins with /
+// in the playbook's own text, or with a param (the operator's, or an
+// including playbook's, which never come from a host). A dest that begins
+// with any other value (a fact, a step's result: what a host printed)
+// must not pick a file anywhere on this machine.
+func (s *capture) absoluteByPlaybook() bool {
+	lit, e := s.dest.Leading()
+	if e == nil {
+		return strings.HasPrefix(lit, "/")
+	}
+	p := e.Path()
+	return len(p) == 2 && p[0] == "params"
+}
+
 // target renders what to read and where to write it.
 type captureTarget struct {
 	cmd    *transport.Command
@@ -142,6 +156,12 @@ func (s *capture) render(x *Exec) (*captureTarget, error) {
 		if part == ".." {
 			return nil, fmt.Errorf("dest %s has a .. element: a value in it would write outside the directory the playbook names; nothing was saved", dest)
 		}
+	}
+	if filepath.IsAbs(dest) && !s.absoluteByPlaybook() {
+		return nil, fmt.Errorf("dest %s is absolute because of the value it begins with, which may come from a host (a fact, a result) and so name any file on this machine: begin dest with the directory, written in the playbook (/srv/diag/...) or given as a param (${{ params.dir }}/...), or make it relative; nothing was saved", dest)
+	}
+	if !filepath.IsAbs(dest) && x.LocalDir != "" {
+		dest = filepath.Join(x.LocalDir, dest)
 	}
 	s.destMu.Lock()
 	if s.dests == nil {

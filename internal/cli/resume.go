@@ -117,7 +117,7 @@ func (e *Env) resume(o *resumeOptions, pos []string) int {
 	defer sink.Wait()
 	sess := e.startSession(ctx, e.loadConfig(), pb, runID, values, secrets, true)
 	r := &engine.Runner{Inventory: inv, Sink: sink, RunID: runID, Connect: e.connector(rf.ssh), Lock: e.locker(sf, pb.Name, runID, rf.waitLock),
-		Resume: resume, Confirm: e.confirmer(rf.yes, a.Operator+"@"+a.Host)}
+		Resume: resume, Confirm: e.confirmer(rf.yes, a.Operator+"@"+a.Host), Dir: h.Dir}
 	err = r.Run(ctx, pb, engine.Inputs{Params: values, Secrets: secrets})
 	code = watch.exit(e.runExit(err, sink, runID, sf, true))
 	sess.end(ctx, err, watch)
