@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -120,8 +119,7 @@ func (x *run) fanOut(ctx context.Context, hosts []string, limit, maxFailures int
 			defer func() { <-sem }()
 			o := x.onHost(ctx, mk(h))
 			outcomes[i] = o
-			var ue *UnguardedError
-			if o.status == StatusFailed && maxFailures >= 0 && !tol.Covers(o.err) && !errors.As(o.err, &ue) {
+			if o.status == StatusFailed && maxFailures >= 0 && !tol.Covers(o.err) && !keptOff(o.err) {
 				mu.Lock()
 				failures++
 				if failures > maxFailures {

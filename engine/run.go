@@ -132,15 +132,19 @@ type run struct {
 	// tolerated are the failures the run went on after (see tolerate).
 	tolMu     sync.Mutex
 	tolerated []*StepError
-	// rerun holds, for each host a resume ran a step on again, the lowest
-	// index of such a step: what the later steps found there is stale.
 	// localDir is Runner.Dir, or the working directory at the start.
 	localDir string
-	rerunMu  sync.Mutex
-	rerun    map[string]int
+	// rerun holds, for each host a resume ran a step on again, the lowest
+	// index of such a step: what the later steps found there is stale.
+	rerunMu sync.Mutex
+	rerun   map[string]int
 	// unguarded are the hosts a guard tolerated without observing them
 	// (unreachable), with the guard's label: no step changes them.
 	unguarded map[string]string
+	// failedHosts are the hosts that failed a batch within its failure
+	// budget, with the step they failed: the later steps leave them alone
+	// (see failedHostError).
+	failedHosts map[string]string
 }
 
 // Run checks the guards, asks the playbook's confirmation gate, then runs
@@ -226,22 +230,23 @@ func (r *Runner) newRun(pb *Playbook, in Inputs) *run {
 		vals = append(vals, v)
 	}
 	x := &run{
-		pb:        pb,
-		inv:       r.Inventory,
-		dryRun:    r.DryRun,
-		resume:    r.Resume,
-		runID:     r.RunID,
-		localDir:  r.Dir,
-		confirmer: r.Confirm,
-		pool:      &pool{inv: r.Inventory, connect: r.Connect, conns: map[string]*poolEntry{}},
-		sightings: steps.NewSightings(),
-		frames:    map[*Frame]*frameEnv{},
-		skipped:   map[*Frame]string{},
-		unapplied: map[string]bool{},
-		passed:    map[int]bool{},
-		answered:  map[GateKey]error{},
-		rerun:     map[string]int{},
-		unguarded: map[string]string{},
+		pb:          pb,
+		inv:         r.Inventory,
+		dryRun:      r.DryRun,
+		resume:      r.Resume,
+		runID:       r.RunID,
+		localDir:    r.Dir,
+		confirmer:   r.Confirm,
+		pool:        &pool{inv: r.Inventory, connect: r.Connect, conns: map[string]*poolEntry{}},
+		sightings:   steps.NewSightings(),
+		frames:      map[*Frame]*frameEnv{},
+		skipped:     map[*Frame]string{},
+		unapplied:   map[string]bool{},
+		passed:      map[int]bool{},
+		answered:    map[GateKey]error{},
+		rerun:       map[string]int{},
+		unguarded:   map[string]string{},
+		failedHosts: map[string]string{},
 	}
 	if x.localDir == "" {
 		// Fixed now: a step must not follow a later chdir.

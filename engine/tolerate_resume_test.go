@@ -308,3 +308,69 @@ steps:
 		t.Fatalf("log = %q, want next not run", got)
 	}
 }
+
+// TestFailedBatchHostIsLeftAlone: a host that failed its batch within the
+// failure budget is not changed by the steps after the batch (each says
+// why, and the run ends partial), while read-only steps still look at it;
+// the resume, once it is fixed, runs its failed check again and then the
+// change, without making the other hosts' changes a second time.
+func TestFailedBatchHostIsLeftAlone(t *testing.T) {
+	dir := t.TempDir()
+	healthy(t, dir, "a", "c", "d") // b does not come back
+	inv := batchInventory(t)
+	pb := mustLoad(t, `version: 1
+name: left-alone
+params:
+  dir: {type: string}
+steps:
+  - name: Restart each
+    hosts: [all]
+    serial: 1
+    max_failures: 1
+    steps:
+      - id: restart
+        ssh-exec: {command: "echo restart-${{ host.name }} >> ${{ params.dir }}/log"}
+      - id: healthy
+        ssh-exec: {command: "grep -qx ok ${{ params.dir }}/${{ host.name }}", read_only: true}
+  - id: look
+    hosts: [all]
+    ssh-exec: {command: "echo look-${{ host.name }} >> ${{ params.dir }}/log", read_only: true}
+  - id: after
+    hosts: [all]
+    ssh-exec: {command: "echo after-${{ host.name }} >> ${{ params.dir }}/log"}
+`)
+	params := map[string]string{"dir": dir}
+	rec, err := run(t, pb, params, nil, func(r *engine.Runner) { r.Inventory = inv })
+	var pe *engine.PartialError
+	if !errors.As(err, &pe) {
+		t.Fatalf("run: %v, want partial", err)
+	}
+	var fe *engine.FailedHostError
+	n := 0
+	for _, f := range pe.Failures {
+		if errors.As(f, &fe) {
+			n++
+			if fe.Host != "b" || fe.Step != "healthy" {
+				t.Errorf("left alone: %+v", fe)
+			}
+		}
+	}
+	if n != 1 {
+		t.Fatalf("failures %v, want after kept off b once", pe.Failures)
+	}
+	if got := readLog(t, dir); strings.Contains(got, "after-b") || !strings.Contains(got, "look-b") || !strings.Contains(got, "after-a") {
+		t.Fatalf("run did %q, want b looked at and not changed after its batch", got)
+	}
+	healthy(t, dir, "b")
+	if err := os.Remove(filepath.Join(dir, "log")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(t, pb, params, nil, func(r *engine.Runner) {
+		r.Inventory, r.Resume = inv, &engine.Resume{Done: doneOf(rec), Failed: failedOf(rec)}
+	}); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if got := readLog(t, dir); got != "look-b after-b" {
+		t.Fatalf("resume did %q, want b checked again and then changed", got)
+	}
+}
