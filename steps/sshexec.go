@@ -326,7 +326,7 @@ func (e *ExitError) Error() string {
 		msg += ": " + e.Stdout
 	}
 	if e.Cut {
-		msg += " (the last lines; the whole output: runbook show-run --full RUN-ID, or run with --output json)"
+		msg += " (the last lines; the whole output: " + ShowRunHint + " --output json)"
 	}
 	return msg
 }
