@@ -32,7 +32,7 @@ func validateCmd(e *Env, c *cobra.Command) func([]string) int {
 	fs.StringVar(&o.output, "output", "", "write the --format report to FILE, and text to the terminal")
 	fs.BoolVar(&o.strict, "strict", false, "warnings fail too")
 	fs.StringVar(&o.stdinName, "stdin-filename", "stdin.yaml", "the name of the file read from - in diagnostics")
-	fs.StringVar(&o.invFile, "inventory", "", "also check host names against this inventory")
+	fs.StringVarP(&o.invFile, "inventory", "i", "", "also check host names against this inventory (as run and plan take it)")
 	fs.BoolVar(&o.listRules, "list-rules", false, "list the rule ids diagnostics carry, and exit")
 	fs.BoolVar(&o.requireShellcheck, "require-shellcheck", false, "fail when shellcheck is not installed, instead of skipping the shell checks (for CI)")
 	fs.BoolVar(&o.requireSQLParser, "require-sql-parser", false, "fail when this runbook was built without PostgreSQL's parser (without cgo), instead of skipping the SQL checks (for CI)")
