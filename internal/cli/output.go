@@ -178,14 +178,20 @@ func (s *textSink) Emit(ev *engine.Event) {
 		if n := s.counts["warning"]; n > 0 {
 			parts = append(parts, fmt.Sprintf("%d with a warning (above)", n))
 		}
-		if len(parts) == 0 {
-			parts = append(parts, "no steps run")
-		}
 		verb := map[bool]string{true: "planned", false: "finished"}[s.dryRun]
 		if ev.Status == engine.StatusPartial {
 			verb += " (partial: failures tolerated, listed below)"
 		}
-		fmt.Fprintf(s.w, "%s in %s: %s\n", verb, dur(ev.Duration), strings.Join(parts, ", "))
+		switch {
+		case len(parts) == 0 && ev.Status != engine.StatusOK && ev.Status != engine.StatusPartial:
+			// It never got to a step (an unknown host, a guard, a lock, a
+			// gate): nothing finished; why is said below.
+			fmt.Fprintf(s.w, "stopped before any step ran (%s)\n", dur(ev.Duration))
+		case len(parts) == 0:
+			fmt.Fprintf(s.w, "%s in %s: no steps run\n", verb, dur(ev.Duration))
+		default:
+			fmt.Fprintf(s.w, "%s in %s: %s\n", verb, dur(ev.Duration), strings.Join(parts, ", "))
+		}
 		if ev.Output != "" {
 			fmt.Fprintln(s.out, strings.TrimRight(ev.Output, "\n"))
 		}
