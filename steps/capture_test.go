@@ -3,6 +3,7 @@ package steps_test
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -216,5 +217,34 @@ steps:
 	}
 	if got := ev.end("out").Result["dest"]; got != want {
 		t.Fatalf("result dest %v, want %s", got, want)
+	}
+}
+
+// TestCaptureStreamsToTheFile: a capture far larger than a command's
+// kept output goes to the file as it arrives: this process allocates a
+// small part of its size (it used to hold it whole, ~4 times over).
+func TestCaptureStreamsToTheFile(t *testing.T) {
+	dir := t.TempDir()
+	const size = 64 << 20
+	pb := `version: 1
+name: capture
+params:
+  dir: {type: string}
+steps:
+  - id: big
+    capture: {command: "head -c 67108864 /dev/zero", dest: "${{ params.dir }}/big", max_size: 128MiB}
+    assert: result.bytes == 67108864
+`
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if _, err := runPlaybook(t, pb, runOpts{params: map[string]string{"dir": dir}}); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > size/4 {
+		t.Fatalf("allocated %d MiB to save %d MiB: the output was held in memory", got>>20, size>>20)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "big")); err != nil || st.Size() != size {
+		t.Fatalf("saved %v %v", st, err)
 	}
 }
