@@ -381,13 +381,20 @@ func (e *Env) loadPlaybook(ref string) (*engine.Playbook, int) {
 	pb, ds := newLoader().Load(file, src)
 	// Warnings are for review (runbook validate); a run shows only what
 	// stops it.
+	errs := 0
 	for _, d := range ds {
 		if d.Severity == diag.Error {
+			errs++
 			fmt.Fprintln(e.Stderr, d)
 		}
 	}
 	if pb == nil {
-		fmt.Fprintf(e.Stderr, "runbook: %s is invalid (%d problem(s)); nothing was run\n", file, len(ds))
+		// The count is of what is shown: the warnings are validate's.
+		also := ""
+		if len(ds) > errs {
+			also = "; runbook validate shows its warnings too"
+		}
+		fmt.Fprintf(e.Stderr, "runbook: %s is invalid (%s above%s); nothing was run\n", file, counted(errs, "error"), also)
 		return nil, ExitFailed
 	}
 	return pb, ExitOK
