@@ -807,6 +807,29 @@ func templateOn(d *steps.Decoder, n *yaml.Node, result types.Type) *tmpl.Templat
 	return d.Template(n)
 }
 
+// batchKeys are the keys of a batch of steps, which a plain step does not
+// take.
+var batchKeys = map[string]bool{"serial": true, "max_fail_percentage": true}
+
+var didYouMean = regexp.MustCompile(` \(did you mean "[^"]*"\?\)`)
+
+// pointToBatches adds, to an unknown key of a step (among the diagnostics
+// from index seen) that a batch of steps takes, where it belongs: a
+// did-you-mean to another step key would lead the author astray.
+func pointToBatches(d *steps.Decoder, seen int) {
+	for _, x := range d.Diags.Items[seen:] {
+		if x.Rule != diag.RuleUnknownKey {
+			continue
+		}
+		for k := range batchKeys {
+			if strings.HasPrefix(x.Message, fmt.Sprintf("unknown key %q", k)) {
+				msg := didYouMean.ReplaceAllString(x.Message, "")
+				x.Message = fmt.Sprintf("%s; %s belongs to a batch of steps: a name, hosts:, %s and the steps to run on each batch under steps: (docs/authoring.md, Batches)", msg, k, k)
+			}
+		}
+	}
+}
+
 // refuseDerivedSecret reports a text shown and journaled (a print, an
 // assert's message, a hint) with a value computed from a secret: the
 // secret's own value is masked wherever it appears, a value made from it
@@ -855,8 +878,10 @@ func (l *Loader) decodeStep(d *steps.Decoder, n *yaml.Node) *Step {
 	} else if nm := valueOf(n, "name"); nm != nil {
 		where = fmt.Sprintf("step %q", nm.Value)
 	}
+	seen := len(d.Diags.Items)
 	typ, body, rest := l.splitType(d, n, commonFields, where)
 	f := d.Check(rest, commonFields, where)
+	pointToBatches(d, seen)
 	s := &Step{Pos: steps.Pos(n), ID: d.Literal(f.Get("id")), Name: d.Literal(f.Get("name")), Become: d.Literal(f.Get("become"))}
 	if s.ID != "" {
 		checkIdent(d, f.Get("id"), "step")
