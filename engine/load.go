@@ -204,6 +204,12 @@ func (l *Loader) loadStack(file string, src []byte, stack []string, paramTaint m
 		if strings.Contains(msg, "mapping values are not allowed") {
 			msg += ": a value that contains \": \" must be quoted"
 		}
+		// yaml.v3 reports a construct left open at the end of the file
+		// on the line after the last: point at the last line instead.
+		if n := len(diag.SplitLines(strings.TrimSuffix(string(src), "\n"))); line > n && n > 0 {
+			line = n
+			msg += " (at the end of the file)"
+		}
 		ds.Errorf(diag.Pos{Line: line}, diag.RuleYAMLSyntax, "%s", msg)
 		return nil, ds.Items, []string{skippedAll}
 	}
@@ -356,6 +362,7 @@ func (l *Loader) loadStack(file string, src []byte, stack []string, paramTaint m
 			batch.Last = len(pb.Steps)
 			refuseInBatch(d, sn)
 		}
+		warnSharedDest(d, sn, s)
 		// A step's YAML tree is not read once it is decoded: dropping it
 		// lets the collector free a large playbook's tree (a dozen times
 		// the size of its text) as it goes, rather than at the end.
@@ -828,6 +835,24 @@ func pointToBatches(d *steps.Decoder, seen int) {
 			}
 		}
 	}
+}
+
+// warnSharedDest warns of a capture that may run on several hosts (hosts:,
+// a batch) with a dest that names none of them: every host would write
+// the one file, which the run refuses only when the second host comes.
+func warnSharedDest(d *steps.Decoder, sn *yaml.Node, s *Step) {
+	if s.Type == nil || s.Type.Describe().Name != "capture" || len(s.Hosts) == 0 && s.HostsExpr == nil && s.Batch == nil {
+		return
+	}
+	body := valueOf(sn, "capture")
+	if body == nil {
+		return
+	}
+	dest := valueOf(body, "dest")
+	if dest == nil || strings.Contains(dest.Value, "host") || s.ForEach != nil && strings.Contains(dest.Value, "item") {
+		return
+	}
+	d.Diags.Warnf(steps.Pos(dest), diag.RuleInvalidValue, "dest %q names no host, and the step may run on several: each would write this one file (the run refuses the second); put ${{ host.name }} in it", dest.Value)
 }
 
 // refuseDerivedSecret reports a text shown and journaled (a print, an
