@@ -112,7 +112,7 @@ func (e *Env) validate(o *validateOptions, pos []string) int {
 	if found.ConfigErr != nil {
 		fmt.Fprintf(e.Stderr, "runbook: %v (not applied)\n", found.ConfigErr)
 	}
-	rep := &report{ds: found.Diagnostics, files: found.Files, sources: found.Sources}
+	rep := &report{ds: found.Diagnostics, files: found.Files, sources: found.Sources, skipped: found.Skipped}
 	if o.invFile != "" {
 		rep.addInventory(o.invFile, invDs)
 		if inv == nil {
