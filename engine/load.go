@@ -660,6 +660,7 @@ func decodeVars(d *steps.Decoder, n *yaml.Node, seen map[string]string) []*Var {
 func decodeConfirm(d *steps.Decoder, n *yaml.Node, where string) *Confirm {
 	f := d.Check(n, confirmFields, where)
 	c := &Confirm{Pos: steps.Pos(n), Text: d.Template(f.Get("text")), Word: d.Template(f.Get("word"))}
+	refuseDerivedSecret(d, f.Get("text"), c.Text, where+": text")
 	if w := f.Get("word"); w != nil && c.Word != nil {
 		switch {
 		case d.RefuseSecret(w, c.Word, diag.RuleSecretExposed, where+": the word", "it is shown to the operator and journaled"):
