@@ -76,6 +76,9 @@ func decodeCapture(d *Decoder, b Body) Step {
 	if n := b.Get("dest"); n != nil {
 		s.dest = d.Template(n)
 		d.RefuseSecret(n, s.dest, diag.RuleSecretExposed, "dest", "a path is shown in messages and the journal")
+		if _, e := s.dest.Leading(); e != nil && (len(e.Steps) > 0 || strings.Contains(e.Source, "facts")) {
+			d.Diags.Warnf(Pos(n), diag.RuleInvalidValue, "dest begins with ${{ %s }}, a value a host gives: should it come out absolute, the capture is refused (a host must not pick a file on this machine); begin dest with a directory, written here or a param (${{ params.dir }}/...)", strings.TrimSpace(e.Source))
+		}
 	}
 	if n := b.Get("max_size"); n != nil {
 		v, err := ParseSize(n.Value)
