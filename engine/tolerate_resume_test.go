@@ -140,34 +140,9 @@ steps:
 func TestBatchResumeAfterLostRecordsStepAfter(t *testing.T) {
 	dir := t.TempDir()
 	healthy(t, dir, "a", "b", "c", "d")
-	pb := mustLoad(t, `version: 1
-name: rolling
-params:
-  dir: {type: string}
-steps:
-  - name: Restart each node in turn
-    hosts: [all]
-    serial: 1
-    steps:
-      - id: restart
-        ssh-exec: {command: "echo ${{ host.name }} >> ${{ params.dir }}/log"}
-      - id: healthy
-        ssh-exec: {command: "grep -qx ok ${{ params.dir }}/${{ host.name }}", read_only: true}
-  - id: after
-    ssh-exec: {command: "echo after >> ${{ params.dir }}/log"}
-`)
+	pb := mustLoad(t, rollingOneByOne)
 	inv := batchInventory(t)
-	lost := func(reached map[string]bool) *engine.Resume {
-		return &engine.Resume{
-			Done: map[engine.StepKey]engine.Outcome{
-				{Index: 1, Host: "a"}: {Status: engine.StatusChanged, ID: "restart", Result: map[string]any{"exit_code": 0}},
-				{Index: 2, Host: "a"}: {Status: engine.StatusOK, ID: "healthy", Result: map[string]any{"exit_code": 0}},
-			},
-			Watermark: 3,
-			Batches:   map[int][][]string{1: {{"a"}, {"b"}, {"c"}, {"d"}}},
-			Reached:   map[int]map[string]bool{1: reached},
-		}
-	}
+	lost := func(reached map[string]bool) *engine.Resume { return lostRecords(3, reached) }
 	_, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) {
 		r.Inventory, r.Resume = inv, lost(map[string]bool{"a": true, "b": true})
 	})
