@@ -121,6 +121,17 @@ func runbook(t *testing.T, env []string, args ...string) (string, string, error)
 	return out.String(), errb.String(), err
 }
 
+// labJournals is the set of the journals in the state directory of the
+// runs on the lab.
+func labJournals() map[string]bool {
+	m := map[string]bool{}
+	files, _ := filepath.Glob(filepath.Join(stateDir, "runbook", "runs", "*.journal"))
+	for _, f := range files {
+		m[f] = true
+	}
+	return m
+}
+
 func writeFile(t *testing.T, name, content string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
