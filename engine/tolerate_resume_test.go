@@ -142,16 +142,15 @@ func TestBatchResumeAfterLostRecordsStepAfter(t *testing.T) {
 	healthy(t, dir, "a", "b", "c", "d")
 	pb := mustLoad(t, rollingOneByOne)
 	inv := batchInventory(t)
-	lost := func(reached map[string]bool) *engine.Resume { return lostRecords(3, reached) }
 	_, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) {
-		r.Inventory, r.Resume = inv, lost(map[string]bool{"a": true, "b": true})
+		r.Inventory, r.Resume = inv, lostRecords(3, map[string]bool{"a": true, "b": true})
 	})
 	var ide *engine.InDoubtError
 	if !errors.As(err, &ide) || strings.Join(ide.Steps, "; ") != "[1] restart [b]" {
 		t.Fatalf("err = %v, want only b's restart in doubt", err)
 	}
 	_, err = run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) {
-		rs := lost(map[string]bool{"a": true, "b": true})
+		rs := lostRecords(3, map[string]bool{"a": true, "b": true})
 		rs.SkipInDoubt = true
 		r.Inventory, r.Resume = inv, rs
 	})
@@ -164,7 +163,7 @@ func TestBatchResumeAfterLostRecordsStepAfter(t *testing.T) {
 	// Every batch reached: the step after may have started, and is in
 	// doubt (its hosts were not recorded).
 	_, err = run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) {
-		r.Inventory, r.Resume = inv, lost(map[string]bool{"a": true, "b": true, "c": true, "d": true})
+		r.Inventory, r.Resume = inv, lostRecords(3, map[string]bool{"a": true, "b": true, "c": true, "d": true})
 	})
 	if !errors.As(err, &ide) || !strings.Contains(strings.Join(ide.Steps, "; "), "[3] after") {
 		t.Fatalf("err = %v, want after in doubt once the batch reached d", err)
