@@ -17,11 +17,7 @@ import (
 // batchInventory is four local hosts, each with its own health file.
 func batchInventory(t *testing.T) *engine.Inventory {
 	t.Helper()
-	inv, ds := engine.ParseInventory("inv.yaml", []byte("defaults: {transport: local}\nhosts:\n  a: {vars: {n: 1}}\n  b: {vars: {n: 2}}\n  c: {vars: {n: 3}}\n  d: {vars: {n: 4}}\ngroups:\n  all: [a, b, c, d]\n"))
-	if inv == nil {
-		t.Fatal(ds)
-	}
-	return inv
+	return mustInventory(t, "defaults: {transport: local}\nhosts:\n  a: {vars: {n: 1}}\n  b: {vars: {n: 2}}\n  c: {vars: {n: 3}}\n  d: {vars: {n: 4}}\ngroups:\n  all: [a, b, c, d]\n")
 }
 
 // rolling restarts each host (a line in a log), then checks that it is
@@ -292,10 +288,7 @@ func TestBatchRefusals(t *testing.T) {
 
 func TestTolerateAndFailedWhen(t *testing.T) {
 	dir := t.TempDir()
-	inv, ds := engine.ParseInventory("inv.yaml", []byte("defaults: {transport: local}\nhosts:\n  a: {}\n  b: {}\ngroups:\n  all: [a, b]\n"))
-	if inv == nil {
-		t.Fatal(ds)
-	}
+	inv := mustInventory(t, "defaults: {transport: local}\nhosts:\n  a: {}\n  b: {}\ngroups:\n  all: [a, b]\n")
 	pb := mustLoad(t, `version: 1
 name: tolerate
 params:
@@ -408,10 +401,7 @@ steps:
       - id: healthy
         ssh-exec: {command: "true", read_only: true}
 `)
-	inv, ds := engine.ParseInventory("inv.yaml", []byte(s.Inventory("a", "b", "c")))
-	if inv == nil {
-		t.Fatal(ds)
-	}
+	inv := mustInventory(t, s.Inventory("a", "b", "c"))
 	_, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) {
 		r.Inventory = inv
 		r.Connect = func(ctx context.Context, h *engine.HostSpec) (transport.Conn, error) {
