@@ -79,6 +79,15 @@ func lostRecords(watermark int, reached map[string]bool) *engine.Resume {
 	}
 }
 
+// resumeRolling resumes rollingOneByOne, working in dir, on the hosts of
+// batchInventory, from rs.
+func resumeRolling(t *testing.T, dir string, rs *engine.Resume) (*recorder, error) {
+	t.Helper()
+	return run(t, mustLoad(t, rollingOneByOne), map[string]string{"dir": dir}, nil, func(r *engine.Runner) {
+		r.Inventory, r.Resume = batchInventory(t), rs
+	})
+}
+
 func rollingPlaybook(t *testing.T, serial, budget string) *engine.Playbook {
 	return mustLoad(t, strings.NewReplacer("${SERIAL}", serial, "${BUDGET}", budget).Replace(rolling))
 }
@@ -425,12 +434,10 @@ steps:
 func TestBatchResumeAfterLostRecords(t *testing.T) {
 	dir := t.TempDir()
 	healthy(t, dir, "a", "b", "c", "d")
-	pb := mustLoad(t, rollingOneByOne)
-	inv := batchInventory(t)
 	// What the journal kept: a restarted and healthy; the batches of a
 	// and b started; the mark reaches the batch's steps.
-	lost := func() *engine.Resume { return lostRecords(2, map[string]bool{"a": true, "b": true}) }
-	_, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) { r.Inventory, r.Resume = inv, lost() })
+	reached := map[string]bool{"a": true, "b": true}
+	_, err := resumeRolling(t, dir, lostRecords(2, reached))
 	var ide *engine.InDoubtError
 	if !errors.As(err, &ide) {
 		t.Fatalf("err = %v, want an *InDoubtError", err)
@@ -441,11 +448,9 @@ func TestBatchResumeAfterLostRecords(t *testing.T) {
 	if got := readLog(t, dir); got != "" {
 		t.Fatalf("a refused resume ran something: %q", got)
 	}
-	rec, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) {
-		rs := lost()
-		rs.SkipInDoubt = true
-		r.Inventory, r.Resume = inv, rs
-	})
+	skip := lostRecords(2, reached)
+	skip.SkipInDoubt = true
+	rec, err := resumeRolling(t, dir, skip)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -140,20 +140,15 @@ steps:
 func TestBatchResumeAfterLostRecordsStepAfter(t *testing.T) {
 	dir := t.TempDir()
 	healthy(t, dir, "a", "b", "c", "d")
-	pb := mustLoad(t, rollingOneByOne)
-	inv := batchInventory(t)
-	_, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) {
-		r.Inventory, r.Resume = inv, lostRecords(3, map[string]bool{"a": true, "b": true})
-	})
+	reached := map[string]bool{"a": true, "b": true}
+	_, err := resumeRolling(t, dir, lostRecords(3, reached))
 	var ide *engine.InDoubtError
 	if !errors.As(err, &ide) || strings.Join(ide.Steps, "; ") != "[1] restart [b]" {
 		t.Fatalf("err = %v, want only b's restart in doubt", err)
 	}
-	_, err = run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) {
-		rs := lostRecords(3, map[string]bool{"a": true, "b": true})
-		rs.SkipInDoubt = true
-		r.Inventory, r.Resume = inv, rs
-	})
+	skip := lostRecords(3, reached)
+	skip.SkipInDoubt = true
+	_, err = resumeRolling(t, dir, skip)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,9 +157,7 @@ func TestBatchResumeAfterLostRecordsStepAfter(t *testing.T) {
 	}
 	// Every batch reached: the step after may have started, and is in
 	// doubt (its hosts were not recorded).
-	_, err = run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) {
-		r.Inventory, r.Resume = inv, lostRecords(3, map[string]bool{"a": true, "b": true, "c": true, "d": true})
-	})
+	_, err = resumeRolling(t, dir, lostRecords(3, map[string]bool{"a": true, "b": true, "c": true, "d": true}))
 	if !errors.As(err, &ide) || !strings.Contains(strings.Join(ide.Steps, "; "), "[3] after") {
 		t.Fatalf("err = %v, want after in doubt once the batch reached d", err)
 	}
