@@ -50,7 +50,7 @@ type capture struct {
 
 // decodeCapture builds a step of the type from its body (Type.Decode).
 func decodeCapture(d *Decoder, b Body) Step {
-	s := &capture{max: DefaultCaptureMax, become: d.Literal(b.Get("become"))}
+	s := &capture{become: d.Literal(b.Get("become"))}
 	p, c := b.Get("path"), b.Get("command")
 	switch {
 	case p != nil && c != nil:
@@ -71,13 +71,7 @@ func decodeCapture(d *Decoder, b Body) Step {
 		s.dest = d.Template(n)
 		d.RefuseSecret(n, s.dest, diag.RuleSecretExposed, "dest", "a path is shown in messages and the journal")
 	}
-	if n := b.Get("max_size"); n != nil {
-		v, err := ParseSize(n.Value)
-		if err != nil {
-			d.Errorf(n, diag.RuleInvalidValue, "max_size: %v", err)
-		}
-		s.max = v
-	}
+	s.max = d.Size(b.Get("max_size"), "max_size", DefaultCaptureMax)
 	return s
 }
 

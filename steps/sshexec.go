@@ -80,14 +80,7 @@ func decodeSSHExec(d *Decoder, b Body) Step {
 	if e := b.Get("expect_exit"); e != nil {
 		s.expectExit = d.IntList(e)
 	}
-	s.maxOutput = transport.DefaultMaxOutput
-	if n := b.Get("max_output"); n != nil {
-		v, err := ParseSize(n.Value)
-		if err != nil {
-			d.Errorf(n, diag.RuleInvalidValue, "max_output: %v", err)
-		}
-		s.maxOutput = v
-	}
+	s.maxOutput = d.Size(b.Get("max_output"), "max_output", transport.DefaultMaxOutput)
 	return s
 }
 
