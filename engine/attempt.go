@@ -52,6 +52,9 @@ func (x *run) onHost(ctx context.Context, t *target) hostOutcome {
 	if err := x.unguardedError(t.step, host); err != nil {
 		return x.report(t, hostOutcome{host: host, status: StatusFailed, err: err, final: true}, nil)
 	}
+	if err := x.failedHostError(t.step, host); err != nil {
+		return x.report(t, hostOutcome{host: host, status: StatusFailed, err: err, final: true}, nil)
+	}
 	start := t.event(EventStepStart)
 	start.DryRun = x.dryRun
 	x.sink.Emit(start)

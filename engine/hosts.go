@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -120,8 +119,7 @@ func (x *run) fanOut(ctx context.Context, hosts []string, limit, maxFailures int
 			defer func() { <-sem }()
 			o := x.onHost(ctx, mk(h))
 			outcomes[i] = o
-			var ue *UnguardedError
-			if o.status == StatusFailed && maxFailures >= 0 && !tol.Covers(o.err) && !errors.As(o.err, &ue) {
+			if o.status == StatusFailed && maxFailures >= 0 && !tol.Covers(o.err) && !keptOff(o.err) {
 				mu.Lock()
 				failures++
 				if failures > maxFailures {
@@ -308,11 +306,12 @@ func (x *run) exec(fr *Frame, host, become string) (*steps.Exec, error) {
 	}
 	env["host"] = map[string]any{"name": h.Name, "address": h.Address, "vars": vars, "facts": x.hostFacts(fr, h.Name)}
 	ex := &steps.Exec{
-		Host:    steps.Host{Name: h.Name, Address: h.Address, Vars: vars},
-		Env:     env,
-		Become:  become,
-		Redact:  x.redactor(),
-		Connect: func(ctx context.Context) (transport.Conn, error) { return x.pool.get(ctx, h) },
+		Host:     steps.Host{Name: h.Name, Address: h.Address, Vars: vars},
+		Env:      env,
+		Become:   become,
+		Redact:   x.redactor(),
+		Connect:  func(ctx context.Context) (transport.Conn, error) { return x.pool.get(ctx, h) },
+		LocalDir: x.localDir,
 		// One run's probes share what they found down (steps.DownReuse).
 		Sightings: x.sightings,
 	}
