@@ -148,56 +148,131 @@ func (l *Loader) decodeFact(d *steps.Decoder, k, n *yaml.Node) (*Fact, types.Typ
 	return ft, valueType
 }
 
-// observeFacts observes every fact on each of its hosts at once, shows what
-// each found, and refuses the run when a fact's assert is false on a host
-// (a *GuardError: nothing has changed). Their values go to the guards and
-// steps as facts.NAME[HOST] and host.facts.NAME.
-func (x *run) observeFacts(ctx context.Context) error {
-	if len(x.pb.Facts) == 0 {
-		return nil
-	}
-	type job struct {
-		f    *Fact
-		host string
-		// results
-		value any
-		ok    bool
-		msg   string
-	}
-	var jobs []*job
+// factsRun is the facts of a run being observed: the guards start while
+// they are (see FactReads), each waiting only for the facts it reads.
+type factsRun struct {
+	jobs   []*factJob
+	byHost map[string][]*factJob
+	// failed is closed when a fact refuses the run: guards that have not
+	// started do not, and those that run are cancelled.
+	failed   chan struct{}
+	failOnce sync.Once
+	// all is closed once every fact is in.
+	all chan struct{}
+}
+
+type factJob struct {
+	f    *Fact
+	host string
+	// done is closed once value, ok and msg are set.
+	done  chan struct{}
+	value any
+	ok    bool
+	msg   string
+}
+
+// startFacts observes every fact on each of its hosts at once and shows
+// what each found; it returns at once, the observations under way. Their
+// values go to the guards and steps as facts.NAME[HOST] and
+// host.facts.NAME as each comes in (see factsDone for the refusal).
+func (x *run) startFacts(ctx context.Context) (*factsRun, error) {
+	fs := &factsRun{byHost: map[string][]*factJob{}, failed: make(chan struct{}), all: make(chan struct{})}
 	for _, f := range x.pb.Facts {
 		if x.skips(f.Frame) {
 			continue
 		}
 		hosts, err := x.factHosts(f)
 		if err != nil {
-			return fmt.Errorf("%s:%s: fact %s: hosts: %w", x.fileOf(f.Frame), f.Pos, f.Name, err)
+			return nil, fmt.Errorf("%s:%s: fact %s: hosts: %w", x.fileOf(f.Frame), f.Pos, f.Name, err)
 		}
 		x.env(f.Frame)["facts"].(map[string]any)[f.Name] = map[string]any{}
 		for _, h := range hosts {
-			jobs = append(jobs, &job{f: f, host: h})
+			j := &factJob{f: f, host: h, done: make(chan struct{})}
+			fs.jobs = append(fs.jobs, j)
+			fs.byHost[h] = append(fs.byHost[h], j)
 		}
 	}
+	if len(fs.jobs) == 0 {
+		close(fs.all)
+		return fs, nil
+	}
+	// Until every fact is in, an Exec reads a copy of the facts (see exec).
+	x.factsPending.Store(true)
 	var wg sync.WaitGroup
-	for i, j := range jobs {
+	for i, j := range fs.jobs {
 		wg.Go(func() {
 			start := time.Now()
-			var printed string
-			j.value, j.ok, j.msg, printed = x.fact(ctx, j.f, j.host)
+			value, ok, msg, printed := x.fact(ctx, j.f, j.host)
+			x.factsMu.Lock()
+			x.env(j.f.Frame)["facts"].(map[string]any)[j.f.Name].(map[string]any)[j.host] = value
+			x.factsMu.Unlock()
+			j.value, j.ok, j.msg = value, ok, msg
+			close(j.done)
+			if !ok {
+				fs.failOnce.Do(func() { close(fs.failed) })
+			}
 			st := StatusOK
-			if !j.ok {
+			if !ok {
 				st = StatusFailed
 			}
-			x.sink.Emit(&Event{Type: EventGuard, Index: i + 1, Name: "fact " + j.f.Label(), Host: j.host, Status: st, Duration: time.Since(start), Message: j.msg, Print: printed})
+			x.sink.Emit(&Event{Type: EventGuard, Index: i + 1, Name: "fact " + j.f.Label(), Host: j.host, Status: st, Duration: time.Since(start), Message: msg, Print: printed})
 		})
 	}
-	wg.Wait()
+	go func() {
+		wg.Wait()
+		x.factsPending.Store(false)
+		close(fs.all)
+	}()
+	return fs, nil
+}
+
+// wait waits for the facts a guard reads on host (every fact with
+// ReadsAllFacts) and reports whether they are in and none refused the
+// run: a guard runs only then.
+func (fs *factsRun) wait(ctx context.Context, reads FactReads, host string) bool {
+	switch reads {
+	case ReadsAllFacts:
+		select {
+		case <-fs.all:
+		case <-fs.failed:
+		case <-ctx.Done():
+		}
+	case ReadsHostFacts:
+		for _, j := range fs.byHost[host] {
+			select {
+			case <-j.done:
+			case <-fs.failed:
+			case <-ctx.Done():
+			}
+		}
+	}
+	select {
+	case <-fs.failed:
+		return false
+	default:
+		return ctx.Err() == nil
+	}
+}
+
+// refused reports whether a fact has refused the run so far.
+func (fs *factsRun) refused() bool {
+	select {
+	case <-fs.failed:
+		return true
+	default:
+		return false
+	}
+}
+
+// finish waits for every fact and returns a *GuardError when a fact's
+// assert was false on a host (nothing has changed), or the cause of ctx.
+func (fs *factsRun) finish(ctx context.Context) error {
+	<-fs.all
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
 	}
 	var failed []string
-	for _, j := range jobs {
-		x.env(j.f.Frame)["facts"].(map[string]any)[j.f.Name].(map[string]any)[j.host] = j.value
+	for _, j := range fs.jobs {
 		if !j.ok {
 			failed = append(failed, fmt.Sprintf("%q on %s: %s", "fact "+j.f.Label(), j.host, j.msg))
 		}
@@ -280,6 +355,8 @@ func (x *run) fact(ctx context.Context, f *Fact, host string) (value any, ok boo
 // hostFacts are the facts' values on one host: host.facts in the
 // expressions of frame fr.
 func (x *run) hostFacts(fr *Frame, host string) map[string]any {
+	x.factsMu.Lock()
+	defer x.factsMu.Unlock()
 	all, _ := x.env(fr)["facts"].(map[string]any)
 	out := make(map[string]any, len(all))
 	for name := range all {
@@ -287,6 +364,25 @@ func (x *run) hostFacts(fr *Frame, host string) map[string]any {
 			if v, ok := byHost[host]; ok {
 				out[name] = v
 			}
+		}
+	}
+	return out
+}
+
+// factsCopy is a copy of the facts of frame fr as they are now, for an
+// Exec made while facts are still being observed.
+func (x *run) factsCopy(fr *Frame) map[string]any {
+	x.factsMu.Lock()
+	defer x.factsMu.Unlock()
+	all, _ := x.env(fr)["facts"].(map[string]any)
+	out := make(map[string]any, len(all))
+	for name, v := range all {
+		if byHost, ok := v.(map[string]any); ok {
+			c := make(map[string]any, len(byHost))
+			for h, hv := range byHost {
+				c[h] = hv
+			}
+			out[name] = c
 		}
 	}
 	return out

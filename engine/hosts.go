@@ -307,6 +307,11 @@ func (x *run) exec(fr *Frame, host, become string) (*steps.Exec, error) {
 		vars = map[string]any{}
 	}
 	env["host"] = map[string]any{"name": h.Name, "address": h.Address, "vars": vars, "facts": x.hostFacts(fr, h.Name)}
+	if x.factsPending.Load() {
+		// A guard that reads no facts runs while they come in: it
+		// gets a copy, never the map being written.
+		env["facts"] = x.factsCopy(fr)
+	}
 	ex := &steps.Exec{
 		Host:    steps.Host{Name: h.Name, Address: h.Address, Vars: vars},
 		Env:     env,
