@@ -112,7 +112,11 @@ func (l *Loader) decodeFact(d *steps.Decoder, k, n *yaml.Node) (*Fact, types.Typ
 			}
 		}
 	}
+	// A fact's service ports are rendered on each of its hosts, so they
+	// may read host (a host's own PostgreSQL port in its inventory vars).
+	d.Scope.Host = true
 	ft.ServicePorts = servicePorts(d, f.Get("service_ports"))
+	d.Scope.Host = false
 	if typ == nil {
 		return nil, nil
 	}

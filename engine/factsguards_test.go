@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/internal/testnet"
 	"github.com/runbook-dev/runbook/internal/testsshd"
 	"github.com/runbook-dev/runbook/internal/transport"
 )
@@ -263,4 +264,87 @@ func holdingProxy(t *testing.T, addr string, release <-chan struct{}) string {
 		}
 	})
 	return l.Addr().String()
+}
+
+// TestDownPortsOnlyUnderYes: inventory.NAME.down_ports (what a step may
+// take for a look of its own, as the promotion's look at the old primary
+// does) lists the service ports tried silent on a host the network said
+// has no machine, in a run confirmed with --yes; after a confirmation
+// typed at a terminal it is empty, and the next probe of the host asks
+// the network again (under --yes it takes the guard's finding). The host's SSH port answers EHOSTUNREACH (what the
+// kernel says when ARP finds no machine); its service port is a real
+// silent one.
+func TestDownPortsOnlyUnderYes(t *testing.T) {
+	_, portText, _ := net.SplitHostPort(testnet.SilentAddr(t))
+	pb := mustLoad(t, `version: 1
+name: t
+params:
+  port: {type: int}
+require:
+  - name: the old primary is down
+    host: old
+    service_ports: ["${{ params.port }}"]
+    ssh-exec: {command: "true", read_only: true}
+    assert: '!result.reachable'
+steps:
+  - id: decision
+    confirm: {word: go, text: "go on?"}
+    ssh-exec: {command: "true", idempotent: true}
+  - id: again
+    wait-until:
+      probe:
+        host: old
+        service_ports: ["${{ params.port }}"]
+        ssh-exec: {command: "true", read_only: true}
+      until: '!result.reachable'
+      timeout: 20s
+  - id: show
+    ssh-exec: {command: "true", read_only: true}
+    print: 'ports ${{ join(map(inventory.old.down_ports, string(#)), ",") }}'
+`)
+	inv, ds := engine.ParseInventory("inv.yaml", []byte("hosts:\n  old: {address: 127.0.0.1}\n"))
+	if inv == nil {
+		t.Fatal(ds)
+	}
+	for _, c := range []struct {
+		name string
+		ans  engine.Answer
+		want string
+		// dials is how often the old primary's SSH port is asked.
+		dials int
+	}{
+		{"yes", engine.Answer{Yes: true}, "ports " + portText, 1},
+		{"typed", engine.Answer{Typed: "go"}, "ports ", 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			var mu sync.Mutex
+			dials := 0
+			rec := &recorder{}
+			r := &engine.Runner{Inventory: inv, Sink: rec,
+				Connect: func(ctx context.Context, h *engine.HostSpec) (transport.Conn, error) {
+					mu.Lock()
+					dials++
+					mu.Unlock()
+					return nil, &transport.UnreachableError{Host: h.Name, Addr: net.JoinHostPort(h.Address, "22"), Err: &os.SyscallError{Syscall: "connect", Err: syscall.EHOSTUNREACH}}
+				},
+				Confirm: func(context.Context, *engine.Gate) (engine.Answer, error) { return c.ans, nil },
+			}
+			if err := runWithin(t, pb, map[string]string{"port": portText}, r); err != nil {
+				t.Fatal(err)
+			}
+			var got string
+			for _, e := range rec.events {
+				if e.Type == engine.EventStepEnd && e.ID == "show" {
+					got = e.Print
+				}
+			}
+			if got != c.want {
+				t.Errorf("down_ports after a confirmation answered %+v: %q, want %q", c.ans, got, c.want)
+			}
+			if dials != c.dials {
+				t.Errorf("the old primary was asked %d times, want %d", dials, c.dials)
+			}
+		})
+	}
 }
