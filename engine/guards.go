@@ -51,6 +51,19 @@ func (x *run) factsAndGuards(ctx context.Context) error {
 // run.
 var errFactRefused = errors.New("a fact refused the run")
 
+// guardCheck is one guard on one host, and what it found.
+type guardCheck struct {
+	g    *Guard
+	i    int
+	host string
+	// err is why the guard's hosts could not be resolved.
+	err error
+	// ran says the check ended with an observation (not cancelled by a
+	// fact's refusal); ok, tolerated and msg are what it found.
+	ran, ok, tolerated bool
+	msg                string
+}
+
 // guards runs every guard on each of its hosts, all of them even after
 // one fails, so that the operator sees everything that is wrong at once.
 // Each starts on a host once the facts it reads there are in; none starts
@@ -58,16 +71,7 @@ var errFactRefused = errors.New("a fact refused the run")
 // tolerates is kept for the run's end (partial) and does not refuse the
 // run.
 func (x *run) guards(ctx context.Context, fs *factsRun) error {
-	type check struct {
-		g    *Guard
-		i    int
-		host string
-		err  error
-		// results
-		ran, ok, tolerated bool
-		msg                string
-	}
-	run := func(c *check) {
+	checkOne := func(c *guardCheck) {
 		if c.err == nil && !fs.wait(ctx, c.g.Reads, c.host) {
 			return
 		}
@@ -99,7 +103,7 @@ func (x *run) guards(ctx context.Context, fs *factsRun) error {
 		x.sink.Emit(&Event{Type: EventGuard, Index: c.i + 1, Name: c.g.Label(), Host: label, Status: st, Duration: time.Since(start), Message: msg})
 	}
 	// The checks of each guard, in the order of its hosts.
-	byGuard := make([][]*check, len(x.pb.Require))
+	byGuard := make([][]*guardCheck, len(x.pb.Require))
 	var wg sync.WaitGroup
 	for i, g := range x.pb.Require {
 		if x.skips(g.Frame) {
@@ -113,14 +117,14 @@ func (x *run) guards(ctx context.Context, fs *factsRun) error {
 			}
 			hosts, err := x.guardHosts(g)
 			if err != nil {
-				byGuard[i] = []*check{{g: g, i: i, err: err}}
+				byGuard[i] = []*guardCheck{{g: g, i: i, err: err}}
 			}
 			for _, h := range hosts {
-				byGuard[i] = append(byGuard[i], &check{g: g, i: i, host: h})
+				byGuard[i] = append(byGuard[i], &guardCheck{g: g, i: i, host: h})
 			}
 			var hw sync.WaitGroup
 			for _, c := range byGuard[i] {
-				hw.Go(func() { run(c) })
+				hw.Go(func() { checkOne(c) })
 			}
 			hw.Wait()
 		})
@@ -129,25 +133,34 @@ func (x *run) guards(ctx context.Context, fs *factsRun) error {
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
 	}
-	var failed []string
+	var done []*guardCheck
 	for _, cs := range byGuard {
-		for _, c := range cs {
-			if !c.ran {
-				continue
+		done = append(done, cs...)
+	}
+	return x.guardVerdict(done)
+}
+
+// guardVerdict keeps the hosts the guards tolerated for the run's end and
+// returns a *GuardError naming every check that failed, in the guards'
+// order; checks that did not run (a fact refused the run) are left out.
+func (x *run) guardVerdict(checks []*guardCheck) error {
+	var failed []string
+	for _, c := range checks {
+		if !c.ran {
+			continue
+		}
+		if c.tolerated {
+			// Not observed as the guard wants it (down, or failing): the
+			// guard did not clear it for a change (see unguardedError).
+			if _, ok := x.unguarded[c.host]; !ok {
+				x.unguarded[c.host] = c.g.Label()
 			}
-			if c.tolerated {
-				// Not observed as the guard wants it (down, or failing): the
-				// guard did not clear it for a change (see unguardedError).
-				if _, ok := x.unguarded[c.host]; !ok {
-					x.unguarded[c.host] = c.g.Label()
-				}
-			}
-			if !c.ok {
-				if len(c.g.Hosts) > 0 || c.g.HostsExpr != nil {
-					failed = append(failed, fmt.Sprintf("%q on %s: %s", c.g.Label(), c.host, c.msg))
-				} else {
-					failed = append(failed, fmt.Sprintf("%q: %s", c.g.Label(), c.msg))
-				}
+		}
+		if !c.ok {
+			if len(c.g.Hosts) > 0 || c.g.HostsExpr != nil {
+				failed = append(failed, fmt.Sprintf("%q on %s: %s", c.g.Label(), c.host, c.msg))
+			} else {
+				failed = append(failed, fmt.Sprintf("%q: %s", c.g.Label(), c.msg))
 			}
 		}
 	}
