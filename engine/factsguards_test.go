@@ -300,7 +300,7 @@ steps:
       timeout: 20s
   - id: show
     ssh-exec: {command: "true", read_only: true}
-    print: 'ports ${{ join(map(inventory.old.down_ports, string(#)), ",") }}'
+    print: 'ports ${{ join(map(inventory.old.down_ports, string(#)), ",") }}; the port in them: ${{ int(params.port) in inventory.old.down_ports }}'
 `)
 	inv, ds := engine.ParseInventory("inv.yaml", []byte("hosts:\n  old: {address: 127.0.0.1}\n"))
 	if inv == nil {
@@ -313,8 +313,8 @@ steps:
 		// dials is how often the old primary's SSH port is asked.
 		dials int
 	}{
-		{"yes", engine.Answer{Yes: true}, "ports " + portText, 1},
-		{"typed", engine.Answer{Typed: "go"}, "ports ", 2},
+		{"yes", engine.Answer{Yes: true}, "ports " + portText + "; the port in them: true", 1},
+		{"typed", engine.Answer{Typed: "go"}, "ports ; the port in them: false", 2},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
