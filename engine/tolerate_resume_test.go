@@ -140,46 +140,15 @@ steps:
 func TestBatchResumeAfterLostRecordsStepAfter(t *testing.T) {
 	dir := t.TempDir()
 	healthy(t, dir, "a", "b", "c", "d")
-	pb := mustLoad(t, `version: 1
-name: rolling
-params:
-  dir: {type: string}
-steps:
-  - name: Restart each node in turn
-    hosts: [all]
-    serial: 1
-    steps:
-      - id: restart
-        ssh-exec: {command: "echo ${{ host.name }} >> ${{ params.dir }}/log"}
-      - id: healthy
-        ssh-exec: {command: "grep -qx ok ${{ params.dir }}/${{ host.name }}", read_only: true}
-  - id: after
-    ssh-exec: {command: "echo after >> ${{ params.dir }}/log"}
-`)
-	inv := batchInventory(t)
-	lost := func(reached map[string]bool) *engine.Resume {
-		return &engine.Resume{
-			Done: map[engine.StepKey]engine.Outcome{
-				{Index: 1, Host: "a"}: {Status: engine.StatusChanged, ID: "restart", Result: map[string]any{"exit_code": 0}},
-				{Index: 2, Host: "a"}: {Status: engine.StatusOK, ID: "healthy", Result: map[string]any{"exit_code": 0}},
-			},
-			Watermark: 3,
-			Batches:   map[int][][]string{1: {{"a"}, {"b"}, {"c"}, {"d"}}},
-			Reached:   map[int]map[string]bool{1: reached},
-		}
-	}
-	_, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) {
-		r.Inventory, r.Resume = inv, lost(map[string]bool{"a": true, "b": true})
-	})
+	reached := map[string]bool{"a": true, "b": true}
+	_, err := resumeRolling(t, dir, lostRecords(3, reached))
 	var ide *engine.InDoubtError
 	if !errors.As(err, &ide) || strings.Join(ide.Steps, "; ") != "[1] restart [b]" {
 		t.Fatalf("err = %v, want only b's restart in doubt", err)
 	}
-	_, err = run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) {
-		rs := lost(map[string]bool{"a": true, "b": true})
-		rs.SkipInDoubt = true
-		r.Inventory, r.Resume = inv, rs
-	})
+	skip := lostRecords(3, reached)
+	skip.SkipInDoubt = true
+	_, err = resumeRolling(t, dir, skip)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,9 +157,7 @@ steps:
 	}
 	// Every batch reached: the step after may have started, and is in
 	// doubt (its hosts were not recorded).
-	_, err = run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) {
-		r.Inventory, r.Resume = inv, lost(map[string]bool{"a": true, "b": true, "c": true, "d": true})
-	})
+	_, err = resumeRolling(t, dir, lostRecords(3, map[string]bool{"a": true, "b": true, "c": true, "d": true}))
 	if !errors.As(err, &ide) || !strings.Contains(strings.Join(ide.Steps, "; "), "[3] after") {
 		t.Fatalf("err = %v, want after in doubt once the batch reached d", err)
 	}

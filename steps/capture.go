@@ -22,25 +22,21 @@ import (
 
 // Capture saves a remote file, or what a command prints, to a local file
 // per host: diagnostics collected from a fleet.
-var Capture Type = kind{&captureType, decodeCapture}
-
-var captureType = Descriptor{
+var Capture Type = kind{decodeCapture, Descriptor{
 	Name:   "capture",
 	Doc:    "save a remote file, or a command's standard output, to a local file on this machine (one per host: put ${{ host.name }} in dest), written atomically; more than max_size is an error, never a cut",
-	Fields: captureFields,
 	Result: types.Map{"dest": types.String, "bytes": types.Int, "checksum": types.String, "source": types.String},
-}
+	Fields: []Field{
+		{Name: "path", Kind: String, Doc: "the remote file to save (one of path and command)", Example: "/var/log/postgresql/postgresql-15-main.log"},
+		{Name: "command", Kind: String, Doc: "a read-only command whose standard output is saved (one of path and command); a non-zero exit fails the step", Example: "journalctl -u postgresql@15-main -n 500 --no-pager"},
+		{Name: "dest", Kind: String, Required: true, Doc: "the local file to write (its directories are created, mode 0700; the file 0600, replaced atomically); relative to the working directory", Example: "diag/${{ host.name }}/postgresql.log"},
+		{Name: "max_size", Kind: Literal, Doc: "the most it saves: bytes, or with KiB, MiB or GiB; more is an error naming the limit, never a silent cut (default 16MiB)", Example: "64MiB"},
+		{Name: "become", Kind: Literal, Doc: "read as this user (overrides the step's become)", Example: "postgres"},
+	},
+}}
 
 // DefaultCaptureMax bounds what capture saves when max_size is not given.
 const DefaultCaptureMax = 16 << 20
-
-var captureFields = []Field{
-	{Name: "path", Kind: String, Doc: "the remote file to save (one of path and command)", Example: "/var/log/postgresql/postgresql-15-main.log"},
-	{Name: "command", Kind: String, Doc: "a read-only command whose standard output is saved (one of path and command); a non-zero exit fails the step", Example: "journalctl -u postgresql@15-main -n 500 --no-pager"},
-	{Name: "dest", Kind: String, Required: true, Doc: "the local file to write (its directories are created, mode 0700; the file 0600, replaced atomically); relative to the working directory", Example: "diag/${{ host.name }}/postgresql.log"},
-	{Name: "max_size", Kind: Literal, Doc: "the most it saves: bytes, or with KiB, MiB or GiB; more is an error naming the limit, never a silent cut (default 16MiB)", Example: "64MiB"},
-	{Name: "become", Kind: Literal, Doc: "read as this user (overrides the step's become)", Example: "postgres"},
-}
 
 type capture struct {
 	path, command, dest *tmpl.Template
@@ -54,7 +50,7 @@ type capture struct {
 
 // decodeCapture builds a step of the type from its body (Type.Decode).
 func decodeCapture(d *Decoder, b Body) Step {
-	s := &capture{max: DefaultCaptureMax, become: d.Literal(b.Get("become"))}
+	s := &capture{become: d.Literal(b.Get("become"))}
 	p, c := b.Get("path"), b.Get("command")
 	switch {
 	case p != nil && c != nil:
@@ -75,13 +71,7 @@ func decodeCapture(d *Decoder, b Body) Step {
 		s.dest = d.Template(n)
 		d.RefuseSecret(n, s.dest, diag.RuleSecretExposed, "dest", "a path is shown in messages and the journal")
 	}
-	if n := b.Get("max_size"); n != nil {
-		v, err := ParseSize(n.Value)
-		if err != nil {
-			d.Errorf(n, diag.RuleInvalidValue, "max_size: %v", err)
-		}
-		s.max = v
-	}
+	s.max = d.Size(b.Get("max_size"), "max_size", DefaultCaptureMax)
 	return s
 }
 
