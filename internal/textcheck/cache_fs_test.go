@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -206,5 +207,43 @@ func TestCacheKeyProgram(t *testing.T) {
 	all := key("exec " + sc + " --enable=all \"$@\"\n")
 	if plain == all {
 		t.Error("two wrappers of the same shellcheck give the same key")
+	}
+}
+
+// TestIdentityInterrupted: validate interrupted while shellcheck, run by
+// a wrapper, is saying its version ends it at once, the wrapper's child
+// included, whatever the time limit.
+func TestIdentityInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	ready := filepath.Join(dir, "ready")
+	if err := syscall.Mkfifo(ready, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fake := filepath.Join(dir, "shellcheck")
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\necho started > \"$READY\"\nsleep 1000\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("READY", ready)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := newShellRunner(ctx, fake, Limits{MaxText: 1 << 10, Timeout: time.Hour})
+	r.results = newResultCache(t.TempDir(), "", 0)
+	done := make(chan struct{})
+	go func() {
+		r.cached("echo")
+		close(done)
+	}()
+	// The wrapper has started once it has written to the FIFO.
+	if _, err := os.ReadFile(ready); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("shellcheck --version still waited for a minute after the interruption")
+	}
+	if err := r.results.failure(); err == nil || !strings.Contains(err.Error(), "interrupted") {
+		t.Errorf("failure() = %v, want the interruption named", err)
 	}
 }
