@@ -91,10 +91,12 @@ func newResultCache(dir, top string, max int64) *resultCache {
 // and the trim are then in the same real directory), and checks that
 // the directory can be trusted: it, and every directory above it up to
 // the one given (rc.top), owned by the user or root and writable by no
-// one else. A directory above the given one that others can write is
-// accepted when sticky (/tmp): no one else can then rename or remove
-// what is the user's in it. The error says where and what to do; the
-// cache is then off, and the checks are whole without it.
+// one else (up to the root when the cache's directory is a link that
+// leads out of the one given). A directory above the cache's own that
+// others can write is accepted when sticky (/tmp): no one else can then
+// rename or remove what is the user's in it. The error says where and
+// what to do; the cache is then off, and the checks are whole without
+// it.
 func (rc *resultCache) open() error {
 	// Absolute, so that the check goes up to the directory given even
 	// from a relative one.
@@ -112,12 +114,12 @@ func (rc *resultCache) open() error {
 	}
 	real, err := filepath.EvalSymlinks(rc.dir)
 	if err != nil {
-		return err
+		return fmt.Errorf("resolving the links of %s: %w", rc.dir, err)
 	}
 	top := real
 	if rc.top != "" {
 		if top, err = filepath.EvalSymlinks(rc.top); err != nil {
-			return err
+			return fmt.Errorf("resolving the links of %s: %w", rc.top, err)
 		}
 	}
 	euid := os.Geteuid()
@@ -440,8 +442,8 @@ func (rc *resultCache) trim() error {
 			}
 			return nil
 		}
-		if filepath.Dir(p) == rc.dir || !d.Type().IsRegular() {
-			return nil // the mark and the lock; a link or a FIFO
+		if !d.Type().IsRegular() {
+			return nil // a link or a FIFO
 		}
 		fi, err := d.Info()
 		if err != nil {
@@ -452,6 +454,9 @@ func (rc *resultCache) trim() error {
 				os.Remove(p)
 			}
 			return nil
+		}
+		if filepath.Dir(p) == rc.dir {
+			return nil // the mark and the lock
 		}
 		if !isHex(d.Name(), sha256.Size*2) || !strings.HasPrefix(d.Name(), parent) {
 			return nil // not an entry
