@@ -174,6 +174,16 @@ func (x *run) apply(ctx context.Context, t *target, plan *steps.Plan) (hostOutco
 			o.status, o.err, o.final = StatusInDoubt, &inDoubtError{fmt.Errorf("in doubt: %w; the change may be made or still being made: resume checks the host again (and waits for a command still running) before it acts", err)}, true
 			return o, false
 		}
+		if stoppedByRun(ctx) {
+			// Cut short by the run, not failed: the change had begun, and
+			// stopping its command undoes nothing it did (nor does a kill
+			// that does not arrive stop it). As after a lost connection,
+			// the process record stays and the resume rechecks or asks.
+			// An error that races the stop is taken as this one: in doubt
+			// is the safe side.
+			o.status, o.err, o.final = StatusInDoubt, &inDoubtError{fmt.Errorf("in doubt: cut short while it made its change here, as the step %w; the change may be half made (stopping its command undoes nothing): resume checks the host again, waiting for a command still running, or asks when the step cannot check", context.Cause(ctx))}, true
+			return o, false
+		}
 		o, _ = x.failed(ctx, o, err)
 		return o, false
 	}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -123,13 +124,34 @@ func (x *run) fanOut(ctx context.Context, hosts []string, limit, maxFailures int
 				mu.Lock()
 				failures++
 				if failures > maxFailures {
-					cancel(fmt.Errorf("stopped after %d failed host(s)", failures))
+					cancel(&StoppedError{Failed: failures})
 				}
 				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
+}
+
+// StoppedError is why a step on several hosts cut short the hosts still
+// running it: more of its hosts failed than its max_failures allows. A
+// host cut short after it began its change is in doubt, not failed (see
+// apply); one cut short before is not run.
+type StoppedError struct {
+	// Failed counts the hosts that had failed.
+	Failed int
+}
+
+func (e *StoppedError) Error() string {
+	return fmt.Sprintf("stopped after %d failed host(s)", e.Failed)
+}
+
+// stoppedByRun says whether ctx ended because the step stopped its other
+// hosts (StoppedError), rather than by the step's own timeout or an
+// interruption of the run.
+func stoppedByRun(ctx context.Context) bool {
+	var se *StoppedError
+	return ctx.Err() != nil && errors.As(context.Cause(ctx), &se)
 }
 
 // hostsOf resolves the hosts a step runs on.

@@ -1,0 +1,101 @@
+package engine_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/internal/testsshd"
+	"github.com/runbook-dev/runbook/internal/transport"
+)
+
+// fanOutPlaybook runs one step on a, b and c (one sshd) at most
+// ${PARALLEL} at a time: a fails once b and c have each written their
+// start to the log (at once, when it runs alone), and b and c sleep.
+const fanOutPlaybook = `version: 1
+name: fanout
+params:
+  dir: {type: string}
+steps:
+  - id: spread
+    hosts: [a, b, c]
+    parallel: ${PARALLEL}
+    ssh-exec:
+      command: |
+        cd ${{ params.dir }}
+        if [ ${{ host.name }} = a ]; then
+          while [ ${PARALLEL} -gt 1 ] && ! { [ -e started-b ] && [ -e started-c ]; }; do sleep 0.05; done
+          exit 1
+        fi
+        echo start >> started-${{ host.name }}
+        sleep 30
+`
+
+func fanOutRun(t *testing.T, parallel string) (*recorder, string, error) {
+	s := testsshd.Start(t)
+	pb, dir := mustLoad(t, strings.ReplaceAll(fanOutPlaybook, "${PARALLEL}", parallel)), t.TempDir()
+	inv := mustInventory(t, s.Inventory("a", "b", "c"))
+	rec, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) {
+		r.Inventory = inv
+		r.Connect = func(ctx context.Context, h *engine.HostSpec) (transport.Conn, error) {
+			return transport.DialSSH(ctx, transport.SSHConfig{Name: h.Name, Address: h.Address, Port: h.Port, User: h.User, IdentityFiles: []string{h.IdentityFile}, KnownHosts: []string{h.KnownHosts}})
+		}
+	})
+	return rec, dir, err
+}
+
+// TestFanOutStopLeavesStartedHostsInDoubt: a step on several hosts stops
+// after a fails; b and c, cut short in the middle of their command, are
+// in doubt (their change may be half made), never failed, and their
+// process records stand for the resume.
+func TestFanOutStopLeavesStartedHostsInDoubt(t *testing.T) {
+	rec, dir, err := fanOutRun(t, "3")
+	if err == nil {
+		t.Fatal("the run went through though a failed")
+	}
+	ends := rec.ends()
+	if ends["spread@a"] != engine.StatusFailed {
+		t.Errorf("a: %s, want failed", ends["spread@a"])
+	}
+	processes := map[string]bool{}
+	for _, e := range rec.events {
+		switch {
+		case e.Type == engine.EventStepProcess:
+			processes[e.Host] = true
+		case e.Type == engine.EventStepEnd && e.Host != "a" && !strings.Contains(e.Message, "stopped after 1 failed host(s)"):
+			t.Errorf("%s: %q does not say why it was cut short", e.Host, e.Message)
+		}
+	}
+	for _, h := range []string{"b", "c"} {
+		if ends["spread@"+h] != engine.StatusInDoubt {
+			t.Errorf("%s: %s, want in-doubt", h, ends["spread@"+h])
+		}
+		if !processes[h] {
+			t.Errorf("%s: no process record", h)
+		}
+		if n := countLines(t, dir+"/started-"+h); n != 1 {
+			t.Errorf("%s started %d times, want 1", h, n)
+		}
+	}
+}
+
+// TestFanOutStopDoesNotStartTheOthers: one host at a time, a fails, and
+// b and c, not started, have no event: nothing says they ran, so a
+// resume runs them as any step.
+func TestFanOutStopDoesNotStartTheOthers(t *testing.T) {
+	rec, dir, err := fanOutRun(t, "1")
+	if err == nil {
+		t.Fatal("the run went through though a failed")
+	}
+	for _, e := range rec.events {
+		if e.Host == "b" || e.Host == "c" {
+			t.Errorf("%s on %s: %s %s, want no event", e.Type, e.Host, e.Status, e.Message)
+		}
+	}
+	for _, h := range []string{"b", "c"} {
+		if n := countLines(t, dir+"/started-"+h); n != 0 {
+			t.Errorf("%s started %d times, want 0", h, n)
+		}
+	}
+}
