@@ -174,13 +174,14 @@ func (x *run) apply(ctx context.Context, t *target, plan *steps.Plan) (hostOutco
 			o.status, o.err, o.final = StatusInDoubt, &inDoubtError{fmt.Errorf("in doubt: %w; the change may be made or still being made: resume checks the host again (and waits for a command still running) before it acts", err)}, true
 			return o, false
 		}
-		if stoppedByRun(ctx) {
+		if stoppedByRun(ctx) && mayChangeHost(t.step) {
 			// Cut short by the run, not failed: the change had begun, and
 			// stopping its command undoes nothing it did (nor does a kill
 			// that does not arrive stop it). As after a lost connection,
 			// the process record stays and the resume rechecks or asks.
 			// An error that races the stop is taken as this one: in doubt
-			// is the safe side.
+			// is the safe side. A step that only looks (a wait, a capture)
+			// has nothing in doubt: it fails, and runs again.
 			o.status, o.err, o.final = StatusInDoubt, &inDoubtError{fmt.Errorf("in doubt: cut short while it made its change here, as the step %w; the change may be half made (stopping its command undoes nothing): resume checks the host again, waiting for a command still running, or asks when the step cannot check", context.Cause(ctx))}, true
 			return o, false
 		}

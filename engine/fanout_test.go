@@ -99,3 +99,48 @@ func TestFanOutStopDoesNotStartTheOthers(t *testing.T) {
 		}
 	}
 }
+
+// TestFanOutStopFailsAWait: a step that only looks (a wait-until whose
+// probe is read-only) has nothing in doubt when it is cut short: b and c,
+// stopped in the middle of their wait once a fails, fail and run again on
+// resume without a question.
+func TestFanOutStopFailsAWait(t *testing.T) {
+	s := testsshd.Start(t)
+	pb, dir := mustLoad(t, `version: 1
+name: fanout-wait
+params:
+  dir: {type: string}
+steps:
+  - id: wait
+    hosts: [a, b, c]
+    assert: host.name != "a"
+    wait-until:
+      probe:
+        ssh-exec:
+          read_only: true
+          command: |
+            cd ${{ params.dir }}
+            echo . >> polled-${{ host.name }}
+            polls() { cat "polled-$1" 2>/dev/null | wc -l; }
+            if [ ${{ host.name }} = a ] && [ "$(polls b)" -ge 2 ] && [ "$(polls c)" -ge 2 ]; then echo go; fi
+      until: result.stdout == "go\n"
+      timeout: 60s
+      interval: 100ms
+`), t.TempDir()
+	inv := mustInventory(t, s.Inventory("a", "b", "c"))
+	rec, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) {
+		r.Inventory = inv
+		r.Connect = func(ctx context.Context, h *engine.HostSpec) (transport.Conn, error) {
+			return transport.DialSSH(ctx, transport.SSHConfig{Name: h.Name, Address: h.Address, Port: h.Port, User: h.User, IdentityFiles: []string{h.IdentityFile}, KnownHosts: []string{h.KnownHosts}})
+		}
+	})
+	if err == nil {
+		t.Fatal("the run went through though a failed")
+	}
+	ends := rec.ends()
+	for _, h := range []string{"a", "b", "c"} {
+		if ends["wait@"+h] != engine.StatusFailed {
+			t.Errorf("%s: %s, want failed", h, ends["wait@"+h])
+		}
+	}
+}
