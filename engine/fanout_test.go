@@ -2,7 +2,10 @@ package engine_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/runbook-dev/runbook/engine"
@@ -11,8 +14,8 @@ import (
 )
 
 // fanOutPlaybook runs one step on a, b and c (one sshd) at most
-// ${PARALLEL} at a time: a fails once b and c have each written their
-// start to the log (at once, when it runs alone), and b and c sleep.
+// ${PARALLEL} at a time: a fails (after ${WAIT}), and b and c write their
+// start to their log and sleep.
 const fanOutPlaybook = `version: 1
 name: fanout
 params:
@@ -25,22 +28,48 @@ steps:
       command: |
         cd ${{ params.dir }}
         if [ ${{ host.name }} = a ]; then
-          while [ ${PARALLEL} -gt 1 ] && ! { [ -e started-b ] && [ -e started-c ]; }; do sleep 0.05; done
+          ${WAIT}
           exit 1
         fi
         echo start >> started-${{ host.name }}
         sleep 30
 `
 
-func fanOutRun(t *testing.T, parallel string) (*recorder, string, error) {
+// fanOutRun runs fanOutPlaybook. With wait, a fails only once the run has
+// reported the commands of b and c started (their process records) and
+// both wrote their start: both are then cut short in their sleep.
+func fanOutRun(t *testing.T, parallel string, wait bool) (*recorder, string, error) {
 	s := testsshd.Start(t)
-	pb, dir := mustLoad(t, strings.ReplaceAll(fanOutPlaybook, "${PARALLEL}", parallel)), t.TempDir()
+	src := strings.ReplaceAll(fanOutPlaybook, "${PARALLEL}", parallel)
+	if wait {
+		src = strings.ReplaceAll(src, "${WAIT}", "while ! { [ -e started ] && [ -e started-b ] && [ -e started-c ]; }; do sleep 0.05; done")
+	} else {
+		src = strings.ReplaceAll(src, "${WAIT}", "true")
+	}
+	pb, dir := mustLoad(t, src), t.TempDir()
 	inv := mustInventory(t, s.Inventory("a", "b", "c"))
 	rec, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) {
 		r.Inventory = inv
 		r.Connect = func(ctx context.Context, h *engine.HostSpec) (transport.Conn, error) {
 			return transport.DialSSH(ctx, transport.SSHConfig{Name: h.Name, Address: h.Address, Port: h.Port, User: h.User, IdentityFiles: []string{h.IdentityFile}, KnownHosts: []string{h.KnownHosts}})
 		}
+		next := r.Sink
+		var mu sync.Mutex
+		started := map[string]bool{}
+		r.Sink = engine.SinkFunc(func(e *engine.Event) {
+			next.Emit(e)
+			if e.Type != engine.EventStepProcess || e.Host == "a" {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			started[e.Host] = true
+			if len(started) == 2 {
+				if err := os.WriteFile(filepath.Join(dir, "started"), nil, 0o600); err != nil {
+					t.Error(err)
+				}
+			}
+		})
 	})
 	return rec, dir, err
 }
@@ -50,7 +79,7 @@ func fanOutRun(t *testing.T, parallel string) (*recorder, string, error) {
 // in doubt (their change may be half made), never failed, and their
 // process records stand for the resume.
 func TestFanOutStopLeavesStartedHostsInDoubt(t *testing.T) {
-	rec, dir, err := fanOutRun(t, "3")
+	rec, dir, err := fanOutRun(t, "3", true)
 	if err == nil {
 		t.Fatal("the run went through though a failed")
 	}
@@ -84,7 +113,7 @@ func TestFanOutStopLeavesStartedHostsInDoubt(t *testing.T) {
 // b and c, not started, have no event: nothing says they ran, so a
 // resume runs them as any step.
 func TestFanOutStopDoesNotStartTheOthers(t *testing.T) {
-	rec, dir, err := fanOutRun(t, "1")
+	rec, dir, err := fanOutRun(t, "1", false)
 	if err == nil {
 		t.Fatal("the run went through though a failed")
 	}
