@@ -22,6 +22,9 @@ type hostOutcome struct {
 	printed string
 	// final is a failure that retries must not repeat: a refused gate.
 	final bool
+	// notStarted is a host of a fan-out that stopped before it started
+	// there: no event, no record; a resume runs it as any step.
+	notStarted bool
 }
 
 // inDoubtError is an outcome in doubt: no tolerate: covers it, since the

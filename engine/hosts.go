@@ -35,7 +35,22 @@ func (x *run) step(ctx context.Context, index int, s *Step) error {
 	} else {
 		x.fanOut(ctx, hosts, s.Parallel, s.MaxFailures, s.Tolerate, outcomes, func(h string) *target { return newTarget(index, s, h, nil, 0) })
 	}
-	return x.finish(index, s, outcomes)
+	err = x.finish(index, s, outcomes)
+	if err == nil {
+		return nil
+	}
+	// The hosts the step never reached have no event: the error names
+	// them, or the operator would not know they were left as they were.
+	var untouched []string
+	for _, o := range outcomes {
+		if o.notStarted {
+			untouched = append(untouched, o.host)
+		}
+	}
+	if len(untouched) > 0 {
+		return fmt.Errorf("%w; not started (untouched): %s", err, strings.Join(untouched, ", "))
+	}
+	return err
 }
 
 // skipFramed reports step s (index is its 1-based index) of an included
@@ -108,12 +123,12 @@ func (x *run) fanOut(ctx context.Context, hosts []string, limit, maxFailures int
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
-			outcomes[i] = hostOutcome{host: h, status: StatusSkipped, err: fmt.Errorf("not started: %w", context.Cause(ctx))}
+			outcomes[i] = hostOutcome{host: h, status: StatusSkipped, err: fmt.Errorf("not started: %w", context.Cause(ctx)), notStarted: true}
 			continue
 		}
 		if ctx.Err() != nil {
 			<-sem
-			outcomes[i] = hostOutcome{host: h, status: StatusSkipped, err: fmt.Errorf("not started: %w", context.Cause(ctx))}
+			outcomes[i] = hostOutcome{host: h, status: StatusSkipped, err: fmt.Errorf("not started: %w", context.Cause(ctx)), notStarted: true}
 			continue
 		}
 		wg.Go(func() {
