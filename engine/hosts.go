@@ -151,7 +151,8 @@ func (x *run) fanOut(ctx context.Context, hosts []string, limit, maxFailures int
 // StoppedError is why a step on several hosts cut short the hosts still
 // running it: more of its hosts failed than its max_failures allows. A
 // host cut short after it began its change is in doubt, not failed (see
-// apply); one cut short before is not run.
+// apply); one cut short before fails, and a resume runs it again; one not
+// started yet is left untouched.
 type StoppedError struct {
 	// Failed counts the hosts that had failed.
 	Failed int
