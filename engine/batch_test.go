@@ -17,11 +17,7 @@ import (
 // batchInventory is four local hosts, each with its own health file.
 func batchInventory(t *testing.T) *engine.Inventory {
 	t.Helper()
-	inv, ds := engine.ParseInventory("inv.yaml", []byte("defaults: {transport: local}\nhosts:\n  a: {vars: {n: 1}}\n  b: {vars: {n: 2}}\n  c: {vars: {n: 3}}\n  d: {vars: {n: 4}}\ngroups:\n  all: [a, b, c, d]\n"))
-	if inv == nil {
-		t.Fatal(ds)
-	}
-	return inv
+	return mustInventory(t, "defaults: {transport: local}\nhosts:\n  a: {vars: {n: 1}}\n  b: {vars: {n: 2}}\n  c: {vars: {n: 3}}\n  d: {vars: {n: 4}}\ngroups:\n  all: [a, b, c, d]\n")
 }
 
 // rolling restarts each host (a line in a log), then checks that it is
@@ -47,6 +43,50 @@ steps:
   - id: after
     ssh-exec: {command: "echo after >> ${{ params.dir }}/log"}
 `
+
+// rollingOneByOne restarts each host in turn (a line in a log), checks
+// that it is healthy (its file says ok), then runs one step after the
+// batch.
+const rollingOneByOne = `version: 1
+name: rolling
+params:
+  dir: {type: string}
+steps:
+  - name: Restart each node in turn
+    hosts: [all]
+    serial: 1
+    steps:
+      - id: restart
+        ssh-exec: {command: "echo ${{ host.name }} >> ${{ params.dir }}/log"}
+      - id: healthy
+        ssh-exec: {command: "grep -qx ok ${{ params.dir }}/${{ host.name }}", read_only: true}
+  - id: after
+    ssh-exec: {command: "echo after >> ${{ params.dir }}/log"}
+`
+
+// lostRecords is what the journal of rollingOneByOne kept after a power
+// cut: a restarted and healthy, the batches of one host each, the hosts
+// of reached reached, and the mark at watermark.
+func lostRecords(watermark int, reached map[string]bool) *engine.Resume {
+	return &engine.Resume{
+		Done: map[engine.StepKey]engine.Outcome{
+			{Index: 1, Host: "a"}: {Status: engine.StatusChanged, ID: "restart", Result: map[string]any{"exit_code": 0}},
+			{Index: 2, Host: "a"}: {Status: engine.StatusOK, ID: "healthy", Result: map[string]any{"exit_code": 0}},
+		},
+		Watermark: watermark,
+		Batches:   map[int][][]string{1: {{"a"}, {"b"}, {"c"}, {"d"}}},
+		Reached:   map[int]map[string]bool{1: reached},
+	}
+}
+
+// resumeRolling resumes rollingOneByOne, working in dir, on the hosts of
+// batchInventory, from rs.
+func resumeRolling(t *testing.T, dir string, rs *engine.Resume) (*recorder, error) {
+	t.Helper()
+	return run(t, mustLoad(t, rollingOneByOne), map[string]string{"dir": dir}, nil, func(r *engine.Runner) {
+		r.Inventory, r.Resume = batchInventory(t), rs
+	})
+}
 
 func rollingPlaybook(t *testing.T, serial, budget string) *engine.Playbook {
 	return mustLoad(t, strings.NewReplacer("${SERIAL}", serial, "${BUDGET}", budget).Replace(rolling))
@@ -136,13 +176,7 @@ func TestBatchResumeContinuesAtFailedHost(t *testing.T) {
 	if got := readLog(t, dir); got != "a b c d after" {
 		t.Fatalf("log = %q", got)
 	}
-	var ran []string
-	for _, e := range rec2.events {
-		if e.Type == engine.EventStepEnd && !e.Resumed {
-			ran = append(ran, e.ID+"@"+e.Host)
-		}
-	}
-	if strings.Join(ran, " ") != "healthy@b restart@c healthy@c restart@d healthy@d after@localhost" {
+	if ran := rec2.ran(); strings.Join(ran, " ") != "healthy@b restart@c healthy@c restart@d healthy@d after@localhost" {
 		t.Fatalf("ran = %v", ran)
 	}
 }
@@ -263,10 +297,7 @@ func TestBatchRefusals(t *testing.T) {
 
 func TestTolerateAndFailedWhen(t *testing.T) {
 	dir := t.TempDir()
-	inv, ds := engine.ParseInventory("inv.yaml", []byte("defaults: {transport: local}\nhosts:\n  a: {}\n  b: {}\ngroups:\n  all: [a, b]\n"))
-	if inv == nil {
-		t.Fatal(ds)
-	}
+	inv := mustInventory(t, "defaults: {transport: local}\nhosts:\n  a: {}\n  b: {}\ngroups:\n  all: [a, b]\n")
 	pb := mustLoad(t, `version: 1
 name: tolerate
 params:
@@ -379,10 +410,7 @@ steps:
       - id: healthy
         ssh-exec: {command: "true", read_only: true}
 `)
-	inv, ds := engine.ParseInventory("inv.yaml", []byte(s.Inventory("a", "b", "c")))
-	if inv == nil {
-		t.Fatal(ds)
-	}
+	inv := mustInventory(t, s.Inventory("a", "b", "c"))
 	_, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) {
 		r.Inventory = inv
 		r.Connect = func(ctx context.Context, h *engine.HostSpec) (transport.Conn, error) {
@@ -406,37 +434,10 @@ steps:
 func TestBatchResumeAfterLostRecords(t *testing.T) {
 	dir := t.TempDir()
 	healthy(t, dir, "a", "b", "c", "d")
-	pb := mustLoad(t, `version: 1
-name: rolling
-params:
-  dir: {type: string}
-steps:
-  - name: Restart each node in turn
-    hosts: [all]
-    serial: 1
-    steps:
-      - id: restart
-        ssh-exec: {command: "echo ${{ host.name }} >> ${{ params.dir }}/log"}
-      - id: healthy
-        ssh-exec: {command: "grep -qx ok ${{ params.dir }}/${{ host.name }}", read_only: true}
-  - id: after
-    ssh-exec: {command: "echo after >> ${{ params.dir }}/log"}
-`)
-	inv := batchInventory(t)
 	// What the journal kept: a restarted and healthy; the batches of a
 	// and b started; the mark reaches the batch's steps.
-	lost := func() *engine.Resume {
-		return &engine.Resume{
-			Done: map[engine.StepKey]engine.Outcome{
-				{Index: 1, Host: "a"}: {Status: engine.StatusChanged, ID: "restart", Result: map[string]any{"exit_code": 0}},
-				{Index: 2, Host: "a"}: {Status: engine.StatusOK, ID: "healthy", Result: map[string]any{"exit_code": 0}},
-			},
-			Watermark: 2,
-			Batches:   map[int][][]string{1: {{"a"}, {"b"}, {"c"}, {"d"}}},
-			Reached:   map[int]map[string]bool{1: {"a": true, "b": true}},
-		}
-	}
-	_, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) { r.Inventory, r.Resume = inv, lost() })
+	reached := map[string]bool{"a": true, "b": true}
+	_, err := resumeRolling(t, dir, lostRecords(2, reached))
 	var ide *engine.InDoubtError
 	if !errors.As(err, &ide) {
 		t.Fatalf("err = %v, want an *InDoubtError", err)
@@ -447,24 +448,16 @@ steps:
 	if got := readLog(t, dir); got != "" {
 		t.Fatalf("a refused resume ran something: %q", got)
 	}
-	rec, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) {
-		rs := lost()
-		rs.SkipInDoubt = true
-		r.Inventory, r.Resume = inv, rs
-	})
+	skip := lostRecords(2, reached)
+	skip.SkipInDoubt = true
+	rec, err := resumeRolling(t, dir, skip)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := readLog(t, dir); got != "c d after" {
 		t.Fatalf("log = %q, want c and d restarted (never reached before), then after", got)
 	}
-	var ran []string
-	for _, e := range rec.events {
-		if e.Type == engine.EventStepEnd && !e.Resumed {
-			ran = append(ran, e.ID+"@"+e.Host)
-		}
-	}
-	if strings.Join(ran, " ") != "healthy@b restart@c healthy@c restart@d healthy@d after@localhost" {
+	if ran := rec.ran(); strings.Join(ran, " ") != "healthy@b restart@c healthy@c restart@d healthy@d after@localhost" {
 		t.Fatalf("ran = %v", ran)
 	}
 }

@@ -179,19 +179,26 @@ func TestIncludeValidate(t *testing.T) {
 		{"bundled.yaml", `bundled.yaml:5:15: playbook: cannot read pg-ha/no-such-playbook (bundled:pg-ha/no-such-playbook.yaml): file does not exist; a name ending in .yaml or .yml is a file relative to this playbook, any other a bundled playbook (runbook list) [invalid-value]`},
 		{"a.yaml", `b.yaml:6:15: playbook: a.yaml includes itself (a.yaml → b.yaml → a.yaml): a playbook cannot run itself, directly or through another; remove one of these includes [invalid-value]`},
 	} {
-		t.Run(c.file, func(t *testing.T) {
-			rep, err := engine.Validate([]string{c.file}, engine.ValidateOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, d := range rep.Diagnostics {
-				got = append(got, d.String())
-			}
-			if !slices.Equal(got, []string{c.want}) {
-				t.Errorf("diagnostics:\n%s\nwant:\n%s", strings.Join(got, "\n"), c.want)
-			}
-		})
+		t.Run(c.file, func(t *testing.T) { wantOnlyDiagnostic(t, c.file, c.want, "") })
+	}
+}
+
+// wantOnlyDiagnostic validates file and wants want as its one diagnostic
+// of severity sev (of any severity when sev is empty).
+func wantOnlyDiagnostic(t *testing.T, file, want string, sev diag.Severity) {
+	t.Helper()
+	rep, err := engine.Validate([]string{file}, engine.ValidateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range rep.Diagnostics {
+		if sev == "" || d.Severity == sev {
+			got = append(got, d.String())
+		}
+	}
+	if !slices.Equal(got, []string{want}) {
+		t.Errorf("diagnostics:\n%s\nwant:\n%s", strings.Join(got, "\n"), want)
 	}
 }
 
@@ -344,21 +351,7 @@ func TestIncludedGateAfterAChangeRefused(t *testing.T) {
 		{"late.yaml", `late.yaml:9:15: lib/gated.yaml asks for a confirmation (step decision) after step stop may have changed something: an operator who declines would leave that change made; add confirm_first: true (its steps up to the gate then run before stop), or include it before stop [invalid-value]`},
 		{"early.yaml", `early.yaml:10:20: confirm_first: step "look" of lib/changing.yaml (lib/changing.yaml:4:5) comes before its last confirmation gate and may change something: only read-only steps can run before this playbook's first change; move the gate, or the change, in lib/changing.yaml [invalid-value]`},
 	} {
-		t.Run(c.file, func(t *testing.T) {
-			rep, err := engine.Validate([]string{c.file}, engine.ValidateOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, d := range rep.Diagnostics {
-				if d.Severity == diag.Error {
-					got = append(got, d.String())
-				}
-			}
-			if !slices.Equal(got, []string{c.want}) {
-				t.Errorf("diagnostics:\n%s\nwant:\n%s", strings.Join(got, "\n"), c.want)
-			}
-		})
+		t.Run(c.file, func(t *testing.T) { wantOnlyDiagnostic(t, c.file, c.want, diag.Error) })
 	}
 }
 

@@ -43,6 +43,20 @@ func (r *recorder) ends() map[string]engine.Status {
 	return out
 }
 
+// ran lists the steps that ran (not taken as done from a journal), as
+// id@host in the order they ended.
+func (r *recorder) ran() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ran []string
+	for _, e := range r.events {
+		if e.Type == engine.EventStepEnd && !e.Resumed {
+			ran = append(ran, e.ID+"@"+e.Host)
+		}
+	}
+	return ran
+}
+
 func mustLoad(t *testing.T, src string) *engine.Playbook {
 	t.Helper()
 	pb, ds := loader().Load("test.yaml", []byte(src))

@@ -476,6 +476,19 @@ func (d *Decoder) Int(n *yaml.Node, def int) int {
 	return i
 }
 
+// Size returns a size in bytes as ParseSize reads it (bytes, or with KiB,
+// MiB or GiB), def when n is nil; key names the field in the error.
+func (d *Decoder) Size(n *yaml.Node, key string, def int) int {
+	if n == nil {
+		return def
+	}
+	v, err := ParseSize(n.Value)
+	if err != nil {
+		d.Errorf(n, diag.RuleInvalidValue, "%s: %v", key, err)
+	}
+	return v
+}
+
 // IntValue is an integer written literally or as an expression
 // (retries: ${{ params.n }}), known for sure only at run time.
 type IntValue struct {

@@ -25,14 +25,25 @@ import (
 )
 
 // FilePatch edits a configuration file in place, idempotently.
-var FilePatch Type = kind{&filePatchType, decodeFilePatch}
-
-var filePatchType = Descriptor{
+var FilePatch Type = kind{decodeFilePatch, Descriptor{
 	Name:   "file-patch",
 	Doc:    "edit a configuration file in place: postgresql.conf keys, ini keys, whole lines, or delete it; atomic, with a diff in plan",
-	Fields: filePatchFields,
 	Result: types.Map{"changed": types.Bool, "changes": types.Array(types.String), "diff": types.String, "exists": types.Bool, "backup": types.String},
-}
+	Fields: []Field{
+		{Name: "path", Kind: String, Required: true, Doc: "the file on the host", Example: "/etc/postgresql/15/main/postgresql.conf"},
+		{Name: "set", Kind: StringMap, Doc: "postgresql.conf-style key = value: replaces the active line, uncomments a commented default in place, appends only when the key is absent; values are quoted as PostgreSQL expects and may not hold line breaks", Example: map[string]any{"wal_level": "replica"}},
+		{Name: "comment", Kind: StringList, Doc: "comment out the active assignments of these keys", Example: []string{"synchronous_standby_names"}},
+		{Name: "unset", Kind: StringList, Doc: "remove the active assignments of these keys", Example: []string{"primary_conninfo", "primary_slot_name"}},
+		{Name: "ini", Kind: ObjectList, Doc: "set keys in [sections] of an ini file", Fields: iniFields},
+		{Name: "ensure-line", Kind: ObjectList, Doc: "make lines present or absent (pg_hba.conf rules)", Fields: ensureLineFields},
+		{Name: "absent", Kind: Bool, Doc: "delete the file (no other operation allowed)"},
+		{Name: "create", Kind: Bool, Dynamic: true, Doc: "create the file when it does not exist (otherwise a missing file is an error); true, false or ${{ }}", Example: true},
+		{Name: "mode", Kind: Literal, Doc: "octal mode of the file, given to an existing file too (without it an existing file keeps its mode, a created one gets 0644)", Example: "0640"},
+		{Name: "owner", Kind: String, Doc: "user (name or number) that owns the file, an existing file too; set with the write, in the same rename", Example: "root"},
+		{Name: "group", Kind: String, Doc: "group (name or number) of the file, an existing file too; set with the write, in the same rename", Example: "inmanta"},
+		{Name: "backup", Kind: Bool, Dynamic: true, Doc: "keep a copy of the old file next to it before changing it; true, false or ${{ }}", Default: true, Example: "${{ params.keep_backup }}"},
+	},
+}}
 
 var ensureLineFields = []Field{
 	{Name: "line", Kind: String, Required: true, Doc: "the line; compared by its whitespace-separated fields; each ${{ }} value must be one field (no space, quote, # or line break)", Example: "host replication replication 10.0.0.12/32 scram-sha-256"},
@@ -44,21 +55,6 @@ var iniFields = []Field{
 	{Name: "section", Kind: String, Required: true, Doc: "the [section] name", Example: "database"},
 	{Name: "values", Kind: StringMap, Required: true, Doc: "key=value pairs to set in the section", Example: map[string]any{"host": "10.0.0.12"}},
 	{Name: "reader", Kind: Literal, Doc: "the program that reads the file, whose rules find a key: configparser (Python's, the default: case ignored) or inmanta (the Inmanta server's: case ignored, _ and - the same, so db_host is edited for db-host, never added twice)", Example: "inmanta"},
-}
-
-var filePatchFields = []Field{
-	{Name: "path", Kind: String, Required: true, Doc: "the file on the host", Example: "/etc/postgresql/15/main/postgresql.conf"},
-	{Name: "set", Kind: StringMap, Doc: "postgresql.conf-style key = value: replaces the active line, uncomments a commented default in place, appends only when the key is absent; values are quoted as PostgreSQL expects and may not hold line breaks", Example: map[string]any{"wal_level": "replica"}},
-	{Name: "comment", Kind: StringList, Doc: "comment out the active assignments of these keys", Example: []string{"synchronous_standby_names"}},
-	{Name: "unset", Kind: StringList, Doc: "remove the active assignments of these keys", Example: []string{"primary_conninfo", "primary_slot_name"}},
-	{Name: "ini", Kind: ObjectList, Doc: "set keys in [sections] of an ini file", Fields: iniFields},
-	{Name: "ensure-line", Kind: ObjectList, Doc: "make lines present or absent (pg_hba.conf rules)", Fields: ensureLineFields},
-	{Name: "absent", Kind: Bool, Doc: "delete the file (no other operation allowed)"},
-	{Name: "create", Kind: Bool, Dynamic: true, Doc: "create the file when it does not exist (otherwise a missing file is an error); true, false or ${{ }}", Example: true},
-	{Name: "mode", Kind: Literal, Doc: "octal mode of the file, given to an existing file too (without it an existing file keeps its mode, a created one gets 0644)", Example: "0640"},
-	{Name: "owner", Kind: String, Doc: "user (name or number) that owns the file, an existing file too; set with the write, in the same rename", Example: "root"},
-	{Name: "group", Kind: String, Doc: "group (name or number) of the file, an existing file too; set with the write, in the same rename", Example: "inmanta"},
-	{Name: "backup", Kind: Bool, Dynamic: true, Doc: "keep a copy of the old file next to it before changing it; true, false or ${{ }}", Default: true, Example: "${{ params.keep_backup }}"},
 }
 
 type op struct {

@@ -19,26 +19,22 @@ import (
 )
 
 // HTTP calls an HTTP API.
-var HTTP Type = kind{&httpType, decodeHTTP}
-
-var httpType = Descriptor{
+var HTTP Type = kind{decodeHTTP, Descriptor{
 	Name:   "http",
 	Doc:    "call an HTTP API (health checks, orchestrator endpoints); status and JSON body as the result",
-	Fields: httpFields,
 	Result: types.Map{"status": types.Int, "body": types.String, "json": types.Any, "headers": tmpl.AnyMap},
-}
-
-var httpFields = []Field{
-	{Name: "url", Kind: String, Required: true, Doc: "the URL; a ${{ }} at its start is the base URL, in the host a host name or port, in the path one escaped segment, in the query an escaped value", Example: "http://${{ host.address }}:8888/api/v2/health"},
-	{Name: "method", Kind: Literal, Doc: "HTTP method; GET and HEAD are read-only", Enum: []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}, Default: "GET"},
-	{Name: "headers", Kind: StringMap, Doc: "request headers; one whose value is empty is not sent (an optional token)", Example: map[string]any{"Authorization": "${{ secrets.token != \"\" ? \"Bearer \" + secrets.token : \"\" }}"}},
-	{Name: "body", Kind: String, Doc: "request body as text", Example: `{"update": true}`},
-	{Name: "json", Kind: Any, Doc: "request body as JSON (sets Content-Type)", Example: map[string]any{"update": true}},
-	{Name: "expect_status", Kind: IntList, Doc: "statuses that mean success (default any 2xx)", Example: []int{200}},
-	{Name: "via_ssh", Kind: Bool, Doc: "connect through the host's SSH connection"},
-	{Name: "read_only", Kind: Bool, Doc: "the call changes nothing even though its method is not GET: run it in plan and probes"},
-	{Name: "idempotent", Kind: Bool, Doc: "running it twice has the effect of running it once, so a resume may run it again when a crash left its outcome unknown (PUT and DELETE are by definition; without it a POST or PATCH makes a resume stop and ask)"},
-}
+	Fields: []Field{
+		{Name: "url", Kind: String, Required: true, Doc: "the URL; a ${{ }} at its start is the base URL, in the host a host name or port, in the path one escaped segment, in the query an escaped value", Example: "http://${{ host.address }}:8888/api/v2/health"},
+		{Name: "method", Kind: Literal, Doc: "HTTP method; GET and HEAD are read-only", Enum: []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}, Default: "GET"},
+		{Name: "headers", Kind: StringMap, Doc: "request headers; one whose value is empty is not sent (an optional token)", Example: map[string]any{"Authorization": "${{ secrets.token != \"\" ? \"Bearer \" + secrets.token : \"\" }}"}},
+		{Name: "body", Kind: String, Doc: "request body as text", Example: `{"update": true}`},
+		{Name: "json", Kind: Any, Doc: "request body as JSON (sets Content-Type)", Example: map[string]any{"update": true}},
+		{Name: "expect_status", Kind: IntList, Doc: "statuses that mean success (default any 2xx)", Example: []int{200}},
+		{Name: "via_ssh", Kind: Bool, Doc: "connect through the host's SSH connection"},
+		{Name: "read_only", Kind: Bool, Doc: "the call changes nothing even though its method is not GET: run it in plan and probes"},
+		{Name: "idempotent", Kind: Bool, Doc: "running it twice has the effect of running it once, so a resume may run it again when a crash left its outcome unknown (PUT and DELETE are by definition; without it a POST or PATCH makes a resume stop and ask)"},
+	},
+}}
 
 type httpStep struct {
 	idempotent     bool

@@ -25,12 +25,9 @@ import (
 // PGSettings brings PostgreSQL settings to what a procedure needs, judged
 // by the value the server takes and where it takes it from, not by one
 // file's lines.
-var PGSettings Type = kind{&pgSettingsType, decodePGSettings}
-
-var pgSettingsType = Descriptor{
-	Name:   "pg-settings",
-	Doc:    "PostgreSQL settings as the server takes them: each requirement (a value, a minimum, an address to listen on) is judged by the effective value and its source (postgresql.conf, include, include_dir, postgresql.auto.conf, the command line), and a change is written on the line that takes effect; refused, before anything is written, where no file can make it hold or where PostgreSQL would not start with the result",
-	Fields: pgSettingsFields,
+var PGSettings Type = kind{decodePGSettings, Descriptor{
+	Name: "pg-settings",
+	Doc:  "PostgreSQL settings as the server takes them: each requirement (a value, a minimum, an address to listen on) is judged by the effective value and its source (postgresql.conf, include, include_dir, postgresql.auto.conf, the command line), and a change is written on the line that takes effect; refused, before anything is written, where no file can make it hold or where PostgreSQL would not start with the result",
 	Result: types.Map{
 		"ok":       types.Bool,
 		"problems": types.Array(types.String),
@@ -43,7 +40,16 @@ var pgSettingsType = Descriptor{
 		"settings": tmpl.AnyMap,
 		"files":    types.Array(types.String),
 	},
-}
+	Fields: []Field{
+		{Name: "config_file", Kind: String, Required: true, Doc: "the server's postgresql.conf; what it includes is followed", Example: "/etc/postgresql/15/main/postgresql.conf"},
+		{Name: "data_dir", Kind: String, Required: true, Doc: "the data directory, for postgresql.auto.conf (read last: ALTER SYSTEM) and postmaster.opts (the last start's command line)", Example: "/var/lib/postgresql/15/main"},
+		{Name: "settings", Kind: ObjectList, Required: true, Doc: "the requirements", Fields: pgSettingFields},
+		{Name: "port", Kind: Port, Doc: "the port of the running server's socket, read with become: USER (pg_settings: running values, the command line, logical slots); a server that does not answer is judged from its files", Default: 5432, Example: "${{ vars.port }}"},
+		{Name: "socket_dir", Kind: String, Doc: "the directory of the server's socket", Default: "/var/run/postgresql"},
+		{Name: "backup", Kind: Bool, Doc: "keep a copy of each changed file next to it (never of postgresql.auto.conf)", Default: true},
+		{Name: "read_only", Kind: Bool, Doc: "judge only, write nothing (also in plan): result.changed says whether the files lack something, result.restart and result.reload what the running server lacks"},
+	},
+}}
 
 var pgSettingFields = []Field{
 	{Name: "name", Kind: Literal, Required: true, Doc: "the setting", Example: "wal_level"},
@@ -51,16 +57,6 @@ var pgSettingFields = []Field{
 	{Name: "at_least", Kind: Any, Doc: "a minimum: a number, or a level of wal_level (minimal, replica, logical) or synchronous_commit (off, local, remote_write, on, remote_apply); a higher value is kept", Example: "replica"},
 	{Name: "includes", Kind: String, Doc: "an address listen_addresses must cover (* covers all, 0.0.0.0 every IPv4 address, :: every IPv6 one); added to the list when missing", Example: "${{ vars.primary_address }}"},
 	{Name: "restart", Kind: Bool, Doc: "whether a running value that differs calls for a restart (result.restart); false for a setting that matters only from the next start, such as hot_standby on a primary", Default: true},
-}
-
-var pgSettingsFields = []Field{
-	{Name: "config_file", Kind: String, Required: true, Doc: "the server's postgresql.conf; what it includes is followed", Example: "/etc/postgresql/15/main/postgresql.conf"},
-	{Name: "data_dir", Kind: String, Required: true, Doc: "the data directory, for postgresql.auto.conf (read last: ALTER SYSTEM) and postmaster.opts (the last start's command line)", Example: "/var/lib/postgresql/15/main"},
-	{Name: "settings", Kind: ObjectList, Required: true, Doc: "the requirements", Fields: pgSettingFields},
-	{Name: "port", Kind: Port, Doc: "the port of the running server's socket, read with become: USER (pg_settings: running values, the command line, logical slots); a server that does not answer is judged from its files", Default: 5432, Example: "${{ vars.port }}"},
-	{Name: "socket_dir", Kind: String, Doc: "the directory of the server's socket", Default: "/var/run/postgresql"},
-	{Name: "backup", Kind: Bool, Doc: "keep a copy of each changed file next to it (never of postgresql.auto.conf)", Default: true},
-	{Name: "read_only", Kind: Bool, Doc: "judge only, write nothing (also in plan): result.changed says whether the files lack something, result.restart and result.reload what the running server lacks"},
 }
 
 type pgRequirement struct {

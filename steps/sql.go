@@ -25,12 +25,9 @@ import (
 )
 
 // SQL runs a statement on PostgreSQL.
-var SQL Type = kind{&sqlType, decodeSQL}
-
-var sqlType = Descriptor{
-	Name:   "sql",
-	Doc:    "run SQL on PostgreSQL with bound parameters; values interpolated into the SQL text are quoted as identifiers (literal(x): a string literal), and refused inside string literals and comments; with become: USER it connects as that OS user through the server's Unix socket on the host (peer authentication)",
-	Fields: sqlFields,
+var SQL Type = kind{decodeSQL, Descriptor{
+	Name: "sql",
+	Doc:  "run SQL on PostgreSQL with bound parameters; values interpolated into the SQL text are quoted as identifiers (literal(x): a string literal), and refused inside string literals and comments; with become: USER it connects as that OS user through the server's Unix socket on the host (peer authentication)",
 	Result: types.Map{
 		"rows":          types.Array(tmpl.AnyMap),
 		"rows_affected": types.Int,
@@ -40,25 +37,24 @@ var sqlType = Descriptor{
 		"skipped":       types.Bool,
 		"answered":      types.Bool,
 	},
-}
-
-var sqlFields = []Field{
-	{Name: "query", Kind: String, Doc: "SQL returning rows; ${{ }} values are quoted as identifiers (literal(x) as a string literal) and refused inside '...' and comments: pass values as $1.. in args", Example: "SELECT pg_is_in_recovery() AS in_recovery"},
-	{Name: "exec", Kind: String, Doc: "SQL run for its effect (use query or exec)", Example: "SELECT pg_create_physical_replication_slot($1)"},
-	{Name: "args", Kind: Any, Doc: "values bound to $1, $2, ... (never interpolated into the SQL)", Example: []string{"replication"}},
-	{Name: "unless", Kind: String, Doc: "read-only SQL with the same args: skip when it returns a row whose first column is not false or null", Example: "SELECT true FROM pg_replication_slots WHERE slot_name = $1"},
-	{Name: "read_only", Kind: Bool, Doc: "the statement changes nothing: run it in a read-only transaction, also in plan"},
-	{Name: "idempotent", Kind: Bool, Doc: "running it twice has the effect of running it once, so a resume may run it again when a crash left its outcome unknown (without it, unless or read_only, a resume stops and asks)"},
-	{Name: "database", Kind: String, Doc: "database name", Default: "postgres"},
-	{Name: "user", Kind: String, Doc: "database user", Default: "postgres"},
-	{Name: "password", Kind: String, Doc: "password, from a secret: ${{ secrets.NAME }}", Example: "${{ secrets.replication_password }}"},
-	{Name: "address", Kind: String, Doc: "server address, or a socket directory starting with /; default: the host's address, or 127.0.0.1 with via_ssh", Example: "/var/run/postgresql"},
-	{Name: "port", Kind: Port, Doc: "server port; with become, the port of the server's socket (.s.PGSQL.PORT)", Default: 5432, Example: "${{ vars.port }}"},
-	{Name: "via_ssh", Kind: Bool, Doc: "connect through the host's SSH connection, so the port need not be open to this machine"},
-	{Name: "sslmode", Kind: Literal, Doc: "TLS use", Enum: []string{"disable", "prefer", "require"}, Default: "prefer"},
-	{Name: "statement_timeout", Kind: Duration, Doc: "server-side limit for the statement", Default: "30s"},
-	{Name: "connect_timeout", Kind: Duration, Doc: "limit for connecting", Default: "10s"},
-}
+	Fields: []Field{
+		{Name: "query", Kind: String, Doc: "SQL returning rows; ${{ }} values are quoted as identifiers (literal(x) as a string literal) and refused inside '...' and comments: pass values as $1.. in args", Example: "SELECT pg_is_in_recovery() AS in_recovery"},
+		{Name: "exec", Kind: String, Doc: "SQL run for its effect (use query or exec)", Example: "SELECT pg_create_physical_replication_slot($1)"},
+		{Name: "args", Kind: Any, Doc: "values bound to $1, $2, ... (never interpolated into the SQL)", Example: []string{"replication"}},
+		{Name: "unless", Kind: String, Doc: "read-only SQL with the same args: skip when it returns a row whose first column is not false or null", Example: "SELECT true FROM pg_replication_slots WHERE slot_name = $1"},
+		{Name: "read_only", Kind: Bool, Doc: "the statement changes nothing: run it in a read-only transaction, also in plan"},
+		{Name: "idempotent", Kind: Bool, Doc: "running it twice has the effect of running it once, so a resume may run it again when a crash left its outcome unknown (without it, unless or read_only, a resume stops and asks)"},
+		{Name: "database", Kind: String, Doc: "database name", Default: "postgres"},
+		{Name: "user", Kind: String, Doc: "database user", Default: "postgres"},
+		{Name: "password", Kind: String, Doc: "password, from a secret: ${{ secrets.NAME }}", Example: "${{ secrets.replication_password }}"},
+		{Name: "address", Kind: String, Doc: "server address, or a socket directory starting with /; default: the host's address, or 127.0.0.1 with via_ssh", Example: "/var/run/postgresql"},
+		{Name: "port", Kind: Port, Doc: "server port; with become, the port of the server's socket (.s.PGSQL.PORT)", Default: 5432, Example: "${{ vars.port }}"},
+		{Name: "via_ssh", Kind: Bool, Doc: "connect through the host's SSH connection, so the port need not be open to this machine"},
+		{Name: "sslmode", Kind: Literal, Doc: "TLS use", Enum: []string{"disable", "prefer", "require"}, Default: "prefer"},
+		{Name: "statement_timeout", Kind: Duration, Doc: "server-side limit for the statement", Default: "30s"},
+		{Name: "connect_timeout", Kind: Duration, Doc: "limit for connecting", Default: "10s"},
+	},
+}}
 
 type sqlStep struct {
 	text, unless              *tmpl.Template

@@ -19,27 +19,23 @@ import (
 )
 
 // SSHExec runs a command on a host.
-var SSHExec Type = kind{&sshExecType, decodeSSHExec}
-
-var sshExecType = Descriptor{
+var SSHExec Type = kind{decodeSSHExec, Descriptor{
 	Name:   "ssh-exec",
 	Doc:    "run a shell command on the host; values interpolated into the command are quoted for where they land (a word, inside double or single quotes, a here-document)",
-	Fields: sshExecFields,
 	Result: types.Map{"stdout": types.String, "stderr": types.String, "exit_code": types.Int, "skipped": types.Bool, "truncated": types.Bool},
-}
-
-var sshExecFields = []Field{
-	{Name: "command", Kind: String, Required: true, Doc: "the command line, run with /bin/sh; each ${{ }} value is quoted for where it lands (a word, \"...\", '...', a here-document) and refused where no quoting is safe", Example: "pg_ctl promote -w -D ${{ vars.data_dir }}"},
-	{Name: "become", Kind: Literal, Doc: "run as this user (overrides the step's become)", Example: "postgres"},
-	{Name: "env", Kind: StringMap, Doc: "environment variables for the command; the place for secrets, never the command line"},
-	{Name: "stdin", Kind: String, Doc: "text fed to the command's standard input", Example: "${{ secrets.token }}"},
-	{Name: "creates", Kind: String, Doc: "skip the command when this path exists on the host", Example: "/var/lib/postgresql/15/main/standby.signal"},
-	{Name: "unless", Kind: String, Doc: "skip the command when this read-only command exits 0", Example: "test -f /etc/example.conf"},
-	{Name: "expect_exit", Kind: IntList, Doc: "exit codes that mean success", Default: []int{0}},
-	{Name: "read_only", Kind: Bool, Doc: "the command changes nothing: plan runs it for real and the step reports ok, not changed"},
-	{Name: "max_output", Kind: Literal, Doc: "the most kept of each of stdout and stderr: bytes, or with KiB, MiB or GiB; a command that only reads is stopped there and fails, naming the limit; one that changes things and exits as expected is done, its result cut (result.truncated) with a warning naming the limit (default 1MiB); to keep a large output, use capture", Example: "4MiB"},
-	{Name: "idempotent", Kind: Bool, Doc: "running it twice has the effect of running it once, so a resume may run it again when a crash left its outcome unknown (without it, creates or unless, a resume stops and asks)"},
-}
+	Fields: []Field{
+		{Name: "command", Kind: String, Required: true, Doc: "the command line, run with /bin/sh; each ${{ }} value is quoted for where it lands (a word, \"...\", '...', a here-document) and refused where no quoting is safe", Example: "pg_ctl promote -w -D ${{ vars.data_dir }}"},
+		{Name: "become", Kind: Literal, Doc: "run as this user (overrides the step's become)", Example: "postgres"},
+		{Name: "env", Kind: StringMap, Doc: "environment variables for the command; the place for secrets, never the command line"},
+		{Name: "stdin", Kind: String, Doc: "text fed to the command's standard input", Example: "${{ secrets.token }}"},
+		{Name: "creates", Kind: String, Doc: "skip the command when this path exists on the host", Example: "/var/lib/postgresql/15/main/standby.signal"},
+		{Name: "unless", Kind: String, Doc: "skip the command when this read-only command exits 0", Example: "test -f /etc/example.conf"},
+		{Name: "expect_exit", Kind: IntList, Doc: "exit codes that mean success", Default: []int{0}},
+		{Name: "read_only", Kind: Bool, Doc: "the command changes nothing: plan runs it for real and the step reports ok, not changed"},
+		{Name: "max_output", Kind: Literal, Doc: "the most kept of each of stdout and stderr: bytes, or with KiB, MiB or GiB; a command that only reads is stopped there and fails, naming the limit; one that changes things and exits as expected is done, its result cut (result.truncated) with a warning naming the limit (default 1MiB); to keep a large output, use capture", Example: "4MiB"},
+		{Name: "idempotent", Kind: Bool, Doc: "running it twice has the effect of running it once, so a resume may run it again when a crash left its outcome unknown (without it, creates or unless, a resume stops and asks)"},
+	},
+}}
 
 type sshExec struct {
 	command, stdin, creates, unless *tmpl.Template
@@ -84,14 +80,7 @@ func decodeSSHExec(d *Decoder, b Body) Step {
 	if e := b.Get("expect_exit"); e != nil {
 		s.expectExit = d.IntList(e)
 	}
-	s.maxOutput = transport.DefaultMaxOutput
-	if n := b.Get("max_output"); n != nil {
-		v, err := ParseSize(n.Value)
-		if err != nil {
-			d.Errorf(n, diag.RuleInvalidValue, "max_output: %v", err)
-		}
-		s.maxOutput = v
-	}
+	s.maxOutput = d.Size(b.Get("max_output"), "max_output", transport.DefaultMaxOutput)
 	return s
 }
 
@@ -284,7 +273,7 @@ func (s *sshExec) apply(ctx context.Context, x *Exec, c *transport.Command) (Res
 		// so, never silently.
 		if x.Warn != nil {
 			lim := FormatSize(outputLimit(c))
-			x.Warn(fmt.Sprintf("the command completed (exit status %d) but printed more than max_output %s on stdout or stderr: its result keeps the whole lines of the first %s of each, and result.truncated is true; raise max_output, or save the output with capture", out.ExitCode, lim, lim))
+			x.Warn(fmt.Sprintf("the command completed (exit status %d) but printed more than max_output %s on stdout or stderr: its result keeps the whole lines of the first %s of each (nothing of a line longer than that: a secret cut at the limit would show its start unmasked, so an output of one long line is left out whole), and result.truncated is true; raise max_output, or save the output with capture", out.ExitCode, lim, lim))
 		}
 		return r, nil
 	}
@@ -326,7 +315,7 @@ func (e *ExitError) Error() string {
 		msg += ": " + e.Stdout
 	}
 	if e.Cut {
-		msg += " (the last lines; the whole output: runbook show-run --full RUN-ID, or run with --output json)"
+		msg += " (the last lines; the whole output: " + ShowRunHint + " --output json)"
 	}
 	return msg
 }

@@ -10,14 +10,14 @@ func Builtin() *Registry {
 	return NewRegistry(SSHExec, FilePatch, SQL, Systemd, WaitUntil, HTTP, PGSettings, Capture)
 }
 
-// kind is a built-in Type: its descriptor and its decoder.
+// kind is a built-in Type: its decoder and its descriptor.
 type kind struct {
-	desc   *Descriptor
 	decode func(d *Decoder, b Body) Step
+	desc   Descriptor
 }
 
 // Describe implements Type.
-func (k kind) Describe() Descriptor { return *k.desc }
+func (k kind) Describe() Descriptor { return k.desc }
 
 // Decode implements Type.
 func (k kind) Decode(d *Decoder, b Body) Step { return k.decode(d, b) }

@@ -16,22 +16,18 @@ import (
 )
 
 // Systemd starts, stops, enables, disables and masks units.
-var Systemd Type = kind{&systemdType, decodeSystemd}
-
-var systemdType = Descriptor{
-	Name:   "systemd",
-	Doc:    "bring a systemd unit to a state (started, stopped, enabled, masked) with systemctl; acts only on differences",
-	Fields: systemdFields,
+var Systemd Type = kind{decodeSystemd, Descriptor{
+	Name: "systemd",
+	Doc:  "bring a systemd unit to a state (started, stopped, enabled, masked) with systemctl; acts only on differences",
 	// Result: the unit's states as systemctl show reports them.
 	Result: types.Map{"active": types.String, "sub": types.String, "enabled": types.String, "load": types.String, "actions": types.Array(types.String)},
-}
-
-var systemdFields = []Field{
-	{Name: "unit", Kind: String, Required: true, Doc: "the unit name", Example: "postgresql@15-main"},
-	{Name: "state", Kind: Literal, Doc: "started and stopped act only when needed; restarted and reloaded always act", Enum: []string{"started", "stopped", "restarted", "reloaded"}},
-	{Name: "enabled", Kind: Bool, Doc: "whether the unit starts at boot"},
-	{Name: "masked", Kind: Bool, Doc: "whether the unit is masked (cannot be started at all)"},
-}
+	Fields: []Field{
+		{Name: "unit", Kind: String, Required: true, Doc: "the unit name", Example: "postgresql@15-main"},
+		{Name: "state", Kind: Literal, Doc: "started and stopped act only when needed; restarted and reloaded always act", Enum: []string{"started", "stopped", "restarted", "reloaded"}},
+		{Name: "enabled", Kind: Bool, Doc: "whether the unit starts at boot"},
+		{Name: "masked", Kind: Bool, Doc: "whether the unit is masked (cannot be started at all)"},
+	},
+}}
 
 type systemd struct {
 	unit            *tmpl.Template

@@ -12,23 +12,19 @@ import (
 )
 
 // WaitUntil polls a read-only probe until an expression holds.
-var WaitUntil Type = kind{&waitUntilType, decodeWaitUntil}
-
-var waitUntilType = Descriptor{
-	Name:   "wait-until",
-	Doc:    "poll a read-only probe until an expression on its result holds, or fail at the timeout",
-	Fields: waitUntilFields,
+var WaitUntil Type = kind{decodeWaitUntil, Descriptor{
+	Name: "wait-until",
+	Doc:  "poll a read-only probe until an expression on its result holds, or fail at the timeout",
 	// Result: the last observed result of the probe, plus how many polls it took.
 	Result: types.Map{types.Extra: types.Any, "attempts": types.Int, "reachable": types.Bool},
 	Waits:  true,
-}
-
-var waitUntilFields = []Field{
-	{Name: "probe", Kind: Probe, Required: true, Doc: "a read-only step body (one step type, optional host) observed at each poll"},
-	{Name: "until", Kind: Expr, Required: true, Doc: "expression on the probe's result; the wait ends when it holds", Example: "result.rows[0].in_recovery == false"},
-	{Name: "timeout", Kind: Duration, Required: true, Doc: "give up after this long", Example: "60s"},
-	{Name: "interval", Kind: Duration, Doc: "the longest pause between polls: the first polls come fast (a tenth of the time waited so far, from 10ms) and back off to this", Default: "1s"},
-}
+	Fields: []Field{
+		{Name: "probe", Kind: Probe, Required: true, Doc: "a read-only step body (one step type, optional host) observed at each poll"},
+		{Name: "until", Kind: Expr, Required: true, Doc: "expression on the probe's result; the wait ends when it holds", Example: "result.rows[0].in_recovery == false"},
+		{Name: "timeout", Kind: Duration, Required: true, Doc: "give up after this long", Example: "60s"},
+		{Name: "interval", Kind: Duration, Doc: "the longest pause between polls: the first polls come fast (a tenth of the time waited so far, from 10ms) and back off to this", Default: "1s"},
+	},
+}}
 
 type waitUntil struct {
 	probe    *ProbeSpec

@@ -44,9 +44,49 @@ steps:
 // terminal is the operator's side of a pseudo-terminal: what runbook
 // writes on it, and the keys typed.
 type terminal struct {
-	ptmx *os.File
-	mu   sync.Mutex
-	seen bytes.Buffer
+	ptmx, tty *os.File
+	mu        sync.Mutex
+	seen      bytes.Buffer
+	done      chan int
+}
+
+// openTerminal opens a pseudo-terminal, or skips the test where there is
+// none, and reads what is written on it until it is closed.
+func openTerminal(t *testing.T) *terminal {
+	t.Helper()
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pseudo-terminal here: %v", err)
+	}
+	m := &terminal{ptmx: ptmx, tty: tty, done: make(chan int, 1)}
+	go m.read()
+	return m
+}
+
+func (m *terminal) close() {
+	m.tty.Close()
+	m.ptmx.Close()
+}
+
+// start runs runbook with args in the background, on the terminal (its
+// input and its errors) with out for its output.
+func (m *terminal) start(args []string, out *bytes.Buffer) {
+	go func() {
+		m.done <- cli.Main(append([]string{"runbook"}, args...), m.tty, out, m.tty)
+	}()
+}
+
+// exitCode waits a while for the run start began to end, and returns its
+// exit code.
+func (m *terminal) exitCode(t *testing.T) int {
+	t.Helper()
+	select {
+	case code := <-m.done:
+		return code
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the run did not end; the terminal shows:\n%s", m.text())
+	}
+	return 0
 }
 
 func (m *terminal) read() {
@@ -75,21 +115,6 @@ func (m *terminal) waitFor(s string) {
 	}
 }
 
-// answer waits until the n-th question is on the screen, then types keys.
-func (m *terminal) answer(t *testing.T, n int, keys string) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for strings.Count(m.text(), "Type pg2 to continue: ") < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("question %d never asked; the terminal shows:\n%s", n, m.text())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if _, err := m.ptmx.Write([]byte(keys)); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestConfirmOnTerminal answers the gates of a run on a real
 // pseudo-terminal: the right word goes on, a wrong word or the end of the
 // input (Ctrl-D) stops the run before the step's change, and each answer
@@ -109,28 +134,14 @@ func TestConfirmOnTerminal(t *testing.T) {
 			if err := os.WriteFile(pbFile, []byte(gatedPlaybook), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			ptmx, tty, err := pty.Open()
-			if err != nil {
-				t.Skipf("no pseudo-terminal here: %v", err)
-			}
-			defer ptmx.Close()
-			defer tty.Close()
-			term := &terminal{ptmx: ptmx}
-			go term.read()
+			term := openTerminal(t)
+			defer term.close()
 			state := filepath.Join(dir, "state")
 			var out bytes.Buffer
-			done := make(chan int, 1)
-			go func() {
-				done <- cli.Main([]string{"runbook", "run", pbFile, "-p", "dir=" + dir, "--state-dir", state}, tty, &out, tty)
-			}()
-			term.answer(t, 1, "pg2\r")
-			term.answer(t, 2, tc.keys)
-			var code int
-			select {
-			case code = <-done:
-			case <-time.After(30 * time.Second):
-				t.Fatalf("the run did not end; the terminal shows:\n%s", term.text())
-			}
+			term.start([]string{"run", pbFile, "-p", "dir=" + dir, "--state-dir", state}, &out)
+			term.ask(t, "Type pg2 to continue: ", 1, "pg2\r")
+			term.ask(t, "Type pg2 to continue: ", 2, tc.keys)
+			code := term.exitCode(t)
 			// The terminal's reader may not have read the run's last lines
 			// yet when Main returns.
 			if !tc.ok {
@@ -145,7 +156,7 @@ func TestConfirmOnTerminal(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(dir, "first")); err != nil {
 				t.Errorf("the step before the gate did not run: %v", err)
 			}
-			_, err = os.Stat(filepath.Join(dir, "promoted"))
+			_, err := os.Stat(filepath.Join(dir, "promoted"))
 			if tc.ok && (code != cli.ExitOK || err != nil) {
 				t.Fatalf("exit %d, promoted: %v; terminal:\n%s\noutput:\n%s", code, err, screen, out.String())
 			}
@@ -155,10 +166,8 @@ func TestConfirmOnTerminal(t *testing.T) {
 				}
 				// The run has ended, but the terminal's reader may not have
 				// read its last words yet.
-				for deadline := time.Now().Add(5 * time.Second); !strings.Contains(screen, `where "pg2" was asked for`) && time.Now().Before(deadline); {
-					time.Sleep(10 * time.Millisecond)
-					screen = term.text()
-				}
+				term.waitFor(`where "pg2" was asked for`)
+				screen = term.text()
 				if !strings.Contains(screen, `not confirmed:`) || !strings.Contains(screen, `where "pg2" was asked for`) {
 					t.Errorf("the refusal does not say what was expected:\n%s", screen)
 				}
@@ -236,31 +245,17 @@ func TestConfirmResumeAfterRefusal(t *testing.T) {
 			}
 			state := filepath.Join(dir, "state")
 			drive := func(args []string, answers ...[2]string) (int, string) {
-				ptmx, tty, err := pty.Open()
-				if err != nil {
-					t.Skipf("no pseudo-terminal here: %v", err)
-				}
-				defer ptmx.Close()
-				defer tty.Close()
-				term := &terminal{ptmx: ptmx}
-				go term.read()
+				term := openTerminal(t)
+				defer term.close()
 				var out bytes.Buffer
-				done := make(chan int, 1)
-				go func() {
-					done <- cli.Main(append([]string{"runbook"}, append(args, "--state-dir", state)...), tty, &out, tty)
-				}()
+				term.start(append(args, "--state-dir", state), &out)
 				seen := map[string]int{}
 				for _, a := range answers {
 					seen[a[0]]++
 					term.ask(t, "Type "+a[0]+" to continue: ", seen[a[0]], a[1]+"\r")
 				}
-				select {
-				case code := <-done:
-					return code, term.text() + out.String()
-				case <-time.After(30 * time.Second):
-					t.Fatalf("did not end; the terminal shows:\n%s", term.text())
-				}
-				return 0, ""
+				code := term.exitCode(t)
+				return code, term.text() + out.String()
 			}
 			code, screen := drive([]string{"run", pbFile, "-i", inv, "-p", "dir=" + dir}, [2]string{"a", "a"}, [2]string{"b", "no"})
 			if code != cli.ExitFailed {

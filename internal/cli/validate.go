@@ -32,7 +32,7 @@ func validateCmd(e *Env, c *cobra.Command) func([]string) int {
 	fs.StringVar(&o.output, "output", "", "write the --format report to FILE, and text to the terminal")
 	fs.BoolVar(&o.strict, "strict", false, "warnings fail too")
 	fs.StringVar(&o.stdinName, "stdin-filename", "stdin.yaml", "the name of the file read from - in diagnostics")
-	fs.StringVar(&o.invFile, "inventory", "", "also check host names against this inventory")
+	fs.StringVarP(&o.invFile, "inventory", "i", "", "also check host names against this inventory (as run and plan take it)")
 	fs.BoolVar(&o.listRules, "list-rules", false, "list the rule ids diagnostics carry, and exit")
 	fs.BoolVar(&o.requireShellcheck, "require-shellcheck", false, "fail when shellcheck is not installed, instead of skipping the shell checks (for CI)")
 	fs.BoolVar(&o.requireSQLParser, "require-sql-parser", false, "fail when this runbook was built without PostgreSQL's parser (without cgo), instead of skipping the SQL checks (for CI)")
@@ -64,19 +64,16 @@ func (e *Env) validate(o *validateOptions, pos []string) int {
 	if len(pos) == 0 {
 		return e.usageError("validate needs at least one file or directory (- reads standard input)")
 	}
+	// The inventory's findings are reported beside the playbooks', in the
+	// chosen format; an inventory with errors only keeps the host names
+	// from being checked (said below, as the other skipped checks).
 	var inv *engine.Inventory
+	var invDs []*diag.Diagnostic
 	if o.invFile != "" {
-		var ds []*diag.Diagnostic
 		var err error
-		inv, ds, err = engine.LoadInventory(o.invFile)
+		inv, invDs, err = engine.LoadInventory(o.invFile)
 		if err != nil {
 			return e.usageError("inventory: %v", err)
-		}
-		if inv == nil {
-			for _, d := range ds {
-				fmt.Fprintln(e.Stderr, d)
-			}
-			return ExitFailed
 		}
 	}
 	shellcheck := lookPath("shellcheck", e.Getenv("PATH"))
@@ -126,7 +123,15 @@ func (e *Env) validate(o *validateOptions, pos []string) int {
 	if found.ConfigErr != nil {
 		fmt.Fprintf(e.Stderr, "runbook: %v (not applied)\n", found.ConfigErr)
 	}
-	rep := &report{ds: found.Diagnostics, files: found.Files, sources: found.Sources}
+	rep := &report{ds: found.Diagnostics, files: found.Files, sources: found.Sources, skipped: found.Skipped}
+	if o.invFile != "" {
+		rep.addInventory(o.invFile, invDs)
+		if inv == nil {
+			for _, f := range found.Files {
+				found.Skipped[f] = append(found.Skipped[f], "host names (the inventory "+o.invFile+" has errors)")
+			}
+		}
+	}
 	if o.output != "" {
 		f, err := os.Create(o.output)
 		if err != nil {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,26 +84,14 @@ func TestCrashBatchPowerCut(t *testing.T) {
 	if got, _ := os.ReadFile(filepath.Join(dir, "restarts")); string(got) != "b\n" {
 		t.Fatalf("restarts before the cut: %q, want b's", got)
 	}
-	ids, _ := filepath.Glob(filepath.Join(dir, "state", "runbook", "runs", "*.journal"))
-	if len(ids) != 1 {
-		t.Fatalf("journals: %v", ids)
-	}
-	log, _ := os.ReadFile(synclog)
-	synced := int64(-1)
-	for _, l := range strings.Split(strings.TrimSpace(string(log)), "\n") {
-		var p string
-		var n int64
-		if _, err := fmt.Sscanf(l, "%s %d", &p, &n); err == nil && p == ids[0] {
-			synced = n
-		}
-	}
+	journal, id := onlyJournal(t, dir)
+	synced, log := syncedLength(synclog, journal)
 	if synced < 0 {
 		t.Fatalf("nothing of the journal was synced: %q", log)
 	}
-	if err := os.Truncate(ids[0], synced); err != nil {
+	if err := os.Truncate(journal, synced); err != nil {
 		t.Fatal(err)
 	}
-	id := strings.TrimSuffix(filepath.Base(ids[0]), ".journal")
 	reboot := []string{"RUNBOOK_BOOT_ID=after-the-power-cut"}
 	_, code, stderr = runbook("", reboot, "resume", id)
 	if code == 0 || !strings.Contains(stderr, "its last records may be lost") || !strings.Contains(stderr, "[1] restart [b]") {

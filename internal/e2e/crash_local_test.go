@@ -141,6 +141,33 @@ func operatorAnswer(dir string) string {
 	return "--retry-in-doubt"
 }
 
+// onlyJournal is the path and the run id of the one journal a run in dir
+// (its XDG_STATE_HOME dir/state) left.
+func onlyJournal(t *testing.T, dir string) (path, id string) {
+	t.Helper()
+	ids, _ := filepath.Glob(filepath.Join(dir, "state", "runbook", "runs", "*.journal"))
+	if len(ids) != 1 {
+		t.Fatalf("journals: %v", ids)
+	}
+	return ids[0], strings.TrimSuffix(filepath.Base(ids[0]), ".journal")
+}
+
+// syncedLength is how much of journal reached the disk by the synclog
+// (RUNBOOK_SYNCLOG) the run wrote, -1 when nothing did; log is the
+// synclog, for messages.
+func syncedLength(synclog, journal string) (synced int64, log []byte) {
+	log, _ = os.ReadFile(synclog)
+	synced = -1
+	for _, l := range strings.Split(strings.TrimSpace(string(log)), "\n") {
+		var p string
+		var n int64
+		if _, err := fmt.Sscanf(l, "%s %d", &p, &n); err == nil && p == journal {
+			synced = n
+		}
+	}
+	return synced, log
+}
+
 // TestCrashResumeLocal kills runbook with SIGKILL at every step boundary
 // and in the middle of every step (after its intent is on disk, and after
 // its change is made but before its outcome is recorded), resumes, and
@@ -283,11 +310,7 @@ func TestCrashResumeLocal(t *testing.T) {
 					}
 				} else {
 					killedAt++
-					ids, _ := filepath.Glob(filepath.Join(dir, "state", "runbook", "runs", "*.journal"))
-					if len(ids) != 1 {
-						t.Fatalf("journals: %v", ids)
-					}
-					id := strings.TrimSuffix(filepath.Base(ids[0]), ".journal")
+					_, id := onlyJournal(t, dir)
 					res := runbook(dir, "", "resume", id)
 					if res.code != 0 && strings.Contains(res.stderr, "--retry-in-doubt") {
 						// Only the append step cannot tell whether it ran, once
@@ -334,20 +357,8 @@ func TestCrashResumeLocal(t *testing.T) {
 						t.Fatalf("not killed at %s: exit %d\n%s%s", crash, r.code, r.stdout, r.stderr)
 					}
 				} else {
-					ids, _ := filepath.Glob(filepath.Join(dir, "state", "runbook", "runs", "*.journal"))
-					if len(ids) != 1 {
-						t.Fatalf("journals: %v", ids)
-					}
-					log, _ := os.ReadFile(filepath.Join(dir, "synclog"))
-					synced := int64(-1)
-					for _, l := range strings.Split(strings.TrimSpace(string(log)), "\n") {
-						var p string
-						var n int64
-						if _, err := fmt.Sscanf(l, "%s %d", &p, &n); err == nil && p == ids[0] {
-							synced = n
-						}
-					}
-					id := strings.TrimSuffix(filepath.Base(ids[0]), ".journal")
+					journal, id := onlyJournal(t, dir)
+					synced, log := syncedLength(filepath.Join(dir, "synclog"), journal)
 					extraEnv = []string{"RUNBOOK_BOOT_ID=after-the-power-cut"}
 					if synced < 0 {
 						// The journal reaches the disk with the first mark,
@@ -358,7 +369,7 @@ func TestCrashResumeLocal(t *testing.T) {
 							t.Fatalf("nothing of the journal was synced by %s: %q", crash, log)
 						}
 						powerEmpty++
-						if err := os.Truncate(ids[0], 0); err != nil {
+						if err := os.Truncate(journal, 0); err != nil {
 							t.Fatal(err)
 						}
 						res := runbook(dir, "", "resume", id)
@@ -374,7 +385,7 @@ func TestCrashResumeLocal(t *testing.T) {
 						}
 						return
 					}
-					if err := os.Truncate(ids[0], synced); err != nil {
+					if err := os.Truncate(journal, synced); err != nil {
 						t.Fatal(err)
 					}
 					res := runbook(dir, "", "resume", id)

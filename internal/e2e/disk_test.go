@@ -233,15 +233,7 @@ func (h *ha) killedAndResumed(step string, args ...string) string {
 	if step == "" {
 		h.t.Fatal("the removal's step number was not seen in an earlier run's output")
 	}
-	runs := func() map[string]bool {
-		m := map[string]bool{}
-		files, _ := filepath.Glob(filepath.Join(stateDir, "runbook", "runs", "*.journal"))
-		for _, f := range files {
-			m[f] = true
-		}
-		return m
-	}
-	before := runs()
+	before := labJournals()
 	env := append(append([]string{}, h.env...), "RUNBOOK_CRASHPOINT=started:"+step)
 	out, errOut, err := runbook(h.t, env, append([]string{args[0], "-i", h.l.InventoryPath()}, args[1:]...)...)
 	var ee *exec.ExitError
@@ -249,7 +241,7 @@ func (h *ha) killedAndResumed(step string, args ...string) string {
 		h.t.Fatalf("runbook %s was not killed at step %s: %v\n%s%s", strings.Join(args, " "), step, err, out, errOut)
 	}
 	id := ""
-	for f := range runs() {
+	for f := range labJournals() {
 		if !before[f] {
 			id = strings.TrimSuffix(filepath.Base(f), ".journal")
 		}

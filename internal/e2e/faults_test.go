@@ -10,11 +10,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/runbook-dev/runbook/internal/testkit"
 	"github.com/runbook-dev/runbook/internal/testpg"
 	"github.com/runbook-dev/runbook/internal/testsshd"
 )
@@ -178,10 +178,10 @@ steps:
     ssh-exec:
       command: echo ${{ params.who }} >> ${{ params.dir }}/ran; touch ${{ params.dir }}/holding-${{ params.who }}; sleep 30
 `)
-	start := func(who string, extra ...string) (*exec.Cmd, *syncBuffer) {
+	start := func(who string, extra ...string) (*exec.Cmd, *testkit.SyncBuffer) {
 		cmd := exec.Command(runbookBin, append([]string{"run", pb, "-p", "dir=" + dir, "-p", "who=" + who}, extra...)...)
 		cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+stateDir)
-		out := &syncBuffer{}
+		out := &testkit.SyncBuffer{}
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -315,23 +315,4 @@ func TestKilledDuringStatementResumesOnce(t *testing.T) {
 	if got := strings.TrimSpace(pg.Psql(t, "SELECT count(*) FROM t")); got != "1" {
 		t.Fatalf("%s rows after the resume, want 1:\n%s%s", got, rout, rerr)
 	}
-}
-
-// syncBuffer is a buffer a running command writes to while the test reads
-// it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -52,15 +52,7 @@ func (h *ha) chain(args ...string) string {
 	start := time.Now()
 	points := crashPoints(40)
 	log := filepath.Join(h.t.TempDir(), "crashpoints")
-	journals := func() map[string]bool {
-		m := map[string]bool{}
-		files, _ := filepath.Glob(filepath.Join(stateDir, "runbook", "runs", "*.journal"))
-		for _, f := range files {
-			m[f] = true
-		}
-		return m
-	}
-	before := journals()
+	before := labJournals()
 	cmdline := append([]string{args[0], "-i", h.l.InventoryPath()}, args[1:]...)
 	runID := ""
 	var all strings.Builder
@@ -81,7 +73,7 @@ func (h *ha) chain(args ...string) string {
 			return all.String()
 		}
 		if runID == "" {
-			for f := range journals() {
+			for f := range labJournals() {
 				if !before[f] {
 					runID = strings.TrimSuffix(filepath.Base(f), ".journal")
 				}

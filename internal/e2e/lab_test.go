@@ -6,11 +6,13 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,9 +42,37 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building runbook:", err)
 		os.Exit(1)
 	}
+	// A test binary that reaches -test.timeout panics without running
+	// cleanups: its lab would stay up, and its nspawn processes would keep
+	// the lock file descriptor a caller's flock(1) passed down, holding
+	// every other lab user off. The labs still up shortly before that
+	// moment are brought down.
+	flag.Parse()
+	if f := flag.Lookup("test.timeout"); f != nil {
+		if d, ok := f.Value.(flag.Getter).Get().(time.Duration); ok && d > 0 {
+			margin := min(d/10, 30*time.Second)
+			time.AfterFunc(d-margin, downLabsLeft)
+		}
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// labsUp are the labs the tests booted and have not brought down yet.
+var labsUp sync.Map // *lab.Lab → struct{}
+
+// downLabsLeft brings down every lab still up, saying so.
+func downLabsLeft() {
+	labsUp.Range(func(k, _ any) bool {
+		l := k.(*lab.Lab)
+		fmt.Fprintf(os.Stderr, "e2e: the test binary's timeout is near: bringing the lab in %s down\n", l.Dir)
+		if err := l.Down(); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: lab down %s: %v\n", l.Dir, err)
+		}
+		labsUp.Delete(k)
+		return true
+	})
 }
 
 // startLab boots a lab in a directory of the test and tears it down at the
@@ -68,7 +98,9 @@ func startLabWith(t *testing.T, opt lab.Options) *lab.Lab {
 		t.Fatal(err)
 	}
 	t.Logf("lab up with %d hosts in %.1fs", len(hosts), time.Since(start).Seconds())
+	labsUp.Store(l, struct{}{})
 	t.Cleanup(func() {
+		labsUp.Delete(l)
 		if err := l.Down(); err != nil {
 			t.Errorf("lab down: %v", err)
 		}
@@ -119,6 +151,17 @@ func runbook(t *testing.T, env []string, args ...string) (string, string, error)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	return out.String(), errb.String(), err
+}
+
+// labJournals is the set of the journals in the state directory of the
+// runs on the lab.
+func labJournals() map[string]bool {
+	m := map[string]bool{}
+	files, _ := filepath.Glob(filepath.Join(stateDir, "runbook", "runs", "*.journal"))
+	for _, f := range files {
+		m[f] = true
+	}
+	return m
 }
 
 func writeFile(t *testing.T, name, content string) string {

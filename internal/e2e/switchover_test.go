@@ -250,21 +250,13 @@ func TestSwitchover(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no promotion step in the switchover's output:\n%s", switched)
 	}
-	journals := func() map[string]bool {
-		files, _ := filepath.Glob(filepath.Join(stateDir, "runbook", "runs", "*.journal"))
-		set := map[string]bool{}
-		for _, f := range files {
-			set[f] = true
-		}
-		return set
-	}
-	known := journals()
+	known := labJournals()
 	env := append(append([]string{}, h.env...), "RUNBOOK_CRASHPOINT=outcome:"+m[1])
 	if _, _, err := runbook(t, env, "run", "-i", l.InventoryPath(), "pg-ha/switchover", "-p", "primary=pg1", "-p", "standby=pg2", "-p", "orchestrator=orch", "-p", h.layoutArg); err == nil {
 		t.Fatal("the switchover armed to die after its promotion finished")
 	}
 	runID := ""
-	for f := range journals() {
+	for f := range labJournals() {
 		if !known[f] {
 			runID = strings.TrimSuffix(filepath.Base(f), ".journal")
 		}

@@ -1,7 +1,6 @@
 package lab
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -9,10 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/runbook-dev/runbook/internal/testkit"
 	"github.com/runbook-dev/runbook/internal/testpg"
 )
 
@@ -82,25 +81,8 @@ type standinRun struct {
 	t     *testing.T
 	addrs chan []net.Addr
 	done  chan int
-	log   *syncBuffer
+	log   *testkit.SyncBuffer
 	stop  context.CancelFunc
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func startStandin(t *testing.T, version, cfg string, env map[string]string) *standinRun {
@@ -110,7 +92,7 @@ func startStandin(t *testing.T, version, cfg string, env map[string]string) *sta
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &standinRun{t: t, addrs: make(chan []net.Addr, 1), done: make(chan int, 1), log: &syncBuffer{}, stop: cancel}
+	r := &standinRun{t: t, addrs: make(chan []net.Addr, 1), done: make(chan int, 1), log: &testkit.SyncBuffer{}, stop: cancel}
 	opt := StandinOptions{Version: version, MainConfig: filepath.Join(dir, "inmanta.cfg"), ConfigDir: filepath.Join(dir, "none"), Home: dir, Log: r.log,
 		Env:   func(k string) (string, bool) { v, ok := env[k]; return v, ok },
 		Ready: func(a []net.Addr) { r.addrs <- a }}

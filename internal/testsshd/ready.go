@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -21,6 +22,31 @@ func FreePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// HandOutTakenPort makes *freePort, a server's way to find its port, hand
+// out first a port that another socket holds, then what it handed out
+// before; it returns that port and the count of calls, for a test of a
+// server that must survive losing its port. Both are undone when the test
+// ends.
+func HandOutTakenPort(t testing.TB, freePort *func() (int, error)) (taken int, calls *int) {
+	t.Helper()
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { held.Close() })
+	taken = held.Addr().(*net.TCPAddr).Port
+	real, n := *freePort, 0
+	*freePort = func() (int, error) {
+		n++
+		if n == 1 {
+			return taken, nil
+		}
+		return real()
+	}
+	t.Cleanup(func() { *freePort = real })
+	return taken, &n
 }
 
 // WaitReady waits until ready, asked every interval, says a server started

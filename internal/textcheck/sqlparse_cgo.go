@@ -60,18 +60,10 @@ func parseSQL(text string) *sqlResult {
 // body's first character: that parser says what is wrong, not where.
 func plpgsqlError(text string, stmt any) (sqlErr, bool) {
 	m, _ := stmt.(map[string]any)
-	var fn string
+	var fn, lang string
 	var body map[string]any
 	if do, ok := m["DoStmt"].(map[string]any); ok {
-		lang := "plpgsql"
-		for _, a := range list(do["args"]) {
-			switch d := defElem(a); d["defname"] {
-			case "language":
-				lang = sval(d["arg"])
-			case "as":
-				body = d
-			}
-		}
+		lang, body = languageAndBody(list(do["args"]), "plpgsql")
 		if lang != "plpgsql" || body == nil {
 			return sqlErr{}, false
 		}
@@ -82,15 +74,7 @@ func plpgsqlError(text string, stmt any) (sqlErr, bool) {
 		}
 		fn = "CREATE FUNCTION rbdo() RETURNS void LANGUAGE plpgsql AS " + tag + src + tag
 	} else if cf, ok := m["CreateFunctionStmt"].(map[string]any); ok {
-		lang := ""
-		for _, o := range list(cf["options"]) {
-			switch d := defElem(o); d["defname"] {
-			case "language":
-				lang = sval(d["arg"])
-			case "as":
-				body = d
-			}
-		}
+		lang, body = languageAndBody(list(cf["options"]), "")
 		if lang != "plpgsql" || body == nil {
 			return sqlErr{}, false
 		}
@@ -125,6 +109,22 @@ func bodyStart(text string, off int) int {
 func list(v any) []any {
 	l, _ := v.([]any)
 	return l
+}
+
+// languageAndBody reads the LANGUAGE and AS definitions among defs (a DO
+// block's args, a CREATE FUNCTION's options): the language, lang where
+// none is given, and the AS definition, nil where there is none.
+func languageAndBody(defs []any, lang string) (string, map[string]any) {
+	var body map[string]any
+	for _, a := range defs {
+		switch d := defElem(a); d["defname"] {
+		case "language":
+			lang = sval(d["arg"])
+		case "as":
+			body = d
+		}
+	}
+	return lang, body
 }
 
 func defElem(v any) map[string]any {

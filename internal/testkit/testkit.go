@@ -1,0 +1,27 @@
+// Package testkit holds what the tests of several packages share and no
+// single package's test servers own.
+package testkit
+
+import (
+	"bytes"
+	"sync"
+)
+
+// SyncBuffer is a buffer a running command writes to while the test reads
+// it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
