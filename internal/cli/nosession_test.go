@@ -1,0 +1,67 @@
+package cli_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/runbook-dev/runbook/internal/cli"
+)
+
+// noSessionInventory has pg2 on a loopback port where nothing listens:
+// the machine answers (connection refused) but gives no SSH session, as a
+// standby whose sshd is stopped or not yet started after a reboot.
+func noSessionInventory(t *testing.T) string {
+	t.Helper()
+	inv := filepath.Join(t.TempDir(), "inv.yaml")
+	if err := os.WriteFile(inv, []byte("hosts:\n  pg2: {address: 127.0.0.1, port: 1, user: nobody}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return inv
+}
+
+// TestCheckStandbyWithoutSession: pg-ha/check with a standby that answers
+// but gives no session still looks at the primary (here: no PostgreSQL on
+// its port, CRITICAL), names the standby as not observed with its reason,
+// and rewrites the Prometheus file: an earlier OK must not stay.
+func TestCheckStandbyWithoutSession(t *testing.T) {
+	inv := noSessionInventory(t)
+	prom := filepath.Join(t.TempDir(), "pgha.prom")
+	if err := os.WriteFile(prom, []byte("pgha_check_status 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := cli.Main([]string{"runbook", "run", "pg-ha/check", "-i", inv, "-p", "primary=localhost", "-p", "standby=pg2", "-p", "port=1", "-p", "layout=debian",
+		"-p", "prometheus_file=" + prom, "--state-dir", filepath.Join(t.TempDir(), "st")}, nil, &out, &errb)
+	line := out.String()
+	if code != 2 || !strings.HasPrefix(line, "PGHA CRITICAL - PostgreSQL on the primary localhost does not answer") ||
+		!strings.Contains(line, "cannot observe the standby pg2 (it answers but gives no session: ") {
+		t.Fatalf("exit %d, want 2 with the primary judged and pg2 named as not observed:\n%s%s", code, line, errb.String())
+	}
+	b, err := os.ReadFile(prom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`pgha_check_status{primary="localhost",application_name="inmanta"} 2`, `pgha_standby_observed{primary="localhost",application_name="inmanta"} 0`} {
+		if !strings.Contains(string(b), want) {
+			t.Fatalf("the Prometheus file lacks %q:\n%s", want, b)
+		}
+	}
+}
+
+// TestStatusNodeWithoutSession: pg-ha/status with a node that answers but
+// gives no session shows the table, the other node observed, and that
+// node's row as not observed with the reason (exit 4, not 1).
+func TestStatusNodeWithoutSession(t *testing.T) {
+	inv := noSessionInventory(t)
+	var out, errb bytes.Buffer
+	code := cli.Main([]string{"runbook", "run", "pg-ha/status", "-i", inv, "-p", "nodes=localhost,pg2", "-p", "port=1", "-p", "layout=debian",
+		"--state-dir", filepath.Join(t.TempDir(), "st")}, nil, &out, &errb)
+	s := out.String()
+	if code != 4 || !strings.Contains(s, "\nNODE ") || !strings.Contains(s, "\nlocalhost ") ||
+		!strings.Contains(s, "\npg2        not observed") || !strings.Contains(s, "pg2: not observed: it answers but gives no session: ") {
+		t.Fatalf("exit %d, want 4 with the table, localhost observed and pg2 not observed with its reason:\n%s%s", code, s, errb.String())
+	}
+}
