@@ -89,8 +89,8 @@ func TestRejoin(t *testing.T) {
 	if !strings.Contains(out, "changed      The replication role may read the new primary's files") {
 		t.Errorf("rejoin did not grant the replication role pg_rewind's functions:\n%s", out)
 	}
-	if got := h.sh("pg1", h.layoutEnv("pg1")+"grep -c 7777kB $D/postgresql.auto.conf; test ! -e $D.runbook-rewind && echo gone"); got != "0\ngone" {
-		t.Errorf("pg1 after the rejoin: %q, want the stale kept configuration neither put back nor left (0, gone)", got)
+	if got := h.sh("pg1", h.layoutEnv("pg1")+"grep -c 7777kB $D/postgresql.auto.conf; test ! -e $D.runbook-rewind && echo gone; test ! -e $D/rewinding && test ! -e $D/half-rewound && echo unmarked"); got != "0\ngone\nunmarked" {
+		t.Errorf("pg1 after the rejoin: %q, want the stale kept configuration neither put back nor left (0, gone), and no in-progress mark of the rewind in its data directory (unmarked)", got)
 	}
 	t.Logf("rejoin with pg_rewind: %.1f s", time.Since(start).Seconds())
 	if !strings.Contains(out, "rewound in") || !strings.Contains(out, "--config-file=/etc/postgresql/15/main/postgresql.conf") {
