@@ -65,3 +65,33 @@ func TestStatusNodeWithoutSession(t *testing.T) {
 		t.Fatalf("exit %d, want 4 with the table, localhost observed and pg2 not observed with its reason:\n%s%s", code, s, errb.String())
 	}
 }
+
+// TestFactTolerateFailedOnlyReadOnly: a fact's tolerate_failed takes a
+// host without a session as not observed only in a read-only playbook; a
+// playbook that can change anything is refused before any step, as
+// without it.
+func TestFactTolerateFailedOnlyReadOnly(t *testing.T) {
+	inv := noSessionInventory(t)
+	dir := t.TempDir()
+	pb := func(name, readOnly string) string {
+		p := filepath.Join(dir, name+".yaml")
+		src := "version: 1\nname: t/" + name + "\nfacts:\n  f:\n    hosts: [pg2]\n    tolerate_failed: true\n    ssh-exec: {command: \"true\", read_only: true}\n" +
+			"    value: '${{ {\"reachable\": result.reachable, \"error\": result.error} }}'\n" +
+			"steps:\n  - host: localhost\n    ssh-exec: {command: 'echo \"pg2 reachable: ${{ facts.f[\"pg2\"].reachable }}\"', read_only: " + readOnly + "}\n    print: '${{ trim(result.stdout) }}'\n"
+		if err := os.WriteFile(p, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	var out, errb bytes.Buffer
+	code := cli.Main([]string{"runbook", "run", pb("ro", "true"), "-i", inv, "--state-dir", filepath.Join(dir, "st")}, nil, &out, &errb)
+	if code != 0 || !strings.Contains(out.String()+errb.String(), "pg2 reachable: false") {
+		t.Fatalf("read-only: exit %d, want 0 with pg2 not observed:\n%s%s", code, out.String(), errb.String())
+	}
+	out.Reset()
+	errb.Reset()
+	code = cli.Main([]string{"runbook", "run", pb("rw", "false"), "-i", inv, "--state-dir", filepath.Join(dir, "st")}, nil, &out, &errb)
+	if code == 0 || strings.Contains(out.String()+errb.String(), "pg2 reachable") || !strings.Contains(out.String()+errb.String(), "probe failed: ") {
+		t.Fatalf("a playbook that changes: exit %d, want it refused before any step:\n%s%s", code, out.String(), errb.String())
+	}
+}
