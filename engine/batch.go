@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -173,11 +174,50 @@ func (x *run) batch(ctx context.Context, b *Batch) error {
 	case x.dryRun:
 		return joinStepErrors(failed)
 	}
-	// Within the budget: the run goes on, and ends partial.
+	// Within the budget: the run goes on, and ends partial; the failed
+	// hosts are left alone by the steps after the batch.
 	for _, f := range failed {
 		x.addTolerated(f)
+		if _, ok := x.failedHosts[f.Host]; !ok {
+			x.failedHosts[f.Host] = f.Step
+		}
 	}
 	return nil
+}
+
+// FailedHostError is a change a step did not make on a host because the
+// host failed a step of a batch before it, within the batch's failure
+// budget: the run went on with the other hosts and leaves this one alone
+// (a restart that failed must not be followed by the changes that assume
+// it). It is a tolerated failure: the run ends partial, and a resume,
+// which runs the failed step again, makes the change once it passes.
+type FailedHostError struct {
+	Host, Step string
+}
+
+func (e *FailedHostError) Error() string {
+	return fmt.Sprintf("not changed: %s failed step %q of its batch earlier in the run (within the batch's failure budget); once it is fixed there, runbook resume runs that step again and then makes this change", e.Host, e.Step)
+}
+
+// failedHostError returns a *FailedHostError when step s would change
+// host and the host failed a batch earlier in the run; a step that
+// changes nothing on its host (read-only, a capture) runs, as on a host a
+// guard tolerated.
+func (x *run) failedHostError(s *Step, host string) error {
+	st, ok := x.failedHosts[host]
+	if !ok || !mayChangeHost(s) {
+		return nil
+	}
+	return &FailedHostError{Host: host, Step: st}
+}
+
+// keptOff says whether err is a change the run kept off a host it goes on
+// without (a guard tolerated it, or it failed a batch within the budget):
+// always tolerated, and never what stops a fan-out.
+func keptOff(err error) bool {
+	var ue *UnguardedError
+	var fe *FailedHostError
+	return errors.As(err, &ue) || errors.As(err, &fe)
 }
 
 // batchStep runs step s on the hosts of a batch at once and returns each

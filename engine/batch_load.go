@@ -149,6 +149,11 @@ func decodeTolerance(d *steps.Decoder, n *yaml.Node) Tolerance {
 	if n.Kind == yaml.SequenceNode {
 		items = n.Content
 	}
+	if len(items) == 0 {
+		// Written for a reason, and tolerating nothing: the author meant
+		// something else.
+		d.Errorf(n, diag.RuleInvalidValue, "tolerate: [] tolerates nothing: name %s, or remove it", strings.Join(toleranceNames, " or "))
+	}
 	for _, it := range items {
 		switch it.Value {
 		case "unreachable":

@@ -148,9 +148,11 @@ func (l *Loader) decodeFact(d *steps.Decoder, k, n *yaml.Node) (*Fact, types.Typ
 	d.Scope.Result = valueType
 	if h := f.Get("hint"); h != nil {
 		ft.Hint = d.Template(h)
+		refuseDerivedSecret(d, h, ft.Hint, where+": hint")
 	}
 	if p := f.Get("print"); p != nil {
 		ft.Print = d.Template(p)
+		refuseDerivedSecret(d, p, ft.Print, where+": print")
 	}
 	if a := f.Get("assert"); a != nil {
 		ft.Assert = d.Expr(a, valueType)

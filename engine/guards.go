@@ -125,13 +125,20 @@ func (e *UnguardedError) Error() string {
 // changes nothing on its host (read-only, a capture) runs.
 func (x *run) unguardedError(s *Step, host string) error {
 	g, ok := x.unguarded[host]
-	if !ok || s.Type.Describe().Name == "capture" {
-		return nil
-	}
-	if c, ok := s.Body.(steps.Changer); ok && !c.MayChange() {
+	if !ok || !mayChangeHost(s) {
 		return nil
 	}
 	return &UnguardedError{Guard: g, Host: host}
+}
+
+// mayChangeHost says whether step s may change its host: not a capture,
+// nor a step that says it changes nothing (read-only).
+func mayChangeHost(s *Step) bool {
+	if s.Type.Describe().Name == "capture" {
+		return false
+	}
+	c, ok := s.Body.(steps.Changer)
+	return !ok || c.MayChange()
 }
 
 // guardSource is how a guard names its hosts in its source.

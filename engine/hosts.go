@@ -35,7 +35,22 @@ func (x *run) step(ctx context.Context, index int, s *Step) error {
 	} else {
 		x.fanOut(ctx, hosts, s.Parallel, s.MaxFailures, s.Tolerate, outcomes, func(h string) *target { return newTarget(index, s, h, nil, 0) })
 	}
-	return x.finish(index, s, outcomes)
+	err = x.finish(index, s, outcomes)
+	if err == nil {
+		return nil
+	}
+	// The hosts the step never reached have no event: the error names
+	// them, or the operator would not know they were left as they were.
+	var untouched []string
+	for _, o := range outcomes {
+		if o.notStarted {
+			untouched = append(untouched, o.host)
+		}
+	}
+	if len(untouched) > 0 {
+		return fmt.Errorf("%w; not started (untouched): %s", err, strings.Join(untouched, ", "))
+	}
+	return err
 }
 
 // skipFramed reports step s (index is its 1-based index) of an included
@@ -108,30 +123,51 @@ func (x *run) fanOut(ctx context.Context, hosts []string, limit, maxFailures int
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
-			outcomes[i] = hostOutcome{host: h, status: StatusSkipped, err: fmt.Errorf("not started: %w", context.Cause(ctx))}
+			outcomes[i] = hostOutcome{host: h, status: StatusSkipped, err: fmt.Errorf("not started: %w", context.Cause(ctx)), notStarted: true}
 			continue
 		}
 		if ctx.Err() != nil {
 			<-sem
-			outcomes[i] = hostOutcome{host: h, status: StatusSkipped, err: fmt.Errorf("not started: %w", context.Cause(ctx))}
+			outcomes[i] = hostOutcome{host: h, status: StatusSkipped, err: fmt.Errorf("not started: %w", context.Cause(ctx)), notStarted: true}
 			continue
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
 			o := x.onHost(ctx, mk(h))
 			outcomes[i] = o
-			var ue *UnguardedError
-			if o.status == StatusFailed && maxFailures >= 0 && !tol.Covers(o.err) && !errors.As(o.err, &ue) {
+			if o.status == StatusFailed && maxFailures >= 0 && !tol.Covers(o.err) && !keptOff(o.err) {
 				mu.Lock()
 				failures++
 				if failures > maxFailures {
-					cancel(fmt.Errorf("stopped after %d failed host(s)", failures))
+					cancel(&StoppedError{Failed: failures})
 				}
 				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
+}
+
+// StoppedError is why a step on several hosts cut short the hosts still
+// running it: more of its hosts failed than its max_failures allows. A
+// host cut short after it began its change is in doubt, not failed (see
+// apply); one cut short before fails, and a resume runs it again; one not
+// started yet is left untouched.
+type StoppedError struct {
+	// Failed counts the hosts that had failed.
+	Failed int
+}
+
+func (e *StoppedError) Error() string {
+	return fmt.Sprintf("stopped after %d failed host(s)", e.Failed)
+}
+
+// stoppedByRun says whether ctx ended because the step stopped its other
+// hosts (StoppedError), rather than by the step's own timeout or an
+// interruption of the run.
+func stoppedByRun(ctx context.Context) bool {
+	var se *StoppedError
+	return ctx.Err() != nil && errors.As(context.Cause(ctx), &se)
 }
 
 // hostsOf resolves the hosts a step runs on.
@@ -308,11 +344,12 @@ func (x *run) exec(fr *Frame, host, become string) (*steps.Exec, error) {
 	}
 	env["host"] = map[string]any{"name": h.Name, "address": h.Address, "vars": vars, "facts": x.hostFacts(fr, h.Name)}
 	ex := &steps.Exec{
-		Host:    steps.Host{Name: h.Name, Address: h.Address, Vars: vars},
-		Env:     env,
-		Become:  become,
-		Redact:  x.redactor(),
-		Connect: func(ctx context.Context) (transport.Conn, error) { return x.pool.get(ctx, h) },
+		Host:     steps.Host{Name: h.Name, Address: h.Address, Vars: vars},
+		Env:      env,
+		Become:   become,
+		Redact:   x.redactor(),
+		Connect:  func(ctx context.Context) (transport.Conn, error) { return x.pool.get(ctx, h) },
+		LocalDir: x.localDir,
 		// One run's probes share what they found down (steps.DownReuse).
 		Sightings: x.sightings,
 	}

@@ -216,7 +216,7 @@ func (inv *Inventory) Host(name string) (*HostSpec, error) {
 		return &HostSpec{Name: Localhost, Address: "127.0.0.1", Transport: TransportLocal, Vars: map[string]any{}}, nil
 	}
 	if inv == nil {
-		return nil, fmt.Errorf("unknown host %q: pass an inventory with -i", name)
+		return nil, fmt.Errorf("unknown host %q: there is no inventory, so no host or group but localhost: pass an inventory with -i", name)
 	}
 	return nil, fmt.Errorf("unknown host %q: not in inventory %s%s", name, inv.File, diag.DidYouMean(name, inv.HostNames()))
 }

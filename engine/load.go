@@ -204,6 +204,12 @@ func (l *Loader) loadStack(file string, src []byte, stack []string, paramTaint m
 		if strings.Contains(msg, "mapping values are not allowed") {
 			msg += ": a value that contains \": \" must be quoted"
 		}
+		// yaml.v3 reports a construct left open at the end of the file
+		// on the line after the last: point at the last line instead.
+		if n := len(diag.SplitLines(strings.TrimSuffix(string(src), "\n"))); line > n && n > 0 {
+			line = n
+			msg += " (at the end of the file)"
+		}
 		ds.Errorf(diag.Pos{Line: line}, diag.RuleYAMLSyntax, "%s", msg)
 		return nil, ds.Items, []string{skippedAll}
 	}
@@ -356,6 +362,7 @@ func (l *Loader) loadStack(file string, src []byte, stack []string, paramTaint m
 			batch.Last = len(pb.Steps)
 			refuseInBatch(d, sn)
 		}
+		warnSharedDest(d, sn, s)
 		// A step's YAML tree is not read once it is decoded: dropping it
 		// lets the collector free a large playbook's tree (a dozen times
 		// the size of its text) as it goes, rather than at the end.
@@ -653,6 +660,7 @@ func decodeVars(d *steps.Decoder, n *yaml.Node, seen map[string]string) []*Var {
 func decodeConfirm(d *steps.Decoder, n *yaml.Node, where string) *Confirm {
 	f := d.Check(n, confirmFields, where)
 	c := &Confirm{Pos: steps.Pos(n), Text: d.Template(f.Get("text")), Word: d.Template(f.Get("word"))}
+	refuseDerivedSecret(d, f.Get("text"), c.Text, where+": text")
 	if w := f.Get("word"); w != nil && c.Word != nil {
 		switch {
 		case d.RefuseSecret(w, c.Word, diag.RuleSecretExposed, where+": the word", "it is shown to the operator and journaled"):
@@ -754,6 +762,7 @@ func (l *Loader) decodeGuard(d *steps.Decoder, n *yaml.Node) *Guard {
 	g.Tainted = d.Tainted
 	if h := f.Get("hint"); h != nil {
 		g.Hint = templateOn(d, h, steps.ProbeResult(typ))
+		refuseDerivedSecret(d, h, g.Hint, "hint")
 	}
 	g.Assert = d.Expr(f.Get("assert"), steps.ProbeResult(typ))
 	d.Scope.Host = false
@@ -806,6 +815,61 @@ func templateOn(d *steps.Decoder, n *yaml.Node, result types.Type) *tmpl.Templat
 	return d.Template(n)
 }
 
+// batchKeys are the keys of a batch of steps, which a plain step does not
+// take.
+var batchKeys = map[string]bool{"serial": true, "max_fail_percentage": true}
+
+var didYouMean = regexp.MustCompile(` \(did you mean "[^"]*"\?\)`)
+
+// pointToBatches adds, to an unknown key of a step (among the diagnostics
+// from index seen) that a batch of steps takes, where it belongs: a
+// did-you-mean to another step key would lead the author astray.
+func pointToBatches(d *steps.Decoder, seen int) {
+	for _, x := range d.Diags.Items[seen:] {
+		if x.Rule != diag.RuleUnknownKey {
+			continue
+		}
+		for k := range batchKeys {
+			if strings.HasPrefix(x.Message, fmt.Sprintf("unknown key %q", k)) {
+				msg := didYouMean.ReplaceAllString(x.Message, "")
+				x.Message = fmt.Sprintf("%s; %s belongs to a batch of steps: a name, hosts:, %s and the steps to run on each batch under steps: (docs/authoring.md, Batches)", msg, k, k)
+			}
+		}
+	}
+}
+
+// warnSharedDest warns of a capture that may run on several hosts (hosts:,
+// a batch) with a dest that names none of them: every host would write
+// the one file, which the run refuses only when the second host comes.
+func warnSharedDest(d *steps.Decoder, sn *yaml.Node, s *Step) {
+	if s.Type == nil || s.Type.Describe().Name != "capture" || len(s.Hosts) == 0 && s.HostsExpr == nil && s.Batch == nil {
+		return
+	}
+	body := valueOf(sn, "capture")
+	if body == nil {
+		return
+	}
+	dest := valueOf(body, "dest")
+	if dest == nil || strings.Contains(dest.Value, "host") || s.ForEach != nil && strings.Contains(dest.Value, "item") {
+		return
+	}
+	d.Diags.Warnf(steps.Pos(dest), diag.RuleInvalidValue, "dest %q names no host, and the step may run on several: each would write this one file (the run refuses the second); put ${{ host.name }} in it", dest.Value)
+}
+
+// refuseDerivedSecret reports a text shown and journaled (a print, an
+// assert's message, a hint) with a value computed from a secret: the
+// secret's own value is masked wherever it appears, a value made from it
+// (upper(secrets.pw), a slice of it) is not.
+func refuseDerivedSecret(d *steps.Decoder, n *yaml.Node, t *tmpl.Template, what string) {
+	taint, off := t.DerivedTaint()
+	if taint == nil || n == nil {
+		return
+	}
+	d.Diags.Errorf(d.PosIn(n, off), diag.RuleSecretExposed,
+		"%s computes a value from %s: it is shown and journaled, and only a secret's own value is masked there, never a value made from it: show the value as it is (masked), or leave it out",
+		what, taint)
+}
+
 // refuseSecretHost reports a host name that may hold a secret.
 func refuseSecretHost(d *steps.Decoder, n *yaml.Node, t *tmpl.Template) {
 	d.RefuseSecret(n, t, diag.RuleSecretExposed, "the host", "a host's name is shown with every step and journaled, and SSH connects to it")
@@ -840,8 +904,10 @@ func (l *Loader) decodeStep(d *steps.Decoder, n *yaml.Node) *Step {
 	} else if nm := valueOf(n, "name"); nm != nil {
 		where = fmt.Sprintf("step %q", nm.Value)
 	}
+	seen := len(d.Diags.Items)
 	typ, body, rest := l.splitType(d, n, commonFields, where)
 	f := d.Check(rest, commonFields, where)
+	pointToBatches(d, seen)
 	s := &Step{Pos: steps.Pos(n), ID: d.Literal(f.Get("id")), Name: d.Literal(f.Get("name")), Become: d.Literal(f.Get("become"))}
 	if s.ID != "" {
 		checkIdent(d, f.Get("id"), "step")
@@ -901,9 +967,11 @@ func (l *Loader) decodeStep(d *steps.Decoder, n *yaml.Node) *Step {
 				d.Errorf(m, diag.RuleInvalidValue, "message is what a failed assert says: add assert")
 			}
 			s.Message = templateOn(d, m, steps.ResultType(typ))
+			refuseDerivedSecret(d, m, s.Message, "message")
 		}
 		if p := f.Get("print"); p != nil {
 			s.Print = templateOn(d, p, steps.ResultType(typ))
+			refuseDerivedSecret(d, p, s.Print, "print")
 		}
 	}
 	d.Scope.Host = false

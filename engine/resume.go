@@ -44,6 +44,10 @@ type Outcome struct {
 type Resume struct {
 	Done    map[StepKey]Outcome
 	InDoubt map[StepKey]string
+	// Failed are the executions whose last outcome was a failure (tolerated,
+	// or the one that stopped the run): they run again, and so make the
+	// outcomes recorded after them on their host stale (see stale).
+	Failed map[StepKey]bool
 	// Applying are the in-doubt steps whose lost attempt had found a change
 	// to make and started making it: a recheck that finds the change made
 	// reports them changed, as the attempt would have.
@@ -93,12 +97,23 @@ type Resume struct {
 // attempt may have made its change, without the operator's say-so.
 type InDoubtError struct {
 	Steps []string
+	// Repeats are changes an earlier attempt made that the resume would
+	// make again, because a step before them runs again on their host
+	// (see stale), and that cannot check whether their change is there.
+	Repeats []string
 }
 
 func (e *InDoubtError) Error() string {
-	return fmt.Sprintf("%d step(s) were started and never reported, and running them again could repeat their change: %s; "+
-		"check on the host whether the change was made, then resume with --retry-in-doubt to run them again or --skip-in-doubt to take them as done",
-		len(e.Steps), strings.Join(e.Steps, "; "))
+	var parts []string
+	if len(e.Steps) > 0 {
+		parts = append(parts, fmt.Sprintf("%d step(s) were started and never reported, and running them again could repeat their change: %s",
+			len(e.Steps), strings.Join(e.Steps, "; ")))
+	}
+	if len(e.Repeats) > 0 {
+		parts = append(parts, fmt.Sprintf("%d change(s) an earlier attempt made would be made again, because a step before them runs again on their host, and they cannot check whether their change is there: %s",
+			len(e.Repeats), strings.Join(e.Repeats, "; ")))
+	}
+	return strings.Join(parts, "; ") + "; check on the host whether the change was made, then resume with --retry-in-doubt to run them again or --skip-in-doubt to take them as done"
 }
 
 // Leftover is a command an interrupted attempt started on its host.
@@ -253,11 +268,53 @@ func (x *run) checkResume() error {
 			unsafe = append(unsafe, fmt.Sprintf("[%d] %s [%s]", k.Index, name, k.Host))
 		}
 	}
-	if len(unsafe) > 0 {
+	repeats := x.repeats()
+	if len(unsafe) > 0 || len(repeats) > 0 {
 		sort.Strings(unsafe)
-		return &InDoubtError{Steps: unsafe}
+		return &InDoubtError{Steps: unsafe, Repeats: repeats}
 	}
 	return nil
+}
+
+// repeats names the changes recorded done that this resume would make
+// again (a step before them runs again on their host: a failed one, or
+// one in doubt that is checked again) and whose type cannot check whether
+// its change is there. A health check after a restart that runs again is
+// right to run again; an append, a grant or a POST is not.
+func (x *run) repeats() []string {
+	first := map[string]StepKey{}
+	note := func(k StepKey) {
+		if k.Index < 1 || k.Index > len(x.pb.Steps) {
+			return
+		}
+		if f, ok := first[k.Host]; !ok || k.Index < f.Index {
+			first[k.Host] = k
+		}
+	}
+	for k := range x.resume.Failed {
+		note(k)
+	}
+	for k := range x.resume.InDoubt {
+		note(k)
+	}
+	var out []string
+	for k, o := range x.resume.Done {
+		f, ok := first[k.Host]
+		if !ok || f.Index >= k.Index || !x.keepsDone(k, o) {
+			continue
+		}
+		s, fs := x.pb.Steps[k.Index-1], x.pb.Steps[f.Index-1]
+		out = append(out, fmt.Sprintf("[%d] %s [%s] (done; [%d] %s runs again there before it)", k.Index, s.Label(), k.Host, f.Index, fs.Label()))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// keepsDone says whether the outcome o recorded for k stands even when
+// stale: a change whose step cannot recheck its host, which only
+// --retry-in-doubt makes again (checkResume asks the operator first).
+func (x *run) keepsDone(k StepKey, o Outcome) bool {
+	return o.Status == StatusChanged && !rechecks(x.pb.Steps[k.Index-1]) && !x.resume.RetryInDoubt
 }
 
 // reachedUndone names, as InDoubtError lists them, the hosts batch step
@@ -324,8 +381,15 @@ func (x *run) resumedOutcome(k StepKey, s *Step) (Outcome, string, bool) {
 	if x.resume == nil {
 		return Outcome{}, "", false
 	}
-	if o, ok := x.resume.Done[k]; ok && !x.stale(k) {
-		return o, "done by an earlier attempt; not run again", true
+	if o, ok := x.resume.Done[k]; ok {
+		if !x.stale(k) {
+			return o, "done by an earlier attempt; not run again", true
+		}
+		if x.keepsDone(k, o) {
+			// A step before it ran again on the host; its change cannot be
+			// checked, so it stands (--skip-in-doubt) rather than be made twice.
+			return o, "done by an earlier attempt; not run again (it cannot check whether its change is there)", true
+		}
 	}
 	if x.resume.SkipInDoubt && !rechecks(s) && x.inDoubt(k) {
 		return Outcome{Status: StatusChanged, Result: steps.Result{}}, "in doubt, taken as done (--skip-in-doubt)", true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,6 +46,10 @@ type Runner struct {
 	// host with its work (PostgreSQL's application_name), so that a resume
 	// finds work an earlier attempt left running (see steps.Exec.Tag).
 	RunID string
+	// Dir is the directory relative paths on this machine (capture's dest)
+	// are resolved against: a resume passes the run's (durable.Header.Dir).
+	// Empty: the working directory when the run starts.
+	Dir string
 	// Confirm answers the playbook's confirmation gates (confirm:). Nil
 	// means nobody can answer: a run that could reach a gate is refused
 	// before anything runs (*UnconfirmedError). A dry run never asks.
@@ -127,6 +132,8 @@ type run struct {
 	// tolerated are the failures the run went on after (see tolerate).
 	tolMu     sync.Mutex
 	tolerated []*StepError
+	// localDir is Runner.Dir, or the working directory at the start.
+	localDir string
 	// rerun holds, for each host a resume ran a step on again, the lowest
 	// index of such a step: what the later steps found there is stale.
 	rerunMu sync.Mutex
@@ -134,6 +141,10 @@ type run struct {
 	// unguarded are the hosts a guard tolerated without observing them
 	// (unreachable), with the guard's label: no step changes them.
 	unguarded map[string]string
+	// failedHosts are the hosts that failed a batch within its failure
+	// budget, with the step they failed: the later steps leave them alone
+	// (see failedHostError).
+	failedHosts map[string]string
 }
 
 // Run checks the guards, asks the playbook's confirmation gate, then runs
@@ -219,21 +230,27 @@ func (r *Runner) newRun(pb *Playbook, in Inputs) *run {
 		vals = append(vals, v)
 	}
 	x := &run{
-		pb:        pb,
-		inv:       r.Inventory,
-		dryRun:    r.DryRun,
-		resume:    r.Resume,
-		runID:     r.RunID,
-		confirmer: r.Confirm,
-		pool:      &pool{inv: r.Inventory, connect: r.Connect, conns: map[string]*poolEntry{}},
-		sightings: steps.NewSightings(),
-		frames:    map[*Frame]*frameEnv{},
-		skipped:   map[*Frame]string{},
-		unapplied: map[string]bool{},
-		passed:    map[int]bool{},
-		answered:  map[GateKey]error{},
-		rerun:     map[string]int{},
-		unguarded: map[string]string{},
+		pb:          pb,
+		inv:         r.Inventory,
+		dryRun:      r.DryRun,
+		resume:      r.Resume,
+		runID:       r.RunID,
+		localDir:    r.Dir,
+		confirmer:   r.Confirm,
+		pool:        &pool{inv: r.Inventory, connect: r.Connect, conns: map[string]*poolEntry{}},
+		sightings:   steps.NewSightings(),
+		frames:      map[*Frame]*frameEnv{},
+		skipped:     map[*Frame]string{},
+		unapplied:   map[string]bool{},
+		passed:      map[int]bool{},
+		answered:    map[GateKey]error{},
+		rerun:       map[string]int{},
+		unguarded:   map[string]string{},
+		failedHosts: map[string]string{},
+	}
+	if x.localDir == "" {
+		// Fixed now: a step must not follow a later chdir.
+		x.localDir, _ = os.Getwd()
 	}
 	x.red.Store(redact.New(vals))
 	x.sink = &redactingSink{next: r.Sink, red: x.redactor}

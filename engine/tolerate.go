@@ -36,15 +36,15 @@ func (e *PartialError) Hosts() []string {
 
 // tolerate keeps the failures of step s that it tolerates for the run's
 // end, and returns the others. A change kept off a host a guard tolerated
-// (*UnguardedError) is always tolerated: the guard's tolerate: said to go
-// on without that host. A dry run tolerates them too: the plan
+// (*UnguardedError), or a host that failed a batch within its budget
+// (*FailedHostError), is always tolerated: the run was told to go on
+// without that host. A dry run tolerates them too: the plan
 // says what the run will do.
 func (x *run) tolerate(s *Step, errs []*StepError) []*StepError {
 	var out []*StepError
 	for _, e := range errs {
-		var ue *UnguardedError
 		var de *inDoubtError
-		if errors.As(e.Err, &ue) || s.Tolerate.Covers(e.Err) && !errors.Is(e.Err, ErrInterrupted) && !errors.As(e.Err, &de) {
+		if keptOff(e.Err) || s.Tolerate.Covers(e.Err) && !errors.Is(e.Err, ErrInterrupted) && !errors.As(e.Err, &de) {
 			x.addTolerated(e)
 			continue
 		}

@@ -22,10 +22,22 @@ func doneOf(rec *recorder) map[engine.StepKey]engine.Outcome {
 	return done
 }
 
+// failedOf is what a journal would hold of rec's failures.
+func failedOf(rec *recorder) map[engine.StepKey]bool {
+	failed := map[engine.StepKey]bool{}
+	for _, e := range rec.events {
+		if e.Type == engine.EventStepEnd && e.Status == engine.StatusFailed {
+			failed[engine.StepKey{Index: e.Index, Host: e.Host, Item: e.Item}] = true
+		}
+	}
+	return failed
+}
+
 // TestResumeRerunsLaterStepsOfHost: a change that failed on b and was
 // tolerated, after which b's check ran, is made again by the resume; the
 // check after it, recorded done before the change, runs again on b (and
-// only on b), in a batch and in plain steps.
+// only on b), in a batch and in plain steps. (A check is read-only: it can
+// run again; TestResumeAsksBeforeRepeatingChange is about a change.)
 func TestResumeRerunsLaterStepsOfHost(t *testing.T) {
 	for name, body := range map[string]string{
 		"batch": `  - name: Restart each
@@ -37,7 +49,7 @@ func TestResumeRerunsLaterStepsOfHost(t *testing.T) {
         tolerate: [failed]
         ssh-exec: {command: "{ test ${{ host.name }} != b || test -e ${{ params.dir }}/fixed; } && echo restart-${{ host.name }} >> ${{ params.dir }}/log"}
       - id: healthy
-        ssh-exec: {command: "echo healthy-${{ host.name }} >> ${{ params.dir }}/log"}
+        ssh-exec: {command: "echo healthy-${{ host.name }} >> ${{ params.dir }}/log", read_only: true}
 `,
 		"plain": `  - id: restart
     hosts: [all]
@@ -45,7 +57,7 @@ func TestResumeRerunsLaterStepsOfHost(t *testing.T) {
     ssh-exec: {command: "{ test ${{ host.name }} != b || test -e ${{ params.dir }}/fixed; } && echo restart-${{ host.name }} >> ${{ params.dir }}/log"}
   - id: healthy
     hosts: [all]
-    ssh-exec: {command: "echo healthy-${{ host.name }} >> ${{ params.dir }}/log"}
+    ssh-exec: {command: "echo healthy-${{ host.name }} >> ${{ params.dir }}/log", read_only: true}
 `} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -63,7 +75,7 @@ func TestResumeRerunsLaterStepsOfHost(t *testing.T) {
 				t.Fatal(err)
 			}
 			if _, err := run(t, pb, params, nil, func(r *engine.Runner) {
-				r.Inventory, r.Resume = inv, &engine.Resume{Done: doneOf(rec)}
+				r.Inventory, r.Resume = inv, &engine.Resume{Done: doneOf(rec), Failed: failedOf(rec)}
 			}); err != nil {
 				t.Fatalf("resume: %v", err)
 			}
@@ -71,6 +83,67 @@ func TestResumeRerunsLaterStepsOfHost(t *testing.T) {
 				t.Fatalf("resume did %q, want b restarted, then checked again", got)
 			}
 		})
+	}
+}
+
+// TestResumeAsksBeforeRepeatingChange: a read-only check failed on b and
+// was tolerated, and a plain change (an append, which cannot check whether
+// it was made) ran on every host. The resume runs the check again on b,
+// and would so make b's change a second time: it is refused before
+// anything runs, naming the change; --skip-in-doubt keeps it as done,
+// --retry-in-doubt makes it again.
+func TestResumeAsksBeforeRepeatingChange(t *testing.T) {
+	dir := t.TempDir()
+	inv := batchInventory(t)
+	healthy(t, dir, "a", "c", "d")
+	pb := mustLoad(t, `version: 1
+name: twice
+params:
+  dir: {type: string}
+steps:
+  - id: check
+    hosts: [all]
+    tolerate: [failed]
+    ssh-exec: {command: "test -e ${{ params.dir }}/${{ host.name }}", read_only: true}
+  - id: grant
+    hosts: [all]
+    ssh-exec: {command: "echo grant-${{ host.name }} >> ${{ params.dir }}/log"}
+`)
+	params := map[string]string{"dir": dir}
+	rec, err := run(t, pb, params, nil, func(r *engine.Runner) { r.Inventory = inv })
+	var pe *engine.PartialError
+	if !errors.As(err, &pe) {
+		t.Fatalf("run: %v, want partial (b's check tolerated)", err)
+	}
+	healthy(t, dir, "b")
+	if err := os.Remove(filepath.Join(dir, "log")); err != nil {
+		t.Fatal(err)
+	}
+	resume := func(retry, skip bool) error {
+		_, err := run(t, pb, params, nil, func(r *engine.Runner) {
+			r.Inventory = inv
+			r.Resume = &engine.Resume{Done: doneOf(rec), Failed: failedOf(rec), RetryInDoubt: retry, SkipInDoubt: skip}
+		})
+		return err
+	}
+	var de *engine.InDoubtError
+	if err := resume(false, false); !errors.As(err, &de) || len(de.Repeats) != 1 || !strings.Contains(de.Repeats[0], "[2] grant [b]") {
+		t.Fatalf("resume: %v, want refused naming grant on b", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "log")); !os.IsNotExist(err) {
+		t.Fatalf("the refused resume ran something: %v", err)
+	}
+	if err := resume(false, true); err != nil {
+		t.Fatalf("resume --skip-in-doubt: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "log")); !os.IsNotExist(err) {
+		t.Fatalf("--skip-in-doubt made the change again: %q", readLog(t, dir))
+	}
+	if err := resume(true, false); err != nil {
+		t.Fatalf("resume --retry-in-doubt: %v", err)
+	}
+	if got := readLog(t, dir); got != "grant-b" {
+		t.Fatalf("--retry-in-doubt did %q, want b's change made again", got)
 	}
 }
 
@@ -200,5 +273,71 @@ steps:
 	}
 	if got := readLog(t, dir); got != "grep big" {
 		t.Fatalf("log = %q, want next not run", got)
+	}
+}
+
+// TestFailedBatchHostIsLeftAlone: a host that failed its batch within the
+// failure budget is not changed by the steps after the batch (each says
+// why, and the run ends partial), while read-only steps still look at it;
+// the resume, once it is fixed, runs its failed check again and then the
+// change, without making the other hosts' changes a second time.
+func TestFailedBatchHostIsLeftAlone(t *testing.T) {
+	dir := t.TempDir()
+	healthy(t, dir, "a", "c", "d") // b does not come back
+	inv := batchInventory(t)
+	pb := mustLoad(t, `version: 1
+name: left-alone
+params:
+  dir: {type: string}
+steps:
+  - name: Restart each
+    hosts: [all]
+    serial: 1
+    max_failures: 1
+    steps:
+      - id: restart
+        ssh-exec: {command: "echo restart-${{ host.name }} >> ${{ params.dir }}/log"}
+      - id: healthy
+        ssh-exec: {command: "grep -qx ok ${{ params.dir }}/${{ host.name }}", read_only: true}
+  - id: look
+    hosts: [all]
+    ssh-exec: {command: "echo look-${{ host.name }} >> ${{ params.dir }}/log", read_only: true}
+  - id: after
+    hosts: [all]
+    ssh-exec: {command: "echo after-${{ host.name }} >> ${{ params.dir }}/log"}
+`)
+	params := map[string]string{"dir": dir}
+	rec, err := run(t, pb, params, nil, func(r *engine.Runner) { r.Inventory = inv })
+	var pe *engine.PartialError
+	if !errors.As(err, &pe) {
+		t.Fatalf("run: %v, want partial", err)
+	}
+	var fe *engine.FailedHostError
+	n := 0
+	for _, f := range pe.Failures {
+		if errors.As(f, &fe) {
+			n++
+			if fe.Host != "b" || fe.Step != "healthy" {
+				t.Errorf("left alone: %+v", fe)
+			}
+		}
+	}
+	if n != 1 {
+		t.Fatalf("failures %v, want after kept off b once", pe.Failures)
+	}
+	if got := readLog(t, dir); strings.Contains(got, "after-b") || !strings.Contains(got, "look-b") || !strings.Contains(got, "after-a") {
+		t.Fatalf("run did %q, want b looked at and not changed after its batch", got)
+	}
+	healthy(t, dir, "b")
+	if err := os.Remove(filepath.Join(dir, "log")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(t, pb, params, nil, func(r *engine.Runner) {
+		r.Inventory, r.Resume = inv, &engine.Resume{Done: doneOf(rec), Failed: failedOf(rec)}
+	}); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if got := readLog(t, dir); got != "look-b after-b" {
+		t.Fatalf("resume did %q, want b checked again and then changed", got)
 	}
 }

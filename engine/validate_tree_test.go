@@ -79,7 +79,7 @@ steps:
 		`a.yaml:6:5: warning: step "ssh-exec" runs on every host at once: bound it with parallel: N [unbounded-fanout]`,
 		`legacy/warn.yaml:6:5: warning: step "ssh-exec" runs on every host at once: bound it with parallel: N [unbounded-fanout]`,
 		`piped.yaml:5:5: unknown key "tiemout" in step (did you mean "timeout"?); expected a step type (capture, file-patch, http, pg-settings, sql, ssh-exec, systemd, wait-until) or one of: id, name, host, hosts, parallel, max_failures, when, timeout, retries, retry_delay, become, assert, message, print, for_each, confirm, tolerate, failed_when [unknown-key]`,
-		`sub/bad.yml:5:0: did not find expected node content (in the block or flow collection that starts on this line) [yaml-syntax]`,
+		`sub/bad.yml:4:0: did not find expected node content (in the block or flow collection that starts on this line) (at the end of the file) [yaml-syntax]`,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("diagnostics:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -29,7 +31,7 @@ var Capture Type = kind{decodeCapture, Descriptor{
 	Fields: []Field{
 		{Name: "path", Kind: String, Doc: "the remote file to save (one of path and command)", Example: "/var/log/postgresql/postgresql-15-main.log"},
 		{Name: "command", Kind: String, Doc: "a read-only command whose standard output is saved (one of path and command); a non-zero exit fails the step", Example: "journalctl -u postgresql@15-main -n 500 --no-pager"},
-		{Name: "dest", Kind: String, Required: true, Doc: "the local file to write (its directories are created, mode 0700; the file 0600, replaced atomically); relative to the working directory", Example: "diag/${{ host.name }}/postgresql.log"},
+		{Name: "dest", Kind: String, Required: true, Doc: "the local file to write (its directories are created, mode 0700; the file 0600, replaced atomically); relative to the working directory of the run's first attempt (a resume writes there too)", Example: "diag/${{ host.name }}/postgresql.log"},
 		{Name: "max_size", Kind: Literal, Doc: "the most it saves: bytes, or with KiB, MiB or GiB; more is an error naming the limit, never a silent cut (default 16MiB)", Example: "64MiB"},
 		{Name: "become", Kind: Literal, Doc: "read as this user (overrides the step's become)", Example: "postgres"},
 	},
@@ -70,6 +72,9 @@ func decodeCapture(d *Decoder, b Body) Step {
 	if n := b.Get("dest"); n != nil {
 		s.dest = d.Template(n)
 		d.RefuseSecret(n, s.dest, diag.RuleSecretExposed, "dest", "a path is shown in messages and the journal")
+		if _, e := s.dest.Leading(); e != nil && (len(e.Steps) > 0 || strings.Contains(e.Source, "facts")) {
+			d.Diags.Warnf(Pos(n), diag.RuleInvalidValue, "dest begins with ${{ %s }}, a value a host gives: should it come out absolute, the capture is refused (a host must not pick a file on this machine); begin dest with a directory, written here or a param (${{ params.dir }}/...)", strings.TrimSpace(e.Source))
+		}
 	}
 	s.max = d.Size(b.Get("max_size"), "max_size", DefaultCaptureMax)
 	return s
@@ -108,6 +113,20 @@ func FormatSize(n int) string {
 	return strconv.Itoa(n) + " bytes"
 }
 
+// absoluteByPlaybook says whether dest may be absolute: it begins with /
+// in the playbook's own text, or with a param (the operator's, or an
+// including playbook's, which never come from a host). A dest that begins
+// with any other value (a fact, a step's result: what a host printed)
+// must not pick a file anywhere on this machine.
+func (s *capture) absoluteByPlaybook() bool {
+	lit, e := s.dest.Leading()
+	if e == nil {
+		return strings.HasPrefix(lit, "/")
+	}
+	p := e.Path()
+	return len(p) == 2 && p[0] == "params"
+}
+
 // target renders what to read and where to write it.
 type captureTarget struct {
 	cmd    *transport.Command
@@ -132,6 +151,12 @@ func (s *capture) render(x *Exec) (*captureTarget, error) {
 		if part == ".." {
 			return nil, fmt.Errorf("dest %s has a .. element: a value in it would write outside the directory the playbook names; nothing was saved", dest)
 		}
+	}
+	if filepath.IsAbs(dest) && !s.absoluteByPlaybook() {
+		return nil, fmt.Errorf("dest %s is absolute because of the value it begins with, which may come from a host (a fact, a result) and so name any file on this machine: begin dest with the directory, written in the playbook (/srv/diag/...) or given as a param (${{ params.dir }}/...), or make it relative; nothing was saved", dest)
+	}
+	if !filepath.IsAbs(dest) && x.LocalDir != "" {
+		dest = filepath.Join(x.LocalDir, dest)
 	}
 	s.destMu.Lock()
 	if s.dests == nil {
@@ -169,17 +194,19 @@ func (s *capture) render(x *Exec) (*captureTarget, error) {
 	return &captureTarget{cmd: c, source: source, dest: dest}, nil
 }
 
-// Probe reads what would be saved, without saving it.
+// Probe reads what would be saved, without saving it (nor holding it:
+// it is counted and hashed as it arrives).
 func (s *capture) Probe(ctx context.Context, x *Exec) (Result, error) {
 	t, err := s.render(x)
 	if err != nil {
 		return nil, err
 	}
-	data, err := s.read(ctx, x, t)
-	if err != nil {
+	h := sha256.New()
+	cw := &countingWriter{w: h}
+	if err := s.read(ctx, x, t, cw); err != nil {
 		return nil, err
 	}
-	return captureResult(t, data), nil
+	return captureResult(t, cw.n, h), nil
 }
 
 // Plan says what would be saved where; it reads nothing.
@@ -191,75 +218,129 @@ func (s *capture) Plan(ctx context.Context, x *Exec) (*Plan, error) {
 	return &Plan{Changes: true, Summary: fmt.Sprintf("save %s from %s to %s (at most %s)", t.source, x.Host.Name, t.dest, FormatSize(s.max)), State: t}, nil
 }
 
-// Apply reads and saves.
+// Apply reads and saves: the output goes to a temporary file beside dest
+// as it arrives (max_size may be large: it is never held in memory),
+// which replaces dest once it is whole and within max_size.
 func (s *capture) Apply(ctx context.Context, x *Exec, p *Plan) (Result, error) {
 	t := p.State.(*captureTarget)
-	data, err := s.read(ctx, x, t)
-	if err != nil {
+	f := &localFile{dest: t.dest}
+	defer f.discard()
+	h := sha256.New()
+	cw := &countingWriter{w: io.MultiWriter(f, h)}
+	if err := s.read(ctx, x, t, cw); err != nil {
 		return nil, err
 	}
-	if err := writeLocal(t.dest, data); err != nil {
+	if err := f.commit(); err != nil {
 		return nil, err
 	}
-	return captureResult(t, data), nil
+	return captureResult(t, cw.n, h), nil
 }
 
-func (s *capture) read(ctx context.Context, x *Exec, t *captureTarget) ([]byte, error) {
+// read runs the capture's command with its output going to w, and fails
+// when it printed more than max_size or failed.
+func (s *capture) read(ctx context.Context, x *Exec, t *captureTarget, w *countingWriter) error {
 	conn, err := x.Connect(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	out, err := conn.Run(ctx, t.cmd)
+	c := *t.cmd
+	c.Stdout = w
+	out, err := conn.Run(ctx, &c)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// Over the limit first: a command stopped there ends by a signal.
-	if out.Truncated || len(out.Stdout) > s.max {
-		return nil, fmt.Errorf("%s is larger than max_size %s: nothing was saved (raise max_size, or capture less)", t.source, FormatSize(s.max))
+	if out.Truncated || w.n > s.max {
+		return fmt.Errorf("%s is larger than max_size %s: nothing was saved (raise max_size, or capture less)", t.source, FormatSize(s.max))
 	}
 	if out.ExitCode != 0 {
-		return nil, fmt.Errorf("reading %s: exit status %d: %s", t.source, out.ExitCode, lastLine(x.Redact, out.Stderr))
+		return fmt.Errorf("reading %s: exit status %d: %s", t.source, out.ExitCode, lastLine(x.Redact, out.Stderr))
 	}
-	return out.Stdout, nil
+	return w.err
 }
 
-func captureResult(t *captureTarget, data []byte) Result {
-	sum := sha256.Sum256(data)
-	return Result{"dest": t.dest, "bytes": len(data), "checksum": hex.EncodeToString(sum[:]), "source": t.source}
+func captureResult(t *captureTarget, n int, h hash.Hash) Result {
+	return Result{"dest": t.dest, "bytes": n, "checksum": hex.EncodeToString(h.Sum(nil)), "source": t.source}
 }
 
-// writeLocal replaces a local file atomically: a temporary file beside
-// it, synced, renamed over it, and the directory synced. A reader sees
-// the old file or the whole new one, never a part.
-func writeLocal(dest string, data []byte) error {
-	dir := filepath.Dir(dest)
+// countingWriter counts what it passes on, and keeps its first error.
+type countingWriter struct {
+	w   io.Writer
+	n   int
+	err error
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.n += len(p)
+	if c.err == nil {
+		_, c.err = c.w.Write(p)
+	}
+	return len(p), nil
+}
+
+// localFile replaces a local file atomically: what is written goes to a
+// temporary file beside it (created on the first write, so that a read
+// that fails before any output leaves nothing), which commit syncs and
+// renames over it, then syncs the directory. A reader sees the old file
+// or the whole new one, never a part.
+type localFile struct {
+	dest string
+	f    *os.File
+}
+
+func (l *localFile) open() error {
+	if l.f != nil {
+		return nil
+	}
+	dir := filepath.Dir(l.dest)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("dest: %w", err)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".tmp-*")
+	f, err := os.CreateTemp(dir, "."+filepath.Base(l.dest)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("dest: %w", err)
 	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // a no-op once renamed
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
+	l.f = f
+	return nil
+}
+
+func (l *localFile) Write(p []byte) (int, error) {
+	if err := l.open(); err != nil {
+		return 0, err
 	}
-	if cerr := f.Close(); err == nil {
+	return l.f.Write(p)
+}
+
+// commit puts the file in place (an empty one when nothing was written).
+func (l *localFile) commit() error {
+	if err := l.open(); err != nil {
+		return err
+	}
+	err := l.f.Sync()
+	if cerr := l.f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, dest)
+		err = os.Rename(l.f.Name(), l.dest)
 	}
 	if err != nil {
-		return fmt.Errorf("dest %s: %w", dest, err)
+		return fmt.Errorf("dest %s: %w", l.dest, err)
 	}
-	if d, err := os.Open(dir); err == nil {
+	l.f = nil
+	if d, err := os.Open(filepath.Dir(l.dest)); err == nil {
 		_ = d.Sync()
 		d.Close()
 	}
 	return nil
+}
+
+// discard removes the temporary file of a capture that was not
+// committed.
+func (l *localFile) discard() {
+	if l.f != nil {
+		l.f.Close()
+		os.Remove(l.f.Name())
+	}
 }
 
 // MayChange implements Changer: capture changes no host.

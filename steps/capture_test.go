@@ -3,6 +3,7 @@ package steps_test
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -159,5 +160,91 @@ steps:
 	}
 	if d := time.Since(start); d > 30*time.Second {
 		t.Fatalf("an endless command ran %s: it was not stopped at max_size", d)
+	}
+}
+
+// TestCaptureDestFromHostIsNotAbsolute: a dest that begins with a value
+// read from a host (here a step's output naming an absolute path) is
+// refused before anything is written: the host would pick any file on this
+// machine. A dest the playbook begins with / or a param stays absolute.
+func TestCaptureDestFromHostIsNotAbsolute(t *testing.T) {
+	dir := t.TempDir()
+	pb := `version: 1
+name: capture
+params:
+  dir: {type: string}
+steps:
+  - id: name
+    ssh-exec: {command: "echo ${{ params.dir }}/owned", read_only: true}
+  - id: out
+    capture: {command: "echo owned", dest: "${{ trim(steps.name.result.stdout) }}"}
+`
+	_, err := runPlaybook(t, pb, runOpts{params: map[string]string{"dir": dir}})
+	if err == nil || !strings.Contains(err.Error(), "is absolute because of the value it begins with") {
+		t.Fatalf("err = %v, want the absolute dest refused", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "owned")); err == nil {
+		t.Fatal("a host's output chose the file written")
+	}
+	literal := strings.ReplaceAll(pb, `dest: "${{ trim(steps.name.result.stdout) }}"`, `dest: "`+dir+`/lit/${{ trim(steps.name.result.stdout) }}"`)
+	if _, err := runPlaybook(t, literal, runOpts{params: map[string]string{"dir": dir}}); err != nil {
+		t.Fatalf("a dest the playbook makes absolute: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "lit", dir, "owned")); err != nil {
+		t.Fatalf("not saved under the playbook's directory: %v", err)
+	}
+}
+
+// TestCaptureRelativeDestIsTheRunsDir: a relative dest is resolved
+// against the run's directory (Runner.Dir: a resume passes the first
+// attempt's), not the working directory of the process, and the result
+// says where the file is.
+func TestCaptureRelativeDestIsTheRunsDir(t *testing.T) {
+	dir := t.TempDir()
+	pb := `version: 1
+name: capture
+steps:
+  - id: out
+    capture: {command: "echo hi", dest: "diag/${{ host.name }}.txt"}
+`
+	ev, err := runPlaybook(t, pb, runOpts{dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := filepath.Join(dir, "diag", "localhost.txt")
+	if b, err := os.ReadFile(want); err != nil || string(b) != "hi\n" {
+		t.Fatalf("%s: %q %v", want, b, err)
+	}
+	if got := ev.end("out").Result["dest"]; got != want {
+		t.Fatalf("result dest %v, want %s", got, want)
+	}
+}
+
+// TestCaptureStreamsToTheFile: a capture far larger than a command's
+// kept output goes to the file as it arrives: this process allocates a
+// small part of its size (it used to hold it whole, ~4 times over).
+func TestCaptureStreamsToTheFile(t *testing.T) {
+	dir := t.TempDir()
+	const size = 64 << 20
+	pb := `version: 1
+name: capture
+params:
+  dir: {type: string}
+steps:
+  - id: big
+    capture: {command: "head -c 67108864 /dev/zero", dest: "${{ params.dir }}/big", max_size: 128MiB}
+    assert: result.bytes == 67108864
+`
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if _, err := runPlaybook(t, pb, runOpts{params: map[string]string{"dir": dir}}); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > size/4 {
+		t.Fatalf("allocated %d MiB to save %d MiB: the output was held in memory", got>>20, size>>20)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "big")); err != nil || st.Size() != size {
+		t.Fatalf("saved %v %v", st, err)
 	}
 }

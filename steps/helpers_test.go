@@ -40,6 +40,8 @@ type runOpts struct {
 	secrets map[string]string
 	inv     string
 	dryRun  bool
+	// dir is engine.Runner.Dir.
+	dir string
 }
 
 // dialHost reaches an inventory's host over SSH with the real transport.
@@ -81,7 +83,7 @@ func runPlaybook(t *testing.T, src string, o runOpts) (*events, error) {
 		}
 	}
 	ev := &events{}
-	r := &engine.Runner{Inventory: inv, Sink: ev, DryRun: o.dryRun, Connect: dialHost}
+	r := &engine.Runner{Inventory: inv, Sink: ev, DryRun: o.dryRun, Connect: dialHost, Dir: o.dir}
 	err = r.Run(context.Background(), pb, engine.Inputs{Params: vals, Secrets: o.secrets})
 	return ev, err
 }

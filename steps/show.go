@@ -16,7 +16,12 @@ const ShowValueBytes = 200
 
 // ShowCutNote ends a shown result whose values Show cut: it says so, and
 // where the whole result is.
-const ShowCutNote = ` (values over 200 bytes cut at "…"; the whole result: runbook show-run --full RUN-ID, or run with --output json)`
+const ShowCutNote = ` (values over 200 bytes cut at "…"; the whole result: ` + ShowRunHint + ` --output json)`
+
+// ShowRunHint stands, in a message, for where the run's whole output is
+// found: the CLI, which knows the run, puts its show-run command there
+// (or nothing, for a run without a journal).
+const ShowRunHint = "runbook show-run --full RUN-ID, or run with"
 
 // Show formats a result for a message on one line, the one formatter of
 // results in messages (a guard's or an assert's "observed", a wait's

@@ -273,7 +273,7 @@ func (s *sshExec) apply(ctx context.Context, x *Exec, c *transport.Command) (Res
 		// so, never silently.
 		if x.Warn != nil {
 			lim := FormatSize(outputLimit(c))
-			x.Warn(fmt.Sprintf("the command completed (exit status %d) but printed more than max_output %s on stdout or stderr: its result keeps the whole lines of the first %s of each, and result.truncated is true; raise max_output, or save the output with capture", out.ExitCode, lim, lim))
+			x.Warn(fmt.Sprintf("the command completed (exit status %d) but printed more than max_output %s on stdout or stderr: its result keeps the whole lines of the first %s of each (nothing of a line longer than that: a secret cut at the limit would show its start unmasked, so an output of one long line is left out whole), and result.truncated is true; raise max_output, or save the output with capture", out.ExitCode, lim, lim))
 		}
 		return r, nil
 	}
@@ -315,7 +315,7 @@ func (e *ExitError) Error() string {
 		msg += ": " + e.Stdout
 	}
 	if e.Cut {
-		msg += " (the last lines; the whole output: runbook show-run --full RUN-ID, or run with --output json)"
+		msg += " (the last lines; the whole output: " + ShowRunHint + " --output json)"
 	}
 	return msg
 }

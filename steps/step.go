@@ -175,6 +175,11 @@ type Exec struct {
 	Warn func(msg string)
 	// Connect returns the host's connection, opening it on first use.
 	Connect func(ctx context.Context) (transport.Conn, error)
+	// LocalDir is the directory a relative path on this machine (capture's
+	// dest) is resolved against: the working directory of the run's first
+	// attempt, so that a resume started elsewhere writes beside what the
+	// run wrote. Empty: the process's working directory.
+	LocalDir string
 	// ForHost returns an Exec for another host of the inventory, for probes
 	// that name their own host.
 	ForHost func(ctx context.Context, name string) (*Exec, error)

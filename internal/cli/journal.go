@@ -230,6 +230,7 @@ func (e *Env) showRun(sf *stateFlags, pos []string, full bool) int {
 		return ExitFailed
 	}
 	ts := func(t time.Time) string { return t.Local().Format("15:04:05.000") }
+	fill := newRunIDSink(nil, pos[0], sf, true).fill
 	for _, r := range recs {
 		// A record whose data does not read is shown with what could be read.
 		x, _ := durable.Decode(r)
@@ -258,7 +259,7 @@ func (e *Env) showRun(sf *stateFlags, pos []string, full bool) int {
 		case durable.KindProcess:
 			fmt.Fprintf(e.Stdout, "%s  [%d] process group %d on %s\n", ts(r.Time), ev.Index, ev.PID, ev.Host)
 		case durable.KindOutcome:
-			fmt.Fprintf(e.Stdout, "%s  [%d] %-7s %s [%s] %s\n", ts(r.Time), ev.Index, ev.Status, ev.Name, ev.Host, ev.Message)
+			fmt.Fprintf(e.Stdout, "%s  [%d] %-7s %s [%s] %s\n", ts(r.Time), ev.Index, ev.Status, ev.Name, ev.Host, fill(ev.Message))
 			if ev.Warning != "" {
 				fmt.Fprintf(e.Stdout, "                warning: %s\n", ev.Warning)
 			}
@@ -269,7 +270,7 @@ func (e *Env) showRun(sf *stateFlags, pos []string, full bool) int {
 			}
 			if len(ev.Result) > 0 {
 				// Journaled redacted: the run masked its secrets first.
-				fmt.Fprintf(e.Stdout, "                result: %s\n", showResult(ev.Result, full))
+				fmt.Fprintf(e.Stdout, "                result: %s\n", fill(showResult(ev.Result, full)))
 			}
 		case durable.KindBatch:
 			fmt.Fprintf(e.Stdout, "%s  %s: %s [%s]\n", ts(r.Time), ev.Message, ev.Name, ev.Host)

@@ -178,14 +178,20 @@ func (s *textSink) Emit(ev *engine.Event) {
 		if n := s.counts["warning"]; n > 0 {
 			parts = append(parts, fmt.Sprintf("%d with a warning (above)", n))
 		}
-		if len(parts) == 0 {
-			parts = append(parts, "no steps run")
-		}
 		verb := map[bool]string{true: "planned", false: "finished"}[s.dryRun]
 		if ev.Status == engine.StatusPartial {
 			verb += " (partial: failures tolerated, listed below)"
 		}
-		fmt.Fprintf(s.w, "%s in %s: %s\n", verb, dur(ev.Duration), strings.Join(parts, ", "))
+		switch {
+		case len(parts) == 0 && ev.Status != engine.StatusOK && ev.Status != engine.StatusPartial:
+			// It never got to a step (an unknown host, a guard, a lock, a
+			// gate): nothing finished; why is said below.
+			fmt.Fprintf(s.w, "stopped before any step ran (%s)\n", dur(ev.Duration))
+		case len(parts) == 0:
+			fmt.Fprintf(s.w, "%s in %s: no steps run\n", verb, dur(ev.Duration))
+		default:
+			fmt.Fprintf(s.w, "%s in %s: %s\n", verb, dur(ev.Duration), strings.Join(parts, ", "))
+		}
 		if ev.Output != "" {
 			fmt.Fprintln(s.out, strings.TrimRight(ev.Output, "\n"))
 		}
@@ -211,3 +217,52 @@ func (s *textSink) confirm(ev *engine.Event) {
 		}
 	}
 }
+
+// runIDSink puts the run's id, and the state flags that find it, in the
+// pointers to its whole output the steps write with a placeholder
+// (steps.ShowRunHint), in what the operator is shown: the step types do
+// not know the run. (The journal keeps the placeholder; show-run fills
+// it.) It wraps the output sink only, never the engine's: the engine
+// looks for optional interfaces on its sink (Marker). A run that
+// keeps no journal has nothing for show-run to find: the pointer names
+// --output json only.
+type runIDSink struct {
+	next engine.Sink
+	with string
+}
+
+func newRunIDSink(next engine.Sink, runID string, sf *stateFlags, journaled bool) *runIDSink {
+	with := "run with"
+	if journaled {
+		with = "runbook show-run --full " + runID + sf.args() + ", or run with"
+	}
+	return &runIDSink{next: next, with: with}
+}
+
+// fill replaces the placeholder in s.
+func (s *runIDSink) fill(t string) string {
+	return strings.ReplaceAll(t, steps.ShowRunHint, s.with)
+}
+
+// Emit passes on a copy: the journal may still be writing the event.
+func (s *runIDSink) Emit(ev *engine.Event) {
+	c := *ev
+	c.Message, c.Warning = s.fill(ev.Message), s.fill(ev.Warning)
+	s.next.Emit(&c)
+}
+
+// Flush flushes the sink it writes to.
+func (s *runIDSink) Flush() {
+	if f, ok := s.next.(interface{ Flush() }); ok {
+		f.Flush()
+	}
+}
+
+// filledError is an error whose message had the placeholder filled.
+type filledError struct {
+	err error
+	msg string
+}
+
+func (e *filledError) Error() string { return e.msg }
+func (e *filledError) Unwrap() error { return e.err }

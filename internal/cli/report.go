@@ -21,6 +21,35 @@ type report struct {
 	ds      []*diag.Diagnostic
 	files   []string
 	sources map[string][]string
+	// skipped are, by file, the checks its errors kept from running: the
+	// machine formats carry them too (a notice, a skipped case, a SARIF
+	// notification), so that a CI reader expects more findings.
+	skipped map[string][]string
+}
+
+// notChecked is the line that says what a file's errors kept from being
+// checked, or "" when nothing was.
+func (r *report) notChecked(file string) string {
+	if sk := r.skipped[file]; len(sk) > 0 {
+		return "not checked because of the errors in this file: " + strings.Join(sk, "; ")
+	}
+	return ""
+}
+
+// addInventory adds the findings of the inventory file, checked beside
+// the playbooks, and counts it among the files checked.
+func (r *report) addInventory(file string, ds []*diag.Diagnostic) {
+	r.files = append(r.files, file)
+	if len(ds) == 0 {
+		return
+	}
+	r.ds = append(ds, r.ds...)
+	if src, err := os.ReadFile(file); err == nil {
+		if r.sources == nil {
+			r.sources = map[string][]string{}
+		}
+		r.sources[file] = diag.SplitLines(string(src))
+	}
 }
 
 func (r *report) line(file string, n int) (string, bool) {
@@ -99,6 +128,11 @@ func (r *report) writeGitHub(w io.Writer) {
 		}
 		fmt.Fprintf(w, "::%s file=%s,line=%d,col=%d,title=%s::%s\n", level, ghProperty(d.File), d.Pos.Line, max(d.Pos.Col, 1), ghProperty(d.Rule), ghData(d.Message))
 	}
+	for _, f := range r.files {
+		if nc := r.notChecked(f); nc != "" {
+			fmt.Fprintf(w, "::notice file=%s,title=not checked::%s\n", ghProperty(f), ghData(nc))
+		}
+	}
 }
 
 func ghData(s string) string {
@@ -169,6 +203,13 @@ func (r *report) writeSARIF(w io.Writer) {
 		}
 		results = append(results, result{RuleID: d.Rule, RuleIndex: index[d.Rule], Level: level, Message: text{d.Message}, Locations: []location{loc}})
 	}
+	// What errors kept from being checked: notifications of the run.
+	notes := []any{}
+	for _, f := range r.files {
+		if nc := r.notChecked(f); nc != "" {
+			notes = append(notes, map[string]any{"level": "note", "message": text{f + ": " + nc}})
+		}
+	}
 	log := map[string]any{
 		"$schema": "https://json.schemastore.org/sarif-2.1.0.json",
 		"version": "2.1.0",
@@ -182,6 +223,10 @@ func (r *report) writeSARIF(w io.Writer) {
 			"columnKind":       "unicodeCodePoints",
 			"newlineSequences": []string{"\r\n", "\n", "\r"},
 			"results":          results,
+			"invocations": []any{map[string]any{
+				"executionSuccessful":        true,
+				"toolExecutionNotifications": notes,
+			}},
 		}},
 	}
 	b, _ := json.MarshalIndent(log, "", "  ")
@@ -201,10 +246,14 @@ func (r *report) writeJUnit(w io.Writer, strict bool) {
 		Type    string `xml:"type,attr"`
 		Text    string `xml:",chardata"`
 	}
+	type skipped struct {
+		Message string `xml:"message,attr"`
+	}
 	type testcase struct {
 		Name      string   `xml:"name,attr"`
 		Classname string   `xml:"classname,attr"`
 		Failure   *failure `xml:"failure"`
+		Skipped   *skipped `xml:"skipped"`
 		SystemOut string   `xml:"system-out,omitempty"`
 	}
 	type testsuite struct {
@@ -246,6 +295,9 @@ func (r *report) writeJUnit(w io.Writer, strict bool) {
 				suite.Failures++
 			}
 			suite.Cases = append(suite.Cases, tc)
+		}
+		if nc := r.notChecked(f); nc != "" {
+			suite.Cases = append(suite.Cases, testcase{Name: "not checked", Classname: f, Skipped: &skipped{Message: nc}})
 		}
 		if len(suite.Cases) == 0 {
 			suite.Cases = append(suite.Cases, testcase{Name: "valid", Classname: f})

@@ -112,14 +112,15 @@ func (e *Env) resume(o *resumeOptions, pos []string) int {
 	}
 	fmt.Fprintf(e.Stderr, "runbook: resuming run %s of %s (%s, attempt %d): %d step outcome(s) recorded, %d in doubt %s\n",
 		runID, h.Playbook, st.Status, st.Attempts+1, len(st.Done), len(st.InDoubt), strings.Join(doubt, ", "))
-	watch := &changeWatch{next: e.newSink(rf.output, rf.verbose)}
+	shown := newRunIDSink(e.newSink(rf.output, rf.verbose), runID, sf, true)
+	watch := &changeWatch{next: shown}
 	sink := durable.NewSink(j, watch, e.Stderr)
 	defer sink.Wait()
 	sess := e.startSession(ctx, e.loadConfig(), pb, runID, values, secrets, true)
 	r := &engine.Runner{Inventory: inv, Sink: sink, RunID: runID, Connect: e.connector(rf.ssh), Lock: e.locker(sf, pb.Name, runID, rf.waitLock),
-		Resume: resume, Confirm: e.confirmer(rf.yes, a.Operator+"@"+a.Host)}
+		Resume: resume, Confirm: e.confirmer(rf.yes, a.Operator+"@"+a.Host), Dir: h.Dir}
 	err = r.Run(ctx, pb, engine.Inputs{Params: values, Secrets: secrets})
-	code = watch.exit(e.runExit(err, sink, runID, sf, true))
+	code = watch.exit(e.runExit(err, sink, shown.fill, runID, sf, true))
 	sess.end(ctx, err, watch)
 	sess.retain(sf)
 	return code

@@ -85,14 +85,15 @@ func (e *Env) runPlaybook(rc *runCommand, pos []string) int {
 	ctx, stop := interruptible()
 	defer stop()
 	runID := newRunID()
-	watch := &changeWatch{next: e.newSink(rf.output, rf.verbose)}
-	var sink engine.Sink = watch
-	var confirm engine.Confirmer
 	// Every run that may change something is journaled: intent and
 	// outcome of each step, durable before the next step changes anything.
 	// A read-only playbook's run (a monitoring check from cron) keeps no
 	// journal unless asked: there is nothing to resume.
 	journaled := !dryRun && (!pb.ReadOnly() || rc.journal)
+	shown := newRunIDSink(e.newSink(rf.output, rf.verbose), runID, sf, journaled)
+	watch := &changeWatch{next: shown}
+	var sink engine.Sink = watch
+	var confirm engine.Confirmer
 	if !dryRun && !journaled {
 		confirm = e.confirmer(rf.yes, e.operator()+"@"+hostname())
 	}
@@ -123,7 +124,7 @@ func (e *Env) runPlaybook(rc *runCommand, pos []string) int {
 	}
 	err := r.Run(ctx, pb, engine.Inputs{Params: values, Secrets: secrets})
 	// Resuming a run that changed nothing is running it again: say so.
-	code = watch.exit(e.runExit(err, sink, runID, sf, journaled && watch.changed.Load()))
+	code = watch.exit(e.runExit(err, sink, shown.fill, runID, sf, journaled && watch.changed.Load()))
 	if sess != nil {
 		sess.end(ctx, err, watch)
 		if journaled {
@@ -277,11 +278,16 @@ func interruptible() (context.Context, func()) {
 // runExit reports how a run (or a resume) ended and returns the exit code.
 // A journaled run that changed something and did not finish says how to
 // resume it (resumable); one that changed nothing says so.
-func (e *Env) runExit(err error, sink engine.Sink, runID string, sf *stateFlags, resumable bool) int {
+// fill puts the run's show-run command in the messages that point to it
+// (runIDSink).
+func (e *Env) runExit(err error, sink engine.Sink, fill func(string) string, runID string, sf *stateFlags, resumable bool) int {
 	if f, ok := sink.(interface{ Flush() }); ok {
 		f.Flush()
 	}
 	resume := "runbook resume " + runID + sf.args()
+	if err != nil {
+		err = &filledError{err: err, msg: fill(err.Error())}
+	}
 	var ge *engine.GuardError
 	var he *durable.HeldError
 	var de *engine.InDoubtError
@@ -312,7 +318,7 @@ func (e *Env) runExit(err error, sink engine.Sink, runID string, sf *stateFlags,
 	case errors.As(err, &pe):
 		fmt.Fprintf(e.Stderr, "runbook: partial: the run went through its steps, and %d failure(s) on %s were tolerated:\n", len(pe.Failures), strings.Join(pe.Hosts(), ", "))
 		for _, f := range pe.Failures {
-			fmt.Fprintf(e.Stderr, "  %s\n", f)
+			fmt.Fprintf(e.Stderr, "  %s\n", fill(f.Error()))
 		}
 		if resumable {
 			fmt.Fprintf(e.Stderr, "runbook: once they are fixed, run what failed again with: %s\n", resume)
@@ -375,13 +381,20 @@ func (e *Env) loadPlaybook(ref string) (*engine.Playbook, int) {
 	pb, ds := newLoader().Load(file, src)
 	// Warnings are for review (runbook validate); a run shows only what
 	// stops it.
+	errs := 0
 	for _, d := range ds {
 		if d.Severity == diag.Error {
+			errs++
 			fmt.Fprintln(e.Stderr, d)
 		}
 	}
 	if pb == nil {
-		fmt.Fprintf(e.Stderr, "runbook: %s is invalid (%d problem(s)); nothing was run\n", file, len(ds))
+		// The count is of what is shown: the warnings are validate's.
+		also := ""
+		if len(ds) > errs {
+			also = "; runbook validate shows its warnings too"
+		}
+		fmt.Fprintf(e.Stderr, "runbook: %s is invalid (%s above%s); nothing was run\n", file, counted(errs, "error"), also)
 		return nil, ExitFailed
 	}
 	return pb, ExitOK

@@ -49,7 +49,11 @@ type Header struct {
 	File     string `json:"file"`
 	// Path is the playbook file's absolute path, for a resume started
 	// from another directory; empty for a bundled playbook.
-	Path   string         `json:"path,omitempty"`
+	Path string `json:"path,omitempty"`
+	// Dir is the working directory of the run's first attempt, against
+	// which its relative local paths (capture's dest) are resolved, by
+	// every resume too (engine.Runner.Dir).
+	Dir    string         `json:"dir,omitempty"`
 	Hash   string         `json:"hash"`
 	Params map[string]any `json:"params"`
 	// Given are the parameters as given on the command line, which a
@@ -85,6 +89,7 @@ func NewHeader(pb *engine.Playbook, h Header) Header {
 	h.PID, h.Started, h.BootID = os.Getpid(), time.Now(), BootID()
 	h.BatchRecords = true
 	h.Host, _ = os.Hostname()
+	h.Dir, _ = os.Getwd()
 	if h.Inventory != "" {
 		h.Inventory, _ = filepath.Abs(h.Inventory)
 	}

@@ -98,6 +98,10 @@ func checkFold(t *testing.T, s Store, id string) {
 	if !st.Applying[engine.StepKey{Index: 3, Host: "a"}] || len(st.Applying) != 1 {
 		t.Errorf("applying: %v", st.Applying)
 	}
+	// The failure runs again, and so makes the outcomes after it on a stale.
+	if !st.Failed[engine.StepKey{Index: 2, Host: "a"}] || len(st.Failed) != 1 {
+		t.Errorf("failed: %v", st.Failed)
+	}
 }
 
 func TestFoldLocal(t *testing.T) {

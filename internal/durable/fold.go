@@ -22,6 +22,9 @@ type State struct {
 	Done     map[engine.StepKey]engine.Outcome
 	InDoubt  map[engine.StepKey]string
 	Applying map[engine.StepKey]bool
+	// Failed are the executions whose last outcome was a failure
+	// (engine.Resume.Failed).
+	Failed map[engine.StepKey]bool
 	// Leftovers are the commands in-doubt steps started on their hosts
 	// (a process record each), which may still run (engine.Resume.Leftovers).
 	Leftovers map[engine.StepKey]engine.Leftover
@@ -75,6 +78,7 @@ func Fold(recs []journal.Record) (*State, error) {
 		return nil, errors.New("the journal has no run header")
 	}
 	st := &State{Done: map[engine.StepKey]engine.Outcome{}, InDoubt: map[engine.StepKey]string{}, Applying: map[engine.StepKey]bool{},
+		Failed:    map[engine.StepKey]bool{},
 		Leftovers: map[engine.StepKey]engine.Leftover{}, StepsDone: map[int]bool{}, Confirmed: map[engine.GateKey]bool{},
 		Batches: map[int][][]string{}, Reached: map[int]map[string]bool{}, Status: StatusCrashed, Attempts: 1}
 	// The gates confirmed whose change has not started yet, with the host
@@ -182,11 +186,13 @@ func Fold(recs []journal.Record) (*State, error) {
 			switch ev.Status {
 			case engine.StatusOK, engine.StatusChanged, engine.StatusSkipped:
 				delete(st.InDoubt, k)
+				delete(st.Failed, k)
 				st.Done[k] = engine.Outcome{Status: ev.Status, Result: ev.Result, ID: ev.ID}
 			case engine.StatusFailed:
 				// It ended, badly: nothing is in doubt, and it runs again.
 				delete(st.InDoubt, k)
 				delete(st.Done, k)
+				st.Failed[k] = true
 			case engine.StatusInterrupted, engine.StatusInDoubt:
 				// Cancelled while it ran, or its connection lost: its change
 				// may be half made, or still being made.

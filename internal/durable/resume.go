@@ -86,7 +86,7 @@ func (st *State) CheckPlaybook(file, hash string, allowChanged bool) error {
 // watermark without a recorded outcome is then in doubt. A window an
 // earlier resume found lost stays lost for every later one.
 func (st *State) Resume(store Store, a Attempt, o ResumeOptions) (r *engine.Resume, rec Attempt, lost bool) {
-	r = &engine.Resume{Done: st.Done, InDoubt: st.InDoubt, Applying: st.Applying, Leftovers: st.Leftovers, LeftoverWait: o.LeftoverWait,
+	r = &engine.Resume{Done: st.Done, InDoubt: st.InDoubt, Failed: st.Failed, Applying: st.Applying, Leftovers: st.Leftovers, LeftoverWait: o.LeftoverWait,
 		RetryInDoubt: o.RetryInDoubt, SkipInDoubt: o.SkipInDoubt, Confirmed: st.Confirmed,
 		Watermark: st.LostWatermark, StepsDone: st.StepsDone, Batches: st.Batches}
 	if st.Header.BatchRecords {

@@ -86,6 +86,9 @@ func crashedRun() (events []*engine.Event, want *engine.Resume, pids map[engine.
 			{Index: 5, Host: "pg1"}:          "step 5",
 			{Index: 6, Host: "pg1"}:          "step 6",
 		},
+		// Step 4 failed on pg3: it runs again, and so makes what is done
+		// after it on pg3 stale.
+		Failed:    map[engine.StepKey]bool{{Index: 4, Host: "pg3"}: true},
 		Applying:  map[engine.StepKey]bool{{Index: 2, Host: "pg2"}: true, {Index: 5, Host: "pg1"}: true},
 		StepsDone: map[int]bool{1: true},
 		Confirmed: map[engine.GateKey]bool{{Index: 0, Word: "pg1", Text: "Go on?"}: true, {Index: 5, Word: "pg1"}: true},

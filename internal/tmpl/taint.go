@@ -200,6 +200,36 @@ func (t *Template) Taint() (*Taint, int) {
 	return nil, 0
 }
 
+// DerivedTaint is Taint for the expressions whose value is computed from
+// a secret rather than read as it is (upper(secrets.pw), a slice of it, a
+// sum): masking finds a secret's own value in the text shown, never a
+// value made from it. A plain member chain (secrets.pw, params.x) is left
+// out, and so is a value computed from a step's result: that text is
+// the host's, in which the secret is masked as the host printed it (a
+// trim or a line of it keeps it whole); what the host made of the secret,
+// no expression check can see.
+func (t *Template) DerivedTaint() (*Taint, int) {
+	if t == nil {
+		return nil, 0
+	}
+	for _, p := range t.parts {
+		if p.expr != nil && p.expr.Taint != nil && p.expr.path == nil && !p.expr.Taint.viaResult() {
+			return p.expr.Taint, p.offset - len("${{")
+		}
+	}
+	return nil, 0
+}
+
+// viaResult says whether the taint passed through a step's result.
+func (t *Taint) viaResult() bool {
+	for _, v := range t.Via {
+		if strings.HasPrefix(v, "steps") {
+			return true
+		}
+	}
+	return false
+}
+
 // TaintedValues evaluates the expressions of the template that may hold a
 // secret and returns their values as text, so that a run can mask values
 // computed from secrets as well as the secrets themselves. An expression

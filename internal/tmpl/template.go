@@ -109,6 +109,20 @@ func (t *Template) IsLiteral() bool {
 	return true
 }
 
+// Leading returns what the template begins with: its first text, or (lit
+// empty) its first expression.
+func (t *Template) Leading() (lit string, e *Expr) {
+	for _, p := range t.parts {
+		if p.expr != nil {
+			return "", p.expr
+		}
+		if p.lit != "" {
+			return p.lit, nil
+		}
+	}
+	return "", nil
+}
+
 // UsesSecret reports whether the template's value may hold a secret: an
 // expression of it is tainted (see Taint).
 func (t *Template) UsesSecret() bool {

@@ -168,7 +168,22 @@ func DialSSH(ctx context.Context, cfg SSHConfig) (*SSH, error) {
 	}
 	s.client = client
 	go s.keepalive()
+	go s.watch()
 	return s, nil
+}
+
+// watch closes the connection as soon as the host closes it (a reboot, an
+// sshd restart): the pool then opens a new one for the next step, instead
+// of handing this one out until a keepalive goes unanswered.
+func (s *SSH) watch() {
+	err := s.client.Wait()
+	if s.Closed() {
+		return
+	}
+	if err == nil {
+		err = io.EOF
+	}
+	s.closeBecause(fmt.Errorf("the host closed the connection (%v)", err))
 }
 
 func (s *SSH) handshake(ctx context.Context, dial func(context.Context, string) (net.Conn, error)) (*ssh.Client, error) {
@@ -515,7 +530,7 @@ func (s *SSH) Run(ctx context.Context, c *Command) (*Output, error) {
 	line = killable(BecomeLine(line, c.Become, s.asRoot))
 	sess, err := s.client.NewSession()
 	if err != nil {
-		return nil, s.lost(err)
+		return nil, s.unopened(err)
 	}
 	defer sess.Close()
 	stdout, stderr, over := outputBuffers(c)
@@ -603,6 +618,43 @@ func (s *SSH) lost(err error) error {
 	return err
 }
 
+// alive says whether the connection still carries requests: a global
+// request that the host answers. A host that does not answer within the
+// connect timeout is taken as gone, as the keepalive would take it.
+func (s *SSH) alive() bool {
+	if s.Closed() {
+		return false
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := s.client.SendRequest("keepalive@openssh.com", true, nil)
+		done <- err
+	}()
+	t := time.NewTimer(s.cfg.ConnectTimeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err == nil
+	case <-t.C:
+		return false
+	}
+}
+
+// unopened describes a session (or file transfer) that could not be
+// opened, or a read-only transfer that failed. When the connection is
+// gone (it no longer carries requests), nothing was started on the host:
+// the connection is closed for good and a *ClosedError says a new one may
+// be opened and the operation tried again. A session the host refused on
+// a live connection (its MaxSessions) is reported as it is.
+func (s *SSH) unopened(err error) error {
+	var refused *ssh.OpenChannelError
+	if errors.As(err, &refused) || s.alive() {
+		return s.lost(err)
+	}
+	s.closeBecause(fmt.Errorf("the host closed the connection (%v)", err))
+	return &ClosedError{Host: s.cfg.Name, Addr: s.cfg.addr(), Err: err}
+}
+
 // jumpSilent reports whether a jump host said that nothing answered at the
 // target: OpenSSH's sshd rejects the forwarding with the connect error's
 // strerror text.
@@ -634,7 +686,10 @@ func signalNumber(sig string) int {
 func (s *SSH) sftpClient() (*sftp.Client, error) {
 	s.sftpOnce.Do(func() {
 		s.sftp, s.sftpErr = sftp.NewClient(s.client, sftp.UseFstat(true))
-		if s.sftpErr != nil {
+		var closed *ClosedError
+		if s.sftpErr != nil && errors.As(s.unopened(s.sftpErr), &closed) {
+			s.sftpErr = closed
+		} else if s.sftpErr != nil {
 			s.sftpErr = fmt.Errorf("sftp on %s: %w (is the sftp subsystem enabled in sshd_config?)", s.cfg.Name, s.sftpErr)
 		}
 	})
@@ -649,10 +704,28 @@ func (s *SSH) ReadFile(_ context.Context, p string) ([]byte, error) {
 	}
 	f, err := sc.Open(p)
 	if err != nil {
-		return nil, notExist(err)
+		return nil, s.readFailed(err)
 	}
 	defer f.Close()
-	return io.ReadAll(f)
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil, s.readFailed(err)
+	}
+	return b, nil
+}
+
+// readFailed describes a read-only file transfer that failed: on a lost
+// connection it changed nothing, and may be tried again on a new one
+// (*ClosedError).
+func (s *SSH) readFailed(err error) error {
+	if err = notExist(err); errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	var closed *ClosedError
+	if errors.As(s.unopened(err), &closed) {
+		return closed
+	}
+	return err
 }
 
 func notExist(err error) error {
@@ -671,7 +744,7 @@ func (s *SSH) Stat(_ context.Context, p string) (*FileInfo, error) {
 	}
 	fi, err := sc.Stat(p)
 	if err != nil {
-		return nil, notExist(err)
+		return nil, s.readFailed(err)
 	}
 	info := &FileInfo{Mode: fi.Mode().Perm(), Size: fi.Size(), IsDir: fi.IsDir(), UID: -1, GID: -1}
 	if st, ok := fi.Sys().(*sftp.FileStat); ok {
@@ -835,10 +908,18 @@ func (s *SSH) MkdirAll(_ context.Context, p string) error {
 // Dial opens a TCP connection (or a Unix socket for network "unix") from
 // the host.
 func (s *SSH) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var c net.Conn
+	var err error
 	if network == "unix" {
-		return s.client.Dial("unix", addr)
+		c, err = s.client.Dial("unix", addr)
+	} else {
+		c, err = s.client.DialContext(ctx, "tcp", addr)
 	}
-	return s.client.DialContext(ctx, "tcp", addr)
+	var closed *ClosedError
+	if err != nil && ctx.Err() == nil && errors.As(s.unopened(err), &closed) {
+		return nil, closed
+	}
+	return c, err
 }
 
 // Stream runs c in a new session with its standard input and output as a
@@ -846,7 +927,7 @@ func (s *SSH) Dial(ctx context.Context, network, addr string) (net.Conn, error) 
 func (s *SSH) Stream(ctx context.Context, c *Command) (net.Conn, error) {
 	sess, err := s.client.NewSession()
 	if err != nil {
-		return nil, s.lost(err)
+		return nil, s.unopened(err)
 	}
 	w, err := sess.StdinPipe()
 	if err != nil {

@@ -360,3 +360,27 @@ func TestSSHManyAgentKeys(t *testing.T) {
 		t.Fatalf("run: %v", err)
 	}
 }
+
+// TestSSHClosedByHost: once the host closes the connection (its sshd
+// serving it is gone, as after a reboot or an sshd restart), opening a
+// session or reading a file on it is a *ClosedError (nothing ran; a new
+// connection may be tried), not a connection lost under a command, and the
+// connection reports itself closed so that the pool dials a new one.
+func TestSSHClosedByHost(t *testing.T) {
+	s := testsshd.Start(t)
+	c := mustDial(t, s)
+	if _, err := c.Run(context.Background(), &transport.Command{Line: `kill -9 "$PPID"`}); err == nil {
+		t.Fatal("the command that closed its connection reported no error")
+	}
+	var closed *transport.ClosedError
+	_, err := c.Run(context.Background(), &transport.Command{Line: "true"})
+	if !errors.As(err, &closed) || !strings.Contains(err.Error(), "nothing was run") {
+		t.Fatalf("run on the closed connection: %v, want a *ClosedError", err)
+	}
+	if !c.Closed() {
+		t.Fatal("the connection the host closed does not report itself closed")
+	}
+	if _, err := c.ReadFile(context.Background(), "/etc/hostname"); !errors.As(err, &closed) {
+		t.Fatalf("read on the closed connection: %v, want a *ClosedError", err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -72,6 +73,12 @@ type Command struct {
 	// otherwise run until a timeout, or forever). The output comes back
 	// Truncated.
 	StopAtLimit bool
+	// Stdout, when set, receives the standard output as it arrives instead
+	// of Output.Stdout keeping it (capture saves a large file without
+	// holding it in memory). MaxOutput bounds it as it bounds the kept
+	// output: past it nothing more is written and Output.Truncated is set.
+	// Its write errors are its own to keep: the command is not stopped.
+	Stdout io.Writer
 	// Started, if set, is called with the id of the command's process group
 	// on its host once it runs, so that a journal can find the command again
 	// if this process dies while the command still runs.
@@ -197,6 +204,23 @@ func (e *SessionError) Error() string {
 
 func (e *SessionError) Unwrap() error { return e.Err }
 
+// ClosedError is a connection found closed as an operation was to begin
+// on it (no session or file transfer could be opened, or a read could not
+// be done): nothing was started or changed on the host. The host rebooted,
+// or its sshd restarted, before a keepalive noticed. A new connection may
+// be opened and the operation tried again; that dial says whether the
+// host is reachable.
+type ClosedError struct {
+	Host, Addr string
+	Err        error
+}
+
+func (e *ClosedError) Error() string {
+	return fmt.Sprintf("the connection to host %s (%s) was closed by the host (a reboot, or an sshd restart), and nothing was run on it: %v", e.Host, e.Addr, e.Err)
+}
+
+func (e *ClosedError) Unwrap() error { return e.Err }
+
 // ResolveError is a host whose address is a name that does not resolve:
 // nothing was asked of any machine, so nothing is known of it (up or
 // down). A guard takes it as an error, never as a machine that is down: a
@@ -291,9 +315,13 @@ func BecomeLine(line, user string, asRoot bool) string {
 
 func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
-// boundedBuffer keeps the first max bytes written to it and counts the rest.
+// boundedBuffer keeps the first max bytes written to it, or passes them
+// to w, and drops the rest.
 type boundedBuffer struct {
-	buf     []byte
+	buf []byte
+	// w, when set, receives the bytes instead of buf; n counts them.
+	w       io.Writer
+	n       int
 	max     int
 	dropped bool
 	// over, when set, is told the first time output is dropped.
@@ -311,7 +339,7 @@ func outputBuffers(c *Command) (stdout, stderr *boundedBuffer, over *overLimit) 
 	if c.StopAtLimit {
 		over = newOverLimit()
 	}
-	return &boundedBuffer{max: max, over: over}, &boundedBuffer{max: max, over: over}, over
+	return &boundedBuffer{max: max, over: over, w: c.Stdout}, &boundedBuffer{max: max, over: over}, over
 }
 
 // overLimit is closed once a command's output went over its limit.
@@ -333,10 +361,25 @@ func (o *overLimit) reached() <-chan struct{} {
 }
 
 func (b *boundedBuffer) Write(p []byte) (int, error) {
-	room := b.max - len(b.buf)
 	if b.dropped {
 		return len(p), nil
 	}
+	if b.w != nil {
+		q := p
+		if room := b.max - b.n; len(q) > room {
+			q = q[:room]
+			b.dropped = true
+			if b.over != nil {
+				b.over.close()
+			}
+		}
+		if len(q) > 0 {
+			_, _ = b.w.Write(q)
+			b.n += len(q)
+		}
+		return len(p), nil
+	}
+	room := b.max - len(b.buf)
 	if room >= len(p) {
 		b.buf = append(b.buf, p...)
 	} else {
