@@ -44,9 +44,13 @@ func TestLivePostmasterTests(t *testing.T) {
 		src, _ := playbooks.Lookup(name)
 		for _, m := range cond.FindAllStringSubmatch(string(src), -1) {
 			found++
-			test := func(pid, dir string) bool {
+			test := func(pid, dir string, as ...string) bool {
 				script := "if " + m[1] + "; then echo live; else echo dead; fi"
 				cmd := exec.Command("sh", "-c", script)
+				if len(as) > 0 {
+					// As the steps that run with become: postgres do.
+					cmd = exec.Command("runuser", "-u", as[0], "--", "sh", "-c", script)
+				}
 				cmd.Env = append(os.Environ(), "pid="+pid, "DATA="+dir, "data="+dir)
 				out, err := cmd.CombinedOutput()
 				if err != nil {
@@ -56,6 +60,9 @@ func TestLivePostmasterTests(t *testing.T) {
 			}
 			if !test(pid, pg.Data) {
 				t.Errorf("%s: the live postmaster %s of %s is not seen as live by: %s", name, pid, pg.Data, m[1])
+			}
+			if !test(pid, pg.Data, "postgres") {
+				t.Errorf("%s: run as postgres, the live postmaster %s of %s is not seen as live by: %s", name, pid, pg.Data, m[1])
 			}
 			if test(strconv.Itoa(other.Process.Pid), stale) {
 				t.Errorf("%s: a stale postmaster.pid naming another live process (a reused PID) reads as a live postmaster with: %s", name, m[1])
