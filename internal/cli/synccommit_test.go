@@ -52,6 +52,21 @@ func TestCheckSynchronousCommitLowered(t *testing.T) {
 	if code, out := check(); code != 0 || !strings.HasPrefix(out, "PGHA OK - standby inmanta streams sync") {
 		t.Fatalf("healthy: exit %d, want 0 OK:\n%s", code, out)
 	}
+	// A quorum of one (ANY 1 (inmanta)): commits wait for it as for sync.
+	primary.Psql(t, "ALTER SYSTEM SET synchronous_standby_names = 'ANY 1 (inmanta)'")
+	primary.Psql(t, "SELECT pg_reload_conf()")
+	for i := 0; strings.TrimSpace(primary.Psql(t, "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'inmanta'")) != "quorum"; i++ {
+		if i == 100 {
+			t.Fatal("the standby is not quorum")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code, out := check(); code != 0 || !strings.HasPrefix(out, "PGHA OK - standby inmanta streams quorum (the only one: commits wait for it)") {
+		t.Fatalf("ANY 1 (inmanta): exit %d, want 0 OK:\n%s", code, out)
+	}
+	primary.Psql(t, "ALTER SYSTEM SET synchronous_standby_names = 'inmanta'")
+	primary.Psql(t, "SELECT pg_reload_conf()")
+	time.Sleep(300 * time.Millisecond)
 	primary.Psql(t, "CREATE ROLE inmanta LOGIN")
 	primary.Psql(t, "ALTER ROLE inmanta SET synchronous_commit = local")
 	if code, out := check(); code != 1 || !strings.HasPrefix(out, "PGHA WARNING - synchronous_commit is lowered by ALTER ROLE/DATABASE (role inmanta: synchronous_commit=local)") {
