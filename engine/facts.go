@@ -37,6 +37,14 @@ type Fact struct {
 	// says why and what to do.
 	Assert *tmpl.Expr
 	Hint   *tmpl.Template
+	// TolerateFailed, in a read-only playbook, makes a probe that fails
+	// on a host (the machine answers but gives no session: refused,
+	// authentication, host key) an observation instead of a refusal: the
+	// value is made of the result {reachable: false, error: why}, as for
+	// a host that is down, so that a playbook that only reports what it
+	// sees reports that host as not observed and looks at the others. A
+	// playbook that can change anything is refused as without it.
+	TolerateFailed bool
 	// Print is shown with the fact's line, and journaled.
 	Print   *tmpl.Template
 	Tainted []*tmpl.Template
@@ -52,6 +60,7 @@ var factFields = []steps.Field{
 	{Name: "value", Kind: steps.String, Doc: "the fact's value on a host, made of the probe's result (default: the result itself)", Example: "${{ trim(result.stdout) }}"},
 	{Name: "assert", Kind: steps.Expr, Doc: "refuse the run, before any guard and any change, when this is false on a host; result is the fact's value", Example: `result.problem == ""`},
 	{Name: "hint", Kind: steps.String, Doc: "what a refusal says (result is the fact's value)", Example: "${{ result.problem }}"},
+	{Name: "tolerate_failed", Kind: steps.Bool, Doc: "in a read-only playbook (no step can change anything), a probe that fails on a host (it answers but gives no session: connection refused, authentication, host key; or the probe errs) does not refuse the run: the fact's value is made of the result {reachable: false, error: why}, as for a host that is down, so that the playbook reports that host as not observed and looks at the others; a playbook that can change anything is refused as without it", Example: true},
 	{Name: "print", Kind: steps.String, Doc: "what the run shows it found on each host, and journals (result is the fact's value)", Example: "${{ result.layout }}"},
 }
 
@@ -117,6 +126,7 @@ func (l *Loader) decodeFact(d *steps.Decoder, k, n *yaml.Node) (*Fact, types.Typ
 	d.Scope.Host = true
 	ft.ServicePorts = servicePorts(d, f.Get("service_ports"))
 	d.Scope.Host = false
+	ft.TolerateFailed = d.Bool(f.Get("tolerate_failed"))
 	if typ == nil {
 		return nil, nil
 	}
@@ -321,7 +331,11 @@ func (x *run) fact(ctx context.Context, f *Fact, host string) (value any, ok boo
 	}
 	r, err := steps.Observe(ctx, ex, f.Probe)
 	if err != nil {
-		return nil, false, "probe failed: " + x.redactor().String(err.Error()), ""
+		msg := "probe failed: " + x.redactor().String(err.Error())
+		if !f.TolerateFailed || ctx.Err() != nil || !x.pb.ReadOnly() {
+			return nil, false, msg, ""
+		}
+		r = steps.Result{"reachable": false, "error": msg}
 	}
 	value = map[string]any(r)
 	if f.Value != nil {
