@@ -22,6 +22,9 @@ type hostOutcome struct {
 	printed string
 	// final is a failure that retries must not repeat: a refused gate.
 	final bool
+	// notStarted is a host of a fan-out that stopped before it started
+	// there: no event, no record; a resume runs it as any step.
+	notStarted bool
 }
 
 // inDoubtError is an outcome in doubt: no tolerate: covers it, since the
@@ -172,6 +175,17 @@ func (x *run) apply(ctx context.Context, t *target, plan *steps.Plan) (hostOutco
 			// Not failed: its command may go on without us. Retrying here
 			// would start it a second time beside the first.
 			o.status, o.err, o.final = StatusInDoubt, &inDoubtError{fmt.Errorf("in doubt: %w; the change may be made or still being made: resume checks the host again (and waits for a command still running) before it acts", err)}, true
+			return o, false
+		}
+		if stoppedByRun(ctx) && mayChangeHost(t.step) {
+			// Cut short by the run, not failed: the change had begun, and
+			// stopping its command undoes nothing it did (nor does a kill
+			// that does not arrive stop it). As after a lost connection,
+			// the process record stays and the resume rechecks or asks.
+			// An error that races the stop is taken as this one: in doubt
+			// is the safe side. A step that only looks (a wait, a capture)
+			// has nothing in doubt: it fails, and runs again.
+			o.status, o.err, o.final = StatusInDoubt, &inDoubtError{fmt.Errorf("in doubt: cut short while it made its change here, as the step %w; the change may be half made (stopping its command undoes nothing): resume checks the host again, waiting for a command still running, or asks when the step cannot check", context.Cause(ctx))}, true
 			return o, false
 		}
 		o, _ = x.failed(ctx, o, err)

@@ -230,6 +230,12 @@ func (x *run) ask(ctx context.Context, c *Confirm, env map[string]any, g *Gate) 
 		ev.Status = StatusFailed
 	}
 	x.sink.Emit(ev)
+	if ok && !ans.Yes {
+		// The operator read and typed, seconds or minutes after the
+		// findings so far: every probe from here asks the network again.
+		x.typed.Store(true)
+		x.sightings.ForgetAll()
+	}
 	if ok {
 		return nil
 	}

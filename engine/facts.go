@@ -37,6 +37,14 @@ type Fact struct {
 	// says why and what to do.
 	Assert *tmpl.Expr
 	Hint   *tmpl.Template
+	// TolerateFailed, in a read-only playbook, makes a probe that fails
+	// on a host (the machine answers but gives no session: refused,
+	// authentication, host key) an observation instead of a refusal: the
+	// value is made of the result {reachable: false, error: why}, as for
+	// a host that is down, so that a playbook that only reports what it
+	// sees reports that host as not observed and looks at the others. A
+	// playbook that can change anything is refused as without it.
+	TolerateFailed bool
 	// Print is shown with the fact's line, and journaled.
 	Print   *tmpl.Template
 	Tainted []*tmpl.Template
@@ -52,6 +60,7 @@ var factFields = []steps.Field{
 	{Name: "value", Kind: steps.String, Doc: "the fact's value on a host, made of the probe's result (default: the result itself)", Example: "${{ trim(result.stdout) }}"},
 	{Name: "assert", Kind: steps.Expr, Doc: "refuse the run, before any guard and any change, when this is false on a host; result is the fact's value", Example: `result.problem == ""`},
 	{Name: "hint", Kind: steps.String, Doc: "what a refusal says (result is the fact's value)", Example: "${{ result.problem }}"},
+	{Name: "tolerate_failed", Kind: steps.Bool, Doc: "in a read-only playbook (no step can change anything), a probe that fails on a host (it answers but gives no session: connection refused, authentication, host key; or the probe errs) does not refuse the run: the fact's value is made of the result {reachable: false, error: why}, as for a host that is down, so that the playbook reports that host as not observed and looks at the others; a playbook that can change anything is refused as without it", Example: true},
 	{Name: "print", Kind: steps.String, Doc: "what the run shows it found on each host, and journals (result is the fact's value)", Example: "${{ result.layout }}"},
 }
 
@@ -112,7 +121,12 @@ func (l *Loader) decodeFact(d *steps.Decoder, k, n *yaml.Node) (*Fact, types.Typ
 			}
 		}
 	}
+	// A fact's service ports are rendered on each of its hosts, so they
+	// may read host (a host's own PostgreSQL port in its inventory vars).
+	d.Scope.Host = true
 	ft.ServicePorts = servicePorts(d, f.Get("service_ports"))
+	d.Scope.Host = false
+	ft.TolerateFailed = d.Bool(f.Get("tolerate_failed"))
 	if typ == nil {
 		return nil, nil
 	}
@@ -150,56 +164,132 @@ func (l *Loader) decodeFact(d *steps.Decoder, k, n *yaml.Node) (*Fact, types.Typ
 	return ft, valueType
 }
 
-// observeFacts observes every fact on each of its hosts at once, shows what
-// each found, and refuses the run when a fact's assert is false on a host
-// (a *GuardError: nothing has changed). Their values go to the guards and
-// steps as facts.NAME[HOST] and host.facts.NAME.
-func (x *run) observeFacts(ctx context.Context) error {
-	if len(x.pb.Facts) == 0 {
-		return nil
-	}
-	type job struct {
-		f    *Fact
-		host string
-		// results
-		value any
-		ok    bool
-		msg   string
-	}
-	var jobs []*job
+// factsRun is the facts of a run being observed: the guards start while
+// they are (see FactReads), each waiting only for the facts it reads.
+type factsRun struct {
+	jobs   []*factJob
+	byHost map[string][]*factJob
+	// failed is closed when a fact refuses the run: guards that have not
+	// started do not, and those that run are cancelled.
+	failed   chan struct{}
+	failOnce sync.Once
+	// all is closed once every fact is in.
+	all chan struct{}
+}
+
+type factJob struct {
+	f    *Fact
+	host string
+	// done is closed once value, ok and msg are set.
+	done  chan struct{}
+	value any
+	ok    bool
+	msg   string
+}
+
+// startFacts observes every fact on each of its hosts at once and shows
+// what each found; it returns at once, the observations under way. Their
+// values go to the guards and steps as facts.NAME[HOST] and
+// host.facts.NAME as each comes in (see factsDone for the refusal).
+func (x *run) startFacts(ctx context.Context) (*factsRun, error) {
+	fs := &factsRun{byHost: map[string][]*factJob{}, failed: make(chan struct{}), all: make(chan struct{})}
 	for _, f := range x.pb.Facts {
 		if x.skips(f.Frame) {
 			continue
 		}
 		hosts, err := x.factHosts(f)
 		if err != nil {
-			return fmt.Errorf("%s:%s: fact %s: hosts: %w", x.fileOf(f.Frame), f.Pos, f.Name, err)
+			return nil, fmt.Errorf("%s:%s: fact %s: hosts: %w", x.fileOf(f.Frame), f.Pos, f.Name, err)
 		}
 		x.env(f.Frame)["facts"].(map[string]any)[f.Name] = map[string]any{}
 		for _, h := range hosts {
-			jobs = append(jobs, &job{f: f, host: h})
+			j := &factJob{f: f, host: h, done: make(chan struct{})}
+			fs.jobs = append(fs.jobs, j)
+			fs.byHost[h] = append(fs.byHost[h], j)
 		}
 	}
+	if len(fs.jobs) == 0 {
+		close(fs.all)
+		return fs, nil
+	}
+	// Until every fact is in, an Exec reads a copy of the facts (see exec).
+	x.factsPending.Store(true)
 	var wg sync.WaitGroup
-	for i, j := range jobs {
+	for i, j := range fs.jobs {
 		wg.Go(func() {
 			start := time.Now()
-			var printed string
-			j.value, j.ok, j.msg, printed = x.fact(ctx, j.f, j.host)
+			value, ok, msg, printed := x.fact(ctx, j.f, j.host)
+			x.factsMu.Lock()
+			x.env(j.f.Frame)["facts"].(map[string]any)[j.f.Name].(map[string]any)[j.host] = value
+			x.factsMu.Unlock()
+			j.value, j.ok, j.msg = value, ok, msg
 			st := StatusOK
-			if !j.ok {
+			if !ok {
 				st = StatusFailed
 			}
-			x.sink.Emit(&Event{Type: EventGuard, Index: i + 1, Name: "fact " + j.f.Label(), Host: j.host, Status: st, Duration: time.Since(start), Message: j.msg, Print: printed})
+			// Shown before anything that waited for it starts.
+			x.sink.Emit(&Event{Type: EventGuard, Index: i + 1, Name: "fact " + j.f.Label(), Host: j.host, Status: st, Duration: time.Since(start), Message: msg, Print: printed})
+			if !ok {
+				fs.failOnce.Do(func() { close(fs.failed) })
+			}
+			close(j.done)
 		})
 	}
-	wg.Wait()
+	go func() {
+		wg.Wait()
+		x.factsPending.Store(false)
+		close(fs.all)
+	}()
+	return fs, nil
+}
+
+// wait waits for the facts a guard reads on host (every fact with
+// ReadsAllFacts) and reports whether they are in and none refused the
+// run: a guard runs only then.
+func (fs *factsRun) wait(ctx context.Context, reads FactReads, host string) bool {
+	switch reads {
+	case ReadsAllFacts:
+		select {
+		case <-fs.all:
+		case <-fs.failed:
+		case <-ctx.Done():
+		}
+	case ReadsHostFacts:
+		for _, j := range fs.byHost[host] {
+			select {
+			case <-j.done:
+			case <-fs.failed:
+			case <-ctx.Done():
+			}
+		}
+	}
+	select {
+	case <-fs.failed:
+		return false
+	default:
+		return ctx.Err() == nil
+	}
+}
+
+// refused reports whether a fact has refused the run so far.
+func (fs *factsRun) refused() bool {
+	select {
+	case <-fs.failed:
+		return true
+	default:
+		return false
+	}
+}
+
+// finish waits for every fact and returns a *GuardError when a fact's
+// assert was false on a host (nothing has changed), or the cause of ctx.
+func (fs *factsRun) finish(ctx context.Context) error {
+	<-fs.all
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
 	}
 	var failed []string
-	for _, j := range jobs {
-		x.env(j.f.Frame)["facts"].(map[string]any)[j.f.Name].(map[string]any)[j.host] = j.value
+	for _, j := range fs.jobs {
 		if !j.ok {
 			failed = append(failed, fmt.Sprintf("%q on %s: %s", "fact "+j.f.Label(), j.host, j.msg))
 		}
@@ -241,7 +331,11 @@ func (x *run) fact(ctx context.Context, f *Fact, host string) (value any, ok boo
 	}
 	r, err := steps.Observe(ctx, ex, f.Probe)
 	if err != nil {
-		return nil, false, "probe failed: " + x.redactor().String(err.Error()), ""
+		msg := "probe failed: " + x.redactor().String(err.Error())
+		if !f.TolerateFailed || ctx.Err() != nil || !x.pb.ReadOnly() {
+			return nil, false, msg, ""
+		}
+		r = steps.Result{"reachable": false, "error": msg}
 	}
 	value = map[string]any(r)
 	if f.Value != nil {
@@ -282,6 +376,8 @@ func (x *run) fact(ctx context.Context, f *Fact, host string) (value any, ok boo
 // hostFacts are the facts' values on one host: host.facts in the
 // expressions of frame fr.
 func (x *run) hostFacts(fr *Frame, host string) map[string]any {
+	x.factsMu.Lock()
+	defer x.factsMu.Unlock()
 	all, _ := x.env(fr)["facts"].(map[string]any)
 	out := make(map[string]any, len(all))
 	for name := range all {
@@ -289,6 +385,25 @@ func (x *run) hostFacts(fr *Frame, host string) map[string]any {
 			if v, ok := byHost[host]; ok {
 				out[name] = v
 			}
+		}
+	}
+	return out
+}
+
+// factsCopy is a copy of the facts of frame fr as they are now, for an
+// Exec made while facts are still being observed.
+func (x *run) factsCopy(fr *Frame) map[string]any {
+	x.factsMu.Lock()
+	defer x.factsMu.Unlock()
+	all, _ := x.env(fr)["facts"].(map[string]any)
+	out := make(map[string]any, len(all))
+	for name, v := range all {
+		if byHost, ok := v.(map[string]any); ok {
+			c := make(map[string]any, len(byHost))
+			for h, hv := range byHost {
+				c[h] = hv
+			}
+			out[name] = c
 		}
 	}
 	return out

@@ -20,85 +20,149 @@ func (e *GuardError) Error() string {
 	return fmt.Sprintf("refused: %d guard(s) failed, nothing was changed: %s", len(e.Failed), strings.Join(e.Failed, "; "))
 }
 
+// factsAndGuards observes the facts and checks the guards, each guard
+// starting as soon as the facts it reads are in (Guard.Reads): a run
+// waits for the slowest of them, not for the facts and then the guards.
+// A fact that refuses the run cancels the guards still running; the
+// refusal is the facts' (*GuardError), as when the guards ran after them.
+func (x *run) factsAndGuards(ctx context.Context) error {
+	fs, err := x.startFacts(ctx)
+	if err != nil {
+		return err
+	}
+	gctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-fs.failed:
+			cancel(errFactRefused)
+		case <-fs.all:
+		case <-gctx.Done():
+		}
+	}()
+	gerr := x.guards(gctx, fs)
+	if err := fs.finish(ctx); err != nil {
+		return err
+	}
+	return gerr
+}
+
+// errFactRefused cancels the guards still running when a fact refused the
+// run.
+var errFactRefused = errors.New("a fact refused the run")
+
+// guardCheck is one guard on one host, and what it found.
+type guardCheck struct {
+	g    *Guard
+	i    int
+	host string
+	// err is why the guard's hosts could not be resolved.
+	err error
+	// ran says the check ended with an observation (not cancelled by a
+	// fact's refusal); ok, tolerated and msg are what it found.
+	ran, ok, tolerated bool
+	msg                string
+}
+
 // guards runs every guard on each of its hosts, all of them even after
 // one fails, so that the operator sees everything that is wrong at once.
-// A host where a guard fails in a way it tolerates is kept for the run's
-// end (partial) and does not refuse the run.
-func (x *run) guards(ctx context.Context) error {
-	type outcome struct {
-		ok, tolerated bool
-		msg           string
+// Each starts on a host once the facts it reads there are in; none starts
+// after a fact refused the run. A host where a guard fails in a way it
+// tolerates is kept for the run's end (partial) and does not refuse the
+// run.
+func (x *run) guards(ctx context.Context, fs *factsRun) error {
+	checkOne := func(c *guardCheck) {
+		if c.err == nil && !fs.wait(ctx, c.g.Reads, c.host) {
+			return
+		}
+		start := time.Now()
+		label := c.host
+		ok, msg, down := false, "", false
+		if c.err != nil {
+			label, msg = guardSource(c.g), c.err.Error()
+		} else {
+			ok, msg, down = x.guard(ctx, c.g, c.host)
+		}
+		if fs.refused() {
+			// Cancelled by the facts' refusal: not an observation.
+			return
+		}
+		st := StatusOK
+		tolerated := false
+		if !ok {
+			st = StatusFailed
+			tolerated = c.g.Tolerate.Failed || c.g.Tolerate.Unreachable && down
+			if tolerated && c.err == nil && ctx.Err() == nil {
+				x.addTolerated(&StepError{Step: "guard " + c.g.Label(), Host: c.host, Err: errors.New(msg)})
+				ok, msg = true, "tolerated: "+msg+"; no step changes "+c.host+" in this run"
+			} else {
+				tolerated = false
+			}
+		}
+		c.ran, c.ok, c.tolerated, c.msg = true, ok, tolerated, msg
+		x.sink.Emit(&Event{Type: EventGuard, Index: c.i + 1, Name: c.g.Label(), Host: label, Status: st, Duration: time.Since(start), Message: msg})
 	}
-	type check struct {
-		g    *Guard
-		i    int
-		host string
-		err  error
-	}
-	var checks []check
+	// The checks of each guard, in the order of its hosts.
+	byGuard := make([][]*guardCheck, len(x.pb.Require))
+	var wg sync.WaitGroup
 	for i, g := range x.pb.Require {
 		if x.skips(g.Frame) {
 			// Its include does not run: nothing it guards will happen.
 			continue
 		}
-		hosts, err := x.guardHosts(g)
-		if err != nil {
-			checks = append(checks, check{g: g, i: i, err: err})
-			continue
-		}
-		for _, h := range hosts {
-			checks = append(checks, check{g: g, i: i, host: h})
-		}
-	}
-	out := make([]outcome, len(checks))
-	var wg sync.WaitGroup
-	for ci, c := range checks {
 		wg.Go(func() {
-			start := time.Now()
-			label := c.host
-			ok, msg, down := false, "", false
-			if c.err != nil {
-				label, msg = guardSource(c.g), c.err.Error()
-			} else {
-				ok, msg, down = x.guard(ctx, c.g, c.host)
+			// Hosts computed from the facts are resolved once they are in.
+			if g.Reads == ReadsAllFacts && !fs.wait(ctx, ReadsAllFacts, "") {
+				return
 			}
-			st := StatusOK
-			tolerated := false
-			if !ok {
-				st = StatusFailed
-				tolerated = c.g.Tolerate.Failed || c.g.Tolerate.Unreachable && down
-				if tolerated && c.err == nil && ctx.Err() == nil {
-					x.addTolerated(&StepError{Step: "guard " + c.g.Label(), Host: c.host, Err: errors.New(msg)})
-					ok, msg = true, "tolerated: "+msg+"; no step changes "+c.host+" in this run"
-				} else {
-					tolerated = false
-				}
+			hosts, err := x.guardHosts(g)
+			if err != nil {
+				byGuard[i] = []*guardCheck{{g: g, i: i, err: err}}
 			}
-			out[ci] = outcome{ok, tolerated, msg}
-			x.sink.Emit(&Event{Type: EventGuard, Index: c.i + 1, Name: c.g.Label(), Host: label, Status: st, Duration: time.Since(start), Message: msg})
+			for _, h := range hosts {
+				byGuard[i] = append(byGuard[i], &guardCheck{g: g, i: i, host: h})
+			}
+			var hw sync.WaitGroup
+			for _, c := range byGuard[i] {
+				hw.Go(func() { checkOne(c) })
+			}
+			hw.Wait()
 		})
 	}
 	wg.Wait()
-	var failed []string
-	for ci, o := range out {
-		if o.tolerated {
-			// Not observed as the guard wants it (down, or failing): the
-			// guard did not clear it for a change (see unguardedError).
-			if _, ok := x.unguarded[checks[ci].host]; !ok {
-				x.unguarded[checks[ci].host] = checks[ci].g.Label()
-			}
-		}
-		if !o.ok {
-			c := checks[ci]
-			if len(c.g.Hosts) > 0 || c.g.HostsExpr != nil {
-				failed = append(failed, fmt.Sprintf("%q on %s: %s", c.g.Label(), c.host, o.msg))
-			} else {
-				failed = append(failed, fmt.Sprintf("%q: %s", c.g.Label(), o.msg))
-			}
-		}
-	}
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
+	}
+	var done []*guardCheck
+	for _, cs := range byGuard {
+		done = append(done, cs...)
+	}
+	return x.guardVerdict(done)
+}
+
+// guardVerdict keeps the hosts the guards tolerated for the run's end and
+// returns a *GuardError naming every check that failed, in the guards'
+// order; checks that did not run (a fact refused the run) are left out.
+func (x *run) guardVerdict(checks []*guardCheck) error {
+	var failed []string
+	for _, c := range checks {
+		if !c.ran {
+			continue
+		}
+		if c.tolerated {
+			// Not observed as the guard wants it (down, or failing): the
+			// guard did not clear it for a change (see unguardedError).
+			if _, ok := x.unguarded[c.host]; !ok {
+				x.unguarded[c.host] = c.g.Label()
+			}
+		}
+		if !c.ok {
+			if len(c.g.Hosts) > 0 || c.g.HostsExpr != nil {
+				failed = append(failed, fmt.Sprintf("%q on %s: %s", c.g.Label(), c.host, c.msg))
+			} else {
+				failed = append(failed, fmt.Sprintf("%q: %s", c.g.Label(), c.msg))
+			}
+		}
 	}
 	if len(failed) > 0 {
 		return &GuardError{Failed: failed}

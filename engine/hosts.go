@@ -2,7 +2,9 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"strings"
 	"sync"
@@ -34,7 +36,22 @@ func (x *run) step(ctx context.Context, index int, s *Step) error {
 	} else {
 		x.fanOut(ctx, hosts, s.Parallel, s.MaxFailures, s.Tolerate, outcomes, func(h string) *target { return newTarget(index, s, h, nil, 0) })
 	}
-	return x.finish(index, s, outcomes)
+	err = x.finish(index, s, outcomes)
+	if err == nil {
+		return nil
+	}
+	// The hosts the step never reached have no event: the error names
+	// them, or the operator would not know they were left as they were.
+	var untouched []string
+	for _, o := range outcomes {
+		if o.notStarted {
+			untouched = append(untouched, o.host)
+		}
+	}
+	if len(untouched) > 0 {
+		return fmt.Errorf("%w; not started (untouched): %s", err, strings.Join(untouched, ", "))
+	}
+	return err
 }
 
 // skipFramed reports step s (index is its 1-based index) of an included
@@ -107,12 +124,12 @@ func (x *run) fanOut(ctx context.Context, hosts []string, limit, maxFailures int
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
-			outcomes[i] = hostOutcome{host: h, status: StatusSkipped, err: fmt.Errorf("not started: %w", context.Cause(ctx))}
+			outcomes[i] = hostOutcome{host: h, status: StatusSkipped, err: fmt.Errorf("not started: %w", context.Cause(ctx)), notStarted: true}
 			continue
 		}
 		if ctx.Err() != nil {
 			<-sem
-			outcomes[i] = hostOutcome{host: h, status: StatusSkipped, err: fmt.Errorf("not started: %w", context.Cause(ctx))}
+			outcomes[i] = hostOutcome{host: h, status: StatusSkipped, err: fmt.Errorf("not started: %w", context.Cause(ctx)), notStarted: true}
 			continue
 		}
 		wg.Go(func() {
@@ -123,13 +140,35 @@ func (x *run) fanOut(ctx context.Context, hosts []string, limit, maxFailures int
 				mu.Lock()
 				failures++
 				if failures > maxFailures {
-					cancel(fmt.Errorf("stopped after %d failed host(s)", failures))
+					cancel(&StoppedError{Failed: failures})
 				}
 				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
+}
+
+// StoppedError is why a step on several hosts cut short the hosts still
+// running it: more of its hosts failed than its max_failures allows. A
+// host cut short after it began its change is in doubt, not failed (see
+// apply); one cut short before fails, and a resume runs it again; one not
+// started yet is left untouched.
+type StoppedError struct {
+	// Failed counts the hosts that had failed.
+	Failed int
+}
+
+func (e *StoppedError) Error() string {
+	return fmt.Sprintf("stopped after %d failed host(s)", e.Failed)
+}
+
+// stoppedByRun says whether ctx ended because the step stopped its other
+// hosts (StoppedError), rather than by the step's own timeout or an
+// interruption of the run.
+func stoppedByRun(ctx context.Context) bool {
+	var se *StoppedError
+	return ctx.Err() != nil && errors.As(context.Cause(ctx), &se)
 }
 
 // hostsOf resolves the hosts a step runs on.
@@ -304,7 +343,24 @@ func (x *run) exec(fr *Frame, host, become string) (*steps.Exec, error) {
 	if vars == nil {
 		vars = map[string]any{}
 	}
-	env["host"] = map[string]any{"name": h.Name, "address": h.Address, "vars": vars, "facts": x.hostFacts(fr, h.Name)}
+	down := x.downPorts()
+	env["host"] = map[string]any{"name": h.Name, "address": h.Address, "vars": vars, "facts": x.hostFacts(fr, h.Name), "down_ports": portsOf(down, h.Name)}
+	if len(down) > 0 {
+		inv := maps.Clone(env["inventory"].(map[string]any))
+		for name := range down {
+			if e, ok := inv[name].(map[string]any); ok {
+				e = maps.Clone(e)
+				e["down_ports"] = portsOf(down, name)
+				inv[name] = e
+			}
+		}
+		env["inventory"] = inv
+	}
+	if x.factsPending.Load() {
+		// A guard that reads no facts runs while they come in: it
+		// gets a copy, never the map being written.
+		env["facts"] = x.factsCopy(fr)
+	}
 	ex := &steps.Exec{
 		Host:     steps.Host{Name: h.Name, Address: h.Address, Vars: vars},
 		Env:      env,
@@ -321,6 +377,30 @@ func (x *run) exec(fr *Frame, host, become string) (*steps.Exec, error) {
 	return ex, nil
 }
 
+// downPorts are down_ports of the hosts in expressions (inventory[NAME]
+// and host): for each host this run found down by a definitive signal (the
+// network said that no machine has its address: steps.DownReuse) less than
+// steps.DownReuse ago, the service ports that were tried silent with its
+// SSH port. None in a resume, and none once a confirmation was typed at a
+// terminal: a step that reads them may take the finding for a look of its
+// own (pg-ha/promote-standby's look before pg_ctl promote, see
+// docs/safety.md), which only an automated run may, where nothing but
+// the run's own steps passed since the finding.
+func (x *run) downPorts() map[string][]int {
+	if x.resume != nil || x.typed.Load() {
+		return nil
+	}
+	return x.sightings.Recent()
+}
+
+// portsOf is down's ports of host, never nil.
+func portsOf(down map[string][]int, host string) []int {
+	if p := down[host]; p != nil {
+		return p
+	}
+	return []int{}
+}
+
 // inventoryEnv is `inventory` in expressions: every host by name.
 func inventoryEnv(inv *Inventory) map[string]any {
 	out := map[string]any{}
@@ -329,7 +409,7 @@ func inventoryEnv(inv *Inventory) map[string]any {
 		if vars == nil {
 			vars = map[string]any{}
 		}
-		out[h.Name] = map[string]any{"name": h.Name, "address": h.Address, "vars": vars}
+		out[h.Name] = map[string]any{"name": h.Name, "address": h.Address, "vars": vars, "down_ports": []int{}}
 	}
 	if lh, err := inv.Host(Localhost); err == nil {
 		add(lh)

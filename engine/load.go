@@ -795,6 +795,7 @@ func (l *Loader) decodeGuard(d *steps.Decoder, n *yaml.Node) *Guard {
 	}
 	g.Assert = d.Expr(f.Get("assert"), steps.ProbeResult(typ))
 	d.Scope.Host = false
+	g.Reads = guardFactReads(n)
 	return g
 }
 

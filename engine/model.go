@@ -123,6 +123,8 @@ type Guard struct {
 	// Frame is the included playbook the guard belongs to; nil for the
 	// playbook's own.
 	Frame *Frame
+	// Reads says which facts the guard reads: it starts when those are in.
+	Reads FactReads
 }
 
 // Confirm is a confirmation gate: before an irreversible change the

@@ -115,6 +115,13 @@ type run struct {
 	pool  *pool
 	// sightings are the hosts its probes found down (steps.DownReuse).
 	sightings *steps.Sightings
+	// factsMu guards the facts' values in the frames' environments while
+	// they come in, and factsPending says they do (see startFacts).
+	factsMu      sync.Mutex
+	factsPending atomic.Bool
+	// typed says a confirmation was typed at a terminal in this run: from
+	// then on no probe takes an earlier finding (see downPorts).
+	typed atomic.Bool
 	// frames are the environments every host starts from, by frame: nil
 	// for the top playbook, one for each playbook it includes.
 	frames map[*Frame]*frameEnv
@@ -208,10 +215,7 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 	if err := x.checkHosts(); err != nil {
 		return err
 	}
-	if err := x.observeFacts(ctx); err != nil {
-		return err
-	}
-	if err := x.guards(ctx); err != nil {
+	if err := x.factsAndGuards(ctx); err != nil {
 		return err
 	}
 	if err := x.confirmRun(ctx); err != nil {

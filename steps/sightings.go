@@ -22,12 +22,14 @@ import (
 // that comes back (a partition healing) in those seconds, which a probe
 // made at that moment would see; so the window is kept to the time a run
 // takes from one step to the next when nobody is asked anything, and a
-// probe after a confirmation at a terminal (seconds or minutes later)
-// asks the network again. A silent timeout is never reused: silence is
-// also what a host whose SSH port is filtered gives, and the next probe
-// may see it answer elsewhere. The bundled promotion keeps its own last
-// check, from the standby, right before pg_ctl promote; that one is a
-// command on the standby and is never taken from here.
+// probe after a confirmation typed at a terminal (seconds or minutes
+// later) asks the network again (the engine drops every finding then:
+// ForgetAll). A silent timeout is never reused: silence is also what a
+// host whose SSH port is filtered gives, and the next probe may see it
+// answer elsewhere. The bundled promotion's own last look, from the
+// standby right before pg_ctl promote, takes a finding from here only in
+// a run confirmed with --yes, after the standby's own look in the guards
+// saw nothing either (docs/safety.md says why that is safe).
 const DownReuse = 2 * time.Second
 
 // Sightings are the hosts a run's probes found down by a definitive
@@ -97,4 +99,36 @@ func (s *Sightings) forget(host string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.down, host)
+}
+
+// Recent returns, for each host found down by a definitive signal less
+// than DownReuse ago, the service ports its probe tried silent.
+func (s *Sightings) Recent() map[string][]int {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out map[string][]int
+	for h, g := range s.down {
+		if age := s.now().Sub(g.at); age < 0 || age >= DownReuse {
+			continue
+		}
+		if out == nil {
+			out = map[string][]int{}
+		}
+		out[h] = slices.Clone(g.ports)
+	}
+	return out
+}
+
+// ForgetAll drops every finding: after a confirmation typed at a terminal
+// every probe asks the network again.
+func (s *Sightings) ForgetAll() {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.down)
 }

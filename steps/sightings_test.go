@@ -135,3 +135,29 @@ func TestDownResultWhetherProbedOrShared(t *testing.T) {
 		}
 	}
 }
+
+// TestSightingsRecentAndForgetAll: Recent lists the findings within
+// DownReuse with the ports each tried silent; ForgetAll (a confirmation
+// typed at a terminal) drops them, so the next probe asks again.
+func TestSightingsRecentAndForgetAll(t *testing.T) {
+	clock := time.Unix(1000, 0)
+	sg := NewSightings()
+	sg.now = func() time.Time { return clock }
+	noHost := &transport.UnreachableError{Host: "pg1", Addr: "10.0.0.11:22", Err: &os.SyscallError{Syscall: "connect", Err: syscall.EHOSTUNREACH}}
+	sg.record("pg1", []int{5432}, noHost)
+	if got := sg.Recent(); len(got) != 1 || len(got["pg1"]) != 1 || got["pg1"][0] != 5432 {
+		t.Fatalf("Recent() = %v, want pg1: [5432]", got)
+	}
+	clock = clock.Add(DownReuse)
+	if got := sg.Recent(); len(got) != 0 {
+		t.Errorf("Recent() %v after the finding = %v, want none", DownReuse, got)
+	}
+	sg.record("pg1", []int{5432}, noHost)
+	sg.ForgetAll()
+	if got := sg.Recent(); len(got) != 0 {
+		t.Errorf("Recent() after ForgetAll = %v, want none", got)
+	}
+	if r := sg.recent("pg1", nil); r != nil {
+		t.Errorf("a probe after ForgetAll took %v", r)
+	}
+}

@@ -85,12 +85,21 @@ func (e *Env) validate(o *validateOptions, pos []string) int {
 		fmt.Fprintln(e.Stderr, "runbook: --require-sql-parser: this runbook was built without cgo, which PostgreSQL's parser needs (build it with CGO_ENABLED=1 and a C compiler, or use a release binary)")
 		return ExitUsage
 	}
-	// Ctrl-C or a TERM stops the shellcheck processes too.
+	// Ctrl-C or a TERM stops the shellcheck processes too. A second one
+	// ends validate at once, whatever it waits for: the first gives the
+	// signals back their default.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	cfg := textcheck.Config{Shellcheck: shellcheck}
 	if !o.noCache && shellcheck != "" {
-		cfg.CacheDir = e.cacheDir(o.cacheDir)
+		cfg.CacheDir, cfg.CacheTop = e.cacheDir(o.cacheDir)
+		if cfg.CacheDir == "" {
+			fmt.Fprintln(e.Stderr, "runbook: no cache of shellcheck's findings: neither XDG_CACHE_HOME nor HOME is an absolute path, so every command is given to shellcheck (give a directory with --cache-dir or RUNBOOK_CACHE_DIR, or --no-cache)")
+		}
 	}
 	checker := textcheck.NewWithConfig(ctx, cfg)
 	loader := newLoader()
@@ -105,7 +114,9 @@ func (e *Env) validate(o *validateOptions, pos []string) int {
 	}
 	trimErr := checker.Close()
 	if err := checker.CacheErr(); err != nil {
-		fmt.Fprintf(e.Stderr, "runbook: the cache of shellcheck's findings is off: %v (the checks are whole, only slower; give a writable directory with --cache-dir or RUNBOOK_CACHE_DIR, or --no-cache)\n", err)
+		fmt.Fprintf(e.Stderr, "runbook: the cache of shellcheck's findings is off: %v; the checks are whole, only slower\n", err)
+	} else if n, err := checker.CacheWriteErr(); err != nil {
+		fmt.Fprintf(e.Stderr, "runbook: %s of shellcheck's findings could not be kept in the cache (the checks are whole; these are checked again next time): %v\n", counted(n, "text"), err)
 	} else if trimErr != nil {
 		fmt.Fprintf(e.Stderr, "runbook: %v (the checks are whole; remove the directory to start afresh)\n", trimErr)
 	}
@@ -186,28 +197,31 @@ var _ engine.InsideChecker = (*textcheck.Checker)(nil)
 // cacheDir is where shellcheck's findings are kept: flag's directory, else
 // $RUNBOOK_CACHE_DIR, else runbook's in the user's cache directory
 // ($XDG_CACHE_HOME, ~/.cache; ~/Library/Caches on macOS); "" when there is
-// none.
-func (e *Env) cacheDir(flag string) string {
+// none. top is the directory given (the flag's, the variable's,
+// XDG_CACHE_HOME or the home): the cache is used only if it, and every
+// directory between it and the cache, is private (textcheck.Config).
+func (e *Env) cacheDir(flag string) (dir, top string) {
 	root := flag
 	if root == "" {
 		root = e.Getenv("RUNBOOK_CACHE_DIR")
 	}
+	top = root
 	if root == "" {
 		base := ""
 		if d := e.Getenv("XDG_CACHE_HOME"); filepath.IsAbs(d) {
-			base = d
+			base, top = d, d
 		} else if home := e.Getenv("HOME"); filepath.IsAbs(home) {
-			base = filepath.Join(home, ".cache")
+			base, top = filepath.Join(home, ".cache"), home
 			if runtime.GOOS == "darwin" {
 				base = filepath.Join(home, "Library", "Caches")
 			}
 		}
 		if base == "" {
-			return ""
+			return "", ""
 		}
 		root = filepath.Join(base, "runbook")
 	}
-	return filepath.Join(root, "shellcheck")
+	return filepath.Join(root, "shellcheck"), top
 }
 
 // lookPath finds a program in the directories of path (the PATH of the

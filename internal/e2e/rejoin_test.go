@@ -73,13 +73,24 @@ func TestRejoin(t *testing.T) {
 	h.psqlWait("pg2", "SHOW synchronous_standby_names", "inmanta")
 	// A configuration kept by a rejoin that failed long ago: never put back.
 	h.sh("pg1", h.layoutEnv("pg1")+"install -d -o postgres -g postgres -m 0700 $D.runbook-rewind && printf \"work_mem = '7777kB'\\n\" > $D.runbook-rewind/postgresql.auto.conf")
+	// pg1's own commit after the switch point (-1) would be thrown away:
+	// refused before any change, saying how much, until it is asked for.
+	out, err = h.run(rejoin...)
+	if err == nil || !strings.Contains(out, "the rewind would throw away what the node wrote after the switch point") ||
+		!strings.Contains(out, "committed transaction(s) the new primary never had") || !strings.Contains(out, "-p discard_diverged=true") || strings.Contains(out, "] changed ") {
+		t.Fatalf("rejoin of a node with a commit after the switch point did not refuse, before any change, saying what it would discard: %v\n%s", err, out)
+	}
+	rejoin = append(rejoin, "-p", "discard_diverged=true")
 	start := time.Now()
 	out = h.ok(rejoin...)
+	if !strings.Contains(out, "discarded as asked (-p discard_diverged=true)") {
+		t.Errorf("rejoin did not say what it discarded:\n%s", out)
+	}
 	if !strings.Contains(out, "changed      The replication role may read the new primary's files") {
 		t.Errorf("rejoin did not grant the replication role pg_rewind's functions:\n%s", out)
 	}
-	if got := h.sh("pg1", h.layoutEnv("pg1")+"grep -c 7777kB $D/postgresql.auto.conf; test ! -e $D.runbook-rewind && echo gone"); got != "0\ngone" {
-		t.Errorf("pg1 after the rejoin: %q, want the stale kept configuration neither put back nor left (0, gone)", got)
+	if got := h.sh("pg1", h.layoutEnv("pg1")+"grep -c 7777kB $D/postgresql.auto.conf; test ! -e $D.runbook-rewind && echo gone; test ! -e $D/rewinding && test ! -e $D/half-rewound && echo unmarked"); got != "0\ngone\nunmarked" {
+		t.Errorf("pg1 after the rejoin: %q, want the stale kept configuration neither put back nor left (0, gone), and no in-progress mark of the rewind in its data directory (unmarked)", got)
 	}
 	t.Logf("rejoin with pg_rewind: %.1f s", time.Since(start).Seconds())
 	if !strings.Contains(out, "rewound in") || !strings.Contains(out, "--config-file=/etc/postgresql/15/main/postgresql.conf") {
@@ -109,7 +120,7 @@ func TestRejoin(t *testing.T) {
 	h.sh("pg2", "systemctl stop "+unit)
 	back := []string{"run", "pg-ha/rejoin", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg}
 	out, err = h.run(back...)
-	if err == nil || !strings.Contains(out, "neither wal_log_hints = on nor data checksums") || !strings.Contains(out, "runbook run pg-ha/add-standby -p primary=pg1 -p standby=pg2 -p discard_standby_data=true") {
+	if err == nil || !strings.Contains(out, "neither wal_log_hints = on nor data checksums") || !strings.Contains(out, "runbook run pg-ha/add-standby -p primary=pg1 -p standby=pg2 -p port=5432 -p layout=debian -p pg_version=15 -p application_name=inmanta -p replication_user=replication -p slot=replication -p discard_standby_data=true") {
 		t.Fatalf("rejoin of a node without wal_log_hints did not fall back with its reason: %v\n%s", err, out)
 	}
 	if strings.Contains(out, "] changed ") {
@@ -128,7 +139,7 @@ func TestRejoin(t *testing.T) {
 	h.boot("pg1", unit)
 	h.sh("pg1", "systemctl stop "+unit)
 	h.sh("pg1", h.layoutEnv("pg1")+"mkdir $D/runbook-e2e-trap && touch $D/runbook-e2e-trap/x")
-	again := []string{"run", "pg-ha/rejoin", "-p", "primary=pg2", "-p", "standby=pg1", "-p", h.layoutArg}
+	again := []string{"run", "pg-ha/rejoin", "-p", "primary=pg2", "-p", "standby=pg1", "-p", h.layoutArg, "-p", "discard_diverged=true"}
 	out, err = h.run(again...)
 	if err == nil || !strings.Contains(out, "the data directory was partly rewound") || !strings.Contains(out, "runbook run pg-ha/add-standby -p primary=pg2 -p standby=pg1") {
 		t.Fatalf("a rejoin whose pg_rewind failed half-way did not stop naming the base backup: %v\n%s", err, out)
@@ -248,7 +259,9 @@ func TestRejoinTiming(t *testing.T) {
 	h.sh("pg1", "systemctl stop "+unit)
 	t.Logf("before the rejoin: pg_wal of pg2 %s, of pg1 %s", h.sh("pg2", h.layoutEnv("pg2")+"du -sm $D/pg_wal | cut -f1"), h.sh("pg1", h.layoutEnv("pg1")+"du -sm $D/pg_wal | cut -f1"))
 	start := time.Now()
-	out := h.ok("run", "pg-ha/rejoin", "-p", "primary=pg2", "-p", "standby=pg1", "-p", h.layoutArg)
+	// pg1 ran as a primary after the failover (its own autovacuum may
+	// have committed there): what it wrote is discarded, as asked.
+	out := h.ok("run", "pg-ha/rejoin", "-p", "primary=pg2", "-p", "standby=pg1", "-p", h.layoutArg, "-p", "discard_diverged=true")
 	rewind := time.Since(start)
 	t.Logf("rejoin:\n%s", out)
 	m := rewoundRe.FindStringSubmatch(out)

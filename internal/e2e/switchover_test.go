@@ -111,6 +111,9 @@ func (c *committer) stop() ([]int, time.Duration) {
 
 var unavailableRe = regexp.MustCompile(`writes unavailable for ([0-9.]+) s`)
 
+// orchestratorDownRe is the orchestrator's downtime pg-ha/switchover prints.
+var orchestratorDownRe = regexp.MustCompile(`orchestrator down for ([0-9.]+) s`)
+
 // TestSwitchover swaps pg1 and pg2 and back with pg-ha/switchover while a
 // client commits in a loop: every commit that returned is on the new
 // primary, the old primary streams to it as its synchronous standby
@@ -204,12 +207,20 @@ func TestSwitchover(t *testing.T) {
 			t.Fatalf("switchover %s -> %s printed no unavailability:\n%s", sw.from, sw.to, out)
 		}
 		secs, _ := strconv.ParseFloat(m[1], 64)
-		t.Logf("switchover %s -> %s: writes unavailable %.3f s (playbook, %s's clock); the client's longest time without a commit %.3f s; %d commits returned", sw.from, sw.to, secs, sw.to, longest.Seconds(), len(ids))
+		od := orchestratorDownRe.FindStringSubmatch(out)
+		if od == nil {
+			t.Fatalf("switchover %s -> %s printed no downtime of the orchestrator:\n%s", sw.from, sw.to, out)
+		}
+		orchSecs, _ := strconv.ParseFloat(od[1], 64)
+		if orchSecs < secs {
+			t.Errorf("the orchestrator's downtime %.3f s is shorter than the database's unavailability %.3f s, which it includes", orchSecs, secs)
+		}
+		t.Logf("switchover %s -> %s: database writes unavailable %.3f s (playbook, %s's clock), the orchestrator down %.3f s; the client's longest time without a commit %.3f s; %d commits returned", sw.from, sw.to, secs, sw.to, orchSecs, longest.Seconds(), len(ids))
 		if secs >= 5 {
 			t.Errorf("writes were unavailable for %.3f s, the target is under 5 s", secs)
 		}
 		if f := os.Getenv("RUNBOOK_E2E_FIGURES"); f != "" {
-			appendFigure(t, f, fmt.Sprintf("switchover %s->%s unavailable_s=%.3f client_gap_s=%.3f commits=%d", sw.from, sw.to, secs, longest.Seconds(), len(ids)))
+			appendFigure(t, f, fmt.Sprintf("switchover %s->%s unavailable_s=%.3f orchestrator_down_s=%.3f client_gap_s=%.3f commits=%d", sw.from, sw.to, secs, orchSecs, longest.Seconds(), len(ids)))
 		}
 
 		// Every commit that returned is on the new primary.

@@ -393,6 +393,9 @@ func (l *Lab) boot(h *Host) error {
 	}
 	args = append(args, "--", "systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--console=passive",
 		"-D", l.root(h.Name), "-M", h.Name, "--network-bridge="+Bridge, "-b", "--", "systemd.firstboot=off")
+	// The container must not keep a descriptor this process inherited
+	// (the caller's flock on the lab's lock).
+	closeInheritedOnExec()
 	cmd := exec.Command("/bin/sh", args...)
 	// The host's systemd on the unified cgroup hierarchy alone, as Debian 12
 	// boots it, whatever layout this machine has: nspawn would otherwise

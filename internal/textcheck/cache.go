@@ -52,27 +52,106 @@ const (
 // its findings) before trusting it: a damaged entry is a miss, and is
 // written again.
 //
+// The checksum finds damage, not intent: anyone who can write the
+// directory can write an entry that hides findings. So the cache is used
+// only in a directory no one but the user can write (see open), as
+// OpenSSH's StrictModes trusts a key file; the user's own processes are
+// trusted, as by Go's build cache.
+//
 // Not github.com/rogpeppe/go-internal/cache (Go's build cache, already a
 // dependency of the tests): it writes two files per entry (an index and
 // the data), where creating a file is most of a write's cost (160–200 µs
 // of system time here, 10,000 commands a tree), and it trims by age only,
 // with no bound on size.
 type resultCache struct {
-	dir   string
+	dir   string // the real directory, once open: no link in it
+	top   string // the directory given, checked with those between
 	max   int64
 	every time.Duration // trim interval; 0 trims after every run that wrote
 
-	mu     sync.Mutex
-	err    error // the first failure; the cache is off after it
-	wrote  int
-	prefix []byte // the key's beginning: format, shellcheck, arguments
+	mu      sync.Mutex
+	err     error // why the cache is off (it is after the first)
+	putErr  error // the first entry that could not be written
+	putFail int   // how many could not
+	wrote   int
+	prefix  []byte // the key's beginning: format, shellcheck, arguments
 }
 
-func newResultCache(dir string, max int64) *resultCache {
+// newResultCache keeps entries in dir, a directory of top (or top
+// itself): both, and the directories between them, must be private
+// (open).
+func newResultCache(dir, top string, max int64) *resultCache {
 	if max <= 0 {
 		max = DefaultCacheMax
 	}
-	return &resultCache{dir: dir, max: max, every: trimEvery}
+	return &resultCache{dir: dir, top: top, max: max, every: trimEvery}
+}
+
+// open makes the cache's directory, resolves its links once (the entries
+// and the trim are then in the same real directory), and checks that
+// the directory can be trusted: it, and every directory above it up to
+// the one given (rc.top), owned by the user or root and writable by no
+// one else (up to the root when the cache's directory is a link that
+// leads out of the one given). A directory above the cache's own that
+// others can write is accepted when sticky (/tmp): no one else can then
+// rename or remove what is the user's in it. The error says where and
+// what to do; the cache is then off, and the checks are whole without
+// it.
+func (rc *resultCache) open() error {
+	// Absolute, so that the check goes up to the directory given even
+	// from a relative one.
+	var err error
+	if rc.dir, err = filepath.Abs(rc.dir); err != nil {
+		return err
+	}
+	if rc.top != "" {
+		if rc.top, err = filepath.Abs(rc.top); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(rc.dir, 0o700); err != nil {
+		return fmt.Errorf("cannot make %s: %w (give a writable directory with --cache-dir or RUNBOOK_CACHE_DIR, or --no-cache)", rc.dir, err)
+	}
+	real, err := filepath.EvalSymlinks(rc.dir)
+	if err != nil {
+		return fmt.Errorf("resolving the links of %s: %w", rc.dir, err)
+	}
+	top := real
+	if rc.top != "" {
+		if top, err = filepath.EvalSymlinks(rc.top); err != nil {
+			return fmt.Errorf("resolving the links of %s: %w", rc.top, err)
+		}
+	}
+	euid := os.Geteuid()
+	for d := real; ; {
+		st, err := os.Lstat(d)
+		if err != nil {
+			return err
+		}
+		sys, ok := st.Sys().(*syscall.Stat_t)
+		if !ok {
+			return nil // no owner to check on this system
+		}
+		shown := d
+		if d == real && real != filepath.Clean(rc.dir) {
+			shown = fmt.Sprintf("%s (%s)", rc.dir, real)
+		}
+		switch {
+		case !st.IsDir():
+			return fmt.Errorf("%s is not a directory (give a directory with --cache-dir or RUNBOOK_CACHE_DIR, or --no-cache)", shown)
+		case int(sys.Uid) != euid && sys.Uid != 0:
+			return fmt.Errorf("%s belongs to user %d, not to this one (%d): its owner could write entries that hide findings (use a directory of your own with --cache-dir or RUNBOOK_CACHE_DIR, or --no-cache)", shown, sys.Uid, euid)
+		case st.Mode().Perm()&0o022 != 0 && (d == real || st.Mode()&fs.ModeSticky == 0):
+			return fmt.Errorf("%s can be written by others (mode %04o): they could write entries that hide findings (chmod go-w %s, or use another directory with --cache-dir or RUNBOOK_CACHE_DIR, or --no-cache)", shown, st.Mode().Perm(), d)
+		}
+		up := filepath.Dir(d)
+		if d == top || up == d {
+			break
+		}
+		d = up
+	}
+	rc.dir = real
+	return nil
 }
 
 // setIdentity sets what, besides the text, a key covers.
@@ -100,7 +179,7 @@ func (rc *resultCache) path(key string) string {
 }
 
 // fail turns the cache off for the rest of the run, keeping the first
-// reason.
+// reason: the directory cannot be used, or entries cannot be named.
 func (rc *resultCache) fail(err error) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
@@ -113,6 +192,15 @@ func (rc *resultCache) failure() error {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	return rc.err
+}
+
+// putFailure says how many entries could not be written, and why the
+// first could not; the cache stays on meanwhile (one bad entry is one
+// miss).
+func (rc *resultCache) putFailure() (int, error) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.putFail, rc.putErr
 }
 
 // cachedComment is a finding as an entry holds it: shellcheck's, without
@@ -132,13 +220,16 @@ func (rc *resultCache) get(text string) ([]shellComment, bool) {
 		return nil, false
 	}
 	p := rc.path(rc.key(text))
-	f, err := os.Open(p)
+	// Without blocking (a FIFO would block the open until a writer
+	// comes) and without following a link; what is not a regular file
+	// of the user's is a miss, and is replaced.
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, false
 	}
 	defer f.Close()
 	st, err := f.Stat()
-	if err != nil || st.Size() > maxEntry {
+	if err != nil || !st.Mode().IsRegular() || !ownFile(st) || st.Size() > maxEntry {
 		return nil, false
 	}
 	b := make([]byte, st.Size()+1) // +1: an entry that grew is not read cut
@@ -155,6 +246,12 @@ func (rc *resultCache) get(text string) ([]shellComment, bool) {
 		_ = os.Chtimes(p, now, now) // only the order of eviction depends on it
 	}
 	return cs, true
+}
+
+// ownFile reports whether the file is the user's.
+func ownFile(st fs.FileInfo) bool {
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	return !ok || int(sys.Uid) == os.Geteuid()
 }
 
 // maxEntry bounds what is read of an entry: shellcheck's findings on a
@@ -202,23 +299,48 @@ func (rc *resultCache) put(text string, cs []shellComment) {
 	}
 	key := rc.key(text)
 	p := rc.path(key)
-	if err := writeAtomic(p, encodeEntry(key, cs)); err != nil {
-		rc.fail(err)
-		return
+	err := entryDir(filepath.Dir(p))
+	if err == nil {
+		err = writeAtomic(p, encodeEntry(key, cs))
 	}
 	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if err != nil {
+		rc.putFail++
+		if rc.putErr == nil {
+			rc.putErr = err
+		}
+		return
+	}
 	rc.wrote++
-	rc.mu.Unlock()
 }
 
-func writeAtomic(p string, b []byte) error {
-	dir := filepath.Dir(p)
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if errors.Is(err, fs.ErrNotExist) {
-		if err = os.MkdirAll(dir, 0o700); err == nil {
-			f, err = os.CreateTemp(dir, ".tmp-*")
+// entryDir makes sure dir, an entry's directory in the cache, is a
+// directory and not a link (which would write the entry elsewhere):
+// anything else by its name is replaced.
+func entryDir(dir string) error {
+	st, err := os.Lstat(dir)
+	switch {
+	case err == nil && st.IsDir():
+		return nil
+	case err == nil:
+		if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
 		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return err
 	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return nil
+}
+
+// writeAtomic writes b to a temporary file of p's directory (created
+// anew, never through a link) and renames it over p. Whatever held p's
+// name (an entry, a FIFO, a link, a directory) is replaced.
+func writeAtomic(p string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
 	if err != nil {
 		return err
 	}
@@ -228,6 +350,14 @@ func writeAtomic(p string, b []byte) error {
 	}
 	if err == nil {
 		err = os.Rename(f.Name(), p)
+		if err != nil {
+			if st, serr := os.Lstat(p); serr == nil && st.IsDir() {
+				// A rename does not replace a directory.
+				if err = os.RemoveAll(p); err == nil {
+					err = os.Rename(f.Name(), p)
+				}
+			}
+		}
 	}
 	if err != nil {
 		os.Remove(f.Name())
@@ -254,7 +384,10 @@ func (rc *resultCache) maybeTrim() error {
 	}
 	mark := filepath.Join(rc.dir, trimMark)
 	big := int64(wrote)*entryBlock > rc.max/4
-	if st, err := os.Stat(mark); err == nil && time.Since(st.ModTime()) < rc.every && !big {
+	// Lstat, and a mark that is not a regular file is none: it is
+	// replaced by a file after the trim (written to a FIFO, the mark
+	// would block until a reader came).
+	if st, err := os.Lstat(mark); err == nil && st.Mode().IsRegular() && time.Since(st.ModTime()) < rc.every && !big {
 		return nil
 	}
 	lock := filepath.Join(rc.dir, ".trimming")
@@ -272,16 +405,18 @@ func (rc *resultCache) maybeTrim() error {
 	if err := rc.trim(); err != nil {
 		return err
 	}
-	if err := os.WriteFile(mark, nil, 0o600); err != nil {
-		return err
+	if err := writeAtomic(mark, nil); err != nil {
+		return fmt.Errorf("marking the shellcheck cache as trimmed: %w", err)
 	}
-	now := time.Now()
-	return os.Chtimes(mark, now, now)
+	return nil
 }
 
 // trim removes the entries used longest ago until the cache takes at
 // most three quarters of its bound, so that it is not trimmed again at
-// once, and temporary files a killed process left.
+// once, and temporary files a killed process left. Only what has the
+// name of an entry (KK/KEY, KEY the 64 hex digits of a key beginning
+// with KK) or of a temporary file is counted or removed: whatever else
+// is in the directory is not the cache's.
 func (rc *resultCache) trim() error {
 	type entry struct {
 		path  string
@@ -297,11 +432,18 @@ func (rc *resultCache) trim() error {
 			}
 			return err
 		}
+		if p == rc.dir {
+			return nil
+		}
+		parent := filepath.Base(filepath.Dir(p))
 		if d.IsDir() {
-			if p != rc.dir && filepath.Dir(p) != rc.dir {
+			if filepath.Dir(p) != rc.dir || !isHex(d.Name(), 2) {
 				return filepath.SkipDir // not the cache's
 			}
 			return nil
+		}
+		if !d.Type().IsRegular() {
+			return nil // a link or a FIFO
 		}
 		fi, err := d.Info()
 		if err != nil {
@@ -315,6 +457,9 @@ func (rc *resultCache) trim() error {
 		}
 		if filepath.Dir(p) == rc.dir {
 			return nil // the mark and the lock
+		}
+		if !isHex(d.Name(), sha256.Size*2) || !strings.HasPrefix(d.Name(), parent) {
+			return nil // not an entry
 		}
 		e := entry{p, fi.ModTime(), diskUse(fi)}
 		entries = append(entries, e)
@@ -338,6 +483,20 @@ func (rc *resultCache) trim() error {
 		total -= e.size
 	}
 	return nil
+}
+
+// isHex reports whether s is n lowercase hexadecimal digits, as the
+// names of keys are.
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // diskUse is what a file takes on the disk: its blocks, or its size

@@ -26,7 +26,7 @@ func TestCacheKey(t *testing.T) {
 			t.Setenv(k, v)
 		}
 		r := newShellRunner(context.Background(), sc, DefaultLimits)
-		r.results = newResultCache(t.TempDir(), 0)
+		r.results = newResultCache(t.TempDir(), "", 0)
 		if args != nil {
 			r.args = args
 		}
@@ -60,7 +60,7 @@ func TestCacheKey(t *testing.T) {
 // killed process left; a trim is done at most once per interval.
 func TestCacheTrim(t *testing.T) {
 	dir := t.TempDir()
-	rc := newResultCache(dir, 0)
+	rc := newResultCache(dir, "", 0)
 	rc.setIdentity("test")
 	var texts []string
 	for i := range 40 {
@@ -138,7 +138,7 @@ func TestCacheTrim(t *testing.T) {
 // TestCacheGetTouches: an entry read is marked as used, so that the
 // entries a tree uses are the last to go.
 func TestCacheGetTouches(t *testing.T) {
-	rc := newResultCache(t.TempDir(), 0)
+	rc := newResultCache(t.TempDir(), "", 0)
 	rc.setIdentity("test")
 	rc.put("echo", nil)
 	p := rc.path(rc.key("echo"))
@@ -192,7 +192,7 @@ func BenchmarkParseSQL(b *testing.B) {
 }
 
 func BenchmarkCacheGet(b *testing.B) {
-	rc := newResultCache(b.TempDir(), 0)
+	rc := newResultCache(b.TempDir(), "", 0)
 	rc.setIdentity("bench")
 	texts := sqlTexts(2000)
 	for _, t := range texts {
@@ -212,7 +212,7 @@ func BenchmarkCacheGet(b *testing.B) {
 // renamed into place): what a first run pays per command on top of
 // shellcheck.
 func BenchmarkCachePut(b *testing.B) {
-	rc := newResultCache(b.TempDir(), 0)
+	rc := newResultCache(b.TempDir(), "", 0)
 	rc.setIdentity("bench")
 	texts := sqlTexts(2000)
 	for b.Loop() {

@@ -2,12 +2,16 @@ package textcheck_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/runbook-dev/runbook/engine"
 	"github.com/runbook-dev/runbook/internal/diag"
@@ -61,6 +65,16 @@ const cachedTexts = 6
 // counts.
 func checkWith(t *testing.T, cfg textcheck.Config, files map[string][]byte) (map[string]string, textcheck.Stats) {
 	t.Helper()
+	got, st, err := checkCache(t, cfg, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got, st
+}
+
+// checkCache is checkWith, returning why the cache was not used.
+func checkCache(t *testing.T, cfg textcheck.Config, files map[string][]byte) (map[string]string, textcheck.Stats, error) {
+	t.Helper()
 	c := textcheck.NewWithConfig(context.Background(), cfg)
 	l := &engine.Loader{Registry: steps.Builtin(), Inside: c}
 	got := map[string]string{}
@@ -80,13 +94,14 @@ func checkWith(t *testing.T, cfg textcheck.Config, files map[string][]byte) (map
 	if err := c.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.CacheErr(); err != nil {
-		t.Fatal(err)
+	cerr := c.CacheErr()
+	if n, err := c.CacheWriteErr(); err != nil {
+		t.Fatalf("%d entries not written: %v", n, err)
 	}
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return got, c.Stats()
+	return got, c.Stats(), cerr
 }
 
 func diagText(ds []*diag.Diagnostic) string {
@@ -281,5 +296,170 @@ func TestCacheUnwritable(t *testing.T) {
 	}
 	if err := c.CacheErr(); err == nil || !strings.Contains(err.Error(), dir) {
 		t.Errorf("CacheErr() = %v, want the directory named", err)
+	}
+}
+
+// forge rewrites every entry of the cache in dir as whoever can write
+// the directory could: findings none, the checksum made anew.
+func forge(t *testing.T, dir string) {
+	t.Helper()
+	for _, p := range entries(t, dir) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		head, _, _ := strings.Cut(string(b), "\n")
+		f := strings.Fields(head)
+		sum := sha256.Sum256([]byte("[]"))
+		f[len(f)-1] = hex.EncodeToString(sum[:])
+		if err := os.WriteFile(p, []byte(strings.Join(f, " ")+"\n[]"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestCacheUntrusted: a cache directory that others can write, or one
+// of the directories above it up to the one given, is not used (its
+// entries could hide findings), and says where and why; the findings
+// are those of a run without the cache. The same forged entries in a
+// private directory are read: the user's own files are trusted.
+func TestCacheUntrusted(t *testing.T) {
+	sc := shellcheck(t)
+	files := map[string][]byte{"a.yaml": cachedPlaybook("a")}
+	want, _ := checkWith(t, textcheck.Config{Shellcheck: sc}, files)
+	top := filepath.Join(t.TempDir(), "given")
+	dir := filepath.Join(top, "shellcheck")
+	cfg := textcheck.Config{Shellcheck: sc, CacheDir: dir, CacheTop: top}
+	checkWith(t, cfg, files)
+	forge(t, dir)
+	for _, tt := range []struct {
+		name, path string
+		mode       os.FileMode
+		owner      int
+		why        string
+	}{
+		{"the cache directory world-writable", dir, 0o777, -1, "can be written by others (mode 0777)"},
+		{"the cache directory group-writable", dir, 0o770, -1, "can be written by others (mode 0770)"},
+		{"the directory given group-writable", top, 0o775, -1, "can be written by others (mode 0775)"},
+		{"the cache directory another user's", dir, 0o700, 65534, "belongs to user 65534"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.owner >= 0 {
+				if os.Geteuid() != 0 {
+					t.Skip("giving a directory to another user needs root")
+				}
+				if err := os.Chown(tt.path, tt.owner, -1); err != nil {
+					t.Fatal(err)
+				}
+				defer os.Chown(tt.path, 0, -1)
+			}
+			if err := os.Chmod(tt.path, tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			defer os.Chmod(tt.path, 0o700)
+			got, st, err := checkCache(t, cfg, files)
+			sameFindings(t, got, want)
+			if st != (textcheck.Stats{Checked: cachedTexts}) {
+				t.Errorf("%+v, want every text checked", st)
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.path+" "+tt.why) {
+				t.Errorf("CacheErr() = %v, want %q", err, tt.path+" "+tt.why)
+			}
+		})
+	}
+	// Private again: the forged entries are read (what the checks
+	// above kept them from hiding).
+	if _, st := checkWith(t, cfg, files); st != (textcheck.Stats{Cached: cachedTexts}) {
+		t.Errorf("private: %+v, want the forged entries read", st)
+	}
+}
+
+// TestCacheOthersEntries: an entry that is not the user's is a miss,
+// and is written again.
+func TestCacheOthersEntries(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("giving a file to another user needs root")
+	}
+	sc := shellcheck(t)
+	files := map[string][]byte{"a.yaml": cachedPlaybook("a")}
+	want, _ := checkWith(t, textcheck.Config{Shellcheck: sc}, files)
+	cfg := textcheck.Config{Shellcheck: sc, CacheDir: t.TempDir()}
+	checkWith(t, cfg, files)
+	forge(t, cfg.CacheDir)
+	for _, p := range entries(t, cfg.CacheDir) {
+		if err := os.Chown(p, 65534, -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, st := checkWith(t, cfg, files)
+	sameFindings(t, got, want)
+	if st != (textcheck.Stats{Checked: cachedTexts}) {
+		t.Errorf("%+v, want every text checked", st)
+	}
+	if _, st := checkWith(t, cfg, files); st != (textcheck.Stats{Cached: cachedTexts}) {
+		t.Errorf("after the rewrite: %+v, want every text cached", st)
+	}
+}
+
+// TestCacheNotRegular: a FIFO or a link where an entry or the trim's mark
+// is does not block validate (an open of a FIFO waits for a writer) nor
+// is followed: each is a miss, and replaced by a file.
+func TestCacheNotRegular(t *testing.T) {
+	sc := shellcheck(t)
+	files := map[string][]byte{"a.yaml": cachedPlaybook("a")}
+	want, _ := checkWith(t, textcheck.Config{Shellcheck: sc}, files)
+	cfg := textcheck.Config{Shellcheck: sc, CacheDir: t.TempDir()}
+	checkWith(t, cfg, files)
+	es := entries(t, cfg.CacheDir)
+	// A link to an entry forged elsewhere.
+	forged := t.TempDir()
+	if err := os.Mkdir(filepath.Join(forged, filepath.Base(filepath.Dir(es[1]))), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(es[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	outside := filepath.Join(forged, filepath.Base(filepath.Dir(es[1])), filepath.Base(es[1]))
+	if err := os.WriteFile(outside, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	forge(t, forged)
+	mark := filepath.Join(cfg.CacheDir, "trimmed")
+	for _, p := range []string{es[0], es[1], mark} {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(outside, es[1]); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{es[0], mark} {
+		if err := syscall.Mkfifo(p, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type result struct {
+		got map[string]string
+		st  textcheck.Stats
+	}
+	done := make(chan result, 1)
+	go func() {
+		got, st := checkWith(t, cfg, files)
+		done <- result{got, st}
+	}()
+	select {
+	case r := <-done:
+		sameFindings(t, r.got, want)
+		if r.st != (textcheck.Stats{Checked: 2, Cached: cachedTexts - 2}) {
+			t.Errorf("%+v, want the FIFO and the link misses", r.st)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("validate still blocked after 2 minutes on a FIFO in the cache")
+	}
+	for _, p := range []string{es[0], es[1], mark} {
+		if st, err := os.Lstat(p); err != nil || !st.Mode().IsRegular() {
+			t.Errorf("%s: %v, %v: want a file written in its place", p, st, err)
+		}
 	}
 }

@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -126,17 +128,35 @@ func newShellRunner(ctx context.Context, path string, limits Limits) *shellRunne
 var localeVars = []string{"LC_ALL", "LC_CTYPE", "LANG"}
 
 // identity is what, besides a text, makes shellcheck's findings on it
-// what they are: its version, its arguments and its locale.
+// what they are: its version, the program itself (its real path, size
+// and modification time: two builds or wrappers saying the same version
+// are two programs; a hash of it would cost 50 ms a run for 19 MB), its
+// arguments and its locale.
 func (r *shellRunner) identity() ([]string, error) {
+	real, err := filepath.EvalSymlinks(r.path)
+	if err != nil {
+		return nil, fmt.Errorf("shellcheck: %w (the cache of its findings names entries by it)", err)
+	}
+	st, err := os.Stat(real)
+	if err != nil {
+		return nil, fmt.Errorf("shellcheck: %w (the cache of its findings names entries by it)", err)
+	}
 	ctx, cancel := context.WithTimeout(r.ctx, r.limits.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, r.path, "--version")
 	cmd.Env = r.env
+	boundProcess(cmd)
 	out, err := cmd.Output()
 	if err != nil {
-		return nil, fmt.Errorf("shellcheck --version: %w", err)
+		if r.ctx.Err() != nil {
+			return nil, fmt.Errorf("shellcheck --version stopped: %w (validate was interrupted)", r.ctx.Err())
+		}
+		if ctx.Err() != nil {
+			err = fmt.Errorf("did not finish within %s", r.limits.Timeout)
+		}
+		return nil, fmt.Errorf("%s --version: %v (the cache of its findings names entries by its version)", r.path, err)
 	}
-	id := []string{string(out), strings.Join(r.args, " ")}
+	id := []string{string(out), fmt.Sprintf("%s %d %d", real, st.Size(), st.ModTime().UnixNano()), strings.Join(r.args, " ")}
 	for _, kv := range r.env {
 		for _, v := range localeVars {
 			if strings.HasPrefix(kv, v+"=") {
@@ -153,6 +173,10 @@ func (r *shellRunner) cached(text string) ([]shellComment, bool) {
 		return nil, false
 	}
 	r.identify.Do(func() {
+		if err := r.results.open(); err != nil {
+			r.results.fail(err)
+			return
+		}
 		id, err := r.identity()
 		if err != nil {
 			r.results.fail(err)
@@ -283,7 +307,7 @@ func (r *shellRunner) run(batch []*shellJob) (limit string, err error) {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = r.env
 	cmd.ExtraFiles = extra
-	cmd.WaitDelay = time.Second
+	boundProcess(cmd)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
@@ -338,6 +362,21 @@ func (r *shellRunner) run(batch []*shellJob) (limit string, err error) {
 		}
 	}
 	return "", nil
+}
+
+// boundProcess makes cmd's end, when its context ends (a limit, or
+// validate interrupted), the end of every process it started: it runs in
+// a process group of its own, killed whole, and Wait returns at most a
+// second after the kill even if a process outside the group (one that
+// left it) still holds its output. shellcheck run by a wrapper script
+// (docker run, nix) is a child of the shell, which a kill of the shell
+// alone would leave running, and Wait waiting on its output.
+func boundProcess(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error {
+		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	cmd.WaitDelay = time.Second
 }
 
 func (r *shellRunner) failure() error {

@@ -47,6 +47,11 @@ type Config struct {
 	// none. CacheMax bounds its disk use (0: DefaultCacheMax).
 	CacheDir string
 	CacheMax int64
+	// CacheTop is the directory the cache was given in (--cache-dir's,
+	// the user's home): it, CacheDir and the directories between them
+	// must be the user's (or root's) and writable by no one else, or
+	// the cache is not used (CacheErr says why). Empty: CacheDir alone.
+	CacheTop string
 }
 
 // New returns a checker that runs the shellcheck program at shellcheck
@@ -71,7 +76,7 @@ func NewWithConfig(ctx context.Context, cfg Config) *Checker {
 	if cfg.Shellcheck != "" {
 		c.shell = newShellRunner(ctx, cfg.Shellcheck, cfg.Limits)
 		if cfg.CacheDir != "" {
-			c.shell.results = newResultCache(cfg.CacheDir, cfg.CacheMax)
+			c.shell.results = newResultCache(cfg.CacheDir, cfg.CacheTop, cfg.CacheMax)
 		}
 	}
 	return c
@@ -99,14 +104,24 @@ func (c *Checker) Stats() Stats {
 	return c.shell.stats
 }
 
-// CacheErr returns why the cache was turned off mid-run (it could not be
-// written, or shellcheck would not say its version), or nil. The checks
-// are whole without it: only the time they take suffers.
+// CacheErr returns why the cache was not used (its directory could not be
+// made or is not private, or shellcheck would not say its version), or
+// nil. The checks are whole without it: only the time they take suffers.
 func (c *Checker) CacheErr() error {
 	if c.shell == nil || c.shell.results == nil {
 		return nil
 	}
 	return c.shell.results.failure()
+}
+
+// CacheWriteErr returns how many entries of the cache could not be
+// written, and why the first could not (a full disk, a read-only
+// directory); the entries read were used still.
+func (c *Checker) CacheWriteErr() (int, error) {
+	if c.shell == nil || c.shell.results == nil {
+		return 0, nil
+	}
+	return c.shell.results.putFailure()
 }
 
 // ShellChecked reports whether commands are checked (shellcheck was

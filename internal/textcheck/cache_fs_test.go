@@ -1,0 +1,249 @@
+package textcheck
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// openCache returns a cache in dir (given as top), opened as a run
+// opens it.
+func openCache(t *testing.T, dir, top string) *resultCache {
+	t.Helper()
+	rc := newResultCache(dir, top, 0)
+	if err := rc.open(); err != nil {
+		t.Fatal(err)
+	}
+	rc.setIdentity("test")
+	return rc
+}
+
+// TestCacheTrimOwnOnly: a trim counts and removes only what has the name
+// of one of its entries: other files below the directory are not the
+// cache's, however old or large.
+func TestCacheTrimOwnOnly(t *testing.T) {
+	rc := openCache(t, t.TempDir(), "")
+	rc.every = 0
+	long := time.Now().Add(-24 * time.Hour)
+	var planted []string
+	for _, p := range []string{
+		"zz/not-an-entry.dat",
+		"ab/" + strings.Repeat("c", 64),        // a key's name in another key's directory
+		"ab/" + strings.Repeat("a", 63),        // one digit short
+		"AB/" + "ab" + strings.Repeat("0", 62), // not lowercase
+		"notes.txt",
+	} {
+		p = filepath.Join(rc.dir, p)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, make([]byte, 64<<10), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, long, long); err != nil {
+			t.Fatal(err)
+		}
+		planted = append(planted, p)
+	}
+	rc.put("echo a", nil)
+	rc.put("echo b", nil)
+	rc.max = 1 // every entry goes
+	if err := rc.maybeTrim(); err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{"echo a", "echo b"} {
+		if _, ok := rc.get(text); ok {
+			t.Errorf("%q: its entry is still there, want it trimmed", text)
+		}
+	}
+	for _, p := range planted {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s, not an entry, was removed: %v", p, err)
+		}
+	}
+}
+
+// TestCacheLinkedDir: a cache directory that is a link (to another disk)
+// is used and trimmed where it leads.
+func TestCacheLinkedDir(t *testing.T) {
+	real := filepath.Join(t.TempDir(), "real")
+	if err := os.Mkdir(real, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	top := t.TempDir()
+	link := filepath.Join(top, "shellcheck")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	rc := openCache(t, link, top)
+	rc.every = 0
+	rc.put("echo a", nil)
+	p := filepath.Join(real, rc.key("echo a")[:2], rc.key("echo a"))
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("the entry is not in the directory linked to: %v", err)
+	}
+	rc.max = 1
+	if err := rc.maybeTrim(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p); err == nil {
+		t.Error("the entry is still there: the linked directory was not trimmed")
+	}
+	if _, err := os.Stat(filepath.Join(real, trimMark)); err != nil {
+		t.Errorf("no mark in the directory trimmed: %v", err)
+	}
+}
+
+// TestCacheEntryDirLink: an entry's directory that is a link is not
+// written through (the entry would be outside the cache): it is
+// replaced by a directory.
+func TestCacheEntryDirLink(t *testing.T) {
+	rc := openCache(t, t.TempDir(), "")
+	outside := t.TempDir()
+	key := rc.key("echo a")
+	if err := os.Symlink(outside, filepath.Join(rc.dir, key[:2])); err != nil {
+		t.Fatal(err)
+	}
+	rc.put("echo a", nil)
+	if n, err := rc.putFailure(); err != nil {
+		t.Fatalf("%d not written: %v", n, err)
+	}
+	if es, _ := os.ReadDir(outside); len(es) > 0 {
+		t.Errorf("written outside the cache: %v", es)
+	}
+	if st, err := os.Lstat(rc.path(key)); err != nil || !st.Mode().IsRegular() {
+		t.Errorf("the entry: %v, %v; want a file in the cache", st, err)
+	}
+}
+
+// TestCacheBadEntry: a directory where an entry is to be written is
+// replaced; a write that fails is one miss, counted and said, not the
+// cache off for the rest of the run.
+func TestCacheBadEntry(t *testing.T) {
+	rc := openCache(t, t.TempDir(), "")
+	rc.put("echo b", nil)
+	p := rc.path(rc.key("echo a"))
+	if err := os.MkdirAll(filepath.Join(p, "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	rc.put("echo a", nil)
+	if n, err := rc.putFailure(); err != nil {
+		t.Errorf("%d not written: %v", n, err)
+	}
+	for _, text := range []string{"echo a", "echo b"} {
+		if _, ok := rc.get(text); !ok {
+			t.Errorf("%q: a miss", text)
+		}
+	}
+	// The directory gone under the cache: each write fails, the reads
+	// are still tried, and the first failure names where.
+	if err := os.RemoveAll(rc.dir); err != nil {
+		t.Fatal(err)
+	}
+	rc.put("echo c", nil)
+	rc.put("echo d", nil)
+	if n, err := rc.putFailure(); n != 2 || err == nil || !strings.Contains(err.Error(), rc.dir) {
+		t.Errorf("putFailure() = %d, %v; want 2 and the directory named", n, err)
+	}
+	if err := rc.failure(); err != nil {
+		t.Errorf("failure() = %v, want the cache still on", err)
+	}
+}
+
+// TestIdentityBounded: a shellcheck that never says its version, through
+// a wrapper whose child holds its output, is stopped at the time limit,
+// and the cache off says why.
+func TestIdentityBounded(t *testing.T) {
+	fake := filepath.Join(t.TempDir(), "shellcheck")
+	// sleep is a child of the shell: a kill of the shell alone leaves
+	// it, holding the output Wait reads.
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\nsleep 1000\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := newShellRunner(context.Background(), fake, Limits{MaxText: 1 << 10, Timeout: 200 * time.Millisecond})
+	r.results = newResultCache(t.TempDir(), "", 0)
+	done := make(chan struct{})
+	go func() {
+		r.cached("echo")
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("shellcheck --version still waited for after a minute")
+	}
+	if err := r.results.failure(); err == nil || !strings.Contains(err.Error(), "did not finish within 200ms") {
+		t.Errorf("failure() = %v, want the limit named", err)
+	}
+}
+
+// TestCacheKeyProgram: two programs saying the same version are two
+// identities (a wrapper that adds checks gives other findings).
+func TestCacheKeyProgram(t *testing.T) {
+	sc, err := exec.LookPath("shellcheck")
+	if err != nil {
+		t.Skip("shellcheck is not installed")
+	}
+	key := func(script string) string {
+		t.Helper()
+		fake := filepath.Join(t.TempDir(), "shellcheck")
+		if err := os.WriteFile(fake, []byte("#!/bin/sh\n"+script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		r := newShellRunner(context.Background(), fake, DefaultLimits)
+		r.results = newResultCache(t.TempDir(), "", 0)
+		r.cached("echo $x")
+		if err := r.results.failure(); err != nil {
+			t.Fatal(err)
+		}
+		return r.results.key("echo $x")
+	}
+	plain := key("exec " + sc + " \"$@\"\n")
+	all := key("exec " + sc + " --enable=all \"$@\"\n")
+	if plain == all {
+		t.Error("two wrappers of the same shellcheck give the same key")
+	}
+}
+
+// TestIdentityInterrupted: validate interrupted while shellcheck, run by
+// a wrapper, is saying its version ends it at once, the wrapper's child
+// included, whatever the time limit.
+func TestIdentityInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	ready := filepath.Join(dir, "ready")
+	if err := syscall.Mkfifo(ready, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fake := filepath.Join(dir, "shellcheck")
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\necho started > \"$READY\"\nsleep 1000\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("READY", ready)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := newShellRunner(ctx, fake, Limits{MaxText: 1 << 10, Timeout: time.Hour})
+	r.results = newResultCache(t.TempDir(), "", 0)
+	done := make(chan struct{})
+	go func() {
+		r.cached("echo")
+		close(done)
+	}()
+	// The wrapper has started once it has written to the FIFO.
+	if _, err := os.ReadFile(ready); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("shellcheck --version still waited for a minute after the interruption")
+	}
+	if err := r.results.failure(); err == nil || !strings.Contains(err.Error(), "interrupted") {
+		t.Errorf("failure() = %v, want the interruption named", err)
+	}
+}
