@@ -2,6 +2,7 @@ package textcheck
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,6 +12,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"slices"
@@ -129,6 +131,10 @@ func (rc *resultCache) open() error {
 		root.Close()
 		return err
 	}
+	if err := gitTracked(real, shown); err != nil {
+		root.Close()
+		return err
+	}
 	rc.dir, rc.root = real, root
 	return nil
 }
@@ -163,6 +169,53 @@ func checkDirs(root *os.Root, real, shown string) error {
 	}
 	if !os.SameFile(st, byPath) {
 		return fmt.Errorf("%s changed while it was checked: a directory above it was renamed (use a directory of your own with --cache-dir or RUNBOOK_CACHE_DIR, or --no-cache)", shown)
+	}
+	return nil
+}
+
+// gitTracked refuses a cache directory inside a git work tree that holds
+// files tracked by git: a checkout makes them the user's, with private
+// modes, so the checks above trust them, though they come from whoever
+// could commit (entries are named by public data: anyone can compute
+// them). Not a check of emptiness on first use: a run cannot tell its
+// first use, and entries left by earlier runs look the same as those of
+// a checkout. When git cannot tell (not installed, or it fails), the
+// directory is refused too: it cannot be told apart from a checkout.
+func gitTracked(real, shown string) error {
+	tree := ""
+	for d := real; ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(filepath.Join(d, ".git")); err == nil {
+			tree = d
+			break
+		}
+		if filepath.Dir(d) == d {
+			return nil // not in a work tree
+		}
+	}
+	const advice = "keep the cache outside the repository's work tree, or not committed, with --cache-dir or RUNBOOK_CACHE_DIR, or --no-cache"
+	git, err := exec.LookPath("git")
+	if err != nil {
+		return fmt.Errorf("%s is inside the git work tree %s, and git is not installed to tell whether files in it come from the repository, whose entries anyone who can commit could forge (%s)", shown, tree, advice)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, git, "-C", real, "ls-files", "-z", "--", ".")
+	// The environment's GIT_DIR or GIT_WORK_TREE would make git
+	// answer of another repository than the one the directory is in.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GIT_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("%s is inside the git work tree %s, and git could not tell whether files in it come from the repository (%v: %s), whose entries anyone who can commit could forge (%s)", shown, tree, err, strings.TrimSpace(stderr.String()), advice)
+	}
+	if len(out) > 0 {
+		first, _, _ := bytes.Cut(out, []byte{0})
+		return fmt.Errorf("%s holds files tracked by git (%s first): entries committed to the repository would be trusted, and anyone who can commit can forge them (%s)", shown, first, advice)
 	}
 	return nil
 }

@@ -333,3 +333,38 @@ func TestCacheParentWritable(t *testing.T) {
 		t.Fatalf("open() = %v, want %s refused", err, base)
 	}
 }
+
+// TestCacheGitTracked: a cache directory in a git work tree is refused
+// when it holds files tracked by git (committed entries, forged by
+// whoever could commit, are the user's after a checkout), and used when
+// nothing in it is tracked.
+func TestCacheGitTracked(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git is not installed")
+	}
+	repo := t.TempDir()
+	git := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-C", repo, "-c", "user.name=t", "-c", "user.email=t@t"}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	git("init", "-q")
+	dir := filepath.Join(repo, ".runbook-cache", "shellcheck")
+	rc := openCache(t, dir) // nothing tracked: used
+	rc.put("echo a", nil)
+	if n, err := rc.putFailure(); err != nil {
+		t.Fatalf("%d not written: %v", n, err)
+	}
+	git("add", "-A")
+	git("commit", "-q", "-m", "cache")
+	rc = newResultCache(dir, 0)
+	err := rc.open()
+	if err == nil || !strings.Contains(err.Error(), "tracked by git") {
+		t.Fatalf("open() = %v, want the directory refused as tracked by git", err)
+	}
+	// Beside a tracked file, but holding none: used.
+	other := filepath.Join(repo, "other")
+	openCache(t, other)
+}
