@@ -65,12 +65,14 @@ var labsUp sync.Map // *lab.Lab → struct{}
 // downLabsLeft brings down every lab still up, saying so.
 func downLabsLeft() {
 	labsUp.Range(func(k, _ any) bool {
+		if _, mine := labsUp.LoadAndDelete(k); !mine {
+			return true // its test's cleanup is bringing it down
+		}
 		l := k.(*lab.Lab)
 		fmt.Fprintf(os.Stderr, "e2e: the test binary's timeout is near: bringing the lab in %s down\n", l.Dir)
 		if err := l.Down(); err != nil {
 			fmt.Fprintf(os.Stderr, "e2e: lab down %s: %v\n", l.Dir, err)
 		}
-		labsUp.Delete(k)
 		return true
 	})
 }
@@ -100,7 +102,9 @@ func startLabWith(t *testing.T, opt lab.Options) *lab.Lab {
 	t.Logf("lab up with %d hosts in %.1fs", len(hosts), time.Since(start).Seconds())
 	labsUp.Store(l, struct{}{})
 	t.Cleanup(func() {
-		labsUp.Delete(l)
+		if _, mine := labsUp.LoadAndDelete(l); !mine {
+			return // brought down before the binary's timeout
+		}
 		if err := l.Down(); err != nil {
 			t.Errorf("lab down: %v", err)
 		}
