@@ -109,6 +109,12 @@ func (e *Env) validate(o *validateOptions, pos []string) int {
 		return e.usageError("%v", err)
 	}
 	if err := checker.Err(); err != nil {
+		// Interrupted, shellcheck stopped: the command's exit status
+		// for an interruption, as run's, not an internal error.
+		if ctx.Err() != nil {
+			fmt.Fprintln(e.Stderr, "runbook: validate was interrupted (Ctrl-C or SIGTERM): shellcheck stopped, nothing reported")
+			return ExitInterrupted
+		}
 		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
 		return ExitInternal
 	}

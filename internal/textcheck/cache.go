@@ -2,6 +2,8 @@ package textcheck
 
 import (
 	"bytes"
+	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -10,6 +12,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -64,8 +68,8 @@ const (
 // of system time here, 10,000 commands a tree), and it trims by age only,
 // with no bound on size.
 type resultCache struct {
-	dir   string // the real directory, once open: no link in it
-	top   string // the directory given, checked with those between
+	dir   string   // the real directory, once open: no link in it
+	root  *os.Root // dir, opened once it was checked: every use goes through it
 	max   int64
 	every time.Duration // trim interval; 0 trims after every run that wrote
 
@@ -77,37 +81,36 @@ type resultCache struct {
 	prefix  []byte // the key's beginning: format, shellcheck, arguments
 }
 
-// newResultCache keeps entries in dir, a directory of top (or top
-// itself): both, and the directories between them, must be private
-// (open).
-func newResultCache(dir, top string, max int64) *resultCache {
+// newResultCache keeps entries in dir, which must be private, and every
+// directory above it (open).
+func newResultCache(dir string, max int64) *resultCache {
 	if max <= 0 {
 		max = DefaultCacheMax
 	}
-	return &resultCache{dir: dir, top: top, max: max, every: trimEvery}
+	return &resultCache{dir: dir, max: max, every: trimEvery}
 }
 
-// open makes the cache's directory, resolves its links once (the entries
-// and the trim are then in the same real directory), and checks that
-// the directory can be trusted: it, and every directory above it up to
-// the one given (rc.top), owned by the user or root and writable by no
-// one else (up to the root when the cache's directory is a link that
-// leads out of the one given). A directory above the cache's own that
-// others can write is accepted when sticky (/tmp): no one else can then
-// rename or remove what is the user's in it. The error says where and
-// what to do; the cache is then off, and the checks are whole without
-// it.
+// open makes the cache's directory, resolves its links once, opens it,
+// and checks that the directory opened can be trusted: it is owned by
+// the user (or root) and writable by no one else, and so is every
+// directory above it up to /, as OpenSSH checks a file's path
+// (auth_secure_path): whoever can write a directory above could rename
+// the cache's away and put one of theirs by its name. A directory above
+// that others can write is accepted when sticky (/tmp): no one else can
+// then rename or remove what is the user's in it. Every later use of the
+// cache is relative to the directory opened (rc.root), never by its
+// path: a directory renamed or replaced by a link after the check
+// redirects nothing, and a link inside it cannot lead out of it.
+//
+// A directory that holds files tracked by git is not trusted either
+// (inGitTree): its entries come from the commits being checked.
+//
+// The error says where and what to do; the cache is then off, and the
+// checks are whole without it.
 func (rc *resultCache) open() error {
-	// Absolute, so that the check goes up to the directory given even
-	// from a relative one.
 	var err error
 	if rc.dir, err = filepath.Abs(rc.dir); err != nil {
 		return err
-	}
-	if rc.top != "" {
-		if rc.top, err = filepath.Abs(rc.top); err != nil {
-			return err
-		}
 	}
 	if err := os.MkdirAll(rc.dir, 0o700); err != nil {
 		return fmt.Errorf("cannot make %s: %w (give a writable directory with --cache-dir or RUNBOOK_CACHE_DIR, or --no-cache)", rc.dir, err)
@@ -116,41 +119,123 @@ func (rc *resultCache) open() error {
 	if err != nil {
 		return fmt.Errorf("resolving the links of %s: %w", rc.dir, err)
 	}
-	top := real
-	if rc.top != "" {
-		if top, err = filepath.EvalSymlinks(rc.top); err != nil {
-			return fmt.Errorf("resolving the links of %s: %w", rc.top, err)
-		}
+	shown := real
+	if real != filepath.Clean(rc.dir) {
+		shown = fmt.Sprintf("%s (%s)", rc.dir, real)
 	}
-	euid := os.Geteuid()
-	for d := real; ; {
+	root, err := os.OpenRoot(real)
+	if err != nil {
+		return fmt.Errorf("opening %s: %w (give a directory with --cache-dir or RUNBOOK_CACHE_DIR, or --no-cache)", shown, err)
+	}
+	if err := checkDirs(root, real, shown); err != nil {
+		root.Close()
+		return err
+	}
+	if err := gitTracked(real, shown); err != nil {
+		root.Close()
+		return err
+	}
+	rc.dir, rc.root = real, root
+	return nil
+}
+
+// checkDirs checks root, opened at real, and every directory above real
+// up to /; and that real, by its path, is still the directory opened
+// once its ancestors were checked (else one of them was changed
+// meanwhile).
+func checkDirs(root *os.Root, real, shown string) error {
+	st, err := root.Stat(".")
+	if err != nil {
+		return err
+	}
+	if err := privateDir(st, shown, real, true); err != nil {
+		return err
+	}
+	for d := filepath.Dir(real); ; d = filepath.Dir(d) {
 		st, err := os.Lstat(d)
 		if err != nil {
 			return err
 		}
-		sys, ok := st.Sys().(*syscall.Stat_t)
-		if !ok {
-			return nil // no owner to check on this system
+		if err := privateDir(st, d, d, false); err != nil {
+			return err
 		}
-		shown := d
-		if d == real && real != filepath.Clean(rc.dir) {
-			shown = fmt.Sprintf("%s (%s)", rc.dir, real)
-		}
-		switch {
-		case !st.IsDir():
-			return fmt.Errorf("%s is not a directory (give a directory with --cache-dir or RUNBOOK_CACHE_DIR, or --no-cache)", shown)
-		case int(sys.Uid) != euid && sys.Uid != 0:
-			return fmt.Errorf("%s belongs to user %d, not to this one (%d): its owner could write entries that hide findings (use a directory of your own with --cache-dir or RUNBOOK_CACHE_DIR, or --no-cache)", shown, sys.Uid, euid)
-		case st.Mode().Perm()&0o022 != 0 && (d == real || st.Mode()&fs.ModeSticky == 0):
-			return fmt.Errorf("%s can be written by others (mode %04o): they could write entries that hide findings (chmod go-w %s, or use another directory with --cache-dir or RUNBOOK_CACHE_DIR, or --no-cache)", shown, st.Mode().Perm(), d)
-		}
-		up := filepath.Dir(d)
-		if d == top || up == d {
+		if filepath.Dir(d) == d {
 			break
 		}
-		d = up
 	}
-	rc.dir = real
+	byPath, err := os.Lstat(real)
+	if err != nil {
+		return err
+	}
+	if !os.SameFile(st, byPath) {
+		return fmt.Errorf("%s changed while it was checked: a directory above it was renamed (use a directory of your own with --cache-dir or RUNBOOK_CACHE_DIR, or --no-cache)", shown)
+	}
+	return nil
+}
+
+// gitTracked refuses a cache directory inside a git work tree that holds
+// files tracked by git: a checkout makes them the user's, with private
+// modes, so the checks above trust them, though they come from whoever
+// could commit (entries are named by public data: anyone can compute
+// them). Not a check of emptiness on first use: a run cannot tell its
+// first use, and entries left by earlier runs look the same as those of
+// a checkout. When git cannot tell (not installed, or it fails), the
+// directory is refused too: it cannot be told apart from a checkout.
+func gitTracked(real, shown string) error {
+	tree := ""
+	for d := real; ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(filepath.Join(d, ".git")); err == nil {
+			tree = d
+			break
+		}
+		if filepath.Dir(d) == d {
+			return nil // not in a work tree
+		}
+	}
+	const advice = "keep the cache outside the repository's work tree, or not committed, with --cache-dir or RUNBOOK_CACHE_DIR, or --no-cache"
+	git, err := exec.LookPath("git")
+	if err != nil {
+		return fmt.Errorf("%s is inside the git work tree %s, and git is not installed to tell whether files in it come from the repository, whose entries anyone who can commit could forge (%s)", shown, tree, advice)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, git, "-C", real, "ls-files", "-z", "--", ".")
+	// The environment's GIT_DIR or GIT_WORK_TREE would make git
+	// answer of another repository than the one the directory is in.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GIT_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("%s is inside the git work tree %s, and git could not tell whether files in it come from the repository (%v: %s), whose entries anyone who can commit could forge (%s)", shown, tree, err, strings.TrimSpace(stderr.String()), advice)
+	}
+	if len(out) > 0 {
+		first, _, _ := bytes.Cut(out, []byte{0})
+		return fmt.Errorf("%s holds files tracked by git (%s first): entries committed to the repository would be trusted, and anyone who can commit can forge them (%s)", shown, first, advice)
+	}
+	return nil
+}
+
+// privateDir checks one directory: the cache's own (own) must be
+// writable by no one else; one above it may be, when sticky.
+func privateDir(st fs.FileInfo, shown, d string, own bool) error {
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil // no owner to check on this system
+	}
+	euid := os.Geteuid()
+	switch {
+	case !st.IsDir():
+		return fmt.Errorf("%s is not a directory (give a directory with --cache-dir or RUNBOOK_CACHE_DIR, or --no-cache)", shown)
+	case int(sys.Uid) != euid && sys.Uid != 0:
+		return fmt.Errorf("%s belongs to user %d, not to this one (%d): its owner could write entries that hide findings (use a directory of your own with --cache-dir or RUNBOOK_CACHE_DIR, or --no-cache)", shown, sys.Uid, euid)
+	case st.Mode().Perm()&0o022 != 0 && (own || st.Mode()&fs.ModeSticky == 0):
+		return fmt.Errorf("%s can be written by others (mode %04o): they could write entries that hide findings (chmod go-w %s, or use another directory with --cache-dir or RUNBOOK_CACHE_DIR, or --no-cache)", shown, st.Mode().Perm(), d)
+	}
 	return nil
 }
 
@@ -174,8 +259,16 @@ func (rc *resultCache) key(text string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// path is the name of key's entry, relative to the cache's directory.
 func (rc *resultCache) path(key string) string {
-	return filepath.Join(rc.dir, key[:2], key)
+	return key[:2] + "/" + key
+}
+
+// close lets go of the cache's directory.
+func (rc *resultCache) close() {
+	if rc.root != nil {
+		rc.root.Close()
+	}
 }
 
 // fail turns the cache off for the rest of the run, keeping the first
@@ -223,7 +316,7 @@ func (rc *resultCache) get(text string) ([]shellComment, bool) {
 	// Without blocking (a FIFO would block the open until a writer
 	// comes) and without following a link; what is not a regular file
 	// of the user's is a miss, and is replaced.
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
+	f, err := rc.root.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, false
 	}
@@ -237,13 +330,16 @@ func (rc *resultCache) get(text string) ([]shellComment, bool) {
 	if err != io.ErrUnexpectedEOF {
 		return nil, false
 	}
-	cs, ok := decodeEntry(b[:n], filepath.Base(p))
+	cs, ok := decodeEntry(b[:n], path.Base(p))
 	if !ok {
 		return nil, false
 	}
 	if time.Since(st.ModTime()) > touchAfter {
 		now := time.Now()
-		_ = os.Chtimes(p, now, now) // only the order of eviction depends on it
+		// Through the file opened: by name, a link put in its place
+		// meanwhile would be followed. Only the order of eviction
+		// depends on it.
+		_ = touch(f, now)
 	}
 	return cs, true
 }
@@ -299,9 +395,12 @@ func (rc *resultCache) put(text string, cs []shellComment) {
 	}
 	key := rc.key(text)
 	p := rc.path(key)
-	err := entryDir(filepath.Dir(p))
+	err := entryDir(rc.root, path.Dir(p))
 	if err == nil {
-		err = writeAtomic(p, encodeEntry(key, cs))
+		err = writeAtomic(rc.root, p, encodeEntry(key, cs))
+	}
+	if err != nil {
+		err = fmt.Errorf("%s: %w", filepath.Join(rc.dir, p), err)
 	}
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
@@ -318,29 +417,29 @@ func (rc *resultCache) put(text string, cs []shellComment) {
 // entryDir makes sure dir, an entry's directory in the cache, is a
 // directory and not a link (which would write the entry elsewhere):
 // anything else by its name is replaced.
-func entryDir(dir string) error {
-	st, err := os.Lstat(dir)
+func entryDir(root *os.Root, dir string) error {
+	st, err := root.Lstat(dir)
 	switch {
 	case err == nil && st.IsDir():
 		return nil
 	case err == nil:
-		if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := root.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	case !errors.Is(err, fs.ErrNotExist):
 		return err
 	}
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := root.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
 	return nil
 }
 
-// writeAtomic writes b to a temporary file of p's directory (created
-// anew, never through a link) and renames it over p. Whatever held p's
-// name (an entry, a FIFO, a link, a directory) is replaced.
-func writeAtomic(p string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
+// writeAtomic writes b to a temporary file of p's directory in root
+// (created anew, never through a link) and renames it over p. Whatever
+// held p's name (an entry, a FIFO, a link, a directory) is replaced.
+func writeAtomic(root *os.Root, p string, b []byte) error {
+	f, tmp, err := createTemp(root, path.Dir(p))
 	if err != nil {
 		return err
 	}
@@ -349,20 +448,36 @@ func writeAtomic(p string, b []byte) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(f.Name(), p)
+		err = root.Rename(tmp, p)
 		if err != nil {
-			if st, serr := os.Lstat(p); serr == nil && st.IsDir() {
+			if st, serr := root.Lstat(p); serr == nil && st.IsDir() {
 				// A rename does not replace a directory.
-				if err = os.RemoveAll(p); err == nil {
-					err = os.Rename(f.Name(), p)
+				if err = root.RemoveAll(p); err == nil {
+					err = root.Rename(tmp, p)
 				}
 			}
 		}
 	}
 	if err != nil {
-		os.Remove(f.Name())
+		root.Remove(tmp)
 	}
 	return err
+}
+
+// createTemp is os.CreateTemp(dir, ".tmp-*") within root, which has
+// none.
+func createTemp(root *os.Root, dir string) (*os.File, string, error) {
+	for range 100 {
+		var r [8]byte
+		_, _ = rand.Read(r[:]) // never fails (crypto/rand)
+		name := path.Join(dir, ".tmp-"+hex.EncodeToString(r[:]))
+		f, err := root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY|syscall.O_NOFOLLOW, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		return f, name, err
+	}
+	return nil, "", fmt.Errorf("creating a temporary file in %s: too many exist", path.Join(filepath.ToSlash(root.Name()), dir))
 }
 
 // trimMark is the file whose mtime is the cache's last trim.
@@ -382,30 +497,30 @@ func (rc *resultCache) maybeTrim() error {
 	if wrote == 0 || off {
 		return nil
 	}
-	mark := filepath.Join(rc.dir, trimMark)
+	mark := trimMark
 	big := int64(wrote)*entryBlock > rc.max/4
 	// Lstat, and a mark that is not a regular file is none: it is
 	// replaced by a file after the trim (written to a FIFO, the mark
 	// would block until a reader came).
-	if st, err := os.Lstat(mark); err == nil && st.Mode().IsRegular() && time.Since(st.ModTime()) < rc.every && !big {
+	if st, err := rc.root.Lstat(mark); err == nil && st.Mode().IsRegular() && time.Since(st.ModTime()) < rc.every && !big {
 		return nil
 	}
-	lock := filepath.Join(rc.dir, ".trimming")
-	l, err := os.OpenFile(lock, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	lock := ".trimming"
+	l, err := rc.root.OpenFile(lock, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		// Another process trims; a lock left by a killed one is
 		// taken over once it is old.
-		if st, serr := os.Stat(lock); serr == nil && time.Since(st.ModTime()) > 10*time.Minute {
-			os.Remove(lock)
+		if st, serr := rc.root.Lstat(lock); serr == nil && time.Since(st.ModTime()) > 10*time.Minute {
+			rc.root.Remove(lock)
 		}
 		return nil
 	}
 	l.Close()
-	defer os.Remove(lock)
+	defer rc.root.Remove(lock)
 	if err := rc.trim(); err != nil {
 		return err
 	}
-	if err := writeAtomic(mark, nil); err != nil {
+	if err := writeAtomic(rc.root, mark, nil); err != nil {
 		return fmt.Errorf("marking the shellcheck cache as trimmed: %w", err)
 	}
 	return nil
@@ -425,19 +540,19 @@ func (rc *resultCache) trim() error {
 	}
 	var entries []entry
 	var total int64
-	err := filepath.WalkDir(rc.dir, func(p string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(rc.root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil // removed by another process meanwhile
 			}
-			return err
+			return fmt.Errorf("%s: %w", filepath.Join(rc.dir, p), err)
 		}
-		if p == rc.dir {
+		if p == "." {
 			return nil
 		}
-		parent := filepath.Base(filepath.Dir(p))
+		parent := path.Base(path.Dir(p))
 		if d.IsDir() {
-			if filepath.Dir(p) != rc.dir || !isHex(d.Name(), 2) {
+			if path.Dir(p) != "." || !isHex(d.Name(), 2) {
 				return filepath.SkipDir // not the cache's
 			}
 			return nil
@@ -451,11 +566,11 @@ func (rc *resultCache) trim() error {
 		}
 		if strings.HasPrefix(d.Name(), ".tmp-") {
 			if time.Since(fi.ModTime()) > time.Hour {
-				os.Remove(p)
+				rc.root.Remove(p)
 			}
 			return nil
 		}
-		if filepath.Dir(p) == rc.dir {
+		if path.Dir(p) == "." {
 			return nil // the mark and the lock
 		}
 		if !isHex(d.Name(), sha256.Size*2) || !strings.HasPrefix(d.Name(), parent) {
@@ -477,7 +592,7 @@ func (rc *resultCache) trim() error {
 		if total <= rc.max/4*3 {
 			break
 		}
-		if err := os.Remove(e.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := rc.root.Remove(e.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("trimming the shellcheck cache: %w", err)
 		}
 		total -= e.size
@@ -507,4 +622,20 @@ func diskUse(fi fs.FileInfo) int64 {
 		return st.Blocks * 512
 	}
 	return fi.Size()
+}
+
+// touch sets f's times to t, through its descriptor.
+func touch(f *os.File, t time.Time) error {
+	c, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	tv := syscall.NsecToTimeval(t.UnixNano())
+	var ferr error
+	if err := c.Control(func(fd uintptr) {
+		ferr = syscall.Futimes(int(fd), []syscall.Timeval{tv, tv})
+	}); err != nil {
+		return err
+	}
+	return ferr
 }

@@ -11,14 +11,14 @@ import (
 	"time"
 )
 
-// openCache returns a cache in dir (given as top), opened as a run
-// opens it.
-func openCache(t *testing.T, dir, top string) *resultCache {
+// openCache returns a cache in dir, opened as a run opens it.
+func openCache(t testing.TB, dir string) *resultCache {
 	t.Helper()
-	rc := newResultCache(dir, top, 0)
+	rc := newResultCache(dir, 0)
 	if err := rc.open(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(rc.close)
 	rc.setIdentity("test")
 	return rc
 }
@@ -27,7 +27,7 @@ func openCache(t *testing.T, dir, top string) *resultCache {
 // of one of its entries: other files below the directory are not the
 // cache's, however old or large.
 func TestCacheTrimOwnOnly(t *testing.T) {
-	rc := openCache(t, t.TempDir(), "")
+	rc := openCache(t, t.TempDir())
 	rc.every = 0
 	long := time.Now().Add(-24 * time.Hour)
 	var planted []string
@@ -80,7 +80,7 @@ func TestCacheLinkedDir(t *testing.T) {
 	if err := os.Symlink(real, link); err != nil {
 		t.Fatal(err)
 	}
-	rc := openCache(t, link, top)
+	rc := openCache(t, link)
 	rc.every = 0
 	rc.put("echo a", nil)
 	p := filepath.Join(real, rc.key("echo a")[:2], rc.key("echo a"))
@@ -103,7 +103,7 @@ func TestCacheLinkedDir(t *testing.T) {
 // written through (the entry would be outside the cache): it is
 // replaced by a directory.
 func TestCacheEntryDirLink(t *testing.T) {
-	rc := openCache(t, t.TempDir(), "")
+	rc := openCache(t, t.TempDir())
 	outside := t.TempDir()
 	key := rc.key("echo a")
 	if err := os.Symlink(outside, filepath.Join(rc.dir, key[:2])); err != nil {
@@ -116,7 +116,7 @@ func TestCacheEntryDirLink(t *testing.T) {
 	if es, _ := os.ReadDir(outside); len(es) > 0 {
 		t.Errorf("written outside the cache: %v", es)
 	}
-	if st, err := os.Lstat(rc.path(key)); err != nil || !st.Mode().IsRegular() {
+	if st, err := os.Lstat(rc.file(key)); err != nil || !st.Mode().IsRegular() {
 		t.Errorf("the entry: %v, %v; want a file in the cache", st, err)
 	}
 }
@@ -125,9 +125,9 @@ func TestCacheEntryDirLink(t *testing.T) {
 // replaced; a write that fails is one miss, counted and said, not the
 // cache off for the rest of the run.
 func TestCacheBadEntry(t *testing.T) {
-	rc := openCache(t, t.TempDir(), "")
+	rc := openCache(t, t.TempDir())
 	rc.put("echo b", nil)
-	p := rc.path(rc.key("echo a"))
+	p := rc.file(rc.key("echo a"))
 	if err := os.MkdirAll(filepath.Join(p, "x"), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func TestIdentityBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := newShellRunner(context.Background(), fake, Limits{MaxText: 1 << 10, Timeout: 200 * time.Millisecond})
-	r.results = newResultCache(t.TempDir(), "", 0)
+	r.results = newResultCache(t.TempDir(), 0)
 	done := make(chan struct{})
 	go func() {
 		r.cached("echo")
@@ -196,7 +196,7 @@ func TestCacheKeyProgram(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := newShellRunner(context.Background(), fake, DefaultLimits)
-		r.results = newResultCache(t.TempDir(), "", 0)
+		r.results = newResultCache(t.TempDir(), 0)
 		r.cached("echo $x")
 		if err := r.results.failure(); err != nil {
 			t.Fatal(err)
@@ -227,7 +227,7 @@ func TestIdentityInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	r := newShellRunner(ctx, fake, Limits{MaxText: 1 << 10, Timeout: time.Hour})
-	r.results = newResultCache(t.TempDir(), "", 0)
+	r.results = newResultCache(t.TempDir(), 0)
 	done := make(chan struct{})
 	go func() {
 		r.cached("echo")
@@ -246,4 +246,125 @@ func TestIdentityInterrupted(t *testing.T) {
 	if err := r.results.failure(); err == nil || !strings.Contains(err.Error(), "interrupted") {
 		t.Errorf("failure() = %v, want the interruption named", err)
 	}
+}
+
+// file is the path of key's entry.
+func (rc *resultCache) file(key string) string {
+	return filepath.Join(rc.dir, rc.path(key))
+}
+
+// TestCacheSwappedAfterOpen: the cache is used through the directory
+// opened, never by its path: the directory renamed away and a link to
+// another put in its place after the open redirects no write or read,
+// and neither does a link inside it that leads out of it.
+func TestCacheSwappedAfterOpen(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "c")
+	rc := openCache(t, dir)
+	rc.every = 0
+	rc.put("echo a", nil)
+	other := filepath.Join(base, "other")
+	if err := os.Mkdir(other, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(dir, dir+".old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(other, dir); err != nil {
+		t.Fatal(err)
+	}
+	rc.put("echo b", nil)
+	if err := rc.maybeTrim(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := rc.putFailure(); err != nil {
+		t.Fatalf("%d not written: %v", n, err)
+	}
+	for _, text := range []string{"echo a", "echo b"} {
+		if _, ok := rc.get(text); !ok {
+			t.Errorf("%q: a miss", text)
+		}
+		if _, err := os.Stat(filepath.Join(dir+".old", rc.path(rc.key(text)))); err != nil {
+			t.Errorf("%q: not in the directory opened: %v", text, err)
+		}
+	}
+	if es, _ := os.ReadDir(other); len(es) != 0 {
+		t.Errorf("written to the directory put in its place: %v", es)
+	}
+
+	// A forged entry in another directory, reached by a link that
+	// replaced an entry's directory: a miss, and not overwritten.
+	key := rc.key("echo c")
+	out := filepath.Join(other, key[:2])
+	if err := os.MkdirAll(out, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	forged := filepath.Join(out, key)
+	if err := os.WriteFile(forged, encodeEntry(key, nil), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir+".old", key[:2])); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(out, filepath.Join(dir+".old", key[:2])); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := rc.get("echo c"); ok {
+		t.Error("an entry read through a link that leads out of the cache")
+	}
+}
+
+// TestCacheParentWritable: a directory above the cache's, however far
+// up, that others can write (not sticky) turns the cache off: whoever
+// can write it could put a directory of theirs in the cache's place.
+func TestCacheParentWritable(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "given", "c")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(base, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chmod(base, 0o700)
+	rc := newResultCache(dir, 0)
+	err := rc.open()
+	if err == nil || !strings.Contains(err.Error(), base+" can be written by others") {
+		t.Fatalf("open() = %v, want %s refused", err, base)
+	}
+}
+
+// TestCacheGitTracked: a cache directory in a git work tree is refused
+// when it holds files tracked by git (committed entries, forged by
+// whoever could commit, are the user's after a checkout), and used when
+// nothing in it is tracked.
+func TestCacheGitTracked(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git is not installed")
+	}
+	repo := t.TempDir()
+	git := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-C", repo, "-c", "user.name=t", "-c", "user.email=t@t"}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	git("init", "-q")
+	dir := filepath.Join(repo, ".runbook-cache", "shellcheck")
+	rc := openCache(t, dir) // nothing tracked: used
+	rc.put("echo a", nil)
+	if n, err := rc.putFailure(); err != nil {
+		t.Fatalf("%d not written: %v", n, err)
+	}
+	git("add", "-A")
+	git("commit", "-q", "-m", "cache")
+	rc = newResultCache(dir, 0)
+	err := rc.open()
+	if err == nil || !strings.Contains(err.Error(), "tracked by git") {
+		t.Fatalf("open() = %v, want the directory refused as tracked by git", err)
+	}
+	// Beside a tracked file, but holding none: used.
+	other := filepath.Join(repo, "other")
+	openCache(t, other)
 }

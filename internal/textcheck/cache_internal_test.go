@@ -26,7 +26,7 @@ func TestCacheKey(t *testing.T) {
 			t.Setenv(k, v)
 		}
 		r := newShellRunner(context.Background(), sc, DefaultLimits)
-		r.results = newResultCache(t.TempDir(), "", 0)
+		r.results = newResultCache(t.TempDir(), 0)
 		if args != nil {
 			r.args = args
 		}
@@ -60,8 +60,7 @@ func TestCacheKey(t *testing.T) {
 // killed process left; a trim is done at most once per interval.
 func TestCacheTrim(t *testing.T) {
 	dir := t.TempDir()
-	rc := newResultCache(dir, "", 0)
-	rc.setIdentity("test")
+	rc := openCache(t, dir)
 	var texts []string
 	for i := range 40 {
 		text := fmt.Sprintf("echo %d", i)
@@ -69,7 +68,7 @@ func TestCacheTrim(t *testing.T) {
 		rc.put(text, []shellComment{{Line: 1, Column: 6, Level: "info", Code: 2086, Message: "m"}})
 		// Entry i was used i hours ago.
 		at := time.Now().Add(-time.Duration(i) * time.Hour)
-		if err := os.Chtimes(rc.path(rc.key(text)), at, at); err != nil {
+		if err := os.Chtimes(rc.file(rc.key(text)), at, at); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -84,7 +83,7 @@ func TestCacheTrim(t *testing.T) {
 	if err := os.Chtimes(stale, old, old); err != nil {
 		t.Fatal(err)
 	}
-	st, err := os.Stat(rc.path(rc.key(texts[0])))
+	st, err := os.Stat(rc.file(rc.key(texts[0])))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,10 +137,9 @@ func TestCacheTrim(t *testing.T) {
 // TestCacheGetTouches: an entry read is marked as used, so that the
 // entries a tree uses are the last to go.
 func TestCacheGetTouches(t *testing.T) {
-	rc := newResultCache(t.TempDir(), "", 0)
-	rc.setIdentity("test")
+	rc := openCache(t, t.TempDir())
 	rc.put("echo", nil)
-	p := rc.path(rc.key("echo"))
+	p := rc.file(rc.key("echo"))
 	old := time.Now().Add(-3 * time.Hour)
 	if err := os.Chtimes(p, old, old); err != nil {
 		t.Fatal(err)
@@ -192,8 +190,7 @@ func BenchmarkParseSQL(b *testing.B) {
 }
 
 func BenchmarkCacheGet(b *testing.B) {
-	rc := newResultCache(b.TempDir(), "", 0)
-	rc.setIdentity("bench")
+	rc := openCache(b, b.TempDir())
 	texts := sqlTexts(2000)
 	for _, t := range texts {
 		rc.put(t, nil)
@@ -212,8 +209,7 @@ func BenchmarkCacheGet(b *testing.B) {
 // renamed into place): what a first run pays per command on top of
 // shellcheck.
 func BenchmarkCachePut(b *testing.B) {
-	rc := newResultCache(b.TempDir(), "", 0)
-	rc.setIdentity("bench")
+	rc := openCache(b, b.TempDir())
 	texts := sqlTexts(2000)
 	for b.Loop() {
 		for _, t := range texts {

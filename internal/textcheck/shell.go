@@ -372,7 +372,7 @@ func (r *shellRunner) run(batch []*shellJob) (limit string, err error) {
 // (docker run, nix) is a child of the shell, which a kill of the shell
 // alone would leave running, and Wait waiting on its output.
 func boundProcess(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = procAttr()
 	cmd.Cancel = func() error {
 		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}

@@ -48,9 +48,10 @@ type Config struct {
 	CacheDir string
 	CacheMax int64
 	// CacheTop is the directory the cache was given in (--cache-dir's,
-	// the user's home): it, CacheDir and the directories between them
-	// must be the user's (or root's) and writable by no one else, or
-	// the cache is not used (CacheErr says why). Empty: CacheDir alone.
+	// the user's home). It is no longer used: CacheDir and every
+	// directory above it up to / must be the user's (or root's) and
+	// writable by no one else (sticky ones excepted), or the cache is
+	// not used (CacheErr says why).
 	CacheTop string
 }
 
@@ -76,7 +77,7 @@ func NewWithConfig(ctx context.Context, cfg Config) *Checker {
 	if cfg.Shellcheck != "" {
 		c.shell = newShellRunner(ctx, cfg.Shellcheck, cfg.Limits)
 		if cfg.CacheDir != "" {
-			c.shell.results = newResultCache(cfg.CacheDir, cfg.CacheTop, cfg.CacheMax)
+			c.shell.results = newResultCache(cfg.CacheDir, cfg.CacheMax)
 		}
 	}
 	return c
@@ -90,6 +91,7 @@ func (c *Checker) Close() error {
 	if c.shell == nil || c.shell.results == nil {
 		return nil
 	}
+	defer c.shell.results.close()
 	return c.shell.results.maybeTrim()
 }
 
