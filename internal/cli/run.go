@@ -285,6 +285,12 @@ func (e *Env) runExit(err error, sink engine.Sink, fill func(string) string, run
 		f.Flush()
 	}
 	resume := "runbook resume " + runID + sf.args()
+	// hint says how to go on with the run, where it can be resumed.
+	hint := func(how string) {
+		if resumable {
+			fmt.Fprintf(e.Stderr, "runbook: %s: %s\n", how, resume)
+		}
+	}
 	if err != nil {
 		err = &filledError{err: err, msg: fill(err.Error())}
 	}
@@ -308,9 +314,7 @@ func (e *Env) runExit(err error, sink engine.Sink, fill func(string) string, run
 		return ExitOK
 	case errors.Is(err, engine.ErrInterrupted) || errors.Is(err, context.Canceled):
 		fmt.Fprintln(e.Stderr, "runbook: interrupted; the running step was cancelled")
-		if resumable {
-			fmt.Fprintf(e.Stderr, "runbook: to continue where it stopped: %s\n", resume)
-		}
+		hint("to continue where it stopped")
 		return ExitInterrupted
 	case errors.As(err, &ge):
 		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
@@ -320,9 +324,7 @@ func (e *Env) runExit(err error, sink engine.Sink, fill func(string) string, run
 		for _, f := range pe.Failures {
 			fmt.Fprintf(e.Stderr, "  %s\n", fill(f.Error()))
 		}
-		if resumable {
-			fmt.Fprintf(e.Stderr, "runbook: once they are fixed, run what failed again with: %s\n", resume)
-		}
+		hint("once they are fixed, run what failed again with")
 		return ExitPartial
 	case errors.As(err, &de):
 		fmt.Fprintf(e.Stderr, "runbook: nothing was run: %v\n", err)
@@ -333,15 +335,12 @@ func (e *Env) runExit(err error, sink engine.Sink, fill func(string) string, run
 		return ExitFailed
 	case errors.As(err, &ce):
 		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
-		if resumable {
-			fmt.Fprintf(e.Stderr, "runbook: to go on from there (the gate is asked again): %s\n", resume)
-		}
+		hint("to go on from there (the gate is asked again)")
 		return ExitFailed
 	default:
 		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
-		if resumable {
-			fmt.Fprintf(e.Stderr, "runbook: once the cause is fixed, continue with: %s\n", resume)
-		} else {
+		hint("once the cause is fixed, continue with")
+		if !resumable {
 			fmt.Fprintln(e.Stderr, "runbook: nothing was changed; once the cause is fixed, run it again")
 		}
 		return ExitFailed

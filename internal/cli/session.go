@@ -79,22 +79,23 @@ func (s *session) end(ctx context.Context, err error, watch *changeWatch) {
 
 // outcomeOf says how a run ended, as hooks see it.
 func outcomeOf(err error) notify.Outcome {
-	var ge *engine.GuardError
-	var he *durable.HeldError
-	var ue *engine.UnconfirmedError
-	var ce *engine.ConfirmError
-	var pe *engine.PartialError
 	switch {
 	case err == nil:
 		return notify.Success
 	case errors.Is(err, engine.ErrInterrupted) || errors.Is(err, context.Canceled):
 		return notify.Interrupted
-	case errors.As(err, &ge) || errors.As(err, &he) || errors.As(err, &ue) || errors.As(err, &ce):
+	case isA[*engine.GuardError](err) || isA[*durable.HeldError](err) || isA[*engine.UnconfirmedError](err) || isA[*engine.ConfirmError](err):
 		return notify.Refused
-	case errors.As(err, &pe):
+	case isA[*engine.PartialError](err):
 		return notify.Partial
 	}
 	return notify.Failure
+}
+
+// isA reports whether err's tree holds an error of type E.
+func isA[E error](err error) bool {
+	_, ok := errors.AsType[E](err)
+	return ok
 }
 
 // retain applies the configured retention to the store sf names, once a
