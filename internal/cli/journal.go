@@ -116,36 +116,32 @@ func (e *Env) prune(o *pruneOptions, pos []string) int {
 	if age == 0 && o.keep == 0 {
 		return e.usageError("runs prune needs --older-than AGE, --keep N or both: it removes runs older than AGE beyond the N newest")
 	}
-	store, err := o.state.open(context.Background())
-	if err != nil {
-		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
-		return ExitFailed
-	}
-	defer store.Close()
-	res, err := durable.Prune(store, durable.PruneOptions{OlderThan: age, Keep: o.keep, Force: o.force, Now: time.Now()})
-	if err != nil {
-		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
-		return ExitFailed
-	}
-	for _, r := range res.Removed {
-		fmt.Fprintf(e.Stdout, "removed %s\t%s\t%s\t%s\n", r.RunID, orUnknown(r.Playbook), r.Started.Local().Format(time.RFC3339), r.Status)
-	}
-	fmt.Fprintf(e.Stdout, "removed the journals of %d run(s) from %s\n", len(res.Removed), o.state.where())
-	for _, r := range res.Resumable {
-		fmt.Fprintf(e.Stderr, "runbook: kept %s (%s, %s): it can still be resumed (runbook resume %s%s); --force removes it\n", r.RunID, orUnknown(r.Playbook), r.Status, r.RunID, o.state.args())
-	}
-	for _, r := range res.Running {
-		fmt.Fprintf(e.Stderr, "runbook: kept %s (%s): it is running\n", r.RunID, orUnknown(r.Playbook))
-	}
-	failed := false
-	for id, err := range res.Failed {
-		fmt.Fprintf(e.Stderr, "runbook: could not remove %s: %v\n", id, err)
-		failed = true
-	}
-	if failed {
-		return ExitFailed
-	}
-	return ExitOK
+	return e.withStore(o.state, func(store durable.Store) int {
+		res, err := durable.Prune(store, durable.PruneOptions{OlderThan: age, Keep: o.keep, Force: o.force, Now: time.Now()})
+		if err != nil {
+			fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
+			return ExitFailed
+		}
+		for _, r := range res.Removed {
+			fmt.Fprintf(e.Stdout, "removed %s\t%s\t%s\t%s\n", r.RunID, orUnknown(r.Playbook), r.Started.Local().Format(time.RFC3339), r.Status)
+		}
+		fmt.Fprintf(e.Stdout, "removed the journals of %d run(s) from %s\n", len(res.Removed), o.state.where())
+		for _, r := range res.Resumable {
+			fmt.Fprintf(e.Stderr, "runbook: kept %s (%s, %s): it can still be resumed (runbook resume %s%s); --force removes it\n", r.RunID, orUnknown(r.Playbook), r.Status, r.RunID, o.state.args())
+		}
+		for _, r := range res.Running {
+			fmt.Fprintf(e.Stderr, "runbook: kept %s (%s): it is running\n", r.RunID, orUnknown(r.Playbook))
+		}
+		failed := false
+		for id, err := range res.Failed {
+			fmt.Fprintf(e.Stderr, "runbook: could not remove %s: %v\n", id, err)
+			failed = true
+		}
+		if failed {
+			return ExitFailed
+		}
+		return ExitOK
+	})
 }
 
 func orUnknown(s string) string {
@@ -155,48 +151,56 @@ func orUnknown(s string) string {
 	return s
 }
 
-// listRuns prints the runs of the store sf names.
-func (e *Env) listRuns(sf *stateFlags, pos []string) int {
-	if len(pos) > 0 {
-		return e.usageError("runs takes no arguments")
-	}
+// withStore runs f on the store sf names and closes it after; a store
+// that does not open is an error, said.
+func (e *Env) withStore(sf *stateFlags, f func(durable.Store) int) int {
 	store, err := sf.open(context.Background())
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
 		return ExitFailed
 	}
 	defer store.Close()
-	ids, err := store.List()
-	if err != nil {
-		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
-		return ExitFailed
+	return f(store)
+}
+
+// listRuns prints the runs of the store sf names.
+func (e *Env) listRuns(sf *stateFlags, pos []string) int {
+	if len(pos) > 0 {
+		return e.usageError("runs takes no arguments")
 	}
-	tw := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUN\tPLAYBOOK\tSTARTED\tSTATUS\tOPERATOR")
-	for _, id := range ids {
-		st, prob, err := durable.ReadState(store, id)
-		if errors.Is(err, durable.ErrEmpty) && !store.Running(id) {
-			fmt.Fprintf(tw, "%s\t?\t?\tempty: cut off before any change\t?\n", id)
-			continue
-		}
+	return e.withStore(sf, func(store durable.Store) int {
+		ids, err := store.List()
 		if err != nil {
-			fmt.Fprintf(tw, "%s\t?\t?\tunreadable: %v\t?\n", id, err)
-			continue
+			fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
+			return ExitFailed
 		}
-		status := st.Status
-		if status == durable.StatusCrashed && store.Running(id) {
-			status = "running"
+		tw := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "RUN\tPLAYBOOK\tSTARTED\tSTATUS\tOPERATOR")
+		for _, id := range ids {
+			st, prob, err := durable.ReadState(store, id)
+			if errors.Is(err, durable.ErrEmpty) && !store.Running(id) {
+				fmt.Fprintf(tw, "%s\t?\t?\tempty: cut off before any change\t?\n", id)
+				continue
+			}
+			if err != nil {
+				fmt.Fprintf(tw, "%s\t?\t?\tunreadable: %v\t?\n", id, err)
+				continue
+			}
+			status := st.Status
+			if status == durable.StatusCrashed && store.Running(id) {
+				status = "running"
+			}
+			if st.Attempts > 1 {
+				status += fmt.Sprintf(" (%d attempts)", st.Attempts)
+			}
+			if prob != nil {
+				status += " (journal damaged)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s@%s\n", id, st.Header.Playbook, st.Header.Started.Local().Format(time.RFC3339), status, st.Header.Operator, st.Header.Host)
 		}
-		if st.Attempts > 1 {
-			status += fmt.Sprintf(" (%d attempts)", st.Attempts)
-		}
-		if prob != nil {
-			status += " (journal damaged)"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s@%s\n", id, st.Header.Playbook, st.Header.Started.Local().Format(time.RFC3339), status, st.Header.Operator, st.Header.Host)
-	}
-	tw.Flush()
-	return ExitOK
+		tw.Flush()
+		return ExitOK
+	})
 }
 
 func showRunCmd(e *Env, c *cobra.Command) func([]string) int {
@@ -214,81 +218,77 @@ func (e *Env) showRun(sf *stateFlags, pos []string, full bool) int {
 	if len(pos) != 1 {
 		return e.usageError("show-run needs a run id (runbook runs lists them)")
 	}
-	store, err := sf.open(context.Background())
-	if err != nil {
-		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
-		return ExitFailed
-	}
-	defer store.Close()
-	recs, prob, err := store.Read(pos[0])
-	if errors.Is(err, durable.ErrNoRun) {
-		fmt.Fprintf(e.Stderr, "runbook: no run %s in %s (runbook runs lists them)\n", pos[0], sf.where())
-		return ExitFailed
-	}
-	if err != nil {
-		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
-		return ExitFailed
-	}
-	ts := func(t time.Time) string { return t.Local().Format("15:04:05.000") }
-	fill := newRunIDSink(nil, pos[0], sf, true).fill
-	for _, r := range recs {
-		// A record whose data does not read is shown with what could be read.
-		x, _ := durable.Decode(r)
-		if x.Header != nil {
-			h := x.Header
-			fmt.Fprintf(e.Stdout, "run %s: %s (%s, sha256 %.12s) by %s@%s, pid %d, started %s\n", h.RunID, h.Playbook, h.File, h.Hash, h.Operator, h.Host, h.PID, h.Started.Local().Format(time.RFC3339))
-			fmt.Fprintf(e.Stdout, "  params: %s; secrets (names only): %s\n", paramsLine(h.Params), strings.Join(h.Secrets, ", "))
-			if h.Yes {
-				fmt.Fprintln(e.Stdout, "  --yes: confirmation gates answered without asking")
+	return e.withStore(sf, func(store durable.Store) int {
+		recs, prob, err := store.Read(pos[0])
+		if errors.Is(err, durable.ErrNoRun) {
+			fmt.Fprintf(e.Stderr, "runbook: no run %s in %s (runbook runs lists them)\n", pos[0], sf.where())
+			return ExitFailed
+		}
+		if err != nil {
+			fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
+			return ExitFailed
+		}
+		ts := func(t time.Time) string { return t.Local().Format("15:04:05.000") }
+		fill := newRunIDSink(nil, pos[0], sf, true).fill
+		for _, r := range recs {
+			// A record whose data does not read is shown with what could be read.
+			x, _ := durable.Decode(r)
+			if x.Header != nil {
+				h := x.Header
+				fmt.Fprintf(e.Stdout, "run %s: %s (%s, sha256 %.12s) by %s@%s, pid %d, started %s\n", h.RunID, h.Playbook, h.File, h.Hash, h.Operator, h.Host, h.PID, h.Started.Local().Format(time.RFC3339))
+				fmt.Fprintf(e.Stdout, "  params: %s; secrets (names only): %s\n", paramsLine(h.Params), strings.Join(h.Secrets, ", "))
+				if h.Yes {
+					fmt.Fprintln(e.Stdout, "  --yes: confirmation gates answered without asking")
+				}
+				continue
 			}
-			continue
-		}
-		if a := x.Attempt; a != nil {
-			fmt.Fprintf(e.Stdout, "%s  resumed by %s@%s, pid %d %v\n", ts(r.Time), a.Operator, a.Host, a.PID, a.Flags)
-			continue
-		}
-		ev := x.Event
-		if ev == nil {
-			continue
-		}
-		switch r.Kind {
-		case durable.KindIntent:
-			fmt.Fprintf(e.Stdout, "%s  [%d] start   %s [%s]\n", ts(r.Time), ev.Index, ev.Name, ev.Host)
-		case durable.KindApply:
-			fmt.Fprintf(e.Stdout, "%s  [%d] apply   %s [%s] %s\n", ts(r.Time), ev.Index, ev.Name, ev.Host, ev.Message)
-		case durable.KindProcess:
-			fmt.Fprintf(e.Stdout, "%s  [%d] process group %d on %s\n", ts(r.Time), ev.Index, ev.PID, ev.Host)
-		case durable.KindOutcome:
-			fmt.Fprintf(e.Stdout, "%s  [%d] %-7s %s [%s] %s\n", ts(r.Time), ev.Index, ev.Status, ev.Name, ev.Host, fill(ev.Message))
-			if ev.Warning != "" {
-				fmt.Fprintf(e.Stdout, "                warning: %s\n", ev.Warning)
+			if a := x.Attempt; a != nil {
+				fmt.Fprintf(e.Stdout, "%s  resumed by %s@%s, pid %d %v\n", ts(r.Time), a.Operator, a.Host, a.PID, a.Flags)
+				continue
 			}
-			if ev.Print != "" {
-				for _, l := range strings.Split(strings.TrimRight(ev.Print, "\n"), "\n") {
+			ev := x.Event
+			if ev == nil {
+				continue
+			}
+			switch r.Kind {
+			case durable.KindIntent:
+				fmt.Fprintf(e.Stdout, "%s  [%d] start   %s [%s]\n", ts(r.Time), ev.Index, ev.Name, ev.Host)
+			case durable.KindApply:
+				fmt.Fprintf(e.Stdout, "%s  [%d] apply   %s [%s] %s\n", ts(r.Time), ev.Index, ev.Name, ev.Host, ev.Message)
+			case durable.KindProcess:
+				fmt.Fprintf(e.Stdout, "%s  [%d] process group %d on %s\n", ts(r.Time), ev.Index, ev.PID, ev.Host)
+			case durable.KindOutcome:
+				fmt.Fprintf(e.Stdout, "%s  [%d] %-7s %s [%s] %s\n", ts(r.Time), ev.Index, ev.Status, ev.Name, ev.Host, fill(ev.Message))
+				if ev.Warning != "" {
+					fmt.Fprintf(e.Stdout, "                warning: %s\n", ev.Warning)
+				}
+				if ev.Print != "" {
+					for _, l := range strings.Split(strings.TrimRight(ev.Print, "\n"), "\n") {
+						fmt.Fprintf(e.Stdout, "                %s\n", l)
+					}
+				}
+				if len(ev.Result) > 0 {
+					// Journaled redacted: the run masked its secrets first.
+					fmt.Fprintf(e.Stdout, "                result: %s\n", fill(showResult(ev.Result, full)))
+				}
+			case durable.KindBatch:
+				fmt.Fprintf(e.Stdout, "%s  %s: %s [%s]\n", ts(r.Time), ev.Message, ev.Name, ev.Host)
+			case durable.KindGuard:
+				fmt.Fprintf(e.Stdout, "%s  guard %-7s %s [%s] %s\n", ts(r.Time), ev.Status, ev.Name, ev.Host, ev.Message)
+			case durable.KindConfirm:
+				fmt.Fprintf(e.Stdout, "%s  %s\n", ts(r.Time), confirmLine(ev))
+				for _, l := range strings.Split(ev.Message, "\n") {
 					fmt.Fprintf(e.Stdout, "                %s\n", l)
 				}
+			case durable.KindEnd:
+				fmt.Fprintf(e.Stdout, "%s  end: %s %s\n", ts(r.Time), ev.Status, ev.Message)
 			}
-			if len(ev.Result) > 0 {
-				// Journaled redacted: the run masked its secrets first.
-				fmt.Fprintf(e.Stdout, "                result: %s\n", fill(showResult(ev.Result, full)))
-			}
-		case durable.KindBatch:
-			fmt.Fprintf(e.Stdout, "%s  %s: %s [%s]\n", ts(r.Time), ev.Message, ev.Name, ev.Host)
-		case durable.KindGuard:
-			fmt.Fprintf(e.Stdout, "%s  guard %-7s %s [%s] %s\n", ts(r.Time), ev.Status, ev.Name, ev.Host, ev.Message)
-		case durable.KindConfirm:
-			fmt.Fprintf(e.Stdout, "%s  %s\n", ts(r.Time), confirmLine(ev))
-			for _, l := range strings.Split(ev.Message, "\n") {
-				fmt.Fprintf(e.Stdout, "                %s\n", l)
-			}
-		case durable.KindEnd:
-			fmt.Fprintf(e.Stdout, "%s  end: %s %s\n", ts(r.Time), ev.Status, ev.Message)
 		}
-	}
-	if prob != nil {
-		fmt.Fprintf(e.Stdout, "journal: %v\n", prob)
-	}
-	return ExitOK
+		if prob != nil {
+			fmt.Fprintf(e.Stdout, "journal: %v\n", prob)
+		}
+		return ExitOK
+	})
 }
 
 // confirmLine says how a confirmation gate was answered, and by whom.
