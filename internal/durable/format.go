@@ -83,25 +83,17 @@ func appendEvent(b []byte, e *engine.Event) ([]byte, error) {
 		}
 	}
 	if len(e.Batches) > 0 {
-		b = append(b, `,"batches":[`...)
-		for i, hosts := range e.Batches {
-			if i > 0 {
-				b = append(b, ',')
-			}
+		b = append(b, `,"batches":`...)
+		// No element fails: the error is always nil.
+		b, _ = appendJSONSeq(b, '[', ']', len(e.Batches), func(b []byte, i int) ([]byte, error) {
+			hosts := e.Batches[i]
 			if hosts == nil {
-				b = append(b, "null"...)
-				continue
+				return append(b, "null"...), nil
 			}
-			b = append(b, '[')
-			for j, h := range hosts {
-				if j > 0 {
-					b = append(b, ',')
-				}
-				b = appendJSONString(b, h)
-			}
-			b = append(b, ']')
-		}
-		b = append(b, ']')
+			return appendJSONSeq(b, '[', ']', len(hosts), func(b []byte, j int) ([]byte, error) {
+				return appendJSONString(b, hosts[j]), nil
+			})
+		})
 	}
 	if e.Resumed {
 		b = append(b, `,"resumed":true`...)
@@ -137,6 +129,22 @@ func appendJSONInt(b []byte, name string, v int64) []byte {
 	return strconv.AppendInt(b, v, 10)
 }
 
+// appendJSONSeq appends n elements between open and close, separated by
+// commas, each appended by elem; the first error stops it.
+func appendJSONSeq(b []byte, open, close byte, n int, elem func(b []byte, i int) ([]byte, error)) ([]byte, error) {
+	b = append(b, open)
+	for i := range n {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var err error
+		if b, err = elem(b, i); err != nil {
+			return nil, err
+		}
+	}
+	return append(b, close), nil
+}
+
 // appendJSONValue appends v as encoding/json encodes it.
 func appendJSONValue(b []byte, v any) ([]byte, error) {
 	switch v := v.(type) {
@@ -166,34 +174,18 @@ func appendJSONValue(b []byte, v any) ([]byte, error) {
 			keys = append(keys, k)
 		}
 		slices.Sort(keys)
-		b = append(b, '{')
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, k)
+		return appendJSONSeq(b, '{', '}', len(keys), func(b []byte, i int) ([]byte, error) {
+			b = appendJSONString(b, keys[i])
 			b = append(b, ':')
-			var err error
-			if b, err = appendJSONValue(b, v[k]); err != nil {
-				return nil, err
-			}
-		}
-		return append(b, '}'), nil
+			return appendJSONValue(b, v[keys[i]])
+		})
 	case []any:
 		if v == nil {
 			return append(b, "null"...), nil
 		}
-		b = append(b, '[')
-		for i, e := range v {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			var err error
-			if b, err = appendJSONValue(b, e); err != nil {
-				return nil, err
-			}
-		}
-		return append(b, ']'), nil
+		return appendJSONSeq(b, '[', ']', len(v), func(b []byte, i int) ([]byte, error) {
+			return appendJSONValue(b, v[i])
+		})
 	}
 	raw, err := json.Marshal(v)
 	if err != nil {
