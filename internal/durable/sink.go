@@ -158,17 +158,29 @@ const (
 	recordSync
 )
 
+// record is the kind of record an event makes and how it is written.
+type record struct {
+	kind string
+	how  int
+}
+
+// recordOfType holds the events whose record, and how it is written, the
+// event's type alone decides.
+var recordOfType = map[engine.EventType]record{
+	// A step that changes anything writes its apply record first.
+	engine.EventStepStart:   {KindIntent, recordStage},
+	engine.EventStepApply:   {KindApply, recordWrite},
+	engine.EventStepProcess: {KindProcess, recordWrite},
+	engine.EventStepDone:    {KindDone, recordStage},
+	engine.EventGuard:       {KindGuard, recordStage},
+	// The operator's word: kept even if the process dies next.
+	engine.EventConfirm: {KindConfirm, recordWrite},
+}
+
 // recordFor says which record an event makes, if any, and how it is
 // written.
 func recordFor(ev *engine.Event) (kind string, how int) {
 	switch ev.Type {
-	case engine.EventStepStart:
-		// A step that changes anything writes its apply record first.
-		return KindIntent, recordStage
-	case engine.EventStepApply:
-		return KindApply, recordWrite
-	case engine.EventStepProcess:
-		return KindProcess, recordWrite
 	case engine.EventStepEnd:
 		if ev.Status == engine.StatusOK || ev.Status == engine.StatusSkipped {
 			// Found nothing to change: lost, the step runs again and finds
@@ -178,10 +190,6 @@ func recordFor(ev *engine.Event) (kind string, how int) {
 		// A change made: written, so that a resume knows it without
 		// asking.
 		return KindOutcome, recordWrite
-	case engine.EventStepDone:
-		return KindDone, recordStage
-	case engine.EventGuard:
-		return KindGuard, recordStage
 	case engine.EventBatch:
 		if ev.DryRun {
 			return "", 0
@@ -191,16 +199,14 @@ func recordFor(ev *engine.Event) (kind string, how int) {
 		// first, how it split them), whatever was lost after. One sync
 		// per batch of hosts: each waits for a restart and a health check.
 		return KindBatch, recordSync
-	case engine.EventConfirm:
-		// The operator's word: kept even if the process dies next.
-		return KindConfirm, recordWrite
 	case engine.EventRunEnd:
 		if ev.Durable {
 			return KindEnd, recordSync
 		}
 		return KindEnd, recordWrite
 	}
-	return "", 0
+	r := recordOfType[ev.Type]
+	return r.kind, r.how
 }
 
 var (
