@@ -104,6 +104,25 @@ func checkFold(t *testing.T, s Store, id string) {
 	}
 }
 
+// continueHeld continues the run id of writeRun in s, and checks that
+// the run is then held as other sees it: running, and a second Continue
+// refused, naming the run's playbook.
+func continueHeld(t *testing.T, s, other Store, id string) Journal {
+	t.Helper()
+	j, recs, err := s.Continue(id)
+	if err != nil || len(recs) != 11 {
+		t.Fatalf("continue: %d records, %v", len(recs), err)
+	}
+	if !other.Running(id) {
+		t.Error("a continued run is not running")
+	}
+	var be *BusyError
+	if _, _, err := other.Continue(id); !errors.As(err, &be) || be.Header.Playbook != "p" {
+		t.Errorf("second continue: %v", err)
+	}
+	return j
+}
+
 func TestFoldLocal(t *testing.T) {
 	s := &Local{Dir: t.TempDir()}
 	id := writeRun(t, s)
@@ -112,17 +131,7 @@ func TestFoldLocal(t *testing.T) {
 	if err != nil || len(ids) != 1 || ids[0] != id {
 		t.Fatalf("list: %v %v", ids, err)
 	}
-	j, recs, err := s.Continue(id)
-	if err != nil || len(recs) != 11 {
-		t.Fatalf("continue: %d records, %v", len(recs), err)
-	}
-	if !s.Running(id) {
-		t.Error("a continued run is not running")
-	}
-	var be *BusyError
-	if _, _, err := s.Continue(id); !errors.As(err, &be) || be.Header.Playbook != "p" {
-		t.Errorf("second continue: %v", err)
-	}
+	j := continueHeld(t, s, s, id)
 	j.Close()
 	if _, _, err := s.Continue("../etc/passwd"); !errors.Is(err, ErrNoRun) {
 		t.Errorf("a path as run id: %v", err)
@@ -135,35 +144,28 @@ func TestFoldLocal(t *testing.T) {
 	}
 }
 
-// TestPGStore: the same journal kept in a real PostgreSQL, with the run
-// held by its writer's connection.
-func TestPGStore(t *testing.T) {
-	pg := testpg.Start(t)
-	url := pg.URL()
+// openPG opens the store in the PostgreSQL at url, closed when the test
+// ends.
+func openPG(t *testing.T, url string) *PG {
+	t.Helper()
 	s, err := OpenPG(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestPGStore: the same journal kept in a real PostgreSQL, with the run
+// held by its writer's connection.
+func TestPGStore(t *testing.T) {
+	url := testpg.Start(t).URL()
+	s := openPG(t, url)
 	id := writeRun(t, s)
 	checkFold(t, s, id)
-	other, err := OpenPG(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	j, recs, err := s.Continue(id)
-	if err != nil || len(recs) != 11 {
-		t.Fatalf("continue: %d records, %v", len(recs), err)
-	}
+	other := openPG(t, url)
 	// Another operator's machine sees the run held, and cannot resume it.
-	if !other.Running(id) {
-		t.Error("a continued run is not running for another client")
-	}
-	var be *BusyError
-	if _, _, err := other.Continue(id); !errors.As(err, &be) {
-		t.Errorf("second continue: %v", err)
-	}
+	j := continueHeld(t, s, other, id)
 	if err := j.Append(KindResume, Attempt{Operator: "bob"}); err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +173,7 @@ func TestPGStore(t *testing.T) {
 	if other.Running(id) {
 		t.Error("a closed run is still running")
 	}
-	recs, _, err = other.Read(id)
+	recs, _, err := other.Read(id)
 	if err != nil || len(recs) != 12 || recs[11].Kind != KindResume || recs[11].Seq != 12 {
 		t.Fatalf("after the resume record: %d records, %v", len(recs), err)
 	}

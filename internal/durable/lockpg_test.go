@@ -15,8 +15,7 @@ import (
 // TestPGLockExclusive: two runs on two "machines" (two connections) asking for
 // the same lock in a real PostgreSQL: exactly one proceeds.
 func TestPGLockExclusive(t *testing.T) {
-	pg := testpg.Start(t)
-	url := pg.URL()
+	url := testpg.Start(t).URL()
 	ctx := context.Background()
 	a, err := AcquirePGLock(ctx, url, "pg-cluster-prod", holder("run-a"), 0)
 	if err != nil {

@@ -1,7 +1,6 @@
 package durable
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -182,13 +181,7 @@ func TestRoundTrip(t *testing.T) {
 	t.Run("local, same boot", func(t *testing.T) { check(t, &Local{Dir: t.TempDir()}, true, false) })
 	t.Run("local, after a reboot", func(t *testing.T) { check(t, &Local{Dir: t.TempDir()}, false, true) })
 	t.Run("shared PostgreSQL", func(t *testing.T) {
-		pg := testpg.Start(t)
-		s, err := OpenPG(context.Background(), pg.URL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		check(t, s, true, true)
+		check(t, openPG(t, testpg.Start(t).URL()), true, true)
 	})
 }
 
