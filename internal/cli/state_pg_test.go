@@ -14,14 +14,27 @@ import (
 	"github.com/runbook-dev/runbook/internal/testpg"
 )
 
+// sharedStore starts a PostgreSQL to keep the runs of a test (--state
+// URL) and returns its URL.
+func sharedStore(t *testing.T) string {
+	t.Helper()
+	return testpg.Start(t).URL()
+}
+
+// runbook runs the command line with args and no input; it returns the
+// exit code and what was printed on stdout and on stderr.
+func runbook(args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	code = cli.Main(append([]string{"runbook"}, args...), strings.NewReader(""), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
 // TestSharedStateInPostgres: two operators on two machines (two runs that
 // share nothing but the PostgreSQL of --state) start procedures with the
 // same lock: exactly one proceeds. A run that failed is then resumed
 // through the shared store, as another operator would from their machine.
 func TestSharedStateInPostgres(t *testing.T) {
-	pg := testpg.Start(t)
-	url := pg.URL()
-	dir := t.TempDir()
+	url, dir := sharedStore(t), t.TempDir()
 	pb := filepath.Join(dir, "slow.yaml")
 	if err := os.WriteFile(pb, []byte(`version: 1
 name: shared/slow
@@ -40,11 +53,6 @@ steps:
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	run := func(args ...string) (int, string, string) {
-		var out, errb bytes.Buffer
-		code := cli.Main(append([]string{"runbook"}, args...), strings.NewReader(""), &out, &errb)
-		return code, out.String(), errb.String()
-	}
 	type res struct {
 		code     int
 		out, err string
@@ -55,7 +63,7 @@ steps:
 		wg.Go(func() {
 			out := filepath.Join(dir, fmt.Sprintf("out%d", i))
 			_ = os.WriteFile(out+".open", nil, 0o600)
-			c, o, e := run("run", pb, "-p", "out="+out, "--state", url)
+			c, o, e := runbook("run", pb, "-p", "out="+out, "--state", url)
 			results[i] = res{c, o, e}
 		})
 	}
@@ -77,7 +85,7 @@ steps:
 
 	// A run that fails at its gate, resumed through the store.
 	out := filepath.Join(dir, "out-resume")
-	code, _, stderr := run("run", pb, "-p", "out="+out, "--state", url)
+	code, _, stderr := runbook("run", pb, "-p", "out="+out, "--state", url)
 	if code == 0 {
 		t.Fatal("the gate did not fail")
 	}
@@ -91,19 +99,53 @@ steps:
 	if err := os.WriteFile(out+".open", nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, stdout, stderr := run("resume", m[2], "--state", url)
+	code, stdout, stderr := runbook("resume", m[2], "--state", url)
 	if code != 0 || !strings.Contains(stdout, "done by an earlier attempt") {
 		t.Fatalf("resume: exit %d\n%s%s", code, stdout, stderr)
 	}
 	if b, _ := os.ReadFile(out); string(b) != "done\n" {
 		t.Errorf("the finished step ran again: %q", b)
 	}
-	code, stdout, _ = run("runs", "--state", url)
+	code, stdout, _ = runbook("runs", "--state", url)
 	if code != 0 || !strings.Contains(stdout, m[2]) || !strings.Contains(stdout, "ok (2 attempts)") {
 		t.Errorf("runs:\n%s", stdout)
 	}
-	code, stdout, _ = run("show-run", m[2], "--state", url)
+	code, stdout, _ = runbook("show-run", m[2], "--state", url)
 	if code != 0 || !strings.Contains(stdout, "resumed by") || !strings.Contains(stdout, "end: ok") {
 		t.Errorf("show-run:\n%s", stdout)
+	}
+}
+
+// TestPruneSharedState: runs prune works on the shared PostgreSQL store as
+// on a state directory: the old finished run goes, the failed one stays
+// until --force.
+func TestPruneSharedState(t *testing.T) {
+	url, dir := sharedStore(t), t.TempDir()
+	for name, cmd := range map[string]string{"fine": "true", "failing": "false"} {
+		src := fmt.Sprintf("version: 1\nname: prune/%s\nsteps:\n  - id: a\n    ssh-exec: {command: \"%s\"}\n", name, cmd)
+		if err := os.WriteFile(filepath.Join(dir, name+".yaml"), []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// What a command printed, on stdout and stderr, read as one.
+	run := func(args ...string) (int, string) {
+		code, stdout, stderr := runbook(args...)
+		return code, stdout + stderr
+	}
+	for _, pb := range []string{"fine", "failing", "fine"} {
+		run("run", filepath.Join(dir, pb+".yaml"), "--state", url)
+	}
+	code, out := run("runs", "prune", "--keep", "1", "--state", url)
+	if code != cli.ExitOK || !strings.Contains(out, "removed the journals of 1 run(s) from the shared store") || !strings.Contains(out, "(prune/failing, failed): it can still be resumed") {
+		t.Fatalf("runs prune --keep 1: exit %d\n%s", code, out)
+	}
+	if _, out := run("runs", "--state", url); strings.Count(out, "prune/fine") != 1 || strings.Count(out, "prune/failing") != 1 {
+		t.Errorf("after the prune, runs lists:\n%s", out)
+	}
+	if code, out := run("runs", "prune", "--keep", "1", "--force", "--state", url); code != cli.ExitOK || !strings.Contains(out, "prune/failing") {
+		t.Errorf("runs prune --force: exit %d\n%s", code, out)
+	}
+	if _, out := run("runs", "--state", url); strings.Count(out, "prune/") != 1 {
+		t.Errorf("after the forced prune, runs lists:\n%s", out)
 	}
 }
