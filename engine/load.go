@@ -498,13 +498,23 @@ func checkIdent(d *steps.Decoder, n *yaml.Node, what string) bool {
 	return true
 }
 
-func decodeParams(d *steps.Decoder, n *yaml.Node, seen map[string]string) []*Param {
-	var out []*Param
+// decodeNamed decodes with decode each entry of the mapping n whose key
+// is a valid name for a what (param, secret, var) and, where seen keeps
+// the names declared so far, not one declared before.
+func decodeNamed[T any](d *steps.Decoder, n *yaml.Node, what string, seen map[string]string, decode func(k, v *yaml.Node) T) []T {
+	var out []T
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		if !checkIdent(d, k, "param") || !checkDuplicate(d, k, "param", seen) {
+		if !checkIdent(d, k, what) || seen != nil && !checkDuplicate(d, k, what, seen) {
 			continue
 		}
+		out = append(out, decode(k, v))
+	}
+	return out
+}
+
+func decodeParams(d *steps.Decoder, n *yaml.Node, seen map[string]string) []*Param {
+	return decodeNamed(d, n, "param", seen, func(k, v *yaml.Node) *Param {
 		f := d.Check(v, paramFields, "param "+k.Value)
 		p := &Param{Name: k.Value, Type: TypeString, Pos: steps.Pos(k), File: d.Diags.File}
 		if t := f.Get("type"); t != nil {
@@ -540,9 +550,8 @@ func decodeParams(d *steps.Decoder, n *yaml.Node, seen map[string]string) []*Par
 			}
 		}
 		d.Scope.Params[p.Name] = p.exprType()
-		out = append(out, p)
-	}
-	return out
+		return p
+	})
 }
 
 func (p *Param) exprType() types.Type {
@@ -625,34 +634,22 @@ func (p *Param) Parse(s string) (any, error) {
 }
 
 func decodeSecrets(d *steps.Decoder, n *yaml.Node) []*Secret {
-	var out []*Secret
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		if !checkIdent(d, k, "secret") {
-			continue
-		}
+	return decodeNamed(d, n, "secret", nil, func(k, v *yaml.Node) *Secret {
 		f := d.Check(v, secretFields, "secret "+k.Value)
 		s := &Secret{Name: k.Value, Env: d.Literal(f.Get("env")), File: d.Literal(f.Get("file")), Description: d.Literal(f.Get("description")), Optional: d.Bool(f.Get("optional")), Pos: steps.Pos(k)}
 		d.Scope.Secrets[s.Name] = types.String
-		out = append(out, s)
-	}
-	return out
+		return s
+	})
 }
 
 func decodeVars(d *steps.Decoder, n *yaml.Node, seen map[string]string) []*Var {
-	var out []*Var
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		if !checkIdent(d, k, "var") || !checkDuplicate(d, k, "var", seen) {
-			continue
-		}
+	return decodeNamed(d, n, "var", seen, func(k, v *yaml.Node) *Var {
 		t := d.Template(v)
 		d.RefuseSecret(v, t, diag.RuleSecretExposed, "var "+k.Value, "vars must not read secrets; use secrets.NAME where the secret is needed")
 		varLang(d, k, v, t)
 		d.Scope.Vars[k.Value] = types.Any
-		out = append(out, &Var{Name: k.Value, Value: t, Pos: steps.Pos(k)})
-	}
-	return out
+		return &Var{Name: k.Value, Value: t, Pos: steps.Pos(k)}
+	})
 }
 
 // ShellVarTag marks a var whose value is shell text (vars: {f: !shell |
