@@ -52,10 +52,7 @@ func (x *run) onHost(ctx context.Context, t *target) hostOutcome {
 	case t.skip:
 		return x.report(t, hostOutcome{host: host, status: StatusSkipped, result: steps.Result{}}, &steps.Plan{Summary: "when is false: " + t.step.When.Source})
 	}
-	if err := x.unguardedError(t.step, host); err != nil {
-		return x.report(t, hostOutcome{host: host, status: StatusFailed, err: err, final: true}, nil)
-	}
-	if err := x.failedHostError(t.step, host); err != nil {
+	if err := x.leftAlone(t.step, host); err != nil {
 		return x.report(t, hostOutcome{host: host, status: StatusFailed, err: err, final: true}, nil)
 	}
 	start := t.event(EventStepStart)

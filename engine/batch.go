@@ -199,18 +199,6 @@ func (e *FailedHostError) Error() string {
 	return fmt.Sprintf("not changed: %s failed step %q of its batch earlier in the run (within the batch's failure budget); once it is fixed there, runbook resume runs that step again and then makes this change", e.Host, e.Step)
 }
 
-// failedHostError returns a *FailedHostError when step s would change
-// host and the host failed a batch earlier in the run; a step that
-// changes nothing on its host (read-only, a capture) runs, as on a host a
-// guard tolerated.
-func (x *run) failedHostError(s *Step, host string) error {
-	st, ok := x.failedHosts[host]
-	if !ok || !mayChangeHost(s) {
-		return nil
-	}
-	return &FailedHostError{Host: host, Step: st}
-}
-
 // keptOff says whether err is a change the run kept off a host it goes on
 // without (a guard tolerated it, or it failed a batch within the budget):
 // always tolerated, and never what stops a fan-out.

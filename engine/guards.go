@@ -151,7 +151,7 @@ func (x *run) guardVerdict(checks []*guardCheck) error {
 		}
 		if c.tolerated {
 			// Not observed as the guard wants it (down, or failing): the
-			// guard did not clear it for a change (see unguardedError).
+			// guard did not clear it for a change (see leftAlone).
 			if _, ok := x.unguarded[c.host]; !ok {
 				x.unguarded[c.host] = c.g.Label()
 			}
@@ -184,15 +184,21 @@ func (e *UnguardedError) Error() string {
 	return fmt.Sprintf("not changed: %s was not checked by guard %q (it tolerated the host: it was unreachable or failed the guard); once the guard passes there, runbook resume makes the change", e.Host, e.Guard)
 }
 
-// unguarded returns an *UnguardedError when step s would change host
-// and a guard tolerated the host instead of clearing it; a step that
-// changes nothing on its host (read-only, a capture) runs.
-func (x *run) unguardedError(s *Step, host string) error {
-	g, ok := x.unguarded[host]
-	if !ok || !mayChangeHost(s) {
+// leftAlone returns why step s must not change host, if it must not: a
+// guard tolerated the host instead of clearing it (*UnguardedError), or
+// the host failed a batch earlier in the run (*FailedHostError). A step
+// that changes nothing on its host (read-only, a capture) runs.
+func (x *run) leftAlone(s *Step, host string) error {
+	if !mayChangeHost(s) {
 		return nil
 	}
-	return &UnguardedError{Guard: g, Host: host}
+	if g, ok := x.unguarded[host]; ok {
+		return &UnguardedError{Guard: g, Host: host}
+	}
+	if st, ok := x.failedHosts[host]; ok {
+		return &FailedHostError{Host: host, Step: st}
+	}
+	return nil
 }
 
 // mayChangeHost says whether step s may change its host: not a capture,

@@ -150,7 +150,7 @@ type run struct {
 	unguarded map[string]string
 	// failedHosts are the hosts that failed a batch within its failure
 	// budget, with the step they failed: the later steps leave them alone
-	// (see failedHostError).
+	// (see leftAlone).
 	failedHosts map[string]string
 }
 
