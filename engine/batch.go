@@ -226,19 +226,15 @@ func (x *run) batchStep(ctx context.Context, index int, s *Step, hosts []string,
 	}
 	out := make(map[string][]hostOutcome, len(hosts))
 	if s.ForEach != nil {
-		var mu sync.Mutex
+		each := make([][]hostOutcome, len(hosts))
 		var wg sync.WaitGroup
-		for _, h := range hosts {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				o := x.forEach(ctx, index, s, h, views[h])
-				mu.Lock()
-				out[h] = o
-				mu.Unlock()
-			}()
+		for i, h := range hosts {
+			wg.Go(func() { each[i] = x.forEach(ctx, index, s, h, views[h]) })
 		}
 		wg.Wait()
+		for i, h := range hosts {
+			out[h] = each[i]
+		}
 		return out
 	}
 	outcomes := make([]hostOutcome, len(hosts))
