@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/runbook-dev/runbook/engine"
 	"github.com/runbook-dev/runbook/internal/testsshd"
-	"github.com/runbook-dev/runbook/internal/transport"
 )
 
 // batchInventory is four local hosts, each with its own health file.
@@ -114,7 +112,7 @@ func TestBatchStopsAtFirstUnhealthyHost(t *testing.T) {
 	dir := t.TempDir()
 	healthy(t, dir, "a", "c", "d") // b does not come back
 	pb := rollingPlaybook(t, "1", "")
-	rec, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) { r.Inventory = batchInventory(t) })
+	rec, err := run(t, pb, map[string]string{"dir": dir}, nil, onHosts(batchInventory(t)))
 	var be *engine.BatchError
 	if !errors.As(err, &be) {
 		t.Fatalf("err = %v, want a *BatchError", err)
@@ -153,7 +151,7 @@ func TestBatchResumeContinuesAtFailedHost(t *testing.T) {
 	healthy(t, dir, "a", "c", "d")
 	pb := rollingPlaybook(t, "1", "")
 	inv := batchInventory(t)
-	rec, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) { r.Inventory = inv })
+	rec, err := run(t, pb, map[string]string{"dir": dir}, nil, onHosts(inv))
 	if err == nil {
 		t.Fatal("the first run should stop at b")
 	}
@@ -203,7 +201,7 @@ func TestBatchSizesAndBudget(t *testing.T) {
 					healthy(t, dir, h)
 				}
 			}
-			rec, err := run(t, rollingPlaybook(t, c.serial, c.budget), map[string]string{"dir": dir}, nil, func(r *engine.Runner) { r.Inventory = batchInventory(t) })
+			rec, err := run(t, rollingPlaybook(t, c.serial, c.budget), map[string]string{"dir": dir}, nil, onHosts(batchInventory(t)))
 			var pe *engine.PartialError
 			switch {
 			case c.partial:
@@ -323,7 +321,7 @@ steps:
   - id: after
     ssh-exec: {command: "touch ${{ params.dir }}/after"}
 `)
-	rec, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) { r.Inventory = inv })
+	rec, err := run(t, pb, map[string]string{"dir": dir}, nil, onHosts(inv))
 	var pe *engine.PartialError
 	if !errors.As(err, &pe) || len(pe.Failures) != 2 || pe.Failures[0].Host != "b" {
 		t.Fatalf("err = %v, want partial with b's check and strict", err)
@@ -359,7 +357,7 @@ steps:
     ssh-exec: {command: "echo go >> ${{ params.dir }}/log"}
 `
 	// Refused: d fails the guard, and the refusal names it.
-	rec, err := run(t, mustLoad(t, strings.Replace(src, "${TOLERATE}", "", 1)), map[string]string{"dir": dir}, nil, func(r *engine.Runner) { r.Inventory = inv })
+	rec, err := run(t, mustLoad(t, strings.Replace(src, "${TOLERATE}", "", 1)), map[string]string{"dir": dir}, nil, onHosts(inv))
 	var ge *engine.GuardError
 	if !errors.As(err, &ge) || len(ge.Failed) != 1 || !strings.Contains(ge.Failed[0], `"every node is healthy" on d:`) {
 		t.Fatalf("err = %v, want the guard refusing on d", err)
@@ -374,13 +372,13 @@ steps:
 		t.Fatalf("%d guard events (want one per host), log %q", guards, readLog(t, dir))
 	}
 	// Tolerated: the run goes on and ends partial, naming d.
-	_, err = run(t, mustLoad(t, strings.Replace(src, "${TOLERATE}", "tolerate: [failed]", 1)), map[string]string{"dir": dir}, nil, func(r *engine.Runner) { r.Inventory = inv })
+	_, err = run(t, mustLoad(t, strings.Replace(src, "${TOLERATE}", "tolerate: [failed]", 1)), map[string]string{"dir": dir}, nil, onHosts(inv))
 	var pe *engine.PartialError
 	if !errors.As(err, &pe) || strings.Join(pe.Hosts(), ",") != "d" || readLog(t, dir) != "go" {
 		t.Fatalf("err = %v, log %q; want partial on d after the step ran", err, readLog(t, dir))
 	}
 	// An unknown host in hosts: stops the run before anything runs.
-	_, err = run(t, mustLoad(t, strings.Replace(strings.Replace(src, "${TOLERATE}", "", 1), "[all]", "[all, e]", 1)), map[string]string{"dir": dir}, nil, func(r *engine.Runner) { r.Inventory = inv })
+	_, err = run(t, mustLoad(t, strings.Replace(strings.Replace(src, "${TOLERATE}", "", 1), "[all]", "[all, e]", 1)), map[string]string{"dir": dir}, nil, onHosts(inv))
 	if err == nil || !strings.Contains(err.Error(), `"e"`) {
 		t.Fatalf("err = %v, want the unknown host e", err)
 	}
@@ -411,12 +409,7 @@ steps:
         ssh-exec: {command: "true", read_only: true}
 `)
 	inv := mustInventory(t, s.Inventory("a", "b", "c"))
-	_, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) {
-		r.Inventory = inv
-		r.Connect = func(ctx context.Context, h *engine.HostSpec) (transport.Conn, error) {
-			return transport.DialSSH(ctx, transport.SSHConfig{Name: h.Name, Address: h.Address, Port: h.Port, User: h.User, IdentityFiles: []string{h.IdentityFile}, KnownHosts: []string{h.KnownHosts}})
-		}
-	})
+	_, err := run(t, pb, map[string]string{"dir": dir}, nil, overSSH(inv))
 	if err == nil {
 		t.Fatal("the run went on after a host was left in doubt")
 	}

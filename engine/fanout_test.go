@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/runbook-dev/runbook/engine"
 	"github.com/runbook-dev/runbook/internal/testsshd"
-	"github.com/runbook-dev/runbook/internal/transport"
 )
 
 // fanOutPlaybook runs one step on a, b and c (one sshd) at most
@@ -50,9 +48,7 @@ func fanOutRun(t *testing.T, parallel string, wait bool) (*recorder, string, err
 	inv := mustInventory(t, s.Inventory("a", "b", "c"))
 	rec, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) {
 		r.Inventory = inv
-		r.Connect = func(ctx context.Context, h *engine.HostSpec) (transport.Conn, error) {
-			return transport.DialSSH(ctx, transport.SSHConfig{Name: h.Name, Address: h.Address, Port: h.Port, User: h.User, IdentityFiles: []string{h.IdentityFile}, KnownHosts: []string{h.KnownHosts}})
-		}
+		r.Connect = sshConnect
 		next := r.Sink
 		var mu sync.Mutex
 		started := map[string]bool{}
@@ -157,12 +153,7 @@ steps:
       interval: 100ms
 `), t.TempDir()
 	inv := mustInventory(t, s.Inventory("a", "b", "c"))
-	rec, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) {
-		r.Inventory = inv
-		r.Connect = func(ctx context.Context, h *engine.HostSpec) (transport.Conn, error) {
-			return transport.DialSSH(ctx, transport.SSHConfig{Name: h.Name, Address: h.Address, Port: h.Port, User: h.User, IdentityFiles: []string{h.IdentityFile}, KnownHosts: []string{h.KnownHosts}})
-		}
-	})
+	rec, err := run(t, pb, map[string]string{"dir": dir}, nil, overSSH(inv))
 	if err == nil {
 		t.Fatal("the run went through though a failed")
 	}

@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -45,12 +44,7 @@ func closedRun(t *testing.T, listener string) (*recorder, error) {
 	if inv == nil {
 		t.Fatal(ds)
 	}
-	return run(t, pb, nil, nil, func(r *engine.Runner) {
-		r.Inventory = inv
-		r.Connect = func(ctx context.Context, h *engine.HostSpec) (transport.Conn, error) {
-			return transport.DialSSH(ctx, transport.SSHConfig{Name: h.Name, Address: h.Address, Port: h.Port, User: h.User, IdentityFiles: []string{h.IdentityFile}, KnownHosts: []string{h.KnownHosts}})
-		}
-	})
+	return run(t, pb, nil, nil, overSSH(inv))
 }
 
 // TestStepRedialsAfterHostClosedConnection: the step after the host

@@ -102,6 +102,22 @@ func run(t *testing.T, pb *engine.Playbook, params map[string]string, secrets ma
 	return rec, r.Run(context.Background(), pb, engine.Inputs{Params: vals, Secrets: secrets})
 }
 
+// onHosts has a run work on the hosts of inv.
+func onHosts(inv *engine.Inventory) func(*engine.Runner) {
+	return func(r *engine.Runner) { r.Inventory = inv }
+}
+
+// overSSH has a run work on the hosts of inv, dialled over SSH as the CLI
+// does.
+func overSSH(inv *engine.Inventory) func(*engine.Runner) {
+	return func(r *engine.Runner) { r.Inventory, r.Connect = inv, sshConnect }
+}
+
+// resumeOn has a run resume from rs on the hosts of inv.
+func resumeOn(inv *engine.Inventory, rs *engine.Resume) func(*engine.Runner) {
+	return func(r *engine.Runner) { r.Inventory, r.Resume = inv, rs }
+}
+
 // countLines returns how many lines a side-effect log has: each step that
 // changes something appends one, so a count proves what ran and how often.
 func countLines(t *testing.T, path string) int {
@@ -422,7 +438,7 @@ steps:
   - id: next
     ssh-exec: {command: "true"}
 `)
-	rec, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) { r.Inventory = inv })
+	rec, err := run(t, pb, map[string]string{"dir": dir}, nil, onHosts(inv))
 	var se *engine.StepError
 	if !errors.As(err, &se) || se.Host != "b" {
 		t.Fatalf("err = %v, want the failure of host b", err)
@@ -501,7 +517,7 @@ steps:
     assert: result.stdout == "x"
     message: the file says ${{ trim(result.stdout) }}, not x
 `)
-	rec, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) { r.Inventory = inv })
+	rec, err := run(t, pb, map[string]string{"dir": dir}, nil, onHosts(inv))
 	if err == nil || !strings.Contains(err.Error(), `step "check" on localhost: the file says a 10.9.9.2`) {
 		t.Fatalf("err = %v, want the assert's message", err)
 	}

@@ -64,7 +64,7 @@ func TestResumeRerunsLaterStepsOfHost(t *testing.T) {
 			pb := mustLoad(t, "version: 1\nname: stale\nparams:\n  dir: {type: string}\nsteps:\n"+body)
 			inv := batchInventory(t)
 			params := map[string]string{"dir": dir}
-			rec, err := run(t, pb, params, nil, func(r *engine.Runner) { r.Inventory = inv })
+			rec, err := run(t, pb, params, nil, onHosts(inv))
 			if err == nil || !strings.Contains(err.Error(), "partial") {
 				t.Fatalf("run: %v, want partial (b's restart tolerated)", err)
 			}
@@ -110,7 +110,7 @@ steps:
     ssh-exec: {command: "echo grant-${{ host.name }} >> ${{ params.dir }}/log"}
 `)
 	params := map[string]string{"dir": dir}
-	rec, err := run(t, pb, params, nil, func(r *engine.Runner) { r.Inventory = inv })
+	rec, err := run(t, pb, params, nil, onHosts(inv))
 	var pe *engine.PartialError
 	if !errors.As(err, &pe) {
 		t.Fatalf("run: %v, want partial (b's check tolerated)", err)
@@ -180,7 +180,7 @@ steps:
       - id: restart
         ssh-exec: {command: "echo restart-${{ host.name }} >> ${{ params.dir }}/log"}
 `)
-	_, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) { r.Inventory = inv })
+	_, err := run(t, pb, map[string]string{"dir": dir}, nil, onHosts(inv))
 	var pe *engine.PartialError
 	if !errors.As(err, &pe) {
 		t.Fatalf("err = %v, want partial", err)
@@ -307,7 +307,7 @@ steps:
     ssh-exec: {command: "echo after-${{ host.name }} >> ${{ params.dir }}/log"}
 `)
 	params := map[string]string{"dir": dir}
-	rec, err := run(t, pb, params, nil, func(r *engine.Runner) { r.Inventory = inv })
+	rec, err := run(t, pb, params, nil, onHosts(inv))
 	var pe *engine.PartialError
 	if !errors.As(err, &pe) {
 		t.Fatalf("run: %v, want partial", err)
