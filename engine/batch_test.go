@@ -81,9 +81,7 @@ func lostRecords(watermark int, reached map[string]bool) *engine.Resume {
 // batchInventory, from rs.
 func resumeRolling(t *testing.T, dir string, rs *engine.Resume) (*recorder, error) {
 	t.Helper()
-	return run(t, mustLoad(t, rollingOneByOne), map[string]string{"dir": dir}, nil, func(r *engine.Runner) {
-		r.Inventory, r.Resume = batchInventory(t), rs
-	})
+	return run(t, mustLoad(t, rollingOneByOne), map[string]string{"dir": dir}, nil, resumeOn(batchInventory(t), rs))
 }
 
 func rollingPlaybook(t *testing.T, serial, budget string) *engine.Playbook {
@@ -155,17 +153,8 @@ func TestBatchResumeContinuesAtFailedHost(t *testing.T) {
 	if err == nil {
 		t.Fatal("the first run should stop at b")
 	}
-	// What the journal would hold: every outcome that ended well.
-	done := map[engine.StepKey]engine.Outcome{}
-	for _, e := range rec.events {
-		if e.Type == engine.EventStepEnd && (e.Status == engine.StatusOK || e.Status == engine.StatusChanged) {
-			done[engine.StepKey{Index: e.Index, Host: e.Host, Item: e.Item}] = engine.Outcome{Status: e.Status, Result: e.Result, ID: e.ID}
-		}
-	}
 	healthy(t, dir, "b") // fixed
-	rec2, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) {
-		r.Inventory, r.Resume = inv, &engine.Resume{Done: done}
-	})
+	rec2, err := run(t, pb, map[string]string{"dir": dir}, nil, resumeOn(inv, resumeFrom(rec)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,6 +33,12 @@ func failedOf(rec *recorder) map[engine.StepKey]bool {
 	return failed
 }
 
+// resumeFrom is what a resume of the run rec recorded is given from its
+// journal: the outcomes that ended well, and the failures.
+func resumeFrom(rec *recorder) *engine.Resume {
+	return &engine.Resume{Done: doneOf(rec), Failed: failedOf(rec)}
+}
+
 // TestResumeRerunsLaterStepsOfHost: a change that failed on b and was
 // tolerated, after which b's check ran, is made again by the resume; the
 // check after it, recorded done before the change, runs again on b (and
@@ -74,9 +80,7 @@ func TestResumeRerunsLaterStepsOfHost(t *testing.T) {
 			if err := os.Remove(filepath.Join(dir, "log")); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := run(t, pb, params, nil, func(r *engine.Runner) {
-				r.Inventory, r.Resume = inv, &engine.Resume{Done: doneOf(rec), Failed: failedOf(rec)}
-			}); err != nil {
+			if _, err := run(t, pb, params, nil, resumeOn(inv, resumeFrom(rec))); err != nil {
 				t.Fatalf("resume: %v", err)
 			}
 			if got := readLog(t, dir); got != "restart-b healthy-b" {
@@ -120,10 +124,9 @@ steps:
 		t.Fatal(err)
 	}
 	resume := func(retry, skip bool) error {
-		_, err := run(t, pb, params, nil, func(r *engine.Runner) {
-			r.Inventory = inv
-			r.Resume = &engine.Resume{Done: doneOf(rec), Failed: failedOf(rec), RetryInDoubt: retry, SkipInDoubt: skip}
-		})
+		rs := resumeFrom(rec)
+		rs.RetryInDoubt, rs.SkipInDoubt = retry, skip
+		_, err := run(t, pb, params, nil, resumeOn(inv, rs))
 		return err
 	}
 	var de *engine.InDoubtError
@@ -332,9 +335,7 @@ steps:
 	if err := os.Remove(filepath.Join(dir, "log")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := run(t, pb, params, nil, func(r *engine.Runner) {
-		r.Inventory, r.Resume = inv, &engine.Resume{Done: doneOf(rec), Failed: failedOf(rec)}
-	}); err != nil {
+	if _, err := run(t, pb, params, nil, resumeOn(inv, resumeFrom(rec))); err != nil {
 		t.Fatalf("resume: %v", err)
 	}
 	if got := readLog(t, dir); got != "look-b after-b" {
