@@ -18,9 +18,10 @@ func batchInventory(t *testing.T) *engine.Inventory {
 	return mustInventory(t, "defaults: {transport: local}\nhosts:\n  a: {vars: {n: 1}}\n  b: {vars: {n: 2}}\n  c: {vars: {n: 3}}\n  d: {vars: {n: 4}}\ngroups:\n  all: [a, b, c, d]\n")
 }
 
-// rolling restarts each host (a line in a log), then checks that it is
-// healthy (its file says ok), with the result of the restart on the same
-// host.
+// rolling restarts each host of all in turn, ${SERIAL} hosts at a time (a
+// line in a log; ${ECHO} may have it print the host's name), checks that it
+// is healthy (its file says ok; ${CHECK} may assert more), then runs one
+// step after the batch; ${BUDGET} is the batch's failure budget, if any.
 const rolling = `version: 1
 name: rolling
 params:
@@ -32,35 +33,17 @@ steps:
     ${BUDGET}
     steps:
       - id: restart
-        ssh-exec: {command: "echo ${{ host.name }} >> ${{ params.dir }}/log; echo ${{ host.name }}"}
+        ssh-exec: {command: "echo ${{ host.name }} >> ${{ params.dir }}/log${ECHO}"}
       - id: healthy
-        ssh-exec:
-          command: grep -qx ok ${{ params.dir }}/${{ host.name }}
-          read_only: true
-        assert: steps.restart.result.stdout == host.name + "\n"
+        ssh-exec: {command: "grep -qx ok ${{ params.dir }}/${{ host.name }}", read_only: true}
+        ${CHECK}
   - id: after
     ssh-exec: {command: "echo after >> ${{ params.dir }}/log"}
 `
 
-// rollingOneByOne restarts each host in turn (a line in a log), checks
-// that it is healthy (its file says ok), then runs one step after the
-// batch.
-const rollingOneByOne = `version: 1
-name: rolling
-params:
-  dir: {type: string}
-steps:
-  - name: Restart each node in turn
-    hosts: [all]
-    serial: 1
-    steps:
-      - id: restart
-        ssh-exec: {command: "echo ${{ host.name }} >> ${{ params.dir }}/log"}
-      - id: healthy
-        ssh-exec: {command: "grep -qx ok ${{ params.dir }}/${{ host.name }}", read_only: true}
-  - id: after
-    ssh-exec: {command: "echo after >> ${{ params.dir }}/log"}
-`
+// rollingOneByOne is rolling one host at a time, with no failure budget,
+// whose check reads only the health file.
+var rollingOneByOne = strings.NewReplacer("${SERIAL}", "1", "${BUDGET}", "", "${ECHO}", "", "${CHECK}", "").Replace(rolling)
 
 // lostRecords is what the journal of rollingOneByOne kept after a power
 // cut: a restarted and healthy, the batches of one host each, the hosts
@@ -84,8 +67,12 @@ func resumeRolling(t *testing.T, dir string, rs *engine.Resume) (*recorder, erro
 	return run(t, mustLoad(t, rollingOneByOne), map[string]string{"dir": dir}, nil, resumeOn(batchInventory(t), rs))
 }
 
+// rollingPlaybook is rolling serial hosts at a time within budget, whose
+// restart prints the host's name and whose check asserts it: the restart's
+// result on the same host.
 func rollingPlaybook(t *testing.T, serial, budget string) *engine.Playbook {
-	return mustLoad(t, strings.NewReplacer("${SERIAL}", serial, "${BUDGET}", budget).Replace(rolling))
+	return mustLoad(t, strings.NewReplacer("${SERIAL}", serial, "${BUDGET}", budget, "${ECHO}", "; echo ${{ host.name }}",
+		"${CHECK}", `assert: steps.restart.result.stdout == host.name + "\n"`).Replace(rolling))
 }
 
 func healthy(t *testing.T, dir string, hosts ...string) {
