@@ -589,25 +589,14 @@ func (p *Param) parseNode(n *yaml.Node) (any, error) {
 // Parse reads a param value given as text (-p name=value).
 func (p *Param) Parse(s string) (any, error) {
 	var v any
+	var err error
 	switch p.Type {
 	case TypeInt:
-		i, err := strconv.Atoi(s)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not an integer", s)
-		}
-		v = i
+		v, err = parseAs(s, strconv.Atoi, "an integer")
 	case TypeBool:
-		b, err := strconv.ParseBool(s)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not true or false", s)
-		}
-		v = b
+		v, err = parseAs(s, strconv.ParseBool, "true or false")
 	case TypeDuration:
-		dur, err := time.ParseDuration(s)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not a duration such as 30s", s)
-		}
-		v = dur
+		v, err = parseAs(s, time.ParseDuration, "a duration such as 30s")
 	case TypeList:
 		var out []any
 		for _, e := range strings.Split(s, ",") {
@@ -619,6 +608,9 @@ func (p *Param) Parse(s string) (any, error) {
 	default:
 		v = s
 	}
+	if err != nil {
+		return nil, err
+	}
 	if p.Pattern != nil && !p.Pattern.MatchString(s) {
 		return nil, fmt.Errorf("%q does not match the pattern %s", s, p.Pattern)
 	}
@@ -629,6 +621,16 @@ func (p *Param) Parse(s string) (any, error) {
 			}
 		}
 		return nil, fmt.Errorf("%q is not one of %s", s, strings.Join(p.Enum, ", "))
+	}
+	return v, nil
+}
+
+// parseAs reads s with parse; what it is not is said as what it should
+// be (want).
+func parseAs[T any](s string, parse func(string) (T, error), want string) (any, error) {
+	v, err := parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not %s", s, want)
 	}
 	return v, nil
 }
