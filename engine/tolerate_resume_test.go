@@ -66,8 +66,7 @@ func TestResumeRerunsLaterStepsOfHost(t *testing.T) {
     ssh-exec: {command: "echo healthy-${{ host.name }} >> ${{ params.dir }}/log", read_only: true}
 `} {
 		t.Run(name, func(t *testing.T) {
-			dir := t.TempDir()
-			pb := mustLoad(t, "version: 1\nname: stale\nparams:\n  dir: {type: string}\nsteps:\n"+body)
+			pb, dir := mustLoadInDir(t, "stale", "steps:\n"+body)
 			inv := batchInventory(t)
 			params := map[string]string{"dir": dir}
 			rec, err := run(t, pb, params, nil, onHosts(inv))
@@ -97,14 +96,7 @@ func TestResumeRerunsLaterStepsOfHost(t *testing.T) {
 // anything runs, naming the change; --skip-in-doubt keeps it as done,
 // --retry-in-doubt makes it again.
 func TestResumeAsksBeforeRepeatingChange(t *testing.T) {
-	dir := t.TempDir()
-	inv := batchInventory(t)
-	healthy(t, dir, "a", "c", "d")
-	pb := mustLoad(t, `version: 1
-name: twice
-params:
-  dir: {type: string}
-steps:
+	pb, dir := mustLoadInDir(t, "twice", `steps:
   - id: check
     hosts: [all]
     tolerate: [failed]
@@ -113,6 +105,8 @@ steps:
     hosts: [all]
     ssh-exec: {command: "echo grant-${{ host.name }} >> ${{ params.dir }}/log"}
 `)
+	inv := batchInventory(t)
+	healthy(t, dir, "a", "c", "d")
 	params := map[string]string{"dir": dir}
 	rec, err := run(t, pb, params, nil, onHosts(inv))
 	var pe *engine.PartialError
@@ -156,14 +150,7 @@ steps:
 // changed by any later step, in a batch or a plain step: each names the
 // guard, the run ends partial; read-only steps and the other hosts run.
 func TestGuardToleratedHostIsNotChanged(t *testing.T) {
-	dir := t.TempDir()
-	inv := batchInventory(t)
-	healthy(t, dir, "a", "b", "c") // d is the primary: the guard exists to refuse it
-	pb := mustLoad(t, `version: 1
-name: guard-tolerated
-params:
-  dir: {type: string}
-require:
+	pb, dir := mustLoadInDir(t, "guard-tolerated", `require:
   - name: no node is the primary
     hosts: [all]
     tolerate: [failed]
@@ -183,6 +170,8 @@ steps:
       - id: restart
         ssh-exec: {command: "echo restart-${{ host.name }} >> ${{ params.dir }}/log"}
 `)
+	inv := batchInventory(t)
+	healthy(t, dir, "a", "b", "c") // d is the primary: the guard exists to refuse it
 	_, err := run(t, pb, map[string]string{"dir": dir}, nil, onHosts(inv))
 	var pe *engine.PartialError
 	if !errors.As(err, &pe) {
@@ -215,25 +204,11 @@ steps:
 // of being taken as done.
 func TestBatchResumeAfterLostRecordsStepAfter(t *testing.T) {
 	dir := t.TempDir()
-	healthy(t, dir, "a", "b", "c", "d")
-	reached := map[string]bool{"a": true, "b": true}
-	_, err := resumeRolling(t, dir, lostRecords(3, reached))
-	var ide *engine.InDoubtError
-	if !errors.As(err, &ide) || strings.Join(ide.Steps, "; ") != "[1] restart [b]" {
-		t.Fatalf("err = %v, want only b's restart in doubt", err)
-	}
-	skip := lostRecords(3, reached)
-	skip.SkipInDoubt = true
-	_, err = resumeRolling(t, dir, skip)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := readLog(t, dir); got != "c d after" {
-		t.Fatalf("log = %q, want c and d restarted, then after run (not taken as done)", got)
-	}
+	resumeLostSkippingB(t, dir, 3)
 	// Every batch reached: the step after may have started, and is in
 	// doubt (its hosts were not recorded).
-	_, err = resumeRolling(t, dir, lostRecords(3, map[string]bool{"a": true, "b": true, "c": true, "d": true}))
+	_, err := resumeRolling(t, dir, lostRecords(3, map[string]bool{"a": true, "b": true, "c": true, "d": true}))
+	var ide *engine.InDoubtError
 	if !errors.As(err, &ide) || !strings.Contains(strings.Join(ide.Steps, "; "), "[3] after") {
 		t.Fatalf("err = %v, want after in doubt once the batch reached d", err)
 	}
@@ -245,13 +220,8 @@ func TestBatchResumeAfterLostRecordsStepAfter(t *testing.T) {
 // (tolerate: [failed] does not cover it) and the next step does not run.
 // One whose failed_when reads only the exit code is judged, and done.
 func TestFailedWhenOnCutOutput(t *testing.T) {
-	dir := t.TempDir()
 	big := `head -c 20000 /dev/zero | tr '\\0' 'a' | fold -w 100; echo`
-	pb := mustLoad(t, `version: 1
-name: cut
-params:
-  dir: {type: string}
-steps:
+	pb, dir := mustLoadInDir(t, "cut", `steps:
   - id: grep
     ssh-exec:
       command: "echo grep >> ${{ params.dir }}/log; `+big+`; exit 1"
@@ -285,14 +255,7 @@ steps:
 // the resume, once it is fixed, runs its failed check again and then the
 // change, without making the other hosts' changes a second time.
 func TestFailedBatchHostIsLeftAlone(t *testing.T) {
-	dir := t.TempDir()
-	healthy(t, dir, "a", "c", "d") // b does not come back
-	inv := batchInventory(t)
-	pb := mustLoad(t, `version: 1
-name: left-alone
-params:
-  dir: {type: string}
-steps:
+	pb, dir := mustLoadInDir(t, "left-alone", `steps:
   - name: Restart each
     hosts: [all]
     serial: 1
@@ -309,6 +272,8 @@ steps:
     hosts: [all]
     ssh-exec: {command: "echo after-${{ host.name }} >> ${{ params.dir }}/log"}
 `)
+	healthy(t, dir, "a", "c", "d") // b does not come back
+	inv := batchInventory(t)
 	params := map[string]string{"dir": dir}
 	rec, err := run(t, pb, params, nil, onHosts(inv))
 	var pe *engine.PartialError
