@@ -39,6 +39,23 @@ func resumeFrom(rec *recorder) *engine.Resume {
 	return &engine.Resume{Done: doneOf(rec), Failed: failedOf(rec)}
 }
 
+// failuresOf returns the tolerated failures that are an E of the partial
+// run that ended with err; the test fails if the run did not end partial.
+func failuresOf[E error](t *testing.T, err error) []E {
+	t.Helper()
+	pe, ok := errors.AsType[*engine.PartialError](err)
+	if !ok {
+		t.Fatalf("err = %v, want partial", err)
+	}
+	var out []E
+	for _, f := range pe.Failures {
+		if e, ok := errors.AsType[E](f); ok {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // TestResumeRerunsLaterStepsOfHost: a change that failed on b and was
 // tolerated, after which b's check ran, is made again by the resume; the
 // check after it, recorded done before the change, runs again on b (and
@@ -173,21 +190,13 @@ steps:
 	inv := batchInventory(t)
 	healthy(t, dir, "a", "b", "c") // d is the primary: the guard exists to refuse it
 	_, err := run(t, pb, map[string]string{"dir": dir}, nil, onHosts(inv))
-	var pe *engine.PartialError
-	if !errors.As(err, &pe) {
-		t.Fatalf("err = %v, want partial", err)
-	}
-	var ue *engine.UnguardedError
-	n := 0
-	for _, f := range pe.Failures {
-		if errors.As(f, &ue) {
-			n++
-			if ue.Host != "d" || ue.Guard != "no node is the primary" {
-				t.Errorf("unguarded %+v", ue)
-			}
+	ues := failuresOf[*engine.UnguardedError](t, err)
+	for _, ue := range ues {
+		if ue.Host != "d" || ue.Guard != "no node is the primary" {
+			t.Errorf("unguarded %+v", ue)
 		}
 	}
-	if n != 2 || !strings.Contains(err.Error(), `d was not checked by guard "no node is the primary"`) {
+	if len(ues) != 2 || !strings.Contains(err.Error(), `d was not checked by guard "no node is the primary"`) {
 		t.Fatalf("err = %v, want promote and restart kept off d, naming the guard", err)
 	}
 	log := sorted(readLog(t, dir))
@@ -276,22 +285,14 @@ func TestFailedBatchHostIsLeftAlone(t *testing.T) {
 	inv := batchInventory(t)
 	params := map[string]string{"dir": dir}
 	rec, err := run(t, pb, params, nil, onHosts(inv))
-	var pe *engine.PartialError
-	if !errors.As(err, &pe) {
-		t.Fatalf("run: %v, want partial", err)
-	}
-	var fe *engine.FailedHostError
-	n := 0
-	for _, f := range pe.Failures {
-		if errors.As(f, &fe) {
-			n++
-			if fe.Host != "b" || fe.Step != "healthy" {
-				t.Errorf("left alone: %+v", fe)
-			}
+	fes := failuresOf[*engine.FailedHostError](t, err)
+	for _, fe := range fes {
+		if fe.Host != "b" || fe.Step != "healthy" {
+			t.Errorf("left alone: %+v", fe)
 		}
 	}
-	if n != 1 {
-		t.Fatalf("failures %v, want after kept off b once", pe.Failures)
+	if len(fes) != 1 {
+		t.Fatalf("err = %v, want after kept off b once", err)
 	}
 	if got := readLog(t, dir); strings.Contains(got, "after-b") || !strings.Contains(got, "look-b") || !strings.Contains(got, "after-a") {
 		t.Fatalf("run did %q, want b looked at and not changed after its batch", got)
