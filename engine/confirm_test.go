@@ -399,11 +399,13 @@ steps:
 	}
 }
 
-// TestConfirmPerHostWord: a gate whose word names the host is asked for
-// each host of a rolling sequence: the answer about one host never
-// decides another's, and a refusal of one is not reused for the next.
-func TestConfirmPerHostWord(t *testing.T) {
-	pb, dir := mustLoadInDir(t, "rolling-gates", `
+// rollingGate is a rolling sequence over the hosts of batchInventory, one
+// at a time within a budget of three failures, whose restart asks
+// "restart HOST?" with word; it returns the playbook and the directory its
+// restarts touch a file in.
+func rollingGate(t *testing.T, word string) (*engine.Playbook, string) {
+	t.Helper()
+	return mustLoadInDir(t, "rolling-gates", `
 steps:
   - name: Restart each node
     hosts: [all]
@@ -411,23 +413,38 @@ steps:
     max_failures: 3
     steps:
       - id: restart
-        confirm: {text: "restart ${{ host.name }}?", word: "${{ host.name }}"}
+        confirm: {text: "restart ${{ host.name }}?", word: "`+word+`"}
         ssh-exec: {command: "touch ${{ params.dir }}/${{ host.name }}"}
 `)
+}
+
+// askedOnEachHost runs pb, in dir, on the hosts of batchInventory with an
+// operator who types each gate's word, and returns what of each gate
+// (asked) was asked, in order.
+func askedOnEachHost(t *testing.T, pb *engine.Playbook, dir string, asked func(engine.Gate) string) string {
+	t.Helper()
 	op := &operator{}
 	if _, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) { r.Inventory, r.Confirm = batchInventory(t), op.confirm }); err != nil {
 		t.Fatal(err)
 	}
-	var words []string
+	var out []string
 	for _, g := range op.asked() {
-		words = append(words, g.Word)
+		out = append(out, asked(g))
 	}
-	if strings.Join(words, " ") != "a b c d" {
+	return strings.Join(out, " ")
+}
+
+// TestConfirmPerHostWord: a gate whose word names the host is asked for
+// each host of a rolling sequence: the answer about one host never
+// decides another's, and a refusal of one is not reused for the next.
+func TestConfirmPerHostWord(t *testing.T) {
+	pb, dir := rollingGate(t, "${{ host.name }}")
+	if words := askedOnEachHost(t, pb, dir, func(g engine.Gate) string { return g.Word }); words != "a b c d" {
 		t.Fatalf("asked for %v, want each host in turn", words)
 	}
 	// Refused for a: b, c and d are asked, not refused with a's answer.
 	dir2 := t.TempDir()
-	op = &operator{answer: "a-no"}
+	op := &operator{answer: "a-no"}
 	op.check = func(g *engine.Gate) {
 		if g.Word != "a" {
 			op.answer = ""
@@ -446,25 +463,8 @@ steps:
 // is fixed is asked for each host of a rolling sequence: "restart a?"
 // answered yes does not stand for "restart b?".
 func TestConfirmPerHostText(t *testing.T) {
-	pb, dir := mustLoadInDir(t, "rolling-text", `
-steps:
-  - name: Restart each node
-    hosts: [all]
-    serial: 1
-    steps:
-      - id: restart
-        confirm: {text: "restart ${{ host.name }}?", word: "yes"}
-        ssh-exec: {command: "touch ${{ params.dir }}/${{ host.name }}"}
-`)
-	op := &operator{}
-	if _, err := run(t, pb, map[string]string{"dir": dir}, nil, func(r *engine.Runner) { r.Inventory, r.Confirm = batchInventory(t), op.confirm }); err != nil {
-		t.Fatal(err)
-	}
-	var texts []string
-	for _, g := range op.asked() {
-		texts = append(texts, g.Text)
-	}
-	if strings.Join(texts, " ") != "restart a? restart b? restart c? restart d?" {
+	pb, dir := rollingGate(t, "yes")
+	if texts := askedOnEachHost(t, pb, dir, func(g engine.Gate) string { return g.Text }); texts != "restart a? restart b? restart c? restart d?" {
 		t.Fatalf("asked %q, want each host's text in turn", texts)
 	}
 }
