@@ -56,6 +56,26 @@ func failuresOf[E error](t *testing.T, err error) []E {
 	return out
 }
 
+// resumeAfterFix resumes pb, working in dir, on the hosts of inv from the
+// journal of the run rec recorded, once what failed was fixed, and
+// returns what the resume did: the log, cleared before it.
+func resumeAfterFix(t *testing.T, pb *engine.Playbook, dir string, inv *engine.Inventory, rec *recorder) string {
+	t.Helper()
+	clearLog(t, dir)
+	if _, err := run(t, pb, map[string]string{"dir": dir}, nil, resumeOn(inv, resumeFrom(rec))); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	return readLog(t, dir)
+}
+
+// clearLog removes the log in dir.
+func clearLog(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.Remove(filepath.Join(dir, "log")); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestResumeRerunsLaterStepsOfHost: a change that failed on b and was
 // tolerated, after which b's check ran, is made again by the resume; the
 // check after it, recorded done before the change, runs again on b (and
@@ -93,13 +113,7 @@ func TestResumeRerunsLaterStepsOfHost(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, "fixed"), nil, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.Remove(filepath.Join(dir, "log")); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := run(t, pb, params, nil, resumeOn(inv, resumeFrom(rec))); err != nil {
-				t.Fatalf("resume: %v", err)
-			}
-			if got := readLog(t, dir); got != "restart-b healthy-b" {
+			if got := resumeAfterFix(t, pb, dir, inv, rec); got != "restart-b healthy-b" {
 				t.Fatalf("resume did %q, want b restarted, then checked again", got)
 			}
 		})
@@ -131,9 +145,7 @@ func TestResumeAsksBeforeRepeatingChange(t *testing.T) {
 		t.Fatalf("run: %v, want partial (b's check tolerated)", err)
 	}
 	healthy(t, dir, "b")
-	if err := os.Remove(filepath.Join(dir, "log")); err != nil {
-		t.Fatal(err)
-	}
+	clearLog(t, dir)
 	resume := func(retry, skip bool) error {
 		rs := resumeFrom(rec)
 		rs.RetryInDoubt, rs.SkipInDoubt = retry, skip
@@ -298,13 +310,7 @@ func TestFailedBatchHostIsLeftAlone(t *testing.T) {
 		t.Fatalf("run did %q, want b looked at and not changed after its batch", got)
 	}
 	healthy(t, dir, "b")
-	if err := os.Remove(filepath.Join(dir, "log")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := run(t, pb, params, nil, resumeOn(inv, resumeFrom(rec))); err != nil {
-		t.Fatalf("resume: %v", err)
-	}
-	if got := readLog(t, dir); got != "look-b after-b" {
+	if got := resumeAfterFix(t, pb, dir, inv, rec); got != "look-b after-b" {
 		t.Fatalf("resume did %q, want b checked again and then changed", got)
 	}
 }
