@@ -240,14 +240,38 @@ func rec(t *testing.T, kind string, data any) journal.Record {
 	return journal.Record{Kind: kind, Data: b, Time: time.Now()}
 }
 
-// TestLocalRefusesLinkedJournals: a journal that is a symbolic link is
-// neither continued nor read (a resume trusts only journals runbook
-// wrote in its own directory), and the file it points to is left alone.
-func TestLocalRefusesLinkedJournals(t *testing.T) {
+// victim writes a file outside the state directory, for a planted link
+// to point to, and checks when the test ends that it is as it was.
+func victim(t *testing.T) string {
+	t.Helper()
 	outside := filepath.Join(t.TempDir(), "victim")
 	if err := os.WriteFile(outside, []byte("precious\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if b, _ := os.ReadFile(outside); string(b) != "precious\n" {
+			t.Errorf("the file outside the state directory changed: %q", b)
+		}
+	})
+	return outside
+}
+
+// writableByOthers is a new directory with mode: one group or others can
+// write in.
+func writableByOthers(t *testing.T, mode os.FileMode) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, mode); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestLocalRefusesLinkedJournals: a journal that is a symbolic link is
+// neither continued nor read (a resume trusts only journals runbook
+// wrote in its own directory), and the file it points to is left alone.
+func TestLocalRefusesLinkedJournals(t *testing.T) {
+	outside := victim(t)
 	s := &Local{Dir: t.TempDir()}
 	defer s.Close()
 	j, err := s.Create(Header{RunID: "20260101T000000Z-aaaaaa", Playbook: "p", Started: time.Now()})
@@ -271,18 +295,12 @@ func TestLocalRefusesLinkedJournals(t *testing.T) {
 	if _, err := s.Create(Header{RunID: id, Playbook: "p", Started: time.Now()}); err == nil {
 		t.Error("created a journal over a link")
 	}
-	if b, _ := os.ReadFile(outside); string(b) != "precious\n" {
-		t.Errorf("the file outside the state directory changed: %q", b)
-	}
 }
 
 // TestLocalRefusesStateDirectoryOthersCanWrite: no journal is written to,
 // or read from, a state directory that group or others can write.
 func TestLocalRefusesStateDirectoryOthersCanWrite(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o770); err != nil {
-		t.Fatal(err)
-	}
+	dir := writableByOthers(t, 0o770)
 	s := &Local{Dir: dir}
 	defer s.Close()
 	if _, err := s.Create(Header{RunID: "20260101T000000Z-aaaaaa", Playbook: "p", Started: time.Now()}); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
