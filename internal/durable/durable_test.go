@@ -28,10 +28,7 @@ func ev(index int, host string, st engine.Status, result steps.Result) *engine.E
 func writeRun(t *testing.T, s Store) string {
 	t.Helper()
 	id := "20261126T000000Z-abcdef"
-	j, err := s.Create(Header{RunID: id, Playbook: "p", Hash: "h", Started: time.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := mustCreate(t, s, Header{RunID: id, Playbook: "p", Hash: "h", Started: time.Now()})
 	for _, r := range []struct {
 		kind string
 		ev   *engine.Event
@@ -240,6 +237,16 @@ func rec(t *testing.T, kind string, data any) journal.Record {
 	return journal.Record{Kind: kind, Data: b, Time: time.Now()}
 }
 
+// mustCreate starts the journal of the run h heads in s.
+func mustCreate(tb testing.TB, s Store, h Header) Journal {
+	tb.Helper()
+	j, err := s.Create(h)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return j
+}
+
 // victim writes a file outside the state directory, for a planted link
 // to point to, and checks when the test ends that it is as it was.
 func victim(t *testing.T) string {
@@ -274,10 +281,7 @@ func TestLocalRefusesLinkedJournals(t *testing.T) {
 	outside := victim(t)
 	s := &Local{Dir: t.TempDir()}
 	defer s.Close()
-	j, err := s.Create(Header{RunID: "20260101T000000Z-aaaaaa", Playbook: "p", Started: time.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := mustCreate(t, s, Header{RunID: "20260101T000000Z-aaaaaa", Playbook: "p", Started: time.Now()})
 	j.Close()
 	id := "20260101T000000Z-bbbbbb"
 	if err := os.Symlink(outside, filepath.Join(s.Dir, "runs", id+".journal")); err != nil {

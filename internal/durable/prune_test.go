@@ -12,10 +12,7 @@ import (
 func TestLocalRemove(t *testing.T) {
 	s := &Local{Dir: t.TempDir()}
 	const id = "20260101T000000Z-abcdef"
-	j, err := s.Create(Header{RunID: id, Playbook: "p", Started: time.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := mustCreate(t, s, Header{RunID: id, Playbook: "p", Started: time.Now()})
 	if err := j.Append(KindEnd, map[string]string{"status": "ok"}); err != nil {
 		t.Fatal(err)
 	}
@@ -41,10 +38,7 @@ func TestPruneKeepsResumable(t *testing.T) {
 	s := &Local{Dir: t.TempDir()}
 	now := time.Now()
 	mk := func(id string, age time.Duration, end string, stepped bool) {
-		j, err := s.Create(Header{RunID: id, Playbook: "p", Started: now.Add(-age)})
-		if err != nil {
-			t.Fatal(err)
-		}
+		j := mustCreate(t, s, Header{RunID: id, Playbook: "p", Started: now.Add(-age)})
 		if stepped {
 			// Step 1 may make changes: a resume has something to go on with.
 			if err := j.Append(KindMark, map[string]int{"index": 1}); err != nil {

@@ -15,10 +15,7 @@ import (
 // run in the background). ns/op is one step.
 func BenchmarkJournalStepRecords(b *testing.B) {
 	store := &Local{Dir: b.TempDir()}
-	j, err := store.Create(Header{RunID: "bench", Playbook: "bench/records", Started: time.Now()})
-	if err != nil {
-		b.Fatal(err)
-	}
+	j := mustCreate(b, store, Header{RunID: "bench", Playbook: "bench/records", Started: time.Now()})
 	defer j.Close()
 	js := NewSink(j, engine.SinkFunc(func(*engine.Event) {}), io.Discard)
 	i := 0

@@ -59,10 +59,7 @@ func BenchmarkJournal100Local(b *testing.B) {
 				n++
 				// The journal's whole cost: created, written, synced, closed.
 				start := time.Now()
-				j, err := store.Create(Header{RunID: fmt.Sprintf("bench-%d", n), Playbook: pb.Name, Hash: pb.Hash, Started: time.Now()})
-				if err != nil {
-					b.Fatal(err)
-				}
+				j := mustCreate(b, store, Header{RunID: fmt.Sprintf("bench-%d", n), Playbook: pb.Name, Hash: pb.Hash, Started: time.Now()})
 				js := NewSink(j, discard, io.Discard)
 				run(b, js)
 				js.Wait()
