@@ -164,14 +164,7 @@ func newCompletionWorld(t *testing.T) *completionWorld {
 	if err := os.Mkdir(bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The test binary runs cli.Main when it is called runbook (TestMain).
-	if err := os.Symlink(self, filepath.Join(bin, "runbook")); err != nil {
-		t.Fatal(err)
-	}
+	linkRunbook(t, bin)
 	state := filepath.Join(dir, "state")
 	t.Setenv("XDG_STATE_HOME", state)
 	for _, shell := range []string{"bash", "zsh", "fish"} {

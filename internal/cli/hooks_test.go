@@ -3,7 +3,6 @@ package cli_test
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -271,38 +270,14 @@ steps:
 `, fifo)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(w.dir, "runbook")
-	// The test binary runs cli.Main when it is called runbook (TestMain).
-	if err := os.Symlink(self, bin); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "run", pb)
+	cmd := exec.Command(linkRunbook(t, w.dir), "run", pb)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + w.dir, "XDG_CONFIG_HOME=" + filepath.Join(w.dir, "config"), "XDG_STATE_HOME=" + filepath.Join(w.dir, "state")}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	// The step has started once it writes to the FIFO.
-	if _, err := os.ReadFile(fifo); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	err = cmd.Wait()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != cli.ExitInterrupted {
-		t.Fatalf("exit: %v, want %d\n%s", err, cli.ExitInterrupted, out.String())
-	}
+	out := interruptAt(t, cmd, fifo, os.Interrupt)
 	w.mu.Lock()
 	got := decodeSummaries(t, w.posted)
 	w.mu.Unlock()
 	if len(got) != 2 || got[0].Event != "start" || got[1].Event != "interrupted" || got[1].Playbook != "hooks/slow" || got[1].FailedStep != "Wait for a long time" {
-		t.Fatalf("the webhook got %+v, want the start and the interruption\n%s", got, out.String())
+		t.Fatalf("the webhook got %+v, want the start and the interruption\n%s", got, out)
 	}
 }

@@ -34,36 +34,51 @@ func TestValidateInterrupted(t *testing.T) {
 			if err := os.WriteFile(pb, []byte("version: 1\nname: t/slow\nsteps:\n  - id: a\n    ssh-exec: {command: \"echo $x\"}\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			self, err := os.Executable()
-			if err != nil {
-				t.Fatal(err)
-			}
-			bin := filepath.Join(dir, "runbook")
-			// The test binary runs cli.Main when it is called runbook (TestMain).
-			if err := os.Symlink(self, bin); err != nil {
-				t.Fatal(err)
-			}
-			cmd := exec.Command(bin, "validate", "--no-cache", pb)
+			cmd := exec.Command(linkRunbook(t, dir), "validate", "--no-cache", pb)
 			cmd.Env = []string{"PATH=" + dir + ":/usr/bin:/bin", "HOME=" + dir}
-			var out bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := os.ReadFile(fifo); err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Process.Signal(sig); err != nil {
-				t.Fatal(err)
-			}
-			err = cmd.Wait()
-			var ee *exec.ExitError
-			if !errors.As(err, &ee) || ee.ExitCode() != cli.ExitInterrupted {
-				t.Fatalf("exit: %v, want %d\n%s", err, cli.ExitInterrupted, out.String())
-			}
-			if !strings.Contains(out.String(), "validate was interrupted") || strings.Contains(out.String(), "context canceled") {
-				t.Errorf("output:\n%s\nwant the interruption said plainly", out.String())
+			if out := interruptAt(t, cmd, fifo, sig); !strings.Contains(out, "validate was interrupted") || strings.Contains(out, "context canceled") {
+				t.Errorf("output:\n%s\nwant the interruption said plainly", out)
 			}
 		})
 	}
+}
+
+// linkRunbook links this test binary as runbook in dir and returns the
+// link: the test binary runs cli.Main when it is called runbook
+// (TestMain).
+func linkRunbook(t *testing.T, dir string) string {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "runbook")
+	if err := os.Symlink(self, bin); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// interruptAt starts cmd, sends it sig once it has reached what the test
+// interrupts (it opened fifo to write), and checks that it then exits
+// with ExitInterrupted; it returns what cmd printed.
+func interruptAt(t *testing.T, cmd *exec.Cmd, fifo string, sig os.Signal) string {
+	t.Helper()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.ReadFile(fifo); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != cli.ExitInterrupted {
+		t.Fatalf("exit: %v, want %d\n%s", err, cli.ExitInterrupted, out.String())
+	}
+	return out.String()
 }
