@@ -3,8 +3,6 @@ package cli_test
 import (
 	"bytes"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -18,10 +16,7 @@ import (
 // use; where this machine has another PostgreSQL, the plan is refused
 // before any step and names what it found.
 func TestLayoutPlanEveryVersion(t *testing.T) {
-	inv := filepath.Join(t.TempDir(), "inventory.yaml")
-	if err := os.WriteFile(inv, []byte("hosts: {}\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	inv := tempFile(t, "inventory.yaml", "hosts: {}\n", 0o600)
 	want := func(layout string, v int) []string {
 		switch layout {
 		case "pgdg":

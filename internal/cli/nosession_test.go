@@ -15,11 +15,18 @@ import (
 // standby whose sshd is stopped or not yet started after a reboot.
 func noSessionInventory(t *testing.T) string {
 	t.Helper()
-	inv := filepath.Join(t.TempDir(), "inv.yaml")
-	if err := os.WriteFile(inv, []byte("hosts:\n  pg2: {address: 127.0.0.1, port: 1, user: nobody}\n"), 0o600); err != nil {
+	return tempFile(t, "inv.yaml", "hosts:\n  pg2: {address: 127.0.0.1, port: 1, user: nobody}\n", 0o600)
+}
+
+// tempFile writes content, with mode, to a file name in a new directory
+// and returns its path.
+func tempFile(t *testing.T, name, content string, mode os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), mode); err != nil {
 		t.Fatal(err)
 	}
-	return inv
+	return p
 }
 
 // TestCheckStandbyWithoutSession: pg-ha/check with a standby that answers
@@ -28,10 +35,7 @@ func noSessionInventory(t *testing.T) string {
 // and rewrites the Prometheus file: an earlier OK must not stay.
 func TestCheckStandbyWithoutSession(t *testing.T) {
 	inv := noSessionInventory(t)
-	prom := filepath.Join(t.TempDir(), "pgha.prom")
-	if err := os.WriteFile(prom, []byte("pgha_check_status 0\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	prom := tempFile(t, "pgha.prom", "pgha_check_status 0\n", 0o644)
 	var out, errb bytes.Buffer
 	code := cli.Main([]string{"runbook", "run", "pg-ha/check", "-i", inv, "-p", "primary=localhost", "-p", "standby=pg2", "-p", "port=1", "-p", "layout=debian",
 		"-p", "prometheus_file=" + prom, "--state-dir", filepath.Join(t.TempDir(), "st")}, nil, &out, &errb)
