@@ -259,10 +259,7 @@ func TestBatchRefusals(t *testing.T) {
 		{"  - ssh-exec: {command: \"true\"}\n    tolerate: [unreachabel]\n", `tolerate: "unreachabel" is not one of unreachable, failed (did you mean "unreachable"?)`},
 	} {
 		_, ds := loader().Load("t.yaml", []byte("version: 1\nname: t\nsteps:\n"+c.src))
-		var all []string
-		for _, d := range ds {
-			all = append(all, d.String())
-		}
+		all := printed(ds)
 		if !strings.Contains(strings.Join(all, "\n"), c.want) {
 			t.Errorf("%s:\ngot %v\nwant %q", c.src, all, c.want)
 		}

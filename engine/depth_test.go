@@ -30,10 +30,7 @@ func TestDeepNestingIsRefused(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			src := fmt.Sprintf("version: 1\nname: deep\nsteps:\n  - id: a\n    %s\n", c.step)
 			_, ds := loader().Load("deep.yaml", []byte(src))
-			var got []string
-			for _, d := range ds {
-				got = append(got, d.String())
-			}
+			got := printed(ds)
 			if !strings.Contains(strings.Join(got, "\n"), c.want) {
 				t.Errorf("got %s, want %q", strings.Join(got, "\n"), c.want)
 			}

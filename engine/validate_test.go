@@ -21,6 +21,15 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the .out files of testdata/validate/err")
 
+// printed is each of ds as it is printed: file:line:col: message [rule].
+func printed(ds []*diag.Diagnostic) []string {
+	var out []string
+	for _, d := range ds {
+		out = append(out, d.String())
+	}
+	return out
+}
+
 func loader() *engine.Loader { return &engine.Loader{Registry: steps.Builtin()} }
 
 // validator is a loader as validate makes it: it also reads inside the
@@ -89,10 +98,7 @@ func TestValidateErr(t *testing.T) {
 			case !warn && !diag.HasErrors(ds):
 				t.Fatal("no error reported")
 			}
-			var got []string
-			for _, d := range ds {
-				got = append(got, d.String())
-			}
+			got := printed(ds)
 			outFile := strings.TrimSuffix(f, ".yaml") + ".out"
 			if *update {
 				if err := os.WriteFile(outFile, []byte(strings.Join(got, "\n")+"\n"), 0o644); err != nil {

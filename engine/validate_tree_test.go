@@ -71,10 +71,7 @@ steps:
 	if rep.ConfigErr != nil {
 		t.Errorf("config: %v", rep.ConfigErr)
 	}
-	var got []string
-	for _, d := range rep.Diagnostics {
-		got = append(got, d.String())
-	}
+	got := printed(rep.Diagnostics)
 	want := []string{
 		`a.yaml:6:5: warning: step "ssh-exec" runs on every host at once: bound it with parallel: N [unbounded-fanout]`,
 		`legacy/warn.yaml:6:5: warning: step "ssh-exec" runs on every host at once: bound it with parallel: N [unbounded-fanout]`,
@@ -148,10 +145,7 @@ func TestValidateHostsAgainstInventory(t *testing.T) {
 func TestInventoryDuplicateKeys(t *testing.T) {
 	src := "hosts:\n  pg1: {address: 10.0.0.1, port: 22, port: 2222}\n  pg2: {address: 10.0.0.2}\n  pg1: {address: 10.0.0.9}\n"
 	inv, ds := engine.ParseInventory("inv.yaml", []byte(src))
-	var got []string
-	for _, d := range ds {
-		got = append(got, d.String())
-	}
+	got := printed(ds)
 	want := []string{
 		`inv.yaml:2:38: key "port" is written twice in this mapping (first at line 2, column 28): YAML keeps only one of the values; remove one [duplicate-key]`,
 		`inv.yaml:4:3: key "pg1" is written twice in this mapping (first at line 2, column 3): YAML keeps only one of the values; remove one [duplicate-key]`,

@@ -55,11 +55,7 @@ steps:
       until: result.seen
       timeout: 1s
 `))
-	var msgs []string
-	for _, d := range ds {
-		msgs = append(msgs, d.String())
-	}
-	all := strings.Join(msgs, "\n")
+	all := strings.Join(printed(ds), "\n")
 	for _, want := range []string{
 		"test.yaml:5:11: a guard checks the state once; use a probe step type, not poll",
 		"test.yaml:11:15: a probe cannot be a poll",
