@@ -231,12 +231,7 @@ func TestBatchPlanShowsBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	for _, e := range rec.events {
-		if e.Type == engine.EventBatch {
-			got = append(got, e.Host)
-		}
-	}
+	got := rec.each(engine.EventBatch, func(e *engine.Event) string { return e.Host })
 	if strings.Join(got, " ") != "a,b,c d" {
 		t.Fatalf("batches = %v", got)
 	}
@@ -330,12 +325,7 @@ steps:
 	if !errors.As(err, &ge) || len(ge.Failed) != 1 || !strings.Contains(ge.Failed[0], `"every node is healthy" on d:`) {
 		t.Fatalf("err = %v, want the guard refusing on d", err)
 	}
-	guards := 0
-	for _, e := range rec.events {
-		if e.Type == engine.EventGuard {
-			guards++
-		}
-	}
+	guards := len(rec.of(engine.EventGuard))
 	if guards != 4 || readLog(t, dir) != "" {
 		t.Fatalf("%d guard events (want one per host), log %q", guards, readLog(t, dir))
 	}

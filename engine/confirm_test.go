@@ -112,12 +112,7 @@ func TestConfirmStepGate(t *testing.T) {
 	if !exists(filepath.Join(dir, "promoted")) || !exists(filepath.Join(dir, "after")) {
 		t.Error("the confirmed step or the one after it did not run")
 	}
-	var answers []*engine.Event
-	for _, e := range rec.events {
-		if e.Type == engine.EventConfirm {
-			answers = append(answers, e)
-		}
-	}
+	answers := rec.of(engine.EventConfirm)
 	if len(answers) != 1 || answers[0].Status != engine.StatusOK || answers[0].Answer != "pg2\n" || answers[0].Operator != "alice@laptop" ||
 		strings.Contains(answers[0].Message, "s3cret") {
 		t.Errorf("confirm events %+v", answers)
@@ -345,12 +340,7 @@ steps:
 	if err != nil {
 		t.Fatal(err)
 	}
-	var shown []*engine.Event
-	for _, e := range rec.events {
-		if e.Type == engine.EventConfirm {
-			shown = append(shown, e)
-		}
-	}
+	shown := rec.of(engine.EventConfirm)
 	if len(shown) != 2 || !shown[0].DryRun || shown[0].Message != "Work in "+dir+"?" || shown[0].Word != "go" {
 		t.Fatalf("shown %+v", shown)
 	}
@@ -392,10 +382,8 @@ steps:
 	if !errors.Is(err, engine.ErrInterrupted) || rec.ends()["gated"] != engine.StatusInterrupted {
 		t.Fatalf("err = %v, ends %v: want interrupted", err, rec.ends())
 	}
-	for _, e := range rec.events {
-		if e.Type == engine.EventConfirm {
-			t.Errorf("an interrupted question was recorded as an answer: %+v", e)
-		}
+	for _, e := range rec.of(engine.EventConfirm) {
+		t.Errorf("an interrupted question was recorded as an answer: %+v", e)
 	}
 }
 

@@ -43,6 +43,28 @@ func (r *recorder) ends() map[string]engine.Status {
 	return out
 }
 
+// of returns the events of type typ, in the order they came.
+func (r *recorder) of(typ engine.EventType) []*engine.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*engine.Event
+	for _, e := range r.events {
+		if e.Type == typ {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// each returns f of each event of type typ, in the order they came.
+func (r *recorder) each(typ engine.EventType, f func(*engine.Event) string) []string {
+	var out []string
+	for _, e := range r.of(typ) {
+		out = append(out, f(e))
+	}
+	return out
+}
+
 // ran lists the steps that ran (not taken as done from a journal), as
 // id@host in the order they ended.
 func (r *recorder) ran() []string {
@@ -556,12 +578,7 @@ steps:
 	if err != nil {
 		t.Fatal(err)
 	}
-	var printed []string
-	for _, e := range rec.events {
-		if e.Type == engine.EventStepEnd {
-			printed = append(printed, e.Print)
-		}
-	}
+	printed := rec.each(engine.EventStepEnd, func(e *engine.Event) string { return e.Print })
 	if len(printed) != 2 || !strings.HasPrefix(printed[0], "timeline 2; password ") || strings.Contains(printed[0], "s3cret") || printed[1] != "" {
 		t.Fatalf("printed = %q, want the first step's text with the secret redacted and nothing for the skipped step", printed)
 	}

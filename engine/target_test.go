@@ -86,12 +86,7 @@ steps:
 	if string(got) != "after\n" {
 		t.Errorf("the step ran %q, want after the leftover ended", got)
 	}
-	var progress []string
-	for _, e := range rec.events {
-		if e.Type == engine.EventStepProgress {
-			progress = append(progress, e.Message)
-		}
-	}
+	progress := rec.each(engine.EventStepProgress, func(e *engine.Event) string { return e.Message })
 	want := fmt.Sprintf("the command of the interrupted attempt still runs (process group %d): waiting for it to end", pgid)
 	if len(progress) != 2 || !strings.HasPrefix(progress[0], "in doubt") || progress[1] != want {
 		t.Errorf("progress: %q, want the recheck announced, then %q", progress, want)
