@@ -776,11 +776,7 @@ func (l *Loader) decodeGuard(d *steps.Decoder, n *yaml.Node) *Guard {
 	g.Host, g.Hosts, g.HostsExpr = decodeHostOrHosts(d, f, where)
 	g.Tolerate = decodeTolerance(d, f.Get("tolerate"))
 	g.ServicePorts = servicePorts(d, f.Get("service_ports"))
-	if typ == nil {
-		return nil
-	}
-	if desc := typ.Describe(); desc.Waits {
-		d.Errorf(body, diag.RuleInvalidValue, "a guard checks the state once; use a probe step type, not %s", desc.Name)
+	if !looksOnce(d, typ, body, "a guard checks the state once; use a probe step type, not %s") {
 		return nil
 	}
 	d.Scope.Host = true
@@ -807,16 +803,26 @@ func (l *Loader) decodeProbe(d *steps.Decoder, n *yaml.Node) *steps.ProbeSpec {
 		refuseSecretHost(d, h, p.Host)
 	}
 	p.ServicePorts = servicePorts(d, f.Get("service_ports"))
-	if typ == nil {
-		return nil
-	}
-	if desc := typ.Describe(); desc.Waits {
-		d.Errorf(body, diag.RuleInvalidValue, "a probe cannot be a %s", desc.Name)
+	if !looksOnce(d, typ, body, "a probe cannot be a %s") {
 		return nil
 	}
 	p.Type = typ
 	p.Step = l.decodeBody(d, typ, body)
 	return p
+}
+
+// looksOnce reports whether the check of a guard or a probe has a type
+// (typ is nil when none was read) that looks at the state once; one that
+// waits is refused at body with refusal, which names the type (%s).
+func looksOnce(d *steps.Decoder, typ steps.Type, body *yaml.Node, refusal string) bool {
+	if typ == nil {
+		return false
+	}
+	if desc := typ.Describe(); desc.Waits {
+		d.Errorf(body, diag.RuleInvalidValue, refusal, desc.Name)
+		return false
+	}
+	return true
 }
 
 // decodeHostOrHosts decodes where a guard or a step runs: host: (one
