@@ -226,6 +226,13 @@ func (e *Env) usageError(format string, args ...any) int {
 	return ExitUsage
 }
 
+// failed says why a command failed, on stderr after "runbook: ", and
+// returns ExitFailed.
+func (e *Env) failed(format string, args ...any) int {
+	fmt.Fprintf(e.Stderr, "runbook: "+format+"\n", args...)
+	return ExitFailed
+}
+
 func (e *Env) isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
@@ -271,8 +278,7 @@ func completionCmd(e *Env, c *cobra.Command) func([]string) int {
 			return e.usageError("completion: unknown shell %q: bash, zsh or fish", pos[0])
 		}
 		if err != nil {
-			fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
-			return ExitFailed
+			return e.failed("%v", err)
 		}
 		return ExitOK
 	}

@@ -78,8 +78,7 @@ func (e *Env) show(args []string) int {
 	}
 	src, ok := playbooks.Lookup(args[0])
 	if !ok {
-		fmt.Fprintf(e.Stderr, "runbook: no bundled playbook %q; runbook list shows them\n", args[0])
-		return ExitFailed
+		return e.failed("no bundled playbook %q; runbook list shows them", args[0])
 	}
 	_, _ = e.Stdout.Write(src)
 	pb, _ := newLoader().Load(playbooks.Path(args[0]), src)
@@ -146,14 +145,12 @@ const (
 // writeSchemas writes both schemas into dir.
 func (e *Env) writeSchemas(dir string) int {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
-		return ExitFailed
+		return e.failed("%v", err)
 	}
 	for name, b := range map[string][]byte{playbookSchemaFile: schema.Playbook(steps.Builtin()), inventorySchemaFile: schema.Inventory()} {
 		f := filepath.Join(dir, name)
 		if err := os.WriteFile(f, b, 0o644); err != nil {
-			fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
-			return ExitFailed
+			return e.failed("%v", err)
 		}
 	}
 	fmt.Fprintf(e.Stdout, "wrote %s and %s\n", filepath.Join(dir, playbookSchemaFile), filepath.Join(dir, inventorySchemaFile))

@@ -119,8 +119,7 @@ func (e *Env) prune(o *pruneOptions, pos []string) int {
 	return e.withStore(o.state, func(store durable.Store) int {
 		res, err := durable.Prune(store, durable.PruneOptions{OlderThan: age, Keep: o.keep, Force: o.force, Now: time.Now()})
 		if err != nil {
-			fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
-			return ExitFailed
+			return e.failed("%v", err)
 		}
 		for _, r := range res.Removed {
 			fmt.Fprintf(e.Stdout, "removed %s\t%s\t%s\t%s\n", r.RunID, orUnknown(r.Playbook), r.Started.Local().Format(time.RFC3339), r.Status)
@@ -156,8 +155,7 @@ func orUnknown(s string) string {
 func (e *Env) withStore(sf *stateFlags, f func(durable.Store) int) int {
 	store, err := sf.open(context.Background())
 	if err != nil {
-		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
-		return ExitFailed
+		return e.failed("%v", err)
 	}
 	defer store.Close()
 	return f(store)
@@ -171,8 +169,7 @@ func (e *Env) listRuns(sf *stateFlags, pos []string) int {
 	return e.withStore(sf, func(store durable.Store) int {
 		ids, err := store.List()
 		if err != nil {
-			fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
-			return ExitFailed
+			return e.failed("%v", err)
 		}
 		tw := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "RUN\tPLAYBOOK\tSTARTED\tSTATUS\tOPERATOR")
@@ -221,12 +218,10 @@ func (e *Env) showRun(sf *stateFlags, pos []string, full bool) int {
 	return e.withStore(sf, func(store durable.Store) int {
 		recs, prob, err := store.Read(pos[0])
 		if errors.Is(err, durable.ErrNoRun) {
-			fmt.Fprintf(e.Stderr, "runbook: no run %s in %s (runbook runs lists them)\n", pos[0], sf.where())
-			return ExitFailed
+			return e.failed("no run %s in %s (runbook runs lists them)", pos[0], sf.where())
 		}
 		if err != nil {
-			fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
-			return ExitFailed
+			return e.failed("%v", err)
 		}
 		ts := func(t time.Time) string { return t.Local().Format("15:04:05.000") }
 		fill := newRunIDSink(nil, pos[0], sf, true).fill

@@ -93,8 +93,7 @@ func (e *Env) lab(args []string) int {
 		start := time.Now()
 		st, err := l.Up(context.Background(), lab.Options{Hosts: strings.Split(*hosts, ","), Inventory: *inv, Orchestrator: *orch, StandinVersion: *sv, Layouts: layouts})
 		if err != nil {
-			fmt.Fprintf(e.Stderr, "runbook: lab up: %v\n", err)
-			return ExitFailed
+			return e.failed("lab up: %v", err)
 		}
 		path := *inv
 		if path == "" {
@@ -111,8 +110,7 @@ func (e *Env) lab(args []string) int {
 			return ExitUsage
 		}
 		if err := (&lab.Lab{Dir: *dir}).Down(); err != nil {
-			fmt.Fprintf(e.Stderr, "runbook: lab down: %v\n", err)
-			return ExitFailed
+			return e.failed("lab down: %v", err)
 		}
 		return ExitOK
 	case "status":
@@ -121,8 +119,7 @@ func (e *Env) lab(args []string) int {
 		}
 		sts, err := (&lab.Lab{Dir: *dir}).Status(context.Background())
 		if err != nil {
-			fmt.Fprintf(e.Stderr, "runbook: lab status: %v\n", err)
-			return ExitFailed
+			return e.failed("lab status: %v", err)
 		}
 		if len(sts) == 0 {
 			fmt.Fprintln(e.Stdout, "no lab (runbook lab up starts one)")
@@ -145,8 +142,7 @@ func (e *Env) lab(args []string) int {
 		}
 		code, err := (&lab.Lab{Dir: *dir}).ExecInteractive(context.Background(), pos[0], e.Stdin, e.Stdout, e.Stderr, pos[1:]...)
 		if err != nil {
-			fmt.Fprintf(e.Stderr, "runbook: lab exec: %v\n", err)
-			return ExitFailed
+			return e.failed("lab exec: %v", err)
 		}
 		return code
 	case "fault":
@@ -158,8 +154,7 @@ func (e *Env) lab(args []string) int {
 			return e.usageError("lab fault HOST kill|stop|partition|heal|start")
 		}
 		if err := (&lab.Lab{Dir: *dir}).Fault(context.Background(), pos[0], pos[1]); err != nil {
-			fmt.Fprintf(e.Stderr, "runbook: lab fault: %v\n", err)
-			return ExitFailed
+			return e.failed("lab fault: %v", err)
 		}
 		return ExitOK
 	case "disk":
@@ -172,8 +167,7 @@ func (e *Env) lab(args []string) int {
 			return e.usageError("lab disk HOST PATH [--size MiB]: mount a disk of its own at PATH in HOST")
 		}
 		if err := (&lab.Lab{Dir: *dir}).Disk(context.Background(), pos[0], pos[1], *size); err != nil {
-			fmt.Fprintf(e.Stderr, "runbook: lab disk: %v\n", err)
-			return ExitFailed
+			return e.failed("lab disk: %v", err)
 		}
 		return ExitOK
 	case "standin":

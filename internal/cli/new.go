@@ -84,26 +84,21 @@ func (e *Env) newPlaybook(pos []string) int {
 	name := strings.TrimSuffix(pos[0], ".yaml")
 	file := name + ".yaml"
 	if _, err := os.Stat(file); err == nil {
-		fmt.Fprintf(e.Stderr, "runbook: %s exists; nothing written\n", file)
-		return ExitFailed
+		return e.failed("%s exists; nothing written", file)
 	} else if !errors.Is(err, os.ErrNotExist) {
-		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
-		return ExitFailed
+		return e.failed("%v", err)
 	}
 	if dir := filepath.Dir(file); dir != "." {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
-			return ExitFailed
+			return e.failed("%v", err)
 		}
 	}
 	schemaRef, wrote, err := schemaFor(file)
 	if err != nil {
-		fmt.Fprintf(e.Stderr, "runbook: the schema for editors: %v; nothing written\n", err)
-		return ExitFailed
+		return e.failed("the schema for editors: %v; nothing written", err)
 	}
 	if err := os.WriteFile(file, []byte(fmt.Sprintf(starter, file, name, schemaRef)), 0o644); err != nil {
-		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
-		return ExitFailed
+		return e.failed("%v", err)
 	}
 	fmt.Fprintf(e.Stdout, "wrote %s\n", file)
 	if wrote != "" {

@@ -50,8 +50,7 @@ func (e *Env) resume(o *resumeOptions, pos []string) int {
 	defer stop()
 	store, err := sf.open(ctx)
 	if err != nil {
-		fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run\n", err)
-		return ExitFailed
+		return e.failed("%v; nothing was run", err)
 	}
 	defer store.Close()
 	// Continue holds the run's journal from here on: a second resume of
@@ -60,20 +59,16 @@ func (e *Env) resume(o *resumeOptions, pos []string) int {
 	var be *durable.BusyError
 	switch {
 	case errors.Is(err, durable.ErrNoRun):
-		fmt.Fprintf(e.Stderr, "runbook: no run %s in %s (runbook runs lists them)\n", runID, sf.where())
-		return ExitFailed
+		return e.failed("no run %s in %s (runbook runs lists them)", runID, sf.where())
 	case errors.As(err, &be):
-		fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run\n", be)
-		return ExitFailed
+		return e.failed("%v; nothing was run", be)
 	case err != nil:
-		fmt.Fprintf(e.Stderr, "runbook: journal of run %s: %v; nothing was run (runbook show-run %s shows what it holds)\n", runID, err, runID)
-		return ExitFailed
+		return e.failed("journal of run %s: %v; nothing was run (runbook show-run %s shows what it holds)", runID, err, runID)
 	}
 	defer j.Close()
 	st, err := durable.Fold(recs)
 	if err != nil {
-		fmt.Fprintf(e.Stderr, "runbook: journal of run %s: %v; nothing was run\n", runID, err)
-		return ExitFailed
+		return e.failed("journal of run %s: %v; nothing was run", runID, err)
 	}
 	h := st.Header
 	if st.Finished() {
@@ -85,8 +80,7 @@ func (e *Env) resume(o *resumeOptions, pos []string) int {
 		return code
 	}
 	if err := st.CheckPlaybook(pb.File, pb.Hash, o.allowChanged); err != nil {
-		fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run (resume with --allow-changed-playbook once you have compared them)\n", err)
-		return ExitFailed
+		return e.failed("%v; nothing was run (resume with --allow-changed-playbook once you have compared them)", err)
 	}
 	inv, ok := e.loadInventory(h.Inventory)
 	if !ok {
@@ -103,8 +97,7 @@ func (e *Env) resume(o *resumeOptions, pos []string) int {
 			runID, st.WriterHost, st.Watermark)
 	}
 	if err := j.Append(durable.KindResume, a); err != nil {
-		fmt.Fprintf(e.Stderr, "runbook: journal: %v; nothing was run\n", err)
-		return ExitFailed
+		return e.failed("journal: %v; nothing was run", err)
 	}
 	var doubt []string
 	for k, name := range st.InDoubt {

@@ -100,16 +100,14 @@ func (e *Env) runPlaybook(rc *runCommand, pos []string) int {
 	if journaled {
 		store, err := sf.open(ctx)
 		if err != nil {
-			fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run\n", err)
-			return ExitFailed
+			return e.failed("%v; nothing was run", err)
 		}
 		defer store.Close()
 		h := durable.NewHeader(pb, durable.Header{RunID: runID, Params: values, Given: params, Inventory: invFile, Operator: e.operator(), Yes: rf.yes})
 		confirm = e.confirmer(rf.yes, h.Operator+"@"+h.Host)
 		j, err := store.Create(h)
 		if err != nil {
-			fmt.Fprintf(e.Stderr, "runbook: journal: %v; nothing was run (--state-dir to choose where)\n", err)
-			return ExitFailed
+			return e.failed("journal: %v; nothing was run (--state-dir to choose where)", err)
 		}
 		defer j.Close()
 		js := durable.NewSink(j, sink, e.Stderr)
@@ -304,12 +302,10 @@ func (e *Env) runExit(err error, sink engine.Sink, fill func(string) string, run
 	switch {
 	case errors.As(err, &he):
 		// err, not he: its message is the redacted one.
-		fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run (wait for it with --wait-lock DURATION)\n", err)
-		return ExitFailed
+		return e.failed("%v; nothing was run (wait for it with --wait-lock DURATION)", err)
 	case errors.As(err, &se):
 		// A lock refused in the state directory: taken before anything ran.
-		fmt.Fprintf(e.Stderr, "runbook: %v; nothing was run\n", se)
-		return ExitFailed
+		return e.failed("%v; nothing was run", se)
 	case err == nil:
 		return ExitOK
 	case errors.Is(err, engine.ErrInterrupted) || errors.Is(err, context.Canceled):
@@ -317,8 +313,7 @@ func (e *Env) runExit(err error, sink engine.Sink, fill func(string) string, run
 		hint("to continue where it stopped")
 		return ExitInterrupted
 	case errors.As(err, &ge):
-		fmt.Fprintf(e.Stderr, "runbook: %v\n", err)
-		return ExitFailed
+		return e.failed("%v", err)
 	case errors.As(err, &pe):
 		fmt.Fprintf(e.Stderr, "runbook: partial: the run went through its steps, and %d failure(s) on %s were tolerated:\n", len(pe.Failures), strings.Join(pe.Hosts(), ", "))
 		for _, f := range pe.Failures {
@@ -327,8 +322,7 @@ func (e *Env) runExit(err error, sink engine.Sink, fill func(string) string, run
 		hint("once they are fixed, run what failed again with")
 		return ExitPartial
 	case errors.As(err, &de):
-		fmt.Fprintf(e.Stderr, "runbook: nothing was run: %v\n", err)
-		return ExitFailed
+		return e.failed("nothing was run: %v", err)
 	case errors.As(err, &ue):
 		fmt.Fprintf(e.Stderr, "runbook: refused, nothing was changed: the run asks for a typed confirmation (%s) and stdin is not a terminal: review what it would change with runbook plan, then pass --yes to answer (for automation)\n",
 			strings.Join(ue.Gates, "; "))

@@ -181,8 +181,7 @@ func (e *Env) validate(o *validateOptions, pos []string) int {
 		if o.strict && warns > 0 {
 			why = " (--strict: warnings fail too)"
 		}
-		fmt.Fprintf(e.Stderr, "runbook: %s and %s in %s checked%s\n", counted(errs, "error"), counted(warns, "warning"), counted(len(rep.files), "file"), why)
-		return ExitFailed
+		return e.failed("%s and %s in %s checked%s", counted(errs, "error"), counted(warns, "warning"), counted(len(rep.files), "file"), why)
 	}
 	return ExitOK
 }
