@@ -139,33 +139,21 @@ func (Local) Resolve(_ context.Context, path string) (string, error) {
 // existing file's mode, owner and extended attributes (ACLs, SELinux
 // context).
 func (l Local) WriteFile(ctx context.Context, path string, data []byte, opt WriteOptions) error {
-	path, err := l.Resolve(ctx, path)
+	r, err := opt.replacing(ctx, l, path)
 	if err != nil {
 		return err
 	}
-	old, err := l.Stat(ctx, path)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	mode, uid, gid := opt.attrs(old)
-	exists := old != nil
+	path = r.path
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".runbook-*")
 	if err != nil {
 		return err
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp) // a no-op after the rename
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
+	if err := r.own(f, os.Geteuid() == 0); err != nil {
 		return err
 	}
-	if uid >= 0 && gid >= 0 && os.Geteuid() == 0 {
-		if err := f.Chown(uid, gid); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	if exists {
+	if r.exists {
 		if err := copyXattrs(path, f); err != nil {
 			f.Close()
 			return fmt.Errorf("%s: %w; nothing was changed", path, err)

@@ -789,15 +789,11 @@ func (s *SSH) WriteFile(ctx context.Context, p string, data []byte, opt WriteOpt
 	if err != nil {
 		return err
 	}
-	if p, err = s.Resolve(ctx, p); err != nil {
+	r, err := opt.replacing(ctx, s, p)
+	if err != nil {
 		return err
 	}
-	old, err := s.Stat(ctx, p)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	mode, uid, gid := opt.attrs(old)
-	exists := old != nil
+	p = r.path
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
 	tmp := path.Join(path.Dir(p), "."+path.Base(p)+".runbook-"+hex.EncodeToString(rnd[:]))
@@ -811,17 +807,8 @@ func (s *SSH) WriteFile(ctx context.Context, p string, data []byte, opt WriteOpt
 			_ = sc.Remove(tmp)
 		}
 	}()
-	// Mode first: the content must never sit in a file more open than the
-	// target (a config file with passwords).
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
+	if err := r.own(f, s.asRoot); err != nil {
 		return err
-	}
-	if uid >= 0 && gid >= 0 && s.asRoot {
-		if err := f.Chown(uid, gid); err != nil {
-			f.Close()
-			return err
-		}
 	}
 	if _, err := f.Write(data); err != nil {
 		f.Close()
@@ -834,18 +821,18 @@ func (s *SSH) WriteFile(ctx context.Context, p string, data []byte, opt WriteOpt
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if exists {
+	if r.exists {
 		if err := s.copyAttributes(ctx, p, tmp); err != nil {
 			return err
 		}
 		if opt.Replace {
 			// The old file's ACLs and label stay; the mode and owner asked
 			// for win over the ones cp copied.
-			if err := sc.Chmod(tmp, mode); err != nil {
+			if err := sc.Chmod(tmp, r.mode); err != nil {
 				return err
 			}
-			if uid >= 0 && gid >= 0 && s.asRoot {
-				if err := sc.Chown(tmp, uid, gid); err != nil {
+			if r.uid >= 0 && r.gid >= 0 && s.asRoot {
+				if err := sc.Chown(tmp, r.uid, r.gid); err != nil {
 					return err
 				}
 			}

@@ -131,6 +131,56 @@ type WriteOptions struct {
 	Replace bool
 }
 
+// replacement is the file WriteFile replaces and the attributes the file
+// written in its place gets.
+type replacement struct {
+	// path is the file the path given resolves to.
+	path     string
+	exists   bool
+	mode     fs.FileMode
+	uid, gid int
+}
+
+// replacing resolves path on a host and reads the file there, if any, for
+// the mode, owner and group the written file gets.
+func (o WriteOptions) replacing(ctx context.Context, host interface {
+	Resolve(ctx context.Context, path string) (string, error)
+	Stat(ctx context.Context, path string) (*FileInfo, error)
+}, path string) (replacement, error) {
+	p, err := host.Resolve(ctx, path)
+	if err != nil {
+		return replacement{}, err
+	}
+	old, err := host.Stat(ctx, p)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return replacement{}, err
+	}
+	r := replacement{path: p, exists: old != nil}
+	r.mode, r.uid, r.gid = o.attrs(old)
+	return r, nil
+}
+
+// own gives the new file f its mode first, so that the content never sits
+// in a file more open than the target (a config file with passwords), then
+// its owner and group where asRoot lets them be set; f is closed on failure.
+func (r replacement) own(f interface {
+	Chmod(fs.FileMode) error
+	Chown(uid, gid int) error
+	Close() error
+}, asRoot bool) error {
+	if err := f.Chmod(r.mode); err != nil {
+		f.Close()
+		return err
+	}
+	if r.uid >= 0 && r.gid >= 0 && asRoot {
+		if err := f.Chown(r.uid, r.gid); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return nil
+}
+
 // attrs returns the mode, owner and group of the written file, given the
 // file it replaces (nil when there is none).
 func (o WriteOptions) attrs(old *FileInfo) (fs.FileMode, int, int) {
