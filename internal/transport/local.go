@@ -81,19 +81,21 @@ func (Local) Run(ctx context.Context, c *Command) (*Output, error) {
 		}
 		return nil, context.Cause(ctx)
 	}
-	out := &Output{Stdout: stdout.buf, Stderr: stderr.buf, Truncated: stdout.dropped || stderr.dropped}
+	return ended(stdout, stderr, err, localExitCode)
+}
+
+// localExitCode is the exit status of a process of this machine, 128 + the
+// signal's number for one killed by a signal, as a shell reports it.
+func localExitCode(err error) (int, bool) {
 	var exitErr *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exitErr):
-		out.ExitCode = exitErr.ExitCode()
-		if out.ExitCode < 0 {
-			out.ExitCode = 128 + int(exitErr.Sys().(syscall.WaitStatus).Signal())
-		}
-	default:
-		return nil, err
+	if !errors.As(err, &exitErr) {
+		return 0, false
 	}
-	return out, nil
+	code := exitErr.ExitCode()
+	if code < 0 {
+		code = 128 + int(exitErr.Sys().(syscall.WaitStatus).Signal())
+	}
+	return code, true
 }
 
 // ReadFile reads a file of this machine.

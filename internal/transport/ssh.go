@@ -564,19 +564,24 @@ func (s *SSH) Run(ctx context.Context, c *Command) (*Output, error) {
 		return nil, context.Cause(ctx)
 	}
 	pw.wait()
-	out := &Output{Stdout: stdout.buf, Stderr: stderr.buf, Truncated: stdout.dropped || stderr.dropped}
-	var exitErr *ssh.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exitErr):
-		out.ExitCode = exitErr.ExitStatus()
-		if exitErr.Signal() != "" {
-			out.ExitCode = 128 + signalNumber(exitErr.Signal())
-		}
-	default:
+	out, err := ended(stdout, stderr, err, sshExitCode)
+	if err != nil {
 		return nil, s.lost(err)
 	}
 	return out, nil
+}
+
+// sshExitCode is the exit status sshd reported, 128 + the signal's number
+// for a command killed by a signal, as a shell reports it.
+func sshExitCode(err error) (int, bool) {
+	var exitErr *ssh.ExitError
+	if !errors.As(err, &exitErr) {
+		return 0, false
+	}
+	if exitErr.Signal() != "" {
+		return 128 + signalNumber(exitErr.Signal()), true
+	}
+	return exitErr.ExitStatus(), true
 }
 
 // stopReported kills the process group of the command whose PID pw has

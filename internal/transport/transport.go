@@ -392,6 +392,22 @@ func outputBuffers(c *Command) (stdout, stderr *boundedBuffer, over *overLimit) 
 	return &boundedBuffer{max: max, over: over, w: c.Stdout}, &boundedBuffer{max: max, over: over}, over
 }
 
+// ended is the output of a command that ended with err (nil, or an exit
+// status exitCode reads, giving false for any other error): the kept
+// output and the exit code, or else err itself.
+func ended(stdout, stderr *boundedBuffer, err error, exitCode func(error) (int, bool)) (*Output, error) {
+	out := &Output{Stdout: stdout.buf, Stderr: stderr.buf, Truncated: stdout.dropped || stderr.dropped}
+	if err == nil {
+		return out, nil
+	}
+	code, ok := exitCode(err)
+	if !ok {
+		return nil, err
+	}
+	out.ExitCode = code
+	return out, nil
+}
+
 // overLimit is closed once a command's output went over its limit.
 type overLimit struct {
 	once sync.Once
