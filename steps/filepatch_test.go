@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/internal/testkit"
 	"github.com/runbook-dev/runbook/internal/testsshd"
 	"github.com/runbook-dev/runbook/steps"
 )
@@ -213,17 +214,8 @@ func TestFilePatchThroughLink(t *testing.T) {
 	dir := t.TempDir()
 	real := filepath.Join(dir, "etc", "postgresql.conf")
 	link := filepath.Join(dir, "conf", "postgresql.conf")
-	for _, d := range []string{filepath.Dir(real), filepath.Dir(link)} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(real, []byte("#wal_level = replica\n"), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("../etc/postgresql.conf", link); err != nil {
-		t.Fatal(err)
-	}
+	testkit.WriteFile(t, real, "#wal_level = replica\n", 0o640)
+	testkit.Symlink(t, "../etc/postgresql.conf", link)
 	src := setOnDB("link", "{wal_level: logical}")
 	for run, want := range []engine.Status{engine.StatusChanged, engine.StatusOK} {
 		ev, err := runPlaybook(t, src, runOpts{params: map[string]string{"path": link}, inv: s.Inventory("db")})
