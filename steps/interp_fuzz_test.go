@@ -187,6 +187,12 @@ func shellCase(name, sshExec string, want func(v string) (string, bool)) interpC
 	return interpCase{name: name, shell: true, steps: "\n  - id: s\n    host: ${{ params.host }}\n    ssh-exec:" + sep + sshExec, want: want, got: stdoutOfS}
 }
 
+// newFile is a file-patch step s that creates the file name in the
+// scratch directory, without a backup, and makes the edit given.
+func newFile(name, edit string) string {
+	return "\n  - id: s\n    file-patch:\n      path: $DIR/" + name + "\n      create: true\n      backup: false\n      " + edit
+}
+
 // stdoutOfS is what step s printed.
 func stdoutOfS(_ *interpFixture, ev *events) string { return result(ev, "s", "stdout") }
 
@@ -339,13 +345,7 @@ var interpCases = []interpCase{
 		want: func(v string) (string, bool) { return v, sqlText(v) },
 		got:  func(_ *interpFixture, ev *events) string { s, _ := firstRow(ev, "read")["v"].(string); return s }},
 	// file-patch: what PostgreSQL reads from the file, or the file itself.
-	{name: "file-set", steps: `
-  - id: s
-    file-patch:
-      path: $DIR/interp.conf
-      create: true
-      backup: false
-      set: {runbook.v: "${{ params.v }}"}
+	{name: "file-set", steps: newFile("interp.conf", `set: {runbook.v: "${{ params.v }}"}`) + `
   - id: read
     sql: {<<: *db, query: "SELECT setting, error FROM pg_file_settings WHERE name = 'runbook.v'"}`,
 		want: func(v string) (string, bool) { return v + "|", fileLine(v) && !quotedAlready(v) },
@@ -355,23 +355,11 @@ var interpCases = []interpCase{
 			e, _ := r["error"].(string)
 			return s + "|" + e
 		}},
-	{name: "file-ini", steps: `
-  - id: s
-    file-patch:
-      path: $DIR/interp.ini
-      create: true
-      backup: false
-      ini: [{section: s, values: {k: "${{ params.v }}"}}]`,
+	{name: "file-ini", steps: newFile("interp.ini", `ini: [{section: s, values: {k: "${{ params.v }}"}}]`),
 		// What an ini reader (Python's configparser) reads back.
 		want: func(v string) (string, bool) { return v, iniValue(v) },
 		got:  func(f *interpFixture, _ *events) string { return readIni(filepath.Join(f.dir, "interp.ini")) }},
-	{name: "file-line", steps: `
-  - id: s
-    file-patch:
-      path: $DIR/interp.hba
-      create: true
-      backup: false
-      ensure-line: [{line: "host replication ${{ params.v }} 10.0.0.12/32 scram-sha-256"}]`,
+	{name: "file-line", steps: newFile("interp.hba", `ensure-line: [{line: "host replication ${{ params.v }} 10.0.0.12/32 scram-sha-256"}]`),
 		want: func(v string) (string, bool) {
 			return "host replication " + v + " 10.0.0.12/32 scram-sha-256\n", fileLine(v) && v != "" && !strings.ContainsAny(v, " \t\v\f\"#")
 		},
