@@ -703,20 +703,29 @@ func (s *SSH) sftpClient() (*sftp.Client, error) {
 
 // ReadFile reads a file of the host over SFTP.
 func (s *SSH) ReadFile(_ context.Context, p string) ([]byte, error) {
+	return sftpRead(s, func(sc *sftp.Client) ([]byte, error) {
+		f, err := sc.Open(p)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		return io.ReadAll(f)
+	})
+}
+
+// sftpRead makes a read-only call with the host's SFTP client, its failure
+// described by readFailed.
+func sftpRead[T any](s *SSH, read func(*sftp.Client) (T, error)) (T, error) {
+	var zero T
 	sc, err := s.sftpClient()
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	f, err := sc.Open(p)
+	v, err := read(sc)
 	if err != nil {
-		return nil, s.readFailed(err)
+		return zero, s.readFailed(err)
 	}
-	defer f.Close()
-	b, err := io.ReadAll(f)
-	if err != nil {
-		return nil, s.readFailed(err)
-	}
-	return b, nil
+	return v, nil
 }
 
 // readFailed describes a read-only file transfer that failed: on a lost
@@ -743,13 +752,9 @@ func notExist(err error) error {
 
 // Stat describes a file of the host.
 func (s *SSH) Stat(_ context.Context, p string) (*FileInfo, error) {
-	sc, err := s.sftpClient()
+	fi, err := sftpRead(s, func(sc *sftp.Client) (os.FileInfo, error) { return sc.Stat(p) })
 	if err != nil {
 		return nil, err
-	}
-	fi, err := sc.Stat(p)
-	if err != nil {
-		return nil, s.readFailed(err)
 	}
 	info := &FileInfo{Mode: fi.Mode().Perm(), Size: fi.Size(), IsDir: fi.IsDir(), UID: -1, GID: -1}
 	if st, ok := fi.Sys().(*sftp.FileStat); ok {
