@@ -109,11 +109,7 @@ func (Local) Stat(_ context.Context, path string) (*FileInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	info := &FileInfo{Mode: fi.Mode().Perm(), Size: fi.Size(), IsDir: fi.IsDir(), UID: -1, GID: -1}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		info.UID, info.GID = int(st.Uid), int(st.Gid)
-	}
-	return info, nil
+	return fileInfo(fi), nil
 }
 
 // Resolve follows symbolic links of this machine.

@@ -756,11 +756,7 @@ func (s *SSH) Stat(_ context.Context, p string) (*FileInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	info := &FileInfo{Mode: fi.Mode().Perm(), Size: fi.Size(), IsDir: fi.IsDir(), UID: -1, GID: -1}
-	if st, ok := fi.Sys().(*sftp.FileStat); ok {
-		info.UID, info.GID = int(st.UID), int(st.GID)
-	}
-	return info, nil
+	return fileInfo(fi), nil
 }
 
 // Resolve follows symbolic links of the host.

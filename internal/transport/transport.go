@@ -17,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/pkg/sftp"
 )
 
 // Conn is a connection to one host, shared by every step that runs there.
@@ -116,6 +118,19 @@ type FileInfo struct {
 	UID, GID int
 	Size     int64
 	IsDir    bool
+}
+
+// fileInfo is what Stat reports of fi, with the owner and group of a local
+// stat or of SFTP's attributes (-1 when it has neither).
+func fileInfo(fi fs.FileInfo) *FileInfo {
+	info := &FileInfo{Mode: fi.Mode().Perm(), Size: fi.Size(), IsDir: fi.IsDir(), UID: -1, GID: -1}
+	switch st := fi.Sys().(type) {
+	case *syscall.Stat_t:
+		info.UID, info.GID = int(st.Uid), int(st.Gid)
+	case *sftp.FileStat:
+		info.UID, info.GID = int(st.UID), int(st.GID)
+	}
+	return info
 }
 
 // WriteOptions says how WriteFile creates the file.
