@@ -158,10 +158,7 @@ type replacement struct {
 
 // replacing resolves path on a host and reads the file there, if any, for
 // the mode, owner and group the written file gets.
-func (o WriteOptions) replacing(ctx context.Context, host interface {
-	Resolve(ctx context.Context, path string) (string, error)
-	Stat(ctx context.Context, path string) (*FileInfo, error)
-}, path string) (replacement, error) {
+func (o WriteOptions) replacing(ctx context.Context, host Conn, path string) (replacement, error) {
 	p, err := host.Resolve(ctx, path)
 	if err != nil {
 		return replacement{}, err
