@@ -18,18 +18,14 @@ func TestCaptureSavesAtomicallyWithinItsLimit(t *testing.T) {
 	if err := os.WriteFile(src, []byte(strings.Repeat("x", 2048)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	pb := `version: 1
-name: capture
-params:
-  dir: {type: string}
-steps:
+	pb := taking("capture", "dir", `steps:
   - id: file
     capture: {path: "${{ params.dir }}/remote.log", dest: "${{ params.dir }}/out/${{ host.name }}/remote.log", max_size: 2KiB}
   - id: cmd
     capture: {command: "echo hello", dest: "${{ params.dir }}/out/${{ host.name }}/hello.txt"}
     assert: result.bytes == 6
-`
-	ev, err := runPlaybook(t, pb, runOpts{params: map[string]string{"dir": dir}})
+`)
+	ev, err := runPlaybook(t, pb, given("dir", dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +50,7 @@ steps:
 	if err := os.WriteFile(src, []byte(strings.Repeat("y", 2049)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = runPlaybook(t, pb, runOpts{params: map[string]string{"dir": dir}})
+	_, err = runPlaybook(t, pb, given("dir", dir))
 	if err == nil || !strings.Contains(err.Error(), "is larger than max_size 2KiB: nothing was saved") {
 		t.Fatalf("err = %v, want the limit named", err)
 	}
@@ -144,17 +140,13 @@ steps:
 	if _, err := os.Stat(filepath.Join(dir, "out", "vm\n")); err == nil {
 		t.Fatal("a file with a newline in its name was written")
 	}
-	endless := `version: 1
-name: endless
-params:
-  dir: {type: string}
-steps:
+	endless := taking("endless", "dir", `steps:
   - id: yes
     timeout: 60s
     capture: {command: "yes", dest: "${{ params.dir }}/yes.txt", max_size: 64KiB}
-`
+`)
 	start := time.Now()
-	_, err = runPlaybook(t, endless, runOpts{params: map[string]string{"dir": dir}})
+	_, err = runPlaybook(t, endless, given("dir", dir))
 	if err == nil || !strings.Contains(err.Error(), "larger than max_size 64KiB") {
 		t.Fatalf("err = %v", err)
 	}
@@ -169,17 +161,13 @@ steps:
 // machine. A dest the playbook begins with / or a param stays absolute.
 func TestCaptureDestFromHostIsNotAbsolute(t *testing.T) {
 	dir := t.TempDir()
-	pb := `version: 1
-name: capture
-params:
-  dir: {type: string}
-steps:
+	pb := taking("capture", "dir", `steps:
   - id: name
     ssh-exec: {command: "echo ${{ params.dir }}/owned", read_only: true}
   - id: out
     capture: {command: "echo owned", dest: "${{ trim(steps.name.result.stdout) }}"}
-`
-	_, err := runPlaybook(t, pb, runOpts{params: map[string]string{"dir": dir}})
+`)
+	_, err := runPlaybook(t, pb, given("dir", dir))
 	if err == nil || !strings.Contains(err.Error(), "is absolute because of the value it begins with") {
 		t.Fatalf("err = %v, want the absolute dest refused", err)
 	}
@@ -187,7 +175,7 @@ steps:
 		t.Fatal("a host's output chose the file written")
 	}
 	literal := strings.ReplaceAll(pb, `dest: "${{ trim(steps.name.result.stdout) }}"`, `dest: "`+dir+`/lit/${{ trim(steps.name.result.stdout) }}"`)
-	if _, err := runPlaybook(t, literal, runOpts{params: map[string]string{"dir": dir}}); err != nil {
+	if _, err := runPlaybook(t, literal, given("dir", dir)); err != nil {
 		t.Fatalf("a dest the playbook makes absolute: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "lit", dir, "owned")); err != nil {
@@ -226,18 +214,14 @@ steps:
 func TestCaptureStreamsToTheFile(t *testing.T) {
 	dir := t.TempDir()
 	const size = 64 << 20
-	pb := `version: 1
-name: capture
-params:
-  dir: {type: string}
-steps:
+	pb := taking("capture", "dir", `steps:
   - id: big
     capture: {command: "head -c 67108864 /dev/zero", dest: "${{ params.dir }}/big", max_size: 128MiB}
     assert: result.bytes == 67108864
-`
+`)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	if _, err := runPlaybook(t, pb, runOpts{params: map[string]string{"dir": dir}}); err != nil {
+	if _, err := runPlaybook(t, pb, given("dir", dir)); err != nil {
 		t.Fatal(err)
 	}
 	runtime.ReadMemStats(&after)

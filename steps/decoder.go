@@ -502,13 +502,11 @@ type IntValue struct {
 // Get returns the integer, evaluating its expression against env: an
 // integer, a whole float, or a string of digits (a param given with -p).
 func (v IntValue) Get(env map[string]any) (int, error) {
-	if v.expr == nil {
-		return v.Fixed, nil
-	}
-	x, err := v.expr.Value(env)
-	if err != nil {
-		return 0, err
-	}
+	return eval(v.Fixed, v.expr, env, v.fromExpr)
+}
+
+// fromExpr turns the value x of the expression src into the integer.
+func (v IntValue) fromExpr(src string, x any) (int, error) {
 	n, ok := 0, false
 	switch x := x.(type) {
 	case int:
@@ -525,20 +523,38 @@ func (v IntValue) Get(env map[string]any) (int, error) {
 		}
 	}
 	if !ok {
-		return 0, fmt.Errorf("%s is %s, not an integer", v.expr.Source, describeValue(x))
+		return 0, fmt.Errorf("%s is %s, not an integer", src, describeValue(x))
 	}
 	if v.bounded && (n < v.min || n > v.max) {
-		return 0, fmt.Errorf("%s is %d: this field takes %d to %d", v.expr.Source, n, v.min, v.max)
+		return 0, fmt.Errorf("%s is %d: this field takes %d to %d", src, n, v.min, v.max)
 	}
 	return n, nil
 }
 
 // String shows the integer or its expression.
-func (v IntValue) String() string {
-	if v.expr != nil {
-		return v.expr.Source
+func (v IntValue) String() string { return shown(v.expr, strconv.Itoa(v.Fixed)) }
+
+// eval is the value of a field written literally (fixed, when expr is nil)
+// or as the expression expr, evaluated against env and turned into a T by
+// conv, which names the expression's source in its errors.
+func eval[T any](fixed T, expr *tmpl.Template, env map[string]any, conv func(src string, x any) (T, error)) (T, error) {
+	if expr == nil {
+		return fixed, nil
 	}
-	return strconv.Itoa(v.Fixed)
+	x, err := expr.Value(env)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return conv(expr.Source, x)
+}
+
+// shown is a field's expression as written, or else its literal value.
+func shown(expr *tmpl.Template, literal string) string {
+	if expr != nil {
+		return expr.Source
+	}
+	return literal
 }
 
 // BoolValue is true or false written literally or as an expression.
@@ -550,13 +566,11 @@ type BoolValue struct {
 // Get returns the bool, evaluating its expression against env: a bool, or
 // the strings true and false.
 func (v BoolValue) Get(env map[string]any) (bool, error) {
-	if v.expr == nil {
-		return v.Fixed, nil
-	}
-	x, err := v.expr.Value(env)
-	if err != nil {
-		return false, err
-	}
+	return eval(v.Fixed, v.expr, env, boolFromExpr)
+}
+
+// boolFromExpr turns the value x of the expression src into a bool.
+func boolFromExpr(src string, x any) (bool, error) {
 	switch x := x.(type) {
 	case bool:
 		return x, nil
@@ -565,7 +579,7 @@ func (v BoolValue) Get(env map[string]any) (bool, error) {
 			return b, nil
 		}
 	}
-	return false, fmt.Errorf("%s is %s, not true or false (nor yes, no, on, off)", v.expr.Source, describeValue(x))
+	return false, fmt.Errorf("%s is %s, not true or false (nor yes, no, on, off)", src, describeValue(x))
 }
 
 // parseBoolWord reads true or false as Go does (true, 1, t...), and as
@@ -688,13 +702,12 @@ type DurationValue struct {
 
 // Get returns the duration, evaluating its expression against env.
 func (v DurationValue) Get(env map[string]any) (time.Duration, error) {
-	if v.expr == nil {
-		return v.Fixed, nil
-	}
-	x, err := v.expr.Value(env)
-	if err != nil {
-		return 0, err
-	}
+	return eval(v.Fixed, v.expr, env, durationFromExpr)
+}
+
+// durationFromExpr turns the value x of the expression src into a
+// positive duration: a duration, a number of seconds, or text such as 30s.
+func durationFromExpr(src string, x any) (time.Duration, error) {
 	var dur time.Duration
 	switch x := x.(type) {
 	case time.Duration:
@@ -702,12 +715,13 @@ func (v DurationValue) Get(env map[string]any) (time.Duration, error) {
 	case int:
 		dur = time.Duration(x) * time.Second
 	default:
+		var err error
 		if dur, err = time.ParseDuration(tmpl.Format(x)); err != nil {
-			return 0, fmt.Errorf("%s: %q is not a duration such as 30s", v.expr.Source, tmpl.Format(x))
+			return 0, fmt.Errorf("%s: %q is not a duration such as 30s", src, tmpl.Format(x))
 		}
 	}
 	if dur <= 0 {
-		return 0, fmt.Errorf("%s: the duration must be positive, not %s", v.expr.Source, dur)
+		return 0, fmt.Errorf("%s: the duration must be positive, not %s", src, dur)
 	}
 	return dur, nil
 }
@@ -716,12 +730,7 @@ func (v DurationValue) Get(env map[string]any) (time.Duration, error) {
 func (v DurationValue) IsZero() bool { return v.expr == nil && v.Fixed == 0 }
 
 // String shows the duration or its expression.
-func (v DurationValue) String() string {
-	if v.expr != nil {
-		return v.expr.Source
-	}
-	return v.Fixed.String()
-}
+func (v DurationValue) String() string { return shown(v.expr, v.Fixed.String()) }
 
 // Duration returns a duration value, def when n is nil.
 func (d *Decoder) Duration(n *yaml.Node, def time.Duration) DurationValue {
@@ -751,14 +760,7 @@ type PortValue struct {
 // Get returns the port, evaluating its expression against env: an integer,
 // or a string of digits (an inventory var written in quotes).
 func (v PortValue) Get(env map[string]any) (int, error) {
-	if v.expr == nil {
-		return v.Fixed, nil
-	}
-	x, err := v.expr.Value(env)
-	if err != nil {
-		return 0, err
-	}
-	return ParsePort(v.expr.Source, x)
+	return eval(v.Fixed, v.expr, env, ParsePort)
 }
 
 // ParsePort turns the value of an expression into a port number; src names
@@ -790,12 +792,7 @@ func ParsePort(src string, x any) (int, error) {
 }
 
 // String shows the port or its expression.
-func (v PortValue) String() string {
-	if v.expr != nil {
-		return v.expr.Source
-	}
-	return strconv.Itoa(v.Fixed)
-}
+func (v PortValue) String() string { return shown(v.expr, strconv.Itoa(v.Fixed)) }
 
 // Port returns a port value, def when n is nil.
 func (d *Decoder) Port(n *yaml.Node, def int) PortValue {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/internal/testkit"
 	"github.com/runbook-dev/runbook/internal/testsshd"
 	"github.com/runbook-dev/runbook/steps"
 )
@@ -114,17 +115,13 @@ steps:
 
 func TestFilePatchMissingFileIsAnError(t *testing.T) {
 	dir := t.TempDir()
-	src := `version: 1
-name: patch
-params:
-  dir: {type: string}
-steps:
+	src := taking("patch", "dir", `steps:
   - id: p
     file-patch:
       path: ${{ params.dir }}/nope.conf
       set: {a: b}
-`
-	_, err := runPlaybook(t, src, runOpts{params: map[string]string{"dir": dir}})
+`)
+	_, err := runPlaybook(t, src, given("dir", dir))
 	if err == nil || !strings.Contains(err.Error(), "nope.conf does not exist on localhost (set create: true to create it)") {
 		t.Fatalf("err = %v", err)
 	}
@@ -160,11 +157,7 @@ func TestFilePatchOwnerGroupMode(t *testing.T) {
 		t.Skip("only root can give a file away")
 	}
 	dir, cfg := fileIn(t, "database.cfg", "[database]\nhost=10.0.0.11\n", 0o600)
-	src := `version: 1
-name: patch
-params:
-  dir: {type: string}
-steps:
+	src := taking("patch", "dir", `steps:
   - id: cfg
     file-patch:
       path: ${{ params.dir }}/database.cfg
@@ -183,8 +176,8 @@ steps:
       ini:
         - section: database
           values: {host: 10.0.0.12}
-`
-	ev, err := runPlaybook(t, src, runOpts{params: map[string]string{"dir": dir}})
+`)
+	ev, err := runPlaybook(t, src, given("dir", dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +200,7 @@ steps:
 	}
 	// An unknown user is an error naming it, before anything is written.
 	bad := strings.Replace(src, "owner: root", "owner: no-such-user-here", 1)
-	if _, err := runPlaybook(t, bad, runOpts{params: map[string]string{"dir": dir}}); err == nil || !strings.Contains(err.Error(), `owner "no-such-user-here"`) {
+	if _, err := runPlaybook(t, bad, given("dir", dir)); err == nil || !strings.Contains(err.Error(), `owner "no-such-user-here"`) {
 		t.Errorf("unknown owner: %v", err)
 	}
 }
@@ -221,28 +214,9 @@ func TestFilePatchThroughLink(t *testing.T) {
 	dir := t.TempDir()
 	real := filepath.Join(dir, "etc", "postgresql.conf")
 	link := filepath.Join(dir, "conf", "postgresql.conf")
-	for _, d := range []string{filepath.Dir(real), filepath.Dir(link)} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(real, []byte("#wal_level = replica\n"), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("../etc/postgresql.conf", link); err != nil {
-		t.Fatal(err)
-	}
-	src := `version: 1
-name: link
-params:
-  path: {type: string}
-steps:
-  - id: conf
-    host: db
-    file-patch:
-      path: ${{ params.path }}
-      set: {wal_level: logical}
-`
+	testkit.WriteFile(t, real, "#wal_level = replica\n", 0o640)
+	testkit.Symlink(t, "../etc/postgresql.conf", link)
+	src := setOnDB("link", "{wal_level: logical}")
 	for run, want := range []engine.Status{engine.StatusChanged, engine.StatusOK} {
 		ev, err := runPlaybook(t, src, runOpts{params: map[string]string{"path": link}, inv: s.Inventory("db")})
 		if err != nil {
@@ -267,6 +241,17 @@ steps:
 	}
 }
 
+// setOnDB is a playbook named name that sets the settings given (a YAML
+// flow mapping) in the file named by the param path, on the host db.
+func setOnDB(name, settings string) string {
+	return taking(name, "path", `steps:
+  - id: conf
+    host: db
+    file-patch:
+      path: ${{ params.path }}
+      set: `+settings+"\n")
+}
+
 // TestFilePatchHardLinksAndImmutable: a file with hard links is refused
 // before anything changes (a rename would leave the other names with the
 // old content); an immutable file fails naming the attribute, and leaves
@@ -277,17 +262,7 @@ func TestFilePatchHardLinksAndImmutable(t *testing.T) {
 	if err := os.Link(conf, filepath.Join(dir, "hard.conf")); err != nil {
 		t.Fatal(err)
 	}
-	src := `version: 1
-name: links
-params:
-  path: {type: string}
-steps:
-  - id: conf
-    host: db
-    file-patch:
-      path: ${{ params.path }}
-      set: {work_mem: 64MB}
-`
+	src := setOnDB("links", "{work_mem: 64MB}")
 	_, err := runPlaybook(t, src, runOpts{params: map[string]string{"path": conf}, inv: s.Inventory("db")})
 	if err == nil || !strings.Contains(err.Error(), "has 2 hard links") {
 		t.Fatalf("hard links: %v", err)

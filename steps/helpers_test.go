@@ -61,6 +61,18 @@ func fileIn(t *testing.T, name, content string, mode os.FileMode) (dir, path str
 	return dir, path
 }
 
+// taking is a test playbook named name that takes one string param (a
+// directory, an API's URL), then rest: its steps, and any guards or
+// secrets before them.
+func taking(name, param, rest string) string {
+	return "version: 1\nname: " + name + "\nparams:\n  " + param + ": {type: string}\n" + rest
+}
+
+// given runs a playbook with one param.
+func given(param, value string) runOpts {
+	return runOpts{params: map[string]string{param: value}}
+}
+
 // runPlaybook loads src and runs it; SSH hosts of inv are reached with
 // the real transport.
 func runPlaybook(t *testing.T, src string, o runOpts) (*events, error) {

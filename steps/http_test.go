@@ -44,11 +44,7 @@ func apiServer(t *testing.T) (*httptest.Server, *atomic.Int32) {
 
 func TestHTTP(t *testing.T) {
 	srv, posts := apiServer(t)
-	src := `version: 1
-name: http
-params:
-  api: {type: string}
-steps:
+	src := taking("http", "api", `steps:
   - id: envs
     http:
       url: ${{ params.api }}/api/v2/environment
@@ -58,7 +54,7 @@ steps:
       method: POST
       url: ${{ params.api }}/api/v1/notify/${{ steps.envs.result.json.data[0].id }}
       json: {update: true}
-`
+`)
 	params := map[string]string{"api": srv.URL}
 	ev, err := runPlaybook(t, src, runOpts{params: params, dryRun: true})
 	if err != nil {
@@ -83,11 +79,7 @@ steps:
 
 func TestHTTPProbeRefusesWrites(t *testing.T) {
 	srv, posts := apiServer(t)
-	src := `version: 1
-name: http
-params:
-  api: {type: string}
-require:
+	src := taking("http", "api", `require:
   - name: a probe must not write
     http:
       method: POST
@@ -96,8 +88,8 @@ require:
     assert: result.status == 200
 steps:
   - http: {url: "${{ params.api }}/api/v2/environment"}
-`
-	_, err := runPlaybook(t, src, runOpts{params: map[string]string{"api": srv.URL}})
+`)
+	_, err := runPlaybook(t, src, given("api", srv.URL))
 	if err == nil || !strings.Contains(err.Error(), "a probe must not change anything") {
 		t.Fatalf("err = %v", err)
 	}
@@ -172,17 +164,13 @@ func TestHTTPEmptyHeaderNotSent(t *testing.T) {
 		seen = append(seen, fmt.Sprintf("%v %q", ok, r.Header.Get("Authorization")))
 	}))
 	t.Cleanup(srv.Close)
-	src := `version: 1
-name: http
-params:
-  api: {type: string}
-secrets:
+	src := taking("http", "api", `secrets:
   token: {env: TOKEN, optional: true}
 steps:
   - http:
       url: ${{ params.api }}/x
       headers: {Authorization: '${{ secrets.token != "" ? "Bearer " + secrets.token : "" }}'}
-`
+`)
 	for _, tok := range []string{"", "a-token-of-some-length"} {
 		if _, err := runPlaybook(t, src, runOpts{params: map[string]string{"api": srv.URL}, secrets: map[string]string{"token": tok}}); err != nil {
 			t.Fatal(err)
@@ -201,18 +189,14 @@ func TestHTTPBodyOverLimitIsAnError(t *testing.T) {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			_, _ = w.Write([]byte(strings.Repeat("x", n)))
 		}))
-		src := `version: 1
-name: http-big
-params:
-  base: {type: string}
-steps:
+		src := taking("http-big", "base", `steps:
   - id: get
     http:
       url: ${{ params.base }}/big
       method: GET
     assert: len(result.body) == 1048576
-`
-		_, err := runPlaybook(t, src, runOpts{params: map[string]string{"base": srv.URL}})
+`)
+		_, err := runPlaybook(t, src, given("base", srv.URL))
 		srv.Close()
 		switch {
 		case n == 1<<20 && err != nil:

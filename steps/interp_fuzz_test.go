@@ -176,94 +176,74 @@ sys.stdout.buffer.write(c.get("s", "k").encode("utf-8", "surrogateescape"))`, pa
 	return string(out)
 }
 
+// shellCase is a case in the command of an ssh-exec step s, run over SSH
+// too, whose standard output is what comes out; sshExec is the step's
+// body, a flow mapping or the block below ssh-exec:.
+func shellCase(name, sshExec string, want func(v string) (string, bool)) interpCase {
+	sep := " "
+	if strings.HasPrefix(sshExec, "\n") {
+		sep = ""
+	}
+	return interpCase{name: name, shell: true, steps: "\n  - id: s\n    host: ${{ params.host }}\n    ssh-exec:" + sep + sshExec, want: want, got: stdoutOfS}
+}
+
+// newFile is a file-patch step s that creates the file name in the
+// scratch directory, without a backup, and makes the edit given.
+func newFile(name, edit string) string {
+	return "\n  - id: s\n    file-patch:\n      path: $DIR/" + name + "\n      create: true\n      backup: false\n      " + edit
+}
+
+// stdoutOfS is what step s printed.
+func stdoutOfS(_ *interpFixture, ev *events) string { return result(ev, "s", "stdout") }
+
 var interpCases = []interpCase{
 	// ssh-exec: the argv a command receives, printed NUL-separated.
-	{name: "shell-word", shell: true, steps: `
-  - id: s
-    host: ${{ params.host }}
-    ssh-exec: {command: "printf '%s\\0' ${{ params.v }}", read_only: true}`,
-		want: shellOK(func(v string) string { return v + "\x00" }),
-		got:  func(_ *interpFixture, ev *events) string { return result(ev, "s", "stdout") }},
-	{name: "shell-double-quotes", shell: true, steps: `
-  - id: s
-    host: ${{ params.host }}
-    ssh-exec: {command: "printf '%s\\0' \"pre ${{ params.v }} post\"", read_only: true}`,
-		want: shellOK(func(v string) string { return "pre " + v + " post\x00" }),
-		got:  func(_ *interpFixture, ev *events) string { return result(ev, "s", "stdout") }},
-	{name: "shell-single-quotes", shell: true, steps: `
-  - id: s
-    host: ${{ params.host }}
-    ssh-exec: {command: "printf '%s\\0' 'pre ${{ params.v }} post'", read_only: true}`,
-		want: shellOK(func(v string) string { return "pre " + v + " post\x00" }),
-		got:  func(_ *interpFixture, ev *events) string { return result(ev, "s", "stdout") }},
-	{name: "shell-substitution", shell: true, steps: `
-  - id: s
-    host: ${{ params.host }}
-    ssh-exec:
+	shellCase("shell-word", `{command: "printf '%s\\0' ${{ params.v }}", read_only: true}`,
+		shellOK(func(v string) string { return v + "\x00" })),
+	shellCase("shell-double-quotes", `{command: "printf '%s\\0' \"pre ${{ params.v }} post\"", read_only: true}`,
+		shellOK(func(v string) string { return "pre " + v + " post\x00" })),
+	shellCase("shell-single-quotes", `{command: "printf '%s\\0' 'pre ${{ params.v }} post'", read_only: true}`,
+		shellOK(func(v string) string { return "pre " + v + " post\x00" })),
+	shellCase("shell-substitution", `
       command: |
         printf '%s\0' "$(printf '%s' ${{ params.v }})" "$(printf '%s' "${{ params.v }}")"
       read_only: true`,
-		want: shellOK(func(v string) string {
+		shellOK(func(v string) string {
 			// Command substitution drops trailing newlines.
 			t := strings.TrimRight(v, "\n")
 			return t + "\x00" + t + "\x00"
-		}),
-		got: func(_ *interpFixture, ev *events) string { return result(ev, "s", "stdout") }},
-	{name: "shell-heredoc", shell: true, steps: `
-  - id: s
-    host: ${{ params.host }}
-    ssh-exec:
+		})),
+	shellCase("shell-heredoc", `
       command: |
         cat <<EOF
         pre ${{ params.v }} post
         EOF
       read_only: true`,
-		want: func(v string) (string, bool) { return heredoc("pre "+v+" post", false) },
-		got:  func(_ *interpFixture, ev *events) string { return result(ev, "s", "stdout") }},
-	{name: "shell-heredoc-quoted", shell: true, steps: `
-  - id: s
-    host: ${{ params.host }}
-    ssh-exec:
+		func(v string) (string, bool) { return heredoc("pre "+v+" post", false) }),
+	shellCase("shell-heredoc-quoted", `
       command: |
         cat <<'EOF'
         pre ${{ params.v }} post
         EOF
       read_only: true`,
-		want: func(v string) (string, bool) { return heredoc("pre "+v+" post", false) },
-		got:  func(_ *interpFixture, ev *events) string { return result(ev, "s", "stdout") }},
-	{name: "shell-heredoc-tabs", shell: true, steps: "\n  - id: s\n    host: ${{ params.host }}\n    ssh-exec:\n      command: \"cat <<-EOF\\n\\tpre ${{ params.v }} post\\n\\tEOF\\n\"\n      read_only: true",
-		want: func(v string) (string, bool) { return heredoc("\tpre "+v+" post", true) },
-		got:  func(_ *interpFixture, ev *events) string { return result(ev, "s", "stdout") }},
+		func(v string) (string, bool) { return heredoc("pre "+v+" post", false) }),
+	shellCase("shell-heredoc-tabs", "\n      command: \"cat <<-EOF\\n\\tpre ${{ params.v }} post\\n\\tEOF\\n\"\n      read_only: true",
+		func(v string) (string, bool) { return heredoc("\tpre "+v+" post", true) }),
 	// Places a value is proven data in, beyond a word: the command of a
 	// wrapper, a variable assigned from it, a pipe through programs that
 	// keep their input data, a here-document inside $(...), a test.
-	{name: "shell-wrapped", shell: true, steps: `
-  - id: s
-    host: ${{ params.host }}
-    ssh-exec: {command: "env -u X -- timeout 10 nice -n 1 printf '%s\\0' ${{ params.v }}", read_only: true}`,
-		want: shellOK(func(v string) string { return v + "\x00" }),
-		got:  func(_ *interpFixture, ev *events) string { return result(ev, "s", "stdout") }},
-	{name: "shell-variable", shell: true, steps: `
-  - id: s
-    host: ${{ params.host }}
-    ssh-exec:
+	shellCase("shell-wrapped", `{command: "env -u X -- timeout 10 nice -n 1 printf '%s\\0' ${{ params.v }}", read_only: true}`,
+		shellOK(func(v string) string { return v + "\x00" })),
+	shellCase("shell-variable", `
       command: |
         x=${{ params.v }} y="pre ${{ params.v }}"
         z=$x
         for w in "$z"; do printf '%s\0' "$w" "$y"; done
       read_only: true`,
-		want: shellOK(func(v string) string { return v + "\x00pre " + v + "\x00" }),
-		got:  func(_ *interpFixture, ev *events) string { return result(ev, "s", "stdout") }},
-	{name: "shell-pipe", shell: true, steps: `
-  - id: s
-    host: ${{ params.host }}
-    ssh-exec: {command: "printf '%s\\0' ${{ params.v }} | cat | tee /dev/null", read_only: true}`,
-		want: shellOK(func(v string) string { return v + "\x00" }),
-		got:  func(_ *interpFixture, ev *events) string { return result(ev, "s", "stdout") }},
-	{name: "shell-heredoc-substitution", shell: true, steps: `
-  - id: s
-    host: ${{ params.host }}
-    ssh-exec:
+		shellOK(func(v string) string { return v + "\x00pre " + v + "\x00" })),
+	shellCase("shell-pipe", `{command: "printf '%s\\0' ${{ params.v }} | cat | tee /dev/null", read_only: true}`,
+		shellOK(func(v string) string { return v + "\x00" })),
+	shellCase("shell-heredoc-substitution", `
       command: |
         x=$(cat <<EOF
         pre ${{ params.v }} post
@@ -271,17 +251,12 @@ var interpCases = []interpCase{
         )
         printf '%s\n' "$x"
       read_only: true`,
-		want: func(v string) (string, bool) {
+		func(v string) (string, bool) {
 			out, ok := heredoc("pre "+v+" post", false)
 			return strings.TrimRight(out, "\n") + "\n", ok
-		},
-		got: func(_ *interpFixture, ev *events) string { return result(ev, "s", "stdout") }},
-	{name: "shell-test", shell: true, steps: `
-  - id: s
-    host: ${{ params.host }}
-    ssh-exec: {command: "if [ ${{ params.v }} = \"$(printf '%s' ${{ params.v }})\" ] || [ -n \"${{ params.v }}\" ]; then printf '%s\\0' ok; fi", read_only: true}`,
-		want: func(v string) (string, bool) { return "ok\x00", noNUL(v) },
-		got:  func(_ *interpFixture, ev *events) string { return result(ev, "s", "stdout") }},
+		}),
+	shellCase("shell-test", `{command: "if [ ${{ params.v }} = \"$(printf '%s' ${{ params.v }})\" ] || [ -n \"${{ params.v }}\" ]; then printf '%s\\0' ok; fi", read_only: true}`,
+		func(v string) (string, bool) { return "ok\x00", noNUL(v) }),
 	{name: "shell-unless", shell: true, steps: `
   - id: s
     host: ${{ params.host }}
@@ -290,15 +265,11 @@ var interpCases = []interpCase{
       unless: "printf '%s\\0' ${{ params.v }} > $DIR/unless; false"`,
 		want: shellOK(func(v string) string { return v + "\x00" }),
 		got:  func(f *interpFixture, _ *events) string { return readFile(filepath.Join(f.dir, "unless")) }},
-	{name: "shell-env", shell: true, steps: `
-  - id: s
-    host: ${{ params.host }}
-    ssh-exec:
+	shellCase("shell-env", `
       command: "printf '%s\\0' \"$V\""
       env: {V: "${{ params.v }}"}
       read_only: true`,
-		want: shellOK(func(v string) string { return v + "\x00" }),
-		got:  func(_ *interpFixture, ev *events) string { return result(ev, "s", "stdout") }},
+		shellOK(func(v string) string { return v + "\x00" })),
 	{name: "shell-probe", shell: true, steps: `
   - id: s
     wait-until:
@@ -308,7 +279,7 @@ var interpCases = []interpCase{
       until: result.exit_code == 0
       timeout: 10s`,
 		want: shellOK(func(v string) string { return v + "\x00" }),
-		got:  func(_ *interpFixture, ev *events) string { return result(ev, "s", "stdout") }},
+		got:  stdoutOfS},
 	// A libpq connection string in a command: the role psql logs in as.
 	{name: "shell-conninfo", steps: `
   - id: drop
@@ -322,7 +293,7 @@ var interpCases = []interpCase{
   - id: cleanup
     sql: {<<: *db, exec: "DROP ROLE ${{ params.v }}"}`,
 		want: func(v string) (string, bool) { return v + "\n", sqlIdent(v) },
-		got:  func(_ *interpFixture, ev *events) string { return result(ev, "s", "stdout") }},
+		got:  stdoutOfS},
 	// sql: what PostgreSQL parsed, read back from it.
 	{name: "sql-identifier", steps: `
   - id: s
@@ -374,13 +345,7 @@ var interpCases = []interpCase{
 		want: func(v string) (string, bool) { return v, sqlText(v) },
 		got:  func(_ *interpFixture, ev *events) string { s, _ := firstRow(ev, "read")["v"].(string); return s }},
 	// file-patch: what PostgreSQL reads from the file, or the file itself.
-	{name: "file-set", steps: `
-  - id: s
-    file-patch:
-      path: $DIR/interp.conf
-      create: true
-      backup: false
-      set: {runbook.v: "${{ params.v }}"}
+	{name: "file-set", steps: newFile("interp.conf", `set: {runbook.v: "${{ params.v }}"}`) + `
   - id: read
     sql: {<<: *db, query: "SELECT setting, error FROM pg_file_settings WHERE name = 'runbook.v'"}`,
 		want: func(v string) (string, bool) { return v + "|", fileLine(v) && !quotedAlready(v) },
@@ -390,23 +355,11 @@ var interpCases = []interpCase{
 			e, _ := r["error"].(string)
 			return s + "|" + e
 		}},
-	{name: "file-ini", steps: `
-  - id: s
-    file-patch:
-      path: $DIR/interp.ini
-      create: true
-      backup: false
-      ini: [{section: s, values: {k: "${{ params.v }}"}}]`,
+	{name: "file-ini", steps: newFile("interp.ini", `ini: [{section: s, values: {k: "${{ params.v }}"}}]`),
 		// What an ini reader (Python's configparser) reads back.
 		want: func(v string) (string, bool) { return v, iniValue(v) },
 		got:  func(f *interpFixture, _ *events) string { return readIni(filepath.Join(f.dir, "interp.ini")) }},
-	{name: "file-line", steps: `
-  - id: s
-    file-patch:
-      path: $DIR/interp.hba
-      create: true
-      backup: false
-      ensure-line: [{line: "host replication ${{ params.v }} 10.0.0.12/32 scram-sha-256"}]`,
+	{name: "file-line", steps: newFile("interp.hba", `ensure-line: [{line: "host replication ${{ params.v }} 10.0.0.12/32 scram-sha-256"}]`),
 		want: func(v string) (string, bool) {
 			return "host replication " + v + " 10.0.0.12/32 scram-sha-256\n", fileLine(v) && v != "" && !strings.ContainsAny(v, " \t\v\f\"#")
 		},

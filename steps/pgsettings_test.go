@@ -8,36 +8,42 @@ import (
 	"testing"
 
 	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/internal/testkit"
 	"github.com/runbook-dev/runbook/internal/testpg"
 )
 
 // settingsPlaybook runs one pg-settings step, as postgres through the
 // server's socket, with the given settings list.
 func settingsPlaybook(pg *testpg.Server, settings string) string {
+	return settingsOver("pg-settings", pg.Data, pg, settings)
+}
+
+// filesSettingsPlaybook, named name, runs one pg-settings step over the
+// files of the data directory data alone (no server asked), with the
+// given settings list and what follows it.
+func filesSettingsPlaybook(name, data, settings string) string {
+	return settingsOver(name, data, nil, settings)
+}
+
+// settingsOver is a playbook named name of one pg-settings step (id s)
+// over the data directory data, reaching the server pg when not nil.
+func settingsOver(name, data string, pg *testpg.Server, settings string) string {
+	become, server := "", ""
+	if pg != nil {
+		become = "    become: postgres\n"
+		server = "      socket_dir: " + pg.Socket + "\n      port: " + strconv.Itoa(pg.Port) + "\n"
+	}
 	return `version: 1
-name: pg-settings
+name: ` + name + `
 params:
   listen: {type: string, default: ""}
 steps:
   - id: s
-    become: postgres
-    pg-settings:
-      config_file: ` + filepath.Join(pg.Data, "postgresql.conf") + `
-      data_dir: ` + pg.Data + `
-      socket_dir: ` + pg.Socket + `
-      port: ` + strconv.Itoa(pg.Port) + `
-      settings:
+` + become + `    pg-settings:
+      config_file: ` + filepath.Join(data, "postgresql.conf") + `
+      data_dir: ` + data + `
+` + server + `      settings:
 ` + settings
-}
-
-func write(t *testing.T, p, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func appendTo(t *testing.T, p, content string) {
@@ -46,7 +52,7 @@ func appendTo(t *testing.T, p, content string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	write(t, p, string(b)+content)
+	testkit.WriteFile(t, p, string(b)+content, 0o644)
 }
 
 // TestPGSettingsWritesWhereItTakesEffect: a setting overridden in an
@@ -57,7 +63,7 @@ func appendTo(t *testing.T, p, content string) {
 func TestPGSettingsWritesWhereItTakesEffect(t *testing.T) {
 	pg := testpg.StartPrepared(t, func(data string) {
 		appendTo(t, filepath.Join(data, "postgresql.conf"), "hot_standby = off\ninclude_dir 'conf.d'\n")
-		write(t, filepath.Join(data, "conf.d/ha.conf"), "# the DBA's\nhot_standby = on\nwal_level = logical\nmax_wal_senders = 20\n")
+		testkit.WriteFile(t, filepath.Join(data, "conf.d/ha.conf"), "# the DBA's\nhot_standby = on\nwal_level = logical\nmax_wal_senders = 20\n", 0o644)
 	})
 	conf := filepath.Join(pg.Data, "postgresql.conf")
 	before, _ := os.ReadFile(conf)
@@ -98,7 +104,7 @@ func TestPGSettingsWritesWhereItTakesEffect(t *testing.T) {
 func TestPGSettingsRestartAndMinimal(t *testing.T) {
 	pg := testpg.StartPrepared(t, func(data string) {
 		appendTo(t, filepath.Join(data, "postgresql.conf"), "include 'tuning.conf'\n")
-		write(t, filepath.Join(data, "tuning.conf"), "wal_level = minimal\nmax_wal_senders = 0\n")
+		testkit.WriteFile(t, filepath.Join(data, "tuning.conf"), "wal_level = minimal\nmax_wal_senders = 0\n", 0o644)
 	})
 	src := settingsPlaybook(pg, `        - {name: wal_level, at_least: replica}
         - {name: max_wal_senders, at_least: 4}
@@ -166,24 +172,16 @@ func TestPGSettingsRefusals(t *testing.T) {
 func TestPGSettingsStoppedServer(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
-	write(t, filepath.Join(data, "postgresql.conf"), "#hot_standby = on\ninclude_dir 'conf.d'\n")
-	write(t, filepath.Join(data, "conf.d/00.conf"), "synchronous_standby_names = 'inmanta'\n")
-	write(t, filepath.Join(data, "postgresql.auto.conf"), "primary_conninfo = 'host=x'\n")
-	write(t, filepath.Join(data, "postmaster.opts"), `/usr/lib/postgresql/15/bin/postgres "-D" "`+data+`" "-c" "listen_addresses=*" "--port=5433"`+"\n")
-	src := `version: 1
-name: stopped
-steps:
-  - id: s
-    pg-settings:
-      config_file: ` + filepath.Join(data, "postgresql.conf") + `
-      data_dir: ` + data + `
-      settings:
-        - {name: hot_standby, value: "off"}
+	testkit.WriteFile(t, filepath.Join(data, "postgresql.conf"), "#hot_standby = on\ninclude_dir 'conf.d'\n", 0o644)
+	testkit.WriteFile(t, filepath.Join(data, "conf.d/00.conf"), "synchronous_standby_names = 'inmanta'\n", 0o644)
+	testkit.WriteFile(t, filepath.Join(data, "postgresql.auto.conf"), "primary_conninfo = 'host=x'\n", 0o644)
+	testkit.WriteFile(t, filepath.Join(data, "postmaster.opts"), `/usr/lib/postgresql/15/bin/postgres "-D" "`+data+`" "-c" "listen_addresses=*" "--port=5433"`+"\n", 0o644)
+	src := filesSettingsPlaybook("stopped", data, `        - {name: hot_standby, value: "off"}
         - {name: synchronous_standby_names, value: ""}
         - {name: listen_addresses, includes: 10.0.0.1}
         - {name: max_wal_senders, at_least: 3}
     assert: '!result.running && result.settings.listen_addresses.source == "command line"'
-`
+`)
 	ev, err := runPlaybook(t, src, runOpts{})
 	if err != nil {
 		t.Fatalf("%v\n%v", err, ev.all)
@@ -198,20 +196,10 @@ steps:
 	}
 	// listen_addresses in a file: the address is added to the DBA's list;
 	// a value asked for must cover the replication address.
-	write(t, filepath.Join(data, "postmaster.opts"), "")
-	write(t, filepath.Join(data, "conf.d/01-net.conf"), "listen_addresses = 'localhost, 10.0.0.2'\n")
-	listen := `version: 1
-name: listen
-params:
-  listen: {type: string, default: ""}
-steps:
-  - id: s
-    pg-settings:
-      config_file: ` + filepath.Join(data, "postgresql.conf") + `
-      data_dir: ` + data + `
-      settings:
-        - {name: listen_addresses, includes: 10.0.0.1, value: '${{ params.listen != "" ? params.listen : nil }}'}
-`
+	testkit.WriteFile(t, filepath.Join(data, "postmaster.opts"), "", 0o644)
+	testkit.WriteFile(t, filepath.Join(data, "conf.d/01-net.conf"), "listen_addresses = 'localhost, 10.0.0.2'\n", 0o644)
+	listen := filesSettingsPlaybook("listen", data, `        - {name: listen_addresses, includes: 10.0.0.1, value: '${{ params.listen != "" ? params.listen : nil }}'}
+`)
 	if ev, err := runPlaybook(t, listen, runOpts{params: map[string]string{"listen": "localhost,10.0.0.3"}}); err == nil || !strings.Contains(err.Error(), "listen_addresses = 'localhost,10.0.0.3', as asked, does not cover 10.0.0.1") {
 		t.Errorf("%v\n%v", err, ev.all)
 	}

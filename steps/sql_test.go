@@ -34,11 +34,17 @@ x-db: &db
 %s`, port, body)
 }
 
+// sqlServer starts a PostgreSQL server with the settings given and
+// returns it and the playbook of body reaching it (sqlPlaybook).
+func sqlServer(t *testing.T, body string, settings ...string) (*testpg.Server, string) {
+	pg := testpg.Start(t, settings...)
+	return pg, sqlPlaybook(pg.Port, body)
+}
+
 var pgSecret = map[string]string{"pw": testpg.Password}
 
 func TestSQLBoundArgsAndIdentifiers(t *testing.T) {
-	pg := testpg.Start(t)
-	src := sqlPlaybook(pg.Port, `steps:
+	pg, src := sqlServer(t, `steps:
   - id: create
     sql:
       <<: *db
@@ -70,15 +76,14 @@ func TestSQLBoundArgsAndIdentifiers(t *testing.T) {
 }
 
 func TestSQLUnlessMakesItIdempotent(t *testing.T) {
-	pg := testpg.Start(t, "wal_level=replica", "max_replication_slots=4")
-	src := sqlPlaybook(pg.Port, `steps:
+	pg, src := sqlServer(t, `steps:
   - id: slot
     sql:
       <<: *db
       exec: SELECT pg_create_physical_replication_slot($1)
       args: [replication]
       unless: SELECT true FROM pg_replication_slots WHERE slot_name = $1
-`)
+`, "wal_level=replica", "max_replication_slots=4")
 	ev, err := runPlaybook(t, src, runOpts{secrets: pgSecret})
 	if err != nil || ev.end("slot").Status != engine.StatusChanged {
 		t.Fatalf("first run: %v %s", err, ev.end("slot").Status)
@@ -145,8 +150,7 @@ steps:
 }
 
 func TestSQLPasswordNeverInErrors(t *testing.T) {
-	pg := testpg.Start(t)
-	src := sqlPlaybook(pg.Port, `steps:
+	_, src := sqlServer(t, `steps:
   - id: q
     sql:
       <<: *db
@@ -174,8 +178,7 @@ func TestSQLPasswordNeverInErrors(t *testing.T) {
 // TestSQLThroughSSH reaches PostgreSQL through the host's SSH connection.
 func TestSQLThroughSSH(t *testing.T) {
 	sshd := testsshd.Start(t)
-	pg := testpg.Start(t)
-	src := sqlPlaybook(pg.Port, `steps:
+	_, src := sqlServer(t, `steps:
   - id: q
     host: db
     sql:
@@ -199,8 +202,7 @@ func TestSQLThroughSSH(t *testing.T) {
 // with the password: PostgreSQL accepts the verifier's format, and the
 // plain text never reached the server. scram_verify recognises it.
 func TestSQLScramPassword(t *testing.T) {
-	pg := testpg.Start(t)
-	src := sqlPlaybook(pg.Port, `secrets:
+	pg, src := sqlServer(t, `secrets:
   role_pw: {env: ROLE_PW}
 steps:
   - id: create

@@ -49,7 +49,11 @@ type sshExec struct {
 // decodeSSHExec builds a step of the type from its body (Type.Decode).
 func decodeSSHExec(d *Decoder, b Body) Step {
 	s := &sshExec{expectExit: []int{0}, become: d.Literal(b.Get("become")), readOnly: d.Bool(b.Get("read_only")), idempotent: d.Bool(b.Get("idempotent"))}
-	for _, k := range []string{"command", "creates", "unless"} {
+	for _, f := range []struct {
+		key string
+		dst **tmpl.Template
+	}{{"command", &s.command}, {"creates", &s.creates}, {"unless", &s.unless}} {
+		k := f.key
 		n := b.Get(k)
 		if n == nil {
 			continue
@@ -66,14 +70,7 @@ func decodeSSHExec(d *Decoder, b Body) Step {
 				in.Env = mapKeys(b.Get("env"))
 			}
 		}
-		switch k {
-		case "command":
-			s.command = t
-		case "creates":
-			s.creates = t
-		case "unless":
-			s.unless = t
-		}
+		*f.dst = t
 	}
 	s.stdin = d.Template(b.Get("stdin"))
 	s.env = d.TemplateMap(b.Get("env"), "env")

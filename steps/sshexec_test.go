@@ -13,11 +13,7 @@ import (
 
 func TestSSHExecOptions(t *testing.T) {
 	dir := t.TempDir()
-	src := `version: 1
-name: exec
-params:
-  dir: {type: string}
-steps:
+	src := taking("exec", "dir", `steps:
   - id: once
     ssh-exec:
       command: echo ran >> ${{ params.dir }}/log; touch ${{ params.dir }}/done
@@ -38,7 +34,7 @@ steps:
       stdin: hello
       read_only: true
     assert: result.stdout == "HELLO"
-`
+`)
 	p := map[string]string{"dir": dir}
 	for i := 0; i < 2; i++ {
 		if _, err := runPlaybook(t, src, runOpts{params: p}); err != nil {

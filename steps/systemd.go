@@ -72,25 +72,14 @@ func ShowCommand(unit string) string {
 // ParseShow reads the output of ShowCommand.
 func ParseShow(out string) (UnitState, error) {
 	var u UnitState
+	props := map[string]*string{"ActiveState": &u.Active, "SubState": &u.Sub, "UnitFileState": &u.Enabled, "LoadState": &u.Load}
 	seen := 0
 	for _, l := range strings.Split(out, "\n") {
 		k, v, ok := strings.Cut(strings.TrimSpace(l), "=")
-		if !ok {
-			continue
+		if p, known := props[k]; ok && known {
+			*p = v
+			seen++
 		}
-		switch k {
-		case "ActiveState":
-			u.Active = v
-		case "SubState":
-			u.Sub = v
-		case "UnitFileState":
-			u.Enabled = v
-		case "LoadState":
-			u.Load = v
-		default:
-			continue
-		}
-		seen++
 	}
 	if seen < 3 {
 		return u, fmt.Errorf("unexpected systemctl show output: %q", strings.TrimSpace(out))

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/runbook-dev/runbook/internal/confedit"
+	"github.com/runbook-dev/runbook/internal/testkit"
 	"github.com/runbook-dev/runbook/internal/testpg"
 )
 
@@ -35,13 +36,7 @@ func (localFiles) ConfFiles(_ context.Context, dir string) ([]string, error) {
 func writeFiles(t *testing.T, dir string, files map[string]string) {
 	t.Helper()
 	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		testkit.WriteFile(t, filepath.Join(dir, name), content, 0o644)
 	}
 }
 

@@ -159,24 +159,11 @@ func TestCacheBadEntry(t *testing.T) {
 // a wrapper whose child holds its output, is stopped at the time limit,
 // and the cache off says why.
 func TestIdentityBounded(t *testing.T) {
-	fake := filepath.Join(t.TempDir(), "shellcheck")
 	// sleep is a child of the shell: a kill of the shell alone leaves
 	// it, holding the output Wait reads.
-	if err := os.WriteFile(fake, []byte("#!/bin/sh\nsleep 1000\nexit 0\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	r := newShellRunner(context.Background(), fake, Limits{MaxText: 1 << 10, Timeout: 200 * time.Millisecond})
-	r.results = newResultCache(t.TempDir(), 0)
-	done := make(chan struct{})
-	go func() {
-		r.cached("echo")
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(time.Minute):
-		t.Fatal("shellcheck --version still waited for after a minute")
-	}
+	fake := fakeIn(t, t.TempDir(), "sleep 1000\nexit 0\n")
+	r := cachingRunner(t, context.Background(), fake, Limits{MaxText: 1 << 10, Timeout: 200 * time.Millisecond})
+	cachedInBackground(r)(t, "shellcheck --version still waited for after a minute")
 	if err := r.results.failure(); err == nil || !strings.Contains(err.Error(), "did not finish within 200ms") {
 		t.Errorf("failure() = %v, want the limit named", err)
 	}
@@ -191,12 +178,7 @@ func TestCacheKeyProgram(t *testing.T) {
 	}
 	key := func(script string) string {
 		t.Helper()
-		fake := filepath.Join(t.TempDir(), "shellcheck")
-		if err := os.WriteFile(fake, []byte("#!/bin/sh\n"+script), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		r := newShellRunner(context.Background(), fake, DefaultLimits)
-		r.results = newResultCache(t.TempDir(), 0)
+		r := cachingRunner(t, context.Background(), fakeIn(t, t.TempDir(), script), DefaultLimits)
 		r.cached("echo $x")
 		if err := r.results.failure(); err != nil {
 			t.Fatal(err)
@@ -219,32 +201,58 @@ func TestIdentityInterrupted(t *testing.T) {
 	if err := syscall.Mkfifo(ready, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	fake := filepath.Join(dir, "shellcheck")
-	if err := os.WriteFile(fake, []byte("#!/bin/sh\necho started > \"$READY\"\nsleep 1000\nexit 0\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	fake := fakeIn(t, dir, "echo started > \"$READY\"\nsleep 1000\nexit 0\n")
 	t.Setenv("READY", ready)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	r := newShellRunner(ctx, fake, Limits{MaxText: 1 << 10, Timeout: time.Hour})
-	r.results = newResultCache(t.TempDir(), 0)
-	done := make(chan struct{})
-	go func() {
-		r.cached("echo")
-		close(done)
-	}()
+	r := cachingRunner(t, ctx, fake, Limits{MaxText: 1 << 10, Timeout: time.Hour})
+	wait := cachedInBackground(r)
 	// The wrapper has started once it has written to the FIFO.
 	if _, err := os.ReadFile(ready); err != nil {
 		t.Fatal(err)
 	}
 	cancel()
-	select {
-	case <-done:
-	case <-time.After(time.Minute):
-		t.Fatal("shellcheck --version still waited for a minute after the interruption")
-	}
+	wait(t, "shellcheck --version still waited for a minute after the interruption")
 	if err := r.results.failure(); err == nil || !strings.Contains(err.Error(), "interrupted") {
 		t.Errorf("failure() = %v, want the interruption named", err)
+	}
+}
+
+// fakeIn writes a shellcheck into dir that runs script (sh) instead, and
+// returns its path.
+func fakeIn(t *testing.T, dir, script string) string {
+	t.Helper()
+	fake := filepath.Join(dir, "shellcheck")
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\n"+script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return fake
+}
+
+// cachingRunner runs the shellcheck at path, its results cached in a
+// fresh directory.
+func cachingRunner(t *testing.T, ctx context.Context, path string, l Limits) *shellRunner {
+	r := newShellRunner(ctx, path, l)
+	r.results = newResultCache(t.TempDir(), 0)
+	return r
+}
+
+// cachedInBackground asks r for the findings of a text (the cache first
+// asks shellcheck its version) in a goroutine; the function it returns
+// waits for the answer, and fails the test with msg after a minute.
+func cachedInBackground(r *shellRunner) func(t *testing.T, msg string) {
+	done := make(chan struct{})
+	go func() {
+		r.cached("echo")
+		close(done)
+	}()
+	return func(t *testing.T, msg string) {
+		t.Helper()
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			t.Fatal(msg)
+		}
 	}
 }
 

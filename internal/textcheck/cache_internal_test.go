@@ -25,8 +25,7 @@ func TestCacheKey(t *testing.T) {
 			k, v, _ := strings.Cut(kv, "=")
 			t.Setenv(k, v)
 		}
-		r := newShellRunner(context.Background(), sc, DefaultLimits)
-		r.results = newResultCache(t.TempDir(), 0)
+		r := cachingRunner(t, context.Background(), sc, DefaultLimits)
 		if args != nil {
 			r.args = args
 		}

@@ -72,6 +72,22 @@ func checkWith(t *testing.T, cfg textcheck.Config, files map[string][]byte) (map
 	return got, st
 }
 
+// cachedOnce checks a.yaml (cachedPlaybook("a")) with the real shellcheck:
+// once without a cache, for the findings every later check must give, then
+// with cfg's cache (a fresh directory where cfg names none), which that
+// check fills. It returns the files, those findings and the config used.
+func cachedOnce(t *testing.T, cfg textcheck.Config) (map[string][]byte, map[string]string, textcheck.Config) {
+	t.Helper()
+	cfg.Shellcheck = shellcheck(t)
+	files := map[string][]byte{"a.yaml": cachedPlaybook("a")}
+	want, _ := checkWith(t, textcheck.Config{Shellcheck: cfg.Shellcheck}, files)
+	if cfg.CacheDir == "" {
+		cfg.CacheDir = t.TempDir()
+	}
+	checkWith(t, cfg, files)
+	return files, want, cfg
+}
+
 // checkCache is checkWith, returning why the cache was not used.
 func checkCache(t *testing.T, cfg textcheck.Config, files map[string][]byte) (map[string]string, textcheck.Stats, error) {
 	t.Helper()
@@ -81,14 +97,12 @@ func checkCache(t *testing.T, cfg textcheck.Config, files map[string][]byte) (ma
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for name, src := range files {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			_, ds := l.Load(name, src)
 			mu.Lock()
 			got[name] = diagText(ds)
 			mu.Unlock()
-		}()
+		})
 	}
 	wg.Wait()
 	if err := c.Err(); err != nil {
@@ -189,11 +203,7 @@ func TestCacheChangedText(t *testing.T) {
 // TestCacheDamagedEntry: an entry cut short, altered, of another format
 // or empty is ignored, the text checked again and the entry rewritten.
 func TestCacheDamagedEntry(t *testing.T) {
-	sc := shellcheck(t)
-	files := map[string][]byte{"a.yaml": cachedPlaybook("a")}
-	want, _ := checkWith(t, textcheck.Config{Shellcheck: sc}, files)
-	cfg := textcheck.Config{Shellcheck: sc, CacheDir: t.TempDir()}
-	checkWith(t, cfg, files)
+	files, want, cfg := cachedOnce(t, textcheck.Config{})
 	es := entries(t, cfg.CacheDir)
 	if len(es) != cachedTexts {
 		t.Fatalf("%d entries, want %d", len(es), cachedTexts)
@@ -258,11 +268,9 @@ func TestCacheConcurrentRuns(t *testing.T) {
 	var wg sync.WaitGroup
 	runs := make([]map[string]string, 3)
 	for i := range runs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			runs[i], _ = checkWith(t, cfg, files)
-		}()
+		})
 	}
 	wg.Wait()
 	for _, got := range runs {
@@ -324,13 +332,9 @@ func forge(t *testing.T, dir string) {
 // are those of a run without the cache. The same forged entries in a
 // private directory are read: the user's own files are trusted.
 func TestCacheUntrusted(t *testing.T) {
-	sc := shellcheck(t)
-	files := map[string][]byte{"a.yaml": cachedPlaybook("a")}
-	want, _ := checkWith(t, textcheck.Config{Shellcheck: sc}, files)
 	top := filepath.Join(t.TempDir(), "given")
 	dir := filepath.Join(top, "shellcheck")
-	cfg := textcheck.Config{Shellcheck: sc, CacheDir: dir, CacheTop: top}
-	checkWith(t, cfg, files)
+	files, want, cfg := cachedOnce(t, textcheck.Config{CacheDir: dir, CacheTop: top})
 	forge(t, dir)
 	for _, tt := range []struct {
 		name, path string
@@ -380,11 +384,7 @@ func TestCacheOthersEntries(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("giving a file to another user needs root")
 	}
-	sc := shellcheck(t)
-	files := map[string][]byte{"a.yaml": cachedPlaybook("a")}
-	want, _ := checkWith(t, textcheck.Config{Shellcheck: sc}, files)
-	cfg := textcheck.Config{Shellcheck: sc, CacheDir: t.TempDir()}
-	checkWith(t, cfg, files)
+	files, want, cfg := cachedOnce(t, textcheck.Config{})
 	forge(t, cfg.CacheDir)
 	for _, p := range entries(t, cfg.CacheDir) {
 		if err := os.Chown(p, 65534, -1); err != nil {
@@ -405,11 +405,7 @@ func TestCacheOthersEntries(t *testing.T) {
 // is does not block validate (an open of a FIFO waits for a writer) nor
 // is followed: each is a miss, and replaced by a file.
 func TestCacheNotRegular(t *testing.T) {
-	sc := shellcheck(t)
-	files := map[string][]byte{"a.yaml": cachedPlaybook("a")}
-	want, _ := checkWith(t, textcheck.Config{Shellcheck: sc}, files)
-	cfg := textcheck.Config{Shellcheck: sc, CacheDir: t.TempDir()}
-	checkWith(t, cfg, files)
+	files, want, cfg := cachedOnce(t, textcheck.Config{})
 	es := entries(t, cfg.CacheDir)
 	// A link to an entry forged elsewhere.
 	forged := t.TempDir()

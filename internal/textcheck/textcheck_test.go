@@ -41,9 +41,7 @@ func TestCheckConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 200)
 	for i := range 200 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			cmd := "echo $x"
 			if i%2 == 1 {
 				cmd = fmt.Sprintf("echo %d $y", i)
@@ -56,7 +54,7 @@ func TestCheckConcurrent(t *testing.T) {
 			if strings.Join(got, " ") != "shellcheck:SC2086 shellcheck:SC2154" {
 				errs <- fmt.Errorf("p%d.yaml: %v", i, ds)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	close(errs)
@@ -166,12 +164,10 @@ exit 1
 	results := make([]string, 3)
 	start := time.Now()
 	for i, cmd := range []string{"echo $x", "echo hang $x", "echo 2 $x"} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			_, ds := l.Load("p.yaml", playbook(cmd))
 			results[i] = rulesOf(ds)
-		}()
+		})
 	}
 	wg.Wait()
 	if err := c.Err(); err != nil {

@@ -504,20 +504,15 @@ func writeUnescaped(b *strings.Builder, v string) {
 // the quotes removed.
 func heredocWord(w *syntax.Word) string {
 	var b strings.Builder
-	var add func(parts []syntax.WordPart)
-	add = func(parts []syntax.WordPart) {
-		for _, p := range parts {
-			switch p := p.(type) {
-			case *syntax.Lit:
-				writeUnescaped(&b, p.Value)
-			case *syntax.SglQuoted:
-				b.WriteString(p.Value)
-			case *syntax.DblQuoted:
-				add(p.Parts)
-			}
+	eachWordPart(w.Parts, func(p syntax.WordPart) bool {
+		switch p := p.(type) {
+		case *syntax.Lit:
+			writeUnescaped(&b, p.Value)
+		case *syntax.SglQuoted:
+			b.WriteString(p.Value)
 		}
-	}
-	add(w.Parts)
+		return true
+	})
 	return b.String()
 }
 

@@ -875,34 +875,44 @@ func commandName(m *markedText, w *syntax.Word) (string, bool) {
 // expansion and no value in it.
 func litWord(m *markedText, w *syntax.Word) (string, bool) {
 	var b strings.Builder
-	var add func(parts []syntax.WordPart) bool
-	add = func(parts []syntax.WordPart) bool {
-		for _, p := range parts {
-			switch p := p.(type) {
-			case *syntax.Lit:
-				if len(m.find(p.Value)) > 0 {
-					return false
-				}
-				writeUnescaped(&b, p.Value)
-			case *syntax.SglQuoted:
-				if p.Dollar || len(m.find(p.Value)) > 0 {
-					return false
-				}
-				b.WriteString(p.Value)
-			case *syntax.DblQuoted:
-				if p.Dollar || !add(p.Parts) {
-					return false
-				}
-			default:
+	ok := eachWordPart(w.Parts, func(p syntax.WordPart) bool {
+		switch p := p.(type) {
+		case *syntax.Lit:
+			if len(m.find(p.Value)) > 0 {
 				return false
 			}
+			writeUnescaped(&b, p.Value)
+		case *syntax.SglQuoted:
+			if p.Dollar || len(m.find(p.Value)) > 0 {
+				return false
+			}
+			b.WriteString(p.Value)
+		case *syntax.DblQuoted:
+			return !p.Dollar
+		default:
+			return false
 		}
 		return true
-	}
-	if !add(w.Parts) {
+	})
+	if !ok {
 		return "", false
 	}
 	return b.String(), true
+}
+
+// eachWordPart hands visit the parts of a word in order, and the parts
+// inside double quotes after the quotes themselves; it stops where visit
+// returns false, and says whether it went through every part.
+func eachWordPart(parts []syntax.WordPart, visit func(syntax.WordPart) bool) bool {
+	for _, p := range parts {
+		if !visit(p) {
+			return false
+		}
+		if dq, ok := p.(*syntax.DblQuoted); ok && !eachWordPart(dq.Parts, visit) {
+			return false
+		}
+	}
+	return true
 }
 
 // litValue is the word as runbook shows it in a message.
@@ -918,30 +928,23 @@ func litValue(m *markedText, w *syntax.Word) string {
 // value or expansion.
 func litPrefix(m *markedText, w *syntax.Word) string {
 	var b strings.Builder
-	var add func(parts []syntax.WordPart) bool
-	add = func(parts []syntax.WordPart) bool {
-		for _, p := range parts {
-			switch p := p.(type) {
-			case *syntax.Lit:
-				v := p.Value
-				if ks := m.find(v); len(ks) > 0 {
-					b.WriteString(v[:strings.Index(v, m.marker(ks[0]))])
-					return false
-				}
-				b.WriteString(v)
-			case *syntax.SglQuoted:
-				b.WriteString(p.Value)
-			case *syntax.DblQuoted:
-				if !add(p.Parts) {
-					return false
-				}
-			default:
+	eachWordPart(w.Parts, func(p syntax.WordPart) bool {
+		switch p := p.(type) {
+		case *syntax.Lit:
+			v := p.Value
+			if ks := m.find(v); len(ks) > 0 {
+				b.WriteString(v[:strings.Index(v, m.marker(ks[0]))])
 				return false
 			}
+			b.WriteString(v)
+		case *syntax.SglQuoted:
+			b.WriteString(p.Value)
+		case *syntax.DblQuoted:
+		default:
+			return false
 		}
 		return true
-	}
-	add(w.Parts)
+	})
 	return b.String()
 }
 

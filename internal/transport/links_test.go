@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/runbook-dev/runbook/internal/testkit"
 	"github.com/runbook-dev/runbook/internal/testsshd"
 	"github.com/runbook-dev/runbook/internal/transport"
 )
@@ -51,14 +52,7 @@ func TestWriteFileFollowsLinks(t *testing.T) {
 			real := filepath.Join(dir, "etc", "postgresql.conf")
 			link := filepath.Join(dir, "data", "conf", "postgresql.conf")
 			hop := filepath.Join(dir, "data", "postgresql.conf")
-			for _, d := range []string{filepath.Dir(real), filepath.Dir(link)} {
-				if err := os.MkdirAll(d, 0o755); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := os.WriteFile(real, []byte("port = 5432\n"), 0o640); err != nil {
-				t.Fatal(err)
-			}
+			testkit.WriteFile(t, real, "port = 5432\n", 0o640)
 			if err := os.Chown(real, 101, 104); err != nil {
 				t.Fatal(err)
 			}
@@ -69,12 +63,8 @@ func TestWriteFileFollowsLinks(t *testing.T) {
 				t.Fatal(err)
 			}
 			// conf/postgresql.conf -> ../postgresql.conf -> /…/etc/postgresql.conf
-			if err := os.Symlink("../postgresql.conf", link); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Symlink(real, hop); err != nil {
-				t.Fatal(err)
-			}
+			testkit.Symlink(t, "../postgresql.conf", link)
+			testkit.Symlink(t, real, hop)
 			before := attrs(t, real)
 			if got, err := c.Resolve(ctx, link); err != nil || got != real {
 				t.Fatalf("Resolve = %q %v, want %s", got, err, real)
@@ -142,12 +132,7 @@ func TestWriteFileLinkUnderLinkedDirectory(t *testing.T) {
 				}
 				decoyPath := filepath.Join(dir, "etc/data/pg.conf")
 				if decoy {
-					if err := os.MkdirAll(filepath.Dir(decoyPath), 0o755); err != nil {
-						t.Fatal(err)
-					}
-					if err := os.WriteFile(decoyPath, []byte("# decoy\n"), 0o644); err != nil {
-						t.Fatal(err)
-					}
+					testkit.WriteFile(t, decoyPath, "# decoy\n", 0o644)
 				}
 				p := filepath.Join(dir, "etc/pg/postgresql.conf")
 				if out, err := exec.Command("cat", p).Output(); err != nil || string(out) != "work_mem = 4MB\n" {

@@ -81,19 +81,21 @@ func (Local) Run(ctx context.Context, c *Command) (*Output, error) {
 		}
 		return nil, context.Cause(ctx)
 	}
-	out := &Output{Stdout: stdout.buf, Stderr: stderr.buf, Truncated: stdout.dropped || stderr.dropped}
+	return ended(stdout, stderr, err, localExitCode)
+}
+
+// localExitCode is the exit status of a process of this machine, 128 + the
+// signal's number for one killed by a signal, as a shell reports it.
+func localExitCode(err error) (int, bool) {
 	var exitErr *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exitErr):
-		out.ExitCode = exitErr.ExitCode()
-		if out.ExitCode < 0 {
-			out.ExitCode = 128 + int(exitErr.Sys().(syscall.WaitStatus).Signal())
-		}
-	default:
-		return nil, err
+	if !errors.As(err, &exitErr) {
+		return 0, false
 	}
-	return out, nil
+	code := exitErr.ExitCode()
+	if code < 0 {
+		code = 128 + int(exitErr.Sys().(syscall.WaitStatus).Signal())
+	}
+	return code, true
 }
 
 // ReadFile reads a file of this machine.
@@ -107,11 +109,7 @@ func (Local) Stat(_ context.Context, path string) (*FileInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	info := &FileInfo{Mode: fi.Mode().Perm(), Size: fi.Size(), IsDir: fi.IsDir(), UID: -1, GID: -1}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		info.UID, info.GID = int(st.Uid), int(st.Gid)
-	}
-	return info, nil
+	return fileInfo(fi), nil
 }
 
 // Resolve follows symbolic links of this machine.
@@ -139,33 +137,21 @@ func (Local) Resolve(_ context.Context, path string) (string, error) {
 // existing file's mode, owner and extended attributes (ACLs, SELinux
 // context).
 func (l Local) WriteFile(ctx context.Context, path string, data []byte, opt WriteOptions) error {
-	path, err := l.Resolve(ctx, path)
+	r, err := opt.replacing(ctx, l, path)
 	if err != nil {
 		return err
 	}
-	old, err := l.Stat(ctx, path)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	mode, uid, gid := opt.attrs(old)
-	exists := old != nil
+	path = r.path
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".runbook-*")
 	if err != nil {
 		return err
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp) // a no-op after the rename
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
+	if err := r.own(f, os.Geteuid() == 0); err != nil {
 		return err
 	}
-	if uid >= 0 && gid >= 0 && os.Geteuid() == 0 {
-		if err := f.Chown(uid, gid); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	if exists {
+	if r.exists {
 		if err := copyXattrs(path, f); err != nil {
 			f.Close()
 			return fmt.Errorf("%s: %w; nothing was changed", path, err)

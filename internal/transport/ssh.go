@@ -564,19 +564,24 @@ func (s *SSH) Run(ctx context.Context, c *Command) (*Output, error) {
 		return nil, context.Cause(ctx)
 	}
 	pw.wait()
-	out := &Output{Stdout: stdout.buf, Stderr: stderr.buf, Truncated: stdout.dropped || stderr.dropped}
-	var exitErr *ssh.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exitErr):
-		out.ExitCode = exitErr.ExitStatus()
-		if exitErr.Signal() != "" {
-			out.ExitCode = 128 + signalNumber(exitErr.Signal())
-		}
-	default:
+	out, err := ended(stdout, stderr, err, sshExitCode)
+	if err != nil {
 		return nil, s.lost(err)
 	}
 	return out, nil
+}
+
+// sshExitCode is the exit status sshd reported, 128 + the signal's number
+// for a command killed by a signal, as a shell reports it.
+func sshExitCode(err error) (int, bool) {
+	var exitErr *ssh.ExitError
+	if !errors.As(err, &exitErr) {
+		return 0, false
+	}
+	if exitErr.Signal() != "" {
+		return 128 + signalNumber(exitErr.Signal()), true
+	}
+	return exitErr.ExitStatus(), true
 }
 
 // stopReported kills the process group of the command whose PID pw has
@@ -698,20 +703,29 @@ func (s *SSH) sftpClient() (*sftp.Client, error) {
 
 // ReadFile reads a file of the host over SFTP.
 func (s *SSH) ReadFile(_ context.Context, p string) ([]byte, error) {
+	return sftpRead(s, func(sc *sftp.Client) ([]byte, error) {
+		f, err := sc.Open(p)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		return io.ReadAll(f)
+	})
+}
+
+// sftpRead makes a read-only call with the host's SFTP client, its failure
+// described by readFailed.
+func sftpRead[T any](s *SSH, read func(*sftp.Client) (T, error)) (T, error) {
+	var zero T
 	sc, err := s.sftpClient()
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	f, err := sc.Open(p)
+	v, err := read(sc)
 	if err != nil {
-		return nil, s.readFailed(err)
+		return zero, s.readFailed(err)
 	}
-	defer f.Close()
-	b, err := io.ReadAll(f)
-	if err != nil {
-		return nil, s.readFailed(err)
-	}
-	return b, nil
+	return v, nil
 }
 
 // readFailed describes a read-only file transfer that failed: on a lost
@@ -738,19 +752,11 @@ func notExist(err error) error {
 
 // Stat describes a file of the host.
 func (s *SSH) Stat(_ context.Context, p string) (*FileInfo, error) {
-	sc, err := s.sftpClient()
+	fi, err := sftpRead(s, func(sc *sftp.Client) (os.FileInfo, error) { return sc.Stat(p) })
 	if err != nil {
 		return nil, err
 	}
-	fi, err := sc.Stat(p)
-	if err != nil {
-		return nil, s.readFailed(err)
-	}
-	info := &FileInfo{Mode: fi.Mode().Perm(), Size: fi.Size(), IsDir: fi.IsDir(), UID: -1, GID: -1}
-	if st, ok := fi.Sys().(*sftp.FileStat); ok {
-		info.UID, info.GID = int(st.UID), int(st.GID)
-	}
-	return info, nil
+	return fileInfo(fi), nil
 }
 
 // Resolve follows symbolic links of the host.
@@ -789,15 +795,11 @@ func (s *SSH) WriteFile(ctx context.Context, p string, data []byte, opt WriteOpt
 	if err != nil {
 		return err
 	}
-	if p, err = s.Resolve(ctx, p); err != nil {
+	r, err := opt.replacing(ctx, s, p)
+	if err != nil {
 		return err
 	}
-	old, err := s.Stat(ctx, p)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	mode, uid, gid := opt.attrs(old)
-	exists := old != nil
+	p = r.path
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
 	tmp := path.Join(path.Dir(p), "."+path.Base(p)+".runbook-"+hex.EncodeToString(rnd[:]))
@@ -811,17 +813,8 @@ func (s *SSH) WriteFile(ctx context.Context, p string, data []byte, opt WriteOpt
 			_ = sc.Remove(tmp)
 		}
 	}()
-	// Mode first: the content must never sit in a file more open than the
-	// target (a config file with passwords).
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
+	if err := r.own(f, s.asRoot); err != nil {
 		return err
-	}
-	if uid >= 0 && gid >= 0 && s.asRoot {
-		if err := f.Chown(uid, gid); err != nil {
-			f.Close()
-			return err
-		}
 	}
 	if _, err := f.Write(data); err != nil {
 		f.Close()
@@ -834,18 +827,18 @@ func (s *SSH) WriteFile(ctx context.Context, p string, data []byte, opt WriteOpt
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if exists {
+	if r.exists {
 		if err := s.copyAttributes(ctx, p, tmp); err != nil {
 			return err
 		}
 		if opt.Replace {
 			// The old file's ACLs and label stay; the mode and owner asked
 			// for win over the ones cp copied.
-			if err := sc.Chmod(tmp, mode); err != nil {
+			if err := sc.Chmod(tmp, r.mode); err != nil {
 				return err
 			}
-			if uid >= 0 && gid >= 0 && s.asRoot {
-				if err := sc.Chown(tmp, uid, gid); err != nil {
+			if r.uid >= 0 && r.gid >= 0 && s.asRoot {
+				if err := sc.Chown(tmp, r.uid, r.gid); err != nil {
 					return err
 				}
 			}

@@ -43,8 +43,7 @@ func sshG(t *testing.T, config, host string, port int, user string) map[string][
 // case can connect, runbook and OpenSSH's ssh both reach a real sshd with
 // the resolved settings.
 func TestResolveSSHAsOpenSSH(t *testing.T) {
-	_, err := exec.LookPath("ssh")
-	testsshd.Require(t, err == nil, "OpenSSH's ssh is not installed (apt-get install openssh-client)")
+	requireSSH(t)
 	s := testsshd.Start(t)
 	dir := t.TempDir()
 	// The client key under a name made of tokens: %h_%r_%p.
@@ -107,10 +106,7 @@ func TestResolveSSHAsOpenSSH(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			file := filepath.Join(t.TempDir(), "ssh_config")
-			if err := os.WriteFile(file, []byte(tt.config), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			file := sshConfigFile(t, t.TempDir(), tt.config)
 			cfg, notes, err := transport.ResolveSSH(context.Background(), transport.SSHTarget{Name: "h", Address: tt.host, Port: tt.port, User: tt.user, ConfigFile: file})
 			if err != nil {
 				t.Fatal(err)
@@ -229,22 +225,42 @@ func jumpPort(h string) int {
 	return 0
 }
 
+// requireSSH skips the test, or fails it where every real program is
+// required (testsshd.Require), without OpenSSH's ssh.
+func requireSSH(t *testing.T) {
+	t.Helper()
+	_, err := exec.LookPath("ssh")
+	testsshd.Require(t, err == nil, "OpenSSH's ssh is not installed (apt-get install openssh-client)")
+}
+
+// sshConfigFile writes content as the ssh_config in dir, and returns its
+// path.
+func sshConfigFile(t *testing.T, dir, content string) string {
+	t.Helper()
+	file := filepath.Join(dir, "ssh_config")
+	if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+// resolveHost resolves the host name through the ssh_config file alone.
+func resolveHost(file, name string) (transport.SSHConfig, []string, error) {
+	return transport.ResolveSSH(context.Background(), transport.SSHTarget{Name: name, ConfigFile: file})
+}
+
 // TestResolveSSHSaysWhatItCannotDo: an option runbook cannot honour is
 // named with the file and line that sets it; ProxyCommand, which would
 // take the connection elsewhere, is an error.
 func TestResolveSSHSaysWhatItCannotDo(t *testing.T) {
-	_, err := exec.LookPath("ssh")
-	testsshd.Require(t, err == nil, "OpenSSH's ssh is not installed (apt-get install openssh-client)")
+	requireSSH(t)
 	dir := t.TempDir()
 	inc := filepath.Join(dir, "inc.conf")
 	if err := os.WriteFile(inc, []byte("# forwarding\nHost db\n  LocalForward 5433 localhost:5432\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	file := filepath.Join(dir, "ssh_config")
-	if err := os.WriteFile(file, []byte("Include "+inc+"\nHost db\n  StrictHostKeyChecking no\n  HostKeyAlias pg\nHost proxied\n  ProxyCommand nc %h %p\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, notes, err := transport.ResolveSSH(context.Background(), transport.SSHTarget{Name: "db", ConfigFile: file})
+	file := sshConfigFile(t, dir, "Include "+inc+"\nHost db\n  StrictHostKeyChecking no\n  HostKeyAlias pg\nHost proxied\n  ProxyCommand nc %h %p\n")
+	cfg, notes, err := resolveHost(file, "db")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +273,7 @@ func TestResolveSSHSaysWhatItCannotDo(t *testing.T) {
 			t.Errorf("no note %q in:\n%s", want, all)
 		}
 	}
-	_, _, err = transport.ResolveSSH(context.Background(), transport.SSHTarget{Name: "proxied", ConfigFile: file})
+	_, _, err = resolveHost(file, "proxied")
 	if err == nil || !strings.Contains(err.Error(), file+":6: ProxyCommand nc") {
 		t.Fatalf("ProxyCommand: %v, want an error naming %s:6", err, file)
 	}
@@ -268,22 +284,17 @@ func TestResolveSSHSaysWhatItCannotDo(t *testing.T) {
 // neither, so either is an error rather than a note and a connection.
 // IdentityAgent SSH_AUTH_SOCK, what runbook does anyway, is accepted.
 func TestResolveSSHFailsClosed(t *testing.T) {
-	_, err := exec.LookPath("ssh")
-	testsshd.Require(t, err == nil, "OpenSSH's ssh is not installed (apt-get install openssh-client)")
+	requireSSH(t)
 	dir := t.TempDir()
-	file := filepath.Join(dir, "ssh_config")
-	conf := "Host krl\n  RevokedHostKeys " + filepath.Join(dir, "krl") + "\nHost noagent\n  IdentityAgent none\n" +
-		"Host otheragent\n  IdentityAgent " + filepath.Join(dir, "agent.sock") + "\nHost envagent\n  IdentityAgent SSH_AUTH_SOCK\n"
-	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file := sshConfigFile(t, dir, "Host krl\n  RevokedHostKeys "+filepath.Join(dir, "krl")+"\nHost noagent\n  IdentityAgent none\n"+
+		"Host otheragent\n  IdentityAgent "+filepath.Join(dir, "agent.sock")+"\nHost envagent\n  IdentityAgent SSH_AUTH_SOCK\n")
 	for host, want := range map[string]string{"krl": file + ":2: revokedhostkeys", "noagent": file + ":4: identityagent none", "otheragent": "identityagent " + filepath.Join(dir, "agent.sock")} {
-		_, _, err := transport.ResolveSSH(context.Background(), transport.SSHTarget{Name: host, ConfigFile: file})
+		_, _, err := resolveHost(file, host)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want an error naming %s", host, err, want)
 		}
 	}
-	if _, _, err := transport.ResolveSSH(context.Background(), transport.SSHTarget{Name: "envagent", ConfigFile: file}); err != nil {
+	if _, _, err := resolveHost(file, "envagent"); err != nil {
 		t.Errorf("IdentityAgent SSH_AUTH_SOCK: %v", err)
 	}
 }
@@ -292,15 +303,10 @@ func TestResolveSSHFailsClosed(t *testing.T) {
 // GlobalKnownHostsFile none mean no file (ssh_config(5)), never a file
 // named none in the working directory that a later run would trust.
 func TestResolveSSHKnownHostsNone(t *testing.T) {
-	_, err := exec.LookPath("ssh")
-	testsshd.Require(t, err == nil, "OpenSSH's ssh is not installed (apt-get install openssh-client)")
+	requireSSH(t)
 	dir := t.TempDir()
-	file := filepath.Join(dir, "ssh_config")
 	kh := filepath.Join(dir, "kh")
-	if err := os.WriteFile(file, []byte("Host db\n  UserKnownHostsFile none\n  GlobalKnownHostsFile "+kh+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, _, err := transport.ResolveSSH(context.Background(), transport.SSHTarget{Name: "db", ConfigFile: file})
+	cfg, _, err := resolveHost(sshConfigFile(t, dir, "Host db\n  UserKnownHostsFile none\n  GlobalKnownHostsFile "+kh+"\n"), "db")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,14 +318,10 @@ func TestResolveSSHKnownHostsNone(t *testing.T) {
 // TestResolveSSHUnsetVariable: an environment variable that is not set in
 // IdentityFile is an error naming it, as ssh refuses the configuration.
 func TestResolveSSHUnsetVariable(t *testing.T) {
-	_, err := exec.LookPath("ssh")
-	testsshd.Require(t, err == nil, "OpenSSH's ssh is not installed (apt-get install openssh-client)")
-	file := filepath.Join(t.TempDir(), "ssh_config")
-	if err := os.WriteFile(file, []byte("Host db\n  IdentityFile ${RB_TEST_NOT_SET}/id\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	requireSSH(t)
+	file := sshConfigFile(t, t.TempDir(), "Host db\n  IdentityFile ${RB_TEST_NOT_SET}/id\n")
 	os.Unsetenv("RB_TEST_NOT_SET")
-	_, _, err = transport.ResolveSSH(context.Background(), transport.SSHTarget{Name: "db", ConfigFile: file})
+	_, _, err := resolveHost(file, "db")
 	if err == nil || !strings.Contains(err.Error(), "RB_TEST_NOT_SET is not set") {
 		t.Fatalf("got %v", err)
 	}
@@ -329,16 +331,11 @@ func TestResolveSSHUnsetVariable(t *testing.T) {
 // block that applies to the host (as ssh's own log says), not the first
 // line anywhere that sets the option; a tab between key and value is read.
 func TestResolveSSHNotesNameTheLineThatApplies(t *testing.T) {
-	_, err := exec.LookPath("ssh")
-	testsshd.Require(t, err == nil, "OpenSSH's ssh is not installed (apt-get install openssh-client)")
-	file := filepath.Join(t.TempDir(), "ssh_config")
-	conf := "Host other\n  LocalForward 5000 127.0.0.1:5432\n  Ciphers aes128-ctr\n" +
-		"Host t1\n  HostName 127.0.0.1\n  LocalForward 6000 [127.0.0.1]:5432\n  Ciphers\taes256-ctr\n" +
-		"Match host 127.0.0.1\n  Compression yes\n  ForwardAgent yes\n"
-	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_, notes, err := transport.ResolveSSH(context.Background(), transport.SSHTarget{Name: "t1", ConfigFile: file})
+	requireSSH(t)
+	file := sshConfigFile(t, t.TempDir(), "Host other\n  LocalForward 5000 127.0.0.1:5432\n  Ciphers aes128-ctr\n"+
+		"Host t1\n  HostName 127.0.0.1\n  LocalForward 6000 [127.0.0.1]:5432\n  Ciphers\taes256-ctr\n"+
+		"Match host 127.0.0.1\n  Compression yes\n  ForwardAgent yes\n")
+	_, notes, err := resolveHost(file, "t1")
 	if err != nil {
 		t.Fatal(err)
 	}

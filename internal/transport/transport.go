@@ -17,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/pkg/sftp"
 )
 
 // Conn is a connection to one host, shared by every step that runs there.
@@ -118,6 +120,19 @@ type FileInfo struct {
 	IsDir    bool
 }
 
+// fileInfo is what Stat reports of fi, with the owner and group of a local
+// stat or of SFTP's attributes (-1 when it has neither).
+func fileInfo(fi fs.FileInfo) *FileInfo {
+	info := &FileInfo{Mode: fi.Mode().Perm(), Size: fi.Size(), IsDir: fi.IsDir(), UID: -1, GID: -1}
+	switch st := fi.Sys().(type) {
+	case *syscall.Stat_t:
+		info.UID, info.GID = int(st.Uid), int(st.Gid)
+	case *sftp.FileStat:
+		info.UID, info.GID = int(st.UID), int(st.GID)
+	}
+	return info
+}
+
 // WriteOptions says how WriteFile creates the file.
 type WriteOptions struct {
 	// Mode of a new file; an existing file keeps its mode, owner and group
@@ -129,6 +144,53 @@ type WriteOptions struct {
 	// >= 0) even when it replaces an existing file: the new attributes
 	// come with the new content in one rename.
 	Replace bool
+}
+
+// replacement is the file WriteFile replaces and the attributes the file
+// written in its place gets.
+type replacement struct {
+	// path is the file the path given resolves to.
+	path     string
+	exists   bool
+	mode     fs.FileMode
+	uid, gid int
+}
+
+// replacing resolves path on a host and reads the file there, if any, for
+// the mode, owner and group the written file gets.
+func (o WriteOptions) replacing(ctx context.Context, host Conn, path string) (replacement, error) {
+	p, err := host.Resolve(ctx, path)
+	if err != nil {
+		return replacement{}, err
+	}
+	old, err := host.Stat(ctx, p)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return replacement{}, err
+	}
+	r := replacement{path: p, exists: old != nil}
+	r.mode, r.uid, r.gid = o.attrs(old)
+	return r, nil
+}
+
+// own gives the new file f its mode first, so that the content never sits
+// in a file more open than the target (a config file with passwords), then
+// its owner and group where asRoot lets them be set; f is closed on failure.
+func (r replacement) own(f interface {
+	Chmod(fs.FileMode) error
+	Chown(uid, gid int) error
+	Close() error
+}, asRoot bool) error {
+	if err := f.Chmod(r.mode); err != nil {
+		f.Close()
+		return err
+	}
+	if r.uid >= 0 && r.gid >= 0 && asRoot {
+		if err := f.Chown(r.uid, r.gid); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return nil
 }
 
 // attrs returns the mode, owner and group of the written file, given the
@@ -340,6 +402,22 @@ func outputBuffers(c *Command) (stdout, stderr *boundedBuffer, over *overLimit) 
 		over = newOverLimit()
 	}
 	return &boundedBuffer{max: max, over: over, w: c.Stdout}, &boundedBuffer{max: max, over: over}, over
+}
+
+// ended is the output of a command that ended with err (nil, or an exit
+// status exitCode reads, giving false for any other error): the kept
+// output and the exit code, or else err itself.
+func ended(stdout, stderr *boundedBuffer, err error, exitCode func(error) (int, bool)) (*Output, error) {
+	out := &Output{Stdout: stdout.buf, Stderr: stderr.buf, Truncated: stdout.dropped || stderr.dropped}
+	if err == nil {
+		return out, nil
+	}
+	code, ok := exitCode(err)
+	if !ok {
+		return nil, err
+	}
+	out.ExitCode = code
+	return out, nil
 }
 
 // overLimit is closed once a command's output went over its limit.
