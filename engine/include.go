@@ -218,6 +218,9 @@ type Frame struct {
 	// When, when set, decides in the includer's scope when the run starts
 	// whether the included playbook runs at all.
 	When *tmpl.Expr
+	// last is the index of its last step in the steps of the whole tree:
+	// once it is done, the includer gets its outputs (closeFrame).
+	last int
 }
 
 // Path returns the frame's ID after its parents': "outer/inner".
@@ -286,6 +289,12 @@ func (l *Loader) decodeInclude(d *steps.Decoder, from string, n *yaml.Node, stac
 	given, taint := includeValues(d, ref, f.Get("params"))
 	child, cds, _ := l.loadStack(p, src, append(slices.Clone(stack), p), taint)
 	d.Diags.Items = append(d.Diags.Items, cds...)
+	// Its result is known from here on, even when it has errors: those
+	// are reported in its file, not again where the includer reads it.
+	d.Scope.Steps[id.Value] = tmpl.StepEntry(tmpl.AnyMap)
+	if child != nil {
+		d.Scope.Steps[id.Value] = includeEntryType(child)
+	}
 	if child == nil || diag.HasErrors(cds) {
 		return nil
 	}
@@ -561,6 +570,7 @@ func graft(pb *Playbook, incs []inclusion) {
 		}
 	}
 	pb.Steps = out
+	markLastSteps(out)
 	pb.Source = src.Bytes()
 	sum := sha256.Sum256(pb.Source)
 	pb.Hash = hex.EncodeToString(sum[:])
