@@ -644,3 +644,52 @@ func (f *Fact) Label() string {
 	}
 	return f.Name
 }
+
+// onceByPath drops each finding in a bundled file (bundled:REL) that is
+// also reported in a file checked by its path holding the same text
+// (playbooks/REL, or a vars file it lists, when the repository's own
+// playbooks are validated): the same finding once, where it can be
+// opened.
+func onceByPath(ds []*diag.Diagnostic, l *Loader) []*diag.Diagnostic {
+	at := map[string]bool{}
+	var paths []string
+	for _, d := range ds {
+		if strings.HasPrefix(d.File, BundledPrefix) {
+			continue
+		}
+		if !slices.Contains(paths, d.File) {
+			paths = append(paths, d.File)
+		}
+		at[d.File+"\x00"+strings.TrimPrefix(d.String(), d.File)] = true
+	}
+	same := map[string]string{}
+	pathOf := func(bundled string) string {
+		if p, ok := same[bundled]; ok {
+			return p
+		}
+		same[bundled] = ""
+		rel := "/" + strings.TrimPrefix(bundled, BundledPrefix)
+		for _, p := range paths {
+			if !strings.HasSuffix(filepath.ToSlash(p), rel) {
+				continue
+			}
+			a, errA := l.readFile(bundled)
+			b, errB := l.readFile(p)
+			if errA == nil && errB == nil && bytes.Equal(a, b) {
+				same[bundled] = p
+				break
+			}
+		}
+		return same[bundled]
+	}
+	out := ds[:0]
+	for _, d := range ds {
+		if strings.HasPrefix(d.File, BundledPrefix) {
+			if p := pathOf(d.File); p != "" && at[p+"\x00"+strings.TrimPrefix(d.String(), d.File)] {
+				continue
+			}
+		}
+		out = append(out, d)
+	}
+	return out
+}

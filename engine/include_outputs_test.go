@@ -119,3 +119,34 @@ func TestIncludeOutputsValidate(t *testing.T) {
 	wantOnlyDiagnostic(t, "typo.yaml", `typo.yaml:20:29: unknown field mad [expr-type]`, diag.Error)
 	wantOnlyDiagnostic(t, "secret.yaml", `lib/secret.yaml:20:7: output pw may hold secrets.pw: the including playbook reads it as a step's result, unmasked; give the secret to both playbooks instead [secret-exposed]`, diag.Error)
 }
+
+// TestBundledFindingOnce: validating the bundle's own files by path (the
+// repository's playbooks/), a finding in a piece that a checked playbook
+// also includes by its bundled name is reported once, at the path.
+func TestBundledFindingOnce(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	writeTree(t, dir, map[string]string{
+		"playbooks/t/user.yaml":  "version: 1\nname: t/user\nsteps:\n  - id: part\n    playbook: t/piece\n",
+		"playbooks/t/piece.yaml": "version: 1\nname: t/piece\nsteps:\n  - id: change\n    ssh-exec: {command: \"touch x\"}\n",
+	})
+	l := loader()
+	l.ReadFile = func(name string) ([]byte, error) {
+		if rest, ok := strings.CutPrefix(name, engine.BundledPrefix); ok {
+			return os.ReadFile(filepath.Join(dir, "playbooks", rest))
+		}
+		return os.ReadFile(name)
+	}
+	rep, err := engine.Validate([]string{"playbooks"}, engine.ValidateOptions{Loader: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range rep.Diagnostics {
+		got = append(got, d.String())
+	}
+	want := []string{`playbooks/t/piece.yaml:4:5: warning: step "change" changes its host with no guard (require:) before it and no verification (assert or wait-until) from it on [unguarded-change]`}
+	if !slices.Equal(got, want) {
+		t.Errorf("diagnostics:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
