@@ -218,6 +218,9 @@ type Frame struct {
 	// When, when set, decides in the includer's scope when the run starts
 	// whether the included playbook runs at all.
 	When *tmpl.Expr
+	// last is the index of its last step in the steps of the whole tree:
+	// once it is done, the includer gets its outputs (closeFrame).
+	last int
 }
 
 // Path returns the frame's ID after its parents': "outer/inner".
@@ -286,6 +289,12 @@ func (l *Loader) decodeInclude(d *steps.Decoder, from string, n *yaml.Node, stac
 	given, taint := includeValues(d, ref, f.Get("params"))
 	child, cds, _ := l.loadStack(p, src, append(slices.Clone(stack), p), taint)
 	d.Diags.Items = append(d.Diags.Items, cds...)
+	// Its result is known from here on, even when it has errors: those
+	// are reported in its file, not again where the includer reads it.
+	d.Scope.Steps[id.Value] = tmpl.StepEntry(tmpl.AnyMap)
+	if child != nil {
+		d.Scope.Steps[id.Value] = includeEntryType(child)
+	}
 	if child == nil || diag.HasErrors(cds) {
 		return nil
 	}
@@ -561,6 +570,7 @@ func graft(pb *Playbook, incs []inclusion) {
 		}
 	}
 	pb.Steps = out
+	markLastSteps(out)
 	pb.Source = src.Bytes()
 	sum := sha256.Sum256(pb.Source)
 	pb.Hash = hex.EncodeToString(sum[:])
@@ -633,4 +643,53 @@ func (f *Fact) Label() string {
 		return f.Frame.Path() + ": " + f.Name
 	}
 	return f.Name
+}
+
+// onceByPath drops each finding in a bundled file (bundled:REL) that is
+// also reported in a file checked by its path holding the same text
+// (playbooks/REL, or a vars file it lists, when the repository's own
+// playbooks are validated): the same finding once, where it can be
+// opened.
+func onceByPath(ds []*diag.Diagnostic, l *Loader) []*diag.Diagnostic {
+	at := map[string]bool{}
+	var paths []string
+	for _, d := range ds {
+		if strings.HasPrefix(d.File, BundledPrefix) {
+			continue
+		}
+		if !slices.Contains(paths, d.File) {
+			paths = append(paths, d.File)
+		}
+		at[d.File+"\x00"+strings.TrimPrefix(d.String(), d.File)] = true
+	}
+	same := map[string]string{}
+	pathOf := func(bundled string) string {
+		if p, ok := same[bundled]; ok {
+			return p
+		}
+		same[bundled] = ""
+		rel := "/" + strings.TrimPrefix(bundled, BundledPrefix)
+		for _, p := range paths {
+			if !strings.HasSuffix(filepath.ToSlash(p), rel) {
+				continue
+			}
+			a, errA := l.readFile(bundled)
+			b, errB := l.readFile(p)
+			if errA == nil && errB == nil && bytes.Equal(a, b) {
+				same[bundled] = p
+				break
+			}
+		}
+		return same[bundled]
+	}
+	out := ds[:0]
+	for _, d := range ds {
+		if strings.HasPrefix(d.File, BundledPrefix) {
+			if p := pathOf(d.File); p != "" && at[p+"\x00"+strings.TrimPrefix(d.String(), d.File)] {
+				continue
+			}
+		}
+		out = append(out, d)
+	}
+	return out
 }

@@ -52,6 +52,7 @@ var topFields = []steps.Field{
 	{Name: "require", Kind: steps.ObjectList, Doc: "guards: read-only probes with an assert, all checked before the first step; any failure aborts the run"},
 	{Name: "confirm", Kind: steps.Object, Fields: confirmFields, Doc: "ask the operator to type a word after the guards pass and before the first step (--yes answers it; without a terminal or --yes the run is refused before it starts)"},
 	{Name: "steps", Kind: steps.ObjectList, Required: true, Doc: "the steps, run in order"},
+	{Name: "outputs", Kind: steps.StringMap, Doc: "values this playbook gives back to a playbook that runs it (a step with playbook:), computed after its last step from its params, vars, facts and steps; the includer reads steps.ID.result.NAME (ID: the including step's id), and steps.ID.status (changed when a step of it changed something)"},
 	{Name: "outcome", Kind: steps.Object, Fields: outcomeFields, Doc: "what the run reports when it ends, whether its steps went through or not (result.ok, result.error): a text printed on standard output (the step lines go to standard error), a value for --output json, and the exit status (a status view, a monitoring check)"},
 }
 
@@ -367,6 +368,9 @@ func (l *Loader) loadStack(file string, src []byte, stack []string, paramTaint m
 		// lets the collector free a large playbook's tree (a dozen times
 		// the size of its text) as it goes, rather than at the end.
 		stepNodes[i] = nil
+	}
+	if n := top.Get("outputs"); n != nil {
+		pb.Outputs = decodeOutputs(d, n)
 	}
 	if n := top.Get("outcome"); n != nil {
 		// After the steps: it reads their results.

@@ -34,6 +34,8 @@ type Playbook struct {
 	// Outcome, when set, is what the run reports when it ends: a text, a
 	// value and the exit status (a status view, a monitoring check).
 	Outcome *RunOutcome
+	// Outputs are what the playbook gives back to one that runs it.
+	Outputs []*Output
 	// Frames are the playbooks the playbook includes (a step with
 	// playbook:), and theirs, parents before their children: their steps,
 	// guards and facts are in Steps, Require and Facts, each with its

@@ -269,6 +269,9 @@ func (x *run) runSteps(ctx context.Context) error {
 		s := x.pb.Steps[i]
 		if x.skips(s.Frame) {
 			x.skipFramed(i+1, s)
+			if err := x.closeFrames(i); err != nil {
+				return err
+			}
 			continue
 		}
 		if b := s.Batch; b != nil {
@@ -278,6 +281,9 @@ func (x *run) runSteps(ctx context.Context) error {
 					return err
 				}
 				plan.add(err)
+			}
+			if err := x.closeFrames(i); err != nil {
+				return err
 			}
 			continue
 		}
@@ -289,6 +295,9 @@ func (x *run) runSteps(ctx context.Context) error {
 				return err
 			}
 			plan.add(err)
+		}
+		if err := x.closeFrames(i); err != nil {
+			return err
 		}
 	}
 	return plan.err()

@@ -190,6 +190,7 @@ func validateFiles(files []input, opts ValidateOptions) *Report {
 			rep.Sources[files[i].name] = diag.SplitLines(string(sources[i]))
 		}
 	}
+	rep.Diagnostics = onceByPath(rep.Diagnostics, opts.Loader)
 	// The lines of included files with findings, for the reports that
 	// show them.
 	for _, d := range rep.Diagnostics {

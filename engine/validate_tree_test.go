@@ -124,7 +124,7 @@ func TestValidateHostsAgainstInventory(t *testing.T) {
 		`hosts.yaml:4:5: unknown host "pg9": not in inventory inv.yaml (did you mean "pg1"?) [undefined-reference]`,
 		`other.yml:1:1: the playbook needs "name": the playbook's name, such as pg-ha/promote-standby [missing-field]`,
 		`other.yml:1:1: the playbook needs "steps": the steps, run in order [missing-field]`,
-		`other.yml:1:1: unknown key "services" in the playbook (did you mean "version"?); expected one of: version, name, description, params, secrets, vars_files, vars, facts, lock, require, confirm, steps, outcome [unknown-key]`,
+		`other.yml:1:1: unknown key "services" in the playbook (did you mean "version"?); expected one of: version, name, description, params, secrets, vars_files, vars, facts, lock, require, confirm, steps, outputs, outcome [unknown-key]`,
 	}
 	if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(rep.Files, []string{hosts, other}) {
 		t.Errorf("diagnostics:\n%s\nwant:\n%s\nfiles %q", strings.Join(got, "\n"), strings.Join(want, "\n"), rep.Files)

@@ -4,22 +4,26 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/runbook-dev/runbook/internal/testpg"
 	"github.com/runbook-dev/runbook/playbooks"
 )
 
-// TestLivePostmasterTests runs every bundled playbook's "is a postmaster
-// alive in this data directory" test (each `if ... kill -0 "$pid" ...;
-// then`), as written, against a real PostgreSQL: its own postmaster.pid
-// names a live postmaster; a copy of its data directory whose
-// postmaster.pid names another live process (a PID reused after a power
-// cut, here a sleep of this test, run as root like the playbooks' steps)
-// names none. A bare kill -0 takes the second for a live primary.
+// TestLivePostmasterTests runs the bundled playbooks' one "is a postmaster
+// alive in this data directory" test (live_postmaster, written once in
+// shared/postmaster.vars.yaml), as written, against a real PostgreSQL: its
+// own postmaster.pid names a live postmaster; a copy of its data
+// directory whose postmaster.pid names another live process (a PID reused
+// after a power cut, here a sleep of this test, run as root like the
+// playbooks' steps) names none; nor does a live postmaster of another data
+// directory, given by PID (as pg-ha/check finds it from the socket's lock
+// file). A bare kill -0 takes the second for a live primary. No bundled
+// playbook holds a copy of the test: each that asks runs the function.
 func TestLivePostmasterTests(t *testing.T) {
 	pg := testpg.Start(t)
 	pid := strings.TrimSpace(strings.SplitN(mustRead(t, filepath.Join(pg.Data, "postmaster.pid")), "\n", 2)[0])
@@ -38,42 +42,63 @@ func TestLivePostmasterTests(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(stale, "postmaster.pid"), []byte(strconv.Itoa(other.Process.Pid)+"\n"+stale+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cond := regexp.MustCompile(`(?m)^\s*if (.*kill -0 "\$pid".*?); then`)
-	found := 0
+	vars, err := playbooks.ReadFile("shared/postmaster.vars.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Vars struct {
+			LivePostmaster string `yaml:"live_postmaster"`
+		}
+	}
+	if err := yaml.Unmarshal(vars, &doc); err != nil || !strings.Contains(doc.Vars.LivePostmaster, "live_postmaster()") {
+		t.Fatalf("shared/postmaster.vars.yaml: no live_postmaster function (%v)", err)
+	}
+	test := func(call string, as ...string) bool {
+		script := doc.Vars.LivePostmaster + "if " + call + "; then echo live; else echo dead; fi"
+		cmd := exec.Command("sh", "-c", script)
+		if len(as) > 0 {
+			// As the steps that run with become: postgres do.
+			cmd = exec.Command("runuser", "-u", as[0], "--", "sh", "-c", script)
+		}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %s\n%s", err, out, script)
+		}
+		return strings.TrimSpace(string(out)) == "live"
+	}
+	for _, c := range []struct {
+		call string
+		live bool
+	}{
+		{"live_postmaster " + pg.Data, true},
+		{"live_postmaster " + pg.Data + " " + pid, true},
+		{"live_postmaster " + stale, false},
+		{"live_postmaster " + stale + " " + pid, false},
+		{"live_postmaster " + stale + " ''", false},
+	} {
+		if got := test(c.call); got != c.live {
+			t.Errorf("%s: live %v, want %v", c.call, got, c.live)
+		}
+		if got := test(c.call, "postgres"); got != c.live {
+			t.Errorf("run as postgres, %s: live %v, want %v", c.call, got, c.live)
+		}
+	}
+	users := 0
 	for _, name := range playbooks.Names() {
 		src, _ := playbooks.Lookup(name)
-		for _, m := range cond.FindAllStringSubmatch(string(src), -1) {
-			found++
-			test := func(pid, dir string, as ...string) bool {
-				script := "if " + m[1] + "; then echo live; else echo dead; fi"
-				cmd := exec.Command("sh", "-c", script)
-				if len(as) > 0 {
-					// As the steps that run with become: postgres do.
-					cmd = exec.Command("runuser", "-u", as[0], "--", "sh", "-c", script)
-				}
-				cmd.Env = append(os.Environ(), "pid="+pid, "DATA="+dir, "data="+dir)
-				out, err := cmd.CombinedOutput()
-				if err != nil {
-					t.Fatalf("%s: %v: %s\n%s", name, err, out, script)
-				}
-				return strings.TrimSpace(string(out)) == "live"
-			}
-			if !test(pid, pg.Data) {
-				t.Errorf("%s: the live postmaster %s of %s is not seen as live by: %s", name, pid, pg.Data, m[1])
-			}
-			if !test(pid, pg.Data, "postgres") {
-				t.Errorf("%s: run as postgres, the live postmaster %s of %s is not seen as live by: %s", name, pid, pg.Data, m[1])
-			}
-			if test(strconv.Itoa(other.Process.Pid), stale) {
-				t.Errorf("%s: a stale postmaster.pid naming another live process (a reused PID) reads as a live postmaster with: %s", name, m[1])
-			}
-			if test(pid, stale) {
-				t.Errorf("%s: a live postmaster of another data directory reads as this one's with: %s", name, m[1])
+		if strings.Contains(string(src), `kill -0 "$pid"`) {
+			t.Errorf("%s holds its own live postmaster test: run live_postmaster (shared/postmaster.vars.yaml)", name)
+		}
+		if n := strings.Count(string(src), "live_postmaster \""); n > 0 {
+			users++
+			if !strings.Contains(string(src), `eval "$LIVE_POSTMASTER"`) || !strings.Contains(string(src), "../shared/postmaster.vars.yaml") {
+				t.Errorf("%s calls live_postmaster without listing shared/postmaster.vars.yaml and eval \"$LIVE_POSTMASTER\"", name)
 			}
 		}
 	}
-	if found < 8 {
-		t.Fatalf("found %d postmaster tests in the bundled playbooks, want the 8 known", found)
+	if users < 6 {
+		t.Fatalf("%d bundled playbooks ask whether a postmaster is alive, want the 6 known", users)
 	}
 }
 

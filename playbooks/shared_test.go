@@ -17,29 +17,8 @@ import (
 // compared without its indentation; comments count, blank lines do not,
 // nor do the lines of a step that runs another playbook that name it and
 // pass its params: callLines).
-//
-// The pairs in copiedToday still share more: each may not share more than
-// it does, and is to be brought down to ten.
 func TestNoCopiedPlaybooks(t *testing.T) {
 	const maxShared, minLen = 10, 25
-	copiedToday := map[[2]string]int{
-		// What is left is the frame of two-node procedures, not a procedure:
-		// the schema header, host: lines, the address and port vars of
-		// the pair, BIN/DATA env lines, wal_level and max_replication_slots
-		// settings.
-		{"pg-ha/configure-primary", "pg-ha/switchover"}: 12,
-		{"pg-ha/rejoin", "pg-ha/switchover"}:            17,
-		// rejoin reads the primary's system identifier and writes a
-		// temporary .pgpass as configure-standby does, in steps whose
-		// results its later steps read (an included playbook returns
-		// none).
-		{"pg-ha/configure-standby", "pg-ha/rejoin"}: 13,
-		// switchover promotes with steps of its own (promote, the new
-		// timeline and its switch point, standby.signal gone): a shared
-		// piece of promote-standby's promotion is for after the failover
-		// time work on promote-standby (issue 20) has landed.
-		{"pg-ha/promote-standby", "pg-ha/switchover"}: 22,
-	}
 	lines := map[string]map[string]bool{}
 	for _, name := range playbooks.Names() {
 		src, _ := playbooks.Lookup(name)
@@ -61,13 +40,9 @@ func TestNoCopiedPlaybooks(t *testing.T) {
 					shared = append(shared, l)
 				}
 			}
-			limit := maxShared
-			if n, ok := copiedToday[[2]string{a, b}]; ok {
-				limit = n
-			}
-			if len(shared) > limit {
+			if len(shared) > maxShared {
 				slices.Sort(shared)
-				t.Errorf("%s and %s share %d lines (at most %d): write them once and include it\n%s", a, b, len(shared), limit, strings.Join(shared, "\n"))
+				t.Errorf("%s and %s share %d lines (at most %d): write them once and include it\n%s", a, b, len(shared), maxShared, strings.Join(shared, "\n"))
 			}
 		}
 	}
@@ -207,7 +182,7 @@ func TestLayoutTableInOnePlace(t *testing.T) {
 func TestEvaluatedVarsAreShell(t *testing.T) {
 	evals := regexp.MustCompile(`eval "\$(\w+)"`)
 	var all strings.Builder
-	for _, f := range []string{"shared/conninfo.vars.yaml", "shared/orchestrator.vars.yaml", "shared/pg-layout.vars.yaml", "shared/primary.vars.yaml", "shared/standby.vars.yaml"} {
+	for _, f := range []string{"shared/conninfo.vars.yaml", "shared/orchestrator.vars.yaml", "shared/pg-layout.vars.yaml", "shared/primary.vars.yaml", "shared/standby.vars.yaml", "shared/postmaster.vars.yaml"} {
 		b, err := playbooks.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)

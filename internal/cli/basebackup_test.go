@@ -105,7 +105,7 @@ steps:
 			body = strings.Replace(body, "${{ string(steps.sizes.result.rows[0].wal_kb) }}", "65536", 1)
 		}
 		// The primary's system identifier, as the ident step would read it.
-		body = strings.ReplaceAll(body, "${{ steps.ident.result.rows[0].system_identifier }}", "0")
+		body = strings.ReplaceAll(body, "${{ steps.ident.result.system_identifier }}", "0")
 		fmt.Fprintf(&b, "  - id: %s\n    host: box\n", id)
 		if id == "basebackup" {
 			b.WriteString("    timeout: ${{ params.backup_timeout }}\n")

@@ -295,7 +295,7 @@ func haScenario(t *testing.T, layout string, crash bool, ref []string) []string 
 	failover := []string{"run", "orchestrator/failover", "-p", "orchestrator=orch", "-p", "standby=pg2", "-p", "old_primary=pg1", "-p", h.layoutArg, "--yes"}
 	h.plans(failover, "guard  ok           promote: the old primary runs no PostgreSQL (judged on the node), or its machine is down")
 	h.plans(failover, "guard  ok           database: the orchestrator's machine is reachable")
-	h.plans(failover, "would-change promote: Promote the standby")
+	h.plans(failover, "would-change promote/promote: Promote the standby")
 	h.plans(failover, "+host="+lab.Address(1))
 	mark := h.sh("orch", "date -u +%Y-%m-%dT%H:%M:%S.%NZ")
 	h.apply(failover...)
