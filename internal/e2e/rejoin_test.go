@@ -269,9 +269,11 @@ func TestRejoinTiming(t *testing.T) {
 	// A steady state rather than a failure right after the load
 	// (RUNBOOK_E2E_REJOIN_STEADY=N): N rounds of ordinary writes (50,000
 	// rows updated, about 13 MB of table), each followed by a checkpoint
-	// on pg1 and a restartpoint on pg2 (what checkpoint_timeout does on
-	// both), so that the load's WAL is recycled as it would be by the
-	// time a failure comes.
+	// on pg1 and a restartpoint on pg2, so that the load's WAL is recycled
+	// as it would be by the time a failure comes. The standby answers no
+	// SQL (hot_standby = off): its restartpoints come from its
+	// checkpoint_timeout, 30 s during these rounds (time compressed: 5 min
+	// by default), then back to its default.
 	steady := 0
 	if v := os.Getenv("RUNBOOK_E2E_REJOIN_STEADY"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -283,13 +285,16 @@ func TestRejoinTiming(t *testing.T) {
 	if steady > 0 {
 		walMB := func(host string) string { return h.sh(host, h.layoutEnv(host)+"du -sm $D/pg_wal | cut -f1") }
 		t.Logf("after the load: pg_wal of pg1 %s MB, of pg2 %s MB", walMB("pg1"), walMB("pg2"))
+		h.sh("pg2", h.layoutEnv("pg2")+"printf \"checkpoint_timeout = '30s'\\n\" >> $D/postgresql.auto.conf && systemctl reload "+unit)
 		for r := 0; r < steady; r++ {
 			from := int64(r)*(rows/int64(steady)) + 1
 			h.psql("pg1", fmt.Sprintf("UPDATE big SET pad = repeat(md5((id + %d)::text), 7) WHERE id BETWEEN %d AND %d", r+1, from, from+49999))
 			h.psql("pg1", "CHECKPOINT")
-			h.psql("pg2", "CHECKPOINT")
-			t.Logf("steady round %d: pg_wal of pg1 %s MB, of pg2 %s MB", r+1, walMB("pg1"), walMB("pg2"))
+			ckpt := h.psql("pg1", "SELECT checkpoint_lsn FROM pg_control_checkpoint()")
+			h.sh("pg2", h.layoutEnv("pg2")+"for i in $(seq 900); do LC_ALL=C /usr/lib/postgresql/15/bin/pg_controldata -D $D | grep -q '^Latest checkpoint location: *"+ckpt+"$' && exit 0; sleep 0.1; done; exit 1")
+			t.Logf("steady round %d: pg_wal of pg1 %s MB, of pg2 %s MB (its restartpoint at %s)", r+1, walMB("pg1"), walMB("pg2"), ckpt)
 		}
+		h.sh("pg2", h.layoutEnv("pg2")+"sed -i '/^checkpoint_timeout = /d' $D/postgresql.auto.conf && systemctl reload "+unit)
 	}
 
 	h.failover("pg1", "pg2")
