@@ -86,6 +86,11 @@ func TestRejoin(t *testing.T) {
 	if !strings.Contains(out, "discarded as asked (-p discard_diverged=true)") {
 		t.Errorf("rejoin did not say what it discarded:\n%s", out)
 	}
+	// Killed, pg1 gets no estimate from pg_rewind's dry run (which refuses
+	// a node not shut down cleanly), only the new primary's pg_wal.
+	if !strings.Contains(out, "no estimate: the node was not shut down cleanly (cluster in production)") {
+		t.Errorf("rejoin of a killed node did not say why it has no estimate:\n%s", out)
+	}
 	if !strings.Contains(out, "changed      The replication role may read the new primary's files") {
 		t.Errorf("rejoin did not grant the replication role pg_rewind's functions:\n%s", out)
 	}
@@ -143,6 +148,11 @@ func TestRejoin(t *testing.T) {
 	out, err = h.run(again...)
 	if err == nil || !strings.Contains(out, "the data directory was partly rewound") || !strings.Contains(out, "runbook run pg-ha/add-standby -p primary=pg2 -p standby=pg1") {
 		t.Fatalf("a rejoin whose pg_rewind failed half-way did not stop naming the base backup: %v\n%s", err, out)
+	}
+	// Stopped cleanly, pg1 got the dry run's estimate first (which wrote
+	// nothing, so pg_rewind met the trap).
+	if !strings.Contains(out, "estimate: pg_rewind would need to copy ") {
+		t.Errorf("rejoin of a node stopped cleanly printed no estimate:\n%s", out)
 	}
 	if got := h.sh("pg1", h.layoutEnv("pg1")+"systemctl is-enabled $U; test -f $D/standby.signal && echo standby.signal"); got != "masked\nstandby.signal" {
 		t.Errorf("pg1 after a pg_rewind that failed half-way: %q, want its unit masked and standby.signal", got)
