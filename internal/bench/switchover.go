@@ -154,6 +154,12 @@ func (s *swLab) setUp() error {
 			return err
 		}
 	}
+	// The stand-in may have given up while its writes waited for pg2 to
+	// stream (synchronous_standby_names is set before): it starts again,
+	// on pg1, before the rounds.
+	if _, err := s.ssh(lab.Address(2), "systemctl reset-failed inmanta-server; systemctl restart inmanta-server && "+healthPoll); err != nil {
+		return fmt.Errorf("the orchestrator after the pair's configuration: %w", err)
+	}
 	password, err := s.ssh(lab.Address(2), "sed -n 's/^password=//p' /etc/inmanta/inmanta.d/database.cfg")
 	if err != nil {
 		return err
