@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -335,20 +336,24 @@ func swPhases(r *swRound, start, end time.Time, out []byte) error {
 			continue
 		}
 		if (ev.Type == "guard" || ev.Type == "step-end") && ev.Duration >= 100*time.Millisecond {
-			r.slow = append(r.slow, phase{fmt.Sprintf("%s %s %q [%s]", ev.Playbook, ev.Type, ev.Name, ev.Host), ev.Duration})
+			what := ev.ID
+			if what == "" {
+				what = ev.Type + " " + strconv.Quote(ev.Name)
+			}
+			r.slow = append(r.slow, phase{fmt.Sprintf("%s [%s]", what, ev.Host), ev.Duration})
 		}
-		if ev.Playbook != swPlaybook {
-			continue
-		}
+		// A step of an included playbook has the id of the step that
+		// includes it, then its own: follow/started.
+		top, _, _ := strings.Cut(ev.ID, "/")
 		switch ev.Type {
 		case "run-start":
-			if runStart.IsZero() {
+			if runStart.IsZero() && ev.Playbook == swPlaybook {
 				runStart = ev.Time
 			}
 		case "step-start":
-			name, ok := swStepPhase[ev.ID]
+			name, ok := swStepPhase[top]
 			if !ok {
-				name = "step " + ev.ID
+				name = "step " + top
 			}
 			if len(marks) == 0 || marks[len(marks)-1].name != name {
 				marks = append(marks, mark{name, ev.Time})
