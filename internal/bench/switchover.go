@@ -55,6 +55,11 @@ type swRound struct {
 	healthy, total time.Duration
 	// slow are runbook's guards and steps of 100 ms or more.
 	slow []phase
+	// probeGaveUp says the old primary's unit start logged Debian's
+	// pg_ctlcluster giving up its connection probes ("connection to the
+	// database failed, disabling startup checks"): a warm standby answers
+	// none, and pg_ctlcluster waits for 10 failures 0.5 s apart.
+	probeGaveUp bool
 }
 
 // swLab is the lab of the switchover rounds and what runs against it.
@@ -251,6 +256,12 @@ func (s *swLab) round(way string, d swDirection, n int) (r swRound, err error) {
 	}
 	end := time.Now()
 	r.total = end.Sub(start)
+	// Unmeasured: what the old primary's unit logged at its start.
+	logged, err := s.ssh(lab.Address(d.from), fmt.Sprintf("journalctl -u %s --since @%d -o cat --no-pager | grep -c 'disabling startup checks' || true", lab.Layouts[lab.LayoutDebian].Unit, start.Unix()))
+	if err != nil {
+		return r, err
+	}
+	r.probeGaveUp = strings.TrimSpace(logged) != "0"
 	first, err := s.c.waitOn(d.to, start, 1, 30*time.Second)
 	if err != nil {
 		return r, err
@@ -300,7 +311,12 @@ var swStepPhase = map[string]string{
 	"switched":              "what was done, printed; standby settings out of the new primary",
 	"auto_conf":             "what was done, printed; standby settings out of the new primary",
 	"upstream":              "the old primary's slot and pg_hba rules on the new primary, reload",
-	"follow":                "the old primary follows (conninfo, slot, standby.signal, start, streams), synchronous_standby_names",
+	"follow":                "the old primary follows: its own slot out, conninfo and slot, warm standby settings, standby.signal",
+	"follow/started":        "the old primary's unit started (systemctl start)",
+	"follow/in_recovery":    "until it streams (checked in recovery, no queries); synchronous_standby_names, reload, sync",
+	"follow/streams":        "until it streams (checked in recovery, no queries); synchronous_standby_names, reload, sync",
+	"follow/no_queries":     "until it streams (checked in recovery, no queries); synchronous_standby_names, reload, sync",
+	"follow/synchronous":    "until it streams (checked in recovery, no queries); synchronous_standby_names, reload, sync",
 	"orchestrator_config":   "database.cfg, start the orchestrator",
 	"orchestrator_reset":    "database.cfg, start the orchestrator",
 	"orchestrator_start":    "database.cfg, start the orchestrator",
@@ -351,7 +367,15 @@ func swPhases(r *swRound, start, end time.Time, out []byte) error {
 				runStart = ev.Time
 			}
 		case "step-start":
-			name, ok := swStepPhase[top]
+			// An included playbook's step may have a phase of its own.
+			name, ok := swStepPhase[ev.ID]
+			if !ok {
+				sub, _, _ := strings.Cut(strings.TrimPrefix(ev.ID, top+"/"), "/")
+				name, ok = swStepPhase[top+"/"+sub]
+			}
+			if !ok {
+				name, ok = swStepPhase[top]
+			}
 			if !ok {
 				name = "step " + top
 			}
@@ -399,6 +423,9 @@ func (s *swLab) bareSwitchover(r *swRound, d swDirection) error {
 		line       func() string
 		after      func(out string) error
 		writable   bool // writes are available on the new primary once it returns
+		// unitStart: the line ends by printing how long its systemctl
+		// start took (ns), a phase of its own.
+		unitStart bool
 	}{
 		{name: "ssh orch: stop the orchestrator", host: orch, line: func() string { return "systemctl stop inmanta-server" }},
 		{name: "ssh primary: CHECKPOINT, stop (fast), pg_controldata", host: from,
@@ -428,11 +455,11 @@ func (s *swLab) bareSwitchover(r *swRound, d swDirection) error {
 				return psql + ` -c "DO \$do\$ BEGIN IF NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = 'replication') THEN PERFORM pg_create_physical_replication_slot('replication', true); ` +
 					`EXECUTE format('COPY (SELECT %L) TO %L', 'created by runbook for standby inmanta', current_setting('data_directory') || '/pg_replslot/replication/runbook'); END IF; END \$do\$"`
 			}},
-		{name: "ssh old primary: its own slot out; primary_conninfo, primary_slot_name, synchronous_standby_names '' in postgresql.auto.conf; standby.signal; start", host: from,
+		{name: "ssh old primary: its own slot out; primary_conninfo, primary_slot_name, synchronous_standby_names '' in postgresql.auto.conf; standby.signal; start", host: from, unitStart: true,
 			line: func() string {
 				return "cd " + lay.Data + " && rm -rf pg_replslot/replication && sed -i -e '/^primary_conninfo/d' -e '/^primary_slot_name/d' -e '/^synchronous_standby_names/d' postgresql.auto.conf && " +
 					`printf '%s\n' "primary_conninfo = 'user=replication password=` + benchReplicationPassword + ` host=` + to + ` port=5432 application_name=inmanta'" "primary_slot_name = 'replication'" "synchronous_standby_names = ''" >> postgresql.auto.conf && ` +
-					"touch standby.signal && chown postgres:postgres postgresql.auto.conf standby.signal && systemctl start " + lay.Unit
+					"touch standby.signal && chown postgres:postgres postgresql.auto.conf standby.signal && t=$(date +%s%N) && systemctl start " + lay.Unit + " && echo $(( $(date +%s%N) - t ))"
 			}},
 		{name: "ssh new primary: until the old primary streams (every 10 ms); synchronous_standby_names = 'inmanta', reload", host: to,
 			line: func() string {
@@ -450,9 +477,20 @@ func (s *swLab) bareSwitchover(r *swRound, d swDirection) error {
 	for _, st := range steps {
 		t := time.Now()
 		out, err := s.ssh(st.host, st.line())
-		r.phases = append(r.phases, phase{st.name, time.Since(t)})
+		took := time.Since(t)
 		if err != nil {
+			r.phases = append(r.phases, phase{st.name, took})
 			return err
+		}
+		if st.unitStart {
+			ns, perr := strconv.ParseInt(strings.TrimSpace(out), 10, 64)
+			if perr != nil {
+				return fmt.Errorf("ssh %s: the time of its systemctl start: %q", st.host, out)
+			}
+			r.phases = append(r.phases, phase{strings.TrimSuffix(st.name, "; start") + " (without the start)", took - time.Duration(ns)},
+				phase{"the old primary's unit started (systemctl start, timed on the host)", time.Duration(ns)})
+		} else {
+			r.phases = append(r.phases, phase{st.name, took})
 		}
 		if st.after != nil {
 			if err := st.after(out); err != nil {
@@ -527,6 +565,18 @@ func printSwitchover(got map[string]map[swDirection][]swRound, commits int, last
 		fmt.Printf("%s: runbook / bare: writes available %.2f, the client's first commit %.2f, orchestrator healthy %.2f\n", d,
 			ratio(med(rb, totals[0].f), med(bare, totals[0].f)), ratio(med(rb, totals[1].f), med(bare, totals[1].f)), ratio(med(rb, totals[3].f), med(bare, totals[3].f)))
 	}
+	gaveUp, rounds := 0, 0
+	for _, way := range swWays {
+		for _, d := range swDirections {
+			for _, r := range got[way][d] {
+				rounds++
+				if r.probeGaveUp {
+					gaveUp++
+				}
+			}
+		}
+	}
+	fmt.Printf("The old primary's start: pg_ctlcluster logged \"connection to the database failed, disabling startup checks\" (its psql probes of a warm standby, 10 failures 0.5 s apart) in %d of %d switchovers.\n", gaveUp, rounds)
 	for _, d := range swDirections {
 		for i, r := range got[swRunbook][d] {
 			fmt.Printf("\n%s, %s, round %d, guards and steps of 100 ms or more:", swRunbook, d, i+1)
