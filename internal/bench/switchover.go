@@ -21,6 +21,7 @@ import (
 var (
 	switchover = flag.Bool("switchover", false, "measure the planned switchover on the lab instead (pg1 → pg2 and back, on one lab): runbook's pg-ha/switchover against the bare commands, with a client committing in a loop; needs the lab's requirements and holds its bridge")
 	swLimit    = flag.Duration("switchover-limit", 13*time.Minute, "with --switchover: the longest the bench holds the lab; its commands are killed then and the lab taken down")
+	swLayout   = flag.String("layout", lab.LayoutDebian, "with --switchover: the PostgreSQL packaging of pg1 and pg2 (debian, rhel, pgdg: where its programs, data and unit are)")
 	eventsDir  = flag.String("events-dir", "", "with --switchover: keep each runbook run's JSON events in this directory")
 )
 
@@ -151,12 +152,17 @@ func labDirSet() bool {
 // setUp brings the lab up, configures the pair and starts the client.
 func (s *swLab) setUp() error {
 	up := time.Now()
-	if _, err := s.l.Up(s.ctx, lab.Options{Hosts: []string{"pg1", "pg2", "orch"}, Orchestrator: "orch", Standin: s.b.runbook}); err != nil {
+	if _, ok := lab.Layouts[*swLayout]; !ok {
+		return fmt.Errorf("--layout %q: want debian, rhel or pgdg", *swLayout)
+	}
+	opt := lab.Options{Hosts: []string{"pg1", "pg2", "orch"}, Orchestrator: "orch", Standin: s.b.runbook,
+		Layouts: map[string]string{"pg1": *swLayout, "pg2": *swLayout}}
+	if _, err := s.l.Up(s.ctx, opt); err != nil {
 		return fmt.Errorf("lab up: %w", err)
 	}
 	fmt.Fprintf(os.Stderr, "bench: lab up in %s\n", ms(time.Since(up)))
 	for _, p := range []string{"pg-ha/configure-primary", "pg-ha/configure-standby"} {
-		if _, err := s.runbook("run", p, "-p", "primary=pg1", "-p", "standby=pg2", "-p", "layout=debian"); err != nil {
+		if _, err := s.runbook("run", p, "-p", "primary=pg1", "-p", "standby=pg2", "-p", "layout="+*swLayout); err != nil {
 			return err
 		}
 	}
@@ -170,7 +176,7 @@ func (s *swLab) setUp() error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.ssh(lab.Address(0), `cd / && runuser -u postgres -- psql -qX -d inmanta -c 'CREATE TABLE bench_rows (id int PRIMARY KEY, at timestamptz DEFAULT now())' -c 'ALTER TABLE bench_rows OWNER TO inmanta'`); err != nil {
+	if _, err := s.ssh(lab.Address(0), `cd / && runuser -u postgres -- `+lab.Layouts[*swLayout].Bin+`/psql -qX -d inmanta -c 'CREATE TABLE bench_rows (id int PRIMARY KEY, at timestamptz DEFAULT now())' -c 'ALTER TABLE bench_rows OWNER TO inmanta'`); err != nil {
 		return err
 	}
 	s.c = &committer{
@@ -222,7 +228,7 @@ func (s *swLab) ssh(host, line string) (string, error) {
 // healthy, and the client commits on the primary.
 func (s *swLab) settle(d swDirection) error {
 	from, to := lab.Address(d.from), lab.Address(d.to)
-	if _, err := s.ssh(from, `cd / && for i in $(seq 600); do r=$(runuser -u postgres -- psql -XAtq -c "SELECT state || ' ' || sync_state FROM pg_stat_replication WHERE application_name = 'inmanta' AND host(client_addr) = '`+to+`'"); [ "$r" = "streaming sync" ] && exit 0; sleep 0.1; done; echo "the standby is not streaming sync: ${r:-absent}" >&2; exit 1`); err != nil {
+	if _, err := s.ssh(from, `cd / && for i in $(seq 600); do r=$(runuser -u postgres -- `+lab.Layouts[*swLayout].Bin+`/psql -XAtq -c "SELECT state || ' ' || sync_state FROM pg_stat_replication WHERE application_name = 'inmanta' AND host(client_addr) = '`+to+`'"); [ "$r" = "streaming sync" ] && exit 0; sleep 0.1; done; echo "the standby is not streaming sync: ${r:-absent}" >&2; exit 1`); err != nil {
 		return fmt.Errorf("before the round: %w", err)
 	}
 	if _, err := s.ssh(lab.Address(2), healthPoll); err != nil {
@@ -257,7 +263,7 @@ func (s *swLab) round(way string, d swDirection, n int) (r swRound, err error) {
 	end := time.Now()
 	r.total = end.Sub(start)
 	// Unmeasured: what the old primary's unit logged at its start.
-	logged, err := s.ssh(lab.Address(d.from), fmt.Sprintf("journalctl -u %s --since @%d -o cat --no-pager | grep -c 'disabling startup checks' || true", lab.Layouts[lab.LayoutDebian].Unit, start.Unix()))
+	logged, err := s.ssh(lab.Address(d.from), fmt.Sprintf("journalctl -u %s --since @%d -o cat --no-pager | grep -c 'disabling startup checks' || true", lab.Layouts[*swLayout].Unit, start.Unix()))
 	if err != nil {
 		return r, err
 	}
@@ -275,7 +281,7 @@ func (s *swLab) round(way string, d swDirection, n int) (r swRound, err error) {
 // JSON events.
 func (s *swLab) runbookSwitchover(r *swRound, d swDirection, start time.Time, n int) error {
 	out, err := s.runbook("run", "pg-ha/switchover", "-p", fmt.Sprintf("primary=pg%d", d.from+1), "-p", fmt.Sprintf("standby=pg%d", d.to+1),
-		"-p", "orchestrator=orch", "-p", "layout=debian", "--output", "json")
+		"-p", "orchestrator=orch", "-p", "layout="+*swLayout, "--output", "json")
 	if *eventsDir != "" {
 		name := fmt.Sprintf("switchover-round%d-pg%d-pg%d.jsonl", n, d.from+1, d.to+1)
 		if werr := os.WriteFile(filepath.Join(*eventsDir, name), out, 0o644); werr != nil {
@@ -414,9 +420,9 @@ func swPhases(r *swRound, start, end time.Time, out []byte) error {
 // The slot is made with runbook's mark, so that the runbook rounds after
 // take it as theirs; it is the same statement.
 func (s *swLab) bareSwitchover(r *swRound, d swDirection) error {
-	lay := lab.Layouts[lab.LayoutDebian]
+	lay := lab.Layouts[*swLayout]
 	from, to, orch := lab.Address(d.from), lab.Address(d.to), lab.Address(2)
-	psql := "cd / && runuser -u postgres -- psql -qX"
+	psql := "cd / && runuser -u postgres -- " + lay.Bin + "/psql -qX"
 	var ckpt []string // the stopped primary's state, checkpoint location, timeline
 	steps := []struct {
 		name, host string
@@ -463,7 +469,7 @@ func (s *swLab) bareSwitchover(r *swRound, d swDirection) error {
 			}},
 		{name: "ssh new primary: until the old primary streams (every 10 ms); synchronous_standby_names = 'inmanta', reload", host: to,
 			line: func() string {
-				return `cd / && for i in $(seq 3000); do r=$(runuser -u postgres -- psql -XAtq -c "SELECT state FROM pg_stat_replication WHERE application_name = 'inmanta' AND host(client_addr) = '` + from + `'"); [ "$r" = streaming ] && break; sleep 0.01; done; ` +
+				return `cd / && for i in $(seq 3000); do r=$(runuser -u postgres -- ` + lay.Bin + `/psql -XAtq -c "SELECT state FROM pg_stat_replication WHERE application_name = 'inmanta' AND host(client_addr) = '` + from + `'"); [ "$r" = streaming ] && break; sleep 0.01; done; ` +
 					`[ "$r" = streaming ] || { echo "the old primary does not stream: ${r:-absent}" >&2; exit 1; }; ` +
 					psql + ` -c "ALTER SYSTEM SET synchronous_standby_names = 'inmanta'" -c 'SELECT pg_reload_conf()' >/dev/null`
 			}},
@@ -523,6 +529,7 @@ func printSwitchover(got map[string]map[swDirection][]swRound, commits int, last
 		}
 		return strings.Join(s, ", ")
 	}
+	fmt.Printf("PostgreSQL laid out as %s packages it (unit %s).\n", *swLayout, lab.Layouts[*swLayout].Unit)
 	fmt.Printf("Median of %d rounds of each way and direction, on one lab (pg1 → pg2 and back per round, the ways alternated), a client committing in a loop throughout (%d commits returned, every one of them on %s at the end); load average at the end %s.\n\n", *runs, commits, last, loadavg())
 	head := "| way | phase |"
 	sep := "|---|---|"
