@@ -23,7 +23,7 @@ import (
 
 var (
 	failover = flag.Bool("failover", false, "measure the failover on the lab instead (power cut of pg1 → the orchestrator healthy on pg2): runbook against the bare commands; needs the lab's requirements and holds its bridge")
-	labDir   = flag.String("lab-dir", "/var/tmp/runbook-bench-failover", "the lab's directory for --failover")
+	labDir   = flag.String("lab-dir", "/var/tmp/runbook-bench-failover", "the lab's directory for --failover (and for --switchover, whose default is /var/tmp/runbook-bench-switchover)")
 )
 
 // The ways a round fails over.

@@ -52,7 +52,7 @@ type bench struct {
 }
 
 func run() error {
-	if _, err := exec.LookPath("ansible-playbook"); err != nil && *only == "" && !*failover {
+	if _, err := exec.LookPath("ansible-playbook"); err != nil && *only == "" && !*failover && !*switchover {
 		fmt.Fprintln(os.Stderr, "installing ansible-core (apt-get)...")
 		if out, err := exec.Command("sh", "-c", "apt-get update && apt-get install -y --no-install-recommends ansible-core").CombinedOutput(); err != nil {
 			return fmt.Errorf("installing ansible-core: %v\n%s", err, out)
@@ -72,6 +72,10 @@ func run() error {
 		// signal's exit would leave behind.
 		fmt.Printf("Machine: %d cores, %s; Go %s\n\n", runtime.NumCPU(), kernel(), runtime.Version())
 		return b.runFailover()
+	}
+	if *switchover {
+		fmt.Printf("Machine: %d cores, %s; Go %s\n\n", runtime.NumCPU(), kernel(), runtime.Version())
+		return b.runSwitchover()
 	}
 	var cleanups []func()
 	defer func() {
