@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/expr-lang/expr/types"
 	"gopkg.in/yaml.v3"
@@ -108,14 +109,20 @@ func depth(fr *Frame) int {
 }
 
 // closeFrame computes frame fr's outputs and records them as steps.ID in
-// its includer. In a dry run a value that reads what a step would have
-// produced is nil.
+// its includer. In a dry run, when a step of fr was not applied (would
+// change, unknown) or an output reads what one would have produced, the
+// include counts as not applied itself: it records nothing, so a later
+// step reading it reports unknown, as after a plain step (noteUnapplied).
 func (x *run) closeFrame(fr *Frame) error {
 	entry := map[string]any{"status": string(StatusOK), "changed": false, "results": []any{}}
 	result := map[string]any{}
 	if x.skips(fr) {
 		entry["status"] = string(StatusSkipped)
 	} else {
+		if x.dryRun && x.unappliedWithin(fr) {
+			x.unapplied[fr.Path()] = true
+			return nil
+		}
 		for _, e := range x.stepsOf(fr) {
 			if m, ok := e.(map[string]any); ok && m["changed"] == true {
 				entry["status"], entry["changed"] = string(StatusChanged), true
@@ -124,7 +131,11 @@ func (x *run) closeFrame(fr *Frame) error {
 		env := x.env(fr)
 		for _, o := range fr.Playbook.Outputs {
 			v, err := o.Value.Value(env)
-			if err != nil && !x.dryRun {
+			if err != nil && x.dryRun {
+				x.unapplied[fr.Path()] = true
+				return nil
+			}
+			if err != nil {
 				return fmt.Errorf("%s:%s: output %s of %s: %w", fr.Playbook.File, o.Pos, o.Name, fr.Path(), x.redactor().Error(err))
 			}
 			result[o.Name] = v
@@ -133,4 +144,16 @@ func (x *run) closeFrame(fr *Frame) error {
 	entry["result"] = result
 	x.stepsOf(fr.Parent)[fr.ID] = entry
 	return nil
+}
+
+// unappliedWithin says whether a dry run left a step of frame fr, or of a
+// frame inside it, unapplied.
+func (x *run) unappliedWithin(fr *Frame) bool {
+	prefix := fr.Path() + "/"
+	for k := range x.unapplied {
+		if strings.HasPrefix(k, prefix) {
+			return true
+		}
+	}
+	return false
 }
