@@ -123,10 +123,21 @@ func (x *run) closeFrame(fr *Frame) error {
 			x.unapplied[fr.Path()] = true
 			return nil
 		}
+		failed := false
 		for _, e := range x.stepsOf(fr) {
-			if m, ok := e.(map[string]any); ok && m["changed"] == true {
+			m, ok := e.(map[string]any)
+			if !ok {
+				continue
+			}
+			if m["changed"] == true {
 				entry["status"], entry["changed"] = string(StatusChanged), true
 			}
+			failed = failed || m["status"] == string(StatusFailed)
+		}
+		// A failure the included playbook tolerated is the include's
+		// status, as a plain step's tolerated failure is its own.
+		if failed {
+			entry["status"] = string(StatusFailed)
 		}
 		env := x.env(fr)
 		for _, o := range fr.Playbook.Outputs {
