@@ -51,6 +51,9 @@ type Fact struct {
 	// Frame is the included playbook the fact belongs to; nil for the
 	// playbook's own.
 	Frame *Frame
+	// taint is why the fact's value may hold a secret (its probe's inputs
+	// read one), or nil.
+	taint *tmpl.Taint
 }
 
 var factFields = []steps.Field{
@@ -73,6 +76,7 @@ func FactFields() []steps.Field { return factFields }
 func (l *Loader) decodeAllFacts(d *steps.Decoder, pb *Playbook, top steps.Body, vfs []*varsFile) {
 	seen := map[string]string{}
 	typesOf := types.Map{}
+	taints := map[string]*tmpl.Taint{}
 	decode := func(d *steps.Decoder, n *yaml.Node) {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
@@ -82,6 +86,9 @@ func (l *Loader) decodeAllFacts(d *steps.Decoder, pb *Playbook, top steps.Body, 
 			if f, t := l.decodeFact(d, k, v); f != nil {
 				pb.Facts = append(pb.Facts, f)
 				typesOf[f.Name] = tmpl.FactType(t)
+				if f.taint != nil {
+					taints[f.Name] = f.taint.Through("facts." + f.Name)
+				}
 			}
 		}
 	}
@@ -95,6 +102,7 @@ func (l *Loader) decodeAllFacts(d *steps.Decoder, pb *Playbook, top steps.Body, 
 	}
 	if len(seen) > 0 {
 		d.Scope.SetFacts(typesOf)
+		d.Scope.FactTaint = taints
 	}
 }
 
@@ -137,9 +145,11 @@ func (l *Loader) decodeFact(d *steps.Decoder, k, n *yaml.Node) (*Fact, types.Typ
 	ft.Type = typ
 	d.Scope.Host = true
 	defer func() { d.Scope.Host = false }()
-	d.Tainted = nil
+	// A probe whose inputs read a secret may give it back in its value
+	// (a command echoing its stdin): what reads the fact is tainted.
+	d.Taint, d.Tainted = nil, nil
 	ft.Probe = l.decodeBody(d, typ, body)
-	ft.Tainted = d.Tainted
+	ft.Tainted, ft.taint = d.Tainted, d.Taint
 	var valueType types.Type = steps.ProbeResult(typ)
 	saved := d.Scope.Result
 	defer func() { d.Scope.Result = saved }()

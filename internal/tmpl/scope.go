@@ -48,6 +48,9 @@ type Scope struct {
 	// ParamTaint holds, by param name, why a param's value may hold a
 	// secret: a playbook that runs this one gave it a value read from one.
 	ParamTaint map[string]*Taint
+	// FactTaint holds, by fact name, why a fact's value may hold a secret:
+	// its probe's inputs read one.
+	FactTaint map[string]*Taint
 
 	// Used records the params, secrets and vars expressions read
 	// ("params.standby"), for the unused-param lint; nil records nothing.

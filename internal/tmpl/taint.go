@@ -59,7 +59,7 @@ func (s *Scope) taintOf(node ast.Node, locals map[string]bool) (t *Taint, dynami
 		if !ok {
 			return
 		}
-		if id, ok := m.Node.(*ast.IdentifierNode); ok && (id.Value == "steps" || id.Value == "params") {
+		if id, ok := m.Node.(*ast.IdentifierNode); ok && (id.Value == "steps" || id.Value == "params" || id.Value == "facts") {
 			if _, ok := m.Property.(*ast.StringNode); ok {
 				mark(&rooted, id)
 			}
@@ -111,14 +111,31 @@ func (s *Scope) taintOf(node ast.Node, locals map[string]bool) (t *Taint, dynami
 						keep(s.ParamTaint[name])
 					}
 				}
+			case "facts":
+				if !rooted[n] {
+					for _, name := range sortedKeys(s.FactTaint) {
+						keep(s.FactTaint[name])
+					}
+				}
 			}
 		case *ast.MemberNode:
-			id, ok := n.Node.(*ast.IdentifierNode)
-			if !ok || locals[id.Value] {
-				return
-			}
 			prop, ok := n.Property.(*ast.StringNode)
 			if !ok {
+				return
+			}
+			// host.facts.NAME: the fact's value on the host.
+			if inner, ok := n.Node.(*ast.MemberNode); ok {
+				if h, ok := inner.Node.(*ast.IdentifierNode); ok && h.Value == "host" && !locals[h.Value] {
+					if f, ok := inner.Property.(*ast.StringNode); ok && f.Value == "facts" {
+						if c := s.FactTaint[prop.Value]; c != nil {
+							keep(c)
+						}
+					}
+				}
+				return
+			}
+			id, ok := n.Node.(*ast.IdentifierNode)
+			if !ok || locals[id.Value] {
 				return
 			}
 			switch id.Value {
@@ -134,6 +151,10 @@ func (s *Scope) taintOf(node ast.Node, locals map[string]bool) (t *Taint, dynami
 				}
 			case "params":
 				if c := s.ParamTaint[prop.Value]; c != nil {
+					keep(c)
+				}
+			case "facts":
+				if c := s.FactTaint[prop.Value]; c != nil {
 					keep(c)
 				}
 			}
