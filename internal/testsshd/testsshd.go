@@ -4,6 +4,7 @@
 package testsshd
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -50,6 +51,9 @@ type Options struct {
 	// puts the client's certificate beside IdentityFile (-cert.pub), where
 	// OpenSSH finds it.
 	UserCertificate bool
+	// MaxSessions is sshd's MaxSessions (sessions on one connection); 0
+	// is 100.
+	MaxSessions int
 }
 
 // Require skips the test when a real part cannot run here, or fails it
@@ -149,12 +153,12 @@ PermitRootLogin prohibit-password
 StrictModes no
 UsePAM no
 UseDNS no
-MaxSessions 100
+MaxSessions %d
 MaxStartups 100:30:200
 Subsystem sftp /usr/lib/openssh/sftp-server
 SetEnv SHLVL=1
 LogLevel ERROR
-`, s.Host, hostKey, filepath.Join(dir, "sshd.pid"), filepath.Join(dir, "authorized_keys"))
+`, s.Host, hostKey, filepath.Join(dir, "sshd.pid"), filepath.Join(dir, "authorized_keys"), cmp.Or(o.MaxSessions, 100))
 	if o.HostCertificate {
 		ca := filepath.Join(dir, "host_ca")
 		if err := keygen(ca); err != nil {

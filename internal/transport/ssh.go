@@ -528,7 +528,7 @@ func (s *SSH) Run(ctx context.Context, c *Command) (*Output, error) {
 		stdin = append(pre, stdin...)
 	}
 	line = killable(BecomeLine(line, c.Become, s.asRoot))
-	sess, err := s.client.NewSession()
+	sess, err := s.newSession(ctx)
 	if err != nil {
 		return nil, s.unopened(err)
 	}
@@ -598,7 +598,9 @@ func (s *SSH) stopReported(pw *pidWriter) {
 // killGroup sends TERM, then KILL, to a session's process group, from a new
 // session.
 func (s *SSH) killGroup(pid int) {
-	sess, err := s.client.NewSession()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sess, err := s.newSession(ctx)
 	if err != nil {
 		return
 	}
@@ -660,6 +662,43 @@ func (s *SSH) unopened(err error) error {
 	return &ClosedError{Host: s.cfg.Name, Addr: s.cfg.addr(), Err: err}
 }
 
+// newSession opens a session, waiting while the host has as many open
+// as it allows on one connection.
+func (s *SSH) newSession(ctx context.Context) (sess *ssh.Session, err error) {
+	err = s.whileSessionsFull(ctx, func() (err error) {
+		sess, err = s.client.NewSession()
+		return err
+	})
+	return sess, err
+}
+
+// whileSessionsFull calls open until it succeeds, fails otherwise than by
+// the host's limit of sessions on one connection, or ctx ends. OpenSSH's
+// sshd refuses a session past its MaxSessions (10 by default) with
+// "open failed" (sshd_config(5), MaxSessions); runbook's facts, guards and
+// steps on one host may run more at once, and each ends soon.
+func (s *SSH) whileSessionsFull(ctx context.Context, open func() error) error {
+	wait := 10 * time.Millisecond
+	for {
+		err := open()
+		var oc *ssh.OpenChannelError
+		if err == nil || !errors.As(err, &oc) || oc.Reason != ssh.ConnectionFailed || oc.Message != "open failed" || !s.alive() {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-s.stop:
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, 500*time.Millisecond)
+	}
+}
+
 // jumpSilent reports whether a jump host said that nothing answered at the
 // target: OpenSSH's sshd rejects the forwarding with the connect error's
 // strerror text.
@@ -690,7 +729,12 @@ func signalNumber(sig string) int {
 
 func (s *SSH) sftpClient() (*sftp.Client, error) {
 	s.sftpOnce.Do(func() {
-		s.sftp, s.sftpErr = sftp.NewClient(s.client, sftp.UseFstat(true))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		s.sftpErr = s.whileSessionsFull(ctx, func() (err error) {
+			s.sftp, err = sftp.NewClient(s.client, sftp.UseFstat(true))
+			return err
+		})
 		var closed *ClosedError
 		if s.sftpErr != nil && errors.As(s.unopened(s.sftpErr), &closed) {
 			s.sftpErr = closed
@@ -918,7 +962,7 @@ func (s *SSH) Dial(ctx context.Context, network, addr string) (net.Conn, error) 
 // Stream runs c in a new session with its standard input and output as a
 // connection; closing it closes the session.
 func (s *SSH) Stream(ctx context.Context, c *Command) (net.Conn, error) {
-	sess, err := s.client.NewSession()
+	sess, err := s.newSession(ctx)
 	if err != nil {
 		return nil, s.unopened(err)
 	}
