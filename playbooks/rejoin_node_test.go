@@ -9,42 +9,14 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/runbook-dev/runbook/internal/testpg"
-	"github.com/runbook-dev/runbook/playbooks"
 )
-
-// rejoinNode returns the command of pg-ha/rejoin's node step (the judge of
-// whether pg_rewind may bring the node back), as bundled.
-func rejoinNode(t *testing.T) string {
-	t.Helper()
-	src, _ := playbooks.Lookup("pg-ha/rejoin")
-	var doc struct {
-		Steps []struct {
-			ID      string `yaml:"id"`
-			SSHExec struct {
-				Command string `yaml:"command"`
-			} `yaml:"ssh-exec"`
-		} `yaml:"steps"`
-	}
-	if err := yaml.Unmarshal(src, &doc); err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range doc.Steps {
-		if s.ID == "node" {
-			return s.SSHExec.Command
-		}
-	}
-	t.Fatal("pg-ha/rejoin has no step node")
-	return ""
-}
 
 // judge runs the node step's command on data as the new primary src would
 // be described to it.
 func judge(t *testing.T, data string, sysid, tl, lsn, history, discard string) string {
 	t.Helper()
-	cmd := exec.Command("sh", "-c", rejoinNode(t))
+	cmd := exec.Command("sh", "-c", rejoinStep(t, "node"))
 	cmd.Env = append(os.Environ(), "BIN="+testpg.Bin, "DATA="+data, "SYSID="+sysid, "NODE=pg1", "SOURCE=pg2",
 		"SRC_TL="+tl, "SRC_LSN="+lsn, "SRC_HISTORY="+history, "DISCARD="+discard,
 		"BASE_BACKUP=runbook run pg-ha/add-standby -p primary=pg2 -p standby=pg1 -p layout=debian", "LAYOUT_ARGS=-p layout=debian")
