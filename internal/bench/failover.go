@@ -307,20 +307,7 @@ func (b *bench) bareFailover(l *lab.Lab, r *failoverRound, step func(string, fun
 func slowEvents(playbook string, started time.Time, out []byte) []phase {
 	var slow []phase
 	var runStart, firstStep time.Time
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		var ev struct {
-			Time     time.Time     `json:"time"`
-			Type     string        `json:"type"`
-			Playbook string        `json:"playbook"`
-			Name     string        `json:"name"`
-			Host     string        `json:"host"`
-			Duration time.Duration `json:"duration_ns"`
-		}
-		if json.Unmarshal(sc.Bytes(), &ev) != nil {
-			continue
-		}
+	eachEvent(out, func(ev runEvent) {
 		switch ev.Type {
 		case "run-start":
 			if runStart.IsZero() {
@@ -335,7 +322,7 @@ func slowEvents(playbook string, started time.Time, out []byte) []phase {
 				slow = append(slow, phase{fmt.Sprintf("%s %q [%s]", ev.Type, ev.Name, ev.Host), ev.Duration})
 			}
 		}
-	}
+	})
 	var head []phase
 	if !runStart.IsZero() {
 		head = append(head, phase{playbook + ": start-up to run-start", runStart.Sub(started)})
@@ -344,4 +331,28 @@ func slowEvents(playbook string, started time.Time, out []byte) []phase {
 		}
 	}
 	return append(head, slow...)
+}
+
+// runEvent is what the benches read of one line of runbook's --output json.
+type runEvent struct {
+	Time     time.Time     `json:"time"`
+	Type     string        `json:"type"`
+	Playbook string        `json:"playbook"`
+	ID       string        `json:"id"`
+	Name     string        `json:"name"`
+	Host     string        `json:"host"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// eachEvent calls f with each event of a run's JSON output, in order,
+// passing over lines that are not events.
+func eachEvent(out []byte, f func(runEvent)) {
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var ev runEvent
+		if json.Unmarshal(sc.Bytes(), &ev) == nil {
+			f(ev)
+		}
+	}
 }

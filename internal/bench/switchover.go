@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -342,21 +340,7 @@ func swPhases(r *swRound, start, end time.Time, out []byte) error {
 	}
 	var marks []mark
 	var runStart, writable, healthy time.Time
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		var ev struct {
-			Time     time.Time     `json:"time"`
-			Type     string        `json:"type"`
-			Playbook string        `json:"playbook"`
-			ID       string        `json:"id"`
-			Name     string        `json:"name"`
-			Host     string        `json:"host"`
-			Duration time.Duration `json:"duration_ns"`
-		}
-		if json.Unmarshal(sc.Bytes(), &ev) != nil {
-			continue
-		}
+	eachEvent(out, func(ev runEvent) {
 		if (ev.Type == "guard" || ev.Type == "step-end") && ev.Duration >= 100*time.Millisecond {
 			what := ev.ID
 			if what == "" {
@@ -396,7 +380,7 @@ func swPhases(r *swRound, start, end time.Time, out []byte) error {
 				healthy = ev.Time
 			}
 		}
-	}
+	})
 	if runStart.IsZero() || len(marks) == 0 || writable.IsZero() || healthy.IsZero() {
 		return fmt.Errorf("the events of %s lack its run-start, its steps' starts, the end of its step writable or of orchestrator_healthy: was --output json given, were the step ids renamed?", swPlaybook)
 	}
