@@ -116,15 +116,11 @@ steps:
 // ends is stopped at max_size, not left running until a timeout.
 func TestCaptureDestAndEndlessCommands(t *testing.T) {
 	dir := t.TempDir()
-	pb := `version: 1
-name: capture
-params:
-  dir: {type: string}
-  name: {type: string}
+	pb := taking("capture", "dir", `  name: {type: string}
 steps:
   - id: out
     capture: {command: "echo hi", dest: "${{ params.dir }}/out/${{ params.name }}"}
-`
+`)
 	_, err := runPlaybook(t, pb, runOpts{params: map[string]string{"dir": dir, "name": "../../escaped"}})
 	if err == nil || !strings.Contains(err.Error(), "has a .. element") {
 		t.Fatalf("err = %v", err)

@@ -119,7 +119,7 @@ func (d *Decoder) Errorf(n *yaml.Node, rule, format string, args ...any) {
 func (d *Decoder) Check(n *yaml.Node, fields []Field, where string) Body {
 	body := Body{Node: n, values: map[string]*yaml.Node{}}
 	if n.Kind != yaml.MappingNode {
-		d.Errorf(n, diag.RuleTypeMismatch, "%s must be a mapping, not %s", where, describe(n))
+		d.Errorf(n, diag.RuleTypeMismatch, "%s must be a mapping, not %s", where, DescribeNode(n))
 		return body
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -192,7 +192,7 @@ func hasKey(n *yaml.Node, key string) bool {
 // checkShape reports a value whose YAML shape cannot be a value of f.
 func (d *Decoder) checkShape(v *yaml.Node, f *Field, where string) bool {
 	bad := func(want string) bool {
-		d.Errorf(v, diag.RuleTypeMismatch, "%s: %s must be %s, not %s", where, f.Name, want, describe(v))
+		d.Errorf(v, diag.RuleTypeMismatch, "%s: %s must be %s, not %s", where, f.Name, want, DescribeNode(v))
 		return false
 	}
 	switch f.Kind {
@@ -264,7 +264,7 @@ func (d *Decoder) checkShape(v *yaml.Node, f *Field, where string) bool {
 		}
 		for _, e := range v.Content {
 			if e.Kind != yaml.ScalarNode || e.Tag != "!!int" {
-				d.Errorf(e, diag.RuleTypeMismatch, "%s: %s must list integers, not %s", where, f.Name, describe(e))
+				d.Errorf(e, diag.RuleTypeMismatch, "%s: %s must list integers, not %s", where, f.Name, DescribeNode(e))
 				return false
 			}
 		}
@@ -298,7 +298,10 @@ func (d *Decoder) refuseKeyExpr(k *yaml.Node, where string) {
 	}
 }
 
-func describe(n *yaml.Node) string {
+// DescribeNode names a YAML value for a message: "a mapping", "a list",
+// "an alias", "empty", "the boolean true", "the number 5", or a string
+// quoted as Go quotes it.
+func DescribeNode(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:
 		return "a mapping"
@@ -835,7 +838,7 @@ func (d *Decoder) TemplateMap(n *yaml.Node, where string) map[string]*tmpl.Templ
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
-			d.Errorf(v, diag.RuleTypeMismatch, "%s.%s must be a string, not %s", where, k.Value, describe(v))
+			d.Errorf(v, diag.RuleTypeMismatch, "%s.%s must be a string, not %s", where, k.Value, DescribeNode(v))
 			continue
 		}
 		out[k.Value] = d.Template(v)
@@ -851,7 +854,7 @@ func (d *Decoder) TemplateList(n *yaml.Node, where string) []*tmpl.Template {
 	out := make([]*tmpl.Template, 0, len(n.Content))
 	for _, v := range n.Content {
 		if v.Kind != yaml.ScalarNode {
-			d.Errorf(v, diag.RuleTypeMismatch, "%s must list strings, not %s", where, describe(v))
+			d.Errorf(v, diag.RuleTypeMismatch, "%s must list strings, not %s", where, DescribeNode(v))
 			continue
 		}
 		out = append(out, d.Template(v))
@@ -900,7 +903,7 @@ func (d *Decoder) AnyValue(n *yaml.Node) *Value {
 		}
 		return &Value{kind: n.Kind, lit: lit}
 	}
-	d.Errorf(n, diag.RuleTypeMismatch, "unsupported value: %s", describe(n))
+	d.Errorf(n, diag.RuleTypeMismatch, "unsupported value: %s", DescribeNode(n))
 	return nil
 }
 

@@ -61,9 +61,9 @@ func fileIn(t *testing.T, name, content string, mode os.FileMode) (dir, path str
 	return dir, path
 }
 
-// taking is a test playbook named name that takes one string param (a
-// directory, an API's URL), then rest: its steps, and any guards or
-// secrets before them.
+// taking is a test playbook named name that takes the string param param
+// (a directory, an API's URL), then rest: its steps, and any more params,
+// guards or secrets before them (written on the lines that follow param).
 func taking(name, param, rest string) string {
 	return "version: 1\nname: " + name + "\nparams:\n  " + param + ": {type: string}\n" + rest
 }
