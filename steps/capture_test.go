@@ -78,39 +78,6 @@ func TestCaptureRefusals(t *testing.T) {
 	}
 }
 
-func TestSSHExecOutputLimitIsAnError(t *testing.T) {
-	pb := `version: 1
-name: big
-steps:
-  - id: big
-    ssh-exec: {command: "head -c 4194304 /dev/zero", read_only: true}
-  - id: raised
-    ssh-exec: {command: "head -c 4194304 /dev/zero | tr '\\0' x", read_only: true, max_output: 4MiB}
-    assert: len(result.stdout) == 4194304
-`
-	_, err := runPlaybook(t, pb, runOpts{})
-	if err == nil || !strings.Contains(err.Error(), `step "big" on localhost: the command printed more than max_output 1MiB`) {
-		t.Fatalf("err = %v, want the 1MiB limit named", err)
-	}
-	_, err = runPlaybook(t, strings.Replace(pb, "  - id: big\n    ssh-exec: {command: \"head -c 4194304 /dev/zero\", read_only: true}\n", "", 1), runOpts{})
-	if err != nil {
-		t.Fatalf("with max_output 4MiB: %v", err)
-	}
-}
-
-func TestSSHExecFailureShowsBothTails(t *testing.T) {
-	pb := `version: 1
-name: tails
-steps:
-  - id: pg
-    ssh-exec: {command: "echo 'FATAL:  invalid value for parameter \"shared_buffers\": \"12XB\"'; echo 'pg_ctl: could not start server' >&2; exit 1", read_only: true}
-`
-	_, err := runPlaybook(t, pb, runOpts{})
-	if err == nil || !strings.Contains(err.Error(), `exit status 1: stderr: pg_ctl: could not start server; stdout: FATAL:  invalid value for parameter "shared_buffers": "12XB"`) {
-		t.Fatalf("err = %v, want both tails", err)
-	}
-}
-
 // TestCaptureDestAndEndlessCommands: a dest with a .. element (a value from
 // a host leading out of the directory) is refused; a command that never
 // ends is stopped at max_size, not left running until a timeout.
