@@ -69,41 +69,39 @@ type ProbeSpec struct {
 // ProbeResult is the type of `result` for a probe of type t: its result plus
 // `reachable`, false when the probe's host could not be connected to.
 func ProbeResult(t Type) types.Type {
-	desc := t.Describe()
-	if v, ok := probeTypes.Load(desc.Name); ok {
-		return v.(types.Type)
-	}
-	m := types.Map{"reachable": types.Bool, "error": types.String}
-	for k, v := range desc.Result {
-		m[k] = v
-	}
-	v, _ := probeTypes.LoadOrStore(desc.Name, tmpl.Memo(m))
-	return v.(types.Type)
+	return derived(&probeTypes, t, func(desc Descriptor) types.Type {
+		m := types.Map{"reachable": types.Bool, "error": types.String}
+		for k, v := range desc.Result {
+			m[k] = v
+		}
+		return tmpl.Memo(m)
+	})
 }
 
 // ResultType is the type of `result` in a step's assert.
 func ResultType(t Type) types.Type {
-	desc := t.Describe()
-	if v, ok := resultTypes.Load(desc.Name); ok {
-		return v.(types.Type)
-	}
-	v, _ := resultTypes.LoadOrStore(desc.Name, tmpl.Memo(desc.Result))
-	return v.(types.Type)
+	return derived(&resultTypes, t, func(desc Descriptor) types.Type { return tmpl.Memo(desc.Result) })
 }
 
 // StepEntryType is the type of steps.<id> for a step of type t.
 func StepEntryType(t Type) types.Type {
-	desc := t.Describe()
-	if v, ok := entryTypes.Load(desc.Name); ok {
-		return v.(types.Type)
-	}
-	v, _ := entryTypes.LoadOrStore(desc.Name, tmpl.StepEntry(desc.Result))
-	return v.(types.Type)
+	return derived(&entryTypes, t, func(desc Descriptor) types.Type { return tmpl.StepEntry(desc.Result) })
 }
 
 // The types derived from step types' results, by step-type name: they are
 // the same for every step, so their checker natures are built only once.
 var probeTypes, resultTypes, entryTypes sync.Map
+
+// derived is the type that build derives from step type t's descriptor,
+// built the first time and kept in cache under the type's name.
+func derived(cache *sync.Map, t Type, build func(Descriptor) types.Type) types.Type {
+	desc := t.Describe()
+	if v, ok := cache.Load(desc.Name); ok {
+		return v.(types.Type)
+	}
+	v, _ := cache.LoadOrStore(desc.Name, build(desc))
+	return v.(types.Type)
+}
 
 // Pos returns the position of a node.
 func Pos(n *yaml.Node) diag.Pos { return diag.Pos{Line: n.Line, Col: n.Column} }
