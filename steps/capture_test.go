@@ -9,15 +9,12 @@ import (
 	"time"
 
 	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/internal/testkit"
 	"github.com/runbook-dev/runbook/steps"
 )
 
 func TestCaptureSavesAtomicallyWithinItsLimit(t *testing.T) {
-	dir := t.TempDir()
-	src := filepath.Join(dir, "remote.log")
-	if err := os.WriteFile(src, []byte(strings.Repeat("x", 2048)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir, src := fileIn(t, "remote.log", strings.Repeat("x", 2048), 0o644)
 	pb := taking("capture", "dir", `steps:
   - id: file
     capture: {path: "${{ params.dir }}/remote.log", dest: "${{ params.dir }}/out/${{ host.name }}/remote.log", max_size: 2KiB}
@@ -47,9 +44,7 @@ func TestCaptureSavesAtomicallyWithinItsLimit(t *testing.T) {
 
 	// One byte over the limit: an error naming it, and the file saved
 	// before stays whole.
-	if err := os.WriteFile(src, []byte(strings.Repeat("y", 2049)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	testkit.WriteFile(t, src, strings.Repeat("y", 2049), 0o644)
 	_, err = runPlaybook(t, pb, given("dir", dir))
 	if err == nil || !strings.Contains(err.Error(), "is larger than max_size 2KiB: nothing was saved") {
 		t.Fatalf("err = %v, want the limit named", err)

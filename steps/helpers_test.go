@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/internal/testkit"
 	"github.com/runbook-dev/runbook/internal/transport"
 	"github.com/runbook-dev/runbook/steps"
 )
@@ -55,9 +56,7 @@ func fileIn(t *testing.T, name, content string, mode os.FileMode) (dir, path str
 	t.Helper()
 	dir = t.TempDir()
 	path = filepath.Join(dir, name)
-	if err := os.WriteFile(path, []byte(content), mode); err != nil {
-		t.Fatal(err)
-	}
+	testkit.WriteFile(t, path, content, mode)
 	return dir, path
 }
 
