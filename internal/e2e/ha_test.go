@@ -367,10 +367,6 @@ func haScenario(t *testing.T, layout string, crash bool, ref []string) []string 
 		t.Fatal(err)
 	}
 	h.sh("pg2", "for i in $(seq 100); do systemctl is-active -q "+unit+" && exit 0; sleep 0.2; done; exit 1")
-	// A slot of runbook's under another name on pg2, as a slot name per
-	// direction leaves one: on a standby it would hold back WAL forever.
-	h.psql("pg2", "SELECT pg_create_physical_replication_slot('per_direction', true); "+
-		"COPY (SELECT 'created by runbook for standby inmanta') TO '"+h.layoutOf("pg2").Data+"/pg_replslot/per_direction/runbook'")
 	h.sh("pg2", "systemctl stop "+unit)
 	rejoin := []string{"run", "pg-ha/rejoin", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg}
 	h.plans(rejoin, "would-change")
