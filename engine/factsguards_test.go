@@ -320,7 +320,8 @@ steps:
 					mu.Lock()
 					dials++
 					mu.Unlock()
-					return nil, &transport.UnreachableError{Host: h.Name, Addr: net.JoinHostPort(h.Address, "22"), Err: &os.SyscallError{Syscall: "connect", Err: syscall.EHOSTUNREACH}}
+					addr := net.JoinHostPort(h.Address, "22")
+					return nil, &transport.UnreachableError{Host: h.Name, Addr: addr, Err: &transport.NoNeighbourError{Addr: addr, Err: &os.SyscallError{Syscall: "connect", Err: syscall.EHOSTUNREACH}}}
 				},
 				Confirm: func(context.Context, *engine.Gate) (engine.Answer, error) { return c.ans, nil },
 			}
