@@ -167,6 +167,16 @@ type ownProbe struct{ countingProbe }
 
 func (*ownProbe) dialsOwnAddress(*Exec) bool { return true }
 
+// ownAnsweringProbe dials an address of its own and finds nothing
+// answering there.
+type ownAnsweringProbe struct{ countingProbe }
+
+func (*ownAnsweringProbe) dialsOwnAddress(*Exec) bool { return true }
+func (p *ownAnsweringProbe) Probe(context.Context, *Exec) (Result, error) {
+	p.calls++
+	return Result{"answered": false}, nil
+}
+
 // TestSightingsNotForAProbeOfItsOwnAddress: a probe that dials an address
 // of its own (sql's address, http's URL) never takes the host's finding,
 // and a sql or http step is such a probe unless it goes through the
@@ -185,6 +195,23 @@ func TestSightingsNotForAProbeOfItsOwnAddress(t *testing.T) {
 	}
 	if p.calls != 1 || r["reachable"] != true {
 		t.Errorf("a probe of its own address took the host's finding: calls %d, %v", p.calls, r)
+	}
+	// It reached something: the host's finding is gone.
+	if sg.recent("pg1", "10.0.0.11", nil) != nil {
+		t.Error("a probe of its own address that was answered left the host's finding")
+	}
+	// One that found nothing answering (sql's answered == false, as the
+	// guard "no PostgreSQL answers at the old primary's address, seen
+	// from here" does when it ends after the fact's finding) leaves it.
+	if _, err := Observe(context.Background(), x, &countingProbe{err: noHost}); err != nil {
+		t.Fatal(err)
+	}
+	silent := &ownAnsweringProbe{}
+	if _, err := Observe(context.Background(), x, silent); err != nil {
+		t.Fatal(err)
+	}
+	if silent.calls != 1 || sg.recent("pg1", "10.0.0.11", nil) == nil {
+		t.Errorf("a probe of its own address that found nothing answering dropped the host's finding (calls %d)", silent.calls)
 	}
 	for _, c := range []struct {
 		name   string

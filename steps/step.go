@@ -381,7 +381,13 @@ func Observe(ctx context.Context, x *Exec, s Step) (Result, error) {
 		}
 		return withDown(s, Result{"reachable": false, "error": err.Error()}), nil
 	}
-	x.Sightings.forget(x.Host.Name)
+	// Reached: the host's findings go. A probe of an address of its own
+	// that found nothing answering there (sql's answered == false) has
+	// not reached the host, and says nothing of its address: a guard's
+	// such look ending after a fact's finding must not drop it.
+	if share || r["answered"] != false {
+		x.Sightings.forget(x.Host.Name)
+	}
 	out := Result{"reachable": true, "error": ""}
 	for k, v := range r {
 		out[k] = v
