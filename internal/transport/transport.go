@@ -216,8 +216,11 @@ func (o WriteOptions) attrs(old *FileInfo) (fs.FileMode, int, int) {
 }
 
 // UnreachableError says that nothing answered at a host's address: the TCP
-// connection timed out, or the network reported that no machine is there
-// (EHOSTUNREACH, ENETUNREACH: the neighbour did not answer ARP). It is the
+// connection timed out, or ended in EHOSTUNREACH or ENETUNREACH from
+// anyone but the host itself (this machine's kernel when no neighbour
+// answered ARP, which NoMachine tells apart; a router; a local route). An
+// ICMP "unreachable" from the host's own address is a RejectedError, an
+// answer, and never this. It is the
 // only connection failure that lets a guard treat a machine as down; guards
 // see it as result.reachable == false. A refused connection, a handshake
 // that fails or never finishes, an authentication failure and a host key
