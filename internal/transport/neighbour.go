@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -50,7 +51,13 @@ func DialTCP(ctx context.Context, d net.Dialer, addr string) (net.Conn, error) {
 	// descriptor when the connection fails, and the ICMP error queued on
 	// the socket is read through the duplicate afterwards.
 	var dups []int
+	// closed: a late attempt (the other address family's, still running
+	// when the dial returned) closes its duplicate at once.
+	closed := false
 	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		closed = true
 		for _, fd := range dups {
 			unix.Close(fd)
 		}
@@ -68,8 +75,12 @@ func DialTCP(ctx context.Context, d net.Dialer, addr string) (net.Conn, error) {
 				return
 			}
 			mu.Lock()
+			defer mu.Unlock()
+			if closed {
+				unix.Close(dup)
+				return
+			}
 			dups = append(dups, dup)
-			mu.Unlock()
 		})
 		if err != nil {
 			return err
@@ -87,12 +98,13 @@ func DialTCP(ctx context.Context, d net.Dialer, addr string) (net.Conn, error) {
 		return nil, err
 	}
 	mu.Lock()
-	defer mu.Unlock()
-	if len(dups) == 0 {
+	tried := slices.Clone(dups)
+	mu.Unlock()
+	if len(tried) == 0 {
 		return nil, err
 	}
 	all := true
-	for _, fd := range dups {
+	for _, fd := range tried {
 		switch icmpSender(fd) {
 		case senderTarget:
 			return nil, &RejectedError{Addr: addr, Err: err}
