@@ -233,7 +233,6 @@ func (x *run) ask(ctx context.Context, c *Confirm, env map[string]any, g *Gate) 
 	if ok && !ans.Yes {
 		// The operator read and typed, seconds or minutes after the
 		// findings so far: every probe from here asks the network again.
-		x.typed.Store(true)
 		x.sightings.ForgetAll()
 	}
 	if ok {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"reflect"
 	"strings"
 	"sync"
@@ -343,19 +342,7 @@ func (x *run) exec(fr *Frame, host, become string) (*steps.Exec, error) {
 	if vars == nil {
 		vars = map[string]any{}
 	}
-	down := x.downPorts()
-	env["host"] = map[string]any{"name": h.Name, "address": h.Address, "vars": vars, "facts": x.hostFacts(fr, h.Name), "down_ports": portsOf(down, h.Name)}
-	if len(down) > 0 {
-		inv := maps.Clone(env["inventory"].(map[string]any))
-		for name := range down {
-			if e, ok := inv[name].(map[string]any); ok {
-				e = maps.Clone(e)
-				e["down_ports"] = portsOf(down, name)
-				inv[name] = e
-			}
-		}
-		env["inventory"] = inv
-	}
+	env["host"] = map[string]any{"name": h.Name, "address": h.Address, "vars": vars, "facts": x.hostFacts(fr, h.Name)}
 	if x.factsPending.Load() {
 		// A guard that reads no facts runs while they come in: it
 		// gets a copy, never the map being written.
@@ -377,30 +364,6 @@ func (x *run) exec(fr *Frame, host, become string) (*steps.Exec, error) {
 	return ex, nil
 }
 
-// downPorts are down_ports of the hosts in expressions (inventory[NAME]
-// and host): for each host this run found down by a definitive signal (the
-// network said that no machine has its address: steps.DownReuse) less than
-// steps.DownReuse ago, the service ports that were tried silent with its
-// SSH port. None in a resume, and none once a confirmation was typed at a
-// terminal: a step that reads them may take the finding for a look of its
-// own (pg-ha/promote-standby's look before pg_ctl promote, see
-// docs/safety.md), which only an automated run may, where nothing but
-// the run's own steps passed since the finding.
-func (x *run) downPorts() map[string][]int {
-	if x.resume != nil || x.typed.Load() {
-		return nil
-	}
-	return x.sightings.Recent()
-}
-
-// portsOf is down's ports of host, never nil.
-func portsOf(down map[string][]int, host string) []int {
-	if p := down[host]; p != nil {
-		return p
-	}
-	return []int{}
-}
-
 // inventoryEnv is `inventory` in expressions: every host by name.
 func inventoryEnv(inv *Inventory) map[string]any {
 	out := map[string]any{}
@@ -409,7 +372,7 @@ func inventoryEnv(inv *Inventory) map[string]any {
 		if vars == nil {
 			vars = map[string]any{}
 		}
-		out[h.Name] = map[string]any{"name": h.Name, "address": h.Address, "vars": vars, "down_ports": []int{}}
+		out[h.Name] = map[string]any{"name": h.Name, "address": h.Address, "vars": vars}
 	}
 	if lh, err := inv.Host(Localhost); err == nil {
 		add(lh)

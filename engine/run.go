@@ -119,9 +119,6 @@ type run struct {
 	// they come in, and factsPending says they do (see startFacts).
 	factsMu      sync.Mutex
 	factsPending atomic.Bool
-	// typed says a confirmation was typed at a terminal in this run: from
-	// then on no probe takes an earlier finding (see downPorts).
-	typed atomic.Bool
 	// frames are the environments every host starts from, by frame: nil
 	// for the top playbook, one for each playbook it includes.
 	frames map[*Frame]*frameEnv

@@ -36,8 +36,8 @@ func TestSightingsShareADefinitiveDownForAShortWhile(t *testing.T) {
 	clock := time.Unix(1000, 0)
 	sg := NewSightings()
 	sg.now = func() time.Time { return clock }
-	x := &Exec{Host: Host{Name: "pg1"}, Sightings: sg}
-	noHost := &transport.UnreachableError{Host: "pg1", Addr: "10.0.0.11:22", Err: &os.SyscallError{Syscall: "connect", Err: syscall.EHOSTUNREACH}}
+	x := &Exec{Host: Host{Name: "pg1", Address: "10.0.0.11"}, Sightings: sg}
+	noHost := &transport.UnreachableError{Host: "pg1", Addr: "10.0.0.11:22", Err: &transport.NoNeighbourError{Addr: "10.0.0.11:22", Err: &os.SyscallError{Syscall: "connect", Err: syscall.EHOSTUNREACH}}}
 	p := &countingProbe{err: noHost}
 	observe := func(want bool) Result {
 		t.Helper()
@@ -67,6 +67,8 @@ func TestSightingsShareADefinitiveDownForAShortWhile(t *testing.T) {
 	_, port, _ := net.SplitHostPort(testnet.SilentAddr(t))
 	n, _ := strconv.Atoi(port)
 	noHost.Addr = net.JoinHostPort("127.0.0.1", port)
+	noHost.Err.(*transport.NoNeighbourError).Addr = noHost.Addr
+	x.Host.Address = "127.0.0.1"
 	x.ServicePorts = []int{n}
 	if observe(false); p.calls != 3 {
 		t.Error("a probe with service ports the finding did not try took it")
@@ -94,9 +96,15 @@ func TestSightingsNeverShareSilence(t *testing.T) {
 		"timeout": &transport.UnreachableError{Host: "pg1", Addr: "10.0.0.11:22", Err: os.ErrDeadlineExceeded},
 		"jump":    &transport.UnreachableError{Host: "pg1", Addr: "10.0.0.11:22", Via: "bastion", Err: syscall.EHOSTUNREACH},
 		"refused": &transport.SessionError{Host: "pg1", Addr: "10.0.0.11:22", Stage: "connect", Err: syscall.ECONNREFUSED},
+		// EHOSTUNREACH without the kernel's own neighbour failure: an
+		// ICMP from a router, or a local route.
+		"icmp": &transport.UnreachableError{Host: "pg1", Addr: "10.0.0.11:22", Err: &os.SyscallError{Syscall: "connect", Err: syscall.EHOSTUNREACH}},
+		// No neighbour at another address than the host's (an
+		// ssh_config HostName): nothing is known of its own.
+		"other address": &transport.UnreachableError{Host: "pg1", Addr: "10.0.0.99:22", Err: &transport.NoNeighbourError{Addr: "10.0.0.99:22", Err: syscall.EHOSTUNREACH}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			x := &Exec{Host: Host{Name: "pg1"}, Sightings: NewSightings()}
+			x := &Exec{Host: Host{Name: "pg1", Address: "10.0.0.11"}, Sightings: NewSightings()}
 			p := &countingProbe{err: err}
 			for range 2 {
 				_, _ = Observe(context.Background(), x, p)
@@ -119,8 +127,8 @@ func (*answeringProbe) DownResult() Result { return Result{"answered": false} }
 // !result.answered reads the same either way.
 func TestDownResultWhetherProbedOrShared(t *testing.T) {
 	sg := NewSightings()
-	x := &Exec{Host: Host{Name: "pg1"}, Sightings: sg}
-	noHost := &transport.UnreachableError{Host: "pg1", Addr: "10.0.0.11:22", Err: &os.SyscallError{Syscall: "connect", Err: syscall.EHOSTUNREACH}}
+	x := &Exec{Host: Host{Name: "pg1", Address: "10.0.0.11"}, Sightings: sg}
+	noHost := &transport.UnreachableError{Host: "pg1", Addr: "10.0.0.11:22", Err: &transport.NoNeighbourError{Addr: "10.0.0.11:22", Err: &os.SyscallError{Syscall: "connect", Err: syscall.EHOSTUNREACH}}}
 	p := &answeringProbe{countingProbe{err: noHost}}
 	for i, what := range []string{"probed", "shared"} {
 		r, err := Observe(context.Background(), x, p)
@@ -136,28 +144,90 @@ func TestDownResultWhetherProbedOrShared(t *testing.T) {
 	}
 }
 
-// TestSightingsRecentAndForgetAll: Recent lists the findings within
-// DownReuse with the ports each tried silent; ForgetAll (a confirmation
-// typed at a terminal) drops them, so the next probe asks again.
-func TestSightingsRecentAndForgetAll(t *testing.T) {
-	clock := time.Unix(1000, 0)
+// TestSightingsForgetAll: ForgetAll (a confirmation typed at a terminal)
+// drops the findings, so the next probe asks again.
+func TestSightingsForgetAll(t *testing.T) {
 	sg := NewSightings()
-	sg.now = func() time.Time { return clock }
-	noHost := &transport.UnreachableError{Host: "pg1", Addr: "10.0.0.11:22", Err: &os.SyscallError{Syscall: "connect", Err: syscall.EHOSTUNREACH}}
-	sg.record("pg1", []int{5432}, noHost)
-	if got := sg.Recent(); len(got) != 1 || len(got["pg1"]) != 1 || got["pg1"][0] != 5432 {
-		t.Fatalf("Recent() = %v, want pg1: [5432]", got)
+	noHost := &transport.UnreachableError{Host: "pg1", Addr: "10.0.0.11:22", Err: &transport.NoNeighbourError{Addr: "10.0.0.11:22", Err: syscall.EHOSTUNREACH}}
+	sg.record("pg1", "10.0.0.11", []int{5432}, noHost)
+	if r := sg.recent("pg1", "10.0.0.11", []int{5432}); r == nil {
+		t.Fatal("a finding just made was not taken")
 	}
-	clock = clock.Add(DownReuse)
-	if got := sg.Recent(); len(got) != 0 {
-		t.Errorf("Recent() %v after the finding = %v, want none", DownReuse, got)
+	if r := sg.recent("pg1", "10.0.0.12", nil); r != nil {
+		t.Errorf("a probe at another address of the host took its finding: %v", r)
 	}
-	sg.record("pg1", []int{5432}, noHost)
 	sg.ForgetAll()
-	if got := sg.Recent(); len(got) != 0 {
-		t.Errorf("Recent() after ForgetAll = %v, want none", got)
-	}
-	if r := sg.recent("pg1", nil); r != nil {
+	if r := sg.recent("pg1", "10.0.0.11", nil); r != nil {
 		t.Errorf("a probe after ForgetAll took %v", r)
+	}
+}
+
+// ownProbe is a probe that dials an address of its own from here.
+type ownProbe struct{ countingProbe }
+
+func (*ownProbe) dialsOwnAddress(*Exec) bool { return true }
+
+// ownAnsweringProbe dials an address of its own and finds nothing
+// answering there.
+type ownAnsweringProbe struct{ countingProbe }
+
+func (*ownAnsweringProbe) dialsOwnAddress(*Exec) bool { return true }
+func (p *ownAnsweringProbe) Probe(context.Context, *Exec) (Result, error) {
+	p.calls++
+	return Result{"answered": false}, nil
+}
+
+// TestSightingsNotForAProbeOfItsOwnAddress: a probe that dials an address
+// of its own (sql's address, http's URL) never takes the host's finding,
+// and a sql or http step is such a probe unless it goes through the
+// host's SSH connection.
+func TestSightingsNotForAProbeOfItsOwnAddress(t *testing.T) {
+	sg := NewSightings()
+	x := &Exec{Host: Host{Name: "pg1", Address: "10.0.0.11"}, Sightings: sg}
+	noHost := &transport.UnreachableError{Host: "pg1", Addr: "10.0.0.11:22", Err: &transport.NoNeighbourError{Addr: "10.0.0.11:22", Err: syscall.EHOSTUNREACH}}
+	if _, err := Observe(context.Background(), x, &countingProbe{err: noHost}); err != nil {
+		t.Fatal(err)
+	}
+	p := &ownProbe{countingProbe{err: nil}}
+	r, err := Observe(context.Background(), x, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.calls != 1 || r["reachable"] != true {
+		t.Errorf("a probe of its own address took the host's finding: calls %d, %v", p.calls, r)
+	}
+	// It reached something: the host's finding is gone.
+	if sg.recent("pg1", "10.0.0.11", nil) != nil {
+		t.Error("a probe of its own address that was answered left the host's finding")
+	}
+	// One that found nothing answering (sql's answered == false, as the
+	// guard "no PostgreSQL answers at the old primary's address, seen
+	// from here" does when it ends after the fact's finding) leaves it.
+	if _, err := Observe(context.Background(), x, &countingProbe{err: noHost}); err != nil {
+		t.Fatal(err)
+	}
+	silent := &ownAnsweringProbe{}
+	if _, err := Observe(context.Background(), x, silent); err != nil {
+		t.Fatal(err)
+	}
+	if silent.calls != 1 || sg.recent("pg1", "10.0.0.11", nil) == nil {
+		t.Errorf("a probe of its own address that found nothing answering dropped the host's finding (calls %d)", silent.calls)
+	}
+	for _, c := range []struct {
+		name   string
+		s      Step
+		become string
+		want   bool
+	}{
+		{"sql from here", &sqlStep{}, "", false},
+		{"sql via_ssh", &sqlStep{viaSSH: true}, "", true},
+		{"sql on the host's socket", &sqlStep{}, "postgres", true},
+		{"http from here", &httpStep{}, "", false},
+		{"http via_ssh", &httpStep{viaSSH: true}, "", true},
+	} {
+		x := &Exec{Host: Host{Name: "pg1", Address: "10.0.0.11"}, Become: c.become, Sightings: sg}
+		if got := shares(x, c.s); got != c.want {
+			t.Errorf("%s: shares findings = %v, want %v", c.name, got, c.want)
+		}
 	}
 }

@@ -355,8 +355,11 @@ func withDown(s Step, r Result) Result {
 // the machine is up. The service ports are tried while the probe runs, so
 // that a host that is down costs one timeout, not two.
 func Observe(ctx context.Context, x *Exec, s Step) (Result, error) {
-	if r := x.Sightings.recent(x.Host.Name, x.ServicePorts); r != nil {
-		return withDown(s, r), nil
+	share := shares(x, s)
+	if share {
+		if r := x.Sightings.recent(x.Host.Name, x.Host.Address, x.ServicePorts); r != nil {
+			return withDown(s, r), nil
+		}
 	}
 	var early <-chan string
 	if len(x.ServicePorts) > 0 && x.Host.Address != "" {
@@ -373,10 +376,18 @@ func Observe(ctx context.Context, x *Exec, s Step) (Result, error) {
 		if err := confirmDown(ctx, x, u, early); err != nil {
 			return nil, err
 		}
-		x.Sightings.record(x.Host.Name, x.ServicePorts, u)
+		if share {
+			x.Sightings.record(x.Host.Name, x.Host.Address, x.ServicePorts, u)
+		}
 		return withDown(s, Result{"reachable": false, "error": err.Error()}), nil
 	}
-	x.Sightings.forget(x.Host.Name)
+	// Reached: the host's findings go. A probe of an address of its own
+	// that found nothing answering there (sql's answered == false) has
+	// not reached the host, and says nothing of its address: a guard's
+	// such look ending after a fact's finding must not drop it.
+	if share || r["answered"] != false {
+		x.Sightings.forget(x.Host.Name)
+	}
 	out := Result{"reachable": true, "error": ""}
 	for k, v := range r {
 		out[k] = v

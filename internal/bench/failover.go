@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -229,6 +230,13 @@ func (b *bench) failoverRound(way string) (r failoverRound, err error) {
 			out, err := rb(append([]string{"run"}, append(args, "--output", "json")...)...)
 			if err != nil {
 				return err
+			}
+			if *eventsDir != "" {
+				b.roundN++
+				f := fmt.Sprintf("failover-%02d-%s.jsonl", b.roundN, strings.ReplaceAll(args[0], "/", "-"))
+				if werr := os.WriteFile(filepath.Join(*eventsDir, f), out, 0o644); werr != nil {
+					fmt.Fprintln(os.Stderr, "bench: keeping the events:", werr)
+				}
 			}
 			r.slow = append(r.slow, slowEvents(args[0], t, out)...)
 			return nil

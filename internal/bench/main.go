@@ -49,6 +49,8 @@ type bench struct {
 	ansInv   string
 	ansInv10 string
 	ansCfg   string
+	// roundN numbers the runbook runs whose events --events-dir keeps.
+	roundN int
 }
 
 func run() error {

@@ -20,7 +20,7 @@ var (
 	switchover = flag.Bool("switchover", false, "measure the planned switchover on the lab instead (pg1 → pg2 and back, on one lab): runbook's pg-ha/switchover against the bare commands, with a client committing in a loop; needs the lab's requirements and holds its bridge")
 	swLimit    = flag.Duration("switchover-limit", 13*time.Minute, "with --switchover: the longest the bench holds the lab; its commands are killed then and the lab taken down")
 	swLayout   = flag.String("layout", lab.LayoutDebian, "with --switchover: the PostgreSQL packaging of pg1 and pg2 (debian, rhel, pgdg: where its programs, data and unit are)")
-	eventsDir  = flag.String("events-dir", "", "with --switchover: keep each runbook run's JSON events in this directory")
+	eventsDir  = flag.String("events-dir", "", "with --switchover or --failover: keep each runbook run's JSON events in this directory")
 )
 
 // The ways a switchover is made.

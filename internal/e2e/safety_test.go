@@ -26,7 +26,8 @@ const (
 // promote-standby, every way into two primaries that was found: a
 // PostgreSQL started by hand beside its inactive unit, an ssh-agent whose
 // keys exhaust sshd's MaxAuthTries, a hung sshd on the old primary, a
-// wrong unit name. Each is refused with what it saw, pg2 stays in
+// wrong unit name, a live old primary whose firewall rejects this machine
+// (its ICMP "no route to host" once taken for no machine at all). Each is refused with what it saw, pg2 stays in
 // recovery and nothing changes on any host. Then the confirmation gate
 // (refused without a terminal or --yes), a promotion with the evidence in
 // the output and the journal, fencing that survives a power cut and a
@@ -108,6 +109,18 @@ func TestNeverTwoPrimaries(t *testing.T) {
 	refusedUnchanged("wrong old primary", "the standby replicates from "+lab.Address(0)+", not from "+lab.Address(2), "run", "pg-ha/promote-standby", "-p", "standby=pg2", "-p", "old_primary=orch", "-p", "layout=debian", "--yes")
 	refusedUnchanged("address typo", "not from 10.231.0.111", append(yes, "-p", "old_primary_address=10.231.0.111")...)
 	refusedUnchanged("address that does not resolve", "does not resolve on the standby", append(yes, "-p", "old_primary_address=pg1-db.invalid")...)
+
+	// 4c. pg1 alive, answering this machine's TCP with an ICMP "packet
+	// filtered" from its own address, as a firewall's REJECT does (ARP
+	// still answered), and the standby cut from pg1 by a route of its
+	// own: every look sees nothing answer, and only the ICMP's sender
+	// tells a live machine from one that is gone. Refused: pg1 answered.
+	h.sh("pg1", "sysctl -qw net.ipv4.conf.all.forwarding=1 && ip rule add pref 100 lookup local && ip rule del pref 0 && "+
+		"ip rule add pref 10 from "+lab.Gateway+" ipproto tcp prohibit")
+	h.sh("pg2", "ip route add prohibit "+lab.Address(0)+"/32")
+	refusedUnchanged("a firewall's REJECT", "a live machine whose firewall rejects the connection", yes...)
+	h.sh("pg2", "ip route del prohibit "+lab.Address(0)+"/32")
+	h.sh("pg1", "ip rule del pref 10 && ip rule add pref 0 lookup local && ip rule del pref 100 && sysctl -qw net.ipv4.conf.all.forwarding=0")
 
 	// 5. pg1 stopped through its unit. Without a terminal and without --yes
 	// the promotion changes nothing and says how to proceed.

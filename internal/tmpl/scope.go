@@ -64,8 +64,6 @@ var HostType = types.Map{
 	"name":    types.String,
 	"address": types.String,
 	"vars":    types.Map{types.Extra: types.Any},
-	// down_ports: see engine's downPorts.
-	"down_ports": types.Array(types.Int),
 }
 
 // InventoryType is the type of `inventory`: the hosts by name, each with

@@ -143,8 +143,9 @@ func DialSSH(ctx context.Context, cfg SSHConfig) (*SSH, error) {
 	s := &SSH{cfg: cfg, stop: make(chan struct{}), asRoot: cfg.User == "root"}
 	var jumpClient *ssh.Client
 	dial := func(ctx context.Context, addr string) (net.Conn, error) {
-		d := net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
-		return d.DialContext(ctx, "tcp", addr)
+		// DialTCP: a failure says whether no machine has the address
+		// (NoMachine), which a REJECT from a live one does not.
+		return DialTCP(ctx, net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}, addr)
 	}
 	if cfg.ProxyJump != nil {
 		j, err := DialSSH(ctx, *cfg.ProxyJump)

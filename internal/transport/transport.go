@@ -216,8 +216,11 @@ func (o WriteOptions) attrs(old *FileInfo) (fs.FileMode, int, int) {
 }
 
 // UnreachableError says that nothing answered at a host's address: the TCP
-// connection timed out, or the network reported that no machine is there
-// (EHOSTUNREACH, ENETUNREACH: the neighbour did not answer ARP). It is the
+// connection timed out, or ended in EHOSTUNREACH or ENETUNREACH from
+// anyone but the host itself (this machine's kernel when no neighbour
+// answered ARP, which NoMachine tells apart; a router; a local route). An
+// ICMP "unreachable" from the host's own address is a RejectedError, an
+// answer, and never this. It is the
 // only connection failure that lets a guard treat a machine as down; guards
 // see it as result.reachable == false. A refused connection, a handshake
 // that fails or never finishes, an authentication failure and a host key
@@ -324,8 +327,14 @@ func IsLost(err error) bool {
 
 // Silent reports whether a dial error means that nothing answered at the
 // address: a timeout, or no route to the host or its network. A refused
-// connection (an RST: something answered) is not silent.
+// connection (an RST: something answered) is not silent, nor is an ICMP
+// "unreachable" sent by the address itself (a RejectedError: a live
+// machine's firewall).
 func Silent(err error) bool {
+	var rej *RejectedError
+	if errors.As(err, &rej) {
+		return false
+	}
 	if errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.EHOSTDOWN) {
 		return true
 	}
@@ -337,21 +346,23 @@ func Silent(err error) bool {
 }
 
 // NoMachine reports whether a dial error is the network's definitive word
-// that no machine has the address: the neighbour did not answer ARP or
-// neighbour discovery (the kernel gives up after its probes: about 3s for
-// a fresh resolution, about 8s for a stale entry, with Linux's defaults),
-// or a router reported the host or its network unreachable. A timeout is
-// silence, not this.
+// that no machine has the address: this machine's kernel found no
+// neighbour for it on an attached link (a NoNeighbourError from DialTCP:
+// no answer to ARP or neighbour discovery, about 3s for a fresh
+// resolution, about 8s for a stale entry, with Linux's defaults). An
+// EHOSTUNREACH or ENETUNREACH sent by a router or by the host itself (a
+// firewall's REJECT from a live machine) or raised by a local route is
+// not, nor is a timeout (silence).
 func NoMachine(err error) bool {
-	return errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.EHOSTDOWN)
+	var nn *NoNeighbourError
+	return errors.As(err, &nn)
 }
 
 // Answers reports whether anything answers at addr (host:port) within
 // timeout: a connection accepted or refused. It is false only when the
 // attempt is Silent.
 func Answers(ctx context.Context, addr string, timeout time.Duration) bool {
-	d := net.Dialer{Timeout: timeout}
-	c, err := d.DialContext(ctx, "tcp", addr)
+	c, err := DialTCP(ctx, net.Dialer{Timeout: timeout}, addr)
 	if err == nil {
 		c.Close()
 		return true
