@@ -49,6 +49,25 @@ func consistentGuard(t *testing.T) (index int, command string) {
 	return 0, ""
 }
 
+// walConsistent is the wal_consistent function of
+// shared/consistent.vars.yaml, as bundled.
+func walConsistent(t *testing.T) string {
+	t.Helper()
+	b, err := playbooks.ReadFile("shared/consistent.vars.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Vars struct {
+			WALConsistent string `yaml:"wal_consistent"`
+		}
+	}
+	if err := yaml.Unmarshal(b, &doc); err != nil || !strings.Contains(doc.Vars.WALConsistent, "wal_consistent()") {
+		t.Fatalf("shared/consistent.vars.yaml: no wal_consistent function (%v)", err)
+	}
+	return doc.Vars.WALConsistent
+}
+
 // asPostgres runs cmd as the postgres user when this process is root, as
 // the playbook's become: postgres does.
 func asPostgres(t *testing.T, cmd *exec.Cmd) {
@@ -72,7 +91,7 @@ func judgeConsistent(t *testing.T, data string) (string, int) {
 	t.Helper()
 	_, command := consistentGuard(t)
 	cmd := exec.Command("sh", "-c", command)
-	cmd.Env = append(os.Environ(), "BIN="+testpg.Bin, "DATA="+data, "NODE=pg1", "OLD=pg2")
+	cmd.Env = append(os.Environ(), "BIN="+testpg.Bin, "DATA="+data, "NODE=pg1", "OLD=pg2", "WAL_CONSISTENT="+walConsistent(t))
 	asPostgres(t, cmd)
 	out, err := cmd.CombinedOutput()
 	code := 0
