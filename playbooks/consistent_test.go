@@ -49,6 +49,47 @@ func consistentGuard(t *testing.T) (index int, command string) {
 	return 0, ""
 }
 
+// rejoinConsistent runs pg-ha/rejoin's wait for the node's consistency:
+// one poll of its probe on data, as bundled, and whether the wait ends.
+func rejoinConsistent(t *testing.T, data string) (string, bool) {
+	t.Helper()
+	src, _ := playbooks.Lookup("pg-ha/rejoin")
+	var doc struct {
+		Steps []struct {
+			ID        string `yaml:"id"`
+			WaitUntil struct {
+				Probe struct {
+					SSHExec struct {
+						Command string `yaml:"command"`
+					} `yaml:"ssh-exec"`
+				} `yaml:"probe"`
+				Until string `yaml:"until"`
+			} `yaml:"wait-until"`
+		} `yaml:"steps"`
+	}
+	if err := yaml.Unmarshal(src, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range doc.Steps {
+		if st.ID != "consistent" {
+			continue
+		}
+		if st.WaitUntil.Until != `result.reachable && result.stdout startsWith "consistent"` {
+			t.Fatalf("rejoin's consistent step waits until %q", st.WaitUntil.Until)
+		}
+		cmd := exec.Command("sh", "-c", st.WaitUntil.Probe.SSHExec.Command)
+		cmd.Env = append(os.Environ(), "BIN="+testpg.Bin, "DATA="+data, "NODE=pg1", "WAL_CONSISTENT="+walConsistent(t))
+		asPostgres(t, cmd)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("rejoin's consistent probe: %v\n%s", err, out)
+		}
+		return strings.TrimSpace(string(out)), strings.HasPrefix(string(out), "consistent")
+	}
+	t.Fatal("pg-ha/rejoin has no step consistent")
+	return "", false
+}
+
 // walConsistent is the wal_consistent function of
 // shared/consistent.vars.yaml, as bundled.
 func walConsistent(t *testing.T) string {
@@ -136,7 +177,8 @@ func controlField(t *testing.T, data, name string) string {
 // (pg_rewind from the live new primary, which sets the node's minimum
 // recovery point to the new primary's WAL position at its end) that has
 // the WAL only up to the last record before that point when the new
-// primary loses power. promote-standby's guard refuses it, with the server down and up, saying what it
+// primary loses power. rejoin's wait for consistency does not end on it
+// (it passes a consistent standby). promote-standby's guard refuses it, with the server down and up, saying what it
 // needs and what to do, and changes nothing (every file of the data
 // directory kept, stopped; still a standby, running); the guard passes a
 // consistent standby. The refusal is not spurious: pg_ctl promote on that
@@ -158,6 +200,9 @@ func TestPromoteRefusesInconsistentStandby(t *testing.T) {
 	// A consistent warm standby (hot_standby = off: no query answers), up.
 	if out, code := judgeConsistent(t, q.Data); code != 0 || !strings.Contains(out, "consistent") {
 		t.Errorf("a consistent standby, running: want passed, got status %d:\n%s", code, out)
+	}
+	if out, done := rejoinConsistent(t, q.Data); !done {
+		t.Errorf("rejoin's wait on a consistent standby: want done, got:\n%s", out)
 	}
 
 	if out, err := pgCtl(t, q.Data, "promote", "-w", "-t", "60"); err != nil {
@@ -217,6 +262,12 @@ func TestPromoteRefusesInconsistentStandby(t *testing.T) {
 	}
 	if len(after) != len(before) {
 		t.Errorf("the guard made or removed files: %d entries, were %d", len(after), len(before))
+	}
+
+	// rejoin does not report such a node done: it waits, saying for what.
+	if out, done := rejoinConsistent(t, p.Data); done || !strings.HasPrefix(out, "not yet: pg1 needs the WAL up to "+min+" on timeline 2 and holds it up to "+cut+" (pg_waldump: ") ||
+		!strings.Contains(out, "invalid record length at "+cut+": wanted 24, got 0") {
+		t.Errorf("rejoin's wait on the rewound node short of %s: want not yet, got:\n%s", min, out)
 	}
 
 	// Up, waiting for WAL from a primary that is gone.
