@@ -95,7 +95,7 @@ func decodeSerial(d *steps.Decoder, n *yaml.Node) []BatchSize {
 		num, err := strconv.Atoi(strings.TrimSuffix(v, "%"))
 		switch {
 		case it.Kind != yaml.ScalarNode:
-			d.Errorf(it, diag.RuleInvalidValue, "serial: a %s is not a number of hosts (1 or more) nor a percentage (\"1%%\" to \"100%%\")", kindName(it))
+			d.Errorf(it, diag.RuleInvalidValue, "serial: %s is not a number of hosts (1 or more) nor a percentage (\"1%%\" to \"100%%\")", steps.DescribeNode(it))
 			continue
 		case strings.Contains(v, "${{"):
 			d.Errorf(it, diag.RuleInvalidValue, "serial takes a fixed value, not an expression: it decides the batches when the playbook is loaded")
@@ -165,15 +165,4 @@ func decodeTolerance(d *steps.Decoder, n *yaml.Node) Tolerance {
 		}
 	}
 	return t
-}
-
-// kindName names a node's kind as YAML does, for a message.
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "mapping"
-	case yaml.SequenceNode:
-		return "list"
-	}
-	return "value"
 }

@@ -247,6 +247,7 @@ func TestBatchRefusals(t *testing.T) {
 		{"  - hosts: [all]\n    serial: \"150%\"\n    steps:\n      - ssh-exec: {command: \"true\"}\n", `serial: "150%" is not`},
 		{"  - hosts: [all]\n    serial: []\n    steps:\n      - ssh-exec: {command: \"true\"}\n", `t.yaml:5:13: serial: an empty list gives no batch size`},
 		{"  - hosts: [all]\n    serial: {a: 1}\n    steps:\n      - ssh-exec: {command: \"true\"}\n", `t.yaml:5:13: serial: a mapping is not a number of hosts`},
+		{"  - hosts: [all]\n    serial: [1, [2]]\n    steps:\n      - ssh-exec: {command: \"true\"}\n", `t.yaml:5:17: serial: a list is not a number of hosts`},
 		{"  - hosts: [all]\n    serial: '${{ params.n }}'\n    steps:\n      - ssh-exec: {command: \"true\"}\n", `serial takes a fixed value, not an expression`},
 		{"  - hosts: [all]\n    max_failures: 1\n    max_fail_percentage: 5\n    steps:\n      - ssh-exec: {command: \"true\"}\n", "both max_failures and max_fail_percentage"},
 		{"  - hosts: [all]\n    steps: []\n", "has no steps"},

@@ -155,18 +155,10 @@ func countLines(t *testing.T, path string) int {
 }
 
 func TestGuardsAbortBeforeAnyStep(t *testing.T) {
-	dir := t.TempDir()
-	log := filepath.Join(dir, "log")
-	pb := mustLoad(t, `
-version: 1
-name: guarded
-params:
-  log: {type: string}
-  marker: {type: string}
-require:
+	pb, dir := mustLoadInDir(t, "guarded", `require:
   - name: the marker exists
     ssh-exec:
-      command: test -e ${{ params.marker }}
+      command: test -e ${{ params.dir }}/marker
     assert: result.exit_code == 0
     hint: create the marker first
   - name: always fine
@@ -178,12 +170,13 @@ require:
 steps:
   - id: one
     ssh-exec:
-      command: echo one >> ${{ params.log }}
+      command: echo one >> ${{ params.dir }}/log
   - id: two
     ssh-exec:
-      command: echo two >> ${{ params.log }}
+      command: echo two >> ${{ params.dir }}/log
 `)
-	params := map[string]string{"log": log, "marker": filepath.Join(dir, "marker")}
+	log, marker := filepath.Join(dir, "log"), filepath.Join(dir, "marker")
+	params := map[string]string{"dir": dir}
 	rec, err := run(t, pb, params, nil)
 	var ge *engine.GuardError
 	if !errors.As(err, &ge) {
@@ -198,7 +191,7 @@ steps:
 	if len(rec.ends()) != 0 {
 		t.Errorf("step events after a failed guard: %v", rec.ends())
 	}
-	if err := os.WriteFile(params["marker"], nil, 0o644); err != nil {
+	if err := os.WriteFile(marker, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := run(t, pb, params, nil); err != nil {
@@ -237,24 +230,17 @@ steps:
 }
 
 func TestShellMetacharactersStayOneArgument(t *testing.T) {
-	dir := t.TempDir()
-	out := filepath.Join(dir, "out")
-	pb := mustLoad(t, `
-version: 1
-name: quoting
-params:
-  evil: {type: string}
-  out: {type: string}
+	pb, dir := mustLoadInDir(t, "quoting", `  evil: {type: string}
 steps:
   - id: w
     ssh-exec:
-      command: printf '%s' ${{ params.evil }} > ${{ params.out }}
+      command: printf '%s' ${{ params.evil }} > ${{ params.dir }}/out
 `)
 	evil := `'; touch ` + filepath.Join(dir, "pwned") + ` #$(id)`
-	if _, err := run(t, pb, map[string]string{"evil": evil, "out": out}, nil); err != nil {
+	if _, err := run(t, pb, map[string]string{"evil": evil, "dir": dir}, nil); err != nil {
 		t.Fatal(err)
 	}
-	got, _ := os.ReadFile(out)
+	got, _ := os.ReadFile(filepath.Join(dir, "out"))
 	if string(got) != evil {
 		t.Errorf("the command received %q, want %q", got, evil)
 	}
@@ -434,7 +420,6 @@ steps:
 }
 
 func TestFanOutParallelAndFailures(t *testing.T) {
-	dir := t.TempDir()
 	inv := mustInventory(t, `
 defaults: {transport: local}
 hosts:
@@ -445,12 +430,7 @@ hosts:
 groups:
   all: [a, b, c, d]
 `)
-	pb := mustLoad(t, `
-version: 1
-name: fanout
-params:
-  dir: {type: string}
-steps:
+	pb, dir := mustLoadInDir(t, "fanout", `steps:
   - id: each
     hosts: [all]
     parallel: 2
@@ -519,14 +499,8 @@ steps:
 }
 
 func TestForEachMessageAndInventory(t *testing.T) {
-	dir := t.TempDir()
 	inv := mustInventory(t, "hosts:\n  pg2: {address: 10.9.9.2, transport: local, vars: {role: standby}}\n")
-	pb := mustLoad(t, `
-version: 1
-name: loops
-params:
-  dir: {type: string}
-  peer: {type: host, default: pg2}
+	pb, dir := mustLoadInDir(t, "loops", `  peer: {type: host, default: pg2}
 steps:
   - id: list
     ssh-exec: {command: "printf 'a\nb\nc'", read_only: true}

@@ -9,15 +9,12 @@ import (
 	"time"
 
 	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/internal/testkit"
 	"github.com/runbook-dev/runbook/steps"
 )
 
 func TestCaptureSavesAtomicallyWithinItsLimit(t *testing.T) {
-	dir := t.TempDir()
-	src := filepath.Join(dir, "remote.log")
-	if err := os.WriteFile(src, []byte(strings.Repeat("x", 2048)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir, src := fileIn(t, "remote.log", strings.Repeat("x", 2048), 0o644)
 	pb := taking("capture", "dir", `steps:
   - id: file
     capture: {path: "${{ params.dir }}/remote.log", dest: "${{ params.dir }}/out/${{ host.name }}/remote.log", max_size: 2KiB}
@@ -47,9 +44,7 @@ func TestCaptureSavesAtomicallyWithinItsLimit(t *testing.T) {
 
 	// One byte over the limit: an error naming it, and the file saved
 	// before stays whole.
-	if err := os.WriteFile(src, []byte(strings.Repeat("y", 2049)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	testkit.WriteFile(t, src, strings.Repeat("y", 2049), 0o644)
 	_, err = runPlaybook(t, pb, given("dir", dir))
 	if err == nil || !strings.Contains(err.Error(), "is larger than max_size 2KiB: nothing was saved") {
 		t.Fatalf("err = %v, want the limit named", err)
@@ -78,53 +73,16 @@ func TestCaptureRefusals(t *testing.T) {
 	}
 }
 
-func TestSSHExecOutputLimitIsAnError(t *testing.T) {
-	pb := `version: 1
-name: big
-steps:
-  - id: big
-    ssh-exec: {command: "head -c 4194304 /dev/zero", read_only: true}
-  - id: raised
-    ssh-exec: {command: "head -c 4194304 /dev/zero | tr '\\0' x", read_only: true, max_output: 4MiB}
-    assert: len(result.stdout) == 4194304
-`
-	_, err := runPlaybook(t, pb, runOpts{})
-	if err == nil || !strings.Contains(err.Error(), `step "big" on localhost: the command printed more than max_output 1MiB`) {
-		t.Fatalf("err = %v, want the 1MiB limit named", err)
-	}
-	_, err = runPlaybook(t, strings.Replace(pb, "  - id: big\n    ssh-exec: {command: \"head -c 4194304 /dev/zero\", read_only: true}\n", "", 1), runOpts{})
-	if err != nil {
-		t.Fatalf("with max_output 4MiB: %v", err)
-	}
-}
-
-func TestSSHExecFailureShowsBothTails(t *testing.T) {
-	pb := `version: 1
-name: tails
-steps:
-  - id: pg
-    ssh-exec: {command: "echo 'FATAL:  invalid value for parameter \"shared_buffers\": \"12XB\"'; echo 'pg_ctl: could not start server' >&2; exit 1", read_only: true}
-`
-	_, err := runPlaybook(t, pb, runOpts{})
-	if err == nil || !strings.Contains(err.Error(), `exit status 1: stderr: pg_ctl: could not start server; stdout: FATAL:  invalid value for parameter "shared_buffers": "12XB"`) {
-		t.Fatalf("err = %v, want both tails", err)
-	}
-}
-
 // TestCaptureDestAndEndlessCommands: a dest with a .. element (a value from
 // a host leading out of the directory) is refused; a command that never
 // ends is stopped at max_size, not left running until a timeout.
 func TestCaptureDestAndEndlessCommands(t *testing.T) {
 	dir := t.TempDir()
-	pb := `version: 1
-name: capture
-params:
-  dir: {type: string}
-  name: {type: string}
+	pb := taking("capture", "dir", `  name: {type: string}
 steps:
   - id: out
     capture: {command: "echo hi", dest: "${{ params.dir }}/out/${{ params.name }}"}
-`
+`)
 	_, err := runPlaybook(t, pb, runOpts{params: map[string]string{"dir": dir, "name": "../../escaped"}})
 	if err == nil || !strings.Contains(err.Error(), "has a .. element") {
 		t.Fatalf("err = %v", err)

@@ -69,41 +69,39 @@ type ProbeSpec struct {
 // ProbeResult is the type of `result` for a probe of type t: its result plus
 // `reachable`, false when the probe's host could not be connected to.
 func ProbeResult(t Type) types.Type {
-	desc := t.Describe()
-	if v, ok := probeTypes.Load(desc.Name); ok {
-		return v.(types.Type)
-	}
-	m := types.Map{"reachable": types.Bool, "error": types.String}
-	for k, v := range desc.Result {
-		m[k] = v
-	}
-	v, _ := probeTypes.LoadOrStore(desc.Name, tmpl.Memo(m))
-	return v.(types.Type)
+	return derived(&probeTypes, t, func(desc Descriptor) types.Type {
+		m := types.Map{"reachable": types.Bool, "error": types.String}
+		for k, v := range desc.Result {
+			m[k] = v
+		}
+		return tmpl.Memo(m)
+	})
 }
 
 // ResultType is the type of `result` in a step's assert.
 func ResultType(t Type) types.Type {
-	desc := t.Describe()
-	if v, ok := resultTypes.Load(desc.Name); ok {
-		return v.(types.Type)
-	}
-	v, _ := resultTypes.LoadOrStore(desc.Name, tmpl.Memo(desc.Result))
-	return v.(types.Type)
+	return derived(&resultTypes, t, func(desc Descriptor) types.Type { return tmpl.Memo(desc.Result) })
 }
 
 // StepEntryType is the type of steps.<id> for a step of type t.
 func StepEntryType(t Type) types.Type {
-	desc := t.Describe()
-	if v, ok := entryTypes.Load(desc.Name); ok {
-		return v.(types.Type)
-	}
-	v, _ := entryTypes.LoadOrStore(desc.Name, tmpl.StepEntry(desc.Result))
-	return v.(types.Type)
+	return derived(&entryTypes, t, func(desc Descriptor) types.Type { return tmpl.StepEntry(desc.Result) })
 }
 
 // The types derived from step types' results, by step-type name: they are
 // the same for every step, so their checker natures are built only once.
 var probeTypes, resultTypes, entryTypes sync.Map
+
+// derived is the type that build derives from step type t's descriptor,
+// built the first time and kept in cache under the type's name.
+func derived(cache *sync.Map, t Type, build func(Descriptor) types.Type) types.Type {
+	desc := t.Describe()
+	if v, ok := cache.Load(desc.Name); ok {
+		return v.(types.Type)
+	}
+	v, _ := cache.LoadOrStore(desc.Name, build(desc))
+	return v.(types.Type)
+}
 
 // Pos returns the position of a node.
 func Pos(n *yaml.Node) diag.Pos { return diag.Pos{Line: n.Line, Col: n.Column} }
@@ -119,7 +117,7 @@ func (d *Decoder) Errorf(n *yaml.Node, rule, format string, args ...any) {
 func (d *Decoder) Check(n *yaml.Node, fields []Field, where string) Body {
 	body := Body{Node: n, values: map[string]*yaml.Node{}}
 	if n.Kind != yaml.MappingNode {
-		d.Errorf(n, diag.RuleTypeMismatch, "%s must be a mapping, not %s", where, describe(n))
+		d.Errorf(n, diag.RuleTypeMismatch, "%s must be a mapping, not %s", where, DescribeNode(n))
 		return body
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -192,7 +190,7 @@ func hasKey(n *yaml.Node, key string) bool {
 // checkShape reports a value whose YAML shape cannot be a value of f.
 func (d *Decoder) checkShape(v *yaml.Node, f *Field, where string) bool {
 	bad := func(want string) bool {
-		d.Errorf(v, diag.RuleTypeMismatch, "%s: %s must be %s, not %s", where, f.Name, want, describe(v))
+		d.Errorf(v, diag.RuleTypeMismatch, "%s: %s must be %s, not %s", where, f.Name, want, DescribeNode(v))
 		return false
 	}
 	switch f.Kind {
@@ -264,7 +262,7 @@ func (d *Decoder) checkShape(v *yaml.Node, f *Field, where string) bool {
 		}
 		for _, e := range v.Content {
 			if e.Kind != yaml.ScalarNode || e.Tag != "!!int" {
-				d.Errorf(e, diag.RuleTypeMismatch, "%s: %s must list integers, not %s", where, f.Name, describe(e))
+				d.Errorf(e, diag.RuleTypeMismatch, "%s: %s must list integers, not %s", where, f.Name, DescribeNode(e))
 				return false
 			}
 		}
@@ -298,7 +296,10 @@ func (d *Decoder) refuseKeyExpr(k *yaml.Node, where string) {
 	}
 }
 
-func describe(n *yaml.Node) string {
+// DescribeNode names a YAML value for a message: "a mapping", "a list",
+// "an alias", "empty", "the boolean true", "the number 5", or a string
+// quoted as Go quotes it.
+func DescribeNode(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:
 		return "a mapping"
@@ -489,24 +490,71 @@ func (d *Decoder) Size(n *yaml.Node, key string, def int) int {
 	return v
 }
 
-// IntValue is an integer written literally or as an expression
-// (retries: ${{ params.n }}), known for sure only at run time.
-type IntValue struct {
-	Fixed int
+// ExprValue is a value of a step's field written literally (Fixed) or as an
+// expression (retries: ${{ params.n }}), known for sure only at run time.
+// The decoder's constructors (IntValue, IntValueIn, BoolValue, Duration,
+// Port) give it the rule that turns the expression's value into a T; the
+// zero ExprValue is the zero T, written literally.
+type ExprValue[T comparable] struct {
+	Fixed T
 	expr  *tmpl.Template
-	// min and max bound the value when bounded is set.
-	min, max int
-	bounded  bool
+	// conv turns the value x of the expression src into a T, naming src
+	// in its errors; set whenever expr is.
+	conv func(src string, x any) (T, error)
 }
 
-// Get returns the integer, evaluating its expression against env: an
+// Get returns the value: Fixed, or the expression evaluated against env
+// and turned into a T by the rule of the field's constructor.
+func (v ExprValue[T]) Get(env map[string]any) (T, error) {
+	if v.expr == nil {
+		return v.Fixed, nil
+	}
+	x, err := v.expr.Value(env)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return v.conv(v.expr.Source, x)
+}
+
+// Literal returns the value and true when it was written literally.
+func (v ExprValue[T]) Literal() (T, bool) { return v.Fixed, v.expr == nil }
+
+// IsZero reports whether no value was given: no expression, and Fixed the
+// zero T.
+func (v ExprValue[T]) IsZero() bool {
+	var zero T
+	return v.expr == nil && v.Fixed == zero
+}
+
+// String shows the value or its expression as written.
+func (v ExprValue[T]) String() string {
+	if v.expr != nil {
+		return v.expr.Source
+	}
+	return fmt.Sprint(v.Fixed)
+}
+
+// IntValue is an integer written literally or as an expression: an
 // integer, a whole float, or a string of digits (a param given with -p).
-func (v IntValue) Get(env map[string]any) (int, error) {
-	return eval(v.Fixed, v.expr, env, v.fromExpr)
-}
+type IntValue = ExprValue[int]
 
-// fromExpr turns the value x of the expression src into the integer.
-func (v IntValue) fromExpr(src string, x any) (int, error) {
+// BoolValue is true or false written literally or as an expression: a
+// bool, or the strings true and false (yes, no, on, off).
+type BoolValue = ExprValue[bool]
+
+// DurationValue is a duration written literally or as an expression
+// (timeout: ${{ params.wait }}): a duration, a number of seconds, or text
+// such as 30s.
+type DurationValue = ExprValue[time.Duration]
+
+// PortValue is a port number written literally or as an expression
+// (port: ${{ vars.port }}): an integer, or a string of digits (an
+// inventory var written in quotes).
+type PortValue = ExprValue[int]
+
+// intFromExpr turns the value x of the expression src into an integer.
+func intFromExpr(src string, x any) (int, error) {
 	n, ok := 0, false
 	switch x := x.(type) {
 	case int:
@@ -525,48 +573,18 @@ func (v IntValue) fromExpr(src string, x any) (int, error) {
 	if !ok {
 		return 0, fmt.Errorf("%s is %s, not an integer", src, describeValue(x))
 	}
-	if v.bounded && (n < v.min || n > v.max) {
-		return 0, fmt.Errorf("%s is %d: this field takes %d to %d", src, n, v.min, v.max)
-	}
 	return n, nil
 }
 
-// String shows the integer or its expression.
-func (v IntValue) String() string { return shown(v.expr, strconv.Itoa(v.Fixed)) }
-
-// eval is the value of a field written literally (fixed, when expr is nil)
-// or as the expression expr, evaluated against env and turned into a T by
-// conv, which names the expression's source in its errors.
-func eval[T any](fixed T, expr *tmpl.Template, env map[string]any, conv func(src string, x any) (T, error)) (T, error) {
-	if expr == nil {
-		return fixed, nil
+// intIn is intFromExpr for a field that takes min to max.
+func intIn(min, max int) func(src string, x any) (int, error) {
+	return func(src string, x any) (int, error) {
+		n, err := intFromExpr(src, x)
+		if err == nil && (n < min || n > max) {
+			return 0, fmt.Errorf("%s is %d: this field takes %d to %d", src, n, min, max)
+		}
+		return n, err
 	}
-	x, err := expr.Value(env)
-	if err != nil {
-		var zero T
-		return zero, err
-	}
-	return conv(expr.Source, x)
-}
-
-// shown is a field's expression as written, or else its literal value.
-func shown(expr *tmpl.Template, literal string) string {
-	if expr != nil {
-		return expr.Source
-	}
-	return literal
-}
-
-// BoolValue is true or false written literally or as an expression.
-type BoolValue struct {
-	Fixed bool
-	expr  *tmpl.Template
-}
-
-// Get returns the bool, evaluating its expression against env: a bool, or
-// the strings true and false.
-func (v BoolValue) Get(env map[string]any) (bool, error) {
-	return eval(v.Fixed, v.expr, env, boolFromExpr)
 }
 
 // boolFromExpr turns the value x of the expression src into a bool.
@@ -596,9 +614,6 @@ func parseBoolWord(s string) (bool, bool) {
 	return b, err == nil
 }
 
-// Literal returns the value and true when it was written literally.
-func (v BoolValue) Literal() (bool, bool) { return v.Fixed, v.expr == nil }
-
 func describeValue(x any) string {
 	if s, ok := x.(string); ok {
 		return strconv.Quote(s)
@@ -616,7 +631,7 @@ func (d *Decoder) IntValue(n *yaml.Node, def int) IntValue {
 	if strings.Contains(n.Value, "${{") {
 		t := d.Template(n)
 		d.checkExprKind(n, t, "an integer", reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64, reflect.String)
-		return IntValue{expr: t}
+		return IntValue{expr: t, conv: intFromExpr}
 	}
 	return IntValue{Fixed: d.Int(n, def)}
 }
@@ -626,7 +641,7 @@ func (d *Decoder) IntValue(n *yaml.Node, def int) IntValue {
 // is an error at validation; any other expression is checked when it runs.
 func (d *Decoder) IntValueIn(n *yaml.Node, def, min, max int) IntValue {
 	v := d.IntValue(n, def)
-	v.min, v.max, v.bounded = min, max, true
+	v.conv = intIn(min, max)
 	if n == nil {
 		return v
 	}
@@ -664,7 +679,7 @@ func (d *Decoder) BoolValue(n *yaml.Node, def bool) BoolValue {
 	if strings.Contains(n.Value, "${{") {
 		t := d.Template(n)
 		d.checkExprKind(n, t, "true or false", reflect.Bool, reflect.String)
-		v := BoolValue{expr: t}
+		v := BoolValue{expr: t, conv: boolFromExpr}
 		if constant(t) {
 			if _, err := v.Get(map[string]any{}); err != nil {
 				d.Errorf(n, diag.RuleInvalidValue, "%v", err)
@@ -693,18 +708,6 @@ func (d *Decoder) checkExprKind(n *yaml.Node, t *tmpl.Template, want string, kin
 	d.Errorf(n, diag.RuleExprType, "%s is %s here; this field takes %s", strings.TrimSpace(n.Value), typ, want)
 }
 
-// DurationValue is a duration written literally or as an expression
-// (timeout: ${{ params.wait }}), known for sure only at run time.
-type DurationValue struct {
-	Fixed time.Duration
-	expr  *tmpl.Template
-}
-
-// Get returns the duration, evaluating its expression against env.
-func (v DurationValue) Get(env map[string]any) (time.Duration, error) {
-	return eval(v.Fixed, v.expr, env, durationFromExpr)
-}
-
 // durationFromExpr turns the value x of the expression src into a
 // positive duration: a duration, a number of seconds, or text such as 30s.
 func durationFromExpr(src string, x any) (time.Duration, error) {
@@ -726,19 +729,13 @@ func durationFromExpr(src string, x any) (time.Duration, error) {
 	return dur, nil
 }
 
-// IsZero reports whether no duration was given.
-func (v DurationValue) IsZero() bool { return v.expr == nil && v.Fixed == 0 }
-
-// String shows the duration or its expression.
-func (v DurationValue) String() string { return shown(v.expr, v.Fixed.String()) }
-
 // Duration returns a duration value, def when n is nil.
 func (d *Decoder) Duration(n *yaml.Node, def time.Duration) DurationValue {
 	if n == nil {
 		return DurationValue{Fixed: def}
 	}
 	if strings.Contains(n.Value, "${{") {
-		return DurationValue{expr: d.Template(n)}
+		return DurationValue{expr: d.Template(n), conv: durationFromExpr}
 	}
 	v, err := time.ParseDuration(n.Value)
 	if err != nil {
@@ -748,19 +745,6 @@ func (d *Decoder) Duration(n *yaml.Node, def time.Duration) DurationValue {
 		d.Errorf(n, diag.RuleInvalidValue, "the duration must be positive")
 	}
 	return DurationValue{Fixed: v}
-}
-
-// PortValue is a port number written literally or as an expression
-// (port: ${{ vars.port }}), known for sure only at run time.
-type PortValue struct {
-	Fixed int
-	expr  *tmpl.Template
-}
-
-// Get returns the port, evaluating its expression against env: an integer,
-// or a string of digits (an inventory var written in quotes).
-func (v PortValue) Get(env map[string]any) (int, error) {
-	return eval(v.Fixed, v.expr, env, ParsePort)
 }
 
 // ParsePort turns the value of an expression into a port number; src names
@@ -791,9 +775,6 @@ func ParsePort(src string, x any) (int, error) {
 	return p, nil
 }
 
-// String shows the port or its expression.
-func (v PortValue) String() string { return shown(v.expr, strconv.Itoa(v.Fixed)) }
-
 // Port returns a port value, def when n is nil.
 func (d *Decoder) Port(n *yaml.Node, def int) PortValue {
 	if n == nil {
@@ -802,7 +783,7 @@ func (d *Decoder) Port(n *yaml.Node, def int) PortValue {
 	if strings.Contains(n.Value, "${{") {
 		t := d.Template(n)
 		d.RefuseSecret(n, t, diag.RuleSecretExposed, "the port", "a port is shown in messages and journaled")
-		return PortValue{expr: t}
+		return PortValue{expr: t, conv: ParsePort}
 	}
 	p, err := strconv.Atoi(n.Value)
 	if err != nil {
@@ -835,7 +816,7 @@ func (d *Decoder) TemplateMap(n *yaml.Node, where string) map[string]*tmpl.Templ
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
-			d.Errorf(v, diag.RuleTypeMismatch, "%s.%s must be a string, not %s", where, k.Value, describe(v))
+			d.Errorf(v, diag.RuleTypeMismatch, "%s.%s must be a string, not %s", where, k.Value, DescribeNode(v))
 			continue
 		}
 		out[k.Value] = d.Template(v)
@@ -851,7 +832,7 @@ func (d *Decoder) TemplateList(n *yaml.Node, where string) []*tmpl.Template {
 	out := make([]*tmpl.Template, 0, len(n.Content))
 	for _, v := range n.Content {
 		if v.Kind != yaml.ScalarNode {
-			d.Errorf(v, diag.RuleTypeMismatch, "%s must list strings, not %s", where, describe(v))
+			d.Errorf(v, diag.RuleTypeMismatch, "%s must list strings, not %s", where, DescribeNode(v))
 			continue
 		}
 		out = append(out, d.Template(v))
@@ -900,7 +881,7 @@ func (d *Decoder) AnyValue(n *yaml.Node) *Value {
 		}
 		return &Value{kind: n.Kind, lit: lit}
 	}
-	d.Errorf(n, diag.RuleTypeMismatch, "unsupported value: %s", describe(n))
+	d.Errorf(n, diag.RuleTypeMismatch, "unsupported value: %s", DescribeNode(n))
 	return nil
 }
 

@@ -15,15 +15,9 @@ import (
 )
 
 func TestFilePatchOperations(t *testing.T) {
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "database.cfg")
+	dir, cfg := fileIn(t, "database.cfg", "[server]\nbind-port=8888\n\n[database]\nhost=10.0.0.11\nname=inmanta\npassword=secret\n", 0o600)
 	hba := filepath.Join(dir, "pg_hba.conf")
-	if err := os.WriteFile(cfg, []byte("[server]\nbind-port=8888\n\n[database]\nhost=10.0.0.11\nname=inmanta\npassword=secret\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(hba, []byte("local all postgres peer\nhost replication replication 10.0.0.9/32 md5\n"), 0o640); err != nil {
-		t.Fatal(err)
-	}
+	testkit.WriteFile(t, hba, "local all postgres peer\nhost replication replication 10.0.0.9/32 md5\n", 0o640)
 	src := `version: 1
 name: patch
 params:
@@ -90,9 +84,7 @@ steps:
 		t.Errorf("postgresql.auto.conf: %q", got)
 	}
 	// Second run: nothing changes, no new backup.
-	if err := os.WriteFile(filepath.Join(dir, "standby.signal"), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testkit.WriteFile(t, filepath.Join(dir, "standby.signal"), "", 0o600)
 	ev, err = runPlaybook(t, src, runOpts{params: p})
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/runbook-dev/runbook/engine"
+	"github.com/runbook-dev/runbook/internal/testkit"
 	"github.com/runbook-dev/runbook/internal/transport"
 	"github.com/runbook-dev/runbook/steps"
 )
@@ -55,15 +56,13 @@ func fileIn(t *testing.T, name, content string, mode os.FileMode) (dir, path str
 	t.Helper()
 	dir = t.TempDir()
 	path = filepath.Join(dir, name)
-	if err := os.WriteFile(path, []byte(content), mode); err != nil {
-		t.Fatal(err)
-	}
+	testkit.WriteFile(t, path, content, mode)
 	return dir, path
 }
 
-// taking is a test playbook named name that takes one string param (a
-// directory, an API's URL), then rest: its steps, and any guards or
-// secrets before them.
+// taking is a test playbook named name that takes the string param param
+// (a directory, an API's URL), then rest: its steps, and any more params,
+// guards or secrets before them (written on the lines that follow param).
 func taking(name, param, rest string) string {
 	return "version: 1\nname: " + name + "\nparams:\n  " + param + ": {type: string}\n" + rest
 }

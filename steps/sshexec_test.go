@@ -51,6 +51,31 @@ func TestSSHExecOptions(t *testing.T) {
 	}
 }
 
+// TestSSHExecOutputs: a command that prints more than max_output (1MiB
+// unless raised) fails naming the limit, one within a raised limit gives
+// all it printed, and a command that fails shows the tails of both its
+// outputs.
+func TestSSHExecOutputs(t *testing.T) {
+	for _, c := range []struct {
+		name, step string
+		// want is in the run's error; "" when the run ends well.
+		want string
+	}{
+		{"big", `{command: "head -c 4194304 /dev/zero", read_only: true}`, `step "big" on localhost: the command printed more than max_output 1MiB`},
+		{"raised", `{command: "head -c 4194304 /dev/zero | tr '\\0' x", read_only: true, max_output: 4MiB}
+    assert: len(result.stdout) == 4194304`, ""},
+		{"pg", `{command: "echo 'FATAL:  invalid value for parameter \"shared_buffers\": \"12XB\"'; echo 'pg_ctl: could not start server' >&2; exit 1", read_only: true}`, `exit status 1: stderr: pg_ctl: could not start server; stdout: FATAL:  invalid value for parameter "shared_buffers": "12XB"`},
+	} {
+		_, err := runPlaybook(t, "version: 1\nname: outputs\nsteps:\n  - id: "+c.name+"\n    ssh-exec: "+c.step+"\n", runOpts{})
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: err = %v, want %q", c.name, err, c.want)
+		}
+	}
+}
+
 // TestSSHExecOneConnection: every step on a host shares one SSH
 // connection: the client port sshd reports is the same in every session.
 func TestSSHExecOneConnection(t *testing.T) {

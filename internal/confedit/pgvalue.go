@@ -3,6 +3,7 @@ package confedit
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -64,6 +65,48 @@ func StandbyNames(v string) (string, error) {
 		}
 	}
 	return prefix + strings.Join(items, ", ") + suffix, nil
+}
+
+// SyncStandbys is a synchronous_standby_names value as PostgreSQL reads it
+// (syncrep_gram.y): Method FIRST or ANY, Num the number of synchronous
+// standbys a commit waits for, Names the names in the order given, with
+// double quotes undone. A bare list (a, b) is FIRST 1 (a, b); an empty
+// value is Num 0 and no names.
+type SyncStandbys struct {
+	Method string
+	Num    int
+	Names  []string
+}
+
+// ParseStandbyNames reads a synchronous_standby_names value, refusing
+// what PostgreSQL refuses (the errors of StandbyNames).
+func ParseStandbyNames(v string) (SyncStandbys, error) {
+	quoted, err := StandbyNames(v)
+	if err != nil || quoted == "" {
+		return SyncStandbys{}, err
+	}
+	out := SyncStandbys{Method: "FIRST", Num: 1}
+	list := quoted
+	if m := syncMethod.FindStringSubmatch(quoted); m != nil {
+		if m[1] != "" {
+			out.Method = strings.ToUpper(m[1])
+		}
+		if out.Num, err = strconv.Atoi(m[2]); err != nil {
+			return SyncStandbys{}, fmt.Errorf("synchronous_standby_names %q: %w", v, err)
+		}
+		list = m[3]
+	}
+	names, err := splitNames(list)
+	if err != nil {
+		return SyncStandbys{}, err
+	}
+	for _, n := range names {
+		if strings.HasPrefix(n, `"`) {
+			n = strings.ReplaceAll(n[1:len(n)-1], `""`, `"`)
+		}
+		out.Names = append(out.Names, n)
+	}
+	return out, nil
 }
 
 // checkSyncRepGrammar refuses what PostgreSQL's syncrep grammar refuses

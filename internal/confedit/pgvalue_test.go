@@ -79,3 +79,30 @@ func TestStandbyNamesAsPostgreSQLReads(t *testing.T) {
 		t.Fatal("a stray double quote was accepted")
 	}
 }
+
+// TestParseStandbyNames: the method, the number and the names as
+// syncrep_gram.y reads them (a bare list is FIRST 1; quotes undone).
+func TestParseStandbyNames(t *testing.T) {
+	tests := []struct {
+		in   string
+		want SyncStandbys
+	}{
+		{"", SyncStandbys{}},
+		{"inmanta", SyncStandbys{"FIRST", 1, []string{"inmanta"}}},
+		{"pg-standby-2, Inmanta", SyncStandbys{"FIRST", 1, []string{"pg-standby-2", "Inmanta"}}},
+		{`any 2 (a, "b ""c""", first)`, SyncStandbys{"ANY", 2, []string{"a", `b "c"`, "first"}}},
+		{"3 (s1, s2, s3)", SyncStandbys{"FIRST", 3, []string{"s1", "s2", "s3"}}},
+		{"FIRST 1 (*)", SyncStandbys{"FIRST", 1, []string{"*"}}},
+	}
+	for _, tt := range tests {
+		got, err := ParseStandbyNames(tt.in)
+		if err != nil || got.Method != tt.want.Method || got.Num != tt.want.Num || strings.Join(got.Names, "|") != strings.Join(tt.want.Names, "|") {
+			t.Errorf("ParseStandbyNames(%q) = %+v %v, want %+v", tt.in, got, err, tt.want)
+		}
+	}
+	for _, bad := range []string{"FIRST 0 (a)", "ANY 1 s1, s2", `a, b"c`} {
+		if got, err := ParseStandbyNames(bad); err == nil {
+			t.Errorf("ParseStandbyNames(%q) = %+v, want a refusal", bad, got)
+		}
+	}
+}

@@ -258,14 +258,7 @@ func TestRejoinTiming(t *testing.T) {
 	// About 500 MB of table by default (RUNBOOK_E2E_REJOIN_DB_MB for
 	// another size: 2,000,000 rows make 528 MB), its WAL streamed to pg2
 	// (synchronously).
-	dbMB := 528
-	if v := os.Getenv("RUNBOOK_E2E_REJOIN_DB_MB"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 100 {
-			t.Fatalf("RUNBOOK_E2E_REJOIN_DB_MB=%q: a size in MB of at least 100", v)
-		}
-		dbMB = n
-	}
+	dbMB := envInt(t, "RUNBOOK_E2E_REJOIN_DB_MB", 528, 100, "a size in MB of at least 100")
 	rows := int64(dbMB-8) * 2000000 / 520
 	h.psql("pg1", "CREATE TABLE big (id bigint, pad text); INSERT INTO big SELECT g, repeat(md5(g::text), 7) FROM generate_series(1, "+strconv.FormatInt(rows, 10)+") g")
 	// A table in use has its hint bits set (autovacuum does it to a table
@@ -284,14 +277,7 @@ func TestRejoinTiming(t *testing.T) {
 	// SQL (hot_standby = off): its restartpoints come from its
 	// checkpoint_timeout, 30 s during these rounds (time compressed: 5 min
 	// by default), then back to its default.
-	steady := 0
-	if v := os.Getenv("RUNBOOK_E2E_REJOIN_STEADY"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			t.Fatalf("RUNBOOK_E2E_REJOIN_STEADY=%q: a number of rounds", v)
-		}
-		steady = n
-	}
+	steady := envInt(t, "RUNBOOK_E2E_REJOIN_STEADY", 0, 0, "a number of rounds")
 	if steady > 0 {
 		walMB := func(host string) string { return h.sh(host, h.layoutEnv(host)+"du -sm $D/pg_wal | cut -f1") }
 		t.Logf("after the load: pg_wal of pg1 %s MB, of pg2 %s MB", walMB("pg1"), walMB("pg2"))
@@ -363,3 +349,19 @@ func TestRejoinTiming(t *testing.T) {
 }
 
 func strconvF(d time.Duration) string { return fmt.Sprintf("%.1f", d.Seconds()) }
+
+// envInt is the whole number in the environment variable name, def when it
+// is unset or empty. A value that is no whole number, or is below min,
+// fails the test with want, which says what the variable takes.
+func envInt(t *testing.T, name string, def, min int, want string) int {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min {
+		t.Fatalf("%s=%q: %s", name, v, want)
+	}
+	return n
+}

@@ -29,7 +29,10 @@ import (
 //     back makes pg_stat_replication show it sync, and a commit hangs again
 //     while pg2 is stopped;
 //     degrade-sync refuses while the synchronous standby streams, even
-//     under a mistyped name, and while no commit waits;
+//     under a mistyped name, and while no commit waits; a DBA's own
+//     synchronous_standby_names (ANY 1 (...)) is printed by degrade-sync
+//     and brought back by restore-sync, which refuses a list not naming
+//     the standby or waiting for more standbys than stream;
 //   - pg-ha/status in a healthy, a degraded and a two-primary state says
 //     what pg_stat_replication, pg_is_in_recovery() and pg_controldata say
 //     when read directly, and exits 0 healthy, 5 NO PRIMARY, 6 TWO
@@ -131,6 +134,33 @@ func TestSyncStatusCheck(t *testing.T) {
 	h.commitHangs(true)
 	h.sh("pg2", "systemctl start "+unit)
 	h.waitFor("pg2 streams sync", "pg1", "SELECT state || ' ' || sync_state FROM pg_stat_replication WHERE application_name = 'inmanta'", "streaming sync")
+
+	// A DBA's own list: restore-sync sets it only when it names the
+	// standby and enough of the standbys it names stream; degrade-sync
+	// prints it, and restore-sync given it brings it back.
+	own := `ANY 1 (inmanta, "pg-3")`
+	h.refused("does not name the standby inmanta", append(restore, "-p", "synchronous_standby_names=pg3")...)
+	h.refused("waits for 2 standby(s) and only 1 of those it names stream", append(restore, "-p", `synchronous_standby_names=FIRST 2 (inmanta, "pg-3")`)...)
+	h.ok(append(restore, "-p", "synchronous_standby_names="+own)...)
+	if got := h.psql("pg1", "SHOW synchronous_standby_names"); got != own {
+		t.Fatalf("synchronous_standby_names after restore-sync -p synchronous_standby_names=%s: %q", own, got)
+	}
+	h.waitFor("pg2 streams as quorum", "pg1", "SELECT state || ' ' || sync_state FROM pg_stat_replication WHERE application_name = 'inmanta'", "streaming quorum")
+	h.sh("pg2", "systemctl stop "+unit)
+	h.sh("pg1", "cd / && (runuser -u postgres -- psql -X -q -c \"INSERT INTO sync_rows (payload) VALUES ('waits')\" >/dev/null 2>&1 &)")
+	h.waitFor("a commit waits", "pg1", "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'", "1")
+	out = h.ok(append(degrade, "--yes")...)
+	if want := `-p synchronous_standby_names='` + own + `' (the value it had)`; !strings.Contains(out, want) {
+		t.Errorf("degrade-sync of a DBA's own list does not print %q:\n%s", want, out)
+	}
+	h.sh("pg2", "systemctl start "+unit)
+	h.waitFor("pg2 streams", "pg1", "SELECT state FROM pg_stat_replication WHERE application_name = 'inmanta'", "streaming")
+	h.ok(append(restore, "-p", "synchronous_standby_names="+own)...)
+	if got := h.psql("pg1", "SHOW synchronous_standby_names"); got != own {
+		t.Fatalf("synchronous_standby_names brought back: %q, want %q", got, own)
+	}
+	h.ok(restore...)
+	h.waitFor("pg2 streams sync", "pg1", "SELECT current_setting('synchronous_standby_names') || ' ' || state || ' ' || sync_state FROM pg_stat_replication WHERE application_name = 'inmanta'", "inmanta streaming sync")
 
 	// pg1's PostgreSQL stopped, its machine up: CRITICAL, and the
 	// Prometheus file says so (no OK left from before); nothing measured,

@@ -21,19 +21,11 @@ import (
 func TestStandinConfigOrder(t *testing.T) {
 	dir := t.TempDir()
 	d := filepath.Join(dir, "inmanta.d")
-	if err := os.MkdirAll(d, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	write := func(p, s string, mode os.FileMode) {
-		if err := os.WriteFile(p, []byte(s), mode); err != nil {
-			t.Fatal(err)
-		}
-	}
 	main := filepath.Join(dir, "inmanta.cfg")
-	write(main, "[server]\nbind-address = 127.0.0.1\n[database]\nhost = main\n", 0o644)
-	write(filepath.Join(d, "database.cfg"), "[database]\nhost=10.0.0.12\nwait_time=5\n", 0o644)
-	write(filepath.Join(d, "zz.cfg"), "[database]\nhost: 10.0.0.99\n", 0o644)
-	write(filepath.Join(d, "not-a-cfg.conf"), "[database]\nhost=ignored\n", 0o644)
+	testkit.WriteFile(t, main, "[server]\nbind-address = 127.0.0.1\n[database]\nhost = main\n", 0o644)
+	testkit.WriteFile(t, filepath.Join(d, "database.cfg"), "[database]\nhost=10.0.0.12\nwait_time=5\n", 0o644)
+	testkit.WriteFile(t, filepath.Join(d, "zz.cfg"), "[database]\nhost: 10.0.0.99\n", 0o644)
+	testkit.WriteFile(t, filepath.Join(d, "not-a-cfg.conf"), "[database]\nhost=ignored\n", 0o644)
 	files := ConfigFiles(main, d, filepath.Join(dir, "home"), "")
 	want := []string{main, filepath.Join(d, "database.cfg"), filepath.Join(d, "zz.cfg"), filepath.Join(dir, "home/.inmanta.cfg"), ".inmanta", ".inmanta.cfg"}
 	if fmt.Sprint(files) != fmt.Sprint(want) {
@@ -61,17 +53,17 @@ func TestStandinConfigOrder(t *testing.T) {
 	if os.Geteuid() == 0 {
 		t.Log("root reads every file: the unreadable-file case is checked on the lab (e2e)")
 	} else {
-		write(filepath.Join(d, "zz.cfg"), "[database]\nhost: 10.0.0.99\n", 0o000)
+		testkit.WriteFile(t, filepath.Join(d, "zz.cfg"), "[database]\nhost: 10.0.0.99\n", 0o000)
 		c, _ = LoadStandinConfig(files, nil)
 		if got := c.Get("database", "host", ""); got != "10.0.0.12" {
 			t.Errorf("an unreadable zz.cfg: host %q, want database.cfg's", got)
 		}
 	}
-	write(filepath.Join(d, "zz.cfg"), "host=x\n", 0o644)
+	testkit.WriteFile(t, filepath.Join(d, "zz.cfg"), "host=x\n", 0o644)
 	if _, err := LoadStandinConfig(files, nil); err == nil || !strings.Contains(err.Error(), "MissingSectionHeaderError") {
 		t.Errorf("a file without a section: %v", err)
 	}
-	write(filepath.Join(d, "zz.cfg"), "[database]\nhost=a\nHost=b\n", 0o644)
+	testkit.WriteFile(t, filepath.Join(d, "zz.cfg"), "[database]\nhost=a\nHost=b\n", 0o644)
 	if _, err := LoadStandinConfig(files, nil); err == nil || !strings.Contains(err.Error(), "DuplicateOptionError") {
 		t.Errorf("an option twice: %v", err)
 	}
@@ -88,9 +80,7 @@ type standinRun struct {
 func startStandin(t *testing.T, version, cfg string, env map[string]string) *standinRun {
 	t.Helper()
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "inmanta.cfg"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	testkit.WriteFile(t, filepath.Join(dir, "inmanta.cfg"), cfg, 0o644)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &standinRun{t: t, addrs: make(chan []net.Addr, 1), done: make(chan int, 1), log: &testkit.SyncBuffer{}, stop: cancel}
 	opt := StandinOptions{Version: version, MainConfig: filepath.Join(dir, "inmanta.cfg"), ConfigDir: filepath.Join(dir, "none"), Home: dir, Log: r.log,

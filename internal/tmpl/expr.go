@@ -565,7 +565,7 @@ func isKeyword(s string) bool {
 
 func isFunc(name string) bool {
 	switch name {
-	case "raw", "literal", "scram_sha256", "scram_verify", "conninfo_value", "pgpass_value", "standby_names":
+	case "raw", "literal", "scram_sha256", "scram_verify", "conninfo_value", "pgpass_value", "standby_names", "sync_standbys":
 		return true
 	}
 	return false

@@ -47,6 +47,24 @@ var funcs = []expr.Option{
 	expr.Function("standby_names", func(args ...any) (any, error) {
 		return confedit.StandbyNames(Format(args[0]))
 	}, new(func(string) string)),
+	// sync_standbys(s) reads a synchronous_standby_names value as
+	// PostgreSQL does: {method: "FIRST" or "ANY", num: the number of
+	// standbys a commit waits for, names: the names in order, quotes
+	// undone and in lower case, as PostgreSQL matches them with a
+	// standby's application_name case-insensitively (syncrep.c,
+	// SyncRepGetStandbyPriority)}; "" gives num 0 and no names. A value
+	// PostgreSQL refuses is an error.
+	expr.Function("sync_standbys", func(args ...any) (any, error) {
+		v, err := confedit.ParseStandbyNames(Format(args[0]))
+		if err != nil {
+			return nil, err
+		}
+		names := make([]any, len(v.Names))
+		for i, n := range v.Names {
+			names[i] = strings.ToLower(n)
+		}
+		return map[string]any{"method": v.Method, "num": v.Num, "names": names}, nil
+	}, new(func(string) map[string]any)),
 	// scram_sha256(password) is the SCRAM-SHA-256 verifier PostgreSQL
 	// stores for a password: setting a role's password with it keeps the
 	// plain text out of the server's logs and views.
