@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"errors"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/runbook-dev/runbook/internal/lab"
@@ -27,11 +30,14 @@ func TestSwitchoverAfterOutsidePromotion(t *testing.T) {
 
 	// Step 7 is the fence (before, the orchestrator's stop and time, the
 	// checkpoint, the time, the stop): the run dies once it is recorded.
+	h.psqlWait("pg1", "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'inmanta'", "sync")
 	h.sh("pg2", "pkill -STOP -f '^postgres: .*walreceiver'")
 	known := labJournals()
 	env := append(append([]string{}, h.env...), "RUNBOOK_CRASHPOINT=outcome:7")
-	if _, _, err := runbook(t, env, "run", "-i", l.InventoryPath(), "pg-ha/switchover", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg); err == nil {
-		t.Fatal("the switchover armed to die after its fence finished")
+	out, errOut, err := runbook(t, env, "run", "-i", l.InventoryPath(), "pg-ha/switchover", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || !ee.Sys().(syscall.WaitStatus).Signaled() {
+		t.Fatalf("the switchover armed to die after its fence was not killed: %v\n%s%s", err, out, errOut)
 	}
 	runID := ""
 	for f := range labJournals() {
@@ -54,7 +60,7 @@ func TestSwitchoverAfterOutsidePromotion(t *testing.T) {
 		t.Fatalf("pg2 was not promoted: in recovery %s", got)
 	}
 
-	out, errOut, err := runbook(t, h.env, "resume", runID, "--yes")
+	out, errOut, err = runbook(t, h.env, "resume", runID, "--yes")
 	out += errOut
 	if err == nil || !strings.Contains(out, "NOT received: the standby was promoted at") ||
 		!strings.Contains(out, "was promoted outside this run and is a primary now: the old primary pg1 is left stopped and its unit masked") || promoted.MatchString(out) {
