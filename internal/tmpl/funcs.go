@@ -50,9 +50,9 @@ var funcs = []expr.Option{
 	// sync_standbys(s) reads a synchronous_standby_names value as
 	// PostgreSQL does: {method: "FIRST" or "ANY", num: the number of
 	// standbys a commit waits for, names: the names in order, quotes
-	// undone and in lower case, as PostgreSQL matches them with a
-	// standby's application_name case-insensitively (syncrep.c,
-	// SyncRepGetStandbyPriority)}; "" gives num 0 and no names. A value
+	// undone and their ASCII letters in lower case, as PostgreSQL matches
+	// them with a standby's application_name (pg_strcasecmp in syncrep.c,
+	// SyncRepGetStandbyPriority: ASCII letters only)}; "" gives num 0 and no names. A value
 	// PostgreSQL refuses is an error.
 	expr.Function("sync_standbys", func(args ...any) (any, error) {
 		v, err := confedit.ParseStandbyNames(Format(args[0]))
@@ -61,7 +61,7 @@ var funcs = []expr.Option{
 		}
 		names := make([]any, len(v.Names))
 		for i, n := range v.Names {
-			names[i] = strings.ToLower(n)
+			names[i] = asciiLower(n)
 		}
 		return map[string]any{"method": v.Method, "num": v.Num, "names": names}, nil
 	}, new(func(string) map[string]any)),
@@ -193,4 +193,15 @@ func parseScram(v string) (int, []byte, error) {
 	}
 	salt, err := base64.StdEncoding.DecodeString(saltB64)
 	return iter, salt, err
+}
+
+// asciiLower folds A-Z to a-z and leaves every other byte as it is, as
+// PostgreSQL's pg_strcasecmp compares.
+func asciiLower(s string) string {
+	return strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}, s)
 }
