@@ -157,7 +157,8 @@ func (h *ha) snapshot() string {
 // hosts: pg1 and pg2 for PostgreSQL, orch for the orchestrator stand-in
 // (its database on pg1). It sets up synchronous replication, proves it,
 // fails over to pg2 after a power cut of pg1, refuses the dangerous
-// mistakes, brings pg1 back as pg2's standby and fails back.
+// mistakes, brings pg1 back as pg2's standby and fails back, rejoins pg2
+// by pg_rewind and switches over to it and back.
 //
 // It runs twice on fresh labs: uninterrupted, then with every procedure
 // killed (SIGKILL) at every step boundary and in the middle of every step
@@ -358,17 +359,44 @@ func haScenario(t *testing.T, layout string, crash bool, ref []string) []string 
 		t.Errorf("pg1 holds %s rows after failing back, want 1002", got)
 	}
 
-	// A new orchestrator on pg2 once the old one is stopped and disabled:
-	// configured, started, healthy, every environment recompiled.
-	password := h.sh("orch", "sed -n 's/^password=//p' /etc/inmanta/inmanta.d/database.cfg")
-	h.sh("orch", "systemctl stop inmanta-server && systemctl disable inmanta-server")
-	h.env = append(h.env, "RUNBOOK_DATABASE_PASSWORD="+password)
-	// pg2, powered off above, comes back; its PostgreSQL (an old primary)
-	// is stopped by the operator before it serves as the orchestrator.
+	// 7. pg2, powered off above, comes back and its PostgreSQL starts as
+	// a primary again; the operator stops it, and rejoin makes it pg1's
+	// synchronous standby by pg_rewind, without a base backup. Then a
+	// planned switchover to pg2 and back, the orchestrator following.
 	if err := l.Fault(context.Background(), "pg2", lab.FaultStart); err != nil {
 		t.Fatal(err)
 	}
-	h.sh("pg2", "systemctl stop "+unit+" && systemctl disable "+unit+" 2>/dev/null; true")
+	h.sh("pg2", "for i in $(seq 100); do systemctl is-active -q "+unit+" && exit 0; sleep 0.2; done; exit 1")
+	h.sh("pg2", "systemctl stop "+unit)
+	rejoin := []string{"run", "pg-ha/rejoin", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg}
+	h.plans(rejoin, "would-change")
+	h.apply(rejoin...)
+	h.unchanged(rejoin...)
+	if got := h.sh("pg2", h.layoutEnv("pg2")+"ls $D/pg_replslot"); got != "" {
+		t.Errorf("replication slots left on pg2, now a standby: %q", got)
+	}
+	streamsSync := "SELECT application_name || ' ' || state || ' ' || sync_state FROM pg_stat_replication"
+	if got := h.psql("pg1", streamsSync); got != "inmanta streaming sync" {
+		t.Errorf("pg_stat_replication on pg1 after rejoin: %q", got)
+	}
+	for _, sw := range []struct{ from, to string }{{"pg1", "pg2"}, {"pg2", "pg1"}} {
+		run := []string{"run", "pg-ha/switchover", "-p", "primary=" + sw.from, "-p", "standby=" + sw.to, "-p", "orchestrator=orch", "-p", h.layoutArg}
+		h.apply(run...)
+		h.unchanged(run...)
+		if got := h.psql(sw.to, streamsSync); got != "inmanta streaming sync" {
+			t.Errorf("pg_stat_replication on %s after the switchover from %s: %q", sw.to, sw.from, got)
+		}
+		if got := h.psql(sw.to, "SELECT count(*) FROM ha_rows"); got != "1002" {
+			t.Errorf("%s holds %s rows after the switchover, want 1002", sw.to, got)
+		}
+	}
+
+	// A new orchestrator on pg2 (pg1's synchronous standby) once the old
+	// one is stopped and disabled: configured, started, healthy, every
+	// environment recompiled.
+	password := h.sh("orch", "sed -n 's/^password=//p' /etc/inmanta/inmanta.d/database.cfg")
+	h.sh("orch", "systemctl stop inmanta-server && systemctl disable inmanta-server")
+	h.env = append(h.env, "RUNBOOK_DATABASE_PASSWORD="+password)
 	newOrch := []string{"run", "orchestrator/new-orchestrator", "-p", "old_orchestrator=orch", "-p", "new_orchestrator=pg2", "-p", "database_host=pg1"}
 	h.plans(newOrch, "would-change Start and enable the new orchestrator")
 	out = h.apply(newOrch...)
