@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -56,16 +55,8 @@ func rewindCost(t *testing.T, data string, src *testpg.Server, port int) string 
 		"BASE_BACKUP=runbook run pg-ha/add-standby -p primary=pg2 -p standby=pg1 -p layout=debian",
 		"SOURCE=host=127.0.0.1 port="+strconv.Itoa(port)+" user=postgres dbname=postgres connect_timeout=10 application_name=runbook_rewind")
 	cmd.Stdin = strings.NewReader(fmt.Sprintf("127.0.0.1:%d:postgres:postgres:%s\n", port, testpg.Password))
+	asPostgres(t, cmd)
 	cmd.Dir = src.Dir
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			t.Fatal(err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("the rewind_cost step: %v\n%s", err, out)

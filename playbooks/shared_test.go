@@ -182,7 +182,7 @@ func TestLayoutTableInOnePlace(t *testing.T) {
 func TestEvaluatedVarsAreShell(t *testing.T) {
 	evals := regexp.MustCompile(`eval "\$(\w+)"`)
 	var all strings.Builder
-	for _, f := range []string{"shared/conninfo.vars.yaml", "shared/orchestrator.vars.yaml", "shared/pg-layout.vars.yaml", "shared/primary.vars.yaml", "shared/standby.vars.yaml", "shared/postmaster.vars.yaml"} {
+	for _, f := range []string{"shared/conninfo.vars.yaml", "shared/orchestrator.vars.yaml", "shared/pg-layout.vars.yaml", "shared/primary.vars.yaml", "shared/standby.vars.yaml", "shared/postmaster.vars.yaml", "shared/consistent.vars.yaml"} {
 		b, err := playbooks.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)

@@ -86,6 +86,11 @@ func TestRejoin(t *testing.T) {
 	if !strings.Contains(out, "discarded as asked (-p discard_diverged=true)") {
 		t.Errorf("rejoin did not say what it discarded:\n%s", out)
 	}
+	// Done only once pg1 holds the WAL up to the minimum recovery point
+	// pg_rewind set (a promotion before would stop it).
+	if !regexp.MustCompile(`consistent: pg1 holds the WAL up to its minimum recovery point [0-9A-F]+/[0-9A-F]+ \(timeline 2\)`).MatchString(out) {
+		t.Errorf("rejoin did not wait until pg1 holds the WAL up to its minimum recovery point:\n%s", out)
+	}
 	// Killed, pg1 gets no estimate from pg_rewind's dry run (which refuses
 	// a node not shut down cleanly), only the new primary's pg_wal.
 	if !strings.Contains(out, "no estimate: the node was not shut down cleanly (cluster in production)") {
@@ -322,21 +327,16 @@ func TestRejoinTiming(t *testing.T) {
 	}
 	t.Logf("pg_rewind's dry run: %q; the rewind: %q", estimate, copied)
 
-	// The same situation the other way, brought back by a base backup.
-	// After a steady state the promotion of the rewound pg1 failed on the
-	// lab (twice; not investigated): there pg1 itself, stopped, is
-	// brought back from pg2 by the base backup instead (the same database
-	// and new primary).
+	// The same situation the other way, brought back by a base backup:
+	// pg2 loses power and the rewound pg1 is promoted. After a steady
+	// state that promotion once stopped pg1 (its WAL ended before the
+	// minimum recovery point pg_rewind set); rejoin now waits until pg1
+	// holds that WAL, and promote-standby refuses a node without it.
 	primary, standby := "pg1", "pg2"
-	if steady > 0 {
-		primary, standby = "pg2", "pg1"
-		h.sh("pg1", "systemctl stop "+unit)
-	} else {
-		h.failover("pg2", "pg1")
-		h.psql("pg1", "UPDATE big SET pad = 'y' WHERE id % 100000 = 0")
-		h.boot("pg2", unit)
-		h.sh("pg2", "systemctl stop "+unit)
-	}
+	h.failover("pg2", "pg1")
+	h.psql("pg1", "UPDATE big SET pad = 'y' WHERE id % 100000 = 0")
+	h.boot("pg2", unit)
+	h.sh("pg2", "systemctl stop "+unit)
 	start = time.Now()
 	out = h.ok("run", "pg-ha/add-standby", "-p", "primary="+primary, "-p", "standby="+standby, "-p", h.layoutArg, "-p", "discard_standby_data=true")
 	backup := time.Since(start)

@@ -1,0 +1,354 @@
+package playbooks_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/runbook-dev/runbook/internal/testpg"
+	"github.com/runbook-dev/runbook/playbooks"
+)
+
+// consistentGuard returns pg-ha/promote-standby's guard that refuses a
+// standby short of its consistent recovery point: its name, where it
+// stands among the guards, and its command, as bundled.
+func consistentGuard(t *testing.T) (index int, command string) {
+	t.Helper()
+	src, _ := playbooks.Lookup("pg-ha/promote-standby")
+	var doc struct {
+		Require []struct {
+			Name    string `yaml:"name"`
+			Assert  string `yaml:"assert"`
+			SSHExec struct {
+				Command  string `yaml:"command"`
+				ReadOnly bool   `yaml:"read_only"`
+			} `yaml:"ssh-exec"`
+		} `yaml:"require"`
+	}
+	if err := yaml.Unmarshal(src, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for i, g := range doc.Require {
+		if strings.HasPrefix(g.Name, "the standby has reached a consistent state") {
+			if !g.SSHExec.ReadOnly || g.Assert != "result.reachable && result.exit_code == 0" {
+				t.Fatalf("the consistency guard must be read-only and pass only on exit 0: read_only %v, assert %q", g.SSHExec.ReadOnly, g.Assert)
+			}
+			return i, g.SSHExec.Command
+		}
+	}
+	t.Fatal("pg-ha/promote-standby has no guard \"the standby has reached a consistent state\"")
+	return 0, ""
+}
+
+// rejoinConsistent runs pg-ha/rejoin's wait for the node's consistency:
+// one poll of its probe on data, as bundled, and whether the wait ends.
+func rejoinConsistent(t *testing.T, data string) (string, bool) {
+	t.Helper()
+	src, _ := playbooks.Lookup("pg-ha/rejoin")
+	var doc struct {
+		Steps []struct {
+			ID        string `yaml:"id"`
+			WaitUntil struct {
+				Probe struct {
+					SSHExec struct {
+						Command string `yaml:"command"`
+					} `yaml:"ssh-exec"`
+				} `yaml:"probe"`
+				Until string `yaml:"until"`
+			} `yaml:"wait-until"`
+		} `yaml:"steps"`
+	}
+	if err := yaml.Unmarshal(src, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range doc.Steps {
+		if st.ID != "consistent" {
+			continue
+		}
+		if st.WaitUntil.Until != `result.reachable && result.stdout startsWith "consistent"` {
+			t.Fatalf("rejoin's consistent step waits until %q", st.WaitUntil.Until)
+		}
+		cmd := exec.Command("sh", "-c", st.WaitUntil.Probe.SSHExec.Command)
+		cmd.Env = append(os.Environ(), "BIN="+testpg.Bin, "DATA="+data, "NODE=pg1", "WAL_CONSISTENT="+walConsistent(t))
+		asPostgres(t, cmd)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("rejoin's consistent probe: %v\n%s", err, out)
+		}
+		return strings.TrimSpace(string(out)), strings.HasPrefix(string(out), "consistent")
+	}
+	t.Fatal("pg-ha/rejoin has no step consistent")
+	return "", false
+}
+
+// walConsistent is the wal_consistent function of
+// shared/consistent.vars.yaml, as bundled.
+func walConsistent(t *testing.T) string {
+	t.Helper()
+	b, err := playbooks.ReadFile("shared/consistent.vars.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Vars struct {
+			WALConsistent string `yaml:"wal_consistent"`
+		}
+	}
+	if err := yaml.Unmarshal(b, &doc); err != nil || !strings.Contains(doc.Vars.WALConsistent, "wal_consistent()") {
+		t.Fatalf("shared/consistent.vars.yaml: no wal_consistent function (%v)", err)
+	}
+	return doc.Vars.WALConsistent
+}
+
+// asPostgres runs cmd as the postgres user when this process is root, as
+// the playbook's become: postgres does.
+func asPostgres(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	cmd.Dir = "/"
+}
+
+// judgeConsistent runs the guard's command on the data directory data and
+// returns its output and exit status.
+func judgeConsistent(t *testing.T, data string) (string, int) {
+	t.Helper()
+	_, command := consistentGuard(t)
+	cmd := exec.Command("sh", "-c", command)
+	cmd.Env = append(os.Environ(), "BIN="+testpg.Bin, "DATA="+data, "NODE=pg1", "OLD=pg2", "WAL_CONSISTENT="+walConsistent(t))
+	asPostgres(t, cmd)
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(out)), code
+}
+
+// pgCtl runs pg_ctl as postgres on data.
+func pgCtl(t *testing.T, data string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(testpg.Bin, "pg_ctl"), append([]string{"-D", data}, args...)...)
+	asPostgres(t, cmd)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// controlField is one field of pg_controldata's output for data.
+func controlField(t *testing.T, data, name string) string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(testpg.Bin, "pg_controldata"), "-D", data)
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	asPostgres(t, cmd)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("pg_controldata: %v", err)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(l, name+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("pg_controldata has no %q", name)
+	return ""
+}
+
+// TestPromoteRefusesInconsistentStandby makes, with real PostgreSQL 15
+// clusters, the standby the lab's failure left: an old primary rewound
+// (pg_rewind from the live new primary, which sets the node's minimum
+// recovery point to the new primary's WAL position at its end) that has
+// the WAL only up to the last record before that point when the new
+// primary loses power. rejoin's wait for consistency does not end on it
+// (it passes a consistent standby). promote-standby's guard refuses it, with the server down and up, saying what it
+// needs and what to do, and changes nothing (every file of the data
+// directory kept, stopped; still a standby, running); the guard passes a
+// consistent standby. The refusal is not spurious: pg_ctl promote on that
+// node makes PostgreSQL exit with "WAL ends before consistent recovery
+// point", as on the lab.
+func TestPromoteRefusesInconsistentStandby(t *testing.T) {
+	p := testpg.Start(t, "wal_level=replica", "max_wal_senders=5", "wal_log_hints=on", "wal_keep_size=1GB")
+	q := testpg.StartStandby(t, p, "wal_log_hints=on", "hot_standby=off", "wal_keep_size=1GB")
+	p.Psql(t, "CREATE TABLE t (v int)")
+	for i := 0; ; i++ {
+		if strings.TrimSpace(p.Psql(t, "SELECT replay_lsn >= pg_current_wal_lsn() FROM pg_stat_replication")) == "t" {
+			break
+		}
+		if i == 100 {
+			t.Fatal("the standby does not catch up")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// A consistent warm standby (hot_standby = off: no query answers), up.
+	if out, code := judgeConsistent(t, q.Data); code != 0 || !strings.Contains(out, "consistent") {
+		t.Errorf("a consistent standby, running: want passed, got status %d:\n%s", code, out)
+	}
+	if out, done := rejoinConsistent(t, q.Data); !done {
+		t.Errorf("rejoin's wait on a consistent standby: want done, got:\n%s", out)
+	}
+
+	if out, err := pgCtl(t, q.Data, "promote", "-w", "-t", "60"); err != nil {
+		t.Fatalf("promoting the standby: %v\n%s", err, out)
+	}
+	// The old primary writes after the switch point: it must be rewound.
+	p.Psql(t, "INSERT INTO t VALUES (-1)")
+	stop(t, p)
+	q.Psql(t, "INSERT INTO t SELECT generate_series(1, 10)")
+	q.Psql(t, "CHECKPOINT")
+	rewind := exec.Command(filepath.Join(testpg.Bin, "pg_rewind"), "-D", p.Data,
+		"--source-server=host="+q.Socket+" port="+strconv.Itoa(q.Port)+" user=postgres dbname=postgres")
+	asPostgres(t, rewind)
+	if out, err := rewind.CombinedOutput(); err != nil {
+		t.Fatalf("pg_rewind: %v\n%s", err, out)
+	}
+	// The new primary loses power: what it had not flushed is gone.
+	if err := q.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	min := controlField(t, p.Data, "Minimum recovery ending location")
+	if tl := controlField(t, p.Data, "Min recovery ending loc's timeline"); tl != "2" {
+		t.Fatalf("the rewound node's minimum recovery point is on timeline %s, want 2", tl)
+	}
+	// The node received the new primary's WAL only up to the start of the
+	// last record before that point (as the lab's node, 328 bytes short):
+	// the rest of the segment, what it never got, is zeros.
+	cut := cutLastRecord(t, p.Data, min)
+	if err := os.WriteFile(filepath.Join(p.Data, "standby.signal"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := "primary_conninfo = 'host=" + q.Socket + " port=" + strconv.Itoa(q.Port) + " user=postgres'\nhot_standby = off\nport = " + strconv.Itoa(p.Port) + "\nunix_socket_directories = '" + p.Dir + "'\nlisten_addresses = ''\n"
+	if err := os.WriteFile(filepath.Join(p.Data, "postgresql.auto.conf"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"standby.signal", "postgresql.auto.conf"} {
+		chownPostgres(t, filepath.Join(p.Data, f))
+	}
+
+	want := func(out string, code int, when string) {
+		t.Helper()
+		if code != 1 || !strings.HasPrefix(out, "pg1 has not reached a consistent state: it needs WAL up to "+min+" on timeline 2, which only the old primary pg2 had (it has WAL up to "+cut+";") ||
+			!strings.Contains(out, "promoting it would stop it") || !strings.Contains(out, "bring the old primary pg2 back") || !strings.Contains(out, "pg-ha/add-standby") {
+			t.Errorf("%s: want refused (status 1) naming %s on timeline 2 and what to do, got status %d:\n%s", when, min, code, out)
+		}
+	}
+	// Down: the guard reads the files and writes none.
+	before := tree(t, p.Data)
+	out, code := judgeConsistent(t, p.Data)
+	want(out, code, "the rewound node, stopped")
+	t.Log(out)
+	after := tree(t, p.Data)
+	for f, v := range before {
+		if after[f] != v {
+			t.Errorf("the guard changed %s", f)
+		}
+	}
+	if len(after) != len(before) {
+		t.Errorf("the guard made or removed files: %d entries, were %d", len(after), len(before))
+	}
+
+	// rejoin does not report such a node done: it waits, saying for what.
+	if out, done := rejoinConsistent(t, p.Data); done || !strings.HasPrefix(out, "not yet: pg1 needs the WAL up to "+min+" on timeline 2 and holds it up to "+cut+" (pg_waldump: ") ||
+		!strings.Contains(out, "invalid record length at "+cut+": wanted 24, got 0") {
+		t.Errorf("rejoin's wait on the rewound node short of %s: want not yet, got:\n%s", min, out)
+	}
+
+	// Up, waiting for WAL from a primary that is gone.
+	if out, err := pgCtl(t, p.Data, "start", "-w", "-t", "60", "-l", filepath.Join(p.Dir, "standby.log")); err != nil {
+		t.Fatalf("starting the rewound node: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _, _ = pgCtl(t, p.Data, "stop", "-m", "immediate") })
+	out, code = judgeConsistent(t, p.Data)
+	want(out, code, "the rewound node, running")
+	if got := controlField(t, p.Data, "Database cluster state"); got != "in archive recovery" {
+		t.Errorf("after the guard the node is %q, want still in archive recovery", got)
+	}
+	if _, err := os.Stat(filepath.Join(p.Data, "standby.signal")); err != nil {
+		t.Errorf("after the guard: %v", err)
+	}
+
+	// What the guard spares: PostgreSQL ends recovery short of the
+	// consistent point by stopping.
+	if out, err := pgCtl(t, p.Data, "promote", "-w", "-t", "30"); err == nil {
+		t.Fatalf("pg_ctl promote on the rewound node succeeded, want the server to stop:\n%s", out)
+	}
+	log := mustRead(t, filepath.Join(p.Dir, "standby.log"))
+	if !strings.Contains(log, "FATAL:  WAL ends before consistent recovery point") {
+		t.Errorf("the promoted node's log has no \"WAL ends before consistent recovery point\":\n%s", log)
+	}
+}
+
+func chownPostgres(t *testing.T, path string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if err := os.Chown(path, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cutLastRecord zeros the node's WAL from the start of the last record
+// that ends at or before min (on timeline 2) to the end of its segment,
+// and returns that start.
+func cutLastRecord(t *testing.T, data, min string) string {
+	t.Helper()
+	var hi, lo uint64
+	if _, err := fmt.Sscanf(min, "%X/%X", &hi, &lo); err != nil {
+		t.Fatal(err)
+	}
+	const segSize = 16 << 20
+	end := hi<<32 | lo
+	segno := (end - 1) / segSize
+	seg := filepath.Join(data, "pg_wal", fmt.Sprintf("%08X%08X%08X", 2, segno/(1<<32/segSize), segno%(1<<32/segSize)))
+	start := segno * segSize
+	cmd := exec.Command(filepath.Join(testpg.Bin, "pg_waldump"), "-p", filepath.Join(data, "pg_wal"), "-t", "2",
+		"-s", fmt.Sprintf("%X/%X", start>>32, start&0xFFFFFFFF), "-e", min)
+	asPostgres(t, cmd)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("pg_waldump up to %s: %v\n%s", min, err, out)
+	}
+	last := ""
+	for _, l := range strings.Split(string(out), "\n") {
+		if i := strings.Index(l, " lsn: "); i >= 0 {
+			last = strings.SplitN(l[i+6:], ",", 2)[0]
+		}
+	}
+	if _, err := fmt.Sscanf(last, "%X/%X", &hi, &lo); err != nil {
+		t.Fatalf("no record before %s in %s:\n%s", min, seg, out)
+	}
+	off := int64(hi<<32|lo) - int64(start)
+	f, err := os.OpenFile(seg, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(make([]byte, segSize-off), off); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%X/%X", hi, lo)
+}
