@@ -562,3 +562,26 @@ func TestPromoteRefusesGapBeforeMinSegment(t *testing.T) {
 		t.Errorf("the promoted node's log has no \"WAL ends before consistent recovery point\":\n%s", log)
 	}
 }
+
+// TestConsistentGuardSaysWhatItCannotJudge: promote-standby's guard
+// refuses a data directory whose control file cannot be read, saying so
+// and not blaming missing WAL on the old primary; and a node in archive
+// recovery with recovery.signal and no standby.signal (a point-in-time
+// restore), which it took for promoted.
+func TestConsistentGuardSaysWhatItCannotJudge(t *testing.T) {
+	gone := filepath.Join(t.TempDir(), "data")
+	if out, code := judgeConsistent(t, gone); code != 1 || !strings.HasPrefix(out, "pg1 cannot be judged: pg_controldata cannot read "+gone) || strings.Contains(out, "pg2") {
+		t.Errorf("no control file: want refused saying pg_controldata cannot read it, got status %d:\n%s", code, out)
+	}
+	p := testpg.Start(t, "wal_level=replica", "max_wal_senders=5")
+	q := testpg.StartStandby(t, p, "hot_standby=off")
+	if err := os.Rename(filepath.Join(q.Data, "standby.signal"), filepath.Join(q.Data, "recovery.signal")); err != nil {
+		t.Fatal(err)
+	}
+	if got := controlField(t, q.Data, "Database cluster state"); got != "in archive recovery" {
+		t.Fatalf("the restore is %q, want in archive recovery", got)
+	}
+	if out, code := judgeConsistent(t, q.Data); code != 1 || !strings.Contains(out, "point-in-time restore, not a standby") {
+		t.Errorf("a point-in-time restore: want refused, got status %d:\n%s", code, out)
+	}
+}
