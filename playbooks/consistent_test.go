@@ -585,3 +585,66 @@ func TestConsistentGuardSaysWhatItCannotJudge(t *testing.T) {
 		t.Errorf("a point-in-time restore: want refused, got status %d:\n%s", code, out)
 	}
 }
+
+// TestPromoteRefusesMissingRecordAtSegmentStart: a rewound node whose
+// minimum recovery point is its segment's start + 0x28 (a segment switch
+// on the new primary) and whose segment there has its page header but
+// zeros from that point on (the record that begins at the minimum not
+// received) is refused, stopped and running: the record before ends at
+// the segment boundary, short of the minimum. pg_ctl promote on it ends
+// in "WAL ends before consistent recovery point".
+func TestPromoteRefusesMissingRecordAtSegmentStart(t *testing.T) {
+	const seg = 16 << 20
+	p, q, min := rewoundNode(t, "SELECT pg_switch_wal()")
+	if off := lsn(t, min) % seg; off != 0x28 {
+		t.Fatalf("the minimum recovery point %s is at offset %#x of its segment, want 0x28", min, off)
+	}
+	q.Psql(t, "SELECT txid_current()")
+	asStandby(t, p, q, "off")
+	for i := 0; ; i++ {
+		if strings.TrimSpace(q.Psql(t, "SELECT flush_lsn >= '"+min+"' FROM pg_stat_replication")) == "t" {
+			break
+		}
+		if i == 300 {
+			t.Fatal("the rewound node does not receive its minimum recovery point")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if out, err := pgCtl(t, p.Data, "stop", "-m", "immediate", "-w"); err != nil {
+		t.Fatalf("stopping the node: %v\n%s", err, out)
+	}
+	if err := q.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	segno := lsn(t, min) / seg
+	f, err := os.OpenFile(filepath.Join(p.Data, "pg_wal", fmt.Sprintf("%08X%08X%08X", 2, segno/(1<<32/seg), segno%(1<<32/seg))), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(make([]byte, seg-0x28), 0x28); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	boundary := fmt.Sprintf("%X/%X", segno*seg>>32, segno*seg&0xFFFFFFFF)
+	want := func(out string, code int, when string) {
+		t.Helper()
+		if code != 1 || !strings.HasPrefix(out, "pg1 has not reached a consistent state: it needs WAL up to "+min+" on timeline 2 and holds it only up to "+boundary+" (pg_waldump reading from the record at "+min) ||
+			!strings.Contains(out, "promoting it would stop it") {
+			t.Errorf("%s: want refused (status 1), got status %d:\n%s", when, code, out)
+		}
+	}
+	out, code := judgeConsistent(t, p.Data)
+	want(out, code, "the node without the record at its minimum, crashed")
+	t.Log(out)
+	if out, err := pgCtl(t, p.Data, "start", "-w", "-t", "60", "-l", filepath.Join(p.Dir, "standby.log")); err != nil {
+		t.Fatalf("starting the node again: %v\n%s", err, out)
+	}
+	out, code = judgeConsistent(t, p.Data)
+	want(out, code, "the node without the record at its minimum, running")
+	if out, err := pgCtl(t, p.Data, "promote", "-w", "-t", "30"); err == nil {
+		t.Fatalf("pg_ctl promote on the node without the record at its minimum succeeded, want the server to stop:\n%s", out)
+	}
+	if log := mustRead(t, filepath.Join(p.Dir, "standby.log")); !strings.Contains(log, "FATAL:  WAL ends before consistent recovery point") {
+		t.Errorf("the promoted node's log has no \"WAL ends before consistent recovery point\":\n%s", log)
+	}
+}
