@@ -244,7 +244,8 @@ func TestPromoteRefusesInconsistentStandby(t *testing.T) {
 
 	want := func(out string, code int, when string) {
 		t.Helper()
-		if code != 1 || !strings.HasPrefix(out, "pg1 has not reached a consistent state: it needs WAL up to "+min+" on timeline 2, which only the old primary pg2 had (it has WAL up to "+cut+";") ||
+		if code != 1 || !strings.HasPrefix(out, "pg1 has not reached a consistent state: it needs WAL up to "+min+" on timeline 2 and holds it only up to "+cut+" (pg_waldump reading from ") ||
+			!strings.Contains(out, "the rest is WAL it never received (the old primary pg2 had it") ||
 			!strings.Contains(out, "promoting it would stop it") || !strings.Contains(out, "bring the old primary pg2 back") || !strings.Contains(out, "pg-ha/add-standby") {
 			t.Errorf("%s: want refused (status 1) naming %s on timeline 2 and what to do, got status %d:\n%s", when, min, code, out)
 		}
@@ -265,7 +266,7 @@ func TestPromoteRefusesInconsistentStandby(t *testing.T) {
 	}
 
 	// rejoin does not report such a node done: it waits, saying for what.
-	if out, done := rejoinConsistent(t, p.Data); done || !strings.HasPrefix(out, "not yet: pg1 needs the WAL up to "+min+" on timeline 2 and holds it up to "+cut+" (pg_waldump: ") ||
+	if out, done := rejoinConsistent(t, p.Data); done || !strings.HasPrefix(out, "not yet: pg1 needs the WAL up to "+min+" on timeline 2 and holds it up to "+cut+" (pg_waldump reading from ") ||
 		!strings.Contains(out, "invalid record length at "+cut+": wanted 24, got 0") {
 		t.Errorf("rejoin's wait on the rewound node short of %s: want not yet, got:\n%s", min, out)
 	}
@@ -351,4 +352,299 @@ func cutLastRecord(t *testing.T, data, min string) string {
 		t.Fatal(err)
 	}
 	return fmt.Sprintf("%X/%X", hi, lo)
+}
+
+// rewoundNode makes, with real clusters, an old primary p rewound by
+// pg_rewind from the live new primary q (a promoted standby of p, with
+// writes and a checkpoint after the promotion): lastly q runs last
+// before the rewind, whose end is p's minimum recovery point. It returns
+// p (stopped, with backup_label) and q (running) and p's minimum.
+func rewoundNode(t *testing.T, last string) (p, q *testpg.Server, min string) {
+	t.Helper()
+	p = testpg.Start(t, "wal_level=replica", "max_wal_senders=5", "wal_log_hints=on", "wal_keep_size=1GB", "autovacuum=off")
+	q = testpg.StartStandby(t, p, "wal_log_hints=on", "wal_keep_size=1GB", "autovacuum=off")
+	p.Psql(t, "CREATE TABLE t (v int)")
+	for i := 0; ; i++ {
+		if strings.TrimSpace(p.Psql(t, "SELECT replay_lsn >= pg_current_wal_lsn() FROM pg_stat_replication")) == "t" {
+			break
+		}
+		if i == 100 {
+			t.Fatal("the standby does not catch up")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if out, err := pgCtl(t, q.Data, "promote", "-w", "-t", "60"); err != nil {
+		t.Fatalf("promoting the standby: %v\n%s", err, out)
+	}
+	p.Psql(t, "INSERT INTO t VALUES (-1)")
+	stop(t, p)
+	q.Psql(t, "INSERT INTO t SELECT generate_series(1, 10)")
+	q.Psql(t, "CHECKPOINT")
+	if last != "" {
+		q.Psql(t, last)
+	}
+	rewind := exec.Command(filepath.Join(testpg.Bin, "pg_rewind"), "-D", p.Data,
+		"--source-server=host="+q.Socket+" port="+strconv.Itoa(q.Port)+" user=postgres dbname=postgres")
+	asPostgres(t, rewind)
+	if out, err := rewind.CombinedOutput(); err != nil {
+		t.Fatalf("pg_rewind: %v\n%s", err, out)
+	}
+	if tl := controlField(t, p.Data, "Min recovery ending loc's timeline"); tl != "2" {
+		t.Fatalf("the rewound node's minimum recovery point is on timeline %s, want 2", tl)
+	}
+	return p, q, controlField(t, p.Data, "Minimum recovery ending location")
+}
+
+// asStandby makes the stopped node p a standby of q (settings in
+// postgresql.auto.conf) and starts it, logging to standby.log; it is
+// stopped when the test ends.
+func asStandby(t *testing.T, p, q *testpg.Server, hotStandby string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(p.Data, "standby.signal"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := "primary_conninfo = 'host=" + q.Socket + " port=" + strconv.Itoa(q.Port) + " user=postgres'\nhot_standby = " + hotStandby + "\nport = " + strconv.Itoa(p.Port) + "\nunix_socket_directories = '" + p.Dir + "'\nlisten_addresses = ''\n"
+	if err := os.WriteFile(filepath.Join(p.Data, "postgresql.auto.conf"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"standby.signal", "postgresql.auto.conf"} {
+		chownPostgres(t, filepath.Join(p.Data, f))
+	}
+	if out, err := pgCtl(t, p.Data, "start", "-w", "-t", "60", "-l", filepath.Join(p.Dir, "standby.log")); err != nil {
+		t.Fatalf("starting the rewound node: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _, _ = pgCtl(t, p.Data, "stop", "-m", "immediate") })
+}
+
+// lsn is the position of a WAL location X/Y.
+func lsn(t *testing.T, s string) uint64 {
+	t.Helper()
+	var hi, lo uint64
+	if _, err := fmt.Sscanf(s, "%X/%X", &hi, &lo); err != nil {
+		t.Fatalf("WAL location %q: %v", s, err)
+	}
+	return hi<<32 | lo
+}
+
+// TestPromotePassesRewoundStandbyAtSegmentStart: a rewound node whose
+// minimum recovery point is one where no WAL record begins between the
+// start of its segment and it (after a segment switch on the new primary:
+// the segment's start + 0x28; or the end of a record that began in the
+// previous segment) holds the WAL once it streamed past that point, and
+// is consistent. The guard passes it running as a standby (hot_standby
+// off: its WAL read from the control file's REDO point, across the
+// timeline switch; on: it accepts connections) and stopped by a crash
+// (the WAL read), rejoin's wait ends, and pg_ctl promote succeeds once
+// the new primary is gone.
+func TestPromotePassesRewoundStandbyAtSegmentStart(t *testing.T) {
+	const seg = 16 << 20
+	for _, c := range []struct {
+		name, last, hot string
+		at              func(off uint64) bool
+	}{
+		{"after pg_switch_wal", "SELECT pg_switch_wal()", "off", func(off uint64) bool { return off == 0x28 }},
+		{"after a record crossing into the segment",
+			"SELECT pg_logical_emit_message(false, 'x', repeat('a', (16777216 - (pg_current_wal_insert_lsn() - '0/0') % 16777216 + 2000)::int))",
+			"on", func(off uint64) bool { return off > 0x28 && off < 0x10000 }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p, q, min := rewoundNode(t, c.last)
+			if off := lsn(t, min) % seg; !c.at(off) {
+				t.Fatalf("the minimum recovery point %s is at offset %#x of its segment: not the case built", min, off)
+			}
+			// The new primary flushes past min (rejoin's flushed step).
+			q.Psql(t, "SELECT txid_current()")
+			asStandby(t, p, q, c.hot)
+			for i := 0; ; i++ {
+				if strings.TrimSpace(q.Psql(t, "SELECT replay_lsn >= '"+min+"' FROM pg_stat_replication")) == "t" {
+					break
+				}
+				if i == 300 {
+					t.Fatal("the rewound node does not replay up to its minimum recovery point")
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			// No record begins in min's segment before min: reading from
+			// the segment's start finds none.
+			start := lsn(t, min) / seg * seg
+			dump := exec.Command(filepath.Join(testpg.Bin, "pg_waldump"), "-p", filepath.Join(p.Data, "pg_wal"), "-t", "2",
+				"-s", fmt.Sprintf("%X/%X", start>>32, start&0xFFFFFFFF), "-e", min)
+			asPostgres(t, dump)
+			if out, err := dump.CombinedOutput(); err == nil || !strings.Contains(string(out), "could not find a valid record after") {
+				t.Fatalf("pg_waldump from the start of %s's segment: want no record found, got %v:\n%s", min, err, out)
+			}
+			if got := controlField(t, p.Data, "Minimum recovery ending location"); got != min {
+				t.Fatalf("the running node's minimum recovery point moved from %s to %s: not the case built", min, got)
+			}
+			want := "its WAL reads through from the REDO point of its latest checkpoint"
+			if c.hot == "on" {
+				want = "accepts connections"
+			}
+			out, code := judgeConsistent(t, p.Data)
+			if code != 0 || !strings.Contains(out, want) {
+				t.Errorf("the rewound node past its minimum recovery point, running (hot_standby %s): want passed (%s), got status %d:\n%s", c.hot, want, code, out)
+			}
+			t.Log(out)
+			if out, done := rejoinConsistent(t, p.Data); !done {
+				t.Errorf("rejoin's wait on the rewound node: want done, got:\n%s", out)
+			}
+			// Crashed: judged from its files alone.
+			if out, err := pgCtl(t, p.Data, "stop", "-m", "immediate", "-w"); err != nil {
+				t.Fatalf("stopping the node: %v\n%s", err, out)
+			}
+			out, code = judgeConsistent(t, p.Data)
+			if code != 0 || !strings.Contains(out, "its WAL reads through from the REDO point of its latest checkpoint") {
+				t.Errorf("the rewound node past its minimum recovery point, crashed: want passed, got status %d:\n%s", code, out)
+			}
+			if err := q.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := pgCtl(t, p.Data, "start", "-w", "-t", "60", "-l", filepath.Join(p.Dir, "standby.log")); err != nil {
+				t.Fatalf("starting the node again: %v\n%s", err, out)
+			}
+			if out, err := pgCtl(t, p.Data, "promote", "-w", "-t", "60"); err != nil {
+				t.Fatalf("pg_ctl promote on the node the guard passed: %v\n%s\n%s", err, out, mustRead(t, filepath.Join(p.Dir, "standby.log")))
+			}
+		})
+	}
+}
+
+// TestPromoteRefusesGapBeforeMinSegment: a rewound node that holds the
+// segment of its minimum recovery point whole, but whose WAL breaks off
+// in an earlier segment it must replay (its tail zeros) is refused,
+// stopped and running, saying where the WAL breaks and that WAL follows
+// the gap; pg_ctl promote on it ends in "WAL ends before consistent
+// recovery point".
+func TestPromoteRefusesGapBeforeMinSegment(t *testing.T) {
+	const seg = 16 << 20
+	p, q, min := rewoundNode(t, "INSERT INTO t SELECT generate_series(1, 600000)")
+	if err := q.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	segno := (lsn(t, min)-1)/seg - 1
+	if from := lsn(t, controlField(t, p.Data, "Latest checkpoint's REDO location")); from/seg >= segno {
+		t.Fatalf("the rewound node's WAL from %X to %s spans too few segments", from, min)
+	}
+	gap := filepath.Join(p.Data, "pg_wal", fmt.Sprintf("%08X%08X%08X", 2, segno/(1<<32/seg), segno%(1<<32/seg)))
+	f, err := os.OpenFile(gap, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(make([]byte, seg/2), seg/2); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	brk := fmt.Sprintf("%X/%X", (segno*seg+seg/2)>>32, (segno*seg+seg/2)&0xFFFFFFFF)
+	if err := os.WriteFile(filepath.Join(p.Data, "standby.signal"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	chownPostgres(t, filepath.Join(p.Data, "standby.signal"))
+	want := func(out string, code int, when string) {
+		t.Helper()
+		if code != 1 || !strings.HasPrefix(out, "pg1 has not reached a consistent state: it needs the WAL up to "+min+" on timeline 2, and its WAL breaks off before that") ||
+			!strings.Contains(out, "though it holds WAL after the break") || !strings.Contains(out, "promoting it would stop it") || strings.Contains(out, "pg2") {
+			t.Errorf("%s: want refused (status 1) for the break near %s before %s, got status %d:\n%s", when, brk, min, code, out)
+		}
+	}
+	out, code := judgeConsistent(t, p.Data)
+	want(out, code, "the node with a gap, stopped")
+	t.Log(out)
+	if out, done := rejoinConsistent(t, p.Data); done {
+		t.Errorf("rejoin's wait on the node with a gap: want not yet, got:\n%s", out)
+	}
+	asStandby(t, p, q, "off")
+	out, code = judgeConsistent(t, p.Data)
+	want(out, code, "the node with a gap, running")
+	if out, err := pgCtl(t, p.Data, "promote", "-w", "-t", "30"); err == nil {
+		t.Fatalf("pg_ctl promote on the node with a gap succeeded, want the server to stop:\n%s", out)
+	}
+	if log := mustRead(t, filepath.Join(p.Dir, "standby.log")); !strings.Contains(log, "FATAL:  WAL ends before consistent recovery point") {
+		t.Errorf("the promoted node's log has no \"WAL ends before consistent recovery point\":\n%s", log)
+	}
+}
+
+// TestConsistentGuardSaysWhatItCannotJudge: promote-standby's guard
+// refuses a data directory whose control file cannot be read, saying so
+// and not blaming missing WAL on the old primary; and a node in archive
+// recovery with recovery.signal and no standby.signal (a point-in-time
+// restore), which it took for promoted.
+func TestConsistentGuardSaysWhatItCannotJudge(t *testing.T) {
+	gone := filepath.Join(t.TempDir(), "data")
+	if out, code := judgeConsistent(t, gone); code != 1 || !strings.HasPrefix(out, "pg1 cannot be judged: pg_controldata cannot read "+gone) || strings.Contains(out, "pg2") {
+		t.Errorf("no control file: want refused saying pg_controldata cannot read it, got status %d:\n%s", code, out)
+	}
+	p := testpg.Start(t, "wal_level=replica", "max_wal_senders=5")
+	q := testpg.StartStandby(t, p, "hot_standby=off")
+	if err := os.Rename(filepath.Join(q.Data, "standby.signal"), filepath.Join(q.Data, "recovery.signal")); err != nil {
+		t.Fatal(err)
+	}
+	if got := controlField(t, q.Data, "Database cluster state"); got != "in archive recovery" {
+		t.Fatalf("the restore is %q, want in archive recovery", got)
+	}
+	if out, code := judgeConsistent(t, q.Data); code != 1 || !strings.Contains(out, "point-in-time restore, not a standby") {
+		t.Errorf("a point-in-time restore: want refused, got status %d:\n%s", code, out)
+	}
+}
+
+// TestPromoteRefusesMissingRecordAtSegmentStart: a rewound node whose
+// minimum recovery point is its segment's start + 0x28 (a segment switch
+// on the new primary) and whose segment there has its page header but
+// zeros from that point on (the record that begins at the minimum not
+// received) is refused, stopped and running: the record before ends at
+// the segment boundary, short of the minimum. pg_ctl promote on it ends
+// in "WAL ends before consistent recovery point".
+func TestPromoteRefusesMissingRecordAtSegmentStart(t *testing.T) {
+	const seg = 16 << 20
+	p, q, min := rewoundNode(t, "SELECT pg_switch_wal()")
+	if off := lsn(t, min) % seg; off != 0x28 {
+		t.Fatalf("the minimum recovery point %s is at offset %#x of its segment, want 0x28", min, off)
+	}
+	q.Psql(t, "SELECT txid_current()")
+	asStandby(t, p, q, "off")
+	for i := 0; ; i++ {
+		if strings.TrimSpace(q.Psql(t, "SELECT flush_lsn >= '"+min+"' FROM pg_stat_replication")) == "t" {
+			break
+		}
+		if i == 300 {
+			t.Fatal("the rewound node does not receive its minimum recovery point")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if out, err := pgCtl(t, p.Data, "stop", "-m", "immediate", "-w"); err != nil {
+		t.Fatalf("stopping the node: %v\n%s", err, out)
+	}
+	if err := q.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	segno := lsn(t, min) / seg
+	f, err := os.OpenFile(filepath.Join(p.Data, "pg_wal", fmt.Sprintf("%08X%08X%08X", 2, segno/(1<<32/seg), segno%(1<<32/seg))), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(make([]byte, seg-0x28), 0x28); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	boundary := fmt.Sprintf("%X/%X", segno*seg>>32, segno*seg&0xFFFFFFFF)
+	want := func(out string, code int, when string) {
+		t.Helper()
+		if code != 1 || !strings.HasPrefix(out, "pg1 has not reached a consistent state: it needs WAL up to "+min+" on timeline 2 and holds it only up to "+boundary+" (pg_waldump reading from the record at "+min) ||
+			!strings.Contains(out, "promoting it would stop it") {
+			t.Errorf("%s: want refused (status 1), got status %d:\n%s", when, code, out)
+		}
+	}
+	out, code := judgeConsistent(t, p.Data)
+	want(out, code, "the node without the record at its minimum, crashed")
+	t.Log(out)
+	if out, err := pgCtl(t, p.Data, "start", "-w", "-t", "60", "-l", filepath.Join(p.Dir, "standby.log")); err != nil {
+		t.Fatalf("starting the node again: %v\n%s", err, out)
+	}
+	out, code = judgeConsistent(t, p.Data)
+	want(out, code, "the node without the record at its minimum, running")
+	if out, err := pgCtl(t, p.Data, "promote", "-w", "-t", "30"); err == nil {
+		t.Fatalf("pg_ctl promote on the node without the record at its minimum succeeded, want the server to stop:\n%s", out)
+	}
+	if log := mustRead(t, filepath.Join(p.Dir, "standby.log")); !strings.Contains(log, "FATAL:  WAL ends before consistent recovery point") {
+		t.Errorf("the promoted node's log has no \"WAL ends before consistent recovery point\":\n%s", log)
+	}
 }

@@ -86,9 +86,10 @@ func TestRejoin(t *testing.T) {
 	if !strings.Contains(out, "discarded as asked (-p discard_diverged=true)") {
 		t.Errorf("rejoin did not say what it discarded:\n%s", out)
 	}
-	// Done only once pg1 holds the WAL up to the minimum recovery point
-	// pg_rewind set (a promotion before would stop it).
-	if !regexp.MustCompile(`consistent: pg1 holds the WAL up to its minimum recovery point [0-9A-F]+/[0-9A-F]+ \(timeline 2\)`).MatchString(out) {
+	// Done only once pg1 reached (a hot standby accepting connections) or
+	// holds the WAL up to the minimum recovery point pg_rewind set (a
+	// promotion before would stop it).
+	if !regexp.MustCompile(`consistent: pg1 reached or will reach its minimum recovery point [0-9A-F]+/[0-9A-F]+ \(timeline 2\): (its WAL reads through|it runs as a hot standby)`).MatchString(out) {
 		t.Errorf("rejoin did not wait until pg1 holds the WAL up to its minimum recovery point:\n%s", out)
 	}
 	// Killed, pg1 gets no estimate from pg_rewind's dry run (which refuses
