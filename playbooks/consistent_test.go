@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -116,12 +115,10 @@ func asPostgres(t *testing.T, cmd *exec.Cmd) {
 	if os.Geteuid() != 0 {
 		return
 	}
-	u, err := user.Lookup("postgres")
+	uid, gid, err := testpg.PostgresIDs()
 	if err != nil {
 		t.Fatal(err)
 	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
 	cmd.Dir = "/"
 }
@@ -301,12 +298,10 @@ func chownPostgres(t *testing.T, path string) {
 	if os.Geteuid() != 0 {
 		return
 	}
-	u, err := user.Lookup("postgres")
+	uid, gid, err := testpg.PostgresIDs()
 	if err != nil {
 		t.Fatal(err)
 	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
 	if err := os.Chown(path, uid, gid); err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -122,15 +121,13 @@ steps:
 // temporary directory (which postgres cannot enter).
 func postgresDir(t *testing.T) string {
 	t.Helper()
-	u, err := user.Lookup("postgres")
+	uid, gid, err := testpg.PostgresIDs()
 	testsshd.Require(t, err == nil, fmt.Sprintf("no user postgres: %v", err))
 	dir, err := os.MkdirTemp("", "rb-basebackup-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -176,9 +176,7 @@ func (s *Server) command(prog string, args ...string) *exec.Cmd {
 	}
 	cmd := exec.Command(path, args...)
 	if os.Geteuid() == 0 {
-		if u, err := user.Lookup("postgres"); err == nil {
-			uid, _ := strconv.Atoi(u.Uid)
-			gid, _ := strconv.Atoi(u.Gid)
+		if uid, gid, err := PostgresIDs(); err == nil {
 			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
 			cmd.Dir = s.Dir
 			cmd.Env = append(os.Environ(), "HOME="+s.Dir)
@@ -187,16 +185,27 @@ func (s *Server) command(prog string, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// PostgresIDs returns the user and group ids of the postgres user, whom
+// tests running as root run PostgreSQL's programs as (initdb and postgres
+// refuse root); an error when there is no such user.
+func PostgresIDs() (uid, gid int, err error) {
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return 0, 0, fmt.Errorf("user postgres: %w", err)
+	}
+	uid, _ = strconv.Atoi(u.Uid)
+	gid, _ = strconv.Atoi(u.Gid)
+	return uid, gid, nil
+}
+
 func (s *Server) chownToPostgres(path string) error {
 	if os.Geteuid() != 0 {
 		return nil
 	}
-	u, err := user.Lookup("postgres")
+	uid, gid, err := PostgresIDs()
 	if err != nil {
-		return fmt.Errorf("user postgres: %w", err)
+		return err
 	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
 	// The temporary directory's parents must be traversable by postgres.
 	_ = os.Chmod(filepath.Dir(path), 0o755)
 	return os.Chown(path, uid, gid)
