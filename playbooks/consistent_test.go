@@ -643,3 +643,99 @@ func TestPromoteRefusesMissingRecordAtSegmentStart(t *testing.T) {
 		t.Errorf("the promoted node's log has no \"WAL ends before consistent recovery point\":\n%s", log)
 	}
 }
+
+// TestPromotePassesStandbyAheadOfAForkedTimeline: a warm standby x ahead
+// of another standby y that was promoted (y's timeline 2 leaves timeline
+// 1 before x's minimum recovery point) and then pointed at y fetches y's
+// 00000002.history and stays on timeline 1 ("forked off current database
+// system timeline before current recovery point"). It holds its WAL and
+// is consistent: running, the guard passes it (it refused it before,
+// reading on timeline 2) and pg_ctl promote succeeds; a copy without its
+// postmaster, which PostgreSQL would not start with that history file,
+// is refused saying so.
+func TestPromotePassesStandbyAheadOfAForkedTimeline(t *testing.T) {
+	p := testpg.Start(t, "wal_level=replica", "max_wal_senders=5", "wal_log_hints=on", "wal_keep_size=1GB", "autovacuum=off", "checkpoint_timeout=1h")
+	p.Psql(t, "CREATE TABLE t (v int)")
+	// Small shared buffers: replay evicts pages, moving the minimum
+	// recovery point along (PostgreSQL's UpdateMinRecoveryPoint).
+	x := testpg.StartStandby(t, p, "hot_standby=off", "shared_buffers=1MB")
+	y := testpg.StartStandby(t, p)
+	stop(t, y)
+	p.Psql(t, "INSERT INTO t SELECT generate_series(1, 300000)")
+	for i := 0; strings.TrimSpace(p.Psql(t, "SELECT replay_lsn >= pg_current_wal_lsn() FROM pg_stat_replication")) != "t"; i++ {
+		if i == 300 {
+			t.Fatal("x does not catch up")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	stop(t, p)
+	// y, promoted: its own settings in postgresql.auto.conf, p's conninfo gone.
+	conf := "port = " + strconv.Itoa(y.Port) + "\nunix_socket_directories = '" + y.Dir + "'\nlisten_addresses = ''\n"
+	if err := os.WriteFile(filepath.Join(y.Data, "postgresql.auto.conf"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	chownPostgres(t, filepath.Join(y.Data, "postgresql.auto.conf"))
+	if out, err := pgCtl(t, y.Data, "start", "-w", "-t", "60", "-l", filepath.Join(y.Dir, "y.log")); err != nil {
+		t.Fatalf("starting y: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _, _ = pgCtl(t, y.Data, "stop", "-m", "immediate") })
+	if out, err := pgCtl(t, y.Data, "promote", "-w", "-t", "60"); err != nil {
+		t.Fatalf("promoting y: %v\n%s", err, out)
+	}
+	y.Psql(t, "CREATE TABLE u (v int)")
+	// x pointed at y (a later line wins), reloaded.
+	f, err := os.OpenFile(filepath.Join(x.Data, "postgresql.auto.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("primary_conninfo = 'host=" + y.Socket + " port=" + strconv.Itoa(y.Port) + " user=postgres'\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := x.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	history := filepath.Join(x.Data, "pg_wal", "00000002.history")
+	for i := 0; ; i++ {
+		if _, err := os.Stat(history); err == nil {
+			break
+		}
+		if i == 300 {
+			t.Fatal("x did not fetch y's 00000002.history")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	fork := strings.Fields(mustRead(t, history))[1]
+	min := controlField(t, x.Data, "Minimum recovery ending location")
+	if controlField(t, x.Data, "Min recovery ending loc's timeline") != "1" || lsn(t, min) <= lsn(t, fork) {
+		t.Fatalf("set-up: x's minimum recovery point %s is not past timeline 2's fork %s on timeline 1", min, fork)
+	}
+	out, code := judgeConsistent(t, x.Data)
+	if code != 0 || !strings.Contains(out, "its WAL reads through") {
+		t.Errorf("x running, ahead of timeline 2's fork at %s (minimum %s): want passed, got status %d:\n%s", fork, min, code, out)
+	}
+	if out, done := rejoinConsistent(t, x.Data); !done {
+		t.Errorf("rejoin's wait on x: want done, got:\n%s", out)
+	}
+	// A copy of x as after a crash (no live postmaster): PostgreSQL would
+	// refuse to start it with timeline 2's history, and the guard says so.
+	copied := filepath.Join(t.TempDir(), "x")
+	if out, err := exec.Command("cp", "-a", x.Data, copied).CombinedOutput(); err != nil {
+		t.Fatalf("copying x: %v\n%s", err, out)
+	}
+	if err := os.Remove(filepath.Join(copied, "postmaster.pid")); err != nil {
+		t.Fatal(err)
+	}
+	chownPostgres(t, filepath.Dir(copied))
+	out, code = judgeConsistent(t, copied)
+	if code != 1 || !strings.Contains(out, "a timeline that leaves timeline 1 at "+fork+", before the minimum recovery point "+min) || strings.Contains(out, "pg2") {
+		t.Errorf("x stopped with timeline 2's history: want refused naming the fork, got status %d:\n%s", code, out)
+	}
+	// The pass was right: with y gone, x promotes.
+	if out, err := pgCtl(t, y.Data, "stop", "-m", "immediate"); err != nil {
+		t.Fatalf("stopping y: %v\n%s", err, out)
+	}
+	if out, err := pgCtl(t, x.Data, "promote", "-w", "-t", "60"); err != nil {
+		t.Fatalf("pg_ctl promote on x: %v\n%s", err, out)
+	}
+}
