@@ -185,15 +185,7 @@ func TestPromoteRefusesInconsistentStandby(t *testing.T) {
 	p := testpg.Start(t, "wal_level=replica", "max_wal_senders=5", "wal_log_hints=on", "wal_keep_size=1GB")
 	q := testpg.StartStandby(t, p, "wal_log_hints=on", "hot_standby=off", "wal_keep_size=1GB")
 	p.Psql(t, "CREATE TABLE t (v int)")
-	for i := 0; ; i++ {
-		if strings.TrimSpace(p.Psql(t, "SELECT replay_lsn >= pg_current_wal_lsn() FROM pg_stat_replication")) == "t" {
-			break
-		}
-		if i == 100 {
-			t.Fatal("the standby does not catch up")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	caughtUp(t, p)
 	// A consistent warm standby (hot_standby = off: no query answers), up.
 	if out, code := judgeConsistent(t, q.Data); code != 0 || !strings.Contains(out, "consistent") {
 		t.Errorf("a consistent standby, running: want passed, got status %d:\n%s", code, out)
@@ -284,13 +276,7 @@ func TestPromoteRefusesInconsistentStandby(t *testing.T) {
 
 	// What the guard spares: PostgreSQL ends recovery short of the
 	// consistent point by stopping.
-	if out, err := pgCtl(t, p.Data, "promote", "-w", "-t", "30"); err == nil {
-		t.Fatalf("pg_ctl promote on the rewound node succeeded, want the server to stop:\n%s", out)
-	}
-	log := mustRead(t, filepath.Join(p.Dir, "standby.log"))
-	if !strings.Contains(log, "FATAL:  WAL ends before consistent recovery point") {
-		t.Errorf("the promoted node's log has no \"WAL ends before consistent recovery point\":\n%s", log)
-	}
+	promoteStops(t, p, "the rewound node")
 }
 
 func chownPostgres(t *testing.T, path string) {
@@ -359,15 +345,7 @@ func rewoundNode(t *testing.T, last string) (p, q *testpg.Server, min string) {
 	p = testpg.Start(t, "wal_level=replica", "max_wal_senders=5", "wal_log_hints=on", "wal_keep_size=1GB", "autovacuum=off")
 	q = testpg.StartStandby(t, p, "wal_log_hints=on", "wal_keep_size=1GB", "autovacuum=off")
 	p.Psql(t, "CREATE TABLE t (v int)")
-	for i := 0; ; i++ {
-		if strings.TrimSpace(p.Psql(t, "SELECT replay_lsn >= pg_current_wal_lsn() FROM pg_stat_replication")) == "t" {
-			break
-		}
-		if i == 100 {
-			t.Fatal("the standby does not catch up")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	caughtUp(t, p)
 	if out, err := pgCtl(t, q.Data, "promote", "-w", "-t", "60"); err != nil {
 		t.Fatalf("promoting the standby: %v\n%s", err, out)
 	}
@@ -550,12 +528,7 @@ func TestPromoteRefusesGapBeforeMinSegment(t *testing.T) {
 	asStandby(t, p, q, "off")
 	out, code = judgeConsistent(t, p.Data)
 	want(out, code, "the node with a gap, running")
-	if out, err := pgCtl(t, p.Data, "promote", "-w", "-t", "30"); err == nil {
-		t.Fatalf("pg_ctl promote on the node with a gap succeeded, want the server to stop:\n%s", out)
-	}
-	if log := mustRead(t, filepath.Join(p.Dir, "standby.log")); !strings.Contains(log, "FATAL:  WAL ends before consistent recovery point") {
-		t.Errorf("the promoted node's log has no \"WAL ends before consistent recovery point\":\n%s", log)
-	}
+	promoteStops(t, p, "the node with a gap")
 }
 
 // TestConsistentGuardSaysWhatItCannotJudge: promote-standby's guard
@@ -636,12 +609,7 @@ func TestPromoteRefusesMissingRecordAtSegmentStart(t *testing.T) {
 	}
 	out, code = judgeConsistent(t, p.Data)
 	want(out, code, "the node without the record at its minimum, running")
-	if out, err := pgCtl(t, p.Data, "promote", "-w", "-t", "30"); err == nil {
-		t.Fatalf("pg_ctl promote on the node without the record at its minimum succeeded, want the server to stop:\n%s", out)
-	}
-	if log := mustRead(t, filepath.Join(p.Dir, "standby.log")); !strings.Contains(log, "FATAL:  WAL ends before consistent recovery point") {
-		t.Errorf("the promoted node's log has no \"WAL ends before consistent recovery point\":\n%s", log)
-	}
+	promoteStops(t, p, "the node without the record at its minimum")
 }
 
 // TestPromotePassesStandbyAheadOfAForkedTimeline: a warm standby x ahead
@@ -662,12 +630,7 @@ func TestPromotePassesStandbyAheadOfAForkedTimeline(t *testing.T) {
 	y := testpg.StartStandby(t, p)
 	stop(t, y)
 	p.Psql(t, "INSERT INTO t SELECT generate_series(1, 300000)")
-	for i := 0; strings.TrimSpace(p.Psql(t, "SELECT replay_lsn >= pg_current_wal_lsn() FROM pg_stat_replication")) != "t"; i++ {
-		if i == 300 {
-			t.Fatal("x does not catch up")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	caughtUp(t, p)
 	stop(t, p)
 	// y, promoted: its own settings in postgresql.auto.conf, p's conninfo gone.
 	conf := "port = " + strconv.Itoa(y.Port) + "\nunix_socket_directories = '" + y.Dir + "'\nlisten_addresses = ''\n"
@@ -737,5 +700,31 @@ func TestPromotePassesStandbyAheadOfAForkedTimeline(t *testing.T) {
 	}
 	if out, err := pgCtl(t, x.Data, "promote", "-w", "-t", "60"); err != nil {
 		t.Fatalf("pg_ctl promote on x: %v\n%s", err, out)
+	}
+}
+
+// promoteStops promotes the running node p (what names it) and wants
+// PostgreSQL to stop it rather than end recovery: FATAL "WAL ends before
+// consistent recovery point" in its standby.log.
+func promoteStops(t *testing.T, p *testpg.Server, what string) {
+	t.Helper()
+	if out, err := pgCtl(t, p.Data, "promote", "-w", "-t", "30"); err == nil {
+		t.Fatalf("pg_ctl promote on %s succeeded, want the server to stop:\n%s", what, out)
+	}
+	if log := mustRead(t, filepath.Join(p.Dir, "standby.log")); !strings.Contains(log, "FATAL:  WAL ends before consistent recovery point") {
+		t.Errorf("the promoted node's log has no \"WAL ends before consistent recovery point\":\n%s", log)
+	}
+}
+
+// caughtUp waits, for at most 30 s, until the standby streaming from p
+// (its only one) has replayed all of p's WAL, as p's
+// pg_stat_replication says.
+func caughtUp(t *testing.T, p *testpg.Server) {
+	t.Helper()
+	for i := 0; strings.TrimSpace(p.Psql(t, "SELECT replay_lsn >= pg_current_wal_lsn() FROM pg_stat_replication")) != "t"; i++ {
+		if i == 300 {
+			t.Fatal("the standby does not catch up in 30 s")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
