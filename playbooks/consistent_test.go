@@ -618,9 +618,10 @@ func TestPromoteRefusesMissingRecordAtSegmentStart(t *testing.T) {
 // 00000002.history and stays on timeline 1 ("forked off current database
 // system timeline before current recovery point"). It holds its WAL and
 // is consistent: running, the guard passes it (it refused it before,
-// reading on timeline 2) and pg_ctl promote succeeds; a copy without its
-// postmaster, which PostgreSQL would not start with that history file,
-// is refused saying so.
+// reading on timeline 2) and pg_ctl promote succeeds; a copy of it with
+// no server of its own, which PostgreSQL would not start with that
+// history file, is refused saying so, though its postmaster.pid names a
+// live postmaster (x's).
 func TestPromotePassesStandbyAheadOfAForkedTimeline(t *testing.T) {
 	p := testpg.Start(t, "wal_level=replica", "max_wal_senders=5", "wal_log_hints=on", "wal_keep_size=1GB", "autovacuum=off", "checkpoint_timeout=1h")
 	p.Psql(t, "CREATE TABLE t (v int)")
@@ -680,14 +681,13 @@ func TestPromotePassesStandbyAheadOfAForkedTimeline(t *testing.T) {
 	if out, done := rejoinConsistent(t, x.Data); !done {
 		t.Errorf("rejoin's wait on x: want done, got:\n%s", out)
 	}
-	// A copy of x as after a crash (no live postmaster): PostgreSQL would
-	// refuse to start it with timeline 2's history, and the guard says so.
+	// A copy of x, no server of its own: PostgreSQL would refuse to start
+	// it with timeline 2's history, and the guard says so. Its
+	// postmaster.pid names x's live postmaster, which runs another data
+	// directory (as a PID reused after a crash would).
 	copied := filepath.Join(t.TempDir(), "x")
 	if out, err := exec.Command("cp", "-a", x.Data, copied).CombinedOutput(); err != nil {
 		t.Fatalf("copying x: %v\n%s", err, out)
-	}
-	if err := os.Remove(filepath.Join(copied, "postmaster.pid")); err != nil {
-		t.Fatal(err)
 	}
 	chownPostgres(t, filepath.Dir(copied))
 	out, code = judgeConsistent(t, copied)
