@@ -135,6 +135,48 @@ func (e *LeftoverError) Error() string {
 		e.Key.Host, e.Wait, e.PID, e.PID, e.Key.Host)
 }
 
+// awaitLeftovers waits, before the facts and the guards look at the
+// hosts, for every command the interrupted attempt left running (see
+// awaitLeftover): a guard that looked while one still changed its host (a
+// data directory being put in place) would judge a state no step left,
+// and refuse the resume, or pass, on it.
+func (x *run) awaitLeftovers(ctx context.Context) error {
+	if x.resume == nil || len(x.resume.Leftovers) == 0 {
+		return nil
+	}
+	keys := make([]StepKey, 0, len(x.resume.Leftovers))
+	for k := range x.resume.Leftovers {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if a.Index != b.Index {
+			return a.Index < b.Index
+		}
+		if a.Host != b.Host {
+			return a.Host < b.Host
+		}
+		return a.Item < b.Item
+	})
+	for _, k := range keys {
+		h, err := x.inv.Host(k.Host)
+		if err != nil {
+			return err
+		}
+		ex := &steps.Exec{
+			Host:    steps.Host{Name: h.Name, Address: h.Address, Vars: h.Vars},
+			Connect: func(ctx context.Context) (transport.Conn, error) { return x.pool.get(ctx, h) },
+			Progress: func(msg string) {
+				x.sink.Emit(&Event{Type: EventStepProgress, Index: k.Index, Host: k.Host, Item: k.Item, Message: msg})
+			},
+		}
+		if err := x.awaitLeftover(ctx, ex, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // awaitLeftover waits for the command an interrupted attempt of the step
 // started on its host to end: checked again while it still runs, the step
 // would find half a change, and might make it a second time.

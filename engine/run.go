@@ -212,6 +212,9 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook, in Inputs) (err error) {
 	if err := x.checkHosts(); err != nil {
 		return err
 	}
+	if err := x.awaitLeftovers(ctx); err != nil {
+		return err
+	}
 	if err := x.factsAndGuards(ctx); err != nil {
 		return err
 	}

@@ -46,9 +46,11 @@ steps:
 	}
 }
 
-// TestResumeWaitsForLeftoverAndSaysSo: a resume rechecks an in-doubt step
-// only once the command its lost attempt left running on the host has
-// ended, and says on the step's progress that it is waiting for it.
+// TestResumeWaitsForLeftoverAndSaysSo: a resume waits for the command the
+// lost attempt of an in-doubt step left running on the host to end before
+// its guards look at the hosts (a guard would judge the host halfway
+// through that command's change), says on the step's progress that it is
+// waiting for it, and rechecks the step after.
 func TestResumeWaitsForLeftoverAndSaysSo(t *testing.T) {
 	dir := t.TempDir()
 	leftover := exec.Command("sleep", "1")
@@ -66,12 +68,16 @@ version: 1
 name: leftover
 params:
   dir: {type: string}
+require:
+  - name: the leftover has ended
+    ssh-exec: {command: "if kill -0 -- -%d 2>/dev/null; then echo running; else echo gone; fi"}
+    assert: trim(result.stdout) == "gone"
 steps:
   - id: after
     ssh-exec:
       command: if kill -0 -- -%d 2>/dev/null; then echo beside >> ${{ params.dir }}/log; else echo after >> ${{ params.dir }}/log; fi
       idempotent: true
-`, pgid))
+`, pgid, pgid))
 	key := engine.StepKey{Index: 1, Host: engine.Localhost}
 	resume := &engine.Resume{
 		InDoubt:      map[engine.StepKey]string{key: "after"},
@@ -88,7 +94,7 @@ steps:
 	}
 	progress := rec.each(engine.EventStepProgress, func(e *engine.Event) string { return e.Message })
 	want := fmt.Sprintf("the command of the interrupted attempt still runs (process group %d): waiting for it to end", pgid)
-	if len(progress) != 2 || !strings.HasPrefix(progress[0], "in doubt") || progress[1] != want {
-		t.Errorf("progress: %q, want the recheck announced, then %q", progress, want)
+	if len(progress) != 2 || progress[0] != want || !strings.HasPrefix(progress[1], "in doubt") {
+		t.Errorf("progress: %q, want %q, then the recheck announced", progress, want)
 	}
 }
