@@ -424,6 +424,18 @@ func (l *Lab) boot(h *Host) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	ns := []string{"-t", strconv.Itoa(ld), "-n", "--"}
+	// The container's end of its veth (host0) may reach the container's
+	// network namespace only after its init is there: wait for the link.
+	for linkDeadline := time.Now().Add(20 * time.Second); ; {
+		err := run("nsenter", append(ns, "ip", "link", "show", "host0")...)
+		if err == nil {
+			break
+		}
+		if !alive(h.PID) || time.Now().After(linkDeadline) {
+			return fmt.Errorf("%s: its network link host0 did not appear: %w", h.Name, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	for _, c := range [][]string{
 		{"ip", "link", "set", "lo", "up"},
 		{"ip", "addr", "add", h.Address + "/24", "dev", "host0"},
