@@ -22,8 +22,7 @@ import (
 // stands among the guards, and its command, as bundled.
 func consistentGuard(t *testing.T) (index int, command string) {
 	t.Helper()
-	src, _ := playbooks.Lookup("pg-ha/promote-standby")
-	var doc struct {
+	doc := bundled[struct {
 		Require []struct {
 			Name    string `yaml:"name"`
 			Assert  string `yaml:"assert"`
@@ -32,10 +31,7 @@ func consistentGuard(t *testing.T) (index int, command string) {
 				ReadOnly bool   `yaml:"read_only"`
 			} `yaml:"ssh-exec"`
 		} `yaml:"require"`
-	}
-	if err := yaml.Unmarshal(src, &doc); err != nil {
-		t.Fatal(err)
-	}
+	}](t, "pg-ha/promote-standby")
 	for i, g := range doc.Require {
 		if strings.HasPrefix(g.Name, "the standby has reached a consistent state") {
 			if !g.SSHExec.ReadOnly || g.Assert != "result.reachable && result.exit_code == 0" {
@@ -52,8 +48,7 @@ func consistentGuard(t *testing.T) (index int, command string) {
 // one poll of its probe on data, as bundled, and whether the wait ends.
 func rejoinConsistent(t *testing.T, data string) (string, bool) {
 	t.Helper()
-	src, _ := playbooks.Lookup("pg-ha/rejoin")
-	var doc struct {
+	doc := bundled[struct {
 		Steps []struct {
 			ID        string `yaml:"id"`
 			WaitUntil struct {
@@ -65,10 +60,7 @@ func rejoinConsistent(t *testing.T, data string) (string, bool) {
 				Until string `yaml:"until"`
 			} `yaml:"wait-until"`
 		} `yaml:"steps"`
-	}
-	if err := yaml.Unmarshal(src, &doc); err != nil {
-		t.Fatal(err)
-	}
+	}](t, "pg-ha/rejoin")
 	for _, st := range doc.Steps {
 		if st.ID != "consistent" {
 			continue

@@ -20,22 +20,33 @@ import (
 	"github.com/runbook-dev/runbook/playbooks"
 )
 
+// bundled reads the bundled playbook name into T (the fields a test
+// reads of it).
+func bundled[T any](t *testing.T, name string) T {
+	t.Helper()
+	var doc T
+	src, ok := playbooks.Lookup(name)
+	if !ok {
+		t.Fatalf("no bundled playbook %s", name)
+	}
+	if err := yaml.Unmarshal(src, &doc); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return doc
+}
+
 // rejoinStep returns the command of one of pg-ha/rejoin's ssh-exec steps,
 // as bundled.
 func rejoinStep(t *testing.T, id string) string {
 	t.Helper()
-	src, _ := playbooks.Lookup("pg-ha/rejoin")
-	var doc struct {
+	doc := bundled[struct {
 		Steps []struct {
 			ID      string `yaml:"id"`
 			SSHExec struct {
 				Command string `yaml:"command"`
 			} `yaml:"ssh-exec"`
 		} `yaml:"steps"`
-	}
-	if err := yaml.Unmarshal(src, &doc); err != nil {
-		t.Fatal(err)
-	}
+	}](t, "pg-ha/rejoin")
 	for _, s := range doc.Steps {
 		if s.ID == id {
 			return s.SSHExec.Command
