@@ -85,19 +85,30 @@ func rejoinConsistent(t *testing.T, data string) (string, bool) {
 // shared/consistent.vars.yaml, as bundled.
 func walConsistent(t *testing.T) string {
 	t.Helper()
-	b, err := playbooks.ReadFile("shared/consistent.vars.yaml")
+	return sharedFunction(t, "consistent", "wal_consistent")
+}
+
+// sharedFunction is the shell function name, the var of the same name in
+// the bundled shared/file.vars.yaml; the test fails if the var does not
+// hold that function.
+func sharedFunction(t *testing.T, file, name string) string {
+	t.Helper()
+	path := "shared/" + file + ".vars.yaml"
+	b, err := playbooks.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var doc struct {
-		Vars struct {
-			WALConsistent string `yaml:"wal_consistent"`
-		}
+		Vars map[string]yaml.Node
 	}
-	if err := yaml.Unmarshal(b, &doc); err != nil || !strings.Contains(doc.Vars.WALConsistent, "wal_consistent()") {
-		t.Fatalf("shared/consistent.vars.yaml: no wal_consistent function (%v)", err)
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("%s: %v", path, err)
 	}
-	return doc.Vars.WALConsistent
+	fn := doc.Vars[name].Value
+	if !strings.Contains(fn, name+"()") {
+		t.Fatalf("%s: no %s function", path, name)
+	}
+	return fn
 }
 
 // asPostgres runs cmd as the postgres user when this process is root, as
@@ -186,42 +197,16 @@ func TestPromoteRefusesInconsistentStandby(t *testing.T) {
 		t.Errorf("rejoin's wait on a consistent standby: want done, got:\n%s", out)
 	}
 
-	if out, err := pgCtl(t, q.Data, "promote", "-w", "-t", "60"); err != nil {
-		t.Fatalf("promoting the standby: %v\n%s", err, out)
-	}
-	// The old primary writes after the switch point: it must be rewound.
-	p.Psql(t, "INSERT INTO t VALUES (-1)")
-	stop(t, p)
-	q.Psql(t, "INSERT INTO t SELECT generate_series(1, 10)")
-	q.Psql(t, "CHECKPOINT")
-	rewind := exec.Command(filepath.Join(testpg.Bin, "pg_rewind"), "-D", p.Data,
-		"--source-server=host="+q.Socket+" port="+strconv.Itoa(q.Port)+" user=postgres dbname=postgres")
-	asPostgres(t, rewind)
-	if out, err := rewind.CombinedOutput(); err != nil {
-		t.Fatalf("pg_rewind: %v\n%s", err, out)
-	}
+	min := promoteAndRewind(t, p, q, "")
 	// The new primary loses power: what it had not flushed is gone.
 	if err := q.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
-	}
-	min := controlField(t, p.Data, "Minimum recovery ending location")
-	if tl := controlField(t, p.Data, "Min recovery ending loc's timeline"); tl != "2" {
-		t.Fatalf("the rewound node's minimum recovery point is on timeline %s, want 2", tl)
 	}
 	// The node received the new primary's WAL only up to the start of the
 	// last record before that point (as the lab's node, 328 bytes short):
 	// the rest of the segment, what it never got, is zeros.
 	cut := cutLastRecord(t, p.Data, min)
-	if err := os.WriteFile(filepath.Join(p.Data, "standby.signal"), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	conf := "primary_conninfo = 'host=" + q.Socket + " port=" + strconv.Itoa(q.Port) + " user=postgres'\nhot_standby = off\nport = " + strconv.Itoa(p.Port) + "\nunix_socket_directories = '" + p.Dir + "'\nlisten_addresses = ''\n"
-	if err := os.WriteFile(filepath.Join(p.Data, "postgresql.auto.conf"), []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []string{"standby.signal", "postgresql.auto.conf"} {
-		chownPostgres(t, filepath.Join(p.Data, f))
-	}
+	standbyOf(t, p, q, "off")
 
 	want := func(out string, code int, when string) {
 		t.Helper()
@@ -253,10 +238,7 @@ func TestPromoteRefusesInconsistentStandby(t *testing.T) {
 	}
 
 	// Up, waiting for WAL from a primary that is gone.
-	if out, err := pgCtl(t, p.Data, "start", "-w", "-t", "60", "-l", filepath.Join(p.Dir, "standby.log")); err != nil {
-		t.Fatalf("starting the rewound node: %v\n%s", err, out)
-	}
-	t.Cleanup(func() { _, _ = pgCtl(t, p.Data, "stop", "-m", "immediate") })
+	startStandby(t, p)
 	out, code = judgeConsistent(t, p.Data)
 	want(out, code, "the rewound node, running")
 	if got := controlField(t, p.Data, "Database cluster state"); got != "in archive recovery" {
@@ -338,9 +320,19 @@ func rewoundNode(t *testing.T, last string) (p, q *testpg.Server, min string) {
 	q = testpg.StartStandby(t, p, "wal_log_hints=on", "wal_keep_size=1GB", "autovacuum=off")
 	p.Psql(t, "CREATE TABLE t (v int)")
 	caughtUp(t, p)
+	return p, q, promoteAndRewind(t, p, q, last)
+}
+
+// promoteAndRewind promotes q, the standby of p that has caught up with
+// it; p writes after the switch point and stops, q writes and
+// checkpoints, then runs last if given; pg_rewind rewinds p from q. It
+// returns p's minimum recovery point, which must be on q's timeline 2.
+func promoteAndRewind(t *testing.T, p, q *testpg.Server, last string) (min string) {
+	t.Helper()
 	if out, err := pgCtl(t, q.Data, "promote", "-w", "-t", "60"); err != nil {
 		t.Fatalf("promoting the standby: %v\n%s", err, out)
 	}
+	// The old primary writes after the switch point: it must be rewound.
 	p.Psql(t, "INSERT INTO t VALUES (-1)")
 	stop(t, p)
 	q.Psql(t, "INSERT INTO t SELECT generate_series(1, 10)")
@@ -357,13 +349,19 @@ func rewoundNode(t *testing.T, last string) (p, q *testpg.Server, min string) {
 	if tl := controlField(t, p.Data, "Min recovery ending loc's timeline"); tl != "2" {
 		t.Fatalf("the rewound node's minimum recovery point is on timeline %s, want 2", tl)
 	}
-	return p, q, controlField(t, p.Data, "Minimum recovery ending location")
+	return controlField(t, p.Data, "Minimum recovery ending location")
 }
 
-// asStandby makes the stopped node p a standby of q (settings in
-// postgresql.auto.conf) and starts it, logging to standby.log; it is
-// stopped when the test ends.
+// asStandby makes the stopped node p a standby of q and starts it.
 func asStandby(t *testing.T, p, q *testpg.Server, hotStandby string) {
+	t.Helper()
+	standbyOf(t, p, q, hotStandby)
+	startStandby(t, p)
+}
+
+// standbyOf makes the stopped node p a standby of q: standby.signal, and
+// the settings in postgresql.auto.conf.
+func standbyOf(t *testing.T, p, q *testpg.Server, hotStandby string) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(p.Data, "standby.signal"), nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -375,6 +373,12 @@ func asStandby(t *testing.T, p, q *testpg.Server, hotStandby string) {
 	for _, f := range []string{"standby.signal", "postgresql.auto.conf"} {
 		chownPostgres(t, filepath.Join(p.Data, f))
 	}
+}
+
+// startStandby starts the stopped node p, logging to standby.log; it is
+// stopped when the test ends.
+func startStandby(t *testing.T, p *testpg.Server) {
+	t.Helper()
 	if out, err := pgCtl(t, p.Data, "start", "-w", "-t", "60", "-l", filepath.Join(p.Dir, "standby.log")); err != nil {
 		t.Fatalf("starting the rewound node: %v\n%s", err, out)
 	}

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/runbook-dev/runbook/internal/testpg"
 	"github.com/runbook-dev/runbook/playbooks"
 )
@@ -42,20 +40,9 @@ func TestLivePostmasterTests(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(stale, "postmaster.pid"), []byte(strconv.Itoa(other.Process.Pid)+"\n"+stale+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	vars, err := playbooks.ReadFile("shared/postmaster.vars.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Vars struct {
-			LivePostmaster string `yaml:"live_postmaster"`
-		}
-	}
-	if err := yaml.Unmarshal(vars, &doc); err != nil || !strings.Contains(doc.Vars.LivePostmaster, "live_postmaster()") {
-		t.Fatalf("shared/postmaster.vars.yaml: no live_postmaster function (%v)", err)
-	}
+	livePostmaster := sharedFunction(t, "postmaster", "live_postmaster")
 	test := func(call string, as ...string) bool {
-		script := doc.Vars.LivePostmaster + "if " + call + "; then echo live; else echo dead; fi"
+		script := livePostmaster + "if " + call + "; then echo live; else echo dead; fi"
 		cmd := exec.Command("sh", "-c", script)
 		if len(as) > 0 {
 			// As the steps that run with become: postgres do.

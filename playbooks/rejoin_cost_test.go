@@ -124,15 +124,7 @@ func TestRejoinRewindCost(t *testing.T) {
 	p := testpg.Start(t, "wal_level=replica", "max_wal_senders=5", "wal_log_hints=on", "wal_keep_size=1GB")
 	q := testpg.StartStandby(t, p, "wal_keep_size=1GB")
 	p.Psql(t, "CREATE TABLE t AS SELECT g AS id, repeat(md5(g::text), 7) AS pad FROM generate_series(1, 20000) g")
-	for i := 0; ; i++ {
-		if strings.TrimSpace(q.Psql(t, "SELECT pg_last_wal_replay_lsn() >= '"+strings.TrimSpace(p.Psql(t, "SELECT pg_current_wal_lsn()"))+"'")) == "t" {
-			break
-		}
-		if i == 100 {
-			t.Fatal("the standby does not catch up")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	caughtUp(t, p)
 	q.Psql(t, "SELECT pg_promote()")
 	// The new primary writes far more WAL than its databases hold (a
 	// table made and dropped), kept by wal_keep_size.

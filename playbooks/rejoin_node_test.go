@@ -55,15 +55,7 @@ func TestRejoinJudgesDivergence(t *testing.T) {
 	q := testpg.StartStandby(t, p)
 	sysid := strings.TrimSpace(p.Psql(t, "SELECT system_identifier FROM pg_control_system()"))
 	p.Psql(t, "CREATE TABLE t (v int)")
-	for i := 0; ; i++ {
-		if strings.TrimSpace(q.Psql(t, "SELECT pg_last_wal_replay_lsn() >= '"+strings.TrimSpace(p.Psql(t, "SELECT pg_current_wal_lsn()"))+"'")) == "t" {
-			break
-		}
-		if i == 100 {
-			t.Fatal("the standby does not catch up")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	caughtUp(t, p)
 
 	// Same timeline: the primary p, stopped cleanly, against a source on
 	// timeline 1 further on; the standby q, stopped, likewise.
