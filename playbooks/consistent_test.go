@@ -424,15 +424,7 @@ func TestPromotePassesRewoundStandbyAtSegmentStart(t *testing.T) {
 			// The new primary flushes past min (rejoin's flushed step).
 			q.Psql(t, "SELECT txid_current()")
 			asStandby(t, p, q, c.hot)
-			for i := 0; ; i++ {
-				if strings.TrimSpace(q.Psql(t, "SELECT replay_lsn >= '"+min+"' FROM pg_stat_replication")) == "t" {
-					break
-				}
-				if i == 300 {
-					t.Fatal("the rewound node does not replay up to its minimum recovery point")
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+			standbyReached(t, q, "replay_lsn >= '"+min+"'", "the rewound node does not replay up to its minimum recovery point")
 			// No record begins in min's segment before min: reading from
 			// the segment's start finds none.
 			start := lsn(t, min) / seg * seg
@@ -565,15 +557,7 @@ func TestPromoteRefusesMissingRecordAtSegmentStart(t *testing.T) {
 	}
 	q.Psql(t, "SELECT txid_current()")
 	asStandby(t, p, q, "off")
-	for i := 0; ; i++ {
-		if strings.TrimSpace(q.Psql(t, "SELECT flush_lsn >= '"+min+"' FROM pg_stat_replication")) == "t" {
-			break
-		}
-		if i == 300 {
-			t.Fatal("the rewound node does not receive its minimum recovery point")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	standbyReached(t, q, "flush_lsn >= '"+min+"'", "the rewound node does not receive its minimum recovery point")
 	if out, err := pgCtl(t, p.Data, "stop", "-m", "immediate", "-w"); err != nil {
 		t.Fatalf("stopping the node: %v\n%s", err, out)
 	}
@@ -717,9 +701,17 @@ func promoteStops(t *testing.T, p *testpg.Server, what string) {
 // pg_stat_replication says.
 func caughtUp(t *testing.T, p *testpg.Server) {
 	t.Helper()
-	for i := 0; strings.TrimSpace(p.Psql(t, "SELECT replay_lsn >= pg_current_wal_lsn() FROM pg_stat_replication")) != "t"; i++ {
+	standbyReached(t, p, "replay_lsn >= pg_current_wal_lsn()", "the standby does not catch up in 30 s")
+}
+
+// standbyReached waits, for at most 30 s, until cond holds of p's only
+// standby, as a boolean over p's pg_stat_replication; otherwise the test
+// fails with failure.
+func standbyReached(t *testing.T, p *testpg.Server, cond, failure string) {
+	t.Helper()
+	for i := 0; strings.TrimSpace(p.Psql(t, "SELECT "+cond+" FROM pg_stat_replication")) != "t"; i++ {
 		if i == 300 {
-			t.Fatal("the standby does not catch up in 30 s")
+			t.Fatal(failure)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
