@@ -115,15 +115,25 @@ func sharedFunction(t *testing.T, file, name string) string {
 // the playbook's become: postgres does.
 func asPostgres(t *testing.T, cmd *exec.Cmd) {
 	t.Helper()
+	if uid, gid, root := postgresIDs(t); root {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		cmd.Dir = "/"
+	}
+}
+
+// postgresIDs returns the postgres user's ids when this process is root
+// (whose files and commands the tests hand to postgres); root is false
+// otherwise, when everything already is the test user's.
+func postgresIDs(t *testing.T) (uid, gid int, root bool) {
+	t.Helper()
 	if os.Geteuid() != 0 {
-		return
+		return 0, 0, false
 	}
 	uid, gid, err := testpg.PostgresIDs()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-	cmd.Dir = "/"
+	return uid, gid, true
 }
 
 // judgeConsistent runs the guard's command on the data directory data and
@@ -253,17 +263,14 @@ func TestPromoteRefusesInconsistentStandby(t *testing.T) {
 	promoteStops(t, p, "the rewound node")
 }
 
+// chownPostgres gives path to the postgres user when this process is
+// root, as a file PostgreSQL made would be.
 func chownPostgres(t *testing.T, path string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		return
-	}
-	uid, gid, err := testpg.PostgresIDs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(path, uid, gid); err != nil {
-		t.Fatal(err)
+	if uid, gid, root := postgresIDs(t); root {
+		if err := os.Chown(path, uid, gid); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
