@@ -240,15 +240,7 @@ func (h *ha) killedAndResumed(step string, args ...string) string {
 	if !errors.As(err, &ee) || !ee.Sys().(syscall.WaitStatus).Signaled() {
 		h.t.Fatalf("runbook %s was not killed at step %s: %v\n%s%s", strings.Join(args, " "), step, err, out, errOut)
 	}
-	id := ""
-	for f := range labJournals() {
-		if !before[f] {
-			id = strings.TrimSuffix(filepath.Base(f), ".journal")
-		}
-	}
-	if id == "" {
-		h.t.Fatal("the killed run left no journal")
-	}
+	id := killedRun(h.t, before)
 	rout, rerr, err := runbook(h.t, h.env, "resume", id, "--yes")
 	if err != nil {
 		h.t.Fatalf("runbook resume %s: %v\n%s%s", id, err, rout, rerr)

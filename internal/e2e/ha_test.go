@@ -84,6 +84,17 @@ func (h *ha) run(args ...string) (string, error) {
 	return out + errOut, err
 }
 
+// debianPair boots a lab of pg1 and pg2 (laid out as Debian's packages)
+// and configures pg1 as the primary and pg2 as its standby with
+// pg-ha/configure-primary and pg-ha/configure-standby.
+func debianPair(t *testing.T) *ha {
+	t.Helper()
+	h := &ha{t: t, l: startLab(t, "pg1", "pg2"), env: []string{"RUNBOOK_REPLICATION_PASSWORD=" + replicationPassword}, layoutArg: "layout=debian"}
+	h.ok("run", "pg-ha/configure-primary", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg)
+	h.ok("run", "pg-ha/configure-standby", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg)
+	return h
+}
+
 // ok runs a playbook that must succeed.
 func (h *ha) ok(args ...string) string {
 	h.t.Helper()

@@ -168,6 +168,20 @@ func labJournals() map[string]bool {
 	return m
 }
 
+// killedRun is the id of the run whose journal the lab's state directory
+// holds and before did not: the run just killed. The test fails if there
+// is none.
+func killedRun(t *testing.T, before map[string]bool) string {
+	t.Helper()
+	for f := range labJournals() {
+		if !before[f] {
+			return strings.TrimSuffix(filepath.Base(f), ".journal")
+		}
+	}
+	t.Fatal("the killed run left no journal")
+	return ""
+}
+
 func writeFile(t *testing.T, name, content string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)

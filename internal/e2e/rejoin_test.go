@@ -22,11 +22,8 @@ import (
 // checksums, loses power after pg1's promotion; rejoin refuses with that
 // reason and names the base backup, which then brings it back.
 func TestRejoin(t *testing.T) {
-	l := startLabWith(t, lab.Options{Hosts: []string{"pg1", "pg2"}})
-	h := &ha{t: t, l: l, env: []string{"RUNBOOK_REPLICATION_PASSWORD=" + replicationPassword}, layoutArg: "layout=debian"}
+	h := debianPair(t)
 	unit := lab.Layouts[lab.LayoutDebian].Unit
-	h.ok("run", "pg-ha/configure-primary", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg)
-	h.ok("run", "pg-ha/configure-standby", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg)
 	h.psql("pg1", "CREATE TABLE rj_rows (id int PRIMARY KEY); INSERT INTO rj_rows SELECT generate_series(1, 1000)")
 	// The data directory's inode: a base backup puts a new directory in
 	// its place, pg_rewind works inside it.
@@ -245,11 +242,8 @@ func TestRejoinTiming(t *testing.T) {
 	if os.Getenv("RUNBOOK_E2E_REJOIN_BENCH") == "" {
 		t.Skip("a measurement: set RUNBOOK_E2E_REJOIN_BENCH=1 to run it")
 	}
-	l := startLabWith(t, lab.Options{Hosts: []string{"pg1", "pg2"}})
-	h := &ha{t: t, l: l, env: []string{"RUNBOOK_REPLICATION_PASSWORD=" + replicationPassword}, layoutArg: "layout=debian"}
+	h := debianPair(t)
 	unit := lab.Layouts[lab.LayoutDebian].Unit
-	h.ok("run", "pg-ha/configure-primary", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg)
-	h.ok("run", "pg-ha/configure-standby", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg)
 	// pg_rewind (15) copies the new primary's whole pg_wal, up to
 	// max_wal_size (1 GB by default) right after a load: with
 	// RUNBOOK_E2E_REJOIN_MAX_WAL_SIZE (say 256MB) both nodes run with a

@@ -3,7 +3,6 @@ package e2e
 import (
 	"errors"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,11 +19,8 @@ import (
 // was (that would make two primaries), nor unmask it; it stops, saying
 // that the standby is a primary now and how to bring the old one back.
 func TestSwitchoverAfterOutsidePromotion(t *testing.T) {
-	l := startLabWith(t, lab.Options{Hosts: []string{"pg1", "pg2"}})
-	h := &ha{t: t, l: l, env: []string{"RUNBOOK_REPLICATION_PASSWORD=" + replicationPassword}, layoutArg: "layout=debian"}
+	h := debianPair(t)
 	unit := lab.Layouts[lab.LayoutDebian].Unit
-	h.ok("run", "pg-ha/configure-primary", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg)
-	h.ok("run", "pg-ha/configure-standby", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg)
 	h.psql("pg1", "ALTER SYSTEM SET wal_sender_timeout = '5s'")
 	h.psql("pg1", "SELECT pg_reload_conf()")
 
@@ -34,20 +30,12 @@ func TestSwitchoverAfterOutsidePromotion(t *testing.T) {
 	h.sh("pg2", "pkill -STOP -f '^postgres: .*walreceiver'")
 	known := labJournals()
 	env := append(append([]string{}, h.env...), "RUNBOOK_CRASHPOINT=outcome:7")
-	out, errOut, err := runbook(t, env, "run", "-i", l.InventoryPath(), "pg-ha/switchover", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg)
+	out, errOut, err := runbook(t, env, "run", "-i", h.l.InventoryPath(), "pg-ha/switchover", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg)
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || !ee.Sys().(syscall.WaitStatus).Signaled() {
 		t.Fatalf("the switchover armed to die after its fence was not killed: %v\n%s%s", err, out, errOut)
 	}
-	runID := ""
-	for f := range labJournals() {
-		if !known[f] {
-			runID = strings.TrimSuffix(filepath.Base(f), ".journal")
-		}
-	}
-	if runID == "" {
-		t.Fatal("the killed switchover left no journal")
-	}
+	runID := killedRun(t, known)
 	if got := h.sh("pg1", "systemctl is-active "+unit+"; systemctl is-enabled "+unit+"; true"); got != "inactive\nmasked" {
 		t.Fatalf("pg1 after the switchover died after its fence: %q, want stopped and masked", got)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -271,15 +270,7 @@ func TestSwitchover(t *testing.T) {
 	if _, _, err := runbook(t, env, "run", "-i", l.InventoryPath(), "pg-ha/switchover", "-p", "primary=pg1", "-p", "standby=pg2", "-p", "orchestrator=orch", "-p", h.layoutArg); err == nil {
 		t.Fatal("the switchover armed to die after its promotion finished")
 	}
-	runID := ""
-	for f := range labJournals() {
-		if !known[f] {
-			runID = strings.TrimSuffix(filepath.Base(f), ".journal")
-		}
-	}
-	if runID == "" {
-		t.Fatal("the killed switchover left no journal")
-	}
+	runID := killedRun(t, known)
 	if got := h.psql("pg2", "SELECT pg_is_in_recovery()"); got != "f" {
 		t.Fatalf("pg2 was not promoted before the crash point: in recovery %s", got)
 	}

@@ -46,11 +46,8 @@ import (
 //     when the monitoring cannot log in, WARNING "roles swapped" after a
 //     switchover checked with the old roles.
 func TestSyncStatusCheck(t *testing.T) {
-	l := startLab(t, "pg1", "pg2")
-	h := &ha{t: t, l: l, env: []string{"RUNBOOK_REPLICATION_PASSWORD=" + replicationPassword}, layoutArg: "layout=debian"}
+	h := debianPair(t)
 	unit := lab.Layouts[lab.LayoutDebian].Unit
-	h.ok("run", "pg-ha/configure-primary", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg)
-	h.ok("run", "pg-ha/configure-standby", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg)
 	h.psql("pg1", "CREATE TABLE sync_rows (id serial PRIMARY KEY, payload text)")
 	prom := filepath.Join(t.TempDir(), "pgha.prom")
 	check := []string{"run", "pg-ha/check", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg, "-p", "prometheus_file=" + prom}
@@ -206,7 +203,7 @@ func TestSyncStatusCheck(t *testing.T) {
 	h.promFile(prom, 2, map[string]float64{"pgha_second_primary": 1, "pgha_roles_swapped": 0})
 
 	// Unreachable: pg2 powered off.
-	if err := l.Fault(context.Background(), "pg2", lab.FaultKill); err != nil {
+	if err := h.l.Fault(context.Background(), "pg2", lab.FaultKill); err != nil {
 		t.Fatal(err)
 	}
 	h.check(3, "PGHA UNKNOWN - cannot reach the primary pg2: nothing answers at its SSH port", swapped...)
