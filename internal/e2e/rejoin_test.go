@@ -23,7 +23,6 @@ import (
 // reason and names the base backup, which then brings it back.
 func TestRejoin(t *testing.T) {
 	h := debianPair(t)
-	unit := lab.Layouts[lab.LayoutDebian].Unit
 	h.psql("pg1", "CREATE TABLE rj_rows (id int PRIMARY KEY); INSERT INTO rj_rows SELECT generate_series(1, 1000)")
 	// The data directory's inode: a base backup puts a new directory in
 	// its place, pg_rewind works inside it.
@@ -38,7 +37,7 @@ func TestRejoin(t *testing.T) {
 	h.failover("pg1", "pg2")
 	h.psql("pg2", "INSERT INTO rj_rows SELECT generate_series(1001, 1100)")
 	h.keepsSwitchWAL("pg2")
-	h.boot("pg1", unit)
+	h.boot("pg1", pgUnit)
 	// pg1 came back as a primary: rejoin refuses while it runs; what it
 	// writes now is on no other node, and is rewound.
 	h.psql("pg1", "SET synchronous_commit = local; INSERT INTO rj_rows VALUES (-1)")
@@ -50,18 +49,18 @@ func TestRejoin(t *testing.T) {
 	// rejoin stops before any change, naming the newer one.
 	swapped := []string{"run", "pg-ha/rejoin", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg}
 	h.refused("pg2 looks like the newer primary", swapped...)
-	h.sh("pg2", "systemctl stop "+unit)
+	h.sh("pg2", "systemctl stop "+pgUnit)
 	out, err := h.run(swapped...)
 	if err == nil || !strings.Contains(out, "rejoin refused, nothing changed: the node's timeline 2 is newer than the given new primary's 1") ||
 		!strings.Contains(out, "pg2 (timeline 2") || !strings.Contains(out, "runbook run pg-ha/rejoin -p primary=pg2 -p standby=pg1") || strings.Contains(out, "] changed ") {
 		t.Fatalf("rejoin with the roles swapped did not refuse before any change, naming pg2 the newer primary: %v\n%s", err, out)
 	}
-	h.sh("pg2", "systemctl start "+unit)
+	h.sh("pg2", "systemctl start "+pgUnit)
 	h.psqlWait("pg2", "SELECT count(*) FROM rj_rows", "1100")
 	// Killed rather than stopped: its cluster is left "in production", and
 	// pg_rewind runs PostgreSQL's crash recovery on it first (with the
 	// configuration of /etc/postgresql: --config-file).
-	h.sh("pg1", "systemctl kill --signal=SIGKILL "+unit+"; for i in $(seq 100); do systemctl is-active -q "+unit+" || break; sleep 0.1; done; "+
+	h.sh("pg1", "systemctl kill --signal=SIGKILL "+pgUnit+"; for i in $(seq 100); do systemctl is-active -q "+pgUnit+" || break; sleep 0.1; done; "+
 		h.layoutEnv("pg1")+"LC_ALL=C /usr/lib/postgresql/15/bin/pg_controldata -D $D | grep -q 'state: *in production'")
 	// The new primary still names a synchronous standby that is absent (the
 	// node itself): rejoin's own commits there must not wait for it.
@@ -114,7 +113,7 @@ func TestRejoin(t *testing.T) {
 	// write from its time as a second primary is gone.
 	h.psql("pg2", "INSERT INTO rj_rows VALUES (2001)")
 	h.psql("pg2", "ALTER SYSTEM SET wal_log_hints = off")
-	h.sh("pg2", "systemctl restart "+unit)
+	h.sh("pg2", "systemctl restart "+pgUnit)
 	if got := h.psql("pg2", "SHOW wal_log_hints"); got != "off" {
 		t.Fatalf("wal_log_hints on pg2: %s", got)
 	}
@@ -124,8 +123,8 @@ func TestRejoin(t *testing.T) {
 	if got := h.psql("pg1", "SELECT count(*) || ' ' || count(*) FILTER (WHERE id < 0) FROM rj_rows"); got != "1102 0" {
 		t.Errorf("pg1 holds %q rows (all, its own diverged write), want every row of pg2 and not its own: 1102 0", got)
 	}
-	h.boot("pg2", unit)
-	h.sh("pg2", "systemctl stop "+unit)
+	h.boot("pg2", pgUnit)
+	h.sh("pg2", "systemctl stop "+pgUnit)
 	back := []string{"run", "pg-ha/rejoin", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg}
 	out, err = h.run(back...)
 	if err == nil || !strings.Contains(out, "neither wal_log_hints = on nor data checksums") || !strings.Contains(out, "runbook run pg-ha/add-standby -p primary=pg1 -p standby=pg2 -p port=5432 -p layout=debian -p pg_version=15 -p application_name=inmanta -p replication_user=replication -p slot=replication -p discard_standby_data=true") {
@@ -144,8 +143,8 @@ func TestRejoin(t *testing.T) {
 	h.psql("pg1", "CHECKPOINT")
 	h.failover("pg1", "pg2")
 	h.psql("pg2", "INSERT INTO rj_rows VALUES (3001)")
-	h.boot("pg1", unit)
-	h.sh("pg1", "systemctl stop "+unit)
+	h.boot("pg1", pgUnit)
+	h.sh("pg1", "systemctl stop "+pgUnit)
 	h.sh("pg1", h.layoutEnv("pg1")+"mkdir $D/runbook-e2e-trap && touch $D/runbook-e2e-trap/x")
 	again := []string{"run", "pg-ha/rejoin", "-p", "primary=pg2", "-p", "standby=pg1", "-p", h.layoutArg, "-p", "discard_diverged=true"}
 	out, err = h.run(again...)
@@ -243,14 +242,13 @@ func TestRejoinTiming(t *testing.T) {
 		t.Skip("a measurement: set RUNBOOK_E2E_REJOIN_BENCH=1 to run it")
 	}
 	h := debianPair(t)
-	unit := lab.Layouts[lab.LayoutDebian].Unit
 	// pg_rewind (15) copies the new primary's whole pg_wal, up to
 	// max_wal_size (1 GB by default) right after a load: with
 	// RUNBOOK_E2E_REJOIN_MAX_WAL_SIZE (say 256MB) both nodes run with a
 	// smaller one, the crossover measured.
 	if m := os.Getenv("RUNBOOK_E2E_REJOIN_MAX_WAL_SIZE"); m != "" {
 		for _, host := range []string{"pg1", "pg2"} {
-			h.sh(host, h.layoutEnv(host)+"printf \"max_wal_size = '%s'\\n\" "+strconv.Quote(m)+" >> $D/postgresql.auto.conf && systemctl reload "+unit)
+			h.sh(host, h.layoutEnv(host)+"printf \"max_wal_size = '%s'\\n\" "+strconv.Quote(m)+" >> $D/postgresql.auto.conf && systemctl reload "+pgUnit)
 		}
 		h.psqlWait("pg1", "SHOW max_wal_size", m)
 		t.Logf("max_wal_size %s on both nodes", m)
@@ -281,7 +279,7 @@ func TestRejoinTiming(t *testing.T) {
 	if steady > 0 {
 		walMB := func(host string) string { return h.sh(host, h.layoutEnv(host)+"du -sm $D/pg_wal | cut -f1") }
 		t.Logf("after the load: pg_wal of pg1 %s MB, of pg2 %s MB", walMB("pg1"), walMB("pg2"))
-		h.sh("pg2", h.layoutEnv("pg2")+"printf \"checkpoint_timeout = '30s'\\n\" >> $D/postgresql.auto.conf && systemctl reload "+unit)
+		h.sh("pg2", h.layoutEnv("pg2")+"printf \"checkpoint_timeout = '30s'\\n\" >> $D/postgresql.auto.conf && systemctl reload "+pgUnit)
 		for r := 0; r < steady; r++ {
 			from := int64(r)*(rows/int64(steady)) + 1
 			h.psql("pg1", fmt.Sprintf("UPDATE big SET pad = repeat(md5((id + %d)::text), 7) WHERE id BETWEEN %d AND %d", r+1, from, from+49999))
@@ -290,15 +288,15 @@ func TestRejoinTiming(t *testing.T) {
 			h.sh("pg2", h.layoutEnv("pg2")+"for i in $(seq 900); do LC_ALL=C /usr/lib/postgresql/15/bin/pg_controldata -D $D | grep -q '^Latest checkpoint location: *"+ckpt+"$' && exit 0; sleep 0.1; done; exit 1")
 			t.Logf("steady round %d: pg_wal of pg1 %s MB, of pg2 %s MB (its restartpoint at %s)", r+1, walMB("pg1"), walMB("pg2"), ckpt)
 		}
-		h.sh("pg2", h.layoutEnv("pg2")+"sed -i '/^checkpoint_timeout = /d' $D/postgresql.auto.conf && systemctl reload "+unit)
+		h.sh("pg2", h.layoutEnv("pg2")+"sed -i '/^checkpoint_timeout = /d' $D/postgresql.auto.conf && systemctl reload "+pgUnit)
 	}
 
 	h.failover("pg1", "pg2")
 	lsn := h.psql("pg2", "SELECT pg_current_wal_lsn()")
 	h.psql("pg2", "UPDATE big SET pad = 'x' WHERE id % 100000 = 0")
 	t.Logf("WAL of the 20 updates on pg2: %s", h.psql("pg2", "SELECT pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), '"+lsn+"'))"))
-	h.boot("pg1", unit)
-	h.sh("pg1", "systemctl stop "+unit)
+	h.boot("pg1", pgUnit)
+	h.sh("pg1", "systemctl stop "+pgUnit)
 	walBefore := h.sh("pg2", h.layoutEnv("pg2")+"du -sm $D/pg_wal | cut -f1")
 	t.Logf("before the rejoin: pg_wal of pg2 %s MB, of pg1 %s MB", walBefore, h.sh("pg1", h.layoutEnv("pg1")+"du -sm $D/pg_wal | cut -f1"))
 	start := time.Now()
@@ -330,8 +328,8 @@ func TestRejoinTiming(t *testing.T) {
 	primary, standby := "pg1", "pg2"
 	h.failover("pg2", "pg1")
 	h.psql("pg1", "UPDATE big SET pad = 'y' WHERE id % 100000 = 0")
-	h.boot("pg2", unit)
-	h.sh("pg2", "systemctl stop "+unit)
+	h.boot("pg2", pgUnit)
+	h.sh("pg2", "systemctl stop "+pgUnit)
 	start = time.Now()
 	out = h.ok("run", "pg-ha/add-standby", "-p", "primary="+primary, "-p", "standby="+standby, "-p", h.layoutArg, "-p", "discard_standby_data=true")
 	backup := time.Since(start)

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-
-	"github.com/runbook-dev/runbook/internal/lab"
 )
 
 // TestSwitchoverAfterOutsidePromotion: a switchover dies right after it
@@ -20,7 +18,6 @@ import (
 // that the standby is a primary now and how to bring the old one back.
 func TestSwitchoverAfterOutsidePromotion(t *testing.T) {
 	h := debianPair(t)
-	unit := lab.Layouts[lab.LayoutDebian].Unit
 	h.psql("pg1", "ALTER SYSTEM SET wal_sender_timeout = '5s'")
 	h.psql("pg1", "SELECT pg_reload_conf()")
 
@@ -36,13 +33,13 @@ func TestSwitchoverAfterOutsidePromotion(t *testing.T) {
 		t.Fatalf("the switchover armed to die after its fence was not killed: %v\n%s%s", err, out, errOut)
 	}
 	runID := killedRun(t, known)
-	if got := h.sh("pg1", "systemctl is-active "+unit+"; systemctl is-enabled "+unit+"; true"); got != "inactive\nmasked" {
+	if got := h.sh("pg1", "systemctl is-active "+pgUnit+"; systemctl is-enabled "+pgUnit+"; true"); got != "inactive\nmasked" {
 		t.Fatalf("pg1 after the switchover died after its fence: %q, want stopped and masked", got)
 	}
 	// pg2 loses power: what its frozen WAL receiver had not written goes
 	// with it. It starts again as a standby (of nothing: pg1 is down) and
 	// is promoted by hand, short of pg1's shutdown checkpoint.
-	h.sh("pg2", "systemctl kill -s KILL "+unit+"; for i in $(seq 100); do systemctl is-active -q "+unit+" || break; sleep 0.1; done; systemctl reset-failed "+unit+" 2>/dev/null; systemctl start "+unit)
+	h.sh("pg2", "systemctl kill -s KILL "+pgUnit+"; for i in $(seq 100); do systemctl is-active -q "+pgUnit+" || break; sleep 0.1; done; systemctl reset-failed "+pgUnit+" 2>/dev/null; systemctl start "+pgUnit)
 	h.sh("pg2", h.layoutEnv("pg2")+"runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl promote -w -t 60 -D $D")
 	if got := h.psql("pg2", "SELECT pg_is_in_recovery()"); got != "f" {
 		t.Fatalf("pg2 was not promoted: in recovery %s", got)
@@ -54,7 +51,7 @@ func TestSwitchoverAfterOutsidePromotion(t *testing.T) {
 		!strings.Contains(out, "was promoted outside this run and is a primary now: the old primary pg1 is left stopped and its unit masked") || promoted.MatchString(out) {
 		t.Errorf("the resumed switchover after an outside promotion did not stop leaving pg1 down: %v\n%s", err, out)
 	}
-	if got := h.sh("pg1", "systemctl is-active "+unit+"; systemctl is-enabled "+unit+"; "+h.layoutEnv("pg1")+"test -e $D/postmaster.pid && echo postmaster.pid; true"); got != "inactive\nmasked" {
+	if got := h.sh("pg1", "systemctl is-active "+pgUnit+"; systemctl is-enabled "+pgUnit+"; "+h.layoutEnv("pg1")+"test -e $D/postmaster.pid && echo postmaster.pid; true"); got != "inactive\nmasked" {
 		t.Errorf("pg1 after the resumed switchover: %q, want still stopped and masked (one primary: pg2)", got)
 	}
 }

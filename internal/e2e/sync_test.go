@@ -47,7 +47,6 @@ import (
 //     switchover checked with the old roles.
 func TestSyncStatusCheck(t *testing.T) {
 	h := debianPair(t)
-	unit := lab.Layouts[lab.LayoutDebian].Unit
 	h.psql("pg1", "CREATE TABLE sync_rows (id serial PRIMARY KEY, payload text)")
 	prom := filepath.Join(t.TempDir(), "pgha.prom")
 	check := []string{"run", "pg-ha/check", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg, "-p", "prometheus_file=" + prom}
@@ -79,7 +78,7 @@ func TestSyncStatusCheck(t *testing.T) {
 	h.sh("pg2", "pkill -CONT -f '^postgres: .*startup'")
 
 	// Must show 3: pg2 dead, a commit hangs.
-	h.sh("pg2", "systemctl stop "+unit)
+	h.sh("pg2", "systemctl stop "+pgUnit)
 	h.commitHangs(true)
 	h.check(2, "PGHA CRITICAL - standby inmanta is disconnected: writes on the primary wait until it is back", check...)
 	h.promFile(prom, 2, map[string]float64{"pgha_standby_streaming": 0})
@@ -117,7 +116,7 @@ func TestSyncStatusCheck(t *testing.T) {
 	h.refused("does not stream from pg1", "run", "pg-ha/restore-sync", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg)
 
 	// pg2 back: it streams (asynchronously), then restore-sync.
-	h.sh("pg2", "systemctl start "+unit)
+	h.sh("pg2", "systemctl start "+pgUnit)
 	h.waitFor("pg2 streams", "pg1", "SELECT state FROM pg_stat_replication WHERE application_name = 'inmanta'", "streaming")
 	h.check(1, "PGHA WARNING - synchronous_standby_names is empty on the primary", check...)
 	restore := []string{"run", "pg-ha/restore-sync", "-p", "primary=pg1", "-p", "standby=pg2", "-p", h.layoutArg}
@@ -127,9 +126,9 @@ func TestSyncStatusCheck(t *testing.T) {
 	}
 	h.unchanged(restore...)
 	h.check(0, "PGHA OK", check...)
-	h.sh("pg2", "systemctl stop "+unit)
+	h.sh("pg2", "systemctl stop "+pgUnit)
 	h.commitHangs(true)
-	h.sh("pg2", "systemctl start "+unit)
+	h.sh("pg2", "systemctl start "+pgUnit)
 	h.waitFor("pg2 streams sync", "pg1", "SELECT state || ' ' || sync_state FROM pg_stat_replication WHERE application_name = 'inmanta'", "streaming sync")
 
 	// A DBA's own list: restore-sync sets it only when it names the
@@ -143,14 +142,14 @@ func TestSyncStatusCheck(t *testing.T) {
 		t.Fatalf("synchronous_standby_names after restore-sync -p synchronous_standby_names=%s: %q", own, got)
 	}
 	h.waitFor("pg2 streams as quorum", "pg1", "SELECT state || ' ' || sync_state FROM pg_stat_replication WHERE application_name = 'inmanta'", "streaming quorum")
-	h.sh("pg2", "systemctl stop "+unit)
+	h.sh("pg2", "systemctl stop "+pgUnit)
 	h.sh("pg1", "cd / && (runuser -u postgres -- psql -X -q -c \"INSERT INTO sync_rows (payload) VALUES ('waits')\" >/dev/null 2>&1 &)")
 	h.waitFor("a commit waits", "pg1", "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'", "1")
 	out = h.ok(append(degrade, "--yes")...)
 	if want := `-p synchronous_standby_names='` + own + `' (the value it had)`; !strings.Contains(out, want) {
 		t.Errorf("degrade-sync of a DBA's own list does not print %q:\n%s", want, out)
 	}
-	h.sh("pg2", "systemctl start "+unit)
+	h.sh("pg2", "systemctl start "+pgUnit)
 	h.waitFor("pg2 streams", "pg1", "SELECT state FROM pg_stat_replication WHERE application_name = 'inmanta'", "streaming")
 	h.ok(append(restore, "-p", "synchronous_standby_names="+own)...)
 	if got := h.psql("pg1", "SHOW synchronous_standby_names"); got != own {
@@ -162,7 +161,7 @@ func TestSyncStatusCheck(t *testing.T) {
 	// pg1's PostgreSQL stopped, its machine up: CRITICAL, and the
 	// Prometheus file says so (no OK left from before); nothing measured,
 	// no "|". pg2, a warm standby, and pg1 stopped: NO PRIMARY.
-	h.sh("pg1", "systemctl stop "+unit)
+	h.sh("pg1", "systemctl stop "+pgUnit)
 	line = h.check(2, "PGHA CRITICAL - PostgreSQL on the primary pg1 does not answer: ", check...)
 	if strings.Contains(line, "|") {
 		t.Errorf("a status line without performance data has a |: %q", line)
@@ -173,7 +172,7 @@ func TestSyncStatusCheck(t *testing.T) {
 	if st.Summary != "NO PRIMARY among pg1, pg2" {
 		t.Errorf("no-primary summary: %q", st.Summary)
 	}
-	h.sh("pg1", "systemctl start "+unit)
+	h.sh("pg1", "systemctl start "+pgUnit)
 	h.waitFor("pg2 streams sync", "pg1", "SELECT state || ' ' || sync_state FROM pg_stat_replication WHERE application_name = 'inmanta'", "streaming sync")
 
 	// The monitoring cannot log in to pg1 (its machine answers): UNKNOWN,
@@ -221,7 +220,7 @@ func TestSyncStatusCheck(t *testing.T) {
 	}
 	// No primary among those that answer, and one not observed: not "NO
 	// PRIMARY" (pg2 may still serve), and the partial exit status.
-	h.sh("pg1", "systemctl stop "+unit)
+	h.sh("pg1", "systemctl stop "+pgUnit)
 	st = h.status(4, status...)
 	if st.Summary != "no primary among the reachable nodes (pg1); pg2 not observed: it may still run as a primary; do not promote before it is observed or fenced" {
 		t.Errorf("summary with pg2 powered off and pg1 stopped: %q", st.Summary)
