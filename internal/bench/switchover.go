@@ -68,7 +68,7 @@ type swLab struct {
 	b   *bench
 	l   *lab.Lab
 	env []string
-	c   *committer
+	c   *lab.Committer
 }
 
 // runSwitchover brings one lab up (pg1 the primary, pg2 its synchronous
@@ -92,7 +92,7 @@ func (b *bench) runSwitchover() (err error) {
 	s := &swLab{ctx: ctx, b: b, l: l, env: append(os.Environ(), "RUNBOOK_REPLICATION_PASSWORD="+benchReplicationPassword)}
 	defer func() {
 		if s.c != nil {
-			s.c.stop()
+			s.c.Stop()
 		}
 		labMu.Lock()
 		defer labMu.Unlock()
@@ -124,16 +124,16 @@ func (b *bench) runSwitchover() (err error) {
 			}
 		}
 	}
-	s.c.stop()
+	s.c.Stop()
 	last := lab.Address(swDirections[len(swDirections)-1].to)
-	missing, err := s.c.missing(last)
+	missing, err := s.c.Missing(last)
 	if err != nil {
 		return err
 	}
 	if missing != 0 {
-		return fmt.Errorf("%d of the client's %d commits that returned are not on %s, the primary after the last round", missing, len(s.c.ids()), last)
+		return fmt.Errorf("%d of the client's %d commits that returned are not on %s, the primary after the last round", missing, s.c.Count(), last)
 	}
-	printSwitchover(got, len(s.c.ids()), last)
+	printSwitchover(got, s.c.Count(), last)
 	return nil
 }
 
@@ -177,11 +177,12 @@ func (s *swLab) setUp() error {
 	if _, err := s.ssh(lab.Address(0), `cd / && runuser -u postgres -- `+lab.Layouts[*swLayout].Bin+`/psql -qX -d inmanta -c 'CREATE TABLE bench_rows (id int PRIMARY KEY, at timestamptz DEFAULT now())' -c 'ALTER TABLE bench_rows OWNER TO inmanta'`); err != nil {
 		return err
 	}
-	s.c = &committer{
-		dsn:   "port=5432 dbname=inmanta user=inmanta password=" + strings.TrimSpace(password) + " sslmode=disable connect_timeout=2",
-		hosts: []string{lab.Address(0), lab.Address(1)},
+	s.c = &lab.Committer{
+		DSN:   "port=5432 dbname=inmanta user=inmanta password=" + strings.TrimSpace(password) + " sslmode=disable connect_timeout=2",
+		Hosts: []string{lab.Address(0), lab.Address(1)},
+		Table: "bench_rows",
 	}
-	s.c.start()
+	s.c.Start(1)
 	return nil
 }
 
@@ -232,7 +233,7 @@ func (s *swLab) settle(d swDirection) error {
 	if _, err := s.ssh(lab.Address(2), healthPoll); err != nil {
 		return fmt.Errorf("before the round, the orchestrator: %w", err)
 	}
-	if _, err := s.c.waitOn(d.from, time.Now(), 20, 60*time.Second); err != nil {
+	if _, err := s.c.WaitOn(d.from, time.Now(), 20, 60*time.Second); err != nil {
 		return fmt.Errorf("before the round: %w", err)
 	}
 	return nil
@@ -266,12 +267,12 @@ func (s *swLab) round(way string, d swDirection, n int) (r swRound, err error) {
 		return r, err
 	}
 	r.probeGaveUp = strings.TrimSpace(logged) != "0"
-	first, err := s.c.waitOn(d.to, start, 1, 30*time.Second)
+	first, err := s.c.WaitOn(d.to, start, 1, 30*time.Second)
 	if err != nil {
 		return r, err
 	}
 	r.firstCommit = first.Sub(start)
-	r.gap = s.c.longestGap(start, first)
+	r.gap = s.c.LongestGap(start, first)
 	return r, nil
 }
 

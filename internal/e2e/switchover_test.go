@@ -7,111 +7,15 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/runbook-dev/runbook/internal/lab"
 )
 
-// committer is a client that commits rows in a loop, as the orchestrator
-// would, on whichever node accepts its writes: every id whose COMMIT
-// returned is recorded, and the longest time without a commit.
-type committer struct {
-	password string
-	hosts    []string // addresses, tried in turn after a failure
-
-	mu        sync.Mutex
-	committed []int
-	longest   time.Duration
-	cancel    context.CancelFunc
-	done      chan struct{}
-}
-
-// start commits ids from first upwards until stop.
-
 // promoted finds the promotion step (of shared/promote, run as the step
 // promote) reported changed in a switchover's output.
 var promoted = regexp.MustCompile(`changed +promote: Promote the standby`)
-
-func (c *committer) start(first int) {
-	ctx, cancel := context.WithCancel(context.Background())
-	c.cancel, c.done = cancel, make(chan struct{})
-	c.committed, c.longest = nil, 0
-	go func() {
-		defer close(c.done)
-		var conn *pgx.Conn
-		defer func() {
-			if conn != nil {
-				conn.Close(context.Background())
-			}
-		}()
-		target, id, last := 0, first, time.Now()
-		for ctx.Err() == nil {
-			if conn == nil {
-				cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
-				var err error
-				conn, err = pgx.Connect(cctx, fmt.Sprintf("host=%s port=5432 dbname=inmanta user=inmanta password=%s sslmode=disable connect_timeout=2", c.hosts[target], c.password))
-				ccancel()
-				if err != nil {
-					conn = nil
-					target = (target + 1) % len(c.hosts)
-					// A client's back-off, not a wait for the test.
-					time.Sleep(20 * time.Millisecond)
-					continue
-				}
-			}
-			ectx, ecancel := context.WithTimeout(ctx, 10*time.Second)
-			_, err := conn.Exec(ectx, "INSERT INTO sw_rows (id) VALUES ($1)", id)
-			ecancel()
-			if err != nil {
-				conn.Close(context.Background())
-				conn = nil
-				target = (target + 1) % len(c.hosts)
-				id++ // an id whose commit did not return is not used again
-				continue
-			}
-			now := time.Now()
-			c.mu.Lock()
-			c.committed = append(c.committed, id)
-			if gap := now.Sub(last); gap > c.longest {
-				c.longest = gap
-			}
-			c.mu.Unlock()
-			last = now
-			id++
-		}
-	}()
-}
-
-// missing counts the ids that are not in sw_rows at addr.
-func (c *committer) missing(t *testing.T, addr string, ids []int) int {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=5432 dbname=inmanta user=inmanta password=%s sslmode=disable", addr, c.password))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	var n int
-	if err := conn.QueryRow(ctx, "SELECT count(*) FROM unnest($1::int[]) AS c(id) WHERE NOT EXISTS (SELECT FROM sw_rows r WHERE r.id = c.id)", ids).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
-// stop ends the loop and returns the ids committed and the longest time
-// without a commit.
-func (c *committer) stop() ([]int, time.Duration) {
-	c.cancel()
-	<-c.done
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.committed, c.longest
-}
 
 var unavailableRe = regexp.MustCompile(`writes unavailable for ([0-9.]+) s`)
 
@@ -189,13 +93,17 @@ func TestSwitchover(t *testing.T) {
 	h.sh("orch", "systemctl is-active inmanta-server")
 	h.psqlWait("pg1", "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'inmanta'", "sync")
 
-	c := &committer{password: password, hosts: []string{lab.Address(0), lab.Address(1)}}
+	c := &lab.Committer{
+		DSN:   "port=5432 dbname=inmanta user=inmanta password=" + password + " sslmode=disable connect_timeout=2",
+		Hosts: []string{lab.Address(0), lab.Address(1)},
+		Table: "sw_rows",
+	}
 	switched := ""
 	next := 1
 	for _, sw := range []struct{ from, to string }{{"pg1", "pg2"}, {"pg2", "pg1"}} {
 		marker := "runbook-e2e-" + sw.from
 		h.sh(sw.from, h.layoutEnv(sw.from)+"touch $D/"+marker)
-		c.start(next)
+		c.Start(next)
 		h.waitCommits(c, 20)
 		run := []string{"run", "pg-ha/switchover", "-p", "primary=" + sw.from, "-p", "standby=" + sw.to, "-p", "orchestrator=orch", "-p", h.layoutArg}
 		out := h.ok(run...)
@@ -204,7 +112,9 @@ func TestSwitchover(t *testing.T) {
 			t.Errorf("the switchover did not stop the orchestrator:\n%s", out)
 		}
 		h.waitCommits(c, 20)
-		ids, longest := c.stop()
+		c.Stop()
+		// The longest time without a commit, from the client's start.
+		ids, longest := c.IDs(), c.LongestGap(time.Time{}, time.Now())
 		next = ids[len(ids)-1] + 1000
 		m := unavailableRe.FindStringSubmatch(out)
 		if m == nil {
@@ -228,7 +138,11 @@ func TestSwitchover(t *testing.T) {
 		}
 
 		// Every commit that returned is on the new primary.
-		if missing := c.missing(t, h.address(sw.to), ids); missing != 0 {
+		missing, err := c.Missing(h.address(sw.to))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if missing != 0 {
 			t.Errorf("%d commits that returned are not on the new primary %s", missing, sw.to)
 		}
 		// The old primary streams as the synchronous standby, from its own
@@ -303,17 +217,12 @@ func (h *ha) address(host string) string {
 }
 
 // waitCommits waits until the client has committed n more rows.
-func (h *ha) waitCommits(c *committer, n int) {
+func (h *ha) waitCommits(c *lab.Committer, n int) {
 	h.t.Helper()
-	c.mu.Lock()
-	want := len(c.committed) + n
-	c.mu.Unlock()
+	want := c.Count() + n
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		c.mu.Lock()
-		got := len(c.committed)
-		c.mu.Unlock()
-		if got >= want {
+		if c.Count() >= want {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
