@@ -88,9 +88,8 @@ func walConsistent(t *testing.T) string {
 	return sharedFunction(t, "consistent", "wal_consistent")
 }
 
-// sharedFunction is the shell function name, the var of the same name in
-// the bundled shared/file.vars.yaml; the test fails if the var does not
-// hold that function.
+// sharedFunction returns the var name of the bundled
+// shared/FILE.vars.yaml, which must hold the shell function of that name.
 func sharedFunction(t *testing.T, file, name string) string {
 	t.Helper()
 	path := "shared/" + file + ".vars.yaml"
