@@ -230,7 +230,7 @@ func TestLookKeptUpFromGuardToPromotion(t *testing.T) {
 	// 4. Kept up: the promotion goes by it.
 	pid := begin()
 	out, code = run(promote)
-	if code != 0 || !strings.Contains(out, "looked from the standby right before pg_ctl promote: ") || !strings.Contains(out, "without a break since the guard's") || !strings.Contains(out, "nothing answered") {
+	if code != 0 || !strings.Contains(out, "looked from the standby right before pg_ctl promote: ") || !strings.Contains(out, "the standby looked at 127.0.0.1 port "+strconv.Itoa(p.Port)+" without a break since its guard's look began") || !strings.Contains(out, "nothing answered") {
 		t.Fatalf("the promotion with the look kept up: exit %d\n%s", code, out)
 	}
 	if _, err := os.Stat(filepath.Join(q.Data, "standby.signal")); !os.IsNotExist(err) {
