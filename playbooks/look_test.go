@@ -76,6 +76,8 @@ func lookCommands(t *testing.T, base string) (guard, promote, functions string) 
 //   - the looking stopped for longer than a look (its processes paused),
 //     or killed: the promotion does not go by its record and looks
 //     afresh, and refuses since p answers by then;
+//   - a look the caller says it did not keep up (switchover's): the
+//     promotion ends it, unread, and looks afresh;
 //   - kept up without a break: the promotion goes by it at once, says so,
 //     promotes q, and leaves neither the looking process nor its record.
 //
@@ -87,7 +89,7 @@ func TestLookKeptUpFromGuardToPromotion(t *testing.T) {
 	chownPostgres(t, base)
 	guard, promote, functions := lookCommands(t, base)
 	t.Cleanup(func() { _ = exec.Command("pkill", "-f", "runbook-look "+base+"/").Run() })
-	env := append(os.Environ(), "BIN="+testpg.Bin, "DATA="+q.Data, "OLD=127.0.0.1", "PORT="+strconv.Itoa(p.Port), "OLD_LOOK="+functions)
+	env := append(os.Environ(), "BIN="+testpg.Bin, "DATA="+q.Data, "OLD=127.0.0.1", "PORT="+strconv.Itoa(p.Port), "OLD_LOOK="+functions, "KEPT=true")
 	run := func(command string) (string, int) {
 		t.Helper()
 		cmd := exec.Command("sh", "-c", command)
@@ -227,8 +229,28 @@ func TestLookKeptUpFromGuardToPromotion(t *testing.T) {
 		}
 	}
 
-	// 4. Kept up: the promotion goes by it.
+	// 4. A look the caller did not keep up (pg-ha/switchover's promotion,
+	// after an earlier promote-standby run's guard began one): ended,
+	// not read; the promotion looks afresh.
 	pid := begin()
+	startOld()
+	env[len(env)-1] = "KEPT=false"
+	out, code = run(promote)
+	env[len(env)-1] = "KEPT=true"
+	if code == 0 || !strings.Contains(out, "a PostgreSQL answers at 127.0.0.1 port "+strconv.Itoa(p.Port)+" again: not promoting") {
+		t.Fatalf("the promotion that keeps no look, the old primary running: exit %d\n%s", code, out)
+	}
+	inRecovery("a look not kept up")
+	if r := record(); r != "" {
+		t.Errorf("the promotion that keeps no look left the earlier look's record %s", r)
+	}
+	if err := syscall.Kill(pid, 0); err == nil {
+		t.Errorf("the earlier look's process %d still runs", pid)
+	}
+	stopOld()
+
+	// 5. Kept up: the promotion goes by it.
+	pid = begin()
 	out, code = run(promote)
 	if code != 0 || !strings.Contains(out, "looked from the standby right before pg_ctl promote: ") || !strings.Contains(out, "the standby looked at 127.0.0.1 port "+strconv.Itoa(p.Port)+" without a break since its guard's look began") || !strings.Contains(out, "nothing answered") {
 		t.Fatalf("the promotion with the look kept up: exit %d\n%s", code, out)
