@@ -1,6 +1,7 @@
 package playbooks_test
 
 import (
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -182,7 +183,11 @@ func TestLayoutTableInOnePlace(t *testing.T) {
 func TestEvaluatedVarsAreShell(t *testing.T) {
 	evals := regexp.MustCompile(`eval "\$(\w+)"`)
 	var all strings.Builder
-	for _, f := range []string{"shared/conninfo.vars.yaml", "shared/orchestrator.vars.yaml", "shared/pg-layout.vars.yaml", "shared/primary.vars.yaml", "shared/standby.vars.yaml", "shared/postmaster.vars.yaml", "shared/consistent.vars.yaml"} {
+	varsFiles, err := filepath.Glob("shared/*" + playbooks.VarsSuffix)
+	if err != nil || len(varsFiles) == 0 {
+		t.Fatalf("no shared vars files here (%v)", err)
+	}
+	for _, f := range varsFiles {
 		b, err := playbooks.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)

@@ -30,8 +30,9 @@ import (
 // every finding then: ForgetAll). A silent timeout is never reused:
 // silence is also what a host whose SSH port is filtered gives, and the
 // next probe may see it answer elsewhere. No finding stands in for a look
-// from another machine: the bundled promotion's last look, from the
-// standby right before pg_ctl promote, is always made afresh.
+// from another machine: the bundled promotion's last look is the
+// standby's own, kept up from its guard until pg_ctl promote or made
+// right then (playbooks/shared/look.vars.yaml).
 const DownReuse = 2 * time.Second
 
 // Sightings are the hosts a run's probes found down by a definitive

@@ -52,23 +52,25 @@ steps:
 }
 
 // TestWaitUntilSeesTheConditionSoon: a file that appears 300ms into a
-// wait with the default interval of 1s is seen within tens of
-// milliseconds, not at the next whole interval. What is asserted is the
-// gap between the file appearing and the run returning, with a bound
-// generous enough for a loaded machine (each poll is an SSH session);
+// wait with the default interval of 1s is seen, and the wait returns,
+// within 350ms of the wait's start, not at the next whole interval. What
+// is asserted is the gap between the file appearing and the run
+// returning (at most 50ms: 350ms for a condition true at 300ms), so that
+// a late timer of this test's own is not counted against the wait; the
+// median of five, each poll an SSH session to a real sshd.
 // BenchmarkWaitUntilLatency reports the figure.
 func TestWaitUntilSeesTheConditionSoon(t *testing.T) {
 	s := testsshd.Start(t)
 	var gaps []time.Duration
-	for range 3 {
+	for range 5 {
 		gaps = append(gaps, waitForFile(t, s, 300*time.Millisecond))
 	}
 	sort.Slice(gaps, func(i, j int) bool { return gaps[i] < gaps[j] })
-	t.Logf("returned %v after the file appeared (3 runs)", gaps)
+	t.Logf("returned %v after the file appeared (5 runs)", gaps)
 	// A poll every interval would give 700ms; the backoff's pause at
 	// 300ms is 30ms, plus one SSH session.
-	if gaps[1] > 250*time.Millisecond {
-		t.Errorf("the wait returned %v after the condition became true (median of 3), want tens of ms (at most 250ms here)", gaps[1])
+	if gaps[2] > 50*time.Millisecond {
+		t.Errorf("the wait returned %v after the condition became true 300ms into it (median of 5), want at most 50ms (350ms in all)", gaps[2])
 	}
 }
 

@@ -311,6 +311,14 @@ func haScenario(t *testing.T, layout string, crash bool, ref []string) []string 
 	h.plans(failover, "+host="+lab.Address(1))
 	mark := h.sh("orch", "date -u +%Y-%m-%dT%H:%M:%S.%NZ")
 	h.apply(failover...)
+	if !h.crash {
+		// The promotion went by the look pg2 kept up at pg1's address
+		// since its guard (docs/safety.md), journaled.
+		journal, _, err := runbook(t, nil, "show-run", latestRun(t))
+		if err != nil || !strings.Contains(journal, "the standby looked at "+lab.Address(0)+" port 5432 without a break since its guard's look began") {
+			t.Errorf("the failover's journal does not show the look kept up from the guard to the promotion (%v):\n%s", err, journal)
+		}
+	}
 	// The orchestrator was stopped before the promotion and started after
 	// database.host was set: no heartbeat of the stand-in reached the new
 	// primary between the run's start and the server's last start (pg1,
