@@ -14,7 +14,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/runbook-dev/runbook/internal/testpg"
-	"github.com/runbook-dev/runbook/playbooks"
 )
 
 // consistentGuard returns pg-ha/promote-standby's guard that refuses a
@@ -93,17 +92,7 @@ func walConsistent(t *testing.T) string {
 func sharedFunction(t *testing.T, file, name string) string {
 	t.Helper()
 	path := "shared/" + file + ".vars.yaml"
-	b, err := playbooks.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Vars map[string]yaml.Node
-	}
-	if err := yaml.Unmarshal(b, &doc); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	fn := doc.Vars[name].Value
+	fn := bundled[struct{ Vars map[string]yaml.Node }](t, path).Vars[name].Value
 	if !strings.Contains(fn, name+"()") {
 		t.Fatalf("%s: no %s function", path, name)
 	}
