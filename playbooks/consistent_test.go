@@ -131,6 +131,13 @@ func judgeConsistent(t *testing.T, data string) (string, int) {
 	_, command := consistentGuard(t)
 	cmd := exec.Command("sh", "-c", command)
 	cmd.Env = append(os.Environ(), "BIN="+testpg.Bin, "DATA="+data, "NODE=pg1", "OLD=pg2", "WAL_CONSISTENT="+walConsistent(t))
+	return statusAsPostgres(t, cmd)
+}
+
+// statusAsPostgres runs cmd as postgres (see asPostgres) and returns its
+// output, trimmed, and its exit status; the test fails if it did not run.
+func statusAsPostgres(t *testing.T, cmd *exec.Cmd) (string, int) {
+	t.Helper()
 	asPostgres(t, cmd)
 	out, err := cmd.CombinedOutput()
 	code := 0

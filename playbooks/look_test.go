@@ -94,15 +94,7 @@ func TestLookKeptUpFromGuardToPromotion(t *testing.T) {
 		t.Helper()
 		cmd := exec.Command("sh", "-c", command)
 		cmd.Env = env
-		asPostgres(t, cmd)
-		out, err := cmd.CombinedOutput()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return strings.TrimSpace(string(out)), code
+		return statusAsPostgres(t, cmd)
 	}
 	record := func() string {
 		t.Helper()
