@@ -81,6 +81,28 @@ func downOnSignal(dir string) {
 	}()
 }
 
+// holdLab makes l the lab a signal takes down.
+func holdLab(l *lab.Lab) {
+	labMu.Lock()
+	defer labMu.Unlock()
+	labNow = l
+}
+
+// releaseLab takes the held lab l down and says what went wrong: its
+// Down failing, or something of it left behind.
+func releaseLab(l *lab.Lab) error {
+	labMu.Lock()
+	defer labMu.Unlock()
+	defer func() { labNow = nil }()
+	if err := l.Down(); err != nil {
+		return fmt.Errorf("lab down: %w", err)
+	}
+	if left := labLeft(l); left != "" {
+		return fmt.Errorf("lab down left %s", left)
+	}
+	return nil
+}
+
 // runFailover measures *runs rounds of each way, alternated, each on a
 // fresh lab with pg1 the primary, pg2 its synchronous standby and the
 // orchestrator stand-in on orch using pg1.
@@ -178,19 +200,11 @@ func loadavg() string {
 func (b *bench) failoverRound(way string) (r failoverRound, err error) {
 	ctx := context.Background()
 	l := &lab.Lab{Dir: *labDir}
-	labMu.Lock()
-	labNow = l
-	labMu.Unlock()
+	holdLab(l)
 	defer func() {
-		labMu.Lock()
-		defer labMu.Unlock()
-		if derr := l.Down(); derr != nil && err == nil {
-			err = fmt.Errorf("lab down: %w", derr)
+		if derr := releaseLab(l); derr != nil && err == nil {
+			err = derr
 		}
-		if left := labLeft(l); left != "" && err == nil {
-			err = fmt.Errorf("lab down left %s", left)
-		}
-		labNow = nil
 	}()
 	up := time.Now()
 	if _, err := l.Up(ctx, lab.Options{Hosts: []string{"pg1", "pg2", "orch"}, Orchestrator: "orch", Standin: b.runbook}); err != nil {

@@ -82,9 +82,7 @@ func (b *bench) runSwitchover() (err error) {
 	if !labDirSet() {
 		l.Dir = "/var/tmp/runbook-bench-switchover"
 	}
-	labMu.Lock()
-	labNow = l
-	labMu.Unlock()
+	holdLab(l)
 	// The lab is shared: the bench holds it for a bounded time, whatever
 	// hangs.
 	ctx, cancel := context.WithTimeout(context.Background(), *swLimit)
@@ -94,15 +92,9 @@ func (b *bench) runSwitchover() (err error) {
 		if s.c != nil {
 			s.c.Stop()
 		}
-		labMu.Lock()
-		defer labMu.Unlock()
-		if derr := l.Down(); derr != nil && err == nil {
-			err = fmt.Errorf("lab down: %w", derr)
+		if derr := releaseLab(l); derr != nil && err == nil {
+			err = derr
 		}
-		if left := labLeft(l); left != "" && err == nil {
-			err = fmt.Errorf("lab down left %s", left)
-		}
-		labNow = nil
 	}()
 	if err := s.setUp(); err != nil {
 		return err
