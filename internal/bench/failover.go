@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -119,14 +118,7 @@ func (b *bench) runFailover() error {
 			got[way] = append(got[way], r)
 		}
 	}
-	med := func(rs []failoverRound, f func(failoverRound) time.Duration) time.Duration {
-		var ds []time.Duration
-		for _, r := range rs {
-			ds = append(ds, f(r))
-		}
-		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-		return ds[len(ds)/2]
-	}
+	med := medianBy[failoverRound]
 	fmt.Printf("Median of %d rounds of each way, the ways alternated, each round on a fresh lab (pg1 powered off by `lab fault pg1 kill`); load average at the end %s.\n\n", *runs, loadavg())
 	fmt.Println("| way | phase | median |")
 	fmt.Println("|---|---|---|")

@@ -15,7 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -194,11 +194,7 @@ func (b *bench) stepOnly() error {
 			return err
 		}
 	}
-	med := func(ds []time.Duration) time.Duration {
-		ds = append([]time.Duration(nil), ds...)
-		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-		return ds[len(ds)/2]
-	}
+	med := medianOf
 	floor := (med(fl50) - med(fl1)) / 49
 	fmt.Printf("Median of %d runs each, runbook and the floor alternated; load average at the end %s.\n\n", *runs, loadavg())
 	fmt.Println("| work | runbook | floor (x/crypto/ssh, one connection) | runbook / floor |")
@@ -270,8 +266,23 @@ func (b *bench) median(f func() error) time.Duration {
 		}
 		ds = append(ds, time.Since(start))
 	}
-	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	return medianOf(ds)
+}
+
+// medianBy is the median of f over xs (of an even count, the upper of
+// the two middle ones); xs keeps its order.
+func medianBy[T any](xs []T, f func(T) time.Duration) time.Duration {
+	ds := make([]time.Duration, len(xs))
+	for i, x := range xs {
+		ds[i] = f(x)
+	}
+	slices.Sort(ds)
 	return ds[len(ds)/2]
+}
+
+// medianOf is the median of ds, which keeps its order.
+func medianOf(ds []time.Duration) time.Duration {
+	return medianBy(ds, func(d time.Duration) time.Duration { return d })
 }
 
 // pair measures runbook and Ansible alternately and returns both medians.
@@ -289,11 +300,7 @@ func (b *bench) pair(rbArgs []string, ansPlaybook, ansInv string) (time.Duration
 		}
 		an = append(an, time.Since(start))
 	}
-	med := func(ds []time.Duration) time.Duration {
-		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-		return ds[len(ds)/2]
-	}
-	return med(rb), med(an), nil
+	return medianOf(rb), medianOf(an), nil
 }
 
 func (b *bench) signer() (ssh.Signer, error) {

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -491,14 +490,7 @@ func (s *swLab) bareSwitchover(r *swRound, d swDirection) error {
 // printSwitchover prints the switchover's table: per way and direction,
 // the medians of each phase and of the totals.
 func printSwitchover(got map[string]map[swDirection][]swRound, commits int, last string) {
-	med := func(rs []swRound, f func(swRound) time.Duration) time.Duration {
-		var ds []time.Duration
-		for _, r := range rs {
-			ds = append(ds, f(r))
-		}
-		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-		return ds[len(ds)/2]
-	}
+	med := medianBy[swRound]
 	eachOf := func(rs []swRound, f func(swRound) time.Duration) string {
 		var s []string
 		for _, r := range rs {
