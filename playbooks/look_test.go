@@ -178,6 +178,33 @@ func TestLookKeptUpFromGuardToPromotion(t *testing.T) {
 		t.Errorf("the refusal left the look's record %s", r)
 	}
 
+	// 1b. p starts answering right before the promotion, before any
+	// look of the record saw it: the look made at the promotion does.
+	begin()
+	startOld()
+	out, code = run(promote)
+	if code == 0 || !strings.Contains(out, "not promoting") {
+		t.Fatalf("the promotion right after the old primary started: exit %d\n%s", code, out)
+	}
+	inRecovery("the old primary answering right before the promotion")
+	stopOld()
+
+	// 1c. The looking stalled for less than one look may take (a paused
+	// standby), the old primary answering meanwhile and still: the
+	// record has no break to refuse, the look made at the promotion
+	// refuses.
+	pid := begin()
+	if err := syscall.Kill(-pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	startOld()
+	out, code = run(promote)
+	if code == 0 || !strings.Contains(out, "a PostgreSQL answers at 127.0.0.1 port "+strconv.Itoa(p.Port)+" now (accepting connections)") {
+		t.Fatalf("the promotion after a short stall of the looking, the old primary running: exit %d\n%s", code, out)
+	}
+	inRecovery("a short stall")
+	stopOld()
+
 	// 2. The looking paused for longer than a look; 3. killed. Each time
 	// the promotion looks afresh and finds p, started meanwhile.
 	for _, c := range []struct {
@@ -192,7 +219,7 @@ func TestLookKeptUpFromGuardToPromotion(t *testing.T) {
 			// The break being tested: longer than one look may take. The
 			// promotion's look_held ends the paused process.
 			time.Sleep(4500 * time.Millisecond)
-		}, "broke off for"},
+		}, "without beginning a look"},
 		{"killed", func(pid int) {
 			if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
 				t.Fatal(err)
@@ -203,7 +230,7 @@ func TestLookKeptUpFromGuardToPromotion(t *testing.T) {
 		c.signal(pid)
 		startOld()
 		out, code := run(promote)
-		if code == 0 || !strings.Contains(out, "a PostgreSQL answers at 127.0.0.1 port "+strconv.Itoa(p.Port)+" again: not promoting") {
+		if code == 0 || !strings.Contains(out, "a PostgreSQL answers at 127.0.0.1 port "+strconv.Itoa(p.Port)+" again (") || !strings.Contains(out, "not promoting") {
 			t.Fatalf("%s: the promotion with the old primary running: exit %d\n%s", c.what, code, out)
 		}
 		inRecovery(c.what)
@@ -215,21 +242,52 @@ func TestLookKeptUpFromGuardToPromotion(t *testing.T) {
 		// look alone, without pg_ctl promote, says it.
 		pid = begin()
 		c.signal(pid)
-		held, code := run(functions + "\nlook_held " + base + " 127.0.0.1 " + strconv.Itoa(p.Port))
+		held, code := run(functions + "\nlook_held " + base + " 127.0.0.1 " + strconv.Itoa(p.Port) + " " + testpg.Bin)
 		if code != 2 || !strings.Contains(held, c.want) {
 			t.Errorf("%s: look_held: exit %d, want 2 and %q\n%s", c.what, code, c.want, held)
 		}
 	}
 
+	// 3b. A record someone else made at the record's path (on Debian
+	// /run/postgresql is writable by the group postgres), with a live
+	// process named as the looking and fresh times: not read, and the
+	// promotion looks afresh. As root only: the forger must be another
+	// user than postgres.
+	if os.Geteuid() == 0 {
+		where, _ := run(functions + "\nlook_dir " + base + " 127.0.0.1 " + strconv.Itoa(p.Port))
+		forger := exec.Command("sh", "-c", "sleep 60; true", "runbook-look", where, "x")
+		if err := forger.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = forger.Process.Kill(); _ = forger.Wait() })
+		now := strconv.FormatInt(time.Now().Unix(), 10)
+		if err := os.Mkdir(where, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		for name, text := range map[string]string{"since": now, "looks": now, "pid": strconv.Itoa(forger.Process.Pid)} {
+			if err := os.WriteFile(filepath.Join(where, name), []byte(text+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		startOld()
+		out, code := run(promote)
+		if code == 0 || !strings.Contains(out, "a PostgreSQL answers at 127.0.0.1 port "+strconv.Itoa(p.Port)+" again (") || !strings.Contains(out, "not promoting") || !strings.Contains(out, "was not made by postgres alone: not read") {
+			t.Fatalf("the promotion with a record another user made, the old primary running: exit %d\n%s", code, out)
+		}
+		inRecovery("a forged record")
+		stopOld()
+		_ = os.RemoveAll(where)
+	}
+
 	// 4. A look the caller did not keep up (pg-ha/switchover's promotion,
 	// after an earlier promote-standby run's guard began one): ended,
 	// not read; the promotion looks afresh.
-	pid := begin()
+	pid = begin()
 	startOld()
 	env[len(env)-1] = "KEPT=false"
 	out, code = run(promote)
 	env[len(env)-1] = "KEPT=true"
-	if code == 0 || !strings.Contains(out, "a PostgreSQL answers at 127.0.0.1 port "+strconv.Itoa(p.Port)+" again: not promoting") {
+	if code == 0 || !strings.Contains(out, "a PostgreSQL answers at 127.0.0.1 port "+strconv.Itoa(p.Port)+" again (") || !strings.Contains(out, "not promoting") {
 		t.Fatalf("the promotion that keeps no look, the old primary running: exit %d\n%s", code, out)
 	}
 	inRecovery("a look not kept up")

@@ -33,6 +33,12 @@ var (
 
 func main() {
 	flag.Parse()
+	if *eventsDir != "" {
+		if err := os.MkdirAll(*eventsDir, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: --events-dir:", err)
+			os.Exit(1)
+		}
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
