@@ -1,23 +1,27 @@
 package playbooks_test
 
 import (
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/runbook-dev/runbook/internal/testpg"
+	"github.com/runbook-dev/runbook/internal/testsshd"
 )
 
 // lookCommands returns, as bundled, pg-ha/promote-standby's guard that
 // begins the standby's look at the old primary's address, shared/promote's
 // command that ends it and promotes, and the look's functions
 // (shared/look.vars.yaml), with the directory the look keeps its record
-// in moved from /run/postgresql to base.
+// in moved from the user's home directory to base.
 func lookCommands(t *testing.T, base string) (guard, promote, functions string) {
 	t.Helper()
 	type sshExec struct {
@@ -54,14 +58,14 @@ func lookCommands(t *testing.T, base string) (guard, promote, functions string) 
 	}](t, "shared/look.vars.yaml")
 	functions = vars.Vars.OldLook
 	for what, s := range map[string]string{"promote-standby's guard": guard, "shared/promote's command": promote} {
-		if !strings.Contains(s, "/run/postgresql") {
-			t.Fatalf("%s does not keep the look's record under /run/postgresql:\n%s", what, s)
+		if !strings.Contains(s, `"$(look_home)"`) {
+			t.Fatalf("%s does not keep the look's record in the user's home directory (look_home):\n%s", what, s)
 		}
 	}
 	if !strings.Contains(functions, "look_held()") {
 		t.Fatalf("shared/look.vars.yaml: no look_held function")
 	}
-	return strings.ReplaceAll(guard, "/run/postgresql", base), strings.ReplaceAll(promote, "/run/postgresql", base), functions
+	return strings.ReplaceAll(guard, `"$(look_home)"`, base), strings.ReplaceAll(promote, `"$(look_home)"`, base), functions
 }
 
 // TestLookKeptUpFromGuardToPromotion runs the standby's look at the old
@@ -98,7 +102,7 @@ func TestLookKeptUpFromGuardToPromotion(t *testing.T) {
 	}
 	record := func() string {
 		t.Helper()
-		m, _ := filepath.Glob(filepath.Join(base, "runbook-look.*"))
+		m, _ := filepath.Glob(filepath.Join(base, ".runbook-look.*"))
 		if len(m) > 1 {
 			t.Fatalf("more than one record of a look: %v", m)
 		}
@@ -180,7 +184,7 @@ func TestLookKeptUpFromGuardToPromotion(t *testing.T) {
 
 	// 1b. p starts answering right before the promotion, before any
 	// look of the record saw it: the look made at the promotion does.
-	begin()
+	pid := begin()
 	startOld()
 	out, code = run(promote)
 	if code == 0 || !strings.Contains(out, "not promoting") {
@@ -193,7 +197,7 @@ func TestLookKeptUpFromGuardToPromotion(t *testing.T) {
 	// standby), the old primary answering meanwhile and still: the
 	// record has no break to refuse, the look made at the promotion
 	// refuses.
-	pid := begin()
+	pid = begin()
 	if err := syscall.Kill(-pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -204,6 +208,32 @@ func TestLookKeptUpFromGuardToPromotion(t *testing.T) {
 	}
 	inRecovery("a short stall")
 	stopOld()
+
+	// 1d. The looks ended at once (a reset: the machine up, nothing
+	// listening), then the server answers, but slowly (here through a
+	// proxy that waits 0.4 s before passing the connection on: a name
+	// slow to resolve, a slow link, TLS's round trips): the last look's
+	// 0.25 s pass without an answer, which after looks that ended at
+	// once is a change, and a full look refuses.
+	slow, err := testsshd.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env[len(env)-3] = "PORT=" + strconv.Itoa(slow)
+	pid = begin()
+	if err := syscall.Kill(-pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	startOld()
+	stopProxy := slowProxy(t, slow, p.Port, 400*time.Millisecond)
+	out, code = run(promote)
+	if code == 0 || !strings.Contains(out, "did not end within 0.25 s where the looks before it ended at once") || !strings.Contains(out, "a PostgreSQL answers at 127.0.0.1 port "+strconv.Itoa(slow)+" again (") {
+		t.Fatalf("the promotion with the old primary answering slowly after looks that ended at once: exit %d\n%s", code, out)
+	}
+	inRecovery("a slow answer")
+	stopProxy()
+	stopOld()
+	env[len(env)-3] = "PORT=" + strconv.Itoa(p.Port)
 
 	// 2. The looking paused for longer than a look; 3. killed. Each time
 	// the promotion looks afresh and finds p, started meanwhile.
@@ -314,4 +344,40 @@ func TestLookKeptUpFromGuardToPromotion(t *testing.T) {
 	if err := syscall.Kill(pid, 0); err == nil {
 		t.Errorf("the looking process %d still runs after the promotion", pid)
 	}
+}
+
+// slowProxy listens at 127.0.0.1:port and passes each connection on to
+// 127.0.0.1:to after delay; the returned function stops it.
+func slowProxy(t *testing.T, port, to int, delay time.Duration) func() {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				time.Sleep(delay)
+				s, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(to))
+				if err != nil {
+					return
+				}
+				defer s.Close()
+				// Either side closing ends both.
+				go func() { _, _ = io.Copy(s, c); _ = s.Close() }()
+				_, _ = io.Copy(c, s)
+			}()
+		}
+	}()
+	stop := func() { _ = ln.Close(); wg.Wait() }
+	t.Cleanup(func() { _ = ln.Close() })
+	return stop
 }
