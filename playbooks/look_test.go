@@ -184,7 +184,7 @@ func TestLookKeptUpFromGuardToPromotion(t *testing.T) {
 
 	// 1b. p starts answering right before the promotion, before any
 	// look of the record saw it: the look made at the promotion does.
-	pid := begin()
+	begin()
 	startOld()
 	out, code = run(promote)
 	if code == 0 || !strings.Contains(out, "not promoting") {
@@ -197,7 +197,7 @@ func TestLookKeptUpFromGuardToPromotion(t *testing.T) {
 	// standby), the old primary answering meanwhile and still: the
 	// record has no break to refuse, the look made at the promotion
 	// refuses.
-	pid = begin()
+	pid := begin()
 	if err := syscall.Kill(-pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
