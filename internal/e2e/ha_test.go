@@ -349,7 +349,13 @@ func haScenario(t *testing.T, layout string, crash bool, ref []string) []string 
 		t.Fatal(err)
 	}
 	// The old primary boots and starts PostgreSQL as a primary again.
+	// With hot_standby off (the bundled settings, on either node) the
+	// server tells systemd it is ready as soon as recovery starts, crash
+	// recovery too (postmaster.c: a warm standby never takes
+	// connections): the unit is active before the server takes
+	// connections, so the server itself is waited for.
 	h.sh("pg1", "for i in $(seq 100); do systemctl is-active -q "+unit+" && exit 0; sleep 0.2; done; exit 1")
+	h.psqlWait("pg1", "SELECT 1", "1")
 	// Nothing of the orchestrator reached it after the failover started.
 	if got := h.psqlDB("pg1", "inmanta", "SELECT count(*) FROM standin_heartbeat WHERE at >= '"+mark+"'"); got != "0" {
 		t.Errorf("%s heartbeat(s) of the orchestrator reached pg1 after the failover started (%s)", got, mark)
